@@ -1,4 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { externalizeInitializers, loadExternalData, type ExternalDataOptions } from './external-data.ts';
 import { ModelProtoType, TensorProtoType } from './onnx-schema.ts';
 import type { ModelProto, TensorProto } from './onnx-types.ts';
 
@@ -29,12 +31,33 @@ export function encodeModel(model: ModelProto): Uint8Array {
   return ModelProtoType.encode(ModelProtoType.fromObject(model)).finish();
 }
 
-export function readModelFile(path: string): ModelProto {
-  return decodeModel(readFileSync(path), path);
+export interface ReadModelOptions {
+  /** Read tensors stored in external data files into raw_data (default true). */
+  loadExternalData?: boolean;
 }
 
-export function writeModelFile(path: string, model: ModelProto): void {
-  writeFileSync(path, encodeModel(model));
+/** Reads a .onnx file; external data is resolved relative to the model's directory. */
+export function readModelFile(path: string, options: ReadModelOptions = {}): ModelProto {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new OnnxFormatError(`cannot read ${path}: ${(error as Error).message}`);
+  }
+  const model = decodeModel(bytes, path);
+  if (options.loadExternalData ?? true) loadExternalData(model, dirname(path));
+  return model;
+}
+
+export interface WriteModelOptions {
+  /** Store initializers of at least `thresholdBytes` in an external data file next to the model. */
+  externalData?: ExternalDataOptions | boolean;
+}
+
+export function writeModelFile(path: string, model: ModelProto, options: WriteModelOptions = {}): void {
+  const { externalData } = options;
+  const toWrite = externalData ? externalizeInitializers(model, path, externalData === true ? {} : externalData) : model;
+  writeFileSync(path, encodeModel(toWrite));
 }
 
 export function decodeTensor(bytes: Uint8Array): TensorProto {
