@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type { Dataset } from './dataset.ts';
 
 /** An IDX array (the MNIST file format): unsigned bytes with their dimensions. */
 export interface IdxArray { dims: number[]; data: Uint8Array }
@@ -34,4 +36,37 @@ export function readFashionMnist(split: 'train' | 't10k', dir = FASHION_MNIST_DI
   const labels = readIdxFile(`${dir}/${split}-labels-idx1-ubyte.gz`);
   if (images.dims[0] !== labels.dims[0]) throw new Error(`fashion-mnist ${split}: ${images.dims[0]} images but ${labels.dims[0]} labels`);
   return { images: images.data, labels: labels.data, count: labels.dims[0]! };
+}
+
+/** Finds the images and labels files of an IDX data set given `fashion-mnist:SPLIT`, a directory or the images file. */
+function idxFiles(path: string): { images: string; labels?: string } {
+  const split = /^fashion-mnist:(train|t10k)$/.exec(path);
+  if (split) return { images: `${FASHION_MNIST_DIR}/${split[1]}-images-idx3-ubyte.gz`, labels: `${FASHION_MNIST_DIR}/${split[1]}-labels-idx1-ubyte.gz` };
+  if (statSync(path).isDirectory()) {
+    const entries = readdirSync(path);
+    const images = entries.find((e) => /images-idx3-ubyte(\.gz)?$/.test(e));
+    if (!images) throw new Error(`${path} holds no *-images-idx3-ubyte[.gz] file`);
+    const prefix = images.replace(/images-idx3-ubyte(\.gz)?$/, '');
+    const labels = entries.find((e) => e.startsWith(prefix) && /labels-idx1-ubyte(\.gz)?$/.test(e));
+    return { images: join(path, images), ...(labels ? { labels: join(path, labels) } : {}) };
+  }
+  const labels = path.replace('images-idx3', 'labels-idx1');
+  return labels !== path && existsSync(labels) ? { images: path, labels } : { images: path };
+}
+
+/** An IDX images file (+ labels) as a data set; pixels scaled to [0, 1], each sample flattened. */
+export function readIdxDataset(path: string): Dataset {
+  const files = idxFiles(path);
+  const images = readIdxFile(files.images);
+  const count = images.dims[0] ?? 0;
+  const featureShape = images.dims.slice(1);
+  const features = new Float32Array(images.data.length);
+  for (let i = 0; i < features.length; i++) features[i] = images.data[i]! / 255;
+  const dataset: Dataset = { source: path, features, featureShape: [featureShape.reduce((a, b) => a * b, 1)], count };
+  if (files.labels) {
+    const labels = readIdxFile(files.labels);
+    if (labels.dims[0] !== count) throw new Error(`${path}: ${count} images but ${labels.dims[0]} labels`);
+    dataset.labels = Int32Array.from(labels.data);
+  }
+  return dataset;
 }

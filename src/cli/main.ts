@@ -1,0 +1,22 @@
+import { Command, CommanderError } from 'commander';
+import { CaliperError } from '../errors.ts';
+import { registerServeCommand } from './serve.ts';
+
+const program = new Command();
+program
+  .name('caliper')
+  .description('Caliper: model serving and inference optimization for Node.js')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerServeCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  const message = error instanceof CaliperError || error instanceof Error ? error.message : String(error);
+  process.stderr.write(`caliper: ${message}\n`);
+  process.exit(1);
+}

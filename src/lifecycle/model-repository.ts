@@ -1,0 +1,146 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ModelConfig } from '../config/model-config.ts';
+import { isModelFolder, listModelVersions, MODEL_FILE, readModelConfig } from '../config/model-config-file.ts';
+import { CaliperError } from '../errors.ts';
+import { directSchedulerFactory, ModelVersion, type SchedulerFactory } from './model-version.ts';
+
+/** A model as served: its config, its loaded versions and which one answers by default. */
+export interface ServedModel {
+  name: string;
+  config: ModelConfig;
+  versions: Map<number, ModelVersion>;
+  /** The version that answers requests naming no version. */
+  defaultVersion: number;
+}
+
+export interface ModelLoadFailure { name: string; source: string; version?: number; reason: string }
+
+/** Model folders found under the given paths: each path is a model folder or a repository of model folders. */
+export function discoverModelFolders(paths: readonly string[]): string[] {
+  const folders: string[] = [];
+  for (const path of paths) {
+    const dir = resolve(path);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new CaliperError('CALIPER_NOT_FOUND', `${path}: not a directory (expected a model folder with model.yaml, or a repository of model folders)`);
+    }
+    if (isModelFolder(dir)) {
+      folders.push(dir);
+      continue;
+    }
+    const children = readdirSync(dir).map((entry) => join(dir, entry)).filter((child) => statSync(child).isDirectory() && isModelFolder(child));
+    if (children.length === 0) throw new CaliperError('CALIPER_NOT_FOUND', `${path}: no model.yaml in it or in any of its folders`);
+    folders.push(...children.sort());
+  }
+  return folders;
+}
+
+function versionsToLoad(config: ModelConfig, available: number[]): number[] {
+  if (available.length === 0) {
+    throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${config.dir}: no version folder with ${MODEL_FILE} (expected ${config.dir}/1/${MODEL_FILE})`);
+  }
+  const policy = config.versionPolicy;
+  if (policy.kind === 'latest') return [available[available.length - 1]!];
+  if (policy.kind === 'all') return available;
+  for (const v of policy.versions) {
+    if (!available.includes(v)) throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${config.file}: versions: version ${v} has no folder ${config.dir}/${v}/${MODEL_FILE}`);
+  }
+  return policy.versions;
+}
+
+/** The models this server answers for, by name; the one place that says which versions are live. */
+export class ModelRepository {
+  private readonly models = new Map<string, ServedModel>();
+  readonly failures: ModelLoadFailure[] = [];
+
+  constructor(private readonly schedulerFactory: SchedulerFactory = directSchedulerFactory) {}
+
+  /** Loads every model folder under `paths`; a model that fails is recorded in `failures`, the others still load. */
+  async loadPaths(paths: readonly string[]): Promise<void> {
+    for (const folder of discoverModelFolders(paths)) {
+      try {
+        await this.loadFolder(folder);
+      } catch (error) {
+        this.failures.push({ name: folder.split('/').pop() ?? folder, source: folder, reason: (error as Error).message });
+      }
+    }
+  }
+
+  async loadFolder(folder: string): Promise<ServedModel> {
+    const config = readModelConfig(folder);
+    if (this.models.has(config.name)) throw new CaliperError('CALIPER_CONFLICT', `${config.file}: name: model "${config.name}" is already served`);
+    const versions = versionsToLoad(config, listModelVersions(folder));
+    const loaded = new Map<number, ModelVersion>();
+    try {
+      for (const v of versions) loaded.set(v, await ModelVersion.load(config, v, join(folder, String(v), MODEL_FILE), this.schedulerFactory));
+    } catch (error) {
+      await Promise.all([...loaded.values()].map((m) => m.unload()));
+      throw error;
+    }
+    const model: ServedModel = { name: config.name, config, versions: loaded, defaultVersion: Math.max(...versions) };
+    this.models.set(config.name, model);
+    return model;
+  }
+
+  /** Serves `next` as the model's default version; the previous default drains, then is freed. */
+  async swapIn(next: ModelVersion): Promise<void> {
+    const existing = this.models.get(next.name);
+    if (!existing) {
+      this.models.set(next.name, { name: next.name, config: next.config, versions: new Map([[next.version, next]]), defaultVersion: next.version });
+      return;
+    }
+    const previous = existing.versions.get(existing.defaultVersion);
+    existing.versions.set(next.version, next);
+    existing.config = next.config;
+    existing.defaultVersion = next.version;
+    if (previous && previous !== next) {
+      existing.versions.delete(previous.version);
+      await previous.unload();
+    }
+  }
+
+  async unloadModel(name: string): Promise<void> {
+    const model = this.get(name);
+    this.models.delete(name);
+    await Promise.all([...model.versions.values()].map((v) => v.unload()));
+  }
+
+  list(): ServedModel[] {
+    return [...this.models.values()];
+  }
+
+  has(name: string): boolean {
+    return this.models.has(name);
+  }
+
+  get(name: string): ServedModel {
+    const model = this.models.get(name);
+    if (!model) {
+      const known = [...this.models.keys()].join(', ') || 'none';
+      throw new CaliperError('CALIPER_MODEL_NOT_FOUND', `model "${name}" is not served (served models: ${known})`);
+    }
+    return model;
+  }
+
+  /** The version named (a decimal string from a URL), or the default one. */
+  version(name: string, version?: string | number): ModelVersion {
+    const model = this.get(name);
+    if (version === undefined || version === '') return model.versions.get(model.defaultVersion)!;
+    const number = typeof version === 'number' ? version : /^[0-9]+$/.test(version) ? Number(version) : NaN;
+    const found = model.versions.get(number);
+    if (!found) {
+      throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `model "${name}" has no served version "${version}" (served versions: ${[...model.versions.keys()].join(', ')})`);
+    }
+    return found;
+  }
+
+  get ready(): boolean {
+    return this.models.size > 0 && this.list().every((m) => [...m.versions.values()].every((v) => v.state === 'ready'));
+  }
+
+  async close(): Promise<void> {
+    const all = this.list();
+    this.models.clear();
+    await Promise.all(all.flatMap((m) => [...m.versions.values()].map((v) => v.unload())));
+  }
+}

@@ -1,0 +1,98 @@
+import type { ModelConfig } from '../config/model-config.ts';
+import { CaliperError } from '../errors.ts';
+import { loadModelHooks, type ModelHooks } from '../pipeline/model-hooks.ts';
+import { Postprocessor } from '../pipeline/postprocess.ts';
+import { Preprocessor } from '../pipeline/preprocess.ts';
+import { RequestSchema } from '../pipeline/request-schema.ts';
+import { checkConfigAgainstSignature } from '../pipeline/signature-check.ts';
+import { InstancePool } from '../runtime/instance-pool.ts';
+import { hasBatchDimension, type ModelSignature } from '../runtime/model-signature.ts';
+import { zeroTensor, type TensorMap } from '../runtime/tensor.ts';
+import { DirectScheduler } from '../scheduler/direct-scheduler.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+
+export type VersionState = 'loading' | 'ready' | 'failed' | 'unloading';
+
+/** Builds the scheduler for a loaded version; the batching stage replaces the default (no batching). */
+export type SchedulerFactory = (pool: InstancePool, config: ModelConfig, signature: ModelSignature) => Scheduler;
+
+export const directSchedulerFactory: SchedulerFactory = (pool) => new DirectScheduler(pool);
+
+/** One version of a model, loaded and warmed: everything a request needs to be answered. */
+export class ModelVersion {
+  state: VersionState = 'loading';
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly version: number,
+    readonly modelPath: string,
+    readonly pool: InstancePool,
+    readonly scheduler: Scheduler,
+    readonly schema: RequestSchema,
+    readonly preprocessor: Preprocessor,
+    readonly postprocessor: Postprocessor,
+    readonly hooks: ModelHooks | undefined,
+  ) {}
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get signature(): ModelSignature {
+    return this.pool.signature;
+  }
+
+  /** True when requests can be stacked along dim 0 (every input and output has a dynamic first dimension). */
+  get batchable(): boolean {
+    return hasBatchDimension(this.signature);
+  }
+
+  /** Creates the sessions (pre-loading), checks model.yaml against the ONNX signature, then warms every instance. */
+  static async load(config: ModelConfig, version: number, modelPath: string, schedulerFactory: SchedulerFactory = directSchedulerFactory): Promise<ModelVersion> {
+    const preprocessor = new Preprocessor(config);
+    const postprocessor = new Postprocessor(config);
+    const hooks = config.hooks ? await loadModelHooks(config.dir, config.hooks, config.file) : undefined;
+    const schema = new RequestSchema(config, hooks?.extraFields);
+    let pool: InstancePool;
+    try {
+      pool = await InstancePool.load(modelPath, config);
+    } catch (error) {
+      throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${config.name} version ${version}: ONNX Runtime cannot load ${modelPath}: ${(error as Error).message}`);
+    }
+    try {
+      checkConfigAgainstSignature(config, pool.signature, preprocessor, modelPath);
+      const loaded = new ModelVersion(config, version, modelPath, pool, schedulerFactory(pool, config, pool.signature), schema, preprocessor, postprocessor, hooks);
+      await loaded.warmUp();
+      loaded.state = 'ready';
+      return loaded;
+    } catch (error) {
+      await pool.release();
+      throw error;
+    }
+  }
+
+  /** Runs a zero batch through every instance so the first real request does not pay for lazy initialization. */
+  private async warmUp(): Promise<void> {
+    const rows = this.batchable ? this.config.warmup.batchSize : 1;
+    for (let run = 0; run < this.config.warmup.runs; run++) {
+      await Promise.all(this.pool.instances.map((instance) => {
+        const feeds: TensorMap = {};
+        for (const input of this.signature.inputs) {
+          const builder = this.preprocessor.builders.find((b) => b.spec.name === input.name);
+          const dims = input.shape.map((d, i) => (d !== -1 ? d : i === 0 ? rows : builder?.rowShape[i - 1] ?? 1));
+          feeds[input.name] = zeroTensor(input.type, dims);
+        }
+        return instance.run(feeds).catch((error: Error) => {
+          throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${this.name} version ${this.version}: warm-up run failed: ${error.message}`);
+        });
+      }));
+    }
+  }
+
+  /** Stops taking work, waits for what is queued or running, then frees the sessions. */
+  async unload(): Promise<void> {
+    this.state = 'unloading';
+    await this.scheduler.drain();
+    await this.pool.release();
+  }
+}

@@ -1,0 +1,134 @@
+import { AttributeType, TensorDataType } from '../onnx/onnx-schema.ts';
+import { attributeOf } from '../onnx/graph.ts';
+import type { AttributeProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/onnx-types.ts';
+import { float32ToFloat16Bits, tensorToFloat32 } from '../onnx/tensor-values.ts';
+import { ModelRewrite } from '../quantize/model-rewrite.ts';
+import type { NodeFilter } from '../quantize/node-filter.ts';
+import type { RewriteResult } from '../quantize/dynamic-quantizer.ts';
+
+/**
+ * Ops kept in float32 by default: ops whose float inputs are parameters rather than data (scales, ranges),
+ * random generators, control flow (subgraphs are not converted) and ops ORT has no float16 CPU kernel for.
+ */
+export const DEFAULT_FP16_BLOCK_LIST = [
+  'Resize', 'Upsample', 'Range', 'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial',
+  'NonMaxSuppression', 'RoiAlign', 'TopK', 'CumSum', 'Einsum', 'Loop', 'If', 'Scan', 'Where', 'STFT', 'DFT',
+  'ConstantOfShape', 'EyeLike',
+] as const;
+
+export interface Fp16Options {
+  /** Op types kept in float32 (default DEFAULT_FP16_BLOCK_LIST). */
+  blockOps?: readonly string[];
+  filter: NodeFilter;
+  /** Keep float32 model inputs and outputs, with Casts at the boundary (default true). */
+  keepIoTypes?: boolean;
+}
+
+function toFloat16Tensor(tensor: TensorProto, name = tensor.name): TensorProto {
+  const bits = float32ToFloat16Bits(tensorToFloat32(tensor));
+  return {
+    ...(name !== undefined ? { name } : {}),
+    dims: tensor.dims ?? [],
+    dataType: TensorDataType.FLOAT16,
+    rawData: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength),
+  };
+}
+
+function convertAttributes(node: NodeProto): AttributeProto[] | undefined {
+  return node.attribute?.map((a) => {
+    if (a.type === AttributeType.TENSOR && a.t && a.t.dataType === TensorDataType.FLOAT) return { ...a, t: toFloat16Tensor(a.t) };
+    if (node.opType === 'Cast' && a.name === 'to' && a.i === TensorDataType.FLOAT) return { ...a, i: TensorDataType.FLOAT16 };
+    return a;
+  });
+}
+
+function withElemType(info: ValueInfoProto, elemType: number): ValueInfoProto {
+  return { ...info, type: { ...info.type, tensorType: { ...info.type?.tensorType, elemType } } };
+}
+
+/**
+ * Converts float32 weights and activations to float16. Blocked ops run in float32 between Casts;
+ * model inputs and outputs stay float32 (Cast at the boundary) unless keepIoTypes is false.
+ */
+export function convertToFloat16(model: ModelProto, options: Fp16Options): RewriteResult {
+  const blocked = new Set(options.blockOps ?? DEFAULT_FP16_BLOCK_LIST);
+  const keepIo = options.keepIoTypes ?? true;
+  const rewrite = new ModelRewrite(model);
+  const graph = model.graph ?? {};
+  const half = new Set<string>();
+  const castTo16 = new Map<string, string>();
+  const castTo32 = new Map<string, string>();
+  const isFloat = (name: string) => rewrite.types.get(name)?.elemType === TensorDataType.FLOAT;
+  const skipped: RewriteResult['skipped'] = [];
+  const converted: string[] = [];
+
+  const initializers = new Map<string, TensorProto>();
+  for (const [name, tensor] of rewrite.index.initializers) {
+    if (tensor.dataType === TensorDataType.FLOAT) {
+      initializers.set(name, toFloat16Tensor(tensor));
+      half.add(name);
+    }
+  }
+  for (const name of rewrite.index.inputNames) {
+    if (!isFloat(name)) continue;
+    if (keepIo) {
+      const cast = rewrite.names.next(`${name}_fp16`);
+      rewrite.emit('Cast', [name], [cast], { to: TensorDataType.FLOAT16 }, `${name}_Cast_fp16`);
+      castTo16.set(name, cast);
+    } else half.add(name);
+  }
+  const as16 = (name: string): string => {
+    if (half.has(name) || !isFloat(name)) return name;
+    let cast = castTo16.get(name);
+    if (!cast) {
+      cast = rewrite.names.next(`${name}_fp16`);
+      rewrite.emit('Cast', [name], [cast], { to: TensorDataType.FLOAT16 }, `${name}_Cast_fp16`);
+      castTo16.set(name, cast);
+    }
+    return cast;
+  };
+  const as32 = (name: string): string => {
+    if (!half.has(name)) return name;
+    let cast = castTo32.get(name);
+    if (!cast) {
+      cast = rewrite.names.next(`${name}_fp32`);
+      rewrite.emit('Cast', [name], [cast], { to: TensorDataType.FLOAT }, `${name}_Cast_fp32`);
+      castTo32.set(name, cast);
+    }
+    return cast;
+  };
+
+  const graphOutputs = rewrite.index.outputNames;
+  for (const node of rewrite.order) {
+    const label = node.name || `${node.opType}:${node.output?.[0]}`;
+    const keepFloat = blocked.has(node.opType ?? '') || !options.filter.includes(node) || (node.domain !== undefined && node.domain !== '' && node.domain !== 'ai.onnx');
+    if (keepFloat) {
+      if (blocked.has(node.opType ?? '') && (node.input ?? []).some(isFloat)) skipped.push({ node: label, reason: `${node.opType} is on the float16 block list` });
+      rewrite.keep({ ...node, input: (node.input ?? []).map((n) => (n ? as32(n) : n)) });
+      continue;
+    }
+    const outputs = (node.output ?? []).map((o) => {
+      const producesFloat = isFloat(o) || (node.opType === 'Cast' && attributeOf(node, 'to')?.i === TensorDataType.FLOAT);
+      if (!producesFloat || !o) return o;
+      half.add(o);
+      return graphOutputs.has(o) && keepIo ? rewrite.names.next(`${o}_fp16`) : o;
+    });
+    rewrite.keep({ ...node, input: (node.input ?? []).map((n) => (n ? as16(n) : n)), output: outputs, attribute: convertAttributes(node) ?? [] });
+    (node.output ?? []).forEach((o, i) => {
+      if (outputs[i] !== o) rewrite.emit('Cast', [outputs[i]!], [o], { to: TensorDataType.FLOAT }, `${o}_Cast_fp32`);
+    });
+    if ((node.input ?? []).some((n) => half.has(n) || castTo16.has(n))) converted.push(label);
+  }
+
+  const result = rewrite.finish();
+  const kept = new Set((result.graph?.initializer ?? []).map((t) => t.name));
+  const halfOutputs = !keepIo;
+  result.graph = {
+    ...result.graph,
+    initializer: (result.graph?.initializer ?? []).map((t) => (initializers.get(t.name ?? '') && kept.has(t.name) ? initializers.get(t.name ?? '')! : t)),
+    valueInfo: [],
+    input: (result.graph?.input ?? []).map((v) => ((initializers.has(v.name ?? '') || !keepIo) && isFloat(v.name ?? '') ? withElemType(v, TensorDataType.FLOAT16) : v)),
+    output: (graph.output ?? []).map((v) => (halfOutputs && half.has(v.name ?? '') ? withElemType(v, TensorDataType.FLOAT16) : v)),
+  };
+  return { model: result, quantizedNodes: converted, skipped };
+}

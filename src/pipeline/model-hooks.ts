@@ -1,0 +1,39 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CaliperError } from '../errors.ts';
+import type { TensorMap } from '../runtime/tensor.ts';
+import type { Prediction } from './postprocess.ts';
+import type { RequestRow } from './request-schema.ts';
+
+/**
+ * The escape hatch for custom pre/postprocessing: a TypeScript (or JavaScript) module named by model.yaml's
+ * `hooks`, exporting any of these functions.
+ */
+export interface ModelHooks {
+  /** Runs after validation, before the preprocess columns; may derive or rewrite fields. */
+  preprocess?(row: RequestRow): RequestRow;
+  /** Runs after the postprocess fields; may add, change or remove fields. */
+  postprocess?(prediction: Prediction, context: { outputs: TensorMap; row: number; request: RequestRow }): Prediction;
+  /** Extra request fields the hook accepts besides model.yaml's inputs. */
+  extraFields?: string[];
+}
+
+export async function loadModelHooks(modelDir: string, hooksPath: string, configFile: string): Promise<ModelHooks> {
+  const file = resolve(modelDir, hooksPath);
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: hooks: cannot load ${file}: ${(error as Error).message}`);
+  }
+  const hooks: ModelHooks = {};
+  for (const name of ['preprocess', 'postprocess'] as const) {
+    const fn = module[name];
+    if (fn === undefined) continue;
+    if (typeof fn !== 'function') throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: hooks: ${file} exports ${name} but it is not a function`);
+    (hooks as Record<string, unknown>)[name] = fn;
+  }
+  if (Array.isArray(module.extraFields)) hooks.extraFields = module.extraFields.map(String);
+  if (!hooks.preprocess && !hooks.postprocess) throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: hooks: ${file} exports neither preprocess nor postprocess`);
+  return hooks;
+}

@@ -1,0 +1,116 @@
+import type { ModelConfig, PostprocessFieldSpec } from '../config/model-config.ts';
+import { CaliperError } from '../errors.ts';
+import type { TensorSignature } from '../runtime/model-signature.ts';
+import { elementCount, type TensorMap } from '../runtime/tensor.ts';
+
+export type PredictionValue = number | string | boolean | PredictionValue[] | { label: string | number; probability?: number; score?: number }[];
+export type Prediction = Record<string, PredictionValue>;
+
+function softmax(values: number[]): number[] {
+  let max = -Infinity;
+  for (const v of values) if (v > max) max = v;
+  let sum = 0;
+  const exps = values.map((v) => { const e = Math.exp(v - max); sum += e; return e; });
+  return exps.map((e) => e / sum);
+}
+
+function reshape(values: PredictionValue[], dims: readonly number[]): PredictionValue[] {
+  if (dims.length <= 1) return values;
+  const inner = elementCount(dims.slice(1));
+  const out: PredictionValue[] = [];
+  for (let i = 0; i < dims[0]!; i++) out.push(reshape(values.slice(i * inner, (i + 1) * inner), dims.slice(1)));
+  return out;
+}
+
+type FieldFn = (outputs: TensorMap, row: number, done: Prediction) => PredictionValue;
+
+function rowValues(outputs: TensorMap, name: string, row: number): (number | string)[] {
+  const tensor = outputs[name]!;
+  const size = elementCount(tensor.dims.slice(1));
+  const out: (number | string)[] = new Array(size);
+  const data = tensor.data;
+  for (let i = 0; i < size; i++) {
+    const v = data[row * size + i]!;
+    out[i] = typeof v === 'bigint' ? Number(v) : v;
+  }
+  return out;
+}
+
+function compileField(spec: PostprocessFieldSpec, file: string): FieldFn {
+  const where = `${file}: postprocess.${spec.name}`;
+  const source = spec.source;
+  return (outputs, row, done) => {
+    let values: PredictionValue[];
+    if ('output' in source) {
+      values = rowValues(outputs, source.output, row);
+    } else {
+      const earlier = done[source.field]!;
+      values = Array.isArray(earlier) ? (earlier as PredictionValue[]) : [earlier as PredictionValue];
+    }
+    if (spec.index !== undefined) {
+      if (spec.index >= values.length) throw new CaliperError('CALIPER_INFERENCE_FAILED', `${where}.index: ${spec.index} is past the output's ${values.length} values`);
+      values = [values[spec.index]!];
+    }
+    if (spec.sigmoid) values = values.map((v) => 1 / (1 + Math.exp(-(v as number))));
+    if (spec.softmax) values = softmax(values as number[]);
+    if (spec.argmax) {
+      let best = 0;
+      for (let i = 1; i < values.length; i++) if ((values[i] as number) > (values[best] as number)) best = i;
+      return spec.labels ? spec.labels[best] ?? best : best;
+    }
+    if (spec.topK !== undefined) {
+      const key = spec.softmax || spec.sigmoid ? 'probability' : 'score';
+      return values
+        .map((v, i) => ({ i, v: v as number }))
+        .sort((a, b) => b.v - a.v)
+        .slice(0, spec.topK)
+        .map(({ i, v }) => ({ label: spec.labels ? spec.labels[i] ?? i : i, [key]: v }));
+    }
+    if (spec.threshold !== undefined) {
+      if (values.length !== 1) throw new CaliperError('CALIPER_INFERENCE_FAILED', `${where}.threshold: needs one value per prediction, the source has ${values.length} (pick one with index)`);
+      return (values[0] as number) > spec.threshold;
+    }
+    if (spec.reshape) return reshape(values, spec.reshape);
+    return values.length === 1 ? values[0]! : values;
+  };
+}
+
+/** model.yaml's postprocess section compiled: output tensors → one prediction object per row. */
+export class Postprocessor {
+  private readonly fields: { name: string; fn: FieldFn }[];
+  readonly outputNames: string[];
+
+  constructor(config: Pick<ModelConfig, 'postprocess' | 'file'>) {
+    this.fields = config.postprocess.map((spec) => ({ name: spec.name, fn: compileField(spec, config.file) }));
+    this.outputNames = [...new Set(config.postprocess.flatMap((s) => ('output' in s.source ? [s.source.output] : [])))];
+  }
+
+  run(outputs: TensorMap, rows: number): Prediction[] {
+    const predictions: Prediction[] = new Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const prediction: Prediction = {};
+      for (const field of this.fields) prediction[field.name] = field.fn(outputs, r, prediction);
+      predictions[r] = prediction;
+    }
+    return predictions;
+  }
+
+  /** The JSON-schema type of each response field, for the OpenAPI document and the compiled serializer. */
+  static fieldSchema(spec: PostprocessFieldSpec, outputs: readonly TensorSignature[]): Record<string, unknown> {
+    if (spec.threshold !== undefined) return { type: 'boolean' };
+    if (spec.argmax) return spec.labels ? { type: 'string' } : { type: 'integer' };
+    if (spec.topK !== undefined) {
+      const key = spec.softmax || spec.sigmoid ? 'probability' : 'score';
+      return {
+        type: 'array',
+        items: { type: 'object', properties: { label: spec.labels ? { type: 'string' } : { type: 'integer' }, [key]: { type: 'number' } } },
+      };
+    }
+    if (spec.index !== undefined) return { type: 'number' };
+    if (spec.reshape) return { type: 'array', items: {} };
+    const output = 'output' in spec.source ? outputs.find((o) => o.name === (spec.source as { output: string }).output) : undefined;
+    const perRow = output ? elementCount(output.shape.slice(1)) : -1;
+    if (perRow === 1) return { type: 'number' };
+    return { type: 'array', items: { type: 'number' } };
+  }
+}

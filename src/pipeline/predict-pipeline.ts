@@ -1,0 +1,93 @@
+import { describeValue } from '../config/config-reader.ts';
+import { invalidInput } from '../errors.ts';
+import type { ModelVersion } from '../lifecycle/model-version.ts';
+import { concatRows, sliceRows, type TensorMap } from '../runtime/tensor.ts';
+import type { InferenceJob, InferenceResult } from '../scheduler/scheduler.ts';
+import type { Prediction } from './postprocess.ts';
+import type { RequestRow } from './request-schema.ts';
+import type { StageTimings } from './stage-timings.ts';
+
+export interface PredictOptions {
+  /** performance.now() time by which the answer is due. */
+  deadline?: number;
+  priority?: number;
+}
+
+export interface PredictOutcome {
+  predictions: Prediction[];
+  /** The request was one object rather than {"instances": [...]}. */
+  single: boolean;
+  timings: StageTimings;
+  batchSize: number;
+}
+
+const singlePrefix = (): string => '';
+const instancePrefix = (i: number): string => `instances[${i}].`;
+
+/** Splits a /predict body into rows: one object, or {"instances": [...]}. */
+function requestRows(version: ModelVersion, body: unknown): { raw: unknown[]; single: boolean } {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'instances' in body) {
+    const { instances, ...rest } = body as { instances: unknown };
+    const extra = Object.keys(rest).filter((k) => k !== 'parameters');
+    if (extra.length > 0) throw invalidInput(`${extra[0]}: unknown field next to instances (expected only instances and parameters)`);
+    if (!Array.isArray(instances) || instances.length === 0) throw invalidInput(`instances: expected a non-empty array of objects, got ${describeValue(instances)}`);
+    const max = version.config.maxInstancesPerRequest;
+    if (instances.length > max) throw invalidInput(`instances: expected at most ${max} instances per request, got ${instances.length}`);
+    return { raw: instances, single: false };
+  }
+  return { raw: [body], single: true };
+}
+
+/** Runs a job; a model without a batch dimension gets one job per row. */
+export async function runInference(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames?: string[]): Promise<InferenceResult> {
+  const job = (feeds: TensorMap, n: number): InferenceJob => ({ inputs: feeds, rows: n, deadline: options.deadline, priority: options.priority, outputNames });
+  if (rows === 1 || version.batchable) return version.scheduler.submit(job(inputs, rows));
+  const parts = await Promise.all(Array.from({ length: rows }, (_, r) => {
+    const feeds: TensorMap = {};
+    for (const [name, tensor] of Object.entries(inputs)) feeds[name] = sliceRows(tensor, r, 1);
+    return version.scheduler.submit(job(feeds, 1));
+  }));
+  const outputs: TensorMap = {};
+  for (const name of Object.keys(parts[0]!.outputs)) outputs[name] = concatRows(parts.map((p) => p.outputs[name]!));
+  return {
+    outputs,
+    queueMs: Math.max(...parts.map((p) => p.queueMs)),
+    inferenceMs: Math.max(...parts.map((p) => p.inferenceMs)),
+    batchSize: 1,
+  };
+}
+
+/** route → validate → preprocess → queue → inference → postprocess, timed per stage. */
+export async function runPredict(version: ModelVersion, body: unknown, options: PredictOptions = {}): Promise<PredictOutcome> {
+  const started = performance.now();
+  const { raw, single } = requestRows(version, body);
+  const prefixOf = single ? singlePrefix : instancePrefix;
+  let rows: RequestRow[] = raw.map((r, i) => version.schema.validate(r, prefixOf(i)));
+  const hooks = version.hooks;
+  if (hooks?.preprocess) rows = rows.map((r) => hooks.preprocess!(r));
+  const validated = performance.now();
+
+  const inputs = version.preprocessor.run(rows, prefixOf);
+  const preprocessed = performance.now();
+
+  const result = await runInference(version, inputs, rows.length, options, version.postprocessor.outputNames);
+  const inferred = performance.now();
+
+  let predictions = version.postprocessor.run(result.outputs, rows.length);
+  if (hooks?.postprocess) predictions = predictions.map((p, row) => hooks.postprocess!(p, { outputs: result.outputs, row, request: rows[row]! }));
+  const finished = performance.now();
+
+  return {
+    predictions,
+    single,
+    batchSize: result.batchSize,
+    timings: {
+      validate: validated - started,
+      preprocess: preprocessed - validated,
+      queue: result.queueMs,
+      inference: result.inferenceMs,
+      postprocess: finished - inferred,
+      total: finished - started,
+    },
+  };
+}

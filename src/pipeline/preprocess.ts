@@ -1,0 +1,134 @@
+import type { ColumnSpec, InputFieldSpec, ModelConfig, ScalarStep, TensorDtype, TensorSpec } from '../config/model-config.ts';
+import { describeValue } from '../config/config-reader.ts';
+import { CaliperError, invalidInput } from '../errors.ts';
+import type { TensorData, TensorMap } from '../runtime/tensor.ts';
+import type { RequestRow } from './request-schema.ts';
+
+/** Writes one column group of one row into `out` at `offset`; returns the number of values written. */
+type ColumnWriter = (row: RequestRow, out: Float64Array, offset: number, where: string) => number;
+
+function scalarTransform(steps: readonly ScalarStep[]): (x: number) => number {
+  const fns = steps.map((step): ((x: number) => number) => {
+    switch (step.op) {
+      case 'identity': return (x) => x;
+      case 'log1p': return Math.log1p;
+      case 'standardize': return (x) => (x - step.mean) / step.std;
+      case 'min_max': return (x) => (x - step.min) / (step.max - step.min);
+      case 'clip': return (x) => (x < step.min ? step.min : x > step.max ? step.max : x);
+      case 'divide': return (x) => x / step.by;
+      case 'multiply': return (x) => x * step.by;
+    }
+  });
+  if (fns.length === 1) return fns[0]!;
+  return (x) => {
+    let v = x;
+    for (const fn of fns) v = fn(v);
+    return v;
+  };
+}
+
+function columnWidth(column: ColumnSpec, inputs: readonly InputFieldSpec[], file: string): number {
+  const input = inputs.find((i) => i.name === column.field)!;
+  if (column.kind === 'one_hot') return column.categories.length;
+  if (input.type === 'array') {
+    if (input.length === undefined) {
+      throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: inputs.${input.name}.length: expected the array length (needed to size the preprocess tensor)`);
+    }
+    return input.length;
+  }
+  return 1;
+}
+
+function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
+  const field = column.field;
+  if (column.kind === 'one_hot') {
+    const index = new Map(column.categories.map((c, i) => [c, i]));
+    const zerosOnUnknown = column.unknown === 'zeros';
+    return (row, out, offset, where) => {
+      const value = row[field];
+      const at = index.get(value as string);
+      if (at === undefined && !zerosOnUnknown) {
+        throw invalidInput(`${where}${field}: unknown category ${describeValue(value)} (expected one of ${column.categories.join(', ')})`);
+      }
+      out.fill(0, offset, offset + width);
+      if (at !== undefined) out[offset + at] = 1;
+      return width;
+    };
+  }
+  if (column.kind === 'lookup') {
+    const { table, unknown } = column;
+    return (row, out, offset, where) => {
+      const value = row[field];
+      const mapped = typeof value === 'string' && Object.hasOwn(table, value) ? table[value] : undefined;
+      if (mapped === undefined) {
+        if (unknown === 'error') throw invalidInput(`${where}${field}: unknown category ${describeValue(value)} (expected one of ${Object.keys(table).join(', ')})`);
+        out[offset] = unknown;
+      } else {
+        out[offset] = mapped;
+      }
+      return 1;
+    };
+  }
+  const transform = scalarTransform(column.steps);
+  return (row, out, offset) => {
+    const value = row[field];
+    if (Array.isArray(value)) {
+      for (let i = 0; i < width; i++) out[offset + i] = transform(value[i] as number);
+      return width;
+    }
+    out[offset] = transform(typeof value === 'boolean' ? Number(value) : (value as number));
+    return 1;
+  };
+}
+
+function allocate(dtype: TensorDtype, values: Float64Array): TensorData['data'] {
+  switch (dtype) {
+    case 'float32': return Float32Array.from(values);
+    case 'float64': return values;
+    case 'int32': return Int32Array.from(values, Math.round);
+    case 'int64': return BigInt64Array.from(values, (v) => BigInt(Math.round(v)));
+  }
+}
+
+/** Builds one input tensor [rows, ...shape] from validated request rows, as model.yaml's columns say. */
+class TensorBuilder {
+  readonly width: number;
+  readonly rowShape: number[];
+  private readonly writers: ColumnWriter[];
+
+  constructor(readonly spec: TensorSpec, inputs: readonly InputFieldSpec[], file: string) {
+    const widths = spec.columns.map((c) => columnWidth(c, inputs, file));
+    this.width = widths.reduce((a, b) => a + b, 0);
+    this.writers = spec.columns.map((c, i) => columnWriter(c, widths[i]!));
+    this.rowShape = spec.shape ?? [this.width];
+    const size = this.rowShape.reduce((a, b) => a * b, 1);
+    if (size !== this.width) {
+      throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: preprocess ${spec.name}.shape: expected dimensions whose product is the column width ${this.width}, got [${this.rowShape.join(', ')}]`);
+    }
+  }
+
+  build(rows: readonly RequestRow[], prefixOf: (i: number) => string): TensorData {
+    const values = new Float64Array(rows.length * this.width);
+    for (let r = 0; r < rows.length; r++) {
+      let offset = r * this.width;
+      const where = prefixOf(r);
+      for (const write of this.writers) offset += write(rows[r]!, values, offset, where);
+    }
+    return { type: this.spec.dtype, dims: [rows.length, ...this.rowShape], data: allocate(this.spec.dtype, values) };
+  }
+}
+
+/** model.yaml's preprocess section compiled: request rows → named input tensors. */
+export class Preprocessor {
+  readonly builders: TensorBuilder[];
+
+  constructor(config: Pick<ModelConfig, 'tensors' | 'inputs' | 'file'>) {
+    this.builders = config.tensors.map((t) => new TensorBuilder(t, config.inputs, config.file));
+  }
+
+  run(rows: readonly RequestRow[], prefixOf: (i: number) => string): TensorMap {
+    const tensors: TensorMap = {};
+    for (const builder of this.builders) tensors[builder.spec.name] = builder.build(rows, prefixOf);
+    return tensors;
+  }
+}

@@ -1,0 +1,128 @@
+import { Worker } from 'node:worker_threads';
+import type { ModelSignature } from './model-signature.ts';
+import { OnnxSession, type SessionSpec } from './onnx-session.ts';
+import type { TensorMap } from './tensor.ts';
+import { transferListOf, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
+
+export interface RunResult {
+  outputs: TensorMap;
+  /** Time ONNX Runtime spent computing (excludes the thread hop). */
+  computeMs: number;
+}
+
+/** One loaded copy of a model that can run feeds: in this thread, or on a worker thread of its own. */
+export interface ModelInstance {
+  readonly id: number;
+  readonly signature: ModelSignature;
+  /** Runs started and not yet finished. */
+  readonly inflight: number;
+  run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult>;
+  release(): Promise<void>;
+}
+
+/** Runs in the calling thread: no hop, but the event loop is blocked while the model computes. */
+export class InThreadInstance implements ModelInstance {
+  inflight = 0;
+  private constructor(readonly id: number, private readonly session: OnnxSession) {}
+
+  static async load(id: number, spec: SessionSpec): Promise<InThreadInstance> {
+    return new InThreadInstance(id, await OnnxSession.create(spec));
+  }
+
+  get signature(): ModelSignature {
+    return this.session.signature;
+  }
+
+  async run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult> {
+    this.inflight++;
+    const started = performance.now();
+    try {
+      const outputs = await this.session.run(feeds, outputNames);
+      return { outputs, computeMs: performance.now() - started };
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+const workerUrl = new URL('./session-worker.ts', import.meta.url);
+// The worker is TypeScript: it needs tsx's loader, which is per thread.
+const workerExecArgv = ['--import', import.meta.resolve('tsx/esm')];
+
+interface Pending {
+  resolve(reply: WorkerReply): void;
+  reject(error: Error): void;
+}
+
+/** Runs on a worker thread with its own ONNX Runtime session; tensors cross as transferred buffers. */
+export class WorkerInstance implements ModelInstance {
+  inflight = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private failure: Error | undefined;
+  signature: ModelSignature = { inputs: [], outputs: [] };
+
+  private constructor(readonly id: number, private readonly worker: Worker) {
+    worker.on('message', (reply: WorkerReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (reply.kind === 'error') waiter.reject(new Error(reply.message));
+      else waiter.resolve(reply);
+    });
+    const failAll = (error: Error): void => {
+      this.failure = error;
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+    };
+    worker.on('error', failAll);
+    worker.on('exit', (code) => failAll(new Error(`model instance ${id} worker exited (code ${code})`)));
+  }
+
+  static async load(id: number, spec: SessionSpec): Promise<WorkerInstance> {
+    const worker = new Worker(workerUrl, { execArgv: workerExecArgv });
+    const instance = new WorkerInstance(id, worker);
+    try {
+      const reply = await instance.request({ kind: 'load', id: 0, spec });
+      if (reply.kind === 'loaded') instance.signature = reply.signature;
+      return instance;
+    } catch (error) {
+      await worker.terminate();
+      throw error;
+    }
+  }
+
+  private request(message: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+
+  async run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult> {
+    this.inflight++;
+    try {
+      const message: WorkerRequest = outputNames ? { kind: 'run', id: 0, feeds, outputNames } : { kind: 'run', id: 0, feeds };
+      const reply = await this.request(message, transferListOf(feeds));
+      if (reply.kind !== 'result') throw new Error(`unexpected reply ${reply.kind}`);
+      return { outputs: reply.outputs, computeMs: reply.computeMs };
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  async release(): Promise<void> {
+    try {
+      await this.request({ kind: 'release', id: 0 });
+    } catch {
+      // A worker that already died has nothing left to release.
+    }
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,31 @@
+import type { InstancePool } from '../runtime/instance-pool.ts';
+import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
+
+/** No batching: each job runs on the least loaded instance as soon as it arrives. */
+export class DirectScheduler implements Scheduler {
+  private running = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly pool: InstancePool) {}
+
+  get queueDepth(): number {
+    return 0;
+  }
+
+  async submit(job: InferenceJob): Promise<InferenceResult> {
+    this.running++;
+    const started = performance.now();
+    try {
+      const { outputs } = await this.pool.run(job.inputs, job.outputNames);
+      return { outputs, queueMs: 0, inferenceMs: performance.now() - started, batchSize: job.rows };
+    } finally {
+      this.running--;
+      if (this.running === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  drain(): Promise<void> {
+    if (this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,31 @@
+import type { TensorMap } from '../runtime/tensor.ts';
+
+/** One request's tensors on their way to a model instance. `rows` is the size of dim 0 of every input. */
+export interface InferenceJob {
+  inputs: TensorMap;
+  rows: number;
+  /** performance.now() time after which the job is answered 504 instead of run. */
+  deadline?: number;
+  /** 0 is the highest priority. */
+  priority?: number;
+  outputNames?: string[];
+}
+
+export interface InferenceResult {
+  outputs: TensorMap;
+  /** Time spent waiting before the batch started. */
+  queueMs: number;
+  /** Time the batch holding this job took to run (thread hop included). */
+  inferenceMs: number;
+  /** Rows in the batch that ran this job. */
+  batchSize: number;
+}
+
+/** Decides when and with what jobs the model runs. */
+export interface Scheduler {
+  submit(job: InferenceJob): Promise<InferenceResult>;
+  /** Jobs waiting, not yet running. */
+  readonly queueDepth: number;
+  /** Resolves when nothing is queued or running. */
+  drain(): Promise<void>;
+}

@@ -1,0 +1,54 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { ModelRepository } from '../lifecycle/model-repository.ts';
+import type { Logger } from '../observability/logger.ts';
+import { errorHandler, sendError } from './error-handler.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { RequestObserver } from './request-observer.ts';
+import { registerPredictRoutes } from './routes/predict-routes.ts';
+import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
+import { CaliperError } from '../errors.ts';
+
+export interface ServerOptions {
+  repository: ModelRepository;
+  logger: Logger;
+  /** Largest accepted request body, in bytes. */
+  bodyLimit?: number;
+}
+
+export interface CaliperServer {
+  app: FastifyInstance;
+  observer: RequestObserver;
+}
+
+export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+
+/** The HTTP application: /predict routes, the Open Inference Protocol v2, OpenAPI docs. */
+export async function buildServer(options: ServerOptions): Promise<CaliperServer> {
+  const { repository } = options;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    // Per-request log lines cost more than a small model's inference; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    requestIdHeader: 'x-request-id',
+    return503OnClosing: true,
+  });
+  const observer = new RequestObserver();
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new CaliperError('CALIPER_NOT_FOUND', `no route ${request.method} ${request.url} (see GET /docs)`)));
+
+  await app.register(swagger, { openapi: { info: { title: 'Caliper model server', version: SERVER_VERSION } } });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    transformSpecification: () => buildOpenApiDocument(repository, SERVER_VERSION),
+    transformSpecificationClone: false,
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => buildOpenApiDocument(repository, SERVER_VERSION));
+
+  registerPredictRoutes(app, repository, observer);
+  registerV2Routes(app, repository, observer);
+  return { app, observer };
+}

@@ -1,0 +1,80 @@
+import type { FastifyRequest } from 'fastify';
+import { CaliperError, toCaliperError } from '../errors.ts';
+import type { ModelVersion } from '../lifecycle/model-version.ts';
+import type { PredictOptions } from '../pipeline/predict-pipeline.ts';
+import type { StageTimings } from '../pipeline/stage-timings.ts';
+
+export type RequestProtocol = 'predict' | 'v2' | 'grpc';
+
+/** What happened to one request, for metrics, statistics and the SLA monitor. */
+export interface RequestRecord {
+  model: string;
+  version: number;
+  protocol: RequestProtocol;
+  outcome: 'success' | 'error';
+  errorCode?: string;
+  timings?: StageTimings;
+  batchSize?: number;
+  /** Total wall time in milliseconds. */
+  durationMs: number;
+}
+
+export type RequestListener = (record: RequestRecord) => void;
+
+/**
+ * Wraps each inference request: derives its options (deadline, priority), counts it in flight and tells
+ * the listeners (metrics, statistics, SLA monitor) how it ended.
+ */
+export class RequestObserver {
+  private readonly listeners: RequestListener[] = [];
+  inflight = 0;
+  /** Set during graceful shutdown: new inference requests are refused with 503. */
+  closing = false;
+
+  onRequest(listener: RequestListener): void {
+    this.listeners.push(listener);
+  }
+
+  optionsFor(version: ModelVersion, request: FastifyRequest): PredictOptions {
+    const header = request.headers['x-caliper-timeout-ms'] ?? request.headers['x-timeout-ms'];
+    const options: PredictOptions = {};
+    const defaultTimeout = version.config.batching.timeoutMs;
+    let timeout = defaultTimeout;
+    if (typeof header === 'string') {
+      const requested = Number(header);
+      if (!Number.isFinite(requested) || requested <= 0) throw new CaliperError('CALIPER_INVALID_INPUT', `x-caliper-timeout-ms: expected a positive number of milliseconds, got "${header}"`);
+      timeout = Math.min(requested, defaultTimeout);
+    }
+    options.deadline = performance.now() + timeout;
+    const priority = request.headers['x-caliper-priority'];
+    if (typeof priority === 'string') {
+      const level = Number(priority);
+      const levels = version.config.batching.priorityLevels;
+      if (!Number.isInteger(level) || level < 0 || level >= levels) {
+        throw new CaliperError('CALIPER_INVALID_INPUT', `x-caliper-priority: expected an integer from 0 (highest) to ${levels - 1}, got "${priority}"`);
+      }
+      options.priority = level;
+    }
+    return options;
+  }
+
+  async track<T extends { timings: StageTimings; batchSize: number }>(version: ModelVersion, protocol: RequestProtocol, run: () => Promise<T>): Promise<T> {
+    if (this.closing) throw new CaliperError('CALIPER_SHUTTING_DOWN', 'the server is shutting down', { retryAfterSeconds: 1 });
+    const started = performance.now();
+    this.inflight++;
+    try {
+      const result = await run();
+      this.emit({ model: version.name, version: version.version, protocol, outcome: 'success', timings: result.timings, batchSize: result.batchSize, durationMs: performance.now() - started });
+      return result;
+    } catch (error) {
+      this.emit({ model: version.name, version: version.version, protocol, outcome: 'error', errorCode: toCaliperError(error).code, durationMs: performance.now() - started });
+      throw error;
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  private emit(record: RequestRecord): void {
+    for (const listener of this.listeners) listener(record);
+  }
+}

@@ -1,0 +1,53 @@
+import fastJson from 'fast-json-stringify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { CaliperError } from '../../errors.ts';
+import type { ModelRepository } from '../../lifecycle/model-repository.ts';
+import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import { runPredict } from '../../pipeline/predict-pipeline.ts';
+import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
+import { responseSchemaOf } from '../openapi.ts';
+import type { RequestObserver } from '../request-observer.ts';
+
+interface Serializers { single: (doc: unknown) => string; batch: (doc: unknown) => string }
+
+const serializers = new WeakMap<ModelVersion, Serializers>();
+
+/** Compiled (schema-driven) JSON serializers for a version's responses, built once per version. */
+function serializersOf(version: ModelVersion): Serializers {
+  let found = serializers.get(version);
+  if (!found) {
+    const schemas = responseSchemaOf(version);
+    found = { single: fastJson(schemas.single as unknown as Parameters<typeof fastJson>[0]), batch: fastJson(schemas.batch as unknown as Parameters<typeof fastJson>[0]) };
+    serializers.set(version, found);
+  }
+  return found;
+}
+
+const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+export function registerPredictRoutes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
+  const predict = async (version: ModelVersion, body: unknown, reply: FastifyReply): Promise<FastifyReply> => {
+    const outcome = await observer.track(version, 'predict', () => runPredict(version, body, observer.optionsFor(version, reply.request)));
+    const latency = round3(outcome.timings.total);
+    const { single, batch } = serializersOf(version);
+    const identity = { model_name: version.name, model_version: String(version.version) };
+    reply.header('server-timing', serverTimingHeader(outcome.timings)).type('application/json');
+    if (outcome.single) return reply.send(single({ ...outcome.predictions[0], latency_ms: latency, ...identity }));
+    for (const p of outcome.predictions) (p as Record<string, unknown>).latency_ms = latency;
+    return reply.send(batch({ predictions: outcome.predictions, latency_ms: latency, ...identity }));
+  };
+
+  app.post<{ Params: { name: string } }>('/models/:name/predict', (request, reply) =>
+    predict(repository.version(request.params.name), request.body, reply));
+
+  app.post<{ Params: { name: string; version: string } }>('/models/:name/versions/:version/predict', (request, reply) =>
+    predict(repository.version(request.params.name, request.params.version), request.body, reply));
+
+  app.post('/predict', (request, reply) => {
+    const models = repository.list();
+    if (models.length !== 1) {
+      throw new CaliperError('CALIPER_NOT_FOUND', `POST /predict answers only when exactly one model is served (${models.length} are: ${models.map((m) => m.name).join(', ')}); use POST /models/{name}/predict`);
+    }
+    return predict(repository.version(models[0]!.name), request.body, reply);
+  });
+}

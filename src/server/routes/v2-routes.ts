@@ -1,0 +1,69 @@
+import type { FastifyInstance } from 'fastify';
+import { CaliperError } from '../../errors.ts';
+import type { ModelRepository } from '../../lifecycle/model-repository.ts';
+import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import type { TensorSignature } from '../../runtime/model-signature.ts';
+import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
+import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
+import { ONNX_PLATFORM, v2DatatypeOf } from '../v2/datatypes.ts';
+import { jsonInputTensors, outputTensorJson, parseInferRequest } from '../v2/json-tensors.ts';
+import type { RequestObserver } from '../request-observer.ts';
+
+export const SERVER_NAME = 'caliper';
+export const SERVER_VERSION = '0.1.0';
+/** Protocol extensions this server implements (listed by GET /v2). */
+export const SERVER_EXTENSIONS: string[] = ['model_repository', 'statistics', 'binary_tensor_data'];
+
+const tensorMetadata = (t: TensorSignature) => ({ name: t.name, datatype: v2DatatypeOf(t.type), shape: t.shape });
+
+export function modelMetadata(repository: ModelRepository, version: ModelVersion) {
+  const model = repository.get(version.name);
+  return {
+    name: version.name,
+    versions: [...model.versions.keys()].sort((a, b) => a - b).map(String),
+    platform: ONNX_PLATFORM,
+    inputs: version.signature.inputs.map(tensorMetadata),
+    outputs: version.signature.outputs.map(tensorMetadata),
+  };
+}
+
+export function registerV2Routes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
+  app.get('/v2', async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }));
+
+  app.get('/v2/health/live', async () => ({ live: true }));
+
+  app.get('/v2/health/ready', async (_request, reply) => {
+    const ready = repository.ready && !observer.closing;
+    return reply.code(ready ? 200 : 503).send({ ready });
+  });
+
+  type VersionParams = { name: string; version?: string };
+  const versionOf = (params: VersionParams): ModelVersion => repository.version(params.name, params.version);
+
+  for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
+    app.get<{ Params: VersionParams }>(prefix, async (request) => modelMetadata(repository, versionOf(request.params)));
+
+    app.get<{ Params: VersionParams }>(`${prefix}/ready`, async (request, reply) => {
+      const version = versionOf(request.params);
+      const ready = version.state === 'ready' && !observer.closing;
+      return reply.code(ready ? 200 : 503).send({ name: version.name, version: String(version.version), ready });
+    });
+
+    app.post<{ Params: VersionParams }>(`${prefix}/infer`, async (request, reply) => {
+      const version = versionOf(request.params);
+      if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
+      const { request: infer, headers } = parseInferRequest(request.body);
+      const inputs = jsonInputTensors(infer, headers);
+      const outputNames = infer.outputs?.map((o) => o.name);
+      const outcome = await observer.track(version, 'v2', () => runTensorInfer(version, inputs, outputNames, observer.optionsFor(version, request)));
+      const names = outputNames ?? version.signature.outputs.map((o) => o.name);
+      reply.header('server-timing', serverTimingHeader(outcome.timings));
+      return {
+        model_name: version.name,
+        model_version: String(version.version),
+        ...(infer.id !== undefined ? { id: infer.id } : {}),
+        outputs: names.map((name) => outputTensorJson(name, outcome.outputs[name]!)),
+      };
+    });
+  }
+}

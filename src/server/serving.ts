@@ -1,0 +1,58 @@
+import type { AddressInfo } from 'node:net';
+import { ModelRepository } from '../lifecycle/model-repository.ts';
+import type { SchedulerFactory } from '../lifecycle/model-version.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
+import { buildServer, type CaliperServer } from './app.ts';
+
+export interface ServeOptions {
+  /** Model folders or repositories of model folders. */
+  paths: string[];
+  port?: number;
+  host?: string;
+  bodyLimit?: number;
+  logger?: Logger;
+  schedulerFactory?: SchedulerFactory;
+}
+
+export interface RunningServer extends CaliperServer {
+  repository: ModelRepository;
+  url: string;
+  port: number;
+  /** Graceful stop: refuse new work, finish in-flight requests, free the models. */
+  close(): Promise<void>;
+}
+
+/** Loads and warms every model, then listens. Models that fail to load are logged and left out. */
+export async function startServing(options: ServeOptions): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger();
+  const repository = new ModelRepository(options.schedulerFactory);
+  await repository.loadPaths(options.paths);
+  for (const failure of repository.failures) logger.error({ model: failure.name, source: failure.source }, `model failed to load: ${failure.reason}`);
+  for (const model of repository.list()) {
+    logger.info({ model: model.name, versions: [...model.versions.keys()] }, `model ${model.name} ready (version ${model.defaultVersion})`);
+  }
+  const server = await buildServer({ repository, logger, bodyLimit: options.bodyLimit });
+  try {
+    await server.app.listen({ port: options.port ?? 8000, host: options.host ?? '127.0.0.1' });
+  } catch (error) {
+    await repository.close();
+    throw error;
+  }
+  const address = server.app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
+  return {
+    ...server,
+    repository,
+    port: address.port,
+    url: `http://${host}:${address.port}`,
+    close: () => {
+      closing ??= (async () => {
+        server.observer.closing = true;
+        await server.app.close();
+        await repository.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,122 @@
+import { describeValue } from '../../config/config-reader.ts';
+import { invalidInput } from '../../errors.ts';
+import { elementCount, typedArrayOf, type TensorData, type TensorMap } from '../../runtime/tensor.ts';
+import { elementTypeOf, isV2Datatype, V2_DATATYPES, v2DatatypeOf, type V2Datatype } from './datatypes.ts';
+
+/** An input tensor of a v2 JSON inference request. */
+export interface V2InputTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  parameters?: Record<string, unknown>;
+  data?: unknown;
+}
+
+export interface V2InferRequest {
+  id?: string;
+  parameters?: Record<string, unknown>;
+  inputs: V2InputTensor[];
+  outputs?: { name: string; parameters?: Record<string, unknown> }[];
+}
+
+export interface V2OutputTensor {
+  name: string;
+  shape: number[];
+  datatype: V2Datatype;
+  parameters?: Record<string, unknown>;
+  data?: (number | string | boolean)[];
+}
+
+/** Flattens nested `data` arrays (row-major), as the protocol allows either form. */
+function flatten(data: unknown, out: unknown[]): void {
+  if (Array.isArray(data)) for (const item of data) flatten(item, out);
+  else out.push(data);
+}
+
+/** Converts the flat JSON values of one tensor into its typed storage, checking each element. */
+export function valuesToTensorData(name: string, datatype: V2Datatype, shape: number[], flat: readonly unknown[]): TensorData {
+  const type = elementTypeOf(datatype);
+  const where = `inputs.${name}.data`;
+  const expected = elementCount(shape);
+  if (flat.length !== expected) throw invalidInput(`${where}: shape [${shape.join(', ')}] needs ${expected} values, got ${flat.length}`);
+  if (type === 'string') {
+    return { type, dims: shape, data: flat.map((v, i) => {
+      if (typeof v !== 'string') throw invalidInput(`${where}[${i}]: expected a string (BYTES), got ${describeValue(v)}`);
+      return v;
+    }) };
+  }
+  const data = typedArrayOf(type, expected);
+  const integer = type !== 'float32' && type !== 'float64' && type !== 'float16';
+  for (let i = 0; i < expected; i++) {
+    const v = flat[i];
+    if (type === 'bool') {
+      if (typeof v !== 'boolean') throw invalidInput(`${where}[${i}]: expected true or false (BOOL), got ${describeValue(v)}`);
+      (data as Uint8Array)[i] = v ? 1 : 0;
+      continue;
+    }
+    if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
+      throw invalidInput(`${where}[${i}]: expected ${integer ? 'an integer' : 'a finite number'} (${datatype}), got ${describeValue(v)}`);
+    }
+    if (type === 'int64' || type === 'uint64') (data as BigInt64Array)[i] = BigInt(v);
+    else if (type === 'float16') throw invalidInput(`${where}: FP16 inputs must be sent as binary data, not JSON`);
+    else (data as Float32Array)[i] = v;
+  }
+  return { type, dims: shape, data };
+}
+
+export function parseTensorHeader(raw: unknown, index: number): { name: string; datatype: V2Datatype; shape: number[] } {
+  const where = `inputs[${index}]`;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidInput(`${where}: expected a tensor object {name, shape, datatype, data}, got ${describeValue(raw)}`);
+  const t = raw as Record<string, unknown>;
+  if (typeof t.name !== 'string' || t.name === '') throw invalidInput(`${where}.name: expected a non-empty string, got ${describeValue(t.name)}`);
+  if (!isV2Datatype(t.datatype)) throw invalidInput(`inputs.${t.name}.datatype: expected one of ${Object.keys(V2_DATATYPES).join(', ')}, got ${describeValue(t.datatype)}`);
+  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) {
+    throw invalidInput(`inputs.${t.name}.shape: expected an array of non-negative integers, got ${describeValue(t.shape)}`);
+  }
+  return { name: t.name, datatype: t.datatype, shape: t.shape as number[] };
+}
+
+/** Parses the JSON body of POST /v2/models/{name}/infer into tensors (binary data handled by the caller). */
+export function parseInferRequest(body: unknown): { request: V2InferRequest; headers: ReturnType<typeof parseTensorHeader>[] } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidInput(`body: expected an inference request object {inputs: [...]}, got ${describeValue(body)}`);
+  const request = body as V2InferRequest;
+  if (request.id !== undefined && typeof request.id !== 'string') throw invalidInput(`id: expected a string, got ${describeValue(request.id)}`);
+  if (!Array.isArray(request.inputs) || request.inputs.length === 0) throw invalidInput(`inputs: expected a non-empty array of tensors, got ${describeValue(request.inputs)}`);
+  if (request.outputs !== undefined) {
+    if (!Array.isArray(request.outputs)) throw invalidInput(`outputs: expected an array of {name}, got ${describeValue(request.outputs)}`);
+    request.outputs.forEach((o, i) => {
+      if (typeof o !== 'object' || o === null || typeof o.name !== 'string') throw invalidInput(`outputs[${i}].name: expected a string`);
+    });
+  }
+  const headers = request.inputs.map((t, i) => parseTensorHeader(t, i));
+  const seen = new Set<string>();
+  for (const h of headers) {
+    if (seen.has(h.name)) throw invalidInput(`inputs.${h.name}: the input is given twice`);
+    seen.add(h.name);
+  }
+  return { request, headers };
+}
+
+/** Tensors of a JSON-only inference request. */
+export function jsonInputTensors(request: V2InferRequest, headers: ReturnType<typeof parseTensorHeader>[]): TensorMap {
+  const inputs: TensorMap = {};
+  headers.forEach((h, i) => {
+    const raw = request.inputs[i]!;
+    if (raw.data === undefined) throw invalidInput(`inputs.${h.name}.data: missing (send data, or binary_data_size with the binary extension)`);
+    const flat: unknown[] = [];
+    flatten(raw.data, flat);
+    inputs[h.name] = valuesToTensorData(h.name, h.datatype, h.shape, flat);
+  });
+  return inputs;
+}
+
+/** An output tensor as v2 JSON: flat data, BigInt as number, BOOL as true/false. */
+export function outputTensorJson(name: string, tensor: TensorData): V2OutputTensor {
+  const datatype = v2DatatypeOf(tensor.type);
+  let data: (number | string | boolean)[];
+  if (tensor.type === 'bool') data = Array.from(tensor.data as Uint8Array, (v) => v !== 0);
+  else if (tensor.type === 'int64' || tensor.type === 'uint64') data = Array.from(tensor.data as BigInt64Array, (v) => Number(v));
+  else if (Array.isArray(tensor.data)) data = tensor.data;
+  else data = Array.from(tensor.data as Float32Array);
+  return { name, datatype, shape: tensor.dims, data };
+}
