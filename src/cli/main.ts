@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { CaliperError } from '../errors.ts';
+import { registerQuantizeCommand } from './quantize.ts';
 import { registerServeCommand } from './serve.ts';
 
 const program = new Command();
@@ -11,6 +12,7 @@ program
   .exitOverride();
 
 registerServeCommand(program);
+registerQuantizeCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,291 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { loadDataset, sliceDataset, type Dataset, type DatasetSpec } from '../datasets/dataset.ts';
+import { DatasetError } from '../datasets/dataset-error.ts';
+import { fixedBatchSize, inputBatch, modelInputs, sampleShapeFor } from '../datasets/input-batch.ts';
+import { compareLatency, type LatencyComparison } from '../evaluate/latency.ts';
+import { compareOutputs } from '../evaluate/output-comparison.ts';
+import type { QuantizeReport } from '../evaluate/quantize-report.ts';
+import { convertToFloat16 } from '../fp16/fp16-converter.ts';
+import { opsetVersion } from '../onnx/graph.ts';
+import { decodeModel, encodeModel, OnnxFormatError, readModelFile, writeModelFile } from '../onnx/model-io.ts';
+import { TensorDataType } from '../onnx/onnx-schema.ts';
+import type { ModelProto } from '../onnx/onnx-types.ts';
+import { openSession, ortTensorFromProto, type OrtFeeds, type OrtSession } from '../onnx/ort-session.ts';
+import { tensorByteLength } from '../onnx/tensor-values.ts';
+import { calibrate, type CalibrationMethod } from './calibration.ts';
+import { quantizeDynamic, type RewriteResult } from './dynamic-quantizer.ts';
+import { NodeFilter } from './node-filter.ts';
+import { QuantizeError } from './quantize-error.ts';
+import { quantizeStatic, STATIC_OPS, staticTargets } from './static-quantizer.ts';
+
+export type QuantizeMode = 'dynamic' | 'static' | 'fp16';
+export type DataSource = Dataset | DatasetSpec | string;
+
+export interface QuantizeOptions {
+  mode: QuantizeMode;
+  /** One scale per output channel instead of one per tensor (dynamic, static). */
+  perChannel?: boolean;
+  /** 7-bit weights, for CPUs without VNNI (dynamic, static). */
+  reduceRange?: boolean;
+  /** Calibration data (static): see loadDataset. */
+  calibration?: DataSource;
+  method?: CalibrationMethod;
+  /** Percentile kept by `method: 'percentile'` (default 99.999). */
+  percentile?: number;
+  /** Calibration samples used (default 512). */
+  calibrationSamples?: number;
+  /** Node names or op types left in float. */
+  exclude?: string[];
+  /** Op types kept in float32 by fp16 mode (default DEFAULT_FP16_BLOCK_LIST). */
+  blockOps?: string[];
+  /** fp16: keep float32 inputs/outputs (default true). */
+  keepIoTypes?: boolean;
+  /** Evaluation data: output difference, and accuracy when it has labels. */
+  eval?: DataSource;
+  /** Evaluation samples used (default: all). */
+  evalSamples?: number;
+  /** Batch sizes timed before and after (default [1, 64]; [] skips timing). */
+  latencyBatchSizes?: number[];
+  /** Where to write the result (only after it loads and runs in ONNX Runtime). */
+  output?: string;
+  /** Write initializers to an external data file next to the output. */
+  externalData?: boolean;
+}
+
+export interface QuantizeResult {
+  model: ModelProto;
+  bytes: Uint8Array;
+  report: QuantizeReport;
+}
+
+/** Ops that mean a model is already quantized. */
+const QUANTIZED_OPS = new Set([
+  'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger', 'ConvInteger', 'QLinearMatMul', 'QLinearConv',
+  'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'QGemm', 'QLinearAdd', 'QLinearMul',
+]);
+/** Ops that move or reshape data without arithmetic; not worth a "left in float" warning. */
+const LAYOUT_OPS = new Set([
+  'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity', 'Shape', 'Gather', 'Slice', 'Cast', 'Constant',
+  'Concat', 'Split', 'Expand', 'Dropout', 'Size', 'ConstantOfShape', 'Pad',
+]);
+/** Compute-heavy ops dynamic mode leaves in float, worth a warning (elementwise ops are not). */
+const HEAVY_OPS = new Set(['Conv', 'ConvTranspose', 'LSTM', 'GRU', 'RNN', 'Attention', 'Einsum', 'MatMul', 'Gemm']);
+const MAX_IR = 10;
+const MAX_OPSET = 21;
+
+function loadModel(input: string | ModelProto | Uint8Array): ModelProto {
+  try {
+    if (typeof input === 'string') return readModelFile(input);
+    if (input instanceof Uint8Array) return decodeModel(input);
+    return input;
+  } catch (error) {
+    if (error instanceof OnnxFormatError) throw new QuantizeError('CALIPER_QUANTIZE_NOT_ONNX', error.message, { cause: error });
+    throw error;
+  }
+}
+
+function checkModel(model: ModelProto, mode: QuantizeMode): void {
+  const ir = model.irVersion ?? 0;
+  const opset = opsetVersion(model);
+  if (ir > MAX_IR) throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', `model IR version ${ir} is newer than the supported ${MAX_IR}`);
+  if (opset > MAX_OPSET) throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', `model opset ${opset} is newer than the supported ${MAX_OPSET}`);
+  const nodes = model.graph?.node ?? [];
+  const quantizedOps = [...new Set(nodes.map((n) => n.opType ?? '').filter((op) => QUANTIZED_OPS.has(op)))];
+  const int8Weights = (model.graph?.initializer ?? []).filter((t) => t.dataType === TensorDataType.INT8).length;
+  if (quantizedOps.length > 0 || int8Weights > 0) {
+    throw new QuantizeError('CALIPER_QUANTIZE_ALREADY_QUANTIZED', `model is already quantized (${quantizedOps.length ? `contains ${quantizedOps.join(', ')}` : `${int8Weights} int8 initializers`}); quantize the float32 original instead`);
+  }
+  const initializers = model.graph?.initializer ?? [];
+  const bytesOf = (type: number) => initializers.filter((t) => t.dataType === type).reduce((a, t) => a + tensorByteLength(t), 0);
+  if (mode === 'fp16' && bytesOf(TensorDataType.FLOAT16) > 0 && bytesOf(TensorDataType.FLOAT) === 0) {
+    throw new QuantizeError('CALIPER_QUANTIZE_ALREADY_QUANTIZED', 'model weights are already float16');
+  }
+  if (mode !== 'fp16' && bytesOf(TensorDataType.FLOAT16) > bytesOf(TensorDataType.FLOAT)) {
+    throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', 'model weights are float16; INT8 quantization starts from a float32 model');
+  }
+}
+
+async function resolveData(source: DataSource | undefined, model: ModelProto, purpose: 'calibration' | 'eval', limit?: number): Promise<Dataset | undefined> {
+  if (source === undefined) return undefined;
+  const code = purpose === 'calibration' ? 'CALIPER_QUANTIZE_CALIBRATION_DATA' : 'CALIPER_QUANTIZE_EVAL_DATA';
+  try {
+    let data = typeof source === 'object' && 'features' in source ? source : await loadDataset(source);
+    if (limit !== undefined && limit < data.count) data = sliceDataset(data, 0, limit);
+    sampleShapeFor(data, model, purpose);
+    return data;
+  } catch (error) {
+    if (error instanceof DatasetError || (error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof Error) {
+      throw new QuantizeError(code, `${purpose} data: ${(error as Error).message}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Deterministic inputs from the model's declared inputs when no data set is given (symbolic dims → batch, then 1). */
+function syntheticFeeds(model: ModelProto, batch: number): OrtFeeds {
+  const feeds: OrtFeeds = {};
+  let seed = 12345;
+  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (const input of modelInputs(model)) {
+    const dims = input.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? batch : 1));
+    const count = dims.reduce((a, b) => a * b, 1);
+    const type = input.elemType;
+    const raw = new Uint8Array(count * (type === TensorDataType.INT64 ? 8 : type === TensorDataType.FLOAT ? 4 : 1));
+    const tensor = { dims, dataType: type, rawData: raw };
+    if (type === TensorDataType.FLOAT) new Float32Array(raw.buffer).forEach((_, i, a) => { a[i] = random(); });
+    feeds[input.name] = ortTensorFromProto(tensor);
+  }
+  return feeds;
+}
+
+function batchesOf(data: Dataset, model: ModelProto, batchSize: number): { feeds: OrtFeeds; rows: number; labels?: Int32Array }[] {
+  const { input, sampleShape } = sampleShapeFor(data, model, 'eval');
+  const size = fixedBatchSize(input) ?? batchSize;
+  const batches = [];
+  for (let start = 0; start + (fixedBatchSize(input) ?? 1) <= data.count; start += size) {
+    const tensor = inputBatch(data, start, size, sampleShape);
+    const rows = tensor.dims[0]!;
+    batches.push({ feeds: { [input.name]: tensor }, rows, ...(data.labels ? { labels: data.labels.subarray(start, start + rows) } : {}) });
+  }
+  return batches;
+}
+
+function floatOpCounts(mode: QuantizeMode, original: ModelProto, converted: RewriteResult): Record<string, number> {
+  const counts: Record<string, number> = {};
+  const convertedSet = new Set(converted.quantizedNodes);
+  const covered = mode === 'dynamic' ? new Set(['MatMul', 'Gemm']) : mode === 'static' ? STATIC_OPS : undefined;
+  for (const node of original.graph?.node ?? []) {
+    const op = node.opType ?? '';
+    const label = node.name || `${op}:${node.output?.[0]}`;
+    if (LAYOUT_OPS.has(op) || convertedSet.has(label)) continue;
+    if (mode === 'fp16') {
+      if (converted.skipped.some((s) => s.node === label)) counts[op] = (counts[op] ?? 0) + 1;
+      continue;
+    }
+    if (!covered!.has(op) || converted.skipped.some((s) => s.node === label)) counts[op] = (counts[op] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Loads the result in ONNX Runtime and runs it; anything that fails here is never written. */
+async function openChecked(bytes: Uint8Array, feeds: OrtFeeds, reference: OrtSession): Promise<OrtSession> {
+  let session: OrtSession;
+  try {
+    session = await openSession(bytes);
+  } catch (error) {
+    throw new QuantizeError('CALIPER_QUANTIZE_BROKEN_OUTPUT', `the converted model does not load in ONNX Runtime, so it was not written: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  try {
+    const [expected, actual] = [await reference.run(feeds), await session.run(feeds)];
+    for (const name of reference.outputNames) {
+      if (!actual[name]) throw new Error(`output ${name} is missing`);
+      if (actual[name].dims.join() !== expected[name]!.dims.join()) throw new Error(`output ${name} has shape [${actual[name].dims}], expected [${expected[name]!.dims}]`);
+      const data = actual[name].data;
+      if (actual[name].type === 'float32' && Array.from(data as Float32Array).some((v, i) => !Number.isFinite(v) && Number.isFinite((expected[name]!.data as Float32Array)[i]!))) {
+        throw new Error(`output ${name} holds non-finite values the original does not`);
+      }
+    }
+  } catch (error) {
+    await session.release();
+    throw new QuantizeError('CALIPER_QUANTIZE_BROKEN_OUTPUT', `the converted model fails on a sample, so it was not written: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  return session;
+}
+
+/**
+ * Quantizes (dynamic or static INT8) or converts (fp16) a float32 ONNX model, checks the result in ONNX
+ * Runtime, measures it against the original and writes it when `output` is given.
+ */
+export async function quantize(input: string | ModelProto | Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
+  const { mode } = options;
+  if (!['dynamic', 'static', 'fp16'].includes(mode)) throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `mode must be dynamic, static or fp16, got ${String(mode)}`);
+  const method = options.method ?? 'minmax';
+  if (!['minmax', 'percentile', 'entropy'].includes(method)) throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `method must be minmax, percentile or entropy, got ${method}`);
+  const model = loadModel(input);
+  checkModel(model, mode);
+  const originalBytes = encodeModel(model);
+  const filter = new NodeFilter(options.exclude);
+  const warnings: string[] = [];
+  if (mode !== 'static' && options.calibration !== undefined) warnings.push(`calibration data is ignored: ${mode} mode does not calibrate`);
+  const unmatched = filter.unmatched(model.graph?.node ?? []);
+  if (unmatched.length) warnings.push(`--exclude matches no node name or op type: ${unmatched.join(', ')}`);
+
+  const evalData = await resolveData(options.eval, model, 'eval', options.evalSamples);
+  let converted: RewriteResult;
+  if (mode === 'dynamic') {
+    converted = quantizeDynamic(model, { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false, filter });
+  } else if (mode === 'static') {
+    if (options.calibration === undefined) {
+      throw new QuantizeError('CALIPER_QUANTIZE_CALIBRATION_DATA', 'static quantization needs calibration data (--calibration DATA: fashion-mnist:SPLIT, IDX, .parquet, .csv or .pb samples matching the model input)');
+    }
+    const calibration = (await resolveData(options.calibration, model, 'calibration', options.calibrationSamples ?? 512))!;
+    const { tensors } = staticTargets(model, filter);
+    const ranges = await calibrate(model, tensors, calibration, { method, ...(options.percentile !== undefined ? { percentile: options.percentile } : {}) });
+    converted = quantizeStatic(model, ranges, { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false, filter });
+  } else {
+    converted = convertToFloat16(model, { filter, ...(options.blockOps ? { blockOps: options.blockOps } : {}), ...(options.keepIoTypes !== undefined ? { keepIoTypes: options.keepIoTypes } : {}) });
+  }
+  if (converted.quantizedNodes.length === 0) {
+    const ops = [...new Set((model.graph?.node ?? []).map((n) => n.opType))].join(', ');
+    const what = mode === 'dynamic' ? 'MatMul or Gemm nodes with constant weights' : mode === 'static' ? `nodes of type ${[...STATIC_OPS].join(', ')}` : 'float32 nodes outside the block list';
+    const reasons = converted.skipped.map((s) => `${s.node}: ${s.reason}`).join('; ');
+    throw new QuantizeError('CALIPER_QUANTIZE_NOTHING_TO_DO', `nothing to convert: ${mode} mode needs ${what}; the model has ${ops || 'no nodes'}${reasons ? ` (${reasons})` : ''}`);
+  }
+  const result = converted.model;
+  const newOpset = opsetVersion(result);
+  const oldOpset = opsetVersion(model);
+  if (newOpset !== oldOpset) warnings.push(`opset raised from ${oldOpset} to ${newOpset} for the emitted ops`);
+  result.irVersion = Math.min(MAX_IR, Math.max(result.irVersion ?? 0, newOpset >= 21 ? 10 : newOpset >= 19 ? 9 : newOpset >= 15 ? 8 : 7));
+  result.producerName = 'caliper';
+  for (const s of converted.skipped) if (s.reason !== 'excluded') warnings.push(`${s.node} left in float32: ${s.reason}`);
+  const floatOps = floatOpCounts(mode, model, converted);
+  const unsupported = Object.keys(floatOps).filter((op) => !LAYOUT_OPS.has(op) && (mode !== 'dynamic' || HEAVY_OPS.has(op)));
+  if (unsupported.length) warnings.push(`ops left in float32 (not covered by ${mode} mode): ${unsupported.join(', ')}`);
+  const bytes = encodeModel(result);
+
+  const reference = await openSession(originalBytes);
+  const sampleFeeds = evalData ? batchesOf(sliceDataset(evalData, 0, 8), model, 8)[0]!.feeds : syntheticFeeds(model, 8);
+  const checked = await openChecked(bytes, sampleFeeds, reference);
+  try {
+    const batches = evalData ? batchesOf(evalData, model, 256) : [{ feeds: sampleFeeds, rows: Object.values(sampleFeeds)[0]?.dims[0] ?? 1 }];
+    const { difference, accuracy } = await compareOutputs(reference, checked, batches);
+    const latency: LatencyComparison[] = [];
+    const inputs = modelInputs(model);
+    for (const batchSize of options.latencyBatchSizes ?? [1, 64]) {
+      const fixed = inputs.length === 1 ? fixedBatchSize(inputs[0]!) : undefined;
+      if (fixed !== undefined && fixed !== batchSize) {
+        warnings.push(`latency at batch ${batchSize} skipped: model input has a fixed batch size of ${fixed}`);
+        continue;
+      }
+      const feeds = evalData && evalData.count >= batchSize ? batchesOf(sliceDataset(evalData, 0, batchSize), model, batchSize)[0]!.feeds : syntheticFeeds(model, batchSize);
+      latency.push(await compareLatency(reference, checked, feeds, batchSize));
+    }
+    const afterBytes = bytes.length;
+    const report: QuantizeReport = {
+      mode,
+      settings: {
+        ...(mode !== 'fp16' ? { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false } : { keepIoTypes: options.keepIoTypes ?? true, blockOps: options.blockOps ?? ['default'] }),
+        ...(mode === 'static' ? { method } : {}),
+        exclude: options.exclude ?? [],
+      },
+      size: { beforeBytes: originalBytes.length, afterBytes, ratio: afterBytes / originalBytes.length },
+      convertedNodes: converted.quantizedNodes.length,
+      floatOps,
+      warnings,
+      outputDifference: { ...difference, source: evalData ? evalData.source : 'synthetic uniform [0, 1) inputs' },
+      ...(accuracy ? { accuracy: { ...accuracy, source: evalData!.source } } : {}),
+      latency,
+      opset: newOpset,
+      irVersion: result.irVersion,
+    };
+    if (options.output) {
+      mkdirSync(dirname(options.output), { recursive: true });
+      writeModelFile(options.output, result, options.externalData ? { externalData: true } : {});
+    }
+    return { model: result, bytes, report };
+  } finally {
+    await checked.release();
+    await reference.release();
+  }
+}
