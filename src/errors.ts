@@ -30,6 +30,7 @@ const catalogue = {
   CALIPER_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL },
   CALIPER_CONFIG_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   CALIPER_MODEL_LOAD_FAILED: { http: 400, grpc: GrpcStatus.FAILED_PRECONDITION },
+  CALIPER_ARTIFACT_CORRUPT: { http: 500, grpc: GrpcStatus.DATA_LOSS },
 } as const satisfies Record<string, { http: number; grpc: number }>;
 
 export type CaliperErrorCode = keyof typeof catalogue;
