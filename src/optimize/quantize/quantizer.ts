@@ -244,7 +244,12 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
   if (unsupported.length) warnings.push(`ops left in float32 (not covered by ${mode} mode): ${unsupported.join(', ')}`);
   const bytes = encodeModel(result);
 
-  const reference = await openSession(originalBytes);
+  let reference: OrtSession;
+  try {
+    reference = await openSession(originalBytes);
+  } catch (error) {
+    throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', `the input model does not load in ONNX Runtime: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
   const sampleFeeds = evalData ? batchesOf(sliceDataset(evalData, 0, 8), model, 8)[0]!.feeds : syntheticFeeds(model, 8);
   const checked = await openChecked(bytes, sampleFeeds, reference);
   try {
