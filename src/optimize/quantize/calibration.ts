@@ -2,6 +2,7 @@ import { encodeModel } from '../onnx/model-io.ts';
 import type { ModelProto } from '../onnx/onnx-types.ts';
 import { openSession } from '../onnx/ort-session.ts';
 import type { Dataset } from '../datasets/dataset.ts';
+import { DatasetError } from '../datasets/dataset-error.ts';
 import { fixedBatchSize, inputBatch, sampleShapeFor } from '../datasets/input-batch.ts';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
@@ -28,6 +29,9 @@ async function forEachBatch(model: ModelProto, names: readonly string[], data: D
   const session = await openSession(encodeModel(augmented), { optimization: 'disabled' });
   const { input, sampleShape } = sampleShapeFor(data, model, 'calibration');
   const size = fixedBatchSize(input) ?? batchSize;
+  if (data.count < (fixedBatchSize(input) ?? 1)) {
+    throw new DatasetError(`calibration data ${data.source} holds ${data.count} samples, fewer than the model's fixed batch size ${size}`);
+  }
   try {
     for (let start = 0; start + (fixedBatchSize(input) ?? 1) <= data.count; start += size) {
       const outputs = await session.run({ [input.name]: inputBatch(data, start, size, sampleShape) }, [...names]);

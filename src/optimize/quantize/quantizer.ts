@@ -206,6 +206,12 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
   checkModel(model, mode);
   const originalBytes = encodeModel(model);
   const filter = new NodeFilter(options.exclude);
+  let reference: OrtSession;
+  try {
+    reference = await openSession(originalBytes);
+  } catch (error) {
+    throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', `the input model does not load in ONNX Runtime: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
   const warnings: string[] = [];
   if (mode !== 'static' && options.calibration !== undefined) warnings.push(`calibration data is ignored: ${mode} mode does not calibrate`);
   const unmatched = filter.unmatched(model.graph?.node ?? []);
@@ -244,26 +250,23 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
   if (unsupported.length) warnings.push(`ops left in float32 (not covered by ${mode} mode): ${unsupported.join(', ')}`);
   const bytes = encodeModel(result);
 
-  let reference: OrtSession;
-  try {
-    reference = await openSession(originalBytes);
-  } catch (error) {
-    throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', `the input model does not load in ONNX Runtime: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  const firstBatch = evalData ? batchesOf(evalData, model, 8)[0] : undefined;
+  if (evalData && !firstBatch) {
+    await reference.release();
+    throw new QuantizeError('CALIPER_QUANTIZE_EVAL_DATA', `eval data ${evalData.source} holds ${evalData.count} samples, fewer than the model's fixed batch size`);
   }
-  const sampleFeeds = evalData ? batchesOf(sliceDataset(evalData, 0, 8), model, 8)[0]!.feeds : syntheticFeeds(model, 8);
+  const sampleFeeds = firstBatch ? firstBatch.feeds : syntheticFeeds(model, 8);
   const checked = await openChecked(bytes, sampleFeeds, reference);
   try {
     const batches = evalData ? batchesOf(evalData, model, 256) : [{ feeds: sampleFeeds, rows: Object.values(sampleFeeds)[0]?.dims[0] ?? 1 }];
     const { difference, accuracy } = await compareOutputs(reference, checked, batches);
     const latency: LatencyComparison[] = [];
     const inputs = modelInputs(model);
-    for (const batchSize of options.latencyBatchSizes ?? [1, 64]) {
-      const fixed = inputs.length === 1 ? fixedBatchSize(inputs[0]!) : undefined;
-      if (fixed !== undefined && fixed !== batchSize) {
-        warnings.push(`latency at batch ${batchSize} skipped: model input has a fixed batch size of ${fixed}`);
-        continue;
-      }
-      const feeds = evalData && evalData.count >= batchSize ? batchesOf(sliceDataset(evalData, 0, batchSize), model, batchSize)[0]!.feeds : syntheticFeeds(model, batchSize);
+    const fixed = inputs.length === 1 ? fixedBatchSize(inputs[0]!) : undefined;
+    const requested = options.latencyBatchSizes ?? [1, 64];
+    if (fixed !== undefined && requested.some((b) => b !== fixed)) warnings.push(`latency measured at the model's fixed batch size ${fixed} only`);
+    for (const batchSize of fixed !== undefined && requested.length ? [fixed] : requested) {
+      const feeds = (evalData && evalData.count >= batchSize ? batchesOf(sliceDataset(evalData, 0, batchSize), model, batchSize)[0]?.feeds : undefined) ?? syntheticFeeds(model, batchSize);
       latency.push(await compareLatency(reference, checked, feeds, batchSize));
     }
     const afterBytes = bytes.length;
