@@ -9,6 +9,7 @@ import { RequestObserver } from './request-observer.ts';
 import { registerPredictRoutes } from './routes/predict-routes.ts';
 import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
 import { CaliperError } from '../errors.ts';
+import { BINARY_CONTENT_TYPE } from './v2/binary-tensors.ts';
 
 export interface ServerOptions {
   repository: ModelRepository;
@@ -47,6 +48,9 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     transformSpecificationClone: false,
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => buildOpenApiDocument(repository, SERVER_VERSION));
+
+  // The Open Inference Protocol's binary tensor extension: the v2 infer route splits JSON header and tensors.
+  app.addContentTypeParser(BINARY_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
   registerPredictRoutes(app, repository, observer);
   registerV2Routes(app, repository, observer);

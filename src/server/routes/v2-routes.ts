@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CaliperError } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
@@ -6,7 +6,7 @@ import type { TensorSignature } from '../../runtime/model-signature.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import { ONNX_PLATFORM, v2DatatypeOf } from '../v2/datatypes.ts';
-import { jsonInputTensors, outputTensorJson, parseInferRequest } from '../v2/json-tensors.ts';
+import { BINARY_CONTENT_TYPE, BINARY_HEADER_LENGTH, decodeInferBody, encodeInferResponse } from '../v2/binary-tensors.ts';
 import type { RequestObserver } from '../request-observer.ts';
 
 export const SERVER_NAME = 'caliper';
@@ -40,6 +40,10 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
   type VersionParams = { name: string; version?: string };
   const versionOf = (params: VersionParams): ModelVersion => repository.version(params.name, params.version);
 
+  // Under the binary tensor extension the body is JSON then raw tensors, whatever its content-type says.
+  const binaryBody = async (request: FastifyRequest): Promise<void> => {
+    if (request.headers[BINARY_HEADER_LENGTH] !== undefined) request.headers['content-type'] = BINARY_CONTENT_TYPE;
+  };
   for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
     app.get<{ Params: VersionParams }>(prefix, async (request) => modelMetadata(repository, versionOf(request.params)));
 
@@ -49,21 +53,18 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
       return reply.code(ready ? 200 : 503).send({ name: version.name, version: String(version.version), ready });
     });
 
-    app.post<{ Params: VersionParams }>(`${prefix}/infer`, async (request, reply) => {
+    app.post<{ Params: VersionParams }>(`${prefix}/infer`, { onRequest: binaryBody }, async (request, reply) => {
       const version = versionOf(request.params);
       if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
-      const { request: infer, headers } = parseInferRequest(request.body);
-      const inputs = jsonInputTensors(infer, headers);
+      const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
       const outputNames = infer.outputs?.map((o) => o.name);
       const outcome = await observer.track(version, 'v2', () => runTensorInfer(version, inputs, outputNames, observer.optionsFor(version, request)));
       const names = outputNames ?? version.signature.outputs.map((o) => o.name);
       reply.header('server-timing', serverTimingHeader(outcome.timings));
-      return {
-        model_name: version.name,
-        model_version: String(version.version),
-        ...(infer.id !== undefined ? { id: infer.id } : {}),
-        outputs: names.map((name) => outputTensorJson(name, outcome.outputs[name]!)),
-      };
+      const head = { model_name: version.name, model_version: String(version.version), ...(infer.id !== undefined ? { id: infer.id } : {}) };
+      const response = encodeInferResponse(head, infer, outcome.outputs, names);
+      if (response.headerLength === undefined) return reply.type('application/json').send(response.body);
+      return reply.header(BINARY_HEADER_LENGTH, String(response.headerLength)).type(BINARY_CONTENT_TYPE).send(response.body);
     });
   }
 }
