@@ -3,7 +3,8 @@ import { join, resolve } from 'node:path';
 import type { ModelConfig } from '../config/model-config.ts';
 import { isModelFolder, listModelVersions, MODEL_FILE, readModelConfig } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
-import { directSchedulerFactory, ModelVersion, type SchedulerFactory } from './model-version.ts';
+import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
+import { ModelVersion, type SchedulerFactory } from './model-version.ts';
 
 /** A model as served: its config, its loaded versions and which one answers by default. */
 export interface ServedModel {
@@ -53,7 +54,7 @@ export class ModelRepository {
   private readonly models = new Map<string, ServedModel>();
   readonly failures: ModelLoadFailure[] = [];
 
-  constructor(private readonly schedulerFactory: SchedulerFactory = directSchedulerFactory) {}
+  constructor(private readonly schedulerFactory: SchedulerFactory = defaultScheduler) {}
 
   /** Loads every model folder under `paths`; a model that fails is recorded in `failures`, the others still load. */
   async loadPaths(paths: readonly string[]): Promise<void> {

@@ -9,11 +9,12 @@ import { InstancePool } from '../runtime/instance-pool.ts';
 import { hasBatchDimension, type ModelSignature } from '../runtime/model-signature.ts';
 import { zeroTensor, type TensorMap } from '../runtime/tensor.ts';
 import { DirectScheduler } from '../scheduler/direct-scheduler.ts';
+import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 
 export type VersionState = 'loading' | 'ready' | 'failed' | 'unloading';
 
-/** Builds the scheduler for a loaded version; the batching stage replaces the default (no batching). */
+/** Builds the scheduler for a loaded version; the default batches dynamically when model.yaml has `batching`. */
 export type SchedulerFactory = (pool: InstancePool, config: ModelConfig, signature: ModelSignature) => Scheduler;
 
 export const directSchedulerFactory: SchedulerFactory = (pool) => new DirectScheduler(pool);
@@ -48,7 +49,7 @@ export class ModelVersion {
   }
 
   /** Creates the sessions (pre-loading), checks model.yaml against the ONNX signature, then warms every instance. */
-  static async load(config: ModelConfig, version: number, modelPath: string, schedulerFactory: SchedulerFactory = directSchedulerFactory): Promise<ModelVersion> {
+  static async load(config: ModelConfig, version: number, modelPath: string, schedulerFactory: SchedulerFactory = defaultScheduler): Promise<ModelVersion> {
     const preprocessor = new Preprocessor(config);
     const postprocessor = new Postprocessor(config);
     const hooks = config.hooks ? await loadModelHooks(config.dir, config.hooks, config.file) : undefined;

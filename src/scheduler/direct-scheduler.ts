@@ -1,10 +1,12 @@
 import type { InstancePool } from '../runtime/instance-pool.ts';
+import { BatchStatistics } from './batch-statistics.ts';
 import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
 
 /** No batching: each job runs on the least loaded instance as soon as it arrives. */
 export class DirectScheduler implements Scheduler {
   private running = 0;
   private idleWaiters: (() => void)[] = [];
+  readonly batches = new BatchStatistics();
 
   constructor(private readonly pool: InstancePool) {}
 
@@ -17,7 +19,9 @@ export class DirectScheduler implements Scheduler {
     const started = performance.now();
     try {
       const { outputs } = await this.pool.run(job.inputs, job.outputNames);
-      return { outputs, queueMs: 0, inferenceMs: performance.now() - started, batchSize: job.rows };
+      const inferenceMs = performance.now() - started;
+      this.batches.record(job.rows, inferenceMs);
+      return { outputs, queueMs: 0, inferenceMs, batchSize: job.rows };
     } finally {
       this.running--;
       if (this.running === 0) for (const wake of this.idleWaiters.splice(0)) wake();

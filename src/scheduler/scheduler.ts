@@ -1,4 +1,5 @@
 import type { TensorMap } from '../runtime/tensor.ts';
+import type { BatchStatistics } from './batch-statistics.ts';
 
 /** One request's tensors on their way to a model instance. `rows` is the size of dim 0 of every input. */
 export interface InferenceJob {
@@ -26,6 +27,8 @@ export interface Scheduler {
   submit(job: InferenceJob): Promise<InferenceResult>;
   /** Jobs waiting, not yet running. */
   readonly queueDepth: number;
+  /** Counts per executed batch size. */
+  readonly batches: BatchStatistics;
   /** Resolves when nothing is queued or running. */
   drain(): Promise<void>;
 }

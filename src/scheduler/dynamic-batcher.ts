@@ -1,0 +1,304 @@
+import type { BatchingSpec, SlaSpec } from '../config/model-config.ts';
+import { CaliperError } from '../errors.ts';
+import type { RunResult } from '../runtime/model-instance.ts';
+import { concatRows, sliceRows, type TensorData, type TensorMap } from '../runtime/tensor.ts';
+import { AdaptiveDelayController } from './adaptive-delay.ts';
+import { BatchStatistics } from './batch-statistics.ts';
+import { JobQueue } from './job-queue.ts';
+import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
+
+/** What the batcher runs batches on (an InstancePool, or a stand-in in tests). */
+export interface BatchRunner {
+  run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult>;
+}
+
+export interface DynamicBatcherOptions {
+  batching: BatchingSpec;
+  /** Batches allowed to run at once (the number of model instances). */
+  concurrency: number;
+  /** The budget `max_queue_delay_us: auto` tunes against. */
+  sla?: SlaSpec;
+  /** Model name, for error messages. */
+  model?: string;
+}
+
+interface QueuedJob {
+  inputs: TensorMap;
+  rows: number;
+  deadline: number;
+  outputNames: string[] | undefined;
+  /** Jobs batch together only when their inputs agree beyond dim 0. */
+  shapeKey: string;
+  enqueuedAt: number;
+  resolve(result: InferenceResult): void;
+  reject(error: Error): void;
+}
+
+/** Why a batch left the queue; the adaptive delay only grows when batches leave on the timer half empty. */
+type BatchTrigger = 'full' | 'preferred' | 'delay';
+
+function shapeKeyOf(inputs: TensorMap): string {
+  let key = '';
+  for (const name in inputs) {
+    const t = inputs[name]!;
+    key += `${name}:${t.type}`;
+    for (let i = 1; i < t.dims.length; i++) key += `,${t.dims[i]}`;
+    key += ';';
+  }
+  return key;
+}
+
+const sameNames = (a: string[] | undefined, b: string[] | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((n, i) => n === b[i]));
+
+/**
+ * Per-model dynamic batcher. A batch leaves as soon as it reaches max_batch_size or a preferred size,
+ * otherwise when its oldest request has waited max_queue_delay_us. Priority levels are served in
+ * order (0 first), FIFO within a level. A full queue rejects at once (503 + Retry-After); a request
+ * whose deadline passes while queued is answered 504; a request larger than the maximum is split and
+ * reassembled.
+ */
+export class DynamicBatcher implements Scheduler {
+  readonly batches = new BatchStatistics();
+  readonly delayController: AdaptiveDelayController | undefined;
+  private readonly queues: JobQueue<QueuedJob>[];
+  private readonly spec: BatchingSpec;
+  private readonly concurrency: number;
+  private readonly model: string;
+  private queued = 0;
+  private running = 0;
+  private pumpScheduled = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineArmedAt = Infinity;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly runner: BatchRunner, options: DynamicBatcherOptions) {
+    this.spec = options.batching;
+    this.concurrency = Math.max(1, options.concurrency);
+    this.model = options.model ?? 'model';
+    this.queues = Array.from({ length: Math.max(1, this.spec.priorityLevels) }, () => new JobQueue<QueuedJob>());
+    if (this.spec.maxQueueDelayUs === 'auto') {
+      this.delayController = new AdaptiveDelayController({ p99BudgetMs: options.sla?.p99Ms ?? 50 });
+    }
+  }
+
+  get queueDepth(): number {
+    return this.queued;
+  }
+
+  /** The queue delay in force now, microseconds (tuned at run time when configured as auto). */
+  get delayUs(): number {
+    return this.delayController ? this.delayController.delayUs : (this.spec.maxQueueDelayUs as number);
+  }
+
+  submit(job: InferenceJob): Promise<InferenceResult> {
+    const max = this.spec.maxBatchSize;
+    if (job.rows <= max) return this.enqueue(job);
+    const parts: Promise<InferenceResult>[] = [];
+    for (let start = 0; start < job.rows; start += max) {
+      const rows = Math.min(max, job.rows - start);
+      const inputs: TensorMap = {};
+      for (const name in job.inputs) inputs[name] = sliceRows(job.inputs[name]!, start, rows);
+      parts.push(this.enqueue({ ...job, inputs, rows }));
+    }
+    return Promise.all(parts).then((results) => {
+      const outputs: TensorMap = {};
+      for (const name in results[0]!.outputs) outputs[name] = concatRows(results.map((r) => r.outputs[name]!));
+      return {
+        outputs,
+        queueMs: Math.max(...results.map((r) => r.queueMs)),
+        inferenceMs: Math.max(...results.map((r) => r.inferenceMs)),
+        batchSize: Math.max(...results.map((r) => r.batchSize)),
+      };
+    });
+  }
+
+  private enqueue(job: InferenceJob): Promise<InferenceResult> {
+    if (this.queued >= this.spec.maxQueueSize) {
+      return Promise.reject(new CaliperError('CALIPER_QUEUE_FULL',
+        `model "${this.model}": queue is full (${this.spec.maxQueueSize} requests waiting, batching.max_queue_size); retry later`, { retryAfterSeconds: 1 }));
+    }
+    const now = performance.now();
+    const deadline = job.deadline ?? Infinity;
+    if (deadline <= now) return Promise.reject(this.deadlineError(0));
+    const level = Math.min(Math.max(0, Math.trunc(job.priority ?? 0)), this.queues.length - 1);
+    return new Promise<InferenceResult>((resolve, reject) => {
+      this.queues[level]!.push({
+        inputs: job.inputs, rows: job.rows, deadline, outputNames: job.outputNames, shapeKey: shapeKeyOf(job.inputs), enqueuedAt: now, resolve, reject,
+      });
+      this.queued++;
+      if (deadline < this.deadlineArmedAt) this.armDeadlineTimer(deadline, now);
+      this.schedulePump();
+    });
+  }
+
+  private deadlineError(waitedMs: number): CaliperError {
+    return new CaliperError('CALIPER_DEADLINE_EXCEEDED', `model "${this.model}": deadline passed after ${waitedMs.toFixed(1)} ms in the queue (timeout_ms or x-caliper-timeout-ms)`);
+  }
+
+  /** Requests that arrive in the same I/O phase are all queued before the batch is formed. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.running < this.concurrency && this.queued > 0) {
+      const now = performance.now();
+      const candidates: QueuedJob[] = [];
+      let rows = 0;
+      let blocked = false;
+      let oldest = Infinity;
+      let first: QueuedJob | undefined;
+      for (const queue of this.queues) {
+        let i = 0;
+        for (let job = queue.peek(0); job !== undefined; job = queue.peek(++i)) {
+          if (job.deadline <= now) {
+            queue.removeWhere((j) => j === job);
+            this.queued--;
+            job.reject(this.deadlineError(now - job.enqueuedAt));
+            job = undefined;
+            i--;
+            continue;
+          }
+          if (job.enqueuedAt < oldest) oldest = job.enqueuedAt;
+          first ??= job;
+          if (blocked) break;
+          if (job.shapeKey !== first.shapeKey || rows + job.rows > this.spec.maxBatchSize) {
+            blocked = true;
+            break;
+          }
+          candidates.push(job);
+          rows += job.rows;
+        }
+      }
+      if (candidates.length === 0) break;
+      let trigger: BatchTrigger | undefined;
+      let take = candidates.length;
+      if (blocked || rows >= this.spec.maxBatchSize) {
+        trigger = 'full';
+      } else {
+        const preferred = this.largestPreferred(rows);
+        if (preferred !== undefined) {
+          trigger = 'preferred';
+          let sum = 0;
+          take = 0;
+          while (take < candidates.length && sum + candidates[take]!.rows <= preferred) sum += candidates[take++]!.rows;
+          if (take === 0) take = 1;
+        } else {
+          const waitedUs = (now - oldest) * 1000;
+          const delay = this.delayUs;
+          if (waitedUs >= delay) {
+            trigger = 'delay';
+          } else {
+            this.wakeAfter((delay - waitedUs) / 1000);
+            break;
+          }
+        }
+      }
+      this.dispatch(candidates.slice(0, take), trigger, now);
+    }
+    this.notifyIfIdle();
+  }
+
+  private largestPreferred(rows: number): number | undefined {
+    const sizes = this.spec.preferredBatchSizes;
+    for (let i = sizes.length - 1; i >= 0; i--) if (sizes[i]! <= rows) return sizes[i];
+    return undefined;
+  }
+
+  /** Sub-millisecond waits poll with setImmediate: setTimeout cannot wait less than 1 ms. */
+  private wakeAfter(ms: number): void {
+    if (this.wakeTimer !== undefined) return;
+    if (ms < 1) {
+      this.schedulePump();
+      return;
+    }
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.pump();
+    }, Math.floor(ms));
+  }
+
+  private dispatch(jobs: QueuedJob[], trigger: BatchTrigger, now: number): void {
+    for (const job of jobs) {
+      const queue = this.queues.find((q) => q.peek() === job);
+      if (queue) queue.shift();
+      else for (const q of this.queues) if (q.removeWhere((j) => j === job).length > 0) break;
+    }
+    this.queued -= jobs.length;
+    this.running++;
+    let rows = 0;
+    for (const job of jobs) rows += job.rows;
+    const feeds: TensorMap = {};
+    if (jobs.length === 1) {
+      Object.assign(feeds, jobs[0]!.inputs);
+    } else {
+      for (const name in jobs[0]!.inputs) feeds[name] = concatRows(jobs.map((j) => j.inputs[name]!));
+    }
+    const names = jobs[0]!.outputNames;
+    const outputNames = jobs.every((j) => sameNames(j.outputNames, names)) ? names : undefined;
+    this.delayController?.observeBatch(trigger === 'delay' ? rows / this.spec.maxBatchSize : 1);
+    this.runner.run(feeds, outputNames).then((result) => {
+      const finished = performance.now();
+      const inferenceMs = finished - now;
+      this.batches.record(rows, inferenceMs);
+      let offset = 0;
+      for (const job of jobs) {
+        const outputs: TensorMap = {};
+        for (const name in result.outputs) {
+          if (job.outputNames && !job.outputNames.includes(name)) continue;
+          const tensor: TensorData = result.outputs[name]!;
+          outputs[name] = jobs.length === 1 || tensor.dims[0] !== rows ? tensor : sliceRows(tensor, offset, job.rows);
+        }
+        offset += job.rows;
+        const queueMs = now - job.enqueuedAt;
+        this.delayController?.observeLatency(queueMs + inferenceMs);
+        job.resolve({ outputs, queueMs, inferenceMs, batchSize: rows });
+      }
+    }, (error: unknown) => {
+      const failure = new CaliperError('CALIPER_INFERENCE_FAILED', `model "${this.model}": inference failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      for (const job of jobs) job.reject(failure);
+    }).finally(() => {
+      this.running--;
+      this.pump();
+    });
+  }
+
+  private armDeadlineTimer(deadline: number, now: number): void {
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    this.deadlineArmedAt = deadline;
+    this.deadlineTimer = setTimeout(() => this.expireDeadlines(), Math.max(0, Math.ceil(deadline - now)));
+    this.deadlineTimer.unref();
+  }
+
+  private expireDeadlines(): void {
+    this.deadlineTimer = undefined;
+    this.deadlineArmedAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const queue of this.queues) {
+      for (const job of queue.removeWhere((j) => j.deadline <= now)) {
+        this.queued--;
+        job.reject(this.deadlineError(now - job.enqueuedAt));
+      }
+      for (const job of queue) if (job.deadline < next) next = job.deadline;
+    }
+    if (next !== Infinity) this.armDeadlineTimer(next, now);
+    this.notifyIfIdle();
+  }
+
+  private notifyIfIdle(): void {
+    if (this.queued === 0 && this.running === 0 && this.idleWaiters.length > 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  drain(): Promise<void> {
+    if (this.queued === 0 && this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}
