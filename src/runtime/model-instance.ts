@@ -49,9 +49,7 @@ export class InThreadInstance implements ModelInstance {
   }
 }
 
-const workerUrl = new URL('./session-worker.ts', import.meta.url);
-// The worker is TypeScript: it needs tsx's loader, which is per thread.
-const workerExecArgv = ['--import', import.meta.resolve('tsx/esm')];
+const workerUrl = new URL('./session-worker-entry.mjs', import.meta.url);
 
 interface Pending {
   resolve(reply: WorkerReply): void;
@@ -84,7 +82,7 @@ export class WorkerInstance implements ModelInstance {
   }
 
   static async load(id: number, spec: SessionSpec): Promise<WorkerInstance> {
-    const worker = new Worker(workerUrl, { execArgv: workerExecArgv });
+    const worker = new Worker(workerUrl);
     const instance = new WorkerInstance(id, worker);
     try {
       const reply = await instance.request({ kind: 'load', id: 0, spec });
