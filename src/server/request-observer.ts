@@ -19,6 +19,12 @@ export interface RequestRecord {
   durationMs: number;
 }
 
+/** What one request asked for: a timeout in milliseconds and a priority level (0 highest). */
+export interface RequestHints {
+  timeoutMs?: string | number;
+  priority?: string | number;
+}
+
 export type RequestListener = (record: RequestRecord) => void;
 
 /**
@@ -36,22 +42,27 @@ export class RequestObserver {
   }
 
   optionsFor(version: ModelVersion, request: FastifyRequest): PredictOptions {
-    const header = request.headers['x-caliper-timeout-ms'] ?? request.headers['x-timeout-ms'];
+    const timeout = request.headers['x-caliper-timeout-ms'] ?? request.headers['x-timeout-ms'];
+    const priority = request.headers['x-caliper-priority'];
+    return this.optionsFrom(version, { timeoutMs: typeof timeout === 'string' ? timeout : undefined, priority: typeof priority === 'string' ? priority : undefined });
+  }
+
+  /** Deadline and priority from what the request asked for, whatever carried it (HTTP headers, gRPC metadata or deadline). */
+  optionsFrom(version: ModelVersion, hints: RequestHints): PredictOptions {
     const options: PredictOptions = {};
     const defaultTimeout = version.config.batching.timeoutMs;
     let timeout = defaultTimeout;
-    if (typeof header === 'string') {
-      const requested = Number(header);
-      if (!Number.isFinite(requested) || requested <= 0) throw new CaliperError('CALIPER_INVALID_INPUT', `x-caliper-timeout-ms: expected a positive number of milliseconds, got "${header}"`);
+    if (hints.timeoutMs !== undefined) {
+      const requested = Number(hints.timeoutMs);
+      if (!Number.isFinite(requested) || requested <= 0) throw new CaliperError('CALIPER_INVALID_INPUT', `x-caliper-timeout-ms: expected a positive number of milliseconds, got "${hints.timeoutMs}"`);
       timeout = Math.min(requested, defaultTimeout);
     }
     options.deadline = performance.now() + timeout;
-    const priority = request.headers['x-caliper-priority'];
-    if (typeof priority === 'string') {
-      const level = Number(priority);
+    if (hints.priority !== undefined) {
+      const level = Number(hints.priority);
       const levels = version.config.batching.priorityLevels;
       if (!Number.isInteger(level) || level < 0 || level >= levels) {
-        throw new CaliperError('CALIPER_INVALID_INPUT', `x-caliper-priority: expected an integer from 0 (highest) to ${levels - 1}, got "${priority}"`);
+        throw new CaliperError('CALIPER_INVALID_INPUT', `x-caliper-priority: expected an integer from 0 (highest) to ${levels - 1}, got "${hints.priority}"`);
       }
       options.priority = level;
     }
