@@ -1,0 +1,144 @@
+import { ArrivalSchedule, type ArrivalDistribution } from './arrival-schedule.ts';
+import type { LoadClient, LoadTarget } from './load-target.ts';
+import { MeasurementWindow } from './measurement-window.ts';
+
+/** A running load: it records into the current window until the next boundary swaps in a fresh one. */
+export interface RunningLoad {
+  /** Closes the current window and starts recording into a new one; returns the closed window. */
+  nextWindow(): MeasurementWindow;
+  /** Stops sending, waits (bounded) for in-flight requests, closes the connections. */
+  stop(): Promise<OpenLoopCounters | undefined>;
+}
+
+/** Open-loop bookkeeping: how far behind its schedule the generator (or the server) fell. */
+export interface OpenLoopCounters {
+  scheduled: number;
+  /** Requests that waited for a free connection (the server was not keeping up). */
+  delayed: number;
+  connections: number;
+}
+
+const STOP_GRACE_MS = 2000;
+
+/**
+ * Closed loop: `concurrency` connections, each sending its next request as soon as the previous one is
+ * answered. Latency runs from send to complete response.
+ */
+export function startClosedLoop(target: LoadTarget, concurrency: number): RunningLoad {
+  let window = new MeasurementWindow(performance.now());
+  let running = true;
+  const clients = Array.from({ length: concurrency }, () => target.createClient());
+  const loops = clients.map(async (client) => {
+    while (running) {
+      const sentAt = performance.now();
+      const outcome = await client.send();
+      if (!running) break;
+      window.record(performance.now() - sentAt, outcome);
+      // A refused connection would otherwise spin; back off a little before retrying.
+      if (outcome.status === 'network') await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  });
+  return {
+    nextWindow: () => {
+      const closed = window;
+      const now = performance.now();
+      closed.endedAt = now;
+      window = new MeasurementWindow(now);
+      return closed;
+    },
+    stop: async () => {
+      running = false;
+      await waitAtMost(Promise.all(loops), STOP_GRACE_MS);
+      for (const client of clients) client.close();
+      return undefined;
+    },
+  };
+}
+
+/**
+ * Open loop: requests are due at the times of an arrival schedule whether or not earlier ones have been
+ * answered. Each request's latency counts from its scheduled time, not from when a connection was free to
+ * send it, so a slow server cannot hide its queueing (no coordinated omission). Connections are opened as
+ * needed up to `maxConnections`; past that, due requests wait in a backlog and the wait counts.
+ */
+export function startOpenLoop(target: LoadTarget, rate: number, distribution: ArrivalDistribution, maxConnections: number): RunningLoad {
+  const schedule = new ArrivalSchedule(rate, distribution);
+  const origin = performance.now();
+  let window = new MeasurementWindow(origin);
+  let running = true;
+  const idle: LoadClient[] = [];
+  const all: LoadClient[] = [];
+  const backlog: number[] = [];
+  const counters: OpenLoopCounters = { scheduled: 0, delayed: 0, connections: 0 };
+  let inflight = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let settle: (() => void) | undefined;
+
+  const sendOn = (client: LoadClient, scheduledAt: number): void => {
+    inflight++;
+    client.send().then((outcome) => {
+      inflight--;
+      if (running) window.record(performance.now() - scheduledAt, outcome);
+      if (running && backlog.length > 0) {
+        sendOn(client, backlog.shift()!);
+      } else {
+        idle.push(client);
+        if (!running && inflight === 0) settle?.();
+      }
+    });
+  };
+
+  const dispatch = (scheduledAt: number): void => {
+    counters.scheduled++;
+    let client = idle.pop();
+    if (!client && all.length < maxConnections) {
+      client = target.createClient();
+      all.push(client);
+      counters.connections = all.length;
+    }
+    if (client) {
+      sendOn(client, scheduledAt);
+    } else {
+      counters.delayed++;
+      backlog.push(scheduledAt);
+    }
+  };
+
+  const tick = (): void => {
+    if (!running) return;
+    const now = performance.now();
+    while (origin + schedule.peek() <= now) dispatch(origin + schedule.next());
+    const wait = origin + schedule.peek() - performance.now();
+    // setTimeout's granularity is about 1 ms: below that, yield to I/O and look again.
+    if (wait >= 1) timer = setTimeout(tick, Math.floor(wait));
+    else setImmediate(tick);
+  };
+  tick();
+
+  return {
+    nextWindow: () => {
+      const closed = window;
+      const now = performance.now();
+      closed.endedAt = now;
+      window = new MeasurementWindow(now);
+      return closed;
+    },
+    stop: async () => {
+      running = false;
+      if (timer) clearTimeout(timer);
+      backlog.length = 0;
+      if (inflight > 0) {
+        await waitAtMost(new Promise<void>((resolve) => { settle = resolve; }), STOP_GRACE_MS);
+      }
+      for (const client of all) client.close();
+      return counters;
+    },
+  };
+}
+
+/** Waits for `promise`, or `ms` at most, without leaving a timer behind. */
+async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => { timer = setTimeout(resolve, ms); })]);
+  clearTimeout(timer);
+}
