@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { CaliperError } from '../errors.ts';
+import { registerModelsCommand } from './models.ts';
 import { registerQuantizeCommand } from './quantize.ts';
 import { registerServeCommand } from './serve.ts';
 
@@ -13,6 +14,7 @@ program
 
 registerServeCommand(program);
 registerQuantizeCommand(program);
+registerModelsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,33 @@
+import type { ModelConfig } from '../config/model-config.ts';
+import { ModelRegistry, type RegisteredVersion } from './model-registry.ts';
+import { registryHome } from './registry-home.ts';
+import { parseModelUri } from './model-uri.ts';
+
+/** A model URI resolved to files on disk: what serve, batch or quantize need to use a registered version. */
+export interface ResolvedModel {
+  uri: string;
+  name: string;
+  version: number;
+  /** The ONNX file in the artifact store, its sha256 checked. */
+  modelPath: string;
+  /** model.yaml as registered, and parsed (named as registered). */
+  configText: string;
+  config: ModelConfig;
+  record: RegisteredVersion;
+}
+
+/**
+ * Resolves models:/name/3, models:/name/Production, models:/name@alias or models:/name/latest against
+ * the registry at `home` (default: $CALIPER_HOME or ~/.caliper).
+ */
+export async function resolveModelUri(uri: string, home: string = registryHome()): Promise<ResolvedModel> {
+  const parsed = parseModelUri(uri);
+  const registry = ModelRegistry.open(home);
+  try {
+    const record = registry.resolve(parsed.name, parsed.selector);
+    const modelPath = await registry.artifactPath(record);
+    return { uri, name: record.name, version: record.version, modelPath, configText: record.config, config: registry.configOf(record), record };
+  } finally {
+    registry.close();
+  }
+}
