@@ -37,6 +37,8 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     return503OnClosing: true,
   });
   const observer = new RequestObserver();
+  // Inference bodies are JSON (or the binary extension); a text/plain body is a client mistake, answered 415.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new CaliperError('CALIPER_NOT_FOUND', `no route ${request.method} ${request.url} (see GET /docs)`)));
