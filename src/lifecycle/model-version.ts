@@ -1,3 +1,4 @@
+import { releaseResponseCache } from '../cache/version-cache.ts';
 import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { loadModelHooks, type ModelHooks } from '../pipeline/model-hooks.ts';
@@ -94,6 +95,7 @@ export class ModelVersion {
   async unload(): Promise<void> {
     this.state = 'unloading';
     await this.scheduler.drain();
+    await releaseResponseCache(this);
     await this.pool.release();
   }
 }

@@ -1,3 +1,4 @@
+import { canonicalRequestKey, responseCacheOf } from '../cache/version-cache.ts';
 import { describeValue } from '../config/config-reader.ts';
 import { invalidInput } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
@@ -70,11 +71,27 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
   const inputs = version.preprocessor.run(rows, prefixOf);
   const preprocessed = performance.now();
 
+  const cache = responseCacheOf(version);
+  let cacheKey: string | undefined;
+  let cacheMs: number | undefined;
+  if (cache) {
+    cacheKey = canonicalRequestKey(rows);
+    const lookup = cache.get(cacheKey);
+    const cached = lookup instanceof Promise ? await lookup : lookup;
+    const looked = performance.now();
+    cacheMs = looked - preprocessed;
+    if (cached !== undefined) {
+      const timings = { validate: validated - started, preprocess: preprocessed - validated, cache: cacheMs, total: looked - started };
+      return { predictions: JSON.parse(cached) as Prediction[], single, batchSize: 0, timings };
+    }
+  }
+
   const result = await runInference(version, inputs, rows.length, options, version.postprocessor.outputNames);
   const inferred = performance.now();
 
   let predictions = version.postprocessor.run(result.outputs, rows.length);
   if (hooks?.postprocess) predictions = predictions.map((p, row) => hooks.postprocess!(p, { outputs: result.outputs, row, request: rows[row]! }));
+  if (cache) void cache.set(cacheKey!, JSON.stringify(predictions));
   const finished = performance.now();
 
   return {
@@ -84,6 +101,7 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
     timings: {
       validate: validated - started,
       preprocess: preprocessed - validated,
+      ...(cacheMs !== undefined ? { cache: cacheMs } : {}),
       queue: result.queueMs,
       inference: result.inferenceMs,
       postprocess: finished - inferred,
