@@ -18,6 +18,8 @@ const catalogue = {
   CALIPER_MODEL_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
   CALIPER_VERSION_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
   CALIPER_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  /** model.yaml features with on_missing: error, and no features stored for the request's entity. */
+  CALIPER_ENTITY_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
   CALIPER_CONFLICT: { http: 409, grpc: GrpcStatus.ALREADY_EXISTS },
   CALIPER_PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   CALIPER_UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT },

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ConfigReader } from './config-reader.ts';
+import { featureInputs, parseFeatures, type FeaturesSpec } from '../features/feature-config.ts';
 
 /** The typed model.yaml: request fields, preprocess, postprocess and runtime/latency settings. */
 
@@ -111,8 +112,8 @@ export interface ModelConfig {
   batching: BatchingSpec;
   cache: CacheSpec;
   sla?: SlaSpec;
-  /** Sections owned by other stages (e.g. features), validated by their own modules. */
-  features?: Record<string, unknown>;
+  /** Per-entity features looked up before preprocess (src/features/feature-config.ts). */
+  features?: FeaturesSpec;
 }
 
 const FIELD_TYPES: readonly FieldType[] = ['number', 'integer', 'string', 'boolean', 'array'];
@@ -349,6 +350,7 @@ export function parseModelConfig(document: unknown, file: string, dir: string): 
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) r.fail('name', 'letters, digits, "_", "-" or "." (it appears in URLs)', name);
   if (o.runtime !== undefined) r.oneOf(o.runtime, 'runtime', ['onnx'] as const);
   const inputs = parseInputs(r, o.inputs);
+  const features = o.features === undefined ? undefined : parseFeatures(r, o.features, inputs);
   const warmup = o.warmup === undefined ? {} : r.object(o.warmup, 'warmup');
   r.onlyKeys(warmup, 'warmup', ['batch_size', 'runs']);
   const optimization = o.optimization === undefined ? {} : r.object(o.optimization, 'optimization');
@@ -362,7 +364,8 @@ export function parseModelConfig(document: unknown, file: string, dir: string): 
     inputs,
     unknownFields: o.unknown_fields === undefined ? 'reject' : r.oneOf(o.unknown_fields, 'unknown_fields', ['reject', 'ignore'] as const),
     maxInstancesPerRequest: o.max_instances_per_request === undefined ? 10_000 : r.number(o.max_instances_per_request, 'max_instances_per_request', { integer: true, min: 1 }),
-    tensors: parsePreprocess(r, o.preprocess, inputs),
+    // Preprocess columns may name looked-up feature fields as well as request fields.
+    tensors: parsePreprocess(r, o.preprocess, [...inputs, ...featureInputs(features)]),
     postprocess: parsePostprocess(r, o.postprocess),
     optimization: {
       graphLevel: optimization.graph_level === undefined ? 'all' : r.oneOf(optimization.graph_level, 'optimization.graph_level', ['disabled', 'basic', 'extended', 'all'] as const),
@@ -379,6 +382,6 @@ export function parseModelConfig(document: unknown, file: string, dir: string): 
   if (o.hooks !== undefined) config.hooks = r.string(o.hooks, 'hooks');
   const sla = parseSla(r, o.sla);
   if (sla) config.sla = sla;
-  if (o.features !== undefined) config.features = r.object(o.features, 'features');
+  if (features) config.features = features;
   return config;
 }

@@ -1,0 +1,17 @@
+import { resolve } from 'node:path';
+import { CaliperError } from '../errors.ts';
+import type { FeaturesSpec } from './feature-config.ts';
+import type { FeatureStore } from './feature-store.ts';
+import { MemoryFeatureStore } from './memory-feature-store.ts';
+import { RedisFeatureStore } from './redis-feature-store.ts';
+
+/** Opens the store model.yaml's `features` section names; `dir` is the model folder a memory source is relative to. */
+export async function openFeatureStore(spec: FeaturesSpec, dir: string, configFile: string): Promise<FeatureStore> {
+  if (spec.store.kind === 'redis') return RedisFeatureStore.connect(spec.store.url, spec.fields);
+  const path = resolve(dir, spec.store.source);
+  try {
+    return await MemoryFeatureStore.fromFile(path, spec.key, spec.fields);
+  } catch (error) {
+    throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: features.source: ${(error as Error).message}`, { cause: error });
+  }
+}
