@@ -5,6 +5,7 @@ import { isModelFolder, listModelVersions, MODEL_FILE, readModelConfig } from '.
 import { CaliperError } from '../errors.ts';
 import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
 import { ModelVersion, type SchedulerFactory } from './model-version.ts';
+import { choosesCanary, type TrafficPolicy } from './traffic-policy.ts';
 
 /** A model as served: its config, its loaded versions and which one answers by default. */
 export interface ServedModel {
@@ -13,6 +14,8 @@ export interface ServedModel {
   versions: Map<number, ModelVersion>;
   /** The version that answers requests naming no version. */
   defaultVersion: number;
+  /** Canary and shadow traffic, set by the registry follower. */
+  traffic?: TrafficPolicy;
 }
 
 export interface ModelLoadFailure { name: string; source: string; version?: number; reason: string }
@@ -121,6 +124,14 @@ export class ModelRepository {
       throw new CaliperError('CALIPER_MODEL_NOT_FOUND', `model "${name}" is not served (served models: ${known})`);
     }
     return model;
+  }
+
+  /** The version that answers a request naming no version: the canary for its share of requests, else the default. */
+  route(name: string, routingKey?: string): ModelVersion {
+    const model = this.get(name);
+    const canary = model.traffic?.canary;
+    if (canary && canary.version.state === 'ready' && choosesCanary(canary, routingKey)) return canary.version;
+    return model.versions.get(model.defaultVersion)!;
   }
 
   /** The version named (a decimal string from a URL), or the default one. */
