@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { CaliperError } from '../errors.ts';
+import { registerBenchCommand } from './bench.ts';
 import { registerModelsCommand } from './models.ts';
+import { registerDistillCommand } from './distill.ts';
 import { registerQuantizeCommand } from './quantize.ts';
 import { registerServeCommand } from './serve.ts';
 
@@ -13,7 +15,9 @@ program
   .exitOverride();
 
 registerServeCommand(program);
+registerBenchCommand(program);
 registerQuantizeCommand(program);
+registerDistillCommand(program);
 registerModelsCommand(program);
 
 try {

@@ -1,0 +1,134 @@
+import { SingleBar } from 'cli-progress';
+import { InvalidArgumentError, type Command } from 'commander';
+import { formatDistillReport } from '../optimize/distill/distill-report.ts';
+import { distill, type DistillProgress } from '../optimize/distill/distiller.ts';
+import { parseIntegerOption } from './options.ts';
+
+interface DistillCliOptions {
+  teacher: string;
+  train: string;
+  eval?: string;
+  student: string;
+  output: string;
+  temperature: number;
+  alpha: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  patience: number;
+  seed: number;
+  trainSamples?: number;
+  evalSamples?: number;
+  baseline?: boolean;
+  qat?: boolean;
+  latency?: boolean;
+  json?: boolean;
+}
+
+function parseNumberOption(option: string, check: (n: number) => boolean, expected: string): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || !check(n)) throw new InvalidArgumentError(`${option}: expected ${expected}, got "${value}"`);
+    return n;
+  };
+}
+
+/** Progress on stderr: a bar per phase, and one line per epoch with loss and eval accuracy. */
+function terminalProgress(): DistillProgress & { stop(): void } {
+  const bar = new SingleBar({
+    format: '{phase} [{bar}] {value}/{total} {detail}',
+    stream: process.stderr,
+    hideCursor: true,
+    clearOnComplete: true,
+  });
+  let phase = '';
+  let active = false;
+  const stop = () => {
+    if (active) bar.stop();
+    active = false;
+  };
+  const start = (total: number, detail = '') => {
+    stop();
+    bar.start(total, 0, { phase, detail });
+    active = true;
+  };
+  return {
+    stop,
+    onPhase(name) {
+      stop();
+      phase = name;
+      if (name === 'evaluate') process.stderr.write('evaluating teacher and student with ONNX Runtime…\n');
+    },
+    onTeacherLogits(done, total) {
+      if (!active) start(total);
+      bar.update(done);
+    },
+    onStep(epoch, step, steps, loss) {
+      if (!active || step === 1) start(steps, '');
+      if (step % 10 === 0 || step === steps) bar.update(step, { phase: `${phase} epoch ${epoch}`, detail: `loss ${loss.toFixed(4)}` });
+    },
+    onEpoch(result) {
+      stop();
+      const scores = [
+        result.evalAccuracy !== undefined ? `eval accuracy ${(result.evalAccuracy * 100).toFixed(2)}%` : '',
+        result.evalAgreement !== undefined ? `agreement ${(result.evalAgreement * 100).toFixed(2)}%` : '',
+      ].filter(Boolean).join(', ');
+      process.stderr.write(`${phase} epoch ${result.epoch}: loss ${result.loss.toFixed(4)}${scores ? `, ${scores}` : ''} (${result.seconds.toFixed(1)} s)\n`);
+    },
+  };
+}
+
+/** `caliper distill --teacher T.onnx --train DATA --student mlp:256,128 -o S.onnx ...` */
+export function registerDistillCommand(program: Command): void {
+  program
+    .command('distill')
+    .description('Distil a teacher ONNX classifier into a smaller student (MLP or small CNN) trained with TensorFlow.js, exported to ONNX, and report accuracy, size and latency side by side')
+    .requiredOption('--teacher <model>', 'teacher ONNX model with a logits (or softmax) output [N, C]')
+    .requiredOption('--train <data>', 'training data: fashion-mnist:SPLIT, IDX file/dir, .parquet, .csv or .pb')
+    .option('--eval <data>', 'evaluation data: early stopping and the report')
+    .requiredOption('--student <spec>', 'mlp:W1,W2,… or cnn:C1,C2,…[/W1,…] (e.g. mlp:256,128, cnn:8,16/64)')
+    .requiredOption('-o, --output <path>', 'where to write the student ONNX model')
+    .option('--temperature <t>', 'softening temperature T', parseNumberOption('--temperature', (n) => n > 0, 'a number > 0'), 4)
+    .option('--alpha <a>', 'weight of the teacher term (1 − alpha weighs the hard labels)', parseNumberOption('--alpha', (n) => n >= 0 && n <= 1, 'a number from 0 to 1'), 0.9)
+    .option('--epochs <n>', 'maximum training epochs', parseIntegerOption('--epochs', 1), 10)
+    .option('--batch-size <n>', 'training batch size', parseIntegerOption('--batch-size', 1), 128)
+    .option('--lr <x>', 'Adam learning rate (cosine-decayed over the epochs)', parseNumberOption('--lr', (n) => n > 0, 'a number > 0'), 1e-3)
+    .option('--patience <n>', 'epochs without eval improvement before stopping early', parseIntegerOption('--patience', 1), 3)
+    .option('--seed <n>', 'seed for weight initialisation and shuffling', parseIntegerOption('--seed', 1), 1)
+    .option('--train-samples <n>', 'use only the first N training samples', parseIntegerOption('--train-samples', 1))
+    .option('--eval-samples <n>', 'use only the first N evaluation samples', parseIntegerOption('--eval-samples', 1))
+    .option('--baseline', 'also train the same student on hard labels only, as a reference row')
+    .option('--qat', 'train with fake INT8 quantization, so the student quantizes (caliper quantize --mode dynamic --per-channel) without further loss')
+    .option('--no-latency', 'skip the batch 1 / 64 latency comparison')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: DistillCliOptions) => {
+      const progress = opts.json && !process.stderr.isTTY ? undefined : terminalProgress();
+      try {
+        const { report } = await distill({
+          teacher: opts.teacher,
+          train: opts.train,
+          ...(opts.eval ? { eval: opts.eval } : {}),
+          student: opts.student,
+          output: opts.output,
+          temperature: opts.temperature,
+          alpha: opts.alpha,
+          epochs: opts.epochs,
+          batchSize: opts.batchSize,
+          learningRate: opts.lr,
+          patience: opts.patience,
+          seed: opts.seed,
+          ...(opts.trainSamples ? { trainSamples: opts.trainSamples } : {}),
+          ...(opts.evalSamples ? { evalSamples: opts.evalSamples } : {}),
+          baseline: opts.baseline ?? false,
+          qat: opts.qat ?? false,
+          ...(opts.latency === false ? { latencyBatchSizes: [] } : {}),
+          ...(progress ? { progress } : {}),
+        });
+        progress?.stop();
+        if (opts.json) process.stdout.write(`${JSON.stringify({ teacherModel: opts.teacher, output: opts.output, ...report }, null, 2)}\n`);
+        else process.stdout.write(`${formatDistillReport(report)}\nwrote ${opts.output}\n`);
+      } finally {
+        progress?.stop();
+      }
+    });
+}
