@@ -8,6 +8,7 @@ import { buildOpenApiDocument } from './openapi.ts';
 import { RequestObserver } from './request-observer.ts';
 import { registerPredictRoutes } from './routes/predict-routes.ts';
 import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
+import { registerStatsRoutes, type LatencyObservability } from './routes/stats-routes.ts';
 import { CaliperError } from '../errors.ts';
 import { BINARY_CONTENT_TYPE } from './v2/binary-tensors.ts';
 
@@ -21,6 +22,8 @@ export interface ServerOptions {
 export interface CaliperServer {
   app: FastifyInstance;
   observer: RequestObserver;
+  /** Metrics, per-model statistics and the SLA monitor fed by every inference request. */
+  observability: LatencyObservability;
 }
 
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
@@ -43,6 +46,12 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new CaliperError('CALIPER_NOT_FOUND', `no route ${request.method} ${request.url} (see GET /docs)`)));
 
+  // Every response names its request id (logged with any error about it), given or generated.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    done();
+  });
+
   await app.register(swagger, { openapi: { info: { title: 'Caliper model server', version: SERVER_VERSION } } });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
@@ -56,5 +65,6 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
 
   registerPredictRoutes(app, repository, observer);
   registerV2Routes(app, repository, observer);
-  return { app, observer };
+  const observability = registerStatsRoutes(app, repository, observer, options.logger);
+  return { app, observer, observability };
 }
