@@ -1,0 +1,99 @@
+import type { BenchReport, StepResult } from './bench-report.ts';
+import { escapeXml, lineChart, stackedBarChart } from './svg-chart.ts';
+
+/** Triton statistics entries that are outcomes, not stages of a request. */
+const NON_STAGE_STATS = new Set(['success', 'fail', 'cache_hit', 'cache_miss']);
+const PERCENTILES = ['p50', 'p90', 'p95', 'p99'] as const;
+
+const STYLE = `body{font-family:system-ui,sans-serif;margin:24px;color:#111827;max-width:1100px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #d1d5db;padding:4px 8px;text-align:right}th{background:#f3f4f6}td.text,th.text{text-align:left}
+.meta{color:#4b5563;font-size:13px}.unstable{color:#b45309}.charts svg{display:block;margin:12px 0}`;
+
+/** A self-contained HTML page: inline CSS and SVG only, so it opens offline. */
+export function htmlPage(title: string, sections: string[]): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeXml(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
+<body><h1>${escapeXml(title)}</h1>
+${sections.join('\n')}
+</body></html>
+`;
+}
+
+export function htmlTable(headers: string[], rows: (string | number)[][], textColumns = 1): string {
+  const cell = (tag: string, value: string | number, i: number): string =>
+    `<${tag}${i < textColumns ? ' class="text"' : ''}>${escapeXml(String(value))}</${tag}>`;
+  return `<table><thead><tr>${headers.map((h, i) => cell('th', h, i)).join('')}</tr></thead><tbody>
+${rows.map((row) => `<tr>${row.map((v, i) => cell('td', v, i)).join('')}</tr>`).join('\n')}
+</tbody></table>`;
+}
+
+export const loadLabel = (report: Pick<BenchReport, 'mode'>, load: number): string =>
+  report.mode === 'concurrency' ? `c=${load}` : `${load} rps`;
+
+/** Per-step stage durations (ms): the server's statistics when it has them, else the Server-Timing headers. */
+export function stageBreakdown(steps: readonly StepResult[]): { source: string; stages: string[]; values: (step: StepResult, stage: string) => number } {
+  if (steps.length > 0 && steps.every((s) => s.serverStats && Object.keys(s.serverStats.stageMs).some((k) => !NON_STAGE_STATS.has(k)))) {
+    const stages = [...new Set(steps.flatMap((s) => Object.keys(s.serverStats!.stageMs)))].filter((k) => !NON_STAGE_STATS.has(k));
+    return { source: 'the server statistics endpoint', stages, values: (step, stage) => step.serverStats!.stageMs[stage] ?? 0 };
+  }
+  const stages = [...new Set(steps.flatMap((s) => Object.keys(s.serverTiming)))].filter((k) => k !== 'total');
+  return { source: 'Server-Timing response headers', stages, values: (step, stage) => step.serverTiming[stage] ?? 0 };
+}
+
+export function latencyChart(report: BenchReport, title = 'Latency percentiles against throughput', budgetMs?: number): string {
+  return lineChart({
+    title,
+    xLabel: 'throughput (req/s)',
+    yLabel: 'latency (ms)',
+    series: PERCENTILES.map((p) => ({
+      name: p,
+      points: report.steps.map((s) => ({ x: s.throughput, y: s.latencyMs[p], label: loadLabel(report, s.load) })),
+    })),
+    ...(budgetMs !== undefined ? { threshold: { y: budgetMs, label: `p99 budget ${budgetMs} ms` } } : {}),
+  });
+}
+
+export function breakdownChart(report: BenchReport): string {
+  const breakdown = stageBreakdown(report.steps);
+  const serverTotal = (step: StepResult): number => breakdown.stages.reduce((sum, stage) => sum + breakdown.values(step, stage), 0);
+  return stackedBarChart({
+    title: `Mean time per request by stage (${breakdown.source})`,
+    yLabel: 'ms',
+    categories: report.steps.map((s) => loadLabel(report, s.load)),
+    stacks: [
+      ...breakdown.stages.map((stage) => ({ name: stage, values: report.steps.map((s) => breakdown.values(s, stage)) })),
+      { name: 'outside the stages (network, HTTP, client)', values: report.steps.map((s) => Math.max(0, s.latencyMs.mean - serverTotal(s))) },
+    ],
+  });
+}
+
+export function renderBenchHtml(report: BenchReport): string {
+  const loadName = report.mode === 'concurrency' ? 'concurrency' : 'offered rate (req/s)';
+  const meta = `<p class="meta">${escapeXml(report.target.request)} · protocol ${report.target.protocol} · ${report.target.requests} distinct request(s) from ${escapeXml(report.target.data)}<br>
+${report.mode === 'concurrency' ? 'closed loop (each connection sends its next request when the previous one is answered)' : `open loop, ${report.distribution} arrivals, latency from the scheduled send time`} ·
+windows of ${report.windowMs} ms after ${report.warmupMs} ms warm-up; a step is stable when throughput and p99 stay within ±${report.stabilityRule.tolerancePct}% over ${report.stabilityRule.windows} windows (at most ${report.stabilityRule.maxTrials} windows) · started ${escapeXml(report.startedAt)}</p>`;
+  const throughput = lineChart({
+    title: `Throughput against ${loadName}`,
+    xLabel: loadName,
+    yLabel: 'req/s',
+    series: [{ name: 'throughput', points: report.steps.map((s) => ({ x: s.load, y: s.throughput })) }],
+  });
+  const rows = report.steps.map((s) => [
+    loadLabel(report, s.load), s.throughput, s.latencyMs.p50, s.latencyMs.p90, s.latencyMs.p95, s.latencyMs.p99, s.latencyMs.max,
+    s.errors.total === 0 ? '0' : Object.entries(s.errors.byStatus).map(([k, v]) => `${k}: ${v}`).join(', '),
+    s.serverStats ? s.serverStats.meanBatchSize : '–',
+    `${s.stable ? 'stable' : 'NOT stable'} (${s.windows.length} windows)`,
+  ]);
+  return htmlPage(`caliper bench: ${report.target.model}`, [
+    meta,
+    '<div class="charts">',
+    latencyChart(report),
+    breakdownChart(report),
+    throughput,
+    '</div>',
+    '<h2>Steps</h2>',
+    htmlTable(['load', 'req/s', 'p50 ms', 'p90 ms', 'p95 ms', 'p99 ms', 'max ms', 'errors', 'mean batch', 'stability'], rows),
+  ]);
+}

@@ -1,0 +1,148 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { ARRIVAL_DISTRIBUTIONS, type ArrivalDistribution } from '../bench/arrival-schedule.ts';
+import type { BenchReport, StepResult } from '../bench/bench-report.ts';
+import { expandRateRange, runBench, type LoadPlan } from '../bench/bench-runner.ts';
+import { renderBenchHtml } from '../bench/html-report.ts';
+import { HttpLoadTarget, inferencePath, parseTargetUrl, type LoadTarget } from '../bench/load-target.ts';
+import { BENCH_PROTOCOLS, readRequestsFile, readSampleRequests, toV2Requests, type BenchProtocol, type RequestData } from '../bench/request-data.ts';
+import { isModelFolder, readModelConfig } from '../config/model-config-file.ts';
+import { CaliperError } from '../errors.ts';
+import { parseIntegerListOption, parseIntegerOption } from './options.ts';
+
+interface BenchCommandOptions {
+  url: string;
+  model: string;
+  protocol: BenchProtocol;
+  data?: string;
+  concurrency?: number[];
+  rate?: number[];
+  distribution: ArrivalDistribution;
+  duration: number;
+  warmup?: number;
+  maxTrials: number;
+  stabilityPct: number;
+  maxConnections: number;
+  serverStats: boolean;
+  json?: boolean;
+  output?: string;
+  report?: string;
+}
+
+const positiveNumber = (option: string) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${option}: expected a positive number, got "${value}"`);
+  return n;
+};
+
+const oneOf = <T extends string>(option: string, allowed: readonly T[]) => (value: string): T => {
+  if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${option}: expected one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+};
+
+const rateRange = (value: string): number[] => {
+  try {
+    return expandRateRange(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+};
+
+const usage = (message: string): CaliperError => new CaliperError('CALIPER_INVALID_INPUT', message);
+
+/** The model's name, and its folder when --model names one (for the sample request and v2 preprocessing). */
+function resolveModel(model: string): { name: string; dir?: string } {
+  if (existsSync(model) && isModelFolder(model)) return { name: readModelConfig(model).name, dir: resolve(model) };
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(model)) throw usage(`--model: "${model}" is neither a model folder (with model.yaml) nor a model name`);
+  return { name: model };
+}
+
+function loadData(options: BenchCommandOptions, modelDir: string | undefined): RequestData {
+  if (options.data) return readRequestsFile(options.data);
+  if (modelDir) return readSampleRequests(modelDir);
+  throw usage(`--data REQUESTS.jsonl is required when --model is a name (give a model folder to use its ${'sample-request.json'})`);
+}
+
+function createTarget(options: BenchCommandOptions, model: { name: string; dir?: string }, data: RequestData): LoadTarget {
+  if (options.protocol === 'grpc') {
+    throw usage('--protocol grpc: not available yet (the load generator speaks predict and v2 over HTTP/1.1)');
+  }
+  const requests = options.protocol === 'v2' ? toV2Requests(data, model.dir) : data;
+  return new HttpLoadTarget(options.url, inferencePath(options.protocol, model.name), requests);
+}
+
+export function formatStep(report: Pick<BenchReport, 'mode'>, step: StepResult): string {
+  const load = report.mode === 'concurrency' ? `concurrency ${step.load}` : `rate ${step.load}/s`;
+  const l = step.latencyMs;
+  const errors = step.errors.total > 0 ? `  errors ${Object.entries(step.errors.byStatus).map(([k, v]) => `${k}×${v}`).join(' ')}` : '';
+  const batch = step.serverStats && step.serverStats.executions > 0 ? `  batch ${step.serverStats.meanBatchSize}` : '';
+  return `${load.padEnd(16)} ${step.throughput.toFixed(1).padStart(9)} req/s  p50 ${l.p50.toFixed(2)}  p90 ${l.p90.toFixed(2)}  p95 ${l.p95.toFixed(2)}  p99 ${l.p99.toFixed(2)}  max ${l.max.toFixed(2)} ms${errors}${batch}  ${step.stable ? `stable (${step.windows.length} windows)` : `NOT stable after ${step.windows.length} windows`}`;
+}
+
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description('load-test a model server: closed-loop concurrency or open-loop request-rate sweeps, latency percentiles, per-stage breakdown')
+    .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8000')
+    .requiredOption('--model <name|dir>', 'model name, or a model folder (its name and sample-request.json are used)')
+    .option('--protocol <protocol>', `predict | v2 | grpc`, oneOf('--protocol', BENCH_PROTOCOLS), 'predict')
+    .option('--data <file>', 'requests to send, one JSON document per line (JSONL), cycled through')
+    .option('--concurrency <list>', 'closed loop: concurrency levels, e.g. 1,2,4,8', parseIntegerListOption('--concurrency'))
+    .option('--rate <start:end:step>', 'open loop: offered request rates (req/s), e.g. 100:1000:100', rateRange)
+    .option('--distribution <kind>', 'open-loop arrivals: constant | poisson', oneOf('--distribution', ARRIVAL_DISTRIBUTIONS), 'constant')
+    .option('--duration <seconds>', 'length of one measurement window', positiveNumber('--duration'), 2)
+    .option('--warmup <seconds>', 'load before the first window, not measured (default: min(duration, 1))', positiveNumber('--warmup'))
+    .option('--max-trials <n>', 'windows per step at most before reporting it unstable', parseIntegerOption('--max-trials', 3), 10)
+    .option('--stability-pct <pct>', 'throughput and p99 must stay within ±pct over 3 windows', positiveNumber('--stability-pct'), 10)
+    .option('--max-connections <n>', 'open loop: connections at most (due requests wait beyond that)', parseIntegerOption('--max-connections', 1), 512)
+    .option('--no-server-stats', 'do not read GET /v2/models/{name}/stats')
+    .option('--json', 'print the report as JSON on stdout')
+    .option('-o, --output <file.json>', 'write the JSON report to a file')
+    .option('--report <file.html>', 'write a self-contained HTML report with charts')
+    .action(async (options: BenchCommandOptions) => {
+      if ((options.concurrency === undefined) === (options.rate === undefined)) {
+        throw usage('give exactly one of --concurrency 1,2,4,… (closed loop) or --rate START:END:STEP (open loop)');
+      }
+      if (options.concurrency && options.distribution !== 'constant' && process.argv.includes('--distribution')) {
+        throw usage('--distribution applies to --rate (open loop) only');
+      }
+      parseTargetUrl(options.url);
+      const model = resolveModel(options.model);
+      const data = loadData(options, model.dir);
+      const target = createTarget(options, model, data);
+      const plan: LoadPlan = options.concurrency
+        ? { mode: 'concurrency', levels: options.concurrency }
+        : { mode: 'rate', rates: options.rate!, distribution: options.distribution, maxConnections: options.maxConnections };
+      const mode = plan.mode;
+      const log = (line: string): void => { process.stderr.write(`${line}\n`); };
+      log(`caliper bench: ${target.description}, ${mode === 'concurrency' ? `concurrency ${options.concurrency!.join(',')}` : `${options.rate!.length} rate step(s), ${options.distribution} arrivals`}, ${options.duration} s windows`);
+      let report: BenchReport;
+      try {
+        report = await runBench({
+          target,
+          url: options.url,
+          model: model.name,
+          protocol: options.protocol,
+          data: { source: data.source, requests: data.documents.length },
+          plan,
+          windowMs: options.duration * 1000,
+          ...(options.warmup !== undefined ? { warmupMs: options.warmup * 1000 } : {}),
+          stability: { maxTrials: options.maxTrials, tolerancePct: options.stabilityPct },
+          serverStats: options.serverStats,
+          onStep: (step) => log(formatStep({ mode }, step)),
+        });
+      } finally {
+        await target.close?.();
+      }
+      const json = JSON.stringify(report, null, 2);
+      if (options.output) writeFileSync(options.output, `${json}\n`);
+      if (options.report) {
+        writeFileSync(options.report, renderBenchHtml(report));
+        log(`report: ${resolve(options.report)}`);
+      }
+      if (options.json) process.stdout.write(`${json}\n`);
+      const failed = report.steps.every((s) => s.throughput === 0);
+      if (failed) throw new CaliperError('CALIPER_INTERNAL', `no successful response from ${options.url} (errors: ${JSON.stringify(report.steps[0]?.errors.byStatus ?? {})})`);
+    });
+}
