@@ -3,11 +3,14 @@ import { ModelRepository } from '../lifecycle/model-repository.ts';
 import type { SchedulerFactory } from '../lifecycle/model-version.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { buildServer, type CaliperServer } from './app.ts';
+import { GrpcInferenceServer } from './grpc/grpc-server.ts';
 
 export interface ServeOptions {
   /** Model folders or repositories of model folders. */
   paths: string[];
   port?: number;
+  /** Port of the KServe v2 / Triton gRPC endpoint (0 picks a free one); none when absent. */
+  grpcPort?: number;
   host?: string;
   bodyLimit?: number;
   logger?: Logger;
@@ -18,6 +21,8 @@ export interface RunningServer extends CaliperServer {
   repository: ModelRepository;
   url: string;
   port: number;
+  /** The gRPC endpoint, when grpcPort was given. */
+  grpc?: GrpcInferenceServer;
   /** Graceful stop: refuse new work, finish in-flight requests, free the models. */
   close(): Promise<void>;
 }
@@ -38,6 +43,18 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     await repository.close();
     throw error;
   }
+  let grpc: GrpcInferenceServer | undefined;
+  if (options.grpcPort !== undefined) {
+    try {
+      grpc = await GrpcInferenceServer.start({
+        repository, observer: server.observer, logger, port: options.grpcPort, host: options.host ?? '127.0.0.1', maxMessageBytes: options.bodyLimit,
+      });
+    } catch (error) {
+      await server.app.close();
+      await repository.close();
+      throw error;
+    }
+  }
   const address = server.app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | undefined;
@@ -46,10 +63,11 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     repository,
     port: address.port,
     url: `http://${host}:${address.port}`,
+    ...(grpc ? { grpc } : {}),
     close: () => {
       closing ??= (async () => {
         server.observer.closing = true;
-        await server.app.close();
+        await Promise.all([server.app.close(), grpc?.close()]);
         await repository.close();
       })();
       return closing;

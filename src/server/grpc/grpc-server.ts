@@ -1,0 +1,66 @@
+import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
+import type { ModelRepository } from '../../lifecycle/model-repository.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { RequestObserver } from '../request-observer.ts';
+import { InferenceService } from './inference-service.ts';
+import { InferenceStatistics } from './inference-statistics.ts';
+import { inferenceServiceDefinition } from './service-definition.ts';
+
+export interface GrpcServerOptions {
+  repository: ModelRepository;
+  observer: RequestObserver;
+  logger: Logger;
+  port: number;
+  host?: string;
+  /** Largest accepted request message, in bytes (the HTTP body limit's counterpart). */
+  maxMessageBytes?: number;
+  /** How long close() waits for in-flight calls before cutting them. */
+  shutdownGraceMs?: number;
+}
+
+const identity = (message: Buffer): Buffer => message;
+
+/** The KServe v2 / Triton gRPC endpoint, serving the same repository, pipeline and observer as the HTTP app. */
+export class GrpcInferenceServer {
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+    readonly statistics: InferenceStatistics,
+    private readonly graceMs: number,
+  ) {}
+
+  static async start(options: GrpcServerOptions): Promise<GrpcInferenceServer> {
+    const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
+    const server = new Server({
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': Math.max(maxMessageBytes, 64 * 1024 * 1024),
+    });
+    const statistics = new InferenceStatistics();
+    options.observer.onRequest(statistics.listener);
+    const service = new InferenceService({ repository: options.repository, observer: options.observer, statistics, logger: options.logger });
+    const definition = inferenceServiceDefinition();
+    const raw: ServiceDefinition = Object.fromEntries(Object.entries(definition).map(([name, method]) => [name, { ...method, requestDeserialize: identity }]));
+    server.addService(raw, service.implementation(definition));
+    const host = options.host ?? '127.0.0.1';
+    const address = host.includes(':') ? `[${host}]:${options.port}` : `${host}:${options.port}`;
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    });
+    return new GrpcInferenceServer(server, port, statistics, options.shutdownGraceMs ?? 10_000);
+  }
+
+  /** Stops accepting calls, lets in-flight ones finish (up to the grace period), then closes. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, this.graceMs);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

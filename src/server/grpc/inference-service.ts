@@ -1,0 +1,213 @@
+import { Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerErrorResponse, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { CaliperError, invalidInput, toCaliperError } from '../../errors.ts';
+import type { ModelRepository } from '../../lifecycle/model-repository.ts';
+import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { PredictOptions } from '../../pipeline/predict-pipeline.ts';
+import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
+import type { RequestHints, RequestObserver } from '../request-observer.ts';
+import { modelMetadata, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from '../routes/v2-routes.ts';
+import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
+import type { InferenceStatistics } from './inference-statistics.ts';
+import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type ModelInferRequest, type ModelInferResponse, type ModelStatistics, type RequestDecoder } from './service-definition.ts';
+
+export interface InferenceServiceContext {
+  repository: ModelRepository;
+  observer: RequestObserver;
+  statistics: InferenceStatistics;
+  logger: Logger;
+}
+
+type AnyCall = ServerUnaryCall<Buffer, unknown> | ServerDuplexStream<Buffer, unknown>;
+
+/** A CaliperError as a gRPC status: the catalogue's code, the message as details, the Caliper code and Retry-After as trailers. */
+export function grpcStatusOf(thrown: unknown): ServerErrorResponse {
+  const error = toCaliperError(thrown);
+  const metadata = new Metadata();
+  metadata.set('caliper-error-code', error.code);
+  if (error.retryAfterSeconds !== undefined) metadata.set('retry-after', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
+  return Object.assign(new Error(error.message), { code: error.grpcStatus, details: error.message, metadata });
+}
+
+function metadataValue(call: AnyCall, key: string): string | undefined {
+  const value = call.metadata.get(key)[0];
+  return value === undefined ? undefined : String(value);
+}
+
+function numericParameter(where: string, parameter: InferParameter | undefined): number | undefined {
+  if (parameter === undefined) return undefined;
+  const value = parameter.int64_param ?? parameter.uint64_param ?? parameter.double_param;
+  if (value === undefined || parameter.parameter_choice === 'string_param' || parameter.parameter_choice === 'bool_param') {
+    throw invalidInput(`${where}: expected an integer parameter (int64_param/uint64_param)`);
+  }
+  return value;
+}
+
+/**
+ * Deadline and priority of a gRPC request: the call's deadline, x-caliper-timeout-ms / x-caliper-priority
+ * metadata, and Triton's `timeout` (microseconds) and `priority` request parameters; the tightest timeout wins.
+ */
+function requestOptions(observer: RequestObserver, version: ModelVersion, request: ModelInferRequest, call: AnyCall): PredictOptions {
+  const timeouts: number[] = [];
+  const fromMetadata = metadataValue(call, 'x-caliper-timeout-ms');
+  if (fromMetadata !== undefined) timeouts.push(Number(fromMetadata));
+  const timeoutUs = numericParameter('parameters.timeout', request.parameters?.timeout);
+  if (timeoutUs !== undefined && timeoutUs > 0) timeouts.push(timeoutUs / 1000);
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (Number.isFinite(deadlineMs)) timeouts.push(Math.max(deadlineMs - Date.now(), 0.001));
+  const hints: RequestHints = {};
+  if (timeouts.length > 0) hints.timeoutMs = Math.min(...timeouts);
+  hints.priority = metadataValue(call, 'x-caliper-priority') ?? numericParameter('parameters.priority', request.parameters?.priority);
+  return observer.optionsFrom(version, hints);
+}
+
+export class InferenceService {
+  constructor(private readonly context: InferenceServiceContext) {}
+
+  /** One ModelInfer request through the same path as REST v2: validate, schedule (batcher), run, observe. */
+  async infer(request: ModelInferRequest, call: AnyCall): Promise<ModelInferResponse> {
+    const { repository, observer } = this.context;
+    const version = repository.version(request.model_name, request.model_version || undefined);
+    if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
+    const inputs = grpcInputTensors(request);
+    const outputNames = request.outputs !== undefined && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : undefined;
+    const outcome = await observer.track(version, 'grpc', () => runTensorInfer(version, inputs, outputNames, requestOptions(observer, version, request, call)));
+    const names = outputNames ?? version.signature.outputs.map((o) => o.name);
+    return { model_name: version.name, model_version: String(version.version), id: request.id ?? '', ...grpcOutputTensors(outcome.outputs, names) };
+  }
+
+  private statistics(name: string, version: string | undefined): ModelStatistics[] {
+    const { repository, statistics } = this.context;
+    if (name === '') return repository.list().flatMap((m) => [...m.versions.keys()].map((v) => statistics.of(m.name, v)));
+    if (version) {
+      const served = repository.version(name, version);
+      return [statistics.of(served.name, served.version)];
+    }
+    return [...repository.get(name).versions.keys()].map((v) => statistics.of(name, v));
+  }
+
+  private async load(modelName: string): Promise<void> {
+    const { repository } = this.context;
+    if (repository.has(modelName)) {
+      const dir = repository.get(modelName).config.dir;
+      await repository.unloadModel(modelName);
+      await repository.loadFolder(dir);
+      return;
+    }
+    const index = repository.failures.findIndex((f) => f.name === modelName);
+    if (index === -1) throw new CaliperError('CALIPER_MODEL_NOT_FOUND', `model "${modelName}" is not in the repository`);
+    await repository.loadFolder(repository.failures[index]!.source);
+    repository.failures.splice(index, 1);
+  }
+
+  /** Unary handlers by RPC name. */
+  unaryHandlers(): { [N in Exclude<InferenceRpcName, 'ModelStreamInfer'>]: (request: InferenceRpcs[N]['request'], call: AnyCall) => Promise<InferenceRpcs[N]['response']> } {
+    const { repository, observer } = this.context;
+    return {
+      ServerLive: async () => ({ live: true }),
+      ServerReady: async () => ({ ready: repository.ready && !observer.closing }),
+      ModelReady: async (request) => {
+        const version = repository.version(request.name, request.version || undefined);
+        return { ready: version.state === 'ready' && !observer.closing };
+      },
+      ServerMetadata: async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }),
+      ModelMetadata: async (request) => modelMetadata(repository, repository.version(request.name, request.version || undefined)),
+      ModelInfer: (request, call) => this.infer(request, call),
+      ModelStatistics: async (request) => ({ model_stats: this.statistics(request.name, request.version) }),
+      RepositoryIndex: async (request) => {
+        const served = repository.list().flatMap((m) => [...m.versions.values()].map((v) => ({
+          name: m.name, version: String(v.version), state: v.state === 'ready' ? 'READY' : v.state.toUpperCase(), reason: '',
+        })));
+        if (request.ready) return { models: served.filter((m) => m.state === 'READY') };
+        const failed = repository.failures.map((f) => ({ name: f.name, version: f.version === undefined ? '' : String(f.version), state: 'UNAVAILABLE', reason: f.reason }));
+        return { models: [...served, ...failed] };
+      },
+      RepositoryModelLoad: async (request) => {
+        await this.load(request.model_name);
+        return {};
+      },
+      RepositoryModelUnload: async (request) => {
+        await repository.unloadModel(request.model_name);
+        return {};
+      },
+    };
+  }
+
+  /** The bidirectional stream: each request answered as it completes (in any order, matched by id); errors travel in error_message. */
+  stream(call: ServerDuplexStream<Buffer, unknown>, decode: RequestDecoder): void {
+    let pending = 0;
+    let ended = false;
+    const finish = (): void => {
+      if (ended && pending === 0) call.end();
+    };
+    const answer = (message: unknown): void => {
+      pending--;
+      if (!call.cancelled && !call.destroyed) call.write(message);
+      finish();
+    };
+    call.on('data', (message: Buffer) => {
+      pending++;
+      let request: ModelInferRequest;
+      try {
+        request = decode(message) as ModelInferRequest;
+      } catch (error) {
+        answer({ error_message: `malformed ModelInferRequest protobuf: ${(error as Error).message}` });
+        return;
+      }
+      this.infer(request, call).then(
+        (response) => answer({ error_message: '', infer_response: response }),
+        (error: unknown) => {
+          const failure = toCaliperError(error);
+          if (failure.httpStatus >= 500 && failure.code === 'CALIPER_INTERNAL') this.context.logger.error({ err: error }, failure.message);
+          answer({ error_message: failure.message, infer_response: { model_name: request.model_name, model_version: request.model_version ?? '', id: request.id ?? '', outputs: [], raw_output_contents: [] } });
+        },
+      );
+    });
+    call.on('end', () => {
+      ended = true;
+      finish();
+    });
+    call.on('error', () => {
+      ended = true;
+    });
+  }
+
+  /**
+   * The grpc-js implementation. Requests arrive as bytes and are decoded here, so that a malformed protobuf
+   * is answered INVALID_ARGUMENT with the reason rather than grpc-js's bare INTERNAL.
+   */
+  implementation(definition: ServiceDefinition): UntypedServiceImplementation {
+    const handlers = this.unaryHandlers() as Record<string, (request: unknown, call: AnyCall) => Promise<unknown>>;
+    const decoders = strictRequestDecoders();
+    const implementation: UntypedServiceImplementation = {};
+    for (const [name, method] of Object.entries(definition)) {
+      const decode = decoders[name];
+      if (!decode) continue;
+      if (name === 'ModelStreamInfer') {
+        implementation[name] = (call: ServerDuplexStream<Buffer, unknown>) => this.stream(call, decode);
+        continue;
+      }
+      const handler = handlers[name];
+      if (!handler) continue;
+      implementation[name] = (call: ServerUnaryCall<Buffer, unknown>, callback: (error: ServerErrorResponse | null, value?: unknown) => void) => {
+        let request: unknown;
+        try {
+          request = decode(call.request);
+        } catch (error) {
+          callback(grpcStatusOf(new CaliperError('CALIPER_MALFORMED_BODY', `malformed ${method.path.split('/').pop()} request protobuf: ${(error as Error).message}`)));
+          return;
+        }
+        handler(request, call).then(
+          (response) => callback(null, response),
+          (error: unknown) => {
+            const failure = toCaliperError(error);
+            if (failure.code === 'CALIPER_INTERNAL' || failure.code === 'CALIPER_INFERENCE_FAILED') this.context.logger.error({ err: error }, failure.message);
+            callback(grpcStatusOf(failure));
+          },
+        );
+      };
+    }
+    return implementation;
+  }
+}
