@@ -41,6 +41,8 @@ interface ModelWindows {
 
 const DEFAULT_WINDOW_S = 10;
 const WINDOW_CAPACITY = 16_384;
+const sameSpec = (a: SlaSpec | undefined, b: SlaSpec | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.p99Ms === b.p99Ms && a.windowS === b.windowS && a.breachWindows === b.breachWindows);
 const round = (ms: number): number | null => (Number.isNaN(ms) ? null : Math.round(ms * 1000) / 1000);
 
 /**
@@ -61,7 +63,7 @@ export class SlaMonitor {
   private windowsOf(model: string): ModelWindows {
     let found = this.models.get(model);
     const spec = this.specOf(model);
-    if (!found || found.spec !== spec) {
+    if (!found || !sameSpec(found.spec, spec)) {
       found = {
         spec, windowMs: (spec?.windowS ?? DEFAULT_WINDOW_S) * 1000, windowStart: this.now(),
         current: new LatencyWindow(WINDOW_CAPACITY), previous: new LatencyWindow(WINDOW_CAPACITY),

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { CaliperError } from '../../errors.ts';
+import { CaliperError, invalidInput } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import type { TensorSignature } from '../../runtime/model-signature.ts';
@@ -58,7 +58,18 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
       if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
       const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
       const outputNames = infer.outputs?.map((o) => o.name);
-      const outcome = await observer.track(version, 'v2', () => runTensorInfer(version, inputs, outputNames, observer.optionsFor(version, request)));
+      const options = observer.optionsFor(version, request);
+      // The protocol's own request parameters: `timeout` (ms) may only shorten the deadline, `priority` as the header.
+      const { timeout, priority } = infer.parameters ?? {};
+      if (timeout !== undefined) {
+        if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) throw invalidInput(`parameters.timeout: expected a positive number of milliseconds, got ${JSON.stringify(timeout)}`);
+        options.deadline = Math.min(options.deadline ?? Infinity, observer.optionsFrom(version, { timeoutMs: timeout }).deadline!);
+      }
+      if (priority !== undefined) {
+        if (typeof priority !== 'number') throw invalidInput(`parameters.priority: expected an integer from 0 (highest) to ${version.config.batching.priorityLevels - 1}, got ${JSON.stringify(priority)}`);
+        options.priority = observer.optionsFrom(version, { priority }).priority;
+      }
+      const outcome = await observer.track(version, 'v2', () => runTensorInfer(version, inputs, outputNames, options));
       const names = outputNames ?? version.signature.outputs.map((o) => o.name);
       reply.header('server-timing', serverTimingHeader(outcome.timings));
       const head = { model_name: version.name, model_version: String(version.version), ...(infer.id !== undefined ? { id: infer.id } : {}) };
