@@ -1,7 +1,8 @@
 /*
- * Trains the fraud-detector example on synthetic transactions (fixed seed) and writes
- * 1/model.onnx, model.yaml and sample-request.json next to this script.
- *   npx tsx examples/fraud-detector/train.ts
+ * Trains the fraud-detector example on synthetic transactions (fixed seed).
+ *   npx tsx examples/fraud-detector/train.ts             version 2: 2/model.onnx, 2/model.yaml (with the
+ *                                                        user features stage) and features/users.csv
+ *   npx tsx examples/fraud-detector/train.ts --version 1 version 1: 1/model.onnx, model.yaml, sample-request.json
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -61,8 +62,7 @@ cache: { max_entries: 10000, ttl_s: 60 }
 sla: { p99_ms: 50 }
 `;
 
-function main(): void {
-  const here = dirname(fileURLToPath(import.meta.url));
+function trainVersion1(here: string): void {
   const train = syntheticTransactions(40_000, 7);
   const test = syntheticTransactions(10_000, 8);
   const encode = (ts: Transaction[]): Float32Array => {
@@ -102,4 +102,143 @@ function main(): void {
   console.log(`wrote ${join(here, '1', 'model.onnx')}, model.yaml and sample-request.json`);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) main();
+
+// ---- Version 2: the same transaction plus per-user features looked up by user_id ----
+
+export interface UserFeatures { user_id: string; user_txn_count: number; user_avg_amount: number }
+
+/** Synthetic card holders: how many transactions they made and their average amount. */
+export function syntheticUsers(count: number, seed: number): UserFeatures[] {
+  const random = new SeededRandom(seed);
+  return Array.from({ length: count }, (_, i) => ({
+    user_id: `u${String(i + 1).padStart(4, '0')}`,
+    user_txn_count: Math.max(1, Math.round(Math.exp(3 + random.normal()))),
+    user_avg_amount: Math.round(Math.exp(4.2 + 0.8 * random.normal()) * 100) / 100,
+  }));
+}
+
+/** model.yaml features defaults: a request without a known user is scored as in version 1. */
+export const USER_DEFAULTS = { user_txn_count: 0, user_avg_amount: 0 } as const;
+
+/**
+ * Version 2's data: a quarter of the transactions carry no known user (features at their defaults,
+ * labelled as in version 1); for the rest, spending far above the user's own average and a thin
+ * history both raise the risk.
+ */
+export function syntheticUserTransactions(count: number, seed: number, users: readonly UserFeatures[]): { transactions: Transaction[]; user: (UserFeatures | undefined)[]; labels: Uint8Array } {
+  const random = new SeededRandom(seed);
+  const base = syntheticTransactions(count, seed + 1000);
+  const user: (UserFeatures | undefined)[] = [];
+  const labels = new Uint8Array(count);
+  base.transactions.forEach((t, i) => {
+    if (random.next() < 0.25) {
+      user.push(undefined);
+      labels[i] = base.labels[i]!;
+      return;
+    }
+    const u = users[random.int(users.length)]!;
+    // A user's transactions mostly sit near their average amount; some are far off.
+    t.transaction_amount = Math.round(Math.exp(Math.log(u.user_avg_amount) + 1.1 * random.normal()) * 100) / 100;
+    const c = CATEGORIES.indexOf(t.merchant_category as (typeof CATEGORIES)[number]);
+    const logit = -4.2 + 0.4 * (Math.log1p(t.transaction_amount) - 4.3) - 0.6 * (Math.log1p(t.time_since_last_txn) - 8) + CATEGORY_RISK[c]!
+      + 1.6 * (Math.log1p(t.transaction_amount) - Math.log1p(u.user_avg_amount)) - 0.5 * (Math.log1p(u.user_txn_count) - 3);
+    labels[i] = random.next() < 1 / (1 + Math.exp(-logit)) ? 1 : 0;
+    user.push(u);
+  });
+  return { transactions: base.transactions, user, labels };
+}
+
+/** Version 2's feature vector: version 1's ten, then log1p of the user's transaction count and average amount. */
+export function userFeatures(t: Transaction, u: UserFeatures | undefined, out: Float32Array, offset: number): void {
+  features(t, out, offset);
+  out[offset + 10] = Math.log1p(u?.user_txn_count ?? USER_DEFAULTS.user_txn_count);
+  out[offset + 11] = Math.log1p(u?.user_avg_amount ?? USER_DEFAULTS.user_avg_amount);
+}
+
+const MODEL_YAML_V2 = `# Fraud detector version 2: the transaction plus the card holder's history, looked up by user_id.
+# Built by examples/fraud-detector/train.ts. user_id is optional: without it (or for an unknown user)
+# the user features take their defaults and the answer is scored like version 1.
+name: fraud_detector
+description: Probability that a card transaction is fraudulent, given the card holder's history
+inputs:
+  transaction_amount: { type: number, minimum: 0, description: amount in the card's currency }
+  merchant_category: { type: string, enum: [${CATEGORIES.join(', ')}] }
+  time_since_last_txn: { type: number, minimum: 0, description: seconds since the card's previous transaction }
+  user_id: { type: string, required: false, description: card holder; keys the user features }
+features:
+  store: memory
+  source: features/users.csv
+  key: "user:{user_id}"
+  fields:
+    user_txn_count: { type: integer, default: ${USER_DEFAULTS.user_txn_count} }
+    user_avg_amount: { type: number, default: ${USER_DEFAULTS.user_avg_amount} }
+  timeout_ms: 20
+  on_missing: defaults
+preprocess:
+  tensor: features
+  columns:
+    - { log1p: transaction_amount }
+    - { log1p: time_since_last_txn, divide: 10 }
+    - { one_hot: merchant_category }
+    - { log1p: user_txn_count }
+    - { log1p: user_avg_amount }
+postprocess:
+  fraud_probability: { output: fraud_probability, index: 0 }
+  is_fraud: { of: fraud_probability, threshold: 0.7 }
+instances: { count: 1, kind: in_thread, intra_op_threads: 1 }
+batching: { max_batch_size: 64, preferred_batch_sizes: [8, 16, 32], max_queue_delay_us: 500, max_queue_size: 10000, timeout_ms: 1000 }
+cache: { max_entries: 10000, ttl_s: 60 }
+sla: { p99_ms: 50 }
+`;
+
+function trainVersion2(here: string): void {
+  const users = syntheticUsers(500, 11);
+  const train = syntheticUserTransactions(60_000, 7, users);
+  const test = syntheticUserTransactions(10_000, 8, users);
+  const width = 12;
+  const encode = (data: typeof train): Float32Array => {
+    const x = new Float32Array(data.transactions.length * width);
+    data.transactions.forEach((t, i) => userFeatures(t, data.user[i], x, i * width));
+    return x;
+  };
+  const xTrain = encode(train);
+  const xTest = encode(test);
+  const random = new SeededRandom(42);
+  const mlp = new Mlp([width, 16, 1], 'sigmoid', random);
+  const batch = 128;
+  for (let epoch = 0; epoch < 20; epoch++) {
+    const order = shuffledIndices(train.labels.length, random);
+    let loss = 0;
+    let batches = 0;
+    for (let start = 0; start + batch <= order.length; start += batch) {
+      const x = new Float32Array(batch * width);
+      const y = new Uint8Array(batch);
+      for (let k = 0; k < batch; k++) {
+        const i = order[start + k]!;
+        x.set(xTrain.subarray(i * width, (i + 1) * width), k * width);
+        y[k] = train.labels[i]!;
+      }
+      loss += mlp.trainBatch(x, y, batch, 0.003);
+      batches++;
+    }
+    const p = mlp.predict(xTest, test.labels.length);
+    let correct = 0;
+    p.forEach((v, i) => { if ((v > 0.5 ? 1 : 0) === test.labels[i]) correct++; });
+    console.log(`epoch ${epoch + 1}: loss ${(loss / batches).toFixed(4)}, test accuracy ${(correct / p.length * 100).toFixed(2)}%`);
+  }
+  mkdirSync(join(here, '2'), { recursive: true });
+  mkdirSync(join(here, 'features'), { recursive: true });
+  writeModelFile(join(here, '2', 'model.onnx'), exportMlp(mlp, { input: 'features', output: 'fraud_probability', graph: 'fraud_detector' }));
+  writeFileSync(join(here, '2', 'model.yaml'), MODEL_YAML_V2);
+  const csv = ['user_id,user_txn_count,user_avg_amount', ...users.map((u) => `${u.user_id},${u.user_txn_count},${u.user_avg_amount}`)];
+  writeFileSync(join(here, 'features', 'users.csv'), `${csv.join('\n')}\n`);
+  writeFileSync(join(here, 'sample-request-user.json'), `${JSON.stringify({ transaction_amount: 249.99, merchant_category: 'electronics', time_since_last_txn: 310, user_id: 'u0042' })}\n`);
+  console.log(`wrote ${join(here, '2', 'model.onnx')}, 2/model.yaml, features/users.csv and sample-request-user.json`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const at = process.argv.indexOf('--version');
+  if (at >= 0 && process.argv[at + 1] === '1') trainVersion1(here);
+  else trainVersion2(here);
+}

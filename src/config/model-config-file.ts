@@ -39,3 +39,16 @@ export function listModelVersions(dir: string): number[] {
 export function isModelFolder(dir: string): boolean {
   return existsSync(join(dir, MODEL_CONFIG_FILE));
 }
+
+/**
+ * The config a version is served with: VERSION/model.yaml when the version folder holds one (a version
+ * whose inputs, features or preprocess differ from the others'), else the model folder's. A version's
+ * file keeps the model's name; the model folder's `versions` policy decides what is loaded.
+ */
+export function readVersionConfig(model: ModelConfig, version: number): ModelConfig {
+  const file = join(model.dir, String(version), MODEL_CONFIG_FILE);
+  if (!existsSync(file)) return model;
+  const config = parseModelConfigText(readFileSync(file, 'utf8'), file, model.dir);
+  if (config.name !== model.name) throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: name: expected "${model.name}" (the model folder's name), got "${config.name}"`);
+  return config;
+}

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelConfig } from '../config/model-config.ts';
-import { isModelFolder, listModelVersions, MODEL_FILE, readModelConfig } from '../config/model-config-file.ts';
+import { isModelFolder, listModelVersions, MODEL_FILE, readModelConfig, readVersionConfig } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
 import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
 import { ModelVersion, type SchedulerFactory } from './model-version.ts';
@@ -76,12 +76,13 @@ export class ModelRepository {
     const versions = versionsToLoad(config, listModelVersions(folder));
     const loaded = new Map<number, ModelVersion>();
     try {
-      for (const v of versions) loaded.set(v, await ModelVersion.load(config, v, join(folder, String(v), MODEL_FILE), this.schedulerFactory));
+      for (const v of versions) loaded.set(v, await ModelVersion.load(readVersionConfig(config, v), v, join(folder, String(v), MODEL_FILE), this.schedulerFactory));
     } catch (error) {
       await Promise.all([...loaded.values()].map((m) => m.unload()));
       throw error;
     }
-    const model: ServedModel = { name: config.name, config, versions: loaded, defaultVersion: Math.max(...versions) };
+    const defaultVersion = Math.max(...versions);
+    const model: ServedModel = { name: config.name, config: loaded.get(defaultVersion)!.config, versions: loaded, defaultVersion };
     this.models.set(config.name, model);
     return model;
   }

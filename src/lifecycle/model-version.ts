@@ -1,6 +1,8 @@
 import { releaseResponseCache } from '../cache/version-cache.ts';
 import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
+import { featureInputs } from '../features/feature-config.ts';
+import { FeatureLookup } from '../pipeline/feature-lookup.ts';
 import { loadModelHooks, type ModelHooks } from '../pipeline/model-hooks.ts';
 import { Postprocessor } from '../pipeline/postprocess.ts';
 import { Preprocessor } from '../pipeline/preprocess.ts';
@@ -23,6 +25,8 @@ export const directSchedulerFactory: SchedulerFactory = (pool) => new DirectSche
 /** One version of a model, loaded and warmed: everything a request needs to be answered. */
 export class ModelVersion {
   state: VersionState = 'loading';
+  /** The features stage, when model.yaml has a `features` section. */
+  features: FeatureLookup | undefined;
 
   private constructor(
     readonly config: ModelConfig,
@@ -51,7 +55,7 @@ export class ModelVersion {
 
   /** Creates the sessions (pre-loading), checks model.yaml against the ONNX signature, then warms every instance. */
   static async load(config: ModelConfig, version: number, modelPath: string, schedulerFactory: SchedulerFactory = defaultScheduler): Promise<ModelVersion> {
-    const preprocessor = new Preprocessor(config);
+    const preprocessor = new Preprocessor({ ...config, inputs: [...config.inputs, ...featureInputs(config.features)] });
     const postprocessor = new Postprocessor(config);
     const hooks = config.hooks ? await loadModelHooks(config.dir, config.hooks, config.file) : undefined;
     const schema = new RequestSchema(config, hooks?.extraFields);
@@ -61,13 +65,17 @@ export class ModelVersion {
     } catch (error) {
       throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${config.name} version ${version}: ONNX Runtime cannot load ${modelPath}: ${(error as Error).message}`);
     }
+    let features: FeatureLookup | undefined;
     try {
       checkConfigAgainstSignature(config, pool.signature, preprocessor, modelPath);
+      features = await FeatureLookup.open(config, version);
       const loaded = new ModelVersion(config, version, modelPath, pool, schedulerFactory(pool, config, pool.signature), schema, preprocessor, postprocessor, hooks);
+      loaded.features = features;
       await loaded.warmUp();
       loaded.state = 'ready';
       return loaded;
     } catch (error) {
+      await features?.close();
       await pool.release();
       throw error;
     }
@@ -96,6 +104,7 @@ export class ModelVersion {
     this.state = 'unloading';
     await this.scheduler.drain();
     await releaseResponseCache(this);
+    await this.features?.close();
     await this.pool.release();
   }
 }

@@ -4,6 +4,7 @@ import { invalidInput } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { concatRows, sliceRows, type TensorMap } from '../runtime/tensor.ts';
 import type { InferenceJob, InferenceResult } from '../scheduler/scheduler.ts';
+import { markDegraded } from './feature-lookup.ts';
 import type { Prediction } from './postprocess.ts';
 import type { RequestRow } from './request-schema.ts';
 import type { StageTimings } from './stage-timings.ts';
@@ -58,7 +59,7 @@ export async function runInference(version: ModelVersion, inputs: TensorMap, row
   };
 }
 
-/** route → validate → preprocess → queue → inference → postprocess, timed per stage. */
+/** route → validate → features → preprocess → cache → queue → inference → postprocess, timed per stage. */
 export async function runPredict(version: ModelVersion, body: unknown, options: PredictOptions = {}): Promise<PredictOutcome> {
   const started = performance.now();
   const { raw, single } = requestRows(version, body);
@@ -67,6 +68,10 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
   const hooks = version.hooks;
   if (hooks?.preprocess) rows = rows.map((r) => hooks.preprocess!(r));
   const validated = performance.now();
+
+  const degraded = version.features ? await version.features.run(rows, prefixOf) : undefined;
+  const featured = performance.now();
+  const featuresMs = version.features ? { features: featured - validated } : {};
 
   const inputs = version.preprocessor.run(rows, prefixOf);
   const preprocessed = performance.now();
@@ -81,8 +86,8 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
     const looked = performance.now();
     cacheMs = looked - preprocessed;
     if (cached !== undefined) {
-      const timings = { validate: validated - started, preprocess: preprocessed - validated, cache: cacheMs, total: looked - started };
-      return { predictions: JSON.parse(cached) as Prediction[], single, batchSize: 0, timings };
+      const timings = { validate: validated - started, ...featuresMs, preprocess: preprocessed - featured, cache: cacheMs, total: looked - started };
+      return { predictions: markDegraded(JSON.parse(cached) as Prediction[], degraded), single, batchSize: 0, timings };
     }
   }
 
@@ -95,12 +100,13 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
   const finished = performance.now();
 
   return {
-    predictions,
+    predictions: markDegraded(predictions, degraded),
     single,
     batchSize: result.batchSize,
     timings: {
       validate: validated - started,
-      preprocess: preprocessed - validated,
+      ...featuresMs,
+      preprocess: preprocessed - featured,
       ...(cacheMs !== undefined ? { cache: cacheMs } : {}),
       queue: result.queueMs,
       inference: result.inferenceMs,

@@ -38,6 +38,9 @@ export function predictionSchemaOf(version: ModelVersion): JsonSchema {
   const properties: JsonSchema = {};
   for (const field of version.config.postprocess) properties[field.name] = Postprocessor.fieldSchema(field, version.signature.outputs);
   properties.latency_ms = { type: 'number', description: 'server time for the whole request, in milliseconds' };
+  if (version.config.features) {
+    properties.features_degraded = { type: 'boolean', description: 'present (true) when the feature store was slow or down and default features were used' };
+  }
   return { type: 'object', properties, additionalProperties: version.hooks?.postprocess !== undefined };
 }
 

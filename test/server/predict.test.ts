@@ -31,7 +31,7 @@ describe('POST /models/{name}/predict', () => {
     expect(body.fraud_probability).toBeLessThan(1);
     expect(body.is_fraud).toBe((body.fraud_probability as number) > 0.7);
     expect(body.latency_ms).toBeGreaterThan(0);
-    expect(body).toMatchObject({ model_name: 'fraud_detector', model_version: '1' });
+    expect(body).toMatchObject({ model_name: 'fraud_detector', model_version: '2' });
     const timing = response.headers.get('server-timing') ?? '';
     for (const stage of ['validate', 'preprocess', 'inference', 'postprocess', 'total']) expect(timing).toContain(`${stage};dur=`);
   });
@@ -65,7 +65,7 @@ describe('POST /models/{name}/predict', () => {
   });
 
   it('accepts a named version and refuses an unknown one with 404', async () => {
-    expect((await post('/models/fraud_detector/versions/1/predict', transaction)).status).toBe(200);
+    expect((await post('/models/fraud_detector/versions/2/predict', transaction)).status).toBe(200);
     const response = await post('/models/fraud_detector/versions/9/predict', transaction);
     expect(response.status).toBe(404);
     expect(((await response.json()) as { error: string }).error).toMatch(/no served version "9"/);
