@@ -59,12 +59,15 @@ export class RequestSchema {
   private readonly known: Set<string>;
   private readonly rejectUnknown: boolean;
   private readonly fieldList: string;
+  /** Fields a hooks module accepts besides the declared inputs; passed through unchecked. */
+  private readonly extraFields: readonly string[];
 
   constructor(config: Pick<ModelConfig, 'inputs' | 'unknownFields'>, extraFields: readonly string[] = []) {
     this.fields = config.inputs.map((spec) => ({ name: spec.name, check: fieldCheck(spec), required: spec.required, default: spec.default }));
     this.known = new Set([...config.inputs.map((i) => i.name), ...extraFields]);
     this.rejectUnknown = config.unknownFields === 'reject';
     this.fieldList = config.inputs.map((i) => i.name).join(', ');
+    this.extraFields = extraFields;
   }
 
   /** `prefix` locates the row in the request, e.g. "instances[3]." (empty for a single object). */
@@ -88,6 +91,7 @@ export class RequestSchema {
       }
       row[field.name] = field.check(v, `${prefix}${field.name}`);
     }
+    for (const name of this.extraFields) if (input[name] !== undefined) row[name] = input[name];
     return row;
   }
 }
