@@ -34,11 +34,16 @@ function fp32Bytes(values: number[]): Buffer {
   return out;
 }
 
-const row = [Math.log1p(120), Math.log1p(3600) / 10, 0, 1, 0, 0, 0, 0, 0, 0];
-const risky = [Math.log1p(9000), Math.log1p(5) / 10, 0, 0, 0, 0, 0, 0, 1, 0];
+/** Feature rows as wide as the served version's input (the example's newer versions add features). */
+let width: number;
+let row: number[];
+let risky: number[];
 
 beforeAll(async () => {
   server = await startServing({ paths: ['examples/fraud-detector'], port: 0, grpcPort: 0, logger: pino({ level: 'silent' }) });
+  width = server.repository.version('fraud_detector').signature.inputs[0]!.shape[1]!;
+  row = Array.from({ length: width }, (_, i) => (i === 0 ? Math.log1p(120) : i === 1 ? Math.log1p(3600) / 10 : i === 3 ? 1 : 0));
+  risky = Array.from({ length: width }, (_, i) => (i === 0 ? Math.log1p(9000) : i === 1 ? Math.log1p(5) / 10 : i === 8 ? 1 : 0));
   const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
   const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => InferenceClient } };
   client = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpc!.port}`, credentials.createInsecure());
@@ -58,18 +63,20 @@ describe('gRPC inference.GRPCInferenceService', () => {
     expect(meta.name).toBe('caliper');
     expect(meta.extensions).toContain('binary_tensor_data');
     const model = await call('ModelMetadata', { name: 'fraud_detector' });
-    expect(model).toMatchObject({ name: 'fraud_detector', versions: ['1'], platform: 'onnxruntime_onnx' });
-    expect(model.inputs).toEqual([{ name: 'features', datatype: 'FP32', shape: [-1, 10] }]);
+    const served = server.repository.version('fraud_detector');
+    expect(model).toMatchObject({ name: 'fraud_detector', platform: 'onnxruntime_onnx' });
+    expect(model.versions).toContain(String(served.version));
+    expect(model.inputs).toEqual([{ name: 'features', datatype: 'FP32', shape: [-1, width] }]);
     expect(model.outputs).toEqual([{ name: 'fraud_probability', datatype: 'FP32', shape: [-1, 1] }]);
   });
 
   it('infers from raw_input_contents and agrees with REST v2 JSON', async () => {
     const response = await call('ModelInfer', {
       model_name: 'fraud_detector', id: 'raw-1',
-      inputs: [{ name: 'features', datatype: 'FP32', shape: [2, 10] }],
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [2, width] }],
       raw_input_contents: [fp32Bytes([...row, ...risky])],
     });
-    expect(response).toMatchObject({ model_name: 'fraud_detector', model_version: '1', id: 'raw-1' });
+    expect(response).toMatchObject({ model_name: 'fraud_detector', model_version: String(server.repository.version('fraud_detector').version), id: 'raw-1' });
     expect(response.outputs).toEqual([expect.objectContaining({ name: 'fraud_probability', datatype: 'FP32', shape: [2, 1] })]);
     const raw = (response.raw_output_contents as Buffer[])[0]!;
     expect(raw.byteLength).toBe(8);
@@ -77,7 +84,7 @@ describe('gRPC inference.GRPCInferenceService', () => {
 
     const rest = await fetch(`${server.url}/v2/models/fraud_detector/infer`, {
       method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [2, 10], data: [...row, ...risky] }] }),
+      body: JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [2, width], data: [...row, ...risky] }] }),
     });
     const json = (await rest.json()) as { outputs: { data: number[] }[] };
     expect(probabilities[0]).toBeCloseTo(json.outputs[0]!.data[0]!, 6);
@@ -87,8 +94,8 @@ describe('gRPC inference.GRPCInferenceService', () => {
 
   it('infers from typed fp32_contents and returns only the requested outputs', async () => {
     const response = await call('ModelInfer', {
-      model_name: 'fraud_detector', model_version: '1',
-      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10], contents: { fp32_contents: row } }],
+      model_name: 'fraud_detector', model_version: String(server.repository.version('fraud_detector').version),
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width], contents: { fp32_contents: row } }],
       outputs: [{ name: 'fraud_probability' }],
     });
     expect((response.raw_output_contents as Buffer[])[0]!.byteLength).toBe(4);
@@ -103,9 +110,9 @@ describe('gRPC inference.GRPCInferenceService', () => {
       stream.on('error', reject);
     });
     for (let i = 0; i < 3; i++) {
-      stream.write({ model_name: 'fraud_detector', id: `s${i}`, inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10] }], raw_input_contents: [fp32Bytes(row)] });
+      stream.write({ model_name: 'fraud_detector', id: `s${i}`, inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32Bytes(row)] });
     }
-    stream.write({ model_name: 'fraud_detector', id: 'bad', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10] }], raw_input_contents: [fp32Bytes([1, 2, 3])] });
+    stream.write({ model_name: 'fraud_detector', id: 'bad', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32Bytes([1, 2, 3])] });
     stream.end();
     await done;
     expect(answers).toHaveLength(4);
@@ -114,31 +121,31 @@ describe('gRPC inference.GRPCInferenceService', () => {
       expect(byId.get(id)!.error_message).toBe('');
       expect(((byId.get(id)!.infer_response as { raw_output_contents: Buffer[] }).raw_output_contents[0]!).byteLength).toBe(4);
     }
-    expect(byId.get('bad')!.error_message).toMatch(/needs 40 bytes .* got 12/);
+    expect(byId.get('bad')!.error_message).toContain(`needs ${4 * width} bytes (${width} × 4), got 12`);
   });
 
   it('rejects raw contents whose size does not match shape × datatype', async () => {
     const error = await failure('ModelInfer', {
-      model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [2, 10] }], raw_input_contents: [fp32Bytes(row)],
+      model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [2, width] }], raw_input_contents: [fp32Bytes(row)],
     });
     expect(error.code).toBe(status.INVALID_ARGUMENT);
-    expect(error.details).toMatch(/raw_input_contents\[0\] \(input features\): shape \[2, 10\] of FP32 needs 80 bytes \(20 × 4\), got 40/);
+    expect(error.details).toBe(`raw_input_contents[0] (input features): shape [2, ${width}] of FP32 needs ${8 * width} bytes (${2 * width} × 4), got ${4 * width}`);
   });
 
   it('rejects typed contents of the wrong count, wrong datatypes and a raw entry count that differs from the inputs', async () => {
-    const short = await failure('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10], contents: { fp32_contents: [1, 2] } }] });
+    const short = await failure('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width], contents: { fp32_contents: [1, 2] } }] });
     expect(short.code).toBe(status.INVALID_ARGUMENT);
-    expect(short.details).toMatch(/inputs\.features\.contents\.fp32_contents: shape \[1, 10\] needs 10 values, got 2/);
-    const datatype = await failure('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP64', shape: [1, 10] }], raw_input_contents: [Buffer.alloc(80)] });
+    expect(short.details).toBe(`inputs.features.contents.fp32_contents: shape [1, ${width}] needs ${width} values, got 2`);
+    const datatype = await failure('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP64', shape: [1, width] }], raw_input_contents: [Buffer.alloc(8 * width)] });
     expect(datatype.details).toMatch(/inputs\.features\.datatype: expected float32, got float64/);
-    const unknownType = await failure('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FLOAT', shape: [1, 10] }] });
+    const unknownType = await failure('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FLOAT', shape: [1, width] }] });
     expect(unknownType.details).toMatch(/inputs\.features\.datatype: expected one of BOOL/);
-    const count = await failure('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10] }], raw_input_contents: [fp32Bytes(row), fp32Bytes(row)] });
+    const count = await failure('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32Bytes(row), fp32Bytes(row)] });
     expect(count.details).toMatch(/raw_input_contents: expected one entry per input \(1\), got 2/);
   });
 
   it('maps catalogue errors to gRPC status codes', async () => {
-    const missing = await failure('ModelInfer', { model_name: 'nope', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10] }], raw_input_contents: [fp32Bytes(row)] });
+    const missing = await failure('ModelInfer', { model_name: 'nope', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32Bytes(row)] });
     expect(missing.code).toBe(status.NOT_FOUND);
     expect(missing.metadata.get('caliper-error-code')).toEqual(['CALIPER_MODEL_NOT_FOUND']);
     const version = await failure('ModelMetadata', { name: 'fraud_detector', version: '9' });
@@ -158,18 +165,18 @@ describe('gRPC inference.GRPCInferenceService', () => {
   it('counts requests in ModelStatistics and lists the repository', async () => {
     const stats = await call('ModelStatistics', { name: 'fraud_detector' });
     const entry = (stats.model_stats as { name: string; version: string; inference_count: number; inference_stats: { success: { count: number; ns: number }; fail: { count: number } } }[])[0]!;
-    expect(entry).toMatchObject({ name: 'fraud_detector', version: '1' });
+    expect(entry).toMatchObject({ name: 'fraud_detector' });
     expect(entry.inference_stats.success.count).toBeGreaterThanOrEqual(6);
     expect(entry.inference_stats.success.ns).toBeGreaterThan(0);
     const index = await call('RepositoryIndex', { ready: true });
-    expect(index.models).toEqual([{ name: 'fraud_detector', version: '1', state: 'READY', reason: '' }]);
+    expect(index.models).toContainEqual({ name: 'fraud_detector', version: String(server.repository.version('fraud_detector').version), state: 'READY', reason: '' });
   });
 
   it('checks x-caliper-priority metadata against the model priority levels', async () => {
     const metadata = new Metadata();
     metadata.set('x-caliper-priority', '99');
     const error = await new Promise<ServiceError>((resolve, reject) => {
-      (client.ModelInfer as (r: object, m: Metadata, cb: Callback) => void).call(client, { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10] }], raw_input_contents: [fp32Bytes(row)] }, metadata, (e) => (e ? resolve(e) : reject(new Error('accepted priority 99'))));
+      (client.ModelInfer as (r: object, m: Metadata, cb: Callback) => void).call(client, { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32Bytes(row)] }, metadata, (e) => (e ? resolve(e) : reject(new Error('accepted priority 99'))));
     });
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(error.details).toMatch(/x-caliper-priority: expected an integer from 0/);
