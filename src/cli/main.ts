@@ -3,6 +3,7 @@ import { CaliperError } from '../errors.ts';
 import { registerBenchCommand } from './bench.ts';
 import { registerModelsCommand } from './models.ts';
 import { registerDistillCommand } from './distill.ts';
+import { registerFeaturesCommand } from './features.ts';
 import { registerQuantizeCommand } from './quantize.ts';
 import { registerServeCommand } from './serve.ts';
 
@@ -19,6 +20,7 @@ registerBenchCommand(program);
 registerQuantizeCommand(program);
 registerDistillCommand(program);
 registerModelsCommand(program);
+registerFeaturesCommand(program);
 
 try {
   await program.parseAsync(process.argv);
