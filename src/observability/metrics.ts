@@ -67,7 +67,7 @@ export class ServingMetrics {
 
   constructor(repository: ModelRepository, inflight: () => number, sla?: SlaMonitor) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'caliper_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'caliper_' });
     this.duration = new Histogram({
       name: 'caliper_request_duration_seconds', help: 'Time per request in each pipeline stage (stage="total" for the whole request)',
       labelNames: ['model', 'version', 'stage'], buckets: DURATION_BUCKETS, registers,

@@ -2,11 +2,14 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
+import type { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import type { Logger } from '../observability/logger.ts';
+import { registerAuth, type AuthSettings } from './auth.ts';
 import { errorHandler, sendError } from './error-handler.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { RequestObserver } from './request-observer.ts';
 import { registerPredictRoutes } from './routes/predict-routes.ts';
+import { registerRepositoryRoutes } from './routes/repository-routes.ts';
 import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
 import { registerStatsRoutes, type LatencyObservability } from './routes/stats-routes.ts';
 import { CaliperError } from '../errors.ts';
@@ -17,6 +20,12 @@ export interface ServerOptions {
   logger: Logger;
   /** Largest accepted request body, in bytes. */
   bodyLimit?: number;
+  /** Admin token and API keys; without an admin token the /v2/repository API answers 403. */
+  auth?: AuthSettings;
+  /** Set when the server follows a model registry (promote, traffic, live swaps). */
+  follower?: RegistryFollower;
+  /** The model folders served, for /v2/repository/models/{name}/load. */
+  paths?: readonly string[];
 }
 
 export interface CaliperServer {
@@ -51,6 +60,7 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     reply.header('x-request-id', request.id);
     done();
   });
+  registerAuth(app, options.auth ?? {});
 
   await app.register(swagger, { openapi: { info: { title: 'Caliper model server', version: SERVER_VERSION } } });
   await app.register(swaggerUi, {
@@ -65,6 +75,7 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
 
   registerPredictRoutes(app, repository, observer);
   registerV2Routes(app, repository, observer);
+  registerRepositoryRoutes(app, { repository, paths: options.paths ?? [], ...(options.follower ? { follower: options.follower } : {}) });
   const observability = registerStatsRoutes(app, repository, observer, options.logger);
   return { app, observer, observability };
 }

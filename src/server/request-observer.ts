@@ -34,6 +34,8 @@ export type RequestListener = (record: RequestRecord) => void;
 export class RequestObserver {
   private readonly listeners: RequestListener[] = [];
   inflight = 0;
+  /** Requests in flight per version, so a retired version is freed only once its last request is answered. */
+  private readonly versionInflight = new Map<ModelVersion, { count: number; idle: (() => void)[] }>();
   /** Set during graceful shutdown: new inference requests are refused with 503. */
   closing = false;
 
@@ -73,6 +75,9 @@ export class RequestObserver {
     if (this.closing) throw new CaliperError('CALIPER_SHUTTING_DOWN', 'the server is shutting down', { retryAfterSeconds: 1 });
     const started = performance.now();
     this.inflight++;
+    const lease = this.versionInflight.get(version) ?? { count: 0, idle: [] };
+    this.versionInflight.set(version, lease);
+    lease.count++;
     try {
       const result = await run();
       this.emit({ model: version.name, version: version.version, protocol, outcome: 'success', timings: result.timings, batchSize: result.batchSize, durationMs: performance.now() - started });
@@ -82,7 +87,18 @@ export class RequestObserver {
       throw error;
     } finally {
       this.inflight--;
+      if (--lease.count === 0) {
+        this.versionInflight.delete(version);
+        for (const wake of lease.idle.splice(0)) wake();
+      }
     }
+  }
+
+  /** Resolves once no request tracked on `version` is in flight. */
+  whenIdle(version: ModelVersion): Promise<void> {
+    const lease = this.versionInflight.get(version);
+    if (!lease) return Promise.resolve();
+    return new Promise((resolve) => lease.idle.push(resolve));
   }
 
   private emit(record: RequestRecord): void {

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CaliperError } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import { mirrorToShadow, routingKeyOf } from '../../lifecycle/traffic-policy.ts';
 import { runPredict } from '../../pipeline/predict-pipeline.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { responseSchemaOf } from '../openapi.ts';
@@ -28,6 +29,11 @@ const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 export function registerPredictRoutes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
   const predict = async (version: ModelVersion, body: unknown, reply: FastifyReply): Promise<FastifyReply> => {
     const outcome = await observer.track(version, 'predict', () => runPredict(version, body, observer.optionsFor(version, reply.request)));
+    const shadow = repository.has(version.name) ? repository.get(version.name).traffic?.shadow : undefined;
+    if (shadow && shadow.version !== version) {
+      mirrorToShadow(shadow, { result: outcome.predictions, ms: outcome.timings.total }, (candidate) =>
+        runPredict(candidate, body).then((mirrored) => mirrored.predictions));
+    }
     const latency = round3(outcome.timings.total);
     const { single, batch } = serializersOf(version);
     const identity = { model_name: version.name, model_version: String(version.version) };
@@ -38,7 +44,7 @@ export function registerPredictRoutes(app: FastifyInstance, repository: ModelRep
   };
 
   app.post<{ Params: { name: string } }>('/models/:name/predict', (request, reply) =>
-    predict(repository.version(request.params.name), request.body, reply));
+    predict(repository.route(request.params.name, routingKeyOf(request)), request.body, reply));
 
   app.post<{ Params: { name: string; version: string } }>('/models/:name/versions/:version/predict', (request, reply) =>
     predict(repository.version(request.params.name, request.params.version), request.body, reply));
@@ -48,6 +54,6 @@ export function registerPredictRoutes(app: FastifyInstance, repository: ModelRep
     if (models.length !== 1) {
       throw new CaliperError('CALIPER_NOT_FOUND', `POST /predict answers only when exactly one model is served (${models.length} are: ${models.map((m) => m.name).join(', ')}); use POST /models/{name}/predict`);
     }
-    return predict(repository.version(models[0]!.name), request.body, reply);
+    return predict(repository.route(models[0]!.name, routingKeyOf(request)), request.body, reply);
   });
 }

@@ -38,7 +38,9 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
   });
 
   type VersionParams = { name: string; version?: string };
-  const versionOf = (params: VersionParams): ModelVersion => repository.version(params.name, params.version);
+  // Without a version in the URL, a canary takes its share of requests.
+  const versionOf = (params: VersionParams, routingKey?: string): ModelVersion =>
+    params.version === undefined ? repository.route(params.name, routingKey) : repository.version(params.name, params.version);
 
   // Under the binary tensor extension the body is JSON then raw tensors, whatever its content-type says.
   const binaryBody = async (request: FastifyRequest): Promise<void> => {

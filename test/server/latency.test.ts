@@ -1,0 +1,155 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readModelConfig } from '../../src/config/model-config-file.ts';
+import { ModelVersion } from '../../src/lifecycle/model-version.ts';
+import { startServing, type RunningServer } from '../../src/server/serving.ts';
+
+const example = join(import.meta.dirname, '../../examples/fraud-detector');
+const transaction = { transaction_amount: 120, merchant_category: 'travel', time_since_last_txn: 300 };
+
+/** A copy of the fraud detector's version 1 with its own name and batching/cache settings. */
+function modelFolder(root: string, name: string, extra: string): string {
+  const dir = join(root, name);
+  cpSync(join(example, '1'), join(dir, '1'), { recursive: true });
+  const yaml = readFileSync(join(example, 'model.yaml'), 'utf8')
+    .replace(/^name: .*$/m, `name: ${name}`)
+    .replace(/^(batching|cache|sla):.*$/gm, '');
+  writeFileSync(join(dir, 'model.yaml'), `${yaml}\n${extra}\n`);
+  return dir;
+}
+
+const post = (server: RunningServer, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
+  fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+describe('latency management over HTTP', () => {
+  let root: string;
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'caliper-latency-'));
+    modelFolder(root, 'cached', 'batching: { max_batch_size: 64, max_queue_delay_us: 200 }\ncache: { max_entries: 100, ttl_s: 60 }\nsla: { p99_ms: 50 }');
+    // A long queue delay keeps requests queued so the queue limit and deadlines can be observed.
+    modelFolder(root, 'slow_queue', 'batching: { max_batch_size: 64, max_queue_delay_us: 400000, max_queue_size: 2, timeout_ms: 5000 }');
+    server = await startServing({ paths: [root], port: 0, logger: pino({ level: 'silent' }) });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('answers a repeated request from the cache, counts hits and misses, and starts empty for a new version', async () => {
+    const first = await post(server, '/models/cached/predict', transaction);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('server-timing')).toMatch(/cache;dur=.*queue;dur=.*inference;dur=/);
+    const firstBody = await first.json() as { fraud_probability: number };
+
+    const second = await post(server, '/models/cached/predict', { time_since_last_txn: 300, merchant_category: 'travel', transaction_amount: 120 });
+    const timing = second.headers.get('server-timing')!;
+    expect(timing).toContain('cache;dur=');
+    expect(timing).not.toContain('inference');
+    expect((await second.json() as { fraud_probability: number }).fraud_probability).toBe(firstBody.fraud_probability);
+
+    const stats = await (await fetch(`${server.url}/v2/models/cached/stats`)).json() as { model_stats: { inference_stats: Record<string, { count: number }> }[] };
+    expect(stats.model_stats[0]!.inference_stats.cache_hit!.count).toBe(1);
+    expect(stats.model_stats[0]!.inference_stats.cache_miss!.count).toBe(1);
+
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/caliper_cache_hits_total\{model="cached",version="1"\} 1/);
+    expect(metrics).toMatch(/caliper_cache_misses_total\{model="cached",version="1"\} 1/);
+
+    const config = readModelConfig(join(root, 'cached'));
+    const next = await ModelVersion.load(config, 2, join(root, 'cached', '1', 'model.onnx'));
+    await server.repository.swapIn(next);
+    const afterSwap = await post(server, '/models/cached/predict', transaction);
+    expect(afterSwap.headers.get('server-timing')).toContain('inference;dur=');
+    expect((await afterSwap.json() as { model_version: string }).model_version).toBe('2');
+  });
+
+  it('rejects at once with 503 and Retry-After when the queue is full', async () => {
+    const queued = [post(server, '/models/slow_queue/predict', transaction), post(server, '/models/slow_queue/predict', { ...transaction, transaction_amount: 1 })];
+    await new Promise((r) => setTimeout(r, 50));
+    const started = performance.now();
+    const rejected = await post(server, '/models/slow_queue/predict', transaction);
+    expect(performance.now() - started).toBeLessThan(300);
+    expect(rejected.status).toBe(503);
+    expect(rejected.headers.get('retry-after')).toBe('1');
+    expect(await rejected.json()).toMatchObject({ code: 'CALIPER_QUEUE_FULL' });
+    const answered = await Promise.all(queued);
+    expect(answered.map((r) => r.status)).toEqual([200, 200]);
+    expect(answered.map((r) => r.headers.get('server-timing'))).toEqual([expect.stringMatching(/queue;dur=(3[5-9]\d|[4-9]\d\d)\./), expect.any(String)]);
+  });
+
+  it('answers 504 when the deadline (header or v2 parameter) passes while queued, and never lengthens it', async () => {
+    const byHeader = await post(server, '/models/slow_queue/predict', transaction, { 'x-caliper-timeout-ms': '50' });
+    expect(byHeader.status).toBe(504);
+    expect(await byHeader.json()).toMatchObject({ code: 'CALIPER_DEADLINE_EXCEEDED' });
+
+    const v2 = (parameters: Record<string, unknown>) => post(server, '/v2/models/slow_queue/infer', {
+      parameters, inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10], data: [4.8, 0.57, 0, 0, 1, 0, 0, 0, 0, 0] }],
+    });
+    const byParameter = await v2({ timeout: 50 });
+    expect(byParameter.status).toBe(504);
+    const bad = await v2({ timeout: 'soon' });
+    expect(bad.status).toBe(400);
+    expect((await bad.json() as { error: string }).error).toContain('parameters.timeout');
+
+    const longer = await post(server, '/models/slow_queue/predict', transaction, { 'x-caliper-timeout-ms': '999999' });
+    expect(longer.status).toBe(200);
+  });
+
+  it('exposes the stages, outcomes, queue depth, in-flight, batch sizes and process metrics in /metrics', async () => {
+    await Promise.all(Array.from({ length: 8 }, (_, i) => post(server, '/models/cached/predict', { ...transaction, transaction_amount: 1000 + i })));
+    const response = await fetch(`${server.url}/metrics`);
+    expect(response.headers.get('content-type')).toContain('text/plain');
+    const text = await response.text();
+    for (const stage of ['validate', 'preprocess', 'cache', 'queue', 'inference', 'postprocess', 'total']) {
+      expect(text).toMatch(new RegExp(`caliper_request_duration_seconds_count\\{model="cached",version="2",stage="${stage}"\\} \\d+`));
+    }
+    expect(text).toMatch(/caliper_requests_total\{model="cached",version="2",protocol="predict",outcome="success",code=""\} 9/);
+    expect(text).toMatch(/caliper_requests_total\{model="slow_queue",version="1",protocol="predict",outcome="error",code="CALIPER_QUEUE_FULL"\} 1/);
+    expect(text).toMatch(/caliper_queue_depth\{model="slow_queue",version="1"\} 0/);
+    expect(text).toMatch(/caliper_inflight_requests 0/);
+    expect(text).toMatch(/caliper_batch_size_bucket\{model="cached",version="2",le="\+Inf"\} \d+/);
+    expect(text).toMatch(/caliper_batch_size_count\{model="cached",version="2"\} \d+/);
+    expect(text).toMatch(/caliper_process_cpu_seconds_total/);
+    expect(text).toMatch(/caliper_sla_p99_seconds\{model="cached"\}/);
+  });
+
+  it('reports Triton-style statistics with per-stage times and counts per executed batch size', async () => {
+    const body = { instances: Array.from({ length: 100 }, (_, i) => ({ ...transaction, transaction_amount: 5000 + i })) };
+    const response = await post(server, '/models/cached/predict', body);
+    expect(response.status).toBe(200);
+    expect((await response.json() as { predictions: unknown[] }).predictions).toHaveLength(100);
+    const stats = await (await fetch(`${server.url}/v2/models/cached/versions/2/stats`)).json() as {
+      model_stats: { name: string; version: string; execution_count: number; batch_stats: { batch_size: number; compute_infer: { count: number } }[]; stages: Record<string, { count: number; ns: number }>; latency_us: { overhead: { p50: number } } }[];
+    };
+    const s = stats.model_stats[0]!;
+    expect([s.name, s.version]).toEqual(['cached', '2']);
+    expect(s.batch_stats.map((b) => b.batch_size)).toEqual(expect.arrayContaining([64, 36]));
+    expect(s.execution_count).toBe(s.batch_stats.reduce((n, b) => n + b.compute_infer.count, 0));
+    expect(s.stages.inference!.count).toBeGreaterThan(0);
+    expect(s.stages.total!.ns).toBeGreaterThan(s.stages.inference!.ns);
+    expect(s.latency_us.overhead.p50).toBeGreaterThan(0);
+    const all = await (await fetch(`${server.url}/v2/models/stats`)).json() as { model_stats: { name: string }[] };
+    expect(all.model_stats.map((m) => m.name).sort()).toEqual(['cached', 'slow_queue']);
+    expect((await fetch(`${server.url}/v2/models/nope/stats`)).status).toBe(404);
+  });
+
+  it('answers the SLA status with rolling percentiles, the budget and the verdict', async () => {
+    const response = await fetch(`${server.url}/models/cached/sla`);
+    const sla = await response.json() as Record<string, unknown>;
+    expect(sla).toMatchObject({ model: 'cached', budget_p99_ms: 50, met: true, breached: false });
+    expect(sla.samples).toBeGreaterThan(5);
+    expect(sla.p99_ms as number).toBeGreaterThanOrEqual(sla.p50_ms as number);
+    expect((await fetch(`${server.url}/models/nope/sla`)).status).toBe(404);
+  });
+
+  it('names the request id on every response', async () => {
+    const response = await post(server, '/models/cached/predict', transaction, { 'x-request-id': 'abc-123' });
+    expect(response.headers.get('x-request-id')).toBe('abc-123');
+  });
+});
