@@ -27,6 +27,22 @@ export function imageShapeOf(sampleShape: readonly number[]): ImageShape {
   throw new DistillError('CALIPER_DISTILL_STUDENT_SPEC', `a cnn student needs image inputs: samples of shape [C, H, W], [H, W] or a square number of values; the teacher's input takes samples of shape [${sampleShape.join(', ')}] — use an mlp student`);
 }
 
+/**
+ * A 3×3 'same' convolution as patches × kernel: the wasm backend has no Conv2DBackpropFilter kernel, so
+ * tf.conv2d cannot be trained there, while slices, concatenation and matMul all have wasm gradients.
+ * Patch values are ordered (ky, kx, channel), which is the HWIO kernel flattened.
+ */
+function convolve(x: tf.Tensor4D, kernel: tf.Tensor4D): tf.Tensor4D {
+  const [batch, height, width, channels] = x.shape;
+  const pad = (CONV_KERNEL - 1) / 2;
+  const padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
+  const shifts: tf.Tensor4D[] = [];
+  for (let y = 0; y < CONV_KERNEL; y++) for (let x0 = 0; x0 < CONV_KERNEL; x0++) shifts.push(tf.slice(padded, [0, y, x0, 0], [batch, height, width, channels]));
+  const patches = tf.reshape(tf.concat(shifts, 3), [batch * height * width, CONV_KERNEL * CONV_KERNEL * channels]);
+  const out = tf.matMul(patches, tf.reshape(kernel, [CONV_KERNEL * CONV_KERNEL * channels, kernel.shape[3]]));
+  return tf.reshape(out, [batch, height, width, kernel.shape[3]]);
+}
+
 /** A student network held as tfjs variables, so that training, fake quantization and ONNX export see the same weights. */
 export class StudentModel {
   private constructor(
@@ -98,7 +114,7 @@ export class StudentModel {
       }
       for (const layer of this.layers) {
         if (layer.kind === 'conv') {
-          h = tf.conv2d(input(h as tf.Tensor4D), weight(layer.kernel), 1, 'same');
+          h = convolve(input(h as tf.Tensor4D), weight(layer.kernel));
           h = tf.maxPool(tf.relu(tf.add(h, layer.bias)) as tf.Tensor4D, 2, 2, 'valid');
         } else {
           // Back to NCHW before flattening, so the dense weights line up with ONNX's Flatten of NCHW.

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CaliperError, invalidInput } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import { routingKeyOf } from '../../lifecycle/traffic-policy.ts';
 import type { TensorSignature } from '../../runtime/model-signature.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
@@ -38,9 +39,10 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
   });
 
   type VersionParams = { name: string; version?: string };
-  // Without a version in the URL, a canary takes its share of requests.
-  const versionOf = (params: VersionParams, routingKey?: string): ModelVersion =>
-    params.version === undefined ? repository.route(params.name, routingKey) : repository.version(params.name, params.version);
+  const versionOf = (params: VersionParams): ModelVersion => repository.version(params.name, params.version);
+  // Inference naming no version goes where the traffic policy says: a canary takes its share of requests.
+  const routedVersionOf = (params: VersionParams, request: FastifyRequest): ModelVersion =>
+    params.version === undefined ? repository.route(params.name, routingKeyOf(request)) : repository.version(params.name, params.version);
 
   // Under the binary tensor extension the body is JSON then raw tensors, whatever its content-type says.
   const binaryBody = async (request: FastifyRequest): Promise<void> => {
@@ -56,7 +58,7 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
     });
 
     app.post<{ Params: VersionParams }>(`${prefix}/infer`, { onRequest: binaryBody }, async (request, reply) => {
-      const version = versionOf(request.params);
+      const version = routedVersionOf(request.params, request);
       if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
       const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
       const outputNames = infer.outputs?.map((o) => o.name);

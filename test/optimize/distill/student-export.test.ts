@@ -40,6 +40,19 @@ describe('student export', () => {
     student.dispose();
   });
 
+  it('a cnn student needs image-shaped samples', () => {
+    expect(() => StudentModel.create(parseStudentSpec('cnn:4'), [5], 3)).toThrow(/cnn student needs image inputs: samples of shape \[C, H, W\], \[H, W\] or a square number of values; the teacher's input takes samples of shape \[5\]/);
+  });
+
+  it('trains a cnn student on the wasm backend (gradients reach every kernel)', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    type Scalar = import('@tensorflow/tfjs').Scalar;
+    const student = StudentModel.create(parseStudentSpec('cnn:2/4'), [1, 6, 6], 3, 5);
+    const grads = tf.variableGrads(() => tf.sum(student.apply(tf.ones([2, 36]), true)) as Scalar, student.variables);
+    for (const v of student.variables) expect(Math.max(...Array.from(grads.grads[v.name]!.dataSync(), Math.abs))).toBeGreaterThan(0);
+    student.dispose();
+  });
+
   it('verifyExport rejects a model whose weights differ from the trained ones', async () => {
     const student = StudentModel.create(parseStudentSpec('mlp:8'), [10], 3, 2);
     const model = exportStudent(student, 'x');
