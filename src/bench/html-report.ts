@@ -1,5 +1,6 @@
 import type { BenchReport, StepResult } from './bench-report.ts';
 import { escapeXml, lineChart, stackedBarChart } from './svg-chart.ts';
+import type { TuneReport } from './tuner.ts';
 
 /** Triton statistics entries that are outcomes, not stages of a request. */
 const NON_STAGE_STATS = new Set(['success', 'fail', 'cache_hit', 'cache_miss']);
@@ -95,5 +96,39 @@ windows of ${report.windowMs} ms after ${report.warmupMs} ms warm-up; a step is 
     '</div>',
     '<h2>Steps</h2>',
     htmlTable(['load', 'req/s', 'p50 ms', 'p90 ms', 'p95 ms', 'p99 ms', 'max ms', 'errors', 'mean batch', 'stability'], rows),
+  ]);
+}
+
+/** The tuner's report: every candidate's best operating point against the budget, and the winner. */
+export function renderTuneHtml(report: TuneReport): string {
+  const measuredTrials = report.trials.filter((t) => t.steps.length > 0);
+  const chart = lineChart({
+    title: 'Each candidate: p99 against throughput over its concurrency sweep',
+    xLabel: 'throughput (req/s)',
+    yLabel: 'p99 (ms)',
+    series: measuredTrials.map((t) => ({ name: t.description, points: t.steps.map((s) => ({ x: s.throughput, y: s.p99Ms, label: `c=${s.concurrency}` })) })).slice(0, 9),
+    threshold: { y: report.p99BudgetMs, label: `p99 budget ${report.p99BudgetMs} ms` },
+  });
+  const best = stackedBarChart({
+    title: 'Best throughput within the budget, per candidate',
+    yLabel: 'req/s',
+    categories: report.trials.map((_, i) => `#${i + 1}`),
+    stacks: [{ name: 'req/s within budget', values: report.trials.map((t) => t.best?.throughput ?? 0) }],
+  });
+  const rows = report.trials.map((t, i) => [
+    `#${i + 1} ${t.description}`, t.best ? t.best.throughput : 0, t.best ? t.best.concurrency : '–', t.best ? t.best.p99Ms : '–',
+    t.error ?? (t.best ? 'within budget' : 'over budget at every level'),
+  ]);
+  const winner = report.winner
+    ? `<p><b>Winner:</b> ${escapeXml(report.winner.description)} — ${report.winner.best!.throughput} req/s at concurrency ${report.winner.best!.concurrency}, p99 ${report.winner.best!.p99Ms} ms${report.speedupOverCurrent !== null ? ` (${report.speedupOverCurrent}× the current settings)` : ''}</p>`
+    : '<p><b>No candidate met the budget.</b></p>';
+  return htmlPage(`caliper tune: ${report.model}`, [
+    `<p class="meta">p99 budget ${report.p99BudgetMs} ms · ${report.search} search: ${report.trials.length} of ${report.spaceSize} candidates measured · concurrency ${report.concurrency.join(',')} · ${report.windowMs} ms windows · started ${escapeXml(report.startedAt)}</p>`,
+    winner,
+    '<div class="charts">',
+    chart,
+    best,
+    '</div>',
+    htmlTable(['candidate', 'req/s', 'at concurrency', 'p99 ms', 'outcome'], rows),
   ]);
 }

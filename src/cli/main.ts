@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CaliperError } from '../errors.ts';
 import { registerBenchCommand } from './bench.ts';
+import { registerTuneCommand } from './tune.ts';
 import { registerModelsCommand } from './models.ts';
 import { registerDistillCommand } from './distill.ts';
 import { registerFeaturesCommand } from './features.ts';
@@ -17,6 +18,7 @@ program
 
 registerServeCommand(program);
 registerBenchCommand(program);
+registerTuneCommand(program);
 registerQuantizeCommand(program);
 registerDistillCommand(program);
 registerModelsCommand(program);

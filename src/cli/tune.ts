@@ -1,0 +1,85 @@
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { SEARCH_STRATEGIES, type SearchStrategy } from '../bench/config-search.ts';
+import { renderTuneHtml } from '../bench/html-report.ts';
+import { writeSettings } from '../bench/model-settings.ts';
+import { readRequestsFile } from '../bench/request-data.ts';
+import { DEFAULT_TUNE_CONCURRENCY, tune, type TuneTrial } from '../bench/tuner.ts';
+import { isModelFolder } from '../config/model-config-file.ts';
+import { CaliperError } from '../errors.ts';
+import { parseIntegerListOption, parseIntegerOption } from './options.ts';
+
+interface TuneCommandOptions {
+  model: string;
+  p99Ms: number;
+  search: SearchStrategy;
+  write?: boolean;
+  concurrency: number[];
+  duration: number;
+  maxTrials: number;
+  data?: string;
+  json?: boolean;
+  output?: string;
+  report?: string;
+}
+
+const positiveNumber = (option: string) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${option}: expected a positive number, got "${value}"`);
+  return n;
+};
+
+function formatTrial(trial: TuneTrial, index: number, budget: number): string {
+  const outcome = trial.error
+    ? `failed: ${trial.error}`
+    : trial.best
+      ? `${trial.best.throughput.toFixed(1)} req/s at concurrency ${trial.best.concurrency} (p99 ${trial.best.p99Ms.toFixed(2)} ms)`
+      : `p99 over ${budget} ms at every concurrency`;
+  return `#${String(index).padEnd(3)} ${trial.description.padEnd(58)} ${outcome}`;
+}
+
+export function registerTuneCommand(program: Command): void {
+  program
+    .command('tune')
+    .description('search batching and instance settings for the highest throughput within a p99 latency budget')
+    .requiredOption('--model <dir>', 'model folder (model.yaml and version folders)')
+    .requiredOption('--p99-ms <ms>', 'p99 latency budget in milliseconds', positiveNumber('--p99-ms'))
+    .option('--search <strategy>', 'quick (hill climbing from the current settings) | grid (every candidate)', (value: string) => {
+      if (!(SEARCH_STRATEGIES as readonly string[]).includes(value)) throw new InvalidArgumentError(`--search: expected quick or grid, got "${value}"`);
+      return value as SearchStrategy;
+    }, 'quick')
+    .option('--write', 'store the winning settings in model.yaml (the rest of the file is kept as written)')
+    .option('--concurrency <list>', 'closed-loop levels measured per candidate', parseIntegerListOption('--concurrency'), DEFAULT_TUNE_CONCURRENCY)
+    .option('--duration <seconds>', 'measurement window length', positiveNumber('--duration'), 1)
+    .option('--max-trials <n>', 'windows per level at most (stability: ±10% over 3 windows)', parseIntegerOption('--max-trials', 3), 6)
+    .option('--data <file>', 'requests to send (JSONL); default: the model folder\'s sample-request.json')
+    .option('--json', 'print the report as JSON on stdout')
+    .option('-o, --output <file.json>', 'write the JSON report to a file')
+    .option('--report <file.html>', 'write a self-contained HTML report with charts')
+    .action(async (options: TuneCommandOptions) => {
+      if (!isModelFolder(options.model)) throw new CaliperError('CALIPER_INVALID_INPUT', `--model: ${options.model} is not a model folder (no model.yaml)`);
+      const log = (line: string): void => { process.stderr.write(`${line}\n`); };
+      log(`caliper tune: ${options.model}, p99 budget ${options.p99Ms} ms, ${options.search} search`);
+      const report = await tune({
+        modelDir: options.model,
+        p99BudgetMs: options.p99Ms,
+        search: options.search,
+        concurrency: options.concurrency,
+        windowMs: options.duration * 1000,
+        maxTrials: options.maxTrials,
+        ...(options.data ? { data: readRequestsFile(options.data) } : {}),
+        onTrial: (trial, index) => log(formatTrial(trial, index, options.p99Ms)),
+      });
+      const json = JSON.stringify(report, null, 2);
+      if (options.output) writeFileSync(options.output, `${json}\n`);
+      if (options.report) {
+        writeFileSync(options.report, renderTuneHtml(report));
+        log(`report: ${resolve(options.report)}`);
+      }
+      if (options.json) process.stdout.write(`${json}\n`);
+      if (!report.winner) throw new CaliperError('CALIPER_INVALID_INPUT', `no candidate met p99 <= ${options.p99Ms} ms (${report.trials.length} measured); try a larger budget or lower --concurrency`);
+      log(`winner: ${report.winner.description}: ${report.winner.best!.throughput} req/s within p99 ${options.p99Ms} ms${report.speedupOverCurrent !== null ? ` (${report.speedupOverCurrent}× the current settings)` : ''}; ${report.trials.length} of ${report.spaceSize} candidates measured`);
+      if (options.write) log(`wrote ${writeSettings(options.model, report.winner.settings)}`);
+    });
+}
