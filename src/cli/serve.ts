@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { authSettingsFromEnv } from '../server/auth.ts';
+import { isModelUri } from '../registry/model-uri.ts';
 import { startServing } from '../server/serving.ts';
 import { parseIntegerOption } from './options.ts';
 
@@ -6,16 +9,28 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('serve models over HTTP: typed /predict and the Open Inference Protocol v2')
-    .argument('[paths...]', 'model folders, or repositories holding one folder per model', ['examples'])
+    .argument('[paths...]', 'model folders, repositories holding one folder per model, or registry URIs (models:/NAME/Production, models:/NAME@ALIAS, models:/NAME/3); default examples')
+    .option('--registry <dir>', 'registry home (default $CALIPER_HOME or ~/.caliper); alone, serves every model with a Production version or an alias')
+    .option('--admin-token-file <file>', 'file holding the bearer token for /v2/repository (or set CALIPER_ADMIN_TOKEN); without one the admin API is off')
     .option('-p, --port <port>', 'HTTP port', parseIntegerOption('--port'), 8000)
     .option('--grpc-port <port>', 'also serve the Open Inference Protocol over gRPC (KServe v2 / Triton) on this port', parseIntegerOption('--grpc-port'))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--body-limit <bytes>', 'largest request body accepted (413 beyond)', parseIntegerOption('--body-limit'), 8 * 1024 * 1024)
-    .action(async (paths: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number }) => {
-      const server = await startServing({ paths, port: options.port, grpcPort: options.grpcPort, host: options.host, bodyLimit: options.bodyLimit });
-      if (server.repository.list().length === 0) {
+    .action(async (args: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number; registry?: string; adminTokenFile?: string }) => {
+      const modelUris = args.filter(isModelUri);
+      const paths = args.filter((a) => !isModelUri(a));
+      if (args.length === 0 && options.registry === undefined) paths.push('examples');
+      const auth = authSettingsFromEnv();
+      if (options.adminTokenFile) auth.adminToken = readFileSync(options.adminTokenFile, 'utf8').trim();
+      const server = await startServing({
+        paths, modelUris, port: options.port, grpcPort: options.grpcPort, host: options.host, bodyLimit: options.bodyLimit, auth,
+        ...(options.registry !== undefined ? { registry: options.registry } : {}),
+      });
+      const followsWholeRegistry = options.registry !== undefined && modelUris.length === 0;
+      if (server.repository.list().length === 0 && !followsWholeRegistry) {
         await server.close();
-        throw new Error(`no model could be loaded from ${paths.join(', ')}`);
+        const reasons = server.follower?.status().map((s) => `${s.target}: ${s.reason ?? s.state}`) ?? [];
+        throw new Error(`no model could be loaded from ${args.join(', ')}${reasons.length ? ` (${reasons.join('; ')})` : ''}`);
       }
       server.app.log.info(`caliper serving ${server.repository.list().map((m) => m.name).join(', ')} on ${server.url} (docs: ${server.url}/docs${server.grpc ? `, gRPC on port ${server.grpc.port}` : ''})`);
       const shutdown = (signal: string): void => {

@@ -1,13 +1,15 @@
 import { Counter, type Registry } from 'prom-client';
-import { FEATURE_OUTCOMES, featureStatsRegistry } from './feature-stats.ts';
+import { FEATURE_OUTCOMES, type FeatureStats } from './feature-stats.ts';
 
 /**
- * Registers the feature-lookup counters on a Prometheus registry. Values are read from the live
- * FeatureStats at scrape time, so the request path only increments plain numbers.
+ * Registers the feature-lookup counters on a server's Prometheus registry. `source` lists the counters
+ * of the versions being served (e.g. every ModelVersion.features?.stats); they are read at scrape
+ * time, so the request path only increments plain numbers. A version that is unloaded takes its
+ * counts with it (Prometheus treats that as a counter reset).
  *   caliper_feature_lookups_total{model,version,outcome}   outcome: hit, miss, timeout, error
  *   caliper_features_degraded_total{model,version}         rows answered with default features
  */
-export function registerFeatureMetrics(registry: Registry): void {
+export function registerFeatureMetrics(registry: Registry, source: () => Iterable<FeatureStats>): void {
   new Counter({
     name: 'caliper_feature_lookups_total',
     help: 'Entity feature lookups by outcome (hit, miss, timeout, error)',
@@ -15,10 +17,8 @@ export function registerFeatureMetrics(registry: Registry): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const total of featureStatsRegistry.totals()) {
-        for (const outcome of FEATURE_OUTCOMES) {
-          this.inc({ model: total.model, version: String(total.version), outcome }, total.outcomes[outcome]);
-        }
+      for (const stats of source()) {
+        for (const outcome of FEATURE_OUTCOMES) this.inc({ model: stats.model, version: String(stats.version), outcome }, stats.outcomes[outcome]);
       }
     },
   });
@@ -29,7 +29,7 @@ export function registerFeatureMetrics(registry: Registry): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const total of featureStatsRegistry.totals()) this.inc({ model: total.model, version: String(total.version) }, total.degraded);
+      for (const stats of source()) this.inc({ model: stats.model, version: String(stats.version) }, stats.degraded);
     },
   });
 }

@@ -1,7 +1,10 @@
+import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
 import type { FeaturesSpec } from '../features/feature-config.ts';
 import { FeatureStoreError, type FeatureStore, type FeatureVector } from '../features/feature-store.ts';
-import type { FeatureStats } from '../features/feature-stats.ts';
+import { openFeatureStore } from '../features/feature-stores.ts';
+import { FeatureStats } from '../features/feature-stats.ts';
+import type { Prediction } from './postprocess.ts';
 import type { RequestRow } from './request-schema.ts';
 
 /**
@@ -12,6 +15,13 @@ import type { RequestRow } from './request-schema.ts';
  */
 export class FeatureLookup {
   constructor(readonly spec: FeaturesSpec, readonly store: FeatureStore, readonly stats: FeatureStats) {}
+
+  /** Opens the store of a version's model.yaml `features` section (undefined when it has none). */
+  static async open(config: ModelConfig, version: number): Promise<FeatureLookup | undefined> {
+    if (!config.features) return undefined;
+    const store = await openFeatureStore(config.features, config.dir, config.file);
+    return new FeatureLookup(config.features, store, new FeatureStats(config.name, version));
+  }
 
   /** Adds the feature fields to `rows` in place; returns which rows were answered degraded (undefined when none). */
   async run(rows: RequestRow[], prefixOf: (i: number) => string): Promise<boolean[] | undefined> {
@@ -70,4 +80,10 @@ export class FeatureLookup {
   close(): Promise<void> {
     return this.store.close();
   }
+}
+
+/** Flags the predictions of rows answered with default features: `features_degraded: true`. */
+export function markDegraded(predictions: Prediction[], degraded: readonly boolean[] | undefined): Prediction[] {
+  if (!degraded) return predictions;
+  return predictions.map((p, r) => (degraded[r] ? { ...p, features_degraded: true } : p));
 }

@@ -1,6 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import { ModelRepository } from '../lifecycle/model-repository.ts';
 import type { SchedulerFactory } from '../lifecycle/model-version.ts';
+import { RegistryFollower } from '../lifecycle/registry-follower.ts';
+import { registerRolloutMetrics } from '../lifecycle/rollout-metrics.ts';
+import { ModelRegistry } from '../registry/model-registry.ts';
+import { parseModelUri } from '../registry/model-uri.ts';
+import { registryHome } from '../registry/registry-home.ts';
+import type { AuthSettings } from './auth.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { buildServer, type CaliperServer } from './app.ts';
 import { GrpcInferenceServer } from './grpc/grpc-server.ts';
@@ -15,6 +21,14 @@ export interface ServeOptions {
   bodyLimit?: number;
   logger?: Logger;
   schedulerFactory?: SchedulerFactory;
+  /** models:/ URIs to serve from the registry, followed live as stages and aliases move. */
+  modelUris?: string[];
+  /** Registry home; given without modelUris, every model with a Production version or an alias is served. */
+  registry?: string;
+  /** How often the registry is checked for changes (ms, default 250). */
+  registryPollMs?: number;
+  /** Admin token (for /v2/repository) and inference API keys. */
+  auth?: AuthSettings;
 }
 
 export interface RunningServer extends CaliperServer {
@@ -23,6 +37,8 @@ export interface RunningServer extends CaliperServer {
   port: number;
   /** The gRPC endpoint, when grpcPort was given. */
   grpc?: GrpcInferenceServer;
+  /** Set when serving from a registry. */
+  follower?: RegistryFollower;
   /** Graceful stop: refuse new work, finish in-flight requests, free the models. */
   close(): Promise<void>;
 }
@@ -32,14 +48,34 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   const logger = options.logger ?? createLogger();
   const repository = new ModelRepository(options.schedulerFactory);
   await repository.loadPaths(options.paths);
+  const uris = options.modelUris ?? [];
+  let follower: RegistryFollower | undefined;
+  if (uris.length > 0 || options.registry !== undefined) {
+    const targets = uris.map(parseModelUri);
+    const registry = ModelRegistry.open(registryHome(options.registry));
+    follower = new RegistryFollower(registry, repository, {
+      targets, followAll: targets.length === 0, logger, pollMs: options.registryPollMs, schedulerFactory: options.schedulerFactory,
+    });
+    await follower.start();
+  }
   for (const failure of repository.failures) logger.error({ model: failure.name, source: failure.source }, `model failed to load: ${failure.reason}`);
   for (const model of repository.list()) {
     logger.info({ model: model.name, versions: [...model.versions.keys()] }, `model ${model.name} ready (version ${model.defaultVersion})`);
   }
-  const server = await buildServer({ repository, logger, bodyLimit: options.bodyLimit });
+  const server = await buildServer({ repository, logger, bodyLimit: options.bodyLimit, auth: options.auth, paths: options.paths, ...(follower ? { follower } : {}) });
+  if (follower) {
+    const registryFollower = follower;
+    registryFollower.awaitIdle = (version) => server.observer.whenIdle(version);
+    registerRolloutMetrics(server.observability.metrics.registry, repository, registryFollower);
+  }
+  const stopFollowing = async (): Promise<void> => {
+    await follower?.close();
+    follower?.registry.close();
+  };
   try {
     await server.app.listen({ port: options.port ?? 8000, host: options.host ?? '127.0.0.1' });
   } catch (error) {
+    await stopFollowing();
     await repository.close();
     throw error;
   }
@@ -64,10 +100,12 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     port: address.port,
     url: `http://${host}:${address.port}`,
     ...(grpc ? { grpc } : {}),
+    ...(follower ? { follower } : {}),
     close: () => {
       closing ??= (async () => {
         server.observer.closing = true;
         await Promise.all([server.app.close(), grpc?.close()]);
+        await stopFollowing();
         await repository.close();
       })();
       return closing;
