@@ -92,3 +92,9 @@ export function mirrorToShadow<T>(shadow: ShadowTarget, primary: { result: T; ms
     });
   });
 }
+
+/** The request's routing key (x-caliper-routing-key), when it sends one. */
+export function routingKeyOf(request: { headers: Record<string, string | string[] | undefined> }): string | undefined {
+  const value = request.headers[ROUTING_KEY_HEADER];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}

@@ -1,0 +1,263 @@
+import { toCaliperError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { ModelRegistry, RegisteredVersion } from '../registry/model-registry.ts';
+import { formatModelUri, type VersionSelector } from '../registry/model-uri.ts';
+import type { ModelRepository } from './model-repository.ts';
+import { ModelVersion, type SchedulerFactory } from './model-version.ts';
+import { emptyShadowStats, type TrafficPolicy } from './traffic-policy.ts';
+
+/** A registered model a server follows: the selector says which version answers ("Production", "@champion", 3). */
+export interface FollowTarget { name: string; selector: VersionSelector }
+
+export type FollowState = 'loading' | 'ready' | 'failed' | 'unavailable';
+
+/** What the follower knows about one model, for /v2/repository/index and logs. */
+export interface FollowStatus {
+  name: string;
+  /** The URI followed, e.g. models:/fraud_detector/Production. */
+  target: string;
+  state: FollowState;
+  servedVersion?: number;
+  /** Why the wanted version is not served (a failed load, a missing stage...). */
+  reason?: string;
+  failedVersion?: number;
+  canary?: { version: number; weight: number };
+  shadow?: { version: number; fraction: number };
+  swaps: number;
+  loadFailures: number;
+}
+
+export interface FollowerOptions {
+  /** Explicit URIs to serve; with none and followAll, every model with a Production version or an alias. */
+  targets: FollowTarget[];
+  followAll: boolean;
+  /** How often to look for registry changes (ms). */
+  pollMs?: number;
+  schedulerFactory?: SchedulerFactory;
+  logger: Logger;
+}
+
+/** With --registry: Production if the model has one, else @champion, else its first alias. */
+function automaticSelector(registry: ModelRegistry, name: string): VersionSelector | undefined {
+  const model = registry.model(name);
+  if (model.stages.Production?.length) return { kind: 'stage', stage: 'Production' };
+  const aliases = Object.keys(model.aliases);
+  if (aliases.includes('champion')) return { kind: 'alias', alias: 'champion' };
+  return aliases.length > 0 ? { kind: 'alias', alias: aliases[0]! } : undefined;
+}
+
+/**
+ * Keeps the served versions in step with the registry. On a change it loads and warms the newly wanted
+ * versions, switches the model over in one step, then drains and frees what is no longer wanted.
+ * A version that fails to load or warm is logged, counted and shown in the status; the old one keeps serving.
+ */
+export class RegistryFollower {
+  private readonly explicit = new Map<string, VersionSelector>();
+  private readonly unfollowed = new Set<string>();
+  private readonly statuses = new Map<string, FollowStatus>();
+  private lastStamp = -1;
+  private timer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** Waits for a retired version's in-flight requests (the server's request observer sets this). */
+  awaitIdle: (version: ModelVersion) => Promise<void> = () => Promise.resolve();
+
+  constructor(readonly registry: ModelRegistry, private readonly repository: ModelRepository, private readonly options: FollowerOptions) {
+    for (const target of options.targets) this.explicit.set(target.name, target.selector);
+  }
+
+  /** First sync, then polling. */
+  async start(): Promise<void> {
+    await this.sync();
+    const pollMs = this.options.pollMs ?? 250;
+    this.timer = setInterval(() => {
+      if (this.registry.changeStamp() !== this.lastStamp) void this.sync();
+    }, pollMs);
+    this.timer.unref();
+  }
+
+  status(): FollowStatus[] {
+    return [...this.statuses.values()];
+  }
+
+  statusOf(name: string): FollowStatus | undefined {
+    return this.statuses.get(name);
+  }
+
+  follows(name: string): boolean {
+    return this.statuses.has(name) || this.explicit.has(name);
+  }
+
+  /** Starts (or changes) following a model, then syncs it. */
+  async follow(name: string, selector?: VersionSelector): Promise<FollowStatus | undefined> {
+    this.unfollowed.delete(name);
+    if (selector) this.explicit.set(name, selector);
+    else if (!this.options.followAll && !this.explicit.has(name)) this.explicit.set(name, { kind: 'stage', stage: 'Production' });
+    await this.sync();
+    return this.statuses.get(name);
+  }
+
+  /** Stops following a model and unloads it. */
+  async unfollow(name: string): Promise<void> {
+    this.unfollowed.add(name);
+    await this.sync();
+  }
+
+  /** Reconciles every followed model with the registry; calls are queued, never run side by side. */
+  sync(): Promise<void> {
+    const run = this.syncing.then(() => this.syncAll());
+    this.syncing = run.catch(() => undefined);
+    return run;
+  }
+
+  private wantedTargets(): Map<string, VersionSelector | undefined> {
+    const wanted = new Map<string, VersionSelector | undefined>();
+    for (const [name, selector] of this.explicit) wanted.set(name, selector);
+    if (this.options.followAll) {
+      for (const model of this.registry.listModels()) {
+        if (!wanted.has(model.name)) wanted.set(model.name, automaticSelector(this.registry, model.name));
+      }
+    }
+    for (const name of this.statuses.keys()) if (!wanted.has(name)) wanted.set(name, undefined);
+    for (const name of this.unfollowed) wanted.delete(name);
+    return wanted;
+  }
+
+  private async syncAll(): Promise<void> {
+    if (this.closed) return;
+    this.lastStamp = this.registry.changeStamp();
+    for (const name of this.unfollowed) {
+      if (this.statuses.has(name)) {
+        this.statuses.delete(name);
+        if (this.repository.has(name)) await this.repository.unloadModel(name);
+        this.options.logger.info({ model: name }, `model ${name} unloaded`);
+      }
+    }
+    for (const [name, selector] of this.wantedTargets()) {
+      try {
+        await this.syncModel(name, selector);
+      } catch (error) {
+        this.options.logger.error({ model: name, err: error }, `registry sync of ${name} failed: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  private statusFor(name: string, target: string): FollowStatus {
+    let status = this.statuses.get(name);
+    if (!status) {
+      status = { name, target, state: 'loading', swaps: 0, loadFailures: 0 };
+      this.statuses.set(name, status);
+    }
+    status.target = target;
+    return status;
+  }
+
+  private async syncModel(name: string, selector: VersionSelector | undefined): Promise<void> {
+    const served = this.repository.has(name) ? this.repository.get(name) : undefined;
+    const target = selector ? formatModelUri({ name, selector }) : `models:/${name} (Production or an alias)`;
+    const status = this.statusFor(name, target);
+    const keepServing = (reason: string): void => {
+      status.reason = served ? `${reason}; version ${served.defaultVersion} keeps serving` : reason;
+      status.state = served ? 'ready' : 'unavailable';
+    };
+    if (!selector) return keepServing(`model "${name}" has no Production version and no alias`);
+
+    let primary: RegisteredVersion;
+    try {
+      primary = this.registry.resolve(name, selector);
+    } catch (error) {
+      return keepServing(toCaliperError(error).message);
+    }
+    const traffic = this.registry.traffic(name);
+    const resolveQuietly = (s: VersionSelector): RegisteredVersion | undefined => {
+      try {
+        return this.registry.resolve(name, s);
+      } catch {
+        return undefined;
+      }
+    };
+    const canary = traffic.canary ? resolveQuietly(traffic.canary.target) : undefined;
+    const shadow = traffic.shadow ? resolveQuietly(traffic.shadow.target) : undefined;
+
+    // Load what is wanted and not yet served (the primary first: nothing switches if it fails).
+    const loaded = new Map<number, ModelVersion>();
+    const have = (v: number): ModelVersion | undefined => loaded.get(v) ?? served?.versions.get(v);
+    const load = async (record: RegisteredVersion, role: string): Promise<ModelVersion | undefined> => {
+      const existing = have(record.version);
+      if (existing) return existing;
+      if (!served) status.state = 'loading';
+      try {
+        const modelPath = await this.registry.artifactPath(record);
+        const version = await ModelVersion.load(this.registry.configOf(record), record.version, modelPath, this.options.schedulerFactory);
+        loaded.set(record.version, version);
+        return version;
+      } catch (error) {
+        const message = toCaliperError(error).message;
+        status.loadFailures++;
+        this.options.logger.error({ model: name, version: record.version, role, err: error }, `models:/${name}/${record.version} failed to load as ${role}: ${message}`);
+        if (role === 'primary') {
+          status.failedVersion = record.version;
+          status.state = served ? 'ready' : 'failed';
+          status.reason = `version ${record.version} failed to load: ${message}${served ? `; version ${served.defaultVersion} keeps serving` : ''}`;
+        }
+        return undefined;
+      }
+    };
+
+    const primaryVersion = await load(primary, 'primary');
+    if (!primaryVersion) {
+      await Promise.all([...loaded.values()].map((v) => v.unload()));
+      return;
+    }
+    const canaryVersion = canary && canary.version !== primary.version ? await load(canary, 'canary') : undefined;
+    const shadowVersion = shadow && shadow.version !== primary.version ? await load(shadow, 'shadow') : undefined;
+
+    const policy: TrafficPolicy = {};
+    if (canaryVersion && traffic.canary) policy.canary = { version: canaryVersion, weight: traffic.canary.weight };
+    if (shadowVersion && traffic.shadow) {
+      const previous = served?.traffic?.shadow;
+      policy.shadow = { version: shadowVersion, fraction: traffic.shadow.fraction, stats: previous?.version === shadowVersion ? previous.stats : emptyShadowStats() };
+    }
+    const wanted = new Set([primaryVersion, canaryVersion, shadowVersion].filter((v): v is ModelVersion => v !== undefined));
+
+    // The switch: one synchronous step, so a request sees either the old set or the new one.
+    let retired: ModelVersion[] = [];
+    const previousDefault = served?.defaultVersion;
+    if (!served) {
+      await this.repository.swapIn(primaryVersion);
+      const model = this.repository.get(name);
+      for (const v of wanted) model.versions.set(v.version, v);
+      model.traffic = policy;
+    } else {
+      for (const v of wanted) served.versions.set(v.version, v);
+      served.config = primaryVersion.config;
+      served.defaultVersion = primaryVersion.version;
+      served.traffic = policy;
+      retired = [...served.versions.values()].filter((v) => !wanted.has(v));
+      for (const v of retired) served.versions.delete(v.version);
+    }
+
+    status.state = 'ready';
+    status.servedVersion = primaryVersion.version;
+    delete status.reason;
+    delete status.failedVersion;
+    if (policy.canary) status.canary = { version: policy.canary.version.version, weight: policy.canary.weight };
+    else delete status.canary;
+    if (policy.shadow) status.shadow = { version: policy.shadow.version.version, fraction: policy.shadow.fraction };
+    else delete status.shadow;
+    if (previousDefault !== primaryVersion.version) {
+      if (previousDefault !== undefined) status.swaps++;
+      this.options.logger.info({ model: name, version: primaryVersion.version, previous: previousDefault }, `model ${name} now serves version ${primaryVersion.version} (${target})`);
+    }
+    await Promise.all(retired.map(async (v) => {
+      await this.awaitIdle(v);
+      await v.unload();
+    }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.syncing;
+  }
+}
