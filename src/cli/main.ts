@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { CaliperError } from '../errors.ts';
+import { registerBatchCommand } from './batch.ts';
 import { registerBenchCommand } from './bench.ts';
 import { registerTuneCommand } from './tune.ts';
 import { registerModelsCommand } from './models.ts';
@@ -7,6 +8,7 @@ import { registerDistillCommand } from './distill.ts';
 import { registerFeaturesCommand } from './features.ts';
 import { registerQuantizeCommand } from './quantize.ts';
 import { registerServeCommand } from './serve.ts';
+import { registerWorkerCommand } from './worker.ts';
 
 const program = new Command();
 program
@@ -17,6 +19,8 @@ program
   .exitOverride();
 
 registerServeCommand(program);
+registerBatchCommand(program);
+registerWorkerCommand(program);
 registerBenchCommand(program);
 registerTuneCommand(program);
 registerQuantizeCommand(program);

@@ -1,0 +1,43 @@
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import type { BatchFormat } from './batch-format.ts';
+import type { InputFile } from './batch-input.ts';
+import type { ErrorPolicy } from './chunk-scorer.ts';
+import type { OutputColumn } from './output-columns.ts';
+
+/** Everything a batch job needs, as plain data: written to job.json and shared with workers through Redis. */
+export interface BatchJobSpec {
+  /** Derived from the fingerprint: the same command over the same inputs is the same job. */
+  id: string;
+  model: string;
+  inputs: InputFile[];
+  /** --output as given, resolved. */
+  output: string;
+  format: BatchFormat;
+  /** Where part files and the manifest live: the output folder, or FILE.parts/ for a single-file output. */
+  partsDir: string;
+  /** Set when the output is one file: parts are merged into it at the end. */
+  outputFile?: string;
+  errorsFile: string;
+  /** Rows per inference batch. */
+  batchSize: number;
+  /** Input rows per committed part (one machine) or per shard (distributed). */
+  partRows: number;
+  onError: ErrorPolicy;
+  keep?: string[];
+  map: Record<string, string>;
+  columns: OutputColumn[];
+  mode: 'local' | 'distributed';
+  instances?: number;
+  threads?: number;
+}
+
+/** What must not change between a killed run and its restart; input files are pinned by size and mtime. */
+export function jobFingerprint(spec: Omit<BatchJobSpec, 'id'>): string {
+  const inputs = spec.inputs.map((file) => {
+    const stat = statSync(file.path);
+    return [file.path, file.format, stat.size, Math.trunc(stat.mtimeMs)];
+  });
+  const pinned = { model: spec.model, inputs, output: spec.output, format: spec.format, partRows: spec.partRows, onError: spec.onError, keep: spec.keep ?? null, map: spec.map, columns: spec.columns, mode: spec.mode };
+  return createHash('sha256').update(JSON.stringify(pinned)).digest('hex');
+}

@@ -1,0 +1,63 @@
+import { resolve } from 'node:path';
+import { CaliperError } from '../errors.ts';
+import type { ModelVersion } from '../lifecycle/model-version.ts';
+import { formatOfPath, type BatchFormat } from './batch-format.ts';
+import { expandInput, openRowSource } from './batch-input.ts';
+import { jobFingerprint, type BatchJobSpec } from './batch-job.ts';
+import type { ErrorPolicy } from './chunk-scorer.ts';
+import { outputColumns } from './output-columns.ts';
+
+export interface BatchRequest {
+  model: string;
+  input: string;
+  inputFormat?: BatchFormat;
+  output: string;
+  format?: BatchFormat;
+  batchSize: number;
+  partRows: number;
+  onError: ErrorPolicy;
+  keep?: string[];
+  map?: Record<string, string>;
+  errorsFile?: string;
+  mode: 'local' | 'distributed';
+  instances?: number;
+  threads?: number;
+}
+
+/** Turns the command's options into a job spec: input files, output paths and the output schema. */
+export async function planBatchJob(version: ModelVersion, request: BatchRequest): Promise<BatchJobSpec> {
+  const inputs = expandInput(request.input, request.inputFormat);
+  const output = resolve(request.output);
+  const outputExtensionFormat = formatOfPath(output);
+  if (request.format && outputExtensionFormat && request.format !== outputExtensionFormat) {
+    throw new CaliperError('CALIPER_INVALID_INPUT', `--format: ${request.format} does not match the extension of --output ${request.output}`);
+  }
+  const format = request.format ?? outputExtensionFormat ?? inputs[0]!.format;
+  const outputFile = outputExtensionFormat ? output : undefined;
+  const partsDir = outputFile ? `${outputFile}.parts` : output;
+  const errorsFile = resolve(request.errorsFile ?? (outputFile ? `${outputFile}.errors.jsonl` : `${output}/_errors.jsonl`));
+  if (inputs.some((f) => f.path === output || f.path === outputFile)) throw new CaliperError('CALIPER_INVALID_INPUT', `--output: ${request.output} is also an input`);
+
+  const probe = await openRowSource(inputs[0]!, { start: 0, end: Infinity });
+  let columns;
+  try {
+    columns = outputColumns(version, probe.columns, request.keep, request.map ?? {});
+  } finally {
+    await probe.close();
+  }
+  const spec: Omit<BatchJobSpec, 'id'> = {
+    model: /^models:\//.test(request.model) ? request.model : resolve(request.model),
+    inputs, output, format, partsDir, errorsFile,
+    batchSize: request.batchSize,
+    partRows: request.partRows,
+    onError: request.onError,
+    map: request.map ?? {},
+    columns,
+    mode: request.mode,
+    ...(outputFile ? { outputFile } : {}),
+    ...(request.keep ? { keep: request.keep } : {}),
+    ...(request.instances !== undefined ? { instances: request.instances } : {}),
+    ...(request.threads !== undefined ? { threads: request.threads } : {}),
+  };
+  return { id: jobFingerprint(spec).slice(0, 16), ...spec };
+}

@@ -1,0 +1,165 @@
+import { CaliperError } from '../errors.ts';
+import type { ModelVersion } from '../lifecycle/model-version.ts';
+import { countRows, openRowSource } from './batch-input.ts';
+import type { BatchJobSpec } from './batch-job.ts';
+import { ChunkScorer, type RowError, type ScoredBatch } from './chunk-scorer.ts';
+import { FieldMapping } from './field-mapping.ts';
+import { OutputLayout, type PartMeta } from './output-layout.ts';
+import { openPartWriter } from './part-writer.ts';
+import type { RowSource } from './source-row.ts';
+
+/** Receives progress as parts are scored (the CLI draws a bar from it). */
+export interface BatchProgress {
+  start(totalRows: number, doneRows: number): void;
+  advance(rows: number, errors: number): void;
+  stop(): void;
+}
+
+export const silentProgress: BatchProgress = { start() {}, advance() {}, stop() {} };
+
+export interface BatchSummary {
+  job: string;
+  /** Input rows accounted for (scored, skipped or nulled), this run and earlier ones. */
+  rows: number;
+  outputRows: number;
+  errors: number;
+  /** Rows this run scored (the rest were committed by an earlier, interrupted run). */
+  rowsThisRun: number;
+  seconds: number;
+  rowsPerSecond: number;
+  output: string;
+  errorsFile: string;
+}
+
+/** Scored batches waiting for inference; more than one lets the next batch validate while this one runs. */
+const MAX_IN_FLIGHT = 2;
+
+/**
+ * Reads up to maxRows rows from `source`, scores them in batches of spec.batchSize and writes them to one part.
+ * Returns the part's meta, not yet committed, with its writer; or undefined when the source had no rows left.
+ */
+export async function producePart(
+  source: RowSource, scorer: ChunkScorer, spec: BatchJobSpec, layout: OutputLayout, fileIndex: number, start: number, maxRows: number,
+  onBatch: (rows: number, errors: number) => void, keepEmpty = false,
+): Promise<{ meta: PartMeta; commit(): Promise<void> } | undefined> {
+  const writer = await openPartWriter(layout.partPath(fileIndex, start), spec.format, spec.columns);
+  const errors: RowError[] = [];
+  let inputRows = 0;
+  let outputRows = 0;
+  const pending: Promise<ScoredBatch>[] = [];
+  const write = async (scored: ScoredBatch): Promise<void> => {
+    if (scored.errors.length > 0 && spec.onError === 'fail') {
+      const first = scored.errors[0]!;
+      throw new CaliperError('CALIPER_INVALID_INPUT', `${spec.inputs[fileIndex]!.path} row ${first.row + 1}: ${first.reason} (--on-error fail stops at the first bad row)`);
+    }
+    errors.push(...scored.errors);
+    await writer.append(scored.rows, scored.predictions);
+    outputRows += scored.rows.length;
+    onBatch(scored.inputRows, scored.errors.length);
+  };
+  try {
+    while (inputRows < maxRows) {
+      const batch = await source.next(Math.min(spec.batchSize, maxRows - inputRows));
+      if (!batch) break;
+      inputRows += batch.rows.length;
+      const scoring = scorer.score(batch);
+      scoring.catch(() => undefined); // awaited below; this only keeps an early rejection from counting as unhandled
+      pending.push(scoring);
+      if (pending.length >= MAX_IN_FLIGHT) await write(await pending.shift()!);
+    }
+    while (pending.length > 0) await write(await pending.shift()!);
+  } catch (error) {
+    await Promise.allSettled(pending);
+    await writer.abort();
+    throw error;
+  }
+  if (inputRows === 0 && start > 0 && !keepEmpty) {
+    await writer.abort();
+    return undefined;
+  }
+  const meta: PartMeta = { fileIndex, start, inputRows, outputRows, errors };
+  return {
+    meta,
+    commit: async () => {
+      layout.writeMeta(meta);
+      await writer.commit();
+    },
+  };
+}
+
+export function scorerFor(version: ModelVersion, spec: BatchJobSpec, source: RowSource, file: string): ChunkScorer {
+  const mapping = new FieldMapping(version.config.inputs, source.columns, spec.map, version.hooks?.extraFields);
+  const missing = mapping.missingColumns(source.columns, version.config.inputs);
+  if (missing.length > 0 && source.columns.length > 0) {
+    throw new CaliperError('CALIPER_INVALID_INPUT', `${file}: no column ${missing.join(', ')} for the model's required request fields (columns: ${source.columns.map((c) => c.name).join(', ')}; use --map FIELD=COLUMN)`);
+  }
+  return new ChunkScorer(version, mapping, spec.onError);
+}
+
+/** Where each input file resumes: after the contiguous committed parts from its first row; -1 when it is done. */
+function resumePoints(spec: BatchJobSpec, parts: readonly PartMeta[]): number[] {
+  return spec.inputs.map((_, fileIndex) => {
+    const mine = parts.filter((p) => p.fileIndex === fileIndex).sort((a, b) => a.start - b.start);
+    let next = 0;
+    for (const part of mine) {
+      if (part.start !== next) break;
+      if (part.inputRows < spec.partRows) return -1;
+      next += part.inputRows;
+    }
+    return next;
+  });
+}
+
+/**
+ * Scores every input file on this machine, one part per spec.partRows input rows, committing each part
+ * atomically; a restart with the same spec skips the committed parts and continues after them.
+ */
+export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, progress: BatchProgress, options: { overwrite?: boolean } = {}): Promise<BatchSummary> {
+  const started = performance.now();
+  const layout = new OutputLayout(spec);
+  layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: true });
+  const committed = layout.committedParts();
+  const resume = resumePoints(spec, committed);
+  const counts = await Promise.all(spec.inputs.map((file) => countRows(file)));
+  const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
+  progress.start(counts.reduce((a, b) => a + b, 0), doneBefore);
+  let rowsThisRun = 0;
+  try {
+    for (let fileIndex = 0; fileIndex < spec.inputs.length; fileIndex++) {
+      let start = resume[fileIndex]!;
+      if (start < 0) continue;
+      const source = await openRowSource(spec.inputs[fileIndex]!, { start, end: Infinity });
+      try {
+        const scorer = scorerFor(version, spec, source, spec.inputs[fileIndex]!.path);
+        for (;;) {
+          const part = await producePart(source, scorer, spec, layout, fileIndex, start, spec.partRows, (rows, errors) => {
+            rowsThisRun += rows;
+            progress.advance(rows, errors);
+          });
+          if (!part) break;
+          await part.commit();
+          start += part.meta.inputRows;
+          if (part.meta.inputRows < spec.partRows) break;
+        }
+      } finally {
+        await source.close();
+      }
+    }
+  } finally {
+    progress.stop();
+  }
+  const parts = layout.committedParts();
+  const { outputRows, errors } = await layout.finalize();
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    job: spec.id,
+    rows: parts.reduce((sum, p) => sum + p.inputRows, 0),
+    outputRows,
+    errors,
+    rowsThisRun,
+    seconds,
+    rowsPerSecond: rowsThisRun / seconds,
+    output: spec.outputFile ?? spec.partsDir,
+    errorsFile: spec.errorsFile,
+  };
+}

@@ -1,0 +1,102 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { CaliperError } from '../errors.ts';
+import type { ModelVersion } from '../lifecycle/model-version.ts';
+import { openRowSource } from './batch-input.ts';
+import type { BatchJobSpec } from './batch-job.ts';
+import { loadBatchModel } from './batch-model.ts';
+import { BATCH_QUEUE, BatchQueue, redisConnection, type ShardJobData } from './batch-queue.ts';
+import { producePart, scorerFor } from './batch-runner.ts';
+import { OutputLayout, type PartMeta } from './output-layout.ts';
+import type { Shard } from './shard-plan.ts';
+
+/** Scores one shard into one part file, committed with a single rename: a retry rewrites the same part, never a second one. */
+export async function runShard(version: ModelVersion, spec: BatchJobSpec, shard: Shard, onRows: (rows: number) => void = () => undefined): Promise<PartMeta> {
+  const layout = new OutputLayout(spec);
+  const file = spec.inputs[shard.fileIndex]!;
+  const source = await openRowSource(file, { start: shard.start, end: shard.end ?? Infinity });
+  try {
+    const scorer = scorerFor(version, spec, source, file.path);
+    const part = await producePart(source, scorer, spec, layout, shard.fileIndex, shard.start, Infinity, (rows) => onRows(rows), true);
+    await part!.commit();
+    return part!.meta;
+  } finally {
+    await source.close();
+  }
+}
+
+export interface BatchWorkerOptions {
+  queue: string;
+  concurrency?: number;
+  instances?: number;
+  threads?: number;
+  /** How long a shard's lock lasts without renewal: a killed worker's shard is retried after about this long. */
+  lockMs?: number;
+  onShard?: (event: { job: string; shard: Shard; meta?: PartMeta; error?: string }) => void;
+}
+
+/** `caliper worker`: takes shards from the queue until closed; models are loaded once per process and reused. */
+export class BatchWorker {
+  private readonly models = new Map<string, Promise<ModelVersion>>();
+  private readonly specs = new Map<string, BatchJobSpec>();
+  private readonly worker: Worker<ShardJobData>;
+  private readonly state: BatchQueue;
+
+  constructor(private readonly options: BatchWorkerOptions) {
+    this.state = new BatchQueue(options.queue);
+    const lockDuration = options.lockMs ?? 30_000;
+    this.worker = new Worker<ShardJobData>(BATCH_QUEUE, (job) => this.process(job), {
+      connection: redisConnection(options.queue),
+      concurrency: options.concurrency ?? 1,
+      lockDuration,
+      stalledInterval: Math.max(1000, Math.floor(lockDuration / 2)),
+      maxStalledCount: 3,
+    });
+    this.worker.on('failed', (job, error) => {
+      if (job) options.onShard?.({ job: job.data.job, shard: job.data.shard, error: error.message });
+    });
+  }
+
+  /** Resolves once the worker is connected and taking jobs. */
+  async ready(): Promise<void> {
+    await this.worker.waitUntilReady();
+  }
+
+  private model(spec: BatchJobSpec): Promise<ModelVersion> {
+    const key = JSON.stringify([spec.model, this.options.instances ?? spec.instances, this.options.threads ?? spec.threads]);
+    let loading = this.models.get(key);
+    if (!loading) {
+      const instances = this.options.instances ?? spec.instances;
+      const threads = this.options.threads ?? spec.threads;
+      loading = loadBatchModel(spec.model, { ...(instances !== undefined ? { instances } : {}), ...(threads !== undefined ? { threads } : {}) });
+      loading.catch(() => this.models.delete(key));
+      this.models.set(key, loading);
+    }
+    return loading;
+  }
+
+  private async process(job: Job<ShardJobData>): Promise<{ rows: number; outputRows: number; errors: number }> {
+    const { job: id, shard } = job.data;
+    let spec = this.specs.get(id);
+    if (!spec) {
+      spec = await this.state.spec(id);
+      this.specs.set(id, spec);
+    }
+    try {
+      const version = await this.model(spec);
+      const meta = await runShard(version, spec, shard);
+      await this.state.recordShard(id, shard, meta.inputRows, meta.outputRows, meta.errors.length);
+      this.options.onShard?.({ job: id, shard, meta });
+      return { rows: meta.inputRows, outputRows: meta.outputRows, errors: meta.errors.length };
+    } catch (error) {
+      // Bad data or a bad model will not get better on retry.
+      if (error instanceof CaliperError && error.httpStatus < 500) throw new UnrecoverableError(error.message);
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+    await this.state.close();
+    for (const loading of this.models.values()) await loading.then((v) => v.unload(), () => undefined);
+  }
+}

@@ -1,0 +1,71 @@
+import { CaliperError } from '../errors.ts';
+import { countRows } from './batch-input.ts';
+import type { BatchJobSpec } from './batch-job.ts';
+import { BatchQueue, type BatchStatus } from './batch-queue.ts';
+import type { BatchProgress, BatchSummary } from './batch-runner.ts';
+import { OutputLayout } from './output-layout.ts';
+import { planShards } from './shard-plan.ts';
+
+export interface DistributedOptions {
+  queue: string;
+  /** Tries per shard before it counts as failed. */
+  attempts?: number;
+  /** Return after queueing the shards; `caliper batch status JOB` follows the job. */
+  detach?: boolean;
+  overwrite?: boolean;
+  pollMs?: number;
+}
+
+/**
+ * Splits the job into row-range shards, queues them on BullMQ and (unless detached) waits while workers
+ * score them, then writes the errors file and merges a single-file output. Output paths must be on storage
+ * every worker sees (a shared volume or network filesystem).
+ */
+export async function runDistributedBatch(spec: BatchJobSpec, progress: BatchProgress, options: DistributedOptions): Promise<BatchSummary | BatchStatus> {
+  const started = performance.now();
+  const layout = new OutputLayout(spec);
+  layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: false });
+  const counts = await Promise.all(spec.inputs.map((file) => countRows(file)));
+  const totalRows = counts.reduce((a, b) => a + b, 0);
+  const shards = planShards(spec.inputs, counts, spec.partRows);
+  const committed = layout.committedParts();
+  const queue = new BatchQueue(options.queue);
+  try {
+    await queue.submit(spec, shards, committed, totalRows, options.attempts ?? 3);
+    if (options.detach) return await queue.status(spec.id);
+    const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
+    progress.start(totalRows, doneBefore);
+    let seen = doneBefore;
+    let status: BatchStatus;
+    try {
+      for (;;) {
+        status = await queue.status(spec.id);
+        progress.advance(status.rows - seen, 0);
+        seen = status.rows;
+        if (status.doneShards >= status.shards) break;
+        if (status.state === 'failed') {
+          const first = status.failedShards[0]!;
+          throw new CaliperError('CALIPER_INFERENCE_FAILED', `batch job ${spec.id}: ${status.failedShards.length} shard(s) failed after retries; shard ${first.shard}: ${first.reason}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
+      }
+    } finally {
+      progress.stop();
+    }
+    const parts = layout.committedParts();
+    const { outputRows, errors } = await layout.finalize();
+    await queue.setState(spec.id, 'completed');
+    const seconds = (performance.now() - started) / 1000;
+    const rowsThisRun = status.rows - doneBefore;
+    return {
+      job: spec.id,
+      rows: parts.reduce((sum, p) => sum + p.inputRows, 0),
+      outputRows, errors, rowsThisRun, seconds,
+      rowsPerSecond: rowsThisRun / seconds,
+      output: spec.outputFile ?? spec.partsDir,
+      errorsFile: spec.errorsFile,
+    };
+  } finally {
+    await queue.close();
+  }
+}

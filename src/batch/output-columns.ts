@@ -1,0 +1,50 @@
+import type { InputFieldSpec } from '../config/model-config.ts';
+import { CaliperError } from '../errors.ts';
+import type { ModelVersion } from '../lifecycle/model-version.ts';
+import { Postprocessor } from '../pipeline/postprocess.ts';
+import type { ColumnKind, SourceColumn } from './source-row.ts';
+
+/** One column of the scored output: a kept input column or a prediction field. */
+export interface OutputColumn { name: string; kind: ColumnKind; from: 'input' | 'prediction' }
+
+function kindOfField(spec: InputFieldSpec | undefined): ColumnKind {
+  switch (spec?.type) {
+    case 'number': return 'double';
+    case 'integer': return 'integer';
+    case 'boolean': return 'boolean';
+    case 'array': return 'json';
+    default: return 'string';
+  }
+}
+
+function kindOfSchema(schema: Record<string, unknown>): ColumnKind {
+  switch (schema.type) {
+    case 'number': return 'double';
+    case 'integer': return 'integer';
+    case 'boolean': return 'boolean';
+    case 'string': return 'string';
+    default: return 'json';
+  }
+}
+
+/**
+ * The output schema, fixed once per job so every part (and every worker's shard) agrees:
+ * the kept columns (all input columns unless --keep lists some) followed by the prediction fields.
+ */
+export function outputColumns(version: ModelVersion, source: readonly SourceColumn[], keep: readonly string[] | undefined, map: Readonly<Record<string, string>>): OutputColumn[] {
+  const byName = new Map(source.map((c) => [c.name, c]));
+  const kept = keep ?? source.map((c) => c.name);
+  const fieldOfColumn = new Map(version.config.inputs.map((i) => [map[i.name] ?? i.name, i]));
+  const columns: OutputColumn[] = kept.map((name) => {
+    const column = byName.get(name);
+    if (!column) throw new CaliperError('CALIPER_INVALID_INPUT', `--keep: the input has no column ${name} (columns: ${source.map((c) => c.name).join(', ')})`);
+    return { name, kind: column.kind ?? kindOfField(fieldOfColumn.get(name)), from: 'input' as const };
+  });
+  for (const spec of version.config.postprocess) {
+    if (columns.some((c) => c.name === spec.name)) {
+      throw new CaliperError('CALIPER_INVALID_INPUT', `--keep: input column ${spec.name} has the name of a prediction field (leave it out of --keep)`);
+    }
+    columns.push({ name: spec.name, kind: kindOfSchema(Postprocessor.fieldSchema(spec, version.signature.outputs)), from: 'prediction' });
+  }
+  return columns;
+}
