@@ -46,7 +46,8 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     requestIdHeader: 'x-request-id',
-    return503OnClosing: true,
+    // Requests already received when shutdown starts are answered, not refused (the listener is closed to new connections).
+    return503OnClosing: false,
   });
   const observer = new RequestObserver();
   // Inference bodies are JSON (or the binary extension); a text/plain body is a client mistake, answered 415.
@@ -58,6 +59,8 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   // Every response names its request id (logged with any error about it), given or generated.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    // While draining, each answer closes its keep-alive connection so shutdown does not wait for idle clients.
+    if (observer.closing) reply.header('connection', 'close');
     done();
   });
   registerAuth(app, options.auth ?? {});

@@ -36,7 +36,7 @@ export class RequestObserver {
   inflight = 0;
   /** Requests in flight per version, so a retired version is freed only once its last request is answered. */
   private readonly versionInflight = new Map<ModelVersion, { count: number; idle: (() => void)[] }>();
-  /** Set during graceful shutdown: new inference requests are refused with 503. */
+  /** Set during graceful shutdown: readiness turns false and answers close their connections; requests already received are still served. */
   closing = false;
 
   onRequest(listener: RequestListener): void {
@@ -72,7 +72,6 @@ export class RequestObserver {
   }
 
   async track<T extends { timings: StageTimings; batchSize: number }>(version: ModelVersion, protocol: RequestProtocol, run: () => Promise<T>): Promise<T> {
-    if (this.closing) throw new CaliperError('CALIPER_SHUTTING_DOWN', 'the server is shutting down', { retryAfterSeconds: 1 });
     const started = performance.now();
     this.inflight++;
     const lease = this.versionInflight.get(version) ?? { count: 0, idle: [] };

@@ -104,7 +104,13 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     close: () => {
       closing ??= (async () => {
         server.observer.closing = true;
-        await Promise.all([server.app.close(), grpc?.close()]);
+        // Requests in flight finish; connections they leave idle are closed rather than awaited.
+        const idleSweep = setInterval(() => server.app.server.closeIdleConnections(), 50);
+        try {
+          await Promise.all([server.app.close(), grpc?.close()]);
+        } finally {
+          clearInterval(idleSweep);
+        }
         await stopFollowing();
         await repository.close();
       })();
