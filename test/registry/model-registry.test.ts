@@ -1,0 +1,155 @@
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CaliperError } from '../../src/errors.ts';
+import { ModelRegistry } from '../../src/registry/model-registry.ts';
+import { formatModelUri, parseModelUri } from '../../src/registry/model-uri.ts';
+import { resolveModelUri } from '../../src/registry/uri-resolver.ts';
+import { FRAUD_ONNX, FRAUD_YAML, RegistryFixture } from './registry-fixture.ts';
+
+const codeOf = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (error) {
+    return `${(error as CaliperError).code}: ${(error as Error).message}`;
+  }
+  throw new Error('expected an error');
+};
+
+async function rejection(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return `${(error as CaliperError).code}: ${(error as Error).message}`;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('model URIs', () => {
+  it('parses every form', () => {
+    expect(parseModelUri('models:/fraud/3')).toEqual({ name: 'fraud', selector: { kind: 'version', version: 3 } });
+    expect(parseModelUri('models:/fraud/Production')).toEqual({ name: 'fraud', selector: { kind: 'stage', stage: 'Production' } });
+    expect(parseModelUri('models:/fraud/staging')).toEqual({ name: 'fraud', selector: { kind: 'stage', stage: 'Staging' } });
+    expect(parseModelUri('models:/fraud@champion')).toEqual({ name: 'fraud', selector: { kind: 'alias', alias: 'champion' } });
+    expect(parseModelUri('models:/fraud/latest')).toEqual({ name: 'fraud', selector: { kind: 'latest' } });
+    for (const uri of ['models:/fraud/3', 'models:/fraud/Production', 'models:/fraud@champion', 'models:/fraud/latest']) {
+      expect(formatModelUri(parseModelUri(uri))).toBe(uri);
+    }
+  });
+
+  it('rejects malformed URIs with the accepted forms', () => {
+    for (const bad of ['fraud/3', 'models:/fraud', 'models:/fraud/0', 'models:/fraud/Prod', 'models:/fraud/3/4', 'models:/@x', 'models:/fraud@Production', 'models:/fraud@']) {
+      expect(codeOf(() => parseModelUri(bad))).toMatch(/^CALIPER_INVALID_INPUT: /);
+    }
+    expect(codeOf(() => parseModelUri('models:/fraud/Prod'))).toContain('expected models:/NAME/VERSION');
+  });
+});
+
+describe('model registry', () => {
+  const fixture = new RegistryFixture();
+  let registry: ModelRegistry;
+
+  beforeAll(async () => {
+    registry = ModelRegistry.open(fixture.home);
+    await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', description: 'first', tags: { team: 'risk' }, metrics: { auc: 0.91 }, actor: 'test' });
+    await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
+    await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
+  });
+  afterAll(() => {
+    registry.close();
+    fixture.remove();
+  });
+
+  it('numbers versions from 1 and records source, sha256, size, signature, config, tags and metrics', () => {
+    const v1 = registry.version('fraud', 1);
+    expect(v1).toMatchObject({ name: 'fraud', version: 1, stage: 'None', description: 'first', tags: { team: 'risk' }, metrics: { auc: 0.91 }, createdBy: 'test' });
+    expect(v1.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(v1.size).toBeGreaterThan(100);
+    expect(v1.source).toMatch(/fraud-detector\/1\/model\.onnx$/);
+    expect(v1.signature.inputs).toEqual([expect.objectContaining({ name: 'features', type: 'float32', shape: [-1, 10] })]);
+    expect(v1.config).toContain('one_hot: merchant_category');
+    expect(registry.model('fraud').versions).toEqual([1, 2, 3]);
+    // The same bytes are stored once.
+    const shards = readdirSync(registry.artifacts.root).filter((d) => !d.startsWith('.'));
+    expect(shards).toHaveLength(1);
+  });
+
+  it('moves stages (archiving the existing ones on request), moves aliases and resolves every selector', () => {
+    registry.setStage('fraud', 1, 'Production', { actor: 'test' });
+    registry.setStage('fraud', 2, 'Production', { archiveExisting: true, actor: 'test' });
+    expect(registry.version('fraud', 1).stage).toBe('Archived');
+    registry.setStage('fraud', 3, 'Staging', { actor: 'test' });
+    registry.setAlias('fraud', 'champion', 2, 'test');
+    registry.setAlias('fraud', 'challenger', 1, 'test');
+    registry.setAlias('fraud', 'challenger', 3, 'test');
+    expect(registry.resolve('fraud', { kind: 'stage', stage: 'Production' }).version).toBe(2);
+    expect(registry.resolve('fraud', { kind: 'stage', stage: 'Staging' }).version).toBe(3);
+    expect(registry.resolve('fraud', { kind: 'alias', alias: 'champion' }).version).toBe(2);
+    expect(registry.resolve('fraud', { kind: 'alias', alias: 'challenger' }).version).toBe(3);
+    expect(registry.resolve('fraud', { kind: 'latest' }).version).toBe(3);
+    expect(registry.resolve('fraud', { kind: 'version', version: 1 }).version).toBe(1);
+    expect(registry.model('fraud')).toMatchObject({ stages: { Production: [2], Staging: [3], Archived: [1] }, aliases: { champion: 2, challenger: 3 } });
+  });
+
+  it('keeps a full history of transitions and alias moves with who made them', () => {
+    const history = registry.history('fraud').map((h) => [h.version, h.event, h.from, h.to, h.actor]);
+    expect(history).toEqual(expect.arrayContaining([
+      [1, 'stage', 'None', 'Production', 'test'],
+      [1, 'stage', 'Production', 'Archived', 'test'],
+      [2, 'stage', 'None', 'Production', 'test'],
+      [3, 'alias_set', 'challenger=1', 'challenger=3', 'test'],
+    ]));
+    expect(registry.history('fraud').filter((h) => h.event === 'registered')).toHaveLength(3);
+  });
+
+  it('names what is unknown: model, version, stage, alias', () => {
+    expect(codeOf(() => registry.resolve('nope', { kind: 'latest' }))).toMatch(/^CALIPER_MODEL_NOT_FOUND: model "nope" is not registered \(registered models: fraud\)/);
+    expect(codeOf(() => registry.version('fraud', 9))).toMatch(/^CALIPER_VERSION_NOT_FOUND: model "fraud" has no version 9 \(versions: 1, 2, 3\)/);
+    expect(codeOf(() => registry.resolve('fraud', { kind: 'stage', stage: 'None' }))).toMatch(/^CALIPER_VERSION_NOT_FOUND: .*no version in stage None/);
+    expect(codeOf(() => registry.resolve('fraud', { kind: 'alias', alias: 'ghost' }))).toMatch(/^CALIPER_NOT_FOUND: models:\/fraud@ghost: .*no alias "ghost" \(aliases: challenger, champion\)/);
+    expect(codeOf(() => registry.setAlias('fraud', 'Production', 1))).toMatch(/^CALIPER_INVALID_INPUT: alias: "Production" is reserved/);
+    expect(codeOf(() => registry.setTraffic('fraud', { canary: { target: { kind: 'latest' }, weight: 1.5 } }))).toMatch(/canary.weight: expected a fraction/);
+  });
+
+  it('refuses corrupt, truncated and non-ONNX files and mismatching model.yaml without creating a version', async () => {
+    const before = registry.model('fraud').versions;
+    expect(await rejection(registry.register({ file: fixture.truncatedModel(), configFile: FRAUD_YAML, name: 'fraud' })))
+      .toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*truncated\.onnx: not a loadable ONNX model/);
+    expect(await rejection(registry.register({ file: fixture.file('text.onnx', 'this is not a model'), configFile: FRAUD_YAML, name: 'fraud' })))
+      .toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*not a loadable ONNX model/);
+    expect(await rejection(registry.register({ file: FRAUD_ONNX, configFile: fixture.mismatchedConfig(), name: 'fraud' })))
+      .toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*mismatch\.yaml: preprocess tensor features: dimension 1 is 10 in the model but model.yaml builds 11 columns/);
+    expect(await rejection(registry.register({ file: FRAUD_ONNX, configFile: fixture.file('bad.yaml', 'name: x\ninputs: 3\n'), name: 'fraud' })))
+      .toMatch(/^CALIPER_CONFIG_INVALID: .*bad\.yaml: inputs: expected a mapping/);
+    expect(await rejection(registry.register({ file: fixture.file('empty.onnx', ''), configFile: FRAUD_YAML, name: 'fraud' })))
+      .toMatch(/^CALIPER_MODEL_LOAD_FAILED/);
+    expect(await rejection(registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'bad name!' }))).toMatch(/^CALIPER_INVALID_INPUT: name:/);
+    expect(registry.model('fraud').versions).toEqual(before);
+    expect(readdirSync(registry.artifacts.root).filter((f) => f.startsWith('.incoming'))).toEqual([]);
+  });
+
+  it('resolves URIs to checked files and refuses an artifact whose bytes changed', async () => {
+    const resolved = await resolveModelUri('models:/fraud@champion', fixture.home);
+    expect(resolved).toMatchObject({ name: 'fraud', version: 2 });
+    expect(resolved.config.name).toBe('fraud');
+    expect(existsSync(resolved.modelPath)).toBe(true);
+    expect((await resolveModelUri('models:/fraud/Production', fixture.home)).version).toBe(2);
+    expect((await resolveModelUri('models:/fraud/latest', fixture.home)).version).toBe(3);
+    expect((await resolveModelUri('models:/fraud/1', fixture.home)).version).toBe(1);
+
+    const other = ModelRegistry.open(fixture.home);
+    const tampered = await other.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'tamper' });
+    other.close();
+    writeFileSync(registry.artifacts.pathOf(tampered.sha256), 'garbage');
+    expect(await rejection(resolveModelUri('models:/tamper/1', fixture.home))).toMatch(/^CALIPER_ARTIFACT_CORRUPT: models:\/tamper\/1: artifact .* is corrupt/);
+  });
+
+  it('deletes versions and models, guarding Production and aliased versions unless forced', () => {
+    expect(codeOf(() => registry.deleteVersion('fraud', 2))).toMatch(/^CALIPER_CONFLICT: .*stage Production/);
+    registry.deleteVersion('fraud', 1);
+    expect(registry.model('fraud').versions).toEqual([2, 3]);
+    expect(codeOf(() => registry.deleteModel('fraud'))).toMatch(/^CALIPER_CONFLICT/);
+    registry.deleteModel('fraud', { force: true });
+    expect(codeOf(() => registry.model('fraud'))).toMatch(/^CALIPER_MODEL_NOT_FOUND/);
+    expect(registry.history('fraud').at(-1)).toMatchObject({ event: 'model_deleted' });
+  });
+});
