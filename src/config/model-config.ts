@@ -32,9 +32,15 @@ export type ScalarStep =
 export type ColumnSpec =
   | { kind: 'numeric'; field: string; steps: ScalarStep[] }
   | { kind: 'one_hot'; field: string; categories: string[]; unknown: 'error' | 'zeros' }
-  | { kind: 'lookup'; field: string; table: Record<string, number>; unknown: 'error' | number };
+  | { kind: 'lookup'; field: string; table: Record<string, number>; unknown: 'error' | number }
+  /** A string field passed through unchanged, into a `dtype: string` tensor (ONNX STRING, v2 BYTES). */
+  | { kind: 'text'; field: string };
 
-export type TensorDtype = 'float32' | 'float64' | 'int64' | 'int32';
+/** Element types a preprocess tensor can be built as: every ONNX Runtime input type but float16. */
+export const TENSOR_DTYPES = [
+  'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool', 'string',
+] as const;
+export type TensorDtype = (typeof TENSOR_DTYPES)[number];
 
 export interface TensorSpec {
   name: string;
@@ -190,6 +196,7 @@ function parseColumn(r: ConfigReader, raw: unknown, path: string, inputs: InputF
   }
 
   r.onlyKeys(o, path, [op, 'mean', 'std', 'min', 'max', 'divide', 'multiply']);
+  if (op === 'identity' && input.type === 'string' && Object.keys(o).length === 1) return { kind: 'text', field };
   if (input.type === 'string') r.fail(`${path}.${op}`, `a numeric field (inputs.${field} is a string: use one_hot or lookup)`, field);
   const steps: ScalarStep[] = [];
   switch (op) {
@@ -224,10 +231,18 @@ function parseTensor(r: ConfigReader, raw: Record<string, unknown>, path: string
   r.onlyKeys(raw, path, ['tensor', 'dtype', 'columns', 'shape']);
   const spec: TensorSpec = {
     name: r.string(raw.tensor, `${path}.tensor`),
-    dtype: raw.dtype === undefined ? 'float32' : r.oneOf(raw.dtype, `${path}.dtype`, ['float32', 'float64', 'int64', 'int32'] as const),
+    dtype: raw.dtype === undefined ? 'float32' : r.oneOf(raw.dtype, `${path}.dtype`, TENSOR_DTYPES),
     columns: r.array(raw.columns, `${path}.columns`, { minLength: 1 }).map((c, i) => parseColumn(r, c, `${path}.columns[${i}]`, inputs)),
   };
-  if (raw.shape !== undefined) spec.shape = r.numberList(raw.shape, `${path}.shape`, { integer: true, min: 1, minLength: 1 });
+  spec.columns.forEach((column, i) => {
+    if ((column.kind === 'text') !== (spec.dtype === 'string')) {
+      r.fail(`${path}.columns[${i}]`, spec.dtype === 'string'
+        ? `{ identity: FIELD } of a string field (a dtype: string tensor passes strings through unchanged)`
+        : `a numeric transform (inputs.${column.field} is a string: use one_hot or lookup, or dtype: string)`, column.field);
+    }
+  });
+  // shape: [] builds a rank-1 tensor [N] (one value per row), as models taking a vector of scalars or strings expect.
+  if (raw.shape !== undefined) spec.shape = r.numberList(raw.shape, `${path}.shape`, { integer: true, min: 1 });
   return spec;
 }
 

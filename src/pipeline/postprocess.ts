@@ -106,11 +106,13 @@ export class Postprocessor {
         items: { type: 'object', properties: { label: spec.labels ? { type: 'string' } : { type: 'integer' }, [key]: { type: 'number' } } },
       };
     }
-    if (spec.index !== undefined) return { type: 'number' };
     if (spec.reshape) return { type: 'array', items: {} };
     const output = 'output' in spec.source ? outputs.find((o) => o.name === (spec.source as { output: string }).output) : undefined;
+    // The compiled serializer coerces to the schema's type: string outputs must stay strings, bool outputs become true/false.
+    const element = output?.type === 'string' ? { type: 'string' } : output?.type === 'bool' ? { type: 'boolean' } : { type: 'number' };
+    if (spec.index !== undefined) return element;
     const perRow = output ? elementCount(output.shape.slice(1)) : -1;
-    if (perRow === 1) return { type: 'number' };
-    return { type: 'array', items: { type: 'number' } };
+    if (perRow === 1) return element;
+    return { type: 'array', items: element };
   }
 }

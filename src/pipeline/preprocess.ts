@@ -30,6 +30,7 @@ function scalarTransform(steps: readonly ScalarStep[]): (x: number) => number {
 function columnWidth(column: ColumnSpec, inputs: readonly InputFieldSpec[], file: string): number {
   const input = inputs.find((i) => i.name === column.field)!;
   if (column.kind === 'one_hot') return column.categories.length;
+  if (column.kind === 'text') return 1;
   if (input.type === 'array') {
     if (input.length === undefined) {
       throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: inputs.${input.name}.length: expected the array length (needed to size the preprocess tensor)`);
@@ -41,6 +42,7 @@ function columnWidth(column: ColumnSpec, inputs: readonly InputFieldSpec[], file
 
 function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
   const field = column.field;
+  if (column.kind === 'text') return () => 1; // strings are gathered by TensorBuilder.build, not written as numbers
   if (column.kind === 'one_hot') {
     const index = new Map(column.categories.map((c, i) => [c, i]));
     const zerosOnUnknown = column.unknown === 'zeros';
@@ -81,12 +83,19 @@ function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
   };
 }
 
-function allocate(dtype: TensorDtype, values: Float64Array): TensorData['data'] {
+function allocate(dtype: Exclude<TensorDtype, 'string'>, values: Float64Array): TensorData['data'] {
   switch (dtype) {
     case 'float32': return Float32Array.from(values);
     case 'float64': return values;
+    case 'int8': return Int8Array.from(values, Math.round);
+    case 'uint8': return Uint8Array.from(values, Math.round);
+    case 'int16': return Int16Array.from(values, Math.round);
+    case 'uint16': return Uint16Array.from(values, Math.round);
     case 'int32': return Int32Array.from(values, Math.round);
+    case 'uint32': return Uint32Array.from(values, Math.round);
     case 'int64': return BigInt64Array.from(values, (v) => BigInt(Math.round(v)));
+    case 'uint64': return BigUint64Array.from(values, (v) => BigInt(Math.round(v)));
+    case 'bool': return Uint8Array.from(values, (v) => (v !== 0 ? 1 : 0));
   }
 }
 
@@ -108,13 +117,18 @@ class TensorBuilder {
   }
 
   build(rows: readonly RequestRow[], prefixOf: (i: number) => string): TensorData {
+    const dims = [rows.length, ...this.rowShape];
+    if (this.spec.dtype === 'string') {
+      const fields = this.spec.columns.map((c) => c.field);
+      return { type: 'string', dims, data: rows.flatMap((row) => fields.map((f) => row[f] as string)) };
+    }
     const values = new Float64Array(rows.length * this.width);
     for (let r = 0; r < rows.length; r++) {
       let offset = r * this.width;
       const where = prefixOf(r);
       for (const write of this.writers) offset += write(rows[r]!, values, offset, where);
     }
-    return { type: this.spec.dtype, dims: [rows.length, ...this.rowShape], data: allocate(this.spec.dtype, values) };
+    return { type: this.spec.dtype, dims, data: allocate(this.spec.dtype, values) };
   }
 }
 

@@ -33,6 +33,13 @@ function flatten(data: unknown, out: unknown[]): void {
   else out.push(data);
 }
 
+/** The values each integer datatype holds; a JSON value outside them is an error, never a silent wrap-around. */
+const INTEGER_RANGES: Partial<Record<V2Datatype, readonly [number, number]>> = {
+  INT8: [-128, 127], UINT8: [0, 255], INT16: [-32768, 32767], UINT16: [0, 65535],
+  INT32: [-2147483648, 2147483647], UINT32: [0, 4294967295],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], UINT64: [0, Number.MAX_SAFE_INTEGER],
+};
+
 /** Converts the flat JSON values of one tensor into its typed storage, checking each element. */
 export function valuesToTensorData(name: string, datatype: V2Datatype, shape: number[], flat: readonly unknown[]): TensorData {
   const type = elementTypeOf(datatype);
@@ -47,6 +54,7 @@ export function valuesToTensorData(name: string, datatype: V2Datatype, shape: nu
   }
   const data = typedArrayOf(type, expected);
   const integer = type !== 'float32' && type !== 'float64' && type !== 'float16';
+  const range = INTEGER_RANGES[datatype];
   for (let i = 0; i < expected; i++) {
     const v = flat[i];
     if (type === 'bool') {
@@ -56,6 +64,9 @@ export function valuesToTensorData(name: string, datatype: V2Datatype, shape: nu
     }
     if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
       throw invalidInput(`${where}[${i}]: expected ${integer ? 'an integer' : 'a finite number'} (${datatype}), got ${describeValue(v)}`);
+    }
+    if (range && (v < range[0] || v > range[1])) {
+      throw invalidInput(`${where}[${i}]: expected an integer from ${range[0]} to ${range[1]} (${datatype}), got ${v}`);
     }
     if (type === 'int64' || type === 'uint64') (data as BigInt64Array)[i] = BigInt(v);
     else if (type === 'float16') throw invalidInput(`${where}: FP16 inputs must be sent as binary data, not JSON`);
