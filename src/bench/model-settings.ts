@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { isMap, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, parseDocument, type Document } from 'yaml';
 import { MODEL_CONFIG_FILE, parseModelConfigText } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
 import type { TuneSettings } from './tune-space.ts';
@@ -43,7 +43,49 @@ export function applySettingsToYaml(text: string, settings: TuneSettings, option
   setIn(document, ['instances', 'kind'], settings.instanceKind);
   setIn(document, ['instances', 'intra_op_threads'], settings.intraOpThreads);
   if (options.disableCache && document.has('cache')) setIn(document, ['cache', 'enabled'], false);
-  return document.toString();
+  return spliceSections(text, document.toString({ lineWidth: 0 }), ['batching', 'instances', 'cache']);
+}
+
+/** Source offsets of each top-level entry of a YAML text: from its key to the end of its value. */
+function topLevelRanges(text: string): Map<string, [number, number]> {
+  const ranges = new Map<string, [number, number]>();
+  const contents = parseDocument(text).contents;
+  if (!isMap(contents)) return ranges;
+  for (const pair of contents.items) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+    const start = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+    const end = (pair.value as { range?: [number, number, number] } | null)?.range?.[1];
+    if (key !== undefined && start !== undefined && end !== undefined) ranges.set(key, [start, end]);
+  }
+  return ranges;
+}
+
+/**
+ * Re-serializing a whole document normalizes its formatting; this keeps the original text everywhere except
+ * the top-level sections the tuner touched, which are taken from the re-serialized text.
+ */
+function spliceSections(original: string, updated: string, keys: readonly string[]): string {
+  const before = topLevelRanges(original);
+  const after = topLevelRanges(updated);
+  let result = original;
+  const replaced = keys
+    .filter((key) => before.has(key) && after.has(key))
+    .sort((a, b) => before.get(b)![0] - before.get(a)![0]);
+  for (const key of replaced) {
+    const [start, end] = before.get(key)!;
+    const [newStart, newEnd] = after.get(key)!;
+    const was = original.slice(start, end);
+    let section = updated.slice(newStart, newEnd).replace(/\n$/, '') + (was.endsWith('\n') ? '\n' : '');
+    // The serializer pads flow sequences as it pads flow maps; keep the file's own `[a, b]` spelling.
+    if (/\[[^ \n]/.test(was) && !/\[ /.test(was)) section = section.replace(/\[ /g, '[').replace(/ \]/g, ']');
+    result = result.slice(0, start) + section + result.slice(end);
+  }
+  for (const key of keys) {
+    if (before.has(key) || !after.has(key)) continue;
+    const [newStart, newEnd] = after.get(key)!;
+    result = `${result.replace(/\n*$/, '\n')}${updated.slice(newStart, newEnd).replace(/\n$/, '')}\n`;
+  }
+  return result;
 }
 
 /** Rewrites DIR/model.yaml with the settings, after checking the result still validates. */
