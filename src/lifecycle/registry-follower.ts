@@ -90,11 +90,21 @@ export class RegistryFollower {
 
   /** Starts (or changes) following a model, then syncs it. */
   async follow(name: string, selector?: VersionSelector): Promise<FollowStatus | undefined> {
-    this.unfollowed.delete(name);
+    const wasUnfollowed = this.unfollowed.delete(name);
+    const previous = this.explicit.get(name);
     if (selector) this.explicit.set(name, selector);
     else if (!this.options.followAll && !this.explicit.has(name)) this.explicit.set(name, { kind: 'stage', stage: 'Production' });
     await this.sync();
-    return this.statuses.get(name);
+    const status = this.statuses.get(name);
+    if (!this.repository.has(name) && status && status.state !== 'ready') {
+      // A target that cannot be served is not remembered: the next plain load uses the earlier one.
+      if (previous) this.explicit.set(name, previous);
+      else this.explicit.delete(name);
+      if (wasUnfollowed) this.unfollowed.add(name);
+      this.statuses.delete(name);
+      return status;
+    }
+    return status;
   }
 
   /** Stops following a model and unloads it. */

@@ -60,7 +60,7 @@ export function checkRequest(settings: AuthSettings, request: FastifyRequest): v
   const keys = settings.apiKeys;
   if (!keys || keys.length === 0 || !isInferencePath(request.method, request.url)) return;
   const header = request.headers['x-api-key'];
-  const key = typeof header === 'string' ? header : bearerOf(request);
+  const key = typeof header === 'string' && header !== '' ? header : bearerOf(request);
   if (key === undefined) throw new CaliperError('CALIPER_UNAUTHENTICATED', 'authorization: this server needs an API key ("Authorization: Bearer KEY" or "X-API-Key: KEY")');
   let ok = false;
   for (const candidate of keys) ok = matches(key, candidate) || ok;

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeModel, encodeModel } from '../../src/optimize/onnx/model-io.ts';
 
 export const FRAUD_ONNX = 'examples/fraud-detector/1/model.onnx';
 export const FRAUD_YAML = 'examples/fraud-detector/model.yaml';
@@ -30,4 +31,11 @@ export class RegistryFixture {
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The fraud model with a different doc string: the same graph, other bytes (so another artifact). */
+export function fraudVariant(fixture: RegistryFixture, label: string): string {
+  const model = decodeModel(readFileSync(FRAUD_ONNX));
+  model.docString = `variant ${label}`;
+  return fixture.file(`fraud-${label}.onnx`, encodeModel(model));
 }
