@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import { registerFeatureMetrics } from '../features/feature-metrics.ts';
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
 import { PIPELINE_STAGES } from '../pipeline/stage-timings.ts';
 import type { RequestRecord } from '../server/request-observer.ts';
@@ -106,6 +107,7 @@ export class ServingMetrics {
       });
     }
     this.registry.registerMetric(new BatchSizeHistogram(repository) as unknown as Metric);
+    registerFeatureMetrics(this.registry, () => repository.list().flatMap((m) => [...m.versions.values()].flatMap((v) => (v.features ? [v.features.stats] : []))));
   }
 
   private instrumentsOf(record: RequestRecord): VersionInstruments {

@@ -114,6 +114,14 @@ describe('the features stage in /predict (memory store)', () => {
     expect((await post('/models/strict/predict', { ...transaction, user_id: '007' })).status).toBe(200);
   });
 
+  it('exports the lookup outcomes, the degraded counter and the features stage duration on /metrics', async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/caliper_feature_lookups_total\{model="fraud_detector",version="1",outcome="hit"\} [1-9]/);
+    expect(text).toMatch(/caliper_feature_lookups_total\{model="fraud_detector",version="1",outcome="timeout"\} 0/);
+    expect(text).toMatch(/caliper_features_degraded_total\{model="fraud_detector",version="1"\} 0/);
+    expect(text).toMatch(/caliper_request_duration_seconds_count\{model="fraud_detector",version="1",stage="features"\} [1-9]/);
+  });
+
   it('declares features_degraded in the OpenAPI response schema', async () => {
     const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as { components: { schemas: Record<string, { properties: Record<string, unknown> }> } };
     expect(doc.components.schemas.fraud_detector_response!.properties.features_degraded).toMatchObject({ type: 'boolean' });
