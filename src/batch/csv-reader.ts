@@ -1,7 +1,7 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import { CaliperError } from '../errors.ts';
 import { RowBuffer, type ReadBlock } from './row-buffer.ts';
-import type { RowRange, RowSource, SourceBatch, SourceColumn, SourceRow } from './source-row.ts';
+import type { ColumnKind, RowRange, RowSource, SourceBatch, SourceColumn, SourceRow } from './source-row.ts';
 
 /** A record with a quoted field, parsed from `pos`; undefined when the data ends inside it (more to come). */
 function parseQuotedRecord(data: string, pos: number, final: boolean): { fields: string[]; next: number } | undefined {
@@ -71,6 +71,23 @@ export class CsvRecordParser {
   }
 }
 
+const INTEGER_TEXT = /^-?\d{1,15}$/;
+const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+
+/** integer or double when every non-empty value of the first rows is one, else string. */
+function inferKind(rows: readonly SourceRow[], name: string): ColumnKind {
+  let integer = true;
+  let seen = false;
+  for (const row of rows) {
+    const value = row[name];
+    if (typeof value !== 'string') continue;
+    seen = true;
+    if (!NUMBER_TEXT.test(value)) return 'string';
+    if (integer && !INTEGER_TEXT.test(value)) integer = false;
+  }
+  return !seen ? 'string' : integer ? 'integer' : 'double';
+}
+
 /** CSV with a header row; every value is text ('' reads as null), typed later by the model's field types. */
 export class CsvReader implements RowSource {
   columns: SourceColumn[] = [];
@@ -133,7 +150,7 @@ export class CsvReader implements RowSource {
     };
     // The header is needed before the first batch to know the columns.
     const first = await produce();
-    this.columns = (header ?? []).map((name) => ({ name, kind: undefined }));
+    this.columns = (header ?? []).map((name) => ({ name, kind: inferKind(first?.rows ?? [], name), text: true }));
     let pendingFirst: ReadBlock | null | undefined = first;
     this.buffer = new RowBuffer(async () => {
       if (pendingFirst !== undefined) { const block = pendingFirst; pendingFirst = undefined; return block; }

@@ -43,7 +43,7 @@ export class FieldMapping {
       if (!source && spec.required && map[spec.name] !== undefined) {
         throw new CaliperError('CALIPER_INVALID_INPUT', `--map: ${spec.name}=${column}: the input has no column ${column} (columns: ${columns.map((c) => c.name).join(', ')})`);
       }
-      return { field: spec.name, column, coerce: source && source.kind === undefined ? textCoercion(spec) : undefined };
+      return { field: spec.name, column, coerce: source?.text ? textCoercion(spec) : undefined };
     });
     for (const extra of extraFields) this.entries.push({ field: extra, column: extra, coerce: undefined });
   }

@@ -38,7 +38,9 @@ export function outputColumns(version: ModelVersion, source: readonly SourceColu
   const columns: OutputColumn[] = kept.map((name) => {
     const column = byName.get(name);
     if (!column) throw new CaliperError('CALIPER_INVALID_INPUT', `--keep: the input has no column ${name} (columns: ${source.map((c) => c.name).join(', ')})`);
-    return { name, kind: column.kind ?? kindOfField(fieldOfColumn.get(name)), from: 'input' as const };
+    const field = fieldOfColumn.get(name);
+    const kind = column.text && field ? kindOfField(field) : column.kind ?? kindOfField(field);
+    return { name, kind, from: 'input' as const };
   });
   for (const spec of version.config.postprocess) {
     if (columns.some((c) => c.name === spec.name)) {

@@ -23,8 +23,15 @@ export function temporaryPathFor(finalPath: string): string {
   return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+
 function cellOf(column: OutputColumn, row: SourceRow, prediction: Prediction | null): unknown {
-  if (column.from === 'input') return row[column.name] ?? null;
+  if (column.from === 'input') {
+    const value = row[column.name] ?? null;
+    // CSV text in a numeric column is written as a number (JSONL, Parquet); text that is no number stays as it is.
+    if (typeof value === 'string' && (column.kind === 'double' || column.kind === 'integer') && NUMBER_TEXT.test(value)) return Number(value);
+    return value;
+  }
   return prediction ? prediction[column.name] ?? null : null;
 }
 

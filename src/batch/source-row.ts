@@ -12,7 +12,13 @@ export interface SourceBatch {
 /** The scalar kind of a column, as far as the reader knows it; decides the output column type. */
 export type ColumnKind = 'double' | 'integer' | 'boolean' | 'string' | 'json';
 
-export interface SourceColumn { name: string; kind: ColumnKind | undefined }
+export interface SourceColumn {
+  name: string;
+  /** The output type this column gets when kept (a reader's best knowledge; CSV infers it from the first rows). */
+  kind: ColumnKind | undefined;
+  /** Values are untyped text (CSV): request fields are coerced to their declared types. */
+  text?: boolean;
+}
 
 /** Rows [start, end) of one file, read in order with bounded memory. */
 export interface RowSource {

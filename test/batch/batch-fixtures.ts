@@ -1,0 +1,46 @@
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { loadBatchModel } from '../../src/batch/batch-model.ts';
+import { planBatchJob, type BatchRequest } from '../../src/batch/batch-plan.ts';
+import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
+
+export const FRAUD_EXAMPLE = join(import.meta.dirname, '../../examples/fraud-detector');
+
+/** A private copy of the fraud detector's version 1 (model.yaml + 1/model.onnx), so other versions don't change the tests. */
+export function fraudModelDir(root: string): string {
+  const dir = join(root, 'fraud_detector');
+  mkdirSync(join(dir, '1'), { recursive: true });
+  copyFileSync(join(FRAUD_EXAMPLE, 'model.yaml'), join(dir, 'model.yaml'));
+  copyFileSync(join(FRAUD_EXAMPLE, '1', 'model.onnx'), join(dir, '1', 'model.onnx'));
+  return dir;
+}
+
+export function tempRoot(prefix: string): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), `caliper-${prefix}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Runs SQL over DuckDB (e.g. against read_parquet of an output) and returns the rows as objects. */
+export async function query(sql: string): Promise<Record<string, unknown>[]> {
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  try {
+    const reader = await connection.runAndReadAll(sql);
+    return reader.getRowObjectsJS() as Record<string, unknown>[];
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
+}
+
+export async function loadFraudModel(root: string): Promise<ModelVersion> {
+  return loadBatchModel(fraudModelDir(root));
+}
+
+export function request(model: string, input: string, output: string, extra: Partial<BatchRequest> = {}): BatchRequest {
+  return { model, input, output, batchSize: 256, partRows: 1000, onError: 'skip', mode: 'local', ...extra };
+}
+
+export { planBatchJob };
