@@ -77,8 +77,9 @@ async function resolveData(source: DataSource, purpose: string, limit: number | 
     if (limit !== undefined && limit < data.count) data = sliceDataset(data, 0, limit);
     return data;
   } catch (error) {
-    if (error instanceof DatasetError || (error as NodeJS.ErrnoException).code !== undefined) {
-      throw new DistillError('CALIPER_DISTILL_DATA', `${purpose} data: ${(error as Error).message}`, { cause: error });
+    // Readers report unreadable files with DatasetError, fs errors or plain Errors; all name the problem.
+    if (error instanceof DatasetError || error instanceof Error) {
+      throw new DistillError('CALIPER_DISTILL_DATA', `${purpose} data: ${error.message}`, { cause: error });
     }
     throw error;
   }
