@@ -1,0 +1,110 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
+import { loadBatchModel } from '../../src/batch/batch-model.ts';
+import { BatchQueue } from '../../src/batch/batch-queue.ts';
+import { silentProgress, type BatchSummary } from '../../src/batch/batch-runner.ts';
+import { runDistributedBatch } from '../../src/batch/distributed-batch.ts';
+import { startPrivateRedis, type PrivateRedis } from '../support/redis-server.ts';
+import { fraudModelDir, planBatchJob, query, request, tempRoot } from './batch-fixtures.ts';
+
+const ROWS = 60_000;
+const SHARD_ROWS = 6_000;
+const CLI = join(import.meta.dirname, '../../bin/caliper.js');
+const root = tempRoot('batch-distributed');
+let redis: PrivateRedis & { dispose(): Promise<void> };
+let model: string;
+let input: string;
+
+interface WorkerProcess { child: ChildProcess; shards: { job: string; shard: string; rows: number }[]; exited: Promise<void> }
+
+/** A real `caliper worker` process; resolves once it is taking shards. */
+async function startWorker(): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [CLI, 'worker', '--queue', redis.url, '--lock-ms', '2000', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const worker: WorkerProcess = { child, shards: [], exited: new Promise((resolve) => child.once('exit', () => resolve())) };
+  let stdout = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    const lines = stdout.split('\n');
+    stdout = lines.pop()!;
+    for (const line of lines) if (line.trim()) worker.shards.push(JSON.parse(line) as WorkerProcess['shards'][number]);
+  });
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker did not start: ${stderr}`)), 60_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('waiting for shards')) { clearTimeout(timer); resolve(); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited (${code}): ${stderr}`)); });
+  });
+  return worker;
+}
+
+const workers: WorkerProcess[] = [];
+
+beforeAll(async () => {
+  redis = await startPrivateRedis();
+  model = fraudModelDir(root.dir);
+  input = await generateFraudData({ rows: ROWS, out: join(root.dir, 'in.parquet'), seed: 21 });
+  workers.push(...await Promise.all([startWorker(), startWorker()]));
+});
+
+afterAll(async () => {
+  for (const w of workers) { w.child.kill('SIGKILL'); await w.exited; }
+  await redis?.dispose();
+  root.remove();
+});
+
+async function submit(output: string): Promise<{ job: string; result: Promise<BatchSummary> }> {
+  const version = await loadBatchModel(model);
+  const spec = await planBatchJob(version, request(model, input, output, { partRows: SHARD_ROWS, batchSize: 2000, mode: 'distributed' }));
+  await version.unload();
+  const result = runDistributedBatch(spec, silentProgress, { queue: redis.url, pollMs: 100 }) as Promise<BatchSummary>;
+  return { job: spec.id, result };
+}
+
+async function expectExactlyOnce(output: string): Promise<void> {
+  const [counts] = await query(`SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids, min(transaction_id)::INTEGER AS lo, max(transaction_id)::INTEGER AS hi FROM read_parquet('${output}')`);
+  expect(counts).toEqual({ n: ROWS, ids: ROWS, lo: 0, hi: ROWS - 1 });
+}
+
+describe('caliper batch --queue with caliper worker processes over a real Redis', () => {
+  it('two workers share the shards and the output holds every row exactly once', async () => {
+    const output = join(root.dir, 'two-workers.parquet');
+    const { job, result } = await submit(output);
+    const summary = await result;
+    expect(summary).toMatchObject({ rows: ROWS, outputRows: ROWS, errors: 0 });
+    await expectExactlyOnce(output);
+    const byWorker = workers.map((w) => w.shards.filter((s) => s.job === job).length);
+    expect(byWorker.reduce((a, b) => a + b, 0)).toBe(ROWS / SHARD_ROWS);
+    expect(Math.min(...byWorker)).toBeGreaterThan(0);
+
+    const queue = new BatchQueue(redis.url);
+    try {
+      expect(await queue.status(job)).toMatchObject({ state: 'completed', shards: ROWS / SHARD_ROWS, doneShards: ROWS / SHARD_ROWS, rows: ROWS, failedShards: [] });
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('a worker killed mid-shard loses and duplicates nothing: its shard is retried by the other', async () => {
+    const output = join(root.dir, 'killed-worker.parquet');
+    const { job, result } = await submit(output);
+    const victim = workers[0]!;
+    const deadline = Date.now() + 60_000;
+    while (!victim.shards.some((s) => s.job === job)) {
+      if (Date.now() > deadline) throw new Error('the worker took no shard');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    const summary = await result;
+    expect(summary).toMatchObject({ rows: ROWS, outputRows: ROWS });
+    await expectExactlyOnce(output);
+    const survivorShards = workers[1]!.shards.filter((s) => s.job === job).length;
+    const victimShards = victim.shards.filter((s) => s.job === job).length;
+    expect(victimShards + survivorShards).toBeGreaterThanOrEqual(ROWS / SHARD_ROWS);
+  });
+});
