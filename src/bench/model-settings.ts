@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isMap, isScalar, parseDocument, type Document } from 'yaml';
-import { MODEL_CONFIG_FILE, parseModelConfigText } from '../config/model-config-file.ts';
+import { listModelVersions, MODEL_CONFIG_FILE, parseModelConfigText } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
 import type { TuneSettings } from './tune-space.ts';
 
@@ -88,13 +88,28 @@ function spliceSections(original: string, updated: string, keys: readonly string
   return result;
 }
 
-/** Rewrites DIR/model.yaml with the settings, after checking the result still validates. */
-export function writeSettings(modelDir: string, settings: TuneSettings): string {
-  const file = join(resolve(modelDir), MODEL_CONFIG_FILE);
-  const updated = applySettingsToYaml(readFileSync(file, 'utf8'), settings);
-  parseModelConfigText(updated, file, resolve(modelDir));
-  writeFileSync(file, updated);
-  return file;
+/** model.yaml files that set a model's serving settings: the folder's own, and any version folder's. */
+export function modelConfigFiles(modelDir: string): string[] {
+  const dir = resolve(modelDir);
+  const files = [join(dir, MODEL_CONFIG_FILE)];
+  for (const version of listModelVersions(dir)) {
+    const file = join(dir, String(version), MODEL_CONFIG_FILE);
+    if (existsSync(file)) files.push(file);
+  }
+  return files;
+}
+
+/** Rewrites the model's model.yaml files with the settings, after checking each result still validates. */
+export function writeSettings(modelDir: string, settings: TuneSettings): string[] {
+  const dir = resolve(modelDir);
+  const files = modelConfigFiles(dir);
+  const updated = files.map((file) => {
+    const text = applySettingsToYaml(readFileSync(file, 'utf8'), settings);
+    parseModelConfigText(text, file, dir);
+    return text;
+  });
+  files.forEach((file, i) => writeFileSync(file, updated[i]!));
+  return files;
 }
 
 /**
@@ -108,18 +123,26 @@ export class CandidateFolder {
   constructor(modelDir: string, settings: TuneSettings) {
     const source = resolve(modelDir);
     const parent = mkdtempSync(join(tmpdir(), 'caliper-tune-'));
-    const text = readFileSync(join(source, MODEL_CONFIG_FILE), 'utf8');
-    const name = parseModelConfigText(text, join(source, MODEL_CONFIG_FILE), source).name;
+    const name = parseModelConfigText(readFileSync(join(source, MODEL_CONFIG_FILE), 'utf8'), join(source, MODEL_CONFIG_FILE), source).name;
     // The folder is named after the model, like the original.
     this.dir = join(parent, name);
     try {
       mkdirSync(this.dir);
       for (const entry of readdirSync(source)) {
-        if (entry !== MODEL_CONFIG_FILE) symlinkSync(join(source, entry), join(this.dir, entry));
+        if (entry === MODEL_CONFIG_FILE) continue;
+        const versionConfig = join(source, entry, MODEL_CONFIG_FILE);
+        if (/^[1-9][0-9]*$/.test(entry) && existsSync(versionConfig)) {
+          // A version with its own model.yaml gets the settings too.
+          mkdirSync(join(this.dir, entry));
+          for (const inner of readdirSync(join(source, entry))) {
+            if (inner !== MODEL_CONFIG_FILE) symlinkSync(join(source, entry, inner), join(this.dir, entry, inner));
+          }
+          writeCandidateConfig(versionConfig, join(this.dir, entry, MODEL_CONFIG_FILE), this.dir, settings);
+        } else {
+          symlinkSync(join(source, entry), join(this.dir, entry));
+        }
       }
-      const updated = applySettingsToYaml(text, settings, { disableCache: true });
-      parseModelConfigText(updated, join(this.dir, MODEL_CONFIG_FILE), this.dir);
-      writeFileSync(join(this.dir, MODEL_CONFIG_FILE), updated);
+      writeCandidateConfig(join(source, MODEL_CONFIG_FILE), join(this.dir, MODEL_CONFIG_FILE), this.dir, settings);
     } catch (error) {
       rmSync(parent, { recursive: true, force: true });
       throw error;
@@ -129,4 +152,10 @@ export class CandidateFolder {
   remove(): void {
     rmSync(resolve(this.dir, '..'), { recursive: true, force: true });
   }
+}
+
+function writeCandidateConfig(from: string, to: string, modelDir: string, settings: TuneSettings): void {
+  const updated = applySettingsToYaml(readFileSync(from, 'utf8'), settings, { disableCache: true });
+  parseModelConfigText(updated, to, modelDir);
+  writeFileSync(to, updated);
 }

@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readModelConfig } from '../config/model-config-file.ts';
+import { listModelVersions, readModelConfig, readVersionConfig } from '../config/model-config-file.ts';
+import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
+import { featureInputs } from '../features/feature-config.ts';
 import { Preprocessor } from '../pipeline/preprocess.ts';
 import { RequestSchema } from '../pipeline/request-schema.ts';
 import { v2DatatypeOf } from '../server/v2/datatypes.ts';
@@ -56,20 +58,22 @@ const isV2Request = (doc: unknown): boolean =>
 
 /**
  * Turns /predict request objects into Open Inference Protocol requests by running them through the model's
- * own preprocess (model.yaml), so one sample file serves both protocols. Documents that already are v2
- * requests pass through.
+ * own preprocess (model.yaml of the version served by default), so one sample file serves both protocols.
+ * Documents that already are v2 requests pass through. Features a model looks up from a store take their
+ * declared defaults: a v2 request carries finished tensors, so nothing is looked up for it.
  */
 export function toV2Requests(data: RequestData, modelDir: string | undefined): RequestData {
   if (data.documents.every(isV2Request)) return data;
   if (!modelDir) {
     throw benchError(`${data.source}: these are /predict requests; --protocol v2 needs v2 infer requests ({"inputs": [...]}) or a model folder to preprocess them`);
   }
-  const config = readModelConfig(modelDir);
+  const config = servedModelConfig(modelDir);
+  const featureDefaults = featureDefaultsOf(config);
   const schema = new RequestSchema(config);
-  const preprocessor = new Preprocessor(config);
+  const preprocessor = new Preprocessor({ ...config, inputs: [...config.inputs, ...featureInputs(config.features)] });
   const documents = data.documents.map((doc, i) => {
     if (isV2Request(doc)) return doc;
-    const row = schema.validate(doc, `${data.source} request ${i + 1}: `);
+    const row = { ...featureDefaults, ...schema.validate(doc, `${data.source} request ${i + 1}: `) };
     const tensors = preprocessor.run([row], () => `${data.source} request ${i + 1}: `);
     return {
       inputs: Object.entries(tensors).map(([name, tensor]) => ({
@@ -81,4 +85,15 @@ export function toV2Requests(data: RequestData, modelDir: string | undefined): R
     };
   });
   return { source: data.source, documents };
+}
+
+/** The config of the version a server answers with by default: the highest version (its own model.yaml if it has one). */
+export function servedModelConfig(modelDir: string): ModelConfig {
+  const config = readModelConfig(modelDir);
+  const versions = listModelVersions(config.dir);
+  return versions.length > 0 ? readVersionConfig(config, versions[versions.length - 1]!) : config;
+}
+
+function featureDefaultsOf(config: ModelConfig): Record<string, unknown> {
+  return Object.fromEntries(featureInputs(config.features).map((field) => [field.name, field.default]));
 }

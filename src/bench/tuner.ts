@@ -1,4 +1,3 @@
-import { readModelConfig } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
 import type { StepResult } from './bench-report.ts';
 import { runBench } from './bench-runner.ts';
@@ -7,7 +6,7 @@ import { HttpLoadTarget, inferencePath } from './load-target.ts';
 import { round } from './measurement-window.ts';
 import { CandidateFolder } from './model-settings.ts';
 import { startModelServer, type ModelServerProcess } from './model-server-process.ts';
-import { readSampleRequests, type RequestData } from './request-data.ts';
+import { readSampleRequests, servedModelConfig, type RequestData } from './request-data.ts';
 import { checkSearchSpace, defaultSearchSpace, describeSettings, gridPoints, pointOfConfig, settingsAt, type SearchSpace, type SpacePoint, type TuneSettings } from './tune-space.ts';
 
 export interface TuneOptions {
@@ -62,7 +61,7 @@ const meetsBudget = (step: StepResult, budget: number): boolean => step.errors.t
 /** Searches batching and instance settings for the highest throughput whose p99 stays within the budget. */
 export async function tune(options: TuneOptions): Promise<TuneReport> {
   if (!(options.p99BudgetMs > 0)) throw new CaliperError('CALIPER_INVALID_INPUT', `--p99-ms: expected a positive number of milliseconds, got ${options.p99BudgetMs}`);
-  const config = readModelConfig(options.modelDir);
+  const config = servedModelConfig(options.modelDir);
   const space = checkSearchSpace(options.space ?? defaultSearchSpace());
   const data = options.data ?? readSampleRequests(options.modelDir);
   const concurrency = options.concurrency ?? DEFAULT_TUNE_CONCURRENCY;

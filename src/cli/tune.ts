@@ -80,6 +80,6 @@ export function registerTuneCommand(program: Command): void {
       if (options.json) process.stdout.write(`${json}\n`);
       if (!report.winner) throw new CaliperError('CALIPER_INVALID_INPUT', `no candidate met p99 <= ${options.p99Ms} ms (${report.trials.length} measured); try a larger budget or lower --concurrency`);
       log(`winner: ${report.winner.description}: ${report.winner.best!.throughput} req/s within p99 ${options.p99Ms} ms${report.speedupOverCurrent !== null ? ` (${report.speedupOverCurrent}× the current settings)` : ''}; ${report.trials.length} of ${report.spaceSize} candidates measured`);
-      if (options.write) log(`wrote ${writeSettings(options.model, report.winner.settings)}`);
+      if (options.write) log(`wrote ${writeSettings(options.model, report.winner.settings).join(", ")}`);
     });
 }
