@@ -1,6 +1,6 @@
 import { canonicalRequestKey, responseCacheOf } from '../cache/version-cache.ts';
 import { describeValue } from '../config/config-reader.ts';
-import { invalidInput } from '../errors.ts';
+import { CaliperError, invalidInput } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { concatRows, sliceRows, type TensorMap } from '../runtime/tensor.ts';
 import type { InferenceJob, InferenceResult } from '../scheduler/scheduler.ts';
@@ -50,7 +50,15 @@ export async function runInference(version: ModelVersion, inputs: TensorMap, row
     return version.scheduler.submit(job(feeds, 1));
   }));
   const outputs: TensorMap = {};
-  for (const name of Object.keys(parts[0]!.outputs)) outputs[name] = concatRows(parts.map((p) => p.outputs[name]!));
+  for (const name of Object.keys(parts[0]!.outputs)) {
+    const perRow = parts.map((p) => p.outputs[name]!);
+    // Stacking is only meaningful when each one-row run answered one row; anything else would mix rows up.
+    const odd = perRow.find((t) => t.dims[0] !== 1);
+    if (odd) {
+      throw new CaliperError('CALIPER_INFERENCE_FAILED', `model ${version.name}: output "${name}" has shape [${odd.dims.join(', ')}] for a one-row input, so ${rows} instances cannot be answered row by row (send them one per request, or use /v2/models/${version.name}/infer)`);
+    }
+    outputs[name] = concatRows(perRow);
+  }
   return {
     outputs,
     queueMs: Math.max(...parts.map((p) => p.queueMs)),
