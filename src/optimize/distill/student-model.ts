@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { DistillError } from './distill-error.ts';
 import { fakeQuantizeActivations, fakeQuantizeWeights } from './fake-quantization.ts';
+import { matrixProduct } from './matrix-product.ts';
 import { formatStudentSpec, type StudentSpec } from './student-spec.ts';
 
 /** Image geometry of a CNN student's input, in ONNX's NCHW terms. */
@@ -32,14 +33,14 @@ export function imageShapeOf(sampleShape: readonly number[]): ImageShape {
  * tf.conv2d cannot be trained there, while slices, concatenation and matMul all have wasm gradients.
  * Patch values are ordered (ky, kx, channel), which is the HWIO kernel flattened.
  */
-function convolve(x: tf.Tensor4D, kernel: tf.Tensor4D): tf.Tensor4D {
+function convolve(x: tf.Tensor4D, kernel: tf.Tensor4D, inputGradient: boolean): tf.Tensor4D {
   const [batch, height, width, channels] = x.shape;
   const pad = (CONV_KERNEL - 1) / 2;
   const padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
   const shifts: tf.Tensor4D[] = [];
   for (let y = 0; y < CONV_KERNEL; y++) for (let x0 = 0; x0 < CONV_KERNEL; x0++) shifts.push(tf.slice(padded, [0, y, x0, 0], [batch, height, width, channels]));
-  const patches = tf.reshape(tf.concat(shifts, 3), [batch * height * width, CONV_KERNEL * CONV_KERNEL * channels]);
-  const out = tf.matMul(patches, tf.reshape(kernel, [CONV_KERNEL * CONV_KERNEL * channels, kernel.shape[3]]));
+  const patches = tf.reshape<tf.Rank.R2>(tf.concat(shifts, 3), [batch * height * width, CONV_KERNEL * CONV_KERNEL * channels]);
+  const out = matrixProduct(patches, tf.reshape(kernel, [CONV_KERNEL * CONV_KERNEL * channels, kernel.shape[3]]), inputGradient);
   return tf.reshape(out, [batch, height, width, kernel.shape[3]]);
 }
 
@@ -112,17 +113,17 @@ export class StudentModel {
         // Samples are stored NCHW (ONNX's layout); tfjs convolves NHWC.
         h = channels === 1 ? tf.reshape(h, [-1, height, width, 1]) : tf.transpose(tf.reshape(h, [-1, channels, height, width]), [0, 2, 3, 1]);
       }
-      for (const layer of this.layers) {
+      this.layers.forEach((layer, index) => {
         if (layer.kind === 'conv') {
-          h = convolve(input(h as tf.Tensor4D), weight(layer.kernel));
+          h = convolve(input(h as tf.Tensor4D), weight(layer.kernel), index > 0);
           h = tf.maxPool(tf.relu(tf.add(h, layer.bias)) as tf.Tensor4D, 2, 2, 'valid');
         } else {
           // Back to NCHW before flattening, so the dense weights line up with ONNX's Flatten of NCHW.
           if (h.rank === 4) h = tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [h.shape[0]!, -1]);
-          h = tf.add(tf.matMul(input(h as tf.Tensor2D), weight(layer.kernel)), layer.bias);
+          h = tf.add(matrixProduct(input(h as tf.Tensor2D), weight(layer.kernel), index > 0), layer.bias);
           if (layer.relu) h = tf.relu(h);
         }
-      }
+      });
       return h as tf.Tensor2D;
     });
   }
