@@ -67,7 +67,9 @@ describe('live rollout from the registry', () => {
   it('switches to a promoted version while a load generator runs, with zero non-2xx responses', async () => {
     const versions = new Map<string, number>();
     const run = autocannon({
+      // `requests` (per-request hooks) is missing from autocannon's bundled types.
       url: `${server.url}/models/fraud/predict`, connections: 8, duration: 3,
+      ...({
       requests: [{
         method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'key-1' }, body: BODY,
         onResponse: (_status: number, body: string) => {
@@ -75,6 +77,7 @@ describe('live rollout from the registry', () => {
           versions.set(version, (versions.get(version) ?? 0) + 1);
         },
       }],
+      } as object),
     });
     setTimeout(() => writer.setStage('fraud', 2, 'Production', { archiveExisting: true, actor: 'cli:test' }), 1000);
     const result = await run;

@@ -63,9 +63,9 @@ describe('caliper models', () => {
       const results = await Promise.all([
         processJson('register', FRAUD_ONNX, '--name', 'fraud', '--config', FRAUD_YAML, '--alias', 'champion'),
         processJson('register', FRAUD_ONNX, '--name', 'fraud', '--config', FRAUD_YAML, '--description', 'parallel'),
-      ]) as { version: number }[];
+      ]) as { version: number; aliases: string[] }[];
       expect(results.map((r) => r.version).sort()).toEqual([2, 3]);
-      const champion = results.find((r) => (r as { aliases: string[] }).aliases.includes('champion'))!.version;
+      const champion = results.find((r) => r.aliases.includes('champion'))!.version;
       await json('promote', 'fraud', String(champion), '--stage', 'Production', '--archive-existing');
       const deadline = Date.now() + 10_000;
       while (server.repository.get('fraud').defaultVersion !== champion && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
