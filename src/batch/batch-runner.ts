@@ -29,6 +29,8 @@ export interface BatchSummary {
   rowsPerSecond: number;
   output: string;
   errorsFile: string;
+  /** Peak resident memory of this process (local runs; workers report their own). */
+  peakRssBytes?: number;
 }
 
 /** Scored batches waiting for inference; more than one lets the next batch validate while this one runs. */
@@ -161,5 +163,6 @@ export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, p
     rowsPerSecond: rowsThisRun / seconds,
     output: spec.outputFile ?? spec.partsDir,
     errorsFile: spec.errorsFile,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
 }

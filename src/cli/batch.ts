@@ -62,7 +62,7 @@ function printSummary(summary: BatchSummary, json: boolean | undefined): void {
   process.stdout.write([
     `scored ${summary.rows.toLocaleString('en-US')} rows${resumed} → ${summary.output}`,
     `  written ${summary.outputRows.toLocaleString('en-US')} rows, ${summary.errors.toLocaleString('en-US')} errors${summary.errors > 0 ? ` (listed in ${summary.errorsFile})` : ''}`,
-    `  ${summary.seconds.toFixed(1)} s, ${Math.round(summary.rowsPerSecond).toLocaleString('en-US')} rows/s · job ${summary.job}`,
+    `  ${summary.seconds.toFixed(1)} s, ${Math.round(summary.rowsPerSecond).toLocaleString('en-US')} rows/s${summary.peakRssBytes ? `, peak memory ${Math.round(summary.peakRssBytes / 2 ** 20)} MiB` : ''} · job ${summary.job}`,
   ].join('\n') + '\n');
 }
 
