@@ -6,19 +6,21 @@ import * as tf from '@tensorflow/tfjs';
  * explicit transpose followed by a plain product is far cheaper.
  */
 const withInputGradient = tf.customGrad((...inputs) => {
-  const [x, w] = inputs as [tf.Tensor2D, tf.Tensor2D];
+  const [x, w, save] = inputs as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([x, w]);
   return {
     value: tf.matMul(x, w),
-    gradFunc: (dy: tf.Tensor) => [tf.matMul(dy as tf.Tensor2D, tf.transpose(w)), tf.matMul(tf.transpose(x), dy as tf.Tensor2D)],
+    gradFunc: (dy: tf.Tensor, [xs, ws]: tf.Tensor[]) => [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws as tf.Tensor2D)), tf.matMul(tf.transpose(xs as tf.Tensor2D), dy as tf.Tensor2D)],
   };
 });
 
 /** For a first layer: its input is data, so the gradient with respect to it is never used (zeros). */
 const withoutInputGradient = tf.customGrad((...inputs) => {
-  const [x, w] = inputs as [tf.Tensor2D, tf.Tensor2D];
+  const [x, w, save] = inputs as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([x]);
   return {
     value: tf.matMul(x, w),
-    gradFunc: (dy: tf.Tensor) => [tf.zerosLike(x), tf.matMul(tf.transpose(x), dy as tf.Tensor2D)],
+    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [tf.zerosLike(xs!), tf.matMul(tf.transpose(xs as tf.Tensor2D), dy as tf.Tensor2D)],
   };
 });
 
