@@ -2,6 +2,7 @@ import { canonicalRequestKey, responseCacheOf } from '../cache/version-cache.ts'
 import { describeValue } from '../config/config-reader.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
+import { fixedRowCount } from '../runtime/model-signature.ts';
 import { concatRows, sliceRows, type TensorMap } from '../runtime/tensor.ts';
 import type { InferenceJob, InferenceResult } from '../scheduler/scheduler.ts';
 import { markDegraded } from './feature-lookup.ts';
@@ -43,7 +44,15 @@ function requestRows(version: ModelVersion, body: unknown): { raw: unknown[]; si
 /** Runs a job; a model without a batch dimension gets one job per row. */
 export async function runInference(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames?: string[]): Promise<InferenceResult> {
   const job = (feeds: TensorMap, n: number): InferenceJob => ({ inputs: feeds, rows: n, deadline: options.deadline, priority: options.priority, outputNames });
-  if (rows === 1 || version.batchable) return version.scheduler.submit(job(inputs, rows));
+  if (version.batchable) return version.scheduler.submit(job(inputs, rows));
+  const fixed = fixedRowCount(version.signature);
+  if (fixed !== undefined) {
+    if (rows !== fixed) {
+      throw invalidInput(`instances: model ${version.name} takes exactly ${fixed} rows per run (its inputs' first dimension is fixed at ${fixed}, not a batch axis); send ${fixed} instances, got ${rows}`);
+    }
+    return version.scheduler.submit(job(inputs, rows));
+  }
+  if (rows === 1) return version.scheduler.submit(job(inputs, rows));
   const parts = await Promise.all(Array.from({ length: rows }, (_, r) => {
     const feeds: TensorMap = {};
     for (const [name, tensor] of Object.entries(inputs)) feeds[name] = sliceRows(tensor, r, 1);

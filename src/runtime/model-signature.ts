@@ -19,3 +19,14 @@ export interface ModelSignature {
 export function hasBatchDimension(signature: ModelSignature): boolean {
   return [...signature.inputs, ...signature.outputs].every((t) => t.shape.length > 0 && t.shape[0] === -1);
 }
+
+/**
+ * The number of rows a model without a batch dimension takes per run, when every input fixes the same first
+ * dimension above 1 (a PyTorch export without dynamic_axes, traced at batch size 2, takes exactly 2 rows).
+ */
+export function fixedRowCount(signature: ModelSignature): number | undefined {
+  if (hasBatchDimension(signature)) return undefined;
+  const firsts = new Set(signature.inputs.map((t) => (t.shape.length > 0 ? t.shape[0]! : -1)));
+  const [first] = [...firsts];
+  return firsts.size === 1 && first !== undefined && first > 1 ? first : undefined;
+}

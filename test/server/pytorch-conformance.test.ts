@@ -14,8 +14,9 @@
  *   (a) POST /v2/models/{name}/infer with input_N.pb's values (flat JSON data) must match a direct
  *       onnxruntime-node run of the same file within 1e-6, and PyTorch's output_N.pb within 1e-6
  *       (relative above magnitude 1, where float32's own spacing exceeds 1e-6);
- *   (b) where the first dimension is a batch dimension (B) or equals 1 (A), POST /models/{name}/predict with the
- *       same values (B: one instance per row) must match the same direct run within 1e-6.
+ *   (b) where every input has rows along its first dimension (a batch axis N, or the fixed size the model was
+ *       traced at: 1, 2, 4...), POST /models/{name}/predict with one instance per row must match the same
+ *       direct run within 1e-6; a fixed size takes exactly that many instances (anything else is a 400).
  * The two examples' /predict answers are compared with a direct run on features computed by hand.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -52,6 +53,8 @@ interface ConformanceCase {
   direct: Record<string, Tensor>;
   /** PyTorch's reference outputs (output_N.pb), by output name. */
   reference: Record<string, Tensor>;
+  /** The first dimension of the input and outputs is named N. */
+  batchAxis: boolean;
   /** How /predict can be asked: not at all, one object (every first dimension is 1), or one instance per row. */
   predict: 'none' | 'single' | 'rows';
 }
@@ -224,17 +227,21 @@ async function buildCase(name: string, source: string, model: ModelProto, predic
   // JSON has no NaN or Infinity (test_operator_sqrt of negative numbers).
   if (Object.values(direct.results).some((t) => t.data.some((v) => !Number.isFinite(v)))) return undefined;
   const opset = model.opsetImport?.find((o) => !o.domain)?.version ?? 0;
-  return { name, source, opset, model: bytes, inputs, outputs: direct.outputs, direct: direct.results, reference, predict: predict(inputs, batchAxis) };
+  return { name, source, opset, model: bytes, inputs, outputs: direct.outputs, direct: direct.results, reference, batchAxis, predict: predict(inputs, batchAxis) };
 }
 
-const asShippedPredict = (inputs: Tensor[]): ConformanceCase['predict'] => (inputs.every((t) => t.dims[0] === 1) ? 'single' : 'none');
-const retargetedPredict = (_inputs: Tensor[], batchAxis: boolean): ConformanceCase['predict'] => (batchAxis ? 'rows' : 'none');
+/** /predict needs every input to have rows along its first dimension, all the same count (fixed, or N). */
+function predictMode(inputs: Tensor[], batchAxis: boolean): ConformanceCase['predict'] {
+  const firsts = new Set(inputs.map((t) => (t.dims.length > 1 ? t.dims[0] : -1)));
+  if (firsts.size !== 1 || firsts.has(-1)) return 'none';
+  return firsts.has(1) && !batchAxis ? 'single' : 'rows';
+}
 
 const asShipped: ConformanceCase[] = [];
 for (const suite of SUITES) {
   for (const entry of readdirSync(join(TESTDATA, suite)).sort()) {
     const source = `${suite}/${entry}`;
-    const built = await buildCase(`pt_${entry.replace(/^test_/, '')}`, source, readModelFile(join(TESTDATA, source, 'model.onnx')), asShippedPredict, false);
+    const built = await buildCase(`pt_${entry.replace(/^test_/, '')}`, source, readModelFile(join(TESTDATA, source, 'model.onnx')), predictMode, false);
     if (built) asShipped.push(built);
   }
 }
@@ -242,7 +249,7 @@ const retargeted: ConformanceCase[] = [];
 for (const { source, batchAxis } of RETARGETED) {
   for (const opset of [13, 17]) {
     const model = retarget(readModelFile(join(TESTDATA, source, 'model.onnx')), opset, batchAxis);
-    const built = await buildCase(`pt_${source.split('/')[1]!.replace(/^test_/, '')}_opset${opset}`, source, model, retargetedPredict, batchAxis);
+    const built = await buildCase(`pt_${source.split('/')[1]!.replace(/^test_/, '')}_opset${opset}`, source, model, predictMode, batchAxis);
     if (!built) throw new Error(`${source} re-targeted to opset ${opset} does not load or run in ONNX Runtime`);
     retargeted.push(built);
   }
@@ -318,7 +325,7 @@ describe('the libonnx-testdata PyTorch models', () => {
   });
 
   for (const c of [...asShipped, ...retargeted]) {
-    const what = `${c.source} (opset ${c.opset}${c.predict === 'rows' ? ', batch axis N' : ''})`;
+    const what = `${c.source} (opset ${c.opset}${c.batchAxis ? ', batch axis N' : ''})`;
 
     it(`${what}: /v2 infer matches ONNX Runtime and PyTorch`, async () => {
       const { status, json } = await post(`/v2/models/${c.name}/infer`, {
@@ -358,6 +365,19 @@ describe('the libonnx-testdata PyTorch models', () => {
 });
 
 describe('a first dimension that is not a batch axis', () => {
+  it('/predict on a model traced at a fixed batch size takes exactly that many instances, else a 400 saying so', async () => {
+    const c = asShipped.find((r) => r.name === 'pt_Conv2d')!;
+    expect(c.inputs[0]!.dims[0]).toBe(2);
+    const row = c.inputs[0]!.data.slice(0, perRow(c.inputs[0]!.dims));
+    for (const body of [{ in0: row }, { instances: [{ in0: row }, { in0: row }, { in0: row }] }]) {
+      const { status, json } = await post('/models/pt_Conv2d/predict', body);
+      expect(status).toBe(400);
+      expect((json as { error: string }).error).toMatch(/exactly 2 rows per run/);
+    }
+    const { status } = await post('/models/pt_Conv2d/predict', { instances: [{ in0: row }, { in0: row }] });
+    expect(status).toBe(200);
+  });
+
   it('/predict refuses to answer several instances row by row rather than mixing rows up', async () => {
     // test_operator_params with its first dimension (wrongly) named N: one row [1, 2] + the [2, 2] parameter gives two rows.
     const c = retargeted.find((r) => r.name === 'pt_operator_params_opset13')!;
