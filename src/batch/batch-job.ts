@@ -9,7 +9,10 @@ import type { OutputColumn } from './output-columns.ts';
 export interface BatchJobSpec {
   /** Derived from the fingerprint: the same command over the same inputs is the same job. */
   id: string;
+  /** A model folder, or a registry URI pinned to a version number (models:/name/3). */
   model: string;
+  /** Registry home the URI resolves against (workers may pass their own). */
+  registry?: string;
   inputs: InputFile[];
   /** --output as given, resolved. */
   output: string;

@@ -3,12 +3,27 @@ import { listModelVersions, MODEL_FILE, readModelConfig, readVersionConfig } fro
 import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { ModelVersion } from '../lifecycle/model-version.ts';
+import { isModelUri } from '../registry/model-uri.ts';
+import { registryHome } from '../registry/registry-home.ts';
+import { resolveModelUri } from '../registry/uri-resolver.ts';
 
 export interface BatchModelOptions {
   /** Model instances (each on its own worker thread); default: model.yaml's instances. */
   instances?: number;
   /** ONNX Runtime intra-op threads per instance. */
   threads?: number;
+  /** Registry home for models:/ URIs (default $CALIPER_HOME or ~/.caliper). */
+  registry?: string;
+}
+
+function withInstances(base: ModelConfig, options: BatchModelOptions): ModelConfig {
+  const instances = { ...base.instances };
+  if (options.instances !== undefined) {
+    instances.count = options.instances;
+    instances.kind = 'worker';
+  }
+  if (options.threads !== undefined) instances.intraOpThreads = options.threads;
+  return { ...base, instances };
 }
 
 function pickVersion(config: ModelConfig, available: number[]): number {
@@ -18,21 +33,18 @@ function pickVersion(config: ModelConfig, available: number[]): number {
   return available[available.length - 1]!;
 }
 
-/** Loads the version a model folder serves by default, with instance settings suited to large batches. */
+/**
+ * Loads a registry URI's version (models:/name/Production, models:/name/3, models:/name@alias) or the version a
+ * model folder serves by default, with the instance settings given for large batches.
+ */
 export async function loadBatchModel(model: string, options: BatchModelOptions = {}): Promise<ModelVersion> {
-  if (/^models:\//.test(model)) {
-    throw new CaliperError('CALIPER_NOT_FOUND', `--model: ${model}: registry URIs need the model registry (src/registry), which this build does not have yet; pass a model folder`);
+  if (isModelUri(model)) {
+    const resolved = await resolveModelUri(model, registryHome(options.registry));
+    return ModelVersion.load(withInstances(resolved.config, options), resolved.version, resolved.modelPath);
   }
   const folder = readModelConfig(model);
   const version = pickVersion(folder, listModelVersions(folder.dir));
   if (version < 1) throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${folder.file}: versions: none of the listed versions has a folder with ${MODEL_FILE}`);
-  const base = readVersionConfig(folder, version);
-  const instances = { ...base.instances };
-  if (options.instances !== undefined) {
-    instances.count = options.instances;
-    instances.kind = 'worker';
-  }
-  if (options.threads !== undefined) instances.intraOpThreads = options.threads;
-  const config: ModelConfig = { ...base, instances };
-  return ModelVersion.load(config, version, join(base.dir, String(version), MODEL_FILE));
+  const config = withInstances(readVersionConfig(folder, version), options);
+  return ModelVersion.load(config, version, join(folder.dir, String(version), MODEL_FILE));
 }

@@ -6,6 +6,7 @@ import { expandInput, openRowSource } from './batch-input.ts';
 import { jobFingerprint, type BatchJobSpec } from './batch-job.ts';
 import type { ErrorPolicy } from './chunk-scorer.ts';
 import { outputColumns } from './output-columns.ts';
+import { isModelUri } from '../registry/model-uri.ts';
 
 export interface BatchRequest {
   model: string;
@@ -22,6 +23,7 @@ export interface BatchRequest {
   mode: 'local' | 'distributed';
   instances?: number;
   threads?: number;
+  registry?: string;
 }
 
 /** Turns the command's options into a job spec: input files, output paths and the output schema. */
@@ -46,7 +48,8 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
     await probe.close();
   }
   const spec: Omit<BatchJobSpec, 'id'> = {
-    model: /^models:\//.test(request.model) ? request.model : resolve(request.model),
+    // A stage or alias is pinned to the version it names now, so every chunk and shard scores with the same model.
+    model: isModelUri(request.model) ? `models:/${version.name}/${version.version}` : resolve(request.model),
     inputs, output, format, partsDir, errorsFile,
     batchSize: request.batchSize,
     partRows: request.partRows,
@@ -58,6 +61,7 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
     ...(request.keep ? { keep: request.keep } : {}),
     ...(request.instances !== undefined ? { instances: request.instances } : {}),
     ...(request.threads !== undefined ? { threads: request.threads } : {}),
+    ...(request.registry !== undefined && isModelUri(request.model) ? { registry: resolve(request.registry) } : {}),
   };
   return { id: jobFingerprint(spec).slice(0, 16), ...spec };
 }

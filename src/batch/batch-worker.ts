@@ -29,6 +29,7 @@ export interface BatchWorkerOptions {
   concurrency?: number;
   instances?: number;
   threads?: number;
+  registry?: string;
   /** How long a shard's lock lasts without renewal: a killed worker's shard is retried after about this long. */
   lockMs?: number;
   onShard?: (event: { job: string; shard: Shard; meta?: PartMeta; error?: string }) => void;
@@ -67,7 +68,12 @@ export class BatchWorker {
     if (!loading) {
       const instances = this.options.instances ?? spec.instances;
       const threads = this.options.threads ?? spec.threads;
-      loading = loadBatchModel(spec.model, { ...(instances !== undefined ? { instances } : {}), ...(threads !== undefined ? { threads } : {}) });
+      const registry = this.options.registry ?? spec.registry;
+      loading = loadBatchModel(spec.model, {
+        ...(instances !== undefined ? { instances } : {}),
+        ...(threads !== undefined ? { threads } : {}),
+        ...(registry !== undefined ? { registry } : {}),
+      });
       loading.catch(() => this.models.delete(key));
       this.models.set(key, loading);
     }

@@ -11,6 +11,7 @@ import { parseIntegerOption } from './options.ts';
 
 interface BatchOptions {
   model: string;
+  registry?: string;
   input: string;
   output: string;
   format?: BatchFormat;
@@ -85,7 +86,8 @@ export function registerBatchCommand(program: Command): void {
   const batch = program
     .command('batch')
     .description('score Parquet, CSV or JSONL files through a model\'s pipeline: streaming, resumable, optionally sharded over workers')
-    .requiredOption('-m, --model <dir>', 'model folder (model.yaml + version folders)')
+    .requiredOption('-m, --model <dir|uri>', 'model folder (model.yaml + version folders) or registry URI (models:/NAME/Production, models:/NAME/3, models:/NAME@ALIAS)')
+    .option('--registry <dir>', 'registry home for models:/ URIs (default $CALIPER_HOME or ~/.caliper)')
     .requiredOption('-i, --input <path>', 'input FILE, DIR (its .parquet/.csv/.jsonl files) or GLOB (e.g. data/*.parquet)')
     .requiredOption('-o, --output <path>', 'output FILE (.parquet/.csv/.jsonl) or DIR (one part file per chunk)')
     .option('-f, --format <format>', 'output format: parquet, csv or jsonl (default: from --output, else the input format)', formatOption('--format'))
@@ -111,6 +113,7 @@ export function registerBatchCommand(program: Command): void {
       const version = await loadBatchModel(options.model, {
         ...(options.instances !== undefined ? { instances: options.instances } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
+        ...(options.registry !== undefined ? { registry: options.registry } : {}),
       });
       try {
         const spec = await planBatchJob(version, {
@@ -123,6 +126,7 @@ export function registerBatchCommand(program: Command): void {
           ...(options.errors ? { errorsFile: options.errors } : {}),
           ...(options.instances !== undefined ? { instances: options.instances } : {}),
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
+          ...(options.registry !== undefined ? { registry: options.registry } : {}),
         });
         const progress = options.progress && process.stderr.isTTY && !options.json ? new ProgressBar() : silentProgress;
         if (!options.queue) {

@@ -10,15 +10,17 @@ export function registerWorkerCommand(program: Command): void {
     .option('-c, --concurrency <n>', 'shards processed at once by this process', parseIntegerOption('--concurrency', 1), 1)
     .option('--instances <n>', 'model instances on worker threads (default: the job\'s or model.yaml\'s)', parseIntegerOption('--instances', 1))
     .option('--threads <n>', 'ONNX Runtime intra-op threads per instance', parseIntegerOption('--threads', 1))
+    .option('--registry <dir>', 'registry home for jobs whose model is a models:/ URI (default: the job\'s, else $CALIPER_HOME or ~/.caliper)')
     .option('--lock-ms <ms>', 'shard lock time: a shard of a killed worker is retried after about this long', parseIntegerOption('--lock-ms', 1000), 30_000)
     .option('--json', 'log one JSON line per shard')
-    .action(async (options: { queue: string; concurrency: number; instances?: number; threads?: number; lockMs: number; json?: boolean }) => {
+    .action(async (options: { queue: string; concurrency: number; instances?: number; threads?: number; lockMs: number; registry?: string; json?: boolean }) => {
       const worker = new BatchWorker({
         queue: options.queue,
         concurrency: options.concurrency,
         lockMs: options.lockMs,
         ...(options.instances !== undefined ? { instances: options.instances } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
+        ...(options.registry !== undefined ? { registry: options.registry } : {}),
         onShard: (event) => {
           const shard = `${event.shard.fileIndex}:${event.shard.start}`;
           if (options.json) process.stdout.write(`${JSON.stringify({ job: event.job, shard, rows: event.meta?.inputRows, errors: event.meta?.errors.length, error: event.error })}\n`);
