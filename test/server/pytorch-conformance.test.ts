@@ -304,8 +304,8 @@ afterAll(async () => {
 
 describe('the libonnx-testdata PyTorch models', () => {
   it('finds the cases: as shipped, and re-targeted to opset 13 and 17', () => {
-    // 58 of the 117 cases load in ORT 1.30 and fit; a drop means the discovery or ORT broke.
-    expect(asShipped.length).toBeGreaterThanOrEqual(50);
+    // 79 of the 117 cases load in ORT 1.30, fit in JSON and have finite outputs; a drop means the discovery or ORT broke.
+    expect(asShipped.length).toBeGreaterThanOrEqual(75);
     const ops = new Set(asShipped.flatMap((c) => c.source));
     for (const must of ['test_Conv2d', 'test_Conv3d', 'test_MaxPool2d', 'test_ReLU', 'test_Sigmoid', 'test_Softmax', 'test_Linear_no_bias', 'test_Embedding']) {
       expect([...ops].some((s) => s.endsWith(`/${must}`)), must).toBe(true);
