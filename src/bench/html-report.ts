@@ -65,7 +65,7 @@ export function breakdownChart(report: BenchReport): string {
     categories: report.steps.map((s) => loadLabel(report, s.load)),
     stacks: [
       ...breakdown.stages.map((stage) => ({ name: stage, values: report.steps.map((s) => breakdown.values(s, stage)) })),
-      { name: 'outside the stages (network, HTTP, client)', values: report.steps.map((s) => Math.max(0, s.latencyMs.mean - serverTotal(s))) },
+      { name: 'network + HTTP', values: report.steps.map((s) => Math.max(0, s.latencyMs.mean - serverTotal(s))) },
     ],
   });
 }

@@ -28,16 +28,22 @@ export function startClosedLoop(target: LoadTarget, concurrency: number): Runnin
   let window = new MeasurementWindow(performance.now());
   let running = true;
   const clients = Array.from({ length: concurrency }, () => target.createClient());
-  const loops = clients.map(async (client) => {
-    while (running) {
-      const sentAt = performance.now();
-      const outcome = await client.send();
-      if (!running) break;
+  let active = clients.length;
+  let settle: (() => void) | undefined;
+  const loop = (client: LoadClient): void => {
+    const sentAt = performance.now();
+    client.send((outcome) => {
+      if (!running) {
+        if (--active === 0) settle?.();
+        return;
+      }
       window.record(performance.now() - sentAt, outcome);
       // A refused connection would otherwise spin; back off a little before retrying.
-      if (outcome.status === 'network') await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  });
+      if (outcome.status === 'network') setTimeout(() => loop(client), 10);
+      else loop(client);
+    });
+  };
+  for (const client of clients) loop(client);
   return {
     nextWindow: () => {
       const closed = window;
@@ -48,7 +54,7 @@ export function startClosedLoop(target: LoadTarget, concurrency: number): Runnin
     },
     stop: async () => {
       running = false;
-      await waitAtMost(Promise.all(loops), STOP_GRACE_MS);
+      await waitAtMost(new Promise<void>((resolve) => { settle = resolve; }), STOP_GRACE_MS);
       for (const client of clients) client.close();
       return undefined;
     },
@@ -76,7 +82,7 @@ export function startOpenLoop(target: LoadTarget, rate: number, distribution: Ar
 
   const sendOn = (client: LoadClient, scheduledAt: number): void => {
     inflight++;
-    client.send().then((outcome) => {
+    client.send((outcome) => {
       inflight--;
       if (running) window.record(performance.now() - scheduledAt, outcome);
       if (running && backlog.length > 0) {

@@ -87,7 +87,7 @@ describe('HTML reports in headless chromium', () => {
     // Every point lies inside its chart.
     const outside = await page.$$eval('svg.chart circle.point', (circles) => circles.filter((c) => {
       const box = c.getBoundingClientRect();
-      const svg = c.ownerSVGElement!.getBoundingClientRect();
+      const svg = (c as SVGGraphicsElement).ownerSVGElement!.getBoundingClientRect();
       return box.width === 0 || box.left < svg.left || box.right > svg.right || box.top < svg.top || box.bottom > svg.bottom;
     }).length);
     expect(outside).toBe(0);
