@@ -12,6 +12,8 @@ export interface GrpcClientOptions {
   retry?: Partial<RetryPolicy>;
   /** grpc-js channel options (message size limits, keepalive, …). */
   channelOptions?: ChannelOptions;
+  /** Sent as x-api-key metadata when the server asks for API keys. */
+  apiKey?: string;
 }
 
 function clientError(error: ServiceError): InferenceClientError {
@@ -56,8 +58,10 @@ export class GrpcInferenceClient implements InferenceClient {
   private readonly client: Client;
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
+  private readonly apiKey: string | undefined;
 
   constructor(options: GrpcClientOptions) {
+    this.apiKey = options.apiKey;
     this.client = new Client(options.address, credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       ...options.channelOptions,
@@ -67,12 +71,18 @@ export class GrpcInferenceClient implements InferenceClient {
   }
 
   /** One unary RPC with a deadline, retried on UNAVAILABLE. */
-  rpc<N extends Exclude<InferenceRpcName, 'ModelStreamInfer'>>(name: N, request: InferenceRpcs[N]['request'], timeoutMs = this.timeoutMs, metadata = new Metadata()): Promise<InferenceRpcs[N]['response']> {
+  rpc<N extends Exclude<InferenceRpcName, 'ModelStreamInfer'>>(name: N, request: InferenceRpcs[N]['request'], timeoutMs = this.timeoutMs, metadata = this.metadata()): Promise<InferenceRpcs[N]['response']> {
     const method = inferenceServiceDefinition()[name]!;
     return withRetries(this.retry, timeoutMs, (remaining) => new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, metadata, { deadline: Date.now() + remaining },
         (error: ServiceError | null, response?: unknown) => (error ? reject(clientError(error)) : resolve(response as InferenceRpcs[N]['response'])));
     }));
+  }
+
+  private metadata(): Metadata {
+    const metadata = new Metadata();
+    if (this.apiKey !== undefined) metadata.set('x-api-key', this.apiKey);
+    return metadata;
   }
 
   async serverLive(): Promise<boolean> {
@@ -102,7 +112,7 @@ export class GrpcInferenceClient implements InferenceClient {
   /** Opens a ModelStreamInfer stream: many requests in flight on one call, answers matched by id. */
   openStream(): InferStream {
     const method = inferenceServiceDefinition().ModelStreamInfer!;
-    const call = this.client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, new Metadata()) as ClientDuplexStream<ModelInferRequest, ModelStreamInferResponse>;
+    const call = this.client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, this.metadata()) as ClientDuplexStream<ModelInferRequest, ModelStreamInferResponse>;
     return new InferStream(call);
   }
 

@@ -15,6 +15,8 @@ export interface RestClientOptions {
   binary?: boolean;
   /** Most connections kept open to the server (they are reused, keep-alive). */
   maxSockets?: number;
+  /** Sent as X-API-Key when the server asks for API keys. */
+  apiKey?: string;
 }
 
 interface HttpAnswer { status: number; headers: IncomingHttpHeaders; body: Buffer }
@@ -29,6 +31,7 @@ export class RestInferenceClient implements InferenceClient {
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
   private readonly binary: boolean;
+  private readonly apiKey: string | undefined;
 
   constructor(options: RestClientOptions) {
     this.base = new URL(options.url);
@@ -39,6 +42,7 @@ export class RestInferenceClient implements InferenceClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.binary = options.binary ?? true;
+    this.apiKey = options.apiKey;
   }
 
   private once(method: string, path: string, remainingMs: number, body?: Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
@@ -65,7 +69,8 @@ export class RestInferenceClient implements InferenceClient {
   /** One call with retries; non-2xx answers (other than `accept`) become InferenceClientErrors. */
   private async call(method: string, path: string, options: { body?: Buffer; headers?: Record<string, string>; timeoutMs?: number; accept?: number[] } = {}): Promise<HttpAnswer> {
     return withRetries(this.retry, options.timeoutMs ?? this.timeoutMs, async (remaining) => {
-      const headers = { ...options.headers, 'x-caliper-timeout-ms': String(Math.max(1, Math.floor(remaining))) };
+      const headers: Record<string, string> = { ...options.headers, 'x-caliper-timeout-ms': String(Math.max(1, Math.floor(remaining))) };
+      if (this.apiKey !== undefined) headers['x-api-key'] = this.apiKey;
       const answer = await this.once(method, path, remaining, options.body, headers);
       if ((answer.status >= 200 && answer.status < 300) || options.accept?.includes(answer.status)) return answer;
       let message = answer.body.toString('utf8');

@@ -83,10 +83,12 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   if (options.grpcPort !== undefined) {
     try {
       grpc = await GrpcInferenceServer.start({
-        repository, observer: server.observer, logger, port: options.grpcPort, host: options.host ?? '127.0.0.1', maxMessageBytes: options.bodyLimit,
+        repository, observer: server.observer, statistics: server.observability.statistics, app: server.app, logger,
+        port: options.grpcPort, host: options.host ?? '127.0.0.1', maxMessageBytes: options.bodyLimit, ...(options.auth ? { auth: options.auth } : {}),
       });
     } catch (error) {
       await server.app.close();
+      await stopFollowing();
       await repository.close();
       throw error;
     }

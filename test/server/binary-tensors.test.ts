@@ -30,7 +30,7 @@ function fp32(values: number[]): Buffer {
 }
 
 async function infer(body: Buffer | string, headers: Record<string, string>): Promise<Response> {
-  return fetch(`${server.url}/v2/models/fraud_detector/infer`, { method: 'POST', headers, body });
+  return fetch(`${server.url}/v2/models/fraud_detector/infer`, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
 }
 
 describe('REST binary tensor extension', () => {

@@ -40,7 +40,7 @@ let row: number[];
 let risky: number[];
 
 beforeAll(async () => {
-  server = await startServing({ paths: ['examples/fraud-detector'], port: 0, grpcPort: 0, logger: pino({ level: 'silent' }) });
+  server = await startServing({ paths: ['examples/fraud-detector'], port: 0, grpcPort: 0, logger: pino({ level: 'silent' }), auth: { adminToken: 'grpc-admin' } });
   width = server.repository.version('fraud_detector').signature.inputs[0]!.shape[1]!;
   row = Array.from({ length: width }, (_, i) => (i === 0 ? Math.log1p(120) : i === 1 ? Math.log1p(3600) / 10 : i === 3 ? 1 : 0));
   risky = Array.from({ length: width }, (_, i) => (i === 0 ? Math.log1p(9000) : i === 1 ? Math.log1p(5) / 10 : i === 8 ? 1 : 0));
@@ -168,8 +168,20 @@ describe('gRPC inference.GRPCInferenceService', () => {
     expect(entry).toMatchObject({ name: 'fraud_detector' });
     expect(entry.inference_stats.success.count).toBeGreaterThanOrEqual(6);
     expect(entry.inference_stats.success.ns).toBeGreaterThan(0);
-    const index = await call('RepositoryIndex', { ready: true });
+    const admin = new Metadata();
+    admin.set('authorization', 'Bearer grpc-admin');
+    const index = await call('RepositoryIndex', { ready: true }, admin);
     expect(index.models).toContainEqual({ name: 'fraud_detector', version: String(server.repository.version('fraud_detector').version), state: 'READY', reason: '' });
+  });
+
+  it('guards the repository RPCs with the admin token, as the REST /v2/repository routes', async () => {
+    const anonymous = await failure('RepositoryModelUnload', { model_name: 'fraud_detector' });
+    expect(anonymous.code).toBe(status.UNAUTHENTICATED);
+    const wrong = new Metadata();
+    wrong.set('authorization', 'Bearer nope');
+    const denied = await call('RepositoryIndex', {}, wrong).catch((e: ServiceError) => e);
+    expect((denied as ServiceError).code).toBe(status.PERMISSION_DENIED);
+    expect(server.repository.has('fraud_detector')).toBe(true);
   });
 
   it('checks x-caliper-priority metadata against the model priority levels', async () => {
@@ -180,5 +192,41 @@ describe('gRPC inference.GRPCInferenceService', () => {
     });
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(error.details).toMatch(/x-caliper-priority: expected an integer from 0/);
+  });
+});
+
+describe('gRPC API keys and graceful shutdown', () => {
+  it('asks for an API key on inference; on close answers the calls in flight, then stops', async () => {
+    const keyed = await startServing({ paths: ['examples/fraud-detector'], port: 0, grpcPort: 0, logger: pino({ level: 'silent' }), auth: { apiKeys: ['k1'] } });
+    const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
+    const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => InferenceClient } };
+    const keyedClient = new pkg.inference.GRPCInferenceService(`127.0.0.1:${keyed.grpc!.port}`, credentials.createInsecure());
+    const width = keyed.repository.version('fraud_detector').signature.inputs[0]!.shape[1]!;
+    const request = { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [Buffer.alloc(4 * width)] };
+    const infer = (metadata: Metadata): Promise<ServiceError | null> => new Promise((resolve) => {
+      (keyedClient.ModelInfer as (r: object, m: Metadata, cb: Callback) => void).call(keyedClient, request, metadata, (e) => resolve(e));
+    });
+    expect((await infer(new Metadata()))?.code).toBe(status.UNAUTHENTICATED);
+    const key = new Metadata();
+    key.set('x-api-key', 'k1');
+    expect(await infer(key)).toBeNull();
+
+    // A call accepted before shutdown (an open stream) is still answered; new calls find the endpoint gone.
+    const metadata = new Metadata();
+    metadata.set('x-api-key', 'k1');
+    const stream = (keyedClient.ModelStreamInfer as (m: Metadata) => NodeJS.ReadWriteStream & { write(m: object): boolean; end(): void }).call(keyedClient, metadata);
+    const answers: Record<string, unknown>[] = [];
+    const next = (): Promise<Record<string, unknown>> => new Promise((resolve) => stream.once('data', resolve));
+    stream.write({ ...request, id: 'before' });
+    answers.push(await next());
+    const closed = keyed.close();
+    stream.write({ ...request, id: 'during' });
+    answers.push(await next());
+    stream.end();
+    await closed;
+    expect(answers.map((a) => [(a.infer_response as { id: string }).id, a.error_message])).toEqual([['before', ''], ['during', '']]);
+    const refused = await infer(key);
+    expect(refused?.code).toBe(status.UNAVAILABLE);
+    keyedClient.close();
   });
 });

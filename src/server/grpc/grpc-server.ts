@@ -1,14 +1,20 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { ModelStatistics } from '../../observability/model-statistics.ts';
+import type { AuthSettings } from '../auth.ts';
 import type { RequestObserver } from '../request-observer.ts';
 import { InferenceService } from './inference-service.ts';
-import { InferenceStatistics } from './inference-statistics.ts';
 import { inferenceServiceDefinition } from './service-definition.ts';
 
 export interface GrpcServerOptions {
   repository: ModelRepository;
   observer: RequestObserver;
+  statistics: ModelStatistics;
+  /** The HTTP application, whose /v2/repository routes the repository RPCs run. */
+  app: FastifyInstance;
+  auth?: AuthSettings;
   logger: Logger;
   port: number;
   host?: string;
@@ -25,7 +31,6 @@ export class GrpcInferenceServer {
   private constructor(
     private readonly server: Server,
     readonly port: number,
-    readonly statistics: InferenceStatistics,
     private readonly graceMs: number,
   ) {}
 
@@ -35,9 +40,8 @@ export class GrpcInferenceServer {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': Math.max(maxMessageBytes, 64 * 1024 * 1024),
     });
-    const statistics = new InferenceStatistics();
-    options.observer.onRequest(statistics.listener);
-    const service = new InferenceService({ repository: options.repository, observer: options.observer, statistics, logger: options.logger });
+    const { repository, observer, statistics, app, auth, logger } = options;
+    const service = new InferenceService({ repository, observer, statistics, app, logger, ...(auth ? { auth } : {}) });
     const definition = inferenceServiceDefinition();
     const raw: ServiceDefinition = Object.fromEntries(Object.entries(definition).map(([name, method]) => [name, { ...method, requestDeserialize: identity }]));
     server.addService(raw, service.implementation(definition));
@@ -46,7 +50,7 @@ export class GrpcInferenceServer {
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
     });
-    return new GrpcInferenceServer(server, port, statistics, options.shutdownGraceMs ?? 10_000);
+    return new GrpcInferenceServer(server, port, options.shutdownGraceMs ?? 10_000);
   }
 
   /** Stops accepting calls, lets in-flight ones finish (up to the grace period), then closes. */

@@ -1,22 +1,31 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerErrorResponse, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { CaliperError, invalidInput, toCaliperError } from '../../errors.ts';
+import { CaliperError, invalidInput, toCaliperError, type CaliperErrorCode } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { ModelStatistics } from '../../observability/model-statistics.ts';
+import { checkRequest, type AuthSettings } from '../auth.ts';
 import type { PredictOptions } from '../../pipeline/predict-pipeline.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import type { RequestHints, RequestObserver } from '../request-observer.ts';
 import { modelMetadata, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from '../routes/v2-routes.ts';
 import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
-import type { InferenceStatistics } from './inference-statistics.ts';
-import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type ModelInferRequest, type ModelInferResponse, type ModelStatistics, type RequestDecoder } from './service-definition.ts';
+import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type ModelInferRequest, type ModelInferResponse, type ModelStatisticsResponse, type RepositoryIndexResponse, type RequestDecoder } from './service-definition.ts';
 
 export interface InferenceServiceContext {
   repository: ModelRepository;
   observer: RequestObserver;
-  statistics: InferenceStatistics;
+  /** The per-version statistics every protocol feeds (the REST /stats routes answer from the same). */
+  statistics: ModelStatistics;
+  /** The HTTP application: the repository RPCs run its /v2/repository routes, auth and registry included. */
+  app: FastifyInstance;
+  auth?: AuthSettings;
   logger: Logger;
 }
+
+const INFERENCE_RPCS = new Set(['ModelInfer', 'ModelStreamInfer']);
+const REPOSITORY_RPCS = new Set(['RepositoryIndex', 'RepositoryModelLoad', 'RepositoryModelUnload']);
 
 type AnyCall = ServerUnaryCall<Buffer, unknown> | ServerDuplexStream<Buffer, unknown>;
 
@@ -62,8 +71,37 @@ function requestOptions(observer: RequestObserver, version: ModelVersion, reques
   return observer.optionsFrom(version, hints);
 }
 
+/**
+ * The HTTP auth policy applied to a gRPC call: its metadata `authorization` / `x-api-key` stand for the
+ * headers, inference RPCs for an infer route and repository RPCs for the admin /v2/repository paths.
+ */
+function checkCallAuth(settings: AuthSettings | undefined, rpc: string, call: AnyCall): void {
+  if (!settings || (!INFERENCE_RPCS.has(rpc) && !REPOSITORY_RPCS.has(rpc))) return;
+  const headers: Record<string, string> = {};
+  for (const key of ['authorization', 'x-api-key']) {
+    const value = metadataValue(call, key);
+    if (value !== undefined) headers[key] = value;
+  }
+  const url = REPOSITORY_RPCS.has(rpc) ? '/v2/repository' : '/v2/models/grpc/infer';
+  checkRequest(settings, { method: 'POST', url, headers } as unknown as FastifyRequest);
+}
+
 export class InferenceService {
   constructor(private readonly context: InferenceServiceContext) {}
+
+  /** Runs an admin RPC through the HTTP repository route, so both protocols share one implementation and one auth check. */
+  private async repositoryRoute(call: AnyCall, url: string, body: object): Promise<unknown> {
+    const authorization = metadataValue(call, 'authorization');
+    const response = await this.context.app.inject({
+      method: 'POST', url, payload: body, headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+    });
+    const parsed = response.body === '' ? {} : (JSON.parse(response.body) as unknown);
+    if (response.statusCode >= 400) {
+      const { error, code } = parsed as { error?: string; code?: string };
+      throw new CaliperError((code ?? 'CALIPER_INTERNAL') as CaliperErrorCode, error ?? `${url}: HTTP ${response.statusCode}`);
+    }
+    return parsed;
+  }
 
   /** One ModelInfer request through the same path as REST v2: validate, schedule (batcher), run, observe. */
   async infer(request: ModelInferRequest, call: AnyCall): Promise<ModelInferResponse> {
@@ -75,30 +113,6 @@ export class InferenceService {
     const outcome = await observer.track(version, 'grpc', () => runTensorInfer(version, inputs, outputNames, requestOptions(observer, version, request, call)));
     const names = outputNames ?? version.signature.outputs.map((o) => o.name);
     return { model_name: version.name, model_version: String(version.version), id: request.id ?? '', ...grpcOutputTensors(outcome.outputs, names) };
-  }
-
-  private statistics(name: string, version: string | undefined): ModelStatistics[] {
-    const { repository, statistics } = this.context;
-    if (name === '') return repository.list().flatMap((m) => [...m.versions.keys()].map((v) => statistics.of(m.name, v)));
-    if (version) {
-      const served = repository.version(name, version);
-      return [statistics.of(served.name, served.version)];
-    }
-    return [...repository.get(name).versions.keys()].map((v) => statistics.of(name, v));
-  }
-
-  private async load(modelName: string): Promise<void> {
-    const { repository } = this.context;
-    if (repository.has(modelName)) {
-      const dir = repository.get(modelName).config.dir;
-      await repository.unloadModel(modelName);
-      await repository.loadFolder(dir);
-      return;
-    }
-    const index = repository.failures.findIndex((f) => f.name === modelName);
-    if (index === -1) throw new CaliperError('CALIPER_MODEL_NOT_FOUND', `model "${modelName}" is not in the repository`);
-    await repository.loadFolder(repository.failures[index]!.source);
-    repository.failures.splice(index, 1);
   }
 
   /** Unary handlers by RPC name. */
@@ -114,21 +128,17 @@ export class InferenceService {
       ServerMetadata: async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }),
       ModelMetadata: async (request) => modelMetadata(repository, repository.version(request.name, request.version || undefined)),
       ModelInfer: (request, call) => this.infer(request, call),
-      ModelStatistics: async (request) => ({ model_stats: this.statistics(request.name, request.version) }),
-      RepositoryIndex: async (request) => {
-        const served = repository.list().flatMap((m) => [...m.versions.values()].map((v) => ({
-          name: m.name, version: String(v.version), state: v.state === 'ready' ? 'READY' : v.state.toUpperCase(), reason: '',
-        })));
-        if (request.ready) return { models: served.filter((m) => m.state === 'READY') };
-        const failed = repository.failures.map((f) => ({ name: f.name, version: f.version === undefined ? '' : String(f.version), state: 'UNAVAILABLE', reason: f.reason }));
-        return { models: [...served, ...failed] };
-      },
-      RepositoryModelLoad: async (request) => {
-        await this.load(request.model_name);
+      ModelStatistics: async (request) =>
+        this.context.statistics.stats(request.name || undefined, request.version || undefined) as unknown as ModelStatisticsResponse,
+      RepositoryIndex: async (request, call) => ({
+        models: (await this.repositoryRoute(call, '/v2/repository/index', { ready: request.ready === true })) as RepositoryIndexResponse['models'],
+      }),
+      RepositoryModelLoad: async (request, call) => {
+        await this.repositoryRoute(call, `/v2/repository/models/${encodeURIComponent(request.model_name)}/load`, {});
         return {};
       },
-      RepositoryModelUnload: async (request) => {
-        await repository.unloadModel(request.model_name);
+      RepositoryModelUnload: async (request, call) => {
+        await this.repositoryRoute(call, `/v2/repository/models/${encodeURIComponent(request.model_name)}/unload`, {});
         return {};
       },
     };
@@ -136,6 +146,12 @@ export class InferenceService {
 
   /** The bidirectional stream: each request answered as it completes (in any order, matched by id); errors travel in error_message. */
   stream(call: ServerDuplexStream<Buffer, unknown>, decode: RequestDecoder): void {
+    try {
+      checkCallAuth(this.context.auth, 'ModelStreamInfer', call);
+    } catch (error) {
+      call.emit('error', grpcStatusOf(error));
+      return;
+    }
     let pending = 0;
     let ended = false;
     const finish = (): void => {
@@ -192,6 +208,12 @@ export class InferenceService {
       if (!handler) continue;
       implementation[name] = (call: ServerUnaryCall<Buffer, unknown>, callback: (error: ServerErrorResponse | null, value?: unknown) => void) => {
         let request: unknown;
+        try {
+          checkCallAuth(this.context.auth, name, call);
+        } catch (error) {
+          callback(grpcStatusOf(error));
+          return;
+        }
         try {
           request = decode(call.request);
         } catch (error) {
