@@ -3,6 +3,7 @@ import { Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerErr
 import { CaliperError, invalidInput, toCaliperError, type CaliperErrorCode } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import { ROUTING_KEY_HEADER } from '../../lifecycle/traffic-policy.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ModelStatistics } from '../../observability/model-statistics.ts';
 import { checkRequest, type AuthSettings } from '../auth.ts';
@@ -106,7 +107,10 @@ export class InferenceService {
   /** One ModelInfer request through the same path as REST v2: validate, schedule (batcher), run, observe. */
   async infer(request: ModelInferRequest, call: AnyCall): Promise<ModelInferResponse> {
     const { repository, observer } = this.context;
-    const version = repository.version(request.model_name, request.model_version || undefined);
+    // No version named: the model's traffic policy picks one (canary share, keyed by the routing-key metadata), as over REST.
+    const version = request.model_version
+      ? repository.version(request.model_name, request.model_version)
+      : repository.route(request.model_name, metadataValue(call, ROUTING_KEY_HEADER) || undefined);
     if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
     const inputs = grpcInputTensors(request);
     const outputNames = request.outputs !== undefined && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : undefined;
