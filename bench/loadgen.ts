@@ -57,7 +57,8 @@ function runWrk(url: string, threads: number, connections: number, seconds: numb
   return Number(match[1]);
 }
 
-async function runCaliper(url: string, connections: number, seconds: number): Promise<{ throughput: number; p99: number; stable: boolean }> {
+async function runCaliper(url: string, connections: number, seconds: number): Promise<{ throughput: number; p99: number; stable: boolean; cpuUsPerRequest: number }> {
+  const cpuBefore = process.cpuUsage();
   const data = { source: 'inline', documents: [JSON.parse(BODY) as unknown] };
   const windowMs = (seconds * 1000) / 3;
   const report = await runBench({
@@ -67,7 +68,9 @@ async function runCaliper(url: string, connections: number, seconds: number): Pr
     windowMs, warmupMs: 1000, stability: { maxTrials: 3 }, serverStats: false,
   });
   const step = report.steps[0]!;
-  return { throughput: step.throughput, p99: step.latencyMs.p99, stable: step.stable };
+  const cpu = process.cpuUsage(cpuBefore);
+  const sent = step.windows.reduce((sum, w) => sum + w.requests, 0) + step.throughput; // + about 1 s of warm-up
+  return { throughput: step.throughput, p99: step.latencyMs.p99, stable: step.stable, cpuUsPerRequest: Math.round(((cpu.user + cpu.system) / sent) * 100) / 100 };
 }
 
 async function main(): Promise<void> {
@@ -79,7 +82,7 @@ async function main(): Promise<void> {
   writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n`);
   const wrkVersion = execFileSync('sh', ['-c', 'wrk -v 2>&1 | head -1'], { encoding: 'utf8' }).trim();
   const echo = await startEchoServer();
-  const results: { concurrency: number; round: number; wrk1: number; wrk2: number; caliper: number; caliperP99Ms: number; ratioVsWrk1: number; ratioVsBestWrk: number }[] = [];
+  const results: { concurrency: number; round: number; wrk1: number; wrk2: number; caliper: number; caliperP99Ms: number; caliperCpuUsPerRequest: number; ratioVsWrk1: number; ratioVsBestWrk: number }[] = [];
   try {
     // Warm the server's JIT before any measured run.
     runWrk(echo.url, 1, 16, 2, script);
@@ -90,12 +93,12 @@ async function main(): Promise<void> {
         const caliper = await runCaliper(echo.url, concurrency, seconds);
         const wrk2 = runWrk(echo.url, 2, concurrency, seconds, script);
         const row = {
-          concurrency, round, wrk1, wrk2, caliper: caliper.throughput, caliperP99Ms: caliper.p99,
+          concurrency, round, wrk1, wrk2, caliper: caliper.throughput, caliperP99Ms: caliper.p99, caliperCpuUsPerRequest: caliper.cpuUsPerRequest,
           ratioVsWrk1: Math.round((caliper.throughput / wrk1) * 1000) / 1000,
           ratioVsBestWrk: Math.round((caliper.throughput / Math.max(wrk1, wrk2)) * 1000) / 1000,
         };
         results.push(row);
-        process.stderr.write(`c=${concurrency} round ${round}: wrk -t1 ${wrk1.toFixed(0)}  caliper ${caliper.throughput.toFixed(0)}  wrk -t2 ${wrk2.toFixed(0)} req/s  → caliper/wrk-t1 ${row.ratioVsWrk1}, caliper/best-wrk ${row.ratioVsBestWrk}\n`);
+        process.stderr.write(`c=${concurrency} round ${round}: wrk -t1 ${wrk1.toFixed(0)}  caliper ${caliper.throughput.toFixed(0)}  wrk -t2 ${wrk2.toFixed(0)} req/s  → caliper/wrk-t1 ${row.ratioVsWrk1}, caliper/best-wrk ${row.ratioVsBestWrk}; generator CPU ${caliper.cpuUsPerRequest} µs/request\n`);
       }
     }
   } finally {
