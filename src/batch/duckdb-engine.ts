@@ -4,7 +4,8 @@ let instance: Promise<DuckDBInstance> | undefined;
 
 /** One in-memory DuckDB per process, shared by the Parquet reader and writer; each user opens its own connection. */
 export async function duckdbConnection(): Promise<DuckDBConnection> {
-  instance ??= DuckDBInstance.create(':memory:', { preserve_insertion_order: 'true' });
+  const limit = process.env.CALIPER_DUCKDB_MEMORY;
+  instance ??= DuckDBInstance.create(':memory:', { preserve_insertion_order: 'true', ...(limit ? { memory_limit: limit } : {}) });
   return (await instance).connect();
 }
 

@@ -42,6 +42,7 @@ export class OutputLayout {
   /** Creates the folders and job.json; a folder holding a different job is refused, not overwritten. */
   prepare(options: { overwrite: boolean; cleanTemporaries: boolean }): void {
     const jobFile = join(this.manifestDir, 'job.json');
+    if (options.overwrite) this.discard();
     if (this.spec.outputFile && existsSync(this.spec.outputFile) && !existsSync(jobFile)) {
       if (!options.overwrite) throw new CaliperError('CALIPER_CONFLICT', `--output: ${this.spec.outputFile} already exists (pass --overwrite to replace it)`);
       rmSync(this.spec.outputFile, { force: true });
@@ -65,6 +66,16 @@ export class OutputLayout {
         for (const f of readdirSync(dir)) if (f.startsWith('.') && f.includes('.tmp-')) rmSync(join(dir, f), { force: true });
       }
     }
+  }
+
+  /** --overwrite: removes what a batch job wrote here (parts, manifest, merged file), nothing else in the folder. */
+  private discard(): void {
+    if (this.spec.outputFile) rmSync(this.spec.outputFile, { force: true });
+    if (!existsSync(this.spec.partsDir)) return;
+    for (const name of readdirSync(this.spec.partsDir)) {
+      if (PART_NAME.test(name) || name === MANIFEST_DIR || (name.startsWith('.') && name.includes('.tmp-'))) rmSync(join(this.spec.partsDir, name), { recursive: true, force: true });
+    }
+    rmSync(this.spec.errorsFile, { force: true });
   }
 
   writeAtomically(path: string, text: string): void {

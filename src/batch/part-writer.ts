@@ -104,6 +104,10 @@ let tableCounter = 0;
 
 /** Parquet parts: rows appended to a DuckDB in-memory table in data chunks, COPY'd to the temporary file on commit. */
 class ParquetPartWriter implements PartWriter {
+  // One chunk reused for every append: chunks hold native memory that is only freed when V8 collects the
+  // wrapper, and V8 does not see that memory, so a new chunk per 2048 rows made memory grow with the input.
+  private chunk: DuckDBDataChunk | undefined;
+
   private constructor(
     private readonly connection: DuckDBConnection,
     private readonly appender: DuckDBAppender,
@@ -133,9 +137,11 @@ class ParquetPartWriter implements PartWriter {
         }
         return out;
       });
-      const chunk = DuckDBDataChunk.create(types, n);
-      chunk.setColumns(values);
-      this.appender.appendDataChunk(chunk);
+      this.chunk ??= DuckDBDataChunk.create(types, CHUNK_ROWS);
+      this.chunk.reset();
+      this.chunk.rowCount = n;
+      this.chunk.setColumns(values);
+      this.appender.appendDataChunk(this.chunk);
     }
   }
 
