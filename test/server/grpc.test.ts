@@ -207,6 +207,13 @@ describe('gRPC API keys and graceful shutdown', () => {
       (keyedClient.ModelInfer as (r: object, m: Metadata, cb: Callback) => void).call(keyedClient, request, metadata, (e) => resolve(e));
     });
     expect((await infer(new Metadata()))?.code).toBe(status.UNAUTHENTICATED);
+    const anonymousStream = (keyedClient.ModelStreamInfer as () => NodeJS.ReadWriteStream & { write(m: object): boolean }).call(keyedClient);
+    const streamError = await new Promise<ServiceError>((resolve) => {
+      anonymousStream.on('error', resolve);
+      anonymousStream.on('data', () => undefined);
+      anonymousStream.write(request);
+    });
+    expect(streamError.code).toBe(status.UNAUTHENTICATED);
     const key = new Metadata();
     key.set('x-api-key', 'k1');
     expect(await infer(key)).toBeNull();

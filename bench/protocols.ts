@@ -1,0 +1,187 @@
+/*
+ * Protocol throughput (issue 10 targets): the same model and request row over REST v2 JSON (the baseline),
+ * REST v2 with the binary tensor extension, gRPC ModelInfer (unary calls, raw_input_contents) and gRPC
+ * ModelStreamInfer (one bidirectional stream), 32 requests in flight in a closed loop.
+ *
+ *   node --import tsx bench/protocols.ts [--seconds 5] [--rounds 3]
+ *
+ * One Caliper server (`caliper serve --grpc-port`, version 1 of examples/fashion-mnist and fraud-detector)
+ * runs pinned to core 0; the load generators run on core 1: autocannon (in this process) for REST, and
+ * bench/grpc-load.ts (its own process, one HTTP/2 connection, 32 requests in flight) for gRPC: unary calls
+ * through Node's HTTP/2 client with gRPC framing (grpc-js's client costs ~3× more CPU per call and would be the
+ * bottleneck), the stream through grpc-js. Protocols are interleaved
+ * and their order rotated each round; each figure is a ratio to JSON REST within the same round, and the
+ * reported ratio is the median over rounds. Next to requests/s, the server's CPU time per request (from
+ * /proc/PID/stat) is reported: on a shared machine it is the steadier measure of what each protocol costs.
+ * Results: bench/results/protocols.json.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { benchRows } from './protocol-payloads.ts';
+
+const root = join(import.meta.dirname, '..');
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number): number => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const SECONDS = option('--seconds', 5);
+const ROUNDS = option('--rounds', 3);
+const CONNECTIONS = 32;
+const dataDir = join(root, 'bench/data/protocols');
+
+execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** A repository with version 1 of each example, as committed. */
+function repository(examples: string[]): string {
+  rmSync(dataDir, { recursive: true, force: true });
+  for (const example of examples) {
+    const name = /^name:\s*(\S+)/m.exec(readFileSync(join(root, 'examples', example, 'model.yaml'), 'utf8'))![1]!;
+    mkdirSync(join(dataDir, name), { recursive: true });
+    cpSync(join(root, 'examples', example, '1'), join(dataDir, name, '1'), { recursive: true });
+    cpSync(join(root, 'examples', example, 'model.yaml'), join(dataDir, name, 'model.yaml'));
+  }
+  return dataDir;
+}
+
+async function startServer(repo: string): Promise<{ url: string; grpc: string; child: ChildProcess }> {
+  const [port, grpcPort] = [await freePort(), await freePort()];
+  const child = spawn('taskset', ['-c', '0', process.execPath, 'bin/caliper.js', 'serve', repo, '--port', String(port), '--grpc-port', String(grpcPort)], {
+    cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/v2/health/ready`)).ok) return { url, grpc: `127.0.0.1:${grpcPort}`, child };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} not ready`);
+}
+
+type Protocol = 'rest_json' | 'rest_binary' | 'grpc' | 'grpc_stream';
+interface Load { rps: number; p50Ms: number; p99Ms: number; errors: number; serverCpuUsPerRequest?: number }
+
+/** The request bodies of one model: JSON (a JS client's Array.from(Float32Array)) and binary (JSON header + raw FP32). */
+function restBodies(input: string, width: number): Record<'rest_json' | 'rest_binary', { body: Buffer; headers: Record<string, string> }> {
+  const row = benchRows(width);
+  const json = Buffer.from(JSON.stringify({ inputs: [{ name: input, datatype: 'FP32', shape: [1, width], data: Array.from(row) }] }));
+  const header = Buffer.from(JSON.stringify({
+    inputs: [{ name: input, datatype: 'FP32', shape: [1, width], parameters: { binary_data_size: row.byteLength } }],
+    parameters: { binary_data_output: true },
+  }));
+  return {
+    rest_json: { body: json, headers: { 'content-type': 'application/json' } },
+    rest_binary: {
+      body: Buffer.concat([header, Buffer.from(row.buffer)]),
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+    },
+  };
+}
+
+async function rest(url: string, body: Buffer, headers: Record<string, string>, seconds: number): Promise<Load> {
+  // autocannon sends a Buffer body as-is; its bundled typings only name strings.
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, method: 'POST', body: body as unknown as string, headers });
+  return { rps: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99, errors: result.errors + result.non2xx };
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / 100;
+}
+
+function grpc(mode: 'unary' | 'stream', address: string, model: string, input: string, width: number, seconds: number): Promise<Load> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/grpc-load.ts', mode, address, model, input, String(width), String(seconds), String(CONNECTIONS)], {
+      cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`grpc-load exited with ${code}`));
+      const parsed = JSON.parse(out.trim().split('\n').pop()!) as Load & { firstError: string };
+      if (parsed.firstError) console.error(`  grpc errors: ${parsed.errors} (${parsed.firstError})`);
+      resolve(parsed);
+    });
+  });
+}
+
+const median = (values: number[]): number => {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+const models = [
+  { model: 'fashion_mnist', input: 'pixels', width: 784, example: 'fashion-mnist' },
+  { model: 'fraud_detector', input: 'features', width: 10, example: 'fraud-detector' },
+];
+const server = await startServer(repository(models.map((m) => m.example)));
+const results: Record<string, unknown> = {};
+try {
+  for (const m of models) {
+    const path = `${server.url}/v2/models/${m.model}/infer`;
+    const bodies = restBodies(m.input, m.width);
+    const run = async (protocol: Protocol, seconds: number): Promise<Load> => {
+      const cpuBefore = cpuSeconds(server.child.pid!);
+      const load = protocol === 'grpc' || protocol === 'grpc_stream'
+        ? await grpc(protocol === 'grpc' ? 'unary' : 'stream', server.grpc, m.model, m.input, m.width, seconds)
+        : await rest(path, bodies[protocol].body, bodies[protocol].headers, seconds);
+      load.serverCpuUsPerRequest = ((cpuSeconds(server.child.pid!) - cpuBefore) * 1e6) / Math.max(1, load.rps * seconds);
+      return load;
+    };
+    const protocols: Protocol[] = ['rest_json', 'rest_binary', 'grpc', 'grpc_stream'];
+    for (const p of protocols) await run(p, 1); // warm-up: JIT, connections, batcher
+    const rounds: Record<Protocol, Load>[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = protocols.map((_, i) => protocols[(i + round) % protocols.length]!);
+      const loads = {} as Record<Protocol, Load>;
+      for (const p of order) loads[p] = await run(p, SECONDS);
+      rounds.push(loads);
+      console.log(`${m.model} round ${round + 1}: ${order.map((p) => `${p} ${loads[p].rps.toFixed(0)} req/s (p99 ${loads[p].p99Ms.toFixed(1)} ms, server ${loads[p].serverCpuUsPerRequest!.toFixed(0)} µs CPU/req, ${loads[p].errors} errors)`).join(', ')}`);
+    }
+    const ratio = (p: Protocol): number => r3(median(rounds.map((r) => r[p].rps / r.rest_json.rps)));
+    const cpuRatio = (p: Protocol): number => r3(median(rounds.map((r) => r.rest_json.serverCpuUsPerRequest! / r[p].serverCpuUsPerRequest!)));
+    results[m.model] = {
+      request_bytes: { rest_json: bodies.rest_json.body.byteLength, rest_binary: bodies.rest_binary.body.byteLength },
+      requests_per_s_ratio_to_rest_json: { rest_binary: ratio('rest_binary'), grpc: ratio('grpc'), grpc_stream: ratio('grpc_stream') },
+      server_cpu_per_request_ratio_rest_json_over: { rest_binary: cpuRatio('rest_binary'), grpc: cpuRatio('grpc'), grpc_stream: cpuRatio('grpc_stream') },
+      rounds: rounds.map((r) => Object.fromEntries(Object.entries(r).map(([p, l]) => [p, {
+        rps: Math.round(l.rps), p50Ms: r3(l.p50Ms), p99Ms: r3(l.p99Ms), errors: l.errors, serverCpuUsPerRequest: Math.round(l.serverCpuUsPerRequest!),
+      }]))),
+    };
+    console.log(`${m.model}: requests/s vs JSON REST (median of ${ROUNDS} rounds): binary REST ${ratio('rest_binary')}×, gRPC unary ${ratio('grpc')}×, gRPC stream ${ratio('grpc_stream')}×; server CPU/request JSON REST ÷ protocol: ${cpuRatio('rest_binary')}×, ${cpuRatio('grpc')}×, ${cpuRatio('grpc_stream')}×`);
+  }
+} finally {
+  server.child.kill('SIGINT');
+}
+const report = {
+  command: `node --import tsx bench/protocols.ts --seconds ${SECONDS} --rounds ${ROUNDS}`,
+  machine: `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared with other work; server on core 0, load generators on core 1`,
+  connections: CONNECTIONS,
+  seconds: SECONDS,
+  results,
+};
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+writeFileSync(join(root, 'bench/results/protocols.json'), `${JSON.stringify(report, null, 2)}\n`);
+console.log('wrote bench/results/protocols.json');
