@@ -1,14 +1,23 @@
 import { Command, CommanderError } from 'commander';
 import { CaliperError } from '../errors.ts';
-import { registerBatchCommand } from './batch.ts';
-import { registerBenchCommand } from './bench.ts';
-import { registerTuneCommand } from './tune.ts';
-import { registerModelsCommand } from './models.ts';
-import { registerDistillCommand } from './distill.ts';
-import { registerFeaturesCommand } from './features.ts';
-import { registerQuantizeCommand } from './quantize.ts';
-import { registerServeCommand } from './serve.ts';
-import { registerWorkerCommand } from './worker.ts';
+
+type Registrar = (program: Command) => void;
+
+/**
+ * Each command's module, loaded only when that command runs (or for the full help): the modules pull in
+ * heavy dependencies (ONNX Runtime, DuckDB, BullMQ, TensorFlow.js) that other commands do not need.
+ */
+const COMMANDS: Record<string, () => Promise<Registrar>> = {
+  serve: async () => (await import('./serve.ts')).registerServeCommand,
+  batch: async () => (await import('./batch.ts')).registerBatchCommand,
+  worker: async () => (await import('./worker.ts')).registerWorkerCommand,
+  bench: async () => (await import('./bench.ts')).registerBenchCommand,
+  tune: async () => (await import('./tune.ts')).registerTuneCommand,
+  quantize: async () => (await import('./quantize.ts')).registerQuantizeCommand,
+  distill: async () => (await import('./distill.ts')).registerDistillCommand,
+  models: async () => (await import('./models.ts')).registerModelsCommand,
+  features: async () => (await import('./features.ts')).registerFeaturesCommand,
+};
 
 const program = new Command();
 program
@@ -18,17 +27,10 @@ program
   .showHelpAfterError()
   .exitOverride();
 
-registerServeCommand(program);
-registerBatchCommand(program);
-registerWorkerCommand(program);
-registerBenchCommand(program);
-registerTuneCommand(program);
-registerQuantizeCommand(program);
-registerDistillCommand(program);
-registerModelsCommand(program);
-registerFeaturesCommand(program);
-
 try {
+  const requested = process.argv[2];
+  const names = requested !== undefined && Object.hasOwn(COMMANDS, requested) ? [requested] : Object.keys(COMMANDS);
+  for (const name of names) (await COMMANDS[name]!())(program);
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
