@@ -192,6 +192,15 @@ describe('gRPC inference.GRPCInferenceService', () => {
     });
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(error.details).toMatch(/x-caliper-priority: expected an integer from 0/);
+    const timeout = new Metadata();
+    timeout.set('x-caliper-timeout-ms', 'soon');
+    const badTimeout = await call('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32Bytes(row)] }, timeout).catch((e: ServiceError) => e);
+    expect((badTimeout as ServiceError).details).toBe('x-caliper-timeout-ms: expected a positive number of milliseconds, got "soon"');
+  });
+
+  it('answers DEADLINE_EXCEEDED when the call deadline has passed', async () => {
+    const late = await call('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32Bytes(row)] }, new Metadata(), { deadline: Date.now() - 1 }).catch((e: ServiceError) => e);
+    expect((late as ServiceError).code).toBe(status.DEADLINE_EXCEEDED);
   });
 });
 

@@ -55,12 +55,16 @@ function numericParameter(where: string, parameter: InferParameter | undefined):
 
 /**
  * Deadline and priority of a gRPC request: the call's deadline, x-caliper-timeout-ms / x-caliper-priority
- * metadata, and Triton's `timeout` (microseconds) and `priority` request parameters; the tightest timeout wins.
+ * metadata, and Triton's `timeout` (microseconds, as Triton's gRPC clients send it) and `priority` request
+ * parameters; the tightest timeout wins and none can lengthen the model's own.
  */
 function requestOptions(observer: RequestObserver, version: ModelVersion, request: ModelInferRequest, call: AnyCall): PredictOptions {
   const timeouts: number[] = [];
   const fromMetadata = metadataValue(call, 'x-caliper-timeout-ms');
-  if (fromMetadata !== undefined) timeouts.push(Number(fromMetadata));
+  if (fromMetadata !== undefined) {
+    if (!(Number(fromMetadata) > 0)) throw invalidInput(`x-caliper-timeout-ms: expected a positive number of milliseconds, got "${fromMetadata}"`);
+    timeouts.push(Number(fromMetadata));
+  }
   const timeoutUs = numericParameter('parameters.timeout', request.parameters?.timeout);
   if (timeoutUs !== undefined && timeoutUs > 0) timeouts.push(timeoutUs / 1000);
   const deadline = call.getDeadline();
