@@ -1,7 +1,8 @@
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import type { ModelConfig } from '../config/model-config.ts';
 import { parseModelConfigText } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
+import { featureInputs } from '../features/feature-config.ts';
 import { Preprocessor } from '../pipeline/preprocess.ts';
 import { checkConfigAgainstSignature } from '../pipeline/signature-check.ts';
 import type { ModelSignature } from '../runtime/model-signature.ts';
@@ -12,6 +13,11 @@ export function configForName(text: string, file: string, dir: string, name: str
   const config = parseModelConfigText(text, file, dir);
   if (config.hooks !== undefined) {
     throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: hooks: registered models cannot use a hook module yet (serve the model folder instead)`);
+  }
+  const store = config.features?.store;
+  if (store?.kind === 'memory' && !isAbsolute(store.source)) {
+    // Only model.onnx and model.yaml are stored in the registry, so a relative feature file would not be found at serve time.
+    throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: features.source: registered models need an absolute path to the feature file, or store: redis (got "${store.source}")`);
   }
   return { ...config, name };
 }
@@ -30,7 +36,9 @@ export async function checkRegistration(modelFile: string, shownAs: string, conf
     throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${shownAs}: not a loadable ONNX model (corrupt, truncated or not ONNX): ${reason}`);
   }
   try {
-    checkConfigAgainstSignature(config, session.signature, new Preprocessor(config), shownAs);
+    // Looked-up feature fields are columns too, exactly as ModelVersion.load builds them.
+    const preprocessor = new Preprocessor({ ...config, inputs: [...config.inputs, ...featureInputs(config.features)] });
+    checkConfigAgainstSignature(config, session.signature, preprocessor, shownAs);
     return session.signature;
   } finally {
     await session.release();
