@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatQuantizeReport } from '../optimize/evaluate/quantize-report.ts';
 import type { CalibrationMethod } from '../optimize/quantize/calibration.ts';
 import { quantize, type QuantizeMode } from '../optimize/quantize/quantizer.ts';
+import { resolveModelUri } from '../registry/uri-resolver.ts';
 
 interface QuantizeCliOptions {
   output: string;
@@ -19,6 +20,7 @@ interface QuantizeCliOptions {
   externalData?: boolean;
   latency?: boolean;
   json?: boolean;
+  registry?: string;
 }
 
 const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -28,7 +30,7 @@ export function registerQuantizeCommand(program: Command): void {
   program
     .command('quantize')
     .description('Quantize an ONNX model to INT8 (dynamic or static) or convert it to float16, and report size, accuracy and latency')
-    .argument('<input>', 'float32 ONNX model')
+    .argument('<input>', 'float32 ONNX model file, or a registry URI (models:/NAME/VERSION|STAGE|latest, models:/NAME@ALIAS)')
     .requiredOption('-o, --output <path>', 'where to write the converted model')
     .requiredOption('--mode <mode>', 'dynamic | static | fp16')
     .option('--per-channel', 'one weight scale per output channel')
@@ -44,8 +46,10 @@ export function registerQuantizeCommand(program: Command): void {
     .option('--external-data', 'store initializers in OUTPUT.data next to the model')
     .option('--no-latency', 'skip the batch 1 / 64 latency comparison')
     .option('--json', 'print the report as JSON')
+    .option('--registry <dir>', 'registry home for models:/ URIs (default $CALIPER_HOME or ~/.caliper)')
     .action(async (input: string, opts: QuantizeCliOptions) => {
-      const report = (await quantize(input, {
+      const modelFile = input.startsWith('models:/') ? (await resolveModelUri(input, opts.registry)).modelPath : input;
+      const report = (await quantize(modelFile, {
         mode: opts.mode as QuantizeMode,
         output: opts.output,
         perChannel: opts.perChannel ?? false,
