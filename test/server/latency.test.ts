@@ -91,7 +91,7 @@ describe('latency management over HTTP', () => {
     const v2 = (parameters: Record<string, unknown>) => post(server, '/v2/models/slow_queue/infer', {
       parameters, inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10], data: [4.8, 0.57, 0, 0, 1, 0, 0, 0, 0, 0] }],
     });
-    const byParameter = await v2({ timeout: 50 });
+    const byParameter = await v2({ timeout: 50_000 }); // microseconds, as Triton
     expect(byParameter.status).toBe(504);
     const bad = await v2({ timeout: 'soon' });
     expect(bad.status).toBe(400);

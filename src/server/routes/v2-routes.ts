@@ -63,11 +63,11 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
       const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
       const outputNames = infer.outputs?.map((o) => o.name);
       const options = observer.optionsFor(version, request);
-      // The protocol's own request parameters: `timeout` (ms) may only shorten the deadline, `priority` as the header.
+      // The protocol's own request parameters, as Triton reads them: `timeout` in microseconds may only shorten the deadline; `priority` as the header.
       const { timeout, priority } = infer.parameters ?? {};
       if (timeout !== undefined) {
-        if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) throw invalidInput(`parameters.timeout: expected a positive number of milliseconds, got ${JSON.stringify(timeout)}`);
-        options.deadline = Math.min(options.deadline ?? Infinity, observer.optionsFrom(version, { timeoutMs: timeout }).deadline!);
+        if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) throw invalidInput(`parameters.timeout: expected a positive number of microseconds, got ${JSON.stringify(timeout)}`);
+        options.deadline = Math.min(options.deadline ?? Infinity, observer.optionsFrom(version, { timeoutMs: timeout / 1000 }).deadline!);
       }
       if (priority !== undefined) {
         if (typeof priority !== 'number') throw invalidInput(`parameters.priority: expected an integer from 0 (highest) to ${version.config.batching.priorityLevels - 1}, got ${JSON.stringify(priority)}`);
