@@ -3,7 +3,7 @@
 // parameters, size, and latency at batch 1 and 64 (ONNX Runtime CPU, 1 intra-op thread), teacher and
 // student interleaved round by round in the same run. With --qat, a QAT student is trained too and both are
 // quantized with `caliper quantize --mode dynamic --per-channel` to compare their INT8 accuracy.
-// Usage: node --import tsx bench/distill.ts [--student mlp:256,128] [--epochs 10] [--rounds 30] [--qat]
+// Usage: node --import tsx bench/distill.ts [--student mlp:256,128] [--epochs 10] [--temperature 4] [--alpha 0.9] [--rounds 30] [--qat] [--out FILE]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -18,6 +18,7 @@ import { trainFashionMlp } from './fashion-mlp-trainer.ts';
 const { values: args } = parseArgs({ options: {
   student: { type: 'string', default: 'mlp:256,128' }, epochs: { type: 'string', default: '10' }, rounds: { type: 'string', default: '30' },
   temperature: { type: 'string', default: '4' }, alpha: { type: 'string', default: '0.9' }, qat: { type: 'boolean', default: false },
+  out: { type: 'string', default: 'bench/results/distill.json' },
 } });
 const TEACHER = 'bench/models/fashion-mlp.onnx';
 if (!existsSync(TEACHER)) {
@@ -33,7 +34,7 @@ const common = {
 };
 console.log(`distilling ${TEACHER} into ${args.student} (+ hard-label baseline)`);
 const started = performance.now();
-const main = await distill({ ...common, baseline: true, output: 'bench/models/fashion-student.onnx' });
+const main = await distill({ ...common, baseline: true, output: `bench/models/fashion-student-${args.student!.replace(/[^a-z0-9]+/gi, "-")}-t${args.temperature}-a${args.alpha}.onnx` });
 const wallSeconds = (performance.now() - started) / 1000;
 
 // Latency: teacher vs student, interleaved round by round, 1 intra-op thread, more rounds than the CLI's report.
@@ -67,14 +68,14 @@ const results = {
   ...(qat ? { qat: { floatAccuracy: qat.report.distilled.accuracy, int8Accuracy: qat.report.int8!.accuracy, int8AccuracyOfPlainStudent: qat.int8AccuracyPlain, plainStudentFloatAccuracy: r.distilled.accuracy, epochs: qat.report.distilled.epochs.length, trainSeconds: qat.report.distilled.trainSeconds } } : {}),
 };
 const report = {
-  command: `node --import tsx bench/distill.ts --student ${args.student} --epochs ${args.epochs} --rounds ${args.rounds}${args.qat ? ' --qat' : ''}`,
+  command: `node --import tsx bench/distill.ts --student ${args.student} --epochs ${args.epochs} --temperature ${args.temperature} --alpha ${args.alpha} --rounds ${args.rounds}${args.qat ? ' --qat' : ''}`,
   machine: { cpus: cpus().length, model: cpus()[0]?.model, gpu: 'none', intraOpThreads: 1, note: 'shared with other engineers running tests; tfjs wasm trains on 1 thread' },
   date: new Date().toISOString(),
   settings: r.settings,
   teacher: '784-1024-1024-10 MLP from bench/fashion-mlp-trainer.ts', student: r.student, results,
 };
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/distill.json', `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(args.out!, `${JSON.stringify(report, null, 2)}\n`);
 const pct = (x: number | undefined) => `${((x ?? 0) * 100).toFixed(2)}%`;
 console.log('| model | t10k accuracy | vs teacher | agreement | params | size × | speedup b=1 | speedup b=64 |');
 console.log('|---|---|---|---|---|---|---|---|');
