@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { get } from 'node:http';
 import { once } from 'node:events';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,14 +7,20 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../support/redis-server.ts';
 
+/** Readiness over a one-off connection (no keep-alive), so the requests under test never reuse it. */
+function readyStatus(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    get(`${url}/v2/health/ready`, { agent: false }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    }).on('error', () => resolve(0));
+  });
+}
+
 async function waitUntilReady(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${url}/v2/health/ready`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
+    if ((await readyStatus(url)) === 200) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`server at ${url} not ready within ${timeoutMs} ms`);
