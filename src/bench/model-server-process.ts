@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { CaliperError } from '../errors.ts';
+import { freePort } from '../system/free-port.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/caliper.js', import.meta.url));
 
@@ -9,19 +9,6 @@ const CLI = fileURLToPath(new URL('../../bin/caliper.js', import.meta.url));
 export interface ModelServerProcess {
   url: string;
   stop(): Promise<void>;
-}
-
-/** A port free right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts `caliper serve DIR` on a free port and resolves once the server reports ready. */
