@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DistillError } from './distill-error.ts';
 import { fakeQuantizeActivations, fakeQuantizeWeights } from './fake-quantization.ts';
 import { matrixProduct } from './matrix-product.ts';
+import { CONV_KERNEL, convolve3x3 } from './convolution.ts';
 import { formatStudentSpec, type StudentSpec } from './student-spec.ts';
 
 /** Image geometry of a CNN student's input, in ONNX's NCHW terms. */
@@ -13,7 +14,7 @@ export interface DenseLayer { kind: 'dense'; kernel: tf.Variable<tf.Rank.R2>; bi
 export interface ConvLayer { kind: 'conv'; kernel: tf.Variable<tf.Rank.R4>; bias: tf.Variable<tf.Rank.R1> }
 export type StudentLayer = DenseLayer | ConvLayer;
 
-export const CONV_KERNEL = 3;
+export { CONV_KERNEL };
 
 /**
  * The image a CNN student sees in a sample of `sampleShape` (the teacher's input without its batch
@@ -26,22 +27,6 @@ export function imageShapeOf(sampleShape: readonly number[]): ImageShape {
   const side = Math.round(Math.sqrt(size));
   if (sampleShape.length === 1 && side * side === size) return { channels: 1, height: side, width: side };
   throw new DistillError('CALIPER_DISTILL_STUDENT_SPEC', `a cnn student needs image inputs: samples of shape [C, H, W], [H, W] or a square number of values; the teacher's input takes samples of shape [${sampleShape.join(', ')}] — use an mlp student`);
-}
-
-/**
- * A 3×3 'same' convolution as patches × kernel: the wasm backend has no Conv2DBackpropFilter kernel, so
- * tf.conv2d cannot be trained there, while slices, concatenation and matMul all have wasm gradients.
- * Patch values are ordered (ky, kx, channel), which is the HWIO kernel flattened.
- */
-function convolve(x: tf.Tensor4D, kernel: tf.Tensor4D, inputGradient: boolean): tf.Tensor4D {
-  const [batch, height, width, channels] = x.shape;
-  const pad = (CONV_KERNEL - 1) / 2;
-  const padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
-  const shifts: tf.Tensor4D[] = [];
-  for (let y = 0; y < CONV_KERNEL; y++) for (let x0 = 0; x0 < CONV_KERNEL; x0++) shifts.push(tf.slice(padded, [0, y, x0, 0], [batch, height, width, channels]));
-  const patches = tf.reshape<tf.Rank.R2>(tf.concat(shifts, 3), [batch * height * width, CONV_KERNEL * CONV_KERNEL * channels]);
-  const out = matrixProduct(patches, tf.reshape(kernel, [CONV_KERNEL * CONV_KERNEL * channels, kernel.shape[3]]), inputGradient);
-  return tf.reshape(out, [batch, height, width, kernel.shape[3]]);
 }
 
 /** A student network held as tfjs variables, so that training, fake quantization and ONNX export see the same weights. */
@@ -115,7 +100,7 @@ export class StudentModel {
       }
       this.layers.forEach((layer, index) => {
         if (layer.kind === 'conv') {
-          h = convolve(input(h as tf.Tensor4D), weight(layer.kernel), index > 0);
+          h = convolve3x3(input(h as tf.Tensor4D), weight(layer.kernel), index > 0);
           h = tf.maxPool(tf.relu(tf.add(h, layer.bias)) as tf.Tensor4D, 2, 2, 'valid');
         } else {
           // Back to NCHW before flattening, so the dense weights line up with ONNX's Flatten of NCHW.
