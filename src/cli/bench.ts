@@ -9,7 +9,7 @@ import { HttpLoadTarget, inferencePath, parseTargetUrl, type LoadTarget } from '
 import { BENCH_PROTOCOLS, readRequestsFile, readSampleRequests, toV2Requests, type BenchProtocol, type RequestData } from '../bench/request-data.ts';
 import { isModelFolder, readModelConfig } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
-import { parseIntegerListOption, parseIntegerOption } from './options.ts';
+import { parseChoiceOption, parseIntegerListOption, parseIntegerOption, parsePositiveNumberOption } from './options.ts';
 
 interface BenchCommandOptions {
   url: string;
@@ -29,17 +29,6 @@ interface BenchCommandOptions {
   output?: string;
   report?: string;
 }
-
-const positiveNumber = (option: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${option}: expected a positive number, got "${value}"`);
-  return n;
-};
-
-const oneOf = <T extends string>(option: string, allowed: readonly T[]) => (value: string): T => {
-  if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${option}: expected one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T;
-};
 
 const rateRange = (value: string): number[] => {
   try {
@@ -86,15 +75,15 @@ export function registerBenchCommand(program: Command): void {
     .description('load-test a model server: closed-loop concurrency or open-loop request-rate sweeps, latency percentiles, per-stage breakdown')
     .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8000')
     .requiredOption('--model <name|dir>', 'model name, or a model folder (its name and sample-request.json are used)')
-    .option('--protocol <protocol>', `predict | v2 | grpc`, oneOf('--protocol', BENCH_PROTOCOLS), 'predict')
+    .option('--protocol <protocol>', `predict | v2 | grpc`, parseChoiceOption('--protocol', BENCH_PROTOCOLS), 'predict')
     .option('--data <file>', 'requests to send, one JSON document per line (JSONL), cycled through')
     .option('--concurrency <list>', 'closed loop: concurrency levels, e.g. 1,2,4,8', parseIntegerListOption('--concurrency'))
     .option('--rate <start:end:step>', 'open loop: offered request rates (req/s), e.g. 100:1000:100', rateRange)
-    .option('--distribution <kind>', 'open-loop arrivals: constant | poisson', oneOf('--distribution', ARRIVAL_DISTRIBUTIONS), 'constant')
-    .option('--duration <seconds>', 'length of one measurement window', positiveNumber('--duration'), 2)
-    .option('--warmup <seconds>', 'load before the first window, not measured (default: min(duration, 1))', positiveNumber('--warmup'))
+    .option('--distribution <kind>', 'open-loop arrivals: constant | poisson', parseChoiceOption('--distribution', ARRIVAL_DISTRIBUTIONS), 'constant')
+    .option('--duration <seconds>', 'length of one measurement window', parsePositiveNumberOption('--duration'), 2)
+    .option('--warmup <seconds>', 'load before the first window, not measured (default: min(duration, 1))', parsePositiveNumberOption('--warmup'))
     .option('--max-trials <n>', 'windows per step at most before reporting it unstable', parseIntegerOption('--max-trials', 3), 10)
-    .option('--stability-pct <pct>', 'throughput and p99 must stay within ±pct over 3 windows', positiveNumber('--stability-pct'), 10)
+    .option('--stability-pct <pct>', 'throughput and p99 must stay within ±pct over 3 windows', parsePositiveNumberOption('--stability-pct'), 10)
     .option('--max-connections <n>', 'open loop: connections at most (due requests wait beyond that)', parseIntegerOption('--max-connections', 1), 512)
     .option('--no-server-stats', 'do not read GET /v2/models/{name}/stats')
     .option('--json', 'print the report as JSON on stdout')

@@ -13,3 +13,20 @@ export function parseIntegerOption(option: string, min = 0): (value: string) => 
 export function parseIntegerListOption(option: string): (value: string) => number[] {
   return (value: string) => value.split(',').map((part) => parseIntegerOption(option, 1)(part.trim()));
 }
+
+/** A commander option parser for positive numbers (fractions allowed), naming the option when the value is wrong. */
+export function parsePositiveNumberOption(option: string): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${option}: expected a positive number, got "${value}"`);
+    return n;
+  };
+}
+
+/** A commander option parser accepting one of a fixed set of words. */
+export function parseChoiceOption<T extends string>(option: string, allowed: readonly T[]): (value: string) => T {
+  return (value: string) => {
+    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${option}: expected one of ${allowed.join(', ')}, got "${value}"`);
+    return value as T;
+  };
+}

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { SEARCH_STRATEGIES, type SearchStrategy } from '../bench/config-search.ts';
 import { renderTuneHtml } from '../bench/html-report.ts';
 import { writeSettings } from '../bench/model-settings.ts';
@@ -8,7 +8,7 @@ import { readRequestsFile } from '../bench/request-data.ts';
 import { DEFAULT_TUNE_CONCURRENCY, tune, type TuneTrial } from '../bench/tuner.ts';
 import { isModelFolder } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
-import { parseIntegerListOption, parseIntegerOption } from './options.ts';
+import { parseChoiceOption, parseIntegerListOption, parseIntegerOption, parsePositiveNumberOption } from './options.ts';
 
 interface TuneCommandOptions {
   model: string;
@@ -24,12 +24,6 @@ interface TuneCommandOptions {
   report?: string;
 }
 
-const positiveNumber = (option: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${option}: expected a positive number, got "${value}"`);
-  return n;
-};
-
 function formatTrial(trial: TuneTrial, index: number, budget: number): string {
   const outcome = trial.error
     ? `failed: ${trial.error}`
@@ -44,14 +38,11 @@ export function registerTuneCommand(program: Command): void {
     .command('tune')
     .description('search batching and instance settings for the highest throughput within a p99 latency budget')
     .requiredOption('--model <dir>', 'model folder (model.yaml and version folders)')
-    .requiredOption('--p99-ms <ms>', 'p99 latency budget in milliseconds', positiveNumber('--p99-ms'))
-    .option('--search <strategy>', 'quick (hill climbing from the current settings) | grid (every candidate)', (value: string) => {
-      if (!(SEARCH_STRATEGIES as readonly string[]).includes(value)) throw new InvalidArgumentError(`--search: expected quick or grid, got "${value}"`);
-      return value as SearchStrategy;
-    }, 'quick')
+    .requiredOption('--p99-ms <ms>', 'p99 latency budget in milliseconds', parsePositiveNumberOption('--p99-ms'))
+    .option('--search <strategy>', 'quick (hill climbing from the current settings) | grid (every candidate)', parseChoiceOption('--search', SEARCH_STRATEGIES), 'quick')
     .option('--write', 'store the winning settings in model.yaml (the rest of the file is kept as written)')
     .option('--concurrency <list>', 'closed-loop levels measured per candidate', parseIntegerListOption('--concurrency'), DEFAULT_TUNE_CONCURRENCY)
-    .option('--duration <seconds>', 'measurement window length', positiveNumber('--duration'), 1)
+    .option('--duration <seconds>', 'measurement window length', parsePositiveNumberOption('--duration'), 1)
     .option('--max-trials <n>', 'windows per level at most (stability: ±10% over 3 windows)', parseIntegerOption('--max-trials', 3), 6)
     .option('--data <file>', 'requests to send (JSONL); default: the model folder\'s sample-request.json')
     .option('--json', 'print the report as JSON on stdout')
