@@ -2,7 +2,8 @@ import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { countRows, openRowSource } from './batch-input.ts';
 import type { BatchJobSpec } from './batch-job.ts';
-import { ChunkScorer, type RowError, type ScoredBatch } from './chunk-scorer.ts';
+import { ChunkScorer, firstBadRowError, type RowError, type ScoredBatch } from './chunk-scorer.ts';
+import { columnarPlanFor, produceColumnarPart } from './columnar-part.ts';
 import { FieldMapping } from './field-mapping.ts';
 import { OutputLayout, type PartMeta } from './output-layout.ts';
 import { openPartWriter } from './part-writer.ts';
@@ -51,8 +52,7 @@ export async function producePart(
   const pending: Promise<ScoredBatch>[] = [];
   const write = async (scored: ScoredBatch): Promise<void> => {
     if (scored.errors.length > 0 && spec.onError === 'fail') {
-      const first = scored.errors[0]!;
-      throw new CaliperError('CALIPER_INVALID_INPUT', `${spec.inputs[fileIndex]!.path} row ${first.row + 1}: ${first.reason} (--on-error fail stops at the first bad row)`);
+      throw firstBadRowError(spec.inputs[fileIndex]!.path, scored.errors[0]!);
     }
     errors.push(...scored.errors);
     await writer.append(scored.rows, scored.predictions);
@@ -116,7 +116,7 @@ function resumePoints(spec: BatchJobSpec, parts: readonly PartMeta[]): number[] 
  * Scores every input file on this machine, one part per spec.partRows input rows, committing each part
  * atomically; a restart with the same spec skips the committed parts and continues after them.
  */
-export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, progress: BatchProgress, options: { overwrite?: boolean } = {}): Promise<BatchSummary> {
+export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, progress: BatchProgress, options: { overwrite?: boolean; rowPath?: boolean } = {}): Promise<BatchSummary> {
   const started = performance.now();
   const layout = new OutputLayout(spec);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: true });
@@ -130,6 +130,31 @@ export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, p
     for (let fileIndex = 0; fileIndex < spec.inputs.length; fileIndex++) {
       let start = resume[fileIndex]!;
       if (start < 0) continue;
+      const plan = options.rowPath ? undefined : await columnarPlanFor(version, spec, fileIndex);
+      if (plan) {
+        const rows = counts[fileIndex]!;
+        // DuckDB writes part k (its own threads) while this thread scores part k+1; a crash between the two
+        // leaves at worst a later part without an earlier one, which resume redoes under the same name.
+        let committing: Promise<void> | undefined;
+        try {
+          do {
+            const end = Math.min(rows, start + spec.partRows);
+            const part = await produceColumnarPart(version, plan, spec, layout, fileIndex, start, end, end - start, (n, errors) => {
+              rowsThisRun += n;
+              progress.advance(n, errors);
+            });
+            await committing;
+            committing = part.commit();
+            start += part.meta.inputRows;
+            if (part.meta.inputRows < spec.partRows) break;
+          } while (start < rows);
+          await committing;
+        } catch (error) {
+          await committing?.catch(() => undefined);
+          throw error;
+        }
+        continue;
+      }
       const source = await openRowSource(spec.inputs[fileIndex]!, { start, end: Infinity });
       try {
         const scorer = scorerFor(version, spec, source, spec.inputs[fileIndex]!.path);

@@ -6,6 +6,7 @@ import type { BatchJobSpec } from './batch-job.ts';
 import { loadBatchModel } from './batch-model.ts';
 import { BATCH_QUEUE, BatchQueue, redisConnection, type ShardJobData } from './batch-queue.ts';
 import { producePart, scorerFor } from './batch-runner.ts';
+import { columnarPlanFor, produceColumnarPart } from './columnar-part.ts';
 import { OutputLayout, type PartMeta } from './output-layout.ts';
 import type { Shard } from './shard-plan.ts';
 
@@ -13,6 +14,13 @@ import type { Shard } from './shard-plan.ts';
 export async function runShard(version: ModelVersion, spec: BatchJobSpec, shard: Shard, onRows: (rows: number) => void = () => undefined): Promise<PartMeta> {
   const layout = new OutputLayout(spec);
   const file = spec.inputs[shard.fileIndex]!;
+  const plan = await columnarPlanFor(version, spec, shard.fileIndex);
+  if (plan) {
+    const end = shard.end ?? Infinity;
+    const part = await produceColumnarPart(version, plan, spec, layout, shard.fileIndex, shard.start, end, Number.isFinite(end) ? end - shard.start : spec.partRows, (rows) => onRows(rows));
+    await part.commit();
+    return part.meta;
+  }
   const source = await openRowSource(file, { start: shard.start, end: shard.end ?? Infinity });
   try {
     const scorer = scorerFor(version, spec, source, file.path);

@@ -1,3 +1,4 @@
+import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import type { Prediction } from '../pipeline/postprocess.ts';
 import { runInference } from '../pipeline/predict-pipeline.ts';
@@ -9,6 +10,11 @@ import type { SourceBatch, SourceRow } from './source-row.ts';
 export interface RowError { row: number; reason: string }
 
 export type ErrorPolicy = 'skip' | 'null' | 'fail';
+
+/** What --on-error fail stops with, from either scoring path. */
+export function firstBadRowError(file: string, first: RowError): CaliperError {
+  return new CaliperError('CALIPER_INVALID_INPUT', `${file} row ${first.row + 1}: ${first.reason} (--on-error fail stops at the first bad row)`);
+}
 
 /** Rows to write (skipped rows already removed) with their predictions (null where the row failed). */
 export interface ScoredBatch {

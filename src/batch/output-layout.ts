@@ -122,7 +122,14 @@ export class OutputLayout {
           const empty = await openPartWriter(tmp, 'parquet', this.spec.columns);
           await empty.commit();
         } else {
-          await connection.run(`COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (FORMAT parquet)`);
+          // One thread: an order-preserving parallel COPY buffers out-of-order row groups, so its memory grows with the output.
+          const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0] as number;
+          await connection.run('SET threads = 1');
+          try {
+            await connection.run(`COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (FORMAT parquet)`);
+          } finally {
+            await connection.run(`SET threads = ${threads}`);
+          }
         }
       } finally {
         connection.closeSync();

@@ -1,10 +1,10 @@
-import { DuckDBTypeId, type DuckDBConnection, type DuckDBResult, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import { DuckDBTypeId, type DuckDBConnection, type DuckDBDataChunk, type DuckDBResult, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import { CaliperError } from '../errors.ts';
 import { duckdbConnection, sqlString } from './duckdb-engine.ts';
 import { RowBuffer } from './row-buffer.ts';
 import type { ColumnKind, RowRange, RowSource, SourceBatch, SourceColumn, SourceRow } from './source-row.ts';
 
-function kindOf(type: DuckDBType): ColumnKind {
+export function kindOf(type: DuckDBType): ColumnKind {
   switch (type.typeId) {
     case DuckDBTypeId.DOUBLE: case DuckDBTypeId.FLOAT: case DuckDBTypeId.DECIMAL: return 'double';
     case DuckDBTypeId.TINYINT: case DuckDBTypeId.SMALLINT: case DuckDBTypeId.INTEGER: case DuckDBTypeId.BIGINT:
@@ -22,6 +22,24 @@ export function plainValue(value: DuckDBValue): unknown {
   if (typeof value === 'object' && 'items' in value && Array.isArray(value.items)) return value.items.map((v) => plainValue(v));
   if (typeof value === 'object' && 'toDouble' in value && typeof value.toDouble === 'function') return (value.toDouble as () => number)();
   return String(value);
+}
+
+/** A DuckDB data chunk as row objects, each value as the row path expects it (see plainValue). */
+export function sourceRowsOf(chunk: DuckDBDataChunk, names: readonly string[], types: readonly DuckDBType[]): SourceRow[] {
+  const n = chunk.rowCount;
+  const rows: SourceRow[] = new Array(n);
+  for (let r = 0; r < n; r++) rows[r] = {};
+  for (let c = 0; c < names.length; c++) {
+    const name = names[c]!;
+    const kind = kindOf(types[c]!);
+    const vector = chunk.getColumnVector(c);
+    const simple = kind === 'double' && types[c]!.typeId !== DuckDBTypeId.DECIMAL || kind === 'string' || kind === 'boolean';
+    for (let r = 0; r < n; r++) {
+      const value = vector.getItem(r);
+      rows[r]![name] = simple ? value : plainValue(value);
+    }
+  }
+  return rows;
 }
 
 export async function countParquetRows(file: string): Promise<number> {
@@ -61,19 +79,7 @@ export class ParquetReader implements RowSource {
     const produce = async (): Promise<{ rows: SourceRow[] } | null> => {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) return null;
-      const n = chunk.rowCount;
-      const rows: SourceRow[] = new Array(n);
-      for (let r = 0; r < n; r++) rows[r] = {};
-      for (let c = 0; c < names.length; c++) {
-        const name = names[c]!;
-        const vector = chunk.getColumnVector(c);
-        const simple = columns[c]!.kind === 'double' && types[c]!.typeId !== DuckDBTypeId.DECIMAL || columns[c]!.kind === 'string' || columns[c]!.kind === 'boolean';
-        for (let r = 0; r < n; r++) {
-          const value = vector.getItem(r);
-          rows[r]![name] = simple ? value : plainValue(value);
-        }
-      }
-      return { rows };
+      return { rows: sourceRowsOf(chunk, names, types) };
     };
     return new ParquetReader(connection, result, columns, new RowBuffer(produce, range.start, range.end - range.start));
   }

@@ -28,6 +28,7 @@ interface BatchOptions {
   attempts: number;
   detach?: boolean;
   overwrite?: boolean;
+  rowPath?: boolean;
   progress: boolean;
   json?: boolean;
 }
@@ -107,6 +108,7 @@ export function registerBatchCommand(program: Command): void {
     .option('--attempts <n>', 'tries per shard with --queue', parseIntegerOption('--attempts', 1), 3)
     .option('--detach', 'with --queue: queue the shards and return; follow with `caliper batch status JOB`')
     .option('--overwrite', 'replace an existing output (or another job\'s parts) instead of refusing')
+    .option('--row-path', 'score row by row even where the columnar fast path applies (for comparison)')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the summary as JSON')
     .action(async (options: BatchOptions) => {
@@ -130,7 +132,7 @@ export function registerBatchCommand(program: Command): void {
         });
         const progress = options.progress && process.stderr.isTTY && !options.json ? new ProgressBar() : silentProgress;
         if (!options.queue) {
-          printSummary(await runLocalBatch(version, spec, progress, { overwrite: options.overwrite ?? false }), options.json);
+          printSummary(await runLocalBatch(version, spec, progress, { overwrite: options.overwrite ?? false, rowPath: options.rowPath ?? false }), options.json);
           return;
         }
         await version.unload();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { BatchWorker } from '../batch/batch-worker.ts';
+import { setDuckdbThreads } from '../batch/duckdb-engine.ts';
 import { parseIntegerOption } from './options.ts';
 
 export function registerWorkerCommand(program: Command): void {
@@ -10,10 +11,12 @@ export function registerWorkerCommand(program: Command): void {
     .option('-c, --concurrency <n>', 'shards processed at once by this process', parseIntegerOption('--concurrency', 1), 1)
     .option('--instances <n>', 'model instances on worker threads (default: the job\'s or model.yaml\'s)', parseIntegerOption('--instances', 1))
     .option('--threads <n>', 'ONNX Runtime intra-op threads per instance', parseIntegerOption('--threads', 1))
+    .option('--duckdb-threads <n>', 'DuckDB threads for reading and writing Parquet (1: one worker per core scales by process)', parseIntegerOption('--duckdb-threads', 1), 1)
     .option('--registry <dir>', 'registry home for jobs whose model is a models:/ URI (default: the job\'s, else $CALIPER_HOME or ~/.caliper)')
     .option('--lock-ms <ms>', 'shard lock time: a shard of a killed worker is retried after about this long', parseIntegerOption('--lock-ms', 1000), 30_000)
     .option('--json', 'log one JSON line per shard')
-    .action(async (options: { queue: string; concurrency: number; instances?: number; threads?: number; lockMs: number; registry?: string; json?: boolean }) => {
+    .action(async (options: { queue: string; concurrency: number; instances?: number; threads?: number; duckdbThreads: number; lockMs: number; registry?: string; json?: boolean }) => {
+      setDuckdbThreads(options.duckdbThreads);
       const worker = new BatchWorker({
         queue: options.queue,
         concurrency: options.concurrency,

@@ -7,7 +7,8 @@ import type { RequestRow } from './request-schema.ts';
 /** Writes one column group of one row into `out` at `offset`; returns the number of values written. */
 type ColumnWriter = (row: RequestRow, out: Float64Array, offset: number, where: string) => number;
 
-function scalarTransform(steps: readonly ScalarStep[]): (x: number) => number {
+/** A numeric column's steps composed into one function (shared with the batch columnar path). */
+export function scalarTransform(steps: readonly ScalarStep[]): (x: number) => number {
   const fns = steps.map((step): ((x: number) => number) => {
     switch (step.op) {
       case 'identity': return (x) => x;

@@ -1,0 +1,84 @@
+import { rename, rm } from 'node:fs/promises';
+import { DOUBLE, DuckDBDataChunk, DuckDBDoubleVector, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
+import { rowRangeSql } from './column-batch.ts';
+import type { ColumnarPlan } from './columnar-plan.ts';
+import { duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
+import { temporaryPathFor } from './part-writer.ts';
+
+const CHUNK_ROWS = 2048;
+let tableCounter = 0;
+
+/** What becomes of each input row in the output. */
+export const RowOutcome = { Scored: 0, NullPrediction: 1, Skipped: 2 } as const;
+
+/**
+ * A Parquet part written without row objects: the prediction columns go into a DuckDB table as typed vectors, and
+ * one COPY joins them by position with the kept input columns read again from the input file (all in C++).
+ */
+export class ColumnarPartWriter {
+  // One chunk reused for every append: a chunk's native memory is freed only when V8 collects its wrapper.
+  private readonly chunk: DuckDBDataChunk;
+
+  private constructor(
+    private readonly connection: DuckDBConnection,
+    private readonly appender: DuckDBAppender,
+    private readonly table: string,
+    private readonly plan: ColumnarPlan,
+    private readonly intermediate: boolean,
+  ) {
+    this.chunk = DuckDBDataChunk.create(Array.from({ length: plan.predictions.length + 1 }, () => DOUBLE), CHUNK_ROWS);
+  }
+
+  /** `intermediate`: the part is merged into a single output file later, so it is written uncompressed (faster both ways). */
+  static async open(plan: ColumnarPlan, intermediate: boolean): Promise<ColumnarPartWriter> {
+    const connection = await duckdbConnection();
+    const table = `caliper_predictions_${process.pid}_${tableCounter++}`;
+    const columns = ['__caliper_outcome', ...plan.predictions.map((_, p) => `__caliper_p${p}`)];
+    await connection.run(`CREATE TABLE ${table} (${columns.map((c) => `${c} DOUBLE`).join(', ')})`);
+    return new ColumnarPartWriter(connection, await connection.createAppender(table), table, plan, intermediate);
+  }
+
+  /** Appends rows [0, rows) of the prediction columns; NullPrediction and Skipped rows get nulls. */
+  append(outcome: Uint8Array, predictions: readonly Float64Array[], rows: number): void {
+    const columns = [Float64Array.from(outcome.subarray(0, rows)), ...predictions];
+    for (let start = 0; start < rows; start += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, rows - start);
+      this.chunk.reset();
+      this.chunk.rowCount = n;
+      columns.forEach((values, c) => {
+        const vector = this.chunk.getColumnVector(c);
+        if (!(vector instanceof DuckDBDoubleVector)) throw new Error('prediction table: expected DOUBLE vectors');
+        for (let r = 0; r < n; r++) vector.setItem(r, c > 0 && outcome[start + r] !== RowOutcome.Scored ? null : values[start + r]!);
+        vector.flush();
+      });
+      this.appender.appendDataChunk(this.chunk);
+    }
+  }
+
+  /** Writes the part file for input rows [start, end) (the rows appended, in order) and renames it into place. */
+  async commit(finalPath: string, start: number, end: number): Promise<void> {
+    this.appender.closeSync();
+    const tmp = temporaryPathFor(finalPath);
+    const predictions = this.plan.predictions.map((p, i) => `CAST(p.__caliper_p${i} AS ${p.boolean ? 'BOOLEAN' : 'DOUBLE'}) AS ${sqlIdentifier(p.name)}`);
+    const select = [...this.plan.keptSql, ...predictions].join(', ');
+    try {
+      await this.connection.run(`COPY (SELECT ${select} FROM (SELECT * FROM ${rowRangeSql(this.plan.file, start, end)}) i POSITIONAL JOIN ${this.table} p WHERE p.__caliper_outcome <> ${RowOutcome.Skipped}) TO ${sqlString(tmp)} (FORMAT parquet${this.intermediate ? ', COMPRESSION uncompressed' : ''})`);
+      await rename(tmp, finalPath);
+    } catch (error) {
+      await rm(tmp, { force: true });
+      throw error;
+    } finally {
+      await this.drop();
+    }
+  }
+
+  async abort(): Promise<void> {
+    try { this.appender.closeSync(); } catch { /* already closed */ }
+    await this.drop();
+  }
+
+  private async drop(): Promise<void> {
+    await this.connection.run(`DROP TABLE IF EXISTS ${this.table}`).catch(() => undefined);
+    this.connection.closeSync();
+  }
+}

@@ -1,0 +1,142 @@
+import type { ModelVersion } from '../lifecycle/model-version.ts';
+import type { Prediction } from '../pipeline/postprocess.ts';
+import { runInference } from '../pipeline/predict-pipeline.ts';
+import type { BatchJobSpec } from './batch-job.ts';
+import { ChunkScorer, firstBadRowError, type RowError } from './chunk-scorer.ts';
+import { readColumnBatch, type ColumnBatch } from './column-batch.ts';
+import { buildTensors } from './column-preprocessor.ts';
+import { writePredictions } from './column-postprocessor.ts';
+import { rowsForRowPath } from './column-validator.ts';
+import { ColumnarPartWriter, RowOutcome } from './columnar-part-writer.ts';
+import { columnarPlan, type ColumnarPlan, type ParquetSchema } from './columnar-plan.ts';
+import { duckdbConnection, sqlString } from './duckdb-engine.ts';
+import { FieldMapping } from './field-mapping.ts';
+import type { OutputLayout, PartMeta } from './output-layout.ts';
+import { kindOf, sourceRowsOf } from './parquet-reader.ts';
+import type { SourceRow } from './source-row.ts';
+
+/** Row numbers per IN (...) list when fetching marked rows as row objects. */
+const FETCH_GROUP = 4096;
+
+async function parquetSchema(file: string): Promise<ParquetSchema> {
+  const connection = await duckdbConnection();
+  try {
+    const result = await connection.run(`SELECT * FROM read_parquet(${sqlString(file)}) LIMIT 0`);
+    return { names: result.columnNames(), types: result.columnTypes() };
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/** The columnar plan for input file `fileIndex`, or undefined where it keeps the row path. */
+export async function columnarPlanFor(version: ModelVersion, spec: BatchJobSpec, fileIndex: number): Promise<ColumnarPlan | undefined> {
+  const file = spec.inputs[fileIndex]!;
+  if (file.format !== 'parquet' || spec.format !== 'parquet') return undefined;
+  const plan = columnarPlan(version, spec, file.path, await parquetSchema(file.path));
+  return typeof plan === 'string' ? undefined : plan;
+}
+
+/** The marked rows as the row path reads them (same values, same conversions), in file order. */
+async function fetchRows(plan: ColumnarPlan, start: number, indices: readonly number[]): Promise<{ rows: SourceRow[]; schema: ParquetSchema }> {
+  const connection = await duckdbConnection();
+  try {
+    const rows: SourceRow[] = [];
+    let schema: ParquetSchema = { names: [], types: [] };
+    for (let g = 0; g < indices.length; g += FETCH_GROUP) {
+      const numbers = indices.slice(g, g + FETCH_GROUP).map((i) => start + i).join(', ');
+      const result = await connection.run(`SELECT * EXCLUDE (file_row_number) FROM read_parquet(${sqlString(plan.file)}, file_row_number = true) WHERE file_row_number IN (${numbers}) ORDER BY file_row_number`);
+      schema = { names: result.columnNames(), types: result.columnTypes() };
+      for (;;) {
+        const chunk = await result.fetchChunk();
+        if (!chunk || chunk.rowCount === 0) break;
+        rows.push(...sourceRowsOf(chunk, schema.names, schema.types));
+      }
+    }
+    return { rows, schema };
+  } finally {
+    connection.closeSync();
+  }
+}
+
+interface RowPathResult { predictions: (Prediction | null)[]; errors: RowError[]; failed: Uint8Array }
+
+/** Scores the marked rows through the online pipeline's row objects, exactly as the row path would. */
+async function scoreMarkedRows(version: ModelVersion, plan: ColumnarPlan, spec: BatchJobSpec, batch: ColumnBatch, indices: readonly number[]): Promise<RowPathResult> {
+  const failed = new Uint8Array(indices.length);
+  if (indices.length === 0) return { predictions: [], errors: [], failed };
+  const { rows, schema } = await fetchRows(plan, batch.firstRow, indices);
+  const columns = schema.names.map((name, i) => ({ name, kind: kindOf(schema.types[i]!) }));
+  const scorer = new ChunkScorer(version, new FieldMapping(version.config.inputs, columns, spec.map), 'null');
+  const predictions: (Prediction | null)[] = [];
+  const errors: RowError[] = [];
+  for (let from = 0; from < rows.length; from += spec.batchSize) {
+    const scored = await scorer.score({ rows: rows.slice(from, from + spec.batchSize), firstRow: from });
+    predictions.push(...scored.predictions);
+    for (const error of scored.errors) {
+      failed[error.row] = 1;
+      errors.push({ row: batch.firstRow + indices[error.row]!, reason: error.reason });
+    }
+  }
+  return { predictions, errors, failed };
+}
+
+/**
+ * Scores input rows [start, end) of one Parquet file column-at-a-time into one part: DuckDB reads typed columns,
+ * validation, preprocess and postprocess run over arrays, ONNX Runtime runs batches of spec.batchSize, and the part
+ * is written by DuckDB. Rows that fail the vectorized checks take the row path, so error policies and reasons are
+ * the row path's. Returns the part's meta, not yet committed.
+ */
+export async function produceColumnarPart(
+  version: ModelVersion, plan: ColumnarPlan, spec: BatchJobSpec, layout: OutputLayout, fileIndex: number, start: number, end: number, expectedRows: number,
+  onBatch: (rows: number, errors: number) => void,
+): Promise<{ meta: PartMeta; commit(): Promise<void> }> {
+  const batch = await readColumnBatch(plan, start, end, expectedRows);
+  const marked = rowsForRowPath(plan, batch);
+  const indices: number[] = [];
+  for (let r = 0; r < batch.rows; r++) if (marked[r]) indices.push(r);
+  const fromRowPath = await scoreMarkedRows(version, plan, spec, batch, indices);
+  if (fromRowPath.errors.length > 0 && spec.onError === 'fail') throw firstBadRowError(spec.inputs[fileIndex]!.path, fromRowPath.errors[0]!);
+
+  const outcome = new Uint8Array(batch.rows);
+  const failedRow = new Uint8Array(batch.rows);
+  indices.forEach((r, k) => { if (fromRowPath.failed[k]) failedRow[r] = 1; });
+  const predictions = plan.predictions.map(() => new Float64Array(batch.rows));
+  for (let from = 0; from < batch.rows; from += spec.batchSize) {
+    const to = Math.min(batch.rows, from + spec.batchSize);
+    const inputs = buildTensors(plan, batch, marked, from, to);
+    const result = await runInference(version, inputs, to - from, {}, plan.outputNames);
+    writePredictions(plan, result.outputs, predictions, from, to - from);
+    let errors = 0;
+    for (let r = from; r < to; r++) errors += failedRow[r]!;
+    onBatch(to - from, errors);
+  }
+  indices.forEach((r, k) => {
+    const prediction = fromRowPath.predictions[k];
+    if (!prediction) {
+      outcome[r] = spec.onError === 'skip' ? RowOutcome.Skipped : RowOutcome.NullPrediction;
+      return;
+    }
+    plan.predictions.forEach((field, p) => {
+      const value = prediction[field.name];
+      predictions[p]![r] = typeof value === 'boolean' ? Number(value) : typeof value === 'number' ? value : NaN;
+    });
+  });
+
+  const writer = await ColumnarPartWriter.open(plan, spec.outputFile !== undefined);
+  try {
+    writer.append(outcome, predictions, batch.rows);
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+  const skipped = spec.onError === 'skip' ? fromRowPath.errors.length : 0;
+  const meta: PartMeta = { fileIndex, start, inputRows: batch.rows, outputRows: batch.rows - skipped, errors: fromRowPath.errors };
+  return {
+    meta,
+    commit: async () => {
+      layout.writeMeta(meta);
+      await writer.commit(layout.partPath(fileIndex, start), start, start + batch.rows);
+    },
+  };
+}
+
