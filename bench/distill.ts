@@ -3,7 +3,7 @@
 // parameters, size, and latency at batch 1 and 64 (ONNX Runtime CPU, 1 intra-op thread), teacher and
 // student interleaved round by round in the same run. With --qat, a QAT student is trained too and both are
 // quantized with `caliper quantize --mode dynamic --per-channel` to compare their INT8 accuracy.
-// Usage: node --import tsx bench/distill.ts [--student mlp:256,128] [--epochs 10] [--temperature 4] [--alpha 0.9] [--rounds 30] [--qat] [--out FILE]
+// Usage: node --import tsx bench/distill.ts [--teacher T.onnx] [--student mlp:256,128] [--epochs 10] [--temperature 4] [--alpha 0.9] [--rounds 30] [--qat] [--out FILE]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -18,10 +18,10 @@ import { trainFashionMlp } from './fashion-mlp-trainer.ts';
 const { values: args } = parseArgs({ options: {
   student: { type: 'string', default: 'mlp:256,128' }, epochs: { type: 'string', default: '10' }, rounds: { type: 'string', default: '30' },
   temperature: { type: 'string', default: '4' }, alpha: { type: 'string', default: '0.9' }, qat: { type: 'boolean', default: false },
-  out: { type: 'string', default: 'bench/results/distill.json' },
+  out: { type: 'string', default: 'bench/results/distill.json' }, teacher: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
 } });
-const TEACHER = 'bench/models/fashion-mlp.onnx';
-if (!existsSync(TEACHER)) {
+const TEACHER = args.teacher!;
+if (!existsSync(TEACHER) && TEACHER === 'bench/models/fashion-mlp.onnx') {
   console.log(`training the teacher ${TEACHER} (8 epochs)`);
   await trainFashionMlp(TEACHER, 8);
 }
@@ -42,7 +42,7 @@ const teacherSession = await openSession(readFileSync(TEACHER), { intraOpNumThre
 const studentSession = await openSession(main.bytes, { intraOpNumThreads: 1 });
 const latency = [];
 for (const batch of [1, 64]) {
-  const feeds = { image: float32Tensor(test.features.slice(0, batch * 784), [batch, 784]) };
+  const feeds = { [teacherSession.inputNames[0]!]: float32Tensor(test.features.slice(0, batch * 784), [batch, 784]) };
   latency.push(await compareLatency(teacherSession, studentSession, feeds, batch, { rounds: Number(args.rounds), runsPerRound: batch === 1 ? 100 : 10 }));
 }
 
@@ -68,18 +68,18 @@ const results = {
   ...(qat ? { qat: { floatAccuracy: qat.report.distilled.accuracy, int8Accuracy: qat.report.int8!.accuracy, int8AccuracyOfPlainStudent: qat.int8AccuracyPlain, plainStudentFloatAccuracy: r.distilled.accuracy, epochs: qat.report.distilled.epochs.length, trainSeconds: qat.report.distilled.trainSeconds } } : {}),
 };
 const report = {
-  command: `node --import tsx bench/distill.ts --student ${args.student} --epochs ${args.epochs} --temperature ${args.temperature} --alpha ${args.alpha} --rounds ${args.rounds}${args.qat ? ' --qat' : ''}`,
+  command: `node --import tsx bench/distill.ts --teacher ${TEACHER} --student ${args.student} --epochs ${args.epochs} --temperature ${args.temperature} --alpha ${args.alpha} --rounds ${args.rounds}${args.qat ? ' --qat' : ''}`,
   machine: { cpus: cpus().length, model: cpus()[0]?.model, gpu: 'none', intraOpThreads: 1, note: 'shared with other engineers running tests; tfjs wasm trains on 1 thread' },
   date: new Date().toISOString(),
   settings: r.settings,
-  teacher: '784-1024-1024-10 MLP from bench/fashion-mlp-trainer.ts', student: r.student, results,
+  teacher: TEACHER, student: r.student, results,
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(args.out!, `${JSON.stringify(report, null, 2)}\n`);
 const pct = (x: number | undefined) => `${((x ?? 0) * 100).toFixed(2)}%`;
 console.log('| model | t10k accuracy | vs teacher | agreement | params | size × | speedup b=1 | speedup b=64 |');
 console.log('|---|---|---|---|---|---|---|---|');
-console.log(`| teacher 784-1024-1024-10 | ${pct(r.teacher.accuracy)} | 100% | 100% | ${r.teacher.parameters} | 1 | 1× | 1× |`);
+console.log(`| teacher ${TEACHER} | ${pct(r.teacher.accuracy)} | 100% | 100% | ${r.teacher.parameters} | 1 | 1× | 1× |`);
 console.log(`| distilled ${r.student} | ${pct(r.distilled.accuracy)} | ${pct(r.accuracyRatio)} | ${pct(r.distilled.agreement)} | ${r.distilled.parameters} | ${results.distilled.sizeRatio.toFixed(3)} | ${b[0]!.speedup.toFixed(2)}× | ${b[1]!.speedup.toFixed(2)}× |`);
 console.log(`| hard-label baseline ${r.student} | ${pct(r.baseline!.accuracy)} | ${pct(r.baseline!.accuracy! / r.teacher.accuracy!)} | ${pct(r.baseline!.agreement)} | ${r.baseline!.parameters} | ${results.distilled.sizeRatio.toFixed(3)} | same | same |`);
 console.log(`distillation: teacher logits ${r.teacherLogitsSeconds.toFixed(1)} s + training ${r.distilled.trainSeconds.toFixed(1)} s (${r.distilled.epochs.length} epochs); whole run with baseline ${wallSeconds.toFixed(0)} s`);
