@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { registerFeatureMetrics } from '../features/feature-metrics.ts';
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
 import { PIPELINE_STAGES } from '../pipeline/stage-timings.ts';
@@ -10,13 +10,69 @@ const DURATION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 type StageName = (typeof PIPELINE_STAGES)[number] | 'total';
+const STAGE_NAMES: readonly StageName[] = [...PIPELINE_STAGES, 'total'];
 
-/** Label children resolved once per model version and protocol, so recording a request does no label hashing. */
-interface VersionInstruments {
-  stages: Record<StageName, ReturnType<Histogram<string>['labels']>>;
-  success: ReturnType<Counter<string>['labels']>;
-  cacheHits: ReturnType<Counter<string>['labels']>;
-  cacheMisses: ReturnType<Counter<string>['labels']>;
+interface MetricValue { value: number; labels: Record<string, string | number>; metricName?: string }
+
+/**
+ * One model version's request metrics as plain numbers, turned into Prometheus series only at scrape time:
+ * prom-client's observe()/inc() hash and validate the labels on every call, which cost more per request than
+ * a small model's share of a batched run.
+ */
+class VersionRecorder {
+  readonly labels: { model: string; version: string };
+  /** Per stage, per bucket (the last one +Inf), not cumulative. */
+  readonly buckets: Float64Array[] = STAGE_NAMES.map(() => new Float64Array(DURATION_BUCKETS.length + 1));
+  readonly sums = new Float64Array(STAGE_NAMES.length);
+  readonly counts = new Float64Array(STAGE_NAMES.length);
+  /** Successes per protocol not yet added to caliper_requests_total. */
+  readonly pendingSuccess = new Map<string, number>();
+  pendingCacheHits = 0;
+  pendingCacheMisses = 0;
+
+  constructor(model: string, version: number) {
+    this.labels = { model, version: String(version) };
+  }
+
+  observe(stage: number, seconds: number): void {
+    let b = 0;
+    while (b < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[b]!) b++;
+    this.buckets[stage]![b]!++;
+    this.sums[stage]! += seconds;
+    this.counts[stage]!++;
+  }
+
+  durationValues(out: MetricValue[], name: string): void {
+    for (let s = 0; s < STAGE_NAMES.length; s++) {
+      if (this.counts[s] === 0) continue;
+      const labels = { ...this.labels, stage: STAGE_NAMES[s]! };
+      const counts = this.buckets[s]!;
+      let cumulative = 0;
+      for (let b = 0; b <= DURATION_BUCKETS.length; b++) {
+        cumulative += counts[b]!;
+        out.push({ value: cumulative, labels: { ...labels, le: b < DURATION_BUCKETS.length ? DURATION_BUCKETS[b]! : '+Inf' }, metricName: `${name}_bucket` });
+      }
+      out.push({ value: this.sums[s]!, labels, metricName: `${name}_sum` }, { value: this.counts[s]!, labels, metricName: `${name}_count` });
+    }
+  }
+}
+
+/** caliper_request_duration_seconds, read at scrape time from the versions' recorders. */
+class StageDurationHistogram {
+  readonly name = 'caliper_request_duration_seconds';
+  readonly help = 'Time per request in each pipeline stage (stage="total" for the whole request)';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+
+  constructor(private readonly recorders: Map<string, VersionRecorder>) {}
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] } {
+    const values: MetricValue[] = [];
+    for (const recorder of this.recorders.values()) recorder.durationValues(values, this.name);
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {}
 }
 
 /**
@@ -60,22 +116,37 @@ class BatchSizeHistogram {
 /** Prometheus metrics of one server: its own registry, so several servers in one process never mix. */
 export class ServingMetrics {
   readonly registry = new Registry();
-  private readonly duration: Histogram<string>;
   private readonly requests: Counter<string>;
-  private readonly cacheHits: Counter<string>;
-  private readonly cacheMisses: Counter<string>;
-  private readonly instruments = new Map<string, VersionInstruments>();
+  private readonly recorders = new Map<string, VersionRecorder>();
 
   constructor(repository: ModelRepository, inflight: () => number, sla?: SlaMonitor) {
     const registers = [this.registry];
+    const recorders = this.recorders;
     collectDefaultMetrics({ register: this.registry, prefix: 'caliper_' });
-    this.duration = new Histogram({
-      name: 'caliper_request_duration_seconds', help: 'Time per request in each pipeline stage (stage="total" for the whole request)',
-      labelNames: ['model', 'version', 'stage'], buckets: DURATION_BUCKETS, registers,
+    this.registry.registerMetric(new StageDurationHistogram(recorders) as unknown as Metric);
+    this.requests = new Counter({
+      name: 'caliper_requests_total', help: 'Inference requests by outcome', labelNames: ['model', 'version', 'protocol', 'outcome', 'code'], registers,
+      collect() {
+        for (const recorder of recorders.values()) {
+          for (const [protocol, count] of recorder.pendingSuccess) if (count > 0) this.inc({ ...recorder.labels, protocol, outcome: 'success', code: '' }, count);
+          recorder.pendingSuccess.clear();
+        }
+      },
     });
-    this.requests = new Counter({ name: 'caliper_requests_total', help: 'Inference requests by outcome', labelNames: ['model', 'version', 'protocol', 'outcome', 'code'], registers });
-    this.cacheHits = new Counter({ name: 'caliper_cache_hits_total', help: 'Requests answered from the response cache', labelNames: ['model', 'version'], registers });
-    this.cacheMisses = new Counter({ name: 'caliper_cache_misses_total', help: 'Response cache lookups that missed', labelNames: ['model', 'version'], registers });
+    new Counter({
+      name: 'caliper_cache_hits_total', help: 'Requests answered from the response cache', labelNames: ['model', 'version'], registers,
+      collect() {
+        for (const recorder of recorders.values()) if (recorder.pendingCacheHits > 0) this.inc(recorder.labels, recorder.pendingCacheHits);
+        for (const recorder of recorders.values()) recorder.pendingCacheHits = 0;
+      },
+    });
+    new Counter({
+      name: 'caliper_cache_misses_total', help: 'Response cache lookups that missed', labelNames: ['model', 'version'], registers,
+      collect() {
+        for (const recorder of recorders.values()) if (recorder.pendingCacheMisses > 0) this.inc(recorder.labels, recorder.pendingCacheMisses);
+        for (const recorder of recorders.values()) recorder.pendingCacheMisses = 0;
+      },
+    });
     new Gauge({
       name: 'caliper_queue_depth', help: 'Requests waiting in the batcher queue', labelNames: ['model', 'version'], registers,
       collect() {
@@ -110,20 +181,12 @@ export class ServingMetrics {
     registerFeatureMetrics(this.registry, () => repository.list().flatMap((m) => [...m.versions.values()].flatMap((v) => (v.features ? [v.features.stats] : []))));
   }
 
-  private instrumentsOf(record: RequestRecord): VersionInstruments {
-    const key = `${record.model}\u0000${record.version}\u0000${record.protocol}`;
-    let found = this.instruments.get(key);
+  private recorderOf(record: RequestRecord): VersionRecorder {
+    const key = `${record.model}\u0000${record.version}`;
+    let found = this.recorders.get(key);
     if (!found) {
-      const labels = { model: record.model, version: String(record.version) };
-      const stages = {} as VersionInstruments['stages'];
-      for (const stage of [...PIPELINE_STAGES, 'total'] as const) stages[stage] = this.duration.labels({ ...labels, stage });
-      found = {
-        stages,
-        success: this.requests.labels({ ...labels, protocol: record.protocol, outcome: 'success', code: '' }),
-        cacheHits: this.cacheHits.labels(labels),
-        cacheMisses: this.cacheMisses.labels(labels),
-      };
-      this.instruments.set(key, found);
+      found = new VersionRecorder(record.model, record.version);
+      this.recorders.set(key, found);
     }
     return found;
   }
@@ -133,16 +196,19 @@ export class ServingMetrics {
       this.requests.inc({ model: record.model, version: String(record.version), protocol: record.protocol, outcome: 'error', code: record.errorCode ?? '' });
       return;
     }
-    const m = this.instrumentsOf(record);
-    m.success.inc();
+    const m = this.recorderOf(record);
+    m.pendingSuccess.set(record.protocol, (m.pendingSuccess.get(record.protocol) ?? 0) + 1);
     const t = record.timings;
     if (!t) return;
-    for (const stage of PIPELINE_STAGES) {
-      const ms = t[stage];
-      if (ms !== undefined) m.stages[stage].observe(ms / 1000);
+    for (let s = 0; s < PIPELINE_STAGES.length; s++) {
+      const ms = t[PIPELINE_STAGES[s]!];
+      if (ms !== undefined) m.observe(s, ms / 1000);
     }
-    m.stages.total.observe(t.total / 1000);
-    if (t.cache !== undefined) (t.inference === undefined ? m.cacheHits : m.cacheMisses).inc();
+    m.observe(PIPELINE_STAGES.length, t.total / 1000);
+    if (t.cache !== undefined) {
+      if (t.inference === undefined) m.pendingCacheHits++;
+      else m.pendingCacheMisses++;
+    }
   }
 
   get contentType(): string {

@@ -41,22 +41,30 @@ function requestRows(version: ModelVersion, body: unknown): { raw: unknown[]; si
   return { raw: [body], single: true };
 }
 
+function inferenceJob(inputs: TensorMap, rows: number, options: PredictOptions, outputNames: string[] | undefined): InferenceJob {
+  return { inputs, rows, deadline: options.deadline, priority: options.priority, outputNames };
+}
+
 /** Runs a job; a model without a batch dimension gets one job per row. */
-export async function runInference(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames?: string[]): Promise<InferenceResult> {
-  const job = (feeds: TensorMap, n: number): InferenceJob => ({ inputs: feeds, rows: n, deadline: options.deadline, priority: options.priority, outputNames });
-  if (version.batchable) return version.scheduler.submit(job(inputs, rows));
+export function runInference(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames?: string[]): Promise<InferenceResult> {
+  // Not async: the common case hands back the scheduler's own promise without another layer around it.
+  if (version.batchable) return version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
   const fixed = fixedRowCount(version.signature);
   if (fixed !== undefined) {
     if (rows !== fixed) {
-      throw invalidInput(`instances: model ${version.name} takes exactly ${fixed} rows per run (its inputs' first dimension is fixed at ${fixed}, not a batch axis); send ${fixed} instances, got ${rows}`);
+      return Promise.reject(invalidInput(`instances: model ${version.name} takes exactly ${fixed} rows per run (its inputs' first dimension is fixed at ${fixed}, not a batch axis); send ${fixed} instances, got ${rows}`));
     }
-    return version.scheduler.submit(job(inputs, rows));
+    return version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
   }
-  if (rows === 1) return version.scheduler.submit(job(inputs, rows));
+  if (rows === 1) return version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
+  return runRowByRow(version, inputs, rows, options, outputNames);
+}
+
+async function runRowByRow(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames: string[] | undefined): Promise<InferenceResult> {
   const parts = await Promise.all(Array.from({ length: rows }, (_, r) => {
     const feeds: TensorMap = {};
     for (const [name, tensor] of Object.entries(inputs)) feeds[name] = sliceRows(tensor, r, 1);
-    return version.scheduler.submit(job(feeds, 1));
+    return version.scheduler.submit(inferenceJob(feeds, 1, options, outputNames));
   }));
   const outputs: TensorMap = {};
   for (const name of Object.keys(parts[0]!.outputs)) {
@@ -81,14 +89,13 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
   const started = performance.now();
   const { raw, single } = requestRows(version, body);
   const prefixOf = single ? singlePrefix : instancePrefix;
-  let rows: RequestRow[] = raw.map((r, i) => version.schema.validate(r, prefixOf(i)));
+  let rows: RequestRow[] = single ? [version.schema.validate(raw[0])] : raw.map((r, i) => version.schema.validate(r, prefixOf(i)));
   const hooks = version.hooks;
   if (hooks?.preprocess) rows = rows.map((r) => hooks.preprocess!(r));
   const validated = performance.now();
 
   const degraded = version.features ? await version.features.run(rows, prefixOf) : undefined;
-  const featured = performance.now();
-  const featuresMs = version.features ? { features: featured - validated } : {};
+  const featured = version.features ? performance.now() : validated;
 
   const inputs = version.preprocessor.run(rows, prefixOf);
   const preprocessed = performance.now();
@@ -103,7 +110,10 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
     const looked = performance.now();
     cacheMs = looked - preprocessed;
     if (cached !== undefined) {
-      const timings = { validate: validated - started, ...featuresMs, preprocess: preprocessed - featured, cache: cacheMs, total: looked - started };
+      const timings: StageTimings = { validate: validated - started, total: looked - started };
+      if (version.features) timings.features = featured - validated;
+      timings.preprocess = preprocessed - featured;
+      timings.cache = cacheMs;
       return { predictions: markDegraded(JSON.parse(cached) as Prediction[], degraded), single, batchSize: 0, timings };
     }
   }
@@ -116,19 +126,12 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
   if (cache) void cache.set(cacheKey!, JSON.stringify(predictions));
   const finished = performance.now();
 
-  return {
-    predictions: markDegraded(predictions, degraded),
-    single,
-    batchSize: result.batchSize,
-    timings: {
-      validate: validated - started,
-      ...featuresMs,
-      preprocess: preprocessed - featured,
-      ...(cacheMs !== undefined ? { cache: cacheMs } : {}),
-      queue: result.queueMs,
-      inference: result.inferenceMs,
-      postprocess: finished - inferred,
-      total: finished - started,
-    },
-  };
+  const timings: StageTimings = { validate: validated - started, total: finished - started };
+  if (version.features) timings.features = featured - validated;
+  timings.preprocess = preprocessed - featured;
+  if (cacheMs !== undefined) timings.cache = cacheMs;
+  timings.queue = result.queueMs;
+  timings.inference = result.inferenceMs;
+  timings.postprocess = finished - inferred;
+  return { predictions: markDegraded(predictions, degraded), single, batchSize: result.batchSize, timings };
 }

@@ -41,12 +41,19 @@ function fieldCheck(spec: InputFieldSpec): FieldCheck {
       };
     }
     case 'array': {
-      const element = numberCheck({ ...spec, type: spec.items === 'integer' ? 'integer' : 'number' }, spec.items === 'integer');
+      const integer = spec.items === 'integer';
+      const element = numberCheck({ ...spec, type: integer ? 'integer' : 'number' }, integer);
       const length = spec.length;
+      const minimum = spec.minimum ?? -Infinity;
+      const maximum = spec.maximum ?? Infinity;
       return (value, where) => {
         if (!Array.isArray(value)) throw invalidInput(`${where}: expected an array${length ? ` of ${length} numbers` : ''}, got ${describeValue(value)}`);
         if (length !== undefined && value.length !== length) throw invalidInput(`${where}: expected an array of ${length} numbers, got ${value.length}`);
-        for (let i = 0; i < value.length; i++) element(value[i], `${where}[${i}]`);
+        // The element's location string is built only for the one that fails: an image has hundreds of elements.
+        for (let i = 0; i < value.length; i++) {
+          const v: unknown = value[i];
+          if (typeof v !== 'number' || !Number.isFinite(v) || v < minimum || v > maximum || (integer && !Number.isInteger(v))) element(v, `${where}[${i}]`);
+        }
         return value;
       };
     }

@@ -8,6 +8,11 @@ export interface RunResult {
   outputs: TensorMap;
   /** Time ONNX Runtime spent computing (excludes the thread hop). */
   computeMs: number;
+  /**
+   * performance.now() when the outputs were ready in this thread (a worker's reply arrived). Callers time the
+   * run with it rather than when their continuation runs, which can be long after under load.
+   */
+  finishedAt?: number;
 }
 
 /** One loaded copy of a model that can run feeds: in this thread, or on a worker thread of its own. */
@@ -22,7 +27,8 @@ export interface ModelInstance {
 
 /** Runs in the calling thread: no hop, but the event loop is blocked while the model computes. */
 export class InThreadInstance implements ModelInstance {
-  inflight = 0;
+  /** A run finishes before `run` returns, so none is ever left in flight. */
+  readonly inflight = 0;
   private constructor(readonly id: number, private readonly session: OnnxSession) {}
 
   static async load(id: number, spec: SessionSpec): Promise<InThreadInstance> {
@@ -33,14 +39,14 @@ export class InThreadInstance implements ModelInstance {
     return this.session.signature;
   }
 
-  async run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult> {
-    this.inflight++;
+  run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult> {
     const started = performance.now();
     try {
-      const outputs = await this.session.run(feeds, outputNames);
-      return { outputs, computeMs: performance.now() - started };
-    } finally {
-      this.inflight--;
+      const outputs = this.session.run(feeds, outputNames);
+      const finishedAt = performance.now();
+      return Promise.resolve({ outputs, computeMs: finishedAt - started, finishedAt });
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
@@ -52,7 +58,7 @@ export class InThreadInstance implements ModelInstance {
 const workerUrl = new URL('./session-worker-entry.mjs', import.meta.url);
 
 interface Pending {
-  resolve(reply: WorkerReply): void;
+  resolve(reply: { message: WorkerReply; arrivedAt: number }): void;
   reject(error: Error): void;
 }
 
@@ -70,7 +76,7 @@ export class WorkerInstance implements ModelInstance {
       if (!waiter) return;
       this.pending.delete(reply.id);
       if (reply.kind === 'error') waiter.reject(new Error(reply.message));
-      else waiter.resolve(reply);
+      else waiter.resolve({ message: reply, arrivedAt: performance.now() });
     });
     const failAll = (error: Error): void => {
       this.failure = error;
@@ -85,7 +91,7 @@ export class WorkerInstance implements ModelInstance {
     const worker = new Worker(workerUrl);
     const instance = new WorkerInstance(id, worker);
     try {
-      const reply = await instance.request({ kind: 'load', id: 0, spec });
+      const { message: reply } = await instance.request({ kind: 'load', id: 0, spec });
       if (reply.kind === 'loaded') instance.signature = reply.signature;
       return instance;
     } catch (error) {
@@ -94,7 +100,7 @@ export class WorkerInstance implements ModelInstance {
     }
   }
 
-  private request(message: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+  private request(message: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<{ message: WorkerReply; arrivedAt: number }> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -107,9 +113,9 @@ export class WorkerInstance implements ModelInstance {
     this.inflight++;
     try {
       const message: WorkerRequest = outputNames ? { kind: 'run', id: 0, feeds, outputNames } : { kind: 'run', id: 0, feeds };
-      const reply = await this.request(message, transferListOf(feeds));
+      const { message: reply, arrivedAt } = await this.request(message, transferListOf(feeds));
       if (reply.kind !== 'result') throw new Error(`unexpected reply ${reply.kind}`);
-      return { outputs: reply.outputs, computeMs: reply.computeMs };
+      return { outputs: reply.outputs, computeMs: reply.computeMs, finishedAt: arrivedAt };
     } finally {
       this.inflight--;
     }

@@ -1,4 +1,5 @@
 import ort from 'onnxruntime-node';
+import { binding, initOrt, type Binding } from 'onnxruntime-node/dist/binding.js';
 import type { GraphOptimizationLevel } from '../config/model-config.ts';
 import type { ModelSignature, TensorSignature } from './model-signature.ts';
 import type { ElementType, TensorData, TensorMap } from './tensor.ts';
@@ -11,12 +12,19 @@ export interface SessionSpec {
   graphLevel: GraphOptimizationLevel;
 }
 
-function signatureOf(metadata: readonly ort.InferenceSession.ValueMetadata[]): TensorSignature[] {
+/** ONNXTensorElementDataType codes, as the binding reports them in a session's metadata. */
+const ELEMENT_TYPES: readonly (ElementType | undefined)[] = [
+  undefined, 'float32', 'uint8', 'int8', 'uint16', 'int16', 'int32', 'int64', 'string', 'bool', 'float16', 'float64', 'uint32', 'uint64',
+];
+
+function signatureOf(metadata: readonly Binding.ValueMetadata[]): TensorSignature[] {
   return metadata.map((m) => {
     if (!m.isTensor) return { name: m.name, type: 'float32' as ElementType, shape: [], dimNames: [] };
-    const shape = m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
-    const dimNames = m.shape.map((d) => (typeof d === 'string' ? d : undefined));
-    return { name: m.name, type: m.type as ElementType, shape, dimNames };
+    const type = ELEMENT_TYPES[m.type];
+    if (type === undefined) throw new Error(`${m.name}: unsupported ONNX element type ${m.type}`);
+    const shape = m.shape.map((d) => (d >= 0 ? d : -1));
+    const dimNames = m.shape.map((d, i) => (d === -1 ? m.symbolicDimensions[i] : undefined));
+    return { name: m.name, type, shape, dimNames };
   });
 }
 
@@ -28,12 +36,28 @@ function fromOrtTensor(tensor: ort.Tensor): TensorData {
   return { type: tensor.type as ElementType, dims: [...tensor.dims], data: tensor.data as TensorData['data'] };
 }
 
-/** One ONNX Runtime session in the current thread. */
+const RUN_OPTIONS: ort.InferenceSession.RunOptions = Object.freeze({});
+
+/**
+ * One ONNX Runtime session in the current thread, on onnxruntime-node's native binding. The package's
+ * InferenceSession.run defers each (synchronous) computation with setImmediate, so a result waited for a
+ * whole turn of the event loop; `run` here computes and returns at once.
+ */
 export class OnnxSession {
-  private constructor(private readonly session: ort.InferenceSession, readonly signature: ModelSignature) {}
+  private readonly inputNames: readonly string[];
+  private readonly outputNames: readonly string[];
+  private readonly knownOutputs: ReadonlySet<string>;
+
+  private constructor(private readonly session: Binding.InferenceSession, readonly signature: ModelSignature) {
+    this.inputNames = signature.inputs.map((t) => t.name);
+    this.outputNames = signature.outputs.map((t) => t.name);
+    this.knownOutputs = new Set(this.outputNames);
+  }
 
   static async create(spec: SessionSpec): Promise<OnnxSession> {
-    const session = await ort.InferenceSession.create(spec.modelPath, {
+    initOrt();
+    const session = new binding.InferenceSession();
+    session.loadModel(spec.modelPath, {
       intraOpNumThreads: spec.intraOpThreads,
       interOpNumThreads: spec.interOpThreads,
       graphOptimizationLevel: spec.graphLevel,
@@ -43,18 +67,26 @@ export class OnnxSession {
     return new OnnxSession(session, { inputs: signatureOf(session.inputMetadata), outputs: signatureOf(session.outputMetadata) });
   }
 
-  async run(feeds: TensorMap, outputNames?: readonly string[]): Promise<TensorMap> {
+  /** Runs the model synchronously (the calling thread computes); all outputs unless `outputNames` picks some. */
+  run(feeds: TensorMap, outputNames?: readonly string[]): TensorMap {
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, tensor] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(tensor);
-    const results = outputNames && outputNames.length > 0
-      ? await this.session.run(ortFeeds, outputNames as string[])
-      : await this.session.run(ortFeeds);
+    for (const name of this.inputNames) {
+      const tensor = feeds[name];
+      if (tensor === undefined) throw new Error(`input '${name}' is missing in 'feeds'.`);
+      ortFeeds[name] = toOrtTensor(tensor);
+    }
+    const fetches: Record<string, null> = {};
+    for (const name of outputNames && outputNames.length > 0 ? outputNames : this.outputNames) {
+      if (!this.knownOutputs.has(name)) throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
+      fetches[name] = null;
+    }
+    const results = this.session.run(ortFeeds, fetches, RUN_OPTIONS);
     const outputs: TensorMap = {};
-    for (const [name, value] of Object.entries(results)) outputs[name] = fromOrtTensor(value as ort.Tensor);
+    for (const name in results) outputs[name] = fromOrtTensor(results[name] as ort.Tensor);
     return outputs;
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    this.session.dispose();
   }
 }

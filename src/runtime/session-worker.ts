@@ -27,7 +27,7 @@ async function handle(message: WorkerRequest): Promise<void> {
       case 'run': {
         if (!session) throw new Error('the session is not loaded');
         const started = performance.now();
-        const outputs = await session.run(message.feeds, message.outputNames);
+        const outputs = session.run(message.feeds, message.outputNames);
         reply({ kind: 'result', id: message.id, outputs, computeMs: performance.now() - started }, transferListOf(outputs));
         break;
       }

@@ -18,8 +18,8 @@ export class DirectScheduler implements Scheduler {
     this.running++;
     const started = performance.now();
     try {
-      const { outputs } = await this.pool.run(job.inputs, job.outputNames);
-      const inferenceMs = performance.now() - started;
+      const { outputs, finishedAt } = await this.pool.run(job.inputs, job.outputNames);
+      const inferenceMs = (finishedAt ?? performance.now()) - started;
       this.batches.record(job.rows, inferenceMs);
       return { outputs, queueMs: 0, inferenceMs, batchSize: job.rows };
     } finally {

@@ -245,7 +245,7 @@ export class DynamicBatcher implements Scheduler {
     const outputNames = jobs.every((j) => sameNames(j.outputNames, names)) ? names : undefined;
     this.delayController?.observeBatch(trigger === 'delay' ? rows / this.spec.maxBatchSize : 1);
     this.runner.run(feeds, outputNames).then((result) => {
-      const finished = performance.now();
+      const finished = result.finishedAt ?? performance.now();
       const inferenceMs = finished - now;
       this.batches.record(rows, inferenceMs);
       let offset = 0;

@@ -74,8 +74,11 @@ export class RequestObserver {
   async track<T extends { timings: StageTimings; batchSize: number }>(version: ModelVersion, protocol: RequestProtocol, run: () => Promise<T>): Promise<T> {
     const started = performance.now();
     this.inflight++;
-    const lease = this.versionInflight.get(version) ?? { count: 0, idle: [] };
-    this.versionInflight.set(version, lease);
+    let lease = this.versionInflight.get(version);
+    if (!lease) {
+      lease = { count: 0, idle: [] };
+      this.versionInflight.set(version, lease);
+    }
     lease.count++;
     try {
       const result = await run();

@@ -9,7 +9,12 @@ import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { responseSchemaOf } from '../openapi.ts';
 import type { RequestObserver } from '../request-observer.ts';
 
-interface Serializers { single: (doc: unknown) => string; batch: (doc: unknown) => string }
+interface Serializers {
+  single: (doc: unknown) => string;
+  batch: (doc: unknown) => string;
+  modelName: string;
+  modelVersion: string;
+}
 
 const serializers = new WeakMap<ModelVersion, Serializers>();
 
@@ -18,7 +23,12 @@ function serializersOf(version: ModelVersion): Serializers {
   let found = serializers.get(version);
   if (!found) {
     const schemas = responseSchemaOf(version);
-    found = { single: fastJson(schemas.single as unknown as Parameters<typeof fastJson>[0]), batch: fastJson(schemas.batch as unknown as Parameters<typeof fastJson>[0]) };
+    found = {
+      single: fastJson(schemas.single as unknown as Parameters<typeof fastJson>[0]),
+      batch: fastJson(schemas.batch as unknown as Parameters<typeof fastJson>[0]),
+      modelName: version.name,
+      modelVersion: String(version.version),
+    };
     serializers.set(version, found);
   }
   return found;
@@ -27,7 +37,8 @@ function serializersOf(version: ModelVersion): Serializers {
 const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 export function registerPredictRoutes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
-  const predict = async (version: ModelVersion, body: unknown, reply: FastifyReply): Promise<FastifyReply> => {
+  // Resolves to nothing once the reply is sent: resolving to the reply (a thenable) costs extra promise jobs per request.
+  const predict = async (version: ModelVersion, body: unknown, reply: FastifyReply): Promise<void> => {
     const outcome = await observer.track(version, 'predict', () => runPredict(version, body, observer.optionsFor(version, reply.request)));
     const shadow = repository.has(version.name) ? repository.get(version.name).traffic?.shadow : undefined;
     if (shadow && shadow.version !== version) {
@@ -35,12 +46,19 @@ export function registerPredictRoutes(app: FastifyInstance, repository: ModelRep
         runPredict(candidate, body).then((mirrored) => mirrored.predictions));
     }
     const latency = round3(outcome.timings.total);
-    const { single, batch } = serializersOf(version);
-    const identity = { model_name: version.name, model_version: String(version.version) };
+    const s = serializersOf(version);
     reply.header('server-timing', serverTimingHeader(outcome.timings)).type('application/json');
-    if (outcome.single) return reply.send(single({ ...outcome.predictions[0], latency_ms: latency, ...identity }));
+    if (outcome.single) {
+      // Object.assign then plain stores: an object spread with extra properties here cost ~2 µs per request.
+      const answer: Record<string, unknown> = Object.assign({}, outcome.predictions[0]);
+      answer.latency_ms = latency;
+      answer.model_name = s.modelName;
+      answer.model_version = s.modelVersion;
+      reply.send(s.single(answer));
+      return;
+    }
     for (const p of outcome.predictions) (p as Record<string, unknown>).latency_ms = latency;
-    return reply.send(batch({ predictions: outcome.predictions, latency_ms: latency, ...identity }));
+    reply.send(s.batch({ predictions: outcome.predictions, latency_ms: latency, model_name: s.modelName, model_version: s.modelVersion }));
   };
 
   app.post<{ Params: { name: string } }>('/models/:name/predict', (request, reply) =>
