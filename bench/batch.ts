@@ -1,10 +1,12 @@
 /*
  * Batch scoring benchmark (issue 6), all in one run:
- *  1. 1M fraud rows Parquet → Parquet through `caliper batch` vs raw ONNX Runtime on pre-built tensors at the
- *     same batch size (in-process, 1 intra-op thread), interleaved round by round;
+ *  1. 1M fraud rows Parquet → Parquet through `caliper batch` (columnar fast path, and the row path with --row-path)
+ *     vs raw ONNX Runtime on pre-built tensors at the same batch size (in-process, 1 intra-op thread), and vs the
+ *     Parquet I/O floor (DuckDB alone copying the file with two constant prediction columns), interleaved round by round;
  *  2. peak memory of `caliper batch` at 1M and 5M rows;
- *  3. one `caliper worker` vs two on a shared queue (private redis-server), interleaved.
- * Usage: node --import tsx bench/batch.ts [--rounds 2] [--batch-size 8192] [--skip-5m]
+ *  3. one `caliper worker` vs two on a shared queue (private redis-server), interleaved; output to a folder of parts
+ *     (workers' throughput, without the coordinator's final merge into one file).
+ * Usage: node --import tsx bench/batch.ts [--rounds 3] [--batch-size 8192] [--skip-5m]
  * Data comes from scripts/generate-fraud-data.ts (bench/data/, generated when missing). Results: bench/results/batch.json
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -12,11 +14,12 @@ import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DuckDBInstance } from '@duckdb/node-api';
 import ort from 'onnxruntime-node';
 import { generateFraudData } from '../scripts/generate-fraud-data.ts';
 import { startPrivateRedis } from '../test/support/redis-server.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '2' }, 'batch-size': { type: 'string', default: '8192' }, 'skip-5m': { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8192' }, 'skip-5m': { type: 'boolean', default: false } } });
 const ROUNDS = Number(args.rounds);
 const BATCH = Number(args['batch-size']);
 const CLI = 'bin/caliper.js';
@@ -57,14 +60,33 @@ function caliperBatch(input: string, output: string, extra: string[] = []): Summ
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as Summary;
 }
 
+/** The Parquet I/O any batch scorer pays here: DuckDB alone reads the 1M rows and writes them with two constant prediction columns. */
+async function ioFloor(rows: number): Promise<number> {
+  const instance = await DuckDBInstance.create(':memory:', { preserve_insertion_order: 'true' });
+  const connection = await instance.connect();
+  const out = join(WORK, 'floor.parquet');
+  const started = performance.now();
+  await connection.run(`COPY (SELECT *, 0.5::DOUBLE AS fraud_probability, false AS is_fraud FROM read_parquet('${DATA_1M}')) TO '${out}' (FORMAT parquet)`);
+  const perSecond = rows / ((performance.now() - started) / 1000);
+  connection.closeSync();
+  instance.closeSync();
+  rmSync(out, { force: true });
+  return perSecond;
+}
+
 const session = await ort.InferenceSession.create(join(MODEL, '1', 'model.onnx'), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' });
 const raw: number[] = [];
+const floor: number[] = [];
 const endToEnd: Summary[] = [];
+const rowPath: Summary[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   raw.push(await rawOrt(session, 1_000_000));
+  floor.push(await ioFloor(1_000_000));
   const summary = caliperBatch(DATA_1M, join(WORK, 'scored-1m.parquet'));
   endToEnd.push(summary);
-  console.log(`round ${round + 1}: raw ORT ${Math.round(raw.at(-1)!)} rows/s, caliper batch ${Math.round(summary.rowsPerSecond)} rows/s, peak ${Math.round((summary.peakRssBytes ?? 0) / 2 ** 20)} MiB`);
+  const rows = caliperBatch(DATA_1M, join(WORK, 'scored-1m-rows.parquet'), ['--row-path']);
+  rowPath.push(rows);
+  console.log(`round ${round + 1}: raw ORT ${Math.round(raw.at(-1)!)} rows/s, I/O floor ${Math.round(floor.at(-1)!)} rows/s, caliper batch ${Math.round(summary.rowsPerSecond)} rows/s (row path ${Math.round(rows.rowsPerSecond)}), peak ${Math.round((summary.peakRssBytes ?? 0) / 2 ** 20)} MiB`);
 }
 await session.release();
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -97,7 +119,7 @@ try {
       const children = await startWorkers(n);
       // A small warm-up job loads the model in every worker.
       caliperBatch(DATA_1M, join(WORK, 'warm'), ['--queue', redis.url, '--chunk-rows', '250000', '--keep', 'transaction_id']);
-      const summary = caliperBatch(DATA_1M, join(WORK, `workers-${label}.parquet`), ['--queue', redis.url, '--chunk-rows', '100000']);
+      const summary = caliperBatch(DATA_1M, join(WORK, `workers-${label}`), ['--queue', redis.url, '--chunk-rows', '100000', '--format', 'parquet']);
       scaling[label].push(summary.rowsPerSecond);
       console.log(`round ${round + 1}: ${label} worker(s) ${Math.round(summary.rowsPerSecond)} rows/s`);
       await stopWorkers(children);
@@ -114,6 +136,13 @@ const result = {
   rawOrtRowsPerSecond: raw.map(Math.round),
   caliperBatch1mRowsPerSecond: endToEnd.map((s) => Math.round(s.rowsPerSecond)),
   endToEndVsRawOrt: median(endToEnd.map((s) => s.rowsPerSecond)) / median(raw),
+  ioFloorRowsPerSecond: floor.map(Math.round),
+  ioFloorVsRawOrt: median(floor) / median(raw),
+  endToEndVsIoFloor: median(endToEnd.map((s) => s.rowsPerSecond)) / median(floor),
+  rowPath1mRowsPerSecond: rowPath.map((s) => Math.round(s.rowsPerSecond)),
+  rowPathVsRawOrt: median(rowPath.map((s) => s.rowsPerSecond)) / median(raw),
+  columnarVsRowPath: median(endToEnd.map((s) => s.rowsPerSecond)) / median(rowPath.map((s) => s.rowsPerSecond)),
+  peakRssMiB1mRowPath: rowPath.map((s) => Math.round((s.peakRssBytes ?? 0) / 2 ** 20)),
   peakRssMiB1m: endToEnd.map((s) => Math.round((s.peakRssBytes ?? 0) / 2 ** 20)),
   peakRssMiB5m: memory5m ? Math.round((memory5m.peakRssBytes ?? 0) / 2 ** 20) : null,
   peakRss5mVs1m: memory5m ? (memory5m.peakRssBytes ?? 0) / median(endToEnd.map((s) => s.peakRssBytes ?? 0)) : null,
