@@ -61,26 +61,30 @@ export class ChunkScorer {
         failed[i] = 1;
       }
     }
+    /** After a stage refused the whole batch: runs it row by row, keeps the rows it accepts and records the others. */
+    const keepRowsAccepted = async (stage: (row: RequestRow) => unknown): Promise<void> => {
+      const kept: RequestRow[] = [];
+      const keptIndex: number[] = [];
+      for (let k = 0; k < valid.length; k++) {
+        try {
+          await stage(valid[k]!);
+          kept.push(valid[k]!);
+          keptIndex.push(validIndex[k]!);
+        } catch (error) {
+          errors.push({ row: batch.firstRow + validIndex[k]!, reason: reasonOf(error) });
+          failed[validIndex[k]!] = 1;
+        }
+      }
+      valid = kept;
+      validIndex = keptIndex;
+    };
     if (this.version.features && valid.length > 0) {
       const features = this.version.features;
       try {
         await features.run(valid, noPrefix);
       } catch {
         // A row without its lookup key: find it, keep the rest (the lookup fills rows in place).
-        const kept: RequestRow[] = [];
-        const keptIndex: number[] = [];
-        for (let k = 0; k < valid.length; k++) {
-          try {
-            await features.run([valid[k]!], noPrefix);
-            kept.push(valid[k]!);
-            keptIndex.push(validIndex[k]!);
-          } catch (error) {
-            errors.push({ row: batch.firstRow + validIndex[k]!, reason: reasonOf(error) });
-            failed[validIndex[k]!] = 1;
-          }
-        }
-        valid = kept;
-        validIndex = keptIndex;
+        await keepRowsAccepted((row) => features.run([row], noPrefix));
       }
     }
     let inputs;
@@ -88,20 +92,7 @@ export class ChunkScorer {
       inputs = valid.length > 0 ? preprocessor.run(valid, noPrefix) : undefined;
     } catch {
       // One row the transforms refuse (e.g. an unknown category without an enum): find it, keep the rest.
-      const kept: RequestRow[] = [];
-      const keptIndex: number[] = [];
-      valid.forEach((row, k) => {
-        try {
-          preprocessor.run([row], noPrefix);
-          kept.push(row);
-          keptIndex.push(validIndex[k]!);
-        } catch (error) {
-          errors.push({ row: batch.firstRow + validIndex[k]!, reason: reasonOf(error) });
-          failed[validIndex[k]!] = 1;
-        }
-      });
-      valid = kept;
-      validIndex = keptIndex;
+      await keepRowsAccepted((row) => preprocessor.run([row], noPrefix));
       inputs = valid.length > 0 ? preprocessor.run(valid, noPrefix) : undefined;
     }
     errors.sort((a, b) => a.row - b.row);
