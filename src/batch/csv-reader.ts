@@ -151,11 +151,7 @@ export class CsvReader implements RowSource {
     // The header is needed before the first batch to know the columns.
     const first = await produce();
     this.columns = (header ?? []).map((name) => ({ name, kind: inferKind(first?.rows ?? [], name), text: true }));
-    let pendingFirst: ReadBlock | null | undefined = first;
-    this.buffer = new RowBuffer(async () => {
-      if (pendingFirst !== undefined) { const block = pendingFirst; pendingFirst = undefined; return block; }
-      return produce();
-    }, range.start, range.end - range.start);
+    this.buffer = RowBuffer.startingWith(first, produce, range.start, range.end - range.start);
   }
 
   next(maxRows: number): Promise<SourceBatch | null> {

@@ -68,11 +68,7 @@ export class JsonlReader implements RowSource {
       return parseErrors.size > 0 ? { rows, parseErrors } : { rows };
     };
     const first = await produce();
-    let pendingFirst: ReadBlock | null | undefined = first;
-    this.buffer = new RowBuffer(async () => {
-      if (pendingFirst !== undefined) { const block = pendingFirst; pendingFirst = undefined; return block; }
-      return produce();
-    }, range.start, range.end - range.start);
+    this.buffer = RowBuffer.startingWith(first, produce, range.start, range.end - range.start);
   }
 
   next(maxRows: number): Promise<SourceBatch | null> {

@@ -15,6 +15,17 @@ export class RowBuffer {
 
   constructor(private readonly produce: () => Promise<ReadBlock | null>, private readonly firstRow: number, private readonly limit: number) {}
 
+  /** A buffer whose first block was already read (readers peek at it to learn the columns), then `produce` for the rest. */
+  static startingWith(first: ReadBlock | null, produce: () => Promise<ReadBlock | null>, firstRow: number, limit: number): RowBuffer {
+    let pending: ReadBlock | null | undefined = first;
+    return new RowBuffer(async () => {
+      if (pending === undefined) return produce();
+      const block = pending;
+      pending = undefined;
+      return block;
+    }, firstRow, limit);
+  }
+
   async next(maxRows: number): Promise<SourceBatch | null> {
     const want = Math.min(maxRows, this.limit - this.delivered);
     if (want <= 0) return null;
