@@ -13,8 +13,10 @@ export type LoadPlan =
 
 export interface BenchOptions {
   target: LoadTarget;
-  /** Server base URL, for its statistics endpoint. */
+  /** Where load goes (shown in the report). */
   url: string;
+  /** HTTP base URL of the server's statistics endpoint, when `url` is not one (gRPC load). */
+  statsUrl?: string;
   model: string;
   protocol: BenchProtocol;
   data: { source: string; requests: number };
@@ -93,12 +95,13 @@ async function runStep(
   const windows: MeasurementWindow[] = [];
   const summaries: WindowSummary[] = [];
   // A statistics snapshot at every window boundary, so the breakdown covers exactly the windows reported.
-  const snapshots: Promise<ServerStatsSnapshot | undefined>[] = [readStats ? fetchServerStats(options.url, options.model) : Promise.resolve(undefined)];
+  const statsBase = options.statsUrl ?? options.url;
+  const snapshots: Promise<ServerStatsSnapshot | undefined>[] = [readStats ? fetchServerStats(statsBase, options.model) : Promise.resolve(undefined)];
   let stable = false;
   while (windows.length < rule.maxTrials) {
     await sleep(windowMs);
     const window = running.nextWindow();
-    if (readStats) snapshots.push(fetchServerStats(options.url, options.model));
+    if (readStats) snapshots.push(fetchServerStats(statsBase, options.model));
     windows.push(window);
     const summary = window.summarize();
     summaries.push(summary);

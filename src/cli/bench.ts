@@ -5,6 +5,7 @@ import { ARRIVAL_DISTRIBUTIONS, type ArrivalDistribution } from '../bench/arriva
 import type { BenchReport, StepResult } from '../bench/bench-report.ts';
 import { expandRateRange, runBench, type LoadPlan } from '../bench/bench-runner.ts';
 import { renderBenchHtml } from '../bench/html-report.ts';
+import { GrpcLoadTarget, parseGrpcAddress } from '../bench/grpc-load-target.ts';
 import { HttpLoadTarget, inferencePath, parseTargetUrl, type LoadTarget } from '../bench/load-target.ts';
 import { BENCH_PROTOCOLS, readRequestsFile, readSampleRequests, toV2Requests, type BenchProtocol, type RequestData } from '../bench/request-data.ts';
 import { isModelFolder, readModelConfig } from '../config/model-config-file.ts';
@@ -13,6 +14,7 @@ import { parseChoiceOption, parseIntegerListOption, parseIntegerOption, parsePos
 
 interface BenchCommandOptions {
   url: string;
+  statsUrl?: string;
   model: string;
   protocol: BenchProtocol;
   data?: string;
@@ -54,9 +56,7 @@ function loadData(options: BenchCommandOptions, modelDir: string | undefined): R
 }
 
 function createTarget(options: BenchCommandOptions, model: { name: string; dir?: string }, data: RequestData): LoadTarget {
-  if (options.protocol === 'grpc') {
-    throw usage('--protocol grpc: not available yet (the load generator speaks predict and v2 over HTTP/1.1)');
-  }
+  if (options.protocol === 'grpc') return new GrpcLoadTarget(options.url, model.name, toV2Requests(data, model.dir));
   const requests = options.protocol === 'v2' ? toV2Requests(data, model.dir) : data;
   return new HttpLoadTarget(options.url, inferencePath(options.protocol, model.name), requests);
 }
@@ -73,7 +73,8 @@ export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
     .description('load-test a model server: closed-loop concurrency or open-loop request-rate sweeps, latency percentiles, per-stage breakdown')
-    .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8000')
+    .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8000 (grpc://127.0.0.1:8001 with --protocol grpc)')
+    .option('--stats-url <url>', 'HTTP base URL for the server statistics when --url is gRPC (default: no per-stage breakdown)')
     .requiredOption('--model <name|dir>', 'model name, or a model folder (its name and sample-request.json are used)')
     .option('--protocol <protocol>', `predict | v2 | grpc`, parseChoiceOption('--protocol', BENCH_PROTOCOLS), 'predict')
     .option('--data <file>', 'requests to send, one JSON document per line (JSONL), cycled through')
@@ -96,7 +97,9 @@ export function registerBenchCommand(program: Command): void {
       if (options.concurrency && options.distribution !== 'constant' && process.argv.includes('--distribution')) {
         throw usage('--distribution applies to --rate (open loop) only');
       }
-      parseTargetUrl(options.url);
+      if (options.protocol === 'grpc') parseGrpcAddress(options.url);
+      else parseTargetUrl(options.url);
+      if (options.statsUrl) parseTargetUrl(options.statsUrl);
       const model = resolveModel(options.model);
       const data = loadData(options, model.dir);
       const target = createTarget(options, model, data);
@@ -118,7 +121,8 @@ export function registerBenchCommand(program: Command): void {
           windowMs: options.duration * 1000,
           ...(options.warmup !== undefined ? { warmupMs: options.warmup * 1000 } : {}),
           stability: { maxTrials: options.maxTrials, tolerancePct: options.stabilityPct },
-          serverStats: options.serverStats,
+          ...(options.statsUrl ? { statsUrl: options.statsUrl } : {}),
+          serverStats: options.serverStats && (options.protocol !== 'grpc' || options.statsUrl !== undefined),
           onStep: (step) => log(formatStep({ mode }, step)),
         });
       } finally {
