@@ -1,86 +1,137 @@
 // Distillation benchmark: the quantization bench's 784-1024-1024-10 Fashion-MNIST MLP (the teacher) distilled
-// into a small MLP student; the same student trained on hard labels only as the reference; accuracy on t10k,
-// parameters, size, and latency at batch 1 and 64 (ONNX Runtime CPU, 1 intra-op thread), teacher and
+// into a small MLP student, against the same student trained on hard labels only, over several seeds (same
+// seed, data, epochs and early-stopping rule for both; the seeds are paired). Early stopping uses a held-out
+// tail of the training set (--validation-split, default the last 5 000 images), so t10k only scores. Latency
+// at batch 1 and 64 (ONNX Runtime CPU, 1 intra-op thread) is timed for the first seed's student, teacher and
 // student interleaved round by round in the same run. With --qat, a QAT student is trained too and both are
 // quantized with `caliper quantize --mode dynamic --per-channel` to compare their INT8 accuracy.
-// Usage: node --import tsx bench/distill.ts [--teacher T.onnx] [--student mlp:256,128] [--epochs 10] [--temperature 4] [--alpha 0.9] [--rounds 30] [--qat] [--out FILE]
+// Usage: node --import tsx bench/distill.ts [--teacher T.onnx] [--student mlp:256,128] [--seeds 1,2,3,4,5]
+//   [--epochs 10] [--patience 3] [--temperature 2] [--alpha 0.5] [--train-samples N] [--validation-split 5000]
+//   [--rounds 30] [--qat] [--out FILE]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../src/optimize/datasets/dataset.ts';
-import { distill } from '../src/optimize/distill/distiller.ts';
-import type { DistillReport } from '../src/optimize/distill/distill-report.ts';
+import { distill, type DistillResult } from '../src/optimize/distill/distiller.ts';
+import type { TrainedFigures } from '../src/optimize/distill/distill-report.ts';
 import { compareLatency } from '../src/optimize/evaluate/latency.ts';
 import { float32Tensor, openSession } from '../src/optimize/onnx/ort-session.ts';
 import { quantize } from '../src/optimize/quantize/quantizer.ts';
 import { trainFashionMlp } from './fashion-mlp-trainer.ts';
 
 const { values: args } = parseArgs({ options: {
-  student: { type: 'string', default: 'mlp:256,128' }, epochs: { type: 'string', default: '10' }, rounds: { type: 'string', default: '30' },
-  temperature: { type: 'string', default: '4' }, alpha: { type: 'string', default: '0.9' }, qat: { type: 'boolean', default: false },
+  student: { type: 'string', default: 'mlp:256,128' }, seeds: { type: 'string', default: '1,2,3,4,5' },
+  epochs: { type: 'string', default: '10' }, patience: { type: 'string', default: '3' }, rounds: { type: 'string', default: '30' },
+  temperature: { type: 'string', default: '2' }, alpha: { type: 'string', default: '0.5' },
+  'train-samples': { type: 'string' }, 'validation-split': { type: 'string', default: '5000' },
+  qat: { type: 'boolean', default: false },
   out: { type: 'string', default: 'bench/results/distill.json' }, teacher: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
 } });
 const TEACHER = args.teacher!;
+const seeds = args.seeds!.split(',').map(Number);
+if (seeds.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`--seeds: expected positive integers, got ${args.seeds}`);
 if (!existsSync(TEACHER) && TEACHER === 'bench/models/fashion-mlp.onnx') {
   console.log(`training the teacher ${TEACHER} (8 epochs)`);
   await trainFashionMlp(TEACHER, 8);
 }
 const test = await loadDataset('fashion-mnist:t10k');
 const train = await loadDataset('fashion-mnist:train');
+const trainSamples = args['train-samples'] !== undefined ? Number(args['train-samples']) : undefined;
 const common = {
-  teacher: TEACHER, train, eval: test, student: args.student!, epochs: Number(args.epochs),
-  temperature: Number(args.temperature), alpha: Number(args.alpha), latencyBatchSizes: [],
-  progress: { onEpoch: (e: { epoch: number; loss: number; evalAccuracy?: number; seconds: number }) => console.log(`  epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, t10k ${(100 * e.evalAccuracy!).toFixed(2)}% (${e.seconds.toFixed(1)} s)`) },
+  teacher: TEACHER, train, eval: test, student: args.student!, epochs: Number(args.epochs), patience: Number(args.patience),
+  temperature: Number(args.temperature), alpha: Number(args.alpha), validationSplit: Number(args['validation-split']),
+  ...(trainSamples !== undefined ? { trainSamples } : {}), latencyBatchSizes: [],
 };
-console.log(`distilling ${TEACHER} into ${args.student} (+ hard-label baseline)`);
-const started = performance.now();
-const main = await distill({ ...common, baseline: true, output: `bench/models/fashion-student-${args.student!.replace(/[^a-z0-9]+/gi, "-")}-t${args.temperature}-a${args.alpha}.onnx` });
-const wallSeconds = (performance.now() - started) / 1000;
+const loadBefore = loadavg();
+console.log(`distilling ${TEACHER} into ${args.student} (T=${args.temperature}, α=${args.alpha}) + hard-label baseline, seeds ${seeds.join(',')}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
 
-// Latency: teacher vs student, interleaved round by round, 1 intra-op thread, more rounds than the CLI's report.
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+const row = (f: TrainedFigures) => ({ accuracy: f.accuracy!, agreement: f.agreement, epochs: f.epochs.length, bestEpoch: f.bestEpoch, trainSeconds: f.trainSeconds, exportMaxAbsDiff: f.exportMaxAbsDiff });
+const started = performance.now();
+const runs: { seed: number; distilled: ReturnType<typeof row>; baseline: ReturnType<typeof row>; teacherLogitsSeconds: number; wallSeconds: number }[] = [];
+let first: DistillResult | undefined;
+for (const seed of seeds) {
+  const runStart = performance.now();
+  const result = await distill({
+    ...common, seed, baseline: true,
+    ...(first ? {} : { output: `bench/models/fashion-student-${args.student!.replace(/[^a-z0-9]+/gi, '-')}-t${args.temperature}-a${args.alpha}.onnx` }),
+  });
+  first ??= result;
+  const r = result.report;
+  runs.push({ seed, distilled: row(r.distilled), baseline: row(r.baseline!), teacherLogitsSeconds: r.teacherLogitsSeconds, wallSeconds: (performance.now() - runStart) / 1000 });
+  console.log(`  seed ${seed}: distilled ${pct(r.distilled.accuracy!)} (best epoch ${r.distilled.bestEpoch}/${r.distilled.epochs.length}, ${r.distilled.trainSeconds.toFixed(0)} s), baseline ${pct(r.baseline!.accuracy!)} (best epoch ${r.baseline!.bestEpoch}/${r.baseline!.epochs.length}, ${r.baseline!.trainSeconds.toFixed(0)} s)`);
+}
+const wallSeconds = (performance.now() - started) / 1000;
+const r = first!.report;
+
+/** Mean, sample standard deviation, min and max. */
+function stats(values: number[]) {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const std = values.length > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)) : 0;
+  return { mean, std, min: Math.min(...values), max: Math.max(...values), n: values.length };
+}
+const distilledAcc = stats(runs.map((x) => x.distilled.accuracy));
+const baselineAcc = stats(runs.map((x) => x.baseline.accuracy));
+const differencePt = stats(runs.map((x) => (x.distilled.accuracy - x.baseline.accuracy) * 100));
+const wins = runs.filter((x) => x.distilled.accuracy > x.baseline.accuracy).length;
+// The paired t statistic: how many standard errors the mean per-seed difference is from zero.
+const pairedT = differencePt.std > 0 ? differencePt.mean / (differencePt.std / Math.sqrt(differencePt.n)) : Infinity;
+
+// Latency: teacher vs the first seed's student, interleaved round by round, 1 intra-op thread.
 const teacherSession = await openSession(readFileSync(TEACHER), { intraOpNumThreads: 1 });
-const studentSession = await openSession(main.bytes, { intraOpNumThreads: 1 });
+const studentSession = await openSession(first!.bytes, { intraOpNumThreads: 1 });
 const latency = [];
 for (const batch of [1, 64]) {
   const feeds = { [teacherSession.inputNames[0]!]: float32Tensor(test.features.slice(0, batch * 784), [batch, 784]) };
   latency.push(await compareLatency(teacherSession, studentSession, feeds, batch, { rounds: Number(args.rounds), runsPerRound: batch === 1 ? 100 : 10 }));
 }
+await teacherSession.release();
+await studentSession.release();
 
-let qat: { report: DistillReport; int8AccuracyPlain: number } | undefined;
+let qat: { floatAccuracy: number; int8Accuracy: number; int8AccuracyOfPlainStudent: number; plainStudentFloatAccuracy: number; epochs: number; trainSeconds: number } | undefined;
 if (args.qat) {
-  console.log(`training a QAT student ${args.student}`);
-  const qatRun = await distill({ ...common, qat: true, output: 'bench/models/fashion-student.qat.onnx' });
-  const plainInt8 = await quantize(main.bytes, { mode: 'dynamic', perChannel: true, eval: test, latencyBatchSizes: [] });
-  qat = { report: qatRun.report, int8AccuracyPlain: plainInt8.report.accuracy!.after };
+  console.log(`training a QAT student ${args.student} (seed ${seeds[0]})`);
+  const qatRun = await distill({ ...common, seed: seeds[0]!, qat: true, output: 'bench/models/fashion-student.qat.onnx' });
+  const plainInt8 = await quantize(first!.bytes, { mode: 'dynamic', perChannel: true, eval: test, latencyBatchSizes: [] });
+  qat = {
+    floatAccuracy: qatRun.report.distilled.accuracy!, int8Accuracy: qatRun.report.int8!.accuracy!, int8AccuracyOfPlainStudent: plainInt8.report.accuracy!.after,
+    plainStudentFloatAccuracy: r.distilled.accuracy!, epochs: qatRun.report.distilled.epochs.length, trainSeconds: qatRun.report.distilled.trainSeconds,
+  };
 }
 
-const r = main.report;
-const b = r.latency.length ? r.latency : latency;
+const teacherAccuracy = r.teacher.accuracy!;
 const results = {
-  teacher: { accuracy: r.teacher.accuracy, parameters: r.teacher.parameters, sizeBytes: r.teacher.sizeBytes },
-  distilled: { accuracy: r.distilled.accuracy, agreement: r.distilled.agreement, accuracyRatio: r.accuracyRatio, parameters: r.distilled.parameters, sizeBytes: r.distilled.sizeBytes, sizeRatio: r.distilled.sizeBytes / r.teacher.sizeBytes, epochs: r.distilled.epochs.length, bestEpoch: r.distilled.bestEpoch, trainSeconds: r.distilled.trainSeconds, exportMaxAbsDiff: r.distilled.exportMaxAbsDiff },
-  baseline: { accuracy: r.baseline!.accuracy, agreement: r.baseline!.agreement, epochs: r.baseline!.epochs.length, bestEpoch: r.baseline!.bestEpoch, trainSeconds: r.baseline!.trainSeconds },
-  distilledMinusBaselinePt: (r.distilled.accuracy! - r.baseline!.accuracy!) * 100,
-  latency: b.map((l) => ({ batchSize: l.batchSize, teacherMs: l.beforeMs, studentMs: l.afterMs, speedup: l.speedup })),
-  teacherLogitsSeconds: r.teacherLogitsSeconds,
-  distillationSeconds: r.teacherLogitsSeconds + r.distilled.trainSeconds,
-  wallSecondsWithBaseline: wallSeconds,
-  ...(qat ? { qat: { floatAccuracy: qat.report.distilled.accuracy, int8Accuracy: qat.report.int8!.accuracy, int8AccuracyOfPlainStudent: qat.int8AccuracyPlain, plainStudentFloatAccuracy: r.distilled.accuracy, epochs: qat.report.distilled.epochs.length, trainSeconds: qat.report.distilled.trainSeconds } } : {}),
+  teacher: { accuracy: teacherAccuracy, parameters: r.teacher.parameters, sizeBytes: r.teacher.sizeBytes },
+  student: { parameters: r.distilled.parameters, sizeBytes: r.distilled.sizeBytes, sizeRatio: r.distilled.sizeBytes / r.teacher.sizeBytes },
+  distilled: { accuracy: distilledAcc, accuracyRatio: distilledAcc.mean / teacherAccuracy, agreement: stats(runs.map((x) => x.distilled.agreement)) },
+  baseline: { accuracy: baselineAcc, accuracyRatio: baselineAcc.mean / teacherAccuracy, agreement: stats(runs.map((x) => x.baseline.agreement)) },
+  distilledMinusBaselinePt: { ...differencePt, wins, pairedT },
+  perSeed: runs,
+  latency: latency.map((l) => ({ batchSize: l.batchSize, teacherMs: l.beforeMs, studentMs: l.afterMs, speedup: l.speedup })),
+  // One distillation as the CLI runs it: teacher logits + training the distilled student (no baseline).
+  distillationSeconds: stats(runs.map((x) => x.teacherLogitsSeconds + x.distilled.trainSeconds)),
+  wallSecondsAllSeedsWithBaselines: wallSeconds,
+  ...(qat ? { qat } : {}),
 };
+const command = `node --import tsx bench/distill.ts --teacher ${TEACHER} --student ${args.student} --seeds ${args.seeds} --epochs ${args.epochs} --patience ${args.patience} --temperature ${args.temperature} --alpha ${args.alpha}${trainSamples !== undefined ? ` --train-samples ${trainSamples}` : ''} --validation-split ${args['validation-split']} --rounds ${args.rounds}${args.qat ? ' --qat' : ''} --out ${args.out}`;
 const report = {
-  command: `node --import tsx bench/distill.ts --teacher ${TEACHER} --student ${args.student} --epochs ${args.epochs} --temperature ${args.temperature} --alpha ${args.alpha} --rounds ${args.rounds}${args.qat ? ' --qat' : ''}`,
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, gpu: 'none', intraOpThreads: 1, note: 'shared with other engineers running tests; tfjs wasm trains on 1 thread' },
+  command,
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, gpu: 'none', intraOpThreads: 1, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), note: 'shared with other engineers running benchmarks; tfjs wasm trains on 1 thread' },
   date: new Date().toISOString(),
   settings: r.settings,
+  data: r.data,
   teacher: TEACHER, student: r.student, results,
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(args.out!, `${JSON.stringify(report, null, 2)}\n`);
-const pct = (x: number | undefined) => `${((x ?? 0) * 100).toFixed(2)}%`;
-console.log('| model | t10k accuracy | vs teacher | agreement | params | size × | speedup b=1 | speedup b=64 |');
+
+const spread = (s: { mean: number; std: number; min: number; max: number }) => `${pct(s.mean)} ± ${(s.std * 100).toFixed(2)} (${pct(s.min)}–${pct(s.max)})`;
+const b = results.latency;
+console.log(`| model | t10k accuracy, mean ± sd (min–max), ${seeds.length} seeds | vs teacher | agreement | params | size × | speedup b=1 | speedup b=64 |`);
 console.log('|---|---|---|---|---|---|---|---|');
-console.log(`| teacher ${TEACHER} | ${pct(r.teacher.accuracy)} | 100% | 100% | ${r.teacher.parameters} | 1 | 1× | 1× |`);
-console.log(`| distilled ${r.student} | ${pct(r.distilled.accuracy)} | ${pct(r.accuracyRatio)} | ${pct(r.distilled.agreement)} | ${r.distilled.parameters} | ${results.distilled.sizeRatio.toFixed(3)} | ${b[0]!.speedup.toFixed(2)}× | ${b[1]!.speedup.toFixed(2)}× |`);
-console.log(`| hard-label baseline ${r.student} | ${pct(r.baseline!.accuracy)} | ${pct(r.baseline!.accuracy! / r.teacher.accuracy!)} | ${pct(r.baseline!.agreement)} | ${r.baseline!.parameters} | ${results.distilled.sizeRatio.toFixed(3)} | same | same |`);
-console.log(`distillation: teacher logits ${r.teacherLogitsSeconds.toFixed(1)} s + training ${r.distilled.trainSeconds.toFixed(1)} s (${r.distilled.epochs.length} epochs); whole run with baseline ${wallSeconds.toFixed(0)} s`);
-if (qat) console.log(`QAT: float ${pct(qat.report.distilled.accuracy)} → INT8 ${pct(qat.report.int8!.accuracy)}; plain student INT8 ${pct(qat.int8AccuracyPlain)}`);
+console.log(`| teacher ${TEACHER} | ${pct(teacherAccuracy)} | 100% | 100% | ${r.teacher.parameters} | 1 | 1× | 1× |`);
+console.log(`| distilled ${r.student} | ${spread(distilledAcc)} | ${pct(results.distilled.accuracyRatio)} | ${pct(results.distilled.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | ${b[0]!.speedup.toFixed(2)}× | ${b[1]!.speedup.toFixed(2)}× |`);
+console.log(`| hard-label baseline ${r.student} | ${spread(baselineAcc)} | ${pct(results.baseline.accuracyRatio)} | ${pct(results.baseline.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | same | same |`);
+console.log(`distilled − baseline: ${differencePt.mean >= 0 ? '+' : ''}${differencePt.mean.toFixed(2)} ± ${differencePt.std.toFixed(2)} pt (per seed ${runs.map((x) => ((x.distilled.accuracy - x.baseline.accuracy) * 100).toFixed(2)).join(', ')}; distilled ahead in ${wins}/${runs.length}; paired t ${pairedT.toFixed(2)})`);
+console.log(`one distillation: ${results.distillationSeconds.mean.toFixed(0)} s mean (max ${results.distillationSeconds.max.toFixed(0)} s); all ${seeds.length} seeds with baselines ${wallSeconds.toFixed(0)} s; load average after ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+if (qat) console.log(`QAT: float ${pct(qat.floatAccuracy)} → INT8 ${pct(qat.int8Accuracy)}; plain student INT8 ${pct(qat.int8AccuracyOfPlainStudent)}`);

@@ -1,8 +1,8 @@
 import { SingleBar } from 'cli-progress';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { formatDistillReport } from '../optimize/distill/distill-report.ts';
 import { distill, type DistillProgress } from '../optimize/distill/distiller.ts';
-import { parseIntegerOption } from './options.ts';
+import { parseIntegerOption, parseNumberInRangeOption, parsePositiveNumberOption } from './options.ts';
 
 interface DistillCliOptions {
   teacher: string;
@@ -19,18 +19,11 @@ interface DistillCliOptions {
   seed: number;
   trainSamples?: number;
   evalSamples?: number;
+  validationSplit?: number;
   baseline?: boolean;
   qat?: boolean;
   latency?: boolean;
   json?: boolean;
-}
-
-function parseNumberOption(option: string, check: (n: number) => boolean, expected: string): (value: string) => number {
-  return (value: string) => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || !check(n)) throw new InvalidArgumentError(`${option}: expected ${expected}, got "${value}"`);
-    return n;
-  };
 }
 
 /** Progress on stderr: a bar per phase, and one line per epoch with loss and eval accuracy. */
@@ -85,18 +78,19 @@ export function registerDistillCommand(program: Command): void {
     .description('Distil a teacher ONNX classifier into a smaller student (MLP or small CNN) trained with TensorFlow.js, exported to ONNX, and report accuracy, size and latency side by side')
     .requiredOption('--teacher <model>', 'teacher ONNX model with a logits (or softmax) output [N, C]')
     .requiredOption('--train <data>', 'training data: fashion-mnist:SPLIT, IDX file/dir, .parquet, .csv or .pb')
-    .option('--eval <data>', 'evaluation data: early stopping and the report')
+    .option('--eval <data>', 'evaluation data: the report, and early stopping without --validation-split')
     .requiredOption('--student <spec>', 'mlp:W1,W2,… or cnn:C1,C2,…[/W1,…] (e.g. mlp:256,128, cnn:8,16/64)')
     .requiredOption('-o, --output <path>', 'where to write the student ONNX model')
-    .option('--temperature <t>', 'softening temperature T', parseNumberOption('--temperature', (n) => n > 0, 'a number > 0'), 4)
-    .option('--alpha <a>', 'weight of the teacher term (1 − alpha weighs the hard labels)', parseNumberOption('--alpha', (n) => n >= 0 && n <= 1, 'a number from 0 to 1'), 0.9)
+    .option('--temperature <t>', 'softening temperature T', parsePositiveNumberOption('--temperature'), 1)
+    .option('--alpha <a>', 'weight of the teacher term (1 − alpha weighs the hard labels)', parseNumberInRangeOption('--alpha', 0, 1), 0.5)
     .option('--epochs <n>', 'maximum training epochs', parseIntegerOption('--epochs', 1), 10)
     .option('--batch-size <n>', 'training batch size', parseIntegerOption('--batch-size', 1), 128)
-    .option('--lr <x>', 'Adam learning rate (cosine-decayed over the epochs)', parseNumberOption('--lr', (n) => n > 0, 'a number > 0'), 1e-3)
+    .option('--lr <x>', 'Adam learning rate (cosine-decayed over the epochs)', parsePositiveNumberOption('--lr'), 1e-3)
     .option('--patience <n>', 'epochs without eval improvement before stopping early', parseIntegerOption('--patience', 1), 3)
     .option('--seed <n>', 'seed for weight initialisation and shuffling', parseIntegerOption('--seed', 1), 1)
     .option('--train-samples <n>', 'use only the first N training samples', parseIntegerOption('--train-samples', 1))
     .option('--eval-samples <n>', 'use only the first N evaluation samples', parseIntegerOption('--eval-samples', 1))
+    .option('--validation-split <n>', 'hold out the last N training samples (a fraction when < 1) for early stopping, so --eval only scores', parsePositiveNumberOption('--validation-split'))
     .option('--baseline', 'also train the same student on hard labels only, as a reference row')
     .option('--qat', 'train with fake INT8 quantization, so the student quantizes (caliper quantize --mode dynamic --per-channel) without further loss')
     .option('--no-latency', 'skip the batch 1 / 64 latency comparison')
@@ -119,6 +113,7 @@ export function registerDistillCommand(program: Command): void {
           seed: opts.seed,
           ...(opts.trainSamples ? { trainSamples: opts.trainSamples } : {}),
           ...(opts.evalSamples ? { evalSamples: opts.evalSamples } : {}),
+          ...(opts.validationSplit !== undefined ? { validationSplit: opts.validationSplit } : {}),
           baseline: opts.baseline ?? false,
           qat: opts.qat ?? false,
           ...(opts.latency === false ? { latencyBatchSizes: [] } : {}),

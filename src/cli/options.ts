@@ -23,6 +23,15 @@ export function parsePositiveNumberOption(option: string): (value: string) => nu
   };
 }
 
+/** A commander option parser for numbers in [min, max] (fractions allowed), e.g. a weight from 0 to 1. */
+export function parseNumberInRangeOption(option: string, min: number, max: number): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${option}: expected a number from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
+}
+
 /** A commander option parser accepting one of a fixed set of words. */
 export function parseChoiceOption<T extends string>(option: string, allowed: readonly T[]): (value: string) => T {
   return (value: string) => {

@@ -24,7 +24,8 @@ export interface TrainedFigures extends ModelFigures {
 export interface DistillReport {
   student: string;
   settings: { temperature: number; alpha: number; epochs: number; batchSize: number; learningRate: number; patience: number; qat: boolean; seed: number };
-  data: { train: string; trainSamples: number; evaluatedOn: string; evalSamples: number; classes: number };
+  /** `earlyStopping` names the data that selected the epoch: a validation tail of the training data, the eval data, or none. */
+  data: { train: string; trainSamples: number; evaluatedOn: string; evalSamples: number; classes: number; earlyStopping: string };
   teacherLogitsSeconds: number;
   teacher: ModelFigures;
   distilled: TrainedFigures;
@@ -49,7 +50,7 @@ export function formatDistillReport(report: DistillReport): string {
   if (report.int8) rows.push(['student INT8 (dynamic, per-channel)', report.int8]);
   const width = Math.max(...rows.map(([name]) => name.length));
   const lines = [
-    `evaluated on ${report.data.evaluatedOn} (${report.data.evalSamples} samples); trained on ${report.data.train} (${report.data.trainSamples} samples, ${report.data.classes} classes)`,
+    `evaluated on ${report.data.evaluatedOn} (${report.data.evalSamples} samples); trained on ${report.data.train} (${report.data.trainSamples} samples, ${report.data.classes} classes); early stopping on ${report.data.earlyStopping}`,
     `settings: T=${report.settings.temperature}, alpha=${report.settings.alpha}, batch ${report.settings.batchSize}, lr ${report.settings.learningRate}, ${report.settings.qat ? 'QAT, ' : ''}seed ${report.settings.seed}`,
     '',
     `${'model'.padEnd(width)}  accuracy  agreement  parameters        size`,

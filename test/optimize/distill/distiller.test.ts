@@ -114,6 +114,8 @@ describe('distill: bad input is refused before training', () => {
     expect((await refused({ student: 'cnn:4,4' })).message).toMatch(/pools a 2×2 image 2 times .*leaves nothing/);
     expect((await refused({ alpha: 1.5 })).message).toMatch(/alpha must be a number from 0 to 1, got 1.5/);
     expect((await refused({ temperature: 0 })).message).toMatch(/temperature must be a number > 0/);
+    expect((await refused({ validationSplit: 64 })).message).toMatch(/validation split 64 holds out 64 of the 64 training samples/);
+    expect((await refused({ validationSplit: 1.5 })).message).toMatch(/validation split must be a fraction in \(0, 1\) or a whole number/);
   });
 });
 
@@ -136,5 +138,22 @@ describe('distill: a small run end to end', () => {
     expect(report.int8!.sizeBytes).toBeGreaterThan(0);
     expect(report.latency.map((l) => l.batchSize)).toEqual([1]);
     expect(report.warnings.join()).toMatch(/probabilities \(softmax\); its logarithm is used/);
+  });
+});
+
+describe('distill: --validation-split', () => {
+  it('stops early on the last training samples, trains on the rest, and scores on the eval data', async () => {
+    const train = data(512);
+    const stopped: number[] = [];
+    const { report } = await distill({
+      teacher: teacher(), train, eval: data(100, { seed: 99 }), student: 'mlp:4', validationSplit: 0.25, trainSamples: 200,
+      epochs: 2, batchSize: 64, learningRate: 0.02, latencyBatchSizes: [],
+      progress: { onEpoch: (e) => stopped.push(e.evalAccuracy!) },
+    });
+    expect(report.data.trainSamples).toBe(200);
+    expect(report.data.earlyStopping).toBe('validation: last 128 training samples');
+    expect(report.data.evalSamples).toBe(100);
+    expect(stopped).toHaveLength(2);
+    expect(report.warnings.join()).not.toMatch(/early stopping selects epochs on the eval data/);
   });
 });
