@@ -19,11 +19,11 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startClosedLoop, startOpenLoop, type RunningLoad } from '../src/bench/load-generator.ts';
 import { HttpLoadTarget } from '../src/bench/load-target.ts';
 import type { RequestData } from '../src/bench/request-data.ts';
+import { freePort } from '../src/system/free-port.ts';
 
 const root = join(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -38,17 +38,6 @@ const CONNECTIONS = 32;
 const dataDir = join(root, 'bench/data/serving');
 
 execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** A model folder holding version 1 of an example with model.yaml lines replaced. */
 function modelFolder(variant: string, example: string, name: string, replace: Record<string, string>): string {
