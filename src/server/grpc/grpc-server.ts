@@ -1,21 +1,9 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
-import type { FastifyInstance } from 'fastify';
-import type { ModelRepository } from '../../lifecycle/model-repository.ts';
-import type { Logger } from '../../observability/logger.ts';
-import type { ModelStatistics } from '../../observability/model-statistics.ts';
-import type { AuthSettings } from '../auth.ts';
-import type { RequestObserver } from '../request-observer.ts';
-import { InferenceService } from './inference-service.ts';
+import { InferenceService, type InferenceServiceContext } from './inference-service.ts';
 import { inferenceServiceDefinition } from './service-definition.ts';
 
-export interface GrpcServerOptions {
-  repository: ModelRepository;
-  observer: RequestObserver;
-  statistics: ModelStatistics;
-  /** The HTTP application, whose /v2/repository routes the repository RPCs run. */
-  app: FastifyInstance;
-  auth?: AuthSettings;
-  logger: Logger;
+/** What the service needs (repository, observer, statistics, app, auth, logger), plus where and how to listen. */
+export interface GrpcServerOptions extends InferenceServiceContext {
   port: number;
   host?: string;
   /** Largest accepted request message, in bytes (the HTTP body limit's counterpart). */
