@@ -1,6 +1,6 @@
 import { ArrivalSchedule, type ArrivalDistribution } from './arrival-schedule.ts';
 import type { LoadClient, LoadTarget } from './load-target.ts';
-import { MeasurementWindow } from './measurement-window.ts';
+import { WindowRotation, type MeasurementWindow } from './measurement-window.ts';
 
 /** A running load: it records into the current window until the next boundary swaps in a fresh one. */
 export interface RunningLoad {
@@ -25,7 +25,7 @@ const STOP_GRACE_MS = 2000;
  * answered. Latency runs from send to complete response.
  */
 export function startClosedLoop(target: LoadTarget, concurrency: number): RunningLoad {
-  let window = new MeasurementWindow(performance.now());
+  const windows = new WindowRotation(performance.now());
   let running = true;
   const clients = Array.from({ length: concurrency }, () => target.createClient());
   let active = clients.length;
@@ -37,7 +37,7 @@ export function startClosedLoop(target: LoadTarget, concurrency: number): Runnin
         if (--active === 0) settle?.();
         return;
       }
-      window.record(performance.now() - sentAt, outcome);
+      windows.record(performance.now() - sentAt, outcome);
       // A refused connection would otherwise spin; back off a little before retrying.
       if (outcome.status === 'network') setTimeout(() => loop(client), 10);
       else loop(client);
@@ -45,13 +45,7 @@ export function startClosedLoop(target: LoadTarget, concurrency: number): Runnin
   };
   for (const client of clients) loop(client);
   return {
-    nextWindow: () => {
-      const closed = window;
-      const now = performance.now();
-      closed.endedAt = now;
-      window = new MeasurementWindow(now);
-      return closed;
-    },
+    nextWindow: () => windows.next(),
     stop: async () => {
       running = false;
       await waitAtMost(new Promise<void>((resolve) => { settle = resolve; }), STOP_GRACE_MS);
@@ -70,7 +64,7 @@ export function startClosedLoop(target: LoadTarget, concurrency: number): Runnin
 export function startOpenLoop(target: LoadTarget, rate: number, distribution: ArrivalDistribution, maxConnections: number): RunningLoad {
   const schedule = new ArrivalSchedule(rate, distribution);
   const origin = performance.now();
-  let window = new MeasurementWindow(origin);
+  const windows = new WindowRotation(origin);
   let running = true;
   const idle: LoadClient[] = [];
   const all: LoadClient[] = [];
@@ -84,7 +78,7 @@ export function startOpenLoop(target: LoadTarget, rate: number, distribution: Ar
     inflight++;
     client.send((outcome) => {
       inflight--;
-      if (running) window.record(performance.now() - scheduledAt, outcome);
+      if (running) windows.record(performance.now() - scheduledAt, outcome);
       if (running && backlog.length > 0) {
         sendOn(client, backlog.shift()!);
       } else {
@@ -122,13 +116,7 @@ export function startOpenLoop(target: LoadTarget, rate: number, distribution: Ar
   tick();
 
   return {
-    nextWindow: () => {
-      const closed = window;
-      const now = performance.now();
-      closed.endedAt = now;
-      window = new MeasurementWindow(now);
-      return closed;
-    },
+    nextWindow: () => windows.next(),
     stop: async () => {
       running = false;
       if (timer) clearTimeout(timer);

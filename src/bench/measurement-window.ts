@@ -111,3 +111,25 @@ export function round(value: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** The window a running load records into, closed and replaced by a fresh one at each boundary. */
+export class WindowRotation {
+  private current: MeasurementWindow;
+
+  constructor(startedAt: number) {
+    this.current = new MeasurementWindow(startedAt);
+  }
+
+  record(latencyMs: number, outcome: RequestOutcome): void {
+    this.current.record(latencyMs, outcome);
+  }
+
+  /** Closes the current window now and starts recording into a new one; returns the closed window. */
+  next(): MeasurementWindow {
+    const closed = this.current;
+    const now = performance.now();
+    closed.endedAt = now;
+    this.current = new MeasurementWindow(now);
+    return closed;
+  }
+}
