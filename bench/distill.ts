@@ -17,7 +17,7 @@ import type { TrainedFigures } from '../src/optimize/distill/distill-report.ts';
 import { compareLatency } from '../src/optimize/evaluate/latency.ts';
 import { float32Tensor, openSession } from '../src/optimize/onnx/ort-session.ts';
 import { quantize } from '../src/optimize/quantize/quantizer.ts';
-import { trainFashionMlp } from './fashion-mlp-trainer.ts';
+import { trainFashionMlp } from '../examples/training/onnx-mlp-trainer.ts';
 
 const { values: args } = parseArgs({ options: {
   student: { type: 'string', default: 'mlp:256,128' }, seeds: { type: 'string', default: '1,2,3,4,5' },

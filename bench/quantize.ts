@@ -9,7 +9,7 @@ import { loadDataset } from '../src/optimize/datasets/dataset.ts';
 import { openSession, float32Tensor, type OrtSession } from '../src/optimize/onnx/ort-session.ts';
 import { quantize, type QuantizeOptions } from '../src/optimize/quantize/quantizer.ts';
 import { argmaxRows } from '../src/optimize/evaluate/output-comparison.ts';
-import { trainFashionMlp } from './fashion-mlp-trainer.ts';
+import { trainFashionMlp } from '../examples/training/onnx-mlp-trainer.ts';
 
 const { values: args } = parseArgs({ options: { epochs: { type: 'string', default: '8' }, rounds: { type: 'string', default: '30' } } });
 const MODEL = 'bench/models/fashion-mlp.onnx';

@@ -1,16 +1,17 @@
 /*
- * Trains the fashion-mnist example (a 784-128-10 MLP) on Debian's dataset-fashion-mnist and writes
+ * Trains the fashion-mnist example (a 784-1024-10 MLP) on Debian's dataset-fashion-mnist and writes
  * 1/model.onnx, model.yaml and sample-request.json next to this script.
  *   npx tsx examples/fashion-mnist/train.ts
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeModelFile } from '../../src/optimize/onnx/model-io.ts';
+import ort from 'onnxruntime-node';
+import { loadDataset } from '../../src/optimize/datasets/dataset.ts';
+import { encodeModel, writeModelFile } from '../../src/optimize/onnx/model-io.ts';
 import { FASHION_MNIST_LABELS, readFashionMnist } from '../../src/optimize/datasets/idx-reader.ts';
 import { ensureDebianPackages } from '../../src/system/debian-packages.ts';
-import { exportMlp } from '../training/mlp-export.ts';
-import { Mlp, SeededRandom, shuffledIndices } from '../training/mlp-trainer.ts';
+import { trainOnnxMlp } from '../training/onnx-mlp-trainer.ts';
 
 const PIXELS = 784;
 
@@ -30,50 +31,32 @@ batching: { max_batch_size: 64, preferred_batch_sizes: [16, 32, 64], max_queue_d
 sla: { p99_ms: 20 }
 `;
 
-function scaled(images: Uint8Array, index: number, out: Float32Array, offset: number): void {
-  for (let p = 0; p < PIXELS; p++) out[offset + p] = images[index * PIXELS + p]! / 255;
-}
+/** One hidden layer this wide: batching pays on CPU when the weights are re-read per request (see BENCHMARKS.md, issue 3). */
+const HIDDEN = 1024;
 
-function main(): void {
+async function main(): Promise<void> {
   ensureDebianPackages(['dataset-fashion-mnist']);
   const here = dirname(fileURLToPath(import.meta.url));
-  const train = readFashionMnist('train');
-  const test = readFashionMnist('t10k');
-  const random = new SeededRandom(2024);
-  const mlp = new Mlp([PIXELS, 128, 10], 'softmax', random);
-  const batch = 64;
-  const xTest = new Float32Array(test.count * PIXELS);
-  for (let i = 0; i < test.count; i++) scaled(test.images, i, xTest, i * PIXELS);
-  for (let epoch = 0; epoch < 4; epoch++) {
-    const order = shuffledIndices(train.count, random);
-    let loss = 0;
-    let batches = 0;
-    const x = new Float32Array(batch * PIXELS);
-    const y = new Uint8Array(batch);
-    for (let start = 0; start + batch <= order.length; start += batch) {
-      for (let k = 0; k < batch; k++) {
-        const i = order[start + k]!;
-        scaled(train.images, i, x, k * PIXELS);
-        y[k] = train.labels[i]!;
-      }
-      loss += mlp.trainBatch(x, y, batch, epoch < 2 ? 0.001 : 0.0005);
-      batches++;
-    }
-    const probs = mlp.predict(xTest, test.count);
-    let correct = 0;
-    for (let i = 0; i < test.count; i++) {
-      let best = 0;
-      for (let j = 1; j < 10; j++) if (probs[i * 10 + j]! > probs[i * 10 + best]!) best = j;
-      if (best === test.labels[i]) correct++;
-    }
-    console.log(`epoch ${epoch + 1}: loss ${(loss / batches).toFixed(4)}, t10k accuracy ${(correct / test.count * 100).toFixed(2)}%`);
+  const model = await trainOnnxMlp({ layers: [PIXELS, HIDDEN, 10], epochs: 10, inputName: 'pixels', graphName: 'fashion_mnist' });
+  const test = await loadDataset('fashion-mnist:t10k');
+  const session = await ort.InferenceSession.create(encodeModel(model));
+  const { logits } = await session.run({ pixels: new ort.Tensor('float32', test.features, [test.count, PIXELS]) });
+  const scores = logits!.data as Float32Array;
+  let correct = 0;
+  for (let i = 0; i < test.count; i++) {
+    let best = 0;
+    for (let j = 1; j < 10; j++) if (scores[i * 10 + j]! > scores[i * 10 + best]!) best = j;
+    if (best === test.labels![i]) correct++;
   }
+  await session.release();
+  console.log(`t10k accuracy ${(correct / test.count * 100).toFixed(2)}%`);
   mkdirSync(join(here, '1'), { recursive: true });
-  writeModelFile(join(here, '1', 'model.onnx'), exportMlp(mlp, { input: 'pixels', output: 'logits', graph: 'fashion_mnist' }));
+  writeModelFile(join(here, '1', 'model.onnx'), model);
   writeFileSync(join(here, 'model.yaml'), MODEL_YAML);
-  const sample = Array.from(test.images.subarray(0, PIXELS));
+  const images = readFashionMnist('t10k');
+  const sample = Array.from(images.images.subarray(0, PIXELS));
   writeFileSync(join(here, 'sample-request.json'), `${JSON.stringify({ pixels: sample })}\n`);
-  console.log(`wrote ${join(here, '1', 'model.onnx')}, model.yaml and sample-request.json (sample is a t10k ${FASHION_MNIST_LABELS[test.labels[0]!]})`);
+  console.log(`wrote ${join(here, '1', 'model.onnx')}, model.yaml and sample-request.json (sample is a t10k ${FASHION_MNIST_LABELS[images.labels[0]!]})`);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
