@@ -24,6 +24,7 @@ import { startClosedLoop, startOpenLoop, type RunningLoad } from '../src/bench/l
 import { HttpLoadTarget } from '../src/bench/load-target.ts';
 import type { RequestData } from '../src/bench/request-data.ts';
 import { freePort } from '../src/system/free-port.ts';
+import { cpuSeconds } from './process-cpu.ts';
 
 const root = join(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -90,24 +91,31 @@ async function stop(server: Server): Promise<void> {
   });
 }
 
-interface LoadResult { rps: number; p50Ms: number; p99Ms: number; errors: number }
+interface LoadResult { rps: number; p50Ms: number; p99Ms: number; errors: number; serverCpuUsPerRequest?: number }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs a load for a 1 s warm-up (discarded), then `seconds` measured. */
-async function measure(load: RunningLoad, seconds: number): Promise<LoadResult> {
+/**
+ * Runs a load for a 1 s warm-up (discarded), then `seconds` measured; with the server's pid, also the server's CPU
+ * time per request over the window (steadier than requests/s when other work shares the machine).
+ */
+async function measure(load: RunningLoad, seconds: number, serverPid?: number): Promise<LoadResult> {
   await sleep(1000);
   load.nextWindow();
+  const cpuBefore = serverPid === undefined ? 0 : cpuSeconds(serverPid);
   await sleep(seconds * 1000);
   const window = load.nextWindow().summarize();
+  const cpu = serverPid === undefined ? undefined : cpuSeconds(serverPid) - cpuBefore;
   await load.stop();
-  return { rps: window.throughput, p50Ms: window.latencyMs.p50, p99Ms: window.latencyMs.p99, errors: window.errors };
+  const result: LoadResult = { rps: window.throughput, p50Ms: window.latencyMs.p50, p99Ms: window.latencyMs.p99, errors: window.errors };
+  if (cpu !== undefined) result.serverCpuUsPerRequest = r3((cpu * 1e6) / Math.max(1, window.requests));
+  return result;
 }
 
 const target = (url: string, path: string, data: RequestData): HttpLoadTarget => new HttpLoadTarget(url, path, data, false);
 
-function closedLoop(url: string, path: string, data: RequestData, seconds = SECONDS, connections = CONNECTIONS): Promise<LoadResult> {
-  return measure(startClosedLoop(target(url, path, data), connections), seconds);
+function closedLoop(server: Server, path: string, data: RequestData, seconds = SECONDS, connections = CONNECTIONS): Promise<LoadResult> {
+  return measure(startClosedLoop(target(server.url, path, data), connections), seconds, server.child.pid);
 }
 
 function openLoop(url: string, path: string, data: RequestData, rate: number, seconds: number): Promise<LoadResult> {
@@ -217,16 +225,18 @@ const offServer = await startServer('caliper-no-batching', caliper(fraudUnbatche
 
 const rounds: { bare: LoadResult; batching: LoadResult; noBatching: LoadResult }[] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  const b = await closedLoop(bare.url, fraudPath, fraudData);
-  const on = await closedLoop(onServer.url, fraudPath, fraudData);
-  const off = await closedLoop(offServer.url, fraudPath, fraudData);
+  const b = await closedLoop(bare, fraudPath, fraudData);
+  const on = await closedLoop(onServer, fraudPath, fraudData);
+  const off = await closedLoop(offServer, fraudPath, fraudData);
   rounds.push({ bare: b, batching: on, noBatching: off });
-  console.log(`round ${round + 1}: bare ${Math.round(b.rps)} rps, caliper batching ${Math.round(on.rps)} (${r3(on.rps / b.rps)}x), no batching ${Math.round(off.rps)} (${r3(off.rps / b.rps)}x)`);
+  console.log(`round ${round + 1}: bare ${Math.round(b.rps)} rps, caliper batching ${Math.round(on.rps)} (${r3(on.rps / b.rps)}x), no batching ${Math.round(off.rps)} (${r3(off.rps / b.rps)}x); server CPU µs/request bare ${b.serverCpuUsPerRequest}, batching ${on.serverCpuUsPerRequest}, no batching ${off.serverCpuUsPerRequest}`);
 }
 loadAverages.push(loadAverage());
 const fraudStatsLoaded = await stats(onServer.url, 'fraud_detector');
 const ratioBatching = median(rounds.map((r) => r.batching.rps / r.bare.rps));
 const ratioNoBatching = median(rounds.map((r) => r.noBatching.rps / r.bare.rps));
+// Bare CPU per request ÷ Caliper's: what the throughput ratio would be with the core fully used by each server.
+const cpuRatioBatching = median(rounds.map((r) => r.bare.serverCpuUsPerRequest! / r.batching.serverCpuUsPerRequest!));
 const peak = median(rounds.map((r) => r.batching.rps));
 const halfPeak = Math.round(peak / 2);
 
@@ -236,7 +246,7 @@ await stop(onServer);
 const openServer = await startServer('caliper-open-loop', caliper(fraudBatched));
 // A fresh server's code is not optimized yet: offered half the peak at once it falls behind and the backlog
 // dominates the first round's tail, so it is warmed up closed-loop first.
-await closedLoop(openServer.url, fraudPath, fraudData, 2);
+await closedLoop(openServer, fraudPath, fraudData, 2);
 const openRounds: { bare: LoadResult; caliper: LoadResult }[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   const b = await openLoop(bare.url, fraudPath, fraudData, halfPeak, SECONDS);
@@ -250,7 +260,7 @@ await stop(openServer);
 
 // Server overhead at low load: one connection, so no request waits behind another.
 const quietServer = await startServer('caliper-overhead', caliper(fraudNoDelay));
-await closedLoop(quietServer.url, fraudPath, fraudData, SECONDS, 1);
+await closedLoop(quietServer, fraudPath, fraudData, SECONDS, 1);
 const quietStats = await stats(quietServer.url, 'fraud_detector');
 console.log('server overhead (1 connection), median total − inference:', quietStats.overheadP50Us, 'µs; stage means (µs):', quietStats.stagesMeanUs);
 await stop(quietServer);
@@ -261,8 +271,8 @@ const fashionOn = await startServer('fashion-batching', caliper(fashionBatched))
 const fashionOff = await startServer('fashion-no-batching', caliper(fashionUnbatched));
 const fashionRounds: { batching: LoadResult; noBatching: LoadResult }[] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  const on = await closedLoop(fashionOn.url, fashionPath, fashionData);
-  const off = await closedLoop(fashionOff.url, fashionPath, fashionData);
+  const on = await closedLoop(fashionOn, fashionPath, fashionData);
+  const off = await closedLoop(fashionOff, fashionPath, fashionData);
   fashionRounds.push({ batching: on, noBatching: off });
   console.log(`fashion round ${round + 1}: batching ${Math.round(on.rps)} rps p99 ${on.p99Ms} ms, no batching ${Math.round(off.rps)} rps p99 ${off.p99Ms} ms (${r3(on.rps / off.rps)}x)`);
 }
@@ -323,6 +333,7 @@ const result = {
   fraud_rounds: rounds,
   fraud_ratio_batching_vs_bare: r3(ratioBatching),
   fraud_ratio_no_batching_vs_bare: r3(ratioNoBatching),
+  fraud_server_cpu_per_request_ratio_bare_over_batching: r3(cpuRatioBatching),
   fraud_stats_under_load: fraudStatsLoaded,
   open_loop_rate: halfPeak,
   open_loop_rounds: openRounds,
