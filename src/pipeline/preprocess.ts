@@ -4,8 +4,11 @@ import { CaliperError, invalidInput } from '../errors.ts';
 import type { TensorData, TensorMap } from '../runtime/tensor.ts';
 import type { RequestRow } from './request-schema.ts';
 
+/** Float tensors are written in place; every other dtype goes through float64 and is converted once. */
+type ColumnValues = Float32Array | Float64Array;
+
 /** Writes one column group of one row into `out` at `offset`; returns the number of values written. */
-type ColumnWriter = (row: RequestRow, out: Float64Array, offset: number, where: string) => number;
+type ColumnWriter = (row: RequestRow, out: ColumnValues, offset: number, where: string) => number;
 
 /** A numeric column's steps composed into one function (shared with the batch columnar path). */
 export function scalarTransform(steps: readonly ScalarStep[]): (x: number) => number {
@@ -84,10 +87,9 @@ function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
   };
 }
 
-function allocate(dtype: Exclude<TensorDtype, 'string'>, values: Float64Array): TensorData['data'] {
+/** The converted tensor data for a dtype other than float32/float64 (those are written in place). */
+function convert(dtype: Exclude<TensorDtype, 'string' | 'float32' | 'float64'>, values: Float64Array): TensorData['data'] {
   switch (dtype) {
-    case 'float32': return Float32Array.from(values);
-    case 'float64': return values;
     case 'int8': return Int8Array.from(values, Math.round);
     case 'uint8': return Uint8Array.from(values, Math.round);
     case 'int16': return Int16Array.from(values, Math.round);
@@ -123,13 +125,16 @@ class TensorBuilder {
       const fields = this.spec.columns.map((c) => c.field);
       return { type: 'string', dims, data: rows.flatMap((row) => fields.map((f) => row[f] as string)) };
     }
-    const values = new Float64Array(rows.length * this.width);
+    const dtype = this.spec.dtype;
+    const size = rows.length * this.width;
+    const values = dtype === 'float32' ? new Float32Array(size) : new Float64Array(size);
     for (let r = 0; r < rows.length; r++) {
       let offset = r * this.width;
       const where = prefixOf(r);
       for (const write of this.writers) offset += write(rows[r]!, values, offset, where);
     }
-    return { type: this.spec.dtype, dims, data: allocate(this.spec.dtype, values) };
+    const data = dtype === 'float32' || dtype === 'float64' ? values : convert(dtype, values as Float64Array);
+    return { type: dtype, dims, data };
   }
 }
 
