@@ -22,11 +22,30 @@ function reshape(values: PredictionValue[], dims: readonly number[]): Prediction
   return out;
 }
 
+type Ranked = { label: string | number; probability?: number; score?: number };
+
+/** The k largest values, largest first (ties keep the lower index), by selection: k is small, sorting all is waste. */
+function topK(values: readonly number[], k: number, labels: readonly (string | number)[] | undefined, key: 'probability' | 'score'): Ranked[] {
+  const taken = new Uint8Array(values.length);
+  const ranked: Ranked[] = [];
+  for (let n = Math.min(k, values.length); n > 0; n--) {
+    let best = -1;
+    for (let i = 0; i < values.length; i++) {
+      if (taken[i] === 0 && (best < 0 || values[i]! > values[best]! || (Number.isNaN(values[best]!) && !Number.isNaN(values[i]!)))) best = i;
+    }
+    taken[best] = 1;
+    const label = labels ? labels[best] ?? best : best;
+    ranked.push(key === 'probability' ? { label, probability: values[best]! } : { label, score: values[best]! });
+  }
+  return ranked;
+}
+
 type FieldFn = (outputs: TensorMap, row: number, done: Prediction) => PredictionValue;
 
 function rowValues(outputs: TensorMap, name: string, row: number): (number | string)[] {
   const tensor = outputs[name]!;
-  const size = elementCount(tensor.dims.slice(1));
+  const rows = tensor.dims[0] ?? 1;
+  const size = rows > 0 ? tensor.data.length / rows : 0;
   const out: (number | string)[] = new Array(size);
   const data = tensor.data;
   for (let i = 0; i < size; i++) {
@@ -58,14 +77,7 @@ function compileField(spec: PostprocessFieldSpec, file: string): FieldFn {
       for (let i = 1; i < values.length; i++) if ((values[i] as number) > (values[best] as number)) best = i;
       return spec.labels ? spec.labels[best] ?? best : best;
     }
-    if (spec.topK !== undefined) {
-      const key = spec.softmax || spec.sigmoid ? 'probability' : 'score';
-      return values
-        .map((v, i) => ({ i, v: v as number }))
-        .sort((a, b) => b.v - a.v)
-        .slice(0, spec.topK)
-        .map(({ i, v }) => ({ label: spec.labels ? spec.labels[i] ?? i : i, [key]: v }));
-    }
+    if (spec.topK !== undefined) return topK(values as number[], spec.topK, spec.labels, spec.softmax || spec.sigmoid ? 'probability' : 'score');
     if (spec.threshold !== undefined) {
       if (values.length !== 1) throw new CaliperError('CALIPER_INFERENCE_FAILED', `${where}.threshold: needs one value per prediction, the source has ${values.length} (pick one with index)`);
       return (values[0] as number) > spec.threshold;

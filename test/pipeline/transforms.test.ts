@@ -116,6 +116,18 @@ postprocess:
     expect(second!.p).toBeCloseTo(1 / (1 + Math.exp(10)), 12);
     expect(second!.grid).toEqual([[7, 8, 9], [10, 11, 12]]);
   });
+
+  it('ranks ties by index and answers every value when top_k is larger than the output', () => {
+    const tied = new Postprocessor(config(`
+name: t
+inputs: { a: { type: number } }
+preprocess: { tensor: in, columns: [{ identity: a }] }
+postprocess:
+  top5: { output: y, top_k: 5, labels: [cat, dog, eel] }
+`));
+    const [row] = tied.run({ y: { type: 'float32', dims: [1, 3], data: Float32Array.from([2, 7, 7]) } }, 1);
+    expect(row!.top5).toEqual([{ label: 'dog', score: 7 }, { label: 'eel', score: 7 }, { label: 'cat', score: 2 }]);
+  });
 });
 
 describe('request schema', () => {
