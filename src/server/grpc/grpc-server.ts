@@ -1,6 +1,7 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
 import { InferenceService, type InferenceServiceContext } from './inference-service.ts';
-import { inferenceServiceDefinition } from './service-definition.ts';
+import { inferResponseSerializer, streamResponseSerializer } from './infer-response-encoder.ts';
+import { inferenceServiceDefinition, type ModelInferResponse, type ModelStreamInferResponse } from './service-definition.ts';
 
 /** What the service needs (repository, observer, statistics, app, auth, logger), plus where and how to listen. */
 export interface GrpcServerOptions extends InferenceServiceContext {
@@ -31,7 +32,11 @@ export class GrpcInferenceServer {
     const { repository, observer, statistics, app, auth, logger } = options;
     const service = new InferenceService({ repository, observer, statistics, app, logger, ...(auth ? { auth } : {}) });
     const definition = inferenceServiceDefinition();
+    // Requests arrive as bytes (the service decodes them, to answer a malformed one INVALID_ARGUMENT); the
+    // inference answers are written by the hand encoder.
     const raw: ServiceDefinition = Object.fromEntries(Object.entries(definition).map(([name, method]) => [name, { ...method, requestDeserialize: identity }]));
+    raw.ModelInfer!.responseSerialize = inferResponseSerializer(definition.ModelInfer!.responseSerialize as (m: ModelInferResponse) => Buffer);
+    raw.ModelStreamInfer!.responseSerialize = streamResponseSerializer(definition.ModelStreamInfer!.responseSerialize as (m: ModelStreamInferResponse) => Buffer);
     server.addService(raw, service.implementation(definition));
     const host = options.host ?? '127.0.0.1';
     const address = host.includes(':') ? `[${host}]:${options.port}` : `${host}:${options.port}`;

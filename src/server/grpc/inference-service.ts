@@ -12,6 +12,7 @@ import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import type { RequestHints, RequestObserver } from '../request-observer.ts';
 import { modelMetadata, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from '../routes/v2-routes.ts';
 import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
+import { decodeModelInferRequest } from './infer-request-decoder.ts';
 import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type ModelInferRequest, type ModelInferResponse, type ModelStatisticsResponse, type RepositoryIndexResponse, type RequestDecoder } from './service-definition.ts';
 
 export interface InferenceServiceContext {
@@ -203,7 +204,7 @@ export class InferenceService {
    */
   implementation(definition: ServiceDefinition): UntypedServiceImplementation {
     const handlers = this.unaryHandlers() as Record<string, (request: unknown, call: AnyCall) => Promise<unknown>>;
-    const decoders = strictRequestDecoders();
+    const decoders: Record<string, RequestDecoder> = { ...strictRequestDecoders(), ModelInfer: decodeModelInferRequest, ModelStreamInfer: decodeModelInferRequest };
     const implementation: UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(definition)) {
       const decode = decoders[name];
