@@ -1,19 +1,24 @@
 /*
- * Closed-loop gRPC load generator for bench/protocols.ts (runs in its own process): N requests always in
- * flight on one channel, each a pre-serialized ModelInferRequest with raw_input_contents, answers not decoded
- * (as autocannon neither builds nor parses bodies). MODE unary: one ModelInfer call per request, sent with
- * Node's HTTP/2 client and gRPC's length-prefixed framing, as h2load or ghz would (grpc-js's own client costs
- * as much CPU per call as the server and would be the bottleneck); MODE unary-grpcjs: the same through grpc-js;
- * MODE stream: all requests as messages of one ModelStreamInfer call (grpc-js). Prints one JSON line
- * {rps, errors, p50Ms, p99Ms, cpuUsPerRequest}.
+ * Closed-loop gRPC load generator for bench/protocols.ts (runs in its own process): CONCURRENCY requests always
+ * in flight, each a pre-serialized ModelInferRequest with raw_input_contents, answers not decoded (as autocannon
+ * neither builds nor parses bodies). Modes:
+ *   unary        one ModelInfer call per request, written frame by frame (bench/h2-unary-client.ts, as h2load
+ *                would), the requests spread over CONNECTIONS HTTP/2 connections; one call is first checked for
+ *                grpc-status 0 with Node's client;
+ *   unary-http2  the same through Node's HTTP/2 client with gRPC framing (45–60 µs of client CPU per call);
+ *   unary-grpcjs the same through grpc-js's client (one channel);
+ *   stream       all requests as messages of one ModelStreamInfer call (grpc-js).
+ * Prints one JSON line {rps, errors, firstError, p50Ms, p99Ms, cpuUsPerRequest}.
  *
- *   node --import tsx bench/grpc-load.ts unary|unary-grpcjs|stream HOST:PORT MODEL INPUT WIDTH SECONDS CONCURRENCY [CONNECTIONS]
+ *   node --import tsx bench/grpc-load.ts MODE HOST:PORT MODEL INPUT WIDTH SECONDS CONCURRENCY [CONNECTIONS]
  *
- * CONNECTIONS (unary only, default 1): HTTP/2 connections the requests are spread over.
+ * CONNECTIONS (unary and unary-http2, default 1): HTTP/2 connections the requests are spread over, request i
+ * on connection i mod CONNECTIONS.
  */
 import { connect, constants } from 'node:http2';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { inferenceServiceDefinition, type ModelInferRequest } from '../src/server/grpc/service-definition.ts';
+import { RawUnaryConnection } from './h2-unary-client.ts';
 import { benchRows } from './protocol-payloads.ts';
 
 const [mode, address, model, input, widthArg, secondsArg, concurrencyArg, connectionsArg] = process.argv.slice(2);
@@ -68,13 +73,14 @@ function streamLoad(): void {
 /** One gRPC message frame: uncompressed flag, 4-byte big-endian length, the message. */
 const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), payload]);
 frame.writeUInt32BE(payload.byteLength, 1);
-const sessions = mode === 'unary' ? Array.from({ length: Number(connectionsArg ?? 1) }, () => connect(`http://${address}`)) : [];
+const connections = Number(connectionsArg ?? 1);
+const sessions = mode === 'unary-http2' || mode === 'unary' ? Array.from({ length: mode === 'unary' ? 1 : connections }, () => connect(`http://${address}`)) : [];
 const requestHeaders = {
   [constants.HTTP2_HEADER_METHOD]: 'POST', [constants.HTTP2_HEADER_PATH]: method.path,
   'content-type': 'application/grpc', te: 'trailers',
 };
 
-function http2One(slot: number): void {
+function http2One(slot: number, once = false): void {
   if (!running) return;
   const started = performance.now();
   const stream = sessions[slot % sessions.length]!.request(requestHeaders);
@@ -94,9 +100,26 @@ function http2One(slot: number): void {
       errors++;
       firstError ||= `grpc-status ${grpcStatus ?? 'missing'}`;
     }
-    http2One(slot);
+    if (!once) http2One(slot);
   });
   stream.end(frame);
+}
+
+let raw: RawUnaryConnection[] = [];
+
+function rawOne(connection: RawUnaryConnection): void {
+  if (!running || connection.failed !== undefined) return;
+  const started = performance.now();
+  connection.call((failure) => {
+    if (failure === undefined) {
+      completed++;
+      latencies.push(performance.now() - started);
+    } else {
+      errors++;
+      firstError ||= failure;
+    }
+    rawOne(connection);
+  });
 }
 
 function one(): void {
@@ -116,10 +139,31 @@ function one(): void {
 
 if (sessions.length > 0) await Promise.all(sessions.map((session) => new Promise<void>((resolve, reject) => session.once('connect', () => resolve()).once('error', reject))));
 else await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
+if (mode === 'unary') {
+  // The frame-level client cannot read grpc-status: check one call's status with Node's client first.
+  await new Promise<void>((resolve) => {
+    http2One(0, true);
+    const check = setInterval(() => {
+      if (completed + errors > 0) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 1);
+  });
+  if (errors > 0) {
+    console.error(`grpc-load: the check call failed: ${firstError}`);
+    process.exit(1);
+  }
+  completed = 0;
+  latencies.length = 0;
+  const [host, port] = [address!.slice(0, address!.lastIndexOf(':')), Number(address!.slice(address!.lastIndexOf(':') + 1))];
+  raw = await Promise.all(Array.from({ length: connections }, () => RawUnaryConnection.open(host, port, method.path, frame)));
+}
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
 if (mode === 'stream') streamLoad();
-else if (mode === 'unary') for (let i = 0; i < concurrency; i++) http2One(i);
+else if (mode === 'unary') for (let i = 0; i < concurrency; i++) rawOne(raw[i % raw.length]!);
+else if (mode === 'unary-http2') for (let i = 0; i < concurrency; i++) http2One(i);
 else for (let i = 0; i < concurrency; i++) one();
 await new Promise((r) => setTimeout(r, seconds * 1000));
 running = false;
@@ -130,4 +174,5 @@ const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.
 console.log(JSON.stringify({ rps: completed / elapsed, errors, firstError, p50Ms: at(0.5), p99Ms: at(0.99), cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, completed) }));
 client.close();
 for (const session of sessions) session.close();
+for (const connection of raw) connection.close();
 process.exit(0);
