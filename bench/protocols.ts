@@ -20,12 +20,14 @@
  *
  * Floors: two stand-in servers on core 0 answer every unary call with a fixed ModelInferResponse and do
  * nothing else (bench/grpc-floor-server.ts): `floor_grpcjs` (grpc-js with Caliper's server options) and
- * `floor_http2` (Node's http2 module alone), each under both load shapes. No gRPC server on grpc-js can
- * exceed its floor, so a target above `floor_grpcjs` is out of reach for any handler.
+ * `floor_http2` (Node's http2 module alone), each under both load shapes, with the Caliper server stopped
+ * (SIGSTOP) meanwhile. They are what grpc-js and HTTP/2 cost per call with no work to do: a handler, Caliper's
+ * or any other, works on top of that, so a requests/s target above `floor_grpcjs` is out of reach on grpc-js.
  *
  * Protocols are interleaved and their order rotated each round; each figure is a ratio to JSON REST within
  * the same round, and the reported ratio is the median over rounds. Next to requests/s, the server's CPU time
- * per request (from /proc/PID/stat) is reported. Results: bench/results/protocols.json.
+ * per request (from /proc/PID/stat) and the mean batch size Caliper ran (from its /stats) are reported.
+ * Results: bench/results/protocols.json.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -96,7 +98,13 @@ const PROTOCOLS = [
   'floor_grpcjs', 'floor_grpcjs_1conn', 'floor_http2', 'floor_http2_1conn',
 ] as const;
 type Protocol = (typeof PROTOCOLS)[number];
-interface Load { rps: number; p50Ms: number; p99Ms: number; errors: number; serverCpuUsPerRequest?: number }
+interface Load { rps: number; p50Ms: number; p99Ms: number; errors: number; serverCpuUsPerRequest?: number; meanBatch?: number }
+
+/** Requests and batch executions the model has served so far (Triton-style statistics). */
+async function served(url: string, model: string): Promise<{ requests: number; executions: number }> {
+  const stats = (await (await fetch(`${url}/v2/models/${model}/stats`)).json()) as { model_stats: { inference_count: number; execution_count: number }[] };
+  return stats.model_stats.reduce((sum, s) => ({ requests: sum.requests + s.inference_count, executions: sum.executions + s.execution_count }), { requests: 0, executions: 0 });
+}
 
 /** The request bodies of one model: JSON (a JS client's Array.from(Float32Array)) and binary (JSON header + raw FP32). */
 function restBodies(input: string, width: number): Record<'rest_json' | 'rest_binary', { body: Buffer; headers: Record<string, string> }> {
@@ -169,12 +177,20 @@ try {
       const floor = protocol.startsWith('floor_') ? floors[protocol.startsWith('floor_grpcjs') ? 'grpcjs' : 'http2'] : undefined;
       const pid = (floor?.child ?? server.child).pid!;
       const connections = protocol.endsWith('_1conn') ? 1 : CONNECTIONS;
+      // While a floor is measured the Caliper server is stopped, so that its timers do not share core 0 with it.
+      if (floor) server.child.kill('SIGSTOP');
+      const before = floor ? undefined : await served(server.url, m.model);
       const cpuBefore = cpuSeconds(pid);
       const load = floor ? await grpc('unary', floor.address, m.model, m.input, m.width, seconds, connections)
         : protocol === 'grpc_unary' || protocol === 'grpc_unary_1conn' ? await grpc('unary', server.grpc, m.model, m.input, m.width, seconds, connections)
           : protocol === 'grpc_stream' ? await grpc('stream', server.grpc, m.model, m.input, m.width, seconds)
             : await rest(path, bodies[protocol as 'rest_json' | 'rest_binary'].body, bodies[protocol as 'rest_json' | 'rest_binary'].headers, seconds);
       load.serverCpuUsPerRequest = ((cpuSeconds(pid) - cpuBefore) * 1e6) / Math.max(1, load.rps * seconds);
+      if (floor) server.child.kill('SIGCONT');
+      if (before) {
+        const after = await served(server.url, m.model);
+        load.meanBatch = (after.requests - before.requests) / Math.max(1, after.executions - before.executions);
+      }
       return load;
     };
     const protocols: Protocol[] = [...PROTOCOLS];
@@ -185,7 +201,7 @@ try {
       const loads = {} as Record<Protocol, Load>;
       for (const p of order) loads[p] = await run(p, SECONDS);
       rounds.push(loads);
-      console.log(`${m.model} round ${round + 1}: ${order.map((p) => `${p} ${loads[p].rps.toFixed(0)} req/s (p99 ${loads[p].p99Ms.toFixed(1)} ms, server ${loads[p].serverCpuUsPerRequest!.toFixed(0)} µs CPU/req, ${loads[p].errors} errors)`).join(', ')}`);
+      console.log(`${m.model} round ${round + 1}: ${order.map((p) => `${p} ${loads[p].rps.toFixed(0)} req/s (p99 ${loads[p].p99Ms.toFixed(1)} ms, server ${loads[p].serverCpuUsPerRequest!.toFixed(0)} µs CPU/req${loads[p].meanBatch ? `, batch ${loads[p].meanBatch!.toFixed(1)}` : ''}, ${loads[p].errors} errors)`).join(', ')}`);
     }
     loadAverages.push(loadAverage());
     const ratio = (p: Protocol): number => r3(median(rounds.map((r) => r[p].rps / r.rest_json.rps)));
@@ -198,6 +214,7 @@ try {
       median_server_cpu_us_per_request: Object.fromEntries(protocols.map((p) => [p, Math.round(median(rounds.map((r) => r[p].serverCpuUsPerRequest!)) * 10) / 10])),
       rounds: rounds.map((r) => Object.fromEntries(Object.entries(r).map(([p, l]) => [p, {
         rps: Math.round(l.rps), p50Ms: r3(l.p50Ms), p99Ms: r3(l.p99Ms), errors: l.errors, serverCpuUsPerRequest: Math.round(l.serverCpuUsPerRequest!),
+        ...(l.meanBatch ? { meanBatch: Math.round(l.meanBatch * 10) / 10 } : {}),
       }]))),
     };
     console.log(`${m.model}: requests/s vs JSON REST (median of ${ROUNDS} rounds): ${others.map((p) => `${p} ${ratio(p)}×`).join(', ')}`);
@@ -205,6 +222,7 @@ try {
     for (const child of [floors.grpcjs.child, floors.http2.child]) child.kill('SIGINT');
   }
 } finally {
+  server.child.kill('SIGCONT');
   server.child.kill('SIGINT');
   for (const child of floorChildren) if (child.exitCode === null) child.kill('SIGINT');
 }
