@@ -4,7 +4,7 @@
  * typed contents or a non-integer dimension goes through the loader's serializer instead, so every message
  * the interface allows is still encoded.
  */
-import { delimitedSize, int64Size, ProtoWriter, utf8Length } from './proto-writer.ts';
+import { cachedUtf8, delimitedSize, int64Size, ProtoWriter, utf8 } from './proto-writer.ts';
 import type { GrpcTensor, ModelInferResponse, ModelStreamInferResponse } from './service-definition.ts';
 
 export type Serialize<T> = (message: T) => Buffer;
@@ -25,8 +25,13 @@ function plain(response: ModelInferResponse): boolean {
   return true;
 }
 
-function stringFieldSize(length: number): number {
-  return length === 0 ? 0 : delimitedSize(length);
+/** Bytes of an optional length-delimited field (left out when empty, as proto3 does). */
+function optionalSize(bytes: Uint8Array): number {
+  return bytes.byteLength === 0 ? 0 : delimitedSize(bytes.byteLength);
+}
+
+function writeOptional(w: ProtoWriter, field: number, bytes: Uint8Array): void {
+  if (bytes.byteLength > 0) w.bytes(field, bytes);
 }
 
 function shapeBytes(shape: readonly number[]): number {
@@ -37,29 +42,24 @@ function shapeBytes(shape: readonly number[]): number {
 
 function tensorSize(tensor: GrpcTensor): number {
   const shape = shapeBytes(tensor.shape);
-  return stringFieldSize(utf8Length(tensor.name)) + stringFieldSize(utf8Length(tensor.datatype)) + (shape === 0 ? 0 : delimitedSize(shape));
+  return optionalSize(cachedUtf8(tensor.name)) + optionalSize(cachedUtf8(tensor.datatype)) + (shape === 0 ? 0 : delimitedSize(shape));
 }
 
-function responseSize(response: ModelInferResponse): number {
-  let size = stringFieldSize(utf8Length(response.model_name)) + stringFieldSize(utf8Length(response.model_version)) + stringFieldSize(utf8Length(response.id ?? ''));
+function responseSize(response: ModelInferResponse, id: Buffer): number {
+  let size = optionalSize(cachedUtf8(response.model_name)) + optionalSize(cachedUtf8(response.model_version)) + optionalSize(id);
   for (const tensor of response.outputs) size += delimitedSize(tensorSize(tensor));
   for (const raw of response.raw_output_contents ?? []) size += delimitedSize(raw.byteLength);
   return size;
 }
 
-function writeString(w: ProtoWriter, field: number, value: string): void {
-  const length = utf8Length(value);
-  if (length > 0) w.string(field, value, length);
-}
-
-function writeResponse(w: ProtoWriter, response: ModelInferResponse): void {
-  writeString(w, 1, response.model_name);
-  writeString(w, 2, response.model_version);
-  writeString(w, 3, response.id ?? '');
+function writeResponse(w: ProtoWriter, response: ModelInferResponse, id: Buffer): void {
+  writeOptional(w, 1, cachedUtf8(response.model_name));
+  writeOptional(w, 2, cachedUtf8(response.model_version));
+  writeOptional(w, 3, id);
   for (const tensor of response.outputs) {
     w.delimited(5, tensorSize(tensor));
-    writeString(w, 1, tensor.name);
-    writeString(w, 2, tensor.datatype);
+    writeOptional(w, 1, cachedUtf8(tensor.name));
+    writeOptional(w, 2, cachedUtf8(tensor.datatype));
     const shape = shapeBytes(tensor.shape);
     if (shape > 0) {
       w.delimited(3, shape);
@@ -78,8 +78,9 @@ function finished(w: ProtoWriter): Buffer {
 export function inferResponseSerializer(fallback: Serialize<ModelInferResponse>): Serialize<ModelInferResponse> {
   return (response) => {
     if (!plain(response)) return fallback(response);
-    const w = new ProtoWriter(responseSize(response));
-    writeResponse(w, response);
+    const id = utf8(response.id ?? '');
+    const w = new ProtoWriter(responseSize(response, id));
+    writeResponse(w, response, id);
     return finished(w);
   };
 }
@@ -89,13 +90,14 @@ export function streamResponseSerializer(fallback: Serialize<ModelStreamInferRes
   return (message) => {
     const inner = message.infer_response;
     if (inner && !plain(inner)) return fallback(message);
-    const errorLength = utf8Length(message.error_message ?? '');
-    const innerSize = inner ? responseSize(inner) : 0;
-    const w = new ProtoWriter(stringFieldSize(errorLength) + (inner ? delimitedSize(innerSize) : 0));
-    if (errorLength > 0) w.string(1, message.error_message!, errorLength);
+    const error = utf8(message.error_message ?? '');
+    const id = utf8(inner?.id ?? '');
+    const innerSize = inner ? responseSize(inner, id) : 0;
+    const w = new ProtoWriter(optionalSize(error) + (inner ? delimitedSize(innerSize) : 0));
+    writeOptional(w, 1, error);
     if (inner) {
       w.delimited(2, innerSize);
-      writeResponse(w, inner);
+      writeResponse(w, inner, id);
     }
     return finished(w);
   };

@@ -2,14 +2,28 @@ import { LENGTH_DELIMITED } from './proto-reader.ts';
 
 const TWO_32 = 4294967296;
 
+const EMPTY = Buffer.alloc(0);
+const encoded = new Map<string, Buffer>();
+
 /**
- * UTF-8 byte length of a string. Names and datatypes are short ASCII; counting them here is cheaper than a
- * call into Buffer.byteLength.
+ * UTF-8 bytes of a name that recurs in every answer (model name, version, tensor names, datatypes), cached:
+ * under load, measuring and copying these few short strings on each call cost more than the rest of the encoder.
  */
-export function utf8Length(text: string): number {
-  if (text.length > 64) return Buffer.byteLength(text, 'utf8');
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return Buffer.byteLength(text, 'utf8');
-  return text.length;
+export function cachedUtf8(text: string): Buffer {
+  let bytes = encoded.get(text);
+  if (bytes === undefined) {
+    bytes = Buffer.from(text, 'utf8');
+    if (text.length <= 256) {
+      if (encoded.size >= 4096) encoded.clear();
+      encoded.set(text, bytes);
+    }
+  }
+  return bytes;
+}
+
+/** UTF-8 bytes of a string that may differ on every call (a request id). */
+export function utf8(text: string): Buffer {
+  return text === '' ? EMPTY : Buffer.from(text, 'utf8');
 }
 
 /** Bytes of a varint holding a non-negative value below 2^53. */
@@ -71,17 +85,6 @@ export class ProtoWriter {
       high >>>= 7;
     }
     this.buf[this.pos++] = lo & 0x01;
-  }
-
-  /** A length-delimited string field; `length` is its UTF-8 byte length. */
-  string(field: number, value: string, length: number): void {
-    this.key(field, LENGTH_DELIMITED);
-    this.varint(length);
-    if (length === value.length && length <= 64) {
-      // ASCII (one byte per UTF-16 unit, as utf8Length found): copied here rather than through Buffer.write.
-      for (let i = 0; i < length; i++) this.buf[this.pos + i] = value.charCodeAt(i);
-      this.pos += length;
-    } else this.pos += this.buf.write(value, this.pos, length, 'utf8');
   }
 
   bytes(field: number, value: Uint8Array): void {
