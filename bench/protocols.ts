@@ -14,9 +14,10 @@
  * Load shape of unary gRPC: "32 concurrent clients" is read as 32 clients with a connection each, as the
  * REST baseline has 32 keep-alive connections, so `grpc_unary` opens 32 HTTP/2 connections with one call in
  * flight on each; a client's calls then arrive independently, as REST requests do, instead of in lock-step
- * bursts of 32 (on one connection all 32 arrived in one read and every batch was 32). `grpc_unary_1conn` is
- * the other common shape, one client multiplexing 32 calls over one channel (ghz's default); it costs the
- * server less per call (fewer reads and writes) and is reported next to it, not instead of it.
+ * bursts (on one connection fraud_detector's batches were 31–32 requests, over 32 connections 11).
+ * `grpc_unary_1conn` is the other common shape, one client multiplexing 32 calls over one channel (ghz's
+ * default); it costs the server less per call (fewer reads and writes) and is reported next to it, not
+ * instead of it.
  *
  * Floors: two stand-in servers on core 0 answer every unary call with a fixed ModelInferResponse and do
  * nothing else (bench/grpc-floor-server.ts): `floor_grpcjs` (grpc-js with Caliper's server options) and
