@@ -45,9 +45,10 @@ export function bytesPerElement(type: ElementType): number | undefined {
 /** A typed array of the element type over a copy of raw little-endian bytes. */
 export function typedArrayFromBytes(type: Exclude<ElementType, 'string'>, bytes: Uint8Array): Exclude<TensorValues, string[]> {
   const Ctor = ARRAY_TYPES[type];
-  const copy = new Uint8Array(bytes.byteLength);
+  // Unpooled (its buffer may be transferred to a worker) and not zero-filled: every byte is copied over at once.
+  const copy = Buffer.allocUnsafeSlow(bytes.byteLength);
   copy.set(bytes);
-  return new Ctor(copy.buffer, 0, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
+  return new Ctor(copy.buffer, copy.byteOffset, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
 }
 
 export function typedArrayOf(type: Exclude<ElementType, 'string'>, length: number): Exclude<TensorValues, string[]> {
