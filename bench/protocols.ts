@@ -36,6 +36,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { benchRows } from './protocol-payloads.ts';
+import { cpuSeconds } from './process-cpu.ts';
 import { freePort } from '../src/system/free-port.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -130,12 +131,6 @@ async function rest(url: string, body: Buffer, headers: Record<string, string>, 
   return { rps: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99, errors: result.errors + result.non2xx };
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100;
-}
 
 function grpc(mode: 'unary' | 'stream', address: string, model: string, input: string, width: number, seconds: number, connections = 1): Promise<Load> {
   return new Promise((resolve, reject) => {
