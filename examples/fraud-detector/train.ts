@@ -57,7 +57,7 @@ postprocess:
   fraud_probability: { output: fraud_probability, index: 0 }
   is_fraud: { of: fraud_probability, threshold: 0.7 }
 instances: { count: 1, kind: in_thread, intra_op_threads: 1 }
-batching: { max_batch_size: 64, preferred_batch_sizes: [8, 16, 32], max_queue_delay_us: 500, max_queue_size: 10000, timeout_ms: 1000 }
+batching: { max_batch_size: 64, preferred_batch_sizes: [4, 8, 16, 32], max_queue_delay_us: 500, max_queue_size: 10000, timeout_ms: 1000 }
 cache: { max_entries: 10000, ttl_s: 60 }
 sla: { p99_ms: 50 }
 `;
@@ -186,7 +186,7 @@ postprocess:
   fraud_probability: { output: fraud_probability, index: 0 }
   is_fraud: { of: fraud_probability, threshold: 0.7 }
 instances: { count: 1, kind: in_thread, intra_op_threads: 1 }
-batching: { max_batch_size: 64, preferred_batch_sizes: [8, 16, 32], max_queue_delay_us: 500, max_queue_size: 10000, timeout_ms: 1000 }
+batching: { max_batch_size: 64, preferred_batch_sizes: [4, 8, 16, 32], max_queue_delay_us: 500, max_queue_size: 10000, timeout_ms: 1000 }
 cache: { max_entries: 10000, ttl_s: 60 }
 sla: { p99_ms: 50 }
 `;
