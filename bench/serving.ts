@@ -9,7 +9,7 @@
  *   1. throughput at 32 connections, interleaved rounds: bare fastify route (same bodies, same JSON, no model) vs
  *      Caliper POST /models/fraud_detector/predict with batching on and off; raw ONNX Runtime in-process (same model,
  *      batch 1 and batched) on core 0 as the ceiling;
- *   2. open loop: fraud_detector at a constant rate of half its measured peak, p99 (the bare route at the same rate
+ *   2. open loop (at least 5 rounds): fraud_detector at a constant rate of half its measured peak, p99 (the bare route at the same rate
  *      alongside, as the generator's own floor);
  *   3. server overhead (total − inference) median from /v2/models/fraud_detector/stats at one connection;
  *   4. fashion-mnist: batching on vs off at 32 connections (throughput and p99).
@@ -36,6 +36,7 @@ const SECONDS = option('--seconds', 5);
 const ROUNDS = option('--rounds', 3);
 const PROFILE = args.includes('--profile');
 const CONNECTIONS = 32;
+const OPEN_LOOP_ROUNDS = 5;
 const dataDir = join(root, 'bench/data/serving');
 
 execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
@@ -245,10 +246,13 @@ const halfPeak = Math.round(peak / 2);
 await stop(onServer);
 const openServer = await startServer('caliper-open-loop', caliper(fraudBatched));
 // A fresh server's code is not optimized yet: offered half the peak at once it falls behind and the backlog
-// dominates the first round's tail, so it is warmed up closed-loop first.
-await closedLoop(openServer, fraudPath, fraudData, 2);
+// dominates the first round's tail, so it is warmed up closed-loop first. The warm-up also outlasts start-up's
+// last garbage collections (tsx's loader thread runs memory-reducing mark-compacts of 6–9 ms on the server's
+// one core in the first 20 s after start). A p99 is a tail: single stalls of the shared machine move it by
+// milliseconds, so the open loop runs at least five rounds and reports their median.
+await closedLoop(openServer, fraudPath, fraudData, 20);
 const openRounds: { bare: LoadResult; caliper: LoadResult }[] = [];
-for (let round = 0; round < ROUNDS; round++) {
+for (let round = 0; round < Math.max(ROUNDS, OPEN_LOOP_ROUNDS); round++) {
   const b = await openLoop(bare.url, fraudPath, fraudData, halfPeak, SECONDS);
   const c = await openLoop(openServer.url, fraudPath, fraudData, halfPeak, SECONDS);
   openRounds.push({ bare: b, caliper: c });
