@@ -7,7 +7,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
-import { loadDataset } from '../../src/optimize/datasets/dataset.ts';
 import { encodeModel, writeModelFile } from '../../src/optimize/onnx/model-io.ts';
 import { FASHION_MNIST_LABELS, readFashionMnist } from '../../src/optimize/datasets/idx-reader.ts';
 import { ensureDebianPackages } from '../../src/system/debian-packages.ts';
@@ -38,25 +37,25 @@ async function main(): Promise<void> {
   ensureDebianPackages(['dataset-fashion-mnist']);
   const here = dirname(fileURLToPath(import.meta.url));
   const model = await trainOnnxMlp({ layers: [PIXELS, HIDDEN, 10], epochs: 10, inputName: 'pixels', graphName: 'fashion_mnist' });
-  const test = await loadDataset('fashion-mnist:t10k');
+  const test = readFashionMnist('t10k');
   const session = await ort.InferenceSession.create(encodeModel(model));
-  const { logits } = await session.run({ pixels: new ort.Tensor('float32', test.features, [test.count, PIXELS]) });
+  const scaled = Float32Array.from(test.images, (p) => p / 255);
+  const { logits } = await session.run({ pixels: new ort.Tensor('float32', scaled, [test.count, PIXELS]) });
   const scores = logits!.data as Float32Array;
   let correct = 0;
   for (let i = 0; i < test.count; i++) {
     let best = 0;
     for (let j = 1; j < 10; j++) if (scores[i * 10 + j]! > scores[i * 10 + best]!) best = j;
-    if (best === test.labels![i]) correct++;
+    if (best === test.labels[i]) correct++;
   }
   await session.release();
   console.log(`t10k accuracy ${(correct / test.count * 100).toFixed(2)}%`);
   mkdirSync(join(here, '1'), { recursive: true });
   writeModelFile(join(here, '1', 'model.onnx'), model);
   writeFileSync(join(here, 'model.yaml'), MODEL_YAML);
-  const images = readFashionMnist('t10k');
-  const sample = Array.from(images.images.subarray(0, PIXELS));
+  const sample = Array.from(test.images.subarray(0, PIXELS));
   writeFileSync(join(here, 'sample-request.json'), `${JSON.stringify({ pixels: sample })}\n`);
-  console.log(`wrote ${join(here, '1', 'model.onnx')}, model.yaml and sample-request.json (sample is a t10k ${FASHION_MNIST_LABELS[images.labels[0]!]})`);
+  console.log(`wrote ${join(here, '1', 'model.onnx')}, model.yaml and sample-request.json (sample is a t10k ${FASHION_MNIST_LABELS[test.labels[0]!]})`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
