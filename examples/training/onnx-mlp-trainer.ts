@@ -140,9 +140,9 @@ export async function trainOnnxMlp(options: OnnxMlpTraining): Promise<ModelProto
   return b.build('caliper-examples');
 }
 
-/** The benchmarks' teacher: BENCH_LAYERS with input `image`, written to `out`. */
-export async function trainFashionMlp(out: string, epochs = 4, log: (line: string) => void = console.log): Promise<void> {
-  const model = await trainOnnxMlp({ layers: BENCH_LAYERS, epochs, inputName: 'image', graphName: 'fashion_mlp', log });
+/** Trains an MLP with input `image` (the benchmarks' teacher by default) and writes it to `out`. */
+export async function trainFashionMlp(out: string, epochs = 4, log: (line: string) => void = console.log, layers: readonly number[] = BENCH_LAYERS): Promise<void> {
+  const model = await trainOnnxMlp({ layers, epochs, inputName: 'image', graphName: 'fashion_mlp', log });
   mkdirSync(dirname(out), { recursive: true });
   writeModelFile(out, model);
 }
@@ -153,8 +153,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     epochs: { type: 'string', default: '4' },
     out: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
   } });
-  const model = await trainOnnxMlp({ layers: values.layers!.split(',').map(Number), epochs: Number(values.epochs), inputName: 'image', graphName: 'fashion_mlp' });
-  mkdirSync(dirname(values.out!), { recursive: true });
-  writeModelFile(values.out!, model);
+  await trainFashionMlp(values.out!, Number(values.epochs), console.log, values.layers!.split(',').map(Number));
   console.log(`wrote ${values.out}`);
 }
