@@ -38,15 +38,11 @@ import autocannon from 'autocannon';
 import { benchRows } from './protocol-payloads.ts';
 import { cpuSeconds } from './process-cpu.ts';
 import { freePort } from '../src/system/free-port.ts';
+import { numberOption } from './bench-options.ts';
 
 const root = join(import.meta.dirname, '..');
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const SECONDS = option('--seconds', 5);
-const ROUNDS = option('--rounds', 3);
+const SECONDS = numberOption('--seconds', 5);
+const ROUNDS = numberOption('--rounds', 3);
 const CONNECTIONS = 32;
 const dataDir = join(root, 'bench/data/protocols');
 

@@ -24,17 +24,13 @@ import { startClosedLoop, startOpenLoop, type RunningLoad } from '../src/bench/l
 import { HttpLoadTarget } from '../src/bench/load-target.ts';
 import type { RequestData } from '../src/bench/request-data.ts';
 import { freePort } from '../src/system/free-port.ts';
+import { numberOption } from './bench-options.ts';
 import { cpuSeconds } from './process-cpu.ts';
 
 const root = join(import.meta.dirname, '..');
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const SECONDS = option('--seconds', 5);
-const ROUNDS = option('--rounds', 3);
-const PROFILE = args.includes('--profile');
+const SECONDS = numberOption('--seconds', 5);
+const ROUNDS = numberOption('--rounds', 3);
+const PROFILE = process.argv.includes('--profile');
 const CONNECTIONS = 32;
 const OPEN_LOOP_ROUNDS = 5;
 const dataDir = join(root, 'bench/data/serving');
