@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import type { BatchFormat } from './batch-format.ts';
-import type { InputFile } from './batch-input.ts';
+import type { BatchFormat } from './io/batch-format.ts';
+import type { InputFile } from './io/batch-input.ts';
 import type { ErrorPolicy } from './chunk-scorer.ts';
 import type { OutputColumn } from './output-columns.ts';
 

@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
-import { formatOfPath, type BatchFormat } from './batch-format.ts';
-import { expandInput, openRowSource } from './batch-input.ts';
+import { formatOfPath, type BatchFormat } from './io/batch-format.ts';
+import { expandInput, openRowSource } from './io/batch-input.ts';
 import { jobFingerprint, type BatchJobSpec } from './batch-job.ts';
 import type { ErrorPolicy } from './chunk-scorer.ts';
 import { outputColumns } from './output-columns.ts';

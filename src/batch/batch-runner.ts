@@ -1,13 +1,13 @@
 import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
-import { countRows, openRowSource } from './batch-input.ts';
+import { countRows, openRowSource } from './io/batch-input.ts';
 import type { BatchJobSpec } from './batch-job.ts';
 import { ChunkScorer, firstBadRowError, type RowError, type ScoredBatch } from './chunk-scorer.ts';
-import { columnarPlanFor, produceColumnarPart } from './columnar-part.ts';
+import { columnarPlanFor, produceColumnarPart } from './columnar/columnar-part.ts';
 import { FieldMapping } from './field-mapping.ts';
-import { OutputLayout, type PartMeta } from './output-layout.ts';
-import { openPartWriter } from './part-writer.ts';
-import type { RowSource } from './source-row.ts';
+import { OutputLayout, type PartMeta } from './io/output-layout.ts';
+import { openPartWriter } from './io/part-writer.ts';
+import type { RowSource } from './io/source-row.ts';
 
 /** Receives progress as parts are scored (the CLI draws a bar from it). */
 export interface BatchProgress {

@@ -4,7 +4,7 @@ import type { Prediction } from '../pipeline/postprocess.ts';
 import { runInference } from '../pipeline/predict-pipeline.ts';
 import type { RequestRow } from '../pipeline/request-schema.ts';
 import type { FieldMapping } from './field-mapping.ts';
-import type { SourceBatch, SourceRow } from './source-row.ts';
+import type { SourceBatch, SourceRow } from './io/source-row.ts';
 
 /** A row that could not be scored: its 0-based index in its input file and why. */
 export interface RowError { row: number; reason: string }

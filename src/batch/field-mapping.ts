@@ -1,6 +1,6 @@
 import type { InputFieldSpec } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
-import type { SourceColumn, SourceRow } from './source-row.ts';
+import type { SourceColumn, SourceRow } from './io/source-row.ts';
 
 const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 

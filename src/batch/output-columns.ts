@@ -2,7 +2,7 @@ import type { InputFieldSpec } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { Postprocessor } from '../pipeline/postprocess.ts';
-import type { ColumnKind, SourceColumn } from './source-row.ts';
+import type { ColumnKind, SourceColumn } from './io/source-row.ts';
 
 /** One column of the scored output: a kept input column or a prediction field. */
 export interface OutputColumn { name: string; kind: ColumnKind; from: 'input' | 'prediction' }

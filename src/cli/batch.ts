@@ -1,11 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { parseBatchFormat, type BatchFormat } from '../batch/batch-format.ts';
+import { parseBatchFormat, type BatchFormat } from '../batch/io/batch-format.ts';
 import { loadBatchModel } from '../batch/batch-model.ts';
 import { planBatchJob } from '../batch/batch-plan.ts';
-import { BatchQueue, type BatchStatus } from '../batch/batch-queue.ts';
+import { BatchQueue, type BatchStatus } from '../batch/distributed/batch-queue.ts';
 import { runLocalBatch, silentProgress, type BatchSummary } from '../batch/batch-runner.ts';
 import type { ErrorPolicy } from '../batch/chunk-scorer.ts';
-import { runDistributedBatch } from '../batch/distributed-batch.ts';
+import { runDistributedBatch } from '../batch/distributed/distributed-batch.ts';
 import { ProgressBar } from '../batch/progress-bar.ts';
 import { parseIntegerOption } from './options.ts';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { BatchWorker } from '../batch/batch-worker.ts';
-import { setDuckdbThreads } from '../batch/duckdb-engine.ts';
+import { BatchWorker } from '../batch/distributed/batch-worker.ts';
+import { setDuckdbThreads } from '../batch/io/duckdb-engine.ts';
 import { parseIntegerOption } from './options.ts';
 
 export function registerWorkerCommand(program: Command): void {

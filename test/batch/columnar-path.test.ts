@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBatchModel } from '../../src/batch/batch-model.ts';
 import { runLocalBatch, silentProgress } from '../../src/batch/batch-runner.ts';
 import type { ErrorPolicy } from '../../src/batch/chunk-scorer.ts';
-import { columnarPlanFor } from '../../src/batch/columnar-part.ts';
+import { columnarPlanFor } from '../../src/batch/columnar/columnar-part.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
 import { fraudModelDir, planBatchJob, query, request, tempRoot } from './batch-fixtures.ts';

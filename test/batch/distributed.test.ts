@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
 import { loadBatchModel } from '../../src/batch/batch-model.ts';
-import { BatchQueue } from '../../src/batch/batch-queue.ts';
+import { BatchQueue } from '../../src/batch/distributed/batch-queue.ts';
 import { silentProgress, type BatchSummary } from '../../src/batch/batch-runner.ts';
-import { runDistributedBatch } from '../../src/batch/distributed-batch.ts';
+import { runDistributedBatch } from '../../src/batch/distributed/distributed-batch.ts';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis-server.ts';
 import { fraudModelDir, planBatchJob, query, request, tempRoot } from './batch-fixtures.ts';
 

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLocalBatch, silentProgress } from '../../src/batch/batch-runner.ts';
-import { CsvRecordParser } from '../../src/batch/csv-reader.ts';
+import { CsvRecordParser } from '../../src/batch/io/csv-reader.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
 import { runPredict } from '../../src/pipeline/predict-pipeline.ts';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';

@@ -1,4 +1,4 @@
-import type { TensorMap } from '../runtime/tensor.ts';
+import type { TensorMap } from '../../runtime/tensor.ts';
 import type { ColumnBatch } from './column-batch.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 

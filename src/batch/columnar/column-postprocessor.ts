@@ -1,5 +1,5 @@
-import { CaliperError } from '../errors.ts';
-import type { TensorMap } from '../runtime/tensor.ts';
+import { CaliperError } from '../../errors.ts';
+import type { TensorMap } from '../../runtime/tensor.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 
 /**

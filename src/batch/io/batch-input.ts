@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CaliperError } from '../errors.ts';
+import { CaliperError } from '../../errors.ts';
 import { formatOfPath, type BatchFormat } from './batch-format.ts';
 import { countCsvRows, CsvReader } from './csv-reader.ts';
 import { countJsonlRows, JsonlReader } from './jsonl-reader.ts';

@@ -1,9 +1,9 @@
-import { CaliperError } from '../errors.ts';
-import { countRows } from './batch-input.ts';
-import type { BatchJobSpec } from './batch-job.ts';
+import { CaliperError } from '../../errors.ts';
+import { countRows } from '../io/batch-input.ts';
+import type { BatchJobSpec } from '../batch-job.ts';
 import { BatchQueue, type BatchStatus } from './batch-queue.ts';
-import type { BatchProgress, BatchSummary } from './batch-runner.ts';
-import { OutputLayout } from './output-layout.ts';
+import type { BatchProgress, BatchSummary } from '../batch-runner.ts';
+import { OutputLayout } from '../io/output-layout.ts';
 import { planShards } from './shard-plan.ts';
 
 export interface DistributedOptions {

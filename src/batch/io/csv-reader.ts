@@ -1,5 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
-import { CaliperError } from '../errors.ts';
+import { CaliperError } from '../../errors.ts';
 import { RowBuffer, type ReadBlock } from './row-buffer.ts';
 import type { ColumnKind, RowRange, RowSource, SourceBatch, SourceColumn, SourceRow } from './source-row.ts';
 

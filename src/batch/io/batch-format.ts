@@ -1,5 +1,5 @@
 import { extname } from 'node:path';
-import { CaliperError } from '../errors.ts';
+import { CaliperError } from '../../errors.ts';
 
 /** The file formats batch scoring reads and writes. */
 export type BatchFormat = 'parquet' | 'csv' | 'jsonl';

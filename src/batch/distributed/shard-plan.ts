@@ -1,4 +1,4 @@
-import type { InputFile } from './batch-input.ts';
+import type { InputFile } from '../io/batch-input.ts';
 
 /** One unit of distributed work: rows [start, end) of one input file; the last shard of a file is open-ended. */
 export interface Shard { fileIndex: number; start: number; end: number | null }

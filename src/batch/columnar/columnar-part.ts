@@ -1,19 +1,19 @@
-import type { ModelVersion } from '../lifecycle/model-version.ts';
-import type { Prediction } from '../pipeline/postprocess.ts';
-import { runInference } from '../pipeline/predict-pipeline.ts';
-import type { BatchJobSpec } from './batch-job.ts';
-import { ChunkScorer, firstBadRowError, type RowError } from './chunk-scorer.ts';
+import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import type { Prediction } from '../../pipeline/postprocess.ts';
+import { runInference } from '../../pipeline/predict-pipeline.ts';
+import type { BatchJobSpec } from '../batch-job.ts';
+import { ChunkScorer, firstBadRowError, type RowError } from '../chunk-scorer.ts';
 import { readColumnBatch, type ColumnBatch } from './column-batch.ts';
 import { buildTensors } from './column-preprocessor.ts';
 import { writePredictions } from './column-postprocessor.ts';
 import { rowsForRowPath } from './column-validator.ts';
 import { ColumnarPartWriter, RowOutcome } from './columnar-part-writer.ts';
 import { columnarPlan, type ColumnarPlan, type ParquetSchema } from './columnar-plan.ts';
-import { duckdbConnection, sqlString } from './duckdb-engine.ts';
-import { FieldMapping } from './field-mapping.ts';
-import type { OutputLayout, PartMeta } from './output-layout.ts';
-import { kindOf, sourceRowsOf } from './parquet-reader.ts';
-import type { SourceRow } from './source-row.ts';
+import { duckdbConnection, sqlString } from '../io/duckdb-engine.ts';
+import { FieldMapping } from '../field-mapping.ts';
+import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
+import { kindOf, sourceRowsOf } from '../io/parquet-reader.ts';
+import type { SourceRow } from '../io/source-row.ts';
 
 /** Row numbers per IN (...) list when fetching marked rows as row objects. */
 const FETCH_GROUP = 4096;

@@ -1,5 +1,5 @@
 import { DuckDBDoubleVector, type DuckDBDataChunk } from '@duckdb/node-api';
-import { duckdbConnection, sqlString } from './duckdb-engine.ts';
+import { duckdbConnection, sqlString } from '../io/duckdb-engine.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 
 /** Rows [firstRow, firstRow + rows) of one input file as one Float64Array per request field (NaN where null). */

@@ -1,13 +1,13 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { CaliperError } from '../errors.ts';
-import type { ModelVersion } from '../lifecycle/model-version.ts';
-import { openRowSource } from './batch-input.ts';
-import type { BatchJobSpec } from './batch-job.ts';
-import { loadBatchModel } from './batch-model.ts';
+import { CaliperError } from '../../errors.ts';
+import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import { openRowSource } from '../io/batch-input.ts';
+import type { BatchJobSpec } from '../batch-job.ts';
+import { loadBatchModel } from '../batch-model.ts';
 import { BATCH_QUEUE, BatchQueue, redisConnection, type ShardJobData } from './batch-queue.ts';
-import { producePart, scorerFor } from './batch-runner.ts';
-import { columnarPlanFor, produceColumnarPart } from './columnar-part.ts';
-import { OutputLayout, type PartMeta } from './output-layout.ts';
+import { producePart, scorerFor } from '../batch-runner.ts';
+import { columnarPlanFor, produceColumnarPart } from '../columnar/columnar-part.ts';
+import { OutputLayout, type PartMeta } from '../io/output-layout.ts';
 import type { Shard } from './shard-plan.ts';
 
 /** Scores one shard into one part file, committed with a single rename: a retry rewrites the same part, never a second one. */

@@ -1,10 +1,10 @@
 import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CaliperError } from '../errors.ts';
+import { CaliperError } from '../../errors.ts';
 import { fileExtension } from './batch-format.ts';
-import type { BatchJobSpec } from './batch-job.ts';
-import type { RowError } from './chunk-scorer.ts';
+import type { BatchJobSpec } from '../batch-job.ts';
+import type { RowError } from '../chunk-scorer.ts';
 import { duckdbConnection, sqlString } from './duckdb-engine.ts';
 import { openPartWriter, temporaryPathFor } from './part-writer.ts';
 

@@ -3,10 +3,10 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DuckDBAppender, DuckDBDataChunk, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { BIGINT, BOOLEAN, DOUBLE, VARCHAR } from '@duckdb/node-api';
-import type { Prediction } from '../pipeline/postprocess.ts';
+import type { Prediction } from '../../pipeline/postprocess.ts';
 import type { BatchFormat } from './batch-format.ts';
 import { duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
-import type { OutputColumn } from './output-columns.ts';
+import type { OutputColumn } from '../output-columns.ts';
 import type { SourceRow } from './source-row.ts';
 
 /**

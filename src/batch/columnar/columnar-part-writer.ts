@@ -2,8 +2,8 @@ import { rename, rm } from 'node:fs/promises';
 import { DOUBLE, DuckDBDataChunk, DuckDBDoubleVector, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import { rowRangeSql } from './column-batch.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
-import { duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
-import { temporaryPathFor } from './part-writer.ts';
+import { duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import { temporaryPathFor } from '../io/part-writer.ts';
 
 const CHUNK_ROWS = 2048;
 let tableCounter = 0;

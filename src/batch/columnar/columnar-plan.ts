@@ -1,10 +1,10 @@
 import { DuckDBTypeId, type DuckDBType } from '@duckdb/node-api';
-import type { InputFieldSpec, PostprocessFieldSpec, TensorSpec } from '../config/model-config.ts';
-import type { ModelVersion } from '../lifecycle/model-version.ts';
-import { scalarTransform } from '../pipeline/preprocess.ts';
-import type { BatchJobSpec } from './batch-job.ts';
-import { sqlIdentifier, sqlString } from './duckdb-engine.ts';
-import { kindOf } from './parquet-reader.ts';
+import type { InputFieldSpec, PostprocessFieldSpec, TensorSpec } from '../../config/model-config.ts';
+import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import { scalarTransform } from '../../pipeline/preprocess.ts';
+import type { BatchJobSpec } from '../batch-job.ts';
+import { sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import { kindOf } from '../io/parquet-reader.ts';
 
 /**
  * The columnar fast path of `caliper batch`: model.yaml's schema, preprocess and postprocess compiled to work on

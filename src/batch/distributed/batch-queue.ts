@@ -1,8 +1,8 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { CaliperError } from '../errors.ts';
-import type { BatchJobSpec } from './batch-job.ts';
-import type { PartMeta } from './output-layout.ts';
+import { CaliperError } from '../../errors.ts';
+import type { BatchJobSpec } from '../batch-job.ts';
+import type { PartMeta } from '../io/output-layout.ts';
 import { shardKey, type Shard } from './shard-plan.ts';
 
 export const BATCH_QUEUE = 'caliper-batch';

@@ -1,5 +1,5 @@
 import { DuckDBTypeId, type DuckDBConnection, type DuckDBDataChunk, type DuckDBResult, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
-import { CaliperError } from '../errors.ts';
+import { CaliperError } from '../../errors.ts';
 import { duckdbConnection, sqlString } from './duckdb-engine.ts';
 import { RowBuffer } from './row-buffer.ts';
 import type { ColumnKind, RowRange, RowSource, SourceBatch, SourceColumn, SourceRow } from './source-row.ts';
