@@ -72,9 +72,12 @@ describe('latency management over HTTP', () => {
   it('rejects at once with 503 and Retry-After when the queue is full', async () => {
     const queued = [post(server, '/models/slow_queue/predict', transaction), post(server, '/models/slow_queue/predict', { ...transaction, transaction_amount: 1 })];
     await new Promise((r) => setTimeout(r, 50));
-    const started = performance.now();
+    // "At once" means before the queue it was refused by has moved: the rejection must arrive while both
+    // queued requests are still waiting (a wall-clock bound fails on a loaded machine).
+    let queuedSettled = 0;
+    for (const q of queued) void q.then(() => { queuedSettled += 1; });
     const rejected = await post(server, '/models/slow_queue/predict', transaction);
-    expect(performance.now() - started).toBeLessThan(300);
+    expect(queuedSettled).toBe(0);
     expect(rejected.status).toBe(503);
     expect(rejected.headers.get('retry-after')).toBe('1');
     expect(await rejected.json()).toMatchObject({ code: 'CALIPER_QUEUE_FULL' });
@@ -142,8 +145,10 @@ describe('latency management over HTTP', () => {
   it('answers the SLA status with rolling percentiles, the budget and the verdict', async () => {
     const response = await fetch(`${server.url}/models/cached/sla`);
     const sla = await response.json() as Record<string, unknown>;
-    expect(sla).toMatchObject({ model: 'cached', budget_p99_ms: 50, met: true, breached: false });
+    expect(sla).toMatchObject({ model: 'cached', budget_p99_ms: 50 });
     expect(sla.samples).toBeGreaterThan(5);
+    // The verdict follows the measured p99 (which depends on the machine's load), never the other way round.
+    expect(sla.met).toBe((sla.p99_ms as number) <= 50);
     expect(sla.p99_ms as number).toBeGreaterThanOrEqual(sla.p50_ms as number);
     expect((await fetch(`${server.url}/models/nope/sla`)).status).toBe(404);
   });
