@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import type { CacheSpec } from '../config/model-config.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { MemoryCache } from './memory-cache.ts';
@@ -6,20 +5,12 @@ import { RedisCache } from './redis-cache.ts';
 import type { ResponseCache } from './response-cache.ts';
 
 /**
- * One response cache per served version, built on first use from model.yaml `cache`. Because a cache
- * belongs to one version (and Redis keys carry the version and the model file's fingerprint), serving a
- * new version starts from an empty cache: old answers are never returned for it.
+ * One response cache per served version, built on first use from model.yaml `cache`. A cache belongs to
+ * one loaded version, and shared (Redis) keys carry the version's answer fingerprint: the model file's
+ * bytes, the answer-shaping model.yaml, the hook module and Caliper's answer format. Serving a new version,
+ * a retrained file or an edited model.yaml therefore starts from an empty cache: old answers are never returned.
  */
 const caches = new WeakMap<ModelVersion, ResponseCache | null>();
-
-function fingerprintOf(modelPath: string): string {
-  try {
-    const stat = statSync(modelPath);
-    return `${stat.size.toString(36)}.${Math.round(stat.mtimeMs).toString(36)}`;
-  } catch {
-    return 'unknown';
-  }
-}
 
 export function createResponseCache(spec: CacheSpec, namespace: string): ResponseCache {
   const ttlMs = spec.ttlS * 1000;
@@ -32,7 +23,7 @@ export function responseCacheOf(version: ModelVersion): ResponseCache | undefine
   let cache = caches.get(version);
   if (cache === undefined) {
     const spec = version.config.cache;
-    cache = spec.enabled ? createResponseCache(spec, `caliper:cache:${version.name}:${version.version}:${fingerprintOf(version.modelPath)}:`) : null;
+    cache = spec.enabled ? createResponseCache(spec, `caliper:cache:${version.name}:${version.version}:${version.answerFingerprint ?? 'unfingerprinted'}:`) : null;
     caches.set(version, cache);
   }
   return cache ?? undefined;

@@ -1,4 +1,5 @@
-import { releaseResponseCache } from '../cache/version-cache.ts';
+import { answerFingerprint } from '../cache/answer-fingerprint.ts';
+import { releaseResponseCache, responseCacheOf } from '../cache/version-cache.ts';
 import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { featureInputs } from '../features/feature-config.ts';
@@ -27,6 +28,8 @@ export class ModelVersion {
   state: VersionState = 'loading';
   /** The features stage, when model.yaml has a `features` section. */
   features: FeatureLookup | undefined;
+  /** What its answers depend on (model bytes, model.yaml, hooks, answer format), set when model.yaml enables a cache. */
+  answerFingerprint: string | undefined;
 
   private constructor(
     readonly config: ModelConfig,
@@ -71,6 +74,11 @@ export class ModelVersion {
       features = await FeatureLookup.open(config, version);
       const loaded = new ModelVersion(config, version, modelPath, pool, schedulerFactory(pool, config, pool.signature), schema, preprocessor, postprocessor, hooks);
       loaded.features = features;
+      if (config.cache.enabled) {
+        loaded.answerFingerprint = await answerFingerprint(config, modelPath);
+        // Built now so a shared cache's connection opens during warm-up, not on the first request.
+        responseCacheOf(loaded);
+      }
       await loaded.warmUp();
       loaded.state = 'ready';
       return loaded;

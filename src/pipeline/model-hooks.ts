@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CaliperError } from '../errors.ts';
@@ -22,7 +24,10 @@ export async function loadModelHooks(modelDir: string, hooksPath: string, config
   const file = resolve(modelDir, hooksPath);
   let module: Record<string, unknown>;
   try {
-    module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    // The module cache is keyed by URL: naming the source's hash makes a reload see an edited hook module.
+    const url = new URL(pathToFileURL(file).href);
+    url.searchParams.set('source', createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16));
+    module = (await import(url.href)) as Record<string, unknown>;
   } catch (error) {
     throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: hooks: cannot load ${file}: ${(error as Error).message}`);
   }
