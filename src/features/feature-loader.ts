@@ -15,6 +15,11 @@ export interface FeatureLoadOptions {
   ttlS?: number;
   /** Rows per pipeline (one round trip each). */
   batchSize?: number;
+  /**
+   * Keep the fields an entity already has and write only the file's non-empty cells over them. By default
+   * a load replaces each entity's hash as a whole: a cell emptied in the file removes the stored value.
+   */
+  merge?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -25,8 +30,12 @@ export interface FeatureLoadSummary {
   fields: string[];
   rows: number;
   keysWritten: number;
-  /** Rows without a value in a key field. */
+  /** Rows without a value in a key field (or, with merge, without any feature value). */
   skippedRows: number;
+  /** Entities whose row holds no feature value: their stored hash was removed (not with merge). */
+  keysCleared: number;
+  /** replace: each entity's hash is rewritten as a whole; merge: the file's cells are written over it. */
+  mode: 'replace' | 'merge';
   batches: number;
   seconds: number;
   rowsPerSecond: number;
@@ -34,8 +43,11 @@ export interface FeatureLoadSummary {
 }
 
 /**
- * Materializes a CSV or Parquet file into Redis: one hash per entity (HSET key field value ...), written
- * in pipelined batches. Empty cells are not written, so the serving side falls back to the field's default.
+ * Materializes a CSV or Parquet file into Redis: one hash per entity, written in pipelined batches. Each
+ * entity's hash is replaced as a whole (DEL then HSET of its non-empty cells, in one MULTI/EXEC, so a lookup
+ * sees the old hash or the new one, never a mix): a cell emptied since the last load no longer answers, and
+ * the serving side falls back to the field's default. With `merge`, the non-empty cells are written over
+ * whatever the entity already holds (the old behaviour).
  */
 export async function loadFeatureFile(options: FeatureLoadOptions): Promise<FeatureLoadSummary> {
   const key = EntityKeyTemplate.parse(options.key, (expected, got) => {
@@ -63,8 +75,12 @@ export async function loadFeatureFile(options: FeatureLoadOptions): Promise<Feat
     let rows = 0;
     let keysWritten = 0;
     let skippedRows = 0;
+    let keysCleared = 0;
     let batches = 0;
-    let pending = client.pipeline();
+    const merge = options.merge === true;
+    // A transaction (MULTI … EXEC sent in one round trip): each entity's DEL and HSET apply together.
+    const begin = () => (merge ? client.pipeline() : client.multi());
+    let pending = begin();
     let pendingRows = 0;
     const flush = async (): Promise<void> => {
       if (pendingRows === 0) return;
@@ -72,7 +88,7 @@ export async function loadFeatureFile(options: FeatureLoadOptions): Promise<Feat
       const failed = results.find(([error]) => error);
       if (failed) throw new CaliperError('CALIPER_INTERNAL', `redis refused a write: ${(failed[0] as Error).message}`);
       batches++;
-      pending = client.pipeline();
+      pending = begin();
       pendingRows = 0;
     };
     for await (const chunk of table.chunks()) {
@@ -86,10 +102,21 @@ export async function loadFeatureFile(options: FeatureLoadOptions): Promise<Feat
           if (cell === null || cell === undefined || cell === '') continue;
           values.push(field, typeof cell === 'string' ? cell : String(cell));
         }
-        if (values.length === 0) { skippedRows++; continue; }
-        pending.hset(entity, ...values);
-        if (options.ttlS !== undefined) pending.expire(entity, options.ttlS);
-        keysWritten++;
+        if (merge) {
+          if (values.length === 0) { skippedRows++; continue; }
+          pending.hset(entity, ...values);
+          if (options.ttlS !== undefined) pending.expire(entity, options.ttlS);
+          keysWritten++;
+        } else {
+          pending.del(entity);
+          if (values.length === 0) {
+            keysCleared++;
+          } else {
+            pending.hset(entity, ...values);
+            if (options.ttlS !== undefined) pending.expire(entity, options.ttlS);
+            keysWritten++;
+          }
+        }
         if (++pendingRows >= batchSize) {
           await flush();
           options.onProgress?.(rows, table.rowCount);
@@ -100,7 +127,7 @@ export async function loadFeatureFile(options: FeatureLoadOptions): Promise<Feat
     options.onProgress?.(rows, table.rowCount);
     const seconds = (performance.now() - started) / 1000;
     const summary: FeatureLoadSummary = {
-      file: options.file, store: options.store, key: key.template, fields, rows, keysWritten, skippedRows, batches,
+      file: options.file, store: options.store, key: key.template, fields, rows, keysWritten, skippedRows, keysCleared, mode: merge ? 'merge' : 'replace', batches,
       seconds: Math.round(seconds * 1000) / 1000, rowsPerSecond: Math.round(rows / Math.max(seconds, 1e-9)),
     };
     if (options.ttlS !== undefined) summary.ttlS = options.ttlS;

@@ -82,6 +82,50 @@ describe('caliper features load', () => {
     }
   });
 
+  it('replaces each entity\'s hash as a whole, atomically: a cell emptied in the file no longer answers; --merge keeps it', async () => {
+    const first = join(root, 'replace-1.csv');
+    const corrected = join(root, 'replace-2.csv');
+    writeFileSync(first, 'user_id,user_txn_count,user_avg_amount\nr1,3,20\nr2,50,400\n');
+    writeFileSync(corrected, 'user_id,user_txn_count,user_avg_amount\nr1,4,\nr2,,\n');
+    const client = new Redis(redis.url);
+    const monitor = await client.monitor();
+    const commands: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => { if (!String(args[1] ?? '').startsWith('merge:')) commands.push(String(args[0]).toLowerCase()); });
+    try {
+      await loadFeatureFile({ file: first, store: redis.url, key: 'replace:{user_id}' });
+      const summary = await loadFeatureFile({ file: corrected, store: redis.url, key: 'replace:{user_id}' });
+      expect(summary).toMatchObject({ mode: 'replace', keysWritten: 1, keysCleared: 1, skippedRows: 0 });
+      expect(await client.hgetall('replace:r1')).toEqual({ user_txn_count: '4' });
+      expect(await client.exists('replace:r2')).toBe(0);
+      // Every DEL and HSET travelled inside MULTI … EXEC: a lookup sees an entity's old hash or its new one.
+      await new Promise((r) => setTimeout(r, 50));
+      const writes = commands.filter((c) => c === 'multi' || c === 'exec' || c === 'del' || c === 'hset');
+      expect(writes).toEqual(['multi', 'del', 'hset', 'del', 'hset', 'exec', 'multi', 'del', 'hset', 'del', 'exec']);
+
+      await loadFeatureFile({ file: first, store: redis.url, key: 'merge:{user_id}' });
+      const merged = await loadFeatureFile({ file: corrected, store: redis.url, key: 'merge:{user_id}', merge: true });
+      expect(merged).toMatchObject({ mode: 'merge', keysWritten: 1, skippedRows: 1 });
+      expect(await client.hgetall('merge:r1')).toEqual({ user_txn_count: '4', user_avg_amount: '20' });
+      expect(await client.hgetall('merge:r2')).toEqual({ user_txn_count: '50', user_avg_amount: '400' });
+    } finally {
+      monitor.disconnect();
+      client.disconnect();
+    }
+  });
+
+  it('a served model answers a removed value with the field\'s default after the reload', async () => {
+    const corrected = join(root, 'users-corrected.csv');
+    writeFileSync(corrected, 'user_id,user_txn_count,user_avg_amount\nu9,50,400\n');
+    await loadFeatureFile({ file: corrected, store: redis.url, key: 'user:{user_id}' });
+    const full = await predict({ ...transaction, user_id: 'u9' });
+    writeFileSync(corrected, 'user_id,user_txn_count,user_avg_amount\nu9,,\n');
+    await loadFeatureFile({ file: corrected, store: redis.url, key: 'user:{user_id}' });
+    const emptied = await predict({ ...transaction, user_id: 'u9' });
+    const none = await predict(transaction);
+    expect(full.body.fraud_probability).not.toBe(none.body.fraud_probability);
+    expect(emptied.body.fraud_probability).toBe(none.body.fraud_probability);
+  });
+
   it('refuses a key column or field the file lacks, naming it', async () => {
     await expect(loadFeatureFile({ file: usersCsv, store: redis.url, key: 'user:{uid}' })).rejects.toThrow(`--key: ${usersCsv} has no column uid (columns: user_id, user_txn_count, user_avg_amount)`);
     await expect(loadFeatureFile({ file: usersCsv, store: redis.url, key: 'user:{user_id}', fields: ['age'] })).rejects.toThrow('--fields: ');
