@@ -39,4 +39,6 @@ export interface BenchReport {
   warmupMs: number;
   stabilityRule: StabilityRule;
   steps: StepResult[];
+  /** Why the figures may not measure the model (cache answers, almost no executions); empty when none. */
+  warnings: string[];
 }

@@ -4,7 +4,7 @@ import { startClosedLoop, startOpenLoop, type RunningLoad } from './load-generat
 import type { LoadTarget } from './load-target.ts';
 import { combineWindows, round, summarizeLatency, type MeasurementWindow, type WindowSummary } from './measurement-window.ts';
 import type { BenchProtocol } from './request-data.ts';
-import { diffServerStats, fetchServerStats, type ServerStatsSnapshot } from './server-stats.ts';
+import { diffServerStats, fetchServerStats, measurementWarnings, type ServerStatsSnapshot } from './server-stats.ts';
 import { DEFAULT_STABILITY, isStable, type StabilityRule } from './stability-rule.ts';
 
 export type LoadPlan =
@@ -64,6 +64,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     warmupMs,
     stabilityRule: rule,
     steps: [],
+    warnings: [],
   };
   if (options.plan.mode === 'rate') report.distribution = options.plan.distribution;
   const loads = options.plan.mode === 'concurrency' ? options.plan.levels : options.plan.rates;
@@ -74,6 +75,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       : startOpenLoop(options.target, load, plan.distribution, plan.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     const step = await runStep(load, start, { ...options, rule, windowMs, warmupMs });
     report.steps.push(step);
+    report.warnings.push(...measurementWarnings(step));
     options.onStep?.(step);
     if (options.stopAfter?.(step)) break;
   }

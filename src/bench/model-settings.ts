@@ -17,31 +17,35 @@ function setIn(document: Document, path: string[], value: unknown): void {
  * Writes tuned settings into model.yaml text through the YAML document model, so everything else in the file —
  * comments, other sections, flow or block style — is kept as written.
  */
-export function applySettingsToYaml(text: string, settings: TuneSettings, options: { disableCache?: boolean } = {}): string {
+export function applySettingsToYaml(text: string, settings: TuneSettings, options: { disableCache?: boolean; current?: TuneSettings } = {}): string {
   const document = parseDocument(text);
   if (document.errors.length > 0) throw new CaliperError('CALIPER_CONFIG_INVALID', `model.yaml: invalid YAML: ${document.errors[0]!.message.split('\n')[0]}`);
-  if (document.get('batching') === false) document.set('batching', document.createNode({}));
+  // With the current settings known, only what changes is written: a setting equal to its effective value stays
+  // as the file spells it (or absent, where the default applies).
+  const changed = (key: keyof TuneSettings): boolean => options.current === undefined || options.current[key] !== settings[key];
+  const batchingWasOn = options.current === undefined || options.current.maxBatchSize > 1;
   if (settings.maxBatchSize > 1) {
-    setIn(document, ['batching', 'enabled'], true);
-    setIn(document, ['batching', 'max_batch_size'], settings.maxBatchSize);
-    setIn(document, ['batching', 'max_queue_delay_us'], settings.maxQueueDelayUs);
+    if (document.get('batching') === false) document.set('batching', document.createNode({}));
+    if (options.current === undefined || !batchingWasOn || document.getIn(['batching', 'enabled']) === false) setIn(document, ['batching', 'enabled'], true);
+    if (changed('maxBatchSize')) setIn(document, ['batching', 'max_batch_size'], settings.maxBatchSize);
+    if (changed('maxQueueDelayUs') || !batchingWasOn) setIn(document, ['batching', 'max_queue_delay_us'], settings.maxQueueDelayUs);
     const preferred = document.getIn(['batching', 'preferred_batch_sizes'], true);
-    if (preferred !== undefined) {
+    if (preferred !== undefined && changed('maxBatchSize')) {
       const sizes = (document.getIn(['batching', 'preferred_batch_sizes']) as { toJSON(): unknown }).toJSON();
       const kept = Array.isArray(sizes) ? sizes.filter((s): s is number => typeof s === 'number' && s <= settings.maxBatchSize) : [];
       if (kept.length > 0) {
-        const node = document.createNode(kept, { flow: true });
-        document.setIn(['batching', 'preferred_batch_sizes'], node);
+        if (kept.length !== (sizes as unknown[]).length) document.setIn(['batching', 'preferred_batch_sizes'], document.createNode(kept, { flow: true }));
       } else {
         document.deleteIn(['batching', 'preferred_batch_sizes']);
       }
     }
-  } else if (document.has('batching')) {
-    setIn(document, ['batching', 'enabled'], false);
+  } else if (document.has('batching') && batchingWasOn) {
+    if (isMap(document.get('batching'))) setIn(document, ['batching', 'enabled'], false);
+    else document.set('batching', false);
   }
-  setIn(document, ['instances', 'count'], settings.instanceCount);
-  setIn(document, ['instances', 'kind'], settings.instanceKind);
-  setIn(document, ['instances', 'intra_op_threads'], settings.intraOpThreads);
+  if (changed('instanceCount')) setIn(document, ['instances', 'count'], settings.instanceCount);
+  if (changed('instanceKind')) setIn(document, ['instances', 'kind'], settings.instanceKind);
+  if (changed('intraOpThreads')) setIn(document, ['instances', 'intra_op_threads'], settings.intraOpThreads);
   if (options.disableCache && document.has('cache')) setIn(document, ['cache', 'enabled'], false);
   return spliceSections(text, document.toString({ lineWidth: 0 }), ['batching', 'instances', 'cache']);
 }
@@ -100,11 +104,11 @@ export function modelConfigFiles(modelDir: string): string[] {
 }
 
 /** Rewrites the model's model.yaml files with the settings, after checking each result still validates. */
-export function writeSettings(modelDir: string, settings: TuneSettings): string[] {
+export function writeSettings(modelDir: string, settings: TuneSettings, current?: TuneSettings): string[] {
   const dir = resolve(modelDir);
   const files = modelConfigFiles(dir);
   const updated = files.map((file) => {
-    const text = applySettingsToYaml(readFileSync(file, 'utf8'), settings);
+    const text = applySettingsToYaml(readFileSync(file, 'utf8'), settings, current ? { current } : {});
     parseModelConfigText(text, file, dir);
     return text;
   });

@@ -53,7 +53,7 @@ export function readSampleRequests(modelDir: string): RequestData {
   return { source: file, documents };
 }
 
-const isV2Request = (doc: unknown): boolean =>
+export const isV2Request = (doc: unknown): boolean =>
   typeof doc === 'object' && doc !== null && Array.isArray((doc as { inputs?: unknown }).inputs);
 
 /**

@@ -18,6 +18,8 @@ export interface ServerBreakdown {
   executions: number;
   /** Inferences per model execution; 1 without batching. */
   meanBatchSize: number;
+  /** Requests answered from the response cache (the statistics' cache_hit count). */
+  cacheHits: number;
   /** Stage name → mean milliseconds per request. */
   stageMs: Record<string, number>;
 }
@@ -70,5 +72,23 @@ export function diffServerStats(before: ServerStatsSnapshot, after: ServerStatsS
     const count = end.count - start.count;
     if (count > 0) stageMs[stage] = round((end.ns - start.ns) / count / 1e6, 4);
   }
-  return { requests, executions, meanBatchSize: executions > 0 ? round(requests / executions, 2) : 0, stageMs };
+  const cacheHits = (after.stages.cache_hit?.count ?? 0) - (before.stages.cache_hit?.count ?? 0);
+  return { requests, executions, meanBatchSize: executions > 0 ? round(requests / executions, 2) : 0, cacheHits, stageMs };
+}
+
+/**
+ * Why a step's figures may not measure the model: most answers came from the response cache, or the server ran
+ * almost no model executions for the requests it answered. Empty when the step looks like real inference work.
+ */
+export function measurementWarnings(step: { load: number; requests: number; serverStats: ServerBreakdown | null }): string[] {
+  const stats = step.serverStats;
+  if (!stats || step.requests === 0) return [];
+  const warnings: string[] = [];
+  const answered = Math.max(stats.requests, 1); // inference_count counts cache hits too
+  if (stats.cacheHits > 0.5 * answered) {
+    warnings.push(`load ${step.load}: the response cache answered ${stats.cacheHits} of ${answered} requests (${Math.round((100 * stats.cacheHits) / answered)}%); the figures measure the cache, not the model — send distinct requests (the default) or turn the cache off`);
+  } else if (stats.executions <= Math.max(1, 0.01 * step.requests)) {
+    warnings.push(`load ${step.load}: the server ran only ${stats.executions} model execution(s) for ${step.requests} requests; the figures do not measure inference`);
+  }
+  return warnings;
 }

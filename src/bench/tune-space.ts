@@ -85,6 +85,39 @@ const nearestIndex = (values: readonly number[], target: number): number => {
   return best;
 };
 
+/**
+ * The model's own settings, exactly as model.yaml states them (delay `auto` counts as 500 µs, where the SLA tuner
+ * starts). The baseline a tuning result is compared with must be this configuration, not its nearest grid point.
+ */
+export function currentSettings(config: ModelConfig): TuneSettings {
+  const batching = config.batching;
+  const batch = batching.enabled ? batching.maxBatchSize : 1;
+  return {
+    maxBatchSize: batch,
+    maxQueueDelayUs: batch === 1 ? 0 : batching.maxQueueDelayUs === 'auto' ? 500 : batching.maxQueueDelayUs,
+    instanceCount: config.instances.count,
+    instanceKind: config.instances.kind === 'in_thread' ? 'in_thread' : 'worker',
+    intraOpThreads: config.instances.intraOpThreads,
+  };
+}
+
+const withValue = (values: readonly number[], value: number): number[] => [...new Set([...values, value])].sort((a, b) => a - b);
+
+/** The space with the model's current settings added to each dimension, so they are a candidate measured as written. */
+export function spaceWithCurrent(space: SearchSpace, config: ModelConfig): SearchSpace {
+  const current = currentSettings(config);
+  const hasInstances = space.instances.some((i) => i.count === current.instanceCount && i.kind === current.instanceKind);
+  return {
+    ...space,
+    maxBatchSize: withValue(space.maxBatchSize, current.maxBatchSize),
+    maxQueueDelayUs: withValue(space.maxQueueDelayUs, current.maxQueueDelayUs),
+    intraOpThreads: withValue(space.intraOpThreads, current.intraOpThreads),
+    instances: hasInstances ? space.instances : [...space.instances, { count: current.instanceCount, kind: current.instanceKind }]
+      .sort((a, b) => a.count - b.count || (a.kind === 'in_thread' ? -1 : 1)),
+    maxThreads: Math.max(space.maxThreads, current.instanceCount * current.intraOpThreads),
+  };
+}
+
 /** The candidate closest to the model's current settings: where the quick search starts. */
 export function pointOfConfig(space: SearchSpace, config: ModelConfig): SpacePoint {
   const batching = config.batching;

@@ -7,7 +7,7 @@ import { round } from './measurement-window.ts';
 import { CandidateFolder } from './model-settings.ts';
 import { startModelServer, type ModelServerProcess } from './model-server-process.ts';
 import { readSampleRequests, servedModelConfig, type RequestData } from './request-data.ts';
-import { checkSearchSpace, defaultSearchSpace, describeSettings, gridPoints, pointOfConfig, settingsAt, type SearchSpace, type SpacePoint, type TuneSettings } from './tune-space.ts';
+import { checkSearchSpace, defaultSearchSpace, describeSettings, gridPoints, pointKey, pointOfConfig, settingsAt, spaceWithCurrent, type SearchSpace, type SpacePoint, type TuneSettings } from './tune-space.ts';
 
 export interface TuneOptions {
   modelDir: string;
@@ -21,6 +21,8 @@ export interface TuneOptions {
   data?: RequestData;
   /** Starts a server for a candidate folder; defaults to a `caliper serve` child process. */
   startServer?: (modelDir: string) => Promise<ModelServerProcess>;
+  /** Called once before the first measurement: how many candidates the search may measure. */
+  onPlan?: (plan: { spaceSize: number; maxTrials: number; search: SearchStrategy }) => void;
   onTrial?: (trial: TuneTrial, index: number) => void;
 }
 
@@ -52,6 +54,24 @@ export interface TuneReport {
   winner: TuneTrial | null;
   /** Winner throughput over the current settings' throughput, when both met the budget. */
   speedupOverCurrent: number | null;
+  /** How the winner was chosen among the measured candidates. */
+  winnerRule: string;
+  /** Seconds the search took. */
+  elapsedS: number;
+}
+
+/** Throughputs closer than this fraction are within this machine's measurement noise. */
+export const THROUGHPUT_TIE = 0.02;
+export const WINNER_RULE = `the highest throughput within the p99 budget among every measured candidate; candidates within ${THROUGHPUT_TIE * 100}% of it (measurement noise) are ranked by lower p99, then the current settings first`;
+
+/** The winner by WINNER_RULE, or null when no candidate met the budget. */
+export function chooseWinner(trials: readonly TuneTrial[], current: TuneTrial | undefined): TuneTrial | null {
+  const within = trials.filter((t) => t.best !== null);
+  if (within.length === 0) return null;
+  const top = Math.max(...within.map((t) => t.best!.throughput));
+  const tied = within.filter((t) => t.best!.throughput >= top * (1 - THROUGHPUT_TIE));
+  tied.sort((a, b) => a.best!.p99Ms - b.best!.p99Ms || (a === current ? -1 : b === current ? 1 : 0));
+  return tied[0]!;
 }
 
 export const DEFAULT_TUNE_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64];
@@ -62,7 +82,7 @@ const meetsBudget = (step: StepResult, budget: number): boolean => step.errors.t
 export async function tune(options: TuneOptions): Promise<TuneReport> {
   if (!(options.p99BudgetMs > 0)) throw new CaliperError('CALIPER_INVALID_INPUT', `--p99-ms: expected a positive number of milliseconds, got ${options.p99BudgetMs}`);
   const config = servedModelConfig(options.modelDir);
-  const space = checkSearchSpace(options.space ?? defaultSearchSpace());
+  const space = checkSearchSpace(spaceWithCurrent(options.space ?? defaultSearchSpace(), config));
   const data = options.data ?? readSampleRequests(options.modelDir);
   const concurrency = options.concurrency ?? DEFAULT_TUNE_CONCURRENCY;
   const windowMs = options.windowMs ?? 1000;
@@ -112,15 +132,21 @@ export async function tune(options: TuneOptions): Promise<TuneReport> {
   };
   const evaluate = async (point: SpacePoint): Promise<number> => {
     const trial = await measure(point);
-    measured.set(point.join(','), trial);
+    measured.set(pointKey(point), trial);
     return trial.best?.throughput ?? 0;
   };
 
   const start = pointOfConfig(space, config);
   const startedAt = new Date().toISOString();
-  const outcome = options.search === 'grid' ? await gridSearch(space, evaluate) : await hillClimb(space, start, evaluate);
-  const winner = outcome.best ? measured.get(outcome.best.join(',')) ?? null : null;
-  const current = measured.get(start.join(','));
+  const started = performance.now();
+  const spaceSize = gridPoints(space).length;
+  options.onPlan?.({ spaceSize, maxTrials: spaceSize, search: options.search });
+  // The current settings are measured first whatever the strategy: they are the baseline of the comparison.
+  await evaluate(start);
+  if (options.search === 'grid') await gridSearch(space, (point) => measured.has(pointKey(point)) ? Promise.resolve(measured.get(pointKey(point))!.best?.throughput ?? 0) : evaluate(point));
+  else await hillClimb(space, start, (point) => measured.has(pointKey(point)) ? Promise.resolve(measured.get(pointKey(point))!.best?.throughput ?? 0) : evaluate(point));
+  const current = measured.get(pointKey(start));
+  const winner = chooseWinner(trials, current);
   const speedup = winner?.best && current?.best ? round(winner.best.throughput / current.best.throughput, 3) : null;
   return {
     kind: 'caliper-tune',
@@ -129,7 +155,7 @@ export async function tune(options: TuneOptions): Promise<TuneReport> {
     modelDir: config.dir,
     p99BudgetMs: options.p99BudgetMs,
     search: options.search,
-    spaceSize: gridPoints(space).length,
+    spaceSize,
     concurrency,
     windowMs,
     startedAt,
@@ -137,5 +163,7 @@ export async function tune(options: TuneOptions): Promise<TuneReport> {
     trials,
     winner,
     speedupOverCurrent: speedup,
+    winnerRule: WINNER_RULE,
+    elapsedS: round((performance.now() - started) / 1000, 1),
   };
 }

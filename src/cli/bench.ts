@@ -7,7 +7,8 @@ import { expandRateRange, runBench, type LoadPlan } from '../bench/bench-runner.
 import { renderBenchHtml } from '../bench/html-report.ts';
 import { GrpcLoadTarget, parseGrpcAddress } from '../bench/grpc-load-target.ts';
 import { HttpLoadTarget, inferencePath, parseTargetUrl, type LoadTarget } from '../bench/load-target.ts';
-import { BENCH_PROTOCOLS, readRequestsFile, readSampleRequests, toV2Requests, type BenchProtocol, type RequestData } from '../bench/request-data.ts';
+import { BENCH_PROTOCOLS, isV2Request, readRequestsFile, readSampleRequests, servedModelConfig, toV2Requests, type BenchProtocol, type RequestData } from '../bench/request-data.ts';
+import { requestSchemaFromOpenApi, requestSchemaOfInputs, synthesizeRequests, synthesizeV2Requests, type V2TensorMetadata } from '../bench/request-synthesizer.ts';
 import { isModelFolder, readModelConfig } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
 import { parseChoiceOption, parseIntegerListOption, parseIntegerOption, parsePositiveNumberOption } from './options.ts';
@@ -18,6 +19,9 @@ interface BenchCommandOptions {
   model: string;
   protocol: BenchProtocol;
   data?: string;
+  sample?: boolean;
+  requests: number;
+  seed: number;
   concurrency?: number[];
   rate?: number[];
   distribution: ArrivalDistribution;
@@ -49,15 +53,48 @@ function resolveModel(model: string): { name: string; dir?: string } {
   return { name: model };
 }
 
-function loadData(options: BenchCommandOptions, modelDir: string | undefined): RequestData {
+/**
+ * The requests to send: --data, else the model folder's sample file with --sample, else requests synthesized from
+ * the model's request schema (the local model.yaml, or the running server's /openapi.json or v2 metadata) — many
+ * distinct, seeded requests, so the benchmark measures inference and not the response cache.
+ */
+async function loadData(options: BenchCommandOptions, model: { name: string; dir?: string }): Promise<RequestData> {
   if (options.data) return readRequestsFile(options.data);
-  if (modelDir) return readSampleRequests(modelDir);
-  throw usage(`--data REQUESTS.jsonl is required when --model is a name (give a model folder to use its ${'sample-request.json'})`);
+  if (options.sample) {
+    if (!model.dir) throw usage('--sample needs --model to be a model folder (its sample-request.json is sent)');
+    return readSampleRequests(model.dir);
+  }
+  const synthesis = { count: options.requests, seed: options.seed };
+  if (model.dir) return synthesizeRequests(requestSchemaOfInputs(servedModelConfig(model.dir).inputs), model.dir, synthesis);
+  const httpBase = options.protocol === 'grpc' ? options.statsUrl : options.url;
+  if (!httpBase) throw usage(`--data REQUESTS.jsonl or --stats-url is required with --protocol grpc and a model name (the request schema is read over HTTP)`);
+  const base = httpBase.replace(/\/$/, '');
+  if (options.protocol === 'predict') {
+    const openapi = await fetchJson(`${base}/openapi.json`);
+    const schema = requestSchemaFromOpenApi(openapi, model.name);
+    if (!schema) throw usage(`${base}/openapi.json does not describe POST /models/${model.name}/predict; pass --data REQUESTS.jsonl`);
+    return synthesizeRequests(schema, `${base}/openapi.json`, synthesis);
+  }
+  const metadata = await fetchJson(`${base}/v2/models/${encodeURIComponent(model.name)}`) as { inputs?: V2TensorMetadata[] };
+  if (!Array.isArray(metadata.inputs)) throw usage(`${base}/v2/models/${model.name}: no inputs in the model metadata; pass --data REQUESTS.jsonl`);
+  return synthesizeV2Requests(metadata.inputs, `${base}/v2/models/${model.name}`, synthesis);
+}
+
+async function fetchJson(url: string): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw usage(`cannot read ${url} (${(error as Error).message}); is the server running?`);
+  }
+  if (!response.ok) throw usage(`${url} answered ${response.status}; pass --data REQUESTS.jsonl`);
+  return response.json();
 }
 
 function createTarget(options: BenchCommandOptions, model: { name: string; dir?: string }, data: RequestData): LoadTarget {
-  if (options.protocol === 'grpc') return new GrpcLoadTarget(options.url, model.name, toV2Requests(data, model.dir));
-  const requests = options.protocol === 'v2' ? toV2Requests(data, model.dir) : data;
+  const v2 = (): RequestData => (data.documents.every(isV2Request) ? data : toV2Requests(data, model.dir));
+  if (options.protocol === 'grpc') return new GrpcLoadTarget(options.url, model.name, v2());
+  const requests = options.protocol === 'v2' ? v2() : data;
   return new HttpLoadTarget(options.url, inferencePath(options.protocol, model.name), requests);
 }
 
@@ -75,9 +112,12 @@ export function registerBenchCommand(program: Command): void {
     .description('load-test a model server: closed-loop concurrency or open-loop request-rate sweeps, latency percentiles, per-stage breakdown')
     .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8000 (grpc://127.0.0.1:8001 with --protocol grpc)')
     .option('--stats-url <url>', 'HTTP base URL for the server statistics when --url is gRPC (default: no per-stage breakdown)')
-    .requiredOption('--model <name|dir>', 'model name, or a model folder (its name and sample-request.json are used)')
+    .requiredOption('--model <name|dir>', 'model name (of the server at --url), or a model folder (its name and request schema are used)')
     .option('--protocol <protocol>', `predict | v2 | grpc`, parseChoiceOption('--protocol', BENCH_PROTOCOLS), 'predict')
-    .option('--data <file>', 'requests to send, one JSON document per line (JSONL), cycled through')
+    .option('--data <file>', 'requests to send, one JSON document per line (JSONL), cycled through (default: synthesized from the model\'s request schema)')
+    .option('--sample', 'send the model folder\'s sample-request.json instead of synthesized requests (measures the cache when it is on)')
+    .option('--requests <n>', 'distinct synthesized requests', parseIntegerOption('--requests', 1), 1000)
+    .option('--seed <n>', 'seed of the synthesized requests', parseIntegerOption('--seed', 0), 1)
     .option('--concurrency <list>', 'closed loop: concurrency levels, e.g. 1,2,4,8', parseIntegerListOption('--concurrency'))
     .option('--rate <start:end:step>', 'open loop: offered request rates (req/s), e.g. 100:1000:100', rateRange)
     .option('--distribution <kind>', 'open-loop arrivals: constant | poisson', parseChoiceOption('--distribution', ARRIVAL_DISTRIBUTIONS), 'constant')
@@ -101,7 +141,7 @@ export function registerBenchCommand(program: Command): void {
       else parseTargetUrl(options.url);
       if (options.statsUrl) parseTargetUrl(options.statsUrl);
       const model = resolveModel(options.model);
-      const data = loadData(options, model.dir);
+      const data = await loadData(options, model);
       const target = createTarget(options, model, data);
       const plan: LoadPlan = options.concurrency
         ? { mode: 'concurrency', levels: options.concurrency }
@@ -128,6 +168,7 @@ export function registerBenchCommand(program: Command): void {
       } finally {
         await target.close?.();
       }
+      for (const warning of report.warnings) log(`warning: ${warning}`);
       const json = JSON.stringify(report, null, 2);
       if (options.output) writeFileSync(options.output, `${json}\n`);
       if (options.report) {

@@ -14,7 +14,7 @@ const step = (load: number, throughput: number, p99: number, stable = true): Ste
   latencyMs: { p50: p99 / 4, p90: p99 / 2, p95: p99 / 1.5, p99, max: p99 * 2, mean: p99 / 3 },
   errors: load > 8 ? { total: 3, byStatus: { '503': 3 } } : { total: 0, byStatus: {} },
   serverTiming: { validate: 0.01, preprocess: 0.02, queue: p99 / 10, inference: 0.1, postprocess: 0.01, total: 0.14 + p99 / 10 },
-  serverStats: { requests: 100, executions: 25, meanBatchSize: 4, stageMs: { success: 0.5, queue: p99 / 10, compute_input: 0.02, compute_infer: 0.1, compute_output: 0.01 } },
+  serverStats: { requests: 100, executions: 25, meanBatchSize: 4, cacheHits: 0, stageMs: { success: 0.5, queue: p99 / 10, compute_input: 0.02, compute_infer: 0.1, compute_output: 0.01 } },
 });
 
 const benchReport: BenchReport = {
@@ -22,6 +22,7 @@ const benchReport: BenchReport = {
   target: { url: 'http://127.0.0.1:8000', model: 'fraud_detector', protocol: 'predict', request: 'POST http://127.0.0.1:8000/models/fraud_detector/predict', data: 'sample-request.json', requests: 1 },
   mode: 'concurrency', windowMs: 1000, warmupMs: 500, stabilityRule: { tolerancePct: 10, windows: 3, maxTrials: 10 },
   steps: [step(1, 900, 1.2), step(2, 1700, 1.6), step(4, 3100, 2.5), step(8, 4200, 5.1, false), step(16, 4400, 11.8)],
+  warnings: [],
 };
 
 const trial = (maxBatchSize: number, throughput: number | null): TuneTrial => ({
@@ -34,7 +35,7 @@ const trial = (maxBatchSize: number, throughput: number | null): TuneTrial => ({
 const tuneReport: TuneReport = {
   kind: 'caliper-tune', version: 1, model: 'fraud_detector', modelDir: '/m', p99BudgetMs: 5, search: 'quick', spaceSize: 40,
   concurrency: [1, 2, 4, 8], windowMs: 1000, startedAt: '2026-01-01T00:00:00.000Z',
-  current: trial(64, 1).settings, trials: [trial(64, 3000), trial(32, 3600), trial(16, null)], winner: trial(32, 3600), speedupOverCurrent: 1.2,
+  current: trial(64, 1).settings, trials: [trial(64, 3000), trial(32, 3600), trial(16, null)], winner: trial(32, 3600), speedupOverCurrent: 1.2, winnerRule: 'highest throughput', elapsedS: 12,
 };
 
 describe('HTML reports in headless chromium', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applySettingsToYaml, writeSettings } from '../../src/bench/model-settings.ts';
-import { tune } from '../../src/bench/tuner.ts';
+import { chooseWinner, tune, type TuneTrial } from '../../src/bench/tuner.ts';
 import type { SearchSpace, TuneSettings } from '../../src/bench/tune-space.ts';
 import { readModelConfig, readVersionConfig } from '../../src/config/model-config-file.ts';
 
@@ -31,6 +31,14 @@ sla: { p99_ms: 50 }
     expect(out).toContain('sla: { p99_ms: 50 }');
   });
 
+  it('with the current settings given, writes only the settings that change', () => {
+    const text = 'name: m\ninstances: { count: 1, kind: in_thread, intra_op_threads: 1 }\nbatching: { max_batch_size: 64, preferred_batch_sizes: [4, 8, 16, 32], max_queue_delay_us: 1000 }\n';
+    const current: TuneSettings = { maxBatchSize: 64, maxQueueDelayUs: 1000, instanceCount: 1, instanceKind: 'in_thread', intraOpThreads: 1 };
+    const out = applySettingsToYaml(text, { ...current, maxQueueDelayUs: 200 }, { current });
+    expect(out).toBe('name: m\ninstances: { count: 1, kind: in_thread, intra_op_threads: 1 }\nbatching: { max_batch_size: 64, preferred_batch_sizes: [4, 8, 16, 32], max_queue_delay_us: 200 }\n');
+    expect(applySettingsToYaml(text, current, { current })).toBe(text);
+  });
+
   it('turns batching off for a batch size of 1 and adds missing sections', () => {
     const out = applySettingsToYaml('name: m\nbatching: { max_batch_size: 8 }\n', { ...settings, maxBatchSize: 1 });
     expect(out).toContain('batching: { max_batch_size: 8, enabled: false }');
@@ -44,18 +52,25 @@ describe('caliper tune on the fraud example', () => {
     cpSync('examples/fraud-detector', modelDir, { recursive: true });
     const space: SearchSpace = {
       maxBatchSize: [1, 16],
-      maxQueueDelayUs: [200],
+      maxQueueDelayUs: [500],
       instances: [{ count: 1, kind: 'in_thread' }],
       intraOpThreads: [1],
       maxThreads: 2,
     };
     const report = await tune({ modelDir, p99BudgetMs: 1000, search: 'quick', space, concurrency: [1, 4], windowMs: 300, maxTrials: 3 });
     expect(report.kind).toBe('caliper-tune');
-    expect(report.spaceSize).toBe(2);
-    expect(report.trials.length).toBeLessThanOrEqual(2);
+    // The model's own settings (batch 64) join the space exactly as written: batch 1, 16 and 64.
+    expect(report.spaceSize).toBe(3);
+    expect(report.trials.length).toBeLessThanOrEqual(3);
     expect(report.trials.every((t) => t.error === undefined)).toBe(true);
-    // The quick search starts from the model's own settings (batch 64 → nearest candidate 16).
-    expect(report.trials[0]!.settings.maxBatchSize).toBe(16);
+    // The first measurement is the current settings exactly, and the speed-up compares against it.
+    expect(report.current).toEqual({ maxBatchSize: 64, maxQueueDelayUs: 500, instanceCount: 1, instanceKind: 'in_thread', intraOpThreads: 1 });
+    expect(report.trials[0]!.settings).toEqual(report.current);
+    expect(report.speedupOverCurrent).toBeCloseTo(report.winner!.best!.throughput / report.trials[0]!.best!.throughput, 2);
+    // The winner is the best measured candidate (within the documented noise tie).
+    const top = Math.max(...report.trials.map((t) => t.best?.throughput ?? 0));
+    expect(report.winner!.best!.throughput).toBeGreaterThanOrEqual(top * 0.98);
+    expect(report.winnerRule).toMatch(/highest throughput/);
     const winner = report.winner!;
     expect(winner).not.toBeNull();
     expect(winner.best!.p99Ms).toBeLessThanOrEqual(1000);
@@ -70,6 +85,18 @@ describe('caliper tune on the fraud example', () => {
     expect(written.instances.kind).toBe('in_thread');
     expect(readFileSync(join(modelDir, '2', 'model.yaml'), 'utf8')).toContain('# Fraud detector version 2');
     expect(written.cache.enabled).toBe(true); // only candidates run without the cache
+  });
+
+  it('chooses the highest throughput within the budget; ties within 2% go to the lower p99, then the current settings', () => {
+    const trial = (maxBatchSize: number, throughput: number | null, p99Ms = 4): TuneTrial => ({
+      settings: { ...settings, maxBatchSize }, description: `b${maxBatchSize}`, steps: [],
+      best: throughput === null ? null : { concurrency: 8, throughput, p99Ms, p50Ms: 1 },
+    });
+    const current = trial(64, 1000, 3);
+    expect(chooseWinner([current, trial(8, 1200), trial(16, 1500), trial(32, null)], current)!.description).toBe('b16');
+    expect(chooseWinner([current, trial(8, 1500, 5), trial(16, 1490, 2)], current)!.description).toBe('b16');
+    expect(chooseWinner([trial(8, 1000, 3), current], current)).toBe(current);
+    expect(chooseWinner([trial(8, null), trial(16, null)], undefined)).toBeNull();
   });
 
   it('rejects a budget that is not a positive number', async () => {
