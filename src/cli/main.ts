@@ -24,7 +24,6 @@ program
   .name('caliper')
   .description('Caliper: model serving and inference optimization for Node.js')
   .version('0.1.0')
-  .showHelpAfterError()
   .exitOverride();
 
 try {

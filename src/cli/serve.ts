@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { authSettingsFromEnv } from '../server/auth.ts';
 import { isModelUri } from '../registry/model-uri.ts';
 import { startServing } from '../server/serving.ts';
@@ -19,7 +19,12 @@ export function registerServeCommand(program: Command): void {
     .action(async (args: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number; registry?: string; adminTokenFile?: string }) => {
       const modelUris = args.filter(isModelUri);
       const paths = args.filter((a) => !isModelUri(a));
-      if (args.length === 0 && options.registry === undefined) paths.push('examples');
+      if (args.length === 0 && options.registry === undefined) {
+        if (!existsSync('examples') || !statSync('examples').isDirectory()) {
+          throw new Error('nothing to serve: give a model folder, a repository of model folders or a models:/ URI (e.g. caliper serve ./models), or --registry DIR (the default ./examples is not here)');
+        }
+        paths.push('examples');
+      }
       const auth = authSettingsFromEnv();
       if (options.adminTokenFile) auth.adminToken = readFileSync(options.adminTokenFile, 'utf8').trim();
       const server = await startServing({
