@@ -1,4 +1,5 @@
 import type { LatencyComparison } from '../evaluate/latency.ts';
+import { speedWords } from '../evaluate/optimization-guard.ts';
 import type { EpochResult } from './distill-trainer.ts';
 
 /** One model's row in the report; accuracy and agreement are measured with ONNX Runtime on the eval data. */
@@ -44,6 +45,21 @@ export interface DistillReport {
 const pct = (x: number | undefined) => (x === undefined ? '   -   ' : `${(x * 100).toFixed(2)}%`);
 const size = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** "keeps 96.9% of the teacher's accuracy", or, for a student that beats its teacher, by how many points. */
+function accuracyWords(report: DistillReport): string {
+  const ratio = report.accuracyRatio!;
+  if (ratio <= 1) return `student keeps ${(ratio * 100).toFixed(1)}% of the teacher's accuracy`;
+  const points = ((report.distilled.accuracy ?? 0) - (report.teacher.accuracy ?? 0)) * 100;
+  return `student is ${points.toFixed(2)} pt more accurate than the teacher (${pct(report.distilled.accuracy)} against ${pct(report.teacher.accuracy)})`;
+}
+
+/** "12.3× fewer parameters" or "1.7× more parameters". */
+function parameterWords(teacher: number, student: number): string {
+  return student <= teacher ? `${(teacher / student).toFixed(1)}× fewer parameters` : `${(student / teacher).toFixed(1)}× more parameters`;
+}
+
 export function formatDistillReport(report: DistillReport): string {
   const rows: [string, ModelFigures][] = [['teacher', report.teacher], [`student ${report.student}`, report.distilled]];
   if (report.baseline) rows.push(['baseline (hard labels only)', report.baseline]);
@@ -57,12 +73,12 @@ export function formatDistillReport(report: DistillReport): string {
     ...rows.map(([name, r]) => `${name.padEnd(width)}  ${pct(r.accuracy).padStart(8)}  ${pct(r.agreement).padStart(9)}  ${String(r.parameters).padStart(10)}  ${size(r.sizeBytes).padStart(10)}`),
     '',
   ];
-  if (report.accuracyRatio !== undefined) lines.push(`student keeps ${(report.accuracyRatio * 100).toFixed(1)}% of the teacher's accuracy with ${(report.teacher.parameters / report.distilled.parameters).toFixed(1)}× fewer parameters`);
+  if (report.accuracyRatio !== undefined) lines.push(`${accuracyWords(report)} with ${parameterWords(report.teacher.parameters, report.distilled.parameters)}`);
   for (const l of report.latency) {
-    lines.push(`latency b=${String(l.batchSize).padEnd(3)} teacher ${l.beforeMs.toFixed(3)} ms → student ${l.afterMs.toFixed(3)} ms  (${l.speedup.toFixed(2)}× faster, 1 intra-op thread, same run)`);
+    lines.push(`latency b=${String(l.batchSize).padEnd(3)} teacher ${l.beforeMs.toFixed(3)} ms → student ${l.afterMs.toFixed(3)} ms  (student ${speedWords(l.beforeMs, l.afterMs)}, 1 intra-op thread, same run)`);
   }
   const d = report.distilled;
-  lines.push(`training: ${d.epochs.length} epochs in ${d.trainSeconds.toFixed(1)} s, best epoch ${d.bestEpoch}${d.stoppedEarly ? ' (stopped early)' : ''}; teacher logits ${report.teacherLogitsSeconds.toFixed(1)} s; export check max |diff| ${d.exportMaxAbsDiff.toExponential(2)}; total ${report.totalSeconds.toFixed(1)} s`);
+  lines.push(`training: ${plural(d.epochs.length, 'epoch')} in ${d.trainSeconds.toFixed(1)} s, best epoch ${d.bestEpoch}${d.stoppedEarly ? ' (stopped early)' : ''}; teacher logits ${report.teacherLogitsSeconds.toFixed(1)} s; export check max |diff| ${d.exportMaxAbsDiff.toExponential(2)}; total ${report.totalSeconds.toFixed(1)} s`);
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
 }

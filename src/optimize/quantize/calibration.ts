@@ -1,9 +1,8 @@
 import { encodeModel } from '../onnx/model-io.ts';
 import type { ModelProto } from '../onnx/onnx-types.ts';
 import { openSession } from '../onnx/ort-session.ts';
-import type { Dataset } from '../datasets/dataset.ts';
 import { DatasetError } from '../datasets/dataset-error.ts';
-import { fixedBatchSize, inputBatch, sampleShapeFor } from '../datasets/input-batch.ts';
+import { feedsOf, modelFixedBatch, type FeedSet } from '../datasets/feed-set.ts';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
@@ -19,22 +18,22 @@ export interface TensorRange { min: number; max: number }
 const BINS = 2048;
 
 /** Runs the calibration data through the model with the given tensors exposed as outputs, visiting each batch. */
-async function forEachBatch(model: ModelProto, names: readonly string[], data: Dataset, batchSize: number, visit: (name: string, values: Float32Array) => void): Promise<void> {
+async function forEachBatch(model: ModelProto, names: readonly string[], data: FeedSet, batchSize: number, visit: (name: string, values: Float32Array) => void): Promise<void> {
   const graph = model.graph ?? {};
   const existing = new Set((graph.output ?? []).map((o) => o.name));
   const augmented: ModelProto = {
     ...model,
     graph: { ...graph, output: [...(graph.output ?? []), ...names.filter((n) => !existing.has(n)).map((name) => ({ name, type: { tensorType: { elemType: 1 } } }))] },
   };
-  const session = await openSession(encodeModel(augmented), { optimization: 'disabled' });
-  const { input, sampleShape } = sampleShapeFor(data, model, 'calibration');
-  const size = fixedBatchSize(input) ?? batchSize;
-  if (data.count < (fixedBatchSize(input) ?? 1)) {
+  const fixed = modelFixedBatch(model);
+  const size = fixed ?? batchSize;
+  if (data.count < (fixed ?? 1)) {
     throw new DatasetError(`calibration data ${data.source} holds ${data.count} samples, fewer than the model's fixed batch size ${size}`);
   }
+  const session = await openSession(encodeModel(augmented), { optimization: 'disabled' });
   try {
-    for (let start = 0; start + (fixedBatchSize(input) ?? 1) <= data.count; start += size) {
-      const outputs = await session.run({ [input.name]: inputBatch(data, start, size, sampleShape) }, [...names]);
+    for (let start = 0; start + (fixed ?? 1) <= data.count; start += size) {
+      const outputs = await session.run(feedsOf(data, start, size), [...names]);
       for (const name of names) visit(name, outputs[name]!.data as Float32Array);
     }
   } finally {
@@ -47,7 +46,7 @@ async function forEachBatch(model: ModelProto, names: readonly string[], data: D
  * clips both tails of a 2048-bin histogram; `entropy` picks the clipping threshold whose 128-level
  * quantized distribution has the least KL divergence from the observed one (TensorRT's method).
  */
-export async function calibrate(model: ModelProto, names: readonly string[], data: Dataset, options: CalibrationOptions): Promise<Map<string, TensorRange>> {
+export async function calibrate(model: ModelProto, names: readonly string[], data: FeedSet, options: CalibrationOptions): Promise<Map<string, TensorRange>> {
   const batchSize = options.batchSize ?? 64;
   const ranges = new Map<string, TensorRange>(names.map((n) => [n, { min: Infinity, max: -Infinity }]));
   await forEachBatch(model, names, data, batchSize, (name, values) => {

@@ -7,7 +7,9 @@ export type QuantizeErrorCode =
   | 'CALIPER_QUANTIZE_CALIBRATION_DATA'
   | 'CALIPER_QUANTIZE_EVAL_DATA'
   | 'CALIPER_QUANTIZE_INVALID_OPTIONS'
-  | 'CALIPER_QUANTIZE_BROKEN_OUTPUT';
+  | 'CALIPER_QUANTIZE_BROKEN_OUTPUT'
+  /** The result lost more accuracy than --max-drop allows, or is larger or slower than the original; not written. */
+  | 'CALIPER_QUANTIZE_GUARD';
 
 export class QuantizeError extends Error {
   constructor(readonly code: QuantizeErrorCode, message: string, options?: { cause?: unknown }) {

@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { loadDataset, sliceDataset, type Dataset, type DatasetSpec } from '../datasets/dataset.ts';
+import { loadDataset, type Dataset, type DatasetSpec } from '../datasets/dataset.ts';
 import { DatasetError } from '../datasets/dataset-error.ts';
-import { fixedBatchSize, inputBatch, modelInputs, sampleShapeFor } from '../datasets/input-batch.ts';
+import { checkFeedSet, feedSetFromDataset, feedsOf, isFeedSet, modelFixedBatch, sliceFeedSet, type FeedSet } from '../datasets/feed-set.ts';
+import { modelInputs } from '../datasets/input-batch.ts';
 import { compareLatency, type LatencyComparison } from '../evaluate/latency.ts';
-import { compareOutputs } from '../evaluate/output-comparison.ts';
+import { DEFAULT_MAX_DROP, judgeOptimization } from '../evaluate/optimization-guard.ts';
+import { compareOutputs, type EvaluationTask, type ScoredBatch } from '../evaluate/output-comparison.ts';
 import type { QuantizeReport } from '../evaluate/quantize-report.ts';
 import { convertToFloat16 } from '../fp16/fp16-converter.ts';
 import { opsetVersion } from '../onnx/graph.ts';
@@ -20,7 +22,8 @@ import { QuantizeError } from './quantize-error.ts';
 import { quantizeStatic, STATIC_OPS, staticTargets } from './static-quantizer.ts';
 
 export type QuantizeMode = 'dynamic' | 'static' | 'fp16';
-export type DataSource = Dataset | DatasetSpec | string;
+/** Tensors as a data set (files of samples), or a FeedSet already built, e.g. from request rows by loadRequestData. */
+export type DataSource = Dataset | DatasetSpec | string | FeedSet;
 
 export interface QuantizeOptions {
   mode: QuantizeMode;
@@ -45,6 +48,15 @@ export interface QuantizeOptions {
   eval?: DataSource;
   /** Evaluation samples used (default: all). */
   evalSamples?: number;
+  /** How the eval data scores the first output: accuracy or MAE/RMSE (default auto: from the labels and the output's width). */
+  task?: EvaluationTask;
+  /**
+   * The accuracy guard: the most the eval accuracy may drop, in points (classification), or the most the MAE may
+   * rise, in per cent (regression); default 1.0. A model past it, or larger, or slower, is not written unless `force`.
+   */
+  maxDrop?: number;
+  /** Write the model even when the guard fails (the report still says why it failed). */
+  force?: boolean;
   /** Batch sizes timed before and after (default [1, 64]; [] skips timing). */
   latencyBatchSizes?: number[];
   /** Where to write the result (only after it loads and runs in ONNX Runtime). */
@@ -106,13 +118,18 @@ function checkModel(model: ModelProto, mode: QuantizeMode): void {
   }
 }
 
-async function resolveData(source: DataSource | undefined, model: ModelProto, purpose: 'calibration' | 'eval', limit?: number): Promise<Dataset | undefined> {
+async function resolveData(source: DataSource | undefined, model: ModelProto, purpose: 'calibration' | 'eval', limit?: number): Promise<FeedSet | undefined> {
   if (source === undefined) return undefined;
   const code = purpose === 'calibration' ? 'CALIPER_QUANTIZE_CALIBRATION_DATA' : 'CALIPER_QUANTIZE_EVAL_DATA';
   try {
-    let data = typeof source === 'object' && 'features' in source ? source : await loadDataset(source);
-    if (limit !== undefined && limit < data.count) data = sliceDataset(data, 0, limit);
-    sampleShapeFor(data, model, purpose);
+    let data: FeedSet;
+    if (isFeedSet(source)) data = source;
+    else {
+      const dataset = typeof source === 'object' && 'features' in source ? source : await loadDataset(source);
+      data = feedSetFromDataset(dataset, model, purpose);
+    }
+    if (limit !== undefined && limit < data.count) data = sliceFeedSet(data, 0, limit);
+    checkFeedSet(data, model, purpose);
     return data;
   } catch (error) {
     if (error instanceof DatasetError || (error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof Error) {
@@ -139,14 +156,18 @@ function syntheticFeeds(model: ModelProto, batch: number): OrtFeeds {
   return feeds;
 }
 
-function batchesOf(data: Dataset, model: ModelProto, batchSize: number): { feeds: OrtFeeds; rows: number; labels?: Int32Array }[] {
-  const { input, sampleShape } = sampleShapeFor(data, model, 'eval');
-  const size = fixedBatchSize(input) ?? batchSize;
-  const batches = [];
-  for (let start = 0; start + (fixedBatchSize(input) ?? 1) <= data.count; start += size) {
-    const tensor = inputBatch(data, start, size, sampleShape);
-    const rows = tensor.dims[0]!;
-    batches.push({ feeds: { [input.name]: tensor }, rows, ...(data.labels ? { labels: data.labels.subarray(start, start + rows) } : {}) });
+function batchesOf(data: FeedSet, model: ModelProto, batchSize: number): ScoredBatch[] {
+  const fixed = modelFixedBatch(model);
+  const size = fixed ?? batchSize;
+  const batches: ScoredBatch[] = [];
+  for (let start = 0; start + (fixed ?? 1) <= data.count; start += size) {
+    const rows = Math.min(size, data.count - start);
+    batches.push({
+      feeds: feedsOf(data, start, rows),
+      rows,
+      ...(data.labels ? { labels: data.labels.subarray(start, start + rows) } : {}),
+      ...(data.targets ? { targets: data.targets.subarray(start, start + rows) } : {}),
+    });
   }
   return batches;
 }
@@ -202,6 +223,12 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
   if (!['dynamic', 'static', 'fp16'].includes(mode)) throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `mode must be dynamic, static or fp16, got ${String(mode)}`);
   const method = options.method ?? 'minmax';
   if (!['minmax', 'percentile', 'entropy'].includes(method)) throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `method must be minmax, percentile or entropy, got ${method}`);
+  if (options.maxDrop !== undefined && !(typeof options.maxDrop === 'number' && options.maxDrop >= 0 && Number.isFinite(options.maxDrop))) {
+    throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `max drop must be a number >= 0 (accuracy points, or per cent of MAE for regression), got ${String(options.maxDrop)}`);
+  }
+  if (options.task !== undefined && !['auto', 'classification', 'regression'].includes(options.task)) {
+    throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `task must be auto, classification or regression, got ${String(options.task)}`);
+  }
   const model = loadModel(input);
   checkModel(model, mode);
   const originalBytes = encodeModel(model);
@@ -259,17 +286,19 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
   const checked = await openChecked(bytes, sampleFeeds, reference);
   try {
     const batches = evalData ? batchesOf(evalData, model, 256) : [{ feeds: sampleFeeds, rows: Object.values(sampleFeeds)[0]?.dims[0] ?? 1 }];
-    const { difference, accuracy } = await compareOutputs(reference, checked, batches);
+    const { difference, accuracy, regression } = await compareOutputs(reference, checked, batches, options.task ?? 'auto');
     const latency: LatencyComparison[] = [];
-    const inputs = modelInputs(model);
-    const fixed = inputs.length === 1 ? fixedBatchSize(inputs[0]!) : undefined;
+    const fixed = modelFixedBatch(model);
     const requested = options.latencyBatchSizes ?? [1, 64];
     if (fixed !== undefined && requested.some((b) => b !== fixed)) warnings.push(`latency measured at the model's fixed batch size ${fixed} only`);
     for (const batchSize of fixed !== undefined && requested.length ? [fixed] : requested) {
-      const feeds = (evalData && evalData.count >= batchSize ? batchesOf(sliceDataset(evalData, 0, batchSize), model, batchSize)[0]?.feeds : undefined) ?? syntheticFeeds(model, batchSize);
+      const feeds = evalData && evalData.count >= batchSize ? feedsOf(evalData, 0, batchSize) : syntheticFeeds(model, batchSize);
       latency.push(await compareLatency(reference, checked, feeds, batchSize));
     }
     const afterBytes = bytes.length;
+    const maxDrop = options.maxDrop ?? DEFAULT_MAX_DROP;
+    const verdict = judgeOptimization({ ...(accuracy ? { accuracy } : {}), ...(regression ? { regression } : {}), size: { beforeBytes: originalBytes.length, afterBytes }, latency }, maxDrop);
+    const write = options.output !== undefined && (verdict.passed || options.force === true);
     const report: QuantizeReport = {
       mode,
       settings: {
@@ -283,13 +312,15 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
       warnings,
       outputDifference: { ...difference, source: evalData ? evalData.source : 'synthetic uniform [0, 1) inputs' },
       ...(accuracy ? { accuracy: { ...accuracy, source: evalData!.source } } : {}),
+      ...(regression ? { regression: { ...regression, source: evalData!.source } } : {}),
       latency,
+      guard: { ...verdict, forced: !verdict.passed && options.force === true, written: write },
       opset: newOpset,
       irVersion: result.irVersion,
     };
-    if (options.output) {
-      mkdirSync(dirname(options.output), { recursive: true });
-      writeModelFile(options.output, result, options.externalData ? { externalData: true } : {});
+    if (write) {
+      mkdirSync(dirname(options.output!), { recursive: true });
+      writeModelFile(options.output!, result, options.externalData ? { externalData: true } : {});
     }
     return { model: result, bytes, report };
   } finally {
