@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { formatOfPath } from '../batch/batch-format.ts';
+import { formatOfPath } from '../batch/io/batch-format.ts';
 import { ModelRegistry, type RegisteredVersion } from '../registry/model-registry.ts';
 import { registryHome } from '../registry/registry-home.ts';
 import type { FeedSet } from './datasets/feed-set.ts';

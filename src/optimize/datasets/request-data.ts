@@ -5,7 +5,7 @@
  * The label column (named by `--label`, never a request field) becomes class indices or numeric targets.
  */
 import { resolve } from 'node:path';
-import { countRows, expandInput, openRowSource } from '../../batch/batch-input.ts';
+import { countRows, expandInput, openRowSource } from '../../batch/io/batch-input.ts';
 import { FieldMapping } from '../../batch/field-mapping.ts';
 import type { ModelConfig } from '../../config/model-config.ts';
 import { featureInputs } from '../../features/feature-config.ts';
