@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { CaliperError } from '../errors.ts';
 import { describeTraffic, ModelRegistry, type RegisteredVersion, type TrafficSettings } from '../registry/model-registry.ts';
 import { checkAlias, parseStage } from '../registry/model-stage.ts';
-import { formatSelector, parseSelector } from '../registry/model-uri.ts';
+import { formatSelector, parseSelector, type VersionSelector } from '../registry/model-uri.ts';
 import { registryHome } from '../registry/registry-home.ts';
 
 interface CommonOptions { registry?: string; json?: boolean }
@@ -179,13 +179,29 @@ export function registerModelsCommand(program: Command): void {
     .argument('<name>', 'model name')
     .option('--canary <target:share>', 'send SHARE of requests to TARGET (a version, stage, @alias or latest), e.g. @challenger:10%', targetShare('--canary'))
     .option('--shadow <target:share>', 'mirror SHARE of requests to TARGET; its answers are compared, never returned', targetShare('--shadow'))
-    .option('--clear', 'end canary and shadow traffic'))
-    .action(async (name: string, o: CommonOptions & { canary?: { target: string; share: number }; shadow?: { target: string; share: number }; clear?: boolean }) => {
-      const settings = await withRegistry(o, (registry) => {
-        if (!o.clear && !o.canary && !o.shadow) return registry.traffic(name);
-        const next: TrafficSettings = {};
-        if (o.canary) next.canary = { target: parseSelector(name, o.canary.target), weight: o.canary.share };
-        if (o.shadow) next.shadow = { target: parseSelector(name, o.shadow.target), fraction: o.shadow.share };
+    .option('--clear', 'end canary and shadow traffic')
+    .option('--clear-canary', 'end canary traffic, keep shadow traffic')
+    .option('--clear-shadow', 'end shadow traffic, keep canary traffic'))
+    .action(async (name: string, o: CommonOptions & { canary?: { target: string; share: number }; shadow?: { target: string; share: number }; clear?: boolean; clearCanary?: boolean; clearShadow?: boolean }) => {
+      const settings = await withRegistry(o, async (registry) => {
+        const current = await registry.traffic(name);
+        if (!o.clear && !o.clearCanary && !o.clearShadow && !o.canary && !o.shadow) return current;
+        // Canary and shadow are independent: changing one keeps the other.
+        const next: TrafficSettings = o.clear ? {} : { ...current };
+        if (o.clearCanary) delete next.canary;
+        if (o.clearShadow) delete next.shadow;
+        // A target must name a version that exists now, or the split would silently send everything to the default.
+        const checked = async (option: string, target: string): Promise<VersionSelector> => {
+          const selector = parseSelector(name, target);
+          try {
+            await registry.resolve(name, selector);
+          } catch (error) {
+            throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `${option} ${target}: ${(error as Error).message}`);
+          }
+          return selector;
+        };
+        if (o.canary) next.canary = { target: await checked('--canary', o.canary.target), weight: o.canary.share };
+        if (o.shadow) next.shadow = { target: await checked('--shadow', o.shadow.target), fraction: o.shadow.share };
         return registry.setTraffic(name, next);
       });
       const json = {

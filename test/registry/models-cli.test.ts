@@ -82,6 +82,16 @@ describe('caliper models', () => {
     expect(await json('promote', 'fraud', '1', '--alias', 'challenger')).toMatchObject({ version: 1, aliases: ['challenger'] });
     expect(await json('archive', 'fraud', '1')).toMatchObject({ version: 1, stage: 'Archived' });
     expect(await json('traffic', 'fraud', '--canary', '@challenger:10%', '--shadow', '1:0.5')).toEqual({ canary: { target: '@challenger', weight: 0.1 }, shadow: { target: '1', fraction: 0.5 } });
+    // Canary and shadow are independent, and a target must exist.
+    expect(await json('traffic', 'fraud', '--shadow', '2:5%')).toEqual({ canary: { target: '@challenger', weight: 0.1 }, shadow: { target: '2', fraction: 0.05 } });
+    expect(await json('traffic', 'fraud', '--canary', '3:20%')).toEqual({ canary: { target: '3', weight: 0.2 }, shadow: { target: '2', fraction: 0.05 } });
+    const missing = await caliper('traffic', 'fraud', '--canary', '9:10%');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/--canary 9: model "fraud" has no version 9/);
+    expect((await caliper('traffic', 'fraud', '--shadow', '@nobody:10%')).stderr).toMatch(/--shadow @nobody: .*no alias "nobody"/);
+    expect(await json('traffic', 'fraud')).toEqual({ canary: { target: '3', weight: 0.2 }, shadow: { target: '2', fraction: 0.05 } });
+    expect(await json('traffic', 'fraud', '--clear-canary')).toEqual({ shadow: { target: '2', fraction: 0.05 } });
+    expect(await json('traffic', 'fraud', '--canary', '@challenger:10%', '--shadow', '1:0.5')).toEqual({ canary: { target: '@challenger', weight: 0.1 }, shadow: { target: '1', fraction: 0.5 } });
     const history = await json('history', 'fraud') as { event: string }[];
     expect(history.map((h) => h.event)).toEqual(expect.arrayContaining(['registered', 'stage', 'alias_set', 'traffic']));
     expect(await json('delete', 'fraud', '1', '--force')).toEqual({ deleted: 'models:/fraud/1' });
