@@ -34,7 +34,8 @@ function inferRequest(model: string, inputs: InferInput[], options: InferOptions
     inputs: inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
     outputs: (options.outputs ?? []).map((name) => ({ name })),
     raw_input_contents: inputs.map(inputBytes),
-    ...(options.priority !== undefined ? { parameters: { priority: { int64_param: options.priority } } } : {}),
+    // The priority parameter is Triton's numbering (1 highest); Caliper's level 0 is Triton's 1.
+    ...(options.priority !== undefined ? { parameters: { priority: { uint64_param: options.priority + 1 } } } : {}),
   };
 }
 

@@ -8,6 +8,7 @@ import { registerAuth, type AuthSettings } from './auth.ts';
 import { errorHandler, sendError } from './error-handler.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { RequestObserver } from './request-observer.ts';
+import { registerRequestBodyRules } from './request-body.ts';
 import { registerPredictRoutes } from './routes/predict-routes.ts';
 import { registerRepositoryRoutes } from './routes/repository-routes.ts';
 import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
@@ -40,11 +41,12 @@ export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 /** The HTTP application: /predict routes, the Open Inference Protocol v2, OpenAPI docs. */
 export async function buildServer(options: ServerOptions): Promise<CaliperServer> {
   const { repository } = options;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app: FastifyInstance = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     // Per-request log lines cost more than a small model's inference; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit,
     requestIdHeader: 'x-request-id',
     // Requests already received when shutdown starts are answered, not refused (the listener is closed to new connections).
     return503OnClosing: false,
@@ -64,6 +66,8 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     done();
   });
   registerAuth(app, options.auth ?? {});
+  // Bodies as Triton's clients send them: no Content-Type on /v2, gzip/deflate, over-limit uploads read before the 413.
+  registerRequestBodyRules(app, { bodyLimit });
 
   await app.register(swagger, { openapi: { info: { title: 'Caliper model server', version: SERVER_VERSION } } });
   await app.register(swaggerUi, {

@@ -11,6 +11,7 @@ import type { PredictOptions } from '../../pipeline/predict-pipeline.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import type { RequestHints, RequestObserver } from '../request-observer.ts';
 import { modelMetadata, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from '../routes/v2-routes.ts';
+import { priorityFromTriton } from '../v2/triton-priority.ts';
 import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
 import { decodeModelInferRequest } from './infer-request-decoder.ts';
 import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type ModelInferRequest, type ModelInferResponse, type ModelStatisticsResponse, type RepositoryIndexResponse, type RequestDecoder } from './service-definition.ts';
@@ -26,6 +27,7 @@ export interface InferenceServiceContext {
   logger: Logger;
 }
 
+const NOT_FOUND_CODES = new Set<CaliperErrorCode>(['CALIPER_MODEL_NOT_FOUND', 'CALIPER_VERSION_NOT_FOUND', 'CALIPER_NOT_FOUND']);
 const INFERENCE_RPCS = new Set(['ModelInfer', 'ModelStreamInfer']);
 const REPOSITORY_RPCS = new Set(['RepositoryIndex', 'RepositoryModelLoad', 'RepositoryModelUnload']);
 
@@ -56,8 +58,9 @@ function numericParameter(where: string, parameter: InferParameter | undefined):
 
 /**
  * Deadline and priority of a gRPC request: the call's deadline, x-caliper-timeout-ms / x-caliper-priority
- * metadata, and Triton's `timeout` (microseconds, as Triton's gRPC clients send it) and `priority` request
- * parameters; the tightest timeout wins and none can lengthen the model's own.
+ * metadata, and Triton's `timeout` (microseconds, as Triton's gRPC clients send it) and `priority` (Triton's
+ * numbering: 0 the default, 1 the highest) request parameters; the tightest timeout wins and none can lengthen
+ * the model's own; x-caliper-priority (Caliper's numbering, 0 highest) wins over the parameter.
  */
 function requestOptions(observer: RequestObserver, version: ModelVersion, request: ModelInferRequest, call: AnyCall): PredictOptions {
   const timeouts: number[] = [];
@@ -73,8 +76,14 @@ function requestOptions(observer: RequestObserver, version: ModelVersion, reques
   if (Number.isFinite(deadlineMs)) timeouts.push(Math.max(deadlineMs - Date.now(), 0.001));
   const hints: RequestHints = {};
   if (timeouts.length > 0) hints.timeoutMs = Math.min(...timeouts);
-  hints.priority = metadataValue(call, 'x-caliper-priority') ?? numericParameter('parameters.priority', request.parameters?.priority);
-  return observer.optionsFrom(version, hints);
+  hints.priority = metadataValue(call, 'x-caliper-priority');
+  const options = observer.optionsFrom(version, hints);
+  const priority = numericParameter('parameters.priority', request.parameters?.priority);
+  if (priority !== undefined && hints.priority === undefined) {
+    const level = priorityFromTriton('parameters.priority', priority, version.config.batching.priorityLevels);
+    if (level !== undefined) options.priority = level;
+  }
+  return options;
 }
 
 /**
@@ -130,8 +139,15 @@ export class InferenceService {
     return {
       ServerLive: async () => ({ live: true }),
       ServerReady: async () => ({ ready: repository.ready && !observer.closing }),
+      // As Triton: an unknown model or version is not ready (ready: false), not an error.
       ModelReady: async (request) => {
-        const version = repository.version(request.name, request.version || undefined);
+        let version: ModelVersion;
+        try {
+          version = repository.version(request.name, request.version || undefined);
+        } catch (error) {
+          if (NOT_FOUND_CODES.has(toCaliperError(error).code)) return { ready: false };
+          throw error;
+        }
         return { ready: version.state === 'ready' && !observer.closing };
       },
       ServerMetadata: async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }),

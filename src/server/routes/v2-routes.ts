@@ -9,6 +9,7 @@ import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import { ONNX_PLATFORM, v2DatatypeOf } from '../v2/datatypes.ts';
 import { BINARY_CONTENT_TYPE, BINARY_HEADER_LENGTH, decodeInferBody, encodeInferResponse } from '../v2/binary-tensors.ts';
 import type { RequestObserver } from '../request-observer.ts';
+import { priorityFromTriton } from '../v2/triton-priority.ts';
 
 export const SERVER_NAME = 'caliper';
 export const SERVER_VERSION = '0.1.0';
@@ -63,15 +64,16 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
       const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
       const outputNames = infer.outputs?.map((o) => o.name);
       const options = observer.optionsFor(version, request);
-      // The protocol's own request parameters, as Triton reads them: `timeout` in microseconds may only shorten the deadline; `priority` as the header.
+      // The protocol's own request parameters, as Triton reads them: `timeout` in microseconds may only shorten the deadline;
+      // `priority` in Triton's numbering (0 default, 1 highest); x-caliper-priority, in Caliper's, wins when both are sent.
       const { timeout, priority } = infer.parameters ?? {};
       if (timeout !== undefined) {
         if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) throw invalidInput(`parameters.timeout: expected a positive number of microseconds, got ${JSON.stringify(timeout)}`);
         options.deadline = Math.min(options.deadline ?? Infinity, observer.optionsFrom(version, { timeoutMs: timeout / 1000 }).deadline!);
       }
       if (priority !== undefined) {
-        if (typeof priority !== 'number') throw invalidInput(`parameters.priority: expected an integer from 0 (highest) to ${version.config.batching.priorityLevels - 1}, got ${JSON.stringify(priority)}`);
-        options.priority = observer.optionsFrom(version, { priority }).priority;
+        const level = priorityFromTriton('parameters.priority', priority, version.config.batching.priorityLevels);
+        if (request.headers['x-caliper-priority'] === undefined) options.priority = level;
       }
       const outcome = await observer.track(version, 'v2', () => runTensorInfer(version, inputs, outputNames, options));
       const names = outputNames ?? version.signature.outputs.map((o) => o.name);

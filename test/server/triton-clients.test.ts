@@ -1,0 +1,374 @@
+/**
+ * What NVIDIA Triton's and KServe's stock clients send, byte for byte, against a real Caliper server — written
+ * from the protocol documents (triton-inference-server/server docs/protocol: the binary data, parameters,
+ * statistics, model configuration and model repository extensions; grpc_service.proto) and from what the
+ * client's HTTP and gRPC transports put on the wire, since the Python client cannot be installed here:
+ *
+ * - the synchronous HTTP transport sends no Content-Type at all: JSON bodies go bare, binary bodies carry only
+ *   Inference-Header-Content-Length; `request_compression_algorithm` adds Content-Encoding: gzip or deflate
+ *   (zlib-wrapped) over the whole body;
+ * - `priority` is Triton's numbering (REST parameters.priority, gRPC parameters["priority"] as uint64):
+ *   0 the model's default, 1 the highest, larger lower, past the model's levels the default;
+ * - `is_model_ready` over gRPC reads ModelReady's `ready`, and raises on any error status;
+ * - a client writes its whole request before reading the answer (Python's http.client does).
+ *
+ * Raw node:http requests and sockets are used so that no header is added that the stock client would not send.
+ */
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { deflateSync, gzipSync } from 'node:zlib';
+import { credentials, loadPackageDefinition, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { parse as parseYaml } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SchedulerFactory } from '../../src/lifecycle/model-version.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { defaultScheduler } from '../../src/scheduler/scheduler-factory.ts';
+import { INFERENCE_PROTO_PATH } from '../../src/server/grpc/service-definition.ts';
+import { startServing, type RunningServer } from '../../src/server/serving.ts';
+import { priorityFromTriton } from '../../src/server/v2/triton-priority.ts';
+import { TempModelRepository } from '../support/temp-models.ts';
+
+const FRAUD_DIR = 'examples/fraud-detector';
+const BODY_LIMIT = 1024 * 1024;
+
+let server: RunningServer;
+const repo = new TempModelRepository();
+/** Priorities the scheduler was handed, per model, in submission order (undefined: the default level). */
+const submitted = new Map<string, (number | undefined)[]>();
+let width: number;
+
+type InferenceClient = Client & Record<string, (request: object, ...rest: unknown[]) => unknown>;
+let grpc: InferenceClient;
+
+/** Records every job's priority on its way into the real scheduler. */
+const recordingScheduler: SchedulerFactory = (pool, config, signature) => {
+  const scheduler = defaultScheduler(pool, config, signature);
+  const submit = scheduler.submit.bind(scheduler);
+  scheduler.submit = (job) => {
+    const list = submitted.get(config.name) ?? [];
+    list.push(job.priority);
+    submitted.set(config.name, list);
+    return submit(job);
+  };
+  return scheduler;
+};
+
+interface RawResponse { status: number; headers: IncomingHttpHeaders; body: Buffer; json: Record<string, unknown> }
+
+/** One HTTP request with exactly these headers (node adds Host and Connection only). */
+function send(method: string, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
+    const req = httpRequest(`${server.url}${path}`, { method, headers: { ...(payload ? { 'content-length': String(payload.byteLength) } : {}), ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const all = Buffer.concat(chunks);
+        const headerLength = res.headers['inference-header-content-length'];
+        const jsonPart = headerLength === undefined ? all : all.subarray(0, Number(headerLength));
+        let json: Record<string, unknown> = {};
+        try {
+          json = jsonPart.byteLength === 0 ? {} : (JSON.parse(jsonPart.toString('utf8')) as Record<string, unknown>);
+        } catch {
+          json = {};
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: all, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+function fp32(values: number[]): Buffer {
+  const out = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => out.writeFloatLE(v, i * 4));
+  return out;
+}
+
+const featureRow = (): number[] => Array.from({ length: width }, (_, i) => (i === 0 ? Math.log1p(120) : i === 1 ? Math.log1p(3600) / 10 : i === 3 ? 1 : 0));
+
+function jsonInfer(extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ inputs: [{ name: 'features', shape: [1, width], datatype: 'FP32', data: featureRow() }], ...extra });
+}
+
+/** The binary extension's body: the JSON header, then the raw tensor. */
+function binaryInfer(): { body: Buffer; headerLength: number } {
+  const header = Buffer.from(JSON.stringify({
+    inputs: [{ name: 'features', shape: [1, width], datatype: 'FP32', parameters: { binary_data_size: 4 * width } }],
+    outputs: [{ name: 'fraud_probability', parameters: { binary_data: true } }],
+  }));
+  return { body: Buffer.concat([header, fp32(featureRow())]), headerLength: header.byteLength };
+}
+
+let expected: number;
+
+function grpcCall(method: string, request: object, metadata = new Metadata()): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    (grpc[method] as (r: object, m: Metadata, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void).call(grpc, request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+async function grpcFailure(method: string, request: object, metadata = new Metadata()): Promise<ServiceError> {
+  try {
+    await grpcCall(method, request, metadata);
+  } catch (error) {
+    return error as ServiceError;
+  }
+  throw new Error(`${method} succeeded, expected an error`);
+}
+
+beforeAll(async () => {
+  const fraud = parseYaml(readFileSync(`${FRAUD_DIR}/model.yaml`, 'utf8')) as Record<string, unknown>;
+  repo.add('fraud_detector', { ...fraud, cache: { enabled: false } }, `${FRAUD_DIR}/1/model.onnx`);
+  repo.add('ranked', { ...fraud, name: 'ranked', cache: { enabled: false }, batching: { max_batch_size: 8, max_queue_delay_us: 0, priority_levels: 3 } }, `${FRAUD_DIR}/1/model.onnx`);
+  server = await startServing({ paths: [repo.dir], port: 0, grpcPort: 0, bodyLimit: BODY_LIMIT, logger: createLogger('silent'), schedulerFactory: recordingScheduler, auth: { adminToken: 'admin' } });
+  expect(server.repository.failures).toEqual([]);
+  width = server.repository.version('fraud_detector').signature.inputs[0]!.shape[1]!;
+  const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
+  const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => InferenceClient } };
+  grpc = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpc!.port}`, credentials.createInsecure());
+  const reference = await send('POST', '/v2/models/fraud_detector/infer', { 'content-type': 'application/json' }, jsonInfer());
+  expected = ((reference.json.outputs as { data: number[] }[])[0]!.data)[0]!;
+});
+
+afterAll(async () => {
+  grpc?.close();
+  await server?.close();
+  repo.remove();
+});
+
+const probabilityOf = (response: RawResponse): number => {
+  const outputs = response.json.outputs as { name: string; data?: number[]; parameters?: { binary_data_size?: number } }[];
+  const output = outputs.find((o) => o.name === 'fraud_probability')!;
+  if (output.data) return output.data[0]!;
+  return response.body.readFloatLE(Number(response.headers['inference-header-content-length']));
+};
+
+describe('fault 1: a body without Content-Type is JSON (the binary extension with Inference-Header-Content-Length)', () => {
+  it('infer: a bare JSON body answers 200 with the same numbers as a declared one', async () => {
+    const response = await send('POST', '/v2/models/fraud_detector/infer', {}, jsonInfer());
+    expect(response.status, response.body.toString()).toBe(200);
+    expect(probabilityOf(response)).toBe(expected);
+  });
+
+  it('infer: a bare binary body with only Inference-Header-Content-Length is the binary extension', async () => {
+    const { body, headerLength } = binaryInfer();
+    const response = await send('POST', '/v2/models/fraud_detector/versions/1/infer', { 'inference-header-content-length': String(headerLength) }, body);
+    expect(response.status, response.body.toString()).toBe(200);
+    expect(probabilityOf(response)).toBe(expected);
+  });
+
+  it('repository load and unload with bare JSON bodies, as the client sends them', async () => {
+    const auth = { authorization: 'Bearer admin' };
+    const unload = await send('POST', '/v2/repository/models/ranked/unload', auth, JSON.stringify({ parameters: { unload_dependents: false } }));
+    expect(unload.status, unload.body.toString()).toBe(200);
+    const load = await send('POST', '/v2/repository/models/ranked/load', auth, '{}');
+    expect(load.status, load.body.toString()).toBe(200);
+    const index = await send('POST', '/v2/repository/index', auth, '{}');
+    expect(index.status, index.body.toString()).toBe(200);
+    const empty = await send('POST', '/v2/repository/index', auth);
+    expect(empty.status, empty.body.toString()).toBe(200);
+  });
+
+  it('a declared Content-Type that is wrong is still 415', async () => {
+    const response = await send('POST', '/v2/models/fraud_detector/infer', { 'content-type': 'text/plain' }, jsonInfer());
+    expect(response.status).toBe(415);
+    expect(String(response.json.error)).toMatch(/content-type/i);
+  });
+});
+
+describe('fault 2: gzip and deflate request bodies are decoded, the limit counting decoded bytes', () => {
+  it.each([['gzip', gzipSync], ['deflate', deflateSync]] as const)('%s: JSON and binary bodies answer as the plain ones', async (coding, compress) => {
+    const json = await send('POST', '/v2/models/fraud_detector/infer', { 'content-encoding': coding }, compress(Buffer.from(jsonInfer())));
+    expect(json.status, json.body.toString()).toBe(200);
+    expect(probabilityOf(json)).toBe(expected);
+    const { body, headerLength } = binaryInfer();
+    const binary = await send('POST', '/v2/models/fraud_detector/infer', { 'content-encoding': coding, 'inference-header-content-length': String(headerLength) }, compress(body));
+    expect(binary.status, binary.body.toString()).toBe(200);
+    expect(probabilityOf(binary)).toBe(expected);
+  });
+
+  it('a decompression bomb (a few KiB inflating past the limit) is a 413, and the server keeps serving', async () => {
+    const bomb = gzipSync(Buffer.alloc(16 * BODY_LIMIT, 0x20));
+    expect(bomb.byteLength).toBeLessThan(BODY_LIMIT / 8);
+    const response = await send('POST', '/v2/models/fraud_detector/infer', { 'content-encoding': 'gzip' }, bomb);
+    expect(response.status).toBe(413);
+    expect(String(response.json.error)).toMatch(/decompresses.*limit/);
+    const ok = await send('POST', '/v2/models/fraud_detector/infer', {}, jsonInfer());
+    expect(ok.status).toBe(200);
+  });
+
+  it('a body that is not what its Content-Encoding says is a 400; an unknown coding is a 415', async () => {
+    const broken = await send('POST', '/v2/models/fraud_detector/infer', { 'content-encoding': 'gzip' }, jsonInfer());
+    expect(broken.status).toBe(400);
+    expect(String(broken.json.error)).toMatch(/not valid gzip/);
+    const unknown = await send('POST', '/v2/models/fraud_detector/infer', { 'content-encoding': 'br' }, jsonInfer());
+    expect(unknown.status).toBe(415);
+    expect(String(unknown.json.error)).toMatch(/content-encoding/);
+  });
+
+  it('gRPC: gzip- and deflate-compressed messages (the client\'s compression_algorithm) are decoded', async () => {
+    for (const algorithm of [1, 2]) {
+      const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
+      const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => InferenceClient } };
+      const compressed = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpc!.port}`, credentials.createInsecure(), { 'grpc.default_compression_algorithm': algorithm });
+      const response = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        (compressed.ModelInfer as (r: object, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void).call(compressed,
+          { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())] },
+          (error, result) => (error ? reject(error) : resolve(result)));
+      });
+      compressed.close();
+      expect((response.raw_output_contents as Buffer[])[0]!.readFloatLE(0)).toBe(expected);
+    }
+  });
+});
+
+describe('fault 3: priority in Triton\'s numbering (0 default, 1 highest), x-caliper-priority in Caliper\'s', () => {
+  it('maps Triton levels onto Caliper\'s: 0 and past the levels are the default, 1 the highest', () => {
+    expect(priorityFromTriton('p', 0, 3)).toBeUndefined();
+    expect(priorityFromTriton('p', 1, 3)).toBe(0);
+    expect(priorityFromTriton('p', 3, 3)).toBe(2);
+    expect(priorityFromTriton('p', 4, 3)).toBeUndefined();
+    expect(priorityFromTriton('p', 1, 1)).toBe(0);
+    expect(() => priorityFromTriton('parameters.priority', -1, 3)).toThrow(/parameters.priority: expected an unsigned integer/);
+    expect(() => priorityFromTriton('parameters.priority', '1', 3)).toThrow(/parameters.priority/);
+  });
+
+  it('REST: priority 1 is accepted without priority_levels; on a 3-level model 1 → highest, 3 → lowest, 0 and 9 → default', async () => {
+    const plain = await send('POST', '/v2/models/fraud_detector/infer', {}, jsonInfer({ parameters: { priority: 1 } }));
+    expect(plain.status, plain.body.toString()).toBe(200);
+    submitted.set('ranked', []);
+    for (const priority of [1, 3, 0, 9]) {
+      const response = await send('POST', '/v2/models/ranked/infer', {}, jsonInfer({ parameters: { priority } }));
+      expect(response.status, response.body.toString()).toBe(200);
+    }
+    expect(submitted.get('ranked')).toEqual([0, 2, undefined, undefined]);
+    const bad = await send('POST', '/v2/models/ranked/infer', {}, jsonInfer({ parameters: { priority: -2 } }));
+    expect(bad.status).toBe(400);
+    expect(String(bad.json.error)).toMatch(/parameters\.priority/);
+  });
+
+  it('REST: x-caliper-priority keeps its meaning (0 highest) and wins over parameters.priority', async () => {
+    submitted.set('ranked', []);
+    const response = await send('POST', '/v2/models/ranked/infer', { 'x-caliper-priority': '2' }, jsonInfer({ parameters: { priority: 1 } }));
+    expect(response.status, response.body.toString()).toBe(200);
+    expect(submitted.get('ranked')).toEqual([2]);
+  });
+
+  it('gRPC: the priority parameter (uint64 or int64) in Triton\'s numbering; x-caliper-priority metadata in Caliper\'s', async () => {
+    submitted.set('ranked', []);
+    const request = (priority: object) => ({
+      model_name: 'ranked', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())], parameters: { priority },
+    });
+    await grpcCall('ModelInfer', request({ uint64_param: 1 }));
+    await grpcCall('ModelInfer', request({ int64_param: 3 }));
+    await grpcCall('ModelInfer', request({ uint64_param: 0 }));
+    await grpcCall('ModelInfer', request({ uint64_param: 7 }));
+    const metadata = new Metadata();
+    metadata.set('x-caliper-priority', '1');
+    await grpcCall('ModelInfer', request({ uint64_param: 3 }), metadata);
+    expect(submitted.get('ranked')).toEqual([0, 2, undefined, undefined, 1]);
+    await grpcCall('ModelInfer', { ...request({ uint64_param: 1 }), model_name: 'fraud_detector' });
+  });
+});
+
+describe('fault 4: gRPC ModelReady answers ready: false for an unknown model or version', () => {
+  it('unknown model, unknown version and a non-numeric version are ready: false, not NOT_FOUND', async () => {
+    expect(await grpcCall('ModelReady', { name: 'no_such_model', version: '' })).toEqual({ ready: false });
+    expect(await grpcCall('ModelReady', { name: 'fraud_detector', version: '99' })).toEqual({ ready: false });
+    expect(await grpcCall('ModelReady', { name: 'fraud_detector', version: 'latest' })).toEqual({ ready: false });
+    expect(await grpcCall('ModelReady', { name: 'fraud_detector', version: '1' })).toEqual({ ready: true });
+  });
+
+  it('REST keeps answering 404 for the same (the client reads it as not ready)', async () => {
+    expect((await send('GET', '/v2/models/no_such_model/ready', {})).status).toBe(404);
+    expect((await send('GET', '/v2/models/fraud_detector/versions/99/ready', {})).status).toBe(404);
+  });
+
+  it('gRPC ModelMetadata still answers NOT_FOUND for an unknown model', async () => {
+    const error = await grpcFailure('ModelMetadata', { name: 'no_such_model', version: '' });
+    expect(error.code).toBe(5);
+  });
+});
+
+/** Writes a whole request before reading anything, as Python's http.client does; resolves with what came back. */
+function writeThenRead(head: string, body: Buffer): Promise<{ response: string; writeError?: string }> {
+  return new Promise((resolve) => {
+    const socket = connect(server.port, '127.0.0.1');
+    const received: Buffer[] = [];
+    let writeError: string | undefined;
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      writeError ??= error.code ?? error.message;
+    });
+    socket.on('close', () => resolve({ response: Buffer.concat(received).toString('latin1'), ...(writeError ? { writeError } : {}) }));
+    socket.on('connect', async () => {
+      socket.write(head);
+      const chunk = 64 * 1024;
+      for (let offset = 0; offset < body.byteLength && !socket.destroyed; offset += chunk) {
+        if (!socket.write(body.subarray(offset, offset + chunk))) await new Promise((r) => socket.once('drain', r));
+      }
+      // Half-close after writing, then read whatever the server answers.
+      if (!socket.destroyed) socket.end();
+    });
+  });
+}
+
+describe('fault 9: an over-limit upload is answered 413 that the client can read', () => {
+  it('a client writing all of a 12 MiB body (limit 1 MiB) before reading sees the 413, not a broken pipe', async () => {
+    const body = Buffer.alloc(12 * BODY_LIMIT, 0x20);
+    const { response, writeError } = await writeThenRead(
+      `POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nInference-Header-Content-Length: 10\r\nContent-Length: ${body.byteLength}\r\n\r\n`, body);
+    expect(writeError).toBeUndefined();
+    expect(response).toMatch(/^HTTP\/1\.1 413 /);
+    expect(response).toMatch(/"code":"CALIPER_PAYLOAD_TOO_LARGE"/);
+  });
+
+  it('with Expect: 100-continue an over-limit Content-Length is answered 413 at once, without a 100', async () => {
+    const response = await new Promise<string>((resolve) => {
+      const socket = connect(server.port, '127.0.0.1', () => {
+        socket.write(`POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: ${3 * BODY_LIMIT}\r\n\r\n`);
+      });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (text.includes('\r\n\r\n') && /content-length: (\d+)/i.test(text)) {
+          const length = Number(/content-length: (\d+)/i.exec(text)![1]);
+          if (text.length >= text.indexOf('\r\n\r\n') + 4 + length) socket.destroy();
+        }
+      });
+      socket.on('close', () => resolve(text));
+    });
+    expect(response).toMatch(/^HTTP\/1\.1 413 /);
+    expect(response).not.toMatch(/100 Continue/);
+  });
+
+  it('with Expect: 100-continue a body within the limit is asked for (100 Continue) and answered', async () => {
+    const body = Buffer.from(jsonInfer());
+    const response = await new Promise<string>((resolve) => {
+      const socket = connect(server.port, '127.0.0.1', () => {
+        socket.write(`POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: ${body.byteLength}\r\n\r\n`);
+      });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        const first = text === '';
+        text += chunk.toString('latin1');
+        if (first && text.startsWith('HTTP/1.1 100')) socket.write(body);
+      });
+      socket.on('close', () => resolve(text));
+    });
+    expect(response).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  });
+
+  it('gRPC: a message over the limit is RESOURCE_EXHAUSTED, and the server keeps serving', async () => {
+    const error = await grpcFailure('ModelInfer', {
+      model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [Buffer.alloc(2 * BODY_LIMIT)],
+    });
+    expect(error.code).toBe(8);
+    const ok = await grpcCall('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())] });
+    expect((ok.raw_output_contents as Buffer[])[0]!.readFloatLE(0)).toBe(expected);
+  });
+});
