@@ -5,7 +5,8 @@ import { formatOfPath, type BatchFormat } from './io/batch-format.ts';
 import { expandInput, openRowSource } from './io/batch-input.ts';
 import { jobFingerprint, type BatchJobSpec } from './batch-job.ts';
 import type { ErrorPolicy } from './chunk-scorer.ts';
-import { outputColumns } from './output-columns.ts';
+import { declarableSqlType, parquetColumnTypes } from './io/parquet-reader.ts';
+import { outputColumns, type OutputColumn } from './output-columns.ts';
 import { isModelUri } from '../registry/model-uri.ts';
 
 export interface BatchRequest {
@@ -47,6 +48,7 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
   } finally {
     await probe.close();
   }
+  await keepExactTypesAgreed(columns, inputs);
   const spec: Omit<BatchJobSpec, 'id'> = {
     // A stage or alias is pinned to the version it names now, so every chunk and shard scores with the same model.
     model: isModelUri(request.model) ? `models:/${version.name}/${version.version}` : resolve(request.model),
@@ -64,4 +66,19 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
     ...(request.registry !== undefined && isModelUri(request.model) ? { registry: resolve(request.registry) } : {}),
   };
   return { id: jobFingerprint(spec).slice(0, 16), ...spec };
+}
+
+/**
+ * A kept column keeps its exact type only where every Parquet input file has it with that type (and the type can
+ * be declared in SQL: a union read back from Parquet is a struct with an unnamed field, which cannot); where files
+ * disagree (DECIMAL(9,2) in one, DECIMAL(18,4) in another), the column is written by its kind, as every
+ * input is, so all parts agree on one schema.
+ */
+async function keepExactTypesAgreed(columns: OutputColumn[], inputs: readonly { path: string; format: BatchFormat }[]): Promise<void> {
+  if (!columns.some((c) => c.sqlType !== undefined)) return;
+  for (const column of columns) if (column.sqlType !== undefined && !(await declarableSqlType(column.sqlType))) delete column.sqlType;
+  for (const input of inputs.slice(1)) {
+    const types = input.format === 'parquet' ? await parquetColumnTypes(input.path) : new Map<string, string>();
+    for (const column of columns) if (column.sqlType !== undefined && types.get(column.name) !== column.sqlType) delete column.sqlType;
+  }
 }

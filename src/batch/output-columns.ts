@@ -4,8 +4,11 @@ import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { Postprocessor } from '../pipeline/postprocess.ts';
 import type { ColumnKind, SourceColumn } from './io/source-row.ts';
 
-/** One column of the scored output: a kept input column or a prediction field. */
-export interface OutputColumn { name: string; kind: ColumnKind; from: 'input' | 'prediction' }
+/**
+ * One column of the scored output: a kept input column or a prediction field. A kept column read from Parquet
+ * carries its exact SQL type (`sqlType`): Parquet output writes it with that type, value for value.
+ */
+export interface OutputColumn { name: string; kind: ColumnKind; from: 'input' | 'prediction'; sqlType?: string }
 
 function kindOfField(spec: InputFieldSpec | undefined): ColumnKind {
   switch (spec?.type) {
@@ -40,7 +43,7 @@ export function outputColumns(version: ModelVersion, source: readonly SourceColu
     if (!column) throw new CaliperError('CALIPER_INVALID_INPUT', `--keep: the input has no column ${name} (columns: ${source.map((c) => c.name).join(', ')})`);
     const field = fieldOfColumn.get(name);
     const kind = column.text && field ? kindOfField(field) : column.kind ?? kindOfField(field);
-    return { name, kind, from: 'input' as const };
+    return { name, kind, from: 'input' as const, ...(column.sqlType !== undefined ? { sqlType: column.sqlType } : {}) };
   });
   for (const spec of version.config.postprocess) {
     if (columns.some((c) => c.name === spec.name)) {

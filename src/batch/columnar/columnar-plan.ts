@@ -146,6 +146,11 @@ export function columnarPlan(version: ModelVersion, spec: BatchJobSpec, file: st
     for (const p of config.postprocess) predictions.push(predictionField(p, version, predictions));
     const keptSql = spec.columns.filter((c) => c.from === 'input').map((c) => {
       const type = typeOf.get(c.name);
+      // A column of the job's exact type goes through as it is: DuckDB copies it, type and value.
+      if (c.sqlType !== undefined) {
+        need(type !== undefined && type.toString() === c.sqlType, `kept column ${c.name} is missing or not of type ${c.sqlType}`);
+        return sqlIdentifier(c.name);
+      }
       need(type !== undefined && (NUMERIC_SOURCES.has(type.typeId) || type.typeId === DuckDBTypeId.BOOLEAN || type.typeId === DuckDBTypeId.VARCHAR), `kept column ${c.name} is missing or not a plain type`);
       need(c.kind !== 'json' && kindOf(type) === c.kind, `kept column ${c.name} changes type`);
       return `CAST(${sqlIdentifier(c.name)} AS ${OUTPUT_SQL_TYPES[c.kind]}) AS ${sqlIdentifier(c.name)}`;

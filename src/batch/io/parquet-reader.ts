@@ -2,7 +2,7 @@ import { DuckDBTypeId, type DuckDBConnection, type DuckDBDataChunk, type DuckDBR
 import { CaliperError } from '../../errors.ts';
 import { duckdbConnection, sqlString } from './duckdb-engine.ts';
 import { RowBuffer } from './row-buffer.ts';
-import type { ColumnKind, RowRange, RowSource, SourceBatch, SourceColumn, SourceRow } from './source-row.ts';
+import { exactValues, type ColumnKind, type RowRange, type RowSource, type SourceBatch, type SourceColumn, type SourceRow } from './source-row.ts';
 
 export function kindOf(type: DuckDBType): ColumnKind {
   switch (type.typeId) {
@@ -24,7 +24,10 @@ export function plainValue(value: DuckDBValue): unknown {
   return String(value);
 }
 
-/** A DuckDB data chunk as row objects, each value as the row path expects it (see plainValue). */
+/**
+ * A DuckDB data chunk as row objects, each value as the row path expects it (see plainValue); where the plain
+ * value is not the exact one (a DuckDB object or a bigint), the exact value is kept beside it (exactValues).
+ */
 export function sourceRowsOf(chunk: DuckDBDataChunk, names: readonly string[], types: readonly DuckDBType[]): SourceRow[] {
   const n = chunk.rowCount;
   const rows: SourceRow[] = new Array(n);
@@ -36,7 +39,13 @@ export function sourceRowsOf(chunk: DuckDBDataChunk, names: readonly string[], t
     const simple = kind === 'double' && types[c]!.typeId !== DuckDBTypeId.DECIMAL || kind === 'string' || kind === 'boolean';
     for (let r = 0; r < n; r++) {
       const value = vector.getItem(r);
-      rows[r]![name] = simple ? value : plainValue(value);
+      if (simple || value === null || (typeof value !== 'object' && typeof value !== 'bigint')) {
+        rows[r]![name] = value;
+        continue;
+      }
+      const row = rows[r]! as SourceRow & { [exactValues]?: Record<string, unknown> };
+      row[name] = plainValue(value);
+      (row[exactValues] ??= {})[name] = value;
     }
   }
   return rows;
@@ -49,6 +58,33 @@ export async function countParquetRows(file: string): Promise<number> {
     return reader.getRows()[0]![0] as number;
   } catch (error) {
     throw new CaliperError('CALIPER_INVALID_INPUT', `${file}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/** Each column's exact SQL type in a Parquet file (read from its metadata), by name. */
+export async function parquetColumnTypes(file: string): Promise<Map<string, string>> {
+  const connection = await duckdbConnection();
+  try {
+    const result = await connection.run(`SELECT * FROM read_parquet(${sqlString(file)}) LIMIT 0`);
+    const types = result.columnTypes();
+    return new Map(result.columnNames().map((name, i) => [name, types[i]!.toString()]));
+  } catch (error) {
+    throw new CaliperError('CALIPER_INVALID_INPUT', `${file}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/** True when DuckDB accepts `sqlType` in a declaration (a part's table is created with it). */
+export async function declarableSqlType(sqlType: string): Promise<boolean> {
+  const connection = await duckdbConnection();
+  try {
+    await connection.run(`SELECT CAST(NULL AS ${sqlType})`);
+    return true;
+  } catch {
+    return false;
   } finally {
     connection.closeSync();
   }
@@ -75,7 +111,7 @@ export class ParquetReader implements RowSource {
     }
     const names = result.columnNames();
     const types = result.columnTypes();
-    const columns = names.map((name, i) => ({ name, kind: kindOf(types[i]!) }));
+    const columns = names.map((name, i) => ({ name, kind: kindOf(types[i]!), sqlType: types[i]!.toString() }));
     const produce = async (): Promise<{ rows: SourceRow[] } | null> => {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) return null;

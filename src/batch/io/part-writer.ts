@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { DuckDBAppender, DuckDBDataChunk, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
+import { DuckDBAppender, DuckDBDataChunk, type DuckDBConnection, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import { BIGINT, BOOLEAN, DOUBLE, VARCHAR } from '@duckdb/node-api';
 import type { Prediction } from '../../pipeline/postprocess.ts';
 import type { BatchFormat } from './batch-format.ts';
 import { duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
 import type { OutputColumn } from '../output-columns.ts';
-import type { SourceRow } from './source-row.ts';
+import { exactValueOf, type SourceRow } from './source-row.ts';
 
 /**
  * One output part being written to a hidden temporary file next to its final name; commit() makes it
@@ -114,22 +114,35 @@ class ParquetPartWriter implements PartWriter {
     private readonly table: string,
     private readonly finalPath: string,
     private readonly columns: readonly OutputColumn[],
+    private readonly types: readonly DuckDBType[],
   ) {}
 
   static async open(finalPath: string, columns: readonly OutputColumn[]): Promise<ParquetPartWriter> {
     const connection = await duckdbConnection();
     const table = `caliper_part_${process.pid}_${tableCounter++}`;
-    await connection.run(`CREATE TABLE ${table} (${columns.map((c) => `${sqlIdentifier(c.name)} ${DUCKDB_SQL_TYPES[c.kind]}`).join(', ')})`);
+    // A kept column with an exact type (Parquet input) is created with it; the rest by their kind.
+    await connection.run(`CREATE TABLE ${table} (${columns.map((c) => `${sqlIdentifier(c.name)} ${c.sqlType ?? DUCKDB_SQL_TYPES[c.kind]}`).join(', ')})`);
+    const types = columns.some((c) => c.sqlType !== undefined)
+      ? (await connection.run(`SELECT * FROM ${table} LIMIT 0`)).columnTypes()
+      : columns.map((c) => DUCKDB_TYPES[c.kind]);
     const appender = await connection.createAppender(table);
-    return new ParquetPartWriter(connection, appender, table, finalPath, columns);
+    return new ParquetPartWriter(connection, appender, table, finalPath, columns, types);
   }
 
   async append(rows: readonly SourceRow[], predictions: readonly (Prediction | null)[]): Promise<void> {
-    const types = this.columns.map((c) => DUCKDB_TYPES[c.kind]);
+    const types = this.types;
     for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
       const n = Math.min(CHUNK_ROWS, rows.length - start);
       const values: DuckDBValue[][] = this.columns.map((column) => {
         const out: DuckDBValue[] = new Array(n);
+        if (column.sqlType !== undefined) {
+          // The reader's own value when the plain one is not exact; plain numbers, strings and booleans are.
+          for (let r = 0; r < n; r++) {
+            const row = rows[start + r]!;
+            out[r] = (exactValueOf(row, column.name) ?? row[column.name] ?? null) as DuckDBValue;
+          }
+          return out;
+        }
         const simple = column.kind === 'double' || column.kind === 'boolean';
         for (let r = 0; r < n; r++) {
           const value = cellOf(column, rows[start + r]!, predictions[start + r]!);

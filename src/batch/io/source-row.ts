@@ -1,6 +1,18 @@
 /** Rows as read from an input file: column name → plain JS value (null for missing). */
 export type SourceRow = Record<string, unknown>;
 
+/**
+ * Where a Parquet row keeps the reader's own values of the columns whose plain JS value is not exact (decimals,
+ * 64-bit integers, timestamps, dates, lists, structs, …): a kept column is written from them with its own type.
+ */
+export const exactValues: unique symbol = Symbol('caliper.exactValues');
+
+/** The value of `column` exactly as the reader read it, when the plain value in the row is not exact. */
+export function exactValueOf(row: SourceRow, column: string): unknown {
+  const exact = (row as { [exactValues]?: Record<string, unknown> })[exactValues];
+  return exact === undefined ? undefined : exact[column];
+}
+
 /** One run of consecutive rows from one input file; `firstRow` is the 0-based index of rows[0] in that file. */
 export interface SourceBatch {
   rows: SourceRow[];
@@ -18,6 +30,8 @@ export interface SourceColumn {
   kind: ColumnKind | undefined;
   /** Values are untyped text (CSV): request fields are coerced to their declared types. */
   text?: boolean;
+  /** The column's exact SQL type (Parquet): a kept column is written with it, value for value. */
+  sqlType?: string;
 }
 
 /** Rows [start, end) of one file, read in order with bounded memory. */
