@@ -6,7 +6,7 @@ import type { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import type { Logger } from '../observability/logger.ts';
 import { registerAuth, type AuthSettings } from './auth.ts';
 import { errorHandler, sendError } from './error-handler.ts';
-import { buildOpenApiDocument } from './openapi.ts';
+import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import { RequestObserver } from './request-observer.ts';
 import { registerRequestBodyRules } from './request-body.ts';
 import { registerPredictRoutes } from './routes/predict-routes.ts';
@@ -15,6 +15,9 @@ import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
 import { registerStatsRoutes, type LatencyObservability } from './routes/stats-routes.ts';
 import { CaliperError } from '../errors.ts';
 import { BINARY_CONTENT_TYPE } from './v2/binary-tensors.ts';
+
+const DOCS_LOGO = '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="32" viewBox="0 0 160 32"><text x="0" y="24" font-family="sans-serif" font-size="24" font-weight="bold" fill="#ffffff">Caliper</text></svg>';
+const DOCS_FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f6feb"/><text x="4" y="12" font-family="sans-serif" font-size="11" font-weight="bold" fill="#fff">C</text></svg>';
 
 export interface ServerOptions {
   repository: ModelRepository;
@@ -69,13 +72,21 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   // Bodies as Triton's clients send them: no Content-Type on /v2, gzip/deflate, over-limit uploads read before the 413.
   registerRequestBodyRules(app, { bodyLimit });
 
+  // Every route the server answers, for the OpenAPI document (so a route added later is never left undocumented).
+  const routeTable: RegisteredRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    routeTable.push({ method: route.method, url: route.url, hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true });
+  });
+  const document = (): Record<string, unknown> => buildOpenApiDocument(repository, SERVER_VERSION, routeTable);
   await app.register(swagger, { openapi: { info: { title: 'Caliper model server', version: SERVER_VERSION } } });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
-    transformSpecification: () => buildOpenApiDocument(repository, SERVER_VERSION),
+    transformSpecification: document,
     transformSpecificationClone: false,
+    logo: { type: 'image/svg+xml', content: Buffer.from(DOCS_LOGO), href: '/docs', target: '_self' },
+    theme: { title: 'Caliper model server — API', favicon: [{ filename: 'favicon.svg', rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: Buffer.from(DOCS_FAVICON) }] },
   });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => buildOpenApiDocument(repository, SERVER_VERSION));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => document());
 
   // The Open Inference Protocol's binary tensor extension: the v2 infer route splits JSON header and tensors.
   app.addContentTypeParser(BINARY_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
