@@ -29,6 +29,8 @@ const catalogue = {
   CALIPER_SHUTTING_DOWN: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   CALIPER_DEADLINE_EXCEEDED: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
   CALIPER_INFERENCE_FAILED: { http: 500, grpc: GrpcStatus.INTERNAL },
+  /** A batched run answered an output whose first dimension is not the batch's rows: the batch fails rather than mix answers. */
+  CALIPER_OUTPUT_NOT_ALIGNED: { http: 500, grpc: GrpcStatus.INTERNAL },
   CALIPER_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL },
   CALIPER_CONFIG_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   CALIPER_MODEL_LOAD_FAILED: { http: 400, grpc: GrpcStatus.FAILED_PRECONDITION },

@@ -10,7 +10,9 @@ import { Preprocessor } from '../pipeline/preprocess.ts';
 import { RequestSchema } from '../pipeline/request-schema.ts';
 import { checkConfigAgainstSignature } from '../pipeline/signature-check.ts';
 import { InstancePool } from '../runtime/instance-pool.ts';
-import { hasBatchDimension, type ModelSignature } from '../runtime/model-signature.ts';
+import { batchAxisOf, type BatchAxis } from '../runtime/batch-axis.ts';
+import type { ModelSignature } from '../runtime/model-signature.ts';
+import { readModelFile } from '../optimize/onnx/model-io.ts';
 import { zeroTensor, type TensorMap } from '../runtime/tensor.ts';
 import { DirectScheduler } from '../scheduler/direct-scheduler.ts';
 import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
@@ -18,8 +20,22 @@ import type { Scheduler } from '../scheduler/scheduler.ts';
 
 export type VersionState = 'loading' | 'ready' | 'failed' | 'unloading';
 
-/** Builds the scheduler for a loaded version; the default batches dynamically when model.yaml has `batching`. */
-export type SchedulerFactory = (pool: InstancePool, config: ModelConfig, signature: ModelSignature) => Scheduler;
+/**
+ * Builds the scheduler for a loaded version; the default batches dynamically when model.yaml has `batching` and
+ * the model's batch axis is proven (`batchAxis`).
+ */
+export type SchedulerFactory = (pool: InstancePool, config: ModelConfig, signature: ModelSignature, batchAxis: BatchAxis) => Scheduler;
+
+/** The batch-axis decision for a model file: by its symbolic dims, else by walking its graph. */
+export function decideBatchAxis(signature: ModelSignature, modelPath: string): BatchAxis {
+  const byNames = batchAxisOf(signature);
+  if (byNames.batchable || signature.inputs.some((i) => i.shape[0] !== -1)) return byNames;
+  try {
+    return batchAxisOf(signature, readModelFile(modelPath, { loadExternalData: false }));
+  } catch {
+    return byNames;
+  }
+}
 
 export const directSchedulerFactory: SchedulerFactory = (pool) => new DirectScheduler(pool);
 
@@ -41,6 +57,8 @@ export class ModelVersion {
     readonly preprocessor: Preprocessor,
     readonly postprocessor: Postprocessor,
     readonly hooks: ModelHooks | undefined,
+    /** Whether requests may share a run along dim 0, decided at load; why not when they may not. */
+    readonly batchAxis: BatchAxis,
   ) {}
 
   get name(): string {
@@ -51,9 +69,15 @@ export class ModelVersion {
     return this.pool.signature;
   }
 
-  /** True when requests can be stacked along dim 0 (every input and output has a dynamic first dimension). */
+  /** True when requests can be stacked along dim 0: every input's and every output's first dimension is the proven batch axis. */
   get batchable(): boolean {
-    return hasBatchDimension(this.signature);
+    return this.batchAxis.batchable;
+  }
+
+  /** The load-time log line for a version whose model.yaml asks for batching its outputs cannot take; undefined otherwise. */
+  get batchingNotice(): string | undefined {
+    if (this.batchAxis.batchable || !this.config.batching.enabled) return undefined;
+    return `model ${this.name} version ${this.version}: dynamic batching disabled, one request per run: ${this.batchAxis.reason}`;
   }
 
   /** Creates the sessions (pre-loading), checks model.yaml against the ONNX signature, then warms every instance. */
@@ -71,8 +95,10 @@ export class ModelVersion {
     let features: FeatureLookup | undefined;
     try {
       checkConfigAgainstSignature(config, pool.signature, preprocessor, modelPath);
+      const batchAxis = decideBatchAxis(pool.signature, modelPath);
       features = await FeatureLookup.open(config, version);
-      const loaded = new ModelVersion(config, version, modelPath, pool, schedulerFactory(pool, config, pool.signature), schema, preprocessor, postprocessor, hooks);
+      const scheduler = schedulerFactory(pool, config, pool.signature, batchAxis);
+      const loaded = new ModelVersion(config, version, modelPath, pool, scheduler, schema, preprocessor, postprocessor, hooks, batchAxis);
       loaded.features = features;
       if (config.cache.enabled) {
         loaded.answerFingerprint = await answerFingerprint(config, modelPath);

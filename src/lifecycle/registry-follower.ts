@@ -200,6 +200,7 @@ export class RegistryFollower {
         const modelPath = await this.registry.artifactPath(record);
         const version = await ModelVersion.load(this.registry.configOf(record), record.version, modelPath, this.options.schedulerFactory);
         loaded.set(record.version, version);
+        if (version.batchingNotice) this.options.logger.warn({ model: name, version: record.version, batchable: false }, version.batchingNotice);
         return version;
       } catch (error) {
         const message = toCaliperError(error).message;

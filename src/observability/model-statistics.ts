@@ -94,6 +94,8 @@ export class ModelStatistics {
       stages: Object.fromEntries(Object.entries(s).filter(([, v]) => v.count > 0)),
       latency_us: { total: c.total.summaryUs(), overhead: c.overhead.summaryUs() },
       queue_depth: version.scheduler.queueDepth,
+      batchable: version.batchAxis.batchable,
+      ...(version.batchAxis.batchable ? {} : { batchable_reason: version.batchAxis.reason }),
     };
   }
 

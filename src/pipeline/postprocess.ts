@@ -40,11 +40,20 @@ function topK(values: readonly number[], k: number, labels: readonly (string | n
   return ranked;
 }
 
-type FieldFn = (outputs: TensorMap, row: number, done: Prediction) => PredictionValue;
+type FieldFn = (outputs: TensorMap, row: number, rows: number, done: Prediction) => PredictionValue;
 
-function rowValues(outputs: TensorMap, name: string, row: number): (number | string)[] {
+/**
+ * Row `row` of an output for a request of `requestRows` rows. The output's first dimension must be those rows; a
+ * one-row request owns the whole output whatever its first dimension (a detector's K boxes, a rank-0 value).
+ */
+function rowValues(outputs: TensorMap, name: string, row: number, requestRows: number): (number | string)[] {
   const tensor = outputs[name]!;
-  const rows = tensor.dims[0] ?? 1;
+  const whole = requestRows === 1 && tensor.dims[0] !== 1;
+  if (!whole && tensor.dims[0] !== requestRows) {
+    throw new CaliperError('CALIPER_OUTPUT_NOT_ALIGNED',
+      `output "${name}" has shape [${tensor.dims.join(', ')}] for ${requestRows} instances; its first dimension is not one row per instance, so it cannot be split between them (send one instance per request)`);
+  }
+  const rows = whole ? 1 : requestRows;
   const size = rows > 0 ? tensor.data.length / rows : 0;
   const out: (number | string)[] = new Array(size);
   const data = tensor.data;
@@ -58,10 +67,10 @@ function rowValues(outputs: TensorMap, name: string, row: number): (number | str
 function compileField(spec: PostprocessFieldSpec, file: string): FieldFn {
   const where = `${file}: postprocess.${spec.name}`;
   const source = spec.source;
-  return (outputs, row, done) => {
+  return (outputs, row, rows, done) => {
     let values: PredictionValue[];
     if ('output' in source) {
-      values = rowValues(outputs, source.output, row);
+      values = rowValues(outputs, source.output, row, rows);
     } else {
       const earlier = done[source.field]!;
       values = Array.isArray(earlier) ? (earlier as PredictionValue[]) : [earlier as PredictionValue];
@@ -101,7 +110,7 @@ export class Postprocessor {
     const predictions: Prediction[] = new Array(rows);
     for (let r = 0; r < rows; r++) {
       const prediction: Prediction = {};
-      for (const field of this.fields) prediction[field.name] = field.fn(outputs, r, prediction);
+      for (const field of this.fields) prediction[field.name] = field.fn(outputs, r, rows, prediction);
       predictions[r] = prediction;
     }
     return predictions;

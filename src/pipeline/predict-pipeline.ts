@@ -2,6 +2,7 @@ import { canonicalRequestKey, responseCacheOf } from '../cache/version-cache.ts'
 import { describeValue } from '../config/config-reader.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
+import { misalignedOutputError } from '../runtime/batch-axis.ts';
 import { fixedRowCount } from '../runtime/model-signature.ts';
 import { concatRows, sliceRows, type TensorMap } from '../runtime/tensor.ts';
 import type { InferenceJob, InferenceResult } from '../scheduler/scheduler.ts';
@@ -48,7 +49,10 @@ function inferenceJob(inputs: TensorMap, rows: number, options: PredictOptions, 
 /** Runs a job; a model without a batch dimension gets one job per row. */
 export function runInference(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames?: string[]): Promise<InferenceResult> {
   // Not async: the common case hands back the scheduler's own promise without another layer around it.
-  if (version.batchable) return version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
+  if (version.batchable) {
+    const submitted = version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
+    return rows === 1 ? submitted : submitted.then((result) => alignedResult(version, result, rows));
+  }
   const fixed = fixedRowCount(version.signature);
   if (fixed !== undefined) {
     if (rows !== fixed) {
@@ -58,6 +62,13 @@ export function runInference(version: ModelVersion, inputs: TensorMap, rows: num
   }
   if (rows === 1) return version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
   return runRowByRow(version, inputs, rows, options, outputNames);
+}
+
+/** Rows of a multi-row job go back to their instances (or file rows) only when every output has one row per input row. */
+function alignedResult(version: ModelVersion, result: InferenceResult, rows: number): InferenceResult {
+  const misaligned = misalignedOutputError(version.name, result.outputs, rows);
+  if (misaligned) throw misaligned;
+  return result;
 }
 
 async function runRowByRow(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames: string[] | undefined): Promise<InferenceResult> {
@@ -72,7 +83,7 @@ async function runRowByRow(version: ModelVersion, inputs: TensorMap, rows: numbe
     // Stacking is only meaningful when each one-row run answered one row; anything else would mix rows up.
     const odd = perRow.find((t) => t.dims[0] !== 1);
     if (odd) {
-      throw new CaliperError('CALIPER_INFERENCE_FAILED', `model ${version.name}: output "${name}" has shape [${odd.dims.join(', ')}] for a one-row input, so ${rows} instances cannot be answered row by row (send them one per request, or use /v2/models/${version.name}/infer)`);
+      throw new CaliperError('CALIPER_OUTPUT_NOT_ALIGNED', `model ${version.name}: output "${name}" has shape [${odd.dims.join(', ')}] for a one-row input, so ${rows} instances cannot be answered row by row (send them one per request, or use /v2/models/${version.name}/infer)`);
     }
     outputs[name] = concatRows(perRow);
   }

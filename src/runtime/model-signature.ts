@@ -8,6 +8,8 @@ export interface TensorSignature {
   shape: number[];
   /** Names of symbolic dimensions, where the model gives them. */
   dimNames: (string | undefined)[];
+  /** False for a value that is not a tensor (a sequence or map, e.g. scikit-learn's ZipMap output). */
+  isTensor?: false;
 }
 
 export interface ModelSignature {

@@ -19,7 +19,7 @@ const ELEMENT_TYPES: readonly (ElementType | undefined)[] = [
 
 function signatureOf(metadata: readonly Binding.ValueMetadata[]): TensorSignature[] {
   return metadata.map((m) => {
-    if (!m.isTensor) return { name: m.name, type: 'float32' as ElementType, shape: [], dimNames: [] };
+    if (!m.isTensor) return { name: m.name, type: 'float32' as ElementType, shape: [], dimNames: [], isTensor: false as const };
     const type = ELEMENT_TYPES[m.type];
     if (type === undefined) throw new Error(`${m.name}: unsupported ONNX element type ${m.type}`);
     const shape = m.shape.map((d) => (d >= 0 ? d : -1));

@@ -1,5 +1,6 @@
 import type { BatchingSpec, SlaSpec } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
+import { misalignedOutputError } from '../runtime/batch-axis.ts';
 import type { RunResult } from '../runtime/model-instance.ts';
 import { concatRows, sliceRows, type TensorData, type TensorMap } from '../runtime/tensor.ts';
 import { AdaptiveDelayController } from './adaptive-delay.ts';
@@ -248,13 +249,19 @@ export class DynamicBatcher implements Scheduler {
       const finished = result.finishedAt ?? performance.now();
       const inferenceMs = finished - now;
       this.batches.record(rows, inferenceMs);
+      // Split back only along the batch axis: an output of any other first dimension fails every request of the batch.
+      const misaligned = misalignedOutputError(this.model, result.outputs, rows);
+      if (misaligned) {
+        for (const job of jobs) job.reject(misaligned);
+        return;
+      }
       let offset = 0;
       for (const job of jobs) {
         const outputs: TensorMap = {};
         for (const name in result.outputs) {
           if (job.outputNames && !job.outputNames.includes(name)) continue;
           const tensor: TensorData = result.outputs[name]!;
-          outputs[name] = jobs.length === 1 || tensor.dims[0] !== rows ? tensor : sliceRows(tensor, offset, job.rows);
+          outputs[name] = jobs.length === 1 ? tensor : sliceRows(tensor, offset, job.rows);
         }
         offset += job.rows;
         const queueMs = now - job.enqueuedAt;

@@ -60,6 +60,9 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   }
   for (const failure of repository.failures) logger.error({ model: failure.name, source: failure.source }, `model failed to load: ${failure.reason}`);
   for (const model of repository.list()) {
+    for (const version of model.versions.values()) {
+      if (version.batchingNotice) logger.warn({ model: model.name, version: version.version, batchable: false }, version.batchingNotice);
+    }
     logger.info({ model: model.name, versions: [...model.versions.keys()] }, `model ${model.name} ready (version ${model.defaultVersion})`);
   }
   const server = await buildServer({ repository, logger, bodyLimit: options.bodyLimit, auth: options.auth, paths: options.paths, ...(follower ? { follower } : {}) });

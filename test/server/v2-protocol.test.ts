@@ -211,7 +211,7 @@ describe('health and metadata', () => {
     for (const path of ['/v2/models/fraud_detector', '/v2/models/fraud_detector/versions/1']) {
       const { status, json } = await request('GET', path);
       expect(status).toBe(200);
-      expect(json).toEqual(expected);
+      expect(json).toEqual({ ...expected, batchable: true });
     }
     const spec = await request('GET', '/v2/models/mymodel');
     expect(spec.json).toMatchObject({

@@ -18,6 +18,11 @@ export const SERVER_EXTENSIONS: string[] = ['model_repository', 'statistics', 'b
 
 const tensorMetadata = (t: TensorSignature) => ({ name: t.name, datatype: v2DatatypeOf(t.type), shape: t.shape });
 
+/** Caliper's addition to the metadata: whether requests share runs, and why not when they do not. */
+export function batchingMetadata(version: ModelVersion): { batchable: boolean; batchable_reason?: string } {
+  return version.batchAxis.batchable ? { batchable: true } : { batchable: false, batchable_reason: version.batchAxis.reason };
+}
+
 export function modelMetadata(repository: ModelRepository, version: ModelVersion) {
   const model = repository.get(version.name);
   return {
@@ -26,6 +31,7 @@ export function modelMetadata(repository: ModelRepository, version: ModelVersion
     platform: ONNX_PLATFORM,
     inputs: version.signature.inputs.map(tensorMetadata),
     outputs: version.signature.outputs.map(tensorMetadata),
+    ...batchingMetadata(version),
   };
 }
 
