@@ -3,6 +3,7 @@ import { describeValue } from '../config/config-reader.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
 import type { TensorData, TensorMap } from '../runtime/tensor.ts';
 import type { RequestRow } from './request-schema.ts';
+import { checkText } from '../runtime/string-elements.ts';
 
 /** Float tensors are written in place; every other dtype goes through float64 and is converted once. */
 type ColumnValues = Float32Array | Float64Array;
@@ -123,7 +124,7 @@ class TensorBuilder {
     const dims = [rows.length, ...this.rowShape];
     if (this.spec.dtype === 'string') {
       const fields = this.spec.columns.map((c) => c.field);
-      return { type: 'string', dims, data: rows.flatMap((row) => fields.map((f) => row[f] as string)) };
+      return { type: 'string', dims, data: rows.flatMap((row, r) => fields.map((f) => checkText(`${prefixOf(r)}${f}: string`, row[f] as string))) };
     }
     const dtype = this.spec.dtype;
     const size = rows.length * this.width;

@@ -24,6 +24,8 @@ import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SchedulerFactory } from '../../src/lifecycle/model-version.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { GraphBuilder } from '../../src/optimize/onnx/graph-builder.ts';
+import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import { defaultScheduler } from '../../src/scheduler/scheduler-factory.ts';
 import { INFERENCE_PROTO_PATH } from '../../src/server/grpc/service-definition.ts';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
@@ -105,6 +107,42 @@ function binaryInfer(): { body: Buffer; headerLength: number } {
 
 let expected: number;
 
+/** text [N, 3] BYTES → same [N, 3] (Identity): whatever reaches ONNX Runtime comes back. */
+function echoBytesModel() {
+  const g = new GraphBuilder('echo_bytes', 17);
+  g.input({ name: 'text', elemType: TensorDataType.STRING, shape: ['N', 3] });
+  g.node('Identity', ['text'], {}, ['same']);
+  g.output({ name: 'same', elemType: TensorDataType.STRING, shape: ['N', 3] });
+  return g.build();
+}
+
+const ECHO_BYTES_CONFIG = {
+  name: 'echo_bytes',
+  inputs: { a: { type: 'string' }, b: { type: 'string' }, c: { type: 'string' } },
+  preprocess: { tensor: 'text', dtype: 'string', columns: [{ identity: 'a' }, { identity: 'b' }, { identity: 'c' }] },
+  postprocess: { same: { output: 'same' } },
+  instances: { count: 1, kind: 'worker', intra_op_threads: 1 },
+};
+
+/** BYTES elements as the binary extension and gRPC raw contents carry them: 4-byte little-endian length, then the bytes. */
+function lengthPrefixed(elements: Buffer[]): Buffer {
+  return Buffer.concat(elements.flatMap((e) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(e.byteLength);
+    return [length, e];
+  }));
+}
+
+function splitLengthPrefixed(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let offset = 0; offset < bytes.byteLength;) {
+    const length = bytes.readUInt32LE(offset);
+    out.push(bytes.subarray(offset + 4, offset + 4 + length));
+    offset += 4 + length;
+  }
+  return out;
+}
+
 function grpcCall(method: string, request: object, metadata = new Metadata()): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     (grpc[method] as (r: object, m: Metadata, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void).call(grpc, request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
@@ -124,6 +162,7 @@ beforeAll(async () => {
   const fraud = parseYaml(readFileSync(`${FRAUD_DIR}/model.yaml`, 'utf8')) as Record<string, unknown>;
   repo.add('fraud_detector', { ...fraud, cache: { enabled: false } }, `${FRAUD_DIR}/1/model.onnx`);
   repo.add('ranked', { ...fraud, name: 'ranked', cache: { enabled: false }, batching: { max_batch_size: 8, max_queue_delay_us: 0, priority_levels: 3 } }, `${FRAUD_DIR}/1/model.onnx`);
+  repo.add('echo_bytes', ECHO_BYTES_CONFIG, echoBytesModel());
   server = await startServing({ paths: [repo.dir], port: 0, grpcPort: 0, bodyLimit: BODY_LIMIT, logger: createLogger('silent'), schedulerFactory: recordingScheduler, auth: { adminToken: 'admin' } });
   expect(server.repository.failures).toEqual([]);
   width = server.repository.version('fraud_detector').signature.inputs[0]!.shape[1]!;
@@ -370,5 +409,82 @@ describe('fault 9: an over-limit upload is answered 413 that the client can read
     expect(error.code).toBe(8);
     const ok = await grpcCall('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())] });
     expect((ok.raw_output_contents as Buffer[])[0]!.readFloatLE(0)).toBe(expected);
+  });
+});
+
+describe('fault 5: BYTES arrive byte for byte, or are refused naming the element', () => {
+  // Text whose bytes a lenient decoder changes: a leading byte-order mark, a 4-byte character, combining marks, an empty element.
+  const exact = [Buffer.from([0xef, 0xbb, 0xbf, 0x68, 0x69]), Buffer.from('😀 naïve', 'utf8'), Buffer.from('e\u0301\u200d', 'utf8'), Buffer.alloc(0), Buffer.from('日本語', 'utf8'), Buffer.from('{"a":1}', 'utf8')];
+
+  function binaryBytesRequest(elements: Buffer[]): { body: Buffer; headerLength: number } {
+    const raw = lengthPrefixed(elements);
+    const header = Buffer.from(JSON.stringify({
+      inputs: [{ name: 'text', shape: [elements.length / 3, 3], datatype: 'BYTES', parameters: { binary_data_size: raw.byteLength } }],
+      outputs: [{ name: 'same', parameters: { binary_data: true } }],
+    }));
+    return { body: Buffer.concat([header, raw]), headerLength: header.byteLength };
+  }
+
+  it('binary extension: valid UTF-8 (BOM included) comes back with the same bytes', async () => {
+    const { body, headerLength } = binaryBytesRequest(exact);
+    const response = await send('POST', '/v2/models/echo_bytes/infer', { 'inference-header-content-length': String(headerLength) }, body);
+    expect(response.status, response.body.toString()).toBe(200);
+    const raw = response.body.subarray(Number(response.headers['inference-header-content-length']));
+    expect(splitLengthPrefixed(raw)).toEqual(exact);
+  });
+
+  it('JSON: the same text comes back as the same strings', async () => {
+    const strings = exact.map((b) => b.toString('utf8'));
+    const response = await send('POST', '/v2/models/echo_bytes/infer', {}, JSON.stringify({ inputs: [{ name: 'text', shape: [2, 3], datatype: 'BYTES', data: strings }] }));
+    expect(response.status, response.body.toString()).toBe(200);
+    const data = (response.json.outputs as { data: string[] }[])[0]!.data;
+    expect(data.map((t) => Buffer.from(t, 'utf8'))).toEqual(exact);
+  });
+
+  it('gRPC: raw_input_contents and bytes_contents come back byte for byte in raw_output_contents', async () => {
+    const raw = await grpcCall('ModelInfer', { model_name: 'echo_bytes', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3] }], raw_input_contents: [lengthPrefixed(exact)] });
+    expect(splitLengthPrefixed((raw.raw_output_contents as Buffer[])[0]!)).toEqual(exact);
+    const typed = await grpcCall('ModelInfer', { model_name: 'echo_bytes', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3], contents: { bytes_contents: exact } }] });
+    expect(splitLengthPrefixed((typed.raw_output_contents as Buffer[])[0]!)).toEqual(exact);
+  });
+
+  const refused: [string, Buffer, RegExp][] = [
+    ['invalid UTF-8', Buffer.from([0xff, 0xfe, 0x00, 0x01]), /BYTES element 4 has a NUL byte at offset 2/],
+    ['invalid UTF-8 without NUL', Buffer.from([0x61, 0xc3, 0x28]), /BYTES element 4 is not valid UTF-8 \(byte 0xc3 at offset 1\)/],
+    ['an embedded NUL', Buffer.from('x\u0000y', 'utf8'), /BYTES element 4 has a NUL byte at offset 1/],
+    ['a lone surrogate encoded (CESU)', Buffer.from([0xed, 0xa0, 0x80]), /BYTES element 4 is not valid UTF-8 \(byte 0xed at offset 0\)/],
+  ];
+
+  it.each(refused)('binary extension and gRPC: %s is a 400 / INVALID_ARGUMENT naming the element', async (_name, bad, message) => {
+    const elements = [...exact.slice(0, 4), bad, exact[5]!];
+    const { body, headerLength } = binaryBytesRequest(elements);
+    const response = await send('POST', '/v2/models/echo_bytes/infer', { 'inference-header-content-length': String(headerLength) }, body);
+    expect(response.status).toBe(400);
+    expect(String(response.json.error)).toMatch(message);
+    expect(String(response.json.error)).toMatch(/inputs\.text/);
+    const raw = await grpcFailure('ModelInfer', { model_name: 'echo_bytes', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3] }], raw_input_contents: [lengthPrefixed(elements)] });
+    expect(raw.code).toBe(3);
+    expect(raw.details).toMatch(message);
+    const typed = await grpcFailure('ModelInfer', { model_name: 'echo_bytes', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3], contents: { bytes_contents: elements } }] });
+    expect(typed.code).toBe(3);
+    expect(typed.details).toMatch(message);
+  });
+
+  it('JSON: a NUL character or an unpaired surrogate is a 400 naming the element', async () => {
+    const nul = await send('POST', '/v2/models/echo_bytes/infer', {}, JSON.stringify({ inputs: [{ name: 'text', shape: [1, 3], datatype: 'BYTES', data: ['a', 'x\u0000y', 'c'] }] }));
+    expect(nul.status).toBe(400);
+    expect(String(nul.json.error)).toMatch(/inputs\.text\.data\[1\]: BYTES element has a NUL character/);
+    const surrogate = await send('POST', '/v2/models/echo_bytes/infer', {}, '{"inputs":[{"name":"text","shape":[1,3],"datatype":"BYTES","data":["a","b","\\ud800"]}]}');
+    expect(surrogate.status).toBe(400);
+    expect(String(surrogate.json.error)).toMatch(/inputs\.text\.data\[2\]: BYTES element has an unpaired surrogate/);
+  });
+
+  it('/predict: a string field with a NUL is a 400 naming the field, valid text comes back unchanged', async () => {
+    const bad = await send('POST', '/models/echo_bytes/predict', { 'content-type': 'application/json' }, JSON.stringify({ a: 'x\u0000y', b: 'b', c: 'c' }));
+    expect(bad.status).toBe(400);
+    expect(String(bad.json.error)).toMatch(/^a: string has a NUL character/);
+    const good = await send('POST', '/models/echo_bytes/predict', { 'content-type': 'application/json' }, JSON.stringify({ a: '\ufeffhi', b: '😀', c: '' }));
+    expect(good.status, good.body.toString()).toBe(200);
+    expect(good.json.same).toEqual(['\ufeffhi', '😀', '']);
   });
 });

@@ -1,5 +1,6 @@
 import { describeValue } from '../../config/config-reader.ts';
 import { invalidInput } from '../../errors.ts';
+import { textOfBytes } from '../../runtime/string-elements.ts';
 import { elementCount, type TensorData, type TensorMap } from '../../runtime/tensor.ts';
 import { rawTensorBytes, tensorFromRawBytes } from '../v2/binary-tensors.ts';
 import { isV2Datatype, V2_DATATYPES, v2DatatypeOf, type V2Datatype } from '../v2/datatypes.ts';
@@ -12,8 +13,6 @@ const CONTENTS_FIELD: Record<V2Datatype, keyof InferTensorContents | undefined> 
   UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
   FP16: undefined, FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
 };
-
-const utf8 = new TextDecoder('utf-8');
 
 function tensorHeader(tensor: GrpcTensor, index: number): { name: string; datatype: V2Datatype; shape: number[] } {
   if (typeof tensor.name !== 'string' || tensor.name === '') throw invalidInput(`inputs[${index}].name: expected a non-empty string, got ${describeValue(tensor.name)}`);
@@ -32,7 +31,7 @@ function tensorFromContents(header: ReturnType<typeof tensorHeader>, contents: I
   if (values.length !== count) {
     throw invalidInput(`inputs.${name}.contents.${field}: shape [${shape.join(', ')}] needs ${count} values, got ${values.length}${values.length === 0 ? ' (no contents and no raw_input_contents)' : ''}`);
   }
-  if (datatype === 'BYTES') return { type: 'string', dims: shape, data: (values as Uint8Array[]).map((v) => utf8.decode(v)) };
+  if (datatype === 'BYTES') return { type: 'string', dims: shape, data: (values as Uint8Array[]).map((v, i) => textOfBytes(`inputs.${name}.contents.bytes_contents: BYTES element ${i}`, v)) };
   return valuesToTensorData(name, datatype, shape, values as readonly unknown[]);
 }
 

@@ -6,6 +6,7 @@
  */
 import { describeValue } from '../../config/config-reader.ts';
 import { CaliperError, invalidInput } from '../../errors.ts';
+import { textOfBytes } from '../../runtime/string-elements.ts';
 import { bytesPerElement, elementCount, typedArrayFromBytes, type TensorData, type TensorMap } from '../../runtime/tensor.ts';
 import { elementTypeOf, v2DatatypeOf, type V2Datatype } from './datatypes.ts';
 import { jsonInputTensors, outputTensorJson, parseInferRequest, type V2InferRequest, type V2OutputTensor } from './json-tensors.ts';
@@ -13,7 +14,6 @@ import { jsonInputTensors, outputTensorJson, parseInferRequest, type V2InferRequ
 export const BINARY_HEADER_LENGTH = 'inference-header-content-length';
 export const BINARY_CONTENT_TYPE = 'application/octet-stream';
 
-const utf8 = new TextDecoder('utf-8');
 const utf8Encoder = new TextEncoder();
 
 /** BYTES elements, each as a 4-byte little-endian length then its UTF-8 bytes. */
@@ -41,7 +41,7 @@ export function decodeBytesElements(where: string, bytes: Uint8Array, count: num
     if (offset + 4 + length > bytes.byteLength) {
       throw invalidInput(`${where}: BYTES element ${values.length} declares ${length} bytes at byte ${offset} but only ${bytes.byteLength - offset - 4} remain`);
     }
-    values.push(utf8.decode(bytes.subarray(offset + 4, offset + 4 + length)));
+    values.push(textOfBytes(`${where}: BYTES element ${values.length}`, bytes.subarray(offset + 4, offset + 4 + length)));
     offset += 4 + length;
   }
   if (values.length !== count) throw invalidInput(`${where}: expected ${count} BYTES elements for the shape, got ${values.length}`);

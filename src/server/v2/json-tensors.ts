@@ -1,5 +1,6 @@
 import { describeValue } from '../../config/config-reader.ts';
 import { invalidInput } from '../../errors.ts';
+import { checkText } from '../../runtime/string-elements.ts';
 import { elementCount, typedArrayOf, type TensorData, type TensorMap } from '../../runtime/tensor.ts';
 import { elementTypeOf, isV2Datatype, V2_DATATYPES, v2DatatypeOf, type V2Datatype } from './datatypes.ts';
 
@@ -49,7 +50,7 @@ export function valuesToTensorData(name: string, datatype: V2Datatype, shape: nu
   if (type === 'string') {
     return { type, dims: shape, data: flat.map((v, i) => {
       if (typeof v !== 'string') throw invalidInput(`${where}[${i}]: expected a string (BYTES), got ${describeValue(v)}`);
-      return v;
+      return checkText(`${where}[${i}]: BYTES element`, v);
     }) };
   }
   const data = typedArrayOf(type, expected);
