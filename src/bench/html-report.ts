@@ -1,15 +1,15 @@
 import type { BenchReport, StepResult } from './bench-report.ts';
+import { OUTCOME_ENTRIES } from './server-stats.ts';
 import { escapeXml, lineChart, stackedBarChart } from './svg-chart.ts';
 import type { TuneReport } from './tuner.ts';
 
-/** Triton statistics entries that are outcomes, not stages of a request. */
-const NON_STAGE_STATS = new Set(['success', 'fail', 'cache_hit', 'cache_miss']);
 const PERCENTILES = ['p50', 'p90', 'p95', 'p99'] as const;
 
 const STYLE = `body{font-family:system-ui,sans-serif;margin:24px;color:#111827;max-width:1100px}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #d1d5db;padding:4px 8px;text-align:right}th{background:#f3f4f6}td.text,th.text{text-align:left}
-.meta{color:#4b5563;font-size:13px}.unstable{color:#b45309}.charts svg{display:block;margin:12px 0}`;
+.meta{color:#4b5563;font-size:13px}.unstable{color:#b45309}.charts svg{display:block;margin:12px 0;width:100%;height:auto}
+tr.winner td{background:#ecfdf5;font-weight:600}.winner-note{border-left:4px solid #16a34a;padding:6px 12px;background:#f0fdf4}`;
 
 /** A self-contained HTML page: inline CSS and SVG only, so it opens offline. */
 export function htmlPage(title: string, sections: string[]): string {
@@ -35,8 +35,8 @@ export const loadLabel = (report: Pick<BenchReport, 'mode'>, load: number): stri
 
 /** Per-step stage durations (ms): the server's statistics when it has them, else the Server-Timing headers. */
 export function stageBreakdown(steps: readonly StepResult[]): { source: string; stages: string[]; values: (step: StepResult, stage: string) => number } {
-  if (steps.length > 0 && steps.every((s) => s.serverStats && Object.keys(s.serverStats.stageMs).some((k) => !NON_STAGE_STATS.has(k)))) {
-    const stages = [...new Set(steps.flatMap((s) => Object.keys(s.serverStats!.stageMs)))].filter((k) => !NON_STAGE_STATS.has(k));
+  if (steps.length > 0 && steps.every((s) => s.serverStats && Object.keys(s.serverStats.stageMs).some((k) => !OUTCOME_ENTRIES.has(k)))) {
+    const stages = [...new Set(steps.flatMap((s) => Object.keys(s.serverStats!.stageMs)))].filter((k) => !OUTCOME_ENTRIES.has(k));
     return { source: 'the server statistics endpoint', stages, values: (step, stage) => step.serverStats!.stageMs[stage] ?? 0 };
   }
   const stages = [...new Set(steps.flatMap((s) => Object.keys(s.serverTiming)))].filter((k) => k !== 'total');
@@ -101,27 +101,35 @@ windows of ${report.windowMs} ms after ${report.warmupMs} ms warm-up; a step is 
 
 /** The tuner's report: every candidate's best operating point against the budget, and the winner. */
 export function renderTuneHtml(report: TuneReport): string {
-  const measuredTrials = report.trials.filter((t) => t.steps.length > 0);
+  const label = (index: number): string => `#${index + 1}`;
+  const isWinner = (t: TuneReport['trials'][number]): boolean => report.winner !== null && t === report.winner
+    || (report.winner !== null && t.description === report.winner.description && t.best?.throughput === report.winner.best?.throughput);
   const chart = lineChart({
     title: 'Each candidate: p99 against throughput over its concurrency sweep',
     xLabel: 'throughput (req/s)',
     yLabel: 'p99 (ms)',
-    series: measuredTrials.map((t) => ({ name: t.description, points: t.steps.map((s) => ({ x: s.throughput, y: s.p99Ms, label: `c=${s.concurrency}` })) })).slice(0, 9),
+    series: report.trials.flatMap((t, i) => t.steps.length === 0 ? [] : [{
+      name: `${label(i)}${isWinner(t) ? ' ★ winner' : ''}: ${t.description}`,
+      points: t.steps.map((s) => ({ x: s.throughput, y: s.p99Ms, label: `c=${s.concurrency}` })),
+      ...(isWinner(t) ? { emphasis: true } : {}),
+    }]),
     threshold: { y: report.p99BudgetMs, label: `p99 budget ${report.p99BudgetMs} ms` },
   });
   const best = stackedBarChart({
     title: 'Best throughput within the budget, per candidate',
     yLabel: 'req/s',
-    categories: report.trials.map((_, i) => `#${i + 1}`),
+    categories: report.trials.map((t, i) => `${label(i)}${isWinner(t) ? ' ★' : ''}`),
     stacks: [{ name: 'req/s within budget', values: report.trials.map((t) => t.best?.throughput ?? 0) }],
   });
   const rows = report.trials.map((t, i) => [
-    `#${i + 1} ${t.description}`, t.best ? t.best.throughput : 0, t.best ? t.best.concurrency : '–', t.best ? t.best.p99Ms : '–',
+    `${label(i)}${isWinner(t) ? ' ★' : ''} ${t.description}${i === 0 ? ' (current settings)' : ''}`, t.best ? t.best.throughput : 0, t.best ? t.best.concurrency : '–', t.best ? t.best.p99Ms : '–',
     t.error ?? (t.best ? 'within budget' : 'over budget at every level'),
   ]);
   const winner = report.winner
-    ? `<p><b>Winner:</b> ${escapeXml(report.winner.description)} — ${report.winner.best!.throughput} req/s at concurrency ${report.winner.best!.concurrency}, p99 ${report.winner.best!.p99Ms} ms${report.speedupOverCurrent !== null ? ` (${report.speedupOverCurrent}× the current settings)` : ''}</p>`
+    ? `<p class="winner-note"><b>★ Winner:</b> ${escapeXml(report.winner.description)} — ${report.winner.best!.throughput} req/s at concurrency ${report.winner.best!.concurrency}, p99 ${report.winner.best!.p99Ms} ms${report.speedupOverCurrent !== null ? ` (${report.speedupOverCurrent}× the current settings)` : ''}<br><span class="meta">Chosen as ${escapeXml(report.winnerRule ?? 'the highest throughput within the budget')}.</span></p>`
     : '<p><b>No candidate met the budget.</b></p>';
+  const table = htmlTable(['candidate', 'req/s', 'at concurrency', 'p99 ms', 'outcome'], rows)
+    .split('\n').map((line, i) => (i >= 1 && report.trials[i - 1] && isWinner(report.trials[i - 1]!) ? line.replace('<tr>', '<tr class="winner">') : line)).join('\n');
   return htmlPage(`caliper tune: ${report.model}`, [
     `<p class="meta">p99 budget ${report.p99BudgetMs} ms · ${report.search} search: ${report.trials.length} of ${report.spaceSize} candidates measured · concurrency ${report.concurrency.join(',')} · ${report.windowMs} ms windows · started ${escapeXml(report.startedAt)}</p>`,
     winner,
@@ -129,6 +137,6 @@ export function renderTuneHtml(report: TuneReport): string {
     chart,
     best,
     '</div>',
-    htmlTable(['candidate', 'req/s', 'at concurrency', 'p99 ms', 'outcome'], rows),
+    table,
   ]);
 }

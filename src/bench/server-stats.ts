@@ -44,6 +44,9 @@ export async function fetchServerStats(baseUrl: string, model: string, fetcher: 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const numberOf = (value: unknown): number => (typeof value === 'number' ? value : typeof value === 'string' ? Number(value) || 0 : 0);
 
+/** inference_stats entries that count outcomes, not stages of a request. */
+export const OUTCOME_ENTRIES = new Set(['success', 'fail', 'cache_hit', 'cache_miss']);
+
 /** Sums the statistics of every version listed under model_stats. */
 export function parseServerStats(document: unknown): ServerStatsSnapshot | undefined {
   if (!isRecord(document) || !Array.isArray(document.model_stats)) return undefined;
@@ -52,13 +55,21 @@ export function parseServerStats(document: unknown): ServerStatsSnapshot | undef
     if (!isRecord(entry)) continue;
     snapshot.inferenceCount += numberOf(entry.inference_count);
     snapshot.executionCount += numberOf(entry.execution_count);
-    if (!isRecord(entry.inference_stats)) continue;
-    for (const [stage, value] of Object.entries(entry.inference_stats)) {
-      if (!isRecord(value) || !('ns' in value)) continue;
+    // Caliper's own stage names (as in Server-Timing) when the server reports them; Triton's otherwise.
+    // Outcomes (success, fail, cache hits) come from the extension's inference_stats either way.
+    const ownStages = isRecord(entry.stages) ? entry.stages : undefined;
+    const add = (stage: string, value: unknown): void => {
+      if (!isRecord(value) || !('ns' in value)) return;
       const sum = (snapshot.stages[stage] ??= { count: 0, ns: 0 });
       sum.count += numberOf(value.count);
       sum.ns += numberOf(value.ns);
+    };
+    if (isRecord(entry.inference_stats)) {
+      for (const [stage, value] of Object.entries(entry.inference_stats)) {
+        if (!ownStages || OUTCOME_ENTRIES.has(stage)) add(stage, value);
+      }
     }
+    if (ownStages) for (const [stage, value] of Object.entries(ownStages)) if (stage !== 'total') add(stage, value);
   }
   return snapshot;
 }

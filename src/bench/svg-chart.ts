@@ -6,6 +6,8 @@
 export interface Series {
   name: string;
   points: { x: number; y: number; label?: string }[];
+  /** Drawn thicker and first in the legend's reading order (e.g. a tuning winner). */
+  emphasis?: boolean;
 }
 
 export interface LineChartSpec {
@@ -25,10 +27,19 @@ export interface StackedBarSpec {
   stacks: { name: string; values: number[] }[];
 }
 
-const WIDTH = 720;
-const HEIGHT = 360;
-const MARGIN = { top: 40, right: 160, bottom: 52, left: 68 };
+const WIDTH = 1000;
+const HEIGHT = 380;
+const MARGIN = { top: 40, right: 24, bottom: 52, left: 68 };
 export const PALETTE = ['#2563eb', '#16a34a', '#d97706', '#dc2626', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#475569'];
+/** Dash patterns combined with the palette, so up to 36 series look distinct. */
+const DASHES = ['', '8 4', '2 3', '10 3 2 3'];
+/** Legend text is laid out at about this many pixels per character (12px system-ui). */
+const LEGEND_CHAR_PX = 6.8;
+
+/** The stroke of series `i`: a colour and, past the palette's length, a dash pattern. */
+export function seriesStyle(i: number): { color: string; dash: string } {
+  return { color: PALETTE[i % PALETTE.length]!, dash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length]! };
+}
 
 export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -48,14 +59,28 @@ export function niceTicks(max: number): number[] {
 
 const formatTick = (v: number): string => (Math.abs(v) >= 1000 ? `${Number((v / 1000).toPrecision(3))}k` : String(Number(v.toPrecision(4))));
 
-function frame(title: string, body: string[], legend: { name: string; color: string }[], role: string): string {
-  const items = legend.map((entry, i) => {
-    const y = MARGIN.top + 8 + i * 20;
-    const x = WIDTH - MARGIN.right + 16;
-    return `<rect x="${x}" y="${y - 9}" width="12" height="12" fill="${entry.color}"/><text x="${x + 18}" y="${y + 1}" font-size="12">${escapeXml(entry.name)}</text>`;
-  });
+interface LegendEntry { name: string; color: string; dash?: string; emphasis?: boolean }
+
+/**
+ * The chart's frame, with the legend laid out below the plot in as many rows as it needs: entries flow left
+ * to right and wrap at the chart's width, so no name is cut off however long or however many.
+ */
+function frame(title: string, body: string[], legend: LegendEntry[], role: string): string {
+  const rowHeight = 20;
+  const items: string[] = [];
+  let x = MARGIN.left;
+  let row = 0;
+  for (const entry of legend) {
+    const width = 30 + entry.name.length * LEGEND_CHAR_PX + 18;
+    if (x > MARGIN.left && x + width > WIDTH - MARGIN.right) { x = MARGIN.left; row++; }
+    const y = HEIGHT + 8 + row * rowHeight;
+    const swatch = `<line x1="${x}" x2="${x + 24}" y1="${y - 4}" y2="${y - 4}" stroke="${entry.color}" stroke-width="${entry.emphasis ? 5 : 3}"${entry.dash ? ` stroke-dasharray="${entry.dash}"` : ''}/>`;
+    items.push(`<g class="legend-entry">${swatch}<text x="${x + 30}" y="${y}" font-size="12"${entry.emphasis ? ' font-weight="700"' : ''}>${escapeXml(entry.name)}</text></g>`);
+    x += width;
+  }
+  const height = HEIGHT + (legend.length > 0 ? 16 + (row + 1) * rowHeight : 0);
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="${role}" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" aria-label="${escapeXml(title)}" font-family="system-ui, sans-serif">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="${role}" viewBox="0 0 ${WIDTH} ${height}" width="${WIDTH}" height="${height}" role="img" aria-label="${escapeXml(title)}" font-family="system-ui, sans-serif">`,
     `<title>${escapeXml(title)}</title>`,
     `<text x="${MARGIN.left}" y="22" font-size="15" font-weight="600">${escapeXml(title)}</text>`,
     ...body,
@@ -95,15 +120,15 @@ export function lineChart(spec: LineChartSpec): string {
     body.push(`<line class="threshold" x1="${MARGIN.left}" x2="${plotRight}" y1="${y}" y2="${y}" stroke="#dc2626" stroke-dasharray="6 4"/><text x="${plotRight - 4}" y="${y - 5}" font-size="11" text-anchor="end" fill="#dc2626">${escapeXml(spec.threshold.label)}</text>`);
   }
   spec.series.forEach((series, i) => {
-    const color = PALETTE[i % PALETTE.length]!;
+    const { color, dash } = seriesStyle(i);
     const path = series.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${xScale(p.x)},${yScale(p.y)}`).join(' ');
-    if (series.points.length > 1) body.push(`<path class="series" d="${path}" fill="none" stroke="${color}" stroke-width="2"/>`);
+    if (series.points.length > 1) body.push(`<path class="series${series.emphasis ? ' emphasis' : ''}" d="${path}" fill="none" stroke="${color}" stroke-width="${series.emphasis ? 4 : 2}"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
     for (const p of series.points) {
       const tip = `${series.name}: ${formatValue(p.y)} ${spec.yLabel} at ${formatValue(p.x)} ${spec.xLabel}${p.label ? ` (${p.label})` : ''}`;
       body.push(`<circle class="point" cx="${xScale(p.x)}" cy="${yScale(p.y)}" r="3.5" fill="${color}"><title>${escapeXml(tip)}</title></circle>`);
     }
   });
-  return frame(spec.title, body, spec.series.map((s, i) => ({ name: s.name, color: PALETTE[i % PALETTE.length]! })), 'line');
+  return frame(spec.title, body, spec.series.map((s, i) => ({ name: s.name, ...seriesStyle(i), ...(s.emphasis ? { emphasis: true } : {}) })), 'line');
 }
 
 export function stackedBarChart(spec: StackedBarSpec): string {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { parseServerStats } from '../../src/bench/server-stats.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport, StepResult } from '../../src/bench/bench-report.ts';
 import { renderBenchHtml, renderTuneHtml } from '../../src/bench/html-report.ts';
@@ -110,5 +111,45 @@ describe('HTML reports in headless chromium', () => {
     expect(text).toContain('Winner: batch ≤32 <&> "quoted"');
     expect(text).toContain('1.2× the current settings');
     await page.close();
+  });
+  it('shows every tune candidate with its whole name, distinct styles and the winner highlighted; charts use the page width', async () => {
+    const many: TuneTrial[] = Array.from({ length: 15 }, (_, i) => ({
+      ...trial(2 ** (i % 7), 1000 + 100 * i),
+      description: `batch ≤${2 ** (i % 7)}, delay ${[0, 100, 500, 2000][i % 4]} µs, ${1 + (i % 2)} worker instance(s) × ${1 + (i % 3)} thread(s)`,
+    }));
+    const report: TuneReport = { ...tuneReport, trials: many, winner: many[14]!, spaceSize: 85 };
+    const { page, problems } = await open(join(dir, 'tune-many.html'), renderTuneHtml(report));
+    expect(problems).toEqual([]);
+    const legend = await page.$$eval('svg.chart[data-chart="line"] g.legend-entry', (entries) => entries.map((g) => {
+      const svg = (g as SVGGElement).ownerSVGElement!.getBoundingClientRect();
+      const text = g.querySelector('text')!;
+      const box = text.getBoundingClientRect();
+      const line = g.querySelector('line')!;
+      return {
+        text: text.textContent, bold: text.getAttribute('font-weight') === '700',
+        inside: box.left >= svg.left && box.right <= svg.right + 0.5 && box.top >= svg.top && box.bottom <= svg.bottom + 0.5,
+        style: `${line.getAttribute('stroke')}|${line.getAttribute('stroke-dasharray') ?? ''}`,
+      };
+    }));
+    expect(legend).toHaveLength(15);
+    expect(legend.every((e) => e.inside)).toBe(true);
+    expect(new Set(legend.map((e) => e.style)).size).toBe(15);
+    expect(legend.map((e) => e.text)).toContain(`#15 ★ winner: ${many[14]!.description}`);
+    expect(legend.filter((e) => e.bold).map((e) => e.text)).toEqual([`#15 ★ winner: ${many[14]!.description}`]);
+    expect(await page.$$eval('svg.chart path.series', (p) => p.length)).toBe(15);
+    expect(await page.$$eval('tr.winner', (rows) => rows.map((r) => r.textContent))).toEqual([expect.stringContaining(`#15 ★ ${many[14]!.description}`)]);
+    await page.screenshot({ path: join(dir, 'tune-many.png'), fullPage: true });
+    await page.close();
+
+    const bench = await open(join(dir, 'bench-width.html'), renderBenchHtml(benchReport));
+    const widths = await bench.page.$$eval('svg.chart', (svgs) => svgs.map((svg) => svg.getBoundingClientRect().width / document.body.getBoundingClientRect().width));
+    expect(widths.every((w) => w > 0.95)).toBe(true);
+    await bench.page.close();
+  });
+
+  it('names the stages in the bench breakdown as Server-Timing does when the server reports them', () => {
+    const snapshot = parseServerStats({ model_stats: [{ inference_count: 10, execution_count: 5, inference_stats: { success: { count: 10, ns: 9e6 }, cache_hit: { count: 2, ns: 1e5 }, compute_input: { count: 10, ns: 1e6 } }, stages: { validate: { count: 10, ns: 1e5 }, preprocess: { count: 10, ns: 2e5 }, inference: { count: 8, ns: 4e6 }, total: { count: 10, ns: 9e6 } } }] })!;
+    // Caliper's names replace Triton's compute_*; the outcomes stay; 'total' is not a stage.
+    expect(Object.keys(snapshot.stages).sort()).toEqual(['cache_hit', 'inference', 'preprocess', 'success', 'validate']);
   });
 });
