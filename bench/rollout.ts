@@ -33,12 +33,12 @@ model.docString = 'bench variant';
 writeFileSync(variant, encodeModel(model));
 await registry.register({ file: 'examples/fraud-detector/1/model.onnx', configFile: 'examples/fraud-detector/model.yaml', name: 'fraud' });
 await registry.register({ file: variant, configFile: 'examples/fraud-detector/model.yaml', name: 'fraud' });
-registry.setStage('fraud', 1, 'Production');
+await registry.setStage('fraud', 1, 'Production');
 
 const server = await startServing({ paths: [], modelUris: ['models:/fraud/Production'], registry: registry.home, port: 0, logger: pino({ level: 'silent' }) });
 const follower = server.follower!;
 const setTraffic = async (canary: number, shadow: number): Promise<void> => {
-  follower.registry.setTraffic('fraud', {
+  await follower.registry.setTraffic('fraud', {
     ...(canary > 0 ? { canary: { target: { kind: 'version', version: 2 }, weight: canary } } : {}),
     ...(shadow > 0 ? { shadow: { target: { kind: 'version', version: 2 }, fraction: shadow } } : {}),
   });
@@ -131,5 +131,5 @@ console.log(JSON.stringify({ canary: report.canary, shadow: { baseline: base, ..
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/rollout.json', `${JSON.stringify(report, null, 2)}\n`);
 await server.close();
-registry.close();
+await registry.close();
 rmSync(dir, { recursive: true, force: true });

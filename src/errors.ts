@@ -35,6 +35,8 @@ const catalogue = {
   CALIPER_CONFIG_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   CALIPER_MODEL_LOAD_FAILED: { http: 400, grpc: GrpcStatus.FAILED_PRECONDITION },
   CALIPER_ARTIFACT_CORRUPT: { http: 500, grpc: GrpcStatus.DATA_LOSS },
+  /** The registry's database or artifact store cannot be reached. */
+  CALIPER_REGISTRY_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
 } as const satisfies Record<string, { http: number; grpc: number }>;
 
 export type CaliperErrorCode = keyof typeof catalogue;

@@ -4,7 +4,6 @@ import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { ModelVersion } from '../lifecycle/model-version.ts';
 import { isModelUri } from '../registry/model-uri.ts';
-import { registryHome } from '../registry/registry-home.ts';
 import { resolveModelUri } from '../registry/uri-resolver.ts';
 
 export interface BatchModelOptions {
@@ -39,7 +38,7 @@ function pickVersion(config: ModelConfig, available: number[]): number {
  */
 export async function loadBatchModel(model: string, options: BatchModelOptions = {}): Promise<ModelVersion> {
   if (isModelUri(model)) {
-    const resolved = await resolveModelUri(model, registryHome(options.registry));
+    const resolved = await resolveModelUri(model, options.registry);
     return ModelVersion.load(withInstances(resolved.config, options), resolved.version, resolved.modelPath);
   }
   const folder = readModelConfig(model);

@@ -8,6 +8,7 @@ import type { ErrorPolicy } from './chunk-scorer.ts';
 import { declarableSqlType, parquetColumnTypes } from './io/parquet-reader.ts';
 import { outputColumns, type OutputColumn } from './output-columns.ts';
 import { isModelUri } from '../registry/model-uri.ts';
+import { isPostgresUri } from '../registry/registry-location.ts';
 
 export interface BatchRequest {
   model: string;
@@ -63,7 +64,7 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
     ...(request.keep ? { keep: request.keep } : {}),
     ...(request.instances !== undefined ? { instances: request.instances } : {}),
     ...(request.threads !== undefined ? { threads: request.threads } : {}),
-    ...(request.registry !== undefined && isModelUri(request.model) ? { registry: resolve(request.registry) } : {}),
+    ...(request.registry !== undefined && isModelUri(request.model) ? { registry: isPostgresUri(request.registry) ? request.registry : resolve(request.registry) } : {}),
   };
   return { id: jobFingerprint(spec).slice(0, 16), ...spec };
 }

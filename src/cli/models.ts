@@ -1,11 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { CaliperError } from '../errors.ts';
-import { describeTraffic, ModelRegistry, type RegisteredVersion, type TrafficSettings } from '../registry/model-registry.ts';
+import { describeTraffic, ModelRegistry, type RegisteredVersion, type ReplicaRecord, type TrafficSettings } from '../registry/model-registry.ts';
 import { checkAlias, parseStage } from '../registry/model-stage.ts';
 import { formatSelector, parseSelector, type VersionSelector } from '../registry/model-uri.ts';
-import { registryHome } from '../registry/registry-home.ts';
 
-interface CommonOptions { registry?: string; json?: boolean }
+interface CommonOptions { registry?: string; artifacts?: string; json?: boolean }
 
 const keyValue = (option: string) => (value: string, previous: Record<string, string> = {}): Record<string, string> => {
   const eq = value.indexOf('=');
@@ -31,11 +30,11 @@ const targetShare = (option: string) => (value: string): { target: string; share
 };
 
 async function withRegistry<T>(options: CommonOptions, work: (registry: ModelRegistry) => T | Promise<T>): Promise<T> {
-  const registry = ModelRegistry.open(registryHome(options.registry));
+  const registry = await ModelRegistry.connect({ registry: options.registry, artifacts: options.artifacts });
   try {
     return await work(registry);
   } finally {
-    registry.close();
+    await registry.close();
   }
 }
 
@@ -65,8 +64,15 @@ function describeVersion(v: RegisteredVersion): string {
   return lines.join('\n');
 }
 
+function describeReplicas(replicas: ReplicaRecord[]): string {
+  return table([['HOST', 'PID', 'VERSION', 'SINCE', 'STATE', 'FOLLOWS', 'REASON'],
+    ...replicas.map((r) => [r.host, String(r.pid), r.version === undefined ? '-' : String(r.version), r.since ?? '-', r.state, r.target, r.reason ?? ''])]);
+}
+
 const withCommon = (command: Command): Command =>
-  command.option('--registry <dir>', 'registry home (default $CALIPER_HOME or ~/.caliper)').option('--json', 'print JSON');
+  command.option('--registry <dir|uri>', 'registry folder or postgres://USER@HOST:PORT/DB (default $CALIPER_REGISTRY, $CALIPER_HOME or ~/.caliper)')
+    .option('--artifacts <dir|uri>', 'artifact store: a folder or s3://BUCKET/PREFIX[?endpoint=URL&path_style=true] (default $CALIPER_ARTIFACTS, else the registry folder)')
+    .option('--json', 'print JSON');
 
 /** `caliper models register|list|show|promote|history|archive|delete|traffic` */
 export function registerModelsCommand(program: Command): void {
@@ -93,8 +99,8 @@ export function registerModelsCommand(program: Command): void {
       if (o.alias !== undefined) checkAlias(o.alias, '--alias');
       const record = await withRegistry(o, async (registry) => {
         let created = await registry.register({ file, configFile: o.config, name: o.name, description: o.description, tags: o.tag ?? {}, metrics });
-        if (stage) created = registry.setStage(created.name, created.version, stage);
-        if (o.alias) created = registry.setAlias(created.name, o.alias, created.version);
+        if (stage) created = await registry.setStage(created.name, created.version, stage);
+        if (o.alias) created = await registry.setAlias(created.name, o.alias, created.version);
         return created;
       });
       print(o, record, () => `registered models:/${record.name}/${record.version} (sha256 ${record.sha256.slice(0, 12)}…, stage ${record.stage})`);
@@ -114,24 +120,26 @@ export function registerModelsCommand(program: Command): void {
   withCommon(models.command('show').description('a model and its versions, or one version in detail')
     .argument('<name>', 'model name').argument('[version]', 'version number', versionArgument))
     .action(async (name: string, version: number | undefined, o: CommonOptions) => {
-      await withRegistry(o, (registry) => {
+      await withRegistry(o, async (registry) => {
         if (version !== undefined) {
-          const v = registry.version(name, version);
+          const v = await registry.version(name, version);
           print(o, v, () => describeVersion(v));
           return;
         }
-        const model = registry.model(name);
-        const versions = registry.versions(name);
-        const traffic = registry.traffic(name);
+        const model = await registry.model(name);
+        const versions = await registry.versions(name);
+        const traffic = await registry.traffic(name);
+        const replicas = await registry.replicas(name);
         const trafficJson = {
           ...(traffic.canary ? { canary: { target: formatSelector(traffic.canary.target), weight: traffic.canary.weight } } : {}),
           ...(traffic.shadow ? { shadow: { target: formatSelector(traffic.shadow.target), fraction: traffic.shadow.fraction } } : {}),
         };
-        print(o, { ...model, traffic: trafficJson, versionDetails: versions }, () => [
+        print(o, { ...model, traffic: trafficJson, versionDetails: versions, servedBy: replicas }, () => [
           `${model.name}${model.description ? ` — ${model.description}` : ''}`,
           `traffic: ${describeTraffic(traffic)}`,
           table([['VERSION', 'STAGE', 'ALIASES', 'SHA256', 'CREATED', 'DESCRIPTION'],
             ...versions.map((v) => [String(v.version), v.stage, v.aliases.join(',') || '-', v.sha256.slice(0, 12), v.createdAt, v.description ?? ''])]),
+          ...(replicas.length ? ['served by:', describeReplicas(replicas)] : ['served by: no server follows this model']),
         ].join('\n'));
       });
     });

@@ -10,13 +10,16 @@ export function registerServeCommand(program: Command): void {
     .command('serve')
     .description('serve models over HTTP: typed /predict and the Open Inference Protocol v2')
     .argument('[paths...]', 'model folders, repositories holding one folder per model, or registry URIs (models:/NAME/Production, models:/NAME@ALIAS, models:/NAME/3); default examples')
-    .option('--registry <dir>', 'registry home (default $CALIPER_HOME or ~/.caliper); alone, serves every model with a Production version or an alias')
+    .option('--registry <dir|uri>', 'registry folder or postgres://USER@HOST:PORT/DB (default $CALIPER_REGISTRY, $CALIPER_HOME or ~/.caliper); alone, serves every model with a Production version or an alias')
+    .option('--artifacts <dir|uri>', 'artifact store: a folder or s3://BUCKET/PREFIX[?endpoint=URL&path_style=true] (default $CALIPER_ARTIFACTS, else the registry folder)')
+    .option('--artifact-cache <dir>', 'local cache of the artifacts this server loads from an object store (default $CALIPER_ARTIFACT_CACHE or ~/.caliper/artifact-cache)')
     .option('--admin-token-file <file>', 'file holding the bearer token for /v2/repository (or set CALIPER_ADMIN_TOKEN); without one the admin API is off')
     .option('-p, --port <port>', 'HTTP port', parseIntegerOption('--port'), 8000)
     .option('--grpc-port <port>', 'also serve the Open Inference Protocol over gRPC (KServe v2 / Triton) on this port', parseIntegerOption('--grpc-port'))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--body-limit <bytes>', 'largest request body accepted (413 beyond)', parseIntegerOption('--body-limit'), 8 * 1024 * 1024)
-    .action(async (args: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number; registry?: string; adminTokenFile?: string }) => {
+    .action(async (args: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number; registry?: string; artifacts?: string; artifactCache?: string; adminTokenFile?: string }) => {
+      options.registry ??= process.env.CALIPER_REGISTRY || undefined;
       const modelUris = args.filter(isModelUri);
       const paths = args.filter((a) => !isModelUri(a));
       if (args.length === 0 && options.registry === undefined) {
@@ -30,6 +33,8 @@ export function registerServeCommand(program: Command): void {
       const server = await startServing({
         paths, modelUris, port: options.port, grpcPort: options.grpcPort, host: options.host, bodyLimit: options.bodyLimit, auth,
         ...(options.registry !== undefined ? { registry: options.registry } : {}),
+        ...(options.artifacts !== undefined ? { artifacts: options.artifacts } : {}),
+        ...(options.artifactCache !== undefined ? { artifactCache: options.artifactCache } : {}),
       });
       const followsWholeRegistry = options.registry !== undefined && modelUris.length === 0;
       if (server.repository.list().length === 0 && !followsWholeRegistry) {

@@ -1,6 +1,6 @@
 import { toCaliperError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { ModelRegistry, RegisteredVersion } from '../registry/model-registry.ts';
+import { thisServer, type ModelRegistry, type RegisteredVersion } from '../registry/model-registry.ts';
 import { formatModelUri, type VersionSelector } from '../registry/model-uri.ts';
 import type { ModelRepository } from './model-repository.ts';
 import { ModelVersion, type SchedulerFactory } from './model-version.ts';
@@ -18,6 +18,8 @@ export interface FollowStatus {
   target: string;
   state: FollowState;
   servedVersion?: number;
+  /** When this server began answering with servedVersion. */
+  since?: string;
   /** Why the wanted version is not served (a failed load, a missing stage...). */
   reason?: string;
   failedVersion?: number;
@@ -31,15 +33,20 @@ export interface FollowerOptions {
   /** Explicit URIs to serve; with none and followAll, every model with a Production version or an alias. */
   targets: FollowTarget[];
   followAll: boolean;
-  /** How often to look for registry changes (ms). */
+  /**
+   * How often to look for registry changes (ms; default 250). With PostgreSQL, LISTEN/NOTIFY says so at
+   * once and polling is the fallback for a lost notification connection.
+   */
   pollMs?: number;
+  /** Record which version this server serves in the registry (host, pid, since); default true. */
+  recordReplicas?: boolean;
   schedulerFactory?: SchedulerFactory;
   logger: Logger;
 }
 
 /** With --registry: Production if the model has one, else @champion, else its first alias. */
-function automaticSelector(registry: ModelRegistry, name: string): VersionSelector | undefined {
-  const model = registry.model(name);
+async function automaticSelector(registry: ModelRegistry, name: string): Promise<VersionSelector | undefined> {
+  const model = await registry.model(name);
   if (model.stages.Production?.length) return { kind: 'stage', stage: 'Production' };
   const aliases = Object.keys(model.aliases);
   if (aliases.includes('champion')) return { kind: 'alias', alias: 'champion' };
@@ -55,8 +62,16 @@ export class RegistryFollower {
   private readonly explicit = new Map<string, VersionSelector>();
   private readonly unfollowed = new Set<string>();
   private readonly statuses = new Map<string, FollowStatus>();
-  private lastStamp = -1;
+  private lastStamp = '';
   private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private stopWatching: (() => Promise<void>) | undefined;
+  private watchRetry: NodeJS.Timeout | undefined;
+  /** What was last written to the registry's replicas table per model, so unchanged rows are not rewritten. */
+  private readonly recorded = new Map<string, string>();
+  private readonly server = thisServer();
+  /** Whether notifications from the registry (PostgreSQL LISTEN) are arriving; polling covers the rest. */
+  listening = false;
   private syncing: Promise<void> = Promise.resolve();
   private closed = false;
   /** Waits for a retired version's in-flight requests (the server's request observer sets this). */
@@ -66,14 +81,53 @@ export class RegistryFollower {
     for (const target of options.targets) this.explicit.set(target.name, target.selector);
   }
 
-  /** First sync, then polling. */
+  /** First sync, then LISTEN where the registry can push, and polling. */
   async start(): Promise<void> {
     await this.sync();
+    await this.watch();
     const pollMs = this.options.pollMs ?? 250;
-    this.timer = setInterval(() => {
-      if (this.registry.changeStamp() !== this.lastStamp) void this.sync();
-    }, pollMs);
+    this.timer = setInterval(() => void this.poll(), pollMs);
     this.timer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.closed) return;
+    this.polling = true;
+    try {
+      if ((await this.registry.changeStamp()) !== this.lastStamp) await this.sync();
+    } catch (error) {
+      this.options.logger.warn({ err: error }, `registry ${this.registry.location} cannot be read (${(error as Error).message}); served versions keep answering`);
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /** Subscribes to the registry's change notifications; when the connection is lost, polling carries on and a new one is tried. */
+  private async watch(): Promise<void> {
+    const watch = this.registry.database.watch?.bind(this.registry.database);
+    if (!watch || this.closed) return;
+    try {
+      this.stopWatching = await watch(() => void this.sync(), (error) => {
+        this.listening = false;
+        this.options.logger.warn({ err: error }, `registry notifications stopped (${error.message}); polling every ${this.options.pollMs ?? 250} ms until they are back`);
+        this.retryWatch();
+      });
+      this.listening = true;
+      // A change committed while no connection listened is picked up now.
+      void this.poll();
+    } catch (error) {
+      this.options.logger.warn({ err: error }, `registry notifications unavailable (${(error as Error).message}); polling`);
+      this.retryWatch();
+    }
+  }
+
+  private retryWatch(): void {
+    if (this.closed || this.watchRetry) return;
+    this.watchRetry = setTimeout(() => {
+      this.watchRetry = undefined;
+      void this.watch();
+    }, 2_000);
+    this.watchRetry.unref();
   }
 
   status(): FollowStatus[] {
@@ -120,12 +174,12 @@ export class RegistryFollower {
     return run;
   }
 
-  private wantedTargets(): Map<string, VersionSelector | undefined> {
+  private async wantedTargets(): Promise<Map<string, VersionSelector | undefined>> {
     const wanted = new Map<string, VersionSelector | undefined>();
     for (const [name, selector] of this.explicit) wanted.set(name, selector);
     if (this.options.followAll) {
-      for (const model of this.registry.listModels()) {
-        if (!wanted.has(model.name)) wanted.set(model.name, automaticSelector(this.registry, model.name));
+      for (const model of await this.registry.listModels()) {
+        if (!wanted.has(model.name)) wanted.set(model.name, await automaticSelector(this.registry, model.name));
       }
     }
     for (const name of this.statuses.keys()) if (!wanted.has(name)) wanted.set(name, undefined);
@@ -135,20 +189,63 @@ export class RegistryFollower {
 
   private async syncAll(): Promise<void> {
     if (this.closed) return;
-    this.lastStamp = this.registry.changeStamp();
+    let wanted: Map<string, VersionSelector | undefined>;
+    try {
+      this.lastStamp = await this.registry.changeStamp();
+      wanted = await this.wantedTargets();
+    } catch (error) {
+      // The registry cannot be read (database down): what is served keeps answering, the next poll tries again.
+      this.lastStamp = '';
+      this.options.logger.warn({ err: error }, `registry ${this.registry.location} cannot be read (${(error as Error).message}); served versions keep answering`);
+      return;
+    }
     for (const name of this.unfollowed) {
       if (this.statuses.has(name)) {
         this.statuses.delete(name);
         if (this.repository.has(name)) await this.repository.unloadModel(name);
         this.options.logger.info({ model: name }, `model ${name} unloaded`);
+        await this.forgetReplica(name);
       }
     }
-    for (const [name, selector] of this.wantedTargets()) {
+    for (const [name, selector] of wanted) {
       try {
         await this.syncModel(name, selector);
       } catch (error) {
         this.options.logger.error({ model: name, err: error }, `registry sync of ${name} failed: ${(error as Error).message}`);
       }
+      await this.recordReplica(name);
+    }
+  }
+
+  /** Writes this server's row for the model (host, pid, served version, since, why not) when it changed. */
+  private async recordReplica(name: string): Promise<void> {
+    const status = this.statuses.get(name);
+    if (!status || this.options.recordReplicas === false) return;
+    const record = {
+      model: name, ...this.server, target: status.target, state: status.state,
+      ...(status.servedVersion !== undefined ? { version: status.servedVersion } : {}),
+      ...(status.since !== undefined ? { since: status.since } : {}),
+      ...(status.failedVersion !== undefined ? { failedVersion: status.failedVersion } : {}),
+      ...(status.reason !== undefined ? { reason: status.reason } : {}),
+    };
+    const key = JSON.stringify(record);
+    if (this.recorded.get(name) === key) return;
+    try {
+      await this.registry.recordReplica(record);
+      this.recorded.set(name, key);
+    } catch (error) {
+      this.options.logger.warn({ model: name, err: error }, `could not record what this server serves in the registry: ${(error as Error).message}`);
+    }
+  }
+
+  private async forgetReplica(name?: string): Promise<void> {
+    if (this.options.recordReplicas === false) return;
+    try {
+      await this.registry.removeReplica(this.server.host, this.server.pid, name);
+      if (name === undefined) this.recorded.clear();
+      else this.recorded.delete(name);
+    } catch {
+      // The registry is gone: its rows say when they were last updated.
     }
   }
 
@@ -174,20 +271,20 @@ export class RegistryFollower {
 
     let primary: RegisteredVersion;
     try {
-      primary = this.registry.resolve(name, selector);
+      primary = await this.registry.resolve(name, selector);
     } catch (error) {
       return keepServing(toCaliperError(error).message);
     }
-    const traffic = this.registry.traffic(name);
-    const resolveQuietly = (s: VersionSelector): RegisteredVersion | undefined => {
+    const traffic = await this.registry.traffic(name);
+    const resolveQuietly = async (s: VersionSelector): Promise<RegisteredVersion | undefined> => {
       try {
-        return this.registry.resolve(name, s);
+        return await this.registry.resolve(name, s);
       } catch {
         return undefined;
       }
     };
-    const canary = traffic.canary ? resolveQuietly(traffic.canary.target) : undefined;
-    const shadow = traffic.shadow ? resolveQuietly(traffic.shadow.target) : undefined;
+    const canary = traffic.canary ? await resolveQuietly(traffic.canary.target) : undefined;
+    const shadow = traffic.shadow ? await resolveQuietly(traffic.shadow.target) : undefined;
 
     // Load what is wanted and not yet served (the primary first: nothing switches if it fails).
     const loaded = new Map<number, ModelVersion>();
@@ -249,6 +346,7 @@ export class RegistryFollower {
     }
 
     status.state = 'ready';
+    if (status.servedVersion !== primaryVersion.version || status.since === undefined) status.since = new Date().toISOString();
     status.servedVersion = primaryVersion.version;
     delete status.reason;
     delete status.failedVersion;
@@ -269,6 +367,10 @@ export class RegistryFollower {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.watchRetry) clearTimeout(this.watchRetry);
+    await this.stopWatching?.();
+    this.listening = false;
     await this.syncing;
+    await this.forgetReplica();
   }
 }

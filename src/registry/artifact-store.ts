@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CaliperError } from '../errors.ts';
 
 /** A file copied into the store under a temporary name, hashed, not yet visible by its hash. */
@@ -13,24 +13,58 @@ export async function sha256Of(file: string): Promise<string> {
 }
 
 /**
- * Model files stored by content: artifacts/sha256/ab/abcdef…; the same bytes are stored once.
- * A file is copied in first, then hashed and checked, then renamed into place: what is checked is
- * exactly what is stored, and a reader never sees half a file.
+ * Where model files are kept, by the sha256 of their bytes: a local folder (the default) or an object
+ * store shared by several machines. Whatever the store, a server reads a model from a local file whose
+ * hash was checked just before.
  */
-export class ArtifactStore {
-  readonly root: string;
+export interface ArtifactRepository {
+  /** For messages: the folder or the s3:// URI. */
+  readonly location: string;
+  /** Copies the file in under a temporary name and hashes it: what is checked is exactly what is stored. */
+  stage(file: string): Promise<StagedArtifact>;
+  /** Makes staged bytes available under their hash (a no-op when those bytes are already stored). */
+  commit(staged: StagedArtifact): Promise<void>;
+  discard(staged: StagedArtifact): void;
+  /** A local file holding the artifact, its sha256 checked; `what` names it in errors. */
+  fetch(sha256: string, what: string): Promise<string>;
+  /** Whether the store holds bytes with this hash. */
+  has(sha256: string): Promise<boolean>;
+  remove(sha256: string): Promise<void>;
+  /** The local folder the artifact is (or would be) kept in. */
+  localDir(sha256: string): string;
+}
 
-  constructor(home: string) {
-    this.root = join(home, 'artifacts', 'sha256');
+/**
+ * Model files stored by content in a local folder: artifacts/sha256/ab/abcdef…; the same bytes are stored
+ * once. A file is copied in first, then hashed and checked, then renamed into place, so a reader never
+ * sees half a file. Also the local cache of an object store.
+ */
+export class ArtifactStore implements ArtifactRepository {
+  readonly root: string;
+  readonly location: string;
+
+  /** `home` holds artifacts/sha256/…; with `{ root }` the folder itself is the sha256 root. */
+  constructor(home: string, options: { root?: boolean } = {}) {
+    this.root = options.root ? resolve(home) : join(resolve(home), 'artifacts', 'sha256');
+    this.location = this.root;
   }
 
   pathOf(sha256: string): string {
     return join(this.root, sha256.slice(0, 2), sha256);
   }
 
-  async stage(file: string): Promise<StagedArtifact> {
+  localDir(sha256: string): string {
+    return join(this.root, sha256.slice(0, 2));
+  }
+
+  /** A fresh temporary name inside the store (same filesystem, so commit is a rename). */
+  temporaryPath(): string {
     mkdirSync(this.root, { recursive: true });
-    const temporaryPath = join(this.root, `.incoming-${process.pid}-${randomBytes(6).toString('hex')}`);
+    return join(this.root, `.incoming-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  async stage(file: string): Promise<StagedArtifact> {
+    const temporaryPath = this.temporaryPath();
     copyFileSync(file, temporaryPath);
     try {
       return { sha256: await sha256Of(temporaryPath), size: statSync(temporaryPath).size, temporaryPath };
@@ -41,9 +75,14 @@ export class ArtifactStore {
   }
 
   /** Moves a staged file to its content address (a no-op when those bytes are already stored). */
-  commit(staged: StagedArtifact): string {
+  commit(staged: StagedArtifact): Promise<void> {
+    this.commitNow(staged);
+    return Promise.resolve();
+  }
+
+  commitNow(staged: StagedArtifact): string {
     const path = this.pathOf(staged.sha256);
-    mkdirSync(join(this.root, staged.sha256.slice(0, 2)), { recursive: true });
+    mkdirSync(this.localDir(staged.sha256), { recursive: true });
     renameSync(staged.temporaryPath, path);
     return path;
   }
@@ -61,7 +100,16 @@ export class ArtifactStore {
     return path;
   }
 
-  remove(sha256: string): void {
+  fetch(sha256: string, what: string): Promise<string> {
+    return this.verified(sha256, what);
+  }
+
+  has(sha256: string): Promise<boolean> {
+    return Promise.resolve(existsSync(this.pathOf(sha256)));
+  }
+
+  remove(sha256: string): Promise<void> {
     rmSync(this.pathOf(sha256), { force: true });
+    return Promise.resolve();
   }
 }

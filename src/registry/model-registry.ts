@@ -1,15 +1,17 @@
-import { mkdirSync, readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
-import { dirname, resolve } from 'node:path';
-import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import type { ModelSignature } from '../runtime/model-signature.ts';
-import { ArtifactStore } from './artifact-store.ts';
+import { ArtifactStore, type ArtifactRepository } from './artifact-store.ts';
 import { checkAlias, checkModelName, type Stage } from './model-stage.ts';
 import { formatModelUri, formatSelector, parseSelector, type VersionSelector } from './model-uri.ts';
+import { PostgresRegistryDatabase } from './postgres-database.ts';
+import type { RegistryDatabase, SqlExecutor, WriteTransaction } from './registry-database.ts';
+import { openArtifactStore, registryLocation, type RegistryOptions } from './registry-location.ts';
 import { checkRegistration, configForName } from './registration-check.ts';
-import { migrate } from './schema-migrations.ts';
+import { REGISTRY_DB_FILE, SqliteRegistryDatabase } from './sqlite-database.ts';
 
 export interface RegisteredVersion {
   name: string;
@@ -78,9 +80,27 @@ interface VersionRow {
 }
 interface ModelRow { name: string; description: string | null; created_at: string; updated_at: string }
 interface HistoryRow { id: number; model: string; version: number | null; event: HistoryEvent; from_value: string | null; to_value: string | null; actor: string; at: string }
+/** Which server serves which version of a model: each server following the registry keeps its row up to date. */
+export interface ReplicaRecord {
+  model: string;
+  host: string;
+  pid: number;
+  /** The URI the server follows, e.g. models:/fraud/Production. */
+  target: string;
+  state: 'loading' | 'ready' | 'failed' | 'unavailable';
+  /** The version it answers with, and since when. */
+  version?: number;
+  since?: string;
+  /** A version it could not load, and why (the served version, if any, kept answering). */
+  failedVersion?: number;
+  reason?: string;
+  updatedAt: string;
+}
+
+interface ReplicaRow { model: string; host: string; pid: number; target: string; state: ReplicaRecord['state']; version: number | null; since: string | null; failed_version: number | null; reason: string | null; updated_at: string }
 interface TrafficRow { canary_target: string | null; canary_weight: number | null; shadow_target: string | null; shadow_fraction: number | null }
 
-export const REGISTRY_DB_FILE = 'registry.db';
+export { REGISTRY_DB_FILE };
 
 export function defaultActor(): string {
   try {
@@ -92,45 +112,61 @@ export function defaultActor(): string {
 
 const now = (): string => new Date().toISOString();
 
+/** This process as the registry names a server: host name and pid. */
+export const thisServer = (): { host: string; pid: number } => ({ host: hostname(), pid: process.pid });
+
 /**
- * The model registry: SQLite metadata (WAL, busy timeout, every write in an IMMEDIATE transaction so
- * several processes can write at once) and a content-addressed artifact store under one home folder.
+ * The model registry: metadata in a database (SQLite in a folder, or PostgreSQL shared by several
+ * machines; the same tables and statements) and model files in a content-addressed artifact store
+ * (a local folder, or an S3-compatible bucket). Every write is one transaction holding the model's lock,
+ * so concurrent writers from any process or machine never lose an update.
  */
 export class ModelRegistry {
-  readonly artifacts: ArtifactStore;
-  private readonly db: Database.Database;
+  private constructor(readonly database: RegistryDatabase, readonly artifacts: ArtifactRepository) {}
 
-  private constructor(readonly home: string) {
-    mkdirSync(home, { recursive: true });
-    this.db = new Database(resolve(home, REGISTRY_DB_FILE), { timeout: 10_000 });
-    this.db.pragma('busy_timeout = 10000');
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('synchronous = NORMAL');
-    migrate(this.db);
-    this.artifacts = new ArtifactStore(home);
+  /** The embedded registry: SQLite and artifacts under `home` (opened synchronously). */
+  static open(home: string, artifacts?: ArtifactRepository): ModelRegistry {
+    return new ModelRegistry(new SqliteRegistryDatabase(resolve(home)), artifacts ?? new ArtifactStore(resolve(home)));
   }
 
-  static open(home: string): ModelRegistry {
-    return new ModelRegistry(resolve(home));
+  /** A registry by URI: --registry DIR|postgres://… and --artifacts DIR|s3://… (or their environment forms). */
+  static async connect(options: RegistryOptions = {}): Promise<ModelRegistry> {
+    const location = registryLocation(options.registry);
+    const artifacts = openArtifactStore(location, options);
+    if (location.kind === 'sqlite') return ModelRegistry.open(location.home, artifacts);
+    return new ModelRegistry(await PostgresRegistryDatabase.connect(location.uri), artifacts);
   }
 
-  close(): void {
-    this.db.close();
+  /** The folder (SQLite) or the URI without its password (PostgreSQL). */
+  get location(): string {
+    return this.database.location;
   }
 
-  /** Changes whenever another connection commits: a cheap way to notice that something moved. */
-  changeStamp(): number {
-    return this.db.pragma('data_version', { simple: true }) as number;
+  /** The same as location (the registry folder for SQLite). */
+  get home(): string {
+    return this.database.location;
   }
 
-  private write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+  async close(): Promise<void> {
+    await this.database.close();
+    (this.artifacts as { close?: () => void }).close?.();
   }
 
-  private recordHistory(model: string, version: number | undefined, event: HistoryEvent, from: string | undefined, to: string | undefined, actor: string): void {
-    this.db.prepare('INSERT INTO history (model, version, event, from_value, to_value, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(model, version ?? null, event, from ?? null, to ?? null, actor, now());
+  /** Changes whenever a write commits, from any connection: a cheap way to notice that something moved. */
+  changeStamp(): Promise<string> {
+    return this.database.changeStamp();
+  }
+
+  private write<T>(work: (tx: WriteTransaction) => Promise<T>): Promise<T> {
+    return this.database.write(async (tx) => {
+      tx.changed();
+      return work(tx);
+    });
+  }
+
+  private async recordHistory(tx: SqlExecutor, model: string, version: number | undefined, event: HistoryEvent, from: string | undefined, to: string | undefined, actor: string): Promise<void> {
+    await tx.run('INSERT INTO history (model, version, event, from_value, to_value, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [model, version ?? null, event, from ?? null, to ?? null, actor, now()]);
   }
 
   /** Checks the artifact and model.yaml, stores the file by hash and creates the next version (stage None). */
@@ -152,37 +188,38 @@ export class ModelRegistry {
     }
     try {
       const signature = await checkRegistration(staged.temporaryPath, request.file, configText, configFile, name);
-      this.artifacts.commit(staged);
+      await this.artifacts.commit(staged);
       const actor = request.actor ?? defaultActor();
-      const version = this.write(() => {
+      const version = await this.write(async (tx) => {
         const at = now();
-        this.db.prepare('INSERT INTO models (name, description, last_version, created_at, updated_at) VALUES (?, NULL, 0, ?, ?) ON CONFLICT(name) DO NOTHING').run(name, at, at);
-        const next = (this.db.prepare('SELECT last_version FROM models WHERE name = ?').get(name) as { last_version: number }).last_version + 1;
-        this.db.prepare('UPDATE models SET last_version = ?, updated_at = ? WHERE name = ?').run(next, at, name);
-        this.db.prepare(`INSERT INTO versions (model, version, stage, source, sha256, size, signature, config, description, tags, metrics, created_at, created_by, stage_updated_at)
-          VALUES (?, ?, 'None', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+        await tx.run('INSERT INTO models (name, description, last_version, created_at, updated_at) VALUES (?, NULL, 0, ?, ?) ON CONFLICT(name) DO NOTHING', [name, at, at]);
+        await tx.lockModel(name);
+        const next = (await tx.get<{ last_version: number }>('SELECT last_version FROM models WHERE name = ?', [name]))!.last_version + 1;
+        await tx.run('UPDATE models SET last_version = ?, updated_at = ? WHERE name = ?', [next, at, name]);
+        await tx.run(`INSERT INTO versions (model, version, stage, source, sha256, size, signature, config, description, tags, metrics, created_at, created_by, stage_updated_at)
+          VALUES (?, ?, 'None', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
           name, next, file, staged.sha256, staged.size, JSON.stringify(signature), configText, request.description ?? null,
-          JSON.stringify(request.tags ?? {}), JSON.stringify(request.metrics ?? {}), at, actor, at);
-        this.recordHistory(name, next, 'registered', undefined, `sha256:${staged.sha256}`, actor);
+          JSON.stringify(request.tags ?? {}), JSON.stringify(request.metrics ?? {}), at, actor, at]);
+        await this.recordHistory(tx, name, next, 'registered', undefined, `sha256:${staged.sha256}`, actor);
         return next;
       });
-      return this.version(name, version);
+      return await this.version(name, version);
     } finally {
       this.artifacts.discard(staged);
     }
   }
 
-  private modelRow(name: string): ModelRow {
-    const row = this.db.prepare('SELECT name, description, created_at, updated_at FROM models WHERE name = ?').get(name) as ModelRow | undefined;
+  private async modelRow(name: string, db: SqlExecutor = this.database): Promise<ModelRow> {
+    const row = await db.get<ModelRow>('SELECT name, description, created_at, updated_at FROM models WHERE name = ?', [name]);
     if (!row) {
-      const known = (this.db.prepare('SELECT name FROM models ORDER BY name').all() as { name: string }[]).map((r) => r.name);
+      const known = (await db.all<{ name: string }>('SELECT name FROM models ORDER BY name')).map((r) => r.name);
       throw new CaliperError('CALIPER_MODEL_NOT_FOUND', `model "${name}" is not registered (registered models: ${known.join(', ') || 'none'})`);
     }
     return row;
   }
 
-  private aliasesOf(name: string): Record<string, number> {
-    const rows = this.db.prepare('SELECT alias, version FROM aliases WHERE model = ? ORDER BY alias').all(name) as { alias: string; version: number }[];
+  private async aliasesOf(name: string, db: SqlExecutor = this.database): Promise<Record<string, number>> {
+    const rows = await db.all<{ alias: string; version: number }>('SELECT alias, version FROM aliases WHERE model = ? ORDER BY alias', [name]);
     return Object.fromEntries(rows.map((r) => [r.alias, r.version]));
   }
 
@@ -198,53 +235,53 @@ export class ModelRegistry {
     return record;
   }
 
-  listModels(): RegisteredModel[] {
-    const rows = this.db.prepare('SELECT name FROM models ORDER BY name').all() as { name: string }[];
-    return rows.map((r) => this.model(r.name));
+  async listModels(): Promise<RegisteredModel[]> {
+    const rows = await this.database.all<{ name: string }>('SELECT name FROM models ORDER BY name');
+    return Promise.all(rows.map((r) => this.model(r.name)));
   }
 
-  model(name: string): RegisteredModel {
-    const row = this.modelRow(name);
-    const versions = this.db.prepare('SELECT version, stage FROM versions WHERE model = ? ORDER BY version').all(name) as { version: number; stage: Stage }[];
+  async model(name: string, db: SqlExecutor = this.database): Promise<RegisteredModel> {
+    const row = await this.modelRow(name, db);
+    const versions = await db.all<{ version: number; stage: Stage }>('SELECT version, stage FROM versions WHERE model = ? ORDER BY version', [name]);
     const stages: Partial<Record<Stage, number[]>> = {};
     for (const v of versions) if (v.stage !== 'None') (stages[v.stage] ??= []).push(v.version);
     const model: RegisteredModel = {
-      name, createdAt: row.created_at, updatedAt: row.updated_at, versions: versions.map((v) => v.version), stages, aliases: this.aliasesOf(name),
+      name, createdAt: row.created_at, updatedAt: row.updated_at, versions: versions.map((v) => v.version), stages, aliases: await this.aliasesOf(name, db),
     };
     if (versions.length > 0) model.latestVersion = versions[versions.length - 1]!.version;
     if (row.description !== null) model.description = row.description;
     return model;
   }
 
-  versions(name: string): RegisteredVersion[] {
-    this.modelRow(name);
-    const aliases = this.aliasesOf(name);
-    return (this.db.prepare('SELECT * FROM versions WHERE model = ? ORDER BY version').all(name) as VersionRow[]).map((r) => this.toVersion(r, aliases));
+  async versions(name: string): Promise<RegisteredVersion[]> {
+    await this.modelRow(name);
+    const aliases = await this.aliasesOf(name);
+    return (await this.database.all<VersionRow>('SELECT * FROM versions WHERE model = ? ORDER BY version', [name])).map((r) => this.toVersion(r, aliases));
   }
 
-  version(name: string, version: number): RegisteredVersion {
-    this.modelRow(name);
-    const row = this.db.prepare('SELECT * FROM versions WHERE model = ? AND version = ?').get(name, version) as VersionRow | undefined;
+  async version(name: string, version: number, db: SqlExecutor = this.database): Promise<RegisteredVersion> {
+    await this.modelRow(name, db);
+    const row = await db.get<VersionRow>('SELECT * FROM versions WHERE model = ? AND version = ?', [name, version]);
     if (!row) {
-      const known = (this.db.prepare('SELECT version FROM versions WHERE model = ? ORDER BY version').all(name) as { version: number }[]).map((r) => r.version);
+      const known = (await db.all<{ version: number }>('SELECT version FROM versions WHERE model = ? ORDER BY version', [name])).map((r) => r.version);
       throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `model "${name}" has no version ${version} (versions: ${known.join(', ') || 'none'})`);
     }
-    return this.toVersion(row, this.aliasesOf(name));
+    return this.toVersion(row, await this.aliasesOf(name, db));
   }
 
   /** The version a selector names now: a number, the highest version in a stage, an alias, or the highest version. */
-  resolve(name: string, selector: VersionSelector): RegisteredVersion {
+  async resolve(name: string, selector: VersionSelector): Promise<RegisteredVersion> {
     const uri = formatModelUri({ name, selector });
     switch (selector.kind) {
       case 'version':
         return this.version(name, selector.version);
       case 'latest': {
-        const model = this.model(name);
+        const model = await this.model(name);
         if (model.latestVersion === undefined) throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `${uri}: model "${name}" has no versions`);
         return this.version(name, model.latestVersion);
       }
       case 'stage': {
-        const model = this.model(name);
+        const model = await this.model(name);
         const inStage = model.stages[selector.stage];
         if (!inStage || inStage.length === 0) {
           const summary = Object.entries(model.stages).map(([s, vs]) => `${s}: ${vs.join(', ')}`).join('; ');
@@ -253,7 +290,7 @@ export class ModelRegistry {
         return this.version(name, inStage[inStage.length - 1]!);
       }
       case 'alias': {
-        const aliases = this.model(name).aliases;
+        const aliases = (await this.model(name)).aliases;
         const version = aliases[selector.alias];
         if (version === undefined) {
           throw new CaliperError('CALIPER_NOT_FOUND', `${uri}: model "${name}" has no alias "${selector.alias}" (aliases: ${Object.keys(aliases).join(', ') || 'none'})`);
@@ -264,53 +301,56 @@ export class ModelRegistry {
   }
 
   /** Moves a version to a stage; with archiveExisting the versions already in that stage go to Archived. */
-  setStage(name: string, version: number, stage: Stage, options: { archiveExisting?: boolean; actor?: string } = {}): RegisteredVersion {
+  async setStage(name: string, version: number, stage: Stage, options: { archiveExisting?: boolean; actor?: string } = {}): Promise<RegisteredVersion> {
     const actor = options.actor ?? defaultActor();
-    this.write(() => {
-      const current = this.version(name, version);
+    await this.write(async (tx) => {
+      await tx.lockModel(name);
+      const current = await this.version(name, version, tx);
       const at = now();
       if (options.archiveExisting && stage !== 'None' && stage !== 'Archived') {
-        const others = this.db.prepare('SELECT version FROM versions WHERE model = ? AND stage = ? AND version != ?').all(name, stage, version) as { version: number }[];
+        const others = await tx.all<{ version: number }>('SELECT version FROM versions WHERE model = ? AND stage = ? AND version != ? ORDER BY version', [name, stage, version]);
         for (const other of others) {
-          this.db.prepare("UPDATE versions SET stage = 'Archived', stage_updated_at = ? WHERE model = ? AND version = ?").run(at, name, other.version);
-          this.recordHistory(name, other.version, 'stage', stage, 'Archived', actor);
+          await tx.run("UPDATE versions SET stage = 'Archived', stage_updated_at = ? WHERE model = ? AND version = ?", [at, name, other.version]);
+          await this.recordHistory(tx, name, other.version, 'stage', stage, 'Archived', actor);
         }
       }
       if (current.stage !== stage) {
-        this.db.prepare('UPDATE versions SET stage = ?, stage_updated_at = ? WHERE model = ? AND version = ?').run(stage, at, name, version);
-        this.recordHistory(name, version, 'stage', current.stage, stage, actor);
+        await tx.run('UPDATE versions SET stage = ?, stage_updated_at = ? WHERE model = ? AND version = ?', [stage, at, name, version]);
+        await this.recordHistory(tx, name, version, 'stage', current.stage, stage, actor);
       }
-      this.db.prepare('UPDATE models SET updated_at = ? WHERE name = ?').run(at, name);
+      await tx.run('UPDATE models SET updated_at = ? WHERE name = ?', [at, name]);
     });
     return this.version(name, version);
   }
 
   /** Points an alias at a version (moving it if it pointed elsewhere). */
-  setAlias(name: string, alias: string, version: number, actor = defaultActor()): RegisteredVersion {
+  async setAlias(name: string, alias: string, version: number, actor = defaultActor()): Promise<RegisteredVersion> {
     checkAlias(alias);
-    this.write(() => {
-      this.version(name, version);
-      const previous = this.aliasesOf(name)[alias];
+    await this.write(async (tx) => {
+      await tx.lockModel(name);
+      await this.version(name, version, tx);
+      const previous = (await this.aliasesOf(name, tx))[alias];
       if (previous === version) return;
       const at = now();
-      this.db.prepare('INSERT INTO aliases (model, alias, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at')
-        .run(name, alias, version, at);
-      this.recordHistory(name, version, 'alias_set', previous === undefined ? undefined : `${alias}=${previous}`, `${alias}=${version}`, actor);
-      this.db.prepare('UPDATE models SET updated_at = ? WHERE name = ?').run(at, name);
+      await tx.run('INSERT INTO aliases (model, alias, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at',
+        [name, alias, version, at]);
+      await this.recordHistory(tx, name, version, 'alias_set', previous === undefined ? undefined : `${alias}=${previous}`, `${alias}=${version}`, actor);
+      await tx.run('UPDATE models SET updated_at = ? WHERE name = ?', [at, name]);
     });
     return this.version(name, version);
   }
 
-  removeAlias(name: string, alias: string, actor = defaultActor()): void {
-    this.write(() => {
-      const previous = this.aliasesOf(name)[alias];
+  async removeAlias(name: string, alias: string, actor = defaultActor()): Promise<void> {
+    await this.write(async (tx) => {
+      await tx.lockModel(name);
+      const previous = (await this.aliasesOf(name, tx))[alias];
       if (previous === undefined) throw new CaliperError('CALIPER_NOT_FOUND', `model "${name}" has no alias "${alias}"`);
-      this.db.prepare('DELETE FROM aliases WHERE model = ? AND alias = ?').run(name, alias);
-      this.recordHistory(name, previous, 'alias_removed', `${alias}=${previous}`, undefined, actor);
+      await tx.run('DELETE FROM aliases WHERE model = ? AND alias = ?', [name, alias]);
+      await this.recordHistory(tx, name, previous, 'alias_removed', `${alias}=${previous}`, undefined, actor);
     });
   }
 
-  archive(name: string, version: number, actor = defaultActor()): RegisteredVersion {
+  archive(name: string, version: number, actor = defaultActor()): Promise<RegisteredVersion> {
     return this.setStage(name, version, 'Archived', { actor });
   }
 
@@ -321,43 +361,49 @@ export class ModelRegistry {
   }
 
   /** Deletes one version (its aliases go with it); a version in Staging/Production or under an alias needs force. */
-  deleteVersion(name: string, version: number, options: { force?: boolean; actor?: string } = {}): void {
+  async deleteVersion(name: string, version: number, options: { force?: boolean; actor?: string } = {}): Promise<void> {
     const actor = options.actor ?? defaultActor();
-    const sha = this.write(() => {
-      const found = this.version(name, version);
+    const sha = await this.write(async (tx) => {
+      await tx.lockModel(name);
+      const found = await this.version(name, version, tx);
       const why = this.refusesDelete(found);
       if (why && !options.force) throw new CaliperError('CALIPER_CONFLICT', `models:/${name}/${version}: not deleted because ${why}; archive it first or pass --force`);
-      this.db.prepare('DELETE FROM aliases WHERE model = ? AND version = ?').run(name, version);
-      this.db.prepare('DELETE FROM versions WHERE model = ? AND version = ?').run(name, version);
-      this.recordHistory(name, version, 'version_deleted', found.stage, undefined, actor);
+      await tx.run('DELETE FROM aliases WHERE model = ? AND version = ?', [name, version]);
+      await tx.run('DELETE FROM versions WHERE model = ? AND version = ?', [name, version]);
+      await this.recordHistory(tx, name, version, 'version_deleted', found.stage, undefined, actor);
       return found.sha256;
     });
-    this.dropUnreferenced([sha]);
+    await this.dropUnreferenced([sha]);
   }
 
-  deleteModel(name: string, options: { force?: boolean; actor?: string } = {}): void {
+  async deleteModel(name: string, options: { force?: boolean; actor?: string } = {}): Promise<void> {
     const actor = options.actor ?? defaultActor();
-    const shas = this.write(() => {
-      const versions = this.versions(name);
+    const shas = await this.write(async (tx) => {
+      await tx.lockModel(name);
+      await this.modelRow(name, tx);
+      const aliases = await this.aliasesOf(name, tx);
+      const versions = (await tx.all<VersionRow>('SELECT * FROM versions WHERE model = ? ORDER BY version', [name])).map((r) => this.toVersion(r, aliases));
       const held = versions.map((v) => [v, this.refusesDelete(v)] as const).find(([, why]) => why !== undefined);
       if (held && !options.force) throw new CaliperError('CALIPER_CONFLICT', `model "${name}": not deleted because version ${held[0].version}: ${held[1]}; pass --force`);
-      this.db.prepare('DELETE FROM models WHERE name = ?').run(name);
-      this.recordHistory(name, undefined, 'model_deleted', `versions ${versions.map((v) => v.version).join(',')}`, undefined, actor);
+      // Child rows first: PostgreSQL's and SQLite's cascades then have nothing left to do.
+      for (const table of ['aliases', 'traffic', 'versions']) await tx.run(`DELETE FROM ${table} WHERE model = ?`, [name]);
+      await tx.run('DELETE FROM models WHERE name = ?', [name]);
+      await this.recordHistory(tx, name, undefined, 'model_deleted', `versions ${versions.map((v) => v.version).join(',')}`, undefined, actor);
       return versions.map((v) => v.sha256);
     });
-    this.dropUnreferenced(shas);
+    await this.dropUnreferenced(shas);
   }
 
-  private dropUnreferenced(shas: string[]): void {
+  private async dropUnreferenced(shas: string[]): Promise<void> {
     for (const sha of new Set(shas)) {
-      const used = this.db.prepare('SELECT 1 FROM versions WHERE sha256 = ? LIMIT 1').get(sha);
-      if (!used) this.artifacts.remove(sha);
+      const used = await this.database.get('SELECT 1 AS used FROM versions WHERE sha256 = ? LIMIT 1', [sha]);
+      if (!used) await this.artifacts.remove(sha);
     }
   }
 
-  history(name: string): HistoryEntry[] {
-    const rows = this.db.prepare('SELECT * FROM history WHERE model = ? ORDER BY id').all(name) as HistoryRow[];
-    if (rows.length === 0) this.modelRow(name);
+  async history(name: string): Promise<HistoryEntry[]> {
+    const rows = await this.database.all<HistoryRow>('SELECT * FROM history WHERE model = ? ORDER BY id', [name]);
+    if (rows.length === 0) await this.modelRow(name);
     return rows.map((r) => {
       const entry: HistoryEntry = { id: r.id, model: r.model, event: r.event, actor: r.actor, at: r.at };
       if (r.version !== null) entry.version = r.version;
@@ -367,8 +413,8 @@ export class ModelRegistry {
     });
   }
 
-  traffic(name: string): TrafficSettings {
-    const row = this.db.prepare('SELECT canary_target, canary_weight, shadow_target, shadow_fraction FROM traffic WHERE model = ?').get(name) as TrafficRow | undefined;
+  async traffic(name: string, db: SqlExecutor = this.database): Promise<TrafficSettings> {
+    const row = await db.get<TrafficRow>('SELECT canary_target, canary_weight, shadow_target, shadow_fraction FROM traffic WHERE model = ?', [name]);
     const settings: TrafficSettings = {};
     if (row?.canary_target && row.canary_weight !== null) settings.canary = { target: parseSelector(name, row.canary_target), weight: row.canary_weight };
     if (row?.shadow_target && row.shadow_fraction !== null) settings.shadow = { target: parseSelector(name, row.shadow_target), fraction: row.shadow_fraction };
@@ -376,34 +422,63 @@ export class ModelRegistry {
   }
 
   /** Replaces the model's traffic policy; an empty settings object ends canary and shadow. */
-  setTraffic(name: string, settings: TrafficSettings, actor = defaultActor()): TrafficSettings {
+  async setTraffic(name: string, settings: TrafficSettings, actor = defaultActor()): Promise<TrafficSettings> {
     for (const [field, value] of [['canary.weight', settings.canary?.weight], ['shadow.fraction', settings.shadow?.fraction]] as const) {
       if (value !== undefined && (!Number.isFinite(value) || value < 0 || value > 1)) {
         throw new CaliperError('CALIPER_INVALID_INPUT', `${field}: expected a fraction from 0 to 1, got ${value}`);
       }
     }
-    this.write(() => {
-      this.modelRow(name);
-      const before = describeTraffic(this.traffic(name));
-      this.db.prepare(`INSERT INTO traffic (model, canary_target, canary_weight, shadow_target, shadow_fraction, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+    await this.write(async (tx) => {
+      await tx.lockModel(name);
+      await this.modelRow(name, tx);
+      const before = describeTraffic(await this.traffic(name, tx));
+      await tx.run(`INSERT INTO traffic (model, canary_target, canary_weight, shadow_target, shadow_fraction, updated_at) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT(model) DO UPDATE SET canary_target = excluded.canary_target, canary_weight = excluded.canary_weight,
-        shadow_target = excluded.shadow_target, shadow_fraction = excluded.shadow_fraction, updated_at = excluded.updated_at`).run(
+        shadow_target = excluded.shadow_target, shadow_fraction = excluded.shadow_fraction, updated_at = excluded.updated_at`, [
         name, settings.canary ? formatSelector(settings.canary.target) : null, settings.canary?.weight ?? null,
-        settings.shadow ? formatSelector(settings.shadow.target) : null, settings.shadow?.fraction ?? null, now());
-      this.recordHistory(name, undefined, 'traffic', before, describeTraffic(settings), actor);
+        settings.shadow ? formatSelector(settings.shadow.target) : null, settings.shadow?.fraction ?? null, now()]);
+      await this.recordHistory(tx, name, undefined, 'traffic', before, describeTraffic(settings), actor);
     });
     return this.traffic(name);
   }
 
-  /** A version's model.yaml as a config, named as registered; `dir` is where relative paths would resolve. */
-  configOf(version: RegisteredVersion): ModelConfig {
-    const file = `${formatModelUri({ name: version.name, selector: { kind: 'version', version: version.version } })} (model.yaml)`;
-    return configForName(version.config, file, dirname(this.artifacts.pathOf(version.sha256)), version.name);
+  /** Records what this server serves for a model (one row per model, host and pid; not a change followers react to). */
+  async recordReplica(record: Omit<ReplicaRecord, 'updatedAt'>): Promise<void> {
+    await this.database.run(`INSERT INTO replicas (model, host, pid, target, state, version, since, failed_version, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(model, host, pid) DO UPDATE SET target = excluded.target, state = excluded.state, version = excluded.version, since = excluded.since,
+      failed_version = excluded.failed_version, reason = excluded.reason, updated_at = excluded.updated_at`, [
+      record.model, record.host, record.pid, record.target, record.state, record.version ?? null, record.since ?? null,
+      record.failedVersion ?? null, record.reason ?? null, now()]);
   }
 
-  /** The artifact's path once its sha256 has been checked again. */
+  /** Forgets a server's rows (one model, or all of them when it stops). */
+  async removeReplica(host: string, pid: number, model?: string): Promise<void> {
+    if (model === undefined) await this.database.run('DELETE FROM replicas WHERE host = ? AND pid = ?', [host, pid]);
+    else await this.database.run('DELETE FROM replicas WHERE host = ? AND pid = ? AND model = ?', [host, pid, model]);
+  }
+
+  /** The servers following a model, as they last reported. */
+  async replicas(name: string): Promise<ReplicaRecord[]> {
+    const rows = await this.database.all<ReplicaRow>('SELECT * FROM replicas WHERE model = ? ORDER BY host, pid', [name]);
+    return rows.map((r) => {
+      const record: ReplicaRecord = { model: r.model, host: r.host, pid: r.pid, target: r.target, state: r.state, updatedAt: r.updated_at };
+      if (r.version !== null) record.version = r.version;
+      if (r.since !== null) record.since = r.since;
+      if (r.failed_version !== null) record.failedVersion = r.failed_version;
+      if (r.reason !== null) record.reason = r.reason;
+      return record;
+    });
+  }
+
+  /** A version's model.yaml as a config, named as registered; relative paths would resolve in the artifact's folder. */
+  configOf(version: RegisteredVersion): ModelConfig {
+    const file = `${formatModelUri({ name: version.name, selector: { kind: 'version', version: version.version } })} (model.yaml)`;
+    return configForName(version.config, file, this.artifacts.localDir(version.sha256), version.name);
+  }
+
+  /** A local path to the artifact once its sha256 has been checked again (downloaded first from an object store). */
   async artifactPath(version: RegisteredVersion): Promise<string> {
-    return this.artifacts.verified(version.sha256, `models:/${version.name}/${version.version}`);
+    return this.artifacts.fetch(version.sha256, `models:/${version.name}/${version.version}`);
   }
 }
 

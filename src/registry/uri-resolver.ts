@@ -1,6 +1,5 @@
 import type { ModelConfig } from '../config/model-config.ts';
 import { ModelRegistry, type RegisteredVersion } from './model-registry.ts';
-import { registryHome } from './registry-home.ts';
 import { parseModelUri } from './model-uri.ts';
 
 /** A model URI resolved to files on disk: what serve, batch or quantize need to use a registered version. */
@@ -18,16 +17,17 @@ export interface ResolvedModel {
 
 /**
  * Resolves models:/name/3, models:/name/Production, models:/name@alias or models:/name/latest against
- * the registry at `home` (default: $CALIPER_HOME or ~/.caliper).
+ * the registry at `registry` (a folder or postgres:// URI; default: $CALIPER_REGISTRY, $CALIPER_HOME or ~/.caliper),
+ * with artifacts from `artifacts` (a folder or s3:// URI; default $CALIPER_ARTIFACTS or the registry folder's).
  */
-export async function resolveModelUri(uri: string, home: string = registryHome()): Promise<ResolvedModel> {
+export async function resolveModelUri(uri: string, registryOption?: string, artifacts?: string): Promise<ResolvedModel> {
   const parsed = parseModelUri(uri);
-  const registry = ModelRegistry.open(home);
+  const registry = await ModelRegistry.connect({ registry: registryOption, artifacts });
   try {
-    const record = registry.resolve(parsed.name, parsed.selector);
+    const record = await registry.resolve(parsed.name, parsed.selector);
     const modelPath = await registry.artifactPath(record);
     return { uri, name: record.name, version: record.version, modelPath, configText: record.config, config: registry.configOf(record), record };
   } finally {
-    registry.close();
+    await registry.close();
   }
 }

@@ -5,7 +5,6 @@ import { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import { registerRolloutMetrics } from '../lifecycle/rollout-metrics.ts';
 import { ModelRegistry } from '../registry/model-registry.ts';
 import { parseModelUri } from '../registry/model-uri.ts';
-import { registryHome } from '../registry/registry-home.ts';
 import type { AuthSettings } from './auth.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { buildServer, type CaliperServer } from './app.ts';
@@ -23,9 +22,13 @@ export interface ServeOptions {
   schedulerFactory?: SchedulerFactory;
   /** models:/ URIs to serve from the registry, followed live as stages and aliases move. */
   modelUris?: string[];
-  /** Registry home; given without modelUris, every model with a Production version or an alias is served. */
+  /** Registry folder or postgres:// URI; given without modelUris, every model with a Production version or an alias is served. */
   registry?: string;
-  /** How often the registry is checked for changes (ms, default 250). */
+  /** Artifact store: a folder or s3://BUCKET/PREFIX (default: the registry folder's, or $CALIPER_ARTIFACTS). */
+  artifacts?: string;
+  /** Where artifacts downloaded from an object store are cached (default $CALIPER_ARTIFACT_CACHE or HOME/artifact-cache). */
+  artifactCache?: string;
+  /** How often the registry is checked for changes (ms, default 250; PostgreSQL also notifies at once). */
   registryPollMs?: number;
   /** Admin token (for /v2/repository) and inference API keys. */
   auth?: AuthSettings;
@@ -52,7 +55,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   let follower: RegistryFollower | undefined;
   if (uris.length > 0 || options.registry !== undefined) {
     const targets = uris.map(parseModelUri);
-    const registry = ModelRegistry.open(registryHome(options.registry));
+    const registry = await ModelRegistry.connect({ registry: options.registry, artifacts: options.artifacts, artifactCache: options.artifactCache });
     follower = new RegistryFollower(registry, repository, {
       targets, followAll: targets.length === 0, logger, pollMs: options.registryPollMs, schedulerFactory: options.schedulerFactory,
     });
@@ -73,7 +76,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   }
   const stopFollowing = async (): Promise<void> => {
     await follower?.close();
-    follower?.registry.close();
+    await follower?.registry.close();
   };
   try {
     await server.app.listen({ port: options.port ?? 8000, host: options.host ?? '127.0.0.1' });

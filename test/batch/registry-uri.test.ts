@@ -16,9 +16,9 @@ describe('caliper batch --model models:/URI', () => {
     const registry = ModelRegistry.open(home);
     try {
       const registered = await registry.register({ file: join(dir, '1', 'model.onnx'), configFile: join(dir, 'model.yaml'), name: 'fraud_detector', tags: {}, metrics: {} });
-      registry.setStage(registered.name, registered.version, 'Production');
+      await registry.setStage(registered.name, registered.version, 'Production');
     } finally {
-      registry.close();
+      await registry.close();
     }
     const uri = 'models:/fraud_detector/Production';
     const version = await loadBatchModel(uri, { registry: home });

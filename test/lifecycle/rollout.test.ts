@@ -1,6 +1,7 @@
 import autocannon from 'autocannon';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArtifactStore } from '../../src/registry/artifact-store.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
 import { quietLogger } from '../support/quiet-logger.ts';
@@ -35,7 +36,7 @@ describe('live rollout from the registry', () => {
     writer = ModelRegistry.open(fixture.home);
     await writer.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
     await writer.register({ file: fraudVariant(fixture, 'two'), configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
-    writer.setStage('fraud', 1, 'Production', { actor: 'test' });
+    await writer.setStage('fraud', 1, 'Production', { actor: 'test' });
     server = await startServing({
       paths: [], modelUris: ['models:/fraud/Production'], registry: fixture.home, registryPollMs: 25, port: 0, logger: quietLogger(),
       auth: { adminToken: 'admin-secret', apiKeys: ['key-1', 'key-2'] },
@@ -43,7 +44,7 @@ describe('live rollout from the registry', () => {
   });
   afterAll(async () => {
     await server?.close();
-    writer.close();
+    await writer.close();
     fixture.remove();
   });
 
@@ -95,8 +96,8 @@ describe('live rollout from the registry', () => {
 
   it('keeps the old version serving when the new one fails to load, and reports it in logs, metrics and status', async () => {
     const broken = await writer.register({ file: fraudVariant(fixture, 'three'), configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
-    writeFileSync(writer.artifacts.pathOf(broken.sha256), 'not the registered bytes');
-    writer.setStage('fraud', broken.version, 'Production', { archiveExisting: true, actor: 'test' });
+    writeFileSync(new ArtifactStore(fixture.home).pathOf(broken.sha256), 'not the registered bytes');
+    await writer.setStage('fraud', broken.version, 'Production', { archiveExisting: true, actor: 'test' });
     await waitFor(() => server.follower!.statusOf('fraud')?.failedVersion === broken.version, 'the failed load');
     expect(server.follower!.statusOf('fraud')).toMatchObject({ state: 'ready', servedVersion: 2, loadFailures: 1 });
     expect(server.follower!.statusOf('fraud')!.reason).toMatch(/version 3 failed to load: .*artifact .* is corrupt.*; version 2 keeps serving/);
@@ -110,7 +111,7 @@ describe('live rollout from the registry', () => {
     const promoted = await admin('/v2/repository/models/fraud/promote', { version: 1, stage: 'Production', archive_existing: true });
     expect(promoted).toMatchObject({ status: 200, body: { version: 1, stage: 'Production', served_version: 1 } });
     expect(server.follower!.statusOf('fraud')!.reason).toBeUndefined();
-    expect(writer.history('fraud').at(-1)).toMatchObject({ event: 'stage', to: 'Production', actor: expect.stringMatching(/^token:[0-9a-f]{12}$/) });
+    expect((await writer.history('fraud')).at(-1)).toMatchObject({ event: 'stage', to: 'Production', actor: expect.stringMatching(/^token:[0-9a-f]{12}$/) });
   });
 
   it('splits canary traffic by weight, sticky per routing key, and mirrors shadow traffic without changing answers', async () => {

@@ -11,8 +11,8 @@ const V2_YAML = 'examples/fraud-detector/2/model.yaml';
 describe('registering a model whose model.yaml looks up online features', () => {
   const fixture = new RegistryFixture();
   const registry = ModelRegistry.open(fixture.home);
-  afterAll(() => {
-    registry.close();
+  afterAll(async () => {
+    await registry.close();
     fixture.remove();
   });
 

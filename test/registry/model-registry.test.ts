@@ -1,9 +1,12 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaliperError } from '../../src/errors.ts';
+import { ArtifactStore } from '../../src/registry/artifact-store.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { formatModelUri, parseModelUri } from '../../src/registry/model-uri.ts';
 import { resolveModelUri } from '../../src/registry/uri-resolver.ts';
+import { startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
 import { FRAUD_ONNX, FRAUD_YAML, RegistryFixture } from './registry-fixture.ts';
 
 const codeOf = (fn: () => unknown): string => {
@@ -44,74 +47,99 @@ describe('model URIs', () => {
   });
 });
 
-describe('model registry', () => {
+let postgres: PrivatePostgres;
+beforeAll(async () => {
+  postgres = await startPrivatePostgres();
+});
+afterAll(async () => {
+  await postgres?.dispose();
+});
+
+/** The same behaviour from both backends: SQLite in a folder, PostgreSQL through its URI (artifacts in a folder either way). */
+describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) => {
   const fixture = new RegistryFixture();
+  const artifactsDir = join(fixture.dir, 'shared-artifacts');
+  let location: string;
+  let artifacts: string | undefined;
   let registry: ModelRegistry;
+  let store: ArtifactStore;
+  const connect = (): Promise<ModelRegistry> => ModelRegistry.connect({ registry: location, ...(artifacts ? { artifacts } : {}) });
 
   beforeAll(async () => {
-    registry = ModelRegistry.open(fixture.home);
+    location = backend === 'sqlite' ? fixture.home : await postgres.createDatabase('model_registry');
+    artifacts = backend === 'sqlite' ? undefined : artifactsDir;
+    store = backend === 'sqlite' ? new ArtifactStore(fixture.home) : new ArtifactStore(join(artifactsDir, 'sha256'), { root: true });
+    registry = await connect();
     await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', description: 'first', tags: { team: 'risk' }, metrics: { auc: 0.91 }, actor: 'test' });
     await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
     await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
   });
-  afterAll(() => {
-    registry.close();
+  afterAll(async () => {
+    await registry?.close();
     fixture.remove();
   });
 
-  it('numbers versions from 1 and records source, sha256, size, signature, config, tags and metrics', () => {
-    const v1 = registry.version('fraud', 1);
+  it('numbers versions from 1 and records source, sha256, size, signature, config, tags and metrics', async () => {
+    const v1 = await registry.version('fraud', 1);
     expect(v1).toMatchObject({ name: 'fraud', version: 1, stage: 'None', description: 'first', tags: { team: 'risk' }, metrics: { auc: 0.91 }, createdBy: 'test' });
     expect(v1.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(v1.size).toBeGreaterThan(100);
+    expect(typeof v1.size).toBe('number');
     expect(v1.source).toMatch(/fraud-detector\/1\/model\.onnx$/);
     expect(v1.signature.inputs).toEqual([expect.objectContaining({ name: 'features', type: 'float32', shape: [-1, 10] })]);
     expect(v1.config).toContain('one_hot: merchant_category');
-    expect(registry.model('fraud').versions).toEqual([1, 2, 3]);
+    expect((await registry.model('fraud')).versions).toEqual([1, 2, 3]);
     // The same bytes are stored once.
-    const shards = readdirSync(registry.artifacts.root).filter((d) => !d.startsWith('.'));
+    const shards = readdirSync(store.root).filter((d) => !d.startsWith('.'));
     expect(shards).toHaveLength(1);
   });
 
-  it('moves stages (archiving the existing ones on request), moves aliases and resolves every selector', () => {
-    registry.setStage('fraud', 1, 'Production', { actor: 'test' });
-    registry.setStage('fraud', 2, 'Production', { archiveExisting: true, actor: 'test' });
-    expect(registry.version('fraud', 1).stage).toBe('Archived');
-    registry.setStage('fraud', 3, 'Staging', { actor: 'test' });
-    registry.setAlias('fraud', 'champion', 2, 'test');
-    registry.setAlias('fraud', 'challenger', 1, 'test');
-    registry.setAlias('fraud', 'challenger', 3, 'test');
-    expect(registry.resolve('fraud', { kind: 'stage', stage: 'Production' }).version).toBe(2);
-    expect(registry.resolve('fraud', { kind: 'stage', stage: 'Staging' }).version).toBe(3);
-    expect(registry.resolve('fraud', { kind: 'alias', alias: 'champion' }).version).toBe(2);
-    expect(registry.resolve('fraud', { kind: 'alias', alias: 'challenger' }).version).toBe(3);
-    expect(registry.resolve('fraud', { kind: 'latest' }).version).toBe(3);
-    expect(registry.resolve('fraud', { kind: 'version', version: 1 }).version).toBe(1);
-    expect(registry.model('fraud')).toMatchObject({ stages: { Production: [2], Staging: [3], Archived: [1] }, aliases: { champion: 2, challenger: 3 } });
+  it('moves stages (archiving the existing ones on request), moves aliases and resolves every selector', async () => {
+    await registry.setStage('fraud', 1, 'Production', { actor: 'test' });
+    await registry.setStage('fraud', 2, 'Production', { archiveExisting: true, actor: 'test' });
+    expect((await registry.version('fraud', 1)).stage).toBe('Archived');
+    await registry.setStage('fraud', 3, 'Staging', { actor: 'test' });
+    await registry.setAlias('fraud', 'champion', 2, 'test');
+    await registry.setAlias('fraud', 'challenger', 1, 'test');
+    await registry.setAlias('fraud', 'challenger', 3, 'test');
+    expect((await registry.resolve('fraud', { kind: 'stage', stage: 'Production' })).version).toBe(2);
+    expect((await registry.resolve('fraud', { kind: 'stage', stage: 'Staging' })).version).toBe(3);
+    expect((await registry.resolve('fraud', { kind: 'alias', alias: 'champion' })).version).toBe(2);
+    expect((await registry.resolve('fraud', { kind: 'alias', alias: 'challenger' })).version).toBe(3);
+    expect((await registry.resolve('fraud', { kind: 'latest' })).version).toBe(3);
+    expect((await registry.resolve('fraud', { kind: 'version', version: 1 })).version).toBe(1);
+    expect(await registry.model('fraud')).toMatchObject({ stages: { Production: [2], Staging: [3], Archived: [1] }, aliases: { champion: 2, challenger: 3 } });
   });
 
-  it('keeps a full history of transitions and alias moves with who made them', () => {
-    const history = registry.history('fraud').map((h) => [h.version, h.event, h.from, h.to, h.actor]);
+  it('keeps a full history of transitions and alias moves with who made them', async () => {
+    const history = (await registry.history('fraud')).map((h) => [h.version, h.event, h.from, h.to, h.actor]);
     expect(history).toEqual(expect.arrayContaining([
       [1, 'stage', 'None', 'Production', 'test'],
       [1, 'stage', 'Production', 'Archived', 'test'],
       [2, 'stage', 'None', 'Production', 'test'],
       [3, 'alias_set', 'challenger=1', 'challenger=3', 'test'],
     ]));
-    expect(registry.history('fraud').filter((h) => h.event === 'registered')).toHaveLength(3);
+    expect((await registry.history('fraud')).filter((h) => h.event === 'registered')).toHaveLength(3);
   });
 
-  it('names what is unknown: model, version, stage, alias', () => {
-    expect(codeOf(() => registry.resolve('nope', { kind: 'latest' }))).toMatch(/^CALIPER_MODEL_NOT_FOUND: model "nope" is not registered \(registered models: fraud\)/);
-    expect(codeOf(() => registry.version('fraud', 9))).toMatch(/^CALIPER_VERSION_NOT_FOUND: model "fraud" has no version 9 \(versions: 1, 2, 3\)/);
-    expect(codeOf(() => registry.resolve('fraud', { kind: 'stage', stage: 'None' }))).toMatch(/^CALIPER_VERSION_NOT_FOUND: .*no version in stage None/);
-    expect(codeOf(() => registry.resolve('fraud', { kind: 'alias', alias: 'ghost' }))).toMatch(/^CALIPER_NOT_FOUND: models:\/fraud@ghost: .*no alias "ghost" \(aliases: challenger, champion\)/);
-    expect(codeOf(() => registry.setAlias('fraud', 'Production', 1))).toMatch(/^CALIPER_INVALID_INPUT: alias: "Production" is reserved/);
-    expect(codeOf(() => registry.setTraffic('fraud', { canary: { target: { kind: 'latest' }, weight: 1.5 } }))).toMatch(/canary.weight: expected a fraction/);
+  it('keeps traffic weights exactly (no single-precision rounding)', async () => {
+    await registry.setTraffic('fraud', { canary: { target: { kind: 'alias', alias: 'challenger' }, weight: 0.1 }, shadow: { target: { kind: 'version', version: 3 }, fraction: 0.3 } }, 'test');
+    expect(await registry.traffic('fraud')).toEqual({ canary: { target: { kind: 'alias', alias: 'challenger' }, weight: 0.1 }, shadow: { target: { kind: 'version', version: 3 }, fraction: 0.3 } });
+    await registry.setTraffic('fraud', {}, 'test');
+    expect(await registry.traffic('fraud')).toEqual({});
+  });
+
+  it('names what is unknown: model, version, stage, alias', async () => {
+    expect(await rejection(registry.resolve('nope', { kind: 'latest' }))).toMatch(/^CALIPER_MODEL_NOT_FOUND: model "nope" is not registered \(registered models: fraud\)/);
+    expect(await rejection(registry.version('fraud', 9))).toMatch(/^CALIPER_VERSION_NOT_FOUND: model "fraud" has no version 9 \(versions: 1, 2, 3\)/);
+    expect(await rejection(registry.resolve('fraud', { kind: 'stage', stage: 'None' }))).toMatch(/^CALIPER_VERSION_NOT_FOUND: .*no version in stage None/);
+    expect(await rejection(registry.resolve('fraud', { kind: 'alias', alias: 'ghost' }))).toMatch(/^CALIPER_NOT_FOUND: models:\/fraud@ghost: .*no alias "ghost" \(aliases: challenger, champion\)/);
+    expect(await rejection(registry.setAlias('fraud', 'Production', 1))).toMatch(/^CALIPER_INVALID_INPUT: alias: "Production" is reserved/);
+    expect(await rejection(registry.setTraffic('fraud', { canary: { target: { kind: 'latest' }, weight: 1.5 } }))).toMatch(/canary.weight: expected a fraction/);
   });
 
   it('refuses corrupt, truncated and non-ONNX files and mismatching model.yaml without creating a version', async () => {
-    const before = registry.model('fraud').versions;
+    const before = (await registry.model('fraud')).versions;
     expect(await rejection(registry.register({ file: fixture.truncatedModel(), configFile: FRAUD_YAML, name: 'fraud' })))
       .toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*truncated\.onnx: not a loadable ONNX model/);
     expect(await rejection(registry.register({ file: fixture.file('text.onnx', 'this is not a model'), configFile: FRAUD_YAML, name: 'fraud' })))
@@ -123,33 +151,50 @@ describe('model registry', () => {
     expect(await rejection(registry.register({ file: fixture.file('empty.onnx', ''), configFile: FRAUD_YAML, name: 'fraud' })))
       .toMatch(/^CALIPER_MODEL_LOAD_FAILED/);
     expect(await rejection(registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'bad name!' }))).toMatch(/^CALIPER_INVALID_INPUT: name:/);
-    expect(registry.model('fraud').versions).toEqual(before);
-    expect(readdirSync(registry.artifacts.root).filter((f) => f.startsWith('.incoming'))).toEqual([]);
+    expect((await registry.model('fraud')).versions).toEqual(before);
+    expect(readdirSync(store.root).filter((f) => f.startsWith('.incoming'))).toEqual([]);
   });
 
   it('resolves URIs to checked files and refuses an artifact whose bytes changed', async () => {
-    const resolved = await resolveModelUri('models:/fraud@champion', fixture.home);
+    const resolved = await resolveModelUri('models:/fraud@champion', location, artifacts);
     expect(resolved).toMatchObject({ name: 'fraud', version: 2 });
     expect(resolved.config.name).toBe('fraud');
     expect(existsSync(resolved.modelPath)).toBe(true);
-    expect((await resolveModelUri('models:/fraud/Production', fixture.home)).version).toBe(2);
-    expect((await resolveModelUri('models:/fraud/latest', fixture.home)).version).toBe(3);
-    expect((await resolveModelUri('models:/fraud/1', fixture.home)).version).toBe(1);
+    expect((await resolveModelUri('models:/fraud/Production', location, artifacts)).version).toBe(2);
+    expect((await resolveModelUri('models:/fraud/latest', location, artifacts)).version).toBe(3);
+    expect((await resolveModelUri('models:/fraud/1', location, artifacts)).version).toBe(1);
 
-    const other = ModelRegistry.open(fixture.home);
+    const other = await connect();
     const tampered = await other.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'tamper' });
-    other.close();
-    writeFileSync(registry.artifacts.pathOf(tampered.sha256), 'garbage');
-    expect(await rejection(resolveModelUri('models:/tamper/1', fixture.home))).toMatch(/^CALIPER_ARTIFACT_CORRUPT: models:\/tamper\/1: artifact .* is corrupt/);
+    await other.close();
+    writeFileSync(store.pathOf(tampered.sha256), 'garbage');
+    expect(await rejection(resolveModelUri('models:/tamper/1', location, artifacts))).toMatch(/^CALIPER_ARTIFACT_CORRUPT: models:\/tamper\/1: artifact .* is corrupt/);
   });
 
-  it('deletes versions and models, guarding Production and aliased versions unless forced', () => {
-    expect(codeOf(() => registry.deleteVersion('fraud', 2))).toMatch(/^CALIPER_CONFLICT: .*stage Production/);
-    registry.deleteVersion('fraud', 1);
-    expect(registry.model('fraud').versions).toEqual([2, 3]);
-    expect(codeOf(() => registry.deleteModel('fraud'))).toMatch(/^CALIPER_CONFLICT/);
-    registry.deleteModel('fraud', { force: true });
-    expect(codeOf(() => registry.model('fraud'))).toMatch(/^CALIPER_MODEL_NOT_FOUND/);
-    expect(registry.history('fraud').at(-1)).toMatchObject({ event: 'model_deleted' });
+  it('deletes versions and models, guarding Production and aliased versions unless forced', async () => {
+    expect(await rejection(registry.deleteVersion('fraud', 2))).toMatch(/^CALIPER_CONFLICT: .*stage Production/);
+    await registry.deleteVersion('fraud', 1);
+    expect((await registry.model('fraud')).versions).toEqual([2, 3]);
+    expect(await rejection(registry.deleteModel('fraud'))).toMatch(/^CALIPER_CONFLICT/);
+    await registry.deleteModel('fraud', { force: true });
+    expect(await rejection(registry.model('fraud'))).toMatch(/^CALIPER_MODEL_NOT_FOUND/);
+    expect((await registry.history('fraud')).at(-1)).toMatchObject({ event: 'model_deleted' });
   });
 });
+
+describe('registry locations', () => {
+  it('refuses a --registry or --artifacts URI of an unknown kind, naming the option', async () => {
+    expect(await rejection(ModelRegistry.connect({ registry: 'mysql://x@y/z' }))).toMatch(/^CALIPER_INVALID_INPUT: --registry: .* neither a folder nor a postgres:\/\/ URI/);
+    expect(await rejection(ModelRegistry.connect({ registry: join(scratch.dir, 'x'), artifacts: 'gs://bucket/x' }))).toMatch(/^CALIPER_INVALID_INPUT: --artifacts: /);
+    expect(await rejection(ModelRegistry.connect({ registry: join(scratch.dir, 'y'), artifacts: 's3://bucket/x?colour=red' }))).toMatch(/^CALIPER_INVALID_INPUT: --artifacts: unknown parameter "colour"/);
+  });
+
+  it('says the registry is unavailable (503) when PostgreSQL cannot be reached, without the password', async () => {
+    const message = await rejection(ModelRegistry.connect({ registry: 'postgres://caliper:secret@127.0.0.1:1/none' }));
+    expect(message).toMatch(/^CALIPER_REGISTRY_UNAVAILABLE: registry postgres:\/\/caliper:\*\*\*@127\.0\.0\.1:1\/none/);
+    expect(message).not.toContain('secret');
+  });
+});
+
+const scratch = new RegistryFixture();
+afterAll(() => scratch.remove());

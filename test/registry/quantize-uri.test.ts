@@ -12,7 +12,7 @@ describe('caliper quantize with a registry URI', () => {
   it('quantizes the registered version the URI names', async () => {
     const registry = ModelRegistry.open(fixture.home);
     await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
-    registry.close();
+    await registry.close();
     const output = join(fixture.dir, 'fraud-int8.onnx');
     const stdout = execFileSync(process.execPath, ['bin/caliper.js', 'quantize', 'models:/fraud/latest', '-o', output, '--mode', 'dynamic', '--no-latency', '--force', '--json', '--registry', fixture.home], { encoding: 'utf8' });
     expect(existsSync(output)).toBe(true);

@@ -75,7 +75,7 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
       seen.add(status.name);
       entries.push({ name: status.name, state: status.state === 'loading' ? 'LOADING' : 'UNAVAILABLE', ...(status.reason ? { reason: status.reason } : {}) });
     }
-    for (const model of follower?.registry.listModels() ?? []) {
+    for (const model of (await follower?.registry.listModels()) ?? []) {
       if (!seen.has(model.name)) entries.push({ name: model.name, state: 'UNAVAILABLE', reason: 'registered, not loaded' });
     }
     for (const failure of repository.failures) {
@@ -102,7 +102,7 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
     const { name } = request.params;
     const parameters = objectBody(objectBody(request.body).parameters);
     const target = optionalString(parameters, 'target');
-    if (follower && (follower.follows(name) || registered(follower, name))) {
+    if (follower && (follower.follows(name) || await registered(follower, name))) {
       const status = await follower.follow(name, target === undefined ? undefined : parseSelector(name, target));
       if (!repository.has(name) || status?.state === 'failed' || status?.state === 'unavailable') {
         throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `model "${name}" could not be loaded: ${status?.reason ?? 'unknown reason'}`);
@@ -138,8 +138,8 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
     const registry = registryFollower.registry;
     const actor = actorOf(request);
     const record = stage !== undefined
-      ? registry.setStage(name, version, parseStage(stage), { archiveExisting, actor })
-      : registry.setAlias(name, checkAlias(alias!), version, actor);
+      ? await registry.setStage(name, version, parseStage(stage), { archiveExisting, actor })
+      : await registry.setAlias(name, checkAlias(alias!), version, actor);
     await registryFollower.sync();
     const served = repository.has(name) ? repository.get(name) : undefined;
     return {
@@ -162,7 +162,7 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
       const shadow = objectBody(body.shadow);
       settings.shadow = { target: parseSelector(name, optionalString(shadow, 'target') ?? invalidTarget('shadow')), fraction: share(shadow, 'fraction', 'shadow') };
     }
-    const saved = registryFollower.registry.setTraffic(name, settings, actorOf(request));
+    const saved = await registryFollower.registry.setTraffic(name, settings, actorOf(request));
     await registryFollower.sync();
     return {
       name,
@@ -177,9 +177,9 @@ function invalidTarget(field: string): never {
   throw invalidInput(`${field}.target: expected a version, stage, @alias or "latest"`);
 }
 
-function registered(follower: RegistryFollower, name: string): boolean {
+async function registered(follower: RegistryFollower, name: string): Promise<boolean> {
   try {
-    follower.registry.model(name);
+    await follower.registry.model(name);
     return true;
   } catch {
     return false;
