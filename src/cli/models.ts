@@ -87,8 +87,9 @@ export function registerModelsCommand(program: Command): void {
     .option('--tag <key=value>', 'a tag (repeatable)', keyValue('--tag'))
     .option('--metric <key=value>', 'a numeric metric, e.g. auc=0.93 (repeatable)', keyValue('--metric'))
     .option('--stage <stage>', 'move the new version to this stage right away')
+    .option('--archive-existing', 'with --stage: move the versions already in that stage to Archived')
     .option('--alias <alias>', 'point this alias at the new version'))
-    .action(async (file: string, o: CommonOptions & { name: string; config: string; description?: string; tag?: Record<string, string>; metric?: Record<string, string>; stage?: string; alias?: string }) => {
+    .action(async (file: string, o: CommonOptions & { name: string; config: string; description?: string; tag?: Record<string, string>; metric?: Record<string, string>; stage?: string; archiveExisting?: boolean; alias?: string }) => {
       const metrics: Record<string, number> = {};
       for (const [k, v] of Object.entries(o.metric ?? {})) {
         const n = Number(v);
@@ -99,7 +100,7 @@ export function registerModelsCommand(program: Command): void {
       if (o.alias !== undefined) checkAlias(o.alias, '--alias');
       const record = await withRegistry(o, async (registry) => {
         let created = await registry.register({ file, configFile: o.config, name: o.name, description: o.description, tags: o.tag ?? {}, metrics });
-        if (stage) created = await registry.setStage(created.name, created.version, stage);
+        if (stage) created = await registry.setStage(created.name, created.version, stage, { archiveExisting: o.archiveExisting ?? false });
         if (o.alias) created = await registry.setAlias(created.name, o.alias, created.version);
         return created;
       });

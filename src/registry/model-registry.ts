@@ -7,7 +7,6 @@ import type { ModelSignature } from '../runtime/model-signature.ts';
 import { ArtifactStore, type ArtifactRepository } from './artifact-store.ts';
 import { checkAlias, checkModelName, type Stage } from './model-stage.ts';
 import { formatModelUri, formatSelector, parseSelector, type VersionSelector } from './model-uri.ts';
-import { PostgresRegistryDatabase } from './postgres-database.ts';
 import type { RegistryDatabase, SqlExecutor, WriteTransaction } from './registry-database.ts';
 import { openArtifactStore, registryLocation, type RegistryOptions } from './registry-location.ts';
 import { checkRegistration, configForName } from './registration-check.ts';
@@ -132,8 +131,10 @@ export class ModelRegistry {
   /** A registry by URI: --registry DIR|postgres://… and --artifacts DIR|s3://… (or their environment forms). */
   static async connect(options: RegistryOptions = {}): Promise<ModelRegistry> {
     const location = registryLocation(options.registry);
-    const artifacts = openArtifactStore(location, options);
+    const artifacts = await openArtifactStore(location, options);
     if (location.kind === 'sqlite') return ModelRegistry.open(location.home, artifacts);
+    // pg is loaded only for a PostgreSQL registry.
+    const { PostgresRegistryDatabase } = await import('./postgres-database.ts');
     return new ModelRegistry(await PostgresRegistryDatabase.connect(location.uri), artifacts);
   }
 

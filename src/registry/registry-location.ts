@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { CaliperError } from '../errors.ts';
 import { ArtifactStore, type ArtifactRepository } from './artifact-store.ts';
 import { registryHome } from './registry-home.ts';
-import { S3ArtifactStore } from './s3-artifact-store.ts';
 
 /** Where a registry is: a folder (SQLite, the embedded default) or a PostgreSQL URI. */
 export type RegistryLocation = { kind: 'sqlite'; home: string } | { kind: 'postgres'; uri: string };
@@ -31,13 +30,17 @@ export function registryLocation(option?: string): RegistryLocation {
   return { kind: 'sqlite', home: registryHome(value?.startsWith('file://') ? fileURLToPath(value) : value) };
 }
 
-/** The artifact store a registry location uses, by URI: s3://… or a folder (default: the registry folder's artifacts/). */
-export function openArtifactStore(location: RegistryLocation, options: RegistryOptions = {}): ArtifactRepository {
+/**
+ * The artifact store a registry location uses, by URI: s3://… or a folder (default: the registry folder's artifacts/).
+ * The AWS SDK is loaded only when an s3:// store is named.
+ */
+export async function openArtifactStore(location: RegistryLocation, options: RegistryOptions = {}): Promise<ArtifactRepository> {
   const value = options.artifacts || process.env.CALIPER_ARTIFACTS || undefined;
   const home = location.kind === 'sqlite' ? location.home : registryHome();
   if (value === undefined) return new ArtifactStore(home);
   if (value.startsWith('s3://')) {
     const cache = options.artifactCache || process.env.CALIPER_ARTIFACT_CACHE || join(home, 'artifact-cache');
+    const { S3ArtifactStore } = await import('./s3-artifact-store.ts');
     return S3ArtifactStore.open(value, resolve(cache));
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !value.startsWith('file://')) {

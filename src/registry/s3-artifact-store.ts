@@ -70,6 +70,10 @@ export class S3ArtifactStore implements ArtifactRepository {
       region: s3.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       forcePathStyle: s3.forcePathStyle,
       maxAttempts: 2,
+      // Checksums only where S3 demands them: several S3-compatible stores refuse the newer trailing-checksum uploads.
+      // Every download is checked against the registered sha256 anyway.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { connectionTimeout: 3_000, requestTimeout: 60_000 },
     });
   }

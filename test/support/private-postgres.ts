@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -28,7 +28,7 @@ function postgresBin(): string {
  * listening on a free loopback port. PostgreSQL refuses to run as root, so as root it runs as the Debian
  * package's `postgres` user (runuser).
  */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(options: { listen?: string[] } = {}): Promise<PrivatePostgres> {
   const bin = postgresBin();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'caliper-postgres-'));
@@ -41,8 +41,11 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   }
   const [initCommand, initArgs] = as(join(bin, 'initdb'), ['-D', data, '-U', 'caliper', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
   execFileSync(initCommand, initArgs, { stdio: 'ignore' });
+  // Test hosts in network namespaces connect from their own addresses (trusted like loopback: nothing else can reach them).
+  const extra = options.listen ?? [];
+  if (extra.length > 0) appendFileSync(join(data, 'pg_hba.conf'), extra.map((a) => `host all all ${a.replace(/\.\d+$/, '.0')}/24 trust\n`).join(''));
   const [startCommand, startArgs] = as(join(bin, 'pg_ctl'), ['-D', data, '-w', '-t', '30', '-l', join(dir, 'log'), '-o',
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`, 'start']);
+    `-p ${port} -k ${dir} -c listen_addresses=${['127.0.0.1', ...extra].join(',')} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`, 'start']);
   execFileSync(startCommand, startArgs, { stdio: 'ignore' });
   const url = `postgres://caliper@127.0.0.1:${port}/postgres`;
   let stopped = false;
