@@ -9,7 +9,6 @@ import { listModelVersions, MODEL_FILE, readModelConfig, readVersionConfig } fro
 import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { isModelUri } from '../registry/model-uri.ts';
-import { registryHome } from '../registry/registry-home.ts';
 import { resolveModelUri } from '../registry/uri-resolver.ts';
 
 export interface ModelSource {
@@ -36,7 +35,7 @@ function servedVersion(config: ModelConfig): number {
 /** Resolves `--model DIR|DIR/VERSION|models:/URI`. */
 export async function resolveModelSource(spec: string, registry?: string): Promise<ModelSource> {
   if (isModelUri(spec)) {
-    const resolved = await resolveModelUri(spec, registryHome(registry));
+    const resolved = await resolveModelUri(spec, registry);
     return { name: spec, from: `models:/${resolved.name}/${resolved.version}`, modelPath: resolved.modelPath, config: resolved.config, version: resolved.version, configText: resolved.configText };
   }
   if (!existsSync(spec)) throw new CaliperError('CALIPER_NOT_FOUND', `--model: ${spec} does not exist (expected a model folder with model.yaml, or models:/NAME/VERSION)`);

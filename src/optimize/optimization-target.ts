@@ -9,7 +9,6 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { formatOfPath } from '../batch/io/batch-format.ts';
 import { ModelRegistry, type RegisteredVersion } from '../registry/model-registry.ts';
-import { registryHome } from '../registry/registry-home.ts';
 import type { FeedSet } from './datasets/feed-set.ts';
 import { loadRequestData, RequestPipeline } from './datasets/request-data.ts';
 import { resolveModelSource, type ModelSource } from './model-source.ts';
@@ -57,7 +56,7 @@ export interface RegisterOptimizedRequest {
 /** Registers the optimized model as the next version of NAME, with the source's model.yaml, its report as metrics, and where it came from as tags. */
 export async function registerOptimized(request: RegisterOptimizedRequest): Promise<RegisteredVersion> {
   const scratch = mkdtempSync(join(tmpdir(), 'caliper-register-'));
-  const registry = ModelRegistry.open(registryHome(request.registry));
+  const registry = await ModelRegistry.connect({ registry: request.registry });
   try {
     // The registry stores model.yaml's text only, so a feature file named relative to the model folder is made absolute.
     const document = parseDocument(request.source.configText);
@@ -74,7 +73,7 @@ export async function registerOptimized(request: RegisterOptimizedRequest): Prom
       metrics: Object.fromEntries(Object.entries(request.metrics).filter(([, v]) => Number.isFinite(v))),
     });
   } finally {
-    registry.close();
+    await registry.close();
     rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -171,7 +171,7 @@ describe('the accuracy guard', () => {
 });
 
 describe('caliper quantize --model (CLI)', () => {
-  it('exits non-zero without writing when the guard fails, and with --force --register creates a registry version carrying the report', () => {
+  it('exits non-zero without writing when the guard fails, and with --force --register creates a registry version carrying the report', async () => {
     const out = join(work, 'cli.onnx');
     const registry = join(work, 'registry');
     const refused = caliper('--model', join(folder, '2'), '--mode', 'dynamic', '--eval', csv, '--label', 'outcome', '--no-latency', '-o', out, '--register', 'score_int8', '--registry', registry);
@@ -187,14 +187,14 @@ describe('caliper quantize --model (CLI)', () => {
     expect(forced.stdout).toMatch(/registered models:\/score_int8\/1/);
     const home = ModelRegistry.open(registry);
     try {
-      const version = home.version('score_int8', 1);
+      const version = await home.version('score_int8', 1);
       expect(version.tags).toEqual({ optimized_from: join(folder, '1'), mode: 'dynamic' });
       expect(version.metrics.accuracy_before).toBe(1);
       expect(version.metrics.accuracy_after).toBeGreaterThan(0.98);
       expect(version.metrics.size_after_bytes).toBeGreaterThan(0);
       expect(version.signature.inputs.map((i) => i.name).sort()).toEqual(['kind', 'numeric']);
     } finally {
-      home.close();
+      await home.close();
     }
   });
 });
