@@ -45,8 +45,8 @@ type InferenceClient = Client & Record<string, (request: object, ...rest: unknow
 let grpc: InferenceClient;
 
 /** Records every job's priority on its way into the real scheduler. */
-const recordingScheduler: SchedulerFactory = (pool, config, signature) => {
-  const scheduler = defaultScheduler(pool, config, signature);
+const recordingScheduler: SchedulerFactory = (pool, config, signature, batchAxis) => {
+  const scheduler = defaultScheduler(pool, config, signature, batchAxis);
   const submit = scheduler.submit.bind(scheduler);
   scheduler.submit = (job) => {
     const list = submitted.get(config.name) ?? [];
@@ -486,5 +486,64 @@ describe('fault 5: BYTES arrive byte for byte, or are refused naming the element
     const good = await send('POST', '/models/echo_bytes/predict', { 'content-type': 'application/json' }, JSON.stringify({ a: '\ufeffhi', b: '😀', c: '' }));
     expect(good.status, good.body.toString()).toBe(200);
     expect(good.json.same).toEqual(['\ufeffhi', '😀', '']);
+  });
+});
+
+describe('fault 6: model configuration in Triton\'s ModelConfig field names (REST and gRPC)', () => {
+  it('server metadata lists model_configuration over REST and gRPC', async () => {
+    expect((await send('GET', '/v2', {})).json.extensions).toContain('model_configuration');
+    expect((await grpcCall('ServerMetadata', {})).extensions).toContain('model_configuration');
+  });
+
+  it('GET /v2/models/{m}[/versions/{v}]/config: max_batch_size, input/output without the batch dim, dynamic_batching, instance_group, version_policy', async () => {
+    for (const path of ['/v2/models/ranked/config', '/v2/models/ranked/versions/1/config']) {
+      const response = await send('GET', path, {});
+      expect(response.status, response.body.toString()).toBe(200);
+      expect(response.json).toMatchObject({
+        name: 'ranked', platform: 'onnxruntime_onnx', backend: 'onnxruntime', max_batch_size: 8,
+        version_policy: { latest: { num_versions: 1 } },
+        input: [{ name: 'features', data_type: 'TYPE_FP32', format: 'FORMAT_NONE', dims: [width] }],
+        output: [{ name: 'fraud_probability', data_type: 'TYPE_FP32', dims: [1] }],
+        dynamic_batching: {
+          preferred_batch_size: [], max_queue_delay_microseconds: 0, priority_levels: 3, default_priority_level: 1,
+          default_queue_policy: { timeout_action: 'REJECT', max_queue_size: 10000, allow_timeout_override: true },
+        },
+        instance_group: [{ kind: 'KIND_CPU', count: 1 }],
+        model_transaction_policy: { decoupled: false },
+        response_cache: { enable: false },
+      });
+    }
+    const fraud = await send('GET', '/v2/models/fraud_detector/config', {});
+    expect(fraud.json).toMatchObject({ max_batch_size: 64, dynamic_batching: { preferred_batch_size: [4, 8, 16, 32], max_queue_delay_microseconds: 500, priority_levels: 0, default_queue_policy: { default_timeout_microseconds: 1_000_000 } } });
+  });
+
+  it('a model that does not batch: max_batch_size 0, whole shapes, no dynamic_batching; BYTES as TYPE_STRING', async () => {
+    const response = await send('GET', '/v2/models/echo_bytes/config', {});
+    expect(response.status).toBe(200);
+    expect(response.json.max_batch_size).toBe(0);
+    expect(response.json.dynamic_batching).toBeUndefined();
+    expect(response.json.input).toEqual([expect.objectContaining({ name: 'text', data_type: 'TYPE_STRING', dims: [-1, 3] })]);
+  });
+
+  it('unknown model or version: 404 with {"error"}; gRPC NOT_FOUND', async () => {
+    expect((await send('GET', '/v2/models/no_such_model/config', {})).status).toBe(404);
+    expect((await send('GET', '/v2/models/ranked/versions/7/config', {})).status).toBe(404);
+    expect((await grpcFailure('ModelConfig', { name: 'no_such_model', version: '' })).code).toBe(5);
+  });
+
+  it('gRPC ModelConfig answers the same configuration (decoded with the same field numbers as Triton\'s model_config.proto)', async () => {
+    const rest = (await send('GET', '/v2/models/ranked/config', {})).json;
+    const response = await grpcCall('ModelConfig', { name: 'ranked', version: '1' });
+    const config = response.config as Record<string, unknown>;
+    // Enums as their wire numbers, model_config.proto's: TYPE_FP32 = 11, KIND_CPU = 2, FORMAT_NONE = 0.
+    expect(config).toMatchObject({
+      name: 'ranked', platform: 'onnxruntime_onnx', backend: 'onnxruntime', max_batch_size: 8,
+      input: [{ name: 'features', data_type: 11, format: 0, dims: [width] }],
+      output: [{ name: 'fraud_probability', data_type: 11, dims: [1] }],
+      instance_group: [{ kind: 2, count: 1 }],
+      dynamic_batching: { priority_levels: 3, default_priority_level: 1, default_queue_policy: { max_queue_size: 10000 } },
+      version_policy: { latest: { num_versions: 1 } },
+    });
+    expect(config.parameters).toEqual(rest.parameters);
   });
 });

@@ -12,6 +12,7 @@ import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import type { RequestHints, RequestObserver } from '../request-observer.ts';
 import { modelMetadata, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from '../routes/v2-routes.ts';
 import { priorityFromTriton } from '../v2/triton-priority.ts';
+import { tritonModelConfig } from '../v2/model-configuration.ts';
 import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
 import { decodeModelInferRequest } from './infer-request-decoder.ts';
 import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type ModelInferRequest, type ModelInferResponse, type ModelStatisticsResponse, type RepositoryIndexResponse, type RequestDecoder } from './service-definition.ts';
@@ -152,6 +153,7 @@ export class InferenceService {
       },
       ServerMetadata: async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }),
       ModelMetadata: async (request) => modelMetadata(repository, repository.version(request.name, request.version || undefined)),
+      ModelConfig: async (request) => ({ config: tritonModelConfig(repository.version(request.name, request.version || undefined)) }),
       ModelInfer: (request, call) => this.infer(request, call),
       ModelStatistics: async (request) =>
         this.context.statistics.stats(request.name || undefined, request.version || undefined) as unknown as ModelStatisticsResponse,

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import type { TritonModelConfig } from '../v2/model-configuration.ts';
 
 /** The .proto file of `inference.GRPCInferenceService`, shared by the server, the client and the tests. */
 export const INFERENCE_PROTO_PATH = fileURLToPath(new URL('./inference-service.proto', import.meta.url));
@@ -134,6 +135,7 @@ export interface InferenceRpcs {
   ModelReady: { request: ModelRef; response: { ready: boolean } };
   ServerMetadata: { request: Record<string, never>; response: ServerMetadataResponse };
   ModelMetadata: { request: ModelRef; response: ModelMetadataResponse };
+  ModelConfig: { request: ModelRef; response: { config: TritonModelConfig } };
   ModelInfer: { request: ModelInferRequest; response: ModelInferResponse };
   ModelStreamInfer: { request: ModelInferRequest; response: ModelStreamInferResponse };
   ModelStatistics: { request: ModelRef; response: ModelStatisticsResponse };

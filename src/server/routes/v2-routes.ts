@@ -10,11 +10,12 @@ import { ONNX_PLATFORM, v2DatatypeOf } from '../v2/datatypes.ts';
 import { BINARY_CONTENT_TYPE, BINARY_HEADER_LENGTH, decodeInferBody, encodeInferResponse } from '../v2/binary-tensors.ts';
 import type { RequestObserver } from '../request-observer.ts';
 import { priorityFromTriton } from '../v2/triton-priority.ts';
+import { tritonModelConfig } from '../v2/model-configuration.ts';
 
 export const SERVER_NAME = 'caliper';
 export const SERVER_VERSION = '0.1.0';
 /** Protocol extensions this server implements (listed by GET /v2). */
-export const SERVER_EXTENSIONS: string[] = ['model_repository', 'statistics', 'binary_tensor_data'];
+export const SERVER_EXTENSIONS: string[] = ['model_repository', 'model_configuration', 'statistics', 'binary_tensor_data'];
 
 const tensorMetadata = (t: TensorSignature) => ({ name: t.name, datatype: v2DatatypeOf(t.type), shape: t.shape });
 
@@ -57,6 +58,9 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
   };
   for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
     app.get<{ Params: VersionParams }>(prefix, async (request) => modelMetadata(repository, versionOf(request.params)));
+
+    // Triton's model configuration extension: the version's settings in ModelConfig's field names.
+    app.get<{ Params: VersionParams }>(`${prefix}/config`, async (request) => tritonModelConfig(versionOf(request.params)));
 
     app.get<{ Params: VersionParams }>(`${prefix}/ready`, async (request, reply) => {
       const version = versionOf(request.params);
