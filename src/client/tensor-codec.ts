@@ -58,7 +58,8 @@ export function outputFromValues(name: string, datatype: string, shape: number[]
   const data = typedArrayOf(element, values.length);
   const big = element === 'int64' || element === 'uint64';
   values.forEach((v, i) => {
-    (data as unknown as unknown[])[i] = big ? BigInt(v as number) : typeof v === 'boolean' ? (v ? 1 : 0) : Number(v);
+    // JSON writes NaN and ±Infinity as null: a null number reads back as NaN, never as 0.
+    (data as unknown as unknown[])[i] = big ? BigInt(v as number) : typeof v === 'boolean' ? (v ? 1 : 0) : v === null ? NaN : Number(v);
   });
   return { name, datatype: type, shape, data: data as InferOutput['data'] };
 }

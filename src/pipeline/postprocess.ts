@@ -3,12 +3,27 @@ import { CaliperError } from '../errors.ts';
 import type { TensorSignature } from '../runtime/model-signature.ts';
 import { elementCount, type TensorMap } from '../runtime/tensor.ts';
 
-export type PredictionValue = number | string | boolean | PredictionValue[] | { label: string | number; probability?: number; score?: number }[];
+/**
+ * One response field. Numbers may be NaN or ±Infinity (as the model answered): JSON answers write them as null,
+ * binary/gRPC/Parquet keep them exact. null is a field an operation has no answer for (threshold of NaN, argmax of
+ * all-NaN values).
+ */
+export type PredictionValue = number | string | boolean | null | PredictionValue[] | { label: string | number; probability?: number; score?: number }[];
 export type Prediction = Record<string, PredictionValue>;
 
+/**
+ * Softmax defined for every input: any NaN makes every probability NaN; +Infinity entries share the whole
+ * probability (the others get 0); -Infinity entries get 0 (all -Infinity: NaN, there is no distribution).
+ */
 function softmax(values: number[]): number[] {
   let max = -Infinity;
-  for (const v of values) if (v > max) max = v;
+  let infinite = 0;
+  for (const v of values) {
+    if (Number.isNaN(v)) return values.map(() => NaN);
+    if (v === Infinity) infinite++;
+    if (v > max) max = v;
+  }
+  if (infinite > 0) return values.map((v) => (v === Infinity ? 1 / infinite : 0));
   let sum = 0;
   const exps = values.map((v) => { const e = Math.exp(v - max); sum += e; return e; });
   return exps.map((e) => e / sum);
@@ -82,18 +97,37 @@ function compileField(spec: PostprocessFieldSpec, file: string): FieldFn {
     if (spec.sigmoid) values = values.map((v) => 1 / (1 + Math.exp(-(v as number))));
     if (spec.softmax) values = softmax(values as number[]);
     if (spec.argmax) {
-      let best = 0;
-      for (let i = 1; i < values.length; i++) if ((values[i] as number) > (values[best] as number)) best = i;
+      // NaN ranks below every number (as in top_k); no number at all has no argmax (null). Ties keep the lower index.
+      let best = -1;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i] as number;
+        if (!Number.isNaN(v) && (best < 0 || v > (values[best] as number))) best = i;
+      }
+      if (best < 0) return null;
       return spec.labels ? spec.labels[best] ?? best : best;
     }
     if (spec.topK !== undefined) return topK(values as number[], spec.topK, spec.labels, spec.softmax || spec.sigmoid ? 'probability' : 'score');
     if (spec.threshold !== undefined) {
       if (values.length !== 1) throw new CaliperError('CALIPER_INFERENCE_FAILED', `${where}.threshold: needs one value per prediction, the source has ${values.length} (pick one with index)`);
-      return (values[0] as number) > spec.threshold;
+      const value = values[0] as number;
+      // NaN is neither above nor below the threshold: no verdict (null). ±Infinity compare as usual.
+      return Number.isNaN(value) ? null : value > spec.threshold;
     }
     if (spec.reshape) return reshape(values, spec.reshape);
     return values.length === 1 ? values[0]! : values;
   };
+}
+
+/** A copy of a response with every NaN and ±Infinity replaced by null: the one rule of every JSON answer. */
+export function nonFiniteAsNull<T>(value: T): T {
+  if (typeof value === 'number') return (Number.isFinite(value) ? value : null) as T;
+  if (Array.isArray(value)) return value.map(nonFiniteAsNull) as T;
+  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value)) {
+    const out: Record<string, unknown> = {};
+    for (const key in value) out[key] = nonFiniteAsNull((value as Record<string, unknown>)[key]);
+    return out as T;
+  }
+  return value;
 }
 
 /** model.yaml's postprocess section compiled: output tensors → one prediction object per row. */
@@ -118,19 +152,20 @@ export class Postprocessor {
 
   /** The JSON-schema type of each response field, for the OpenAPI document and the compiled serializer. */
   static fieldSchema(spec: PostprocessFieldSpec, outputs: readonly TensorSignature[]): Record<string, unknown> {
-    if (spec.threshold !== undefined) return { type: 'boolean' };
-    if (spec.argmax) return spec.labels ? { type: 'string' } : { type: 'integer' };
+    // nullable: a non-finite number is written as null, and threshold/argmax answer null where they have no answer.
+    if (spec.threshold !== undefined) return { type: 'boolean', nullable: true };
+    if (spec.argmax) return spec.labels ? { type: 'string', nullable: true } : { type: 'integer', nullable: true };
     if (spec.topK !== undefined) {
       const key = spec.softmax || spec.sigmoid ? 'probability' : 'score';
       return {
         type: 'array',
-        items: { type: 'object', properties: { label: spec.labels ? { type: 'string' } : { type: 'integer' }, [key]: { type: 'number' } } },
+        items: { type: 'object', properties: { label: spec.labels ? { type: 'string' } : { type: 'integer' }, [key]: { type: 'number', nullable: true } } },
       };
     }
     if (spec.reshape) return { type: 'array', items: {} };
     const output = 'output' in spec.source ? outputs.find((o) => o.name === (spec.source as { output: string }).output) : undefined;
     // The compiled serializer coerces to the schema's type: string outputs must stay strings, bool outputs become true/false.
-    const element = output?.type === 'string' ? { type: 'string' } : output?.type === 'bool' ? { type: 'boolean' } : { type: 'number' };
+    const element = output?.type === 'string' ? { type: 'string' } : output?.type === 'bool' ? { type: 'boolean' } : { type: 'number', nullable: true };
     if (spec.index !== undefined) return element;
     const perRow = output ? elementCount(output.shape.slice(1)) : -1;
     if (perRow === 1) return element;

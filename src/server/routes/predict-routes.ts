@@ -4,6 +4,7 @@ import { CaliperError } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { mirrorToShadow, routingKeyOf } from '../../lifecycle/traffic-policy.ts';
+import { nonFiniteAsNull } from '../../pipeline/postprocess.ts';
 import { runPredict } from '../../pipeline/predict-pipeline.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { responseSchemaOf } from '../openapi.ts';
@@ -18,14 +19,29 @@ interface Serializers {
 
 const serializers = new WeakMap<ModelVersion, Serializers>();
 
+/**
+ * The compiled serializer refuses NaN (it writes ±Infinity as null itself): a response holding one is written again
+ * with every non-finite number as null, so the fast path costs nothing extra.
+ */
+function withNonFiniteAsNull(serialize: (doc: unknown) => string): (doc: unknown) => string {
+  return (doc) => {
+    try {
+      return serialize(doc);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.includes('"NaN"')) throw error;
+      return serialize(nonFiniteAsNull(doc));
+    }
+  };
+}
+
 /** Compiled (schema-driven) JSON serializers for a version's responses, built once per version. */
 function serializersOf(version: ModelVersion): Serializers {
   let found = serializers.get(version);
   if (!found) {
     const schemas = responseSchemaOf(version);
     found = {
-      single: fastJson(schemas.single as unknown as Parameters<typeof fastJson>[0]),
-      batch: fastJson(schemas.batch as unknown as Parameters<typeof fastJson>[0]),
+      single: withNonFiniteAsNull(fastJson(schemas.single as unknown as Parameters<typeof fastJson>[0])),
+      batch: withNonFiniteAsNull(fastJson(schemas.batch as unknown as Parameters<typeof fastJson>[0])),
       modelName: version.name,
       modelVersion: String(version.version),
     };
