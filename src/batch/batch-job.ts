@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import type { BatchFormat } from './io/batch-format.ts';
+import type { BatchFormat, ParquetCompression } from './io/batch-format.ts';
 import type { InputFile } from './io/batch-input.ts';
 import type { ErrorPolicy } from './chunk-scorer.ts';
 import type { OutputColumn } from './output-columns.ts';
@@ -21,6 +21,10 @@ export interface BatchJobSpec {
   partsDir: string;
   /** Set when the output is one file: parts are merged into it at the end. */
   outputFile?: string;
+  /** Set for an output folder partitioned by this output column (COL=VALUE/ folders): written from the parts at the end. */
+  partitionBy?: string;
+  /** Parquet output compression (default snappy). */
+  compression?: ParquetCompression;
   errorsFile: string;
   /** Rows per inference batch. */
   batchSize: number;
@@ -41,6 +45,14 @@ export function jobFingerprint(spec: Omit<BatchJobSpec, 'id'>): string {
     const stat = statSync(file.path);
     return [file.path, file.format, stat.size, Math.trunc(stat.mtimeMs)];
   });
-  const pinned = { model: spec.model, inputs, output: spec.output, format: spec.format, partRows: spec.partRows, onError: spec.onError, keep: spec.keep ?? null, map: spec.map, columns: spec.columns, mode: spec.mode };
+  const pinned = {
+    model: spec.model, inputs, output: spec.output, format: spec.format, partRows: spec.partRows, onError: spec.onError, keep: spec.keep ?? null, map: spec.map, columns: spec.columns, mode: spec.mode,
+    partitionBy: spec.partitionBy ?? null, compression: spec.compression ?? null,
+  };
   return createHash('sha256').update(JSON.stringify(pinned)).digest('hex');
+}
+
+/** The format of the part files: the output's, except that a partitioned output is assembled from Parquet parts. */
+export function partFormat(spec: BatchJobSpec): BatchFormat {
+  return spec.partitionBy ? 'parquet' : spec.format;
 }

@@ -1,11 +1,13 @@
 import { resolve } from 'node:path';
 import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
-import { formatOfPath, type BatchFormat } from './io/batch-format.ts';
-import { expandInput, openRowSource } from './io/batch-input.ts';
+import { formatOfPath, type BatchFormat, type ParquetCompression } from './io/batch-format.ts';
+import { expandInput, type InputFile } from './io/batch-input.ts';
+import { probeColumns } from './io/input-scan.ts';
+import type { SourceColumn } from './io/source-row.ts';
 import { jobFingerprint, type BatchJobSpec } from './batch-job.ts';
 import type { ErrorPolicy } from './chunk-scorer.ts';
-import { declarableSqlType, parquetColumnTypes } from './io/parquet-reader.ts';
+import { declarableSqlType, sourceColumnsOf } from './io/parquet-reader.ts';
 import { outputColumns, type OutputColumn } from './output-columns.ts';
 import { isModelUri } from '../registry/model-uri.ts';
 import { isPostgresUri } from '../registry/registry-location.ts';
@@ -26,6 +28,9 @@ export interface BatchRequest {
   instances?: number;
   threads?: number;
   registry?: string;
+  /** Write a folder of COL=VALUE/ partitions of this output column. */
+  partitionBy?: string;
+  compression?: ParquetCompression;
 }
 
 /** Turns the command's options into a job spec: input files, output paths and the output schema. */
@@ -37,17 +42,20 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
     throw new CaliperError('CALIPER_INVALID_INPUT', `--format: ${request.format} does not match the extension of --output ${request.output}`);
   }
   const format = request.format ?? outputExtensionFormat ?? inputs[0]!.format;
-  const outputFile = outputExtensionFormat ? output : undefined;
-  const partsDir = outputFile ? `${outputFile}.parts` : output;
-  const errorsFile = resolve(request.errorsFile ?? (outputFile ? `${outputFile}.errors.jsonl` : `${output}/_errors.jsonl`));
+  if (request.compression && format !== 'parquet') throw new CaliperError('CALIPER_INVALID_INPUT', `--compression: applies to Parquet output, and the output format is ${format}`);
+  // A partitioned output is a folder of COL=VALUE/ folders, assembled at the end from parts kept beside it.
+  const outputFile = outputExtensionFormat && !request.partitionBy ? output : undefined;
+  const partsDir = outputFile || request.partitionBy ? `${output}.parts` : output;
+  const errorsFile = resolve(request.errorsFile ?? (outputFile || request.partitionBy ? `${output}.errors.jsonl` : `${output}/_errors.jsonl`));
   if (inputs.some((f) => f.path === output || f.path === outputFile)) throw new CaliperError('CALIPER_INVALID_INPUT', `--output: ${request.output} is also an input`);
 
-  const probe = await openRowSource(inputs[0]!, { start: 0, end: Infinity });
-  let columns;
-  try {
-    columns = outputColumns(version, probe.columns, request.keep, request.map ?? {});
-  } finally {
-    await probe.close();
+  const probe = await probeColumns(inputs[0]!);
+  // Text formats: string columns are text, typed by the model's fields (a CSV column of numbers with one stray word).
+  const text = inputs[0]!.format !== 'parquet';
+  const sourceColumns: SourceColumn[] = sourceColumnsOf(probe.names, probe.types, text);
+  const columns = outputColumns(version, sourceColumns, request.keep, request.map ?? {});
+  if (request.partitionBy !== undefined && !columns.some((c) => c.name === request.partitionBy)) {
+    throw new CaliperError('CALIPER_INVALID_INPUT', `--partition-by: no output column ${request.partitionBy} (output columns: ${columns.map((c) => c.name).join(', ')})`);
   }
   await keepExactTypesAgreed(columns, inputs);
   const spec: Omit<BatchJobSpec, 'id'> = {
@@ -61,6 +69,8 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
     columns,
     mode: request.mode,
     ...(outputFile ? { outputFile } : {}),
+    ...(request.partitionBy !== undefined ? { partitionBy: request.partitionBy } : {}),
+    ...(request.compression ? { compression: request.compression } : {}),
     ...(request.keep ? { keep: request.keep } : {}),
     ...(request.instances !== undefined ? { instances: request.instances } : {}),
     ...(request.threads !== undefined ? { threads: request.threads } : {}),
@@ -75,11 +85,12 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
  * disagree (DECIMAL(9,2) in one, DECIMAL(18,4) in another), the column is written by its kind, as every
  * input is, so all parts agree on one schema.
  */
-async function keepExactTypesAgreed(columns: OutputColumn[], inputs: readonly { path: string; format: BatchFormat }[]): Promise<void> {
+async function keepExactTypesAgreed(columns: OutputColumn[], inputs: readonly InputFile[]): Promise<void> {
   if (!columns.some((c) => c.sqlType !== undefined)) return;
   for (const column of columns) if (column.sqlType !== undefined && !(await declarableSqlType(column.sqlType))) delete column.sqlType;
   for (const input of inputs.slice(1)) {
-    const types = input.format === 'parquet' ? await parquetColumnTypes(input.path) : new Map<string, string>();
+    const probe = await probeColumns(input);
+    const types = new Map(probe.names.map((name, i) => [name, probe.types[i]!.toString()]));
     for (const column of columns) if (column.sqlType !== undefined && types.get(column.name) !== column.sqlType) delete column.sqlType;
   }
 }

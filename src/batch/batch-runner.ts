@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { countRows, openRowSource } from './io/batch-input.ts';
-import type { BatchJobSpec } from './batch-job.ts';
+import { partFormat, type BatchJobSpec } from './batch-job.ts';
+import { stageInput } from './io/input-scan.ts';
 import { ChunkScorer, firstBadRowError, type RowError, type ScoredBatch } from './chunk-scorer.ts';
 import { columnarPlanFor, produceColumnarPart } from './columnar/columnar-part.ts';
 import { FieldMapping } from './field-mapping.ts';
@@ -45,7 +47,7 @@ export async function producePart(
   source: RowSource, scorer: ChunkScorer, spec: BatchJobSpec, layout: OutputLayout, fileIndex: number, start: number, maxRows: number,
   onBatch: (rows: number, errors: number) => void, keepEmpty = false,
 ): Promise<{ meta: PartMeta; commit(): Promise<void> } | undefined> {
-  const writer = await openPartWriter(layout.partPath(fileIndex, start), spec.format, spec.columns);
+  const writer = await openPartWriter(layout.partPath(fileIndex, start), partFormat(spec), spec.columns);
   const errors: RowError[] = [];
   let inputRows = 0;
   let outputRows = 0;
@@ -112,68 +114,99 @@ function resumePoints(spec: BatchJobSpec, parts: readonly PartMeta[]): number[] 
   });
 }
 
+/** Parses every CSV and JSONL input once into its staged Parquet copy (a copy left by an interrupted run is reused). */
+export async function stageInputs(spec: BatchJobSpec, layout: OutputLayout): Promise<void> {
+  for (let i = 0; i < spec.inputs.length; i++) await stageInput(spec.inputs[i]!, layout.stagedPath(i));
+}
+
+/** Rows committed so far and where (for messages after a failure or an interrupt). */
+export function committedSoFar(spec: BatchJobSpec): { rows: number; parts: number; where: string } {
+  const parts = new OutputLayout(spec).committedParts();
+  return { rows: parts.reduce((sum, p) => sum + p.inputRows, 0), parts: parts.length, where: spec.partsDir };
+}
+
+/** A failed run's error, saying what happened to the output and what to do next. */
+function explainFailure(error: unknown, spec: BatchJobSpec, discarded: boolean): unknown {
+  const message = error instanceof Error ? error.message : String(error);
+  const next = discarded
+    ? 'nothing was written; correct the cause and run the command again'
+    : (() => {
+      const done = committedSoFar(spec);
+      return `${done.rows.toLocaleString('en-US')} rows are committed in ${done.where}; run the same command again to resume after them (or pass --overwrite to start over)`;
+    })();
+  if (error instanceof CaliperError) return new CaliperError(error.code, `${message} (${next})`, { cause: error });
+  return new Error(`${message} (${next})`, { cause: error });
+}
+
 /**
  * Scores every input file on this machine, one part per spec.partRows input rows, committing each part
- * atomically; a restart with the same spec skips the committed parts and continues after them.
+ * atomically; a restart with the same spec skips the committed parts and continues after them. A run that fails
+ * before committing anything leaves nothing behind.
  */
 export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, progress: BatchProgress, options: { overwrite?: boolean; rowPath?: boolean } = {}): Promise<BatchSummary> {
   const started = performance.now();
   const layout = new OutputLayout(spec);
+  const createdPartsDir = !existsSync(spec.partsDir);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: true });
-  const committed = layout.committedParts();
-  const resume = resumePoints(spec, committed);
-  const counts = await Promise.all(spec.inputs.map((file) => countRows(file)));
-  const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
-  progress.start(counts.reduce((a, b) => a + b, 0), doneBefore);
   let rowsThisRun = 0;
   try {
-    for (let fileIndex = 0; fileIndex < spec.inputs.length; fileIndex++) {
-      let start = resume[fileIndex]!;
-      if (start < 0) continue;
-      const plan = options.rowPath ? undefined : await columnarPlanFor(version, spec, fileIndex);
-      if (plan) {
-        const rows = counts[fileIndex]!;
-        // DuckDB writes part k (its own threads) while this thread scores part k+1; a crash between the two
-        // leaves at worst a later part without an earlier one, which resume redoes under the same name.
-        let committing: Promise<void> | undefined;
-        try {
-          do {
-            const end = Math.min(rows, start + spec.partRows);
-            const part = await produceColumnarPart(version, plan, spec, layout, fileIndex, start, end, end - start, (n, errors) => {
-              rowsThisRun += n;
-              progress.advance(n, errors);
-            });
+    await stageInputs(spec, layout);
+    const committed = layout.committedParts();
+    const resume = resumePoints(spec, committed);
+    const counts = await Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i))));
+    const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
+    progress.start(counts.reduce((a, b) => a + b, 0), doneBefore);
+    try {
+      for (let fileIndex = 0; fileIndex < spec.inputs.length; fileIndex++) {
+        let start = resume[fileIndex]!;
+        if (start < 0) continue;
+        const plan = options.rowPath ? undefined : await columnarPlanFor(version, spec, layout, fileIndex);
+        if (plan) {
+          const rows = counts[fileIndex]!;
+          // DuckDB writes part k (its own threads) while this thread scores part k+1; a crash between the two
+          // leaves at worst a later part without an earlier one, which resume redoes under the same name.
+          let committing: Promise<void> | undefined;
+          try {
+            do {
+              const end = Math.min(rows, start + spec.partRows);
+              const part = await produceColumnarPart(version, plan, spec, layout, fileIndex, start, end, end - start, (n, errors) => {
+                rowsThisRun += n;
+                progress.advance(n, errors);
+              });
+              await committing;
+              committing = part.commit();
+              start += part.meta.inputRows;
+              if (part.meta.inputRows < spec.partRows) break;
+            } while (start < rows);
             await committing;
-            committing = part.commit();
+          } catch (error) {
+            await committing?.catch(() => undefined);
+            throw error;
+          }
+          continue;
+        }
+        const source = await openRowSource(layout.scanSource(fileIndex), { start, end: Infinity });
+        try {
+          const scorer = scorerFor(version, spec, source, spec.inputs[fileIndex]!.path);
+          for (;;) {
+            const part = await producePart(source, scorer, spec, layout, fileIndex, start, spec.partRows, (rows, errors) => {
+              rowsThisRun += rows;
+              progress.advance(rows, errors);
+            });
+            if (!part) break;
+            await part.commit();
             start += part.meta.inputRows;
             if (part.meta.inputRows < spec.partRows) break;
-          } while (start < rows);
-          await committing;
-        } catch (error) {
-          await committing?.catch(() => undefined);
-          throw error;
+          }
+        } finally {
+          await source.close();
         }
-        continue;
       }
-      const source = await openRowSource(spec.inputs[fileIndex]!, { start, end: Infinity });
-      try {
-        const scorer = scorerFor(version, spec, source, spec.inputs[fileIndex]!.path);
-        for (;;) {
-          const part = await producePart(source, scorer, spec, layout, fileIndex, start, spec.partRows, (rows, errors) => {
-            rowsThisRun += rows;
-            progress.advance(rows, errors);
-          });
-          if (!part) break;
-          await part.commit();
-          start += part.meta.inputRows;
-          if (part.meta.inputRows < spec.partRows) break;
-        }
-      } finally {
-        await source.close();
-      }
+    } finally {
+      progress.stop();
     }
-  } finally {
-    progress.stop();
+  } catch (error) {
+    throw explainFailure(error, spec, layout.discardIfNothingCommitted(createdPartsDir));
   }
   const parts = layout.committedParts();
   const { outputRows, errors } = await layout.finalize();
@@ -186,7 +219,7 @@ export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, p
     rowsThisRun,
     seconds,
     rowsPerSecond: rowsThisRun / seconds,
-    output: spec.outputFile ?? spec.partsDir,
+    output: layout.result,
     errorsFile: spec.errorsFile,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };

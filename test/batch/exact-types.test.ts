@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBatchModel } from '../../src/batch/batch-model.ts';
 import { columnarPlanFor } from '../../src/batch/columnar/columnar-part.ts';
+import { OutputLayout } from '../../src/batch/io/output-layout.ts';
 import { fraudModelDir, planBatchJob, query, request, tempRoot } from './batch-fixtures.ts';
 
 const root = tempRoot('batch-exact-types');
@@ -36,7 +37,7 @@ describe('caliper batch keeps every kept column\'s exact type and value in Parqu
     try {
       const spec = await planBatchJob(version, request(model, input, join(root.dir, 'probe.parquet')));
       expect(spec.columns.find((c) => c.name === 'timestamp_tz')!.sqlType).toBe('TIMESTAMP WITH TIME ZONE');
-      expect(await columnarPlanFor(version, spec, 0)).toBeDefined();
+      expect(await columnarPlanFor(version, spec, new OutputLayout(spec), 0)).toBeDefined();
     } finally {
       await version.unload();
     }

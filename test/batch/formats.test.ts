@@ -2,7 +2,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLocalBatch, silentProgress } from '../../src/batch/batch-runner.ts';
-import { CsvRecordParser } from '../../src/batch/io/csv-reader.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
 import { runPredict } from '../../src/pipeline/predict-pipeline.ts';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
@@ -86,14 +85,3 @@ describe('caliper batch formats', () => {
   });
 });
 
-describe('CSV records', () => {
-  it('parses quoted fields with commas, doubled quotes and newlines across pushes', () => {
-    const parser = new CsvRecordParser();
-    const records = [
-      ...parser.push('a,b,c\n1,"x, y",3\n2,"say ""hi"""'),
-      ...parser.push(',4\n3,"two\nlines",5\r\n4,,6'),
-      ...parser.push('', true),
-    ];
-    expect(records).toEqual([['a', 'b', 'c'], ['1', 'x, y', '3'], ['2', 'say "hi"', '4'], ['3', 'two\nlines', '5'], ['4', '', '6']]);
-  });
-});

@@ -1,18 +1,22 @@
 import { DuckDBDoubleVector, type DuckDBDataChunk } from '@duckdb/node-api';
-import { duckdbConnection, sqlString } from '../io/duckdb-engine.ts';
+import { duckdbConnection, sqlIdentifier } from '../io/duckdb-engine.ts';
+import { PARSE_ERROR_COLUMN, scanSql, type ScanSource } from '../io/input-scan.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 
-/** Rows [firstRow, firstRow + rows) of one input file as one Float64Array per request field (NaN where null). */
+/**
+ * Rows [firstRow, firstRow + rows) of one input file as one Float64Array per request field (NaN where null), then,
+ * where the plan has parse errors, 1 for each row whose line could not be read.
+ */
 export interface ColumnBatch {
   firstRow: number;
   rows: number;
   values: Float64Array[];
 }
 
-/** read_parquet over rows [start, end) of the file, in file order (row groups outside the range are skipped). */
-export function rowRangeSql(file: string, start: number, end: number): string {
+/** read_parquet over rows [start, end) of the scanned file, in file order (row groups outside the range are skipped). */
+export function rowRangeSql(source: ScanSource, start: number, end: number): string {
   const upper = Number.isFinite(end) ? ` AND file_row_number < ${end}` : '';
-  return `read_parquet(${sqlString(file)}, file_row_number = true) WHERE file_row_number >= ${start}${upper}`;
+  return `${scanSql(source, true)} WHERE file_row_number >= ${start}${upper}`;
 }
 
 function copyColumn(chunk: DuckDBDataChunk, column: number, out: Float64Array, offset: number): void {
@@ -29,9 +33,11 @@ function copyColumn(chunk: DuckDBDataChunk, column: number, out: Float64Array, o
 export async function readColumnBatch(plan: ColumnarPlan, start: number, end: number, expected: number): Promise<ColumnBatch> {
   const connection = await duckdbConnection();
   try {
-    const result = await connection.stream(`SELECT ${plan.fields.map((f) => f.sql).join(', ')} FROM ${rowRangeSql(plan.file, start, end)}`);
+    const columns = plan.fields.map((f) => f.sql);
+    if (plan.parseErrors) columns.push(`CAST(${sqlIdentifier(PARSE_ERROR_COLUMN)} IS NOT NULL AS DOUBLE)`);
+    const result = await connection.stream(`SELECT ${columns.join(', ')} FROM ${rowRangeSql(plan.source, start, end)}`);
     let capacity = Math.max(expected, 2048);
-    let values = plan.fields.map(() => new Float64Array(capacity));
+    let values = columns.map(() => new Float64Array(capacity));
     let rows = 0;
     for (;;) {
       const chunk = await result.fetchChunk();

@@ -6,7 +6,7 @@ const EXACT_INTEGER = 2 ** 53;
 
 /**
  * Marks (1) the rows the columnar path cannot vouch for: nulls, NaN and infinities, numbers outside their range,
- * non-integers in integer fields, values outside an enum, categories the transforms do not know. Marked rows go
+ * non-integers in integer fields, values outside an enum, categories the transforms do not know, unreadable lines. Marked rows go
  * through the row path, which names the exact reason — or scores them (e.g. an optional field left null).
  */
 export function rowsForRowPath(plan: ColumnarPlan, batch: ColumnBatch): Uint8Array {
@@ -42,6 +42,10 @@ export function rowsForRowPath(plan: ColumnarPlan, batch: ColumnBatch): Uint8Arr
         for (let r = 0; r < batch.rows; r++) if (!(codes[r]! >= 0) || Number.isNaN(column.value[codes[r]!]!)) marked[r] = 1;
       }
     }
+  }
+  if (plan.parseErrors) {
+    const unreadable = batch.values[plan.fields.length]!;
+    for (let r = 0; r < batch.rows; r++) if (unreadable[r] === 1) marked[r] = 1;
   }
   return marked;
 }

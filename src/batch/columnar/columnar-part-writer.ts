@@ -1,5 +1,6 @@
 import { rename, rm } from 'node:fs/promises';
 import { DOUBLE, DuckDBDataChunk, DuckDBDoubleVector, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
+import type { BatchFormat, ParquetCompression } from '../io/batch-format.ts';
 import { rowRangeSql } from './column-batch.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 import { duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
@@ -11,8 +12,20 @@ let tableCounter = 0;
 /** What becomes of each input row in the output. */
 export const RowOutcome = { Scored: 0, NullPrediction: 1, Skipped: 2 } as const;
 
+/** How a part file is written: its format, and for Parquet the compression (parts merged later are uncompressed). */
+export interface PartWriteOptions { format: BatchFormat; compression: ParquetCompression }
+
+/** DuckDB COPY options writing `options.format`. */
+export function copyOptions(options: PartWriteOptions): string {
+  switch (options.format) {
+    case 'parquet': return `FORMAT parquet, COMPRESSION ${options.compression}`;
+    case 'csv': return 'FORMAT csv, HEADER true';
+    case 'jsonl': return 'FORMAT json';
+  }
+}
+
 /**
- * A Parquet part written without row objects: the prediction columns go into a DuckDB table as typed vectors, and
+ * A part (Parquet, CSV or JSONL) written without row objects: the prediction columns go into a DuckDB table as typed vectors, and
  * one COPY joins them by position with the kept input columns read again from the input file (all in C++).
  */
 export class ColumnarPartWriter {
@@ -24,18 +37,17 @@ export class ColumnarPartWriter {
     private readonly appender: DuckDBAppender,
     private readonly table: string,
     private readonly plan: ColumnarPlan,
-    private readonly intermediate: boolean,
+    private readonly options: PartWriteOptions,
   ) {
     this.chunk = DuckDBDataChunk.create(Array.from({ length: plan.predictions.length + 1 }, () => DOUBLE), CHUNK_ROWS);
   }
 
-  /** `intermediate`: the part is merged into a single output file later, so it is written uncompressed (faster both ways). */
-  static async open(plan: ColumnarPlan, intermediate: boolean): Promise<ColumnarPartWriter> {
+  static async open(plan: ColumnarPlan, options: PartWriteOptions): Promise<ColumnarPartWriter> {
     const connection = await duckdbConnection();
     const table = `caliper_predictions_${process.pid}_${tableCounter++}`;
     const columns = ['__caliper_outcome', ...plan.predictions.map((_, p) => `__caliper_p${p}`)];
     await connection.run(`CREATE TABLE ${table} (${columns.map((c) => `${c} DOUBLE`).join(', ')})`);
-    return new ColumnarPartWriter(connection, await connection.createAppender(table), table, plan, intermediate);
+    return new ColumnarPartWriter(connection, await connection.createAppender(table), table, plan, options);
   }
 
   /** Appends rows [0, rows) of the prediction columns; NullPrediction and Skipped rows get nulls. */
@@ -62,7 +74,7 @@ export class ColumnarPartWriter {
     const predictions = this.plan.predictions.map((p, i) => `CAST(p.__caliper_p${i} AS ${p.boolean ? 'BOOLEAN' : 'DOUBLE'}) AS ${sqlIdentifier(p.name)}`);
     const select = [...this.plan.keptSql, ...predictions].join(', ');
     try {
-      await this.connection.run(`COPY (SELECT ${select} FROM (SELECT * FROM ${rowRangeSql(this.plan.file, start, end)}) i POSITIONAL JOIN ${this.table} p WHERE p.__caliper_outcome <> ${RowOutcome.Skipped}) TO ${sqlString(tmp)} (FORMAT parquet${this.intermediate ? ', COMPRESSION uncompressed' : ''})`);
+      await this.connection.run(`COPY (SELECT ${select} FROM (SELECT * FROM ${rowRangeSql(this.plan.source, start, end)}) i POSITIONAL JOIN ${this.table} p WHERE p.__caliper_outcome <> ${RowOutcome.Skipped}) TO ${sqlString(tmp)} (${copyOptions(this.options)})`);
       await rename(tmp, finalPath);
     } catch (error) {
       await rm(tmp, { force: true });

@@ -9,19 +9,20 @@ import { writePredictions } from './column-postprocessor.ts';
 import { rowsForRowPath } from './column-validator.ts';
 import { ColumnarPartWriter, RowOutcome } from './columnar-part-writer.ts';
 import { columnarPlan, type ColumnarPlan, type ParquetSchema } from './columnar-plan.ts';
-import { duckdbConnection, sqlString } from '../io/duckdb-engine.ts';
+import { duckdbConnection } from '../io/duckdb-engine.ts';
 import { FieldMapping } from '../field-mapping.ts';
+import { scanSql, type ScanSource } from '../io/input-scan.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
-import { kindOf, sourceRowsOf } from '../io/parquet-reader.ts';
+import { sourceColumnsOf, sourceRowsOf, withParseErrors } from '../io/parquet-reader.ts';
 import type { SourceRow } from '../io/source-row.ts';
 
 /** Row numbers per IN (...) list when fetching marked rows as row objects. */
 const FETCH_GROUP = 4096;
 
-async function parquetSchema(file: string): Promise<ParquetSchema> {
+async function parquetSchema(source: ScanSource): Promise<ParquetSchema> {
   const connection = await duckdbConnection();
   try {
-    const result = await connection.run(`SELECT * FROM read_parquet(${sqlString(file)}) LIMIT 0`);
+    const result = await connection.run(`SELECT * FROM ${scanSql(source)} LIMIT 0`);
     return { names: result.columnNames(), types: result.columnTypes() };
   } finally {
     connection.closeSync();
@@ -29,10 +30,9 @@ async function parquetSchema(file: string): Promise<ParquetSchema> {
 }
 
 /** The columnar plan for input file `fileIndex`, or undefined where it keeps the row path. */
-export async function columnarPlanFor(version: ModelVersion, spec: BatchJobSpec, fileIndex: number): Promise<ColumnarPlan | undefined> {
-  const file = spec.inputs[fileIndex]!;
-  if (file.format !== 'parquet' || spec.format !== 'parquet') return undefined;
-  const plan = columnarPlan(version, spec, file.path, await parquetSchema(file.path));
+export async function columnarPlanFor(version: ModelVersion, spec: BatchJobSpec, layout: OutputLayout, fileIndex: number): Promise<ColumnarPlan | undefined> {
+  const source = layout.scanSource(fileIndex);
+  const plan = columnarPlan(version, spec, source, await parquetSchema(source));
   return typeof plan === 'string' ? undefined : plan;
 }
 
@@ -44,7 +44,7 @@ async function fetchRows(plan: ColumnarPlan, start: number, indices: readonly nu
     let schema: ParquetSchema = { names: [], types: [] };
     for (let g = 0; g < indices.length; g += FETCH_GROUP) {
       const numbers = indices.slice(g, g + FETCH_GROUP).map((i) => start + i).join(', ');
-      const result = await connection.run(`SELECT * EXCLUDE (file_row_number) FROM read_parquet(${sqlString(plan.file)}, file_row_number = true) WHERE file_row_number IN (${numbers}) ORDER BY file_row_number`);
+      const result = await connection.run(`SELECT * EXCLUDE (file_row_number) FROM ${scanSql(plan.source, true)} WHERE file_row_number IN (${numbers}) ORDER BY file_row_number`);
       schema = { names: result.columnNames(), types: result.columnTypes() };
       for (;;) {
         const chunk = await result.fetchChunk();
@@ -65,12 +65,13 @@ async function scoreMarkedRows(version: ModelVersion, plan: ColumnarPlan, spec: 
   const failed = new Uint8Array(indices.length);
   if (indices.length === 0) return { predictions: [], errors: [], failed };
   const { rows, schema } = await fetchRows(plan, batch.firstRow, indices);
-  const columns = schema.names.map((name, i) => ({ name, kind: kindOf(schema.types[i]!) }));
+  const columns = sourceColumnsOf(schema.names, schema.types, plan.source.text);
   const scorer = new ChunkScorer(version, new FieldMapping(version.config.inputs, columns, spec.map), 'null');
   const predictions: (Prediction | null)[] = [];
   const errors: RowError[] = [];
   for (let from = 0; from < rows.length; from += spec.batchSize) {
-    const scored = await scorer.score({ rows: rows.slice(from, from + spec.batchSize), firstRow: from });
+    const block = withParseErrors(rows.slice(from, from + spec.batchSize));
+    const scored = await scorer.score({ ...block, firstRow: from });
     predictions.push(...scored.predictions);
     for (const error of scored.errors) {
       failed[error.row] = 1;
@@ -122,7 +123,7 @@ export async function produceColumnarPart(
     });
   });
 
-  const writer = await ColumnarPartWriter.open(plan, spec.outputFile !== undefined);
+  const writer = await ColumnarPartWriter.open(plan, layout.partWriteOptions());
   try {
     writer.append(outcome, predictions, batch.rows);
   } catch (error) {

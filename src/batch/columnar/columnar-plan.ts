@@ -4,12 +4,13 @@ import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { scalarTransform } from '../../pipeline/preprocess.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
 import { sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
-import { kindOf } from '../io/parquet-reader.ts';
+import { PARSE_ERROR_COLUMN, type ScanSource } from '../io/input-scan.ts';
 
 /**
  * The columnar fast path of `caliper batch`: model.yaml's schema, preprocess and postprocess compiled to work on
  * whole column arrays read from DuckDB. Only what the built-in transforms express is compiled; anything else
- * (hooks, a feature store, array or string tensors, softmax/argmax/top-k outputs, CSV/JSONL) keeps the row path.
+ * (hooks, a feature store, array or string tensors, softmax/argmax/top-k outputs) keeps the row path. Every format
+ * is read from Parquet: the input itself, or the staged copy DuckDB parsed a CSV or JSONL input into.
  */
 
 /** One request field read as a DOUBLE column: numbers as themselves, strings as their dictionary code (-1: not in it). Null reads as NaN. */
@@ -41,12 +42,14 @@ export interface PredictionField {
 }
 
 export interface ColumnarPlan {
-  file: string;
+  source: ScanSource;
+  /** The staged rows carry a parse error column (JSONL lines that were no JSON object): those rows take the row path. */
+  parseErrors: boolean;
   fields: FieldColumn[];
   tensors: TensorPlan[];
   predictions: PredictionField[];
   outputNames: string[];
-  /** SQL for each output column taken from the input (in spec.columns order, before the predictions). */
+  /** SQL for each output column taken from the input, in its source type (in spec.columns order, before the predictions). */
   keptSql: string[];
 }
 
@@ -54,6 +57,7 @@ const NUMERIC_SOURCES = new Set<DuckDBTypeId>([
   DuckDBTypeId.TINYINT, DuckDBTypeId.SMALLINT, DuckDBTypeId.INTEGER, DuckDBTypeId.BIGINT,
   DuckDBTypeId.UTINYINT, DuckDBTypeId.USMALLINT, DuckDBTypeId.UINTEGER, DuckDBTypeId.FLOAT, DuckDBTypeId.DOUBLE,
 ]);
+
 const OUTPUT_SQL_TYPES = { double: 'DOUBLE', integer: 'BIGINT', boolean: 'BOOLEAN', string: 'VARCHAR' } as const;
 
 /** Thrown inside planning to say why a model or file keeps the row path. */
@@ -67,6 +71,9 @@ function fieldColumn(spec: InputFieldSpec, column: string, type: DuckDBType | un
   need(type !== undefined, `no column ${column}`);
   const id = sqlIdentifier(column);
   if (spec.type === 'number' || spec.type === 'integer') {
+    // Text (a CSV column with a value the type sniffer could not read as a number): what does not parse reads as null,
+    // so the row takes the row path, which names the text.
+    if (type.typeId === DuckDBTypeId.VARCHAR) return { spec, sql: `TRY_CAST(${id} AS DOUBLE)` };
     need(NUMERIC_SOURCES.has(type.typeId), `${column} is not a numeric column`);
     return { spec, sql: `CAST(${id} AS DOUBLE)` };
   }
@@ -128,10 +135,9 @@ function predictionField(spec: PostprocessFieldSpec, version: ModelVersion, earl
 export interface ParquetSchema { names: string[]; types: DuckDBType[] }
 
 /** The columnar plan for one input file, or the reason it keeps the row path. */
-export function columnarPlan(version: ModelVersion, spec: BatchJobSpec, file: string, schema: ParquetSchema): ColumnarPlan | string {
+export function columnarPlan(version: ModelVersion, spec: BatchJobSpec, source: ScanSource, schema: ParquetSchema): ColumnarPlan | string {
   try {
     const config = version.config;
-    need(spec.inputs.find((f) => f.path === file)?.format === 'parquet' && spec.format === 'parquet', 'Parquet in and out only');
     need(!version.hooks && !version.features, 'hooks or features');
     need(version.batchable, 'no batch dimension');
     need(!schema.names.includes('file_row_number'), 'a column named file_row_number');
@@ -146,17 +152,18 @@ export function columnarPlan(version: ModelVersion, spec: BatchJobSpec, file: st
     for (const p of config.postprocess) predictions.push(predictionField(p, version, predictions));
     const keptSql = spec.columns.filter((c) => c.from === 'input').map((c) => {
       const type = typeOf.get(c.name);
+      need(type !== undefined, `kept column ${c.name} is missing`);
       // A column of the job's exact type goes through as it is: DuckDB copies it, type and value.
       if (c.sqlType !== undefined) {
-        need(type !== undefined && type.toString() === c.sqlType, `kept column ${c.name} is missing or not of type ${c.sqlType}`);
-        return sqlIdentifier(c.name);
+        need(type.toString() === c.sqlType, `kept column ${c.name} is not of type ${c.sqlType}`);
+        return `i.${sqlIdentifier(c.name)}`;
       }
-      need(type !== undefined && (NUMERIC_SOURCES.has(type.typeId) || type.typeId === DuckDBTypeId.BOOLEAN || type.typeId === DuckDBTypeId.VARCHAR), `kept column ${c.name} is missing or not a plain type`);
-      need(c.kind !== 'json' && kindOf(type) === c.kind, `kept column ${c.name} changes type`);
-      return `CAST(${sqlIdentifier(c.name)} AS ${OUTPUT_SQL_TYPES[c.kind]}) AS ${sqlIdentifier(c.name)}`;
+      // Otherwise by its kind, as the row path writes it (text that is no number: null).
+      need(c.kind !== 'json' && (NUMERIC_SOURCES.has(type.typeId) || type.typeId === DuckDBTypeId.BOOLEAN || type.typeId === DuckDBTypeId.VARCHAR), `kept column ${c.name} is not a plain type`);
+      return `TRY_CAST(i.${sqlIdentifier(c.name)} AS ${OUTPUT_SQL_TYPES[c.kind]}) AS ${sqlIdentifier(c.name)}`;
     });
     const outputNames = [...new Set(predictions.flatMap((p) => ('output' in p.source ? [p.source.output] : [])))];
-    return { file, fields, tensors, predictions, outputNames, keptSql };
+    return { source, parseErrors: typeOf.has(PARSE_ERROR_COLUMN), fields, tensors, predictions, outputNames, keptSql };
   } catch (error) {
     if (error instanceof RowPathOnly) return error.message;
     throw error;

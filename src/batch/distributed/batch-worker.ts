@@ -10,18 +10,21 @@ import { columnarPlanFor, produceColumnarPart } from '../columnar/columnar-part.
 import { OutputLayout, type PartMeta } from '../io/output-layout.ts';
 import type { Shard } from './shard-plan.ts';
 
-/** Scores one shard into one part file, committed with a single rename: a retry rewrites the same part, never a second one. */
+/**
+ * Scores one shard into one part file, committed with a single rename: a retry rewrites the same part, never a second one.
+ * The same columnar scorer as a local run, over the same scan source (the coordinator staged CSV and JSONL inputs).
+ */
 export async function runShard(version: ModelVersion, spec: BatchJobSpec, shard: Shard, onRows: (rows: number) => void = () => undefined): Promise<PartMeta> {
   const layout = new OutputLayout(spec);
   const file = spec.inputs[shard.fileIndex]!;
-  const plan = await columnarPlanFor(version, spec, shard.fileIndex);
+  const plan = await columnarPlanFor(version, spec, layout, shard.fileIndex);
   if (plan) {
     const end = shard.end ?? Infinity;
     const part = await produceColumnarPart(version, plan, spec, layout, shard.fileIndex, shard.start, end, Number.isFinite(end) ? end - shard.start : spec.partRows, (rows) => onRows(rows));
     await part.commit();
     return part.meta;
   }
-  const source = await openRowSource(file, { start: shard.start, end: shard.end ?? Infinity });
+  const source = await openRowSource(layout.scanSource(shard.fileIndex), { start: shard.start, end: shard.end ?? Infinity });
   try {
     const scorer = scorerFor(version, spec, source, file.path);
     const part = await producePart(source, scorer, spec, layout, shard.fileIndex, shard.start, Infinity, (rows) => onRows(rows), true);

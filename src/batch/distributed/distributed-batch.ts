@@ -2,7 +2,7 @@ import { CaliperError } from '../../errors.ts';
 import { countRows } from '../io/batch-input.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
 import { BatchQueue, type BatchStatus } from './batch-queue.ts';
-import type { BatchProgress, BatchSummary } from '../batch-runner.ts';
+import { stageInputs, type BatchProgress, type BatchSummary } from '../batch-runner.ts';
 import { OutputLayout } from '../io/output-layout.ts';
 import { planShards } from './shard-plan.ts';
 
@@ -25,7 +25,9 @@ export async function runDistributedBatch(spec: BatchJobSpec, progress: BatchPro
   const started = performance.now();
   const layout = new OutputLayout(spec);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: false });
-  const counts = await Promise.all(spec.inputs.map((file) => countRows(file)));
+  // CSV and JSONL are parsed once here, into staged Parquet every worker reads its shards from.
+  await stageInputs(spec, layout);
+  const counts = await Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i))));
   const totalRows = counts.reduce((a, b) => a + b, 0);
   const shards = planShards(spec.inputs, counts, spec.partRows);
   const committed = layout.committedParts();
@@ -62,7 +64,7 @@ export async function runDistributedBatch(spec: BatchJobSpec, progress: BatchPro
       rows: parts.reduce((sum, p) => sum + p.inputRows, 0),
       outputRows, errors, rowsThisRun, seconds,
       rowsPerSecond: rowsThisRun / seconds,
-      output: spec.outputFile ?? spec.partsDir,
+      output: layout.result,
       errorsFile: spec.errorsFile,
     };
   } finally {

@@ -1,26 +1,48 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { CaliperError } from '../../errors.ts';
 import { formatOfPath, type BatchFormat } from './batch-format.ts';
-import { countCsvRows, CsvReader } from './csv-reader.ts';
-import { countJsonlRows, JsonlReader } from './jsonl-reader.ts';
 import { countParquetRows, ParquetReader } from './parquet-reader.ts';
+import type { ScanSource } from './input-scan.ts';
 import type { RowRange, RowSource } from './source-row.ts';
 
-export interface InputFile { path: string; format: BatchFormat }
+export interface InputFile {
+  path: string;
+  format: BatchFormat;
+  /** Under a Hive-partitioned folder (date=2026-11-30/…): the key=value folders are read as columns. */
+  hive?: boolean;
+}
+
+const HIVE_FOLDER = /^[^=]+=[^=]*$/;
 
 function globPattern(name: string): RegExp {
   const escaped = name.replace(/[.+^${}()|\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
   return new RegExp(`^${escaped}$`);
 }
 
-function inputFile(path: string, format: BatchFormat | undefined, option: string): InputFile {
+function inputFile(path: string, format: BatchFormat | undefined, option: string, hive = false): InputFile {
   const detected = format ?? formatOfPath(path);
-  if (!detected) throw new CaliperError('CALIPER_INVALID_INPUT', `${option}: cannot tell the format of ${path} from its extension (expected .parquet, .csv or .jsonl, or pass --input-format)`);
-  return { path, format: detected };
+  if (!detected) throw new CaliperError('CALIPER_INVALID_INPUT', `${option}: cannot tell the format of ${path} from its extension (expected .parquet, .csv or .jsonl, the last two optionally .gz or .zst, or pass --input-format)`);
+  return hive ? { path, format: detected, hive } : { path, format: detected };
 }
 
-/** The input files named by FILE, DIR (its data files) or GLOB (wildcards in the last path segment), in name order. */
+/** Data files under `dir`, recursively (hidden and _-prefixed names skipped), in path order. */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (name.startsWith('.') || name.startsWith('_')) continue;
+    const path = join(dir, name);
+    const stat = statSync(path);
+    if (stat.isDirectory()) out.push(...filesUnder(path));
+    else if (stat.isFile()) out.push(path);
+  }
+  return out;
+}
+
+/**
+ * The input files named by FILE, DIR (its data files, recursively; key=value folders are Hive partitions) or GLOB
+ * (wildcards in the last path segment), in name order.
+ */
 export function expandInput(input: string, format?: BatchFormat): InputFile[] {
   const path = resolve(input);
   if (/[*?]/.test(basename(input))) {
@@ -34,27 +56,19 @@ export function expandInput(input: string, format?: BatchFormat): InputFile[] {
   }
   if (!existsSync(path)) throw new CaliperError('CALIPER_NOT_FOUND', `--input: ${input} does not exist`);
   if (statSync(path).isDirectory()) {
-    const files = readdirSync(path).filter((f) => !f.startsWith('.') && !f.startsWith('_') && statSync(join(path, f)).isFile())
-      .filter((f) => (format ? true : formatOfPath(f) !== undefined)).sort();
+    const files = filesUnder(path).filter((f) => (format ? true : formatOfPath(f) !== undefined));
     if (files.length === 0) throw new CaliperError('CALIPER_NOT_FOUND', `--input: ${input} holds no .parquet, .csv or .jsonl file`);
-    return files.map((f) => inputFile(join(path, f), format, '--input'));
+    return files.map((f) => inputFile(f, format, '--input', dirname(relative(path, f)).split(sep).some((segment) => HIVE_FOLDER.test(segment))));
   }
   return [inputFile(path, format, '--input')];
 }
 
-export function openRowSource(file: InputFile, range: RowRange): Promise<RowSource> {
-  switch (file.format) {
-    case 'parquet': return ParquetReader.open(file.path, range);
-    case 'csv': return CsvReader.open(file.path, range);
-    case 'jsonl': return JsonlReader.open(file.path, range);
-  }
+/** Rows [range.start, range.end) of an input file, read from what the scorer scans (the file, or its staged copy). */
+export function openRowSource(source: ScanSource, range: RowRange): Promise<RowSource> {
+  return ParquetReader.open(source, range);
 }
 
-/** Data rows in the file (Parquet from its metadata; CSV and JSONL by a scan). */
-export function countRows(file: InputFile): Promise<number> {
-  switch (file.format) {
-    case 'parquet': return countParquetRows(file.path);
-    case 'csv': return countCsvRows(file.path);
-    case 'jsonl': return countJsonlRows(file.path);
-  }
+/** Data rows in the file the scorer scans (from Parquet metadata). */
+export function countRows(source: ScanSource): Promise<number> {
+  return countParquetRows(source);
 }

@@ -1,11 +1,14 @@
 import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
 import { fileExtension } from './batch-format.ts';
-import type { BatchJobSpec } from '../batch-job.ts';
+import { partFormat, type BatchJobSpec } from '../batch-job.ts';
+import type { PartWriteOptions } from '../columnar/columnar-part-writer.ts';
 import type { RowError } from '../chunk-scorer.ts';
-import { duckdbConnection, sqlString } from './duckdb-engine.ts';
+import { duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
+import { scanSource, type ScanSource } from './input-scan.ts';
 import { openPartWriter, temporaryPathFor } from './part-writer.ts';
 
 /** What a committed part holds, stored next to it (written before the part's own commit rename). */
@@ -32,7 +35,27 @@ export class OutputLayout {
   }
 
   partName(fileIndex: number, start: number): string {
-    return `part-${String(fileIndex).padStart(5, '0')}-${String(start).padStart(12, '0')}${fileExtension(this.spec.format)}`;
+    return `part-${String(fileIndex).padStart(5, '0')}-${String(start).padStart(12, '0')}${fileExtension(partFormat(this.spec))}`;
+  }
+
+  /** Where a CSV or JSONL input is staged as Parquet for scoring (kept until the job finishes, so a resumed run reuses it). */
+  stagedPath(fileIndex: number): string {
+    return join(this.manifestDir, `input-${String(fileIndex).padStart(5, '0')}.parquet`);
+  }
+
+  scanSource(fileIndex: number): ScanSource {
+    return scanSource(this.spec.inputs[fileIndex]!, this.stagedPath(fileIndex));
+  }
+
+  /** Parts merged or repartitioned at the end are written uncompressed (faster both ways); parts that are the output, as asked. */
+  partWriteOptions(): PartWriteOptions {
+    const intermediate = this.spec.outputFile !== undefined || this.spec.partitionBy !== undefined;
+    return { format: partFormat(this.spec), compression: intermediate ? 'uncompressed' : this.spec.compression ?? 'snappy' };
+  }
+
+  /** Where the job writes its result: the single file, the partitioned folder, or the folder of parts. */
+  get result(): string {
+    return this.spec.outputFile ?? (this.spec.partitionBy ? this.spec.output : this.spec.partsDir);
   }
 
   partPath(fileIndex: number, start: number): string {
@@ -43,9 +66,10 @@ export class OutputLayout {
   prepare(options: { overwrite: boolean; cleanTemporaries: boolean }): void {
     const jobFile = join(this.manifestDir, 'job.json');
     if (options.overwrite) this.discard();
-    if (this.spec.outputFile && existsSync(this.spec.outputFile) && !existsSync(jobFile)) {
-      if (!options.overwrite) throw new CaliperError('CALIPER_CONFLICT', `--output: ${this.spec.outputFile} already exists (pass --overwrite to replace it)`);
-      rmSync(this.spec.outputFile, { force: true });
+    const merged = this.spec.outputFile ?? (this.spec.partitionBy ? this.spec.output : undefined);
+    if (merged && existsSync(merged) && !existsSync(jobFile)) {
+      if (!options.overwrite) throw new CaliperError('CALIPER_CONFLICT', `--output: ${merged} already exists (pass --overwrite to replace it)`);
+      rmSync(merged, { recursive: true, force: true });
     }
     if (existsSync(jobFile)) {
       const existing = JSON.parse(readFileSync(jobFile, 'utf8')) as BatchJobSpec;
@@ -71,11 +95,25 @@ export class OutputLayout {
   /** --overwrite: removes what a batch job wrote here (parts, manifest, merged file), nothing else in the folder. */
   private discard(): void {
     if (this.spec.outputFile) rmSync(this.spec.outputFile, { force: true });
+    if (this.spec.partitionBy) rmSync(this.spec.output, { recursive: true, force: true });
     if (!existsSync(this.spec.partsDir)) return;
     for (const name of readdirSync(this.spec.partsDir)) {
       if (PART_NAME.test(name) || name === MANIFEST_DIR || (name.startsWith('.') && name.includes('.tmp-'))) rmSync(join(this.spec.partsDir, name), { recursive: true, force: true });
     }
+    if (readdirSync(this.spec.partsDir).length === 0 && this.spec.partsDir !== this.spec.output) rmSync(this.spec.partsDir, { recursive: true, force: true });
     rmSync(this.spec.errorsFile, { force: true });
+  }
+
+  /**
+   * After a run that failed: when no part is committed (this run or an earlier one), removes everything the job
+   * wrote (manifest, staged inputs, temporaries, a folder it created), so the corrected command starts clean.
+   * Returns whether it did.
+   */
+  discardIfNothingCommitted(createdPartsDir: boolean): boolean {
+    if (this.committedParts().length > 0) return false;
+    this.discard();
+    if (createdPartsDir && existsSync(this.spec.partsDir) && readdirSync(this.spec.partsDir).length === 0) rmSync(this.spec.partsDir, { recursive: true, force: true });
+    return true;
   }
 
   writeAtomically(path: string, text: string): void {
@@ -109,34 +147,52 @@ export class OutputLayout {
   async finalize(): Promise<{ outputRows: number; errors: number }> {
     const parts = this.committedParts();
     const lines = parts.flatMap((p) => p.errors.map((e) => JSON.stringify({ file: this.spec.inputs[p.fileIndex]!.path, row: e.row + 1, reason: e.reason })));
-    this.writeAtomically(this.spec.errorsFile, lines.length > 0 ? `${lines.join('\n')}\n` : '');
+    // No errors, no errors file (and none left from an earlier run of the same output).
+    if (lines.length > 0) this.writeAtomically(this.spec.errorsFile, `${lines.join('\n')}\n`);
+    else rmSync(this.spec.errorsFile, { force: true });
     const outputRows = parts.reduce((sum, p) => sum + p.outputRows, 0);
-    if (!this.spec.outputFile) return { outputRows, errors: lines.length };
-
     const partPaths = parts.map((p) => this.partPath(p.fileIndex, p.start));
-    const tmp = temporaryPathFor(this.spec.outputFile);
-    if (this.spec.format === 'parquet') {
-      const connection = await duckdbConnection();
+    if (this.spec.partitionBy) {
+      await this.writePartitioned(partPaths);
+    } else if (this.spec.outputFile) {
+      await this.merge(partPaths, this.spec.outputFile);
+    } else {
+      // A folder of parts is the output: the staged inputs are no longer needed (the manifest stays for the record).
+      this.spec.inputs.forEach((_, i) => rmSync(this.stagedPath(i), { force: true }));
+      return { outputRows, errors: lines.length };
+    }
+    rmSync(this.spec.partsDir, { recursive: true, force: true });
+    return { outputRows, errors: lines.length };
+  }
+
+  /** One thread: an order-preserving parallel COPY buffers out-of-order row groups, so its memory grows with the output. */
+  private async singleThreaded(run: (connection: DuckDBConnection) => Promise<void>): Promise<void> {
+    const connection = await duckdbConnection();
+    try {
+      const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0] as number;
+      await connection.run('SET threads = 1');
       try {
-        if (partPaths.length === 0) {
-          const empty = await openPartWriter(tmp, 'parquet', this.spec.columns);
-          await empty.commit();
-        } else {
-          // One thread: an order-preserving parallel COPY buffers out-of-order row groups, so its memory grows with the output.
-          const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0] as number;
-          await connection.run('SET threads = 1');
-          try {
-            await connection.run(`COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (FORMAT parquet)`);
-          } finally {
-            await connection.run(`SET threads = ${threads}`);
-          }
-        }
+        await run(connection);
       } finally {
-        connection.closeSync();
+        await connection.run(`SET threads = ${threads}`);
+      }
+    } finally {
+      connection.closeSync();
+    }
+  }
+
+  private async merge(partPaths: readonly string[], outputFile: string): Promise<void> {
+    const tmp = temporaryPathFor(outputFile);
+    if (this.spec.format === 'parquet') {
+      if (partPaths.length === 0) {
+        const empty = await openPartWriter(tmp, 'parquet', this.spec.columns);
+        await empty.commit();
+      } else {
+        await this.singleThreaded((connection) => connection.run(`COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION ${this.spec.compression ?? 'snappy'})`).then(() => undefined));
       }
     } else {
       const out = createWriteStream(tmp);
-      if (this.spec.format === 'csv') out.write(`${this.spec.columns.map((c) => c.name).join(',')}\n`);
+      if (this.spec.format === 'csv') out.write(`${partPaths.length > 0 ? headerLine(partPaths[0]!) : this.spec.columns.map((c) => c.name).join(',')}\n`);
       for (const path of partPaths) {
         // CSV parts each start with the header line; skip it when concatenating.
         const source = createReadStream(path, this.spec.format === 'csv' ? { start: headerBytes(path) } : {});
@@ -144,9 +200,33 @@ export class OutputLayout {
       }
       await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
     }
-    renameSync(tmp, this.spec.outputFile);
-    rmSync(this.spec.partsDir, { recursive: true, force: true });
-    return { outputRows, errors: lines.length };
+    renameSync(tmp, outputFile);
+  }
+
+  /** --partition-by: the parts rewritten by DuckDB as COL=VALUE/ folders under the output, which appears in one rename. */
+  private async writePartitioned(partPaths: readonly string[]): Promise<void> {
+    const output = this.spec.output;
+    const tmp = temporaryPathFor(output);
+    const format = this.spec.format === 'parquet' ? `FORMAT parquet, COMPRESSION ${this.spec.compression ?? 'snappy'}` : this.spec.format === 'csv' ? 'FORMAT csv, HEADER true' : `FORMAT json, FILE_EXTENSION 'jsonl'`;
+    if (partPaths.length === 0) {
+      mkdirSync(tmp, { recursive: true });
+    } else {
+      await this.singleThreaded((connection) => connection.run(`COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (${format}, PARTITION_BY (${sqlIdentifier(this.spec.partitionBy!)}))`).then(() => undefined));
+    }
+    rmSync(output, { recursive: true, force: true });
+    renameSync(tmp, output);
+  }
+}
+
+function headerLine(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(64 * 1024);
+    const read = readSync(fd, head, 0, head.length, 0);
+    const newline = head.subarray(0, read).indexOf(10);
+    return head.subarray(0, newline === -1 ? read : newline).toString('utf8').replace(/\r$/, '');
+  } finally {
+    closeSync(fd);
   }
 }
 

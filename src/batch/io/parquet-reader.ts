@@ -1,7 +1,8 @@
 import { DuckDBTypeId, type DuckDBConnection, type DuckDBDataChunk, type DuckDBResult, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
 import { duckdbConnection, sqlString } from './duckdb-engine.ts';
-import { RowBuffer } from './row-buffer.ts';
+import { PARSE_ERROR_COLUMN, scanSql, type ScanSource } from './input-scan.ts';
+import { RowBuffer, type ReadBlock } from './row-buffer.ts';
 import { exactValues, type ColumnKind, type RowRange, type RowSource, type SourceBatch, type SourceColumn, type SourceRow } from './source-row.ts';
 
 export function kindOf(type: DuckDBType): ColumnKind {
@@ -51,27 +52,13 @@ export function sourceRowsOf(chunk: DuckDBDataChunk, names: readonly string[], t
   return rows;
 }
 
-export async function countParquetRows(file: string): Promise<number> {
+export async function countParquetRows(source: ScanSource): Promise<number> {
   const connection = await duckdbConnection();
   try {
-    const reader = await connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM read_parquet(${sqlString(file)})`);
+    const reader = await connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM ${scanSql(source)}`);
     return reader.getRows()[0]![0] as number;
   } catch (error) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `${file}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
-  } finally {
-    connection.closeSync();
-  }
-}
-
-/** Each column's exact SQL type in a Parquet file (read from its metadata), by name. */
-export async function parquetColumnTypes(file: string): Promise<Map<string, string>> {
-  const connection = await duckdbConnection();
-  try {
-    const result = await connection.run(`SELECT * FROM read_parquet(${sqlString(file)}) LIMIT 0`);
-    const types = result.columnTypes();
-    return new Map(result.columnNames().map((name, i) => [name, types[i]!.toString()]));
-  } catch (error) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `${file}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
+    throw new CaliperError('CALIPER_INVALID_INPUT', `${source.path}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
   } finally {
     connection.closeSync();
   }
@@ -90,7 +77,33 @@ export async function declarableSqlType(sqlType: string): Promise<boolean> {
   }
 }
 
-/** Rows of a Parquet file through DuckDB, in file order, a data chunk (2048 rows) at a time. */
+/**
+ * The columns as the scorer sees them: a Parquet column with its exact SQL type; a string column of a text format
+ * (CSV, JSONL) as text, typed by the model's field (so a stray word in a number column is a row error); the parse
+ * error column of a staged JSONL is no column.
+ */
+export function sourceColumnsOf(names: readonly string[], types: readonly DuckDBType[], text: boolean): SourceColumn[] {
+  return names.flatMap((name, i) => {
+    if (name === PARSE_ERROR_COLUMN) return [];
+    const kind = kindOf(types[i]!);
+    return [text && kind === 'string' ? { name, kind, text: true } : { name, kind, sqlType: types[i]!.toString() }];
+  });
+}
+
+/** Moves a staged row's parse error (JSONL lines that were no JSON object) out of the row into the block's parseErrors. */
+export function withParseErrors(rows: SourceRow[]): ReadBlock {
+  let parseErrors: Map<number, string> | undefined;
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    if (!(PARSE_ERROR_COLUMN in row)) return { rows };
+    const reason = row[PARSE_ERROR_COLUMN];
+    delete row[PARSE_ERROR_COLUMN];
+    if (typeof reason === 'string') (parseErrors ??= new Map()).set(r, reason);
+  }
+  return parseErrors ? { rows, parseErrors } : { rows };
+}
+
+/** Rows of a Parquet file (an input, or a CSV/JSONL input's staged copy) through DuckDB, in file order, a data chunk (2048 rows) at a time. */
 export class ParquetReader implements RowSource {
   private constructor(
     private readonly connection: DuckDBConnection,
@@ -99,23 +112,23 @@ export class ParquetReader implements RowSource {
     private readonly buffer: RowBuffer,
   ) {}
 
-  static async open(file: string, range: RowRange): Promise<ParquetReader> {
+  static async open(source: ScanSource, range: RowRange): Promise<ParquetReader> {
     const connection = await duckdbConnection();
     const limit = Number.isFinite(range.end) ? ` LIMIT ${range.end - range.start}` : '';
     let result: DuckDBResult;
     try {
-      result = await connection.stream(`SELECT * FROM read_parquet(${sqlString(file)})${limit} OFFSET ${range.start}`);
+      result = await connection.stream(`SELECT * FROM ${scanSql(source)}${limit} OFFSET ${range.start}`);
     } catch (error) {
       connection.closeSync();
-      throw new CaliperError('CALIPER_INVALID_INPUT', `${file}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
+      throw new CaliperError('CALIPER_INVALID_INPUT', `${source.path}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
     }
     const names = result.columnNames();
     const types = result.columnTypes();
-    const columns = names.map((name, i) => ({ name, kind: kindOf(types[i]!), sqlType: types[i]!.toString() }));
-    const produce = async (): Promise<{ rows: SourceRow[] } | null> => {
+    const columns = sourceColumnsOf(names, types, source.text);
+    const produce = async (): Promise<ReadBlock | null> => {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) return null;
-      return { rows: sourceRowsOf(chunk, names, types) };
+      return withParseErrors(sourceRowsOf(chunk, names, types));
     };
     return new ParquetReader(connection, result, columns, new RowBuffer(produce, range.start, range.end - range.start));
   }

@@ -1,0 +1,138 @@
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import type { DuckDBType } from '@duckdb/node-api';
+import { CaliperError } from '../../errors.ts';
+import type { InputFile } from './batch-input.ts';
+import { duckdbConnection, sqlString } from './duckdb-engine.ts';
+import { temporaryPathFor } from './part-writer.ts';
+
+/**
+ * How DuckDB reads an input file. Parquet is scored where it lies; CSV and JSONL (plain, .gz or .zst) are parsed once
+ * by DuckDB's readers (BOM, CRLF, quoted commas and newlines, doubled quotes, blank lines, header whitespace, type
+ * sniffing) into a staged Parquet copy next to the job's manifest, so every format is scored from row-numbered Parquet:
+ * column-wise, with row ranges (parts, shards, resume) read without re-parsing the text.
+ */
+
+/** A staged row whose line could not be read (JSONL that is not a JSON object): its reason, null for good rows. */
+export const PARSE_ERROR_COLUMN = '__caliper_parse_error';
+
+function hive(file: InputFile): string {
+  return `hive_partitioning = ${file.hive ? 'true' : 'false'}`;
+}
+
+/** The DuckDB table function reading `file` as its format says (DuckDB picks .gz/.zst decompression by extension). */
+export function readerSql(file: InputFile): string {
+  const path = sqlString(file.path);
+  switch (file.format) {
+    case 'parquet': return `read_parquet(${path}, ${hive(file)})`;
+    case 'csv': return `read_csv(${path}, header = true, ${hive(file)})`;
+    case 'jsonl': return `read_json(${path}, format = 'newline_delimited', ${hive(file)})`;
+  }
+}
+
+/** A CSV whose types the sniffer got wrong past its sample: every column read as text (the model's types apply later). */
+function csvAsTextSql(file: InputFile): string {
+  return `read_csv(${sqlString(file.path)}, header = true, all_varchar = true, null_padding = true, strict_mode = false, ${hive(file)})`;
+}
+
+/**
+ * JSONL with lines read_json refuses (not JSON, or not an object): read as lines, each good line shaped by the
+ * structure of all good lines, each bad one kept as a row of nulls with its reason, so row numbers stay the file's.
+ */
+async function jsonlLinesSql(file: InputFile): Promise<string> {
+  const lines = `(SELECT line FROM read_csv(${sqlString(file.path)}, columns = {'line': 'VARCHAR'}, header = false, delim = chr(1), quote = '', escape = '', auto_detect = false) WHERE line IS NOT NULL AND trim(line) <> '')`;
+  // json_type only of valid lines: DuckDB evaluates both sides of an AND.
+  const object = `CASE WHEN json_valid(line) THEN json_type(line::JSON) END`;
+  const connection = await duckdbConnection();
+  let structure: string | null;
+  try {
+    const result = await connection.runAndReadAll(`SELECT json_group_structure(CASE WHEN ${object} = 'OBJECT' THEN line::JSON END)::VARCHAR FROM ${lines}`);
+    structure = result.getRows()[0]?.[0] as string | null;
+  } finally {
+    connection.closeSync();
+  }
+  // A key holding numbers on some lines and text on others reads as text (the model's field type applies later).
+  const shape = structure?.replaceAll(':"JSON"', ':"VARCHAR"');
+  const reason = `CASE WHEN NOT json_valid(line) THEN 'invalid JSON: ' || left(line, 80) WHEN ${object} <> 'OBJECT' THEN 'expected a JSON object per line, got ' || CASE ${object} WHEN 'ARRAY' THEN 'an array' ELSE left(line, 80) END END`;
+  if (!shape || shape === 'null') return `(SELECT ${reason} AS ${PARSE_ERROR_COLUMN} FROM ${lines})`;
+  const row = `CASE WHEN ${object} = 'OBJECT' THEN json_transform(line, ${sqlString(shape)}) END`;
+  return `(SELECT parsed.*, reason AS ${PARSE_ERROR_COLUMN} FROM (SELECT ${row} AS parsed, ${reason} AS reason FROM ${lines}))`;
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
+/** What the scorer reads for an input file: Parquet where it lies, else its staged copy (partition columns already in it). */
+export interface ScanSource {
+  path: string;
+  hive: boolean;
+  /** Strings came from text (CSV, JSONL): a request field types them as the model declares. */
+  text: boolean;
+}
+
+export function scanSource(file: InputFile, stagedPath: string): ScanSource {
+  return file.format === 'parquet' ? { path: file.path, hive: file.hive ?? false, text: false } : { path: stagedPath, hive: false, text: true };
+}
+
+/** read_parquet over the scan source, optionally with DuckDB's file_row_number column. */
+export function scanSql(source: ScanSource, rowNumbers = false): string {
+  return `read_parquet(${sqlString(source.path)}, hive_partitioning = ${source.hive ? 'true' : 'false'}${rowNumbers ? ', file_row_number = true' : ''})`;
+}
+
+/** Whether the scorer reads this file through a staged copy. */
+export function needsStaging(file: InputFile): boolean {
+  return file.format !== 'parquet';
+}
+
+/** Parses a CSV or JSONL input once into `target` (row-numbered Parquet), atomically; an existing copy is kept (resume). */
+export async function stageInput(file: InputFile, target: string): Promise<void> {
+  if (!needsStaging(file) || existsSync(target)) return;
+  const tmp = temporaryPathFor(target);
+  const connection = await duckdbConnection();
+  const copy = (from: string): Promise<unknown> => connection.run(`COPY (SELECT * FROM ${from}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION snappy)`);
+  try {
+    try {
+      await copy(readerSql(file));
+    } catch (error) {
+      if (!existsSync(file.path)) throw error;
+      // A value past the type sniffer's sample, a ragged CSV row, a JSONL line that is not an object: the slower readers keep every row.
+      try {
+        await copy(file.format === 'csv' ? csvAsTextSql(file) : await jsonlLinesSql(file));
+      } catch (fallback) {
+        if (process.env.CALIPER_DEBUG_SCAN) console.error(fallback);
+        throw new CaliperError('CALIPER_INVALID_INPUT', `${file.path}: cannot read as ${file.format.toUpperCase()}: ${firstLine(error)}`);
+      }
+    }
+    renameSync(tmp, target);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/** The input's column names and DuckDB types as the scorer will see them (read from the file's first rows). */
+export async function probeColumns(file: InputFile): Promise<{ names: string[]; types: DuckDBType[] }> {
+  const connection = await duckdbConnection();
+  try {
+    let result;
+    try {
+      result = await connection.run(`SELECT * FROM ${readerSql(file)} LIMIT 0`);
+    } catch (error) {
+      if (file.format === 'parquet') throw new CaliperError('CALIPER_INVALID_INPUT', `${file.path}: cannot read as Parquet: ${firstLine(error)}`);
+      try {
+        result = await connection.run(`SELECT * FROM ${file.format === 'csv' ? csvAsTextSql(file) : await jsonlLinesSql(file)} LIMIT 0`);
+      } catch (fallback) {
+        if (process.env.CALIPER_DEBUG_SCAN) console.error(fallback);
+        throw new CaliperError('CALIPER_INVALID_INPUT', `${file.path}: cannot read as ${file.format.toUpperCase()}: ${firstLine(error)}`);
+      }
+    }
+    const names = result.columnNames();
+    const types = result.columnTypes();
+    const keep = names.map((n) => n !== PARSE_ERROR_COLUMN);
+    return { names: names.filter((_, i) => keep[i]), types: types.filter((_, i) => keep[i]) };
+  } finally {
+    connection.closeSync();
+  }
+}
