@@ -1,9 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { parseBatchFormat, type BatchFormat } from '../batch/io/batch-format.ts';
+import { CaliperError } from '../errors.ts';
+import { parseBatchFormat, parseParquetCompression, type BatchFormat, type ParquetCompression } from '../batch/io/batch-format.ts';
 import { loadBatchModel } from '../batch/batch-model.ts';
 import { planBatchJob } from '../batch/batch-plan.ts';
 import { BatchQueue, type BatchStatus } from '../batch/distributed/batch-queue.ts';
-import { runLocalBatch, silentProgress, type BatchSummary } from '../batch/batch-runner.ts';
+import { committedSoFar, runLocalBatch, silentProgress, type BatchSummary } from '../batch/batch-runner.ts';
 import type { ErrorPolicy } from '../batch/chunk-scorer.ts';
 import { runDistributedBatch } from '../batch/distributed/distributed-batch.ts';
 import { ProgressBar } from '../batch/progress-bar.ts';
@@ -29,6 +30,8 @@ interface BatchOptions {
   detach?: boolean;
   overwrite?: boolean;
   rowPath?: boolean;
+  partitionBy?: string;
+  compression?: ParquetCompression;
   progress: boolean;
   json?: boolean;
 }
@@ -87,10 +90,10 @@ export function registerBatchCommand(program: Command): void {
   const batch = program
     .command('batch')
     .description('score Parquet, CSV or JSONL files through a model\'s pipeline: streaming, resumable, optionally sharded over workers')
-    .requiredOption('-m, --model <dir|uri>', 'model folder (model.yaml + version folders) or registry URI (models:/NAME/Production, models:/NAME/3, models:/NAME@ALIAS)')
+    .option('-m, --model <dir|uri>', '(required) model folder (model.yaml + version folders) or registry URI (models:/NAME/Production, models:/NAME/3, models:/NAME@ALIAS)')
     .option('--registry <dir>', 'registry home for models:/ URIs (default $CALIPER_HOME or ~/.caliper)')
-    .requiredOption('-i, --input <path>', 'input FILE, DIR (its .parquet/.csv/.jsonl files) or GLOB (e.g. data/*.parquet)')
-    .requiredOption('-o, --output <path>', 'output FILE (.parquet/.csv/.jsonl) or DIR (one part file per chunk)')
+    .option('-i, --input <path>', '(required) input FILE, DIR (its .parquet/.csv/.jsonl files) or GLOB (e.g. data/*.parquet)')
+    .option('-o, --output <path>', '(required) output FILE (.parquet/.csv/.jsonl) or DIR (one part file per chunk)')
     .option('-f, --format <format>', 'output format: parquet, csv or jsonl (default: from --output, else the input format)', formatOption('--format'))
     .option('--input-format <format>', 'input format when the extension does not say', formatOption('--input-format'))
     .option('-b, --batch-size <rows>', 'rows per inference batch', parseIntegerOption('--batch-size', 1), 8192)
@@ -108,10 +111,21 @@ export function registerBatchCommand(program: Command): void {
     .option('--attempts <n>', 'tries per shard with --queue', parseIntegerOption('--attempts', 1), 3)
     .option('--detach', 'with --queue: queue the shards and return; follow with `caliper batch status JOB`')
     .option('--overwrite', 'replace an existing output (or another job\'s parts) instead of refusing')
+    .option('--partition-by <column>', 'write OUTPUT as a folder of COLUMN=VALUE/ partitions of an output column')
+    .option('--compression <codec>', 'Parquet output compression: snappy (default), zstd, gzip, lz4, brotli or uncompressed', (v: string): ParquetCompression => {
+      try {
+        return parseParquetCompression(v);
+      } catch (error) {
+        throw new InvalidArgumentError((error as Error).message);
+      }
+    })
     .option('--row-path', 'score row by row even where the columnar fast path applies (for comparison)')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the summary as JSON')
     .action(async (options: BatchOptions) => {
+      // Checked here, not by commander: it checks a parent's required options for its subcommands too (`batch status`).
+      const missing = (['model', 'input', 'output'] as const).filter((name) => options[name] === undefined);
+      if (missing.length > 0) throw new CaliperError('CALIPER_INVALID_INPUT', `batch: required option ${missing.map((m) => `--${m}`).join(', ')} not specified (see caliper batch --help)`);
       const version = await loadBatchModel(options.model, {
         ...(options.instances !== undefined ? { instances: options.instances } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
@@ -129,10 +143,25 @@ export function registerBatchCommand(program: Command): void {
           ...(options.instances !== undefined ? { instances: options.instances } : {}),
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
           ...(options.registry !== undefined ? { registry: options.registry } : {}),
+          ...(options.partitionBy !== undefined ? { partitionBy: options.partitionBy } : {}),
+          ...(options.compression !== undefined ? { compression: options.compression } : {}),
         });
         const progress = options.progress && process.stderr.isTTY && !options.json ? new ProgressBar() : silentProgress;
         if (!options.queue) {
-          printSummary(await runLocalBatch(version, spec, progress, { overwrite: options.overwrite ?? false, rowPath: options.rowPath ?? false }), options.json);
+          // Ctrl-C: committed parts stay; say where the job stopped and how to pick it up.
+          const interrupted = (): void => {
+            progress.stop();
+            const done = committedSoFar(spec);
+            process.stderr.write(`\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n`
+              + `  Run the same command again to resume after them, or add --overwrite to start over.\n`);
+            process.exit(130);
+          };
+          process.once('SIGINT', interrupted);
+          try {
+            printSummary(await runLocalBatch(version, spec, progress, { overwrite: options.overwrite ?? false, rowPath: options.rowPath ?? false }), options.json);
+          } finally {
+            process.removeListener('SIGINT', interrupted);
+          }
           return;
         }
         await version.unload();
@@ -148,10 +177,13 @@ export function registerBatchCommand(program: Command): void {
     .command('status')
     .description('progress of a batch job submitted with --queue')
     .argument('<job>', 'the job id printed by `caliper batch`')
-    .requiredOption('-q, --queue <url>', 'the Redis the job was submitted to')
+    .option('-q, --queue <url>', 'the Redis the job was submitted to (required)')
     .option('--json', 'print the status as JSON')
-    .action(async (job: string, options: { queue: string; json?: boolean }) => {
-      const queue = new BatchQueue(options.queue);
+    .action(async (job: string, options: { queue?: string; json?: boolean }) => {
+      // Commander hands `--queue` after `status JOB` to the parent `batch` command, which has a --queue of its own.
+      const url = options.queue ?? (batch.opts() as { queue?: string }).queue;
+      if (!url) throw new CaliperError('CALIPER_INVALID_INPUT', 'batch status: --queue redis://HOST:PORT is required (the Redis the job was submitted to)');
+      const queue = new BatchQueue(url);
       try {
         printStatus(await queue.status(job), options.json);
       } finally {
