@@ -3,7 +3,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { CaliperError } from '../../errors.ts';
 import { formatOfPath, type BatchFormat } from './batch-format.ts';
 import { countParquetRows, ParquetReader } from './parquet-reader.ts';
-import type { ScanSource } from './input-scan.ts';
+import { readerSql, type ScanSource } from './input-scan.ts';
 import type { RowRange, RowSource } from './source-row.ts';
 
 export interface InputFile {
@@ -63,12 +63,16 @@ export function expandInput(input: string, format?: BatchFormat): InputFile[] {
   return [inputFile(path, format, '--input')];
 }
 
-/** Rows [range.start, range.end) of an input file, read from what the scorer scans (the file, or its staged copy). */
-export function openRowSource(source: ScanSource, range: RowRange): Promise<RowSource> {
+/**
+ * Rows [range.start, range.end) of an input file, read from what the scorer scans (the file, or its staged copy), or
+ * from an input file itself through DuckDB's reader for its format (small files read once: calibration, evaluation).
+ */
+export function openRowSource(source: ScanSource | InputFile, range: RowRange): Promise<RowSource> {
+  if ('format' in source) return ParquetReader.open({ from: readerSql(source), path: source.path, text: source.format !== 'parquet' }, range);
   return ParquetReader.open(source, range);
 }
 
-/** Data rows in the file the scorer scans (from Parquet metadata). */
-export function countRows(source: ScanSource): Promise<number> {
-  return countParquetRows(source);
+/** Data rows in the file the scorer scans (from Parquet metadata), or in an input file as DuckDB reads it. */
+export function countRows(source: ScanSource | InputFile): Promise<number> {
+  return countParquetRows('format' in source ? { from: readerSql(source), path: source.path } : source);
 }

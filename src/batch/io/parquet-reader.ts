@@ -52,10 +52,11 @@ export function sourceRowsOf(chunk: DuckDBDataChunk, names: readonly string[], t
   return rows;
 }
 
-export async function countParquetRows(source: ScanSource): Promise<number> {
+/** Rows DuckDB reads from `from` (a table function over one file; `path` names it in errors). */
+export async function countParquetRows(source: ScanSource | { from: string; path: string }): Promise<number> {
   const connection = await duckdbConnection();
   try {
-    const reader = await connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM ${scanSql(source)}`);
+    const reader = await connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM ${'from' in source ? source.from : scanSql(source)}`);
     return reader.getRows()[0]![0] as number;
   } catch (error) {
     throw new CaliperError('CALIPER_INVALID_INPUT', `${source.path}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
@@ -112,12 +113,13 @@ export class ParquetReader implements RowSource {
     private readonly buffer: RowBuffer,
   ) {}
 
-  static async open(source: ScanSource, range: RowRange): Promise<ParquetReader> {
+  /** `source` may also be any DuckDB table function over one file (`from`), e.g. read_csv for a small file read once. */
+  static async open(source: ScanSource | { from: string; path: string; text: boolean }, range: RowRange): Promise<ParquetReader> {
     const connection = await duckdbConnection();
     const limit = Number.isFinite(range.end) ? ` LIMIT ${range.end - range.start}` : '';
     let result: DuckDBResult;
     try {
-      result = await connection.stream(`SELECT * FROM ${scanSql(source)}${limit} OFFSET ${range.start}`);
+      result = await connection.stream(`SELECT * FROM ${'from' in source ? source.from : scanSql(source)}${limit} OFFSET ${range.start}`);
     } catch (error) {
       connection.closeSync();
       throw new CaliperError('CALIPER_INVALID_INPUT', `${source.path}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
