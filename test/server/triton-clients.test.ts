@@ -547,3 +547,66 @@ describe('fault 6: model configuration in Triton\'s ModelConfig field names (RES
     expect(config.parameters).toEqual(rest.parameters);
   });
 });
+
+describe('fault 7: streams honour triton_enable_empty_final_response', () => {
+  interface StreamAnswer { error_message: string; infer_response: { id: string; model_name: string; outputs: unknown[]; raw_output_contents: Buffer[]; parameters: Record<string, { bool_param?: boolean }> } }
+
+  /** Writes the requests on one ModelStreamInfer call, half-closes, and collects every answer until the server ends the stream. */
+  function stream(requests: object[]): Promise<StreamAnswer[]> {
+    return new Promise((resolve, reject) => {
+      const call = (grpc.ModelStreamInfer as () => NodeJS.ReadWriteStream).call(grpc);
+      const answers: StreamAnswer[] = [];
+      call.on('data', (answer: StreamAnswer) => answers.push(answer));
+      call.on('end', () => resolve(answers));
+      call.on('error', reject);
+      for (const request of requests) call.write(request as never);
+      call.end();
+    });
+  }
+
+  const request = (id: string, parameters: Record<string, object>, model = 'fraud_detector') => ({
+    model_name: model, id, inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())], parameters,
+  });
+  const final = (a: StreamAnswer): boolean | undefined => a.infer_response?.parameters?.triton_final_response?.bool_param;
+
+  it('asked: the response (triton_final_response false), then an empty final response (true) with the same id, model and version', async () => {
+    const answers = await stream([request('a', { triton_enable_empty_final_response: { bool_param: true } }), request('b', { triton_enable_empty_final_response: { bool_param: true } })]);
+    expect(answers).toHaveLength(4);
+    for (const id of ['a', 'b']) {
+      const mine = answers.filter((a) => a.infer_response.id === id);
+      expect(mine.map(final)).toEqual([false, true]);
+      expect(mine[0]!.error_message).toBe('');
+      expect(mine[0]!.infer_response.raw_output_contents[0]!.readFloatLE(0)).toBe(expected);
+      expect(mine[1]!.infer_response).toMatchObject({ model_name: 'fraud_detector', outputs: [], raw_output_contents: [] });
+    }
+  });
+
+  it('a client that reads until it sees the flag stops after each request\'s own final response', async () => {
+    const answers = await stream([request('x', { triton_enable_empty_final_response: { bool_param: true } })]);
+    const seen: number[] = [];
+    for (const a of answers) {
+      if (a.infer_response.raw_output_contents.length > 0) seen.push(a.infer_response.raw_output_contents[0]!.readFloatLE(0));
+      if (final(a)) break;
+    }
+    expect(seen).toEqual([expected]);
+  });
+
+  it('not asked (or false): one response per request, no flag', async () => {
+    const answers = await stream([request('p', {}), request('q', { triton_enable_empty_final_response: { bool_param: false } })]);
+    expect(answers).toHaveLength(2);
+    for (const a of answers) expect(a.infer_response.parameters).toEqual({});
+  });
+
+  it('an error is the final response; a parameter that is not a bool_param is an error naming it', async () => {
+    const answers = await stream([
+      request('bad', { triton_enable_empty_final_response: { bool_param: true } }, 'no_such_model'),
+      request('typed', { triton_enable_empty_final_response: { int64_param: 1 } }),
+    ]);
+    expect(answers).toHaveLength(2);
+    const bad = answers.find((a) => a.infer_response.id === 'bad')!;
+    expect(bad.error_message).toMatch(/no_such_model/);
+    expect(final(bad)).toBe(true);
+    const typed = answers.find((a) => a.infer_response.id === 'typed')!;
+    expect(typed.error_message).toMatch(/parameters\.triton_enable_empty_final_response: expected a bool_param/);
+  });
+});

@@ -15,7 +15,7 @@ import { priorityFromTriton } from '../v2/triton-priority.ts';
 import { tritonModelConfig } from '../v2/model-configuration.ts';
 import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
 import { decodeModelInferRequest } from './infer-request-decoder.ts';
-import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type ModelInferRequest, type ModelInferResponse, type ModelStatisticsResponse, type RepositoryIndexResponse, type RequestDecoder } from './service-definition.ts';
+import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type InferParameters, type ModelInferRequest, type ModelInferResponse, type ModelStatisticsResponse, type RepositoryIndexResponse, type RequestDecoder } from './service-definition.ts';
 
 export interface InferenceServiceContext {
   repository: ModelRepository;
@@ -85,6 +85,19 @@ function requestOptions(observer: RequestObserver, version: ModelVersion, reques
     if (level !== undefined) options.priority = level;
   }
   return options;
+}
+
+const EMPTY_FINAL_RESPONSE = 'triton_enable_empty_final_response';
+const FINAL_RESPONSE = 'triton_final_response';
+
+/** Whether a stream request asks for Triton's final-response flag and empty final response (a bool_param, as Triton checks). */
+function emptyFinalResponseAsked(request: ModelInferRequest): boolean {
+  const parameter = request.parameters?.[EMPTY_FINAL_RESPONSE];
+  if (parameter === undefined) return false;
+  if (parameter.parameter_choice !== undefined && parameter.parameter_choice !== 'bool_param') {
+    throw invalidInput(`parameters.${EMPTY_FINAL_RESPONSE}: expected a bool_param, got ${parameter.parameter_choice}`);
+  }
+  return parameter.bool_param === true;
 }
 
 /**
@@ -171,7 +184,12 @@ export class InferenceService {
     };
   }
 
-  /** The bidirectional stream: each request answered as it completes (in any order, matched by id); errors travel in error_message. */
+  /**
+   * The bidirectional stream: each request answered as it completes (in any order, matched by id); errors travel
+   * in error_message. A request with Triton's `triton_enable_empty_final_response: true` is answered as a decoupled
+   * Triton model answers it: its response flagged `triton_final_response: false`, then an empty response (same id,
+   * model and version) flagged `triton_final_response: true`; an error is itself the final response.
+   */
   stream(call: ServerDuplexStream<Buffer, unknown>, decode: RequestDecoder): void {
     try {
       checkCallAuth(this.context.auth, 'ModelStreamInfer', call);
@@ -184,26 +202,38 @@ export class InferenceService {
     const finish = (): void => {
       if (ended && pending === 0) call.end();
     };
-    const answer = (message: unknown): void => {
+    const answer = (...messages: unknown[]): void => {
       pending--;
-      if (!call.cancelled && !call.destroyed) call.write(message);
+      for (const message of messages) if (!call.cancelled && !call.destroyed) call.write(message);
       finish();
     };
     call.on('data', (message: Buffer) => {
       pending++;
       let request: ModelInferRequest;
+      let finalFlag: boolean;
       try {
         request = decode(message) as ModelInferRequest;
       } catch (error) {
         answer({ error_message: `malformed ModelInferRequest protobuf: ${(error as Error).message}` });
         return;
       }
+      const head = { model_name: request.model_name, model_version: request.model_version ?? '', id: request.id ?? '' };
+      try {
+        finalFlag = emptyFinalResponseAsked(request);
+      } catch (error) {
+        answer({ error_message: toCaliperError(error).message, infer_response: { ...head, outputs: [], raw_output_contents: [] } });
+        return;
+      }
+      const flag = (final: boolean): { parameters?: InferParameters } => (finalFlag ? { parameters: { [FINAL_RESPONSE]: { bool_param: final } } } : {});
       this.infer(request, call).then(
-        (response) => answer({ error_message: '', infer_response: response }),
+        (response) => {
+          if (!finalFlag) answer({ error_message: '', infer_response: response });
+          else answer({ error_message: '', infer_response: { ...response, ...flag(false) } }, { error_message: '', infer_response: { ...head, outputs: [], raw_output_contents: [], ...flag(true) } });
+        },
         (error: unknown) => {
           const failure = toCaliperError(error);
           if (failure.httpStatus >= 500 && failure.code === 'CALIPER_INTERNAL') this.context.logger.error({ err: error }, failure.message);
-          answer({ error_message: failure.message, infer_response: { model_name: request.model_name, model_version: request.model_version ?? '', id: request.id ?? '', outputs: [], raw_output_contents: [] } });
+          answer({ error_message: failure.message, infer_response: { ...head, outputs: [], raw_output_contents: [], ...flag(true) } });
         },
       );
     });
