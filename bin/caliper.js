@@ -1,6 +1,15 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx, so `npx caliper` needs no build step.
-import { register } from 'tsx/esm/api';
+// The `caliper` command in a source checkout: runs the TypeScript sources through tsx, so `npm start` and the tests
+// need no build step. The installed package's `caliper` is dist/cli/main.js (package.json "bin"); where the sources
+// are absent (inside the package) this file hands over to it.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-register();
-await import('../src/cli/main.ts');
+const sources = new URL('../src/cli/main.ts', import.meta.url);
+if (existsSync(fileURLToPath(sources))) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(sources.href);
+} else {
+  await import('../dist/cli/main.js');
+}
