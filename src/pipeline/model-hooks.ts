@@ -20,6 +20,30 @@ export interface ModelHooks {
   extraFields?: string[];
 }
 
+const TYPESCRIPT_FILE = /\.[cm]?tsx?$/;
+
+/** tsx's loader, scoped to the one import, and only fetched when a hook needs it. */
+async function importThroughTsx(url: string): Promise<Record<string, unknown>> {
+  const { tsImport } = await import('tsx/esm/api');
+  return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+}
+
+/**
+ * Imports a hook module from wherever it lies, with or without a package.json above it. TypeScript goes through
+ * tsx; JavaScript is imported by Node itself, except a `.js` file written as an ES module where Node takes it for
+ * CommonJS (no `"type": "module"` above it): depending on the Node version and on loaders already registered that
+ * fails as a SyntaxError or as a require(esm) cycle, and tsx, which reads either syntax, has the second try.
+ */
+async function importHookModule(file: string, url: string): Promise<Record<string, unknown>> {
+  if (TYPESCRIPT_FILE.test(file)) return importThroughTsx(url);
+  try {
+    return (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    if (!file.endsWith('.js')) throw error;
+    return importThroughTsx(url);
+  }
+}
+
 export async function loadModelHooks(modelDir: string, hooksPath: string, configFile: string): Promise<ModelHooks> {
   const file = resolve(modelDir, hooksPath);
   let module: Record<string, unknown>;
@@ -27,7 +51,7 @@ export async function loadModelHooks(modelDir: string, hooksPath: string, config
     // The module cache is keyed by URL: naming the source's hash makes a reload see an edited hook module.
     const url = new URL(pathToFileURL(file).href);
     url.searchParams.set('source', createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16));
-    module = (await import(url.href)) as Record<string, unknown>;
+    module = await importHookModule(file, url.href);
   } catch (error) {
     throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: hooks: cannot load ${file}: ${(error as Error).message}`);
   }
