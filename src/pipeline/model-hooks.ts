@@ -35,13 +35,20 @@ async function importThroughTsx(url: string): Promise<Record<string, unknown>> {
  * fails as a SyntaxError or as a require(esm) cycle, and tsx, which reads either syntax, has the second try.
  */
 async function importHookModule(file: string, url: string): Promise<Record<string, unknown>> {
-  if (TYPESCRIPT_FILE.test(file)) return importThroughTsx(url);
+  if (TYPESCRIPT_FILE.test(file)) return commonJsExports(await importThroughTsx(url));
   try {
-    return (await import(url)) as Record<string, unknown>;
+    return commonJsExports((await import(url)) as Record<string, unknown>);
   } catch (error) {
     if (!file.endsWith('.js')) throw error;
-    return importThroughTsx(url);
+    return commonJsExports(await importThroughTsx(url));
   }
+}
+
+/** A CommonJS module (or one a loader compiled to CommonJS) whose names Node could not list arrives as `default`. */
+function commonJsExports(module: Record<string, unknown>): Record<string, unknown> {
+  const named = module.preprocess !== undefined || module.postprocess !== undefined;
+  const fallback = module.default;
+  return !named && typeof fallback === 'object' && fallback !== null ? (fallback as Record<string, unknown>) : module;
 }
 
 export async function loadModelHooks(modelDir: string, hooksPath: string, configFile: string): Promise<ModelHooks> {
