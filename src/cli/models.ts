@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { CaliperError } from '../errors.ts';
 import { describeTraffic, ModelRegistry, type RegisteredVersion, type ReplicaRecord, type TrafficSettings } from '../registry/model-registry.ts';
 import { checkAlias, parseStage } from '../registry/model-stage.ts';
+import { transferRegistry, type TransferSummary } from '../registry/registry-transfer.ts';
 import { formatSelector, parseSelector, type VersionSelector } from '../registry/model-uri.ts';
 
 interface CommonOptions { registry?: string; artifacts?: string; json?: boolean }
@@ -62,6 +63,10 @@ function describeVersion(v: RegisteredVersion): string {
   if (Object.keys(v.tags).length) lines.push(`  tags:        ${Object.entries(v.tags).map(([k, x]) => `${k}=${x}`).join(', ')}`);
   if (Object.keys(v.metrics).length) lines.push(`  metrics:     ${Object.entries(v.metrics).map(([k, x]) => `${k}=${x}`).join(', ')}`);
   return lines.join('\n');
+}
+
+function describeTransfer(s: TransferSummary): string {
+  return `copied ${s.models} model(s), ${s.versions} version(s), ${s.aliases} alias(es), ${s.historyRows} history row(s) and ${s.artifactsCopied} artifact(s) from ${s.from} to ${s.to}`;
 }
 
 function describeReplicas(replicas: ReplicaRecord[]): string {
@@ -182,6 +187,38 @@ export function registerModelsCommand(program: Command): void {
         : registry.deleteVersion(name, version, { force: o.force ?? false })));
       const what = version === undefined ? `model ${name}` : `models:/${name}/${version}`;
       print(o, { deleted: what }, () => `deleted ${what}`);
+    });
+
+  withCommon(models.command('export').description('copy the whole registry (versions, stages, aliases, tags, metrics, traffic, history, artifacts) into another one')
+    .argument('<destination>', 'a folder (a new SQLite registry) or postgres://USER@HOST:PORT/DB')
+    .option('--to-artifacts <dir|uri>', "the destination's artifact store: a folder or s3://BUCKET/PREFIX (default: the destination folder's, or $CALIPER_ARTIFACTS)"))
+    .action(async (destination: string, o: CommonOptions & { toArtifacts?: string }) => {
+      const summary = await withRegistry(o, async (source) => {
+        const target = await ModelRegistry.connect({ registry: destination, ...(o.toArtifacts ? { artifacts: o.toArtifacts } : {}) });
+        try {
+          if (target.location === source.location) throw new CaliperError('CALIPER_INVALID_INPUT', `<destination>: ${destination} is the registry being exported`);
+          return await transferRegistry(source, target);
+        } finally {
+          await target.close();
+        }
+      });
+      print(o, summary, () => describeTransfer(summary));
+    });
+
+  withCommon(models.command('import').description('copy a whole registry (another folder or PostgreSQL database) into this one; none of its models may exist here')
+    .argument('<source>', 'a registry folder or postgres://USER@HOST:PORT/DB')
+    .option('--from-artifacts <dir|uri>', "the source's artifact store: a folder or s3://BUCKET/PREFIX (default: the source folder's, or $CALIPER_ARTIFACTS)"))
+    .action(async (sourceLocation: string, o: CommonOptions & { fromArtifacts?: string }) => {
+      const summary = await withRegistry(o, async (target) => {
+        const source = await ModelRegistry.connect({ registry: sourceLocation, ...(o.fromArtifacts ? { artifacts: o.fromArtifacts } : {}) });
+        try {
+          if (target.location === source.location) throw new CaliperError('CALIPER_INVALID_INPUT', `<source>: ${sourceLocation} is the registry being imported into`);
+          return await transferRegistry(source, target);
+        } finally {
+          await source.close();
+        }
+      });
+      print(o, summary, () => describeTransfer(summary));
     });
 
   withCommon(models.command('traffic').description('canary and shadow traffic for a model (servers following the registry apply it live)')
