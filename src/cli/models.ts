@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { CaliperError } from '../errors.ts';
 import { describeTraffic, ModelRegistry, type RegisteredVersion, type ReplicaRecord, type TrafficSettings } from '../registry/model-registry.ts';
 import { checkAlias, parseStage } from '../registry/model-stage.ts';
+import { importMlflowModel } from '../registry/mlflow-model.ts';
 import { transferRegistry, type TransferSummary } from '../registry/registry-transfer.ts';
 import { formatSelector, parseSelector, type VersionSelector } from '../registry/model-uri.ts';
 
@@ -219,6 +220,25 @@ export function registerModelsCommand(program: Command): void {
         }
       });
       print(o, summary, () => describeTransfer(summary));
+    });
+
+  withCommon(models.command('import-mlflow').description('register an MLflow model saved with the ONNX flavour (its MLmodel file); its signature becomes the request schema unless model.yaml says otherwise')
+    .argument('<path>', 'the MLflow model folder (holding MLmodel and the .onnx file)')
+    .requiredOption('--name <name>', 'registered model name')
+    .option('--config <model.yaml>', 'model.yaml whose fields win over the signature (default: model.yaml in the folder, if any)')
+    .option('--description <text>', 'what this version is')
+    .option('--tag <key=value>', 'a tag (repeatable)', keyValue('--tag'))
+    .option('--stage <stage>', 'move the new version to this stage right away')
+    .option('--archive-existing', 'with --stage: move the versions already in that stage to Archived'))
+    .action(async (path: string, o: CommonOptions & { name: string; config?: string; description?: string; tag?: Record<string, string>; stage?: string; archiveExisting?: boolean }) => {
+      const stage = o.stage === undefined ? undefined : parseStage(o.stage, '--stage');
+      const record = await withRegistry(o, async (registry) => {
+        const created = await importMlflowModel(registry, {
+          path, name: o.name, ...(o.config !== undefined ? { configFile: o.config } : {}), ...(o.description !== undefined ? { description: o.description } : {}), tags: o.tag ?? {},
+        });
+        return stage ? registry.setStage(created.name, created.version, stage, { archiveExisting: o.archiveExisting ?? false }) : created;
+      });
+      print(o, record, () => `registered models:/${record.name}/${record.version} from MLflow model ${path} (stage ${record.stage})`);
     });
 
   withCommon(models.command('traffic').description('canary and shadow traffic for a model (servers following the registry apply it live)')

@@ -2,7 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerModelsCommand } from '../../src/cli/models.ts';
 import { ModelRegistry, type ReplicaRecord } from '../../src/registry/model-registry.ts';
 import { freePort } from '../../src/system/free-port.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
@@ -67,6 +69,22 @@ describe('a registry shared by two hosts (PostgreSQL + S3)', () => {
     return { status: response.status, ...(body.model_version ? { version: body.model_version } : {}) };
   };
   const servedBy = async (): Promise<ReplicaRecord[]> => admin.replicas('fraud');
+  const showModel = async (): Promise<string> => {
+    const program = new Command().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    registerModelsCommand(program);
+    let stdout = '';
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => {
+      stdout += chunk;
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      await program.parseAsync(['node', 'caliper', 'models', 'show', 'fraud', '--registry', registryUri(), '--artifacts', artifactsUri()]);
+    } finally {
+      process.stdout.write = write;
+    }
+    return stdout;
+  };
   const waitFor = async (check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (!(await check())) {
@@ -104,6 +122,10 @@ describe('a registry shared by two hosts (PostgreSQL + S3)', () => {
     expect(records.map((r) => r.pid).sort()).toEqual(replicas.map((r) => r.child.pid!).sort());
     expect(records).toEqual(expect.arrayContaining(replicas.map(() => expect.objectContaining({ state: 'ready', version: 1, target: 'models:/fraud/Production', since: expect.any(String) }))));
     if (hosts.kind === 'netns') expect(records.map((r) => r.host).sort()).toEqual(['reg-a', 'reg-b']);
+    // `caliper models show` lists them.
+    const shown = await showModel();
+    expect(shown).toMatch(/served by:\n\s*HOST\s+PID\s+VERSION\s+SINCE\s+STATE/);
+    for (const record of records) expect(shown).toMatch(new RegExp(`${record.host}\\s+${record.pid}\\s+1\\s+\\S+\\s+ready\\s+models:/fraud/Production`));
   });
 
   it('a promote under load on both servers: 0 non-2xx, both answer with the new version within the bound', async () => {
