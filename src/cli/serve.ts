@@ -17,8 +17,9 @@ export function registerServeCommand(program: Command): void {
     .option('-p, --port <port>', 'HTTP port', parseIntegerOption('--port'), 8000)
     .option('--grpc-port <port>', 'also serve the Open Inference Protocol over gRPC (KServe v2 / Triton) on this port', parseIntegerOption('--grpc-port'))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--no-strict-readiness', 'report ready once any model is served, even when others failed to load (default: ready only when every model loaded)')
     .option('--body-limit <bytes>', 'largest request body accepted (413 beyond)', parseIntegerOption('--body-limit'), 8 * 1024 * 1024)
-    .action(async (args: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number; registry?: string; artifacts?: string; artifactCache?: string; adminTokenFile?: string }) => {
+    .action(async (args: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number; registry?: string; artifacts?: string; artifactCache?: string; adminTokenFile?: string; strictReadiness: boolean }) => {
       options.registry ??= process.env.CALIPER_REGISTRY || undefined;
       const modelUris = args.filter(isModelUri);
       const paths = args.filter((a) => !isModelUri(a));
@@ -31,7 +32,7 @@ export function registerServeCommand(program: Command): void {
       const auth = authSettingsFromEnv();
       if (options.adminTokenFile) auth.adminToken = readFileSync(options.adminTokenFile, 'utf8').trim();
       const server = await startServing({
-        paths, modelUris, port: options.port, grpcPort: options.grpcPort, host: options.host, bodyLimit: options.bodyLimit, auth,
+        paths, modelUris, port: options.port, grpcPort: options.grpcPort, host: options.host, bodyLimit: options.bodyLimit, auth, strictReadiness: options.strictReadiness,
         ...(options.registry !== undefined ? { registry: options.registry } : {}),
         ...(options.artifacts !== undefined ? { artifacts: options.artifacts } : {}),
         ...(options.artifactCache !== undefined ? { artifactCache: options.artifactCache } : {}),

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { ModelConfig } from '../config/model-config.ts';
 import { isModelFolder, listModelVersions, MODEL_FILE, readModelConfig, readVersionConfig } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
@@ -52,12 +52,35 @@ function versionsToLoad(config: ModelConfig, available: number[]): number[] {
   return policy.versions;
 }
 
+/** The model's name as its model.yaml says, or the folder's name when model.yaml cannot be read. */
+function modelNameOf(folder: string): string {
+  try {
+    return readModelConfig(folder).name;
+  } catch {
+    return basename(folder);
+  }
+}
+
+export interface RepositoryOptions {
+  /**
+   * Ready only when every model the server was asked to serve loaded (Triton's --strict-readiness, the default);
+   * false: ready as soon as one model is.
+   */
+  strictReadiness?: boolean;
+}
+
 /** The models this server answers for, by name; the one place that says which versions are live. */
 export class ModelRepository {
   private readonly models = new Map<string, ServedModel>();
+  /** Models the server was asked to serve that are not served, with the reason; cleared when one loads later. */
   readonly failures: ModelLoadFailure[] = [];
+  readonly strictReadiness: boolean;
+  /** Resolves once no request is in flight on a version (set by the server); a retired version is freed after it. */
+  awaitIdle: (version: ModelVersion) => Promise<void> = () => Promise.resolve();
 
-  constructor(private readonly schedulerFactory: SchedulerFactory = defaultScheduler) {}
+  constructor(private readonly schedulerFactory: SchedulerFactory = defaultScheduler, options: RepositoryOptions = {}) {
+    this.strictReadiness = options.strictReadiness ?? true;
+  }
 
   /** Loads every model folder under `paths`; a model that fails is recorded in `failures`, the others still load. */
   async loadPaths(paths: readonly string[]): Promise<void> {
@@ -65,9 +88,54 @@ export class ModelRepository {
       try {
         await this.loadFolder(folder);
       } catch (error) {
-        this.failures.push({ name: folder.split('/').pop() ?? folder, source: folder, reason: (error as Error).message });
+        this.recordFailure({ name: modelNameOf(folder), source: folder, reason: (error as Error).message });
       }
     }
+  }
+
+  /** Notes that a model could not be loaded (replacing an older note for the same folder). */
+  recordFailure(failure: ModelLoadFailure): void {
+    this.forgetFailure(failure.name, failure.source);
+    this.failures.push(failure);
+  }
+
+  private forgetFailure(name: string, source?: string): void {
+    for (let i = this.failures.length - 1; i >= 0; i--) {
+      const f = this.failures[i]!;
+      if (f.name === name || (source !== undefined && f.source === source)) this.failures.splice(i, 1);
+    }
+  }
+
+  /**
+   * Loads the model folder again when its model is served (new or removed versions, an edited model.yaml): every
+   * version to serve is loaded and warmed beside the running ones, the switch is one synchronous step, and the
+   * previous versions are freed once their in-flight requests finish, so no request fails. If anything fails to
+   * load, the running versions keep serving and the error is thrown. A model not yet served is loaded.
+   */
+  async reloadFolder(folder: string): Promise<ServedModel> {
+    const config = readModelConfig(folder);
+    const existing = this.models.get(config.name);
+    if (!existing) return this.loadFolder(folder);
+    const versions = versionsToLoad(config, listModelVersions(folder));
+    const loaded = new Map<number, ModelVersion>();
+    try {
+      for (const v of versions) loaded.set(v, await ModelVersion.load(readVersionConfig(config, v), v, join(folder, String(v), MODEL_FILE), this.schedulerFactory));
+    } catch (error) {
+      await Promise.all([...loaded.values()].map((m) => m.unload()));
+      throw error;
+    }
+    const retired = [...existing.versions.values()];
+    const defaultVersion = Math.max(...versions);
+    existing.versions.clear();
+    for (const [v, version] of loaded) existing.versions.set(v, version);
+    existing.config = loaded.get(defaultVersion)!.config;
+    existing.defaultVersion = defaultVersion;
+    this.forgetFailure(config.name, folder);
+    await Promise.all(retired.map(async (v) => {
+      await this.awaitIdle(v);
+      await v.unload();
+    }));
+    return existing;
   }
 
   async loadFolder(folder: string): Promise<ServedModel> {
@@ -84,6 +152,7 @@ export class ModelRepository {
     const defaultVersion = Math.max(...versions);
     const model: ServedModel = { name: config.name, config: loaded.get(defaultVersion)!.config, versions: loaded, defaultVersion };
     this.models.set(config.name, model);
+    this.forgetFailure(config.name, folder);
     return model;
   }
 
@@ -147,7 +216,9 @@ export class ModelRepository {
     return found;
   }
 
+  /** Ready to take traffic: a model is served, every served version is ready and (strict) no model failed to load. */
   get ready(): boolean {
+    if (this.strictReadiness && this.failures.length > 0) return false;
     return this.models.size > 0 && this.list().every((m) => [...m.versions.values()].every((v) => v.state === 'ready'));
   }
 

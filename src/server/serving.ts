@@ -30,6 +30,11 @@ export interface ServeOptions {
   artifactCache?: string;
   /** How often the registry is checked for changes (ms, default 250; PostgreSQL also notifies at once). */
   registryPollMs?: number;
+  /**
+   * Ready (/v2/health/ready, gRPC ServerReady) only when every model asked for loaded (default true, as Triton's
+   * --strict-readiness); false: ready once any model is.
+   */
+  strictReadiness?: boolean;
   /** Admin token (for /v2/repository) and inference API keys. */
   auth?: AuthSettings;
 }
@@ -49,7 +54,7 @@ export interface RunningServer extends CaliperServer {
 /** Loads and warms every model, then listens. Models that fail to load are logged and left out. */
 export async function startServing(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
-  const repository = new ModelRepository(options.schedulerFactory);
+  const repository = new ModelRepository(options.schedulerFactory, { strictReadiness: options.strictReadiness ?? true });
   await repository.loadPaths(options.paths);
   const uris = options.modelUris ?? [];
   let follower: RegistryFollower | undefined;
@@ -61,14 +66,20 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     });
     await follower.start();
   }
-  for (const failure of repository.failures) logger.error({ model: failure.name, source: failure.source }, `model failed to load: ${failure.reason}`);
   for (const model of repository.list()) {
     for (const version of model.versions.values()) {
       if (version.batchingNotice) logger.warn({ model: model.name, version: version.version, batchable: false }, version.batchingNotice);
     }
     logger.info({ model: model.name, versions: [...model.versions.keys()] }, `model ${model.name} ready (version ${model.defaultVersion})`);
   }
+  for (const failure of repository.failures) logger.error({ model: failure.name, source: failure.source }, `model ${failure.name} failed to load: ${failure.reason}`);
+  if (repository.failures.length > 0) {
+    logger.warn(repository.strictReadiness
+      ? `not ready: ${repository.failures.length} model(s) failed to load (${repository.failures.map((f) => f.name).join(', ')}); /v2/health/ready answers 503 until they load (--no-strict-readiness to relax)`
+      : `${repository.failures.length} model(s) failed to load (${repository.failures.map((f) => f.name).join(', ')}); ready anyway (--no-strict-readiness)`);
+  }
   const server = await buildServer({ repository, logger, bodyLimit: options.bodyLimit, auth: options.auth, paths: options.paths, ...(follower ? { follower } : {}) });
+  repository.awaitIdle = (version) => server.observer.whenIdle(version);
   if (follower) {
     const registryFollower = follower;
     registryFollower.awaitIdle = (version) => server.observer.whenIdle(version);

@@ -110,11 +110,18 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
       return { name, loaded: true, version: repository.get(name).defaultVersion, ...(statusJson(status) ? { registry: statusJson(status) } : {}) };
     }
     if (target !== undefined) throw invalidInput(`parameters.target: only models from a registry take a target; "${name}" is not registered`);
-    if (repository.has(name)) return { name, loaded: true, version: repository.get(name).defaultVersion };
-    const folder = options.paths.length === 0 ? undefined : discoverModelFolders(options.paths).find((dir) => readModelConfig(dir).name === name);
+    const folder = options.paths.length === 0 ? undefined : discoverModelFolders(options.paths).find((dir) => nameOfFolder(dir) === name);
     if (!folder) throw new CaliperError('CALIPER_MODEL_NOT_FOUND', `model "${name}" is in neither the registry nor the served folders`);
-    const model = await repository.loadFolder(folder);
-    return { name, loaded: true, version: model.defaultVersion };
+    // As Triton's repository extension: load on a served model reloads it (new versions, an edited model.yaml).
+    const reloaded = repository.has(name);
+    let model;
+    try {
+      model = await repository.reloadFolder(folder);
+    } catch (error) {
+      if (!reloaded) repository.recordFailure({ name, source: folder, reason: (error as Error).message });
+      throw error;
+    }
+    return { name, loaded: true, reloaded, version: model.defaultVersion, versions: [...model.versions.keys()].sort((a, b) => a - b) };
   });
 
   app.post<{ Params: { name: string } }>('/v2/repository/models/:name/unload', async (request) => {
@@ -183,5 +190,14 @@ async function registered(follower: RegistryFollower, name: string): Promise<boo
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The model name a folder's model.yaml declares, or the folder's name when model.yaml cannot be read. */
+function nameOfFolder(dir: string): string {
+  try {
+    return readModelConfig(dir).name;
+  } catch {
+    return dir.split('/').pop() ?? dir;
   }
 }

@@ -43,7 +43,9 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
 
   app.get('/v2/health/ready', async (_request, reply) => {
     const ready = repository.ready && !observer.closing;
-    return reply.code(ready ? 200 : 503).send({ ready });
+    // The models that failed to load, with the reason: what a readiness probe's operator needs to see.
+    const failed = repository.failures.map((f) => ({ name: f.name, reason: f.reason }));
+    return reply.code(ready ? 200 : 503).send(failed.length > 0 ? { ready, failed_models: failed } : { ready });
   });
 
   type VersionParams = { name: string; version?: string };
