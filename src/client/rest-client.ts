@@ -4,6 +4,7 @@ import { InferenceClientError } from './client-error.ts';
 import { DEFAULT_RETRY_POLICY, type InferenceClient, type InferInput, type InferOptions, type InferOutput, type InferResult, type ModelMetadata, type RetryPolicy, type ServerMetadata } from './infer-types.ts';
 import { withRetries } from './retry-loop.ts';
 import { inputBytes, jsonData, outputFromRaw, outputFromValues } from './tensor-codec.ts';
+import { parseExactJson, stringifyExactJson } from '../server/v2/exact-json.ts';
 
 export interface RestClientOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:8000. */
@@ -134,7 +135,7 @@ export class RestInferenceClient implements InferenceClient {
       headers['content-type'] = 'application/octet-stream';
       headers['inference-header-content-length'] = String(json.byteLength);
     } else {
-      body = Buffer.from(JSON.stringify({
+      body = Buffer.from(stringifyExactJson({
         ...head,
         inputs: inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, data: jsonData(t) })),
         ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name })) } : {}),
@@ -151,7 +152,7 @@ export class RestInferenceClient implements InferenceClient {
     if (!Number.isSafeInteger(jsonLength) || jsonLength > answer.body.byteLength) {
       throw new InferenceClientError(`response: Inference-Header-Content-Length ${String(lengthHeader)} is past the ${answer.body.byteLength}-byte body`, { retryable: false });
     }
-    const parsed = JSON.parse(answer.body.toString('utf8', 0, jsonLength)) as {
+    const parsed = parseExactJson(answer.body.toString('utf8', 0, jsonLength)) as {
       model_name: string; model_version: string; id?: string;
       outputs: { name: string; datatype: string; shape: number[]; data?: unknown[]; parameters?: { binary_data_size?: number } }[];
     };

@@ -31,11 +31,12 @@ export function inputBytes(input: InferInput): Uint8Array {
   return tensor.type === 'string' ? encodeBytesElements(tensor.data as string[]) : rawTensorBytes(tensor);
 }
 
-/** JSON `data` for the v2 REST JSON form: numbers, booleans or strings. */
-export function jsonData(input: InferInput): (number | boolean | string)[] {
+/** JSON `data` for the v2 REST JSON form: numbers, booleans or strings; 64-bit integers as bigints (written exactly). */
+export function jsonData(input: InferInput): (number | bigint | boolean | string)[] {
   const tensor = typedInput(input);
   if (tensor.type === 'bool') return Array.from(tensor.data as Uint8Array, (v) => v !== 0);
   if (tensor.type === 'string') return tensor.data as string[];
+  if (tensor.type === 'int64' || tensor.type === 'uint64') return Array.from(tensor.data as BigInt64Array);
   return Array.from(tensor.data as ArrayLike<number | bigint>, (v) => Number(v));
 }
 

@@ -15,6 +15,7 @@ import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
 import { registerStatsRoutes, type LatencyObservability } from './routes/stats-routes.ts';
 import { CaliperError } from '../errors.ts';
 import { BINARY_CONTENT_TYPE } from './v2/binary-tensors.ts';
+import { mayHoldUnsafeInteger, parseExactJson } from './v2/exact-json.ts';
 
 const DOCS_LOGO = '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="32" viewBox="0 0 160 32"><text x="0" y="24" font-family="sans-serif" font-size="24" font-weight="bold" fill="#ffffff">Caliper</text></svg>';
 const DOCS_FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f6feb"/><text x="4" y="12" font-family="sans-serif" font-size="11" font-weight="bold" fill="#fff">C</text></svg>';
@@ -87,6 +88,19 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     theme: { title: 'Caliper model server — API', favicon: [{ filename: 'favicon.svg', rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: Buffer.from(DOCS_FAVICON) }] },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => document());
+
+  // v2 tensors hold 64-bit integers: their JSON bodies are read with every digit (exact-json.ts), the rest as fastify reads JSON.
+  const defaultJsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    if (!request.url.startsWith('/v2/') || !mayHoldUnsafeInteger(text)) return defaultJsonParser(request, text, done);
+    try {
+      done(null, parseExactJson(text));
+    } catch (error) {
+      done(new CaliperError('CALIPER_MALFORMED_BODY', `body: not valid JSON (${(error as Error).message})`), undefined);
+    }
+  });
 
   // The Open Inference Protocol's binary tensor extension: the v2 infer route splits JSON header and tensors.
   app.addContentTypeParser(BINARY_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));

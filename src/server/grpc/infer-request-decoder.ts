@@ -66,8 +66,8 @@ function parameterEntry(r: ProtoReader, into: InferParameters): void {
 function contents(r: ProtoReader): InferTensorContents {
   const outer = r.enter();
   const out = {
-    bool_contents: [] as boolean[], int_contents: [] as number[], int64_contents: [] as number[], uint_contents: [] as number[],
-    uint64_contents: [] as number[], fp32_contents: [] as number[], fp64_contents: [] as number[], bytes_contents: [] as Uint8Array[],
+    bool_contents: [] as boolean[], int_contents: [] as number[], int64_contents: [] as (number | bigint)[], uint_contents: [] as number[],
+    uint64_contents: [] as (number | bigint)[], fp32_contents: [] as number[], fp64_contents: [] as number[], bytes_contents: [] as Uint8Array[],
   };
   while (r.pos < r.end) {
     const key = r.key();

@@ -90,6 +90,18 @@ export class ProtoReader {
     return this.lo + this.hi * TWO_32;
   }
 
+  /** int64 exactly: a number when it is a safe integer, a bigint beyond 2^53. */
+  int64Exact(): number | bigint {
+    const value = this.int64();
+    return Number.isSafeInteger(value) ? value : BigInt.asIntN(64, (BigInt(this.hi) << 32n) | BigInt(this.lo));
+  }
+
+  /** uint64 exactly: a number when it is a safe integer, a bigint beyond 2^53. */
+  uint64Exact(): number | bigint {
+    const value = this.uint64();
+    return Number.isSafeInteger(value) ? value : (BigInt(this.hi) << 32n) | BigInt(this.lo);
+  }
+
   bool(): boolean {
     this.varint();
     return this.lo !== 0 || this.hi !== 0;
@@ -153,20 +165,20 @@ export class ProtoReader {
   }
 
   /** Reads one value of a repeated scalar field of `kind` into `into`. */
-  private scalar(kind: ScalarKind, into: (number | boolean)[]): void {
+  private scalar(kind: ScalarKind, into: (number | bigint | boolean)[]): void {
     switch (kind) {
       case ScalarKind.Bool: into.push(this.bool()); return;
       case ScalarKind.Int32: into.push(this.int32()); return;
-      case ScalarKind.Int64: into.push(this.int64()); return;
+      case ScalarKind.Int64: into.push(this.int64Exact()); return;
       case ScalarKind.Uint32: into.push(this.uint32()); return;
-      case ScalarKind.Uint64: into.push(this.uint64()); return;
+      case ScalarKind.Uint64: into.push(this.uint64Exact()); return;
       case ScalarKind.Float: into.push(this.float()); return;
       case ScalarKind.Double: into.push(this.double()); return;
     }
   }
 
   /** Reads the values of a repeated scalar field: packed (one length-delimited run) or one unpacked value. */
-  repeated(key: number, kind: ScalarKind, into: (number | boolean)[]): void {
+  repeated(key: number, kind: ScalarKind, into: (number | bigint | boolean)[]): void {
     if ((key & 7) === LENGTH_DELIMITED) {
       const outer = this.enter();
       while (this.pos < this.end) this.scalar(kind, into);

@@ -32,9 +32,10 @@ export type InferParameters = Record<string, InferParameter>;
 export interface InferTensorContents {
   bool_contents?: boolean[];
   int_contents?: number[];
-  int64_contents?: number[];
+  /** 64-bit integers: numbers, or bigints beyond 2^53 when decoded exactly. */
+  int64_contents?: (number | bigint)[];
   uint_contents?: number[];
-  uint64_contents?: number[];
+  uint64_contents?: (number | bigint)[];
   fp32_contents?: number[];
   fp64_contents?: number[];
   bytes_contents?: Uint8Array[];

@@ -10,6 +10,7 @@ import { textOfBytes } from '../../runtime/string-elements.ts';
 import { bytesPerElement, elementCount, typedArrayFromBytes, type TensorData, type TensorMap } from '../../runtime/tensor.ts';
 import { elementTypeOf, v2DatatypeOf, type V2Datatype } from './datatypes.ts';
 import { jsonInputTensors, outputTensorJson, parseInferRequest, type V2InferRequest, type V2OutputTensor } from './json-tensors.ts';
+import { parseExactJson, stringifyExactJson } from './exact-json.ts';
 
 export const BINARY_HEADER_LENGTH = 'inference-header-content-length';
 export const BINARY_CONTENT_TYPE = 'application/octet-stream';
@@ -85,7 +86,7 @@ export function splitBinaryBody(body: Buffer, headerLength: string | undefined):
   }
   let header: unknown;
   try {
-    header = JSON.parse(body.toString('utf8', 0, jsonLength));
+    header = parseExactJson(body.toString('utf8', 0, jsonLength));
   } catch (error) {
     throw new CaliperError('CALIPER_MALFORMED_BODY', `body: the first ${jsonLength} bytes (Inference-Header-Content-Length) are not a JSON inference request (${(error as Error).message})`);
   }
@@ -158,7 +159,7 @@ export function encodeInferResponse(head: { model_name: string; model_version: s
     raws.push(raw);
     return { name, datatype: v2DatatypeOf(tensor.type), shape: tensor.dims, parameters: { binary_data_size: raw.byteLength } };
   });
-  const json = JSON.stringify({ ...head, outputs: tensors });
+  const json = stringifyExactJson({ ...head, outputs: tensors });
   if (raws.length === 0) return { body: json };
   const header = Buffer.from(json, 'utf8');
   return { body: Buffer.concat([header, ...raws]), headerLength: header.byteLength };

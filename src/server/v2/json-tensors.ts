@@ -25,8 +25,10 @@ export interface V2OutputTensor {
   shape: number[];
   datatype: V2Datatype;
   parameters?: Record<string, unknown>;
-  data?: (number | string | boolean)[];
+  data?: (number | string | boolean | bigint)[];
 }
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Flattens nested `data` arrays (row-major), as the protocol allows either form. */
 function flatten(data: unknown, out: unknown[]): void {
@@ -38,7 +40,11 @@ function flatten(data: unknown, out: unknown[]): void {
 const INTEGER_RANGES: Partial<Record<V2Datatype, readonly [number, number]>> = {
   INT8: [-128, 127], UINT8: [0, 255], INT16: [-32768, 32767], UINT16: [0, 65535],
   INT32: [-2147483648, 2147483647], UINT32: [0, 4294967295],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], UINT64: [0, Number.MAX_SAFE_INTEGER],
+};
+
+/** 64-bit integers come as numbers (exact below 2^53) or, parsed exactly, as bigints (see exact-json.ts). */
+const BIG_RANGES: Partial<Record<V2Datatype, readonly [bigint, bigint]>> = {
+  INT64: [-(2n ** 63n), 2n ** 63n - 1n], UINT64: [0n, 2n ** 64n - 1n],
 };
 
 /** Converts the flat JSON values of one tensor into its typed storage, checking each element. */
@@ -56,8 +62,20 @@ export function valuesToTensorData(name: string, datatype: V2Datatype, shape: nu
   const data = typedArrayOf(type, expected);
   const integer = type !== 'float32' && type !== 'float64' && type !== 'float16';
   const range = INTEGER_RANGES[datatype];
+  const big = BIG_RANGES[datatype];
   for (let i = 0; i < expected; i++) {
-    const v = flat[i];
+    let v = flat[i];
+    if (big) {
+      // Exact: a bigint (an integer literal beyond 2^53, parsed exactly) or a safe integer; a rounded double never.
+      if (typeof v !== 'bigint' && !(typeof v === 'number' && Number.isSafeInteger(v))) {
+        throw invalidInput(`${where}[${i}]: expected an integer (${datatype}) written with all its digits, got ${describeValue(v)}`);
+      }
+      const exact = BigInt(v);
+      if (exact < big[0] || exact > big[1]) throw invalidInput(`${where}[${i}]: expected an integer from ${big[0]} to ${big[1]} (${datatype}), got ${exact}`);
+      (data as BigInt64Array)[i] = exact;
+      continue;
+    }
+    if (typeof v === 'bigint') v = Number(v);
     if (type === 'bool') {
       if (typeof v !== 'boolean') throw invalidInput(`${where}[${i}]: expected true or false (BOOL), got ${describeValue(v)}`);
       (data as Uint8Array)[i] = v ? 1 : 0;
@@ -69,8 +87,7 @@ export function valuesToTensorData(name: string, datatype: V2Datatype, shape: nu
     if (range && (v < range[0] || v > range[1])) {
       throw invalidInput(`${where}[${i}]: expected an integer from ${range[0]} to ${range[1]} (${datatype}), got ${v}`);
     }
-    if (type === 'int64' || type === 'uint64') (data as BigInt64Array)[i] = BigInt(v);
-    else if (type === 'float16') throw invalidInput(`${where}: FP16 inputs must be sent as binary data, not JSON`);
+    if (type === 'float16') throw invalidInput(`${where}: FP16 inputs must be sent as binary data, not JSON`);
     else (data as Float32Array)[i] = v;
   }
   return { type, dims: shape, data };
@@ -122,12 +139,17 @@ export function jsonInputTensors(request: V2InferRequest, headers: ReturnType<ty
   return inputs;
 }
 
-/** An output tensor as v2 JSON: flat data, BigInt as number, BOOL as true/false. */
+/**
+ * An output tensor as v2 JSON: flat data, BOOL as true/false, 64-bit integers as numbers when exact and as bigints
+ * (written with every digit by stringifyExactJson) beyond 2^53.
+ */
 export function outputTensorJson(name: string, tensor: TensorData): V2OutputTensor {
   const datatype = v2DatatypeOf(tensor.type);
-  let data: (number | string | boolean)[];
+  let data: (number | string | boolean | bigint)[];
   if (tensor.type === 'bool') data = Array.from(tensor.data as Uint8Array, (v) => v !== 0);
-  else if (tensor.type === 'int64' || tensor.type === 'uint64') data = Array.from(tensor.data as BigInt64Array, (v) => Number(v));
+  else if (tensor.type === 'int64' || tensor.type === 'uint64') {
+    data = Array.from(tensor.data as BigInt64Array, (v) => (v >= -MAX_SAFE && v <= MAX_SAFE ? Number(v) : v));
+  }
   else if (Array.isArray(tensor.data)) data = tensor.data;
   else data = Array.from(tensor.data as Float32Array);
   return { name, datatype, shape: tensor.dims, data };
