@@ -112,7 +112,10 @@ describe('static INT8 (QDQ)', () => {
     const model = linearModel('Gemm', [1, -1, 0.5, 0.25], 2, 2, [0.1, -0.2]);
     const { model: q, report } = await quantize(model, { mode: 'static', calibration: data, eval: data, ...noLatency });
     const ops = q.graph!.node!.map((n) => n.opType);
-    expect(ops.filter((o) => o === 'QuantizeLinear').length).toBe(2);
+    // Only the input is quantized: a Gemm answering the graph output keeps a float result (ORT runs DQ → Gemm as QGemm).
+    expect(ops.filter((o) => o === 'QuantizeLinear').length).toBe(1);
+    expect(report.kernels!.quantized.QGemm).toBe(1);
+    expect(report.kernels!.float).toEqual({});
     const xScale = (tensorValues(initializer(q, 'x_scale')) as Float32Array)[0]!;
     expect(xScale).toBeCloseTo((2.55 + 1) / 255, 6);
     expect((tensorValues(initializer(q, 'x_zero_point')) as Uint8Array)[0]).toBe(Math.round(1 / ((2.55 + 1) / 255)));
@@ -125,8 +128,8 @@ describe('static INT8 (QDQ)', () => {
 
   it('quantizes a Conv → Relu → MaxPool → Concat network and honours --exclude', async () => {
     const b = new GraphBuilder('cnn', 13);
-    const x = b.input({ name: 'x', elemType: FLOAT, shape: ['N', 1, 4, 4] });
-    const w = b.initializer(tensorFromArray('w', [2, 1, 3, 3], Float32Array.from({ length: 18 }, (_, i) => Math.sin(i))));
+    const x = b.input({ name: 'x', elemType: FLOAT, shape: ['N', 2, 4, 4] });
+    const w = b.initializer(tensorFromArray('w', [2, 2, 3, 3], Float32Array.from({ length: 36 }, (_, i) => Math.sin(i))));
     const bias = b.initializer(tensorFromArray('cb', [2], Float32Array.from([0.1, -0.1])));
     const [conv] = b.node('Conv', [x, w, bias], { pads: [1, 1, 1, 1] });
     const [relu] = b.node('Relu', [conv!]);
@@ -135,13 +138,68 @@ describe('static INT8 (QDQ)', () => {
     b.node('Concat', [pool!, avg!], { axis: 1 }, ['y']);
     b.output({ name: 'y', elemType: FLOAT, shape: ['N', 4, 2, 2] });
     const pb = join(work, 'calib.pb');
-    writeFileSync(pb, encodeTensor(tensorFromArray('x', [16, 1, 4, 4], Float32Array.from({ length: 256 }, (_, i) => Math.cos(i)))));
+    writeFileSync(pb, encodeTensor(tensorFromArray('x', [16, 2, 4, 4], Float32Array.from({ length: 512 }, (_, i) => Math.cos(i)))));
     const all = await quantize(b.build(), { mode: 'static', perChannel: true, calibration: pb, method: 'percentile', ...noLatency });
     expect(all.report.convertedNodes).toBe(5);
     expect(all.model.opsetImport![0]!.version).toBeGreaterThanOrEqual(13);
     expect(all.report.outputDifference.maxAbs).toBeLessThan(0.1);
     const some = await quantize(b.build(), { mode: 'static', calibration: pb, method: 'entropy', exclude: ['AveragePool', 'Concat'], ...noLatency });
     expect(some.report.convertedNodes).toBe(3);
+  });
+});
+
+/** conv 3×3 → ReLU → maxpool → conv 3×3 → ReLU → maxpool → fc → ReLU → fc, with `inChannels` image channels. */
+function smallCnn(inChannels: number): ModelProto {
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff - 0.5);
+  const b = new GraphBuilder('cnn', 17);
+  let [h] = [b.input({ name: 'x', elemType: FLOAT, shape: ['N', inChannels, 8, 8] })];
+  let c = inChannels;
+  for (const [i, out] of [8, 16].entries()) {
+    const w = b.initializer(tensorFromArray(`conv${i}.w`, [out, c, 3, 3], Float32Array.from({ length: out * c * 9 }, random)));
+    [h] = b.node('Conv', [h!, w, b.initializer(tensorFromArray(`conv${i}.b`, [out], Float32Array.from({ length: out }, random)))], { pads: [1, 1, 1, 1] });
+    [h] = b.node('Relu', [h!]);
+    [h] = b.node('MaxPool', [h!], { kernel_shape: [2, 2], strides: [2, 2] });
+    c = out;
+  }
+  [h] = b.node('Flatten', [h!], { axis: 1 });
+  [h] = b.node('Gemm', [h!, b.initializer(tensorFromArray('fc0.w', [64, 32], Float32Array.from({ length: 64 * 32 }, random)))]);
+  [h] = b.node('Relu', [h!]);
+  b.node('Gemm', [h!, b.initializer(tensorFromArray('fc1.w', [32, 4], Float32Array.from({ length: 32 * 4 }, random)))], {}, ['y']);
+  b.output({ name: 'y', elemType: FLOAT, shape: ['N', 4] });
+  return b.build();
+}
+
+describe('static INT8 placement on a convnet', () => {
+  const calibration = (channels: number) => {
+    const path = join(work, `cnn-calib-${channels}.pb`);
+    writeFileSync(path, encodeTensor(tensorFromArray('x', [32, channels, 8, 8], Float32Array.from({ length: 32 * channels * 64 }, (_, i) => Math.abs(Math.sin(i * 0.37))))));
+    return path;
+  };
+
+  it('folds each ReLU into its Conv/Gemm, keeps MaxPool and Flatten on the input scale, and ONNX Runtime runs no float compute kernel', async () => {
+    const { model, report } = await quantize(smallCnn(4), { mode: 'static', perChannel: true, calibration: calibration(4), ...noLatency });
+    const nodes = model.graph!.node!;
+    expect(nodes.filter((n) => n.opType === 'Relu')).toEqual([]);
+    for (const pool of nodes.filter((n) => n.opType === 'MaxPool' || n.opType === 'Flatten')) {
+      const dq = nodes.find((n) => n.output![0] === pool.input![0])!;
+      const q = nodes.find((n) => n.opType === 'QuantizeLinear' && n.input![0] === pool.output![0])!;
+      expect(dq.opType).toBe('DequantizeLinear');
+      expect(q.input!.slice(1)).toEqual(dq.input!.slice(1));
+    }
+    // ReLU folded: the Conv's output quantization starts at zero (uint8 zero point 0 clamps the negatives).
+    const convQ = nodes.find((n) => n.opType === 'QuantizeLinear' && nodes.find((p) => p.output![0] === n.input![0])?.opType === 'Conv')!;
+    expect(Array.from(tensorValues(initializer(model, convQ.input![2]!)) as Uint8Array)).toEqual([0]);
+    expect(report.kernels).toEqual({ quantized: { QLinearConv: 2, NhwcMaxPool: 2, QGemm: 2 }, float: {}, boundaries: { QuantizeLinear: 1 } });
+    expect(report.outputDifference.maxAbs).toBeLessThan(0.2);
+  });
+
+  it('leaves a one-channel first convolution (9 products per output) and its ReLU in float and says so', async () => {
+    const { report } = await quantize(smallCnn(1), { mode: 'static', calibration: calibration(1), ...noLatency });
+    expect(report.warnings).toContain('Conv_0 left in float32: 9 products per output value, too few for an integer convolution to pay (under 16)');
+    expect(report.kernels!.float).toMatchObject({ Conv: 1 });
+    expect(report.kernels!.quantized).toMatchObject({ QLinearConv: 1, QGemm: 2 });
+    expect(report.kernels!.boundaries).toEqual({ QuantizeLinear: 1 });
   });
 });
 

@@ -1,3 +1,4 @@
+import type { KernelSummary } from './kernel-profile.ts';
 import type { LatencyComparison } from './latency.ts';
 import { formatVerdict, sizeWords, speedWords, type GuardVerdict } from './optimization-guard.ts';
 import type { AccuracyComparison, OutputDifference, RegressionComparison } from './output-comparison.ts';
@@ -11,7 +12,7 @@ export interface QuantizeReport {
   convertedNodes: number;
   /** Op types left in float32, with their counts. */
   floatOps: Record<string, number>;
-  /** Static mode: what ONNX Runtime's profiler saw run, quantized kernels vs float ones. */
+  /** INT8 modes: the kernels ONNX Runtime's profiler saw run after its fusions, quantized vs float. */
   kernels?: KernelSummary;
   warnings: string[];
   outputDifference: OutputDifference & { source: string };
@@ -21,16 +22,6 @@ export interface QuantizeReport {
   guard: GuardVerdict;
   opset: number;
   irVersion: number;
-}
-
-/** Kernels ONNX Runtime ran for one inference of the optimized model, by op type, split into integer and float work. */
-export interface KernelSummary {
-  /** Op type → node count, for kernels computing on 8-bit integers (QLinearConv, QLinearMatMul, MatMulInteger …). */
-  quantized: Record<string, number>;
-  /** Op type → node count, for compute kernels still running in float (Conv, MatMul, Gemm …). */
-  float: Record<string, number>;
-  /** Op type → node count of the QuantizeLinear/DequantizeLinear left at the float ↔ int8 boundaries. */
-  boundaries: Record<string, number>;
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;

@@ -4,6 +4,7 @@ import { loadDataset, type Dataset, type DatasetSpec } from '../datasets/dataset
 import { DatasetError } from '../datasets/dataset-error.ts';
 import { checkFeedSet, feedSetFromDataset, feedsOf, isFeedSet, modelFixedBatch, sliceFeedSet, type FeedSet } from '../datasets/feed-set.ts';
 import { modelInputs } from '../datasets/input-batch.ts';
+import { profileKernels } from '../evaluate/kernel-profile.ts';
 import { compareLatency, type LatencyComparison } from '../evaluate/latency.ts';
 import { DEFAULT_MAX_DROP, judgeOptimization } from '../evaluate/optimization-guard.ts';
 import { compareOutputs, type EvaluationTask, type ScoredBatch } from '../evaluate/output-comparison.ts';
@@ -295,6 +296,7 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
       const feeds = evalData && evalData.count >= batchSize ? feedsOf(evalData, 0, batchSize) : syntheticFeeds(model, batchSize);
       latency.push(await compareLatency(reference, checked, feeds, batchSize));
     }
+    const kernels = mode !== 'fp16' ? await profileKernels(bytes, sampleFeeds) : undefined;
     const afterBytes = bytes.length;
     const maxDrop = options.maxDrop ?? DEFAULT_MAX_DROP;
     const verdict = judgeOptimization({ ...(accuracy ? { accuracy } : {}), ...(regression ? { regression } : {}), size: { beforeBytes: originalBytes.length, afterBytes }, latency }, maxDrop);
@@ -309,6 +311,7 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
       size: { beforeBytes: originalBytes.length, afterBytes, ratio: afterBytes / originalBytes.length },
       convertedNodes: converted.quantizedNodes.length,
       floatOps,
+      ...(kernels ? { kernels } : {}),
       warnings,
       outputDifference: { ...difference, source: evalData ? evalData.source : 'synthetic uniform [0, 1) inputs' },
       ...(accuracy ? { accuracy: { ...accuracy, source: evalData!.source } } : {}),

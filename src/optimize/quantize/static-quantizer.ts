@@ -9,12 +9,33 @@ import { ModelRewrite } from './model-rewrite.ts';
 import type { NodeFilter } from './node-filter.ts';
 import { quantizeWeightsSymmetric, roundHalfEven, uint8Params } from './quant-params.ts';
 
-/** Op types static quantization wraps in QuantizeLinear/DequantizeLinear pairs. */
+/** Op types static quantization covers: calibrated and wrapped in QuantizeLinear/DequantizeLinear pairs, or (MaxPool) run on the integers as they come. */
 export const STATIC_OPS = new Set([
   'Conv', 'MatMul', 'Gemm', 'Add', 'Mul', 'Relu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Concat',
 ]);
 
-/** Which input of a weighted op holds the weight, its per-channel axis, and which input the bias. */
+/**
+ * Ops that only select or move values: their output keeps the input's scale and zero point, so ONNX Runtime
+ * drops the DequantizeLinear/QuantizeLinear pair around them and runs them on the 8-bit values.
+ */
+const SHARED_SCALE_OPS = new Set(['MaxPool', 'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity']);
+
+/** Ops whose weight makes them run as QLinearConv / QLinearMatMul / QGemm; a ReLU right after one is folded into its output quantization. */
+const WEIGHTED_OPS = new Set(['Conv', 'MatMul', 'Gemm']);
+
+/**
+ * A convolution summing fewer products than this per output value stays in float: on a 1-channel 3×3 input
+ * (9 products) ONNX Runtime's QLinearConv measured 5× slower than its float NCHWc kernel, since quantizing,
+ * the NHWC transposes and requantizing the full-resolution map cost more than the short integer dot products save.
+ */
+export const MIN_CONV_REDUCTION = 16;
+
+function convReduction(rewrite: ModelRewrite, node: NodeProto): number | undefined {
+  if (node.opType !== 'Conv') return undefined;
+  const dims = rewrite.index.initializer(node.input?.[1] ?? '')?.dims;
+  return dims && dims.length >= 3 ? dims.slice(1).reduce((a, b) => a * Number(b), 1) : undefined;
+}
+
 function weightSlot(node: NodeProto): { weight: number; axis: number; bias?: number } | undefined {
   switch (node.opType) {
     case 'Conv': return { weight: 1, axis: 0, bias: 2 };
@@ -30,10 +51,61 @@ export interface StaticQuantizeOptions {
   filter: NodeFilter;
 }
 
-/** The float activations a static pass must calibrate: every non-constant input and output of the nodes it quantizes. */
-export function staticTargets(model: ModelProto, filter: NodeFilter): { nodes: NodeProto[]; tensors: string[] } {
-  const rewrite = new ModelRewrite(model);
-  const nodes = rewrite.order.filter((n) => !n.domain && STATIC_OPS.has(n.opType ?? '') && filter.includes(n));
+/**
+ * Where the QDQ pairs go. `nodes` are calibrated and quantized; a ReLU whose only input comes from a weighted
+ * node that will be quantized (constant float weight, float activation) is folded: the weighted node writes the
+ * ReLU's output directly and its uint8 quantization, with zero point 0 from a range starting at 0, does the
+ * clamping. ONNX Runtime then fuses DQ → Conv → Q into one QLinearConv instead of leaving a float
+ * DequantizeLinear → QuantizeLinear round trip over the whole feature map between Conv and ReLU.
+ */
+export interface StaticPlan {
+  nodes: NodeProto[];
+  /** Nodes left in float by the placement itself, with the reason. */
+  skipped: RewriteResult['skipped'];
+  /** Weighted node → the ReLU folded into it. */
+  folded: Map<NodeProto, NodeProto>;
+  /** Float activations to calibrate: every non-constant input and the (folded) output of the quantized nodes. */
+  tensors: string[];
+}
+
+function planStatic(rewrite: ModelRewrite, filter: NodeFilter): StaticPlan {
+  const skipped: RewriteResult['skipped'] = [];
+  const candidates = rewrite.order.filter((n) => {
+    if (n.domain || !STATIC_OPS.has(n.opType ?? '') || SHARED_SCALE_OPS.has(n.opType ?? '') || !filter.includes(n)) return false;
+    const reduction = convReduction(rewrite, n);
+    if (reduction !== undefined && reduction < MIN_CONV_REDUCTION) {
+      skipped.push({ node: n.name || n.opType || '', reason: `${reduction} products per output value, too few for an integer convolution to pay (under ${MIN_CONV_REDUCTION})` });
+      return false;
+    }
+    return true;
+  });
+  const graphOutputs = rewrite.index.outputNames;
+  const quantizable = (node: NodeProto): boolean => {
+    const slot = weightSlot(node);
+    if (!slot) return false;
+    const weight = rewrite.index.initializer(node.input?.[slot.weight] ?? '');
+    const activation = node.input?.[0] ?? '';
+    return weight?.dataType === TensorDataType.FLOAT && !rewrite.index.initializer(activation) && rewrite.isFloat(activation);
+  };
+  const candidateSet = new Set(candidates);
+  const folded = new Map<NodeProto, NodeProto>();
+  const foldedRelus = new Set<NodeProto>();
+  for (const node of candidates) {
+    if (node.opType !== 'Relu') continue;
+    const input = node.input?.[0] ?? '';
+    const producer = rewrite.index.producer(input);
+    if (!producer || !candidateSet.has(producer) || !WEIGHTED_OPS.has(producer.opType ?? '') || !quantizable(producer)) continue;
+    if (producer.output?.[0] !== input || rewrite.index.consumers(input).length !== 1 || graphOutputs.has(input)) continue;
+    folded.set(producer, node);
+    foldedRelus.add(node);
+  }
+  // A ReLU after a node left in float stays in float too: quantizing it would put a Q/DQ round trip on a float map.
+  const nodes = candidates.filter((n) => {
+    if (foldedRelus.has(n)) return false;
+    if (n.opType !== 'Relu') return true;
+    const producer = rewrite.index.producer(n.input?.[0] ?? '');
+    return producer === undefined || candidateSet.has(producer);
+  });
   const tensors = new Set<string>();
   for (const node of nodes) {
     const slot = weightSlot(node);
@@ -41,9 +113,15 @@ export function staticTargets(model: ModelProto, filter: NodeFilter): { nodes: N
       if (!name || rewrite.index.initializer(name) || i === slot?.bias || !rewrite.isFloat(name)) return;
       tensors.add(name);
     });
-    for (const out of (node.output ?? []).slice(0, 1)) if (rewrite.isFloat(out)) tensors.add(out);
+    const out = folded.get(node)?.output?.[0] ?? node.output?.[0];
+    if (out && rewrite.isFloat(out)) tensors.add(out);
   }
-  return { nodes, tensors: [...tensors] };
+  return { nodes, skipped, folded, tensors: [...tensors] };
+}
+
+/** The float activations a static pass must calibrate, and the nodes it quantizes. */
+export function staticTargets(model: ModelProto, filter: NodeFilter): StaticPlan {
+  return planStatic(new ModelRewrite(model), filter);
 }
 
 /**
@@ -53,14 +131,16 @@ export function staticTargets(model: ModelProto, filter: NodeFilter): { nodes: N
  * ONNX Runtime recognises DQ → op → Q groups and runs them as QLinear kernels.
  */
 export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, TensorRange>, options: StaticQuantizeOptions): RewriteResult {
-  const { nodes: targets } = staticTargets(model, options.filter);
-  const targetSet = new Set(targets);
   const rewrite = new ModelRewrite(model);
+  const plan = planStatic(rewrite, options.filter);
+  const { nodes: targets, folded } = plan;
+  const targetSet = new Set(targets);
+  const foldedRelus = new Set(folded.values());
   const graphOutputs = rewrite.index.outputNames;
   const params = new Map<string, { scale: string; zeroPoint: string; value: number }>();
   const dequantized = new Map<string, string>();
   const renamedOutputs = new Map<string, string>();
-  const skipped: RewriteResult['skipped'] = [];
+  const skipped: RewriteResult['skipped'] = [...plan.skipped];
   const quantizedNodes: string[] = [];
 
   const activationParams = (name: string) => {
@@ -78,10 +158,11 @@ export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, Te
     return p;
   };
 
-  /** Q → DQ after a value is produced; readers switch to the DQ output. Graph outputs keep their name on the DQ side. */
-  const insertQdq = (name: string) => {
-    if (dequantized.has(name) || !ranges.has(name)) return;
-    const p = activationParams(name);
+  /** Q → DQ after a value is produced; readers switch to the DQ output. Graph outputs keep their name on the DQ side. `shared`: the input's parameters, for ops that only move values. */
+  const insertQdq = (name: string, shared?: { scale: string; zeroPoint: string; value: number }) => {
+    if (dequantized.has(name) || (!shared && !ranges.has(name))) return;
+    const p = shared ?? activationParams(name);
+    if (shared) params.set(name, shared);
     const source = renamedOutputs.get(name) ?? name;
     const q = rewrite.names.next(`${name}_quantized`);
     rewrite.emit('QuantizeLinear', [source, p.scale, p.zeroPoint], [q], {}, `${name}_QuantizeLinear`);
@@ -94,9 +175,15 @@ export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, Te
   for (const name of graphInputs) if (ranges.has(name)) insertQdq(name);
 
   for (const node of rewrite.order) {
+    if (foldedRelus.has(node)) {
+      quantizedNodes.push(node.name || `${node.opType}:${node.output?.[0]}`);
+      continue;
+    }
     const quantize = targetSet.has(node);
     const inputs = (node.input ?? []).map((n) => dequantized.get(n) ?? n);
-    let outputs = node.output ?? [];
+    const relu = folded.get(node);
+    let outputs = relu ? [relu.output![0]!, ...(node.output ?? []).slice(1)] : node.output ?? [];
+    const produced = outputs;
     if (quantize) {
       const slot = weightSlot(node);
       if (slot) {
@@ -160,13 +247,22 @@ export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, Te
       quantizedNodes.push(node.name || `${node.opType}:${node.output?.[0]}`);
     }
     const out = outputs[0];
-    if (out && graphOutputs.has(out) && ranges.has(out) && quantize) {
+    // A weighted node's float result is the model's answer: DQ → Gemm/MatMul without Q still runs on integers (QGemm,
+    // MatMulIntegerToFloat) and keeps the output's precision.
+    const floatResult = out !== undefined && graphOutputs.has(out) && WEIGHTED_OPS.has(node.opType ?? '');
+    if (out && graphOutputs.has(out) && ranges.has(out) && quantize && !floatResult) {
       const renamed = rewrite.names.next(`${out}_float`);
       renamedOutputs.set(out, renamed);
       outputs = [renamed, ...outputs.slice(1)];
     }
     rewrite.keep({ ...node, input: inputs, output: outputs });
-    for (const o of node.output ?? []) if (quantize || consumersQuantized(o)) insertQdq(o);
+    const source = node.input?.[0] ?? '';
+    const shares = SHARED_SCALE_OPS.has(node.opType ?? '') && !node.domain && options.filter.includes(node) && dequantized.has(source) && params.has(source);
+    if (shares && STATIC_OPS.has(node.opType ?? '')) quantizedNodes.push(node.name || `${node.opType}:${node.output?.[0]}`);
+    for (const [i, o] of produced.entries()) {
+      if (shares && i === 0 && rewrite.isFloat(node.output?.[0] ?? '')) insertQdq(o, params.get(source));
+      else if ((quantize && !(floatResult && i === 0)) || consumersQuantized(o)) insertQdq(o);
+    }
   }
 
   function consumersQuantized(name: string): boolean {
