@@ -4,7 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
 import type { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import type { Logger } from '../observability/logger.ts';
-import { registerAuth, type AuthSettings } from './auth.ts';
+import { registerAuth, type AuthSettings, type ProtectedRoute } from './auth.ts';
 import { errorHandler, sendError } from './error-handler.ts';
 import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import { RequestObserver } from './request-observer.ts';
@@ -25,7 +25,7 @@ export interface ServerOptions {
   logger: Logger;
   /** Largest accepted request body, in bytes. */
   bodyLimit?: number;
-  /** Admin token and API keys; without an admin token the /v2/repository API answers 403. */
+  /** Admin token and API keys; without an admin token the /v2/repository routes are not registered (404). */
   auth?: AuthSettings;
   /** Set when the server follows a model registry (promote, traffic, live swaps). */
   follower?: RegistryFollower;
@@ -38,6 +38,8 @@ export interface CaliperServer {
   observer: RequestObserver;
   /** Metrics, per-model statistics and the SLA monitor fed by every inference request. */
   observability: LatencyObservability;
+  /** Every route registered, with the protection it declared (what auth checks, and what the auth tests walk). */
+  routes: readonly ProtectedRoute[];
 }
 
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
@@ -69,7 +71,8 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     if (observer.closing) reply.header('connection', 'close');
     done();
   });
-  registerAuth(app, options.auth ?? {});
+  // Before any route: every route from here on declares its protection, checked on the matched route.
+  const routes = registerAuth(app, options.auth ?? {});
   // Bodies as Triton's clients send them: no Content-Type on /v2, gzip/deflate, over-limit uploads read before the 413.
   registerRequestBodyRules(app, { bodyLimit });
 
@@ -87,7 +90,7 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     logo: { type: 'image/svg+xml', content: Buffer.from(DOCS_LOGO), href: '/docs', target: '_self' },
     theme: { title: 'Caliper model server — API', favicon: [{ filename: 'favicon.svg', rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: Buffer.from(DOCS_FAVICON) }] },
   });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => document());
+  app.get('/openapi.json', { schema: { hide: true }, config: { protection: 'operations' } }, async () => document());
 
   // v2 tensors hold 64-bit integers: their JSON bodies are read with every digit (exact-json.ts), the rest as fastify reads JSON.
   const defaultJsonParser = app.getDefaultJsonParser('error', 'error');
@@ -107,7 +110,7 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
 
   registerPredictRoutes(app, repository, observer);
   registerV2Routes(app, repository, observer);
-  registerRepositoryRoutes(app, { repository, paths: options.paths ?? [], ...(options.follower ? { follower: options.follower } : {}) });
+  if (options.auth?.adminToken) registerRepositoryRoutes(app, { repository, paths: options.paths ?? [], ...(options.follower ? { follower: options.follower } : {}) });
   const observability = registerStatsRoutes(app, repository, observer, options.logger);
-  return { app, observer, observability };
+  return { app, observer, observability, routes };
 }

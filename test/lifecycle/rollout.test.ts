@@ -149,12 +149,15 @@ describe('live rollout from the registry', () => {
 });
 
 describe('admin API without a configured token', () => {
-  it('is off (403) and inference needs no key', async () => {
+  it('is off: its routes are not registered (404, whatever the token) and inference needs no key', async () => {
     const server = await startServing({ paths: ['examples/fraud-detector'], port: 0, logger: quietLogger() });
     try {
+      expect(server.routes.filter((route) => route.protection === 'admin')).toEqual([]);
       const index = await fetch(`${server.url}/v2/repository/index`, { method: 'POST', headers: { authorization: 'Bearer anything' } });
-      expect(index.status).toBe(403);
-      expect(((await index.json()) as { error: string }).error).toContain('admin API is off');
+      expect(index.status).toBe(404);
+      expect(((await index.json()) as { code: string }).code).toBe('CALIPER_NOT_FOUND');
+      const predict = await fetch(`${server.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY });
+      expect(predict.status).toBe(200);
     } finally {
       await server.close();
     }

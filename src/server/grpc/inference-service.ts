@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerErrorResponse, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { CaliperError, invalidInput, toCaliperError, type CaliperErrorCode } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
@@ -6,7 +6,7 @@ import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { ROUTING_KEY_HEADER } from '../../lifecycle/traffic-policy.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ModelStatistics } from '../../observability/model-statistics.ts';
-import { checkRequest, type AuthSettings } from '../auth.ts';
+import { authorize, type AuthSettings, type Credentials, type Protection } from '../auth.ts';
 import type { PredictOptions } from '../../pipeline/predict-pipeline.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import type { RequestHints, RequestObserver } from '../request-observer.ts';
@@ -29,8 +29,17 @@ export interface InferenceServiceContext {
 }
 
 const NOT_FOUND_CODES = new Set<CaliperErrorCode>(['CALIPER_MODEL_NOT_FOUND', 'CALIPER_VERSION_NOT_FOUND', 'CALIPER_NOT_FOUND']);
-const INFERENCE_RPCS = new Set(['ModelInfer', 'ModelStreamInfer']);
-const REPOSITORY_RPCS = new Set(['RepositoryIndex', 'RepositoryModelLoad', 'RepositoryModelUnload']);
+/**
+ * Who may call each RPC, as the HTTP routes declare theirs: the repository RPCs need the admin token, inference
+ * the API keys (when set), metadata and statistics are operations, health is open. Typed over every RPC, so a
+ * new one cannot be served without a declaration.
+ */
+export const RPC_PROTECTION: { readonly [N in InferenceRpcName]: Protection } = {
+  ServerLive: 'open', ServerReady: 'open', ModelReady: 'open',
+  ServerMetadata: 'operations', ModelMetadata: 'operations', ModelConfig: 'operations', ModelStatistics: 'operations',
+  ModelInfer: 'inference', ModelStreamInfer: 'inference',
+  RepositoryIndex: 'admin', RepositoryModelLoad: 'admin', RepositoryModelUnload: 'admin',
+};
 
 type AnyCall = ServerUnaryCall<Buffer, unknown> | ServerDuplexStream<Buffer, unknown>;
 
@@ -100,19 +109,14 @@ function emptyFinalResponseAsked(request: ModelInferRequest): boolean {
   return parameter.bool_param === true;
 }
 
-/**
- * The HTTP auth policy applied to a gRPC call: its metadata `authorization` / `x-api-key` stand for the
- * headers, inference RPCs for an infer route and repository RPCs for the admin /v2/repository paths.
- */
+/** The HTTP auth policy applied to a gRPC call: its metadata `authorization` / `x-api-key` stand for the headers. */
 function checkCallAuth(settings: AuthSettings | undefined, rpc: string, call: AnyCall): void {
-  if (!settings || (!INFERENCE_RPCS.has(rpc) && !REPOSITORY_RPCS.has(rpc))) return;
-  const headers: Record<string, string> = {};
-  for (const key of ['authorization', 'x-api-key']) {
-    const value = metadataValue(call, key);
-    if (value !== undefined) headers[key] = value;
-  }
-  const url = REPOSITORY_RPCS.has(rpc) ? '/v2/repository' : '/v2/models/grpc/infer';
-  checkRequest(settings, { method: 'POST', url, headers } as unknown as FastifyRequest);
+  const credentials: Credentials = {};
+  const authorization = metadataValue(call, 'authorization');
+  const apiKey = metadataValue(call, 'x-api-key');
+  if (authorization !== undefined) credentials.authorization = authorization;
+  if (apiKey !== undefined) credentials.apiKey = apiKey;
+  authorize(settings ?? {}, (RPC_PROTECTION as Record<string, Protection | undefined>)[rpc], credentials);
 }
 
 export class InferenceService {

@@ -50,6 +50,9 @@ function serializersOf(version: ModelVersion): Serializers {
   return found;
 }
 
+/** Every route here runs a model: API keys apply (src/server/auth.ts). */
+const INFERENCE = { config: { protection: 'inference' } } as const;
+
 const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 export function registerPredictRoutes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
@@ -77,13 +80,13 @@ export function registerPredictRoutes(app: FastifyInstance, repository: ModelRep
     reply.send(s.batch({ predictions: outcome.predictions, latency_ms: latency, model_name: s.modelName, model_version: s.modelVersion }));
   };
 
-  app.post<{ Params: { name: string } }>('/models/:name/predict', (request, reply) =>
+  app.post<{ Params: { name: string } }>('/models/:name/predict', INFERENCE, (request, reply) =>
     predict(repository.route(request.params.name, routingKeyOf(request)), request.body, reply));
 
-  app.post<{ Params: { name: string; version: string } }>('/models/:name/versions/:version/predict', (request, reply) =>
+  app.post<{ Params: { name: string; version: string } }>('/models/:name/versions/:version/predict', INFERENCE, (request, reply) =>
     predict(repository.version(request.params.name, request.params.version), request.body, reply));
 
-  app.post('/predict', (request, reply) => {
+  app.post('/predict', INFERENCE, (request, reply) => {
     const models = repository.list();
     if (models.length !== 1) {
       throw new CaliperError('CALIPER_NOT_FOUND', `POST /predict answers only when exactly one model is served (${models.length} are: ${models.map((m) => m.name).join(', ')}); use POST /models/{name}/predict`);

@@ -48,8 +48,11 @@ function statusJson(status: FollowStatus | undefined): Record<string, unknown> |
 
 /**
  * Triton's model repository extension (index, load, unload), plus promote and traffic for a registry.
- * Admin-only: the auth hook guards every /v2/repository path.
+ * Admin-only: each route declares `protection: 'admin'`, checked on the matched route (src/server/auth.ts).
  */
+/** Model control: the admin token only; these routes are registered only when the server has one. */
+const ADMIN = { config: { protection: 'admin' } } as const;
+
 export function registerRepositoryRoutes(app: FastifyInstance, options: RepositoryRouteOptions): void {
   const { repository, follower } = options;
   const needsRegistry = (): RegistryFollower => {
@@ -57,7 +60,7 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
     return follower;
   };
 
-  app.post('/v2/repository/index', async (request) => {
+  app.post('/v2/repository/index', ADMIN, async (request) => {
     const body = objectBody(request.body);
     const readyOnly = body.ready === true;
     const entries: IndexEntry[] = [];
@@ -84,7 +87,7 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
     return readyOnly ? entries.filter((e) => e.state === 'READY') : entries;
   });
 
-  app.get<{ Params: { name: string } }>('/v2/repository/models/:name/status', async (request) => {
+  app.get<{ Params: { name: string } }>('/v2/repository/models/:name/status', ADMIN, async (request) => {
     const { name } = request.params;
     const status = follower?.statusOf(name);
     if (!status && !repository.has(name)) repository.get(name);
@@ -98,7 +101,7 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
     };
   });
 
-  app.post<{ Params: { name: string } }>('/v2/repository/models/:name/load', async (request) => {
+  app.post<{ Params: { name: string } }>('/v2/repository/models/:name/load', ADMIN, async (request) => {
     const { name } = request.params;
     const parameters = objectBody(objectBody(request.body).parameters);
     const target = optionalString(parameters, 'target');
@@ -124,14 +127,14 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
     return { name, loaded: true, reloaded, version: model.defaultVersion, versions: [...model.versions.keys()].sort((a, b) => a - b) };
   });
 
-  app.post<{ Params: { name: string } }>('/v2/repository/models/:name/unload', async (request) => {
+  app.post<{ Params: { name: string } }>('/v2/repository/models/:name/unload', ADMIN, async (request) => {
     const { name } = request.params;
     if (follower?.follows(name)) await follower.unfollow(name);
     else await repository.unloadModel(name);
     return { name, unloaded: true };
   });
 
-  app.post<{ Params: { name: string } }>('/v2/repository/models/:name/promote', async (request) => {
+  app.post<{ Params: { name: string } }>('/v2/repository/models/:name/promote', ADMIN, async (request) => {
     const registryFollower = needsRegistry();
     const { name } = request.params;
     const body = objectBody(request.body);
@@ -156,7 +159,7 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
     };
   });
 
-  app.post<{ Params: { name: string } }>('/v2/repository/models/:name/traffic', async (request) => {
+  app.post<{ Params: { name: string } }>('/v2/repository/models/:name/traffic', ADMIN, async (request) => {
     const registryFollower = needsRegistry();
     const { name } = request.params;
     const body = objectBody(request.body);

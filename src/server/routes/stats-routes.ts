@@ -6,6 +6,9 @@ import { ModelStatistics } from '../../observability/model-statistics.ts';
 import { SlaMonitor } from '../../observability/sla-monitor.ts';
 import type { RequestObserver } from '../request-observer.ts';
 
+/** Metrics, statistics and SLA: open unless the server protects operations (src/server/auth.ts). */
+const OPERATIONS = { config: { protection: 'operations' } } as const;
+
 export interface LatencyObservability {
   metrics: ServingMetrics;
   statistics: ModelStatistics;
@@ -31,14 +34,14 @@ export function registerStatsRoutes(app: FastifyInstance, repository: ModelRepos
     sla.record(record);
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+  app.get('/metrics', { schema: { hide: true }, ...OPERATIONS }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));
 
-  app.get('/v2/models/stats', async () => statistics.stats());
-  app.get<{ Params: { name: string } }>('/v2/models/:name/stats', async (request) => statistics.stats(request.params.name));
-  app.get<{ Params: { name: string; version: string } }>('/v2/models/:name/versions/:version/stats', async (request) =>
+  app.get('/v2/models/stats', OPERATIONS, async () => statistics.stats());
+  app.get<{ Params: { name: string } }>('/v2/models/:name/stats', OPERATIONS, async (request) => statistics.stats(request.params.name));
+  app.get<{ Params: { name: string; version: string } }>('/v2/models/:name/versions/:version/stats', OPERATIONS, async (request) =>
     statistics.stats(request.params.name, request.params.version));
 
-  app.get<{ Params: { name: string } }>('/models/:name/sla', async (request) => sla.status(repository.get(request.params.name).name));
+  app.get<{ Params: { name: string } }>('/models/:name/sla', OPERATIONS, async (request) => sla.status(repository.get(request.params.name).name));
 
   return { metrics, statistics, sla };
 }

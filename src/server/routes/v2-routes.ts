@@ -17,6 +17,11 @@ export const SERVER_VERSION = '0.1.0';
 /** Protocol extensions this server implements (listed by GET /v2). */
 export const SERVER_EXTENSIONS: string[] = ['model_repository', 'model_configuration', 'statistics', 'binary_tensor_data'];
 
+/** Who may reach each route (src/server/auth.ts): probes open, metadata as operations, infer behind the API keys. */
+const OPEN = { config: { protection: 'open' } } as const;
+const OPERATIONS = { config: { protection: 'operations' } } as const;
+const INFERENCE = { config: { protection: 'inference' } } as const;
+
 const tensorMetadata = (t: TensorSignature) => ({ name: t.name, datatype: v2DatatypeOf(t.type), shape: t.shape });
 
 /** Caliper's addition to the metadata: whether requests share runs, and why not when they do not. */
@@ -37,11 +42,11 @@ export function modelMetadata(repository: ModelRepository, version: ModelVersion
 }
 
 export function registerV2Routes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
-  app.get('/v2', async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }));
+  app.get('/v2', OPERATIONS, async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }));
 
-  app.get('/v2/health/live', async () => ({ live: true }));
+  app.get('/v2/health/live', OPEN, async () => ({ live: true }));
 
-  app.get('/v2/health/ready', async (_request, reply) => {
+  app.get('/v2/health/ready', OPEN, async (_request, reply) => {
     const ready = repository.ready && !observer.closing;
     // The models that failed to load, with the reason: what a readiness probe's operator needs to see.
     const failed = repository.failures.map((f) => ({ name: f.name, reason: f.reason }));
@@ -59,18 +64,18 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
     if (request.headers[BINARY_HEADER_LENGTH] !== undefined) request.headers['content-type'] = BINARY_CONTENT_TYPE;
   };
   for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
-    app.get<{ Params: VersionParams }>(prefix, async (request) => modelMetadata(repository, versionOf(request.params)));
+    app.get<{ Params: VersionParams }>(prefix, OPERATIONS, async (request) => modelMetadata(repository, versionOf(request.params)));
 
     // Triton's model configuration extension: the version's settings in ModelConfig's field names.
-    app.get<{ Params: VersionParams }>(`${prefix}/config`, async (request) => tritonModelConfig(versionOf(request.params)));
+    app.get<{ Params: VersionParams }>(`${prefix}/config`, OPERATIONS, async (request) => tritonModelConfig(versionOf(request.params)));
 
-    app.get<{ Params: VersionParams }>(`${prefix}/ready`, async (request, reply) => {
+    app.get<{ Params: VersionParams }>(`${prefix}/ready`, OPEN, async (request, reply) => {
       const version = versionOf(request.params);
       const ready = version.state === 'ready' && !observer.closing;
       return reply.code(ready ? 200 : 503).send({ name: version.name, version: String(version.version), ready });
     });
 
-    app.post<{ Params: VersionParams }>(`${prefix}/infer`, { onRequest: binaryBody }, async (request, reply) => {
+    app.post<{ Params: VersionParams }>(`${prefix}/infer`, { onRequest: binaryBody, ...INFERENCE }, async (request, reply) => {
       const version = routedVersionOf(request.params, request);
       if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
       const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
