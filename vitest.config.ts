@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   // The package's self-reference ('caliper-serving', '…/client') resolves to the sources under test, not dist/.
-  ssr: { resolve: { conditions: ['caliper-source', ...defaultServerConditions] } },
+  // Without 'module': packages listing it before 'node' (the AWS SDK) would load their bundler-only dist-es in Node.
+  ssr: { resolve: { conditions: ['caliper-source', ...defaultServerConditions.filter((c) => c !== 'module')] } },
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',

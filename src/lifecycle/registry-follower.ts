@@ -72,6 +72,9 @@ export class RegistryFollower {
   private readonly server = thisServer();
   /** Whether notifications from the registry (PostgreSQL LISTEN) are arriving; polling covers the rest. */
   listening = false;
+  /** Set while the registry cannot be read or notifications are down, so each outage is logged once, not per poll. */
+  private unreadable = false;
+  private watchFailing = false;
   private syncing: Promise<void> = Promise.resolve();
   private closed = false;
   /** Waits for a retired version's in-flight requests (the server's request observer sets this). */
@@ -96,10 +99,16 @@ export class RegistryFollower {
     try {
       if ((await this.registry.changeStamp()) !== this.lastStamp) await this.sync();
     } catch (error) {
-      this.options.logger.warn({ err: error }, `registry ${this.registry.location} cannot be read (${(error as Error).message}); served versions keep answering`);
+      this.registryUnreadable(error);
     } finally {
       this.polling = false;
     }
+  }
+
+  private registryUnreadable(error: unknown): void {
+    if (this.unreadable) return;
+    this.unreadable = true;
+    this.options.logger.warn({ err: error }, `registry ${this.registry.location} cannot be read (${(error as Error).message}); served versions keep answering`);
   }
 
   /** Subscribes to the registry's change notifications; when the connection is lost, polling carries on and a new one is tried. */
@@ -109,14 +118,18 @@ export class RegistryFollower {
     try {
       this.stopWatching = await watch(() => void this.sync(), (error) => {
         this.listening = false;
+        this.watchFailing = true;
         this.options.logger.warn({ err: error }, `registry notifications stopped (${error.message}); polling every ${this.options.pollMs ?? 250} ms until they are back`);
         this.retryWatch();
       });
       this.listening = true;
+      if (this.watchFailing) this.options.logger.info('registry notifications are back');
+      this.watchFailing = false;
       // A change committed while no connection listened is picked up now.
       void this.poll();
     } catch (error) {
-      this.options.logger.warn({ err: error }, `registry notifications unavailable (${(error as Error).message}); polling`);
+      if (!this.watchFailing) this.options.logger.warn({ err: error }, `registry notifications unavailable (${(error as Error).message}); polling`);
+      this.watchFailing = true;
       this.retryWatch();
     }
   }
@@ -196,8 +209,12 @@ export class RegistryFollower {
     } catch (error) {
       // The registry cannot be read (database down): what is served keeps answering, the next poll tries again.
       this.lastStamp = '';
-      this.options.logger.warn({ err: error }, `registry ${this.registry.location} cannot be read (${(error as Error).message}); served versions keep answering`);
+      this.registryUnreadable(error);
       return;
+    }
+    if (this.unreadable) {
+      this.unreadable = false;
+      this.options.logger.info(`registry ${this.registry.location} can be read again`);
     }
     for (const name of this.unfollowed) {
       if (this.statuses.has(name)) {

@@ -189,6 +189,31 @@ describe('registry locations', () => {
     expect(await rejection(ModelRegistry.connect({ registry: join(scratch.dir, 'y'), artifacts: 's3://bucket/x?colour=red' }))).toMatch(/^CALIPER_INVALID_INPUT: --artifacts: unknown parameter "colour"/);
   });
 
+  it('takes the registry and artifact store from CALIPER_REGISTRY and CALIPER_ARTIFACTS when no option names them', async () => {
+    const saved = { registry: process.env.CALIPER_REGISTRY, artifacts: process.env.CALIPER_ARTIFACTS };
+    process.env.CALIPER_REGISTRY = await postgres.createDatabase('from_env');
+    process.env.CALIPER_ARTIFACTS = join(scratch.dir, 'env-artifacts');
+    try {
+      const registry = await ModelRegistry.connect();
+      try {
+        expect(registry.database.dialect).toBe('postgres');
+        expect(registry.location).toMatch(/\/from_env$/);
+        expect(registry.artifacts.location).toBe(join(scratch.dir, 'env-artifacts', 'sha256'));
+      } finally {
+        await registry.close();
+      }
+      // An option still wins over the environment.
+      const folder = await ModelRegistry.connect({ registry: join(scratch.dir, 'folder'), artifacts: join(scratch.dir, 'folder-artifacts') });
+      expect(folder.database.dialect).toBe('sqlite');
+      await folder.close();
+    } finally {
+      for (const [key, value] of [['CALIPER_REGISTRY', saved.registry], ['CALIPER_ARTIFACTS', saved.artifacts]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
+  });
+
   it('says the registry is unavailable (503) when PostgreSQL cannot be reached, without the password', async () => {
     const message = await rejection(ModelRegistry.connect({ registry: 'postgres://caliper:secret@127.0.0.1:1/none' }));
     expect(message).toMatch(/^CALIPER_REGISTRY_UNAVAILABLE: registry postgres:\/\/caliper:\*\*\*@127\.0\.0\.1:1\/none/);
