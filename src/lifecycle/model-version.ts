@@ -13,6 +13,7 @@ import { InstancePool } from '../runtime/instance-pool.ts';
 import { batchAxisOf, type BatchAxis } from '../runtime/batch-axis.ts';
 import type { ModelSignature } from '../runtime/model-signature.ts';
 import { readModelFile } from '../optimize/onnx/model-io.ts';
+import { describeUnservedOutputs } from '../runtime/unserved-outputs.ts';
 import { zeroTensor, type TensorMap } from '../runtime/tensor.ts';
 import { DirectScheduler } from '../scheduler/direct-scheduler.ts';
 import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
@@ -94,6 +95,7 @@ export class ModelVersion {
     }
     let features: FeatureLookup | undefined;
     try {
+      if (pool.signature.unserved) pool.signature.unserved = describeUnservedOutputs(pool.signature, modelPath);
       checkConfigAgainstSignature(config, pool.signature, preprocessor, modelPath);
       const batchAxis = decideBatchAxis(pool.signature, modelPath);
       features = await FeatureLookup.open(config, version);

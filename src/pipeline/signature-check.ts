@@ -36,6 +36,11 @@ export function checkConfigAgainstSignature(config: ModelConfig, signature: Mode
   const outputNames = signature.outputs.map((o) => o.name).join(', ');
   for (const field of config.postprocess) {
     if ('output' in field.source && !signature.outputs.some((o) => o.name === (field.source as { output: string }).output)) {
+      const name = field.source.output;
+      const unserved = signature.unserved?.find((o) => o.name === name);
+      if (unserved) {
+        fail(`postprocess.${field.name}.output`, `output "${name}" is a ${unserved.type}, not a tensor: ONNX Runtime for Node cannot return it, so it is not served; use one of the tensor outputs ${outputNames}`);
+      }
       fail(`postprocess.${field.name}.output`, `the model has no output named "${field.source.output}"; its outputs are ${outputNames}`);
     }
   }

@@ -48,6 +48,8 @@ export async function runTensorInfer(version: ModelVersion, inputs: TensorMap, o
   const started = performance.now();
   for (const name of outputNames ?? []) {
     if (!version.signature.outputs.some((o) => o.name === name)) {
+      const unserved = version.signature.unserved?.find((o) => o.name === name);
+      if (unserved) throw invalidInput(`outputs: output "${name}" is a ${unserved.type}, not a tensor, and is not served (model ${version.name} serves ${version.signature.outputs.map((o) => o.name).join(', ')})`);
       throw invalidInput(`outputs: unknown output "${name}" (model ${version.name} has ${version.signature.outputs.map((o) => o.name).join(', ')})`);
     }
   }

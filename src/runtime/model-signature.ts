@@ -12,9 +12,19 @@ export interface TensorSignature {
   isTensor?: false;
 }
 
+/** An output ONNX Runtime for Node cannot hand back (a sequence or a map, e.g. scikit-learn's ZipMap): never fetched. */
+export interface UnservedOutput {
+  name: string;
+  /** The value's ONNX type, e.g. seq(map(int64,tensor(float))), once read from the model file. */
+  type: string;
+}
+
 export interface ModelSignature {
   inputs: TensorSignature[];
+  /** The tensor outputs: the ones served. */
   outputs: TensorSignature[];
+  /** Outputs that are not tensors, listed so metadata and model.yaml errors can name them. */
+  unserved?: UnservedOutput[];
 }
 
 /** True when the first dimension of every input and output is dynamic, so requests can be stacked into one batch. */

@@ -64,7 +64,14 @@ export class OnnxSession {
       executionMode: 'sequential',
       logSeverityLevel: 3,
     });
-    return new OnnxSession(session, { inputs: signatureOf(session.inputMetadata), outputs: signatureOf(session.outputMetadata) });
+    // Only tensor outputs are fetched: onnxruntime-node cannot return sequences or maps (a ZipMap's output).
+    const outputs = signatureOf(session.outputMetadata);
+    const unserved = outputs.filter((o) => o.isTensor === false).map((o) => ({ name: o.name, type: 'non-tensor' }));
+    return new OnnxSession(session, {
+      inputs: signatureOf(session.inputMetadata),
+      outputs: outputs.filter((o) => o.isTensor !== false),
+      ...(unserved.length > 0 ? { unserved } : {}),
+    });
   }
 
   /** Runs the model synchronously (the calling thread computes); all outputs unless `outputNames` picks some. */

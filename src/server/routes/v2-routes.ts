@@ -24,9 +24,13 @@ const INFERENCE = { config: { protection: 'inference' } } as const;
 
 const tensorMetadata = (t: TensorSignature) => ({ name: t.name, datatype: v2DatatypeOf(t.type), shape: t.shape });
 
-/** Caliper's addition to the metadata: whether requests share runs, and why not when they do not. */
-export function batchingMetadata(version: ModelVersion): { batchable: boolean; batchable_reason?: string } {
-  return version.batchAxis.batchable ? { batchable: true } : { batchable: false, batchable_reason: version.batchAxis.reason };
+/** Caliper's additions to the metadata: whether requests share runs (and why not), and the outputs that are not tensors. */
+export function batchingMetadata(version: ModelVersion): { batchable: boolean; batchable_reason?: string; outputs_not_served?: { name: string; type: string }[] } {
+  const unserved = version.signature.unserved;
+  return {
+    ...(version.batchAxis.batchable ? { batchable: true } : { batchable: false, batchable_reason: version.batchAxis.reason }),
+    ...(unserved && unserved.length > 0 ? { outputs_not_served: unserved.map((o) => ({ name: o.name, type: o.type })) } : {}),
+  };
 }
 
 export function modelMetadata(repository: ModelRepository, version: ModelVersion) {
