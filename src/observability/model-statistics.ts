@@ -12,8 +12,14 @@ interface VersionCounters {
   inferenceCount: number;
   success: StatDuration;
   fail: StatDuration;
+  /** Triton's stages, as its statistics extension defines them (see record()). */
+  queue: StatDuration;
+  computeInput: StatDuration;
+  computeInfer: StatDuration;
+  computeOutput: StatDuration;
   cacheHit: StatDuration;
   cacheMiss: StatDuration;
+  /** Caliper's own stages (as in Server-Timing): each counts the requests that passed through it. */
   stages: Record<PipelineStage | 'total', StatDuration>;
   /** Recent totals and totals minus inference, for medians. */
   total: LatencyWindow;
@@ -30,7 +36,8 @@ function newCounters(): VersionCounters {
   const stages = {} as Record<PipelineStage | 'total', StatDuration>;
   for (const stage of [...PIPELINE_STAGES, 'total'] as const) stages[stage] = zero();
   return {
-    lastInference: 0, inferenceCount: 0, success: zero(), fail: zero(), cacheHit: zero(), cacheMiss: zero(), stages,
+    lastInference: 0, inferenceCount: 0, success: zero(), fail: zero(),
+    queue: zero(), computeInput: zero(), computeInfer: zero(), computeOutput: zero(), cacheHit: zero(), cacheMiss: zero(), stages,
     total: new LatencyWindow(4096), overhead: new LatencyWindow(4096),
   };
 }
@@ -51,6 +58,16 @@ export class ModelStatistics {
     return found;
   }
 
+  /**
+   * Counts one request. Triton's stages, each a count with the time of exactly the requests counted:
+   * - queue: every successful request, cache hits included (they wait 0 here: the cache is looked up before the queue);
+   * - compute_input: preparing the input tensors — validate, features and preprocess — for requests that ran the model;
+   * - compute_infer: the model run (the batch's run for each request in it), for requests that ran the model;
+   * - compute_output: postprocess, for requests that ran the model (v2 and gRPC answer the model's tensors as
+   *   they are, so theirs is 0);
+   * - cache_hit: the lookup of answers from the cache; cache_miss: the lookup of those that then ran the model.
+   * inference_count adds the rows (inferences) of each request that ran the model, not cache hits.
+   */
   record(record: RequestRecord): void {
     const c = this.countersOf(record.model, record.version);
     c.lastInference = Date.now();
@@ -61,22 +78,28 @@ export class ModelStatistics {
     add(c.success, record.durationMs);
     const timings = record.timings;
     if (!timings) return;
-    c.inferenceCount++;
     for (const stage of PIPELINE_STAGES) {
       const ms = timings[stage];
       if (ms !== undefined) add(c.stages[stage], ms);
     }
     add(c.stages.total, timings.total);
-    if (timings.cache !== undefined) add(timings.inference === undefined ? c.cacheHit : c.cacheMiss, timings.cache);
     c.total.add(timings.total);
-    if (timings.inference !== undefined) c.overhead.add(timings.total - timings.inference);
+    add(c.queue, timings.queue ?? 0);
+    if (timings.inference === undefined) {
+      if (timings.cache !== undefined) add(c.cacheHit, timings.cache);
+      return;
+    }
+    if (timings.cache !== undefined) add(c.cacheMiss, timings.cache);
+    c.inferenceCount += record.rows ?? 1;
+    add(c.computeInput, (timings.validate ?? 0) + (timings.features ?? 0) + (timings.preprocess ?? 0));
+    add(c.computeInfer, timings.inference);
+    add(c.computeOutput, timings.postprocess ?? 0);
+    c.overhead.add(timings.total - timings.inference);
   }
 
   /** The statistics of one version in the extension's JSON shape (with Caliper's per-stage and overhead additions). */
   versionStats(version: ModelVersion): Record<string, unknown> {
     const c = this.countersOf(version.name, version.version);
-    const s = c.stages;
-    const input: StatDuration = { count: s.preprocess.count, ns: s.preprocess.ns + s.validate.ns + s.features.ns };
     return {
       name: version.name,
       version: String(version.version),
@@ -84,14 +107,17 @@ export class ModelStatistics {
       inference_count: c.inferenceCount,
       execution_count: version.scheduler.batches.executions,
       inference_stats: {
-        success: c.success, fail: c.fail, queue: s.queue, compute_input: input, compute_infer: s.inference, compute_output: s.postprocess,
+        success: c.success, fail: c.fail, queue: c.queue, compute_input: c.computeInput, compute_infer: c.computeInfer, compute_output: c.computeOutput,
         cache_hit: c.cacheHit, cache_miss: c.cacheMiss,
       },
+      // Per batch size only the model run is timed (stacking and splitting rows is inside it): input and output are 0 / 0.
       batch_stats: version.scheduler.batches.sizes().map((b) => ({
         batch_size: b.batchSize,
+        compute_input: zero(),
         compute_infer: { count: b.count, ns: Math.round(b.computeMs * 1e6) },
+        compute_output: zero(),
       })),
-      stages: Object.fromEntries(Object.entries(s).filter(([, v]) => v.count > 0)),
+      stages: Object.fromEntries(Object.entries(c.stages).filter(([, v]) => v.count > 0)),
       latency_us: { total: c.total.summaryUs(), overhead: c.overhead.summaryUs() },
       queue_depth: version.scheduler.queueDepth,
       batchable: version.batchAxis.batchable,

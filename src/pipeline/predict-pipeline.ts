@@ -23,6 +23,8 @@ export interface PredictOutcome {
   single: boolean;
   timings: StageTimings;
   batchSize: number;
+  /** Instances the request carried. */
+  rows: number;
 }
 
 const singlePrefix = (): string => '';
@@ -125,7 +127,7 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
       if (version.features) timings.features = featured - validated;
       timings.preprocess = preprocessed - featured;
       timings.cache = cacheMs;
-      return { predictions: markDegraded(JSON.parse(cached) as Prediction[], degraded), single, batchSize: 0, timings };
+      return { predictions: markDegraded(JSON.parse(cached) as Prediction[], degraded), single, batchSize: 0, rows: rows.length, timings };
     }
   }
 
@@ -144,5 +146,5 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
   timings.queue = result.queueMs;
   timings.inference = result.inferenceMs;
   timings.postprocess = finished - inferred;
-  return { predictions: markDegraded(predictions, degraded), single, batchSize: result.batchSize, timings };
+  return { predictions: markDegraded(predictions, degraded), single, batchSize: result.batchSize, rows: rows.length, timings };
 }

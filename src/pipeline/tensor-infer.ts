@@ -8,6 +8,8 @@ export interface TensorInferOutcome {
   outputs: TensorMap;
   timings: StageTimings;
   batchSize: number;
+  /** Rows the request carried (its batch dimension; 1 for a model without one). */
+  rows: number;
 }
 
 /** Checks raw input tensors against the model's signature: names, element types, ranks, static dimensions and batch agreement. */
@@ -61,6 +63,7 @@ export async function runTensorInfer(version: ModelVersion, inputs: TensorMap, o
   return {
     outputs: result.outputs,
     batchSize: result.batchSize,
+    rows: job,
     timings: { validate: validated - started, queue: result.queueMs, inference: result.inferenceMs, total: finished - started },
   };
 }

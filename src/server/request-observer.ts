@@ -15,6 +15,8 @@ export interface RequestRecord {
   errorCode?: string;
   timings?: StageTimings;
   batchSize?: number;
+  /** Rows (inferences) the request asked for; 1 when not said. */
+  rows?: number;
   /** Total wall time in milliseconds. */
   durationMs: number;
 }
@@ -71,7 +73,7 @@ export class RequestObserver {
     return options;
   }
 
-  async track<T extends { timings: StageTimings; batchSize: number }>(version: ModelVersion, protocol: RequestProtocol, run: () => Promise<T>): Promise<T> {
+  async track<T extends { timings: StageTimings; batchSize: number; rows?: number }>(version: ModelVersion, protocol: RequestProtocol, run: () => Promise<T>): Promise<T> {
     const started = performance.now();
     this.inflight++;
     let lease = this.versionInflight.get(version);
@@ -82,7 +84,7 @@ export class RequestObserver {
     lease.count++;
     try {
       const result = await run();
-      this.emit({ model: version.name, version: version.version, protocol, outcome: 'success', timings: result.timings, batchSize: result.batchSize, durationMs: performance.now() - started });
+      this.emit({ model: version.name, version: version.version, protocol, outcome: 'success', timings: result.timings, batchSize: result.batchSize, ...(result.rows !== undefined ? { rows: result.rows } : {}), durationMs: performance.now() - started });
       return result;
     } catch (error) {
       this.emit({ model: version.name, version: version.version, protocol, outcome: 'error', errorCode: toCaliperError(error).code, durationMs: performance.now() - started });

@@ -163,6 +163,8 @@ beforeAll(async () => {
   repo.add('fraud_detector', { ...fraud, cache: { enabled: false } }, `${FRAUD_DIR}/1/model.onnx`);
   repo.add('ranked', { ...fraud, name: 'ranked', cache: { enabled: false }, batching: { max_batch_size: 8, max_queue_delay_us: 0, priority_levels: 3 } }, `${FRAUD_DIR}/1/model.onnx`);
   repo.add('echo_bytes', ECHO_BYTES_CONFIG, echoBytesModel());
+  repo.add('counted', { ...fraud, name: 'counted', cache: { enabled: false } }, `${FRAUD_DIR}/1/model.onnx`);
+  repo.add('cached', { ...fraud, name: 'cached', cache: { max_entries: 100, ttl_s: 60 } }, `${FRAUD_DIR}/1/model.onnx`);
   server = await startServing({ paths: [repo.dir], port: 0, grpcPort: 0, bodyLimit: BODY_LIMIT, logger: createLogger('silent'), schedulerFactory: recordingScheduler, auth: { adminToken: 'admin' } });
   expect(server.repository.failures).toEqual([]);
   width = server.repository.version('fraud_detector').signature.inputs[0]!.shape[1]!;
@@ -608,5 +610,65 @@ describe('fault 7: streams honour triton_enable_empty_final_response', () => {
     expect(final(bad)).toBe(true);
     const typed = answers.find((a) => a.infer_response.id === 'typed')!;
     expect(typed.error_message).toMatch(/parameters\.triton_enable_empty_final_response: expected a bool_param/);
+  });
+});
+
+describe('fault 8: statistics whose counts and times belong together, stages as Triton defines them', () => {
+  type Duration = { count: number; ns: number };
+  interface Stat { inference_count: number; execution_count: number; inference_stats: Record<string, Duration>; batch_stats: { batch_size: number; compute_input: Duration; compute_infer: Duration; compute_output: Duration }[]; stages: Record<string, Duration> }
+
+  const restStats = async (model: string): Promise<Stat> => ((await send('GET', `/v2/models/${model}/stats`, {})).json.model_stats as Stat[])[0]!;
+
+  /** A count of 0 never comes with time, and time is never reported without a count. */
+  function expectConsistent(stat: Stat): void {
+    const durations = [...Object.values(stat.inference_stats), ...stat.batch_stats.flatMap((b) => [b.compute_input, b.compute_infer, b.compute_output]), ...Object.values(stat.stages)];
+    for (const d of durations) if (d.count === 0) expect(d.ns).toBe(0);
+  }
+
+  it('v2 and gRPC: queue, compute_input, compute_infer, compute_output each count every successful request; inference_count counts rows', async () => {
+    const rows3 = JSON.stringify({ inputs: [{ name: 'features', shape: [3, width], datatype: 'FP32', data: [...featureRow(), ...featureRow(), ...featureRow()] }] });
+    expect((await send('POST', '/v2/models/counted/infer', {}, jsonInfer())).status).toBe(200);
+    expect((await send('POST', '/v2/models/counted/infer', {}, rows3)).status).toBe(200);
+    await grpcCall('ModelInfer', { model_name: 'counted', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())] });
+    expect((await send('POST', '/v2/models/counted/infer', {}, JSON.stringify({ inputs: [{ name: 'features', shape: [1, 2], datatype: 'FP32', data: [1, 2] }] }))).status).toBe(400);
+
+    const stat = await restStats('counted');
+    const s = stat.inference_stats;
+    expect(s.success!.count).toBe(3);
+    expect(s.fail!.count).toBe(1);
+    for (const stage of ['queue', 'compute_input', 'compute_infer', 'compute_output']) expect(s[stage]!.count, stage).toBe(3);
+    expect(s.compute_input!.ns).toBeGreaterThan(0);
+    expect(s.compute_infer!.ns).toBeGreaterThan(0);
+    expect(s.cache_hit).toEqual({ count: 0, ns: 0 });
+    expect(stat.inference_count).toBe(5);
+    expect(stat.batch_stats.reduce((sum, b) => sum + b.batch_size * b.compute_infer.count, 0)).toBe(5);
+    // Caliper's own stage names beside Triton's, each with its own count.
+    expect(stat.stages.validate!.count).toBe(3);
+    expect(stat.stages.inference!.count).toBe(3);
+    expectConsistent(stat);
+
+    const overGrpc = ((await grpcCall('ModelStatistics', { name: 'counted', version: '' })).model_stats as Stat[])[0]!;
+    expect(overGrpc.inference_count).toBe(5);
+    for (const stage of ['success', 'fail', 'queue', 'compute_input', 'compute_infer', 'compute_output']) {
+      expect(overGrpc.inference_stats[stage]!.count, stage).toBe(s[stage]!.count);
+    }
+  });
+
+  it('/predict with the response cache: hits count in success, queue and cache_hit, not in compute_* or inference_count', async () => {
+    const body = JSON.stringify({ transaction_amount: 42, merchant_category: 'fuel', time_since_last_txn: 60 });
+    for (let i = 0; i < 2; i++) expect((await send('POST', '/models/cached/predict', { 'content-type': 'application/json' }, body)).status).toBe(200);
+    const stat = await restStats('cached');
+    const s = stat.inference_stats;
+    expect(s.success!.count).toBe(2);
+    expect(s.queue!.count).toBe(2);
+    expect(s.cache_hit!.count).toBe(1);
+    expect(s.cache_miss!.count).toBe(1);
+    for (const stage of ['compute_input', 'compute_infer', 'compute_output']) {
+      expect(s[stage]!.count, stage).toBe(1);
+      expect(s[stage]!.ns, stage).toBeGreaterThan(0);
+    }
+    expect(stat.inference_count).toBe(1);
+    expect(stat.stages.preprocess!.count).toBe(2);
+    expectConsistent(stat);
   });
 });
