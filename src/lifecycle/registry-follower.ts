@@ -312,7 +312,7 @@ export class RegistryFollower {
       if (!served) status.state = 'loading';
       try {
         const modelPath = await this.registry.artifactPath(record);
-        const version = await ModelVersion.load(this.registry.configOf(record), record.version, modelPath, this.options.schedulerFactory);
+        const version = await ModelVersion.load(await this.registry.servedConfigOf(record), record.version, modelPath, this.options.schedulerFactory);
         loaded.set(record.version, version);
         if (version.batchingNotice) this.options.logger.warn({ model: name, version: record.version, batchable: false }, version.batchingNotice);
         return version;

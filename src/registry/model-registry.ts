@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import type { ModelSignature } from '../runtime/model-signature.ts';
@@ -9,7 +10,7 @@ import { checkAlias, checkModelName, type Stage } from './model-stage.ts';
 import { formatModelUri, formatSelector, parseSelector, type VersionSelector } from './model-uri.ts';
 import type { RegistryDatabase, SqlExecutor, WriteTransaction } from './registry-database.ts';
 import { openArtifactStore, registryLocation, type RegistryOptions } from './registry-location.ts';
-import { checkRegistration, configForName } from './registration-check.ts';
+import { BUNDLED_FILES_TAG, bundledArtifacts, bundledFiles, checkRegistration, configForName, modelFolderOf } from './registration-check.ts';
 import { REGISTRY_DB_FILE, SqliteRegistryDatabase } from './sqlite-database.ts';
 
 export interface RegisteredVersion {
@@ -189,7 +190,9 @@ export class ModelRegistry {
     }
     try {
       const signature = await checkRegistration(staged.temporaryPath, request.file, configText, configFile, name);
+      const bundle = await this.storeBundledFiles(configForName(configText, request.configFile, modelFolderOf(configFile), name), modelFolderOf(configFile));
       await this.artifacts.commit(staged);
+      const tags = { ...(request.tags ?? {}), ...(Object.keys(bundle).length > 0 ? { [BUNDLED_FILES_TAG]: JSON.stringify(bundle) } : {}) };
       const actor = request.actor ?? defaultActor();
       const version = await this.write(async (tx) => {
         const at = now();
@@ -200,7 +203,7 @@ export class ModelRegistry {
         await tx.run(`INSERT INTO versions (model, version, stage, source, sha256, size, signature, config, description, tags, metrics, created_at, created_by, stage_updated_at)
           VALUES (?, ?, 'None', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
           name, next, file, staged.sha256, staged.size, JSON.stringify(signature), configText, request.description ?? null,
-          JSON.stringify(request.tags ?? {}), JSON.stringify(request.metrics ?? {}), at, actor, at]);
+          JSON.stringify(tags), JSON.stringify(request.metrics ?? {}), at, actor, at]);
         await this.recordHistory(tx, name, next, 'registered', undefined, `sha256:${staged.sha256}`, actor);
         return next;
       });
@@ -469,6 +472,47 @@ export class ModelRegistry {
       if (r.reason !== null) record.reason = r.reason;
       return record;
     });
+  }
+
+  /** Stores the files model.yaml names relative to its folder (feature file, hook module); returns path → sha256. */
+  private async storeBundledFiles(config: ModelConfig, dir: string): Promise<Record<string, string>> {
+    const bundle: Record<string, string> = {};
+    for (const path of bundledFiles(config)) {
+      let staged;
+      try {
+        staged = await this.artifacts.stage(resolve(dir, path));
+      } catch (error) {
+        throw new CaliperError('CALIPER_NOT_FOUND', `${join(dir, path)}: model.yaml names this file but it cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      }
+      try {
+        await this.artifacts.commit(staged);
+        bundle[path] = staged.sha256;
+      } finally {
+        this.artifacts.discard(staged);
+      }
+    }
+    return bundle;
+  }
+
+  /**
+   * The version's model.yaml as a config whose relative paths resolve: bundled files are fetched (sha256 checked)
+   * into a folder of their own beside the artifact, laid out as they were beside model.yaml.
+   */
+  async servedConfigOf(version: RegisteredVersion): Promise<ModelConfig> {
+    const bundle = bundledArtifacts(version.tags);
+    if (Object.keys(bundle).length === 0) return this.configOf(version);
+    const dir = join(this.artifacts.localDir(version.sha256), `bundle-${createHash('sha256').update(JSON.stringify(bundle)).digest('hex').slice(0, 16)}`);
+    for (const [path, sha256] of Object.entries(bundle)) {
+      const target = join(dir, path);
+      if (existsSync(target)) continue;
+      const fetched = await this.artifacts.fetch(sha256, `models:/${version.name}/${version.version} (${path})`);
+      mkdirSync(dirname(target), { recursive: true });
+      const partial = `${target}.${process.pid}.tmp`;
+      copyFileSync(fetched, partial);
+      renameSync(partial, target);
+    }
+    const file = `${formatModelUri({ name: version.name, selector: { kind: 'version', version: version.version } })} (model.yaml)`;
+    return configForName(version.config, file, dir, version.name);
   }
 
   /** A version's model.yaml as a config, named as registered; relative paths would resolve in the artifact's folder. */

@@ -1,4 +1,5 @@
-import { dirname, isAbsolute } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import type { ModelConfig } from '../config/model-config.ts';
 import { parseModelConfigText } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
@@ -11,15 +12,39 @@ import { OnnxSession } from '../runtime/onnx-session.ts';
 /** The registered name wins over model.yaml's own `name`. */
 export function configForName(text: string, file: string, dir: string, name: string): ModelConfig {
   const config = parseModelConfigText(text, file, dir);
-  if (config.hooks !== undefined) {
-    throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: hooks: registered models cannot use a hook module yet (serve the model folder instead)`);
-  }
-  const store = config.features?.store;
-  if (store?.kind === 'memory' && !isAbsolute(store.source)) {
-    // Only model.onnx and model.yaml are stored in the registry, so a relative feature file would not be found at serve time.
-    throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: features.source: registered models need an absolute path to the feature file, or store: redis (got "${store.source}")`);
-  }
   return { ...config, name };
+}
+
+/** The tag that maps a version's bundled files (paths relative to model.yaml) to their artifacts' sha256. */
+export const BUNDLED_FILES_TAG = 'caliper.files';
+
+/**
+ * The folder model.yaml's relative paths resolve in: its own folder, or the model folder when it is a version
+ * folder's model.yaml (NAME/3/model.yaml beside NAME/model.yaml), as serving a folder resolves them.
+ */
+export function modelFolderOf(configFile: string): string {
+  const dir = dirname(configFile);
+  const parent = dirname(dir);
+  return /^\d+$/.test(basename(dir)) && existsSync(join(parent, 'model.yaml')) ? parent : dir;
+}
+
+/** The sha256 of every file bundled with a version (feature files, hook modules), by relative path. */
+export function bundledArtifacts(tags: Record<string, string>): Record<string, string> {
+  const raw = tags[BUNDLED_FILES_TAG];
+  return raw ? JSON.parse(raw) as Record<string, string> : {};
+}
+
+/**
+ * Files model.yaml names by a path relative to its own folder — an in-memory feature store's source file and a hook
+ * module — which registration stores beside the model so the version serves on any machine. (A hook module is
+ * stored alone: it may import packages, not sibling files.)
+ */
+export function bundledFiles(config: ModelConfig): string[] {
+  const files: string[] = [];
+  const store = config.features?.store;
+  if (store?.kind === 'memory' && !isAbsolute(store.source)) files.push(store.source);
+  if (config.hooks !== undefined && !isAbsolute(config.hooks)) files.push(config.hooks);
+  return files.map((f) => normalize(f));
 }
 
 /**
@@ -27,7 +52,7 @@ export function configForName(text: string, file: string, dir: string, name: str
  * builds exactly the tensors the model takes and reads outputs it has.
  */
 export async function checkRegistration(modelFile: string, shownAs: string, configText: string, configFile: string, name: string): Promise<ModelSignature> {
-  const config = configForName(configText, configFile, dirname(configFile), name);
+  const config = configForName(configText, configFile, modelFolderOf(configFile), name);
   let session: OnnxSession;
   try {
     session = await OnnxSession.create({ modelPath: modelFile, intraOpThreads: 1, interOpThreads: 1, graphLevel: 'basic' });

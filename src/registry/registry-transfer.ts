@@ -1,6 +1,7 @@
 import { CaliperError } from '../errors.ts';
 import type { ModelRegistry } from './model-registry.ts';
 import type { SqlExecutor, SqlValue } from './registry-database.ts';
+import { bundledArtifacts } from './registration-check.ts';
 
 /** The tables that make up a registry's content, parents first, with the columns copied (replicas are runtime state and stay behind). */
 const TABLES = {
@@ -51,9 +52,15 @@ export async function transferRegistry(source: ModelRegistry, target: ModelRegis
   }
 
   let artifactsCopied = 0;
-  for (const sha256 of new Set(rows.versions.map((v) => String(v.sha256)))) {
+  // Each version's model file and the files bundled with it (feature files, hook modules).
+  const owners = new Map<string, Record<string, unknown>>();
+  for (const v of rows.versions) {
+    owners.set(String(v.sha256), v);
+    const tags = JSON.parse(String(v.tags ?? '{}')) as Record<string, string>;
+    for (const sha of Object.values(bundledArtifacts(tags))) if (!owners.has(sha)) owners.set(sha, v);
+  }
+  for (const [sha256, owner] of owners) {
     if (await target.artifacts.has(sha256)) continue;
-    const owner = rows.versions.find((v) => v.sha256 === sha256)!;
     const path = await source.artifacts.fetch(sha256, `models:/${String(owner.model)}/${String(owner.version)}`);
     const staged = await target.artifacts.stage(path);
     try {

@@ -26,7 +26,7 @@ export async function resolveModelUri(uri: string, registryOption?: string, arti
   try {
     const record = await registry.resolve(parsed.name, parsed.selector);
     const modelPath = await registry.artifactPath(record);
-    return { uri, name: record.name, version: record.version, modelPath, configText: record.config, config: registry.configOf(record), record };
+    return { uri, name: record.name, version: record.version, modelPath, configText: record.config, config: await registry.servedConfigOf(record), record };
   } finally {
     await registry.close();
   }
