@@ -14,13 +14,14 @@ export function registerServeCommand(program: Command): void {
     .option('--artifacts <dir|uri>', 'artifact store: a folder or s3://BUCKET/PREFIX[?endpoint=URL&path_style=true] (default $CALIPER_ARTIFACTS, else the registry folder)')
     .option('--artifact-cache <dir>', 'local cache of the artifacts this server loads from an object store (default $CALIPER_ARTIFACT_CACHE or ~/.caliper/artifact-cache)')
     .option('--admin-token-file <file>', 'file holding the bearer token for /v2/repository (or set CALIPER_ADMIN_TOKEN); without one the admin API is off')
+    .option('--drain-timeout <seconds>', 'on SIGTERM/SIGINT, how long to wait for requests and gRPC calls in flight before cutting them', parseIntegerOption('--drain-timeout'), 30)
     .option('--protect-operations', 'put metrics, statistics, SLA, docs and metadata behind the API keys (CALIPER_API_KEYS) too; by default they are open, as health is')
     .option('-p, --port <port>', 'HTTP port', parseIntegerOption('--port'), 8000)
     .option('--grpc-port <port>', 'also serve the Open Inference Protocol over gRPC (KServe v2 / Triton) on this port', parseIntegerOption('--grpc-port'))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--no-strict-readiness', 'report ready once any model is served, even when others failed to load (default: ready only when every model loaded)')
     .option('--body-limit <bytes>', 'largest request body accepted (413 beyond)', parseIntegerOption('--body-limit'), 8 * 1024 * 1024)
-    .action(async (args: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number; registry?: string; artifacts?: string; artifactCache?: string; adminTokenFile?: string; strictReadiness: boolean; protectOperations?: boolean }) => {
+    .action(async (args: string[], options: { port: number; grpcPort?: number; host: string; bodyLimit: number; registry?: string; artifacts?: string; artifactCache?: string; adminTokenFile?: string; strictReadiness: boolean; protectOperations?: boolean; drainTimeout: number }) => {
       options.registry ??= process.env.CALIPER_REGISTRY || undefined;
       const modelUris = args.filter(isModelUri);
       const paths = args.filter((a) => !isModelUri(a));
@@ -34,7 +35,7 @@ export function registerServeCommand(program: Command): void {
       if (options.adminTokenFile) auth.adminToken = readFileSync(options.adminTokenFile, 'utf8').trim();
       if (options.protectOperations) auth.protectOperations = true;
       const server = await startServing({
-        paths, modelUris, port: options.port, grpcPort: options.grpcPort, host: options.host, bodyLimit: options.bodyLimit, auth, strictReadiness: options.strictReadiness,
+        paths, modelUris, port: options.port, grpcPort: options.grpcPort, host: options.host, bodyLimit: options.bodyLimit, auth, strictReadiness: options.strictReadiness, drainTimeoutMs: options.drainTimeout * 1000,
         ...(options.registry !== undefined ? { registry: options.registry } : {}),
         ...(options.artifacts !== undefined ? { artifacts: options.artifacts } : {}),
         ...(options.artifactCache !== undefined ? { artifactCache: options.artifactCache } : {}),

@@ -9,6 +9,7 @@ import type { AuthSettings } from './auth.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { buildServer, type CaliperServer } from './app.ts';
 import { GrpcInferenceServer } from './grpc/grpc-server.ts';
+import { ConnectionDrain } from './connection-drain.ts';
 
 export interface ServeOptions {
   /** Model folders or repositories of model folders. */
@@ -37,7 +38,14 @@ export interface ServeOptions {
   strictReadiness?: boolean;
   /** Admin token (for /v2/repository) and inference API keys. */
   auth?: AuthSettings;
+  /** Graceful stop: how long to wait for requests and calls in flight before cutting them (default 30 s). */
+  drainTimeoutMs?: number;
+  /** Graceful stop: an idle keep-alive connection is closed once quiet this long (default 1 s); see ConnectionDrain. */
+  idleGraceMs?: number;
 }
+
+/** How long a graceful stop may take before the connections and calls still open are cut (default 30 s). */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 export interface RunningServer extends CaliperServer {
   repository: ModelRepository;
@@ -102,6 +110,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
       grpc = await GrpcInferenceServer.start({
         repository, observer: server.observer, statistics: server.observability.statistics, app: server.app, logger,
         port: options.grpcPort, host: options.host ?? '127.0.0.1', maxMessageBytes: options.bodyLimit, ...(options.auth ? { auth: options.auth } : {}),
+        shutdownGraceMs: options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
       });
     } catch (error) {
       await server.app.close();
@@ -110,6 +119,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
       throw error;
     }
   }
+  const drain = new ConnectionDrain(server.app.server, { idleGraceMs: options.idleGraceMs });
   const address = server.app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | undefined;
@@ -122,13 +132,25 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     ...(follower ? { follower } : {}),
     close: () => {
       closing ??= (async () => {
+        // Readiness answers 503 from now on and every answer closes its connection (Connection: close).
         server.observer.closing = true;
-        // Requests in flight finish; connections they leave idle are closed rather than awaited.
-        const idleSweep = setInterval(() => server.app.server.closeIdleConnections(), 50);
+        // The listener stops accepting; requests already received are answered; quiet keep-alive connections are
+        // closed with a FIN (never reset); gRPC sends GOAWAY and finishes the calls in flight. All within the timeout.
+        drain.begin();
+        const timeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+        let timer: NodeJS.Timeout | undefined;
+        const expired = new Promise<'expired'>((resolve) => { timer = setTimeout(() => resolve('expired'), timeoutMs); });
+        const finished = Promise.all([server.app.close(), grpc?.close()]);
         try {
-          await Promise.all([server.app.close(), grpc?.close()]);
+          if ((await Promise.race([finished, expired])) === 'expired') {
+            const { open, busy } = drain.counts;
+            logger.warn({ open_connections: open, busy_connections: busy }, `drain timeout (${timeoutMs} ms): cutting ${open} connection(s) still open`);
+            drain.forceClose();
+            await finished;
+          }
         } finally {
-          clearInterval(idleSweep);
+          clearTimeout(timer);
+          drain.end();
         }
         await stopFollowing();
         await repository.close();
