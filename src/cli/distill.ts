@@ -1,11 +1,17 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { formatDistillReport } from '../optimize/distill/distill-report.ts';
+import { distillMetrics, formatDistillReport } from '../optimize/distill/distill-report.ts';
+import { DistillError } from '../optimize/distill/distill-error.ts';
+import { OptimizationTarget, registerOptimized } from '../optimize/optimization-target.ts';
 import { distill, type DistillProgress } from '../optimize/distill/distiller.ts';
 import { parseIntegerOption, parseNumberInRangeOption, parsePositiveNumberOption } from './options.ts';
 
 interface DistillCliOptions {
-  teacher: string;
+  teacher?: string;
+  model?: string;
+  label?: string;
+  register?: string;
+  registry?: string;
   train: string;
   eval?: string;
   student: string;
@@ -76,8 +82,12 @@ export function registerDistillCommand(program: Command): void {
   program
     .command('distill')
     .description('Distil a teacher ONNX classifier into a smaller student (MLP or small CNN) trained with TensorFlow.js, exported to ONNX, and report accuracy, size and latency side by side')
-    .requiredOption('--teacher <model>', 'teacher ONNX model with a logits (or softmax) output [N, C]')
-    .requiredOption('--train <data>', 'training data: fashion-mnist:SPLIT, IDX file/dir, .parquet, .csv or .pb')
+    .option('--teacher <model>', 'teacher ONNX model with a logits (or softmax) output [N, C], or one probability [N, 1]')
+    .option('--model <dir|uri>', 'the teacher as a model folder or registry URI: data files of request rows go through its model.yaml preprocess')
+    .option('--label <column>', 'the label column of request-row data (a class name or index)')
+    .option('--register <name>', 'register the student as a new version of NAME with the teacher\'s model.yaml and the report as metrics (needs --model)')
+    .option('--registry <dir>', 'registry home for models:/ URIs and --register (default $CALIPER_HOME or ~/.caliper)')
+    .requiredOption('--train <data>', 'training data: request rows (.csv, .parquet, .jsonl) with --model, or tensors: fashion-mnist:SPLIT, IDX file/dir, .parquet, .csv or .pb')
     .option('--eval <data>', 'evaluation data: the report, and early stopping without --validation-split')
     .requiredOption('--student <spec>', 'mlp:W1,W2,… or cnn:C1,C2,…[/W1,…] (e.g. mlp:256,128, cnn:8,16/64)')
     .requiredOption('-o, --output <path>', 'where to write the student ONNX model')
@@ -96,12 +106,23 @@ export function registerDistillCommand(program: Command): void {
     .option('--no-latency', 'skip the batch 1 / 64 latency comparison')
     .option('--json', 'print the report as JSON')
     .action(async (opts: DistillCliOptions) => {
+      if ((opts.teacher === undefined) === (opts.model === undefined)) {
+        throw new DistillError('CALIPER_DISTILL_INVALID_OPTIONS', opts.teacher === undefined ? 'give the teacher: --teacher T.onnx or --model DIR|models:/URI' : 'give either --teacher or --model, not both');
+      }
+      if (opts.register && !opts.model) throw new DistillError('CALIPER_DISTILL_INVALID_OPTIONS', '--register needs --model DIR|models:/URI: the student is registered with that model\'s model.yaml');
+      const target = opts.model ? await OptimizationTarget.open(opts.model, opts.registry) : undefined;
       const progress = opts.json && !process.stderr.isTTY ? undefined : terminalProgress();
       try {
+        const data = async (spec: string, purpose: string, limit?: number) => {
+          if (target) return target.data(spec, purpose, opts.label, limit);
+          return opts.label ? { path: spec, labelColumn: opts.label } : spec;
+        };
+        const train = await data(opts.train, 'training', opts.validationSplit === undefined ? opts.trainSamples : undefined);
+        const evalData = opts.eval ? await data(opts.eval, 'eval', opts.evalSamples) : undefined;
         const { report } = await distill({
-          teacher: opts.teacher,
-          train: opts.train,
-          ...(opts.eval ? { eval: opts.eval } : {}),
+          teacher: target ? target.source.modelPath : opts.teacher!,
+          train,
+          ...(evalData ? { eval: evalData } : {}),
           student: opts.student,
           output: opts.output,
           temperature: opts.temperature,
@@ -120,10 +141,18 @@ export function registerDistillCommand(program: Command): void {
           ...(progress ? { progress } : {}),
         });
         progress?.stop();
-        if (opts.json) process.stdout.write(`${JSON.stringify({ teacherModel: opts.teacher, output: opts.output, ...report }, null, 2)}\n`);
-        else process.stdout.write(`${formatDistillReport(report)}\nwrote ${opts.output}\n`);
+        const registered = opts.register
+          ? await registerOptimized({ file: opts.output, name: opts.register, source: target!.source, mode: 'distill', metrics: distillMetrics(report), description: `student ${report.student} distilled from ${target!.source.from}`, ...(opts.registry ? { registry: opts.registry } : {}) })
+          : undefined;
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ teacherModel: opts.teacher ?? opts.model, output: opts.output, ...report, ...(registered ? { registered: { name: registered.name, version: registered.version } } : {}) }, null, 2)}\n`);
+        } else {
+          process.stdout.write(`${formatDistillReport(report)}\nwrote ${opts.output}\n`);
+          if (registered) process.stdout.write(`registered models:/${registered.name}/${registered.version} (tags optimized_from=${registered.tags.optimized_from}, mode=distill)\n`);
+        }
       } finally {
         progress?.stop();
+        await target?.close();
       }
     });
 }

@@ -9,6 +9,9 @@ import { GraphBuilder, tensorFromArray } from '../../src/optimize/onnx/graph-bui
 import { writeModelFile } from '../../src/optimize/onnx/model-io.ts';
 import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import { quantize } from '../../src/optimize/quantize/quantizer.ts';
+import { distill } from '../../src/optimize/distill/distiller.ts';
+import { syntheticTransactions } from '../../examples/fraud-detector/train.ts';
+import { decodeModel } from '../../src/optimize/onnx/model-io.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 
 const FLOAT = TensorDataType.FLOAT;
@@ -196,5 +199,24 @@ describe('caliper quantize --model (CLI)', () => {
     } finally {
       await home.close();
     }
+  });
+});
+
+describe('distillation through model.yaml', () => {
+  it('distils the fraud example (one probability per row) from request rows into a student that answers in the same [N, 1] form', async () => {
+    const { transactions, labels } = syntheticTransactions(600, 21);
+    const path = join(work, 'fraud-train.csv');
+    writeFileSync(path, `transaction_amount,merchant_category,time_since_last_txn,is_fraud\n${transactions.map((t, i) => `${t.transaction_amount},${t.merchant_category},${t.time_since_last_txn},${labels[i]}`).join('\n')}\n`);
+    const source = await resolveModelSource('examples/fraud-detector/1');
+    const pipeline = await RequestPipeline.open(source.config, source.version);
+    const train = await loadRequestData(path, pipeline, { purpose: 'training', label: 'is_fraud' }).finally(() => pipeline.close());
+    expect(train.inputs.features!.dims).toEqual([600, 10]);
+    const { bytes, report } = await distill({ teacher: source.modelPath, train, student: 'mlp:8', epochs: 2, latencyBatchSizes: [] });
+    const student = decodeModel(bytes);
+    expect(student.graph!.output!.map((o) => o.name)).toEqual(['fraud_probability']);
+    expect(report.data.classes).toBe(2);
+    expect(report.teacher.accuracy).toBeGreaterThan(0.8);
+    expect(report.distilled.accuracy).toBeGreaterThan(0.6);
+    expect(report.warnings.join(' ')).toMatch(/one probability per row/);
   });
 });

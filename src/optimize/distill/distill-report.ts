@@ -82,3 +82,22 @@ export function formatDistillReport(report: DistillReport): string {
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
 }
+
+/** The report's figures as flat registry metrics. */
+export function distillMetrics(report: DistillReport): Record<string, number> {
+  const metrics: Record<string, number> = {
+    teacher_parameters: report.teacher.parameters,
+    student_parameters: report.distilled.parameters,
+    size_before_bytes: report.teacher.sizeBytes,
+    size_after_bytes: report.distilled.sizeBytes,
+    agreement: report.distilled.agreement,
+  };
+  if (report.teacher.accuracy !== undefined) metrics.accuracy_before = report.teacher.accuracy;
+  if (report.distilled.accuracy !== undefined) metrics.accuracy_after = report.distilled.accuracy;
+  for (const l of report.latency) {
+    metrics[`latency_b${l.batchSize}_before_ms`] = l.beforeMs;
+    metrics[`latency_b${l.batchSize}_after_ms`] = l.afterMs;
+    metrics[`speedup_b${l.batchSize}`] = l.speedup;
+  }
+  return metrics;
+}

@@ -2,8 +2,9 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadDataset, sampleSize, sliceDataset, type Dataset, type DatasetSpec } from '../datasets/dataset.ts';
 import { DatasetError } from '../datasets/dataset-error.ts';
+import { datasetFromFeedSet, isFeedSet, type FeedSet } from '../datasets/feed-set.ts';
 import { compareLatency, type LatencyComparison } from '../evaluate/latency.ts';
-import { argmaxRows } from '../evaluate/output-comparison.ts';
+import { classDecision, type ClassDecision } from '../evaluate/output-comparison.ts';
 import { encodeModel, writeModelFile } from '../onnx/model-io.ts';
 import type { ModelProto } from '../onnx/onnx-types.ts';
 import { float32Tensor, openSession, tensorAsFloat32, type OrtSession } from '../onnx/ort-session.ts';
@@ -11,13 +12,14 @@ import { quantize } from '../quantize/quantizer.ts';
 import { DistillError } from './distill-error.ts';
 import type { DistillReport, ModelFigures, TrainedFigures } from './distill-report.ts';
 import { trainStudent, type LabelledSamples, type TrainingProgress, type TrainingSettings } from './distill-trainer.ts';
-import { exportStudent, verifyExport } from './student-export.ts';
+import { exportStudent, verifyExport, withProbabilityHead } from './student-export.ts';
 import { StudentModel } from './student-model.ts';
 import { formatStudentSpec, parseStudentSpec, type StudentSpec } from './student-spec.ts';
 import { openTeacher, teacherLogits, type Teacher } from './teacher-model.ts';
 import { useWasmBackend } from './wasm-backend.ts';
 
-export type DataSource = Dataset | DatasetSpec | string;
+/** Tensors as a data set, or a FeedSet of request rows built by the model's pipeline (one float32 input). */
+export type DataSource = Dataset | DatasetSpec | string | FeedSet;
 
 export interface DistillOptions {
   /** Teacher ONNX model: a path or its bytes. */
@@ -78,7 +80,7 @@ function checkNumber(name: string, value: number, ok: (v: number) => boolean, ex
 
 async function resolveData(source: DataSource, purpose: string, limit: number | undefined): Promise<Dataset> {
   try {
-    let data = typeof source === 'object' && 'features' in source ? source : await loadDataset(source);
+    let data = isFeedSet(source) ? datasetFromFeedSet(source, purpose) : typeof source === 'object' && 'features' in source ? source : await loadDataset(source);
     if (limit !== undefined && limit < data.count) data = sliceDataset(data, 0, limit);
     return data;
   } catch (error) {
@@ -112,10 +114,14 @@ async function scoreModel(session: OrtSession, data: Dataset, sampleShape: numbe
   const size = sampleSize(data);
   const classes = new Int32Array(data.count);
   const [input, output] = [session.inputNames[0]!, session.outputNames[0]!];
+  let decision: ClassDecision | undefined;
   for (let start = 0; start < data.count; start += 1024) {
     const rows = Math.min(1024, data.count - start);
     const out = await session.run({ [input]: float32Tensor(data.features.subarray(start * size, (start + rows) * size), [rows, ...sampleShape]) });
-    classes.set(argmaxRows(tensorAsFloat32(out[output]!), rows), start);
+    const values = tensorAsFloat32(out[output]!);
+    // [N, C] logits by argmax; a binary model's [N, 1] probability against 0.5.
+    decision ??= classDecision(values, rows);
+    classes.set(decision.classes(values, rows), start);
   }
   let correct = 0;
   let agree = 0;
@@ -132,10 +138,11 @@ async function trainAndExport(spec: StudentSpec, teacher: Teacher, train: Labell
   const student = StudentModel.create(spec, teacher.sampleShape, teacher.classes, settings.seed);
   try {
     const outcome = await trainStudent(student, train, evalSamples, settings, progress);
-    const model = exportStudent(student, teacher.input.name);
+    const logitsModel = exportStudent(student, teacher.input.name);
     const check = evalSamples ?? train;
     const rows = Math.min(check.count, 256);
-    const exportMaxAbsDiff = await verifyExport(student, model, check.features.subarray(0, rows * (check.features.length / check.count)), rows);
+    const exportMaxAbsDiff = await verifyExport(student, logitsModel, check.features.subarray(0, rows * (check.features.length / check.count)), rows);
+    const model = teacher.binary ? withProbabilityHead(logitsModel, teacher.output) : logitsModel;
     const bytes = encodeModel(model);
     return {
       student, model, bytes,

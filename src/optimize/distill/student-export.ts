@@ -1,6 +1,6 @@
 import { GraphBuilder, tensorFromArray } from '../onnx/graph-builder.ts';
 import { encodeModel } from '../onnx/model-io.ts';
-import { TensorDataType } from '../onnx/onnx-schema.ts';
+import { AttributeType, TensorDataType } from '../onnx/onnx-schema.ts';
 import type { ModelProto } from '../onnx/onnx-types.ts';
 import { float32Tensor, openSession } from '../onnx/ort-session.ts';
 import { DistillError } from './distill-error.ts';
@@ -60,6 +60,32 @@ export function exportStudent(student: StudentModel, inputName: string): ModelPr
   });
   b.output({ name: STUDENT_OUTPUT, elemType: FLOAT, shape: ['N', student.classes] });
   return b.build('caliper-distill');
+}
+
+/**
+ * A student of a binary teacher answering like it: softmax over its two logits, the second column kept, as
+ * [N, 1] probabilities under the teacher's output name (so the teacher's model.yaml postprocess reads it).
+ */
+export function withProbabilityHead(model: ModelProto, outputName: string): ModelProto {
+  const graph = model.graph!;
+  const logits = graph.output![0]!.name!;
+  const starts = tensorFromArray('head_starts', [1], new BigInt64Array([1n]));
+  const ends = tensorFromArray('head_ends', [1], new BigInt64Array([2n]));
+  const axes = tensorFromArray('head_axes', [1], new BigInt64Array([1n]));
+  const softmax = `${logits}_softmax`;
+  return {
+    ...model,
+    graph: {
+      ...graph,
+      node: [
+        ...(graph.node ?? []),
+        { name: 'head_Softmax', opType: 'Softmax', input: [logits], output: [softmax], attribute: [{ name: 'axis', type: AttributeType.INT, i: 1 }] },
+        { name: 'head_Slice', opType: 'Slice', input: [softmax, 'head_starts', 'head_ends', 'head_axes'], output: [outputName] },
+      ],
+      initializer: [...(graph.initializer ?? []), starts, ends, axes],
+      output: [{ name: outputName, type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } } }],
+    },
+  };
 }
 
 /**

@@ -18,6 +18,11 @@ export interface Teacher {
   classes: number;
   /** The output is a softmax: its log is used as logits (log-probabilities differ from logits by a per-row constant). */
   probabilities: boolean;
+  /**
+   * The output is one probability per row ([N, 1], a binary classifier such as the fraud model): it is read as two
+   * classes with log-probabilities [log(1 − p), log(p)], and the student answers in the same [N, 1] form.
+   */
+  binary: boolean;
   warnings: string[];
 }
 
@@ -72,10 +77,10 @@ export async function openTeacher(bytes: Uint8Array, data: Dataset, threads: num
     if (!FLOAT_TYPES.has(type?.elemType ?? 0)) return false;
     if (!dims) return true;
     const classes = dims[1]?.dimValue;
-    return dims.length === 2 && (classes === undefined || classes === null || classes >= 2);
+    return dims.length === 2 && (classes === undefined || classes === null || classes >= 1);
   });
   if (candidates.length === 0) {
-    throw new DistillError('CALIPER_DISTILL_TEACHER', `the teacher has no logits-like output: expected a float output shaped [N, C] with C ≥ 2 classes; its outputs are ${describeOutputs(model)}`);
+    throw new DistillError('CALIPER_DISTILL_TEACHER', `the teacher has no logits-like output: expected a float output shaped [N, C] with C ≥ 2 classes, or [N, 1] probabilities; its outputs are ${describeOutputs(model)}`);
   }
   const output = candidates[0]!.name!;
   let session: OrtSession;
@@ -96,15 +101,20 @@ export async function openTeacher(bytes: Uint8Array, data: Dataset, threads: num
     await session.release();
     throw new DistillError('CALIPER_DISTILL_TEACHER', `the teacher fails on the training data: ${(error as Error).message.split('\n')[0]}`, { cause: error });
   }
-  if (dims.length !== 2 || dims[0] !== rows || dims[1]! < 2) {
+  const binary = dims.length === 2 && dims[1] === 1 && sample.every((v) => v >= 0 && v <= 1);
+  if (dims.length !== 2 || dims[0] !== rows || (dims[1]! < 2 && !binary)) {
     await session.release();
-    throw new DistillError('CALIPER_DISTILL_TEACHER', `teacher output ${output} is not logits-like: expected [N, C] with C ≥ 2 classes, got [${dims.join(', ')}] for ${rows} samples`);
+    throw new DistillError('CALIPER_DISTILL_TEACHER', `teacher output ${output} is not logits-like: expected [N, C] with C ≥ 2 classes, or [N, 1] probabilities, got [${dims.join(', ')}] for ${rows} samples`);
+  }
+  if (binary) {
+    const warnings = [`teacher output ${output} is one probability per row: distilled as two classes, and the student answers [N, 1] probabilities too`];
+    return { model, bytes, session, input: fit.input, sampleShape: fit.sampleShape, output, classes: 2, probabilities: true, binary, warnings };
   }
   const producer = (model.graph?.node ?? []).find((n) => n.output?.includes(output));
   const probabilities = producer?.opType === 'Softmax' || looksLikeProbabilities(sample, rows);
   const warnings = probabilities ? [`teacher output ${output} holds probabilities (softmax); its logarithm is used as the teacher's logits`] : [];
   if (outputs.length > 1) warnings.push(`the teacher has ${outputs.length} outputs; ${output} is used as its logits`);
-  return { model, bytes, session, input: fit.input, sampleShape: fit.sampleShape, output, classes: dims[1]!, probabilities, warnings };
+  return { model, bytes, session, input: fit.input, sampleShape: fit.sampleShape, output, classes: dims[1]!, probabilities, binary: false, warnings };
 }
 
 /** The teacher's logits for every sample, computed once in large batches (the cache every epoch reads). */
@@ -115,7 +125,12 @@ export async function teacherLogits(teacher: Teacher, data: Dataset, batchSize =
     const rows = Math.min(batchSize, data.count - start);
     const feeds = { [teacher.input.name]: float32Tensor(data.features.subarray(start * size, (start + rows) * size), [rows, ...teacher.sampleShape]) };
     const values = tensorAsFloat32((await teacher.session.run(feeds, [teacher.output]))[teacher.output]!);
-    if (teacher.probabilities) for (let i = 0; i < values.length; i++) out[start * teacher.classes + i] = Math.log(Math.max(values[i]!, 1e-30));
+    if (teacher.binary) {
+      for (let i = 0; i < rows; i++) {
+        out[(start + i) * 2] = Math.log(Math.max(1 - values[i]!, 1e-30));
+        out[(start + i) * 2 + 1] = Math.log(Math.max(values[i]!, 1e-30));
+      }
+    } else if (teacher.probabilities) for (let i = 0; i < values.length; i++) out[start * teacher.classes + i] = Math.log(Math.max(values[i]!, 1e-30));
     else out.set(values, start * teacher.classes);
     onProgress?.(start + rows);
   }

@@ -94,7 +94,10 @@ describe('distill: bad input is refused before training', () => {
   it.each(['score', 'argmax'] as const)('a teacher without logits-like output (%s)', async (head) => {
     const error = await refused({ teacher: teacher(head) });
     expect(error.code).toBe('CALIPER_DISTILL_TEACHER');
-    expect(error.message).toMatch(/no logits-like output: expected a float output shaped \[N, C\] with C ≥ 2 classes; its outputs are (score|label)/);
+    // A one-column output is accepted only as probabilities (a binary classifier); a max logit is not one.
+    expect(error.message).toMatch(head === 'score'
+      ? /teacher output score is not logits-like: expected \[N, C\] with C ≥ 2 classes, or \[N, 1\] probabilities, got \[16, 1\]/
+      : /no logits-like output: expected a float output shaped \[N, C\] with C ≥ 2 classes, or \[N, 1\] probabilities; its outputs are label/);
   });
 
   it('a teacher that is not ONNX, or missing', async () => {
