@@ -66,10 +66,14 @@ export class PostgresRegistryDatabase implements RegistryDatabase {
     return database;
   }
 
+  /** Errors reaching the database become CALIPER_REGISTRY_UNAVAILABLE (503); any other SQL error is a bug and stays as it is. */
   private unavailable(error: unknown): Error {
     if (error instanceof CaliperError) return error;
-    const code = (error as { code?: string }).code;
-    if (code && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && code !== '57P01' && code !== '3D000' && code !== '28P01' && code !== '28000') return error as Error;
+    const code = (error as { code?: string }).code ?? '';
+    const isSqlState = /^[0-9A-Z]{5}$/.test(code);
+    // SQLSTATE classes: 08 connection, 28 authorization, 3D no such database, 57P shutdown; otherwise a socket error (ECONNREFUSED…).
+    const unreachable = !isSqlState || /^(08|28|3D|57P)/.test(code);
+    if (!unreachable) return error as Error;
     return new CaliperError('CALIPER_REGISTRY_UNAVAILABLE', `registry ${this.location}: ${(error as Error).message || code || 'cannot connect'}`, { cause: error });
   }
 
