@@ -265,6 +265,19 @@ describe('fault 2: gzip and deflate request bodies are decoded, the limit counti
       expect((response.raw_output_contents as Buffer[])[0]!.readFloatLE(0)).toBe(expected);
     }
   });
+
+  it('gRPC: a gzip message that inflates past the limit is RESOURCE_EXHAUSTED (the limit counts decoded bytes)', async () => {
+    const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
+    const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => InferenceClient } };
+    const compressed = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpc!.port}`, credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+    const error = await new Promise<ServiceError>((resolve, reject) => {
+      (compressed.ModelInfer as (r: object, cb: (e: ServiceError | null) => void) => void).call(compressed,
+        { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [Buffer.alloc(4 * BODY_LIMIT)] },
+        (e) => (e ? resolve(e) : reject(new Error('accepted a message past the limit'))));
+    });
+    compressed.close();
+    expect(error.code).toBe(8);
+  });
 });
 
 describe('fault 3: priority in Triton\'s numbering (0 default, 1 highest), x-caliper-priority in Caliper\'s', () => {
