@@ -87,6 +87,11 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
  */
 async function keepExactTypesAgreed(columns: OutputColumn[], inputs: readonly InputFile[]): Promise<void> {
   if (!columns.some((c) => c.sqlType !== undefined)) return;
+  // Exact types are Parquet's: a CSV or JSONL input's types are inferred, and its staged copy may infer others.
+  if (inputs.some((input) => input.format !== 'parquet')) {
+    for (const column of columns) delete column.sqlType;
+    return;
+  }
   for (const column of columns) if (column.sqlType !== undefined && !(await declarableSqlType(column.sqlType))) delete column.sqlType;
   for (const input of inputs.slice(1)) {
     const probe = await probeColumns(input);
