@@ -28,6 +28,8 @@ const catalogue = {
   CALIPER_MODEL_NOT_READY: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   CALIPER_SHUTTING_DOWN: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   CALIPER_DEADLINE_EXCEEDED: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
+  /** The client left (socket closed, call cancelled) while its request was queued: dropped, not run (499 as nginx logs it). */
+  CALIPER_CANCELLED: { http: 499, grpc: GrpcStatus.CANCELLED },
   CALIPER_INFERENCE_FAILED: { http: 500, grpc: GrpcStatus.INTERNAL },
   /** A batched run answered an output whose first dimension is not the batch's rows: the batch fails rather than mix answers. */
   CALIPER_OUTPUT_NOT_ALIGNED: { http: 500, grpc: GrpcStatus.INTERNAL },

@@ -125,7 +125,7 @@ export class ServingMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'caliper_' });
     this.registry.registerMetric(new StageDurationHistogram(recorders) as unknown as Metric);
     this.requests = new Counter({
-      name: 'caliper_requests_total', help: 'Inference requests by outcome', labelNames: ['model', 'version', 'protocol', 'outcome', 'code'], registers,
+      name: 'caliper_requests_total', help: 'Inference requests by outcome (success, error, cancelled: the client left while queued)', labelNames: ['model', 'version', 'protocol', 'outcome', 'code'], registers,
       collect() {
         for (const recorder of recorders.values()) {
           for (const [protocol, count] of recorder.pendingSuccess) if (count > 0) this.inc({ ...recorder.labels, protocol, outcome: 'success', code: '' }, count);
@@ -192,8 +192,8 @@ export class ServingMetrics {
   }
 
   record(record: RequestRecord): void {
-    if (record.outcome === 'error') {
-      this.requests.inc({ model: record.model, version: String(record.version), protocol: record.protocol, outcome: 'error', code: record.errorCode ?? '' });
+    if (record.outcome !== 'success') {
+      this.requests.inc({ model: record.model, version: String(record.version), protocol: record.protocol, outcome: record.outcome, code: record.errorCode ?? '' });
       return;
     }
     const m = this.recorderOf(record);

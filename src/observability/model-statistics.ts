@@ -17,6 +17,8 @@ interface VersionCounters {
   computeInput: StatDuration;
   computeInfer: StatDuration;
   computeOutput: StatDuration;
+  /** Requests dropped from the queue because their client left. */
+  cancelled: StatDuration;
   cacheHit: StatDuration;
   cacheMiss: StatDuration;
   /** Caliper's own stages (as in Server-Timing): each counts the requests that passed through it. */
@@ -36,7 +38,7 @@ function newCounters(): VersionCounters {
   const stages = {} as Record<PipelineStage | 'total', StatDuration>;
   for (const stage of [...PIPELINE_STAGES, 'total'] as const) stages[stage] = zero();
   return {
-    lastInference: 0, inferenceCount: 0, success: zero(), fail: zero(),
+    lastInference: 0, inferenceCount: 0, success: zero(), fail: zero(), cancelled: zero(),
     queue: zero(), computeInput: zero(), computeInfer: zero(), computeOutput: zero(), cacheHit: zero(), cacheMiss: zero(), stages,
     total: new LatencyWindow(4096), overhead: new LatencyWindow(4096),
   };
@@ -71,6 +73,10 @@ export class ModelStatistics {
   record(record: RequestRecord): void {
     const c = this.countersOf(record.model, record.version);
     c.lastInference = Date.now();
+    if (record.outcome === 'cancelled') {
+      add(c.cancelled, record.durationMs);
+      return;
+    }
     if (record.outcome === 'error') {
       add(c.fail, record.durationMs);
       return;
@@ -107,7 +113,7 @@ export class ModelStatistics {
       inference_count: c.inferenceCount,
       execution_count: version.scheduler.batches.executions,
       inference_stats: {
-        success: c.success, fail: c.fail, queue: c.queue, compute_input: c.computeInput, compute_infer: c.computeInfer, compute_output: c.computeOutput,
+        success: c.success, fail: c.fail, cancelled: c.cancelled, queue: c.queue, compute_input: c.computeInput, compute_infer: c.computeInfer, compute_output: c.computeOutput,
         cache_hit: c.cacheHit, cache_miss: c.cacheMiss,
       },
       // Per batch size only the model run is timed (stacking and splitting rows is inside it): input and output are 0 / 0.

@@ -15,6 +15,8 @@ export interface PredictOptions {
   /** performance.now() time by which the answer is due. */
   deadline?: number;
   priority?: number;
+  /** True once the client has left (socket closed, call cancelled): queued work for it is dropped. */
+  clientGone?: () => boolean;
 }
 
 export interface PredictOutcome {
@@ -45,7 +47,7 @@ function requestRows(version: ModelVersion, body: unknown): { raw: unknown[]; si
 }
 
 function inferenceJob(inputs: TensorMap, rows: number, options: PredictOptions, outputNames: string[] | undefined): InferenceJob {
-  return { inputs, rows, deadline: options.deadline, priority: options.priority, outputNames };
+  return { inputs, rows, deadline: options.deadline, priority: options.priority, outputNames, clientGone: options.clientGone };
 }
 
 /** Runs a job; a model without a batch dimension gets one job per row. */

@@ -58,7 +58,7 @@ export async function runTensorInfer(version: ModelVersion, inputs: TensorMap, o
   const rows = checkInputTensors(version, inputs);
   const validated = performance.now();
   const job = version.batchable ? rows : 1;
-  const result = await version.scheduler.submit({ inputs, rows: job, deadline: options.deadline, priority: options.priority, outputNames });
+  const result = await version.scheduler.submit({ inputs, rows: job, deadline: options.deadline, priority: options.priority, outputNames, clientGone: options.clientGone });
   const finished = performance.now();
   return {
     outputs: result.outputs,

@@ -1,3 +1,4 @@
+import { CaliperError } from '../errors.ts';
 import type { InstancePool } from '../runtime/instance-pool.ts';
 import { BatchStatistics } from './batch-statistics.ts';
 import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
@@ -15,6 +16,7 @@ export class DirectScheduler implements Scheduler {
   }
 
   async submit(job: InferenceJob): Promise<InferenceResult> {
+    if (job.clientGone?.() === true) throw new CaliperError('CALIPER_CANCELLED', 'the client left before its request ran; it was dropped');
     this.running++;
     const started = performance.now();
     try {

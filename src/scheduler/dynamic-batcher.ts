@@ -28,6 +28,7 @@ interface QueuedJob {
   rows: number;
   deadline: number;
   outputNames: string[] | undefined;
+  clientGone: (() => boolean) | undefined;
   /** Jobs batch together only when their inputs agree beyond dim 0. */
   shapeKey: string;
   enqueuedAt: number;
@@ -126,7 +127,7 @@ export class DynamicBatcher implements Scheduler {
     const level = Math.min(Math.max(0, Math.trunc(job.priority ?? 0)), this.queues.length - 1);
     return new Promise<InferenceResult>((resolve, reject) => {
       this.queues[level]!.push({
-        inputs: job.inputs, rows: job.rows, deadline, outputNames: job.outputNames, shapeKey: shapeKeyOf(job.inputs), enqueuedAt: now, resolve, reject,
+        inputs: job.inputs, rows: job.rows, deadline, outputNames: job.outputNames, clientGone: job.clientGone, shapeKey: shapeKeyOf(job.inputs), enqueuedAt: now, resolve, reject,
       });
       this.queued++;
       if (deadline < this.deadlineArmedAt) this.armDeadlineTimer(deadline, now);
@@ -136,6 +137,10 @@ export class DynamicBatcher implements Scheduler {
 
   private deadlineError(waitedMs: number): CaliperError {
     return new CaliperError('CALIPER_DEADLINE_EXCEEDED', `model "${this.model}": deadline passed after ${waitedMs.toFixed(1)} ms in the queue (timeout_ms or x-caliper-timeout-ms)`);
+  }
+
+  private cancelledError(waitedMs: number): CaliperError {
+    return new CaliperError('CALIPER_CANCELLED', `model "${this.model}": the client left after ${waitedMs.toFixed(1)} ms in the queue; the request was dropped before it ran`);
   }
 
   /** Requests that arrive in the same I/O phase are all queued before the batch is formed. */
@@ -159,10 +164,12 @@ export class DynamicBatcher implements Scheduler {
       for (const queue of this.queues) {
         let i = 0;
         for (let job = queue.peek(0); job !== undefined; job = queue.peek(++i)) {
-          if (job.deadline <= now) {
+          // A job whose deadline passed, or whose client left, leaves the queue without running.
+          const gone = job.clientGone?.() === true;
+          if (gone || job.deadline <= now) {
             queue.removeWhere((j) => j === job);
             this.queued--;
-            job.reject(this.deadlineError(now - job.enqueuedAt));
+            job.reject(gone ? this.cancelledError(now - job.enqueuedAt) : this.deadlineError(now - job.enqueuedAt));
             job = undefined;
             i--;
             continue;

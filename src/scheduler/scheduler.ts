@@ -10,6 +10,8 @@ export interface InferenceJob {
   /** 0 is the highest priority. */
   priority?: number;
   outputNames?: string[];
+  /** True once the client that asked has left (HTTP socket closed, gRPC call cancelled): a job still queued is dropped. */
+  clientGone?: () => boolean;
 }
 
 export interface InferenceResult {

@@ -11,7 +11,8 @@ export interface RequestRecord {
   model: string;
   version: number;
   protocol: RequestProtocol;
-  outcome: 'success' | 'error';
+  /** cancelled: the client left while the request was queued, and it was dropped before it ran. */
+  outcome: 'success' | 'error' | 'cancelled';
   errorCode?: string;
   timings?: StageTimings;
   batchSize?: number;
@@ -48,7 +49,11 @@ export class RequestObserver {
   optionsFor(version: ModelVersion, request: FastifyRequest): PredictOptions {
     const timeout = request.headers['x-caliper-timeout-ms'] ?? request.headers['x-timeout-ms'];
     const priority = request.headers['x-caliper-priority'];
-    return this.optionsFrom(version, { timeoutMs: typeof timeout === 'string' ? timeout : undefined, priority: typeof priority === 'string' ? priority : undefined });
+    const options = this.optionsFrom(version, { timeoutMs: typeof timeout === 'string' ? timeout : undefined, priority: typeof priority === 'string' ? priority : undefined });
+    // A closed connection cannot take the answer: queued work for it is dropped (the socket is read only then).
+    const socket = request.raw.socket;
+    options.clientGone = () => socket.destroyed;
+    return options;
   }
 
   /** Deadline and priority from what the request asked for, whatever carried it (HTTP headers, gRPC metadata or deadline). */
@@ -87,7 +92,8 @@ export class RequestObserver {
       this.emit({ model: version.name, version: version.version, protocol, outcome: 'success', timings: result.timings, batchSize: result.batchSize, ...(result.rows !== undefined ? { rows: result.rows } : {}), durationMs: performance.now() - started });
       return result;
     } catch (error) {
-      this.emit({ model: version.name, version: version.version, protocol, outcome: 'error', errorCode: toCaliperError(error).code, durationMs: performance.now() - started });
+      const code = toCaliperError(error).code;
+      this.emit({ model: version.name, version: version.version, protocol, outcome: code === 'CALIPER_CANCELLED' ? 'cancelled' : 'error', errorCode: code, durationMs: performance.now() - started });
       throw error;
     } finally {
       this.inflight--;

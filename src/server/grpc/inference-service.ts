@@ -88,6 +88,7 @@ function requestOptions(observer: RequestObserver, version: ModelVersion, reques
   if (timeouts.length > 0) hints.timeoutMs = Math.min(...timeouts);
   hints.priority = metadataValue(call, 'x-caliper-priority');
   const options = observer.optionsFrom(version, hints);
+  options.clientGone = () => call.cancelled;
   const priority = numericParameter('parameters.priority', request.parameters?.priority);
   if (priority !== undefined && hints.priority === undefined) {
     const level = priorityFromTriton('parameters.priority', priority, version.config.batching.priorityLevels);
