@@ -1,7 +1,7 @@
 import { toCaliperError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { thisServer, type ModelRegistry, type RegisteredVersion } from '../registry/model-registry.ts';
-import { formatModelUri, type VersionSelector } from '../registry/model-uri.ts';
+import { formatModelUri, formatSelector, type VersionSelector } from '../registry/model-uri.ts';
 import type { ModelRepository } from './model-repository.ts';
 import { ModelVersion, type SchedulerFactory } from './model-version.ts';
 import { emptyShadowStats, type TrafficPolicy } from './traffic-policy.ts';
@@ -360,6 +360,22 @@ export class RegistryFollower {
       served.traffic = policy;
       retired = [...served.versions.values()].filter((v) => !wanted.has(v));
       for (const v of retired) served.versions.delete(v.version);
+    }
+
+    // Say what traffic split is applied whenever it changes, and why a configured target is not applied.
+    const split = (c?: { version: number; weight: number }, sh?: { version: number; fraction: number }): string =>
+      [c ? `canary version ${c.version} ${Math.round(c.weight * 1000) / 10}%` : '', sh ? `shadow version ${sh.version} ${Math.round(sh.fraction * 1000) / 10}%` : '']
+        .filter(Boolean).join(', ') || 'none';
+    const appliedSplit = split(
+      policy.canary ? { version: policy.canary.version.version, weight: policy.canary.weight } : undefined,
+      policy.shadow ? { version: policy.shadow.version.version, fraction: policy.shadow.fraction } : undefined,
+    );
+    if (appliedSplit !== split(status.canary, status.shadow)) {
+      const skipped = [
+        traffic.canary && !policy.canary ? `canary ${formatSelector(traffic.canary.target)} not applied (${canary ? (canary.version === primary.version ? 'it is the served version' : 'it failed to load') : 'no such version'})` : '',
+        traffic.shadow && !policy.shadow ? `shadow ${formatSelector(traffic.shadow.target)} not applied (${shadow ? (shadow.version === primary.version ? 'it is the served version' : 'it failed to load') : 'no such version'})` : '',
+      ].filter(Boolean);
+      this.options.logger.info({ model: name, traffic: appliedSplit }, `model ${name} traffic: ${appliedSplit}${skipped.length ? `; ${skipped.join('; ')}` : ''}`);
     }
 
     status.state = 'ready';
