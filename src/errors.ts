@@ -68,3 +68,49 @@ export function toCaliperError(error: unknown): CaliperError {
   const message = error instanceof Error ? error.message : String(error);
   return new CaliperError('CALIPER_INTERNAL', message, { cause: error });
 }
+
+/** The most characters of one client-supplied string an error message quotes back. */
+export const ECHO_LIMIT = 100;
+/** The most characters of an error message sent to a client. */
+export const MESSAGE_LIMIT = 1000;
+
+/** `text` cut to `limit` characters with "…" appended when longer (never splitting a surrogate pair). */
+export function clip(text: string, limit: number = ECHO_LIMIT): string {
+  if (text.length <= limit) return text;
+  const end = /[\uD800-\uDBFF]/.test(text[limit - 1]!) ? limit - 1 : limit;
+  return `${text.slice(0, end)}…`;
+}
+
+/**
+ * An error message as a client receives it (HTTP body, gRPC details, stream error_message): every quoted string
+ * and every unbroken run of characters longer than ECHO_LIMIT is clipped, and the whole to MESSAGE_LIMIT. Applied
+ * once, where errors leave the server, so no route has to remember to bound what it echoes.
+ */
+export function boundedMessage(message: string): string {
+  if (message.length <= ECHO_LIMIT) return message;
+  // A plain scan, not a regular expression: a backtracking match over a multi-megabyte echo overflows the stack.
+  const separator = (c: string): boolean => c === '"' || c === ':' || c === ',' || c === ' ' || c === '\n' || c === '\t';
+  let out = '';
+  let i = 0;
+  while (i < message.length && out.length <= MESSAGE_LIMIT) {
+    const c = message[i]!;
+    if (c === '"') {
+      const close = message.indexOf('"', i + 1);
+      if (close > i + 1 + ECHO_LIMIT) {
+        out += `"${clip(message.slice(i + 1, close))}"`;
+        i = close + 1;
+        continue;
+      }
+    }
+    if (separator(c)) {
+      out += c;
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end < message.length && !separator(message[end]!)) end++;
+    out += clip(message.slice(i, end));
+    i = end;
+  }
+  return clip(out, MESSAGE_LIMIT);
+}

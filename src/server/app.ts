@@ -13,7 +13,7 @@ import { registerPredictRoutes } from './routes/predict-routes.ts';
 import { registerRepositoryRoutes } from './routes/repository-routes.ts';
 import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
 import { registerStatsRoutes, type LatencyObservability } from './routes/stats-routes.ts';
-import { CaliperError } from '../errors.ts';
+import { CaliperError, invalidInput } from '../errors.ts';
 import { BINARY_CONTENT_TYPE } from './v2/binary-tensors.ts';
 import { mayHoldUnsafeInteger, parseExactJson } from './v2/exact-json.ts';
 
@@ -97,13 +97,23 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
-    if (!request.url.startsWith('/v2/') || !mayHoldUnsafeInteger(text)) return defaultJsonParser(request, text, done);
+    if (!request.url.startsWith('/v2/') || !mayHoldUnsafeInteger(text)) return defaultJsonParser(request, text, (error, value) => done(error ? poisoningOr(error, text) : null, value));
     try {
       done(null, parseExactJson(text));
     } catch (error) {
       done(new CaliperError('CALIPER_MALFORMED_BODY', `body: not valid JSON (${(error as Error).message})`), undefined);
     }
   });
+
+  // fastify's reader refuses a "__proto__" (or constructor.prototype) key with the same error as broken JSON: say which.
+  const poisoningOr = (error: Error, text: string): Error => {
+    try {
+      JSON.parse(text);
+    } catch {
+      return error;
+    }
+    return invalidInput('body: a "__proto__" or "constructor" key is not accepted (it could reach the prototype of the objects the server builds); rename the field');
+  };
 
   // The Open Inference Protocol's binary tensor extension: the v2 infer route splits JSON header and tensors.
   app.addContentTypeParser(BINARY_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));

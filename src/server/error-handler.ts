@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { CaliperError, toCaliperError } from '../errors.ts';
+import { boundedMessage, CaliperError, toCaliperError } from '../errors.ts';
 
 /** Maps fastify's own request errors (body parsing, limits) onto the catalogue. */
 function fromFastifyError(error: FastifyError): CaliperError | undefined {
@@ -27,7 +27,7 @@ export function sendError(reply: FastifyReply, thrown: unknown): FastifyReply {
   if (error.httpStatus >= 500 && error.code !== 'CALIPER_QUEUE_FULL' && error.code !== 'CALIPER_DEADLINE_EXCEEDED') {
     reply.log.error({ err: thrown }, error.message);
   }
-  return reply.code(error.httpStatus).type('application/json').send(JSON.stringify({ error: error.message, code: error.code }));
+  return reply.code(error.httpStatus).type('application/json').send(JSON.stringify({ error: boundedMessage(error.message), code: error.code }));
 }
 
 export function errorHandler(this: unknown, error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {

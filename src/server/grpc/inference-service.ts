@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerErrorResponse, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { CaliperError, invalidInput, toCaliperError, type CaliperErrorCode } from '../../errors.ts';
+import { boundedMessage, CaliperError, invalidInput, toCaliperError, type CaliperErrorCode } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { ROUTING_KEY_HEADER } from '../../lifecycle/traffic-policy.ts';
@@ -49,7 +49,8 @@ export function grpcStatusOf(thrown: unknown): ServerErrorResponse {
   const metadata = new Metadata();
   metadata.set('caliper-error-code', error.code);
   if (error.retryAfterSeconds !== undefined) metadata.set('retry-after', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
-  return Object.assign(new Error(error.message), { code: error.grpcStatus, details: error.message, metadata });
+  const message = boundedMessage(error.message);
+  return Object.assign(new Error(message), { code: error.grpcStatus, details: message, metadata });
 }
 
 function metadataValue(call: AnyCall, key: string): string | undefined {
@@ -219,14 +220,14 @@ export class InferenceService {
       try {
         request = decode(message) as ModelInferRequest;
       } catch (error) {
-        answer({ error_message: `malformed ModelInferRequest protobuf: ${(error as Error).message}` });
+        answer({ error_message: boundedMessage(`malformed ModelInferRequest protobuf: ${(error as Error).message}`) });
         return;
       }
       const head = { model_name: request.model_name, model_version: request.model_version ?? '', id: request.id ?? '' };
       try {
         finalFlag = emptyFinalResponseAsked(request);
       } catch (error) {
-        answer({ error_message: toCaliperError(error).message, infer_response: { ...head, outputs: [], raw_output_contents: [] } });
+        answer({ error_message: boundedMessage(toCaliperError(error).message), infer_response: { ...head, outputs: [], raw_output_contents: [] } });
         return;
       }
       const flag = (final: boolean): { parameters?: InferParameters } => (finalFlag ? { parameters: { [FINAL_RESPONSE]: { bool_param: final } } } : {});
@@ -238,7 +239,7 @@ export class InferenceService {
         (error: unknown) => {
           const failure = toCaliperError(error);
           if (failure.httpStatus >= 500 && failure.code === 'CALIPER_INTERNAL') this.context.logger.error({ err: error }, failure.message);
-          answer({ error_message: failure.message, infer_response: { ...head, outputs: [], raw_output_contents: [], ...flag(true) } });
+          answer({ error_message: boundedMessage(failure.message), infer_response: { ...head, outputs: [], raw_output_contents: [], ...flag(true) } });
         },
       );
     });

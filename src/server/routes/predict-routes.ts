@@ -58,6 +58,8 @@ const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 export function registerPredictRoutes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
   // Resolves to nothing once the reply is sent: resolving to the reply (a thenable) costs extra promise jobs per request.
   const predict = async (version: ModelVersion, body: unknown, reply: FastifyReply): Promise<void> => {
+    // application/octet-stream is read as bytes for the v2 binary extension; /predict takes JSON only.
+    if (Buffer.isBuffer(body)) throw new CaliperError('CALIPER_UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, got "${String(reply.request.headers['content-type'])}"`);
     const outcome = await observer.track(version, 'predict', () => runPredict(version, body, observer.optionsFor(version, reply.request)));
     const shadow = repository.has(version.name) ? repository.get(version.name).traffic?.shadow : undefined;
     if (shadow && shadow.version !== version) {
