@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import pg from 'pg';
 import { freePort } from '../../src/system/free-port.ts';
 
@@ -24,7 +24,7 @@ function postgresBin(): string {
 }
 
 /**
- * A private PostgreSQL for one test file: initdb into a temporary folder (trust authentication, user caliper),
+ * A private PostgreSQL for one test file: a copy of an initdb'd cluster in a temporary folder (trust authentication, user caliper),
  * listening on a free loopback port. PostgreSQL refuses to run as root, so as root it runs as the Debian
  * package's `postgres` user (runuser).
  */
@@ -39,8 +39,8 @@ export async function startPrivatePostgres(options: { listen?: string[] } = {}):
     const { uid, gid } = userInfoOf('postgres');
     chownSync(dir, uid, gid);
   }
-  const [initCommand, initArgs] = as(join(bin, 'initdb'), ['-D', data, '-U', 'caliper', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-  execFileSync(initCommand, initArgs, { stdio: 'ignore' });
+  // initdb once per machine (the slow part), then each server starts from a copy of that cluster.
+  execFileSync('cp', ['-a', templateCluster(bin, as, asRoot), data], { stdio: 'ignore' });
   // Test hosts in network namespaces connect from their own addresses (trusted like loopback: nothing else can reach them).
   const extra = options.listen ?? [];
   if (extra.length > 0) appendFileSync(join(data, 'pg_hba.conf'), extra.map((a) => `host all all ${a.replace(/\.\d+$/, '.0')}/24 trust\n`).join(''));
@@ -70,6 +70,30 @@ export async function startPrivatePostgres(options: { listen?: string[] } = {}):
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A freshly initdb'd cluster (user caliper, trust, UTF8, C locale) kept in the temporary folder and copied by each test server. */
+function templateCluster(bin: string, as: (command: string, args: string[]) => [string, string[]], asRoot: boolean): string {
+  const template = join(tmpdir(), `caliper-postgres-template-v1-${basename(dirname(bin))}-${process.getuid?.() ?? 0}`);
+  if (existsSync(join(template, 'PG_VERSION'))) return template;
+  const building = mkdtempSync(join(tmpdir(), 'caliper-postgres-building-'));
+  try {
+    if (asRoot) {
+      const { uid, gid } = userInfoOf('postgres');
+      chownSync(building, uid, gid);
+    }
+    const [initCommand, initArgs] = as(join(bin, 'initdb'), ['-D', join(building, 'data'), '-U', 'caliper', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    execFileSync(initCommand, initArgs, { stdio: 'ignore' });
+    try {
+      renameSync(join(building, 'data'), template);
+    } catch (error) {
+      // Another test file finished first: its template is as good.
+      if (!existsSync(join(template, 'PG_VERSION'))) throw error;
+    }
+  } finally {
+    rmSync(building, { recursive: true, force: true });
+  }
+  return template;
 }
 
 function userInfoOf(name: string): { uid: number; gid: number } {
