@@ -1,5 +1,5 @@
 import { AttributeType, TensorDataType } from '../onnx/onnx-schema.ts';
-import { attributeOf } from '../onnx/graph.ts';
+import { attributeOf, renameOuterReads, subgraphOuterNames } from '../onnx/graph.ts';
 import type { AttributeProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/onnx-types.ts';
 import { float32ToFloat16Bits, tensorToFloat32 } from '../onnx/tensor-values.ts';
 import { ModelRewrite } from '../quantize/model-rewrite.ts';
@@ -104,7 +104,15 @@ export function convertToFloat16(model: ModelProto, options: Fp16Options): Rewri
     const keepFloat = blocked.has(node.opType ?? '') || !options.filter.includes(node) || (node.domain !== undefined && node.domain !== '' && node.domain !== 'ai.onnx');
     if (keepFloat) {
       if (blocked.has(node.opType ?? '') && (node.input ?? []).some(isFloat)) skipped.push({ node: label, reason: `${node.opType} is on the float16 block list` });
-      rewrite.keep({ ...node, input: (node.input ?? []).map((n) => (n ? as32(n) : n)) });
+      // Its subgraphs stay float32 too: what they read from outside (an initializer, a converted activation) is read through a Cast.
+      const outerReads = new Map<string, string>();
+      for (const name of subgraphOuterNames(node)) if (half.has(name)) outerReads.set(name, as32(name));
+      const attribute = outerReads.size === 0 ? node.attribute : node.attribute?.map((attr) => ({
+        ...attr,
+        ...(attr.g ? { g: renameOuterReads(attr.g, outerReads) } : {}),
+        ...(attr.graphs ? { graphs: attr.graphs.map((g) => renameOuterReads(g, outerReads)) } : {}),
+      }));
+      rewrite.keep({ ...node, input: (node.input ?? []).map((n) => (n ? as32(n) : n)), ...(attribute ? { attribute } : {}) });
       continue;
     }
     const outputs = (node.output ?? []).map((o) => {

@@ -114,6 +114,36 @@ function outerScopeNames(graph: GraphProto): string[] {
   return [...outer];
 }
 
+/** Names a node's subgraphs (If/Loop/Scan bodies) read from the enclosing scope. */
+export function subgraphOuterNames(node: NodeProto): string[] {
+  const names: string[] = [];
+  for (const attr of node.attribute ?? []) for (const g of [attr.g, ...(attr.graphs ?? [])]) if (g) names.push(...outerScopeNames(g));
+  return [...new Set(names)];
+}
+
+/**
+ * A copy of `graph` whose reads of enclosing-scope values are renamed by `rename` (nested subgraphs too); names
+ * the graph defines itself (its inputs, initializers, node outputs) shadow outer ones and are left alone.
+ */
+export function renameOuterReads(graph: GraphProto, rename: ReadonlyMap<string, string>): GraphProto {
+  const local = new Set<string>([...(graph.initializer ?? []).map((t) => t.name ?? ''), ...(graph.input ?? []).map((v) => v.name ?? '')]);
+  for (const node of graph.node ?? []) for (const o of node.output ?? []) local.add(o);
+  const outer = new Map([...rename].filter(([from]) => !local.has(from)));
+  if (outer.size === 0) return graph;
+  return {
+    ...graph,
+    node: (graph.node ?? []).map((node) => ({
+      ...node,
+      input: (node.input ?? []).map((n) => outer.get(n) ?? n),
+      attribute: node.attribute?.map((attr) => ({
+        ...attr,
+        ...(attr.g ? { g: renameOuterReads(attr.g, outer) } : {}),
+        ...(attr.graphs ? { graphs: attr.graphs.map((g) => renameOuterReads(g, outer)) } : {}),
+      })),
+    })),
+  };
+}
+
 /** Hands out names not yet used in a graph. */
 export class NameAllocator {
   private readonly used: Set<string>;

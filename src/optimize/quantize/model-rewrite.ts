@@ -1,5 +1,5 @@
 import { AttributeType } from '../onnx/onnx-schema.ts';
-import { GraphIndex, NameAllocator } from '../onnx/graph.ts';
+import { GraphIndex, NameAllocator, nodeInputs } from '../onnx/graph.ts';
 import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../onnx/onnx-types.ts';
 import { inferValueTypes, type ValueType } from '../onnx/shape-inference.ts';
 
@@ -60,7 +60,8 @@ export class ModelRewrite {
   finish(): ModelProto {
     const graph = this.model.graph ?? {};
     const used = new Set<string>();
-    for (const node of this.nodes) for (const n of node.input ?? []) used.add(n);
+    // Subgraphs (If/Loop/Scan bodies) read outer values by name: an initializer only they read is still used.
+    for (const node of this.nodes) for (const n of nodeInputs(node)) used.add(n);
     for (const o of graph.output ?? []) used.add(o.name ?? '');
     const initializers = [...(graph.initializer ?? []), ...this.initializers].filter((t) => used.has(t.name ?? ''));
     const kept = new Set(initializers.map((t) => t.name));
