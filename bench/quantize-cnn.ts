@@ -20,6 +20,8 @@ const test = await loadDataset('fashion-mnist:t10k');
 const variants: { name: string; options?: QuantizeOptions }[] = [
   { name: 'float32' },
   { name: 'static', options: { mode: 'static', perChannel: true, calibration: 'fashion-mnist:train', calibrationSamples: 1024, method: 'minmax' } },
+  // The first (1-channel) convolution left in float: shows why the default quantizes it.
+  { name: 'static, conv1 float', options: { mode: 'static', perChannel: true, calibration: 'fashion-mnist:train', calibrationSamples: 1024, method: 'minmax', minConvReduction: 16 } },
   { name: 'dynamic', options: { mode: 'dynamic', perChannel: true } },
 ];
 const floatBytes = readFileSync(MODEL);

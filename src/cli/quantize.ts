@@ -20,6 +20,7 @@ interface QuantizeCliOptions {
   percentile?: string;
   exclude?: string[];
   blockOps?: string[];
+  minConvReduction?: number;
   eval?: string;
   evalSamples?: number;
   label?: string;
@@ -57,6 +58,7 @@ export function registerQuantizeCommand(program: Command): void {
     .option('--method <method>', 'calibration method: minmax | percentile | entropy', 'minmax')
     .option('--percentile <p>', 'percentile kept by --method percentile', '99.999')
     .option('--exclude <names>', 'node names or op types to keep in float (comma-separated, repeatable)', list)
+    .option('--min-conv-reduction <n>', 'static: keep convolutions with fewer products per output value (in channels × kernel area) in float', parseIntegerOption('--min-conv-reduction', 0))
     .option('--block-ops <ops>', 'fp16: op types kept in float32 (comma-separated; replaces the default list)', list)
     .option('--eval <data>', 'evaluation data (same forms as --calibration): output difference, plus accuracy or MAE/RMSE when it has labels')
     .option('--eval-samples <n>', 'evaluation samples to use (default all)', parseIntegerOption('--eval-samples', 1))
@@ -95,6 +97,7 @@ export function registerQuantizeCommand(program: Command): void {
           ...(opts.percentile ? { percentile: Number(opts.percentile) } : {}),
           ...(opts.exclude ? { exclude: opts.exclude } : {}),
           ...(opts.blockOps ? { blockOps: opts.blockOps } : {}),
+          ...(opts.minConvReduction !== undefined ? { minConvReduction: opts.minConvReduction } : {}),
           ...(evalData ? { eval: evalData } : {}),
           ...(opts.evalSamples ? { evalSamples: opts.evalSamples } : {}),
           ...(opts.task ? { task: opts.task } : {}),

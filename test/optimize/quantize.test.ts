@@ -194,8 +194,10 @@ describe('static INT8 placement on a convnet', () => {
     expect(report.outputDifference.maxAbs).toBeLessThan(0.2);
   });
 
-  it('leaves a one-channel first convolution (9 products per output) and its ReLU in float and says so', async () => {
-    const { report } = await quantize(smallCnn(1), { mode: 'static', calibration: calibration(1), ...noLatency });
+  it('quantizes a one-channel first convolution by default; --min-conv-reduction leaves it and its ReLU in float and says so', async () => {
+    const all = await quantize(smallCnn(1), { mode: 'static', calibration: calibration(1), ...noLatency });
+    expect(all.report.kernels!.float).toEqual({});
+    const { report } = await quantize(smallCnn(1), { mode: 'static', calibration: calibration(1), minConvReduction: 16, ...noLatency });
     expect(report.warnings).toContain('Conv_0 left in float32: 9 products per output value, too few for an integer convolution to pay (under 16)');
     expect(report.kernels!.float).toMatchObject({ Conv: 1 });
     expect(report.kernels!.quantized).toMatchObject({ QLinearConv: 1, QGemm: 2 });

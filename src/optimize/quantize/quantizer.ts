@@ -41,6 +41,8 @@ export interface QuantizeOptions {
   calibrationSamples?: number;
   /** Node names or op types left in float. */
   exclude?: string[];
+  /** Static: convolutions summing fewer products per output value stay float (default 0: all are quantized). */
+  minConvReduction?: number;
   /** Op types kept in float32 by fp16 mode (default DEFAULT_FP16_BLOCK_LIST). */
   blockOps?: string[];
   /** fp16: keep float32 inputs/outputs (default true). */
@@ -254,9 +256,9 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
       throw new QuantizeError('CALIPER_QUANTIZE_CALIBRATION_DATA', 'static quantization needs calibration data (--calibration DATA: fashion-mnist:SPLIT, IDX, .parquet, .csv or .pb samples matching the model input)');
     }
     const calibration = (await resolveData(options.calibration, model, 'calibration', options.calibrationSamples ?? 512))!;
-    const { tensors } = staticTargets(model, filter);
+    const { tensors } = staticTargets(model, filter, options.minConvReduction);
     const ranges = await calibrate(model, tensors, calibration, { method, ...(options.percentile !== undefined ? { percentile: options.percentile } : {}) });
-    converted = quantizeStatic(model, ranges, { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false, filter });
+    converted = quantizeStatic(model, ranges, { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false, filter, ...(options.minConvReduction !== undefined ? { minConvReduction: options.minConvReduction } : {}) });
   } else {
     converted = convertToFloat16(model, { filter, ...(options.blockOps ? { blockOps: options.blockOps } : {}), ...(options.keepIoTypes !== undefined ? { keepIoTypes: options.keepIoTypes } : {}) });
   }
