@@ -16,3 +16,7 @@ export type { ModelProto, GraphProto, NodeProto, TensorProto } from './onnx/onnx
 export { loadDataset, type Dataset, type DatasetSpec, type DatasetFormat } from './datasets/dataset.ts';
 export { DatasetError } from './datasets/dataset-error.ts';
 export { readFashionMnist, readIdxFile, FASHION_MNIST_LABELS } from './datasets/idx-reader.ts';
+export { loadRequestData, RequestPipeline, type RequestDataOptions } from './datasets/request-data.ts';
+export type { FeedSet } from './datasets/feed-set.ts';
+export { judgeOptimization, DEFAULT_MAX_DROP, type GuardVerdict } from './evaluate/optimization-guard.ts';
+export type { KernelSummary } from './evaluate/kernel-profile.ts';
