@@ -1,10 +1,18 @@
-import { defaultServerConditions } from 'vite';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   // The package's self-reference ('caliper-serving', '…/client') resolves to the sources under test, not dist/.
-  // Without 'module': packages listing it before 'node' (the AWS SDK) would load their bundler-only dist-es in Node.
-  ssr: { resolve: { conditions: ['caliper-source', ...defaultServerConditions.filter((c) => c !== 'module')] } },
+  // (An alias rather than a resolve condition: vitest hands conditions on to Node for every external package.)
+  resolve: {
+    alias: [
+      { find: /^caliper-serving$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+      {
+        find: /^caliper-serving\/client$/,
+        replacement: fileURLToPath(new URL('./src/client/index.ts', import.meta.url)),
+      },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-/** The package's own name resolves (Node's self-reference through package.json "exports"), as users import it. */
+/** The package's own name resolves as users import it (to the sources here: vitest.config.ts aliases it; the built package is packed-install.test.ts). */
 describe('package entry points', () => {
   it("import { quantize, startServing } from 'caliper-serving'", async () => {
     const caliper = await import('caliper-serving');
