@@ -10,7 +10,11 @@ const src = join(root, 'src');
 const dist = join(root, 'dist');
 
 rmSync(dist, { recursive: true, force: true });
-const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+const tsc = spawnSync(
+  process.execPath,
+  [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')],
+  { stdio: 'inherit' },
+);
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 
 const ASSETS = /\.(proto|mjs|json)$/;
@@ -20,4 +24,4 @@ for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) 
   cpSync(from, join(dist, relative(src, from)));
 }
 chmodSync(join(dist, 'cli/main.js'), 0o755);
-console.log(`built ${relative(process.cwd(), dist) || dist}`);
+console.error(`built ${relative(process.cwd(), dist) || dist}`);

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
+import nodeModule from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { CaliperError } from '../errors.ts';
+
+// Node >= 22.1 keeps compiled code of the modules loaded below between runs (start-up time); absent on Node 20.
+(nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 type Registrar = (program: Command) => void;
 

@@ -46,7 +46,10 @@ async function waitUntilReady(timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (server.exitCode !== null) throw new Error(`caliper serve exited ${server.exitCode}: ${stderr}`);
-    const status = await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => 0);
+    const status = await fetch(`${url}/v2/health/ready`).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -55,7 +58,9 @@ async function waitUntilReady(timeoutMs: number): Promise<void> {
 
 async function predict(model: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
   const response = await fetch(`${url}/models/${model}/predict`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
   });
   const json = (await response.json()) as Record<string, unknown>;
   expect(response.status, JSON.stringify(json)).toBe(200);
@@ -69,7 +74,10 @@ beforeAll(async () => {
     mkdirSync(join(dir, '1'), { recursive: true });
     cpSync('examples/fraud-detector/1/model.onnx', join(dir, '1', 'model.onnx'));
     const hookFile = Object.keys(files).find((file) => file.startsWith('hooks.'))!;
-    writeFileSync(join(dir, 'model.yaml'), `${fraudYaml.replace(/^name: .*$/m, `name: ${name}`)}hooks: ./${hookFile}\n`);
+    writeFileSync(
+      join(dir, 'model.yaml'),
+      `${fraudYaml.replace(/^name: .*$/m, `name: ${name}`)}hooks: ./${hookFile}\n`,
+    );
     for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
   }
   const port = await freePort();
@@ -78,7 +86,9 @@ beforeAll(async () => {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
   });
-  server.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  server.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   await waitUntilReady(60_000);
 });
 
@@ -93,7 +103,10 @@ afterAll(async () => {
 describe('caliper serve with hook modules outside any package', () => {
   it('loads a TypeScript hook that imports another TypeScript file, and runs both of its functions', async () => {
     const eur = await predict('hooked_ts', { ...transaction, currency: 'EUR' });
-    const doubled = await predict('hooked_ts', { ...transaction, transaction_amount: transaction.transaction_amount * 2 });
+    const doubled = await predict('hooked_ts', {
+      ...transaction,
+      transaction_amount: transaction.transaction_amount * 2,
+    });
     expect(eur.hook).toBe('ts hook');
     expect(eur.fraud_probability).toBe(doubled.fraud_probability);
   });
