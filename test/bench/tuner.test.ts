@@ -85,7 +85,7 @@ describe('caliper tune on the fraud example', () => {
     expect(written.instances.kind).toBe('in_thread');
     expect(readFileSync(join(modelDir, '2', 'model.yaml'), 'utf8')).toContain('# Fraud detector version 2');
     expect(written.cache.enabled).toBe(true); // only candidates run without the cache
-  });
+  }, 240_000); // three candidate servers started and measured: about 20 s idle, a minute on a loaded machine
 
   it('chooses the highest throughput within the budget; ties within 2% go to the lower p99, then the current settings', () => {
     const trial = (maxBatchSize: number, throughput: number | null, p99Ms = 4): TuneTrial => ({
