@@ -5,6 +5,8 @@ export interface OutputDifference {
   samples: number;
   maxAbs: number;
   meanAbs: number;
+  /** Output values that are NaN or infinite after conversion where they were finite before (a broken conversion). */
+  nonFinite?: number;
 }
 
 export interface AccuracyComparison {
@@ -74,6 +76,7 @@ export function resolveTask(task: EvaluationTask, first: { labels?: Int32Array; 
  */
 export async function compareOutputs(before: OrtSession, after: OrtSession, batches: ScoredBatch[], task: EvaluationTask = 'auto'): Promise<{ difference: OutputDifference; accuracy?: AccuracyComparison; regression?: RegressionComparison }> {
   let maxAbs = 0;
+  let nonFinite = 0;
   let sum = 0;
   let count = 0;
   let samples = 0;
@@ -95,6 +98,7 @@ export async function compareOutputs(before: OrtSession, after: OrtSession, batc
       const xv = tensorAsFloat32(x);
       const yv = tensorAsFloat32(y);
       for (let i = 0; i < xv.length; i++) {
+        if (!Number.isFinite(yv[i]!) && Number.isFinite(xv[i]!)) nonFinite++;
         const d = Math.abs(xv[i]! - yv[i]!);
         if (Number.isNaN(d) && !(Number.isNaN(xv[i]!) && Number.isNaN(yv[i]!))) maxAbs = Infinity;
         else if (!Number.isNaN(d)) {
@@ -132,7 +136,7 @@ export async function compareOutputs(before: OrtSession, after: OrtSession, batc
       }
     }
   }
-  const difference = { samples, maxAbs, meanAbs: count ? sum / count : 0 };
+  const difference = { samples, maxAbs, meanAbs: count ? sum / count : 0, nonFinite };
   if (tally.labelled) {
     return {
       difference,

@@ -24,8 +24,38 @@ export interface Fp16Options {
   keepIoTypes?: boolean;
 }
 
-function toFloat16Tensor(tensor: TensorProto, name = tensor.name): TensorProto {
-  const bits = float32ToFloat16Bits(tensorToFloat32(tensor));
+/** float16's largest finite value and smallest positive (subnormal) value. */
+const FLOAT16_MAX = 65504;
+const FLOAT16_MIN_POSITIVE = 2 ** -24;
+
+/**
+ * Values float16 cannot hold are clamped into its range, as the usual converters do: beyond ±65504 (else ±inf) to
+ * ±65504, non-zero magnitudes below 2^-24 (else 0: an epsilon of 1e-12 would divide by zero) to ±2^-24. Returns how
+ * many were clamped and the extreme value seen, for the warning.
+ */
+function clampToFloat16(values: Float32Array): { clamped: number; example: number } {
+  let clamped = 0;
+  let example = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    const magnitude = Math.abs(v);
+    if (!Number.isFinite(v) || magnitude === 0) continue;
+    if (magnitude > FLOAT16_MAX) values[i] = Math.sign(v) * FLOAT16_MAX;
+    else if (magnitude < FLOAT16_MIN_POSITIVE) values[i] = Math.sign(v) * FLOAT16_MIN_POSITIVE;
+    else continue;
+    if (clamped++ === 0) example = v;
+  }
+  return { clamped, example };
+}
+
+/** Names of constants whose values were clamped, with how many and an example, collected during one conversion. */
+type ClampNotes = string[];
+
+function toFloat16Tensor(tensor: TensorProto, name = tensor.name, notes?: ClampNotes): TensorProto {
+  const values = Float32Array.from(tensorToFloat32(tensor));
+  const { clamped, example } = clampToFloat16(values);
+  if (clamped > 0) notes?.push(`${name ?? 'a constant'}: ${clamped} value(s) outside float16's range (e.g. ${Number(example.toPrecision(6))}) clamped to ${Math.abs(example) > FLOAT16_MAX ? '±65504' : '±2^-24'}`);
+  const bits = float32ToFloat16Bits(values);
   return {
     ...(name !== undefined ? { name } : {}),
     dims: tensor.dims ?? [],
@@ -34,9 +64,9 @@ function toFloat16Tensor(tensor: TensorProto, name = tensor.name): TensorProto {
   };
 }
 
-function convertAttributes(node: NodeProto): AttributeProto[] | undefined {
+function convertAttributes(node: NodeProto, notes: ClampNotes): AttributeProto[] | undefined {
   return node.attribute?.map((a) => {
-    if (a.type === AttributeType.TENSOR && a.t && a.t.dataType === TensorDataType.FLOAT) return { ...a, t: toFloat16Tensor(a.t) };
+    if (a.type === AttributeType.TENSOR && a.t && a.t.dataType === TensorDataType.FLOAT) return { ...a, t: toFloat16Tensor(a.t, a.t.name || `${node.name || node.opType}.${a.name}`, notes) };
     if (node.opType === 'Cast' && a.name === 'to' && a.i === TensorDataType.FLOAT) return { ...a, i: TensorDataType.FLOAT16 };
     return a;
   });
@@ -61,11 +91,12 @@ export function convertToFloat16(model: ModelProto, options: Fp16Options): Rewri
   const isFloat = (name: string) => rewrite.types.get(name)?.elemType === TensorDataType.FLOAT;
   const skipped: RewriteResult['skipped'] = [];
   const converted: string[] = [];
+  const clampNotes: ClampNotes = [];
 
   const initializers = new Map<string, TensorProto>();
   for (const [name, tensor] of rewrite.index.initializers) {
     if (tensor.dataType === TensorDataType.FLOAT) {
-      initializers.set(name, toFloat16Tensor(tensor));
+      initializers.set(name, toFloat16Tensor(tensor, name, clampNotes));
       half.add(name);
     }
   }
@@ -121,7 +152,7 @@ export function convertToFloat16(model: ModelProto, options: Fp16Options): Rewri
       half.add(o);
       return graphOutputs.has(o) && keepIo ? rewrite.names.next(`${o}_fp16`) : o;
     });
-    rewrite.keep({ ...node, input: (node.input ?? []).map((n) => (n ? as16(n) : n)), output: outputs, attribute: convertAttributes(node) ?? [] });
+    rewrite.keep({ ...node, input: (node.input ?? []).map((n) => (n ? as16(n) : n)), output: outputs, attribute: convertAttributes(node, clampNotes) ?? [] });
     (node.output ?? []).forEach((o, i) => {
       if (outputs[i] !== o) rewrite.emit('Cast', [outputs[i]!], [o], { to: TensorDataType.FLOAT }, `${o}_Cast_fp32`);
     });
@@ -138,5 +169,5 @@ export function convertToFloat16(model: ModelProto, options: Fp16Options): Rewri
     input: (result.graph?.input ?? []).map((v) => ((initializers.has(v.name ?? '') || !keepIo) && isFloat(v.name ?? '') ? withElemType(v, TensorDataType.FLOAT16) : v)),
     output: (graph.output ?? []).map((v) => (halfOutputs && half.has(v.name ?? '') ? withElemType(v, TensorDataType.FLOAT16) : v)),
   };
-  return { model: result, quantizedNodes: converted, skipped };
+  return { model: result, quantizedNodes: converted, skipped, ...(clampNotes.length > 0 ? { warnings: clampNotes } : {}) };
 }

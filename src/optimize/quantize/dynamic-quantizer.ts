@@ -18,6 +18,8 @@ export interface RewriteResult {
   quantizedNodes: string[];
   /** Nodes of a quantizable type left in float, with the reason. */
   skipped: { node: string; reason: string }[];
+  /** What the rewrite changed that the user should know (e.g. constants clamped into float16's range). */
+  warnings?: string[];
 }
 
 function transpose2d(values: Float32Array, rows: number, cols: number): Float32Array {

@@ -275,6 +275,7 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
   result.irVersion = Math.min(MAX_IR, Math.max(result.irVersion ?? 0, newOpset >= 21 ? 10 : newOpset >= 19 ? 9 : newOpset >= 15 ? 8 : 7));
   result.producerName = 'caliper';
   for (const s of converted.skipped) if (s.reason !== 'excluded') warnings.push(`${s.node} left in float32: ${s.reason}`);
+  for (const w of converted.warnings ?? []) warnings.push(w);
   const floatOps = floatOpCounts(mode, model, converted);
   const unsupported = Object.keys(floatOps).filter((op) => !LAYOUT_OPS.has(op) && (mode !== 'dynamic' || HEAVY_OPS.has(op)));
   if (unsupported.length) warnings.push(`ops left in float32 (not covered by ${mode} mode): ${unsupported.join(', ')}`);
@@ -290,6 +291,7 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
   try {
     const batches = evalData ? batchesOf(evalData, model, 256) : [{ feeds: sampleFeeds, rows: Object.values(sampleFeeds)[0]?.dims[0] ?? 1 }];
     const { difference, accuracy, regression } = await compareOutputs(reference, checked, batches, options.task ?? 'auto');
+    if ((difference.nonFinite ?? 0) > 0) warnings.push(`the converted model answers ${difference.nonFinite} NaN or infinite output value(s) where the original's are finite (on ${evalData ? evalData.source : 'synthetic inputs'})`);
     const latency: LatencyComparison[] = [];
     const fixed = modelFixedBatch(model);
     const requested = options.latencyBatchSizes ?? [1, 64];
