@@ -83,7 +83,9 @@ describe('latency management over HTTP', () => {
     expect(await rejected.json()).toMatchObject({ code: 'CALIPER_QUEUE_FULL' });
     const answered = await Promise.all(queued);
     expect(answered.map((r) => r.status)).toEqual([200, 200]);
-    expect(answered.map((r) => r.headers.get('server-timing'))).toEqual([expect.stringMatching(/queue;dur=(3[5-9]\d|[4-9]\d\d)\./), expect.any(String)]);
+    // The batch leaves when the first queued request has waited the 400 ms delay (which one arrived first is up to the machine).
+    const queued = answered.map((r) => Number(/queue;dur=([\d.]+)/.exec(r.headers.get('server-timing') ?? '')?.[1] ?? 0));
+    expect(Math.max(...queued)).toBeGreaterThanOrEqual(350);
   });
 
   it('answers 504 when the deadline (header or v2 parameter) passes while queued, and never lengthens it', async () => {
