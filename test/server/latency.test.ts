@@ -71,7 +71,9 @@ describe('latency management over HTTP', () => {
 
   it('rejects at once with 503 and Retry-After when the queue is full', async () => {
     const queued = [post(server, '/models/slow_queue/predict', transaction), post(server, '/models/slow_queue/predict', { ...transaction, transaction_amount: 1 })];
-    await new Promise((r) => setTimeout(r, 50));
+    // Both are queued before the third is sent (on a loaded machine they may take longer than any fixed sleep).
+    const depth = async (): Promise<number> => ((await (await fetch(`${server.url}/v2/models/slow_queue/stats`)).json()) as { model_stats: { queue_depth: number }[] }).model_stats[0]!.queue_depth;
+    for (const deadline = Date.now() + 5000; (await depth()) < 2 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 10));
     // "At once" means before the queue it was refused by has moved: the rejection must arrive while both
     // queued requests are still waiting (a wall-clock bound fails on a loaded machine).
     let queuedSettled = 0;
