@@ -81,6 +81,25 @@ export class ModelVersion {
     return `model ${this.name} version ${this.version}: dynamic batching disabled, one request per run: ${this.batchAxis.reason}`;
   }
 
+  /**
+   * Load-time warnings: batching disabled (above), and a lookup whose `unknown` is a negative number feeding an
+   * integer tensor, whose values index something (an embedding row): a negative index reads from the end, so an
+   * unseen category would silently take the last row.
+   */
+  get loadNotices(): string[] {
+    const notices = this.batchingNotice ? [this.batchingNotice] : [];
+    for (const tensor of this.config.tensors) {
+      if (!/int/.test(tensor.dtype)) continue;
+      for (const column of tensor.columns) {
+        if (column.kind === 'lookup' && typeof column.unknown === 'number' && column.unknown < 0) {
+          notices.push(`model ${this.name} version ${this.version}: preprocess tensor ${tensor.name} (${tensor.dtype}) looks up ${column.field} with unknown: ${column.unknown}; `
+            + 'a negative index reads from the end of what it indexes (an embedding\'s last row) for unseen categories: reserve a row for them (unknown: N) or refuse them (unknown: error)');
+        }
+      }
+    }
+    return notices;
+  }
+
   /** Creates the sessions (pre-loading), checks model.yaml against the ONNX signature, then warms every instance. */
   static async load(config: ModelConfig, version: number, modelPath: string, schedulerFactory: SchedulerFactory = defaultScheduler): Promise<ModelVersion> {
     const preprocessor = new Preprocessor({ ...config, inputs: [...config.inputs, ...featureInputs(config.features)] });

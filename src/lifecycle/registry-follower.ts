@@ -314,7 +314,7 @@ export class RegistryFollower {
         const modelPath = await this.registry.artifactPath(record);
         const version = await ModelVersion.load(await this.registry.servedConfigOf(record), record.version, modelPath, this.options.schedulerFactory);
         loaded.set(record.version, version);
-        if (version.batchingNotice) this.options.logger.warn({ model: name, version: record.version, batchable: false }, version.batchingNotice);
+        for (const notice of version.loadNotices) this.options.logger.warn({ model: name, version: record.version }, notice);
         return version;
       } catch (error) {
         const message = toCaliperError(error).message;

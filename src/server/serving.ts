@@ -76,7 +76,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   }
   for (const model of repository.list()) {
     for (const version of model.versions.values()) {
-      if (version.batchingNotice) logger.warn({ model: model.name, version: version.version, batchable: false }, version.batchingNotice);
+      for (const notice of version.loadNotices) logger.warn({ model: model.name, version: version.version }, notice);
     }
     logger.info({ model: model.name, versions: [...model.versions.keys()] }, `model ${model.name} ready (version ${model.defaultVersion})`);
   }

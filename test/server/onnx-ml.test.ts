@@ -110,7 +110,7 @@ beforeAll(async () => {
     postprocess: { unit: { output: 'unit' }, onehot: { output: 'onehot' }, id: { output: 'id' } }, instances,
   }, transforms());
   const logger = pino({ level: 'error' }, { write: (line: string) => { failures.push(line); } });
-  server = await startServing({ paths: [repo.dir], port: 0, logger });
+  server = await startServing({ paths: [repo.dir, 'examples/iris-classifier'], port: 0, logger });
 });
 
 afterAll(async () => {
@@ -168,5 +168,16 @@ describe('scikit-learn style models (ONNX-ML operators, ZipMap outputs)', () => 
     const p = softmax([3, 0, -2.5]);
     expect(p.indexOf(Math.max(...p))).toBe(0);
     expect(failures.some((f) => f.includes('logreg_zipmap'))).toBe(true);
+  });
+
+  it('serves the iris-classifier example (LinearClassifier with string labels and a ZipMap) through /predict', async () => {
+    const meta = (await (await fetch(`${server.url}/v2/models/iris_classifier`)).json()) as Record<string, unknown>;
+    expect(meta).toMatchObject({ batchable: true, outputs_not_served: [{ name: 'output_probability', type: 'seq(map(string,tensor(float)))' }] });
+    const flowers = [[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]].map(([sl, sw, pl, pw]) => ({ sepal_length: sl, sepal_width: sw, petal_length: pl, petal_width: pw }));
+    const answer = await post('/models/iris_classifier/predict', { instances: flowers });
+    const predictions = answer.json.predictions as { species: string; classes: { label: string; score: number }[] }[];
+    expect(predictions.map((p) => p.species)).toEqual(['setosa', 'versicolor', 'virginica']);
+    expect(predictions.map((p) => p.classes[0]!.label)).toEqual(['setosa', 'versicolor', 'virginica']);
+    for (const p of predictions) expect(p.classes.reduce((sum, c) => sum + c.score, 0)).toBeCloseTo(1, 5);
   });
 });
