@@ -36,9 +36,9 @@ export type ColumnSpec =
   /** A string field passed through unchanged, into a `dtype: string` tensor (ONNX STRING, v2 BYTES). */
   | { kind: 'text'; field: string };
 
-/** Element types a preprocess tensor can be built as: every ONNX Runtime input type but float16. */
+/** Element types a preprocess tensor can be built as: every type onnxruntime-node takes as an input. */
 export const TENSOR_DTYPES = [
-  'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool', 'string',
+  'float32', 'float64', 'float16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool', 'string',
 ] as const;
 export type TensorDtype = (typeof TENSOR_DTYPES)[number];
 

@@ -4,6 +4,7 @@ import { CaliperError, invalidInput } from '../errors.ts';
 import type { TensorData, TensorMap } from '../runtime/tensor.ts';
 import type { RequestRow } from './request-schema.ts';
 import { checkText } from '../runtime/string-elements.ts';
+import { float32ToFloat16Bits } from '../optimize/onnx/tensor-values.ts';
 
 /** Float tensors are written in place; every other dtype goes through float64 and is converted once. */
 type ColumnValues = Float32Array | Float64Array;
@@ -88,9 +89,20 @@ function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
   };
 }
 
+/**
+ * The values each narrower dtype holds (after rounding, for integers): a value outside is a 400 naming the field,
+ * never a silent wrap-around (300 as uint8 is not 44). 64-bit integers are exact to 2^53 here (v2 takes them whole).
+ */
+const DTYPE_RANGES: Partial<Record<TensorDtype, readonly [number, number]>> = {
+  int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535], int32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295], int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], uint64: [0, Number.MAX_SAFE_INTEGER],
+  float16: [-65504, 65504],
+};
+
 /** The converted tensor data for a dtype other than float32/float64 (those are written in place). */
 function convert(dtype: Exclude<TensorDtype, 'string' | 'float32' | 'float64'>, values: Float64Array): TensorData['data'] {
   switch (dtype) {
+    case 'float16': return float32ToFloat16Bits(values);
     case 'int8': return Int8Array.from(values, Math.round);
     case 'uint8': return Uint8Array.from(values, Math.round);
     case 'int16': return Int16Array.from(values, Math.round);
@@ -108,10 +120,13 @@ class TensorBuilder {
   readonly width: number;
   readonly rowShape: number[];
   private readonly writers: ColumnWriter[];
+  /** The request field behind each of a row's values, for range errors. */
+  private readonly fieldAt: string[];
 
   constructor(readonly spec: TensorSpec, inputs: readonly InputFieldSpec[], file: string) {
     const widths = spec.columns.map((c) => columnWidth(c, inputs, file));
     this.width = widths.reduce((a, b) => a + b, 0);
+    this.fieldAt = spec.columns.flatMap((c, i) => new Array<string>(widths[i]!).fill(c.field));
     this.writers = spec.columns.map((c, i) => columnWriter(c, widths[i]!));
     this.rowShape = spec.shape ?? [this.width];
     const size = this.rowShape.reduce((a, b) => a * b, 1);
@@ -134,8 +149,20 @@ class TensorBuilder {
       const where = prefixOf(r);
       for (const write of this.writers) offset += write(rows[r]!, values, offset, where);
     }
+    const range = DTYPE_RANGES[dtype];
+    if (range) this.checkRange(values as Float64Array, range, prefixOf);
     const data = dtype === 'float32' || dtype === 'float64' ? values : convert(dtype, values as Float64Array);
     return { type: dtype, dims, data };
+  }
+
+  private checkRange(values: Float64Array, [min, max]: readonly [number, number], prefixOf: (i: number) => string): void {
+    const integer = this.spec.dtype !== 'float16';
+    for (let i = 0; i < values.length; i++) {
+      const v = integer ? Math.round(values[i]!) : values[i]!;
+      if ((v >= min && v <= max) || (!integer && Number.isNaN(v))) continue;
+      const row = Math.floor(i / this.width);
+      throw invalidInput(`${prefixOf(row)}${this.fieldAt[i % this.width]}: ${values[i]} does not fit preprocess tensor ${this.spec.name} (${this.spec.dtype}: ${min} to ${max}${integer ? ', after rounding' : ''})`);
+    }
   }
 }
 
