@@ -125,7 +125,7 @@ describe('bad input gets a 4xx naming the field, and the server keeps serving', 
   it('unknown model gets 404 listing the served ones', async () => {
     const response = await post('/models/nope/predict', transaction);
     expect(response.status).toBe(404);
-    expect(((await response.json()) as { error: string }).error).toBe('model "nope" is not served (served models: fashion_mnist, fraud_detector)');
+    expect(((await response.json()) as { error: string }).error).toBe('model "nope" is not served (served models: fashion_mnist, fraud_detector, iris_classifier)');
   });
 
   it('non-JSON content type gets 415', async () => {
