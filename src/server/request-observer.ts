@@ -71,7 +71,9 @@ export class RequestObserver {
       const level = Number(hints.priority);
       const levels = version.config.batching.priorityLevels;
       if (!Number.isInteger(level) || level < 0 || level >= levels) {
-        throw new CaliperError('CALIPER_INVALID_INPUT', `x-caliper-priority: expected an integer from 0 (highest) to ${levels - 1}, got "${hints.priority}"`);
+        throw new CaliperError('CALIPER_INVALID_INPUT', levels === 1
+          ? `x-caliper-priority: expected an integer from 0 to 0, got "${hints.priority}": model ${version.name} has one priority level; set batching.priority_levels in its model.yaml to use priorities`
+          : `x-caliper-priority: expected an integer from 0 (highest) to ${levels - 1} (batching.priority_levels: ${levels}), got "${hints.priority}"`);
       }
       options.priority = level;
     }

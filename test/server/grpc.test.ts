@@ -192,6 +192,8 @@ describe('gRPC inference.GRPCInferenceService', () => {
     });
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(error.details).toMatch(/x-caliper-priority: expected an integer from 0/);
+    // Without priority levels, the error says how to get them.
+    expect(error.details).toMatch(/model fraud_detector has one priority level; set batching.priority_levels in its model.yaml/);
     const timeout = new Metadata();
     timeout.set('x-caliper-timeout-ms', 'soon');
     const badTimeout = await call('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32Bytes(row)] }, timeout).catch((e: ServiceError) => e);
