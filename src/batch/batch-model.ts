@@ -15,6 +15,11 @@ export interface BatchModelOptions {
   registry?: string;
 }
 
+/**
+ * The model's settings for files: the instance count and threads asked for, and no dynamic batching. A file's rows
+ * already come in batches of --batch-size; the online batcher would cut each into max_batch_size runs (64 rows for
+ * the fraud example), each queued, sliced and concatenated again.
+ */
 function withInstances(base: ModelConfig, options: BatchModelOptions): ModelConfig {
   const instances = { ...base.instances };
   if (options.instances !== undefined) {
@@ -22,7 +27,7 @@ function withInstances(base: ModelConfig, options: BatchModelOptions): ModelConf
     instances.kind = 'worker';
   }
   if (options.threads !== undefined) instances.intraOpThreads = options.threads;
-  return { ...base, instances };
+  return { ...base, instances, batching: { ...base.batching, enabled: false } };
 }
 
 function pickVersion(config: ModelConfig, available: number[]): number {

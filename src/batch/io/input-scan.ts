@@ -89,7 +89,7 @@ export async function stageInput(file: InputFile, target: string): Promise<void>
   if (!needsStaging(file) || existsSync(target)) return;
   const tmp = temporaryPathFor(target);
   const connection = await duckdbConnection();
-  const copy = (from: string): Promise<unknown> => connection.run(`COPY (SELECT * FROM ${from}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION snappy)`);
+  const copy = (from: string): Promise<unknown> => connection.run(`COPY (SELECT * FROM ${from}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION uncompressed)`);
   try {
     try {
       await copy(readerSql(file));
