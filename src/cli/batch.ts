@@ -180,12 +180,14 @@ export function registerBatchCommand(program: Command): void {
     .option('-q, --queue <url>', 'the Redis the job was submitted to (required)')
     .option('--json', 'print the status as JSON')
     .action(async (job: string, options: { queue?: string; json?: boolean }) => {
-      // Commander hands `--queue` after `status JOB` to the parent `batch` command, which has a --queue of its own.
-      const url = options.queue ?? (batch.opts() as { queue?: string }).queue;
+      // Commander hands `--queue` and `--json` after `status JOB` to the parent `batch` command, which has its own.
+      const parent = batch.opts() as { queue?: string; json?: boolean };
+      const url = options.queue ?? parent.queue;
+      const json = options.json ?? parent.json;
       if (!url) throw new CaliperError('CALIPER_INVALID_INPUT', 'batch status: --queue redis://HOST:PORT is required (the Redis the job was submitted to)');
       const queue = new BatchQueue(url);
       try {
-        printStatus(await queue.status(job), options.json);
+        printStatus(await queue.status(job), json);
       } finally {
         await queue.close();
       }

@@ -14,7 +14,7 @@ import type { Shard } from './shard-plan.ts';
  * Scores one shard into one part file, committed with a single rename: a retry rewrites the same part, never a second one.
  * The same columnar scorer as a local run, over the same scan source (the coordinator staged CSV and JSONL inputs).
  */
-export async function runShard(version: ModelVersion, spec: BatchJobSpec, shard: Shard, onRows: (rows: number) => void = () => undefined): Promise<PartMeta> {
+export async function runShard(version: ModelVersion, spec: BatchJobSpec, shard: Shard, onRows: (rows: number) => void = () => undefined): Promise<PartMeta & { scorer: 'columnar' | 'row' }> {
   const layout = new OutputLayout(spec);
   const file = spec.inputs[shard.fileIndex]!;
   const plan = await columnarPlanFor(version, spec, layout, shard.fileIndex);
@@ -22,14 +22,14 @@ export async function runShard(version: ModelVersion, spec: BatchJobSpec, shard:
     const end = shard.end ?? Infinity;
     const part = await produceColumnarPart(version, plan, spec, layout, shard.fileIndex, shard.start, end, Number.isFinite(end) ? end - shard.start : spec.partRows, (rows) => onRows(rows));
     await part.commit();
-    return part.meta;
+    return { ...part.meta, scorer: 'columnar' };
   }
   const source = await openRowSource(layout.scanSource(shard.fileIndex), { start: shard.start, end: shard.end ?? Infinity });
   try {
     const scorer = scorerFor(version, spec, source, file.path);
     const part = await producePart(source, scorer, spec, layout, shard.fileIndex, shard.start, Infinity, (rows) => onRows(rows), true);
     await part!.commit();
-    return part!.meta;
+    return { ...part!.meta, scorer: 'row' };
   } finally {
     await source.close();
   }
@@ -43,7 +43,8 @@ export interface BatchWorkerOptions {
   registry?: string;
   /** How long a shard's lock lasts without renewal: a killed worker's shard is retried after about this long. */
   lockMs?: number;
-  onShard?: (event: { job: string; shard: Shard; meta?: PartMeta; error?: string }) => void;
+  /** `scorer`: which path scored the shard (columnar unless the model or file needs the row path). */
+  onShard?: (event: { job: string; shard: Shard; meta?: PartMeta; scorer?: 'columnar' | 'row'; error?: string }) => void;
 }
 
 /** `caliper worker`: takes shards from the queue until closed; models are loaded once per process and reused. */
@@ -100,9 +101,9 @@ export class BatchWorker {
     }
     try {
       const version = await this.model(spec);
-      const meta = await runShard(version, spec, shard);
+      const { scorer, ...meta } = await runShard(version, spec, shard);
       await this.state.recordShard(id, shard, meta.inputRows, meta.outputRows, meta.errors.length);
-      this.options.onShard?.({ job: id, shard, meta });
+      this.options.onShard?.({ job: id, shard, meta, scorer });
       return { rows: meta.inputRows, outputRows: meta.outputRows, errors: meta.errors.length };
     } catch (error) {
       // Bad data or a bad model will not get better on retry.
