@@ -1,29 +1,42 @@
 /*
- * Batch scoring benchmark (issue 6), all in one run:
- *  1. 1M fraud rows Parquet → Parquet through `caliper batch` (columnar fast path, and the row path with --row-path)
- *     vs raw ONNX Runtime on pre-built tensors at the same batch size (in-process, 1 intra-op thread), and vs the
- *     Parquet I/O floor (DuckDB alone copying the file with two constant prediction columns), interleaved round by round;
- *  2. peak memory of `caliper batch` at 1M and 5M rows;
- *  3. one `caliper worker` vs two on a shared queue (private redis-server), interleaved; output to a folder of parts
- *     (workers' throughput, without the coordinator's final merge into one file).
- * Usage: node --import tsx bench/batch.ts [--rounds 3] [--batch-size 8192] [--skip-5m]
- * Data comes from scripts/generate-fraud-data.ts (bench/data/, generated when missing). Results: bench/results/batch.json
+ * Batch scoring benchmark (issue 18), all in one run, same machine, same load:
+ *  1. 1M fraud rows CSV → CSV and JSONL → JSONL: `caliper batch` vs the seed's pandas + PyTorch job
+ *     (bench/batch-pandas-job.py: pd.read_csv / read_json, numpy features, torch.no_grad() chunks of 4096 at 1 thread,
+ *     to_csv / to_json; Debian's python3-torch and python3-pandas, installed with apt-get when missing), both timed as
+ *     whole commands (process start to exit) with /usr/bin/time (wall, CPU, peak RSS), interleaved round by round;
+ *  2. 1M rows Parquet → Parquet: `caliper batch`'s own rows/s (its summary: read, score, write, merge) vs the Parquet
+ *     I/O floor (DuckDB alone copying the file with two constant prediction columns), interleaved;
+ *  3. peak RSS of `caliper batch` at 1M and 5M rows for every format;
+ *  4. one `caliper worker` vs two on a shared queue (private redis-server), 1M Parquet rows to a folder of parts.
+ * Usage: node --import tsx bench/batch.ts [--rounds 1] [--batch-size 8192] [--skip-5m] [--skip-workers]
+ * Data: scripts/generate-fraud-data.ts (bench/data/, generated when missing). Results: bench/results/batch.json
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
-import ort from 'onnxruntime-node';
+import { readModelFile } from '../src/optimize/onnx/model-io.ts';
+import { tensorToFloat32 } from '../src/optimize/onnx/tensor-values.ts';
 import { generateFraudData } from '../scripts/generate-fraud-data.ts';
 import { startPrivateRedis } from '../test/support/redis-server.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8192' }, 'skip-5m': { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '1' },
+    'batch-size': { type: 'string', default: '8192' },
+    'skip-5m': { type: 'boolean', default: false },
+    'skip-workers': { type: 'boolean', default: false },
+  },
+});
 const ROUNDS = Number(args.rounds);
 const BATCH = Number(args['batch-size']);
 const CLI = 'bin/caliper.js';
 const WORK = 'tmp/bench-batch';
+const PYTHON = '/usr/bin/python3';
+const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+const loads: string[] = [load()];
 
 // A private copy of fraud-detector version 1 (the example folder's default version may change under other work).
 const MODEL = join(WORK, 'fraud_detector');
@@ -31,42 +44,66 @@ mkdirSync(join(MODEL, '1'), { recursive: true });
 copyFileSync('examples/fraud-detector/model.yaml', join(MODEL, 'model.yaml'));
 copyFileSync('examples/fraud-detector/1/model.onnx', join(MODEL, '1', 'model.onnx'));
 
-async function dataFile(rows: number, name: string): Promise<string> {
-  const path = `bench/data/${name}`;
+// The same weights for PyTorch: the ONNX Gemm layers ([in, out] weights) as JSON.
+const WEIGHTS = join(WORK, 'fraud-weights.json');
+{
+  const model = readModelFile(join(MODEL, '1', 'model.onnx'));
+  const initializers = new Map(model.graph!.initializer!.map((t) => [t.name!, t]));
+  const layers = model.graph!.node!.filter((n) => n.opType === 'Gemm').map((n) => {
+    const weight = initializers.get(n.input![1]!)!;
+    return { in: Number(weight.dims![0]), out: Number(weight.dims![1]), weight: [...tensorToFloat32(weight)], bias: [...tensorToFloat32(initializers.get(n.input![2]!)!)] };
+  });
+  writeFileSync(WEIGHTS, JSON.stringify({ layers }));
+}
+
+if (spawnSync(PYTHON, ['-c', 'import torch, pandas'], { stdio: 'ignore' }).status !== 0) {
+  console.log('installing Debian\'s python3-torch and python3-pandas with apt-get (the pandas + PyTorch baseline needs them)');
+  const apt = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-torch', 'python3-pandas'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (apt.status !== 0) throw new Error('apt-get install python3-torch python3-pandas failed');
+}
+
+async function dataFile(rows: number, format: string): Promise<string> {
+  const path = `bench/data/fraud-${rows / 1_000_000}m.${format}`;
   if (!existsSync(path)) {
     console.log(`generating ${path}`);
     await generateFraudData({ rows, out: path, seed: 1 });
   }
   return path;
 }
-const DATA_1M = await dataFile(1_000_000, 'fraud-1m.parquet');
 
-/** Raw ORT: 1M rows as pre-built [BATCH,10] float32 tensors through one session, 1 intra-op thread. */
-async function rawOrt(session: ort.InferenceSession, rows: number): Promise<number> {
-  const data = new Float32Array(BATCH * 10).map((_, i) => (i % 7) / 7);
-  const feeds = { features: new ort.Tensor('float32', data, [BATCH, 10]) };
-  for (let i = 0; i < 5; i++) await session.run(feeds);
-  const started = performance.now();
-  for (let done = 0; done < rows; done += BATCH) await session.run(feeds);
-  return rows / ((performance.now() - started) / 1000);
+interface Timed { wallS: number; cpuS: number; peakRssMiB: number; stdout: string }
+
+/** A whole command as a user runs it: wall time, CPU time and peak RSS from /usr/bin/time. */
+function timed(command: string, commandArgs: string[]): Timed {
+  const run = spawnSync('/usr/bin/time', ['-f', '__time %e %U %S %M', command, ...commandArgs], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const line = run.stderr.split('\n').find((l) => l.startsWith('__time '));
+  if (run.status !== 0 || !line) throw new Error(`${command} ${commandArgs.join(' ')} failed (${run.status}): ${run.stderr.slice(-2000)}`);
+  const [wall, user, sys, rssKiB] = line.split(' ').slice(1).map(Number) as [number, number, number, number];
+  return { wallS: wall, cpuS: user + sys, peakRssMiB: rssKiB / 1024, stdout: run.stdout };
 }
 
 interface Summary { rows: number; outputRows: number; seconds: number; rowsPerSecond: number; peakRssBytes?: number }
 
-function caliperBatch(input: string, output: string, extra: string[] = []): Summary {
+function caliperBatch(input: string, output: string, extra: string[] = []): Timed & { summary: Summary } {
   rmSync(output, { recursive: true, force: true });
-  const run = spawnSync(process.execPath, [CLI, 'batch', '--model', MODEL, '--input', input, '--output', output, '--batch-size', String(BATCH), '--json', '--overwrite', ...extra], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (run.status !== 0) throw new Error(`caliper batch failed: ${run.stderr}`);
-  return JSON.parse(run.stdout.trim().split('\n').pop()!) as Summary;
+  const run = timed(process.execPath, [CLI, 'batch', '--model', MODEL, '--input', input, '--output', output, '--batch-size', String(BATCH), '--json', '--no-progress', '--overwrite', ...extra]);
+  const summary = JSON.parse(run.stdout.trim().split('\n').pop()!) as Summary;
+  if (summary.outputRows !== summary.rows) throw new Error(`caliper batch wrote ${summary.outputRows} of ${summary.rows} rows`);
+  return { ...run, summary };
 }
 
-/** The Parquet I/O any batch scorer pays here: DuckDB alone reads the 1M rows and writes them with two constant prediction columns. */
-async function ioFloor(rows: number): Promise<number> {
+function pandasJob(input: string, output: string): Timed {
+  rmSync(output, { force: true });
+  return timed(PYTHON, ['bench/batch-pandas-job.py', input, output, WEIGHTS]);
+}
+
+/** The Parquet I/O any batch scorer pays here: DuckDB alone reads the rows and writes them with two constant prediction columns. */
+async function ioFloor(input: string, rows: number): Promise<number> {
   const instance = await DuckDBInstance.create(':memory:', { preserve_insertion_order: 'true' });
   const connection = await instance.connect();
   const out = join(WORK, 'floor.parquet');
   const started = performance.now();
-  await connection.run(`COPY (SELECT *, 0.5::DOUBLE AS fraud_probability, false AS is_fraud FROM read_parquet('${DATA_1M}')) TO '${out}' (FORMAT parquet)`);
+  await connection.run(`COPY (SELECT *, 0.5::DOUBLE AS fraud_probability, false AS is_fraud FROM read_parquet('${input}')) TO '${out}' (FORMAT parquet)`);
   const perSecond = rows / ((performance.now() - started) / 1000);
   connection.closeSync();
   instance.closeSync();
@@ -74,81 +111,107 @@ async function ioFloor(rows: number): Promise<number> {
   return perSecond;
 }
 
-const session = await ort.InferenceSession.create(join(MODEL, '1', 'model.onnx'), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' });
-const raw: number[] = [];
-const floor: number[] = [];
-const endToEnd: Summary[] = [];
-const rowPath: Summary[] = [];
-for (let round = 0; round < ROUNDS; round++) {
-  raw.push(await rawOrt(session, 1_000_000));
-  floor.push(await ioFloor(1_000_000));
-  const summary = caliperBatch(DATA_1M, join(WORK, 'scored-1m.parquet'));
-  endToEnd.push(summary);
-  const rows = caliperBatch(DATA_1M, join(WORK, 'scored-1m-rows.parquet'), ['--row-path']);
-  rowPath.push(rows);
-  console.log(`round ${round + 1}: raw ORT ${Math.round(raw.at(-1)!)} rows/s, I/O floor ${Math.round(floor.at(-1)!)} rows/s, caliper batch ${Math.round(summary.rowsPerSecond)} rows/s (row path ${Math.round(rows.rowsPerSecond)}), peak ${Math.round((summary.peakRssBytes ?? 0) / 2 ** 20)} MiB`);
+/** Both jobs' predictions agree (same weights): the largest difference over the first rows of the two CSV outputs. */
+async function agreement(caliperCsv: string, pandasCsv: string): Promise<number> {
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  const reader = await connection.runAndReadAll(`SELECT max(abs(c.fraud_probability - p.fraud_probability))::DOUBLE FROM (SELECT * FROM read_csv('${caliperCsv}') LIMIT 100000) c JOIN (SELECT * FROM read_csv('${pandasCsv}') LIMIT 100000) p USING (transaction_id)`);
+  const diff = reader.getRows()[0]![0] as number;
+  connection.closeSync();
+  instance.closeSync();
+  return diff;
 }
-await session.release();
+
+const data = { csv: await dataFile(1_000_000, 'csv'), jsonl: await dataFile(1_000_000, 'jsonl'), parquet: await dataFile(1_000_000, 'parquet') };
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const rounds = { csv: { caliper: [] as Timed[], pandas: [] as Timed[] }, jsonl: { caliper: [] as Timed[], pandas: [] as Timed[] } };
+const parquet = { caliper: [] as (Timed & { summary: Summary })[], floor: [] as number[] };
+let maxDifference = NaN;
 
-let memory5m: Summary | undefined;
-if (!args['skip-5m']) {
-  const DATA_5M = await dataFile(5_000_000, 'fraud-5m.parquet');
-  memory5m = caliperBatch(DATA_5M, join(WORK, 'scored-5m.parquet'));
-  console.log(`5M rows: ${Math.round(memory5m.rowsPerSecond)} rows/s, peak ${Math.round((memory5m.peakRssBytes ?? 0) / 2 ** 20)} MiB`);
-  rmSync(join(WORK, 'scored-5m.parquet'), { force: true });
+for (let round = 0; round < ROUNDS; round++) {
+  for (const format of ['csv', 'jsonl'] as const) {
+    const c = caliperBatch(data[format], join(WORK, `scored-1m.${format}`));
+    const p = pandasJob(data[format], join(WORK, `pandas-1m.${format}`));
+    rounds[format].caliper.push(c);
+    rounds[format].pandas.push(p);
+    loads.push(load());
+    console.log(`round ${round + 1} ${format}: caliper ${c.wallS.toFixed(1)} s wall (${c.cpuS.toFixed(1)} s CPU, ${Math.round(c.peakRssMiB)} MiB), pandas + PyTorch ${p.wallS.toFixed(1)} s wall (${p.cpuS.toFixed(1)} s CPU, ${Math.round(p.peakRssMiB)} MiB) → ${(p.wallS / c.wallS).toFixed(2)}x; load ${load()}`);
+  }
+  if (round === 0) maxDifference = await agreement(join(WORK, 'scored-1m.csv'), join(WORK, 'pandas-1m.csv'));
+  parquet.floor.push(await ioFloor(data.parquet, 1_000_000));
+  const c = caliperBatch(data.parquet, join(WORK, 'scored-1m.parquet'));
+  parquet.caliper.push(c);
+  console.log(`round ${round + 1} parquet: caliper ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(parquet.floor.at(-1)!)} rows/s → ${(c.summary.rowsPerSecond / parquet.floor.at(-1)!).toFixed(2)}x; load ${load()}`);
 }
 
-// One worker vs two on a shared queue; workers are started (and their model loaded on the first shard) before timing.
-const redis = await startPrivateRedis();
-async function startWorkers(n: number): Promise<ChildProcess[]> {
-  return Promise.all(Array.from({ length: n }, () => new Promise<ChildProcess>((resolve, reject) => {
+const memory: Record<string, { peakRssMiB1m: number; peakRssMiB5m: number | null; ratio: number | null }> = {};
+for (const format of ['csv', 'jsonl', 'parquet'] as const) {
+  const oneM = format === 'parquet' ? parquet.caliper[0]! : rounds[format].caliper[0]!;
+  memory[format] = { peakRssMiB1m: Math.round(oneM.peakRssMiB), peakRssMiB5m: null, ratio: null };
+  if (args['skip-5m']) continue;
+  const fiveM = caliperBatch(await dataFile(5_000_000, format), join(WORK, `scored-5m.${format}`));
+  rmSync(join(WORK, `scored-5m.${format}`), { force: true });
+  memory[format] = { peakRssMiB1m: Math.round(oneM.peakRssMiB), peakRssMiB5m: Math.round(fiveM.peakRssMiB), ratio: fiveM.peakRssMiB / oneM.peakRssMiB };
+  loads.push(load());
+  console.log(`${format} 5M rows: peak ${Math.round(fiveM.peakRssMiB)} MiB vs ${Math.round(oneM.peakRssMiB)} MiB at 1M (${(fiveM.peakRssMiB / oneM.peakRssMiB).toFixed(2)}x); load ${load()}`);
+}
+
+// One worker vs two on a shared queue; workers are started (and their model loaded by a warm-up job) before timing.
+const scaling: Record<'one' | 'two', number[]> = { one: [], two: [] };
+if (!args['skip-workers']) {
+  const redis = await startPrivateRedis();
+  const startWorkers = (n: number): Promise<ChildProcess[]> => Promise.all(Array.from({ length: n }, () => new Promise<ChildProcess>((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'worker', '--queue', redis.url], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); if (stderr.includes('waiting for shards')) resolve(child); });
     child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${stderr}`)));
   })));
-}
-async function stopWorkers(children: ChildProcess[]): Promise<void> {
-  await Promise.all(children.map((c) => new Promise<void>((resolve) => { c.removeAllListeners('exit'); c.once('exit', () => resolve()); c.kill('SIGTERM'); })));
-}
-const scaling: Record<'one' | 'two', number[]> = { one: [], two: [] };
-try {
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [label, n] of [['one', 1], ['two', 2]] as const) {
-      const children = await startWorkers(n);
-      // A small warm-up job loads the model in every worker.
-      caliperBatch(DATA_1M, join(WORK, 'warm'), ['--queue', redis.url, '--chunk-rows', '250000', '--keep', 'transaction_id']);
-      const summary = caliperBatch(DATA_1M, join(WORK, `workers-${label}`), ['--queue', redis.url, '--chunk-rows', '100000', '--format', 'parquet']);
-      scaling[label].push(summary.rowsPerSecond);
-      console.log(`round ${round + 1}: ${label} worker(s) ${Math.round(summary.rowsPerSecond)} rows/s`);
-      await stopWorkers(children);
+  const stopWorkers = (children: ChildProcess[]): Promise<void[]> => Promise.all(children.map((c) => new Promise<void>((resolve) => { c.removeAllListeners('exit'); c.once('exit', () => resolve()); c.kill('SIGTERM'); })));
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [label, n] of [['one', 1], ['two', 2]] as const) {
+        const children = await startWorkers(n);
+        caliperBatch(data.parquet, join(WORK, 'warm'), ['--queue', redis.url, '--chunk-rows', '250000', '--keep', 'transaction_id']);
+        const run = caliperBatch(data.parquet, join(WORK, `workers-${label}`), ['--queue', redis.url, '--chunk-rows', '100000', '--format', 'parquet']);
+        scaling[label].push(run.summary.rowsPerSecond);
+        console.log(`round ${round + 1}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s; load ${load()}`);
+        await stopWorkers(children);
+      }
     }
+  } finally {
+    await redis.dispose();
   }
-} finally {
-  await redis.dispose();
+  loads.push(load());
 }
 
+const wall = (xs: Timed[]): number => median(xs.map((x) => x.wallS));
+const cpu = (xs: Timed[]): number => median(xs.map((x) => x.cpuS));
 const result = {
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), note: 'shared with other engineers running tests; no GPU' },
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), note: 'shared with other engineers running tests and benchmarks; ratios are measured in the same run' },
+  command: `node --import tsx bench/batch.ts --rounds ${ROUNDS}${args['skip-5m'] ? ' --skip-5m' : ''}${args['skip-workers'] ? ' --skip-workers' : ''}`,
+  loadAverages: loads,
   batchSize: BATCH,
   rounds: ROUNDS,
-  rawOrtRowsPerSecond: raw.map(Math.round),
-  caliperBatch1mRowsPerSecond: endToEnd.map((s) => Math.round(s.rowsPerSecond)),
-  endToEndVsRawOrt: median(endToEnd.map((s) => s.rowsPerSecond)) / median(raw),
-  ioFloorRowsPerSecond: floor.map(Math.round),
-  ioFloorVsRawOrt: median(floor) / median(raw),
-  endToEndVsIoFloor: median(endToEnd.map((s) => s.rowsPerSecond)) / median(floor),
-  rowPath1mRowsPerSecond: rowPath.map((s) => Math.round(s.rowsPerSecond)),
-  rowPathVsRawOrt: median(rowPath.map((s) => s.rowsPerSecond)) / median(raw),
-  columnarVsRowPath: median(endToEnd.map((s) => s.rowsPerSecond)) / median(rowPath.map((s) => s.rowsPerSecond)),
-  peakRssMiB1mRowPath: rowPath.map((s) => Math.round((s.peakRssBytes ?? 0) / 2 ** 20)),
-  peakRssMiB1m: endToEnd.map((s) => Math.round((s.peakRssBytes ?? 0) / 2 ** 20)),
-  peakRssMiB5m: memory5m ? Math.round((memory5m.peakRssBytes ?? 0) / 2 ** 20) : null,
-  peakRss5mVs1m: memory5m ? (memory5m.peakRssBytes ?? 0) / median(endToEnd.map((s) => s.peakRssBytes ?? 0)) : null,
-  oneWorkerRowsPerSecond: scaling.one.map(Math.round),
-  twoWorkersRowsPerSecond: scaling.two.map(Math.round),
-  twoVsOneWorker: median(scaling.two) / median(scaling.one),
+  predictionsMaxDifferenceVsPyTorch: maxDifference,
+  csv: {
+    caliperWallS: rounds.csv.caliper.map((t) => t.wallS), pandasWallS: rounds.csv.pandas.map((t) => t.wallS),
+    caliperCpuS: rounds.csv.caliper.map((t) => t.cpuS), pandasCpuS: rounds.csv.pandas.map((t) => t.cpuS),
+    caliperRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.caliper)), pandasRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.pandas)),
+    vsPandasWall: wall(rounds.csv.pandas) / wall(rounds.csv.caliper), vsPandasCpu: cpu(rounds.csv.pandas) / cpu(rounds.csv.caliper),
+  },
+  jsonl: {
+    caliperWallS: rounds.jsonl.caliper.map((t) => t.wallS), pandasWallS: rounds.jsonl.pandas.map((t) => t.wallS),
+    caliperCpuS: rounds.jsonl.caliper.map((t) => t.cpuS), pandasCpuS: rounds.jsonl.pandas.map((t) => t.cpuS),
+    vsPandasWall: wall(rounds.jsonl.pandas) / wall(rounds.jsonl.caliper), vsPandasCpu: cpu(rounds.jsonl.pandas) / cpu(rounds.jsonl.caliper),
+  },
+  parquet: {
+    caliperRowsPerSecond: parquet.caliper.map((c) => Math.round(c.summary.rowsPerSecond)),
+    caliperWholeCommandS: parquet.caliper.map((c) => c.wallS),
+    ioFloorRowsPerSecond: parquet.floor.map(Math.round),
+    vsIoFloor: median(parquet.caliper.map((c) => c.summary.rowsPerSecond)) / median(parquet.floor),
+  },
+  peakRss: memory,
+  workers: scaling.one.length > 0 ? { oneRowsPerSecond: scaling.one.map(Math.round), twoRowsPerSecond: scaling.two.map(Math.round), twoVsOne: median(scaling.two) / median(scaling.one) } : null,
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/batch.json', `${JSON.stringify(result, null, 2)}\n`);
