@@ -127,7 +127,10 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(status).toMatchObject({ state: 'running', shards: 4, doneShards: 4, rows: 12_000 });
-    const shards = workers.flatMap((w) => w.shards.filter((s) => s.job === job));
+    // The workers' log lines arrive on this process's event loop, which spawnSync above kept blocked.
+    const logged = (): WorkerProcess['shards'] => workers.flatMap((w) => w.shards.filter((s) => s.job === job));
+    for (const until = Date.now() + 10_000; logged().length < 4 && Date.now() < until;) await new Promise((r) => setTimeout(r, 50));
+    const shards = logged();
     expect(shards.length).toBeGreaterThanOrEqual(4);
     expect(shards.every((s) => s.scorer === 'columnar')).toBe(true);
     const finished = spawnSync(process.execPath, command, { encoding: 'utf8' });
