@@ -97,7 +97,7 @@ export function measurementWarnings(step: { load: number; requests: number; serv
   const warnings: string[] = [];
   const answered = Math.max(stats.requests + stats.cacheHits, 1); // inference_count leaves cache hits out, as Triton's
   if (stats.cacheHits > 0.5 * answered) {
-    warnings.push(`load ${step.load}: the response cache answered ${stats.cacheHits} of ${answered} requests (${Math.round((100 * stats.cacheHits) / answered)}%); the figures measure the cache, not the model — send distinct requests (the default) or turn the cache off`);
+    warnings.push(`load ${step.load}: the response cache answered ${stats.cacheHits} of ${answered} requests (${Math.round((100 * stats.cacheHits) / answered)}%); the figures measure the cache, not the model — send more distinct requests than the cache holds (--requests N, or --data) or turn the cache off`);
   } else if (stats.executions <= Math.max(1, 0.01 * step.requests)) {
     warnings.push(`load ${step.load}: the server ran only ${stats.executions} model execution(s) for ${step.requests} requests; the figures do not measure inference`);
   }

@@ -20,7 +20,7 @@ interface BenchCommandOptions {
   protocol: BenchProtocol;
   data?: string;
   sample?: boolean;
-  requests: number;
+  requests?: number;
   seed: number;
   concurrency?: number[];
   rate?: number[];
@@ -44,6 +44,11 @@ const rateRange = (value: string): number[] => {
   }
 };
 
+/** Distinct synthesized /predict requests: more than the default response cache (10,000 entries) holds. */
+const DEFAULT_SYNTHESIZED = 20_000;
+/** Distinct synthesized tensor requests (v2/gRPC by name only): tensors are large, and v2 answers are not cached. */
+const DEFAULT_SYNTHESIZED_TENSORS = 1000;
+
 const usage = (message: string): CaliperError => new CaliperError('CALIPER_INVALID_INPUT', message);
 
 /** The model's name, and its folder when --model names one (for the sample request and v2 preprocessing). */
@@ -64,8 +69,13 @@ async function loadData(options: BenchCommandOptions, model: { name: string; dir
     if (!model.dir) throw usage('--sample needs --model to be a model folder (its sample-request.json is sent)');
     return readSampleRequests(model.dir);
   }
-  const synthesis = { count: options.requests, seed: options.seed };
-  if (model.dir) return synthesizeRequests(requestSchemaOfInputs(servedModelConfig(model.dir).inputs), model.dir, synthesis);
+  const synthesis = { count: options.requests ?? DEFAULT_SYNTHESIZED, seed: options.seed };
+  if (model.dir) {
+    const config = servedModelConfig(model.dir);
+    // More distinct requests than an LRU response cache holds, so cycling through them never hits it.
+    const count = options.requests ?? (config.cache.enabled && config.cache.backend === 'memory' ? Math.max(DEFAULT_SYNTHESIZED, 2 * config.cache.maxEntries) : DEFAULT_SYNTHESIZED);
+    return synthesizeRequests(requestSchemaOfInputs(config.inputs), model.dir, { ...synthesis, count });
+  }
   const httpBase = options.protocol === 'grpc' ? options.statsUrl : options.url;
   if (!httpBase) throw usage(`--data REQUESTS.jsonl or --stats-url is required with --protocol grpc and a model name (the request schema is read over HTTP)`);
   const base = httpBase.replace(/\/$/, '');
@@ -77,7 +87,7 @@ async function loadData(options: BenchCommandOptions, model: { name: string; dir
   }
   const metadata = await fetchJson(`${base}/v2/models/${encodeURIComponent(model.name)}`) as { inputs?: V2TensorMetadata[] };
   if (!Array.isArray(metadata.inputs)) throw usage(`${base}/v2/models/${model.name}: no inputs in the model metadata; pass --data REQUESTS.jsonl`);
-  return synthesizeV2Requests(metadata.inputs, `${base}/v2/models/${model.name}`, synthesis);
+  return synthesizeV2Requests(metadata.inputs, `${base}/v2/models/${model.name}`, { ...synthesis, count: options.requests ?? DEFAULT_SYNTHESIZED_TENSORS });
 }
 
 async function fetchJson(url: string): Promise<unknown> {
@@ -116,7 +126,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--protocol <protocol>', `predict | v2 | grpc`, parseChoiceOption('--protocol', BENCH_PROTOCOLS), 'predict')
     .option('--data <file>', 'requests to send, one JSON document per line (JSONL), cycled through (default: synthesized from the model\'s request schema)')
     .option('--sample', 'send the model folder\'s sample-request.json instead of synthesized requests (measures the cache when it is on)')
-    .option('--requests <n>', 'distinct synthesized requests', parseIntegerOption('--requests', 1), 1000)
+    .option('--requests <n>', `distinct synthesized requests (default ${DEFAULT_SYNTHESIZED}, or twice the model folder's cache.max_entries; ${DEFAULT_SYNTHESIZED_TENSORS} tensor requests)`, parseIntegerOption('--requests', 1))
     .option('--seed <n>', 'seed of the synthesized requests', parseIntegerOption('--seed', 0), 1)
     .option('--concurrency <list>', 'closed loop: concurrency levels, e.g. 1,2,4,8', parseIntegerListOption('--concurrency'))
     .option('--rate <start:end:step>', 'open loop: offered request rates (req/s), e.g. 100:1000:100', rateRange)
