@@ -118,6 +118,8 @@ export function requestSchemaOfInputs(inputs: readonly InputFieldSpec[]): Reques
     if (spec.type === 'array') {
       field.items = { type: spec.items ?? 'number', ...(spec.minimum !== undefined ? { minimum: spec.minimum } : {}), ...(spec.maximum !== undefined ? { maximum: spec.maximum } : {}) };
       if (spec.length !== undefined) { field.minItems = spec.length; field.maxItems = spec.length; }
+      if (spec.minLength !== undefined) field.minItems = spec.minLength;
+      if (spec.maxLength !== undefined) field.maxItems = spec.maxLength;
     }
     properties[spec.name] = field;
   }

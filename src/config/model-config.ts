@@ -14,9 +14,11 @@ export interface InputFieldSpec {
   minimum?: number;
   maximum?: number;
   enum?: string[];
-  /** For arrays: element type and exact length. */
+  /** For arrays: element type, and either an exact length or bounds on a variable length. */
   items?: 'number' | 'integer';
   length?: number;
+  minLength?: number;
+  maxLength?: number;
   default?: number | string | boolean;
 }
 
@@ -48,6 +50,11 @@ export interface TensorSpec {
   columns: ColumnSpec[];
   /** Per-row shape (without the batch dimension); defaults to [width]. */
   shape?: number[];
+  /**
+   * A tensor built from one variable-length array field: rows are padded with `value` to the batch's longest row
+   * (or to `to`), and `mask` names a second model input of 1 per real position and 0 per padded one.
+   */
+  padding?: { value: number; to?: number; mask?: string };
 }
 
 export interface PostprocessFieldSpec {
@@ -133,7 +140,7 @@ function parseInputs(r: ConfigReader, raw: unknown): InputFieldSpec[] {
   const specs = Object.entries(inputs).map(([name, value]) => {
     const path = `inputs.${name}`;
     const o = r.object(value, path);
-    r.onlyKeys(o, path, ['type', 'required', 'description', 'minimum', 'maximum', 'enum', 'items', 'length', 'default']);
+    r.onlyKeys(o, path, ['type', 'required', 'description', 'minimum', 'maximum', 'enum', 'items', 'length', 'min_length', 'max_length', 'default']);
     const spec: InputFieldSpec = { name, type: r.oneOf(o.type, `${path}.type`, FIELD_TYPES), required: o.required === undefined ? true : r.boolean(o.required, `${path}.required`) };
     if (o.description !== undefined) spec.description = r.string(o.description, `${path}.description`);
     if (o.minimum !== undefined) spec.minimum = r.number(o.minimum, `${path}.minimum`);
@@ -145,8 +152,16 @@ function parseInputs(r: ConfigReader, raw: unknown): InputFieldSpec[] {
     if (spec.type === 'array') {
       spec.items = o.items === undefined ? 'number' : r.oneOf(o.items, `${path}.items`, ['number', 'integer'] as const);
       if (o.length !== undefined) spec.length = r.number(o.length, `${path}.length`, { integer: true, min: 1 });
-    } else if (o.items !== undefined || o.length !== undefined) {
-      r.fail(`${path}.items`, 'items/length only on array fields (type: array)', o.items ?? o.length);
+      if (o.min_length !== undefined) spec.minLength = r.number(o.min_length, `${path}.min_length`, { integer: true, min: 1 });
+      if (o.max_length !== undefined) spec.maxLength = r.number(o.max_length, `${path}.max_length`, { integer: true, min: 1 });
+      if (spec.length !== undefined && (spec.minLength !== undefined || spec.maxLength !== undefined)) {
+        r.fail(`${path}.length`, 'either length (a fixed length) or min_length/max_length (a variable length), not both', o.length);
+      }
+      if (spec.minLength !== undefined && spec.maxLength !== undefined && spec.minLength > spec.maxLength) {
+        r.fail(`${path}.max_length`, `a length >= min_length (${spec.minLength})`, o.max_length);
+      }
+    } else if (o.items !== undefined || o.length !== undefined || o.min_length !== undefined || o.max_length !== undefined) {
+      r.fail(`${path}.items`, 'items/length/min_length/max_length only on array fields (type: array)', o.items ?? o.length ?? o.min_length ?? o.max_length);
     }
     if (o.default !== undefined) {
       if (!['number', 'string', 'boolean'].includes(typeof o.default)) r.fail(`${path}.default`, 'a number, string or boolean', o.default);
@@ -228,7 +243,7 @@ function parseColumn(r: ConfigReader, raw: unknown, path: string, inputs: InputF
 }
 
 function parseTensor(r: ConfigReader, raw: Record<string, unknown>, path: string, inputs: InputFieldSpec[]): TensorSpec {
-  r.onlyKeys(raw, path, ['tensor', 'dtype', 'columns', 'shape']);
+  r.onlyKeys(raw, path, ['tensor', 'dtype', 'columns', 'shape', 'pad', 'pad_to', 'attention_mask']);
   const spec: TensorSpec = {
     name: r.string(raw.tensor, `${path}.tensor`),
     dtype: raw.dtype === undefined ? 'float32' : r.oneOf(raw.dtype, `${path}.dtype`, TENSOR_DTYPES),
@@ -243,6 +258,27 @@ function parseTensor(r: ConfigReader, raw: Record<string, unknown>, path: string
   });
   // shape: [] builds a rank-1 tensor [N] (one value per row), as models taking a vector of scalars or strings expect.
   if (raw.shape !== undefined) spec.shape = r.numberList(raw.shape, `${path}.shape`, { integer: true, min: 1 });
+  const variable = spec.columns.map((c) => inputs.find((i) => i.name === c.field)!).find((i) => i.type === 'array' && i.length === undefined);
+  if (raw.pad !== undefined || raw.pad_to !== undefined || raw.attention_mask !== undefined) {
+    const key = raw.pad !== undefined ? 'pad' : raw.pad_to !== undefined ? 'pad_to' : 'attention_mask';
+    if (!variable || spec.columns.length !== 1 || spec.columns[0]!.kind !== 'numeric' || spec.shape !== undefined || spec.dtype === 'string') {
+      r.fail(`${path}.${key}`, 'padding only on a tensor of one column, a variable-length array field (min_length/max_length), without shape', raw[key]);
+    }
+    const padding: NonNullable<TensorSpec['padding']> = { value: raw.pad === undefined ? 0 : r.number(raw.pad, `${path}.pad`) };
+    if (raw.pad_to !== undefined) {
+      padding.to = r.number(raw.pad_to, `${path}.pad_to`, { integer: true, min: 1 });
+      if (variable.maxLength === undefined || variable.maxLength > padding.to) {
+        r.fail(`${path}.pad_to`, `a length >= inputs.${variable.name}.max_length (set max_length <= pad_to so no row is longer)`, raw.pad_to);
+      }
+    }
+    if (raw.attention_mask !== undefined) {
+      padding.mask = r.string(raw.attention_mask, `${path}.attention_mask`);
+      if (padding.mask === spec.name) r.fail(`${path}.attention_mask`, `a model input other than ${spec.name}`, raw.attention_mask);
+    }
+    spec.padding = padding;
+  } else if (variable && spec.columns.length === 1 && spec.columns[0]!.kind === 'numeric' && spec.shape === undefined && spec.dtype !== 'string') {
+    spec.padding = { value: 0 };
+  }
   return spec;
 }
 

@@ -144,7 +144,7 @@ export class ModelVersion {
         const feeds: TensorMap = {};
         for (const input of this.signature.inputs) {
           const builder = this.preprocessor.builders.find((b) => b.spec.name === input.name);
-          const dims = input.shape.map((d, i) => (d !== -1 ? d : i === 0 ? rows : builder?.rowShape[i - 1] ?? 1));
+          const dims = input.shape.map((d, i) => (d !== -1 ? d : i === 0 ? rows : Math.max(1, builder?.rowShape[i - 1] ?? 1)));
           feeds[input.name] = zeroTensor(input.type, dims);
         }
         return instance.run(feeds).catch((error: Error) => {

@@ -124,6 +124,14 @@ class TensorBuilder {
   private readonly fieldAt: string[];
 
   constructor(readonly spec: TensorSpec, inputs: readonly InputFieldSpec[], file: string) {
+    if (spec.padding) {
+      // One variable-length array column: the width is the padded length, known per batch.
+      this.width = 0;
+      this.rowShape = [spec.padding.to ?? -1];
+      this.fieldAt = [];
+      this.writers = [];
+      return;
+    }
     const widths = spec.columns.map((c) => columnWidth(c, inputs, file));
     this.width = widths.reduce((a, b) => a + b, 0);
     this.fieldAt = spec.columns.flatMap((c, i) => new Array<string>(widths[i]!).fill(c.field));
@@ -133,6 +141,38 @@ class TensorBuilder {
     if (size !== this.width) {
       throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: preprocess ${spec.name}.shape: expected dimensions whose product is the column width ${this.width}, got [${this.rowShape.join(', ')}]`);
     }
+  }
+
+  /** Rows padded to the longest (or to `pad_to`) with the pad value, and the mask of 1 per real position. */
+  buildPadded(rows: readonly RequestRow[], prefixOf: (i: number) => string): { tensor: TensorData; mask?: TensorData } {
+    const padding = this.spec.padding!;
+    const column = this.spec.columns[0]!;
+    const field = column.field;
+    const transform = column.kind === 'numeric' ? scalarTransform(column.steps) : (x: number) => x;
+    const lengths = rows.map((row) => (row[field] as number[] | undefined)?.length ?? 0);
+    const width = padding.to ?? Math.max(1, ...lengths);
+    const dtype = this.spec.dtype as Exclude<TensorDtype, 'string'>;
+    const values = dtype === 'float32' ? new Float32Array(rows.length * width) : new Float64Array(rows.length * width);
+    const mask = new Float64Array(rows.length * width);
+    values.fill(padding.value);
+    for (let r = 0; r < rows.length; r++) {
+      const array = (rows[r]![field] as number[] | undefined) ?? [];
+      for (let i = 0; i < array.length; i++) {
+        const v = transform(array[i]!);
+        const range = DTYPE_RANGES[dtype];
+        if (range && !(Math.round(v) >= range[0] && Math.round(v) <= range[1]) && !(dtype === 'float16' && Number.isNaN(v))) {
+          throw invalidInput(`${prefixOf(r)}${field}[${i}]: ${v} does not fit preprocess tensor ${this.spec.name} (${dtype}: ${range[0]} to ${range[1]})`);
+        }
+        values[r * width + i] = v;
+        mask[r * width + i] = 1;
+      }
+    }
+    const dims = [rows.length, width];
+    const asType = (data: Float32Array | Float64Array): TensorData['data'] =>
+      dtype === 'float32' || dtype === 'float64' ? (dtype === 'float64' ? Float64Array.from(data) : Float32Array.from(data)) : convert(dtype, data instanceof Float64Array ? data : Float64Array.from(data));
+    const tensor: TensorData = { type: dtype, dims, data: dtype === 'float32' || dtype === 'float64' ? values : asType(values) };
+    if (padding.mask === undefined) return { tensor };
+    return { tensor, mask: { type: dtype, dims: [...dims], data: asType(mask) } };
   }
 
   build(rows: readonly RequestRow[], prefixOf: (i: number) => string): TensorData {
@@ -176,7 +216,30 @@ export class Preprocessor {
 
   run(rows: readonly RequestRow[], prefixOf: (i: number) => string): TensorMap {
     const tensors: TensorMap = {};
-    for (const builder of this.builders) tensors[builder.spec.name] = builder.build(rows, prefixOf);
+    for (const builder of this.builders) {
+      if (builder.spec.padding) {
+        const { tensor, mask } = builder.buildPadded(rows, prefixOf);
+        tensors[builder.spec.name] = tensor;
+        if (mask) tensors[builder.spec.padding.mask!] = mask;
+      } else {
+        tensors[builder.spec.name] = builder.build(rows, prefixOf);
+      }
+    }
     return tensors;
   }
+
+}
+
+/**
+ * The tensors a batch of requests pads along axis 1 to its longest row (padded to the batch's longest, not to a
+ * fixed `pad_to`), with their pad value; attention masks pad with 0.
+ */
+export function padValuesOf(tensors: readonly TensorSpec[]): Map<string, number> {
+  const pads = new Map<string, number>();
+  for (const spec of tensors) {
+    if (!spec.padding || spec.padding.to !== undefined) continue;
+    pads.set(spec.name, spec.padding.value);
+    if (spec.padding.mask !== undefined) pads.set(spec.padding.mask, 0);
+  }
+  return pads;
 }

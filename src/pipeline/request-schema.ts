@@ -44,11 +44,15 @@ function fieldCheck(spec: InputFieldSpec): FieldCheck {
       const integer = spec.items === 'integer';
       const element = numberCheck({ ...spec, type: integer ? 'integer' : 'number' }, integer);
       const length = spec.length;
+      const minLength = spec.minLength ?? (length === undefined ? 0 : length);
+      const maxLength = spec.maxLength ?? length ?? Infinity;
+      const count = length !== undefined ? `${length}`
+        : maxLength !== Infinity ? `${minLength} to ${maxLength}` : minLength > 0 ? `at least ${minLength}` : undefined;
       const minimum = spec.minimum ?? -Infinity;
       const maximum = spec.maximum ?? Infinity;
       return (value, where) => {
-        if (!Array.isArray(value)) throw invalidInput(`${where}: expected an array${length ? ` of ${length} numbers` : ''}, got ${describeValue(value)}`);
-        if (length !== undefined && value.length !== length) throw invalidInput(`${where}: expected an array of ${length} numbers, got ${value.length}`);
+        if (!Array.isArray(value)) throw invalidInput(`${where}: expected an array${count ? ` of ${count} numbers` : ''}, got ${describeValue(value)}`);
+        if (value.length < minLength || value.length > maxLength) throw invalidInput(`${where}: expected an array of ${count} numbers, got ${value.length}`);
         // The element's location string is built only for the one that fails: an image has hundreds of elements.
         for (let i = 0; i < value.length; i++) {
           const v: unknown = value[i];

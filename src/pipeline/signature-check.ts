@@ -23,13 +23,24 @@ export function checkConfigAgainstSignature(config: ModelConfig, signature: Mode
     }
     rowShape.forEach((dim, i) => {
       const modelDim = input.shape[i + 1]!;
+      if (modelDim !== -1 && dim === -1) {
+        fail(`preprocess tensor ${spec.name}`, `dimension ${i + 1} is ${modelDim} in the model but model.yaml pads each batch to its longest row: set pad_to: ${modelDim}`);
+      }
       if (modelDim !== -1 && modelDim !== dim) {
         fail(`preprocess tensor ${spec.name}`, `dimension ${i + 1} is ${modelDim} in the model but model.yaml builds ${dim} columns`);
       }
     });
+    const maskName = spec.padding?.mask;
+    if (maskName !== undefined) {
+      const mask = signature.inputs.find((i) => i.name === maskName);
+      const where = `preprocess tensor ${spec.name}.attention_mask`;
+      if (!mask) fail(where, `the model has no input named "${maskName}"; its inputs are ${inputNames}`);
+      if (mask.type !== spec.dtype) fail(where, `the model expects ${mask.type} for ${maskName}, model.yaml builds the mask as ${spec.dtype} (the dtype of ${spec.name})`);
+      if (mask.shape.length !== 2) fail(where, `the model input ${maskName} has rank ${mask.shape.length} [${mask.shape.join(', ')}]; a mask is [N, length]`);
+    }
   }
   for (const input of signature.inputs) {
-    if (!preprocessor.builders.some((b) => b.spec.name === input.name)) {
+    if (!preprocessor.builders.some((b) => b.spec.name === input.name || b.spec.padding?.mask === input.name)) {
       fail('preprocess', `the model input "${input.name}" is not built by any preprocess tensor`);
     }
   }

@@ -2,7 +2,7 @@ import type { BatchingSpec, SlaSpec } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { misalignedOutputError } from '../runtime/batch-axis.ts';
 import type { RunResult } from '../runtime/model-instance.ts';
-import { concatRows, sliceRows, type TensorData, type TensorMap } from '../runtime/tensor.ts';
+import { concatRows, sliceRows, typedArrayOf, type TensorData, type TensorMap } from '../runtime/tensor.ts';
 import { AdaptiveDelayController } from './adaptive-delay.ts';
 import { BatchStatistics } from './batch-statistics.ts';
 import { JobQueue } from './job-queue.ts';
@@ -21,6 +21,11 @@ export interface DynamicBatcherOptions {
   sla?: SlaSpec;
   /** Model name, for error messages. */
   model?: string;
+  /**
+   * Tensors [rows, length] of a variable length, with their pad value: requests of different lengths batch
+   * together, each padded along axis 1 to the batch's longest row (model.yaml `pad`/`attention_mask`).
+   */
+  padding?: ReadonlyMap<string, number>;
 }
 
 interface QueuedJob {
@@ -39,15 +44,32 @@ interface QueuedJob {
 /** Why a batch left the queue; the adaptive delay only grows when batches leave on the timer half empty. */
 type BatchTrigger = 'full' | 'preferred' | 'delay';
 
-function shapeKeyOf(inputs: TensorMap): string {
+function shapeKeyOf(inputs: TensorMap, padding: ReadonlyMap<string, number> | undefined): string {
   let key = '';
   for (const name in inputs) {
     const t = inputs[name]!;
     key += `${name}:${t.type}`;
-    for (let i = 1; i < t.dims.length; i++) key += `,${t.dims[i]}`;
+    const padded = padding?.has(name) === true && t.dims.length === 2 && t.type !== 'string';
+    for (let i = 1; i < t.dims.length; i++) key += padded && i === 1 ? ',*' : `,${t.dims[i]}`;
     key += ';';
   }
   return key;
+}
+
+/** Rank-2 tensors of different lengths along axis 1, each padded with `pad` to the longest. */
+function padToLongest(parts: TensorData[], pad: number): TensorData[] {
+  let longest = 0;
+  for (const p of parts) longest = Math.max(longest, p.dims[1] ?? 0);
+  return parts.map((p) => {
+    const [rows = 0, length = 0] = p.dims;
+    if (length === longest || p.type === 'string' || p.dims.length !== 2) return p;
+    const out = typedArrayOf(p.type, rows * longest) as Float64Array;
+    const fill: number | bigint = out instanceof BigInt64Array || out instanceof BigUint64Array ? BigInt(pad) : pad;
+    (out as unknown as { fill(v: number | bigint): void }).fill(fill);
+    const data = p.data as Float64Array;
+    for (let r = 0; r < rows; r++) out.set(data.subarray(r * length, (r + 1) * length), r * longest);
+    return { type: p.type, dims: [rows, longest], data: out };
+  });
 }
 
 const sameNames = (a: string[] | undefined, b: string[] | undefined): boolean =>
@@ -67,6 +89,7 @@ export class DynamicBatcher implements Scheduler {
   private readonly spec: BatchingSpec;
   private readonly concurrency: number;
   private readonly model: string;
+  private readonly padding: ReadonlyMap<string, number> | undefined;
   private queued = 0;
   private running = 0;
   private pumpScheduled = false;
@@ -78,6 +101,7 @@ export class DynamicBatcher implements Scheduler {
   constructor(private readonly runner: BatchRunner, options: DynamicBatcherOptions) {
     this.spec = options.batching;
     this.concurrency = Math.max(1, options.concurrency);
+    this.padding = options.padding;
     this.model = options.model ?? 'model';
     this.queues = Array.from({ length: Math.max(1, this.spec.priorityLevels) }, () => new JobQueue<QueuedJob>());
     if (this.spec.maxQueueDelayUs === 'auto') {
@@ -127,7 +151,7 @@ export class DynamicBatcher implements Scheduler {
     const level = Math.min(Math.max(0, Math.trunc(job.priority ?? 0)), this.queues.length - 1);
     return new Promise<InferenceResult>((resolve, reject) => {
       this.queues[level]!.push({
-        inputs: job.inputs, rows: job.rows, deadline, outputNames: job.outputNames, clientGone: job.clientGone, shapeKey: shapeKeyOf(job.inputs), enqueuedAt: now, resolve, reject,
+        inputs: job.inputs, rows: job.rows, deadline, outputNames: job.outputNames, clientGone: job.clientGone, shapeKey: shapeKeyOf(job.inputs, this.padding), enqueuedAt: now, resolve, reject,
       });
       this.queued++;
       if (deadline < this.deadlineArmedAt) this.armDeadlineTimer(deadline, now);
@@ -247,7 +271,11 @@ export class DynamicBatcher implements Scheduler {
     if (jobs.length === 1) {
       Object.assign(feeds, jobs[0]!.inputs);
     } else {
-      for (const name in jobs[0]!.inputs) feeds[name] = concatRows(jobs.map((j) => j.inputs[name]!));
+      for (const name in jobs[0]!.inputs) {
+        const parts = jobs.map((j) => j.inputs[name]!);
+        const pad = this.padding?.get(name);
+        feeds[name] = concatRows(pad === undefined ? parts : padToLongest(parts, pad));
+      }
     }
     const names = jobs[0]!.outputNames;
     const outputNames = jobs.every((j) => sameNames(j.outputNames, names)) ? names : undefined;

@@ -2,6 +2,7 @@ import type { ModelConfig } from '../config/model-config.ts';
 import type { InstancePool } from '../runtime/instance-pool.ts';
 import { batchAxisOf, type BatchAxis } from '../runtime/batch-axis.ts';
 import type { ModelSignature } from '../runtime/model-signature.ts';
+import { padValuesOf } from '../pipeline/preprocess.ts';
 import { DirectScheduler } from './direct-scheduler.ts';
 import { DynamicBatcher } from './dynamic-batcher.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -12,5 +13,5 @@ import type { Scheduler } from './scheduler.ts';
  */
 export function defaultScheduler(pool: InstancePool, config: ModelConfig, signature: ModelSignature, batchAxis: BatchAxis = batchAxisOf(signature)): Scheduler {
   if (!config.batching.enabled || !batchAxis.batchable) return new DirectScheduler(pool);
-  return new DynamicBatcher(pool, { batching: config.batching, concurrency: pool.instances.length, sla: config.sla, model: config.name });
+  return new DynamicBatcher(pool, { batching: config.batching, concurrency: pool.instances.length, sla: config.sla, model: config.name, padding: padValuesOf(config.tensors) });
 }

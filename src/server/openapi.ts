@@ -14,6 +14,8 @@ function fieldSchema(spec: InputFieldSpec): JsonSchema {
     schema.type = 'array';
     schema.items = { type: spec.items ?? 'number' };
     if (spec.length !== undefined) { schema.minItems = spec.length; schema.maxItems = spec.length; }
+    if (spec.minLength !== undefined) schema.minItems = spec.minLength;
+    if (spec.maxLength !== undefined) schema.maxItems = spec.maxLength;
   } else {
     schema.type = spec.type;
   }
