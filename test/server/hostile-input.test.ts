@@ -65,3 +65,30 @@ describe('misleading errors', () => {
     }
   });
 });
+
+describe('hostile v2 JSON tensors', () => {
+  const width = (): number => server.repository.version('fraud_detector').signature.inputs[0]!.shape[1]!;
+  const infer = (data: string, datatype = 'FP32', shape = `[1, ${width()}]`): Promise<{ status: number; error: string; code: string; bytes: number }> =>
+    post('/v2/models/fraud_detector/infer', `{"inputs":[{"name":"features","datatype":"${datatype}","shape":${shape},"data":${data}}]}`);
+
+  it('data nested 100,000 (or 1,000) deep is a 400 naming inputs.<name>.data, never a stack overflow', async () => {
+    for (const depth of [100_000, 1_000, 65]) {
+      const answer = await infer(`${'['.repeat(depth)}0${']'.repeat(depth)}`);
+      expect(answer.status, `depth ${depth}`).toBe(400);
+      expect(answer.code).toBe('CALIPER_INVALID_INPUT');
+      expect(answer.error).toMatch(/^inputs\.features\.data: arrays nested more than 64 deep/);
+    }
+    // Nesting as deep as the shape is the protocol's own form, and still accepted.
+    const nested = await infer(JSON.stringify([new Array(width()).fill(0)]));
+    expect(nested.status).toBe(200);
+  });
+
+  it('an FP32 value beyond the type is a 400 naming the element and the range, not a silent null', async () => {
+    const values = (first: number, last: number): number[] => [first, ...new Array(width() - 2).fill(0), last];
+    const answer = await infer(JSON.stringify(values(0.5, 1e39)));
+    expect(answer.status).toBe(400);
+    expect(answer.error).toBe(`inputs.features.data[${width() - 1}]: expected a number from -3.4028235e38 to 3.4028235e38 (FP32), got 1e+39`);
+    expect((await infer(JSON.stringify(values(-1e39, 0)))).error).toMatch(/data\[0\]: expected a number from -3\.4028235e38/);
+    expect((await infer(JSON.stringify(values(3.4028234663852886e38, 0)))).status).toBe(200);
+  });
+});

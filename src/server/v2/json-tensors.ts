@@ -30,11 +30,37 @@ export interface V2OutputTensor {
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-/** Flattens nested `data` arrays (row-major), as the protocol allows either form. */
-function flatten(data: unknown, out: unknown[]): void {
-  if (Array.isArray(data)) for (const item of data) flatten(item, out);
-  else out.push(data);
+/** How deep `data` arrays may nest: far beyond any tensor's rank, far below what would exhaust a stack. */
+export const MAX_DATA_NESTING = 64;
+
+/**
+ * Flattens nested `data` arrays (row-major), as the protocol allows either form. Iterative, with a depth limit,
+ * so a hostile body nested 100,000 deep is a 400 naming the field rather than a stack overflow.
+ */
+function flatten(where: string, data: unknown, out: unknown[]): void {
+  if (!Array.isArray(data)) {
+    out.push(data);
+    return;
+  }
+  const stack: { items: unknown[]; next: number }[] = [{ items: data, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.next === top.items.length) {
+      stack.pop();
+      continue;
+    }
+    const item = top.items[top.next++];
+    if (!Array.isArray(item)) {
+      out.push(item);
+      continue;
+    }
+    if (stack.length >= MAX_DATA_NESTING) throw invalidInput(`${where}: arrays nested more than ${MAX_DATA_NESTING} deep (a tensor's data nests at most once per dimension)`);
+    stack.push({ items: item, next: 0 });
+  }
 }
+
+/** The largest finite FP32 value; a JSON number beyond it would become Infinity in the tensor. */
+const FP32_MAX = 3.4028234663852886e38;
 
 /** The values each integer datatype holds; a JSON value outside them is an error, never a silent wrap-around. */
 const INTEGER_RANGES: Partial<Record<V2Datatype, readonly [number, number]>> = {
@@ -88,6 +114,9 @@ export function valuesToTensorData(name: string, datatype: V2Datatype, shape: nu
       throw invalidInput(`${where}[${i}]: expected an integer from ${range[0]} to ${range[1]} (${datatype}), got ${v}`);
     }
     if (type === 'float16') throw invalidInput(`${where}: FP16 inputs must be sent as binary data, not JSON`);
+    if (type === 'float32' && (v > FP32_MAX || v < -FP32_MAX)) {
+      throw invalidInput(`${where}[${i}]: expected a number from -3.4028235e38 to 3.4028235e38 (FP32), got ${v}`);
+    }
     else (data as Float32Array)[i] = v;
   }
   return { type, dims: shape, data };
@@ -133,7 +162,7 @@ export function jsonInputTensors(request: V2InferRequest, headers: ReturnType<ty
     const raw = request.inputs[i]!;
     if (raw.data === undefined) throw invalidInput(`inputs.${h.name}.data: missing (send data, or binary_data_size with the binary extension)`);
     const flat: unknown[] = [];
-    flatten(raw.data, flat);
+    flatten(`inputs.${h.name}.data`, raw.data, flat);
     inputs[h.name] = valuesToTensorData(h.name, h.datatype, h.shape, flat);
   });
   return inputs;
