@@ -265,6 +265,11 @@ function parseTensor(r: ConfigReader, raw: Record<string, unknown>, path: string
       r.fail(`${path}.${key}`, 'padding only on a tensor of one column, a variable-length array field (min_length/max_length), without shape', raw[key]);
     }
     const padding: NonNullable<TensorSpec['padding']> = { value: raw.pad === undefined ? 0 : r.number(raw.pad, `${path}.pad`) };
+    const integer = !['float32', 'float64', 'float16'].includes(spec.dtype);
+    const unsigned = spec.dtype.startsWith('uint') || spec.dtype === 'bool';
+    if ((integer && !Number.isInteger(padding.value)) || (unsigned && padding.value < 0) || !Number.isSafeInteger(Math.round(padding.value))) {
+      r.fail(`${path}.pad`, `a value of the tensor's dtype ${spec.dtype}`, raw.pad);
+    }
     if (raw.pad_to !== undefined) {
       padding.to = r.number(raw.pad_to, `${path}.pad_to`, { integer: true, min: 1 });
       if (variable.maxLength === undefined || variable.maxLength > padding.to) {
@@ -286,8 +291,17 @@ function parsePreprocess(r: ConfigReader, raw: unknown, inputs: InputFieldSpec[]
   const o = r.object(raw, 'preprocess');
   if (o.tensors !== undefined) {
     r.onlyKeys(o, 'preprocess', ['tensors']);
-    return r.array(o.tensors, 'preprocess.tensors', { minLength: 1 }).map((t, i) =>
+    const tensors = r.array(o.tensors, 'preprocess.tensors', { minLength: 1 }).map((t, i) =>
       parseTensor(r, r.object(t, `preprocess.tensors[${i}]`), `preprocess.tensors[${i}]`, inputs));
+    const built = new Set<string>();
+    tensors.forEach((t, i) => {
+      for (const name of [t.name, t.padding?.mask]) {
+        if (name === undefined) continue;
+        if (built.has(name)) r.fail(`preprocess.tensors[${i}]${name === t.name ? '.tensor' : '.attention_mask'}`, `a model input no other tensor or mask builds`, name);
+        built.add(name);
+      }
+    });
+    return tensors;
   }
   return [parseTensor(r, o, 'preprocess', inputs)];
 }

@@ -3,6 +3,7 @@ import { CaliperError } from '../errors.ts';
 import { misalignedOutputError } from '../runtime/batch-axis.ts';
 import type { RunResult } from '../runtime/model-instance.ts';
 import { concatRows, sliceRows, typedArrayOf, type TensorData, type TensorMap } from '../runtime/tensor.ts';
+import { float32ToFloat16Bits } from '../optimize/onnx/tensor-values.ts';
 import { AdaptiveDelayController } from './adaptive-delay.ts';
 import { BatchStatistics } from './batch-statistics.ts';
 import { JobQueue } from './job-queue.ts';
@@ -64,7 +65,8 @@ function padToLongest(parts: TensorData[], pad: number): TensorData[] {
     const [rows = 0, length = 0] = p.dims;
     if (length === longest || p.type === 'string' || p.dims.length !== 2) return p;
     const out = typedArrayOf(p.type, rows * longest) as Float64Array;
-    const fill: number | bigint = out instanceof BigInt64Array || out instanceof BigUint64Array ? BigInt(pad) : pad;
+    const fill: number | bigint = out instanceof BigInt64Array || out instanceof BigUint64Array ? BigInt(pad)
+      : p.type === 'float16' ? float32ToFloat16Bits([pad])[0]! : pad;
     (out as unknown as { fill(v: number | bigint): void }).fill(fill);
     const data = p.data as Float64Array;
     for (let r = 0; r < rows; r++) out.set(data.subarray(r * length, (r + 1) * length), r * longest);

@@ -93,6 +93,25 @@ describe('variable-length array inputs', () => {
     expect(JSON.stringify(bad.json)).toContain('tokens[1]');
   });
 
+  it('pads v2 requests of different lengths into one batch with the declared pad value and a zero mask', async () => {
+    const infer = (rows: number[][]) => post('/v2/models/tokens/infer', {
+      inputs: [
+        { name: 'ids', datatype: 'INT64', shape: [rows.length, rows[0]!.length], data: rows.flat() },
+        { name: 'mask', datatype: 'INT64', shape: [rows.length, rows[0]!.length], data: rows.flat().map(() => 1) },
+      ],
+    });
+    const requests = [[[1, 2, 3, 4]], [[5]], [[6, 7], [8, 9]], [[10, 11, 12]]];
+    const before = (server.repository.version('tokens').scheduler as DynamicBatcher).batches.sizes().find((b) => b.batchSize === 5)?.count ?? 0;
+    const answers = await Promise.all(requests.map(infer));
+    answers.forEach((answer, i) => {
+      expect(answer.status).toBe(200);
+      const outputs = answer.json.outputs as { name: string; data: number[] }[];
+      expect(outputs.find((o) => o.name === 'total')!.data).toEqual(requests[i]!.map(sum));
+      expect(outputs.find((o) => o.name === 'count')!.data).toEqual(requests[i]!.map((r) => r.length));
+    });
+    expect((server.repository.version('tokens').scheduler as DynamicBatcher).batches.sizes().find((b) => b.batchSize === 5)?.count).toBe(before + 1);
+  });
+
   it('shows the bounds in the OpenAPI request schema', async () => {
     const doc = JSON.stringify(await (await fetch(`${server.url}/openapi.json`)).json());
     expect(doc).toContain('"tokens":{"type":"array","items":{"type":"integer"},"minItems":1,"maxItems":6}');
@@ -100,16 +119,22 @@ describe('variable-length array inputs', () => {
 });
 
 describe('variable-length configuration', () => {
-  it('refuses length with min_length, pad on a fixed-length field and pad_to below max_length, naming the key', () => {
+  it('refuses length with min_length, pad on a fixed-length field, pad_to below max_length, a pad the dtype cannot hold and a mask named like a tensor', () => {
     const cases: [Record<string, unknown>, Record<string, unknown>, string][] = [
       [{}, { length: 3, max_length: 6 }, 'inputs.tokens.length'],
       [{}, { length: 3 }, 'preprocess.tensors[0].pad'],
       [{ pad_to: 4 }, { max_length: 6 }, 'preprocess.tensors[0].pad_to'],
       [{ pad_to: 4 }, {}, 'preprocess.tensors[0].pad_to'],
       [{}, { min_length: 4, max_length: 2 }, 'inputs.tokens.max_length'],
+      [{ pad: 0.5 }, {}, 'preprocess.tensors[0].pad'],
+      [{ attention_mask: 'ids' }, {}, 'preprocess.tensors[0].attention_mask'],
     ];
     for (const [tensor, field, where] of cases) {
       expect(() => parseModelConfig(config('bad', tensor, field), 'model.yaml', '/tmp')).toThrow(where);
     }
+    const twoMasks = config('bad', {});
+    const tensors = (twoMasks.preprocess as { tensors: Record<string, unknown>[] }).tensors;
+    tensors.push({ ...tensors[0], tensor: 'other' });
+    expect(() => parseModelConfig(twoMasks, 'model.yaml', '/tmp')).toThrow('preprocess.tensors[1].attention_mask');
   });
 });
