@@ -216,9 +216,22 @@ export class ModelRepository {
     return found;
   }
 
-  /** Ready to take traffic: a model is served, every served version is ready and (strict) no model failed to load. */
+  /** Models this server was asked to serve from elsewhere (the registry follower): which failed, which still load. */
+  private readonly followedSources: (() => { failures: ModelLoadFailure[]; loading: number })[] = [];
+
+  addFollowedSource(source: () => { failures: ModelLoadFailure[]; loading: number }): void {
+    this.followedSources.push(source);
+  }
+
+  /** Every model that failed to load: folders, and models followed from a registry that serve nothing. */
+  currentFailures(): ModelLoadFailure[] {
+    return [...this.failures, ...this.followedSources.flatMap((source) => source().failures)];
+  }
+
+  /** Ready to take traffic: a model is served, every served version is ready and (strict) no model failed to load or is still loading. */
   get ready(): boolean {
-    if (this.strictReadiness && this.failures.length > 0) return false;
+    if (this.strictReadiness && this.currentFailures().length > 0) return false;
+    if (this.followedSources.some((source) => source().loading > 0)) return false;
     return this.models.size > 0 && this.list().every((m) => [...m.versions.values()].every((v) => v.state === 'ready'));
   }
 

@@ -90,6 +90,15 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   repository.awaitIdle = (version) => server.observer.whenIdle(version);
   if (follower) {
     const registryFollower = follower;
+    // A model followed from the registry that serves nothing (failed load, missing stage or alias) counts as a failed model.
+    repository.addFollowedSource(() => {
+      const statuses = registryFollower.status();
+      return {
+        failures: statuses.filter((s) => s.state === 'failed' || s.state === 'unavailable')
+          .map((s) => ({ name: s.name, source: s.target, ...(s.failedVersion !== undefined ? { version: s.failedVersion } : {}), reason: s.reason ?? s.state })),
+        loading: statuses.filter((s) => s.state === 'loading').length,
+      };
+    });
     registryFollower.awaitIdle = (version) => server.observer.whenIdle(version);
     registerRolloutMetrics(server.observability.metrics.registry, repository, registryFollower);
   }

@@ -53,7 +53,7 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
   app.get('/v2/health/ready', OPEN, async (_request, reply) => {
     const ready = repository.ready && !observer.closing;
     // The models that failed to load, with the reason: what a readiness probe's operator needs to see.
-    const failed = repository.failures.map((f) => ({ name: f.name, reason: f.reason }));
+    const failed = repository.currentFailures().map((f) => ({ name: f.name, reason: f.reason }));
     return reply.code(ready ? 200 : 503).send(failed.length > 0 ? { ready, failed_models: failed } : { ready });
   });
 
