@@ -112,10 +112,8 @@ export class ModelRepository {
    * previous versions are freed once their in-flight requests finish, so no request fails. If anything fails to
    * load, the running versions keep serving and the error is thrown. A model not yet served is loaded.
    */
-  async reloadFolder(folder: string): Promise<ServedModel> {
-    const config = readModelConfig(folder);
-    const existing = this.models.get(config.name);
-    if (!existing) return this.loadFolder(folder);
+  /** Loads every version the folder's policy names; if one fails, those already loaded are unloaded and the error thrown. */
+  private async loadVersions(folder: string, config: ModelConfig): Promise<{ versions: number[]; loaded: Map<number, ModelVersion> }> {
     const versions = versionsToLoad(config, listModelVersions(folder));
     const loaded = new Map<number, ModelVersion>();
     try {
@@ -124,6 +122,14 @@ export class ModelRepository {
       await Promise.all([...loaded.values()].map((m) => m.unload()));
       throw error;
     }
+    return { versions, loaded };
+  }
+
+  async reloadFolder(folder: string): Promise<ServedModel> {
+    const config = readModelConfig(folder);
+    const existing = this.models.get(config.name);
+    if (!existing) return this.loadFolder(folder);
+    const { versions, loaded } = await this.loadVersions(folder, config);
     const retired = [...existing.versions.values()];
     const defaultVersion = Math.max(...versions);
     existing.versions.clear();
@@ -141,14 +147,7 @@ export class ModelRepository {
   async loadFolder(folder: string): Promise<ServedModel> {
     const config = readModelConfig(folder);
     if (this.models.has(config.name)) throw new CaliperError('CALIPER_CONFLICT', `${config.file}: name: model "${config.name}" is already served`);
-    const versions = versionsToLoad(config, listModelVersions(folder));
-    const loaded = new Map<number, ModelVersion>();
-    try {
-      for (const v of versions) loaded.set(v, await ModelVersion.load(readVersionConfig(config, v), v, join(folder, String(v), MODEL_FILE), this.schedulerFactory));
-    } catch (error) {
-      await Promise.all([...loaded.values()].map((m) => m.unload()));
-      throw error;
-    }
+    const { versions, loaded } = await this.loadVersions(folder, config);
     const defaultVersion = Math.max(...versions);
     const model: ServedModel = { name: config.name, config: loaded.get(defaultVersion)!.config, versions: loaded, defaultVersion };
     this.models.set(config.name, model);
