@@ -9,8 +9,19 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     overallRate?: number;
   }
-  interface Histogram { average: number; p50: number; p90: number; p99: number; max: number }
-  interface Result { requests: Histogram & { total: number }; latency: Histogram; non2xx: number; errors: number }
+  interface Histogram {
+    average: number;
+    p50: number;
+    p90: number;
+    p99: number;
+    max: number;
+  }
+  interface Result {
+    requests: Histogram & { total: number };
+    latency: Histogram;
+    non2xx: number;
+    errors: number;
+  }
   function autocannon(options: Options): Promise<Result>;
   export default autocannon;
 }

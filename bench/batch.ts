@@ -35,7 +35,10 @@ const BATCH = Number(args['batch-size']);
 const CLI = 'bin/caliper.js';
 const WORK = 'tmp/bench-batch';
 const PYTHON = '/usr/bin/python3';
-const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 const loads: string[] = [load()];
 
 // A private copy of fraud-detector version 1 (the example folder's default version may change under other work).
@@ -49,16 +52,28 @@ const WEIGHTS = join(WORK, 'fraud-weights.json');
 {
   const model = readModelFile(join(MODEL, '1', 'model.onnx'));
   const initializers = new Map(model.graph!.initializer!.map((t) => [t.name!, t]));
-  const layers = model.graph!.node!.filter((n) => n.opType === 'Gemm').map((n) => {
-    const weight = initializers.get(n.input![1]!)!;
-    return { in: Number(weight.dims![0]), out: Number(weight.dims![1]), weight: [...tensorToFloat32(weight)], bias: [...tensorToFloat32(initializers.get(n.input![2]!)!)] };
-  });
+  const layers = model
+    .graph!.node!.filter((n) => n.opType === 'Gemm')
+    .map((n) => {
+      const weight = initializers.get(n.input![1]!)!;
+      return {
+        in: Number(weight.dims![0]),
+        out: Number(weight.dims![1]),
+        weight: [...tensorToFloat32(weight)],
+        bias: [...tensorToFloat32(initializers.get(n.input![2]!)!)],
+      };
+    });
   writeFileSync(WEIGHTS, JSON.stringify({ layers }));
 }
 
 if (spawnSync(PYTHON, ['-c', 'import torch, pandas'], { stdio: 'ignore' }).status !== 0) {
-  console.log('installing Debian\'s python3-torch and python3-pandas with apt-get (the pandas + PyTorch baseline needs them)');
-  const apt = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-torch', 'python3-pandas'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  console.log(
+    "installing Debian's python3-torch and python3-pandas with apt-get (the pandas + PyTorch baseline needs them)",
+  );
+  const apt = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-torch', 'python3-pandas'], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   if (apt.status !== 0) throw new Error('apt-get install python3-torch python3-pandas failed');
 }
 
@@ -71,24 +86,55 @@ async function dataFile(rows: number, format: string): Promise<string> {
   return path;
 }
 
-interface Timed { wallS: number; cpuS: number; peakRssMiB: number; stdout: string }
+interface Timed {
+  wallS: number;
+  cpuS: number;
+  peakRssMiB: number;
+  stdout: string;
+}
 
 /** A whole command as a user runs it: wall time, CPU time and peak RSS from /usr/bin/time. */
 function timed(command: string, commandArgs: string[]): Timed {
-  const run = spawnSync('/usr/bin/time', ['-f', '__time %e %U %S %M', command, ...commandArgs], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const run = spawnSync('/usr/bin/time', ['-f', '__time %e %U %S %M', command, ...commandArgs], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   const line = run.stderr.split('\n').find((l) => l.startsWith('__time '));
-  if (run.status !== 0 || !line) throw new Error(`${command} ${commandArgs.join(' ')} failed (${run.status}): ${run.stderr.slice(-2000)}`);
+  if (run.status !== 0 || !line)
+    throw new Error(`${command} ${commandArgs.join(' ')} failed (${run.status}): ${run.stderr.slice(-2000)}`);
   const [wall, user, sys, rssKiB] = line.split(' ').slice(1).map(Number) as [number, number, number, number];
   return { wallS: wall, cpuS: user + sys, peakRssMiB: rssKiB / 1024, stdout: run.stdout };
 }
 
-interface Summary { rows: number; outputRows: number; seconds: number; rowsPerSecond: number; peakRssBytes?: number }
+interface Summary {
+  rows: number;
+  outputRows: number;
+  seconds: number;
+  rowsPerSecond: number;
+  peakRssBytes?: number;
+}
 
 function caliperBatch(input: string, output: string, extra: string[] = []): Timed & { summary: Summary } {
   rmSync(output, { recursive: true, force: true });
-  const run = timed(process.execPath, [CLI, 'batch', '--model', MODEL, '--input', input, '--output', output, '--batch-size', String(BATCH), '--json', '--no-progress', '--overwrite', ...extra]);
+  const run = timed(process.execPath, [
+    CLI,
+    'batch',
+    '--model',
+    MODEL,
+    '--input',
+    input,
+    '--output',
+    output,
+    '--batch-size',
+    String(BATCH),
+    '--json',
+    '--no-progress',
+    '--overwrite',
+    ...extra,
+  ]);
   const summary = JSON.parse(run.stdout.trim().split('\n').pop()!) as Summary;
-  if (summary.outputRows !== summary.rows) throw new Error(`caliper batch wrote ${summary.outputRows} of ${summary.rows} rows`);
+  if (summary.outputRows !== summary.rows)
+    throw new Error(`caliper batch wrote ${summary.outputRows} of ${summary.rows} rows`);
   return { ...run, summary };
 }
 
@@ -103,7 +149,9 @@ async function ioFloor(input: string, rows: number): Promise<number> {
   const connection = await instance.connect();
   const out = join(WORK, 'floor.parquet');
   const started = performance.now();
-  await connection.run(`COPY (SELECT *, 0.5::DOUBLE AS fraud_probability, false AS is_fraud FROM read_parquet('${input}')) TO '${out}' (FORMAT parquet)`);
+  await connection.run(
+    `COPY (SELECT *, 0.5::DOUBLE AS fraud_probability, false AS is_fraud FROM read_parquet('${input}')) TO '${out}' (FORMAT parquet)`,
+  );
   const perSecond = rows / ((performance.now() - started) / 1000);
   connection.closeSync();
   instance.closeSync();
@@ -115,16 +163,25 @@ async function ioFloor(input: string, rows: number): Promise<number> {
 async function agreement(caliperCsv: string, pandasCsv: string): Promise<number> {
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
-  const reader = await connection.runAndReadAll(`SELECT max(abs(c.fraud_probability - p.fraud_probability))::DOUBLE FROM (SELECT * FROM read_csv('${caliperCsv}') LIMIT 100000) c JOIN (SELECT * FROM read_csv('${pandasCsv}') LIMIT 100000) p USING (transaction_id)`);
+  const reader = await connection.runAndReadAll(
+    `SELECT max(abs(c.fraud_probability - p.fraud_probability))::DOUBLE FROM (SELECT * FROM read_csv('${caliperCsv}') LIMIT 100000) c JOIN (SELECT * FROM read_csv('${pandasCsv}') LIMIT 100000) p USING (transaction_id)`,
+  );
   const diff = reader.getRows()[0]![0] as number;
   connection.closeSync();
   instance.closeSync();
   return diff;
 }
 
-const data = { csv: await dataFile(1_000_000, 'csv'), jsonl: await dataFile(1_000_000, 'jsonl'), parquet: await dataFile(1_000_000, 'parquet') };
+const data = {
+  csv: await dataFile(1_000_000, 'csv'),
+  jsonl: await dataFile(1_000_000, 'jsonl'),
+  parquet: await dataFile(1_000_000, 'parquet'),
+};
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const rounds = { csv: { caliper: [] as Timed[], pandas: [] as Timed[] }, jsonl: { caliper: [] as Timed[], pandas: [] as Timed[] } };
+const rounds = {
+  csv: { caliper: [] as Timed[], pandas: [] as Timed[] },
+  jsonl: { caliper: [] as Timed[], pandas: [] as Timed[] },
+};
 const parquet = { caliper: [] as (Timed & { summary: Summary })[], floor: [] as number[] };
 let maxDifference = NaN;
 
@@ -135,13 +192,17 @@ for (let round = 0; round < ROUNDS; round++) {
     rounds[format].caliper.push(c);
     rounds[format].pandas.push(p);
     loads.push(load());
-    console.log(`round ${round + 1} ${format}: caliper ${c.wallS.toFixed(1)} s wall (${c.cpuS.toFixed(1)} s CPU, ${Math.round(c.peakRssMiB)} MiB), pandas + PyTorch ${p.wallS.toFixed(1)} s wall (${p.cpuS.toFixed(1)} s CPU, ${Math.round(p.peakRssMiB)} MiB) → ${(p.wallS / c.wallS).toFixed(2)}x; load ${load()}`);
+    console.log(
+      `round ${round + 1} ${format}: caliper ${c.wallS.toFixed(1)} s wall (${c.cpuS.toFixed(1)} s CPU, ${Math.round(c.peakRssMiB)} MiB), pandas + PyTorch ${p.wallS.toFixed(1)} s wall (${p.cpuS.toFixed(1)} s CPU, ${Math.round(p.peakRssMiB)} MiB) → ${(p.wallS / c.wallS).toFixed(2)}x; load ${load()}`,
+    );
   }
   if (round === 0) maxDifference = await agreement(join(WORK, 'scored-1m.csv'), join(WORK, 'pandas-1m.csv'));
   parquet.floor.push(await ioFloor(data.parquet, 1_000_000));
   const c = caliperBatch(data.parquet, join(WORK, 'scored-1m.parquet'));
   parquet.caliper.push(c);
-  console.log(`round ${round + 1} parquet: caliper ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(parquet.floor.at(-1)!)} rows/s → ${(c.summary.rowsPerSecond / parquet.floor.at(-1)!).toFixed(2)}x; load ${load()}`);
+  console.log(
+    `round ${round + 1} parquet: caliper ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(parquet.floor.at(-1)!)} rows/s → ${(c.summary.rowsPerSecond / parquet.floor.at(-1)!).toFixed(2)}x; load ${load()}`,
+  );
 }
 
 const memory: Record<string, { peakRssMiB1m: number; peakRssMiB5m: number | null; ratio: number | null }> = {};
@@ -151,30 +212,77 @@ for (const format of ['csv', 'jsonl', 'parquet'] as const) {
   if (args['skip-5m']) continue;
   const fiveM = caliperBatch(await dataFile(5_000_000, format), join(WORK, `scored-5m.${format}`));
   rmSync(join(WORK, `scored-5m.${format}`), { force: true });
-  memory[format] = { peakRssMiB1m: Math.round(oneM.peakRssMiB), peakRssMiB5m: Math.round(fiveM.peakRssMiB), ratio: fiveM.peakRssMiB / oneM.peakRssMiB };
+  memory[format] = {
+    peakRssMiB1m: Math.round(oneM.peakRssMiB),
+    peakRssMiB5m: Math.round(fiveM.peakRssMiB),
+    ratio: fiveM.peakRssMiB / oneM.peakRssMiB,
+  };
   loads.push(load());
-  console.log(`${format} 5M rows: peak ${Math.round(fiveM.peakRssMiB)} MiB vs ${Math.round(oneM.peakRssMiB)} MiB at 1M (${(fiveM.peakRssMiB / oneM.peakRssMiB).toFixed(2)}x); load ${load()}`);
+  console.log(
+    `${format} 5M rows: peak ${Math.round(fiveM.peakRssMiB)} MiB vs ${Math.round(oneM.peakRssMiB)} MiB at 1M (${(fiveM.peakRssMiB / oneM.peakRssMiB).toFixed(2)}x); load ${load()}`,
+  );
 }
 
 // One worker vs two on a shared queue; workers are started (and their model loaded by a warm-up job) before timing.
 const scaling: Record<'one' | 'two', number[]> = { one: [], two: [] };
 if (!args['skip-workers']) {
   const redis = await startPrivateRedis();
-  const startWorkers = (n: number): Promise<ChildProcess[]> => Promise.all(Array.from({ length: n }, () => new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'worker', '--queue', redis.url], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); if (stderr.includes('waiting for shards')) resolve(child); });
-    child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${stderr}`)));
-  })));
-  const stopWorkers = (children: ChildProcess[]): Promise<void[]> => Promise.all(children.map((c) => new Promise<void>((resolve) => { c.removeAllListeners('exit'); c.once('exit', () => resolve()); c.kill('SIGTERM'); })));
+  const startWorkers = (n: number): Promise<ChildProcess[]> =>
+    Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<ChildProcess>((resolve, reject) => {
+            const child = spawn(process.execPath, [CLI, 'worker', '--queue', redis.url], {
+              stdio: ['ignore', 'ignore', 'pipe'],
+            });
+            let stderr = '';
+            child.stderr!.on('data', (d: Buffer) => {
+              stderr += d.toString();
+              if (stderr.includes('waiting for shards')) resolve(child);
+            });
+            child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${stderr}`)));
+          }),
+      ),
+    );
+  const stopWorkers = (children: ChildProcess[]): Promise<unknown[]> =>
+    Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            c.removeAllListeners('exit');
+            c.once('exit', () => resolve());
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [label, n] of [['one', 1], ['two', 2]] as const) {
+      for (const [label, n] of [
+        ['one', 1],
+        ['two', 2],
+      ] as const) {
         const children = await startWorkers(n);
-        caliperBatch(data.parquet, join(WORK, 'warm'), ['--queue', redis.url, '--chunk-rows', '250000', '--keep', 'transaction_id']);
-        const run = caliperBatch(data.parquet, join(WORK, `workers-${label}`), ['--queue', redis.url, '--chunk-rows', '100000', '--format', 'parquet']);
+        caliperBatch(data.parquet, join(WORK, 'warm'), [
+          '--queue',
+          redis.url,
+          '--chunk-rows',
+          '250000',
+          '--keep',
+          'transaction_id',
+        ]);
+        const run = caliperBatch(data.parquet, join(WORK, `workers-${label}`), [
+          '--queue',
+          redis.url,
+          '--chunk-rows',
+          '100000',
+          '--format',
+          'parquet',
+        ]);
         scaling[label].push(run.summary.rowsPerSecond);
-        console.log(`round ${round + 1}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s; load ${load()}`);
+        console.log(
+          `round ${round + 1}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s; load ${load()}`,
+        );
         await stopWorkers(children);
       }
     }
@@ -187,22 +295,34 @@ if (!args['skip-workers']) {
 const wall = (xs: Timed[]): number => median(xs.map((x) => x.wallS));
 const cpu = (xs: Timed[]): number => median(xs.map((x) => x.cpuS));
 const result = {
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), note: 'shared with other engineers running tests and benchmarks; ratios are measured in the same run' },
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    note: 'shared with other engineers running tests and benchmarks; ratios are measured in the same run',
+  },
   command: `node --import tsx bench/batch.ts --rounds ${ROUNDS}${args['skip-5m'] ? ' --skip-5m' : ''}${args['skip-workers'] ? ' --skip-workers' : ''}`,
   loadAverages: loads,
   batchSize: BATCH,
   rounds: ROUNDS,
   predictionsMaxDifferenceVsPyTorch: maxDifference,
   csv: {
-    caliperWallS: rounds.csv.caliper.map((t) => t.wallS), pandasWallS: rounds.csv.pandas.map((t) => t.wallS),
-    caliperCpuS: rounds.csv.caliper.map((t) => t.cpuS), pandasCpuS: rounds.csv.pandas.map((t) => t.cpuS),
-    caliperRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.caliper)), pandasRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.pandas)),
-    vsPandasWall: wall(rounds.csv.pandas) / wall(rounds.csv.caliper), vsPandasCpu: cpu(rounds.csv.pandas) / cpu(rounds.csv.caliper),
+    caliperWallS: rounds.csv.caliper.map((t) => t.wallS),
+    pandasWallS: rounds.csv.pandas.map((t) => t.wallS),
+    caliperCpuS: rounds.csv.caliper.map((t) => t.cpuS),
+    pandasCpuS: rounds.csv.pandas.map((t) => t.cpuS),
+    caliperRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.caliper)),
+    pandasRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.pandas)),
+    vsPandasWall: wall(rounds.csv.pandas) / wall(rounds.csv.caliper),
+    vsPandasCpu: cpu(rounds.csv.pandas) / cpu(rounds.csv.caliper),
   },
   jsonl: {
-    caliperWallS: rounds.jsonl.caliper.map((t) => t.wallS), pandasWallS: rounds.jsonl.pandas.map((t) => t.wallS),
-    caliperCpuS: rounds.jsonl.caliper.map((t) => t.cpuS), pandasCpuS: rounds.jsonl.pandas.map((t) => t.cpuS),
-    vsPandasWall: wall(rounds.jsonl.pandas) / wall(rounds.jsonl.caliper), vsPandasCpu: cpu(rounds.jsonl.pandas) / cpu(rounds.jsonl.caliper),
+    caliperWallS: rounds.jsonl.caliper.map((t) => t.wallS),
+    pandasWallS: rounds.jsonl.pandas.map((t) => t.wallS),
+    caliperCpuS: rounds.jsonl.caliper.map((t) => t.cpuS),
+    pandasCpuS: rounds.jsonl.pandas.map((t) => t.cpuS),
+    vsPandasWall: wall(rounds.jsonl.pandas) / wall(rounds.jsonl.caliper),
+    vsPandasCpu: cpu(rounds.jsonl.pandas) / cpu(rounds.jsonl.caliper),
   },
   parquet: {
     caliperRowsPerSecond: parquet.caliper.map((c) => Math.round(c.summary.rowsPerSecond)),
@@ -211,7 +331,14 @@ const result = {
     vsIoFloor: median(parquet.caliper.map((c) => c.summary.rowsPerSecond)) / median(parquet.floor),
   },
   peakRss: memory,
-  workers: scaling.one.length > 0 ? { oneRowsPerSecond: scaling.one.map(Math.round), twoRowsPerSecond: scaling.two.map(Math.round), twoVsOne: median(scaling.two) / median(scaling.one) } : null,
+  workers:
+    scaling.one.length > 0
+      ? {
+          oneRowsPerSecond: scaling.one.map(Math.round),
+          twoRowsPerSecond: scaling.two.map(Math.round),
+          twoVsOne: median(scaling.two) / median(scaling.one),
+        }
+      : null,
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/batch.json', `${JSON.stringify(result, null, 2)}\n`);

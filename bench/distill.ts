@@ -19,17 +19,26 @@ import { float32Tensor, openSession } from '../src/optimize/onnx/ort-session.ts'
 import { quantize } from '../src/optimize/quantize/quantizer.ts';
 import { trainFashionMlp } from '../examples/training/onnx-mlp-trainer.ts';
 
-const { values: args } = parseArgs({ options: {
-  student: { type: 'string', default: 'mlp:256,128' }, seeds: { type: 'string', default: '1,2,3,4,5' },
-  epochs: { type: 'string', default: '10' }, patience: { type: 'string', default: '3' }, rounds: { type: 'string', default: '30' },
-  temperature: { type: 'string', default: '2' }, alpha: { type: 'string', default: '0.5' },
-  'train-samples': { type: 'string' }, 'validation-split': { type: 'string', default: '5000' },
-  qat: { type: 'boolean', default: false },
-  out: { type: 'string', default: 'bench/results/distill.json' }, teacher: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
-} });
+const { values: args } = parseArgs({
+  options: {
+    student: { type: 'string', default: 'mlp:256,128' },
+    seeds: { type: 'string', default: '1,2,3,4,5' },
+    epochs: { type: 'string', default: '10' },
+    patience: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '30' },
+    temperature: { type: 'string', default: '2' },
+    alpha: { type: 'string', default: '0.5' },
+    'train-samples': { type: 'string' },
+    'validation-split': { type: 'string', default: '5000' },
+    qat: { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench/results/distill.json' },
+    teacher: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
+  },
+});
 const TEACHER = args.teacher!;
 const seeds = args.seeds!.split(',').map(Number);
-if (seeds.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`--seeds: expected positive integers, got ${args.seeds}`);
+if (seeds.some((s) => !Number.isInteger(s) || s < 1))
+  throw new Error(`--seeds: expected positive integers, got ${args.seeds}`);
 if (!existsSync(TEACHER) && TEACHER === 'bench/models/fashion-mlp.onnx') {
   console.log(`training the teacher ${TEACHER} (8 epochs)`);
   await trainFashionMlp(TEACHER, 8);
@@ -38,28 +47,65 @@ const test = await loadDataset('fashion-mnist:t10k');
 const train = await loadDataset('fashion-mnist:train');
 const trainSamples = args['train-samples'] !== undefined ? Number(args['train-samples']) : undefined;
 const common = {
-  teacher: TEACHER, train, eval: test, student: args.student!, epochs: Number(args.epochs), patience: Number(args.patience),
-  temperature: Number(args.temperature), alpha: Number(args.alpha), validationSplit: Number(args['validation-split']),
-  ...(trainSamples !== undefined ? { trainSamples } : {}), latencyBatchSizes: [],
+  teacher: TEACHER,
+  train,
+  eval: test,
+  student: args.student!,
+  epochs: Number(args.epochs),
+  patience: Number(args.patience),
+  temperature: Number(args.temperature),
+  alpha: Number(args.alpha),
+  validationSplit: Number(args['validation-split']),
+  ...(trainSamples !== undefined ? { trainSamples } : {}),
+  latencyBatchSizes: [],
 };
 const loadBefore = loadavg();
-console.log(`distilling ${TEACHER} into ${args.student} (T=${args.temperature}, α=${args.alpha}) + hard-label baseline, seeds ${seeds.join(',')}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `distilling ${TEACHER} into ${args.student} (T=${args.temperature}, α=${args.alpha}) + hard-label baseline, seeds ${seeds.join(',')}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+);
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-const row = (f: TrainedFigures) => ({ accuracy: f.accuracy!, agreement: f.agreement, epochs: f.epochs.length, bestEpoch: f.bestEpoch, trainSeconds: f.trainSeconds, exportMaxAbsDiff: f.exportMaxAbsDiff });
+const row = (f: TrainedFigures) => ({
+  accuracy: f.accuracy!,
+  agreement: f.agreement,
+  epochs: f.epochs.length,
+  bestEpoch: f.bestEpoch,
+  trainSeconds: f.trainSeconds,
+  exportMaxAbsDiff: f.exportMaxAbsDiff,
+});
 const started = performance.now();
-const runs: { seed: number; distilled: ReturnType<typeof row>; baseline: ReturnType<typeof row>; teacherLogitsSeconds: number; wallSeconds: number }[] = [];
+const runs: {
+  seed: number;
+  distilled: ReturnType<typeof row>;
+  baseline: ReturnType<typeof row>;
+  teacherLogitsSeconds: number;
+  wallSeconds: number;
+}[] = [];
 let first: DistillResult | undefined;
 for (const seed of seeds) {
   const runStart = performance.now();
   const result = await distill({
-    ...common, seed, baseline: true,
-    ...(first ? {} : { output: `bench/models/fashion-student-${args.student!.replace(/[^a-z0-9]+/gi, '-')}-t${args.temperature}-a${args.alpha}.onnx` }),
+    ...common,
+    seed,
+    baseline: true,
+    ...(first
+      ? {}
+      : {
+          output: `bench/models/fashion-student-${args.student!.replace(/[^a-z0-9]+/gi, '-')}-t${args.temperature}-a${args.alpha}.onnx`,
+        }),
   });
   first ??= result;
   const r = result.report;
-  runs.push({ seed, distilled: row(r.distilled), baseline: row(r.baseline!), teacherLogitsSeconds: r.teacherLogitsSeconds, wallSeconds: (performance.now() - runStart) / 1000 });
-  console.log(`  seed ${seed}: distilled ${pct(r.distilled.accuracy!)} (best epoch ${r.distilled.bestEpoch}/${r.distilled.epochs.length}, ${r.distilled.trainSeconds.toFixed(0)} s), baseline ${pct(r.baseline!.accuracy!)} (best epoch ${r.baseline!.bestEpoch}/${r.baseline!.epochs.length}, ${r.baseline!.trainSeconds.toFixed(0)} s)`);
+  runs.push({
+    seed,
+    distilled: row(r.distilled),
+    baseline: row(r.baseline!),
+    teacherLogitsSeconds: r.teacherLogitsSeconds,
+    wallSeconds: (performance.now() - runStart) / 1000,
+  });
+  console.log(
+    `  seed ${seed}: distilled ${pct(r.distilled.accuracy!)} (best epoch ${r.distilled.bestEpoch}/${r.distilled.epochs.length}, ${r.distilled.trainSeconds.toFixed(0)} s), baseline ${pct(r.baseline!.accuracy!)} (best epoch ${r.baseline!.bestEpoch}/${r.baseline!.epochs.length}, ${r.baseline!.trainSeconds.toFixed(0)} s)`,
+  );
 }
 const wallSeconds = (performance.now() - started) / 1000;
 const r = first!.report;
@@ -83,31 +129,76 @@ const studentSession = await openSession(first!.bytes, { intraOpNumThreads: 1 })
 const latency = [];
 for (const batch of [1, 64]) {
   const feeds = { [teacherSession.inputNames[0]!]: float32Tensor(test.features.slice(0, batch * 784), [batch, 784]) };
-  latency.push(await compareLatency(teacherSession, studentSession, feeds, batch, { rounds: Number(args.rounds), runsPerRound: batch === 1 ? 100 : 10 }));
+  latency.push(
+    await compareLatency(teacherSession, studentSession, feeds, batch, {
+      rounds: Number(args.rounds),
+      runsPerRound: batch === 1 ? 100 : 10,
+    }),
+  );
 }
 await teacherSession.release();
 await studentSession.release();
 
-let qat: { floatAccuracy: number; int8Accuracy: number; int8AccuracyOfPlainStudent: number; plainStudentFloatAccuracy: number; epochs: number; trainSeconds: number } | undefined;
+let qat:
+  | {
+      floatAccuracy: number;
+      int8Accuracy: number;
+      int8AccuracyOfPlainStudent: number;
+      plainStudentFloatAccuracy: number;
+      epochs: number;
+      trainSeconds: number;
+    }
+  | undefined;
 if (args.qat) {
   console.log(`training a QAT student ${args.student} (seed ${seeds[0]})`);
-  const qatRun = await distill({ ...common, seed: seeds[0]!, qat: true, output: 'bench/models/fashion-student.qat.onnx' });
-  const plainInt8 = await quantize(first!.bytes, { mode: 'dynamic', perChannel: true, eval: test, latencyBatchSizes: [] });
+  const qatRun = await distill({
+    ...common,
+    seed: seeds[0]!,
+    qat: true,
+    output: 'bench/models/fashion-student.qat.onnx',
+  });
+  const plainInt8 = await quantize(first!.bytes, {
+    mode: 'dynamic',
+    perChannel: true,
+    eval: test,
+    latencyBatchSizes: [],
+  });
   qat = {
-    floatAccuracy: qatRun.report.distilled.accuracy!, int8Accuracy: qatRun.report.int8!.accuracy!, int8AccuracyOfPlainStudent: plainInt8.report.accuracy!.after,
-    plainStudentFloatAccuracy: r.distilled.accuracy!, epochs: qatRun.report.distilled.epochs.length, trainSeconds: qatRun.report.distilled.trainSeconds,
+    floatAccuracy: qatRun.report.distilled.accuracy!,
+    int8Accuracy: qatRun.report.int8!.accuracy!,
+    int8AccuracyOfPlainStudent: plainInt8.report.accuracy!.after,
+    plainStudentFloatAccuracy: r.distilled.accuracy!,
+    epochs: qatRun.report.distilled.epochs.length,
+    trainSeconds: qatRun.report.distilled.trainSeconds,
   };
 }
 
 const teacherAccuracy = r.teacher.accuracy!;
 const results = {
   teacher: { accuracy: teacherAccuracy, parameters: r.teacher.parameters, sizeBytes: r.teacher.sizeBytes },
-  student: { parameters: r.distilled.parameters, sizeBytes: r.distilled.sizeBytes, sizeRatio: r.distilled.sizeBytes / r.teacher.sizeBytes },
-  distilled: { accuracy: distilledAcc, accuracyRatio: distilledAcc.mean / teacherAccuracy, agreement: stats(runs.map((x) => x.distilled.agreement)) },
-  baseline: { accuracy: baselineAcc, accuracyRatio: baselineAcc.mean / teacherAccuracy, agreement: stats(runs.map((x) => x.baseline.agreement)) },
+  student: {
+    parameters: r.distilled.parameters,
+    sizeBytes: r.distilled.sizeBytes,
+    sizeRatio: r.distilled.sizeBytes / r.teacher.sizeBytes,
+  },
+  distilled: {
+    accuracy: distilledAcc,
+    accuracyRatio: distilledAcc.mean / teacherAccuracy,
+    agreement: stats(runs.map((x) => x.distilled.agreement)),
+  },
+  baseline: {
+    accuracy: baselineAcc,
+    accuracyRatio: baselineAcc.mean / teacherAccuracy,
+    agreement: stats(runs.map((x) => x.baseline.agreement)),
+  },
   distilledMinusBaselinePt: { ...differencePt, wins, pairedT },
   perSeed: runs,
-  latency: latency.map((l) => ({ batchSize: l.batchSize, teacherMs: l.beforeMs, studentMs: l.afterMs, speedup: l.speedup })),
+  latency: latency.map((l) => ({
+    batchSize: l.batchSize,
+    teacherMs: l.beforeMs,
+    studentMs: l.afterMs,
+    speedup: l.speedup,
+  })),
   // One distillation as the CLI runs it: teacher logits + training the distilled student (no baseline).
   distillationSeconds: stats(runs.map((x) => x.teacherLogitsSeconds + x.distilled.trainSeconds)),
   wallSecondsAllSeedsWithBaselines: wallSeconds,
@@ -116,22 +207,48 @@ const results = {
 const command = `node --import tsx bench/distill.ts --teacher ${TEACHER} --student ${args.student} --seeds ${args.seeds} --epochs ${args.epochs} --patience ${args.patience} --temperature ${args.temperature} --alpha ${args.alpha}${trainSamples !== undefined ? ` --train-samples ${trainSamples}` : ''} --validation-split ${args['validation-split']} --rounds ${args.rounds}${args.qat ? ' --qat' : ''} --out ${args.out}`;
 const report = {
   command,
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, gpu: 'none', intraOpThreads: 1, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), note: 'shared with other engineers running benchmarks; tfjs wasm trains on 1 thread' },
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    gpu: 'none',
+    intraOpThreads: 1,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg(),
+    note: 'shared with other engineers running benchmarks; tfjs wasm trains on 1 thread',
+  },
   date: new Date().toISOString(),
   settings: r.settings,
   data: r.data,
-  teacher: TEACHER, student: r.student, results,
+  teacher: TEACHER,
+  student: r.student,
+  results,
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(args.out!, `${JSON.stringify(report, null, 2)}\n`);
 
-const spread = (s: { mean: number; std: number; min: number; max: number }) => `${pct(s.mean)} ± ${(s.std * 100).toFixed(2)} (${pct(s.min)}–${pct(s.max)})`;
+const spread = (s: { mean: number; std: number; min: number; max: number }) =>
+  `${pct(s.mean)} ± ${(s.std * 100).toFixed(2)} (${pct(s.min)}–${pct(s.max)})`;
 const b = results.latency;
-console.log(`| model | t10k accuracy, mean ± sd (min–max), ${seeds.length} seeds | vs teacher | agreement | params | size × | speedup b=1 | speedup b=64 |`);
+console.log(
+  `| model | t10k accuracy, mean ± sd (min–max), ${seeds.length} seeds | vs teacher | agreement | params | size × | speedup b=1 | speedup b=64 |`,
+);
 console.log('|---|---|---|---|---|---|---|---|');
 console.log(`| teacher ${TEACHER} | ${pct(teacherAccuracy)} | 100% | 100% | ${r.teacher.parameters} | 1 | 1× | 1× |`);
-console.log(`| distilled ${r.student} | ${spread(distilledAcc)} | ${pct(results.distilled.accuracyRatio)} | ${pct(results.distilled.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | ${b[0]!.speedup.toFixed(2)}× | ${b[1]!.speedup.toFixed(2)}× |`);
-console.log(`| hard-label baseline ${r.student} | ${spread(baselineAcc)} | ${pct(results.baseline.accuracyRatio)} | ${pct(results.baseline.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | same | same |`);
-console.log(`distilled − baseline: ${differencePt.mean >= 0 ? '+' : ''}${differencePt.mean.toFixed(2)} ± ${differencePt.std.toFixed(2)} pt (per seed ${runs.map((x) => ((x.distilled.accuracy - x.baseline.accuracy) * 100).toFixed(2)).join(', ')}; distilled ahead in ${wins}/${runs.length}; paired t ${pairedT.toFixed(2)})`);
-console.log(`one distillation: ${results.distillationSeconds.mean.toFixed(0)} s mean (max ${results.distillationSeconds.max.toFixed(0)} s); all ${seeds.length} seeds with baselines ${wallSeconds.toFixed(0)} s; load average after ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-if (qat) console.log(`QAT: float ${pct(qat.floatAccuracy)} → INT8 ${pct(qat.int8Accuracy)}; plain student INT8 ${pct(qat.int8AccuracyOfPlainStudent)}`);
+console.log(
+  `| distilled ${r.student} | ${spread(distilledAcc)} | ${pct(results.distilled.accuracyRatio)} | ${pct(results.distilled.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | ${b[0]!.speedup.toFixed(2)}× | ${b[1]!.speedup.toFixed(2)}× |`,
+);
+console.log(
+  `| hard-label baseline ${r.student} | ${spread(baselineAcc)} | ${pct(results.baseline.accuracyRatio)} | ${pct(results.baseline.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | same | same |`,
+);
+console.log(
+  `distilled − baseline: ${differencePt.mean >= 0 ? '+' : ''}${differencePt.mean.toFixed(2)} ± ${differencePt.std.toFixed(2)} pt (per seed ${runs.map((x) => ((x.distilled.accuracy - x.baseline.accuracy) * 100).toFixed(2)).join(', ')}; distilled ahead in ${wins}/${runs.length}; paired t ${pairedT.toFixed(2)})`,
+);
+console.log(
+  `one distillation: ${results.distillationSeconds.mean.toFixed(0)} s mean (max ${results.distillationSeconds.max.toFixed(0)} s); all ${seeds.length} seeds with baselines ${wallSeconds.toFixed(0)} s; load average after ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
+if (qat)
+  console.log(
+    `QAT: float ${pct(qat.floatAccuracy)} → INT8 ${pct(qat.int8Accuracy)}; plain student INT8 ${pct(qat.int8AccuracyOfPlainStudent)}`,
+  );

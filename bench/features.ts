@@ -40,15 +40,25 @@ const fields: FeatureFieldSpec[] = [
   { name: 'user_txn_count', type: 'integer', default: 0 },
   { name: 'user_avg_amount', type: 'number', default: 0 },
 ];
-const key = EntityKeyTemplate.parse('user:{user_id}', (e) => { throw new Error(e); });
-const spec = (timeoutMs: number): FeaturesSpec => ({ store: { kind: 'redis', url: '' }, key, fields, timeoutMs, onMissing: 'defaults' });
+const key = EntityKeyTemplate.parse('user:{user_id}', (e) => {
+  throw new Error(e);
+});
+const spec = (timeoutMs: number): FeaturesSpec => ({
+  store: { kind: 'redis', url: '' },
+  key,
+  fields,
+  timeoutMs,
+  onMissing: 'defaults',
+});
 
 function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
 /** Runs `task` RATE times a second for SECONDS, open loop; returns each call's latency from its scheduled start (ms). */
-async function openLoop(task: (i: number) => Promise<unknown>): Promise<{ p50: number; p99: number; p999: number; achievedRate: number; count: number }> {
+async function openLoop(
+  task: (i: number) => Promise<unknown>,
+): Promise<{ p50: number; p99: number; p999: number; achievedRate: number; count: number }> {
   const total = Math.round(RATE * SECONDS);
   const latencies = new Float64Array(total);
   const interval = 1000 / RATE;
@@ -61,10 +71,15 @@ async function openLoop(task: (i: number) => Promise<unknown>): Promise<{ p50: n
       while (issued < total && start + issued * interval <= now) {
         const i = issued++;
         const scheduled = start + i * interval;
-        task(i).then(() => {
-          latencies[i] = performance.now() - scheduled;
-          if (++finished === total) resolve();
-        }, (error: unknown) => { throw error; });
+        task(i).then(
+          () => {
+            latencies[i] = performance.now() - scheduled;
+            if (++finished === total) resolve();
+          },
+          (error: unknown) => {
+            throw error;
+          },
+        );
       }
       if (issued < total) setImmediate(tick);
     };
@@ -72,7 +87,13 @@ async function openLoop(task: (i: number) => Promise<unknown>): Promise<{ p50: n
   });
   const elapsed = (performance.now() - start) / 1000;
   latencies.sort();
-  return { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), p999: quantile(latencies, 0.999), achievedRate: total / elapsed, count: total };
+  return {
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+    p999: quantile(latencies, 0.999),
+    achievedRate: total / elapsed,
+    count: total,
+  };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -90,10 +111,15 @@ async function main(): Promise<void> {
       const avg = 10 + (u % 400) * 1.25;
       pipeline.hset(`user:u${u}`, 'user_txn_count', count, 'user_avg_amount', avg);
       rows.push({ user_id: `u${u}`, user_txn_count: count, user_avg_amount: avg });
-      if (u % 1000 === 999) { await pipeline.exec(); pipeline = client.pipeline(); }
+      if (u % 1000 === 999) {
+        await pipeline.exec();
+        pipeline = client.pipeline();
+      }
     }
     await pipeline.exec();
-    const memoryEntries = new Map<string, FeatureVector>(rows.map((r) => [key.build(r)!, [r.user_txn_count as number, r.user_avg_amount as number]]));
+    const memoryEntries = new Map<string, FeatureVector>(
+      rows.map((r) => [key.build(r)!, [r.user_txn_count as number, r.user_avg_amount as number]]),
+    );
 
     const redisStore = await RedisFeatureStore.connect(redis.url, fields);
     const memoryStore: FeatureStore = new MemoryFeatureStore(memoryEntries);
@@ -107,13 +133,19 @@ async function main(): Promise<void> {
     for (let i = 0; i < 2000; i++) await redisStage.run([{ user_id: userId(i) }], prefix);
 
     // 1. Stage latency at a fixed rate.
-    const rounds: { redis: Awaited<ReturnType<typeof openLoop>>; memory: Awaited<ReturnType<typeof openLoop>>; ping: Awaited<ReturnType<typeof openLoop>> }[] = [];
+    const rounds: {
+      redis: Awaited<ReturnType<typeof openLoop>>;
+      memory: Awaited<ReturnType<typeof openLoop>>;
+      ping: Awaited<ReturnType<typeof openLoop>>;
+    }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const redisRun = await openLoop(stageTask(redisStage));
       const pingRun = await openLoop(ping);
       const memoryRun = await openLoop(stageTask(memoryStage));
       rounds.push({ redis: redisRun, memory: memoryRun, ping: pingRun });
-      console.log(`round ${r + 1}: redis stage p50 ${redisRun.p50.toFixed(3)} p99 ${redisRun.p99.toFixed(3)} ms | PING p99 ${pingRun.p99.toFixed(3)} ms | memory stage p99 ${memoryRun.p99.toFixed(3)} ms | ${redisRun.achievedRate.toFixed(0)} req/s`);
+      console.log(
+        `round ${r + 1}: redis stage p50 ${redisRun.p50.toFixed(3)} p99 ${redisRun.p99.toFixed(3)} ms | PING p99 ${pingRun.p99.toFixed(3)} ms | memory stage p99 ${memoryRun.p99.toFixed(3)} ms | ${redisRun.achievedRate.toFixed(0)} req/s`,
+      );
     }
     const stats = redisStage.stats.outcomes;
 
@@ -122,7 +154,8 @@ async function main(): Promise<void> {
     const batchRuns: { batchedUs: number; perRowUs: number }[] = [];
     const reps = 200;
     for (let r = 0; r < ROUNDS; r++) {
-      const keysOf = (rep: number): string[] => Array.from({ length: BATCH }, (_, k) => `user:${userId(rep * BATCH + k)}`);
+      const keysOf = (rep: number): string[] =>
+        Array.from({ length: BATCH }, (_, k) => `user:${userId(rep * BATCH + k)}`);
       let t = performance.now();
       for (let rep = 0; rep < reps; rep++) await redisStore.lookup(keysOf(rep), 1000);
       const batchedUs = ((performance.now() - t) / reps) * 1000;
@@ -133,12 +166,19 @@ async function main(): Promise<void> {
       const perRowUs = ((performance.now() - t) / reps) * 1000;
       batchRuns.push({ batchedUs, perRowUs });
       batchRatios.push(perRowUs / batchedUs);
-      console.log(`round ${r + 1}: batch of ${BATCH}: one pipeline ${batchedUs.toFixed(0)} µs vs one HMGET per row ${perRowUs.toFixed(0)} µs (${(perRowUs / batchedUs).toFixed(1)}x)`);
+      console.log(
+        `round ${r + 1}: batch of ${BATCH}: one pipeline ${batchedUs.toFixed(0)} µs vs one HMGET per row ${perRowUs.toFixed(0)} µs (${(perRowUs / batchedUs).toFixed(1)}x)`,
+      );
     }
 
     const p99s = rounds.map((r) => r.redis.p99);
     const result = {
-      machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, note: 'shared machine, other engineers running tests concurrently' },
+      machine: {
+        cpus: cpus().length,
+        model: cpus()[0]?.model,
+        node: process.version,
+        note: 'shared machine, other engineers running tests concurrently',
+      },
       settings: { rate: RATE, seconds: SECONDS, rounds: ROUNDS, batch: BATCH, users: USERS, timeoutMs: 100 },
       stageLatency: {
         redisStageP50Ms: round(median(rounds.map((r) => r.redis.p50))),
@@ -161,7 +201,9 @@ async function main(): Promise<void> {
     };
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/features.json', `${JSON.stringify(result, null, 2)}\n`);
-    console.log(JSON.stringify({ stageLatency: result.stageLatency, batchedVsPerRow: result.batchedVsPerRow }, null, 2));
+    console.log(
+      JSON.stringify({ stageLatency: result.stageLatency, batchedVsPerRow: result.batchedVsPerRow }, null, 2),
+    );
     await redisStage.close();
   } finally {
     client.disconnect();

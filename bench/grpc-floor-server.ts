@@ -8,7 +8,13 @@
  *   node --import tsx bench/grpc-floor-server.ts grpc-js|http2 PORT MODEL OUTPUT OUTPUT_WIDTH
  */
 import { constants, createServer, type ServerHttp2Stream } from 'node:http2';
-import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
 import { grpcServerOptions } from '../src/server/grpc/grpc-server.ts';
 import { inferenceServiceDefinition, type ModelInferResponse } from '../src/server/grpc/service-definition.ts';
 
@@ -17,7 +23,9 @@ const port = Number(portArg);
 const width = Number(widthArg);
 const method = inferenceServiceDefinition().ModelInfer!;
 const answer = (method.responseSerialize as (m: ModelInferResponse) => Buffer)({
-  model_name: model!, model_version: '1', id: '',
+  model_name: model!,
+  model_version: '1',
+  id: '',
   outputs: [{ name: output!, datatype: 'FP32', shape: [1, width] }],
   raw_output_contents: [Buffer.alloc(4 * width)],
 });
@@ -25,9 +33,17 @@ const answer = (method.responseSerialize as (m: ModelInferResponse) => Buffer)({
 if (kind === 'grpc-js') {
   const identity = (message: Buffer): Buffer => message;
   const server = new Server(grpcServerOptions(8 * 1024 * 1024));
-  const service: ServiceDefinition = { ModelInfer: { ...method, requestDeserialize: identity, responseSerialize: identity } };
-  server.addService(service, { ModelInfer: (_call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => callback(null, answer) });
-  await new Promise<void>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve())));
+  const service: ServiceDefinition = {
+    ModelInfer: { ...method, requestDeserialize: identity, responseSerialize: identity },
+  };
+  server.addService(service, {
+    ModelInfer: (_call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => callback(null, answer),
+  });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (error) =>
+      error ? reject(error) : resolve(),
+    ),
+  );
 } else if (kind === 'http2') {
   const framed = Buffer.alloc(5 + answer.byteLength);
   framed.writeUInt32BE(answer.byteLength, 1);
@@ -36,7 +52,10 @@ if (kind === 'grpc-js') {
   server.on('stream', (stream: ServerHttp2Stream) => {
     stream.on('data', () => undefined);
     stream.on('end', () => {
-      stream.respond({ [constants.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.respond(
+        { [constants.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc' },
+        { waitForTrailers: true },
+      );
       stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
       stream.end(framed);
     });

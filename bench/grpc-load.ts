@@ -74,10 +74,15 @@ function streamLoad(): void {
 const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), payload]);
 frame.writeUInt32BE(payload.byteLength, 1);
 const connections = Number(connectionsArg ?? 1);
-const sessions = mode === 'unary-http2' || mode === 'unary' ? Array.from({ length: mode === 'unary' ? 1 : connections }, () => connect(`http://${address}`)) : [];
+const sessions =
+  mode === 'unary-http2' || mode === 'unary'
+    ? Array.from({ length: mode === 'unary' ? 1 : connections }, () => connect(`http://${address}`))
+    : [];
 const requestHeaders = {
-  [constants.HTTP2_HEADER_METHOD]: 'POST', [constants.HTTP2_HEADER_PATH]: method.path,
-  'content-type': 'application/grpc', te: 'trailers',
+  [constants.HTTP2_HEADER_METHOD]: 'POST',
+  [constants.HTTP2_HEADER_PATH]: method.path,
+  'content-type': 'application/grpc',
+  te: 'trailers',
 };
 
 function http2One(slot: number, once = false): void {
@@ -125,20 +130,37 @@ function rawOne(connection: RawUnaryConnection): void {
 function one(): void {
   if (!running) return;
   const started = performance.now();
-  client.makeUnaryRequest(method.path, identity, identity, payload, new Metadata(), {}, (error: ServiceError | null) => {
-    if (error) {
-      errors++;
-      firstError ||= error.message;
-    } else {
-      completed++;
-      latencies.push(performance.now() - started);
-    }
-    one();
-  });
+  client.makeUnaryRequest(
+    method.path,
+    identity,
+    identity,
+    payload,
+    new Metadata(),
+    {},
+    (error: ServiceError | null) => {
+      if (error) {
+        errors++;
+        firstError ||= error.message;
+      } else {
+        completed++;
+        latencies.push(performance.now() - started);
+      }
+      one();
+    },
+  );
 }
 
-if (sessions.length > 0) await Promise.all(sessions.map((session) => new Promise<void>((resolve, reject) => session.once('connect', () => resolve()).once('error', reject))));
-else await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
+if (sessions.length > 0)
+  await Promise.all(
+    sessions.map(
+      (session) =>
+        new Promise<void>((resolve, reject) => session.once('connect', () => resolve()).once('error', reject)),
+    ),
+  );
+else
+  await new Promise<void>((resolve, reject) =>
+    client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())),
+  );
 if (mode === 'unary') {
   // The frame-level client cannot read grpc-status: check one call's status with Node's client first.
   await new Promise<void>((resolve) => {
@@ -156,8 +178,13 @@ if (mode === 'unary') {
   }
   completed = 0;
   latencies.length = 0;
-  const [host, port] = [address!.slice(0, address!.lastIndexOf(':')), Number(address!.slice(address!.lastIndexOf(':') + 1))];
-  raw = await Promise.all(Array.from({ length: connections }, () => RawUnaryConnection.open(host, port, method.path, frame)));
+  const [host, port] = [
+    address!.slice(0, address!.lastIndexOf(':')),
+    Number(address!.slice(address!.lastIndexOf(':') + 1)),
+  ];
+  raw = await Promise.all(
+    Array.from({ length: connections }, () => RawUnaryConnection.open(host, port, method.path, frame)),
+  );
 }
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
@@ -171,7 +198,16 @@ const elapsed = (performance.now() - started) / 1000;
 const cpu = process.cpuUsage(cpuBefore);
 latencies.sort((a, b) => a - b);
 const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-console.log(JSON.stringify({ rps: completed / elapsed, errors, firstError, p50Ms: at(0.5), p99Ms: at(0.99), cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, completed) }));
+console.log(
+  JSON.stringify({
+    rps: completed / elapsed,
+    errors,
+    firstError,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, completed),
+  }),
+);
 client.close();
 for (const session of sessions) session.close();
 for (const connection of raw) connection.close();

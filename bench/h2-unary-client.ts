@@ -29,7 +29,14 @@ const SETTINGS_MAX_FRAME_SIZE = 0x5;
 const MAX_WINDOW = 0x7fff_ffff;
 const DEFAULT_WINDOW = 65_535;
 
-function frameHeader(target: Buffer, offset: number, length: number, type: number, flags: number, streamId: number): void {
+function frameHeader(
+  target: Buffer,
+  offset: number,
+  length: number,
+  type: number,
+  flags: number,
+  streamId: number,
+): void {
   target.writeUIntBE(length, offset, 3);
   target[offset + 3] = type;
   target[offset + 4] = flags;
@@ -67,10 +74,15 @@ function requestHeaderBlock(authority: string, path: string): Buffer {
   return Buffer.from([
     0x83, // :method POST (static index 3)
     0x86, // :scheme http (static index 6)
-    ...hpackInteger(4, 4, 0), ...hpackString(path), // :path (static name 4)
-    ...hpackInteger(1, 4, 0), ...hpackString(authority), // :authority (static name 1)
-    ...hpackInteger(31, 4, 0), ...hpackString('application/grpc'), // content-type (static name 31)
-    0x00, ...hpackString('te'), ...hpackString('trailers'),
+    ...hpackInteger(4, 4, 0),
+    ...hpackString(path), // :path (static name 4)
+    ...hpackInteger(1, 4, 0),
+    ...hpackString(authority), // :authority (static name 1)
+    ...hpackInteger(31, 4, 0),
+    ...hpackString('application/grpc'), // content-type (static name 31)
+    0x00,
+    ...hpackString('te'),
+    ...hpackString('trailers'),
   ]);
 }
 
@@ -146,7 +158,8 @@ export class RawUnaryConnection {
 
   private send(done: CallDone): void {
     const { headerBlock, message } = this;
-    if (message.byteLength > this.streamWindow) throw new Error(`request of ${message.byteLength} bytes exceeds the server's stream window ${this.streamWindow}`);
+    if (message.byteLength > this.streamWindow)
+      throw new Error(`request of ${message.byteLength} bytes exceeds the server's stream window ${this.streamWindow}`);
     const id = this.nextStreamId;
     this.nextStreamId += 2;
     const dataFrames = Math.max(1, Math.ceil(message.byteLength / this.maxFrame));
@@ -224,7 +237,8 @@ export class RawUnaryConnection {
       case WINDOW_UPDATE:
         if (streamId === 0) {
           this.sendWindow += payload.readUInt32BE(0) & MAX_WINDOW;
-          while (this.waiting.length > 0 && this.message.byteLength <= this.sendWindow) this.send(this.waiting.shift()!);
+          while (this.waiting.length > 0 && this.message.byteLength <= this.sendWindow)
+            this.send(this.waiting.shift()!);
         }
         return;
       case GOAWAY:

@@ -42,7 +42,9 @@ function argument(name: string, fallback: string): string {
 }
 
 async function startEchoServer(): Promise<{ url: string; stop: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--echo-server'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--echo-server'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
     child.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)));
@@ -51,26 +53,43 @@ async function startEchoServer(): Promise<{ url: string; stop: () => void }> {
 }
 
 function runWrk(url: string, threads: number, connections: number, seconds: number, script: string): number {
-  const out = execFileSync('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '-s', script, `${url}/echo`], { encoding: 'utf8' });
+  const out = execFileSync('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '-s', script, `${url}/echo`], {
+    encoding: 'utf8',
+  });
   const match = /Requests\/sec:\s*([\d.]+)/.exec(out);
   if (!match) throw new Error(`wrk output without Requests/sec:\n${out}`);
   return Number(match[1]);
 }
 
-async function runCaliper(url: string, connections: number, seconds: number): Promise<{ throughput: number; p99: number; stable: boolean; cpuUsPerRequest: number }> {
+async function runCaliper(
+  url: string,
+  connections: number,
+  seconds: number,
+): Promise<{ throughput: number; p99: number; stable: boolean; cpuUsPerRequest: number }> {
   const cpuBefore = process.cpuUsage();
   const data = { source: 'inline', documents: [JSON.parse(BODY) as unknown] };
   const windowMs = (seconds * 1000) / 3;
   const report = await runBench({
     target: new HttpLoadTarget(url, '/echo', data, false),
-    url, model: 'echo', protocol: 'predict', data: { source: 'inline', requests: 1 },
+    url,
+    model: 'echo',
+    protocol: 'predict',
+    data: { source: 'inline', requests: 1 },
     plan: { mode: 'concurrency', levels: [connections] },
-    windowMs, warmupMs: 1000, stability: { maxTrials: 3 }, serverStats: false,
+    windowMs,
+    warmupMs: 1000,
+    stability: { maxTrials: 3 },
+    serverStats: false,
   });
   const step = report.steps[0]!;
   const cpu = process.cpuUsage(cpuBefore);
   const sent = step.windows.reduce((sum, w) => sum + w.requests, 0) + step.throughput; // + about 1 s of warm-up
-  return { throughput: step.throughput, p99: step.latencyMs.p99, stable: step.stable, cpuUsPerRequest: Math.round(((cpu.user + cpu.system) / sent) * 100) / 100 };
+  return {
+    throughput: step.throughput,
+    p99: step.latencyMs.p99,
+    stable: step.stable,
+    cpuUsPerRequest: Math.round(((cpu.user + cpu.system) / sent) * 100) / 100,
+  };
 }
 
 async function main(): Promise<void> {
@@ -79,10 +98,23 @@ async function main(): Promise<void> {
   const levels = argument('--concurrency', '16,64').split(',').map(Number);
   const work = mkdtempSync(join(tmpdir(), 'caliper-loadgen-'));
   const script = join(work, 'post.lua');
-  writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n`);
+  writeFileSync(
+    script,
+    `wrk.method = "POST"\nwrk.body = ${JSON.stringify(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n`,
+  );
   const wrkVersion = execFileSync('sh', ['-c', 'wrk -v 2>&1 | head -1'], { encoding: 'utf8' }).trim();
   const echo = await startEchoServer();
-  const results: { concurrency: number; round: number; wrk1: number; wrk2: number; caliper: number; caliperP99Ms: number; caliperCpuUsPerRequest: number; ratioVsWrk1: number; ratioVsBestWrk: number }[] = [];
+  const results: {
+    concurrency: number;
+    round: number;
+    wrk1: number;
+    wrk2: number;
+    caliper: number;
+    caliperP99Ms: number;
+    caliperCpuUsPerRequest: number;
+    ratioVsWrk1: number;
+    ratioVsBestWrk: number;
+  }[] = [];
   try {
     // Warm the server's JIT before any measured run.
     runWrk(echo.url, 1, 16, 2, script);
@@ -93,12 +125,20 @@ async function main(): Promise<void> {
         const caliper = await runCaliper(echo.url, concurrency, seconds);
         const wrk2 = runWrk(echo.url, 2, concurrency, seconds, script);
         const row = {
-          concurrency, round, wrk1, wrk2, caliper: caliper.throughput, caliperP99Ms: caliper.p99, caliperCpuUsPerRequest: caliper.cpuUsPerRequest,
+          concurrency,
+          round,
+          wrk1,
+          wrk2,
+          caliper: caliper.throughput,
+          caliperP99Ms: caliper.p99,
+          caliperCpuUsPerRequest: caliper.cpuUsPerRequest,
           ratioVsWrk1: Math.round((caliper.throughput / wrk1) * 1000) / 1000,
           ratioVsBestWrk: Math.round((caliper.throughput / Math.max(wrk1, wrk2)) * 1000) / 1000,
         };
         results.push(row);
-        process.stderr.write(`c=${concurrency} round ${round}: wrk -t1 ${wrk1.toFixed(0)}  caliper ${caliper.throughput.toFixed(0)}  wrk -t2 ${wrk2.toFixed(0)} req/s  → caliper/wrk-t1 ${row.ratioVsWrk1}, caliper/best-wrk ${row.ratioVsBestWrk}; generator CPU ${caliper.cpuUsPerRequest} µs/request\n`);
+        process.stderr.write(
+          `c=${concurrency} round ${round}: wrk -t1 ${wrk1.toFixed(0)}  caliper ${caliper.throughput.toFixed(0)}  wrk -t2 ${wrk2.toFixed(0)} req/s  → caliper/wrk-t1 ${row.ratioVsWrk1}, caliper/best-wrk ${row.ratioVsBestWrk}; generator CPU ${caliper.cpuUsPerRequest} µs/request\n`,
+        );
       }
     }
   } finally {
@@ -111,16 +151,37 @@ async function main(): Promise<void> {
   };
   const summary = levels.map((concurrency) => {
     const rows = results.filter((r) => r.concurrency === concurrency);
-    return { concurrency, medianRatioVsWrk1: median(rows.map((r) => r.ratioVsWrk1)), medianRatioVsBestWrk: median(rows.map((r) => r.ratioVsBestWrk)), minRatioVsBestWrk: Math.min(...rows.map((r) => r.ratioVsBestWrk)) };
+    return {
+      concurrency,
+      medianRatioVsWrk1: median(rows.map((r) => r.ratioVsWrk1)),
+      medianRatioVsBestWrk: median(rows.map((r) => r.ratioVsBestWrk)),
+      minRatioVsBestWrk: Math.min(...rows.map((r) => r.ratioVsBestWrk)),
+    };
   });
   const output = {
     benchmark: 'loadgen',
-    question: 'caliper bench requests/s over wrk requests/s against the same bare Node HTTP echo server, same connections, same run',
-    machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version, wrk: wrkVersion, note: 'shared 2-core machine: other engineers run tests at the same time' },
+    question:
+      'caliper bench requests/s over wrk requests/s against the same bare Node HTTP echo server, same connections, same run',
+    machine: {
+      cores: availableParallelism(),
+      cpu: cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      wrk: wrkVersion,
+      note: 'shared 2-core machine: other engineers run tests at the same time',
+    },
     command: `node --import tsx bench/loadgen.ts --rounds ${rounds} --seconds ${seconds} --concurrency ${levels.join(',')}`,
-    seconds, rounds, results, summary,
+    seconds,
+    rounds,
+    results,
+    summary,
   };
   mkdirSync(join(fileURLToPath(new URL('.', import.meta.url)), 'results'), { recursive: true });
-  writeFileSync(fileURLToPath(new URL('./results/loadgen.json', import.meta.url)), `${JSON.stringify(output, null, 2)}\n`);
-  for (const s of summary) process.stderr.write(`c=${s.concurrency}: median caliper/wrk-t1 ${s.medianRatioVsWrk1}, median caliper/best-wrk ${s.medianRatioVsBestWrk} (min ${s.minRatioVsBestWrk})\n`);
+  writeFileSync(
+    fileURLToPath(new URL('./results/loadgen.json', import.meta.url)),
+    `${JSON.stringify(output, null, 2)}\n`,
+  );
+  for (const s of summary)
+    process.stderr.write(
+      `c=${s.concurrency}: median caliper/wrk-t1 ${s.medianRatioVsWrk1}, median caliper/best-wrk ${s.medianRatioVsBestWrk} (min ${s.minRatioVsBestWrk})\n`,
+    );
 }

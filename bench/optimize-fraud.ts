@@ -13,7 +13,10 @@ import { quantize } from '../src/optimize/quantize/quantizer.ts';
 mkdirSync('bench/data', { recursive: true });
 const write = (path: string, count: number, seed: number) => {
   const { transactions, labels } = syntheticTransactions(count, seed);
-  writeFileSync(path, `transaction_amount,merchant_category,time_since_last_txn,is_fraud\n${transactions.map((t, i) => `${t.transaction_amount},${t.merchant_category},${t.time_since_last_txn},${labels[i]}`).join('\n')}\n`);
+  writeFileSync(
+    path,
+    `transaction_amount,merchant_category,time_since_last_txn,is_fraud\n${transactions.map((t, i) => `${t.transaction_amount},${t.merchant_category},${t.time_since_last_txn},${labels[i]}`).join('\n')}\n`,
+  );
 };
 write('bench/data/fraud-train.csv', 20000, 101);
 write('bench/data/fraud-eval.csv', 5000, 202);
@@ -25,13 +28,49 @@ const evalData = await loadRequestData('bench/data/fraud-eval.csv', pipeline, { 
 await pipeline.close();
 const results: Record<string, unknown> = {};
 for (const mode of ['dynamic', 'static'] as const) {
-  const { report } = await quantize(source.modelPath, { mode, ...(mode === 'static' ? { calibration: train, calibrationSamples: 2048 } : {}), eval: evalData });
-  results[mode] = { accuracy: report.accuracy, size: report.size, latency: report.latency, kernels: report.kernels, guard: report.guard };
-  console.log(`${mode}: accuracy ${(report.accuracy!.before * 100).toFixed(2)}% → ${(report.accuracy!.after * 100).toFixed(2)}%, size ×${report.size.ratio.toFixed(2)}, ${report.latency.map((l) => `b=${l.batchSize} ${l.beforeMs.toFixed(3)} → ${l.afterMs.toFixed(3)} ms`).join(', ')}; guard ${report.guard.passed ? 'passed' : `failed: ${report.guard.reasons.join('; ')}`}`);
+  const { report } = await quantize(source.modelPath, {
+    mode,
+    ...(mode === 'static' ? { calibration: train, calibrationSamples: 2048 } : {}),
+    eval: evalData,
+  });
+  results[mode] = {
+    accuracy: report.accuracy,
+    size: report.size,
+    latency: report.latency,
+    kernels: report.kernels,
+    guard: report.guard,
+  };
+  console.log(
+    `${mode}: accuracy ${(report.accuracy!.before * 100).toFixed(2)}% → ${(report.accuracy!.after * 100).toFixed(2)}%, size ×${report.size.ratio.toFixed(2)}, ${report.latency.map((l) => `b=${l.batchSize} ${l.beforeMs.toFixed(3)} → ${l.afterMs.toFixed(3)} ms`).join(', ')}; guard ${report.guard.passed ? 'passed' : `failed: ${report.guard.reasons.join('; ')}`}`,
+  );
 }
-const { report } = await distill({ teacher: source.modelPath, train, eval: evalData, student: 'mlp:16', epochs: 10, baseline: true });
-results.distill = { teacher: report.teacher, student: { accuracy: report.distilled.accuracy, parameters: report.distilled.parameters }, baseline: { accuracy: report.baseline?.accuracy }, latency: report.latency };
-console.log(`distill mlp:16: teacher ${(report.teacher.accuracy! * 100).toFixed(2)}%, student ${(report.distilled.accuracy! * 100).toFixed(2)}%, hard labels ${(report.baseline!.accuracy! * 100).toFixed(2)}%, ${report.latency.map((l) => `b=${l.batchSize} ${l.beforeMs.toFixed(3)} → ${l.afterMs.toFixed(3)} ms`).join(', ')}`);
-const out = { command: 'node --import tsx bench/optimize-fraud.ts', date: new Date().toISOString(), loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), results };
+const { report } = await distill({
+  teacher: source.modelPath,
+  train,
+  eval: evalData,
+  student: 'mlp:16',
+  epochs: 10,
+  baseline: true,
+});
+results.distill = {
+  teacher: report.teacher,
+  student: { accuracy: report.distilled.accuracy, parameters: report.distilled.parameters },
+  baseline: { accuracy: report.baseline?.accuracy },
+  latency: report.latency,
+};
+console.log(
+  `distill mlp:16: teacher ${(report.teacher.accuracy! * 100).toFixed(2)}%, student ${(report.distilled.accuracy! * 100).toFixed(2)}%, hard labels ${(report.baseline!.accuracy! * 100).toFixed(2)}%, ${report.latency.map((l) => `b=${l.batchSize} ${l.beforeMs.toFixed(3)} → ${l.afterMs.toFixed(3)} ms`).join(', ')}`,
+);
+const out = {
+  command: 'node --import tsx bench/optimize-fraud.ts',
+  date: new Date().toISOString(),
+  loadAverageBefore: loadBefore,
+  loadAverageAfter: loadavg(),
+  results,
+};
 writeFileSync('bench/results/optimize-fraud.json', `${JSON.stringify(out, null, 2)}\n`);
-console.log(`load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);

@@ -61,11 +61,33 @@ function repository(examples: string[]): string {
 }
 
 /** A floor server (bench/grpc-floor-server.ts) on core 0 answering as `model` would. */
-async function startFloor(kind: 'grpc-js' | 'http2', model: string, output: string, width: number): Promise<{ address: string; child: ChildProcess }> {
+async function startFloor(
+  kind: 'grpc-js' | 'http2',
+  model: string,
+  output: string,
+  width: number,
+): Promise<{ address: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/grpc-floor-server.ts', kind, String(port), model, output, String(width)], {
-    cwd: root, stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+  const child = spawn(
+    'taskset',
+    [
+      '-c',
+      '0',
+      process.execPath,
+      '--import',
+      'tsx',
+      'bench/grpc-floor-server.ts',
+      kind,
+      String(port),
+      model,
+      output,
+      String(width),
+    ],
+    {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`floor server ${kind} exited with ${code}`)));
@@ -75,9 +97,26 @@ async function startFloor(kind: 'grpc-js' | 'http2', model: string, output: stri
 
 async function startServer(repo: string): Promise<{ url: string; grpc: string; child: ChildProcess }> {
   const [port, grpcPort] = [await freePort(), await freePort()];
-  const child = spawn('taskset', ['-c', '0', process.execPath, 'bin/caliper.js', 'serve', repo, '--port', String(port), '--grpc-port', String(grpcPort)], {
-    cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
-  });
+  const child = spawn(
+    'taskset',
+    [
+      '-c',
+      '0',
+      process.execPath,
+      'bin/caliper.js',
+      'serve',
+      repo,
+      '--port',
+      String(port),
+      '--grpc-port',
+      String(grpcPort),
+    ],
+    {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
@@ -92,47 +131,115 @@ async function startServer(repo: string): Promise<{ url: string; grpc: string; c
 }
 
 const PROTOCOLS = [
-  'rest_json', 'rest_binary', 'grpc_unary', 'grpc_unary_1conn', 'grpc_stream',
-  'floor_grpcjs', 'floor_grpcjs_1conn', 'floor_http2', 'floor_http2_1conn',
+  'rest_json',
+  'rest_binary',
+  'grpc_unary',
+  'grpc_unary_1conn',
+  'grpc_stream',
+  'floor_grpcjs',
+  'floor_grpcjs_1conn',
+  'floor_http2',
+  'floor_http2_1conn',
 ] as const;
 type Protocol = (typeof PROTOCOLS)[number];
-interface Load { rps: number; p50Ms: number; p99Ms: number; errors: number; serverCpuUsPerRequest?: number; meanBatch?: number }
+interface Load {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  serverCpuUsPerRequest?: number;
+  meanBatch?: number;
+}
 
 /** Requests and batch executions the model has served so far (Triton-style statistics). */
 async function served(url: string, model: string): Promise<{ requests: number; executions: number }> {
-  const stats = (await (await fetch(`${url}/v2/models/${model}/stats`)).json()) as { model_stats: { inference_count: number; execution_count: number }[] };
-  return stats.model_stats.reduce((sum, s) => ({ requests: sum.requests + s.inference_count, executions: sum.executions + s.execution_count }), { requests: 0, executions: 0 });
+  const stats = (await (await fetch(`${url}/v2/models/${model}/stats`)).json()) as {
+    model_stats: { inference_count: number; execution_count: number }[];
+  };
+  return stats.model_stats.reduce(
+    (sum, s) => ({ requests: sum.requests + s.inference_count, executions: sum.executions + s.execution_count }),
+    { requests: 0, executions: 0 },
+  );
 }
 
 /** The request bodies of one model: JSON (a JS client's Array.from(Float32Array)) and binary (JSON header + raw FP32). */
-function restBodies(input: string, width: number): Record<'rest_json' | 'rest_binary', { body: Buffer; headers: Record<string, string> }> {
+function restBodies(
+  input: string,
+  width: number,
+): Record<'rest_json' | 'rest_binary', { body: Buffer; headers: Record<string, string> }> {
   const row = benchRows(width);
-  const json = Buffer.from(JSON.stringify({ inputs: [{ name: input, datatype: 'FP32', shape: [1, width], data: Array.from(row) }] }));
-  const header = Buffer.from(JSON.stringify({
-    inputs: [{ name: input, datatype: 'FP32', shape: [1, width], parameters: { binary_data_size: row.byteLength } }],
-    parameters: { binary_data_output: true },
-  }));
+  const json = Buffer.from(
+    JSON.stringify({ inputs: [{ name: input, datatype: 'FP32', shape: [1, width], data: Array.from(row) }] }),
+  );
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [{ name: input, datatype: 'FP32', shape: [1, width], parameters: { binary_data_size: row.byteLength } }],
+      parameters: { binary_data_output: true },
+    }),
+  );
   return {
     rest_json: { body: json, headers: { 'content-type': 'application/json' } },
     rest_binary: {
       body: Buffer.concat([header, Buffer.from(row.buffer)]),
-      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': String(header.byteLength),
+      },
     },
   };
 }
 
 async function rest(url: string, body: Buffer, headers: Record<string, string>, seconds: number): Promise<Load> {
   // autocannon sends a Buffer body as-is; its bundled typings only name strings.
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, method: 'POST', body: body as unknown as string, headers });
-  return { rps: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99, errors: result.errors + result.non2xx };
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    method: 'POST',
+    body: body as unknown as string,
+    headers,
+  });
+  return {
+    rps: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.non2xx,
+  };
 }
 
-
-function grpc(mode: 'unary' | 'stream', address: string, model: string, input: string, width: number, seconds: number, connections = 1): Promise<Load> {
+function grpc(
+  mode: 'unary' | 'stream',
+  address: string,
+  model: string,
+  input: string,
+  width: number,
+  seconds: number,
+  connections = 1,
+): Promise<Load> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/grpc-load.ts', mode, address, model, input, String(width), String(seconds), String(CONNECTIONS), String(connections)], {
-      cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      'taskset',
+      [
+        '-c',
+        '1',
+        process.execPath,
+        '--import',
+        'tsx',
+        'bench/grpc-load.ts',
+        mode,
+        address,
+        model,
+        input,
+        String(width),
+        String(seconds),
+        String(CONNECTIONS),
+        String(connections),
+      ],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.on('exit', (code) => {
@@ -153,7 +260,14 @@ const loadAverage = (): number => Math.round(loadavg()[0]! * 100) / 100;
 
 const models = [
   { model: 'fashion_mnist', input: 'pixels', width: 784, output: 'logits', outputWidth: 10, example: 'fashion-mnist' },
-  { model: 'fraud_detector', input: 'features', width: 10, output: 'fraud_probability', outputWidth: 1, example: 'fraud-detector' },
+  {
+    model: 'fraud_detector',
+    input: 'features',
+    width: 10,
+    output: 'fraud_probability',
+    outputWidth: 1,
+    example: 'fraud-detector',
+  },
 ];
 const server = await startServer(repository(models.map((m) => m.example)));
 const floorChildren: ChildProcess[] = [];
@@ -163,20 +277,33 @@ try {
   for (const m of models) {
     const path = `${server.url}/v2/models/${m.model}/infer`;
     const bodies = restBodies(m.input, m.width);
-    const floors = { grpcjs: await startFloor('grpc-js', m.model, m.output, m.outputWidth), http2: await startFloor('http2', m.model, m.output, m.outputWidth) };
+    const floors = {
+      grpcjs: await startFloor('grpc-js', m.model, m.output, m.outputWidth),
+      http2: await startFloor('http2', m.model, m.output, m.outputWidth),
+    };
     floorChildren.push(floors.grpcjs.child, floors.http2.child);
     const run = async (protocol: Protocol, seconds: number): Promise<Load> => {
-      const floor = protocol.startsWith('floor_') ? floors[protocol.startsWith('floor_grpcjs') ? 'grpcjs' : 'http2'] : undefined;
+      const floor = protocol.startsWith('floor_')
+        ? floors[protocol.startsWith('floor_grpcjs') ? 'grpcjs' : 'http2']
+        : undefined;
       const pid = (floor?.child ?? server.child).pid!;
       const connections = protocol.endsWith('_1conn') ? 1 : CONNECTIONS;
       // While a floor is measured the Caliper server is stopped, so that its timers do not share core 0 with it.
       if (floor) server.child.kill('SIGSTOP');
       const before = floor ? undefined : await served(server.url, m.model);
       const cpuBefore = cpuSeconds(pid);
-      const load = floor ? await grpc('unary', floor.address, m.model, m.input, m.width, seconds, connections)
-        : protocol === 'grpc_unary' || protocol === 'grpc_unary_1conn' ? await grpc('unary', server.grpc, m.model, m.input, m.width, seconds, connections)
-          : protocol === 'grpc_stream' ? await grpc('stream', server.grpc, m.model, m.input, m.width, seconds)
-            : await rest(path, bodies[protocol as 'rest_json' | 'rest_binary'].body, bodies[protocol as 'rest_json' | 'rest_binary'].headers, seconds);
+      const load = floor
+        ? await grpc('unary', floor.address, m.model, m.input, m.width, seconds, connections)
+        : protocol === 'grpc_unary' || protocol === 'grpc_unary_1conn'
+          ? await grpc('unary', server.grpc, m.model, m.input, m.width, seconds, connections)
+          : protocol === 'grpc_stream'
+            ? await grpc('stream', server.grpc, m.model, m.input, m.width, seconds)
+            : await rest(
+                path,
+                bodies[protocol as 'rest_json' | 'rest_binary'].body,
+                bodies[protocol as 'rest_json' | 'rest_binary'].headers,
+                seconds,
+              );
       load.serverCpuUsPerRequest = ((cpuSeconds(pid) - cpuBefore) * 1e6) / Math.max(1, load.rps * seconds);
       if (floor) server.child.kill('SIGCONT');
       if (before) {
@@ -193,24 +320,44 @@ try {
       const loads = {} as Record<Protocol, Load>;
       for (const p of order) loads[p] = await run(p, SECONDS);
       rounds.push(loads);
-      console.log(`${m.model} round ${round + 1}: ${order.map((p) => `${p} ${loads[p].rps.toFixed(0)} req/s (p99 ${loads[p].p99Ms.toFixed(1)} ms, server ${loads[p].serverCpuUsPerRequest!.toFixed(0)} µs CPU/req${loads[p].meanBatch ? `, batch ${loads[p].meanBatch!.toFixed(1)}` : ''}, ${loads[p].errors} errors)`).join(', ')}`);
+      console.log(
+        `${m.model} round ${round + 1}: ${order.map((p) => `${p} ${loads[p].rps.toFixed(0)} req/s (p99 ${loads[p].p99Ms.toFixed(1)} ms, server ${loads[p].serverCpuUsPerRequest!.toFixed(0)} µs CPU/req${loads[p].meanBatch ? `, batch ${loads[p].meanBatch!.toFixed(1)}` : ''}, ${loads[p].errors} errors)`).join(', ')}`,
+      );
     }
     loadAverages.push(loadAverage());
     const ratio = (p: Protocol): number => r3(median(rounds.map((r) => r[p].rps / r.rest_json.rps)));
-    const cpuRatio = (p: Protocol): number => r3(median(rounds.map((r) => r.rest_json.serverCpuUsPerRequest! / r[p].serverCpuUsPerRequest!)));
+    const cpuRatio = (p: Protocol): number =>
+      r3(median(rounds.map((r) => r.rest_json.serverCpuUsPerRequest! / r[p].serverCpuUsPerRequest!)));
     const others = protocols.filter((p) => p !== 'rest_json');
     results[m.model] = {
       request_bytes: { rest_json: bodies.rest_json.body.byteLength, rest_binary: bodies.rest_binary.body.byteLength },
       requests_per_s_ratio_to_rest_json: Object.fromEntries(others.map((p) => [p, ratio(p)])),
       server_cpu_per_request_ratio_rest_json_over: Object.fromEntries(others.map((p) => [p, cpuRatio(p)])),
-      median_server_cpu_us_per_request: Object.fromEntries(protocols.map((p) => [p, Math.round(median(rounds.map((r) => r[p].serverCpuUsPerRequest!)) * 10) / 10])),
-      rounds: rounds.map((r) => Object.fromEntries(Object.entries(r).map(([p, l]) => [p, {
-        rps: Math.round(l.rps), p50Ms: r3(l.p50Ms), p99Ms: r3(l.p99Ms), errors: l.errors, serverCpuUsPerRequest: Math.round(l.serverCpuUsPerRequest!),
-        ...(l.meanBatch ? { meanBatch: Math.round(l.meanBatch * 10) / 10 } : {}),
-      }]))),
+      median_server_cpu_us_per_request: Object.fromEntries(
+        protocols.map((p) => [p, Math.round(median(rounds.map((r) => r[p].serverCpuUsPerRequest!)) * 10) / 10]),
+      ),
+      rounds: rounds.map((r) =>
+        Object.fromEntries(
+          Object.entries(r).map(([p, l]) => [
+            p,
+            {
+              rps: Math.round(l.rps),
+              p50Ms: r3(l.p50Ms),
+              p99Ms: r3(l.p99Ms),
+              errors: l.errors,
+              serverCpuUsPerRequest: Math.round(l.serverCpuUsPerRequest!),
+              ...(l.meanBatch ? { meanBatch: Math.round(l.meanBatch * 10) / 10 } : {}),
+            },
+          ]),
+        ),
+      ),
     };
-    console.log(`${m.model}: requests/s vs JSON REST (median of ${ROUNDS} rounds): ${others.map((p) => `${p} ${ratio(p)}×`).join(', ')}`);
-    console.log(`${m.model}: server CPU/request JSON REST ÷ protocol: ${others.map((p) => `${p} ${cpuRatio(p)}×`).join(', ')}`);
+    console.log(
+      `${m.model}: requests/s vs JSON REST (median of ${ROUNDS} rounds): ${others.map((p) => `${p} ${ratio(p)}×`).join(', ')}`,
+    );
+    console.log(
+      `${m.model}: server CPU/request JSON REST ÷ protocol: ${others.map((p) => `${p} ${cpuRatio(p)}×`).join(', ')}`,
+    );
     for (const child of [floors.grpcjs.child, floors.http2.child]) child.kill('SIGINT');
   }
 } finally {
@@ -223,7 +370,10 @@ const report = {
   machine: `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared with other work; server on core 0, load generators on core 1`,
   load_average_1m: loadAverages,
   connections: CONNECTIONS,
-  grpc_unary_shapes: { grpc_unary: `${CONNECTIONS} HTTP/2 connections, one call in flight on each`, grpc_unary_1conn: `one HTTP/2 connection, ${CONNECTIONS} calls in flight` },
+  grpc_unary_shapes: {
+    grpc_unary: `${CONNECTIONS} HTTP/2 connections, one call in flight on each`,
+    grpc_unary_1conn: `one HTTP/2 connection, ${CONNECTIONS} calls in flight`,
+  },
   seconds: SECONDS,
   results,
 };

@@ -11,7 +11,9 @@ import { quantize, type QuantizeOptions } from '../src/optimize/quantize/quantiz
 import { argmaxRows } from '../src/optimize/evaluate/output-comparison.ts';
 import { trainFashionMlp } from '../examples/training/onnx-mlp-trainer.ts';
 
-const { values: args } = parseArgs({ options: { epochs: { type: 'string', default: '8' }, rounds: { type: 'string', default: '30' } } });
+const { values: args } = parseArgs({
+  options: { epochs: { type: 'string', default: '8' }, rounds: { type: 'string', default: '30' } },
+});
 const MODEL = 'bench/models/fashion-mlp.onnx';
 if (!existsSync(MODEL)) {
   console.log(`training ${MODEL} (${args.epochs} epochs)`);
@@ -21,11 +23,32 @@ const test = await loadDataset('fashion-mnist:t10k');
 const variants: { name: string; options?: QuantizeOptions }[] = [
   { name: 'float32' },
   { name: 'dynamic', options: { mode: 'dynamic', perChannel: true, output: 'bench/models/fashion-mlp.dynamic.onnx' } },
-  { name: 'static', options: { mode: 'static', perChannel: true, calibration: 'fashion-mnist:train', calibrationSamples: 1024, method: 'minmax', output: 'bench/models/fashion-mlp.static.onnx' } },
+  {
+    name: 'static',
+    options: {
+      mode: 'static',
+      perChannel: true,
+      calibration: 'fashion-mnist:train',
+      calibrationSamples: 1024,
+      method: 'minmax',
+      output: 'bench/models/fashion-mlp.static.onnx',
+    },
+  },
   { name: 'fp16', options: { mode: 'fp16', output: 'bench/models/fashion-mlp.fp16.onnx' } },
 ];
 const floatBytes = readFileSync(MODEL);
-const rows: Record<string, { bytes: number; accuracy: number; maxAbsDiff: number; meanAbsDiff: number; agreement: number; session: OrtSession; ms: Record<number, number[]> }> = {};
+const rows: Record<
+  string,
+  {
+    bytes: number;
+    accuracy: number;
+    maxAbsDiff: number;
+    meanAbsDiff: number;
+    agreement: number;
+    session: OrtSession;
+    ms: Record<number, number[]>;
+  }
+> = {};
 for (const v of variants) {
   let bytes: Uint8Array = floatBytes;
   let maxAbsDiff = 0;
@@ -41,12 +64,22 @@ for (const v of variants) {
   const session = await openSession(bytes, { intraOpNumThreads: 1 });
   let correct = 0;
   for (let start = 0; start < test.count; start += 500) {
-    const out = await session.run({ image: float32Tensor(test.features.subarray(start * 784, (start + 500) * 784), [500, 784]) });
+    const out = await session.run({
+      image: float32Tensor(test.features.subarray(start * 784, (start + 500) * 784), [500, 784]),
+    });
     const predicted = argmaxRows(out.logits!.data as Float32Array, 500);
     for (let i = 0; i < 500; i++) if (predicted[i] === test.labels![start + i]) correct++;
   }
-  rows[v.name] = { bytes: bytes.length, accuracy: correct / test.count, maxAbsDiff, meanAbsDiff, agreement, session, ms: { 1: [], 64: [] } };
-  console.log(`${v.name}: ${bytes.length} bytes, accuracy ${(100 * correct / test.count).toFixed(2)}%`);
+  rows[v.name] = {
+    bytes: bytes.length,
+    accuracy: correct / test.count,
+    maxAbsDiff,
+    meanAbsDiff,
+    agreement,
+    session,
+    ms: { 1: [], 64: [] },
+  };
+  console.log(`${v.name}: ${bytes.length} bytes, accuracy ${((100 * correct) / test.count).toFixed(2)}%`);
 }
 
 const rounds = Number(args.rounds);
@@ -66,26 +99,46 @@ for (const batch of [1, 64]) {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const base = rows.float32!;
-const results = Object.fromEntries(variants.map((v) => {
-  const r = rows[v.name]!;
-  return [v.name, {
-    sizeBytes: r.bytes, sizeRatio: r.bytes / base.bytes, accuracy: r.accuracy, accuracyDropPt: (base.accuracy - r.accuracy) * 100,
-    agreement: r.agreement, maxAbsDiff: r.maxAbsDiff, meanAbsDiff: r.meanAbsDiff,
-    batch1Ms: median(r.ms[1]!), batch64Ms: median(r.ms[64]!),
-    speedupBatch1: median(base.ms[1]!) / median(r.ms[1]!), speedupBatch64: median(base.ms[64]!) / median(r.ms[64]!),
-    // Per-round ratios: the spread says how much machine noise there was.
-    speedupBatch64PerRound: { min: Math.min(...r.ms[64]!.map((m, i) => base.ms[64]![i]! / m)), max: Math.max(...r.ms[64]!.map((m, i) => base.ms[64]![i]! / m)) },
-  }];
-}));
+const results = Object.fromEntries(
+  variants.map((v) => {
+    const r = rows[v.name]!;
+    return [
+      v.name,
+      {
+        sizeBytes: r.bytes,
+        sizeRatio: r.bytes / base.bytes,
+        accuracy: r.accuracy,
+        accuracyDropPt: (base.accuracy - r.accuracy) * 100,
+        agreement: r.agreement,
+        maxAbsDiff: r.maxAbsDiff,
+        meanAbsDiff: r.meanAbsDiff,
+        batch1Ms: median(r.ms[1]!),
+        batch64Ms: median(r.ms[64]!),
+        speedupBatch1: median(base.ms[1]!) / median(r.ms[1]!),
+        speedupBatch64: median(base.ms[64]!) / median(r.ms[64]!),
+        // Per-round ratios: the spread says how much machine noise there was.
+        speedupBatch64PerRound: {
+          min: Math.min(...r.ms[64]!.map((m, i) => base.ms[64]![i]! / m)),
+          max: Math.max(...r.ms[64]!.map((m, i) => base.ms[64]![i]! / m)),
+        },
+      },
+    ];
+  }),
+);
 const report = {
   command: 'node --import tsx bench/quantize.ts',
   machine: { cpus: cpus().length, model: cpus()[0]?.model, gpu: 'none', intraOpThreads: 1 },
-  date: new Date().toISOString(), rounds, model: '784-1024-1024-10 MLP, Gemm layers, trained in-repo on Fashion-MNIST train', results,
+  date: new Date().toISOString(),
+  rounds,
+  model: '784-1024-1024-10 MLP, Gemm layers, trained in-repo on Fashion-MNIST train',
+  results,
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/quantize.json', `${JSON.stringify(report, null, 2)}\n`);
 console.log('| variant | size × | t10k accuracy | drop (pt) | agreement | max abs diff | speedup b=1 | speedup b=64 |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
-  console.log(`| ${name} | ${r.sizeRatio.toFixed(3)} | ${(r.accuracy * 100).toFixed(2)}% | ${r.accuracyDropPt.toFixed(2)} | ${(r.agreement * 100).toFixed(2)}% | ${r.maxAbsDiff.toExponential(2)} | ${r.speedupBatch1.toFixed(2)}× | ${r.speedupBatch64.toFixed(2)}× |`);
+  console.log(
+    `| ${name} | ${r.sizeRatio.toFixed(3)} | ${(r.accuracy * 100).toFixed(2)}% | ${r.accuracyDropPt.toFixed(2)} | ${(r.agreement * 100).toFixed(2)}% | ${r.maxAbsDiff.toExponential(2)} | ${r.speedupBatch1.toFixed(2)}× | ${r.speedupBatch64.toFixed(2)}× |`,
+  );
 }

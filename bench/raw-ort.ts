@@ -7,7 +7,11 @@ import ort from 'onnxruntime-node';
 const [modelPath, inputName, widthArg, secondsArg] = process.argv.slice(2);
 const width = Number(widthArg);
 const seconds = Number(secondsArg ?? 2);
-const session = await ort.InferenceSession.create(modelPath!, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' });
+const session = await ort.InferenceSession.create(modelPath!, {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+});
 
 async function rowsPerSecond(batch: number): Promise<number> {
   const data = new Float32Array(batch * width).map((_, i) => (i % 7) / 7);

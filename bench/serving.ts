@@ -53,7 +53,11 @@ function modelFolder(variant: string, example: string, name: string, replace: Re
   return repo;
 }
 
-interface Server { name: string; url: string; child: ChildProcess }
+interface Server {
+  name: string;
+  url: string;
+  child: ChildProcess;
+}
 
 async function waitReady(url: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 600; i++) {
@@ -70,15 +74,28 @@ async function waitReady(url: string, child: ChildProcess): Promise<void> {
 
 async function startServer(name: string, command: string[], env: Record<string, string> = {}): Promise<Server> {
   const port = await freePort();
-  const child = spawn('taskset', ['-c', '0', process.execPath, ...command.map((c) => c.replace('{port}', String(port)))], {
-    cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CALIPER_LOG_LEVEL: 'warn', ...env },
-  });
+  const child = spawn(
+    'taskset',
+    ['-c', '0', process.execPath, ...command.map((c) => c.replace('{port}', String(port)))],
+    {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, CALIPER_LOG_LEVEL: 'warn', ...env },
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitReady(url, child);
   return { name, url, child };
 }
 
-const caliper = (repo: string, extra: string[] = []): string[] => [...extra, 'bin/caliper.js', 'serve', repo, '--port', '{port}'];
+const caliper = (repo: string, extra: string[] = []): string[] => [
+  ...extra,
+  'bin/caliper.js',
+  'serve',
+  repo,
+  '--port',
+  '{port}',
+];
 
 async function stop(server: Server): Promise<void> {
   if (server.child.exitCode !== null) return;
@@ -88,7 +105,13 @@ async function stop(server: Server): Promise<void> {
   });
 }
 
-interface LoadResult { rps: number; p50Ms: number; p99Ms: number; errors: number; serverCpuUsPerRequest?: number }
+interface LoadResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  serverCpuUsPerRequest?: number;
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -104,14 +127,26 @@ async function measure(load: RunningLoad, seconds: number, serverPid?: number): 
   const window = load.nextWindow().summarize();
   const cpu = serverPid === undefined ? undefined : cpuSeconds(serverPid) - cpuBefore;
   await load.stop();
-  const result: LoadResult = { rps: window.throughput, p50Ms: window.latencyMs.p50, p99Ms: window.latencyMs.p99, errors: window.errors };
+  const result: LoadResult = {
+    rps: window.throughput,
+    p50Ms: window.latencyMs.p50,
+    p99Ms: window.latencyMs.p99,
+    errors: window.errors,
+  };
   if (cpu !== undefined) result.serverCpuUsPerRequest = r3((cpu * 1e6) / Math.max(1, window.requests));
   return result;
 }
 
-const target = (url: string, path: string, data: RequestData): HttpLoadTarget => new HttpLoadTarget(url, path, data, false);
+const target = (url: string, path: string, data: RequestData): HttpLoadTarget =>
+  new HttpLoadTarget(url, path, data, false);
 
-function closedLoop(server: Server, path: string, data: RequestData, seconds = SECONDS, connections = CONNECTIONS): Promise<LoadResult> {
+function closedLoop(
+  server: Server,
+  path: string,
+  data: RequestData,
+  seconds = SECONDS,
+  connections = CONNECTIONS,
+): Promise<LoadResult> {
   return measure(startClosedLoop(target(server.url, path, data), connections), seconds, server.child.pid);
 }
 
@@ -126,12 +161,24 @@ const median = (values: number[]): number => {
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 function rawOrt(model: string, input: string, width: number): Record<string, number> {
-  const out = execFileSync('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/raw-ort.ts', model, input, String(width), '2'], { cwd: root, encoding: 'utf8' });
+  const out = execFileSync(
+    'taskset',
+    ['-c', '0', process.execPath, '--import', 'tsx', 'bench/raw-ort.ts', model, input, String(width), '2'],
+    { cwd: root, encoding: 'utf8' },
+  );
   return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
 }
 
-async function stats(url: string, model: string): Promise<{ overheadP50Us: number | null; totalP50Us: number | null; stagesMeanUs: Record<string, number>; batchSizes: Record<string, number> }> {
-  const body = await (await fetch(`${url}/v2/models/${model}/stats`)).json() as {
+async function stats(
+  url: string,
+  model: string,
+): Promise<{
+  overheadP50Us: number | null;
+  totalP50Us: number | null;
+  stagesMeanUs: Record<string, number>;
+  batchSizes: Record<string, number>;
+}> {
+  const body = (await (await fetch(`${url}/v2/models/${model}/stats`)).json()) as {
     model_stats: {
       stages: Record<string, { count: number; ns: number }>;
       latency_us: { total: { p50: number | null }; overhead: { p50: number | null } };
@@ -144,10 +191,19 @@ async function stats(url: string, model: string): Promise<{ overheadP50Us: numbe
   return { overheadP50Us: s.latency_us.overhead.p50, totalP50Us: s.latency_us.total.p50, stagesMeanUs, batchSizes };
 }
 
-interface ProfileNode { id: number; hitCount?: number; children?: number[]; callFrame: { functionName: string; url: string; lineNumber: number } }
+interface ProfileNode {
+  id: number;
+  hitCount?: number;
+  children?: number[];
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
 
 /** Self time of a .cpuprofile in µs of CPU per request, by function and by package (idle samples left out). */
-function profileSummary(file: string, cpuUsPerRequest: number, top = 25): { functions: { fn: string; us: number }[]; packages: { pkg: string; us: number }[] } {
+function profileSummary(
+  file: string,
+  cpuUsPerRequest: number,
+  top = 25,
+): { functions: { fn: string; us: number }[]; packages: { pkg: string; us: number }[] } {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[] };
   const byFunction = new Map<string, number>();
   const byPackage = new Map<string, number>();
@@ -160,15 +216,27 @@ function profileSummary(file: string, cpuUsPerRequest: number, top = 25): { func
     const where = url.replace(/^.*\/(node_modules\/|src\/)/, '$1');
     const key = `${functionName || '(anonymous)'} ${where}`;
     byFunction.set(key, (byFunction.get(key) ?? 0) + n);
-    const pkg = url.includes('node_modules/') ? url.replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*$/, '$1')
-      : url.includes('/src/') ? `caliper ${url.replace(/^.*\/src\//, 'src/').replace(/\/[^/]+$/, '/')}`
-        : url.startsWith('node:') ? url : functionName.startsWith('(') ? functionName : '(native: syscalls, builtins)';
+    const pkg = url.includes('node_modules/')
+      ? url.replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*$/, '$1')
+      : url.includes('/src/')
+        ? `caliper ${url.replace(/^.*\/src\//, 'src/').replace(/\/[^/]+$/, '/')}`
+        : url.startsWith('node:')
+          ? url
+          : functionName.startsWith('(')
+            ? functionName
+            : '(native: syscalls, builtins)';
     byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + n);
   }
   const us = (n: number): number => Math.round((n / busy) * cpuUsPerRequest * 10) / 10;
   return {
-    functions: [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top).map(([fn, n]) => ({ fn, us: us(n) })),
-    packages: [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, top).map(([pkg, n]) => ({ pkg, us: us(n) })),
+    functions: [...byFunction]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([fn, n]) => ({ fn, us: us(n) })),
+    packages: [...byPackage]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([pkg, n]) => ({ pkg, us: us(n) })),
   };
 }
 
@@ -191,7 +259,9 @@ const fraudData: RequestData = {
     time_since_last_txn: Math.round(fraudRandom() * 86_400),
   })),
 };
-const fashionSample = JSON.parse(readFileSync(join(root, 'examples/fashion-mnist/sample-request.json'), 'utf8')) as { pixels: number[] };
+const fashionSample = JSON.parse(readFileSync(join(root, 'examples/fashion-mnist/sample-request.json'), 'utf8')) as {
+  pixels: number[];
+};
 const fashionRandom = lcg(11);
 const fashionData: RequestData = {
   source: 'generated',
@@ -205,14 +275,25 @@ const fashionPath = '/models/fashion_mnist/predict';
 // The response cache is off everywhere (and requests vary): every request runs the model.
 const fraudBatched = modelFolder('fraud-batched', 'fraud-detector', 'fraud_detector', { cache: 'false' });
 // The overhead phase keeps batching on but without a deliberate wait: at one connection no batch can grow.
-const fraudNoDelay = modelFolder('fraud-no-delay', 'fraud-detector', 'fraud_detector', { cache: 'false', batching: '{ max_batch_size: 64, max_queue_delay_us: 0 }' });
-const fraudUnbatched = modelFolder('fraud-unbatched', 'fraud-detector', 'fraud_detector', { cache: 'false', batching: 'false' });
+const fraudNoDelay = modelFolder('fraud-no-delay', 'fraud-detector', 'fraud_detector', {
+  cache: 'false',
+  batching: '{ max_batch_size: 64, max_queue_delay_us: 0 }',
+});
+const fraudUnbatched = modelFolder('fraud-unbatched', 'fraud-detector', 'fraud_detector', {
+  cache: 'false',
+  batching: 'false',
+});
 const fashionBatched = modelFolder('fashion-batched', 'fashion-mnist', 'fashion_mnist', { cache: 'false' });
-const fashionUnbatched = modelFolder('fashion-unbatched', 'fashion-mnist', 'fashion_mnist', { cache: 'false', batching: 'false' });
+const fashionUnbatched = modelFolder('fashion-unbatched', 'fashion-mnist', 'fashion_mnist', {
+  cache: 'false',
+  batching: 'false',
+});
 
 const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const loadAverages: string[] = [loadAverage()];
-console.log(`serving benchmark: ${ROUNDS} rounds x ${SECONDS} s, ${CONNECTIONS} connections; servers on core 0, load on core 1; load average ${loadAverages[0]}`);
+console.log(
+  `serving benchmark: ${ROUNDS} rounds x ${SECONDS} s, ${CONNECTIONS} connections; servers on core 0, load on core 1; load average ${loadAverages[0]}`,
+);
 const ort = rawOrt(join(fraudBatched, 'fraud_detector/1/model.onnx'), 'features', 10);
 console.log('raw ONNX Runtime (core 0):', ort);
 
@@ -226,7 +307,9 @@ for (let round = 0; round < ROUNDS; round++) {
   const on = await closedLoop(onServer, fraudPath, fraudData);
   const off = await closedLoop(offServer, fraudPath, fraudData);
   rounds.push({ bare: b, batching: on, noBatching: off });
-  console.log(`round ${round + 1}: bare ${Math.round(b.rps)} rps, caliper batching ${Math.round(on.rps)} (${r3(on.rps / b.rps)}x), no batching ${Math.round(off.rps)} (${r3(off.rps / b.rps)}x); server CPU µs/request bare ${b.serverCpuUsPerRequest}, batching ${on.serverCpuUsPerRequest}, no batching ${off.serverCpuUsPerRequest}`);
+  console.log(
+    `round ${round + 1}: bare ${Math.round(b.rps)} rps, caliper batching ${Math.round(on.rps)} (${r3(on.rps / b.rps)}x), no batching ${Math.round(off.rps)} (${r3(off.rps / b.rps)}x); server CPU µs/request bare ${b.serverCpuUsPerRequest}, batching ${on.serverCpuUsPerRequest}, no batching ${off.serverCpuUsPerRequest}`,
+  );
 }
 loadAverages.push(loadAverage());
 const fraudStatsLoaded = await stats(onServer.url, 'fraud_detector');
@@ -252,7 +335,9 @@ for (let round = 0; round < Math.max(ROUNDS, OPEN_LOOP_ROUNDS); round++) {
   const b = await openLoop(bare.url, fraudPath, fraudData, halfPeak, SECONDS);
   const c = await openLoop(openServer.url, fraudPath, fraudData, halfPeak, SECONDS);
   openRounds.push({ bare: b, caliper: c });
-  console.log(`open loop round ${round + 1} at ${halfPeak} rps: caliper p50 ${c.p50Ms} p99 ${c.p99Ms} ms (${c.rps} rps, ${c.errors} errors); bare p50 ${b.p50Ms} p99 ${b.p99Ms} ms`);
+  console.log(
+    `open loop round ${round + 1} at ${halfPeak} rps: caliper p50 ${c.p50Ms} p99 ${c.p99Ms} ms (${c.rps} rps, ${c.errors} errors); bare p50 ${b.p50Ms} p99 ${b.p99Ms} ms`,
+  );
 }
 const openStats = await stats(openServer.url, 'fraud_detector');
 const openP99 = median(openRounds.map((r) => r.caliper.p99Ms));
@@ -262,7 +347,12 @@ await stop(openServer);
 const quietServer = await startServer('caliper-overhead', caliper(fraudNoDelay));
 await closedLoop(quietServer, fraudPath, fraudData, SECONDS, 1);
 const quietStats = await stats(quietServer.url, 'fraud_detector');
-console.log('server overhead (1 connection), median total − inference:', quietStats.overheadP50Us, 'µs; stage means (µs):', quietStats.stagesMeanUs);
+console.log(
+  'server overhead (1 connection), median total − inference:',
+  quietStats.overheadP50Us,
+  'µs; stage means (µs):',
+  quietStats.stagesMeanUs,
+);
 await stop(quietServer);
 await Promise.all([stop(bare), stop(offServer)]);
 
@@ -274,7 +364,9 @@ for (let round = 0; round < ROUNDS; round++) {
   const on = await closedLoop(fashionOn, fashionPath, fashionData);
   const off = await closedLoop(fashionOff, fashionPath, fashionData);
   fashionRounds.push({ batching: on, noBatching: off });
-  console.log(`fashion round ${round + 1}: batching ${Math.round(on.rps)} rps p99 ${on.p99Ms} ms, no batching ${Math.round(off.rps)} rps p99 ${off.p99Ms} ms (${r3(on.rps / off.rps)}x)`);
+  console.log(
+    `fashion round ${round + 1}: batching ${Math.round(on.rps)} rps p99 ${on.p99Ms} ms, no batching ${Math.round(off.rps)} rps p99 ${off.p99Ms} ms (${r3(on.rps / off.rps)}x)`,
+  );
 }
 const fashionStats = await stats(fashionOn.url, 'fashion_mnist');
 const fashionStatsOff = await stats(fashionOff.url, 'fashion_mnist');
@@ -289,10 +381,16 @@ if (PROFILE) {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'caliper-load-window.cpuprofile');
   const port = await freePort();
-  const child = spawn('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/profiled-server.ts', String(port), file, fraudBatched], {
-    cwd: root, stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const reply = (): Promise<Record<string, number | string | boolean>> => new Promise((resolve) => child.once('message', (m) => resolve(m as Record<string, number | string | boolean>)));
+  const child = spawn(
+    'taskset',
+    ['-c', '0', process.execPath, '--import', 'tsx', 'bench/profiled-server.ts', String(port), file, fraudBatched],
+    {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    },
+  );
+  const reply = (): Promise<Record<string, number | string | boolean>> =>
+    new Promise((resolve) => child.once('message', (m) => resolve(m as Record<string, number | string | boolean>)));
   const url = String((await reply()).ready);
   const load = startClosedLoop(target(url, fraudPath, fraudData), CONNECTIONS);
   await sleep(1000);
@@ -308,18 +406,29 @@ if (PROFILE) {
   await new Promise((resolve) => child.once('exit', resolve));
   const cpuUsPerRequest = Math.round((Number(cpuUs) / window.requests) * 10) / 10;
   profile = { ...profileSummary(file, cpuUsPerRequest), cpuUsPerRequest, rps: window.throughput };
-  console.log(`profile of the load window: ${window.throughput} rps, ${cpuUsPerRequest} µs CPU per request`, profile.packages.slice(0, 12));
+  console.log(
+    `profile of the load window: ${window.throughput} rps, ${cpuUsPerRequest} µs CPU per request`,
+    profile.packages.slice(0, 12),
+  );
 }
 
 const targets = {
   throughput_vs_bare_fastify: { target: '>= 0.90', value: r3(ratioBatching), met: ratioBatching >= 0.9 },
   fashion_batching_speedup: {
-    target: '>= 3 at equal or lower p99', value: r3(fashionRatio),
-    p99_ms_batching: median(fashionRounds.map((r) => r.batching.p99Ms)), p99_ms_no_batching: median(fashionRounds.map((r) => r.noBatching.p99Ms)),
-    met: fashionRatio >= 3 && median(fashionRounds.map((r) => r.batching.p99Ms)) <= median(fashionRounds.map((r) => r.noBatching.p99Ms)),
+    target: '>= 3 at equal or lower p99',
+    value: r3(fashionRatio),
+    p99_ms_batching: median(fashionRounds.map((r) => r.batching.p99Ms)),
+    p99_ms_no_batching: median(fashionRounds.map((r) => r.noBatching.p99Ms)),
+    met:
+      fashionRatio >= 3 &&
+      median(fashionRounds.map((r) => r.batching.p99Ms)) <= median(fashionRounds.map((r) => r.noBatching.p99Ms)),
   },
   open_loop_p99_at_half_peak: { target: '<= 2 ms', value: openP99, met: openP99 <= 2 },
-  server_overhead_median_us: { target: '<= 50', value: quietStats.overheadP50Us, met: quietStats.overheadP50Us !== null && quietStats.overheadP50Us <= 50 },
+  server_overhead_median_us: {
+    target: '<= 50',
+    value: quietStats.overheadP50Us,
+    met: quietStats.overheadP50Us !== null && quietStats.overheadP50Us <= 50,
+  },
 };
 const result = {
   machine: '2 vCPU shared, no GPU; servers taskset -c 0, load generator (src/bench, raw sockets) taskset -c 1',

@@ -15,7 +15,12 @@ import { syntheticTransactions } from '../examples/fraud-detector/train.ts';
 
 const BLOCK = 2048;
 
-export interface FraudDataOptions { rows: number; out: string; seed?: number; badFraction?: number }
+export interface FraudDataOptions {
+  rows: number;
+  out: string;
+  seed?: number;
+  badFraction?: number;
+}
 
 function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
@@ -29,7 +34,9 @@ export async function generateFraudData(options: FraudDataOptions): Promise<stri
   mkdirSync(dirname(out), { recursive: true });
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
-  await connection.run('CREATE TABLE t (transaction_id INTEGER, transaction_amount DOUBLE, merchant_category VARCHAR, time_since_last_txn DOUBLE)');
+  await connection.run(
+    'CREATE TABLE t (transaction_id INTEGER, transaction_amount DOUBLE, merchant_category VARCHAR, time_since_last_txn DOUBLE)',
+  );
   const appender = await connection.createAppender('t');
   const bad = new SeededRandom(seed ^ 0x5bd1e995);
   for (let start = 0; start < options.rows; start += BLOCK) {
@@ -58,7 +65,12 @@ export async function generateFraudData(options: FraudDataOptions): Promise<stri
   }
   appender.closeSync();
   const format = extname(out).toLowerCase();
-  const copyOptions = format === '.csv' ? '(FORMAT csv, HEADER true)' : format === '.jsonl' || format === '.json' ? '(FORMAT json)' : '(FORMAT parquet, ROW_GROUP_SIZE 122880)';
+  const copyOptions =
+    format === '.csv'
+      ? '(FORMAT csv, HEADER true)'
+      : format === '.jsonl' || format === '.json'
+        ? '(FORMAT json)'
+        : '(FORMAT parquet, ROW_GROUP_SIZE 122880)';
   const staging = `${out}.tmp-${process.pid}`;
   rmSync(staging, { force: true });
   await connection.run(`COPY t TO ${sqlString(staging)} ${copyOptions}`);
@@ -81,6 +93,11 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   if (!Number.isInteger(rows) || rows < 1) throw new Error(`--rows: expected a positive integer, got "${values.rows}"`);
   const out = values.out ?? `bench/data/fraud-${rows % 1_000_000 === 0 ? `${rows / 1_000_000}m` : rows}.parquet`;
   const started = performance.now();
-  const path = await generateFraudData({ rows, out, seed: Number(values.seed), badFraction: Number(values['bad-fraction']) });
+  const path = await generateFraudData({
+    rows,
+    out,
+    seed: Number(values.seed),
+    badFraction: Number(values['bad-fraction']),
+  });
   console.log(`wrote ${rows} rows to ${path} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }

@@ -2,7 +2,8 @@
 // Usage: npx tsx scripts/onnx-conformance.ts [suite ...]   (default: node simple pytorch-converted pytorch-operator)
 import { checkRoundTrip, listConformanceCases } from '../src/optimize/onnx/conformance.ts';
 
-const suites = process.argv.length > 2 ? process.argv.slice(2) : ['node', 'simple', 'pytorch-converted', 'pytorch-operator'];
+const suites =
+  process.argv.length > 2 ? process.argv.slice(2) : ['node', 'simple', 'pytorch-converted', 'pytorch-operator'];
 let failures = 0;
 for (const suite of suites) {
   const counts = { identical: 0, mismatch: 0, skipped: 0 };
@@ -22,6 +23,8 @@ for (const suite of suites) {
       console.log(`skipped ${dir}: ${result.detail}`);
     }
   }
-  console.log(`${suite}: ${counts.identical} identical, ${counts.mismatch} mismatched, ${counts.skipped} skipped (ONNX Runtime cannot run them); ${bytesDiffer} structurally different after re-encoding`);
+  console.log(
+    `${suite}: ${counts.identical} identical, ${counts.mismatch} mismatched, ${counts.skipped} skipped (ONNX Runtime cannot run them); ${bytesDiffer} structurally different after re-encoding`,
+  );
 }
 process.exit(failures === 0 ? 0 : 1);

@@ -5,9 +5,23 @@
 
 /** gRPC status codes used by the catalogue (numeric values from the gRPC specification). */
 export const GrpcStatus = {
-  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
 } as const;
 
 const catalogue = {
@@ -89,7 +103,8 @@ export function clip(text: string, limit: number = ECHO_LIMIT): string {
 export function boundedMessage(message: string): string {
   if (message.length <= ECHO_LIMIT) return message;
   // A plain scan, not a regular expression: a backtracking match over a multi-megabyte echo overflows the stack.
-  const separator = (c: string): boolean => c === '"' || c === ':' || c === ',' || c === ' ' || c === '\n' || c === '\t';
+  const separator = (c: string): boolean =>
+    c === '"' || c === ':' || c === ',' || c === ' ' || c === '\n' || c === '\t';
   let out = '';
   let i = 0;
   while (i < message.length && out.length <= MESSAGE_LIMIT) {

@@ -36,7 +36,12 @@ const HIDDEN = 1024;
 async function main(): Promise<void> {
   ensureDebianPackages(['dataset-fashion-mnist']);
   const here = dirname(fileURLToPath(import.meta.url));
-  const model = await trainOnnxMlp({ layers: [PIXELS, HIDDEN, 10], epochs: 10, inputName: 'pixels', graphName: 'fashion_mnist' });
+  const model = await trainOnnxMlp({
+    layers: [PIXELS, HIDDEN, 10],
+    epochs: 10,
+    inputName: 'pixels',
+    graphName: 'fashion_mnist',
+  });
   const test = readFashionMnist('t10k');
   const session = await ort.InferenceSession.create(encodeModel(model));
   const scaled = Float32Array.from(test.images, (p) => p / 255);
@@ -49,13 +54,15 @@ async function main(): Promise<void> {
     if (best === test.labels[i]) correct++;
   }
   await session.release();
-  console.log(`t10k accuracy ${(correct / test.count * 100).toFixed(2)}%`);
+  console.log(`t10k accuracy ${((correct / test.count) * 100).toFixed(2)}%`);
   mkdirSync(join(here, '1'), { recursive: true });
   writeModelFile(join(here, '1', 'model.onnx'), model);
   writeFileSync(join(here, 'model.yaml'), MODEL_YAML);
   const sample = Array.from(test.images.subarray(0, PIXELS));
   writeFileSync(join(here, 'sample-request.json'), `${JSON.stringify({ pixels: sample })}\n`);
-  console.log(`wrote ${join(here, '1', 'model.onnx')}, model.yaml and sample-request.json (sample is a t10k ${FASHION_MNIST_LABELS[test.labels[0]!]})`);
+  console.log(
+    `wrote ${join(here, '1', 'model.onnx')}, model.yaml and sample-request.json (sample is a t10k ${FASHION_MNIST_LABELS[test.labels[0]!]})`,
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -11,11 +11,24 @@ import { writeModelFile } from '../../src/optimize/onnx/model-io.ts';
 import { exportMlp } from '../training/mlp-export.ts';
 import { Mlp, SeededRandom, shuffledIndices } from '../training/mlp-trainer.ts';
 
-export const CATEGORIES = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'] as const;
+export const CATEGORIES = [
+  'grocery',
+  'electronics',
+  'travel',
+  'gaming',
+  'fuel',
+  'restaurant',
+  'jewelry',
+  'online',
+] as const;
 const TYPICAL_AMOUNT_LOG = [3.4, 5.0, 5.6, 3.8, 3.7, 3.3, 6.0, 4.2];
 const CATEGORY_RISK = [-0.5, 1.4, 0.4, 1.1, -0.6, -0.5, 1.9, 1.0];
 
-export interface Transaction { transaction_amount: number; merchant_category: string; time_since_last_txn: number }
+export interface Transaction {
+  transaction_amount: number;
+  merchant_category: string;
+  time_since_last_txn: number;
+}
 
 /** The model's feature vector, exactly as model.yaml's preprocess builds it. */
 export function features(t: Transaction, out: Float32Array, offset: number): void {
@@ -25,7 +38,10 @@ export function features(t: Transaction, out: Float32Array, offset: number): voi
 }
 
 /** Synthetic transactions: fraud is likelier for large amounts in risky categories soon after the previous one. */
-export function syntheticTransactions(count: number, seed: number): { transactions: Transaction[]; labels: Uint8Array } {
+export function syntheticTransactions(
+  count: number,
+  seed: number,
+): { transactions: Transaction[]; labels: Uint8Array } {
   const random = new SeededRandom(seed);
   const transactions: Transaction[] = [];
   const labels = new Uint8Array(count);
@@ -92,20 +108,33 @@ function trainVersion1(here: string): void {
     }
     const p = mlp.predict(xTest, test.labels.length);
     let correct = 0;
-    p.forEach((v, i) => { if ((v > 0.5 ? 1 : 0) === test.labels[i]) correct++; });
-    console.log(`epoch ${epoch + 1}: loss ${(loss / batches).toFixed(4)}, test accuracy ${(correct / p.length * 100).toFixed(2)}%`);
+    p.forEach((v, i) => {
+      if ((v > 0.5 ? 1 : 0) === test.labels[i]) correct++;
+    });
+    console.log(
+      `epoch ${epoch + 1}: loss ${(loss / batches).toFixed(4)}, test accuracy ${((correct / p.length) * 100).toFixed(2)}%`,
+    );
   }
   mkdirSync(join(here, '1'), { recursive: true });
-  writeModelFile(join(here, '1', 'model.onnx'), exportMlp(mlp, { input: 'features', output: 'fraud_probability', graph: 'fraud_detector' }));
+  writeModelFile(
+    join(here, '1', 'model.onnx'),
+    exportMlp(mlp, { input: 'features', output: 'fraud_probability', graph: 'fraud_detector' }),
+  );
   writeFileSync(join(here, 'model.yaml'), MODEL_YAML);
-  writeFileSync(join(here, 'sample-request.json'), `${JSON.stringify({ transaction_amount: 249.99, merchant_category: 'electronics', time_since_last_txn: 310 })}\n`);
+  writeFileSync(
+    join(here, 'sample-request.json'),
+    `${JSON.stringify({ transaction_amount: 249.99, merchant_category: 'electronics', time_since_last_txn: 310 })}\n`,
+  );
   console.log(`wrote ${join(here, '1', 'model.onnx')}, model.yaml and sample-request.json`);
 }
 
-
 // ---- Version 2: the same transaction plus per-user features looked up by user_id ----
 
-export interface UserFeatures { user_id: string; user_txn_count: number; user_avg_amount: number }
+export interface UserFeatures {
+  user_id: string;
+  user_txn_count: number;
+  user_avg_amount: number;
+}
 
 /** Synthetic card holders: how many transactions they made and their average amount. */
 export function syntheticUsers(count: number, seed: number): UserFeatures[] {
@@ -125,7 +154,11 @@ export const USER_DEFAULTS = { user_txn_count: 0, user_avg_amount: 0 } as const;
  * labelled as in version 1); for the rest, spending far above the user's own average and a thin
  * history both raise the risk.
  */
-export function syntheticUserTransactions(count: number, seed: number, users: readonly UserFeatures[]): { transactions: Transaction[]; user: (UserFeatures | undefined)[]; labels: Uint8Array } {
+export function syntheticUserTransactions(
+  count: number,
+  seed: number,
+  users: readonly UserFeatures[],
+): { transactions: Transaction[]; user: (UserFeatures | undefined)[]; labels: Uint8Array } {
   const random = new SeededRandom(seed);
   const base = syntheticTransactions(count, seed + 1000);
   const user: (UserFeatures | undefined)[] = [];
@@ -140,8 +173,13 @@ export function syntheticUserTransactions(count: number, seed: number, users: re
     // A user's transactions mostly sit near their average amount; some are far off.
     t.transaction_amount = Math.round(Math.exp(Math.log(u.user_avg_amount) + 1.1 * random.normal()) * 100) / 100;
     const c = CATEGORIES.indexOf(t.merchant_category as (typeof CATEGORIES)[number]);
-    const logit = -4.2 + 0.4 * (Math.log1p(t.transaction_amount) - 4.3) - 0.6 * (Math.log1p(t.time_since_last_txn) - 8) + CATEGORY_RISK[c]!
-      + 1.6 * (Math.log1p(t.transaction_amount) - Math.log1p(u.user_avg_amount)) - 0.5 * (Math.log1p(u.user_txn_count) - 3);
+    const logit =
+      -4.2 +
+      0.4 * (Math.log1p(t.transaction_amount) - 4.3) -
+      0.6 * (Math.log1p(t.time_since_last_txn) - 8) +
+      CATEGORY_RISK[c]! +
+      1.6 * (Math.log1p(t.transaction_amount) - Math.log1p(u.user_avg_amount)) -
+      0.5 * (Math.log1p(u.user_txn_count) - 3);
     labels[i] = random.next() < 1 / (1 + Math.exp(-logit)) ? 1 : 0;
     user.push(u);
   });
@@ -223,16 +261,29 @@ function trainVersion2(here: string): void {
     }
     const p = mlp.predict(xTest, test.labels.length);
     let correct = 0;
-    p.forEach((v, i) => { if ((v > 0.5 ? 1 : 0) === test.labels[i]) correct++; });
-    console.log(`epoch ${epoch + 1}: loss ${(loss / batches).toFixed(4)}, test accuracy ${(correct / p.length * 100).toFixed(2)}%`);
+    p.forEach((v, i) => {
+      if ((v > 0.5 ? 1 : 0) === test.labels[i]) correct++;
+    });
+    console.log(
+      `epoch ${epoch + 1}: loss ${(loss / batches).toFixed(4)}, test accuracy ${((correct / p.length) * 100).toFixed(2)}%`,
+    );
   }
   mkdirSync(join(here, '2'), { recursive: true });
   mkdirSync(join(here, 'features'), { recursive: true });
-  writeModelFile(join(here, '2', 'model.onnx'), exportMlp(mlp, { input: 'features', output: 'fraud_probability', graph: 'fraud_detector' }));
+  writeModelFile(
+    join(here, '2', 'model.onnx'),
+    exportMlp(mlp, { input: 'features', output: 'fraud_probability', graph: 'fraud_detector' }),
+  );
   writeFileSync(join(here, '2', 'model.yaml'), MODEL_YAML_V2);
-  const csv = ['user_id,user_txn_count,user_avg_amount', ...users.map((u) => `${u.user_id},${u.user_txn_count},${u.user_avg_amount}`)];
+  const csv = [
+    'user_id,user_txn_count,user_avg_amount',
+    ...users.map((u) => `${u.user_id},${u.user_txn_count},${u.user_avg_amount}`),
+  ];
   writeFileSync(join(here, 'features', 'users.csv'), `${csv.join('\n')}\n`);
-  writeFileSync(join(here, 'sample-request-user.json'), `${JSON.stringify({ transaction_amount: 249.99, merchant_category: 'electronics', time_since_last_txn: 310, user_id: 'u0042' })}\n`);
+  writeFileSync(
+    join(here, 'sample-request-user.json'),
+    `${JSON.stringify({ transaction_amount: 249.99, merchant_category: 'electronics', time_since_last_txn: 310, user_id: 'u0042' })}\n`,
+  );
   console.log(`wrote ${join(here, '2', 'model.onnx')}, 2/model.yaml, features/users.csv and sample-request-user.json`);
 }
 

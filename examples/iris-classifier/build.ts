@@ -22,9 +22,19 @@ const INTERCEPTS = [9.85, 2.24, -12.09];
 
 const g = new GraphBuilder('iris_logistic_regression', 17);
 g.input({ name: 'float_input', elemType: TensorDataType.FLOAT, shape: ['N', 4] });
-g.node('LinearClassifier', ['float_input'], {
-  coefficients: { floats: COEFFICIENTS.flat() }, intercepts: { floats: INTERCEPTS }, classlabels_strings: SPECIES, multi_class: 1, post_transform: 'SOFTMAX',
-}, ['output_label', 'probabilities'], ML);
+g.node(
+  'LinearClassifier',
+  ['float_input'],
+  {
+    coefficients: { floats: COEFFICIENTS.flat() },
+    intercepts: { floats: INTERCEPTS },
+    classlabels_strings: SPECIES,
+    multi_class: 1,
+    post_transform: 'SOFTMAX',
+  },
+  ['output_label', 'probabilities'],
+  ML,
+);
 g.node('ZipMap', ['probabilities'], { classlabels_strings: SPECIES }, ['output_probability'], ML);
 g.output({ name: 'output_label', elemType: TensorDataType.STRING, shape: ['N'] });
 g.output({ name: 'probabilities', elemType: TensorDataType.FLOAT, shape: ['N', 3] });
@@ -32,7 +42,13 @@ const model = g.build('skl2onnx-style');
 model.opsetImport!.push({ domain: ML, version: 3 });
 model.graph!.output!.push({
   name: 'output_probability',
-  type: { sequenceType: { elemType: { mapType: { keyType: TensorDataType.STRING, valueType: { tensorType: { elemType: TensorDataType.FLOAT } } } } } },
+  type: {
+    sequenceType: {
+      elemType: {
+        mapType: { keyType: TensorDataType.STRING, valueType: { tensorType: { elemType: TensorDataType.FLOAT } } },
+      },
+    },
+  },
 });
 // skl2onnx leaves the batch dimension without a value or a name: Caliper proves it from the graph.
 for (const value of [...model.graph!.input!, ...model.graph!.output!]) {

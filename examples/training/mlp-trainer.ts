@@ -6,7 +6,9 @@
 
 export class SeededRandom {
   private state: number;
-  constructor(seed: number) { this.state = seed >>> 0; }
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
   /** Uniform in [0, 1) (mulberry32). */
   next(): number {
     this.state = (this.state + 0x6d2b79f5) >>> 0;
@@ -19,10 +21,17 @@ export class SeededRandom {
     const u = Math.max(this.next(), 1e-12);
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
   }
-  int(n: number): number { return Math.floor(this.next() * n); }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
 }
 
-export interface DenseLayer { inputs: number; outputs: number; weights: Float32Array; bias: Float32Array }
+export interface DenseLayer {
+  inputs: number;
+  outputs: number;
+  weights: Float32Array;
+  bias: Float32Array;
+}
 
 export type Head = 'softmax' | 'sigmoid';
 
@@ -32,7 +41,11 @@ export class Mlp {
   private readonly v: Float32Array[];
   private step = 0;
 
-  constructor(readonly sizes: number[], readonly head: Head, random: SeededRandom) {
+  constructor(
+    readonly sizes: number[],
+    readonly head: Head,
+    random: SeededRandom,
+  ) {
     this.layers = sizes.slice(1).map((outputs, i) => {
       const inputs = sizes[i]!;
       const scale = Math.sqrt(2 / inputs);
@@ -78,7 +91,7 @@ export class Mlp {
       let max = -Infinity;
       for (let j = 0; j < width; j++) max = Math.max(max, logits[r * width + j]!);
       let sum = 0;
-      for (let j = 0; j < width; j++) sum += (out[r * width + j] = Math.exp(logits[r * width + j]! - max));
+      for (let j = 0; j < width; j++) sum += out[r * width + j] = Math.exp(logits[r * width + j]! - max);
       for (let j = 0; j < width; j++) out[r * width + j]! /= sum;
     }
     return out;

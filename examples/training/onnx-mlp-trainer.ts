@@ -40,9 +40,42 @@ function trainingStepGraph(layers: readonly number[]): Uint8Array {
     if (i < depth - 1) activations.push(b.node('Relu', [z!])[0]!);
   }
   const [probabilities] = b.node('Softmax', [preActivations[depth - 1]!], { axis: 1 });
-  const [batch] = b.node('Cast', [b.node('Gather', [b.node('Shape', [x])[0]!, b.initializer(tensorFromArray('i0', [], new BigInt64Array([0n])))])[0]!], { to: FLOAT });
+  const [batch] = b.node(
+    'Cast',
+    [
+      b.node('Gather', [
+        b.node('Shape', [x])[0]!,
+        b.initializer(tensorFromArray('i0', [], new BigInt64Array([0n]))),
+      ])[0]!,
+    ],
+    { to: FLOAT },
+  );
   let delta = b.node('Div', [b.node('Sub', [probabilities!, y])[0]!, batch!])[0]!;
-  const [loss] = b.node('ReduceMean', [b.node('Neg', [b.node('ReduceSum', [b.node('Mul', [y, b.node('Log', [b.node('Max', [probabilities!, b.initializer(tensorFromArray('eps', [], new Float32Array([1e-9])))])[0]!])[0]!])[0]!, b.initializer(tensorFromArray('axes1', [1], new BigInt64Array([1n])))], { keepdims: 0 })[0]!])[0]!], { keepdims: 0 }, ['loss']);
+  const [loss] = b.node(
+    'ReduceMean',
+    [
+      b.node('Neg', [
+        b.node(
+          'ReduceSum',
+          [
+            b.node('Mul', [
+              y,
+              b.node('Log', [
+                b.node('Max', [
+                  probabilities!,
+                  b.initializer(tensorFromArray('eps', [], new Float32Array([1e-9]))),
+                ])[0]!,
+              ])[0]!,
+            ])[0]!,
+            b.initializer(tensorFromArray('axes1', [1], new BigInt64Array([1n]))),
+          ],
+          { keepdims: 0 },
+        )[0]!,
+      ])[0]!,
+    ],
+    { keepdims: 0 },
+    ['loss'],
+  );
   b.output({ name: loss!, elemType: FLOAT, shape: [] });
   for (let i = depth - 1; i >= 0; i--) {
     const gw = b.node('Gemm', [activations[i]!, delta], { transA: 1 })[0]!;
@@ -52,7 +85,10 @@ function trainingStepGraph(layers: readonly number[]): Uint8Array {
       const mask = b.node('Cast', [b.node('Greater', [preActivations[i - 1]!, zero])[0]!], { to: FLOAT })[0]!;
       delta = b.node('Mul', [back, mask])[0]!;
     }
-    for (const [param, velocity, gradient] of [[params[i]!.w, params[i]!.vw, gw], [params[i]!.b, params[i]!.vb, gb]] as const) {
+    for (const [param, velocity, gradient] of [
+      [params[i]!.w, params[i]!.vw, gw],
+      [params[i]!.b, params[i]!.vb, gb],
+    ] as const) {
       const [v] = b.node('Add', [b.node('Mul', [velocity, momentum])[0]!, gradient], {}, [`new_${velocity}`]);
       b.node('Sub', [param, b.node('Mul', [v!, lr])[0]!], {}, [`new_${param}`]);
       b.output({ name: `new_${velocity}`, elemType: FLOAT, shape: [] });
@@ -64,7 +100,7 @@ function trainingStepGraph(layers: readonly number[]): Uint8Array {
 
 function gaussian(seed: number): () => number {
   let state = seed;
-  const uniform = () => ((state = (state * 48271) % 2147483647) / 2147483647);
+  const uniform = () => (state = (state * 48271) % 2147483647) / 2147483647;
   return () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform());
 }
 
@@ -83,13 +119,21 @@ export async function trainOnnxMlp(options: OnnxMlpTraining): Promise<ModelProto
   const { layers, epochs, log = console.log } = options;
   const depth = layers.length - 1;
   const train = await loadDataset('fashion-mnist:train');
-  const session = await ort.InferenceSession.create(trainingStepGraph(layers), { intraOpNumThreads: 2, graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(trainingStepGraph(layers), {
+    intraOpNumThreads: 2,
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  });
   const normal = gaussian(42);
   const state: Record<string, ort.Tensor> = {};
   for (let i = 0; i < depth; i++) {
     const [fanIn, fanOut] = [layers[i]!, layers[i + 1]!];
     const std = Math.sqrt(2 / fanIn);
-    state[`w${i}`] = new ort.Tensor('float32', Float32Array.from({ length: fanIn * fanOut }, () => normal() * std), [fanIn, fanOut]);
+    state[`w${i}`] = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: fanIn * fanOut }, () => normal() * std),
+      [fanIn, fanOut],
+    );
     state[`b${i}`] = new ort.Tensor('float32', new Float32Array(fanOut), [fanOut]);
     state[`vw${i}`] = new ort.Tensor('float32', new Float32Array(fanIn * fanOut), [fanIn, fanOut]);
     state[`vb${i}`] = new ort.Tensor('float32', new Float32Array(fanOut), [fanOut]);
@@ -116,12 +160,19 @@ export async function trainOnnxMlp(options: OnnxMlpTraining): Promise<ModelProto
         x.set(train.features.subarray(index * width, index * width + width), r * width);
         y[r * classes + train.labels![index]!] = 1;
       }
-      const result = await session.run({ x: new ort.Tensor('float32', x, [batchSize, width]), y: new ort.Tensor('float32', y, [batchSize, classes]), lr, ...state });
+      const result = await session.run({
+        x: new ort.Tensor('float32', x, [batchSize, width]),
+        y: new ort.Tensor('float32', y, [batchSize, classes]),
+        lr,
+        ...state,
+      });
       for (const name of Object.keys(state)) state[name] = result[`new_${name}`]!;
       lossSum += (result.loss!.data as Float32Array)[0]!;
       steps++;
     }
-    log(`epoch ${epoch + 1}/${epochs}: mean loss ${(lossSum / steps).toFixed(4)} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    log(
+      `epoch ${epoch + 1}/${epochs}: mean loss ${(lossSum / steps).toFixed(4)} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    );
   }
   await session.release();
   const b = new GraphBuilder(options.graphName, 17);
@@ -141,18 +192,25 @@ export async function trainOnnxMlp(options: OnnxMlpTraining): Promise<ModelProto
 }
 
 /** Trains an MLP with input `image` (the benchmarks' teacher by default) and writes it to `out`. */
-export async function trainFashionMlp(out: string, epochs = 4, log: (line: string) => void = console.log, layers: readonly number[] = BENCH_LAYERS): Promise<void> {
+export async function trainFashionMlp(
+  out: string,
+  epochs = 4,
+  log: (line: string) => void = console.log,
+  layers: readonly number[] = BENCH_LAYERS,
+): Promise<void> {
   const model = await trainOnnxMlp({ layers, epochs, inputName: 'image', graphName: 'fashion_mlp', log });
   mkdirSync(dirname(out), { recursive: true });
   writeModelFile(out, model);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: {
-    layers: { type: 'string', default: BENCH_LAYERS.join(',') },
-    epochs: { type: 'string', default: '4' },
-    out: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
-  } });
+  const { values } = parseArgs({
+    options: {
+      layers: { type: 'string', default: BENCH_LAYERS.join(',') },
+      epochs: { type: 'string', default: '4' },
+      out: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
+    },
+  });
   await trainFashionMlp(values.out!, Number(values.epochs), console.log, values.layers!.split(',').map(Number));
   console.log(`wrote ${values.out}`);
 }

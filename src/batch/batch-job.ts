@@ -46,8 +46,18 @@ export function jobFingerprint(spec: Omit<BatchJobSpec, 'id'>): string {
     return [file.path, file.format, stat.size, Math.trunc(stat.mtimeMs)];
   });
   const pinned = {
-    model: spec.model, inputs, output: spec.output, format: spec.format, partRows: spec.partRows, onError: spec.onError, keep: spec.keep ?? null, map: spec.map, columns: spec.columns, mode: spec.mode,
-    partitionBy: spec.partitionBy ?? null, compression: spec.compression ?? null,
+    model: spec.model,
+    inputs,
+    output: spec.output,
+    format: spec.format,
+    partRows: spec.partRows,
+    onError: spec.onError,
+    keep: spec.keep ?? null,
+    map: spec.map,
+    columns: spec.columns,
+    mode: spec.mode,
+    partitionBy: spec.partitionBy ?? null,
+    compression: spec.compression ?? null,
   };
   return createHash('sha256').update(JSON.stringify(pinned)).digest('hex');
 }

@@ -31,7 +31,11 @@ function withInstances(base: ModelConfig, options: BatchModelOptions): ModelConf
 }
 
 function pickVersion(config: ModelConfig, available: number[]): number {
-  if (available.length === 0) throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${config.dir}: no version folder with ${MODEL_FILE} (expected ${config.dir}/1/${MODEL_FILE})`);
+  if (available.length === 0)
+    throw new CaliperError(
+      'CALIPER_MODEL_LOAD_FAILED',
+      `${config.dir}: no version folder with ${MODEL_FILE} (expected ${config.dir}/1/${MODEL_FILE})`,
+    );
   const policy = config.versionPolicy;
   if (policy.kind === 'specific') return Math.max(...policy.versions.filter((v) => available.includes(v)), -1);
   return available[available.length - 1]!;
@@ -48,7 +52,11 @@ export async function loadBatchModel(model: string, options: BatchModelOptions =
   }
   const folder = readModelConfig(model);
   const version = pickVersion(folder, listModelVersions(folder.dir));
-  if (version < 1) throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${folder.file}: versions: none of the listed versions has a folder with ${MODEL_FILE}`);
+  if (version < 1)
+    throw new CaliperError(
+      'CALIPER_MODEL_LOAD_FAILED',
+      `${folder.file}: versions: none of the listed versions has a folder with ${MODEL_FILE}`,
+    );
   const config = withInstances(readVersionConfig(folder, version), options);
   return ModelVersion.load(config, version, join(folder.dir, String(version), MODEL_FILE));
 }

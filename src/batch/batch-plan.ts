@@ -39,15 +39,25 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
   const output = resolve(request.output);
   const outputExtensionFormat = formatOfPath(output);
   if (request.format && outputExtensionFormat && request.format !== outputExtensionFormat) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `--format: ${request.format} does not match the extension of --output ${request.output}`);
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--format: ${request.format} does not match the extension of --output ${request.output}`,
+    );
   }
   const format = request.format ?? outputExtensionFormat ?? inputs[0]!.format;
-  if (request.compression && format !== 'parquet') throw new CaliperError('CALIPER_INVALID_INPUT', `--compression: applies to Parquet output, and the output format is ${format}`);
+  if (request.compression && format !== 'parquet')
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--compression: applies to Parquet output, and the output format is ${format}`,
+    );
   // A partitioned output is a folder of COL=VALUE/ folders, assembled at the end from parts kept beside it.
   const outputFile = outputExtensionFormat && !request.partitionBy ? output : undefined;
   const partsDir = outputFile || request.partitionBy ? `${output}.parts` : output;
-  const errorsFile = resolve(request.errorsFile ?? (outputFile || request.partitionBy ? `${output}.errors.jsonl` : `${output}/_errors.jsonl`));
-  if (inputs.some((f) => f.path === output || f.path === outputFile)) throw new CaliperError('CALIPER_INVALID_INPUT', `--output: ${request.output} is also an input`);
+  const errorsFile = resolve(
+    request.errorsFile ?? (outputFile || request.partitionBy ? `${output}.errors.jsonl` : `${output}/_errors.jsonl`),
+  );
+  if (inputs.some((f) => f.path === output || f.path === outputFile))
+    throw new CaliperError('CALIPER_INVALID_INPUT', `--output: ${request.output} is also an input`);
 
   const probe = await probeColumns(inputs[0]!);
   // Text formats: string columns are text, typed by the model's fields (a CSV column of numbers with one stray word).
@@ -55,13 +65,20 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
   const sourceColumns: SourceColumn[] = sourceColumnsOf(probe.names, probe.types, text);
   const columns = outputColumns(version, sourceColumns, request.keep, request.map ?? {});
   if (request.partitionBy !== undefined && !columns.some((c) => c.name === request.partitionBy)) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `--partition-by: no output column ${request.partitionBy} (output columns: ${columns.map((c) => c.name).join(', ')})`);
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--partition-by: no output column ${request.partitionBy} (output columns: ${columns.map((c) => c.name).join(', ')})`,
+    );
   }
   await keepExactTypesAgreed(columns, inputs);
   const spec: Omit<BatchJobSpec, 'id'> = {
     // A stage or alias is pinned to the version it names now, so every chunk and shard scores with the same model.
     model: isModelUri(request.model) ? `models:/${version.name}/${version.version}` : resolve(request.model),
-    inputs, output, format, partsDir, errorsFile,
+    inputs,
+    output,
+    format,
+    partsDir,
+    errorsFile,
     batchSize: request.batchSize,
     partRows: request.partRows,
     onError: request.onError,
@@ -74,7 +91,9 @@ export async function planBatchJob(version: ModelVersion, request: BatchRequest)
     ...(request.keep ? { keep: request.keep } : {}),
     ...(request.instances !== undefined ? { instances: request.instances } : {}),
     ...(request.threads !== undefined ? { threads: request.threads } : {}),
-    ...(request.registry !== undefined && isModelUri(request.model) ? { registry: isPostgresUri(request.registry) ? request.registry : resolve(request.registry) } : {}),
+    ...(request.registry !== undefined && isModelUri(request.model)
+      ? { registry: isPostgresUri(request.registry) ? request.registry : resolve(request.registry) }
+      : {}),
   };
   return { id: jobFingerprint(spec).slice(0, 16), ...spec };
 }
@@ -92,10 +111,12 @@ async function keepExactTypesAgreed(columns: OutputColumn[], inputs: readonly In
     for (const column of columns) delete column.sqlType;
     return;
   }
-  for (const column of columns) if (column.sqlType !== undefined && !(await declarableSqlType(column.sqlType))) delete column.sqlType;
+  for (const column of columns)
+    if (column.sqlType !== undefined && !(await declarableSqlType(column.sqlType))) delete column.sqlType;
   for (const input of inputs.slice(1)) {
     const probe = await probeColumns(input);
     const types = new Map(probe.names.map((name, i) => [name, probe.types[i]!.toString()]));
-    for (const column of columns) if (column.sqlType !== undefined && types.get(column.name) !== column.sqlType) delete column.sqlType;
+    for (const column of columns)
+      if (column.sqlType !== undefined && types.get(column.name) !== column.sqlType) delete column.sqlType;
   }
 }

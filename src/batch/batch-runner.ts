@@ -44,8 +44,15 @@ const MAX_IN_FLIGHT = 2;
  * Returns the part's meta, not yet committed, with its writer; or undefined when the source had no rows left.
  */
 export async function producePart(
-  source: RowSource, scorer: ChunkScorer, spec: BatchJobSpec, layout: OutputLayout, fileIndex: number, start: number, maxRows: number,
-  onBatch: (rows: number, errors: number) => void, keepEmpty = false,
+  source: RowSource,
+  scorer: ChunkScorer,
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  fileIndex: number,
+  start: number,
+  maxRows: number,
+  onBatch: (rows: number, errors: number) => void,
+  keepEmpty = false,
 ): Promise<{ meta: PartMeta; commit(): Promise<void> } | undefined> {
   const writer = await openPartWriter(layout.partPath(fileIndex, start), partFormat(spec), spec.columns);
   const errors: RowError[] = [];
@@ -95,7 +102,10 @@ export function scorerFor(version: ModelVersion, spec: BatchJobSpec, source: Row
   const mapping = new FieldMapping(version.config.inputs, source.columns, spec.map, version.hooks?.extraFields);
   const missing = mapping.missingColumns(source.columns, version.config.inputs);
   if (missing.length > 0 && source.columns.length > 0) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `${file}: no column ${missing.join(', ')} for the model's required request fields (columns: ${source.columns.map((c) => c.name).join(', ')}; use --map FIELD=COLUMN)`);
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `${file}: no column ${missing.join(', ')} for the model's required request fields (columns: ${source.columns.map((c) => c.name).join(', ')}; use --map FIELD=COLUMN)`,
+    );
   }
   return new ChunkScorer(version, mapping, spec.onError);
 }
@@ -131,9 +141,9 @@ function explainFailure(error: unknown, spec: BatchJobSpec, discarded: boolean):
   const next = discarded
     ? 'nothing was written; correct the cause and run the command again'
     : (() => {
-      const done = committedSoFar(spec);
-      return `${done.rows.toLocaleString('en-US')} rows are committed in ${done.where}; run the same command again to resume after them (or pass --overwrite to start over)`;
-    })();
+        const done = committedSoFar(spec);
+        return `${done.rows.toLocaleString('en-US')} rows are committed in ${done.where}; run the same command again to resume after them (or pass --overwrite to start over)`;
+      })();
   if (error instanceof CaliperError) return new CaliperError(error.code, `${message} (${next})`, { cause: error });
   return new Error(`${message} (${next})`, { cause: error });
 }
@@ -143,7 +153,12 @@ function explainFailure(error: unknown, spec: BatchJobSpec, discarded: boolean):
  * atomically; a restart with the same spec skips the committed parts and continues after them. A run that fails
  * before committing anything leaves nothing behind.
  */
-export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, progress: BatchProgress, options: { overwrite?: boolean; rowPath?: boolean } = {}): Promise<BatchSummary> {
+export async function runLocalBatch(
+  version: ModelVersion,
+  spec: BatchJobSpec,
+  progress: BatchProgress,
+  options: { overwrite?: boolean; rowPath?: boolean } = {},
+): Promise<BatchSummary> {
   const started = performance.now();
   const layout = new OutputLayout(spec);
   const createdPartsDir = !existsSync(spec.partsDir);
@@ -155,7 +170,10 @@ export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, p
     const resume = resumePoints(spec, committed);
     const counts = await Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i))));
     const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
-    progress.start(counts.reduce((a, b) => a + b, 0), doneBefore);
+    progress.start(
+      counts.reduce((a, b) => a + b, 0),
+      doneBefore,
+    );
     try {
       for (let fileIndex = 0; fileIndex < spec.inputs.length; fileIndex++) {
         let start = resume[fileIndex]!;
@@ -169,10 +187,20 @@ export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, p
           try {
             do {
               const end = Math.min(rows, start + spec.partRows);
-              const part = await produceColumnarPart(version, plan, spec, layout, fileIndex, start, end, end - start, (n, errors) => {
-                rowsThisRun += n;
-                progress.advance(n, errors);
-              });
+              const part = await produceColumnarPart(
+                version,
+                plan,
+                spec,
+                layout,
+                fileIndex,
+                start,
+                end,
+                end - start,
+                (n, errors) => {
+                  rowsThisRun += n;
+                  progress.advance(n, errors);
+                },
+              );
               await committing;
               committing = part.commit();
               start += part.meta.inputRows;
@@ -189,10 +217,19 @@ export async function runLocalBatch(version: ModelVersion, spec: BatchJobSpec, p
         try {
           const scorer = scorerFor(version, spec, source, spec.inputs[fileIndex]!.path);
           for (;;) {
-            const part = await producePart(source, scorer, spec, layout, fileIndex, start, spec.partRows, (rows, errors) => {
-              rowsThisRun += rows;
-              progress.advance(rows, errors);
-            });
+            const part = await producePart(
+              source,
+              scorer,
+              spec,
+              layout,
+              fileIndex,
+              start,
+              spec.partRows,
+              (rows, errors) => {
+                rowsThisRun += rows;
+                progress.advance(rows, errors);
+              },
+            );
             if (!part) break;
             await part.commit();
             start += part.meta.inputRows;

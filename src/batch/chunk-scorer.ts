@@ -7,13 +7,19 @@ import type { FieldMapping } from './field-mapping.ts';
 import type { SourceBatch, SourceRow } from './io/source-row.ts';
 
 /** A row that could not be scored: its 0-based index in its input file and why. */
-export interface RowError { row: number; reason: string }
+export interface RowError {
+  row: number;
+  reason: string;
+}
 
 export type ErrorPolicy = 'skip' | 'null' | 'fail';
 
 /** What --on-error fail stops with, from either scoring path. */
 export function firstBadRowError(file: string, first: RowError): CaliperError {
-  return new CaliperError('CALIPER_INVALID_INPUT', `${file} row ${first.row + 1}: ${first.reason} (--on-error fail stops at the first bad row)`);
+  return new CaliperError(
+    'CALIPER_INVALID_INPUT',
+    `${file} row ${first.row + 1}: ${first.reason} (--on-error fail stops at the first bad row)`,
+  );
 }
 
 /** Rows to write (skipped rows already removed) with their predictions (null where the row failed). */
@@ -35,7 +41,11 @@ function reasonOf(error: unknown): string {
  * the version's scheduler and instance pool → Postprocessor.run. A bad row becomes a RowError, never a failed batch.
  */
 export class ChunkScorer {
-  constructor(private readonly version: ModelVersion, private readonly mapping: FieldMapping, private readonly policy: ErrorPolicy) {}
+  constructor(
+    private readonly version: ModelVersion,
+    private readonly mapping: FieldMapping,
+    private readonly policy: ErrorPolicy,
+  ) {}
 
   /** Validation and preprocessing run synchronously before the first await, so the next batch can be prepared while this one infers. */
   async score(batch: SourceBatch): Promise<ScoredBatch> {
@@ -101,7 +111,10 @@ export class ChunkScorer {
     if (inputs) {
       const result = await runInference(this.version, inputs, valid.length, {}, postprocessor.outputNames);
       predictions = postprocessor.run(result.outputs, valid.length);
-      if (hooks?.postprocess) predictions = predictions.map((p, row) => hooks.postprocess!(p, { outputs: result.outputs, row, request: valid[row]! }));
+      if (hooks?.postprocess)
+        predictions = predictions.map((p, row) =>
+          hooks.postprocess!(p, { outputs: result.outputs, row, request: valid[row]! }),
+        );
     }
 
     if (errors.length === 0) return { inputRows: batch.rows.length, rows: batch.rows, predictions, errors };
@@ -110,7 +123,10 @@ export class ChunkScorer {
     let next = 0;
     for (let i = 0; i < batch.rows.length; i++) {
       if (failed[i]) {
-        if (this.policy === 'null') { rows.push(batch.rows[i]!); out.push(null); }
+        if (this.policy === 'null') {
+          rows.push(batch.rows[i]!);
+          out.push(null);
+        }
         continue;
       }
       rows.push(batch.rows[i]!);

@@ -3,14 +3,18 @@ import type { BatchProgress } from './batch-runner.ts';
 
 /** A cli-progress bar on stderr: rows done of total, rows/s over this run, ETA and the error count. */
 export class ProgressBar implements BatchProgress {
-  private readonly bar = new cliProgress.SingleBar({
-    stream: process.stderr,
-    format: 'scoring {bar} {percentage}% | {value}/{total} rows | {speed} rows/s | ETA {eta_formatted} | {errors} errors',
-    barsize: 30,
-    hideCursor: true,
-    etaBuffer: 50,
-    fps: 5,
-  }, cliProgress.Presets.shades_classic);
+  private readonly bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format:
+        'scoring {bar} {percentage}% | {value}/{total} rows | {speed} rows/s | ETA {eta_formatted} | {errors} errors',
+      barsize: 30,
+      hideCursor: true,
+      etaBuffer: 50,
+      fps: 5,
+    },
+    cliProgress.Presets.shades_classic,
+  );
   private startedAt = 0;
   private doneBefore = 0;
   private done = 0;

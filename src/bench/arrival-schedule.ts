@@ -10,7 +10,11 @@ export class ArrivalSchedule {
   private nextAt = 0;
   private state: number;
 
-  constructor(readonly rate: number, readonly distribution: ArrivalDistribution, seed = 0x9e3779b9) {
+  constructor(
+    readonly rate: number,
+    readonly distribution: ArrivalDistribution,
+    seed = 0x9e3779b9,
+  ) {
     this.state = seed >>> 0 || 1;
   }
 

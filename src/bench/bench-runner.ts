@@ -2,7 +2,13 @@ import type { ArrivalDistribution } from './arrival-schedule.ts';
 import type { BenchReport, LoadMode, StepResult } from './bench-report.ts';
 import { startClosedLoop, startOpenLoop, type RunningLoad } from './load-generator.ts';
 import type { LoadTarget } from './load-target.ts';
-import { combineWindows, round, summarizeLatency, type MeasurementWindow, type WindowSummary } from './measurement-window.ts';
+import {
+  combineWindows,
+  round,
+  summarizeLatency,
+  type MeasurementWindow,
+  type WindowSummary,
+} from './measurement-window.ts';
 import type { BenchProtocol } from './request-data.ts';
 import { diffServerStats, fetchServerStats, measurementWarnings, type ServerStatsSnapshot } from './server-stats.ts';
 import { DEFAULT_STABILITY, isStable, type StabilityRule } from './stability-rule.ts';
@@ -58,7 +64,14 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     kind: 'caliper-bench',
     version: 1,
     startedAt: new Date().toISOString(),
-    target: { url: options.url, model: options.model, protocol: options.protocol, request: options.target.description, data: options.data.source, requests: options.data.requests },
+    target: {
+      url: options.url,
+      model: options.model,
+      protocol: options.protocol,
+      request: options.target.description,
+      data: options.data.source,
+      requests: options.data.requests,
+    },
     mode,
     windowMs,
     warmupMs,
@@ -70,9 +83,10 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const loads = options.plan.mode === 'concurrency' ? options.plan.levels : options.plan.rates;
   for (const load of loads) {
     const plan = options.plan;
-    const start = (): RunningLoad => plan.mode === 'concurrency'
-      ? startClosedLoop(options.target, load)
-      : startOpenLoop(options.target, load, plan.distribution, plan.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    const start = (): RunningLoad =>
+      plan.mode === 'concurrency'
+        ? startClosedLoop(options.target, load)
+        : startOpenLoop(options.target, load, plan.distribution, plan.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     const step = await runStep(load, start, { ...options, rule, windowMs, warmupMs });
     report.steps.push(step);
     report.warnings.push(...measurementWarnings(step));
@@ -98,7 +112,9 @@ async function runStep(
   const summaries: WindowSummary[] = [];
   // A statistics snapshot at every window boundary, so the breakdown covers exactly the windows reported.
   const statsBase = options.statsUrl ?? options.url;
-  const snapshots: Promise<ServerStatsSnapshot | undefined>[] = [readStats ? fetchServerStats(statsBase, options.model) : Promise.resolve(undefined)];
+  const snapshots: Promise<ServerStatsSnapshot | undefined>[] = [
+    readStats ? fetchServerStats(statsBase, options.model) : Promise.resolve(undefined),
+  ];
   let stable = false;
   while (windows.length < rule.maxTrials) {
     await sleep(windowMs);
@@ -129,7 +145,10 @@ async function runStep(
     throughput: round(combined.durationMs > 0 ? (combined.successes * 1000) / combined.durationMs : 0),
     requests: combined.successes + Object.values(combined.errorsByStatus).reduce((a, b) => a + b, 0),
     latencyMs: summarizeLatency(combined.latency),
-    errors: { total: Object.values(combined.errorsByStatus).reduce((a, b) => a + b, 0), byStatus: combined.errorsByStatus },
+    errors: {
+      total: Object.values(combined.errorsByStatus).reduce((a, b) => a + b, 0),
+      byStatus: combined.errorsByStatus,
+    },
     serverTiming: combined.stages,
     serverStats: before && after ? diffServerStats(before, after) : null,
   };

@@ -33,7 +33,12 @@ export async function gridSearch(space: SearchSpace, evaluate: Evaluate): Promis
  * score improves by more than `minGain` (a fraction, to ride over measurement noise), trying up then down;
  * stop after a full pass over the settings moves nowhere. Each candidate is measured once.
  */
-export async function hillClimb(space: SearchSpace, start: SpacePoint, evaluate: Evaluate, minGain = 0.03): Promise<SearchOutcome> {
+export async function hillClimb(
+  space: SearchSpace,
+  start: SpacePoint,
+  evaluate: Evaluate,
+  minGain = 0.03,
+): Promise<SearchOutcome> {
   const sizes = dimensionSizes(space);
   const scores = new Map<string, number>();
   const measure = async (point: SpacePoint): Promise<number> => {

@@ -12,7 +12,10 @@ const SUCCESS: RequestOutcome = Object.freeze({ ok: true, status: 'OK' });
 export function parseGrpcAddress(url: string): string {
   const address = url.replace(/^grpc:\/\//, '').replace(/\/$/, '');
   if (!/^[^/:]+:\d+$/.test(address) && !/^\[[0-9a-fA-F:]+\]:\d+$/.test(address)) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `--url: expected grpc://HOST:PORT for --protocol grpc (the server's --grpc-port), got "${url}"`);
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--url: expected grpc://HOST:PORT for --protocol grpc (the server's --grpc-port), got "${url}"`,
+    );
   }
   return address;
 }
@@ -25,7 +28,8 @@ function flatten(value: unknown, out: unknown[]): void {
 /** The tensors of one v2 infer request document, as the client sends them (FP32 data as Float32Array, …). */
 function inferInputs(document: unknown, where: string): InferInput[] {
   const inputs = (document as { inputs?: unknown }).inputs;
-  if (!Array.isArray(inputs)) throw new CaliperError('CALIPER_INVALID_INPUT', `${where}: expected a v2 infer request with inputs`);
+  if (!Array.isArray(inputs))
+    throw new CaliperError('CALIPER_INVALID_INPUT', `${where}: expected a v2 infer request with inputs`);
   return inputs.map((raw, i) => {
     const t = raw as { name?: unknown; datatype?: unknown; shape?: unknown; data?: unknown };
     if (typeof t.name !== 'string' || !isV2Datatype(t.datatype) || !Array.isArray(t.shape)) {
@@ -33,9 +37,12 @@ function inferInputs(document: unknown, where: string): InferInput[] {
     }
     const flat: unknown[] = [];
     flatten(t.data, flat);
-    const data = t.datatype === 'FP32' ? Float32Array.from(flat as number[])
-      : t.datatype === 'FP64' ? Float64Array.from(flat as number[])
-      : (flat as number[] | boolean[] | string[]);
+    const data =
+      t.datatype === 'FP32'
+        ? Float32Array.from(flat as number[])
+        : t.datatype === 'FP64'
+          ? Float64Array.from(flat as number[])
+          : (flat as number[] | boolean[] | string[]);
     return { name: t.name, datatype: t.datatype, shape: t.shape as number[], data };
   });
 }
@@ -50,7 +57,11 @@ export class GrpcLoadTarget implements LoadTarget {
   private readonly requests: InferInput[][];
   private next = 0;
 
-  constructor(url: string, private readonly model: string, data: RequestData) {
+  constructor(
+    url: string,
+    private readonly model: string,
+    data: RequestData,
+  ) {
     this.address = parseGrpcAddress(url);
     this.description = `ModelInfer grpc://${this.address} ${model}`;
     this.requests = data.documents.map((doc, i) => inferInputs(doc, `${data.source} request ${i + 1}`));
@@ -64,7 +75,14 @@ export class GrpcLoadTarget implements LoadTarget {
         this.next = this.next + 1 === this.requests.length ? 0 : this.next + 1;
         client.infer(this.model, inputs).then(
           () => done(SUCCESS),
-          (error: unknown) => done({ ok: false, status: error instanceof InferenceClientError && error.grpcCode !== undefined ? `grpc-${error.grpcCode}` : 'network' }),
+          (error: unknown) =>
+            done({
+              ok: false,
+              status:
+                error instanceof InferenceClientError && error.grpcCode !== undefined
+                  ? `grpc-${error.grpcCode}`
+                  : 'network',
+            }),
         );
       },
       close: () => client.close(),

@@ -34,16 +34,33 @@ export const loadLabel = (report: Pick<BenchReport, 'mode'>, load: number): stri
   report.mode === 'concurrency' ? `c=${load}` : `${load} rps`;
 
 /** Per-step stage durations (ms): the server's statistics when it has them, else the Server-Timing headers. */
-export function stageBreakdown(steps: readonly StepResult[]): { source: string; stages: string[]; values: (step: StepResult, stage: string) => number } {
-  if (steps.length > 0 && steps.every((s) => s.serverStats && Object.keys(s.serverStats.stageMs).some((k) => !OUTCOME_ENTRIES.has(k)))) {
-    const stages = [...new Set(steps.flatMap((s) => Object.keys(s.serverStats!.stageMs)))].filter((k) => !OUTCOME_ENTRIES.has(k));
-    return { source: 'the server statistics endpoint', stages, values: (step, stage) => step.serverStats!.stageMs[stage] ?? 0 };
+export function stageBreakdown(steps: readonly StepResult[]): {
+  source: string;
+  stages: string[];
+  values: (step: StepResult, stage: string) => number;
+} {
+  if (
+    steps.length > 0 &&
+    steps.every((s) => s.serverStats && Object.keys(s.serverStats.stageMs).some((k) => !OUTCOME_ENTRIES.has(k)))
+  ) {
+    const stages = [...new Set(steps.flatMap((s) => Object.keys(s.serverStats!.stageMs)))].filter(
+      (k) => !OUTCOME_ENTRIES.has(k),
+    );
+    return {
+      source: 'the server statistics endpoint',
+      stages,
+      values: (step, stage) => step.serverStats!.stageMs[stage] ?? 0,
+    };
   }
   const stages = [...new Set(steps.flatMap((s) => Object.keys(s.serverTiming)))].filter((k) => k !== 'total');
   return { source: 'Server-Timing response headers', stages, values: (step, stage) => step.serverTiming[stage] ?? 0 };
 }
 
-export function latencyChart(report: BenchReport, title = 'Latency percentiles against throughput', budgetMs?: number): string {
+export function latencyChart(
+  report: BenchReport,
+  title = 'Latency percentiles against throughput',
+  budgetMs?: number,
+): string {
   return lineChart({
     title,
     xLabel: 'throughput (req/s)',
@@ -58,13 +75,17 @@ export function latencyChart(report: BenchReport, title = 'Latency percentiles a
 
 export function breakdownChart(report: BenchReport): string {
   const breakdown = stageBreakdown(report.steps);
-  const serverTotal = (step: StepResult): number => breakdown.stages.reduce((sum, stage) => sum + breakdown.values(step, stage), 0);
+  const serverTotal = (step: StepResult): number =>
+    breakdown.stages.reduce((sum, stage) => sum + breakdown.values(step, stage), 0);
   return stackedBarChart({
     title: `Mean time per request by stage (${breakdown.source})`,
     yLabel: 'ms',
     categories: report.steps.map((s) => loadLabel(report, s.load)),
     stacks: [
-      ...breakdown.stages.map((stage) => ({ name: stage, values: report.steps.map((s) => breakdown.values(s, stage)) })),
+      ...breakdown.stages.map((stage) => ({
+        name: stage,
+        values: report.steps.map((s) => breakdown.values(s, stage)),
+      })),
       { name: 'network + HTTP', values: report.steps.map((s) => Math.max(0, s.latencyMs.mean - serverTotal(s))) },
     ],
   });
@@ -82,8 +103,18 @@ windows of ${report.windowMs} ms after ${report.warmupMs} ms warm-up; a step is 
     series: [{ name: 'throughput', points: report.steps.map((s) => ({ x: s.load, y: s.throughput })) }],
   });
   const rows = report.steps.map((s) => [
-    loadLabel(report, s.load), s.throughput, s.latencyMs.p50, s.latencyMs.p90, s.latencyMs.p95, s.latencyMs.p99, s.latencyMs.max,
-    s.errors.total === 0 ? '0' : Object.entries(s.errors.byStatus).map(([k, v]) => `${k}: ${v}`).join(', '),
+    loadLabel(report, s.load),
+    s.throughput,
+    s.latencyMs.p50,
+    s.latencyMs.p90,
+    s.latencyMs.p95,
+    s.latencyMs.p99,
+    s.latencyMs.max,
+    s.errors.total === 0
+      ? '0'
+      : Object.entries(s.errors.byStatus)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', '),
     s.serverStats ? s.serverStats.meanBatchSize : '–',
     `${s.stable ? 'stable' : 'NOT stable'} (${s.windows.length} windows)`,
   ]);
@@ -95,24 +126,36 @@ windows of ${report.windowMs} ms after ${report.warmupMs} ms warm-up; a step is 
     throughput,
     '</div>',
     '<h2>Steps</h2>',
-    htmlTable(['load', 'req/s', 'p50 ms', 'p90 ms', 'p95 ms', 'p99 ms', 'max ms', 'errors', 'mean batch', 'stability'], rows),
+    htmlTable(
+      ['load', 'req/s', 'p50 ms', 'p90 ms', 'p95 ms', 'p99 ms', 'max ms', 'errors', 'mean batch', 'stability'],
+      rows,
+    ),
   ]);
 }
 
 /** The tuner's report: every candidate's best operating point against the budget, and the winner. */
 export function renderTuneHtml(report: TuneReport): string {
   const label = (index: number): string => `#${index + 1}`;
-  const isWinner = (t: TuneReport['trials'][number]): boolean => report.winner !== null && t === report.winner
-    || (report.winner !== null && t.description === report.winner.description && t.best?.throughput === report.winner.best?.throughput);
+  const isWinner = (t: TuneReport['trials'][number]): boolean =>
+    (report.winner !== null && t === report.winner) ||
+    (report.winner !== null &&
+      t.description === report.winner.description &&
+      t.best?.throughput === report.winner.best?.throughput);
   const chart = lineChart({
     title: 'Each candidate: p99 against throughput over its concurrency sweep',
     xLabel: 'throughput (req/s)',
     yLabel: 'p99 (ms)',
-    series: report.trials.flatMap((t, i) => t.steps.length === 0 ? [] : [{
-      name: `${label(i)}${isWinner(t) ? ' ★ winner' : ''}: ${t.description}`,
-      points: t.steps.map((s) => ({ x: s.throughput, y: s.p99Ms, label: `c=${s.concurrency}` })),
-      ...(isWinner(t) ? { emphasis: true } : {}),
-    }]),
+    series: report.trials.flatMap((t, i) =>
+      t.steps.length === 0
+        ? []
+        : [
+            {
+              name: `${label(i)}${isWinner(t) ? ' ★ winner' : ''}: ${t.description}`,
+              points: t.steps.map((s) => ({ x: s.throughput, y: s.p99Ms, label: `c=${s.concurrency}` })),
+              ...(isWinner(t) ? { emphasis: true } : {}),
+            },
+          ],
+    ),
     threshold: { y: report.p99BudgetMs, label: `p99 budget ${report.p99BudgetMs} ms` },
   });
   const best = stackedBarChart({
@@ -122,14 +165,23 @@ export function renderTuneHtml(report: TuneReport): string {
     stacks: [{ name: 'req/s within budget', values: report.trials.map((t) => t.best?.throughput ?? 0) }],
   });
   const rows = report.trials.map((t, i) => [
-    `${label(i)}${isWinner(t) ? ' ★' : ''} ${t.description}${i === 0 ? ' (current settings)' : ''}`, t.best ? t.best.throughput : 0, t.best ? t.best.concurrency : '–', t.best ? t.best.p99Ms : '–',
+    `${label(i)}${isWinner(t) ? ' ★' : ''} ${t.description}${i === 0 ? ' (current settings)' : ''}`,
+    t.best ? t.best.throughput : 0,
+    t.best ? t.best.concurrency : '–',
+    t.best ? t.best.p99Ms : '–',
     t.error ?? (t.best ? 'within budget' : 'over budget at every level'),
   ]);
   const winner = report.winner
     ? `<p class="winner-note"><b>★ Winner:</b> ${escapeXml(report.winner.description)} — ${report.winner.best!.throughput} req/s at concurrency ${report.winner.best!.concurrency}, p99 ${report.winner.best!.p99Ms} ms${report.speedupOverCurrent !== null ? ` (${report.speedupOverCurrent}× the current settings)` : ''}<br><span class="meta">Chosen as ${escapeXml(report.winnerRule ?? 'the highest throughput within the budget')}.</span></p>`
     : '<p><b>No candidate met the budget.</b></p>';
   const table = htmlTable(['candidate', 'req/s', 'at concurrency', 'p99 ms', 'outcome'], rows)
-    .split('\n').map((line, i) => (i >= 1 && report.trials[i - 1] && isWinner(report.trials[i - 1]!) ? line.replace('<tr>', '<tr class="winner">') : line)).join('\n');
+    .split('\n')
+    .map((line, i) =>
+      i >= 1 && report.trials[i - 1] && isWinner(report.trials[i - 1]!)
+        ? line.replace('<tr>', '<tr class="winner">')
+        : line,
+    )
+    .join('\n');
   return htmlPage(`caliper tune: ${report.model}`, [
     `<p class="meta">p99 budget ${report.p99BudgetMs} ms · ${report.search} search: ${report.trials.length} of ${report.spaceSize} candidates measured · concurrency ${report.concurrency.join(',')} · ${report.windowMs} ms windows · started ${escapeXml(report.startedAt)}</p>`,
     winner,

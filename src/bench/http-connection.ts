@@ -58,7 +58,10 @@ export class HttpConnection {
       this.socket.write(request);
       return;
     }
-    this.open().then((socket) => socket.write(request), (error: Error) => this.finish({ status: 0, error: error.message }));
+    this.open().then(
+      (socket) => socket.write(request),
+      (error: Error) => this.finish({ status: 0, error: error.message }),
+    );
   }
 
   close(): void {

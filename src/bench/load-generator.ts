@@ -48,7 +48,12 @@ export function startClosedLoop(target: LoadTarget, concurrency: number): Runnin
     nextWindow: () => windows.next(),
     stop: async () => {
       running = false;
-      await waitAtMost(new Promise<void>((resolve) => { settle = resolve; }), STOP_GRACE_MS);
+      await waitAtMost(
+        new Promise<void>((resolve) => {
+          settle = resolve;
+        }),
+        STOP_GRACE_MS,
+      );
       for (const client of clients) client.close();
       return undefined;
     },
@@ -61,7 +66,12 @@ export function startClosedLoop(target: LoadTarget, concurrency: number): Runnin
  * send it, so a slow server cannot hide its queueing (no coordinated omission). Connections are opened as
  * needed up to `maxConnections`; past that, due requests wait in a backlog and the wait counts.
  */
-export function startOpenLoop(target: LoadTarget, rate: number, distribution: ArrivalDistribution, maxConnections: number): RunningLoad {
+export function startOpenLoop(
+  target: LoadTarget,
+  rate: number,
+  distribution: ArrivalDistribution,
+  maxConnections: number,
+): RunningLoad {
   const schedule = new ArrivalSchedule(rate, distribution);
   const origin = performance.now();
   const windows = new WindowRotation(origin);
@@ -122,7 +132,12 @@ export function startOpenLoop(target: LoadTarget, rate: number, distribution: Ar
       if (timer) clearTimeout(timer);
       backlog.length = 0;
       if (inflight > 0) {
-        await waitAtMost(new Promise<void>((resolve) => { settle = resolve; }), STOP_GRACE_MS);
+        await waitAtMost(
+          new Promise<void>((resolve) => {
+            settle = resolve;
+          }),
+          STOP_GRACE_MS,
+        );
       }
       for (const client of all) client.close();
       return counters;
@@ -133,6 +148,11 @@ export function startOpenLoop(target: LoadTarget, rate: number, distribution: Ar
 /** Waits for `promise`, or `ms` at most, without leaving a timer behind. */
 async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => { timer = setTimeout(resolve, ms); })]);
+  await Promise.race([
+    promise,
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
   clearTimeout(timer);
 }

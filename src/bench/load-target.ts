@@ -39,9 +39,13 @@ export function parseTargetUrl(url: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `--url: "${url}" is not a URL (expected e.g. http://127.0.0.1:8000)`);
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--url: "${url}" is not a URL (expected e.g. http://127.0.0.1:8000)`,
+    );
   }
-  if (parsed.protocol !== 'http:') throw new CaliperError('CALIPER_INVALID_INPUT', `--url: only http:// is supported, got "${parsed.protocol}//"`);
+  if (parsed.protocol !== 'http:')
+    throw new CaliperError('CALIPER_INVALID_INPUT', `--url: only http:// is supported, got "${parsed.protocol}//"`);
   return parsed;
 }
 
@@ -53,7 +57,12 @@ export class HttpLoadTarget implements LoadTarget {
   private readonly port: number;
   private next = 0;
 
-  constructor(url: string, path: string, data: RequestData, private readonly readServerTiming = true) {
+  constructor(
+    url: string,
+    path: string,
+    data: RequestData,
+    private readonly readServerTiming = true,
+  ) {
     const parsed = parseTargetUrl(url);
     this.host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
     this.port = parsed.port ? Number(parsed.port) : 80;
@@ -74,7 +83,10 @@ export class HttpLoadTarget implements LoadTarget {
           } else if (exchange.status >= 200 && exchange.status < 300 && exchange.serverTiming === undefined) {
             done(SUCCESS);
           } else {
-            const outcome: RequestOutcome = { ok: exchange.status >= 200 && exchange.status < 300, status: String(exchange.status) };
+            const outcome: RequestOutcome = {
+              ok: exchange.status >= 200 && exchange.status < 300,
+              status: String(exchange.status),
+            };
             if (exchange.serverTiming !== undefined) outcome.serverTiming = exchange.serverTiming;
             done(outcome);
           }

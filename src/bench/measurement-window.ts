@@ -86,7 +86,11 @@ export function summarizeLatency(histogram: LatencyHistogram): LatencySummary {
 
 /** Several consecutive windows taken as one measurement. */
 export function combineWindows(windows: readonly MeasurementWindow[]): {
-  durationMs: number; successes: number; errorsByStatus: Record<string, number>; latency: LatencyHistogram; stages: StageAverages;
+  durationMs: number;
+  successes: number;
+  errorsByStatus: Record<string, number>;
+  latency: LatencyHistogram;
+  stages: StageAverages;
 } {
   const latency = new LatencyHistogram();
   const errorsByStatus: Record<string, number> = {};

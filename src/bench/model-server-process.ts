@@ -12,20 +12,28 @@ export interface ModelServerProcess {
 }
 
 /** Starts `caliper serve DIR` on a free port and resolves once the server reports ready. */
-export async function startModelServer(modelDir: string, options: { readyTimeoutMs?: number } = {}): Promise<ModelServerProcess> {
+export async function startModelServer(
+  modelDir: string,
+  options: { readyTimeoutMs?: number } = {},
+): Promise<ModelServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [CLI, 'serve', modelDir, '--port', String(port), '--host', '127.0.0.1'], {
     env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
   for (;;) {
     if (child.exitCode !== null) {
-      throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `caliper serve ${modelDir} exited (code ${child.exitCode}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      throw new CaliperError(
+        'CALIPER_MODEL_LOAD_FAILED',
+        `caliper serve ${modelDir} exited (code ${child.exitCode}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+      );
     }
     try {
       const response = await fetch(`${url}/v2/health/ready`);
@@ -35,7 +43,10 @@ export async function startModelServer(modelDir: string, options: { readyTimeout
     }
     if (Date.now() > deadline) {
       await stopChild(child, exited);
-      throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `caliper serve ${modelDir} was not ready within ${(options.readyTimeoutMs ?? 60_000) / 1000} s`);
+      throw new CaliperError(
+        'CALIPER_MODEL_LOAD_FAILED',
+        `caliper serve ${modelDir} was not ready within ${(options.readyTimeoutMs ?? 60_000) / 1000} s`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isMap, isScalar, parseDocument, type Document } from 'yaml';
@@ -17,24 +26,38 @@ function setIn(document: Document, path: string[], value: unknown): void {
  * Writes tuned settings into model.yaml text through the YAML document model, so everything else in the file —
  * comments, other sections, flow or block style — is kept as written.
  */
-export function applySettingsToYaml(text: string, settings: TuneSettings, options: { disableCache?: boolean; current?: TuneSettings } = {}): string {
+export function applySettingsToYaml(
+  text: string,
+  settings: TuneSettings,
+  options: { disableCache?: boolean; current?: TuneSettings } = {},
+): string {
   const document = parseDocument(text);
-  if (document.errors.length > 0) throw new CaliperError('CALIPER_CONFIG_INVALID', `model.yaml: invalid YAML: ${document.errors[0]!.message.split('\n')[0]}`);
+  if (document.errors.length > 0)
+    throw new CaliperError(
+      'CALIPER_CONFIG_INVALID',
+      `model.yaml: invalid YAML: ${document.errors[0]!.message.split('\n')[0]}`,
+    );
   // With the current settings known, only what changes is written: a setting equal to its effective value stays
   // as the file spells it (or absent, where the default applies).
-  const changed = (key: keyof TuneSettings): boolean => options.current === undefined || options.current[key] !== settings[key];
+  const changed = (key: keyof TuneSettings): boolean =>
+    options.current === undefined || options.current[key] !== settings[key];
   const batchingWasOn = options.current === undefined || options.current.maxBatchSize > 1;
   if (settings.maxBatchSize > 1) {
     if (document.get('batching') === false) document.set('batching', document.createNode({}));
-    if (options.current === undefined || !batchingWasOn || document.getIn(['batching', 'enabled']) === false) setIn(document, ['batching', 'enabled'], true);
+    if (options.current === undefined || !batchingWasOn || document.getIn(['batching', 'enabled']) === false)
+      setIn(document, ['batching', 'enabled'], true);
     if (changed('maxBatchSize')) setIn(document, ['batching', 'max_batch_size'], settings.maxBatchSize);
-    if (changed('maxQueueDelayUs') || !batchingWasOn) setIn(document, ['batching', 'max_queue_delay_us'], settings.maxQueueDelayUs);
+    if (changed('maxQueueDelayUs') || !batchingWasOn)
+      setIn(document, ['batching', 'max_queue_delay_us'], settings.maxQueueDelayUs);
     const preferred = document.getIn(['batching', 'preferred_batch_sizes'], true);
     if (preferred !== undefined && changed('maxBatchSize')) {
       const sizes = (document.getIn(['batching', 'preferred_batch_sizes']) as { toJSON(): unknown }).toJSON();
-      const kept = Array.isArray(sizes) ? sizes.filter((s): s is number => typeof s === 'number' && s <= settings.maxBatchSize) : [];
+      const kept = Array.isArray(sizes)
+        ? sizes.filter((s): s is number => typeof s === 'number' && s <= settings.maxBatchSize)
+        : [];
       if (kept.length > 0) {
-        if (kept.length !== (sizes as unknown[]).length) document.setIn(['batching', 'preferred_batch_sizes'], document.createNode(kept, { flow: true }));
+        if (kept.length !== (sizes as unknown[]).length)
+          document.setIn(['batching', 'preferred_batch_sizes'], document.createNode(kept, { flow: true }));
       } else {
         document.deleteIn(['batching', 'preferred_batch_sizes']);
       }
@@ -127,7 +150,11 @@ export class CandidateFolder {
   constructor(modelDir: string, settings: TuneSettings) {
     const source = resolve(modelDir);
     const parent = mkdtempSync(join(tmpdir(), 'caliper-tune-'));
-    const name = parseModelConfigText(readFileSync(join(source, MODEL_CONFIG_FILE), 'utf8'), join(source, MODEL_CONFIG_FILE), source).name;
+    const name = parseModelConfigText(
+      readFileSync(join(source, MODEL_CONFIG_FILE), 'utf8'),
+      join(source, MODEL_CONFIG_FILE),
+      source,
+    ).name;
     // The folder is named after the model, like the original.
     this.dir = join(parent, name);
     try {

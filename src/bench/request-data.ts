@@ -26,14 +26,18 @@ export function readRequestsFile(file: string): RequestData {
   const path = resolve(file);
   if (!existsSync(path)) throw benchError(`--data ${file}: file not found`);
   const documents: unknown[] = [];
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    try {
-      documents.push(JSON.parse(line));
-    } catch (error) {
-      throw benchError(`${file}:${i + 1}: not a JSON document (${(error as Error).message}); --data expects one request per line (JSONL)`);
-    }
-  });
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        documents.push(JSON.parse(line));
+      } catch (error) {
+        throw benchError(
+          `${file}:${i + 1}: not a JSON document (${(error as Error).message}); --data expects one request per line (JSONL)`,
+        );
+      }
+    });
   if (documents.length === 0) throw benchError(`${file}: no requests (expected one JSON request per line)`);
   return { source: path, documents };
 }
@@ -65,7 +69,9 @@ export const isV2Request = (doc: unknown): boolean =>
 export function toV2Requests(data: RequestData, modelDir: string | undefined): RequestData {
   if (data.documents.every(isV2Request)) return data;
   if (!modelDir) {
-    throw benchError(`${data.source}: these are /predict requests; --protocol v2 needs v2 infer requests ({"inputs": [...]}) or a model folder to preprocess them`);
+    throw benchError(
+      `${data.source}: these are /predict requests; --protocol v2 needs v2 infer requests ({"inputs": [...]}) or a model folder to preprocess them`,
+    );
   }
   const config = servedModelConfig(modelDir);
   const featureDefaults = featureDefaultsOf(config);

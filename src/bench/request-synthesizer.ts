@@ -56,10 +56,14 @@ function numberIn(random: () => number, min: number | undefined, max: number | u
 function fieldValue(random: () => number, name: string, field: FieldSchema): unknown {
   if (Array.isArray(field.enum) && field.enum.length > 0) return field.enum[Math.floor(random() * field.enum.length)];
   switch (field.type) {
-    case 'number': return numberIn(random, field.minimum, field.maximum, false);
-    case 'integer': return numberIn(random, field.minimum, field.maximum, true);
-    case 'boolean': return random() < 0.5;
-    case 'string': return `${name}-${Math.floor(random() * 1e6)}`;
+    case 'number':
+      return numberIn(random, field.minimum, field.maximum, false);
+    case 'integer':
+      return numberIn(random, field.minimum, field.maximum, true);
+    case 'boolean':
+      return random() < 0.5;
+    case 'string':
+      return `${name}-${Math.floor(random() * 1e6)}`;
     case 'array': {
       const min = field.minItems ?? 1;
       const max = field.maxItems ?? Math.max(min, 8);
@@ -67,7 +71,8 @@ function fieldValue(random: () => number, name: string, field: FieldSchema): unk
       const items = field.items ?? {};
       return Array.from({ length }, () => numberIn(random, items.minimum, items.maximum, items.type === 'integer'));
     }
-    default: throw new Error(`field ${name}: cannot synthesize values of type ${JSON.stringify(field.type)}`);
+    default:
+      throw new Error(`field ${name}: cannot synthesize values of type ${JSON.stringify(field.type)}`);
   }
 }
 
@@ -75,7 +80,11 @@ function fieldValue(random: () => number, name: string, field: FieldSchema): unk
  * Builds `count` request objects from the schema: every required field, and each optional field half of the time.
  * Throws when a field's type is not one /predict accepts (number, integer, string, boolean, array).
  */
-export function synthesizeRequests(schema: RequestObjectSchema, source: string, options: SynthesisOptions = {}): RequestData {
+export function synthesizeRequests(
+  schema: RequestObjectSchema,
+  source: string,
+  options: SynthesisOptions = {},
+): RequestData {
   const random = prng(options.seed ?? 1);
   const count = options.count ?? 1000;
   const required = new Set(schema.required ?? []);
@@ -97,7 +106,10 @@ export function synthesizeRequests(schema: RequestObjectSchema, source: string, 
  * describe that route.
  */
 export function requestSchemaFromOpenApi(document: unknown, model: string): RequestObjectSchema | undefined {
-  const doc = document as { paths?: Record<string, { post?: unknown }>; components?: { schemas?: Record<string, unknown> } };
+  const doc = document as {
+    paths?: Record<string, { post?: unknown }>;
+    components?: { schemas?: Record<string, unknown> };
+  };
   const post = doc.paths?.[`/models/${model}/predict`]?.post as
     | { requestBody?: { content?: Record<string, { schema?: { oneOf?: { $ref?: string }[]; $ref?: string } }> } }
     | undefined;
@@ -116,8 +128,15 @@ export function requestSchemaOfInputs(inputs: readonly InputFieldSpec[]): Reques
     if (spec.minimum !== undefined) field.minimum = spec.minimum;
     if (spec.maximum !== undefined) field.maximum = spec.maximum;
     if (spec.type === 'array') {
-      field.items = { type: spec.items ?? 'number', ...(spec.minimum !== undefined ? { minimum: spec.minimum } : {}), ...(spec.maximum !== undefined ? { maximum: spec.maximum } : {}) };
-      if (spec.length !== undefined) { field.minItems = spec.length; field.maxItems = spec.length; }
+      field.items = {
+        type: spec.items ?? 'number',
+        ...(spec.minimum !== undefined ? { minimum: spec.minimum } : {}),
+        ...(spec.maximum !== undefined ? { maximum: spec.maximum } : {}),
+      };
+      if (spec.length !== undefined) {
+        field.minItems = spec.length;
+        field.maxItems = spec.length;
+      }
       if (spec.minLength !== undefined) field.minItems = spec.minLength;
       if (spec.maxLength !== undefined) field.maxItems = spec.maxLength;
     }
@@ -137,7 +156,11 @@ export interface V2TensorMetadata {
  * Open Inference Protocol requests with random tensors for every input of the model's v2 metadata, for a server
  * known only by URL: dynamic dimensions are 1 (the first) or 8 (others), as perf_analyzer's defaults.
  */
-export function synthesizeV2Requests(inputs: readonly V2TensorMetadata[], source: string, options: SynthesisOptions = {}): RequestData {
+export function synthesizeV2Requests(
+  inputs: readonly V2TensorMetadata[],
+  source: string,
+  options: SynthesisOptions = {},
+): RequestData {
   const random = prng(options.seed ?? 1);
   const count = options.count ?? 1000;
   const element = (datatype: string): number | boolean | string => {
@@ -152,7 +175,12 @@ export function synthesizeV2Requests(inputs: readonly V2TensorMetadata[], source
     inputs: inputs.map((input) => {
       const shape = input.shape.map((d, i) => (d >= 0 ? d : i === 0 ? 1 : 8));
       const size = shape.reduce((n, d) => n * d, 1);
-      return { name: input.name, datatype: input.datatype, shape, data: Array.from({ length: size }, () => element(input.datatype)) };
+      return {
+        name: input.name,
+        datatype: input.datatype,
+        shape,
+        data: Array.from({ length: size }, () => element(input.datatype)),
+      };
     }),
   }));
   return { source: `${source} (${count} synthesized tensor requests, seed ${options.seed ?? 1})`, documents };

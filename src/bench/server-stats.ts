@@ -31,7 +31,11 @@ export function statsUrl(baseUrl: string, model: string): string {
 }
 
 /** Reads the statistics; resolves undefined when the server has no stats endpoint or the shape is not recognised. */
-export async function fetchServerStats(baseUrl: string, model: string, fetcher: StatsFetch = fetch): Promise<ServerStatsSnapshot | undefined> {
+export async function fetchServerStats(
+  baseUrl: string,
+  model: string,
+  fetcher: StatsFetch = fetch,
+): Promise<ServerStatsSnapshot | undefined> {
   try {
     const response = await fetcher(statsUrl(baseUrl, model));
     if (!response.ok) return undefined;
@@ -41,8 +45,10 @@ export async function fetchServerStats(baseUrl: string, model: string, fetcher: 
   }
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-const numberOf = (value: unknown): number => (typeof value === 'number' ? value : typeof value === 'string' ? Number(value) || 0 : 0);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const numberOf = (value: unknown): number =>
+  typeof value === 'number' ? value : typeof value === 'string' ? Number(value) || 0 : 0;
 
 /** inference_stats entries that count outcomes, not stages of a request. */
 export const OUTCOME_ENTRIES = new Set(['success', 'fail', 'cache_hit', 'cache_miss']);
@@ -84,22 +90,36 @@ export function diffServerStats(before: ServerStatsSnapshot, after: ServerStatsS
     if (count > 0) stageMs[stage] = round((end.ns - start.ns) / count / 1e6, 4);
   }
   const cacheHits = (after.stages.cache_hit?.count ?? 0) - (before.stages.cache_hit?.count ?? 0);
-  return { requests, executions, meanBatchSize: executions > 0 ? round(requests / executions, 2) : 0, cacheHits, stageMs };
+  return {
+    requests,
+    executions,
+    meanBatchSize: executions > 0 ? round(requests / executions, 2) : 0,
+    cacheHits,
+    stageMs,
+  };
 }
 
 /**
  * Why a step's figures may not measure the model: most answers came from the response cache, or the server ran
  * almost no model executions for the requests it answered. Empty when the step looks like real inference work.
  */
-export function measurementWarnings(step: { load: number; requests: number; serverStats: ServerBreakdown | null }): string[] {
+export function measurementWarnings(step: {
+  load: number;
+  requests: number;
+  serverStats: ServerBreakdown | null;
+}): string[] {
   const stats = step.serverStats;
   if (!stats || step.requests === 0) return [];
   const warnings: string[] = [];
   const answered = Math.max(stats.requests + stats.cacheHits, 1); // inference_count leaves cache hits out, as Triton's
   if (stats.cacheHits > 0.5 * answered) {
-    warnings.push(`load ${step.load}: the response cache answered ${stats.cacheHits} of ${answered} requests (${Math.round((100 * stats.cacheHits) / answered)}%); the figures measure the cache, not the model — send more distinct requests than the cache holds (--requests N, or --data) or turn the cache off`);
+    warnings.push(
+      `load ${step.load}: the response cache answered ${stats.cacheHits} of ${answered} requests (${Math.round((100 * stats.cacheHits) / answered)}%); the figures measure the cache, not the model — send more distinct requests than the cache holds (--requests N, or --data) or turn the cache off`,
+    );
   } else if (stats.executions <= Math.max(1, 0.01 * step.requests)) {
-    warnings.push(`load ${step.load}: the server ran only ${stats.executions} model execution(s) for ${step.requests} requests; the figures do not measure inference`);
+    warnings.push(
+      `load ${step.load}: the server ran only ${stats.executions} model execution(s) for ${step.requests} requests; the figures do not measure inference`,
+    );
   }
   return warnings;
 }

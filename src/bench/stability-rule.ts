@@ -15,8 +15,16 @@ export const DEFAULT_STABILITY: StabilityRule = { tolerancePct: 10, windows: 3, 
 export function isStable(windows: readonly WindowSummary[], rule: StabilityRule): boolean {
   if (windows.length < rule.windows) return false;
   const last = windows.slice(-rule.windows);
-  return withinTolerance(last.map((w) => w.throughput), rule.tolerancePct)
-    && withinTolerance(last.map((w) => w.latencyMs.p99), rule.tolerancePct);
+  return (
+    withinTolerance(
+      last.map((w) => w.throughput),
+      rule.tolerancePct,
+    ) &&
+    withinTolerance(
+      last.map((w) => w.latencyMs.p99),
+      rule.tolerancePct,
+    )
+  );
 }
 
 function withinTolerance(values: readonly number[], tolerancePct: number): boolean {

@@ -72,16 +72,21 @@ export function dimensionSizes(space: SearchSpace): SpacePoint {
 export function gridPoints(space: SearchSpace): SpacePoint[] {
   const [a, b, c, d] = dimensionSizes(space);
   const points: SpacePoint[] = [];
-  for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) for (let k = 0; k < c; k++) for (let l = 0; l < d; l++) {
-    const p: SpacePoint = [i, j, k, l];
-    if (isCandidate(space, p)) points.push(p);
-  }
+  for (let i = 0; i < a; i++)
+    for (let j = 0; j < b; j++)
+      for (let k = 0; k < c; k++)
+        for (let l = 0; l < d; l++) {
+          const p: SpacePoint = [i, j, k, l];
+          if (isCandidate(space, p)) points.push(p);
+        }
   return points;
 }
 
 const nearestIndex = (values: readonly number[], target: number): number => {
   let best = 0;
-  values.forEach((v, i) => { if (Math.abs(v - target) < Math.abs(values[best]! - target)) best = i; });
+  values.forEach((v, i) => {
+    if (Math.abs(v - target) < Math.abs(values[best]! - target)) best = i;
+  });
   return best;
 };
 
@@ -101,19 +106,25 @@ export function currentSettings(config: ModelConfig): TuneSettings {
   };
 }
 
-const withValue = (values: readonly number[], value: number): number[] => [...new Set([...values, value])].sort((a, b) => a - b);
+const withValue = (values: readonly number[], value: number): number[] =>
+  [...new Set([...values, value])].sort((a, b) => a - b);
 
 /** The space with the model's current settings added to each dimension, so they are a candidate measured as written. */
 export function spaceWithCurrent(space: SearchSpace, config: ModelConfig): SearchSpace {
   const current = currentSettings(config);
-  const hasInstances = space.instances.some((i) => i.count === current.instanceCount && i.kind === current.instanceKind);
+  const hasInstances = space.instances.some(
+    (i) => i.count === current.instanceCount && i.kind === current.instanceKind,
+  );
   return {
     ...space,
     maxBatchSize: withValue(space.maxBatchSize, current.maxBatchSize),
     maxQueueDelayUs: withValue(space.maxQueueDelayUs, current.maxQueueDelayUs),
     intraOpThreads: withValue(space.intraOpThreads, current.intraOpThreads),
-    instances: hasInstances ? space.instances : [...space.instances, { count: current.instanceCount, kind: current.instanceKind }]
-      .sort((a, b) => a.count - b.count || (a.kind === 'in_thread' ? -1 : 1)),
+    instances: hasInstances
+      ? space.instances
+      : [...space.instances, { count: current.instanceCount, kind: current.instanceKind }].sort(
+          (a, b) => a.count - b.count || (a.kind === 'in_thread' ? -1 : 1),
+        ),
     maxThreads: Math.max(space.maxThreads, current.instanceCount * current.intraOpThreads),
   };
 }
@@ -122,9 +133,16 @@ export function spaceWithCurrent(space: SearchSpace, config: ModelConfig): Searc
 export function pointOfConfig(space: SearchSpace, config: ModelConfig): SpacePoint {
   const batching = config.batching;
   const batch = batching.enabled ? batching.maxBatchSize : 1;
-  const delay = !batching.enabled || batch === 1 ? 0 : batching.maxQueueDelayUs === 'auto' ? 500 : batching.maxQueueDelayUs;
-  let instances = space.instances.findIndex((i) => i.count === config.instances.count && i.kind === config.instances.kind);
-  if (instances < 0) instances = nearestIndex(space.instances.map((i) => i.count), config.instances.count);
+  const delay =
+    !batching.enabled || batch === 1 ? 0 : batching.maxQueueDelayUs === 'auto' ? 500 : batching.maxQueueDelayUs;
+  let instances = space.instances.findIndex(
+    (i) => i.count === config.instances.count && i.kind === config.instances.kind,
+  );
+  if (instances < 0)
+    instances = nearestIndex(
+      space.instances.map((i) => i.count),
+      config.instances.count,
+    );
   const point: SpacePoint = [
     nearestIndex(space.maxBatchSize, batch),
     batch === 1 ? 0 : nearestIndex(space.maxQueueDelayUs, delay),
@@ -144,10 +162,13 @@ export function describeSettings(s: TuneSettings): string {
 
 /** Checks a user-given space: every dimension non-empty with valid values. */
 export function checkSearchSpace(space: SearchSpace): SearchSpace {
-  const fail = (message: string): never => { throw new CaliperError('CALIPER_INVALID_INPUT', `search space: ${message}`); };
+  const fail = (message: string): never => {
+    throw new CaliperError('CALIPER_INVALID_INPUT', `search space: ${message}`);
+  };
   for (const dim of ['maxBatchSize', 'maxQueueDelayUs', 'intraOpThreads'] as const) {
     if (space[dim].length === 0) fail(`${dim}: at least one value`);
-    if (space[dim].some((v) => !Number.isInteger(v) || v < (dim === 'maxQueueDelayUs' ? 0 : 1))) fail(`${dim}: whole numbers ${dim === 'maxQueueDelayUs' ? '>= 0' : '>= 1'}, got ${space[dim].join(', ')}`);
+    if (space[dim].some((v) => !Number.isInteger(v) || v < (dim === 'maxQueueDelayUs' ? 0 : 1)))
+      fail(`${dim}: whole numbers ${dim === 'maxQueueDelayUs' ? '>= 0' : '>= 1'}, got ${space[dim].join(', ')}`);
   }
   if (space.instances.length === 0) fail('instances: at least one value');
   if (gridPoints(space).length === 0) fail(`no candidate has instances × threads <= ${space.maxThreads}`);

@@ -7,7 +7,19 @@ import { round } from './measurement-window.ts';
 import { CandidateFolder } from './model-settings.ts';
 import { startModelServer, type ModelServerProcess } from './model-server-process.ts';
 import { readSampleRequests, servedModelConfig, type RequestData } from './request-data.ts';
-import { checkSearchSpace, defaultSearchSpace, describeSettings, gridPoints, pointKey, pointOfConfig, settingsAt, spaceWithCurrent, type SearchSpace, type SpacePoint, type TuneSettings } from './tune-space.ts';
+import {
+  checkSearchSpace,
+  defaultSearchSpace,
+  describeSettings,
+  gridPoints,
+  pointKey,
+  pointOfConfig,
+  settingsAt,
+  spaceWithCurrent,
+  type SearchSpace,
+  type SpacePoint,
+  type TuneSettings,
+} from './tune-space.ts';
 
 export interface TuneOptions {
   modelDir: string;
@@ -32,7 +44,15 @@ export interface TuneTrial {
   description: string;
   /** The highest-throughput concurrency level whose p99 met the budget without errors; null when none did. */
   best: { concurrency: number; throughput: number; p99Ms: number; p50Ms: number } | null;
-  steps: { concurrency: number; throughput: number; p50Ms: number; p99Ms: number; errors: number; stable: boolean; meanBatchSize: number | null }[];
+  steps: {
+    concurrency: number;
+    throughput: number;
+    p50Ms: number;
+    p99Ms: number;
+    errors: number;
+    stable: boolean;
+    meanBatchSize: number | null;
+  }[];
   error?: string;
 }
 
@@ -76,11 +96,16 @@ export function chooseWinner(trials: readonly TuneTrial[], current: TuneTrial | 
 
 export const DEFAULT_TUNE_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64];
 
-const meetsBudget = (step: StepResult, budget: number): boolean => step.errors.total === 0 && step.throughput > 0 && step.latencyMs.p99 <= budget;
+const meetsBudget = (step: StepResult, budget: number): boolean =>
+  step.errors.total === 0 && step.throughput > 0 && step.latencyMs.p99 <= budget;
 
 /** Searches batching and instance settings for the highest throughput whose p99 stays within the budget. */
 export async function tune(options: TuneOptions): Promise<TuneReport> {
-  if (!(options.p99BudgetMs > 0)) throw new CaliperError('CALIPER_INVALID_INPUT', `--p99-ms: expected a positive number of milliseconds, got ${options.p99BudgetMs}`);
+  if (!(options.p99BudgetMs > 0))
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--p99-ms: expected a positive number of milliseconds, got ${options.p99BudgetMs}`,
+    );
   const config = servedModelConfig(options.modelDir);
   const space = checkSearchSpace(spaceWithCurrent(options.space ?? defaultSearchSpace(), config));
   const data = options.data ?? readSampleRequests(options.modelDir);
@@ -113,11 +138,21 @@ export async function tune(options: TuneOptions): Promise<TuneReport> {
       });
       for (const step of report.steps) {
         trial.steps.push({
-          concurrency: step.load, throughput: step.throughput, p50Ms: step.latencyMs.p50, p99Ms: step.latencyMs.p99,
-          errors: step.errors.total, stable: step.stable, meanBatchSize: step.serverStats ? step.serverStats.meanBatchSize : null,
+          concurrency: step.load,
+          throughput: step.throughput,
+          p50Ms: step.latencyMs.p50,
+          p99Ms: step.latencyMs.p99,
+          errors: step.errors.total,
+          stable: step.stable,
+          meanBatchSize: step.serverStats ? step.serverStats.meanBatchSize : null,
         });
         if (meetsBudget(step, options.p99BudgetMs) && (!trial.best || step.throughput > trial.best.throughput)) {
-          trial.best = { concurrency: step.load, throughput: step.throughput, p99Ms: step.latencyMs.p99, p50Ms: step.latencyMs.p50 };
+          trial.best = {
+            concurrency: step.load,
+            throughput: step.throughput,
+            p99Ms: step.latencyMs.p99,
+            p50Ms: step.latencyMs.p50,
+          };
         }
       }
     } catch (error) {
@@ -143,8 +178,18 @@ export async function tune(options: TuneOptions): Promise<TuneReport> {
   options.onPlan?.({ spaceSize, maxTrials: spaceSize, search: options.search });
   // The current settings are measured first whatever the strategy: they are the baseline of the comparison.
   await evaluate(start);
-  if (options.search === 'grid') await gridSearch(space, (point) => measured.has(pointKey(point)) ? Promise.resolve(measured.get(pointKey(point))!.best?.throughput ?? 0) : evaluate(point));
-  else await hillClimb(space, start, (point) => measured.has(pointKey(point)) ? Promise.resolve(measured.get(pointKey(point))!.best?.throughput ?? 0) : evaluate(point));
+  if (options.search === 'grid')
+    await gridSearch(space, (point) =>
+      measured.has(pointKey(point))
+        ? Promise.resolve(measured.get(pointKey(point))!.best?.throughput ?? 0)
+        : evaluate(point),
+    );
+  else
+    await hillClimb(space, start, (point) =>
+      measured.has(pointKey(point))
+        ? Promise.resolve(measured.get(pointKey(point))!.best?.throughput ?? 0)
+        : evaluate(point),
+    );
   const current = measured.get(pointKey(start));
   const winner = chooseWinner(trials, current);
   const speedup = winner?.best && current?.best ? round(winner.best.throughput / current.best.throughput, 3) : null;

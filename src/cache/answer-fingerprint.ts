@@ -10,7 +10,17 @@ import type { ModelConfig } from '../config/model-config.ts';
 export const ANSWER_FORMAT_VERSION = 1;
 
 /** model.yaml fields that say where or how fast a model runs, never what it answers. */
-const NOT_SHAPING_ANSWERS = new Set(['file', 'dir', 'description', 'versionPolicy', 'instances', 'warmup', 'batching', 'cache', 'sla']);
+const NOT_SHAPING_ANSWERS = new Set([
+  'file',
+  'dir',
+  'description',
+  'versionPolicy',
+  'instances',
+  'warmup',
+  'batching',
+  'cache',
+  'sla',
+]);
 
 /** JSON with object keys sorted, so the same config always gives the same text. */
 function stableJson(value: unknown): string {
@@ -54,7 +64,9 @@ export async function answerFingerprint(config: ModelConfig, modelPath: string):
   hash.update(`config:${answerShapingConfig(config)}\n`);
   if (config.hooks !== undefined) {
     const hooksFile = resolve(config.dir, config.hooks);
-    hash.update(`hooks:${existsSync(hooksFile) ? createHash('sha256').update(readFileSync(hooksFile)).digest('hex') : 'missing'}\n`);
+    hash.update(
+      `hooks:${existsSync(hooksFile) ? createHash('sha256').update(readFileSync(hooksFile)).digest('hex') : 'missing'}\n`,
+    );
   }
   return hash.digest('base64url').slice(0, 22);
 }

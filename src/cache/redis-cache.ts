@@ -31,7 +31,9 @@ export class RedisCache implements ResponseCache {
       retryStrategy: (attempt) => Math.min(1000, attempt * 100),
     });
     // Without a listener ioredis reports connection errors as unhandled; they are counted, and lookups miss.
-    this.client.on('error', () => { this.errors++; });
+    this.client.on('error', () => {
+      this.errors++;
+    });
   }
 
   private keyOf(key: string): string {

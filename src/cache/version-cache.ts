@@ -23,7 +23,12 @@ export function responseCacheOf(version: ModelVersion): ResponseCache | undefine
   let cache = caches.get(version);
   if (cache === undefined) {
     const spec = version.config.cache;
-    cache = spec.enabled ? createResponseCache(spec, `caliper:cache:${version.name}:${version.version}:${version.answerFingerprint ?? 'unfingerprinted'}:`) : null;
+    cache = spec.enabled
+      ? createResponseCache(
+          spec,
+          `caliper:cache:${version.name}:${version.version}:${version.answerFingerprint ?? 'unfingerprinted'}:`,
+        )
+      : null;
     caches.set(version, cache);
   }
   return cache ?? undefined;

@@ -1,6 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { CaliperError } from '../errors.ts';
-import { parseBatchFormat, parseParquetCompression, type BatchFormat, type ParquetCompression } from '../batch/io/batch-format.ts';
+import {
+  parseBatchFormat,
+  parseParquetCompression,
+  type BatchFormat,
+  type ParquetCompression,
+} from '../batch/io/batch-format.ts';
 import { loadBatchModel } from '../batch/batch-model.ts';
 import { planBatchJob } from '../batch/batch-plan.ts';
 import { BatchQueue, type BatchStatus } from '../batch/distributed/batch-queue.ts';
@@ -36,23 +41,29 @@ interface BatchOptions {
   json?: boolean;
 }
 
-const formatOption = (option: string) => (value: string): BatchFormat => {
-  try {
-    return parseBatchFormat(value, option);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
-};
+const formatOption =
+  (option: string) =>
+  (value: string): BatchFormat => {
+    try {
+      return parseBatchFormat(value, option);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  };
 
 function parseKeep(value: string): string[] {
-  return value.split(',').map((c) => c.trim()).filter((c) => c.length > 0);
+  return value
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c.length > 0);
 }
 
 function parseMap(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const out = { ...previous };
   for (const pair of value.split(',')) {
     const [field, column, ...rest] = pair.split('=');
-    if (!field || !column || rest.length > 0) throw new InvalidArgumentError(`--map: expected FIELD=COLUMN[,FIELD=COLUMN...], got "${value}"`);
+    if (!field || !column || rest.length > 0)
+      throw new InvalidArgumentError(`--map: expected FIELD=COLUMN[,FIELD=COLUMN...], got "${value}"`);
     out[field.trim()] = column.trim();
   }
   return out;
@@ -63,12 +74,17 @@ function printSummary(summary: BatchSummary, json: boolean | undefined): void {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return;
   }
-  const resumed = summary.rows - summary.rowsThisRun > 0 ? ` (${(summary.rows - summary.rowsThisRun).toLocaleString('en-US')} committed by an earlier run)` : '';
-  process.stdout.write([
-    `scored ${summary.rows.toLocaleString('en-US')} rows${resumed} → ${summary.output}`,
-    `  written ${summary.outputRows.toLocaleString('en-US')} rows, ${summary.errors.toLocaleString('en-US')} errors${summary.errors > 0 ? ` (listed in ${summary.errorsFile})` : ''}`,
-    `  ${summary.seconds.toFixed(1)} s, ${Math.round(summary.rowsPerSecond).toLocaleString('en-US')} rows/s${summary.peakRssBytes ? `, peak memory ${Math.round(summary.peakRssBytes / 2 ** 20)} MiB` : ''} · job ${summary.job}`,
-  ].join('\n') + '\n');
+  const resumed =
+    summary.rows - summary.rowsThisRun > 0
+      ? ` (${(summary.rows - summary.rowsThisRun).toLocaleString('en-US')} committed by an earlier run)`
+      : '';
+  process.stdout.write(
+    `${[
+      `scored ${summary.rows.toLocaleString('en-US')} rows${resumed} → ${summary.output}`,
+      `  written ${summary.outputRows.toLocaleString('en-US')} rows, ${summary.errors.toLocaleString('en-US')} errors${summary.errors > 0 ? ` (listed in ${summary.errorsFile})` : ''}`,
+      `  ${summary.seconds.toFixed(1)} s, ${Math.round(summary.rowsPerSecond).toLocaleString('en-US')} rows/s${summary.peakRssBytes ? `, peak memory ${Math.round(summary.peakRssBytes / 2 ** 20)} MiB` : ''} · job ${summary.job}`,
+    ].join('\n')}\n`,
+  );
 }
 
 function printStatus(status: BatchStatus, json: boolean | undefined): void {
@@ -82,50 +98,93 @@ function printStatus(status: BatchStatus, json: boolean | undefined): void {
     `  shards ${status.doneShards}/${status.shards} · rows ${status.rows.toLocaleString('en-US')}/${status.totalRows.toLocaleString('en-US')} (${percent}%) · ${status.errors} row errors`,
   ];
   if (status.output) lines.push(`  output ${status.output}`);
-  for (const failed of status.failedShards) lines.push(`  failed shard ${failed.shard} after ${failed.attempts} attempts: ${failed.reason}`);
+  for (const failed of status.failedShards)
+    lines.push(`  failed shard ${failed.shard} after ${failed.attempts} attempts: ${failed.reason}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 export function registerBatchCommand(program: Command): void {
   const batch = program
     .command('batch')
-    .description('score Parquet, CSV or JSONL files through a model\'s pipeline: streaming, resumable, optionally sharded over workers')
-    .option('-m, --model <dir|uri>', '(required) model folder (model.yaml + version folders) or registry URI (models:/NAME/Production, models:/NAME/3, models:/NAME@ALIAS)')
+    .description(
+      "score Parquet, CSV or JSONL files through a model's pipeline: streaming, resumable, optionally sharded over workers",
+    )
+    .option(
+      '-m, --model <dir|uri>',
+      '(required) model folder (model.yaml + version folders) or registry URI (models:/NAME/Production, models:/NAME/3, models:/NAME@ALIAS)',
+    )
     .option('--registry <dir>', 'registry home for models:/ URIs (default $CALIPER_HOME or ~/.caliper)')
-    .option('-i, --input <path>', '(required) input FILE, DIR (its .parquet/.csv/.jsonl files) or GLOB (e.g. data/*.parquet)')
+    .option(
+      '-i, --input <path>',
+      '(required) input FILE, DIR (its .parquet/.csv/.jsonl files) or GLOB (e.g. data/*.parquet)',
+    )
     .option('-o, --output <path>', '(required) output FILE (.parquet/.csv/.jsonl) or DIR (one part file per chunk)')
-    .option('-f, --format <format>', 'output format: parquet, csv or jsonl (default: from --output, else the input format)', formatOption('--format'))
+    .option(
+      '-f, --format <format>',
+      'output format: parquet, csv or jsonl (default: from --output, else the input format)',
+      formatOption('--format'),
+    )
     .option('--input-format <format>', 'input format when the extension does not say', formatOption('--input-format'))
     .option('-b, --batch-size <rows>', 'rows per inference batch', parseIntegerOption('--batch-size', 1), 8192)
-    .option('--chunk-rows <rows>', 'input rows per committed part (and per shard with --queue)', parseIntegerOption('--chunk-rows', 1), 131_072)
-    .option('-k, --keep <columns>', 'input columns to copy to the output, comma-separated (default: all; "" for none)', parseKeep)
+    .option(
+      '--chunk-rows <rows>',
+      'input rows per committed part (and per shard with --queue)',
+      parseIntegerOption('--chunk-rows', 1),
+      131_072,
+    )
+    .option(
+      '-k, --keep <columns>',
+      'input columns to copy to the output, comma-separated (default: all; "" for none)',
+      parseKeep,
+    )
     .option('--map <field=column>', 'read a request field from a differently named column (repeatable)', parseMap)
-    .option('--on-error <policy>', 'bad rows: skip (leave out), null (write with empty predictions) or fail (stop)', (v: string): ErrorPolicy => {
-      if (v !== 'skip' && v !== 'null' && v !== 'fail') throw new InvalidArgumentError(`--on-error: expected skip, null or fail, got "${v}"`);
-      return v;
-    }, 'skip')
-    .option('--errors <file>', 'errors file (JSONL: file, row, reason); default OUTPUT.errors.jsonl or DIR/_errors.jsonl')
-    .option('--instances <n>', 'model instances on worker threads (default: model.yaml)', parseIntegerOption('--instances', 1))
+    .option(
+      '--on-error <policy>',
+      'bad rows: skip (leave out), null (write with empty predictions) or fail (stop)',
+      (v: string): ErrorPolicy => {
+        if (v !== 'skip' && v !== 'null' && v !== 'fail')
+          throw new InvalidArgumentError(`--on-error: expected skip, null or fail, got "${v}"`);
+        return v;
+      },
+      'skip',
+    )
+    .option(
+      '--errors <file>',
+      'errors file (JSONL: file, row, reason); default OUTPUT.errors.jsonl or DIR/_errors.jsonl',
+    )
+    .option(
+      '--instances <n>',
+      'model instances on worker threads (default: model.yaml)',
+      parseIntegerOption('--instances', 1),
+    )
     .option('--threads <n>', 'ONNX Runtime intra-op threads per instance', parseIntegerOption('--threads', 1))
     .option('-q, --queue <url>', 'distribute shards over `caliper worker`s through this Redis (redis://HOST:PORT)')
     .option('--attempts <n>', 'tries per shard with --queue', parseIntegerOption('--attempts', 1), 3)
     .option('--detach', 'with --queue: queue the shards and return; follow with `caliper batch status JOB`')
-    .option('--overwrite', 'replace an existing output (or another job\'s parts) instead of refusing')
+    .option('--overwrite', "replace an existing output (or another job's parts) instead of refusing")
     .option('--partition-by <column>', 'write OUTPUT as a folder of COLUMN=VALUE/ partitions of an output column')
-    .option('--compression <codec>', 'Parquet output compression: snappy (default), zstd, gzip, lz4, brotli or uncompressed', (v: string): ParquetCompression => {
-      try {
-        return parseParquetCompression(v);
-      } catch (error) {
-        throw new InvalidArgumentError((error as Error).message);
-      }
-    })
+    .option(
+      '--compression <codec>',
+      'Parquet output compression: snappy (default), zstd, gzip, lz4, brotli or uncompressed',
+      (v: string): ParquetCompression => {
+        try {
+          return parseParquetCompression(v);
+        } catch (error) {
+          throw new InvalidArgumentError((error as Error).message);
+        }
+      },
+    )
     .option('--row-path', 'score row by row even where the columnar fast path applies (for comparison)')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the summary as JSON')
     .action(async (options: BatchOptions) => {
       // Checked here, not by commander: it checks a parent's required options for its subcommands too (`batch status`).
       const missing = (['model', 'input', 'output'] as const).filter((name) => options[name] === undefined);
-      if (missing.length > 0) throw new CaliperError('CALIPER_INVALID_INPUT', `batch: required option ${missing.map((m) => `--${m}`).join(', ')} not specified (see caliper batch --help)`);
+      if (missing.length > 0)
+        throw new CaliperError(
+          'CALIPER_INVALID_INPUT',
+          `batch: required option ${missing.map((m) => `--${m}`).join(', ')} not specified (see caliper batch --help)`,
+        );
       const version = await loadBatchModel(options.model, {
         ...(options.instances !== undefined ? { instances: options.instances } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
@@ -133,8 +192,13 @@ export function registerBatchCommand(program: Command): void {
       });
       try {
         const spec = await planBatchJob(version, {
-          model: options.model, input: options.input, output: options.output, batchSize: options.batchSize, partRows: options.chunkRows,
-          onError: options.onError, mode: options.queue ? 'distributed' : 'local',
+          model: options.model,
+          input: options.input,
+          output: options.output,
+          batchSize: options.batchSize,
+          partRows: options.chunkRows,
+          onError: options.onError,
+          mode: options.queue ? 'distributed' : 'local',
           ...(options.format ? { format: options.format } : {}),
           ...(options.inputFormat ? { inputFormat: options.inputFormat } : {}),
           ...(options.keep ? { keep: options.keep } : {}),
@@ -152,20 +216,33 @@ export function registerBatchCommand(program: Command): void {
           const interrupted = (): void => {
             progress.stop();
             const done = committedSoFar(spec);
-            process.stderr.write(`\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n`
-              + `  Run the same command again to resume after them, or add --overwrite to start over.\n`);
+            process.stderr.write(
+              `\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n` +
+                `  Run the same command again to resume after them, or add --overwrite to start over.\n`,
+            );
             process.exit(130);
           };
           process.once('SIGINT', interrupted);
           try {
-            printSummary(await runLocalBatch(version, spec, progress, { overwrite: options.overwrite ?? false, rowPath: options.rowPath ?? false }), options.json);
+            printSummary(
+              await runLocalBatch(version, spec, progress, {
+                overwrite: options.overwrite ?? false,
+                rowPath: options.rowPath ?? false,
+              }),
+              options.json,
+            );
           } finally {
             process.removeListener('SIGINT', interrupted);
           }
           return;
         }
         await version.unload();
-        const result = await runDistributedBatch(spec, progress, { queue: options.queue, attempts: options.attempts, detach: options.detach ?? false, overwrite: options.overwrite ?? false });
+        const result = await runDistributedBatch(spec, progress, {
+          queue: options.queue,
+          attempts: options.attempts,
+          detach: options.detach ?? false,
+          overwrite: options.overwrite ?? false,
+        });
         if ('state' in result) printStatus(result, options.json);
         else printSummary(result, options.json);
       } finally {
@@ -184,7 +261,11 @@ export function registerBatchCommand(program: Command): void {
       const parent = batch.opts() as { queue?: string; json?: boolean };
       const url = options.queue ?? parent.queue;
       const json = options.json ?? parent.json;
-      if (!url) throw new CaliperError('CALIPER_INVALID_INPUT', 'batch status: --queue redis://HOST:PORT is required (the Redis the job was submitted to)');
+      if (!url)
+        throw new CaliperError(
+          'CALIPER_INVALID_INPUT',
+          'batch status: --queue redis://HOST:PORT is required (the Redis the job was submitted to)',
+        );
       const queue = new BatchQueue(url);
       try {
         printStatus(await queue.status(job), json);

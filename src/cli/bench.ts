@@ -7,8 +7,23 @@ import { expandRateRange, runBench, type LoadPlan } from '../bench/bench-runner.
 import { renderBenchHtml } from '../bench/html-report.ts';
 import { GrpcLoadTarget, parseGrpcAddress } from '../bench/grpc-load-target.ts';
 import { HttpLoadTarget, inferencePath, parseTargetUrl, type LoadTarget } from '../bench/load-target.ts';
-import { BENCH_PROTOCOLS, isV2Request, readRequestsFile, readSampleRequests, servedModelConfig, toV2Requests, type BenchProtocol, type RequestData } from '../bench/request-data.ts';
-import { requestSchemaFromOpenApi, requestSchemaOfInputs, synthesizeRequests, synthesizeV2Requests, type V2TensorMetadata } from '../bench/request-synthesizer.ts';
+import {
+  BENCH_PROTOCOLS,
+  isV2Request,
+  readRequestsFile,
+  readSampleRequests,
+  servedModelConfig,
+  toV2Requests,
+  type BenchProtocol,
+  type RequestData,
+} from '../bench/request-data.ts';
+import {
+  requestSchemaFromOpenApi,
+  requestSchemaOfInputs,
+  synthesizeRequests,
+  synthesizeV2Requests,
+  type V2TensorMetadata,
+} from '../bench/request-synthesizer.ts';
 import { isModelFolder, readModelConfig } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
 import { parseChoiceOption, parseIntegerListOption, parseIntegerOption, parsePositiveNumberOption } from './options.ts';
@@ -54,7 +69,8 @@ const usage = (message: string): CaliperError => new CaliperError('CALIPER_INVAL
 /** The model's name, and its folder when --model names one (for the sample request and v2 preprocessing). */
 function resolveModel(model: string): { name: string; dir?: string } {
   if (existsSync(model) && isModelFolder(model)) return { name: readModelConfig(model).name, dir: resolve(model) };
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(model)) throw usage(`--model: "${model}" is neither a model folder (with model.yaml) nor a model name`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(model))
+    throw usage(`--model: "${model}" is neither a model folder (with model.yaml) nor a model name`);
   return { name: model };
 }
 
@@ -73,21 +89,37 @@ async function loadData(options: BenchCommandOptions, model: { name: string; dir
   if (model.dir) {
     const config = servedModelConfig(model.dir);
     // More distinct requests than an LRU response cache holds, so cycling through them never hits it.
-    const count = options.requests ?? (config.cache.enabled && config.cache.backend === 'memory' ? Math.max(DEFAULT_SYNTHESIZED, 2 * config.cache.maxEntries) : DEFAULT_SYNTHESIZED);
+    const count =
+      options.requests ??
+      (config.cache.enabled && config.cache.backend === 'memory'
+        ? Math.max(DEFAULT_SYNTHESIZED, 2 * config.cache.maxEntries)
+        : DEFAULT_SYNTHESIZED);
     return synthesizeRequests(requestSchemaOfInputs(config.inputs), model.dir, { ...synthesis, count });
   }
   const httpBase = options.protocol === 'grpc' ? options.statsUrl : options.url;
-  if (!httpBase) throw usage(`--data REQUESTS.jsonl or --stats-url is required with --protocol grpc and a model name (the request schema is read over HTTP)`);
+  if (!httpBase)
+    throw usage(
+      `--data REQUESTS.jsonl or --stats-url is required with --protocol grpc and a model name (the request schema is read over HTTP)`,
+    );
   const base = httpBase.replace(/\/$/, '');
   if (options.protocol === 'predict') {
     const openapi = await fetchJson(`${base}/openapi.json`);
     const schema = requestSchemaFromOpenApi(openapi, model.name);
-    if (!schema) throw usage(`${base}/openapi.json does not describe POST /models/${model.name}/predict; pass --data REQUESTS.jsonl`);
+    if (!schema)
+      throw usage(
+        `${base}/openapi.json does not describe POST /models/${model.name}/predict; pass --data REQUESTS.jsonl`,
+      );
     return synthesizeRequests(schema, `${base}/openapi.json`, synthesis);
   }
-  const metadata = await fetchJson(`${base}/v2/models/${encodeURIComponent(model.name)}`) as { inputs?: V2TensorMetadata[] };
-  if (!Array.isArray(metadata.inputs)) throw usage(`${base}/v2/models/${model.name}: no inputs in the model metadata; pass --data REQUESTS.jsonl`);
-  return synthesizeV2Requests(metadata.inputs, `${base}/v2/models/${model.name}`, { ...synthesis, count: options.requests ?? DEFAULT_SYNTHESIZED_TENSORS });
+  const metadata = (await fetchJson(`${base}/v2/models/${encodeURIComponent(model.name)}`)) as {
+    inputs?: V2TensorMetadata[];
+  };
+  if (!Array.isArray(metadata.inputs))
+    throw usage(`${base}/v2/models/${model.name}: no inputs in the model metadata; pass --data REQUESTS.jsonl`);
+  return synthesizeV2Requests(metadata.inputs, `${base}/v2/models/${model.name}`, {
+    ...synthesis,
+    count: options.requests ?? DEFAULT_SYNTHESIZED_TENSORS,
+  });
 }
 
 async function fetchJson(url: string): Promise<unknown> {
@@ -101,7 +133,11 @@ async function fetchJson(url: string): Promise<unknown> {
   return response.json();
 }
 
-function createTarget(options: BenchCommandOptions, model: { name: string; dir?: string }, data: RequestData): LoadTarget {
+function createTarget(
+  options: BenchCommandOptions,
+  model: { name: string; dir?: string },
+  data: RequestData,
+): LoadTarget {
   const v2 = (): RequestData => (data.documents.every(isV2Request) ? data : toV2Requests(data, model.dir));
   if (options.protocol === 'grpc') return new GrpcLoadTarget(options.url, model.name, v2());
   const requests = options.protocol === 'v2' ? v2() : data;
@@ -111,7 +147,12 @@ function createTarget(options: BenchCommandOptions, model: { name: string; dir?:
 export function formatStep(report: Pick<BenchReport, 'mode'>, step: StepResult): string {
   const load = report.mode === 'concurrency' ? `concurrency ${step.load}` : `rate ${step.load}/s`;
   const l = step.latencyMs;
-  const errors = step.errors.total > 0 ? `  errors ${Object.entries(step.errors.byStatus).map(([k, v]) => `${k}×${v}`).join(' ')}` : '';
+  const errors =
+    step.errors.total > 0
+      ? `  errors ${Object.entries(step.errors.byStatus)
+          .map(([k, v]) => `${k}×${v}`)
+          .join(' ')}`
+      : '';
   const batch = step.serverStats && step.serverStats.executions > 0 ? `  batch ${step.serverStats.meanBatchSize}` : '';
   return `${load.padEnd(16)} ${step.throughput.toFixed(1).padStart(9)} req/s  p50 ${l.p50.toFixed(2)}  p90 ${l.p90.toFixed(2)}  p95 ${l.p95.toFixed(2)}  p99 ${l.p99.toFixed(2)}  max ${l.max.toFixed(2)} ms${errors}${batch}  ${step.stable ? `stable (${step.windows.length} windows)` : `NOT stable after ${step.windows.length} windows`}`;
 }
@@ -119,23 +160,72 @@ export function formatStep(report: Pick<BenchReport, 'mode'>, step: StepResult):
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
-    .description('load-test a model server: closed-loop concurrency or open-loop request-rate sweeps, latency percentiles, per-stage breakdown')
-    .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8000 (grpc://127.0.0.1:8001 with --protocol grpc)')
-    .option('--stats-url <url>', 'HTTP base URL for the server statistics when --url is gRPC (default: no per-stage breakdown)')
-    .requiredOption('--model <name|dir>', 'model name (of the server at --url), or a model folder (its name and request schema are used)')
+    .description(
+      'load-test a model server: closed-loop concurrency or open-loop request-rate sweeps, latency percentiles, per-stage breakdown',
+    )
+    .requiredOption(
+      '--url <url>',
+      'server base URL, e.g. http://127.0.0.1:8000 (grpc://127.0.0.1:8001 with --protocol grpc)',
+    )
+    .option(
+      '--stats-url <url>',
+      'HTTP base URL for the server statistics when --url is gRPC (default: no per-stage breakdown)',
+    )
+    .requiredOption(
+      '--model <name|dir>',
+      'model name (of the server at --url), or a model folder (its name and request schema are used)',
+    )
     .option('--protocol <protocol>', `predict | v2 | grpc`, parseChoiceOption('--protocol', BENCH_PROTOCOLS), 'predict')
-    .option('--data <file>', 'requests to send, one JSON document per line (JSONL), cycled through (default: synthesized from the model\'s request schema)')
-    .option('--sample', 'send the model folder\'s sample-request.json instead of synthesized requests (measures the cache when it is on)')
-    .option('--requests <n>', `distinct synthesized requests (default ${DEFAULT_SYNTHESIZED}, or twice the model folder's cache.max_entries; ${DEFAULT_SYNTHESIZED_TENSORS} tensor requests)`, parseIntegerOption('--requests', 1))
+    .option(
+      '--data <file>',
+      "requests to send, one JSON document per line (JSONL), cycled through (default: synthesized from the model's request schema)",
+    )
+    .option(
+      '--sample',
+      "send the model folder's sample-request.json instead of synthesized requests (measures the cache when it is on)",
+    )
+    .option(
+      '--requests <n>',
+      `distinct synthesized requests (default ${DEFAULT_SYNTHESIZED}, or twice the model folder's cache.max_entries; ${DEFAULT_SYNTHESIZED_TENSORS} tensor requests)`,
+      parseIntegerOption('--requests', 1),
+    )
     .option('--seed <n>', 'seed of the synthesized requests', parseIntegerOption('--seed', 0), 1)
-    .option('--concurrency <list>', 'closed loop: concurrency levels, e.g. 1,2,4,8', parseIntegerListOption('--concurrency'))
+    .option(
+      '--concurrency <list>',
+      'closed loop: concurrency levels, e.g. 1,2,4,8',
+      parseIntegerListOption('--concurrency'),
+    )
     .option('--rate <start:end:step>', 'open loop: offered request rates (req/s), e.g. 100:1000:100', rateRange)
-    .option('--distribution <kind>', 'open-loop arrivals: constant | poisson', parseChoiceOption('--distribution', ARRIVAL_DISTRIBUTIONS), 'constant')
+    .option(
+      '--distribution <kind>',
+      'open-loop arrivals: constant | poisson',
+      parseChoiceOption('--distribution', ARRIVAL_DISTRIBUTIONS),
+      'constant',
+    )
     .option('--duration <seconds>', 'length of one measurement window', parsePositiveNumberOption('--duration'), 2)
-    .option('--warmup <seconds>', 'load before the first window, not measured (default: min(duration, 1))', parsePositiveNumberOption('--warmup'))
-    .option('--max-trials <n>', 'windows per step at most before reporting it unstable', parseIntegerOption('--max-trials', 3), 10)
-    .option('--stability-pct <pct>', 'throughput and p99 must stay within ±pct over 3 windows', parsePositiveNumberOption('--stability-pct'), 10)
-    .option('--max-connections <n>', 'open loop: connections at most (due requests wait beyond that)', parseIntegerOption('--max-connections', 1), 512)
+    .option(
+      '--warmup <seconds>',
+      'load before the first window, not measured (default: min(duration, 1))',
+      parsePositiveNumberOption('--warmup'),
+    )
+    .option(
+      '--max-trials <n>',
+      'windows per step at most before reporting it unstable',
+      parseIntegerOption('--max-trials', 3),
+      10,
+    )
+    .option(
+      '--stability-pct <pct>',
+      'throughput and p99 must stay within ±pct over 3 windows',
+      parsePositiveNumberOption('--stability-pct'),
+      10,
+    )
+    .option(
+      '--max-connections <n>',
+      'open loop: connections at most (due requests wait beyond that)',
+      parseIntegerOption('--max-connections', 1),
+      512,
+    )
     .option('--no-server-stats', 'do not read GET /v2/models/{name}/stats')
     .option('--json', 'print the report as JSON on stdout')
     .option('-o, --output <file.json>', 'write the JSON report to a file')
@@ -155,10 +245,19 @@ export function registerBenchCommand(program: Command): void {
       const target = createTarget(options, model, data);
       const plan: LoadPlan = options.concurrency
         ? { mode: 'concurrency', levels: options.concurrency }
-        : { mode: 'rate', rates: options.rate!, distribution: options.distribution, maxConnections: options.maxConnections };
+        : {
+            mode: 'rate',
+            rates: options.rate!,
+            distribution: options.distribution,
+            maxConnections: options.maxConnections,
+          };
       const mode = plan.mode;
-      const log = (line: string): void => { process.stderr.write(`${line}\n`); };
-      log(`caliper bench: ${target.description}, ${mode === 'concurrency' ? `concurrency ${options.concurrency!.join(',')}` : `${options.rate!.length} rate step(s), ${options.distribution} arrivals`}, ${options.duration} s windows`);
+      const log = (line: string): void => {
+        process.stderr.write(`${line}\n`);
+      };
+      log(
+        `caliper bench: ${target.description}, ${mode === 'concurrency' ? `concurrency ${options.concurrency!.join(',')}` : `${options.rate!.length} rate step(s), ${options.distribution} arrivals`}, ${options.duration} s windows`,
+      );
       let report: BenchReport;
       try {
         report = await runBench({
@@ -187,6 +286,10 @@ export function registerBenchCommand(program: Command): void {
       }
       if (options.json) process.stdout.write(`${json}\n`);
       const failed = report.steps.every((s) => s.throughput === 0);
-      if (failed) throw new CaliperError('CALIPER_INTERNAL', `no successful response from ${options.url} (errors: ${JSON.stringify(report.steps[0]?.errors.byStatus ?? {})})`);
+      if (failed)
+        throw new CaliperError(
+          'CALIPER_INTERNAL',
+          `no successful response from ${options.url} (errors: ${JSON.stringify(report.steps[0]?.errors.byStatus ?? {})})`,
+        );
     });
 }

@@ -64,15 +64,20 @@ function terminalProgress(): DistillProgress & { stop(): void } {
     },
     onStep(epoch, step, steps, loss) {
       if (!active || step === 1) start(steps, '');
-      if (step % 10 === 0 || step === steps) bar.update(step, { phase: `${phase} epoch ${epoch}`, detail: `loss ${loss.toFixed(4)}` });
+      if (step % 10 === 0 || step === steps)
+        bar.update(step, { phase: `${phase} epoch ${epoch}`, detail: `loss ${loss.toFixed(4)}` });
     },
     onEpoch(result) {
       stop();
       const scores = [
         result.evalAccuracy !== undefined ? `eval accuracy ${(result.evalAccuracy * 100).toFixed(2)}%` : '',
         result.evalAgreement !== undefined ? `agreement ${(result.evalAgreement * 100).toFixed(2)}%` : '',
-      ].filter(Boolean).join(', ');
-      process.stderr.write(`${phase} epoch ${result.epoch}: loss ${result.loss.toFixed(4)}${scores ? `, ${scores}` : ''} (${result.seconds.toFixed(1)} s)\n`);
+      ]
+        .filter(Boolean)
+        .join(', ');
+      process.stderr.write(
+        `${phase} epoch ${result.epoch}: loss ${result.loss.toFixed(4)}${scores ? `, ${scores}` : ''} (${result.seconds.toFixed(1)} s)\n`,
+      );
     },
   };
 }
@@ -81,35 +86,75 @@ function terminalProgress(): DistillProgress & { stop(): void } {
 export function registerDistillCommand(program: Command): void {
   program
     .command('distill')
-    .description('Distil a teacher ONNX classifier into a smaller student (MLP or small CNN) trained with TensorFlow.js, exported to ONNX, and report accuracy, size and latency side by side')
-    .option('--teacher <model>', 'teacher ONNX model with a logits (or softmax) output [N, C], or one probability [N, 1]')
-    .option('--model <dir|uri>', 'the teacher as a model folder or registry URI: data files of request rows go through its model.yaml preprocess')
+    .description(
+      'Distil a teacher ONNX classifier into a smaller student (MLP or small CNN) trained with TensorFlow.js, exported to ONNX, and report accuracy, size and latency side by side',
+    )
+    .option(
+      '--teacher <model>',
+      'teacher ONNX model with a logits (or softmax) output [N, C], or one probability [N, 1]',
+    )
+    .option(
+      '--model <dir|uri>',
+      'the teacher as a model folder or registry URI: data files of request rows go through its model.yaml preprocess',
+    )
     .option('--label <column>', 'the label column of request-row data (a class name or index)')
-    .option('--register <name>', 'register the student as a new version of NAME with the teacher\'s model.yaml and the report as metrics (needs --model)')
+    .option(
+      '--register <name>',
+      "register the student as a new version of NAME with the teacher's model.yaml and the report as metrics (needs --model)",
+    )
     .option('--registry <dir>', 'registry home for models:/ URIs and --register (default $CALIPER_HOME or ~/.caliper)')
-    .requiredOption('--train <data>', 'training data: request rows (.csv, .parquet, .jsonl) with --model, or tensors: fashion-mnist:SPLIT, IDX file/dir, .parquet, .csv or .pb')
+    .requiredOption(
+      '--train <data>',
+      'training data: request rows (.csv, .parquet, .jsonl) with --model, or tensors: fashion-mnist:SPLIT, IDX file/dir, .parquet, .csv or .pb',
+    )
     .option('--eval <data>', 'evaluation data: the report, and early stopping without --validation-split')
     .requiredOption('--student <spec>', 'mlp:W1,W2,… or cnn:C1,C2,…[/W1,…] (e.g. mlp:256,128, cnn:8,16/64)')
     .requiredOption('-o, --output <path>', 'where to write the student ONNX model')
     .option('--temperature <t>', 'softening temperature T', parsePositiveNumberOption('--temperature'), 1)
-    .option('--alpha <a>', 'weight of the teacher term (1 − alpha weighs the hard labels)', parseNumberInRangeOption('--alpha', 0, 1), 0.5)
+    .option(
+      '--alpha <a>',
+      'weight of the teacher term (1 − alpha weighs the hard labels)',
+      parseNumberInRangeOption('--alpha', 0, 1),
+      0.5,
+    )
     .option('--epochs <n>', 'maximum training epochs', parseIntegerOption('--epochs', 1), 10)
     .option('--batch-size <n>', 'training batch size', parseIntegerOption('--batch-size', 1), 128)
     .option('--lr <x>', 'Adam learning rate (cosine-decayed over the epochs)', parsePositiveNumberOption('--lr'), 1e-3)
-    .option('--patience <n>', 'epochs without eval improvement before stopping early', parseIntegerOption('--patience', 1), 3)
+    .option(
+      '--patience <n>',
+      'epochs without eval improvement before stopping early',
+      parseIntegerOption('--patience', 1),
+      3,
+    )
     .option('--seed <n>', 'seed for weight initialisation and shuffling', parseIntegerOption('--seed', 1), 1)
     .option('--train-samples <n>', 'use only the first N training samples', parseIntegerOption('--train-samples', 1))
     .option('--eval-samples <n>', 'use only the first N evaluation samples', parseIntegerOption('--eval-samples', 1))
-    .option('--validation-split <n>', 'hold out the last N training samples (a fraction when < 1) for early stopping, so --eval only scores', parsePositiveNumberOption('--validation-split'))
+    .option(
+      '--validation-split <n>',
+      'hold out the last N training samples (a fraction when < 1) for early stopping, so --eval only scores',
+      parsePositiveNumberOption('--validation-split'),
+    )
     .option('--baseline', 'also train the same student on hard labels only, as a reference row')
-    .option('--qat', 'train with fake INT8 quantization, so the student quantizes (caliper quantize --mode dynamic --per-channel) without further loss')
+    .option(
+      '--qat',
+      'train with fake INT8 quantization, so the student quantizes (caliper quantize --mode dynamic --per-channel) without further loss',
+    )
     .option('--no-latency', 'skip the batch 1 / 64 latency comparison')
     .option('--json', 'print the report as JSON')
     .action(async (opts: DistillCliOptions) => {
       if ((opts.teacher === undefined) === (opts.model === undefined)) {
-        throw new DistillError('CALIPER_DISTILL_INVALID_OPTIONS', opts.teacher === undefined ? 'give the teacher: --teacher T.onnx or --model DIR|models:/URI' : 'give either --teacher or --model, not both');
+        throw new DistillError(
+          'CALIPER_DISTILL_INVALID_OPTIONS',
+          opts.teacher === undefined
+            ? 'give the teacher: --teacher T.onnx or --model DIR|models:/URI'
+            : 'give either --teacher or --model, not both',
+        );
       }
-      if (opts.register && !opts.model) throw new DistillError('CALIPER_DISTILL_INVALID_OPTIONS', '--register needs --model DIR|models:/URI: the student is registered with that model\'s model.yaml');
+      if (opts.register && !opts.model)
+        throw new DistillError(
+          'CALIPER_DISTILL_INVALID_OPTIONS',
+          "--register needs --model DIR|models:/URI: the student is registered with that model's model.yaml",
+        );
       const target = opts.model ? await OptimizationTarget.open(opts.model, opts.registry) : undefined;
       const progress = opts.json && !process.stderr.isTTY ? undefined : terminalProgress();
       try {
@@ -117,7 +162,11 @@ export function registerDistillCommand(program: Command): void {
           if (target) return target.data(spec, purpose, opts.label, limit);
           return opts.label ? { path: spec, labelColumn: opts.label } : spec;
         };
-        const train = await data(opts.train, 'training', opts.validationSplit === undefined ? opts.trainSamples : undefined);
+        const train = await data(
+          opts.train,
+          'training',
+          opts.validationSplit === undefined ? opts.trainSamples : undefined,
+        );
         const evalData = opts.eval ? await data(opts.eval, 'eval', opts.evalSamples) : undefined;
         const { report } = await distill({
           teacher: target ? target.source.modelPath : opts.teacher!,
@@ -142,13 +191,26 @@ export function registerDistillCommand(program: Command): void {
         });
         progress?.stop();
         const registered = opts.register
-          ? await registerOptimized({ file: opts.output, name: opts.register, source: target!.source, mode: 'distill', metrics: distillMetrics(report), description: `student ${report.student} distilled from ${target!.source.from}`, ...(opts.registry ? { registry: opts.registry } : {}) })
+          ? await registerOptimized({
+              file: opts.output,
+              name: opts.register,
+              source: target!.source,
+              mode: 'distill',
+              metrics: distillMetrics(report),
+              description: `student ${report.student} distilled from ${target!.source.from}`,
+              ...(opts.registry ? { registry: opts.registry } : {}),
+            })
           : undefined;
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ teacherModel: opts.teacher ?? opts.model, output: opts.output, ...report, ...(registered ? { registered: { name: registered.name, version: registered.version } } : {}) }, null, 2)}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ teacherModel: opts.teacher ?? opts.model, output: opts.output, ...report, ...(registered ? { registered: { name: registered.name, version: registered.version } } : {}) }, null, 2)}\n`,
+          );
         } else {
           process.stdout.write(`${formatDistillReport(report)}\nwrote ${opts.output}\n`);
-          if (registered) process.stdout.write(`registered models:/${registered.name}/${registered.version} (tags optimized_from=${registered.tags.optimized_from}, mode=distill)\n`);
+          if (registered)
+            process.stdout.write(
+              `registered models:/${registered.name}/${registered.version} (tags optimized_from=${registered.tags.optimized_from}, mode=distill)\n`,
+            );
         }
       } finally {
         progress?.stop();

@@ -4,10 +4,21 @@ import type { Command } from 'commander';
 import { loadFeatureFile } from '../features/feature-loader.ts';
 import { parseIntegerOption } from './options.ts';
 
-interface LoadOptions { store: string; key: string; fields?: string; ttl?: number; batchSize: number; json?: boolean; progress: boolean; merge?: boolean }
+interface LoadOptions {
+  store: string;
+  key: string;
+  fields?: string;
+  ttl?: number;
+  batchSize: number;
+  json?: boolean;
+  progress: boolean;
+  merge?: boolean;
+}
 
 export function registerFeaturesCommand(program: Command): void {
-  const features = program.command('features').description('online feature store: materialize per-entity features for the features stage');
+  const features = program
+    .command('features')
+    .description('online feature store: materialize per-entity features for the features stage');
   features
     .command('load')
     .description('write a CSV or Parquet file into Redis, one hash per entity key, in pipelined batches')
@@ -17,25 +28,39 @@ export function registerFeaturesCommand(program: Command): void {
     .option('--fields <list>', 'comma-separated columns to store (default: every non-key column)')
     .option('--ttl <seconds>', 'expire each entity after this many seconds', parseIntegerOption('--ttl', 1))
     .option('--batch-size <rows>', 'rows per Redis round trip', parseIntegerOption('--batch-size', 1), 1000)
-    .option('--merge', "write the file's non-empty cells over each entity's stored fields (default: replace each entity's hash as a whole)")
+    .option(
+      '--merge',
+      "write the file's non-empty cells over each entity's stored fields (default: replace each entity's hash as a whole)",
+    )
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the summary as JSON')
     .action(async (file: string, options: LoadOptions) => {
       const showBar = options.progress && !options.json && process.stderr.isTTY;
-      const bar = showBar ? new cliProgress.SingleBar({ format: 'loading {bar} {percentage}% | {value}/{total} rows | {eta_formatted} left', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+      const bar = showBar
+        ? new cliProgress.SingleBar(
+            { format: 'loading {bar} {percentage}% | {value}/{total} rows | {eta_formatted} left', hideCursor: true },
+            cliProgress.Presets.shades_classic,
+          )
+        : undefined;
       let started = false;
       try {
         const summary = await loadFeatureFile({
           file: resolve(file),
           store: options.store,
           key: options.key,
-          fields: options.fields?.split(',').map((f) => f.trim()).filter(Boolean),
+          fields: options.fields
+            ?.split(',')
+            .map((f) => f.trim())
+            .filter(Boolean),
           ttlS: options.ttl,
           batchSize: options.batchSize,
           merge: options.merge === true,
           onProgress: (done, total) => {
             if (!bar) return;
-            if (!started) { bar.start(total, 0); started = true; }
+            if (!started) {
+              bar.start(total, 0);
+              started = true;
+            }
             bar.update(done);
           },
         });
@@ -45,9 +70,9 @@ export function registerFeaturesCommand(program: Command): void {
           return;
         }
         process.stdout.write(
-          `loaded ${summary.keysWritten} entities (${summary.rows} rows, ${summary.skippedRows} skipped${summary.keysCleared ? `, ${summary.keysCleared} cleared` : ''}; ${summary.mode === 'merge' ? 'merged into' : 'replacing'} stored hashes) from ${file} into ${summary.store}\n`
-          + `  key ${summary.key}, fields ${summary.fields.join(', ')}${summary.ttlS ? `, ttl ${summary.ttlS} s` : ''}\n`
-          + `  ${summary.batches} batches in ${summary.seconds} s (${summary.rowsPerSecond} rows/s)\n`,
+          `loaded ${summary.keysWritten} entities (${summary.rows} rows, ${summary.skippedRows} skipped${summary.keysCleared ? `, ${summary.keysCleared} cleared` : ''}; ${summary.mode === 'merge' ? 'merged into' : 'replacing'} stored hashes) from ${file} into ${summary.store}\n` +
+            `  key ${summary.key}, fields ${summary.fields.join(', ')}${summary.ttlS ? `, ttl ${summary.ttlS} s` : ''}\n` +
+            `  ${summary.batches} batches in ${summary.seconds} s (${summary.rowsPerSecond} rows/s)\n`,
         );
       } finally {
         bar?.stop();

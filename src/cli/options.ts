@@ -4,7 +4,8 @@ import { InvalidArgumentError } from 'commander';
 export function parseIntegerOption(option: string, min = 0): (value: string) => number {
   return (value: string) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${option}: expected an integer >= ${min}, got "${value}"`);
+    if (!Number.isInteger(n) || n < min)
+      throw new InvalidArgumentError(`${option}: expected an integer >= ${min}, got "${value}"`);
     return n;
   };
 }
@@ -18,7 +19,8 @@ export function parseIntegerListOption(option: string): (value: string) => numbe
 export function parsePositiveNumberOption(option: string): (value: string) => number {
   return (value: string) => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${option}: expected a positive number, got "${value}"`);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${option}: expected a positive number, got "${value}"`);
     return n;
   };
 }
@@ -27,7 +29,8 @@ export function parsePositiveNumberOption(option: string): (value: string) => nu
 export function parseNumberInRangeOption(option: string, min: number, max: number): (value: string) => number {
   return (value: string) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${option}: expected a number from ${min} to ${max}, got "${value}"`);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${option}: expected a number from ${min} to ${max}, got "${value}"`);
     return n;
   };
 }
@@ -35,7 +38,8 @@ export function parseNumberInRangeOption(option: string, min: number, max: numbe
 /** A commander option parser accepting one of a fixed set of words. */
 export function parseChoiceOption<T extends string>(option: string, allowed: readonly T[]): (value: string) => T {
   return (value: string) => {
-    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${option}: expected one of ${allowed.join(', ')}, got "${value}"`);
+    if (!(allowed as readonly string[]).includes(value))
+      throw new InvalidArgumentError(`${option}: expected one of ${allowed.join(', ')}, got "${value}"`);
     return value as T;
   };
 }

@@ -35,8 +35,11 @@ function formatTrial(trial: TuneTrial, index: number, budget: number, progress: 
 }
 
 const sameSettings = (a: TuneSettings, b: TuneSettings): boolean =>
-  a.maxBatchSize === b.maxBatchSize && a.maxQueueDelayUs === b.maxQueueDelayUs && a.instanceCount === b.instanceCount
-  && a.instanceKind === b.instanceKind && a.intraOpThreads === b.intraOpThreads;
+  a.maxBatchSize === b.maxBatchSize &&
+  a.maxQueueDelayUs === b.maxQueueDelayUs &&
+  a.instanceCount === b.instanceCount &&
+  a.instanceKind === b.instanceKind &&
+  a.intraOpThreads === b.intraOpThreads;
 
 const formatDuration = (seconds: number): string =>
   seconds < 90 ? `${Math.round(seconds)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
@@ -47,18 +50,39 @@ export function registerTuneCommand(program: Command): void {
     .description('search batching and instance settings for the highest throughput within a p99 latency budget')
     .requiredOption('--model <dir>', 'model folder (model.yaml and version folders)')
     .requiredOption('--p99-ms <ms>', 'p99 latency budget in milliseconds', parsePositiveNumberOption('--p99-ms'))
-    .option('--search <strategy>', 'quick (hill climbing from the current settings) | grid (every candidate)', parseChoiceOption('--search', SEARCH_STRATEGIES), 'quick')
+    .option(
+      '--search <strategy>',
+      'quick (hill climbing from the current settings) | grid (every candidate)',
+      parseChoiceOption('--search', SEARCH_STRATEGIES),
+      'quick',
+    )
     .option('--write', 'store the winning settings in model.yaml (the rest of the file is kept as written)')
-    .option('--concurrency <list>', 'closed-loop levels measured per candidate', parseIntegerListOption('--concurrency'), DEFAULT_TUNE_CONCURRENCY)
+    .option(
+      '--concurrency <list>',
+      'closed-loop levels measured per candidate',
+      parseIntegerListOption('--concurrency'),
+      DEFAULT_TUNE_CONCURRENCY,
+    )
     .option('--duration <seconds>', 'measurement window length', parsePositiveNumberOption('--duration'), 1)
-    .option('--max-trials <n>', 'windows per level at most (stability: ±10% over 3 windows)', parseIntegerOption('--max-trials', 3), 6)
-    .option('--data <file>', 'requests to send (JSONL); default: the model folder\'s sample-request.json')
+    .option(
+      '--max-trials <n>',
+      'windows per level at most (stability: ±10% over 3 windows)',
+      parseIntegerOption('--max-trials', 3),
+      6,
+    )
+    .option('--data <file>', "requests to send (JSONL); default: the model folder's sample-request.json")
     .option('--json', 'print the report as JSON on stdout')
     .option('-o, --output <file.json>', 'write the JSON report to a file')
     .option('--report <file.html>', 'write a self-contained HTML report with charts')
     .action(async (options: TuneCommandOptions) => {
-      if (!isModelFolder(options.model)) throw new CaliperError('CALIPER_INVALID_INPUT', `--model: ${options.model} is not a model folder (no model.yaml)`);
-      const log = (line: string): void => { process.stderr.write(`${line}\n`); };
+      if (!isModelFolder(options.model))
+        throw new CaliperError(
+          'CALIPER_INVALID_INPUT',
+          `--model: ${options.model} is not a model folder (no model.yaml)`,
+        );
+      const log = (line: string): void => {
+        process.stderr.write(`${line}\n`);
+      };
       log(`caliper tune: ${options.model}, p99 budget ${options.p99Ms} ms, ${options.search} search`);
       const started = performance.now();
       let plan: { spaceSize: number; search: SearchStrategy } = { spaceSize: 0, search: options.search };
@@ -72,16 +96,19 @@ export function registerTuneCommand(program: Command): void {
         ...(options.data ? { data: readRequestsFile(options.data) } : {}),
         onPlan: ({ spaceSize, search }) => {
           plan = { spaceSize, search };
-          log(search === 'grid'
-            ? `${spaceSize} candidates to measure (the current settings first)`
-            : `quick search: the current settings first, then neighbours while throughput improves (at most ${spaceSize} candidates; --search grid measures all)`);
+          log(
+            search === 'grid'
+              ? `${spaceSize} candidates to measure (the current settings first)`
+              : `quick search: the current settings first, then neighbours while throughput improves (at most ${spaceSize} candidates; --search grid measures all)`,
+          );
         },
         onTrial: (trial, index) => {
           const elapsed = (performance.now() - started) / 1000;
           const perTrial = elapsed / index;
-          const progress = plan.search === 'grid'
-            ? `[${index}/${plan.spaceSize}, ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(perTrial * (plan.spaceSize - index))}]`
-            : `[${formatDuration(elapsed)} elapsed, ${formatDuration(perTrial)} per candidate]`;
+          const progress =
+            plan.search === 'grid'
+              ? `[${index}/${plan.spaceSize}, ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(perTrial * (plan.spaceSize - index))}]`
+              : `[${formatDuration(elapsed)} elapsed, ${formatDuration(perTrial)} per candidate]`;
           log(formatTrial(trial, index, options.p99Ms, progress));
         },
       });
@@ -92,13 +119,22 @@ export function registerTuneCommand(program: Command): void {
         log(`report: ${resolve(options.report)}`);
       }
       if (options.json) process.stdout.write(`${json}\n`);
-      if (!report.winner) throw new CaliperError('CALIPER_INVALID_INPUT', `no candidate met p99 <= ${options.p99Ms} ms (${report.trials.length} measured); try a larger budget or lower --concurrency`);
+      if (!report.winner)
+        throw new CaliperError(
+          'CALIPER_INVALID_INPUT',
+          `no candidate met p99 <= ${options.p99Ms} ms (${report.trials.length} measured); try a larger budget or lower --concurrency`,
+        );
       const current = report.trials.find((t) => sameSettings(t.settings, report.current));
-      log(`current settings (model.yaml): ${describeSettings(report.current)}: ${current?.best ? `${current.best.throughput} req/s` : 'p99 over the budget'}`);
-      log(`winner: ${report.winner.description}: ${report.winner.best!.throughput} req/s within p99 ${options.p99Ms} ms${report.speedupOverCurrent !== null ? ` (${report.speedupOverCurrent}× the current settings)` : ''}; ${report.trials.length} of ${report.spaceSize} candidates measured in ${formatDuration(report.elapsedS)}`);
+      log(
+        `current settings (model.yaml): ${describeSettings(report.current)}: ${current?.best ? `${current.best.throughput} req/s` : 'p99 over the budget'}`,
+      );
+      log(
+        `winner: ${report.winner.description}: ${report.winner.best!.throughput} req/s within p99 ${options.p99Ms} ms${report.speedupOverCurrent !== null ? ` (${report.speedupOverCurrent}× the current settings)` : ''}; ${report.trials.length} of ${report.spaceSize} candidates measured in ${formatDuration(report.elapsedS)}`,
+      );
       log(`chosen as ${report.winnerRule}`);
       if (options.write) {
-        if (sameSettings(report.winner.settings, report.current)) log('--write: the current settings won; model.yaml left unchanged');
+        if (sameSettings(report.winner.settings, report.current))
+          log('--write: the current settings won; model.yaml left unchanged');
         else log(`wrote ${writeSettings(options.model, report.winner.settings, report.current).join(', ')}`);
       }
     });

@@ -9,7 +9,17 @@ export class InferenceClientError extends Error {
   /** Whether retrying may succeed: overloaded / unavailable, or the connection failed. */
   readonly retryable: boolean;
 
-  constructor(message: string, details: { httpStatus?: number; grpcCode?: number; code?: string; retryAfterSeconds?: number; retryable: boolean; cause?: unknown }) {
+  constructor(
+    message: string,
+    details: {
+      httpStatus?: number;
+      grpcCode?: number;
+      code?: string;
+      retryAfterSeconds?: number;
+      retryable: boolean;
+      cause?: unknown;
+    },
+  ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'InferenceClientError';
     if (details.httpStatus !== undefined) this.httpStatus = details.httpStatus;

@@ -1,7 +1,33 @@
-import { Client, credentials, Metadata, status, type ChannelOptions, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { inferenceServiceDefinition, type GrpcTensor, type InferenceRpcName, type InferenceRpcs, type ModelInferRequest, type ModelInferResponse, type ModelStreamInferResponse } from '../server/grpc/service-definition.ts';
+import {
+  Client,
+  credentials,
+  Metadata,
+  status,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import {
+  inferenceServiceDefinition,
+  type GrpcTensor,
+  type InferenceRpcName,
+  type InferenceRpcs,
+  type ModelInferRequest,
+  type ModelInferResponse,
+  type ModelStreamInferResponse,
+} from '../server/grpc/service-definition.ts';
 import { InferenceClientError } from './client-error.ts';
-import { DEFAULT_RETRY_POLICY, type InferenceClient, type InferInput, type InferOptions, type InferOutput, type InferResult, type ModelMetadata, type RetryPolicy, type ServerMetadata } from './infer-types.ts';
+import {
+  DEFAULT_RETRY_POLICY,
+  type InferenceClient,
+  type InferInput,
+  type InferOptions,
+  type InferOutput,
+  type InferResult,
+  type ModelMetadata,
+  type RetryPolicy,
+  type ServerMetadata,
+} from './infer-types.ts';
 import { withRetries } from './retry-loop.ts';
 import { inputBytes, outputFromRaw, outputFromValues } from './tensor-codec.ts';
 
@@ -20,9 +46,11 @@ function clientError(error: ServiceError): InferenceClientError {
   const code = error.metadata?.get('caliper-error-code')[0];
   const retryAfter = Number(error.metadata?.get('retry-after')[0]);
   return new InferenceClientError(error.details || error.message, {
-    grpcCode: error.code, ...(code !== undefined ? { code: String(code) } : {}),
+    grpcCode: error.code,
+    ...(code !== undefined ? { code: String(code) } : {}),
     ...(Number.isFinite(retryAfter) ? { retryAfterSeconds: retryAfter } : {}),
-    retryable: error.code === status.UNAVAILABLE, cause: error,
+    retryable: error.code === status.UNAVAILABLE,
+    cause: error,
   });
 }
 
@@ -48,10 +76,17 @@ function inferResult(response: ModelInferResponse): InferResult {
       outputs[o.name] = outputFromRaw(o.name, o.datatype, o.shape, raws[i]!);
       return;
     }
-    const values = Object.values(o.contents ?? {}).find((v) => Array.isArray(v) && v.length > 0) as unknown[] | undefined;
+    const values = Object.values(o.contents ?? {}).find((v) => Array.isArray(v) && v.length > 0) as
+      | unknown[]
+      | undefined;
     outputs[o.name] = outputFromValues(o.name, o.datatype, o.shape, values ?? []);
   });
-  return { modelName: response.model_name, modelVersion: response.model_version, ...(response.id ? { id: response.id } : {}), outputs };
+  return {
+    modelName: response.model_name,
+    modelVersion: response.model_version,
+    ...(response.id ? { id: response.id } : {}),
+    outputs,
+  };
 }
 
 /** Open Inference Protocol v2 over gRPC: one HTTP/2 channel for the client's life, deadlines, retries on UNAVAILABLE, raw tensor contents. */
@@ -72,12 +107,30 @@ export class GrpcInferenceClient implements InferenceClient {
   }
 
   /** One unary RPC with a deadline, retried on UNAVAILABLE. */
-  rpc<N extends Exclude<InferenceRpcName, 'ModelStreamInfer'>>(name: N, request: InferenceRpcs[N]['request'], timeoutMs = this.timeoutMs, metadata = this.metadata()): Promise<InferenceRpcs[N]['response']> {
+  rpc<N extends Exclude<InferenceRpcName, 'ModelStreamInfer'>>(
+    name: N,
+    request: InferenceRpcs[N]['request'],
+    timeoutMs = this.timeoutMs,
+    metadata = this.metadata(),
+  ): Promise<InferenceRpcs[N]['response']> {
     const method = inferenceServiceDefinition()[name]!;
-    return withRetries(this.retry, timeoutMs, (remaining) => new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, metadata, { deadline: Date.now() + remaining },
-        (error: ServiceError | null, response?: unknown) => (error ? reject(clientError(error)) : resolve(response as InferenceRpcs[N]['response'])));
-    }));
+    return withRetries(
+      this.retry,
+      timeoutMs,
+      (remaining) =>
+        new Promise((resolve, reject) => {
+          this.client.makeUnaryRequest(
+            method.path,
+            method.requestSerialize,
+            method.responseDeserialize,
+            request,
+            metadata,
+            { deadline: Date.now() + remaining },
+            (error: ServiceError | null, response?: unknown) =>
+              error ? reject(clientError(error)) : resolve(response as InferenceRpcs[N]['response']),
+          );
+        }),
+    );
   }
 
   private metadata(): Metadata {
@@ -113,7 +166,12 @@ export class GrpcInferenceClient implements InferenceClient {
   /** Opens a ModelStreamInfer stream: many requests in flight on one call, answers matched by id. */
   openStream(): InferStream {
     const method = inferenceServiceDefinition().ModelStreamInfer!;
-    const call = this.client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, this.metadata()) as ClientDuplexStream<ModelInferRequest, ModelStreamInferResponse>;
+    const call = this.client.makeBidiStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      this.metadata(),
+    ) as ClientDuplexStream<ModelInferRequest, ModelStreamInferResponse>;
     return new InferStream(call);
   }
 
@@ -149,7 +207,10 @@ export class InferStream {
   infer(model: string, inputs: InferInput[], options: InferOptions = {}): Promise<InferResult> {
     if (this.failure) return Promise.reject(this.failure);
     const id = options.id ?? `s${this.next++}`;
-    if (this.waiting.has(id)) return Promise.reject(new InferenceClientError(`id "${id}" is already in flight on this stream`, { retryable: false }));
+    if (this.waiting.has(id))
+      return Promise.reject(
+        new InferenceClientError(`id "${id}" is already in flight on this stream`, { retryable: false }),
+      );
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       this.call.write(inferRequest(model, inputs, { ...options, id }));

@@ -4,8 +4,19 @@ export type TensorDatatype = V2Datatype;
 
 /** Tensor elements: a typed array matching the datatype travels as-is; plain arrays are converted. */
 export type TensorValues =
-  | Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
-  | BigInt64Array | BigUint64Array | number[] | boolean[] | string[];
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | number[]
+  | boolean[]
+  | string[];
 
 export interface InferInput {
   name: string;
@@ -44,7 +55,11 @@ export interface InferResult {
   outputs: Record<string, InferOutput>;
 }
 
-export interface TensorMetadata { name: string; datatype: string; shape: number[] }
+export interface TensorMetadata {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
 
 export interface ModelMetadata {
   name: string;
@@ -54,7 +69,11 @@ export interface ModelMetadata {
   outputs: TensorMetadata[];
 }
 
-export interface ServerMetadata { name: string; version: string; extensions: string[] }
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
 
 /** Retries of calls refused as overloaded or unavailable (HTTP 503, gRPC UNAVAILABLE, refused connections). */
 export interface RetryPolicy {
@@ -65,7 +84,12 @@ export interface RetryPolicy {
   multiplier: number;
 }
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 4, initialDelayMs: 50, maxDelayMs: 2000, multiplier: 2 };
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  maxAttempts: 4,
+  initialDelayMs: 50,
+  maxDelayMs: 2000,
+  multiplier: 2,
+};
 
 /** The calls both the REST and the gRPC client answer. */
 export interface InferenceClient {

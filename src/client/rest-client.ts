@@ -1,7 +1,17 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { InferenceClientError } from './client-error.ts';
-import { DEFAULT_RETRY_POLICY, type InferenceClient, type InferInput, type InferOptions, type InferOutput, type InferResult, type ModelMetadata, type RetryPolicy, type ServerMetadata } from './infer-types.ts';
+import {
+  DEFAULT_RETRY_POLICY,
+  type InferenceClient,
+  type InferInput,
+  type InferOptions,
+  type InferOutput,
+  type InferResult,
+  type ModelMetadata,
+  type RetryPolicy,
+  type ServerMetadata,
+} from './infer-types.ts';
 import { withRetries } from './retry-loop.ts';
 import { inputBytes, jsonData, outputFromRaw, outputFromValues } from './tensor-codec.ts';
 import { parseExactJson, stringifyExactJson } from '../server/v2/exact-json.ts';
@@ -20,7 +30,11 @@ export interface RestClientOptions {
   apiKey?: string;
 }
 
-interface HttpAnswer { status: number; headers: IncomingHttpHeaders; body: Buffer }
+interface HttpAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
 
 const NETWORK_RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EAI_AGAIN']);
 
@@ -46,31 +60,66 @@ export class RestInferenceClient implements InferenceClient {
     this.apiKey = options.apiKey;
   }
 
-  private once(method: string, path: string, remainingMs: number, body?: Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  private once(
+    method: string,
+    path: string,
+    remainingMs: number,
+    body?: Buffer,
+    headers: Record<string, string> = {},
+  ): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
       const url = new URL(path, this.base);
-      const request = this.send(url, {
-        method, agent: this.agent, timeout: remainingMs,
-        headers: { ...headers, ...(body ? { 'content-length': String(body.byteLength) } : {}) },
-      }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
-        response.on('error', reject);
-      });
-      request.on('timeout', () => request.destroy(new InferenceClientError(`${method} ${path}: no answer within ${Math.round(remainingMs)} ms`, { code: 'CALIPER_DEADLINE_EXCEEDED', retryable: false })));
+      const request = this.send(
+        url,
+        {
+          method,
+          agent: this.agent,
+          timeout: remainingMs,
+          headers: { ...headers, ...(body ? { 'content-length': String(body.byteLength) } : {}) },
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }),
+          );
+          response.on('error', reject);
+        },
+      );
+      request.on('timeout', () =>
+        request.destroy(
+          new InferenceClientError(`${method} ${path}: no answer within ${Math.round(remainingMs)} ms`, {
+            code: 'CALIPER_DEADLINE_EXCEEDED',
+            retryable: false,
+          }),
+        ),
+      );
       request.on('error', (error: NodeJS.ErrnoException) => {
         if (error instanceof InferenceClientError) reject(error);
-        else reject(new InferenceClientError(`${method} ${url.href}: ${error.message}`, { code: error.code, retryable: NETWORK_RETRYABLE.has(error.code ?? ''), cause: error }));
+        else
+          reject(
+            new InferenceClientError(`${method} ${url.href}: ${error.message}`, {
+              code: error.code,
+              retryable: NETWORK_RETRYABLE.has(error.code ?? ''),
+              cause: error,
+            }),
+          );
       });
       request.end(body);
     });
   }
 
   /** One call with retries; non-2xx answers (other than `accept`) become InferenceClientErrors. */
-  private async call(method: string, path: string, options: { body?: Buffer; headers?: Record<string, string>; timeoutMs?: number; accept?: number[] } = {}): Promise<HttpAnswer> {
+  private async call(
+    method: string,
+    path: string,
+    options: { body?: Buffer; headers?: Record<string, string>; timeoutMs?: number; accept?: number[] } = {},
+  ): Promise<HttpAnswer> {
     return withRetries(this.retry, options.timeoutMs ?? this.timeoutMs, async (remaining) => {
-      const headers: Record<string, string> = { ...options.headers, 'x-caliper-timeout-ms': String(Math.max(1, Math.floor(remaining))) };
+      const headers: Record<string, string> = {
+        ...options.headers,
+        'x-caliper-timeout-ms': String(Math.max(1, Math.floor(remaining))),
+      };
       if (this.apiKey !== undefined) headers['x-api-key'] = this.apiKey;
       const answer = await this.once(method, path, remaining, options.body, headers);
       if ((answer.status >= 200 && answer.status < 300) || options.accept?.includes(answer.status)) return answer;
@@ -85,7 +134,10 @@ export class RestInferenceClient implements InferenceClient {
       }
       const retryAfter = Number(answer.headers['retry-after']);
       throw new InferenceClientError(`${method} ${path}: ${answer.status} ${message}`, {
-        httpStatus: answer.status, code, retryable: answer.status === 503, ...(Number.isFinite(retryAfter) ? { retryAfterSeconds: retryAfter } : {}),
+        httpStatus: answer.status,
+        code,
+        retryable: answer.status === 503,
+        ...(Number.isFinite(retryAfter) ? { retryAfterSeconds: retryAfter } : {}),
       });
     });
   }
@@ -107,7 +159,10 @@ export class RestInferenceClient implements InferenceClient {
   }
 
   async modelReady(model: string, version?: string | number): Promise<boolean> {
-    return (await this.call('GET', `${RestInferenceClient.modelPath(model, version)}/ready`, { accept: [503] })).status === 200;
+    return (
+      (await this.call('GET', `${RestInferenceClient.modelPath(model, version)}/ready`, { accept: [503] })).status ===
+      200
+    );
   }
 
   serverMetadata(): Promise<ServerMetadata> {
@@ -125,24 +180,37 @@ export class RestInferenceClient implements InferenceClient {
     let body: Buffer;
     if (this.binary) {
       const raws = inputs.map(inputBytes);
-      const json = Buffer.from(JSON.stringify({
-        ...head,
-        inputs: inputs.map((t, i) => ({ name: t.name, datatype: t.datatype, shape: t.shape, parameters: { binary_data_size: raws[i]!.byteLength } })),
-        ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name })) } : {}),
-        parameters: { binary_data_output: true },
-      }));
+      const json = Buffer.from(
+        JSON.stringify({
+          ...head,
+          inputs: inputs.map((t, i) => ({
+            name: t.name,
+            datatype: t.datatype,
+            shape: t.shape,
+            parameters: { binary_data_size: raws[i]!.byteLength },
+          })),
+          ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name })) } : {}),
+          parameters: { binary_data_output: true },
+        }),
+      );
       body = Buffer.concat([json, ...raws]);
       headers['content-type'] = 'application/octet-stream';
       headers['inference-header-content-length'] = String(json.byteLength);
     } else {
-      body = Buffer.from(stringifyExactJson({
-        ...head,
-        inputs: inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, data: jsonData(t) })),
-        ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name })) } : {}),
-      }));
+      body = Buffer.from(
+        stringifyExactJson({
+          ...head,
+          inputs: inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, data: jsonData(t) })),
+          ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name })) } : {}),
+        }),
+      );
       headers['content-type'] = 'application/json';
     }
-    const answer = await this.call('POST', `${RestInferenceClient.modelPath(model, options.version)}/infer`, { body, headers, timeoutMs: options.timeoutMs });
+    const answer = await this.call('POST', `${RestInferenceClient.modelPath(model, options.version)}/infer`, {
+      body,
+      headers,
+      timeoutMs: options.timeoutMs,
+    });
     return RestInferenceClient.result(answer);
   }
 
@@ -150,11 +218,22 @@ export class RestInferenceClient implements InferenceClient {
     const lengthHeader = answer.headers['inference-header-content-length'];
     const jsonLength = typeof lengthHeader === 'string' ? Number(lengthHeader) : answer.body.byteLength;
     if (!Number.isSafeInteger(jsonLength) || jsonLength > answer.body.byteLength) {
-      throw new InferenceClientError(`response: Inference-Header-Content-Length ${String(lengthHeader)} is past the ${answer.body.byteLength}-byte body`, { retryable: false });
+      throw new InferenceClientError(
+        `response: Inference-Header-Content-Length ${String(lengthHeader)} is past the ${answer.body.byteLength}-byte body`,
+        { retryable: false },
+      );
     }
     const parsed = parseExactJson(answer.body.toString('utf8', 0, jsonLength)) as {
-      model_name: string; model_version: string; id?: string;
-      outputs: { name: string; datatype: string; shape: number[]; data?: unknown[]; parameters?: { binary_data_size?: number } }[];
+      model_name: string;
+      model_version: string;
+      id?: string;
+      outputs: {
+        name: string;
+        datatype: string;
+        shape: number[];
+        data?: unknown[];
+        parameters?: { binary_data_size?: number };
+      }[];
     };
     let offset = jsonLength;
     const outputs: Record<string, InferOutput> = {};
@@ -167,7 +246,12 @@ export class RestInferenceClient implements InferenceClient {
         outputs[o.name] = outputFromValues(o.name, o.datatype, o.shape, (o.data ?? []).flat(Infinity as 1));
       }
     }
-    return { modelName: parsed.model_name, modelVersion: parsed.model_version, ...(parsed.id !== undefined ? { id: parsed.id } : {}), outputs };
+    return {
+      modelName: parsed.model_name,
+      modelVersion: parsed.model_version,
+      ...(parsed.id !== undefined ? { id: parsed.id } : {}),
+      outputs,
+    };
   }
 
   /** Closes the kept-alive connections. */

@@ -8,12 +8,20 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * deadline. Waits grow exponentially with full jitter; a server's Retry-After is honoured up to maxDelayMs.
  * `attempt` receives the milliseconds left before the deadline.
  */
-export async function withRetries<T>(policy: RetryPolicy, timeoutMs: number, attempt: (remainingMs: number) => Promise<T>): Promise<T> {
+export async function withRetries<T>(
+  policy: RetryPolicy,
+  timeoutMs: number,
+  attempt: (remainingMs: number) => Promise<T>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let backoff = policy.initialDelayMs;
   for (let n = 1; ; n++) {
     const remaining = deadline - Date.now();
-    if (remaining <= 0) throw new InferenceClientError(`deadline of ${timeoutMs} ms exceeded`, { code: 'CALIPER_DEADLINE_EXCEEDED', retryable: false });
+    if (remaining <= 0)
+      throw new InferenceClientError(`deadline of ${timeoutMs} ms exceeded`, {
+        code: 'CALIPER_DEADLINE_EXCEEDED',
+        retryable: false,
+      });
     try {
       return await attempt(remaining);
     } catch (error) {

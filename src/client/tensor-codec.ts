@@ -4,15 +4,20 @@ import { encodeBytesElements, rawTensorBytes, tensorFromRawBytes } from '../serv
 import { InferenceClientError } from './client-error.ts';
 import type { InferInput, InferOutput, TensorDatatype, TensorValues } from './infer-types.ts';
 
-const invalid = (message: string): InferenceClientError => new InferenceClientError(message, { code: 'CALIPER_INVALID_INPUT', retryable: false });
+const invalid = (message: string): InferenceClientError =>
+  new InferenceClientError(message, { code: 'CALIPER_INVALID_INPUT', retryable: false });
 
 /** The input's elements as the typed array of its datatype (the same array when it already is one). */
 export function typedInput(input: InferInput): TensorData {
   const count = elementCount(input.shape);
-  if (input.data.length !== count) throw invalid(`inputs.${input.name}: shape [${input.shape.join(', ')}] needs ${count} values, got ${input.data.length}`);
+  if (input.data.length !== count)
+    throw invalid(
+      `inputs.${input.name}: shape [${input.shape.join(', ')}] needs ${count} values, got ${input.data.length}`,
+    );
   const type = elementTypeOf(input.datatype);
   if (type === 'string') {
-    if (!(input.data as unknown[]).every((v) => typeof v === 'string')) throw invalid(`inputs.${input.name}: BYTES data must be strings`);
+    if (!(input.data as unknown[]).every((v) => typeof v === 'string'))
+      throw invalid(`inputs.${input.name}: BYTES data must be strings`);
     return { type, dims: input.shape, data: input.data as string[] };
   }
   const out = typedArrayOf(type, count);
@@ -41,7 +46,10 @@ export function jsonData(input: InferInput): (number | bigint | boolean | string
 }
 
 function datatypeOf(name: string, datatype: string): TensorDatatype {
-  if (!isV2Datatype(datatype)) throw new InferenceClientError(`outputs.${name}: the server sent unknown datatype "${datatype}"`, { retryable: false });
+  if (!isV2Datatype(datatype))
+    throw new InferenceClientError(`outputs.${name}: the server sent unknown datatype "${datatype}"`, {
+      retryable: false,
+    });
   return datatype;
 }
 
@@ -52,15 +60,34 @@ export function outputFromRaw(name: string, datatype: string, shape: number[], b
 }
 
 /** An output given as JSON values (REST JSON, or gRPC typed contents). */
-export function outputFromValues(name: string, datatype: string, shape: number[], values: readonly unknown[]): InferOutput {
+export function outputFromValues(
+  name: string,
+  datatype: string,
+  shape: number[],
+  values: readonly unknown[],
+): InferOutput {
   const type = datatypeOf(name, datatype);
   const element = elementTypeOf(type);
-  if (element === 'string') return { name, datatype: type, shape, data: values.map((v) => (typeof v === 'string' ? v : new TextDecoder().decode(v as Uint8Array))) };
+  if (element === 'string')
+    return {
+      name,
+      datatype: type,
+      shape,
+      data: values.map((v) => (typeof v === 'string' ? v : new TextDecoder().decode(v as Uint8Array))),
+    };
   const data = typedArrayOf(element, values.length);
   const big = element === 'int64' || element === 'uint64';
   values.forEach((v, i) => {
     // JSON writes NaN and ±Infinity as null: a null number reads back as NaN, never as 0.
-    (data as unknown as unknown[])[i] = big ? BigInt(v as number) : typeof v === 'boolean' ? (v ? 1 : 0) : v === null ? NaN : Number(v);
+    (data as unknown as unknown[])[i] = big
+      ? BigInt(v as number)
+      : typeof v === 'boolean'
+        ? v
+          ? 1
+          : 0
+        : v === null
+          ? NaN
+          : Number(v);
   });
   return { name, datatype: type, shape, data: data as InferOutput['data'] };
 }

@@ -19,7 +19,10 @@ export class ConfigReader {
 
   fail(path: string, expected: string, got?: unknown): never {
     const suffix = arguments.length >= 3 ? `, got ${describeValue(got)}` : '';
-    throw new CaliperError('CALIPER_CONFIG_INVALID', `${this.file}: ${path || '(top level)'}: expected ${expected}${suffix}`);
+    throw new CaliperError(
+      'CALIPER_CONFIG_INVALID',
+      `${this.file}: ${path || '(top level)'}: expected ${expected}${suffix}`,
+    );
   }
 
   object(value: unknown, path: string): Record<string, unknown> {
@@ -32,7 +35,10 @@ export class ConfigReader {
     for (const key of Object.keys(value)) {
       if (!allowed.includes(key)) {
         const where = path ? `${path}.${key}` : key;
-        throw new CaliperError('CALIPER_CONFIG_INVALID', `${this.file}: ${where}: unknown field (expected one of: ${allowed.join(', ')})`);
+        throw new CaliperError(
+          'CALIPER_CONFIG_INVALID',
+          `${this.file}: ${where}: unknown field (expected one of: ${allowed.join(', ')})`,
+        );
       }
     }
   }
@@ -42,12 +48,18 @@ export class ConfigReader {
     return value as string;
   }
 
-  number(value: unknown, path: string, bounds: { min?: number; max?: number; integer?: boolean; exclusiveMin?: number } = {}): number {
+  number(
+    value: unknown,
+    path: string,
+    bounds: { min?: number; max?: number; integer?: boolean; exclusiveMin?: number } = {},
+  ): number {
     const kind = bounds.integer ? 'an integer' : 'a number';
-    if (typeof value !== 'number' || !Number.isFinite(value) || (bounds.integer && !Number.isInteger(value))) this.fail(path, kind, value);
+    if (typeof value !== 'number' || !Number.isFinite(value) || (bounds.integer && !Number.isInteger(value)))
+      this.fail(path, kind, value);
     const n = value as number;
     if (bounds.min !== undefined && n < bounds.min) this.fail(path, `${kind} >= ${bounds.min}`, n);
-    if (bounds.exclusiveMin !== undefined && n <= bounds.exclusiveMin) this.fail(path, `${kind} > ${bounds.exclusiveMin}`, n);
+    if (bounds.exclusiveMin !== undefined && n <= bounds.exclusiveMin)
+      this.fail(path, `${kind} > ${bounds.exclusiveMin}`, n);
     if (bounds.max !== undefined && n > bounds.max) this.fail(path, `${kind} <= ${bounds.max}`, n);
     return n;
   }
@@ -58,14 +70,16 @@ export class ConfigReader {
   }
 
   oneOf<T extends string>(value: unknown, path: string, choices: readonly T[]): T {
-    if (typeof value !== 'string' || !choices.includes(value as T)) this.fail(path, `one of ${choices.join(', ')}`, value);
+    if (typeof value !== 'string' || !choices.includes(value as T))
+      this.fail(path, `one of ${choices.join(', ')}`, value);
     return value as T;
   }
 
   array(value: unknown, path: string, options: { minLength?: number } = {}): unknown[] {
     if (!Array.isArray(value)) this.fail(path, 'a list', value);
     const list = value as unknown[];
-    if (options.minLength !== undefined && list.length < options.minLength) this.fail(path, `a list of at least ${options.minLength}`, list);
+    if (options.minLength !== undefined && list.length < options.minLength)
+      this.fail(path, `a list of at least ${options.minLength}`, list);
     return list;
   }
 
@@ -75,7 +89,11 @@ export class ConfigReader {
     return list;
   }
 
-  numberList(value: unknown, path: string, bounds: { min?: number; integer?: boolean; minLength?: number } = {}): number[] {
+  numberList(
+    value: unknown,
+    path: string,
+    bounds: { min?: number; integer?: boolean; minLength?: number } = {},
+  ): number[] {
     return this.array(value, path, bounds).map((item, i) => this.number(item, `${path}[${i}]`, bounds));
   }
 }

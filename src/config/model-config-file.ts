@@ -11,7 +11,11 @@ export const MODEL_FILE = 'model.onnx';
 export function readModelConfig(dir: string): ModelConfig {
   const folder = resolve(dir);
   const file = join(folder, MODEL_CONFIG_FILE);
-  if (!existsSync(file)) throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: not found (a model folder holds model.yaml and version folders 1/, 2/, …)`);
+  if (!existsSync(file))
+    throw new CaliperError(
+      'CALIPER_CONFIG_INVALID',
+      `${file}: not found (a model folder holds model.yaml and version folders 1/, 2/, …)`,
+    );
   return parseModelConfigText(readFileSync(file, 'utf8'), file, folder);
 }
 
@@ -21,7 +25,10 @@ export function parseModelConfigText(text: string, file: string, dir: string): M
   if (document.errors.length > 0) {
     const first = document.errors[0]!;
     const line = first.linePos?.[0];
-    throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}${line ? `:${line.line}:${line.col}` : ''}: invalid YAML: ${first.message.split('\n')[0]}`);
+    throw new CaliperError(
+      'CALIPER_CONFIG_INVALID',
+      `${file}${line ? `:${line.line}:${line.col}` : ''}: invalid YAML: ${first.message.split('\n')[0]}`,
+    );
   }
   return parseModelConfig(document.toJS(), file, dir);
 }
@@ -49,6 +56,10 @@ export function readVersionConfig(model: ModelConfig, version: number): ModelCon
   const file = join(model.dir, String(version), MODEL_CONFIG_FILE);
   if (!existsSync(file)) return model;
   const config = parseModelConfigText(readFileSync(file, 'utf8'), file, model.dir);
-  if (config.name !== model.name) throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: name: expected "${model.name}" (the model folder's name), got "${config.name}"`);
+  if (config.name !== model.name)
+    throw new CaliperError(
+      'CALIPER_CONFIG_INVALID',
+      `${file}: name: expected "${model.name}" (the model folder's name), got "${config.name}"`,
+    );
   return config;
 }

@@ -19,11 +19,16 @@ export class EntityKeyTemplate {
     while (i < template.length) {
       const c = template[i]!;
       if (c === '}') fail('a template whose "}" closes a "{field}" placeholder, e.g. user:{user_id}', template);
-      if (c !== '{') { literal += c; i++; continue; }
+      if (c !== '{') {
+        literal += c;
+        i++;
+        continue;
+      }
       const end = template.indexOf('}', i);
       if (end < 0) fail('a template whose "{" is closed by "}", e.g. user:{user_id}', template);
       const name = template.slice(i + 1, end);
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) fail('placeholders holding a field name, e.g. {user_id}', `{${name}}`);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+        fail('placeholders holding a field name, e.g. {user_id}', `{${name}}`);
       parts.push(literal);
       fields.push(name);
       literal = '';

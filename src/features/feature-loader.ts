@@ -53,23 +53,47 @@ export async function loadFeatureFile(options: FeatureLoadOptions): Promise<Feat
   const key = EntityKeyTemplate.parse(options.key, (expected, got) => {
     throw new CaliperError('CALIPER_INVALID_INPUT', `--key: expected ${expected}, got ${JSON.stringify(got)}`);
   });
-  if (!/^rediss?:\/\//.test(options.store)) throw new CaliperError('CALIPER_INVALID_INPUT', `--store: expected a redis:// URL, got ${JSON.stringify(options.store)}`);
+  if (!/^rediss?:\/\//.test(options.store))
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--store: expected a redis:// URL, got ${JSON.stringify(options.store)}`,
+    );
   const batchSize = options.batchSize ?? 1000;
   const started = performance.now();
   const table = await openFeatureTable(options.file);
-  const client = new Redis(options.store, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 5000 });
+  const client = new Redis(options.store, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+    connectTimeout: 5000,
+  });
   client.on('error', () => {});
   try {
     const missingKeys = key.fields.filter((f) => !table.columns.includes(f));
-    if (missingKeys.length > 0) throw new CaliperError('CALIPER_INVALID_INPUT', `--key: ${options.file} has no column ${missingKeys.join(', ')} (columns: ${table.columns.join(', ')})`);
+    if (missingKeys.length > 0)
+      throw new CaliperError(
+        'CALIPER_INVALID_INPUT',
+        `--key: ${options.file} has no column ${missingKeys.join(', ')} (columns: ${table.columns.join(', ')})`,
+      );
     const fields = options.fields ?? table.columns.filter((c) => !key.fields.includes(c));
     const missingFields = fields.filter((f) => !table.columns.includes(f));
-    if (missingFields.length > 0) throw new CaliperError('CALIPER_INVALID_INPUT', `--fields: ${options.file} has no column ${missingFields.join(', ')} (columns: ${table.columns.join(', ')})`);
-    if (fields.length === 0) throw new CaliperError('CALIPER_INVALID_INPUT', `${options.file}: no feature columns besides the key fields ${key.fields.join(', ')}`);
+    if (missingFields.length > 0)
+      throw new CaliperError(
+        'CALIPER_INVALID_INPUT',
+        `--fields: ${options.file} has no column ${missingFields.join(', ')} (columns: ${table.columns.join(', ')})`,
+      );
+    if (fields.length === 0)
+      throw new CaliperError(
+        'CALIPER_INVALID_INPUT',
+        `${options.file}: no feature columns besides the key fields ${key.fields.join(', ')}`,
+      );
     try {
       await client.connect();
     } catch (error) {
-      throw new CaliperError('CALIPER_MODEL_NOT_READY', `--store: cannot connect to ${options.store}: ${(error as Error).message}`);
+      throw new CaliperError(
+        'CALIPER_MODEL_NOT_READY',
+        `--store: cannot connect to ${options.store}: ${(error as Error).message}`,
+      );
     }
 
     let rows = 0;
@@ -95,7 +119,10 @@ export async function loadFeatureFile(options: FeatureLoadOptions): Promise<Feat
       for (const row of chunk) {
         rows++;
         const entity = key.build(row);
-        if (entity === undefined) { skippedRows++; continue; }
+        if (entity === undefined) {
+          skippedRows++;
+          continue;
+        }
         const values: string[] = [];
         for (const field of fields) {
           const cell = row[field];
@@ -103,7 +130,10 @@ export async function loadFeatureFile(options: FeatureLoadOptions): Promise<Feat
           values.push(field, typeof cell === 'string' ? cell : String(cell));
         }
         if (merge) {
-          if (values.length === 0) { skippedRows++; continue; }
+          if (values.length === 0) {
+            skippedRows++;
+            continue;
+          }
           pending.hset(entity, ...values);
           if (options.ttlS !== undefined) pending.expire(entity, options.ttlS);
           keysWritten++;
@@ -127,8 +157,18 @@ export async function loadFeatureFile(options: FeatureLoadOptions): Promise<Feat
     options.onProgress?.(rows, table.rowCount);
     const seconds = (performance.now() - started) / 1000;
     const summary: FeatureLoadSummary = {
-      file: options.file, store: options.store, key: key.template, fields, rows, keysWritten, skippedRows, keysCleared, mode: merge ? 'merge' : 'replace', batches,
-      seconds: Math.round(seconds * 1000) / 1000, rowsPerSecond: Math.round(rows / Math.max(seconds, 1e-9)),
+      file: options.file,
+      store: options.store,
+      key: key.template,
+      fields,
+      rows,
+      keysWritten,
+      skippedRows,
+      keysCleared,
+      mode: merge ? 'merge' : 'replace',
+      batches,
+      seconds: Math.round(seconds * 1000) / 1000,
+      rowsPerSecond: Math.round(rows / Math.max(seconds, 1e-9)),
     };
     if (options.ttlS !== undefined) summary.ttlS = options.ttlS;
     return summary;

@@ -18,7 +18,8 @@ export function registerFeatureMetrics(registry: Registry, source: () => Iterabl
     collect() {
       this.reset();
       for (const stats of source()) {
-        for (const outcome of FEATURE_OUTCOMES) this.inc({ model: stats.model, version: String(stats.version), outcome }, stats.outcomes[outcome]);
+        for (const outcome of FEATURE_OUTCOMES)
+          this.inc({ model: stats.model, version: String(stats.version), outcome }, stats.outcomes[outcome]);
       }
     },
   });

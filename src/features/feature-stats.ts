@@ -8,7 +8,10 @@ export class FeatureStats {
   /** Rows answered with default features because the store was slow or down. */
   degraded = 0;
 
-  constructor(readonly model: string, readonly version: number) {}
+  constructor(
+    readonly model: string,
+    readonly version: number,
+  ) {}
 
   count(outcome: FeatureOutcome, n = 1): void {
     this.outcomes[outcome] += n;

@@ -16,7 +16,10 @@ export interface FeatureStore {
 
 /** Why a lookup gave no answer: the store was too slow (`timeout`) or failed or is unreachable (`error`). */
 export class FeatureStoreError extends Error {
-  constructor(readonly kind: 'timeout' | 'error', message: string) {
+  constructor(
+    readonly kind: 'timeout' | 'error',
+    message: string,
+  ) {
     super(message);
     this.name = 'FeatureStoreError';
   }

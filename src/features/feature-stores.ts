@@ -12,6 +12,8 @@ export async function openFeatureStore(spec: FeaturesSpec, dir: string, configFi
   try {
     return await MemoryFeatureStore.fromFile(path, spec.key, spec.fields);
   } catch (error) {
-    throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: features.source: ${(error as Error).message}`, { cause: error });
+    throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: features.source: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }

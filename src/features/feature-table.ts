@@ -27,10 +27,16 @@ export function featureFileFormat(path: string): 'csv' | 'parquet' {
 export async function openFeatureTable(path: string): Promise<FeatureTable> {
   if (!existsSync(path)) throw new CaliperError('CALIPER_NOT_FOUND', `${path}: feature file not found`);
   const format = featureFileFormat(path);
-  const source = format === 'parquet' ? `read_parquet(${sqlString(path)})` : `read_csv(${sqlString(path)}, header = true, all_varchar = true)`;
+  const source =
+    format === 'parquet'
+      ? `read_parquet(${sqlString(path)})`
+      : `read_csv(${sqlString(path)}, header = true, all_varchar = true)`;
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
-  const close = (): void => { connection.closeSync(); instance.closeSync(); };
+  const close = (): void => {
+    connection.closeSync();
+    instance.closeSync();
+  };
   try {
     const counted = await connection.runAndReadAll(`SELECT count(*) FROM ${source}`);
     const rowCount = Number(counted.getRowsJS()[0]![0]);
@@ -54,7 +60,11 @@ export async function openFeatureTable(path: string): Promise<FeatureTable> {
     };
   } catch (error) {
     close();
-    throw new CaliperError('CALIPER_INVALID_INPUT', `${path}: cannot read the feature file: ${(error as Error).message}`, { cause: error });
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `${path}: cannot read the feature file: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -67,7 +77,14 @@ export function featureValueOf(field: FeatureFieldSpec, cell: unknown): FeatureV
   switch (field.type) {
     case 'number':
     case 'integer': {
-      const n = typeof cell === 'number' ? cell : typeof cell === 'bigint' ? Number(cell) : typeof cell === 'string' ? Number(cell) : NaN;
+      const n =
+        typeof cell === 'number'
+          ? cell
+          : typeof cell === 'bigint'
+            ? Number(cell)
+            : typeof cell === 'string'
+              ? Number(cell)
+              : NaN;
       if (!Number.isFinite(n) || (field.type === 'integer' && !Number.isInteger(n))) return undefined;
       return n;
     }

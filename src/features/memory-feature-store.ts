@@ -15,18 +15,29 @@ export class MemoryFeatureStore implements FeatureStore {
   }
 
   /** Reads FILE: the key template's fields and every feature field must be columns of it. */
-  static async fromFile(path: string, key: EntityKeyTemplate, fields: readonly FeatureFieldSpec[]): Promise<MemoryFeatureStore> {
+  static async fromFile(
+    path: string,
+    key: EntityKeyTemplate,
+    fields: readonly FeatureFieldSpec[],
+  ): Promise<MemoryFeatureStore> {
     const table = await openFeatureTable(path);
     try {
       const missing = [...key.fields, ...fields.map((f) => f.name)].filter((c) => !table.columns.includes(c));
       if (missing.length > 0) {
-        throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${path}: missing column ${missing.join(', ')} (the file has ${table.columns.join(', ')}; the key ${key} and features need ${[...key.fields, ...fields.map((f) => f.name)].join(', ')})`);
+        throw new CaliperError(
+          'CALIPER_MODEL_LOAD_FAILED',
+          `${path}: missing column ${missing.join(', ')} (the file has ${table.columns.join(', ')}; the key ${key} and features need ${[...key.fields, ...fields.map((f) => f.name)].join(', ')})`,
+        );
       }
       const entries = new Map<string, FeatureVector>();
       for await (const rows of table.chunks()) {
         for (const row of rows) {
           const entity = key.build(row);
-          if (entity !== undefined) entries.set(entity, fields.map((f) => featureValueOf(f, row[f.name])));
+          if (entity !== undefined)
+            entries.set(
+              entity,
+              fields.map((f) => featureValueOf(f, row[f.name])),
+            );
         }
       }
       return new MemoryFeatureStore(entries);

@@ -32,14 +32,24 @@ export class RedisFeatureStore implements FeatureStore {
   /** The last connection error, for diagnostics. */
   lastError: string | undefined;
 
-  private constructor(readonly client: Redis, private readonly fields: readonly FeatureFieldSpec[], options: RedisFeatureStoreOptions) {
+  private constructor(
+    readonly client: Redis,
+    private readonly fields: readonly FeatureFieldSpec[],
+    options: RedisFeatureStoreOptions,
+  ) {
     this.fieldNames = fields.map((f) => f.name);
     this.failureThreshold = options.failureThreshold ?? 3;
     this.openMs = options.openMs ?? 250;
-    client.on('error', (error: Error) => { this.lastError = error.message; });
+    client.on('error', (error: Error) => {
+      this.lastError = error.message;
+    });
   }
 
-  static async connect(url: string, fields: readonly FeatureFieldSpec[], options: RedisFeatureStoreOptions = {}): Promise<RedisFeatureStore> {
+  static async connect(
+    url: string,
+    fields: readonly FeatureFieldSpec[],
+    options: RedisFeatureStoreOptions = {},
+  ): Promise<RedisFeatureStore> {
     const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
     const client = new Redis(url, {
       enableOfflineQueue: false,
@@ -72,10 +82,15 @@ export class RedisFeatureStore implements FeatureStore {
 
   async lookup(keys: readonly string[], timeoutMs: number): Promise<(FeatureVector | null)[]> {
     if (keys.length === 0) return [];
-    if (this.client.status !== 'ready') throw new FeatureStoreError('error', `redis is not connected (${this.client.status}${this.lastError ? `: ${this.lastError}` : ''})`);
+    if (this.client.status !== 'ready')
+      throw new FeatureStoreError(
+        'error',
+        `redis is not connected (${this.client.status}${this.lastError ? `: ${this.lastError}` : ''})`,
+      );
     let probe = false;
     if (this.circuitOpen) {
-      if (this.probing || performance.now() < this.openUntil) throw new FeatureStoreError('error', 'redis is not answering (circuit open)');
+      if (this.probing || performance.now() < this.openUntil)
+        throw new FeatureStoreError('error', 'redis is not answering (circuit open)');
       probe = true;
       this.probing = true;
     }
@@ -106,10 +121,19 @@ export class RedisFeatureStore implements FeatureStore {
 
   private withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new FeatureStoreError('timeout', `redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new FeatureStoreError('timeout', `redis did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       work.then(
-        (value) => { clearTimeout(timer); resolve(value); },
-        (error: unknown) => { clearTimeout(timer); reject(error); },
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
       );
     });
   }

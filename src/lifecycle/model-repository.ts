@@ -1,7 +1,13 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ModelConfig } from '../config/model-config.ts';
-import { isModelFolder, listModelVersions, MODEL_FILE, readModelConfig, readVersionConfig } from '../config/model-config-file.ts';
+import {
+  isModelFolder,
+  listModelVersions,
+  MODEL_FILE,
+  readModelConfig,
+  readVersionConfig,
+} from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
 import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
 import { ModelVersion, type SchedulerFactory } from './model-version.ts';
@@ -18,7 +24,12 @@ export interface ServedModel {
   traffic?: TrafficPolicy;
 }
 
-export interface ModelLoadFailure { name: string; source: string; version?: number; reason: string }
+export interface ModelLoadFailure {
+  name: string;
+  source: string;
+  version?: number;
+  reason: string;
+}
 
 /** Model folders found under the given paths: each path is a model folder or a repository of model folders. */
 export function discoverModelFolders(paths: readonly string[]): string[] {
@@ -26,14 +37,20 @@ export function discoverModelFolders(paths: readonly string[]): string[] {
   for (const path of paths) {
     const dir = resolve(path);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-      throw new CaliperError('CALIPER_NOT_FOUND', `${path}: not a directory (expected a model folder with model.yaml, or a repository of model folders)`);
+      throw new CaliperError(
+        'CALIPER_NOT_FOUND',
+        `${path}: not a directory (expected a model folder with model.yaml, or a repository of model folders)`,
+      );
     }
     if (isModelFolder(dir)) {
       folders.push(dir);
       continue;
     }
-    const children = readdirSync(dir).map((entry) => join(dir, entry)).filter((child) => statSync(child).isDirectory() && isModelFolder(child));
-    if (children.length === 0) throw new CaliperError('CALIPER_NOT_FOUND', `${path}: no model.yaml in it or in any of its folders`);
+    const children = readdirSync(dir)
+      .map((entry) => join(dir, entry))
+      .filter((child) => statSync(child).isDirectory() && isModelFolder(child));
+    if (children.length === 0)
+      throw new CaliperError('CALIPER_NOT_FOUND', `${path}: no model.yaml in it or in any of its folders`);
     folders.push(...children.sort());
   }
   return folders;
@@ -41,13 +58,20 @@ export function discoverModelFolders(paths: readonly string[]): string[] {
 
 function versionsToLoad(config: ModelConfig, available: number[]): number[] {
   if (available.length === 0) {
-    throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${config.dir}: no version folder with ${MODEL_FILE} (expected ${config.dir}/1/${MODEL_FILE})`);
+    throw new CaliperError(
+      'CALIPER_MODEL_LOAD_FAILED',
+      `${config.dir}: no version folder with ${MODEL_FILE} (expected ${config.dir}/1/${MODEL_FILE})`,
+    );
   }
   const policy = config.versionPolicy;
   if (policy.kind === 'latest') return [available[available.length - 1]!];
   if (policy.kind === 'all') return available;
   for (const v of policy.versions) {
-    if (!available.includes(v)) throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${config.file}: versions: version ${v} has no folder ${config.dir}/${v}/${MODEL_FILE}`);
+    if (!available.includes(v))
+      throw new CaliperError(
+        'CALIPER_MODEL_LOAD_FAILED',
+        `${config.file}: versions: version ${v} has no folder ${config.dir}/${v}/${MODEL_FILE}`,
+      );
   }
   return policy.versions;
 }
@@ -78,7 +102,10 @@ export class ModelRepository {
   /** Resolves once no request is in flight on a version (set by the server); a retired version is freed after it. */
   awaitIdle: (version: ModelVersion) => Promise<void> = () => Promise.resolve();
 
-  constructor(private readonly schedulerFactory: SchedulerFactory = defaultScheduler, options: RepositoryOptions = {}) {
+  constructor(
+    private readonly schedulerFactory: SchedulerFactory = defaultScheduler,
+    options: RepositoryOptions = {},
+  ) {
     this.strictReadiness = options.strictReadiness ?? true;
   }
 
@@ -113,11 +140,23 @@ export class ModelRepository {
    * load, the running versions keep serving and the error is thrown. A model not yet served is loaded.
    */
   /** Loads every version the folder's policy names; if one fails, those already loaded are unloaded and the error thrown. */
-  private async loadVersions(folder: string, config: ModelConfig): Promise<{ versions: number[]; loaded: Map<number, ModelVersion> }> {
+  private async loadVersions(
+    folder: string,
+    config: ModelConfig,
+  ): Promise<{ versions: number[]; loaded: Map<number, ModelVersion> }> {
     const versions = versionsToLoad(config, listModelVersions(folder));
     const loaded = new Map<number, ModelVersion>();
     try {
-      for (const v of versions) loaded.set(v, await ModelVersion.load(readVersionConfig(config, v), v, join(folder, String(v), MODEL_FILE), this.schedulerFactory));
+      for (const v of versions)
+        loaded.set(
+          v,
+          await ModelVersion.load(
+            readVersionConfig(config, v),
+            v,
+            join(folder, String(v), MODEL_FILE),
+            this.schedulerFactory,
+          ),
+        );
     } catch (error) {
       await Promise.all([...loaded.values()].map((m) => m.unload()));
       throw error;
@@ -137,19 +176,27 @@ export class ModelRepository {
     existing.config = loaded.get(defaultVersion)!.config;
     existing.defaultVersion = defaultVersion;
     this.forgetFailure(config.name, folder);
-    await Promise.all(retired.map(async (v) => {
-      await this.awaitIdle(v);
-      await v.unload();
-    }));
+    await Promise.all(
+      retired.map(async (v) => {
+        await this.awaitIdle(v);
+        await v.unload();
+      }),
+    );
     return existing;
   }
 
   async loadFolder(folder: string): Promise<ServedModel> {
     const config = readModelConfig(folder);
-    if (this.models.has(config.name)) throw new CaliperError('CALIPER_CONFLICT', `${config.file}: name: model "${config.name}" is already served`);
+    if (this.models.has(config.name))
+      throw new CaliperError('CALIPER_CONFLICT', `${config.file}: name: model "${config.name}" is already served`);
     const { versions, loaded } = await this.loadVersions(folder, config);
     const defaultVersion = Math.max(...versions);
-    const model: ServedModel = { name: config.name, config: loaded.get(defaultVersion)!.config, versions: loaded, defaultVersion };
+    const model: ServedModel = {
+      name: config.name,
+      config: loaded.get(defaultVersion)!.config,
+      versions: loaded,
+      defaultVersion,
+    };
     this.models.set(config.name, model);
     this.forgetFailure(config.name, folder);
     return model;
@@ -159,7 +206,12 @@ export class ModelRepository {
   async swapIn(next: ModelVersion): Promise<void> {
     const existing = this.models.get(next.name);
     if (!existing) {
-      this.models.set(next.name, { name: next.name, config: next.config, versions: new Map([[next.version, next]]), defaultVersion: next.version });
+      this.models.set(next.name, {
+        name: next.name,
+        config: next.config,
+        versions: new Map([[next.version, next]]),
+        defaultVersion: next.version,
+      });
       return;
     }
     const previous = existing.versions.get(existing.defaultVersion);
@@ -210,7 +262,10 @@ export class ModelRepository {
     const number = typeof version === 'number' ? version : /^[0-9]+$/.test(version) ? Number(version) : NaN;
     const found = model.versions.get(number);
     if (!found) {
-      throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `model "${name}" has no served version "${version}" (served versions: ${[...model.versions.keys()].join(', ')})`);
+      throw new CaliperError(
+        'CALIPER_VERSION_NOT_FOUND',
+        `model "${name}" has no served version "${version}" (served versions: ${[...model.versions.keys()].join(', ')})`,
+      );
     }
     return found;
   }

@@ -25,7 +25,12 @@ export type VersionState = 'loading' | 'ready' | 'failed' | 'unloading';
  * Builds the scheduler for a loaded version; the default batches dynamically when model.yaml has `batching` and
  * the model's batch axis is proven (`batchAxis`).
  */
-export type SchedulerFactory = (pool: InstancePool, config: ModelConfig, signature: ModelSignature, batchAxis: BatchAxis) => Scheduler;
+export type SchedulerFactory = (
+  pool: InstancePool,
+  config: ModelConfig,
+  signature: ModelSignature,
+  batchAxis: BatchAxis,
+) => Scheduler;
 
 /** The batch-axis decision for a model file: by its symbolic dims, else by walking its graph. */
 export function decideBatchAxis(signature: ModelSignature, modelPath: string): BatchAxis {
@@ -92,8 +97,10 @@ export class ModelVersion {
       if (!/int/.test(tensor.dtype)) continue;
       for (const column of tensor.columns) {
         if (column.kind === 'lookup' && typeof column.unknown === 'number' && column.unknown < 0) {
-          notices.push(`model ${this.name} version ${this.version}: preprocess tensor ${tensor.name} (${tensor.dtype}) looks up ${column.field} with unknown: ${column.unknown}; `
-            + 'a negative index reads from the end of what it indexes (an embedding\'s last row) for unseen categories: reserve a row for them (unknown: N) or refuse them (unknown: error)');
+          notices.push(
+            `model ${this.name} version ${this.version}: preprocess tensor ${tensor.name} (${tensor.dtype}) looks up ${column.field} with unknown: ${column.unknown}; ` +
+              "a negative index reads from the end of what it indexes (an embedding's last row) for unseen categories: reserve a row for them (unknown: N) or refuse them (unknown: error)",
+          );
         }
       }
     }
@@ -101,7 +108,12 @@ export class ModelVersion {
   }
 
   /** Creates the sessions (pre-loading), checks model.yaml against the ONNX signature, then warms every instance. */
-  static async load(config: ModelConfig, version: number, modelPath: string, schedulerFactory: SchedulerFactory = defaultScheduler): Promise<ModelVersion> {
+  static async load(
+    config: ModelConfig,
+    version: number,
+    modelPath: string,
+    schedulerFactory: SchedulerFactory = defaultScheduler,
+  ): Promise<ModelVersion> {
     const preprocessor = new Preprocessor({ ...config, inputs: [...config.inputs, ...featureInputs(config.features)] });
     const postprocessor = new Postprocessor(config);
     const hooks = config.hooks ? await loadModelHooks(config.dir, config.hooks, config.file) : undefined;
@@ -110,7 +122,10 @@ export class ModelVersion {
     try {
       pool = await InstancePool.load(modelPath, config);
     } catch (error) {
-      throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${config.name} version ${version}: ONNX Runtime cannot load ${modelPath}: ${(error as Error).message}`);
+      throw new CaliperError(
+        'CALIPER_MODEL_LOAD_FAILED',
+        `${config.name} version ${version}: ONNX Runtime cannot load ${modelPath}: ${(error as Error).message}`,
+      );
     }
     let features: FeatureLookup | undefined;
     try {
@@ -119,7 +134,18 @@ export class ModelVersion {
       const batchAxis = decideBatchAxis(pool.signature, modelPath);
       features = await FeatureLookup.open(config, version);
       const scheduler = schedulerFactory(pool, config, pool.signature, batchAxis);
-      const loaded = new ModelVersion(config, version, modelPath, pool, scheduler, schema, preprocessor, postprocessor, hooks, batchAxis);
+      const loaded = new ModelVersion(
+        config,
+        version,
+        modelPath,
+        pool,
+        scheduler,
+        schema,
+        preprocessor,
+        postprocessor,
+        hooks,
+        batchAxis,
+      );
       loaded.features = features;
       if (config.cache.enabled) {
         loaded.answerFingerprint = await answerFingerprint(config, modelPath);
@@ -140,17 +166,24 @@ export class ModelVersion {
   private async warmUp(): Promise<void> {
     const rows = this.batchable ? this.config.warmup.batchSize : 1;
     for (let run = 0; run < this.config.warmup.runs; run++) {
-      await Promise.all(this.pool.instances.map((instance) => {
-        const feeds: TensorMap = {};
-        for (const input of this.signature.inputs) {
-          const builder = this.preprocessor.builders.find((b) => b.spec.name === input.name);
-          const dims = input.shape.map((d, i) => (d !== -1 ? d : i === 0 ? rows : Math.max(1, builder?.rowShape[i - 1] ?? 1)));
-          feeds[input.name] = zeroTensor(input.type, dims);
-        }
-        return instance.run(feeds).catch((error: Error) => {
-          throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${this.name} version ${this.version}: warm-up run failed: ${error.message}`);
-        });
-      }));
+      await Promise.all(
+        this.pool.instances.map((instance) => {
+          const feeds: TensorMap = {};
+          for (const input of this.signature.inputs) {
+            const builder = this.preprocessor.builders.find((b) => b.spec.name === input.name);
+            const dims = input.shape.map((d, i) =>
+              d !== -1 ? d : i === 0 ? rows : Math.max(1, builder?.rowShape[i - 1] ?? 1),
+            );
+            feeds[input.name] = zeroTensor(input.type, dims);
+          }
+          return instance.run(feeds).catch((error: Error) => {
+            throw new CaliperError(
+              'CALIPER_MODEL_LOAD_FAILED',
+              `${this.name} version ${this.version}: warm-up run failed: ${error.message}`,
+            );
+          });
+        }),
+      );
     }
   }
 

@@ -7,7 +7,10 @@ import { ModelVersion, type SchedulerFactory } from './model-version.ts';
 import { emptyShadowStats, type TrafficPolicy } from './traffic-policy.ts';
 
 /** A registered model a server follows: the selector says which version answers ("Production", "@champion", 3). */
-export interface FollowTarget { name: string; selector: VersionSelector }
+export interface FollowTarget {
+  name: string;
+  selector: VersionSelector;
+}
 
 export type FollowState = 'loading' | 'ready' | 'failed' | 'unavailable';
 
@@ -80,7 +83,11 @@ export class RegistryFollower {
   /** Waits for a retired version's in-flight requests (the server's request observer sets this). */
   awaitIdle: (version: ModelVersion) => Promise<void> = () => Promise.resolve();
 
-  constructor(readonly registry: ModelRegistry, private readonly repository: ModelRepository, private readonly options: FollowerOptions) {
+  constructor(
+    readonly registry: ModelRegistry,
+    private readonly repository: ModelRepository,
+    private readonly options: FollowerOptions,
+  ) {
     for (const target of options.targets) this.explicit.set(target.name, target.selector);
   }
 
@@ -108,7 +115,10 @@ export class RegistryFollower {
   private registryUnreadable(error: unknown): void {
     if (this.unreadable) return;
     this.unreadable = true;
-    this.options.logger.warn({ err: error }, `registry ${this.registry.location} cannot be read (${(error as Error).message}); served versions keep answering`);
+    this.options.logger.warn(
+      { err: error },
+      `registry ${this.registry.location} cannot be read (${(error as Error).message}); served versions keep answering`,
+    );
   }
 
   /** Subscribes to the registry's change notifications; when the connection is lost, polling carries on and a new one is tried. */
@@ -116,19 +126,29 @@ export class RegistryFollower {
     const watch = this.registry.database.watch?.bind(this.registry.database);
     if (!watch || this.closed) return;
     try {
-      this.stopWatching = await watch(() => void this.sync(), (error) => {
-        this.listening = false;
-        this.watchFailing = true;
-        this.options.logger.warn({ err: error }, `registry notifications stopped (${error.message}); polling every ${this.options.pollMs ?? 250} ms until they are back`);
-        this.retryWatch();
-      });
+      this.stopWatching = await watch(
+        () => void this.sync(),
+        (error) => {
+          this.listening = false;
+          this.watchFailing = true;
+          this.options.logger.warn(
+            { err: error },
+            `registry notifications stopped (${error.message}); polling every ${this.options.pollMs ?? 250} ms until they are back`,
+          );
+          this.retryWatch();
+        },
+      );
       this.listening = true;
       if (this.watchFailing) this.options.logger.info('registry notifications are back');
       this.watchFailing = false;
       // A change committed while no connection listened is picked up now.
       void this.poll();
     } catch (error) {
-      if (!this.watchFailing) this.options.logger.warn({ err: error }, `registry notifications unavailable (${(error as Error).message}); polling`);
+      if (!this.watchFailing)
+        this.options.logger.warn(
+          { err: error },
+          `registry notifications unavailable (${(error as Error).message}); polling`,
+        );
       this.watchFailing = true;
       this.retryWatch();
     }
@@ -160,7 +180,8 @@ export class RegistryFollower {
     const wasUnfollowed = this.unfollowed.delete(name);
     const previous = this.explicit.get(name);
     if (selector) this.explicit.set(name, selector);
-    else if (!this.options.followAll && !this.explicit.has(name)) this.explicit.set(name, { kind: 'stage', stage: 'Production' });
+    else if (!this.options.followAll && !this.explicit.has(name))
+      this.explicit.set(name, { kind: 'stage', stage: 'Production' });
     await this.sync();
     const status = this.statuses.get(name);
     if (!this.repository.has(name) && status && status.state !== 'ready') {
@@ -228,7 +249,10 @@ export class RegistryFollower {
       try {
         await this.syncModel(name, selector);
       } catch (error) {
-        this.options.logger.error({ model: name, err: error }, `registry sync of ${name} failed: ${(error as Error).message}`);
+        this.options.logger.error(
+          { model: name, err: error },
+          `registry sync of ${name} failed: ${(error as Error).message}`,
+        );
       }
       await this.recordReplica(name);
     }
@@ -239,7 +263,10 @@ export class RegistryFollower {
     const status = this.statuses.get(name);
     if (!status || this.options.recordReplicas === false) return;
     const record = {
-      model: name, ...this.server, target: status.target, state: status.state,
+      model: name,
+      ...this.server,
+      target: status.target,
+      state: status.state,
       ...(status.servedVersion !== undefined ? { version: status.servedVersion } : {}),
       ...(status.since !== undefined ? { since: status.since } : {}),
       ...(status.failedVersion !== undefined ? { failedVersion: status.failedVersion } : {}),
@@ -251,7 +278,10 @@ export class RegistryFollower {
       await this.registry.recordReplica(record);
       this.recorded.set(name, key);
     } catch (error) {
-      this.options.logger.warn({ model: name, err: error }, `could not record what this server serves in the registry: ${(error as Error).message}`);
+      this.options.logger.warn(
+        { model: name, err: error },
+        `could not record what this server serves in the registry: ${(error as Error).message}`,
+      );
     }
   }
 
@@ -312,14 +342,23 @@ export class RegistryFollower {
       if (!served) status.state = 'loading';
       try {
         const modelPath = await this.registry.artifactPath(record);
-        const version = await ModelVersion.load(await this.registry.servedConfigOf(record), record.version, modelPath, this.options.schedulerFactory);
+        const version = await ModelVersion.load(
+          await this.registry.servedConfigOf(record),
+          record.version,
+          modelPath,
+          this.options.schedulerFactory,
+        );
         loaded.set(record.version, version);
-        for (const notice of version.loadNotices) this.options.logger.warn({ model: name, version: record.version }, notice);
+        for (const notice of version.loadNotices)
+          this.options.logger.warn({ model: name, version: record.version }, notice);
         return version;
       } catch (error) {
         const message = toCaliperError(error).message;
         status.loadFailures++;
-        this.options.logger.error({ model: name, version: record.version, role, err: error }, `models:/${name}/${record.version} failed to load as ${role}: ${message}`);
+        this.options.logger.error(
+          { model: name, version: record.version, role, err: error },
+          `models:/${name}/${record.version} failed to load as ${role}: ${message}`,
+        );
         if (role === 'primary') {
           status.failedVersion = record.version;
           status.state = served ? 'ready' : 'failed';
@@ -341,9 +380,15 @@ export class RegistryFollower {
     if (canaryVersion && traffic.canary) policy.canary = { version: canaryVersion, weight: traffic.canary.weight };
     if (shadowVersion && traffic.shadow) {
       const previous = served?.traffic?.shadow;
-      policy.shadow = { version: shadowVersion, fraction: traffic.shadow.fraction, stats: previous?.version === shadowVersion ? previous.stats : emptyShadowStats() };
+      policy.shadow = {
+        version: shadowVersion,
+        fraction: traffic.shadow.fraction,
+        stats: previous?.version === shadowVersion ? previous.stats : emptyShadowStats(),
+      };
     }
-    const wanted = new Set([primaryVersion, canaryVersion, shadowVersion].filter((v): v is ModelVersion => v !== undefined));
+    const wanted = new Set(
+      [primaryVersion, canaryVersion, shadowVersion].filter((v): v is ModelVersion => v !== undefined),
+    );
 
     // The switch: one synchronous step, so a request sees either the old set or the new one.
     let retired: ModelVersion[] = [];
@@ -364,22 +409,34 @@ export class RegistryFollower {
 
     // Say what traffic split is applied whenever it changes, and why a configured target is not applied.
     const split = (c?: { version: number; weight: number }, sh?: { version: number; fraction: number }): string =>
-      [c ? `canary version ${c.version} ${Math.round(c.weight * 1000) / 10}%` : '', sh ? `shadow version ${sh.version} ${Math.round(sh.fraction * 1000) / 10}%` : '']
-        .filter(Boolean).join(', ') || 'none';
+      [
+        c ? `canary version ${c.version} ${Math.round(c.weight * 1000) / 10}%` : '',
+        sh ? `shadow version ${sh.version} ${Math.round(sh.fraction * 1000) / 10}%` : '',
+      ]
+        .filter(Boolean)
+        .join(', ') || 'none';
     const appliedSplit = split(
       policy.canary ? { version: policy.canary.version.version, weight: policy.canary.weight } : undefined,
       policy.shadow ? { version: policy.shadow.version.version, fraction: policy.shadow.fraction } : undefined,
     );
     if (appliedSplit !== split(status.canary, status.shadow)) {
       const skipped = [
-        traffic.canary && !policy.canary ? `canary ${formatSelector(traffic.canary.target)} not applied (${canary ? (canary.version === primary.version ? 'it is the served version' : 'it failed to load') : 'no such version'})` : '',
-        traffic.shadow && !policy.shadow ? `shadow ${formatSelector(traffic.shadow.target)} not applied (${shadow ? (shadow.version === primary.version ? 'it is the served version' : 'it failed to load') : 'no such version'})` : '',
+        traffic.canary && !policy.canary
+          ? `canary ${formatSelector(traffic.canary.target)} not applied (${canary ? (canary.version === primary.version ? 'it is the served version' : 'it failed to load') : 'no such version'})`
+          : '',
+        traffic.shadow && !policy.shadow
+          ? `shadow ${formatSelector(traffic.shadow.target)} not applied (${shadow ? (shadow.version === primary.version ? 'it is the served version' : 'it failed to load') : 'no such version'})`
+          : '',
       ].filter(Boolean);
-      this.options.logger.info({ model: name, traffic: appliedSplit }, `model ${name} traffic: ${appliedSplit}${skipped.length ? `; ${skipped.join('; ')}` : ''}`);
+      this.options.logger.info(
+        { model: name, traffic: appliedSplit },
+        `model ${name} traffic: ${appliedSplit}${skipped.length ? `; ${skipped.join('; ')}` : ''}`,
+      );
     }
 
     status.state = 'ready';
-    if (status.servedVersion !== primaryVersion.version || status.since === undefined) status.since = new Date().toISOString();
+    if (status.servedVersion !== primaryVersion.version || status.since === undefined)
+      status.since = new Date().toISOString();
     status.servedVersion = primaryVersion.version;
     delete status.reason;
     delete status.failedVersion;
@@ -389,12 +446,17 @@ export class RegistryFollower {
     else delete status.shadow;
     if (previousDefault !== primaryVersion.version) {
       if (previousDefault !== undefined) status.swaps++;
-      this.options.logger.info({ model: name, version: primaryVersion.version, previous: previousDefault }, `model ${name} now serves version ${primaryVersion.version} (${target})`);
+      this.options.logger.info(
+        { model: name, version: primaryVersion.version, previous: previousDefault },
+        `model ${name} now serves version ${primaryVersion.version} (${target})`,
+      );
     }
-    await Promise.all(retired.map(async (v) => {
-      await this.awaitIdle(v);
-      await v.unload();
-    }));
+    await Promise.all(
+      retired.map(async (v) => {
+        await this.awaitIdle(v);
+        await v.unload();
+      }),
+    );
   }
 
   async close(): Promise<void> {

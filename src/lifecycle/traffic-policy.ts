@@ -15,9 +15,16 @@ export interface ShadowStats {
   shadowMsTotal: number;
 }
 
-export interface CanarySplit { version: ModelVersion; weight: number }
+export interface CanarySplit {
+  version: ModelVersion;
+  weight: number;
+}
 
-export interface ShadowTarget { version: ModelVersion; fraction: number; stats: ShadowStats }
+export interface ShadowTarget {
+  version: ModelVersion;
+  fraction: number;
+  stats: ShadowStats;
+}
 
 /** A model's traffic split as served: a canary version takes `weight` of requests, a shadow mirrors `fraction`. */
 export interface TrafficPolicy {
@@ -25,7 +32,15 @@ export interface TrafficPolicy {
   shadow?: ShadowTarget;
 }
 
-export const emptyShadowStats = (): ShadowStats => ({ mirrored: 0, agreed: 0, disagreed: 0, errors: 0, dropped: 0, primaryMsTotal: 0, shadowMsTotal: 0 });
+export const emptyShadowStats = (): ShadowStats => ({
+  mirrored: 0,
+  agreed: 0,
+  disagreed: 0,
+  errors: 0,
+  dropped: 0,
+  primaryMsTotal: 0,
+  shadowMsTotal: 0,
+});
 
 /** FNV-1a, 32 bits: a stable, well-spread position in [0, 1) for a routing key. */
 export function routingPosition(key: string): number {
@@ -45,7 +60,11 @@ export function routingPosition(key: string): number {
 }
 
 /** The canary answers when the request's position (from its routing key, or random without one) falls under the weight. */
-export function choosesCanary(split: Pick<CanarySplit, 'weight'>, routingKey: string | undefined, random: () => number = Math.random): boolean {
+export function choosesCanary(
+  split: Pick<CanarySplit, 'weight'>,
+  routingKey: string | undefined,
+  random: () => number = Math.random,
+): boolean {
   if (split.weight <= 0) return false;
   if (split.weight >= 1) return true;
   const position = routingKey === undefined || routingKey === '' ? random() : routingPosition(routingKey);
@@ -61,11 +80,15 @@ export function predictionsAgree(a: unknown, b: unknown): boolean {
     const diff = Math.abs(a - b);
     return diff <= 1e-4 || diff <= 1e-3 * Math.max(Math.abs(a), Math.abs(b));
   }
-  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => predictionsAgree(x, b[i]));
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((x, i) => predictionsAgree(x, b[i]));
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
     const keysA = Object.keys(a).filter((k) => k !== 'latency_ms');
     const keysB = Object.keys(b).filter((k) => k !== 'latency_ms');
-    return keysA.length === keysB.length && keysA.every((k) => predictionsAgree((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+    return (
+      keysA.length === keysB.length &&
+      keysA.every((k) => predictionsAgree((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+    );
   }
   return a === b;
 }
@@ -75,7 +98,12 @@ export function predictionsAgree(a: unknown, b: unknown): boolean {
  * turn of the event loop, never throws, and is skipped when SHADOW_MAX_INFLIGHT mirrors are already
  * running, so a slow shadow cannot build a queue behind the served version.
  */
-export function mirrorToShadow<T>(shadow: ShadowTarget, primary: { result: T; ms: number }, run: (version: ModelVersion) => Promise<T>, random: () => number = Math.random): void {
+export function mirrorToShadow<T>(
+  shadow: ShadowTarget,
+  primary: { result: T; ms: number },
+  run: (version: ModelVersion) => Promise<T>,
+  random: () => number = Math.random,
+): void {
   if (shadow.fraction <= 0 || random() >= shadow.fraction) return;
   const stats = shadow.stats;
   if (shadowInflight >= SHADOW_MAX_INFLIGHT || shadow.version.state !== 'ready') {
@@ -85,18 +113,23 @@ export function mirrorToShadow<T>(shadow: ShadowTarget, primary: { result: T; ms
   shadowInflight++;
   setImmediate(() => {
     const started = performance.now();
-    run(shadow.version).then((result) => {
-      stats.mirrored++;
-      stats.primaryMsTotal += primary.ms;
-      stats.shadowMsTotal += performance.now() - started;
-      if (predictionsAgree(primary.result, result)) stats.agreed++;
-      else stats.disagreed++;
-    }, () => {
-      stats.mirrored++;
-      stats.errors++;
-    }).finally(() => {
-      shadowInflight--;
-    });
+    run(shadow.version)
+      .then(
+        (result) => {
+          stats.mirrored++;
+          stats.primaryMsTotal += primary.ms;
+          stats.shadowMsTotal += performance.now() - started;
+          if (predictionsAgree(primary.result, result)) stats.agreed++;
+          else stats.disagreed++;
+        },
+        () => {
+          stats.mirrored++;
+          stats.errors++;
+        },
+      )
+      .finally(() => {
+        shadowInflight--;
+      });
   });
 }
 

@@ -35,7 +35,9 @@ export class LatencyWindow {
 
   /** {count, p50, p90, p99} in microseconds (rounded to 0.1 µs), for /stats. */
   summaryUs(): { count: number; p50: number | null; p90: number | null; p99: number | null } {
-    const [p50, p90, p99] = this.percentiles([0.5, 0.9, 0.99]).map((ms) => (Number.isNaN(ms) ? null : Math.round(ms * 10_000) / 10));
+    const [p50, p90, p99] = this.percentiles([0.5, 0.9, 0.99]).map((ms) =>
+      Number.isNaN(ms) ? null : Math.round(ms * 10_000) / 10,
+    );
     return { count: this.filled, p50: p50 ?? null, p90: p90 ?? null, p99: p99 ?? null };
   }
 }

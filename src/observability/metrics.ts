@@ -6,13 +6,19 @@ import type { RequestRecord } from '../server/request-observer.ts';
 import type { SlaMonitor } from './sla-monitor.ts';
 
 /** Latency buckets in seconds: 50 µs to 10 s, dense below 10 ms where small models live. */
-const DURATION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+const DURATION_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
+];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 type StageName = (typeof PIPELINE_STAGES)[number] | 'total';
 const STAGE_NAMES: readonly StageName[] = [...PIPELINE_STAGES, 'total'];
 
-interface MetricValue { value: number; labels: Record<string, string | number>; metricName?: string }
+interface MetricValue {
+  value: number;
+  labels: Record<string, string | number>;
+  metricName?: string;
+}
 
 /**
  * One model version's request metrics as plain numbers, turned into Prometheus series only at scrape time:
@@ -50,9 +56,16 @@ class VersionRecorder {
       let cumulative = 0;
       for (let b = 0; b <= DURATION_BUCKETS.length; b++) {
         cumulative += counts[b]!;
-        out.push({ value: cumulative, labels: { ...labels, le: b < DURATION_BUCKETS.length ? DURATION_BUCKETS[b]! : '+Inf' }, metricName: `${name}_bucket` });
+        out.push({
+          value: cumulative,
+          labels: { ...labels, le: b < DURATION_BUCKETS.length ? DURATION_BUCKETS[b]! : '+Inf' },
+          metricName: `${name}_bucket`,
+        });
       }
-      out.push({ value: this.sums[s]!, labels, metricName: `${name}_sum` }, { value: this.counts[s]!, labels, metricName: `${name}_count` });
+      out.push(
+        { value: this.sums[s]!, labels, metricName: `${name}_sum` },
+        { value: this.counts[s]!, labels, metricName: `${name}_count` },
+      );
     }
   }
 }
@@ -87,7 +100,13 @@ class BatchSizeHistogram {
 
   constructor(private readonly repository: ModelRepository) {}
 
-  get(): { name: string; help: string; type: string; aggregator: string; values: { value: number; labels: Record<string, string | number>; metricName: string }[] } {
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: { value: number; labels: Record<string, string | number>; metricName: string }[];
+  } {
     const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
     for (const model of this.repository.list()) {
       for (const version of model.versions.values()) {
@@ -98,13 +117,20 @@ class BatchSizeHistogram {
         for (const bucket of [...BATCH_BUCKETS, Infinity]) {
           let cumulative = 0;
           for (const s of sizes) if (s.batchSize <= bucket) cumulative += s.count;
-          values.push({ value: cumulative, labels: { ...labels, le: bucket === Infinity ? '+Inf' : bucket }, metricName: `${this.name}_bucket` });
+          values.push({
+            value: cumulative,
+            labels: { ...labels, le: bucket === Infinity ? '+Inf' : bucket },
+            metricName: `${this.name}_bucket`,
+          });
         }
         for (const s of sizes) {
           sum += s.batchSize * s.count;
           count += s.count;
         }
-        values.push({ value: sum, labels, metricName: `${this.name}_sum` }, { value: count, labels, metricName: `${this.name}_count` });
+        values.push(
+          { value: sum, labels, metricName: `${this.name}_sum` },
+          { value: count, labels, metricName: `${this.name}_count` },
+        );
       }
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
@@ -125,49 +151,76 @@ export class ServingMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'caliper_' });
     this.registry.registerMetric(new StageDurationHistogram(recorders) as unknown as Metric);
     this.requests = new Counter({
-      name: 'caliper_requests_total', help: 'Inference requests by outcome (success, error, cancelled: the client left while queued)', labelNames: ['model', 'version', 'protocol', 'outcome', 'code'], registers,
+      name: 'caliper_requests_total',
+      help: 'Inference requests by outcome (success, error, cancelled: the client left while queued)',
+      labelNames: ['model', 'version', 'protocol', 'outcome', 'code'],
+      registers,
       collect() {
         for (const recorder of recorders.values()) {
-          for (const [protocol, count] of recorder.pendingSuccess) if (count > 0) this.inc({ ...recorder.labels, protocol, outcome: 'success', code: '' }, count);
+          for (const [protocol, count] of recorder.pendingSuccess)
+            if (count > 0) this.inc({ ...recorder.labels, protocol, outcome: 'success', code: '' }, count);
           recorder.pendingSuccess.clear();
         }
       },
     });
     new Counter({
-      name: 'caliper_cache_hits_total', help: 'Requests answered from the response cache', labelNames: ['model', 'version'], registers,
+      name: 'caliper_cache_hits_total',
+      help: 'Requests answered from the response cache',
+      labelNames: ['model', 'version'],
+      registers,
       collect() {
-        for (const recorder of recorders.values()) if (recorder.pendingCacheHits > 0) this.inc(recorder.labels, recorder.pendingCacheHits);
+        for (const recorder of recorders.values())
+          if (recorder.pendingCacheHits > 0) this.inc(recorder.labels, recorder.pendingCacheHits);
         for (const recorder of recorders.values()) recorder.pendingCacheHits = 0;
       },
     });
     new Counter({
-      name: 'caliper_cache_misses_total', help: 'Response cache lookups that missed', labelNames: ['model', 'version'], registers,
+      name: 'caliper_cache_misses_total',
+      help: 'Response cache lookups that missed',
+      labelNames: ['model', 'version'],
+      registers,
       collect() {
-        for (const recorder of recorders.values()) if (recorder.pendingCacheMisses > 0) this.inc(recorder.labels, recorder.pendingCacheMisses);
+        for (const recorder of recorders.values())
+          if (recorder.pendingCacheMisses > 0) this.inc(recorder.labels, recorder.pendingCacheMisses);
         for (const recorder of recorders.values()) recorder.pendingCacheMisses = 0;
       },
     });
     new Gauge({
-      name: 'caliper_queue_depth', help: 'Requests waiting in the batcher queue', labelNames: ['model', 'version'], registers,
+      name: 'caliper_queue_depth',
+      help: 'Requests waiting in the batcher queue',
+      labelNames: ['model', 'version'],
+      registers,
       collect() {
         this.reset();
-        for (const model of repository.list()) for (const v of model.versions.values()) this.set({ model: model.name, version: String(v.version) }, v.scheduler.queueDepth);
+        for (const model of repository.list())
+          for (const v of model.versions.values())
+            this.set({ model: model.name, version: String(v.version) }, v.scheduler.queueDepth);
       },
     });
     new Gauge({
-      name: 'caliper_inflight_requests', help: 'Inference requests being answered now', registers,
-      collect() { this.set(inflight()); },
+      name: 'caliper_inflight_requests',
+      help: 'Inference requests being answered now',
+      registers,
+      collect() {
+        this.set(inflight());
+      },
     });
     if (sla) {
       new Gauge({
-        name: 'caliper_sla_breaches_total', help: 'Times a model missed its p99 budget (sla.p99_ms) for sla.breach_windows consecutive windows', labelNames: ['model'], registers,
+        name: 'caliper_sla_breaches_total',
+        help: 'Times a model missed its p99 budget (sla.p99_ms) for sla.breach_windows consecutive windows',
+        labelNames: ['model'],
+        registers,
         collect() {
           this.reset();
           for (const [model, count] of sla.breachCounts()) this.set({ model }, count);
         },
       });
       new Gauge({
-        name: 'caliper_sla_p99_seconds', help: 'Rolling p99 request latency per model (SLA monitor window)', labelNames: ['model'], registers,
+        name: 'caliper_sla_p99_seconds',
+        help: 'Rolling p99 request latency per model (SLA monitor window)',
+        labelNames: ['model'],
+        registers,
         collect() {
           this.reset();
           for (const model of repository.list()) {
@@ -178,7 +231,9 @@ export class ServingMetrics {
       });
     }
     this.registry.registerMetric(new BatchSizeHistogram(repository) as unknown as Metric);
-    registerFeatureMetrics(this.registry, () => repository.list().flatMap((m) => [...m.versions.values()].flatMap((v) => (v.features ? [v.features.stats] : []))));
+    registerFeatureMetrics(this.registry, () =>
+      repository.list().flatMap((m) => [...m.versions.values()].flatMap((v) => (v.features ? [v.features.stats] : []))),
+    );
   }
 
   private recorderOf(record: RequestRecord): VersionRecorder {
@@ -193,7 +248,13 @@ export class ServingMetrics {
 
   record(record: RequestRecord): void {
     if (record.outcome !== 'success') {
-      this.requests.inc({ model: record.model, version: String(record.version), protocol: record.protocol, outcome: record.outcome, code: record.errorCode ?? '' });
+      this.requests.inc({
+        model: record.model,
+        version: String(record.version),
+        protocol: record.protocol,
+        outcome: record.outcome,
+        code: record.errorCode ?? '',
+      });
       return;
     }
     const m = this.recorderOf(record);

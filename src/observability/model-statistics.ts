@@ -5,7 +5,10 @@ import type { RequestRecord } from '../server/request-observer.ts';
 import { LatencyWindow } from './latency-window.ts';
 
 /** A count and its cumulative duration in nanoseconds, as Triton's statistics extension reports them. */
-export interface StatDuration { count: number; ns: number }
+export interface StatDuration {
+  count: number;
+  ns: number;
+}
 
 interface VersionCounters {
   lastInference: number;
@@ -38,9 +41,20 @@ function newCounters(): VersionCounters {
   const stages = {} as Record<PipelineStage | 'total', StatDuration>;
   for (const stage of [...PIPELINE_STAGES, 'total'] as const) stages[stage] = zero();
   return {
-    lastInference: 0, inferenceCount: 0, success: zero(), fail: zero(), cancelled: zero(),
-    queue: zero(), computeInput: zero(), computeInfer: zero(), computeOutput: zero(), cacheHit: zero(), cacheMiss: zero(), stages,
-    total: new LatencyWindow(4096), overhead: new LatencyWindow(4096),
+    lastInference: 0,
+    inferenceCount: 0,
+    success: zero(),
+    fail: zero(),
+    cancelled: zero(),
+    queue: zero(),
+    computeInput: zero(),
+    computeInfer: zero(),
+    computeOutput: zero(),
+    cacheHit: zero(),
+    cacheMiss: zero(),
+    stages,
+    total: new LatencyWindow(4096),
+    overhead: new LatencyWindow(4096),
   };
 }
 
@@ -113,8 +127,15 @@ export class ModelStatistics {
       inference_count: c.inferenceCount,
       execution_count: version.scheduler.batches.executions,
       inference_stats: {
-        success: c.success, fail: c.fail, cancelled: c.cancelled, queue: c.queue, compute_input: c.computeInput, compute_infer: c.computeInfer, compute_output: c.computeOutput,
-        cache_hit: c.cacheHit, cache_miss: c.cacheMiss,
+        success: c.success,
+        fail: c.fail,
+        cancelled: c.cancelled,
+        queue: c.queue,
+        compute_input: c.computeInput,
+        compute_infer: c.computeInfer,
+        compute_output: c.computeOutput,
+        cache_hit: c.cacheHit,
+        cache_miss: c.cacheMiss,
       },
       // Per batch size only the model run is timed (stacking and splitting rows is inside it): input and output are 0 / 0.
       batch_stats: version.scheduler.batches.sizes().map((b) => ({

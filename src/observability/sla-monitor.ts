@@ -42,7 +42,12 @@ interface ModelWindows {
 const DEFAULT_WINDOW_S = 10;
 const WINDOW_CAPACITY = 16_384;
 const sameSpec = (a: SlaSpec | undefined, b: SlaSpec | undefined): boolean =>
-  a === b || (a !== undefined && b !== undefined && a.p99Ms === b.p99Ms && a.windowS === b.windowS && a.breachWindows === b.breachWindows);
+  a === b ||
+  (a !== undefined &&
+    b !== undefined &&
+    a.p99Ms === b.p99Ms &&
+    a.windowS === b.windowS &&
+    a.breachWindows === b.breachWindows);
 const round = (ms: number): number | null => (Number.isNaN(ms) ? null : Math.round(ms * 1000) / 1000);
 
 /**
@@ -54,7 +59,10 @@ export class SlaMonitor {
   private readonly models = new Map<string, ModelWindows>();
   private readonly breachListeners: ((breach: SlaBreach) => void)[] = [];
 
-  constructor(private readonly specOf: (model: string) => SlaSpec | undefined, private readonly now: () => number = () => performance.now()) {}
+  constructor(
+    private readonly specOf: (model: string) => SlaSpec | undefined,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   onBreach(listener: (breach: SlaBreach) => void): void {
     this.breachListeners.push(listener);
@@ -65,9 +73,14 @@ export class SlaMonitor {
     const spec = this.specOf(model);
     if (!found || !sameSpec(found.spec, spec)) {
       found = {
-        spec, windowMs: (spec?.windowS ?? DEFAULT_WINDOW_S) * 1000, windowStart: this.now(),
-        current: new LatencyWindow(WINDOW_CAPACITY), previous: new LatencyWindow(WINDOW_CAPACITY),
-        consecutive: 0, breached: false, breaches: found?.breaches ?? 0,
+        spec,
+        windowMs: (spec?.windowS ?? DEFAULT_WINDOW_S) * 1000,
+        windowStart: this.now(),
+        current: new LatencyWindow(WINDOW_CAPACITY),
+        previous: new LatencyWindow(WINDOW_CAPACITY),
+        consecutive: 0,
+        breached: false,
+        breaches: found?.breaches ?? 0,
       };
       this.models.set(model, found);
     }
@@ -102,7 +115,8 @@ export class SlaMonitor {
         if (w.consecutive >= spec.breachWindows) {
           w.breaches++;
           w.breached = true;
-          for (const listener of this.breachListeners) listener({ model, p99Ms: p99!, budgetMs: spec.p99Ms, windows: w.consecutive });
+          for (const listener of this.breachListeners)
+            listener({ model, p99Ms: p99!, budgetMs: spec.p99Ms, windows: w.consecutive });
         }
       } else {
         w.consecutive = 0;

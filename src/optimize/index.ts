@@ -1,5 +1,11 @@
 /** The model-optimization library API: quantize/convert ONNX models, distil classifiers into smaller students, read and write them, load data sets. */
-export { quantize, type QuantizeOptions, type QuantizeResult, type QuantizeMode, type DataSource } from './quantize/quantizer.ts';
+export {
+  quantize,
+  type QuantizeOptions,
+  type QuantizeResult,
+  type QuantizeMode,
+  type DataSource,
+} from './quantize/quantizer.ts';
 export { QuantizeError, type QuantizeErrorCode } from './quantize/quantize-error.ts';
 export type { CalibrationMethod } from './quantize/calibration.ts';
 export { DEFAULT_FP16_BLOCK_LIST } from './fp16/fp16-converter.ts';
@@ -8,7 +14,15 @@ export { distill, type DistillOptions, type DistillResult, type DistillProgress 
 export { DistillError, type DistillErrorCode } from './distill/distill-error.ts';
 export { formatDistillReport, type DistillReport } from './distill/distill-report.ts';
 export { parseStudentSpec, formatStudentSpec, type StudentSpec } from './distill/student-spec.ts';
-export { decodeModel, encodeModel, readModelFile, writeModelFile, decodeTensor, encodeTensor, OnnxFormatError } from './onnx/model-io.ts';
+export {
+  decodeModel,
+  encodeModel,
+  readModelFile,
+  writeModelFile,
+  decodeTensor,
+  encodeTensor,
+  OnnxFormatError,
+} from './onnx/model-io.ts';
 export { GraphBuilder, tensorFromArray } from './onnx/graph-builder.ts';
 export { GraphIndex } from './onnx/graph.ts';
 export { inferValueTypes } from './onnx/shape-inference.ts';

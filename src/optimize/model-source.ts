@@ -28,7 +28,11 @@ function servedVersion(config: ModelConfig): number {
   const available = listModelVersions(config.dir);
   const policy = config.versionPolicy;
   const candidates = policy.kind === 'specific' ? available.filter((v) => policy.versions.includes(v)) : available;
-  if (candidates.length === 0) throw new CaliperError('CALIPER_NOT_FOUND', `${config.dir}: no version folder with ${MODEL_FILE} (expected ${config.dir}/1/${MODEL_FILE})`);
+  if (candidates.length === 0)
+    throw new CaliperError(
+      'CALIPER_NOT_FOUND',
+      `${config.dir}: no version folder with ${MODEL_FILE} (expected ${config.dir}/1/${MODEL_FILE})`,
+    );
   return candidates[candidates.length - 1]!;
 }
 
@@ -36,9 +40,20 @@ function servedVersion(config: ModelConfig): number {
 export async function resolveModelSource(spec: string, registry?: string): Promise<ModelSource> {
   if (isModelUri(spec)) {
     const resolved = await resolveModelUri(spec, registry);
-    return { name: spec, from: `models:/${resolved.name}/${resolved.version}`, modelPath: resolved.modelPath, config: resolved.config, version: resolved.version, configText: resolved.configText };
+    return {
+      name: spec,
+      from: `models:/${resolved.name}/${resolved.version}`,
+      modelPath: resolved.modelPath,
+      config: resolved.config,
+      version: resolved.version,
+      configText: resolved.configText,
+    };
   }
-  if (!existsSync(spec)) throw new CaliperError('CALIPER_NOT_FOUND', `--model: ${spec} does not exist (expected a model folder with model.yaml, or models:/NAME/VERSION)`);
+  if (!existsSync(spec))
+    throw new CaliperError(
+      'CALIPER_NOT_FOUND',
+      `--model: ${spec} does not exist (expected a model folder with model.yaml, or models:/NAME/VERSION)`,
+    );
   // DIR/3 names one version of a model folder.
   const versionFolder = /^(.*?)[/\\]+([1-9][0-9]*)[/\\]*$/.exec(spec);
   const folder = versionFolder && existsSync(join(versionFolder[1]!, 'model.yaml')) ? versionFolder[1]! : spec;
@@ -47,5 +62,12 @@ export async function resolveModelSource(spec: string, registry?: string): Promi
   const modelPath = join(base.dir, String(version), MODEL_FILE);
   if (!existsSync(modelPath)) throw new CaliperError('CALIPER_NOT_FOUND', `--model: ${modelPath} does not exist`);
   const config = readVersionConfig(base, version);
-  return { name: spec, from: join(folder, String(version)), modelPath, config, version, configText: readFileSync(config.file, 'utf8') };
+  return {
+    name: spec,
+    from: join(folder, String(version)),
+    modelPath,
+    config,
+    version,
+    configText: readFileSync(config.file, 'utf8'),
+  };
 }

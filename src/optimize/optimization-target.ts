@@ -17,11 +17,16 @@ import { resolveModelSource, type ModelSource } from './model-source.ts';
 export function isRequestData(path: string): boolean {
   if (path.startsWith('fashion-mnist:')) return false;
   if (formatOfPath(path.replace(/[*?]/g, 'x'))) return true;
-  return existsSync(path) && statSync(path).isDirectory() && readdirSync(path).some((f) => formatOfPath(f) !== undefined);
+  return (
+    existsSync(path) && statSync(path).isDirectory() && readdirSync(path).some((f) => formatOfPath(f) !== undefined)
+  );
 }
 
 export class OptimizationTarget {
-  private constructor(readonly source: ModelSource, readonly pipeline: RequestPipeline) {}
+  private constructor(
+    readonly source: ModelSource,
+    readonly pipeline: RequestPipeline,
+  ) {}
 
   static async open(model: string, registry?: string): Promise<OptimizationTarget> {
     const source = await resolveModelSource(model, registry);
@@ -34,7 +39,11 @@ export class OptimizationTarget {
    */
   async data(path: string, purpose: string, label: string | undefined, limit?: number): Promise<FeedSet | string> {
     if (!isRequestData(path)) return path;
-    return loadRequestData(path, this.pipeline, { purpose, ...(label ? { label } : {}), ...(limit !== undefined ? { limit } : {}) });
+    return loadRequestData(path, this.pipeline, {
+      purpose,
+      ...(label ? { label } : {}),
+      ...(limit !== undefined ? { limit } : {}),
+    });
   }
 
   close(): Promise<void> {
@@ -61,7 +70,8 @@ export async function registerOptimized(request: RegisterOptimizedRequest): Prom
     // The registry stores model.yaml's text only, so a feature file named relative to the model folder is made absolute.
     const document = parseDocument(request.source.configText);
     const featureSource = document.getIn(['features', 'source']);
-    if (typeof featureSource === 'string' && !isAbsolute(featureSource)) document.setIn(['features', 'source'], resolve(request.source.config.dir, featureSource));
+    if (typeof featureSource === 'string' && !isAbsolute(featureSource))
+      document.setIn(['features', 'source'], resolve(request.source.config.dir, featureSource));
     const configFile = join(scratch, 'model.yaml');
     writeFileSync(configFile, document.toString());
     return await registry.register({

@@ -14,7 +14,11 @@ import type { RequestRow } from './request-schema.ts';
  * fails the request: every keyed row gets the defaults and is reported degraded.
  */
 export class FeatureLookup {
-  constructor(readonly spec: FeaturesSpec, readonly store: FeatureStore, readonly stats: FeatureStats) {}
+  constructor(
+    readonly spec: FeaturesSpec,
+    readonly store: FeatureStore,
+    readonly stats: FeatureStats,
+  ) {}
 
   /** Opens the store of a version's model.yaml `features` section (undefined when it has none). */
   static async open(config: ModelConfig, version: number): Promise<FeatureLookup | undefined> {
@@ -36,7 +40,9 @@ export class FeatureLookup {
         continue;
       }
       if (spec.onMissing === 'error') {
-        const absent = spec.key.fields.find((f) => rows[r]![f] === undefined || rows[r]![f] === null || rows[r]![f] === '')!;
+        const absent = spec.key.fields.find(
+          (f) => rows[r]![f] === undefined || rows[r]![f] === null || rows[r]![f] === '',
+        )!;
         throw invalidInput(`${prefixOf(r)}${absent}: required to look up features (key ${spec.key})`);
       }
       this.stats.count('miss');
@@ -61,7 +67,10 @@ export class FeatureLookup {
     for (let k = 0; k < keys.length; k++) {
       const vector = found[k] ?? null;
       if (vector === null && spec.onMissing === 'error') {
-        throw new CaliperError('CALIPER_ENTITY_NOT_FOUND', `${prefixOf(keyedRows[k]!)}${spec.key.fields.join(', ')}: no features stored for entity ${keys[k]}`);
+        throw new CaliperError(
+          'CALIPER_ENTITY_NOT_FOUND',
+          `${prefixOf(keyedRows[k]!)}${spec.key.fields.join(', ')}: no features stored for entity ${keys[k]}`,
+        );
       }
       this.stats.count(vector === null ? 'miss' : 'hit');
       this.fill(rows[keyedRows[k]!]!, vector);

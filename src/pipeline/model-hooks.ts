@@ -60,16 +60,27 @@ export async function loadModelHooks(modelDir: string, hooksPath: string, config
     url.searchParams.set('source', createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16));
     module = await importHookModule(file, url.href);
   } catch (error) {
-    throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: hooks: cannot load ${file}: ${(error as Error).message}`);
+    throw new CaliperError(
+      'CALIPER_MODEL_LOAD_FAILED',
+      `${configFile}: hooks: cannot load ${file}: ${(error as Error).message}`,
+    );
   }
   const hooks: ModelHooks = {};
   for (const name of ['preprocess', 'postprocess'] as const) {
     const fn = module[name];
     if (fn === undefined) continue;
-    if (typeof fn !== 'function') throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: hooks: ${file} exports ${name} but it is not a function`);
+    if (typeof fn !== 'function')
+      throw new CaliperError(
+        'CALIPER_MODEL_LOAD_FAILED',
+        `${configFile}: hooks: ${file} exports ${name} but it is not a function`,
+      );
     (hooks as Record<string, unknown>)[name] = fn;
   }
   if (Array.isArray(module.extraFields)) hooks.extraFields = module.extraFields.map(String);
-  if (!hooks.preprocess && !hooks.postprocess) throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${configFile}: hooks: ${file} exports neither preprocess nor postprocess`);
+  if (!hooks.preprocess && !hooks.postprocess)
+    throw new CaliperError(
+      'CALIPER_MODEL_LOAD_FAILED',
+      `${configFile}: hooks: ${file} exports neither preprocess nor postprocess`,
+    );
   return hooks;
 }

@@ -8,7 +8,13 @@ import { elementCount, type TensorMap } from '../runtime/tensor.ts';
  * binary/gRPC/Parquet keep them exact. null is a field an operation has no answer for (threshold of NaN, argmax of
  * all-NaN values).
  */
-export type PredictionValue = number | string | boolean | null | PredictionValue[] | { label: string | number; probability?: number; score?: number }[];
+export type PredictionValue =
+  | number
+  | string
+  | boolean
+  | null
+  | PredictionValue[]
+  | { label: string | number; probability?: number; score?: number }[];
 export type Prediction = Record<string, PredictionValue>;
 
 /**
@@ -25,7 +31,11 @@ function softmax(values: number[]): number[] {
   }
   if (infinite > 0) return values.map((v) => (v === Infinity ? 1 / infinite : 0));
   let sum = 0;
-  const exps = values.map((v) => { const e = Math.exp(v - max); sum += e; return e; });
+  const exps = values.map((v) => {
+    const e = Math.exp(v - max);
+    sum += e;
+    return e;
+  });
   return exps.map((e) => e / sum);
 }
 
@@ -40,16 +50,25 @@ function reshape(values: PredictionValue[], dims: readonly number[]): Prediction
 type Ranked = { label: string | number; probability?: number; score?: number };
 
 /** The k largest values, largest first (ties keep the lower index), by selection: k is small, sorting all is waste. */
-function topK(values: readonly number[], k: number, labels: readonly (string | number)[] | undefined, key: 'probability' | 'score'): Ranked[] {
+function topK(
+  values: readonly number[],
+  k: number,
+  labels: readonly (string | number)[] | undefined,
+  key: 'probability' | 'score',
+): Ranked[] {
   const taken = new Uint8Array(values.length);
   const ranked: Ranked[] = [];
   for (let n = Math.min(k, values.length); n > 0; n--) {
     let best = -1;
     for (let i = 0; i < values.length; i++) {
-      if (taken[i] === 0 && (best < 0 || values[i]! > values[best]! || (Number.isNaN(values[best]!) && !Number.isNaN(values[i]!)))) best = i;
+      if (
+        taken[i] === 0 &&
+        (best < 0 || values[i]! > values[best]! || (Number.isNaN(values[best]!) && !Number.isNaN(values[i]!)))
+      )
+        best = i;
     }
     taken[best] = 1;
-    const label = labels ? labels[best] ?? best : best;
+    const label = labels ? (labels[best] ?? best) : best;
     ranked.push(key === 'probability' ? { label, probability: values[best]! } : { label, score: values[best]! });
   }
   return ranked;
@@ -65,8 +84,10 @@ function rowValues(outputs: TensorMap, name: string, row: number, requestRows: n
   const tensor = outputs[name]!;
   const whole = requestRows === 1 && tensor.dims[0] !== 1;
   if (!whole && tensor.dims[0] !== requestRows) {
-    throw new CaliperError('CALIPER_OUTPUT_NOT_ALIGNED',
-      `output "${name}" has shape [${tensor.dims.join(', ')}] for ${requestRows} instances; its first dimension is not one row per instance, so it cannot be split between them (send one instance per request)`);
+    throw new CaliperError(
+      'CALIPER_OUTPUT_NOT_ALIGNED',
+      `output "${name}" has shape [${tensor.dims.join(', ')}] for ${requestRows} instances; its first dimension is not one row per instance, so it cannot be split between them (send one instance per request)`,
+    );
   }
   const rows = whole ? 1 : requestRows;
   const size = rows > 0 ? tensor.data.length / rows : 0;
@@ -91,7 +112,11 @@ function compileField(spec: PostprocessFieldSpec, file: string): FieldFn {
       values = Array.isArray(earlier) ? (earlier as PredictionValue[]) : [earlier as PredictionValue];
     }
     if (spec.index !== undefined) {
-      if (spec.index >= values.length) throw new CaliperError('CALIPER_INFERENCE_FAILED', `${where}.index: ${spec.index} is past the output's ${values.length} values`);
+      if (spec.index >= values.length)
+        throw new CaliperError(
+          'CALIPER_INFERENCE_FAILED',
+          `${where}.index: ${spec.index} is past the output's ${values.length} values`,
+        );
       values = [values[spec.index]!];
     }
     if (spec.sigmoid) values = values.map((v) => 1 / (1 + Math.exp(-(v as number))));
@@ -104,11 +129,16 @@ function compileField(spec: PostprocessFieldSpec, file: string): FieldFn {
         if (!Number.isNaN(v) && (best < 0 || v > (values[best] as number))) best = i;
       }
       if (best < 0) return null;
-      return spec.labels ? spec.labels[best] ?? best : best;
+      return spec.labels ? (spec.labels[best] ?? best) : best;
     }
-    if (spec.topK !== undefined) return topK(values as number[], spec.topK, spec.labels, spec.softmax || spec.sigmoid ? 'probability' : 'score');
+    if (spec.topK !== undefined)
+      return topK(values as number[], spec.topK, spec.labels, spec.softmax || spec.sigmoid ? 'probability' : 'score');
     if (spec.threshold !== undefined) {
-      if (values.length !== 1) throw new CaliperError('CALIPER_INFERENCE_FAILED', `${where}.threshold: needs one value per prediction, the source has ${values.length} (pick one with index)`);
+      if (values.length !== 1)
+        throw new CaliperError(
+          'CALIPER_INFERENCE_FAILED',
+          `${where}.threshold: needs one value per prediction, the source has ${values.length} (pick one with index)`,
+        );
       const value = values[0] as number;
       // NaN is neither above nor below the threshold: no verdict (null). ±Infinity compare as usual.
       return Number.isNaN(value) ? null : value > spec.threshold;
@@ -159,13 +189,25 @@ export class Postprocessor {
       const key = spec.softmax || spec.sigmoid ? 'probability' : 'score';
       return {
         type: 'array',
-        items: { type: 'object', properties: { label: spec.labels ? { type: 'string' } : { type: 'integer' }, [key]: { type: 'number', nullable: true } } },
+        items: {
+          type: 'object',
+          properties: {
+            label: spec.labels ? { type: 'string' } : { type: 'integer' },
+            [key]: { type: 'number', nullable: true },
+          },
+        },
       };
     }
     if (spec.reshape) return { type: 'array', items: {} };
-    const output = 'output' in spec.source ? outputs.find((o) => o.name === (spec.source as { output: string }).output) : undefined;
+    const output =
+      'output' in spec.source ? outputs.find((o) => o.name === (spec.source as { output: string }).output) : undefined;
     // The compiled serializer coerces to the schema's type: string outputs must stay strings, bool outputs become true/false.
-    const element = output?.type === 'string' ? { type: 'string' } : output?.type === 'bool' ? { type: 'boolean' } : { type: 'number', nullable: true };
+    const element =
+      output?.type === 'string'
+        ? { type: 'string' }
+        : output?.type === 'bool'
+          ? { type: 'boolean' }
+          : { type: 'number', nullable: true };
     if (spec.index !== undefined) return element;
     const perRow = output ? elementCount(output.shape.slice(1)) : -1;
     if (perRow === 1) return element;

@@ -37,21 +37,42 @@ function requestRows(version: ModelVersion, body: unknown): { raw: unknown[]; si
   if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'instances' in body) {
     const { instances, ...rest } = body as { instances: unknown };
     const extra = Object.keys(rest).filter((k) => k !== 'parameters');
-    if (extra.length > 0) throw invalidInput(`${extra[0]}: unknown field next to instances (expected only instances and parameters)`);
-    if (!Array.isArray(instances) || instances.length === 0) throw invalidInput(`instances: expected a non-empty array of objects, got ${describeValue(instances)}`);
+    if (extra.length > 0)
+      throw invalidInput(`${extra[0]}: unknown field next to instances (expected only instances and parameters)`);
+    if (!Array.isArray(instances) || instances.length === 0)
+      throw invalidInput(`instances: expected a non-empty array of objects, got ${describeValue(instances)}`);
     const max = version.config.maxInstancesPerRequest;
-    if (instances.length > max) throw invalidInput(`instances: expected at most ${max} instances per request, got ${instances.length}`);
+    if (instances.length > max)
+      throw invalidInput(`instances: expected at most ${max} instances per request, got ${instances.length}`);
     return { raw: instances, single: false };
   }
   return { raw: [body], single: true };
 }
 
-function inferenceJob(inputs: TensorMap, rows: number, options: PredictOptions, outputNames: string[] | undefined): InferenceJob {
-  return { inputs, rows, deadline: options.deadline, priority: options.priority, outputNames, clientGone: options.clientGone };
+function inferenceJob(
+  inputs: TensorMap,
+  rows: number,
+  options: PredictOptions,
+  outputNames: string[] | undefined,
+): InferenceJob {
+  return {
+    inputs,
+    rows,
+    deadline: options.deadline,
+    priority: options.priority,
+    outputNames,
+    clientGone: options.clientGone,
+  };
 }
 
 /** Runs a job; a model without a batch dimension gets one job per row. */
-export function runInference(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames?: string[]): Promise<InferenceResult> {
+export function runInference(
+  version: ModelVersion,
+  inputs: TensorMap,
+  rows: number,
+  options: PredictOptions,
+  outputNames?: string[],
+): Promise<InferenceResult> {
   // Not async: the common case hands back the scheduler's own promise without another layer around it.
   if (version.batchable) {
     const submitted = version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
@@ -60,7 +81,11 @@ export function runInference(version: ModelVersion, inputs: TensorMap, rows: num
   const fixed = fixedRowCount(version.signature);
   if (fixed !== undefined) {
     if (rows !== fixed) {
-      return Promise.reject(invalidInput(`instances: model ${version.name} takes exactly ${fixed} rows per run (its inputs' first dimension is fixed at ${fixed}, not a batch axis); send ${fixed} instances, got ${rows}`));
+      return Promise.reject(
+        invalidInput(
+          `instances: model ${version.name} takes exactly ${fixed} rows per run (its inputs' first dimension is fixed at ${fixed}, not a batch axis); send ${fixed} instances, got ${rows}`,
+        ),
+      );
     }
     return version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
   }
@@ -75,19 +100,30 @@ function alignedResult(version: ModelVersion, result: InferenceResult, rows: num
   return result;
 }
 
-async function runRowByRow(version: ModelVersion, inputs: TensorMap, rows: number, options: PredictOptions, outputNames: string[] | undefined): Promise<InferenceResult> {
-  const parts = await Promise.all(Array.from({ length: rows }, (_, r) => {
-    const feeds: TensorMap = {};
-    for (const [name, tensor] of Object.entries(inputs)) feeds[name] = sliceRows(tensor, r, 1);
-    return version.scheduler.submit(inferenceJob(feeds, 1, options, outputNames));
-  }));
+async function runRowByRow(
+  version: ModelVersion,
+  inputs: TensorMap,
+  rows: number,
+  options: PredictOptions,
+  outputNames: string[] | undefined,
+): Promise<InferenceResult> {
+  const parts = await Promise.all(
+    Array.from({ length: rows }, (_, r) => {
+      const feeds: TensorMap = {};
+      for (const [name, tensor] of Object.entries(inputs)) feeds[name] = sliceRows(tensor, r, 1);
+      return version.scheduler.submit(inferenceJob(feeds, 1, options, outputNames));
+    }),
+  );
   const outputs: TensorMap = {};
   for (const name of Object.keys(parts[0]!.outputs)) {
     const perRow = parts.map((p) => p.outputs[name]!);
     // Stacking is only meaningful when each one-row run answered one row; anything else would mix rows up.
     const odd = perRow.find((t) => t.dims[0] !== 1);
     if (odd) {
-      throw new CaliperError('CALIPER_OUTPUT_NOT_ALIGNED', `model ${version.name}: output "${name}" has shape [${odd.dims.join(', ')}] for a one-row input, so ${rows} instances cannot be answered row by row (send them one per request, or use /v2/models/${version.name}/infer)`);
+      throw new CaliperError(
+        'CALIPER_OUTPUT_NOT_ALIGNED',
+        `model ${version.name}: output "${name}" has shape [${odd.dims.join(', ')}] for a one-row input, so ${rows} instances cannot be answered row by row (send them one per request, or use /v2/models/${version.name}/infer)`,
+      );
     }
     outputs[name] = concatRows(perRow);
   }
@@ -100,11 +136,17 @@ async function runRowByRow(version: ModelVersion, inputs: TensorMap, rows: numbe
 }
 
 /** route → validate → features → preprocess → cache → queue → inference → postprocess, timed per stage. */
-export async function runPredict(version: ModelVersion, body: unknown, options: PredictOptions = {}): Promise<PredictOutcome> {
+export async function runPredict(
+  version: ModelVersion,
+  body: unknown,
+  options: PredictOptions = {},
+): Promise<PredictOutcome> {
   const started = performance.now();
   const { raw, single } = requestRows(version, body);
   const prefixOf = single ? singlePrefix : instancePrefix;
-  let rows: RequestRow[] = single ? [version.schema.validate(raw[0])] : raw.map((r, i) => version.schema.validate(r, prefixOf(i)));
+  let rows: RequestRow[] = single
+    ? [version.schema.validate(raw[0])]
+    : raw.map((r, i) => version.schema.validate(r, prefixOf(i)));
   const hooks = version.hooks;
   if (hooks?.preprocess) rows = rows.map((r) => hooks.preprocess!(r));
   const validated = performance.now();
@@ -129,7 +171,13 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
       if (version.features) timings.features = featured - validated;
       timings.preprocess = preprocessed - featured;
       timings.cache = cacheMs;
-      return { predictions: markDegraded(JSON.parse(cached) as Prediction[], degraded), single, batchSize: 0, rows: rows.length, timings };
+      return {
+        predictions: markDegraded(JSON.parse(cached) as Prediction[], degraded),
+        single,
+        batchSize: 0,
+        rows: rows.length,
+        timings,
+      };
     }
   }
 
@@ -137,7 +185,10 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
   const inferred = performance.now();
 
   let predictions = version.postprocessor.run(result.outputs, rows.length);
-  if (hooks?.postprocess) predictions = predictions.map((p, row) => hooks.postprocess!(p, { outputs: result.outputs, row, request: rows[row]! }));
+  if (hooks?.postprocess)
+    predictions = predictions.map((p, row) =>
+      hooks.postprocess!(p, { outputs: result.outputs, row, request: rows[row]! }),
+    );
   if (cache) void cache.set(cacheKey!, JSON.stringify(predictions));
   const finished = performance.now();
 
@@ -148,5 +199,11 @@ export async function runPredict(version: ModelVersion, body: unknown, options: 
   timings.queue = result.queueMs;
   timings.inference = result.inferenceMs;
   timings.postprocess = finished - inferred;
-  return { predictions: markDegraded(predictions, degraded), single, batchSize: result.batchSize, rows: rows.length, timings };
+  return {
+    predictions: markDegraded(predictions, degraded),
+    single,
+    batchSize: result.batchSize,
+    rows: rows.length,
+    timings,
+  };
 }

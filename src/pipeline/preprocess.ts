@@ -1,4 +1,11 @@
-import type { ColumnSpec, InputFieldSpec, ModelConfig, ScalarStep, TensorDtype, TensorSpec } from '../config/model-config.ts';
+import type {
+  ColumnSpec,
+  InputFieldSpec,
+  ModelConfig,
+  ScalarStep,
+  TensorDtype,
+  TensorSpec,
+} from '../config/model-config.ts';
 import { describeValue } from '../config/config-reader.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
 import type { TensorData, TensorMap } from '../runtime/tensor.ts';
@@ -16,13 +23,20 @@ type ColumnWriter = (row: RequestRow, out: ColumnValues, offset: number, where: 
 export function scalarTransform(steps: readonly ScalarStep[]): (x: number) => number {
   const fns = steps.map((step): ((x: number) => number) => {
     switch (step.op) {
-      case 'identity': return (x) => x;
-      case 'log1p': return Math.log1p;
-      case 'standardize': return (x) => (x - step.mean) / step.std;
-      case 'min_max': return (x) => (x - step.min) / (step.max - step.min);
-      case 'clip': return (x) => (x < step.min ? step.min : x > step.max ? step.max : x);
-      case 'divide': return (x) => x / step.by;
-      case 'multiply': return (x) => x * step.by;
+      case 'identity':
+        return (x) => x;
+      case 'log1p':
+        return Math.log1p;
+      case 'standardize':
+        return (x) => (x - step.mean) / step.std;
+      case 'min_max':
+        return (x) => (x - step.min) / (step.max - step.min);
+      case 'clip':
+        return (x) => (x < step.min ? step.min : Math.min(x, step.max));
+      case 'divide':
+        return (x) => x / step.by;
+      case 'multiply':
+        return (x) => x * step.by;
     }
   });
   if (fns.length === 1) return fns[0]!;
@@ -39,7 +53,10 @@ function columnWidth(column: ColumnSpec, inputs: readonly InputFieldSpec[], file
   if (column.kind === 'text') return 1;
   if (input.type === 'array') {
     if (input.length === undefined) {
-      throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: inputs.${input.name}.length: expected the array length (needed to size the preprocess tensor)`);
+      throw new CaliperError(
+        'CALIPER_CONFIG_INVALID',
+        `${file}: inputs.${input.name}.length: expected the array length (needed to size the preprocess tensor)`,
+      );
     }
     return input.length;
   }
@@ -56,7 +73,9 @@ function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
       const value = row[field];
       const at = index.get(value as string);
       if (at === undefined && !zerosOnUnknown) {
-        throw invalidInput(`${where}${field}: unknown category ${describeValue(value)} (expected one of ${column.categories.join(', ')})`);
+        throw invalidInput(
+          `${where}${field}: unknown category ${describeValue(value)} (expected one of ${column.categories.join(', ')})`,
+        );
       }
       out.fill(0, offset, offset + width);
       if (at !== undefined) out[offset + at] = 1;
@@ -69,7 +88,10 @@ function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
       const value = row[field];
       const mapped = typeof value === 'string' && Object.hasOwn(table, value) ? table[value] : undefined;
       if (mapped === undefined) {
-        if (unknown === 'error') throw invalidInput(`${where}${field}: unknown category ${describeValue(value)} (expected one of ${Object.keys(table).join(', ')})`);
+        if (unknown === 'error')
+          throw invalidInput(
+            `${where}${field}: unknown category ${describeValue(value)} (expected one of ${Object.keys(table).join(', ')})`,
+          );
         out[offset] = unknown;
       } else {
         out[offset] = mapped;
@@ -94,24 +116,43 @@ function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
  * never a silent wrap-around (300 as uint8 is not 44). 64-bit integers are exact to 2^53 here (v2 takes them whole).
  */
 const DTYPE_RANGES: Partial<Record<TensorDtype, readonly [number, number]>> = {
-  int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535], int32: [-2147483648, 2147483647],
-  uint32: [0, 4294967295], int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], uint64: [0, Number.MAX_SAFE_INTEGER],
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  uint64: [0, Number.MAX_SAFE_INTEGER],
   float16: [-65504, 65504],
 };
 
 /** The converted tensor data for a dtype other than float32/float64 (those are written in place). */
-function convert(dtype: Exclude<TensorDtype, 'string' | 'float32' | 'float64'>, values: Float64Array): TensorData['data'] {
+function convert(
+  dtype: Exclude<TensorDtype, 'string' | 'float32' | 'float64'>,
+  values: Float64Array,
+): TensorData['data'] {
   switch (dtype) {
-    case 'float16': return float32ToFloat16Bits(values);
-    case 'int8': return Int8Array.from(values, Math.round);
-    case 'uint8': return Uint8Array.from(values, Math.round);
-    case 'int16': return Int16Array.from(values, Math.round);
-    case 'uint16': return Uint16Array.from(values, Math.round);
-    case 'int32': return Int32Array.from(values, Math.round);
-    case 'uint32': return Uint32Array.from(values, Math.round);
-    case 'int64': return BigInt64Array.from(values, (v) => BigInt(Math.round(v)));
-    case 'uint64': return BigUint64Array.from(values, (v) => BigInt(Math.round(v)));
-    case 'bool': return Uint8Array.from(values, (v) => (v !== 0 ? 1 : 0));
+    case 'float16':
+      return float32ToFloat16Bits(values);
+    case 'int8':
+      return Int8Array.from(values, Math.round);
+    case 'uint8':
+      return Uint8Array.from(values, Math.round);
+    case 'int16':
+      return Int16Array.from(values, Math.round);
+    case 'uint16':
+      return Uint16Array.from(values, Math.round);
+    case 'int32':
+      return Int32Array.from(values, Math.round);
+    case 'uint32':
+      return Uint32Array.from(values, Math.round);
+    case 'int64':
+      return BigInt64Array.from(values, (v) => BigInt(Math.round(v)));
+    case 'uint64':
+      return BigUint64Array.from(values, (v) => BigInt(Math.round(v)));
+    case 'bool':
+      return Uint8Array.from(values, (v) => (v !== 0 ? 1 : 0));
   }
 }
 
@@ -123,7 +164,11 @@ class TensorBuilder {
   /** The request field behind each of a row's values, for range errors. */
   private readonly fieldAt: string[];
 
-  constructor(readonly spec: TensorSpec, inputs: readonly InputFieldSpec[], file: string) {
+  constructor(
+    readonly spec: TensorSpec,
+    inputs: readonly InputFieldSpec[],
+    file: string,
+  ) {
     if (spec.padding) {
       // One variable-length array column: the width is the padded length, known per batch.
       this.width = 0;
@@ -139,7 +184,10 @@ class TensorBuilder {
     this.rowShape = spec.shape ?? [this.width];
     const size = this.rowShape.reduce((a, b) => a * b, 1);
     if (size !== this.width) {
-      throw new CaliperError('CALIPER_CONFIG_INVALID', `${file}: preprocess ${spec.name}.shape: expected dimensions whose product is the column width ${this.width}, got [${this.rowShape.join(', ')}]`);
+      throw new CaliperError(
+        'CALIPER_CONFIG_INVALID',
+        `${file}: preprocess ${spec.name}.shape: expected dimensions whose product is the column width ${this.width}, got [${this.rowShape.join(', ')}]`,
+      );
     }
   }
 
@@ -160,8 +208,14 @@ class TensorBuilder {
       for (let i = 0; i < array.length; i++) {
         const v = transform(array[i]!);
         const range = DTYPE_RANGES[dtype];
-        if (range && !(Math.round(v) >= range[0] && Math.round(v) <= range[1]) && !(dtype === 'float16' && Number.isNaN(v))) {
-          throw invalidInput(`${prefixOf(r)}${field}[${i}]: ${v} does not fit preprocess tensor ${this.spec.name} (${dtype}: ${range[0]} to ${range[1]})`);
+        if (
+          range &&
+          !(Math.round(v) >= range[0] && Math.round(v) <= range[1]) &&
+          !(dtype === 'float16' && Number.isNaN(v))
+        ) {
+          throw invalidInput(
+            `${prefixOf(r)}${field}[${i}]: ${v} does not fit preprocess tensor ${this.spec.name} (${dtype}: ${range[0]} to ${range[1]})`,
+          );
         }
         values[r * width + i] = v;
         mask[r * width + i] = 1;
@@ -169,8 +223,16 @@ class TensorBuilder {
     }
     const dims = [rows.length, width];
     const asType = (data: Float32Array | Float64Array): TensorData['data'] =>
-      dtype === 'float32' || dtype === 'float64' ? (dtype === 'float64' ? Float64Array.from(data) : Float32Array.from(data)) : convert(dtype, data instanceof Float64Array ? data : Float64Array.from(data));
-    const tensor: TensorData = { type: dtype, dims, data: dtype === 'float32' || dtype === 'float64' ? values : asType(values) };
+      dtype === 'float32' || dtype === 'float64'
+        ? dtype === 'float64'
+          ? Float64Array.from(data)
+          : Float32Array.from(data)
+        : convert(dtype, data instanceof Float64Array ? data : Float64Array.from(data));
+    const tensor: TensorData = {
+      type: dtype,
+      dims,
+      data: dtype === 'float32' || dtype === 'float64' ? values : asType(values),
+    };
     if (padding.mask === undefined) return { tensor };
     return { tensor, mask: { type: dtype, dims: [...dims], data: asType(mask) } };
   }
@@ -179,7 +241,11 @@ class TensorBuilder {
     const dims = [rows.length, ...this.rowShape];
     if (this.spec.dtype === 'string') {
       const fields = this.spec.columns.map((c) => c.field);
-      return { type: 'string', dims, data: rows.flatMap((row, r) => fields.map((f) => checkText(`${prefixOf(r)}${f}: string`, row[f] as string))) };
+      return {
+        type: 'string',
+        dims,
+        data: rows.flatMap((row, r) => fields.map((f) => checkText(`${prefixOf(r)}${f}: string`, row[f] as string))),
+      };
     }
     const dtype = this.spec.dtype;
     const size = rows.length * this.width;
@@ -195,13 +261,19 @@ class TensorBuilder {
     return { type: dtype, dims, data };
   }
 
-  private checkRange(values: Float64Array, [min, max]: readonly [number, number], prefixOf: (i: number) => string): void {
+  private checkRange(
+    values: Float64Array,
+    [min, max]: readonly [number, number],
+    prefixOf: (i: number) => string,
+  ): void {
     const integer = this.spec.dtype !== 'float16';
     for (let i = 0; i < values.length; i++) {
       const v = integer ? Math.round(values[i]!) : values[i]!;
       if ((v >= min && v <= max) || (!integer && Number.isNaN(v))) continue;
       const row = Math.floor(i / this.width);
-      throw invalidInput(`${prefixOf(row)}${this.fieldAt[i % this.width]}: ${values[i]} does not fit preprocess tensor ${this.spec.name} (${this.spec.dtype}: ${min} to ${max}${integer ? ', after rounding' : ''})`);
+      throw invalidInput(
+        `${prefixOf(row)}${this.fieldAt[i % this.width]}: ${values[i]} does not fit preprocess tensor ${this.spec.name} (${this.spec.dtype}: ${min} to ${max}${integer ? ', after rounding' : ''})`,
+      );
     }
   }
 }
@@ -227,7 +299,6 @@ export class Preprocessor {
     }
     return tensors;
   }
-
 }
 
 /**

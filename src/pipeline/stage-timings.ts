@@ -1,5 +1,13 @@
 /** The pipeline's stages, in the order a request passes through them. Timing, metrics and tracing hang off this list. */
-export const PIPELINE_STAGES = ['validate', 'features', 'preprocess', 'cache', 'queue', 'inference', 'postprocess'] as const;
+export const PIPELINE_STAGES = [
+  'validate',
+  'features',
+  'preprocess',
+  'cache',
+  'queue',
+  'inference',
+  'postprocess',
+] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 
 /** Milliseconds spent in each stage of one request (stages it skipped are absent), plus the total. */

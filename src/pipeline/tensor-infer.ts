@@ -17,28 +17,41 @@ export function checkInputTensors(version: ModelVersion, inputs: TensorMap): num
   const signature = version.signature;
   for (const name of Object.keys(inputs)) {
     if (!signature.inputs.some((i) => i.name === name)) {
-      throw invalidInput(`inputs: unknown input "${name}" (model ${version.name} takes ${signature.inputs.map((i) => i.name).join(', ')})`);
+      throw invalidInput(
+        `inputs: unknown input "${name}" (model ${version.name} takes ${signature.inputs.map((i) => i.name).join(', ')})`,
+      );
     }
   }
   let rows: number | undefined;
   for (const expected of signature.inputs) {
     const tensor = inputs[expected.name];
-    if (!tensor) throw invalidInput(`inputs: missing input "${expected.name}" (${expected.type} [${expected.shape.join(', ')}])`);
-    if (tensor.type !== expected.type) throw invalidInput(`inputs.${expected.name}.datatype: expected ${expected.type}, got ${tensor.type}`);
+    if (!tensor)
+      throw invalidInput(`inputs: missing input "${expected.name}" (${expected.type} [${expected.shape.join(', ')}])`);
+    if (tensor.type !== expected.type)
+      throw invalidInput(`inputs.${expected.name}.datatype: expected ${expected.type}, got ${tensor.type}`);
     if (tensor.dims.length !== expected.shape.length) {
-      throw invalidInput(`inputs.${expected.name}.shape: expected rank ${expected.shape.length} [${expected.shape.join(', ')}], got [${tensor.dims.join(', ')}]`);
+      throw invalidInput(
+        `inputs.${expected.name}.shape: expected rank ${expected.shape.length} [${expected.shape.join(', ')}], got [${tensor.dims.join(', ')}]`,
+      );
     }
     expected.shape.forEach((dim, i) => {
       if (dim !== -1 && tensor.dims[i] !== dim) {
-        throw invalidInput(`inputs.${expected.name}.shape: dimension ${i} must be ${dim} ([${expected.shape.join(', ')}]), got [${tensor.dims.join(', ')}]`);
+        throw invalidInput(
+          `inputs.${expected.name}.shape: dimension ${i} must be ${dim} ([${expected.shape.join(', ')}]), got [${tensor.dims.join(', ')}]`,
+        );
       }
     });
     if (tensor.data.length !== elementCount(tensor.dims)) {
-      throw invalidInput(`inputs.${expected.name}.data: shape [${tensor.dims.join(', ')}] needs ${elementCount(tensor.dims)} values, got ${tensor.data.length}`);
+      throw invalidInput(
+        `inputs.${expected.name}.data: shape [${tensor.dims.join(', ')}] needs ${elementCount(tensor.dims)} values, got ${tensor.data.length}`,
+      );
     }
     if (version.batchable) {
       const batch = tensor.dims[0]!;
-      if (rows !== undefined && batch !== rows) throw invalidInput(`inputs.${expected.name}.shape: batch dimension ${batch} differs from the other inputs' ${rows}`);
+      if (rows !== undefined && batch !== rows)
+        throw invalidInput(
+          `inputs.${expected.name}.shape: batch dimension ${batch} differs from the other inputs' ${rows}`,
+        );
       rows = batch;
     }
   }
@@ -46,24 +59,46 @@ export function checkInputTensors(version: ModelVersion, inputs: TensorMap): num
 }
 
 /** Open Inference Protocol path: raw tensors in, raw tensors out, through the same scheduler as /predict. */
-export async function runTensorInfer(version: ModelVersion, inputs: TensorMap, outputNames: string[] | undefined, options: PredictOptions = {}): Promise<TensorInferOutcome> {
+export async function runTensorInfer(
+  version: ModelVersion,
+  inputs: TensorMap,
+  outputNames: string[] | undefined,
+  options: PredictOptions = {},
+): Promise<TensorInferOutcome> {
   const started = performance.now();
   for (const name of outputNames ?? []) {
     if (!version.signature.outputs.some((o) => o.name === name)) {
       const unserved = version.signature.unserved?.find((o) => o.name === name);
-      if (unserved) throw invalidInput(`outputs: output "${name}" is a ${unserved.type}, not a tensor, and is not served (model ${version.name} serves ${version.signature.outputs.map((o) => o.name).join(', ')})`);
-      throw invalidInput(`outputs: unknown output "${name}" (model ${version.name} has ${version.signature.outputs.map((o) => o.name).join(', ')})`);
+      if (unserved)
+        throw invalidInput(
+          `outputs: output "${name}" is a ${unserved.type}, not a tensor, and is not served (model ${version.name} serves ${version.signature.outputs.map((o) => o.name).join(', ')})`,
+        );
+      throw invalidInput(
+        `outputs: unknown output "${name}" (model ${version.name} has ${version.signature.outputs.map((o) => o.name).join(', ')})`,
+      );
     }
   }
   const rows = checkInputTensors(version, inputs);
   const validated = performance.now();
   const job = version.batchable ? rows : 1;
-  const result = await version.scheduler.submit({ inputs, rows: job, deadline: options.deadline, priority: options.priority, outputNames, clientGone: options.clientGone });
+  const result = await version.scheduler.submit({
+    inputs,
+    rows: job,
+    deadline: options.deadline,
+    priority: options.priority,
+    outputNames,
+    clientGone: options.clientGone,
+  });
   const finished = performance.now();
   return {
     outputs: result.outputs,
     batchSize: result.batchSize,
     rows: job,
-    timings: { validate: validated - started, queue: result.queueMs, inference: result.inferenceMs, total: finished - started },
+    timings: {
+      validate: validated - started,
+      queue: result.queueMs,
+      inference: result.inferenceMs,
+      total: finished - started,
+    },
   };
 }

@@ -4,7 +4,11 @@ import { join, resolve } from 'node:path';
 import { CaliperError } from '../errors.ts';
 
 /** A file copied into the store under a temporary name, hashed, not yet visible by its hash. */
-export interface StagedArtifact { sha256: string; size: number; temporaryPath: string }
+export interface StagedArtifact {
+  sha256: string;
+  size: number;
+  temporaryPath: string;
+}
 
 export async function sha256Of(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -94,9 +98,17 @@ export class ArtifactStore implements ArtifactRepository {
   /** The artifact's path after checking its bytes still hash to `sha256`. */
   async verified(sha256: string, what: string): Promise<string> {
     const path = this.pathOf(sha256);
-    if (!existsSync(path)) throw new CaliperError('CALIPER_ARTIFACT_CORRUPT', `${what}: artifact ${path} is missing from the registry store`);
+    if (!existsSync(path))
+      throw new CaliperError(
+        'CALIPER_ARTIFACT_CORRUPT',
+        `${what}: artifact ${path} is missing from the registry store`,
+      );
     const actual = await sha256Of(path);
-    if (actual !== sha256) throw new CaliperError('CALIPER_ARTIFACT_CORRUPT', `${what}: artifact ${path} is corrupt (sha256 ${actual}, registered ${sha256})`);
+    if (actual !== sha256)
+      throw new CaliperError(
+        'CALIPER_ARTIFACT_CORRUPT',
+        `${what}: artifact ${path} is corrupt (sha256 ${actual}, registered ${sha256})`,
+      );
     return path;
   }
 

@@ -10,7 +10,14 @@ import { checkAlias, checkModelName, type Stage } from './model-stage.ts';
 import { formatModelUri, formatSelector, parseSelector, type VersionSelector } from './model-uri.ts';
 import type { RegistryDatabase, SqlExecutor, WriteTransaction } from './registry-database.ts';
 import { openArtifactStore, registryLocation, type RegistryOptions } from './registry-location.ts';
-import { BUNDLED_FILES_TAG, bundledArtifacts, bundledFiles, checkRegistration, configForName, modelFolderOf } from './registration-check.ts';
+import {
+  BUNDLED_FILES_TAG,
+  bundledArtifacts,
+  bundledFiles,
+  checkRegistration,
+  configForName,
+  modelFolderOf,
+} from './registration-check.ts';
 import { REGISTRY_DB_FILE, SqliteRegistryDatabase } from './sqlite-database.ts';
 
 export interface RegisteredVersion {
@@ -45,7 +52,14 @@ export interface RegisteredModel {
   aliases: Record<string, number>;
 }
 
-export type HistoryEvent = 'registered' | 'stage' | 'alias_set' | 'alias_removed' | 'version_deleted' | 'model_deleted' | 'traffic';
+export type HistoryEvent =
+  | 'registered'
+  | 'stage'
+  | 'alias_set'
+  | 'alias_removed'
+  | 'version_deleted'
+  | 'model_deleted'
+  | 'traffic';
 
 export interface HistoryEntry {
   id: number;
@@ -75,11 +89,37 @@ export interface RegisterRequest {
 }
 
 interface VersionRow {
-  model: string; version: number; stage: Stage; source: string; sha256: string; size: number; signature: string; config: string;
-  description: string | null; tags: string; metrics: string; created_at: string; created_by: string; stage_updated_at: string;
+  model: string;
+  version: number;
+  stage: Stage;
+  source: string;
+  sha256: string;
+  size: number;
+  signature: string;
+  config: string;
+  description: string | null;
+  tags: string;
+  metrics: string;
+  created_at: string;
+  created_by: string;
+  stage_updated_at: string;
 }
-interface ModelRow { name: string; description: string | null; created_at: string; updated_at: string }
-interface HistoryRow { id: number; model: string; version: number | null; event: HistoryEvent; from_value: string | null; to_value: string | null; actor: string; at: string }
+interface ModelRow {
+  name: string;
+  description: string | null;
+  created_at: string;
+  updated_at: string;
+}
+interface HistoryRow {
+  id: number;
+  model: string;
+  version: number | null;
+  event: HistoryEvent;
+  from_value: string | null;
+  to_value: string | null;
+  actor: string;
+  at: string;
+}
 /** Which server serves which version of a model: each server following the registry keeps its row up to date. */
 export interface ReplicaRecord {
   model: string;
@@ -97,8 +137,24 @@ export interface ReplicaRecord {
   updatedAt: string;
 }
 
-interface ReplicaRow { model: string; host: string; pid: number; target: string; state: ReplicaRecord['state']; version: number | null; since: string | null; failed_version: number | null; reason: string | null; updated_at: string }
-interface TrafficRow { canary_target: string | null; canary_weight: number | null; shadow_target: string | null; shadow_fraction: number | null }
+interface ReplicaRow {
+  model: string;
+  host: string;
+  pid: number;
+  target: string;
+  state: ReplicaRecord['state'];
+  version: number | null;
+  since: string | null;
+  failed_version: number | null;
+  reason: string | null;
+  updated_at: string;
+}
+interface TrafficRow {
+  canary_target: string | null;
+  canary_weight: number | null;
+  shadow_target: string | null;
+  shadow_fraction: number | null;
+}
 
 export { REGISTRY_DB_FILE };
 
@@ -122,7 +178,10 @@ export const thisServer = (): { host: string; pid: number } => ({ host: hostname
  * so concurrent writers from any process or machine never lose an update.
  */
 export class ModelRegistry {
-  private constructor(readonly database: RegistryDatabase, readonly artifacts: ArtifactRepository) {}
+  private constructor(
+    readonly database: RegistryDatabase,
+    readonly artifacts: ArtifactRepository,
+  ) {}
 
   /** The embedded registry: SQLite and artifacts under `home` (opened synchronously). */
   static open(home: string, artifacts?: ArtifactRepository): ModelRegistry {
@@ -166,9 +225,19 @@ export class ModelRegistry {
     });
   }
 
-  private async recordHistory(tx: SqlExecutor, model: string, version: number | undefined, event: HistoryEvent, from: string | undefined, to: string | undefined, actor: string): Promise<void> {
-    await tx.run('INSERT INTO history (model, version, event, from_value, to_value, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      [model, version ?? null, event, from ?? null, to ?? null, actor, now()]);
+  private async recordHistory(
+    tx: SqlExecutor,
+    model: string,
+    version: number | undefined,
+    event: HistoryEvent,
+    from: string | undefined,
+    to: string | undefined,
+    actor: string,
+  ): Promise<void> {
+    await tx.run(
+      'INSERT INTO history (model, version, event, from_value, to_value, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [model, version ?? null, event, from ?? null, to ?? null, actor, now()],
+    );
   }
 
   /** Checks the artifact and model.yaml, stores the file by hash and creates the next version (stage None). */
@@ -180,30 +249,62 @@ export class ModelRegistry {
     try {
       configText = readFileSync(configFile, 'utf8');
     } catch (error) {
-      throw new CaliperError('CALIPER_NOT_FOUND', `${request.configFile}: cannot read model.yaml (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new CaliperError(
+        'CALIPER_NOT_FOUND',
+        `${request.configFile}: cannot read model.yaml (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
     let staged;
     try {
       staged = await this.artifacts.stage(file);
     } catch (error) {
-      throw new CaliperError('CALIPER_NOT_FOUND', `${request.file}: cannot read the model file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new CaliperError(
+        'CALIPER_NOT_FOUND',
+        `${request.file}: cannot read the model file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
     try {
       const signature = await checkRegistration(staged.temporaryPath, request.file, configText, configFile, name);
-      const bundle = await this.storeBundledFiles(configForName(configText, request.configFile, modelFolderOf(configFile), name), modelFolderOf(configFile));
+      const bundle = await this.storeBundledFiles(
+        configForName(configText, request.configFile, modelFolderOf(configFile), name),
+        modelFolderOf(configFile),
+      );
       await this.artifacts.commit(staged);
-      const tags = { ...(request.tags ?? {}), ...(Object.keys(bundle).length > 0 ? { [BUNDLED_FILES_TAG]: JSON.stringify(bundle) } : {}) };
+      const tags = {
+        ...(request.tags ?? {}),
+        ...(Object.keys(bundle).length > 0 ? { [BUNDLED_FILES_TAG]: JSON.stringify(bundle) } : {}),
+      };
       const actor = request.actor ?? defaultActor();
       const version = await this.write(async (tx) => {
         const at = now();
-        await tx.run('INSERT INTO models (name, description, last_version, created_at, updated_at) VALUES (?, NULL, 0, ?, ?) ON CONFLICT(name) DO NOTHING', [name, at, at]);
+        await tx.run(
+          'INSERT INTO models (name, description, last_version, created_at, updated_at) VALUES (?, NULL, 0, ?, ?) ON CONFLICT(name) DO NOTHING',
+          [name, at, at],
+        );
         await tx.lockModel(name);
-        const next = (await tx.get<{ last_version: number }>('SELECT last_version FROM models WHERE name = ?', [name]))!.last_version + 1;
+        const next =
+          (await tx.get<{ last_version: number }>('SELECT last_version FROM models WHERE name = ?', [name]))!
+            .last_version + 1;
         await tx.run('UPDATE models SET last_version = ?, updated_at = ? WHERE name = ?', [next, at, name]);
-        await tx.run(`INSERT INTO versions (model, version, stage, source, sha256, size, signature, config, description, tags, metrics, created_at, created_by, stage_updated_at)
-          VALUES (?, ?, 'None', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
-          name, next, file, staged.sha256, staged.size, JSON.stringify(signature), configText, request.description ?? null,
-          JSON.stringify(tags), JSON.stringify(request.metrics ?? {}), at, actor, at]);
+        await tx.run(
+          `INSERT INTO versions (model, version, stage, source, sha256, size, signature, config, description, tags, metrics, created_at, created_by, stage_updated_at)
+          VALUES (?, ?, 'None', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            name,
+            next,
+            file,
+            staged.sha256,
+            staged.size,
+            JSON.stringify(signature),
+            configText,
+            request.description ?? null,
+            JSON.stringify(tags),
+            JSON.stringify(request.metrics ?? {}),
+            at,
+            actor,
+            at,
+          ],
+        );
         await this.recordHistory(tx, name, next, 'registered', undefined, `sha256:${staged.sha256}`, actor);
         return next;
       });
@@ -214,26 +315,45 @@ export class ModelRegistry {
   }
 
   private async modelRow(name: string, db: SqlExecutor = this.database): Promise<ModelRow> {
-    const row = await db.get<ModelRow>('SELECT name, description, created_at, updated_at FROM models WHERE name = ?', [name]);
+    const row = await db.get<ModelRow>('SELECT name, description, created_at, updated_at FROM models WHERE name = ?', [
+      name,
+    ]);
     if (!row) {
       const known = (await db.all<{ name: string }>('SELECT name FROM models ORDER BY name')).map((r) => r.name);
-      throw new CaliperError('CALIPER_MODEL_NOT_FOUND', `model "${name}" is not registered (registered models: ${known.join(', ') || 'none'})`);
+      throw new CaliperError(
+        'CALIPER_MODEL_NOT_FOUND',
+        `model "${name}" is not registered (registered models: ${known.join(', ') || 'none'})`,
+      );
     }
     return row;
   }
 
   private async aliasesOf(name: string, db: SqlExecutor = this.database): Promise<Record<string, number>> {
-    const rows = await db.all<{ alias: string; version: number }>('SELECT alias, version FROM aliases WHERE model = ? ORDER BY alias', [name]);
+    const rows = await db.all<{ alias: string; version: number }>(
+      'SELECT alias, version FROM aliases WHERE model = ? ORDER BY alias',
+      [name],
+    );
     return Object.fromEntries(rows.map((r) => [r.alias, r.version]));
   }
 
   private toVersion(row: VersionRow, aliases: Record<string, number>): RegisteredVersion {
     const record: RegisteredVersion = {
-      name: row.model, version: row.version, stage: row.stage,
-      aliases: Object.entries(aliases).filter(([, v]) => v === row.version).map(([a]) => a),
-      source: row.source, sha256: row.sha256, size: row.size, signature: JSON.parse(row.signature) as ModelSignature, config: row.config,
-      tags: JSON.parse(row.tags) as Record<string, string>, metrics: JSON.parse(row.metrics) as Record<string, number>,
-      createdAt: row.created_at, createdBy: row.created_by, stageUpdatedAt: row.stage_updated_at,
+      name: row.model,
+      version: row.version,
+      stage: row.stage,
+      aliases: Object.entries(aliases)
+        .filter(([, v]) => v === row.version)
+        .map(([a]) => a),
+      source: row.source,
+      sha256: row.sha256,
+      size: row.size,
+      signature: JSON.parse(row.signature) as ModelSignature,
+      config: row.config,
+      tags: JSON.parse(row.tags) as Record<string, string>,
+      metrics: JSON.parse(row.metrics) as Record<string, number>,
+      createdAt: row.created_at,
+      createdBy: row.created_by,
+      stageUpdatedAt: row.stage_updated_at,
     };
     if (row.description !== null) record.description = row.description;
     return record;
@@ -246,11 +366,19 @@ export class ModelRegistry {
 
   async model(name: string, db: SqlExecutor = this.database): Promise<RegisteredModel> {
     const row = await this.modelRow(name, db);
-    const versions = await db.all<{ version: number; stage: Stage }>('SELECT version, stage FROM versions WHERE model = ? ORDER BY version', [name]);
+    const versions = await db.all<{ version: number; stage: Stage }>(
+      'SELECT version, stage FROM versions WHERE model = ? ORDER BY version',
+      [name],
+    );
     const stages: Partial<Record<Stage, number[]>> = {};
     for (const v of versions) if (v.stage !== 'None') (stages[v.stage] ??= []).push(v.version);
     const model: RegisteredModel = {
-      name, createdAt: row.created_at, updatedAt: row.updated_at, versions: versions.map((v) => v.version), stages, aliases: await this.aliasesOf(name, db),
+      name,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      versions: versions.map((v) => v.version),
+      stages,
+      aliases: await this.aliasesOf(name, db),
     };
     if (versions.length > 0) model.latestVersion = versions[versions.length - 1]!.version;
     if (row.description !== null) model.description = row.description;
@@ -260,15 +388,22 @@ export class ModelRegistry {
   async versions(name: string): Promise<RegisteredVersion[]> {
     await this.modelRow(name);
     const aliases = await this.aliasesOf(name);
-    return (await this.database.all<VersionRow>('SELECT * FROM versions WHERE model = ? ORDER BY version', [name])).map((r) => this.toVersion(r, aliases));
+    return (await this.database.all<VersionRow>('SELECT * FROM versions WHERE model = ? ORDER BY version', [name])).map(
+      (r) => this.toVersion(r, aliases),
+    );
   }
 
   async version(name: string, version: number, db: SqlExecutor = this.database): Promise<RegisteredVersion> {
     await this.modelRow(name, db);
     const row = await db.get<VersionRow>('SELECT * FROM versions WHERE model = ? AND version = ?', [name, version]);
     if (!row) {
-      const known = (await db.all<{ version: number }>('SELECT version FROM versions WHERE model = ? ORDER BY version', [name])).map((r) => r.version);
-      throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `model "${name}" has no version ${version} (versions: ${known.join(', ') || 'none'})`);
+      const known = (
+        await db.all<{ version: number }>('SELECT version FROM versions WHERE model = ? ORDER BY version', [name])
+      ).map((r) => r.version);
+      throw new CaliperError(
+        'CALIPER_VERSION_NOT_FOUND',
+        `model "${name}" has no version ${version} (versions: ${known.join(', ') || 'none'})`,
+      );
     }
     return this.toVersion(row, await this.aliasesOf(name, db));
   }
@@ -281,15 +416,21 @@ export class ModelRegistry {
         return this.version(name, selector.version);
       case 'latest': {
         const model = await this.model(name);
-        if (model.latestVersion === undefined) throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `${uri}: model "${name}" has no versions`);
+        if (model.latestVersion === undefined)
+          throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `${uri}: model "${name}" has no versions`);
         return this.version(name, model.latestVersion);
       }
       case 'stage': {
         const model = await this.model(name);
         const inStage = model.stages[selector.stage];
         if (!inStage || inStage.length === 0) {
-          const summary = Object.entries(model.stages).map(([s, vs]) => `${s}: ${vs.join(', ')}`).join('; ');
-          throw new CaliperError('CALIPER_VERSION_NOT_FOUND', `${uri}: model "${name}" has no version in stage ${selector.stage} (${summary || 'every version is in stage None'})`);
+          const summary = Object.entries(model.stages)
+            .map(([s, vs]) => `${s}: ${vs.join(', ')}`)
+            .join('; ');
+          throw new CaliperError(
+            'CALIPER_VERSION_NOT_FOUND',
+            `${uri}: model "${name}" has no version in stage ${selector.stage} (${summary || 'every version is in stage None'})`,
+          );
         }
         return this.version(name, inStage[inStage.length - 1]!);
       }
@@ -297,7 +438,10 @@ export class ModelRegistry {
         const aliases = (await this.model(name)).aliases;
         const version = aliases[selector.alias];
         if (version === undefined) {
-          throw new CaliperError('CALIPER_NOT_FOUND', `${uri}: model "${name}" has no alias "${selector.alias}" (aliases: ${Object.keys(aliases).join(', ') || 'none'})`);
+          throw new CaliperError(
+            'CALIPER_NOT_FOUND',
+            `${uri}: model "${name}" has no alias "${selector.alias}" (aliases: ${Object.keys(aliases).join(', ') || 'none'})`,
+          );
         }
         return this.version(name, version);
       }
@@ -305,21 +449,38 @@ export class ModelRegistry {
   }
 
   /** Moves a version to a stage; with archiveExisting the versions already in that stage go to Archived. */
-  async setStage(name: string, version: number, stage: Stage, options: { archiveExisting?: boolean; actor?: string } = {}): Promise<RegisteredVersion> {
+  async setStage(
+    name: string,
+    version: number,
+    stage: Stage,
+    options: { archiveExisting?: boolean; actor?: string } = {},
+  ): Promise<RegisteredVersion> {
     const actor = options.actor ?? defaultActor();
     await this.write(async (tx) => {
       await tx.lockModel(name);
       const current = await this.version(name, version, tx);
       const at = now();
       if (options.archiveExisting && stage !== 'None' && stage !== 'Archived') {
-        const others = await tx.all<{ version: number }>('SELECT version FROM versions WHERE model = ? AND stage = ? AND version != ? ORDER BY version', [name, stage, version]);
+        const others = await tx.all<{ version: number }>(
+          'SELECT version FROM versions WHERE model = ? AND stage = ? AND version != ? ORDER BY version',
+          [name, stage, version],
+        );
         for (const other of others) {
-          await tx.run("UPDATE versions SET stage = 'Archived', stage_updated_at = ? WHERE model = ? AND version = ?", [at, name, other.version]);
+          await tx.run("UPDATE versions SET stage = 'Archived', stage_updated_at = ? WHERE model = ? AND version = ?", [
+            at,
+            name,
+            other.version,
+          ]);
           await this.recordHistory(tx, name, other.version, 'stage', stage, 'Archived', actor);
         }
       }
       if (current.stage !== stage) {
-        await tx.run('UPDATE versions SET stage = ?, stage_updated_at = ? WHERE model = ? AND version = ?', [stage, at, name, version]);
+        await tx.run('UPDATE versions SET stage = ?, stage_updated_at = ? WHERE model = ? AND version = ?', [
+          stage,
+          at,
+          name,
+          version,
+        ]);
         await this.recordHistory(tx, name, version, 'stage', current.stage, stage, actor);
       }
       await tx.run('UPDATE models SET updated_at = ? WHERE name = ?', [at, name]);
@@ -336,9 +497,19 @@ export class ModelRegistry {
       const previous = (await this.aliasesOf(name, tx))[alias];
       if (previous === version) return;
       const at = now();
-      await tx.run('INSERT INTO aliases (model, alias, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at',
-        [name, alias, version, at]);
-      await this.recordHistory(tx, name, version, 'alias_set', previous === undefined ? undefined : `${alias}=${previous}`, `${alias}=${version}`, actor);
+      await tx.run(
+        'INSERT INTO aliases (model, alias, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at',
+        [name, alias, version, at],
+      );
+      await this.recordHistory(
+        tx,
+        name,
+        version,
+        'alias_set',
+        previous === undefined ? undefined : `${alias}=${previous}`,
+        `${alias}=${version}`,
+        actor,
+      );
       await tx.run('UPDATE models SET updated_at = ? WHERE name = ?', [at, name]);
     });
     return this.version(name, version);
@@ -348,7 +519,8 @@ export class ModelRegistry {
     await this.write(async (tx) => {
       await tx.lockModel(name);
       const previous = (await this.aliasesOf(name, tx))[alias];
-      if (previous === undefined) throw new CaliperError('CALIPER_NOT_FOUND', `model "${name}" has no alias "${alias}"`);
+      if (previous === undefined)
+        throw new CaliperError('CALIPER_NOT_FOUND', `model "${name}" has no alias "${alias}"`);
       await tx.run('DELETE FROM aliases WHERE model = ? AND alias = ?', [name, alias]);
       await this.recordHistory(tx, name, previous, 'alias_removed', `${alias}=${previous}`, undefined, actor);
     });
@@ -371,7 +543,11 @@ export class ModelRegistry {
       await tx.lockModel(name);
       const found = await this.version(name, version, tx);
       const why = this.refusesDelete(found);
-      if (why && !options.force) throw new CaliperError('CALIPER_CONFLICT', `models:/${name}/${version}: not deleted because ${why}; archive it first or pass --force`);
+      if (why && !options.force)
+        throw new CaliperError(
+          'CALIPER_CONFLICT',
+          `models:/${name}/${version}: not deleted because ${why}; archive it first or pass --force`,
+        );
       await tx.run('DELETE FROM aliases WHERE model = ? AND version = ?', [name, version]);
       await tx.run('DELETE FROM versions WHERE model = ? AND version = ?', [name, version]);
       await this.recordHistory(tx, name, version, 'version_deleted', found.stage, undefined, actor);
@@ -386,13 +562,28 @@ export class ModelRegistry {
       await tx.lockModel(name);
       await this.modelRow(name, tx);
       const aliases = await this.aliasesOf(name, tx);
-      const versions = (await tx.all<VersionRow>('SELECT * FROM versions WHERE model = ? ORDER BY version', [name])).map((r) => this.toVersion(r, aliases));
+      const versions = (
+        await tx.all<VersionRow>('SELECT * FROM versions WHERE model = ? ORDER BY version', [name])
+      ).map((r) => this.toVersion(r, aliases));
       const held = versions.map((v) => [v, this.refusesDelete(v)] as const).find(([, why]) => why !== undefined);
-      if (held && !options.force) throw new CaliperError('CALIPER_CONFLICT', `model "${name}": not deleted because version ${held[0].version}: ${held[1]}; pass --force`);
+      if (held && !options.force)
+        throw new CaliperError(
+          'CALIPER_CONFLICT',
+          `model "${name}": not deleted because version ${held[0].version}: ${held[1]}; pass --force`,
+        );
       // Child rows first: PostgreSQL's and SQLite's cascades then have nothing left to do.
-      for (const table of ['aliases', 'traffic', 'versions']) await tx.run(`DELETE FROM ${table} WHERE model = ?`, [name]);
+      for (const table of ['aliases', 'traffic', 'versions'])
+        await tx.run(`DELETE FROM ${table} WHERE model = ?`, [name]);
       await tx.run('DELETE FROM models WHERE name = ?', [name]);
-      await this.recordHistory(tx, name, undefined, 'model_deleted', `versions ${versions.map((v) => v.version).join(',')}`, undefined, actor);
+      await this.recordHistory(
+        tx,
+        name,
+        undefined,
+        'model_deleted',
+        `versions ${versions.map((v) => v.version).join(',')}`,
+        undefined,
+        actor,
+      );
       return versions.map((v) => v.sha256);
     });
     await this.dropUnreferenced(shas);
@@ -418,16 +609,24 @@ export class ModelRegistry {
   }
 
   async traffic(name: string, db: SqlExecutor = this.database): Promise<TrafficSettings> {
-    const row = await db.get<TrafficRow>('SELECT canary_target, canary_weight, shadow_target, shadow_fraction FROM traffic WHERE model = ?', [name]);
+    const row = await db.get<TrafficRow>(
+      'SELECT canary_target, canary_weight, shadow_target, shadow_fraction FROM traffic WHERE model = ?',
+      [name],
+    );
     const settings: TrafficSettings = {};
-    if (row?.canary_target && row.canary_weight !== null) settings.canary = { target: parseSelector(name, row.canary_target), weight: row.canary_weight };
-    if (row?.shadow_target && row.shadow_fraction !== null) settings.shadow = { target: parseSelector(name, row.shadow_target), fraction: row.shadow_fraction };
+    if (row?.canary_target && row.canary_weight !== null)
+      settings.canary = { target: parseSelector(name, row.canary_target), weight: row.canary_weight };
+    if (row?.shadow_target && row.shadow_fraction !== null)
+      settings.shadow = { target: parseSelector(name, row.shadow_target), fraction: row.shadow_fraction };
     return settings;
   }
 
   /** Replaces the model's traffic policy; an empty settings object ends canary and shadow. */
   async setTraffic(name: string, settings: TrafficSettings, actor = defaultActor()): Promise<TrafficSettings> {
-    for (const [field, value] of [['canary.weight', settings.canary?.weight], ['shadow.fraction', settings.shadow?.fraction]] as const) {
+    for (const [field, value] of [
+      ['canary.weight', settings.canary?.weight],
+      ['shadow.fraction', settings.shadow?.fraction],
+    ] as const) {
       if (value !== undefined && (!Number.isFinite(value) || value < 0 || value > 1)) {
         throw new CaliperError('CALIPER_INVALID_INPUT', `${field}: expected a fraction from 0 to 1, got ${value}`);
       }
@@ -436,11 +635,19 @@ export class ModelRegistry {
       await tx.lockModel(name);
       await this.modelRow(name, tx);
       const before = describeTraffic(await this.traffic(name, tx));
-      await tx.run(`INSERT INTO traffic (model, canary_target, canary_weight, shadow_target, shadow_fraction, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      await tx.run(
+        `INSERT INTO traffic (model, canary_target, canary_weight, shadow_target, shadow_fraction, updated_at) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT(model) DO UPDATE SET canary_target = excluded.canary_target, canary_weight = excluded.canary_weight,
-        shadow_target = excluded.shadow_target, shadow_fraction = excluded.shadow_fraction, updated_at = excluded.updated_at`, [
-        name, settings.canary ? formatSelector(settings.canary.target) : null, settings.canary?.weight ?? null,
-        settings.shadow ? formatSelector(settings.shadow.target) : null, settings.shadow?.fraction ?? null, now()]);
+        shadow_target = excluded.shadow_target, shadow_fraction = excluded.shadow_fraction, updated_at = excluded.updated_at`,
+        [
+          name,
+          settings.canary ? formatSelector(settings.canary.target) : null,
+          settings.canary?.weight ?? null,
+          settings.shadow ? formatSelector(settings.shadow.target) : null,
+          settings.shadow?.fraction ?? null,
+          now(),
+        ],
+      );
       await this.recordHistory(tx, name, undefined, 'traffic', before, describeTraffic(settings), actor);
     });
     return this.traffic(name);
@@ -448,11 +655,23 @@ export class ModelRegistry {
 
   /** Records what this server serves for a model (one row per model, host and pid; not a change followers react to). */
   async recordReplica(record: Omit<ReplicaRecord, 'updatedAt'>): Promise<void> {
-    await this.database.run(`INSERT INTO replicas (model, host, pid, target, state, version, since, failed_version, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    await this.database.run(
+      `INSERT INTO replicas (model, host, pid, target, state, version, since, failed_version, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(model, host, pid) DO UPDATE SET target = excluded.target, state = excluded.state, version = excluded.version, since = excluded.since,
-      failed_version = excluded.failed_version, reason = excluded.reason, updated_at = excluded.updated_at`, [
-      record.model, record.host, record.pid, record.target, record.state, record.version ?? null, record.since ?? null,
-      record.failedVersion ?? null, record.reason ?? null, now()]);
+      failed_version = excluded.failed_version, reason = excluded.reason, updated_at = excluded.updated_at`,
+      [
+        record.model,
+        record.host,
+        record.pid,
+        record.target,
+        record.state,
+        record.version ?? null,
+        record.since ?? null,
+        record.failedVersion ?? null,
+        record.reason ?? null,
+        now(),
+      ],
+    );
   }
 
   /** Forgets a server's rows (one model, or all of them when it stops). */
@@ -463,9 +682,18 @@ export class ModelRegistry {
 
   /** The servers following a model, as they last reported. */
   async replicas(name: string): Promise<ReplicaRecord[]> {
-    const rows = await this.database.all<ReplicaRow>('SELECT * FROM replicas WHERE model = ? ORDER BY host, pid', [name]);
+    const rows = await this.database.all<ReplicaRow>('SELECT * FROM replicas WHERE model = ? ORDER BY host, pid', [
+      name,
+    ]);
     return rows.map((r) => {
-      const record: ReplicaRecord = { model: r.model, host: r.host, pid: r.pid, target: r.target, state: r.state, updatedAt: r.updated_at };
+      const record: ReplicaRecord = {
+        model: r.model,
+        host: r.host,
+        pid: r.pid,
+        target: r.target,
+        state: r.state,
+        updatedAt: r.updated_at,
+      };
       if (r.version !== null) record.version = r.version;
       if (r.since !== null) record.since = r.since;
       if (r.failed_version !== null) record.failedVersion = r.failed_version;
@@ -482,7 +710,10 @@ export class ModelRegistry {
       try {
         staged = await this.artifacts.stage(resolve(dir, path));
       } catch (error) {
-        throw new CaliperError('CALIPER_NOT_FOUND', `${join(dir, path)}: model.yaml names this file but it cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+        throw new CaliperError(
+          'CALIPER_NOT_FOUND',
+          `${join(dir, path)}: model.yaml names this file but it cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+        );
       }
       try {
         await this.artifacts.commit(staged);
@@ -501,7 +732,10 @@ export class ModelRegistry {
   async servedConfigOf(version: RegisteredVersion): Promise<ModelConfig> {
     const bundle = bundledArtifacts(version.tags);
     if (Object.keys(bundle).length === 0) return this.configOf(version);
-    const dir = join(this.artifacts.localDir(version.sha256), `bundle-${createHash('sha256').update(JSON.stringify(bundle)).digest('hex').slice(0, 16)}`);
+    const dir = join(
+      this.artifacts.localDir(version.sha256),
+      `bundle-${createHash('sha256').update(JSON.stringify(bundle)).digest('hex').slice(0, 16)}`,
+    );
     for (const [path, sha256] of Object.entries(bundle)) {
       const target = join(dir, path);
       if (existsSync(target)) continue;
@@ -529,7 +763,9 @@ export class ModelRegistry {
 
 export function describeTraffic(settings: TrafficSettings): string {
   const parts: string[] = [];
-  if (settings.canary) parts.push(`canary ${formatSelector(settings.canary.target)} ${Math.round(settings.canary.weight * 1000) / 10}%`);
-  if (settings.shadow) parts.push(`shadow ${formatSelector(settings.shadow.target)} ${Math.round(settings.shadow.fraction * 1000) / 10}%`);
+  if (settings.canary)
+    parts.push(`canary ${formatSelector(settings.canary.target)} ${Math.round(settings.canary.weight * 1000) / 10}%`);
+  if (settings.shadow)
+    parts.push(`shadow ${formatSelector(settings.shadow.target)} ${Math.round(settings.shadow.fraction * 1000) / 10}%`);
   return parts.join(', ') || 'all traffic to the served version';
 }

@@ -7,7 +7,10 @@ export type VersionSelector =
   | { kind: 'alias'; alias: string }
   | { kind: 'latest' };
 
-export interface ModelUri { name: string; selector: VersionSelector }
+export interface ModelUri {
+  name: string;
+  selector: VersionSelector;
+}
 
 export const MODEL_URI_PREFIX = 'models:/';
 
@@ -15,7 +18,8 @@ export function isModelUri(value: string): boolean {
   return value.startsWith('models:');
 }
 
-const FORMS = 'models:/NAME/VERSION, models:/NAME/STAGE (None, Staging, Production, Archived), models:/NAME@ALIAS or models:/NAME/latest';
+const FORMS =
+  'models:/NAME/VERSION, models:/NAME/STAGE (None, Staging, Production, Archived), models:/NAME@ALIAS or models:/NAME/latest';
 
 /** Parses models:/name/3, models:/name/Production, models:/name@champion and models:/name/latest. */
 export function parseModelUri(uri: string): ModelUri {
@@ -28,7 +32,10 @@ export function parseModelUri(uri: string): ModelUri {
   if (at >= 0) {
     const name = rest.slice(0, at);
     if (!name || name.includes('/')) bad('expected NAME@ALIAS');
-    return { name: checkModelName(name, `${uri}: name`), selector: { kind: 'alias', alias: checkAlias(rest.slice(at + 1), `${uri}: alias`) } };
+    return {
+      name: checkModelName(name, `${uri}: name`),
+      selector: { kind: 'alias', alias: checkAlias(rest.slice(at + 1), `${uri}: alias`) },
+    };
   }
   const parts = rest.split('/');
   if (parts.length !== 2 || !parts[0] || !parts[1]) bad('expected NAME/VERSION, NAME/STAGE or NAME/latest');
@@ -47,10 +54,14 @@ export function parseModelUri(uri: string): ModelUri {
 export function formatModelUri(uri: ModelUri): string {
   const s = uri.selector;
   switch (s.kind) {
-    case 'version': return `${MODEL_URI_PREFIX}${uri.name}/${s.version}`;
-    case 'stage': return `${MODEL_URI_PREFIX}${uri.name}/${s.stage}`;
-    case 'alias': return `${MODEL_URI_PREFIX}${uri.name}@${s.alias}`;
-    case 'latest': return `${MODEL_URI_PREFIX}${uri.name}/latest`;
+    case 'version':
+      return `${MODEL_URI_PREFIX}${uri.name}/${s.version}`;
+    case 'stage':
+      return `${MODEL_URI_PREFIX}${uri.name}/${s.stage}`;
+    case 'alias':
+      return `${MODEL_URI_PREFIX}${uri.name}@${s.alias}`;
+    case 'latest':
+      return `${MODEL_URI_PREFIX}${uri.name}/latest`;
   }
 }
 
@@ -62,9 +73,13 @@ export function parseSelector(name: string, target: string): VersionSelector {
 
 export function formatSelector(selector: VersionSelector): string {
   switch (selector.kind) {
-    case 'version': return String(selector.version);
-    case 'stage': return selector.stage;
-    case 'alias': return `@${selector.alias}`;
-    case 'latest': return 'latest';
+    case 'version':
+      return String(selector.version);
+    case 'stage':
+      return selector.stage;
+    case 'alias':
+      return `@${selector.alias}`;
+    case 'latest':
+      return 'latest';
   }
 }

@@ -31,7 +31,7 @@ export function modelFolderOf(configFile: string): string {
 /** The sha256 of every file bundled with a version (feature files, hook modules), by relative path. */
 export function bundledArtifacts(tags: Record<string, string>): Record<string, string> {
   const raw = tags[BUNDLED_FILES_TAG];
-  return raw ? JSON.parse(raw) as Record<string, string> : {};
+  return raw ? (JSON.parse(raw) as Record<string, string>) : {};
 }
 
 /**
@@ -51,14 +51,28 @@ export function bundledFiles(config: ModelConfig): string[] {
  * What registration demands before a version exists: ONNX Runtime loads the file, and model.yaml
  * builds exactly the tensors the model takes and reads outputs it has.
  */
-export async function checkRegistration(modelFile: string, shownAs: string, configText: string, configFile: string, name: string): Promise<ModelSignature> {
+export async function checkRegistration(
+  modelFile: string,
+  shownAs: string,
+  configText: string,
+  configFile: string,
+  name: string,
+): Promise<ModelSignature> {
   const config = configForName(configText, configFile, modelFolderOf(configFile), name);
   let session: OnnxSession;
   try {
-    session = await OnnxSession.create({ modelPath: modelFile, intraOpThreads: 1, interOpThreads: 1, graphLevel: 'basic' });
+    session = await OnnxSession.create({
+      modelPath: modelFile,
+      intraOpThreads: 1,
+      interOpThreads: 1,
+      graphLevel: 'basic',
+    });
   } catch (error) {
     const reason = ((error as Error).message.split('\n')[0] ?? '').replace(/^Load model from \S+ failed:\s*/, '');
-    throw new CaliperError('CALIPER_MODEL_LOAD_FAILED', `${shownAs}: not a loadable ONNX model (corrupt, truncated or not ONNX): ${reason}`);
+    throw new CaliperError(
+      'CALIPER_MODEL_LOAD_FAILED',
+      `${shownAs}: not a loadable ONNX model (corrupt, truncated or not ONNX): ${reason}`,
+    );
   }
   try {
     // Looked-up feature fields are columns too, exactly as ModelVersion.load builds them.

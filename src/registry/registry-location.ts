@@ -25,7 +25,10 @@ export function registryLocation(option?: string): RegistryLocation {
   const value = option || process.env.CALIPER_REGISTRY || undefined;
   if (value !== undefined && isPostgresUri(value)) return { kind: 'postgres', uri: value };
   if (value !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !value.startsWith('file://')) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `--registry: "${value.replace(/:[^:@/]*@/, ':***@')}" is neither a folder nor a postgres:// URI`);
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--registry: "${value.replace(/:[^:@/]*@/, ':***@')}" is neither a folder nor a postgres:// URI`,
+    );
   }
   return { kind: 'sqlite', home: registryHome(value?.startsWith('file://') ? fileURLToPath(value) : value) };
 }
@@ -34,7 +37,10 @@ export function registryLocation(option?: string): RegistryLocation {
  * The artifact store a registry location uses, by URI: s3://… or a folder (default: the registry folder's artifacts/).
  * The AWS SDK is loaded only when an s3:// store is named.
  */
-export async function openArtifactStore(location: RegistryLocation, options: RegistryOptions = {}): Promise<ArtifactRepository> {
+export async function openArtifactStore(
+  location: RegistryLocation,
+  options: RegistryOptions = {},
+): Promise<ArtifactRepository> {
   const value = options.artifacts || process.env.CALIPER_ARTIFACTS || undefined;
   const home = location.kind === 'sqlite' ? location.home : registryHome();
   if (value === undefined) return new ArtifactStore(home);

@@ -6,13 +6,34 @@ import { bundledArtifacts } from './registration-check.ts';
 /** The tables that make up a registry's content, parents first, with the columns copied (replicas are runtime state and stay behind). */
 const TABLES = {
   models: ['name', 'description', 'last_version', 'created_at', 'updated_at'],
-  versions: ['model', 'version', 'stage', 'source', 'sha256', 'size', 'signature', 'config', 'description', 'tags', 'metrics', 'created_at', 'created_by', 'stage_updated_at'],
+  versions: [
+    'model',
+    'version',
+    'stage',
+    'source',
+    'sha256',
+    'size',
+    'signature',
+    'config',
+    'description',
+    'tags',
+    'metrics',
+    'created_at',
+    'created_by',
+    'stage_updated_at',
+  ],
   aliases: ['model', 'alias', 'version', 'updated_at'],
   traffic: ['model', 'canary_target', 'canary_weight', 'shadow_target', 'shadow_fraction', 'updated_at'],
   history: ['id', 'model', 'version', 'event', 'from_value', 'to_value', 'actor', 'at'],
 } as const;
 type Table = keyof typeof TABLES;
-const ORDER: Record<Table, string> = { models: 'name', versions: 'model, version', aliases: 'model, alias', traffic: 'model', history: 'id' };
+const ORDER: Record<Table, string> = {
+  models: 'name',
+  versions: 'model, version',
+  aliases: 'model, alias',
+  traffic: 'model',
+  history: 'id',
+};
 
 export type RegistryRows = Record<Table, Record<string, SqlValue>[]>;
 
@@ -31,7 +52,9 @@ export interface TransferSummary {
 export async function registryRows(db: SqlExecutor): Promise<RegistryRows> {
   const rows = {} as RegistryRows;
   for (const table of Object.keys(TABLES) as Table[]) {
-    rows[table] = await db.all<Record<string, SqlValue>>(`SELECT ${TABLES[table].join(', ')} FROM ${table} ORDER BY ${ORDER[table]}`);
+    rows[table] = await db.all<Record<string, SqlValue>>(
+      `SELECT ${TABLES[table].join(', ')} FROM ${table} ORDER BY ${ORDER[table]}`,
+    );
   }
   return rows;
 }
@@ -48,7 +71,10 @@ export async function transferRegistry(source: ModelRegistry, target: ModelRegis
   const existing = new Set((await target.database.all<{ name: string }>('SELECT name FROM models')).map((r) => r.name));
   const clashing = names.filter((n) => existing.has(n));
   if (clashing.length > 0) {
-    throw new CaliperError('CALIPER_CONFLICT', `${target.location} already has model${clashing.length > 1 ? 's' : ''} ${clashing.join(', ')}; nothing was copied (delete them there first)`);
+    throw new CaliperError(
+      'CALIPER_CONFLICT',
+      `${target.location} already has model${clashing.length > 1 ? 's' : ''} ${clashing.join(', ')}; nothing was copied (delete them there first)`,
+    );
   }
 
   let artifactsCopied = 0;
@@ -64,7 +90,11 @@ export async function transferRegistry(source: ModelRegistry, target: ModelRegis
     const path = await source.artifacts.fetch(sha256, `models:/${String(owner.model)}/${String(owner.version)}`);
     const staged = await target.artifacts.stage(path);
     try {
-      if (staged.sha256 !== sha256) throw new CaliperError('CALIPER_ARTIFACT_CORRUPT', `artifact ${sha256} changed while it was copied (now ${staged.sha256})`);
+      if (staged.sha256 !== sha256)
+        throw new CaliperError(
+          'CALIPER_ARTIFACT_CORRUPT',
+          `artifact ${sha256} changed while it was copied (now ${staged.sha256})`,
+        );
       await target.artifacts.commit(staged);
       artifactsCopied++;
     } finally {
@@ -78,7 +108,11 @@ export async function transferRegistry(source: ModelRegistry, target: ModelRegis
     for (const table of Object.keys(TABLES) as Table[]) {
       const columns = TABLES[table].filter((c) => keepIds || c !== 'id');
       const insert = `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
-      for (const row of rows[table]) await tx.run(insert, columns.map((c) => row[c] ?? null));
+      for (const row of rows[table])
+        await tx.run(
+          insert,
+          columns.map((c) => row[c] ?? null),
+        );
     }
     if (keepIds && rows.history.length > 0 && target.database.dialect === 'postgres') {
       // Explicit ids leave the serial sequence behind: the next history row continues after the copied ones.
@@ -86,7 +120,12 @@ export async function transferRegistry(source: ModelRegistry, target: ModelRegis
     }
   });
   return {
-    from: source.location, to: target.location, models: rows.models.length, versions: rows.versions.length,
-    aliases: rows.aliases.length, historyRows: rows.history.length, artifactsCopied,
+    from: source.location,
+    to: target.location,
+    models: rows.models.length,
+    versions: rows.versions.length,
+    aliases: rows.aliases.length,
+    historyRows: rows.history.length,
+    artifactsCopied,
   };
 }

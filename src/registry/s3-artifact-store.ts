@@ -1,7 +1,13 @@
-import { createReadStream, createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import { createReadStream, createWriteStream, existsSync, rmSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { CaliperError } from '../errors.ts';
 import { ArtifactStore, sha256Of, type ArtifactRepository, type StagedArtifact } from './artifact-store.ts';
 
@@ -26,17 +32,29 @@ export function parseS3Uri(uri: string): S3Location {
   } catch {
     throw new CaliperError('CALIPER_INVALID_INPUT', `--artifacts: "${uri}" is not a URI (expected ${S3_FORM})`);
   }
-  if (url.protocol !== 's3:' || !url.hostname) throw new CaliperError('CALIPER_INVALID_INPUT', `--artifacts: "${uri}" is not an S3 URI (expected ${S3_FORM})`);
+  if (url.protocol !== 's3:' || !url.hostname)
+    throw new CaliperError('CALIPER_INVALID_INPUT', `--artifacts: "${uri}" is not an S3 URI (expected ${S3_FORM})`);
   const known = new Set(['endpoint', 'region', 'path_style']);
   for (const key of url.searchParams.keys()) {
-    if (!known.has(key)) throw new CaliperError('CALIPER_INVALID_INPUT', `--artifacts: unknown parameter "${key}" in ${uri} (known: endpoint, region, path_style)`);
+    if (!known.has(key))
+      throw new CaliperError(
+        'CALIPER_INVALID_INPUT',
+        `--artifacts: unknown parameter "${key}" in ${uri} (known: endpoint, region, path_style)`,
+      );
   }
   const pathStyle = url.searchParams.get('path_style') ?? process.env.CALIPER_S3_PATH_STYLE;
   if (pathStyle !== null && pathStyle !== undefined && !['true', 'false', '1', '0', ''].includes(pathStyle)) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `--artifacts: path_style: expected true or false, got "${pathStyle}"`);
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--artifacts: path_style: expected true or false, got "${pathStyle}"`,
+    );
   }
   const endpoint = url.searchParams.get('endpoint') ?? undefined;
-  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint)) throw new CaliperError('CALIPER_INVALID_INPUT', `--artifacts: endpoint: expected an http:// or https:// URL, got "${endpoint}"`);
+  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint))
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--artifacts: endpoint: expected an http:// or https:// URL, got "${endpoint}"`,
+    );
   const location: S3Location = {
     bucket: url.hostname,
     prefix: decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, ''),
@@ -63,7 +81,11 @@ export class S3ArtifactStore implements ArtifactRepository {
   readonly location: string;
   private readonly client: S3Client;
 
-  constructor(readonly s3: S3Location, readonly cache: ArtifactStore, uri: string) {
+  constructor(
+    readonly s3: S3Location,
+    readonly cache: ArtifactStore,
+    uri: string,
+  ) {
     this.location = uri.split('?')[0]!;
     this.client = new S3Client({
       ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
@@ -89,7 +111,11 @@ export class S3ArtifactStore implements ArtifactRepository {
 
   private unavailable(action: string, sha256: string, error: unknown): CaliperError {
     const reason = (error as Error).message || (error as { name?: string }).name || String(error);
-    return new CaliperError('CALIPER_REGISTRY_UNAVAILABLE', `artifact store ${this.location}: cannot ${action} ${this.keyOf(sha256)} (${reason})`, { cause: error });
+    return new CaliperError(
+      'CALIPER_REGISTRY_UNAVAILABLE',
+      `artifact store ${this.location}: cannot ${action} ${this.keyOf(sha256)} (${reason})`,
+      { cause: error },
+    );
   }
 
   localDir(sha256: string): string {
@@ -114,10 +140,16 @@ export class S3ArtifactStore implements ArtifactRepository {
   async commit(staged: StagedArtifact): Promise<void> {
     if (!(await this.has(staged.sha256))) {
       try {
-        await this.client.send(new PutObjectCommand({
-          Bucket: this.s3.bucket, Key: this.keyOf(staged.sha256), Body: createReadStream(staged.temporaryPath), ContentLength: staged.size,
-          ContentType: 'application/octet-stream', Metadata: { sha256: staged.sha256 },
-        }));
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.s3.bucket,
+            Key: this.keyOf(staged.sha256),
+            Body: createReadStream(staged.temporaryPath),
+            ContentLength: staged.size,
+            ContentType: 'application/octet-stream',
+            Metadata: { sha256: staged.sha256 },
+          }),
+        );
       } catch (error) {
         throw this.unavailable('upload', staged.sha256, error);
       }
@@ -142,7 +174,11 @@ export class S3ArtifactStore implements ArtifactRepository {
       try {
         body = (await this.client.send(new GetObjectCommand({ Bucket: this.s3.bucket, Key: this.keyOf(sha256) }))).Body;
       } catch (error) {
-        if (isMissing(error)) throw new CaliperError('CALIPER_ARTIFACT_CORRUPT', `${what}: artifact ${this.location}/${this.keyOf(sha256)} is missing from the artifact store`);
+        if (isMissing(error))
+          throw new CaliperError(
+            'CALIPER_ARTIFACT_CORRUPT',
+            `${what}: artifact ${this.location}/${this.keyOf(sha256)} is missing from the artifact store`,
+          );
         throw this.unavailable('download', sha256, error);
       }
       try {
@@ -152,7 +188,10 @@ export class S3ArtifactStore implements ArtifactRepository {
       }
       const actual = await sha256Of(temporary);
       if (actual !== sha256) {
-        throw new CaliperError('CALIPER_ARTIFACT_CORRUPT', `${what}: artifact ${this.location}/${this.keyOf(sha256)} is corrupt (sha256 ${actual}, registered ${sha256})`);
+        throw new CaliperError(
+          'CALIPER_ARTIFACT_CORRUPT',
+          `${what}: artifact ${this.location}/${this.keyOf(sha256)} is corrupt (sha256 ${actual}, registered ${sha256})`,
+        );
       }
       this.cache.commitNow({ sha256, size: 0, temporaryPath: temporary });
       return cached;

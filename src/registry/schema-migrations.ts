@@ -82,7 +82,9 @@ export function migrateSqlite(db: Database): void {
   db.transaction(() => {
     const from = current();
     if (from > SCHEMA_VERSION) {
-      throw new Error(`registry schema version ${from} is newer than this Caliper understands (${SCHEMA_VERSION}); upgrade Caliper`);
+      throw new Error(
+        `registry schema version ${from} is newer than this Caliper understands (${SCHEMA_VERSION}); upgrade Caliper`,
+      );
     }
     for (let step = from; step < SCHEMA_VERSION; step++) db.exec(MIGRATIONS[step]!);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -107,10 +109,16 @@ export async function migratePostgres(tx: SqlExecutor): Promise<void> {
   const row = await tx.get<{ version: number }>('SELECT version FROM caliper_schema');
   const from = row?.version ?? 0;
   if (from > SCHEMA_VERSION) {
-    throw new Error(`registry schema version ${from} is newer than this Caliper understands (${SCHEMA_VERSION}); upgrade Caliper`);
+    throw new Error(
+      `registry schema version ${from} is newer than this Caliper understands (${SCHEMA_VERSION}); upgrade Caliper`,
+    );
   }
   for (let step = from; step < SCHEMA_VERSION; step++) {
-    for (const statement of postgresStatement(MIGRATIONS[step]!).split(';').map((s) => s.trim()).filter(Boolean)) await tx.run(statement);
+    for (const statement of postgresStatement(MIGRATIONS[step]!)
+      .split(';')
+      .map((s) => s.trim())
+      .filter(Boolean))
+      await tx.run(statement);
   }
   if (row) await tx.run('UPDATE caliper_schema SET version = ?', [SCHEMA_VERSION]);
   else await tx.run('INSERT INTO caliper_schema (version) VALUES (?)', [SCHEMA_VERSION]);

@@ -20,13 +20,25 @@ export interface ResolvedModel {
  * the registry at `registry` (a folder or postgres:// URI; default: $CALIPER_REGISTRY, $CALIPER_HOME or ~/.caliper),
  * with artifacts from `artifacts` (a folder or s3:// URI; default $CALIPER_ARTIFACTS or the registry folder's).
  */
-export async function resolveModelUri(uri: string, registryOption?: string, artifacts?: string): Promise<ResolvedModel> {
+export async function resolveModelUri(
+  uri: string,
+  registryOption?: string,
+  artifacts?: string,
+): Promise<ResolvedModel> {
   const parsed = parseModelUri(uri);
   const registry = await ModelRegistry.connect({ registry: registryOption, artifacts });
   try {
     const record = await registry.resolve(parsed.name, parsed.selector);
     const modelPath = await registry.artifactPath(record);
-    return { uri, name: record.name, version: record.version, modelPath, configText: record.config, config: await registry.servedConfigOf(record), record };
+    return {
+      uri,
+      name: record.name,
+      version: record.version,
+      modelPath,
+      configText: record.config,
+      config: await registry.servedConfigOf(record),
+      record,
+    };
   } finally {
     await registry.close();
   }

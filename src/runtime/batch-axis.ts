@@ -1,5 +1,5 @@
 import { GraphIndex, attributeOf, intAttribute, intsAttribute, opsetVersion } from '../optimize/onnx/graph.ts';
-import type { ModelProto, NodeProto, TensorProto } from '../optimize/onnx/onnx-types.ts';
+import type { ModelProto, TensorProto } from '../optimize/onnx/onnx-types.ts';
 import { tensorValues } from '../optimize/onnx/tensor-values.ts';
 import { CaliperError } from '../errors.ts';
 import type { ModelSignature, TensorSignature } from './model-signature.ts';
@@ -9,11 +9,10 @@ import type { TensorMap } from './tensor.ts';
  * Whether a model's dim 0 is a batch axis requests can be stacked along and split back by: every input's
  * first dimension is the batch, and every served output's first dimension provably is that same batch.
  */
-export type BatchAxis =
-  | { batchable: true; proof: 'symbolic' | 'inferred' }
-  | { batchable: false; reason: string };
+export type BatchAxis = { batchable: true; proof: 'symbolic' | 'inferred' } | { batchable: false; reason: string };
 
-const dimText = (t: TensorSignature): string => `[${t.shape.map((d, i) => (d === -1 ? t.dimNames[i] || '?' : d)).join(', ')}]`;
+const dimText = (t: TensorSignature): string =>
+  `[${t.shape.map((d, i) => (d === -1 ? t.dimNames[i] || '?' : d)).join(', ')}]`;
 
 /**
  * The load-time decision. First by names: every input's dim 0 is dynamic with one symbolic name, and every output's
@@ -30,12 +29,20 @@ export function batchAxisOf(signature: ModelSignature, model?: ModelProto): Batc
   }
   const names = new Set(inputs.map((i) => i.dimNames[0] ?? ''));
   const batchName = names.size === 1 ? [...names][0]! : '';
-  if (batchName !== '' && outputs.every((o) => o.shape.length > 0 && o.shape[0] === -1 && o.dimNames[0] === batchName)) {
+  if (
+    batchName !== '' &&
+    outputs.every((o) => o.shape.length > 0 && o.shape[0] === -1 && o.dimNames[0] === batchName)
+  ) {
     return { batchable: true, proof: 'symbolic' };
   }
   if (!model) {
-    const odd = outputs.find((o) => !(o.shape.length > 0 && o.shape[0] === -1 && o.dimNames[0] === batchName && batchName !== ''));
-    return { batchable: false, reason: `output "${odd?.name ?? '?'}" ${odd ? dimText(odd) : ''} does not name the inputs' batch dimension as its first` };
+    const odd = outputs.find(
+      (o) => !(o.shape.length > 0 && o.shape[0] === -1 && o.dimNames[0] === batchName && batchName !== ''),
+    );
+    return {
+      batchable: false,
+      reason: `output "${odd?.name ?? '?'}" ${odd ? dimText(odd) : ''} does not name the inputs' batch dimension as its first`,
+    };
   }
   const aligned = rowAlignedValues(model);
   for (const output of outputs) {
@@ -58,8 +65,10 @@ export function misalignedOutputError(model: string, outputs: TensorMap, rows: n
   for (const name in outputs) {
     const dims = outputs[name]!.dims;
     if (dims.length === 0 || dims[0] !== rows) {
-      return new CaliperError('CALIPER_OUTPUT_NOT_ALIGNED',
-        `model "${model}": output "${name}" has shape [${dims.join(', ')}] for a batch of ${rows} rows; its first dimension is not the batch, so the batch fails rather than split it across requests`);
+      return new CaliperError(
+        'CALIPER_OUTPUT_NOT_ALIGNED',
+        `model "${model}": output "${name}" has shape [${dims.join(', ')}] for a batch of ${rows} rows; its first dimension is not the batch, so the batch fails rather than split it across requests`,
+      );
     }
   }
   return undefined;
@@ -72,21 +81,108 @@ interface Fact {
 }
 
 const ELEMENTWISE = new Set([
-  'Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Identity', 'Dropout', 'Abs', 'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Erf', 'Gelu',
-  'HardSigmoid', 'HardSwish', 'Elu', 'Selu', 'Softplus', 'Softsign', 'Clip', 'Floor', 'Ceil', 'Round', 'Sign', 'Sin', 'Cos', 'Tan',
-  'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh', 'ThresholdedRelu', 'Celu', 'Mish', 'Shrink', 'Not', 'IsNaN',
-  'IsInf', 'Cast', 'CastLike', 'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'LRN', 'InstanceNormalization',
-  'BatchNormalization', 'BitwiseNot', 'Conv', 'ConvInteger', 'QLinearConv', 'ConvTranspose', 'MaxPool', 'AveragePool', 'LpPool',
-  'GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool', 'MeanVarianceNormalization',
+  'Relu',
+  'LeakyRelu',
+  'Sigmoid',
+  'Tanh',
+  'Identity',
+  'Dropout',
+  'Abs',
+  'Neg',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Reciprocal',
+  'Erf',
+  'Gelu',
+  'HardSigmoid',
+  'HardSwish',
+  'Elu',
+  'Selu',
+  'Softplus',
+  'Softsign',
+  'Clip',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'Sin',
+  'Cos',
+  'Tan',
+  'Asin',
+  'Acos',
+  'Atan',
+  'Sinh',
+  'Cosh',
+  'Asinh',
+  'Acosh',
+  'Atanh',
+  'ThresholdedRelu',
+  'Celu',
+  'Mish',
+  'Shrink',
+  'Not',
+  'IsNaN',
+  'IsInf',
+  'Cast',
+  'CastLike',
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'LRN',
+  'InstanceNormalization',
+  'BatchNormalization',
+  'BitwiseNot',
+  'Conv',
+  'ConvInteger',
+  'QLinearConv',
+  'ConvTranspose',
+  'MaxPool',
+  'AveragePool',
+  'LpPool',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+  'GlobalLpPool',
+  'MeanVarianceNormalization',
 ]);
 const BROADCAST = new Set([
-  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Mod', 'BitShift', 'Equal', 'Greater', 'Less', 'GreaterOrEqual',
-  'LessOrEqual', 'And', 'Or', 'Xor', 'Where', 'PRelu', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Max',
+  'Min',
+  'Sum',
+  'Mean',
+  'Mod',
+  'BitShift',
+  'Equal',
+  'Greater',
+  'Less',
+  'GreaterOrEqual',
+  'LessOrEqual',
+  'And',
+  'Or',
+  'Xor',
+  'Where',
+  'PRelu',
+  'BitwiseAnd',
+  'BitwiseOr',
+  'BitwiseXor',
 ]);
 /** ONNX-ML operators that map each row of a 2-D input to one row of every output. */
 const ML_ROWWISE = new Set([
-  'LinearClassifier', 'LinearRegressor', 'SVMClassifier', 'SVMRegressor', 'TreeEnsembleClassifier', 'TreeEnsembleRegressor',
-  'TreeEnsemble', 'Normalizer', 'ArrayFeatureExtractor', 'FeatureVectorizer',
+  'LinearClassifier',
+  'LinearRegressor',
+  'SVMClassifier',
+  'SVMRegressor',
+  'TreeEnsembleClassifier',
+  'TreeEnsembleRegressor',
+  'TreeEnsemble',
+  'Normalizer',
+  'ArrayFeatureExtractor',
+  'FeatureVectorizer',
 ]);
 /** ONNX-ML operators that map each element to one element (any rank). */
 const ML_ELEMENTWISE = new Set(['Scaler', 'Binarizer', 'Imputer', 'LabelEncoder', 'CategoryMapper']);
@@ -118,11 +214,14 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
   }
   for (const input of index.graph.input ?? []) {
     if (!input.name || index.initializers.has(input.name)) continue;
-    const dims = input.type?.tensorType?.shape?.dim?.map((d) => (d.dimValue !== undefined && d.dimValue !== null ? Number(d.dimValue) : undefined));
+    const dims = input.type?.tensorType?.shape?.dim?.map((d) =>
+      d.dimValue !== undefined && d.dimValue !== null ? Number(d.dimValue) : undefined,
+    );
     facts.set(input.name, { batch: true, ...(dims ? { dims: [undefined, ...dims.slice(1)] } : {}) });
   }
   const rankOf = (f: Fact | undefined): number | undefined => f?.dims?.length;
-  const normalize = (axis: number, rank: number | undefined): number | undefined => (axis >= 0 ? axis : rank === undefined ? undefined : axis + rank);
+  const normalize = (axis: number, rank: number | undefined): number | undefined =>
+    axis >= 0 ? axis : rank === undefined ? undefined : axis + rank;
 
   for (const node of index.topologicalOrder()) {
     const ins = (node.input ?? []).map((n) => (n ? facts.get(n) : undefined));
@@ -133,9 +232,13 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
     const mark = (i: number, fact: Fact): void => {
       if (outs[i]) facts.set(outs[i]!, fact);
     };
-    const batchOf = (dims: (number | undefined)[] | undefined): Fact => ({ batch: true, ...(dims ? { dims: [undefined, ...dims.slice(1)] } : {}) });
+    const batchOf = (dims: (number | undefined)[] | undefined): Fact => ({
+      batch: true,
+      ...(dims ? { dims: [undefined, ...dims.slice(1)] } : {}),
+    });
     const constInput = (i: number): number[] | undefined => constants.get(node.input?.[i] ?? '');
-    const axesOf = (attrName: string, inputIndex: number): number[] | undefined => intsAttribute(node, attrName) ?? constInput(inputIndex);
+    const axesOf = (attrName: string, inputIndex: number): number[] | undefined =>
+      intsAttribute(node, attrName) ?? constInput(inputIndex);
 
     if (op === 'Constant' && domain === '') {
       const t = attributeOf(node, 'value')?.t;
@@ -147,19 +250,27 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
         const values = intsAttribute(node, 'value_ints')!;
         mark(0, { batch: false, dims: [values.length] });
         if (outs[0]) constants.set(outs[0], values);
-      } else if (attributeOf(node, 'value_int') || attributeOf(node, 'value_float')) mark(0, { batch: false, dims: [] });
+      } else if (attributeOf(node, 'value_int') || attributeOf(node, 'value_float'))
+        mark(0, { batch: false, dims: [] });
       continue;
     }
     if (domain === 'ai.onnx.ml') {
       const rank = rankOf(first);
       if (first?.batch && ML_ELEMENTWISE.has(op)) outs.forEach((_, i) => mark(i, batchOf(first.dims)));
-      else if (first?.batch && ML_ROWWISE.has(op) && (rank === undefined ? false : rank >= 2) && (op !== 'FeatureVectorizer' || ins.every((f) => f?.batch))) {
+      else if (
+        first?.batch &&
+        ML_ROWWISE.has(op) &&
+        (rank === undefined ? false : rank >= 2) &&
+        (op !== 'FeatureVectorizer' || ins.every((f) => f?.batch))
+      ) {
         outs.forEach((_, i) => mark(i, { batch: true }));
-      } else if (first?.batch && op === 'OneHotEncoder' && rank !== undefined) outs.forEach((_, i) => mark(i, { batch: true, dims: new Array<undefined>(rank + 1).fill(undefined) }));
+      } else if (first?.batch && op === 'OneHotEncoder' && rank !== undefined)
+        outs.forEach((_, i) => mark(i, { batch: true, dims: new Array<undefined>(rank + 1).fill(undefined) }));
       continue;
     }
     if (domain === 'com.microsoft' && (op === 'MatMulIntegerToFloat' || op === 'DynamicQuantizeMatMul')) {
-      if (first?.batch && !ins[1]?.batch && (rankOf(first) ?? 0) >= 2 && (rankOf(ins[1]) ?? 99) <= 2) mark(0, batchOf(first.dims?.map(() => undefined)));
+      if (first?.batch && !ins[1]?.batch && (rankOf(first) ?? 0) >= 2 && (rankOf(ins[1]) ?? 99) <= 2)
+        mark(0, batchOf(first.dims?.map(() => undefined)));
       continue;
     }
     if (domain !== '' && domain !== 'ai.onnx') continue;
@@ -168,7 +279,12 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
     switch (true) {
       case ELEMENTWISE.has(op): {
         if (op === 'BatchNormalization' && intAttribute(node, 'training_mode', 0) === 1) break;
-        const channels = op === 'Conv' || op === 'ConvInteger' || op === 'QLinearConv' || op === 'ConvTranspose' || op.includes('Pool');
+        const channels =
+          op === 'Conv' ||
+          op === 'ConvInteger' ||
+          op === 'QLinearConv' ||
+          op === 'ConvTranspose' ||
+          op.includes('Pool');
         mark(0, batchOf(channels ? first!.dims?.map(() => undefined) : first!.dims));
         break;
       }
@@ -180,12 +296,19 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
         if (ok) mark(0, { batch: true, dims: new Array<undefined>(outRank).fill(undefined) });
         break;
       }
-      case op === 'Softmax' || op === 'LogSoftmax' || op === 'Hardmax' || op === 'LayerNormalization' || op === 'LpNormalization': {
+      case op === 'Softmax' ||
+        op === 'LogSoftmax' ||
+        op === 'Hardmax' ||
+        op === 'LayerNormalization' ||
+        op === 'LpNormalization': {
         const fallback = op === 'LayerNormalization' || op === 'LpNormalization' || opset >= 13 ? -1 : 1;
         const axis = normalize(intAttribute(node, 'axis', fallback), rankOf(first));
         if (axis !== undefined && axis > 0) {
           mark(0, batchOf(first!.dims));
-          if (op === 'LayerNormalization') { mark(1, { batch: true }); mark(2, { batch: true }); }
+          if (op === 'LayerNormalization') {
+            mark(1, { batch: true });
+            mark(2, { batch: true });
+          }
         }
         break;
       }
@@ -193,7 +316,8 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
         const rank = rankOf(first);
         const axis = normalize(intAttribute(node, 'axis', 0), rank);
         const keep = intAttribute(node, 'keepdims', 1) === 1;
-        if (axis !== undefined && axis > 0 && rank !== undefined) mark(0, { batch: true, dims: new Array<undefined>(keep ? rank : rank - 1).fill(undefined) });
+        if (axis !== undefined && axis > 0 && rank !== undefined)
+          mark(0, { batch: true, dims: new Array<undefined>(keep ? rank : rank - 1).fill(undefined) });
         break;
       }
       case op.startsWith('Reduce'): {
@@ -213,15 +337,19 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
       }
       case op === 'Reshape': {
         const target = constInput(1);
-        if (!target || target.length === 0 || intAttribute(node, 'allowzero', 0) === 1 && target[0] === 0) break;
+        if (!target || target.length === 0 || (intAttribute(node, 'allowzero', 0) === 1 && target[0] === 0)) break;
         const rest = target.slice(1);
         const dims = first!.dims;
         const restKnown = rest.every((d) => d > 0);
         const inputRest = dims?.slice(1);
-        const sameRows = target[0] === 0
-          || (target[0] === -1 && restKnown && inputRest !== undefined && inputRest.every((d) => d !== undefined)
-            && rest.reduce((a, b) => a * b, 1) === (inputRest as number[]).reduce((a, b) => a * b, 1));
-        if (sameRows && !rest.includes(-1)) mark(0, { batch: true, dims: [undefined, ...rest.map((d) => (d > 0 ? d : undefined))] });
+        const sameRows =
+          target[0] === 0 ||
+          (target[0] === -1 &&
+            restKnown &&
+            inputRest?.every((d) => d !== undefined) &&
+            rest.reduce((a, b) => a * b, 1) === (inputRest as number[]).reduce((a, b) => a * b, 1));
+        if (sameRows && !rest.includes(-1))
+          mark(0, { batch: true, dims: [undefined, ...rest.map((d) => (d > 0 ? d : undefined))] });
         break;
       }
       case op === 'Transpose': {
@@ -241,7 +369,8 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
       case op === 'Concat': {
         const rank = ins.map(rankOf).find((r) => r !== undefined);
         const axis = normalize(intAttribute(node, 'axis', 0), rank);
-        if (axis !== undefined && axis > 0 && ins.some((f) => f?.batch)) mark(0, { batch: true, dims: new Array<undefined>(rank!).fill(undefined) });
+        if (axis !== undefined && axis > 0 && ins.some((f) => f?.batch))
+          mark(0, { batch: true, dims: new Array<undefined>(rank!).fill(undefined) });
         break;
       }
       case op === 'Split': {
@@ -251,14 +380,23 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
       }
       case op === 'TopK': {
         const axis = normalize(intAttribute(node, 'axis', -1), rankOf(first));
-        if (axis !== undefined && axis > 0) { mark(0, batchOf(first!.dims?.map(() => undefined))); mark(1, batchOf(first!.dims?.map(() => undefined))); }
+        if (axis !== undefined && axis > 0) {
+          mark(0, batchOf(first!.dims?.map(() => undefined)));
+          mark(1, batchOf(first!.dims?.map(() => undefined)));
+        }
         break;
       }
       case op === 'Gather': {
         const data = first;
         const indices = ins[1];
         const axis = normalize(intAttribute(node, 'axis', 0), rankOf(data));
-        if (axis === 0 && !data?.batch && indices?.batch && rankOf(indices) !== undefined && rankOf(data) !== undefined) {
+        if (
+          axis === 0 &&
+          !data?.batch &&
+          indices?.batch &&
+          rankOf(indices) !== undefined &&
+          rankOf(data) !== undefined
+        ) {
           mark(0, { batch: true, dims: new Array<undefined>(rankOf(indices)! + rankOf(data)! - 1).fill(undefined) });
         } else if (axis !== undefined && axis > 0 && data?.batch && !indices?.batch && rankOf(indices) !== undefined) {
           mark(0, { batch: true, dims: new Array<undefined>(rankOf(data)! + rankOf(indices)! - 1).fill(undefined) });
@@ -270,18 +408,24 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
         const ra = rankOf(first);
         const rb = rankOf(b);
         if (!first?.batch || ra === undefined || rb === undefined || ra < 2) break;
-        if ((!b?.batch && rb <= 2) || (b?.batch && ra === rb && ra >= 3)) mark(0, { batch: true, dims: new Array<undefined>(ra).fill(undefined) });
+        if ((!b?.batch && rb <= 2) || (b?.batch && ra === rb && ra >= 3))
+          mark(0, { batch: true, dims: new Array<undefined>(ra).fill(undefined) });
         break;
       }
       case op === 'Gemm':
-        if (intAttribute(node, 'transA', 0) === 0 && !ins[1]?.batch) mark(0, { batch: true, dims: [undefined, undefined] });
+        if (intAttribute(node, 'transA', 0) === 0 && !ins[1]?.batch)
+          mark(0, { batch: true, dims: [undefined, undefined] });
         break;
       case op === 'Slice': {
         const axes = opset >= 10 ? constInput(3) : intsAttribute(node, 'axes');
         const starts = opset >= 10 ? constInput(1) : intsAttribute(node, 'starts');
         const rank = rankOf(first);
         const effective = axes ?? (starts ? starts.map((_, i) => i) : undefined);
-        if (effective && !effective.map((a) => normalize(a, rank)).includes(0) && !effective.some((a) => normalize(a, rank) === undefined)) {
+        if (
+          effective &&
+          !effective.map((a) => normalize(a, rank)).includes(0) &&
+          !effective.some((a) => normalize(a, rank) === undefined)
+        ) {
           mark(0, batchOf(first!.dims?.map(() => undefined)));
         }
         break;
@@ -290,7 +434,8 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
         const pads = opset >= 11 ? constInput(1) : intsAttribute(node, 'pads');
         const rank = rankOf(first);
         const axes = opset >= 18 ? constInput(3) : undefined;
-        if (pads && rank !== undefined && !axes && pads[0] === 0 && pads[rank] === 0) mark(0, batchOf(first!.dims?.map(() => undefined)));
+        if (pads && rank !== undefined && !axes && pads[0] === 0 && pads[rank] === 0)
+          mark(0, batchOf(first!.dims?.map(() => undefined)));
         break;
       }
       case op === 'Tile': {
@@ -301,7 +446,8 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
       case op === 'Expand': {
         const shape = constInput(1);
         const rank = rankOf(first);
-        if (shape && rank !== undefined && shape.length <= rank && (shape.length < rank || shape[0] === 1)) mark(0, batchOf(first!.dims?.map(() => undefined)));
+        if (shape && rank !== undefined && shape.length <= rank && (shape.length < rank || shape[0] === 1))
+          mark(0, batchOf(first!.dims?.map(() => undefined)));
         break;
       }
       case op === 'Resize' || op === 'Upsample': {

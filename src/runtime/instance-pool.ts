@@ -49,4 +49,3 @@ export class InstancePool {
     await Promise.all(this.instances.map((i) => i.release()));
   }
 }
-

@@ -29,7 +29,10 @@ export interface ModelInstance {
 export class InThreadInstance implements ModelInstance {
   /** A run finishes before `run` returns, so none is ever left in flight. */
   readonly inflight = 0;
-  private constructor(readonly id: number, private readonly session: OnnxSession) {}
+  private constructor(
+    readonly id: number,
+    private readonly session: OnnxSession,
+  ) {}
 
   static async load(id: number, spec: SessionSpec): Promise<InThreadInstance> {
     return new InThreadInstance(id, await OnnxSession.create(spec));
@@ -70,7 +73,10 @@ export class WorkerInstance implements ModelInstance {
   private failure: Error | undefined;
   signature: ModelSignature = { inputs: [], outputs: [] };
 
-  private constructor(readonly id: number, private readonly worker: Worker) {
+  private constructor(
+    readonly id: number,
+    private readonly worker: Worker,
+  ) {
     worker.on('message', (reply: WorkerReply) => {
       const waiter = this.pending.get(reply.id);
       if (!waiter) return;
@@ -100,7 +106,10 @@ export class WorkerInstance implements ModelInstance {
     }
   }
 
-  private request(message: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<{ message: WorkerReply; arrivedAt: number }> {
+  private request(
+    message: WorkerRequest,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<{ message: WorkerReply; arrivedAt: number }> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -112,7 +121,9 @@ export class WorkerInstance implements ModelInstance {
   async run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult> {
     this.inflight++;
     try {
-      const message: WorkerRequest = outputNames ? { kind: 'run', id: 0, feeds, outputNames } : { kind: 'run', id: 0, feeds };
+      const message: WorkerRequest = outputNames
+        ? { kind: 'run', id: 0, feeds, outputNames }
+        : { kind: 'run', id: 0, feeds };
       const { message: reply, arrivedAt } = await this.request(message, transferListOf(feeds));
       if (reply.kind !== 'result') throw new Error(`unexpected reply ${reply.kind}`);
       return { outputs: reply.outputs, computeMs: reply.computeMs, finishedAt: arrivedAt };

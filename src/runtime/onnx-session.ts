@@ -14,12 +14,26 @@ export interface SessionSpec {
 
 /** ONNXTensorElementDataType codes, as the binding reports them in a session's metadata. */
 const ELEMENT_TYPES: readonly (ElementType | undefined)[] = [
-  undefined, 'float32', 'uint8', 'int8', 'uint16', 'int16', 'int32', 'int64', 'string', 'bool', 'float16', 'float64', 'uint32', 'uint64',
+  undefined,
+  'float32',
+  'uint8',
+  'int8',
+  'uint16',
+  'int16',
+  'int32',
+  'int64',
+  'string',
+  'bool',
+  'float16',
+  'float64',
+  'uint32',
+  'uint64',
 ];
 
 function signatureOf(metadata: readonly Binding.ValueMetadata[]): TensorSignature[] {
   return metadata.map((m) => {
-    if (!m.isTensor) return { name: m.name, type: 'float32' as ElementType, shape: [], dimNames: [], isTensor: false as const };
+    if (!m.isTensor)
+      return { name: m.name, type: 'float32' as ElementType, shape: [], dimNames: [], isTensor: false as const };
     const type = ELEMENT_TYPES[m.type];
     if (type === undefined) throw new Error(`${m.name}: unsupported ONNX element type ${m.type}`);
     const shape = m.shape.map((d) => (d >= 0 ? d : -1));
@@ -48,7 +62,10 @@ export class OnnxSession {
   private readonly outputNames: readonly string[];
   private readonly knownOutputs: ReadonlySet<string>;
 
-  private constructor(private readonly session: Binding.InferenceSession, readonly signature: ModelSignature) {
+  private constructor(
+    private readonly session: Binding.InferenceSession,
+    readonly signature: ModelSignature,
+  ) {
     this.inputNames = signature.inputs.map((t) => t.name);
     this.outputNames = signature.outputs.map((t) => t.name);
     this.knownOutputs = new Set(this.outputNames);

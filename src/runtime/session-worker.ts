@@ -28,7 +28,10 @@ async function handle(message: WorkerRequest): Promise<void> {
         if (!session) throw new Error('the session is not loaded');
         const started = performance.now();
         const outputs = session.run(message.feeds, message.outputNames);
-        reply({ kind: 'result', id: message.id, outputs, computeMs: performance.now() - started }, transferListOf(outputs));
+        reply(
+          { kind: 'result', id: message.id, outputs, computeMs: performance.now() - started },
+          transferListOf(outputs),
+        );
         break;
       }
       case 'release':

@@ -8,7 +8,8 @@ import { isUtf8 } from 'node:buffer';
 import { invalidInput } from '../errors.ts';
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const CUT_AT_NUL = 'ONNX Runtime string tensors end at NUL (onnxruntime-node), so the element would reach the model cut short';
+const CUT_AT_NUL =
+  'ONNX Runtime string tensors end at NUL (onnxruntime-node), so the element would reach the model cut short';
 
 /** Where the first byte is that is not valid UTF-8 (the valid prefix re-encodes to itself). */
 function firstInvalidByte(bytes: Uint8Array): number {
@@ -24,7 +25,9 @@ export function textOfBytes(where: string, bytes: Uint8Array): string {
   if (nul >= 0) throw invalidInput(`${where} has a NUL byte at offset ${nul}; ${CUT_AT_NUL}`);
   if (!isUtf8(bytes)) {
     const at = firstInvalidByte(bytes);
-    throw invalidInput(`${where} is not valid UTF-8 (byte 0x${(bytes[at] ?? 0).toString(16).padStart(2, '0')} at offset ${at}); ONNX Runtime string tensors in onnxruntime-node carry UTF-8 text only, so the element cannot reach the model unchanged`);
+    throw invalidInput(
+      `${where} is not valid UTF-8 (byte 0x${(bytes[at] ?? 0).toString(16).padStart(2, '0')} at offset ${at}); ONNX Runtime string tensors in onnxruntime-node carry UTF-8 text only, so the element cannot reach the model unchanged`,
+    );
   }
   // Buffer's decoder keeps a leading byte-order mark (TextDecoder drops it).
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
@@ -36,7 +39,9 @@ export function checkText(where: string, text: string): string {
   if (nul >= 0) throw invalidInput(`${where} has a NUL character (\\u0000) at character ${nul}; ${CUT_AT_NUL}`);
   const surrogate = LONE_SURROGATE.exec(text);
   if (surrogate) {
-    throw invalidInput(`${where} has an unpaired surrogate (\\u${surrogate[0].charCodeAt(0).toString(16)}) at character ${surrogate.index}, which has no UTF-8 form`);
+    throw invalidInput(
+      `${where} has an unpaired surrogate (\\u${surrogate[0].charCodeAt(0).toString(16)}) at character ${surrogate.index}, which has no UTF-8 form`,
+    );
   }
   return text;
 }

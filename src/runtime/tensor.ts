@@ -1,11 +1,32 @@
 /** Tensors as Caliper moves them between stages and threads: an element type, dims and a flat typed array. */
 
 export type ElementType =
-  | 'float32' | 'float64' | 'float16' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string';
+  | 'float32'
+  | 'float64'
+  | 'float16'
+  | 'int8'
+  | 'uint8'
+  | 'int16'
+  | 'uint16'
+  | 'int32'
+  | 'uint32'
+  | 'int64'
+  | 'uint64'
+  | 'bool'
+  | 'string';
 
 export type TensorValues =
-  | Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
-  | BigInt64Array | BigUint64Array | string[];
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | string[];
 
 export interface TensorData {
   type: ElementType;
@@ -16,12 +37,30 @@ export interface TensorData {
 export type TensorMap = Record<string, TensorData>;
 
 type TypedArrayConstructor =
-  | Float32ArrayConstructor | Float64ArrayConstructor | Int8ArrayConstructor | Uint8ArrayConstructor | Int16ArrayConstructor
-  | Uint16ArrayConstructor | Int32ArrayConstructor | Uint32ArrayConstructor | BigInt64ArrayConstructor | BigUint64ArrayConstructor;
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | Int8ArrayConstructor
+  | Uint8ArrayConstructor
+  | Int16ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint32ArrayConstructor
+  | BigInt64ArrayConstructor
+  | BigUint64ArrayConstructor;
 
 const ARRAY_TYPES: Record<Exclude<ElementType, 'string'>, TypedArrayConstructor> = {
-  float32: Float32Array, float64: Float64Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array,
-  uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array, bool: Uint8Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  float16: Uint16Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  bool: Uint8Array,
 };
 
 export function elementCount(dims: readonly number[]): number {
@@ -43,7 +82,10 @@ export function bytesPerElement(type: ElementType): number | undefined {
 }
 
 /** A typed array of the element type over a copy of raw little-endian bytes. */
-export function typedArrayFromBytes(type: Exclude<ElementType, 'string'>, bytes: Uint8Array): Exclude<TensorValues, string[]> {
+export function typedArrayFromBytes(
+  type: Exclude<ElementType, 'string'>,
+  bytes: Uint8Array,
+): Exclude<TensorValues, string[]> {
   const Ctor = ARRAY_TYPES[type];
   // Unpooled (its buffer may be transferred to a worker) and not zero-filled: every byte is copied over at once.
   const copy = Buffer.allocUnsafeSlow(bytes.byteLength);

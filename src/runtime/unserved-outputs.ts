@@ -12,7 +12,8 @@ export function describeOnnxType(type: TypeProto | undefined): string {
   if (!type) return 'unknown';
   if (type.tensorType) return `tensor(${ELEMENT_NAMES[type.tensorType.elemType ?? 0] ?? 'undefined'})`;
   if (type.sequenceType) return `seq(${describeOnnxType(type.sequenceType.elemType)})`;
-  if (type.mapType) return `map(${ELEMENT_NAMES[type.mapType.keyType ?? 0] ?? 'undefined'},${describeOnnxType(type.mapType.valueType)})`;
+  if (type.mapType)
+    return `map(${ELEMENT_NAMES[type.mapType.keyType ?? 0] ?? 'undefined'},${describeOnnxType(type.mapType.valueType)})`;
   if (type.optionalType) return `optional(${describeOnnxType(type.optionalType.elemType)})`;
   return 'unknown';
 }
@@ -23,7 +24,10 @@ export function describeUnservedOutputs(signature: ModelSignature, modelPath: st
   if (unserved.length === 0) return unserved;
   try {
     const outputs = readModelFile(modelPath, { loadExternalData: false }).graph?.output ?? [];
-    return unserved.map((o) => ({ name: o.name, type: describeOnnxType(outputs.find((v) => v.name === o.name)?.type) }));
+    return unserved.map((o) => ({
+      name: o.name,
+      type: describeOnnxType(outputs.find((v) => v.name === o.name)?.type),
+    }));
   } catch {
     return unserved;
   }

@@ -24,7 +24,8 @@ export function transferListOf(tensors: TensorMap): ArrayBuffer[] {
     const data = tensor.data;
     if (Array.isArray(data)) continue;
     const buffer = data.buffer;
-    if (buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength) list.add(buffer);
+    if (buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength)
+      list.add(buffer);
   }
   return [...list];
 }

@@ -16,7 +16,8 @@ export class DirectScheduler implements Scheduler {
   }
 
   async submit(job: InferenceJob): Promise<InferenceResult> {
-    if (job.clientGone?.() === true) throw new CaliperError('CALIPER_CANCELLED', 'the client left before its request ran; it was dropped');
+    if (job.clientGone?.() === true)
+      throw new CaliperError('CALIPER_CANCELLED', 'the client left before its request ran; it was dropped');
     this.running++;
     const started = performance.now();
     try {

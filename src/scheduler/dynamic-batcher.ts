@@ -65,8 +65,12 @@ function padToLongest(parts: TensorData[], pad: number): TensorData[] {
     const [rows = 0, length = 0] = p.dims;
     if (length === longest || p.type === 'string' || p.dims.length !== 2) return p;
     const out = typedArrayOf(p.type, rows * longest) as Float64Array;
-    const fill: number | bigint = out instanceof BigInt64Array || out instanceof BigUint64Array ? BigInt(pad)
-      : p.type === 'float16' ? float32ToFloat16Bits([pad])[0]! : pad;
+    const fill: number | bigint =
+      out instanceof BigInt64Array || out instanceof BigUint64Array
+        ? BigInt(pad)
+        : p.type === 'float16'
+          ? float32ToFloat16Bits([pad])[0]!
+          : pad;
     (out as unknown as { fill(v: number | bigint): void }).fill(fill);
     const data = p.data as Float64Array;
     for (let r = 0; r < rows; r++) out.set(data.subarray(r * length, (r + 1) * length), r * longest);
@@ -100,7 +104,10 @@ export class DynamicBatcher implements Scheduler {
   private deadlineArmedAt = Infinity;
   private idleWaiters: (() => void)[] = [];
 
-  constructor(private readonly runner: BatchRunner, options: DynamicBatcherOptions) {
+  constructor(
+    private readonly runner: BatchRunner,
+    options: DynamicBatcherOptions,
+  ) {
     this.spec = options.batching;
     this.concurrency = Math.max(1, options.concurrency);
     this.padding = options.padding;
@@ -144,8 +151,13 @@ export class DynamicBatcher implements Scheduler {
 
   private enqueue(job: InferenceJob): Promise<InferenceResult> {
     if (this.queued >= this.spec.maxQueueSize) {
-      return Promise.reject(new CaliperError('CALIPER_QUEUE_FULL',
-        `model "${this.model}": queue is full (${this.spec.maxQueueSize} requests waiting, batching.max_queue_size); retry later`, { retryAfterSeconds: 1 }));
+      return Promise.reject(
+        new CaliperError(
+          'CALIPER_QUEUE_FULL',
+          `model "${this.model}": queue is full (${this.spec.maxQueueSize} requests waiting, batching.max_queue_size); retry later`,
+          { retryAfterSeconds: 1 },
+        ),
+      );
     }
     const now = performance.now();
     const deadline = job.deadline ?? Infinity;
@@ -153,7 +165,15 @@ export class DynamicBatcher implements Scheduler {
     const level = Math.min(Math.max(0, Math.trunc(job.priority ?? 0)), this.queues.length - 1);
     return new Promise<InferenceResult>((resolve, reject) => {
       this.queues[level]!.push({
-        inputs: job.inputs, rows: job.rows, deadline, outputNames: job.outputNames, clientGone: job.clientGone, shapeKey: shapeKeyOf(job.inputs, this.padding), enqueuedAt: now, resolve, reject,
+        inputs: job.inputs,
+        rows: job.rows,
+        deadline,
+        outputNames: job.outputNames,
+        clientGone: job.clientGone,
+        shapeKey: shapeKeyOf(job.inputs, this.padding),
+        enqueuedAt: now,
+        resolve,
+        reject,
       });
       this.queued++;
       if (deadline < this.deadlineArmedAt) this.armDeadlineTimer(deadline, now);
@@ -162,11 +182,17 @@ export class DynamicBatcher implements Scheduler {
   }
 
   private deadlineError(waitedMs: number): CaliperError {
-    return new CaliperError('CALIPER_DEADLINE_EXCEEDED', `model "${this.model}": deadline passed after ${waitedMs.toFixed(1)} ms in the queue (timeout_ms or x-caliper-timeout-ms)`);
+    return new CaliperError(
+      'CALIPER_DEADLINE_EXCEEDED',
+      `model "${this.model}": deadline passed after ${waitedMs.toFixed(1)} ms in the queue (timeout_ms or x-caliper-timeout-ms)`,
+    );
   }
 
   private cancelledError(waitedMs: number): CaliperError {
-    return new CaliperError('CALIPER_CANCELLED', `model "${this.model}": the client left after ${waitedMs.toFixed(1)} ms in the queue; the request was dropped before it ran`);
+    return new CaliperError(
+      'CALIPER_CANCELLED',
+      `model "${this.model}": the client left after ${waitedMs.toFixed(1)} ms in the queue; the request was dropped before it ran`,
+    );
   }
 
   /** Requests that arrive in the same I/O phase are all queued before the batch is formed. */
@@ -282,36 +308,46 @@ export class DynamicBatcher implements Scheduler {
     const names = jobs[0]!.outputNames;
     const outputNames = jobs.every((j) => sameNames(j.outputNames, names)) ? names : undefined;
     this.delayController?.observeBatch(trigger === 'delay' ? rows / this.spec.maxBatchSize : 1);
-    this.runner.run(feeds, outputNames).then((result) => {
-      const finished = result.finishedAt ?? performance.now();
-      const inferenceMs = finished - now;
-      this.batches.record(rows, inferenceMs);
-      // Split back only along the batch axis: an output of any other first dimension fails every request of the batch.
-      const misaligned = misalignedOutputError(this.model, result.outputs, rows);
-      if (misaligned) {
-        for (const job of jobs) job.reject(misaligned);
-        return;
-      }
-      let offset = 0;
-      for (const job of jobs) {
-        const outputs: TensorMap = {};
-        for (const name in result.outputs) {
-          if (job.outputNames && !job.outputNames.includes(name)) continue;
-          const tensor: TensorData = result.outputs[name]!;
-          outputs[name] = jobs.length === 1 ? tensor : sliceRows(tensor, offset, job.rows);
-        }
-        offset += job.rows;
-        const queueMs = now - job.enqueuedAt;
-        this.delayController?.observeLatency(queueMs + inferenceMs);
-        job.resolve({ outputs, queueMs, inferenceMs, batchSize: rows });
-      }
-    }, (error: unknown) => {
-      const failure = new CaliperError('CALIPER_INFERENCE_FAILED', `model "${this.model}": inference failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-      for (const job of jobs) job.reject(failure);
-    }).finally(() => {
-      this.running--;
-      this.pump();
-    });
+    this.runner
+      .run(feeds, outputNames)
+      .then(
+        (result) => {
+          const finished = result.finishedAt ?? performance.now();
+          const inferenceMs = finished - now;
+          this.batches.record(rows, inferenceMs);
+          // Split back only along the batch axis: an output of any other first dimension fails every request of the batch.
+          const misaligned = misalignedOutputError(this.model, result.outputs, rows);
+          if (misaligned) {
+            for (const job of jobs) job.reject(misaligned);
+            return;
+          }
+          let offset = 0;
+          for (const job of jobs) {
+            const outputs: TensorMap = {};
+            for (const name in result.outputs) {
+              if (job.outputNames && !job.outputNames.includes(name)) continue;
+              const tensor: TensorData = result.outputs[name]!;
+              outputs[name] = jobs.length === 1 ? tensor : sliceRows(tensor, offset, job.rows);
+            }
+            offset += job.rows;
+            const queueMs = now - job.enqueuedAt;
+            this.delayController?.observeLatency(queueMs + inferenceMs);
+            job.resolve({ outputs, queueMs, inferenceMs, batchSize: rows });
+          }
+        },
+        (error: unknown) => {
+          const failure = new CaliperError(
+            'CALIPER_INFERENCE_FAILED',
+            `model "${this.model}": inference failed: ${error instanceof Error ? error.message : String(error)}`,
+            { cause: error },
+          );
+          for (const job of jobs) job.reject(failure);
+        },
+      )
+      .finally(() => {
+        this.running--;
+        this.pump();
+      });
   }
 
   private armDeadlineTimer(deadline: number, now: number): void {
@@ -338,7 +374,8 @@ export class DynamicBatcher implements Scheduler {
   }
 
   private notifyIfIdle(): void {
-    if (this.queued === 0 && this.running === 0 && this.idleWaiters.length > 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    if (this.queued === 0 && this.running === 0 && this.idleWaiters.length > 0)
+      for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   drain(): Promise<void> {

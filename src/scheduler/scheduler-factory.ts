@@ -11,7 +11,18 @@ import type { Scheduler } from './scheduler.ts';
  * The scheduler a version gets by default: the dynamic batcher when model.yaml enables `batching` and the
  * model's outputs provably have the batch as their first axis; otherwise each request runs as it arrives, alone.
  */
-export function defaultScheduler(pool: InstancePool, config: ModelConfig, signature: ModelSignature, batchAxis: BatchAxis = batchAxisOf(signature)): Scheduler {
+export function defaultScheduler(
+  pool: InstancePool,
+  config: ModelConfig,
+  signature: ModelSignature,
+  batchAxis: BatchAxis = batchAxisOf(signature),
+): Scheduler {
   if (!config.batching.enabled || !batchAxis.batchable) return new DirectScheduler(pool);
-  return new DynamicBatcher(pool, { batching: config.batching, concurrency: pool.instances.length, sla: config.sla, model: config.name, padding: padValuesOf(config.tensors) });
+  return new DynamicBatcher(pool, {
+    batching: config.batching,
+    concurrency: pool.instances.length,
+    sla: config.sla,
+    model: config.name,
+    padding: padValuesOf(config.tensors),
+  });
 }

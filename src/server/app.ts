@@ -17,8 +17,10 @@ import { CaliperError, invalidInput } from '../errors.ts';
 import { BINARY_CONTENT_TYPE } from './v2/binary-tensors.ts';
 import { mayHoldUnsafeInteger, parseExactJson } from './v2/exact-json.ts';
 
-const DOCS_LOGO = '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="32" viewBox="0 0 160 32"><text x="0" y="24" font-family="sans-serif" font-size="24" font-weight="bold" fill="#ffffff">Caliper</text></svg>';
-const DOCS_FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f6feb"/><text x="4" y="12" font-family="sans-serif" font-size="11" font-weight="bold" fill="#fff">C</text></svg>';
+const DOCS_LOGO =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="32" viewBox="0 0 160 32"><text x="0" y="24" font-family="sans-serif" font-size="24" font-weight="bold" fill="#ffffff">Caliper</text></svg>';
+const DOCS_FAVICON =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f6feb"/><text x="4" y="12" font-family="sans-serif" font-size="11" font-weight="bold" fill="#fff">C</text></svg>';
 
 export interface ServerOptions {
   repository: ModelRepository;
@@ -62,7 +64,11 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new CaliperError('CALIPER_NOT_FOUND', `no route ${request.method} ${request.url} (see GET /docs)`)));
+    sendError(
+      reply,
+      new CaliperError('CALIPER_NOT_FOUND', `no route ${request.method} ${request.url} (see GET /docs)`),
+    ),
+  );
 
   // Every response names its request id (logged with any error about it), given or generated.
   app.addHook('onRequest', (request, reply, done) => {
@@ -79,7 +85,11 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   // Every route the server answers, for the OpenAPI document (so a route added later is never left undocumented).
   const routeTable: RegisteredRoute[] = [];
   app.addHook('onRoute', (route) => {
-    routeTable.push({ method: route.method, url: route.url, hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true });
+    routeTable.push({
+      method: route.method,
+      url: route.url,
+      hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true,
+    });
   });
   const document = (): Record<string, unknown> => buildOpenApiDocument(repository, SERVER_VERSION, routeTable);
   await app.register(swagger, { openapi: { info: { title: 'Caliper model server', version: SERVER_VERSION } } });
@@ -88,7 +98,18 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     transformSpecification: document,
     transformSpecificationClone: false,
     logo: { type: 'image/svg+xml', content: Buffer.from(DOCS_LOGO), href: '/docs', target: '_self' },
-    theme: { title: 'Caliper model server — API', favicon: [{ filename: 'favicon.svg', rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: Buffer.from(DOCS_FAVICON) }] },
+    theme: {
+      title: 'Caliper model server — API',
+      favicon: [
+        {
+          filename: 'favicon.svg',
+          rel: 'icon',
+          sizes: 'any',
+          type: 'image/svg+xml',
+          content: Buffer.from(DOCS_FAVICON),
+        },
+      ],
+    },
   });
   app.get('/openapi.json', { schema: { hide: true }, config: { protection: 'operations' } }, async () => document());
 
@@ -97,7 +118,8 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
-    if (!request.url.startsWith('/v2/') || !mayHoldUnsafeInteger(text)) return defaultJsonParser(request, text, (error, value) => done(error ? poisoningOr(error, text) : null, value));
+    if (!request.url.startsWith('/v2/') || !mayHoldUnsafeInteger(text))
+      return defaultJsonParser(request, text, (error, value) => done(error ? poisoningOr(error, text) : null, value));
     try {
       done(null, parseExactJson(text));
     } catch (error) {
@@ -112,7 +134,9 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     } catch {
       return error;
     }
-    return invalidInput('body: a "__proto__" or "constructor" key is not accepted (it could reach the prototype of the objects the server builds); rename the field');
+    return invalidInput(
+      'body: a "__proto__" or "constructor" key is not accepted (it could reach the prototype of the objects the server builds); rename the field',
+    );
   };
 
   // The Open Inference Protocol's binary tensor extension: the v2 infer route splits JSON header and tensors.
@@ -120,7 +144,12 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
 
   registerPredictRoutes(app, repository, observer);
   registerV2Routes(app, repository, observer);
-  if (options.auth?.adminToken) registerRepositoryRoutes(app, { repository, paths: options.paths ?? [], ...(options.follower ? { follower: options.follower } : {}) });
+  if (options.auth?.adminToken)
+    registerRepositoryRoutes(app, {
+      repository,
+      paths: options.paths ?? [],
+      ...(options.follower ? { follower: options.follower } : {}),
+    });
   const observability = registerStatsRoutes(app, repository, observer, options.logger);
   return { app, observer, observability, routes };
 }

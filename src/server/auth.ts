@@ -52,9 +52,13 @@ export const DOCS_PREFIX = '/docs';
 export function authSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AuthSettings {
   const settings: AuthSettings = {};
   if (env.CALIPER_ADMIN_TOKEN) settings.adminToken = env.CALIPER_ADMIN_TOKEN;
-  const keys = (env.CALIPER_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const keys = (env.CALIPER_API_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
   if (keys.length > 0) settings.apiKeys = keys;
-  if (env.CALIPER_PROTECT_OPERATIONS === '1' || env.CALIPER_PROTECT_OPERATIONS === 'true') settings.protectOperations = true;
+  if (env.CALIPER_PROTECT_OPERATIONS === '1' || env.CALIPER_PROTECT_OPERATIONS === 'true')
+    settings.protectOperations = true;
   return settings;
 }
 
@@ -64,7 +68,10 @@ export function checkAuthSettings(settings: AuthSettings): void {
     throw new CaliperError('CALIPER_CONFIG_INVALID', '--protect-operations needs API keys (CALIPER_API_KEYS) to check');
   }
   if (settings.adminToken !== undefined && settings.adminToken.trim() === '') {
-    throw new CaliperError('CALIPER_CONFIG_INVALID', 'admin token: empty (the token file or CALIPER_ADMIN_TOKEN holds no characters)');
+    throw new CaliperError(
+      'CALIPER_CONFIG_INVALID',
+      'admin token: empty (the token file or CALIPER_ADMIN_TOKEN holds no characters)',
+    );
   }
 }
 
@@ -106,10 +113,19 @@ export function authorize(settings: AuthSettings, protection: Protection | undef
     case 'open':
       return;
     case 'admin': {
-      if (!settings.adminToken) throw new CaliperError('CALIPER_FORBIDDEN', 'the admin API is off: start the server with an admin token (CALIPER_ADMIN_TOKEN or --admin-token-file)');
+      if (!settings.adminToken)
+        throw new CaliperError(
+          'CALIPER_FORBIDDEN',
+          'the admin API is off: start the server with an admin token (CALIPER_ADMIN_TOKEN or --admin-token-file)',
+        );
       const token = bearerIn(credentials.authorization);
-      if (token === undefined) throw new CaliperError('CALIPER_UNAUTHENTICATED', 'authorization: expected "Bearer TOKEN" with the admin token');
-      if (!matches(token, settings.adminToken)) throw new CaliperError('CALIPER_FORBIDDEN', 'authorization: the bearer token is not the admin token');
+      if (token === undefined)
+        throw new CaliperError(
+          'CALIPER_UNAUTHENTICATED',
+          'authorization: expected "Bearer TOKEN" with the admin token',
+        );
+      if (!matches(token, settings.adminToken))
+        throw new CaliperError('CALIPER_FORBIDDEN', 'authorization: the bearer token is not the admin token');
       return;
     }
     case 'operations':
@@ -126,8 +142,15 @@ export function authorize(settings: AuthSettings, protection: Protection | undef
 
 function checkApiKey(keys: string[] | undefined, credentials: Credentials): void {
   if (!keys || keys.length === 0) return;
-  const key = credentials.apiKey !== undefined && credentials.apiKey !== '' ? credentials.apiKey : bearerIn(credentials.authorization);
-  if (key === undefined) throw new CaliperError('CALIPER_UNAUTHENTICATED', 'authorization: this server needs an API key ("Authorization: Bearer KEY" or "X-API-Key: KEY")');
+  const key =
+    credentials.apiKey !== undefined && credentials.apiKey !== ''
+      ? credentials.apiKey
+      : bearerIn(credentials.authorization);
+  if (key === undefined)
+    throw new CaliperError(
+      'CALIPER_UNAUTHENTICATED',
+      'authorization: this server needs an API key ("Authorization: Bearer KEY" or "X-API-Key: KEY")',
+    );
   let ok = false;
   for (const candidate of keys) ok = matches(key, candidate) || ok;
   if (!ok) throw new CaliperError('CALIPER_FORBIDDEN', 'authorization: the API key is not valid');
@@ -148,8 +171,12 @@ export function registerAuth(app: FastifyInstance, settings: AuthSettings): Prot
       protection = 'operations';
       route.config = { ...route.config, protection };
     }
-    if (protection === undefined) throw new Error(`route ${String(route.method)} ${url}: declares no protection (config: { protection: 'admin' | 'inference' | 'operations' | 'open' })`);
-    if (protection === 'admin' && !settings.adminToken) throw new Error(`route ${String(route.method)} ${url}: an admin route registered while the admin API is off`);
+    if (protection === undefined)
+      throw new Error(
+        `route ${String(route.method)} ${url}: declares no protection (config: { protection: 'admin' | 'inference' | 'operations' | 'open' })`,
+      );
+    if (protection === 'admin' && !settings.adminToken)
+      throw new Error(`route ${String(route.method)} ${url}: an admin route registered while the admin API is off`);
     for (const method of [route.method].flat()) routes.push({ method: String(method), url, protection });
   });
   // A callback hook, not an async one: it runs on every request and a promise per request is measurable.
@@ -162,7 +189,8 @@ export function registerAuth(app: FastifyInstance, settings: AuthSettings): Prot
     try {
       authorize(settings, request.routeOptions.config.protection, credentialsOf(request));
     } catch (error) {
-      if (error instanceof CaliperError && error.code === 'CALIPER_UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer realm="caliper"');
+      if (error instanceof CaliperError && error.code === 'CALIPER_UNAUTHENTICATED')
+        reply.header('www-authenticate', 'Bearer realm="caliper"');
       sendError(reply, error);
       return;
     }

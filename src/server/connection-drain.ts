@@ -30,7 +30,10 @@ export class ConnectionDrain {
   private sweep: NodeJS.Timeout | undefined;
   private drainStarted = 0;
 
-  constructor(private readonly server: Server, private readonly settings: DrainSettings = {}) {
+  constructor(
+    private readonly server: Server,
+    private readonly settings: DrainSettings = {},
+  ) {
     server.on('connection', (socket: Socket) => {
       this.connections.set(socket, { inflight: 0, lastActive: performance.now() });
       socket.once('close', () => this.connections.delete(socket));
@@ -64,16 +67,19 @@ export class ConnectionDrain {
     // server.close() calls closeIdleConnections(), which destroys sockets a request may be arriving on.
     (this.server as { closeIdleConnections: () => void }).closeIdleConnections = () => undefined;
     const grace = this.settings.idleGraceMs ?? 1000;
-    this.sweep = setInterval(() => {
-      const now = performance.now();
-      for (const [socket, state] of this.connections) {
-        if (state.inflight > 0) continue;
-        if (now - Math.max(state.lastActive, this.drainStarted) < grace) continue;
-        // A FIN, not a reset: a client reading this connection sees it end cleanly.
-        if (!socket.writableEnded) socket.end();
-        else if (!socket.destroyed) socket.destroy();
-      }
-    }, Math.max(10, Math.min(100, grace / 4)));
+    this.sweep = setInterval(
+      () => {
+        const now = performance.now();
+        for (const [socket, state] of this.connections) {
+          if (state.inflight > 0) continue;
+          if (now - Math.max(state.lastActive, this.drainStarted) < grace) continue;
+          // A FIN, not a reset: a client reading this connection sees it end cleanly.
+          if (!socket.writableEnded) socket.end();
+          else if (!socket.destroyed) socket.destroy();
+        }
+      },
+      Math.max(10, Math.min(100, grace / 4)),
+    );
     this.sweep.unref();
   }
 

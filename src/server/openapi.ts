@@ -13,7 +13,10 @@ function fieldSchema(spec: InputFieldSpec): JsonSchema {
   if (spec.type === 'array') {
     schema.type = 'array';
     schema.items = { type: spec.items ?? 'number' };
-    if (spec.length !== undefined) { schema.minItems = spec.length; schema.maxItems = spec.length; }
+    if (spec.length !== undefined) {
+      schema.minItems = spec.length;
+      schema.maxItems = spec.length;
+    }
     if (spec.minLength !== undefined) schema.minItems = spec.minLength;
     if (spec.maxLength !== undefined) schema.maxItems = spec.maxLength;
   } else {
@@ -41,10 +44,14 @@ export function requestSchemaOf(version: ModelVersion): JsonSchema {
 /** JSON schema of one prediction (the postprocess fields plus latency_ms). */
 export function predictionSchemaOf(version: ModelVersion): JsonSchema {
   const properties: JsonSchema = {};
-  for (const field of version.config.postprocess) properties[field.name] = Postprocessor.fieldSchema(field, version.signature.outputs);
+  for (const field of version.config.postprocess)
+    properties[field.name] = Postprocessor.fieldSchema(field, version.signature.outputs);
   properties.latency_ms = { type: 'number', description: 'server time for the whole request, in milliseconds' };
   if (version.config.features) {
-    properties.features_degraded = { type: 'boolean', description: 'present (true) when the feature store was slow or down and default features were used' };
+    properties.features_degraded = {
+      type: 'boolean',
+      description: 'present (true) when the feature store was slow or down and default features were used',
+    };
   }
   return { type: 'object', properties, additionalProperties: version.hooks?.postprocess !== undefined };
 }
@@ -62,7 +69,10 @@ export function responseSchemaOf(version: ModelVersion): { single: JsonSchema; b
   };
 }
 
-const errorResponse = (description: string): JsonSchema => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+const errorResponse = (description: string): JsonSchema => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+});
 const BODY_ERRORS = {
   400: errorResponse('bad input: the message names the field and what was expected'),
   404: errorResponse('unknown model or version'),
@@ -86,23 +96,42 @@ function requestExample(version: ModelVersion): unknown {
   return synthesizeRequests(requestSchemaOfInputs(version.config.inputs), 'docs', { count: 1 }).documents[0];
 }
 
-type Operation = { summary: string; tags: string[]; description?: string; security?: JsonSchema[]; requestBody?: JsonSchema; responses: JsonSchema; parameters?: JsonSchema[] };
+type Operation = {
+  summary: string;
+  tags: string[];
+  description?: string;
+  security?: JsonSchema[];
+  requestBody?: JsonSchema;
+  responses: JsonSchema;
+  parameters?: JsonSchema[];
+};
 const operation = (summary: string, tag: string, extra: Partial<Operation> = {}): Operation => ({
-  summary, tags: [tag], responses: { 200: { description: 'ok' }, 404: errorResponse('unknown model or version') }, ...extra,
+  summary,
+  tags: [tag],
+  responses: { 200: { description: 'ok' }, 404: errorResponse('unknown model or version') },
+  ...extra,
 });
 const OPERATIONS = 'Operations (metrics, statistics, SLA)';
 const REPOSITORY = 'Model repository (admin token)';
 const V2 = 'Open Inference Protocol v2';
 
 /** A fastify route as registered: its method(s) and URL with :params. */
-export interface RegisteredRoute { method: string | string[]; url: string; hidden?: boolean }
+export interface RegisteredRoute {
+  method: string | string[];
+  url: string;
+  hidden?: boolean;
+}
 
 /**
  * The OpenAPI 3 document: per served model its /predict routes (default version, each version, the /predict
  * alias) with the model's own request schema and sample request, the v2 protocol, operations and repository
  * control. Any other registered route is listed too, so the document never misses a route the server answers.
  */
-export function buildOpenApiDocument(repository: ModelRepository, serverVersion: string, routes: readonly RegisteredRoute[] = []): JsonSchema {
+export function buildOpenApiDocument(
+  repository: ModelRepository,
+  serverVersion: string,
+  routes: readonly RegisteredRoute[] = [],
+): JsonSchema {
   const paths: Record<string, Record<string, unknown>> = {};
   const schemas: JsonSchema = {
     Error: { type: 'object', properties: { error: { type: 'string' }, code: { type: 'string' } }, required: ['error'] },
@@ -118,17 +147,33 @@ export function buildOpenApiDocument(repository: ModelRepository, serverVersion:
           schema: {
             oneOf: [
               { $ref: `#/components/schemas/${key}_request` },
-              { type: 'object', properties: { instances: { type: 'array', items: { $ref: `#/components/schemas/${key}_request` } } }, required: ['instances'] },
+              {
+                type: 'object',
+                properties: { instances: { type: 'array', items: { $ref: `#/components/schemas/${key}_request` } } },
+                required: ['instances'],
+              },
             ],
           },
-          examples: { one: { summary: 'one request', value: example }, batch: { summary: 'several requests', value: { instances: [example] } } },
+          examples: {
+            one: { summary: 'one request', value: example },
+            batch: { summary: 'several requests', value: { instances: [example] } },
+          },
         },
       },
     },
     responses: {
       200: {
         description: 'predictions (Server-Timing header holds the per-stage durations)',
-        content: { 'application/json': { schema: { oneOf: [{ $ref: `#/components/schemas/${key}_response` }, { $ref: `#/components/schemas/${key}_batch_response` }] } } },
+        content: {
+          'application/json': {
+            schema: {
+              oneOf: [
+                { $ref: `#/components/schemas/${key}_response` },
+                { $ref: `#/components/schemas/${key}_batch_response` },
+              ],
+            },
+          },
+        },
       },
       ...BODY_ERRORS,
     },
@@ -143,38 +188,102 @@ export function buildOpenApiDocument(repository: ModelRepository, serverVersion:
     schemas[`${key}_response`] = responses.single;
     schemas[`${key}_batch_response`] = responses.batch;
     const describe = model.config.description ? `: ${model.config.description}` : '';
-    paths[`/models/${model.name}/predict`] = { post: predictOperation(model.name, key, example, `Predict with ${model.name} (version ${model.defaultVersion})${describe}`) };
+    paths[`/models/${model.name}/predict`] = {
+      post: predictOperation(
+        model.name,
+        key,
+        example,
+        `Predict with ${model.name} (version ${model.defaultVersion})${describe}`,
+      ),
+    };
     for (const v of [...model.versions.keys()].sort((a, b) => a - b)) {
-      paths[`/models/${model.name}/versions/${v}/predict`] = { post: predictOperation(model.name, key, example, `Predict with ${model.name} version ${v}`) };
+      paths[`/models/${model.name}/versions/${v}/predict`] = {
+        post: predictOperation(model.name, key, example, `Predict with ${model.name} version ${v}`),
+      };
     }
-    paths[`/models/${model.name}/sla`] = { get: operation(`Rolling p50/p95/p99 of ${model.name} against its sla.p99_ms budget`, OPERATIONS) };
+    paths[`/models/${model.name}/sla`] = {
+      get: operation(`Rolling p50/p95/p99 of ${model.name} against its sla.p99_ms budget`, OPERATIONS),
+    };
     if (models.length === 1) {
-      paths['/predict'] = { post: predictOperation(model.name, key, example, `Predict with ${model.name} (alias: served when exactly one model is)`) };
+      paths['/predict'] = {
+        post: predictOperation(
+          model.name,
+          key,
+          example,
+          `Predict with ${model.name} (alias: served when exactly one model is)`,
+        ),
+      };
     }
   }
-  const nameParam = { name: 'model_name', in: 'path', required: true, schema: { type: 'string', enum: models.map((m) => m.name) } };
+  const nameParam = {
+    name: 'model_name',
+    in: 'path',
+    required: true,
+    schema: { type: 'string', enum: models.map((m) => m.name) },
+  };
   const versionParam = { name: 'model_version', in: 'path', required: true, schema: { type: 'string' } };
-  const v2Infer = (summary: string): Operation => operation(summary, V2, {
-    requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['inputs'], properties: { id: { type: 'string' }, parameters: { type: 'object' }, inputs: { type: 'array', items: { type: 'object' } }, outputs: { type: 'array', items: { type: 'object' } } } } } } },
-    responses: { 200: { description: 'output tensors' }, ...BODY_ERRORS },
+  const v2Infer = (summary: string): Operation =>
+    operation(summary, V2, {
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['inputs'],
+              properties: {
+                id: { type: 'string' },
+                parameters: { type: 'object' },
+                inputs: { type: 'array', items: { type: 'object' } },
+                outputs: { type: 'array', items: { type: 'object' } },
+              },
+            },
+          },
+        },
+      },
+      responses: { 200: { description: 'output tensors' }, ...BODY_ERRORS },
+    });
+  const admin = (summary: string, method: 'get' | 'post' = 'post'): Record<string, Operation> => ({
+    [method]: operation(summary, REPOSITORY, { security: [{ adminToken: [] }], parameters: [nameParam] }),
   });
-  const admin = (summary: string, method: 'get' | 'post' = 'post'): Record<string, Operation> => ({ [method]: operation(summary, REPOSITORY, { security: [{ adminToken: [] }], parameters: [nameParam] }) });
   Object.assign(paths, {
     '/v2': { get: operation('Server metadata and extensions', V2) },
     '/v2/health/live': { get: operation('Server liveness', V2) },
     '/v2/health/ready': { get: operation('Server readiness', V2) },
     '/v2/models/{model_name}': { get: operation('Model metadata', V2, { parameters: [nameParam] }) },
     '/v2/models/{model_name}/ready': { get: operation('Model readiness', V2, { parameters: [nameParam] }) },
-    '/v2/models/{model_name}/infer': { post: { ...v2Infer('Inference with raw tensors (JSON, or the binary tensor extension)'), parameters: [nameParam] } },
-    '/v2/models/{model_name}/versions/{model_version}': { get: operation('Model version metadata', V2, { parameters: [nameParam, versionParam] }) },
-    '/v2/models/{model_name}/versions/{model_version}/ready': { get: operation('Model version readiness', V2, { parameters: [nameParam, versionParam] }) },
-    '/v2/models/{model_name}/versions/{model_version}/infer': { post: { ...v2Infer('Inference on a given version'), parameters: [nameParam, versionParam] } },
-    '/metrics': { get: operation('Prometheus metrics: requests, per-stage durations, queue depth, batch sizes, cache, SLA', OPERATIONS) },
+    '/v2/models/{model_name}/infer': {
+      post: {
+        ...v2Infer('Inference with raw tensors (JSON, or the binary tensor extension)'),
+        parameters: [nameParam],
+      },
+    },
+    '/v2/models/{model_name}/versions/{model_version}': {
+      get: operation('Model version metadata', V2, { parameters: [nameParam, versionParam] }),
+    },
+    '/v2/models/{model_name}/versions/{model_version}/ready': {
+      get: operation('Model version readiness', V2, { parameters: [nameParam, versionParam] }),
+    },
+    '/v2/models/{model_name}/versions/{model_version}/infer': {
+      post: { ...v2Infer('Inference on a given version'), parameters: [nameParam, versionParam] },
+    },
+    '/metrics': {
+      get: operation(
+        'Prometheus metrics: requests, per-stage durations, queue depth, batch sizes, cache, SLA',
+        OPERATIONS,
+      ),
+    },
     '/v2/models/stats': { get: operation('Statistics of every model (Triton statistics extension)', OPERATIONS) },
-    '/v2/models/{model_name}/stats': { get: operation('Statistics of a model', OPERATIONS, { parameters: [nameParam] }) },
-    '/v2/models/{model_name}/versions/{model_version}/stats': { get: operation('Statistics of a model version', OPERATIONS, { parameters: [nameParam, versionParam] }) },
-    '/v2/repository/index': { post: operation('List the repository\'s models and their state', REPOSITORY, { security: [{ adminToken: [] }] }) },
-    '/v2/repository/models/{model_name}/status': admin('A model\'s load state', 'get'),
+    '/v2/models/{model_name}/stats': {
+      get: operation('Statistics of a model', OPERATIONS, { parameters: [nameParam] }),
+    },
+    '/v2/models/{model_name}/versions/{model_version}/stats': {
+      get: operation('Statistics of a model version', OPERATIONS, { parameters: [nameParam, versionParam] }),
+    },
+    '/v2/repository/index': {
+      post: operation("List the repository's models and their state", REPOSITORY, { security: [{ adminToken: [] }] }),
+    },
+    '/v2/repository/models/{model_name}/status': admin("A model's load state", 'get'),
     '/v2/repository/models/{model_name}/load': admin('Load (or reload) a model'),
     '/v2/repository/models/{model_name}/unload': admin('Unload a model'),
     '/v2/repository/models/{model_name}/promote': admin('Promote a registry version (servers following the registry)'),
@@ -183,20 +292,43 @@ export function buildOpenApiDocument(repository: ModelRepository, serverVersion:
   // Whatever else the server registered (a route added later) is documented at least by its method and path.
   for (const route of routes) {
     if (route.hidden || route.url.startsWith('/docs') || route.url === '/openapi.json' || route.url === '*') continue;
-    const path = route.url.replace(/:([A-Za-z0-9_]+)/g, (_m, p: string) => `{${p === 'name' ? 'model_name' : p === 'version' ? 'model_version' : p}}`);
+    const path = route.url.replace(
+      /:([A-Za-z0-9_]+)/g,
+      (_m, p: string) => `{${p === 'name' ? 'model_name' : p === 'version' ? 'model_version' : p}}`,
+    );
     if (path.startsWith('/models/{model_name}/') && models.length > 0) continue; // listed per model above
     for (const method of [route.method].flat().map((m) => m.toLowerCase())) {
       if (method === 'head' || method === 'options') continue;
       const entry = (paths[path] ??= {});
       if (entry[method]) continue;
-      const parameters = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => (m[1] === 'model_name' ? nameParam : { name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-      entry[method] = operation(`${method.toUpperCase()} ${path}`, path.startsWith('/v2/repository') ? REPOSITORY : path.startsWith('/v2') ? V2 : OPERATIONS, parameters.length ? { parameters } : {});
+      const parameters = [...path.matchAll(/\{([^}]+)\}/g)].map((m) =>
+        m[1] === 'model_name' ? nameParam : { name: m[1], in: 'path', required: true, schema: { type: 'string' } },
+      );
+      entry[method] = operation(
+        `${method.toUpperCase()} ${path}`,
+        path.startsWith('/v2/repository') ? REPOSITORY : path.startsWith('/v2') ? V2 : OPERATIONS,
+        parameters.length ? { parameters } : {},
+      );
     }
   }
   return {
     openapi: '3.0.3',
-    info: { title: 'Caliper model server', version: serverVersion, description: 'Typed /predict endpoints generated from each model.yaml, the Open Inference Protocol v2, operations and model control.' },
+    info: {
+      title: 'Caliper model server',
+      version: serverVersion,
+      description:
+        'Typed /predict endpoints generated from each model.yaml, the Open Inference Protocol v2, operations and model control.',
+    },
     paths,
-    components: { schemas, securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'the admin token (--admin-token-file or CALIPER_ADMIN_TOKEN)' } } },
+    components: {
+      schemas,
+      securitySchemes: {
+        adminToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'the admin token (--admin-token-file or CALIPER_ADMIN_TOKEN)',
+        },
+      },
+    },
   };
 }

@@ -32,7 +32,8 @@ function hasBody(request: FastifyRequest): boolean {
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-const expectsContinue = (request: { headers: IncomingMessage['headers'] }): boolean => /100-continue/i.test(String(request.headers.expect ?? ''));
+const expectsContinue = (request: { headers: IncomingMessage['headers'] }): boolean =>
+  /100-continue/i.test(String(request.headers.expect ?? ''));
 
 function isTooLarge(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -44,14 +45,22 @@ class DecodedBody extends Transform {
   receivedEncodedLength = 0;
   private decoded = 0;
 
-  constructor(private readonly limit: number, private readonly coding: string) {
+  constructor(
+    private readonly limit: number,
+    private readonly coding: string,
+  ) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.decoded += chunk.byteLength;
     if (this.decoded > this.limit) {
-      callback(new CaliperError('CALIPER_PAYLOAD_TOO_LARGE', `body: decompresses (Content-Encoding: ${this.coding}) to more than the server's limit of ${this.limit} bytes`));
+      callback(
+        new CaliperError(
+          'CALIPER_PAYLOAD_TOO_LARGE',
+          `body: decompresses (Content-Encoding: ${this.coding}) to more than the server's limit of ${this.limit} bytes`,
+        ),
+      );
       return;
     }
     callback(null, chunk);
@@ -73,7 +82,14 @@ function decodeBody(raw: Readable, coding: string, limit: number): DecodedBody {
     decoded.receivedEncodedLength += chunk.byteLength;
   };
   raw.on('data', countEncoded);
-  inflater.on('error', (error) => stop(new CaliperError('CALIPER_MALFORMED_BODY', `body: not valid ${coding} data (Content-Encoding: ${coding}): ${error.message}`)));
+  inflater.on('error', (error) =>
+    stop(
+      new CaliperError(
+        'CALIPER_MALFORMED_BODY',
+        `body: not valid ${coding} data (Content-Encoding: ${coding}): ${error.message}`,
+      ),
+    ),
+  );
   decoded.on('error', (error) => stop(error));
   raw.pipe(inflater).pipe(decoded);
   return decoded;
@@ -113,7 +129,8 @@ export function registerRequestBodyRules(app: FastifyInstance, rules: RequestBod
 
   app.addHook('onRequest', (request, _reply, done) => {
     if (request.headers['content-type'] === undefined && request.url.startsWith('/v2/') && hasBody(request)) {
-      request.headers['content-type'] = request.headers[BINARY_HEADER_LENGTH] !== undefined ? BINARY_CONTENT_TYPE : 'application/json';
+      request.headers['content-type'] =
+        request.headers[BINARY_HEADER_LENGTH] !== undefined ? BINARY_CONTENT_TYPE : 'application/json';
     }
     done();
   });
@@ -127,7 +144,14 @@ export function registerRequestBodyRules(app: FastifyInstance, rules: RequestBod
     const coding = header.trim().toLowerCase();
     if (coding === '' || coding === 'identity') done(null, payload);
     else if (DECODED_CODINGS.has(coding)) done(null, decodeBody(payload, coding, bodyLimit));
-    else done(new CaliperError('CALIPER_UNSUPPORTED_MEDIA_TYPE', `content-encoding: expected gzip, deflate or identity, got "${header}"`), payload);
+    else
+      done(
+        new CaliperError(
+          'CALIPER_UNSUPPORTED_MEDIA_TYPE',
+          `content-encoding: expected gzip, deflate or identity, got "${header}"`,
+        ),
+        payload,
+      );
   });
 
   // An over-limit body is read (within the bound) before the 413 goes out: a client that writes its whole

@@ -49,7 +49,10 @@ export class RequestObserver {
   optionsFor(version: ModelVersion, request: FastifyRequest): PredictOptions {
     const timeout = request.headers['x-caliper-timeout-ms'] ?? request.headers['x-timeout-ms'];
     const priority = request.headers['x-caliper-priority'];
-    const options = this.optionsFrom(version, { timeoutMs: typeof timeout === 'string' ? timeout : undefined, priority: typeof priority === 'string' ? priority : undefined });
+    const options = this.optionsFrom(version, {
+      timeoutMs: typeof timeout === 'string' ? timeout : undefined,
+      priority: typeof priority === 'string' ? priority : undefined,
+    });
     // A closed connection cannot take the answer: queued work for it is dropped (the socket is read only then).
     const socket = request.raw.socket;
     options.clientGone = () => socket.destroyed;
@@ -63,7 +66,11 @@ export class RequestObserver {
     let timeout = defaultTimeout;
     if (hints.timeoutMs !== undefined) {
       const requested = Number(hints.timeoutMs);
-      if (!Number.isFinite(requested) || requested <= 0) throw new CaliperError('CALIPER_INVALID_INPUT', `x-caliper-timeout-ms: expected a positive number of milliseconds, got "${hints.timeoutMs}"`);
+      if (!Number.isFinite(requested) || requested <= 0)
+        throw new CaliperError(
+          'CALIPER_INVALID_INPUT',
+          `x-caliper-timeout-ms: expected a positive number of milliseconds, got "${hints.timeoutMs}"`,
+        );
       timeout = Math.min(requested, defaultTimeout);
     }
     options.deadline = performance.now() + timeout;
@@ -71,16 +78,23 @@ export class RequestObserver {
       const level = Number(hints.priority);
       const levels = version.config.batching.priorityLevels;
       if (!Number.isInteger(level) || level < 0 || level >= levels) {
-        throw new CaliperError('CALIPER_INVALID_INPUT', levels === 1
-          ? `x-caliper-priority: expected an integer from 0 to 0, got "${hints.priority}": model ${version.name} has one priority level; set batching.priority_levels in its model.yaml to use priorities`
-          : `x-caliper-priority: expected an integer from 0 (highest) to ${levels - 1} (batching.priority_levels: ${levels}), got "${hints.priority}"`);
+        throw new CaliperError(
+          'CALIPER_INVALID_INPUT',
+          levels === 1
+            ? `x-caliper-priority: expected an integer from 0 to 0, got "${hints.priority}": model ${version.name} has one priority level; set batching.priority_levels in its model.yaml to use priorities`
+            : `x-caliper-priority: expected an integer from 0 (highest) to ${levels - 1} (batching.priority_levels: ${levels}), got "${hints.priority}"`,
+        );
       }
       options.priority = level;
     }
     return options;
   }
 
-  async track<T extends { timings: StageTimings; batchSize: number; rows?: number }>(version: ModelVersion, protocol: RequestProtocol, run: () => Promise<T>): Promise<T> {
+  async track<T extends { timings: StageTimings; batchSize: number; rows?: number }>(
+    version: ModelVersion,
+    protocol: RequestProtocol,
+    run: () => Promise<T>,
+  ): Promise<T> {
     const started = performance.now();
     this.inflight++;
     let lease = this.versionInflight.get(version);
@@ -91,11 +105,27 @@ export class RequestObserver {
     lease.count++;
     try {
       const result = await run();
-      this.emit({ model: version.name, version: version.version, protocol, outcome: 'success', timings: result.timings, batchSize: result.batchSize, ...(result.rows !== undefined ? { rows: result.rows } : {}), durationMs: performance.now() - started });
+      this.emit({
+        model: version.name,
+        version: version.version,
+        protocol,
+        outcome: 'success',
+        timings: result.timings,
+        batchSize: result.batchSize,
+        ...(result.rows !== undefined ? { rows: result.rows } : {}),
+        durationMs: performance.now() - started,
+      });
       return result;
     } catch (error) {
       const code = toCaliperError(error).code;
-      this.emit({ model: version.name, version: version.version, protocol, outcome: code === 'CALIPER_CANCELLED' ? 'cancelled' : 'error', errorCode: code, durationMs: performance.now() - started });
+      this.emit({
+        model: version.name,
+        version: version.version,
+        protocol,
+        outcome: code === 'CALIPER_CANCELLED' ? 'cancelled' : 'error',
+        errorCode: code,
+        durationMs: performance.now() - started,
+      });
       throw error;
     } finally {
       this.inflight--;

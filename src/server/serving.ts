@@ -62,15 +62,25 @@ export interface RunningServer extends CaliperServer {
 /** Loads and warms every model, then listens. Models that fail to load are logged and left out. */
 export async function startServing(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
-  const repository = new ModelRepository(options.schedulerFactory, { strictReadiness: options.strictReadiness ?? true });
+  const repository = new ModelRepository(options.schedulerFactory, {
+    strictReadiness: options.strictReadiness ?? true,
+  });
   await repository.loadPaths(options.paths);
   const uris = options.modelUris ?? [];
   let follower: RegistryFollower | undefined;
   if (uris.length > 0 || options.registry !== undefined) {
     const targets = uris.map(parseModelUri);
-    const registry = await ModelRegistry.connect({ registry: options.registry, artifacts: options.artifacts, artifactCache: options.artifactCache });
+    const registry = await ModelRegistry.connect({
+      registry: options.registry,
+      artifacts: options.artifacts,
+      artifactCache: options.artifactCache,
+    });
     follower = new RegistryFollower(registry, repository, {
-      targets, followAll: targets.length === 0, logger, pollMs: options.registryPollMs, schedulerFactory: options.schedulerFactory,
+      targets,
+      followAll: targets.length === 0,
+      logger,
+      pollMs: options.registryPollMs,
+      schedulerFactory: options.schedulerFactory,
     });
     await follower.start();
   }
@@ -78,15 +88,31 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     for (const version of model.versions.values()) {
       for (const notice of version.loadNotices) logger.warn({ model: model.name, version: version.version }, notice);
     }
-    logger.info({ model: model.name, versions: [...model.versions.keys()] }, `model ${model.name} ready (version ${model.defaultVersion})`);
+    logger.info(
+      { model: model.name, versions: [...model.versions.keys()] },
+      `model ${model.name} ready (version ${model.defaultVersion})`,
+    );
   }
-  for (const failure of repository.failures) logger.error({ model: failure.name, source: failure.source }, `model ${failure.name} failed to load: ${failure.reason}`);
+  for (const failure of repository.failures)
+    logger.error(
+      { model: failure.name, source: failure.source },
+      `model ${failure.name} failed to load: ${failure.reason}`,
+    );
   if (repository.failures.length > 0) {
-    logger.warn(repository.strictReadiness
-      ? `not ready: ${repository.failures.length} model(s) failed to load (${repository.failures.map((f) => f.name).join(', ')}); /v2/health/ready answers 503 until they load (--no-strict-readiness to relax)`
-      : `${repository.failures.length} model(s) failed to load (${repository.failures.map((f) => f.name).join(', ')}); ready anyway (--no-strict-readiness)`);
+    logger.warn(
+      repository.strictReadiness
+        ? `not ready: ${repository.failures.length} model(s) failed to load (${repository.failures.map((f) => f.name).join(', ')}); /v2/health/ready answers 503 until they load (--no-strict-readiness to relax)`
+        : `${repository.failures.length} model(s) failed to load (${repository.failures.map((f) => f.name).join(', ')}); ready anyway (--no-strict-readiness)`,
+    );
   }
-  const server = await buildServer({ repository, logger, bodyLimit: options.bodyLimit, auth: options.auth, paths: options.paths, ...(follower ? { follower } : {}) });
+  const server = await buildServer({
+    repository,
+    logger,
+    bodyLimit: options.bodyLimit,
+    auth: options.auth,
+    paths: options.paths,
+    ...(follower ? { follower } : {}),
+  });
   repository.awaitIdle = (version) => server.observer.whenIdle(version);
   if (follower) {
     const registryFollower = follower;
@@ -94,8 +120,14 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     repository.addFollowedSource(() => {
       const statuses = registryFollower.status();
       return {
-        failures: statuses.filter((s) => s.state === 'failed' || s.state === 'unavailable')
-          .map((s) => ({ name: s.name, source: s.target, ...(s.failedVersion !== undefined ? { version: s.failedVersion } : {}), reason: s.reason ?? s.state })),
+        failures: statuses
+          .filter((s) => s.state === 'failed' || s.state === 'unavailable')
+          .map((s) => ({
+            name: s.name,
+            source: s.target,
+            ...(s.failedVersion !== undefined ? { version: s.failedVersion } : {}),
+            reason: s.reason ?? s.state,
+          })),
         loading: statuses.filter((s) => s.state === 'loading').length,
       };
     });
@@ -117,8 +149,15 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   if (options.grpcPort !== undefined) {
     try {
       grpc = await GrpcInferenceServer.start({
-        repository, observer: server.observer, statistics: server.observability.statistics, app: server.app, logger,
-        port: options.grpcPort, host: options.host ?? '127.0.0.1', maxMessageBytes: options.bodyLimit, ...(options.auth ? { auth: options.auth } : {}),
+        repository,
+        observer: server.observer,
+        statistics: server.observability.statistics,
+        app: server.app,
+        logger,
+        port: options.grpcPort,
+        host: options.host ?? '127.0.0.1',
+        maxMessageBytes: options.bodyLimit,
+        ...(options.auth ? { auth: options.auth } : {}),
         shutdownGraceMs: options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
       });
     } catch (error) {
@@ -148,12 +187,17 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
         drain.begin();
         const timeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
         let timer: NodeJS.Timeout | undefined;
-        const expired = new Promise<'expired'>((resolve) => { timer = setTimeout(() => resolve('expired'), timeoutMs); });
+        const expired = new Promise<'expired'>((resolve) => {
+          timer = setTimeout(() => resolve('expired'), timeoutMs);
+        });
         const finished = Promise.all([server.app.close(), grpc?.close()]);
         try {
           if ((await Promise.race([finished, expired])) === 'expired') {
             const { open, busy } = drain.counts;
-            logger.warn({ open_connections: open, busy_connections: busy }, `drain timeout (${timeoutMs} ms): cutting ${open} connection(s) still open`);
+            logger.warn(
+              { open_connections: open, busy_connections: busy },
+              `drain timeout (${timeoutMs} ms): cutting ${open} connection(s) still open`,
+            );
             drain.forceClose();
             await finished;
           }

@@ -14,7 +14,9 @@ export function ensureDebianPackages(names: readonly string[]): void {
   const missing = names.filter((name) => !isDebianPackageInstalled(name));
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
-    throw new Error(`missing Debian packages: ${missing.join(', ')} (install them: sudo apt-get install ${missing.join(' ')})`);
+    throw new Error(
+      `missing Debian packages: ${missing.join(', ')} (install them: sudo apt-get install ${missing.join(' ')})`,
+    );
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });

@@ -30,14 +30,18 @@ let version: ModelVersion;
 let model: string;
 
 beforeAll(async () => {
-  model = repo.add('liar', {
-    name: 'liar',
-    inputs: { x: { type: 'array', items: 'number', length: 2 } },
-    preprocess: { tensor: 'x', columns: [{ identity: 'x' }] },
-    postprocess: { dets: { output: 'dets' } },
-    batching: { max_batch_size: 8, max_queue_delay_us: 100 },
-    instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
-  }, mislabeledDetector());
+  model = repo.add(
+    'liar',
+    {
+      name: 'liar',
+      inputs: { x: { type: 'array', items: 'number', length: 2 } },
+      preprocess: { tensor: 'x', columns: [{ identity: 'x' }] },
+      postprocess: { dets: { output: 'dets' } },
+      batching: { max_batch_size: 8, max_queue_delay_us: 100 },
+      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+    },
+    mislabeledDetector(),
+  );
   version = await loadBatchModel(model);
 });
 
@@ -52,12 +56,32 @@ describe('caliper batch chunks', () => {
     const good = join(root.dir, 'good.jsonl');
     writeFileSync(good, '{"x":[1,2]}\n{"x":[3,4]}\n{"x":[5,6]}\n');
     const output = join(root.dir, 'good.out.jsonl');
-    await runLocalBatch(version, await planBatchJob(version, request(model, good, output, { batchSize: 3, format: 'jsonl' })), silentProgress);
-    expect(readFileSync(output, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { dets: number[] }).dets)).toEqual([[1, 2], [3, 4], [5, 6]]);
+    await runLocalBatch(
+      version,
+      await planBatchJob(version, request(model, good, output, { batchSize: 3, format: 'jsonl' })),
+      silentProgress,
+    );
+    expect(
+      readFileSync(output, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { dets: number[] }).dets),
+    ).toEqual([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
 
     const bad = join(root.dir, 'bad.jsonl');
     writeFileSync(bad, '{"x":[1,2]}\n{"x":[-3,-4]}\n{"x":[5,6]}\n');
-    const failed = runLocalBatch(version, await planBatchJob(version, request(model, bad, join(root.dir, 'bad.out.jsonl'), { batchSize: 3, format: 'jsonl' })), silentProgress);
+    const failed = runLocalBatch(
+      version,
+      await planBatchJob(
+        version,
+        request(model, bad, join(root.dir, 'bad.out.jsonl'), { batchSize: 3, format: 'jsonl' }),
+      ),
+      silentProgress,
+    );
     await expect(failed).rejects.toMatchObject({ code: 'CALIPER_OUTPUT_NOT_ALIGNED' } satisfies Partial<CaliperError>);
     await expect(failed).rejects.toThrow(/output "dets" has shape \[2, 2\] for a batch of 3 rows/);
   });

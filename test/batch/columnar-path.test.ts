@@ -28,10 +28,22 @@ afterAll(async () => {
   root.remove();
 });
 
-async function score(onError: ErrorPolicy, rowPath: boolean, name: string): Promise<{ summary: Record<string, unknown>; output: string }> {
+async function score(
+  onError: ErrorPolicy,
+  rowPath: boolean,
+  name: string,
+): Promise<{ summary: Record<string, unknown>; output: string }> {
   const output = join(root.dir, `${name}.parquet`);
   const spec = await planBatchJob(version, request(model, input, output, { onError, batchSize: 256, partRows: 1000 }));
-  const { seconds: _s, rowsPerSecond: _r, peakRssBytes: _p, output: _o, errorsFile: _e, job: _j, ...summary } = await runLocalBatch(version, spec, silentProgress, { rowPath });
+  const {
+    seconds: _s,
+    rowsPerSecond: _r,
+    peakRssBytes: _p,
+    output: _o,
+    errorsFile: _e,
+    job: _j,
+    ...summary
+  } = await runLocalBatch(version, spec, silentProgress, { rowPath });
   return { summary, output };
 }
 
@@ -48,14 +60,21 @@ describe('columnar fast path', () => {
       expect(fast.summary).toEqual(slow.summary);
       expect(fast.summary.errors).toBeGreaterThan(50);
       // Kept columns keep their source types on the columnar path; the prediction columns are typed as on the row path.
-      const types = async (path: string): Promise<string[]> => (await query(`DESCRIBE SELECT * FROM read_parquet('${path}')`)).map((c) => `${String(c.column_name)} ${String(c.column_type)}`);
+      const types = async (path: string): Promise<string[]> =>
+        (await query(`DESCRIBE SELECT * FROM read_parquet('${path}')`)).map(
+          (c) => `${String(c.column_name)} ${String(c.column_type)}`,
+        );
       expect(await types(fast.output)).toEqual([...(await types(input)), ...(await types(slow.output)).slice(-2)]);
       // File order, not sorted: the output must keep the input's order.
       const fastRows = await query(`SELECT * FROM read_parquet('${fast.output}')`);
       const slowRows = await query(`SELECT * FROM read_parquet('${slow.output}')`);
       expect(fastRows).toHaveLength(policy === 'skip' ? ROWS - Number(fast.summary.errors) : ROWS);
-      expect(fastRows.map((r) => ({ ...r, transaction_id: Number(r.transaction_id) }))).toEqual(slowRows.map((r) => ({ ...r, transaction_id: Number(r.transaction_id) })));
-      expect(readFileSync(`${fast.output}.errors.jsonl`, 'utf8').replaceAll('fast-', '')).toBe(readFileSync(`${slow.output}.errors.jsonl`, 'utf8').replaceAll('slow-', ''));
+      expect(fastRows.map((r) => ({ ...r, transaction_id: Number(r.transaction_id) }))).toEqual(
+        slowRows.map((r) => ({ ...r, transaction_id: Number(r.transaction_id) })),
+      );
+      expect(readFileSync(`${fast.output}.errors.jsonl`, 'utf8').replaceAll('fast-', '')).toBe(
+        readFileSync(`${slow.output}.errors.jsonl`, 'utf8').replaceAll('slow-', ''),
+      );
     });
   }
 

@@ -17,12 +17,22 @@ let redis: PrivateRedis & { dispose(): Promise<void> };
 let model: string;
 let input: string;
 
-interface WorkerProcess { child: ChildProcess; shards: { job: string; shard: string; rows: number; scorer?: string }[]; exited: Promise<void> }
+interface WorkerProcess {
+  child: ChildProcess;
+  shards: { job: string; shard: string; rows: number; scorer?: string }[];
+  exited: Promise<void>;
+}
 
 /** A real `caliper worker` process; resolves once it is taking shards. */
 async function startWorker(): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [CLI, 'worker', '--queue', redis.url, '--lock-ms', '2000', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const worker: WorkerProcess = { child, shards: [], exited: new Promise((resolve) => child.once('exit', () => resolve())) };
+  const child = spawn(process.execPath, [CLI, 'worker', '--queue', redis.url, '--lock-ms', '2000', '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const worker: WorkerProcess = {
+    child,
+    shards: [],
+    exited: new Promise((resolve) => child.once('exit', () => resolve())),
+  };
   let stdout = '';
   child.stdout!.on('data', (d: Buffer) => {
     stdout += d.toString();
@@ -35,9 +45,15 @@ async function startWorker(): Promise<WorkerProcess> {
     const timer = setTimeout(() => reject(new Error(`worker did not start: ${stderr}`)), 60_000);
     child.stderr!.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (stderr.includes('waiting for shards')) { clearTimeout(timer); resolve(); }
+      if (stderr.includes('waiting for shards')) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited (${code}): ${stderr}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker exited (${code}): ${stderr}`));
+    });
   });
   return worker;
 }
@@ -48,25 +64,33 @@ beforeAll(async () => {
   redis = await startPrivateRedis();
   model = fraudModelDir(root.dir);
   input = await generateFraudData({ rows: ROWS, out: join(root.dir, 'in.parquet'), seed: 21 });
-  workers.push(...await Promise.all([startWorker(), startWorker()]));
+  workers.push(...(await Promise.all([startWorker(), startWorker()])));
 });
 
 afterAll(async () => {
-  for (const w of workers) { w.child.kill('SIGKILL'); await w.exited; }
+  for (const w of workers) {
+    w.child.kill('SIGKILL');
+    await w.exited;
+  }
   await redis?.dispose();
   root.remove();
 });
 
 async function submit(output: string): Promise<{ job: string; result: Promise<BatchSummary> }> {
   const version = await loadBatchModel(model);
-  const spec = await planBatchJob(version, request(model, input, output, { partRows: SHARD_ROWS, batchSize: 2000, mode: 'distributed' }));
+  const spec = await planBatchJob(
+    version,
+    request(model, input, output, { partRows: SHARD_ROWS, batchSize: 2000, mode: 'distributed' }),
+  );
   await version.unload();
   const result = runDistributedBatch(spec, silentProgress, { queue: redis.url, pollMs: 100 }) as Promise<BatchSummary>;
   return { job: spec.id, result };
 }
 
 async function expectExactlyOnce(output: string): Promise<void> {
-  const [counts] = await query(`SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids, min(transaction_id)::INTEGER AS lo, max(transaction_id)::INTEGER AS hi FROM read_parquet('${output}')`);
+  const [counts] = await query(
+    `SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids, min(transaction_id)::INTEGER AS lo, max(transaction_id)::INTEGER AS hi FROM read_parquet('${output}')`,
+  );
   expect(counts).toEqual({ n: ROWS, ids: ROWS, lo: 0, hi: ROWS - 1 });
 }
 
@@ -79,12 +103,20 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     await expectExactlyOnce(output);
     const byWorker = workers.map((w) => w.shards.filter((s) => s.job === job).length);
     // Every shard scored; a shard whose lock lapsed on a loaded machine may be scored twice (the same part, rewritten).
-    expect(new Set(workers.flatMap((w) => w.shards.filter((s) => s.job === job).map((s) => s.shard))).size).toBe(ROWS / SHARD_ROWS);
+    expect(new Set(workers.flatMap((w) => w.shards.filter((s) => s.job === job).map((s) => s.shard))).size).toBe(
+      ROWS / SHARD_ROWS,
+    );
     expect(Math.min(...byWorker)).toBeGreaterThan(0);
 
     const queue = new BatchQueue(redis.url);
     try {
-      expect(await queue.status(job)).toMatchObject({ state: 'completed', shards: ROWS / SHARD_ROWS, doneShards: ROWS / SHARD_ROWS, rows: ROWS, failedShards: [] });
+      expect(await queue.status(job)).toMatchObject({
+        state: 'completed',
+        shards: ROWS / SHARD_ROWS,
+        doneShards: ROWS / SHARD_ROWS,
+        rows: ROWS,
+        failedShards: [],
+      });
     } finally {
       await queue.close();
     }
@@ -112,7 +144,21 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
   it('a detached CSV job: workers score its shards on the columnar path, `caliper batch status JOB --queue URL` follows it, the same command without --detach finishes it', async () => {
     const csv = await generateFraudData({ rows: 12_000, out: join(root.dir, 'detached-in.csv'), seed: 23 });
     const output = join(root.dir, 'detached.csv');
-    const command = [CLI, 'batch', '--model', model, '--input', csv, '--output', output, '--queue', redis.url, '--chunk-rows', '3000', '--json'];
+    const command = [
+      CLI,
+      'batch',
+      '--model',
+      model,
+      '--input',
+      csv,
+      '--output',
+      output,
+      '--queue',
+      redis.url,
+      '--chunk-rows',
+      '3000',
+      '--json',
+    ];
     const submitted = spawnSync(process.execPath, [...command, '--detach'], { encoding: 'utf8' });
     expect(submitted.status, submitted.stderr).toBe(0);
     const { job } = JSON.parse(submitted.stdout) as { job: string };
@@ -120,7 +166,9 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     const deadline = Date.now() + 90_000;
     for (;;) {
       // The option after the job id, as a user types it (it was taken by `batch`'s own --queue before).
-      const followed = spawnSync(process.execPath, [CLI, 'batch', 'status', job, '--queue', redis.url, '--json'], { encoding: 'utf8' });
+      const followed = spawnSync(process.execPath, [CLI, 'batch', 'status', job, '--queue', redis.url, '--json'], {
+        encoding: 'utf8',
+      });
       expect(followed.status, followed.stderr).toBe(0);
       status = JSON.parse(followed.stdout) as typeof status;
       if (status!.doneShards === status!.shards || Date.now() > deadline) break;
@@ -129,14 +177,17 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     expect(status).toMatchObject({ state: 'running', shards: 4, doneShards: 4, rows: 12_000 });
     // The workers' log lines arrive on this process's event loop, which spawnSync above kept blocked.
     const logged = (): WorkerProcess['shards'] => workers.flatMap((w) => w.shards.filter((s) => s.job === job));
-    for (const until = Date.now() + 10_000; logged().length < 4 && Date.now() < until;) await new Promise((r) => setTimeout(r, 50));
+    for (const until = Date.now() + 10_000; logged().length < 4 && Date.now() < until; )
+      await new Promise((r) => setTimeout(r, 50));
     const shards = logged();
     expect(shards.length).toBeGreaterThanOrEqual(4);
     expect(shards.every((s) => s.scorer === 'columnar')).toBe(true);
     const finished = spawnSync(process.execPath, command, { encoding: 'utf8' });
     expect(finished.status, finished.stderr).toBe(0);
     expect(JSON.parse(finished.stdout)).toMatchObject({ rows: 12_000, outputRows: 12_000, errors: 0, rowsThisRun: 0 });
-    const [counts] = await query(`SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids FROM read_csv('${output}')`);
+    const [counts] = await query(
+      `SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids FROM read_csv('${output}')`,
+    );
     expect(counts).toEqual({ n: 12_000, ids: 12_000 });
   });
 });

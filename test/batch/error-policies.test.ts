@@ -33,7 +33,10 @@ beforeAll(async () => {
   input = join(root.dir, 'mixed.jsonl');
   writeFileSync(input, `${LINES.join('\n')}\n`);
   csvInput = join(root.dir, 'mixed.csv');
-  writeFileSync(csvInput, 'id,transaction_amount,merchant_category,time_since_last_txn\n1,10,fuel,30\n2,,fuel,30\n3,abc,fuel,30\n4,5,"grocery",-2\n5,5,online,7\n');
+  writeFileSync(
+    csvInput,
+    'id,transaction_amount,merchant_category,time_since_last_txn\n1,10,fuel,30\n2,,fuel,30\n3,abc,fuel,30\n4,5,"grocery",-2\n5,5,online,7\n',
+  );
 });
 
 afterAll(async () => {
@@ -42,13 +45,20 @@ afterAll(async () => {
 });
 
 function readJsonl(path: string): Record<string, unknown>[] {
-  return readFileSync(path, 'utf8').trim().split('\n').filter((l) => l).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 describe('--on-error', () => {
   it('skip: leaves bad rows out and lists each with its row number and reason', async () => {
     const output = join(root.dir, 'skip.jsonl');
-    const spec = await planBatchJob(version, request(model, input, output, { batchSize: 3, partRows: 4, onError: 'skip' }));
+    const spec = await planBatchJob(
+      version,
+      request(model, input, output, { batchSize: 3, partRows: 4, onError: 'skip' }),
+    );
     const summary = await runLocalBatch(version, spec, silentProgress);
     expect(summary).toMatchObject({ rows: 10, outputRows: 4, errors: 6 });
     expect(readJsonl(output).map((r) => r.id)).toEqual([1, 3, 8, 10]);
@@ -66,11 +76,16 @@ describe('--on-error', () => {
 
   it('null: writes every row, bad ones with empty prediction fields', async () => {
     const output = join(root.dir, 'null.parquet');
-    const spec = await planBatchJob(version, request(model, input, output, { batchSize: 4, onError: 'null', keep: ['id'] }));
+    const spec = await planBatchJob(
+      version,
+      request(model, input, output, { batchSize: 4, onError: 'null', keep: ['id'] }),
+    );
     const summary = await runLocalBatch(version, spec, silentProgress);
     expect(summary).toMatchObject({ rows: 10, outputRows: 10, errors: 6 });
     const rows = await query(`SELECT id, fraud_probability, is_fraud FROM read_parquet('${output}')`);
-    expect(rows.map((r) => Number(r.id))).toEqual([1, 2, 3, 4, 5, null, null, 8, 9, 10].map((v) => (v === null ? 0 : v)));
+    expect(rows.map((r) => Number(r.id))).toEqual(
+      [1, 2, 3, 4, 5, null, null, 8, 9, 10].map((v) => (v === null ? 0 : v)),
+    );
     const nulls = rows.flatMap((r, i) => (r.fraud_probability === null ? [i + 1] : []));
     expect(nulls).toEqual(BAD);
     expect(rows.filter((r) => r.fraud_probability !== null).every((r) => typeof r.is_fraud === 'boolean')).toBe(true);
@@ -79,7 +94,9 @@ describe('--on-error', () => {
   it('fail: stops at the first bad row, naming the file, the row and the reason', async () => {
     const output = join(root.dir, 'fail.jsonl');
     const spec = await planBatchJob(version, request(model, input, output, { onError: 'fail' }));
-    await expect(runLocalBatch(version, spec, silentProgress)).rejects.toThrow(/mixed\.jsonl row 2: transaction_amount: expected a number >= 0, got null \(--on-error fail/);
+    await expect(runLocalBatch(version, spec, silentProgress)).rejects.toThrow(
+      /mixed\.jsonl row 2: transaction_amount: expected a number >= 0, got null \(--on-error fail/,
+    );
     expect(existsSync(output)).toBe(false);
   });
 
@@ -94,6 +111,8 @@ describe('--on-error', () => {
       [3, expect.stringMatching(/^transaction_amount: expected a number >= 0, got .*abc/)],
       [4, expect.stringMatching(/^time_since_last_txn: expected a number >= 0, got number -2/)],
     ]);
-    expect(readFileSync(output, 'utf8').split('\n')[0]).toBe('id,transaction_amount,merchant_category,time_since_last_txn,fraud_probability,is_fraud');
+    expect(readFileSync(output, 'utf8').split('\n')[0]).toBe(
+      'id,transaction_amount,merchant_category,time_since_last_txn,fraud_probability,is_fraud',
+    );
   });
 });

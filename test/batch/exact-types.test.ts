@@ -29,9 +29,11 @@ beforeAll(async () => {
 afterAll(() => root.remove());
 
 const typesOf = async (file: string): Promise<Record<string, string>> =>
-  Object.fromEntries((await query(`DESCRIBE SELECT * FROM read_parquet('${file}')`)).map((c) => [c.column_name, c.column_type]));
+  Object.fromEntries(
+    (await query(`DESCRIBE SELECT * FROM read_parquet('${file}')`)).map((c) => [c.column_name, c.column_type]),
+  );
 
-describe('caliper batch keeps every kept column\'s exact type and value in Parquet output', () => {
+describe("caliper batch keeps every kept column's exact type and value in Parquet output", () => {
   it('takes the columnar path for such a file (the kept columns are copied by DuckDB)', async () => {
     const version = await loadBatchModel(model);
     try {
@@ -46,17 +48,31 @@ describe('caliper batch keeps every kept column\'s exact type and value in Parqu
   for (const path of ['columnar', 'row'] as const) {
     it(`round-trips a Parquet file of every DuckDB type (${path} path)`, async () => {
       const output = join(root.dir, `scored-${path}.parquet`);
-      const args = ['bin/caliper.js', 'batch', '--model', model, '--input', input, '--output', output, '--no-progress', '--json', ...(path === 'row' ? ['--row-path'] : [])];
+      const args = [
+        'bin/caliper.js',
+        'batch',
+        '--model',
+        model,
+        '--input',
+        input,
+        '--output',
+        output,
+        '--no-progress',
+        '--json',
+        ...(path === 'row' ? ['--row-path'] : []),
+      ];
       const { stdout } = await promisify(execFile)('node', args, { env: { ...process.env, TZ: 'America/New_York' } });
       expect(JSON.parse(stdout)).toMatchObject({ rows: 3, errors: 0 });
 
       const inputTypes = await typesOf(input);
       const outputTypes = await typesOf(output);
-      for (const column of keptColumns) expect({ column, type: outputTypes[column] }).toEqual({ column, type: inputTypes[column] });
+      for (const column of keptColumns)
+        expect({ column, type: outputTypes[column] }).toEqual({ column, type: inputTypes[column] });
       expect(outputTypes.fraud_probability).toBe('DOUBLE');
 
       // Value for value, row for row: every kept cell is not distinct from the input's (compared as DuckDB text in UTC).
-      const differing = await query(`SET TimeZone = 'UTC'; SELECT ${keptColumns.map((c, i) => `count(*) FILTER (WHERE i."${c}"::VARCHAR IS DISTINCT FROM o."${c}"::VARCHAR) AS c${i}`).join(', ')}
+      const differing =
+        await query(`SET TimeZone = 'UTC'; SELECT ${keptColumns.map((c, i) => `count(*) FILTER (WHERE i."${c}"::VARCHAR IS DISTINCT FROM o."${c}"::VARCHAR) AS c${i}`).join(', ')}
         FROM read_parquet('${input}') i POSITIONAL JOIN read_parquet('${output}') o`);
       const counts = Object.fromEntries(keptColumns.map((c, i) => [c, Number(differing[0]![`c${i}`])]));
       expect(Object.entries(counts).filter(([, n]) => n > 0)).toEqual([]);

@@ -17,7 +17,8 @@ const inputs: Record<string, string> = {};
 beforeAll(async () => {
   model = fraudModelDir(root.dir);
   version = await loadBatchModel(model);
-  for (const ext of ['parquet', 'csv', 'jsonl']) inputs[ext] = await generateFraudData({ rows: ROWS, out: join(root.dir, `in.${ext}`), seed: 3 });
+  for (const ext of ['parquet', 'csv', 'jsonl'])
+    inputs[ext] = await generateFraudData({ rows: ROWS, out: join(root.dir, `in.${ext}`), seed: 3 });
 });
 
 afterAll(async () => {
@@ -28,7 +29,11 @@ afterAll(async () => {
 /** Output rows as objects, sorted by transaction_id, whatever the format. */
 async function readOutput(path: string): Promise<Record<string, unknown>[]> {
   if (path.endsWith('.parquet')) return query(`SELECT * FROM read_parquet('${path}') ORDER BY transaction_id`);
-  if (path.endsWith('.jsonl')) return readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  if (path.endsWith('.jsonl'))
+    return readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   return query(`SELECT * FROM read_csv('${path}', header = true) ORDER BY transaction_id`);
 }
 
@@ -43,12 +48,21 @@ describe('caliper batch formats', () => {
         const rows = await readOutput(output);
         expect(rows).toHaveLength(ROWS);
         expect(rows.map((r) => Number(r.transaction_id))).toEqual(Array.from({ length: ROWS }, (_, i) => i));
-        expect(Object.keys(rows[0]!)).toEqual(['transaction_id', 'transaction_amount', 'merchant_category', 'time_since_last_txn', 'fraud_probability', 'is_fraud']);
+        expect(Object.keys(rows[0]!)).toEqual([
+          'transaction_id',
+          'transaction_amount',
+          'merchant_category',
+          'time_since_last_txn',
+          'fraud_probability',
+          'is_fraud',
+        ]);
         // Same answers as /predict for a few rows.
         for (const i of [0, 1234, ROWS - 1]) {
           const row = rows[i]!;
           const online = await runPredict(version, {
-            transaction_amount: Number(row.transaction_amount), merchant_category: row.merchant_category, time_since_last_txn: Number(row.time_since_last_txn),
+            transaction_amount: Number(row.transaction_amount),
+            merchant_category: row.merchant_category,
+            time_since_last_txn: Number(row.time_since_last_txn),
           });
           expect(Number(row.fraud_probability)).toBeCloseTo(online.predictions[0]!.fraud_probability as number, 6);
           expect(String(row.is_fraud)).toBe(String(online.predictions[0]!.is_fraud));
@@ -59,15 +73,29 @@ describe('caliper batch formats', () => {
 
   it('keeps only the --keep columns and maps a renamed column with --map', async () => {
     const input = join(root.dir, 'renamed.jsonl');
-    writeFileSync(input, [
-      { id: 'a', amount: 12.5, merchant_category: 'fuel', time_since_last_txn: 60 },
-      { id: 'b', amount: 900, merchant_category: 'jewelry', time_since_last_txn: 5 },
-    ].map((r) => JSON.stringify(r)).join('\n'));
+    writeFileSync(
+      input,
+      [
+        { id: 'a', amount: 12.5, merchant_category: 'fuel', time_since_last_txn: 60 },
+        { id: 'b', amount: 900, merchant_category: 'jewelry', time_since_last_txn: 5 },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
     const output = join(root.dir, 'renamed-out.jsonl');
-    const spec = await planBatchJob(version, request(model, input, output, { keep: ['id'], map: { transaction_amount: 'amount' } }));
+    const spec = await planBatchJob(
+      version,
+      request(model, input, output, { keep: ['id'], map: { transaction_amount: 'amount' } }),
+    );
     await runLocalBatch(version, spec, silentProgress);
-    const rows = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(rows.map((r) => Object.keys(r))).toEqual([['id', 'fraud_probability', 'is_fraud'], ['id', 'fraud_probability', 'is_fraud']]);
+    const rows = readFileSync(output, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows.map((r) => Object.keys(r))).toEqual([
+      ['id', 'fraud_probability', 'is_fraud'],
+      ['id', 'fraud_probability', 'is_fraud'],
+    ]);
     expect(rows[1]!.fraud_probability as number).toBeGreaterThan(rows[0]!.fraud_probability as number);
   });
 
@@ -80,8 +108,8 @@ describe('caliper batch formats', () => {
   });
 
   it('refuses a --keep column the input lacks, naming the columns it has', async () => {
-    await expect(planBatchJob(version, request(model, inputs.csv!, join(root.dir, 'x.csv'), { keep: ['nope'] })))
-      .rejects.toThrow(/--keep: the input has no column nope \(columns: transaction_id, transaction_amount/);
+    await expect(
+      planBatchJob(version, request(model, inputs.csv!, join(root.dir, 'x.csv'), { keep: ['nope'] })),
+    ).rejects.toThrow(/--keep: the input has no column nope \(columns: transaction_id, transaction_amount/);
   });
 });
-

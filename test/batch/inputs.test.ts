@@ -27,7 +27,10 @@ afterAll(async () => {
 
 let counter = 0;
 function readJsonl(path: string): Record<string, unknown>[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** Scores a file written with exactly these bytes to JSONL and returns the output rows. */
@@ -35,13 +38,21 @@ async function scoreText(name: string, bytes: string | Buffer): Promise<Record<s
   const input = join(root.dir, `${counter++}-${name}`);
   writeFileSync(input, bytes);
   const output = join(root.dir, `${counter++}-out.jsonl`);
-  const summary = await runLocalBatch(version, await planBatchJob(version, request(model, input, output)), silentProgress);
+  const summary = await runLocalBatch(
+    version,
+    await planBatchJob(version, request(model, input, output)),
+    silentProgress,
+  );
   expect(summary.errors).toBe(0);
   return readJsonl(output);
 }
 
 async function online(amount: number, category: string, seconds: number): Promise<number> {
-  const result = await runPredict(version, { transaction_amount: amount, merchant_category: category, time_since_last_txn: seconds });
+  const result = await runPredict(version, {
+    transaction_amount: amount,
+    merchant_category: category,
+    time_since_last_txn: seconds,
+  });
   return result.predictions[0]!.fraud_probability as number;
 }
 
@@ -88,25 +99,46 @@ describe('CSV quirks are read by DuckDB', () => {
   });
 
   it('whitespace around header names', async () => {
-    const rows = await scoreText('header-space.csv', ` id , transaction_amount ,merchant_category, time_since_last_txn\n1,12.5,fuel,60\n`);
-    expect(Object.keys(rows[0]!)).toEqual(['id', 'transaction_amount', 'merchant_category', 'time_since_last_txn', 'fraud_probability', 'is_fraud']);
+    const rows = await scoreText(
+      'header-space.csv',
+      ` id , transaction_amount ,merchant_category, time_since_last_txn\n1,12.5,fuel,60\n`,
+    );
+    expect(Object.keys(rows[0]!)).toEqual([
+      'id',
+      'transaction_amount',
+      'merchant_category',
+      'time_since_last_txn',
+      'fraud_probability',
+      'is_fraud',
+    ]);
   });
 });
 
 describe('inputs real pipelines produce', () => {
   it('reads .gz and .zst CSV and JSONL, and scores them on the columnar path', async () => {
     const csv = `${HEADER}\n1,12.5,fuel,60\n2,900,jewelry,5\n`;
-    const jsonl = '{"id":1,"transaction_amount":12.5,"merchant_category":"fuel","time_since_last_txn":60}\n{"id":2,"transaction_amount":900,"merchant_category":"jewelry","time_since_last_txn":5}\n';
+    const jsonl =
+      '{"id":1,"transaction_amount":12.5,"merchant_category":"fuel","time_since_last_txn":60}\n{"id":2,"transaction_amount":900,"merchant_category":"jewelry","time_since_last_txn":5}\n';
     const dir = join(root.dir, 'compressed');
     mkdirSync(dir);
     writeFileSync(join(dir, 'a.csv.gz'), gzipSync(csv));
     writeFileSync(join(dir, 'b.jsonl.gz'), gzipSync(jsonl));
     writeFileSync(join(dir, 'plain.csv'), csv);
-    await query(`COPY (SELECT * FROM read_csv('${join(dir, 'plain.csv')}')) TO '${join(dir, 'c.csv.zst')}' (FORMAT csv, COMPRESSION zstd)`);
-    await query(`COPY (SELECT * FROM read_csv('${join(dir, 'plain.csv')}')) TO '${join(dir, 'd.jsonl.zst')}' (FORMAT json, COMPRESSION zstd)`);
+    await query(
+      `COPY (SELECT * FROM read_csv('${join(dir, 'plain.csv')}')) TO '${join(dir, 'c.csv.zst')}' (FORMAT csv, COMPRESSION zstd)`,
+    );
+    await query(
+      `COPY (SELECT * FROM read_csv('${join(dir, 'plain.csv')}')) TO '${join(dir, 'd.jsonl.zst')}' (FORMAT json, COMPRESSION zstd)`,
+    );
     const output = join(root.dir, 'compressed-out.jsonl');
     const spec = await planBatchJob(version, request(model, dir, output));
-    expect(spec.inputs.map((f) => f.path.split('/').pop())).toEqual(['a.csv.gz', 'b.jsonl.gz', 'c.csv.zst', 'd.jsonl.zst', 'plain.csv']);
+    expect(spec.inputs.map((f) => f.path.split('/').pop())).toEqual([
+      'a.csv.gz',
+      'b.jsonl.gz',
+      'c.csv.zst',
+      'd.jsonl.zst',
+      'plain.csv',
+    ]);
     const layout = new OutputLayout(spec);
     layout.prepare({ overwrite: false, cleanTemporaries: true });
     await stageInputs(spec, layout);
@@ -120,9 +152,15 @@ describe('inputs real pipelines produce', () => {
 
   it('Hive-partitioned folders: the key=value folders are columns, usable as request fields and kept', async () => {
     const dir = join(root.dir, 'hive');
-    for (const [category, rows] of [['fuel', '12.5,60\n3,7\n'], ['jewelry', '900,5\n']] as const) {
+    for (const [category, rows] of [
+      ['fuel', '12.5,60\n3,7\n'],
+      ['jewelry', '900,5\n'],
+    ] as const) {
       mkdirSync(join(dir, `merchant_category=${category}`), { recursive: true });
-      writeFileSync(join(dir, `merchant_category=${category}`, 'part-0.csv'), `transaction_amount,time_since_last_txn\n${rows}`);
+      writeFileSync(
+        join(dir, `merchant_category=${category}`, 'part-0.csv'),
+        `transaction_amount,time_since_last_txn\n${rows}`,
+      );
     }
     const output = join(root.dir, 'hive-out.jsonl');
     const spec = await planBatchJob(version, request(model, dir, output));
@@ -137,11 +175,19 @@ describe('inputs real pipelines produce', () => {
   it('Hive-partitioned Parquet is read where it lies, partition column kept', async () => {
     const source = await generateFraudData({ rows: 300, out: join(root.dir, 'hive-src.parquet'), seed: 4 });
     const dir = join(root.dir, 'hive-parquet');
-    await query(`COPY (SELECT transaction_id, transaction_amount, time_since_last_txn, merchant_category FROM read_parquet('${source}')) TO '${dir}' (FORMAT parquet, PARTITION_BY (merchant_category))`);
+    await query(
+      `COPY (SELECT transaction_id, transaction_amount, time_since_last_txn, merchant_category FROM read_parquet('${source}')) TO '${dir}' (FORMAT parquet, PARTITION_BY (merchant_category))`,
+    );
     const output = join(root.dir, 'hive-parquet-out.parquet');
-    const summary = await runLocalBatch(version, await planBatchJob(version, request(model, dir, output)), silentProgress);
+    const summary = await runLocalBatch(
+      version,
+      await planBatchJob(version, request(model, dir, output)),
+      silentProgress,
+    );
     expect(summary).toMatchObject({ rows: 300, outputRows: 300, errors: 0 });
-    const [joined] = await query(`SELECT count(*)::INTEGER AS n, max(abs(o.transaction_amount - s.transaction_amount))::DOUBLE AS drift, bool_and(o.merchant_category = s.merchant_category) AS same FROM read_parquet('${output}') o JOIN read_parquet('${source}') s USING (transaction_id)`);
+    const [joined] = await query(
+      `SELECT count(*)::INTEGER AS n, max(abs(o.transaction_amount - s.transaction_amount))::DOUBLE AS drift, bool_and(o.merchant_category = s.merchant_category) AS same FROM read_parquet('${output}') o JOIN read_parquet('${source}') s USING (transaction_id)`,
+    );
     expect(joined).toEqual({ n: 300, drift: 0, same: true });
   });
 });
@@ -154,22 +200,41 @@ describe('outputs', () => {
 
   it('--partition-by writes COLUMN=VALUE folders holding every row once', async () => {
     const output = join(root.dir, 'partitioned');
-    const summary = await runLocalBatch(version, await planBatchJob(version, request(model, input, output, { format: 'parquet', partitionBy: 'merchant_category' })), silentProgress);
+    const summary = await runLocalBatch(
+      version,
+      await planBatchJob(
+        version,
+        request(model, input, output, { format: 'parquet', partitionBy: 'merchant_category' }),
+      ),
+      silentProgress,
+    );
     expect(summary).toMatchObject({ rows: 2000, outputRows: 2000, output });
-    expect(readdirSync(output).sort()).toEqual(['electronics', 'fuel', 'gaming', 'grocery', 'jewelry', 'online', 'restaurant', 'travel'].map((c) => `merchant_category=${c}`));
-    const [counts] = await query(`SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids FROM read_parquet('${output}/*/*.parquet', hive_partitioning = true)`);
+    expect(readdirSync(output).sort()).toEqual(
+      ['electronics', 'fuel', 'gaming', 'grocery', 'jewelry', 'online', 'restaurant', 'travel'].map(
+        (c) => `merchant_category=${c}`,
+      ),
+    );
+    const [counts] = await query(
+      `SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids FROM read_parquet('${output}/*/*.parquet', hive_partitioning = true)`,
+    );
     expect(counts).toEqual({ n: 2000, ids: 2000 });
     expect(existsSync(`${output}.parts`)).toBe(false);
   });
 
   it('--partition-by refuses a column the output does not have', async () => {
-    await expect(planBatchJob(version, request(model, input, join(root.dir, 'p2'), { partitionBy: 'nope' }))).rejects.toThrow(/--partition-by: no output column nope \(output columns: transaction_id/);
+    await expect(
+      planBatchJob(version, request(model, input, join(root.dir, 'p2'), { partitionBy: 'nope' })),
+    ).rejects.toThrow(/--partition-by: no output column nope \(output columns: transaction_id/);
   });
 
   it('Parquet compression is selectable', async () => {
     for (const compression of ['zstd', 'uncompressed'] as const) {
       const output = join(root.dir, `compressed-${compression}.parquet`);
-      await runLocalBatch(version, await planBatchJob(version, request(model, input, output, { compression })), silentProgress);
+      await runLocalBatch(
+        version,
+        await planBatchJob(version, request(model, input, output, { compression })),
+        silentProgress,
+      );
       const codecs = await query(`SELECT DISTINCT compression FROM parquet_metadata('${output}')`);
       expect(codecs.map((c) => String(c.compression).toLowerCase())).toEqual([compression]);
     }
@@ -178,7 +243,11 @@ describe('outputs', () => {
   it('writes no errors file when no row failed, and removes one left by an earlier run of the output', async () => {
     const output = join(root.dir, 'clean.csv');
     writeFileSync(`${output}.errors.jsonl`, '{"stale": true}\n');
-    const summary = await runLocalBatch(version, await planBatchJob(version, request(model, input, output)), silentProgress);
+    const summary = await runLocalBatch(
+      version,
+      await planBatchJob(version, request(model, input, output)),
+      silentProgress,
+    );
     expect(summary.errors).toBe(0);
     expect(existsSync(`${output}.errors.jsonl`)).toBe(false);
   });
@@ -187,11 +256,20 @@ describe('outputs', () => {
     const bad = join(root.dir, 'first-row-bad.csv');
     writeFileSync(bad, `${HEADER}\n1,,fuel,60\n2,3,online,7\n`);
     const output = join(root.dir, 'failed.parquet');
-    await expect(runLocalBatch(version, await planBatchJob(version, request(model, bad, output, { onError: 'fail' })), silentProgress))
-      .rejects.toThrow(/row 1: transaction_amount: .*nothing was written; correct the cause and run the command again/);
+    await expect(
+      runLocalBatch(
+        version,
+        await planBatchJob(version, request(model, bad, output, { onError: 'fail' })),
+        silentProgress,
+      ),
+    ).rejects.toThrow(/row 1: transaction_amount: .*nothing was written; correct the cause and run the command again/);
     expect(existsSync(output)).toBe(false);
     expect(existsSync(`${output}.parts`)).toBe(false);
-    const summary = await runLocalBatch(version, await planBatchJob(version, request(model, bad, output, { onError: 'skip' })), silentProgress);
+    const summary = await runLocalBatch(
+      version,
+      await planBatchJob(version, request(model, bad, output, { onError: 'skip' })),
+      silentProgress,
+    );
     expect(summary).toMatchObject({ rows: 2, outputRows: 1, errors: 1 });
   });
 });

@@ -15,7 +15,13 @@ describe('caliper batch --model models:/URI', () => {
     const home = join(root.dir, 'registry');
     const registry = ModelRegistry.open(home);
     try {
-      const registered = await registry.register({ file: join(dir, '1', 'model.onnx'), configFile: join(dir, 'model.yaml'), name: 'fraud_detector', tags: {}, metrics: {} });
+      const registered = await registry.register({
+        file: join(dir, '1', 'model.onnx'),
+        configFile: join(dir, 'model.yaml'),
+        name: 'fraud_detector',
+        tags: {},
+        metrics: {},
+      });
       await registry.setStage(registered.name, registered.version, 'Production');
     } finally {
       await registry.close();
@@ -38,6 +44,8 @@ describe('caliper batch --model models:/URI', () => {
   });
 
   it('names the URI when the registry does not know the model', async () => {
-    await expect(loadBatchModel('models:/nope/Production', { registry: join(root.dir, 'empty-registry') })).rejects.toThrow(/nope/);
+    await expect(
+      loadBatchModel('models:/nope/Production', { registry: join(root.dir, 'empty-registry') }),
+    ).rejects.toThrow(/nope/);
   });
 });

@@ -28,14 +28,20 @@ let version: ModelVersion;
 let model: string;
 
 beforeAll(async () => {
-  model = repo.add('tokens', {
-    name: 'tokens',
-    inputs: { tokens: { type: 'array', items: 'integer', min_length: 1, max_length: 8 } },
-    preprocess: { tensors: [{ tensor: 'ids', dtype: 'int64', columns: [{ identity: 'tokens' }], pad: 7, attention_mask: 'mask' }] },
-    postprocess: { total: { output: 'total' } },
-    batching: { max_batch_size: 8, max_queue_delay_us: 100 },
-    instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
-  }, tokenModel());
+  model = repo.add(
+    'tokens',
+    {
+      name: 'tokens',
+      inputs: { tokens: { type: 'array', items: 'integer', min_length: 1, max_length: 8 } },
+      preprocess: {
+        tensors: [{ tensor: 'ids', dtype: 'int64', columns: [{ identity: 'tokens' }], pad: 7, attention_mask: 'mask' }],
+      },
+      postprocess: { total: { output: 'total' } },
+      batching: { max_batch_size: 8, max_queue_delay_us: 100 },
+      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+    },
+    tokenModel(),
+  );
   version = await loadBatchModel(model);
 });
 
@@ -49,10 +55,17 @@ describe('caliper batch over variable-length rows', () => {
   it('pads each chunk to its longest row and masks the padding', async () => {
     const rows = [[1], [2, 3, 4], [5, 6], [9, 9, 9, 9, 9]];
     const input = join(root.dir, 'tokens.jsonl');
-    writeFileSync(input, rows.map((tokens) => JSON.stringify({ tokens })).join('\n') + '\n');
+    writeFileSync(input, `${rows.map((tokens) => JSON.stringify({ tokens })).join('\n')}\n`);
     const output = join(root.dir, 'tokens.out.jsonl');
-    await runLocalBatch(version, await planBatchJob(version, request(model, input, output, { batchSize: 3, format: 'jsonl' })), silentProgress);
-    const totals = readFileSync(output, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { total: number }).total);
+    await runLocalBatch(
+      version,
+      await planBatchJob(version, request(model, input, output, { batchSize: 3, format: 'jsonl' })),
+      silentProgress,
+    );
+    const totals = readFileSync(output, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { total: number }).total);
     expect(totals).toEqual(rows.map((r) => r.reduce((a, b) => a + b, 0)));
   });
 });

@@ -11,16 +11,38 @@ const fraud = join(import.meta.dirname, '../../examples/fraud-detector');
 
 /** Runs `caliper bench …` in this process and returns its JSON report and what it logged. */
 async function bench(...args: string[]): Promise<{ report: BenchReport; log: string }> {
-  const program = new Command().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  const program = new Command()
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
   registerBenchCommand(program);
   let stdout = '';
   let log = '';
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string) => { stdout += chunk; return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => { log += chunk; return true; }) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string) => {
+    stdout += chunk;
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => {
+    log += chunk;
+    return true;
+  }) as typeof process.stderr.write;
   try {
-    await program.parseAsync(['node', 'caliper', 'bench', ...args, '--json', '--duration', '0.3', '--warmup', '0.2', '--max-trials', '3', '--stability-pct', '100']);
+    await program.parseAsync([
+      'node',
+      'caliper',
+      'bench',
+      ...args,
+      '--json',
+      '--duration',
+      '0.3',
+      '--warmup',
+      '0.2',
+      '--max-trials',
+      '3',
+      '--stability-pct',
+      '100',
+    ]);
   } finally {
     process.stdout.write = out;
     process.stderr.write = err;
@@ -68,17 +90,21 @@ describe('caliper bench request data', () => {
   });
 
   it('keeps synthesized values inside the schema: enums, bounds, integers, array lengths, required fields', () => {
-    const { documents } = synthesizeRequests({
-      properties: {
-        amount: { type: 'number', minimum: 5, maximum: 6 },
-        count: { type: 'integer', minimum: -3, maximum: 3 },
-        kind: { type: 'string', enum: ['a', 'b'] },
-        flag: { type: 'boolean' },
-        tokens: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 9 }, minItems: 2, maxItems: 4 },
-        note: { type: 'string' },
+    const { documents } = synthesizeRequests(
+      {
+        properties: {
+          amount: { type: 'number', minimum: 5, maximum: 6 },
+          count: { type: 'integer', minimum: -3, maximum: 3 },
+          kind: { type: 'string', enum: ['a', 'b'] },
+          flag: { type: 'boolean' },
+          tokens: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 9 }, minItems: 2, maxItems: 4 },
+          note: { type: 'string' },
+        },
+        required: ['amount', 'count', 'kind', 'flag', 'tokens'],
       },
-      required: ['amount', 'count', 'kind', 'flag', 'tokens'],
-    }, 'test', { count: 200, seed: 7 });
+      'test',
+      { count: 200, seed: 7 },
+    );
     const rows = documents as Record<string, unknown>[];
     for (const row of rows) {
       expect(row.amount as number).toBeGreaterThanOrEqual(5);
@@ -96,7 +122,8 @@ describe('caliper bench request data', () => {
     expect(withNote).toBeGreaterThan(50);
     expect(withNote).toBeLessThan(150);
     expect(new Set(rows.map((r) => JSON.stringify(r))).size).toBeGreaterThan(190);
-    expect(synthesizeRequests({ properties: { x: { type: 'number' } } }, 't', { count: 5, seed: 7 }).documents)
-      .toEqual(synthesizeRequests({ properties: { x: { type: 'number' } } }, 't', { count: 5, seed: 7 }).documents);
+    expect(synthesizeRequests({ properties: { x: { type: 'number' } } }, 't', { count: 5, seed: 7 }).documents).toEqual(
+      synthesizeRequests({ properties: { x: { type: 'number' } } }, 't', { count: 5, seed: 7 }).documents,
+    );
   });
 });

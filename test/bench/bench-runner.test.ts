@@ -16,7 +16,11 @@ describe('caliper bench against a real server', () => {
   });
   afterAll(async () => server?.close());
 
-  const bench = (protocol: 'predict' | 'v2', levels: number[], stability: { tolerancePct: number; maxTrials: number }) => {
+  const bench = (
+    protocol: 'predict' | 'v2',
+    levels: number[],
+    stability: { tolerancePct: number; maxTrials: number },
+  ) => {
     const samples = readSampleRequests(FRAUD);
     const data = protocol === 'v2' ? toV2Requests(samples, FRAUD) : samples;
     return runBench({
@@ -68,11 +72,20 @@ describe('caliper bench against a real server', () => {
   });
 
   it('counts failures by status', async () => {
-    const data = { source: 'inline', documents: [{ transaction_amount: -1, merchant_category: 'grocery', time_since_last_txn: 1 }] };
+    const data = {
+      source: 'inline',
+      documents: [{ transaction_amount: -1, merchant_category: 'grocery', time_since_last_txn: 1 }],
+    };
     const report = await runBench({
       target: new HttpLoadTarget(server.url, inferencePath('predict', 'fraud_detector'), data),
-      url: server.url, model: 'fraud_detector', protocol: 'predict', data: { source: 'inline', requests: 1 },
-      plan: { mode: 'concurrency', levels: [2] }, windowMs: 150, warmupMs: 50, stability: { maxTrials: 3 },
+      url: server.url,
+      model: 'fraud_detector',
+      protocol: 'predict',
+      data: { source: 'inline', requests: 1 },
+      plan: { mode: 'concurrency', levels: [2] },
+      windowMs: 150,
+      warmupMs: 50,
+      stability: { maxTrials: 3 },
     });
     const step = report.steps[0]!;
     expect(step.throughput).toBe(0);
@@ -90,7 +103,10 @@ describe('open loop', () => {
     stalling = createServer((request, response) => {
       request.resume();
       request.on('end', () => {
-        const reply = (): void => { response.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 }); response.end('{}'); };
+        const reply = (): void => {
+          response.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 });
+          response.end('{}');
+        };
         if (++count % 50 === 0) setTimeout(reply, 200);
         else reply();
       });
@@ -101,11 +117,25 @@ describe('open loop', () => {
   afterAll(() => new Promise<void>((resolve) => stalling.close(() => resolve())));
 
   const data = { source: 'inline', documents: [{}] };
-  const common = { url: '', model: 'echo', protocol: 'predict' as const, data: { source: 'inline', requests: 1 }, windowMs: 1000, warmupMs: 100, stability: { maxTrials: 3, tolerancePct: 1000 }, serverStats: false };
+  const common = {
+    url: '',
+    model: 'echo',
+    protocol: 'predict' as const,
+    data: { source: 'inline', requests: 1 },
+    windowMs: 1000,
+    warmupMs: 100,
+    stability: { maxTrials: 3, tolerancePct: 1000 },
+    serverStats: false,
+  };
 
   it('counts latency from the scheduled send time, so a stall delays every request due during it (no coordinated omission)', async () => {
     const target = new HttpLoadTarget(url, '/echo', data, false);
-    const open = await runBench({ ...common, url, target, plan: { mode: 'rate', rates: [100], distribution: 'constant', maxConnections: 1 } });
+    const open = await runBench({
+      ...common,
+      url,
+      target,
+      plan: { mode: 'rate', rates: [100], distribution: 'constant', maxConnections: 1 },
+    });
     const closed = await runBench({ ...common, url, target, plan: { mode: 'concurrency', levels: [1] } });
     const o = open.steps[0]!;
     const c = closed.steps[0]!;

@@ -5,7 +5,11 @@ import { gridPoints, settingsAt, type SearchSpace, type SpacePoint } from '../..
 const space: SearchSpace = {
   maxBatchSize: [1, 8, 16, 32, 64],
   maxQueueDelayUs: [0, 100, 500, 2000],
-  instances: [{ count: 1, kind: 'in_thread' }, { count: 1, kind: 'worker' }, { count: 2, kind: 'worker' }],
+  instances: [
+    { count: 1, kind: 'in_thread' },
+    { count: 1, kind: 'worker' },
+    { count: 2, kind: 'worker' },
+  ],
   intraOpThreads: [1, 2],
   maxThreads: 2,
 };
@@ -14,7 +18,8 @@ const space: SearchSpace = {
 function surface(point: SpacePoint): number {
   const s = settingsAt(space, point);
   const batchGain = 1000 * (1 - Math.abs(Math.log2(s.maxBatchSize) - 5) / 6);
-  const delayGain = s.maxBatchSize === 1 ? 0 : 200 - Math.abs(Math.log10(s.maxQueueDelayUs + 1) - Math.log10(501)) * 100;
+  const delayGain =
+    s.maxBatchSize === 1 ? 0 : 200 - Math.abs(Math.log10(s.maxQueueDelayUs + 1) - Math.log10(501)) * 100;
   const instanceGain = s.instanceKind === 'worker' ? s.instanceCount * 150 : 100;
   const threadPenalty = s.intraOpThreads > 1 ? 120 : 0;
   if (s.maxQueueDelayUs >= 2000) return 0; // p99 over budget
@@ -24,10 +29,18 @@ function surface(point: SpacePoint): number {
 describe('configuration search', () => {
   it('grid search measures every candidate and finds the best', async () => {
     const seen: SpacePoint[] = [];
-    const outcome = await gridSearch(space, async (p) => { seen.push(p); return surface(p); });
+    const outcome = await gridSearch(space, async (p) => {
+      seen.push(p);
+      return surface(p);
+    });
     expect(outcome.trials).toBe(gridPoints(space).length);
     expect(seen.length).toBe(gridPoints(space).length);
-    expect(settingsAt(space, outcome.best!)).toMatchObject({ maxBatchSize: 32, maxQueueDelayUs: 500, instanceCount: 2, intraOpThreads: 1 });
+    expect(settingsAt(space, outcome.best!)).toMatchObject({
+      maxBatchSize: 32,
+      maxQueueDelayUs: 500,
+      instanceCount: 2,
+      intraOpThreads: 1,
+    });
   });
 
   it('hill climbing reaches the same peak in far fewer trials, never measuring a point twice', async () => {
@@ -37,7 +50,12 @@ describe('configuration search', () => {
       seen.add(p.join());
       return surface(p);
     });
-    expect(settingsAt(space, outcome.best!)).toMatchObject({ maxBatchSize: 32, maxQueueDelayUs: 500, instanceCount: 2, intraOpThreads: 1 });
+    expect(settingsAt(space, outcome.best!)).toMatchObject({
+      maxBatchSize: 32,
+      maxQueueDelayUs: 500,
+      instanceCount: 2,
+      intraOpThreads: 1,
+    });
     expect(outcome.trials).toBeLessThan(gridPoints(space).length / 3);
   });
 

@@ -41,9 +41,15 @@ describe('caliper bench over gRPC', () => {
     const url = `grpc://127.0.0.1:${server.grpc!.port}`;
     const report = await runBench({
       target: new GrpcLoadTarget(url, 'no_such_model', data),
-      url, model: 'no_such_model', protocol: 'grpc', serverStats: false,
+      url,
+      model: 'no_such_model',
+      protocol: 'grpc',
+      serverStats: false,
       data: { source: data.source, requests: data.documents.length },
-      plan: { mode: 'concurrency', levels: [1] }, windowMs: 150, warmupMs: 50, stability: { tolerancePct: 1000, maxTrials: 3 },
+      plan: { mode: 'concurrency', levels: [1] },
+      windowMs: 150,
+      warmupMs: 50,
+      stability: { tolerancePct: 1000, maxTrials: 3 },
     });
     expect(Object.keys(report.steps[0]!.errors.byStatus)).toEqual(['grpc-5']); // NOT_FOUND
     expect(() => parseGrpcAddress('http://127.0.0.1:8000')).toThrow('expected grpc://HOST:PORT');

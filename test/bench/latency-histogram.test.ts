@@ -4,7 +4,8 @@ import { ArrivalSchedule } from '../../src/bench/arrival-schedule.ts';
 import { isStable, type StabilityRule } from '../../src/bench/stability-rule.ts';
 import type { WindowSummary } from '../../src/bench/measurement-window.ts';
 
-const exactPercentile = (sorted: number[], p: number): number => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
+const exactPercentile = (sorted: number[], p: number): number =>
+  sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
 describe('LatencyHistogram', () => {
   it('keeps percentiles within 0.1% of the exact values over six orders of magnitude', () => {
@@ -67,7 +68,11 @@ describe('ArrivalSchedule', () => {
 describe('stability rule', () => {
   const rule: StabilityRule = { tolerancePct: 10, windows: 3, maxTrials: 10 };
   const window = (throughput: number, p99: number): WindowSummary => ({
-    durationMs: 1000, requests: throughput, throughput, errors: 0, latencyMs: { p50: 1, p90: 1, p95: 1, p99, max: p99, mean: 1 },
+    durationMs: 1000,
+    requests: throughput,
+    throughput,
+    errors: 0,
+    latencyMs: { p50: 1, p90: 1, p95: 1, p99, max: p99, mean: 1 },
   });
   it('needs three windows within ±10% in both throughput and p99', () => {
     expect(isStable([window(100, 5), window(100, 5)], rule)).toBe(false);

@@ -10,7 +10,13 @@ import { readModelConfig, readVersionConfig } from '../../src/config/model-confi
 const work = mkdtempSync(join(tmpdir(), 'caliper-tune-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const settings: TuneSettings = { maxBatchSize: 16, maxQueueDelayUs: 100, instanceCount: 2, instanceKind: 'worker', intraOpThreads: 1 };
+const settings: TuneSettings = {
+  maxBatchSize: 16,
+  maxQueueDelayUs: 100,
+  instanceCount: 2,
+  instanceKind: 'worker',
+  intraOpThreads: 1,
+};
 
 describe('model.yaml settings', () => {
   it('changes only the tuned keys and keeps comments, other sections and flow style', () => {
@@ -25,17 +31,32 @@ instances:
 sla: { p99_ms: 50 }
 `;
     const out = applySettingsToYaml(text, settings);
-    expect(out).toContain('# a comment that must stay\nname: m   # trailing comment\ninputs:\n  a: { type: number, minimum: 0 }\n');
-    expect(out).toContain('batching: { max_batch_size: 16, preferred_batch_sizes: [8, 16], max_queue_delay_us: 100, enabled: true }');
-    expect(out).toContain('instances:\n  # block style stays block style\n  count: 2\n  kind: worker\n  intra_op_threads: 1\n');
+    expect(out).toContain(
+      '# a comment that must stay\nname: m   # trailing comment\ninputs:\n  a: { type: number, minimum: 0 }\n',
+    );
+    expect(out).toContain(
+      'batching: { max_batch_size: 16, preferred_batch_sizes: [8, 16], max_queue_delay_us: 100, enabled: true }',
+    );
+    expect(out).toContain(
+      'instances:\n  # block style stays block style\n  count: 2\n  kind: worker\n  intra_op_threads: 1\n',
+    );
     expect(out).toContain('sla: { p99_ms: 50 }');
   });
 
   it('with the current settings given, writes only the settings that change', () => {
-    const text = 'name: m\ninstances: { count: 1, kind: in_thread, intra_op_threads: 1 }\nbatching: { max_batch_size: 64, preferred_batch_sizes: [4, 8, 16, 32], max_queue_delay_us: 1000 }\n';
-    const current: TuneSettings = { maxBatchSize: 64, maxQueueDelayUs: 1000, instanceCount: 1, instanceKind: 'in_thread', intraOpThreads: 1 };
+    const text =
+      'name: m\ninstances: { count: 1, kind: in_thread, intra_op_threads: 1 }\nbatching: { max_batch_size: 64, preferred_batch_sizes: [4, 8, 16, 32], max_queue_delay_us: 1000 }\n';
+    const current: TuneSettings = {
+      maxBatchSize: 64,
+      maxQueueDelayUs: 1000,
+      instanceCount: 1,
+      instanceKind: 'in_thread',
+      intraOpThreads: 1,
+    };
     const out = applySettingsToYaml(text, { ...current, maxQueueDelayUs: 200 }, { current });
-    expect(out).toBe('name: m\ninstances: { count: 1, kind: in_thread, intra_op_threads: 1 }\nbatching: { max_batch_size: 64, preferred_batch_sizes: [4, 8, 16, 32], max_queue_delay_us: 200 }\n');
+    expect(out).toBe(
+      'name: m\ninstances: { count: 1, kind: in_thread, intra_op_threads: 1 }\nbatching: { max_batch_size: 64, preferred_batch_sizes: [4, 8, 16, 32], max_queue_delay_us: 200 }\n',
+    );
     expect(applySettingsToYaml(text, current, { current })).toBe(text);
   });
 
@@ -57,16 +78,33 @@ describe('caliper tune on the fraud example', () => {
       intraOpThreads: [1],
       maxThreads: 2,
     };
-    const report = await tune({ modelDir, p99BudgetMs: 1000, search: 'quick', space, concurrency: [1, 4], windowMs: 300, maxTrials: 3 });
+    const report = await tune({
+      modelDir,
+      p99BudgetMs: 1000,
+      search: 'quick',
+      space,
+      concurrency: [1, 4],
+      windowMs: 300,
+      maxTrials: 3,
+    });
     expect(report.kind).toBe('caliper-tune');
     // The model's own settings (batch 64) join the space exactly as written: batch 1, 16 and 64.
     expect(report.spaceSize).toBe(3);
     expect(report.trials.length).toBeLessThanOrEqual(3);
     expect(report.trials.every((t) => t.error === undefined)).toBe(true);
     // The first measurement is the current settings exactly, and the speed-up compares against it.
-    expect(report.current).toEqual({ maxBatchSize: 64, maxQueueDelayUs: 500, instanceCount: 1, instanceKind: 'in_thread', intraOpThreads: 1 });
+    expect(report.current).toEqual({
+      maxBatchSize: 64,
+      maxQueueDelayUs: 500,
+      instanceCount: 1,
+      instanceKind: 'in_thread',
+      intraOpThreads: 1,
+    });
     expect(report.trials[0]!.settings).toEqual(report.current);
-    expect(report.speedupOverCurrent).toBeCloseTo(report.winner!.best!.throughput / report.trials[0]!.best!.throughput, 2);
+    expect(report.speedupOverCurrent).toBeCloseTo(
+      report.winner!.best!.throughput / report.trials[0]!.best!.throughput,
+      2,
+    );
     // The winner is the best measured candidate (within the documented noise tie).
     const top = Math.max(...report.trials.map((t) => t.best?.throughput ?? 0));
     expect(report.winner!.best!.throughput).toBeGreaterThanOrEqual(top * 0.98);
@@ -89,7 +127,9 @@ describe('caliper tune on the fraud example', () => {
 
   it('chooses the highest throughput within the budget; ties within 2% go to the lower p99, then the current settings', () => {
     const trial = (maxBatchSize: number, throughput: number | null, p99Ms = 4): TuneTrial => ({
-      settings: { ...settings, maxBatchSize }, description: `b${maxBatchSize}`, steps: [],
+      settings: { ...settings, maxBatchSize },
+      description: `b${maxBatchSize}`,
+      steps: [],
       best: throughput === null ? null : { concurrency: 8, throughput, p99Ms, p50Ms: 1 },
     });
     const current = trial(64, 1000, 3);
@@ -100,6 +140,8 @@ describe('caliper tune on the fraud example', () => {
   });
 
   it('rejects a budget that is not a positive number', async () => {
-    await expect(tune({ modelDir: 'examples/fraud-detector', p99BudgetMs: 0, search: 'quick' })).rejects.toThrow(/--p99-ms/);
+    await expect(tune({ modelDir: 'examples/fraud-detector', p99BudgetMs: 0, search: 'quick' })).rejects.toThrow(
+      /--p99-ms/,
+    );
   });
 });

@@ -46,12 +46,18 @@ async function answersOf(dir: string): Promise<Record<string, unknown>[]> {
   try {
     const answers: Record<string, unknown>[] = [];
     for (let i = 0; i < 40; i++) {
-      const response = await fetch(`${server.url}/models/fraud_detector/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(transaction) });
+      const response = await fetch(`${server.url}/models/fraud_detector/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(transaction),
+      });
       expect(response.status).toBe(200);
       const body = (await response.json()) as Record<string, unknown>;
       delete body.latency_ms;
       answers.push(body);
-      const stats = (await (await fetch(`${server.url}/v2/models/fraud_detector/stats`)).json()) as { model_stats: { inference_stats: { cache_hit: { count: number } } }[] };
+      const stats = (await (await fetch(`${server.url}/v2/models/fraud_detector/stats`)).json()) as {
+        model_stats: { inference_stats: { cache_hit: { count: number } } }[];
+      };
       if (stats.model_stats[0]!.inference_stats.cache_hit.count >= 2) return answers;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -100,7 +106,11 @@ describe('the shared response cache key covers everything that shapes an answer'
     utimesSync(file, mtime, mtime);
     expect(await answerFingerprint(config, file)).not.toBe(first);
     // A config change that does not shape answers (where the folder is, the TTL) keeps sharing entries.
-    expect(await answerFingerprint({ ...config, dir: '/elsewhere', file: '/elsewhere/model.yaml', cache: { ...config.cache, ttlS: 5 } }, file))
-      .toBe(await answerFingerprint(config, file));
+    expect(
+      await answerFingerprint(
+        { ...config, dir: '/elsewhere', file: '/elsewhere/model.yaml', cache: { ...config.cache, ttlS: 5 } },
+        file,
+      ),
+    ).toBe(await answerFingerprint(config, file));
   });
 });

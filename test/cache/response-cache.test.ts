@@ -41,8 +41,12 @@ describe('MemoryCache', () => {
 
 describe('RedisCache', () => {
   let redis: PrivateRedis & { dispose(): Promise<void> };
-  beforeAll(async () => { redis = await startPrivateRedis(); });
-  afterAll(async () => { await redis.dispose(); });
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+  });
+  afterAll(async () => {
+    await redis.dispose();
+  });
 
   it('shares entries between two clients (replicas) and clears its namespace only', async () => {
     const a = new RedisCache({ url: redis.url, namespace: 'caliper:cache:m:1:fp:', ttlMs: 60_000 });
@@ -71,7 +75,12 @@ describe('RedisCache', () => {
   });
 
   it('answers a miss, not an error, when Redis does not respond', async () => {
-    const cache = new RedisCache({ url: redis.url, namespace: 'caliper:cache:slow:', ttlMs: 60_000, commandTimeoutMs: 30 });
+    const cache = new RedisCache({
+      url: redis.url,
+      namespace: 'caliper:cache:slow:',
+      ttlMs: 60_000,
+      commandTimeoutMs: 30,
+    });
     await new Promise((r) => setTimeout(r, 50));
     await cache.set('k', 'v');
     redis.pause();

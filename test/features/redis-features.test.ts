@@ -17,10 +17,17 @@ const transaction = { transaction_amount: 249.99, merchant_category: 'electronic
 let redis: PrivateRedis & { dispose(): Promise<void> };
 let server: RunningServer;
 
-interface Answer { status: number; body: Record<string, unknown> }
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
 
 async function predict(body: unknown): Promise<Answer> {
-  const response = await fetch(`${server.url}/models/fraud_detector/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await fetch(`${server.url}/models/fraud_detector/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -31,7 +38,13 @@ function load(clients: number): { stop(): Promise<Answer[]> } {
   const loops = Array.from({ length: clients }, async (_, c) => {
     while (running) answers.push(await predict({ ...transaction, user_id: `u${(c % 3) + 1}` }));
   });
-  return { stop: async () => { running = false; await Promise.all(loops); return answers; } };
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      return answers;
+    },
+  };
 }
 
 async function until(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -52,7 +65,7 @@ beforeAll(async () => {
   mkdirSync(join(dir, '1'), { recursive: true });
   cpSync('examples/fraud-detector/2/model.onnx', join(dir, '1', 'model.onnx'));
   const yaml = readFileSync('examples/fraud-detector/2/model.yaml', 'utf8')
-    .replace(/  store: memory\n  source: .*\n/, `  store: redis\n  url: ${redis.url}\n`)
+    .replace(/ {2}store: memory\n {2}source: .*\n/, `  store: redis\n  url: ${redis.url}\n`)
     .replace('timeout_ms: 20', 'timeout_ms: 100');
   writeFileSync(join(dir, 'model.yaml'), yaml);
   await loadUsers();
@@ -67,9 +80,31 @@ afterAll(async () => {
 
 describe('caliper features load', () => {
   it('writes one hash per entity, skips empty cells, sets the TTL and reports a summary (CLI, --json)', async () => {
-    const { stdout } = await promisify(execFile)('node', ['bin/caliper.js', 'features', 'load', usersCsv, '--store', redis.url, '--key', 'cli:{user_id}', '--ttl', '300', '--batch-size', '2', '--json']);
+    const { stdout } = await promisify(execFile)('node', [
+      'bin/caliper.js',
+      'features',
+      'load',
+      usersCsv,
+      '--store',
+      redis.url,
+      '--key',
+      'cli:{user_id}',
+      '--ttl',
+      '300',
+      '--batch-size',
+      '2',
+      '--json',
+    ]);
     const summary = JSON.parse(stdout) as Record<string, unknown>;
-    expect(summary).toMatchObject({ rows: 3, keysWritten: 3, skippedRows: 0, batches: 2, ttlS: 300, fields: ['user_txn_count', 'user_avg_amount'], key: 'cli:{user_id}' });
+    expect(summary).toMatchObject({
+      rows: 3,
+      keysWritten: 3,
+      skippedRows: 0,
+      batches: 2,
+      ttlS: 300,
+      fields: ['user_txn_count', 'user_avg_amount'],
+      key: 'cli:{user_id}',
+    });
     const client = new Redis(redis.url);
     try {
       expect(await client.hgetall('cli:u1')).toEqual({ user_txn_count: '3', user_avg_amount: '20' });
@@ -82,7 +117,7 @@ describe('caliper features load', () => {
     }
   });
 
-  it('replaces each entity\'s hash as a whole, atomically: a cell emptied in the file no longer answers; --merge keeps it', async () => {
+  it("replaces each entity's hash as a whole, atomically: a cell emptied in the file no longer answers; --merge keeps it", async () => {
     const first = join(root, 'replace-1.csv');
     const corrected = join(root, 'replace-2.csv');
     writeFileSync(first, 'user_id,user_txn_count,user_avg_amount\nr1,3,20\nr2,50,400\n');
@@ -90,7 +125,9 @@ describe('caliper features load', () => {
     const client = new Redis(redis.url);
     const monitor = await client.monitor();
     const commands: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => { if (!String(args[1] ?? '').startsWith('merge:')) commands.push(String(args[0]).toLowerCase()); });
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (!String(args[1] ?? '').startsWith('merge:')) commands.push(String(args[0]).toLowerCase());
+    });
     try {
       await loadFeatureFile({ file: first, store: redis.url, key: 'replace:{user_id}' });
       const summary = await loadFeatureFile({ file: corrected, store: redis.url, key: 'replace:{user_id}' });
@@ -113,7 +150,7 @@ describe('caliper features load', () => {
     }
   });
 
-  it('a served model answers a removed value with the field\'s default after the reload', async () => {
+  it("a served model answers a removed value with the field's default after the reload", async () => {
     const corrected = join(root, 'users-corrected.csv');
     writeFileSync(corrected, 'user_id,user_txn_count,user_avg_amount\nu9,50,400\n');
     await loadFeatureFile({ file: corrected, store: redis.url, key: 'user:{user_id}' });
@@ -127,8 +164,12 @@ describe('caliper features load', () => {
   });
 
   it('refuses a key column or field the file lacks, naming it', async () => {
-    await expect(loadFeatureFile({ file: usersCsv, store: redis.url, key: 'user:{uid}' })).rejects.toThrow(`--key: ${usersCsv} has no column uid (columns: user_id, user_txn_count, user_avg_amount)`);
-    await expect(loadFeatureFile({ file: usersCsv, store: redis.url, key: 'user:{user_id}', fields: ['age'] })).rejects.toThrow('--fields: ');
+    await expect(loadFeatureFile({ file: usersCsv, store: redis.url, key: 'user:{uid}' })).rejects.toThrow(
+      `--key: ${usersCsv} has no column uid (columns: user_id, user_txn_count, user_avg_amount)`,
+    );
+    await expect(
+      loadFeatureFile({ file: usersCsv, store: redis.url, key: 'user:{user_id}', fields: ['age'] }),
+    ).rejects.toThrow('--fields: ');
   });
 });
 
@@ -142,7 +183,10 @@ describe('Redis feature store', () => {
       let writes = 0;
       const stream = (store.client as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream;
       const write = stream.write.bind(stream);
-      stream.write = (...args: unknown[]) => { writes++; return write(...args); };
+      stream.write = (...args: unknown[]) => {
+        writes++;
+        return write(...args);
+      };
       const found = await store.lookup(['user:u1', 'user:nobody', 'user:u3', 'user:u2'], 1000);
       expect(found).toEqual([[3, 20], null, [undefined, 12.5], [50, 400]]);
       expect(writes).toBe(1);
@@ -177,7 +221,10 @@ describe('faults: Redis paused or stopped under load', () => {
     } finally {
       redis.resume();
     }
-    await until(async () => (await predict({ ...transaction, user_id: 'u2' })).body.features_degraded === undefined, 5000);
+    await until(
+      async () => (await predict({ ...transaction, user_id: 'u2' })).body.features_degraded === undefined,
+      5000,
+    );
     const answers = await traffic.stop();
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     const degraded = answers.filter((a) => a.body.features_degraded === true);
@@ -203,7 +250,10 @@ describe('faults: Redis paused or stopped under load', () => {
     expect(down).toMatchObject({ status: 200, body: { features_degraded: true } });
     await redis.start();
     await loadUsers();
-    await until(async () => (await predict({ ...transaction, user_id: 'u2' })).body.features_degraded === undefined, 5000);
+    await until(
+      async () => (await predict({ ...transaction, user_id: 'u2' })).body.features_degraded === undefined,
+      5000,
+    );
     const answers = await traffic.stop();
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     expect(answers.some((a) => a.body.features_degraded === true)).toBe(true);

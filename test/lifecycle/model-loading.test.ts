@@ -33,22 +33,32 @@ async function loadError(dir: string): Promise<string> {
 describe('load-time checks of model.yaml against the ONNX signature', () => {
   it('refuses a preprocess tensor the model does not take', async () => {
     const reason = await loadError(fraudCopy('wrong-name', (y) => y.replace('tensor: features', 'tensor: feats')));
-    expect(reason).toMatch(/model\.yaml: preprocess tensor feats: the model has no input named "feats"; its inputs are features \(float32 \[-1, 10\]\)/);
+    expect(reason).toMatch(
+      /model\.yaml: preprocess tensor feats: the model has no input named "feats"; its inputs are features \(float32 \[-1, 10\]\)/,
+    );
   });
 
   it('refuses a column count that does not match the input width', async () => {
-    const reason = await loadError(fraudCopy('wrong-width', (y) => y.replace('    - { one_hot: merchant_category }\n', '')));
+    const reason = await loadError(
+      fraudCopy('wrong-width', (y) => y.replace('    - { one_hot: merchant_category }\n', '')),
+    );
     expect(reason).toMatch(/dimension 1 is 10 in the model but model.yaml builds 2 columns/);
   });
 
   it('refuses a dtype mismatch', async () => {
-    const reason = await loadError(fraudCopy('wrong-dtype', (y) => y.replace('tensor: features', 'tensor: features\n  dtype: float64')));
+    const reason = await loadError(
+      fraudCopy('wrong-dtype', (y) => y.replace('tensor: features', 'tensor: features\n  dtype: float64')),
+    );
     expect(reason).toMatch(/preprocess tensor features.dtype: the model expects float32, model.yaml builds float64/);
   });
 
   it('refuses a postprocess output the model does not have', async () => {
-    const reason = await loadError(fraudCopy('wrong-output', (y) => y.replace('output: fraud_probability', 'output: score')));
-    expect(reason).toMatch(/postprocess.fraud_probability.output: the model has no output named "score"; its outputs are fraud_probability/);
+    const reason = await loadError(
+      fraudCopy('wrong-output', (y) => y.replace('output: fraud_probability', 'output: score')),
+    );
+    expect(reason).toMatch(
+      /postprocess.fraud_probability.output: the model has no output named "score"; its outputs are fraud_probability/,
+    );
   });
 
   it('refuses a file that is not an ONNX model', async () => {
@@ -83,17 +93,29 @@ describe('versions, instances and hooks', () => {
     const inThread = new ModelRepository();
     await inThread.loadPaths([fraudCopy('in-thread')]);
     const workers = new ModelRepository();
-    await workers.loadPaths([fraudCopy('workers', (y) => y.replace('instances: { count: 1, kind: in_thread, intra_op_threads: 1 }', 'instances: { count: 2, kind: worker, intra_op_threads: 1 }'))]);
+    await workers.loadPaths([
+      fraudCopy('workers', (y) =>
+        y.replace(
+          'instances: { count: 1, kind: in_thread, intra_op_threads: 1 }',
+          'instances: { count: 2, kind: worker, intra_op_threads: 1 }',
+        ),
+      ),
+    ]);
     expect(workers.version('fraud_detector').pool.instances).toHaveLength(2);
     const body = { instances: [transaction, { ...transaction, merchant_category: 'fuel' }] };
-    const [a, b] = await Promise.all([runPredict(inThread.version('fraud_detector'), body), runPredict(workers.version('fraud_detector'), body)]);
+    const [a, b] = await Promise.all([
+      runPredict(inThread.version('fraud_detector'), body),
+      runPredict(workers.version('fraud_detector'), body),
+    ]);
     expect(b.predictions).toEqual(a.predictions);
     await Promise.all([inThread.close(), workers.close()]);
   });
 
   it('runs a TypeScript hooks module before and after the declared transforms', async () => {
     const dir = fraudCopy('hooked', (y) => `${y}hooks: ./hooks.ts\n`);
-    writeFileSync(join(dir, 'hooks.ts'), `
+    writeFileSync(
+      join(dir, 'hooks.ts'),
+      `
 export const extraFields = ['currency'];
 export function preprocess(row: Record<string, unknown>) {
   const rate = row.currency === 'EUR' ? 2 : 1;
@@ -102,13 +124,17 @@ export function preprocess(row: Record<string, unknown>) {
 export function postprocess(prediction: Record<string, unknown>) {
   return { ...prediction, risk: (prediction.fraud_probability as number) > 0.5 ? 'high' : 'low' };
 }
-`);
+`,
+    );
     const repository = new ModelRepository();
     await repository.loadPaths([dir]);
     expect(repository.failures).toEqual([]);
     const version = repository.version('fraud_detector');
     const eur = await runPredict(version, { ...transaction, currency: 'EUR' });
-    const doubled = await runPredict(version, { ...transaction, transaction_amount: transaction.transaction_amount * 2 });
+    const doubled = await runPredict(version, {
+      ...transaction,
+      transaction_amount: transaction.transaction_amount * 2,
+    });
     expect(eur.predictions[0]!.fraud_probability).toBe(doubled.predictions[0]!.fraud_probability);
     expect(eur.predictions[0]!.risk).toMatch(/^(high|low)$/);
     await repository.close();

@@ -2,12 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { SlaMonitor, type SlaBreach } from '../../src/observability/sla-monitor.ts';
 import type { RequestRecord } from '../../src/server/request-observer.ts';
 
-const request = (durationMs: number): RequestRecord => ({ model: 'm', version: 1, protocol: 'predict', outcome: 'success', durationMs });
+const request = (durationMs: number): RequestRecord => ({
+  model: 'm',
+  version: 1,
+  protocol: 'predict',
+  outcome: 'success',
+  durationMs,
+});
 
 describe('SlaMonitor', () => {
   it('reports rolling percentiles against the budget and raises a breach after consecutive missed windows', () => {
     let now = 0;
-    const monitor = new SlaMonitor(() => ({ p99Ms: 10, windowS: 1, breachWindows: 2 }), () => now);
+    const monitor = new SlaMonitor(
+      () => ({ p99Ms: 10, windowS: 1, breachWindows: 2 }),
+      () => now,
+    );
     const breaches: SlaBreach[] = [];
     monitor.onBreach((b) => breaches.push(b));
 

@@ -25,7 +25,9 @@ describe('loadDataset', () => {
     const path = join(work, 'data.parquet');
     const instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
-    await connection.run(`COPY (SELECT i::DOUBLE AS a, [i, i * 2]::FLOAT[] AS v, CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END AS label FROM range(5) t(i)) TO '${path}' (FORMAT parquet)`);
+    await connection.run(
+      `COPY (SELECT i::DOUBLE AS a, [i, i * 2]::FLOAT[] AS v, CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END AS label FROM range(5) t(i)) TO '${path}' (FORMAT parquet)`,
+    );
     connection.closeSync();
     instance.closeSync();
     const data = await loadDataset(path);
@@ -41,13 +43,18 @@ describe('loadDataset', () => {
     const data = await loadDataset({ path, labelColumn: 'cls' });
     expect(Array.from(data.features)).toEqual([1, 2, 3, 4]);
     expect(Array.from(data.labels!)).toEqual([0, 1]);
-    await expect(loadDataset({ path, labelColumn: 'nope' })).rejects.toThrow(/no label column nope \(columns: x1, x2, cls\)/);
+    await expect(loadDataset({ path, labelColumn: 'nope' })).rejects.toThrow(
+      /no label column nope \(columns: x1, x2, cls\)/,
+    );
   });
 
   it('reads ONNX TensorProto files, alone or as a test_data_set directory', async () => {
     const dir = join(work, 'test_data_set_0');
     mkdirSync(dir);
-    writeFileSync(join(dir, 'input_0.pb'), encodeTensor(tensorFromArray('x', [2, 1, 2], Float32Array.from([1, 2, 3, 4]))));
+    writeFileSync(
+      join(dir, 'input_0.pb'),
+      encodeTensor(tensorFromArray('x', [2, 1, 2], Float32Array.from([1, 2, 3, 4]))),
+    );
     const data = await loadDataset(dir);
     expect(data.count).toBe(2);
     expect(data.featureShape).toEqual([1, 2]);
@@ -56,6 +63,8 @@ describe('loadDataset', () => {
   });
 
   it('names the expected formats for an unknown source', async () => {
-    await expect(loadDataset(join(work, 'data.xlsx'))).rejects.toThrow(/expected fashion-mnist:SPLIT, an IDX file or directory, .parquet, .csv or .pb/);
+    await expect(loadDataset(join(work, 'data.xlsx'))).rejects.toThrow(
+      /expected fashion-mnist:SPLIT, an IDX file or directory, .parquet, .csv or .pb/,
+    );
   });
 });

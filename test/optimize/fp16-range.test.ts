@@ -32,7 +32,7 @@ function outOfRangeModel(): ModelProto {
   return b.build();
 }
 
-describe('fp16 conversion of constants outside float16\'s range', () => {
+describe("fp16 conversion of constants outside float16's range", () => {
   it('clamps them into range with a warning naming each, and the converted model answers finite values', async () => {
     const { model, report } = await quantize(outOfRangeModel(), { mode: 'fp16', ...noLatency });
     const warnings = report.warnings.join('\n');
@@ -40,7 +40,8 @@ describe('fp16 conversion of constants outside float16\'s range', () => {
     expect(warnings).toMatch(/big_scale: 1 value\(s\) outside float16's range \(e\.g\. 100000\) clamped to ±65504/);
     expect(warnings).not.toMatch(/tiny_scale|shrink/);
     const session = await openSession(encodeModel(model));
-    const y = (await session.run({ x: float32Tensor(Float32Array.from([0.5, 2, 1, 3]), [2, 2]) })).y!.data as Float32Array;
+    const y = (await session.run({ x: float32Tensor(Float32Array.from([0.5, 2, 1, 3]), [2, 2]) })).y!
+      .data as Float32Array;
     for (const v of y) expect(Number.isFinite(v)).toBe(true);
     expect(report.outputDifference.nonFinite).toBe(0);
   });

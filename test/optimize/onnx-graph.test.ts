@@ -16,10 +16,22 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 function mlp() {
   const b = new GraphBuilder('mlp', 17);
   const x = b.input({ name: 'x', elemType: TensorDataType.FLOAT, shape: ['N', 300] });
-  const w1 = b.initializer(tensorFromArray('w1', [300, 20], Float32Array.from({ length: 6000 }, (_, i) => Math.sin(i) / 10)));
+  const w1 = b.initializer(
+    tensorFromArray(
+      'w1',
+      [300, 20],
+      Float32Array.from({ length: 6000 }, (_, i) => Math.sin(i) / 10),
+    ),
+  );
   const [h] = b.node('MatMul', [x, w1]);
   const [r] = b.node('Relu', [h!]);
-  const w2 = b.initializer(tensorFromArray('w2', [4, 20], Float32Array.from({ length: 80 }, (_, i) => Math.cos(i))));
+  const w2 = b.initializer(
+    tensorFromArray(
+      'w2',
+      [4, 20],
+      Float32Array.from({ length: 80 }, (_, i) => Math.cos(i)),
+    ),
+  );
   const c = b.initializer(tensorFromArray('c', [4], new Float32Array([1, 2, 3, 4])));
   b.node('Gemm', [r!, w2, c], { transB: 1 }, ['y']);
   b.output({ name: 'y', elemType: TensorDataType.FLOAT, shape: ['N', 4] });
@@ -55,7 +67,10 @@ describe('external data', () => {
     expect(statSync(path).size).toBeLessThan(2000);
     const reread = readModelFile(path);
     expect(reread.graph!.initializer!.every((t) => t.dataLocation === undefined)).toBe(true);
-    const x = float32Tensor(Float32Array.from({ length: 600 }, (_, i) => (i % 7) / 7), [2, 300]);
+    const x = float32Tensor(
+      Float32Array.from({ length: 600 }, (_, i) => (i % 7) / 7),
+      [2, 300],
+    );
     const fromBytes = await (await openSession(encodeModel(model))).run({ x });
     const fromReread = await (await openSession(encodeModel(reread))).run({ x });
     expect(Array.from(fromReread.y!.data as Float32Array)).toEqual(Array.from(fromBytes.y!.data as Float32Array));
@@ -63,7 +78,12 @@ describe('external data', () => {
 
   it('refuses an external location outside the model directory', () => {
     const model = mlp();
-    model.graph!.initializer![0] = { ...model.graph!.initializer![0]!, rawData: new Uint8Array(), dataLocation: 1, externalData: [{ key: 'location', value: '../../etc/passwd' }] };
+    model.graph!.initializer![0] = {
+      ...model.graph!.initializer![0]!,
+      rawData: new Uint8Array(),
+      dataLocation: 1,
+      externalData: [{ key: 'location', value: '../../etc/passwd' }],
+    };
     const path = join(work, 'escape.onnx');
     writeModelFile(path, model);
     expect(() => readModelFile(path)).toThrow(/escapes the model directory/);

@@ -31,7 +31,8 @@ function pytorchLinearAtOpset13(): ModelProto {
   const model = readModelFile(`${PYTORCH}/pytorch-converted/test_Linear/model.onnx`);
   model.opsetImport = [{ domain: '', version: 13 }];
   model.irVersion = 8;
-  for (const node of model.graph?.node ?? []) node.attribute = (node.attribute ?? []).filter((a) => a.name !== 'broadcast');
+  for (const node of model.graph?.node ?? [])
+    node.attribute = (node.attribute ?? []).filter((a) => a.name !== 'broadcast');
   return model;
 }
 
@@ -85,7 +86,9 @@ describe('quantize on the examples and on a PyTorch export', () => {
       const dir = `${PYTORCH}/pytorch-operator/test_operator_conv`;
       if (mode === 'dynamic') {
         // dynamic INT8 covers MatMul and Gemm; a model without them is refused with the reason, never written half-done
-        await expect(quantize(`${dir}/model.onnx`, { mode, latencyBatchSizes: [] })).rejects.toThrow(/nothing to convert: dynamic mode needs MatMul or Gemm/);
+        await expect(quantize(`${dir}/model.onnx`, { mode, latencyBatchSizes: [] })).rejects.toThrow(
+          /nothing to convert: dynamic mode needs MatMul or Gemm/,
+        );
         return;
       }
       const { report } = await quantize(`${dir}/model.onnx`, {

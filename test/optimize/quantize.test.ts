@@ -7,8 +7,13 @@ import { encodeModel, writeModelFile, readModelFile, encodeTensor } from '../../
 import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import { float32Tensor, openSession } from '../../src/optimize/onnx/ort-session.ts';
 import { tensorValues, float16BitsToFloat32 } from '../../src/optimize/onnx/tensor-values.ts';
-import { quantize, QuantizeError } from '../../src/optimize/index.ts';
-import { quantizeWeightsSymmetric, roundHalfEven, uint8Params, quantizeValue } from '../../src/optimize/quantize/quant-params.ts';
+import { quantize } from '../../src/optimize/index.ts';
+import {
+  quantizeWeightsSymmetric,
+  roundHalfEven,
+  uint8Params,
+  quantizeValue,
+} from '../../src/optimize/quantize/quant-params.ts';
 import type { ModelProto } from '../../src/optimize/onnx/onnx-types.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'caliper-quantize-'));
@@ -94,7 +99,12 @@ describe('dynamic INT8', () => {
     const c = b.initializer(tensorFromArray('c', [2], Float32Array.from([10, -10])));
     b.node('Gemm', [x, w, c], { transB: 1 }, ['y']);
     b.output({ name: 'y', elemType: FLOAT, shape: ['N', 2] });
-    const { model, report } = await quantize(b.build(), { mode: 'dynamic', perChannel: true, reduceRange: true, ...noLatency });
+    const { model, report } = await quantize(b.build(), {
+      mode: 'dynamic',
+      perChannel: true,
+      reduceRange: true,
+      ...noLatency,
+    });
     expect(model.graph!.node!.map((n) => n.opType)).toContain('Add');
     const scales = model.graph!.initializer!.find((t) => t.name!.startsWith('w_scale'))!;
     expect(Array.from(tensorValues(scales) as Float32Array)).toEqual([Math.fround(4 / 63), Math.fround(0.4 / 63)]);
@@ -108,7 +118,10 @@ describe('dynamic INT8', () => {
 describe('static INT8 (QDQ)', () => {
   it('calibrates activations, stores int32 bias with scale = input scale × weight scale, and stays close', async () => {
     const data = join(work, 'calib.csv');
-    writeFileSync(data, `a,b,label\n${Array.from({ length: 64 }, (_, i) => `${(i % 8) / 7 * 2.55},${-1 + (i % 5) / 4 * 2},${i % 2}`).join('\n')}\n`);
+    writeFileSync(
+      data,
+      `a,b,label\n${Array.from({ length: 64 }, (_, i) => `${((i % 8) / 7) * 2.55},${-1 + ((i % 5) / 4) * 2},${i % 2}`).join('\n')}\n`,
+    );
     const model = linearModel('Gemm', [1, -1, 0.5, 0.25], 2, 2, [0.1, -0.2]);
     const { model: q, report } = await quantize(model, { mode: 'static', calibration: data, eval: data, ...noLatency });
     const ops = q.graph!.node!.map((n) => n.opType);
@@ -119,9 +132,13 @@ describe('static INT8 (QDQ)', () => {
     const xScale = (tensorValues(initializer(q, 'x_scale')) as Float32Array)[0]!;
     expect(xScale).toBeCloseTo((2.55 + 1) / 255, 6);
     expect((tensorValues(initializer(q, 'x_zero_point')) as Uint8Array)[0]).toBe(Math.round(1 / ((2.55 + 1) / 255)));
-    const biasQ = q.graph!.initializer!.find((t) => t.dataType === TensorDataType.INT32 && t.name!.startsWith('bias_quantized'))!;
+    const biasQ = q.graph!.initializer!.find(
+      (t) => t.dataType === TensorDataType.INT32 && t.name!.startsWith('bias_quantized'),
+    )!;
     const wScale = 1 / 127;
-    expect(Array.from(tensorValues(biasQ) as Int32Array)).toEqual([0.1, -0.2].map((v) => Math.round(v / Math.fround(xScale * Math.fround(wScale)))));
+    expect(Array.from(tensorValues(biasQ) as Int32Array)).toEqual(
+      [0.1, -0.2].map((v) => Math.round(v / Math.fround(xScale * Math.fround(wScale)))),
+    );
     expect(report.outputDifference.maxAbs).toBeLessThan(0.05);
     expect(report.accuracy?.samples).toBe(64);
   });
@@ -129,7 +146,13 @@ describe('static INT8 (QDQ)', () => {
   it('quantizes a Conv → Relu → MaxPool → Concat network and honours --exclude', async () => {
     const b = new GraphBuilder('cnn', 13);
     const x = b.input({ name: 'x', elemType: FLOAT, shape: ['N', 2, 4, 4] });
-    const w = b.initializer(tensorFromArray('w', [2, 2, 3, 3], Float32Array.from({ length: 36 }, (_, i) => Math.sin(i))));
+    const w = b.initializer(
+      tensorFromArray(
+        'w',
+        [2, 2, 3, 3],
+        Float32Array.from({ length: 36 }, (_, i) => Math.sin(i)),
+      ),
+    );
     const bias = b.initializer(tensorFromArray('cb', [2], Float32Array.from([0.1, -0.1])));
     const [conv] = b.node('Conv', [x, w, bias], { pads: [1, 1, 1, 1] });
     const [relu] = b.node('Relu', [conv!]);
@@ -138,12 +161,33 @@ describe('static INT8 (QDQ)', () => {
     b.node('Concat', [pool!, avg!], { axis: 1 }, ['y']);
     b.output({ name: 'y', elemType: FLOAT, shape: ['N', 4, 2, 2] });
     const pb = join(work, 'calib.pb');
-    writeFileSync(pb, encodeTensor(tensorFromArray('x', [16, 2, 4, 4], Float32Array.from({ length: 512 }, (_, i) => Math.cos(i)))));
-    const all = await quantize(b.build(), { mode: 'static', perChannel: true, calibration: pb, method: 'percentile', ...noLatency });
+    writeFileSync(
+      pb,
+      encodeTensor(
+        tensorFromArray(
+          'x',
+          [16, 2, 4, 4],
+          Float32Array.from({ length: 512 }, (_, i) => Math.cos(i)),
+        ),
+      ),
+    );
+    const all = await quantize(b.build(), {
+      mode: 'static',
+      perChannel: true,
+      calibration: pb,
+      method: 'percentile',
+      ...noLatency,
+    });
     expect(all.report.convertedNodes).toBe(5);
     expect(all.model.opsetImport![0]!.version).toBeGreaterThanOrEqual(13);
     expect(all.report.outputDifference.maxAbs).toBeLessThan(0.1);
-    const some = await quantize(b.build(), { mode: 'static', calibration: pb, method: 'entropy', exclude: ['AveragePool', 'Concat'], ...noLatency });
+    const some = await quantize(b.build(), {
+      mode: 'static',
+      calibration: pb,
+      method: 'entropy',
+      exclude: ['AveragePool', 'Concat'],
+      ...noLatency,
+    });
     expect(some.report.convertedNodes).toBe(3);
   });
 });
@@ -151,21 +195,35 @@ describe('static INT8 (QDQ)', () => {
 /** conv 3×3 → ReLU → maxpool → conv 3×3 → ReLU → maxpool → fc → ReLU → fc, with `inChannels` image channels. */
 function smallCnn(inChannels: number): ModelProto {
   let seed = 7;
-  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff - 0.5);
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff - 0.5;
   const b = new GraphBuilder('cnn', 17);
   let [h] = [b.input({ name: 'x', elemType: FLOAT, shape: ['N', inChannels, 8, 8] })];
   let c = inChannels;
   for (const [i, out] of [8, 16].entries()) {
-    const w = b.initializer(tensorFromArray(`conv${i}.w`, [out, c, 3, 3], Float32Array.from({ length: out * c * 9 }, random)));
-    [h] = b.node('Conv', [h!, w, b.initializer(tensorFromArray(`conv${i}.b`, [out], Float32Array.from({ length: out }, random)))], { pads: [1, 1, 1, 1] });
+    const w = b.initializer(
+      tensorFromArray(`conv${i}.w`, [out, c, 3, 3], Float32Array.from({ length: out * c * 9 }, random)),
+    );
+    [h] = b.node(
+      'Conv',
+      [h!, w, b.initializer(tensorFromArray(`conv${i}.b`, [out], Float32Array.from({ length: out }, random)))],
+      { pads: [1, 1, 1, 1] },
+    );
     [h] = b.node('Relu', [h!]);
     [h] = b.node('MaxPool', [h!], { kernel_shape: [2, 2], strides: [2, 2] });
     c = out;
   }
   [h] = b.node('Flatten', [h!], { axis: 1 });
-  [h] = b.node('Gemm', [h!, b.initializer(tensorFromArray('fc0.w', [64, 32], Float32Array.from({ length: 64 * 32 }, random)))]);
+  [h] = b.node('Gemm', [
+    h!,
+    b.initializer(tensorFromArray('fc0.w', [64, 32], Float32Array.from({ length: 64 * 32 }, random))),
+  ]);
   [h] = b.node('Relu', [h!]);
-  b.node('Gemm', [h!, b.initializer(tensorFromArray('fc1.w', [32, 4], Float32Array.from({ length: 32 * 4 }, random)))], {}, ['y']);
+  b.node(
+    'Gemm',
+    [h!, b.initializer(tensorFromArray('fc1.w', [32, 4], Float32Array.from({ length: 32 * 4 }, random)))],
+    {},
+    ['y'],
+  );
   b.output({ name: 'y', elemType: FLOAT, shape: ['N', 4] });
   return b.build();
 }
@@ -173,12 +231,26 @@ function smallCnn(inChannels: number): ModelProto {
 describe('static INT8 placement on a convnet', () => {
   const calibration = (channels: number) => {
     const path = join(work, `cnn-calib-${channels}.pb`);
-    writeFileSync(path, encodeTensor(tensorFromArray('x', [32, channels, 8, 8], Float32Array.from({ length: 32 * channels * 64 }, (_, i) => Math.abs(Math.sin(i * 0.37))))));
+    writeFileSync(
+      path,
+      encodeTensor(
+        tensorFromArray(
+          'x',
+          [32, channels, 8, 8],
+          Float32Array.from({ length: 32 * channels * 64 }, (_, i) => Math.abs(Math.sin(i * 0.37))),
+        ),
+      ),
+    );
     return path;
   };
 
   it('folds each ReLU into its Conv/Gemm, keeps MaxPool and Flatten on the input scale, and ONNX Runtime runs no float compute kernel', async () => {
-    const { model, report } = await quantize(smallCnn(4), { mode: 'static', perChannel: true, calibration: calibration(4), ...noLatency });
+    const { model, report } = await quantize(smallCnn(4), {
+      mode: 'static',
+      perChannel: true,
+      calibration: calibration(4),
+      ...noLatency,
+    });
     const nodes = model.graph!.node!;
     expect(nodes.filter((n) => n.opType === 'Relu')).toEqual([]);
     for (const pool of nodes.filter((n) => n.opType === 'MaxPool' || n.opType === 'Flatten')) {
@@ -188,17 +260,30 @@ describe('static INT8 placement on a convnet', () => {
       expect(q.input!.slice(1)).toEqual(dq.input!.slice(1));
     }
     // ReLU folded: the Conv's output quantization starts at zero (uint8 zero point 0 clamps the negatives).
-    const convQ = nodes.find((n) => n.opType === 'QuantizeLinear' && nodes.find((p) => p.output![0] === n.input![0])?.opType === 'Conv')!;
+    const convQ = nodes.find(
+      (n) => n.opType === 'QuantizeLinear' && nodes.find((p) => p.output![0] === n.input![0])?.opType === 'Conv',
+    )!;
     expect(Array.from(tensorValues(initializer(model, convQ.input![2]!)) as Uint8Array)).toEqual([0]);
-    expect(report.kernels).toEqual({ quantized: { QLinearConv: 2, NhwcMaxPool: 2, QGemm: 2 }, float: {}, boundaries: { QuantizeLinear: 1 } });
+    expect(report.kernels).toEqual({
+      quantized: { QLinearConv: 2, NhwcMaxPool: 2, QGemm: 2 },
+      float: {},
+      boundaries: { QuantizeLinear: 1 },
+    });
     expect(report.outputDifference.maxAbs).toBeLessThan(0.2);
   });
 
   it('quantizes a one-channel first convolution by default; --min-conv-reduction leaves it and its ReLU in float and says so', async () => {
     const all = await quantize(smallCnn(1), { mode: 'static', calibration: calibration(1), ...noLatency });
     expect(all.report.kernels!.float).toEqual({});
-    const { report } = await quantize(smallCnn(1), { mode: 'static', calibration: calibration(1), minConvReduction: 16, ...noLatency });
-    expect(report.warnings).toContain('Conv_0 left in float32: 9 products per output value, too few for an integer convolution to pay (under 16)');
+    const { report } = await quantize(smallCnn(1), {
+      mode: 'static',
+      calibration: calibration(1),
+      minConvReduction: 16,
+      ...noLatency,
+    });
+    expect(report.warnings).toContain(
+      'Conv_0 left in float32: 9 products per output value, too few for an integer convolution to pay (under 16)',
+    );
     expect(report.kernels!.float).toMatchObject({ Conv: 1 });
     expect(report.kernels!.quantized).toMatchObject({ QLinearConv: 1, QGemm: 2 });
     expect(report.kernels!.boundaries).toEqual({ QuantizeLinear: 1 });
@@ -207,7 +292,12 @@ describe('static INT8 placement on a convnet', () => {
 
 describe('fp16', () => {
   it('halves the weights, keeps float32 I/O with Casts and stays within 1e-2', async () => {
-    const model = linearModel('MatMul', Array.from({ length: 64 * 32 }, (_, i) => Math.sin(i) * 0.1), 64, 32);
+    const model = linearModel(
+      'MatMul',
+      Array.from({ length: 64 * 32 }, (_, i) => Math.sin(i) * 0.1),
+      64,
+      32,
+    );
     const { model: half, report } = await quantize(model, { mode: 'fp16', ...noLatency });
     const w = half.graph!.initializer!.find((t) => t.name === 'w')!;
     expect(w.dataType).toBe(TensorDataType.FLOAT16);
@@ -239,12 +329,17 @@ describe('bad input', () => {
   it('rejects a file that is not ONNX', async () => {
     const path = join(work, 'not-a-model.onnx');
     writeFileSync(path, 'hello, I am text');
-    await expect(quantize(path, { mode: 'dynamic' })).rejects.toMatchObject({ code: 'CALIPER_QUANTIZE_NOT_ONNX', message: expect.stringContaining('not a valid ONNX model') });
+    await expect(quantize(path, { mode: 'dynamic' })).rejects.toMatchObject({
+      code: 'CALIPER_QUANTIZE_NOT_ONNX',
+      message: expect.stringContaining('not a valid ONNX model'),
+    });
   });
 
   it('rejects an already-quantized model', async () => {
     const { model: q } = await quantize(model, { mode: 'dynamic', ...noLatency });
-    await expect(quantize(q, { mode: 'static', calibration: 'x' })).rejects.toMatchObject({ code: 'CALIPER_QUANTIZE_ALREADY_QUANTIZED' });
+    await expect(quantize(q, { mode: 'static', calibration: 'x' })).rejects.toMatchObject({
+      code: 'CALIPER_QUANTIZE_ALREADY_QUANTIZED',
+    });
   });
 
   it('leaves unsupported ops in float and lists them in a warning', async () => {
@@ -262,18 +357,26 @@ describe('bad input', () => {
   });
 
   it('requires calibration data for static mode and checks that it fits the model input', async () => {
-    await expect(quantize(model, { mode: 'static' })).rejects.toMatchObject({ code: 'CALIPER_QUANTIZE_CALIBRATION_DATA' });
-    await expect(quantize(model, { mode: 'static', calibration: join(work, 'missing.parquet') })).rejects.toThrow(/does not exist/);
+    await expect(quantize(model, { mode: 'static' })).rejects.toMatchObject({
+      code: 'CALIPER_QUANTIZE_CALIBRATION_DATA',
+    });
+    await expect(quantize(model, { mode: 'static', calibration: join(work, 'missing.parquet') })).rejects.toThrow(
+      /does not exist/,
+    );
     const wrong = join(work, 'wrong.csv');
     writeFileSync(wrong, 'a,b,c\n1,2,3\n');
-    await expect(quantize(model, { mode: 'static', calibration: wrong })).rejects.toThrow(/3 values per sample \[3\], but model input x expects \[N, 2\] \(2 per sample\)/);
+    await expect(quantize(model, { mode: 'static', calibration: wrong })).rejects.toThrow(
+      /3 values per sample \[3\], but model input x expects \[N, 2\] \(2 per sample\)/,
+    );
   });
 
   it('says when there is nothing to quantize', async () => {
     const b = new GraphBuilder('relu', 17);
     b.node('Relu', [b.input({ name: 'x', elemType: FLOAT, shape: ['N', 2] })], {}, ['y']);
     b.output({ name: 'y', elemType: FLOAT, shape: ['N', 2] });
-    await expect(quantize(b.build(), { mode: 'dynamic' })).rejects.toMatchObject({ code: 'CALIPER_QUANTIZE_NOTHING_TO_DO' });
+    await expect(quantize(b.build(), { mode: 'dynamic' })).rejects.toMatchObject({
+      code: 'CALIPER_QUANTIZE_NOTHING_TO_DO',
+    });
   });
 
   it('never writes a model ONNX Runtime cannot run', async () => {
@@ -284,13 +387,24 @@ describe('bad input', () => {
     const [h] = b.node('MatMul', [x, b.initializer(tensorFromArray('w', [2, 2], Float32Array.from([1, 2, 3, 4])))]);
     b.node('Upsample', [h!, b.initializer(tensorFromArray('scales', [4], Float32Array.from([1, 1, 2, 2])))], {}, ['y']);
     b.output({ name: 'y', elemType: FLOAT, shape: [1, 1, 4, 4] });
-    await expect(quantize(b.build(), { mode: 'dynamic', output: out })).rejects.toMatchObject({ code: 'CALIPER_QUANTIZE_BROKEN_OUTPUT', message: expect.stringContaining('not written') });
+    await expect(quantize(b.build(), { mode: 'dynamic', output: out })).rejects.toMatchObject({
+      code: 'CALIPER_QUANTIZE_BROKEN_OUTPUT',
+      message: expect.stringContaining('not written'),
+    });
     expect(existsSync(out)).toBe(false);
   });
 
   it('writes the output file, with latency measured at batch 1 and 64', async () => {
     const path = join(work, 'in.onnx');
-    writeModelFile(path, linearModel('MatMul', Array.from({ length: 256 }, (_, i) => i / 256), 16, 16));
+    writeModelFile(
+      path,
+      linearModel(
+        'MatMul',
+        Array.from({ length: 256 }, (_, i) => i / 256),
+        16,
+        16,
+      ),
+    );
     const out = join(work, 'out.onnx');
     // A 16x16 layer is too small for int8 to pay (the guard would refuse it as slower): forced.
     const { report } = await quantize(path, { mode: 'dynamic', output: out, force: true });

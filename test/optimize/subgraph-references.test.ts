@@ -42,13 +42,19 @@ function modelWithBranches(): ModelProto {
   const model = b.build();
   // The builder's attributes are numbers, strings and tensors: the branches are set directly (type 5 = GRAPH).
   const ifNode = model.graph!.node!.find((n) => n.opType === 'If')!;
-  ifNode.attribute = [{ name: 'then_branch', type: 5, g: thenBranch }, { name: 'else_branch', type: 5, g: elseBranch }];
+  ifNode.attribute = [
+    { name: 'then_branch', type: 5, g: thenBranch },
+    { name: 'else_branch', type: 5, g: elseBranch },
+  ];
   return model;
 }
 
 async function run(model: ModelProto, flag: boolean): Promise<number[]> {
   const session = await openSession(encodeModel(model));
-  const outputs = await session.run({ x: float32Tensor(Float32Array.from([1, 1, 1, 2, 0, 1]), [2, 3]), flag: new Tensor('bool', [flag], []) });
+  const outputs = await session.run({
+    x: float32Tensor(Float32Array.from([1, 1, 1, 2, 0, 1]), [2, 3]),
+    flag: new Tensor('bool', [flag], []),
+  });
   return Array.from(outputs.y!.data as Float32Array);
 }
 

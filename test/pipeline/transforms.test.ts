@@ -52,17 +52,22 @@ postprocess:
     const values = Array.from(tensor!.data as Float32Array);
     expect(values.slice(10, 12)).toEqual([0, 0]); // one_hot d: unknown → zeros
     expect(values[13]).toBe(-1); // lookup d: unknown → -1
-    const strict = new Preprocessor(config(`
+    const strict = new Preprocessor(
+      config(`
 name: t
 inputs: { d: { type: string } }
 preprocess: { tensor: in, columns: [{ one_hot: d, categories: [p, q] }] }
 postprocess: { out: { output: o } }
-`));
-    expect(() => strict.run([{ d: 'r' }], (i) => `instances[${i}].`)).toThrow('instances[0].d: unknown category "r" (expected one of p, q)');
+`),
+    );
+    expect(() => strict.run([{ d: 'r' }], (i) => `instances[${i}].`)).toThrow(
+      'instances[0].d: unknown category "r" (expected one of p, q)',
+    );
   });
 
   it('builds int64 index tensors and reshapes rows', () => {
-    const p = new Preprocessor(config(`
+    const p = new Preprocessor(
+      config(`
 name: t
 inputs: { c: { type: string, enum: [x, y] }, img: { type: array, length: 4 } }
 preprocess:
@@ -70,8 +75,15 @@ preprocess:
     - { tensor: idx, dtype: int64, columns: [{ lookup: c }] }
     - { tensor: image, shape: [1, 2, 2], columns: [{ identity: img }] }
 postprocess: { out: { output: o } }
-`));
-    const out = p.run([{ c: 'y', img: [1, 2, 3, 4] }, { c: 'x', img: [5, 6, 7, 8] }], noPrefix);
+`),
+    );
+    const out = p.run(
+      [
+        { c: 'y', img: [1, 2, 3, 4] },
+        { c: 'x', img: [5, 6, 7, 8] },
+      ],
+      noPrefix,
+    );
     expect(out.idx).toEqual({ type: 'int64', dims: [2, 1], data: BigInt64Array.from([1n, 0n]) });
     expect(out.image!.dims).toEqual([2, 1, 2, 2]);
   });
@@ -108,37 +120,51 @@ postprocess:
     expect((first!.probs as number[]).map((v) => v.toFixed(12))).toEqual(e.map((v) => (v / sum).toFixed(12)));
     expect(first!.label).toBe('dog');
     expect(first!.index).toBe(1);
-    expect(first!.top2).toEqual([{ label: 'dog', probability: e[1]! / sum }, { label: 'eel', probability: e[2]! / sum }]);
+    expect(first!.top2).toEqual([
+      { label: 'dog', probability: e[1]! / sum },
+      { label: 'eel', probability: e[2]! / sum },
+    ]);
     expect(first!.raw_top).toEqual([{ label: 1, score: 3 }]);
     expect(first!.p).toBe(0.5);
     expect(first!.yes).toBe(false);
     expect(second!.label).toBe('eel');
     expect(second!.p).toBeCloseTo(1 / (1 + Math.exp(10)), 12);
-    expect(second!.grid).toEqual([[7, 8, 9], [10, 11, 12]]);
+    expect(second!.grid).toEqual([
+      [7, 8, 9],
+      [10, 11, 12],
+    ]);
   });
 
   it('ranks ties by index and answers every value when top_k is larger than the output', () => {
-    const tied = new Postprocessor(config(`
+    const tied = new Postprocessor(
+      config(`
 name: t
 inputs: { a: { type: number } }
 preprocess: { tensor: in, columns: [{ identity: a }] }
 postprocess:
   top5: { output: y, top_k: 5, labels: [cat, dog, eel] }
-`));
+`),
+    );
     const [row] = tied.run({ y: { type: 'float32', dims: [1, 3], data: Float32Array.from([2, 7, 7]) } }, 1);
-    expect(row!.top5).toEqual([{ label: 'dog', score: 7 }, { label: 'eel', score: 7 }, { label: 'cat', score: 2 }]);
+    expect(row!.top5).toEqual([
+      { label: 'dog', score: 7 },
+      { label: 'eel', score: 7 },
+      { label: 'cat', score: 2 },
+    ]);
   });
 });
 
 describe('request schema', () => {
   it('fills defaults, ignores unknown fields when configured, and checks integers', () => {
-    const schema = new RequestSchema(config(`
+    const schema = new RequestSchema(
+      config(`
 name: t
 unknown_fields: ignore
 inputs: { n: { type: integer, minimum: 1 }, mode: { type: string, default: fast } }
 preprocess: { tensor: in, columns: [{ identity: n }] }
 postprocess: { out: { output: o } }
-`));
+`),
+    );
     expect(schema.validate({ n: 3, extra: true })).toEqual({ n: 3, mode: 'fast' });
     expect(() => schema.validate({ n: 2.5 })).toThrow('n: expected an integer >= 1, got number 2.5');
   });

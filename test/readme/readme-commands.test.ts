@@ -15,7 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const root = join(import.meta.dirname, '../..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 
-interface ReadmeBlock { heading: string; line: number; code: string }
+interface ReadmeBlock {
+  heading: string;
+  line: number;
+  code: string;
+}
 
 /** The ```sh blocks of a Markdown text with the heading they sit under and their first line number. */
 function shellBlocks(markdown: string): ReadmeBlock[] {
@@ -76,19 +80,30 @@ describe('README', () => {
   beforeAll(async () => {
     // The README's commands name these ports; a server left there by something else would answer in our place.
     for (const port of README_PORTS) {
-      const taken = await fetch(`http://127.0.0.1:${port}/v2/health/live`).then(() => true, () => false);
+      const taken = await fetch(`http://127.0.0.1:${port}/v2/health/live`).then(
+        () => true,
+        () => false,
+      );
       if (taken) throw new Error(`port ${port} is already in use; the README's commands need it free`);
     }
     server = spawn('npm', ['start'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    server.stdout!.on('data', (d: Buffer) => { serverLog += d.toString(); });
-    server.stderr!.on('data', (d: Buffer) => { serverLog += d.toString(); });
+    server.stdout!.on('data', (d: Buffer) => {
+      serverLog += d.toString();
+    });
+    server.stderr!.on('data', (d: Buffer) => {
+      serverLog += d.toString();
+    });
     await waitForReady('http://127.0.0.1:8000/v2/health/ready', 120_000, server);
   }, 150_000);
 
   afterAll(() => {
     for (const child of [server, script]) {
       if (child?.pid) {
-        try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
+        try {
+          process.kill(-child.pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
       }
     }
     rmSync(home, { recursive: true, force: true });
@@ -99,30 +114,46 @@ describe('README', () => {
 
   it('keeps the quick start to two command lines: install and serve, install and test', () => {
     expect(quickStart).toHaveLength(1);
-    const commands = quickStart[0]!.code.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter(Boolean);
+    const commands = quickStart[0]!.code
+      .split('\n')
+      .map((l) => l.replace(/#.*$/, '').trim())
+      .filter(Boolean);
     expect(commands).toEqual(['npm install && npm start', 'npm install && npm test']);
   });
 
   it('runs every other shell block as printed, in order, each command succeeding', async () => {
     const runnable = blocks.filter((b) => b.heading !== 'Quick start');
     expect(runnable.length).toBeGreaterThan(1);
-    const text = PRELUDE + runnable.map((b) => `echo "### README line ${b.line} (${b.heading})"\n${b.code}\n`).join('\n')
-      + '\n# background jobs a block started are stopped with the session\nkill $(jobs -p) 2>/dev/null || true\nwait 2>/dev/null || true\n';
+    const text =
+      PRELUDE +
+      runnable.map((b) => `echo "### README line ${b.line} (${b.heading})"\n${b.code}\n`).join('\n') +
+      '\n# background jobs a block started are stopped with the session\nkill $(jobs -p) 2>/dev/null || true\nwait 2>/dev/null || true\n';
     const file = join(home, 'readme.sh');
     writeFileSync(file, text);
     const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
       const child = spawn('bash', [file], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
       script = child;
       let output = '';
-      child.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-      child.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+      child.stdout!.on('data', (d: Buffer) => {
+        output += d.toString();
+      });
+      child.stderr!.on('data', (d: Buffer) => {
+        output += d.toString();
+      });
       // 'exit', not 'close': a server a block left running may still hold the pipes.
       child.on('exit', (code) => {
-        try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* all stopped */ }
+        try {
+          process.kill(-child.pid!, 'SIGTERM');
+        } catch {
+          /* all stopped */
+        }
         resolve({ code, output });
       });
     });
     const lastBlock = [...result.output.matchAll(/### README line (\d+) \(([^)]*)\)/g)].pop();
-    expect(result.code, `README block at line ${lastBlock?.[1]} (${lastBlock?.[2]}) failed:\n${result.output.slice(-3000)}\n--- npm start log ---\n${serverLog.slice(-1500)}`).toBe(0);
+    expect(
+      result.code,
+      `README block at line ${lastBlock?.[1]} (${lastBlock?.[2]}) failed:\n${result.output.slice(-3000)}\n--- npm start log ---\n${serverLog.slice(-1500)}`,
+    ).toBe(0);
   }, 600_000);
 });

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CaliperError } from '../../src/errors.ts';
+import type { CaliperError } from '../../src/errors.ts';
 import { ArtifactStore } from '../../src/registry/artifact-store.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { formatModelUri, parseModelUri } from '../../src/registry/model-uri.ts';
@@ -30,17 +30,40 @@ async function rejection(promise: Promise<unknown>): Promise<string> {
 describe('model URIs', () => {
   it('parses every form', () => {
     expect(parseModelUri('models:/fraud/3')).toEqual({ name: 'fraud', selector: { kind: 'version', version: 3 } });
-    expect(parseModelUri('models:/fraud/Production')).toEqual({ name: 'fraud', selector: { kind: 'stage', stage: 'Production' } });
-    expect(parseModelUri('models:/fraud/staging')).toEqual({ name: 'fraud', selector: { kind: 'stage', stage: 'Staging' } });
-    expect(parseModelUri('models:/fraud@champion')).toEqual({ name: 'fraud', selector: { kind: 'alias', alias: 'champion' } });
+    expect(parseModelUri('models:/fraud/Production')).toEqual({
+      name: 'fraud',
+      selector: { kind: 'stage', stage: 'Production' },
+    });
+    expect(parseModelUri('models:/fraud/staging')).toEqual({
+      name: 'fraud',
+      selector: { kind: 'stage', stage: 'Staging' },
+    });
+    expect(parseModelUri('models:/fraud@champion')).toEqual({
+      name: 'fraud',
+      selector: { kind: 'alias', alias: 'champion' },
+    });
     expect(parseModelUri('models:/fraud/latest')).toEqual({ name: 'fraud', selector: { kind: 'latest' } });
-    for (const uri of ['models:/fraud/3', 'models:/fraud/Production', 'models:/fraud@champion', 'models:/fraud/latest']) {
+    for (const uri of [
+      'models:/fraud/3',
+      'models:/fraud/Production',
+      'models:/fraud@champion',
+      'models:/fraud/latest',
+    ]) {
       expect(formatModelUri(parseModelUri(uri))).toBe(uri);
     }
   });
 
   it('rejects malformed URIs with the accepted forms', () => {
-    for (const bad of ['fraud/3', 'models:/fraud', 'models:/fraud/0', 'models:/fraud/Prod', 'models:/fraud/3/4', 'models:/@x', 'models:/fraud@Production', 'models:/fraud@']) {
+    for (const bad of [
+      'fraud/3',
+      'models:/fraud',
+      'models:/fraud/0',
+      'models:/fraud/Prod',
+      'models:/fraud/3/4',
+      'models:/@x',
+      'models:/fraud@Production',
+      'models:/fraud@',
+    ]) {
       expect(codeOf(() => parseModelUri(bad))).toMatch(/^CALIPER_INVALID_INPUT: /);
     }
     expect(codeOf(() => parseModelUri('models:/fraud/Prod'))).toContain('expected models:/NAME/VERSION');
@@ -63,14 +86,26 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
   let artifacts: string | undefined;
   let registry: ModelRegistry;
   let store: ArtifactStore;
-  const connect = (): Promise<ModelRegistry> => ModelRegistry.connect({ registry: location, ...(artifacts ? { artifacts } : {}) });
+  const connect = (): Promise<ModelRegistry> =>
+    ModelRegistry.connect({ registry: location, ...(artifacts ? { artifacts } : {}) });
 
   beforeAll(async () => {
     location = backend === 'sqlite' ? fixture.home : await postgres.createDatabase('model_registry');
     artifacts = backend === 'sqlite' ? undefined : artifactsDir;
-    store = backend === 'sqlite' ? new ArtifactStore(fixture.home) : new ArtifactStore(join(artifactsDir, 'sha256'), { root: true });
+    store =
+      backend === 'sqlite'
+        ? new ArtifactStore(fixture.home)
+        : new ArtifactStore(join(artifactsDir, 'sha256'), { root: true });
     registry = await connect();
-    await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', description: 'first', tags: { team: 'risk' }, metrics: { auc: 0.91 }, actor: 'test' });
+    await registry.register({
+      file: FRAUD_ONNX,
+      configFile: FRAUD_YAML,
+      name: 'fraud',
+      description: 'first',
+      tags: { team: 'risk' },
+      metrics: { auc: 0.91 },
+      actor: 'test',
+    });
     await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
     await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
   });
@@ -81,12 +116,22 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
 
   it('numbers versions from 1 and records source, sha256, size, signature, config, tags and metrics', async () => {
     const v1 = await registry.version('fraud', 1);
-    expect(v1).toMatchObject({ name: 'fraud', version: 1, stage: 'None', description: 'first', tags: { team: 'risk' }, metrics: { auc: 0.91 }, createdBy: 'test' });
+    expect(v1).toMatchObject({
+      name: 'fraud',
+      version: 1,
+      stage: 'None',
+      description: 'first',
+      tags: { team: 'risk' },
+      metrics: { auc: 0.91 },
+      createdBy: 'test',
+    });
     expect(v1.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(v1.size).toBeGreaterThan(100);
     expect(typeof v1.size).toBe('number');
     expect(v1.source).toMatch(/fraud-detector\/1\/model\.onnx$/);
-    expect(v1.signature.inputs).toEqual([expect.objectContaining({ name: 'features', type: 'float32', shape: [-1, 10] })]);
+    expect(v1.signature.inputs).toEqual([
+      expect.objectContaining({ name: 'features', type: 'float32', shape: [-1, 10] }),
+    ]);
     expect(v1.config).toContain('one_hot: merchant_category');
     expect((await registry.model('fraud')).versions).toEqual([1, 2, 3]);
     // The same bytes are stored once.
@@ -108,49 +153,99 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
     expect((await registry.resolve('fraud', { kind: 'alias', alias: 'challenger' })).version).toBe(3);
     expect((await registry.resolve('fraud', { kind: 'latest' })).version).toBe(3);
     expect((await registry.resolve('fraud', { kind: 'version', version: 1 })).version).toBe(1);
-    expect(await registry.model('fraud')).toMatchObject({ stages: { Production: [2], Staging: [3], Archived: [1] }, aliases: { champion: 2, challenger: 3 } });
+    expect(await registry.model('fraud')).toMatchObject({
+      stages: { Production: [2], Staging: [3], Archived: [1] },
+      aliases: { champion: 2, challenger: 3 },
+    });
   });
 
   it('keeps a full history of transitions and alias moves with who made them', async () => {
     const history = (await registry.history('fraud')).map((h) => [h.version, h.event, h.from, h.to, h.actor]);
-    expect(history).toEqual(expect.arrayContaining([
-      [1, 'stage', 'None', 'Production', 'test'],
-      [1, 'stage', 'Production', 'Archived', 'test'],
-      [2, 'stage', 'None', 'Production', 'test'],
-      [3, 'alias_set', 'challenger=1', 'challenger=3', 'test'],
-    ]));
+    expect(history).toEqual(
+      expect.arrayContaining([
+        [1, 'stage', 'None', 'Production', 'test'],
+        [1, 'stage', 'Production', 'Archived', 'test'],
+        [2, 'stage', 'None', 'Production', 'test'],
+        [3, 'alias_set', 'challenger=1', 'challenger=3', 'test'],
+      ]),
+    );
     expect((await registry.history('fraud')).filter((h) => h.event === 'registered')).toHaveLength(3);
   });
 
   it('keeps traffic weights exactly (no single-precision rounding)', async () => {
-    await registry.setTraffic('fraud', { canary: { target: { kind: 'alias', alias: 'challenger' }, weight: 0.1 }, shadow: { target: { kind: 'version', version: 3 }, fraction: 0.3 } }, 'test');
-    expect(await registry.traffic('fraud')).toEqual({ canary: { target: { kind: 'alias', alias: 'challenger' }, weight: 0.1 }, shadow: { target: { kind: 'version', version: 3 }, fraction: 0.3 } });
+    await registry.setTraffic(
+      'fraud',
+      {
+        canary: { target: { kind: 'alias', alias: 'challenger' }, weight: 0.1 },
+        shadow: { target: { kind: 'version', version: 3 }, fraction: 0.3 },
+      },
+      'test',
+    );
+    expect(await registry.traffic('fraud')).toEqual({
+      canary: { target: { kind: 'alias', alias: 'challenger' }, weight: 0.1 },
+      shadow: { target: { kind: 'version', version: 3 }, fraction: 0.3 },
+    });
     await registry.setTraffic('fraud', {}, 'test');
     expect(await registry.traffic('fraud')).toEqual({});
   });
 
   it('names what is unknown: model, version, stage, alias', async () => {
-    expect(await rejection(registry.resolve('nope', { kind: 'latest' }))).toMatch(/^CALIPER_MODEL_NOT_FOUND: model "nope" is not registered \(registered models: fraud\)/);
-    expect(await rejection(registry.version('fraud', 9))).toMatch(/^CALIPER_VERSION_NOT_FOUND: model "fraud" has no version 9 \(versions: 1, 2, 3\)/);
-    expect(await rejection(registry.resolve('fraud', { kind: 'stage', stage: 'None' }))).toMatch(/^CALIPER_VERSION_NOT_FOUND: .*no version in stage None/);
-    expect(await rejection(registry.resolve('fraud', { kind: 'alias', alias: 'ghost' }))).toMatch(/^CALIPER_NOT_FOUND: models:\/fraud@ghost: .*no alias "ghost" \(aliases: challenger, champion\)/);
-    expect(await rejection(registry.setAlias('fraud', 'Production', 1))).toMatch(/^CALIPER_INVALID_INPUT: alias: "Production" is reserved/);
-    expect(await rejection(registry.setTraffic('fraud', { canary: { target: { kind: 'latest' }, weight: 1.5 } }))).toMatch(/canary.weight: expected a fraction/);
+    expect(await rejection(registry.resolve('nope', { kind: 'latest' }))).toMatch(
+      /^CALIPER_MODEL_NOT_FOUND: model "nope" is not registered \(registered models: fraud\)/,
+    );
+    expect(await rejection(registry.version('fraud', 9))).toMatch(
+      /^CALIPER_VERSION_NOT_FOUND: model "fraud" has no version 9 \(versions: 1, 2, 3\)/,
+    );
+    expect(await rejection(registry.resolve('fraud', { kind: 'stage', stage: 'None' }))).toMatch(
+      /^CALIPER_VERSION_NOT_FOUND: .*no version in stage None/,
+    );
+    expect(await rejection(registry.resolve('fraud', { kind: 'alias', alias: 'ghost' }))).toMatch(
+      /^CALIPER_NOT_FOUND: models:\/fraud@ghost: .*no alias "ghost" \(aliases: challenger, champion\)/,
+    );
+    expect(await rejection(registry.setAlias('fraud', 'Production', 1))).toMatch(
+      /^CALIPER_INVALID_INPUT: alias: "Production" is reserved/,
+    );
+    expect(
+      await rejection(registry.setTraffic('fraud', { canary: { target: { kind: 'latest' }, weight: 1.5 } })),
+    ).toMatch(/canary.weight: expected a fraction/);
   });
 
   it('refuses corrupt, truncated and non-ONNX files and mismatching model.yaml without creating a version', async () => {
     const before = (await registry.model('fraud')).versions;
-    expect(await rejection(registry.register({ file: fixture.truncatedModel(), configFile: FRAUD_YAML, name: 'fraud' })))
-      .toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*truncated\.onnx: not a loadable ONNX model/);
-    expect(await rejection(registry.register({ file: fixture.file('text.onnx', 'this is not a model'), configFile: FRAUD_YAML, name: 'fraud' })))
-      .toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*not a loadable ONNX model/);
-    expect(await rejection(registry.register({ file: FRAUD_ONNX, configFile: fixture.mismatchedConfig(), name: 'fraud' })))
-      .toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*mismatch\.yaml: preprocess tensor features: dimension 1 is 10 in the model but model.yaml builds 11 columns/);
-    expect(await rejection(registry.register({ file: FRAUD_ONNX, configFile: fixture.file('bad.yaml', 'name: x\ninputs: 3\n'), name: 'fraud' })))
-      .toMatch(/^CALIPER_CONFIG_INVALID: .*bad\.yaml: inputs: expected a mapping/);
-    expect(await rejection(registry.register({ file: fixture.file('empty.onnx', ''), configFile: FRAUD_YAML, name: 'fraud' })))
-      .toMatch(/^CALIPER_MODEL_LOAD_FAILED/);
-    expect(await rejection(registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'bad name!' }))).toMatch(/^CALIPER_INVALID_INPUT: name:/);
+    expect(
+      await rejection(registry.register({ file: fixture.truncatedModel(), configFile: FRAUD_YAML, name: 'fraud' })),
+    ).toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*truncated\.onnx: not a loadable ONNX model/);
+    expect(
+      await rejection(
+        registry.register({
+          file: fixture.file('text.onnx', 'this is not a model'),
+          configFile: FRAUD_YAML,
+          name: 'fraud',
+        }),
+      ),
+    ).toMatch(/^CALIPER_MODEL_LOAD_FAILED: .*not a loadable ONNX model/);
+    expect(
+      await rejection(registry.register({ file: FRAUD_ONNX, configFile: fixture.mismatchedConfig(), name: 'fraud' })),
+    ).toMatch(
+      /^CALIPER_MODEL_LOAD_FAILED: .*mismatch\.yaml: preprocess tensor features: dimension 1 is 10 in the model but model.yaml builds 11 columns/,
+    );
+    expect(
+      await rejection(
+        registry.register({
+          file: FRAUD_ONNX,
+          configFile: fixture.file('bad.yaml', 'name: x\ninputs: 3\n'),
+          name: 'fraud',
+        }),
+      ),
+    ).toMatch(/^CALIPER_CONFIG_INVALID: .*bad\.yaml: inputs: expected a mapping/);
+    expect(
+      await rejection(
+        registry.register({ file: fixture.file('empty.onnx', ''), configFile: FRAUD_YAML, name: 'fraud' }),
+      ),
+    ).toMatch(/^CALIPER_MODEL_LOAD_FAILED/);
+    expect(await rejection(registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'bad name!' }))).toMatch(
+      /^CALIPER_INVALID_INPUT: name:/,
+    );
     expect((await registry.model('fraud')).versions).toEqual(before);
     expect(readdirSync(store.root).filter((f) => f.startsWith('.incoming'))).toEqual([]);
   });
@@ -168,7 +263,9 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
     const tampered = await other.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'tamper' });
     await other.close();
     writeFileSync(store.pathOf(tampered.sha256), 'garbage');
-    expect(await rejection(resolveModelUri('models:/tamper/1', location, artifacts))).toMatch(/^CALIPER_ARTIFACT_CORRUPT: models:\/tamper\/1: artifact .* is corrupt/);
+    expect(await rejection(resolveModelUri('models:/tamper/1', location, artifacts))).toMatch(
+      /^CALIPER_ARTIFACT_CORRUPT: models:\/tamper\/1: artifact .* is corrupt/,
+    );
   });
 
   it('deletes versions and models, guarding Production and aliased versions unless forced', async () => {
@@ -184,9 +281,17 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
 
 describe('registry locations', () => {
   it('refuses a --registry or --artifacts URI of an unknown kind, naming the option', async () => {
-    expect(await rejection(ModelRegistry.connect({ registry: 'mysql://x@y/z' }))).toMatch(/^CALIPER_INVALID_INPUT: --registry: .* neither a folder nor a postgres:\/\/ URI/);
-    expect(await rejection(ModelRegistry.connect({ registry: join(scratch.dir, 'x'), artifacts: 'gs://bucket/x' }))).toMatch(/^CALIPER_INVALID_INPUT: --artifacts: /);
-    expect(await rejection(ModelRegistry.connect({ registry: join(scratch.dir, 'y'), artifacts: 's3://bucket/x?colour=red' }))).toMatch(/^CALIPER_INVALID_INPUT: --artifacts: unknown parameter "colour"/);
+    expect(await rejection(ModelRegistry.connect({ registry: 'mysql://x@y/z' }))).toMatch(
+      /^CALIPER_INVALID_INPUT: --registry: .* neither a folder nor a postgres:\/\/ URI/,
+    );
+    expect(
+      await rejection(ModelRegistry.connect({ registry: join(scratch.dir, 'x'), artifacts: 'gs://bucket/x' })),
+    ).toMatch(/^CALIPER_INVALID_INPUT: --artifacts: /);
+    expect(
+      await rejection(
+        ModelRegistry.connect({ registry: join(scratch.dir, 'y'), artifacts: 's3://bucket/x?colour=red' }),
+      ),
+    ).toMatch(/^CALIPER_INVALID_INPUT: --artifacts: unknown parameter "colour"/);
   });
 
   it('takes the registry and artifact store from CALIPER_REGISTRY and CALIPER_ARTIFACTS when no option names them', async () => {
@@ -203,11 +308,17 @@ describe('registry locations', () => {
         await registry.close();
       }
       // An option still wins over the environment.
-      const folder = await ModelRegistry.connect({ registry: join(scratch.dir, 'folder'), artifacts: join(scratch.dir, 'folder-artifacts') });
+      const folder = await ModelRegistry.connect({
+        registry: join(scratch.dir, 'folder'),
+        artifacts: join(scratch.dir, 'folder-artifacts'),
+      });
       expect(folder.database.dialect).toBe('sqlite');
       await folder.close();
     } finally {
-      for (const [key, value] of [['CALIPER_REGISTRY', saved.registry], ['CALIPER_ARTIFACTS', saved.artifacts]] as const) {
+      for (const [key, value] of [
+        ['CALIPER_REGISTRY', saved.registry],
+        ['CALIPER_ARTIFACTS', saved.artifacts],
+      ] as const) {
         if (value === undefined) delete process.env[key];
         else process.env[key] = value;
       }

@@ -34,7 +34,14 @@ describe('following a PostgreSQL registry', () => {
     await admin.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
     await admin.register({ file: fraudVariant(fixture, 'two'), configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
     await admin.setStage('fraud', 1, 'Production', { actor: 'test' });
-    const common = { paths: [], modelUris: ['models:/fraud/Production'], registry: uri, artifacts, port: 0, logger: quietLogger() };
+    const common = {
+      paths: [],
+      modelUris: ['models:/fraud/Production'],
+      registry: uri,
+      artifacts,
+      port: 0,
+      logger: quietLogger(),
+    };
     // One server polls only once a minute: it can only be quick through notifications.
     listening = await startServing({ ...common, registryPollMs: 60_000 });
     polling = await startServing({ ...common, registryPollMs: 200 });
@@ -58,14 +65,24 @@ describe('following a PostgreSQL registry', () => {
   it('when the LISTEN connection is killed, polling carries on and the listener reconnects and catches up', async () => {
     const client = new pg.Client({ connectionString: uri });
     await client.connect();
-    const killed = await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN caliper_registry'");
+    const killed = await client.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN caliper_registry'",
+    );
     await client.end();
     expect(killed.rowCount).toBe(2);
-    await waitFor(() => !listening.follower!.listening && !polling.follower!.listening, 'both followers to notice', 10_000);
+    await waitFor(
+      () => !listening.follower!.listening && !polling.follower!.listening,
+      'both followers to notice',
+      10_000,
+    );
     await admin.setStage('fraud', 1, 'Production', { archiveExisting: true, actor: 'test' });
     // The polling server sees it on its next poll; the other reconnects (after 2 s) and reads what it missed.
     await waitFor(() => served(polling) === 1, 'the polling swap', 5_000);
-    await waitFor(() => served(listening) === 1 && listening.follower!.listening, 'the reconnected listener to catch up', 10_000);
+    await waitFor(
+      () => served(listening) === 1 && listening.follower!.listening,
+      'the reconnected listener to catch up',
+      10_000,
+    );
     // And notifications work again.
     await admin.setStage('fraud', 2, 'Production', { archiveExisting: true, actor: 'test' });
     await waitFor(() => served(listening) === 2, 'a notified swap after reconnecting', 10_000);

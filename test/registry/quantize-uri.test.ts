@@ -14,7 +14,24 @@ describe('caliper quantize with a registry URI', () => {
     await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
     await registry.close();
     const output = join(fixture.dir, 'fraud-int8.onnx');
-    const stdout = execFileSync(process.execPath, ['bin/caliper.js', 'quantize', 'models:/fraud/latest', '-o', output, '--mode', 'dynamic', '--no-latency', '--force', '--json', '--registry', fixture.home], { encoding: 'utf8' });
+    const stdout = execFileSync(
+      process.execPath,
+      [
+        'bin/caliper.js',
+        'quantize',
+        'models:/fraud/latest',
+        '-o',
+        output,
+        '--mode',
+        'dynamic',
+        '--no-latency',
+        '--force',
+        '--json',
+        '--registry',
+        fixture.home,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(existsSync(output)).toBe(true);
     expect(JSON.parse(stdout)).toMatchObject({ input: 'models:/fraud/latest', output });
   });

@@ -24,7 +24,10 @@ export class RegistryFixture {
 
   /** model.yaml whose tensor is 11 columns wide, where the model takes 10. */
   mismatchedConfig(): string {
-    const text = readFileSync(FRAUD_YAML, 'utf8').replace('    - { one_hot: merchant_category }', '    - { one_hot: merchant_category }\n    - { log1p: transaction_amount }');
+    const text = readFileSync(FRAUD_YAML, 'utf8').replace(
+      '    - { one_hot: merchant_category }',
+      '    - { one_hot: merchant_category }\n    - { log1p: transaction_amount }',
+    );
     return this.file('mismatch.yaml', text);
   }
 

@@ -23,7 +23,8 @@ describe('artifacts in an S3-compatible store', () => {
   let artifacts: string;
   let client: S3Client;
   /** A registry handle as a separate server would have it: same metadata and bucket, its own artifact cache. */
-  const handle = (cache: string): Promise<ModelRegistry> => ModelRegistry.connect({ registry: fixture.home, artifacts, artifactCache: join(fixture.dir, cache) });
+  const handle = (cache: string): Promise<ModelRegistry> =>
+    ModelRegistry.connect({ registry: fixture.home, artifacts, artifactCache: join(fixture.dir, cache) });
 
   beforeAll(async () => {
     useS3rverCredentials();
@@ -38,8 +39,15 @@ describe('artifacts in an S3-compatible store', () => {
   });
 
   it('parses s3:// URIs with endpoint, region and path style, and names a bad parameter', () => {
-    expect(parseS3Uri('s3://bucket/a/b/?endpoint=http%3A%2F%2F127.0.0.1%3A9000&path_style=true&region=eu-west-1'))
-      .toEqual({ bucket: 'bucket', prefix: 'a/b', endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, region: 'eu-west-1' });
+    expect(
+      parseS3Uri('s3://bucket/a/b/?endpoint=http%3A%2F%2F127.0.0.1%3A9000&path_style=true&region=eu-west-1'),
+    ).toEqual({
+      bucket: 'bucket',
+      prefix: 'a/b',
+      endpoint: 'http://127.0.0.1:9000',
+      forcePathStyle: true,
+      region: 'eu-west-1',
+    });
     expect(parseS3Uri('s3://bucket')).toEqual({ bucket: 'bucket', prefix: '', forcePathStyle: false });
     expect(() => parseS3Uri('s3://bucket/x?path_style=maybe')).toThrow(/path_style: expected true or false/);
     expect(() => parseS3Uri('s3://bucket/x?endpoint=ftp://x')).toThrow(/endpoint: expected an http/);
@@ -49,7 +57,9 @@ describe('artifacts in an S3-compatible store', () => {
     const writer = await handle('writer-cache');
     const v1 = await writer.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
     await writer.close();
-    const object = await client.send(new GetObjectCommand({ Bucket: 'models', Key: `team/registry/sha256/${v1.sha256.slice(0, 2)}/${v1.sha256}` }));
+    const object = await client.send(
+      new GetObjectCommand({ Bucket: 'models', Key: `team/registry/sha256/${v1.sha256.slice(0, 2)}/${v1.sha256}` }),
+    );
     expect(Number(object.ContentLength)).toBe(v1.size);
     await object.Body?.transformToByteArray();
 
@@ -64,10 +74,20 @@ describe('artifacts in an S3-compatible store', () => {
     const writer = await handle('writer-cache');
     const v1 = await writer.version('fraud', 1);
     await writer.close();
-    await client.send(new PutObjectCommand({ Bucket: 'models', Key: `team/registry/sha256/${v1.sha256.slice(0, 2)}/${v1.sha256}`, Body: 'tampered bytes' }));
+    await client.send(
+      new PutObjectCommand({
+        Bucket: 'models',
+        Key: `team/registry/sha256/${v1.sha256.slice(0, 2)}/${v1.sha256}`,
+        Body: 'tampered bytes',
+      }),
+    );
     const fresh = await handle('fresh-cache');
-    expect(await rejection(fresh.artifactPath(v1))).toMatch(/^CALIPER_ARTIFACT_CORRUPT: models:\/fraud\/1: artifact s3:\/\/models\/team\/registry.* is corrupt \(sha256 [0-9a-f]{64}, registered [0-9a-f]{64}\)/);
-    expect(readdirSync(join(fixture.dir, 'fresh-cache')).flatMap((d) => readdirSync(join(fixture.dir, 'fresh-cache', d)))).toEqual([]);
+    expect(await rejection(fresh.artifactPath(v1))).toMatch(
+      /^CALIPER_ARTIFACT_CORRUPT: models:\/fraud\/1: artifact s3:\/\/models\/team\/registry.* is corrupt \(sha256 [0-9a-f]{64}, registered [0-9a-f]{64}\)/,
+    );
+    expect(
+      readdirSync(join(fixture.dir, 'fresh-cache')).flatMap((d) => readdirSync(join(fixture.dir, 'fresh-cache', d))),
+    ).toEqual([]);
     // The server that cached the good bytes keeps using them.
     const reader = await handle('reader-cache');
     expect(existsSync(await reader.artifactPath(v1))).toBe(true);
@@ -81,7 +101,9 @@ describe('artifacts in an S3-compatible store', () => {
     try {
       expect(existsSync(await reader.artifactPath(v1))).toBe(true);
       const empty = await handle('empty-cache');
-      expect(await rejection(empty.artifactPath(v1))).toMatch(/^CALIPER_REGISTRY_UNAVAILABLE: artifact store s3:\/\/models\/team\/registry: cannot download /);
+      expect(await rejection(empty.artifactPath(v1))).toMatch(
+        /^CALIPER_REGISTRY_UNAVAILABLE: artifact store s3:\/\/models\/team\/registry: cannot download /,
+      );
       await empty.close();
     } finally {
       await s3.start();

@@ -47,18 +47,28 @@ describe('DynamicBatcher with max_queue_delay_us: auto', () => {
       },
     };
     const batcher = new DynamicBatcher(runner, {
-      batching: { enabled: true, maxBatchSize: 64, preferredBatchSizes: [], maxQueueDelayUs: 'auto', maxQueueSize: 1000, timeoutMs: 1000, priorityLevels: 1 },
+      batching: {
+        enabled: true,
+        maxBatchSize: 64,
+        preferredBatchSizes: [],
+        maxQueueDelayUs: 'auto',
+        maxQueueSize: 1000,
+        timeoutMs: 1000,
+        priorityLevels: 1,
+      },
       concurrency: 1,
       sla: { p99Ms: 20, windowS: 10, breachWindows: 3 },
     });
-    const one = () => batcher.submit({ inputs: { x: { type: 'float32', dims: [1, 1], data: new Float32Array([1]) } }, rows: 1 });
+    const one = () =>
+      batcher.submit({ inputs: { x: { type: 'float32', dims: [1, 1], data: new Float32Array([1]) } }, rows: 1 });
     const initial = batcher.delayUs;
     for (let i = 0; i < 256 * 3; i++) await one();
     const grown = batcher.delayUs;
     expect(grown).toBeGreaterThan(initial);
 
     computeMs = 25;
-    for (let round = 0; round < 10 && batcher.delayUs >= grown; round++) await Promise.all(Array.from({ length: 256 }, one));
+    for (let round = 0; round < 10 && batcher.delayUs >= grown; round++)
+      await Promise.all(Array.from({ length: 256 }, one));
     expect(batcher.delayUs).toBeLessThan(grown);
   });
 });

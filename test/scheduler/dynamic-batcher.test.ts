@@ -32,7 +32,14 @@ class GatedRunner implements BatchRunner {
 }
 
 const spec = (over: Partial<BatchingSpec> = {}): BatchingSpec => ({
-  enabled: true, maxBatchSize: 8, preferredBatchSizes: [], maxQueueDelayUs: 0, maxQueueSize: 100, timeoutMs: 1000, priorityLevels: 1, ...over,
+  enabled: true,
+  maxBatchSize: 8,
+  preferredBatchSizes: [],
+  maxQueueDelayUs: 0,
+  maxQueueSize: 100,
+  timeoutMs: 1000,
+  priorityLevels: 1,
+  ...over,
 });
 
 const job = (values: number[], over: Partial<InferenceJob> = {}): InferenceJob => ({
@@ -73,12 +80,18 @@ describe('DynamicBatcher', () => {
 
   it('leaves at once when the batch reaches the maximum or a preferred size', async () => {
     const runner = new GatedRunner(true);
-    const batcher = new DynamicBatcher(runner, { batching: spec({ maxBatchSize: 4, preferredBatchSizes: [3], maxQueueDelayUs: 10_000_000 }), concurrency: 1 });
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxBatchSize: 4, preferredBatchSizes: [3], maxQueueDelayUs: 10_000_000 }),
+      concurrency: 1,
+    });
     const started = performance.now();
     await Promise.all([1, 2, 3].map((v) => batcher.submit(job([v]))));
     await Promise.all([job([4, 5, 6, 7])].map((j) => batcher.submit(j)));
     expect(performance.now() - started).toBeLessThan(1000);
-    expect(runner.batches).toEqual([[1, 2, 3], [4, 5, 6, 7]]);
+    expect(runner.batches).toEqual([
+      [1, 2, 3],
+      [4, 5, 6, 7],
+    ]);
   });
 
   it('splits a request larger than max_batch_size and reassembles its rows in order', async () => {
@@ -93,7 +106,10 @@ describe('DynamicBatcher', () => {
 
   it('rejects at once with 503 and Retry-After when the queue is full', async () => {
     const runner = new GatedRunner();
-    const batcher = new DynamicBatcher(runner, { batching: spec({ maxBatchSize: 1, maxQueueSize: 2 }), concurrency: 1 });
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxBatchSize: 1, maxQueueSize: 2 }),
+      concurrency: 1,
+    });
     const running = batcher.submit(job([1]));
     await tick();
     expect(runner.waiting).toBe(1);
@@ -131,11 +147,19 @@ describe('DynamicBatcher', () => {
 
   it('serves higher priority levels first, FIFO within a level', async () => {
     const runner = new GatedRunner();
-    const batcher = new DynamicBatcher(runner, { batching: spec({ maxBatchSize: 1, priorityLevels: 3 }), concurrency: 1 });
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxBatchSize: 1, priorityLevels: 3 }),
+      concurrency: 1,
+    });
     const all = [batcher.submit(job([0]))];
     await tick();
-    all.push(batcher.submit(job([21], { priority: 2 })), batcher.submit(job([11], { priority: 1 })),
-      batcher.submit(job([1], { priority: 0 })), batcher.submit(job([22], { priority: 2 })), batcher.submit(job([2], { priority: 0 })));
+    all.push(
+      batcher.submit(job([21], { priority: 2 })),
+      batcher.submit(job([11], { priority: 1 })),
+      batcher.submit(job([1], { priority: 0 })),
+      batcher.submit(job([22], { priority: 2 })),
+      batcher.submit(job([2], { priority: 0 })),
+    );
     while (runner.batches.length < 6) {
       runner.release();
       await tick();
@@ -155,7 +179,9 @@ describe('DynamicBatcher', () => {
     expect(runner.waiting).toBe(2);
     expect(batcher.queueDepth).toBe(1);
     let drained = false;
-    const drain = batcher.drain().then(() => { drained = true; });
+    const drain = batcher.drain().then(() => {
+      drained = true;
+    });
     runner.release();
     runner.release();
     await tick();
@@ -167,8 +193,13 @@ describe('DynamicBatcher', () => {
   });
 
   it('fails every request of a batch whose run fails, with a catalogue error', async () => {
-    const batcher = new DynamicBatcher({ run: () => Promise.reject(new Error('boom')) }, { batching: spec(), concurrency: 1 });
-    const errors = await Promise.all([batcher.submit(job([1])), batcher.submit(job([2]))].map((p) => p.catch((e: unknown) => e)));
+    const batcher = new DynamicBatcher(
+      { run: () => Promise.reject(new Error('boom')) },
+      { batching: spec(), concurrency: 1 },
+    );
+    const errors = await Promise.all(
+      [batcher.submit(job([1])), batcher.submit(job([2]))].map((p) => p.catch((e: unknown) => e)),
+    );
     for (const error of errors) {
       expect((error as CaliperError).code).toBe('CALIPER_INFERENCE_FAILED');
       expect((error as CaliperError).message).toContain('boom');

@@ -8,7 +8,20 @@ import { quietLogger } from '../support/quiet-logger.ts';
 
 const examples = join(import.meta.dirname, '../../examples');
 
-interface OpenApi { info: { title: string }; paths: Record<string, Record<string, { summary: string; responses: Record<string, unknown>; requestBody?: { content: Record<string, { examples?: Record<string, { value: unknown }> }> } }>> }
+interface OpenApi {
+  info: { title: string };
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        summary: string;
+        responses: Record<string, unknown>;
+        requestBody?: { content: Record<string, { examples?: Record<string, { value: unknown }> }> };
+      }
+    >
+  >;
+}
 
 /** The routes in fastify's printRoutes tree (commonPrefix: false): full paths with their methods. */
 function routesOf(tree: string): { path: string; methods: string[] }[] {
@@ -35,7 +48,15 @@ describe('/docs and /openapi.json', () => {
       executablePath: '/usr/bin/chromium',
       headless: true,
       viewport: { width: 1280, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -45,13 +66,21 @@ describe('/docs and /openapi.json', () => {
   });
 
   it('documents every route the server answers, each model version, operations and repository control', async () => {
-    const doc = await (await fetch(`${server.url}/openapi.json`)).json() as OpenApi;
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as OpenApi;
     const paths = Object.keys(doc.paths);
     for (const path of [
-      '/models/fraud_detector/predict', '/models/fraud_detector/versions/2/predict', '/models/fashion_mnist/predict',
-      '/models/fraud_detector/sla', '/metrics', '/v2/models/stats', '/v2/models/{model_name}/stats',
-      '/v2/repository/index', '/v2/repository/models/{model_name}/load', '/v2/models/{model_name}/infer',
-    ]) expect(paths).toContain(path);
+      '/models/fraud_detector/predict',
+      '/models/fraud_detector/versions/2/predict',
+      '/models/fashion_mnist/predict',
+      '/models/fraud_detector/sla',
+      '/metrics',
+      '/v2/models/stats',
+      '/v2/models/{model_name}/stats',
+      '/v2/repository/index',
+      '/v2/repository/models/{model_name}/load',
+      '/v2/models/{model_name}/infer',
+    ])
+      expect(paths).toContain(path);
     // Every registered route (with its parameters named as in the docs) is listed, whoever added it.
     const registered = routesOf(server.app.printRoutes({ commonPrefix: false }));
     expect(registered.length).toBeGreaterThan(20);
@@ -62,16 +91,22 @@ describe('/docs and /openapi.json', () => {
         ? [path.replace('{model_name}', 'fraud_detector').replace('{model_version}', '2')]
         : [path];
       for (const p of perModel) {
-        for (const method of route.methods.filter((m) => m !== 'HEAD')) expect(doc.paths[p]?.[method.toLowerCase()], `${method} ${p}`).toBeDefined();
+        for (const method of route.methods.filter((m) => m !== 'HEAD'))
+          expect(doc.paths[p]?.[method.toLowerCase()], `${method} ${p}`).toBeDefined();
       }
     }
     const predict = doc.paths['/models/fraud_detector/predict']!.post!;
-    expect(Object.keys(predict.responses)).toEqual(expect.arrayContaining(['200', '400', '404', '413', '415', '503', '504']));
+    expect(Object.keys(predict.responses)).toEqual(
+      expect.arrayContaining(['200', '400', '404', '413', '415', '503', '504']),
+    );
     // The example is the model's own sample request, not "0" and "string".
-    expect(predict.requestBody!.content['application/json']!.examples!.one!.value).toMatchObject({ merchant_category: 'electronics', transaction_amount: 249.99 });
+    expect(predict.requestBody!.content['application/json']!.examples!.one!.value).toMatchObject({
+      merchant_category: 'electronics',
+      transaction_amount: 249.99,
+    });
   });
 
-  it('renders in Chromium with Caliper\'s title and logo, every operation listed, and the model\'s example in the request body', async () => {
+  it("renders in Chromium with Caliper's title and logo, every operation listed, and the model's example in the request body", async () => {
     const page = await context.newPage();
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(error.message));
@@ -79,8 +114,10 @@ describe('/docs and /openapi.json', () => {
     await page.waitForSelector('.opblock', { timeout: 30_000 });
     expect(await page.title()).toBe('Caliper model server — API');
     const logo = await page.$eval('.topbar a img', (img) => img.getAttribute('src') ?? '');
-    expect(Buffer.from(logo.replace(/^data:image\/svg\+xml;base64,/, ''), 'base64').toString()).toContain('>Caliper</text>');
-    const doc = await (await fetch(`${server.url}/openapi.json`)).json() as OpenApi;
+    expect(Buffer.from(logo.replace(/^data:image\/svg\+xml;base64,/, ''), 'base64').toString()).toContain(
+      '>Caliper</text>',
+    );
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as OpenApi;
     const expected = Object.values(doc.paths).reduce((n, methods) => n + Object.keys(methods).length, 0);
     const shown = await page.$$eval('.opblock-summary-path', (nodes) => nodes.map((n) => n.getAttribute('data-path')));
     expect(shown).toHaveLength(expected);
@@ -88,7 +125,10 @@ describe('/docs and /openapi.json', () => {
     expect(shown).toContain('/metrics');
     // Open the fraud predict operation: its example body is the sample request.
     await page.click('#operations-fraud_detector-post_models_fraud_detector_predict .opblock-summary');
-    const example = await page.waitForSelector('#operations-fraud_detector-post_models_fraud_detector_predict .body-param__example, #operations-fraud_detector-post_models_fraud_detector_predict .microlight', { timeout: 10_000 });
+    const example = await page.waitForSelector(
+      '#operations-fraud_detector-post_models_fraud_detector_predict .body-param__example, #operations-fraud_detector-post_models_fraud_detector_predict .microlight',
+      { timeout: 10_000 },
+    );
     expect(await example.textContent()).toContain('electronics');
     await page.screenshot({ path: join(dir, 'docs.png'), fullPage: false });
     expect(problems).toEqual([]);

@@ -1,6 +1,12 @@
 import { spawn } from 'node:child_process';
 import { Agent, get, request as httpRequest } from 'node:http';
-import { credentials, loadPackageDefinition, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  type Client,
+  type ClientDuplexStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { INFERENCE_PROTO_PATH } from '../../src/server/grpc/service-definition.ts';
 import { once } from 'node:events';
@@ -34,11 +40,22 @@ function shutdownModelDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'caliper-shutdown-'));
   mkdirSync(join(dir, '1'));
   cpSync('examples/fraud-detector/1/model.onnx', join(dir, '1', 'model.onnx'));
-  writeFileSync(join(dir, 'model.yaml'), readFileSync('examples/fraud-detector/model.yaml', 'utf8').replace(/timeout_ms: \d+/, 'timeout_ms: 120000').replace(/^cache:.*$/m, ''));
+  writeFileSync(
+    join(dir, 'model.yaml'),
+    readFileSync('examples/fraud-detector/model.yaml', 'utf8')
+      .replace(/timeout_ms: \d+/, 'timeout_ms: 120000')
+      .replace(/^cache:.*$/m, ''),
+  );
   return dir;
 }
 
-interface LoadTally { sent: number; ok: number; afterSignal: number; failed: string[]; closedBy: number }
+interface LoadTally {
+  sent: number;
+  ok: number;
+  afterSignal: number;
+  failed: string[];
+  closedBy: number;
+}
 
 /** One keep-alive client: POSTs back to back on its one connection until an answer says `Connection: close`. */
 async function keepAliveClient(url: string, body: string, signalled: () => boolean, tally: LoadTally): Promise<void> {
@@ -47,11 +64,19 @@ async function keepAliveClient(url: string, body: string, signalled: () => boole
     for (;;) {
       tally.sent++;
       const answer = await new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
-        const req = httpRequest(`${url}/models/fraud_detector/predict`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
-          res.on('error', reject);
-        });
+        const req = httpRequest(
+          `${url}/models/fraud_detector/predict`,
+          {
+            method: 'POST',
+            agent,
+            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+            res.on('error', reject);
+          },
+        );
         req.on('error', reject);
         req.end(body);
       }).catch((error: NodeJS.ErrnoException) => ({ status: -1, connection: error.code ?? error.message }));
@@ -73,12 +98,18 @@ describe('caliper serve', () => {
   it('on SIGTERM under 32 keep-alive clients and a gRPC stream: no resets, no failed requests, exit 0', async () => {
     const dir = shutdownModelDir();
     const [port, grpcPort] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, ['bin/caliper.js', 'serve', dir, '--port', String(port), '--grpc-port', String(grpcPort)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
-    });
+    const child = spawn(
+      process.execPath,
+      ['bin/caliper.js', 'serve', dir, '--port', String(port), '--grpc-port', String(grpcPort)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
+      },
+    );
     let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     const url = `http://127.0.0.1:${port}`;
     try {
       await waitUntilReady(url, 30_000);
@@ -88,8 +119,20 @@ describe('caliper serve', () => {
       const clients = Array.from({ length: 32 }, () => keepAliveClient(url, body, () => signalled, http));
 
       // One bidirectional stream kept 8 messages deep; it half-closes once the HTTP side is told the server is going.
-      const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
-      const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & { ModelStreamInfer(): ClientDuplexStream<object, { error_message: string }> } } };
+      const definition = loadSync(INFERENCE_PROTO_PATH, {
+        keepCase: true,
+        longs: Number,
+        defaults: true,
+        oneofs: true,
+      });
+      const pkg = loadPackageDefinition(definition) as unknown as {
+        inference: {
+          GRPCInferenceService: new (
+            address: string,
+            creds: ReturnType<typeof credentials.createInsecure>,
+          ) => Client & { ModelStreamInfer(): ClientDuplexStream<object, { error_message: string }> };
+        };
+      };
       const grpcClient = new pkg.inference.GRPCInferenceService(`127.0.0.1:${grpcPort}`, credentials.createInsecure());
       const stream = grpcClient.ModelStreamInfer();
       const features = Buffer.alloc(40);
@@ -100,7 +143,12 @@ describe('caliper serve', () => {
           return;
         }
         grpcTally.sent++;
-        stream.write({ model_name: 'fraud_detector', id: String(grpcTally.sent), inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10] }], raw_input_contents: [features] });
+        stream.write({
+          model_name: 'fraud_detector',
+          id: String(grpcTally.sent),
+          inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10] }],
+          raw_input_contents: [features],
+        });
       };
       const streamDone = new Promise<string>((resolve) => {
         stream.on('data', (answer: { error_message: string }) => {
@@ -123,7 +171,9 @@ describe('caliper serve', () => {
       const streamStatus = await streamDone;
       grpcClient.close();
 
-      console.info(`SIGTERM under load: ${beforeSignal} answered before; after the signal ${http.afterSignal} HTTP requests on 32 keep-alive connections and ${grpcTally.afterSignal} stream messages answered; HTTP ${http.sent} sent / ${http.ok} ok / ${http.failed.length} failed, gRPC ${grpcTally.sent} sent / ${grpcTally.answered} answered`);
+      console.info(
+        `SIGTERM under load: ${beforeSignal} answered before; after the signal ${http.afterSignal} HTTP requests on 32 keep-alive connections and ${grpcTally.afterSignal} stream messages answered; HTTP ${http.sent} sent / ${http.ok} ok / ${http.failed.length} failed, gRPC ${grpcTally.sent} sent / ${grpcTally.answered} answered`,
+      );
       expect(http.failed).toEqual([]);
       expect(http.ok).toBe(http.sent);
       expect(http.closedBy).toBe(32);
@@ -143,22 +193,36 @@ describe('caliper serve', () => {
     const dir = mkdtempSync(join(tmpdir(), 'caliper-shutdown-'));
     mkdirSync(join(dir, '1'));
     cpSync('examples/fraud-detector/1/model.onnx', join(dir, '1', 'model.onnx'));
-    writeFileSync(join(dir, 'model.yaml'), readFileSync('examples/fraud-detector/model.yaml', 'utf8').replace(/timeout_ms: \d+/, 'timeout_ms: 120000').replace(/^cache:.*$/m, ''));
+    writeFileSync(
+      join(dir, 'model.yaml'),
+      readFileSync('examples/fraud-detector/model.yaml', 'utf8')
+        .replace(/timeout_ms: \d+/, 'timeout_ms: 120000')
+        .replace(/^cache:.*$/m, ''),
+    );
     const port = await freePort();
     const child = spawn(process.execPath, ['bin/caliper.js', 'serve', dir, '--port', String(port)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
     });
     let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     const url = `http://127.0.0.1:${port}`;
     await waitUntilReady(url, 30_000);
 
     const instance = { transaction_amount: 20, merchant_category: 'fuel', time_since_last_txn: 600 };
     const body = JSON.stringify({ instances: new Array(4000).fill(instance) });
     const requests = Array.from({ length: 6 }, () =>
-      fetch(`${url}/models/fraud_detector/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-        .then(async (r) => ({ status: r.status, predictions: ((await r.json()) as { predictions?: unknown[] }).predictions?.length })));
+      fetch(`${url}/models/fraud_detector/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      }).then(async (r) => ({
+        status: r.status,
+        predictions: ((await r.json()) as { predictions?: unknown[] }).predictions?.length,
+      })),
+    );
     await new Promise((r) => setTimeout(r, 60));
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
@@ -171,11 +235,17 @@ describe('caliper serve', () => {
   });
 
   it('exits non-zero with a one-line reason when nothing can be served', async () => {
-    const child = spawn(process.execPath, ['bin/caliper.js', 'serve', 'no/such/dir', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/caliper.js', 'serve', 'no/such/dir', '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(code).toBe(1);
-    expect(stderr.trim()).toBe('caliper: no/such/dir: not a directory (expected a model folder with model.yaml, or a repository of model folders)');
+    expect(stderr.trim()).toBe(
+      'caliper: no/such/dir: not a directory (expected a model folder with model.yaml, or a repository of model folders)',
+    );
   });
 });

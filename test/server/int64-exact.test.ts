@@ -31,13 +31,25 @@ let server: RunningServer;
 
 beforeAll(async () => {
   repo = new TempModelRepository();
-  repo.add('wide', {
-    name: 'wide',
-    inputs: { x: { type: 'array', items: 'integer', length: 2 }, u: { type: 'array', items: 'integer', length: 2, minimum: 0 } },
-    preprocess: { tensors: [{ tensor: 'x', dtype: 'int64', columns: [{ identity: 'x' }] }, { tensor: 'u', dtype: 'uint64', columns: [{ identity: 'u' }] }] },
-    postprocess: { y: { output: 'y' } },
-    instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
-  }, identityModel());
+  repo.add(
+    'wide',
+    {
+      name: 'wide',
+      inputs: {
+        x: { type: 'array', items: 'integer', length: 2 },
+        u: { type: 'array', items: 'integer', length: 2, minimum: 0 },
+      },
+      preprocess: {
+        tensors: [
+          { tensor: 'x', dtype: 'int64', columns: [{ identity: 'x' }] },
+          { tensor: 'u', dtype: 'uint64', columns: [{ identity: 'u' }] },
+        ],
+      },
+      postprocess: { y: { output: 'y' } },
+      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+    },
+    identityModel(),
+  );
   server = await startServing({ paths: [repo.dir], port: 0, grpcPort: 0, logger: pino({ level: 'silent' }) });
 });
 
@@ -46,7 +58,11 @@ afterAll(async () => {
   repo?.remove();
 });
 
-async function postText(path: string, text: string, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<{ status: number; text: string }> {
+async function postText(
+  path: string,
+  text: string,
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+): Promise<{ status: number; text: string }> {
   const response = await fetch(`${server.url}${path}`, { method: 'POST', headers, body: text });
   return { status: response.status, text: await response.text() };
 }
@@ -61,15 +77,30 @@ describe('INT64 and UINT64 exact end to end', () => {
   });
 
   it('v2 JSON refuses 64-bit values outside the type, naming the element', async () => {
-    const over = await postText('/v2/models/wide/infer', `{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[1,9223372036854775808]},{"name":"u","datatype":"UINT64","shape":[1,2],"data":[1,2]}]}`);
+    const over = await postText(
+      '/v2/models/wide/infer',
+      `{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[1,9223372036854775808]},{"name":"u","datatype":"UINT64","shape":[1,2],"data":[1,2]}]}`,
+    );
     expect(over.status).toBe(400);
-    expect(JSON.parse(over.text).error).toBe('inputs.x.data[1]: expected an integer from -9223372036854775808 to 9223372036854775807 (INT64), got 9223372036854775808');
-    const negative = await postText('/v2/models/wide/infer', `{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[1,2]},{"name":"u","datatype":"UINT64","shape":[1,2],"data":[-1,2]}]}`);
+    expect(JSON.parse(over.text).error).toBe(
+      'inputs.x.data[1]: expected an integer from -9223372036854775808 to 9223372036854775807 (INT64), got 9223372036854775808',
+    );
+    const negative = await postText(
+      '/v2/models/wide/infer',
+      `{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[1,2]},{"name":"u","datatype":"UINT64","shape":[1,2],"data":[-1,2]}]}`,
+    );
     expect(negative.status).toBe(400);
-    expect(JSON.parse(negative.text).error).toMatch(/^inputs\.u\.data\[0\]: expected an integer from 0 to 18446744073709551615 \(UINT64\), got -1/);
-    const rounded = await postText('/v2/models/wide/infer', `{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[1,1.5e17]},{"name":"u","datatype":"UINT64","shape":[1,2],"data":[1,2]}]}`);
+    expect(JSON.parse(negative.text).error).toMatch(
+      /^inputs\.u\.data\[0\]: expected an integer from 0 to 18446744073709551615 \(UINT64\), got -1/,
+    );
+    const rounded = await postText(
+      '/v2/models/wide/infer',
+      `{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[1,1.5e17]},{"name":"u","datatype":"UINT64","shape":[1,2],"data":[1,2]}]}`,
+    );
     expect(rounded.status).toBe(400);
-    expect(JSON.parse(rounded.text).error).toContain('inputs.x.data[1]: expected an integer (INT64) written with all its digits');
+    expect(JSON.parse(rounded.text).error).toContain(
+      'inputs.x.data[1]: expected an integer (INT64) written with all its digits',
+    );
   });
 
   it('binary input answers exact JSON, and the Caliper clients return exact BigInt64Array/BigUint64Array', async () => {
@@ -81,8 +112,8 @@ describe('INT64 and UINT64 exact end to end', () => {
       const client = new RestInferenceClient({ url: server.url, binary });
       try {
         const result = await client.infer('wide', inputs);
-        expect([...result.outputs.y!.data as BigInt64Array]).toEqual(X);
-        expect([...result.outputs.v!.data as BigUint64Array]).toEqual(U);
+        expect([...(result.outputs.y!.data as BigInt64Array)]).toEqual(X);
+        expect([...(result.outputs.v!.data as BigUint64Array)]).toEqual(U);
       } finally {
         client.close();
       }
@@ -93,9 +124,18 @@ describe('INT64 and UINT64 exact end to end', () => {
         { name: 'u', datatype: 'UINT64', shape: [1, 2], parameters: { binary_data_size: 16 } },
       ],
     });
-    const bytes = Buffer.concat([Buffer.from(header), Buffer.from(BigInt64Array.from(X).buffer), Buffer.from(BigUint64Array.from(U).buffer)]);
+    const bytes = Buffer.concat([
+      Buffer.from(header),
+      Buffer.from(BigInt64Array.from(X).buffer),
+      Buffer.from(BigUint64Array.from(U).buffer),
+    ]);
     const response = await fetch(`${server.url}/v2/models/wide/infer`, {
-      method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(Buffer.byteLength(header)) }, body: bytes,
+      method: 'POST',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': String(Buffer.byteLength(header)),
+      },
+      body: bytes,
     });
     const text = await response.text();
     expect(text).toContain(`"data":[${X.join(',')}]`);
@@ -103,8 +143,8 @@ describe('INT64 and UINT64 exact end to end', () => {
     const grpc = new GrpcInferenceClient({ address: `127.0.0.1:${server.grpc!.port}` });
     try {
       const result = await grpc.infer('wide', inputs);
-      expect([...result.outputs.y!.data as BigInt64Array]).toEqual(X);
-      expect([...result.outputs.v!.data as BigUint64Array]).toEqual(U);
+      expect([...(result.outputs.y!.data as BigInt64Array)]).toEqual(X);
+      expect([...(result.outputs.v!.data as BigUint64Array)]).toEqual(U);
     } finally {
       grpc.close();
     }
@@ -112,18 +152,35 @@ describe('INT64 and UINT64 exact end to end', () => {
 
   it('gRPC int64_contents and uint64_contents beyond 2^53 are read exactly', async () => {
     const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: String, defaults: true, oneofs: true });
-    const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & Record<string, Function> } };
-    const client = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpc!.port}`, credentials.createInsecure());
+    const pkg = loadPackageDefinition(definition) as unknown as {
+      inference: {
+        GRPCInferenceService: new (
+          address: string,
+          creds: ReturnType<typeof credentials.createInsecure>,
+        ) => Client & Record<string, Function>;
+      };
+    };
+    const client = new pkg.inference.GRPCInferenceService(
+      `127.0.0.1:${server.grpc!.port}`,
+      credentials.createInsecure(),
+    );
     try {
-      const response = await new Promise<{ raw_output_contents: Buffer[]; outputs: { name: string }[] }>((resolve, reject) => {
-        client.ModelInfer!.call(client, {
-          model_name: 'wide',
-          inputs: [
-            { name: 'x', datatype: 'INT64', shape: [1, 2], contents: { int64_contents: X.map(String) } },
-            { name: 'u', datatype: 'UINT64', shape: [1, 2], contents: { uint64_contents: U.map(String) } },
-          ],
-        }, (error: ServiceError | null, answer: { raw_output_contents: Buffer[]; outputs: { name: string }[] }) => (error ? reject(error) : resolve(answer)));
-      });
+      const response = await new Promise<{ raw_output_contents: Buffer[]; outputs: { name: string }[] }>(
+        (resolve, reject) => {
+          client.ModelInfer!.call(
+            client,
+            {
+              model_name: 'wide',
+              inputs: [
+                { name: 'x', datatype: 'INT64', shape: [1, 2], contents: { int64_contents: X.map(String) } },
+                { name: 'u', datatype: 'UINT64', shape: [1, 2], contents: { uint64_contents: U.map(String) } },
+              ],
+            },
+            (error: ServiceError | null, answer: { raw_output_contents: Buffer[]; outputs: { name: string }[] }) =>
+              error ? reject(error) : resolve(answer),
+          );
+        },
+      );
       const byName = Object.fromEntries(response.outputs.map((o, i) => [o.name, response.raw_output_contents[i]!]));
       const y = byName.y!;
       const v = byName.v!;

@@ -21,8 +21,17 @@ function modelFolder(root: string, name: string, extra: string): string {
   return dir;
 }
 
-const post = (server: RunningServer, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
-  fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+const post = (
+  server: RunningServer,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> =>
+  fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
 
 describe('latency management over HTTP', () => {
   let root: string;
@@ -30,9 +39,17 @@ describe('latency management over HTTP', () => {
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'caliper-latency-'));
-    modelFolder(root, 'cached', 'batching: { max_batch_size: 64, max_queue_delay_us: 200 }\ncache: { max_entries: 100, ttl_s: 60 }\nsla: { p99_ms: 50 }');
+    modelFolder(
+      root,
+      'cached',
+      'batching: { max_batch_size: 64, max_queue_delay_us: 200 }\ncache: { max_entries: 100, ttl_s: 60 }\nsla: { p99_ms: 50 }',
+    );
     // A long queue delay keeps requests queued so the queue limit and deadlines can be observed.
-    modelFolder(root, 'slow_queue', 'batching: { max_batch_size: 64, max_queue_delay_us: 400000, max_queue_size: 2, timeout_ms: 5000 }');
+    modelFolder(
+      root,
+      'slow_queue',
+      'batching: { max_batch_size: 64, max_queue_delay_us: 400000, max_queue_size: 2, timeout_ms: 5000 }',
+    );
     server = await startServing({ paths: [root], port: 0, logger: pino({ level: 'silent' }) });
   });
 
@@ -45,15 +62,23 @@ describe('latency management over HTTP', () => {
     const first = await post(server, '/models/cached/predict', transaction);
     expect(first.status).toBe(200);
     expect(first.headers.get('server-timing')).toMatch(/cache;dur=.*queue;dur=.*inference;dur=/);
-    const firstBody = await first.json() as { fraud_probability: number };
+    const firstBody = (await first.json()) as { fraud_probability: number };
 
-    const second = await post(server, '/models/cached/predict', { time_since_last_txn: 300, merchant_category: 'travel', transaction_amount: 120 });
+    const second = await post(server, '/models/cached/predict', {
+      time_since_last_txn: 300,
+      merchant_category: 'travel',
+      transaction_amount: 120,
+    });
     const timing = second.headers.get('server-timing')!;
     expect(timing).toContain('cache;dur=');
     expect(timing).not.toContain('inference');
-    expect((await second.json() as { fraud_probability: number }).fraud_probability).toBe(firstBody.fraud_probability);
+    expect(((await second.json()) as { fraud_probability: number }).fraud_probability).toBe(
+      firstBody.fraud_probability,
+    );
 
-    const stats = await (await fetch(`${server.url}/v2/models/cached/stats`)).json() as { model_stats: { inference_stats: Record<string, { count: number }> }[] };
+    const stats = (await (await fetch(`${server.url}/v2/models/cached/stats`)).json()) as {
+      model_stats: { inference_stats: Record<string, { count: number }> }[];
+    };
     expect(stats.model_stats[0]!.inference_stats.cache_hit!.count).toBe(1);
     expect(stats.model_stats[0]!.inference_stats.cache_miss!.count).toBe(1);
 
@@ -66,18 +91,30 @@ describe('latency management over HTTP', () => {
     await server.repository.swapIn(next);
     const afterSwap = await post(server, '/models/cached/predict', transaction);
     expect(afterSwap.headers.get('server-timing')).toContain('inference;dur=');
-    expect((await afterSwap.json() as { model_version: string }).model_version).toBe('2');
+    expect(((await afterSwap.json()) as { model_version: string }).model_version).toBe('2');
   });
 
   it('rejects at once with 503 and Retry-After when the queue is full', async () => {
-    const queued = [post(server, '/models/slow_queue/predict', transaction), post(server, '/models/slow_queue/predict', { ...transaction, transaction_amount: 1 })];
+    const queued = [
+      post(server, '/models/slow_queue/predict', transaction),
+      post(server, '/models/slow_queue/predict', { ...transaction, transaction_amount: 1 }),
+    ];
     // Both are queued before the third is sent (on a loaded machine they may take longer than any fixed sleep).
-    const depth = async (): Promise<number> => ((await (await fetch(`${server.url}/v2/models/slow_queue/stats`)).json()) as { model_stats: { queue_depth: number }[] }).model_stats[0]!.queue_depth;
-    for (const deadline = Date.now() + 5000; (await depth()) < 2 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 10));
+    const depth = async (): Promise<number> =>
+      (
+        (await (await fetch(`${server.url}/v2/models/slow_queue/stats`)).json()) as {
+          model_stats: { queue_depth: number }[];
+        }
+      ).model_stats[0]!.queue_depth;
+    for (const deadline = Date.now() + 5000; (await depth()) < 2 && Date.now() < deadline; )
+      await new Promise((r) => setTimeout(r, 10));
     // "At once" means before the queue it was refused by has moved: the rejection must arrive while both
     // queued requests are still waiting (a wall-clock bound fails on a loaded machine).
     let queuedSettled = 0;
-    for (const q of queued) void q.then(() => { queuedSettled += 1; });
+    for (const q of queued)
+      void q.then(() => {
+        queuedSettled += 1;
+      });
     const rejected = await post(server, '/models/slow_queue/predict', transaction);
     expect(queuedSettled).toBe(0);
     expect(rejected.status).toBe(503);
@@ -86,7 +123,9 @@ describe('latency management over HTTP', () => {
     const answered = await Promise.all(queued);
     expect(answered.map((r) => r.status)).toEqual([200, 200]);
     // The batch leaves when the first queued request has waited the 400 ms delay (which one arrived first is up to the machine).
-    const waits = answered.map((r) => Number(/queue;dur=([\d.]+)/.exec(r.headers.get('server-timing') ?? '')?.[1] ?? 0));
+    const waits = answered.map((r) =>
+      Number(/queue;dur=([\d.]+)/.exec(r.headers.get('server-timing') ?? '')?.[1] ?? 0),
+    );
     expect(Math.max(...waits)).toBeGreaterThanOrEqual(350);
   });
 
@@ -95,29 +134,41 @@ describe('latency management over HTTP', () => {
     expect(byHeader.status).toBe(504);
     expect(await byHeader.json()).toMatchObject({ code: 'CALIPER_DEADLINE_EXCEEDED' });
 
-    const v2 = (parameters: Record<string, unknown>) => post(server, '/v2/models/slow_queue/infer', {
-      parameters, inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10], data: [4.8, 0.57, 0, 0, 1, 0, 0, 0, 0, 0] }],
-    });
+    const v2 = (parameters: Record<string, unknown>) =>
+      post(server, '/v2/models/slow_queue/infer', {
+        parameters,
+        inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10], data: [4.8, 0.57, 0, 0, 1, 0, 0, 0, 0, 0] }],
+      });
     const byParameter = await v2({ timeout: 50_000 }); // microseconds, as Triton
     expect(byParameter.status).toBe(504);
     const bad = await v2({ timeout: 'soon' });
     expect(bad.status).toBe(400);
-    expect((await bad.json() as { error: string }).error).toContain('parameters.timeout');
+    expect(((await bad.json()) as { error: string }).error).toContain('parameters.timeout');
 
     const longer = await post(server, '/models/slow_queue/predict', transaction, { 'x-caliper-timeout-ms': '999999' });
     expect(longer.status).toBe(200);
   });
 
   it('exposes the stages, outcomes, queue depth, in-flight, batch sizes and process metrics in /metrics', async () => {
-    await Promise.all(Array.from({ length: 8 }, (_, i) => post(server, '/models/cached/predict', { ...transaction, transaction_amount: 1000 + i })));
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        post(server, '/models/cached/predict', { ...transaction, transaction_amount: 1000 + i }),
+      ),
+    );
     const response = await fetch(`${server.url}/metrics`);
     expect(response.headers.get('content-type')).toContain('text/plain');
     const text = await response.text();
     for (const stage of ['validate', 'preprocess', 'cache', 'queue', 'inference', 'postprocess', 'total']) {
-      expect(text).toMatch(new RegExp(`caliper_request_duration_seconds_count\\{model="cached",version="2",stage="${stage}"\\} \\d+`));
+      expect(text).toMatch(
+        new RegExp(`caliper_request_duration_seconds_count\\{model="cached",version="2",stage="${stage}"\\} \\d+`),
+      );
     }
-    expect(text).toMatch(/caliper_requests_total\{model="cached",version="2",protocol="predict",outcome="success",code=""\} 9/);
-    expect(text).toMatch(/caliper_requests_total\{model="slow_queue",version="1",protocol="predict",outcome="error",code="CALIPER_QUEUE_FULL"\} 1/);
+    expect(text).toMatch(
+      /caliper_requests_total\{model="cached",version="2",protocol="predict",outcome="success",code=""\} 9/,
+    );
+    expect(text).toMatch(
+      /caliper_requests_total\{model="slow_queue",version="1",protocol="predict",outcome="error",code="CALIPER_QUEUE_FULL"\} 1/,
+    );
     expect(text).toMatch(/caliper_queue_depth\{model="slow_queue",version="1"\} 0/);
     expect(text).toMatch(/caliper_inflight_requests 0/);
     expect(text).toMatch(/caliper_batch_size_bucket\{model="cached",version="2",le="\+Inf"\} \d+/);
@@ -127,12 +178,21 @@ describe('latency management over HTTP', () => {
   });
 
   it('reports Triton-style statistics with per-stage times and counts per executed batch size', async () => {
-    const body = { instances: Array.from({ length: 100 }, (_, i) => ({ ...transaction, transaction_amount: 5000 + i })) };
+    const body = {
+      instances: Array.from({ length: 100 }, (_, i) => ({ ...transaction, transaction_amount: 5000 + i })),
+    };
     const response = await post(server, '/models/cached/predict', body);
     expect(response.status).toBe(200);
-    expect((await response.json() as { predictions: unknown[] }).predictions).toHaveLength(100);
-    const stats = await (await fetch(`${server.url}/v2/models/cached/versions/2/stats`)).json() as {
-      model_stats: { name: string; version: string; execution_count: number; batch_stats: { batch_size: number; compute_infer: { count: number } }[]; stages: Record<string, { count: number; ns: number }>; latency_us: { overhead: { p50: number } } }[];
+    expect(((await response.json()) as { predictions: unknown[] }).predictions).toHaveLength(100);
+    const stats = (await (await fetch(`${server.url}/v2/models/cached/versions/2/stats`)).json()) as {
+      model_stats: {
+        name: string;
+        version: string;
+        execution_count: number;
+        batch_stats: { batch_size: number; compute_infer: { count: number } }[];
+        stages: Record<string, { count: number; ns: number }>;
+        latency_us: { overhead: { p50: number } };
+      }[];
     };
     const s = stats.model_stats[0]!;
     expect([s.name, s.version]).toEqual(['cached', '2']);
@@ -141,14 +201,14 @@ describe('latency management over HTTP', () => {
     expect(s.stages.inference!.count).toBeGreaterThan(0);
     expect(s.stages.total!.ns).toBeGreaterThan(s.stages.inference!.ns);
     expect(s.latency_us.overhead.p50).toBeGreaterThan(0);
-    const all = await (await fetch(`${server.url}/v2/models/stats`)).json() as { model_stats: { name: string }[] };
+    const all = (await (await fetch(`${server.url}/v2/models/stats`)).json()) as { model_stats: { name: string }[] };
     expect(all.model_stats.map((m) => m.name).sort()).toEqual(['cached', 'slow_queue']);
     expect((await fetch(`${server.url}/v2/models/nope/stats`)).status).toBe(404);
   });
 
   it('answers the SLA status with rolling percentiles, the budget and the verdict', async () => {
     const response = await fetch(`${server.url}/models/cached/sla`);
-    const sla = await response.json() as Record<string, unknown>;
+    const sla = (await response.json()) as Record<string, unknown>;
     expect(sla).toMatchObject({ model: 'cached', budget_p99_ms: 50 });
     expect(sla.samples).toBeGreaterThan(5);
     // The verdict follows the measured p99 (which depends on the machine's load), never the other way round.

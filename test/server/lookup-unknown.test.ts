@@ -10,7 +10,13 @@ import { TempModelRepository } from '../support/temp-models.ts';
 function embeddingModel(rows: number): ModelProto {
   const g = new GraphBuilder('embedding', 17);
   g.input({ name: 'ids', elemType: TensorDataType.INT64, shape: ['N', 1] });
-  g.initializer(tensorFromArray('table', [rows, 2], Float32Array.from({ length: rows * 2 }, (_, i) => 10 * Math.floor(i / 2) + (i % 2))));
+  g.initializer(
+    tensorFromArray(
+      'table',
+      [rows, 2],
+      Float32Array.from({ length: rows * 2 }, (_, i) => 10 * Math.floor(i / 2) + (i % 2)),
+    ),
+  );
   g.node('Gather', ['table', 'ids'], { axis: 0 }, ['vec']);
   g.output({ name: 'vec', elemType: TensorDataType.FLOAT, shape: ['N', 1, 2] });
   return g.build();
@@ -19,7 +25,11 @@ function embeddingModel(rows: number): ModelProto {
 const config = (name: string, unknown?: number | 'error') => ({
   name,
   inputs: { color: { type: 'string' } },
-  preprocess: { tensor: 'ids', dtype: 'int64', columns: [{ lookup: 'color', table: ['red', 'green', 'blue'], ...(unknown !== undefined ? { unknown } : {}) }] },
+  preprocess: {
+    tensor: 'ids',
+    dtype: 'int64',
+    columns: [{ lookup: 'color', table: ['red', 'green', 'blue'], ...(unknown !== undefined ? { unknown } : {}) }],
+  },
   postprocess: { vec: { output: 'vec' } },
   instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
 });
@@ -33,7 +43,18 @@ beforeAll(async () => {
   repo.add('negative', config('negative', -1), embeddingModel(3));
   repo.add('strict', config('strict'), embeddingModel(3));
   repo.add('reserved', config('reserved', 3), embeddingModel(4));
-  server = await startServing({ paths: [repo.dir], port: 0, logger: pino({ level: 'warn' }, { write: (line: string) => { warnings.push(line); } }) });
+  server = await startServing({
+    paths: [repo.dir],
+    port: 0,
+    logger: pino(
+      { level: 'warn' },
+      {
+        write: (line: string) => {
+          warnings.push(line);
+        },
+      },
+    ),
+  });
 });
 
 afterAll(async () => {
@@ -42,7 +63,11 @@ afterAll(async () => {
 });
 
 async function predict(model: string, color: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${server.url}/models/${model}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ color }) });
+  const response = await fetch(`${server.url}/models/${model}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ color }),
+  });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 

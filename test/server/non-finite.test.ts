@@ -54,7 +54,11 @@ const EXPECTED = {
   low: null,
   probs: [null, null, null],
   best: 2,
-  top: [{ label: 2, score: 0 }, { label: 1, score: null }, { label: 0, score: null }],
+  top: [
+    { label: 2, score: 0 },
+    { label: 1, score: null },
+    { label: 0, score: null },
+  ],
   inv_probs: [0, 1, 0],
   above: true,
   undecided: null,
@@ -78,8 +82,16 @@ afterAll(async () => {
 });
 
 async function predict(body: unknown): Promise<{ status: number; json: Record<string, unknown>; timing: string }> {
-  const response = await fetch(`${server.url}/models/nonfinite/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown>, timing: response.headers.get('server-timing') ?? '' };
+  const response = await fetch(`${server.url}/models/nonfinite/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    json: (await response.json()) as Record<string, unknown>,
+    timing: response.headers.get('server-timing') ?? '',
+  };
 }
 
 const withoutLatency = (json: Record<string, unknown>): Record<string, unknown> => {
@@ -111,9 +123,10 @@ describe('non-finite model outputs', () => {
   it('v2 JSON writes null; the binary extension and gRPC keep the exact values', async () => {
     const input = [{ name: 'x', datatype: 'FP32' as const, shape: [1, 3], data: Float32Array.from(X) }];
     const json = await new RestInferenceClient({ url: server.url, binary: false }).infer('nonfinite', input);
-    expect([...json.outputs.logy!.data as Float32Array]).toEqual([NaN, NaN, 0]);
+    expect([...(json.outputs.logy!.data as Float32Array)]).toEqual([NaN, NaN, 0]);
     const raw = await fetch(`${server.url}/v2/models/nonfinite/infer`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: X }] }),
     });
     const body = (await raw.json()) as { outputs: { name: string; data: unknown[] }[] };
@@ -121,13 +134,13 @@ describe('non-finite model outputs', () => {
     expect(body.outputs.find((o) => o.name === 'inv')!.data).toEqual([-1, null, 1]);
 
     const binary = await new RestInferenceClient({ url: server.url, binary: true }).infer('nonfinite', input);
-    expect([...binary.outputs.logy!.data as Float32Array]).toEqual([NaN, -Infinity, 0]);
-    expect([...binary.outputs.inv!.data as Float32Array]).toEqual([-1, Infinity, 1]);
+    expect([...(binary.outputs.logy!.data as Float32Array)]).toEqual([NaN, -Infinity, 0]);
+    expect([...(binary.outputs.inv!.data as Float32Array)]).toEqual([-1, Infinity, 1]);
     const grpc = new GrpcInferenceClient({ address: `127.0.0.1:${server.grpc!.port}` });
     try {
       const answer = await grpc.infer('nonfinite', input);
-      expect([...answer.outputs.logy!.data as Float32Array]).toEqual([NaN, -Infinity, 0]);
-      expect([...answer.outputs.inv!.data as Float32Array]).toEqual([-1, Infinity, 1]);
+      expect([...(answer.outputs.logy!.data as Float32Array)]).toEqual([NaN, -Infinity, 0]);
+      expect([...(answer.outputs.inv!.data as Float32Array)]).toEqual([-1, Infinity, 1]);
     } finally {
       grpc.close();
     }
@@ -140,13 +153,31 @@ describe('non-finite model outputs', () => {
       writeFileSync(input, `${JSON.stringify({ id: 1, x: X })}\n`);
       const run = async (format: 'jsonl' | 'csv' | 'parquet'): Promise<string> => {
         const output = join(root.dir, `out.${format}`);
-        await runLocalBatch(version, await planBatchJob(version, request(join(repo.dir, 'nonfinite'), input, output, { format, keep: ['id'] })), silentProgress);
+        await runLocalBatch(
+          version,
+          await planBatchJob(version, request(join(repo.dir, 'nonfinite'), input, output, { format, keep: ['id'] })),
+          silentProgress,
+        );
         return output;
       };
       const jsonl = JSON.parse(readFileSync(await run('jsonl'), 'utf8').trim()) as Record<string, unknown>;
-      expect(jsonl).toMatchObject({ id: 1, log: [null, null, 0], first: null, low: null, best: 2, undecided: null, above: true });
-      const [header, line] = readFileSync(await run('csv'), 'utf8').trim().split('\n');
-      const cells = Object.fromEntries(header!.split(',').map((name, i) => [name, line!.match(/("[^"]*(?:""[^"]*)*"|[^,]*)(?:,|$)/g)![i]!.replace(/,$/, '')]));
+      expect(jsonl).toMatchObject({
+        id: 1,
+        log: [null, null, 0],
+        first: null,
+        low: null,
+        best: 2,
+        undecided: null,
+        above: true,
+      });
+      const [header, line] = readFileSync(await run('csv'), 'utf8')
+        .trim()
+        .split('\n');
+      const cells = Object.fromEntries(
+        header!
+          .split(',')
+          .map((name, i) => [name, line!.match(/("[^"]*(?:""[^"]*)*"|[^,]*)(?:,|$)/g)![i]!.replace(/,$/, '')]),
+      );
       expect(cells).toMatchObject({ first: 'NaN', low: '-Infinity', undecided: '', above: 'true' });
       const rows = await query(`SELECT isnan(first) AS nan, low, above FROM read_parquet('${await run('parquet')}')`);
       expect(rows).toEqual([{ nan: true, low: -Infinity, above: true }]);

@@ -39,7 +39,11 @@ const MAX_INPUT_ELEMENTS = 50_000;
 const TOLERANCE = 1e-6;
 
 type Numbers = Float32Array | Float64Array | BigInt64Array | Int32Array;
-interface Tensor { type: 'float32' | 'int64'; dims: number[]; data: number[] }
+interface Tensor {
+  type: 'float32' | 'int64';
+  dims: number[];
+  data: number[];
+}
 interface ConformanceCase {
   /** Served model name. */
   name: string;
@@ -73,17 +77,26 @@ const maxAbsDiff = (a: readonly number[], b: readonly number[]): number =>
 /** |a - b| <= 1e-6, scaled by |b| above 1 (float32 spacing is 9.5e-7 at 8, 1.9e-6 at 16). */
 function expectClose(actual: readonly number[], expected: readonly number[], what: string, relative = false): void {
   expect(actual.length, `${what}: element count`).toBe(expected.length);
-  const bad = actual.findIndex((v, i) => !(Math.abs(v - expected[i]!) <= TOLERANCE * (relative ? Math.max(1, Math.abs(expected[i]!)) : 1)));
-  expect(bad, `${what}: element ${bad} is ${actual[bad]}, expected ${expected[bad]} (max |diff| ${maxAbsDiff(actual, expected)})`).toBe(-1);
+  const bad = actual.findIndex(
+    (v, i) => !(Math.abs(v - expected[i]!) <= TOLERANCE * (relative ? Math.max(1, Math.abs(expected[i]!)) : 1)),
+  );
+  expect(
+    bad,
+    `${what}: element ${bad} is ${actual[bad]}, expected ${expected[bad]} (max |diff| ${maxAbsDiff(actual, expected)})`,
+  ).toBe(-1);
 }
 
 // ---------- re-targeting the opset-6 exports to opset 13 / 17 ----------
 
 const int64Initializer = (name: string, values: number[]): TensorProto => ({
-  name, dims: [values.length], dataType: TensorDataType.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer),
+  name,
+  dims: [values.length],
+  dataType: TensorDataType.INT64,
+  rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer),
 });
 
-const attr = (node: NodeProto, name: string): AttributeProto | undefined => node.attribute?.find((a) => a.name === name);
+const attr = (node: NodeProto, name: string): AttributeProto | undefined =>
+  node.attribute?.find((a) => a.name === name);
 const dropAttrs = (node: NodeProto, ...names: string[]): void => {
   node.attribute = (node.attribute ?? []).filter((a) => !names.includes(a.name ?? ''));
 };
@@ -106,8 +119,12 @@ function retarget(source: ModelProto, opset: number, batchAxis: boolean): ModelP
   graph.valueInfo = [];
   for (const node of graph.node ?? []) {
     switch (node.opType) {
-      case 'Add': case 'Sub': case 'Mul': case 'Div':
-        if (attr(node, 'axis')) throw new Error(`${node.opType} with a legacy broadcast axis has no opset-13 equivalent`);
+      case 'Add':
+      case 'Sub':
+      case 'Mul':
+      case 'Div':
+        if (attr(node, 'axis'))
+          throw new Error(`${node.opType} with a legacy broadcast axis has no opset-13 equivalent`);
         dropAttrs(node, 'broadcast');
         break;
       case 'Gemm':
@@ -118,7 +135,8 @@ function retarget(source: ModelProto, opset: number, batchAxis: boolean): ModelP
         dropAttrs(node, 'is_test', 'spatial', 'consumed_inputs');
         node.output = node.output!.slice(0, 1);
         break;
-      case 'Squeeze': case 'Unsqueeze': {
+      case 'Squeeze':
+      case 'Unsqueeze': {
         const axes = attr(node, 'axes');
         if (axes) {
           const name = `${node.output![0]}__axes`;
@@ -138,14 +156,16 @@ function retarget(source: ModelProto, opset: number, batchAxis: boolean): ModelP
         }
         break;
       }
-      case 'Softmax': case 'LogSoftmax': {
+      case 'Softmax':
+      case 'LogSoftmax': {
         // Opset < 13 flattened to 2-D at `axis` (default 1); these exports are 2-D, where that is axis 1 = last.
         const axis = attr(node, 'axis')?.i ?? 1;
         dropAttrs(node, 'axis');
         node.attribute = [...(node.attribute ?? []), { name: 'axis', type: AttributeType.INT, i: axis }];
         break;
       }
-      case 'PRelu': case 'Pow':
+      case 'PRelu':
+      case 'Pow':
         throw new Error(`${node.opType}-${opset} broadcasts differently from its opset-6 form`);
       default:
         break;
@@ -188,20 +208,28 @@ const RETARGETED: { source: string; batchAxis: boolean }[] = [
 
 // ---------- building the cases (at collection time, so that each gets its own test) ----------
 
-async function runDirect(model: Uint8Array, inputs: ConformanceCase['inputs']): Promise<{ outputs: string[]; results: Record<string, Tensor> }> {
+async function runDirect(
+  model: Uint8Array,
+  inputs: ConformanceCase['inputs'],
+): Promise<{ outputs: string[]; results: Record<string, Tensor> }> {
   const session = await ort.InferenceSession.create(model, { logSeverityLevel: 3 });
   try {
     const feeds: Record<string, ort.Tensor> = {};
     for (const input of inputs) {
-      feeds[input.name] = input.type === 'int64'
-        ? new ort.Tensor('int64', BigInt64Array.from(input.data.map(BigInt)), input.dims)
-        : new ort.Tensor('float32', Float32Array.from(input.data), input.dims);
+      feeds[input.name] =
+        input.type === 'int64'
+          ? new ort.Tensor('int64', BigInt64Array.from(input.data.map(BigInt)), input.dims)
+          : new ort.Tensor('float32', Float32Array.from(input.data), input.dims);
     }
     const run = await session.run(feeds);
     const results: Record<string, Tensor> = {};
     for (const name of session.outputNames) {
       const t = run[name]!;
-      results[name] = { type: t.type === 'int64' ? 'int64' : 'float32', dims: [...t.dims], data: toNumbers(t.data as Numbers) };
+      results[name] = {
+        type: t.type === 'int64' ? 'int64' : 'float32',
+        dims: [...t.dims],
+        data: toNumbers(t.data as Numbers),
+      };
     }
     return { outputs: [...session.outputNames], results };
   } finally {
@@ -209,7 +237,13 @@ async function runDirect(model: Uint8Array, inputs: ConformanceCase['inputs']): 
   }
 }
 
-async function buildCase(name: string, source: string, model: ModelProto, predict: (inputs: Tensor[], batchAxis: boolean) => ConformanceCase['predict'], batchAxis: boolean): Promise<ConformanceCase | undefined> {
+async function buildCase(
+  name: string,
+  source: string,
+  model: ModelProto,
+  predict: (inputs: Tensor[], batchAxis: boolean) => ConformanceCase['predict'],
+  batchAxis: boolean,
+): Promise<ConformanceCase | undefined> {
   const dir = join(TESTDATA, source, 'test_data_set_0');
   const bytes = encodeModel(model);
   const initialized = new Set((model.graph?.initializer ?? []).map((t) => t.name));
@@ -223,11 +257,24 @@ async function buildCase(name: string, source: string, model: ModelProto, predic
     return undefined; // ORT 1.30 has no kernel for this operator version (Gemm-6, BatchNormalization-6, AveragePool-1, ...)
   }
   const reference: Record<string, Tensor> = {};
-  direct.outputs.forEach((o, i) => { reference[o] = readPb(join(dir, `output_${i}.pb`)); });
+  direct.outputs.forEach((o, i) => {
+    reference[o] = readPb(join(dir, `output_${i}.pb`));
+  });
   // JSON has no NaN or Infinity (test_operator_sqrt of negative numbers).
   if (Object.values(direct.results).some((t) => t.data.some((v) => !Number.isFinite(v)))) return undefined;
   const opset = model.opsetImport?.find((o) => !o.domain)?.version ?? 0;
-  return { name, source, opset, model: bytes, inputs, outputs: direct.outputs, direct: direct.results, reference, batchAxis, predict: predict(inputs, batchAxis) };
+  return {
+    name,
+    source,
+    opset,
+    model: bytes,
+    inputs,
+    outputs: direct.outputs,
+    direct: direct.results,
+    reference,
+    batchAxis,
+    predict: predict(inputs, batchAxis),
+  };
 }
 
 /** /predict needs every input to have rows along its first dimension, all the same count (fixed, or N). */
@@ -241,7 +288,13 @@ const asShipped: ConformanceCase[] = [];
 for (const suite of SUITES) {
   for (const entry of readdirSync(join(TESTDATA, suite)).sort()) {
     const source = `${suite}/${entry}`;
-    const built = await buildCase(`pt_${entry.replace(/^test_/, '')}`, source, readModelFile(join(TESTDATA, source, 'model.onnx')), predictMode, false);
+    const built = await buildCase(
+      `pt_${entry.replace(/^test_/, '')}`,
+      source,
+      readModelFile(join(TESTDATA, source, 'model.onnx')),
+      predictMode,
+      false,
+    );
     if (built) asShipped.push(built);
   }
 }
@@ -249,7 +302,13 @@ const retargeted: ConformanceCase[] = [];
 for (const { source, batchAxis } of RETARGETED) {
   for (const opset of [13, 17]) {
     const model = retarget(readModelFile(join(TESTDATA, source, 'model.onnx')), opset, batchAxis);
-    const built = await buildCase(`pt_${source.split('/')[1]!.replace(/^test_/, '')}_opset${opset}`, source, model, predictMode, batchAxis);
+    const built = await buildCase(
+      `pt_${source.split('/')[1]!.replace(/^test_/, '')}_opset${opset}`,
+      source,
+      model,
+      predictMode,
+      batchAxis,
+    );
     if (!built) throw new Error(`${source} re-targeted to opset ${opset} does not load or run in ONNX Runtime`);
     retargeted.push(built);
   }
@@ -284,7 +343,11 @@ const repo = new TempModelRepository();
 let server: RunningServer;
 
 async function post(path: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, json: (await response.json()) as unknown };
 }
 
@@ -307,10 +370,25 @@ describe('the libonnx-testdata PyTorch models', () => {
     // 79 of the 117 cases load in ORT 1.30, fit in JSON and have finite outputs; a drop means the discovery or ORT broke.
     expect(asShipped.length).toBeGreaterThanOrEqual(75);
     const ops = new Set(asShipped.flatMap((c) => c.source));
-    for (const must of ['test_Conv2d', 'test_Conv3d', 'test_MaxPool2d', 'test_ReLU', 'test_Sigmoid', 'test_Softmax', 'test_Linear_no_bias', 'test_Embedding']) {
-      expect([...ops].some((s) => s.endsWith(`/${must}`)), must).toBe(true);
+    for (const must of [
+      'test_Conv2d',
+      'test_Conv3d',
+      'test_MaxPool2d',
+      'test_ReLU',
+      'test_Sigmoid',
+      'test_Softmax',
+      'test_Linear_no_bias',
+      'test_Embedding',
+    ]) {
+      expect(
+        [...ops].some((s) => s.endsWith(`/${must}`)),
+        must,
+      ).toBe(true);
     }
-    expect(retargeted.map((c) => c.opset).sort()).toEqual([...Array(RETARGETED.length).fill(13), ...Array(RETARGETED.length).fill(17)]);
+    expect(retargeted.map((c) => c.opset).sort()).toEqual([
+      ...Array(RETARGETED.length).fill(13),
+      ...Array(RETARGETED.length).fill(17),
+    ]);
   });
 
   it('loads every one of them (model.yaml checked against the ONNX signature)', () => {
@@ -320,7 +398,8 @@ describe('the libonnx-testdata PyTorch models', () => {
 
   it('the re-targeted models still compute what PyTorch computed (the rewrite kept the meaning)', () => {
     for (const c of retargeted) {
-      for (const o of c.outputs) expectClose(c.direct[o]!.data, c.reference[o]!.data, `${c.name} ${o} direct ORT vs PyTorch`, true);
+      for (const o of c.outputs)
+        expectClose(c.direct[o]!.data, c.reference[o]!.data, `${c.name} ${o} direct ORT vs PyTorch`, true);
     }
   });
 
@@ -330,7 +409,12 @@ describe('the libonnx-testdata PyTorch models', () => {
     it(`${what}: /v2 infer matches ONNX Runtime and PyTorch`, async () => {
       const { status, json } = await post(`/v2/models/${c.name}/infer`, {
         id: c.name,
-        inputs: c.inputs.map((t) => ({ name: t.name, shape: t.dims, datatype: t.type === 'int64' ? 'INT64' : 'FP32', data: t.data })),
+        inputs: c.inputs.map((t) => ({
+          name: t.name,
+          shape: t.dims,
+          datatype: t.type === 'int64' ? 'INT64' : 'FP32',
+          data: t.data,
+        })),
       });
       expect(status, JSON.stringify(json).slice(0, 300)).toBe(200);
       const body = json as { id: string; outputs: { name: string; shape: number[]; data: number[] }[] };
@@ -346,14 +430,23 @@ describe('the libonnx-testdata PyTorch models', () => {
     if (c.predict !== 'none') {
       it(`${what}: /predict matches ONNX Runtime`, async () => {
         const rows = c.predict === 'single' ? 1 : c.inputs[0]!.dims[0]!;
-        const instance = (r: number): Record<string, unknown> => Object.fromEntries(c.inputs.map((t, i) => {
-          const size = perRow(t.dims);
-          const values = t.data.slice(r * size, (r + 1) * size);
-          return [`in${i}`, t.dims.length === 1 ? values[0] : values];
-        }));
-        const { status, json } = await post(`/models/${c.name}/predict`, c.predict === 'single' ? instance(0) : { instances: Array.from({ length: rows }, (_, r) => instance(r)) });
+        const instance = (r: number): Record<string, unknown> =>
+          Object.fromEntries(
+            c.inputs.map((t, i) => {
+              const size = perRow(t.dims);
+              const values = t.data.slice(r * size, (r + 1) * size);
+              return [`in${i}`, t.dims.length === 1 ? values[0] : values];
+            }),
+          );
+        const { status, json } = await post(
+          `/models/${c.name}/predict`,
+          c.predict === 'single' ? instance(0) : { instances: Array.from({ length: rows }, (_, r) => instance(r)) },
+        );
         expect(status, JSON.stringify(json).slice(0, 300)).toBe(200);
-        const predictions = c.predict === 'single' ? [json as Record<string, unknown>] : (json as { predictions: Record<string, unknown>[] }).predictions;
+        const predictions =
+          c.predict === 'single'
+            ? [json as Record<string, unknown>]
+            : (json as { predictions: Record<string, unknown>[] }).predictions;
         expect(predictions).toHaveLength(rows);
         c.outputs.forEach((o, i) => {
           const served = predictions.flatMap((p) => flatten(p[`out${i}`]));
@@ -384,14 +477,26 @@ describe('a first dimension that is not a batch axis', () => {
     const rows = await startServing({ paths: [mislabeled.dir], port: 0, logger: createLogger('silent') });
     try {
       const instances = [0, 1].map((r) => ({ in0: c.inputs[0]!.data.slice(r * 2, r * 2 + 2) }));
-      const response = await fetch(`${rows.url}/models/params_rows/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances }) });
+      const response = await fetch(`${rows.url}/models/params_rows/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ instances }),
+      });
       const body = (await response.json()) as { error?: string; predictions?: { out0: number[] }[] };
       expect(response.status, JSON.stringify(body)).toBe(500);
       expect(body.error).toMatch(/output "6" has shape \[2, 2\] for a one-row input/);
       // One instance is one run: the answer is that run's, unmixed.
-      const single = await fetch(`${rows.url}/v2/models/params_rows/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [{ name: '0', shape: [2, 2], datatype: 'FP32', data: c.inputs[0]!.data }] }) });
+      const single = await fetch(`${rows.url}/v2/models/params_rows/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: '0', shape: [2, 2], datatype: 'FP32', data: c.inputs[0]!.data }] }),
+      });
       expect(single.status).toBe(200);
-      expectClose(((await single.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data, c.direct['6']!.data, 'v2 on the whole tensor');
+      expectClose(
+        ((await single.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data,
+        c.direct['6']!.data,
+        'v2 on the whole tensor',
+      );
     } finally {
       await rows.close();
     }
@@ -402,22 +507,43 @@ const mislabeled = new TempModelRepository();
 beforeAll(() => {
   const source = readModelFile(join(TESTDATA, 'pytorch-operator/test_operator_params/model.onnx'));
   const model = retarget(source, 13, true);
-  mislabeled.add('params_rows', {
-    name: 'params_rows',
-    inputs: { in0: { type: 'array', items: 'number', length: 2 } },
-    preprocess: { tensor: '0', columns: [{ identity: 'in0' }] },
-    postprocess: { out0: { output: '6' } },
-    instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
-  }, model);
+  mislabeled.add(
+    'params_rows',
+    {
+      name: 'params_rows',
+      inputs: { in0: { type: 'array', items: 'number', length: 2 } },
+      preprocess: { tensor: '0', columns: [{ identity: 'in0' }] },
+      postprocess: { out0: { output: '6' } },
+      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+    },
+    model,
+  );
 });
 afterAll(() => mislabeled.remove());
 
 // ---------- the examples ----------
 
 const CATEGORIES = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'];
-const FASHION_LABELS = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+const FASHION_LABELS = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 
-async function directRun(modelPath: string, input: string, data: Float32Array, dims: number[], output: string): Promise<Float32Array> {
+async function directRun(
+  modelPath: string,
+  input: string,
+  data: Float32Array,
+  dims: number[],
+  output: string,
+): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(modelPath);
   try {
     const result = await session.run({ [input]: new ort.Tensor('float32', data, dims) });
@@ -436,16 +562,32 @@ describe('the examples against a direct ONNX Runtime run', () => {
       { transaction_amount: 0, merchant_category: 'online', time_since_last_txn: 0 },
       { transaction_amount: 1200, merchant_category: 'travel', time_since_last_txn: 45 },
     ];
-    const features = Float32Array.from(transactions.flatMap((t) => [
-      Math.log1p(t.transaction_amount), Math.log1p(t.time_since_last_txn) / 10, ...CATEGORIES.map((c) => (c === t.merchant_category ? 1 : 0)),
-    ]));
-    const direct = Array.from(await directRun('examples/fraud-detector/1/model.onnx', 'features', features, [transactions.length, 10], 'fraud_probability'));
+    const features = Float32Array.from(
+      transactions.flatMap((t) => [
+        Math.log1p(t.transaction_amount),
+        Math.log1p(t.time_since_last_txn) / 10,
+        ...CATEGORIES.map((c) => (c === t.merchant_category ? 1 : 0)),
+      ]),
+    );
+    const direct = Array.from(
+      await directRun(
+        'examples/fraud-detector/1/model.onnx',
+        'features',
+        features,
+        [transactions.length, 10],
+        'fraud_probability',
+      ),
+    );
     expect(new Set(direct.map((p) => p > 0.7)).size, 'the cases should include fraud and not fraud').toBe(2);
 
     const batch = await post('/models/fraud_detector/predict', { instances: transactions });
     expect(batch.status).toBe(200);
     const predictions = (batch.json as { predictions: { fraud_probability: number; is_fraud: boolean }[] }).predictions;
-    expectClose(predictions.map((p) => p.fraud_probability), direct, 'fraud_probability (instances)');
+    expectClose(
+      predictions.map((p) => p.fraud_probability),
+      direct,
+      'fraud_probability (instances)',
+    );
     expect(predictions.map((p) => p.is_fraud)).toEqual(direct.map((p) => p > 0.7));
     for (const [i, t] of transactions.entries()) {
       const single = await post('/models/fraud_detector/predict', t);
@@ -457,30 +599,54 @@ describe('the examples against a direct ONNX Runtime run', () => {
   });
 
   it('fashion_mnist: pixels/255, then softmax and top-3 labels computed by hand', async () => {
-    const sample = (JSON.parse(readFileSync('examples/fashion-mnist/sample-request.json', 'utf8')) as { pixels: number[] }).pixels;
+    const sample = (
+      JSON.parse(readFileSync('examples/fashion-mnist/sample-request.json', 'utf8')) as { pixels: number[] }
+    ).pixels;
     const test = readFashionMnist('t10k');
     const images = [sample, ...[0, 1, 2, 3].map((k) => Array.from(test.images.subarray(k * 784, (k + 1) * 784)))];
-    const logits = await directRun('examples/fashion-mnist/1/model.onnx', 'pixels', Float32Array.from(images.flat(), (p) => p / 255), [images.length, 784], 'logits');
+    const logits = await directRun(
+      'examples/fashion-mnist/1/model.onnx',
+      'pixels',
+      Float32Array.from(images.flat(), (p) => p / 255),
+      [images.length, 784],
+      'logits',
+    );
     const expected = images.map((_, r) => {
       const row = Array.from(logits.subarray(r * 10, (r + 1) * 10));
       const max = Math.max(...row);
       const exps = row.map((v) => Math.exp(v - max));
       const sum = exps.reduce((a, b) => a + b, 0);
-      return exps.map((e, i) => ({ label: FASHION_LABELS[i]!, probability: e / sum })).sort((a, b) => b.probability - a.probability).slice(0, 3);
+      return exps
+        .map((e, i) => ({ label: FASHION_LABELS[i]!, probability: e / sum }))
+        .sort((a, b) => b.probability - a.probability)
+        .slice(0, 3);
     });
 
-    const { status, json } = await post('/models/fashion_mnist/predict', { instances: images.map((pixels) => ({ pixels })) });
+    const { status, json } = await post('/models/fashion_mnist/predict', {
+      instances: images.map((pixels) => ({ pixels })),
+    });
     expect(status).toBe(200);
     const predictions = (json as { predictions: { top3: { label: string; probability: number }[] }[] }).predictions;
     expect(predictions).toHaveLength(images.length);
     predictions.forEach((p, r) => {
-      expect(p.top3.map((t) => t.label), `image ${r}`).toEqual(expected[r]!.map((t) => t.label));
-      expectClose(p.top3.map((t) => t.probability), expected[r]!.map((t) => t.probability), `image ${r} probabilities`);
+      expect(
+        p.top3.map((t) => t.label),
+        `image ${r}`,
+      ).toEqual(expected[r]!.map((t) => t.label));
+      expectClose(
+        p.top3.map((t) => t.probability),
+        expected[r]!.map((t) => t.probability),
+        `image ${r} probabilities`,
+      );
     });
     const single = await post('/models/fashion_mnist/predict', { pixels: sample });
     expect(single.status).toBe(200);
     const top3 = (single.json as { top3: { label: string; probability: number }[] }).top3;
     expect(top3.map((t) => t.label)).toEqual(expected[0]!.map((t) => t.label));
-    expectClose(top3.map((t) => t.probability), expected[0]!.map((t) => t.probability), 'single image probabilities');
+    expectClose(
+      top3.map((t) => t.probability),
+      expected[0]!.map((t) => t.probability),
+      'single image probabilities',
+    );
   });
 });

@@ -13,7 +13,9 @@ const transaction = { transaction_amount: 120, merchant_category: 'travel', time
 const ADMIN = { authorization: 'Bearer admin-secret', 'content-type': 'application/json' };
 let root: string;
 
-beforeAll(() => { root = mkdtempSync(join(tmpdir(), 'caliper-ready-reload-')); });
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'caliper-ready-reload-'));
+});
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** A copy of the fraud detector's version 1 named `name` in `repo`; `edit` rewrites its model.yaml. */
@@ -21,7 +23,14 @@ function fraudFolder(repo: string, name: string, edit: (yaml: string) => string 
   const dir = join(repo, name);
   mkdirSync(join(dir, '1'), { recursive: true });
   cpSync(join(example, '1', 'model.onnx'), join(dir, '1', 'model.onnx'));
-  writeFileSync(join(dir, 'model.yaml'), edit(readFileSync(join(example, 'model.yaml'), 'utf8').replace(/^name: .*$/m, `name: ${name}`).replace(/^cache:.*$/m, '')));
+  writeFileSync(
+    join(dir, 'model.yaml'),
+    edit(
+      readFileSync(join(example, 'model.yaml'), 'utf8')
+        .replace(/^name: .*$/m, `name: ${name}`)
+        .replace(/^cache:.*$/m, ''),
+    ),
+  );
   return dir;
 }
 
@@ -41,7 +50,15 @@ describe('strict readiness', () => {
   it('answers 503 with the failed model and its reason while a model failed to load; the index and the log say why; a successful load makes it ready', async () => {
     const repo = repositoryWithBrokenModel();
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, done) { lines.push(String(chunk)); done(); } }));
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _e, done) {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    );
     const server = await startServing({ paths: [repo], port: 0, logger, auth: { adminToken: 'admin-secret' } });
     try {
       const ready = await fetch(`${server.url}/v2/health/ready`);
@@ -53,8 +70,15 @@ describe('strict readiness', () => {
       expect(body.failed_models[0]!.reason).toMatch(/broken version 1: ONNX Runtime cannot load .*model\.onnx/);
       expect((await fetch(`${server.url}/v2/models/good/ready`)).status).toBe(200);
 
-      const index = (await (await admin(server, '/v2/repository/index')).json()) as { name: string; state: string; reason?: string }[];
-      expect(index.find((e) => e.name === 'broken')).toMatchObject({ state: 'UNAVAILABLE', reason: expect.stringMatching(/ONNX Runtime cannot load/) });
+      const index = (await (await admin(server, '/v2/repository/index')).json()) as {
+        name: string;
+        state: string;
+        reason?: string;
+      }[];
+      expect(index.find((e) => e.name === 'broken')).toMatchObject({
+        state: 'UNAVAILABLE',
+        reason: expect.stringMatching(/ONNX Runtime cannot load/),
+      });
       const log = lines.join('');
       expect(log).toMatch(/model broken failed to load: broken version 1: ONNX Runtime cannot load/);
       expect(log).toMatch(/not ready: 1 model\(s\) failed to load \(broken\)/);
@@ -72,7 +96,12 @@ describe('strict readiness', () => {
   });
 
   it('with strict readiness off (--no-strict-readiness) it is ready and still names the failed model', async () => {
-    const server = await startServing({ paths: [repositoryWithBrokenModel()], port: 0, logger: quietLogger(), strictReadiness: false });
+    const server = await startServing({
+      paths: [repositoryWithBrokenModel()],
+      port: 0,
+      logger: quietLogger(),
+      strictReadiness: false,
+    });
     try {
       const ready = await fetch(`${server.url}/v2/health/ready`);
       expect(ready.status).toBe(200);
@@ -85,18 +114,29 @@ describe('strict readiness', () => {
   it('caliper serve prints the failed model and its reason at start, and --no-strict-readiness is accepted', async () => {
     const repo = repositoryWithBrokenModel();
     for (const flags of [[], ['--no-strict-readiness']]) {
-      const child = spawn('node', ['bin/caliper.js', 'serve', repo, '--port', '0', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('node', ['bin/caliper.js', 'serve', repo, '--port', '0', ...flags], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let output = '';
       try {
         await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`no "caliper serving" line within 60 s:\n${output}`)), 60_000);
+          const timer = setTimeout(
+            () => reject(new Error(`no "caliper serving" line within 60 s:\n${output}`)),
+            60_000,
+          );
           const onData = (chunk: Buffer): void => {
             output += String(chunk);
-            if (output.includes('caliper serving')) { clearTimeout(timer); resolve(); }
+            if (output.includes('caliper serving')) {
+              clearTimeout(timer);
+              resolve();
+            }
           };
           child.stdout.on('data', onData);
           child.stderr.on('data', onData);
-          child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`caliper serve exited with ${code}:\n${output}`)); });
+          child.once('exit', (code) => {
+            clearTimeout(timer);
+            reject(new Error(`caliper serve exited with ${code}:\n${output}`));
+          });
         });
       } finally {
         child.kill('SIGTERM');
@@ -111,7 +151,12 @@ describe('POST /v2/repository/models/NAME/load on a served model reloads it', ()
   it('serves a newly added version and an edited model.yaml with zero failed requests, and says what it serves', async () => {
     const repo = mkdtempSync(join(root, 'reload-'));
     const dir = fraudFolder(repo, 'fraud');
-    const server = await startServing({ paths: [repo], port: 0, logger: quietLogger(), auth: { adminToken: 'admin-secret' } });
+    const server = await startServing({
+      paths: [repo],
+      port: 0,
+      logger: quietLogger(),
+      auth: { adminToken: 'admin-secret' },
+    });
     // phase: how many reloads had answered when the request was sent.
     const answers: { phase: number; status: number; version?: string; isFraud?: boolean }[] = [];
     let phase = 0;
@@ -119,7 +164,11 @@ describe('POST /v2/repository/models/NAME/load on a served model reloads it', ()
     const clients = Array.from({ length: 4 }, async () => {
       while (running) {
         const sentIn = phase;
-        const response = await fetch(`${server.url}/models/fraud/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(transaction) });
+        const response = await fetch(`${server.url}/models/fraud/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(transaction),
+        });
         const body = (await response.json()) as { model_version?: string; is_fraud?: boolean };
         answers.push({ phase: sentIn, status: response.status, version: body.model_version, isFraud: body.is_fraud });
       }
@@ -136,7 +185,10 @@ describe('POST /v2/repository/models/NAME/load on a served model reloads it', ()
       await new Promise((r) => setTimeout(r, 200));
 
       // model.yaml changes: every transaction is now flagged.
-      writeFileSync(join(dir, 'model.yaml'), readFileSync(join(dir, 'model.yaml'), 'utf8').replace('threshold: 0.7', 'threshold: 0.0'));
+      writeFileSync(
+        join(dir, 'model.yaml'),
+        readFileSync(join(dir, 'model.yaml'), 'utf8').replace('threshold: 0.7', 'threshold: 0.0'),
+      );
       const second = await admin(server, '/v2/repository/models/fraud/load');
       expect(second.status).toBe(200);
       expect(await second.json()).toMatchObject({ reloaded: true, version: 2 });
@@ -159,14 +211,23 @@ describe('POST /v2/repository/models/NAME/load on a served model reloads it', ()
   it('a failed reload keeps the running versions serving and says why', async () => {
     const repo = mkdtempSync(join(root, 'reload-bad-'));
     const dir = fraudFolder(repo, 'fraud');
-    const server = await startServing({ paths: [repo], port: 0, logger: quietLogger(), auth: { adminToken: 'admin-secret' } });
+    const server = await startServing({
+      paths: [repo],
+      port: 0,
+      logger: quietLogger(),
+      auth: { adminToken: 'admin-secret' },
+    });
     try {
       mkdirSync(join(dir, '2'));
       writeFileSync(join(dir, '2', 'model.onnx'), 'corrupt');
       const load = await admin(server, '/v2/repository/models/fraud/load');
       expect(load.status).toBeGreaterThanOrEqual(400);
       expect(((await load.json()) as { error: string }).error).toMatch(/fraud version 2: ONNX Runtime cannot load/);
-      const answer = await fetch(`${server.url}/models/fraud/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(transaction) });
+      const answer = await fetch(`${server.url}/models/fraud/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(transaction),
+      });
       expect(answer.status).toBe(200);
       expect(((await answer.json()) as { model_version: string }).model_version).toBe('1');
       expect((await fetch(`${server.url}/v2/health/ready`)).status).toBe(200);
@@ -180,12 +241,24 @@ describe('POST /v2/repository/models/NAME/load on a served model reloads it', ()
     const dir = join(repo, 'fraud_detector');
     mkdirSync(join(dir, '1'), { recursive: true });
     cpSync(join(example, '2', 'model.onnx'), join(dir, '1', 'model.onnx'));
-    writeFileSync(join(dir, 'model.yaml'), readFileSync(join(example, '2', 'model.yaml'), 'utf8').replace(/^cache:.*$/m, ''));
+    writeFileSync(
+      join(dir, 'model.yaml'),
+      readFileSync(join(example, '2', 'model.yaml'), 'utf8').replace(/^cache:.*$/m, ''),
+    );
     mkdirSync(join(dir, 'features'));
     writeFileSync(join(dir, 'features', 'users.csv'), 'user_id,user_txn_count,user_avg_amount\nu1,40,900\n');
-    const server = await startServing({ paths: [repo], port: 0, logger: quietLogger(), auth: { adminToken: 'admin-secret' } });
+    const server = await startServing({
+      paths: [repo],
+      port: 0,
+      logger: quietLogger(),
+      auth: { adminToken: 'admin-secret' },
+    });
     const probability = async (body: unknown): Promise<number> => {
-      const response = await fetch(`${server.url}/models/fraud_detector/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const response = await fetch(`${server.url}/models/fraud_detector/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       return ((await response.json()) as { fraud_probability: number }).fraud_probability;
     };
     try {

@@ -31,41 +31,54 @@ const CREDENTIALS: Record<CredentialKind, Record<string, string>> = {
 function allowed(settings: AuthSettings, protection: Protection, credential: CredentialKind): boolean {
   const keysSet = (settings.apiKeys ?? []).length > 0;
   switch (protection) {
-    case 'open': return true;
-    case 'operations': return !(settings.protectOperations && keysSet) || credential === 'api-key';
-    case 'inference': return !keysSet || credential === 'api-key';
-    case 'admin': return settings.adminToken !== undefined && credential === 'admin-token';
+    case 'open':
+      return true;
+    case 'operations':
+      return !(settings.protectOperations && keysSet) || credential === 'api-key';
+    case 'inference':
+      return !keysSet || credential === 'api-key';
+    case 'admin':
+      return settings.adminToken !== undefined && credential === 'admin-token';
   }
 }
 
 const CONFIGURATIONS: { name: string; auth: AuthSettings }[] = [
-  { name: 'admin token, API keys, protected operations', auth: { adminToken: ADMIN_TOKEN, apiKeys: [API_KEY, 'inference-key-2'], protectOperations: true } },
+  {
+    name: 'admin token, API keys, protected operations',
+    auth: { adminToken: ADMIN_TOKEN, apiKeys: [API_KEY, 'inference-key-2'], protectOperations: true },
+  },
   { name: 'admin token, API keys, open operations', auth: { adminToken: ADMIN_TOKEN, apiKeys: [API_KEY] } },
   { name: 'no admin token, no API keys', auth: {} },
 ];
 
 /** A concrete path for a route pattern; no name is a served model, so no handler changes anything. */
 function concretePath(url: string): string {
-  return url.replace(/:version\b/g, '1').replace(/:[A-Za-z_]+/g, 'ghost_model').replace(/\*$/, 'swagger-ui.css');
+  return url
+    .replace(/:version\b/g, '1')
+    .replace(/:[A-Za-z_]+/g, 'ghost_model')
+    .replace(/\*$/, 'swagger-ui.css');
 }
 
-const escape = (char: string, upper: boolean): string => {
+const percentEscape = (char: string, upper: boolean): string => {
   const hex = char.charCodeAt(0).toString(16).padStart(2, '0');
   return `%${upper ? hex.toUpperCase() : hex.toLowerCase()}`;
 };
 
 /** The ways a client might spell one path to slip past a check made on the raw URL. */
-export function spellingsOf(path: string): string[] {
+function spellingsOf(path: string): string[] {
   const out = new Set<string>([path]);
   const letters = [...path].map((c, i) => (/[A-Za-z0-9_.-]/.test(c) ? i : -1)).filter((i) => i >= 0);
   // Letters escaped one at a time (the first and last of each segment, upper- and lower-case hex digits), a whole
   // segment at a time (alternating case), and all at once.
-  const segments = path.split('/').map((segment, n, all) => {
-    const start = all.slice(0, n).join('/').length + (n > 0 ? 1 : 0);
-    return { start, end: start + segment.length };
-  }).filter((s) => s.end > s.start);
+  const segments = path
+    .split('/')
+    .map((segment, n, all) => {
+      const start = all.slice(0, n).join('/').length + (n > 0 ? 1 : 0);
+      return { start, end: start + segment.length };
+    })
+    .filter((s) => s.end > s.start);
   const escapeAt = (positions: number[], upper: (i: number) => boolean): string =>
-    [...path].map((c, i) => (positions.includes(i) ? escape(c, upper(i)) : c)).join('');
+    [...path].map((c, i) => (positions.includes(i) ? percentEscape(c, upper(i)) : c)).join('');
   for (const { start, end } of segments) {
     const inSegment = letters.filter((i) => i >= start && i < end);
     if (inSegment.length === 0) continue;
@@ -105,12 +118,21 @@ export function spellingsOf(path: string): string[] {
   return [...out];
 }
 
-interface Answer { status: number; code?: string }
+interface Answer {
+  status: number;
+  code?: string;
+}
 
 const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
 /** One request over the shared keep-alive agent; a reused connection the server had just closed is retried once on a fresh one. */
-async function send(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Answer> {
+async function send(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<Answer> {
   try {
     return await sendOnce(port, method, path, headers, agent, body);
   } catch {
@@ -118,21 +140,43 @@ async function send(port: number, method: string, path: string, headers: Record<
   }
 }
 
-function sendOnce(port: number, method: string, path: string, headers: Record<string, string>, via: Agent | false, body?: string): Promise<Answer> {
+function sendOnce(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  via: Agent | false,
+  body?: string,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, agent: via, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        let code: string | undefined;
-        try {
-          code = (JSON.parse(Buffer.concat(chunks).toString()) as { code?: string }).code;
-        } catch {
-          code = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, ...(code ? { code } : {}) });
-      });
-    });
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent: via,
+        headers: {
+          ...headers,
+          ...(body !== undefined
+            ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
+            : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let code: string | undefined;
+          try {
+            code = (JSON.parse(Buffer.concat(chunks).toString()) as { code?: string }).code;
+          } catch {
+            code = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, ...(code ? { code } : {}) });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -142,18 +186,29 @@ function sendOnce(port: number, method: string, path: string, headers: Record<st
 async function pooled<T>(tasks: (() => Promise<T>)[], width: number): Promise<T[]> {
   const results: T[] = new Array(tasks.length);
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      results[i] = await tasks[i]!();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < tasks.length) {
+        const i = next++;
+        results[i] = await tasks[i]!();
+      }
+    }),
+  );
   return results;
 }
 
-interface Reached { method: string; url: string; protection: Protection | undefined }
+interface Reached {
+  method: string;
+  url: string;
+  protection: Protection | undefined;
+}
 
-interface Built { server: CaliperServer; repository: ModelRepository; port: number; reached: Map<string, Reached> }
+interface Built {
+  server: CaliperServer;
+  repository: ModelRepository;
+  port: number;
+  reached: Map<string, Reached>;
+}
 
 async function build(auth: AuthSettings): Promise<Built> {
   const repository = new ModelRepository();
@@ -162,7 +217,12 @@ async function build(auth: AuthSettings): Promise<Built> {
   // Anything past onRequest (where auth runs) reaches body parsing and the handler: record which route it matched.
   const reached = new Map<string, Reached>();
   server.app.addHook('preParsing', (request, _reply, payload, done) => {
-    if (!request.is404) reached.set(request.id, { method: request.method, url: request.routeOptions.url ?? '', protection: request.routeOptions.config.protection });
+    if (!request.is404)
+      reached.set(request.id, {
+        method: request.method,
+        url: request.routeOptions.url ?? '',
+        protection: request.routeOptions.config.protection,
+      });
     done(null, payload);
   });
   await server.app.listen({ port: 0, host: '127.0.0.1' });
@@ -190,7 +250,8 @@ describe('authorization is decided on the matched route, in every spelling of ev
 
   it('every route declares a protection, and the admin routes exist only with an admin token', () => {
     expect(table.length).toBeGreaterThan(20);
-    const declared = (url: string, method = 'POST'): Protection | undefined => table.find((r) => r.url === url && r.method === method)?.protection;
+    const declared = (url: string, method = 'POST'): Protection | undefined =>
+      table.find((r) => r.url === url && r.method === method)?.protection;
     expect(declared('/v2/repository/models/:name/unload')).toBe('admin');
     expect(declared('/v2/models/:name/infer')).toBe('inference');
     expect(declared('/predict')).toBe('inference');
@@ -203,8 +264,12 @@ describe('authorization is decided on the matched route, in every spelling of ev
   });
 
   it('refuses --protect-operations without API keys to check, and an empty admin token', async () => {
-    await expect(buildServer({ repository: new ModelRepository(), logger: quietLogger(), auth: { protectOperations: true } })).rejects.toThrow(/--protect-operations needs API keys/);
-    await expect(buildServer({ repository: new ModelRepository(), logger: quietLogger(), auth: { adminToken: ' ' } })).rejects.toThrow(/admin token: empty/);
+    await expect(
+      buildServer({ repository: new ModelRepository(), logger: quietLogger(), auth: { protectOperations: true } }),
+    ).rejects.toThrow(/--protect-operations needs API keys/);
+    await expect(
+      buildServer({ repository: new ModelRepository(), logger: quietLogger(), auth: { adminToken: ' ' } }),
+    ).rejects.toThrow(/admin token: empty/);
   });
 
   it('refuses a route registered without a protection', async () => {
@@ -230,25 +295,34 @@ describe('authorization is decided on the matched route, in every spelling of ev
         const tally = perRoute.get(intended) ?? { spellings: all.length, matched: new Set<string>() };
         perRoute.set(intended, tally);
         // The route's own method, and the other methods a client could try on the same path.
-        const methods = [route.method, ...(['GET', 'POST', 'HEAD'].filter((m) => m !== route.method))];
+        const methods = [route.method, ...['GET', 'POST', 'HEAD'].filter((m) => m !== route.method)];
         for (const [s, spelling] of spellings.entries()) {
           for (const method of s === 0 ? methods : [route.method]) {
             // Without admin token or API keys only the admin token can make a difference (it must not: no admin routes).
-            const kinds: CredentialKind[] = configuration.auth.adminToken || configuration.auth.apiKeys ? ['none', 'wrong', 'api-key', 'admin-token'] : ['none', 'admin-token'];
+            const kinds: CredentialKind[] =
+              configuration.auth.adminToken || configuration.auth.apiKeys
+                ? ['none', 'wrong', 'api-key', 'admin-token']
+                : ['none', 'admin-token'];
             for (const credential of kinds) {
               const requestId = `spell-${c}-${++id}`;
               tasks.push(async () => {
                 const headers = { ...CREDENTIALS[credential], 'x-request-id': requestId };
-                const answer = await send(port, method, spelling, headers, method === 'POST' ? '{}' : undefined).catch((error: Error) => {
-                  failures.push(`${method} ${spelling} (${credential}): ${error.message}`);
-                  return { status: 0 } as Answer;
-                });
+                const answer = await send(port, method, spelling, headers, method === 'POST' ? '{}' : undefined).catch(
+                  (error: Error) => {
+                    failures.push(`${method} ${spelling} (${credential}): ${error.message}`);
+                    return { status: 0 } as Answer;
+                  },
+                );
                 requests++;
                 const hit = reached.get(requestId);
                 const what = `[${configuration.name}] ${method} ${spelling} (${credential}) for ${intended}`;
                 if (hit) {
-                  if (hit.protection === undefined) failures.push(`${what}: reached ${hit.method} ${hit.url}, which declares no protection`);
-                  else if (!allowed(configuration.auth, hit.protection, credential)) failures.push(`${what}: reached ${hit.method} ${hit.url} (${hit.protection}) answering ${answer.status}`);
+                  if (hit.protection === undefined)
+                    failures.push(`${what}: reached ${hit.method} ${hit.url}, which declares no protection`);
+                  else if (!allowed(configuration.auth, hit.protection, credential))
+                    failures.push(
+                      `${what}: reached ${hit.method} ${hit.url} (${hit.protection}) answering ${answer.status}`,
+                    );
                   if (hit.url === route.url && hit.method === route.method) tally.matched.add(spelling);
                 } else if (![400, 401, 403, 404, 405].includes(answer.status)) {
                   failures.push(`${what}: reached no handler yet answered ${answer.status} ${answer.code ?? ''}`);
@@ -257,13 +331,18 @@ describe('authorization is decided on the matched route, in every spelling of ev
                 if (s === 0 && method === route.method) {
                   const exists = configuration.auth.adminToken !== undefined || route.protection !== 'admin';
                   if (!exists) {
-                    if (answer.status !== 404) failures.push(`${what}: an admin route without an admin token answered ${answer.status}, expected 404`);
+                    if (answer.status !== 404)
+                      failures.push(
+                        `${what}: an admin route without an admin token answered ${answer.status}, expected 404`,
+                      );
                   } else if (allowed(configuration.auth, route.protection, credential)) {
-                    if (!hit || hit.url !== route.url) failures.push(`${what}: allowed, but the handler was not reached (${answer.status})`);
+                    if (!hit || hit.url !== route.url)
+                      failures.push(`${what}: allowed, but the handler was not reached (${answer.status})`);
                   } else {
                     // No credential: 401; a credential of the wrong kind or value: 401 (none of the right kind) or 403.
                     const expected = credential === 'none' ? [401] : [401, 403];
-                    if (hit || !expected.includes(answer.status)) failures.push(`${what}: answered ${answer.status}, expected ${expected.join(' or ')}`);
+                    if (hit || !expected.includes(answer.status))
+                      failures.push(`${what}: answered ${answer.status}, expected ${expected.join(' or ')}`);
                   }
                 }
               });
@@ -274,13 +353,17 @@ describe('authorization is decided on the matched route, in every spelling of ev
       await pooled(tasks, 16);
     }
     const spellings = [...perRoute.values()].map((t) => t.spellings);
-    console.info(`route protection: ${perRoute.size} routes, ${Math.min(...spellings)}-${Math.max(...spellings)} spellings per route, ${requests} requests over ${CONFIGURATIONS.length} configurations`);
+    console.info(
+      `route protection: ${perRoute.size} routes, ${Math.min(...spellings)}-${Math.max(...spellings)} spellings per route, ${requests} requests over ${CONFIGURATIONS.length} configurations`,
+    );
     expect(failures.slice(0, 40)).toEqual([]);
     expect(requests).toBeGreaterThan(10_000);
     // Percent-escapes of letters are decoded by the router: those spellings do match the route (and were checked).
     for (const [route, tally] of perRoute) expect(tally.matched.size, route).toBeGreaterThan(3);
     const matched = [...perRoute.values()].map((t) => t.matched.size);
-    console.info(`route protection: ${Math.min(...matched)}-${Math.max(...matched)} spellings per route matched the route itself (and were checked against its protection)`);
+    console.info(
+      `route protection: ${Math.min(...matched)}-${Math.max(...matched)} spellings per route matched the route itself (and were checked against its protection)`,
+    );
   }, 300_000);
 });
 
@@ -289,8 +372,18 @@ describe('gRPC: every RPC of the service is checked against its declared protect
 
   beforeAll(async () => {
     for (const { auth } of CONFIGURATIONS) {
-      const server = await startServing({ paths: ['examples/fraud-detector'], port: 0, grpcPort: 0, logger: quietLogger(), auth });
-      servers.push({ auth, server, client: new Client(`127.0.0.1:${server.grpc!.port}`, grpcCredentials.createInsecure()) });
+      const server = await startServing({
+        paths: ['examples/fraud-detector'],
+        port: 0,
+        grpcPort: 0,
+        logger: quietLogger(),
+        auth,
+      });
+      servers.push({
+        auth,
+        server,
+        client: new Client(`127.0.0.1:${server.grpc!.port}`, grpcCredentials.createInsecure()),
+      });
     }
   }, 60_000);
 
@@ -305,7 +398,9 @@ describe('gRPC: every RPC of the service is checked against its declared protect
 
   function unary(client: Client, path: string, metadata: Metadata): Promise<ServiceError | null> {
     return new Promise((resolve) => {
-      client.makeUnaryRequest(path, identity, identity, Buffer.alloc(0), metadata, {}, (error) => resolve(error ?? null));
+      client.makeUnaryRequest(path, identity, identity, Buffer.alloc(0), metadata, {}, (error) =>
+        resolve(error ?? null),
+      );
     });
   }
 
@@ -329,20 +424,36 @@ describe('gRPC: every RPC of the service is checked against its declared protect
       for (const [rpc, method] of Object.entries(definition)) {
         const protection = RPC_PROTECTION[rpc as keyof typeof RPC_PROTECTION];
         const [, service, name] = method.path.split('/');
-        const paths = [method.path, `/${service}/${name!.toLowerCase()}`, `/${service}/${escape(name![0]!, true)}${name!.slice(1)}`, `//${service}/${name}`, `${method.path}/`, `/${service}/./${name}`];
+        const paths = [
+          method.path,
+          `/${service}/${name!.toLowerCase()}`,
+          `/${service}/${percentEscape(name![0]!, true)}${name!.slice(1)}`,
+          `//${service}/${name}`,
+          `${method.path}/`,
+          `/${service}/./${name}`,
+        ];
         for (const [p, path] of paths.entries()) {
           for (const credential of Object.keys(CREDENTIALS) as CredentialKind[]) {
             const metadata = new Metadata();
             for (const [key, value] of Object.entries(CREDENTIALS[credential])) metadata.set(key, value);
-            const error = method.requestStream ? await streamed(client, path, metadata) : await unary(client, path, metadata);
+            const error = method.requestStream
+              ? await streamed(client, path, metadata)
+              : await unary(client, path, metadata);
             calls++;
             const code = error?.code ?? status.OK;
             const what = `[${JSON.stringify(auth)}] ${path} (${credential}) declared ${protection}`;
             if (p > 0) {
               if (code !== status.UNIMPLEMENTED) failures.push(`${what}: answered ${code}, expected UNIMPLEMENTED`);
             } else if (allowed(auth, protection, credential)) {
-              if (code === status.UNAUTHENTICATED || code === status.PERMISSION_DENIED) failures.push(`${what}: refused (${code}) though allowed`);
-            } else if (!(credential === 'none' && !(protection === 'admin' && !auth.adminToken) ? [status.UNAUTHENTICATED] : [status.UNAUTHENTICATED, status.PERMISSION_DENIED]).includes(code)) {
+              if (code === status.UNAUTHENTICATED || code === status.PERMISSION_DENIED)
+                failures.push(`${what}: refused (${code}) though allowed`);
+            } else if (
+              !(
+                credential === 'none' && !(protection === 'admin' && !auth.adminToken)
+                  ? [status.UNAUTHENTICATED]
+                  : [status.UNAUTHENTICATED, status.PERMISSION_DENIED]
+              ).includes(code)
+            ) {
               failures.push(`${what}: answered ${code} ${error?.details ?? ''}`);
             }
           }
@@ -350,7 +461,9 @@ describe('gRPC: every RPC of the service is checked against its declared protect
       }
       expect(server.repository.has('fraud_detector')).toBe(true);
     }
-    console.info(`gRPC protection: ${Object.keys(definition).length} RPCs x 6 spellings x 4 credentials x ${servers.length} configurations = ${calls} calls`);
+    console.info(
+      `gRPC protection: ${Object.keys(definition).length} RPCs x 6 spellings x 4 credentials x ${servers.length} configurations = ${calls} calls`,
+    );
     expect(failures).toEqual([]);
   }, 120_000);
 });

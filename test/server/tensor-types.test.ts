@@ -20,10 +20,28 @@ const CASES = [
   { dtype: 'int8', onnx: TensorDataType.INT8, good: [-128, 127, 0, -5], bad: -129, limits: '-128 to 127' },
   { dtype: 'uint16', onnx: TensorDataType.UINT16, good: [0, 65535, 1, 2], bad: -1, limits: '0 to 65535' },
   { dtype: 'int16', onnx: TensorDataType.INT16, good: [-32768, 32767, 0, 9], bad: 40000, limits: '-32768 to 32767' },
-  { dtype: 'uint32', onnx: TensorDataType.UINT32, good: [0, 4294967295, 1, 2], bad: 4294967296, limits: '0 to 4294967295' },
-  { dtype: 'uint64', onnx: TensorDataType.UINT64, good: [0, 2 ** 53 - 1, 1, 2], bad: -3, limits: '0 to 9007199254740991' },
+  {
+    dtype: 'uint32',
+    onnx: TensorDataType.UINT32,
+    good: [0, 4294967295, 1, 2],
+    bad: 4294967296,
+    limits: '0 to 4294967295',
+  },
+  {
+    dtype: 'uint64',
+    onnx: TensorDataType.UINT64,
+    good: [0, 2 ** 53 - 1, 1, 2],
+    bad: -3,
+    limits: '0 to 9007199254740991',
+  },
   { dtype: 'bool', onnx: TensorDataType.BOOL, good: [1, 0, 1, 1], bad: undefined, limits: '' },
-  { dtype: 'float16', onnx: TensorDataType.FLOAT16, good: [1.5, -2, 65504, 0.25], bad: 70000, limits: '-65504 to 65504' },
+  {
+    dtype: 'float16',
+    onnx: TensorDataType.FLOAT16,
+    good: [1.5, -2, 65504, 0.25],
+    bad: 70000,
+    limits: '-65504 to 65504',
+  },
 ];
 
 let repo: TempModelRepository;
@@ -32,13 +50,17 @@ let server: RunningServer;
 beforeAll(async () => {
   repo = new TempModelRepository();
   for (const c of CASES) {
-    repo.add(c.dtype, {
-      name: c.dtype,
-      inputs: { pixels: { type: 'array', items: 'number', length: 4 } },
-      preprocess: { tensor: 'x', dtype: c.dtype, columns: [{ identity: 'pixels' }] },
-      postprocess: { y: { output: 'y' } },
-      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
-    }, castModel(c.onnx));
+    repo.add(
+      c.dtype,
+      {
+        name: c.dtype,
+        inputs: { pixels: { type: 'array', items: 'number', length: 4 } },
+        preprocess: { tensor: 'x', dtype: c.dtype, columns: [{ identity: 'pixels' }] },
+        postprocess: { y: { output: 'y' } },
+        instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+      },
+      castModel(c.onnx),
+    );
   }
   server = await startServing({ paths: [repo.dir], port: 0, logger: pino({ level: 'silent' }) });
 });
@@ -49,7 +71,11 @@ afterAll(async () => {
 });
 
 async function predict(model: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${server.url}/models/${model}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await fetch(`${server.url}/models/${model}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
@@ -61,9 +87,13 @@ describe('every onnxruntime-node input type through preprocess.dtype', () => {
       expect(ok.status).toBe(200);
       expect(ok.json.y).toEqual(c.good.map(Math.fround));
       if (c.bad === undefined) return;
-      const bad = await predict(c.dtype, { instances: [{ pixels: c.good }, { pixels: [c.good[0], c.bad, c.good[2], c.good[3]] }] });
+      const bad = await predict(c.dtype, {
+        instances: [{ pixels: c.good }, { pixels: [c.good[0], c.bad, c.good[2], c.good[3]] }],
+      });
       expect(bad.status).toBe(400);
-      expect(bad.json.error).toBe(`instances[1].pixels: ${c.bad} does not fit preprocess tensor x (${c.dtype}: ${c.limits}${c.dtype === 'float16' ? '' : ', after rounding'})`);
+      expect(bad.json.error).toBe(
+        `instances[1].pixels: ${c.bad} does not fit preprocess tensor x (${c.dtype}: ${c.limits}${c.dtype === 'float16' ? '' : ', after rounding'})`,
+      );
     });
   }
 });

@@ -57,28 +57,42 @@ const recordingScheduler: SchedulerFactory = (pool, config, signature, batchAxis
   return scheduler;
 };
 
-interface RawResponse { status: number; headers: IncomingHttpHeaders; body: Buffer; json: Record<string, unknown> }
+interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  json: Record<string, unknown>;
+}
 
 /** One HTTP request with exactly these headers (node adds Host and Connection only). */
-function send(method: string, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<RawResponse> {
+function send(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: Buffer | string,
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
-    const req = httpRequest(`${server.url}${path}`, { method, headers: { ...(payload ? { 'content-length': String(payload.byteLength) } : {}), ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const all = Buffer.concat(chunks);
-        const headerLength = res.headers['inference-header-content-length'];
-        const jsonPart = headerLength === undefined ? all : all.subarray(0, Number(headerLength));
-        let json: Record<string, unknown> = {};
-        try {
-          json = jsonPart.byteLength === 0 ? {} : (JSON.parse(jsonPart.toString('utf8')) as Record<string, unknown>);
-        } catch {
-          json = {};
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: all, json });
-      });
-    });
+    const req = httpRequest(
+      `${server.url}${path}`,
+      { method, headers: { ...(payload ? { 'content-length': String(payload.byteLength) } : {}), ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const all = Buffer.concat(chunks);
+          const headerLength = res.headers['inference-header-content-length'];
+          const jsonPart = headerLength === undefined ? all : all.subarray(0, Number(headerLength));
+          let json: Record<string, unknown> = {};
+          try {
+            json = jsonPart.byteLength === 0 ? {} : (JSON.parse(jsonPart.toString('utf8')) as Record<string, unknown>);
+          } catch {
+            json = {};
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: all, json });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -90,18 +104,26 @@ function fp32(values: number[]): Buffer {
   return out;
 }
 
-const featureRow = (): number[] => Array.from({ length: width }, (_, i) => (i === 0 ? Math.log1p(120) : i === 1 ? Math.log1p(3600) / 10 : i === 3 ? 1 : 0));
+const featureRow = (): number[] =>
+  Array.from({ length: width }, (_, i) =>
+    i === 0 ? Math.log1p(120) : i === 1 ? Math.log1p(3600) / 10 : i === 3 ? 1 : 0,
+  );
 
 function jsonInfer(extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ inputs: [{ name: 'features', shape: [1, width], datatype: 'FP32', data: featureRow() }], ...extra });
+  return JSON.stringify({
+    inputs: [{ name: 'features', shape: [1, width], datatype: 'FP32', data: featureRow() }],
+    ...extra,
+  });
 }
 
 /** The binary extension's body: the JSON header, then the raw tensor. */
 function binaryInfer(): { body: Buffer; headerLength: number } {
-  const header = Buffer.from(JSON.stringify({
-    inputs: [{ name: 'features', shape: [1, width], datatype: 'FP32', parameters: { binary_data_size: 4 * width } }],
-    outputs: [{ name: 'fraud_probability', parameters: { binary_data: true } }],
-  }));
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [{ name: 'features', shape: [1, width], datatype: 'FP32', parameters: { binary_data_size: 4 * width } }],
+      outputs: [{ name: 'fraud_probability', parameters: { binary_data: true } }],
+    }),
+  );
   return { body: Buffer.concat([header, fp32(featureRow())]), headerLength: header.byteLength };
 }
 
@@ -126,16 +148,18 @@ const ECHO_BYTES_CONFIG = {
 
 /** BYTES elements as the binary extension and gRPC raw contents carry them: 4-byte little-endian length, then the bytes. */
 function lengthPrefixed(elements: Buffer[]): Buffer {
-  return Buffer.concat(elements.flatMap((e) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32LE(e.byteLength);
-    return [length, e];
-  }));
+  return Buffer.concat(
+    elements.flatMap((e) => {
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(e.byteLength);
+      return [length, e];
+    }),
+  );
 }
 
 function splitLengthPrefixed(bytes: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let offset = 0; offset < bytes.byteLength;) {
+  for (let offset = 0; offset < bytes.byteLength; ) {
     const length = bytes.readUInt32LE(offset);
     out.push(bytes.subarray(offset + 4, offset + 4 + length));
     offset += 4 + length;
@@ -145,7 +169,9 @@ function splitLengthPrefixed(bytes: Buffer): Buffer[] {
 
 function grpcCall(method: string, request: object, metadata = new Metadata()): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    (grpc[method] as (r: object, m: Metadata, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void).call(grpc, request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
+    (
+      grpc[method] as (r: object, m: Metadata, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void
+    ).call(grpc, request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
   });
 }
 
@@ -161,18 +187,48 @@ async function grpcFailure(method: string, request: object, metadata = new Metad
 beforeAll(async () => {
   const fraud = parseYaml(readFileSync(`${FRAUD_DIR}/model.yaml`, 'utf8')) as Record<string, unknown>;
   repo.add('fraud_detector', { ...fraud, cache: { enabled: false } }, `${FRAUD_DIR}/1/model.onnx`);
-  repo.add('ranked', { ...fraud, name: 'ranked', cache: { enabled: false }, batching: { max_batch_size: 8, max_queue_delay_us: 0, priority_levels: 3 } }, `${FRAUD_DIR}/1/model.onnx`);
+  repo.add(
+    'ranked',
+    {
+      ...fraud,
+      name: 'ranked',
+      cache: { enabled: false },
+      batching: { max_batch_size: 8, max_queue_delay_us: 0, priority_levels: 3 },
+    },
+    `${FRAUD_DIR}/1/model.onnx`,
+  );
   repo.add('echo_bytes', ECHO_BYTES_CONFIG, echoBytesModel());
   repo.add('counted', { ...fraud, name: 'counted', cache: { enabled: false } }, `${FRAUD_DIR}/1/model.onnx`);
   repo.add('cached', { ...fraud, name: 'cached', cache: { max_entries: 100, ttl_s: 60 } }, `${FRAUD_DIR}/1/model.onnx`);
-  server = await startServing({ paths: [repo.dir], port: 0, grpcPort: 0, bodyLimit: BODY_LIMIT, logger: createLogger('silent'), schedulerFactory: recordingScheduler, auth: { adminToken: 'admin' } });
+  server = await startServing({
+    paths: [repo.dir],
+    port: 0,
+    grpcPort: 0,
+    bodyLimit: BODY_LIMIT,
+    logger: createLogger('silent'),
+    schedulerFactory: recordingScheduler,
+    auth: { adminToken: 'admin' },
+  });
   expect(server.repository.failures).toEqual([]);
   width = server.repository.version('fraud_detector').signature.inputs[0]!.shape[1]!;
   const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
-  const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => InferenceClient } };
+  const pkg = loadPackageDefinition(definition) as unknown as {
+    inference: {
+      GRPCInferenceService: new (
+        address: string,
+        creds: ReturnType<typeof credentials.createInsecure>,
+        options?: object,
+      ) => InferenceClient;
+    };
+  };
   grpc = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpc!.port}`, credentials.createInsecure());
-  const reference = await send('POST', '/v2/models/fraud_detector/infer', { 'content-type': 'application/json' }, jsonInfer());
-  expected = ((reference.json.outputs as { data: number[] }[])[0]!.data)[0]!;
+  const reference = await send(
+    'POST',
+    '/v2/models/fraud_detector/infer',
+    { 'content-type': 'application/json' },
+    jsonInfer(),
+  );
+  expected = (reference.json.outputs as { data: number[] }[])[0]!.data[0]!;
 });
 
 afterAll(async () => {
@@ -182,7 +238,11 @@ afterAll(async () => {
 });
 
 const probabilityOf = (response: RawResponse): number => {
-  const outputs = response.json.outputs as { name: string; data?: number[]; parameters?: { binary_data_size?: number } }[];
+  const outputs = response.json.outputs as {
+    name: string;
+    data?: number[];
+    parameters?: { binary_data_size?: number };
+  }[];
   const output = outputs.find((o) => o.name === 'fraud_probability')!;
   if (output.data) return output.data[0]!;
   return response.body.readFloatLE(Number(response.headers['inference-header-content-length']));
@@ -197,14 +257,24 @@ describe('fault 1: a body without Content-Type is JSON (the binary extension wit
 
   it('infer: a bare binary body with only Inference-Header-Content-Length is the binary extension', async () => {
     const { body, headerLength } = binaryInfer();
-    const response = await send('POST', '/v2/models/fraud_detector/versions/1/infer', { 'inference-header-content-length': String(headerLength) }, body);
+    const response = await send(
+      'POST',
+      '/v2/models/fraud_detector/versions/1/infer',
+      { 'inference-header-content-length': String(headerLength) },
+      body,
+    );
     expect(response.status, response.body.toString()).toBe(200);
     expect(probabilityOf(response)).toBe(expected);
   });
 
   it('repository load and unload with bare JSON bodies, as the client sends them', async () => {
     const auth = { authorization: 'Bearer admin' };
-    const unload = await send('POST', '/v2/repository/models/ranked/unload', auth, JSON.stringify({ parameters: { unload_dependents: false } }));
+    const unload = await send(
+      'POST',
+      '/v2/repository/models/ranked/unload',
+      auth,
+      JSON.stringify({ parameters: { unload_dependents: false } }),
+    );
     expect(unload.status, unload.body.toString()).toBe(200);
     const load = await send('POST', '/v2/repository/models/ranked/load', auth, '{}');
     expect(load.status, load.body.toString()).toBe(200);
@@ -215,19 +285,37 @@ describe('fault 1: a body without Content-Type is JSON (the binary extension wit
   });
 
   it('a declared Content-Type that is wrong is still 415', async () => {
-    const response = await send('POST', '/v2/models/fraud_detector/infer', { 'content-type': 'text/plain' }, jsonInfer());
+    const response = await send(
+      'POST',
+      '/v2/models/fraud_detector/infer',
+      { 'content-type': 'text/plain' },
+      jsonInfer(),
+    );
     expect(response.status).toBe(415);
     expect(String(response.json.error)).toMatch(/content-type/i);
   });
 });
 
 describe('fault 2: gzip and deflate request bodies are decoded, the limit counting decoded bytes', () => {
-  it.each([['gzip', gzipSync], ['deflate', deflateSync]] as const)('%s: JSON and binary bodies answer as the plain ones', async (coding, compress) => {
-    const json = await send('POST', '/v2/models/fraud_detector/infer', { 'content-encoding': coding }, compress(Buffer.from(jsonInfer())));
+  it.each([
+    ['gzip', gzipSync],
+    ['deflate', deflateSync],
+  ] as const)('%s: JSON and binary bodies answer as the plain ones', async (coding, compress) => {
+    const json = await send(
+      'POST',
+      '/v2/models/fraud_detector/infer',
+      { 'content-encoding': coding },
+      compress(Buffer.from(jsonInfer())),
+    );
     expect(json.status, json.body.toString()).toBe(200);
     expect(probabilityOf(json)).toBe(expected);
     const { body, headerLength } = binaryInfer();
-    const binary = await send('POST', '/v2/models/fraud_detector/infer', { 'content-encoding': coding, 'inference-header-content-length': String(headerLength) }, compress(body));
+    const binary = await send(
+      'POST',
+      '/v2/models/fraud_detector/infer',
+      { 'content-encoding': coding, 'inference-header-content-length': String(headerLength) },
+      compress(body),
+    );
     expect(binary.status, binary.body.toString()).toBe(200);
     expect(probabilityOf(binary)).toBe(expected);
   });
@@ -251,15 +339,40 @@ describe('fault 2: gzip and deflate request bodies are decoded, the limit counti
     expect(String(unknown.json.error)).toMatch(/content-encoding/);
   });
 
-  it('gRPC: gzip- and deflate-compressed messages (the client\'s compression_algorithm) are decoded', async () => {
+  it("gRPC: gzip- and deflate-compressed messages (the client's compression_algorithm) are decoded", async () => {
     for (const algorithm of [1, 2]) {
-      const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
-      const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => InferenceClient } };
-      const compressed = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpc!.port}`, credentials.createInsecure(), { 'grpc.default_compression_algorithm': algorithm });
+      const definition = loadSync(INFERENCE_PROTO_PATH, {
+        keepCase: true,
+        longs: Number,
+        defaults: true,
+        oneofs: true,
+      });
+      const pkg = loadPackageDefinition(definition) as unknown as {
+        inference: {
+          GRPCInferenceService: new (
+            address: string,
+            creds: ReturnType<typeof credentials.createInsecure>,
+            options?: object,
+          ) => InferenceClient;
+        };
+      };
+      const compressed = new pkg.inference.GRPCInferenceService(
+        `127.0.0.1:${server.grpc!.port}`,
+        credentials.createInsecure(),
+        { 'grpc.default_compression_algorithm': algorithm },
+      );
       const response = await new Promise<Record<string, unknown>>((resolve, reject) => {
-        (compressed.ModelInfer as (r: object, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void).call(compressed,
-          { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())] },
-          (error, result) => (error ? reject(error) : resolve(result)));
+        (
+          compressed.ModelInfer as (r: object, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void
+        ).call(
+          compressed,
+          {
+            model_name: 'fraud_detector',
+            inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }],
+            raw_input_contents: [fp32(featureRow())],
+          },
+          (error, result) => (error ? reject(error) : resolve(result)),
+        );
       });
       compressed.close();
       expect((response.raw_output_contents as Buffer[])[0]!.readFloatLE(0)).toBe(expected);
@@ -268,26 +381,46 @@ describe('fault 2: gzip and deflate request bodies are decoded, the limit counti
 
   it('gRPC: a gzip message that inflates past the limit is RESOURCE_EXHAUSTED (the limit counts decoded bytes)', async () => {
     const definition = loadSync(INFERENCE_PROTO_PATH, { keepCase: true, longs: Number, defaults: true, oneofs: true });
-    const pkg = loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => InferenceClient } };
-    const compressed = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpc!.port}`, credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+    const pkg = loadPackageDefinition(definition) as unknown as {
+      inference: {
+        GRPCInferenceService: new (
+          address: string,
+          creds: ReturnType<typeof credentials.createInsecure>,
+          options?: object,
+        ) => InferenceClient;
+      };
+    };
+    const compressed = new pkg.inference.GRPCInferenceService(
+      `127.0.0.1:${server.grpc!.port}`,
+      credentials.createInsecure(),
+      { 'grpc.default_compression_algorithm': 2 },
+    );
     const error = await new Promise<ServiceError>((resolve, reject) => {
-      (compressed.ModelInfer as (r: object, cb: (e: ServiceError | null) => void) => void).call(compressed,
-        { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [Buffer.alloc(4 * BODY_LIMIT)] },
-        (e) => (e ? resolve(e) : reject(new Error('accepted a message past the limit'))));
+      (compressed.ModelInfer as (r: object, cb: (e: ServiceError | null) => void) => void).call(
+        compressed,
+        {
+          model_name: 'fraud_detector',
+          inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }],
+          raw_input_contents: [Buffer.alloc(4 * BODY_LIMIT)],
+        },
+        (e) => (e ? resolve(e) : reject(new Error('accepted a message past the limit'))),
+      );
     });
     compressed.close();
     expect(error.code).toBe(8);
   });
 });
 
-describe('fault 3: priority in Triton\'s numbering (0 default, 1 highest), x-caliper-priority in Caliper\'s', () => {
-  it('maps Triton levels onto Caliper\'s: 0 and past the levels are the default, 1 the highest', () => {
+describe("fault 3: priority in Triton's numbering (0 default, 1 highest), x-caliper-priority in Caliper's", () => {
+  it("maps Triton levels onto Caliper's: 0 and past the levels are the default, 1 the highest", () => {
     expect(priorityFromTriton('p', 0, 3)).toBeUndefined();
     expect(priorityFromTriton('p', 1, 3)).toBe(0);
     expect(priorityFromTriton('p', 3, 3)).toBe(2);
     expect(priorityFromTriton('p', 4, 3)).toBeUndefined();
     expect(priorityFromTriton('p', 1, 1)).toBe(0);
-    expect(() => priorityFromTriton('parameters.priority', -1, 3)).toThrow(/parameters.priority: expected an unsigned integer/);
+    expect(() => priorityFromTriton('parameters.priority', -1, 3)).toThrow(
+      /parameters.priority: expected an unsigned integer/,
+    );
     expect(() => priorityFromTriton('parameters.priority', '1', 3)).toThrow(/parameters.priority/);
   });
 
@@ -307,15 +440,23 @@ describe('fault 3: priority in Triton\'s numbering (0 default, 1 highest), x-cal
 
   it('REST: x-caliper-priority keeps its meaning (0 highest) and wins over parameters.priority', async () => {
     submitted.set('ranked', []);
-    const response = await send('POST', '/v2/models/ranked/infer', { 'x-caliper-priority': '2' }, jsonInfer({ parameters: { priority: 1 } }));
+    const response = await send(
+      'POST',
+      '/v2/models/ranked/infer',
+      { 'x-caliper-priority': '2' },
+      jsonInfer({ parameters: { priority: 1 } }),
+    );
     expect(response.status, response.body.toString()).toBe(200);
     expect(submitted.get('ranked')).toEqual([2]);
   });
 
-  it('gRPC: the priority parameter (uint64 or int64) in Triton\'s numbering; x-caliper-priority metadata in Caliper\'s', async () => {
+  it("gRPC: the priority parameter (uint64 or int64) in Triton's numbering; x-caliper-priority metadata in Caliper's", async () => {
     submitted.set('ranked', []);
     const request = (priority: object) => ({
-      model_name: 'ranked', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())], parameters: { priority },
+      model_name: 'ranked',
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }],
+      raw_input_contents: [fp32(featureRow())],
+      parameters: { priority },
     });
     await grpcCall('ModelInfer', request({ uint64_param: 1 }));
     await grpcCall('ModelInfer', request({ int64_param: 3 }));
@@ -358,7 +499,9 @@ function writeThenRead(head: string, body: Buffer): Promise<{ response: string; 
     socket.on('error', (error: NodeJS.ErrnoException) => {
       writeError ??= error.code ?? error.message;
     });
-    socket.on('close', () => resolve({ response: Buffer.concat(received).toString('latin1'), ...(writeError ? { writeError } : {}) }));
+    socket.on('close', () =>
+      resolve({ response: Buffer.concat(received).toString('latin1'), ...(writeError ? { writeError } : {}) }),
+    );
     socket.on('connect', async () => {
       socket.write(head);
       const chunk = 64 * 1024;
@@ -375,7 +518,9 @@ describe('fault 9: an over-limit upload is answered 413 that the client can read
   it('a client writing all of a 12 MiB body (limit 1 MiB) before reading sees the 413, not a broken pipe', async () => {
     const body = Buffer.alloc(12 * BODY_LIMIT, 0x20);
     const { response, writeError } = await writeThenRead(
-      `POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nInference-Header-Content-Length: 10\r\nContent-Length: ${body.byteLength}\r\n\r\n`, body);
+      `POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nInference-Header-Content-Length: 10\r\nContent-Length: ${body.byteLength}\r\n\r\n`,
+      body,
+    );
     expect(writeError).toBeUndefined();
     expect(response).toMatch(/^HTTP\/1\.1 413 /);
     expect(response).toMatch(/"code":"CALIPER_PAYLOAD_TOO_LARGE"/);
@@ -384,7 +529,9 @@ describe('fault 9: an over-limit upload is answered 413 that the client can read
   it('with Expect: 100-continue an over-limit Content-Length is answered 413 at once, without a 100', async () => {
     const response = await new Promise<string>((resolve) => {
       const socket = connect(server.port, '127.0.0.1', () => {
-        socket.write(`POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: ${3 * BODY_LIMIT}\r\n\r\n`);
+        socket.write(
+          `POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: ${3 * BODY_LIMIT}\r\n\r\n`,
+        );
       });
       let text = '';
       socket.on('data', (chunk: Buffer) => {
@@ -404,7 +551,9 @@ describe('fault 9: an over-limit upload is answered 413 that the client can read
     const body = Buffer.from(jsonInfer());
     const response = await new Promise<string>((resolve) => {
       const socket = connect(server.port, '127.0.0.1', () => {
-        socket.write(`POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: ${body.byteLength}\r\n\r\n`);
+        socket.write(
+          `POST /v2/models/fraud_detector/infer HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: ${body.byteLength}\r\n\r\n`,
+        );
       });
       let text = '';
       socket.on('data', (chunk: Buffer) => {
@@ -419,30 +568,57 @@ describe('fault 9: an over-limit upload is answered 413 that the client can read
 
   it('gRPC: a message over the limit is RESOURCE_EXHAUSTED, and the server keeps serving', async () => {
     const error = await grpcFailure('ModelInfer', {
-      model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [Buffer.alloc(2 * BODY_LIMIT)],
+      model_name: 'fraud_detector',
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }],
+      raw_input_contents: [Buffer.alloc(2 * BODY_LIMIT)],
     });
     expect(error.code).toBe(8);
-    const ok = await grpcCall('ModelInfer', { model_name: 'fraud_detector', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())] });
+    const ok = await grpcCall('ModelInfer', {
+      model_name: 'fraud_detector',
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }],
+      raw_input_contents: [fp32(featureRow())],
+    });
     expect((ok.raw_output_contents as Buffer[])[0]!.readFloatLE(0)).toBe(expected);
   });
 });
 
 describe('fault 5: BYTES arrive byte for byte, or are refused naming the element', () => {
   // Text whose bytes a lenient decoder changes: a leading byte-order mark, a 4-byte character, combining marks, an empty element.
-  const exact = [Buffer.from([0xef, 0xbb, 0xbf, 0x68, 0x69]), Buffer.from('😀 naïve', 'utf8'), Buffer.from('e\u0301\u200d', 'utf8'), Buffer.alloc(0), Buffer.from('日本語', 'utf8'), Buffer.from('{"a":1}', 'utf8')];
+  const exact = [
+    Buffer.from([0xef, 0xbb, 0xbf, 0x68, 0x69]),
+    Buffer.from('😀 naïve', 'utf8'),
+    Buffer.from('e\u0301\u200d', 'utf8'),
+    Buffer.alloc(0),
+    Buffer.from('日本語', 'utf8'),
+    Buffer.from('{"a":1}', 'utf8'),
+  ];
 
   function binaryBytesRequest(elements: Buffer[]): { body: Buffer; headerLength: number } {
     const raw = lengthPrefixed(elements);
-    const header = Buffer.from(JSON.stringify({
-      inputs: [{ name: 'text', shape: [elements.length / 3, 3], datatype: 'BYTES', parameters: { binary_data_size: raw.byteLength } }],
-      outputs: [{ name: 'same', parameters: { binary_data: true } }],
-    }));
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          {
+            name: 'text',
+            shape: [elements.length / 3, 3],
+            datatype: 'BYTES',
+            parameters: { binary_data_size: raw.byteLength },
+          },
+        ],
+        outputs: [{ name: 'same', parameters: { binary_data: true } }],
+      }),
+    );
     return { body: Buffer.concat([header, raw]), headerLength: header.byteLength };
   }
 
   it('binary extension: valid UTF-8 (BOM included) comes back with the same bytes', async () => {
     const { body, headerLength } = binaryBytesRequest(exact);
-    const response = await send('POST', '/v2/models/echo_bytes/infer', { 'inference-header-content-length': String(headerLength) }, body);
+    const response = await send(
+      'POST',
+      '/v2/models/echo_bytes/infer',
+      { 'inference-header-content-length': String(headerLength) },
+      body,
+    );
     expect(response.status, response.body.toString()).toBe(200);
     const raw = response.body.subarray(Number(response.headers['inference-header-content-length']));
     expect(splitLengthPrefixed(raw)).toEqual(exact);
@@ -450,61 +626,116 @@ describe('fault 5: BYTES arrive byte for byte, or are refused naming the element
 
   it('JSON: the same text comes back as the same strings', async () => {
     const strings = exact.map((b) => b.toString('utf8'));
-    const response = await send('POST', '/v2/models/echo_bytes/infer', {}, JSON.stringify({ inputs: [{ name: 'text', shape: [2, 3], datatype: 'BYTES', data: strings }] }));
+    const response = await send(
+      'POST',
+      '/v2/models/echo_bytes/infer',
+      {},
+      JSON.stringify({ inputs: [{ name: 'text', shape: [2, 3], datatype: 'BYTES', data: strings }] }),
+    );
     expect(response.status, response.body.toString()).toBe(200);
     const data = (response.json.outputs as { data: string[] }[])[0]!.data;
     expect(data.map((t) => Buffer.from(t, 'utf8'))).toEqual(exact);
   });
 
   it('gRPC: raw_input_contents and bytes_contents come back byte for byte in raw_output_contents', async () => {
-    const raw = await grpcCall('ModelInfer', { model_name: 'echo_bytes', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3] }], raw_input_contents: [lengthPrefixed(exact)] });
+    const raw = await grpcCall('ModelInfer', {
+      model_name: 'echo_bytes',
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3] }],
+      raw_input_contents: [lengthPrefixed(exact)],
+    });
     expect(splitLengthPrefixed((raw.raw_output_contents as Buffer[])[0]!)).toEqual(exact);
-    const typed = await grpcCall('ModelInfer', { model_name: 'echo_bytes', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3], contents: { bytes_contents: exact } }] });
+    const typed = await grpcCall('ModelInfer', {
+      model_name: 'echo_bytes',
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3], contents: { bytes_contents: exact } }],
+    });
     expect(splitLengthPrefixed((typed.raw_output_contents as Buffer[])[0]!)).toEqual(exact);
   });
 
   const refused: [string, Buffer, RegExp][] = [
     ['invalid UTF-8', Buffer.from([0xff, 0xfe, 0x00, 0x01]), /BYTES element 4 has a NUL byte at offset 2/],
-    ['invalid UTF-8 without NUL', Buffer.from([0x61, 0xc3, 0x28]), /BYTES element 4 is not valid UTF-8 \(byte 0xc3 at offset 1\)/],
+    [
+      'invalid UTF-8 without NUL',
+      Buffer.from([0x61, 0xc3, 0x28]),
+      /BYTES element 4 is not valid UTF-8 \(byte 0xc3 at offset 1\)/,
+    ],
     ['an embedded NUL', Buffer.from('x\u0000y', 'utf8'), /BYTES element 4 has a NUL byte at offset 1/],
-    ['a lone surrogate encoded (CESU)', Buffer.from([0xed, 0xa0, 0x80]), /BYTES element 4 is not valid UTF-8 \(byte 0xed at offset 0\)/],
+    [
+      'a lone surrogate encoded (CESU)',
+      Buffer.from([0xed, 0xa0, 0x80]),
+      /BYTES element 4 is not valid UTF-8 \(byte 0xed at offset 0\)/,
+    ],
   ];
 
-  it.each(refused)('binary extension and gRPC: %s is a 400 / INVALID_ARGUMENT naming the element', async (_name, bad, message) => {
-    const elements = [...exact.slice(0, 4), bad, exact[5]!];
-    const { body, headerLength } = binaryBytesRequest(elements);
-    const response = await send('POST', '/v2/models/echo_bytes/infer', { 'inference-header-content-length': String(headerLength) }, body);
-    expect(response.status).toBe(400);
-    expect(String(response.json.error)).toMatch(message);
-    expect(String(response.json.error)).toMatch(/inputs\.text/);
-    const raw = await grpcFailure('ModelInfer', { model_name: 'echo_bytes', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3] }], raw_input_contents: [lengthPrefixed(elements)] });
-    expect(raw.code).toBe(3);
-    expect(raw.details).toMatch(message);
-    const typed = await grpcFailure('ModelInfer', { model_name: 'echo_bytes', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3], contents: { bytes_contents: elements } }] });
-    expect(typed.code).toBe(3);
-    expect(typed.details).toMatch(message);
-  });
+  it.each(refused)(
+    'binary extension and gRPC: %s is a 400 / INVALID_ARGUMENT naming the element',
+    async (_name, bad, message) => {
+      const elements = [...exact.slice(0, 4), bad, exact[5]!];
+      const { body, headerLength } = binaryBytesRequest(elements);
+      const response = await send(
+        'POST',
+        '/v2/models/echo_bytes/infer',
+        { 'inference-header-content-length': String(headerLength) },
+        body,
+      );
+      expect(response.status).toBe(400);
+      expect(String(response.json.error)).toMatch(message);
+      expect(String(response.json.error)).toMatch(/inputs\.text/);
+      const raw = await grpcFailure('ModelInfer', {
+        model_name: 'echo_bytes',
+        inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3] }],
+        raw_input_contents: [lengthPrefixed(elements)],
+      });
+      expect(raw.code).toBe(3);
+      expect(raw.details).toMatch(message);
+      const typed = await grpcFailure('ModelInfer', {
+        model_name: 'echo_bytes',
+        inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 3], contents: { bytes_contents: elements } }],
+      });
+      expect(typed.code).toBe(3);
+      expect(typed.details).toMatch(message);
+    },
+  );
 
   it('JSON: a NUL character or an unpaired surrogate is a 400 naming the element', async () => {
-    const nul = await send('POST', '/v2/models/echo_bytes/infer', {}, JSON.stringify({ inputs: [{ name: 'text', shape: [1, 3], datatype: 'BYTES', data: ['a', 'x\u0000y', 'c'] }] }));
+    const nul = await send(
+      'POST',
+      '/v2/models/echo_bytes/infer',
+      {},
+      JSON.stringify({ inputs: [{ name: 'text', shape: [1, 3], datatype: 'BYTES', data: ['a', 'x\u0000y', 'c'] }] }),
+    );
     expect(nul.status).toBe(400);
     expect(String(nul.json.error)).toMatch(/inputs\.text\.data\[1\]: BYTES element has a NUL character/);
-    const surrogate = await send('POST', '/v2/models/echo_bytes/infer', {}, '{"inputs":[{"name":"text","shape":[1,3],"datatype":"BYTES","data":["a","b","\\ud800"]}]}');
+    const surrogate = await send(
+      'POST',
+      '/v2/models/echo_bytes/infer',
+      {},
+      '{"inputs":[{"name":"text","shape":[1,3],"datatype":"BYTES","data":["a","b","\\ud800"]}]}',
+    );
     expect(surrogate.status).toBe(400);
     expect(String(surrogate.json.error)).toMatch(/inputs\.text\.data\[2\]: BYTES element has an unpaired surrogate/);
   });
 
   it('/predict: a string field with a NUL is a 400 naming the field, valid text comes back unchanged', async () => {
-    const bad = await send('POST', '/models/echo_bytes/predict', { 'content-type': 'application/json' }, JSON.stringify({ a: 'x\u0000y', b: 'b', c: 'c' }));
+    const bad = await send(
+      'POST',
+      '/models/echo_bytes/predict',
+      { 'content-type': 'application/json' },
+      JSON.stringify({ a: 'x\u0000y', b: 'b', c: 'c' }),
+    );
     expect(bad.status).toBe(400);
     expect(String(bad.json.error)).toMatch(/^a: string has a NUL character/);
-    const good = await send('POST', '/models/echo_bytes/predict', { 'content-type': 'application/json' }, JSON.stringify({ a: '\ufeffhi', b: '😀', c: '' }));
+    const good = await send(
+      'POST',
+      '/models/echo_bytes/predict',
+      { 'content-type': 'application/json' },
+      JSON.stringify({ a: '\ufeffhi', b: '😀', c: '' }),
+    );
     expect(good.status, good.body.toString()).toBe(200);
     expect(good.json.same).toEqual(['\ufeffhi', '😀', '']);
   });
 });
 
-describe('fault 6: model configuration in Triton\'s ModelConfig field names (REST and gRPC)', () => {
+describe("fault 6: model configuration in Triton's ModelConfig field names (REST and gRPC)", () => {
   it('server metadata lists model_configuration over REST and gRPC', async () => {
     expect((await send('GET', '/v2', {})).json.extensions).toContain('model_configuration');
     expect((await grpcCall('ServerMetadata', {})).extensions).toContain('model_configuration');
@@ -515,12 +746,18 @@ describe('fault 6: model configuration in Triton\'s ModelConfig field names (RES
       const response = await send('GET', path, {});
       expect(response.status, response.body.toString()).toBe(200);
       expect(response.json).toMatchObject({
-        name: 'ranked', platform: 'onnxruntime_onnx', backend: 'onnxruntime', max_batch_size: 8,
+        name: 'ranked',
+        platform: 'onnxruntime_onnx',
+        backend: 'onnxruntime',
+        max_batch_size: 8,
         version_policy: { latest: { num_versions: 1 } },
         input: [{ name: 'features', data_type: 'TYPE_FP32', format: 'FORMAT_NONE', dims: [width] }],
         output: [{ name: 'fraud_probability', data_type: 'TYPE_FP32', dims: [1] }],
         dynamic_batching: {
-          preferred_batch_size: [], max_queue_delay_microseconds: 0, priority_levels: 3, default_priority_level: 1,
+          preferred_batch_size: [],
+          max_queue_delay_microseconds: 0,
+          priority_levels: 3,
+          default_priority_level: 1,
           default_queue_policy: { timeout_action: 'REJECT', max_queue_size: 10000, allow_timeout_override: true },
         },
         instance_group: [{ kind: 'KIND_CPU', count: 1 }],
@@ -529,7 +766,15 @@ describe('fault 6: model configuration in Triton\'s ModelConfig field names (RES
       });
     }
     const fraud = await send('GET', '/v2/models/fraud_detector/config', {});
-    expect(fraud.json).toMatchObject({ max_batch_size: 64, dynamic_batching: { preferred_batch_size: [4, 8, 16, 32], max_queue_delay_microseconds: 500, priority_levels: 0, default_queue_policy: { default_timeout_microseconds: 1_000_000 } } });
+    expect(fraud.json).toMatchObject({
+      max_batch_size: 64,
+      dynamic_batching: {
+        preferred_batch_size: [4, 8, 16, 32],
+        max_queue_delay_microseconds: 500,
+        priority_levels: 0,
+        default_queue_policy: { default_timeout_microseconds: 1_000_000 },
+      },
+    });
   });
 
   it('a model that does not batch: max_batch_size 0, whole shapes, no dynamic_batching; BYTES as TYPE_STRING', async () => {
@@ -537,7 +782,9 @@ describe('fault 6: model configuration in Triton\'s ModelConfig field names (RES
     expect(response.status).toBe(200);
     expect(response.json.max_batch_size).toBe(0);
     expect(response.json.dynamic_batching).toBeUndefined();
-    expect(response.json.input).toEqual([expect.objectContaining({ name: 'text', data_type: 'TYPE_STRING', dims: [-1, 3] })]);
+    expect(response.json.input).toEqual([
+      expect.objectContaining({ name: 'text', data_type: 'TYPE_STRING', dims: [-1, 3] }),
+    ]);
   });
 
   it('unknown model or version: 404 with {"error"}; gRPC NOT_FOUND', async () => {
@@ -546,17 +793,24 @@ describe('fault 6: model configuration in Triton\'s ModelConfig field names (RES
     expect((await grpcFailure('ModelConfig', { name: 'no_such_model', version: '' })).code).toBe(5);
   });
 
-  it('gRPC ModelConfig answers the same configuration (decoded with the same field numbers as Triton\'s model_config.proto)', async () => {
+  it("gRPC ModelConfig answers the same configuration (decoded with the same field numbers as Triton's model_config.proto)", async () => {
     const rest = (await send('GET', '/v2/models/ranked/config', {})).json;
     const response = await grpcCall('ModelConfig', { name: 'ranked', version: '1' });
     const config = response.config as Record<string, unknown>;
     // Enums as their wire numbers, model_config.proto's: TYPE_FP32 = 11, KIND_CPU = 2, FORMAT_NONE = 0.
     expect(config).toMatchObject({
-      name: 'ranked', platform: 'onnxruntime_onnx', backend: 'onnxruntime', max_batch_size: 8,
+      name: 'ranked',
+      platform: 'onnxruntime_onnx',
+      backend: 'onnxruntime',
+      max_batch_size: 8,
       input: [{ name: 'features', data_type: 11, format: 0, dims: [width] }],
       output: [{ name: 'fraud_probability', data_type: 11, dims: [1] }],
       instance_group: [{ kind: 2, count: 1 }],
-      dynamic_batching: { priority_levels: 3, default_priority_level: 1, default_queue_policy: { max_queue_size: 10000 } },
+      dynamic_batching: {
+        priority_levels: 3,
+        default_priority_level: 1,
+        default_queue_policy: { max_queue_size: 10000 },
+      },
       version_policy: { latest: { num_versions: 1 } },
     });
     expect(config.parameters).toEqual(rest.parameters);
@@ -564,7 +818,16 @@ describe('fault 6: model configuration in Triton\'s ModelConfig field names (RES
 });
 
 describe('fault 7: streams honour triton_enable_empty_final_response', () => {
-  interface StreamAnswer { error_message: string; infer_response: { id: string; model_name: string; outputs: unknown[]; raw_output_contents: Buffer[]; parameters: Record<string, { bool_param?: boolean }> } }
+  interface StreamAnswer {
+    error_message: string;
+    infer_response: {
+      id: string;
+      model_name: string;
+      outputs: unknown[];
+      raw_output_contents: Buffer[];
+      parameters: Record<string, { bool_param?: boolean }>;
+    };
+  }
 
   /** Writes the requests on one ModelStreamInfer call, half-closes, and collects every answer until the server ends the stream. */
   function stream(requests: object[]): Promise<StreamAnswer[]> {
@@ -580,34 +843,50 @@ describe('fault 7: streams honour triton_enable_empty_final_response', () => {
   }
 
   const request = (id: string, parameters: Record<string, object>, model = 'fraud_detector') => ({
-    model_name: model, id, inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())], parameters,
+    model_name: model,
+    id,
+    inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }],
+    raw_input_contents: [fp32(featureRow())],
+    parameters,
   });
-  const final = (a: StreamAnswer): boolean | undefined => a.infer_response?.parameters?.triton_final_response?.bool_param;
+  const final = (a: StreamAnswer): boolean | undefined =>
+    a.infer_response?.parameters?.triton_final_response?.bool_param;
 
   it('asked: the response (triton_final_response false), then an empty final response (true) with the same id, model and version', async () => {
-    const answers = await stream([request('a', { triton_enable_empty_final_response: { bool_param: true } }), request('b', { triton_enable_empty_final_response: { bool_param: true } })]);
+    const answers = await stream([
+      request('a', { triton_enable_empty_final_response: { bool_param: true } }),
+      request('b', { triton_enable_empty_final_response: { bool_param: true } }),
+    ]);
     expect(answers).toHaveLength(4);
     for (const id of ['a', 'b']) {
       const mine = answers.filter((a) => a.infer_response.id === id);
       expect(mine.map(final)).toEqual([false, true]);
       expect(mine[0]!.error_message).toBe('');
       expect(mine[0]!.infer_response.raw_output_contents[0]!.readFloatLE(0)).toBe(expected);
-      expect(mine[1]!.infer_response).toMatchObject({ model_name: 'fraud_detector', outputs: [], raw_output_contents: [] });
+      expect(mine[1]!.infer_response).toMatchObject({
+        model_name: 'fraud_detector',
+        outputs: [],
+        raw_output_contents: [],
+      });
     }
   });
 
-  it('a client that reads until it sees the flag stops after each request\'s own final response', async () => {
+  it("a client that reads until it sees the flag stops after each request's own final response", async () => {
     const answers = await stream([request('x', { triton_enable_empty_final_response: { bool_param: true } })]);
     const seen: number[] = [];
     for (const a of answers) {
-      if (a.infer_response.raw_output_contents.length > 0) seen.push(a.infer_response.raw_output_contents[0]!.readFloatLE(0));
+      if (a.infer_response.raw_output_contents.length > 0)
+        seen.push(a.infer_response.raw_output_contents[0]!.readFloatLE(0));
       if (final(a)) break;
     }
     expect(seen).toEqual([expected]);
   });
 
   it('not asked (or false): one response per request, no flag', async () => {
-    const answers = await stream([request('p', {}), request('q', { triton_enable_empty_final_response: { bool_param: false } })]);
+    const answers = await stream([
+      request('p', {}),
+      request('q', { triton_enable_empty_final_response: { bool_param: false } }),
+    ]);
     expect(answers).toHaveLength(2);
     for (const a of answers) expect(a.infer_response.parameters).toEqual({});
   });
@@ -628,28 +907,62 @@ describe('fault 7: streams honour triton_enable_empty_final_response', () => {
 
 describe('fault 8: statistics whose counts and times belong together, stages as Triton defines them', () => {
   type Duration = { count: number; ns: number };
-  interface Stat { inference_count: number; execution_count: number; inference_stats: Record<string, Duration>; batch_stats: { batch_size: number; compute_input: Duration; compute_infer: Duration; compute_output: Duration }[]; stages: Record<string, Duration> }
+  interface Stat {
+    inference_count: number;
+    execution_count: number;
+    inference_stats: Record<string, Duration>;
+    batch_stats: { batch_size: number; compute_input: Duration; compute_infer: Duration; compute_output: Duration }[];
+    stages: Record<string, Duration>;
+  }
 
-  const restStats = async (model: string): Promise<Stat> => ((await send('GET', `/v2/models/${model}/stats`, {})).json.model_stats as Stat[])[0]!;
+  const restStats = async (model: string): Promise<Stat> =>
+    ((await send('GET', `/v2/models/${model}/stats`, {})).json.model_stats as Stat[])[0]!;
 
   /** A count of 0 never comes with time, and time is never reported without a count. */
   function expectConsistent(stat: Stat): void {
-    const durations = [...Object.values(stat.inference_stats), ...stat.batch_stats.flatMap((b) => [b.compute_input, b.compute_infer, b.compute_output]), ...Object.values(stat.stages)];
+    const durations = [
+      ...Object.values(stat.inference_stats),
+      ...stat.batch_stats.flatMap((b) => [b.compute_input, b.compute_infer, b.compute_output]),
+      ...Object.values(stat.stages),
+    ];
     for (const d of durations) if (d.count === 0) expect(d.ns).toBe(0);
   }
 
   it('v2 and gRPC: queue, compute_input, compute_infer, compute_output each count every successful request; inference_count counts rows', async () => {
-    const rows3 = JSON.stringify({ inputs: [{ name: 'features', shape: [3, width], datatype: 'FP32', data: [...featureRow(), ...featureRow(), ...featureRow()] }] });
+    const rows3 = JSON.stringify({
+      inputs: [
+        {
+          name: 'features',
+          shape: [3, width],
+          datatype: 'FP32',
+          data: [...featureRow(), ...featureRow(), ...featureRow()],
+        },
+      ],
+    });
     expect((await send('POST', '/v2/models/counted/infer', {}, jsonInfer())).status).toBe(200);
     expect((await send('POST', '/v2/models/counted/infer', {}, rows3)).status).toBe(200);
-    await grpcCall('ModelInfer', { model_name: 'counted', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }], raw_input_contents: [fp32(featureRow())] });
-    expect((await send('POST', '/v2/models/counted/infer', {}, JSON.stringify({ inputs: [{ name: 'features', shape: [1, 2], datatype: 'FP32', data: [1, 2] }] }))).status).toBe(400);
+    await grpcCall('ModelInfer', {
+      model_name: 'counted',
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }],
+      raw_input_contents: [fp32(featureRow())],
+    });
+    expect(
+      (
+        await send(
+          'POST',
+          '/v2/models/counted/infer',
+          {},
+          JSON.stringify({ inputs: [{ name: 'features', shape: [1, 2], datatype: 'FP32', data: [1, 2] }] }),
+        )
+      ).status,
+    ).toBe(400);
 
     const stat = await restStats('counted');
     const s = stat.inference_stats;
     expect(s.success!.count).toBe(3);
     expect(s.fail!.count).toBe(1);
-    for (const stage of ['queue', 'compute_input', 'compute_infer', 'compute_output']) expect(s[stage]!.count, stage).toBe(3);
+    for (const stage of ['queue', 'compute_input', 'compute_infer', 'compute_output'])
+      expect(s[stage]!.count, stage).toBe(3);
     expect(s.compute_input!.ns).toBeGreaterThan(0);
     expect(s.compute_infer!.ns).toBeGreaterThan(0);
     expect(s.cache_hit).toEqual({ count: 0, ns: 0 });
@@ -669,7 +982,10 @@ describe('fault 8: statistics whose counts and times belong together, stages as 
 
   it('/predict with the response cache: hits count in success, queue and cache_hit, not in compute_* or inference_count', async () => {
     const body = JSON.stringify({ transaction_amount: 42, merchant_category: 'fuel', time_since_last_txn: 60 });
-    for (let i = 0; i < 2; i++) expect((await send('POST', '/models/cached/predict', { 'content-type': 'application/json' }, body)).status).toBe(200);
+    for (let i = 0; i < 2; i++)
+      expect((await send('POST', '/models/cached/predict', { 'content-type': 'application/json' }, body)).status).toBe(
+        200,
+      );
     const stat = await restStats('cached');
     const s = stat.inference_stats;
     expect(s.success!.count).toBe(2);

@@ -24,38 +24,74 @@ import { TempModelRepository } from '../support/temp-models.ts';
 const FRAUD_DIR = 'examples/fraud-detector';
 const CATEGORIES = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'];
 
-interface V2Tensor { name: string; datatype: string; shape: number[]; data?: unknown[]; parameters?: Record<string, unknown> }
-interface InferResponse { model_name: string; model_version?: string; id?: string; outputs: V2Tensor[] }
-interface ModelMetadata { name: string; versions?: string[]; platform: string; inputs: V2Tensor[]; outputs: V2Tensor[] }
-interface ErrorBody { error: string }
+interface V2Tensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data?: unknown[];
+  parameters?: Record<string, unknown>;
+}
+interface InferResponse {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  outputs: V2Tensor[];
+}
+interface ModelMetadata {
+  name: string;
+  versions?: string[];
+  platform: string;
+  inputs: V2Tensor[];
+  outputs: V2Tensor[];
+}
+interface ErrorBody {
+  error: string;
+}
 
 let server: RunningServer;
 const repo = new TempModelRepository();
 
-async function request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown; contentType: string }> {
+async function request(
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown; contentType: string }> {
   const response = await fetch(`${server.url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, json: text === '' ? undefined : (JSON.parse(text) as unknown), contentType: response.headers.get('content-type') ?? '' };
+  return {
+    status: response.status,
+    json: text === '' ? undefined : (JSON.parse(text) as unknown),
+    contentType: response.headers.get('content-type') ?? '',
+  };
 }
 
 const infer = (model: string, body: unknown) => request('POST', `/v2/models/${model}/infer`, body);
 
 /** Two transactions as the example's preprocess builds them: log1p(amount), log1p(seconds)/10, one-hot. */
 function fraudFeatures(): number[][] {
-  const rows: [number, string, number][] = [[249.99, 'electronics', 310], [12.5, 'grocery', 86_400]];
+  const rows: [number, string, number][] = [
+    [249.99, 'electronics', 310],
+    [12.5, 'grocery', 86_400],
+  ];
   return rows.map(([amount, category, seconds]) => [
-    Math.fround(Math.log1p(amount)), Math.fround(Math.log1p(seconds) / 10), ...CATEGORIES.map((c) => (c === category ? 1 : 0)),
+    Math.fround(Math.log1p(amount)),
+    Math.fround(Math.log1p(seconds) / 10),
+    ...CATEGORIES.map((c) => (c === category ? 1 : 0)),
   ]);
 }
 
 let fraudExpected: number[];
 
 /** A 4xx with the protocol's error object: {"error": "<message>"} naming what was wrong. */
-function expectError(result: { status: number; json: unknown; contentType: string }, status: number, ...mentions: (string | RegExp)[]): void {
+function expectError(
+  result: { status: number; json: unknown; contentType: string },
+  status: number,
+  ...mentions: (string | RegExp)[]
+): void {
   expect(result.status, JSON.stringify(result.json)).toBe(status);
   expect(result.contentType).toContain('application/json');
   const body = result.json as ErrorBody;
@@ -65,7 +101,9 @@ function expectError(result: { status: number; json: unknown; contentType: strin
 
 /** After every bad request the server must still answer a good one, with the right numbers. */
 async function expectStillServing(): Promise<void> {
-  const ok = await infer('fraud_detector', { inputs: [{ name: 'features', shape: [2, 10], datatype: 'FP32', data: fraudFeatures().flat() }] });
+  const ok = await infer('fraud_detector', {
+    inputs: [{ name: 'features', shape: [2, 10], datatype: 'FP32', data: fraudFeatures().flat() }],
+  });
   expect(ok.status).toBe(200);
   expect((ok.json as InferResponse).outputs[0]!.data).toEqual(fraudExpected);
 }
@@ -114,18 +152,92 @@ interface DatatypeCase {
 }
 
 const DATATYPES: DatatypeCase[] = [
-  { datatype: 'BOOL', onnx: TensorDataType.BOOL, dtype: 'bool', values: [true, false, true, false, false, true], invalid: [1, 'true', null], kind: 'worker' },
-  { datatype: 'INT8', onnx: TensorDataType.INT8, dtype: 'int8', values: [-128, 127, 0, -1, 5, 100], invalid: [128, -129, 1.5] },
-  { datatype: 'INT16', onnx: TensorDataType.INT16, dtype: 'int16', values: [-32768, 32767, 0, -1, 5, 1000], invalid: [32768, -32769] },
-  { datatype: 'INT32', onnx: TensorDataType.INT32, dtype: 'int32', values: [-2147483648, 2147483647, 0, -1, 5, 1000], invalid: [2147483648, 0.5] },
-  { datatype: 'INT64', onnx: TensorDataType.INT64, dtype: 'int64', values: [-(2 ** 53) + 1, 2 ** 53 - 1, 0, -1, 5, 1e15], invalid: [1e19, 1.25] },
-  { datatype: 'UINT8', onnx: TensorDataType.UINT8, dtype: 'uint8', values: [0, 255, 1, 128, 7, 200], invalid: [256, -1] },
-  { datatype: 'UINT16', onnx: TensorDataType.UINT16, dtype: 'uint16', values: [0, 65535, 1, 300, 7, 40000], invalid: [65536, -1] },
-  { datatype: 'UINT32', onnx: TensorDataType.UINT32, dtype: 'uint32', values: [0, 4294967295, 1, 300, 7, 3e9], invalid: [4294967296, -1] },
-  { datatype: 'UINT64', onnx: TensorDataType.UINT64, dtype: 'uint64', values: [0, 2 ** 53 - 1, 1, 300, 7, 3e9], invalid: [-1, 2.5] },
-  { datatype: 'FP32', onnx: TensorDataType.FLOAT, dtype: 'float32', values: [0.1, -2.5, 3.4e38, 1e-30, 0, -0.333], invalid: ['1.0', true] },
-  { datatype: 'FP64', onnx: TensorDataType.DOUBLE, dtype: 'float64', values: [0.1, -2.5, 1e300, 5e-324, 0, Math.PI], invalid: ['x'] },
-  { datatype: 'BYTES', onnx: TensorDataType.STRING, dtype: 'string', values: ['héllo', '', '日本語', 'a b', '{"json":1}', 'x'], invalid: [5, true], kind: 'worker' },
+  {
+    datatype: 'BOOL',
+    onnx: TensorDataType.BOOL,
+    dtype: 'bool',
+    values: [true, false, true, false, false, true],
+    invalid: [1, 'true', null],
+    kind: 'worker',
+  },
+  {
+    datatype: 'INT8',
+    onnx: TensorDataType.INT8,
+    dtype: 'int8',
+    values: [-128, 127, 0, -1, 5, 100],
+    invalid: [128, -129, 1.5],
+  },
+  {
+    datatype: 'INT16',
+    onnx: TensorDataType.INT16,
+    dtype: 'int16',
+    values: [-32768, 32767, 0, -1, 5, 1000],
+    invalid: [32768, -32769],
+  },
+  {
+    datatype: 'INT32',
+    onnx: TensorDataType.INT32,
+    dtype: 'int32',
+    values: [-2147483648, 2147483647, 0, -1, 5, 1000],
+    invalid: [2147483648, 0.5],
+  },
+  {
+    datatype: 'INT64',
+    onnx: TensorDataType.INT64,
+    dtype: 'int64',
+    values: [-(2 ** 53) + 1, 2 ** 53 - 1, 0, -1, 5, 1e15],
+    invalid: [1e19, 1.25],
+  },
+  {
+    datatype: 'UINT8',
+    onnx: TensorDataType.UINT8,
+    dtype: 'uint8',
+    values: [0, 255, 1, 128, 7, 200],
+    invalid: [256, -1],
+  },
+  {
+    datatype: 'UINT16',
+    onnx: TensorDataType.UINT16,
+    dtype: 'uint16',
+    values: [0, 65535, 1, 300, 7, 40000],
+    invalid: [65536, -1],
+  },
+  {
+    datatype: 'UINT32',
+    onnx: TensorDataType.UINT32,
+    dtype: 'uint32',
+    values: [0, 4294967295, 1, 300, 7, 3e9],
+    invalid: [4294967296, -1],
+  },
+  {
+    datatype: 'UINT64',
+    onnx: TensorDataType.UINT64,
+    dtype: 'uint64',
+    values: [0, 2 ** 53 - 1, 1, 300, 7, 3e9],
+    invalid: [-1, 2.5],
+  },
+  {
+    datatype: 'FP32',
+    onnx: TensorDataType.FLOAT,
+    dtype: 'float32',
+    values: [0.1, -2.5, 3.4e38, 1e-30, 0, -0.333],
+    invalid: ['1.0', true],
+  },
+  {
+    datatype: 'FP64',
+    onnx: TensorDataType.DOUBLE,
+    dtype: 'float64',
+    values: [0.1, -2.5, 1e300, 5e-324, 0, Math.PI],
+    invalid: ['x'],
+  },
+  {
+    datatype: 'BYTES',
+    onnx: TensorDataType.STRING,
+    dtype: 'string',
+    values: ['héllo', '', '日本語', 'a b', '{"json":1}', 'x'],
+    invalid: [5, true],
+    kind: 'worker',
+  },
 ];
 
 const modelName = (c: DatatypeCase): string => `dt_${c.datatype.toLowerCase()}`;
@@ -215,7 +327,10 @@ describe('health and metadata', () => {
     }
     const spec = await request('GET', '/v2/models/mymodel');
     expect(spec.json).toMatchObject({
-      inputs: [{ name: 'input0', datatype: 'UINT32', shape: [2, 2] }, { name: 'input1', datatype: 'BOOL', shape: [3] }],
+      inputs: [
+        { name: 'input0', datatype: 'UINT32', shape: [2, 2] },
+        { name: 'input1', datatype: 'BOOL', shape: [3] },
+      ],
       outputs: [{ name: 'output0', datatype: 'FP32', shape: [3, 2] }],
     });
   });
@@ -280,33 +395,58 @@ describe('inference: the specification example', () => {
     });
   });
 
-  it('accepts the Tensor Data section\'s nested and flattened forms alike', async () => {
-    const flat = await infer('mymodel', { inputs: [
-      { name: 'input0', shape: [2, 2], datatype: 'UINT32', data: [1, 2, 4, 5] },
-      { name: 'input1', shape: [3], datatype: 'BOOL', data: [false, true, false] },
-    ] });
-    const nested = await infer('mymodel', { inputs: [
-      { name: 'input0', shape: [2, 2], datatype: 'UINT32', data: [[1, 2], [4, 5]] },
-      { name: 'input1', shape: [3], datatype: 'BOOL', data: [[false], [true], [false]] },
-    ] });
+  it("accepts the Tensor Data section's nested and flattened forms alike", async () => {
+    const flat = await infer('mymodel', {
+      inputs: [
+        { name: 'input0', shape: [2, 2], datatype: 'UINT32', data: [1, 2, 4, 5] },
+        { name: 'input1', shape: [3], datatype: 'BOOL', data: [false, true, false] },
+      ],
+    });
+    const nested = await infer('mymodel', {
+      inputs: [
+        {
+          name: 'input0',
+          shape: [2, 2],
+          datatype: 'UINT32',
+          data: [
+            [1, 2],
+            [4, 5],
+          ],
+        },
+        { name: 'input1', shape: [3], datatype: 'BOOL', data: [[false], [true], [false]] },
+      ],
+    });
     expect(flat.status).toBe(200);
     expect(nested.json).toEqual(flat.json);
     expect((flat.json as InferResponse).outputs[0]!.data).toEqual([1, 2, 5, 6, 0, 0]);
 
     const features = fraudFeatures();
-    const fraudNested = await infer('fraud_detector', { inputs: [{ name: 'features', shape: [2, 10], datatype: 'FP32', data: features }] });
+    const fraudNested = await infer('fraud_detector', {
+      inputs: [{ name: 'features', shape: [2, 10], datatype: 'FP32', data: features }],
+    });
     expect(fraudNested.status).toBe(200);
     expect((fraudNested.json as InferResponse).outputs[0]!.data).toEqual(fraudExpected);
   });
 
   it('returns every output when none is selected, and no id when none was sent', async () => {
-    const { status, json } = await infer('dt_int8', { inputs: [{ name: 'x', shape: [1, 3], datatype: 'INT8', data: [1, 2, 3] }] });
+    const { status, json } = await infer('dt_int8', {
+      inputs: [{ name: 'x', shape: [1, 3], datatype: 'INT8', data: [1, 2, 3] }],
+    });
     expect(status).toBe(200);
     const body = json as InferResponse;
     expect('id' in body).toBe(false);
     expect(body.outputs.map((o) => o.name).sort()).toEqual(['as_fp64', 'y']);
-    const only = await infer('dt_int8', { id: 'sel', inputs: [{ name: 'x', shape: [1, 3], datatype: 'INT8', data: [1, 2, 3] }], outputs: [{ name: 'as_fp64' }] });
-    expect(only.json).toEqual({ model_name: 'dt_int8', model_version: '1', id: 'sel', outputs: [{ name: 'as_fp64', datatype: 'FP64', shape: [1, 3], data: [1, 2, 3] }] });
+    const only = await infer('dt_int8', {
+      id: 'sel',
+      inputs: [{ name: 'x', shape: [1, 3], datatype: 'INT8', data: [1, 2, 3] }],
+      outputs: [{ name: 'as_fp64' }],
+    });
+    expect(only.json).toEqual({
+      model_name: 'dt_int8',
+      model_version: '1',
+      id: 'sel',
+      outputs: [{ name: 'as_fp64', datatype: 'FP64', shape: [1, 3], data: [1, 2, 3] }],
+    });
   });
 
   it('answers the same through /versions/{v}/infer', async () => {
@@ -321,21 +461,29 @@ describe('inference: the specification example', () => {
 describe('every datatype end to end', () => {
   for (const c of DATATYPES) {
     it(`${c.datatype}: values (extremes included) reach ONNX Runtime and come back exactly`, async () => {
-      const { status, json } = await infer(modelName(c), { id: c.datatype, inputs: [{ name: 'x', shape: [2, 3], datatype: c.datatype, data: c.values }] });
+      const { status, json } = await infer(modelName(c), {
+        id: c.datatype,
+        inputs: [{ name: 'x', shape: [2, 3], datatype: c.datatype, data: c.values }],
+      });
       expect(status, JSON.stringify(json)).toBe(200);
       const body = json as InferResponse;
       expect(body.id).toBe(c.datatype);
       const y = body.outputs.find((o) => o.name === 'y')!;
       expect(y.datatype).toBe(c.datatype);
       expect(y.shape).toEqual([2, 3]);
-      const expectedY = c.datatype === 'BOOL' ? c.values.map((v) => !v)
-        : c.datatype === 'FP32' ? c.values.map((v) => Math.fround(v as number))
-        : c.values;
+      const expectedY =
+        c.datatype === 'BOOL'
+          ? c.values.map((v) => !v)
+          : c.datatype === 'FP32'
+            ? c.values.map((v) => Math.fround(v as number))
+            : c.values;
       expect(y.data).toEqual(expectedY);
       if (c.datatype !== 'BYTES') {
         const asDouble = body.outputs.find((o) => o.name === 'as_fp64')!;
         expect(asDouble.datatype).toBe('FP64');
-        const expectedDouble = c.values.map((v) => (typeof v === 'boolean' ? Number(v) : c.datatype === 'FP32' ? Math.fround(v as number) : v));
+        const expectedDouble = c.values.map((v) =>
+          typeof v === 'boolean' ? Number(v) : c.datatype === 'FP32' ? Math.fround(v as number) : v,
+        );
         expect(asDouble.data).toEqual(expectedDouble);
       }
     });
@@ -344,7 +492,12 @@ describe('every datatype end to end', () => {
       for (const bad of c.invalid) {
         const values: unknown[] = [...c.values];
         values[4] = bad;
-        expectError(await infer(modelName(c), { inputs: [{ name: 'x', shape: [2, 3], datatype: c.datatype, data: values }] }), 400, 'inputs.x.data[4]', c.datatype);
+        expectError(
+          await infer(modelName(c), { inputs: [{ name: 'x', shape: [2, 3], datatype: c.datatype, data: values }] }),
+          400,
+          'inputs.x.data[4]',
+          c.datatype,
+        );
       }
       await expectStillServing();
     });
@@ -357,48 +510,117 @@ describe('every datatype end to end', () => {
     const flags = await request('POST', '/models/dt_bool/predict', { instances: [{ x: [1, 0, 1] }, { x: [0, 0, 0] }] });
     expect(flags.status, JSON.stringify(flags.json)).toBe(200);
     const predictions = (flags.json as { predictions: { y: unknown; as_fp64: unknown }[] }).predictions;
-    expect(predictions.map((p) => p.as_fp64)).toEqual([[1, 0, 1], [0, 0, 0]]);
-    expect(predictions.map((p) => p.y)).toEqual([[false, true, false], [true, true, true]]);
+    expect(predictions.map((p) => p.as_fp64)).toEqual([
+      [1, 0, 1],
+      [0, 0, 0],
+    ]);
+    expect(predictions.map((p) => p.y)).toEqual([
+      [false, true, false],
+      [true, true, true],
+    ]);
   });
 
   it('FP16 cannot be sent as JSON numbers: 400 pointing at the binary extension', async () => {
-    expectError(await infer('fraud_detector', { inputs: [{ name: 'features', shape: [1, 10], datatype: 'FP16', data: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0] }] }), 400, 'FP16', /binary/);
+    expectError(
+      await infer('fraud_detector', {
+        inputs: [{ name: 'features', shape: [1, 10], datatype: 'FP16', data: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0] }],
+      }),
+      400,
+      'FP16',
+      /binary/,
+    );
     await expectStillServing();
   });
 });
 
 describe('errors answer {"error": "..."} with the right status, and the server keeps serving', () => {
-  const good = () => ({ name: 'features', shape: [2, 10], datatype: 'FP32', data: fraudFeatures().flat() as unknown[] });
+  const good = () => ({
+    name: 'features',
+    shape: [2, 10],
+    datatype: 'FP32',
+    data: fraudFeatures().flat() as unknown[],
+  });
 
   it('wrong shape: a static dimension that differs, or a different rank → 400 naming the shape', async () => {
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), shape: [2, 9], data: good().data.slice(0, 18) }] }), 400, 'inputs.features.shape', /10/);
+    expectError(
+      await infer('fraud_detector', { inputs: [{ ...good(), shape: [2, 9], data: good().data.slice(0, 18) }] }),
+      400,
+      'inputs.features.shape',
+      /10/,
+    );
     await expectStillServing();
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), shape: [20] }] }), 400, 'inputs.features.shape', /rank 2/);
+    expectError(
+      await infer('fraud_detector', { inputs: [{ ...good(), shape: [20] }] }),
+      400,
+      'inputs.features.shape',
+      /rank 2/,
+    );
     await expectStillServing();
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), shape: [2, -10] }] }), 400, 'inputs.features.shape');
+    expectError(
+      await infer('fraud_detector', { inputs: [{ ...good(), shape: [2, -10] }] }),
+      400,
+      'inputs.features.shape',
+    );
     await expectStillServing();
-    expectError(await infer('mymodel', { inputs: [
-      { name: 'input0', shape: [1, 2], datatype: 'UINT32', data: [1, 2] },
-      { name: 'input1', shape: [3], datatype: 'BOOL', data: [true, true, true] },
-    ] }), 400, 'inputs.input0.shape');
+    expectError(
+      await infer('mymodel', {
+        inputs: [
+          { name: 'input0', shape: [1, 2], datatype: 'UINT32', data: [1, 2] },
+          { name: 'input1', shape: [3], datatype: 'BOOL', data: [true, true, true] },
+        ],
+      }),
+      400,
+      'inputs.input0.shape',
+    );
     await expectStillServing();
   });
 
   it('wrong datatype: a known datatype the input is not, or no datatype at all → 400', async () => {
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), datatype: 'FP64' }] }), 400, 'inputs.features.datatype', /float32/);
+    expectError(
+      await infer('fraud_detector', { inputs: [{ ...good(), datatype: 'FP64' }] }),
+      400,
+      'inputs.features.datatype',
+      /float32/,
+    );
     await expectStillServing();
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), datatype: 'INT32', data: fraudFeatures().flat().map(Math.round) }] }), 400, 'inputs.features.datatype');
+    expectError(
+      await infer('fraud_detector', {
+        inputs: [{ ...good(), datatype: 'INT32', data: fraudFeatures().flat().map(Math.round) }],
+      }),
+      400,
+      'inputs.features.datatype',
+    );
     await expectStillServing();
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), datatype: 'FLOAT32' }] }), 400, 'inputs.features.datatype', /FP32/);
+    expectError(
+      await infer('fraud_detector', { inputs: [{ ...good(), datatype: 'FLOAT32' }] }),
+      400,
+      'inputs.features.datatype',
+      /FP32/,
+    );
     await expectStillServing();
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), datatype: 'FP32', data: [...good().data.slice(0, 19), 'x'] }] }), 400, 'inputs.features.data[19]');
+    expectError(
+      await infer('fraud_detector', {
+        inputs: [{ ...good(), datatype: 'FP32', data: [...good().data.slice(0, 19), 'x'] }],
+      }),
+      400,
+      'inputs.features.data[19]',
+    );
     await expectStillServing();
   });
 
   it('data length mismatch: too few, too many, or no data → 400 naming the count', async () => {
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), data: good().data.slice(0, 19) }] }), 400, 'inputs.features.data', /20 values, got 19/);
+    expectError(
+      await infer('fraud_detector', { inputs: [{ ...good(), data: good().data.slice(0, 19) }] }),
+      400,
+      'inputs.features.data',
+      /20 values, got 19/,
+    );
     await expectStillServing();
-    expectError(await infer('fraud_detector', { inputs: [{ ...good(), data: [...good().data, 0] }] }), 400, /20 values, got 21/);
+    expectError(
+      await infer('fraud_detector', { inputs: [{ ...good(), data: [...good().data, 0] }] }),
+      400,
+      /20 values, got 21/,
+    );
     await expectStillServing();
     const { data: _omitted, ...withoutData } = good();
     expectError(await infer('fraud_detector', { inputs: [withoutData] }), 400, 'inputs.features.data');
@@ -406,9 +628,18 @@ describe('errors answer {"error": "..."} with the right status, and the server k
   });
 
   it('unknown input, missing input, duplicate input → 400 naming the input', async () => {
-    expectError(await infer('fraud_detector', { inputs: [good(), { name: 'extra', shape: [1], datatype: 'FP32', data: [1] }] }), 400, /unknown input "extra"/, /features/);
+    expectError(
+      await infer('fraud_detector', { inputs: [good(), { name: 'extra', shape: [1], datatype: 'FP32', data: [1] }] }),
+      400,
+      /unknown input "extra"/,
+      /features/,
+    );
     await expectStillServing();
-    expectError(await infer('mymodel', { inputs: [{ name: 'input0', shape: [2, 2], datatype: 'UINT32', data: [1, 2, 3, 4] }] }), 400, /missing input "input1"/);
+    expectError(
+      await infer('mymodel', { inputs: [{ name: 'input0', shape: [2, 2], datatype: 'UINT32', data: [1, 2, 3, 4] }] }),
+      400,
+      /missing input "input1"/,
+    );
     await expectStillServing();
     expectError(await infer('fraud_detector', { inputs: [good(), good()] }), 400, /features/, /twice/);
     await expectStillServing();
@@ -416,8 +647,13 @@ describe('errors answer {"error": "..."} with the right status, and the server k
     await expectStillServing();
   });
 
-  it('unknown output → 400 naming the output and the model\'s outputs', async () => {
-    expectError(await infer('fraud_detector', { inputs: [good()], outputs: [{ name: 'probability' }] }), 400, /unknown output "probability"/, /fraud_probability/);
+  it("unknown output → 400 naming the output and the model's outputs", async () => {
+    expectError(
+      await infer('fraud_detector', { inputs: [good()], outputs: [{ name: 'probability' }] }),
+      400,
+      /unknown output "probability"/,
+      /fraud_probability/,
+    );
     await expectStillServing();
   });
 
@@ -429,7 +665,11 @@ describe('errors answer {"error": "..."} with the right status, and the server k
   });
 
   it('unknown version → 404 on infer, metadata and ready', async () => {
-    expectError(await request('POST', '/v2/models/fraud_detector/versions/7/infer', { inputs: [good()] }), 404, /version "7"/);
+    expectError(
+      await request('POST', '/v2/models/fraud_detector/versions/7/infer', { inputs: [good()] }),
+      404,
+      /version "7"/,
+    );
     expectError(await request('GET', '/v2/models/fraud_detector/versions/7'), 404, /version "7"/);
     expectError(await request('GET', '/v2/models/fraud_detector/versions/7/ready'), 404);
     expectError(await request('GET', '/v2/models/fraud_detector/versions/latest'), 404, /latest/);
@@ -449,7 +689,11 @@ describe('errors answer {"error": "..."} with the right status, and the server k
     await expectStillServing();
     expectError(await infer('fraud_detector', { id: 42, inputs: [good()] }), 400, /id/);
     await expectStillServing();
-    expectError(await infer('fraud_detector', { inputs: [good()], outputs: [{ nom: 'fraud_probability' }] }), 400, /outputs\[0\]/);
+    expectError(
+      await infer('fraud_detector', { inputs: [good()], outputs: [{ nom: 'fraud_probability' }] }),
+      400,
+      /outputs\[0\]/,
+    );
     await expectStillServing();
   });
 

@@ -23,11 +23,19 @@ function tokenModel(length: string | number): ModelProto {
   return g.build();
 }
 
-const config = (name: string, tensor: Record<string, unknown>, field: Record<string, unknown> = { min_length: 1, max_length: 6 }) => ({
+const config = (
+  name: string,
+  tensor: Record<string, unknown>,
+  field: Record<string, unknown> = { min_length: 1, max_length: 6 },
+) => ({
   name,
   inputs: { tokens: { type: 'array', items: 'integer', ...field } },
   // pad 7 (not 0): a padded position the mask does not cancel changes the total.
-  preprocess: { tensors: [{ tensor: 'ids', dtype: 'int64', columns: [{ identity: 'tokens' }], pad: 7, attention_mask: 'mask', ...tensor }] },
+  preprocess: {
+    tensors: [
+      { tensor: 'ids', dtype: 'int64', columns: [{ identity: 'tokens' }], pad: 7, attention_mask: 'mask', ...tensor },
+    ],
+  },
   postprocess: { total: { output: 'total' }, count: { output: 'count' } },
   batching: { max_batch_size: 8, preferred_batch_sizes: [5], max_queue_delay_us: 300_000 },
   instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
@@ -49,25 +57,45 @@ afterAll(async () => {
 });
 
 async function post(path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const REQUESTS = [[[5]], [[1, 2, 3], [4, 4]], [[9, 9, 9, 9, 9, 9]], [[2, 3]]];
+const REQUESTS = [
+  [[5]],
+  [
+    [1, 2, 3],
+    [4, 4],
+  ],
+  [[9, 9, 9, 9, 9, 9]],
+  [[2, 3]],
+];
 
 describe('variable-length array inputs', () => {
   it('pads the rows of one request to its longest and masks the padding', async () => {
-    const { status, json } = await post('/models/tokens/predict', { instances: [{ tokens: [1, 2, 3] }, { tokens: [10] }] });
+    const { status, json } = await post('/models/tokens/predict', {
+      instances: [{ tokens: [1, 2, 3] }, { tokens: [10] }],
+    });
     expect(status).toBe(200);
-    expect(json.predictions).toMatchObject([{ total: 6, count: 3 }, { total: 10, count: 1 }]);
+    expect(json.predictions).toMatchObject([
+      { total: 6, count: 3 },
+      { total: 10, count: 1 },
+    ]);
   });
 
   for (const model of ['tokens', 'fixed']) {
     it(`answers concurrent requests of different lengths as it answers each alone (${model})`, async () => {
       const alone: { status: number; json: Record<string, unknown> }[] = [];
-      for (const rows of REQUESTS) alone.push(await post(`/models/${model}/predict`, { instances: rows.map((tokens) => ({ tokens })) }));
-      const together = await Promise.all(REQUESTS.map((rows) => post(`/models/${model}/predict`, { instances: rows.map((tokens) => ({ tokens })) })));
+      for (const rows of REQUESTS)
+        alone.push(await post(`/models/${model}/predict`, { instances: rows.map((tokens) => ({ tokens })) }));
+      const together = await Promise.all(
+        REQUESTS.map((rows) => post(`/models/${model}/predict`, { instances: rows.map((tokens) => ({ tokens })) })),
+      );
       REQUESTS.forEach((rows, i) => {
         const expected = rows.map((t) => ({ total: sum(t), count: t.length }));
         expect(alone[i]!.json.predictions).toMatchObject(expected);
@@ -77,12 +105,16 @@ describe('variable-length array inputs', () => {
       // The four requests (five rows of four lengths) ran as one batch of 5, not one batch per length.
       const scheduler = server.repository.version(model).scheduler;
       expect(scheduler).toBeInstanceOf(DynamicBatcher);
-      expect((scheduler as DynamicBatcher).batches.sizes().find((s) => s.batchSize === 5)?.count).toBeGreaterThanOrEqual(1);
+      expect(
+        (scheduler as DynamicBatcher).batches.sizes().find((s) => s.batchSize === 5)?.count,
+      ).toBeGreaterThanOrEqual(1);
     });
   }
 
   it('rejects arrays outside min_length/max_length with a 400 naming the field', async () => {
-    const long = await post('/models/tokens/predict', { instances: [{ tokens: [1] }, { tokens: [1, 2, 3, 4, 5, 6, 7] }] });
+    const long = await post('/models/tokens/predict', {
+      instances: [{ tokens: [1] }, { tokens: [1, 2, 3, 4, 5, 6, 7] }],
+    });
     expect(long.status).toBe(400);
     expect(JSON.stringify(long.json)).toContain('instances[1].tokens: expected an array of 1 to 6 numbers, got 7');
     const empty = await post('/models/tokens/predict', { tokens: [] });
@@ -94,14 +126,25 @@ describe('variable-length array inputs', () => {
   });
 
   it('pads v2 requests of different lengths into one batch with the declared pad value and a zero mask', async () => {
-    const infer = (rows: number[][]) => post('/v2/models/tokens/infer', {
-      inputs: [
-        { name: 'ids', datatype: 'INT64', shape: [rows.length, rows[0]!.length], data: rows.flat() },
-        { name: 'mask', datatype: 'INT64', shape: [rows.length, rows[0]!.length], data: rows.flat().map(() => 1) },
+    const infer = (rows: number[][]) =>
+      post('/v2/models/tokens/infer', {
+        inputs: [
+          { name: 'ids', datatype: 'INT64', shape: [rows.length, rows[0]!.length], data: rows.flat() },
+          { name: 'mask', datatype: 'INT64', shape: [rows.length, rows[0]!.length], data: rows.flat().map(() => 1) },
+        ],
+      });
+    const requests = [
+      [[1, 2, 3, 4]],
+      [[5]],
+      [
+        [6, 7],
+        [8, 9],
       ],
-    });
-    const requests = [[[1, 2, 3, 4]], [[5]], [[6, 7], [8, 9]], [[10, 11, 12]]];
-    const before = (server.repository.version('tokens').scheduler as DynamicBatcher).batches.sizes().find((b) => b.batchSize === 5)?.count ?? 0;
+      [[10, 11, 12]],
+    ];
+    const before =
+      (server.repository.version('tokens').scheduler as DynamicBatcher).batches.sizes().find((b) => b.batchSize === 5)
+        ?.count ?? 0;
     const answers = await Promise.all(requests.map(infer));
     answers.forEach((answer, i) => {
       expect(answer.status).toBe(200);
@@ -109,7 +152,10 @@ describe('variable-length array inputs', () => {
       expect(outputs.find((o) => o.name === 'total')!.data).toEqual(requests[i]!.map(sum));
       expect(outputs.find((o) => o.name === 'count')!.data).toEqual(requests[i]!.map((r) => r.length));
     });
-    expect((server.repository.version('tokens').scheduler as DynamicBatcher).batches.sizes().find((b) => b.batchSize === 5)?.count).toBe(before + 1);
+    expect(
+      (server.repository.version('tokens').scheduler as DynamicBatcher).batches.sizes().find((b) => b.batchSize === 5)
+        ?.count,
+    ).toBe(before + 1);
   });
 
   it('shows the bounds in the OpenAPI request schema', async () => {

@@ -18,8 +18,15 @@ export interface PrivatePostgres {
 /** Debian's PostgreSQL binaries (the newest installed major version). */
 function postgresBin(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
-  if (versions.length === 0) throw new Error('PostgreSQL is not installed (Debian package "postgresql"; test/support/global-setup.ts installs it)');
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (versions.length === 0)
+    throw new Error(
+      'PostgreSQL is not installed (Debian package "postgresql"; test/support/global-setup.ts installs it)',
+    );
   return join(root, versions[0]!, 'bin');
 }
 
@@ -34,7 +41,8 @@ export async function startPrivatePostgres(options: { listen?: string[] } = {}):
   const dir = mkdtempSync(join(tmpdir(), 'caliper-postgres-'));
   const data = join(dir, 'data');
   const asRoot = process.getuid?.() === 0;
-  const as = (command: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args]);
+  const as = (command: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
   if (asRoot) {
     const { uid, gid } = userInfoOf('postgres');
     chownSync(dir, uid, gid);
@@ -43,9 +51,23 @@ export async function startPrivatePostgres(options: { listen?: string[] } = {}):
   execFileSync('cp', ['-a', templateCluster(bin, as, asRoot), data], { stdio: 'ignore' });
   // Test hosts in network namespaces connect from their own addresses (trusted like loopback: nothing else can reach them).
   const extra = options.listen ?? [];
-  if (extra.length > 0) appendFileSync(join(data, 'pg_hba.conf'), extra.map((a) => `host all all ${a.replace(/\.\d+$/, '.0')}/24 trust\n`).join(''));
-  const [startCommand, startArgs] = as(join(bin, 'pg_ctl'), ['-D', data, '-w', '-t', '30', '-l', join(dir, 'log'), '-o',
-    `-p ${port} -k ${dir} -c listen_addresses=${['127.0.0.1', ...extra].join(',')} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`, 'start']);
+  if (extra.length > 0)
+    appendFileSync(
+      join(data, 'pg_hba.conf'),
+      extra.map((a) => `host all all ${a.replace(/\.\d+$/, '.0')}/24 trust\n`).join(''),
+    );
+  const [startCommand, startArgs] = as(join(bin, 'pg_ctl'), [
+    '-D',
+    data,
+    '-w',
+    '-t',
+    '30',
+    '-l',
+    join(dir, 'log'),
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=${['127.0.0.1', ...extra].join(',')} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`,
+    'start',
+  ]);
   execFileSync(startCommand, startArgs, { stdio: 'ignore' });
   const url = `postgres://caliper@127.0.0.1:${port}/postgres`;
   let stopped = false;
@@ -66,14 +88,20 @@ export async function startPrivatePostgres(options: { listen?: string[] } = {}):
       if (stopped) return;
       stopped = true;
       const [stopCommand, stopArgs] = as(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
-      await new Promise<void>((resolve) => spawn(stopCommand, stopArgs, { stdio: 'ignore' }).once('exit', () => resolve()));
+      await new Promise<void>((resolve) =>
+        spawn(stopCommand, stopArgs, { stdio: 'ignore' }).once('exit', () => resolve()),
+      );
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
 /** A freshly initdb'd cluster (user caliper, trust, UTF8, C locale) kept in the temporary folder and copied by each test server. */
-function templateCluster(bin: string, as: (command: string, args: string[]) => [string, string[]], asRoot: boolean): string {
+function templateCluster(
+  bin: string,
+  as: (command: string, args: string[]) => [string, string[]],
+  asRoot: boolean,
+): string {
   const template = join(tmpdir(), `caliper-postgres-template-v1-${basename(dirname(bin))}-${process.getuid?.() ?? 0}`);
   if (existsSync(join(template, 'PG_VERSION'))) return template;
   const building = mkdtempSync(join(tmpdir(), 'caliper-postgres-building-'));
@@ -82,7 +110,18 @@ function templateCluster(bin: string, as: (command: string, args: string[]) => [
       const { uid, gid } = userInfoOf('postgres');
       chownSync(building, uid, gid);
     }
-    const [initCommand, initArgs] = as(join(bin, 'initdb'), ['-D', join(building, 'data'), '-U', 'caliper', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    const [initCommand, initArgs] = as(join(bin, 'initdb'), [
+      '-D',
+      join(building, 'data'),
+      '-U',
+      'caliper',
+      '-A',
+      'trust',
+      '--no-sync',
+      '-E',
+      'UTF8',
+      '--locale=C',
+    ]);
     execFileSync(initCommand, initArgs, { stdio: 'ignore' });
     try {
       renameSync(join(building, 'data'), template);

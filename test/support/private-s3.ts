@@ -32,14 +32,25 @@ export async function startPrivateS3(buckets: string[], extraAddresses: string[]
   let server: S3rver | undefined;
   let extra: Server[] = [];
   const start = async (): Promise<void> => {
-    server = new S3rver({ port, address, silent: true, directory, configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
+    server = new S3rver({
+      port,
+      address,
+      silent: true,
+      directory,
+      configureBuckets: buckets.map((name) => ({ name, configs: [] })),
+    });
     await server.run();
     // The same store answering on the test hosts' side of their links too.
     const handler = server.callback();
-    extra = await Promise.all(extraAddresses.map((host) => new Promise<Server>((resolve, reject) => {
-      const listener = createServer(handler);
-      listener.once('error', reject).listen(port, host, () => resolve(listener));
-    })));
+    extra = await Promise.all(
+      extraAddresses.map(
+        (host) =>
+          new Promise<Server>((resolve, reject) => {
+            const listener = createServer(handler);
+            listener.once('error', reject).listen(port, host, () => resolve(listener));
+          }),
+      ),
+    );
   };
   const stop = async (): Promise<void> => {
     const running = server;

@@ -23,7 +23,10 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
       socket.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -38,9 +41,13 @@ export async function startPrivateRedis(): Promise<PrivateRedis & { dispose(): P
   const dir = mkdtempSync(join(tmpdir(), 'caliper-redis-'));
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-      stdio: 'ignore',
-    });
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      {
+        stdio: 'ignore',
+      },
+    );
     await waitForPort(port, 10_000);
   };
   const stop = async (): Promise<void> => {
@@ -48,16 +55,26 @@ export async function startPrivateRedis(): Promise<PrivateRedis & { dispose(): P
     child = undefined;
     if (!running || running.exitCode !== null) return;
     running.kill('SIGCONT');
-    await new Promise<void>((resolve) => { running.once('exit', () => resolve()); running.kill('SIGKILL'); });
+    await new Promise<void>((resolve) => {
+      running.once('exit', () => resolve());
+      running.kill('SIGKILL');
+    });
   };
   await start();
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
-    pause: () => { child?.kill('SIGSTOP'); },
-    resume: () => { child?.kill('SIGCONT'); },
+    pause: () => {
+      child?.kill('SIGSTOP');
+    },
+    resume: () => {
+      child?.kill('SIGCONT');
+    },
     stop,
     start,
-    dispose: async () => { await stop(); rmSync(dir, { recursive: true, force: true }); },
+    dispose: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -33,8 +33,19 @@ const ip = (...args: string[]): void => {
  */
 export function createTestHosts(label: string): TestHosts {
   const loopback = (why: string): TestHosts => {
-    const host = (name: string): TestHost => ({ name, address: '127.0.0.1', servicesAddress: '127.0.0.1', command: (c, a) => [c, a] });
-    return { kind: 'loopback', why, hosts: [host(`${label}-a`), host(`${label}-b`)], serviceAddresses: [], dispose: () => undefined };
+    const host = (name: string): TestHost => ({
+      name,
+      address: '127.0.0.1',
+      servicesAddress: '127.0.0.1',
+      command: (c, a) => [c, a],
+    });
+    return {
+      kind: 'loopback',
+      why,
+      hosts: [host(`${label}-a`), host(`${label}-b`)],
+      serviceAddresses: [],
+      dispose: () => undefined,
+    };
   };
   if (process.getuid?.() !== 0) return loopback('network namespaces need root');
   const tag = `${process.pid % 10000}`;
@@ -69,12 +80,32 @@ export function createTestHosts(label: string): TestHosts {
         name,
         address: `${subnet}.${base + 2}`,
         servicesAddress: `${subnet}.${base + 1}`,
-        command: (command, args) => ['ip', ['netns', 'exec', ns, 'unshare', '--uts', 'sh', '-c', `hostname ${name} && exec "$@"`, 'sh', command, ...args]],
+        command: (command, args) => [
+          'ip',
+          [
+            'netns',
+            'exec',
+            ns,
+            'unshare',
+            '--uts',
+            'sh',
+            '-c',
+            `hostname ${name} && exec "$@"`,
+            'sh',
+            command,
+            ...args,
+          ],
+        ],
       };
     });
     // A command runs inside the namespace with its own host name, or the test falls back to loopback.
     execFileSync(...hosts[0]!.command('true', []), { stdio: ['ignore', 'ignore', 'pipe'] });
-    return { kind: 'netns', hosts: [hosts[0]!, hosts[1]!], serviceAddresses: hosts.map((h) => h.servicesAddress), dispose: cleanup };
+    return {
+      kind: 'netns',
+      hosts: [hosts[0]!, hosts[1]!],
+      serviceAddresses: hosts.map((h) => h.servicesAddress),
+      dispose: cleanup,
+    };
   } catch (error) {
     cleanup();
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();

@@ -30,7 +30,12 @@ function copyColumn(chunk: DuckDBDataChunk, column: number, out: Float64Array, o
  * Reads the plan's field columns for rows [start, end) (end may be Infinity) with the transforms that need strings
  * (dictionary codes) done by DuckDB; `expected` sizes the arrays (they grow if the file has more rows).
  */
-export async function readColumnBatch(plan: ColumnarPlan, start: number, end: number, expected: number): Promise<ColumnBatch> {
+export async function readColumnBatch(
+  plan: ColumnarPlan,
+  start: number,
+  end: number,
+  expected: number,
+): Promise<ColumnBatch> {
   const connection = await duckdbConnection();
   try {
     const columns = plan.fields.map((f) => f.sql);
@@ -44,7 +49,11 @@ export async function readColumnBatch(plan: ColumnarPlan, start: number, end: nu
       if (!chunk || chunk.rowCount === 0) break;
       if (rows + chunk.rowCount > capacity) {
         capacity = Math.max(capacity * 2, rows + chunk.rowCount);
-        values = values.map((old) => { const grown = new Float64Array(capacity); grown.set(old.subarray(0, rows)); return grown; });
+        values = values.map((old) => {
+          const grown = new Float64Array(capacity);
+          grown.set(old.subarray(0, rows));
+          return grown;
+        });
       }
       for (let c = 0; c < values.length; c++) copyColumn(chunk, c, values[c]!, rows);
       rows += chunk.rowCount;

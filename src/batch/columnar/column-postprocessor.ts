@@ -6,14 +6,21 @@ import type { ColumnarPlan } from './columnar-plan.ts';
  * model.yaml's postprocess over a whole batch of model outputs: writes rows [at, at + n) of one Float64Array per
  * prediction field (booleans as 0/1), with the row path's arithmetic (sigmoid, `>` threshold).
  */
-export function writePredictions(plan: ColumnarPlan, outputs: TensorMap, columns: readonly Float64Array[], at: number, n: number): void {
+export function writePredictions(
+  plan: ColumnarPlan,
+  outputs: TensorMap,
+  columns: readonly Float64Array[],
+  at: number,
+  n: number,
+): void {
   plan.predictions.forEach((field, p) => {
     const out = columns[p]!;
     const source = field.source;
     let read: (r: number) => number;
     if ('output' in source) {
       const data = outputs[source.output]?.data;
-      if (!(data instanceof Float32Array || data instanceof Float64Array)) throw new CaliperError('CALIPER_INFERENCE_FAILED', `output ${source.output}: expected a float tensor`);
+      if (!(data instanceof Float32Array || data instanceof Float64Array))
+        throw new CaliperError('CALIPER_INFERENCE_FAILED', `output ${source.output}: expected a float tensor`);
       const { stride, index } = source;
       read = (r) => data[r * stride + index]!;
     } else {

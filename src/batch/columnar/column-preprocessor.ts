@@ -7,7 +7,13 @@ import type { ColumnarPlan } from './columnar-plan.ts';
  * Marked rows stay zero (they are scored by the row path; their model outputs are ignored). Values are computed
  * in doubles and stored into the tensor's element type, as the row path does, so the tensors are identical.
  */
-export function buildTensors(plan: ColumnarPlan, batch: ColumnBatch, marked: Uint8Array, from: number, to: number): TensorMap {
+export function buildTensors(
+  plan: ColumnarPlan,
+  batch: ColumnBatch,
+  marked: Uint8Array,
+  from: number,
+  to: number,
+): TensorMap {
   const n = to - from;
   const tensors: TensorMap = {};
   for (const tensor of plan.tensors) {
@@ -32,7 +38,7 @@ export function buildTensors(plan: ColumnarPlan, batch: ColumnBatch, marked: Uin
           if (marked[from + r] !== 0) continue;
           const code = values[from + r]!;
           const value = code >= 0 ? column.value[code]! : NaN;
-          data[r * width + offset] = Number.isNaN(value) ? column.unknown ?? 0 : value;
+          data[r * width + offset] = Number.isNaN(value) ? (column.unknown ?? 0) : value;
         }
         offset += 1;
       }

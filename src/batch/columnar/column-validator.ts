@@ -21,7 +21,13 @@ export function rowsForRowPath(plan: ColumnarPlan, batch: ColumnBatch): Uint8Arr
       for (let r = 0; r < batch.rows; r++) {
         const v = values[r]!;
         // NaN fails every comparison, so `!(v >= min)` also catches nulls.
-        if (!(v >= min && v <= max) || !Number.isFinite(v) || Math.abs(v) >= EXACT_INTEGER || (integer && !Number.isInteger(v))) marked[r] = 1;
+        if (
+          !(v >= min && v <= max) ||
+          !Number.isFinite(v) ||
+          Math.abs(v) >= EXACT_INTEGER ||
+          (integer && !Number.isInteger(v))
+        )
+          marked[r] = 1;
       }
     } else if (field.allowed) {
       const allowed = field.allowed;
@@ -39,7 +45,8 @@ export function rowsForRowPath(plan: ColumnarPlan, batch: ColumnBatch): Uint8Arr
       if (column.kind === 'one_hot' && !column.zerosOnUnknown) {
         for (let r = 0; r < batch.rows; r++) if (!(codes[r]! >= 0) || column.slot[codes[r]!]! < 0) marked[r] = 1;
       } else if (column.kind === 'lookup' && column.unknown === undefined) {
-        for (let r = 0; r < batch.rows; r++) if (!(codes[r]! >= 0) || Number.isNaN(column.value[codes[r]!]!)) marked[r] = 1;
+        for (let r = 0; r < batch.rows; r++)
+          if (!(codes[r]! >= 0) || Number.isNaN(column.value[codes[r]!]!)) marked[r] = 1;
       }
     }
   }

@@ -1,5 +1,11 @@
 import { rename, rm } from 'node:fs/promises';
-import { DOUBLE, DuckDBDataChunk, DuckDBDoubleVector, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
+import {
+  DOUBLE,
+  DuckDBDataChunk,
+  DuckDBDoubleVector,
+  type DuckDBAppender,
+  type DuckDBConnection,
+} from '@duckdb/node-api';
 import type { BatchFormat, ParquetCompression } from '../io/batch-format.ts';
 import { rowRangeSql } from './column-batch.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
@@ -13,14 +19,20 @@ let tableCounter = 0;
 export const RowOutcome = { Scored: 0, NullPrediction: 1, Skipped: 2 } as const;
 
 /** How a part file is written: its format, and for Parquet the compression (parts merged later are uncompressed). */
-export interface PartWriteOptions { format: BatchFormat; compression: ParquetCompression }
+export interface PartWriteOptions {
+  format: BatchFormat;
+  compression: ParquetCompression;
+}
 
 /** DuckDB COPY options writing `options.format`. */
 export function copyOptions(options: PartWriteOptions): string {
   switch (options.format) {
-    case 'parquet': return `FORMAT parquet, COMPRESSION ${options.compression}`;
-    case 'csv': return 'FORMAT csv, HEADER true';
-    case 'jsonl': return 'FORMAT json';
+    case 'parquet':
+      return `FORMAT parquet, COMPRESSION ${options.compression}`;
+    case 'csv':
+      return 'FORMAT csv, HEADER true';
+    case 'jsonl':
+      return 'FORMAT json';
   }
 }
 
@@ -39,7 +51,10 @@ export class ColumnarPartWriter {
     private readonly plan: ColumnarPlan,
     private readonly options: PartWriteOptions,
   ) {
-    this.chunk = DuckDBDataChunk.create(Array.from({ length: plan.predictions.length + 1 }, () => DOUBLE), CHUNK_ROWS);
+    this.chunk = DuckDBDataChunk.create(
+      Array.from({ length: plan.predictions.length + 1 }, () => DOUBLE),
+      CHUNK_ROWS,
+    );
   }
 
   static async open(plan: ColumnarPlan, options: PartWriteOptions): Promise<ColumnarPartWriter> {
@@ -60,7 +75,8 @@ export class ColumnarPartWriter {
       columns.forEach((values, c) => {
         const vector = this.chunk.getColumnVector(c);
         if (!(vector instanceof DuckDBDoubleVector)) throw new Error('prediction table: expected DOUBLE vectors');
-        for (let r = 0; r < n; r++) vector.setItem(r, c > 0 && outcome[start + r] !== RowOutcome.Scored ? null : values[start + r]!);
+        for (let r = 0; r < n; r++)
+          vector.setItem(r, c > 0 && outcome[start + r] !== RowOutcome.Scored ? null : values[start + r]!);
         vector.flush();
       });
       this.appender.appendDataChunk(this.chunk);
@@ -71,10 +87,14 @@ export class ColumnarPartWriter {
   async commit(finalPath: string, start: number, end: number): Promise<void> {
     this.appender.closeSync();
     const tmp = temporaryPathFor(finalPath);
-    const predictions = this.plan.predictions.map((p, i) => `CAST(p.__caliper_p${i} AS ${p.boolean ? 'BOOLEAN' : 'DOUBLE'}) AS ${sqlIdentifier(p.name)}`);
+    const predictions = this.plan.predictions.map(
+      (p, i) => `CAST(p.__caliper_p${i} AS ${p.boolean ? 'BOOLEAN' : 'DOUBLE'}) AS ${sqlIdentifier(p.name)}`,
+    );
     const select = [...this.plan.keptSql, ...predictions].join(', ');
     try {
-      await this.connection.run(`COPY (SELECT ${select} FROM (SELECT * FROM ${rowRangeSql(this.plan.source, start, end)}) i POSITIONAL JOIN ${this.table} p WHERE p.__caliper_outcome <> ${RowOutcome.Skipped}) TO ${sqlString(tmp)} (${copyOptions(this.options)})`);
+      await this.connection.run(
+        `COPY (SELECT ${select} FROM (SELECT * FROM ${rowRangeSql(this.plan.source, start, end)}) i POSITIONAL JOIN ${this.table} p WHERE p.__caliper_outcome <> ${RowOutcome.Skipped}) TO ${sqlString(tmp)} (${copyOptions(this.options)})`,
+      );
       await rename(tmp, finalPath);
     } catch (error) {
       await rm(tmp, { force: true });
@@ -85,7 +105,11 @@ export class ColumnarPartWriter {
   }
 
   async abort(): Promise<void> {
-    try { this.appender.closeSync(); } catch { /* already closed */ }
+    try {
+      this.appender.closeSync();
+    } catch {
+      /* already closed */
+    }
     await this.drop();
   }
 

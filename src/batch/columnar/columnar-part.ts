@@ -30,21 +30,35 @@ async function parquetSchema(source: ScanSource): Promise<ParquetSchema> {
 }
 
 /** The columnar plan for input file `fileIndex`, or undefined where it keeps the row path. */
-export async function columnarPlanFor(version: ModelVersion, spec: BatchJobSpec, layout: OutputLayout, fileIndex: number): Promise<ColumnarPlan | undefined> {
+export async function columnarPlanFor(
+  version: ModelVersion,
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  fileIndex: number,
+): Promise<ColumnarPlan | undefined> {
   const source = layout.scanSource(fileIndex);
   const plan = columnarPlan(version, spec, source, await parquetSchema(source));
   return typeof plan === 'string' ? undefined : plan;
 }
 
 /** The marked rows as the row path reads them (same values, same conversions), in file order. */
-async function fetchRows(plan: ColumnarPlan, start: number, indices: readonly number[]): Promise<{ rows: SourceRow[]; schema: ParquetSchema }> {
+async function fetchRows(
+  plan: ColumnarPlan,
+  start: number,
+  indices: readonly number[],
+): Promise<{ rows: SourceRow[]; schema: ParquetSchema }> {
   const connection = await duckdbConnection();
   try {
     const rows: SourceRow[] = [];
     let schema: ParquetSchema = { names: [], types: [] };
     for (let g = 0; g < indices.length; g += FETCH_GROUP) {
-      const numbers = indices.slice(g, g + FETCH_GROUP).map((i) => start + i).join(', ');
-      const result = await connection.run(`SELECT * EXCLUDE (file_row_number) FROM ${scanSql(plan.source, true)} WHERE file_row_number IN (${numbers}) ORDER BY file_row_number`);
+      const numbers = indices
+        .slice(g, g + FETCH_GROUP)
+        .map((i) => start + i)
+        .join(', ');
+      const result = await connection.run(
+        `SELECT * EXCLUDE (file_row_number) FROM ${scanSql(plan.source, true)} WHERE file_row_number IN (${numbers}) ORDER BY file_row_number`,
+      );
       schema = { names: result.columnNames(), types: result.columnTypes() };
       for (;;) {
         const chunk = await result.fetchChunk();
@@ -58,10 +72,20 @@ async function fetchRows(plan: ColumnarPlan, start: number, indices: readonly nu
   }
 }
 
-interface RowPathResult { predictions: (Prediction | null)[]; errors: RowError[]; failed: Uint8Array }
+interface RowPathResult {
+  predictions: (Prediction | null)[];
+  errors: RowError[];
+  failed: Uint8Array;
+}
 
 /** Scores the marked rows through the online pipeline's row objects, exactly as the row path would. */
-async function scoreMarkedRows(version: ModelVersion, plan: ColumnarPlan, spec: BatchJobSpec, batch: ColumnBatch, indices: readonly number[]): Promise<RowPathResult> {
+async function scoreMarkedRows(
+  version: ModelVersion,
+  plan: ColumnarPlan,
+  spec: BatchJobSpec,
+  batch: ColumnBatch,
+  indices: readonly number[],
+): Promise<RowPathResult> {
   const failed = new Uint8Array(indices.length);
   if (indices.length === 0) return { predictions: [], errors: [], failed };
   const { rows, schema } = await fetchRows(plan, batch.firstRow, indices);
@@ -88,7 +112,14 @@ async function scoreMarkedRows(version: ModelVersion, plan: ColumnarPlan, spec: 
  * the row path's. Returns the part's meta, not yet committed.
  */
 export async function produceColumnarPart(
-  version: ModelVersion, plan: ColumnarPlan, spec: BatchJobSpec, layout: OutputLayout, fileIndex: number, start: number, end: number, expectedRows: number,
+  version: ModelVersion,
+  plan: ColumnarPlan,
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  fileIndex: number,
+  start: number,
+  end: number,
+  expectedRows: number,
   onBatch: (rows: number, errors: number) => void,
 ): Promise<{ meta: PartMeta; commit(): Promise<void> }> {
   const batch = await readColumnBatch(plan, start, end, expectedRows);
@@ -96,11 +127,14 @@ export async function produceColumnarPart(
   const indices: number[] = [];
   for (let r = 0; r < batch.rows; r++) if (marked[r]) indices.push(r);
   const fromRowPath = await scoreMarkedRows(version, plan, spec, batch, indices);
-  if (fromRowPath.errors.length > 0 && spec.onError === 'fail') throw firstBadRowError(spec.inputs[fileIndex]!.path, fromRowPath.errors[0]!);
+  if (fromRowPath.errors.length > 0 && spec.onError === 'fail')
+    throw firstBadRowError(spec.inputs[fileIndex]!.path, fromRowPath.errors[0]!);
 
   const outcome = new Uint8Array(batch.rows);
   const failedRow = new Uint8Array(batch.rows);
-  indices.forEach((r, k) => { if (fromRowPath.failed[k]) failedRow[r] = 1; });
+  indices.forEach((r, k) => {
+    if (fromRowPath.failed[k]) failedRow[r] = 1;
+  });
   const predictions = plan.predictions.map(() => new Float64Array(batch.rows));
   for (let from = 0; from < batch.rows; from += spec.batchSize) {
     const to = Math.min(batch.rows, from + spec.batchSize);
@@ -131,7 +165,13 @@ export async function produceColumnarPart(
     throw error;
   }
   const skipped = spec.onError === 'skip' ? fromRowPath.errors.length : 0;
-  const meta: PartMeta = { fileIndex, start, inputRows: batch.rows, outputRows: batch.rows - skipped, errors: fromRowPath.errors };
+  const meta: PartMeta = {
+    fileIndex,
+    start,
+    inputRows: batch.rows,
+    outputRows: batch.rows - skipped,
+    errors: fromRowPath.errors,
+  };
   return {
     meta,
     commit: async () => {
@@ -140,4 +180,3 @@ export async function produceColumnarPart(
     },
   };
 }
-

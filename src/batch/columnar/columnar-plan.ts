@@ -30,7 +30,13 @@ export type TensorColumn =
   /** value: the table value of each dictionary code (NaN: not in the table). */
   | { kind: 'lookup'; field: number; value: Float64Array; unknown: number | undefined };
 
-export interface TensorPlan { name: string; dtype: 'float32' | 'float64'; width: number; dims: number[]; columns: TensorColumn[] }
+export interface TensorPlan {
+  name: string;
+  dtype: 'float32' | 'float64';
+  width: number;
+  dims: number[];
+  columns: TensorColumn[];
+}
 
 /** A prediction field computed over arrays: a value picked from an output (or an earlier field), optionally squashed or thresholded. */
 export interface PredictionField {
@@ -54,8 +60,15 @@ export interface ColumnarPlan {
 }
 
 const NUMERIC_SOURCES = new Set<DuckDBTypeId>([
-  DuckDBTypeId.TINYINT, DuckDBTypeId.SMALLINT, DuckDBTypeId.INTEGER, DuckDBTypeId.BIGINT,
-  DuckDBTypeId.UTINYINT, DuckDBTypeId.USMALLINT, DuckDBTypeId.UINTEGER, DuckDBTypeId.FLOAT, DuckDBTypeId.DOUBLE,
+  DuckDBTypeId.TINYINT,
+  DuckDBTypeId.SMALLINT,
+  DuckDBTypeId.INTEGER,
+  DuckDBTypeId.BIGINT,
+  DuckDBTypeId.UTINYINT,
+  DuckDBTypeId.USMALLINT,
+  DuckDBTypeId.UINTEGER,
+  DuckDBTypeId.FLOAT,
+  DuckDBTypeId.DOUBLE,
 ]);
 
 const OUTPUT_SQL_TYPES = { double: 'DOUBLE', integer: 'BIGINT', boolean: 'BOOLEAN', string: 'VARCHAR' } as const;
@@ -67,7 +80,12 @@ function need(condition: boolean, why: string): asserts condition {
   if (!condition) throw new RowPathOnly(why);
 }
 
-function fieldColumn(spec: InputFieldSpec, column: string, type: DuckDBType | undefined, categories: readonly string[]): FieldColumn {
+function fieldColumn(
+  spec: InputFieldSpec,
+  column: string,
+  type: DuckDBType | undefined,
+  categories: readonly string[],
+): FieldColumn {
   need(type !== undefined, `no column ${column}`);
   const id = sqlIdentifier(column);
   if (spec.type === 'number' || spec.type === 'integer') {
@@ -81,16 +99,26 @@ function fieldColumn(spec: InputFieldSpec, column: string, type: DuckDBType | un
     need(type.typeId === DuckDBTypeId.BOOLEAN, `${column} is not a BOOLEAN column`);
     return { spec, sql: `CAST(${id} AS DOUBLE)` };
   }
-  need(spec.type === 'string' && type.typeId === DuckDBTypeId.VARCHAR, `${column} is not a VARCHAR column for a string field`);
+  need(
+    spec.type === 'string' && type.typeId === DuckDBTypeId.VARCHAR,
+    `${column} is not a VARCHAR column for a string field`,
+  );
   const dictionary = [...new Set([...(spec.enum ?? []), ...categories])];
   const cases = dictionary.map((value, code) => `WHEN ${sqlString(value)} THEN ${code}`).join(' ');
-  const sql = dictionary.length > 0 ? `CAST(CASE ${id} ${cases} ELSE CASE WHEN ${id} IS NULL THEN NULL ELSE -1 END END AS DOUBLE)` : `CAST(CASE WHEN ${id} IS NULL THEN NULL ELSE -1 END AS DOUBLE)`;
+  const sql =
+    dictionary.length > 0
+      ? `CAST(CASE ${id} ${cases} ELSE CASE WHEN ${id} IS NULL THEN NULL ELSE -1 END END AS DOUBLE)`
+      : `CAST(CASE WHEN ${id} IS NULL THEN NULL ELSE -1 END AS DOUBLE)`;
   const allowed = spec.enum ? Uint8Array.from(dictionary, (value) => (spec.enum!.includes(value) ? 1 : 0)) : undefined;
   return { spec, sql, dictionary, ...(allowed ? { allowed } : {}) };
 }
 
 function categoriesOf(tensors: readonly TensorSpec[], field: string): string[] {
-  return tensors.flatMap((t) => t.columns.flatMap((c) => (c.field !== field ? [] : c.kind === 'one_hot' ? c.categories : c.kind === 'lookup' ? Object.keys(c.table) : [])));
+  return tensors.flatMap((t) =>
+    t.columns.flatMap((c) =>
+      c.field !== field ? [] : c.kind === 'one_hot' ? c.categories : c.kind === 'lookup' ? Object.keys(c.table) : [],
+    ),
+  );
 }
 
 function tensorPlan(spec: TensorSpec, fields: readonly FieldColumn[]): TensorPlan {
@@ -100,42 +128,85 @@ function tensorPlan(spec: TensorSpec, fields: readonly FieldColumn[]): TensorPla
     const field = fieldIndex(column.field);
     const dictionary = fields[field]!.dictionary ?? [];
     switch (column.kind) {
-      case 'numeric': return { kind: 'numeric', field, transform: scalarTransform(column.steps) };
+      case 'numeric':
+        return { kind: 'numeric', field, transform: scalarTransform(column.steps) };
       case 'one_hot':
-        return { kind: 'one_hot', field, width: column.categories.length, slot: Int32Array.from(dictionary, (v) => column.categories.indexOf(v)), zerosOnUnknown: column.unknown === 'zeros' };
+        return {
+          kind: 'one_hot',
+          field,
+          width: column.categories.length,
+          slot: Int32Array.from(dictionary, (v) => column.categories.indexOf(v)),
+          zerosOnUnknown: column.unknown === 'zeros',
+        };
       case 'lookup':
-        return { kind: 'lookup', field, value: Float64Array.from(dictionary, (v) => (Object.hasOwn(column.table, v) ? column.table[v]! : NaN)), unknown: column.unknown === 'error' ? undefined : column.unknown };
-      case 'text': throw new RowPathOnly(`tensor ${spec.name} takes text`);
+        return {
+          kind: 'lookup',
+          field,
+          value: Float64Array.from(dictionary, (v) => (Object.hasOwn(column.table, v) ? column.table[v]! : NaN)),
+          unknown: column.unknown === 'error' ? undefined : column.unknown,
+        };
+      case 'text':
+        throw new RowPathOnly(`tensor ${spec.name} takes text`);
     }
   });
   const width = columns.reduce((sum, c) => sum + (c.kind === 'one_hot' ? c.width : 1), 0);
   return { name: spec.name, dtype: spec.dtype, width, dims: spec.shape ?? [width], columns };
 }
 
-function predictionField(spec: PostprocessFieldSpec, version: ModelVersion, earlier: readonly PredictionField[]): PredictionField {
-  need(!spec.softmax && !spec.argmax && spec.topK === undefined && !spec.reshape && !spec.labels, `postprocess.${spec.name} is not a scalar pick`);
+function predictionField(
+  spec: PostprocessFieldSpec,
+  version: ModelVersion,
+  earlier: readonly PredictionField[],
+): PredictionField {
+  need(
+    !spec.softmax && !spec.argmax && spec.topK === undefined && !spec.reshape && !spec.labels,
+    `postprocess.${spec.name} is not a scalar pick`,
+  );
   let source: PredictionField['source'];
   if ('output' in spec.source) {
     const name = spec.source.output;
     const output = version.signature.outputs.find((o) => o.name === name);
-    need(output !== undefined && (output.type === 'float32' || output.type === 'float64'), `output ${name} is not float`);
+    need(
+      output !== undefined && (output.type === 'float32' || output.type === 'float64'),
+      `output ${name} is not float`,
+    );
     const stride = output.shape.slice(1).reduce((a, b) => a * b, 1);
-    need(stride > 0 && (spec.index !== undefined ? spec.index < stride : stride === 1), `postprocess.${spec.name} does not pick one value`);
+    need(
+      stride > 0 && (spec.index !== undefined ? spec.index < stride : stride === 1),
+      `postprocess.${spec.name} does not pick one value`,
+    );
     source = { output: name, stride, index: spec.index ?? 0 };
   } else {
     const from = spec.source.field;
     const field = earlier.findIndex((p) => p.name === from);
-    need(field >= 0 && !earlier[field]!.boolean && (spec.index ?? 0) === 0, `postprocess.${spec.name} reads a non-numeric field`);
+    need(
+      field >= 0 && !earlier[field]!.boolean && (spec.index ?? 0) === 0,
+      `postprocess.${spec.name} reads a non-numeric field`,
+    );
     source = { field };
   }
-  return { name: spec.name, boolean: spec.threshold !== undefined, source, sigmoid: spec.sigmoid ?? false, threshold: spec.threshold };
+  return {
+    name: spec.name,
+    boolean: spec.threshold !== undefined,
+    source,
+    sigmoid: spec.sigmoid ?? false,
+    threshold: spec.threshold,
+  };
 }
 
 /** The input file's columns and DuckDB types (the first file's columns fixed spec.columns; later files may differ). */
-export interface ParquetSchema { names: string[]; types: DuckDBType[] }
+export interface ParquetSchema {
+  names: string[];
+  types: DuckDBType[];
+}
 
 /** The columnar plan for one input file, or the reason it keeps the row path. */
-export function columnarPlan(version: ModelVersion, spec: BatchJobSpec, source: ScanSource, schema: ParquetSchema): ColumnarPlan | string {
+export function columnarPlan(
+  version: ModelVersion,
+  spec: BatchJobSpec,
+  source: ScanSource,
+  schema: ParquetSchema,
+): ColumnarPlan | string {
   try {
     const config = version.config;
     need(!version.hooks && !version.features, 'hooks or features');
@@ -150,18 +221,26 @@ export function columnarPlan(version: ModelVersion, spec: BatchJobSpec, source: 
     const tensors = config.tensors.map((t) => tensorPlan(t, fields));
     const predictions: PredictionField[] = [];
     for (const p of config.postprocess) predictions.push(predictionField(p, version, predictions));
-    const keptSql = spec.columns.filter((c) => c.from === 'input').map((c) => {
-      const type = typeOf.get(c.name);
-      need(type !== undefined, `kept column ${c.name} is missing`);
-      // A column of the job's exact type goes through as it is: DuckDB copies it, type and value.
-      if (c.sqlType !== undefined) {
-        need(type.toString() === c.sqlType, `kept column ${c.name} is not of type ${c.sqlType}`);
-        return `i.${sqlIdentifier(c.name)}`;
-      }
-      // Otherwise by its kind, as the row path writes it (text that is no number: null).
-      need(c.kind !== 'json' && (NUMERIC_SOURCES.has(type.typeId) || type.typeId === DuckDBTypeId.BOOLEAN || type.typeId === DuckDBTypeId.VARCHAR), `kept column ${c.name} is not a plain type`);
-      return `TRY_CAST(i.${sqlIdentifier(c.name)} AS ${OUTPUT_SQL_TYPES[c.kind]}) AS ${sqlIdentifier(c.name)}`;
-    });
+    const keptSql = spec.columns
+      .filter((c) => c.from === 'input')
+      .map((c) => {
+        const type = typeOf.get(c.name);
+        need(type !== undefined, `kept column ${c.name} is missing`);
+        // A column of the job's exact type goes through as it is: DuckDB copies it, type and value.
+        if (c.sqlType !== undefined) {
+          need(type.toString() === c.sqlType, `kept column ${c.name} is not of type ${c.sqlType}`);
+          return `i.${sqlIdentifier(c.name)}`;
+        }
+        // Otherwise by its kind, as the row path writes it (text that is no number: null).
+        need(
+          c.kind !== 'json' &&
+            (NUMERIC_SOURCES.has(type.typeId) ||
+              type.typeId === DuckDBTypeId.BOOLEAN ||
+              type.typeId === DuckDBTypeId.VARCHAR),
+          `kept column ${c.name} is not a plain type`,
+        );
+        return `TRY_CAST(i.${sqlIdentifier(c.name)} AS ${OUTPUT_SQL_TYPES[c.kind]}) AS ${sqlIdentifier(c.name)}`;
+      });
     const outputNames = [...new Set(predictions.flatMap((p) => ('output' in p.source ? [p.source.output] : [])))];
     return { source, parseErrors: typeOf.has(PARSE_ERROR_COLUMN), fields, tensors, predictions, outputNames, keptSql };
   } catch (error) {

@@ -8,7 +8,10 @@ import { shardKey, type Shard } from './shard-plan.ts';
 export const BATCH_QUEUE = 'caliper-batch';
 
 /** A shard as a BullMQ job's data; the spec itself is stored once per batch job in Redis. */
-export interface ShardJobData { job: string; shard: Shard }
+export interface ShardJobData {
+  job: string;
+  shard: Shard;
+}
 
 export interface BatchStatus {
   job: string;
@@ -24,7 +27,14 @@ export interface BatchStatus {
 }
 
 /** Redis connection options from redis://[:password@]host:port[/db]. */
-export interface RedisEndpoint { host: string; port: number; db: number; password?: string; username?: string; tls?: Record<string, never> }
+export interface RedisEndpoint {
+  host: string;
+  port: number;
+  db: number;
+  password?: string;
+  username?: string;
+  tls?: Record<string, never>;
+}
 
 export function redisEndpoint(url: string): RedisEndpoint {
   let parsed: URL;
@@ -33,7 +43,8 @@ export function redisEndpoint(url: string): RedisEndpoint {
   } catch {
     throw new CaliperError('CALIPER_INVALID_INPUT', `--queue: expected redis://HOST:PORT, got "${url}"`);
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new CaliperError('CALIPER_INVALID_INPUT', `--queue: expected a redis:// URL, got "${url}"`);
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    throw new CaliperError('CALIPER_INVALID_INPUT', `--queue: expected a redis:// URL, got "${url}"`);
   const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0;
   return {
     host: parsed.hostname || '127.0.0.1',
@@ -78,26 +89,53 @@ export class BatchQueue {
   }
 
   /** Stores the spec and counters, then queues the shards not yet committed (failed ones are re-queued). */
-  async submit(spec: BatchJobSpec, shards: readonly Shard[], committed: readonly PartMeta[], totalRows: number, attempts: number): Promise<void> {
+  async submit(
+    spec: BatchJobSpec,
+    shards: readonly Shard[],
+    committed: readonly PartMeta[],
+    totalRows: number,
+    attempts: number,
+  ): Promise<void> {
     const done = new Set(committed.map((p) => shardKey({ fileIndex: p.fileIndex, start: p.start, end: null })));
     await this.redis.set(specKey(spec.id), JSON.stringify(spec));
     await this.redis.del(statusKey(spec.id), doneKey(spec.id));
     await this.redis.hset(statusKey(spec.id), {
-      shards: shards.length, totalRows, doneShards: 0, rows: 0, outputRows: 0, errors: 0, output: spec.outputFile ?? spec.partsDir, state: 'running',
+      shards: shards.length,
+      totalRows,
+      doneShards: 0,
+      rows: 0,
+      outputRows: 0,
+      errors: 0,
+      output: spec.outputFile ?? spec.partsDir,
+      state: 'running',
     });
     for (const part of committed) {
-      await this.recordShard(spec.id, { fileIndex: part.fileIndex, start: part.start, end: null }, part.inputRows, part.outputRows, part.errors.length);
+      await this.recordShard(
+        spec.id,
+        { fileIndex: part.fileIndex, start: part.start, end: null },
+        part.inputRows,
+        part.outputRows,
+        part.errors.length,
+      );
     }
     const todo = shards.filter((s) => !done.has(shardKey(s)));
     for (const shard of todo) {
       const existing = await this.queue.getJob(shardJobId(spec.id, shard));
-      if (existing && (await existing.isFailed() || await existing.isCompleted())) await existing.remove();
+      if (existing && ((await existing.isFailed()) || (await existing.isCompleted()))) await existing.remove();
     }
-    await this.queue.addBulk(todo.map((shard) => ({
-      name: 'shard',
-      data: { job: spec.id, shard },
-      opts: { jobId: shardJobId(spec.id, shard), attempts, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: false },
-    })));
+    await this.queue.addBulk(
+      todo.map((shard) => ({
+        name: 'shard',
+        data: { job: spec.id, shard },
+        opts: {
+          jobId: shardJobId(spec.id, shard),
+          attempts,
+          backoff: { type: 'exponential', delay: 500 },
+          removeOnComplete: true,
+          removeOnFail: false,
+        },
+      })),
+    );
   }
 
   async spec(job: string): Promise<BatchJobSpec> {
@@ -116,7 +154,11 @@ export class BatchQueue {
 
   async status(job: string): Promise<BatchStatus> {
     const hash = await this.redis.hgetall(statusKey(job));
-    if (Object.keys(hash).length === 0) throw new CaliperError('CALIPER_NOT_FOUND', `batch job ${job}: not found (is --queue the Redis the job was submitted to?)`);
+    if (Object.keys(hash).length === 0)
+      throw new CaliperError(
+        'CALIPER_NOT_FOUND',
+        `batch job ${job}: not found (is --queue the Redis the job was submitted to?)`,
+      );
     const failed = await this.queue.getJobs(['failed'], 0, -1);
     const failedShards = failed
       .filter((j) => j?.data?.job === job)
@@ -126,8 +168,14 @@ export class BatchQueue {
     let state = (hash.state ?? 'unknown') as BatchStatus['state'];
     if (state === 'running' && failedShards.length > 0 && doneShards + failedShards.length >= shards) state = 'failed';
     return {
-      job, state, shards, doneShards,
-      totalRows: Number(hash.totalRows), rows: Number(hash.rows), outputRows: Number(hash.outputRows), errors: Number(hash.errors),
+      job,
+      state,
+      shards,
+      doneShards,
+      totalRows: Number(hash.totalRows),
+      rows: Number(hash.rows),
+      outputRows: Number(hash.outputRows),
+      errors: Number(hash.errors),
       failedShards,
       ...(hash.output ? { output: hash.output } : {}),
     };

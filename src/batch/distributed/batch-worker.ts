@@ -14,20 +14,48 @@ import type { Shard } from './shard-plan.ts';
  * Scores one shard into one part file, committed with a single rename: a retry rewrites the same part, never a second one.
  * The same columnar scorer as a local run, over the same scan source (the coordinator staged CSV and JSONL inputs).
  */
-export async function runShard(version: ModelVersion, spec: BatchJobSpec, shard: Shard, onRows: (rows: number) => void = () => undefined): Promise<PartMeta & { scorer: 'columnar' | 'row' }> {
+export async function runShard(
+  version: ModelVersion,
+  spec: BatchJobSpec,
+  shard: Shard,
+  onRows: (rows: number) => void = () => undefined,
+): Promise<PartMeta & { scorer: 'columnar' | 'row' }> {
   const layout = new OutputLayout(spec);
   const file = spec.inputs[shard.fileIndex]!;
   const plan = await columnarPlanFor(version, spec, layout, shard.fileIndex);
   if (plan) {
     const end = shard.end ?? Infinity;
-    const part = await produceColumnarPart(version, plan, spec, layout, shard.fileIndex, shard.start, end, Number.isFinite(end) ? end - shard.start : spec.partRows, (rows) => onRows(rows));
+    const part = await produceColumnarPart(
+      version,
+      plan,
+      spec,
+      layout,
+      shard.fileIndex,
+      shard.start,
+      end,
+      Number.isFinite(end) ? end - shard.start : spec.partRows,
+      (rows) => onRows(rows),
+    );
     await part.commit();
     return { ...part.meta, scorer: 'columnar' };
   }
-  const source = await openRowSource(layout.scanSource(shard.fileIndex), { start: shard.start, end: shard.end ?? Infinity });
+  const source = await openRowSource(layout.scanSource(shard.fileIndex), {
+    start: shard.start,
+    end: shard.end ?? Infinity,
+  });
   try {
     const scorer = scorerFor(version, spec, source, file.path);
-    const part = await producePart(source, scorer, spec, layout, shard.fileIndex, shard.start, Infinity, (rows) => onRows(rows), true);
+    const part = await producePart(
+      source,
+      scorer,
+      spec,
+      layout,
+      shard.fileIndex,
+      shard.start,
+      Infinity,
+      (rows) => onRows(rows),
+      true,
+    );
     await part!.commit();
     return { ...part!.meta, scorer: 'row' };
   } finally {
@@ -44,7 +72,13 @@ export interface BatchWorkerOptions {
   /** How long a shard's lock lasts without renewal: a killed worker's shard is retried after about this long. */
   lockMs?: number;
   /** `scorer`: which path scored the shard (columnar unless the model or file needs the row path). */
-  onShard?: (event: { job: string; shard: Shard; meta?: PartMeta; scorer?: 'columnar' | 'row'; error?: string }) => void;
+  onShard?: (event: {
+    job: string;
+    shard: Shard;
+    meta?: PartMeta;
+    scorer?: 'columnar' | 'row';
+    error?: string;
+  }) => void;
 }
 
 /** `caliper worker`: takes shards from the queue until closed; models are loaded once per process and reused. */
@@ -75,7 +109,11 @@ export class BatchWorker {
   }
 
   private model(spec: BatchJobSpec): Promise<ModelVersion> {
-    const key = JSON.stringify([spec.model, this.options.instances ?? spec.instances, this.options.threads ?? spec.threads]);
+    const key = JSON.stringify([
+      spec.model,
+      this.options.instances ?? spec.instances,
+      this.options.threads ?? spec.threads,
+    ]);
     let loading = this.models.get(key);
     if (!loading) {
       const instances = this.options.instances ?? spec.instances;
@@ -115,6 +153,10 @@ export class BatchWorker {
   async close(): Promise<void> {
     await this.worker.close();
     await this.state.close();
-    for (const loading of this.models.values()) await loading.then((v) => v.unload(), () => undefined);
+    for (const loading of this.models.values())
+      await loading.then(
+        (v) => v.unload(),
+        () => undefined,
+      );
   }
 }

@@ -21,7 +21,11 @@ export interface DistributedOptions {
  * score them, then writes the errors file and merges a single-file output. Output paths must be on storage
  * every worker sees (a shared volume or network filesystem).
  */
-export async function runDistributedBatch(spec: BatchJobSpec, progress: BatchProgress, options: DistributedOptions): Promise<BatchSummary | BatchStatus> {
+export async function runDistributedBatch(
+  spec: BatchJobSpec,
+  progress: BatchProgress,
+  options: DistributedOptions,
+): Promise<BatchSummary | BatchStatus> {
   const started = performance.now();
   const layout = new OutputLayout(spec);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: false });
@@ -47,7 +51,10 @@ export async function runDistributedBatch(spec: BatchJobSpec, progress: BatchPro
         if (status.doneShards >= status.shards) break;
         if (status.state === 'failed') {
           const first = status.failedShards[0]!;
-          throw new CaliperError('CALIPER_INFERENCE_FAILED', `batch job ${spec.id}: ${status.failedShards.length} shard(s) failed after retries; shard ${first.shard}: ${first.reason}`);
+          throw new CaliperError(
+            'CALIPER_INFERENCE_FAILED',
+            `batch job ${spec.id}: ${status.failedShards.length} shard(s) failed after retries; shard ${first.shard}: ${first.reason}`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
       }
@@ -62,7 +69,10 @@ export async function runDistributedBatch(spec: BatchJobSpec, progress: BatchPro
     return {
       job: spec.id,
       rows: parts.reduce((sum, p) => sum + p.inputRows, 0),
-      outputRows, errors, rowsThisRun, seconds,
+      outputRows,
+      errors,
+      rowsThisRun,
+      seconds,
       rowsPerSecond: rowsThisRun / seconds,
       output: layout.result,
       errorsFile: spec.errorsFile,

@@ -1,7 +1,11 @@
 import type { InputFile } from '../io/batch-input.ts';
 
 /** One unit of distributed work: rows [start, end) of one input file; the last shard of a file is open-ended. */
-export interface Shard { fileIndex: number; start: number; end: number | null }
+export interface Shard {
+  fileIndex: number;
+  start: number;
+  end: number | null;
+}
 
 /**
  * Row-range shards of shardRows each. The last shard of every file has no end, so a row count that is off

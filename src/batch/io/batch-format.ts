@@ -6,7 +6,13 @@ export type BatchFormat = 'parquet' | 'csv' | 'jsonl';
 
 export const BATCH_FORMATS: readonly BatchFormat[] = ['parquet', 'csv', 'jsonl'];
 
-const EXTENSIONS: Record<string, BatchFormat> = { parquet: 'parquet', pq: 'parquet', csv: 'csv', jsonl: 'jsonl', ndjson: 'jsonl' };
+const EXTENSIONS: Record<string, BatchFormat> = {
+  parquet: 'parquet',
+  pq: 'parquet',
+  csv: 'csv',
+  jsonl: 'jsonl',
+  ndjson: 'jsonl',
+};
 /** Compressed text inputs DuckDB decompresses while reading (CSV and JSONL only). */
 const COMPRESSIONS = new Set(['gz', 'zst']);
 
@@ -30,7 +36,10 @@ export function fileExtension(format: BatchFormat): string {
 
 export function parseBatchFormat(value: string, option: string): BatchFormat {
   if ((BATCH_FORMATS as readonly string[]).includes(value)) return value as BatchFormat;
-  throw new CaliperError('CALIPER_INVALID_INPUT', `${option}: expected one of ${BATCH_FORMATS.join(', ')}, got "${value}"`);
+  throw new CaliperError(
+    'CALIPER_INVALID_INPUT',
+    `${option}: expected one of ${BATCH_FORMATS.join(', ')}, got "${value}"`,
+  );
 }
 
 /** Parquet compression codecs DuckDB writes. */
@@ -39,5 +48,8 @@ export type ParquetCompression = (typeof PARQUET_COMPRESSIONS)[number];
 
 export function parseParquetCompression(value: string): ParquetCompression {
   if ((PARQUET_COMPRESSIONS as readonly string[]).includes(value)) return value as ParquetCompression;
-  throw new CaliperError('CALIPER_INVALID_INPUT', `--compression: expected one of ${PARQUET_COMPRESSIONS.join(', ')}, got "${value}"`);
+  throw new CaliperError(
+    'CALIPER_INVALID_INPUT',
+    `--compression: expected one of ${PARQUET_COMPRESSIONS.join(', ')}, got "${value}"`,
+  );
 }

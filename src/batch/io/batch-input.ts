@@ -16,13 +16,20 @@ export interface InputFile {
 const HIVE_FOLDER = /^[^=]+=[^=]*$/;
 
 function globPattern(name: string): RegExp {
-  const escaped = name.replace(/[.+^${}()|\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
+  const escaped = name
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replaceAll('*', '.*')
+    .replaceAll('?', '.');
   return new RegExp(`^${escaped}$`);
 }
 
 function inputFile(path: string, format: BatchFormat | undefined, option: string, hive = false): InputFile {
   const detected = format ?? formatOfPath(path);
-  if (!detected) throw new CaliperError('CALIPER_INVALID_INPUT', `${option}: cannot tell the format of ${path} from its extension (expected .parquet, .csv or .jsonl, the last two optionally .gz or .zst, or pass --input-format)`);
+  if (!detected)
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `${option}: cannot tell the format of ${path} from its extension (expected .parquet, .csv or .jsonl, the last two optionally .gz or .zst, or pass --input-format)`,
+    );
   return hive ? { path, format: detected, hive } : { path, format: detected };
 }
 
@@ -47,18 +54,34 @@ export function expandInput(input: string, format?: BatchFormat): InputFile[] {
   const path = resolve(input);
   if (/[*?]/.test(basename(input))) {
     const dir = dirname(path);
-    if (/[*?]/.test(dir)) throw new CaliperError('CALIPER_INVALID_INPUT', `--input: wildcards are supported in the file name only, got ${input}`);
+    if (/[*?]/.test(dir))
+      throw new CaliperError(
+        'CALIPER_INVALID_INPUT',
+        `--input: wildcards are supported in the file name only, got ${input}`,
+      );
     if (!existsSync(dir)) throw new CaliperError('CALIPER_NOT_FOUND', `--input: folder ${dir} does not exist`);
     const pattern = globPattern(basename(path));
-    const files = readdirSync(dir).filter((f) => pattern.test(f) && statSync(join(dir, f)).isFile()).sort();
+    const files = readdirSync(dir)
+      .filter((f) => pattern.test(f) && statSync(join(dir, f)).isFile())
+      .sort();
     if (files.length === 0) throw new CaliperError('CALIPER_NOT_FOUND', `--input: no file matches ${input}`);
     return files.map((f) => inputFile(join(dir, f), format, '--input'));
   }
   if (!existsSync(path)) throw new CaliperError('CALIPER_NOT_FOUND', `--input: ${input} does not exist`);
   if (statSync(path).isDirectory()) {
     const files = filesUnder(path).filter((f) => (format ? true : formatOfPath(f) !== undefined));
-    if (files.length === 0) throw new CaliperError('CALIPER_NOT_FOUND', `--input: ${input} holds no .parquet, .csv or .jsonl file`);
-    return files.map((f) => inputFile(f, format, '--input', dirname(relative(path, f)).split(sep).some((segment) => HIVE_FOLDER.test(segment))));
+    if (files.length === 0)
+      throw new CaliperError('CALIPER_NOT_FOUND', `--input: ${input} holds no .parquet, .csv or .jsonl file`);
+    return files.map((f) =>
+      inputFile(
+        f,
+        format,
+        '--input',
+        dirname(relative(path, f))
+          .split(sep)
+          .some((segment) => HIVE_FOLDER.test(segment)),
+      ),
+    );
   }
   return [inputFile(path, format, '--input')];
 }
@@ -68,7 +91,8 @@ export function expandInput(input: string, format?: BatchFormat): InputFile[] {
  * from an input file itself through DuckDB's reader for its format (small files read once: calibration, evaluation).
  */
 export function openRowSource(source: ScanSource | InputFile, range: RowRange): Promise<RowSource> {
-  if ('format' in source) return ParquetReader.open({ from: readerSql(source), path: source.path, text: source.format !== 'parquet' }, range);
+  if ('format' in source)
+    return ParquetReader.open({ from: readerSql(source), path: source.path, text: source.format !== 'parquet' }, range);
   return ParquetReader.open(source, range);
 }
 

@@ -14,7 +14,8 @@ export function setDuckdbThreads(count: number): void {
 /** One in-memory DuckDB per process, shared by the Parquet reader and writer; each user opens its own connection. */
 export async function duckdbConnection(): Promise<DuckDBConnection> {
   const limit = process.env.CALIPER_DUCKDB_MEMORY;
-  const threadCount = threads ?? (process.env.CALIPER_DUCKDB_THREADS ? Number(process.env.CALIPER_DUCKDB_THREADS) : undefined);
+  const threadCount =
+    threads ?? (process.env.CALIPER_DUCKDB_THREADS ? Number(process.env.CALIPER_DUCKDB_THREADS) : undefined);
   instance ??= DuckDBInstance.create(':memory:', {
     preserve_insertion_order: 'true',
     ...(limit ? { memory_limit: limit } : {}),

@@ -23,9 +23,12 @@ function hive(file: InputFile): string {
 export function readerSql(file: InputFile): string {
   const path = sqlString(file.path);
   switch (file.format) {
-    case 'parquet': return `read_parquet(${path}, ${hive(file)})`;
-    case 'csv': return `read_csv(${path}, header = true, ${hive(file)})`;
-    case 'jsonl': return `read_json(${path}, format = 'newline_delimited', ${hive(file)})`;
+    case 'parquet':
+      return `read_parquet(${path}, ${hive(file)})`;
+    case 'csv':
+      return `read_csv(${path}, header = true, ${hive(file)})`;
+    case 'jsonl':
+      return `read_json(${path}, format = 'newline_delimited', ${hive(file)})`;
   }
 }
 
@@ -45,7 +48,9 @@ async function jsonlLinesSql(file: InputFile): Promise<string> {
   const connection = await duckdbConnection();
   let structure: string | null;
   try {
-    const result = await connection.runAndReadAll(`SELECT json_group_structure(CASE WHEN ${object} = 'OBJECT' THEN line::JSON END)::VARCHAR FROM ${lines}`);
+    const result = await connection.runAndReadAll(
+      `SELECT json_group_structure(CASE WHEN ${object} = 'OBJECT' THEN line::JSON END)::VARCHAR FROM ${lines}`,
+    );
     structure = result.getRows()[0]?.[0] as string | null;
   } finally {
     connection.closeSync();
@@ -71,7 +76,9 @@ export interface ScanSource {
 }
 
 export function scanSource(file: InputFile, stagedPath: string): ScanSource {
-  return file.format === 'parquet' ? { path: file.path, hive: file.hive ?? false, text: false } : { path: stagedPath, hive: false, text: true };
+  return file.format === 'parquet'
+    ? { path: file.path, hive: file.hive ?? false, text: false }
+    : { path: stagedPath, hive: false, text: true };
 }
 
 /** read_parquet over the scan source, optionally with DuckDB's file_row_number column. */
@@ -89,7 +96,8 @@ export async function stageInput(file: InputFile, target: string): Promise<void>
   if (!needsStaging(file) || existsSync(target)) return;
   const tmp = temporaryPathFor(target);
   const connection = await duckdbConnection();
-  const copy = (from: string): Promise<unknown> => connection.run(`COPY (SELECT * FROM ${from}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION uncompressed)`);
+  const copy = (from: string): Promise<unknown> =>
+    connection.run(`COPY (SELECT * FROM ${from}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION uncompressed)`);
   try {
     try {
       await copy(readerSql(file));
@@ -100,7 +108,10 @@ export async function stageInput(file: InputFile, target: string): Promise<void>
         await copy(file.format === 'csv' ? csvAsTextSql(file) : await jsonlLinesSql(file));
       } catch (fallback) {
         if (process.env.CALIPER_DEBUG_SCAN) console.error(fallback);
-        throw new CaliperError('CALIPER_INVALID_INPUT', `${file.path}: cannot read as ${file.format.toUpperCase()}: ${firstLine(error)}`);
+        throw new CaliperError(
+          'CALIPER_INVALID_INPUT',
+          `${file.path}: cannot read as ${file.format.toUpperCase()}: ${firstLine(error)}`,
+        );
       }
     }
     renameSync(tmp, target);
@@ -120,12 +131,18 @@ export async function probeColumns(file: InputFile): Promise<{ names: string[]; 
     try {
       result = await connection.run(`SELECT * FROM ${readerSql(file)} LIMIT 0`);
     } catch (error) {
-      if (file.format === 'parquet') throw new CaliperError('CALIPER_INVALID_INPUT', `${file.path}: cannot read as Parquet: ${firstLine(error)}`);
+      if (file.format === 'parquet')
+        throw new CaliperError('CALIPER_INVALID_INPUT', `${file.path}: cannot read as Parquet: ${firstLine(error)}`);
       try {
-        result = await connection.run(`SELECT * FROM ${file.format === 'csv' ? csvAsTextSql(file) : await jsonlLinesSql(file)} LIMIT 0`);
+        result = await connection.run(
+          `SELECT * FROM ${file.format === 'csv' ? csvAsTextSql(file) : await jsonlLinesSql(file)} LIMIT 0`,
+        );
       } catch (fallback) {
         if (process.env.CALIPER_DEBUG_SCAN) console.error(fallback);
-        throw new CaliperError('CALIPER_INVALID_INPUT', `${file.path}: cannot read as ${file.format.toUpperCase()}: ${firstLine(error)}`);
+        throw new CaliperError(
+          'CALIPER_INVALID_INPUT',
+          `${file.path}: cannot read as ${file.format.toUpperCase()}: ${firstLine(error)}`,
+        );
       }
     }
     const names = result.columnNames();

@@ -1,4 +1,17 @@
-import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
@@ -50,7 +63,10 @@ export class OutputLayout {
   /** Parts merged or repartitioned at the end are written uncompressed (faster both ways); parts that are the output, as asked. */
   partWriteOptions(): PartWriteOptions {
     const intermediate = this.spec.outputFile !== undefined || this.spec.partitionBy !== undefined;
-    return { format: partFormat(this.spec), compression: intermediate ? 'uncompressed' : this.spec.compression ?? 'snappy' };
+    return {
+      format: partFormat(this.spec),
+      compression: intermediate ? 'uncompressed' : (this.spec.compression ?? 'snappy'),
+    };
   }
 
   /** Where the job writes its result: the single file, the partitioned folder, or the folder of parts. */
@@ -68,26 +84,38 @@ export class OutputLayout {
     if (options.overwrite) this.discard();
     const merged = this.spec.outputFile ?? (this.spec.partitionBy ? this.spec.output : undefined);
     if (merged && existsSync(merged) && !existsSync(jobFile)) {
-      if (!options.overwrite) throw new CaliperError('CALIPER_CONFLICT', `--output: ${merged} already exists (pass --overwrite to replace it)`);
+      if (!options.overwrite)
+        throw new CaliperError(
+          'CALIPER_CONFLICT',
+          `--output: ${merged} already exists (pass --overwrite to replace it)`,
+        );
       rmSync(merged, { recursive: true, force: true });
     }
     if (existsSync(jobFile)) {
       const existing = JSON.parse(readFileSync(jobFile, 'utf8')) as BatchJobSpec;
       if (existing.id !== this.spec.id) {
         if (!options.overwrite) {
-          throw new CaliperError('CALIPER_CONFLICT', `--output: ${this.spec.partsDir} holds another batch job (${existing.id.slice(0, 12)}: different model, inputs or options); pass --overwrite to discard it or choose another --output`);
+          throw new CaliperError(
+            'CALIPER_CONFLICT',
+            `--output: ${this.spec.partsDir} holds another batch job (${existing.id.slice(0, 12)}: different model, inputs or options); pass --overwrite to discard it or choose another --output`,
+          );
         }
         rmSync(this.spec.partsDir, { recursive: true, force: true });
       }
     } else if (existsSync(this.spec.partsDir) && readdirSync(this.spec.partsDir).some((f) => PART_NAME.test(f))) {
-      if (!options.overwrite) throw new CaliperError('CALIPER_CONFLICT', `--output: ${this.spec.partsDir} already holds part files (pass --overwrite to replace them)`);
+      if (!options.overwrite)
+        throw new CaliperError(
+          'CALIPER_CONFLICT',
+          `--output: ${this.spec.partsDir} already holds part files (pass --overwrite to replace them)`,
+        );
       rmSync(this.spec.partsDir, { recursive: true, force: true });
     }
     mkdirSync(this.manifestDir, { recursive: true });
     if (!existsSync(jobFile)) this.writeAtomically(jobFile, `${JSON.stringify(this.spec, null, 2)}\n`);
     if (options.cleanTemporaries) {
       for (const dir of [this.spec.partsDir, this.manifestDir]) {
-        for (const f of readdirSync(dir)) if (f.startsWith('.') && f.includes('.tmp-')) rmSync(join(dir, f), { force: true });
+        for (const f of readdirSync(dir))
+          if (f.startsWith('.') && f.includes('.tmp-')) rmSync(join(dir, f), { force: true });
       }
     }
   }
@@ -98,9 +126,11 @@ export class OutputLayout {
     if (this.spec.partitionBy) rmSync(this.spec.output, { recursive: true, force: true });
     if (!existsSync(this.spec.partsDir)) return;
     for (const name of readdirSync(this.spec.partsDir)) {
-      if (PART_NAME.test(name) || name === MANIFEST_DIR || (name.startsWith('.') && name.includes('.tmp-'))) rmSync(join(this.spec.partsDir, name), { recursive: true, force: true });
+      if (PART_NAME.test(name) || name === MANIFEST_DIR || (name.startsWith('.') && name.includes('.tmp-')))
+        rmSync(join(this.spec.partsDir, name), { recursive: true, force: true });
     }
-    if (readdirSync(this.spec.partsDir).length === 0 && this.spec.partsDir !== this.spec.output) rmSync(this.spec.partsDir, { recursive: true, force: true });
+    if (readdirSync(this.spec.partsDir).length === 0 && this.spec.partsDir !== this.spec.output)
+      rmSync(this.spec.partsDir, { recursive: true, force: true });
     rmSync(this.spec.errorsFile, { force: true });
   }
 
@@ -112,7 +142,8 @@ export class OutputLayout {
   discardIfNothingCommitted(createdPartsDir: boolean): boolean {
     if (this.committedParts().length > 0) return false;
     this.discard();
-    if (createdPartsDir && existsSync(this.spec.partsDir) && readdirSync(this.spec.partsDir).length === 0) rmSync(this.spec.partsDir, { recursive: true, force: true });
+    if (createdPartsDir && existsSync(this.spec.partsDir) && readdirSync(this.spec.partsDir).length === 0)
+      rmSync(this.spec.partsDir, { recursive: true, force: true });
     return true;
   }
 
@@ -124,7 +155,10 @@ export class OutputLayout {
 
   /** The meta goes first: a meta without its part is an uncommitted part, overwritten when the part is redone. */
   writeMeta(meta: PartMeta): void {
-    this.writeAtomically(join(this.manifestDir, `${this.partName(meta.fileIndex, meta.start)}.json`), JSON.stringify(meta));
+    this.writeAtomically(
+      join(this.manifestDir, `${this.partName(meta.fileIndex, meta.start)}.json`),
+      JSON.stringify(meta),
+    );
   }
 
   /** Committed parts (their data file exists), in output order. */
@@ -146,7 +180,11 @@ export class OutputLayout {
    */
   async finalize(): Promise<{ outputRows: number; errors: number }> {
     const parts = this.committedParts();
-    const lines = parts.flatMap((p) => p.errors.map((e) => JSON.stringify({ file: this.spec.inputs[p.fileIndex]!.path, row: e.row + 1, reason: e.reason })));
+    const lines = parts.flatMap((p) =>
+      p.errors.map((e) =>
+        JSON.stringify({ file: this.spec.inputs[p.fileIndex]!.path, row: e.row + 1, reason: e.reason }),
+      ),
+    );
     // No errors, no errors file (and none left from an earlier run of the same output).
     if (lines.length > 0) this.writeAtomically(this.spec.errorsFile, `${lines.join('\n')}\n`);
     else rmSync(this.spec.errorsFile, { force: true });
@@ -169,7 +207,9 @@ export class OutputLayout {
   private async singleThreaded(run: (connection: DuckDBConnection) => Promise<void>): Promise<void> {
     const connection = await duckdbConnection();
     try {
-      const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0] as number;
+      const threads = (
+        await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)
+      ).getRows()[0]![0] as number;
       await connection.run('SET threads = 1');
       try {
         await run(connection);
@@ -188,17 +228,28 @@ export class OutputLayout {
         const empty = await openPartWriter(tmp, 'parquet', this.spec.columns);
         await empty.commit();
       } else {
-        await this.singleThreaded((connection) => connection.run(`COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION ${this.spec.compression ?? 'snappy'})`).then(() => undefined));
+        await this.singleThreaded((connection) =>
+          connection
+            .run(
+              `COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION ${this.spec.compression ?? 'snappy'})`,
+            )
+            .then(() => undefined),
+        );
       }
     } else {
       const out = createWriteStream(tmp);
-      if (this.spec.format === 'csv') out.write(`${partPaths.length > 0 ? headerLine(partPaths[0]!) : this.spec.columns.map((c) => c.name).join(',')}\n`);
+      if (this.spec.format === 'csv')
+        out.write(
+          `${partPaths.length > 0 ? headerLine(partPaths[0]!) : this.spec.columns.map((c) => c.name).join(',')}\n`,
+        );
       for (const path of partPaths) {
         // CSV parts each start with the header line; skip it when concatenating.
         const source = createReadStream(path, this.spec.format === 'csv' ? { start: headerBytes(path) } : {});
         await pipeline(source, out, { end: false });
       }
-      await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+      );
     }
     renameSync(tmp, outputFile);
   }
@@ -207,11 +258,22 @@ export class OutputLayout {
   private async writePartitioned(partPaths: readonly string[]): Promise<void> {
     const output = this.spec.output;
     const tmp = temporaryPathFor(output);
-    const format = this.spec.format === 'parquet' ? `FORMAT parquet, COMPRESSION ${this.spec.compression ?? 'snappy'}` : this.spec.format === 'csv' ? 'FORMAT csv, HEADER true' : `FORMAT json, FILE_EXTENSION 'jsonl'`;
+    const format =
+      this.spec.format === 'parquet'
+        ? `FORMAT parquet, COMPRESSION ${this.spec.compression ?? 'snappy'}`
+        : this.spec.format === 'csv'
+          ? 'FORMAT csv, HEADER true'
+          : `FORMAT json, FILE_EXTENSION 'jsonl'`;
     if (partPaths.length === 0) {
       mkdirSync(tmp, { recursive: true });
     } else {
-      await this.singleThreaded((connection) => connection.run(`COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (${format}, PARTITION_BY (${sqlIdentifier(this.spec.partitionBy!)}))`).then(() => undefined));
+      await this.singleThreaded((connection) =>
+        connection
+          .run(
+            `COPY (SELECT * FROM read_parquet([${partPaths.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (${format}, PARTITION_BY (${sqlIdentifier(this.spec.partitionBy!)}))`,
+          )
+          .then(() => undefined),
+      );
     }
     rmSync(output, { recursive: true, force: true });
     renameSync(tmp, output);
@@ -224,7 +286,10 @@ function headerLine(path: string): string {
     const head = Buffer.alloc(64 * 1024);
     const read = readSync(fd, head, 0, head.length, 0);
     const newline = head.subarray(0, read).indexOf(10);
-    return head.subarray(0, newline === -1 ? read : newline).toString('utf8').replace(/\r$/, '');
+    return head
+      .subarray(0, newline === -1 ? read : newline)
+      .toString('utf8')
+      .replace(/\r$/, '');
   } finally {
     closeSync(fd);
   }

@@ -1,27 +1,58 @@
-import { DuckDBTypeId, type DuckDBConnection, type DuckDBDataChunk, type DuckDBResult, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import {
+  DuckDBTypeId,
+  type DuckDBConnection,
+  type DuckDBDataChunk,
+  type DuckDBResult,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
-import { duckdbConnection, sqlString } from './duckdb-engine.ts';
+import { duckdbConnection } from './duckdb-engine.ts';
 import { PARSE_ERROR_COLUMN, scanSql, type ScanSource } from './input-scan.ts';
 import { RowBuffer, type ReadBlock } from './row-buffer.ts';
-import { exactValues, type ColumnKind, type RowRange, type RowSource, type SourceBatch, type SourceColumn, type SourceRow } from './source-row.ts';
+import {
+  exactValues,
+  type ColumnKind,
+  type RowRange,
+  type RowSource,
+  type SourceBatch,
+  type SourceColumn,
+  type SourceRow,
+} from './source-row.ts';
 
 export function kindOf(type: DuckDBType): ColumnKind {
   switch (type.typeId) {
-    case DuckDBTypeId.DOUBLE: case DuckDBTypeId.FLOAT: case DuckDBTypeId.DECIMAL: return 'double';
-    case DuckDBTypeId.TINYINT: case DuckDBTypeId.SMALLINT: case DuckDBTypeId.INTEGER: case DuckDBTypeId.BIGINT:
-    case DuckDBTypeId.UTINYINT: case DuckDBTypeId.USMALLINT: case DuckDBTypeId.UINTEGER: case DuckDBTypeId.UBIGINT: return 'integer';
-    case DuckDBTypeId.BOOLEAN: return 'boolean';
-    case DuckDBTypeId.VARCHAR: return 'string';
-    default: return 'json';
+    case DuckDBTypeId.DOUBLE:
+    case DuckDBTypeId.FLOAT:
+    case DuckDBTypeId.DECIMAL:
+      return 'double';
+    case DuckDBTypeId.TINYINT:
+    case DuckDBTypeId.SMALLINT:
+    case DuckDBTypeId.INTEGER:
+    case DuckDBTypeId.BIGINT:
+    case DuckDBTypeId.UTINYINT:
+    case DuckDBTypeId.USMALLINT:
+    case DuckDBTypeId.UINTEGER:
+    case DuckDBTypeId.UBIGINT:
+      return 'integer';
+    case DuckDBTypeId.BOOLEAN:
+      return 'boolean';
+    case DuckDBTypeId.VARCHAR:
+      return 'string';
+    default:
+      return 'json';
   }
 }
 
 /** A DuckDB value as plain JS: numbers, strings, booleans, arrays, null; anything else as its text. */
 export function plainValue(value: DuckDBValue): unknown {
-  if (value === null || typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (value === null || typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean')
+    return value;
   if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-  if (typeof value === 'object' && 'items' in value && Array.isArray(value.items)) return value.items.map((v) => plainValue(v));
-  if (typeof value === 'object' && 'toDouble' in value && typeof value.toDouble === 'function') return (value.toDouble as () => number)();
+  if (typeof value === 'object' && 'items' in value && Array.isArray(value.items))
+    return value.items.map((v) => plainValue(v));
+  if (typeof value === 'object' && 'toDouble' in value && typeof value.toDouble === 'function')
+    return (value.toDouble as () => number)();
   return String(value);
 }
 
@@ -29,7 +60,11 @@ export function plainValue(value: DuckDBValue): unknown {
  * A DuckDB data chunk as row objects, each value as the row path expects it (see plainValue); where the plain
  * value is not the exact one (a DuckDB object or a bigint), the exact value is kept beside it (exactValues).
  */
-export function sourceRowsOf(chunk: DuckDBDataChunk, names: readonly string[], types: readonly DuckDBType[]): SourceRow[] {
+export function sourceRowsOf(
+  chunk: DuckDBDataChunk,
+  names: readonly string[],
+  types: readonly DuckDBType[],
+): SourceRow[] {
   const n = chunk.rowCount;
   const rows: SourceRow[] = new Array(n);
   for (let r = 0; r < n; r++) rows[r] = {};
@@ -37,7 +72,8 @@ export function sourceRowsOf(chunk: DuckDBDataChunk, names: readonly string[], t
     const name = names[c]!;
     const kind = kindOf(types[c]!);
     const vector = chunk.getColumnVector(c);
-    const simple = kind === 'double' && types[c]!.typeId !== DuckDBTypeId.DECIMAL || kind === 'string' || kind === 'boolean';
+    const simple =
+      (kind === 'double' && types[c]!.typeId !== DuckDBTypeId.DECIMAL) || kind === 'string' || kind === 'boolean';
     for (let r = 0; r < n; r++) {
       const value = vector.getItem(r);
       if (simple || value === null || (typeof value !== 'object' && typeof value !== 'bigint')) {
@@ -56,10 +92,15 @@ export function sourceRowsOf(chunk: DuckDBDataChunk, names: readonly string[], t
 export async function countParquetRows(source: ScanSource | { from: string; path: string }): Promise<number> {
   const connection = await duckdbConnection();
   try {
-    const reader = await connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM ${'from' in source ? source.from : scanSql(source)}`);
+    const reader = await connection.runAndReadAll(
+      `SELECT count(*)::DOUBLE AS n FROM ${'from' in source ? source.from : scanSql(source)}`,
+    );
     return reader.getRows()[0]![0] as number;
   } catch (error) {
-    throw new CaliperError('CALIPER_INVALID_INPUT', `${source.path}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `${source.path}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`,
+    );
   } finally {
     connection.closeSync();
   }
@@ -108,21 +149,29 @@ export function withParseErrors(rows: SourceRow[]): ReadBlock {
 export class ParquetReader implements RowSource {
   private constructor(
     private readonly connection: DuckDBConnection,
-    private readonly result: DuckDBResult,
+    readonly _result: DuckDBResult,
     readonly columns: SourceColumn[],
     private readonly buffer: RowBuffer,
   ) {}
 
   /** `source` may also be any DuckDB table function over one file (`from`), e.g. read_csv for a small file read once. */
-  static async open(source: ScanSource | { from: string; path: string; text: boolean }, range: RowRange): Promise<ParquetReader> {
+  static async open(
+    source: ScanSource | { from: string; path: string; text: boolean },
+    range: RowRange,
+  ): Promise<ParquetReader> {
     const connection = await duckdbConnection();
     const limit = Number.isFinite(range.end) ? ` LIMIT ${range.end - range.start}` : '';
     let result: DuckDBResult;
     try {
-      result = await connection.stream(`SELECT * FROM ${'from' in source ? source.from : scanSql(source)}${limit} OFFSET ${range.start}`);
+      result = await connection.stream(
+        `SELECT * FROM ${'from' in source ? source.from : scanSql(source)}${limit} OFFSET ${range.start}`,
+      );
     } catch (error) {
       connection.closeSync();
-      throw new CaliperError('CALIPER_INVALID_INPUT', `${source.path}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`);
+      throw new CaliperError(
+        'CALIPER_INVALID_INPUT',
+        `${source.path}: cannot read as Parquet: ${(error as Error).message.split('\n')[0]}`,
+      );
     }
     const names = result.columnNames();
     const types = result.columnTypes();

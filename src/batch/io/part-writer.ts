@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { DuckDBAppender, DuckDBDataChunk, type DuckDBConnection, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import {
+  type DuckDBAppender,
+  DuckDBDataChunk,
+  type DuckDBConnection,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api';
 import { BIGINT, BOOLEAN, DOUBLE, VARCHAR } from '@duckdb/node-api';
 import type { Prediction } from '../../pipeline/postprocess.ts';
 import type { BatchFormat } from './batch-format.ts';
@@ -29,10 +35,11 @@ function cellOf(column: OutputColumn, row: SourceRow, prediction: Prediction | n
   if (column.from === 'input') {
     const value = row[column.name] ?? null;
     // CSV text in a numeric column is written as a number (JSONL, Parquet); text that is no number stays as it is.
-    if (typeof value === 'string' && (column.kind === 'double' || column.kind === 'integer') && NUMBER_TEXT.test(value)) return Number(value);
+    if (typeof value === 'string' && (column.kind === 'double' || column.kind === 'integer') && NUMBER_TEXT.test(value))
+      return Number(value);
     return value;
   }
-  return prediction ? prediction[column.name] ?? null : null;
+  return prediction ? (prediction[column.name] ?? null) : null;
 }
 
 function csvCell(value: unknown): string {
@@ -43,9 +50,19 @@ function csvCell(value: unknown): string {
 
 /** CSV (with a header) and JSONL parts: text appended to the temporary file, fsynced before the rename. */
 class TextPartWriter implements PartWriter {
-  private constructor(private readonly handle: FileHandle, private readonly tmp: string, private readonly finalPath: string, private readonly format: 'csv' | 'jsonl', private readonly columns: readonly OutputColumn[]) {}
+  private constructor(
+    private readonly handle: FileHandle,
+    private readonly tmp: string,
+    private readonly finalPath: string,
+    private readonly format: 'csv' | 'jsonl',
+    private readonly columns: readonly OutputColumn[],
+  ) {}
 
-  static async open(finalPath: string, format: 'csv' | 'jsonl', columns: readonly OutputColumn[]): Promise<TextPartWriter> {
+  static async open(
+    finalPath: string,
+    format: 'csv' | 'jsonl',
+    columns: readonly OutputColumn[],
+  ): Promise<TextPartWriter> {
     const tmp = temporaryPathFor(finalPath);
     const handle = await open(tmp, 'w');
     const writer = new TextPartWriter(handle, tmp, finalPath, format, columns);
@@ -80,7 +97,13 @@ class TextPartWriter implements PartWriter {
 }
 
 const DUCKDB_TYPES = { double: DOUBLE, integer: BIGINT, boolean: BOOLEAN, string: VARCHAR, json: VARCHAR } as const;
-const DUCKDB_SQL_TYPES = { double: 'DOUBLE', integer: 'BIGINT', boolean: 'BOOLEAN', string: 'VARCHAR', json: 'VARCHAR' } as const;
+const DUCKDB_SQL_TYPES = {
+  double: 'DOUBLE',
+  integer: 'BIGINT',
+  boolean: 'BOOLEAN',
+  string: 'VARCHAR',
+  json: 'VARCHAR',
+} as const;
 const CHUNK_ROWS = 2048;
 
 function duckdbValue(column: OutputColumn, value: unknown): DuckDBValue {
@@ -94,9 +117,12 @@ function duckdbValue(column: OutputColumn, value: unknown): DuckDBValue {
       const n = typeof value === 'number' ? value : Number(value);
       return Number.isFinite(n) ? BigInt(Math.trunc(n)) : null;
     }
-    case 'boolean': return typeof value === 'boolean' ? value : value === 'true' ? true : value === 'false' ? false : null;
-    case 'string': return typeof value === 'string' ? value : JSON.stringify(value);
-    case 'json': return JSON.stringify(value);
+    case 'boolean':
+      return typeof value === 'boolean' ? value : value === 'true' ? true : value === 'false' ? false : null;
+    case 'string':
+      return typeof value === 'string' ? value : JSON.stringify(value);
+    case 'json':
+      return JSON.stringify(value);
   }
 }
 
@@ -121,7 +147,9 @@ class ParquetPartWriter implements PartWriter {
     const connection = await duckdbConnection();
     const table = `caliper_part_${process.pid}_${tableCounter++}`;
     // A kept column with an exact type (Parquet input) is created with it; the rest by their kind.
-    await connection.run(`CREATE TABLE ${table} (${columns.map((c) => `${sqlIdentifier(c.name)} ${c.sqlType ?? DUCKDB_SQL_TYPES[c.kind]}`).join(', ')})`);
+    await connection.run(
+      `CREATE TABLE ${table} (${columns.map((c) => `${sqlIdentifier(c.name)} ${c.sqlType ?? DUCKDB_SQL_TYPES[c.kind]}`).join(', ')})`,
+    );
     const types = columns.some((c) => c.sqlType !== undefined)
       ? (await connection.run(`SELECT * FROM ${table} LIMIT 0`)).columnTypes()
       : columns.map((c) => DUCKDB_TYPES[c.kind]);
@@ -146,7 +174,10 @@ class ParquetPartWriter implements PartWriter {
         const simple = column.kind === 'double' || column.kind === 'boolean';
         for (let r = 0; r < n; r++) {
           const value = cellOf(column, rows[start + r]!, predictions[start + r]!);
-          out[r] = simple && typeof value === (column.kind === 'double' ? 'number' : 'boolean') ? (value as number | boolean) : duckdbValue(column, value);
+          out[r] =
+            simple && typeof value === (column.kind === 'double' ? 'number' : 'boolean')
+              ? (value as number | boolean)
+              : duckdbValue(column, value);
         }
         return out;
       });
@@ -173,7 +204,11 @@ class ParquetPartWriter implements PartWriter {
   }
 
   async abort(): Promise<void> {
-    try { this.appender.closeSync(); } catch { /* already closed */ }
+    try {
+      this.appender.closeSync();
+    } catch {
+      /* already closed */
+    }
     await this.dropTable();
   }
 
@@ -183,6 +218,12 @@ class ParquetPartWriter implements PartWriter {
   }
 }
 
-export function openPartWriter(finalPath: string, format: BatchFormat, columns: readonly OutputColumn[]): Promise<PartWriter> {
-  return format === 'parquet' ? ParquetPartWriter.open(finalPath, columns) : TextPartWriter.open(finalPath, format, columns);
+export function openPartWriter(
+  finalPath: string,
+  format: BatchFormat,
+  columns: readonly OutputColumn[],
+): Promise<PartWriter> {
+  return format === 'parquet'
+    ? ParquetPartWriter.open(finalPath, columns)
+    : TextPartWriter.open(finalPath, format, columns);
 }

@@ -1,7 +1,10 @@
 import type { SourceBatch, SourceRow } from './source-row.ts';
 
 /** What a reader hands over: rows in file order, with parse errors by index into rows. */
-export interface ReadBlock { rows: SourceRow[]; parseErrors?: Map<number, string> }
+export interface ReadBlock {
+  rows: SourceRow[];
+  parseErrors?: Map<number, string>;
+}
 
 /**
  * Turns a reader's blocks (whatever size the format yields) into batches of at most maxRows,
@@ -13,17 +16,30 @@ export class RowBuffer {
   private delivered = 0;
   private exhausted = false;
 
-  constructor(private readonly produce: () => Promise<ReadBlock | null>, private readonly firstRow: number, private readonly limit: number) {}
+  constructor(
+    private readonly produce: () => Promise<ReadBlock | null>,
+    private readonly firstRow: number,
+    private readonly limit: number,
+  ) {}
 
   /** A buffer whose first block was already read (readers peek at it to learn the columns), then `produce` for the rest. */
-  static startingWith(first: ReadBlock | null, produce: () => Promise<ReadBlock | null>, firstRow: number, limit: number): RowBuffer {
+  static startingWith(
+    first: ReadBlock | null,
+    produce: () => Promise<ReadBlock | null>,
+    firstRow: number,
+    limit: number,
+  ): RowBuffer {
     let pending: ReadBlock | null | undefined = first;
-    return new RowBuffer(async () => {
-      if (pending === undefined) return produce();
-      const block = pending;
-      pending = undefined;
-      return block;
-    }, firstRow, limit);
+    return new RowBuffer(
+      async () => {
+        if (pending === undefined) return produce();
+        const block = pending;
+        pending = undefined;
+        return block;
+      },
+      firstRow,
+      limit,
+    );
   }
 
   async next(maxRows: number): Promise<SourceBatch | null> {
@@ -36,7 +52,10 @@ export class RowBuffer {
       if (!this.block || this.offset >= this.block.rows.length) {
         if (this.exhausted) break;
         const block = await this.produce();
-        if (!block) { this.exhausted = true; break; }
+        if (!block) {
+          this.exhausted = true;
+          break;
+        }
         this.block = block;
         this.offset = 0;
         continue;

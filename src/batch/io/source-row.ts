@@ -43,4 +43,7 @@ export interface RowSource {
   close(): Promise<void>;
 }
 
-export interface RowRange { start: number; end: number }
+export interface RowRange {
+  start: number;
+  end: number;
+}

@@ -54,7 +54,9 @@ function guessFormat(path: string): DatasetFormat {
   if (lower.endsWith('.csv') || lower.endsWith('.csv.gz')) return 'csv';
   if (lower.endsWith('.pb')) return 'pb';
   if (existsSync(path) && statSync(path).isDirectory()) return /test_data_set/.test(path) ? 'pb' : 'idx';
-  throw new DatasetError(`cannot tell the format of data set ${path}: expected fashion-mnist:SPLIT, an IDX file or directory, .parquet, .csv or .pb`);
+  throw new DatasetError(
+    `cannot tell the format of data set ${path}: expected fashion-mnist:SPLIT, an IDX file or directory, .parquet, .csv or .pb`,
+  );
 }
 
 export async function loadDataset(spec: DatasetSpec | string): Promise<Dataset> {
@@ -65,13 +67,21 @@ export async function loadDataset(spec: DatasetSpec | string): Promise<Dataset> 
   }
   let dataset: Dataset;
   switch (format) {
-    case 'idx': dataset = readIdxDataset(resolved.path); break;
+    case 'idx':
+      dataset = readIdxDataset(resolved.path);
+      break;
     case 'parquet':
-    case 'csv': dataset = await readTabularDataset(resolved.path, format, resolved); break;
-    case 'pb': dataset = readTensorDataset(resolved.path); break;
+    case 'csv':
+      dataset = await readTabularDataset(resolved.path, format, resolved);
+      break;
+    case 'pb':
+      dataset = readTensorDataset(resolved.path);
+      break;
   }
   if (dataset.count === 0) throw new DatasetError(`data set ${resolved.path} holds no samples`);
-  return resolved.limit !== undefined && resolved.limit < dataset.count ? sliceDataset(dataset, 0, resolved.limit) : dataset;
+  return resolved.limit !== undefined && resolved.limit < dataset.count
+    ? sliceDataset(dataset, 0, resolved.limit)
+    : dataset;
 }
 
 export function sampleSize(dataset: Pick<Dataset, 'featureShape'>): number {

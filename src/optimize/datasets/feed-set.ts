@@ -46,7 +46,9 @@ export function datasetFromFeedSet(set: FeedSet, purpose: string): Dataset {
   const names = Object.keys(set.inputs);
   const tensor = set.inputs[names[0]!]!;
   if (names.length !== 1 || tensor.type !== 'float32') {
-    throw new DatasetError(`${purpose} data: the student trains on one float32 input tensor; model.yaml builds ${names.map((n) => `${n} (${set.inputs[n]!.type})`).join(', ')}`);
+    throw new DatasetError(
+      `${purpose} data: the student trains on one float32 input tensor; model.yaml builds ${names.map((n) => `${n} (${set.inputs[n]!.type})`).join(', ')}`,
+    );
   }
   return {
     source: set.source,
@@ -64,7 +66,11 @@ export function sliceFeedSet(set: FeedSet, start: number, count: number): FeedSe
   const inputs: Record<string, TensorData> = {};
   for (const [name, tensor] of Object.entries(set.inputs)) {
     const width = tensor.dims.slice(1).reduce((a, b) => a * b, 1);
-    inputs[name] = { type: tensor.type, dims: [end - start, ...tensor.dims.slice(1)], data: tensor.data.slice(start * width, end * width) as TensorData['data'] };
+    inputs[name] = {
+      type: tensor.type,
+      dims: [end - start, ...tensor.dims.slice(1)],
+      data: tensor.data.slice(start * width, end * width) as TensorData['data'],
+    };
   }
   return {
     ...set,
@@ -84,7 +90,9 @@ export function feedsOf(set: FeedSet, start: number, count: number): OrtFeeds {
   for (const [name, tensor] of Object.entries(set.inputs)) {
     const width = tensor.dims.slice(1).reduce((a, b) => a * b, 1);
     const dims = [end - start, ...tensor.dims.slice(1)];
-    const data = Array.isArray(tensor.data) ? tensor.data.slice(start * width, end * width) : tensor.data.subarray(start * width, end * width);
+    const data = Array.isArray(tensor.data)
+      ? tensor.data.slice(start * width, end * width)
+      : tensor.data.subarray(start * width, end * width);
     feeds[name] = new ort.Tensor((ORT_TYPES[tensor.type] ?? tensor.type) as 'float32', data as Float32Array, dims);
   }
   return feeds;
@@ -105,7 +113,9 @@ export function checkFeedSet(set: FeedSet, model: ModelProto, purpose: string): 
   const given = Object.keys(set.inputs);
   const missing = inputs.filter((i) => !given.includes(i.name)).map((i) => i.name);
   if (missing.length) {
-    throw new DatasetError(`${purpose} data ${set.source} builds tensors ${given.join(', ')}, but the model also needs ${missing.join(', ')} (model inputs: ${inputs.map((i) => i.name).join(', ')})`);
+    throw new DatasetError(
+      `${purpose} data ${set.source} builds tensors ${given.join(', ')}, but the model also needs ${missing.join(', ')} (model inputs: ${inputs.map((i) => i.name).join(', ')})`,
+    );
   }
   for (const input of inputs) {
     const tensor = set.inputs[input.name]!;
@@ -114,9 +124,12 @@ export function checkFeedSet(set: FeedSet, model: ModelProto, purpose: string): 
       const expected = (perRow as number[]).reduce((a, b) => a * b, 1);
       const actual = tensor.dims.slice(1).reduce((a, b) => a * b, 1);
       if (expected !== actual) {
-        throw new DatasetError(`${purpose} data ${set.source}: tensor ${input.name} has ${actual} values per row, but the model input expects [${input.shape.map((d) => d ?? '?').join(', ')}] (${expected} per row)`);
+        throw new DatasetError(
+          `${purpose} data ${set.source}: tensor ${input.name} has ${actual} values per row, but the model input expects [${input.shape.map((d) => d ?? '?').join(', ')}] (${expected} per row)`,
+        );
       }
-      if (tensor.dims.length - 1 !== perRow.length) set.inputs[input.name] = { ...tensor, dims: [tensor.dims[0]!, ...(perRow as number[])] };
+      if (tensor.dims.length - 1 !== perRow.length)
+        set.inputs[input.name] = { ...tensor, dims: [tensor.dims[0]!, ...(perRow as number[])] };
     }
   }
 }

@@ -46,7 +46,10 @@ export class RequestPipeline {
   }
 
   /** Validated rows → input tensors; a bad row's error names its file, row and field. */
-  async tensors(raw: readonly Record<string, unknown>[], where: (i: number) => string): Promise<Record<string, TensorData>> {
+  async tensors(
+    raw: readonly Record<string, unknown>[],
+    where: (i: number) => string,
+  ): Promise<Record<string, TensorData>> {
     let rows: RequestRow[] = raw.map((r, i) => {
       try {
         return this.schema.validate(r);
@@ -93,7 +96,12 @@ function labelValue(value: unknown): number | string | undefined {
 }
 
 /** Labels as classes (whole numbers, or strings mapped onto the model's class names) and numeric targets. */
-function labelsOf(values: (number | string)[], source: string, label: string, classNames: string[] | undefined): Pick<FeedSet, 'labels' | 'labelNames' | 'targets'> {
+function labelsOf(
+  values: (number | string)[],
+  source: string,
+  label: string,
+  classNames: string[] | undefined,
+): Pick<FeedSet, 'labels' | 'labelNames' | 'targets'> {
   if (values.every((v) => typeof v === 'number')) {
     const numbers = values as number[];
     const targets = Float64Array.from(numbers);
@@ -105,7 +113,10 @@ function labelsOf(values: (number | string)[], source: string, label: string, cl
   const names = classNames ?? [...new Set(values.map(String))].sort();
   const labels = Int32Array.from(values, (v, i) => {
     const at = typeof v === 'number' ? v : names.indexOf(v);
-    if (at < 0) throw new DatasetError(`${source} row ${i + 1}: label ${JSON.stringify(v)} is not one of the model's classes (${names.join(', ')})`);
+    if (at < 0)
+      throw new DatasetError(
+        `${source} row ${i + 1}: label ${JSON.stringify(v)} is not one of the model's classes (${names.join(', ')})`,
+      );
     return at;
   });
   return { labels, labelNames: names };
@@ -115,7 +126,11 @@ function labelsOf(values: (number | string)[], source: string, label: string, cl
  * Reads request rows from FILE, DIR or GLOB (.csv, .parquet, .jsonl) and builds the model's input tensors
  * with its pipeline. Every row must validate: data for measuring a model is never silently skipped.
  */
-export async function loadRequestData(path: string, pipeline: RequestPipeline, options: RequestDataOptions): Promise<FeedSet> {
+export async function loadRequestData(
+  path: string,
+  pipeline: RequestPipeline,
+  options: RequestDataOptions,
+): Promise<FeedSet> {
   const { config } = pipeline;
   let files;
   try {
@@ -135,10 +150,14 @@ export async function loadRequestData(path: string, pipeline: RequestPipeline, o
       const mapping = new FieldMapping(config.inputs, source.columns, {}, pipeline.extraFields);
       const missing = mapping.missingColumns(source.columns, config.inputs);
       if (missing.length) {
-        throw new DatasetError(`${options.purpose} data ${file.path} has no column ${missing.join(', ')} (model.yaml ${config.file} requests ${config.inputs.map((i) => i.name).join(', ')}; columns: ${source.columns.map((c) => c.name).join(', ')})`);
+        throw new DatasetError(
+          `${options.purpose} data ${file.path} has no column ${missing.join(', ')} (model.yaml ${config.file} requests ${config.inputs.map((i) => i.name).join(', ')}; columns: ${source.columns.map((c) => c.name).join(', ')})`,
+        );
       }
       if (options.label && !source.columns.some((c) => c.name === options.label)) {
-        throw new DatasetError(`${options.purpose} data ${file.path} has no label column ${options.label} (columns: ${source.columns.map((c) => c.name).join(', ')})`);
+        throw new DatasetError(
+          `${options.purpose} data ${file.path} has no label column ${options.label} (columns: ${source.columns.map((c) => c.name).join(', ')})`,
+        );
       }
       for (let batch = await source.next(CHUNK); batch; batch = await source.next(CHUNK)) {
         const { rows, firstRow, parseErrors } = batch;
@@ -147,7 +166,12 @@ export async function loadRequestData(path: string, pipeline: RequestPipeline, o
           const [i, message] = [...parseErrors][0]!;
           throw new DatasetError(`${where(i)}: ${message}`);
         }
-        parts.push(await pipeline.tensors(rows.map((r) => mapping.request(r)), where));
+        parts.push(
+          await pipeline.tensors(
+            rows.map((r) => mapping.request(r)),
+            where,
+          ),
+        );
         if (options.label) {
           rows.forEach((r, i) => {
             const value = labelValue(r[options.label!]);
@@ -164,7 +188,12 @@ export async function loadRequestData(path: string, pipeline: RequestPipeline, o
   if (total === 0) throw new DatasetError(`${options.purpose} data ${path} holds no rows`);
   const inputs: Record<string, TensorData> = {};
   for (const name of Object.keys(parts[0]!)) inputs[name] = concatRows(parts.map((p) => p[name]!));
-  const where = files.length === 1 ? resolve(files[0]!.path) === resolve(path) ? path : files[0]!.path : `${path} (${files.length} files)`;
+  const where =
+    files.length === 1
+      ? resolve(files[0]!.path) === resolve(path)
+        ? path
+        : files[0]!.path
+      : `${path} (${files.length} files)`;
   return {
     source: where,
     count: total,

@@ -6,7 +6,7 @@ function sqlString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-function quoteIdentifier(name: string): string {
+function _quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
@@ -25,7 +25,8 @@ export async function readTabularDataset(path: string, format: 'parquet' | 'csv'
     }
     const featureNames = spec.featureColumns ?? names.filter((n) => n !== labelColumn);
     for (const name of featureNames) {
-      if (!names.includes(name)) throw new DatasetError(`${path} has no feature column ${name} (columns: ${names.join(', ')})`);
+      if (!names.includes(name))
+        throw new DatasetError(`${path} has no feature column ${name} (columns: ${names.join(', ')})`);
     }
     if (featureNames.length === 0) throw new DatasetError(`${path} has no feature columns`);
     const count = columns[0]?.length ?? 0;
@@ -33,7 +34,8 @@ export async function readTabularDataset(path: string, format: 'parquet' | 'csv'
     const widths = featureColumns.map((column, c) => {
       const first = column[0];
       if (Array.isArray(first)) return first.length;
-      if (typeof first === 'number' || typeof first === 'bigint' || typeof first === 'boolean' || first === null) return 1;
+      if (typeof first === 'number' || typeof first === 'bigint' || typeof first === 'boolean' || first === null)
+        return 1;
       throw new DatasetError(`${path}: feature column ${featureNames[c]} is not numeric (found ${typeof first})`);
     });
     const size = widths.reduce((a, b) => a + b, 0);
@@ -43,10 +45,14 @@ export async function readTabularDataset(path: string, format: 'parquet' | 'csv'
       featureColumns.forEach((column, c) => {
         const value = column[row];
         if (Array.isArray(value)) {
-          if (value.length !== widths[c]) throw new DatasetError(`${path}: row ${row} column ${featureNames[c]} has ${value.length} values, expected ${widths[c]}`);
+          if (value.length !== widths[c])
+            throw new DatasetError(
+              `${path}: row ${row} column ${featureNames[c]} has ${value.length} values, expected ${widths[c]}`,
+            );
           for (const v of value) features[offset++] = Number(v);
         } else {
-          if (value === null || value === undefined) throw new DatasetError(`${path}: row ${row} column ${featureNames[c]} is empty`);
+          if (value === null || value === undefined)
+            throw new DatasetError(`${path}: row ${row} column ${featureNames[c]} is empty`);
           features[offset++] = Number(value);
         }
       });

@@ -8,7 +8,10 @@ import type { Dataset } from './dataset.ts';
 /** ONNX TensorProto .pb file(s) as a data set; the first dimension is the sample axis. */
 export function readTensorDataset(path: string): Dataset {
   const files = statSync(path).isDirectory()
-    ? readdirSync(path).filter((f) => /^input_\d+\.pb$/.test(f)).sort().map((f) => join(path, f))
+    ? readdirSync(path)
+        .filter((f) => /^input_\d+\.pb$/.test(f))
+        .sort()
+        .map((f) => join(path, f))
     : [path];
   if (files.length === 0) throw new DatasetError(`${path} holds no input_N.pb tensor files`);
   const parts: Float32Array[] = [];

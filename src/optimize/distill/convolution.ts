@@ -6,10 +6,12 @@ export const CONV_KERNEL = 3;
 function patchKernel(channels: number): tf.Tensor4D {
   const size = CONV_KERNEL * CONV_KERNEL * channels;
   const values = new Float32Array(size * size);
-  for (let ky = 0; ky < CONV_KERNEL; ky++) for (let kx = 0; kx < CONV_KERNEL; kx++) for (let c = 0; c < channels; c++) {
-    const row = (ky * CONV_KERNEL + kx) * channels + c;
-    values[row * size + row] = 1;
-  }
+  for (let ky = 0; ky < CONV_KERNEL; ky++)
+    for (let kx = 0; kx < CONV_KERNEL; kx++)
+      for (let c = 0; c < channels; c++) {
+        const row = (ky * CONV_KERNEL + kx) * channels + c;
+        values[row * size + row] = 1;
+      }
   return tf.tensor4d(values, [CONV_KERNEL, CONV_KERNEL, channels, size]);
 }
 

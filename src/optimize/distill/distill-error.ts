@@ -7,7 +7,11 @@ export type DistillErrorCode =
   | 'CALIPER_DISTILL_EXPORT_MISMATCH';
 
 export class DistillError extends Error {
-  constructor(readonly code: DistillErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: DistillErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'DistillError';
   }

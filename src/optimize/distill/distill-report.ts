@@ -24,9 +24,25 @@ export interface TrainedFigures extends ModelFigures {
 /** What `caliper distill` reports: teacher vs student (and the hard-label baseline), accuracy, size and latency. */
 export interface DistillReport {
   student: string;
-  settings: { temperature: number; alpha: number; epochs: number; batchSize: number; learningRate: number; patience: number; qat: boolean; seed: number };
+  settings: {
+    temperature: number;
+    alpha: number;
+    epochs: number;
+    batchSize: number;
+    learningRate: number;
+    patience: number;
+    qat: boolean;
+    seed: number;
+  };
   /** `earlyStopping` names the data that selected the epoch: a validation tail of the training data, the eval data, or none. */
-  data: { train: string; trainSamples: number; evaluatedOn: string; evalSamples: number; classes: number; earlyStopping: string };
+  data: {
+    train: string;
+    trainSamples: number;
+    evaluatedOn: string;
+    evalSamples: number;
+    classes: number;
+    earlyStopping: string;
+  };
   teacherLogitsSeconds: number;
   teacher: ModelFigures;
   distilled: TrainedFigures;
@@ -43,7 +59,8 @@ export interface DistillReport {
 }
 
 const pct = (x: number | undefined) => (x === undefined ? '   -   ' : `${(x * 100).toFixed(2)}%`);
-const size = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
+const size = (bytes: number) =>
+  bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -57,11 +74,16 @@ function accuracyWords(report: DistillReport): string {
 
 /** "12.3× fewer parameters" or "1.7× more parameters". */
 function parameterWords(teacher: number, student: number): string {
-  return student <= teacher ? `${(teacher / student).toFixed(1)}× fewer parameters` : `${(student / teacher).toFixed(1)}× more parameters`;
+  return student <= teacher
+    ? `${(teacher / student).toFixed(1)}× fewer parameters`
+    : `${(student / teacher).toFixed(1)}× more parameters`;
 }
 
 export function formatDistillReport(report: DistillReport): string {
-  const rows: [string, ModelFigures][] = [['teacher', report.teacher], [`student ${report.student}`, report.distilled]];
+  const rows: [string, ModelFigures][] = [
+    ['teacher', report.teacher],
+    [`student ${report.student}`, report.distilled],
+  ];
   if (report.baseline) rows.push(['baseline (hard labels only)', report.baseline]);
   if (report.int8) rows.push(['student INT8 (dynamic, per-channel)', report.int8]);
   const width = Math.max(...rows.map(([name]) => name.length));
@@ -70,15 +92,25 @@ export function formatDistillReport(report: DistillReport): string {
     `settings: T=${report.settings.temperature}, alpha=${report.settings.alpha}, batch ${report.settings.batchSize}, lr ${report.settings.learningRate}, ${report.settings.qat ? 'QAT, ' : ''}seed ${report.settings.seed}`,
     '',
     `${'model'.padEnd(width)}  accuracy  agreement  parameters        size`,
-    ...rows.map(([name, r]) => `${name.padEnd(width)}  ${pct(r.accuracy).padStart(8)}  ${pct(r.agreement).padStart(9)}  ${String(r.parameters).padStart(10)}  ${size(r.sizeBytes).padStart(10)}`),
+    ...rows.map(
+      ([name, r]) =>
+        `${name.padEnd(width)}  ${pct(r.accuracy).padStart(8)}  ${pct(r.agreement).padStart(9)}  ${String(r.parameters).padStart(10)}  ${size(r.sizeBytes).padStart(10)}`,
+    ),
     '',
   ];
-  if (report.accuracyRatio !== undefined) lines.push(`${accuracyWords(report)} with ${parameterWords(report.teacher.parameters, report.distilled.parameters)}`);
+  if (report.accuracyRatio !== undefined)
+    lines.push(
+      `${accuracyWords(report)} with ${parameterWords(report.teacher.parameters, report.distilled.parameters)}`,
+    );
   for (const l of report.latency) {
-    lines.push(`latency b=${String(l.batchSize).padEnd(3)} teacher ${l.beforeMs.toFixed(3)} ms → student ${l.afterMs.toFixed(3)} ms  (student ${speedWords(l.beforeMs, l.afterMs)}, 1 intra-op thread, same run)`);
+    lines.push(
+      `latency b=${String(l.batchSize).padEnd(3)} teacher ${l.beforeMs.toFixed(3)} ms → student ${l.afterMs.toFixed(3)} ms  (student ${speedWords(l.beforeMs, l.afterMs)}, 1 intra-op thread, same run)`,
+    );
   }
   const d = report.distilled;
-  lines.push(`training: ${plural(d.epochs.length, 'epoch')} in ${d.trainSeconds.toFixed(1)} s, best epoch ${d.bestEpoch}${d.stoppedEarly ? ' (stopped early)' : ''}; teacher logits ${report.teacherLogitsSeconds.toFixed(1)} s; export check max |diff| ${d.exportMaxAbsDiff.toExponential(2)}; total ${report.totalSeconds.toFixed(1)} s`);
+  lines.push(
+    `training: ${plural(d.epochs.length, 'epoch')} in ${d.trainSeconds.toFixed(1)} s, best epoch ${d.bestEpoch}${d.stoppedEarly ? ' (stopped early)' : ''}; teacher logits ${report.teacherLogitsSeconds.toFixed(1)} s; export check max |diff| ${d.exportMaxAbsDiff.toExponential(2)}; total ${report.totalSeconds.toFixed(1)} s`,
+  );
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
 }

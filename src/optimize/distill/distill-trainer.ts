@@ -56,7 +56,11 @@ function shuffled(count: number, seed: number): Uint32Array {
   return order;
 }
 
-function evaluate(student: StudentModel, data: LabelledSamples, qat: boolean): Pick<EpochResult, 'evalAccuracy' | 'evalAgreement'> {
+function evaluate(
+  student: StudentModel,
+  data: LabelledSamples,
+  qat: boolean,
+): Pick<EpochResult, 'evalAccuracy' | 'evalAgreement'> {
   const predicted = argmaxRows(student.predict(data.features, data.count, { qat }), data.count);
   const teacher = data.teacherLogits ? argmaxRows(data.teacherLogits, data.count) : undefined;
   let correct = 0;
@@ -77,7 +81,13 @@ function evaluate(student: StudentModel, data: LabelledSamples, qat: boolean): P
  * agreement with the teacher when the eval data has no labels) and training stops after `patience`
  * epochs without improvement, restoring the best epoch's weights.
  */
-export async function trainStudent(student: StudentModel, train: LabelledSamples, evalData: LabelledSamples | undefined, settings: TrainingSettings, progress: TrainingProgress = {}): Promise<TrainingOutcome> {
+export async function trainStudent(
+  student: StudentModel,
+  train: LabelledSamples,
+  evalData: LabelledSamples | undefined,
+  settings: TrainingSettings,
+  progress: TrainingProgress = {},
+): Promise<TrainingOutcome> {
   const started = performance.now();
   const size = train.features.length / train.count;
   const classes = student.classes;
@@ -109,14 +119,23 @@ export async function trainStudent(student: StudentModel, train: LabelledSamples
         const xb = tf.tensor2d(x, [rows, size]);
         const tb = t ? tf.tensor2d(t, [rows, classes]) : undefined;
         const yb = y ? tf.tensor1d(y, 'int32') : undefined;
-        return optimizer.minimize(() => distillationLoss(student.apply(xb, settings.qat), tb, yb, settings), true, student.variables)!;
+        return optimizer.minimize(
+          () => distillationLoss(student.apply(xb, settings.qat), tb, yb, settings),
+          true,
+          student.variables,
+        )!;
       });
       const loss = lossTensor.dataSync()[0]!;
       lossTensor.dispose();
       lossSum += loss;
       progress.onStep?.(epoch, step + 1, steps, lossSum / (step + 1));
     }
-    const result: EpochResult = { epoch, loss: lossSum / steps, ...(evalData ? evaluate(student, evalData, settings.qat) : {}), seconds: (performance.now() - epochStart) / 1000 };
+    const result: EpochResult = {
+      epoch,
+      loss: lossSum / steps,
+      ...(evalData ? evaluate(student, evalData, settings.qat) : {}),
+      seconds: (performance.now() - epochStart) / 1000,
+    };
     epochs.push(result);
     progress.onEpoch?.(result);
     await new Promise((resolve) => setImmediate(resolve));
@@ -130,5 +149,10 @@ export async function trainStudent(student: StudentModel, train: LabelledSamples
   }
   optimizer.dispose();
   if (best.weights && best.epoch !== epochs.length) student.restore(best.weights);
-  return { epochs, bestEpoch: best.weights ? best.epoch : epochs.length, stoppedEarly, seconds: (performance.now() - started) / 1000 };
+  return {
+    epochs,
+    bestEpoch: best.weights ? best.epoch : epochs.length,
+    stoppedEarly,
+    seconds: (performance.now() - started) / 1000,
+  };
 }

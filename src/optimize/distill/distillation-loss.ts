@@ -13,7 +13,12 @@ export interface LossSettings {
  * The T² factor keeps the soft term's gradients on the same scale as the hard term's when T changes.
  * `labels` may be omitted only when alpha is 1; alpha 0 ignores the teacher (hard labels only).
  */
-export function distillationLoss(studentLogits: tf.Tensor2D, teacherLogits: tf.Tensor2D | undefined, labels: tf.Tensor1D | undefined, settings: LossSettings): tf.Scalar {
+export function distillationLoss(
+  studentLogits: tf.Tensor2D,
+  teacherLogits: tf.Tensor2D | undefined,
+  labels: tf.Tensor1D | undefined,
+  settings: LossSettings,
+): tf.Scalar {
   const { temperature: t, alpha } = settings;
   return tf.tidy(() => {
     let loss = tf.scalar(0);

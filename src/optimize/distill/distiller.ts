@@ -75,12 +75,17 @@ function invalid(message: string): DistillError {
 }
 
 function checkNumber(name: string, value: number, ok: (v: number) => boolean, expected: string): void {
-  if (typeof value !== 'number' || Number.isNaN(value) || !ok(value)) throw invalid(`${name} must be ${expected}, got ${String(value)}`);
+  if (typeof value !== 'number' || Number.isNaN(value) || !ok(value))
+    throw invalid(`${name} must be ${expected}, got ${String(value)}`);
 }
 
 async function resolveData(source: DataSource, purpose: string, limit: number | undefined): Promise<Dataset> {
   try {
-    let data = isFeedSet(source) ? datasetFromFeedSet(source, purpose) : typeof source === 'object' && 'features' in source ? source : await loadDataset(source);
+    let data = isFeedSet(source)
+      ? datasetFromFeedSet(source, purpose)
+      : typeof source === 'object' && 'features' in source
+        ? source
+        : await loadDataset(source);
     if (limit !== undefined && limit < data.count) data = sliceDataset(data, 0, limit);
     return data;
   } catch (error) {
@@ -101,7 +106,10 @@ function checkLabels(data: Dataset, classes: number, purpose: string): void {
     if (l < min) min = l;
   }
   if (min < 0 || max >= classes) {
-    throw new DistillError('CALIPER_DISTILL_DATA', `${purpose} data ${data.source} has labels from ${min} to ${max}, but the teacher's output has ${classes} classes (expected labels 0 to ${classes - 1})`);
+    throw new DistillError(
+      'CALIPER_DISTILL_DATA',
+      `${purpose} data ${data.source} has labels from ${min} to ${max}, but the teacher's output has ${classes} classes (expected labels 0 to ${classes - 1})`,
+    );
   }
 }
 
@@ -110,14 +118,21 @@ function parameterCount(model: ModelProto): number {
 }
 
 /** Accuracy and agreement with the teacher's classes of a model run in ONNX Runtime. */
-async function scoreModel(session: OrtSession, data: Dataset, sampleShape: number[], teacherClasses: Int32Array | undefined): Promise<{ accuracy?: number; agreement: number; classes: Int32Array }> {
+async function scoreModel(
+  session: OrtSession,
+  data: Dataset,
+  sampleShape: number[],
+  teacherClasses: Int32Array | undefined,
+): Promise<{ accuracy?: number; agreement: number; classes: Int32Array }> {
   const size = sampleSize(data);
   const classes = new Int32Array(data.count);
   const [input, output] = [session.inputNames[0]!, session.outputNames[0]!];
   let decision: ClassDecision | undefined;
   for (let start = 0; start < data.count; start += 1024) {
     const rows = Math.min(1024, data.count - start);
-    const out = await session.run({ [input]: float32Tensor(data.features.subarray(start * size, (start + rows) * size), [rows, ...sampleShape]) });
+    const out = await session.run({
+      [input]: float32Tensor(data.features.subarray(start * size, (start + rows) * size), [rows, ...sampleShape]),
+    });
     const values = tensorAsFloat32(out[output]!);
     // [N, C] logits by argmax; a binary model's [N, 1] probability against 0.5.
     decision ??= classDecision(values, rows);
@@ -132,21 +147,48 @@ async function scoreModel(session: OrtSession, data: Dataset, sampleShape: numbe
   return { ...(data.labels ? { accuracy: correct / data.count } : {}), agreement: agree / data.count, classes };
 }
 
-interface TrainedStudent { student: StudentModel; model: ModelProto; bytes: Uint8Array; figures: Omit<TrainedFigures, 'accuracy' | 'agreement'> }
+interface TrainedStudent {
+  student: StudentModel;
+  model: ModelProto;
+  bytes: Uint8Array;
+  figures: Omit<TrainedFigures, 'accuracy' | 'agreement'>;
+}
 
-async function trainAndExport(spec: StudentSpec, teacher: Teacher, train: LabelledSamples, evalSamples: LabelledSamples | undefined, settings: TrainingSettings, progress: TrainingProgress | undefined): Promise<TrainedStudent> {
+async function trainAndExport(
+  spec: StudentSpec,
+  teacher: Teacher,
+  train: LabelledSamples,
+  evalSamples: LabelledSamples | undefined,
+  settings: TrainingSettings,
+  progress: TrainingProgress | undefined,
+): Promise<TrainedStudent> {
   const student = StudentModel.create(spec, teacher.sampleShape, teacher.classes, settings.seed);
   try {
     const outcome = await trainStudent(student, train, evalSamples, settings, progress);
     const logitsModel = exportStudent(student, teacher.input.name);
     const check = evalSamples ?? train;
     const rows = Math.min(check.count, 256);
-    const exportMaxAbsDiff = await verifyExport(student, logitsModel, check.features.subarray(0, rows * (check.features.length / check.count)), rows);
+    const exportMaxAbsDiff = await verifyExport(
+      student,
+      logitsModel,
+      check.features.subarray(0, rows * (check.features.length / check.count)),
+      rows,
+    );
     const model = teacher.binary ? withProbabilityHead(logitsModel, teacher.output) : logitsModel;
     const bytes = encodeModel(model);
     return {
-      student, model, bytes,
-      figures: { parameters: student.parameterCount, sizeBytes: bytes.length, epochs: outcome.epochs, bestEpoch: outcome.bestEpoch, stoppedEarly: outcome.stoppedEarly, trainSeconds: outcome.seconds, exportMaxAbsDiff },
+      student,
+      model,
+      bytes,
+      figures: {
+        parameters: student.parameterCount,
+        sizeBytes: bytes.length,
+        epochs: outcome.epochs,
+        bestEpoch: outcome.bestEpoch,
+        stoppedEarly: outcome.stoppedEarly,
+        trainSeconds: outcome.seconds,
+        exportMaxAbsDiff,
+      },
     };
   } catch (error) {
     student.dispose();
@@ -178,22 +220,42 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
   checkNumber('batch size', settings.batchSize, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
   checkNumber('learning rate', settings.learningRate, (v) => v > 0 && Number.isFinite(v), 'a number > 0');
   checkNumber('patience', settings.patience, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
-  if (options.validationSplit !== undefined) checkNumber('validation split', options.validationSplit, (v) => v > 0 && (v < 1 || Number.isInteger(v)), 'a fraction in (0, 1) or a whole number of samples');
+  if (options.validationSplit !== undefined)
+    checkNumber(
+      'validation split',
+      options.validationSplit,
+      (v) => v > 0 && (v < 1 || Number.isInteger(v)),
+      'a fraction in (0, 1) or a whole number of samples',
+    );
   const spec = typeof options.student === 'string' ? parseStudentSpec(options.student) : options.student;
   const warnings: string[] = [];
 
   const teacherBytes = typeof options.teacher === 'string' ? readTeacher(options.teacher) : options.teacher;
   const { train, validation } = await splitTraining(options);
   if (settings.alpha < 1 && !train.labels) {
-    throw new DistillError('CALIPER_DISTILL_DATA', `training data ${train.source} has no labels, but alpha ${settings.alpha} < 1 weighs a hard-label loss; give labelled data or --alpha 1 (teacher only)`);
+    throw new DistillError(
+      'CALIPER_DISTILL_DATA',
+      `training data ${train.source} has no labels, but alpha ${settings.alpha} < 1 weighs a hard-label loss; give labelled data or --alpha 1 (teacher only)`,
+    );
   }
-  if (options.baseline && !train.labels) throw new DistillError('CALIPER_DISTILL_DATA', `--baseline trains on hard labels, but training data ${train.source} has no labels`);
-  const evalData = options.eval !== undefined ? await resolveData(options.eval, 'eval', options.evalSamples) : undefined;
+  if (options.baseline && !train.labels)
+    throw new DistillError(
+      'CALIPER_DISTILL_DATA',
+      `--baseline trains on hard labels, but training data ${train.source} has no labels`,
+    );
+  const evalData =
+    options.eval !== undefined ? await resolveData(options.eval, 'eval', options.evalSamples) : undefined;
   if (evalData && sampleSize(evalData) !== sampleSize(train)) {
-    throw new DistillError('CALIPER_DISTILL_DATA', `eval data ${evalData.source} has ${sampleSize(evalData)} values per sample, training data ${train.source} has ${sampleSize(train)}`);
+    throw new DistillError(
+      'CALIPER_DISTILL_DATA',
+      `eval data ${evalData.source} has ${sampleSize(evalData)} values per sample, training data ${train.source} has ${sampleSize(train)}`,
+    );
   }
   const stopOn = validation ?? evalData;
-  if (evalData && !validation) warnings.push(`early stopping selects epochs on the eval data ${evalData.source}, so its accuracy is slightly optimistic; --validation-split holds out training samples instead`);
+  if (evalData && !validation)
+    warnings.push(
+      `early stopping selects epochs on the eval data ${evalData.source}, so its accuracy is slightly optimistic; --validation-split holds out training samples instead`,
+    );
   await useWasmBackend();
   const teacher = await openTeacher(teacherBytes, train, options.teacherThreads ?? 2);
   const sessions: OrtSession[] = [teacher.session];
@@ -209,8 +271,14 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
     const logitsTotal = train.count + (stopOn?.count ?? 0);
     options.progress?.onPhase?.('teacher-logits', logitsTotal);
     const logitsStart = performance.now();
-    const trainSamples = await withTeacherLogits(teacher, train, (done) => options.progress?.onTeacherLogits?.(done, logitsTotal));
-    const evalSamples = stopOn ? await withTeacherLogits(teacher, stopOn, (done) => options.progress?.onTeacherLogits?.(train.count + done, logitsTotal)) : undefined;
+    const trainSamples = await withTeacherLogits(teacher, train, (done) =>
+      options.progress?.onTeacherLogits?.(done, logitsTotal),
+    );
+    const evalSamples = stopOn
+      ? await withTeacherLogits(teacher, stopOn, (done) =>
+          options.progress?.onTeacherLogits?.(train.count + done, logitsTotal),
+        )
+      : undefined;
     const teacherLogitsSeconds = (performance.now() - logitsStart) / 1000;
 
     options.progress?.onPhase?.('distill', settings.epochs);
@@ -219,13 +287,23 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
     let baseline: TrainedStudent | undefined;
     if (options.baseline) {
       options.progress?.onPhase?.('baseline', settings.epochs);
-      baseline = await trainAndExport(spec, teacher, trainSamples, evalSamples, { ...settings, alpha: 0 }, options.progress);
+      baseline = await trainAndExport(
+        spec,
+        teacher,
+        trainSamples,
+        evalSamples,
+        { ...settings, alpha: 0 },
+        options.progress,
+      );
       students.push(baseline.student);
     }
 
     options.progress?.onPhase?.('evaluate');
     const scored = evalData ?? train;
-    if (!evalData) warnings.push(`no --eval data: accuracy is measured on the training data${validation ? '' : ' and there is no early stopping'}`);
+    if (!evalData)
+      warnings.push(
+        `no --eval data: accuracy is measured on the training data${validation ? '' : ' and there is no early stopping'}`,
+      );
     const teacherTimed = await openSession(teacherBytes, { intraOpNumThreads: 1 });
     sessions.push(teacherTimed);
     const studentSession = await openSession(distilled.bytes, { intraOpNumThreads: 1 });
@@ -235,7 +313,12 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
       const { accuracy, agreement } = await scoreModel(session, scored, teacher.sampleShape, teacherScore.classes);
       return { ...(accuracy !== undefined ? { accuracy } : {}), agreement };
     };
-    const teacherFigures: ModelFigures = { ...(teacherScore.accuracy !== undefined ? { accuracy: teacherScore.accuracy } : {}), agreement: 1, parameters: parameterCount(teacher.model), sizeBytes: teacherBytes.length };
+    const teacherFigures: ModelFigures = {
+      ...(teacherScore.accuracy !== undefined ? { accuracy: teacherScore.accuracy } : {}),
+      agreement: 1,
+      parameters: parameterCount(teacher.model),
+      sizeBytes: teacherBytes.length,
+    };
     const distilledFigures: TrainedFigures = { ...(await figuresOf(studentSession)), ...distilled.figures };
     let baselineFigures: TrainedFigures | undefined;
     if (baseline) {
@@ -248,7 +331,11 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
       const quantized = await quantize(distilled.bytes, { mode: 'dynamic', perChannel: true, latencyBatchSizes: [] });
       const session = await openSession(quantized.bytes, { intraOpNumThreads: 1 });
       sessions.push(session);
-      int8 = { ...(await figuresOf(session)), parameters: distilled.figures.parameters, sizeBytes: quantized.bytes.length };
+      int8 = {
+        ...(await figuresOf(session)),
+        parameters: distilled.figures.parameters,
+        sizeBytes: quantized.bytes.length,
+      };
     }
     const latency: LatencyComparison[] = [];
     for (const batchSize of options.latencyBatchSizes ?? [1, 64]) {
@@ -257,7 +344,12 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
         warnings.push(`latency at batch ${batchSize} skipped: only ${scored.count} samples`);
         continue;
       }
-      const feeds = { [teacher.input.name]: float32Tensor(scored.features.slice(0, rows * sampleSize(scored)), [rows, ...teacher.sampleShape]) };
+      const feeds = {
+        [teacher.input.name]: float32Tensor(scored.features.slice(0, rows * sampleSize(scored)), [
+          rows,
+          ...teacher.sampleShape,
+        ]),
+      };
       latency.push(await compareLatency(teacherTimed, studentSession, feeds, batchSize));
     }
     if (options.output) writeModelFile(options.output, distilled.model);
@@ -265,15 +357,25 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
       student: formatStudentSpec(spec),
       settings,
       data: {
-        train: train.source, trainSamples: train.count, evaluatedOn: scored.source, evalSamples: scored.count, classes: teacher.classes,
-        earlyStopping: validation ? `validation: last ${validation.count} training samples` : evalData ? 'eval data' : 'none',
+        train: train.source,
+        trainSamples: train.count,
+        evaluatedOn: scored.source,
+        evalSamples: scored.count,
+        classes: teacher.classes,
+        earlyStopping: validation
+          ? `validation: last ${validation.count} training samples`
+          : evalData
+            ? 'eval data'
+            : 'none',
       },
       teacherLogitsSeconds,
       teacher: teacherFigures,
       distilled: distilledFigures,
       ...(baselineFigures ? { baseline: baselineFigures } : {}),
       ...(int8 ? { int8 } : {}),
-      ...(teacherFigures.accuracy && distilledFigures.accuracy !== undefined ? { accuracyRatio: distilledFigures.accuracy / teacherFigures.accuracy } : {}),
+      ...(teacherFigures.accuracy && distilledFigures.accuracy !== undefined
+        ? { accuracyRatio: distilledFigures.accuracy / teacherFigures.accuracy }
+        : {}),
       latency,
       totalSeconds: (performance.now() - started) / 1000,
       warnings,
@@ -285,18 +387,30 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
   }
 }
 
-async function withTeacherLogits(teacher: Teacher, data: Dataset, onProgress: (done: number) => void): Promise<LabelledSamples> {
+async function withTeacherLogits(
+  teacher: Teacher,
+  data: Dataset,
+  onProgress: (done: number) => void,
+): Promise<LabelledSamples> {
   const logits = await teacherLogits(teacher, data, 1024, onProgress);
-  return { features: data.features, count: data.count, teacherLogits: logits, ...(data.labels ? { labels: data.labels } : {}) };
+  return {
+    features: data.features,
+    count: data.count,
+    teacherLogits: logits,
+    ...(data.labels ? { labels: data.labels } : {}),
+  };
 }
 
 /** The training data, less the validation tail when `validationSplit` is given, cut to `trainSamples`. */
 async function splitTraining(options: DistillOptions): Promise<{ train: Dataset; validation?: Dataset }> {
-  if (options.validationSplit === undefined) return { train: await resolveData(options.train, 'training', options.trainSamples) };
+  if (options.validationSplit === undefined)
+    return { train: await resolveData(options.train, 'training', options.trainSamples) };
   const all = await resolveData(options.train, 'training', undefined);
   const held = options.validationSplit < 1 ? Math.round(all.count * options.validationSplit) : options.validationSplit;
   if (held < 1 || held >= all.count) {
-    throw invalid(`validation split ${options.validationSplit} holds out ${held} of the ${all.count} training samples; it must leave at least one on each side`);
+    throw invalid(
+      `validation split ${options.validationSplit} holds out ${held} of the ${all.count} training samples; it must leave at least one on each side`,
+    );
   }
   const rest = all.count - held;
   const validation = { ...sliceDataset(all, rest, held), source: `${all.source} [last ${held}]` };
@@ -308,6 +422,10 @@ function readTeacher(path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new DistillError('CALIPER_DISTILL_TEACHER', `cannot read teacher model ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
+    throw new DistillError(
+      'CALIPER_DISTILL_TEACHER',
+      `cannot read teacher model ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+      { cause: error },
+    );
   }
 }

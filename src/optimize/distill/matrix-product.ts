@@ -10,7 +10,10 @@ const withInputGradient = tf.customGrad((...inputs) => {
   save([x, w]);
   return {
     value: tf.matMul(x, w),
-    gradFunc: (dy: tf.Tensor, [xs, ws]: tf.Tensor[]) => [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws as tf.Tensor2D)), tf.matMul(tf.transpose(xs as tf.Tensor2D), dy as tf.Tensor2D)],
+    gradFunc: (dy: tf.Tensor, [xs, ws]: tf.Tensor[]) => [
+      tf.matMul(dy as tf.Tensor2D, tf.transpose(ws as tf.Tensor2D)),
+      tf.matMul(tf.transpose(xs as tf.Tensor2D), dy as tf.Tensor2D),
+    ],
   };
 });
 
@@ -20,7 +23,10 @@ const withoutInputGradient = tf.customGrad((...inputs) => {
   save([x]);
   return {
     value: tf.matMul(x, w),
-    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [tf.zerosLike(xs!), tf.matMul(tf.transpose(xs as tf.Tensor2D), dy as tf.Tensor2D)],
+    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [
+      tf.zerosLike(xs!),
+      tf.matMul(tf.transpose(xs as tf.Tensor2D), dy as tf.Tensor2D),
+    ],
   };
 });
 

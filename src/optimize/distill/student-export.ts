@@ -13,9 +13,12 @@ export const STUDENT_OUTPUT = 'logits';
 /** tfjs HWIO conv kernel [kh, kw, in, out] → ONNX OIHW [out, in, kh, kw]. */
 function oihw(hwio: Float32Array, kh: number, kw: number, inC: number, outC: number): Float32Array {
   const out = new Float32Array(hwio.length);
-  for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < inC; i++) for (let o = 0; o < outC; o++) {
-    out[((o * inC + i) * kh + y) * kw + x] = hwio[((y * kw + x) * inC + i) * outC + o]!;
-  }
+  for (let y = 0; y < kh; y++)
+    for (let x = 0; x < kw; x++)
+      for (let i = 0; i < inC; i++)
+        for (let o = 0; o < outC; o++) {
+          out[((o * inC + i) * kh + y) * kw + x] = hwio[((y * kw + x) * inC + i) * outC + o]!;
+        }
   return out;
 }
 
@@ -29,7 +32,9 @@ export function exportStudent(student: StudentModel, inputName: string): ModelPr
   let h = b.input({ name: inputName, elemType: FLOAT, shape: ['N', ...student.sampleShape] });
   if (student.image && student.sampleShape.length !== 3) {
     const { channels, height, width } = student.image;
-    const shape = b.initializer(tensorFromArray('image_shape', [4], new BigInt64Array([-1n, BigInt(channels), BigInt(height), BigInt(width)])));
+    const shape = b.initializer(
+      tensorFromArray('image_shape', [4], new BigInt64Array([-1n, BigInt(channels), BigInt(height), BigInt(width)])),
+    );
     [h] = b.node('Reshape', [h, shape]);
   } else if (!student.image && student.sampleShape.length !== 1) {
     [h] = b.node('Flatten', [h], { axis: 1 });
@@ -40,7 +45,9 @@ export function exportStudent(student: StudentModel, inputName: string): ModelPr
     const last = index === student.layers.length - 1;
     if (layer.kind === 'conv') {
       const [kh, kw, inC, outC] = layer.kernel.shape;
-      const w = b.initializer(tensorFromArray(`conv${index}.weight`, [outC, inC, kh, kw], oihw(kernel, kh, kw, inC, outC)));
+      const w = b.initializer(
+        tensorFromArray(`conv${index}.weight`, [outC, inC, kh, kw], oihw(kernel, kh, kw, inC, outC)),
+      );
       const c = b.initializer(tensorFromArray(`conv${index}.bias`, [outC], bias));
       const pad = (CONV_KERNEL - 1) / 2;
       [h] = b.node('Conv', [h!, w, c], { kernel_shape: [kh, kw], pads: [pad, pad, pad, pad], strides: [1, 1] });
@@ -79,11 +86,27 @@ export function withProbabilityHead(model: ModelProto, outputName: string): Mode
       ...graph,
       node: [
         ...(graph.node ?? []),
-        { name: 'head_Softmax', opType: 'Softmax', input: [logits], output: [softmax], attribute: [{ name: 'axis', type: AttributeType.INT, i: 1 }] },
-        { name: 'head_Slice', opType: 'Slice', input: [softmax, 'head_starts', 'head_ends', 'head_axes'], output: [outputName] },
+        {
+          name: 'head_Softmax',
+          opType: 'Softmax',
+          input: [logits],
+          output: [softmax],
+          attribute: [{ name: 'axis', type: AttributeType.INT, i: 1 }],
+        },
+        {
+          name: 'head_Slice',
+          opType: 'Slice',
+          input: [softmax, 'head_starts', 'head_ends', 'head_axes'],
+          output: [outputName],
+        },
       ],
       initializer: [...(graph.initializer ?? []), starts, ends, axes],
-      output: [{ name: outputName, type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } } }],
+      output: [
+        {
+          name: outputName,
+          type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } },
+        },
+      ],
     },
   };
 }
@@ -95,12 +118,20 @@ export function withProbabilityHead(model: ModelProto, outputName: string): Mode
  * logit of 20 by a few float32 ulps (~2e-6 each). Throws on any larger difference; returns the largest
  * absolute difference.
  */
-export async function verifyExport(student: StudentModel, model: ModelProto, features: Float32Array, count: number, tolerance = 1e-5): Promise<number> {
+export async function verifyExport(
+  student: StudentModel,
+  model: ModelProto,
+  features: Float32Array,
+  count: number,
+  tolerance = 1e-5,
+): Promise<number> {
   const session = await openSession(encodeModel(model));
   try {
     const size = features.length / count;
     const inputName = session.inputNames[0]!;
-    const out = await session.run({ [inputName]: float32Tensor(features.subarray(0, count * size), [count, ...student.sampleShape]) });
+    const out = await session.run({
+      [inputName]: float32Tensor(features.subarray(0, count * size), [count, ...student.sampleShape]),
+    });
     const actual = out[STUDENT_OUTPUT]!.data as Float32Array;
     const expected = student.predict(features, count);
     let maxAbs = 0;
@@ -108,11 +139,15 @@ export async function verifyExport(student: StudentModel, model: ModelProto, fea
     for (let i = 0; i < expected.length; i++) {
       const diff = Math.abs(actual[i]! - expected[i]!);
       maxAbs = Math.max(maxAbs, diff);
-      if (!(diff <= tolerance * (1 + Math.abs(expected[i]!)))) worst = worst < 0 || diff > Math.abs(actual[worst]! - expected[worst]!) ? i : worst;
+      if (!(diff <= tolerance * (1 + Math.abs(expected[i]!))))
+        worst = worst < 0 || diff > Math.abs(actual[worst]! - expected[worst]!) ? i : worst;
     }
     if (worst >= 0 || actual.length !== expected.length) {
       const at = Math.max(worst, 0);
-      throw new DistillError('CALIPER_DISTILL_EXPORT_MISMATCH', `the exported student's outputs differ from the trained model's: ${actual[at]} vs ${expected[at]} (tolerance ${tolerance} absolute + ${tolerance} relative); the model was not written`);
+      throw new DistillError(
+        'CALIPER_DISTILL_EXPORT_MISMATCH',
+        `the exported student's outputs differ from the trained model's: ${actual[at]} vs ${expected[at]} (tolerance ${tolerance} absolute + ${tolerance} relative); the model was not written`,
+      );
     }
     return maxAbs;
   } finally {

@@ -6,12 +6,25 @@ import { CONV_KERNEL, convolve3x3 } from './convolution.ts';
 import { formatStudentSpec, type StudentSpec } from './student-spec.ts';
 
 /** Image geometry of a CNN student's input, in ONNX's NCHW terms. */
-export interface ImageShape { channels: number; height: number; width: number }
+export interface ImageShape {
+  channels: number;
+  height: number;
+  width: number;
+}
 
 /** A dense layer: y = x · kernel + bias, kernel [in, out] (as Gemm without transB). */
-export interface DenseLayer { kind: 'dense'; kernel: tf.Variable<tf.Rank.R2>; bias: tf.Variable<tf.Rank.R1>; relu: boolean }
+export interface DenseLayer {
+  kind: 'dense';
+  kernel: tf.Variable<tf.Rank.R2>;
+  bias: tf.Variable<tf.Rank.R1>;
+  relu: boolean;
+}
 /** A 3×3 'same' convolution, kernel [3, 3, in, out] (tfjs HWIO), then ReLU and 2×2 max-pooling. */
-export interface ConvLayer { kind: 'conv'; kernel: tf.Variable<tf.Rank.R4>; bias: tf.Variable<tf.Rank.R1> }
+export interface ConvLayer {
+  kind: 'conv';
+  kernel: tf.Variable<tf.Rank.R4>;
+  bias: tf.Variable<tf.Rank.R1>;
+}
 export type StudentLayer = DenseLayer | ConvLayer;
 
 export { CONV_KERNEL };
@@ -26,7 +39,10 @@ export function imageShapeOf(sampleShape: readonly number[]): ImageShape {
   const size = sampleShape.reduce((a, b) => a * b, 1);
   const side = Math.round(Math.sqrt(size));
   if (sampleShape.length === 1 && side * side === size) return { channels: 1, height: side, width: side };
-  throw new DistillError('CALIPER_DISTILL_STUDENT_SPEC', `a cnn student needs image inputs: samples of shape [C, H, W], [H, W] or a square number of values; the teacher's input takes samples of shape [${sampleShape.join(', ')}] — use an mlp student`);
+  throw new DistillError(
+    'CALIPER_DISTILL_STUDENT_SPEC',
+    `a cnn student needs image inputs: samples of shape [C, H, W], [H, W] or a square number of values; the teacher's input takes samples of shape [${sampleShape.join(', ')}] — use an mlp student`,
+  );
 }
 
 /** A student network held as tfjs variables, so that training, fake quantization and ONNX export see the same weights. */
@@ -60,7 +76,10 @@ export class StudentModel {
         height = Math.floor(height / 2);
         width = Math.floor(width / 2);
         if (height < 1 || width < 1) {
-          throw new DistillError('CALIPER_DISTILL_STUDENT_SPEC', `student ${formatStudentSpec(spec)} pools a ${image.height}×${image.width} image ${spec.channels.length} times (2×2 each), which leaves nothing; use fewer conv layers`);
+          throw new DistillError(
+            'CALIPER_DISTILL_STUDENT_SPEC',
+            `student ${formatStudentSpec(spec)} pools a ${image.height}×${image.width} image ${spec.channels.length} times (2×2 each), which leaves nothing; use fewer conv layers`,
+          );
         }
       }
       features = channels * height * width;
@@ -96,7 +115,10 @@ export class StudentModel {
       if (this.image) {
         const { channels, height, width } = this.image;
         // Samples are stored NCHW (ONNX's layout); tfjs convolves NHWC.
-        h = channels === 1 ? tf.reshape(h, [-1, height, width, 1]) : tf.transpose(tf.reshape(h, [-1, channels, height, width]), [0, 2, 3, 1]);
+        h =
+          channels === 1
+            ? tf.reshape(h, [-1, height, width, 1])
+            : tf.transpose(tf.reshape(h, [-1, channels, height, width]), [0, 2, 3, 1]);
       }
       this.layers.forEach((layer, index) => {
         if (layer.kind === 'conv') {
@@ -120,7 +142,9 @@ export class StudentModel {
     const out = new Float32Array(count * this.classes);
     for (let start = 0; start < count; start += batchSize) {
       const rows = Math.min(batchSize, count - start);
-      const logits = tf.tidy(() => this.apply(tf.tensor2d(features.subarray(start * size, (start + rows) * size), [rows, size]), options.qat));
+      const logits = tf.tidy(() =>
+        this.apply(tf.tensor2d(features.subarray(start * size, (start + rows) * size), [rows, size]), options.qat),
+      );
       out.set(logits.dataSync(), start * this.classes);
       logits.dispose();
     }

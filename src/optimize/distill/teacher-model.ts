@@ -29,10 +29,14 @@ export interface Teacher {
 const FLOAT_TYPES = new Set([1, 10, 11]);
 
 function describeOutputs(model: ModelProto): string {
-  return (model.graph?.output ?? []).map((o) => {
-    const dims = (o.type?.tensorType?.shape?.dim ?? []).map((d) => d.dimValue ?? d.dimParam ?? '?');
-    return `${o.name} (ONNX type ${o.type?.tensorType?.elemType ?? '?'}, [${dims.join(', ')}])`;
-  }).join(', ') || 'none';
+  return (
+    (model.graph?.output ?? [])
+      .map((o) => {
+        const dims = (o.type?.tensorType?.shape?.dim ?? []).map((d) => d.dimValue ?? d.dimParam ?? '?');
+        return `${o.name} (ONNX type ${o.type?.tensorType?.elemType ?? '?'}, [${dims.join(', ')}])`;
+      })
+      .join(', ') || 'none'
+  );
 }
 
 /** Rows that each look like a probability distribution (non-negative, summing to 1). */
@@ -60,14 +64,16 @@ export async function openTeacher(bytes: Uint8Array, data: Dataset, threads: num
   try {
     model = decodeModel(bytes);
   } catch (error) {
-    if (error instanceof OnnxFormatError) throw new DistillError('CALIPER_DISTILL_TEACHER', `teacher: ${error.message}`, { cause: error });
+    if (error instanceof OnnxFormatError)
+      throw new DistillError('CALIPER_DISTILL_TEACHER', `teacher: ${error.message}`, { cause: error });
     throw error;
   }
   let fit: ReturnType<typeof sampleShapeFor>;
   try {
     fit = sampleShapeFor(data, model, 'training');
   } catch (error) {
-    if (error instanceof DatasetError) throw new DistillError('CALIPER_DISTILL_DATA', `teacher/data mismatch: ${error.message}`, { cause: error });
+    if (error instanceof DatasetError)
+      throw new DistillError('CALIPER_DISTILL_DATA', `teacher/data mismatch: ${error.message}`, { cause: error });
     throw error;
   }
   const outputs = model.graph?.output ?? [];
@@ -80,57 +86,111 @@ export async function openTeacher(bytes: Uint8Array, data: Dataset, threads: num
     return dims.length === 2 && (classes === undefined || classes === null || classes >= 1);
   });
   if (candidates.length === 0) {
-    throw new DistillError('CALIPER_DISTILL_TEACHER', `the teacher has no logits-like output: expected a float output shaped [N, C] with C ≥ 2 classes, or [N, 1] probabilities; its outputs are ${describeOutputs(model)}`);
+    throw new DistillError(
+      'CALIPER_DISTILL_TEACHER',
+      `the teacher has no logits-like output: expected a float output shaped [N, C] with C ≥ 2 classes, or [N, 1] probabilities; its outputs are ${describeOutputs(model)}`,
+    );
   }
   const output = candidates[0]!.name!;
   let session: OrtSession;
   try {
     session = await openSession(bytes, { intraOpNumThreads: threads });
   } catch (error) {
-    throw new DistillError('CALIPER_DISTILL_TEACHER', `the teacher does not load in ONNX Runtime: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new DistillError(
+      'CALIPER_DISTILL_TEACHER',
+      `the teacher does not load in ONNX Runtime: ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
   const rows = Math.min(data.count, 16);
   const size = sampleSize(data);
   let sample: Float32Array;
   let dims: readonly number[];
   try {
-    const result = await session.run({ [fit.input.name]: float32Tensor(data.features.slice(0, rows * size), [rows, ...fit.sampleShape]) }, [output]);
+    const result = await session.run(
+      { [fit.input.name]: float32Tensor(data.features.slice(0, rows * size), [rows, ...fit.sampleShape]) },
+      [output],
+    );
     sample = tensorAsFloat32(result[output]!);
     dims = result[output]!.dims;
   } catch (error) {
     await session.release();
-    throw new DistillError('CALIPER_DISTILL_TEACHER', `the teacher fails on the training data: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new DistillError(
+      'CALIPER_DISTILL_TEACHER',
+      `the teacher fails on the training data: ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
   const binary = dims.length === 2 && dims[1] === 1 && sample.every((v) => v >= 0 && v <= 1);
   if (dims.length !== 2 || dims[0] !== rows || (dims[1]! < 2 && !binary)) {
     await session.release();
-    throw new DistillError('CALIPER_DISTILL_TEACHER', `teacher output ${output} is not logits-like: expected [N, C] with C ≥ 2 classes, or [N, 1] probabilities, got [${dims.join(', ')}] for ${rows} samples`);
+    throw new DistillError(
+      'CALIPER_DISTILL_TEACHER',
+      `teacher output ${output} is not logits-like: expected [N, C] with C ≥ 2 classes, or [N, 1] probabilities, got [${dims.join(', ')}] for ${rows} samples`,
+    );
   }
   if (binary) {
-    const warnings = [`teacher output ${output} is one probability per row: distilled as two classes, and the student answers [N, 1] probabilities too`];
-    return { model, bytes, session, input: fit.input, sampleShape: fit.sampleShape, output, classes: 2, probabilities: true, binary, warnings };
+    const warnings = [
+      `teacher output ${output} is one probability per row: distilled as two classes, and the student answers [N, 1] probabilities too`,
+    ];
+    return {
+      model,
+      bytes,
+      session,
+      input: fit.input,
+      sampleShape: fit.sampleShape,
+      output,
+      classes: 2,
+      probabilities: true,
+      binary,
+      warnings,
+    };
   }
   const producer = (model.graph?.node ?? []).find((n) => n.output?.includes(output));
   const probabilities = producer?.opType === 'Softmax' || looksLikeProbabilities(sample, rows);
-  const warnings = probabilities ? [`teacher output ${output} holds probabilities (softmax); its logarithm is used as the teacher's logits`] : [];
+  const warnings = probabilities
+    ? [`teacher output ${output} holds probabilities (softmax); its logarithm is used as the teacher's logits`]
+    : [];
   if (outputs.length > 1) warnings.push(`the teacher has ${outputs.length} outputs; ${output} is used as its logits`);
-  return { model, bytes, session, input: fit.input, sampleShape: fit.sampleShape, output, classes: dims[1]!, probabilities, binary: false, warnings };
+  return {
+    model,
+    bytes,
+    session,
+    input: fit.input,
+    sampleShape: fit.sampleShape,
+    output,
+    classes: dims[1]!,
+    probabilities,
+    binary: false,
+    warnings,
+  };
 }
 
 /** The teacher's logits for every sample, computed once in large batches (the cache every epoch reads). */
-export async function teacherLogits(teacher: Teacher, data: Dataset, batchSize = 1024, onProgress?: (done: number) => void): Promise<Float32Array> {
+export async function teacherLogits(
+  teacher: Teacher,
+  data: Dataset,
+  batchSize = 1024,
+  onProgress?: (done: number) => void,
+): Promise<Float32Array> {
   const size = sampleSize(data);
   const out = new Float32Array(data.count * teacher.classes);
   for (let start = 0; start < data.count; start += batchSize) {
     const rows = Math.min(batchSize, data.count - start);
-    const feeds = { [teacher.input.name]: float32Tensor(data.features.subarray(start * size, (start + rows) * size), [rows, ...teacher.sampleShape]) };
+    const feeds = {
+      [teacher.input.name]: float32Tensor(data.features.subarray(start * size, (start + rows) * size), [
+        rows,
+        ...teacher.sampleShape,
+      ]),
+    };
     const values = tensorAsFloat32((await teacher.session.run(feeds, [teacher.output]))[teacher.output]!);
     if (teacher.binary) {
       for (let i = 0; i < rows; i++) {
         out[(start + i) * 2] = Math.log(Math.max(1 - values[i]!, 1e-30));
         out[(start + i) * 2 + 1] = Math.log(Math.max(values[i]!, 1e-30));
       }
-    } else if (teacher.probabilities) for (let i = 0; i < values.length; i++) out[start * teacher.classes + i] = Math.log(Math.max(values[i]!, 1e-30));
+    } else if (teacher.probabilities)
+      for (let i = 0; i < values.length; i++) out[start * teacher.classes + i] = Math.log(Math.max(values[i]!, 1e-30));
     else out.set(values, start * teacher.classes);
     onProgress?.(start + rows);
   }

@@ -12,7 +12,9 @@ let ready: Promise<void> | undefined;
  */
 export function useWasmBackend(threads = 2): Promise<void> {
   ready ??= (async () => {
-    const wasmFile = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm');
+    const wasmFile = createRequire(import.meta.url).resolve(
+      '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm',
+    );
     setWasmPaths(`${dirname(wasmFile)}/`);
     setThreadsCount(threads);
     if (!(await tf.setBackend('wasm'))) throw new Error('the TensorFlow.js wasm backend failed to initialise');

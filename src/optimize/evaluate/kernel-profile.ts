@@ -17,12 +17,32 @@ export interface KernelSummary {
 const BOUNDARY_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear']);
 /** Kernels that move or reshape data (including ORT's own layout conversions); not compute, not reported. */
 const LAYOUT_KERNELS = new Set([
-  'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity', 'Shape', 'Gather', 'Slice', 'Cast', 'Constant',
-  'Concat', 'Split', 'Expand', 'ReorderInput', 'ReorderOutput', 'MemcpyFromHost', 'MemcpyToHost',
+  'Reshape',
+  'Flatten',
+  'Transpose',
+  'Squeeze',
+  'Unsqueeze',
+  'Identity',
+  'Shape',
+  'Gather',
+  'Slice',
+  'Cast',
+  'Constant',
+  'Concat',
+  'Split',
+  'Expand',
+  'ReorderInput',
+  'ReorderOutput',
+  'MemcpyFromHost',
+  'MemcpyToHost',
 ]);
 const INTEGER_TYPES = new Set(['int8', 'uint8']);
 
-interface ProfileEvent { cat?: string; name?: string; args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] } }
+interface ProfileEvent {
+  cat?: string;
+  name?: string;
+  args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] };
+}
 
 /**
  * Runs the model once with ONNX Runtime's profiler on and classifies each kernel that ran after ORT's graph
@@ -33,8 +53,13 @@ export async function profileKernels(model: Uint8Array, feeds: OrtFeeds): Promis
   const dir = mkdtempSync(join(tmpdir(), 'caliper-profile-'));
   try {
     const session = await ort.InferenceSession.create(model, {
-      executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 4,
-      enableProfiling: true, profileFilePrefix: join(dir, 'profile'),
+      executionProviders: ['cpu'],
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 4,
+      enableProfiling: true,
+      profileFilePrefix: join(dir, 'profile'),
     });
     try {
       await session.run(feeds);
@@ -52,7 +77,11 @@ export async function profileKernels(model: Uint8Array, feeds: OrtFeeds): Promis
       const op = event.args?.op_name ?? 'unknown';
       if (LAYOUT_KERNELS.has(op)) continue;
       const types = (event.args?.input_type_shape ?? []).flatMap((entry) => Object.keys(entry));
-      const bucket = BOUNDARY_OPS.has(op) ? summary.boundaries : types.some((t) => INTEGER_TYPES.has(t)) ? summary.quantized : summary.float;
+      const bucket = BOUNDARY_OPS.has(op)
+        ? summary.boundaries
+        : types.some((t) => INTEGER_TYPES.has(t))
+          ? summary.quantized
+          : summary.float;
       bucket[op] = (bucket[op] ?? 0) + 1;
     }
     return summary;

@@ -19,7 +19,13 @@ function median(values: number[]): number {
  * Median run time of two sessions on the same feeds, interleaved round by round so that load from other
  * processes hits both alike (the ratio is the figure to trust on a shared machine).
  */
-export async function compareLatency(before: OrtSession, after: OrtSession, feeds: OrtFeeds, batchSize: number, options: { rounds?: number; runsPerRound?: number; warmup?: number } = {}): Promise<LatencyComparison> {
+export async function compareLatency(
+  before: OrtSession,
+  after: OrtSession,
+  feeds: OrtFeeds,
+  batchSize: number,
+  options: { rounds?: number; runsPerRound?: number; warmup?: number } = {},
+): Promise<LatencyComparison> {
   const rounds = options.rounds ?? 15;
   const runs = options.runsPerRound ?? 5;
   for (let i = 0; i < (options.warmup ?? 3); i++) {

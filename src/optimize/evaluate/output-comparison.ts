@@ -20,7 +20,10 @@ export interface AccuracyComparison {
   decision?: string;
 }
 
-export interface RegressionErrors { mae: number; rmse: number }
+export interface RegressionErrors {
+  mae: number;
+  rmse: number;
+}
 
 /** Error of each model's first output against numeric targets. */
 export interface RegressionComparison {
@@ -32,7 +35,12 @@ export interface RegressionComparison {
 /** How outputs are scored: classes (accuracy) or numbers (MAE/RMSE); `auto` decides from the labels and the output. */
 export type EvaluationTask = 'auto' | 'classification' | 'regression';
 
-export interface ScoredBatch { feeds: OrtFeeds; rows: number; labels?: Int32Array; targets?: Float64Array }
+export interface ScoredBatch {
+  feeds: OrtFeeds;
+  rows: number;
+  labels?: Int32Array;
+  targets?: Float64Array;
+}
 
 /** Top-1 class per row of a [N, C] (or [N, ..., C]) float output. */
 export function argmaxRows(values: Float32Array, rows: number): Int32Array {
@@ -47,7 +55,10 @@ export function argmaxRows(values: Float32Array, rows: number): Int32Array {
 }
 
 /** How rows of an output become classes: argmax over C > 1 columns, or a threshold on one column (0.5 for probabilities, 0 for logits). */
-export interface ClassDecision { describe: string; classes(values: Float32Array, rows: number): Int32Array }
+export interface ClassDecision {
+  describe: string;
+  classes(values: Float32Array, rows: number): Int32Array;
+}
 
 export function classDecision(sample: Float32Array, rows: number): ClassDecision {
   if (sample.length / rows > 1) return { describe: 'argmax', classes: argmaxRows };
@@ -60,7 +71,12 @@ export function classDecision(sample: Float32Array, rows: number): ClassDecision
 }
 
 /** The task `auto` means for this data and output: classes when labels are class indices the output can express, else regression. */
-export function resolveTask(task: EvaluationTask, first: { labels?: Int32Array; targets?: Float64Array } | undefined, output: OrtTensor, rows: number): 'classification' | 'regression' | undefined {
+export function resolveTask(
+  task: EvaluationTask,
+  first: { labels?: Int32Array; targets?: Float64Array } | undefined,
+  output: OrtTensor,
+  rows: number,
+): 'classification' | 'regression' | undefined {
   if (!first?.labels && !first?.targets) return undefined;
   if (task !== 'auto') return task === 'classification' && !first.labels ? 'regression' : task;
   if (!first.labels) return 'regression';
@@ -74,7 +90,12 @@ export function resolveTask(task: EvaluationTask, first: { labels?: Int32Array; 
  * when the batches carry labels or targets, accuracy and agreement (classification) or MAE/RMSE
  * (regression) of the first output.
  */
-export async function compareOutputs(before: OrtSession, after: OrtSession, batches: ScoredBatch[], task: EvaluationTask = 'auto'): Promise<{ difference: OutputDifference; accuracy?: AccuracyComparison; regression?: RegressionComparison }> {
+export async function compareOutputs(
+  before: OrtSession,
+  after: OrtSession,
+  batches: ScoredBatch[],
+  task: EvaluationTask = 'auto',
+): Promise<{ difference: OutputDifference; accuracy?: AccuracyComparison; regression?: RegressionComparison }> {
   let maxAbs = 0;
   let nonFinite = 0;
   let sum = 0;
@@ -93,7 +114,8 @@ export async function compareOutputs(before: OrtSession, after: OrtSession, batc
       const x = a[name]!;
       const y = b[name];
       if (!y) throw new Error(`the converted model has no output ${name}`);
-      if (x.dims.join() !== y.dims.join()) throw new Error(`output ${name} has shape [${y.dims}] after conversion, [${x.dims}] before`);
+      if (x.dims.join() !== y.dims.join())
+        throw new Error(`output ${name} has shape [${y.dims}] after conversion, [${x.dims}] before`);
       if (!['float32', 'float16', 'float64'].includes(x.type)) continue;
       const xv = tensorAsFloat32(x);
       const yv = tensorAsFloat32(y);
@@ -140,7 +162,13 @@ export async function compareOutputs(before: OrtSession, after: OrtSession, batc
   if (tally.labelled) {
     return {
       difference,
-      accuracy: { samples: tally.labelled, before: tally.before / tally.labelled, after: tally.after / tally.labelled, agreement: tally.agree / tally.labelled, decision: decision!.describe },
+      accuracy: {
+        samples: tally.labelled,
+        before: tally.before / tally.labelled,
+        after: tally.after / tally.labelled,
+        agreement: tally.agree / tally.labelled,
+        decision: decision!.describe,
+      },
     };
   }
   if (errors.n) {

@@ -25,30 +25,46 @@ export interface QuantizeReport {
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-const kib = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
-const counts = (c: Record<string, number>) => Object.entries(c).map(([op, n]) => `${op}×${n}`).join(' ') || 'none';
+const kib = (bytes: number) =>
+  bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+const counts = (c: Record<string, number>) =>
+  Object.entries(c)
+    .map(([op, n]) => `${op}×${n}`)
+    .join(' ') || 'none';
 
 /** The report as aligned plain text for the terminal. */
 export function formatQuantizeReport(report: QuantizeReport): string {
   const lines = [
-    `mode            ${report.mode} (${Object.entries(report.settings).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') || '-' : v}`).join(', ')})`,
+    `mode            ${report.mode} (${Object.entries(report.settings)
+      .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') || '-' : v}`)
+      .join(', ')})`,
     `size            ${kib(report.size.beforeBytes)} → ${kib(report.size.afterBytes)}  (${sizeWords(report.size.beforeBytes, report.size.afterBytes)})`,
     `nodes converted ${report.convertedNodes}; left in float: ${counts(report.floatOps)}`,
   ];
   if (report.kernels) {
-    lines.push(`kernels run     quantized: ${counts(report.kernels.quantized)}; float: ${counts(report.kernels.float)}; boundaries: ${counts(report.kernels.boundaries)}`);
+    lines.push(
+      `kernels run     quantized: ${counts(report.kernels.quantized)}; float: ${counts(report.kernels.float)}; boundaries: ${counts(report.kernels.boundaries)}`,
+    );
   }
-  lines.push(`output diff     max ${report.outputDifference.maxAbs.toExponential(3)}, mean ${report.outputDifference.meanAbs.toExponential(3)} over ${report.outputDifference.samples} samples (${report.outputDifference.source})`);
+  lines.push(
+    `output diff     max ${report.outputDifference.maxAbs.toExponential(3)}, mean ${report.outputDifference.meanAbs.toExponential(3)} over ${report.outputDifference.samples} samples (${report.outputDifference.source})`,
+  );
   if (report.accuracy) {
     const a = report.accuracy;
-    lines.push(`accuracy        ${pct(a.before)} → ${pct(a.after)} (${((a.after - a.before) * 100).toFixed(2)} pt), agreement ${pct(a.agreement)} over ${a.samples} samples${a.decision && a.decision !== 'argmax' ? ` (class: ${a.decision})` : ''}`);
+    lines.push(
+      `accuracy        ${pct(a.before)} → ${pct(a.after)} (${((a.after - a.before) * 100).toFixed(2)} pt), agreement ${pct(a.agreement)} over ${a.samples} samples${a.decision && a.decision !== 'argmax' ? ` (class: ${a.decision})` : ''}`,
+    );
   }
   if (report.regression) {
     const r = report.regression;
-    lines.push(`error           MAE ${r.before.mae.toPrecision(4)} → ${r.after.mae.toPrecision(4)}, RMSE ${r.before.rmse.toPrecision(4)} → ${r.after.rmse.toPrecision(4)} over ${r.samples} samples`);
+    lines.push(
+      `error           MAE ${r.before.mae.toPrecision(4)} → ${r.after.mae.toPrecision(4)}, RMSE ${r.before.rmse.toPrecision(4)} → ${r.after.rmse.toPrecision(4)} over ${r.samples} samples`,
+    );
   }
   for (const l of report.latency) {
-    lines.push(`latency b=${String(l.batchSize).padEnd(4)} ${l.beforeMs.toFixed(3)} ms → ${l.afterMs.toFixed(3)} ms  (${speedWords(l.beforeMs, l.afterMs)}, 1 intra-op thread)`);
+    lines.push(
+      `latency b=${String(l.batchSize).padEnd(4)} ${l.beforeMs.toFixed(3)} ms → ${l.afterMs.toFixed(3)} ms  (${speedWords(l.beforeMs, l.afterMs)}, 1 intra-op thread)`,
+    );
   }
   lines.push(...formatVerdict(report.guard));
   for (const w of report.warnings) lines.push(`warning: ${w}`);

@@ -11,9 +11,27 @@ import type { RewriteResult } from '../quantize/dynamic-quantizer.ts';
  * random generators, control flow (subgraphs are not converted) and ops ORT has no float16 CPU kernel for.
  */
 export const DEFAULT_FP16_BLOCK_LIST = [
-  'Resize', 'Upsample', 'Range', 'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial',
-  'NonMaxSuppression', 'RoiAlign', 'TopK', 'CumSum', 'Einsum', 'Loop', 'If', 'Scan', 'Where', 'STFT', 'DFT',
-  'ConstantOfShape', 'EyeLike',
+  'Resize',
+  'Upsample',
+  'Range',
+  'RandomNormal',
+  'RandomUniform',
+  'RandomNormalLike',
+  'RandomUniformLike',
+  'Multinomial',
+  'NonMaxSuppression',
+  'RoiAlign',
+  'TopK',
+  'CumSum',
+  'Einsum',
+  'Loop',
+  'If',
+  'Scan',
+  'Where',
+  'STFT',
+  'DFT',
+  'ConstantOfShape',
+  'EyeLike',
 ] as const;
 
 export interface Fp16Options {
@@ -54,7 +72,10 @@ type ClampNotes = string[];
 function toFloat16Tensor(tensor: TensorProto, name = tensor.name, notes?: ClampNotes): TensorProto {
   const values = Float32Array.from(tensorToFloat32(tensor));
   const { clamped, example } = clampToFloat16(values);
-  if (clamped > 0) notes?.push(`${name ?? 'a constant'}: ${clamped} value(s) outside float16's range (e.g. ${Number(example.toPrecision(6))}) clamped to ${Math.abs(example) > FLOAT16_MAX ? '±65504' : '±2^-24'}`);
+  if (clamped > 0)
+    notes?.push(
+      `${name ?? 'a constant'}: ${clamped} value(s) outside float16's range (e.g. ${Number(example.toPrecision(6))}) clamped to ${Math.abs(example) > FLOAT16_MAX ? '±65504' : '±2^-24'}`,
+    );
   const bits = float32ToFloat16Bits(values);
   return {
     ...(name !== undefined ? { name } : {}),
@@ -66,8 +87,10 @@ function toFloat16Tensor(tensor: TensorProto, name = tensor.name, notes?: ClampN
 
 function convertAttributes(node: NodeProto, notes: ClampNotes): AttributeProto[] | undefined {
   return node.attribute?.map((a) => {
-    if (a.type === AttributeType.TENSOR && a.t && a.t.dataType === TensorDataType.FLOAT) return { ...a, t: toFloat16Tensor(a.t, a.t.name || `${node.name || node.opType}.${a.name}`, notes) };
-    if (node.opType === 'Cast' && a.name === 'to' && a.i === TensorDataType.FLOAT) return { ...a, i: TensorDataType.FLOAT16 };
+    if (a.type === AttributeType.TENSOR && a.t && a.t.dataType === TensorDataType.FLOAT)
+      return { ...a, t: toFloat16Tensor(a.t, a.t.name || `${node.name || node.opType}.${a.name}`, notes) };
+    if (node.opType === 'Cast' && a.name === 'to' && a.i === TensorDataType.FLOAT)
+      return { ...a, i: TensorDataType.FLOAT16 };
     return a;
   });
 }
@@ -132,27 +155,44 @@ export function convertToFloat16(model: ModelProto, options: Fp16Options): Rewri
   const graphOutputs = rewrite.index.outputNames;
   for (const node of rewrite.order) {
     const label = node.name || `${node.opType}:${node.output?.[0]}`;
-    const keepFloat = blocked.has(node.opType ?? '') || !options.filter.includes(node) || (node.domain !== undefined && node.domain !== '' && node.domain !== 'ai.onnx');
+    const keepFloat =
+      blocked.has(node.opType ?? '') ||
+      !options.filter.includes(node) ||
+      (node.domain !== undefined && node.domain !== '' && node.domain !== 'ai.onnx');
     if (keepFloat) {
-      if (blocked.has(node.opType ?? '') && (node.input ?? []).some(isFloat)) skipped.push({ node: label, reason: `${node.opType} is on the float16 block list` });
+      if (blocked.has(node.opType ?? '') && (node.input ?? []).some(isFloat))
+        skipped.push({ node: label, reason: `${node.opType} is on the float16 block list` });
       // Its subgraphs stay float32 too: what they read from outside (an initializer, a converted activation) is read through a Cast.
       const outerReads = new Map<string, string>();
       for (const name of subgraphOuterNames(node)) if (half.has(name)) outerReads.set(name, as32(name));
-      const attribute = outerReads.size === 0 ? node.attribute : node.attribute?.map((attr) => ({
-        ...attr,
-        ...(attr.g ? { g: renameOuterReads(attr.g, outerReads) } : {}),
-        ...(attr.graphs ? { graphs: attr.graphs.map((g) => renameOuterReads(g, outerReads)) } : {}),
-      }));
-      rewrite.keep({ ...node, input: (node.input ?? []).map((n) => (n ? as32(n) : n)), ...(attribute ? { attribute } : {}) });
+      const attribute =
+        outerReads.size === 0
+          ? node.attribute
+          : node.attribute?.map((attr) => ({
+              ...attr,
+              ...(attr.g ? { g: renameOuterReads(attr.g, outerReads) } : {}),
+              ...(attr.graphs ? { graphs: attr.graphs.map((g) => renameOuterReads(g, outerReads)) } : {}),
+            }));
+      rewrite.keep({
+        ...node,
+        input: (node.input ?? []).map((n) => (n ? as32(n) : n)),
+        ...(attribute ? { attribute } : {}),
+      });
       continue;
     }
     const outputs = (node.output ?? []).map((o) => {
-      const producesFloat = isFloat(o) || (node.opType === 'Cast' && attributeOf(node, 'to')?.i === TensorDataType.FLOAT);
+      const producesFloat =
+        isFloat(o) || (node.opType === 'Cast' && attributeOf(node, 'to')?.i === TensorDataType.FLOAT);
       if (!producesFloat || !o) return o;
       half.add(o);
       return graphOutputs.has(o) && keepIo ? rewrite.names.next(`${o}_fp16`) : o;
     });
-    rewrite.keep({ ...node, input: (node.input ?? []).map((n) => (n ? as16(n) : n)), output: outputs, attribute: convertAttributes(node, clampNotes) ?? [] });
+    rewrite.keep({
+      ...node,
+      input: (node.input ?? []).map((n) => (n ? as16(n) : n)),
+      output: outputs,
+      attribute: convertAttributes(node, clampNotes) ?? [],
+    });
     (node.output ?? []).forEach((o, i) => {
       if (outputs[i] !== o) rewrite.emit('Cast', [outputs[i]!], [o], { to: TensorDataType.FLOAT }, `${o}_Cast_fp32`);
     });
@@ -164,10 +204,23 @@ export function convertToFloat16(model: ModelProto, options: Fp16Options): Rewri
   const halfOutputs = !keepIo;
   result.graph = {
     ...result.graph,
-    initializer: (result.graph?.initializer ?? []).map((t) => (initializers.get(t.name ?? '') && kept.has(t.name) ? initializers.get(t.name ?? '')! : t)),
+    initializer: (result.graph?.initializer ?? []).map((t) =>
+      initializers.get(t.name ?? '') && kept.has(t.name) ? initializers.get(t.name ?? '')! : t,
+    ),
     valueInfo: [],
-    input: (result.graph?.input ?? []).map((v) => ((initializers.has(v.name ?? '') || !keepIo) && isFloat(v.name ?? '') ? withElemType(v, TensorDataType.FLOAT16) : v)),
-    output: (graph.output ?? []).map((v) => (halfOutputs && half.has(v.name ?? '') ? withElemType(v, TensorDataType.FLOAT16) : v)),
+    input: (result.graph?.input ?? []).map((v) =>
+      (initializers.has(v.name ?? '') || !keepIo) && isFloat(v.name ?? '')
+        ? withElemType(v, TensorDataType.FLOAT16)
+        : v,
+    ),
+    output: (graph.output ?? []).map((v) =>
+      halfOutputs && half.has(v.name ?? '') ? withElemType(v, TensorDataType.FLOAT16) : v,
+    ),
   };
-  return { model: result, quantizedNodes: converted, skipped, ...(clampNotes.length > 0 ? { warnings: clampNotes } : {}) };
+  return {
+    model: result,
+    quantizedNodes: converted,
+    skipped,
+    ...(clampNotes.length > 0 ? { warnings: clampNotes } : {}),
+  };
 }

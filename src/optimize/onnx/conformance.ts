@@ -19,14 +19,21 @@ export interface ConformanceResult {
 export function listConformanceCases(suite: string, root = LIBONNX_TESTDATA): string[] {
   const dir = join(root, suite);
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).sort().map((name) => join(dir, name)).filter((d) => existsSync(join(d, 'model.onnx')));
+  return readdirSync(dir)
+    .sort()
+    .map((name) => join(dir, name))
+    .filter((d) => existsSync(join(d, 'model.onnx')));
 }
 
 function readDataSets(caseDir: string, inputNames: readonly string[]): OrtFeeds[] {
   const sets: OrtFeeds[] = [];
-  for (const entry of readdirSync(caseDir).filter((e) => e.startsWith('test_data_set_')).sort()) {
+  for (const entry of readdirSync(caseDir)
+    .filter((e) => e.startsWith('test_data_set_'))
+    .sort()) {
     const feeds: OrtFeeds = {};
-    const files = readdirSync(join(caseDir, entry)).filter((f) => f.startsWith('input_')).sort((a, b) => parseInt(a.slice(6)) - parseInt(b.slice(6)));
+    const files = readdirSync(join(caseDir, entry))
+      .filter((f) => f.startsWith('input_'))
+      .sort((a, b) => parseInt(a.slice(6), 10) - parseInt(b.slice(6), 10));
     files.forEach((file, i) => {
       const tensor = decodeTensor(readFileSync(join(caseDir, entry, file)));
       const name = inputNames.includes(tensor.name ?? '') ? tensor.name! : inputNames[i]!;
@@ -69,7 +76,12 @@ export async function checkRoundTrip(caseDir: string): Promise<ConformanceResult
   try {
     before = await openSession(original, { optimization: 'disabled' });
   } catch (error) {
-    return { caseDir, status: 'skipped', structurallyIdentical, detail: `ONNX Runtime cannot load the original: ${firstLine(error)}` };
+    return {
+      caseDir,
+      status: 'skipped',
+      structurallyIdentical,
+      detail: `ONNX Runtime cannot load the original: ${firstLine(error)}`,
+    };
   }
   const work = mkdtempSync(join(tmpdir(), 'caliper-conformance-'));
   try {
@@ -82,16 +94,31 @@ export async function checkRoundTrip(caseDir: string): Promise<ConformanceResult
       sets = readDataSets(caseDir, before.inputNames);
       expected = await runAll(before, sets);
     } catch (error) {
-      const hint = sequenceOrOptionalInputs(before) ? ' (sequence/optional inputs are not supported by onnxruntime-node)' : '';
-      return { caseDir, status: 'skipped', structurallyIdentical, detail: `ONNX Runtime cannot run the original${hint}: ${firstLine(error)}` };
+      const hint = sequenceOrOptionalInputs(before)
+        ? ' (sequence/optional inputs are not supported by onnxruntime-node)'
+        : '';
+      return {
+        caseDir,
+        status: 'skipped',
+        structurallyIdentical,
+        detail: `ONNX Runtime cannot run the original${hint}: ${firstLine(error)}`,
+      };
     }
-    for (const [label, bytes] of [['round-tripped', roundTripped], ['external-data', reread]] as const) {
+    for (const [label, bytes] of [
+      ['round-tripped', roundTripped],
+      ['external-data', reread],
+    ] as const) {
       const after = await openSession(bytes, { optimization: 'disabled' });
       const actual = await runAll(after, sets);
       for (let s = 0; s < sets.length; s++) {
         for (const name of before.outputNames) {
           if (!actual[s]![name] || !sameTensor(expected[s]![name]!, actual[s]![name]!)) {
-            return { caseDir, status: 'mismatch', structurallyIdentical, detail: `${label} model: output ${name} differs on data set ${s}` };
+            return {
+              caseDir,
+              status: 'mismatch',
+              structurallyIdentical,
+              detail: `${label} model: output ${name} differs on data set ${s}`,
+            };
           }
         }
       }
@@ -109,5 +136,7 @@ function sequenceOrOptionalInputs(session: OrtSession): boolean {
 }
 
 function firstLine(error: unknown): string {
-  return String(error instanceof Error ? error.message : error).split('\n')[0]!.slice(0, 200);
+  return String(error instanceof Error ? error.message : error)
+    .split('\n')[0]!
+    .slice(0, 200);
 }

@@ -18,7 +18,9 @@ export function* modelTensors(model: ModelProto): Generator<TensorProto> {
   }
 }
 
-function* attributeTensors(attr: NonNullable<NonNullable<GraphProto['node']>[number]['attribute']>[number]): Generator<TensorProto> {
+function* attributeTensors(
+  attr: NonNullable<NonNullable<GraphProto['node']>[number]['attribute']>[number],
+): Generator<TensorProto> {
   if (attr.t) yield attr.t;
   for (const t of attr.tensors ?? []) yield t;
   if (attr.sparseTensor?.values) yield attr.sparseTensor.values;
@@ -66,7 +68,10 @@ export function loadExternalData(model: ModelProto, baseDir: string): void {
       }
       const bytes = new Uint8Array(length);
       const read = readSync(fd, bytes, 0, length, offset);
-      if (read !== length) throw new Error(`tensor ${tensor.name ?? ''}: ${path} holds ${read} bytes at offset ${offset}, expected ${length}`);
+      if (read !== length)
+        throw new Error(
+          `tensor ${tensor.name ?? ''}: ${path} holds ${read} bytes at offset ${offset}, expected ${length}`,
+        );
       tensor.rawData = bytes;
       delete tensor.externalData;
       delete tensor.dataLocation;
@@ -97,7 +102,11 @@ export interface ExternalDataOptions {
  * Returns a copy of the model whose large initializers point into one data file, and writes that file.
  * Offsets are aligned to 4 KiB so the runtime may memory-map them.
  */
-export function externalizeInitializers(model: ModelProto, modelPath: string, options: ExternalDataOptions = {}): ModelProto {
+export function externalizeInitializers(
+  model: ModelProto,
+  modelPath: string,
+  options: ExternalDataOptions = {},
+): ModelProto {
   const location = options.location ?? `${basename(modelPath)}.data`;
   const threshold = options.thresholdBytes ?? 1024;
   const chunks: Uint8Array[] = [];

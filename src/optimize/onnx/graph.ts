@@ -117,7 +117,8 @@ function outerScopeNames(graph: GraphProto): string[] {
 /** Names a node's subgraphs (If/Loop/Scan bodies) read from the enclosing scope. */
 export function subgraphOuterNames(node: NodeProto): string[] {
   const names: string[] = [];
-  for (const attr of node.attribute ?? []) for (const g of [attr.g, ...(attr.graphs ?? [])]) if (g) names.push(...outerScopeNames(g));
+  for (const attr of node.attribute ?? [])
+    for (const g of [attr.g, ...(attr.graphs ?? [])]) if (g) names.push(...outerScopeNames(g));
   return [...new Set(names)];
 }
 
@@ -126,7 +127,10 @@ export function subgraphOuterNames(node: NodeProto): string[] {
  * the graph defines itself (its inputs, initializers, node outputs) shadow outer ones and are left alone.
  */
 export function renameOuterReads(graph: GraphProto, rename: ReadonlyMap<string, string>): GraphProto {
-  const local = new Set<string>([...(graph.initializer ?? []).map((t) => t.name ?? ''), ...(graph.input ?? []).map((v) => v.name ?? '')]);
+  const local = new Set<string>([
+    ...(graph.initializer ?? []).map((t) => t.name ?? ''),
+    ...(graph.input ?? []).map((v) => v.name ?? ''),
+  ]);
   for (const node of graph.node ?? []) for (const o of node.output ?? []) local.add(o);
   const outer = new Map([...rename].filter(([from]) => !local.has(from)));
   if (outer.size === 0) return graph;
@@ -161,7 +165,9 @@ export class NameAllocator {
 }
 
 export function opsetVersion(model: ModelProto, domain = ''): number {
-  const entry = (model.opsetImport ?? []).find((o) => (o.domain ?? '') === domain || (domain === '' && o.domain === 'ai.onnx'));
+  const entry = (model.opsetImport ?? []).find(
+    (o) => (o.domain ?? '') === domain || (domain === '' && o.domain === 'ai.onnx'),
+  );
   return entry?.version ?? 0;
 }
 

@@ -56,7 +56,9 @@ export interface WriteModelOptions {
 
 export function writeModelFile(path: string, model: ModelProto, options: WriteModelOptions = {}): void {
   const { externalData } = options;
-  const toWrite = externalData ? externalizeInitializers(model, path, externalData === true ? {} : externalData) : model;
+  const toWrite = externalData
+    ? externalizeInitializers(model, path, externalData === true ? {} : externalData)
+    : model;
   writeFileSync(path, encodeModel(toWrite));
 }
 

@@ -7,8 +7,12 @@ import protobuf from 'protobufjs';
 
 type Fields = Record<string, { type: string; id: number; rule?: 'repeated'; options?: Record<string, boolean> }>;
 
-const repeated = (type: string, id: number, packed = false) =>
-  ({ type, id, rule: 'repeated' as const, ...(packed ? { options: { packed: true } } : { options: { packed: false } }) });
+const repeated = (type: string, id: number, packed = false) => ({
+  type,
+  id,
+  rule: 'repeated' as const,
+  ...(packed ? { options: { packed: true } } : { options: { packed: false } }),
+});
 
 const messages: Record<string, { fields: Fields; nested?: Record<string, unknown> }> = {
   StringStringEntryProto: { fields: { key: { type: 'string', id: 1 }, value: { type: 'string', id: 2 } } },
@@ -131,7 +135,11 @@ const messages: Record<string, { fields: Fields; nested?: Record<string, unknown
     nested: {
       Dimension: {
         oneofs: { value: { oneof: ['dimValue', 'dimParam'] } },
-        fields: { dimValue: { type: 'int64', id: 1 }, dimParam: { type: 'string', id: 2 }, denotation: { type: 'string', id: 3 } },
+        fields: {
+          dimValue: { type: 'int64', id: 1 },
+          dimParam: { type: 'string', id: 2 },
+          denotation: { type: 'string', id: 3 },
+        },
       },
     },
   },
@@ -173,8 +181,21 @@ const messages: Record<string, { fields: Fields; nested?: Record<string, unknown
 const enums = {
   AttributeType: {
     values: {
-      UNDEFINED: 0, FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, SPARSE_TENSOR: 11, TYPE_PROTO: 13,
-      FLOATS: 6, INTS: 7, STRINGS: 8, TENSORS: 9, GRAPHS: 10, SPARSE_TENSORS: 12, TYPE_PROTOS: 14,
+      UNDEFINED: 0,
+      FLOAT: 1,
+      INT: 2,
+      STRING: 3,
+      TENSOR: 4,
+      GRAPH: 5,
+      SPARSE_TENSOR: 11,
+      TYPE_PROTO: 13,
+      FLOATS: 6,
+      INTS: 7,
+      STRINGS: 8,
+      TENSORS: 9,
+      GRAPHS: 10,
+      SPARSE_TENSORS: 12,
+      TYPE_PROTOS: 14,
     },
   },
 };
@@ -189,9 +210,30 @@ export const TensorProtoType = onnxRoot.lookupType('onnx.TensorProto');
 
 /** TensorProto.DataType values. */
 export const TensorDataType = {
-  UNDEFINED: 0, FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8, BOOL: 9,
-  FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, COMPLEX64: 14, COMPLEX128: 15, BFLOAT16: 16,
-  FLOAT8E4M3FN: 17, FLOAT8E4M3FNUZ: 18, FLOAT8E5M2: 19, FLOAT8E5M2FNUZ: 20, UINT4: 21, INT4: 22, FLOAT4E2M1: 23,
+  UNDEFINED: 0,
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
+  COMPLEX64: 14,
+  COMPLEX128: 15,
+  BFLOAT16: 16,
+  FLOAT8E4M3FN: 17,
+  FLOAT8E4M3FNUZ: 18,
+  FLOAT8E5M2: 19,
+  FLOAT8E5M2FNUZ: 20,
+  UINT4: 21,
+  INT4: 22,
+  FLOAT4E2M1: 23,
 } as const;
 export type TensorDataTypeCode = (typeof TensorDataType)[keyof typeof TensorDataType];
 

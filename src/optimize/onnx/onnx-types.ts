@@ -1,7 +1,13 @@
 /** Plain-object shapes of the ONNX messages as model-io reads and writes them (int64 as number). */
 
-export interface StringStringEntry { key?: string; value?: string }
-export interface OperatorSetId { domain?: string; version?: number }
+export interface StringStringEntry {
+  key?: string;
+  value?: string;
+}
+export interface OperatorSetId {
+  domain?: string;
+  version?: number;
+}
 
 export interface TensorProto {
   dims?: number[];
@@ -21,10 +27,20 @@ export interface TensorProto {
   metadataProps?: StringStringEntry[];
 }
 
-export interface SparseTensorProto { values?: TensorProto; indices?: TensorProto; dims?: number[] }
+export interface SparseTensorProto {
+  values?: TensorProto;
+  indices?: TensorProto;
+  dims?: number[];
+}
 
-export interface TensorShapeDimension { dimValue?: number; dimParam?: string; denotation?: string }
-export interface TensorShapeProto { dim?: TensorShapeDimension[] }
+export interface TensorShapeDimension {
+  dimValue?: number;
+  dimParam?: string;
+  denotation?: string;
+}
+export interface TensorShapeProto {
+  dim?: TensorShapeDimension[];
+}
 
 export interface TypeProto {
   tensorType?: { elemType?: number; shape?: TensorShapeProto };
@@ -35,7 +51,12 @@ export interface TypeProto {
   denotation?: string;
 }
 
-export interface ValueInfoProto { name?: string; type?: TypeProto; docString?: string; metadataProps?: StringStringEntry[] }
+export interface ValueInfoProto {
+  name?: string;
+  type?: TypeProto;
+  docString?: string;
+  metadataProps?: StringStringEntry[];
+}
 
 export interface AttributeProto {
   name?: string;
@@ -70,7 +91,10 @@ export interface NodeProto {
   metadataProps?: StringStringEntry[];
 }
 
-export interface TensorAnnotation { tensorName?: string; quantParameterTensorNames?: StringStringEntry[] }
+export interface TensorAnnotation {
+  tensorName?: string;
+  quantParameterTensorNames?: StringStringEntry[];
+}
 
 export interface GraphProto {
   node?: NodeProto[];

@@ -26,7 +26,8 @@ export async function openSession(model: Uint8Array, options: SessionOptions = {
 /** An ORT tensor holding a TensorProto's values. */
 export function ortTensorFromProto(tensor: TensorProto): ort.Tensor {
   const type = ORT_TYPE_BY_DATA_TYPE[tensor.dataType ?? 0];
-  if (!type) throw new Error(`tensor ${tensor.name ?? ''}: data type ${tensor.dataType} has no ONNX Runtime equivalent`);
+  if (!type)
+    throw new Error(`tensor ${tensor.name ?? ''}: data type ${tensor.dataType} has no ONNX Runtime equivalent`);
   const values = tensorValues(tensor);
   const data = type === 'bool' ? Uint8Array.from(values as Uint8Array) : values;
   return new ort.Tensor(type as 'float32', data as Float32Array, tensor.dims ?? []);
@@ -51,4 +52,3 @@ export function tensorAsFloat32(tensor: ort.Tensor): Float32Array {
 export function ortTypeOf(dataType: number): string {
   return ORT_TYPE_BY_DATA_TYPE[dataType] ?? `onnx type ${dataType}`;
 }
-

@@ -4,18 +4,68 @@ import type { ModelProto, NodeProto, ValueInfoProto } from './onnx-types.ts';
 import { tensorValues } from './tensor-values.ts';
 
 /** A value's element type and, where known, its shape (a dimension is a number, a symbolic name or unknown). */
-export interface ValueType { elemType: number; shape?: (number | string | undefined)[] }
+export interface ValueType {
+  elemType: number;
+  shape?: (number | string | undefined)[];
+}
 
 type Dim = number | string | undefined;
 
 const SAME_AS_FIRST = new Set([
-  'Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Softmax', 'LogSoftmax', 'Identity', 'Dropout', 'Abs', 'Neg', 'Exp', 'Log',
-  'Sqrt', 'Reciprocal', 'Erf', 'Gelu', 'HardSigmoid', 'HardSwish', 'Elu', 'Selu', 'Softplus', 'Softsign', 'Clip',
-  'BatchNormalization', 'LRN', 'InstanceNormalization', 'LayerNormalization', 'Floor', 'Ceil', 'Round', 'Sign',
-  'Sin', 'Cos', 'PRelu', 'ThresholdedRelu', 'Celu', 'Mish', 'Shrink', 'DequantizeLinear' /* type fixed below */,
+  'Relu',
+  'LeakyRelu',
+  'Sigmoid',
+  'Tanh',
+  'Softmax',
+  'LogSoftmax',
+  'Identity',
+  'Dropout',
+  'Abs',
+  'Neg',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Reciprocal',
+  'Erf',
+  'Gelu',
+  'HardSigmoid',
+  'HardSwish',
+  'Elu',
+  'Selu',
+  'Softplus',
+  'Softsign',
+  'Clip',
+  'BatchNormalization',
+  'LRN',
+  'InstanceNormalization',
+  'LayerNormalization',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'Sin',
+  'Cos',
+  'PRelu',
+  'ThresholdedRelu',
+  'Celu',
+  'Mish',
+  'Shrink',
+  'DequantizeLinear' /* type fixed below */,
 ]);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Mod', 'BitShift']);
-const COMPARISON = new Set(['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf']);
+const COMPARISON = new Set([
+  'Equal',
+  'Greater',
+  'Less',
+  'GreaterOrEqual',
+  'LessOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'Xor',
+  'IsNaN',
+  'IsInf',
+]);
 const POOLING = new Set(['MaxPool', 'AveragePool', 'LpPool']);
 const GLOBAL_POOLING = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool']);
 
@@ -23,7 +73,9 @@ export function valueTypeOf(info: ValueInfoProto): ValueType | undefined {
   const tensor = info.type?.tensorType;
   if (!tensor?.elemType) return undefined;
   const dims = tensor.shape?.dim;
-  return dims ? { elemType: tensor.elemType, shape: dims.map((d) => d.dimValue ?? d.dimParam) } : { elemType: tensor.elemType };
+  return dims
+    ? { elemType: tensor.elemType, shape: dims.map((d) => d.dimValue ?? d.dimParam) }
+    : { elemType: tensor.elemType };
 }
 
 function broadcastShapes(shapes: (Dim[] | undefined)[]): Dim[] | undefined {
@@ -31,14 +83,21 @@ function broadcastShapes(shapes: (Dim[] | undefined)[]): Dim[] | undefined {
   const rank = Math.max(...shapes.map((s) => s!.length));
   const out: Dim[] = [];
   for (let i = 0; i < rank; i++) {
-    const dims = (shapes as Dim[][]).map((shape) => (shape.length - rank + i >= 0 ? shape[shape.length - rank + i] : 1));
+    const dims = (shapes as Dim[][]).map((shape) =>
+      shape.length - rank + i >= 0 ? shape[shape.length - rank + i] : 1,
+    );
     const concrete = dims.find((d) => d !== 1 && d !== undefined);
     out.push(concrete ?? (dims.some((d) => d === undefined) ? undefined : 1));
   }
   return out;
 }
 
-function poolShape(node: NodeProto, input: Dim[] | undefined, channels: Dim, kernelShape?: number[]): Dim[] | undefined {
+function poolShape(
+  node: NodeProto,
+  input: Dim[] | undefined,
+  channels: Dim,
+  kernelShape?: number[],
+): Dim[] | undefined {
   if (!input || input.length < 3) return undefined;
   const kernel = intsAttribute(node, 'kernel_shape') ?? kernelShape;
   if (!kernel) return undefined;
@@ -52,8 +111,14 @@ function poolShape(node: NodeProto, input: Dim[] | undefined, channels: Dim, ker
   const out: Dim[] = [input[0], channels];
   for (let i = 0; i < spatial; i++) {
     const size = input[i + 2];
-    if (typeof size !== 'number') { out.push(undefined); continue; }
-    if (mode === 'SAME_UPPER' || mode === 'SAME_LOWER') { out.push(Math.ceil(size / strides[i]!)); continue; }
+    if (typeof size !== 'number') {
+      out.push(undefined);
+      continue;
+    }
+    if (mode === 'SAME_UPPER' || mode === 'SAME_LOWER') {
+      out.push(Math.ceil(size / strides[i]!));
+      continue;
+    }
     const effective = (kernel[i]! - 1) * dilations[i]! + 1;
     const padded = mode === 'VALID' ? size : size + pads[i]! + pads[i + spatial]!;
     const round = ceil ? Math.ceil : Math.floor;
@@ -101,7 +166,8 @@ export function inferValueTypes(model: ModelProto): Map<string, ValueType> {
       const t = attributeOf(node, 'value')?.t;
       if (t) {
         set(0, { elemType: t.dataType ?? 0, shape: t.dims ?? [] });
-        if (t.dataType === TensorDataType.INT64 && (t.dims ?? []).length <= 1) constants.set(outputs[0]!, Array.from(tensorValues(t) as BigInt64Array, Number));
+        if (t.dataType === TensorDataType.INT64 && (t.dims ?? []).length <= 1)
+          constants.set(outputs[0]!, Array.from(tensorValues(t) as BigInt64Array, Number));
       } else if (attributeOf(node, 'value_float')) set(0, { elemType: TensorDataType.FLOAT, shape: [] });
       else if (attributeOf(node, 'value_floats')) set(0, { elemType: TensorDataType.FLOAT });
       else if (attributeOf(node, 'value_int')) set(0, { elemType: TensorDataType.INT64, shape: [] });
@@ -113,10 +179,16 @@ export function inferValueTypes(model: ModelProto): Map<string, ValueType> {
     }
     switch (true) {
       case op === 'DequantizeLinear':
-        set(0, { elemType: inputs[1]?.elemType ?? TensorDataType.FLOAT, ...(first?.shape ? { shape: first.shape } : {}) });
+        set(0, {
+          elemType: inputs[1]?.elemType ?? TensorDataType.FLOAT,
+          ...(first?.shape ? { shape: first.shape } : {}),
+        });
         break;
       case op === 'QuantizeLinear':
-        set(0, { elemType: inputs[2]?.elemType ?? TensorDataType.UINT8, ...(first?.shape ? { shape: first.shape } : {}) });
+        set(0, {
+          elemType: inputs[2]?.elemType ?? TensorDataType.UINT8,
+          ...(first?.shape ? { shape: first.shape } : {}),
+        });
         break;
       case op === 'DynamicQuantizeLinear':
         set(0, { elemType: TensorDataType.UINT8, ...(first?.shape ? { shape: first.shape } : {}) });
@@ -132,7 +204,10 @@ export function inferValueTypes(model: ModelProto): Map<string, ValueType> {
         break;
       }
       case COMPARISON.has(op):
-        set(0, { elemType: TensorDataType.BOOL, ...(inputs.every((t) => t?.shape) ? { shape: broadcastShapes(inputs.map((t) => t?.shape)) ?? [] } : {}) });
+        set(0, {
+          elemType: TensorDataType.BOOL,
+          ...(inputs.every((t) => t?.shape) ? { shape: broadcastShapes(inputs.map((t) => t?.shape)) ?? [] } : {}),
+        });
         break;
       case op === 'Where':
         set(0, inputs[1] ? { elemType: inputs[1].elemType } : undefined);
@@ -154,39 +229,60 @@ export function inferValueTypes(model: ModelProto): Map<string, ValueType> {
         const b = inputs[1]?.shape;
         const transA = intAttribute(node, 'transA', 0);
         const transB = intAttribute(node, 'transB', 0);
-        set(0, a && b ? { elemType: first!.elemType, shape: [a[transA ? 1 : 0], b[transB ? 0 : 1]] } : { elemType: first!.elemType });
+        set(
+          0,
+          a && b
+            ? { elemType: first!.elemType, shape: [a[transA ? 1 : 0], b[transB ? 0 : 1]] }
+            : { elemType: first!.elemType },
+        );
         break;
       }
       case op === 'Conv': {
         const w = inputs[1]?.shape;
-        const kernel = w && w.slice(2).every((d) => typeof d === 'number') ? (w.slice(2) as number[]) : undefined;
+        const kernel = w?.slice(2).every((d) => typeof d === 'number') ? (w.slice(2) as number[]) : undefined;
         const shape = w ? poolShape(node, first!.shape, w[0], kernel) : undefined;
         set(0, { elemType: first!.elemType, ...(shape ? { shape } : {}) });
         break;
       }
       case POOLING.has(op):
-        set(0, { elemType: first!.elemType, ...(first!.shape && poolShape(node, first!.shape, first!.shape[1]) ? { shape: poolShape(node, first!.shape, first!.shape[1])! } : {}) });
+        set(0, {
+          elemType: first!.elemType,
+          ...(first!.shape && poolShape(node, first!.shape, first!.shape[1])
+            ? { shape: poolShape(node, first!.shape, first!.shape[1])! }
+            : {}),
+        });
         break;
       case GLOBAL_POOLING.has(op):
-        set(0, { elemType: first!.elemType, ...(first!.shape ? { shape: first!.shape.map((d, i) => (i < 2 ? d : 1)) } : {}) });
+        set(0, {
+          elemType: first!.elemType,
+          ...(first!.shape ? { shape: first!.shape.map((d, i) => (i < 2 ? d : 1)) } : {}),
+        });
         break;
       case op === 'Flatten': {
         const s = first!.shape;
         let axis = intAttribute(node, 'axis', 1);
         if (s && axis < 0) axis += s.length;
-        const product = (dims: Dim[]) => (dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((x, y) => x * y, 1) : undefined);
-        set(0, { elemType: first!.elemType, ...(s ? { shape: [product(s.slice(0, axis)), product(s.slice(axis))] } : {}) });
+        const product = (dims: Dim[]) =>
+          dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((x, y) => x * y, 1) : undefined;
+        set(0, {
+          elemType: first!.elemType,
+          ...(s ? { shape: [product(s.slice(0, axis)), product(s.slice(axis))] } : {}),
+        });
         break;
       }
       case op === 'Reshape': {
         const target = constants.get(node.input?.[1] ?? '');
         const s = first!.shape;
-        if (target && s && s.every((d) => typeof d === 'number')) {
+        if (target && s?.every((d) => typeof d === 'number')) {
           const total = (s as number[]).reduce((x, y) => x * y, 1);
           const dims = target.map((d, i) => (d === 0 ? (s[i] as number) : d));
           const known = dims.filter((d) => d !== -1).reduce((x, y) => x * y, 1);
           set(0, { elemType: first!.elemType, shape: dims.map((d) => (d === -1 ? total / known : d)) });
-        } else set(0, { elemType: first!.elemType, ...(target ? { shape: target.map((d) => (d > 0 ? d : undefined)) } : {}) });
+        } else
+          set(0, {
+            elemType: first!.elemType,
+            ...(target ? { shape: target.map((d) => (d > 0 ? d : undefined)) } : {}),
+          });
         break;
       }
       case op === 'Transpose': {
@@ -202,7 +298,9 @@ export function inferValueTypes(model: ModelProto): Map<string, ValueType> {
           const rank = shapes[0]!.length;
           const axis = axisRaw < 0 ? axisRaw + rank : axisRaw;
           const along = shapes.map((s) => s![axis]);
-          const total = along.every((d) => typeof d === 'number') ? (along as number[]).reduce((x, y) => x + y, 0) : undefined;
+          const total = along.every((d) => typeof d === 'number')
+            ? (along as number[]).reduce((x, y) => x + y, 0)
+            : undefined;
           set(0, { elemType: first!.elemType, shape: shapes[0]!.map((d, i) => (i === axis ? total : d)) });
         } else set(0, { elemType: first!.elemType });
         break;
@@ -211,15 +309,46 @@ export function inferValueTypes(model: ModelProto): Map<string, ValueType> {
         set(0, { elemType: intAttribute(node, 'to', 0), ...(first?.shape ? { shape: first.shape } : {}) });
         break;
       case op === 'CastLike':
-        set(0, inputs[1] ? { elemType: inputs[1].elemType, ...(first?.shape ? { shape: first.shape } : {}) } : undefined);
+        set(
+          0,
+          inputs[1] ? { elemType: inputs[1].elemType, ...(first?.shape ? { shape: first.shape } : {}) } : undefined,
+        );
         break;
       case op === 'Shape' || op === 'Size' || op === 'ArgMax' || op === 'ArgMin' || op === 'NonZero':
         set(0, { elemType: TensorDataType.INT64 });
         break;
-      case ['Gather', 'GatherElements', 'GatherND', 'Squeeze', 'Unsqueeze', 'Slice', 'Expand', 'Tile', 'Pad', 'ReduceMean',
-        'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL2', 'Resize', 'Upsample', 'DepthToSpace', 'SpaceToDepth',
-        'Split', 'TopK', 'CumSum', 'Einsum', 'ScatterElements', 'ScatterND', 'ConvTranspose', 'MaxRoiPool', 'RoiAlign'].includes(op):
-        for (let i = 0; i < outputs.length; i++) set(i, { elemType: op === 'TopK' && i === 1 ? TensorDataType.INT64 : first!.elemType });
+      case [
+        'Gather',
+        'GatherElements',
+        'GatherND',
+        'Squeeze',
+        'Unsqueeze',
+        'Slice',
+        'Expand',
+        'Tile',
+        'Pad',
+        'ReduceMean',
+        'ReduceSum',
+        'ReduceMax',
+        'ReduceMin',
+        'ReduceProd',
+        'ReduceL2',
+        'Resize',
+        'Upsample',
+        'DepthToSpace',
+        'SpaceToDepth',
+        'Split',
+        'TopK',
+        'CumSum',
+        'Einsum',
+        'ScatterElements',
+        'ScatterND',
+        'ConvTranspose',
+        'MaxRoiPool',
+        'RoiAlign',
+      ].includes(op):
+        for (let i = 0; i < outputs.length; i++)
+          set(i, { elemType: op === 'TopK' && i === 1 ? TensorDataType.INT64 : first!.elemType });
         break;
       default:
         break;

@@ -3,22 +3,48 @@ import type { TensorProto } from './onnx-types.ts';
 
 /** Element values of a tensor in the typed array ONNX Runtime uses for its element type. */
 export type TensorValues =
-  | Float32Array | Float64Array | Uint16Array | Int8Array | Uint8Array | Int16Array | Int32Array
-  | Uint32Array | BigInt64Array | BigUint64Array | string[];
+  | Float32Array
+  | Float64Array
+  | Uint16Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | string[];
 
 /** ONNX Runtime's type strings (onnxruntime-common Tensor.Type) by ONNX data type. */
 export const ORT_TYPE_BY_DATA_TYPE: Readonly<Record<number, string>> = {
-  [TensorDataType.FLOAT]: 'float32', [TensorDataType.DOUBLE]: 'float64', [TensorDataType.FLOAT16]: 'float16',
-  [TensorDataType.INT8]: 'int8', [TensorDataType.UINT8]: 'uint8', [TensorDataType.INT16]: 'int16',
-  [TensorDataType.UINT16]: 'uint16', [TensorDataType.INT32]: 'int32', [TensorDataType.UINT32]: 'uint32',
-  [TensorDataType.INT64]: 'int64', [TensorDataType.UINT64]: 'uint64', [TensorDataType.BOOL]: 'bool',
+  [TensorDataType.FLOAT]: 'float32',
+  [TensorDataType.DOUBLE]: 'float64',
+  [TensorDataType.FLOAT16]: 'float16',
+  [TensorDataType.INT8]: 'int8',
+  [TensorDataType.UINT8]: 'uint8',
+  [TensorDataType.INT16]: 'int16',
+  [TensorDataType.UINT16]: 'uint16',
+  [TensorDataType.INT32]: 'int32',
+  [TensorDataType.UINT32]: 'uint32',
+  [TensorDataType.INT64]: 'int64',
+  [TensorDataType.UINT64]: 'uint64',
+  [TensorDataType.BOOL]: 'bool',
   [TensorDataType.STRING]: 'string',
 };
 
 const BYTES_PER_ELEMENT: Readonly<Record<number, number>> = {
-  [TensorDataType.FLOAT]: 4, [TensorDataType.DOUBLE]: 8, [TensorDataType.FLOAT16]: 2, [TensorDataType.BFLOAT16]: 2,
-  [TensorDataType.INT8]: 1, [TensorDataType.UINT8]: 1, [TensorDataType.INT16]: 2, [TensorDataType.UINT16]: 2,
-  [TensorDataType.INT32]: 4, [TensorDataType.UINT32]: 4, [TensorDataType.INT64]: 8, [TensorDataType.UINT64]: 8,
+  [TensorDataType.FLOAT]: 4,
+  [TensorDataType.DOUBLE]: 8,
+  [TensorDataType.FLOAT16]: 2,
+  [TensorDataType.BFLOAT16]: 2,
+  [TensorDataType.INT8]: 1,
+  [TensorDataType.UINT8]: 1,
+  [TensorDataType.INT16]: 2,
+  [TensorDataType.UINT16]: 2,
+  [TensorDataType.INT32]: 4,
+  [TensorDataType.UINT32]: 4,
+  [TensorDataType.INT64]: 8,
+  [TensorDataType.UINT64]: 8,
   [TensorDataType.BOOL]: 1,
 };
 
@@ -51,9 +77,13 @@ export function tensorValues(tensor: TensorProto): TensorValues {
     case TensorDataType.DOUBLE:
       return raw ? new Float64Array(alignedCopy(raw)) : Float64Array.from(tensor.doubleData ?? []);
     case TensorDataType.INT64:
-      return raw ? new BigInt64Array(alignedCopy(raw)) : BigInt64Array.from((tensor.int64Data ?? []).map((v) => BigInt(v)));
+      return raw
+        ? new BigInt64Array(alignedCopy(raw))
+        : BigInt64Array.from((tensor.int64Data ?? []).map((v) => BigInt(v)));
     case TensorDataType.UINT64:
-      return raw ? new BigUint64Array(alignedCopy(raw)) : BigUint64Array.from((tensor.uint64Data ?? []).map((v) => BigInt(v)));
+      return raw
+        ? new BigUint64Array(alignedCopy(raw))
+        : BigUint64Array.from((tensor.uint64Data ?? []).map((v) => BigInt(v)));
     case TensorDataType.UINT32:
       return raw ? new Uint32Array(alignedCopy(raw)) : Uint32Array.from(tensor.uint64Data ?? []);
     case TensorDataType.INT32:
@@ -91,7 +121,11 @@ export function withRawData(tensor: TensorProto): TensorProto {
   const values = tensorValues(tensor);
   if (Array.isArray(values)) return tensor;
   const { floatData, int32Data, int64Data, doubleData, uint64Data, ...rest } = tensor;
-  void floatData; void int32Data; void int64Data; void doubleData; void uint64Data;
+  void floatData;
+  void int32Data;
+  void int64Data;
+  void doubleData;
+  void uint64Data;
   return { ...rest, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice() };
 }
 
@@ -132,12 +166,12 @@ export function float32ToFloat16Bits(values: ArrayLike<number>): Uint16Array {
       let half = mantissa >>> shift;
       const remainder = mantissa & ((1 << shift) - 1);
       const halfway = 1 << (shift - 1);
-      if (remainder > halfway || (remainder === halfway && (half & 1))) half++;
+      if (remainder > halfway || (remainder === halfway && half & 1)) half++;
       out[i] = sign | half;
     } else {
       let half = (e << 10) | (mantissa >>> 13);
       const remainder = mantissa & 0x1fff;
-      if (remainder > 0x1000 || (remainder === 0x1000 && (half & 1))) half++;
+      if (remainder > 0x1000 || (remainder === 0x1000 && half & 1)) half++;
       out[i] = sign | half;
     }
   }

@@ -13,22 +13,39 @@ export interface CalibrationOptions {
   batchSize?: number;
 }
 
-export interface TensorRange { min: number; max: number }
+export interface TensorRange {
+  min: number;
+  max: number;
+}
 
 const BINS = 2048;
 
 /** Runs the calibration data through the model with the given tensors exposed as outputs, visiting each batch. */
-async function forEachBatch(model: ModelProto, names: readonly string[], data: FeedSet, batchSize: number, visit: (name: string, values: Float32Array) => void): Promise<void> {
+async function forEachBatch(
+  model: ModelProto,
+  names: readonly string[],
+  data: FeedSet,
+  batchSize: number,
+  visit: (name: string, values: Float32Array) => void,
+): Promise<void> {
   const graph = model.graph ?? {};
   const existing = new Set((graph.output ?? []).map((o) => o.name));
   const augmented: ModelProto = {
     ...model,
-    graph: { ...graph, output: [...(graph.output ?? []), ...names.filter((n) => !existing.has(n)).map((name) => ({ name, type: { tensorType: { elemType: 1 } } }))] },
+    graph: {
+      ...graph,
+      output: [
+        ...(graph.output ?? []),
+        ...names.filter((n) => !existing.has(n)).map((name) => ({ name, type: { tensorType: { elemType: 1 } } })),
+      ],
+    },
   };
   const fixed = modelFixedBatch(model);
   const size = fixed ?? batchSize;
   if (data.count < (fixed ?? 1)) {
-    throw new DatasetError(`calibration data ${data.source} holds ${data.count} samples, fewer than the model's fixed batch size ${size}`);
+    throw new DatasetError(
+      `calibration data ${data.source} holds ${data.count} samples, fewer than the model's fixed batch size ${size}`,
+    );
   }
   const session = await openSession(encodeModel(augmented), { optimization: 'disabled' });
   try {
@@ -46,7 +63,12 @@ async function forEachBatch(model: ModelProto, names: readonly string[], data: F
  * clips both tails of a 2048-bin histogram; `entropy` picks the clipping threshold whose 128-level
  * quantized distribution has the least KL divergence from the observed one (TensorRT's method).
  */
-export async function calibrate(model: ModelProto, names: readonly string[], data: FeedSet, options: CalibrationOptions): Promise<Map<string, TensorRange>> {
+export async function calibrate(
+  model: ModelProto,
+  names: readonly string[],
+  data: FeedSet,
+  options: CalibrationOptions,
+): Promise<Map<string, TensorRange>> {
   const batchSize = options.batchSize ?? 64;
   const ranges = new Map<string, TensorRange>(names.map((n) => [n, { min: Infinity, max: -Infinity }]));
   await forEachBatch(model, names, data, batchSize, (name, values) => {
@@ -57,11 +79,14 @@ export async function calibrate(model: ModelProto, names: readonly string[], dat
       if (v > r.max) r.max = v;
     }
   });
-  for (const [name, r] of ranges) if (!Number.isFinite(r.min) || !Number.isFinite(r.max)) ranges.set(name, { min: 0, max: 0 });
+  for (const [name, r] of ranges)
+    if (!Number.isFinite(r.min) || !Number.isFinite(r.max)) ranges.set(name, { min: 0, max: 0 });
   if (options.method === 'minmax') return ranges;
 
   const histograms = new Map<string, Float64Array>(names.map((n) => [n, new Float64Array(BINS)]));
-  const absMax = new Map(names.map((n) => [n, Math.max(Math.abs(ranges.get(n)!.min), Math.abs(ranges.get(n)!.max)) || 1]));
+  const absMax = new Map(
+    names.map((n) => [n, Math.max(Math.abs(ranges.get(n)!.min), Math.abs(ranges.get(n)!.max)) || 1]),
+  );
   const signed = options.method === 'percentile';
   await forEachBatch(model, names, data, batchSize, (name, values) => {
     const h = histograms.get(name)!;
@@ -80,7 +105,10 @@ export async function calibrate(model: ModelProto, names: readonly string[], dat
     if (options.method === 'percentile') {
       const keep = (options.percentile ?? 99.999) / 100;
       const [lo, hi] = percentileRange(h, (1 - keep) / 2);
-      result.set(name, { min: Math.max(r.min, -m + lo * (2 * m) / BINS), max: Math.min(r.max, -m + hi * (2 * m) / BINS) });
+      result.set(name, {
+        min: Math.max(r.min, -m + (lo * (2 * m)) / BINS),
+        max: Math.min(r.max, -m + (hi * (2 * m)) / BINS),
+      });
     } else {
       const threshold = entropyThreshold(h) * (m / BINS);
       result.set(name, { min: Math.max(r.min, -threshold), max: Math.min(r.max, threshold) });

@@ -29,7 +29,10 @@ function transpose2d(values: Float32Array, rows: number, cols: number): Float32A
 }
 
 /** The float weight matrix [K, N] a MatMul or Gemm multiplies by, or why it cannot be quantized. */
-function weightMatrix(rewrite: ModelRewrite, node: NodeProto): { weights: Float32Array; k: number; n: number } | string {
+function weightMatrix(
+  rewrite: ModelRewrite,
+  node: NodeProto,
+): { weights: Float32Array; k: number; n: number } | string {
   const tensor = rewrite.index.initializer(node.input?.[1] ?? '');
   if (!tensor) return 'its weight input is not a constant initializer';
   if (tensor.dataType !== TensorDataType.FLOAT) return 'its weight is not float32';
@@ -92,17 +95,32 @@ export function quantizeDynamic(model: ModelProto, options: DynamicQuantizeOptio
       continue;
     }
     const { weights, k, n } = matrix;
-    const quantized = quantizeWeightsSymmetric(weights, [k, n], options.reduceRange, options.perChannel ? 1 : undefined);
+    const quantized = quantizeWeightsSymmetric(
+      weights,
+      [k, n],
+      options.reduceRange,
+      options.perChannel ? 1 : undefined,
+    );
     const base = node.input![1]!;
-    const wq = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${base}_quantized`), [k, n], quantized.values));
+    const wq = rewrite.addInitializer(
+      tensorFromArray(rewrite.names.next(`${base}_quantized`), [k, n], quantized.values),
+    );
     const channelDims = options.perChannel ? [n] : [];
-    const ws = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${base}_scale`), channelDims, quantized.scales));
-    const wz = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${base}_zero_point`), channelDims, new Int8Array(options.perChannel ? n : 1)));
+    const ws = rewrite.addInitializer(
+      tensorFromArray(rewrite.names.next(`${base}_scale`), channelDims, quantized.scales),
+    );
+    const wz = rewrite.addInitializer(
+      tensorFromArray(rewrite.names.next(`${base}_zero_point`), channelDims, new Int8Array(options.perChannel ? n : 1)),
+    );
 
     const input = node.input![0]!;
     let aq = activationQuant.get(input);
     if (!aq) {
-      aq = [rewrite.names.next(`${input}_quantized`), rewrite.names.next(`${input}_scale`), rewrite.names.next(`${input}_zero_point`)];
+      aq = [
+        rewrite.names.next(`${input}_quantized`),
+        rewrite.names.next(`${input}_scale`),
+        rewrite.names.next(`${input}_zero_point`),
+      ];
       rewrite.emit('DynamicQuantizeLinear', [input], aq, {}, `${input}_DynamicQuantizeLinear`);
       activationQuant.set(input, aq);
     }
@@ -127,4 +145,3 @@ export function quantizeDynamic(model: ModelProto, options: DynamicQuantizeOptio
   requireOpset(result, 11);
   return { model: result, quantizedNodes, skipped };
 }
-

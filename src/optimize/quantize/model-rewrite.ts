@@ -34,7 +34,13 @@ export class ModelRewrite {
     this.nodes.push(node);
   }
 
-  emit(opType: string, inputs: string[], outputs: string[], attributes: Record<string, SimpleAttribute> = {}, baseName = opType): NodeProto {
+  emit(
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attributes: Record<string, SimpleAttribute> = {},
+    baseName = opType,
+  ): NodeProto {
     const node: NodeProto = {
       name: this.names.next(baseName),
       opType,
@@ -68,6 +74,9 @@ export class ModelRewrite {
     const inputs = (graph.input ?? []).filter((v) => !this.index.initializers.has(v.name ?? '') || kept.has(v.name));
     const liveValues = new Set<string>([...used, ...this.nodes.flatMap((n) => n.output ?? [])]);
     const valueInfo = (graph.valueInfo ?? []).filter((v) => liveValues.has(v.name ?? ''));
-    return { ...this.model, graph: { ...graph, node: this.nodes, initializer: initializers, input: inputs, valueInfo } };
+    return {
+      ...this.model,
+      graph: { ...graph, node: this.nodes, initializer: initializers, input: inputs, valueInfo },
+    };
   }
 }

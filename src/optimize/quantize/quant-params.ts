@@ -11,7 +11,7 @@ export function roundHalfEven(x: number): number {
 
 export function quantizeValue(x: number, scale: number, zeroPoint: number, qmin: number, qmax: number): number {
   const q = roundHalfEven(x / scale) + zeroPoint;
-  return q < qmin ? qmin : q > qmax ? qmax : q;
+  return q < qmin ? qmin : Math.min(q, qmax);
 }
 
 /** Signed weight range: full int8 uses ±127 (symmetric); reduced range uses 7 bits so u8×s8 pairs cannot overflow int16 on CPUs without VNNI. */
@@ -30,7 +30,12 @@ export interface QuantizedWeights {
  * Symmetric int8 quantization of a weight tensor (zero point 0). With `axis`, each slice along that
  * axis gets its own scale (per-channel). A slice of zeros gets scale 1 so dequantization stays exact.
  */
-export function quantizeWeightsSymmetric(values: Float32Array, dims: readonly number[], reduceRange: boolean, axis?: number): QuantizedWeights {
+export function quantizeWeightsSymmetric(
+  values: Float32Array,
+  dims: readonly number[],
+  reduceRange: boolean,
+  axis?: number,
+): QuantizedWeights {
   const { qmin, qmax } = int8WeightRange(reduceRange);
   const channels = axis === undefined ? 1 : dims[axis]!;
   const inner = axis === undefined ? values.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);

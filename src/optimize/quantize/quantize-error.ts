@@ -12,7 +12,11 @@ export type QuantizeErrorCode =
   | 'CALIPER_QUANTIZE_GUARD';
 
 export class QuantizeError extends Error {
-  constructor(readonly code: QuantizeErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: QuantizeErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'QuantizeError';
   }

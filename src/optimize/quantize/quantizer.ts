@@ -2,7 +2,15 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadDataset, type Dataset, type DatasetSpec } from '../datasets/dataset.ts';
 import { DatasetError } from '../datasets/dataset-error.ts';
-import { checkFeedSet, feedSetFromDataset, feedsOf, isFeedSet, modelFixedBatch, sliceFeedSet, type FeedSet } from '../datasets/feed-set.ts';
+import {
+  checkFeedSet,
+  feedSetFromDataset,
+  feedsOf,
+  isFeedSet,
+  modelFixedBatch,
+  sliceFeedSet,
+  type FeedSet,
+} from '../datasets/feed-set.ts';
 import { modelInputs } from '../datasets/input-batch.ts';
 import { profileKernels } from '../evaluate/kernel-profile.ts';
 import { compareLatency, type LatencyComparison } from '../evaluate/latency.ts';
@@ -76,13 +84,39 @@ export interface QuantizeResult {
 
 /** Ops that mean a model is already quantized. */
 const QUANTIZED_OPS = new Set([
-  'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger', 'ConvInteger', 'QLinearMatMul', 'QLinearConv',
-  'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'QGemm', 'QLinearAdd', 'QLinearMul',
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'MatMulInteger',
+  'ConvInteger',
+  'QLinearMatMul',
+  'QLinearConv',
+  'DynamicQuantizeMatMul',
+  'MatMulIntegerToFloat',
+  'QGemm',
+  'QLinearAdd',
+  'QLinearMul',
 ]);
 /** Ops that move or reshape data without arithmetic; not worth a "left in float" warning. */
 const LAYOUT_OPS = new Set([
-  'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity', 'Shape', 'Gather', 'Slice', 'Cast', 'Constant',
-  'Concat', 'Split', 'Expand', 'Dropout', 'Size', 'ConstantOfShape', 'Pad',
+  'Reshape',
+  'Flatten',
+  'Transpose',
+  'Squeeze',
+  'Unsqueeze',
+  'Identity',
+  'Shape',
+  'Gather',
+  'Slice',
+  'Cast',
+  'Constant',
+  'Concat',
+  'Split',
+  'Expand',
+  'Dropout',
+  'Size',
+  'ConstantOfShape',
+  'Pad',
 ]);
 /** Compute-heavy ops dynamic mode leaves in float, worth a warning (elementwise ops are not). */
 const HEAVY_OPS = new Set(['Conv', 'ConvTranspose', 'LSTM', 'GRU', 'RNN', 'Attention', 'Einsum', 'MatMul', 'Gemm']);
@@ -95,7 +129,8 @@ function loadModel(input: string | ModelProto | Uint8Array): ModelProto {
     if (input instanceof Uint8Array) return decodeModel(input);
     return input;
   } catch (error) {
-    if (error instanceof OnnxFormatError) throw new QuantizeError('CALIPER_QUANTIZE_NOT_ONNX', error.message, { cause: error });
+    if (error instanceof OnnxFormatError)
+      throw new QuantizeError('CALIPER_QUANTIZE_NOT_ONNX', error.message, { cause: error });
     throw error;
   }
 }
@@ -103,25 +138,45 @@ function loadModel(input: string | ModelProto | Uint8Array): ModelProto {
 function checkModel(model: ModelProto, mode: QuantizeMode): void {
   const ir = model.irVersion ?? 0;
   const opset = opsetVersion(model);
-  if (ir > MAX_IR) throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', `model IR version ${ir} is newer than the supported ${MAX_IR}`);
-  if (opset > MAX_OPSET) throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', `model opset ${opset} is newer than the supported ${MAX_OPSET}`);
+  if (ir > MAX_IR)
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_UNSUPPORTED_MODEL',
+      `model IR version ${ir} is newer than the supported ${MAX_IR}`,
+    );
+  if (opset > MAX_OPSET)
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_UNSUPPORTED_MODEL',
+      `model opset ${opset} is newer than the supported ${MAX_OPSET}`,
+    );
   const nodes = model.graph?.node ?? [];
   const quantizedOps = [...new Set(nodes.map((n) => n.opType ?? '').filter((op) => QUANTIZED_OPS.has(op)))];
   const int8Weights = (model.graph?.initializer ?? []).filter((t) => t.dataType === TensorDataType.INT8).length;
   if (quantizedOps.length > 0 || int8Weights > 0) {
-    throw new QuantizeError('CALIPER_QUANTIZE_ALREADY_QUANTIZED', `model is already quantized (${quantizedOps.length ? `contains ${quantizedOps.join(', ')}` : `${int8Weights} int8 initializers`}); quantize the float32 original instead`);
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_ALREADY_QUANTIZED',
+      `model is already quantized (${quantizedOps.length ? `contains ${quantizedOps.join(', ')}` : `${int8Weights} int8 initializers`}); quantize the float32 original instead`,
+    );
   }
   const initializers = model.graph?.initializer ?? [];
-  const bytesOf = (type: number) => initializers.filter((t) => t.dataType === type).reduce((a, t) => a + tensorByteLength(t), 0);
+  const bytesOf = (type: number) =>
+    initializers.filter((t) => t.dataType === type).reduce((a, t) => a + tensorByteLength(t), 0);
   if (mode === 'fp16' && bytesOf(TensorDataType.FLOAT16) > 0 && bytesOf(TensorDataType.FLOAT) === 0) {
     throw new QuantizeError('CALIPER_QUANTIZE_ALREADY_QUANTIZED', 'model weights are already float16');
   }
   if (mode !== 'fp16' && bytesOf(TensorDataType.FLOAT16) > bytesOf(TensorDataType.FLOAT)) {
-    throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', 'model weights are float16; INT8 quantization starts from a float32 model');
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_UNSUPPORTED_MODEL',
+      'model weights are float16; INT8 quantization starts from a float32 model',
+    );
   }
 }
 
-async function resolveData(source: DataSource | undefined, model: ModelProto, purpose: 'calibration' | 'eval', limit?: number): Promise<FeedSet | undefined> {
+async function resolveData(
+  source: DataSource | undefined,
+  model: ModelProto,
+  purpose: 'calibration' | 'eval',
+  limit?: number,
+): Promise<FeedSet | undefined> {
   if (source === undefined) return undefined;
   const code = purpose === 'calibration' ? 'CALIPER_QUANTIZE_CALIBRATION_DATA' : 'CALIPER_QUANTIZE_EVAL_DATA';
   try {
@@ -146,14 +201,17 @@ async function resolveData(source: DataSource | undefined, model: ModelProto, pu
 function syntheticFeeds(model: ModelProto, batch: number): OrtFeeds {
   const feeds: OrtFeeds = {};
   let seed = 12345;
-  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   for (const input of modelInputs(model)) {
     const dims = input.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? batch : 1));
     const count = dims.reduce((a, b) => a * b, 1);
     const type = input.elemType;
     const raw = new Uint8Array(count * (type === TensorDataType.INT64 ? 8 : type === TensorDataType.FLOAT ? 4 : 1));
     const tensor = { dims, dataType: type, rawData: raw };
-    if (type === TensorDataType.FLOAT) new Float32Array(raw.buffer).forEach((_, i, a) => { a[i] = random(); });
+    if (type === TensorDataType.FLOAT)
+      new Float32Array(raw.buffer).forEach((_, i, a) => {
+        a[i] = random();
+      });
     feeds[input.name] = ortTensorFromProto(tensor);
   }
   return feeds;
@@ -198,21 +256,35 @@ async function openChecked(bytes: Uint8Array, feeds: OrtFeeds, reference: OrtSes
   try {
     session = await openSession(bytes);
   } catch (error) {
-    throw new QuantizeError('CALIPER_QUANTIZE_BROKEN_OUTPUT', `the converted model does not load in ONNX Runtime, so it was not written: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_BROKEN_OUTPUT',
+      `the converted model does not load in ONNX Runtime, so it was not written: ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
   try {
     const [expected, actual] = [await reference.run(feeds), await session.run(feeds)];
     for (const name of reference.outputNames) {
       if (!actual[name]) throw new Error(`output ${name} is missing`);
-      if (actual[name].dims.join() !== expected[name]!.dims.join()) throw new Error(`output ${name} has shape [${actual[name].dims}], expected [${expected[name]!.dims}]`);
+      if (actual[name].dims.join() !== expected[name]!.dims.join())
+        throw new Error(`output ${name} has shape [${actual[name].dims}], expected [${expected[name]!.dims}]`);
       const data = actual[name].data;
-      if (actual[name].type === 'float32' && Array.from(data as Float32Array).some((v, i) => !Number.isFinite(v) && Number.isFinite((expected[name]!.data as Float32Array)[i]!))) {
+      if (
+        actual[name].type === 'float32' &&
+        Array.from(data as Float32Array).some(
+          (v, i) => !Number.isFinite(v) && Number.isFinite((expected[name]!.data as Float32Array)[i]!),
+        )
+      ) {
         throw new Error(`output ${name} holds non-finite values the original does not`);
       }
     }
   } catch (error) {
     await session.release();
-    throw new QuantizeError('CALIPER_QUANTIZE_BROKEN_OUTPUT', `the converted model fails on a sample, so it was not written: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_BROKEN_OUTPUT',
+      `the converted model fails on a sample, so it was not written: ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
   return session;
 }
@@ -221,16 +293,36 @@ async function openChecked(bytes: Uint8Array, feeds: OrtFeeds, reference: OrtSes
  * Quantizes (dynamic or static INT8) or converts (fp16) a float32 ONNX model, checks the result in ONNX
  * Runtime, measures it against the original and writes it when `output` is given.
  */
-export async function quantize(input: string | ModelProto | Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
+export async function quantize(
+  input: string | ModelProto | Uint8Array,
+  options: QuantizeOptions,
+): Promise<QuantizeResult> {
   const { mode } = options;
-  if (!['dynamic', 'static', 'fp16'].includes(mode)) throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `mode must be dynamic, static or fp16, got ${String(mode)}`);
+  if (!['dynamic', 'static', 'fp16'].includes(mode))
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_INVALID_OPTIONS',
+      `mode must be dynamic, static or fp16, got ${String(mode)}`,
+    );
   const method = options.method ?? 'minmax';
-  if (!['minmax', 'percentile', 'entropy'].includes(method)) throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `method must be minmax, percentile or entropy, got ${method}`);
-  if (options.maxDrop !== undefined && !(typeof options.maxDrop === 'number' && options.maxDrop >= 0 && Number.isFinite(options.maxDrop))) {
-    throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `max drop must be a number >= 0 (accuracy points, or per cent of MAE for regression), got ${String(options.maxDrop)}`);
+  if (!['minmax', 'percentile', 'entropy'].includes(method))
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_INVALID_OPTIONS',
+      `method must be minmax, percentile or entropy, got ${method}`,
+    );
+  if (
+    options.maxDrop !== undefined &&
+    !(typeof options.maxDrop === 'number' && options.maxDrop >= 0 && Number.isFinite(options.maxDrop))
+  ) {
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_INVALID_OPTIONS',
+      `max drop must be a number >= 0 (accuracy points, or per cent of MAE for regression), got ${String(options.maxDrop)}`,
+    );
   }
   if (options.task !== undefined && !['auto', 'classification', 'regression'].includes(options.task)) {
-    throw new QuantizeError('CALIPER_QUANTIZE_INVALID_OPTIONS', `task must be auto, classification or regression, got ${String(options.task)}`);
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_INVALID_OPTIONS',
+      `task must be auto, classification or regression, got ${String(options.task)}`,
+    );
   }
   const model = loadModel(input);
   checkModel(model, mode);
@@ -240,75 +332,143 @@ export async function quantize(input: string | ModelProto | Uint8Array, options:
   try {
     reference = await openSession(originalBytes);
   } catch (error) {
-    throw new QuantizeError('CALIPER_QUANTIZE_UNSUPPORTED_MODEL', `the input model does not load in ONNX Runtime: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_UNSUPPORTED_MODEL',
+      `the input model does not load in ONNX Runtime: ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
   const warnings: string[] = [];
-  if (mode !== 'static' && options.calibration !== undefined) warnings.push(`calibration data is ignored: ${mode} mode does not calibrate`);
+  if (mode !== 'static' && options.calibration !== undefined)
+    warnings.push(`calibration data is ignored: ${mode} mode does not calibrate`);
   const unmatched = filter.unmatched(model.graph?.node ?? []);
   if (unmatched.length) warnings.push(`--exclude matches no node name or op type: ${unmatched.join(', ')}`);
 
   const evalData = await resolveData(options.eval, model, 'eval', options.evalSamples);
   let converted: RewriteResult;
   if (mode === 'dynamic') {
-    converted = quantizeDynamic(model, { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false, filter });
+    converted = quantizeDynamic(model, {
+      perChannel: options.perChannel ?? false,
+      reduceRange: options.reduceRange ?? false,
+      filter,
+    });
   } else if (mode === 'static') {
     if (options.calibration === undefined) {
-      throw new QuantizeError('CALIPER_QUANTIZE_CALIBRATION_DATA', 'static quantization needs calibration data (--calibration DATA: fashion-mnist:SPLIT, IDX, .parquet, .csv or .pb samples matching the model input)');
+      throw new QuantizeError(
+        'CALIPER_QUANTIZE_CALIBRATION_DATA',
+        'static quantization needs calibration data (--calibration DATA: fashion-mnist:SPLIT, IDX, .parquet, .csv or .pb samples matching the model input)',
+      );
     }
-    const calibration = (await resolveData(options.calibration, model, 'calibration', options.calibrationSamples ?? 512))!;
+    const calibration = (await resolveData(
+      options.calibration,
+      model,
+      'calibration',
+      options.calibrationSamples ?? 512,
+    ))!;
     const { tensors } = staticTargets(model, filter, options.minConvReduction);
-    const ranges = await calibrate(model, tensors, calibration, { method, ...(options.percentile !== undefined ? { percentile: options.percentile } : {}) });
-    converted = quantizeStatic(model, ranges, { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false, filter, ...(options.minConvReduction !== undefined ? { minConvReduction: options.minConvReduction } : {}) });
+    const ranges = await calibrate(model, tensors, calibration, {
+      method,
+      ...(options.percentile !== undefined ? { percentile: options.percentile } : {}),
+    });
+    converted = quantizeStatic(model, ranges, {
+      perChannel: options.perChannel ?? false,
+      reduceRange: options.reduceRange ?? false,
+      filter,
+      ...(options.minConvReduction !== undefined ? { minConvReduction: options.minConvReduction } : {}),
+    });
   } else {
-    converted = convertToFloat16(model, { filter, ...(options.blockOps ? { blockOps: options.blockOps } : {}), ...(options.keepIoTypes !== undefined ? { keepIoTypes: options.keepIoTypes } : {}) });
+    converted = convertToFloat16(model, {
+      filter,
+      ...(options.blockOps ? { blockOps: options.blockOps } : {}),
+      ...(options.keepIoTypes !== undefined ? { keepIoTypes: options.keepIoTypes } : {}),
+    });
   }
   if (converted.quantizedNodes.length === 0) {
     const ops = [...new Set((model.graph?.node ?? []).map((n) => n.opType))].join(', ');
-    const what = mode === 'dynamic' ? 'MatMul or Gemm nodes with constant weights' : mode === 'static' ? `nodes of type ${[...STATIC_OPS].join(', ')}` : 'float32 nodes outside the block list';
+    const what =
+      mode === 'dynamic'
+        ? 'MatMul or Gemm nodes with constant weights'
+        : mode === 'static'
+          ? `nodes of type ${[...STATIC_OPS].join(', ')}`
+          : 'float32 nodes outside the block list';
     const reasons = converted.skipped.map((s) => `${s.node}: ${s.reason}`).join('; ');
-    throw new QuantizeError('CALIPER_QUANTIZE_NOTHING_TO_DO', `nothing to convert: ${mode} mode needs ${what}; the model has ${ops || 'no nodes'}${reasons ? ` (${reasons})` : ''}`);
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_NOTHING_TO_DO',
+      `nothing to convert: ${mode} mode needs ${what}; the model has ${ops || 'no nodes'}${reasons ? ` (${reasons})` : ''}`,
+    );
   }
   const result = converted.model;
   const newOpset = opsetVersion(result);
   const oldOpset = opsetVersion(model);
   if (newOpset !== oldOpset) warnings.push(`opset raised from ${oldOpset} to ${newOpset} for the emitted ops`);
-  result.irVersion = Math.min(MAX_IR, Math.max(result.irVersion ?? 0, newOpset >= 21 ? 10 : newOpset >= 19 ? 9 : newOpset >= 15 ? 8 : 7));
+  result.irVersion = Math.min(
+    MAX_IR,
+    Math.max(result.irVersion ?? 0, newOpset >= 21 ? 10 : newOpset >= 19 ? 9 : newOpset >= 15 ? 8 : 7),
+  );
   result.producerName = 'caliper';
-  for (const s of converted.skipped) if (s.reason !== 'excluded') warnings.push(`${s.node} left in float32: ${s.reason}`);
+  for (const s of converted.skipped)
+    if (s.reason !== 'excluded') warnings.push(`${s.node} left in float32: ${s.reason}`);
   for (const w of converted.warnings ?? []) warnings.push(w);
   const floatOps = floatOpCounts(mode, model, converted);
-  const unsupported = Object.keys(floatOps).filter((op) => !LAYOUT_OPS.has(op) && (mode !== 'dynamic' || HEAVY_OPS.has(op)));
+  const unsupported = Object.keys(floatOps).filter(
+    (op) => !LAYOUT_OPS.has(op) && (mode !== 'dynamic' || HEAVY_OPS.has(op)),
+  );
   if (unsupported.length) warnings.push(`ops left in float32 (not covered by ${mode} mode): ${unsupported.join(', ')}`);
   const bytes = encodeModel(result);
 
   const firstBatch = evalData ? batchesOf(evalData, model, 8)[0] : undefined;
   if (evalData && !firstBatch) {
     await reference.release();
-    throw new QuantizeError('CALIPER_QUANTIZE_EVAL_DATA', `eval data ${evalData.source} holds ${evalData.count} samples, fewer than the model's fixed batch size`);
+    throw new QuantizeError(
+      'CALIPER_QUANTIZE_EVAL_DATA',
+      `eval data ${evalData.source} holds ${evalData.count} samples, fewer than the model's fixed batch size`,
+    );
   }
   const sampleFeeds = firstBatch ? firstBatch.feeds : syntheticFeeds(model, 8);
   const checked = await openChecked(bytes, sampleFeeds, reference);
   try {
-    const batches = evalData ? batchesOf(evalData, model, 256) : [{ feeds: sampleFeeds, rows: Object.values(sampleFeeds)[0]?.dims[0] ?? 1 }];
-    const { difference, accuracy, regression } = await compareOutputs(reference, checked, batches, options.task ?? 'auto');
-    if ((difference.nonFinite ?? 0) > 0) warnings.push(`the converted model answers ${difference.nonFinite} NaN or infinite output value(s) where the original's are finite (on ${evalData ? evalData.source : 'synthetic inputs'})`);
+    const batches = evalData
+      ? batchesOf(evalData, model, 256)
+      : [{ feeds: sampleFeeds, rows: Object.values(sampleFeeds)[0]?.dims[0] ?? 1 }];
+    const { difference, accuracy, regression } = await compareOutputs(
+      reference,
+      checked,
+      batches,
+      options.task ?? 'auto',
+    );
+    if ((difference.nonFinite ?? 0) > 0)
+      warnings.push(
+        `the converted model answers ${difference.nonFinite} NaN or infinite output value(s) where the original's are finite (on ${evalData ? evalData.source : 'synthetic inputs'})`,
+      );
     const latency: LatencyComparison[] = [];
     const fixed = modelFixedBatch(model);
     const requested = options.latencyBatchSizes ?? [1, 64];
-    if (fixed !== undefined && requested.some((b) => b !== fixed)) warnings.push(`latency measured at the model's fixed batch size ${fixed} only`);
+    if (fixed !== undefined && requested.some((b) => b !== fixed))
+      warnings.push(`latency measured at the model's fixed batch size ${fixed} only`);
     for (const batchSize of fixed !== undefined && requested.length ? [fixed] : requested) {
-      const feeds = evalData && evalData.count >= batchSize ? feedsOf(evalData, 0, batchSize) : syntheticFeeds(model, batchSize);
+      const feeds =
+        evalData && evalData.count >= batchSize ? feedsOf(evalData, 0, batchSize) : syntheticFeeds(model, batchSize);
       latency.push(await compareLatency(reference, checked, feeds, batchSize));
     }
     const kernels = mode !== 'fp16' ? await profileKernels(bytes, sampleFeeds) : undefined;
     const afterBytes = bytes.length;
     const maxDrop = options.maxDrop ?? DEFAULT_MAX_DROP;
-    const verdict = judgeOptimization({ ...(accuracy ? { accuracy } : {}), ...(regression ? { regression } : {}), size: { beforeBytes: originalBytes.length, afterBytes }, latency }, maxDrop);
+    const verdict = judgeOptimization(
+      {
+        ...(accuracy ? { accuracy } : {}),
+        ...(regression ? { regression } : {}),
+        size: { beforeBytes: originalBytes.length, afterBytes },
+        latency,
+      },
+      maxDrop,
+    );
     const write = options.output !== undefined && (verdict.passed || options.force === true);
     const report: QuantizeReport = {
       mode,
       settings: {
-        ...(mode !== 'fp16' ? { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false } : { keepIoTypes: options.keepIoTypes ?? true, blockOps: options.blockOps ?? ['default'] }),
+        ...(mode !== 'fp16'
+          ? { perChannel: options.perChannel ?? false, reduceRange: options.reduceRange ?? false }
+          : { keepIoTypes: options.keepIoTypes ?? true, blockOps: options.blockOps ?? ['default'] }),
         ...(mode === 'static' ? { method } : {}),
         exclude: options.exclude ?? [],
       },

@@ -11,7 +11,17 @@ import { quantizeWeightsSymmetric, roundHalfEven, uint8Params } from './quant-pa
 
 /** Op types static quantization covers: calibrated and wrapped in QuantizeLinear/DequantizeLinear pairs, or (MaxPool) run on the integers as they come. */
 export const STATIC_OPS = new Set([
-  'Conv', 'MatMul', 'Gemm', 'Add', 'Mul', 'Relu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Concat',
+  'Conv',
+  'MatMul',
+  'Gemm',
+  'Add',
+  'Mul',
+  'Relu',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+  'Concat',
 ]);
 
 /**
@@ -40,10 +50,14 @@ function convReduction(rewrite: ModelRewrite, node: NodeProto): number | undefin
 
 function weightSlot(node: NodeProto): { weight: number; axis: number; bias?: number } | undefined {
   switch (node.opType) {
-    case 'Conv': return { weight: 1, axis: 0, bias: 2 };
-    case 'MatMul': return { weight: 1, axis: 1 };
-    case 'Gemm': return { weight: 1, axis: intAttribute(node, 'transB', 0) ? 0 : 1, bias: 2 };
-    default: return undefined;
+    case 'Conv':
+      return { weight: 1, axis: 0, bias: 2 };
+    case 'MatMul':
+      return { weight: 1, axis: 1 };
+    case 'Gemm':
+      return { weight: 1, axis: intAttribute(node, 'transB', 0) ? 0 : 1, bias: 2 };
+    default:
+      return undefined;
   }
 }
 
@@ -75,10 +89,14 @@ export interface StaticPlan {
 function planStatic(rewrite: ModelRewrite, filter: NodeFilter, minConvReduction = MIN_CONV_REDUCTION): StaticPlan {
   const skipped: RewriteResult['skipped'] = [];
   const candidates = rewrite.order.filter((n) => {
-    if (n.domain || !STATIC_OPS.has(n.opType ?? '') || SHARED_SCALE_OPS.has(n.opType ?? '') || !filter.includes(n)) return false;
+    if (n.domain || !STATIC_OPS.has(n.opType ?? '') || SHARED_SCALE_OPS.has(n.opType ?? '') || !filter.includes(n))
+      return false;
     const reduction = convReduction(rewrite, n);
     if (reduction !== undefined && reduction < minConvReduction) {
-      skipped.push({ node: n.name || n.opType || '', reason: `${reduction} products per output value, too few for an integer convolution to pay (under ${minConvReduction})` });
+      skipped.push({
+        node: n.name || n.opType || '',
+        reason: `${reduction} products per output value, too few for an integer convolution to pay (under ${minConvReduction})`,
+      });
       return false;
     }
     return true;
@@ -89,7 +107,9 @@ function planStatic(rewrite: ModelRewrite, filter: NodeFilter, minConvReduction 
     if (!slot) return false;
     const weight = rewrite.index.initializer(node.input?.[slot.weight] ?? '');
     const activation = node.input?.[0] ?? '';
-    return weight?.dataType === TensorDataType.FLOAT && !rewrite.index.initializer(activation) && rewrite.isFloat(activation);
+    return (
+      weight?.dataType === TensorDataType.FLOAT && !rewrite.index.initializer(activation) && rewrite.isFloat(activation)
+    );
   };
   const candidateSet = new Set(candidates);
   const folded = new Map<NodeProto, NodeProto>();
@@ -98,8 +118,10 @@ function planStatic(rewrite: ModelRewrite, filter: NodeFilter, minConvReduction 
     if (node.opType !== 'Relu') continue;
     const input = node.input?.[0] ?? '';
     const producer = rewrite.index.producer(input);
-    if (!producer || !candidateSet.has(producer) || !WEIGHTED_OPS.has(producer.opType ?? '') || !quantizable(producer)) continue;
-    if (producer.output?.[0] !== input || rewrite.index.consumers(input).length !== 1 || graphOutputs.has(input)) continue;
+    if (!producer || !candidateSet.has(producer) || !WEIGHTED_OPS.has(producer.opType ?? '') || !quantizable(producer))
+      continue;
+    if (producer.output?.[0] !== input || rewrite.index.consumers(input).length !== 1 || graphOutputs.has(input))
+      continue;
     folded.set(producer, node);
     foldedRelus.add(node);
   }
@@ -134,7 +156,11 @@ export function staticTargets(model: ModelProto, filter: NodeFilter, minConvRedu
  * (per-channel with an axis, opset 13); Conv/Gemm biases as int32 with scale = input scale × weight scale.
  * ONNX Runtime recognises DQ → op → Q groups and runs them as QLinear kernels.
  */
-export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, TensorRange>, options: StaticQuantizeOptions): RewriteResult {
+export function quantizeStatic(
+  model: ModelProto,
+  ranges: ReadonlyMap<string, TensorRange>,
+  options: StaticQuantizeOptions,
+): RewriteResult {
   const rewrite = new ModelRewrite(model);
   const plan = planStatic(rewrite, options.filter, options.minConvReduction);
   const { nodes: targets, folded } = plan;
@@ -153,8 +179,12 @@ export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, Te
       const range = ranges.get(name)!;
       const { scale, zeroPoint } = uint8Params(range.min, range.max);
       p = {
-        scale: rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${name}_scale`), [], new Float32Array([scale]))),
-        zeroPoint: rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${name}_zero_point`), [], new Uint8Array([zeroPoint]))),
+        scale: rewrite.addInitializer(
+          tensorFromArray(rewrite.names.next(`${name}_scale`), [], new Float32Array([scale])),
+        ),
+        zeroPoint: rewrite.addInitializer(
+          tensorFromArray(rewrite.names.next(`${name}_zero_point`), [], new Uint8Array([zeroPoint])),
+        ),
         value: Math.fround(scale),
       };
       params.set(name, p);
@@ -186,7 +216,7 @@ export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, Te
     const quantize = targetSet.has(node);
     const inputs = (node.input ?? []).map((n) => dequantized.get(n) ?? n);
     const relu = folded.get(node);
-    let outputs = relu ? [relu.output![0]!, ...(node.output ?? []).slice(1)] : node.output ?? [];
+    let outputs = relu ? [relu.output![0]!, ...(node.output ?? []).slice(1)] : (node.output ?? []);
     const produced = outputs;
     if (quantize) {
       const slot = weightSlot(node);
@@ -196,38 +226,82 @@ export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, Te
         const activation = node.input?.[0] ?? '';
         const activationScale = params.get(activation)?.value;
         if (!weight || weight.dataType !== TensorDataType.FLOAT || activationScale === undefined) {
-          skipped.push({ node: node.name || node.opType || '', reason: !weight ? 'its weight is not a constant initializer' : 'its input was not calibrated' });
+          skipped.push({
+            node: node.name || node.opType || '',
+            reason: !weight ? 'its weight is not a constant initializer' : 'its input was not calibrated',
+          });
         } else {
           const dims = weight.dims ?? [];
           const perChannel = options.perChannel && dims.length >= 2;
           const axis = perChannel ? slot.axis : undefined;
           const q = quantizeWeightsSymmetric(tensorToFloat32(weight), dims, options.reduceRange, axis);
           const channelDims = perChannel ? [dims[slot.axis]!] : [];
-          const wq = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${weightName}_quantized`), dims, q.values));
-          const ws = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${weightName}_scale`), channelDims, q.scales));
-          const wz = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${weightName}_zero_point`), channelDims, new Int8Array(perChannel ? dims[slot.axis]! : 1)));
+          const wq = rewrite.addInitializer(
+            tensorFromArray(rewrite.names.next(`${weightName}_quantized`), dims, q.values),
+          );
+          const ws = rewrite.addInitializer(
+            tensorFromArray(rewrite.names.next(`${weightName}_scale`), channelDims, q.scales),
+          );
+          const wz = rewrite.addInitializer(
+            tensorFromArray(
+              rewrite.names.next(`${weightName}_zero_point`),
+              channelDims,
+              new Int8Array(perChannel ? dims[slot.axis]! : 1),
+            ),
+          );
           const wdq = rewrite.names.next(`${weightName}_dequantized`);
-          rewrite.emit('DequantizeLinear', [wq, ws, wz], [wdq], perChannel ? { axis: slot.axis } : {}, `${weightName}_DequantizeLinear`);
+          rewrite.emit(
+            'DequantizeLinear',
+            [wq, ws, wz],
+            [wdq],
+            perChannel ? { axis: slot.axis } : {},
+            `${weightName}_DequantizeLinear`,
+          );
           inputs[slot.weight] = wdq;
           const biasName = slot.bias !== undefined ? node.input?.[slot.bias] : undefined;
           const bias = biasName ? rewrite.index.initializer(biasName) : undefined;
           const biasChannels = bias ? (bias.dims ?? []).reduce((a, b) => a * b, 1) : 0;
-          if (bias && bias.dataType === TensorDataType.FLOAT && (bias.dims ?? []).length <= 1 && (!perChannel || biasChannels === q.scales.length)) {
+          if (
+            bias &&
+            bias.dataType === TensorDataType.FLOAT &&
+            (bias.dims ?? []).length <= 1 &&
+            (!perChannel || biasChannels === q.scales.length)
+          ) {
             const values = tensorToFloat32(bias);
-            const scales = Float32Array.from(values, (_, i) => Math.fround(activationScale * q.scales[perChannel ? i : 0]!));
-            const int32 = Int32Array.from(values, (v, i) => Math.max(-2147483648, Math.min(2147483647, roundHalfEven(v / scales[i]!))));
-            const bq = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${biasName}_quantized`), bias.dims ?? [], int32));
+            const scales = Float32Array.from(values, (_, i) =>
+              Math.fround(activationScale * q.scales[perChannel ? i : 0]!),
+            );
+            const int32 = Int32Array.from(values, (v, i) =>
+              Math.max(-2147483648, Math.min(2147483647, roundHalfEven(v / scales[i]!))),
+            );
+            const bq = rewrite.addInitializer(
+              tensorFromArray(rewrite.names.next(`${biasName}_quantized`), bias.dims ?? [], int32),
+            );
             const biasScale = perChannel ? scales : new Float32Array([scales[0] ?? activationScale * q.scales[0]!]);
-            const bs = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${biasName}_scale`), perChannel ? [biasScale.length] : [], biasScale));
-            const bz = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${biasName}_zero_point`), perChannel ? [biasScale.length] : [], new Int32Array(perChannel ? biasScale.length : 1)));
+            const bs = rewrite.addInitializer(
+              tensorFromArray(rewrite.names.next(`${biasName}_scale`), perChannel ? [biasScale.length] : [], biasScale),
+            );
+            const bz = rewrite.addInitializer(
+              tensorFromArray(
+                rewrite.names.next(`${biasName}_zero_point`),
+                perChannel ? [biasScale.length] : [],
+                new Int32Array(perChannel ? biasScale.length : 1),
+              ),
+            );
             const bdq = rewrite.names.next(`${biasName}_dequantized`);
-            rewrite.emit('DequantizeLinear', [bq, bs, bz], [bdq], perChannel ? { axis: 0 } : {}, `${biasName}_DequantizeLinear`);
+            rewrite.emit(
+              'DequantizeLinear',
+              [bq, bs, bz],
+              [bdq],
+              perChannel ? { axis: 0 } : {},
+              `${biasName}_DequantizeLinear`,
+            );
             inputs[slot.bias!] = bdq;
           }
         }
       } else {
         // Constant operands of Add/Mul/Concat are quantized like activations, from their own range.
-        inputs.forEach((name, i) => {
+        inputs.forEach((_name, i) => {
           const original = node.input?.[i] ?? '';
           const constant = rewrite.index.initializer(original);
           if (!constant || constant.dataType !== TensorDataType.FLOAT) return;
@@ -235,12 +309,23 @@ export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, Te
             const values = tensorToFloat32(constant);
             let min = 0;
             let max = 0;
-            for (const v of values) { if (v < min) min = v; if (v > max) max = v; }
+            for (const v of values) {
+              if (v < min) min = v;
+              if (v > max) max = v;
+            }
             const { scale, zeroPoint } = uint8Params(min, max);
-            const s = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${original}_scale`), [], new Float32Array([scale])));
-            const z = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${original}_zero_point`), [], new Uint8Array([zeroPoint])));
-            const q = Uint8Array.from(values, (v) => Math.max(0, Math.min(255, roundHalfEven(v / Math.fround(scale)) + zeroPoint)));
-            const qn = rewrite.addInitializer(tensorFromArray(rewrite.names.next(`${original}_quantized`), constant.dims ?? [], q));
+            const s = rewrite.addInitializer(
+              tensorFromArray(rewrite.names.next(`${original}_scale`), [], new Float32Array([scale])),
+            );
+            const z = rewrite.addInitializer(
+              tensorFromArray(rewrite.names.next(`${original}_zero_point`), [], new Uint8Array([zeroPoint])),
+            );
+            const q = Uint8Array.from(values, (v) =>
+              Math.max(0, Math.min(255, roundHalfEven(v / Math.fround(scale)) + zeroPoint)),
+            );
+            const qn = rewrite.addInitializer(
+              tensorFromArray(rewrite.names.next(`${original}_quantized`), constant.dims ?? [], q),
+            );
             const dq = rewrite.names.next(`${original}_dequantized`);
             rewrite.emit('DequantizeLinear', [qn, s, z], [dq], {}, `${original}_DequantizeLinear`);
             dequantized.set(original, dq);
@@ -261,8 +346,14 @@ export function quantizeStatic(model: ModelProto, ranges: ReadonlyMap<string, Te
     }
     rewrite.keep({ ...node, input: inputs, output: outputs });
     const source = node.input?.[0] ?? '';
-    const shares = SHARED_SCALE_OPS.has(node.opType ?? '') && !node.domain && options.filter.includes(node) && dequantized.has(source) && params.has(source);
-    if (shares && STATIC_OPS.has(node.opType ?? '')) quantizedNodes.push(node.name || `${node.opType}:${node.output?.[0]}`);
+    const shares =
+      SHARED_SCALE_OPS.has(node.opType ?? '') &&
+      !node.domain &&
+      options.filter.includes(node) &&
+      dequantized.has(source) &&
+      params.has(source);
+    if (shares && STATIC_OPS.has(node.opType ?? ''))
+      quantizedNodes.push(node.name || `${node.opType}:${node.output?.[0]}`);
     for (const [i, o] of produced.entries()) {
       if (shares && i === 0 && rewrite.isFloat(node.output?.[0] ?? '')) insertQdq(o, params.get(source));
       else if ((quantize && !(floatResult && i === 0)) || consumersQuantized(o)) insertQdq(o);

@@ -1,7 +1,11 @@
 import { Server, ServerCredentials, type ChannelOptions, type ServiceDefinition } from '@grpc/grpc-js';
 import { InferenceService, type InferenceServiceContext } from './inference-service.ts';
 import { inferResponseSerializer, streamResponseSerializer } from './infer-response-encoder.ts';
-import { inferenceServiceDefinition, type ModelInferResponse, type ModelStreamInferResponse } from './service-definition.ts';
+import {
+  inferenceServiceDefinition,
+  type ModelInferResponse,
+  type ModelStreamInferResponse,
+} from './service-definition.ts';
 
 /** What the service needs (repository, observer, statistics, app, auth, logger), plus where and how to listen. */
 export interface GrpcServerOptions extends InferenceServiceContext {
@@ -44,14 +48,22 @@ export class GrpcInferenceServer {
     const definition = inferenceServiceDefinition();
     // Requests arrive as bytes (the service decodes them, to answer a malformed one INVALID_ARGUMENT); the
     // inference answers are written by the hand encoder.
-    const raw: ServiceDefinition = Object.fromEntries(Object.entries(definition).map(([name, method]) => [name, { ...method, requestDeserialize: identity }]));
-    raw.ModelInfer!.responseSerialize = inferResponseSerializer(definition.ModelInfer!.responseSerialize as (m: ModelInferResponse) => Buffer);
-    raw.ModelStreamInfer!.responseSerialize = streamResponseSerializer(definition.ModelStreamInfer!.responseSerialize as (m: ModelStreamInferResponse) => Buffer);
+    const raw: ServiceDefinition = Object.fromEntries(
+      Object.entries(definition).map(([name, method]) => [name, { ...method, requestDeserialize: identity }]),
+    );
+    raw.ModelInfer!.responseSerialize = inferResponseSerializer(
+      definition.ModelInfer!.responseSerialize as (m: ModelInferResponse) => Buffer,
+    );
+    raw.ModelStreamInfer!.responseSerialize = streamResponseSerializer(
+      definition.ModelStreamInfer!.responseSerialize as (m: ModelStreamInferResponse) => Buffer,
+    );
     server.addService(raw, service.implementation(definition));
     const host = options.host ?? '127.0.0.1';
     const address = host.includes(':') ? `[${host}]:${options.port}` : `${host}:${options.port}`;
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+      server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      );
     });
     return new GrpcInferenceServer(server, port, options.shutdownGraceMs ?? 10_000);
   }

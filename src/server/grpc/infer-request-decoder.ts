@@ -5,7 +5,14 @@
  * inference-service.proto (KServe v2 / Triton); unknown fields are skipped.
  */
 import { FIXED64, LENGTH_DELIMITED, ProtoReader, ScalarKind, VARINT } from './proto-reader.ts';
-import type { GrpcTensor, InferParameter, InferParameters, InferTensorContents, ModelInferRequest, RequestedOutput } from './service-definition.ts';
+import type {
+  GrpcTensor,
+  InferParameter,
+  InferParameters,
+  InferTensorContents,
+  ModelInferRequest,
+  RequestedOutput,
+} from './service-definition.ts';
 
 function parameter(r: ProtoReader): InferParameter {
   // A oneof: the last choice on the wire wins.
@@ -66,19 +73,39 @@ function parameterEntry(r: ProtoReader, into: InferParameters): void {
 function contents(r: ProtoReader): InferTensorContents {
   const outer = r.enter();
   const out = {
-    bool_contents: [] as boolean[], int_contents: [] as number[], int64_contents: [] as (number | bigint)[], uint_contents: [] as number[],
-    uint64_contents: [] as (number | bigint)[], fp32_contents: [] as number[], fp64_contents: [] as number[], bytes_contents: [] as Uint8Array[],
+    bool_contents: [] as boolean[],
+    int_contents: [] as number[],
+    int64_contents: [] as (number | bigint)[],
+    uint_contents: [] as number[],
+    uint64_contents: [] as (number | bigint)[],
+    fp32_contents: [] as number[],
+    fp64_contents: [] as number[],
+    bytes_contents: [] as Uint8Array[],
   };
   while (r.pos < r.end) {
     const key = r.key();
     switch (key >>> 3) {
-      case 1: r.repeated(key, ScalarKind.Bool, out.bool_contents); break;
-      case 2: r.repeated(key, ScalarKind.Int32, out.int_contents); break;
-      case 3: r.repeated(key, ScalarKind.Int64, out.int64_contents); break;
-      case 4: r.repeated(key, ScalarKind.Uint32, out.uint_contents); break;
-      case 5: r.repeated(key, ScalarKind.Uint64, out.uint64_contents); break;
-      case 6: r.repeated(key, ScalarKind.Float, out.fp32_contents); break;
-      case 7: r.repeated(key, ScalarKind.Double, out.fp64_contents); break;
+      case 1:
+        r.repeated(key, ScalarKind.Bool, out.bool_contents);
+        break;
+      case 2:
+        r.repeated(key, ScalarKind.Int32, out.int_contents);
+        break;
+      case 3:
+        r.repeated(key, ScalarKind.Int64, out.int64_contents);
+        break;
+      case 4:
+        r.repeated(key, ScalarKind.Uint32, out.uint_contents);
+        break;
+      case 5:
+        r.repeated(key, ScalarKind.Uint64, out.uint64_contents);
+        break;
+      case 6:
+        r.repeated(key, ScalarKind.Float, out.fp32_contents);
+        break;
+      case 7:
+        r.repeated(key, ScalarKind.Double, out.fp64_contents);
+        break;
       case 8:
         r.expect(key, LENGTH_DELIMITED);
         out.bytes_contents.push(r.bytes());
@@ -143,11 +170,18 @@ function requestedOutput(r: ProtoReader): RequestedOutput {
 
 /** Decodes a ModelInferRequest; a malformed message throws a ProtoDecodeError that says what and where. */
 export function decodeModelInferRequest(message: Uint8Array): ModelInferRequest {
-  const buffer = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  const buffer = Buffer.isBuffer(message)
+    ? message
+    : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
   const r = new ProtoReader(buffer);
   const request = {
-    model_name: '', model_version: '', id: '', parameters: {} as InferParameters,
-    inputs: [] as GrpcTensor[], outputs: [] as RequestedOutput[], raw_input_contents: [] as Uint8Array[],
+    model_name: '',
+    model_version: '',
+    id: '',
+    parameters: {} as InferParameters,
+    inputs: [] as GrpcTensor[],
+    outputs: [] as RequestedOutput[],
+    raw_input_contents: [] as Uint8Array[],
   };
   while (r.pos < r.end) {
     const key = r.key();

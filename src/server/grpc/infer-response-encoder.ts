@@ -42,11 +42,16 @@ function shapeBytes(shape: readonly number[]): number {
 
 function tensorSize(tensor: GrpcTensor): number {
   const shape = shapeBytes(tensor.shape);
-  return optionalSize(cachedUtf8(tensor.name)) + optionalSize(cachedUtf8(tensor.datatype)) + (shape === 0 ? 0 : delimitedSize(shape));
+  return (
+    optionalSize(cachedUtf8(tensor.name)) +
+    optionalSize(cachedUtf8(tensor.datatype)) +
+    (shape === 0 ? 0 : delimitedSize(shape))
+  );
 }
 
 function responseSize(response: ModelInferResponse, id: Buffer): number {
-  let size = optionalSize(cachedUtf8(response.model_name)) + optionalSize(cachedUtf8(response.model_version)) + optionalSize(id);
+  let size =
+    optionalSize(cachedUtf8(response.model_name)) + optionalSize(cachedUtf8(response.model_version)) + optionalSize(id);
   for (const tensor of response.outputs) size += delimitedSize(tensorSize(tensor));
   for (const raw of response.raw_output_contents ?? []) size += delimitedSize(raw.byteLength);
   return size;
@@ -86,7 +91,9 @@ export function inferResponseSerializer(fallback: Serialize<ModelInferResponse>)
 }
 
 /** The ModelStreamInfer counterpart: error_message = 1, infer_response = 2. */
-export function streamResponseSerializer(fallback: Serialize<ModelStreamInferResponse>): Serialize<ModelStreamInferResponse> {
+export function streamResponseSerializer(
+  fallback: Serialize<ModelStreamInferResponse>,
+): Serialize<ModelStreamInferResponse> {
   return (message) => {
     const inner = message.infer_response;
     if (inner && !plain(inner)) return fallback(message);

@@ -1,5 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerErrorResponse, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  Metadata,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServerErrorResponse,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import { boundedMessage, CaliperError, invalidInput, toCaliperError, type CaliperErrorCode } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
@@ -15,7 +22,18 @@ import { priorityFromTriton } from '../v2/triton-priority.ts';
 import { tritonModelConfig } from '../v2/model-configuration.ts';
 import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
 import { decodeModelInferRequest } from './infer-request-decoder.ts';
-import { strictRequestDecoders, type InferenceRpcName, type InferenceRpcs, type InferParameter, type InferParameters, type ModelInferRequest, type ModelInferResponse, type ModelStatisticsResponse, type RepositoryIndexResponse, type RequestDecoder } from './service-definition.ts';
+import {
+  strictRequestDecoders,
+  type InferenceRpcName,
+  type InferenceRpcs,
+  type InferParameter,
+  type InferParameters,
+  type ModelInferRequest,
+  type ModelInferResponse,
+  type ModelStatisticsResponse,
+  type RepositoryIndexResponse,
+  type RequestDecoder,
+} from './service-definition.ts';
 
 export interface InferenceServiceContext {
   repository: ModelRepository;
@@ -28,17 +46,29 @@ export interface InferenceServiceContext {
   logger: Logger;
 }
 
-const NOT_FOUND_CODES = new Set<CaliperErrorCode>(['CALIPER_MODEL_NOT_FOUND', 'CALIPER_VERSION_NOT_FOUND', 'CALIPER_NOT_FOUND']);
+const NOT_FOUND_CODES = new Set<CaliperErrorCode>([
+  'CALIPER_MODEL_NOT_FOUND',
+  'CALIPER_VERSION_NOT_FOUND',
+  'CALIPER_NOT_FOUND',
+]);
 /**
  * Who may call each RPC, as the HTTP routes declare theirs: the repository RPCs need the admin token, inference
  * the API keys (when set), metadata and statistics are operations, health is open. Typed over every RPC, so a
  * new one cannot be served without a declaration.
  */
 export const RPC_PROTECTION: { readonly [N in InferenceRpcName]: Protection } = {
-  ServerLive: 'open', ServerReady: 'open', ModelReady: 'open',
-  ServerMetadata: 'operations', ModelMetadata: 'operations', ModelConfig: 'operations', ModelStatistics: 'operations',
-  ModelInfer: 'inference', ModelStreamInfer: 'inference',
-  RepositoryIndex: 'admin', RepositoryModelLoad: 'admin', RepositoryModelUnload: 'admin',
+  ServerLive: 'open',
+  ServerReady: 'open',
+  ModelReady: 'open',
+  ServerMetadata: 'operations',
+  ModelMetadata: 'operations',
+  ModelConfig: 'operations',
+  ModelStatistics: 'operations',
+  ModelInfer: 'inference',
+  ModelStreamInfer: 'inference',
+  RepositoryIndex: 'admin',
+  RepositoryModelLoad: 'admin',
+  RepositoryModelUnload: 'admin',
 };
 
 type AnyCall = ServerUnaryCall<Buffer, unknown> | ServerDuplexStream<Buffer, unknown>;
@@ -48,7 +78,8 @@ export function grpcStatusOf(thrown: unknown): ServerErrorResponse {
   const error = toCaliperError(thrown);
   const metadata = new Metadata();
   metadata.set('caliper-error-code', error.code);
-  if (error.retryAfterSeconds !== undefined) metadata.set('retry-after', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
+  if (error.retryAfterSeconds !== undefined)
+    metadata.set('retry-after', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
   const message = boundedMessage(error.message);
   return Object.assign(new Error(message), { code: error.grpcStatus, details: message, metadata });
 }
@@ -61,7 +92,11 @@ function metadataValue(call: AnyCall, key: string): string | undefined {
 function numericParameter(where: string, parameter: InferParameter | undefined): number | undefined {
   if (parameter === undefined) return undefined;
   const value = parameter.int64_param ?? parameter.uint64_param ?? parameter.double_param;
-  if (value === undefined || parameter.parameter_choice === 'string_param' || parameter.parameter_choice === 'bool_param') {
+  if (
+    value === undefined ||
+    parameter.parameter_choice === 'string_param' ||
+    parameter.parameter_choice === 'bool_param'
+  ) {
     throw invalidInput(`${where}: expected an integer parameter (int64_param/uint64_param)`);
   }
   return value;
@@ -73,11 +108,17 @@ function numericParameter(where: string, parameter: InferParameter | undefined):
  * numbering: 0 the default, 1 the highest) request parameters; the tightest timeout wins and none can lengthen
  * the model's own; x-caliper-priority (Caliper's numbering, 0 highest) wins over the parameter.
  */
-function requestOptions(observer: RequestObserver, version: ModelVersion, request: ModelInferRequest, call: AnyCall): PredictOptions {
+function requestOptions(
+  observer: RequestObserver,
+  version: ModelVersion,
+  request: ModelInferRequest,
+  call: AnyCall,
+): PredictOptions {
   const timeouts: number[] = [];
   const fromMetadata = metadataValue(call, 'x-caliper-timeout-ms');
   if (fromMetadata !== undefined) {
-    if (!(Number(fromMetadata) > 0)) throw invalidInput(`x-caliper-timeout-ms: expected a positive number of milliseconds, got "${fromMetadata}"`);
+    if (!(Number(fromMetadata) > 0))
+      throw invalidInput(`x-caliper-timeout-ms: expected a positive number of milliseconds, got "${fromMetadata}"`);
     timeouts.push(Number(fromMetadata));
   }
   const timeoutUs = numericParameter('parameters.timeout', request.parameters?.timeout);
@@ -128,12 +169,18 @@ export class InferenceService {
   private async repositoryRoute(call: AnyCall, url: string, body: object): Promise<unknown> {
     const authorization = metadataValue(call, 'authorization');
     const response = await this.context.app.inject({
-      method: 'POST', url, payload: body, headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+      method: 'POST',
+      url,
+      payload: body,
+      headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
     });
     const parsed = response.body === '' ? {} : (JSON.parse(response.body) as unknown);
     if (response.statusCode >= 400) {
       const { error, code } = parsed as { error?: string; code?: string };
-      throw new CaliperError((code ?? 'CALIPER_INTERNAL') as CaliperErrorCode, error ?? `${url}: HTTP ${response.statusCode}`);
+      throw new CaliperError(
+        (code ?? 'CALIPER_INTERNAL') as CaliperErrorCode,
+        error ?? `${url}: HTTP ${response.statusCode}`,
+      );
     }
     return parsed;
   }
@@ -145,16 +192,34 @@ export class InferenceService {
     const version = request.model_version
       ? repository.version(request.model_name, request.model_version)
       : repository.route(request.model_name, metadataValue(call, ROUTING_KEY_HEADER) || undefined);
-    if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
+    if (version.state !== 'ready')
+      throw new CaliperError(
+        'CALIPER_MODEL_NOT_READY',
+        `model "${version.name}" version ${version.version} is ${version.state}`,
+        { retryAfterSeconds: 1 },
+      );
     const inputs = grpcInputTensors(request);
-    const outputNames = request.outputs !== undefined && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : undefined;
-    const outcome = await observer.track(version, 'grpc', () => runTensorInfer(version, inputs, outputNames, requestOptions(observer, version, request, call)));
+    const outputNames =
+      request.outputs !== undefined && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : undefined;
+    const outcome = await observer.track(version, 'grpc', () =>
+      runTensorInfer(version, inputs, outputNames, requestOptions(observer, version, request, call)),
+    );
     const names = outputNames ?? version.signature.outputs.map((o) => o.name);
-    return { model_name: version.name, model_version: String(version.version), id: request.id ?? '', ...grpcOutputTensors(outcome.outputs, names) };
+    return {
+      model_name: version.name,
+      model_version: String(version.version),
+      id: request.id ?? '',
+      ...grpcOutputTensors(outcome.outputs, names),
+    };
   }
 
   /** Unary handlers by RPC name. */
-  unaryHandlers(): { [N in Exclude<InferenceRpcName, 'ModelStreamInfer'>]: (request: InferenceRpcs[N]['request'], call: AnyCall) => Promise<InferenceRpcs[N]['response']> } {
+  unaryHandlers(): {
+    [N in Exclude<InferenceRpcName, 'ModelStreamInfer'>]: (
+      request: InferenceRpcs[N]['request'],
+      call: AnyCall,
+    ) => Promise<InferenceRpcs[N]['response']>;
+  } {
     const { repository, observer } = this.context;
     return {
       ServerLive: async () => ({ live: true }),
@@ -171,13 +236,21 @@ export class InferenceService {
         return { ready: version.state === 'ready' && !observer.closing };
       },
       ServerMetadata: async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }),
-      ModelMetadata: async (request) => modelMetadata(repository, repository.version(request.name, request.version || undefined)),
-      ModelConfig: async (request) => ({ config: tritonModelConfig(repository.version(request.name, request.version || undefined)) }),
+      ModelMetadata: async (request) =>
+        modelMetadata(repository, repository.version(request.name, request.version || undefined)),
+      ModelConfig: async (request) => ({
+        config: tritonModelConfig(repository.version(request.name, request.version || undefined)),
+      }),
       ModelInfer: (request, call) => this.infer(request, call),
       ModelStatistics: async (request) =>
-        this.context.statistics.stats(request.name || undefined, request.version || undefined) as unknown as ModelStatisticsResponse,
+        this.context.statistics.stats(
+          request.name || undefined,
+          request.version || undefined,
+        ) as unknown as ModelStatisticsResponse,
       RepositoryIndex: async (request, call) => ({
-        models: (await this.repositoryRoute(call, '/v2/repository/index', { ready: request.ready === true })) as RepositoryIndexResponse['models'],
+        models: (await this.repositoryRoute(call, '/v2/repository/index', {
+          ready: request.ready === true,
+        })) as RepositoryIndexResponse['models'],
       }),
       RepositoryModelLoad: async (request, call) => {
         await this.repositoryRoute(call, `/v2/repository/models/${encodeURIComponent(request.model_name)}/load`, {});
@@ -227,19 +300,31 @@ export class InferenceService {
       try {
         finalFlag = emptyFinalResponseAsked(request);
       } catch (error) {
-        answer({ error_message: boundedMessage(toCaliperError(error).message), infer_response: { ...head, outputs: [], raw_output_contents: [] } });
+        answer({
+          error_message: boundedMessage(toCaliperError(error).message),
+          infer_response: { ...head, outputs: [], raw_output_contents: [] },
+        });
         return;
       }
-      const flag = (final: boolean): { parameters?: InferParameters } => (finalFlag ? { parameters: { [FINAL_RESPONSE]: { bool_param: final } } } : {});
+      const flag = (final: boolean): { parameters?: InferParameters } =>
+        finalFlag ? { parameters: { [FINAL_RESPONSE]: { bool_param: final } } } : {};
       this.infer(request, call).then(
         (response) => {
           if (!finalFlag) answer({ error_message: '', infer_response: response });
-          else answer({ error_message: '', infer_response: { ...response, ...flag(false) } }, { error_message: '', infer_response: { ...head, outputs: [], raw_output_contents: [], ...flag(true) } });
+          else
+            answer(
+              { error_message: '', infer_response: { ...response, ...flag(false) } },
+              { error_message: '', infer_response: { ...head, outputs: [], raw_output_contents: [], ...flag(true) } },
+            );
         },
         (error: unknown) => {
           const failure = toCaliperError(error);
-          if (failure.httpStatus >= 500 && failure.code === 'CALIPER_INTERNAL') this.context.logger.error({ err: error }, failure.message);
-          answer({ error_message: boundedMessage(failure.message), infer_response: { ...head, outputs: [], raw_output_contents: [], ...flag(true) } });
+          if (failure.httpStatus >= 500 && failure.code === 'CALIPER_INTERNAL')
+            this.context.logger.error({ err: error }, failure.message);
+          answer({
+            error_message: boundedMessage(failure.message),
+            infer_response: { ...head, outputs: [], raw_output_contents: [], ...flag(true) },
+          });
         },
       );
     });
@@ -258,7 +343,11 @@ export class InferenceService {
    */
   implementation(definition: ServiceDefinition): UntypedServiceImplementation {
     const handlers = this.unaryHandlers() as Record<string, (request: unknown, call: AnyCall) => Promise<unknown>>;
-    const decoders: Record<string, RequestDecoder> = { ...strictRequestDecoders(), ModelInfer: decodeModelInferRequest, ModelStreamInfer: decodeModelInferRequest };
+    const decoders: Record<string, RequestDecoder> = {
+      ...strictRequestDecoders(),
+      ModelInfer: decodeModelInferRequest,
+      ModelStreamInfer: decodeModelInferRequest,
+    };
     const implementation: UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(definition)) {
       const decode = decoders[name];
@@ -269,7 +358,10 @@ export class InferenceService {
       }
       const handler = handlers[name];
       if (!handler) continue;
-      implementation[name] = (call: ServerUnaryCall<Buffer, unknown>, callback: (error: ServerErrorResponse | null, value?: unknown) => void) => {
+      implementation[name] = (
+        call: ServerUnaryCall<Buffer, unknown>,
+        callback: (error: ServerErrorResponse | null, value?: unknown) => void,
+      ) => {
         let request: unknown;
         try {
           checkCallAuth(this.context.auth, name, call);
@@ -280,14 +372,22 @@ export class InferenceService {
         try {
           request = decode(call.request);
         } catch (error) {
-          callback(grpcStatusOf(new CaliperError('CALIPER_MALFORMED_BODY', `malformed ${method.path.split('/').pop()} request protobuf: ${(error as Error).message}`)));
+          callback(
+            grpcStatusOf(
+              new CaliperError(
+                'CALIPER_MALFORMED_BODY',
+                `malformed ${method.path.split('/').pop()} request protobuf: ${(error as Error).message}`,
+              ),
+            ),
+          );
           return;
         }
         handler(request, call).then(
           (response) => callback(null, response),
           (error: unknown) => {
             const failure = toCaliperError(error);
-            if (failure.code === 'CALIPER_INTERNAL' || failure.code === 'CALIPER_INFERENCE_FAILED') this.context.logger.error({ err: error }, failure.message);
+            if (failure.code === 'CALIPER_INTERNAL' || failure.code === 'CALIPER_INFERENCE_FAILED')
+              this.context.logger.error({ err: error }, failure.message);
             callback(grpcStatusOf(failure));
           },
         );

@@ -167,13 +167,27 @@ export class ProtoReader {
   /** Reads one value of a repeated scalar field of `kind` into `into`. */
   private scalar(kind: ScalarKind, into: (number | bigint | boolean)[]): void {
     switch (kind) {
-      case ScalarKind.Bool: into.push(this.bool()); return;
-      case ScalarKind.Int32: into.push(this.int32()); return;
-      case ScalarKind.Int64: into.push(this.int64Exact()); return;
-      case ScalarKind.Uint32: into.push(this.uint32()); return;
-      case ScalarKind.Uint64: into.push(this.uint64Exact()); return;
-      case ScalarKind.Float: into.push(this.float()); return;
-      case ScalarKind.Double: into.push(this.double()); return;
+      case ScalarKind.Bool:
+        into.push(this.bool());
+        return;
+      case ScalarKind.Int32:
+        into.push(this.int32());
+        return;
+      case ScalarKind.Int64:
+        into.push(this.int64Exact());
+        return;
+      case ScalarKind.Uint32:
+        into.push(this.uint32());
+        return;
+      case ScalarKind.Uint64:
+        into.push(this.uint64Exact());
+        return;
+      case ScalarKind.Float:
+        into.push(this.float());
+        return;
+      case ScalarKind.Double:
+        into.push(this.double());
+        return;
     }
   }
 

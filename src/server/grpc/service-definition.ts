@@ -78,9 +78,16 @@ export interface ModelStreamInferResponse {
   infer_response?: ModelInferResponse | null;
 }
 
-export interface ModelRef { name: string; version?: string }
+export interface ModelRef {
+  name: string;
+  version?: string;
+}
 
-export interface TensorMetadata { name: string; datatype: string; shape: number[] }
+export interface TensorMetadata {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
 
 export interface ModelMetadataResponse {
   name: string;
@@ -90,9 +97,16 @@ export interface ModelMetadataResponse {
   outputs: TensorMetadata[];
 }
 
-export interface ServerMetadataResponse { name: string; version: string; extensions: string[] }
+export interface ServerMetadataResponse {
+  name: string;
+  version: string;
+  extensions: string[];
+}
 
-export interface StatisticDuration { count: number; ns: number }
+export interface StatisticDuration {
+  count: number;
+  ns: number;
+}
 
 export interface InferStatistics {
   success: StatisticDuration;
@@ -122,12 +136,27 @@ export interface ModelStatistics {
   batch_stats: InferBatchStatistics[];
 }
 
-export interface ModelStatisticsResponse { model_stats: ModelStatistics[] }
+export interface ModelStatisticsResponse {
+  model_stats: ModelStatistics[];
+}
 
-export interface RepositoryIndexRequest { repository_name?: string; ready?: boolean }
-export interface RepositoryModelIndex { name: string; version: string; state: string; reason: string }
-export interface RepositoryIndexResponse { models: RepositoryModelIndex[] }
-export interface RepositoryModelRequest { repository_name?: string; model_name: string }
+export interface RepositoryIndexRequest {
+  repository_name?: string;
+  ready?: boolean;
+}
+export interface RepositoryModelIndex {
+  name: string;
+  version: string;
+  state: string;
+  reason: string;
+}
+export interface RepositoryIndexResponse {
+  models: RepositoryModelIndex[];
+}
+export interface RepositoryModelRequest {
+  repository_name?: string;
+  model_name: string;
+}
 
 /** Request and response types of each RPC, by method name. */
 export interface InferenceRpcs {
@@ -153,7 +182,9 @@ let cached: ServiceDefinition | undefined;
 export function inferenceServiceDefinition(): ServiceDefinition {
   if (!cached) {
     const packageDefinition = loadSync(INFERENCE_PROTO_PATH, LOADER_OPTIONS);
-    const loaded = loadPackageDefinition(packageDefinition) as unknown as { inference: { GRPCInferenceService: { service: ServiceDefinition } } };
+    const loaded = loadPackageDefinition(packageDefinition) as unknown as {
+      inference: { GRPCInferenceService: { service: ServiceDefinition } };
+    };
     cached = loaded.inference.GRPCInferenceService.service;
   }
   return cached;
@@ -174,10 +205,12 @@ export function strictRequestDecoders(): Record<string, RequestDecoder> {
     root.resolveAll();
     const service = root.lookupService(INFERENCE_SERVICE_NAME);
     const conversion = { longs: Number, enums: String, defaults: true, oneofs: true };
-    decoders = Object.fromEntries(Object.values(service.methods).map((method) => {
-      const type = method.resolvedRequestType!;
-      return [method.name, (message: Uint8Array) => type.toObject(type.decode(message), conversion)];
-    }));
+    decoders = Object.fromEntries(
+      Object.values(service.methods).map((method) => {
+        const type = method.resolvedRequestType!;
+        return [method.name, (message: Uint8Array) => type.toObject(type.decode(message), conversion)];
+      }),
+    );
   }
   return decoders;
 }

@@ -55,16 +55,27 @@ const INFERENCE = { config: { protection: 'inference' } } as const;
 
 const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-export function registerPredictRoutes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
+export function registerPredictRoutes(
+  app: FastifyInstance,
+  repository: ModelRepository,
+  observer: RequestObserver,
+): void {
   // Resolves to nothing once the reply is sent: resolving to the reply (a thenable) costs extra promise jobs per request.
   const predict = async (version: ModelVersion, body: unknown, reply: FastifyReply): Promise<void> => {
     // application/octet-stream is read as bytes for the v2 binary extension; /predict takes JSON only.
-    if (Buffer.isBuffer(body)) throw new CaliperError('CALIPER_UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, got "${String(reply.request.headers['content-type'])}"`);
-    const outcome = await observer.track(version, 'predict', () => runPredict(version, body, observer.optionsFor(version, reply.request)));
+    if (Buffer.isBuffer(body))
+      throw new CaliperError(
+        'CALIPER_UNSUPPORTED_MEDIA_TYPE',
+        `content-type: expected application/json, got "${String(reply.request.headers['content-type'])}"`,
+      );
+    const outcome = await observer.track(version, 'predict', () =>
+      runPredict(version, body, observer.optionsFor(version, reply.request)),
+    );
     const shadow = repository.has(version.name) ? repository.get(version.name).traffic?.shadow : undefined;
     if (shadow && shadow.version !== version) {
       mirrorToShadow(shadow, { result: outcome.predictions, ms: outcome.timings.total }, (candidate) =>
-        runPredict(candidate, body).then((mirrored) => mirrored.predictions));
+        runPredict(candidate, body).then((mirrored) => mirrored.predictions),
+      );
     }
     const latency = round3(outcome.timings.total);
     const s = serializersOf(version);
@@ -79,19 +90,33 @@ export function registerPredictRoutes(app: FastifyInstance, repository: ModelRep
       return;
     }
     for (const p of outcome.predictions) (p as Record<string, unknown>).latency_ms = latency;
-    reply.send(s.batch({ predictions: outcome.predictions, latency_ms: latency, model_name: s.modelName, model_version: s.modelVersion }));
+    reply.send(
+      s.batch({
+        predictions: outcome.predictions,
+        latency_ms: latency,
+        model_name: s.modelName,
+        model_version: s.modelVersion,
+      }),
+    );
   };
 
   app.post<{ Params: { name: string } }>('/models/:name/predict', INFERENCE, (request, reply) =>
-    predict(repository.route(request.params.name, routingKeyOf(request)), request.body, reply));
+    predict(repository.route(request.params.name, routingKeyOf(request)), request.body, reply),
+  );
 
-  app.post<{ Params: { name: string; version: string } }>('/models/:name/versions/:version/predict', INFERENCE, (request, reply) =>
-    predict(repository.version(request.params.name, request.params.version), request.body, reply));
+  app.post<{ Params: { name: string; version: string } }>(
+    '/models/:name/versions/:version/predict',
+    INFERENCE,
+    (request, reply) => predict(repository.version(request.params.name, request.params.version), request.body, reply),
+  );
 
   app.post('/predict', INFERENCE, (request, reply) => {
     const models = repository.list();
     if (models.length !== 1) {
-      throw new CaliperError('CALIPER_NOT_FOUND', `POST /predict answers only when exactly one model is served (${models.length} are: ${models.map((m) => m.name).join(', ')}); use POST /models/{name}/predict`);
+      throw new CaliperError(
+        'CALIPER_NOT_FOUND',
+        `POST /predict answers only when exactly one model is served (${models.length} are: ${models.map((m) => m.name).join(', ')}); use POST /models/{name}/predict`,
+      );
     }
     return predict(repository.route(models[0]!.name, routingKeyOf(request)), request.body, reply);
   });

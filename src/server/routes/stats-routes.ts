@@ -20,13 +20,20 @@ export interface LatencyObservability {
  * serves them: GET /metrics (Prometheus), GET /v2/models[/{name}[/versions/{v}]]/stats (Triton-style
  * statistics with per-stage times), GET /models/{name}/sla.
  */
-export function registerStatsRoutes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver, logger: Logger): LatencyObservability {
+export function registerStatsRoutes(
+  app: FastifyInstance,
+  repository: ModelRepository,
+  observer: RequestObserver,
+  logger: Logger,
+): LatencyObservability {
   const statistics = new ModelStatistics(repository);
   const sla = new SlaMonitor((model) => (repository.has(model) ? repository.get(model).config.sla : undefined));
   const metrics = new ServingMetrics(repository, () => observer.inflight, sla);
   sla.onBreach((breach) => {
-    logger.warn({ model: breach.model, p99_ms: breach.p99Ms, budget_ms: breach.budgetMs, windows: breach.windows },
-      `SLA breach: model ${breach.model} p99 ${breach.p99Ms.toFixed(2)} ms over its ${breach.budgetMs} ms budget for ${breach.windows} consecutive windows`);
+    logger.warn(
+      { model: breach.model, p99_ms: breach.p99Ms, budget_ms: breach.budgetMs, windows: breach.windows },
+      `SLA breach: model ${breach.model} p99 ${breach.p99Ms.toFixed(2)} ms over its ${breach.budgetMs} ms budget for ${breach.windows} consecutive windows`,
+    );
   });
   observer.onRequest((record) => {
     metrics.record(record);
@@ -34,14 +41,23 @@ export function registerStatsRoutes(app: FastifyInstance, repository: ModelRepos
     sla.record(record);
   });
 
-  app.get('/metrics', { schema: { hide: true }, ...OPERATIONS }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+  app.get('/metrics', { schema: { hide: true }, ...OPERATIONS }, async (_request, reply) =>
+    reply.type(metrics.contentType).send(await metrics.text()),
+  );
 
   app.get('/v2/models/stats', OPERATIONS, async () => statistics.stats());
-  app.get<{ Params: { name: string } }>('/v2/models/:name/stats', OPERATIONS, async (request) => statistics.stats(request.params.name));
-  app.get<{ Params: { name: string; version: string } }>('/v2/models/:name/versions/:version/stats', OPERATIONS, async (request) =>
-    statistics.stats(request.params.name, request.params.version));
+  app.get<{ Params: { name: string } }>('/v2/models/:name/stats', OPERATIONS, async (request) =>
+    statistics.stats(request.params.name),
+  );
+  app.get<{ Params: { name: string; version: string } }>(
+    '/v2/models/:name/versions/:version/stats',
+    OPERATIONS,
+    async (request) => statistics.stats(request.params.name, request.params.version),
+  );
 
-  app.get<{ Params: { name: string } }>('/models/:name/sla', OPERATIONS, async (request) => sla.status(repository.get(request.params.name).name));
+  app.get<{ Params: { name: string } }>('/models/:name/sla', OPERATIONS, async (request) =>
+    sla.status(repository.get(request.params.name).name),
+  );
 
   return { metrics, statistics, sla };
 }

@@ -7,7 +7,12 @@ import type { TensorSignature } from '../../runtime/model-signature.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import { ONNX_PLATFORM, v2DatatypeOf } from '../v2/datatypes.ts';
-import { BINARY_CONTENT_TYPE, BINARY_HEADER_LENGTH, decodeInferBody, encodeInferResponse } from '../v2/binary-tensors.ts';
+import {
+  BINARY_CONTENT_TYPE,
+  BINARY_HEADER_LENGTH,
+  decodeInferBody,
+  encodeInferResponse,
+} from '../v2/binary-tensors.ts';
 import type { RequestObserver } from '../request-observer.ts';
 import { priorityFromTriton } from '../v2/triton-priority.ts';
 import { tritonModelConfig } from '../v2/model-configuration.ts';
@@ -15,7 +20,12 @@ import { tritonModelConfig } from '../v2/model-configuration.ts';
 export const SERVER_NAME = 'caliper';
 export const SERVER_VERSION = '0.1.0';
 /** Protocol extensions this server implements (listed by GET /v2). */
-export const SERVER_EXTENSIONS: string[] = ['model_repository', 'model_configuration', 'statistics', 'binary_tensor_data'];
+export const SERVER_EXTENSIONS: string[] = [
+  'model_repository',
+  'model_configuration',
+  'statistics',
+  'binary_tensor_data',
+];
 
 /** Who may reach each route (src/server/auth.ts): probes open, metadata as operations, infer behind the API keys. */
 const OPEN = { config: { protection: 'open' } } as const;
@@ -25,11 +35,19 @@ const INFERENCE = { config: { protection: 'inference' } } as const;
 const tensorMetadata = (t: TensorSignature) => ({ name: t.name, datatype: v2DatatypeOf(t.type), shape: t.shape });
 
 /** Caliper's additions to the metadata: whether requests share runs (and why not), and the outputs that are not tensors. */
-export function batchingMetadata(version: ModelVersion): { batchable: boolean; batchable_reason?: string; outputs_not_served?: { name: string; type: string }[] } {
+export function batchingMetadata(version: ModelVersion): {
+  batchable: boolean;
+  batchable_reason?: string;
+  outputs_not_served?: { name: string; type: string }[];
+} {
   const unserved = version.signature.unserved;
   return {
-    ...(version.batchAxis.batchable ? { batchable: true } : { batchable: false, batchable_reason: version.batchAxis.reason }),
-    ...(unserved && unserved.length > 0 ? { outputs_not_served: unserved.map((o) => ({ name: o.name, type: o.type })) } : {}),
+    ...(version.batchAxis.batchable
+      ? { batchable: true }
+      : { batchable: false, batchable_reason: version.batchAxis.reason }),
+    ...(unserved && unserved.length > 0
+      ? { outputs_not_served: unserved.map((o) => ({ name: o.name, type: o.type })) }
+      : {}),
   };
 }
 
@@ -46,7 +64,11 @@ export function modelMetadata(repository: ModelRepository, version: ModelVersion
 }
 
 export function registerV2Routes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
-  app.get('/v2', OPERATIONS, async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }));
+  app.get('/v2', OPERATIONS, async () => ({
+    name: SERVER_NAME,
+    version: SERVER_VERSION,
+    extensions: SERVER_EXTENSIONS,
+  }));
 
   app.get('/v2/health/live', OPEN, async () => ({ live: true }));
 
@@ -61,17 +83,23 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
   const versionOf = (params: VersionParams): ModelVersion => repository.version(params.name, params.version);
   // Inference naming no version goes where the traffic policy says: a canary takes its share of requests.
   const routedVersionOf = (params: VersionParams, request: FastifyRequest): ModelVersion =>
-    params.version === undefined ? repository.route(params.name, routingKeyOf(request)) : repository.version(params.name, params.version);
+    params.version === undefined
+      ? repository.route(params.name, routingKeyOf(request))
+      : repository.version(params.name, params.version);
 
   // Under the binary tensor extension the body is JSON then raw tensors, whatever its content-type says.
   const binaryBody = async (request: FastifyRequest): Promise<void> => {
     if (request.headers[BINARY_HEADER_LENGTH] !== undefined) request.headers['content-type'] = BINARY_CONTENT_TYPE;
   };
   for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
-    app.get<{ Params: VersionParams }>(prefix, OPERATIONS, async (request) => modelMetadata(repository, versionOf(request.params)));
+    app.get<{ Params: VersionParams }>(prefix, OPERATIONS, async (request) =>
+      modelMetadata(repository, versionOf(request.params)),
+    );
 
     // Triton's model configuration extension: the version's settings in ModelConfig's field names.
-    app.get<{ Params: VersionParams }>(`${prefix}/config`, OPERATIONS, async (request) => tritonModelConfig(versionOf(request.params)));
+    app.get<{ Params: VersionParams }>(`${prefix}/config`, OPERATIONS, async (request) =>
+      tritonModelConfig(versionOf(request.params)),
+    );
 
     app.get<{ Params: VersionParams }>(`${prefix}/ready`, OPEN, async (request, reply) => {
       const version = versionOf(request.params);
@@ -79,30 +107,54 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
       return reply.code(ready ? 200 : 503).send({ name: version.name, version: String(version.version), ready });
     });
 
-    app.post<{ Params: VersionParams }>(`${prefix}/infer`, { onRequest: binaryBody, ...INFERENCE }, async (request, reply) => {
-      const version = routedVersionOf(request.params, request);
-      if (version.state !== 'ready') throw new CaliperError('CALIPER_MODEL_NOT_READY', `model "${version.name}" version ${version.version} is ${version.state}`, { retryAfterSeconds: 1 });
-      const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
-      const outputNames = infer.outputs?.map((o) => o.name);
-      const options = observer.optionsFor(version, request);
-      // The protocol's own request parameters, as Triton reads them: `timeout` in microseconds may only shorten the deadline;
-      // `priority` in Triton's numbering (0 default, 1 highest); x-caliper-priority, in Caliper's, wins when both are sent.
-      const { timeout, priority } = infer.parameters ?? {};
-      if (timeout !== undefined) {
-        if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) throw invalidInput(`parameters.timeout: expected a positive number of microseconds, got ${JSON.stringify(timeout)}`);
-        options.deadline = Math.min(options.deadline ?? Infinity, observer.optionsFrom(version, { timeoutMs: timeout / 1000 }).deadline!);
-      }
-      if (priority !== undefined) {
-        const level = priorityFromTriton('parameters.priority', priority, version.config.batching.priorityLevels);
-        if (request.headers['x-caliper-priority'] === undefined) options.priority = level;
-      }
-      const outcome = await observer.track(version, 'v2', () => runTensorInfer(version, inputs, outputNames, options));
-      const names = outputNames ?? version.signature.outputs.map((o) => o.name);
-      reply.header('server-timing', serverTimingHeader(outcome.timings));
-      const head = { model_name: version.name, model_version: String(version.version), ...(infer.id !== undefined ? { id: infer.id } : {}) };
-      const response = encodeInferResponse(head, infer, outcome.outputs, names);
-      if (response.headerLength === undefined) return reply.type('application/json').send(response.body);
-      return reply.header(BINARY_HEADER_LENGTH, String(response.headerLength)).type(BINARY_CONTENT_TYPE).send(response.body);
-    });
+    app.post<{ Params: VersionParams }>(
+      `${prefix}/infer`,
+      { onRequest: binaryBody, ...INFERENCE },
+      async (request, reply) => {
+        const version = routedVersionOf(request.params, request);
+        if (version.state !== 'ready')
+          throw new CaliperError(
+            'CALIPER_MODEL_NOT_READY',
+            `model "${version.name}" version ${version.version} is ${version.state}`,
+            { retryAfterSeconds: 1 },
+          );
+        const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
+        const outputNames = infer.outputs?.map((o) => o.name);
+        const options = observer.optionsFor(version, request);
+        // The protocol's own request parameters, as Triton reads them: `timeout` in microseconds may only shorten the deadline;
+        // `priority` in Triton's numbering (0 default, 1 highest); x-caliper-priority, in Caliper's, wins when both are sent.
+        const { timeout, priority } = infer.parameters ?? {};
+        if (timeout !== undefined) {
+          if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0)
+            throw invalidInput(
+              `parameters.timeout: expected a positive number of microseconds, got ${JSON.stringify(timeout)}`,
+            );
+          options.deadline = Math.min(
+            options.deadline ?? Infinity,
+            observer.optionsFrom(version, { timeoutMs: timeout / 1000 }).deadline!,
+          );
+        }
+        if (priority !== undefined) {
+          const level = priorityFromTriton('parameters.priority', priority, version.config.batching.priorityLevels);
+          if (request.headers['x-caliper-priority'] === undefined) options.priority = level;
+        }
+        const outcome = await observer.track(version, 'v2', () =>
+          runTensorInfer(version, inputs, outputNames, options),
+        );
+        const names = outputNames ?? version.signature.outputs.map((o) => o.name);
+        reply.header('server-timing', serverTimingHeader(outcome.timings));
+        const head = {
+          model_name: version.name,
+          model_version: String(version.version),
+          ...(infer.id !== undefined ? { id: infer.id } : {}),
+        };
+        const response = encodeInferResponse(head, infer, outcome.outputs, names);
+        if (response.headerLength === undefined) return reply.type('application/json').send(response.body);
+        return reply
+          .header(BINARY_HEADER_LENGTH, String(response.headerLength))
+          .type(BINARY_CONTENT_TYPE)
+          .send(response.body);
+      },
+    );
   }
 }

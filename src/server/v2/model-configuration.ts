@@ -11,14 +11,43 @@ import { ONNX_PLATFORM, v2DatatypeOf, type V2Datatype } from './datatypes.ts';
 
 /** model_config.proto's DataType names for the v2 datatypes (BYTES is TYPE_STRING there). */
 const DATA_TYPES: Record<V2Datatype, string> = {
-  BOOL: 'TYPE_BOOL', UINT8: 'TYPE_UINT8', UINT16: 'TYPE_UINT16', UINT32: 'TYPE_UINT32', UINT64: 'TYPE_UINT64',
-  INT8: 'TYPE_INT8', INT16: 'TYPE_INT16', INT32: 'TYPE_INT32', INT64: 'TYPE_INT64',
-  FP16: 'TYPE_FP16', FP32: 'TYPE_FP32', FP64: 'TYPE_FP64', BYTES: 'TYPE_STRING',
+  BOOL: 'TYPE_BOOL',
+  UINT8: 'TYPE_UINT8',
+  UINT16: 'TYPE_UINT16',
+  UINT32: 'TYPE_UINT32',
+  UINT64: 'TYPE_UINT64',
+  INT8: 'TYPE_INT8',
+  INT16: 'TYPE_INT16',
+  INT32: 'TYPE_INT32',
+  INT64: 'TYPE_INT64',
+  FP16: 'TYPE_FP16',
+  FP32: 'TYPE_FP32',
+  FP64: 'TYPE_FP64',
+  BYTES: 'TYPE_STRING',
 };
 
-export interface TritonModelInput { name: string; data_type: string; format: 'FORMAT_NONE'; dims: number[]; is_shape_tensor: boolean; allow_ragged_batch: boolean; optional: boolean }
-export interface TritonModelOutput { name: string; data_type: string; dims: number[]; label_filename: string; is_shape_tensor: boolean }
-export interface TritonQueuePolicy { timeout_action: 'REJECT'; default_timeout_microseconds: number; allow_timeout_override: boolean; max_queue_size: number }
+export interface TritonModelInput {
+  name: string;
+  data_type: string;
+  format: 'FORMAT_NONE';
+  dims: number[];
+  is_shape_tensor: boolean;
+  allow_ragged_batch: boolean;
+  optional: boolean;
+}
+export interface TritonModelOutput {
+  name: string;
+  data_type: string;
+  dims: number[];
+  label_filename: string;
+  is_shape_tensor: boolean;
+}
+export interface TritonQueuePolicy {
+  timeout_action: 'REJECT';
+  default_timeout_microseconds: number;
+  allow_timeout_override: boolean;
+  max_queue_size: number;
+}
 export interface TritonDynamicBatching {
   preferred_batch_size: number[];
   max_queue_delay_microseconds: number;
@@ -27,7 +56,10 @@ export interface TritonDynamicBatching {
   default_priority_level: number;
   default_queue_policy: TritonQueuePolicy;
 }
-export type TritonVersionPolicy = { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };
+export type TritonVersionPolicy =
+  | { latest: { num_versions: number } }
+  | { all: Record<string, never> }
+  | { specific: { versions: number[] } };
 
 export interface TritonModelConfig {
   name: string;
@@ -46,7 +78,8 @@ export interface TritonModelConfig {
 }
 
 /** With max_batch_size > 0 Triton's dims leave out the batch dimension; with 0 they are the whole shape. */
-const dimsOf = (tensor: TensorSignature, batched: boolean): number[] => (batched ? tensor.shape.slice(1) : [...tensor.shape]);
+const dimsOf = (tensor: TensorSignature, batched: boolean): number[] =>
+  batched ? tensor.shape.slice(1) : [...tensor.shape];
 
 export function tritonModelConfig(version: ModelVersion): TritonModelConfig {
   const { config } = version;
@@ -65,23 +98,47 @@ export function tritonModelConfig(version: ModelVersion): TritonModelConfig {
     name: config.name,
     platform: ONNX_PLATFORM,
     backend: 'onnxruntime',
-    version_policy: policy.kind === 'latest' ? { latest: { num_versions: 1 } } : policy.kind === 'all' ? { all: {} } : { specific: { versions: [...policy.versions] } },
+    version_policy:
+      policy.kind === 'latest'
+        ? { latest: { num_versions: 1 } }
+        : policy.kind === 'all'
+          ? { all: {} }
+          : { specific: { versions: [...policy.versions] } },
     max_batch_size: maxBatchSize,
     input: version.signature.inputs.map((t) => ({
-      name: t.name, data_type: DATA_TYPES[v2DatatypeOf(t.type)], format: 'FORMAT_NONE', dims: dimsOf(t, batched), is_shape_tensor: false, allow_ragged_batch: false, optional: false,
+      name: t.name,
+      data_type: DATA_TYPES[v2DatatypeOf(t.type)],
+      format: 'FORMAT_NONE',
+      dims: dimsOf(t, batched),
+      is_shape_tensor: false,
+      allow_ragged_batch: false,
+      optional: false,
     })),
-    output: version.signature.outputs.map((t) => ({ name: t.name, data_type: DATA_TYPES[v2DatatypeOf(t.type)], dims: dimsOf(t, batched), label_filename: '', is_shape_tensor: false })),
-    ...(batched ? {
-      dynamic_batching: {
-        preferred_batch_size: [...batching.preferredBatchSizes],
-        max_queue_delay_microseconds: batching.maxQueueDelayUs === 'auto' ? 0 : batching.maxQueueDelayUs,
-        preserve_ordering: false,
-        // Triton counts levels from 1 (highest) and 0 means "no priorities"; Caliper's default level is its highest.
-        priority_levels: levels > 1 ? levels : 0,
-        default_priority_level: levels > 1 ? 1 : 0,
-        default_queue_policy: { timeout_action: 'REJECT', default_timeout_microseconds: batching.timeoutMs * 1000, allow_timeout_override: true, max_queue_size: batching.maxQueueSize },
-      },
-    } : {}),
+    output: version.signature.outputs.map((t) => ({
+      name: t.name,
+      data_type: DATA_TYPES[v2DatatypeOf(t.type)],
+      dims: dimsOf(t, batched),
+      label_filename: '',
+      is_shape_tensor: false,
+    })),
+    ...(batched
+      ? {
+          dynamic_batching: {
+            preferred_batch_size: [...batching.preferredBatchSizes],
+            max_queue_delay_microseconds: batching.maxQueueDelayUs === 'auto' ? 0 : batching.maxQueueDelayUs,
+            preserve_ordering: false,
+            // Triton counts levels from 1 (highest) and 0 means "no priorities"; Caliper's default level is its highest.
+            priority_levels: levels > 1 ? levels : 0,
+            default_priority_level: levels > 1 ? 1 : 0,
+            default_queue_policy: {
+              timeout_action: 'REJECT',
+              default_timeout_microseconds: batching.timeoutMs * 1000,
+              allow_timeout_override: true,
+              max_queue_size: batching.maxQueueSize,
+            },
+          },
+        }
+      : {}),
     instance_group: [{ name: config.name, kind: 'KIND_CPU', count: config.instances.count }],
     default_model_filename: basename(version.modelPath),
     parameters,

@@ -9,7 +9,9 @@ import { invalidInput } from '../../errors.ts';
  */
 export function priorityFromTriton(where: string, value: unknown, levels: number): number | undefined {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw invalidInput(`${where}: expected an unsigned integer (Triton's priority: 0 the model's default, 1 the highest, larger lower), got ${describeValue(value)}`);
+    throw invalidInput(
+      `${where}: expected an unsigned integer (Triton's priority: 0 the model's default, 1 the highest, larger lower), got ${describeValue(value)}`,
+    );
   }
   if (value === 0 || value > levels) return undefined;
   return value - 1;

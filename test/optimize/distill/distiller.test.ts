@@ -18,7 +18,11 @@ const WEIGHTS = new Float32Array([3, -1, 0, -2, 2, 1, 0, -3, 2, 1, 1, -2]);
 function teacher(head: 'logits' | 'softmax' | 'score' | 'argmax' = 'logits'): Uint8Array {
   const b = new GraphBuilder('teacher', 17);
   const x = b.input({ name: 'x', elemType: FLOAT, shape: ['N', FEATURES] });
-  const [logits] = b.node('Gemm', [x, b.initializer(tensorFromArray('w', [FEATURES, CLASSES], WEIGHTS)), b.initializer(tensorFromArray('b', [CLASSES], new Float32Array([0.5, -1, 0.2])))]);
+  const [logits] = b.node('Gemm', [
+    x,
+    b.initializer(tensorFromArray('w', [FEATURES, CLASSES], WEIGHTS)),
+    b.initializer(tensorFromArray('b', [CLASSES], new Float32Array([0.5, -1, 0.2]))),
+  ]);
   if (head === 'logits') {
     b.node('Identity', [logits!], {}, ['y']);
     b.output({ name: 'y', elemType: FLOAT, shape: ['N', CLASSES] });
@@ -39,7 +43,10 @@ function teacher(head: 'logits' | 'softmax' | 'score' | 'argmax' = 'logits'): Ui
 function data(count: number, options: { features?: number; labels?: boolean; seed?: number } = {}): Dataset {
   const features = options.features ?? FEATURES;
   let state = options.seed ?? 5;
-  const values = Float32Array.from({ length: count * features }, () => ((state = (state * 48271) % 2147483647) / 2147483647) * 2 - 1);
+  const values = Float32Array.from(
+    { length: count * features },
+    () => ((state = (state * 48271) % 2147483647) / 2147483647) * 2 - 1,
+  );
   const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {
     let best = -Infinity;
@@ -49,7 +56,13 @@ function data(count: number, options: { features?: number; labels?: boolean; see
       if (z > best) [best, labels[i]] = [z, c];
     }
   }
-  return { source: 'synthetic', features: values, featureShape: [features], count, ...(options.labels === false ? {} : { labels }) };
+  return {
+    source: 'synthetic',
+    features: values,
+    featureShape: [features],
+    count,
+    ...(options.labels === false ? {} : { labels }),
+  };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'caliper-distill-'));
@@ -59,10 +72,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function refused(options: Partial<DistillOptions>): Promise<DistillError> {
   const phases: string[] = [];
   const error = await distill({
-    teacher: teacher(), train: data(64), student: 'mlp:8', output: join(dir, 'never.onnx'), latencyBatchSizes: [],
+    teacher: teacher(),
+    train: data(64),
+    student: 'mlp:8',
+    output: join(dir, 'never.onnx'),
+    latencyBatchSizes: [],
     progress: { onPhase: (phase) => phases.push(phase) },
     ...options,
-  }).then(() => undefined, (e: unknown) => e);
+  }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(DistillError);
   expect(phases).toEqual([]);
   expect(existsSync(join(dir, 'never.onnx'))).toBe(false);
@@ -88,24 +108,30 @@ describe('distill: bad input is refused before training', () => {
   });
 
   it('--baseline without labels', async () => {
-    expect((await refused({ train: data(64, { labels: false }), alpha: 1, baseline: true })).message).toMatch(/--baseline trains on hard labels/);
+    expect((await refused({ train: data(64, { labels: false }), alpha: 1, baseline: true })).message).toMatch(
+      /--baseline trains on hard labels/,
+    );
   });
 
   it.each(['score', 'argmax'] as const)('a teacher without logits-like output (%s)', async (head) => {
     const error = await refused({ teacher: teacher(head) });
     expect(error.code).toBe('CALIPER_DISTILL_TEACHER');
     // A one-column output is accepted only as probabilities (a binary classifier); a max logit is not one.
-    expect(error.message).toMatch(head === 'score'
-      ? /teacher output score is not logits-like: expected \[N, C\] with C ≥ 2 classes, or \[N, 1\] probabilities, got \[16, 1\]/
-      : /no logits-like output: expected a float output shaped \[N, C\] with C ≥ 2 classes, or \[N, 1\] probabilities; its outputs are label/);
+    expect(error.message).toMatch(
+      head === 'score'
+        ? /teacher output score is not logits-like: expected \[N, C\] with C ≥ 2 classes, or \[N, 1\] probabilities, got \[16, 1\]/
+        : /no logits-like output: expected a float output shaped \[N, C\] with C ≥ 2 classes, or \[N, 1\] probabilities; its outputs are label/,
+    );
   });
 
   it('a teacher that is not ONNX, or missing', async () => {
     expect((await refused({ teacher: new Uint8Array([1, 2, 3, 4, 5]) })).code).toBe('CALIPER_DISTILL_TEACHER');
-    expect((await refused({ teacher: join(dir, 'missing.onnx') })).message).toMatch(/cannot read teacher model .*missing\.onnx: no such file/);
+    expect((await refused({ teacher: join(dir, 'missing.onnx') })).message).toMatch(
+      /cannot read teacher model .*missing\.onnx: no such file/,
+    );
   });
 
-  it('labels beyond the teacher\'s classes', async () => {
+  it("labels beyond the teacher's classes", async () => {
     const train = data(64);
     train.labels![3] = 7;
     expect((await refused({ train })).message).toMatch(/labels from 0 to 7, but the teacher's output has 3 classes/);
@@ -117,8 +143,12 @@ describe('distill: bad input is refused before training', () => {
     expect((await refused({ student: 'cnn:4,4' })).message).toMatch(/pools a 2×2 image 2 times .*leaves nothing/);
     expect((await refused({ alpha: 1.5 })).message).toMatch(/alpha must be a number from 0 to 1, got 1.5/);
     expect((await refused({ temperature: 0 })).message).toMatch(/temperature must be a number > 0/);
-    expect((await refused({ validationSplit: 64 })).message).toMatch(/validation split 64 holds out 64 of the 64 training samples/);
-    expect((await refused({ validationSplit: 1.5 })).message).toMatch(/validation split must be a fraction in \(0, 1\) or a whole number/);
+    expect((await refused({ validationSplit: 64 })).message).toMatch(
+      /validation split 64 holds out 64 of the 64 training samples/,
+    );
+    expect((await refused({ validationSplit: 1.5 })).message).toMatch(
+      /validation split must be a fraction in \(0, 1\) or a whole number/,
+    );
   });
 });
 
@@ -127,8 +157,18 @@ describe('distill: a small run end to end', () => {
     const output = join(dir, 'student.onnx');
     const epochs: number[] = [];
     const { report } = await distill({
-      teacher: teacher('softmax'), train: data(512), eval: data(256, { seed: 99 }), student: 'mlp:16',
-      epochs: 4, batchSize: 32, learningRate: 0.02, alpha: 0.8, baseline: true, qat: true, output, latencyBatchSizes: [1],
+      teacher: teacher('softmax'),
+      train: data(512),
+      eval: data(256, { seed: 99 }),
+      student: 'mlp:16',
+      epochs: 4,
+      batchSize: 32,
+      learningRate: 0.02,
+      alpha: 0.8,
+      baseline: true,
+      qat: true,
+      output,
+      latencyBatchSizes: [1],
       progress: { onEpoch: (e) => epochs.push(e.epoch) },
     });
     expect(existsSync(output)).toBe(true);
@@ -149,8 +189,16 @@ describe('distill: --validation-split', () => {
     const train = data(512);
     const stopped: number[] = [];
     const { report } = await distill({
-      teacher: teacher(), train, eval: data(100, { seed: 99 }), student: 'mlp:4', validationSplit: 0.25, trainSamples: 200,
-      epochs: 2, batchSize: 64, learningRate: 0.02, latencyBatchSizes: [],
+      teacher: teacher(),
+      train,
+      eval: data(100, { seed: 99 }),
+      student: 'mlp:4',
+      validationSplit: 0.25,
+      trainSamples: 200,
+      epochs: 2,
+      batchSize: 64,
+      learningRate: 0.02,
+      latencyBatchSizes: [],
       progress: { onEpoch: (e) => stopped.push(e.evalAccuracy!) },
     });
     expect(report.data.trainSamples).toBe(200);

@@ -5,11 +5,12 @@ import { useWasmBackend } from '../../../src/optimize/distill/wasm-backend.ts';
 
 beforeAll(() => useWasmBackend());
 
-it('matrixProduct has tf.matMul\'s value and gradients', () => {
+it("matrixProduct has tf.matMul's value and gradients", () => {
   const x = tf.randomNormal([5, 7], 0, 1, 'float32', 1) as tf.Tensor2D;
   const w = tf.randomNormal([7, 3], 0, 1, 'float32', 2) as tf.Tensor2D;
   const weights = tf.randomNormal([5, 3], 0, 1, 'float32', 3);
-  const loss = (f: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D) => (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.square(f(a as tf.Tensor2D, b as tf.Tensor2D)), weights));
+  const loss = (f: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D) => (a: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.mul(tf.square(f(a as tf.Tensor2D, b as tf.Tensor2D)), weights));
   const [dxRef, dwRef] = tf.grads(loss((a, b) => tf.matMul(a, b)))([x, w]);
   const [dx, dw] = tf.grads(loss((a, b) => matrixProduct(a, b)))([x, w]);
   const [dxNone, dwNone] = tf.grads(loss((a, b) => matrixProduct(a, b, false)))([x, w]);

@@ -8,7 +8,7 @@ import { useWasmBackend } from '../../../src/optimize/distill/wasm-backend.ts';
 
 function randomInputs(count: number, size: number, seed = 3): Float32Array {
   let state = seed;
-  return Float32Array.from({ length: count * size }, () => ((state = (state * 48271) % 2147483647) / 2147483647));
+  return Float32Array.from({ length: count * size }, () => (state = (state * 48271) % 2147483647) / 2147483647);
 }
 
 async function maxDifference(student: StudentModel, inputs: Float32Array, count: number): Promise<number> {
@@ -41,7 +41,9 @@ describe('student export', () => {
   });
 
   it('a cnn student needs image-shaped samples', () => {
-    expect(() => StudentModel.create(parseStudentSpec('cnn:4'), [5], 3)).toThrow(/cnn student needs image inputs: samples of shape \[C, H, W\], \[H, W\] or a square number of values; the teacher's input takes samples of shape \[5\]/);
+    expect(() => StudentModel.create(parseStudentSpec('cnn:4'), [5], 3)).toThrow(
+      /cnn student needs image inputs: samples of shape \[C, H, W\], \[H, W\] or a square number of values; the teacher's input takes samples of shape \[5\]/,
+    );
   });
 
   it('trains a cnn student on the wasm backend (gradients reach every kernel)', async () => {
@@ -49,7 +51,8 @@ describe('student export', () => {
     type Scalar = import('@tensorflow/tfjs').Scalar;
     const student = StudentModel.create(parseStudentSpec('cnn:2/4'), [1, 6, 6], 3, 5);
     const grads = tf.variableGrads(() => tf.sum(student.apply(tf.ones([2, 36]), true)) as Scalar, student.variables);
-    for (const v of student.variables) expect(Math.max(...Array.from(grads.grads[v.name]!.dataSync(), Math.abs))).toBeGreaterThan(0);
+    for (const v of student.variables)
+      expect(Math.max(...Array.from(grads.grads[v.name]!.dataSync(), Math.abs))).toBeGreaterThan(0);
     student.dispose();
   });
 
@@ -58,7 +61,9 @@ describe('student export', () => {
     const model = exportStudent(student, 'x');
     const bias = model.graph!.initializer!.find((t) => t.name === 'fc1.bias')!;
     new Float32Array(bias.rawData!.buffer, bias.rawData!.byteOffset, 3)[0]! += 1e-3;
-    await expect(verifyExport(student, model, randomInputs(4, 10), 4)).rejects.toThrow(/differ from the trained model.s: .* vs .* \(tolerance 0.00001 absolute/);
+    await expect(verifyExport(student, model, randomInputs(4, 10), 4)).rejects.toThrow(
+      /differ from the trained model.s: .* vs .* \(tolerance 0.00001 absolute/,
+    );
     student.dispose();
   });
 });
