@@ -1,0 +1,34 @@
+// The modules `npm run test:mutation` mutates, each with the test files that exercise it (only those run against
+// its mutants, so a module's run takes minutes). Shared by stryker.config.mjs and scripts/mutation.mjs.
+
+/** @type {Record<string, { mutate: string[], testFiles: string[] }>} */
+export const MUTATION_MODULES = {
+  auth: {
+    mutate: ['src/server/auth.ts'],
+    testFiles: ['test/server/auth-behaviour.test.ts'],
+  },
+  batcher: {
+    mutate: ['src/scheduler/dynamic-batcher.ts', 'src/scheduler/job-queue.ts'],
+    testFiles: ['test/scheduler/dynamic-batcher.test.ts', 'test/scheduler/dynamic-batcher-behaviour.test.ts'],
+  },
+  'request-schema': {
+    mutate: ['src/pipeline/request-schema.ts'],
+    testFiles: ['test/pipeline/transforms.test.ts', 'test/pipeline/request-schema-behaviour.test.ts'],
+  },
+  'pre-postprocess': {
+    mutate: ['src/pipeline/preprocess.ts', 'src/pipeline/postprocess.ts'],
+    testFiles: ['test/pipeline/transforms.test.ts', 'test/pipeline/pre-postprocess-behaviour.test.ts'],
+  },
+  registry: {
+    mutate: ['src/registry/model-registry.ts'],
+    testFiles: ['test/registry/model-registry.test.ts', 'test/registry/model-registry-behaviour.test.ts'],
+  },
+  'cache-key': {
+    mutate: ['src/cache/answer-fingerprint.ts'],
+    testFiles: ['test/cache/answer-cache-key.test.ts'],
+  },
+  'batch-scorer': {
+    mutate: ['src/batch/chunk-scorer.ts'],
+    testFiles: ['test/batch/error-policies.test.ts', 'test/batch/batch-alignment.test.ts'],
+  },
+};

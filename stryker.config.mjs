@@ -1,0 +1,33 @@
+// StrykerJS configuration for `npm run test:mutation` (scripts/mutation.mjs runs it once per module, naming the
+// module in CALIPER_MUTATION_MODULE). Not part of `npm test`: see TESTING.md for the command and the scores.
+import { MUTATION_MODULES } from './scripts/mutation-modules.mjs';
+
+const name = process.env.CALIPER_MUTATION_MODULE ?? 'auth';
+const module = MUTATION_MODULES[name];
+if (!module)
+  throw new Error(`CALIPER_MUTATION_MODULE=${name}: expected one of ${Object.keys(MUTATION_MODULES).join(', ')}`);
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.config.ts', related: false },
+  // Each mutant runs only the tests that reached it in the dry run.
+  coverageAnalysis: 'perTest',
+  mutate: module.mutate,
+  testFiles: module.testFiles,
+  // Two shared cores: one test process at a time.
+  concurrency: 1,
+  timeoutMS: 20_000,
+  timeoutFactor: 2,
+  // The sandbox needs no tsconfig rewrite (nothing extends a file outside it), and TypeScript 7 has no JS API for it.
+  tsconfigFile: 'tsconfig.not-rewritten.json',
+  tempDirName: '.stryker-tmp',
+  ignorePatterns: ['bench/data', 'bench/models', 'bench/results', 'dist', 'coverage', 'tmp', '.caliper'],
+  incremental: true,
+  incrementalFile: `reports/mutation/${name}.incremental.json`,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: `reports/mutation/${name}.html` },
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+  thresholds: { high: 90, low: 80, break: null },
+  cleanTempDir: 'always',
+};
