@@ -4,6 +4,7 @@ import { authSettingsFromEnv } from '../server/auth.ts';
 import { isModelUri } from '../registry/model-uri.ts';
 import { startServing } from '../server/serving.ts';
 import { parseIntegerOption } from './options.ts';
+import { parseWorkersOption, servesWithWorkers } from '../cluster/workers-option.ts';
 
 export function registerServeCommand(program: Command): void {
   program
@@ -39,6 +40,11 @@ export function registerServeCommand(program: Command): void {
       '--protect-operations',
       'put metrics, statistics, SLA, docs and metadata behind the API keys (CALIPER_API_KEYS) too; by default they are open, as health is',
     )
+    .option(
+      '--workers <n|auto>',
+      'worker processes sharing the HTTP and gRPC ports, each with its own batcher, model instances and response cache (auto: the usable cores); default 1, one process',
+      parseWorkersOption,
+    )
     .option('-p, --port <port>', 'HTTP port', parseIntegerOption('--port'), 8000)
     .option(
       '--grpc-port <port>',
@@ -71,6 +77,7 @@ export function registerServeCommand(program: Command): void {
           strictReadiness: boolean;
           protectOperations?: boolean;
           drainTimeout: number;
+          workers?: number;
         },
       ) => {
         options.registry ??= process.env.CALIPER_REGISTRY || undefined;
@@ -87,7 +94,7 @@ export function registerServeCommand(program: Command): void {
         const auth = authSettingsFromEnv();
         if (options.adminTokenFile) auth.adminToken = readFileSync(options.adminTokenFile, 'utf8').trim();
         if (options.protectOperations) auth.protectOperations = true;
-        const server = await startServing({
+        const serveOptions = {
           paths,
           modelUris,
           port: options.port,
@@ -100,8 +107,17 @@ export function registerServeCommand(program: Command): void {
           ...(options.registry !== undefined ? { registry: options.registry } : {}),
           ...(options.artifacts !== undefined ? { artifacts: options.artifacts } : {}),
           ...(options.artifactCache !== undefined ? { artifactCache: options.artifactCache } : {}),
-        });
+        };
         const followsWholeRegistry = options.registry !== undefined && modelUris.length === 0;
+        if (servesWithWorkers(options.workers)) {
+          const { serveWithWorkers } = await import('../cluster/serve-workers.ts');
+          await serveWithWorkers(serveOptions, options.workers ?? 1, {
+            followsWholeRegistry,
+            describe: [...paths, ...modelUris].join(', '),
+          });
+          return;
+        }
+        const server = await startServing(serveOptions);
         if (server.repository.list().length === 0 && !followsWholeRegistry) {
           await server.close();
           const reasons = server.follower?.status().map((s) => `${s.target}: ${s.reason ?? s.state}`) ?? [];

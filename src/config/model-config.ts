@@ -1,5 +1,5 @@
-import { availableParallelism } from 'node:os';
 import { ConfigReader } from './config-reader.ts';
+import { processCoreBudget } from '../system/usable-cores.ts';
 import { featureInputs, parseFeatures, type FeaturesSpec } from '../features/feature-config.ts';
 
 /** The typed model.yaml: request fields, preprocess, postprocess and runtime/latency settings. */
@@ -494,7 +494,8 @@ function parseInstances(r: ConfigReader, raw: unknown): InstancesSpec {
   const o = raw === undefined ? {} : r.object(raw, 'instances');
   r.onlyKeys(o, 'instances', ['count', 'kind', 'intra_op_threads', 'inter_op_threads']);
   const count = o.count === undefined ? 1 : r.number(o.count, 'instances.count', { integer: true, min: 1, max: 64 });
-  const defaultThreads = Math.max(1, Math.floor(availableParallelism() / count));
+  // Instances divide this process's cores (a `serve --workers` worker's share of them): never more threads than cores.
+  const defaultThreads = Math.max(1, Math.floor(processCoreBudget() / count));
   return {
     count,
     kind: o.kind === undefined ? 'worker' : r.oneOf(o.kind, 'instances.kind', ['worker', 'in_thread'] as const),

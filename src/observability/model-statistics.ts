@@ -152,6 +152,15 @@ export class ModelStatistics {
     };
   }
 
+  /**
+   * The recent request latencies (milliseconds) behind latency_us of one version: totals, and totals minus the
+   * model run. `caliper serve --workers` merges these over workers to compute percentiles of the whole server.
+   */
+  latencySamples(model: string, version: number): { total: Float64Array; overhead: Float64Array } {
+    const c = this.countersOf(model, version);
+    return { total: c.total.values(), overhead: c.overhead.values() };
+  }
+
   /** Every served version of `name` (or of every model), optionally one version. */
   stats(name?: string, version?: string): { model_stats: Record<string, unknown>[] } {
     const versions: ModelVersion[] = [];

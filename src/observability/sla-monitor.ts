@@ -134,13 +134,20 @@ export class SlaMonitor {
     return new Map([...this.models].map(([model, w]) => [model, w.breaches]));
   }
 
-  status(model: string): SlaStatus {
+  /** The request latencies (milliseconds) of the current and the last completed window, as status() uses them. */
+  samples(model: string): Float64Array {
     const w = this.windowsOf(model);
     this.roll(w, model);
     const previous = w.previous.values();
     const all = new Float64Array(previous.length + w.current.count);
     all.set(previous);
     all.set(w.current.values(), previous.length);
+    return all;
+  }
+
+  status(model: string): SlaStatus {
+    const all = this.samples(model);
+    const w = this.windowsOf(model);
     const [p50, p95, p99] = percentilesOf(all, [0.5, 0.95, 0.99]);
     const budget = w.spec?.p99Ms ?? null;
     const p99ms = round(p99!);

@@ -42,6 +42,18 @@ export interface ServeOptions {
   drainTimeoutMs?: number;
   /** Graceful stop: an idle keep-alive connection is closed once quiet this long (default 1 s); see ConnectionDrain. */
   idleGraceMs?: number;
+  /**
+   * Called once the models are loaded and the routes registered, before the server listens: may add hooks (a
+   * `serve --workers` worker adds its cluster routes here). If it throws, nothing listens, the models are freed
+   * and startServing rejects with its error.
+   */
+  prepare?: (server: PreparedServer) => Promise<void> | void;
+}
+
+/** The server as `prepare` sees it: built, not yet listening. */
+export interface PreparedServer extends CaliperServer {
+  repository: ModelRepository;
+  follower?: RegistryFollower;
 }
 
 /** How long a graceful stop may take before the connections and calls still open are cut (default 30 s). */
@@ -139,6 +151,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     await follower?.registry.close();
   };
   try {
+    await options.prepare?.({ ...server, repository, ...(follower ? { follower } : {}) });
     await server.app.listen({ port: options.port ?? 8000, host: options.host ?? '127.0.0.1' });
   } catch (error) {
     await stopFollowing();

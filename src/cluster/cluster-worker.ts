@@ -1,0 +1,328 @@
+import cluster from 'node:cluster';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { CaliperError, type CaliperErrorCode } from '../errors.ts';
+import { createLogger } from '../observability/logger.ts';
+import { startServing, type PreparedServer, type RunningServer, type ServeOptions } from '../server/serving.ts';
+import {
+  type Ask,
+  type CollectArgs,
+  type CollectedPart,
+  type CollectKind,
+  type ControlAnswer,
+  type ControlRequest,
+  type HelloAnswer,
+  type LoadReport,
+  type LoadVerdict,
+  PendingAnswers,
+  type PrimaryQuestion,
+  type ToPrimary,
+  type ToWorker,
+  WORKER_ENV,
+  WORKER_HEADER,
+  type WorkerQuestion,
+} from './cluster-protocol.ts';
+import {
+  mergeMetrics,
+  mergeModelStats,
+  mergeSlaStatus,
+  type MetricsPart,
+  type SlaPart,
+  type StatsPart,
+} from './cluster-statistics.ts';
+
+/** The header marking a model-control request the primary asked this worker to apply (so it is not fanned out again). */
+const APPLY_HEADER = 'x-caliper-cluster-apply';
+/** Routes answered for the whole server (every worker's part merged). */
+const GATHERED_ROUTES: Record<string, CollectKind> = {
+  '/metrics': 'metrics',
+  '/v2/models/stats': 'stats',
+  '/v2/models/:name/stats': 'stats',
+  '/v2/models/:name/versions/:version/stats': 'stats',
+  '/models/:name/sla': 'sla',
+};
+/** Model control applied by every worker, answered once all have done it. */
+const FANNED_OUT_ROUTES = new Set(['/v2/repository/models/:name/load', '/v2/repository/models/:name/unload']);
+/** Registry changes: once the asking worker wrote them, every worker reads the registry again before the answer. */
+const REGISTRY_ROUTES = new Set(['/v2/repository/models/:name/promote', '/v2/repository/models/:name/traffic']);
+
+const GATHER_TIMEOUT_MS = 10_000;
+const CONTROL_TIMEOUT_MS = 600_000;
+const STATE_POLL_MS = 100;
+
+export interface ClusterWorkerSettings {
+  /** True when the server follows a whole registry (nothing loaded is then not fatal). */
+  followsWholeRegistry: boolean;
+  /** What was asked for, for the "nothing could be loaded" message. */
+  describe: string;
+}
+
+/** This worker's end of the IPC channel: questions to the primary, and handlers for the primary's questions. */
+class PrimaryChannel {
+  private readonly pending = new PendingAnswers();
+  private readonly handlers: ((question: PrimaryQuestion) => Promise<unknown>)[] = [];
+  notReady: number[] = [];
+
+  constructor() {
+    process.on('message', (message: ToWorker) => {
+      if (message.kind === 'reply') this.pending.settle(message);
+      else if (message.kind === 'notice') this.notReady = message.notice.notReady;
+      else void this.answer(message);
+    });
+  }
+
+  private async answer(ask: Ask<PrimaryQuestion>): Promise<void> {
+    const handler = this.handlers[0];
+    try {
+      if (!handler) throw new Error('worker not serving yet');
+      this.send({ kind: 'reply', id: ask.id, answer: await handler(ask.question) });
+    } catch (error) {
+      this.send({ kind: 'reply', id: ask.id, error: (error as Error).message });
+    }
+  }
+
+  onQuestion(handler: (question: PrimaryQuestion) => Promise<unknown>): void {
+    this.handlers[0] = handler;
+  }
+
+  send(message: ToPrimary): void {
+    if (process.connected) process.send?.(message);
+  }
+
+  ask<T>(question: WorkerQuestion, timeoutMs: number): Promise<T> {
+    const { id, answer } = this.pending.open(timeoutMs, `primary (${question.type})`);
+    this.send({ kind: 'ask', id, question });
+    return answer as Promise<T>;
+  }
+
+  close(reason: string): void {
+    this.pending.failAll(reason);
+  }
+}
+
+const codeOf = (error: unknown): string => (error instanceof CaliperError ? error.code : 'CALIPER_INTERNAL');
+
+/** Throws the first error a worker answered (an unknown model is unknown everywhere), else the values. */
+function valuesOf<T>(parts: readonly CollectedPart<T>[]): T[] {
+  const failed = parts.find((p): p is Extract<CollectedPart<T>, { error: unknown }> => 'error' in p);
+  if (failed) throw new CaliperError(failed.error.code as CaliperErrorCode, failed.error.message);
+  return parts.map((p) => (p as { value: T }).value);
+}
+
+/**
+ * Runs one worker of `caliper serve --workers N`: loads and serves the models as a single server would (its own
+ * batcher, model instances and response cache), listens on the ports the primary shares out only once the primary
+ * accepts what it loaded, and answers metrics, statistics, SLA, readiness and model control for the whole server
+ * by asking the primary to gather every worker's part.
+ */
+export async function runClusterWorker(options: ServeOptions, settings: ClusterWorkerSettings): Promise<void> {
+  if (!cluster.isWorker) throw new Error('runClusterWorker: not a cluster worker');
+  const slot = Number(process.env[WORKER_ENV.slot]);
+  const logger = (options.logger ?? createLogger()).child({ worker: slot });
+  const channel = new PrimaryChannel();
+  let secret = '';
+  let server: RunningServer | undefined;
+  // Off while this worker computes its own readiness for the primary (the primary combines every worker's).
+  let countOthers = true;
+
+  const prepare = async (prepared: PreparedServer): Promise<void> => {
+    const { app, repository, observability, follower } = prepared;
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.header(WORKER_HEADER, String(slot));
+      done();
+    });
+    // Ready only when every worker is: the others not serving and ready count as models still loading.
+    repository.addFollowedSource(() => ({
+      failures: [],
+      loading: countOthers ? channel.notReady.filter((s) => s !== slot).length : 0,
+    }));
+
+    app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+      const route = request.routeOptions.url;
+      if (route === undefined) return;
+      const kind = GATHERED_ROUTES[route];
+      if (kind !== undefined) {
+        const params = request.params as CollectArgs;
+        const args: CollectArgs = {
+          ...(params.name !== undefined ? { name: params.name } : {}),
+          ...(params.version !== undefined ? { version: params.version } : {}),
+        };
+        const parts = await channel.ask<CollectedPart<unknown>[]>({ type: 'gather', kind, args }, GATHER_TIMEOUT_MS);
+        if (kind === 'metrics') {
+          const merged = await mergeMetrics(valuesOf(parts as CollectedPart<MetricsPart>[]));
+          return reply.type(merged.contentType).send(merged.text);
+        }
+        if (kind === 'stats') return reply.send(mergeModelStats(valuesOf(parts as CollectedPart<StatsPart>[])));
+        return reply.send(mergeSlaStatus(valuesOf(parts as CollectedPart<SlaPart>[])));
+      }
+      if (FANNED_OUT_ROUTES.has(route) && request.headers[APPLY_HEADER] !== secret) {
+        const control: ControlRequest = {
+          method: 'POST',
+          url: request.url,
+          headers: {
+            ...(request.headers.authorization !== undefined ? { authorization: request.headers.authorization } : {}),
+            'content-type': 'application/json',
+          },
+          ...(request.body !== undefined ? { payload: JSON.stringify(request.body) } : {}),
+        };
+        const answers = await channel.ask<ControlAnswer[]>({ type: 'fanout', request: control }, CONTROL_TIMEOUT_MS);
+        // Every worker's answer agrees when all succeeded: this worker's is sent; otherwise the first failure.
+        const chosen = answers.find((a) => a.statusCode >= 300) ?? answers.find((a) => a.slot === slot) ?? answers[0];
+        if (!chosen) throw new CaliperError('CALIPER_INTERNAL', 'no worker applied the request');
+        if (chosen.statusCode >= 300) reply.header('x-caliper-failed-worker', String(chosen.slot));
+        return reply.code(chosen.statusCode).type(chosen.contentType).send(chosen.body);
+      }
+    });
+    app.addHook('onSend', async (request, reply, payload) => {
+      const route = request.routeOptions.url;
+      if (route !== undefined && REGISTRY_ROUTES.has(route) && reply.statusCode < 300)
+        await channel.ask({ type: 'sync-all' }, CONTROL_TIMEOUT_MS);
+      return payload;
+    });
+
+    channel.onQuestion(async (question) => {
+      if (question.type === 'sync') {
+        await follower?.sync();
+        return true;
+      }
+      if (question.type === 'apply') return apply(question.request);
+      try {
+        return { slot, value: await collect(question.kind, question.args) };
+      } catch (error) {
+        return { slot, error: { code: codeOf(error), message: (error as Error).message } };
+      }
+    });
+
+    const apply = async (control: ControlRequest): Promise<ControlAnswer> => {
+      const answer = await app.inject({
+        method: control.method,
+        url: control.url,
+        headers: { ...control.headers, [APPLY_HEADER]: secret },
+        ...(control.payload !== undefined ? { payload: control.payload } : {}),
+      });
+      return {
+        slot,
+        statusCode: answer.statusCode,
+        body: answer.body,
+        contentType: String(answer.headers['content-type'] ?? 'application/json'),
+      };
+    };
+
+    const collect = async (kind: CollectKind, args: CollectArgs): Promise<StatsPart | SlaPart | MetricsPart> => {
+      const { statistics, sla, metrics } = observability;
+      if (kind === 'stats') {
+        const stats = statistics.stats(args.name, args.version);
+        return {
+          model_stats: stats.model_stats,
+          samples: stats.model_stats.map((s) => {
+            const name = String(s.name);
+            const version = String(s.version);
+            return { name, version, ...statistics.latencySamples(name, Number(version)) };
+          }),
+        };
+      }
+      if (kind === 'sla') {
+        const name = repository.get(args.name ?? '').name;
+        return { status: sla.status(name), samples: sla.samples(name) };
+      }
+      return {
+        metrics: await metrics.registry.getMetricsAsJSON(),
+        sla: repository.list().map((m) => ({ model: m.name, samples: sla.samples(m.name) })),
+      };
+    };
+
+    const hello = await channel.ask<HelloAnswer>({ type: 'hello' }, GATHER_TIMEOUT_MS);
+    secret = hello.secret;
+    // Model control applied to the others while this worker was not there (it started later, or again).
+    for (const control of hello.replay) {
+      const answer = await apply(control);
+      if (answer.statusCode >= 300)
+        logger.warn({ url: control.url, status: answer.statusCode }, `replaying ${control.url} failed: ${answer.body}`);
+    }
+    const models = repository.list().map((m) => m.name);
+    const report: LoadReport = {
+      models,
+      failures: repository.currentFailures().map((f) => ({ name: f.name, reason: f.reason })),
+      ...(models.length === 0 && !settings.followsWholeRegistry
+        ? {
+            fatal: `no model could be loaded from ${settings.describe}${
+              repository.currentFailures().length
+                ? ` (${repository
+                    .currentFailures()
+                    .map((f) => `${f.name}: ${f.reason}`)
+                    .join('; ')})`
+                : ''
+            }`,
+          }
+        : {}),
+    };
+    const verdict = await channel.ask<LoadVerdict>({ type: 'loaded', report }, CONTROL_TIMEOUT_MS);
+    if (!verdict.go) throw new Error(verdict.reason);
+  };
+
+  const httpPort = Number(process.env[WORKER_ENV.httpPort] ?? options.port);
+  const grpcPortEnv = process.env[WORKER_ENV.grpcPort];
+  try {
+    server = await startServing({
+      ...options,
+      logger,
+      port: httpPort,
+      ...(grpcPortEnv !== undefined ? { grpcPort: Number(grpcPortEnv) } : {}),
+      prepare,
+    });
+  } catch (error) {
+    logger.error({ err: error }, `worker ${slot} takes no traffic: ${(error as Error).message}`);
+    channel.close('worker stopped');
+    process.exit(3);
+  }
+  const running = server;
+  const memory = process.memoryUsage();
+  channel.send({
+    kind: 'notice',
+    notice: {
+      type: 'listening',
+      memory: {
+        rss: memory.rss,
+        heapUsed: memory.heapUsed,
+        external: memory.external,
+        arrayBuffers: memory.arrayBuffers,
+      },
+    },
+  });
+
+  // Readiness and the models served, told to the primary whenever they change.
+  let lastState = '';
+  const reportState = (): void => {
+    countOthers = false;
+    const ownReady = running.repository.ready;
+    countOthers = true;
+    const ready = ownReady && !running.observer.closing;
+    const models = running.repository.list().map((m) => m.name);
+    const state = JSON.stringify([ready, models]);
+    if (state === lastState) return;
+    lastState = state;
+    channel.send({ kind: 'notice', notice: { type: 'state', ready, models } });
+  };
+  reportState();
+  const poll = setInterval(reportState, STATE_POLL_MS);
+  poll.unref();
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (why: string): void => {
+    if (closing) return;
+    running.app.log.info(`${why}: worker ${slot} finishing in-flight requests, then exiting`);
+    closing = running.close().then(
+      () => {
+        clearInterval(poll);
+        process.exit(0);
+      },
+      (error: Error) => {
+        running.app.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  // The primary is gone (killed): nothing restarts or routes to this worker any more.
+  process.on('disconnect', () => shutdown('primary gone'));
+}

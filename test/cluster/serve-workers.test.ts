@@ -1,0 +1,340 @@
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { Agent, request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GrpcInferenceClient } from '../../src/client/grpc-client.ts';
+import { ModelRegistry } from '../../src/registry/model-registry.ts';
+import { freePort } from '../../src/system/free-port.ts';
+import { FRAUD_ONNX, FRAUD_YAML, fraudVariant, RegistryFixture } from '../registry/registry-fixture.ts';
+
+const BODY = JSON.stringify({ transaction_amount: 120, merchant_category: 'travel', time_since_last_txn: 30 });
+const ADMIN_TOKEN = 'cluster-admin-secret';
+
+interface Answer {
+  status: number;
+  worker?: string;
+  connection?: string;
+  body: string;
+  error?: string;
+}
+
+/** One HTTP request; `agent: false` opens a connection of its own (so the primary hands it to the next worker). */
+function send(
+  url: string,
+  options: { method?: string; agent?: Agent | false; body?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
+  const body = options.body;
+  return new Promise((resolve) => {
+    const req = httpRequest(
+      url,
+      {
+        method: options.method ?? (body === undefined ? 'GET' : 'POST'),
+        agent: options.agent ?? false,
+        headers: {
+          ...(body !== undefined
+            ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
+            : {}),
+          ...options.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            worker: res.headers['x-caliper-worker'] as string | undefined,
+            connection: res.headers.connection,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', (error: NodeJS.ErrnoException) =>
+          resolve({ status: -1, body: '', error: error.code ?? error.message }),
+        );
+      },
+    );
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      resolve({ status: -1, body: '', error: error.code ?? error.message }),
+    );
+    req.end(body);
+  });
+}
+
+/** The value of a Prometheus sample line `name{labels…} value` whose labels include every given one. */
+function sample(text: string, name: string, labels: Record<string, string>): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+/** The worker processes of a primary, by slot (CALIPER_WORKER_SLOT in each one's environment). */
+function workerPids(primaryPid: number): Map<string, number> {
+  const pids = execFileSync('pgrep', ['-P', String(primaryPid)], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
+  const bySlot = new Map<string, number>();
+  for (const pid of pids) {
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const slot = env.find((e) => e.startsWith('CALIPER_WORKER_SLOT='))?.split('=')[1];
+    if (slot !== undefined) bySlot.set(slot, pid);
+  }
+  return bySlot;
+}
+
+describe('caliper serve --workers 2 (a primary and two worker processes on one port)', () => {
+  const fixture = new RegistryFixture();
+  let child: ChildProcessWithoutNullStreams;
+  let url = '';
+  let grpcAddress = '';
+  let output = '';
+
+  const waitFor = async (check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${output.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const ready = async (): Promise<boolean> => (await send(`${url}/v2/health/ready`)).status === 200;
+  const predict = (agent: Agent | false = false): Promise<Answer> =>
+    send(`${url}/models/fraud/predict`, { body: BODY, agent });
+  const admin = (path: string, body: unknown): Promise<Answer> =>
+    send(`${url}${path}`, { body: JSON.stringify(body), headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+
+  beforeAll(async () => {
+    const writer = ModelRegistry.open(fixture.home);
+    await writer.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
+    await writer.register({ file: fraudVariant(fixture, 'two'), configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
+    await writer.setStage('fraud', 1, 'Production', { actor: 'test' });
+    await writer.close();
+    const [port, grpcPort] = [await freePort(), await freePort()];
+    url = `http://127.0.0.1:${port}`;
+    grpcAddress = `127.0.0.1:${grpcPort}`;
+    child = spawn(
+      process.execPath,
+      [
+        'bin/caliper.js',
+        'serve',
+        'models:/fraud/Production',
+        '--registry',
+        fixture.home,
+        '--workers',
+        '2',
+        '--port',
+        String(port),
+        '--grpc-port',
+        String(grpcPort),
+        '--drain-timeout',
+        '20',
+      ],
+      { env: { ...process.env, CALIPER_LOG_LEVEL: 'info', CALIPER_ADMIN_TOKEN: ADMIN_TOKEN } },
+    );
+    child.stdout.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    await waitFor(ready, 'both workers ready', 110_000);
+  });
+
+  afterAll(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    fixture.remove();
+  });
+
+  it('reports each worker’s memory and core share at start', () => {
+    expect(output).toMatch(/starting 2 workers on \d+ usable cores/);
+    expect(output).toMatch(/worker 1 \(pid \d+\) serving: \d+ MiB resident/);
+    expect(output).toMatch(/worker 2 \(pid \d+\) serving: \d+ MiB resident/);
+  });
+
+  it('answers from both workers over HTTP and gRPC, and /metrics counts every request once', async () => {
+    const answers = await Promise.all(Array.from({ length: 40 }, () => predict()));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    const byWorker = new Map<string, number>();
+    for (const a of answers) byWorker.set(a.worker ?? '?', (byWorker.get(a.worker ?? '?') ?? 0) + 1);
+    expect([...byWorker.keys()].sort()).toEqual(['1', '2']);
+
+    // Ten gRPC channels of their own (local subchannel pools): ten connections, handed out in turn.
+    const clients = Array.from(
+      { length: 10 },
+      () =>
+        new GrpcInferenceClient({
+          address: grpcAddress,
+          channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
+        }),
+    );
+    try {
+      const features = new Float32Array(10).fill(0.5);
+      const results = await Promise.all(
+        clients.map((c) => c.infer('fraud', [{ name: 'features', datatype: 'FP32', shape: [1, 10], data: features }])),
+      );
+      expect(results).toHaveLength(10);
+    } finally {
+      for (const c of clients) c.close();
+    }
+
+    const metrics = (await send(`${url}/metrics`)).body;
+    expect(sample(metrics, 'caliper_requests_total', { model: 'fraud', protocol: 'predict', outcome: 'success' })).toBe(
+      40,
+    );
+    expect(sample(metrics, 'caliper_requests_total', { model: 'fraud', protocol: 'grpc', outcome: 'success' })).toBe(
+      10,
+    );
+    expect(sample(metrics, 'caliper_request_duration_seconds_count', { model: 'fraud', stage: 'total' })).toBe(50);
+    // One series per label set (summed over workers), not one per worker.
+    expect(metrics.match(/^caliper_request_duration_seconds_count\{[^}]*stage="total"[^}]*\} /gm)).toHaveLength(1);
+  });
+
+  it('merges statistics and the SLA over workers: counts summed, percentiles over every worker’s samples', async () => {
+    const stats = JSON.parse((await send(`${url}/v2/models/fraud/stats`)).body) as {
+      model_stats: {
+        inference_stats: { success: { count: number } };
+        latency_us: { total: { count: number; p50: number; p99: number } };
+      }[];
+    };
+    expect(stats.model_stats).toHaveLength(1);
+    const [version] = stats.model_stats;
+    expect(version!.inference_stats.success.count).toBe(50);
+    expect(version!.latency_us.total.count).toBe(50);
+    expect(version!.latency_us.total.p99).toBeGreaterThanOrEqual(version!.latency_us.total.p50);
+    const sla = JSON.parse((await send(`${url}/models/fraud/sla`)).body) as { samples: number; p99_ms: number };
+    expect(sla.samples).toBe(50);
+    expect(sla.p99_ms).toBeGreaterThan(0);
+    const unknown = await send(`${url}/models/nope/sla`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toContain('CALIPER_MODEL_NOT_FOUND');
+  });
+
+  it('applies /v2/repository unload and load in every worker and answers once all have', async () => {
+    const unloaded = await admin('/v2/repository/models/fraud/unload', {});
+    expect(unloaded.status).toBe(200);
+    const gone = await Promise.all(Array.from({ length: 8 }, () => predict()));
+    expect(new Set(gone.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    expect(gone.map((a) => a.status)).toEqual(gone.map(() => 404));
+    const loaded = await admin('/v2/repository/models/fraud/load', {});
+    expect(loaded.status).toBe(200);
+    const back = await Promise.all(Array.from({ length: 8 }, () => predict()));
+    expect(new Set(back.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    expect(back.map((a) => a.status)).toEqual(back.map(() => 200));
+  });
+
+  it('swaps every worker on a promote under load with 0 non-2xx', async () => {
+    const load = autocannon({
+      url: `${url}/models/fraud/predict`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: BODY,
+      connections: 8,
+      duration: 4,
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const promoted = await admin('/v2/repository/models/fraud/promote', { version: 2, stage: 'Production' });
+    expect(promoted.status).toBe(200);
+    // Answered after every worker read the registry again: fresh connections to both see version 2 at once.
+    const after = await Promise.all(Array.from({ length: 8 }, () => predict()));
+    expect(new Set(after.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    expect(after.map((a) => JSON.parse(a.body).model_version)).toEqual(after.map(() => '2'));
+    const result = await load;
+    expect(result.non2xx).toBe(0);
+    expect(result.errors).toBe(0);
+    expect(result.requests.total).toBeGreaterThan(50);
+  });
+
+  it('restarts a worker killed with SIGKILL while the other keeps serving its connections without a failure', async () => {
+    // Keep-alive clients, one connection each; the primary hands the connections out in turn.
+    const clients = Array.from({ length: 8 }, () => ({
+      agent: new Agent({ keepAlive: true, maxSockets: 1 }),
+      worker: undefined as string | undefined,
+      ok: 0,
+      okAfterKill: 0,
+      failures: [] as string[],
+    }));
+    let killed = false;
+    let stop = false;
+    const loops = clients.map(async (client) => {
+      while (!stop) {
+        const answer = await predict(client.agent);
+        if (answer.status === 200) {
+          client.worker ??= answer.worker;
+          if (answer.worker !== client.worker) client.failures.push(`moved to worker ${answer.worker}`);
+          client.ok++;
+          if (killed) client.okAfterKill++;
+        } else {
+          client.failures.push(answer.error ?? `HTTP ${answer.status}`);
+          return;
+        }
+      }
+    });
+    await waitFor(async () => clients.every((c) => c.ok > 0), 'every client answered', 20_000);
+    const slots = new Set(clients.map((c) => c.worker));
+    expect(slots).toEqual(new Set(['1', '2']));
+    const victim = '2';
+    const pids = workerPids(child.pid!);
+    process.kill(pids.get(victim)!, 'SIGKILL');
+    killed = true;
+    await new Promise((r) => setTimeout(r, 1500));
+    stop = true;
+    await Promise.all(loops);
+    for (const c of clients) c.agent.destroy();
+    const survivors = clients.filter((c) => c.worker !== victim);
+    expect(survivors.length).toBeGreaterThan(0);
+    for (const c of survivors) {
+      expect(c.failures).toEqual([]);
+      expect(c.okAfterKill).toBeGreaterThan(0);
+    }
+    // The killed worker comes back: ready again, and new connections reach it.
+    await waitFor(ready, 'the restarted worker ready', 90_000);
+    const newPids = workerPids(child.pid!);
+    expect(newPids.get(victim)).not.toBe(pids.get(victim));
+    const after = await Promise.all(Array.from({ length: 8 }, () => predict()));
+    expect(after.map((a) => a.status)).toEqual(after.map(() => 200));
+    expect(new Set(after.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    // It applied the model control done before it started (unload, load), and follows the promote.
+    expect(after.map((a) => JSON.parse(a.body).model_version)).toEqual(after.map(() => '2'));
+    expect(output).toMatch(/worker 2 \(pid \d+\) exited \(SIGKILL\); the others keep serving; restarting it in \d+ ms/);
+  });
+
+  it('drains every worker on SIGTERM: no resets, no failed requests, exit 0', async () => {
+    const tally = { ok: 0, failed: [] as string[], closedBy: 0 };
+    let signalled = false;
+    const loops = Array.from({ length: 16 }, async () => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        for (;;) {
+          const answer = await predict(agent);
+          if (answer.status !== 200) {
+            tally.failed.push(answer.error ?? `HTTP ${answer.status}`);
+            return;
+          }
+          tally.ok++;
+          if (answer.connection === 'close') {
+            tally.closedBy++;
+            return;
+          }
+          if (!signalled && tally.ok > 200) {
+            signalled = true;
+            child.kill('SIGTERM');
+          }
+        }
+      } finally {
+        agent.destroy();
+      }
+    });
+    const [code] = (await Promise.all([once(child, 'exit'), Promise.all(loops)]))[0] as [number | null];
+    expect(tally.failed).toEqual([]);
+    expect(tally.closedBy).toBe(16);
+    expect(code).toBe(0);
+  });
+});
