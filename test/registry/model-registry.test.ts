@@ -7,7 +7,7 @@ import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { formatModelUri, parseModelUri } from '../../src/registry/model-uri.ts';
 import { resolveModelUri } from '../../src/registry/uri-resolver.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
-import { FRAUD_ONNX, FRAUD_YAML, RegistryFixture } from './registry-fixture.ts';
+import { FRAUD_ONNX, FRAUD_YAML, fraudVariant, RegistryFixture } from './registry-fixture.ts';
 
 const codeOf = (fn: () => unknown): string => {
   try {
@@ -88,6 +88,19 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
   let store: ArtifactStore;
   const connect = (): Promise<ModelRegistry> =>
     ModelRegistry.connect({ registry: location, ...(artifacts ? { artifacts } : {}) });
+  /** Three versions of `name` (registered here, so no test depends on another's changes), optionally promoted:
+   * 1 Production then Archived, 2 Production (archiving 1), 3 Staging; champion → 2, challenger → 1 then 3. */
+  const registerThree = async (name: string, promote = true): Promise<void> => {
+    for (let i = 0; i < 3; i++)
+      await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name, actor: 'test' });
+    if (!promote) return;
+    await registry.setStage(name, 1, 'Production', { actor: 'test' });
+    await registry.setStage(name, 2, 'Production', { archiveExisting: true, actor: 'test' });
+    await registry.setStage(name, 3, 'Staging', { actor: 'test' });
+    await registry.setAlias(name, 'champion', 2, 'test');
+    await registry.setAlias(name, 'challenger', 1, 'test');
+    await registry.setAlias(name, 'challenger', 3, 'test');
+  };
 
   beforeAll(async () => {
     location = backend === 'sqlite' ? fixture.home : await postgres.createDatabase('model_registry');
@@ -134,33 +147,36 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
     ]);
     expect(v1.config).toContain('one_hot: merchant_category');
     expect((await registry.model('fraud')).versions).toEqual([1, 2, 3]);
-    // The same bytes are stored once.
-    const shards = readdirSync(store.root).filter((d) => !d.startsWith('.'));
-    expect(shards).toHaveLength(1);
+    // The same bytes are stored once, under their hash.
+    const shas = new Set((await registry.versions('fraud')).map((v) => v.sha256));
+    expect([...shas]).toEqual([v1.sha256]);
+    expect(existsSync(store.pathOf(v1.sha256))).toBe(true);
   });
 
   it('moves stages (archiving the existing ones on request), moves aliases and resolves every selector', async () => {
-    await registry.setStage('fraud', 1, 'Production', { actor: 'test' });
-    await registry.setStage('fraud', 2, 'Production', { archiveExisting: true, actor: 'test' });
-    expect((await registry.version('fraud', 1)).stage).toBe('Archived');
-    await registry.setStage('fraud', 3, 'Staging', { actor: 'test' });
-    await registry.setAlias('fraud', 'champion', 2, 'test');
-    await registry.setAlias('fraud', 'challenger', 1, 'test');
-    await registry.setAlias('fraud', 'challenger', 3, 'test');
-    expect((await registry.resolve('fraud', { kind: 'stage', stage: 'Production' })).version).toBe(2);
-    expect((await registry.resolve('fraud', { kind: 'stage', stage: 'Staging' })).version).toBe(3);
-    expect((await registry.resolve('fraud', { kind: 'alias', alias: 'champion' })).version).toBe(2);
-    expect((await registry.resolve('fraud', { kind: 'alias', alias: 'challenger' })).version).toBe(3);
-    expect((await registry.resolve('fraud', { kind: 'latest' })).version).toBe(3);
-    expect((await registry.resolve('fraud', { kind: 'version', version: 1 })).version).toBe(1);
-    expect(await registry.model('fraud')).toMatchObject({
+    await registerThree('staged', false);
+    await registry.setStage('staged', 1, 'Production', { actor: 'test' });
+    await registry.setStage('staged', 2, 'Production', { archiveExisting: true, actor: 'test' });
+    expect((await registry.version('staged', 1)).stage).toBe('Archived');
+    await registry.setStage('staged', 3, 'Staging', { actor: 'test' });
+    await registry.setAlias('staged', 'champion', 2, 'test');
+    await registry.setAlias('staged', 'challenger', 1, 'test');
+    await registry.setAlias('staged', 'challenger', 3, 'test');
+    expect((await registry.resolve('staged', { kind: 'stage', stage: 'Production' })).version).toBe(2);
+    expect((await registry.resolve('staged', { kind: 'stage', stage: 'Staging' })).version).toBe(3);
+    expect((await registry.resolve('staged', { kind: 'alias', alias: 'champion' })).version).toBe(2);
+    expect((await registry.resolve('staged', { kind: 'alias', alias: 'challenger' })).version).toBe(3);
+    expect((await registry.resolve('staged', { kind: 'latest' })).version).toBe(3);
+    expect((await registry.resolve('staged', { kind: 'version', version: 1 })).version).toBe(1);
+    expect(await registry.model('staged')).toMatchObject({
       stages: { Production: [2], Staging: [3], Archived: [1] },
       aliases: { champion: 2, challenger: 3 },
     });
   });
 
   it('keeps a full history of transitions and alias moves with who made them', async () => {
-    const history = (await registry.history('fraud')).map((h) => [h.version, h.event, h.from, h.to, h.actor]);
+    await registerThree('historic');
+    const history = (await registry.history('historic')).map((h) => [h.version, h.event, h.from, h.to, h.actor]);
     expect(history).toEqual(
       expect.arrayContaining([
         [1, 'stage', 'None', 'Production', 'test'],
@@ -169,7 +185,7 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
         [3, 'alias_set', 'challenger=1', 'challenger=3', 'test'],
       ]),
     );
-    expect((await registry.history('fraud')).filter((h) => h.event === 'registered')).toHaveLength(3);
+    expect((await registry.history('historic')).filter((h) => h.event === 'registered')).toHaveLength(3);
   });
 
   it('keeps traffic weights exactly (no single-precision rounding)', async () => {
@@ -190,17 +206,18 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
   });
 
   it('names what is unknown: model, version, stage, alias', async () => {
+    await registerThree('named');
     expect(await rejection(registry.resolve('nope', { kind: 'latest' }))).toMatch(
-      /^CALIPER_MODEL_NOT_FOUND: model "nope" is not registered \(registered models: fraud\)/,
+      /^CALIPER_MODEL_NOT_FOUND: model "nope" is not registered \(registered models: [a-z, ]*\bnamed\b/,
     );
-    expect(await rejection(registry.version('fraud', 9))).toMatch(
-      /^CALIPER_VERSION_NOT_FOUND: model "fraud" has no version 9 \(versions: 1, 2, 3\)/,
+    expect(await rejection(registry.version('named', 9))).toMatch(
+      /^CALIPER_VERSION_NOT_FOUND: model "named" has no version 9 \(versions: 1, 2, 3\)/,
     );
-    expect(await rejection(registry.resolve('fraud', { kind: 'stage', stage: 'None' }))).toMatch(
+    expect(await rejection(registry.resolve('named', { kind: 'stage', stage: 'None' }))).toMatch(
       /^CALIPER_VERSION_NOT_FOUND: .*no version in stage None/,
     );
-    expect(await rejection(registry.resolve('fraud', { kind: 'alias', alias: 'ghost' }))).toMatch(
-      /^CALIPER_NOT_FOUND: models:\/fraud@ghost: .*no alias "ghost" \(aliases: challenger, champion\)/,
+    expect(await rejection(registry.resolve('named', { kind: 'alias', alias: 'ghost' }))).toMatch(
+      /^CALIPER_NOT_FOUND: models:\/named@ghost: .*no alias "ghost" \(aliases: challenger, champion\)/,
     );
     expect(await rejection(registry.setAlias('fraud', 'Production', 1))).toMatch(
       /^CALIPER_INVALID_INPUT: alias: "Production" is reserved/,
@@ -251,16 +268,22 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
   });
 
   it('resolves URIs to checked files and refuses an artifact whose bytes changed', async () => {
-    const resolved = await resolveModelUri('models:/fraud@champion', location, artifacts);
-    expect(resolved).toMatchObject({ name: 'fraud', version: 2 });
-    expect(resolved.config.name).toBe('fraud');
+    await registerThree('served');
+    const resolved = await resolveModelUri('models:/served@champion', location, artifacts);
+    expect(resolved).toMatchObject({ name: 'served', version: 2 });
+    expect(resolved.config.name).toBe('served');
     expect(existsSync(resolved.modelPath)).toBe(true);
-    expect((await resolveModelUri('models:/fraud/Production', location, artifacts)).version).toBe(2);
-    expect((await resolveModelUri('models:/fraud/latest', location, artifacts)).version).toBe(3);
-    expect((await resolveModelUri('models:/fraud/1', location, artifacts)).version).toBe(1);
+    expect((await resolveModelUri('models:/served/Production', location, artifacts)).version).toBe(2);
+    expect((await resolveModelUri('models:/served/latest', location, artifacts)).version).toBe(3);
+    expect((await resolveModelUri('models:/served/1', location, artifacts)).version).toBe(1);
 
+    // Bytes of their own, so spoiling them spoils no other test's artifact.
     const other = await connect();
-    const tampered = await other.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'tamper' });
+    const tampered = await other.register({
+      file: fraudVariant(fixture, `tamper-${backend}`),
+      configFile: FRAUD_YAML,
+      name: 'tamper',
+    });
     await other.close();
     writeFileSync(store.pathOf(tampered.sha256), 'garbage');
     expect(await rejection(resolveModelUri('models:/tamper/1', location, artifacts))).toMatch(
@@ -269,13 +292,14 @@ describe.each(['sqlite', 'postgres'] as const)('model registry (%s)', (backend) 
   });
 
   it('deletes versions and models, guarding Production and aliased versions unless forced', async () => {
-    expect(await rejection(registry.deleteVersion('fraud', 2))).toMatch(/^CALIPER_CONFLICT: .*stage Production/);
-    await registry.deleteVersion('fraud', 1);
-    expect((await registry.model('fraud')).versions).toEqual([2, 3]);
-    expect(await rejection(registry.deleteModel('fraud'))).toMatch(/^CALIPER_CONFLICT/);
-    await registry.deleteModel('fraud', { force: true });
-    expect(await rejection(registry.model('fraud'))).toMatch(/^CALIPER_MODEL_NOT_FOUND/);
-    expect((await registry.history('fraud')).at(-1)).toMatchObject({ event: 'model_deleted' });
+    await registerThree('doomed');
+    expect(await rejection(registry.deleteVersion('doomed', 2))).toMatch(/^CALIPER_CONFLICT: .*stage Production/);
+    await registry.deleteVersion('doomed', 1);
+    expect((await registry.model('doomed')).versions).toEqual([2, 3]);
+    expect(await rejection(registry.deleteModel('doomed'))).toMatch(/^CALIPER_CONFLICT/);
+    await registry.deleteModel('doomed', { force: true });
+    expect(await rejection(registry.model('doomed'))).toMatch(/^CALIPER_MODEL_NOT_FOUND/);
+    expect((await registry.history('doomed')).at(-1)).toMatchObject({ event: 'model_deleted' });
   });
 });
 
