@@ -3,13 +3,14 @@
 // the variants interleaved round by round so machine load hits them alike.
 // Usage: node --import tsx bench/quantize.ts [--epochs 8] [--rounds 30]
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../src/optimize/datasets/dataset.ts';
 import { openSession, float32Tensor, type OrtSession } from '../src/optimize/onnx/ort-session.ts';
 import { quantize, type QuantizeOptions } from '../src/optimize/quantize/quantizer.ts';
 import { argmaxRows } from '../src/optimize/evaluate/output-comparison.ts';
 import { trainFashionMlp } from '../examples/training/onnx-mlp-trainer.ts';
+import { median, speedupPerRound, timeInterleaved, type RoundTimes } from './interleaved-timing.ts';
 
 const { values: args } = parseArgs({
   options: { epochs: { type: 'string', default: '8' }, rounds: { type: 'string', default: '30' } },
@@ -37,6 +38,7 @@ const variants: { name: string; options?: QuantizeOptions }[] = [
   { name: 'fp16', options: { mode: 'fp16', output: 'bench/models/fashion-mlp.fp16.onnx' } },
 ];
 const floatBytes = readFileSync(MODEL);
+const loadBefore = loadavg();
 const rows: Record<
   string,
   {
@@ -46,7 +48,6 @@ const rows: Record<
     meanAbsDiff: number;
     agreement: number;
     session: OrtSession;
-    ms: Record<number, number[]>;
   }
 > = {};
 for (const v of variants) {
@@ -77,57 +78,51 @@ for (const v of variants) {
     meanAbsDiff,
     agreement,
     session,
-    ms: { 1: [], 64: [] },
   };
   console.log(`${v.name}: ${bytes.length} bytes, accuracy ${((100 * correct) / test.count).toFixed(2)}%`);
 }
 
 const rounds = Number(args.rounds);
+const sessions = Object.fromEntries(variants.map((v) => [v.name, rows[v.name]!.session]));
+const times: Record<number, RoundTimes> = {};
 for (const batch of [1, 64]) {
   const feeds = { image: float32Tensor(test.features.slice(0, batch * 784), [batch, 784]) };
-  const runs = batch === 1 ? 200 : 20;
-  for (const r of Object.values(rows)) for (let i = 0; i < 5; i++) await r.session.run(feeds);
-  for (let round = 0; round < rounds; round++) {
-    const order = round % 2 ? [...variants].reverse() : variants;
-    for (const v of order) {
-      const r = rows[v.name]!;
-      const start = process.hrtime.bigint();
-      for (let i = 0; i < runs; i++) await r.session.run(feeds);
-      r.ms[batch]!.push(Number(process.hrtime.bigint() - start) / 1e6 / runs);
-    }
-  }
+  times[batch] = await timeInterleaved(sessions, feeds, { rounds, runs: batch === 1 ? 200 : 20 });
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const base = rows.float32!;
 const results = Object.fromEntries(
   variants.map((v) => {
     const r = rows[v.name]!;
+    const b64 = speedupPerRound(times[64]!, 'float32', v.name);
     return [
       v.name,
       {
         sizeBytes: r.bytes,
-        sizeRatio: r.bytes / base.bytes,
+        sizeRatio: r.bytes / rows.float32!.bytes,
         accuracy: r.accuracy,
-        accuracyDropPt: (base.accuracy - r.accuracy) * 100,
+        accuracyDropPt: (rows.float32!.accuracy - r.accuracy) * 100,
         agreement: r.agreement,
         maxAbsDiff: r.maxAbsDiff,
         meanAbsDiff: r.meanAbsDiff,
-        batch1Ms: median(r.ms[1]!),
-        batch64Ms: median(r.ms[64]!),
-        speedupBatch1: median(base.ms[1]!) / median(r.ms[1]!),
-        speedupBatch64: median(base.ms[64]!) / median(r.ms[64]!),
-        // Per-round ratios: the spread says how much machine noise there was.
-        speedupBatch64PerRound: {
-          min: Math.min(...r.ms[64]!.map((m, i) => base.ms[64]![i]! / m)),
-          max: Math.max(...r.ms[64]!.map((m, i) => base.ms[64]![i]! / m)),
-        },
+        batch1Ms: median(times[1]![v.name]!),
+        batch64Ms: median(times[64]![v.name]!),
+        // Medians of the per-round ratios (each round times every variant back to back).
+        speedupBatch1: speedupPerRound(times[1]!, 'float32', v.name).median,
+        speedupBatch64: b64.median,
+        speedupBatch64PerRound: { min: b64.min, max: b64.max },
       },
     ];
   }),
 );
 const report = {
   command: 'node --import tsx bench/quantize.ts',
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, gpu: 'none', intraOpThreads: 1 },
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    gpu: 'none',
+    intraOpThreads: 1,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg(),
+  },
   date: new Date().toISOString(),
   rounds,
   model: '784-1024-1024-10 MLP, Gemm layers, trained in-repo on Fashion-MNIST train',

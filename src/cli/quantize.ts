@@ -83,7 +83,7 @@ export function registerQuantizeCommand(program: Command): void {
     .option('--exclude <names>', 'node names or op types to keep in float (comma-separated, repeatable)', list)
     .option(
       '--min-conv-reduction <n>',
-      'static: keep convolutions with fewer products per output value (in channels × kernel area) in float',
+      'static: keep convolutions with fewer products per output value (in channels × kernel area) in float (default 16; 0 quantizes all)',
       parseIntegerOption('--min-conv-reduction', 0),
     )
     .option('--block-ops <ops>', 'fp16: op types kept in float32 (comma-separated; replaces the default list)', list)

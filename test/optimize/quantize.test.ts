@@ -8,6 +8,7 @@ import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import { float32Tensor, openSession } from '../../src/optimize/onnx/ort-session.ts';
 import { tensorValues, float16BitsToFloat32 } from '../../src/optimize/onnx/tensor-values.ts';
 import { quantize } from '../../src/optimize/index.ts';
+import { formatQuantizeReport } from '../../src/optimize/evaluate/quantize-report.ts';
 import {
   quantizeWeightsSymmetric,
   roundHalfEven,
@@ -15,6 +16,8 @@ import {
   quantizeValue,
 } from '../../src/optimize/quantize/quant-params.ts';
 import type { ModelProto } from '../../src/optimize/onnx/onnx-types.ts';
+import { NodeFilter } from '../../src/optimize/quantize/node-filter.ts';
+import { poolBeforeRelu } from '../../src/optimize/quantize/static-quantizer.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'caliper-quantize-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -193,7 +196,8 @@ describe('static INT8 (QDQ)', () => {
 });
 
 /** conv 3×3 → ReLU → maxpool → conv 3×3 → ReLU → maxpool → fc → ReLU → fc, with `inChannels` image channels. */
-function smallCnn(inChannels: number): ModelProto {
+/** conv 3×3 ×8 → ReLU → maxpool → conv 3×3 ×16 → ReLU → maxpool → fc 32 → ReLU → fc 4 on [N, C, 8, 8]; `relu: false` drops the convolutions' ReLUs. */
+function smallCnn(inChannels: number, relu = true): ModelProto {
   let seed = 7;
   const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff - 0.5;
   const b = new GraphBuilder('cnn', 17);
@@ -208,7 +212,7 @@ function smallCnn(inChannels: number): ModelProto {
       [h!, w, b.initializer(tensorFromArray(`conv${i}.b`, [out], Float32Array.from({ length: out }, random)))],
       { pads: [1, 1, 1, 1] },
     );
-    [h] = b.node('Relu', [h!]);
+    if (relu) [h] = b.node('Relu', [h!]);
     [h] = b.node('MaxPool', [h!], { kernel_shape: [2, 2], strides: [2, 2] });
     c = out;
   }
@@ -264,29 +268,78 @@ describe('static INT8 placement on a convnet', () => {
       (n) => n.opType === 'QuantizeLinear' && nodes.find((p) => p.output![0] === n.input![0])?.opType === 'Conv',
     )!;
     expect(Array.from(tensorValues(initializer(model, convQ.input![2]!)) as Uint8Array)).toEqual([0]);
-    expect(report.kernels).toEqual({
+    expect(report.kernels).toMatchObject({
       quantized: { QLinearConv: 2, NhwcMaxPool: 2, QGemm: 2 },
       float: {},
       boundaries: { QuantizeLinear: 1 },
     });
+    // The report names the nodes that ran quantized (ORT's names: each fused node's name starts with the original's).
+    const ran = report.kernels!.nodes.quantized;
+    expect(ran.filter((n) => n.startsWith('QLinearConv ')).map((n) => n.split(' ')[1]!.split('_token')[0])).toEqual([
+      'Conv_0',
+      'Conv_3',
+    ]);
+    expect(report.kernels!.nodes.float).toEqual([]);
+    expect(formatQuantizeReport(report)).toContain(`  ran quantized ${ran.join(', ')}`);
     expect(report.outputDifference.maxAbs).toBeLessThan(0.2);
   });
 
-  it('quantizes a one-channel first convolution by default; --min-conv-reduction leaves it and its ReLU in float and says so', async () => {
-    const all = await quantize(smallCnn(1), { mode: 'static', calibration: calibration(1), ...noLatency });
-    expect(all.report.kernels!.float).toEqual({});
-    const { report } = await quantize(smallCnn(1), {
+  it('leaves a one-channel first convolution in float with its MaxPool before the ReLU, so ORT pools in float and enters int8 after the pool', async () => {
+    const { model, report } = await quantize(smallCnn(1), {
       mode: 'static',
       calibration: calibration(1),
-      minConvReduction: 16,
       ...noLatency,
     });
     expect(report.warnings).toContain(
       'Conv_0 left in float32: 9 products per output value, too few for an integer convolution to pay (under 16)',
     );
-    expect(report.kernels!.float).toMatchObject({ Conv: 1 });
-    expect(report.kernels!.quantized).toMatchObject({ QLinearConv: 1, QGemm: 2 });
+    expect(report.warnings).toContain(
+      'Relu_1 after MaxPool_2 of a float convolution (same result; the pool stays float, int8 starts after it)',
+    );
+    const nodes = model.graph!.node!;
+    const pool = nodes.find((n) => n.name === 'MaxPool_2')!;
+    expect(nodes.find((n) => n.output![0] === pool.input![0])!.opType).toBe('Conv');
+    // ORT ran the pool in float (NCHWc) and no uint8 NCHW MaxPool: the ReLU after it stopped the QuantizeLinear moving up.
+    expect(report.kernels!.float).toEqual({ Conv: 1, MaxPool: 1 });
+    expect(report.kernels!.quantized).toEqual({ QLinearConv: 1, NhwcMaxPool: 1, QGemm: 2 });
     expect(report.kernels!.boundaries).toEqual({ QuantizeLinear: 1 });
+    expect(report.accuracy).toBeUndefined();
+    expect(report.outputDifference.maxAbs).toBeLessThan(0.2);
+  });
+
+  it('--min-conv-reduction 0 quantizes the one-channel convolution too', async () => {
+    const { report } = await quantize(smallCnn(1), {
+      mode: 'static',
+      calibration: calibration(1),
+      minConvReduction: 0,
+      ...noLatency,
+    });
+    expect(report.warnings.filter((w) => w.includes('float'))).toEqual([]);
+    expect(report.kernels!.float).toEqual({});
+    expect(report.kernels!.quantized).toEqual({ QLinearConv: 2, NhwcMaxPool: 2, QGemm: 2 });
+  });
+
+  it('quantizes a short convolution anyway when no ReLU separates its MaxPool from the next quantized node', async () => {
+    const { report } = await quantize(smallCnn(1, false), {
+      mode: 'static',
+      calibration: calibration(1),
+      ...noLatency,
+    });
+    expect(report.warnings.filter((w) => w.includes('Conv_0'))).toEqual([]);
+    expect(report.kernels!.float).toEqual({});
+    expect(report.kernels!.quantized).not.toHaveProperty('MaxPool');
+  });
+
+  it('moving MaxPool before the ReLU of a float convolution leaves the outputs exactly as they were', async () => {
+    const original = smallCnn(1);
+    const { model: moved, moved: names } = poolBeforeRelu(original, new NodeFilter());
+    expect(names).toEqual(['Relu_1 after MaxPool_2']);
+    expect(moved.graph!.node!.map((n) => n.opType).slice(0, 3)).toEqual(['Conv', 'MaxPool', 'Relu']);
+    const x = Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i * 0.61) * 2);
+    expect(await run(moved, x, [3, 1, 8, 8])).toEqual(await run(original, x, [3, 1, 8, 8]));
+    // Nothing moves when the convolution is long enough to be quantized, or when --exclude names the ReLU.
+    expect(poolBeforeRelu(smallCnn(4), new NodeFilter()).moved).toEqual([]);
+    expect(poolBeforeRelu(original, new NodeFilter(['Relu_1'])).moved).toEqual([]);
   });
 });
 

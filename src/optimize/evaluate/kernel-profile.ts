@@ -12,6 +12,8 @@ export interface KernelSummary {
   float: Record<string, number>;
   /** Op type → QuantizeLinear/DequantizeLinear/DynamicQuantizeLinear kernels left at the float ↔ int8 boundaries. */
   boundaries: Record<string, number>;
+  /** Per bucket, the nodes that ran as `OpType node-name` in run order, named as ORT's profiler names them (a fused node gets a new name, usually the original's with a suffix). */
+  nodes: { quantized: string[]; float: string[]; boundaries: string[] };
 }
 
 const BOUNDARY_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear']);
@@ -69,7 +71,12 @@ export async function profileKernels(model: Uint8Array, feeds: OrtFeeds): Promis
     }
     const file = readdirSync(dir).find((f) => f.endsWith('.json'));
     const events = file ? (JSON.parse(readFileSync(join(dir, file), 'utf8')) as ProfileEvent[]) : [];
-    const summary: KernelSummary = { quantized: {}, float: {}, boundaries: {} };
+    const summary: KernelSummary = {
+      quantized: {},
+      float: {},
+      boundaries: {},
+      nodes: { quantized: [], float: [], boundaries: [] },
+    };
     const seen = new Set<string>();
     for (const event of events) {
       if (event.cat !== 'Node' || !event.name?.endsWith('_kernel_time') || seen.has(event.name)) continue;
@@ -77,12 +84,13 @@ export async function profileKernels(model: Uint8Array, feeds: OrtFeeds): Promis
       const op = event.args?.op_name ?? 'unknown';
       if (LAYOUT_KERNELS.has(op)) continue;
       const types = (event.args?.input_type_shape ?? []).flatMap((entry) => Object.keys(entry));
-      const bucket = BOUNDARY_OPS.has(op)
-        ? summary.boundaries
+      const kind = BOUNDARY_OPS.has(op)
+        ? 'boundaries'
         : types.some((t) => INTEGER_TYPES.has(t))
-          ? summary.quantized
-          : summary.float;
-      bucket[op] = (bucket[op] ?? 0) + 1;
+          ? 'quantized'
+          : 'float';
+      summary[kind][op] = (summary[kind][op] ?? 0) + 1;
+      summary.nodes[kind].push(`${op} ${event.name.slice(0, -'_kernel_time'.length)}`);
     }
     return summary;
   } finally {

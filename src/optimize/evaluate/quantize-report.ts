@@ -45,6 +45,9 @@ export function formatQuantizeReport(report: QuantizeReport): string {
     lines.push(
       `kernels run     quantized: ${counts(report.kernels.quantized)}; float: ${counts(report.kernels.float)}; boundaries: ${counts(report.kernels.boundaries)}`,
     );
+    const { nodes } = report.kernels;
+    if (nodes.quantized.length) lines.push(`  ran quantized ${nodes.quantized.join(', ')}`);
+    if (nodes.float.length) lines.push(`  ran in float  ${nodes.float.join(', ')}`);
   }
   lines.push(
     `output diff     max ${report.outputDifference.maxAbs.toExponential(3)}, mean ${report.outputDifference.meanAbs.toExponential(3)} over ${report.outputDifference.samples} samples (${report.outputDifference.source})`,

@@ -28,7 +28,7 @@ import { calibrate, type CalibrationMethod } from './calibration.ts';
 import { quantizeDynamic, type RewriteResult } from './dynamic-quantizer.ts';
 import { NodeFilter } from './node-filter.ts';
 import { QuantizeError } from './quantize-error.ts';
-import { quantizeStatic, STATIC_OPS, staticTargets } from './static-quantizer.ts';
+import { poolBeforeRelu, quantizeStatic, STATIC_OPS, staticTargets } from './static-quantizer.ts';
 
 export type QuantizeMode = 'dynamic' | 'static' | 'fp16';
 /** Tensors as a data set (files of samples), or a FeedSet already built, e.g. from request rows by loadRequestData. */
@@ -49,7 +49,7 @@ export interface QuantizeOptions {
   calibrationSamples?: number;
   /** Node names or op types left in float. */
   exclude?: string[];
-  /** Static: convolutions summing fewer products per output value stay float (default 0: all are quantized). */
+  /** Static: convolutions summing fewer products per output value stay float (default MIN_CONV_REDUCTION, 16; 0 quantizes all). */
   minConvReduction?: number;
   /** Op types kept in float32 by fp16 mode (default DEFAULT_FP16_BLOCK_LIST). */
   blockOps?: string[];
@@ -365,12 +365,15 @@ export async function quantize(
       'calibration',
       options.calibrationSamples ?? 512,
     ))!;
-    const { tensors } = staticTargets(model, filter, options.minConvReduction);
-    const ranges = await calibrate(model, tensors, calibration, {
+    const reordered = poolBeforeRelu(model, filter, options.minConvReduction);
+    for (const m of reordered.moved)
+      warnings.push(`${m} of a float convolution (same result; the pool stays float, int8 starts after it)`);
+    const { tensors } = staticTargets(reordered.model, filter, options.minConvReduction);
+    const ranges = await calibrate(reordered.model, tensors, calibration, {
       method,
       ...(options.percentile !== undefined ? { percentile: options.percentile } : {}),
     });
-    converted = quantizeStatic(model, ranges, {
+    converted = quantizeStatic(reordered.model, ranges, {
       perChannel: options.perChannel ?? false,
       reduceRange: options.reduceRange ?? false,
       filter,
