@@ -1,5 +1,6 @@
 import type { InputFieldSpec } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
+import { exactNumber, parseExactJson } from '../runtime/exact-json.ts';
 import type { SourceColumn, SourceRow } from './io/source-row.ts';
 
 const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
@@ -10,8 +11,10 @@ type Coerce = (value: unknown) => unknown;
 function textCoercion(spec: InputFieldSpec): Coerce {
   switch (spec.type) {
     case 'number':
-    case 'integer':
       return (v) => (typeof v === 'string' && NUMBER_TEXT.test(v) ? Number(v) : v);
+    case 'integer':
+      // An integer beyond 2^53 is read whole (a bigint), as /predict reads it; a double would round it.
+      return (v) => (typeof v === 'string' && NUMBER_TEXT.test(v) ? exactNumber(v.trim()) : v);
     case 'boolean':
       return (v) =>
         v === 'true' || v === 'TRUE' || v === '1' ? true : v === 'false' || v === 'FALSE' || v === '0' ? false : v;
@@ -19,7 +22,7 @@ function textCoercion(spec: InputFieldSpec): Coerce {
       return (v) => {
         if (typeof v !== 'string' || !v.trimStart().startsWith('[')) return v;
         try {
-          return JSON.parse(v) as unknown;
+          return parseExactJson(v);
         } catch {
           return v;
         }

@@ -3,6 +3,7 @@ import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { MemoryCache } from './memory-cache.ts';
 import { RedisCache } from './redis-cache.ts';
 import type { ResponseCache } from './response-cache.ts';
+import { stringifyExactJson } from '../runtime/exact-json.ts';
 
 /**
  * One response cache per served version, built on first use from model.yaml `cache`. A cache belongs to
@@ -43,5 +44,5 @@ export async function releaseResponseCache(version: ModelVersion): Promise<void>
 
 /** The canonical form of a validated request: rows hold the declared fields in declared order, defaults filled. */
 export function canonicalRequestKey(rows: readonly Record<string, unknown>[]): string {
-  return JSON.stringify(rows);
+  return stringifyExactJson(rows);
 }

@@ -14,7 +14,7 @@ import {
 } from './infer-types.ts';
 import { withRetries } from './retry-loop.ts';
 import { inputBytes, jsonData, outputFromRaw, outputFromValues } from './tensor-codec.ts';
-import { parseExactJson, stringifyExactJson } from '../server/v2/exact-json.ts';
+import { parseExactJson, stringifyExactJson } from '../runtime/exact-json.ts';
 
 export interface RestClientOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:8000. */

@@ -10,6 +10,8 @@ import { elementCount, type TensorMap } from '../runtime/tensor.ts';
  */
 export type PredictionValue =
   | number
+  /** An INT64/UINT64 output value beyond 2^53, kept exact (written with every digit in JSON). */
+  | bigint
   | string
   | boolean
   | null
@@ -74,13 +76,16 @@ function topK(
   return ranked;
 }
 
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 type FieldFn = (outputs: TensorMap, row: number, rows: number, done: Prediction) => PredictionValue;
 
 /**
  * Row `row` of an output for a request of `requestRows` rows. The output's first dimension must be those rows; a
  * one-row request owns the whole output whatever its first dimension (a detector's K boxes, a rank-0 value).
  */
-function rowValues(outputs: TensorMap, name: string, row: number, requestRows: number): (number | string)[] {
+function rowValues(outputs: TensorMap, name: string, row: number, requestRows: number): (number | bigint | string)[] {
   const tensor = outputs[name]!;
   const whole = requestRows === 1 && tensor.dims[0] !== 1;
   if (!whole && tensor.dims[0] !== requestRows) {
@@ -91,11 +96,12 @@ function rowValues(outputs: TensorMap, name: string, row: number, requestRows: n
   }
   const rows = whole ? 1 : requestRows;
   const size = rows > 0 ? tensor.data.length / rows : 0;
-  const out: (number | string)[] = new Array(size);
+  const out: (number | bigint | string)[] = new Array(size);
   const data = tensor.data;
   for (let i = 0; i < size; i++) {
     const v = data[row * size + i]!;
-    out[i] = typeof v === 'bigint' ? Number(v) : v;
+    // 64-bit integers stay bigints only where a double would round them.
+    out[i] = typeof v === 'bigint' && v >= MIN_SAFE && v <= MAX_SAFE ? Number(v) : v;
   }
   return out;
 }
@@ -103,6 +109,9 @@ function rowValues(outputs: TensorMap, name: string, row: number, requestRows: n
 function compileField(spec: PostprocessFieldSpec, file: string): FieldFn {
   const where = `${file}: postprocess.${spec.name}`;
   const source = spec.source;
+  // Arithmetic and comparisons work on doubles: a 64-bit value beyond 2^53 enters them as its nearest double.
+  const numeric =
+    spec.sigmoid || spec.softmax || spec.argmax || spec.topK !== undefined || spec.threshold !== undefined;
   return (outputs, row, rows, done) => {
     let values: PredictionValue[];
     if ('output' in source) {
@@ -119,6 +128,7 @@ function compileField(spec: PostprocessFieldSpec, file: string): FieldFn {
         );
       values = [values[spec.index]!];
     }
+    if (numeric) values = values.map((v) => (typeof v === 'bigint' ? Number(v) : v));
     if (spec.sigmoid) values = values.map((v) => 1 / (1 + Math.exp(-(v as number))));
     if (spec.softmax) values = softmax(values as number[]);
     if (spec.argmax) {
@@ -202,12 +212,15 @@ export class Postprocessor {
     const output =
       'output' in spec.source ? outputs.find((o) => o.name === (spec.source as { output: string }).output) : undefined;
     // The compiled serializer coerces to the schema's type: string outputs must stay strings, bool outputs become true/false.
+    // 64-bit integers are `integer`: the compiled serializer writes a bigint with all its digits only as an integer.
     const element =
       output?.type === 'string'
         ? { type: 'string' }
         : output?.type === 'bool'
           ? { type: 'boolean' }
-          : { type: 'number', nullable: true };
+          : output?.type === 'int64' || output?.type === 'uint64'
+            ? { type: 'integer' }
+            : { type: 'number', nullable: true };
     if (spec.index !== undefined) return element;
     const perRow = output ? elementCount(output.shape.slice(1)) : -1;
     if (perRow === 1) return element;

@@ -1,4 +1,5 @@
 import { canonicalRequestKey, responseCacheOf } from '../cache/version-cache.ts';
+import { parseExactJson, stringifyExactJson } from '../runtime/exact-json.ts';
 import { describeValue } from '../config/config-reader.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
@@ -172,7 +173,7 @@ export async function runPredict(
       timings.preprocess = preprocessed - featured;
       timings.cache = cacheMs;
       return {
-        predictions: markDegraded(JSON.parse(cached) as Prediction[], degraded),
+        predictions: markDegraded(parseExactJson(cached) as Prediction[], degraded),
         single,
         batchSize: 0,
         rows: rows.length,
@@ -189,7 +190,7 @@ export async function runPredict(
     predictions = predictions.map((p, row) =>
       hooks.postprocess!(p, { outputs: result.outputs, row, request: rows[row]! }),
     );
-  if (cache) void cache.set(cacheKey!, JSON.stringify(predictions));
+  if (cache) void cache.set(cacheKey!, stringifyExactJson(predictions));
   const finished = performance.now();
 
   const timings: StageTimings = { validate: validated - started, total: finished - started };

@@ -16,8 +16,18 @@ import { float32ToFloat16Bits } from '../optimize/onnx/tensor-values.ts';
 /** Float tensors are written in place; every other dtype goes through float64 and is converted once. */
 type ColumnValues = Float32Array | Float64Array;
 
-/** Writes one column group of one row into `out` at `offset`; returns the number of values written. */
-type ColumnWriter = (row: RequestRow, out: ColumnValues, offset: number, where: string) => number;
+/**
+ * Writes one column group of one row into `out` at `offset`; returns the number of values written. `exact`, given for
+ * 64-bit integer tensors, receives the request's own integers beyond 2^53 (bigints) at their positions, which a
+ * float64 cannot hold: a column without transform steps passes them into the tensor with every digit.
+ */
+type ColumnWriter = (
+  row: RequestRow,
+  out: ColumnValues,
+  offset: number,
+  where: string,
+  exact?: Map<number, bigint>,
+) => number;
 
 /** A numeric column's steps composed into one function (shared with the batch columnar path). */
 export function scalarTransform(steps: readonly ScalarStep[]): (x: number) => number {
@@ -100,20 +110,37 @@ function columnWriter(column: ColumnSpec, width: number): ColumnWriter {
     };
   }
   const transform = scalarTransform(column.steps);
-  return (row, out, offset) => {
+  const passThrough = column.steps.every((step) => step.op === 'identity');
+  const writeBig = (value: bigint, out: ColumnValues, at: number, exact: Map<number, bigint> | undefined): void => {
+    out[at] = transform(Number(value));
+    if (exact && passThrough) exact.set(at, value);
+  };
+  return (row, out, offset, _where, exact) => {
     const value = row[field];
     if (Array.isArray(value)) {
-      for (let i = 0; i < width; i++) out[offset + i] = transform(value[i] as number);
+      for (let i = 0; i < width; i++) {
+        const v: unknown = value[i];
+        if (typeof v === 'bigint') writeBig(v, out, offset + i, exact);
+        else out[offset + i] = transform(v as number);
+      }
       return width;
     }
-    out[offset] = transform(typeof value === 'boolean' ? Number(value) : (value as number));
+    if (typeof value === 'bigint') writeBig(value, out, offset, exact);
+    else out[offset] = transform(typeof value === 'boolean' ? Number(value) : (value as number));
     return 1;
   };
 }
 
+/** The exact bounds of the 64-bit integer tensors, for values that arrive as bigints. */
+const EXACT_RANGES: Partial<Record<TensorDtype, readonly [bigint, bigint]>> = {
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  uint64: [0n, 2n ** 64n - 1n],
+};
+
 /**
  * The values each narrower dtype holds (after rounding, for integers): a value outside is a 400 naming the field,
- * never a silent wrap-around (300 as uint8 is not 44). 64-bit integers are exact to 2^53 here (v2 takes them whole).
+ * never a silent wrap-around (300 as uint8 is not 44). The 64-bit bounds are the doubles nearest the type's limits;
+ * integers beyond 2^53 sent in the request are checked exactly (EXACT_RANGES) and written with every digit.
  */
 const DTYPE_RANGES: Partial<Record<TensorDtype, readonly [number, number]>> = {
   int8: [-128, 127],
@@ -122,8 +149,8 @@ const DTYPE_RANGES: Partial<Record<TensorDtype, readonly [number, number]>> = {
   uint16: [0, 65535],
   int32: [-2147483648, 2147483647],
   uint32: [0, 4294967295],
-  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  uint64: [0, Number.MAX_SAFE_INTEGER],
+  int64: [-(2 ** 63), 2 ** 63 - 1024],
+  uint64: [0, 2 ** 64 - 2048],
   float16: [-65504, 65504],
 };
 
@@ -179,7 +206,12 @@ class TensorBuilder {
     }
     const widths = spec.columns.map((c) => columnWidth(c, inputs, file));
     this.width = widths.reduce((a, b) => a + b, 0);
-    this.fieldAt = spec.columns.flatMap((c, i) => new Array<string>(widths[i]!).fill(c.field));
+    // An array field's values are named by element (pixels[3]); a one-hot group by its field.
+    this.fieldAt = spec.columns.flatMap((c, i) =>
+      c.kind === 'numeric' && widths[i]! > 1 && inputs.find((input) => input.name === c.field)?.type === 'array'
+        ? Array.from({ length: widths[i]! }, (_, e) => `${c.field}[${e}]`)
+        : new Array<string>(widths[i]!).fill(c.field),
+    );
     this.writers = spec.columns.map((c, i) => columnWriter(c, widths[i]!));
     this.rowShape = spec.shape ?? [this.width];
     const size = this.rowShape.reduce((a, b) => a * b, 1);
@@ -197,6 +229,9 @@ class TensorBuilder {
     const column = this.spec.columns[0]!;
     const field = column.field;
     const transform = column.kind === 'numeric' ? scalarTransform(column.steps) : (x: number) => x;
+    const passThrough = column.kind !== 'numeric' || column.steps.every((step) => step.op === 'identity');
+    const exactRange = EXACT_RANGES[this.spec.dtype];
+    const exact = new Map<number, bigint>();
     const lengths = rows.map((row) => (row[field] as number[] | undefined)?.length ?? 0);
     const width = padding.to ?? Math.max(1, ...lengths);
     const dtype = this.spec.dtype as Exclude<TensorDtype, 'string'>;
@@ -206,7 +241,18 @@ class TensorBuilder {
     for (let r = 0; r < rows.length; r++) {
       const array = (rows[r]![field] as number[] | undefined) ?? [];
       for (let i = 0; i < array.length; i++) {
-        const v = transform(array[i]!);
+        const element: number | bigint = array[i]!;
+        if (typeof element === 'bigint' && exactRange && passThrough) {
+          // Beyond 2^53 in a 64-bit tensor: checked and written exactly.
+          if (element < exactRange[0] || element > exactRange[1])
+            throw invalidInput(
+              `${prefixOf(r)}${field}[${i}]: ${element} does not fit preprocess tensor ${this.spec.name} (${dtype}: ${exactRange[0]} to ${exactRange[1]})`,
+            );
+          exact.set(r * width + i, element);
+          mask[r * width + i] = 1;
+          continue;
+        }
+        const v = transform(Number(element));
         const range = DTYPE_RANGES[dtype];
         if (
           range &&
@@ -214,7 +260,7 @@ class TensorBuilder {
           !(dtype === 'float16' && Number.isNaN(v))
         ) {
           throw invalidInput(
-            `${prefixOf(r)}${field}[${i}]: ${v} does not fit preprocess tensor ${this.spec.name} (${dtype}: ${range[0]} to ${range[1]})`,
+            `${prefixOf(r)}${field}[${i}]: ${v} does not fit preprocess tensor ${this.spec.name} (${dtype}: ${(exactRange ?? range)[0]} to ${(exactRange ?? range)[1]})`,
           );
         }
         values[r * width + i] = v;
@@ -233,6 +279,7 @@ class TensorBuilder {
       dims,
       data: dtype === 'float32' || dtype === 'float64' ? values : asType(values),
     };
+    for (const [at, value] of exact) (tensor.data as BigInt64Array | BigUint64Array)[at] = value;
     if (padding.mask === undefined) return { tensor };
     return { tensor, mask: { type: dtype, dims: [...dims], data: asType(mask) } };
   }
@@ -250,29 +297,48 @@ class TensorBuilder {
     const dtype = this.spec.dtype;
     const size = rows.length * this.width;
     const values = dtype === 'float32' ? new Float32Array(size) : new Float64Array(size);
+    const exactRange = EXACT_RANGES[dtype];
+    const exact = exactRange ? new Map<number, bigint>() : undefined;
     for (let r = 0; r < rows.length; r++) {
       let offset = r * this.width;
       const where = prefixOf(r);
-      for (const write of this.writers) offset += write(rows[r]!, values, offset, where);
+      for (const write of this.writers) offset += write(rows[r]!, values, offset, where, exact);
     }
+    if (exact && exact.size > 0) this.checkExact(exact, exactRange!, prefixOf);
     const range = DTYPE_RANGES[dtype];
-    if (range) this.checkRange(values as Float64Array, range, prefixOf);
+    if (range) this.checkRange(values as Float64Array, range, prefixOf, exact);
     const data = dtype === 'float32' || dtype === 'float64' ? values : convert(dtype, values as Float64Array);
+    if (exact) for (const [at, value] of exact) (data as BigInt64Array | BigUint64Array)[at] = value;
     return { type: dtype, dims, data };
+  }
+
+  private checkExact(
+    exact: ReadonlyMap<number, bigint>,
+    [min, max]: readonly [bigint, bigint],
+    prefixOf: (i: number) => string,
+  ): void {
+    for (const [at, value] of exact) {
+      if (value >= min && value <= max) continue;
+      throw invalidInput(
+        `${prefixOf(Math.floor(at / this.width))}${this.fieldAt[at % this.width]}: ${value} does not fit preprocess tensor ${this.spec.name} (${this.spec.dtype}: ${min} to ${max})`,
+      );
+    }
   }
 
   private checkRange(
     values: Float64Array,
     [min, max]: readonly [number, number],
     prefixOf: (i: number) => string,
+    exact?: ReadonlyMap<number, bigint>,
   ): void {
     const integer = this.spec.dtype !== 'float16';
+    const limits = EXACT_RANGES[this.spec.dtype] ?? [min, max];
     for (let i = 0; i < values.length; i++) {
       const v = integer ? Math.round(values[i]!) : values[i]!;
-      if ((v >= min && v <= max) || (!integer && Number.isNaN(v))) continue;
+      if ((v >= min && v <= max) || (!integer && Number.isNaN(v)) || exact?.has(i)) continue;
       const row = Math.floor(i / this.width);
       throw invalidInput(
-        `${prefixOf(row)}${this.fieldAt[i % this.width]}: ${values[i]} does not fit preprocess tensor ${this.spec.name} (${this.spec.dtype}: ${min} to ${max}${integer ? ', after rounding' : ''})`,
+        `${prefixOf(row)}${this.fieldAt[i % this.width]}: ${values[i]} does not fit preprocess tensor ${this.spec.name} (${this.spec.dtype}: ${limits[0]} to ${limits[1]}${integer ? ', after rounding' : ''})`,
       );
     }
   }

@@ -19,6 +19,13 @@ function numberCheck(spec: InputFieldSpec, integer: boolean): FieldCheck {
           ? ` <= ${maximum}`
           : '';
   return (value, where) => {
+    // An integer literal beyond 2^53 arrives as a bigint (exact-json.ts): kept whole for an integer field (the
+    // preprocess tensor decides whether it fits), read as the nearest double for a number field.
+    if (typeof value === 'bigint') {
+      if ((minimum !== undefined && value < minimum) || (maximum !== undefined && value > maximum))
+        throw invalidInput(`${where}: expected ${kind}${bounds}, got ${value}`);
+      return integer ? value : Number(value);
+    }
     if (
       typeof value !== 'number' ||
       !Number.isFinite(value) ||
@@ -84,6 +91,10 @@ function fieldCheck(spec: InputFieldSpec): FieldCheck {
         // The element's location string is built only for the one that fails: an image has hundreds of elements.
         for (let i = 0; i < value.length; i++) {
           const v: unknown = value[i];
+          if (typeof v === 'bigint') {
+            value[i] = element(v, `${where}[${i}]`);
+            continue;
+          }
           if (
             typeof v !== 'number' ||
             !Number.isFinite(v) ||

@@ -15,7 +15,10 @@ import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
 import { registerStatsRoutes, type LatencyObservability } from './routes/stats-routes.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
 import { BINARY_CONTENT_TYPE } from './v2/binary-tensors.ts';
-import { mayHoldUnsafeInteger, parseExactJson } from './v2/exact-json.ts';
+import { mayHoldUnsafeInteger, parseExactJson } from '../runtime/exact-json.ts';
+
+/** Keys fastify's JSON reader refuses (prototype poisoning); the exact reader is only used once they were checked. */
+const POISONING_KEY = /__proto__|constructor/;
 
 const DOCS_LOGO =
   '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="32" viewBox="0 0 160 32"><text x="0" y="24" font-family="sans-serif" font-size="24" font-weight="bold" fill="#ffffff">Caliper</text></svg>';
@@ -113,13 +116,21 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   });
   app.get('/openapi.json', { schema: { hide: true }, config: { protection: 'operations' } }, async () => document());
 
-  // v2 tensors hold 64-bit integers: their JSON bodies are read with every digit (exact-json.ts), the rest as fastify reads JSON.
+  // Tensors and /predict fields may hold 64-bit integers: a body with an integer literal beyond 2^53 is read with every
+  // digit (exact-json.ts), after fastify's own reader has refused prototype poisoning; the rest as fastify reads JSON.
   const defaultJsonParser = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
-    if (!request.url.startsWith('/v2/') || !mayHoldUnsafeInteger(text))
+    if (!mayHoldUnsafeInteger(text))
       return defaultJsonParser(request, text, (error, value) => done(error ? poisoningOr(error, text) : null, value));
+    if (POISONING_KEY.test(text)) {
+      let refused: Error | null = null;
+      defaultJsonParser(request, text, (error) => {
+        refused = error ? poisoningOr(error, text) : null;
+      });
+      if (refused) return done(refused, undefined);
+    }
     try {
       done(null, parseExactJson(text));
     } catch (error) {

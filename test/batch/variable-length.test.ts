@@ -69,3 +69,46 @@ describe('caliper batch over variable-length rows', () => {
     expect(totals).toEqual(rows.map((r) => r.reduce((a, b) => a + b, 0)));
   });
 });
+
+/** ids [N, L] int64 → echo [N, L] = ids (Identity: every bit must come back). */
+function echoModel(): ModelProto {
+  const g = new GraphBuilder('echo', 17);
+  g.input({ name: 'ids', elemType: TensorDataType.INT64, shape: ['N', 'L'] });
+  g.node('Identity', ['ids'], {}, ['echo']);
+  g.output({ name: 'echo', elemType: TensorDataType.INT64, shape: ['N', 'L'] });
+  return g.build();
+}
+
+describe('caliper batch with 64-bit integers beyond 2^53', () => {
+  it('reads and writes token ids with every digit (JSONL in and out)', async () => {
+    const echo = repo.add(
+      'echo',
+      {
+        name: 'echo',
+        inputs: { tokens: { type: 'array', items: 'integer', min_length: 1, max_length: 8 } },
+        preprocess: { tensors: [{ tensor: 'ids', dtype: 'int64', columns: [{ identity: 'tokens' }], pad: 0 }] },
+        postprocess: { first: { output: 'echo', index: 0 } },
+        batching: { max_batch_size: 8, max_queue_delay_us: 100 },
+        instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+      },
+      echoModel(),
+    );
+    const echoVersion = await loadBatchModel(echo);
+    const big = 2n ** 60n + 1n;
+    const input = join(root.dir, 'wide.jsonl');
+    writeFileSync(input, `{"tokens":[${big}]}\n{"tokens":[${big + 1n},1]}\n{"tokens":[2]}\n`);
+    const output = join(root.dir, 'wide.out.jsonl');
+    try {
+      await runLocalBatch(
+        echoVersion,
+        await planBatchJob(echoVersion, request(echo, input, output, { batchSize: 3, format: 'jsonl' })),
+        silentProgress,
+      );
+    } finally {
+      await echoVersion.unload();
+    }
+    const lines = readFileSync(output, 'utf8').trim().split('\n');
+    expect(lines.map((l) => /"first":(-?\d+)/.exec(l)?.[1])).toEqual([`${big}`, `${big + 1n}`, '2']);
+    expect(lines[1]).toContain(`"tokens":[${big + 1n},1]`);
+  });
+});

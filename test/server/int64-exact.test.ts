@@ -45,8 +45,30 @@ beforeAll(async () => {
           { tensor: 'u', dtype: 'uint64', columns: [{ identity: 'u' }] },
         ],
       },
-      postprocess: { y: { output: 'y' } },
+      postprocess: { y: { output: 'y' }, v: { output: 'v' } },
       instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+    },
+    identityModel(),
+  );
+  // The same model behind a response cache and the dynamic batcher: neither may round a 64-bit value.
+  repo.add(
+    'wide_cached',
+    {
+      name: 'wide_cached',
+      inputs: {
+        x: { type: 'array', items: 'integer', length: 2 },
+        u: { type: 'array', items: 'integer', length: 2, minimum: 0 },
+      },
+      preprocess: {
+        tensors: [
+          { tensor: 'x', dtype: 'int64', columns: [{ identity: 'x' }] },
+          { tensor: 'u', dtype: 'uint64', columns: [{ identity: 'u' }] },
+        ],
+      },
+      postprocess: { y: { output: 'y' }, v: { output: 'v' } },
+      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+      batching: { max_batch_size: 8, max_queue_delay_us: 2000 },
+      cache: { max_entries: 10 },
     },
     identityModel(),
   );
@@ -148,6 +170,38 @@ describe('INT64 and UINT64 exact end to end', () => {
     } finally {
       grpc.close();
     }
+  });
+
+  it('/predict reads and writes every digit of INT64/UINT64 fields, cached and batched alike', async () => {
+    const body = `{"x":[${X.join(',')}],"u":[${U.join(',')}]}`;
+    for (const model of ['wide', 'wide_cached', 'wide_cached']) {
+      const answer = await postText(`/models/${model}/predict`, body);
+      expect(answer.status, answer.text).toBe(200);
+      expect(answer.text).toContain(`"y":[${X.join(',')}]`);
+      expect(answer.text).toContain(`"v":[${U.join(',')}]`);
+    }
+    // Two different requests in one batch keep their own exact values.
+    const other = [2n ** 62n + 3n, 2n ** 53n + 1n];
+    const [a, b] = await Promise.all([
+      postText('/models/wide_cached/predict', `{"instances":[{"x":[${other.join(',')}],"u":[1,2]}]}`),
+      postText('/models/wide_cached/predict', `{"x":[${X.join(',')}],"u":[3,${U[0]}]}`),
+    ]);
+    expect(a.text).toContain(`"y":[${other.join(',')}]`);
+    expect(b.text).toContain(`"y":[${X.join(',')}]`);
+    expect(b.text).toContain(`"v":[3,${U[0]}]`);
+  });
+
+  it('/predict refuses 64-bit values outside the tensor type, naming the element', async () => {
+    const over = await postText('/models/wide/predict', `{"x":[1,9223372036854775808],"u":[1,2]}`);
+    expect(over.status).toBe(400);
+    expect(JSON.parse(over.text).error).toBe(
+      'x[1]: 9223372036854775808 does not fit preprocess tensor x (int64: -9223372036854775808 to 9223372036854775807)',
+    );
+    const negative = await postText('/models/wide/predict', `{"x":[1,2],"u":[1,18446744073709551616]}`);
+    expect(negative.status).toBe(400);
+    expect(JSON.parse(negative.text).error).toBe(
+      'u[1]: 18446744073709551616 does not fit preprocess tensor u (uint64: 0 to 18446744073709551615)',
+    );
   });
 
   it('gRPC int64_contents and uint64_contents beyond 2^53 are read exactly', async () => {

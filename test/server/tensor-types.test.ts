@@ -32,7 +32,7 @@ const CASES = [
     onnx: TensorDataType.UINT64,
     good: [0, 2 ** 53 - 1, 1, 2],
     bad: -3,
-    limits: '0 to 9007199254740991',
+    limits: '0 to 18446744073709551615',
   },
   { dtype: 'bool', onnx: TensorDataType.BOOL, good: [1, 0, 1, 1], bad: undefined, limits: '' },
   {
@@ -92,7 +92,7 @@ describe('every onnxruntime-node input type through preprocess.dtype', () => {
       });
       expect(bad.status).toBe(400);
       expect(bad.json.error).toBe(
-        `instances[1].pixels: ${c.bad} does not fit preprocess tensor x (${c.dtype}: ${c.limits}${c.dtype === 'float16' ? '' : ', after rounding'})`,
+        `instances[1].pixels[1]: ${c.bad} does not fit preprocess tensor x (${c.dtype}: ${c.limits}${c.dtype === 'float16' ? '' : ', after rounding'})`,
       );
     });
   }

@@ -48,7 +48,8 @@ export function kindOf(type: DuckDBType): ColumnKind {
 export function plainValue(value: DuckDBValue): unknown {
   if (value === null || typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean')
     return value;
-  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  // Integers beyond 2^53 stay bigints: the request schema takes them whole for 64-bit tensors.
+  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value;
   if (typeof value === 'object' && 'items' in value && Array.isArray(value.items))
     return value.items.map((v) => plainValue(v));
   if (typeof value === 'object' && 'toDouble' in value && typeof value.toDouble === 'function')

@@ -14,6 +14,7 @@ import type { BatchFormat } from './batch-format.ts';
 import { duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
 import type { OutputColumn } from '../output-columns.ts';
 import { exactValueOf, type SourceRow } from './source-row.ts';
+import { stringifyExactJson } from '../../runtime/exact-json.ts';
 
 /**
  * One output part being written to a hidden temporary file next to its final name; commit() makes it
@@ -44,7 +45,8 @@ function cellOf(column: OutputColumn, row: SourceRow, prediction: Prediction | n
 
 function csvCell(value: unknown): string {
   if (value === null || value === undefined) return '';
-  const text = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  const text =
+    typeof value === 'string' ? value : typeof value === 'object' ? stringifyExactJson(value) : String(value);
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
@@ -78,7 +80,7 @@ class TextPartWriter implements PartWriter {
       } else {
         const object: Record<string, unknown> = {};
         for (const c of this.columns) object[c.name] = cellOf(c, rows[r]!, predictions[r]!);
-        lines[r] = JSON.stringify(object);
+        lines[r] = stringifyExactJson(object);
       }
     }
     if (lines.length > 0) await this.handle.write(`${lines.join('\n')}\n`);
@@ -114,15 +116,16 @@ function duckdbValue(column: OutputColumn, value: unknown): DuckDBValue {
       return Number.isNaN(n) && typeof value !== 'number' ? null : n;
     }
     case 'integer': {
+      if (typeof value === 'bigint') return value;
       const n = typeof value === 'number' ? value : Number(value);
       return Number.isFinite(n) ? BigInt(Math.trunc(n)) : null;
     }
     case 'boolean':
       return typeof value === 'boolean' ? value : value === 'true' ? true : value === 'false' ? false : null;
     case 'string':
-      return typeof value === 'string' ? value : JSON.stringify(value);
+      return typeof value === 'string' ? value : stringifyExactJson(value);
     case 'json':
-      return JSON.stringify(value);
+      return stringifyExactJson(value);
   }
 }
 

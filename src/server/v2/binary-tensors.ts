@@ -22,7 +22,7 @@ import {
   type V2InferRequest,
   type V2OutputTensor,
 } from './json-tensors.ts';
-import { parseExactJson, stringifyExactJson } from './exact-json.ts';
+import { parseExactJson, stringifyExactJson } from '../../runtime/exact-json.ts';
 
 export const BINARY_HEADER_LENGTH = 'inference-header-content-length';
 export const BINARY_CONTENT_TYPE = 'application/octet-stream';

@@ -11,7 +11,7 @@ const LONG_DIGITS = /\d{16}/;
 const INTEGER_LITERAL = /^-?\d+$/;
 
 /** An integer literal beyond 2^53 becomes a bigint; every other number is a double, as JSON.parse reads it. */
-function exactNumber(text: string): number | bigint {
+export function exactNumber(text: string): number | bigint {
   const value = Number(text);
   return Number.isSafeInteger(value) || !INTEGER_LITERAL.test(text) ? value : BigInt(text);
 }
