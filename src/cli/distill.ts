@@ -23,6 +23,7 @@ interface DistillCliOptions {
   lr: number;
   patience: number;
   seed: number;
+  seeds: number;
   trainSamples?: number;
   evalSamples?: number;
   validationSplit?: number;
@@ -127,6 +128,12 @@ export function registerDistillCommand(program: Command): void {
       3,
     )
     .option('--seed <n>', 'seed for weight initialisation and shuffling', parseIntegerOption('--seed', 1), 1)
+    .option(
+      '--seeds <n>',
+      'train N students (seeds --seed … --seed+N−1, each with its --baseline) and report mean ± sd; the first is written',
+      parseIntegerOption('--seeds', 1),
+      1,
+    )
     .option('--train-samples <n>', 'use only the first N training samples', parseIntegerOption('--train-samples', 1))
     .option('--eval-samples <n>', 'use only the first N evaluation samples', parseIntegerOption('--eval-samples', 1))
     .option(
@@ -181,6 +188,7 @@ export function registerDistillCommand(program: Command): void {
           learningRate: opts.lr,
           patience: opts.patience,
           seed: opts.seed,
+          seeds: opts.seeds,
           ...(opts.trainSamples ? { trainSamples: opts.trainSamples } : {}),
           ...(opts.evalSamples ? { evalSamples: opts.evalSamples } : {}),
           ...(opts.validationSplit !== undefined ? { validationSplit: opts.validationSplit } : {}),

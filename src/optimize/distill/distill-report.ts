@@ -21,6 +21,79 @@ export interface TrainedFigures extends ModelFigures {
   exportMaxAbsDiff: number;
 }
 
+/** One seed's student (or baseline): what the seed summary keeps of its TrainedFigures. */
+export interface SeedFigures {
+  accuracy?: number;
+  agreement: number;
+  bestEpoch: number;
+  epochs: number;
+  trainSeconds: number;
+}
+
+export interface SeedRun {
+  seed: number;
+  distilled: SeedFigures;
+  baseline?: SeedFigures;
+}
+
+/** Mean, sample standard deviation (n − 1; 0 for one value), least and greatest of a figure over the seeds. */
+export interface MeanSd {
+  mean: number;
+  sd: number;
+  min: number;
+  max: number;
+}
+
+/** `--seeds N`: every seed's student (and baseline), and mean ± sd of accuracy, of the paired difference and of the share of the teacher's accuracy. */
+export interface SeedSummary {
+  seeds: number[];
+  runs: SeedRun[];
+  distilled?: MeanSd;
+  baseline?: MeanSd;
+  /** Distilled − baseline accuracy, paired by seed, in points. */
+  differencePt?: MeanSd;
+  /** Seeds where the distilled student is more accurate than its baseline. */
+  ahead?: number;
+  /** Distilled accuracy / teacher accuracy. */
+  accuracyRatio?: MeanSd;
+}
+
+export function meanSd(values: readonly number[]): MeanSd {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const variance =
+    values.length > 1 ? values.reduce((a, v) => a + (v - mean) * (v - mean), 0) / (values.length - 1) : 0;
+  return { mean, sd: Math.sqrt(variance), min: Math.min(...values), max: Math.max(...values) };
+}
+
+export function seedFigures(f: TrainedFigures): SeedFigures {
+  return {
+    ...(f.accuracy !== undefined ? { accuracy: f.accuracy } : {}),
+    agreement: f.agreement,
+    bestEpoch: f.bestEpoch,
+    epochs: f.epochs.length,
+    trainSeconds: f.trainSeconds,
+  };
+}
+
+/** Mean ± sd over the seeds' runs; accuracies only where every run has one (labelled eval data). */
+export function summariseSeeds(runs: SeedRun[], teacherAccuracy: number | undefined): SeedSummary {
+  const distilled = runs.map((r) => r.distilled.accuracy);
+  const baseline = runs.map((r) => r.baseline?.accuracy);
+  const known = (xs: (number | undefined)[]): xs is number[] => xs.every((x) => x !== undefined);
+  const summary: SeedSummary = { seeds: runs.map((r) => r.seed), runs };
+  if (known(distilled)) {
+    summary.distilled = meanSd(distilled);
+    if (teacherAccuracy) summary.accuracyRatio = meanSd(distilled.map((a) => a / teacherAccuracy));
+    if (known(baseline)) {
+      summary.baseline = meanSd(baseline);
+      const differences = distilled.map((a, i) => (a - baseline[i]!) * 100);
+      summary.differencePt = meanSd(differences);
+      summary.ahead = differences.filter((d) => d > 0).length;
+    }
+  }
+  return summary;
+}
+
 /** What `caliper distill` reports: teacher vs student (and the hard-label baseline), accuracy, size and latency. */
 export interface DistillReport {
   student: string;
@@ -52,6 +125,8 @@ export interface DistillReport {
   int8?: ModelFigures;
   /** Student accuracy / teacher accuracy. */
   accuracyRatio?: number;
+  /** With more than one seed: every seed's figures and mean ± sd over them. */
+  seeds?: SeedSummary;
   /** Teacher (before) vs student (after), 1 intra-op thread, interleaved in the same run. */
   latency: LatencyComparison[];
   totalSeconds: number;
@@ -102,6 +177,21 @@ export function formatDistillReport(report: DistillReport): string {
     lines.push(
       `${accuracyWords(report)} with ${parameterWords(report.teacher.parameters, report.distilled.parameters)}`,
     );
+  const seeds = report.seeds;
+  if (seeds?.distilled) {
+    const pm = (m: MeanSd, scale = 100, digits = 2) =>
+      `${(m.mean * scale).toFixed(digits)} ± ${(m.sd * scale).toFixed(digits)}`;
+    const parts = [`student ${pm(seeds.distilled)}%`];
+    if (seeds.baseline && seeds.differencePt)
+      parts.push(
+        `baseline ${pm(seeds.baseline)}%`,
+        `distilled − baseline ${seeds.differencePt.mean >= 0 ? '+' : ''}${pm(seeds.differencePt, 1)} pt (ahead on ${seeds.ahead} of ${seeds.runs.length})`,
+      );
+    if (seeds.accuracyRatio) parts.push(`${pm(seeds.accuracyRatio, 100, 1)}% of the teacher's accuracy`);
+    lines.push(
+      `over ${plural(seeds.runs.length, 'seed')} (${seeds.seeds.join(', ')}; mean ± sd): ${parts.join(', ')}; the rows above and the written model are seed ${seeds.seeds[0]}'s`,
+    );
+  }
   for (const l of report.latency) {
     lines.push(
       `latency b=${String(l.batchSize).padEnd(3)} teacher ${l.beforeMs.toFixed(3)} ms → student ${l.afterMs.toFixed(3)} ms  (student ${speedWords(l.beforeMs, l.afterMs)}, 1 intra-op thread, same run)`,
@@ -126,6 +216,11 @@ export function distillMetrics(report: DistillReport): Record<string, number> {
   };
   if (report.teacher.accuracy !== undefined) metrics.accuracy_before = report.teacher.accuracy;
   if (report.distilled.accuracy !== undefined) metrics.accuracy_after = report.distilled.accuracy;
+  if (report.seeds?.distilled) {
+    metrics.seeds = report.seeds.runs.length;
+    metrics.accuracy_after_mean = report.seeds.distilled.mean;
+    metrics.accuracy_after_sd = report.seeds.distilled.sd;
+  }
   for (const l of report.latency) {
     metrics[`latency_b${l.batchSize}_before_ms`] = l.beforeMs;
     metrics[`latency_b${l.batchSize}_after_ms`] = l.afterMs;

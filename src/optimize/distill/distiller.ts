@@ -10,7 +10,16 @@ import type { ModelProto } from '../onnx/onnx-types.ts';
 import { float32Tensor, openSession, tensorAsFloat32, type OrtSession } from '../onnx/ort-session.ts';
 import { quantize } from '../quantize/quantizer.ts';
 import { DistillError } from './distill-error.ts';
-import type { DistillReport, ModelFigures, TrainedFigures } from './distill-report.ts';
+import {
+  seedFigures,
+  summariseSeeds,
+  type DistillReport,
+  type ModelFigures,
+  type SeedFigures,
+  type SeedRun,
+  type SeedSummary,
+  type TrainedFigures,
+} from './distill-report.ts';
 import { trainStudent, type LabelledSamples, type TrainingProgress, type TrainingSettings } from './distill-trainer.ts';
 import { exportStudent, verifyExport, withProbabilityHead } from './student-export.ts';
 import { StudentModel } from './student-model.ts';
@@ -47,6 +56,12 @@ export interface DistillOptions {
   /** Also train the student on hard labels only and report it. */
   baseline?: boolean;
   seed?: number;
+  /**
+   * Train this many students, seeds `seed` … `seed + seeds − 1` (default 1), each with its baseline when `baseline`
+   * is set, on the same teacher logits; the report adds mean ± sd over them. The first seed's student is the one
+   * written, timed and shown in the report's rows.
+   */
+  seeds?: number;
   trainSamples?: number;
   evalSamples?: number;
   /** Batch sizes timed, teacher vs student (default [1, 64]; [] skips timing). */
@@ -220,6 +235,8 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
   checkNumber('batch size', settings.batchSize, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
   checkNumber('learning rate', settings.learningRate, (v) => v > 0 && Number.isFinite(v), 'a number > 0');
   checkNumber('patience', settings.patience, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
+  const seedCount = options.seeds ?? 1;
+  checkNumber('seeds', seedCount, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
   if (options.validationSplit !== undefined)
     checkNumber(
       'validation split',
@@ -337,6 +354,40 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
         sizeBytes: quantized.bytes.length,
       };
     }
+    let seedSummary: SeedSummary | undefined;
+    if (seedCount > 1) {
+      const runs: SeedRun[] = [
+        {
+          seed: settings.seed,
+          distilled: seedFigures(distilledFigures),
+          ...(baselineFigures ? { baseline: seedFigures(baselineFigures) } : {}),
+        },
+      ];
+      for (let seed = settings.seed + 1; seed < settings.seed + seedCount; seed++) {
+        const trainOne = async (alpha: number, phase: string): Promise<SeedFigures> => {
+          options.progress?.onPhase?.(`${phase} seed ${seed}`, settings.epochs);
+          const trained = await trainAndExport(
+            spec,
+            teacher,
+            trainSamples,
+            evalSamples,
+            { ...settings, alpha, seed },
+            options.progress,
+          );
+          trained.student.dispose();
+          const session = await openSession(trained.bytes, { intraOpNumThreads: 1 });
+          try {
+            return seedFigures({ ...(await figuresOf(session)), ...trained.figures });
+          } finally {
+            await session.release();
+          }
+        };
+        const distilledRun = await trainOne(settings.alpha, 'distill');
+        runs.push({ seed, distilled: distilledRun, ...(baseline ? { baseline: await trainOne(0, 'baseline') } : {}) });
+      }
+      seedSummary = summariseSeeds(runs, teacherFigures.accuracy);
+      options.progress?.onPhase?.('evaluate');
+    }
     const latency: LatencyComparison[] = [];
     for (const batchSize of options.latencyBatchSizes ?? [1, 64]) {
       const rows = Math.min(batchSize, scored.count);
@@ -376,6 +427,7 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
       ...(teacherFigures.accuracy && distilledFigures.accuracy !== undefined
         ? { accuracyRatio: distilledFigures.accuracy / teacherFigures.accuracy }
         : {}),
+      ...(seedSummary ? { seeds: seedSummary } : {}),
       latency,
       totalSeconds: (performance.now() - started) / 1000,
       warnings,

@@ -50,4 +50,21 @@ describe('caliper distill (CLI)', () => {
     expect(alpha.status).not.toBe(0);
     expect(alpha.stderr).toMatch(/--alpha: expected a number from 0 to 1, got "1.2"/);
   });
+
+  it('refuses --seeds 0 naming the option', () => {
+    const seeds = caliper(
+      '--teacher',
+      'x.onnx',
+      '--train',
+      'fashion-mnist:t10k',
+      '--student',
+      'mlp:8',
+      '-o',
+      'tmp/never.onnx',
+      '--seeds',
+      '0',
+    );
+    expect(seeds.status).not.toBe(0);
+    expect(seeds.stderr).toMatch(/--seeds: expected an integer >= 1, got "0"/);
+  });
 });

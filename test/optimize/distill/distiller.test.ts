@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Dataset } from '../../../src/optimize/datasets/dataset.ts';
 import { DistillError } from '../../../src/optimize/distill/distill-error.ts';
 import { distill, type DistillOptions } from '../../../src/optimize/distill/distiller.ts';
+import { formatDistillReport, meanSd, summariseSeeds } from '../../../src/optimize/distill/distill-report.ts';
 import { GraphBuilder, tensorFromArray } from '../../../src/optimize/onnx/graph-builder.ts';
 import { encodeModel, readModelFile } from '../../../src/optimize/onnx/model-io.ts';
 import { TensorDataType } from '../../../src/optimize/onnx/onnx-schema.ts';
@@ -206,5 +207,62 @@ describe('distill: --validation-split', () => {
     expect(report.data.evalSamples).toBe(100);
     expect(stopped).toHaveLength(2);
     expect(report.warnings.join()).not.toMatch(/early stopping selects epochs on the eval data/);
+  });
+});
+
+describe('distill: --seeds', () => {
+  it('mean and sample standard deviation, and the paired difference counted per seed', () => {
+    expect(meanSd([0.8, 0.9, 1.0])).toEqual({ mean: 0.9, sd: expect.closeTo(0.1, 12), min: 0.8, max: 1.0 });
+    expect(meanSd([0.7])).toEqual({ mean: 0.7, sd: 0, min: 0.7, max: 0.7 });
+    const figures = (accuracy: number) => ({ accuracy, agreement: 1, bestEpoch: 1, epochs: 1, trainSeconds: 1 });
+    const summary = summariseSeeds(
+      [
+        { seed: 1, distilled: figures(0.9), baseline: figures(0.88) },
+        { seed: 2, distilled: figures(0.89), baseline: figures(0.9) },
+        { seed: 3, distilled: figures(0.91), baseline: figures(0.88) },
+      ],
+      0.95,
+    );
+    expect(summary.seeds).toEqual([1, 2, 3]);
+    expect(summary.ahead).toBe(2);
+    expect(summary.differencePt!.mean).toBeCloseTo(((2 - 1 + 3) / 3) * 1, 10);
+    expect(summary.accuracyRatio!.mean).toBeCloseTo(0.9 / 0.95, 10);
+    expect(summary.baseline!.min).toBe(0.88);
+  });
+
+  it('trains one student and baseline per seed on the same teacher logits and reports mean ± sd; the first seed is written', async () => {
+    const phases: string[] = [];
+    const { report } = await distill({
+      teacher: teacher(),
+      train: data(256),
+      eval: data(128, { seed: 99 }),
+      student: 'mlp:4',
+      epochs: 2,
+      batchSize: 64,
+      learningRate: 0.02,
+      baseline: true,
+      seed: 4,
+      seeds: 3,
+      latencyBatchSizes: [],
+      progress: { onPhase: (phase) => phases.push(phase) },
+    });
+    expect(phases.filter((p) => p === 'teacher-logits')).toHaveLength(1);
+    expect(phases).toContain('distill seed 6');
+    expect(phases).toContain('baseline seed 6');
+    const seeds = report.seeds!;
+    expect(seeds.seeds).toEqual([4, 5, 6]);
+    expect(seeds.runs[0]!.distilled.accuracy).toBe(report.distilled.accuracy);
+    expect(seeds.runs[0]!.baseline!.accuracy).toBe(report.baseline!.accuracy);
+    const accuracies = seeds.runs.map((r) => r.distilled.accuracy!);
+    expect(seeds.distilled!.mean).toBeCloseTo(accuracies.reduce((a, b) => a + b) / 3, 12);
+    expect(seeds.differencePt!.mean).toBeCloseTo((seeds.distilled!.mean - seeds.baseline!.mean) * 100, 10);
+    const text = formatDistillReport(report);
+    expect(text).toMatch(
+      /over 3 seeds \(4, 5, 6; mean ± sd\): student \d+\.\d\d ± \d+\.\d\d%, baseline \d+\.\d\d ± \d+\.\d\d%, distilled − baseline [+-]\d+\.\d\d ± \d+\.\d\d pt \(ahead on \d of 3\), \d+\.\d ± \d+\.\d% of the teacher's accuracy; the rows above and the written model are seed 4's/,
+    );
+  });
+
+  it('refuses a seed count that is not a positive integer', async () => {
+    expect((await refused({ seeds: 0 })).message).toMatch(/seeds must be an integer >= 1, got 0/);
   });
 });
