@@ -14,7 +14,7 @@ import { batchAxisOf, type BatchAxis } from '../runtime/batch-axis.ts';
 import type { ModelSignature } from '../runtime/model-signature.ts';
 import { readModelFile } from '../optimize/onnx/model-io.ts';
 import { describeUnservedOutputs } from '../runtime/unserved-outputs.ts';
-import { zeroTensor, type TensorMap } from '../runtime/tensor.ts';
+import { describeFeeds, warmUpFeeds } from '../runtime/warm-up-feeds.ts';
 import { DirectScheduler } from '../scheduler/direct-scheduler.ts';
 import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
@@ -162,24 +162,24 @@ export class ModelVersion {
     }
   }
 
-  /** Runs a zero batch through every instance so the first real request does not pay for lazy initialization. */
+  /**
+   * Runs a zero batch through every instance so the first real request does not pay for lazy initialization.
+   * With `warmup.runs: 0` one run on one instance still happens: a version whose first inference fails (an
+   * impossible Reshape, an out-of-range Gather) is refused here instead of failing every request.
+   */
   private async warmUp(): Promise<void> {
     const rows = this.batchable ? this.config.warmup.batchSize : 1;
-    for (let run = 0; run < this.config.warmup.runs; run++) {
+    const rowShapeOf = (input: string) => this.preprocessor.builders.find((b) => b.spec.name === input)?.rowShape;
+    const runs = Math.max(1, this.config.warmup.runs);
+    const instances = this.config.warmup.runs > 0 ? this.pool.instances : this.pool.instances.slice(0, 1);
+    for (let run = 0; run < runs; run++) {
       await Promise.all(
-        this.pool.instances.map((instance) => {
-          const feeds: TensorMap = {};
-          for (const input of this.signature.inputs) {
-            const builder = this.preprocessor.builders.find((b) => b.spec.name === input.name);
-            const dims = input.shape.map((d, i) =>
-              d !== -1 ? d : i === 0 ? rows : Math.max(1, builder?.rowShape[i - 1] ?? 1),
-            );
-            feeds[input.name] = zeroTensor(input.type, dims);
-          }
+        instances.map((instance) => {
+          const feeds = warmUpFeeds(this.signature, rows, rowShapeOf);
           return instance.run(feeds).catch((error: Error) => {
             throw new CaliperError(
               'CALIPER_MODEL_LOAD_FAILED',
-              `${this.name} version ${this.version}: warm-up run failed: ${error.message}`,
+              `${this.name} version ${this.version}: ONNX Runtime loads the model but its first inference fails (zero inputs ${describeFeeds(feeds)}): ${error.message}`,
             );
           });
         }),

@@ -1,4 +1,4 @@
-import { toCaliperError } from '../errors.ts';
+import { boundedMessage, toCaliperError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { thisServer, type ModelRegistry, type RegisteredVersion } from '../registry/model-registry.ts';
 import { formatModelUri, formatSelector, type VersionSelector } from '../registry/model-uri.ts';
@@ -73,6 +73,8 @@ export class RegistryFollower {
   /** What was last written to the registry's replicas table per model, so unchanged rows are not rewritten. */
   private readonly recorded = new Map<string, string>();
   private readonly server = thisServer();
+  /** Load events already written to the registry's history by this process (event:model:version). */
+  private readonly loadEvents = new Set<string>();
   /** Whether notifications from the registry (PostgreSQL LISTEN) are arriving; polling covers the rest. */
   listening = false;
   /** Set while the registry cannot be read or notifications are down, so each outage is logged once, not per poll. */
@@ -285,6 +287,35 @@ export class RegistryFollower {
     }
   }
 
+  /**
+   * Writes a load failure (or a fallback) into the registry's history once per version for this server process,
+   * so `caliper models history` says which server could not load which version and why.
+   */
+  private async recordLoadEvent(
+    name: string,
+    version: number,
+    event: 'load_failed' | 'served_instead',
+    detail: { from?: string; to?: string },
+  ): Promise<void> {
+    const key = `${event}:${name}:${version}`;
+    if (this.options.recordReplicas === false || this.loadEvents.has(key)) return;
+    this.loadEvents.add(key);
+    try {
+      await this.registry.recordLoadEvent(
+        name,
+        version,
+        event,
+        { ...detail, ...(detail.to ? { to: boundedMessage(detail.to) } : {}) },
+        `server:${this.server.host}:${this.server.pid}`,
+      );
+    } catch (error) {
+      this.options.logger.warn(
+        { model: name, err: error },
+        `could not record ${event} of version ${version} in the registry: ${(error as Error).message}`,
+      );
+    }
+  }
+
   private async forgetReplica(name?: string): Promise<void> {
     if (this.options.recordReplicas === false) return;
     try {
@@ -364,11 +395,36 @@ export class RegistryFollower {
           status.state = served ? 'ready' : 'failed';
           status.reason = `version ${record.version} failed to load: ${message}${served ? `; version ${served.defaultVersion} keeps serving` : ''}`;
         }
+        await this.recordLoadEvent(name, record.version, 'load_failed', { to: `${role}: ${message}` });
         return undefined;
       }
     };
 
-    const primaryVersion = await load(primary, 'primary');
+    let primaryVersion = await load(primary, 'primary');
+    let fallback: { failed: number; reason: string } | undefined;
+    if (!primaryVersion && !served) {
+      // Nothing served yet (a restart): the newest version of the stage's (or alias's) lineage that loads answers.
+      const failedReason = status.reason ?? `version ${primary.version} failed to load`;
+      for (const candidate of await this.registry.lineage(name, selector, primary.version)) {
+        primaryVersion = await load(candidate, 'fallback');
+        if (!primaryVersion) continue;
+        fallback = { failed: primary.version, reason: failedReason };
+        this.options.logger.warn(
+          { model: name, version: candidate.version, failedVersion: primary.version },
+          `${target} is version ${primary.version}, which does not load; serving version ${candidate.version} (${candidate.stage}) instead: ${failedReason}`,
+        );
+        await this.recordLoadEvent(name, candidate.version, 'served_instead', {
+          from: `models:/${name}/${primary.version}`,
+          to: `${target} (version ${primary.version} does not load)`,
+        });
+        break;
+      }
+      if (!primaryVersion) {
+        status.state = 'failed';
+        status.failedVersion = primary.version;
+        status.reason = failedReason;
+      }
+    }
     if (!primaryVersion) {
       await Promise.all([...loaded.values()].map((v) => v.unload()));
       return;
@@ -438,8 +494,13 @@ export class RegistryFollower {
     if (status.servedVersion !== primaryVersion.version || status.since === undefined)
       status.since = new Date().toISOString();
     status.servedVersion = primaryVersion.version;
-    delete status.reason;
-    delete status.failedVersion;
+    if (fallback) {
+      status.failedVersion = fallback.failed;
+      status.reason = `${fallback.reason}; version ${primaryVersion.version} serves instead`;
+    } else {
+      delete status.reason;
+      delete status.failedVersion;
+    }
     if (policy.canary) status.canary = { version: policy.canary.version.version, weight: policy.canary.weight };
     else delete status.canary;
     if (policy.shadow) status.shadow = { version: policy.shadow.version.version, fraction: policy.shadow.fraction };

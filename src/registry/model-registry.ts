@@ -59,7 +59,11 @@ export type HistoryEvent =
   | 'alias_removed'
   | 'version_deleted'
   | 'model_deleted'
-  | 'traffic';
+  | 'traffic'
+  /** A server could not load (or run) the version it was told to serve: `to` says why, `actor` which server. */
+  | 'load_failed'
+  /** A server serves this version in place of one that failed to load: `from` is the failed version's URI. */
+  | 'served_instead';
 
 export interface HistoryEntry {
   id: number;
@@ -651,6 +655,56 @@ export class ModelRegistry {
       await this.recordHistory(tx, name, undefined, 'traffic', before, describeTraffic(settings), actor);
     });
     return this.traffic(name);
+  }
+
+  /**
+   * Versions a selector named before, to fall back on when the one it names now cannot be loaded, best first:
+   * for a stage, the other versions in it (highest first), then those that left it (most recently left first);
+   * for an alias, the versions it pointed at before (most recent first). Deleted versions and `exclude` are left
+   * out; an explicit version number or "latest" has no lineage.
+   */
+  async lineage(name: string, selector: VersionSelector, exclude: number): Promise<RegisteredVersion[]> {
+    const model = await this.model(name);
+    const existing = new Set(model.versions);
+    const order: number[] = [];
+    const add = (v: number): void => {
+      if (v !== exclude && existing.has(v) && !order.includes(v)) order.push(v);
+    };
+    if (selector.kind === 'stage') {
+      for (const v of [...(model.stages[selector.stage] ?? [])].reverse()) add(v);
+      const left = await this.database.all<{ version: number }>(
+        "SELECT version FROM history WHERE model = ? AND event = 'stage' AND from_value = ? AND version IS NOT NULL ORDER BY id DESC",
+        [name, selector.stage],
+      );
+      for (const row of left) add(Number(row.version));
+    } else if (selector.kind === 'alias') {
+      const moves = await this.database.all<{ from_value: string | null; to_value: string | null }>(
+        "SELECT from_value, to_value FROM history WHERE model = ? AND event IN ('alias_set', 'alias_removed') ORDER BY id DESC",
+        [name],
+      );
+      const prefix = `${selector.alias}=`;
+      for (const row of moves) {
+        for (const value of [row.to_value, row.from_value]) {
+          if (value?.startsWith(prefix)) add(Number(value.slice(prefix.length)));
+        }
+      }
+    }
+    return Promise.all(order.map((v) => this.version(name, v)));
+  }
+
+  /**
+   * Writes a server's load outcome into the model's history (`load_failed` with the reason, or `served_instead`).
+   * Like a replica row it is not a change followers react to, so recording a failure does not make every server
+   * sync (and try the failing version) again.
+   */
+  async recordLoadEvent(
+    name: string,
+    version: number,
+    event: 'load_failed' | 'served_instead',
+    detail: { from?: string; to?: string },
+    actor: string,
+  ): Promise<void> {
+    await this.recordHistory(this.database, name, version, event, detail.from, detail.to, actor);
   }
 
   /** Records what this server serves for a model (one row per model, host and pid; not a change followers react to). */

@@ -8,6 +8,7 @@ import { Preprocessor } from '../pipeline/preprocess.ts';
 import { checkConfigAgainstSignature } from '../pipeline/signature-check.ts';
 import type { ModelSignature } from '../runtime/model-signature.ts';
 import { OnnxSession } from '../runtime/onnx-session.ts';
+import { describeFeeds, warmUpFeeds } from '../runtime/warm-up-feeds.ts';
 
 /** The registered name wins over model.yaml's own `name`. */
 export function configForName(text: string, file: string, dir: string, name: string): ModelConfig {
@@ -48,8 +49,26 @@ export function bundledFiles(config: ModelConfig): string[] {
 }
 
 /**
- * What registration demands before a version exists: ONNX Runtime loads the file, and model.yaml
- * builds exactly the tensors the model takes and reads outputs it has.
+ * One inference on inputs synthesized from the signature (zeros, one row, the widths model.yaml builds), as a
+ * server's warm-up runs it: a model that loads but cannot run (a Reshape to an impossible shape, a Gather with
+ * out-of-range constant indices) is refused here with ONNX Runtime's reason, not after it is promoted.
+ */
+function checkFirstInference(session: OnnxSession, preprocessor: Preprocessor, shownAs: string): void {
+  const rowShapeOf = (input: string) => preprocessor.builders.find((b) => b.spec.name === input)?.rowShape;
+  const feeds = warmUpFeeds(session.signature, 1, rowShapeOf);
+  try {
+    session.run(feeds);
+  } catch (error) {
+    throw new CaliperError(
+      'CALIPER_MODEL_LOAD_FAILED',
+      `${shownAs}: ONNX Runtime loads the model but its first inference fails (zero inputs ${describeFeeds(feeds)}): ${(error as Error).message}`,
+    );
+  }
+}
+
+/**
+ * What registration demands before a version exists: ONNX Runtime loads the file, model.yaml builds exactly
+ * the tensors the model takes and reads outputs it has, and one inference runs.
  */
 export async function checkRegistration(
   modelFile: string,
@@ -78,6 +97,7 @@ export async function checkRegistration(
     // Looked-up feature fields are columns too, exactly as ModelVersion.load builds them.
     const preprocessor = new Preprocessor({ ...config, inputs: [...config.inputs, ...featureInputs(config.features)] });
     checkConfigAgainstSignature(config, session.signature, preprocessor, shownAs);
+    checkFirstInference(session, preprocessor, shownAs);
     return session.signature;
   } finally {
     await session.release();
