@@ -1,3 +1,4 @@
+import { MODEL_FOLDER_PATHS, resolveModelFolderPath } from './model-folder-path.ts';
 import { ConfigReader } from './config-reader.ts';
 import { processCoreBudget } from '../system/usable-cores.ts';
 import { featureInputs, parseFeatures, type FeaturesSpec } from '../features/feature-config.ts';
@@ -673,9 +674,16 @@ export function parseModelConfig(document: unknown, file: string, dir: string): 
     cache: parseCache(r, o.cache),
   };
   if (o.description !== undefined) config.description = r.string(o.description, 'description');
-  if (o.hooks !== undefined) config.hooks = r.string(o.hooks, 'hooks');
+  if (o.hooks !== undefined) {
+    config.hooks = r.string(o.hooks, 'hooks');
+    resolveModelFolderPath(dir, config.hooks, MODEL_FOLDER_PATHS.hooks, file);
+  }
   const sla = parseSla(r, o.sla);
   if (sla) config.sla = sla;
-  if (features) config.features = features;
+  if (features) {
+    if (features.store.kind === 'memory')
+      resolveModelFolderPath(dir, features.store.source, MODEL_FOLDER_PATHS.featuresSource, file);
+    config.features = features;
+  }
   return config;
 }

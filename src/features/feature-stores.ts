@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { MODEL_FOLDER_PATHS, resolveModelFolderPath } from '../config/model-folder-path.ts';
 import { CaliperError } from '../errors.ts';
 import type { FeaturesSpec } from './feature-config.ts';
 import type { FeatureStore } from './feature-store.ts';
@@ -8,7 +8,7 @@ import { RedisFeatureStore } from './redis-feature-store.ts';
 /** Opens the store model.yaml's `features` section names; `dir` is the model folder a memory source is relative to. */
 export async function openFeatureStore(spec: FeaturesSpec, dir: string, configFile: string): Promise<FeatureStore> {
   if (spec.store.kind === 'redis') return RedisFeatureStore.connect(spec.store.url, spec.fields);
-  const path = resolve(dir, spec.store.source);
+  const path = resolveModelFolderPath(dir, spec.store.source, MODEL_FOLDER_PATHS.featuresSource, configFile);
   try {
     return await MemoryFeatureStore.fromFile(path, spec.key, spec.fields);
   } catch (error) {

@@ -1,6 +1,6 @@
+import { MODEL_FOLDER_PATHS, resolveModelFolderPath } from '../config/model-folder-path.ts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CaliperError } from '../errors.ts';
 import type { TensorMap } from '../runtime/tensor.ts';
@@ -52,7 +52,8 @@ function commonJsExports(module: Record<string, unknown>): Record<string, unknow
 }
 
 export async function loadModelHooks(modelDir: string, hooksPath: string, configFile: string): Promise<ModelHooks> {
-  const file = resolve(modelDir, hooksPath);
+  // Checked again where it is opened: the file may have become a link out of the folder since model.yaml was read.
+  const file = resolveModelFolderPath(modelDir, hooksPath, MODEL_FOLDER_PATHS.hooks, configFile);
   let module: Record<string, unknown>;
   try {
     // The module cache is keyed by URL: naming the source's hash makes a reload see an edited hook module.
