@@ -1,7 +1,6 @@
 import {
   closeSync,
   createReadStream,
-  createWriteStream,
   existsSync,
   mkdirSync,
   openSync,
@@ -13,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { open } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
 import { fileExtension } from './batch-format.ts';
@@ -35,6 +34,8 @@ export interface PartMeta {
 
 const MANIFEST_DIR = '_caliper';
 const PART_NAME = /^part-(\d{5})-(\d{12})\.(parquet|csv|jsonl)$/;
+/** A temporary written by temporaryPathFor: `.FINAL-NAME.tmp-PID-HEX`. */
+const isTemporary = (name: string): boolean => name.startsWith('.') && name.includes('.tmp-');
 
 /**
  * The output on disk: part files named by (input file, first input row), so a part written twice (a retried
@@ -112,11 +113,14 @@ export class OutputLayout {
     }
     mkdirSync(this.manifestDir, { recursive: true });
     if (!existsSync(jobFile)) this.writeAtomically(jobFile, `${JSON.stringify(this.spec, null, 2)}\n`);
-    if (options.cleanTemporaries) {
-      for (const dir of [this.spec.partsDir, this.manifestDir]) {
-        for (const f of readdirSync(dir))
-          if (f.startsWith('.') && f.includes('.tmp-')) rmSync(join(dir, f), { force: true });
-      }
+    if (options.cleanTemporaries) this.removeTemporaries();
+  }
+
+  /** Removes the hidden temporaries of unfinished parts and metas (`.NAME.tmp-PID-…`) from the parts and manifest folders. */
+  removeTemporaries(): void {
+    for (const dir of [this.spec.partsDir, this.manifestDir]) {
+      if (!existsSync(dir)) continue;
+      for (const f of readdirSync(dir)) if (isTemporary(f)) rmSync(join(dir, f), { recursive: true, force: true });
     }
   }
 
@@ -126,7 +130,7 @@ export class OutputLayout {
     if (this.spec.partitionBy) rmSync(this.spec.output, { recursive: true, force: true });
     if (!existsSync(this.spec.partsDir)) return;
     for (const name of readdirSync(this.spec.partsDir)) {
-      if (PART_NAME.test(name) || name === MANIFEST_DIR || (name.startsWith('.') && name.includes('.tmp-')))
+      if (PART_NAME.test(name) || name === MANIFEST_DIR || isTemporary(name))
         rmSync(join(this.spec.partsDir, name), { recursive: true, force: true });
     }
     if (readdirSync(this.spec.partsDir).length === 0 && this.spec.partsDir !== this.spec.output)
@@ -179,6 +183,8 @@ export class OutputLayout {
    * the output appears under its final name in one rename.
    */
   async finalize(): Promise<{ outputRows: number; errors: number }> {
+    // Every part is committed now: a temporary left here is a dead writer's (a worker killed with -9 mid-part).
+    this.removeTemporaries();
     const parts = this.committedParts();
     const lines = parts.flatMap((p) =>
       p.errors.map((e) =>
@@ -237,19 +243,23 @@ export class OutputLayout {
         );
       }
     } else {
-      const out = createWriteStream(tmp);
-      if (this.spec.format === 'csv')
-        out.write(
-          `${partPaths.length > 0 ? headerLine(partPaths[0]!) : this.spec.columns.map((c) => c.name).join(',')}\n`,
-        );
-      for (const path of partPaths) {
-        // CSV parts each start with the header line; skip it when concatenating.
-        const source = createReadStream(path, this.spec.format === 'csv' ? { start: headerBytes(path) } : {});
-        await pipeline(source, out, { end: false });
+      // Appended through one file handle, part after part: a stream piped into once per part (pipeline with
+      // end: false) kept each pipe's listeners on it, and more than 10 parts warned MaxListenersExceededWarning.
+      const out = await open(tmp, 'w');
+      try {
+        if (this.spec.format === 'csv')
+          await out.write(
+            `${partPaths.length > 0 ? headerLine(partPaths[0]!) : this.spec.columns.map((c) => c.name).join(',')}\n`,
+          );
+        for (const path of partPaths) {
+          // CSV parts each start with the header line; skip it when concatenating.
+          const source = createReadStream(path, this.spec.format === 'csv' ? { start: headerBytes(path) } : {});
+          for await (const chunk of source) await out.write(chunk as Buffer);
+        }
+        await out.sync();
+      } finally {
+        await out.close();
       }
-      await new Promise<void>((resolve, reject) =>
-        out.end((error?: Error | null) => (error ? reject(error) : resolve())),
-      );
     }
     renameSync(tmp, outputFile);
   }

@@ -1,0 +1,42 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
+import { fraudModelDir, tempRoot } from './batch-fixtures.ts';
+
+const CLI = join(import.meta.dirname, '../../bin/caliper.js');
+const ROWS = 1_500;
+const root = tempRoot('batch-merge');
+let model: string;
+let input: string;
+
+beforeAll(async () => {
+  model = fraudModelDir(root.dir);
+  input = await generateFraudData({ rows: ROWS, out: join(root.dir, 'in.csv'), seed: 31 });
+});
+afterAll(() => root.remove());
+
+describe('a single CSV or JSONL output merged from many parts', () => {
+  for (const format of ['jsonl', 'csv'] as const) {
+    it(`${format}: 15 parts merge into one file in order, with no MaxListenersExceededWarning on stderr`, () => {
+      const output = join(root.dir, `scored.${format}`);
+      const run = spawnSync(
+        process.execPath,
+        [CLI, 'batch', '--model', model, '--input', input, '--output', output, '--chunk-rows', '100', '--json'],
+        { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } },
+      );
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).not.toMatch(/MaxListenersExceededWarning|memory leak/);
+      expect(JSON.parse(run.stdout)).toMatchObject({ rows: ROWS, outputRows: ROWS });
+      const lines = readFileSync(output, 'utf8').trimEnd().split('\n');
+      expect(lines).toHaveLength(format === 'csv' ? ROWS + 1 : ROWS);
+      const ids =
+        format === 'csv'
+          ? lines.slice(1).map((l) => Number(l.split(',')[lines[0]!.split(',').indexOf('transaction_id')]))
+          : lines.map((l) => (JSON.parse(l) as { transaction_id: number }).transaction_id);
+      expect(ids).toEqual(Array.from({ length: ROWS }, (_, i) => i));
+      expect(existsSync(`${output}.parts`)).toBe(false);
+    });
+  }
+});
