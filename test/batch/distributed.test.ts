@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
@@ -139,6 +140,35 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     const survivorShards = workers[1]!.shards.filter((s) => s.job === job).length;
     const victimShards = victim.shards.filter((s) => s.job === job).length;
     expect(victimShards + survivorShards).toBeGreaterThanOrEqual(ROWS / SHARD_ROWS);
+  });
+
+  it('a worker killed with -9 while writing a part into a folder output: the finished folder holds no temporary', async () => {
+    const output = join(root.dir, 'killed-folder');
+    const victim = await startWorker();
+    workers.push(victim);
+    const { result } = await submit(output);
+    const ownTemporaries = (): string[] =>
+      [output, join(output, '_caliper')].flatMap((dir) =>
+        existsSync(dir) ? readdirSync(dir).filter((f) => f.includes(`.tmp-${victim.child.pid}-`)) : [],
+      );
+    // Frozen while one of its part files is half written, then killed: the temporary stays behind.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error('the worker wrote no part');
+      if (ownTemporaries().length > 0) {
+        victim.child.kill('SIGSTOP');
+        if (ownTemporaries().length > 0) break;
+        victim.child.kill('SIGCONT');
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    const summary = await result;
+    expect(summary).toMatchObject({ rows: ROWS, outputRows: ROWS });
+    expect(readdirSync(output).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(join(output, '_caliper')).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    await expectExactlyOnce(join(output, '*.parquet'));
   });
 
   it('a detached CSV job: workers score its shards on the columnar path, `caliper batch status JOB --queue URL` follows it, the same command without --detach finishes it', async () => {
