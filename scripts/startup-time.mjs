@@ -1,13 +1,23 @@
 #!/usr/bin/env node
-// Start-up time: from spawning `caliper serve <dir>` to the first 200 from GET /v2/health/ready (models loaded and
-// warmed). Usage: node scripts/startup-time.mjs [--runs N] [--entry bin/caliper.js] [model dir, default examples]
-// Prints each run and the medians in milliseconds: wall time, and the CPU time (user + system, all threads) the server
-// process had used when it became ready, read from /proc (Linux), which a busy machine inflates far less.
-import { spawn } from 'node:child_process';
+// Start-up time of the `caliper` command: from spawning `ENTRY serve MODELS` to the first 200 from GET
+// /v2/health/ready (models loaded and warmed), and the time `ENTRY --help` takes to print and exit.
+//
+// Usage: node scripts/startup-time.mjs [--runs N] [--entry FILE ...] [--installed] [--json FILE] [MODELS]
+//   --entry FILE   a `caliper` entry script to time (repeatable; default bin/caliper.js)
+//   --installed    also time the package as a user gets it: `npm pack` this checkout, `npm install` the tarball into
+//                  an empty temporary project (offline from npm's cache) and run its node_modules/.bin/caliper
+//   MODELS         what `serve` serves (default: the entry's package's examples/ folder, else ./examples)
+// Entries are measured in alternating rounds (A B A B …), so a change in the machine's load hits them alike. Prints
+// each run, the medians in milliseconds (wall time, and the CPU time, user + system of all threads, the server had
+// used when it became ready, read from /proc on Linux, which a busy machine inflates far less than wall time), and the
+// load average before and after.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 
 const args = process.argv.slice(2);
 const flag = (name, fallback) => {
@@ -16,16 +26,55 @@ const flag = (name, fallback) => {
   const [, value] = args.splice(at, 2);
   return value;
 };
+const flags = (name) => {
+  const values = [];
+  for (let value = flag(name); value !== undefined; value = flag(name)) values.push(value);
+  return values;
+};
+const switchOn = (name) => {
+  const at = args.indexOf(name);
+  if (at !== -1) args.splice(at, 1);
+  return at !== -1;
+};
 const runs = Number(flag('--runs', '5'));
-const entry = flag('--entry', 'bin/caliper.js');
-const models = args[0] ?? 'examples';
+const jsonFile = flag('--json');
+const installed = switchOn('--installed');
+const entries = flags('--entry').map((entry) => resolve(entry));
+const modelsArg = args[0];
+
+/** The environment without the npm_* variables of an enclosing `npm run`, which would steer a nested npm. */
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key)));
+
+let work;
+if (installed) {
+  work = mkdtempSync(join(tmpdir(), 'caliper-startup-'));
+  const repo = resolve(dirname(new URL(import.meta.url).pathname), '..');
+  const run = (command, commandArgs, cwd) =>
+    execFileSync(command, commandArgs, { cwd, env: cleanEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const [{ filename }] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], repo));
+  const project = join(work, 'consumer');
+  mkdirSync(project);
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+  run('npm', ['install', join(work, filename), '--prefer-offline', '--no-audit', '--no-fund'], project);
+  entries.push(realpathSync(join(project, 'node_modules', '.bin', 'caliper')));
+}
+if (entries.length === 0) entries.push(resolve('bin/caliper.js'));
+
+/** The models to serve for an entry: MODELS, else the examples/ folder of the package the entry belongs to. */
+function modelsFor(entry) {
+  if (modelsArg) return modelsArg;
+  for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'examples');
+  }
+  return 'examples';
+}
 
 function freePort() {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolvePort, reject) => {
     const server = createServer()
       .listen(0, '127.0.0.1', () => {
         const { port } = server.address();
-        server.close(() => resolve(port));
+        server.close(() => resolvePort(port));
       })
       .on('error', reject);
   });
@@ -42,25 +91,25 @@ function cpuMs(pid) {
 }
 
 function ready(port) {
-  return new Promise((resolve) => {
+  return new Promise((resolveReady) => {
     get({ host: '127.0.0.1', port, path: '/v2/health/ready', agent: false }, (response) => {
       response.resume();
-      resolve(response.statusCode === 200);
-    }).on('error', () => resolve(false));
+      resolveReady(response.statusCode === 200);
+    }).on('error', () => resolveReady(false));
   });
 }
 
-async function startOnce() {
+async function serveOnce(entry) {
   const port = await freePort();
   const started = performance.now();
-  const child = spawn(process.execPath, [entry, 'serve', models, '--port', String(port)], {
+  const child = spawn(process.execPath, [entry, 'serve', modelsFor(entry), '--port', String(port)], {
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
+    env: { ...cleanEnv, CALIPER_LOG_LEVEL: 'warn' },
   });
   try {
     while (!(await ready(port))) {
       if (child.exitCode !== null) throw new Error(`${entry} exited with code ${child.exitCode}`);
-      if (performance.now() - started > 60_000) throw new Error('not ready within 60 s');
+      if (performance.now() - started > 120_000) throw new Error('not ready within 120 s');
       await new Promise((r) => setTimeout(r, 10));
     }
     return { wall: performance.now() - started, cpu: cpuMs(child.pid) };
@@ -70,16 +119,62 @@ async function startOnce() {
   }
 }
 
-const walls = [];
-const cpus = [];
-for (let i = 0; i < runs; i++) {
-  const { wall, cpu } = await startOnce();
-  walls.push(wall);
-  cpus.push(cpu);
-  console.log(`run ${i + 1}: ${wall.toFixed(0)} ms wall, ${cpu.toFixed(0)} ms CPU`);
+/** `ENTRY --help`: wall time, and user + system time from /usr/bin/time where it exists. */
+function helpOnce(entry) {
+  const time = existsSync('/usr/bin/time');
+  const command = time ? '/usr/bin/time' : process.execPath;
+  const commandArgs = time ? ['-f', 'cpu %U %S', process.execPath, entry, '--help'] : [entry, '--help'];
+  const started = performance.now();
+  const result = spawnSync(command, commandArgs, { env: cleanEnv, encoding: 'utf8' });
+  const wall = performance.now() - started;
+  if (result.status !== 0) throw new Error(`${entry} --help exited with ${result.status}: ${result.stderr}`);
+  const cpu = /cpu ([\d.]+) ([\d.]+)/.exec(result.stderr);
+  return { wall, cpu: cpu ? (Number(cpu[1]) + Number(cpu[2])) * 1000 : Number.NaN };
 }
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)].toFixed(0);
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const loadBefore = loadavg();
+const results = entries.map((entry) => ({ entry, models: modelsFor(entry), serve: [], help: [] }));
+try {
+  for (let round = 1; round <= runs; round++) {
+    for (const result of results) {
+      const serve = await serveOnce(result.entry);
+      const help = helpOnce(result.entry);
+      result.serve.push(serve);
+      result.help.push(help);
+      console.log(
+        `round ${round} ${result.entry}: serve ${serve.wall.toFixed(0)} ms wall, ${serve.cpu.toFixed(0)} ms CPU; ` +
+          `--help ${help.wall.toFixed(0)} ms wall, ${help.cpu.toFixed(0)} ms CPU`,
+      );
+    }
+  }
+} finally {
+  if (work) rmSync(work, { recursive: true, force: true });
+}
+const loadAfter = loadavg();
+const summary = results.map(({ entry, models, serve, help }) => ({
+  entry,
+  models,
+  runs,
+  serveWallMs: Math.round(median(serve.map((s) => s.wall))),
+  serveMinWallMs: Math.round(Math.min(...serve.map((s) => s.wall))),
+  serveCpuMs: Math.round(median(serve.map((s) => s.cpu))),
+  helpWallMs: Math.round(median(help.map((h) => h.wall))),
+  helpCpuMs: Math.round(median(help.map((h) => h.cpu))),
+}));
+for (const s of summary) {
+  console.log(
+    `${s.entry} serve ${s.models}: median ${s.serveWallMs} ms wall (min ${s.serveMinWallMs}), ${s.serveCpuMs} ms CPU; ` +
+      `--help median ${s.helpWallMs} ms wall, ${s.helpCpuMs} ms CPU; ${runs} rounds`,
+  );
+}
+const load = (l) => l.map((v) => v.toFixed(2)).join(' ');
 console.log(
-  `${entry} serve ${models}: median ${median(walls)} ms wall (min ${Math.min(...walls).toFixed(0)}), ` +
-    `${median(cpus)} ms CPU, over ${runs} runs`,
+  `load average before ${load(loadBefore)}, after ${load(loadAfter)} (${process.arch}, Node ${process.version})`,
 );
+if (jsonFile) {
+  writeFileSync(
+    jsonFile,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, loadBefore, loadAfter, results: summary }, null, 2)}\n`,
+  );
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { ResponseCache } from './response-cache.ts';
 
 export interface RedisCacheOptions {
@@ -23,6 +24,8 @@ export class RedisCache implements ResponseCache {
   private readonly client: Redis;
 
   constructor(private readonly options: RedisCacheOptions) {
+    // ioredis is loaded with the first Redis cache (synchronously: it is CommonJS), not by every server start.
+    const { Redis } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
     this.client = new Redis(options.url, {
       lazyConnect: false,
       enableOfflineQueue: false,

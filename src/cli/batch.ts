@@ -6,13 +6,9 @@ import {
   type BatchFormat,
   type ParquetCompression,
 } from '../batch/io/batch-format.ts';
-import { loadBatchModel } from '../batch/batch-model.ts';
-import { planBatchJob } from '../batch/batch-plan.ts';
-import { BatchQueue, type BatchStatus } from '../batch/distributed/batch-queue.ts';
-import { committedSoFar, runLocalBatch, silentProgress, type BatchSummary } from '../batch/batch-runner.ts';
+import type { BatchStatus } from '../batch/distributed/batch-queue.ts';
+import type { BatchSummary } from '../batch/batch-runner.ts';
 import type { ErrorPolicy } from '../batch/chunk-scorer.ts';
-import { runDistributedBatch } from '../batch/distributed/distributed-batch.ts';
-import { ProgressBar } from '../batch/progress-bar.ts';
 import { parseIntegerOption } from './options.ts';
 
 interface BatchOptions {
@@ -185,6 +181,20 @@ export function registerBatchCommand(program: Command): void {
           'CALIPER_INVALID_INPUT',
           `batch: required option ${missing.map((m) => `--${m}`).join(', ')} not specified (see caliper batch --help)`,
         );
+      // The scoring modules (ONNX Runtime, DuckDB, BullMQ) load here, so that other commands and --help skip them.
+      const [
+        { loadBatchModel },
+        { planBatchJob },
+        { committedSoFar, runLocalBatch, silentProgress },
+        distributed,
+        bar,
+      ] = await Promise.all([
+        import('../batch/batch-model.ts'),
+        import('../batch/batch-plan.ts'),
+        import('../batch/batch-runner.ts'),
+        import('../batch/distributed/distributed-batch.ts'),
+        import('../batch/progress-bar.ts'),
+      ]);
       const version = await loadBatchModel(options.model, {
         ...(options.instances !== undefined ? { instances: options.instances } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
@@ -210,7 +220,8 @@ export function registerBatchCommand(program: Command): void {
           ...(options.partitionBy !== undefined ? { partitionBy: options.partitionBy } : {}),
           ...(options.compression !== undefined ? { compression: options.compression } : {}),
         });
-        const progress = options.progress && process.stderr.isTTY && !options.json ? new ProgressBar() : silentProgress;
+        const progress =
+          options.progress && process.stderr.isTTY && !options.json ? new bar.ProgressBar() : silentProgress;
         if (!options.queue) {
           // Ctrl-C: committed parts stay; say where the job stopped and how to pick it up.
           const interrupted = (): void => {
@@ -237,7 +248,7 @@ export function registerBatchCommand(program: Command): void {
           return;
         }
         await version.unload();
-        const result = await runDistributedBatch(spec, progress, {
+        const result = await distributed.runDistributedBatch(spec, progress, {
           queue: options.queue,
           attempts: options.attempts,
           detach: options.detach ?? false,
@@ -266,6 +277,7 @@ export function registerBatchCommand(program: Command): void {
           'CALIPER_INVALID_INPUT',
           'batch status: --queue redis://HOST:PORT is required (the Redis the job was submitted to)',
         );
+      const { BatchQueue } = await import('../batch/distributed/batch-queue.ts');
       const queue = new BatchQueue(url);
       try {
         printStatus(await queue.status(job), json);

@@ -5,7 +5,6 @@ import { ARRIVAL_DISTRIBUTIONS, type ArrivalDistribution } from '../bench/arriva
 import type { BenchReport, StepResult } from '../bench/bench-report.ts';
 import { expandRateRange, runBench, type LoadPlan } from '../bench/bench-runner.ts';
 import { renderBenchHtml } from '../bench/html-report.ts';
-import { GrpcLoadTarget, parseGrpcAddress } from '../bench/grpc-load-target.ts';
 import { HttpLoadTarget, inferencePath, parseTargetUrl, type LoadTarget } from '../bench/load-target.ts';
 import {
   BENCH_PROTOCOLS,
@@ -133,13 +132,16 @@ async function fetchJson(url: string): Promise<unknown> {
   return response.json();
 }
 
-function createTarget(
+/** The gRPC target's module (grpc-js, protobufjs), loaded only for --protocol grpc. */
+const grpcTargetModule = () => import('../bench/grpc-load-target.ts');
+
+async function createTarget(
   options: BenchCommandOptions,
   model: { name: string; dir?: string },
   data: RequestData,
-): LoadTarget {
+): Promise<LoadTarget> {
   const v2 = (): RequestData => (data.documents.every(isV2Request) ? data : toV2Requests(data, model.dir));
-  if (options.protocol === 'grpc') return new GrpcLoadTarget(options.url, model.name, v2());
+  if (options.protocol === 'grpc') return new (await grpcTargetModule()).GrpcLoadTarget(options.url, model.name, v2());
   const requests = options.protocol === 'v2' ? v2() : data;
   return new HttpLoadTarget(options.url, inferencePath(options.protocol, model.name), requests);
 }
@@ -237,12 +239,12 @@ export function registerBenchCommand(program: Command): void {
       if (options.concurrency && options.distribution !== 'constant' && process.argv.includes('--distribution')) {
         throw usage('--distribution applies to --rate (open loop) only');
       }
-      if (options.protocol === 'grpc') parseGrpcAddress(options.url);
+      if (options.protocol === 'grpc') (await grpcTargetModule()).parseGrpcAddress(options.url);
       else parseTargetUrl(options.url);
       if (options.statsUrl) parseTargetUrl(options.statsUrl);
       const model = resolveModel(options.model);
       const data = await loadData(options, model);
-      const target = createTarget(options, model, data);
+      const target = await createTarget(options, model, data);
       const plan: LoadPlan = options.concurrency
         ? { mode: 'concurrency', levels: options.concurrency }
         : {

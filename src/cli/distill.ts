@@ -1,9 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { distillMetrics, formatDistillReport } from '../optimize/distill/distill-report.ts';
 import { DistillError } from '../optimize/distill/distill-error.ts';
-import { OptimizationTarget, registerOptimized } from '../optimize/optimization-target.ts';
-import { distill, type DistillProgress } from '../optimize/distill/distiller.ts';
+import type { DistillProgress } from '../optimize/distill/distiller.ts';
 import { parseIntegerOption, parseNumberInRangeOption, parsePositiveNumberOption } from './options.ts';
 
 interface DistillCliOptions {
@@ -162,6 +160,13 @@ export function registerDistillCommand(program: Command): void {
           'CALIPER_DISTILL_INVALID_OPTIONS',
           "--register needs --model DIR|models:/URI: the student is registered with that model's model.yaml",
         );
+      // TensorFlow.js, ONNX Runtime and the registry load here, not for --help or other commands.
+      const [{ distill }, { OptimizationTarget, registerOptimized }, { distillMetrics, formatDistillReport }] =
+        await Promise.all([
+          import('../optimize/distill/distiller.ts'),
+          import('../optimize/optimization-target.ts'),
+          import('../optimize/distill/distill-report.ts'),
+        ]);
       const target = opts.model ? await OptimizationTarget.open(opts.model, opts.registry) : undefined;
       const progress = opts.json && !process.stderr.isTTY ? undefined : terminalProgress();
       try {

@@ -1,7 +1,5 @@
 import { resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { loadFeatureFile } from '../features/feature-loader.ts';
 import { parseIntegerOption } from './options.ts';
 
 interface LoadOptions {
@@ -35,6 +33,11 @@ export function registerFeaturesCommand(program: Command): void {
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the summary as JSON')
     .action(async (file: string, options: LoadOptions) => {
+      // ioredis, DuckDB and the progress bar load when the command runs, not for --help or other commands.
+      const [{ loadFeatureFile }, { default: cliProgress }] = await Promise.all([
+        import('../features/feature-loader.ts'),
+        import('cli-progress'),
+      ]);
       const showBar = options.progress && !options.json && process.stderr.isTTY;
       const bar = showBar
         ? new cliProgress.SingleBar(

@@ -1,15 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { CaliperError } from '../errors.ts';
-import {
-  describeTraffic,
-  ModelRegistry,
-  type RegisteredVersion,
-  type ReplicaRecord,
-  type TrafficSettings,
-} from '../registry/model-registry.ts';
+import type { ModelRegistry, RegisteredVersion, ReplicaRecord, TrafficSettings } from '../registry/model-registry.ts';
 import { checkAlias, parseStage } from '../registry/model-stage.ts';
-import { importMlflowModel } from '../registry/mlflow-model.ts';
-import { transferRegistry, type TransferSummary } from '../registry/registry-transfer.ts';
+import type { TransferSummary } from '../registry/registry-transfer.ts';
 import { formatSelector, parseSelector, type VersionSelector } from '../registry/model-uri.ts';
 
 interface CommonOptions {
@@ -48,7 +41,11 @@ const targetShare =
     return { target: value.slice(0, colon), share };
   };
 
+/** The registry's module (SQLite, PostgreSQL and S3 clients, ONNX Runtime), loaded when a subcommand runs, not for --help. */
+const registryModule = () => import('../registry/model-registry.ts');
+
 async function withRegistry<T>(options: CommonOptions, work: (registry: ModelRegistry) => T | Promise<T>): Promise<T> {
+  const { ModelRegistry } = await registryModule();
   const registry = await ModelRegistry.connect({ registry: options.registry, artifacts: options.artifacts });
   try {
     return await work(registry);
@@ -238,6 +235,7 @@ export function registerModelsCommand(program: Command): void {
         print(o, v, () => describeVersion(v));
         return;
       }
+      const { describeTraffic } = await registryModule();
       const model = await registry.model(name);
       const versions = await registry.versions(name);
       const traffic = await registry.traffic(name);
@@ -371,6 +369,10 @@ export function registerModelsCommand(program: Command): void {
       ),
   ).action(async (destination: string, o: CommonOptions & { toArtifacts?: string }) => {
     const summary = await withRegistry(o, async (source) => {
+      const [{ ModelRegistry }, { transferRegistry }] = await Promise.all([
+        registryModule(),
+        import('../registry/registry-transfer.ts'),
+      ]);
       const target = await ModelRegistry.connect({
         registry: destination,
         ...(o.toArtifacts ? { artifacts: o.toArtifacts } : {}),
@@ -402,6 +404,10 @@ export function registerModelsCommand(program: Command): void {
       ),
   ).action(async (sourceLocation: string, o: CommonOptions & { fromArtifacts?: string }) => {
     const summary = await withRegistry(o, async (target) => {
+      const [{ ModelRegistry }, { transferRegistry }] = await Promise.all([
+        registryModule(),
+        import('../registry/registry-transfer.ts'),
+      ]);
       const source = await ModelRegistry.connect({
         registry: sourceLocation,
         ...(o.fromArtifacts ? { artifacts: o.fromArtifacts } : {}),
@@ -450,6 +456,7 @@ export function registerModelsCommand(program: Command): void {
     ) => {
       const stage = o.stage === undefined ? undefined : parseStage(o.stage, '--stage');
       const record = await withRegistry(o, async (registry) => {
+        const { importMlflowModel } = await import('../registry/mlflow-model.ts');
         const created = await importMlflowModel(registry, {
           path,
           name: o.name,
@@ -527,6 +534,7 @@ export function registerModelsCommand(program: Command): void {
           ? { shadow: { target: formatSelector(settings.shadow.target), fraction: settings.shadow.fraction } }
           : {}),
       };
+      const { describeTraffic } = await registryModule();
       print(o, json, () => `${name}: ${describeTraffic(settings)}`);
     },
   );

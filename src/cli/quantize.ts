@@ -1,11 +1,8 @@
 import type { Command } from 'commander';
-import { formatQuantizeReport, quantizeMetrics } from '../optimize/evaluate/quantize-report.ts';
 import type { EvaluationTask } from '../optimize/evaluate/output-comparison.ts';
-import { OptimizationTarget, registerOptimized } from '../optimize/optimization-target.ts';
 import type { CalibrationMethod } from '../optimize/quantize/calibration.ts';
 import { QuantizeError } from '../optimize/quantize/quantize-error.ts';
-import { quantize, type DataSource, type QuantizeMode } from '../optimize/quantize/quantizer.ts';
-import { resolveModelUri } from '../registry/uri-resolver.ts';
+import type { DataSource, QuantizeMode } from '../optimize/quantize/quantizer.ts';
 import { parseChoiceOption, parseIntegerOption } from './options.ts';
 
 interface QuantizeCliOptions {
@@ -131,12 +128,20 @@ export function registerQuantizeCommand(program: Command): void {
           'CALIPER_QUANTIZE_INVALID_OPTIONS',
           "--register needs --model DIR|models:/URI: the new version is registered with that model's model.yaml",
         );
+      // The quantizer, ONNX Runtime and the registry load here, not for --help or other commands.
+      const [{ quantize }, { OptimizationTarget, registerOptimized }, { formatQuantizeReport, quantizeMetrics }, uris] =
+        await Promise.all([
+          import('../optimize/quantize/quantizer.ts'),
+          import('../optimize/optimization-target.ts'),
+          import('../optimize/evaluate/quantize-report.ts'),
+          import('../registry/uri-resolver.ts'),
+        ]);
       const target = opts.model ? await OptimizationTarget.open(opts.model, opts.registry) : undefined;
       try {
         const modelFile = target
           ? target.source.modelPath
           : input!.startsWith('models:/')
-            ? (await resolveModelUri(input!, opts.registry)).modelPath
+            ? (await uris.resolveModelUri(input!, opts.registry)).modelPath
             : input!;
         const data = async (
           spec: string | undefined,

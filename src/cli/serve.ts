@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { authSettingsFromEnv } from '../server/auth.ts';
 import { isModelUri } from '../registry/model-uri.ts';
-import { startServing } from '../server/serving.ts';
 import { parseIntegerOption } from './options.ts';
 import { parseWorkersOption, servesWithWorkers } from '../cluster/workers-option.ts';
 
@@ -117,6 +116,8 @@ export function registerServeCommand(program: Command): void {
           });
           return;
         }
+        // The server's modules load when it starts, so that `caliper serve --help` stays quick.
+        const { startServing } = await import('../server/serving.ts');
         const server = await startServing(serveOptions);
         if (server.repository.list().length === 0 && !followsWholeRegistry) {
           await server.close();

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { BatchWorker } from '../batch/distributed/batch-worker.ts';
-import { setDuckdbThreads } from '../batch/io/duckdb-engine.ts';
 import { parseIntegerOption } from './options.ts';
 
 export function registerWorkerCommand(program: Command): void {
@@ -48,6 +46,11 @@ export function registerWorkerCommand(program: Command): void {
         registry?: string;
         json?: boolean;
       }) => {
+        // BullMQ, DuckDB and ONNX Runtime load when the worker starts, not for --help or other commands.
+        const [{ BatchWorker }, { setDuckdbThreads }] = await Promise.all([
+          import('../batch/distributed/batch-worker.ts'),
+          import('../batch/io/duckdb-engine.ts'),
+        ]);
         setDuckdbThreads(options.duckdbThreads);
         const worker = new BatchWorker({
           queue: options.queue,

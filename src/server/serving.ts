@@ -1,15 +1,16 @@
 import type { AddressInfo } from 'node:net';
 import { ModelRepository } from '../lifecycle/model-repository.ts';
 import type { SchedulerFactory } from '../lifecycle/model-version.ts';
-import { RegistryFollower } from '../lifecycle/registry-follower.ts';
-import { registerRolloutMetrics } from '../lifecycle/rollout-metrics.ts';
-import { ModelRegistry } from '../registry/model-registry.ts';
+import type { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import { parseModelUri } from '../registry/model-uri.ts';
 import type { AuthSettings } from './auth.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { buildServer, type CaliperServer } from './app.ts';
-import { GrpcInferenceServer } from './grpc/grpc-server.ts';
+import type { GrpcInferenceServer } from './grpc/grpc-server.ts';
 import { ConnectionDrain } from './connection-drain.ts';
+
+// Start-up time: the registry (SQLite, PostgreSQL, S3 clients) and gRPC (grpc-js, protobufjs) are imported below
+// only when a registry or a gRPC port is asked for; a plain `caliper serve DIR` never loads them.
 
 export interface ServeOptions {
   /** Model folders or repositories of model folders. */
@@ -82,6 +83,10 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   let follower: RegistryFollower | undefined;
   if (uris.length > 0 || options.registry !== undefined) {
     const targets = uris.map(parseModelUri);
+    const [{ ModelRegistry }, { RegistryFollower }] = await Promise.all([
+      import('../registry/model-registry.ts'),
+      import('../lifecycle/registry-follower.ts'),
+    ]);
     const registry = await ModelRegistry.connect({
       registry: options.registry,
       artifacts: options.artifacts,
@@ -144,6 +149,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
       };
     });
     registryFollower.awaitIdle = (version) => server.observer.whenIdle(version);
+    const { registerRolloutMetrics } = await import('../lifecycle/rollout-metrics.ts');
     registerRolloutMetrics(server.observability.metrics.registry, repository, registryFollower);
   }
   const stopFollowing = async (): Promise<void> => {
@@ -161,6 +167,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   let grpc: GrpcInferenceServer | undefined;
   if (options.grpcPort !== undefined) {
     try {
+      const { GrpcInferenceServer } = await import('./grpc/grpc-server.ts');
       grpc = await GrpcInferenceServer.start({
         repository,
         observer: server.observer,

@@ -1,0 +1,92 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/redis-server.ts';
+
+/**
+ * Start-up time: a command loads the heavy dependencies only when it uses them (BENCHMARKS.md, Start-up). Each case
+ * runs the real CLI in its own process with a preload that prints, as the process exits, the npm packages its main
+ * thread loaded (CommonJS modules, as these dependencies are, land in require.cache when imported).
+ */
+const exec = promisify(execFile);
+const bin = join(import.meta.dirname, '../../bin/caliper.js');
+const examples = join(import.meta.dirname, '../../examples');
+const work = mkdtempSync(join(tmpdir(), 'caliper-lazy-'));
+const preload = join(work, 'loaded-packages.mjs');
+writeFileSync(
+  preload,
+  `import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+process.on('exit', () => {
+  const packages = new Set();
+  for (const file of Object.keys(require.cache)) {
+    const match = /node_modules[\\\\/]((?:@[^\\\\/]+[\\\\/])?[^\\\\/]+)/.exec(file);
+    if (match) packages.add(match[1].replace('\\\\', '/'));
+  }
+  process.stderr.write('LOADED ' + JSON.stringify([...packages]) + '\\n');
+});
+`,
+);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function loadedPackages(stderr: string): string[] {
+  const line = stderr.split('\n').find((l) => l.startsWith('LOADED '));
+  if (!line) throw new Error(`no LOADED line in: ${stderr}`);
+  return JSON.parse(line.slice('LOADED '.length)) as string[];
+}
+
+/** Loaded by no command that does not need them: storage, queues, training, other protocols. */
+const HEAVY = [
+  'ioredis',
+  'better-sqlite3',
+  'pg',
+  '@aws-sdk/client-s3',
+  '@duckdb/node-api',
+  '@grpc/grpc-js',
+  'bullmq',
+  '@tensorflow/tfjs',
+  '@tensorflow/tfjs-core',
+];
+
+describe('commands load heavy dependencies only when they use them', () => {
+  it('caliper --help loads no model runtime, server, storage or training library', async () => {
+    const { stdout, stderr } = await exec('node', ['--import', preload, bin, '--help'], { cwd: work });
+    expect(stdout).toContain('serve [options] [paths...]');
+    const loaded = loadedPackages(stderr);
+    expect(loaded).toEqual(expect.not.arrayContaining(['onnxruntime-node']));
+    expect(loaded).toEqual(expect.not.arrayContaining(['fastify']));
+    for (const name of HEAVY) expect(loaded, name).not.toContain(name);
+  });
+
+  it('caliper serve DIR without a registry, gRPC, Redis or feature file loads none of their clients', async () => {
+    const port = await freePort();
+    let stderr = '';
+    const server: ChildProcess = spawn(
+      'node',
+      ['--import', preload, bin, 'serve', join(examples, 'iris-classifier'), '--port', String(port)],
+      { cwd: work, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' } },
+    );
+    server.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = once(server, 'exit');
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && server.exitCode === null) {
+      const status = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status === 200) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    server.kill('SIGTERM');
+    await exited;
+    const loaded = loadedPackages(stderr);
+    expect(loaded).toEqual(expect.arrayContaining(['fastify', 'onnxruntime-node']));
+    for (const name of HEAVY) expect(loaded, name).not.toContain(name);
+  }, 90_000);
+});
