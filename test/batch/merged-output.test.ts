@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
@@ -39,4 +39,47 @@ describe('a single CSV or JSONL output merged from many parts', () => {
       expect(existsSync(`${output}.parts`)).toBe(false);
     });
   }
+
+  it('killed with -9 while merging: the rerun finishes, and the output folder holds no temporary of the merge', async () => {
+    const rows = 200_000;
+    const big = await generateFraudData({ rows, out: join(root.dir, 'big.csv'), seed: 32 });
+    const folder = join(root.dir, 'killed-merge');
+    mkdirSync(folder);
+    const output = join(folder, 'scored.jsonl');
+    const args = [
+      CLI,
+      'batch',
+      '--model',
+      model,
+      '--input',
+      big,
+      '--output',
+      output,
+      '--chunk-rows',
+      '20000',
+      '--json',
+    ];
+    const temporaries = (): string[] => readdirSync(folder).filter((f) => f.includes('.tmp-'));
+    // Frozen while the merged file is half written (tried again if a run merges between two looks), then killed.
+    let caught = false;
+    for (let attempt = 0; attempt < 5 && !caught; attempt++) {
+      const child = spawn(process.execPath, [...args, ...(attempt > 0 ? ['--overwrite'] : [])], { stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      while (child.exitCode === null && child.signalCode === null) {
+        if (temporaries().length > 0) {
+          child.kill('SIGSTOP');
+          caught = temporaries().length > 0;
+          child.kill(caught ? 'SIGKILL' : 'SIGCONT');
+          if (caught) break;
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await exited;
+    }
+    expect(caught, 'the merge was never caught half written').toBe(true);
+    const rerun = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    expect(rerun.status, rerun.stderr).toBe(0);
+    expect(JSON.parse(rerun.stdout)).toMatchObject({ rows, outputRows: rows });
+    expect(readdirSync(folder).sort()).toEqual(['scored.jsonl']);
+  }, 240_000);
 });

@@ -11,7 +11,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { open } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
@@ -116,12 +116,20 @@ export class OutputLayout {
     if (options.cleanTemporaries) this.removeTemporaries();
   }
 
-  /** Removes the hidden temporaries of unfinished parts and metas (`.NAME.tmp-PID-…`) from the parts and manifest folders. */
+  /**
+   * Removes the hidden temporaries a killed run left (`.NAME.tmp-PID-…`): of parts and metas in the parts and manifest
+   * folders, and of this job's merged file or partitioned folder beside it (only those named after it).
+   */
   removeTemporaries(): void {
     for (const dir of [this.spec.partsDir, this.manifestDir]) {
       if (!existsSync(dir)) continue;
       for (const f of readdirSync(dir)) if (isTemporary(f)) rmSync(join(dir, f), { recursive: true, force: true });
     }
+    const merged = this.spec.outputFile ?? (this.spec.partitionBy ? this.spec.output : undefined);
+    if (merged === undefined || !existsSync(dirname(merged))) return;
+    const prefix = `.${basename(merged)}.tmp-`;
+    for (const f of readdirSync(dirname(merged)))
+      if (f.startsWith(prefix)) rmSync(join(dirname(merged), f), { recursive: true, force: true });
   }
 
   /** --overwrite: removes what a batch job wrote here (parts, manifest, merged file), nothing else in the folder. */
