@@ -75,6 +75,8 @@ export class RegistryFollower {
   private readonly server = thisServer();
   /** Load events already written to the registry's history by this process (event:model:version). */
   private readonly loadEvents = new Set<string>();
+  /** Set during the first sync: a model whose wanted version does not load serves the newest of its lineage that does. */
+  private fallingBack = false;
   /** Whether notifications from the registry (PostgreSQL LISTEN) are arriving; polling covers the rest. */
   listening = false;
   /** Set while the registry cannot be read or notifications are down, so each outage is logged once, not per poll. */
@@ -95,7 +97,13 @@ export class RegistryFollower {
 
   /** First sync, then LISTEN where the registry can push, and polling. */
   async start(): Promise<void> {
-    await this.sync();
+    // Only the first sync falls back (a restart); a later load of a target that does not load is refused.
+    this.fallingBack = true;
+    try {
+      await this.sync();
+    } finally {
+      this.fallingBack = false;
+    }
     await this.watch();
     const pollMs = this.options.pollMs ?? 250;
     this.timer = setInterval(() => void this.poll(), pollMs);
@@ -402,7 +410,7 @@ export class RegistryFollower {
 
     let primaryVersion = await load(primary, 'primary');
     let fallback: { failed: number; reason: string } | undefined;
-    if (!primaryVersion && !served) {
+    if (!primaryVersion && !served && this.fallingBack) {
       // Nothing served yet (a restart): the newest version of the stage's (or alias's) lineage that loads answers.
       const failedReason = status.reason ?? `version ${primary.version} failed to load`;
       for (const candidate of await this.registry.lineage(name, selector, primary.version)) {

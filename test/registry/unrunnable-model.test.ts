@@ -204,4 +204,40 @@ describe('a model that loads but cannot run', () => {
       await registry.close();
     }
   });
+
+  it('an explicit load of a registry model whose stage does not load is refused (only a restart falls back)', async () => {
+    const home = join(fixture.dir, 'explicit');
+    const writer = ModelRegistry.open(home);
+    await writer.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
+    await writer.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'other', actor: 'test' });
+    await writer.setStage('other', 1, 'Production', { actor: 'test' });
+    await writer.setStage('fraud', 1, 'Production', { actor: 'test' });
+    await writer.close();
+    const broken = await smuggleUnrunnableVersion(home, 'fraud');
+    const registry = ModelRegistry.open(home);
+    // Version 1 left Production: a restart would fall back to it; an explicit load must not.
+    await registry.setStage('fraud', broken, 'Production', { archiveExisting: true, actor: 'test' });
+    await registry.close();
+    const server = await startServing({
+      paths: [],
+      modelUris: ['models:/other/Production'],
+      registry: home,
+      registryPollMs: 25,
+      port: 0,
+      logger: capturingLogger().logger,
+      auth: { adminToken: 'admin-secret' },
+    });
+    try {
+      const load = await fetch(`${server.url}/v2/repository/models/fraud/load`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(load.status).toBe(400);
+      expect(((await load.json()) as { error: string }).error).toMatch(FIRST_RUN_FAILS);
+      expect(server.repository.has('fraud')).toBe(false);
+    } finally {
+      await server.close();
+    }
+  });
 });
