@@ -76,6 +76,7 @@ export class ClusterPrimary {
   private startupFailure: string | undefined;
   private resolveStopped: ((code: number) => void) | undefined;
   private lastNotReady = '';
+  private everServed = false;
 
   constructor(private readonly options: ClusterPrimaryOptions) {}
 
@@ -152,6 +153,7 @@ export class ClusterPrimary {
       const notice = message.notice;
       if (notice.type === 'listening') {
         slot.phase = 'serving';
+        this.everServed = true;
         slot.servingSince = Date.now();
         slot.memory = notice.memory;
         this.options.logger.info(
@@ -250,17 +252,21 @@ export class ClusterPrimary {
       this.initialGateOpen = true;
     }
     const report = slot.report!;
-    if (report.fatal !== undefined) {
-      this.startupFailure ??= report.fatal;
-      if (this.serving().length === 0) void this.stop('startup failed');
-      return { go: false, reason: report.fatal };
-    }
     if (this.stopping) return { go: false, reason: 'the server is stopping' };
-    const reference = new Set(
-      (this.serving().length > 0 ? this.serving() : this.slots.filter((s) => s.report && !s.report.fatal)).flatMap(
-        (s) => s.models,
-      ),
-    );
+    // What the serving workers serve; before any serves, what the first workers loaded between them.
+    const peers =
+      this.serving().length > 0
+        ? this.serving()
+        : this.slots.filter((s) => s.phase !== 'down' && s.report !== undefined && s.report.fatal === undefined);
+    if (report.fatal !== undefined) {
+      // Nothing to serve in any worker: the server does not start (as one process would exit).
+      if (peers.length === 0 && !this.everServed) {
+        this.startupFailure ??= report.fatal;
+        void this.stop('startup failed');
+      }
+      if (peers.length === 0) return { go: false, reason: report.fatal };
+    }
+    const reference = new Set(peers.flatMap((s) => s.models));
     const missing = [...reference].filter((m) => !report.models.includes(m));
     if (missing.length > 0) {
       const reasons = report.failures
@@ -272,6 +278,7 @@ export class ClusterPrimary {
         reason: `it did not load ${missing.join(', ')}, which the other workers serve${reasons ? ` (${reasons})` : ''}`,
       };
     }
+    if (report.fatal !== undefined) return { go: false, reason: report.fatal };
     return { go: true };
   }
 

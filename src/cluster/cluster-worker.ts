@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CaliperError, type CaliperErrorCode } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
+import { processCoreBudget } from '../system/usable-cores.ts';
 import { startServing, type PreparedServer, type RunningServer, type ServeOptions } from '../server/serving.ts';
 import {
   type Ask,
@@ -33,13 +34,13 @@ import {
 /** The header marking a model-control request the primary asked this worker to apply (so it is not fanned out again). */
 const APPLY_HEADER = 'x-caliper-cluster-apply';
 /** Routes answered for the whole server (every worker's part merged). */
-const GATHERED_ROUTES: Record<string, CollectKind> = {
-  '/metrics': 'metrics',
-  '/v2/models/stats': 'stats',
-  '/v2/models/:name/stats': 'stats',
-  '/v2/models/:name/versions/:version/stats': 'stats',
-  '/models/:name/sla': 'sla',
-};
+const GATHERED_ROUTES = new Map<string, CollectKind>([
+  ['/metrics', 'metrics'],
+  ['/v2/models/stats', 'stats'],
+  ['/v2/models/:name/stats', 'stats'],
+  ['/v2/models/:name/versions/:version/stats', 'stats'],
+  ['/models/:name/sla', 'sla'],
+]);
 /** Model control applied by every worker, answered once all have done it. */
 const FANNED_OUT_ROUTES = new Set(['/v2/repository/models/:name/load', '/v2/repository/models/:name/unload']);
 /** Registry changes: once the asking worker wrote them, every worker reads the registry again before the answer. */
@@ -136,10 +137,19 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
       loading: countOthers ? channel.notReady.filter((s) => s !== slot).length : 0,
     }));
 
-    app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    // Callback-style hooks that return at once on every other route: inference pays no promise for them.
+    app.addHook('preHandler', (request, reply, done) => {
       const route = request.routeOptions.url;
-      if (route === undefined) return;
-      const kind = GATHERED_ROUTES[route];
+      if (route === undefined || !(GATHERED_ROUTES.has(route) || FANNED_OUT_ROUTES.has(route))) return done();
+      answerForCluster(request, reply, route).then(
+        () => {
+          if (!reply.sent) done();
+        },
+        (error: Error) => done(error),
+      );
+    });
+    const answerForCluster = async (request: FastifyRequest, reply: FastifyReply, route: string): Promise<void> => {
+      const kind = GATHERED_ROUTES.get(route);
       if (kind !== undefined) {
         const params = request.params as CollectArgs;
         const args: CollectArgs = {
@@ -149,10 +159,10 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
         const parts = await channel.ask<CollectedPart<unknown>[]>({ type: 'gather', kind, args }, GATHER_TIMEOUT_MS);
         if (kind === 'metrics') {
           const merged = await mergeMetrics(valuesOf(parts as CollectedPart<MetricsPart>[]));
-          return reply.type(merged.contentType).send(merged.text);
-        }
-        if (kind === 'stats') return reply.send(mergeModelStats(valuesOf(parts as CollectedPart<StatsPart>[])));
-        return reply.send(mergeSlaStatus(valuesOf(parts as CollectedPart<SlaPart>[])));
+          reply.type(merged.contentType).send(merged.text);
+        } else if (kind === 'stats') reply.send(mergeModelStats(valuesOf(parts as CollectedPart<StatsPart>[])));
+        else reply.send(mergeSlaStatus(valuesOf(parts as CollectedPart<SlaPart>[])));
+        return;
       }
       if (FANNED_OUT_ROUTES.has(route) && request.headers[APPLY_HEADER] !== secret) {
         const control: ControlRequest = {
@@ -169,14 +179,19 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
         const chosen = answers.find((a) => a.statusCode >= 300) ?? answers.find((a) => a.slot === slot) ?? answers[0];
         if (!chosen) throw new CaliperError('CALIPER_INTERNAL', 'no worker applied the request');
         if (chosen.statusCode >= 300) reply.header('x-caliper-failed-worker', String(chosen.slot));
-        return reply.code(chosen.statusCode).type(chosen.contentType).send(chosen.body);
+        reply.code(chosen.statusCode).type(chosen.contentType).send(chosen.body);
       }
-    });
-    app.addHook('onSend', async (request, reply, payload) => {
+    };
+    app.addHook('onSend', (request, reply, payload, done) => {
       const route = request.routeOptions.url;
-      if (route !== undefined && REGISTRY_ROUTES.has(route) && reply.statusCode < 300)
-        await channel.ask({ type: 'sync-all' }, CONTROL_TIMEOUT_MS);
-      return payload;
+      if (route === undefined || !REGISTRY_ROUTES.has(route) || reply.statusCode >= 300) return done(null, payload);
+      channel.ask({ type: 'sync-all' }, CONTROL_TIMEOUT_MS).then(
+        () => done(null, payload),
+        (error: Error) => {
+          logger.warn(`not every worker read the registry again: ${error.message}`);
+          done(null, payload);
+        },
+      );
     });
 
     channel.onQuestion(async (question) => {
@@ -230,6 +245,14 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
       };
     };
 
+    const budget = processCoreBudget();
+    for (const model of repository.list()) {
+      const { count, intraOpThreads } = model.config.instances;
+      if (count * intraOpThreads > budget)
+        logger.warn(
+          `model ${model.name}: instances.count ${count} × intra_op_threads ${intraOpThreads} exceeds this worker's share of the cores (${budget}): the workers oversubscribe the CPU; leave intra_op_threads out to have it divided`,
+        );
+    }
     const hello = await channel.ask<HelloAnswer>({ type: 'hello' }, GATHER_TIMEOUT_MS);
     secret = hello.secret;
     // Model control applied to the others while this worker was not there (it started later, or again).
@@ -270,7 +293,7 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
       prepare,
     });
   } catch (error) {
-    logger.error({ err: error }, `worker ${slot} takes no traffic: ${(error as Error).message}`);
+    logger.error(`worker ${slot} takes no traffic: ${(error as Error).message}`);
     channel.close('worker stopped');
     process.exit(3);
   }

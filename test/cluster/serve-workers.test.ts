@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient } from '../../src/client/grpc-client.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { freePort } from '../../src/system/free-port.ts';
+import { usableCores } from '../../src/system/usable-cores.ts';
 import { FRAUD_ONNX, FRAUD_YAML, fraudVariant, RegistryFixture } from '../registry/registry-fixture.ts';
 
 const BODY = JSON.stringify({ transaction_amount: 120, merchant_category: 'travel', time_since_last_txn: 30 });
@@ -153,10 +154,25 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
     fixture.remove();
   });
 
-  it('reports each worker’s memory and core share at start', () => {
+  it('reports each worker’s memory and core share at start', async () => {
+    await waitFor(async () => /all 2 workers serving/.test(output), 'the start-up summary', 10_000);
     expect(output).toMatch(/starting 2 workers on \d+ usable cores/);
     expect(output).toMatch(/worker 1 \(pid \d+\) serving: \d+ MiB resident/);
     expect(output).toMatch(/worker 2 \(pid \d+\) serving: \d+ MiB resident/);
+  });
+
+  it('divides the cores: workers × instances × intra-op threads never exceed the usable cores', async () => {
+    const answers = await Promise.all(Array.from({ length: 4 }, () => send(`${url}/v2/models/fraud/config`)));
+    expect(new Set(answers.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    for (const answer of answers) {
+      const config = JSON.parse(answer.body) as {
+        instance_group: { count: number }[];
+        parameters: Record<string, { string_value: string }>;
+      };
+      const threads = Number(config.parameters.caliper_intra_op_threads!.string_value);
+      expect(threads).toBe(Math.max(1, Math.floor(Math.floor(usableCores() / 2) / config.instance_group[0]!.count)));
+      if (usableCores() >= 2) expect(2 * config.instance_group[0]!.count * threads).toBeLessThanOrEqual(usableCores());
+    }
   });
 
   it('answers from both workers over HTTP and gRPC, and /metrics counts every request once', async () => {
@@ -250,6 +266,34 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
     expect(result.non2xx).toBe(0);
     expect(result.errors).toBe(0);
     expect(result.requests.total).toBeGreaterThan(50);
+  });
+
+  it('splits canary traffic the same in every worker: a routing key gets one version whichever worker answers', async () => {
+    const split = await admin('/v2/repository/models/fraud/traffic', { canary: { target: '1', weight: 0.5 } });
+    expect(split.status).toBe(200);
+    const keys = Array.from({ length: 12 }, (_, i) => `customer-${i}`);
+    const versionsByKey = new Map<string, Set<string>>();
+    const workersByKey = new Map<string, Set<string>>();
+    const workers = new Set<string>();
+    // Each key sent 4 times in a row, each on a connection of its own: the primary hands them to the workers in turn.
+    for (const key of keys) {
+      for (let i = 0; i < 4; i++) {
+        const answer = await send(`${url}/models/fraud/predict`, {
+          body: BODY,
+          headers: { 'x-caliper-routing-key': key },
+        });
+        expect(answer.status).toBe(200);
+        workers.add(answer.worker!);
+        versionsByKey.set(key, (versionsByKey.get(key) ?? new Set()).add(JSON.parse(answer.body).model_version));
+        workersByKey.set(key, (workersByKey.get(key) ?? new Set()).add(answer.worker!));
+      }
+    }
+    expect([...workersByKey.values()].filter((w) => w.size === 2).length).toBeGreaterThanOrEqual(keys.length / 2);
+    expect(workers).toEqual(new Set(['1', '2']));
+    for (const seen of versionsByKey.values()) expect(seen.size).toBe(1);
+    const versions = new Set([...versionsByKey.values()].flatMap((s) => [...s]));
+    expect(versions).toEqual(new Set(['1', '2']));
+    expect((await admin('/v2/repository/models/fraud/traffic', {})).status).toBe(200);
   });
 
   it('restarts a worker killed with SIGKILL while the other keeps serving its connections without a failure', async () => {
