@@ -16,7 +16,7 @@ import {
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { grpcServerOptions } from '../src/server/grpc/grpc-server.ts';
-import { inferenceServiceDefinition, type ModelInferResponse } from '../src/server/grpc/service-definition.ts';
+import { inferenceServiceDefinition, type ModelInferResponse } from '../src/protocol/service-definition.ts';
 
 const [kind, portArg, model, output, widthArg] = process.argv.slice(2);
 const port = Number(portArg);

@@ -17,7 +17,7 @@
  */
 import { connect, constants } from 'node:http2';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { inferenceServiceDefinition, type ModelInferRequest } from '../src/server/grpc/service-definition.ts';
+import { inferenceServiceDefinition, type ModelInferRequest } from '../src/protocol/service-definition.ts';
 import { RawUnaryConnection } from './h2-unary-client.ts';
 import { benchRows } from './protocol-payloads.ts';
 

@@ -2,7 +2,7 @@ import { GrpcInferenceClient } from '../client/grpc-client.ts';
 import { InferenceClientError } from '../client/client-error.ts';
 import type { InferInput } from '../client/infer-types.ts';
 import { CaliperError } from '../errors.ts';
-import { isV2Datatype } from '../server/v2/datatypes.ts';
+import { isV2Datatype } from '../protocol/datatypes.ts';
 import type { LoadClient, LoadTarget, RequestOutcome } from './load-target.ts';
 import type { RequestData } from './request-data.ts';
 

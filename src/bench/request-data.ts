@@ -6,7 +6,7 @@ import { CaliperError } from '../errors.ts';
 import { featureInputs } from '../features/feature-config.ts';
 import { Preprocessor } from '../pipeline/preprocess.ts';
 import { RequestSchema } from '../pipeline/request-schema.ts';
-import { v2DatatypeOf } from '../server/v2/datatypes.ts';
+import { v2DatatypeOf } from '../protocol/datatypes.ts';
 
 export type BenchProtocol = 'predict' | 'v2' | 'grpc';
 export const BENCH_PROTOCOLS: readonly BenchProtocol[] = ['predict', 'v2', 'grpc'];

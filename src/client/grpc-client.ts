@@ -15,7 +15,7 @@ import {
   type ModelInferRequest,
   type ModelInferResponse,
   type ModelStreamInferResponse,
-} from '../server/grpc/service-definition.ts';
+} from '../protocol/service-definition.ts';
 import { InferenceClientError } from './client-error.ts';
 import {
   DEFAULT_RETRY_POLICY,

@@ -1,4 +1,4 @@
-import type { V2Datatype } from '../server/v2/datatypes.ts';
+import type { V2Datatype } from '../protocol/datatypes.ts';
 
 export type TensorDatatype = V2Datatype;
 

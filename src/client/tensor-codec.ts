@@ -1,6 +1,6 @@
 import { elementCount, typedArrayOf, type TensorData } from '../runtime/tensor.ts';
-import { elementTypeOf, isV2Datatype } from '../server/v2/datatypes.ts';
-import { encodeBytesElements, rawTensorBytes, tensorFromRawBytes } from '../server/v2/binary-tensors.ts';
+import { elementTypeOf, isV2Datatype } from '../protocol/datatypes.ts';
+import { encodeBytesElements, rawTensorBytes, tensorFromRawBytes } from '../protocol/binary-tensors.ts';
 import { InferenceClientError } from './client-error.ts';
 import type { InferInput, InferOutput, TensorDatatype, TensorValues } from './infer-types.ts';
 

@@ -1,27 +1,12 @@
 import { MODEL_FOLDER_PATHS, resolveModelFolderPath } from './model-folder-path.ts';
 import { ConfigReader } from './config-reader.ts';
 import { processCoreBudget } from '../system/usable-cores.ts';
+import type { FieldType, InputFieldSpec } from './input-field.ts';
 import { featureInputs, parseFeatures, type FeaturesSpec } from '../features/feature-config.ts';
 
 /** The typed model.yaml: request fields, preprocess, postprocess and runtime/latency settings. */
 
-export type FieldType = 'number' | 'integer' | 'string' | 'boolean' | 'array';
-
-export interface InputFieldSpec {
-  name: string;
-  type: FieldType;
-  required: boolean;
-  description?: string;
-  minimum?: number;
-  maximum?: number;
-  enum?: string[];
-  /** For arrays: element type, and either an exact length or bounds on a variable length. */
-  items?: 'number' | 'integer';
-  length?: number;
-  minLength?: number;
-  maxLength?: number;
-  default?: number | string | boolean;
-}
+export type { FieldType, InputFieldSpec } from './input-field.ts';
 
 export type ScalarStep =
   | { op: 'identity' }

@@ -1,5 +1,5 @@
 import type { ConfigReader } from '../config/config-reader.ts';
-import type { InputFieldSpec } from '../config/model-config.ts';
+import type { InputFieldSpec } from '../config/input-field.ts';
 import { EntityKeyTemplate } from './entity-key.ts';
 
 /** model.yaml's `features` section: per-entity values looked up before preprocess and joined to each request row. */

@@ -1,5 +1,6 @@
 import { answerFingerprint } from '../cache/answer-fingerprint.ts';
-import { releaseResponseCache, responseCacheOf } from '../cache/version-cache.ts';
+import type { ResponseCache } from '../cache/response-cache.ts';
+import { openVersionCache } from '../cache/version-cache.ts';
 import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { featureInputs } from '../features/feature-config.ts';
@@ -52,6 +53,8 @@ export class ModelVersion {
   features: FeatureLookup | undefined;
   /** What its answers depend on (model bytes, model.yaml, hooks, answer format), set when model.yaml enables a cache. */
   answerFingerprint: string | undefined;
+  /** The version's response cache (model.yaml `cache`), opened at load and closed at unload; undefined when off. */
+  cache: ResponseCache | undefined;
 
   private constructor(
     readonly config: ModelConfig,
@@ -128,6 +131,7 @@ export class ModelVersion {
       );
     }
     let features: FeatureLookup | undefined;
+    let cache: ResponseCache | undefined;
     try {
       if (pool.signature.unserved) pool.signature.unserved = describeUnservedOutputs(pool.signature, modelPath);
       checkConfigAgainstSignature(config, pool.signature, preprocessor, modelPath);
@@ -149,13 +153,15 @@ export class ModelVersion {
       loaded.features = features;
       if (config.cache.enabled) {
         loaded.answerFingerprint = await answerFingerprint(config, modelPath);
-        // Built now so a shared cache's connection opens during warm-up, not on the first request.
-        responseCacheOf(loaded);
       }
+      // Built now so a shared cache's connection opens during warm-up, not on the first request.
+      cache = openVersionCache(config, version, loaded.answerFingerprint);
+      loaded.cache = cache;
       await loaded.warmUp();
       loaded.state = 'ready';
       return loaded;
     } catch (error) {
+      await cache?.close();
       await features?.close();
       await pool.release();
       throw error;
@@ -191,7 +197,9 @@ export class ModelVersion {
   async unload(): Promise<void> {
     this.state = 'unloading';
     await this.scheduler.drain();
-    await releaseResponseCache(this);
+    const cache = this.cache;
+    this.cache = undefined;
+    await cache?.close();
     await this.features?.close();
     await this.pool.release();
   }

@@ -2,7 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import { registerFeatureMetrics } from '../features/feature-metrics.ts';
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
 import { PIPELINE_STAGES } from '../pipeline/stage-timings.ts';
-import type { RequestRecord } from '../server/request-observer.ts';
+import type { RequestRecord } from './request-record.ts';
 import type { SlaMonitor } from './sla-monitor.ts';
 
 /** Latency buckets in seconds: 50 µs to 10 s, dense below 10 ms where small models live. */

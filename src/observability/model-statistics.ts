@@ -1,7 +1,7 @@
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { PIPELINE_STAGES, type PipelineStage } from '../pipeline/stage-timings.ts';
-import type { RequestRecord } from '../server/request-observer.ts';
+import type { RequestRecord } from './request-record.ts';
 import { LatencyWindow } from './latency-window.ts';
 
 /** A count and its cumulative duration in nanoseconds, as Triton's statistics extension reports them. */

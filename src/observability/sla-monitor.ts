@@ -1,5 +1,5 @@
 import type { SlaSpec } from '../config/model-config.ts';
-import type { RequestRecord } from '../server/request-observer.ts';
+import type { RequestRecord } from './request-record.ts';
 import { LatencyWindow, percentilesOf } from './latency-window.ts';
 
 export interface SlaStatus {

@@ -1,4 +1,4 @@
-import { canonicalRequestKey, responseCacheOf } from '../cache/version-cache.ts';
+import { canonicalRequestKey } from '../cache/version-cache.ts';
 import { parseExactJson, stringifyExactJson } from '../runtime/exact-json.ts';
 import { describeValue } from '../config/config-reader.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
@@ -158,7 +158,7 @@ export async function runPredict(
   const inputs = version.preprocessor.run(rows, prefixOf);
   const preprocessed = performance.now();
 
-  const cache = responseCacheOf(version);
+  const cache = version.cache;
   let cacheKey: string | undefined;
   let cacheMs: number | undefined;
   if (cache) {

@@ -14,7 +14,7 @@ import { registerRepositoryRoutes } from './routes/repository-routes.ts';
 import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
 import { registerStatsRoutes, type LatencyObservability } from './routes/stats-routes.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
-import { BINARY_CONTENT_TYPE } from './v2/binary-tensors.ts';
+import { BINARY_CONTENT_TYPE } from '../protocol/binary-tensors.ts';
 import { mayHoldUnsafeInteger, parseExactJson } from '../runtime/exact-json.ts';
 
 /** Keys fastify's JSON reader refuses (prototype poisoning); the exact reader is only used once they were checked. */

@@ -13,7 +13,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createUnzip } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CaliperError } from '../errors.ts';
-import { BINARY_CONTENT_TYPE, BINARY_HEADER_LENGTH } from './v2/binary-tensors.ts';
+import { BINARY_CONTENT_TYPE, BINARY_HEADER_LENGTH } from '../protocol/binary-tensors.ts';
 
 /** Content codings a request body may carry (HTTP names; x-gzip is gzip's older alias). */
 const DECODED_CODINGS = new Set(['gzip', 'x-gzip', 'deflate']);

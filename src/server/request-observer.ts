@@ -3,24 +3,9 @@ import { CaliperError, toCaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import type { PredictOptions } from '../pipeline/predict-pipeline.ts';
 import type { StageTimings } from '../pipeline/stage-timings.ts';
+import type { RequestProtocol, RequestRecord } from '../observability/request-record.ts';
 
-export type RequestProtocol = 'predict' | 'v2' | 'grpc';
-
-/** What happened to one request, for metrics, statistics and the SLA monitor. */
-export interface RequestRecord {
-  model: string;
-  version: number;
-  protocol: RequestProtocol;
-  /** cancelled: the client left while the request was queued, and it was dropped before it ran. */
-  outcome: 'success' | 'error' | 'cancelled';
-  errorCode?: string;
-  timings?: StageTimings;
-  batchSize?: number;
-  /** Rows (inferences) the request asked for; 1 when not said. */
-  rows?: number;
-  /** Total wall time in milliseconds. */
-  durationMs: number;
-}
+export type { RequestProtocol, RequestRecord };
 
 /** What one request asked for: a timeout in milliseconds and a priority level (0 highest). */
 export interface RequestHints {

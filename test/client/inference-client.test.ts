@@ -9,7 +9,7 @@ import {
   RestInferenceClient,
   type InferenceClient,
 } from '../../src/client/index.ts';
-import { inferenceServiceDefinition } from '../../src/server/grpc/service-definition.ts';
+import { inferenceServiceDefinition } from '../../src/protocol/service-definition.ts';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
 
 let server: RunningServer;

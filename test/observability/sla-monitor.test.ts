@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SlaMonitor, type SlaBreach } from '../../src/observability/sla-monitor.ts';
-import type { RequestRecord } from '../../src/server/request-observer.ts';
+import type { RequestRecord } from '../../src/observability/request-record.ts';
 
 const request = (durationMs: number): RequestRecord => ({
   model: 'm',

@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
-import { decodeBytesElements, encodeBytesElements, tensorFromRawBytes } from '../../src/server/v2/binary-tensors.ts';
+import { decodeBytesElements, encodeBytesElements, tensorFromRawBytes } from '../../src/protocol/binary-tensors.ts';
 
 let server: RunningServer;
 /** One feature row as wide as the served version's input (the example's newer versions add features). */

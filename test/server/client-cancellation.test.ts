@@ -12,7 +12,7 @@ import {
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_PROTO_PATH } from '../../src/server/grpc/service-definition.ts';
+import { INFERENCE_PROTO_PATH } from '../../src/protocol/service-definition.ts';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
 import { quietLogger } from '../support/quiet-logger.ts';
 

@@ -8,7 +8,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { INFERENCE_PROTO_PATH } from '../../src/server/grpc/service-definition.ts';
+import { INFERENCE_PROTO_PATH } from '../../src/protocol/service-definition.ts';
 import { once } from 'node:events';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -8,7 +8,7 @@ import {
   type ModelInferRequest,
   type ModelInferResponse,
   type ModelStreamInferResponse,
-} from '../../src/server/grpc/service-definition.ts';
+} from '../../src/protocol/service-definition.ts';
 
 /** The loader's (protobufjs) codecs for the same .proto: the reference the hand codec must agree with. */
 const definition = inferenceServiceDefinition();

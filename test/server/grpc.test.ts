@@ -3,7 +3,7 @@ import { loadSync } from '@grpc/proto-loader';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
-import { INFERENCE_PROTO_PATH } from '../../src/server/grpc/service-definition.ts';
+import { INFERENCE_PROTO_PATH } from '../../src/protocol/service-definition.ts';
 
 /** A stock grpc-js client generated from the same .proto, as any KServe/Triton client would be. */
 type Callback = (error: ServiceError | null, response: Record<string, unknown>) => void;

@@ -7,7 +7,7 @@ import { RestInferenceClient } from '../../src/client/rest-client.ts';
 import { GraphBuilder } from '../../src/optimize/onnx/graph-builder.ts';
 import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import type { ModelProto } from '../../src/optimize/onnx/onnx-types.ts';
-import { INFERENCE_PROTO_PATH } from '../../src/server/grpc/service-definition.ts';
+import { INFERENCE_PROTO_PATH } from '../../src/protocol/service-definition.ts';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
 import { TempModelRepository } from '../support/temp-models.ts';
 

@@ -27,9 +27,9 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { GraphBuilder } from '../../src/optimize/onnx/graph-builder.ts';
 import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import { defaultScheduler } from '../../src/scheduler/scheduler-factory.ts';
-import { INFERENCE_PROTO_PATH } from '../../src/server/grpc/service-definition.ts';
+import { INFERENCE_PROTO_PATH } from '../../src/protocol/service-definition.ts';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
-import { priorityFromTriton } from '../../src/server/v2/triton-priority.ts';
+import { priorityFromTriton } from '../../src/protocol/triton-priority.ts';
 import { TempModelRepository } from '../support/temp-models.ts';
 
 const FRAUD_DIR = 'examples/fraud-detector';

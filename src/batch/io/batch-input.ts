@@ -4,14 +4,10 @@ import { CaliperError } from '../../errors.ts';
 import { formatOfPath, type BatchFormat } from './batch-format.ts';
 import { countParquetRows, ParquetReader } from './parquet-reader.ts';
 import { readerSql, type ScanSource } from './input-scan.ts';
+import type { InputFile } from './input-file.ts';
 import type { RowRange, RowSource } from './source-row.ts';
 
-export interface InputFile {
-  path: string;
-  format: BatchFormat;
-  /** Under a Hive-partitioned folder (date=2026-11-30/…): the key=value folders are read as columns. */
-  hive?: boolean;
-}
+export type { InputFile };
 
 const HIVE_FOLDER = /^[^=]+=[^=]*$/;
 

@@ -1,7 +1,7 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import type { DuckDBType } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
-import type { InputFile } from './batch-input.ts';
+import type { InputFile } from './input-file.ts';
 import { duckdbConnection, sqlString } from './duckdb-engine.ts';
 import { temporaryPathFor } from './part-writer.ts';
 

@@ -17,33 +17,12 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { DatasetError } from './dataset-error.ts';
+import type { Dataset, DatasetFormat, DatasetSpec } from './dataset-shape.ts';
 import { readIdxDataset } from './idx-reader.ts';
 import { readTabularDataset } from './tabular-reader.ts';
 import { readTensorDataset } from './tensor-file-reader.ts';
 
-export interface Dataset {
-  /** Where it came from, for messages. */
-  source: string;
-  features: Float32Array;
-  featureShape: number[];
-  labels?: Int32Array;
-  /** Class names when labels were strings (index i ↔ labelNames[i]). */
-  labelNames?: string[];
-  count: number;
-}
-
-export type DatasetFormat = 'idx' | 'parquet' | 'csv' | 'pb';
-
-export interface DatasetSpec {
-  path: string;
-  format?: DatasetFormat;
-  /** Label column for Parquet/CSV (default `label` when present). */
-  labelColumn?: string;
-  /** Feature columns for Parquet/CSV (default: every column but the label). */
-  featureColumns?: string[];
-  /** Keep only the first `limit` samples. */
-  limit?: number;
-}
+export type { Dataset, DatasetFormat, DatasetSpec };
 
 export { DatasetError };
 

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { Dataset } from './dataset.ts';
+import type { Dataset } from './dataset-shape.ts';
 
 /** An IDX array (the MNIST file format): unsigned bytes with their dimensions. */
 export interface IdxArray {

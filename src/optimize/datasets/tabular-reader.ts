@@ -1,6 +1,6 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import { DatasetError } from './dataset-error.ts';
-import type { Dataset, DatasetSpec } from './dataset.ts';
+import type { Dataset, DatasetSpec } from './dataset-shape.ts';
 
 function sqlString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;

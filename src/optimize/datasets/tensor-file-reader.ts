@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { decodeTensor } from '../onnx/model-io.ts';
 import { tensorValues } from '../onnx/tensor-values.ts';
 import { DatasetError } from './dataset-error.ts';
-import type { Dataset } from './dataset.ts';
+import type { Dataset } from './dataset-shape.ts';
 
 /** ONNX TensorProto .pb file(s) as a data set; the first dimension is the sample axis. */
 export function readTensorDataset(path: string): Dataset {

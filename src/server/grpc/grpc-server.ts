@@ -5,7 +5,7 @@ import {
   inferenceServiceDefinition,
   type ModelInferResponse,
   type ModelStreamInferResponse,
-} from './service-definition.ts';
+} from '../../protocol/service-definition.ts';
 
 /** What the service needs (repository, observer, statistics, app, auth, logger), plus where and how to listen. */
 export interface GrpcServerOptions extends InferenceServiceContext {

@@ -2,10 +2,10 @@ import { describeValue } from '../../config/config-reader.ts';
 import { invalidInput } from '../../errors.ts';
 import { textOfBytes } from '../../runtime/string-elements.ts';
 import { elementCount, type TensorData, type TensorMap } from '../../runtime/tensor.ts';
-import { rawTensorBytes, tensorFromRawBytes } from '../v2/binary-tensors.ts';
-import { isV2Datatype, V2_DATATYPES, v2DatatypeOf, type V2Datatype } from '../v2/datatypes.ts';
-import { valuesToTensorData } from '../v2/json-tensors.ts';
-import type { GrpcTensor, InferTensorContents, ModelInferRequest } from './service-definition.ts';
+import { rawTensorBytes, tensorFromRawBytes } from '../../protocol/binary-tensors.ts';
+import { isV2Datatype, V2_DATATYPES, v2DatatypeOf, type V2Datatype } from '../../protocol/datatypes.ts';
+import { valuesToTensorData } from '../../protocol/json-tensors.ts';
+import type { GrpcTensor, InferTensorContents, ModelInferRequest } from '../../protocol/service-definition.ts';
 
 /** Which InferTensorContents field carries each datatype (FP16 travels only as raw contents). */
 const CONTENTS_FIELD: Record<V2Datatype, keyof InferTensorContents | undefined> = {

@@ -12,7 +12,7 @@ import type {
   InferTensorContents,
   ModelInferRequest,
   RequestedOutput,
-} from './service-definition.ts';
+} from '../../protocol/service-definition.ts';
 
 function parameter(r: ProtoReader): InferParameter {
   // A oneof: the last choice on the wire wins.

@@ -5,7 +5,7 @@
  * the interface allows is still encoded.
  */
 import { cachedUtf8, delimitedSize, int64Size, ProtoWriter, utf8 } from './proto-writer.ts';
-import type { GrpcTensor, ModelInferResponse, ModelStreamInferResponse } from './service-definition.ts';
+import type { GrpcTensor, ModelInferResponse, ModelStreamInferResponse } from '../../protocol/service-definition.ts';
 
 export type Serialize<T> = (message: T) => Buffer;
 

@@ -18,8 +18,8 @@ import type { PredictOptions } from '../../pipeline/predict-pipeline.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import type { RequestHints, RequestObserver } from '../request-observer.ts';
 import { modelMetadata, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from '../routes/v2-routes.ts';
-import { priorityFromTriton } from '../v2/triton-priority.ts';
-import { tritonModelConfig } from '../v2/model-configuration.ts';
+import { priorityFromTriton } from '../../protocol/triton-priority.ts';
+import { tritonModelConfig } from '../../protocol/model-configuration.ts';
 import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
 import { decodeModelInferRequest } from './infer-request-decoder.ts';
 import {
@@ -33,7 +33,7 @@ import {
   type ModelStatisticsResponse,
   type RepositoryIndexResponse,
   type RequestDecoder,
-} from './service-definition.ts';
+} from '../../protocol/service-definition.ts';
 
 export interface InferenceServiceContext {
   repository: ModelRepository;

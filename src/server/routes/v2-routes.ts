@@ -6,16 +6,16 @@ import { routingKeyOf } from '../../lifecycle/traffic-policy.ts';
 import type { TensorSignature } from '../../runtime/model-signature.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
-import { ONNX_PLATFORM, v2DatatypeOf } from '../v2/datatypes.ts';
+import { ONNX_PLATFORM, v2DatatypeOf } from '../../protocol/datatypes.ts';
 import {
   BINARY_CONTENT_TYPE,
   BINARY_HEADER_LENGTH,
   decodeInferBody,
   encodeInferResponse,
-} from '../v2/binary-tensors.ts';
+} from '../../protocol/binary-tensors.ts';
 import type { RequestObserver } from '../request-observer.ts';
-import { priorityFromTriton } from '../v2/triton-priority.ts';
-import { tritonModelConfig } from '../v2/model-configuration.ts';
+import { priorityFromTriton } from '../../protocol/triton-priority.ts';
+import { tritonModelConfig } from '../../protocol/model-configuration.ts';
 
 export const SERVER_NAME = 'caliper';
 export const SERVER_VERSION = '0.1.0';

@@ -1,7 +1,7 @@
-import { describeValue } from '../../config/config-reader.ts';
-import { invalidInput } from '../../errors.ts';
-import { checkText } from '../../runtime/string-elements.ts';
-import { elementCount, typedArrayOf, type TensorData, type TensorMap } from '../../runtime/tensor.ts';
+import { describeValue } from '../config/config-reader.ts';
+import { invalidInput } from '../errors.ts';
+import { checkText } from '../runtime/string-elements.ts';
+import { elementCount, typedArrayOf, type TensorData, type TensorMap } from '../runtime/tensor.ts';
 import { elementTypeOf, isV2Datatype, V2_DATATYPES, v2DatatypeOf, type V2Datatype } from './datatypes.ts';
 
 /** An input tensor of a v2 JSON inference request. */

@@ -5,8 +5,8 @@
  * Triton has no field for go in `parameters` as caliper_* strings.
  */
 import { basename } from 'node:path';
-import type { ModelVersion } from '../../lifecycle/model-version.ts';
-import type { TensorSignature } from '../../runtime/model-signature.ts';
+import type { ModelVersion } from '../lifecycle/model-version.ts';
+import type { TensorSignature } from '../runtime/model-signature.ts';
 import { ONNX_PLATFORM, v2DatatypeOf, type V2Datatype } from './datatypes.ts';
 
 /** model_config.proto's DataType names for the v2 datatypes (BYTES is TYPE_STRING there). */

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
-import type { TritonModelConfig } from '../v2/model-configuration.ts';
+import type { TritonModelConfig } from './model-configuration.ts';
 
 /** The .proto file of `inference.GRPCInferenceService`, shared by the server, the client and the tests. */
 export const INFERENCE_PROTO_PATH = fileURLToPath(new URL('./inference-service.proto', import.meta.url));

@@ -4,16 +4,16 @@
  * each, BYTES each prefixed by its length as a 4-byte little-endian unsigned integer.
  * (Typed arrays use the platform's byte order; every platform Node.js ships for is little-endian.)
  */
-import { describeValue } from '../../config/config-reader.ts';
-import { CaliperError, invalidInput } from '../../errors.ts';
-import { textOfBytes } from '../../runtime/string-elements.ts';
+import { describeValue } from '../config/config-reader.ts';
+import { CaliperError, invalidInput } from '../errors.ts';
+import { textOfBytes } from '../runtime/string-elements.ts';
 import {
   bytesPerElement,
   elementCount,
   typedArrayFromBytes,
   type TensorData,
   type TensorMap,
-} from '../../runtime/tensor.ts';
+} from '../runtime/tensor.ts';
 import { elementTypeOf, v2DatatypeOf, type V2Datatype } from './datatypes.ts';
 import {
   jsonInputTensors,
@@ -22,7 +22,7 @@ import {
   type V2InferRequest,
   type V2OutputTensor,
 } from './json-tensors.ts';
-import { parseExactJson, stringifyExactJson } from '../../runtime/exact-json.ts';
+import { parseExactJson, stringifyExactJson } from '../runtime/exact-json.ts';
 
 export const BINARY_HEADER_LENGTH = 'inference-header-content-length';
 export const BINARY_CONTENT_TYPE = 'application/octet-stream';

@@ -1,4 +1,4 @@
-import type { ElementType } from '../../runtime/tensor.ts';
+import type { ElementType } from '../runtime/tensor.ts';
 
 /** Open Inference Protocol datatype names ↔ Caliper element types. */
 export const V2_DATATYPES = {

@@ -1,5 +1,5 @@
-import { describeValue } from '../../config/config-reader.ts';
-import { invalidInput } from '../../errors.ts';
+import { describeValue } from '../config/config-reader.ts';
+import { invalidInput } from '../errors.ts';
 
 /**
  * Triton's request priority, as its clients send it (REST `parameters.priority`, gRPC `priority` parameter):
