@@ -1,6 +1,8 @@
 /**
- * The one catalogue of Caliper errors: each has a stable code, an HTTP status and a gRPC status.
- * Routes map errors through this table and never invent status codes inline.
+ * The one catalogue of Caliper errors: each has a stable code, an HTTP status, a gRPC status and a CLI exit code.
+ * Routes, gRPC handlers and the CLI map errors through this table and never invent status codes inline; the
+ * errors of one area (QuantizeError, DistillError, DatasetError, OnnxFormatError, FeatureStoreError,
+ * ProtoDecodeError) are CaliperErrors with that area's codes.
  */
 
 /** gRPC status codes used by the catalogue (numeric values from the gRPC specification). */
@@ -24,36 +26,119 @@ export const GrpcStatus = {
   UNAUTHENTICATED: 16,
 } as const;
 
+/**
+ * CLI exit codes (`caliper …` ends with the code's exit status and a one-line reason on stderr). 1 is every failure
+ * the caller must fix (input, options, configuration, a missing model); the others follow BSD sysexits so a
+ * script can tell "retry later" and "a bug" from it.
+ */
+export const ExitCode = {
+  /** The command failed as asked: bad input, options or configuration, something not found, a guard refused. */
+  FAILED: 1,
+  /** EX_UNAVAILABLE: a service it depends on (registry database, artifact store, Redis) cannot be reached. */
+  UNAVAILABLE: 69,
+  /** EX_SOFTWARE: an internal error (a bug, or the model failing at run time). */
+  INTERNAL: 70,
+  /** EX_TEMPFAIL: busy, not ready or out of time; the same command may succeed later. */
+  RETRY: 75,
+  /** Interrupted (SIGINT convention, 128 + 2); what was done so far is kept. */
+  INTERRUPTED: 130,
+} as const;
+
+interface ErrorMapping {
+  /** HTTP status of the answer. */
+  http: number;
+  /** gRPC status code of the answer. */
+  grpc: number;
+  /** `caliper` exit status. */
+  exit: number;
+}
+
+const { FAILED, UNAVAILABLE, INTERNAL, RETRY, INTERRUPTED } = ExitCode;
+
+/** Every Caliper error code, grouped by area, with its HTTP status, gRPC status and CLI exit code. */
 const catalogue = {
-  CALIPER_INVALID_INPUT: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
-  CALIPER_MALFORMED_BODY: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
-  CALIPER_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
-  CALIPER_FORBIDDEN: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
-  CALIPER_MODEL_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
-  CALIPER_VERSION_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
-  CALIPER_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
-  /** model.yaml features with on_missing: error, and no features stored for the request's entity. */
-  CALIPER_ENTITY_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
-  CALIPER_CONFLICT: { http: 409, grpc: GrpcStatus.ALREADY_EXISTS },
-  CALIPER_PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
-  CALIPER_UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT },
-  CALIPER_QUEUE_FULL: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-  CALIPER_RATE_LIMITED: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
-  CALIPER_MODEL_NOT_READY: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-  CALIPER_SHUTTING_DOWN: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-  CALIPER_DEADLINE_EXCEEDED: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
+  // Requests: what a client sent.
+  CALIPER_INVALID_INPUT: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_MALFORMED_BODY: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, exit: FAILED },
+  CALIPER_UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND, exit: FAILED },
+  CALIPER_CONFLICT: { http: 409, grpc: GrpcStatus.ALREADY_EXISTS, exit: FAILED },
+
+  // Access: who sent it.
+  CALIPER_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, exit: FAILED },
+  CALIPER_FORBIDDEN: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, exit: FAILED },
+
+  // Models and versions being served.
+  CALIPER_MODEL_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND, exit: FAILED },
+  CALIPER_VERSION_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND, exit: FAILED },
+  CALIPER_MODEL_NOT_READY: { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: RETRY },
+  /** model.yaml or a server setting is invalid; the message names the file and field. */
+  CALIPER_CONFIG_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  /**
+   * The model given cannot be served: ONNX Runtime refuses the file, its first run fails, model.yaml disagrees with
+   * it. A 400 as Triton answers a failed repository load (the artifact is at fault, and loading it again fails the
+   * same way); test/registry/unrunnable-model.test.ts pins it.
+   */
+  CALIPER_MODEL_LOAD_FAILED: { http: 400, grpc: GrpcStatus.FAILED_PRECONDITION, exit: FAILED },
+
+  // Admission and scheduling: load and time.
+  CALIPER_QUEUE_FULL: { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: RETRY },
+  CALIPER_RATE_LIMITED: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED, exit: RETRY },
+  CALIPER_SHUTTING_DOWN: { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: RETRY },
+  CALIPER_DEADLINE_EXCEEDED: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED, exit: RETRY },
   /** The client left (socket closed, call cancelled) while its request was queued: dropped, not run (499 as nginx logs it). */
-  CALIPER_CANCELLED: { http: 499, grpc: GrpcStatus.CANCELLED },
-  CALIPER_INFERENCE_FAILED: { http: 500, grpc: GrpcStatus.INTERNAL },
+  CALIPER_CANCELLED: { http: 499, grpc: GrpcStatus.CANCELLED, exit: INTERRUPTED },
+
+  // Inference: the model's run.
+  CALIPER_INFERENCE_FAILED: { http: 500, grpc: GrpcStatus.INTERNAL, exit: INTERNAL },
   /** A batched run answered an output whose first dimension is not the batch's rows: the batch fails rather than mix answers. */
-  CALIPER_OUTPUT_NOT_ALIGNED: { http: 500, grpc: GrpcStatus.INTERNAL },
-  CALIPER_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL },
-  CALIPER_CONFIG_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
-  CALIPER_MODEL_LOAD_FAILED: { http: 400, grpc: GrpcStatus.FAILED_PRECONDITION },
-  CALIPER_ARTIFACT_CORRUPT: { http: 500, grpc: GrpcStatus.DATA_LOSS },
+  CALIPER_OUTPUT_NOT_ALIGNED: { http: 500, grpc: GrpcStatus.INTERNAL, exit: INTERNAL },
+  CALIPER_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL, exit: INTERNAL },
+
+  // Online features (FeatureStoreError): the lookup falls back to defaults, so these reach a client only from tools.
+  /** model.yaml features with on_missing: error, and no features stored for the request's entity. */
+  CALIPER_ENTITY_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND, exit: FAILED },
+  /** The feature store did not answer within `features.timeout_ms`. */
+  CALIPER_FEATURE_STORE_TIMEOUT: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED, exit: RETRY },
+  /** The feature store failed or cannot be reached. */
+  CALIPER_FEATURE_STORE_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: UNAVAILABLE },
+
+  // Registry and artifacts.
   /** The registry's database or artifact store cannot be reached. */
-  CALIPER_REGISTRY_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-} as const satisfies Record<string, { http: number; grpc: number }>;
+  CALIPER_REGISTRY_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: UNAVAILABLE },
+  CALIPER_ARTIFACT_CORRUPT: { http: 500, grpc: GrpcStatus.DATA_LOSS, exit: FAILED },
+
+  // Wire formats.
+  /** A protobuf message that does not decode (ProtoDecodeError): truncated, a bad wire type, a length past the end. */
+  CALIPER_PROTO_MALFORMED: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  /** Bytes that are not an ONNX ModelProto with a graph (OnnxFormatError). */
+  CALIPER_ONNX_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+
+  // Optimization: data sets, quantization, distillation (QuantizeError, DistillError, DatasetError).
+  /** A data set that cannot be read or does not fit the model. */
+  CALIPER_DATASET_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_QUANTIZE_NOT_ONNX: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_QUANTIZE_UNSUPPORTED_MODEL: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_QUANTIZE_ALREADY_QUANTIZED: { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION, exit: FAILED },
+  CALIPER_QUANTIZE_NOTHING_TO_DO: { http: 400, grpc: GrpcStatus.FAILED_PRECONDITION, exit: FAILED },
+  CALIPER_QUANTIZE_CALIBRATION_DATA: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_QUANTIZE_EVAL_DATA: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_QUANTIZE_INVALID_OPTIONS: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  /** The quantized model does not run or answers non-finite values; nothing is written. */
+  CALIPER_QUANTIZE_BROKEN_OUTPUT: { http: 500, grpc: GrpcStatus.INTERNAL, exit: FAILED },
+  /** The result lost more accuracy than --max-drop allows, or is larger or slower than the original; not written. */
+  CALIPER_QUANTIZE_GUARD: { http: 422, grpc: GrpcStatus.FAILED_PRECONDITION, exit: FAILED },
+  CALIPER_DISTILL_INVALID_OPTIONS: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_DISTILL_STUDENT_SPEC: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_DISTILL_TEACHER: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  CALIPER_DISTILL_DATA: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  /** The exported student ONNX does not answer what the trained student answers. */
+  CALIPER_DISTILL_EXPORT_MISMATCH: { http: 500, grpc: GrpcStatus.INTERNAL, exit: INTERNAL },
+} as const satisfies Record<`CALIPER_${string}`, ErrorMapping>;
+
+/** The whole catalogue, for documentation and tests: code → HTTP status, gRPC status, exit code. */
+export const ERROR_CATALOGUE: Readonly<Record<CaliperErrorCode, ErrorMapping>> = catalogue;
 
 export type CaliperErrorCode = keyof typeof catalogue;
 
@@ -61,6 +146,8 @@ export class CaliperError extends Error {
   readonly code: CaliperErrorCode;
   readonly httpStatus: number;
   readonly grpcStatus: number;
+  /** The `caliper` command's exit status when this error ends it. */
+  readonly exitCode: number;
   /** Seconds a client should wait before retrying (sent as Retry-After on 429/503). */
   readonly retryAfterSeconds?: number;
 
@@ -70,6 +157,7 @@ export class CaliperError extends Error {
     this.code = code;
     this.httpStatus = catalogue[code].http;
     this.grpcStatus = catalogue[code].grpc;
+    this.exitCode = catalogue[code].exit;
     if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }

@@ -40,5 +40,6 @@ try {
   if (error instanceof CommanderError) process.exit(error.exitCode);
   const message = error instanceof CaliperError || error instanceof Error ? error.message : String(error);
   process.stderr.write(`caliper: ${message}\n`);
-  process.exit(1);
+  // The catalogue's exit code (src/errors.ts): 1 for what the caller must fix, 69/70/75/130 for unavailable/internal/retry/interrupted.
+  process.exit(error instanceof CaliperError ? error.exitCode : 1);
 }

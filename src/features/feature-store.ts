@@ -1,3 +1,4 @@
+import { CaliperError } from '../errors.ts';
 import type { FeatureValue } from './feature-config.ts';
 
 /**
@@ -15,12 +16,12 @@ export interface FeatureStore {
 }
 
 /** Why a lookup gave no answer: the store was too slow (`timeout`) or failed or is unreachable (`error`). */
-export class FeatureStoreError extends Error {
+export class FeatureStoreError extends CaliperError {
   constructor(
     readonly kind: 'timeout' | 'error',
     message: string,
   ) {
-    super(message);
+    super(kind === 'timeout' ? 'CALIPER_FEATURE_STORE_TIMEOUT' : 'CALIPER_FEATURE_STORE_UNAVAILABLE', message);
     this.name = 'FeatureStoreError';
   }
 }

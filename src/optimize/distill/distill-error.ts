@@ -1,18 +1,14 @@
-/** Why a distillation was refused; `code` is stable for scripts, the message names what was expected. */
-export type DistillErrorCode =
-  | 'CALIPER_DISTILL_INVALID_OPTIONS'
-  | 'CALIPER_DISTILL_STUDENT_SPEC'
-  | 'CALIPER_DISTILL_TEACHER'
-  | 'CALIPER_DISTILL_DATA'
-  | 'CALIPER_DISTILL_EXPORT_MISMATCH';
+import { CaliperError, type CaliperErrorCode } from '../../errors.ts';
 
-export class DistillError extends Error {
-  constructor(
-    readonly code: DistillErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+/** Why a distillation was refused (the CALIPER_DISTILL_… codes of src/errors.ts); stable for scripts. */
+export type DistillErrorCode = Extract<CaliperErrorCode, `CALIPER_DISTILL_${string}`>;
+
+/** A refused distillation; the message names what was expected. */
+export class DistillError extends CaliperError {
+  declare readonly code: DistillErrorCode;
+
+  constructor(code: DistillErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'DistillError';
   }
 }

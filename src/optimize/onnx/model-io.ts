@@ -1,14 +1,16 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { CaliperError } from '../../errors.ts';
 import { externalizeInitializers, loadExternalData, type ExternalDataOptions } from './external-data.ts';
 import { ModelProtoType, TensorProtoType } from './onnx-schema.ts';
 import type { ModelProto, TensorProto } from './onnx-types.ts';
 
 const toObjectOptions = { longs: Number, enums: Number, defaults: false, arrays: false } as const;
 
-export class OnnxFormatError extends Error {
+/** Bytes that are not an ONNX ModelProto with a graph (CALIPER_ONNX_INVALID). */
+export class OnnxFormatError extends CaliperError {
   constructor(message: string) {
-    super(message);
+    super('CALIPER_ONNX_INVALID', message);
     this.name = 'OnnxFormatError';
   }
 }

@@ -1,3 +1,4 @@
+import { CaliperError } from '../../errors.ts';
 /** Protobuf wire types (https://protobuf.dev/programming-guides/encoding/). */
 export const VARINT = 0;
 export const FIXED64 = 1;
@@ -12,8 +13,13 @@ const TWO_32 = 4294967296;
 export const ScalarKind = { Bool: 0, Int32: 1, Int64: 2, Uint32: 3, Uint64: 4, Float: 5, Double: 6 } as const;
 export type ScalarKind = (typeof ScalarKind)[keyof typeof ScalarKind];
 
-/** A malformed message: what was wrong and at which byte offset. */
-export class ProtoDecodeError extends Error {}
+/** A malformed message (CALIPER_PROTO_MALFORMED): what was wrong and at which byte offset. */
+export class ProtoDecodeError extends CaliperError {
+  constructor(message: string) {
+    super('CALIPER_PROTO_MALFORMED', message);
+    this.name = 'ProtoDecodeError';
+  }
+}
 
 /**
  * Reads protobuf wire format from a Buffer, strictly: truncated values, lengths past the end of the enclosing

@@ -143,8 +143,10 @@ export function registerRepositoryRoutes(app: FastifyInstance, options: Reposito
     if (follower && (follower.follows(name) || (await registered(follower, name)))) {
       const status = await follower.follow(name, target === undefined ? undefined : parseSelector(name, target));
       if (!repository.has(name) || status?.state === 'failed' || status?.state === 'unavailable') {
+        // Nothing the target names can be served (no such alias, no Production version): the request is invalid.
+        // A version that was found and failed to load is CALIPER_MODEL_LOAD_FAILED.
         throw new CaliperError(
-          'CALIPER_MODEL_LOAD_FAILED',
+          status?.state === 'failed' ? 'CALIPER_MODEL_LOAD_FAILED' : 'CALIPER_INVALID_INPUT',
           `model "${name}" could not be loaded: ${status?.reason ?? 'unknown reason'}`,
         );
       }
