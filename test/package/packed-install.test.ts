@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,7 +40,15 @@ function runScript(name: string, source: string, ...args: string[]): Record<stri
   return JSON.parse(run(process.execPath, [name, ...args], project)) as Record<string, unknown>;
 }
 
+/** Runs npm and returns what it printed on stderr (where it writes its warnings); throws when it fails. */
+function npmStderr(args: string[], cwd: string): string {
+  const result = spawnSync('npm', args, { cwd, env: cleanEnv, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (result.status !== 0) throw new Error(`npm ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  return result.stderr;
+}
+
 let tarball = '';
+let installWarnings: string[] = [];
 let server: ChildProcess | undefined;
 let serverLog = '';
 let httpUrl = '';
@@ -81,7 +89,12 @@ beforeAll(async () => {
     join(project, 'package.json'),
     `${JSON.stringify({ name: 'consumer', private: true, type: 'module' }, null, 2)}\n`,
   );
-  run('npm', ['install', tarball, '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], project);
+  installWarnings = npmStderr(
+    ['install', tarball, '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'],
+    project,
+  )
+    .split('\n')
+    .filter((line) => /npm warn/i.test(line));
 
   // A repository of the packaged examples plus one model with a TypeScript hook, outside any package.
   cpSync(join(installed, 'examples', 'fraud-detector'), join(models, 'fraud-detector'), { recursive: true });
@@ -153,6 +166,11 @@ describe('the packed package installed into an empty project', () => {
     // bin/caliper.js runs dist/ wherever the TypeScript sources are absent, as in the package (checked below: no .ts shipped).
     expect(manifest.bin).toEqual({ caliper: 'bin/caliper.js' });
     expect(statSync(join(project, 'node_modules', '.bin', 'caliper')).isFile()).toBe(true);
+  });
+
+  it('installs and runs without an npm warning (no EBADENGINE, no unknown config key)', () => {
+    expect(installWarnings).toEqual([]);
+    expect(serverLog.split('\n').filter((line) => /npm warn/i.test(line))).toEqual([]);
   });
 
   it('npx caliper serve answers predictions: in-thread, on a worker thread, and through a TypeScript hook', async () => {

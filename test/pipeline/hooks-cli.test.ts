@@ -8,7 +8,7 @@ import { freePort } from '../support/redis-server.ts';
 
 /**
  * Hook modules as users write them: in a model folder far from this repository, with no package.json anywhere
- * above it, in TypeScript (with types and a relative import of another .ts file) or JavaScript (ESM or CommonJS),
+ * above it (or one beside the hook), in TypeScript (with types and a relative import of another .ts file) or JavaScript (ESM or CommonJS),
  * loaded by `caliper serve` run as a command, not in-process.
  */
 const HOOKS: Record<string, Record<string, string>> = {
@@ -30,6 +30,15 @@ export function postprocess(prediction: Record<string, unknown>): Record<string,
   },
   hooked_cjs: {
     'hooks.cjs': `exports.postprocess = (prediction) => ({ ...prediction, hook: 'cjs hook' });\n`,
+  },
+  // With a package.json beside the hook: "type": "module" with a TypeScript hook, and CommonJS .js.
+  hooked_ts_module_package: {
+    'package.json': '{ "name": "my-hooks", "private": true, "type": "module" }\n',
+    'hooks.ts': `export function postprocess(prediction: Record<string, unknown>) { return { ...prediction, hook: 'ts hook in a module package' }; }\n`,
+  },
+  hooked_js_commonjs_package: {
+    'package.json': '{ "name": "my-cjs-hooks", "private": true, "type": "commonjs" }\n',
+    'hooks.js': `exports.postprocess = (prediction) => ({ ...prediction, hook: 'js hook in a commonjs package' });\n`,
   },
   hooked_mts: {
     'hooks.mts': `export function postprocess(prediction: Record<string, unknown>) { return { ...prediction, hook: 'mts hook' }; }\n`,
@@ -100,7 +109,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-describe('caliper serve with hook modules outside any package', () => {
+describe('caliper serve with hook modules outside this repository', () => {
   it('loads a TypeScript hook that imports another TypeScript file, and runs both of its functions', async () => {
     const eur = await predict('hooked_ts', { ...transaction, currency: 'EUR' });
     const doubled = await predict('hooked_ts', {
@@ -118,5 +127,10 @@ describe('caliper serve with hook modules outside any package', () => {
   it('loads a CommonJS .cjs hook and a .mts hook', async () => {
     expect((await predict('hooked_cjs', transaction)).hook).toBe('cjs hook');
     expect((await predict('hooked_mts', transaction)).hook).toBe('mts hook');
+  });
+
+  it('loads hooks beside a package.json: TypeScript in a "type": "module" package, CommonJS .js in a "commonjs" one', async () => {
+    expect((await predict('hooked_ts_module_package', transaction)).hook).toBe('ts hook in a module package');
+    expect((await predict('hooked_js_commonjs_package', transaction)).hook).toBe('js hook in a commonjs package');
   });
 });
