@@ -1,4 +1,5 @@
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -9,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { isMap, isScalar, parseDocument, type Document } from 'yaml';
 import { listModelVersions, MODEL_CONFIG_FILE, parseModelConfigText } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
@@ -148,6 +149,14 @@ export class CandidateFolder {
   readonly dir: string;
 
   constructor(modelDir: string, settings: TuneSettings) {
+    /**
+     * Version folders and model files are linked (they can be large); everything else (hooks, feature files) is
+     * copied, because model.yaml paths must resolve inside the model folder and a link would lead out of it.
+     */
+    const linkOrCopy = (from: string, to: string): void => {
+      if (/^[1-9][0-9]*$/.test(basename(from)) || /\.(onnx|data|bin)$/.test(from)) symlinkSync(from, to);
+      else cpSync(from, to, { recursive: true });
+    };
     const source = resolve(modelDir);
     const parent = mkdtempSync(join(tmpdir(), 'caliper-tune-'));
     const name = parseModelConfigText(
@@ -166,11 +175,11 @@ export class CandidateFolder {
           // A version with its own model.yaml gets the settings too.
           mkdirSync(join(this.dir, entry));
           for (const inner of readdirSync(join(source, entry))) {
-            if (inner !== MODEL_CONFIG_FILE) symlinkSync(join(source, entry, inner), join(this.dir, entry, inner));
+            if (inner !== MODEL_CONFIG_FILE) linkOrCopy(join(source, entry, inner), join(this.dir, entry, inner));
           }
           writeCandidateConfig(versionConfig, join(this.dir, entry, MODEL_CONFIG_FILE), this.dir, settings);
         } else {
-          symlinkSync(join(source, entry), join(this.dir, entry));
+          linkOrCopy(join(source, entry), join(this.dir, entry));
         }
       }
       writeCandidateConfig(join(source, MODEL_CONFIG_FILE), join(this.dir, MODEL_CONFIG_FILE), this.dir, settings);
