@@ -328,7 +328,7 @@ describe('when a batch leaves', () => {
   it('sends a full batch at once, and the request that did not fit waits for its own batch', async () => {
     const runner = new RecordingRunner();
     const batcher = new DynamicBatcher(runner, {
-      batching: spec({ maxBatchSize: 4, maxQueueDelayUs: 1_000_000 }),
+      batching: spec({ maxBatchSize: 4, maxQueueDelayUs: 500_000 }),
       concurrency: 1,
     });
     const started = performance.now();
@@ -340,8 +340,8 @@ describe('when a batch leaves', () => {
       [1, 2, 3],
       [4, 5],
     ]);
-    expect(firstDone).toBeLessThan(800);
-    expect(secondDone).toBeGreaterThanOrEqual(990);
+    expect(firstDone).toBeLessThan(400);
+    expect(secondDone).toBeGreaterThanOrEqual(495);
   });
 
   it('sends a batch of exactly max_batch_size rows at once', async () => {
@@ -359,14 +359,14 @@ describe('when a batch leaves', () => {
   it('does not hold a batch back for a request of another shape queued behind it', async () => {
     const runner = new RecordingRunner();
     const batcher = new DynamicBatcher(runner, {
-      batching: spec({ maxBatchSize: 8, maxQueueDelayUs: 1_000_000 }),
+      batching: spec({ maxBatchSize: 8, maxQueueDelayUs: 500_000 }),
       concurrency: 1,
     });
     const started = performance.now();
     const first = batcher.submit(job([1]));
     batcher.submit(tensorJob({ type: 'float32', dims: [1, 2], data: new Float32Array([1, 1]) }));
     await first;
-    expect(performance.now() - started).toBeLessThan(800);
+    expect(performance.now() - started).toBeLessThan(400);
     await batcher.drain();
   });
 
@@ -446,6 +446,29 @@ describe('when a batch leaves', () => {
   });
 });
 
+describe('timing', () => {
+  it('times a batch until the instance reported its outputs ready, not until the answer was handled', async () => {
+    let started = 0;
+    const batcher = new DynamicBatcher(
+      {
+        run: async () => {
+          started = performance.now();
+          return {
+            outputs: { y: { type: 'float32', dims: [1, 1], data: new Float32Array([1]) } },
+            computeMs: 0,
+            finishedAt: started + 1000,
+          } satisfies RunResult;
+        },
+      },
+      { batching: spec(), concurrency: 1 },
+    );
+    const result = await batcher.submit(job([1]));
+    expect(result.inferenceMs).toBeGreaterThanOrEqual(1000);
+    expect(result.inferenceMs).toBeLessThan(1500);
+    expect(batcher.batches.sizes()).toEqual([{ batchSize: 1, count: 1, computeMs: result.inferenceMs }]);
+  });
+});
+
 describe('large requests', () => {
   it('splits a request larger than max_batch_size, and reports the slowest part and largest batch', async () => {
     const runner = new RecordingRunner();
@@ -456,6 +479,23 @@ describe('large requests', () => {
     expect(numbers(result.outputs.z)).toEqual([101, 102, 103, 104, 105, 106, 107]);
     expect(result.batchSize).toBe(3);
     expect(result.queueMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('reports a split request as waiting and running as long as its slowest part', async () => {
+    const runner = new RecordingRunner(false);
+    const batcher = new DynamicBatcher(runner, { batching: spec({ maxBatchSize: 2 }), concurrency: 1 });
+    const whole = batcher.submit(job([1, 2, 3, 4, 5]));
+    for (let part = 0; part < 3; part++) {
+      while (runner.waiting === 0) await tick();
+      await sleep(25);
+      runner.release();
+    }
+    const result = await whole;
+    expect(runner.batches).toEqual([[1, 2], [3, 4], [5]]);
+    // The last part waited for the two before it (about 50 ms); each part ran about 25 ms.
+    expect(result.queueMs).toBeGreaterThanOrEqual(49);
+    expect(result.inferenceMs).toBeGreaterThanOrEqual(24);
+    expect(result.batchSize).toBe(2);
   });
 
   it('runs a request of exactly max_batch_size rows in one piece', async () => {
@@ -681,6 +721,32 @@ describe('max_queue_delay_us: auto', () => {
     expect(batcher.delayUs).toBeLessThanOrEqual(20_000);
     const result = await batcher.submit(job([1]));
     expect(numbers(result.outputs.y)).toEqual([2]);
+  });
+
+  it('lengthens the delay while batches leave half empty on the timer and the p99 has room', async () => {
+    const runner = new RecordingRunner();
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxQueueDelayUs: 'auto', maxBatchSize: 8 }),
+      concurrency: 1,
+      sla: { p99Ms: 200, windowS: 60, breachWindows: 3 },
+    });
+    const initial = batcher.delayUs;
+    for (let i = 0; i < 256; i++) await batcher.submit(job([i]));
+    expect(batcher.delayUs).toBeGreaterThan(initial);
+    expect(batcher.delayController!.last!.meanBatchFill).toBe(1 / 8);
+  });
+
+  it('does not lengthen the delay when batches leave at a preferred size (they were not waiting for company)', async () => {
+    const runner = new RecordingRunner();
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxQueueDelayUs: 'auto', maxBatchSize: 8, preferredBatchSizes: [1] }),
+      concurrency: 1,
+      sla: { p99Ms: 200, windowS: 60, breachWindows: 3 },
+    });
+    const initial = batcher.delayUs;
+    for (let i = 0; i < 256; i++) await batcher.submit(job([i]));
+    expect(batcher.delayUs).toBe(initial);
+    expect(batcher.delayController!.last!.meanBatchFill).toBe(1);
   });
 
   it('has no delay controller with a fixed delay', () => {

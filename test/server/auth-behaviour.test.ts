@@ -228,6 +228,7 @@ describe('the policy', () => {
 describe('on a server', () => {
   it('lists each route with its protection, one entry per method, docs routes as operations', async () => {
     const { app, routes } = await appWith({ adminToken: ADMIN }, (a) => {
+      a.get('/docs/health', { config: { protection: 'open' } }, async () => 'declared');
       a.route({
         method: ['GET', 'HEAD'],
         url: '/v2/health/ready',
@@ -237,12 +238,28 @@ describe('on a server', () => {
       a.get('/docs', async () => 'docs');
       a.get('/docs/json', async () => 'json');
     });
-    expect(routes).toContainEqual({ method: 'GET', url: '/v2/health/ready', protection: 'open' });
-    expect(routes).toContainEqual({ method: 'HEAD', url: '/v2/health/ready', protection: 'open' });
-    expect(routes).toContainEqual({ method: 'GET', url: '/docs', protection: 'operations' });
-    expect(routes).toContainEqual({ method: 'GET', url: '/docs/json', protection: 'operations' });
-    expect(routes).toContainEqual({ method: 'POST', url: '/v2/repository/index', protection: 'admin' });
-    expect(routes).toContainEqual({ method: 'POST', url: '/predict', protection: 'inference' });
+    expect(routes).toEqual([
+      { method: 'POST', url: '/predict', protection: 'inference' },
+      { method: 'POST', url: '/v2/models/:name/infer', protection: 'inference' },
+      { method: 'GET', url: '/v2/models/:name', protection: 'operations' },
+      { method: 'HEAD', url: '/v2/models/:name', protection: 'operations' },
+      { method: 'POST', url: '/v2/models/:name/trace', protection: 'operations' },
+      { method: 'GET', url: '/v2/health/live', protection: 'open' },
+      { method: 'HEAD', url: '/v2/health/live', protection: 'open' },
+      { method: 'POST', url: '/v2/repository/index', protection: 'admin' },
+      // A docs route that declares its own protection keeps it.
+      { method: 'GET', url: '/docs/health', protection: 'open' },
+      { method: 'HEAD', url: '/docs/health', protection: 'open' },
+      { method: 'GET', url: '/v2/health/ready', protection: 'open' },
+      { method: 'HEAD', url: '/v2/health/ready', protection: 'open' },
+      { method: 'GET', url: '/docs', protection: 'operations' },
+      { method: 'HEAD', url: '/docs', protection: 'operations' },
+      { method: 'GET', url: '/docs/json', protection: 'operations' },
+      { method: 'HEAD', url: '/docs/json', protection: 'operations' },
+    ]);
+    // The docs routes (registered by a plugin that cannot declare) are served as operations: open here.
+    expect((await app.inject({ method: 'GET', url: '/docs' })).body).toBe('docs');
+    expect((await app.inject({ method: 'GET', url: '/docs/json' })).body).toBe('json');
     await app.close();
   });
 
@@ -361,12 +378,13 @@ describe('on a server', () => {
     await app.inject({ method: 'GET', url: '/who', headers: { authorization: `Bearer ${KEY_A}` } });
     await app.inject({ method: 'GET', url: '/who' });
     await app.inject({ method: 'GET', url: '/who', headers: { authorization: 'Basic abc' } });
-    expect(seen[0]!.credentials).toEqual({ authorization: `Bearer ${ADMIN}`, apiKey: KEY_A });
+    expect(seen[0]!.credentials).toStrictEqual({ authorization: `Bearer ${ADMIN}`, apiKey: KEY_A });
     expect(seen[0]!.actor).toMatch(/^token:[0-9a-f]{12}$/);
     expect(seen[0]!.actor).not.toContain(ADMIN);
     expect(seen[1]!.actor).toMatch(/^token:[0-9a-f]{12}$/);
     expect(seen[1]!.actor).not.toBe(seen[0]!.actor);
-    expect(seen[2]!.credentials).toEqual({});
+    // A header not sent is absent from the credentials, not present as undefined.
+    expect(seen[2]!.credentials).toStrictEqual({});
     expect(seen[2]!.actor).toBe('http:anonymous');
     expect(seen[3]!.actor).toBe('http:anonymous');
     await app.close();
@@ -376,6 +394,18 @@ describe('on a server', () => {
     const { app } = await appWith({ apiKeys: [KEY_A] });
     const repeated = await app.inject({ method: 'POST', url: '/predict', headers: { 'x-api-key': [KEY_A, KEY_A] } });
     expect([401, 403]).toContain(repeated.statusCode);
+    await app.close();
+  });
+});
+
+describe('docs routes behind protected operations', () => {
+  it('need an API key like every other operations route', async () => {
+    const app = Fastify();
+    registerAuth(app, { apiKeys: [KEY_A], protectOperations: true });
+    app.get('/docs', async () => 'docs');
+    await app.ready();
+    expect((await app.inject({ method: 'GET', url: '/docs' })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/docs', headers: { 'x-api-key': KEY_A } })).body).toBe('docs');
     await app.close();
   });
 });
