@@ -231,6 +231,22 @@ describe('which outputs come back', () => {
     expect(numbers(everything!.outputs.z)).toEqual([103]);
   });
 
+  it('answers a request naming no outputs with all of them when it is batched behind one that names some', async () => {
+    const runner = new RecordingRunner();
+    const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 5000 }), concurrency: 1 });
+    const [named, all, namedAgain] = await Promise.all([
+      batcher.submit(job([1], { outputNames: ['z'] })),
+      batcher.submit(job([2])),
+      batcher.submit(job([3], { outputNames: ['z'] })),
+    ]);
+    expect(runner.calls).toHaveLength(1);
+    expect(runner.calls[0]!.outputNames).toBeUndefined();
+    expect(Object.keys(named!.outputs)).toEqual(['z']);
+    expect(Object.keys(all!.outputs).sort()).toEqual(['y', 'z']);
+    expect(numbers(all!.outputs.y)).toEqual([4]);
+    expect(numbers(namedAgain!.outputs.z)).toEqual([103]);
+  });
+
   it('asks the model for just the outputs every request of the batch wants when they agree', async () => {
     const runner = new RecordingRunner();
     const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 5000 }), concurrency: 1 });
