@@ -158,12 +158,12 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   };
   try {
     await options.prepare?.({ ...server, repository, ...(follower ? { follower } : {}) });
-    await server.app.listen({ port: options.port ?? 8000, host: options.host ?? '127.0.0.1' });
   } catch (error) {
     await stopFollowing();
     await repository.close();
     throw error;
   }
+  // gRPC listens before HTTP: once /v2/health/ready answers, every endpoint the server was asked for takes calls.
   let grpc: GrpcInferenceServer | undefined;
   if (options.grpcPort !== undefined) {
     try {
@@ -181,11 +181,18 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
         shutdownGraceMs: options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
       });
     } catch (error) {
-      await server.app.close();
       await stopFollowing();
       await repository.close();
       throw error;
     }
+  }
+  try {
+    await server.app.listen({ port: options.port ?? 8000, host: options.host ?? '127.0.0.1' });
+  } catch (error) {
+    await grpc?.close();
+    await stopFollowing();
+    await repository.close();
+    throw error;
   }
   const drain = new ConnectionDrain(server.app.server, { idleGraceMs: options.idleGraceMs });
   const address = server.app.server.address() as AddressInfo;

@@ -161,6 +161,10 @@ describe('caliper serve', () => {
         stream.on('status', (status: { code: number }) => resolve(String(status.code)));
       });
       for (let i = 0; i < 8; i++) send();
+      // The stream is under test only once it is flowing: its channel connects lazily, on the first write.
+      const flowingBy = Date.now() + 15_000;
+      while (grpcTally.answered === 0 && Date.now() < flowingBy) await new Promise((r) => setTimeout(r, 20));
+      expect(grpcTally.answered, 'the gRPC stream answered before SIGTERM').toBeGreaterThan(0);
 
       await new Promise((r) => setTimeout(r, 1500));
       const beforeSignal = http.ok + grpcTally.answered;
