@@ -270,6 +270,22 @@ export class ModelRepository {
     return found;
   }
 
+  /**
+   * The version that answers an inference request, on every protocol: the one named (a decimal string from a URL or a
+   * gRPC field), else the one the traffic policy routes to (`route`). Readiness is decided here, once: a version not
+   * ready (loading, unloading) refuses with CALIPER_MODEL_NOT_READY (503 / UNAVAILABLE, Retry-After 1).
+   */
+  inferenceVersion(name: string, version?: string, routingKey?: string): ModelVersion {
+    const chosen = version === undefined || version === '' ? this.route(name, routingKey) : this.version(name, version);
+    if (chosen.state !== 'ready')
+      throw new CaliperError(
+        'CALIPER_MODEL_NOT_READY',
+        `model "${chosen.name}" version ${chosen.version} is ${chosen.state}`,
+        { retryAfterSeconds: 1 },
+      );
+    return chosen;
+  }
+
   /** Models this server was asked to serve from elsewhere (the registry follower): which failed, which still load. */
   private readonly followedSources: (() => { failures: ModelLoadFailure[]; loading: number })[] = [];
 

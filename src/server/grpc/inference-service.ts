@@ -14,11 +14,11 @@ import { ROUTING_KEY_HEADER } from '../../lifecycle/traffic-policy.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ModelStatistics } from '../../observability/model-statistics.ts';
 import { authorize, type AuthSettings, type Credentials, type Protection } from '../auth.ts';
-import type { PredictOptions } from '../../pipeline/predict-pipeline.ts';
+import { admit, type AdmissionHints } from '../../pipeline/admission.ts';
+import { serverTimingHeader, type StageTimings } from '../../pipeline/stage-timings.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
-import type { RequestHints, RequestObserver } from '../request-observer.ts';
+import type { RequestObserver } from '../request-observer.ts';
 import { modelMetadata, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from '../routes/v2-routes.ts';
-import { priorityFromTriton } from '../../protocol/triton-priority.ts';
 import { tritonModelConfig } from '../../protocol/model-configuration.ts';
 import { grpcInputTensors, grpcOutputTensors } from './grpc-tensors.ts';
 import { decodeModelInferRequest } from './infer-request-decoder.ts';
@@ -103,40 +103,24 @@ function numericParameter(where: string, parameter: InferParameter | undefined):
 }
 
 /**
- * Deadline and priority of a gRPC request: the call's deadline, x-caliper-timeout-ms / x-caliper-priority
- * metadata, and Triton's `timeout` (microseconds, as Triton's gRPC clients send it) and `priority` (Triton's
- * numbering: 0 the default, 1 the highest) request parameters; the tightest timeout wins and none can lengthen
- * the model's own; x-caliper-priority (Caliper's numbering, 0 highest) wins over the parameter.
+ * What a gRPC request asked for, for `admit` (src/pipeline/admission.ts): the call's deadline, x-caliper-timeout-ms /
+ * x-caliper-priority metadata, and Triton's `timeout` (microseconds, as Triton's gRPC clients send it; a value not
+ * above 0 is no timeout) and `priority` request parameters.
  */
-function requestOptions(
-  observer: RequestObserver,
-  version: ModelVersion,
-  request: ModelInferRequest,
-  call: AnyCall,
-): PredictOptions {
-  const timeouts: number[] = [];
-  const fromMetadata = metadataValue(call, 'x-caliper-timeout-ms');
-  if (fromMetadata !== undefined) {
-    if (!(Number(fromMetadata) > 0))
-      throw invalidInput(`x-caliper-timeout-ms: expected a positive number of milliseconds, got "${fromMetadata}"`);
-    timeouts.push(Number(fromMetadata));
-  }
+function grpcAdmissionHints(request: ModelInferRequest, call: AnyCall): AdmissionHints {
+  const hints: AdmissionHints = { clientGone: () => call.cancelled };
+  const timeoutMs = metadataValue(call, 'x-caliper-timeout-ms');
+  if (timeoutMs !== undefined) hints.timeoutMs = timeoutMs;
   const timeoutUs = numericParameter('parameters.timeout', request.parameters?.timeout);
-  if (timeoutUs !== undefined && timeoutUs > 0) timeouts.push(timeoutUs / 1000);
+  if (timeoutUs !== undefined && timeoutUs > 0) hints.tritonTimeoutUs = timeoutUs;
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (Number.isFinite(deadlineMs)) timeouts.push(Math.max(deadlineMs - Date.now(), 0.001));
-  const hints: RequestHints = {};
-  if (timeouts.length > 0) hints.timeoutMs = Math.min(...timeouts);
-  hints.priority = metadataValue(call, 'x-caliper-priority');
-  const options = observer.optionsFrom(version, hints);
-  options.clientGone = () => call.cancelled;
-  const priority = numericParameter('parameters.priority', request.parameters?.priority);
-  if (priority !== undefined && hints.priority === undefined) {
-    const level = priorityFromTriton('parameters.priority', priority, version.config.batching.priorityLevels);
-    if (level !== undefined) options.priority = level;
-  }
-  return options;
+  if (Number.isFinite(deadlineMs)) hints.transportTimeoutMs = deadlineMs - Date.now();
+  const priority = metadataValue(call, 'x-caliper-priority');
+  if (priority !== undefined) hints.priority = priority;
+  const tritonPriority = numericParameter('parameters.priority', request.parameters?.priority);
+  if (tritonPriority !== undefined) hints.tritonPriority = tritonPriority;
+  return hints;
 }
 
 const EMPTY_FINAL_RESPONSE = 'triton_enable_empty_final_response';
@@ -187,29 +171,36 @@ export class InferenceService {
 
   /** One ModelInfer request through the same path as REST v2: validate, schedule (batcher), run, observe. */
   async infer(request: ModelInferRequest, call: AnyCall): Promise<ModelInferResponse> {
+    return (await this.inferTimed(request, call)).response;
+  }
+
+  /** As infer, with the request's stage timings (sent as `server-timing` metadata on a unary ModelInfer). */
+  private async inferTimed(
+    request: ModelInferRequest,
+    call: AnyCall,
+  ): Promise<{ response: ModelInferResponse; timings: StageTimings }> {
     const { repository, observer } = this.context;
     // No version named: the model's traffic policy picks one (canary share, keyed by the routing-key metadata), as over REST.
-    const version = request.model_version
-      ? repository.version(request.model_name, request.model_version)
-      : repository.route(request.model_name, metadataValue(call, ROUTING_KEY_HEADER) || undefined);
-    if (version.state !== 'ready')
-      throw new CaliperError(
-        'CALIPER_MODEL_NOT_READY',
-        `model "${version.name}" version ${version.version} is ${version.state}`,
-        { retryAfterSeconds: 1 },
-      );
+    const version = repository.inferenceVersion(
+      request.model_name,
+      request.model_version,
+      metadataValue(call, ROUTING_KEY_HEADER) || undefined,
+    );
     const inputs = grpcInputTensors(request);
     const outputNames =
       request.outputs !== undefined && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : undefined;
     const outcome = await observer.track(version, 'grpc', () =>
-      runTensorInfer(version, inputs, outputNames, requestOptions(observer, version, request, call)),
+      runTensorInfer(version, inputs, outputNames, admit(version, grpcAdmissionHints(request, call))),
     );
     const names = outputNames ?? version.signature.outputs.map((o) => o.name);
     return {
-      model_name: version.name,
-      model_version: String(version.version),
-      id: request.id ?? '',
-      ...grpcOutputTensors(outcome.outputs, names),
+      response: {
+        model_name: version.name,
+        model_version: String(version.version),
+        id: request.id ?? '',
+        ...grpcOutputTensors(outcome.outputs, names),
+      },
+      timings: outcome.timings,
     };
   }
 
@@ -241,7 +232,14 @@ export class InferenceService {
       ModelConfig: async (request) => ({
         config: tritonModelConfig(repository.version(request.name, request.version || undefined)),
       }),
-      ModelInfer: (request, call) => this.infer(request, call),
+      ModelInfer: async (request, call) => {
+        const { response, timings } = await this.inferTimed(request, call);
+        // The per-stage durations, as the REST answers carry them in their Server-Timing header.
+        const metadata = new Metadata();
+        metadata.set('server-timing', serverTimingHeader(timings));
+        call.sendMetadata(metadata);
+        return response;
+      },
       ModelStatistics: async (request) =>
         this.context.statistics.stats(
           request.name || undefined,

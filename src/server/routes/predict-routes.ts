@@ -5,9 +5,11 @@ import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { mirrorToShadow, routingKeyOf } from '../../lifecycle/traffic-policy.ts';
 import { nonFiniteAsNull } from '../../pipeline/postprocess.ts';
+import { admit } from '../../pipeline/admission.ts';
 import { runPredict } from '../../pipeline/predict-pipeline.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { responseSchemaOf } from '../openapi.ts';
+import { httpAdmissionHints } from '../http-admission.ts';
 import type { RequestObserver } from '../request-observer.ts';
 
 interface Serializers {
@@ -68,8 +70,9 @@ export function registerPredictRoutes(
         'CALIPER_UNSUPPORTED_MEDIA_TYPE',
         `content-type: expected application/json, got "${String(reply.request.headers['content-type'])}"`,
       );
+    // Admitted inside track, so a refused header counts as a failed request as any other 400 does.
     const outcome = await observer.track(version, 'predict', () =>
-      runPredict(version, body, observer.optionsFor(version, reply.request)),
+      runPredict(version, body, admit(version, httpAdmissionHints(reply.request))),
     );
     const shadow = repository.has(version.name) ? repository.get(version.name).traffic?.shadow : undefined;
     if (shadow && shadow.version !== version) {
@@ -101,13 +104,14 @@ export function registerPredictRoutes(
   };
 
   app.post<{ Params: { name: string } }>('/models/:name/predict', INFERENCE, (request, reply) =>
-    predict(repository.route(request.params.name, routingKeyOf(request)), request.body, reply),
+    predict(repository.inferenceVersion(request.params.name, undefined, routingKeyOf(request)), request.body, reply),
   );
 
   app.post<{ Params: { name: string; version: string } }>(
     '/models/:name/versions/:version/predict',
     INFERENCE,
-    (request, reply) => predict(repository.version(request.params.name, request.params.version), request.body, reply),
+    (request, reply) =>
+      predict(repository.inferenceVersion(request.params.name, request.params.version), request.body, reply),
   );
 
   app.post('/predict', INFERENCE, (request, reply) => {
@@ -118,6 +122,6 @@ export function registerPredictRoutes(
         `POST /predict answers only when exactly one model is served (${models.length} are: ${models.map((m) => m.name).join(', ')}); use POST /models/{name}/predict`,
       );
     }
-    return predict(repository.route(models[0]!.name, routingKeyOf(request)), request.body, reply);
+    return predict(repository.inferenceVersion(models[0]!.name, undefined, routingKeyOf(request)), request.body, reply);
   });
 }

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { CaliperError, invalidInput } from '../../errors.ts';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { routingKeyOf } from '../../lifecycle/traffic-policy.ts';
 import type { TensorSignature } from '../../runtime/model-signature.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
+import { admit } from '../../pipeline/admission.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
 import { ONNX_PLATFORM, v2DatatypeOf } from '../../protocol/datatypes.ts';
 import {
@@ -13,8 +13,8 @@ import {
   decodeInferBody,
   encodeInferResponse,
 } from '../../protocol/binary-tensors.ts';
+import { httpAdmissionHints } from '../http-admission.ts';
 import type { RequestObserver } from '../request-observer.ts';
-import { priorityFromTriton } from '../../protocol/triton-priority.ts';
 import { tritonModelConfig } from '../../protocol/model-configuration.ts';
 
 export const SERVER_NAME = 'caliper';
@@ -81,11 +81,9 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
 
   type VersionParams = { name: string; version?: string };
   const versionOf = (params: VersionParams): ModelVersion => repository.version(params.name, params.version);
-  // Inference naming no version goes where the traffic policy says: a canary takes its share of requests.
+  // Inference naming no version goes where the traffic policy says (a canary takes its share); a version not ready refuses.
   const routedVersionOf = (params: VersionParams, request: FastifyRequest): ModelVersion =>
-    params.version === undefined
-      ? repository.route(params.name, routingKeyOf(request))
-      : repository.version(params.name, params.version);
+    repository.inferenceVersion(params.name, params.version, routingKeyOf(request));
 
   // Under the binary tensor extension the body is JSON then raw tensors, whatever its content-type says.
   const binaryBody = async (request: FastifyRequest): Promise<void> => {
@@ -112,32 +110,16 @@ export function registerV2Routes(app: FastifyInstance, repository: ModelReposito
       { onRequest: binaryBody, ...INFERENCE },
       async (request, reply) => {
         const version = routedVersionOf(request.params, request);
-        if (version.state !== 'ready')
-          throw new CaliperError(
-            'CALIPER_MODEL_NOT_READY',
-            `model "${version.name}" version ${version.version} is ${version.state}`,
-            { retryAfterSeconds: 1 },
-          );
         const { request: infer, inputs } = decodeInferBody(request.body, request.headers[BINARY_HEADER_LENGTH]);
         const outputNames = infer.outputs?.map((o) => o.name);
-        const options = observer.optionsFor(version, request);
-        // The protocol's own request parameters, as Triton reads them: `timeout` in microseconds may only shorten the deadline;
-        // `priority` in Triton's numbering (0 default, 1 highest); x-caliper-priority, in Caliper's, wins when both are sent.
+        // The protocol's own request parameters, as Triton reads them: `timeout` (microseconds) and `priority`
+        // (Triton's numbering); admission decides what they mean beside the headers.
         const { timeout, priority } = infer.parameters ?? {};
-        if (timeout !== undefined) {
-          if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0)
-            throw invalidInput(
-              `parameters.timeout: expected a positive number of microseconds, got ${JSON.stringify(timeout)}`,
-            );
-          options.deadline = Math.min(
-            options.deadline ?? Infinity,
-            observer.optionsFrom(version, { timeoutMs: timeout / 1000 }).deadline!,
-          );
-        }
-        if (priority !== undefined) {
-          const level = priorityFromTriton('parameters.priority', priority, version.config.batching.priorityLevels);
-          if (request.headers['x-caliper-priority'] === undefined) options.priority = level;
-        }
+        const options = admit(version, {
+          ...httpAdmissionHints(request),
+          ...(timeout !== undefined ? { tritonTimeoutUs: timeout } : {}),
+          ...(priority !== undefined ? { tritonPriority: priority } : {}),
+        });
         const outcome = await observer.track(version, 'v2', () =>
           runTensorInfer(version, inputs, outputNames, options),
         );
