@@ -16,9 +16,10 @@ export interface BatchModelOptions {
 }
 
 /**
- * The model's settings for files: the instance count and threads asked for, and no dynamic batching. A file's rows
- * already come in batches of --batch-size; the online batcher would cut each into max_batch_size runs (64 rows for
- * the fraud example), each queued, sliced and concatenated again.
+ * The model's settings for files: the instance count and threads asked for, no dynamic batching and no response
+ * cache. A file's rows already come in batches of --batch-size; the online batcher would cut each into
+ * max_batch_size runs (64 rows for the fraud example), each queued, sliced and concatenated again; and a file's
+ * chunks are scored once, so an answer cache would only hold copies of them.
  */
 function withInstances(base: ModelConfig, options: BatchModelOptions): ModelConfig {
   const instances = { ...base.instances };
@@ -27,7 +28,12 @@ function withInstances(base: ModelConfig, options: BatchModelOptions): ModelConf
     instances.kind = 'worker';
   }
   if (options.threads !== undefined) instances.intraOpThreads = options.threads;
-  return { ...base, instances, batching: { ...base.batching, enabled: false } };
+  return {
+    ...base,
+    instances,
+    batching: { ...base.batching, enabled: false },
+    cache: { ...base.cache, enabled: false },
+  };
 }
 
 function pickVersion(config: ModelConfig, available: number[]): number {

@@ -1,8 +1,8 @@
 import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import type { Prediction } from '../pipeline/postprocess.ts';
-import { runInference } from '../pipeline/predict-pipeline.ts';
-import type { RequestRow } from '../pipeline/request-schema.ts';
+import { runStages, stageContext } from '../pipeline/stage-list.ts';
+import type { StageTimings } from '../pipeline/stage-timings.ts';
 import type { FieldMapping } from './field-mapping.ts';
 import type { SourceBatch, SourceRow } from './io/source-row.ts';
 
@@ -28,17 +28,17 @@ export interface ScoredBatch {
   rows: SourceRow[];
   predictions: (Prediction | null)[];
   errors: RowError[];
+  /** Milliseconds per stage of the batch's walk through the stage list (absent when no row was left to score). */
+  timings?: StageTimings;
 }
-
-const noPrefix = (): string => '';
 
 function reasonOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
 /**
- * The online pipeline applied to a batch of file rows: RequestSchema.validate → hooks → features → Preprocessor.run →
- * the version's scheduler and instance pool → Postprocessor.run. A bad row becomes a RowError, never a failed batch.
+ * The online pipeline applied to a batch of file rows: the version's stage list from validate to postprocess, as
+ * /predict runs it. A bad row becomes a RowError, never a failed batch.
  */
 export class ChunkScorer {
   constructor(
@@ -47,13 +47,15 @@ export class ChunkScorer {
     private readonly policy: ErrorPolicy,
   ) {}
 
-  /** Validation and preprocessing run synchronously before the first await, so the next batch can be prepared while this one infers. */
+  /**
+   * The batch's valid rows through the stage list (src/pipeline/stage-list.ts), validate → … → postprocess, as
+   * /predict takes them, in row-tolerant mode: a row a stage refuses becomes a RowError and the others go on.
+   */
   async score(batch: SourceBatch): Promise<ScoredBatch> {
-    const { schema, hooks, preprocessor, postprocessor } = this.version;
     const errors: RowError[] = [];
     const failed = new Uint8Array(batch.rows.length);
-    let valid: RequestRow[] = [];
-    let validIndex: number[] = [];
+    const raw: unknown[] = [];
+    const rawIndex: number[] = [];
     for (let i = 0; i < batch.rows.length; i++) {
       const parseError = batch.parseErrors?.get(i);
       if (parseError !== undefined) {
@@ -62,62 +64,36 @@ export class ChunkScorer {
         continue;
       }
       try {
-        let row = schema.validate(this.mapping.request(batch.rows[i]!), '');
-        if (hooks?.preprocess) row = hooks.preprocess(row);
-        valid.push(row);
-        validIndex.push(i);
+        raw.push(this.mapping.request(batch.rows[i]!));
+        rawIndex.push(i);
       } catch (error) {
         errors.push({ row: batch.firstRow + i, reason: reasonOf(error) });
         failed[i] = 1;
       }
     }
-    /** After a stage refused the whole batch: runs it row by row, keeps the rows it accepts and records the others. */
-    const keepRowsAccepted = async (stage: (row: RequestRow) => unknown): Promise<void> => {
-      const kept: RequestRow[] = [];
-      const keptIndex: number[] = [];
-      for (let k = 0; k < valid.length; k++) {
-        try {
-          await stage(valid[k]!);
-          kept.push(valid[k]!);
-          keptIndex.push(validIndex[k]!);
-        } catch (error) {
-          errors.push({ row: batch.firstRow + validIndex[k]!, reason: reasonOf(error) });
-          failed[validIndex[k]!] = 1;
-        }
+    let predictions: Prediction[] = [];
+    let timings: StageTimings | undefined;
+    if (raw.length > 0) {
+      const ctx = await runStages(
+        stageContext(this.version, {
+          rows: raw,
+          tolerant: true,
+          outputNames: this.version.postprocessor.outputNames,
+        }),
+        'validate',
+        'postprocess',
+      );
+      for (const { index, reason } of ctx.rowErrors!) {
+        errors.push({ row: batch.firstRow + rawIndex[index]!, reason });
+        failed[rawIndex[index]!] = 1;
       }
-      valid = kept;
-      validIndex = keptIndex;
-    };
-    if (this.version.features && valid.length > 0) {
-      const features = this.version.features;
-      try {
-        await features.run(valid, noPrefix);
-      } catch {
-        // A row without its lookup key: find it, keep the rest (the lookup fills rows in place).
-        await keepRowsAccepted((row) => features.run([row], noPrefix));
-      }
-    }
-    let inputs;
-    try {
-      inputs = valid.length > 0 ? preprocessor.run(valid, noPrefix) : undefined;
-    } catch {
-      // One row the transforms refuse (e.g. an unknown category without an enum): find it, keep the rest.
-      await keepRowsAccepted((row) => preprocessor.run([row], noPrefix));
-      inputs = valid.length > 0 ? preprocessor.run(valid, noPrefix) : undefined;
+      predictions = ctx.predictions!;
+      timings = ctx.timings;
     }
     errors.sort((a, b) => a.row - b.row);
 
-    let predictions: Prediction[] = [];
-    if (inputs) {
-      const result = await runInference(this.version, inputs, valid.length, {}, postprocessor.outputNames);
-      predictions = postprocessor.run(result.outputs, valid.length);
-      if (hooks?.postprocess)
-        predictions = predictions.map((p, row) =>
-          hooks.postprocess!(p, { outputs: result.outputs, row, request: valid[row]! }),
-        );
-    }
-
-    if (errors.length === 0) return { inputRows: batch.rows.length, rows: batch.rows, predictions, errors };
+    if (errors.length === 0)
+      return { inputRows: batch.rows.length, rows: batch.rows, predictions, errors, ...(timings ? { timings } : {}) };
     const rows: SourceRow[] = [];
     const out: (Prediction | null)[] = [];
     let next = 0;
@@ -132,6 +108,6 @@ export class ChunkScorer {
       rows.push(batch.rows[i]!);
       out.push(predictions[next++]!);
     }
-    return { inputRows: batch.rows.length, rows, predictions: out, errors };
+    return { inputRows: batch.rows.length, rows, predictions: out, errors, ...(timings ? { timings } : {}) };
   }
 }

@@ -1,9 +1,12 @@
-/** The pipeline's stages, in the order a request passes through them. Timing, metrics and tracing hang off this list. */
+/**
+ * The pipeline's stage names, in the order a request passes through them (the stages themselves, and why this
+ * order, are in stage-list.ts). Server-Timing, statistics and metrics name stages from this list.
+ */
 export const PIPELINE_STAGES = [
   'validate',
   'features',
-  'preprocess',
   'cache',
+  'preprocess',
   'queue',
   'inference',
   'postprocess',

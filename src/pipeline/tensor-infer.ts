@@ -1,8 +1,10 @@
-import { invalidInput } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
-import { elementCount, type TensorMap } from '../runtime/tensor.ts';
-import type { PredictOptions } from './predict-pipeline.ts';
+import type { TensorMap } from '../runtime/tensor.ts';
+import type { InferenceOptions } from './admission.ts';
+import { runStages, stageContext } from './stage-list.ts';
 import type { StageTimings } from './stage-timings.ts';
+
+export { checkInputTensors } from './tensor-check.ts';
 
 export interface TensorInferOutcome {
   outputs: TensorMap;
@@ -12,93 +14,20 @@ export interface TensorInferOutcome {
   rows: number;
 }
 
-/** Checks raw input tensors against the model's signature: names, element types, ranks, static dimensions and batch agreement. */
-export function checkInputTensors(version: ModelVersion, inputs: TensorMap): number {
-  const signature = version.signature;
-  for (const name of Object.keys(inputs)) {
-    if (!signature.inputs.some((i) => i.name === name)) {
-      throw invalidInput(
-        `inputs: unknown input "${name}" (model ${version.name} takes ${signature.inputs.map((i) => i.name).join(', ')})`,
-      );
-    }
-  }
-  let rows: number | undefined;
-  for (const expected of signature.inputs) {
-    const tensor = inputs[expected.name];
-    if (!tensor)
-      throw invalidInput(`inputs: missing input "${expected.name}" (${expected.type} [${expected.shape.join(', ')}])`);
-    if (tensor.type !== expected.type)
-      throw invalidInput(`inputs.${expected.name}.datatype: expected ${expected.type}, got ${tensor.type}`);
-    if (tensor.dims.length !== expected.shape.length) {
-      throw invalidInput(
-        `inputs.${expected.name}.shape: expected rank ${expected.shape.length} [${expected.shape.join(', ')}], got [${tensor.dims.join(', ')}]`,
-      );
-    }
-    expected.shape.forEach((dim, i) => {
-      if (dim !== -1 && tensor.dims[i] !== dim) {
-        throw invalidInput(
-          `inputs.${expected.name}.shape: dimension ${i} must be ${dim} ([${expected.shape.join(', ')}]), got [${tensor.dims.join(', ')}]`,
-        );
-      }
-    });
-    if (tensor.data.length !== elementCount(tensor.dims)) {
-      throw invalidInput(
-        `inputs.${expected.name}.data: shape [${tensor.dims.join(', ')}] needs ${elementCount(tensor.dims)} values, got ${tensor.data.length}`,
-      );
-    }
-    if (version.batchable) {
-      const batch = tensor.dims[0]!;
-      if (rows !== undefined && batch !== rows)
-        throw invalidInput(
-          `inputs.${expected.name}.shape: batch dimension ${batch} differs from the other inputs' ${rows}`,
-        );
-      rows = batch;
-    }
-  }
-  return rows ?? 1;
-}
-
-/** Open Inference Protocol path: raw tensors in, raw tensors out, through the same scheduler as /predict. */
+/**
+ * The Open Inference Protocol path (v2 REST JSON and binary, gRPC): raw tensors enter the stage list at validate
+ * and leave after inference as raw tensors; the row stages (features, cache, preprocess, postprocess) do not apply.
+ */
 export async function runTensorInfer(
   version: ModelVersion,
   inputs: TensorMap,
   outputNames: string[] | undefined,
-  options: PredictOptions = {},
+  options: InferenceOptions = {},
 ): Promise<TensorInferOutcome> {
-  const started = performance.now();
-  for (const name of outputNames ?? []) {
-    if (!version.signature.outputs.some((o) => o.name === name)) {
-      const unserved = version.signature.unserved?.find((o) => o.name === name);
-      if (unserved)
-        throw invalidInput(
-          `outputs: output "${name}" is a ${unserved.type}, not a tensor, and is not served (model ${version.name} serves ${version.signature.outputs.map((o) => o.name).join(', ')})`,
-        );
-      throw invalidInput(
-        `outputs: unknown output "${name}" (model ${version.name} has ${version.signature.outputs.map((o) => o.name).join(', ')})`,
-      );
-    }
-  }
-  const rows = checkInputTensors(version, inputs);
-  const validated = performance.now();
-  const job = version.batchable ? rows : 1;
-  const result = await version.scheduler.submit({
-    inputs,
-    rows: job,
-    deadline: options.deadline,
-    priority: options.priority,
-    outputNames,
-    clientGone: options.clientGone,
-  });
-  const finished = performance.now();
-  return {
-    outputs: result.outputs,
-    batchSize: result.batchSize,
-    rows: job,
-    timings: {
-      validate: validated - started,
-      queue: result.queueMs,
-      inference: result.inferenceMs,
-      total: finished - started,
-    },
-  };
+  const ctx = await runStages(
+    stageContext(version, { tensors: inputs, ...(outputNames ? { outputNames } : {}) }, options),
+    'validate',
+    'inference',
+  );
+  return { outputs: ctx.outputs!, batchSize: ctx.batchSize, rows: ctx.rowCount, timings: ctx.timings };
 }

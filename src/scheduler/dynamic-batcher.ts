@@ -2,11 +2,12 @@ import type { BatchingSpec, SlaSpec } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { misalignedOutputError } from '../runtime/batch-axis.ts';
 import type { RunResult } from '../runtime/model-instance.ts';
-import { concatRows, sliceRows, typedArrayOf, type TensorData, type TensorMap } from '../runtime/tensor.ts';
+import { concatRows, typedArrayOf, type TensorData, type TensorMap } from '../runtime/tensor.ts';
 import { float32ToFloat16Bits } from '../optimize/onnx/tensor-values.ts';
 import { AdaptiveDelayController } from './adaptive-delay.ts';
 import { BatchStatistics } from './batch-statistics.ts';
 import { JobQueue } from './job-queue.ts';
+import { joinResults, jobOutputs, splitJob } from './row-split.ts';
 import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
 
 /** What the batcher runs batches on (an InstancePool, or a stand-in in tests). */
@@ -128,25 +129,9 @@ export class DynamicBatcher implements Scheduler {
   }
 
   submit(job: InferenceJob): Promise<InferenceResult> {
-    const max = this.spec.maxBatchSize;
-    if (job.rows <= max) return this.enqueue(job);
-    const parts: Promise<InferenceResult>[] = [];
-    for (let start = 0; start < job.rows; start += max) {
-      const rows = Math.min(max, job.rows - start);
-      const inputs: TensorMap = {};
-      for (const name in job.inputs) inputs[name] = sliceRows(job.inputs[name]!, start, rows);
-      parts.push(this.enqueue({ ...job, inputs, rows }));
-    }
-    return Promise.all(parts).then((results) => {
-      const outputs: TensorMap = {};
-      for (const name in results[0]!.outputs) outputs[name] = concatRows(results.map((r) => r.outputs[name]!));
-      return {
-        outputs,
-        queueMs: Math.max(...results.map((r) => r.queueMs)),
-        inferenceMs: Math.max(...results.map((r) => r.inferenceMs)),
-        batchSize: Math.max(...results.map((r) => r.batchSize)),
-      };
-    });
+    if (job.rows <= this.spec.maxBatchSize) return this.enqueue(job);
+    // Larger than a batch: cut into batches, answered together once every part has run.
+    return Promise.all(splitJob(job, this.spec.maxBatchSize).map((part) => this.enqueue(part))).then(joinResults);
   }
 
   private enqueue(job: InferenceJob): Promise<InferenceResult> {
@@ -323,12 +308,7 @@ export class DynamicBatcher implements Scheduler {
           }
           let offset = 0;
           for (const job of jobs) {
-            const outputs: TensorMap = {};
-            for (const name in result.outputs) {
-              if (job.outputNames && !job.outputNames.includes(name)) continue;
-              const tensor: TensorData = result.outputs[name]!;
-              outputs[name] = jobs.length === 1 ? tensor : sliceRows(tensor, offset, job.rows);
-            }
+            const outputs = jobOutputs(result.outputs, offset, job.rows, rows, job.outputNames);
             offset += job.rows;
             const queueMs = now - job.enqueuedAt;
             this.delayController?.observeLatency(queueMs + inferenceMs);

@@ -119,7 +119,8 @@ describe('the features stage in /predict (memory store)', () => {
       'model_name',
       'model_version',
     ]);
-    expect(known.timing).toMatch(/validate;dur=[\d.]+, features;dur=[\d.]+, preprocess;dur=/);
+    // Features are looked up before the cache key is made, the cache before preprocess (issue #15's stage order).
+    expect(known.timing).toMatch(/validate;dur=[\d.]+, features;dur=[\d.]+, cache;dur=[\d.]+, preprocess;dur=/);
     const stats = server.repository.version('fraud_detector').features!.stats;
     expect(stats.outcomes).toMatchObject({ hit: 1, miss: 2, timeout: 0, error: 0 });
     expect(stats.degraded).toBe(0);
