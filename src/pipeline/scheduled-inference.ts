@@ -55,6 +55,20 @@ export function runInference(
   return runRowByRow(version, inferenceJob(inputs, rows, options, outputNames));
 }
 
+/**
+ * Hands tensors sent over v2 or gRPC to the scheduler as they came: one job of `rows` rows (dim 0 for a model with a
+ * batch axis, 1 for one without: the model then takes the tensors whole, whatever their first dimension).
+ */
+export function runTensorsAsSent(
+  version: ModelVersion,
+  inputs: InferenceJob['inputs'],
+  rows: number,
+  options: InferenceOptions,
+  outputNames?: string[],
+): Promise<InferenceResult> {
+  return version.scheduler.submit(inferenceJob(inputs, rows, options, outputNames));
+}
+
 /** Rows of a multi-row job go back to their instances (or file rows) only when every output has one row per input row. */
 function alignedResult(version: ModelVersion, result: InferenceResult, rows: number): InferenceResult {
   const misaligned = misalignedOutputError(version.name, result.outputs, rows);

@@ -7,7 +7,7 @@ import type { InferenceOptions } from './admission.ts';
 import { markDegraded } from './feature-lookup.ts';
 import type { Prediction } from './postprocess.ts';
 import type { RequestRow } from './request-schema.ts';
-import { runInference } from './scheduled-inference.ts';
+import { runInference, runTensorsAsSent } from './scheduled-inference.ts';
 import { PIPELINE_STAGES, type PipelineStage, type StageTimings } from './stage-timings.ts';
 import { checkInputTensors, checkOutputNames } from './tensor-check.ts';
 
@@ -22,7 +22,8 @@ import { checkInputTensors, checkOutputNames } from './tensor-check.ts';
  *   cache        the answer looked up by the canonical rows, looked-up features included, so a cached answer never
  *                outlives a feature update; a hit answers at once and skips preprocess and everything after it
  *   preprocess   rows → input tensors (model.yaml `preprocess`)
- *   queue        the job handed to the version's scheduler (the one place it is reached): waits for its batch
+ *   queue        the job handed to the version's scheduler (the one place it is reached; rows by the model's row
+ *                rules, tensors as sent): waits for its batch
  *   inference    the batch's run on a model instance; this job's rows taken back along the proven batch axis
  *   postprocess  output tensors → answers (model.yaml `postprocess`, the hook's postprocess); the cache filled
  *
@@ -206,7 +207,8 @@ const queue: Stage = {
   timedBy: 'scheduler',
   skips: () => false,
   run(ctx) {
-    ctx.pending = runInference(ctx.version, ctx.inputs!, ctx.rowCount, ctx.options, ctx.outputNames);
+    const submit = ctx.tensorsIn ? runTensorsAsSent : runInference;
+    ctx.pending = submit(ctx.version, ctx.inputs!, ctx.rowCount, ctx.options, ctx.outputNames);
   },
 };
 
