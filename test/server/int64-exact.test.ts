@@ -31,47 +31,32 @@ let server: RunningServer;
 
 beforeAll(async () => {
   repo = new TempModelRepository();
-  repo.add(
-    'wide',
-    {
-      name: 'wide',
-      inputs: {
-        x: { type: 'array', items: 'integer', length: 2 },
-        u: { type: 'array', items: 'integer', length: 2, minimum: 0 },
+  /** x → y and u → v through int64/uint64 tensors built by /predict's preprocess, with the given extra settings. */
+  const wide = (name: string, extra: Record<string, unknown> = {}): void => {
+    repo.add(
+      name,
+      {
+        name,
+        inputs: {
+          x: { type: 'array', items: 'integer', length: 2 },
+          u: { type: 'array', items: 'integer', length: 2, minimum: 0 },
+        },
+        preprocess: {
+          tensors: [
+            { tensor: 'x', dtype: 'int64', columns: [{ identity: 'x' }] },
+            { tensor: 'u', dtype: 'uint64', columns: [{ identity: 'u' }] },
+          ],
+        },
+        postprocess: { y: { output: 'y' }, v: { output: 'v' } },
+        instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+        ...extra,
       },
-      preprocess: {
-        tensors: [
-          { tensor: 'x', dtype: 'int64', columns: [{ identity: 'x' }] },
-          { tensor: 'u', dtype: 'uint64', columns: [{ identity: 'u' }] },
-        ],
-      },
-      postprocess: { y: { output: 'y' }, v: { output: 'v' } },
-      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
-    },
-    identityModel(),
-  );
+      identityModel(),
+    );
+  };
+  wide('wide');
   // The same model behind a response cache and the dynamic batcher: neither may round a 64-bit value.
-  repo.add(
-    'wide_cached',
-    {
-      name: 'wide_cached',
-      inputs: {
-        x: { type: 'array', items: 'integer', length: 2 },
-        u: { type: 'array', items: 'integer', length: 2, minimum: 0 },
-      },
-      preprocess: {
-        tensors: [
-          { tensor: 'x', dtype: 'int64', columns: [{ identity: 'x' }] },
-          { tensor: 'u', dtype: 'uint64', columns: [{ identity: 'u' }] },
-        ],
-      },
-      postprocess: { y: { output: 'y' }, v: { output: 'v' } },
-      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
-      batching: { max_batch_size: 8, max_queue_delay_us: 2000 },
-      cache: { max_entries: 10 },
-    },
-    identityModel(),
-  );
+  wide('wide_cached', { batching: { max_batch_size: 8, max_queue_delay_us: 2000 }, cache: { max_entries: 10 } });
   server = await startServing({ paths: [repo.dir], port: 0, grpcPort: 0, logger: pino({ level: 'silent' }) });
 });
 
