@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { OrtFeeds } from '../onnx/ort-session.ts';
+import { DATA_MOVEMENT_OPS } from '../onnx/data-movement-ops.ts';
 
 /** Kernels ONNX Runtime ran for one inference, by op type, split into integer work, float work and the conversions between. */
 export interface KernelSummary {
@@ -19,20 +20,7 @@ export interface KernelSummary {
 const BOUNDARY_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear']);
 /** Kernels that move or reshape data (including ORT's own layout conversions); not compute, not reported. */
 const LAYOUT_KERNELS = new Set([
-  'Reshape',
-  'Flatten',
-  'Transpose',
-  'Squeeze',
-  'Unsqueeze',
-  'Identity',
-  'Shape',
-  'Gather',
-  'Slice',
-  'Cast',
-  'Constant',
-  'Concat',
-  'Split',
-  'Expand',
+  ...DATA_MOVEMENT_OPS,
   'ReorderInput',
   'ReorderOutput',
   'MemcpyFromHost',

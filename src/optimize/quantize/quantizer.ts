@@ -29,6 +29,7 @@ import { quantizeDynamic, type RewriteResult } from './dynamic-quantizer.ts';
 import { NodeFilter } from './node-filter.ts';
 import { QuantizeError } from './quantize-error.ts';
 import { poolBeforeRelu, quantizeStatic, STATIC_OPS, staticTargets } from './static-quantizer.ts';
+import { DATA_MOVEMENT_OPS } from '../onnx/data-movement-ops.ts';
 
 export type QuantizeMode = 'dynamic' | 'static' | 'fp16';
 /** Tensors as a data set (files of samples), or a FeedSet already built, e.g. from request rows by loadRequestData. */
@@ -98,26 +99,7 @@ const QUANTIZED_OPS = new Set([
   'QLinearMul',
 ]);
 /** Ops that move or reshape data without arithmetic; not worth a "left in float" warning. */
-const LAYOUT_OPS = new Set([
-  'Reshape',
-  'Flatten',
-  'Transpose',
-  'Squeeze',
-  'Unsqueeze',
-  'Identity',
-  'Shape',
-  'Gather',
-  'Slice',
-  'Cast',
-  'Constant',
-  'Concat',
-  'Split',
-  'Expand',
-  'Dropout',
-  'Size',
-  'ConstantOfShape',
-  'Pad',
-]);
+const LAYOUT_OPS = new Set([...DATA_MOVEMENT_OPS, 'Dropout', 'Size', 'ConstantOfShape', 'Pad']);
 /** Compute-heavy ops dynamic mode leaves in float, worth a warning (elementwise ops are not). */
 const HEAVY_OPS = new Set(['Conv', 'ConvTranspose', 'LSTM', 'GRU', 'RNN', 'Attention', 'Einsum', 'MatMul', 'Gemm']);
 const MAX_IR = 10;
