@@ -6,8 +6,6 @@ import type { Prediction } from './postprocess.ts';
 import { runStages, stageContext } from './stage-list.ts';
 import type { StageTimings } from './stage-timings.ts';
 
-export { runInference } from './scheduled-inference.ts';
-
 /** What a /predict request is admitted with (src/pipeline/admission.ts). */
 export type PredictOptions = InferenceOptions;
 

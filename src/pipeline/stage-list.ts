@@ -50,6 +50,11 @@ export interface StageContext {
   readonly timings: StageTimings;
   /** Tensors came in (v2, gRPC, columnar batch): the row stages do not apply. */
   readonly tensorsIn: boolean;
+  /**
+   * The queue stage applies the model's row rules (rows in, or tensors built one row per dim-0 entry: the columnar
+   * batch path); false for tensors as sent over v2/gRPC, which go to the scheduler as one job whatever the model.
+   */
+  readonly rowRules: boolean;
   /** Rows in: the request's objects as sent (one per instance), checked by validate. */
   raw: readonly unknown[];
   /** How a row's fields are named in error messages (`instances[3].` for the fourth instance). */
@@ -207,7 +212,7 @@ const queue: Stage = {
   timedBy: 'scheduler',
   skips: () => false,
   run(ctx) {
-    const submit = ctx.tensorsIn ? runTensorsAsSent : runInference;
+    const submit = ctx.rowRules ? runInference : runTensorsAsSent;
     ctx.pending = submit(ctx.version, ctx.inputs!, ctx.rowCount, ctx.options, ctx.outputNames);
   },
 };
@@ -252,7 +257,13 @@ export type StageInput =
       tolerant?: boolean;
       outputNames?: string[];
     }
-  | { tensors: TensorMap; rows?: number; outputNames?: string[] };
+  | {
+      tensors: TensorMap;
+      rows?: number;
+      outputNames?: string[];
+      /** The tensors were built one row per dim-0 entry (the columnar batch path): the row rules apply at queue. */
+      rowRules?: boolean;
+    };
 
 /** A fresh context for one request entering `version`'s list. */
 export function stageContext(version: ModelVersion, input: StageInput, options: InferenceOptions = {}): StageContext {
@@ -263,6 +274,7 @@ export function stageContext(version: ModelVersion, input: StageInput, options: 
     started: performance.now(),
     timings: { total: 0 },
     tensorsIn,
+    rowRules: !tensorsIn || input.rowRules === true,
     raw: tensorsIn ? [] : input.rows,
     prefixOf: (!tensorsIn && input.prefixOf) || (() => ''),
     ...(!tensorsIn && input.tolerant ? { rowErrors: [] } : {}),

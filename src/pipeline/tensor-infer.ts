@@ -31,3 +31,24 @@ export async function runTensorInfer(
   );
   return { outputs: ctx.outputs!, batchSize: ctx.batchSize, rows: ctx.rowCount, timings: ctx.timings };
 }
+
+/**
+ * Tensors built from file rows (caliper batch's columnar path: one row per dim-0 entry, `rows` of them) enter the
+ * stage list at queue, where the model's row rules apply as for /predict (one job along a proven batch axis, the
+ * fixed row count, or one row per run), and leave after inference. Rejects as the scheduler does (a full queue, a
+ * misaligned output).
+ */
+export async function runBuiltTensors(
+  version: ModelVersion,
+  inputs: TensorMap,
+  rows: number,
+  outputNames: string[] | undefined,
+  options: InferenceOptions = {},
+): Promise<TensorInferOutcome> {
+  const ctx = await runStages(
+    stageContext(version, { tensors: inputs, rows, rowRules: true, ...(outputNames ? { outputNames } : {}) }, options),
+    'queue',
+    'inference',
+  );
+  return { outputs: ctx.outputs!, batchSize: ctx.batchSize, rows: ctx.rowCount, timings: ctx.timings };
+}

@@ -1,6 +1,6 @@
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import type { Prediction } from '../../pipeline/postprocess.ts';
-import { runInference } from '../../pipeline/predict-pipeline.ts';
+import { runBuiltTensors } from '../../pipeline/tensor-infer.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
 import { ChunkScorer, firstBadRowError, type RowError } from '../chunk-scorer.ts';
 import { readColumnBatch, type ColumnBatch } from './column-batch.ts';
@@ -139,7 +139,7 @@ export async function produceColumnarPart(
   for (let from = 0; from < batch.rows; from += spec.batchSize) {
     const to = Math.min(batch.rows, from + spec.batchSize);
     const inputs = buildTensors(plan, batch, marked, from, to);
-    const result = await runInference(version, inputs, to - from, {}, plan.outputNames);
+    const result = await runBuiltTensors(version, inputs, to - from, plan.outputNames);
     writePredictions(plan, result.outputs, predictions, from, to - from);
     let errors = 0;
     for (let r = from; r < to; r++) errors += failedRow[r]!;
