@@ -25,10 +25,14 @@ export const MUTATION_MODULES = {
   },
   'cache-key': {
     mutate: ['src/cache/answer-fingerprint.ts'],
-    testFiles: ['test/cache/answer-cache-key.test.ts'],
+    testFiles: ['test/cache/answer-fingerprint.test.ts', 'test/cache/answer-cache-key.test.ts'],
   },
   'batch-scorer': {
     mutate: ['src/batch/chunk-scorer.ts'],
-    testFiles: ['test/batch/error-policies.test.ts', 'test/batch/batch-alignment.test.ts'],
+    testFiles: [
+      'test/batch/chunk-scorer.test.ts',
+      'test/batch/error-policies.test.ts',
+      'test/batch/batch-alignment.test.ts',
+    ],
   },
 };
