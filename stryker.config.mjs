@@ -26,8 +26,19 @@ export default {
   timeoutFactor: 1.5,
   // The sandbox needs no tsconfig rewrite (nothing extends a file outside it), and TypeScript 7 has no JS API for it.
   tsconfigFile: 'tsconfig.not-rewritten.json',
-  tempDirName: '.stryker-tmp',
-  ignorePatterns: ['bench/data', 'bench/models', 'bench/results', 'dist', 'coverage', 'tmp', '.caliper'],
+  // One sandbox folder per module, so two modules can be measured at once; neither copies the other's sandbox.
+  tempDirName: `.stryker-tmp/${name}`,
+  ignorePatterns: [
+    '.stryker-tmp',
+    '.stryker-tmp-*',
+    'bench/data',
+    'bench/models',
+    'bench/results',
+    'dist',
+    'coverage',
+    'tmp',
+    '.caliper',
+  ],
   incremental: true,
   incrementalFile: `reports/mutation/${name}.incremental.json`,
   reporters: ['clear-text', 'progress', 'html', 'json'],

@@ -271,11 +271,9 @@ export class DynamicBatcher implements Scheduler {
   }
 
   private dispatch(jobs: QueuedJob[], trigger: BatchTrigger, now: number): void {
-    for (const job of jobs) {
-      const queue = this.queues.find((q) => q.peek() === job);
-      if (queue) queue.shift();
-      else for (const q of this.queues) if (q.removeWhere((j) => j === job).length > 0) break;
-    }
+    // pump takes a prefix of the queues in order (a queue's jobs from its head, the next queue only once this one
+    // is taken whole) and nothing runs between pump and here: each job is the head of its queue when its turn comes.
+    for (const job of jobs) this.queues.find((q) => q.peek() === job)!.shift();
     this.queued -= jobs.length;
     this.running++;
     let rows = 0;

@@ -744,7 +744,8 @@ describe('max_queue_delay_us: auto', () => {
     const batcher = new DynamicBatcher(runner, {
       batching: spec({ maxQueueDelayUs: 'auto', maxBatchSize: 8 }),
       concurrency: 1,
-      sla: { p99Ms: 200, windowS: 60, breachWindows: 3 },
+      // A budget no request comes near even on a loaded machine (a loaded machine's p99 here exceeded 100 ms).
+      sla: { p99Ms: 10_000, windowS: 60, breachWindows: 3 },
     });
     const initial = batcher.delayUs;
     for (let i = 0; i < 256; i++) await batcher.submit(job([i]));
@@ -757,7 +758,8 @@ describe('max_queue_delay_us: auto', () => {
     const batcher = new DynamicBatcher(runner, {
       batching: spec({ maxQueueDelayUs: 'auto', maxBatchSize: 8, preferredBatchSizes: [1] }),
       concurrency: 1,
-      sla: { p99Ms: 200, windowS: 60, breachWindows: 3 },
+      // Room in the budget even on a loaded machine, so only the full batches keep the delay where it was.
+      sla: { p99Ms: 10_000, windowS: 60, breachWindows: 3 },
     });
     const initial = batcher.delayUs;
     for (let i = 0; i < 256; i++) await batcher.submit(job([i]));
