@@ -57,7 +57,9 @@ describe('DynamicBatcher with max_queue_delay_us: auto', () => {
         priorityLevels: 1,
       },
       concurrency: 1,
-      sla: { p99Ms: 20, windowS: 10, breachWindows: 3 },
+      // A budget a loaded machine keeps well under with instant batches (its p99 reached 16 ms under load), and that
+      // batches of 350 ms exceed whatever the load.
+      sla: { p99Ms: 400, windowS: 10, breachWindows: 3 },
     });
     const one = () =>
       batcher.submit({ inputs: { x: { type: 'float32', dims: [1, 1], data: new Float32Array([1]) } }, rows: 1 });
@@ -66,7 +68,7 @@ describe('DynamicBatcher with max_queue_delay_us: auto', () => {
     const grown = batcher.delayUs;
     expect(grown).toBeGreaterThan(initial);
 
-    computeMs = 25;
+    computeMs = 350;
     for (let round = 0; round < 10 && batcher.delayUs >= grown; round++)
       await Promise.all(Array.from({ length: 256 }, one));
     expect(batcher.delayUs).toBeLessThan(grown);
