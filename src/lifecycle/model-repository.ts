@@ -109,11 +109,20 @@ export class ModelRepository {
     this.strictReadiness = options.strictReadiness ?? true;
   }
 
-  /** Loads every model folder under `paths`; a model that fails is recorded in `failures`, the others still load. */
+  /**
+   * Loads every model folder under `paths`; a model that fails is recorded in `failures`, the others still load. The
+   * folders load concurrently (a worker-thread instance's ONNX Runtime loads on its own thread while this one creates
+   * the in-thread sessions and reads feature files), and are added in folder order: of two folders naming the same
+   * model, the later one fails as "already served", as one after the other would.
+   */
   async loadPaths(paths: readonly string[]): Promise<void> {
-    for (const folder of discoverModelFolders(paths)) {
+    const folders = discoverModelFolders(paths);
+    const loads = await Promise.allSettled(folders.map((folder) => this.loadModel(folder)));
+    for (const [i, load] of loads.entries()) {
+      const folder = folders[i]!;
       try {
-        await this.loadFolder(folder);
+        if (load.status === 'rejected') throw load.reason;
+        await this.add(load.value, folder);
       } catch (error) {
         this.recordFailure({ name: modelNameOf(folder), source: folder, reason: (error as Error).message });
       }
@@ -145,21 +154,18 @@ export class ModelRepository {
     config: ModelConfig,
   ): Promise<{ versions: number[]; loaded: Map<number, ModelVersion> }> {
     const versions = versionsToLoad(config, listModelVersions(folder));
+    // Concurrently, as the folders are; the first failure (in version order) is thrown once the others settled.
+    const settled = await Promise.allSettled(
+      versions.map(async (v) =>
+        ModelVersion.load(readVersionConfig(config, v), v, join(folder, String(v), MODEL_FILE), this.schedulerFactory),
+      ),
+    );
     const loaded = new Map<number, ModelVersion>();
-    try {
-      for (const v of versions)
-        loaded.set(
-          v,
-          await ModelVersion.load(
-            readVersionConfig(config, v),
-            v,
-            join(folder, String(v), MODEL_FILE),
-            this.schedulerFactory,
-          ),
-        );
-    } catch (error) {
+    for (const [i, s] of settled.entries()) if (s.status === 'fulfilled') loaded.set(versions[i]!, s.value);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
       await Promise.all([...loaded.values()].map((m) => m.unload()));
-      throw error;
+      throw failed.reason;
     }
     return { versions, loaded };
   }
@@ -186,20 +192,38 @@ export class ModelRepository {
   }
 
   async loadFolder(folder: string): Promise<ServedModel> {
+    const loaded = await this.loadModel(folder);
+    await this.add(loaded, folder);
+    return loaded.model;
+  }
+
+  /** Loads and warms the folder's versions, not yet served; `config` is the folder's model.yaml. */
+  private async loadModel(folder: string): Promise<{ model: ServedModel; config: ModelConfig }> {
     const config = readModelConfig(folder);
-    if (this.models.has(config.name))
-      throw new CaliperError('CALIPER_CONFLICT', `${config.file}: name: model "${config.name}" is already served`);
+    this.refuseServed(config);
     const { versions, loaded } = await this.loadVersions(folder, config);
     const defaultVersion = Math.max(...versions);
-    const model: ServedModel = {
-      name: config.name,
-      config: loaded.get(defaultVersion)!.config,
-      versions: loaded,
-      defaultVersion,
+    return {
+      model: { name: config.name, config: loaded.get(defaultVersion)!.config, versions: loaded, defaultVersion },
+      config,
     };
-    this.models.set(config.name, model);
-    this.forgetFailure(config.name, folder);
-    return model;
+  }
+
+  private refuseServed(config: ModelConfig): void {
+    if (this.models.has(config.name))
+      throw new CaliperError('CALIPER_CONFLICT', `${config.file}: name: model "${config.name}" is already served`);
+  }
+
+  /** Serves a loaded model; if its name is served meanwhile, frees it and throws CALIPER_CONFLICT. */
+  private async add({ model, config }: { model: ServedModel; config: ModelConfig }, folder: string): Promise<void> {
+    try {
+      this.refuseServed(config);
+    } catch (error) {
+      await Promise.all([...model.versions.values()].map((v) => v.unload()));
+      throw error;
+    }
+    this.models.set(model.name, model);
+    this.forgetFailure(model.name, folder);
   }
 
   /** Serves `next` as the model's default version; the previous default drains, then is freed. */

@@ -13,7 +13,7 @@ import { checkConfigAgainstSignature } from '../pipeline/signature-check.ts';
 import { InstancePool } from '../runtime/instance-pool.ts';
 import { batchAxisOf, type BatchAxis } from '../runtime/batch-axis.ts';
 import type { ModelSignature } from '../runtime/model-signature.ts';
-import { readModelFile } from '../optimize/onnx/model-io.ts';
+import type { ModelProto } from '../optimize/onnx/onnx-types.ts';
 import { describeUnservedOutputs } from '../runtime/unserved-outputs.ts';
 import { describeFeeds, warmUpFeeds } from '../runtime/warm-up-feeds.ts';
 import { DirectScheduler } from '../scheduler/direct-scheduler.ts';
@@ -33,12 +33,30 @@ export type SchedulerFactory = (
   batchAxis: BatchAxis,
 ) => Scheduler;
 
-/** The batch-axis decision for a model file: by its symbolic dims, else by walking its graph. */
-export function decideBatchAxis(signature: ModelSignature, modelPath: string): BatchAxis {
+/**
+ * Reads the model file (without external data) on the first call and returns the same decoded ModelProto after; only
+ * then are protobufjs and the ONNX schema imported, so a model whose session metadata says enough never loads them.
+ * Rejects with CALIPER_ONNX_INVALID when the file cannot be read or decoded.
+ */
+export function modelFileReader(modelPath: string): () => Promise<ModelProto> {
+  let read: Promise<ModelProto> | undefined;
+  return () => {
+    read ??= import('../optimize/onnx/model-io.ts').then(({ readModelFile }) =>
+      readModelFile(modelPath, { loadExternalData: false }),
+    );
+    return read;
+  };
+}
+
+/** The batch-axis decision for a model file: by its symbolic dims, else by walking its graph (`readModel`). */
+export async function decideBatchAxis(
+  signature: ModelSignature,
+  readModel: () => Promise<ModelProto>,
+): Promise<BatchAxis> {
   const byNames = batchAxisOf(signature);
   if (byNames.batchable || signature.inputs.some((i) => i.shape[0] !== -1)) return byNames;
   try {
-    return batchAxisOf(signature, readModelFile(modelPath, { loadExternalData: false }));
+    return batchAxisOf(signature, await readModel());
   } catch {
     return byNames;
   }
@@ -133,9 +151,10 @@ export class ModelVersion {
     let features: FeatureLookup | undefined;
     let cache: ResponseCache | undefined;
     try {
-      if (pool.signature.unserved) pool.signature.unserved = describeUnservedOutputs(pool.signature, modelPath);
+      const readModel = modelFileReader(modelPath);
+      if (pool.signature.unserved) pool.signature.unserved = await describeUnservedOutputs(pool.signature, readModel);
       checkConfigAgainstSignature(config, pool.signature, preprocessor, modelPath);
-      const batchAxis = decideBatchAxis(pool.signature, modelPath);
+      const batchAxis = await decideBatchAxis(pool.signature, readModel);
       features = await FeatureLookup.open(config, version);
       const scheduler = schedulerFactory(pool, config, pool.signature, batchAxis);
       const loaded = new ModelVersion(

@@ -1,6 +1,5 @@
-import { readModelFile } from '../optimize/onnx/model-io.ts';
-import { TensorDataType } from '../optimize/onnx/onnx-schema.ts';
-import type { TypeProto } from '../optimize/onnx/onnx-types.ts';
+import { TensorProtoDataType as TensorDataType } from '../optimize/onnx/onnx-ml.generated.ts';
+import type { ModelProto, TypeProto } from '../optimize/onnx/onnx-types.ts';
 import type { ModelSignature, UnservedOutput } from './model-signature.ts';
 
 const ELEMENT_NAMES: Record<number, string> = Object.fromEntries(
@@ -18,12 +17,18 @@ export function describeOnnxType(type: TypeProto | undefined): string {
   return 'unknown';
 }
 
-/** The signature's non-tensor outputs with their types read from the model file (left as they are if it cannot be read). */
-export function describeUnservedOutputs(signature: ModelSignature, modelPath: string): UnservedOutput[] {
+/**
+ * The signature's non-tensor outputs with their types read from the model file (`readModel`, called only when there
+ * are such outputs); left as they are if it cannot be read.
+ */
+export async function describeUnservedOutputs(
+  signature: ModelSignature,
+  readModel: () => Promise<ModelProto>,
+): Promise<UnservedOutput[]> {
   const unserved = signature.unserved ?? [];
   if (unserved.length === 0) return unserved;
   try {
-    const outputs = readModelFile(modelPath, { loadExternalData: false }).graph?.output ?? [];
+    const outputs = (await readModel()).graph?.output ?? [];
     return unserved.map((o) => ({
       name: o.name,
       type: describeOnnxType(outputs.find((v) => v.name === o.name)?.type),

@@ -5,12 +5,13 @@ import type { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import { parseModelUri } from '../registry/model-uri.ts';
 import type { AuthSettings } from './auth.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
-import { buildServer, type CaliperServer } from './app.ts';
+import type { CaliperServer } from './app.ts';
 import type { GrpcInferenceServer } from './grpc/grpc-server.ts';
 import { ConnectionDrain } from './connection-drain.ts';
 
 // Start-up time: the registry (SQLite, PostgreSQL, S3 clients) and gRPC (grpc-js, protobufjs) are imported below
-// only when a registry or a gRPC port is asked for; a plain `caliper serve DIR` never loads them.
+// only when a registry or a gRPC port is asked for; a plain `caliper serve DIR` never loads them. The HTTP app
+// (fastify, ajv, swagger) is imported while the models load, once their loading has started (worker threads spawned).
 
 export interface ServeOptions {
   /** Model folders or repositories of model folders. */
@@ -78,7 +79,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
   const repository = new ModelRepository(options.schedulerFactory, {
     strictReadiness: options.strictReadiness ?? true,
   });
-  await repository.loadPaths(options.paths);
+  const [, { buildServer }] = await Promise.all([repository.loadPaths(options.paths), import('./app.ts')]);
   const uris = options.modelUris ?? [];
   let follower: RegistryFollower | undefined;
   if (uris.length > 0 || options.registry !== undefined) {

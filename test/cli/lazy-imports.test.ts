@@ -63,30 +63,44 @@ describe('commands load heavy dependencies only when they use them', () => {
   });
 
   it('caliper serve DIR without a registry, gRPC, Redis or feature file loads none of their clients', async () => {
-    const port = await freePort();
-    let stderr = '';
-    const server: ChildProcess = spawn(
-      'node',
-      ['--import', preload, bin, 'serve', join(examples, 'iris-classifier'), '--port', String(port)],
-      { cwd: work, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' } },
-    );
-    server.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exited = once(server, 'exit');
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && server.exitCode === null) {
-      const status = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then(
-        (r) => r.status,
-        () => 0,
-      );
-      if (status === 200) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    server.kill('SIGTERM');
-    await exited;
-    const loaded = loadedPackages(stderr);
+    const loaded = await packagesLoadedServing(join(examples, 'iris-classifier'));
     expect(loaded).toEqual(expect.arrayContaining(['fastify', 'onnxruntime-node']));
     for (const name of HEAVY) expect(loaded, name).not.toContain(name);
   }, 90_000);
+
+  it('caliper serve loads protobufjs only for a model whose session metadata leaves its batch axis open', async () => {
+    // fashion-mnist names its batch dimension (N) in inputs and outputs: ONNX Runtime's metadata decides, no ONNX
+    // file is decoded. iris (unnamed dims, a ZipMap output) needs its graph read, and so protobufjs (checked above).
+    const loaded = await packagesLoadedServing(join(examples, 'fashion-mnist'));
+    expect(loaded).toEqual(expect.arrayContaining(['fastify', 'onnxruntime-node']));
+    expect(loaded).not.toContain('protobufjs');
+    for (const name of HEAVY) expect(loaded, name).not.toContain(name);
+  }, 90_000);
 });
+
+/** The npm packages the main thread of `caliper serve PATH` has loaded once it is ready. */
+async function packagesLoadedServing(path: string): Promise<string[]> {
+  const port = await freePort();
+  let stderr = '';
+  const server: ChildProcess = spawn('node', ['--import', preload, bin, 'serve', path, '--port', String(port)], {
+    cwd: work,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
+  });
+  server.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = once(server, 'exit');
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && server.exitCode === null) {
+    const status = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  server.kill('SIGTERM');
+  await exited;
+  return loadedPackages(stderr);
+}

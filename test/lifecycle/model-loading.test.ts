@@ -140,3 +140,56 @@ export function postprocess(prediction: Record<string, unknown>) {
     await repository.close();
   });
 });
+
+describe('a repository of several models (start-up)', () => {
+  it('loads its folders concurrently: a model still loading does not hold back the next folder', async () => {
+    // The first folder's hooks module waits (top-level await) until the second folder's hooks module has run: loaded
+    // one after the other, the first load would never finish.
+    const repo = join(root, 'concurrent');
+    const hooked = (folder: string, name: string, hooks: string): void => {
+      const dir = join(repo, folder);
+      mkdirSync(join(dir, '1'), { recursive: true });
+      cpSync('examples/fraud-detector/1/model.onnx', join(dir, '1', 'model.onnx'));
+      writeFileSync(
+        join(dir, 'model.yaml'),
+        `${fraudYaml.replace(/^name: .*$/m, `name: ${name}`)}hooks: ./hooks.mjs\n`,
+      );
+      writeFileSync(join(dir, 'hooks.mjs'), hooks);
+    };
+    hooked(
+      'a-waits',
+      'waits',
+      `await new Promise((resolve) => { if (globalThis.__caliperSecondLoaded) resolve(); else globalThis.__caliperWakeFirst = resolve; });
+export function postprocess(p) { return { ...p, first: true }; }
+`,
+    );
+    hooked(
+      'b-wakes',
+      'wakes',
+      `globalThis.__caliperSecondLoaded = true;
+globalThis.__caliperWakeFirst?.();
+export function postprocess(p) { return p; }
+`,
+    );
+    // Two folders naming one model: the later folder fails as "already served", as when loaded one after the other.
+    cpSync(join(repo, 'b-wakes'), join(repo, 'c-same-name'), { recursive: true });
+    const repository = new ModelRepository();
+    const loading = repository.loadPaths([repo]);
+    const stuck = await Promise.race([
+      loading.then(() => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 20_000).unref()),
+    ]);
+    expect(stuck, 'the first folder held back the second').toBe(false);
+    expect(repository.list().map((m) => m.name)).toEqual(['waits', 'wakes']);
+    expect(repository.failures).toEqual([
+      {
+        name: 'wakes',
+        source: join(repo, 'c-same-name'),
+        reason: `${join(repo, 'c-same-name', 'model.yaml')}: name: model "wakes" is already served`,
+      },
+    ]);
+    expect((await runPredict(repository.version('waits'), transaction)).predictions[0]!.first).toBe(true);
+    await repository.close();
+    delete (globalThis as Record<string, unknown>).__caliperSecondLoaded;
+  }, 30_000);
+});

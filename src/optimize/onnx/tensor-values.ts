@@ -1,4 +1,5 @@
-import { TensorDataType } from './onnx-schema.ts';
+// From the generated descriptor module, not onnx-schema.ts: reading tensor values needs no protobufjs (start-up).
+import { TensorProtoDataType as TensorDataType } from './onnx-ml.generated.ts';
 import type { TensorProto } from './onnx-types.ts';
 
 /** Element values of a tensor in the typed array ONNX Runtime uses for its element type. */
