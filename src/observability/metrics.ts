@@ -1,7 +1,8 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { registerFeatureMetrics } from '../features/feature-metrics.ts';
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
 import { PIPELINE_STAGES } from '../pipeline/stage-timings.ts';
+import { registerScrapedMetric, type ScrapedMetric, type ScrapedSample } from './prom-client-adapter.ts';
 import type { RequestRecord } from './request-record.ts';
 import type { SlaMonitor } from './sla-monitor.ts';
 
@@ -13,12 +14,6 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 type StageName = (typeof PIPELINE_STAGES)[number] | 'total';
 const STAGE_NAMES: readonly StageName[] = [...PIPELINE_STAGES, 'total'];
-
-interface MetricValue {
-  value: number;
-  labels: Record<string, string | number>;
-  metricName?: string;
-}
 
 /**
  * One model version's request metrics as plain numbers, turned into Prometheus series only at scrape time:
@@ -48,7 +43,7 @@ class VersionRecorder {
     this.counts[stage]!++;
   }
 
-  durationValues(out: MetricValue[], name: string): void {
+  durationValues(out: ScrapedSample[], name: string): void {
     for (let s = 0; s < STAGE_NAMES.length; s++) {
       if (this.counts[s] === 0) continue;
       const labels = { ...this.labels, stage: STAGE_NAMES[s]! };
@@ -71,72 +66,62 @@ class VersionRecorder {
 }
 
 /** caliper_request_duration_seconds, read at scrape time from the versions' recorders. */
-class StageDurationHistogram {
-  readonly name = 'caliper_request_duration_seconds';
-  readonly help = 'Time per request in each pipeline stage (stage="total" for the whole request)';
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
-
-  constructor(private readonly recorders: Map<string, VersionRecorder>) {}
-
-  get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] } {
-    const values: MetricValue[] = [];
-    for (const recorder of this.recorders.values()) recorder.durationValues(values, this.name);
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {}
+function stageDurationHistogram(recorders: Map<string, VersionRecorder>): ScrapedMetric {
+  const name = 'caliper_request_duration_seconds';
+  return {
+    name,
+    help: 'Time per request in each pipeline stage (stage="total" for the whole request)',
+    type: 'histogram',
+    aggregator: 'sum',
+    samples() {
+      const values: ScrapedSample[] = [];
+      for (const recorder of recorders.values()) recorder.durationValues(values, name);
+      return values;
+    },
+  };
 }
 
 /**
  * The executed-batch-size histogram, read at scrape time from each scheduler's batch statistics
  * (the batcher counts batches; requests do not see how many batches ran).
  */
-class BatchSizeHistogram {
-  readonly name = 'caliper_batch_size';
-  readonly help = 'Rows per executed batch (model run)';
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
-
-  constructor(private readonly repository: ModelRepository) {}
-
-  get(): {
-    name: string;
-    help: string;
-    type: string;
-    aggregator: string;
-    values: { value: number; labels: Record<string, string | number>; metricName: string }[];
-  } {
-    const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
-    for (const model of this.repository.list()) {
-      for (const version of model.versions.values()) {
-        const labels = { model: model.name, version: String(version.version) };
-        const sizes = version.scheduler.batches.sizes();
-        let sum = 0;
-        let count = 0;
-        for (const bucket of [...BATCH_BUCKETS, Infinity]) {
-          let cumulative = 0;
-          for (const s of sizes) if (s.batchSize <= bucket) cumulative += s.count;
-          values.push({
-            value: cumulative,
-            labels: { ...labels, le: bucket === Infinity ? '+Inf' : bucket },
-            metricName: `${this.name}_bucket`,
-          });
+function batchSizeHistogram(repository: ModelRepository): ScrapedMetric {
+  const name = 'caliper_batch_size';
+  return {
+    name,
+    help: 'Rows per executed batch (model run)',
+    type: 'histogram',
+    aggregator: 'sum',
+    samples() {
+      const values: ScrapedSample[] = [];
+      for (const model of repository.list()) {
+        for (const version of model.versions.values()) {
+          const labels = { model: model.name, version: String(version.version) };
+          const sizes = version.scheduler.batches.sizes();
+          let sum = 0;
+          let count = 0;
+          for (const bucket of [...BATCH_BUCKETS, Infinity]) {
+            let cumulative = 0;
+            for (const s of sizes) if (s.batchSize <= bucket) cumulative += s.count;
+            values.push({
+              value: cumulative,
+              labels: { ...labels, le: bucket === Infinity ? '+Inf' : bucket },
+              metricName: `${name}_bucket`,
+            });
+          }
+          for (const s of sizes) {
+            sum += s.batchSize * s.count;
+            count += s.count;
+          }
+          values.push(
+            { value: sum, labels, metricName: `${name}_sum` },
+            { value: count, labels, metricName: `${name}_count` },
+          );
         }
-        for (const s of sizes) {
-          sum += s.batchSize * s.count;
-          count += s.count;
-        }
-        values.push(
-          { value: sum, labels, metricName: `${this.name}_sum` },
-          { value: count, labels, metricName: `${this.name}_count` },
-        );
       }
-    }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {}
+      return values;
+    },
+  };
 }
 
 /** Prometheus metrics of one server: its own registry, so several servers in one process never mix. */
@@ -149,7 +134,7 @@ export class ServingMetrics {
     const registers = [this.registry];
     const recorders = this.recorders;
     collectDefaultMetrics({ register: this.registry, prefix: 'caliper_' });
-    this.registry.registerMetric(new StageDurationHistogram(recorders) as unknown as Metric);
+    registerScrapedMetric(this.registry, stageDurationHistogram(recorders));
     this.requests = new Counter({
       name: 'caliper_requests_total',
       help: 'Inference requests by outcome (success, error, cancelled: the client left while queued)',
@@ -230,7 +215,7 @@ export class ServingMetrics {
         },
       });
     }
-    this.registry.registerMetric(new BatchSizeHistogram(repository) as unknown as Metric);
+    registerScrapedMetric(this.registry, batchSizeHistogram(repository));
     registerFeatureMetrics(this.registry, () =>
       repository.list().flatMap((m) => [...m.versions.values()].flatMap((v) => (v.features ? [v.features.stats] : []))),
     );
