@@ -1,7 +1,7 @@
 import ort from 'onnxruntime-node';
-import { binding, initOrt, type Binding } from 'onnxruntime-node/dist/binding.js';
 import type { GraphOptimizationLevel } from '../config/model-config.ts';
 import type { ModelSignature, TensorSignature } from './model-signature.ts';
+import { elementTypeOfCode, loadNativeSession, type NativeOrtSession, type OrtValueMetadata } from './ort-adapter.ts';
 import type { ElementType, TensorData, TensorMap } from './tensor.ts';
 
 /** What an ONNX Runtime session needs to be created; plain data so it can cross to a worker thread. */
@@ -12,29 +12,11 @@ export interface SessionSpec {
   graphLevel: GraphOptimizationLevel;
 }
 
-/** ONNXTensorElementDataType codes, as the binding reports them in a session's metadata. */
-const ELEMENT_TYPES: readonly (ElementType | undefined)[] = [
-  undefined,
-  'float32',
-  'uint8',
-  'int8',
-  'uint16',
-  'int16',
-  'int32',
-  'int64',
-  'string',
-  'bool',
-  'float16',
-  'float64',
-  'uint32',
-  'uint64',
-];
-
-function signatureOf(metadata: readonly Binding.ValueMetadata[]): TensorSignature[] {
+function signatureOf(metadata: readonly OrtValueMetadata[]): TensorSignature[] {
   return metadata.map((m) => {
     if (!m.isTensor)
       return { name: m.name, type: 'float32' as ElementType, shape: [], dimNames: [], isTensor: false as const };
-    const type = ELEMENT_TYPES[m.type];
+    const type = elementTypeOfCode(m.type);
     if (type === undefined) throw new Error(`${m.name}: unsupported ONNX element type ${m.type}`);
     const shape = m.shape.map((d) => (d >= 0 ? d : -1));
     const dimNames = m.shape.map((d, i) => (d === -1 ? m.symbolicDimensions[i] : undefined));
@@ -53,9 +35,9 @@ function fromOrtTensor(tensor: ort.Tensor): TensorData {
 const RUN_OPTIONS: ort.InferenceSession.RunOptions = Object.freeze({});
 
 /**
- * One ONNX Runtime session in the current thread, on onnxruntime-node's native binding. The package's
- * InferenceSession.run defers each (synchronous) computation with setImmediate, so a result waited for a
- * whole turn of the event loop; `run` here computes and returns at once.
+ * One ONNX Runtime session in the current thread, on onnxruntime-node's native binding (reached through
+ * ort-adapter.ts): `run` computes and returns at once, where the package's InferenceSession.run waits a turn of
+ * the event loop.
  */
 export class OnnxSession {
   private readonly inputNames: readonly string[];
@@ -63,7 +45,7 @@ export class OnnxSession {
   private readonly knownOutputs: ReadonlySet<string>;
 
   private constructor(
-    private readonly session: Binding.InferenceSession,
+    private readonly session: NativeOrtSession,
     readonly signature: ModelSignature,
   ) {
     this.inputNames = signature.inputs.map((t) => t.name);
@@ -72,9 +54,7 @@ export class OnnxSession {
   }
 
   static async create(spec: SessionSpec): Promise<OnnxSession> {
-    initOrt();
-    const session = new binding.InferenceSession();
-    session.loadModel(spec.modelPath, {
+    const session = loadNativeSession(spec.modelPath, {
       intraOpNumThreads: spec.intraOpThreads,
       interOpNumThreads: spec.interOpThreads,
       graphOptimizationLevel: spec.graphLevel,
@@ -106,7 +86,7 @@ export class OnnxSession {
     }
     const results = this.session.run(ortFeeds, fetches, RUN_OPTIONS);
     const outputs: TensorMap = {};
-    for (const name in results) outputs[name] = fromOrtTensor(results[name] as ort.Tensor);
+    for (const name in results) outputs[name] = fromOrtTensor(results[name]!);
     return outputs;
   }
 
