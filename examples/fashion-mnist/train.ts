@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { encodeModel, writeModelFile } from '../../src/optimize/onnx/model-io.ts';
 import { FASHION_MNIST_LABELS, readFashionMnist } from '../../src/optimize/datasets/idx-reader.ts';
-import { ensureDebianPackages } from '../../src/system/debian-packages.ts';
+import { ensureDebianPackages } from '../../test/support/debian-packages.ts';
 import { trainOnnxMlp } from '../training/onnx-mlp-trainer.ts';
 
 const PIXELS = 784;

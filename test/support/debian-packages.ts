@@ -7,8 +7,9 @@ export function isDebianPackageInstalled(name: string): boolean {
 }
 
 /**
- * Installs the missing Debian packages with apt-get (tests and benchmarks call this so a fresh machine
- * prepares itself). Needs root; without it, throws naming the packages to install by hand.
+ * Installs the missing Debian packages with apt-get (the test suite's global setup and
+ * examples/fashion-mnist/train.ts call this so a fresh machine prepares itself). Needs root; without it, throws
+ * naming the packages to install by hand.
  */
 export function ensureDebianPackages(names: readonly string[]): void {
   const missing = names.filter((name) => !isDebianPackageInstalled(name));

@@ -1,4 +1,4 @@
-import { ensureDebianPackages } from '../../src/system/debian-packages.ts';
+import { ensureDebianPackages } from './debian-packages.ts';
 
 /** Everything the suite needs from Debian, installed once before any test file runs. */
 export const TEST_DEBIAN_PACKAGES = [
