@@ -3,8 +3,9 @@ import { CaliperError } from '../errors.ts';
 import type { FeatureFieldSpec, FeatureValue } from './feature-config.ts';
 
 /**
- * A feature file (CSV with a header row, or Parquet) read through DuckDB in chunks. CSV cells are read as
- * text so keys keep their exact spelling (leading zeros and all); values are typed by the field specs.
+ * A feature file (CSV with a header row, or Parquet) read in chunks: CSV with csv-parse (csv-feature-table.ts says
+ * its rules), Parquet through DuckDB. CSV cells are read as text so keys keep their exact spelling (leading zeros and
+ * all); values are typed by the field specs.
  */
 export interface FeatureTable {
   path: string;
@@ -25,12 +26,12 @@ export function featureFileFormat(path: string): 'csv' | 'parquet' {
 
 export async function openFeatureTable(path: string): Promise<FeatureTable> {
   if (!existsSync(path)) throw new CaliperError('CALIPER_NOT_FOUND', `${path}: feature file not found`);
-  const format = featureFileFormat(path);
-  const source =
-    format === 'parquet'
-      ? `read_parquet(${sqlString(path)})`
-      : `read_csv(${sqlString(path)}, header = true, all_varchar = true)`;
-  // DuckDB (about 0.4 s of CPU to load) is imported when a feature file is read, not by every start.
+  if (featureFileFormat(path) === 'csv') {
+    const { openCsvFeatureTable } = await import('./csv-feature-table.ts');
+    return openCsvFeatureTable(path);
+  }
+  const source = `read_parquet(${sqlString(path)})`;
+  // DuckDB (about 0.4 s of CPU to load) is imported when a Parquet feature file is read, not by every start.
   const { DuckDBInstance } = await import('@duckdb/node-api');
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();

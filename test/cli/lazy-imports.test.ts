@@ -68,21 +68,22 @@ describe('commands load heavy dependencies only when they use them', () => {
     for (const name of HEAVY) expect(loaded, name).not.toContain(name);
   }, 90_000);
 
-  it('caliper serve loads protobufjs only for a model whose session metadata leaves its batch axis open', async () => {
-    // fashion-mnist names its batch dimension (N) in inputs and outputs: ONNX Runtime's metadata decides, no ONNX
-    // file is decoded. iris (unnamed dims, a ZipMap output) needs its graph read, and so protobufjs (checked above).
-    const loaded = await packagesLoadedServing(join(examples, 'fashion-mnist'));
+  it('caliper serve loads protobufjs only for a model whose session metadata leaves its batch axis open, DuckDB only for Parquet', async () => {
+    // fashion-mnist and fraud-detector name their batch dimension in inputs and outputs: ONNX Runtime's metadata
+    // decides, no ONNX file is decoded (iris, with unnamed dims and a ZipMap output, needs its graph read, and so
+    // protobufjs). fraud-detector's user features are a CSV file, read without DuckDB.
+    const loaded = await packagesLoadedServing(join(examples, 'fashion-mnist'), join(examples, 'fraud-detector'));
     expect(loaded).toEqual(expect.arrayContaining(['fastify', 'onnxruntime-node']));
     expect(loaded).not.toContain('protobufjs');
     for (const name of HEAVY) expect(loaded, name).not.toContain(name);
   }, 90_000);
 });
 
-/** The npm packages the main thread of `caliper serve PATH` has loaded once it is ready. */
-async function packagesLoadedServing(path: string): Promise<string[]> {
+/** The npm packages the main thread of `caliper serve PATH...` has loaded once it is ready (or has exited). */
+async function packagesLoadedServing(...paths: string[]): Promise<string[]> {
   const port = await freePort();
   let stderr = '';
-  const server: ChildProcess = spawn('node', ['--import', preload, bin, 'serve', path, '--port', String(port)], {
+  const server: ChildProcess = spawn('node', ['--import', preload, bin, 'serve', ...paths, '--port', String(port)], {
     cwd: work,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
@@ -92,15 +93,17 @@ async function packagesLoadedServing(path: string): Promise<string[]> {
   });
   const exited = once(server, 'exit');
   const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && server.exitCode === null) {
-    const status = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (status === 200) break;
-    await new Promise((r) => setTimeout(r, 100));
+  let ready = false;
+  while (!ready && Date.now() < deadline && server.exitCode === null) {
+    ready =
+      (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then(
+        (r) => r.status,
+        () => 0,
+      )) === 200;
+    if (!ready) await new Promise((r) => setTimeout(r, 100));
   }
   server.kill('SIGTERM');
   await exited;
+  if (!ready) throw new Error(`caliper serve ${paths.join(' ')} did not become ready: ${stderr}`);
   return loadedPackages(stderr);
 }
