@@ -25,7 +25,7 @@ preprocess:
     - { min_max: pixels, min: 0, max: 255 }
 postprocess:
   top3: { output: logits, softmax: true, top_k: 3, labels: [${FASHION_MNIST_LABELS.map((l) => JSON.stringify(l)).join(', ')}] }
-instances: { count: 1, kind: worker, intra_op_threads: 1 }
+instances: { count: 1, intra_op_threads: 1 }
 batching: { max_batch_size: 64, preferred_batch_sizes: [16, 32, 64], max_queue_delay_us: 1000, max_queue_size: 4096, timeout_ms: 2000 }
 sla: { p99_ms: 20 }
 `;

@@ -26,6 +26,7 @@ function withInstances(base: ModelConfig, options: BatchModelOptions): ModelConf
   if (options.instances !== undefined) {
     instances.count = options.instances;
     instances.kind = 'worker';
+    instances.kindReason = 'caliper batch --instances: one worker thread per instance';
   }
   if (options.threads !== undefined) instances.intraOpThreads = options.threads;
   return {

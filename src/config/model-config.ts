@@ -71,9 +71,17 @@ export interface PostprocessFieldSpec {
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
+/** Where a version's instances run: on worker threads of their own, or in the serving thread. */
+export type InstanceKind = 'worker' | 'in_thread';
+
 export interface InstancesSpec {
   count: number;
-  kind: 'worker' | 'in_thread';
+  /** The kind in force (`auto` resolved at load). */
+  kind: InstanceKind;
+  /** What model.yaml asked for; `auto` (the default) when it says nothing. */
+  requestedKind: InstanceKind | 'auto';
+  /** Why `kind` was chosen, for the load log and the model's config (`caliper_instance_kind_reason`). */
+  kindReason: string;
   intraOpThreads: number;
   interOpThreads: number;
 }
@@ -482,9 +490,11 @@ function parseInstances(r: ConfigReader, raw: unknown): InstancesSpec {
   const count = o.count === undefined ? 1 : r.number(o.count, 'instances.count', { integer: true, min: 1, max: 64 });
   // Instances divide this process's cores (a `serve --workers` worker's share of them): never more threads than cores.
   const defaultThreads = Math.max(1, Math.floor(processCoreBudget() / count));
+  const requestedKind =
+    o.kind === undefined ? 'auto' : r.oneOf(o.kind, 'instances.kind', ['auto', 'worker', 'in_thread'] as const);
   return {
     count,
-    kind: o.kind === undefined ? 'worker' : r.oneOf(o.kind, 'instances.kind', ['worker', 'in_thread'] as const),
+    ...instanceKindFor(requestedKind, processCoreBudget()),
     intraOpThreads:
       o.intra_op_threads === undefined
         ? defaultThreads
@@ -494,6 +504,30 @@ function parseInstances(r: ConfigReader, raw: unknown): InstancesSpec {
         ? 1
         : r.number(o.inter_op_threads, 'instances.inter_op_threads', { integer: true, min: 1 }),
   };
+}
+
+/**
+ * Resolves `instances.kind`. `auto` runs the model in the serving thread when the process can use one core (its CPU
+ * affinity, cgroup quota or `serve --workers` share): a worker thread would then share that core with the serving
+ * thread and add a hop and two wake-ups per batch for nothing. With more cores, worker threads let the event loop
+ * parse and answer requests while a batch computes.
+ */
+export function instanceKindFor(
+  requested: InstanceKind | 'auto',
+  cores: number,
+): Pick<InstancesSpec, 'kind' | 'requestedKind' | 'kindReason'> {
+  if (requested !== 'auto') return { kind: requested, requestedKind: requested, kindReason: 'set in model.yaml' };
+  return cores <= 1
+    ? {
+        kind: 'in_thread',
+        requestedKind: 'auto',
+        kindReason: 'auto: the process can use 1 core (CPU affinity, cgroup quota or serve --workers share)',
+      }
+    : {
+        kind: 'worker',
+        requestedKind: 'auto',
+        kindReason: `auto: the process can use ${cores} cores, so a batch computes on a worker thread while the event loop serves`,
+      };
 }
 
 function parseBatching(r: ConfigReader, raw: unknown): BatchingSpec {

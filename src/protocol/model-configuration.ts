@@ -90,6 +90,7 @@ export function tritonModelConfig(version: ModelVersion): TritonModelConfig {
   const policy = config.versionPolicy;
   const parameters: Record<string, { string_value: string }> = {
     caliper_instance_kind: { string_value: config.instances.kind },
+    caliper_instance_kind_reason: { string_value: config.instances.kindReason },
     caliper_intra_op_threads: { string_value: String(config.instances.intraOpThreads) },
   };
   if (batched && batching.maxQueueDelayUs === 'auto') parameters.caliper_max_queue_delay_us = { string_value: 'auto' };

@@ -106,9 +106,14 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     for (const version of model.versions.values()) {
       for (const notice of version.loadNotices) logger.warn({ model: model.name, version: version.version }, notice);
     }
+    const { instances } = model.config;
     logger.info(
-      { model: model.name, versions: [...model.versions.keys()] },
-      `model ${model.name} ready (version ${model.defaultVersion})`,
+      {
+        model: model.name,
+        versions: [...model.versions.keys()],
+        instances: { count: instances.count, kind: instances.kind, why: instances.kindReason },
+      },
+      `model ${model.name} ready (version ${model.defaultVersion}; ${instances.count} ${instances.kind} instance${instances.count > 1 ? 's' : ''}, ${instances.kindReason})`,
     );
   }
   for (const failure of repository.failures)
