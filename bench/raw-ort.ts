@@ -1,10 +1,11 @@
 /*
  * Raw ONNX Runtime in-process: the ceiling for serving one model on one core, at batch 1 and batched.
- * Usage: node --import tsx bench/raw-ort.ts MODEL.onnx INPUT_NAME WIDTH SECONDS  → one JSON line on stdout
+ * Usage: node --import tsx bench/raw-ort.ts MODEL.onnx INPUT_NAME WIDTH SECONDS [BATCH,BATCH...]  → one JSON line on
+ * stdout, rows per second at each batch size (1, 8, 32 and 64 unless sizes are given).
  */
 import ort from 'onnxruntime-node';
 
-const [modelPath, inputName, widthArg, secondsArg] = process.argv.slice(2);
+const [modelPath, inputName, widthArg, secondsArg, batchesArg] = process.argv.slice(2);
 const width = Number(widthArg);
 const seconds = Number(secondsArg ?? 2);
 const session = await ort.InferenceSession.create(modelPath!, {
@@ -28,6 +29,7 @@ async function rowsPerSecond(batch: number): Promise<number> {
 }
 
 const result: Record<string, number> = {};
-for (const batch of [1, 8, 32, 64]) result[`batch${batch}_rows_per_s`] = Math.round(await rowsPerSecond(batch));
+const batches = batchesArg ? batchesArg.split(',').map(Number) : [1, 8, 32, 64];
+for (const batch of batches) result[`batch${batch}_rows_per_s`] = Math.round(await rowsPerSecond(batch));
 console.log(JSON.stringify(result));
 await session.release();

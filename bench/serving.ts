@@ -3,6 +3,12 @@
  *
  *   node --import tsx bench/serving.ts [--seconds 5] [--rounds 3] [--profile]
  *
+ * Issue 17 ("make batching pay") adds, for the fraud model and a 784-1024-1024-10 MLP (bench/serving-mlp.ts): a
+ * hand-written fastify + onnxruntime-node server (bench/handwritten-server.ts) and the floor (the bare route's cost plus
+ * raw ONNX Runtime's cost per row at the batch sizes Caliper formed in that round, read from Caliper's statistics),
+ * each round alternating bare → hand-written → Caliper; the report gives Caliper ÷ floor and Caliper ÷ hand-written
+ * in requests/s and in server CPU per request, medians of the rounds.
+ *
  * Servers run pinned to core 0 (`taskset -c 0`), this process (the load generator: Caliper's own, src/bench/, raw
  * sockets) pins itself to core 1. Requests are varied (512 distinct fraud transactions, 64 distinct images) and the
  * response cache is off, so every request runs the model.
@@ -26,6 +32,7 @@ import type { RequestData } from '../src/bench/request-data.ts';
 import { freePort } from '../src/system/free-port.ts';
 import { numberOption } from './bench-options.ts';
 import { cpuSeconds } from './process-cpu.ts';
+import { servingMlp } from './serving-mlp.ts';
 
 const root = join(import.meta.dirname, '..');
 const SECONDS = numberOption('--seconds', 5);
@@ -160,13 +167,135 @@ const median = (values: number[]): number => {
 };
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-function rawOrt(model: string, input: string, width: number): Record<string, number> {
-  const out = execFileSync(
-    'taskset',
-    ['-c', '0', process.execPath, '--import', 'tsx', 'bench/raw-ort.ts', model, input, String(width), '2'],
-    { cwd: root, encoding: 'utf8' },
-  );
+function rawOrt(model: string, input: string, width: number, seconds = 2, batches?: number[]): Record<string, number> {
+  const args = ['bench/raw-ort.ts', model, input, String(width), String(seconds)];
+  if (batches) args.push(batches.join(','));
+  const out = execFileSync('taskset', ['-c', '0', process.execPath, '--import', 'tsx', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+}
+
+/** Batches run per batch size between two readings of a server's statistics. */
+function batchesSince(now: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [size, count] of Object.entries(now)) {
+    const n = count - (before[size] ?? 0);
+    if (n > 0) out[size] = n;
+  }
+  return out;
+}
+
+/**
+ * Raw ONNX Runtime's cost per row at the batch sizes Caliper formed (`batches`: count per size): the sizes carrying at
+ * least 2% of the rows (at most five) are measured on core 0 and weighted by their rows.
+ */
+function ortAtFormedSizes(
+  model: string,
+  input: string,
+  width: number,
+  batches: Record<string, number>,
+): { usPerRow: number; meanBatch: number; measured: Record<string, number> } {
+  const sizes = Object.entries(batches).map(([size, count]) => ({ size: Number(size), rows: Number(size) * count }));
+  const rows = sizes.reduce((sum, s) => sum + s.rows, 0);
+  const kept = sizes
+    .filter((s) => s.rows >= rows * 0.02)
+    .sort((a, b) => b.rows - a.rows)
+    .slice(0, 5);
+  const perSecond = rawOrt(
+    model,
+    input,
+    width,
+    0.5,
+    kept.map((s) => s.size),
+  );
+  const keptRows = kept.reduce((sum, s) => sum + s.rows, 0);
+  let us = 0;
+  const measured: Record<string, number> = {};
+  for (const s of kept) {
+    const usPerRow = 1e6 / perSecond[`batch${s.size}_rows_per_s`]!;
+    measured[String(s.size)] = r3(usPerRow);
+    us += (usPerRow * s.rows) / keptRows;
+  }
+  const runs = Object.values(batches).reduce((a, b) => a + b, 0);
+  return { usPerRow: r3(us), meanBatch: r3(rows / Math.max(1, runs)), measured };
+}
+
+interface FloorRound {
+  bare: LoadResult;
+  handwritten: LoadResult;
+  caliper: LoadResult;
+  /** Batches Caliper ran in its window, per size. */
+  caliperBatches: Record<string, number>;
+  ort: { usPerRow: number; meanBatch: number; measured: Record<string, number> };
+  /** The bare route plus raw ORT per row: requests/s and server CPU µs per request. */
+  floorRps: number;
+  floorCpuUsPerRequest: number;
+  caliperVsFloor: number;
+  caliperVsHandwritten: number;
+  caliperCpuVsFloor: number;
+  caliperCpuVsHandwritten: number;
+}
+
+/**
+ * One round of the floor comparison: bare route → hand-written server → Caliper, then raw ORT at the batch sizes
+ * Caliper formed in its window. Ratios are throughput ratios (> 1: Caliper faster) and CPU ratios (the other's CPU
+ * per request ÷ Caliper's, > 1: Caliper cheaper).
+ */
+async function floorRound(
+  servers: { bare: Server; handwritten: Server; caliper: Server },
+  model: { name: string; path: string; onnx: string; input: string; width: number; data: RequestData },
+): Promise<FloorRound> {
+  const bare = await closedLoop(servers.bare, model.path, model.data);
+  const handwritten = await closedLoop(servers.handwritten, model.path, model.data);
+  const before = (await stats(servers.caliper.url, model.name)).batchSizes;
+  const caliper = await closedLoop(servers.caliper, model.path, model.data);
+  // The window's batches (the 1 s warm-up's included: the same load, the same sizes).
+  const caliperBatches = batchesSince((await stats(servers.caliper.url, model.name)).batchSizes, before);
+  const ort = ortAtFormedSizes(model.onnx, model.input, model.width, caliperBatches);
+  const floorCpu = bare.serverCpuUsPerRequest! + ort.usPerRow;
+  const floorRps = 1 / (1 / bare.rps + ort.usPerRow / 1e6);
+  return {
+    bare,
+    handwritten,
+    caliper,
+    caliperBatches,
+    ort,
+    floorRps: Math.round(floorRps),
+    floorCpuUsPerRequest: r3(floorCpu),
+    caliperVsFloor: r3(caliper.rps / floorRps),
+    caliperVsHandwritten: r3(caliper.rps / handwritten.rps),
+    caliperCpuVsFloor: r3(floorCpu / caliper.serverCpuUsPerRequest!),
+    caliperCpuVsHandwritten: r3(handwritten.serverCpuUsPerRequest! / caliper.serverCpuUsPerRequest!),
+  };
+}
+
+/** Medians over the rounds of a floor comparison. */
+function floorSummary(rounds: FloorRound[]): Record<string, number> {
+  const m = (pick: (r: FloorRound) => number): number => r3(median(rounds.map(pick)));
+  return {
+    bare_rps: Math.round(m((r) => r.bare.rps)),
+    floor_rps: Math.round(m((r) => r.floorRps)),
+    handwritten_rps: Math.round(m((r) => r.handwritten.rps)),
+    caliper_rps: Math.round(m((r) => r.caliper.rps)),
+    caliper_vs_floor: m((r) => r.caliperVsFloor),
+    caliper_vs_handwritten: m((r) => r.caliperVsHandwritten),
+    cpu_us_per_request_bare: m((r) => r.bare.serverCpuUsPerRequest!),
+    cpu_us_per_request_floor: m((r) => r.floorCpuUsPerRequest),
+    cpu_us_per_request_handwritten: m((r) => r.handwritten.serverCpuUsPerRequest!),
+    cpu_us_per_request_caliper: m((r) => r.caliper.serverCpuUsPerRequest!),
+    caliper_cpu_vs_floor: m((r) => r.caliperCpuVsFloor),
+    caliper_cpu_vs_handwritten: m((r) => r.caliperCpuVsHandwritten),
+    ort_us_per_row_at_formed_sizes: m((r) => r.ort.usPerRow),
+    caliper_mean_batch: m((r) => r.ort.meanBatch),
+  };
+}
+
+function logFloorRound(label: string, round: number, r: FloorRound): void {
+  console.log(
+    `${label} round ${round}: bare ${Math.round(r.bare.rps)} rps, floor ${r.floorRps} (ORT ${r.ort.usPerRow} µs/row at mean batch ${r.ort.meanBatch}), hand-written ${Math.round(r.handwritten.rps)}, caliper ${Math.round(r.caliper.rps)} (${r.caliperVsFloor}x floor, ${r.caliperVsHandwritten}x hand-written); CPU µs/request bare ${r.bare.serverCpuUsPerRequest}, floor ${r.floorCpuUsPerRequest}, hand-written ${r.handwritten.serverCpuUsPerRequest}, caliper ${r.caliper.serverCpuUsPerRequest}`,
+  );
 }
 
 async function stats(
@@ -297,20 +426,42 @@ console.log(
 const ort = rawOrt(join(fraudBatched, 'fraud_detector/1/model.onnx'), 'features', 10);
 console.log('raw ONNX Runtime (core 0):', ort);
 
+const fraudOnnx = join(fraudBatched, 'fraud_detector/1/model.onnx');
 const bare = await startServer('bare', ['--import', 'tsx', 'bench/echo-server.ts', '{port}']);
+const fraudHandwritten = await startServer('handwritten-fraud', [
+  '--import',
+  'tsx',
+  'bench/handwritten-server.ts',
+  '{port}',
+  'fraud',
+  fraudOnnx,
+]);
 const onServer = await startServer('caliper-batching', caliper(fraudBatched));
 const offServer = await startServer('caliper-no-batching', caliper(fraudUnbatched));
+const fraudModel = {
+  name: 'fraud_detector',
+  path: fraudPath,
+  onnx: fraudOnnx,
+  input: 'features',
+  width: 10,
+  data: fraudData,
+};
 
 const rounds: { bare: LoadResult; batching: LoadResult; noBatching: LoadResult }[] = [];
+const fraudFloorRounds: FloorRound[] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  const b = await closedLoop(bare, fraudPath, fraudData);
-  const on = await closedLoop(onServer, fraudPath, fraudData);
+  const f = await floorRound({ bare, handwritten: fraudHandwritten, caliper: onServer }, fraudModel);
   const off = await closedLoop(offServer, fraudPath, fraudData);
+  fraudFloorRounds.push(f);
+  const b = f.bare;
+  const on = f.caliper;
   rounds.push({ bare: b, batching: on, noBatching: off });
+  logFloorRound('fraud', round + 1, f);
   console.log(
-    `round ${round + 1}: bare ${Math.round(b.rps)} rps, caliper batching ${Math.round(on.rps)} (${r3(on.rps / b.rps)}x), no batching ${Math.round(off.rps)} (${r3(off.rps / b.rps)}x); server CPU µs/request bare ${b.serverCpuUsPerRequest}, batching ${on.serverCpuUsPerRequest}, no batching ${off.serverCpuUsPerRequest}`,
+    `  no batching ${Math.round(off.rps)} rps (${r3(off.rps / b.rps)}x bare), server CPU µs/request ${off.serverCpuUsPerRequest}`,
   );
 }
+await stop(fraudHandwritten);
 loadAverages.push(loadAverage());
 const fraudStatsLoaded = await stats(onServer.url, 'fraud_detector');
 const ratioBatching = median(rounds.map((r) => r.batching.rps / r.bare.rps));
@@ -372,6 +523,38 @@ const fashionStats = await stats(fashionOn.url, 'fashion_mnist');
 const fashionStatsOff = await stats(fashionOff.url, 'fashion_mnist');
 await Promise.all([stop(fashionOn), stop(fashionOff)]);
 const fashionRatio = median(fashionRounds.map((r) => r.batching.rps / r.noBatching.rps));
+
+// The 784-1024-1024-10 MLP: the fashion example's model.yaml (preprocess, top-3 postprocess, batching) over it.
+const mlpOnnx = await servingMlp();
+const mlpRepo = modelFolder('mlp-1024x2', 'fashion-mnist', 'fashion_mnist', { cache: 'false' });
+cpSync(mlpOnnx, join(mlpRepo, 'fashion_mnist/1/model.onnx'));
+const mlpBare = await startServer('bare-mlp', ['--import', 'tsx', 'bench/echo-server.ts', '{port}']);
+const mlpHandwritten = await startServer('handwritten-mlp', [
+  '--import',
+  'tsx',
+  'bench/handwritten-server.ts',
+  '{port}',
+  'fashion',
+  mlpOnnx,
+]);
+const mlpCaliper = await startServer('caliper-mlp', caliper(mlpRepo));
+const mlpModel = {
+  name: 'fashion_mnist',
+  path: fashionPath,
+  onnx: mlpOnnx,
+  input: 'pixels',
+  width: 784,
+  data: fashionData,
+};
+const mlpRounds: FloorRound[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const f = await floorRound({ bare: mlpBare, handwritten: mlpHandwritten, caliper: mlpCaliper }, mlpModel);
+  mlpRounds.push(f);
+  logFloorRound('mlp 784-1024-1024-10', round + 1, f);
+}
+const mlpStats = await stats(mlpCaliper.url, 'fashion_mnist');
+const mlpMetadata = await (await fetch(`${mlpCaliper.url}/v2/models/fashion_mnist/config`)).json();
+await Promise.all([stop(mlpBare), stop(mlpHandwritten), stop(mlpCaliper)]);
 loadAverages.push(loadAverage());
 
 let profile: (ReturnType<typeof profileSummary> & { cpuUsPerRequest: number; rps: number }) | undefined;
@@ -412,7 +595,30 @@ if (PROFILE) {
   );
 }
 
+const fraudFloor = floorSummary(fraudFloorRounds);
+const mlpFloor = floorSummary(mlpRounds);
 const targets = {
+  fraud_caliper_vs_floor: {
+    target: '>= 0.8 (requests/s; CPU per request alongside)',
+    value: fraudFloor.caliper_vs_floor,
+    cpu: fraudFloor.caliper_cpu_vs_floor,
+    met: fraudFloor.caliper_vs_floor! >= 0.8,
+  },
+  fraud_caliper_vs_handwritten: {
+    target: '≈ 1.25 (follows from 0.8x the floor)',
+    value: fraudFloor.caliper_vs_handwritten,
+    cpu: fraudFloor.caliper_cpu_vs_handwritten,
+  },
+  mlp_caliper_vs_floor: {
+    target: '>= 0.9 (requests/s; CPU per request alongside)',
+    value: mlpFloor.caliper_vs_floor,
+    cpu: mlpFloor.caliper_cpu_vs_floor,
+    met: mlpFloor.caliper_vs_floor! >= 0.9,
+  },
+  mlp_caliper_vs_handwritten: {
+    value: mlpFloor.caliper_vs_handwritten,
+    cpu: mlpFloor.caliper_cpu_vs_handwritten,
+  },
   throughput_vs_bare_fastify: { target: '>= 0.90', value: r3(ratioBatching), met: ratioBatching >= 0.9 },
   fashion_batching_speedup: {
     target: '>= 3 at equal or lower p99',
@@ -439,6 +645,12 @@ const result = {
   connections: CONNECTIONS,
   raw_onnxruntime_rows_per_s: ort,
   raw_ort_batch1_vs_bare_fastify: r3(ort.batch1_rows_per_s! / median(rounds.map((r) => r.bare.rps))),
+  fraud_floor: fraudFloor,
+  fraud_floor_rounds: fraudFloorRounds,
+  mlp_1024x2_floor: mlpFloor,
+  mlp_1024x2_floor_rounds: mlpRounds,
+  mlp_1024x2_stats: mlpStats,
+  mlp_1024x2_config: mlpMetadata,
   fraud_rounds: rounds,
   fraud_ratio_batching_vs_bare: r3(ratioBatching),
   fraud_ratio_no_batching_vs_bare: r3(ratioNoBatching),
