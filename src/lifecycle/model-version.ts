@@ -16,8 +16,7 @@ import type { ModelSignature } from '../runtime/model-signature.ts';
 import type { ModelProto } from '../optimize/onnx/onnx-types.ts';
 import { describeUnservedOutputs } from '../runtime/unserved-outputs.ts';
 import { describeFeeds, warmUpFeeds } from '../runtime/warm-up-feeds.ts';
-import { DirectScheduler } from '../scheduler/direct-scheduler.ts';
-import { defaultScheduler } from '../scheduler/scheduler-factory.ts';
+import { defaultScheduler, directScheduler } from '../scheduler/scheduler-factory.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 
 export type VersionState = 'loading' | 'ready' | 'failed' | 'unloading';
@@ -62,7 +61,7 @@ export async function decideBatchAxis(
   }
 }
 
-export const directSchedulerFactory: SchedulerFactory = (pool) => new DirectScheduler(pool);
+export const directSchedulerFactory: SchedulerFactory = (pool, config) => directScheduler(pool, config);
 
 /** One version of a model, loaded and warmed: everything a request needs to be answered. */
 export class ModelVersion {
