@@ -7,6 +7,7 @@ import { float32ToFloat16Bits } from '../optimize/onnx/tensor-values.ts';
 import { AdaptiveDelayController } from './adaptive-delay.ts';
 import { BatchStatistics } from './batch-statistics.ts';
 import { JobQueue } from './job-queue.ts';
+import { cancelledError, deadlineError, priorityLevelOf, queueFullError } from './queue-policy.ts';
 import { joinResults, jobOutputs, splitJob } from './row-split.ts';
 import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
 
@@ -36,8 +37,6 @@ interface QueuedJob {
   deadline: number;
   outputNames: string[] | undefined;
   clientGone: (() => boolean) | undefined;
-  /** Jobs batch together only when their inputs agree beyond dim 0. */
-  shapeKey: string;
   enqueuedAt: number;
   resolve(result: InferenceResult): void;
   reject(error: Error): void;
@@ -46,16 +45,23 @@ interface QueuedJob {
 /** Why a batch left the queue; the adaptive delay only grows when batches leave on the timer half empty. */
 type BatchTrigger = 'full' | 'preferred' | 'delay';
 
-function shapeKeyOf(inputs: TensorMap, padding: ReadonlyMap<string, number> | undefined): string {
-  let key = '';
-  for (const name in inputs) {
-    const t = inputs[name]!;
-    key += `${name}:${t.type}`;
-    const padded = padding?.has(name) === true && t.dims.length === 2 && t.type !== 'string';
-    for (let i = 1; i < t.dims.length; i++) key += padded && i === 1 ? ',*' : `,${t.dims[i]}`;
-    key += ';';
+/**
+ * Whether two jobs' inputs agree beyond dim 0 (names, types, trailing dims; a padded tensor's axis 1 may differ), so
+ * they can share a batch. Compared in place: no per-request key string is built.
+ */
+function sameShape(a: TensorMap, b: TensorMap, padding: ReadonlyMap<string, number> | undefined): boolean {
+  if (a === b) return true;
+  let names = 0;
+  for (const name in a) {
+    const x = a[name]!;
+    const y = b[name];
+    if (y === undefined || x.type !== y.type || x.dims.length !== y.dims.length) return false;
+    const padded = padding?.has(name) === true && x.dims.length === 2 && x.type !== 'string';
+    for (let i = padded ? 2 : 1; i < x.dims.length; i++) if (x.dims[i] !== y.dims[i]) return false;
+    names++;
   }
-  return key;
+  for (const _ in b) names--;
+  return names === 0;
 }
 
 /** Rank-2 tensors of different lengths along axis 1, each padded with `pad` to the longest. */
@@ -135,19 +141,12 @@ export class DynamicBatcher implements Scheduler {
   }
 
   private enqueue(job: InferenceJob): Promise<InferenceResult> {
-    if (this.queued >= this.spec.maxQueueSize) {
-      return Promise.reject(
-        new CaliperError(
-          'CALIPER_QUEUE_FULL',
-          `model "${this.model}": queue is full (${this.spec.maxQueueSize} requests waiting, batching.max_queue_size); retry later`,
-          { retryAfterSeconds: 1 },
-        ),
-      );
-    }
+    if (this.queued >= this.spec.maxQueueSize)
+      return Promise.reject(queueFullError(this.model, this.spec.maxQueueSize));
     const now = performance.now();
     const deadline = job.deadline ?? Infinity;
     if (deadline <= now) return Promise.reject(this.deadlineError(0));
-    const level = Math.min(Math.max(0, Math.trunc(job.priority ?? 0)), this.queues.length - 1);
+    const level = priorityLevelOf(job.priority, this.queues.length);
     return new Promise<InferenceResult>((resolve, reject) => {
       this.queues[level]!.push({
         inputs: job.inputs,
@@ -155,7 +154,6 @@ export class DynamicBatcher implements Scheduler {
         deadline,
         outputNames: job.outputNames,
         clientGone: job.clientGone,
-        shapeKey: shapeKeyOf(job.inputs, this.padding),
         enqueuedAt: now,
         resolve,
         reject,
@@ -167,17 +165,11 @@ export class DynamicBatcher implements Scheduler {
   }
 
   private deadlineError(waitedMs: number): CaliperError {
-    return new CaliperError(
-      'CALIPER_DEADLINE_EXCEEDED',
-      `model "${this.model}": deadline passed after ${waitedMs.toFixed(1)} ms in the queue (timeout_ms or x-caliper-timeout-ms)`,
-    );
+    return deadlineError(this.model, waitedMs);
   }
 
   private cancelledError(waitedMs: number): CaliperError {
-    return new CaliperError(
-      'CALIPER_CANCELLED',
-      `model "${this.model}": the client left after ${waitedMs.toFixed(1)} ms in the queue; the request was dropped before it ran`,
-    );
+    return cancelledError(this.model, waitedMs);
   }
 
   /** Requests that arrive in the same I/O phase are all queued before the batch is formed. */
@@ -214,7 +206,8 @@ export class DynamicBatcher implements Scheduler {
           if (job.enqueuedAt < oldest) oldest = job.enqueuedAt;
           first ??= job;
           if (blocked) break;
-          if (job.shapeKey !== first.shapeKey || rows + job.rows > this.spec.maxBatchSize) {
+          // Jobs batch together only when their inputs agree beyond dim 0.
+          if (rows + job.rows > this.spec.maxBatchSize || !sameShape(job.inputs, first.inputs, this.padding)) {
             blocked = true;
             break;
           }
@@ -273,7 +266,15 @@ export class DynamicBatcher implements Scheduler {
   private dispatch(jobs: QueuedJob[], trigger: BatchTrigger, now: number): void {
     // pump takes a prefix of the queues in order (a queue's jobs from its head, the next queue only once this one
     // is taken whole) and nothing runs between pump and here: each job is the head of its queue when its turn comes.
-    for (const job of jobs) this.queues.find((q) => q.peek() === job)!.shift();
+    // A plain loop, not a find() closure per job.
+    for (const job of jobs) {
+      for (const q of this.queues) {
+        if (q.peek() === job) {
+          q.shift();
+          break;
+        }
+      }
+    }
     this.queued -= jobs.length;
     this.running++;
     let rows = 0;
