@@ -267,6 +267,8 @@ export type StageInput =
 
 /** A fresh context for one request entering `version`'s list. */
 export function stageContext(version: ModelVersion, input: StageInput, options: InferenceOptions = {}): StageContext {
+  // One object literal with every field, absent ones undefined: every request's context has the same shape, and no
+  // conditional spread builds throw-away objects on the hot path.
   const tensorsIn = 'tensors' in input;
   return {
     version,
@@ -276,17 +278,24 @@ export function stageContext(version: ModelVersion, input: StageInput, options: 
     tensorsIn,
     rowRules: !tensorsIn || input.rowRules === true,
     raw: tensorsIn ? [] : input.rows,
-    prefixOf: (!tensorsIn && input.prefixOf) || (() => ''),
-    ...(!tensorsIn && input.tolerant ? { rowErrors: [] } : {}),
+    prefixOf: (!tensorsIn && input.prefixOf) || noPrefix,
+    rowErrors: !tensorsIn && input.tolerant ? [] : undefined,
     rowIndex: [],
     rows: [],
-    ...(tensorsIn ? { inputs: input.tensors } : {}),
+    degraded: undefined,
+    cacheKey: undefined,
+    inputs: tensorsIn ? input.tensors : undefined,
     rowCount: tensorsIn ? (input.rows ?? 1) : input.rows.length,
-    ...(input.outputNames ? { outputNames: input.outputNames } : {}),
+    outputNames: input.outputNames,
+    pending: undefined,
+    outputs: undefined,
+    predictions: undefined,
     batchSize: 0,
     answered: false,
   };
 }
+
+const noPrefix = (): string => '';
 
 /**
  * The runner: walks the list from stage `from` through stage `until` (both included), skipping the stages that do not

@@ -10,9 +10,9 @@ export function httpAdmissionHints(request: FastifyRequest): AdmissionHints {
   const priority = request.headers['x-caliper-priority'];
   // A closed connection cannot take the answer: queued work for it is dropped (the socket is read only then).
   const socket = request.raw.socket;
-  return {
-    ...(typeof timeout === 'string' ? { timeoutMs: timeout } : {}),
-    ...(typeof priority === 'string' ? { priority } : {}),
-    clientGone: () => socket.destroyed,
-  };
+  // Plain stores, not conditional spreads: this runs on every request.
+  const hints: AdmissionHints = { clientGone: () => socket.destroyed };
+  if (typeof timeout === 'string') hints.timeoutMs = timeout;
+  if (typeof priority === 'string') hints.priority = priority;
+  return hints;
 }

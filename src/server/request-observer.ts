@@ -46,7 +46,7 @@ export class RequestObserver {
         outcome: 'success',
         timings: result.timings,
         batchSize: result.batchSize,
-        ...(result.rows !== undefined ? { rows: result.rows } : {}),
+        rows: result.rows,
         durationMs: performance.now() - started,
       });
       return result;
