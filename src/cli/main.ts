@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   worker: async () => (await import('./worker.ts')).registerWorkerCommand,
   bench: async () => (await import('./bench.ts')).registerBenchCommand,
   tune: async () => (await import('./tune.ts')).registerTuneCommand,
+  doctor: async () => (await import('./doctor.ts')).registerDoctorCommand,
   quantize: async () => (await import('./quantize.ts')).registerQuantizeCommand,
   distill: async () => (await import('./distill.ts')).registerDistillCommand,
   models: async () => (await import('./models.ts')).registerModelsCommand,

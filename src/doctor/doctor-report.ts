@@ -1,0 +1,69 @@
+import type { Diagnosis } from './diagnosis.ts';
+import type { ProfileStage, StageProfile } from './stage-profile.ts';
+
+/** How one remedy ended: kept (it moved p99 and passed its guards), dropped after measuring, refused, or skipped. */
+export type TrialOutcome = 'kept' | 'dropped' | 'refused' | 'skipped';
+
+export interface RemedyTrial {
+  remedy: string;
+  stage: ProfileStage;
+  title: string;
+  outcome: TrialOutcome;
+  /** What it changed, or why it ended as it did. */
+  detail: string;
+  /** p99 (ms) of the model as kept so far, and with this remedy added; null when not measured. */
+  p99BeforeMs: number | null;
+  p99AfterMs: number | null;
+  /** The measured candidate's profile, when measured. */
+  profile?: StageProfile;
+  /** The accuracy guard's figures, for optimized model files. */
+  guard?: { accuracyBefore?: number; accuracyAfter?: number; maeBefore?: number; maeAfter?: number; note: string };
+  degradedShare?: number;
+  /** Seconds the trial took (optimizing, serving and measuring). */
+  seconds: number;
+}
+
+export interface DoctorReport {
+  kind: 'caliper-doctor';
+  version: 1;
+  model: string;
+  /** The model folder or URI, or the server's URL in read-only mode. */
+  target: string;
+  readOnly: boolean;
+  budgetMs: number;
+  load: StageProfile['load'];
+  data: { source: string; requests: number; distinct: number; repeatShare: number };
+  startedAt: string;
+  before: { profile: StageProfile; diagnosis: Diagnosis };
+  trials: RemedyTrial[];
+  /** Measured again on a fresh server with every kept remedy; absent when nothing was kept. */
+  after?: { profile: StageProfile; diagnosis: Diagnosis };
+  /** True when the final measurement (after, or before when nothing was kept) meets the budget. */
+  met: boolean;
+  /** For stages no remedy shortens. */
+  advice: string[];
+  changes: {
+    /** `diff -u` of the served version's model.yaml and the changed one; '' when unchanged. */
+    yamlDiff: string;
+    modelYaml: string;
+    /** The optimized ONNX file, when a kept remedy wrote one. */
+    modelFile?: string;
+  };
+  applied?: { dir: string; version: number };
+  registered?: { name: string; version: number; stage: string };
+  elapsedS: number;
+}
+
+const ms = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : v.toFixed(2));
+
+/** The outcome table as aligned text: one row per remedy, p99 before/after and why it was kept or dropped. */
+export function formatTrials(trials: readonly RemedyTrial[]): string {
+  const lines = [
+    `${'remedy'.padEnd(22)} ${'stage'.padEnd(11)} ${'outcome'.padEnd(8)} ${'p99 ms'.padStart(16)}  detail`,
+  ];
+  for (const t of trials) {
+    const p99 = t.p99AfterMs !== null ? `${ms(t.p99BeforeMs)} → ${ms(t.p99AfterMs)}` : '-';
+    lines.push(`${t.remedy.padEnd(22)} ${t.stage.padEnd(11)} ${t.outcome.padEnd(8)} ${p99.padStart(16)}  ${t.detail}`);
+  }
+  return lines.join('\n');
+}

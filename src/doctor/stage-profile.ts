@@ -1,0 +1,172 @@
+import type { StepResult } from '../bench/bench-report.ts';
+import { runBench, type LoadPlan } from '../bench/bench-runner.ts';
+import { HttpLoadTarget, inferencePath, type LoadClient, type LoadTarget } from '../bench/load-target.ts';
+import { round } from '../bench/measurement-window.ts';
+import type { RequestData } from '../bench/request-data.ts';
+import { PIPELINE_STAGES } from '../pipeline/stage-timings.ts';
+
+/** The stages a doctor breakdown names: the pipeline's, in request order, then the client's view of the rest. */
+export const PROFILE_STAGES = [...PIPELINE_STAGES, 'network'] as const;
+export type ProfileStage = (typeof PROFILE_STAGES)[number];
+
+/** How the load is offered: open loop at a rate (requests/s), or closed loop with C connections. */
+export type DoctorLoad = { mode: 'rate'; rate: number } | { mode: 'concurrency'; concurrency: number };
+
+/** One request as the client saw it: latency (ms, from its send or, open loop, its scheduled time) and its stages. */
+export interface RequestSample {
+  latencyMs: number;
+  /** performance.now() when the answer came. */
+  at: number;
+  stages: Partial<Record<ProfileStage, number>>;
+}
+
+/**
+ * What one measurement of a served model found, in milliseconds.
+ * - `meanMs`: each stage's mean over every request of the measured windows (Server-Timing);
+ * - `tailMs`: each stage's mean over the tail, the requests at or above the p99 latency (at least 5 of them):
+ *   the figures that explain the p99. `network` is the client's latency minus the server's total (transfer,
+ *   HTTP parsing, and in open loop the wait for a free connection).
+ */
+export interface StageProfile {
+  load: DoctorLoad;
+  requests: number;
+  errors: number;
+  throughput: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  meanMs: Partial<Record<ProfileStage, number>>;
+  tailMs: Partial<Record<ProfileStage, number>>;
+  tailRequests: number;
+  /** Requests answered from the response cache during the windows (server statistics), and the share of all. */
+  cacheHitShare: number;
+  /** Mean requests per model execution (server statistics); 1 without batching. */
+  meanBatchSize: number | null;
+}
+
+const TAIL_MIN = 5;
+
+function parseTiming(header: string): Partial<Record<ProfileStage, number>> & { total?: number } {
+  const out: Record<string, number> = {};
+  for (const entry of header.split(',')) {
+    const semicolon = entry.indexOf(';');
+    const dur = entry.indexOf('dur=');
+    if (semicolon < 0 || dur < 0) continue;
+    out[entry.slice(0, semicolon).trim()] = Number(entry.slice(dur + 4));
+  }
+  return out;
+}
+
+/**
+ * A load target that keeps every answered request's latency and Server-Timing stages, so the tail (the slowest
+ * requests) can be broken down by stage: means alone hide which stage makes p99.
+ */
+export class TailRecordingTarget implements LoadTarget {
+  readonly description: string;
+  readonly samples: RequestSample[] = [];
+
+  constructor(private readonly inner: LoadTarget) {
+    this.description = inner.description;
+  }
+
+  createClient(): LoadClient {
+    const client = this.inner.createClient();
+    return {
+      send: (done) => {
+        const sentAt = performance.now();
+        client.send((outcome) => {
+          if (outcome.ok && outcome.serverTiming) {
+            const timing = parseTiming(outcome.serverTiming);
+            const at = performance.now();
+            const latencyMs = at - sentAt;
+            const stages: Partial<Record<ProfileStage, number>> = {};
+            for (const stage of PIPELINE_STAGES) if (timing[stage] !== undefined) stages[stage] = timing[stage];
+            if (timing.total !== undefined) stages.network = Math.max(0, latencyMs - timing.total);
+            this.samples.push({ latencyMs, at, stages });
+          }
+          done(outcome);
+        });
+      },
+      close: () => client.close(),
+    };
+  }
+}
+
+function meanStages(samples: readonly RequestSample[]): Partial<Record<ProfileStage, number>> {
+  const sums: Partial<Record<ProfileStage, number>> = {};
+  for (const s of samples)
+    for (const [stage, ms] of Object.entries(s.stages))
+      sums[stage as ProfileStage] = (sums[stage as ProfileStage] ?? 0) + ms;
+  const out: Partial<Record<ProfileStage, number>> = {};
+  for (const stage of PROFILE_STAGES)
+    if (sums[stage] !== undefined) out[stage] = round(sums[stage]! / samples.length, 3);
+  return out;
+}
+
+/** The tail of a set of samples: those at or above the p99 latency, at least TAIL_MIN (the slowest ones). */
+export function tailOf<T extends { latencyMs: number }>(samples: readonly T[]): T[] {
+  const sorted = [...samples].sort((a, b) => b.latencyMs - a.latencyMs);
+  const count = Math.min(sorted.length, Math.max(TAIL_MIN, Math.ceil(sorted.length * 0.01)));
+  return sorted.slice(0, count);
+}
+
+export interface MeasureOptions {
+  url: string;
+  model: string;
+  data: RequestData;
+  load: DoctorLoad;
+  /** Measurement window (ms); the profile combines up to `windows` stable windows (default 1500 ms, 3). */
+  windowMs?: number;
+  warmupMs?: number;
+  maxWindows?: number;
+}
+
+/** Drives the load against a running server with Caliper's generator and profiles the measured windows. */
+export async function measureStages(options: MeasureOptions): Promise<StageProfile> {
+  const windowMs = options.windowMs ?? 1500;
+  const inner = new HttpLoadTarget(options.url, inferencePath('predict', options.model), options.data);
+  const target = new TailRecordingTarget(inner);
+  const plan: LoadPlan =
+    options.load.mode === 'rate'
+      ? { mode: 'rate', rates: [options.load.rate], distribution: 'poisson' }
+      : { mode: 'concurrency', levels: [options.load.concurrency] };
+  const warmupMs = options.warmupMs ?? Math.min(windowMs, 1000);
+  const startedAt = performance.now();
+  const report = await runBench({
+    target,
+    url: options.url,
+    model: options.model,
+    protocol: 'predict',
+    data: { source: options.data.source, requests: options.data.documents.length },
+    plan,
+    windowMs,
+    warmupMs,
+    stability: { windows: 2, maxTrials: options.maxWindows ?? 3 },
+  });
+  // The warm-up's answers are left out, as the generator leaves them out of its windows.
+  const measured = target.samples.filter((s) => s.at >= startedAt + warmupMs);
+  return profileOf(report.steps[0]!, measured, options.load);
+}
+
+/** Builds the profile of one bench step from the samples kept over its windows. */
+export function profileOf(step: StepResult, samples: readonly RequestSample[], load: DoctorLoad): StageProfile {
+  const latencies = samples.map((s) => s.latencyMs).sort((a, b) => a - b);
+  const tail = tailOf(samples);
+  const stats = step.serverStats;
+  const answered = stats ? stats.requests + stats.cacheHits : 0;
+  return {
+    load,
+    requests: step.requests,
+    errors: step.errors.total,
+    throughput: step.throughput,
+    latencyMs: {
+      p50: step.latencyMs.p50,
+      p90: step.latencyMs.p90,
+      p99: step.latencyMs.p99,
+      max: latencies.length ? round(latencies[latencies.length - 1]!, 3) : step.latencyMs.max,
+    },
+    meanMs: meanStages(samples),
+    tailMs: meanStages(tail),
+    tailRequests: tail.length,
+    cacheHitShare: answered > 0 ? round(stats!.cacheHits / answered, 3) : 0,
+    meanBatchSize: stats && stats.executions > 0 ? stats.meanBatchSize : null,
+  };
+}

@@ -1,0 +1,88 @@
+import { GraphBuilder, tensorFromArray } from '../../src/optimize/onnx/graph-builder.ts';
+import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
+import type { ModelProto } from '../../src/optimize/onnx/onnx-types.ts';
+
+const FLOAT = TensorDataType.FLOAT;
+
+/** mulberry32: seeded uniform [0, 1). */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const randomMatrix = (random: () => number, rows: number, cols: number, scale: number): Float32Array =>
+  Float32Array.from({ length: rows * cols }, () => (random() * 2 - 1) * scale);
+
+/** Input width of the heavy model: requests send `x`, an array of this many numbers in [-1, 1]. */
+export const HEAVY_INPUT = 64;
+
+/**
+ * A classifier whose cost is one heavy MatMul chain: x [N,64] is spread over `rows` positions ([N,rows,64], a
+ * positional table added), multiplied by W1 [64,width] and W2 [width,width] (rows·width·(64+width) products per
+ * request from small weights), averaged back to [N,width] and scaled into the logits by 1e-3. The decision itself is
+ * the head x·H [64,2]: class 0 when x[1] > 0. With `lossy`, H also holds a weight of 1000 in both columns, so a
+ * per-tensor INT8 scale rounds the deciding ±0.01 weights to 0 and the quantized model loses the decision.
+ */
+export function heavyMatMulModel(options: { rows: number; width: number; lossy: boolean }): ModelProto {
+  const { rows, width } = options;
+  const random = seeded(7);
+  const b = new GraphBuilder('heavy_matmul', 17);
+  const x = b.input({ name: 'x', elemType: FLOAT, shape: ['N', HEAVY_INPUT] });
+  const shape = b.initializer(tensorFromArray('spread_shape', [3], BigInt64Array.from([-1n, 1n, BigInt(HEAVY_INPUT)])));
+  const [spread] = b.node('Reshape', [x, shape]);
+  const positions = b.initializer(
+    tensorFromArray('positions', [rows, HEAVY_INPUT], randomMatrix(random, rows, HEAVY_INPUT, 1)),
+  );
+  const [placed] = b.node('Add', [spread!, positions]);
+  const w1 = b.initializer(tensorFromArray('w1', [HEAVY_INPUT, width], randomMatrix(random, HEAVY_INPUT, width, 0.2)));
+  const [h1] = b.node('MatMul', [placed!, w1]);
+  const [r1] = b.node('Relu', [h1!]);
+  const w2 = b.initializer(tensorFromArray('w2', [width, width], randomMatrix(random, width, width, 0.08)));
+  const [h2] = b.node('MatMul', [r1!, w2]);
+  const [r2] = b.node('Relu', [h2!]);
+  const [pooled] = b.node('ReduceMean', [r2!], { axes: [1], keepdims: 0 });
+  const w3 = b.initializer(tensorFromArray('w3', [width, 2], randomMatrix(random, width, 2, 0.1)));
+  const [heavyLogits] = b.node('MatMul', [pooled!, w3]);
+  const small = b.initializer(tensorFromArray('heavy_scale', [], Float32Array.from([1e-3])));
+  const [scaled] = b.node('Mul', [heavyLogits!, small]);
+  const head = new Float32Array(HEAVY_INPUT * 2);
+  head[2] = options.lossy ? 0.01 : 1; // x[1] → class 0
+  head[3] = options.lossy ? -0.01 : -1; // x[1] → class 1
+  if (options.lossy) {
+    head[0] = 1000;
+    head[1] = 1000;
+  }
+  const h = b.initializer(tensorFromArray('head', [HEAVY_INPUT, 2], head));
+  const [decision] = b.node('MatMul', [x, h]);
+  b.node('Add', [decision!, scaled!], {}, ['logits']);
+  b.output({ name: 'logits', elemType: FLOAT, shape: ['N', 2] });
+  return b.build();
+}
+
+/** Request rows for the heavy model: x in [-1, 1] with |x[1]| >= 0.05, labelled by the sign of x[1]. */
+export function heavyRows(count: number, seed: number): { x: number[]; label: number }[] {
+  const random = seeded(seed);
+  return Array.from({ length: count }, () => {
+    const x = Array.from({ length: HEAVY_INPUT }, () => Math.round((random() * 2 - 1) * 1000) / 1000);
+    if (Math.abs(x[1]!) < 0.05) x[1] = x[1]! < 0 ? -0.5 : 0.5;
+    return { x, label: x[1]! > 0 ? 0 : 1 };
+  });
+}
+
+/** score = amount·0.01 + user_score: a model whose cost is nothing, so the features stage is all there is. */
+export function featureScoreModel(): ModelProto {
+  const b = new GraphBuilder('feature_score', 17);
+  const x = b.input({ name: 'features', elemType: FLOAT, shape: ['N', 2] });
+  const w = b.initializer(tensorFromArray('w', [2, 1], Float32Array.from([0.01, 1])));
+  b.node('MatMul', [x, w], {}, ['score']);
+  b.output({ name: 'score', elemType: FLOAT, shape: ['N', 1] });
+  return b.build();
+}
+
+export { startDelayProxy } from '../../examples/fraud-doctor/slow-feature-source.ts';

@@ -1,0 +1,341 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startModelServer } from '../../src/bench/model-server-process.ts';
+import type { RequestData } from '../../src/bench/request-data.ts';
+import { diagnose } from '../../src/doctor/diagnosis.ts';
+import type { DoctorReport } from '../../src/doctor/doctor-report.ts';
+import { runDoctor } from '../../src/doctor/doctor-session.ts';
+import { applyYamlEdits, unifiedDiff } from '../../src/doctor/model-change.ts';
+import { remediesFor, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
+import type { StageProfile } from '../../src/doctor/stage-profile.ts';
+import { ModelRegistry } from '../../src/registry/model-registry.ts';
+import { startPrivateRedis } from '../support/redis-server.ts';
+import { TempModelRepository } from '../support/temp-models.ts';
+import { featureScoreModel, heavyMatMulModel, heavyRows, startDelayProxy } from './doctor-fixtures.ts';
+
+/**
+ * caliper doctor on small models with one slow stage injected: a feature store reached through a proxy that holds
+ * each lookup 60 ms, and a model whose cost is a heavy MatMul chain (~10 ms a request). Each run serves the model in
+ * real `caliper serve` children, drives real load and reads real Server-Timing/statistics; windows are short.
+ */
+const exec = promisify(execFile);
+const bin = join(import.meta.dirname, '../../bin/caliper.js');
+const STORE_DELAY_MS = 60;
+const USERS = 50;
+
+const repo = new TempModelRepository();
+const work = mkdtempSync(join(tmpdir(), 'caliper-doctor-test-'));
+let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
+let proxy: Awaited<ReturnType<typeof startDelayProxy>>;
+let featureModelDir: string;
+
+/** A model folder as users write them: model.yaml in block style, 1/model.onnx. */
+function addModel(folder: string, config: Record<string, unknown>, model: Parameters<TempModelRepository['add']>[2]) {
+  const dir = repo.add(folder, config, model);
+  writeFileSync(join(dir, 'model.yaml'), stringify(config));
+  return dir;
+}
+
+const featureRequests: RequestData = {
+  source: 'test users',
+  documents: Array.from({ length: 400 }, (_, i) => ({ amount: (i % 37) + 1, user_id: `u${i % USERS}` })),
+};
+
+beforeAll(async () => {
+  redis = await startPrivateRedis();
+  const client = new Redis(redis.url);
+  for (let u = 0; u < USERS; u++) await client.hset(`user:u${u}`, 'user_score', String(u / USERS));
+  client.disconnect();
+  proxy = await startDelayProxy(redis.port, STORE_DELAY_MS);
+  featureModelDir = addModel(
+    'scored',
+    {
+      name: 'scored',
+      inputs: { amount: { type: 'number', minimum: 0 }, user_id: { type: 'string', required: false } },
+      features: {
+        store: 'redis',
+        url: `redis://127.0.0.1:${proxy.port}`,
+        key: 'user:{user_id}',
+        fields: { user_score: { type: 'number', default: 0 } },
+        timeout_ms: 1000,
+      },
+      preprocess: { tensor: 'features', columns: [{ identity: 'amount' }, { identity: 'user_score' }] },
+      postprocess: { score: { output: 'score', index: 0 } },
+      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+    },
+    featureScoreModel(),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await proxy?.close();
+  await redis?.dispose();
+  repo.remove();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const heavyConfig = (name: string) => ({
+  name,
+  inputs: { x: { type: 'array', items: 'number', length: 64 } },
+  preprocess: { tensor: 'x', columns: [{ identity: 'x' }] },
+  postprocess: { class: { output: 'logits', argmax: true } },
+  instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+});
+
+function writeJsonl(file: string, rows: unknown[]): string {
+  writeFileSync(file, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  return file;
+}
+
+const trialOf = (report: DoctorReport, id: string) => {
+  const trial = report.trials.find((t) => t.remedy === id);
+  if (!trial) throw new Error(`no trial ${id} in ${JSON.stringify(report.trials.map((t) => t.remedy))}`);
+  return trial;
+};
+
+describe('diagnosis and remedy order (figures given)', () => {
+  const profile = (tail: Record<string, number>, p99: number): StageProfile => ({
+    load: { mode: 'concurrency', concurrency: 1 },
+    requests: 100,
+    errors: 0,
+    throughput: 10,
+    latencyMs: { p50: p99 / 2, p90: p99, p99, max: p99 },
+    meanMs: tail,
+    tailMs: tail,
+    tailRequests: 5,
+    cacheHitShare: 0,
+    meanBatchSize: 1,
+  });
+
+  it("names the stages holding at least a quarter of the tail's time, largest first: the seed's table", () => {
+    // The seed's fraud service: preprocess 15, features 20, inference 30, postprocess 5 against 50 ms.
+    const seed = diagnose(profile({ preprocess: 15, features: 20, inference: 30, postprocess: 5 }, 70), 50);
+    expect(seed.met).toBe(false);
+    expect(seed.overByMs).toBe(20);
+    expect(seed.culprits).toEqual(['inference', 'features']);
+    expect(seed.findings[0]).toMatch(/^inference takes 30\.00 ms of the p99 tail \(43%/);
+    expect(diagnose(profile({ inference: 30 }, 35), 50)).toMatchObject({ met: true, culprits: [] });
+  });
+
+  it('orders the inference remedies by expected gain: INT8 static, INT8 dynamic, threads, instances, batching, FP16', () => {
+    const context = { cores: 2, repeatShare: 0 } as RemedyContext;
+    expect(remediesFor('inference', context).map((r) => r.id)).toEqual([
+      'int8-static',
+      'int8-dynamic',
+      'intra-op-threads',
+      'instances-inference',
+      'batching-inference',
+      'fp16',
+    ]);
+    expect(remediesFor('features', { ...context, featureRedis: 'redis://x' }).map((r) => r.id)).toEqual([
+      'features-redis',
+      'features-timeout',
+    ]);
+  });
+
+  it('edits model.yaml keeping its comments and style, and prints the change as a unified diff', () => {
+    const text = '# the model\nname: m\ninstances: { count: 1, intra_op_threads: 1 } # one\n';
+    const edited = applyYamlEdits(text, [{ path: ['instances', 'intra_op_threads'], value: 2 }]);
+    expect(edited).toBe('# the model\nname: m\ninstances: { count: 1, intra_op_threads: 2 } # one\n');
+    expect(unifiedDiff(text, edited, 'a', 'b')).toContain(
+      '-instances: { count: 1, intra_op_threads: 1 } # one\n+instances: { count: 1, intra_op_threads: 2 } # one',
+    );
+  });
+});
+
+describe('caliper doctor on served models', () => {
+  it('names the features stage behind a slow store, serves them from a near Redis and verifies it by re-measuring', async () => {
+    const report = await runDoctor({
+      model: featureModelDir,
+      budgetMs: 40,
+      load: { mode: 'concurrency', concurrency: 2 },
+      data: featureRequests,
+      featureRedis: `${redis.url}/1`,
+      remedies: ['features-redis'],
+      windowMs: 600,
+    });
+    expect(report.before.diagnosis.culprits[0]).toBe('features');
+    expect(report.before.profile.tailMs.features).toBeGreaterThanOrEqual(STORE_DELAY_MS * 0.9);
+    const trial = trialOf(report, 'features-redis');
+    expect(trial.outcome).toBe('kept');
+    expect(trial.detail).toContain(`${USERS} entities copied`);
+    expect(trial.p99AfterMs!).toBeLessThan(trial.p99BeforeMs! * 0.9);
+    // Measured again on a fresh server: the features stage no longer waits for the proxy.
+    expect(report.after!.profile.meanMs.features!).toBeLessThan(report.before.profile.meanMs.features! / 2);
+    expect(report.after!.profile.latencyMs.p99).toBeLessThan(report.before.profile.latencyMs.p99);
+    expect(report.changes.yamlDiff).toContain(`+  url: ${redis.url}/1`);
+    // The values really are in the near Redis (database 1), copied from the slow one.
+    const near = new Redis(`${redis.url}/1`);
+    expect(await near.hget('user:u7', 'user_score')).toBe(String(7 / USERS));
+    near.disconnect();
+  }, 120_000);
+
+  it('drops a shorter store timeout that only hides the slow store: the answers would fall back to defaults', async () => {
+    const report = await runDoctor({
+      model: featureModelDir,
+      budgetMs: 40,
+      load: { mode: 'concurrency', concurrency: 2 },
+      data: featureRequests,
+      remedies: ['features-timeout'],
+      windowMs: 600,
+    });
+    expect(report.before.diagnosis.culprits).toContain('features');
+    const trial = trialOf(report, 'features-timeout');
+    expect(trial.outcome).toBe('refused');
+    expect(trial.degradedShare!).toBeGreaterThan(0.5);
+    expect(trial.detail).toMatch(/fell back to default features/);
+    expect(report.after).toBeUndefined();
+    expect(report.changes.yamlDiff).toBe('');
+  }, 120_000);
+
+  it('reads a running server read-only with --url: the breakdown, no remedy tried', async () => {
+    const server = await startModelServer(featureModelDir);
+    try {
+      const report = await runDoctor({
+        model: 'scored',
+        url: server.url,
+        budgetMs: 40,
+        load: { mode: 'concurrency', concurrency: 2 },
+        windowMs: 500,
+      });
+      expect(report.readOnly).toBe(true);
+      expect(report.before.diagnosis.culprits[0]).toBe('features');
+      expect(report.trials).toEqual([]);
+      expect(report.data.source).toContain('OpenAPI');
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
+  it('refuses an INT8 model that loses the decision on the evaluation data (the accuracy guard)', async () => {
+    const dir = addModel('lossy', heavyConfig('lossy'), heavyMatMulModel({ rows: 256, width: 512, lossy: true }));
+    const rows = heavyRows(200, 3);
+    const evalFile = writeJsonl(join(work, 'lossy-eval.jsonl'), rows);
+    const report = await runDoctor({
+      model: dir,
+      budgetMs: 1,
+      load: { mode: 'concurrency', concurrency: 1 },
+      data: { source: 'rows', documents: rows.map(({ x }) => ({ x })) },
+      eval: evalFile,
+      label: 'label',
+      maxDrop: 1,
+      remedies: ['int8-dynamic'],
+      windowMs: 500,
+    });
+    expect(report.before.diagnosis.culprits).toContain('inference');
+    const trial = trialOf(report, 'int8-dynamic');
+    expect(trial.outcome).toBe('refused');
+    expect(trial.detail).toMatch(/accuracy drops .* more than --max-drop 1 pt/);
+    expect(trial.guard!.accuracyBefore).toBe(1);
+    expect(trial.guard!.accuracyAfter!).toBeLessThan(0.9);
+    expect(report.changes.modelFile).toBeUndefined();
+    expect(report.after).toBeUndefined();
+  }, 120_000);
+
+  it('names inference for a heavy MatMul, keeps INT8 under the guard, and --apply/--register/--report write what they say', async () => {
+    const dir = addModel('heavy', heavyConfig('heavy'), heavyMatMulModel({ rows: 256, width: 512, lossy: false }));
+    const rows = heavyRows(200, 5);
+    const evalFile = writeJsonl(join(work, 'heavy-eval.jsonl'), rows);
+    const dataFile = writeJsonl(
+      join(work, 'heavy-requests.jsonl'),
+      rows.map(({ x }) => ({ x })),
+    );
+    const original = createHash('sha256')
+      .update(readFileSync(join(dir, '1', 'model.onnx')))
+      .digest('hex');
+    const registry = join(work, 'registry');
+    const html = join(work, 'doctor.html');
+    const { stdout, stderr } = await exec(
+      process.execPath,
+      [
+        bin,
+        'doctor',
+        '--model',
+        dir,
+        '--p99-ms',
+        '2',
+        '--concurrency',
+        '1',
+        '--data',
+        dataFile,
+        '--eval',
+        evalFile,
+        '--label',
+        'label',
+        '--remedies',
+        'int8-dynamic',
+        '--duration',
+        '0.5',
+        '--apply',
+        '--register',
+        'heavy_doctor',
+        '--registry',
+        registry,
+        '--report',
+        html,
+        '--json',
+      ],
+      { env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 },
+    );
+    const report = JSON.parse(stdout) as DoctorReport;
+    // A progress line per step, with an ETA.
+    expect(stderr).toMatch(/\[1\/\d+\] diagnosis: p99 .* over budget: .*inference.*ETA/);
+    expect(stderr).toMatch(/int8-dynamic: kept/);
+    expect(report.before.diagnosis.culprits).toContain('inference');
+    const trial = trialOf(report, 'int8-dynamic');
+    expect(trial.outcome).toBe('kept');
+    expect(trial.guard!.accuracyAfter!).toBeGreaterThanOrEqual(trial.guard!.accuracyBefore! - 0.01);
+    expect(trial.p99AfterMs!).toBeLessThan(trial.p99BeforeMs! * 0.9);
+    expect(report.after!.profile.tailMs.inference!).toBeLessThan(report.before.profile.tailMs.inference!);
+
+    // --apply: a new version folder with the INT8 model and its model.yaml; version 1 untouched.
+    expect(report.applied).toEqual({ dir: join(dir, '2'), version: 2 });
+    const applied = readFileSync(join(dir, '2', 'model.onnx'));
+    expect(applied.includes(Buffer.from('MatMulInteger'))).toBe(true);
+    expect(existsSync(join(dir, '2', 'model.yaml'))).toBe(true);
+    expect(
+      createHash('sha256')
+        .update(readFileSync(join(dir, '1', 'model.onnx')))
+        .digest('hex'),
+    ).toBe(original);
+
+    // --register: a registry version in Staging, the report's figures as its metrics.
+    expect(report.registered).toEqual({ name: 'heavy_doctor', version: 1, stage: 'Staging' });
+    const reg = await ModelRegistry.connect({ registry });
+    try {
+      const version = await reg.version('heavy_doctor', 1);
+      expect(version.stage).toBe('Staging');
+      expect(version.metrics.p99_before_ms).toBe(report.before.profile.latencyMs.p99);
+      expect(version.metrics.p99_after_ms).toBe(report.after!.profile.latencyMs.p99);
+      expect(version.tags.doctor_remedies).toBe('int8-dynamic');
+      expect(version.size).toBe(applied.length);
+    } finally {
+      await reg.close();
+    }
+
+    // --report: the outcome table and the waterfall chart, as a browser renders them.
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${html}`);
+      const cells = await page.locator('table').nth(1).locator('tbody tr').first().locator('td').allTextContents();
+      expect(cells.slice(0, 3)).toEqual(['INT8 dynamic quantization', 'inference', 'kept']);
+      const segments = page.locator('svg.waterfall rect.segment[data-stage="inference"]');
+      expect(await segments.count()).toBe(3); // before, + int8-dynamic, after
+      const widths = await segments.evaluateAll((rects) => rects.map((r) => r.getBoundingClientRect().width));
+      expect(widths[0]!).toBeGreaterThan(widths[2]!);
+      expect(await page.locator('svg.waterfall line.budget').count()).toBe(1);
+      expect(await page.locator('pre.diff').count()).toBe(0); // only the model file changed
+    } finally {
+      await browser.close();
+    }
+  }, 240_000);
+});
