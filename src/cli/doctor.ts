@@ -109,12 +109,14 @@ export function registerDoctorCommand(program: Command): void {
         process.stderr.write(`${line}\n`);
       };
       // The doctor's modules (load generator, ONNX tooling, registry) load here, not for --help or other commands.
-      const [{ runDoctor }, { formatDiagnosis }, { formatTrials }, { readRequestsFile }] = await Promise.all([
-        import('../doctor/doctor-session.ts'),
-        import('../doctor/diagnosis.ts'),
-        import('../doctor/doctor-report.ts'),
-        import('../bench/request-data.ts'),
-      ]);
+      const [{ runDoctor, checkRemedyIds }, { formatDiagnosis }, { formatTrials }, { readRequestsFile }] =
+        await Promise.all([
+          import('../doctor/doctor-session.ts'),
+          import('../doctor/diagnosis.ts'),
+          import('../doctor/doctor-report.ts'),
+          import('../bench/request-data.ts'),
+        ]);
+      if (options.remedies) checkRemedyIds(options.remedies);
       const load =
         options.rate !== undefined
           ? { mode: 'rate' as const, rate: options.rate }

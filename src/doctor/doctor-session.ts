@@ -50,6 +50,13 @@ const SYNTHESIZED_REQUESTS = 20_000;
 
 const invalid = (message: string): CaliperError => new CaliperError('CALIPER_INVALID_INPUT', message);
 
+/** Throws a CALIPER_INVALID_INPUT naming the ids that are not remedies of REMEDIES. */
+export function checkRemedyIds(ids: readonly string[]): void {
+  const unknown = ids.filter((id) => !REMEDIES.some((r) => r.id === id));
+  if (unknown.length > 0)
+    throw invalid(`--remedies: unknown ${unknown.join(', ')} (known: ${REMEDIES.map((r) => r.id).join(', ')})`);
+}
+
 /** Share of a request sample a cache holding every answer would hit: 1 − distinct/total. */
 export function repeatShareOf(data: RequestData): { distinct: number; share: number } {
   const distinct = new Set(data.documents.map((d) => JSON.stringify(d))).size;
@@ -93,9 +100,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const startedAt = new Date().toISOString();
   const started = performance.now();
   const windowMs = options.windowMs ?? 1500;
-  const unknown = (options.remedies ?? []).filter((id) => !REMEDIES.some((r) => r.id === id));
-  if (unknown.length > 0)
-    throw invalid(`--remedies: unknown ${unknown.join(', ')} (known: ${REMEDIES.map((r) => r.id).join(', ')})`);
+  if (options.remedies) checkRemedyIds(options.remedies);
   if (options.url) return diagnoseRunningServer(options, startedAt, started, windowMs);
 
   const { resolveModelSource } = await import('../optimize/model-source.ts');

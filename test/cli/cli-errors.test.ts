@@ -28,6 +28,8 @@ describe('CLI errors are one line with a non-zero exit', () => {
     [['bench', '--url', 'http://127.0.0.1:1'], /required option '--model/],
     [['tune', '--model', '.', '--p99-ms', 'abc'], /--p99-ms: expected a positive number, got "abc"/],
     [['bench', '--url', 'http://127.0.0.1:1', '--model', 'm', '--concurrency', 'x'], /--concurrency/],
+    [['doctor', '--model', '.', '--p99-ms', '5'], /give the load as exactly one of --rate RPS or --concurrency N/],
+    [['doctor', '--model', '.', '--p99-ms', '5', '--rate', '10', '--remedies', 'magic'], /--remedies: unknown magic/],
     [['serve'], /nothing to serve: give a model folder.*\(the default \.\/examples is not here\)/],
   ])('caliper %s', async (args, reason) => {
     const { code, stderr } = await caliper(...args);
