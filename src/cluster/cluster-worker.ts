@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CaliperError, type CaliperErrorCode } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
+import type { StatisticsSource } from '../observability/model-statistics.ts';
 import { processCoreBudget } from '../system/usable-cores.ts';
 import { startServing, type PreparedServer, type RunningServer, type ServeOptions } from '../server/serving.ts';
 import {
@@ -124,6 +125,19 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
   let server: RunningServer | undefined;
   // Off while this worker computes its own readiness for the primary (the primary combines every worker's).
   let countOthers = true;
+  /** Every worker's part of one gathered answer (metrics, statistics, SLA), asked of the primary. */
+  const gather = async <T>(kind: CollectKind, args: CollectArgs): Promise<T[]> =>
+    valuesOf(await channel.ask<CollectedPart<T>[]>({ type: 'gather', kind, args }, GATHER_TIMEOUT_MS));
+  /** The statistics extension's answer for the whole server: REST /stats and gRPC ModelStatistics both give it. */
+  const statistics: StatisticsSource = {
+    stats: async (name, version) =>
+      mergeModelStats(
+        await gather<StatsPart>('stats', {
+          ...(name !== undefined ? { name } : {}),
+          ...(version !== undefined ? { version } : {}),
+        }),
+      ),
+  };
 
   const prepare = async (prepared: PreparedServer): Promise<void> => {
     const { app, repository, observability, follower } = prepared;
@@ -156,12 +170,11 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
           ...(params.name !== undefined ? { name: params.name } : {}),
           ...(params.version !== undefined ? { version: params.version } : {}),
         };
-        const parts = await channel.ask<CollectedPart<unknown>[]>({ type: 'gather', kind, args }, GATHER_TIMEOUT_MS);
         if (kind === 'metrics') {
-          const merged = await mergeMetrics(valuesOf(parts as CollectedPart<MetricsPart>[]));
+          const merged = await mergeMetrics(await gather<MetricsPart>(kind, args));
           reply.type(merged.contentType).send(merged.text);
-        } else if (kind === 'stats') reply.send(mergeModelStats(valuesOf(parts as CollectedPart<StatsPart>[])));
-        else reply.send(mergeSlaStatus(valuesOf(parts as CollectedPart<SlaPart>[])));
+        } else if (kind === 'stats') reply.send(await statistics.stats(args.name, args.version));
+        else reply.send(mergeSlaStatus(await gather<SlaPart>(kind, args)));
         return;
       }
       if (FANNED_OUT_ROUTES.has(route) && request.headers[APPLY_HEADER] !== secret) {
@@ -290,6 +303,7 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
       logger,
       port: httpPort,
       ...(grpcPortEnv !== undefined ? { grpcPort: Number(grpcPortEnv) } : {}),
+      statistics,
       prepare,
     });
   } catch (error) {

@@ -58,6 +58,20 @@ function newCounters(): VersionCounters {
   };
 }
 
+/** The statistics extension's answer (Triton's ModelStatisticsResponse in JSON): one entry per model version. */
+export interface ModelStatsAnswer {
+  model_stats: Record<string, unknown>[];
+}
+
+/**
+ * Where the statistics extension's answer comes from: one process's ModelStatistics, or under
+ * `caliper serve --workers` every worker's merged. Throws CALIPER_MODEL_NOT_FOUND (or the version's error) for an
+ * unknown model or version.
+ */
+export interface StatisticsSource {
+  stats(name?: string, version?: string): ModelStatsAnswer | Promise<ModelStatsAnswer>;
+}
+
 /** Per model version: request counts, per-stage cumulative time, batch sizes executed (Triton's statistics extension, plus stages). */
 export class ModelStatistics {
   private readonly counters = new Map<string, VersionCounters>();
@@ -162,7 +176,7 @@ export class ModelStatistics {
   }
 
   /** Every served version of `name` (or of every model), optionally one version. */
-  stats(name?: string, version?: string): { model_stats: Record<string, unknown>[] } {
+  stats(name?: string, version?: string): ModelStatsAnswer {
     const versions: ModelVersion[] = [];
     if (name === undefined) {
       for (const model of this.repository.list()) versions.push(...model.versions.values());

@@ -5,6 +5,7 @@ import type { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import { parseModelUri } from '../registry/model-uri.ts';
 import type { AuthSettings } from './auth.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
+import type { StatisticsSource } from '../observability/model-statistics.ts';
 import type { CaliperServer } from './app.ts';
 import type { GrpcInferenceServer } from './grpc/grpc-server.ts';
 import { ConnectionDrain } from './connection-drain.ts';
@@ -50,6 +51,8 @@ export interface ServeOptions {
    * and startServing rejects with its error.
    */
   prepare?: (server: PreparedServer) => Promise<void> | void;
+  /** What gRPC ModelStatistics answers (default: this process's statistics; a `serve --workers` worker: all merged). */
+  statistics?: StatisticsSource;
 }
 
 /** The server as `prepare` sees it: built, not yet listening. */
@@ -177,7 +180,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
       grpc = await GrpcInferenceServer.start({
         repository,
         observer: server.observer,
-        statistics: server.observability.statistics,
+        statistics: options.statistics ?? server.observability.statistics,
         app: server.app,
         logger,
         port: options.grpcPort,

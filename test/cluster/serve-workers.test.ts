@@ -2,6 +2,7 @@ import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:c
 import { once } from 'node:events';
 import { Agent, request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { status } from '@grpc/grpc-js';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient } from '../../src/client/grpc-client.ts';
@@ -231,6 +232,40 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
     const unknown = await send(`${url}/models/nope/sla`);
     expect(unknown.status).toBe(404);
     expect(unknown.body).toContain('CALIPER_MODEL_NOT_FOUND');
+  });
+
+  it('answers gRPC ModelStatistics merged over workers, as REST /stats: counts equal to the requests sent', async () => {
+    type Stats = { model_stats: Record<string, unknown>[] };
+    /** Successes, inferences run (cache misses) and model executions of each version, as numbers. */
+    const counts = (stats: Stats): number[][] =>
+      stats.model_stats.map((s) => [
+        Number((s.inference_stats as { success: { count: unknown } }).success.count),
+        Number(s.inference_count),
+        Number(s.execution_count),
+      ]);
+    const rest = async (): Promise<number[][]> =>
+      counts(JSON.parse((await send(`${url}/v2/models/fraud/stats`)).body) as Stats);
+    const [[before]] = (await rest()) as [[number]];
+    const answers = await Promise.all(Array.from({ length: 20 }, () => predict()));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    expect(new Set(answers.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    const merged = await rest();
+    expect(merged[0]![0]).toBe(before + 20);
+
+    // Six channels of their own (local subchannel pools): six connections, handed to the workers in turn; each
+    // worker answered only part of the requests, so only a merged answer counts all of them.
+    const clients = Array.from(
+      { length: 6 },
+      () => new GrpcInferenceClient({ address: grpcAddress, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }),
+    );
+    try {
+      const overGrpc = await Promise.all(clients.map((c) => c.rpc('ModelStatistics', { name: 'fraud', version: '' })));
+      for (const stats of overGrpc) expect(counts(stats as unknown as Stats)).toEqual(merged);
+      const unknown = await clients[0]!.rpc('ModelStatistics', { name: 'nope', version: '' }).catch((e: unknown) => e);
+      expect(unknown).toMatchObject({ grpcCode: status.NOT_FOUND, code: 'CALIPER_MODEL_NOT_FOUND' });
+    } finally {
+      for (const c of clients) c.close();
+    }
   });
 
   it('applies /v2/repository unload and load in every worker and answers once all have', async () => {

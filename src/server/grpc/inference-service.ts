@@ -12,7 +12,7 @@ import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { ROUTING_KEY_HEADER } from '../../lifecycle/traffic-policy.ts';
 import type { Logger } from '../../observability/logger.ts';
-import type { ModelStatistics } from '../../observability/model-statistics.ts';
+import type { StatisticsSource } from '../../observability/model-statistics.ts';
 import { authorize, type AuthSettings, type Credentials, type Protection } from '../auth.ts';
 import { admit, type AdmissionHints } from '../../pipeline/admission.ts';
 import { serverTimingHeader, type StageTimings } from '../../pipeline/stage-timings.ts';
@@ -38,8 +38,11 @@ import {
 export interface InferenceServiceContext {
   repository: ModelRepository;
   observer: RequestObserver;
-  /** The per-version statistics every protocol feeds (the REST /stats routes answer from the same). */
-  statistics: ModelStatistics;
+  /**
+   * What ModelStatistics answers: the per-version statistics every protocol feeds (the REST /stats routes answer
+   * from the same), or under `serve --workers` every worker's merged.
+   */
+  statistics: StatisticsSource;
   /** The HTTP application: the repository RPCs run its /v2/repository routes, auth and registry included. */
   app: FastifyInstance;
   auth?: AuthSettings;
@@ -241,10 +244,10 @@ export class InferenceService {
         return response;
       },
       ModelStatistics: async (request) =>
-        this.context.statistics.stats(
+        (await this.context.statistics.stats(
           request.name || undefined,
           request.version || undefined,
-        ) as unknown as ModelStatisticsResponse,
+        )) as unknown as ModelStatisticsResponse,
       RepositoryIndex: async (request, call) => ({
         models: (await this.repositoryRoute(call, '/v2/repository/index', {
           ready: request.ready === true,
