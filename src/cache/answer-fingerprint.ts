@@ -22,13 +22,12 @@ const NOT_SHAPING_ANSWERS = new Set([
   'sla',
 ]);
 
-/** JSON with object keys sorted, so the same config always gives the same text. */
+/**
+ * JSON with object keys sorted, so the same config always gives the same text (a lookup table's entries, say, in
+ * whatever order model.yaml lists them). A parsed config holds only plain values, arrays and objects.
+ */
 function stableJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
-    if (typeof v === 'bigint') return `${v}n`;
-    if (v instanceof Map) return Object.fromEntries([...v.entries()].map(([k, e]) => [String(k), e]));
-    if (v instanceof Set) return [...v];
-    if (v instanceof RegExp) return v.toString();
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       const sorted: Record<string, unknown> = {};
       for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];

@@ -73,6 +73,17 @@ describe('the answer fingerprint', () => {
     expect(await fingerprintOf(modelFolder(edit))).toBe(await fingerprintOf(modelFolder()));
   });
 
+  it("stays the same when only the order of a lookup table's entries changes", async () => {
+    const lookup = (table: string) =>
+      replacing(
+        '- { one_hot: merchant_category }',
+        `- { one_hot: merchant_category }\n    - { lookup: merchant_category, table: ${table}, unknown: 0 }`,
+      );
+    const ordered = await fingerprintOf(modelFolder(lookup('{ grocery: 1, travel: 2 }')));
+    expect(await fingerprintOf(modelFolder(lookup('{ travel: 2, grocery: 1 }')))).toBe(ordered);
+    expect(await fingerprintOf(modelFolder(lookup('{ travel: 3, grocery: 1 }')))).not.toBe(ordered);
+  });
+
   it.each([
     [
       'an input bound',
