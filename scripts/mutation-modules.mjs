@@ -35,10 +35,8 @@ export const MUTATION_MODULES = {
   },
   'batch-scorer': {
     mutate: ['src/batch/chunk-scorer.ts'],
-    testFiles: [
-      'test/batch/chunk-scorer.test.ts',
-      'test/batch/error-policies.test.ts',
-      'test/batch/batch-alignment.test.ts',
-    ],
+    // error-policies.test.ts and batch-alignment.test.ts (whole batch jobs through DuckDB) reach the same code and run in
+    // `npm test`; under load their jobs outlast Stryker's timeout, which would count as killing the mutants they reach.
+    testFiles: ['test/batch/chunk-scorer.test.ts'],
   },
 };

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBatchModel } from '../../src/batch/batch-model.ts';
-import { ChunkScorer, type ErrorPolicy } from '../../src/batch/chunk-scorer.ts';
+import { ChunkScorer, type ErrorPolicy, firstBadRowError } from '../../src/batch/chunk-scorer.ts';
 import { FieldMapping } from '../../src/batch/field-mapping.ts';
 import type { SourceBatch, SourceColumn, SourceRow } from '../../src/batch/io/source-row.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
@@ -105,9 +105,14 @@ describe('a chunk of file rows through the pipeline', () => {
     expect(scored.errors.map((e) => e.row)).toEqual([101, 103, 104]);
   });
 
-  it('fail: reports the bad rows in file order, so the first one is the one the run stops at', async () => {
+  it('fail: reports the bad rows in file order, and stops naming the file, the first one (1-based) and why', async () => {
     const scored = await scorer('fail').score(mixedChunk());
     expect(scored.errors.map((e) => e.row)).toEqual([101, 103, 104]);
+    const stop = firstBadRowError('data/mixed.jsonl', scored.errors[0]!);
+    expect(stop.code).toBe('CALIPER_INVALID_INPUT');
+    expect(stop.message).toMatch(
+      /^data\/mixed\.jsonl row 102: transaction_amount: expected a number >= 0, got .* \(--on-error fail stops at the first bad row\)$/,
+    );
   });
 
   it('times the stages its rows went through, validate to postprocess, with or without bad rows', async () => {
