@@ -1,6 +1,12 @@
 // The modules `npm run test:mutation` mutates, each with the test files that exercise it (only those run against
 // its mutants, so a module's run takes minutes). Shared by stryker.config.mjs and scripts/mutation.mjs.
 
+const PRE_POSTPROCESS_TESTS = [
+  'test/pipeline/transforms.test.ts',
+  'test/pipeline/pre-postprocess-behaviour.test.ts',
+  'test/pipeline/exact-integers-behaviour.test.ts',
+];
+
 /** @type {Record<string, { mutate: string[], testFiles: string[] }>} */
 export const MUTATION_MODULES = {
   auth: {
@@ -15,13 +21,14 @@ export const MUTATION_MODULES = {
     mutate: ['src/pipeline/request-schema.ts'],
     testFiles: ['test/pipeline/transforms.test.ts', 'test/pipeline/request-schema-behaviour.test.ts'],
   },
-  'pre-postprocess': {
-    mutate: ['src/pipeline/preprocess.ts', 'src/pipeline/postprocess.ts'],
-    testFiles: [
-      'test/pipeline/transforms.test.ts',
-      'test/pipeline/pre-postprocess-behaviour.test.ts',
-      'test/pipeline/exact-integers-behaviour.test.ts',
-    ],
+  // Preprocess and postprocess are measured as two modules (same tests), so they can run side by side.
+  preprocess: {
+    mutate: ['src/pipeline/preprocess.ts'],
+    testFiles: PRE_POSTPROCESS_TESTS,
+  },
+  postprocess: {
+    mutate: ['src/pipeline/postprocess.ts'],
+    testFiles: PRE_POSTPROCESS_TESTS,
   },
   registry: {
     mutate: ['src/registry/model-registry.ts'],

@@ -32,10 +32,6 @@ export interface ScoredBatch {
   timings?: StageTimings;
 }
 
-function reasonOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * The online pipeline applied to a batch of file rows: the version's stage list from validate to postprocess, as
  * /predict runs it. A bad row becomes a RowError, never a failed batch.
@@ -63,13 +59,9 @@ export class ChunkScorer {
         failed[i] = 1;
         continue;
       }
-      try {
-        raw.push(this.mapping.request(batch.rows[i]!));
-        rawIndex.push(i);
-      } catch (error) {
-        errors.push({ row: batch.firstRow + i, reason: reasonOf(error) });
-        failed[i] = 1;
-      }
+      // The mapping only picks and types columns (text it cannot type stays text): validate refuses the row, by name.
+      raw.push(this.mapping.request(batch.rows[i]!));
+      rawIndex.push(i);
     }
     let predictions: Prediction[] = [];
     let timings: StageTimings | undefined;

@@ -127,6 +127,16 @@ describe('a chunk of file rows through the pipeline', () => {
     }
   });
 
+  it('an empty chunk writes nothing and reports nothing', async () => {
+    for (const policy of ['skip', 'null', 'fail'] as const)
+      expect(await scorer(policy).score({ rows: [], firstRow: 12 })).toEqual({
+        inputRows: 0,
+        rows: [],
+        predictions: [],
+        errors: [],
+      });
+  });
+
   it('a chunk of only bad rows writes nothing (skip) and reports each', async () => {
     const rows = [{ ...good(1, 1), transaction_amount: 'lots' }, { id: 2 }];
     const scored = await scorer('skip').score({ rows, firstRow: 40, parseErrors: new Map([[1, 'not an object']]) });
@@ -148,7 +158,7 @@ describe('a chunk of file rows through the pipeline', () => {
     expect(nulled).toMatchObject({ inputRows: 2, rows, predictions: [null, null] });
   });
 
-  it("CSV text a field cannot take is that row's error, with the coercion's message; the others are scored", async () => {
+  it('CSV text a number field cannot take stays text and fails that row by name; the others are typed and scored', async () => {
     const rows: SourceRow[] = [
       { id: '1', transaction_amount: '12.5', merchant_category: 'fuel', time_since_last_txn: '30' },
       { id: '2', transaction_amount: 'abc', merchant_category: 'fuel', time_since_last_txn: '30' },
