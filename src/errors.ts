@@ -77,10 +77,12 @@ const catalogue = {
   CALIPER_CONFIG_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
   /**
    * The model given cannot be served: ONNX Runtime refuses the file, its first run fails, model.yaml disagrees with
-   * it. A 400 as Triton answers a failed repository load (the artifact is at fault, and loading it again fails the
-   * same way); test/registry/unrunnable-model.test.ts pins it.
+   * it. A server-side failure (the request to load was valid; loading it failed), so 500 / INTERNAL, not a 400.
+   * Triton's clients raise on any non-200 answer of a repository load and read only its message: none depends on
+   * the status. test/registry/unrunnable-model.test.ts and test/server/grpc-repository.test.ts
+   * pin it.
    */
-  CALIPER_MODEL_LOAD_FAILED: { http: 400, grpc: GrpcStatus.FAILED_PRECONDITION, exit: FAILED },
+  CALIPER_MODEL_LOAD_FAILED: { http: 500, grpc: GrpcStatus.INTERNAL, exit: FAILED },
 
   // Admission and scheduling: load and time.
   CALIPER_QUEUE_FULL: { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: RETRY },

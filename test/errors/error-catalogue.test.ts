@@ -29,10 +29,10 @@ describe('the error catalogue (src/errors.ts)', () => {
     }
   });
 
-  it('answers a model that cannot be loaded as a fault of the artifact, as Triton does', () => {
+  it('answers a model that cannot be loaded as a server-side failure (500 / INTERNAL), not a bad request', () => {
     const error = new CaliperError('CALIPER_MODEL_LOAD_FAILED', 'm version 1: ONNX Runtime cannot load m.onnx');
-    expect(error.httpStatus).toBe(400);
-    expect(error.grpcStatus).toBe(GrpcStatus.FAILED_PRECONDITION);
+    expect(error.httpStatus).toBe(500);
+    expect(error.grpcStatus).toBe(GrpcStatus.INTERNAL);
     expect(error.exitCode).toBe(1);
   });
 

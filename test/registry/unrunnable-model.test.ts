@@ -116,7 +116,7 @@ describe('a model that loads but cannot run', () => {
         headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' },
         body: '{}',
       });
-      expect(load.status).toBe(400);
+      expect(load.status).toBe(500);
       expect(((await load.json()) as { error: string }).error).toMatch(FIRST_RUN_FAILS);
       expect(server.repository.has('fraud')).toBe(false);
     } finally {
@@ -233,7 +233,7 @@ describe('a model that loads but cannot run', () => {
         headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' },
         body: '{}',
       });
-      expect(load.status).toBe(400);
+      expect(load.status).toBe(500);
       expect(((await load.json()) as { error: string }).error).toMatch(FIRST_RUN_FAILS);
       expect(server.repository.has('fraud')).toBe(false);
     } finally {
