@@ -11,10 +11,12 @@ import { RequestObserver } from './request-observer.ts';
 import { registerRequestBodyRules } from './request-body.ts';
 import { registerPredictRoutes } from './routes/predict-routes.ts';
 import { registerRepositoryRoutes } from './routes/repository-routes.ts';
-import { registerV2Routes, SERVER_VERSION } from './routes/v2-routes.ts';
+import { registerV2Routes } from './routes/v2-routes.ts';
 import { registerStatsRoutes, type LatencyObservability } from './routes/stats-routes.ts';
 import { CaliperError, invalidInput } from '../errors.ts';
 import { BINARY_CONTENT_TYPE } from '../protocol/binary-tensors.ts';
+import { SERVER_VERSION } from '../protocol/model-metadata.ts';
+import { RepositoryControl } from '../protocol/repository-control.ts';
 import { mayHoldUnsafeInteger, parseExactJson } from '../runtime/exact-json.ts';
 
 /** Keys fastify's JSON reader refuses (prototype poisoning); the exact reader is only used once they were checked. */
@@ -45,6 +47,8 @@ export interface CaliperServer {
   observability: LatencyObservability;
   /** Every route registered, with the protection it declared (what auth checks, and what the auth tests walk). */
   routes: readonly ProtectedRoute[];
+  /** Model control (index, load, unload, promote, traffic): the /v2/repository routes and the gRPC RPCs call it. */
+  control: RepositoryControl;
 }
 
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
@@ -155,12 +159,12 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
 
   registerPredictRoutes(app, repository, observer);
   registerV2Routes(app, repository, observer);
-  if (options.auth?.adminToken)
-    registerRepositoryRoutes(app, {
-      repository,
-      paths: options.paths ?? [],
-      ...(options.follower ? { follower: options.follower } : {}),
-    });
+  const control = new RepositoryControl({
+    repository,
+    paths: options.paths ?? [],
+    ...(options.follower ? { follower: options.follower } : {}),
+  });
+  if (options.auth?.adminToken) registerRepositoryRoutes(app, control);
   const observability = registerStatsRoutes(app, repository, observer, options.logger);
-  return { app, observer, observability, routes };
+  return { app, observer, observability, routes, control };
 }

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { CaliperError } from '../errors.ts';
 import { sendError } from './error-handler.ts';
 
@@ -88,10 +88,13 @@ function bearerIn(header: string | undefined): string | undefined {
   return match ? match[1]!.trim() : undefined;
 }
 
-/** The credentials of an HTTP request (a repeated header counts as absent). */
-export function credentialsOf(request: FastifyRequest): Credentials {
-  const { authorization } = request.headers;
-  const apiKey = request.headers['x-api-key'];
+/** Request headers (HTTP) or call metadata (gRPC) as plain name → value pairs, names in lower case. */
+export type HeaderValues = Readonly<Record<string, string | string[] | undefined>>;
+
+/** The credentials in a request's headers or a call's metadata (a repeated header counts as absent). */
+export function credentialsOf(headers: HeaderValues): Credentials {
+  const { authorization } = headers;
+  const apiKey = headers['x-api-key'];
   return {
     ...(typeof authorization === 'string' ? { authorization } : {}),
     ...(typeof apiKey === 'string' ? { apiKey } : {}),
@@ -99,8 +102,8 @@ export function credentialsOf(request: FastifyRequest): Credentials {
 }
 
 /** A short, non-reversible name for the token behind a request, for the registry's history. */
-export function actorOf(request: FastifyRequest): string {
-  const token = bearerIn(credentialsOf(request).authorization);
+export function actorOf(credentials: Credentials): string {
+  const token = bearerIn(credentials.authorization);
   return token ? `token:${digest(token).toString('hex').slice(0, 12)}` : 'http:anonymous';
 }
 
@@ -187,7 +190,7 @@ export function registerAuth(app: FastifyInstance, settings: AuthSettings): Prot
       return;
     }
     try {
-      authorize(settings, request.routeOptions.config.protection, credentialsOf(request));
+      authorize(settings, request.routeOptions.config.protection, credentialsOf(request.headers));
     } catch (error) {
       if (error instanceof CaliperError && error.code === 'CALIPER_UNAUTHENTICATED')
         reply.header('www-authenticate', 'Bearer realm="caliper"');

@@ -181,7 +181,7 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
         repository,
         observer: server.observer,
         statistics: options.statistics ?? server.observability.statistics,
-        app: server.app,
+        control: server.control,
         logger,
         port: options.grpcPort,
         host: options.host ?? '127.0.0.1',

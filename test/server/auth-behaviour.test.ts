@@ -370,7 +370,7 @@ describe('on a server', () => {
     const app = Fastify();
     registerAuth(app, {});
     app.get('/who', { config: { protection: 'open' } }, async (request) => {
-      seen.push({ credentials: credentialsOf(request), actor: actorOf(request) });
+      seen.push({ credentials: credentialsOf(request.headers), actor: actorOf(credentialsOf(request.headers)) });
       return 'ok';
     });
     await app.ready();

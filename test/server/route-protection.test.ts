@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRepository } from '../../src/lifecycle/model-repository.ts';
 import { buildServer, type CaliperServer } from '../../src/server/app.ts';
 import type { AuthSettings, Protection, ProtectedRoute } from '../../src/server/auth.ts';
-import { RPC_PROTECTION } from '../../src/server/grpc/inference-service.ts';
+import { RPC_PROTECTION } from '../../src/server/grpc/rpc-protection.ts';
 import { inferenceServiceDefinition } from '../../src/protocol/service-definition.ts';
 import { startServing, type RunningServer } from '../../src/server/serving.ts';
 import { quietLogger } from '../support/quiet-logger.ts';

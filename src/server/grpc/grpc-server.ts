@@ -7,7 +7,7 @@ import {
   type ModelStreamInferResponse,
 } from '../../protocol/service-definition.ts';
 
-/** What the service needs (repository, observer, statistics, app, auth, logger), plus where and how to listen. */
+/** What the service needs (repository, observer, statistics, model control, auth, logger), plus where and how to listen. */
 export interface GrpcServerOptions extends InferenceServiceContext {
   port: number;
   host?: string;
@@ -43,8 +43,15 @@ export class GrpcInferenceServer {
   static async start(options: GrpcServerOptions): Promise<GrpcInferenceServer> {
     const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
     const server = new Server(grpcServerOptions(maxMessageBytes));
-    const { repository, observer, statistics, app, auth, logger } = options;
-    const service = new InferenceService({ repository, observer, statistics, app, logger, ...(auth ? { auth } : {}) });
+    const { repository, observer, statistics, control, auth, logger } = options;
+    const service = new InferenceService({
+      repository,
+      observer,
+      statistics,
+      control,
+      logger,
+      ...(auth ? { auth } : {}),
+    });
     const definition = inferenceServiceDefinition();
     // Requests arrive as bytes (the service decodes them, to answer a malformed one INVALID_ARGUMENT); the
     // inference answers are written by the hand encoder.

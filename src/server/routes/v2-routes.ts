@@ -2,11 +2,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ModelRepository } from '../../lifecycle/model-repository.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { routingKeyOf } from '../../lifecycle/traffic-policy.ts';
-import type { TensorSignature } from '../../runtime/model-signature.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { admit } from '../../pipeline/admission.ts';
 import { runTensorInfer } from '../../pipeline/tensor-infer.ts';
-import { ONNX_PLATFORM, v2DatatypeOf } from '../../protocol/datatypes.ts';
+import { modelMetadata, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from '../../protocol/model-metadata.ts';
 import {
   BINARY_CONTENT_TYPE,
   BINARY_HEADER_LENGTH,
@@ -17,51 +16,10 @@ import { httpAdmissionHints } from '../http-admission.ts';
 import type { RequestObserver } from '../request-observer.ts';
 import { tritonModelConfig } from '../../protocol/model-configuration.ts';
 
-export const SERVER_NAME = 'caliper';
-export const SERVER_VERSION = '0.1.0';
-/** Protocol extensions this server implements (listed by GET /v2). */
-export const SERVER_EXTENSIONS: string[] = [
-  'model_repository',
-  'model_configuration',
-  'statistics',
-  'binary_tensor_data',
-];
-
 /** Who may reach each route (src/server/auth.ts): probes open, metadata as operations, infer behind the API keys. */
 const OPEN = { config: { protection: 'open' } } as const;
 const OPERATIONS = { config: { protection: 'operations' } } as const;
 const INFERENCE = { config: { protection: 'inference' } } as const;
-
-const tensorMetadata = (t: TensorSignature) => ({ name: t.name, datatype: v2DatatypeOf(t.type), shape: t.shape });
-
-/** Caliper's additions to the metadata: whether requests share runs (and why not), and the outputs that are not tensors. */
-export function batchingMetadata(version: ModelVersion): {
-  batchable: boolean;
-  batchable_reason?: string;
-  outputs_not_served?: { name: string; type: string }[];
-} {
-  const unserved = version.signature.unserved;
-  return {
-    ...(version.batchAxis.batchable
-      ? { batchable: true }
-      : { batchable: false, batchable_reason: version.batchAxis.reason }),
-    ...(unserved && unserved.length > 0
-      ? { outputs_not_served: unserved.map((o) => ({ name: o.name, type: o.type })) }
-      : {}),
-  };
-}
-
-export function modelMetadata(repository: ModelRepository, version: ModelVersion) {
-  const model = repository.get(version.name);
-  return {
-    name: version.name,
-    versions: [...model.versions.keys()].sort((a, b) => a - b).map(String),
-    platform: ONNX_PLATFORM,
-    inputs: version.signature.inputs.map(tensorMetadata),
-    outputs: version.signature.outputs.map(tensorMetadata),
-    ...batchingMetadata(version),
-  };
-}
 
 export function registerV2Routes(app: FastifyInstance, repository: ModelRepository, observer: RequestObserver): void {
   app.get('/v2', OPERATIONS, async () => ({
