@@ -99,8 +99,6 @@ export class ModelRepository {
   /** Models the server was asked to serve that are not served, with the reason; cleared when one loads later. */
   readonly failures: ModelLoadFailure[] = [];
   readonly strictReadiness: boolean;
-  /** Resolves once no request is in flight on a version (set by the server); a retired version is freed after it. */
-  awaitIdle: (version: ModelVersion) => Promise<void> = () => Promise.resolve();
 
   constructor(
     private readonly schedulerFactory: SchedulerFactory = defaultScheduler,
@@ -142,12 +140,6 @@ export class ModelRepository {
     }
   }
 
-  /**
-   * Loads the model folder again when its model is served (new or removed versions, an edited model.yaml): every
-   * version to serve is loaded and warmed beside the running ones, the switch is one synchronous step, and the
-   * previous versions are freed once their in-flight requests finish, so no request fails. If anything fails to
-   * load, the running versions keep serving and the error is thrown. A model not yet served is loaded.
-   */
   /** Loads every version the folder's policy names; if one fails, those already loaded are unloaded and the error thrown. */
   private async loadVersions(
     folder: string,
@@ -170,25 +162,25 @@ export class ModelRepository {
     return { versions, loaded };
   }
 
+  /**
+   * Loads the model folder again when its model is served (new or removed versions, an edited model.yaml): every
+   * version to serve is loaded and warmed beside the running ones, the switch is one synchronous step, and the
+   * previous versions (`replace`) are freed once their leases are released (in-flight requests answered), so no request fails. If anything fails to
+   * load, the running versions keep serving and the error is thrown. A model not yet served is loaded.
+   */
   async reloadFolder(folder: string): Promise<ServedModel> {
     const config = readModelConfig(folder);
-    const existing = this.models.get(config.name);
-    if (!existing) return this.loadFolder(folder);
+    if (!this.models.has(config.name)) return this.loadFolder(folder);
     const { versions, loaded } = await this.loadVersions(folder, config);
-    const retired = [...existing.versions.values()];
-    const defaultVersion = Math.max(...versions);
-    existing.versions.clear();
-    for (const [v, version] of loaded) existing.versions.set(v, version);
-    existing.config = loaded.get(defaultVersion)!.config;
-    existing.defaultVersion = defaultVersion;
+    const traffic = this.models.get(config.name)?.traffic;
+    const retired = this.replace(config.name, {
+      versions: [...loaded.values()],
+      defaultVersion: Math.max(...versions),
+      ...(traffic ? { traffic } : {}),
+    });
     this.forgetFailure(config.name, folder);
-    await Promise.all(
-      retired.map(async (v) => {
-        await this.awaitIdle(v);
-        await v.unload();
-      }),
-    );
-    return existing;
+    await Promise.all(retired.map((v) => v.retire()));
+    return this.get(config.name);
   }
 
   async loadFolder(folder: string): Promise<ServedModel> {
@@ -226,26 +218,58 @@ export class ModelRepository {
     this.forgetFailure(model.name, folder);
   }
 
-  /** Serves `next` as the model's default version; the previous default drains, then is freed. */
+  /**
+   * The swap, in one synchronous step (a request sees either the old set of versions or the new one): `name` is
+   * served by exactly `change.versions` from now on, `change.defaultVersion` (one of them) answering requests that
+   * name no version, with `change.traffic` (canary, shadow; none when absent). Returns the versions served before
+   * and not kept, no longer routed to: the caller drains and closes them with `ModelVersion.retire()`.
+   * Throws (and changes nothing) when the default version is not among `change.versions`.
+   */
+  replace(
+    name: string,
+    change: { versions: readonly ModelVersion[]; defaultVersion: number; traffic?: TrafficPolicy },
+  ): ModelVersion[] {
+    const primary = change.versions.find((v) => v.version === change.defaultVersion);
+    if (!primary || change.versions.some((v) => v.name !== name))
+      throw new Error(
+        `replace(${name}): the default version ${change.defaultVersion} must be one of the model's new versions`,
+      );
+    const kept = new Set(change.versions);
+    const previous = this.models.get(name);
+    const retired = previous ? [...previous.versions.values()].filter((v) => !kept.has(v)) : [];
+    const versions = new Map(change.versions.map((v) => [v.version, v]));
+    if (!previous) {
+      this.models.set(name, {
+        name,
+        config: primary.config,
+        versions,
+        defaultVersion: change.defaultVersion,
+        ...(change.traffic ? { traffic: change.traffic } : {}),
+      });
+      return retired;
+    }
+    // The served model keeps its identity (whoever holds it sees the new versions), its fields set together.
+    previous.versions = versions;
+    previous.config = primary.config;
+    previous.defaultVersion = change.defaultVersion;
+    if (change.traffic) previous.traffic = change.traffic;
+    else delete previous.traffic;
+    return retired;
+  }
+
+  /** Serves `next` as the model's default version beside the others; the previous default drains, then is freed. */
   async swapIn(next: ModelVersion): Promise<void> {
     const existing = this.models.get(next.name);
-    if (!existing) {
-      this.models.set(next.name, {
-        name: next.name,
-        config: next.config,
-        versions: new Map([[next.version, next]]),
-        defaultVersion: next.version,
-      });
-      return;
-    }
-    const previous = existing.versions.get(existing.defaultVersion);
-    existing.versions.set(next.version, next);
-    existing.config = next.config;
-    existing.defaultVersion = next.version;
-    if (previous && previous !== next) {
-      existing.versions.delete(previous.version);
-      await previous.unload();
-    }
+    const previous = existing?.versions.get(existing.defaultVersion);
+    const others = existing
+      ? [...existing.versions.values()].filter((v) => v !== previous && v.version !== next.version)
+      : [];
+    const retired = this.replace(next.name, {
+      versions: [...others, next],
+      defaultVersion: next.version,
+      ...(existing?.traffic ? { traffic: existing.traffic } : {}),
+    });
+    await Promise.all(retired.map((v) => v.retire()));
   }
 
   async unloadModel(name: string): Promise<void> {

@@ -66,12 +66,14 @@ export const directSchedulerFactory: SchedulerFactory = (pool, config) => direct
 /** One version of a model, loaded and warmed: everything a request needs to be answered. */
 export class ModelVersion {
   state: VersionState = 'loading';
-  /** The features stage, when model.yaml has a `features` section. */
-  features: FeatureLookup | undefined;
   /** What its answers depend on (model bytes, model.yaml, hooks, answer format), set when model.yaml enables a cache. */
   answerFingerprint: string | undefined;
   /** The version's response cache (model.yaml `cache`), opened at load and closed at unload; undefined when off. */
   cache: ResponseCache | undefined;
+  /** Requests holding a lease on this version (acquire/release): a retired version is closed once none is left. */
+  private leases = 0;
+  /** Resolvers waiting for the last lease to be released. */
+  private readonly idleWaiters: (() => void)[] = [];
 
   private constructor(
     readonly config: ModelConfig,
@@ -85,7 +87,43 @@ export class ModelVersion {
     readonly hooks: ModelHooks | undefined,
     /** Whether requests may share a run along dim 0, decided at load; why not when they may not. */
     readonly batchAxis: BatchAxis,
+    /** The features stage (its feature-store handle), when model.yaml has a `features` section; closed at unload. */
+    readonly features: FeatureLookup | undefined,
   ) {}
+
+  /**
+   * Takes a lease for one request: the version is not closed by `retire()` while it is held. Every acquire must be
+   * followed by exactly one release (in a finally).
+   */
+  acquire(): void {
+    this.leases++;
+  }
+
+  /** Gives back a lease taken by `acquire()`; the last one wakes whoever waits in `whenIdle()`. */
+  release(): void {
+    if (this.leases === 0) throw new Error(`model ${this.name} version ${this.version}: release() without acquire()`);
+    if (--this.leases === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** Leases held now (requests in flight on this version). */
+  get inFlight(): number {
+    return this.leases;
+  }
+
+  /** Resolves once no lease is held. */
+  whenIdle(): Promise<void> {
+    if (this.leases === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * For a version the repository no longer routes to (ModelRepository.replace returned it): waits until its last
+   * lease is released (every request already on it is answered), then unloads it.
+   */
+  async retire(): Promise<void> {
+    await this.whenIdle();
+    await this.unload();
+  }
 
   get name(): string {
     return this.config.name;
@@ -167,8 +205,8 @@ export class ModelVersion {
         postprocessor,
         hooks,
         batchAxis,
+        features,
       );
-      loaded.features = features;
       if (config.cache.enabled) {
         loaded.answerFingerprint = await answerFingerprint(config, modelPath);
       }

@@ -84,8 +84,6 @@ export class RegistryFollower {
   private watchFailing = false;
   private syncing: Promise<void> = Promise.resolve();
   private closed = false;
-  /** Waits for a retired version's in-flight requests (the server's request observer sets this). */
-  awaitIdle: (version: ModelVersion) => Promise<void> = () => Promise.resolve();
 
   constructor(
     readonly registry: ModelRegistry,
@@ -454,22 +452,13 @@ export class RegistryFollower {
       [primaryVersion, canaryVersion, shadowVersion].filter((v): v is ModelVersion => v !== undefined),
     );
 
-    // The switch: one synchronous step, so a request sees either the old set or the new one.
-    let retired: ModelVersion[] = [];
+    // The switch: one synchronous step in the repository, so a request sees either the old set or the new one.
     const previousDefault = served?.defaultVersion;
-    if (!served) {
-      await this.repository.swapIn(primaryVersion);
-      const model = this.repository.get(name);
-      for (const v of wanted) model.versions.set(v.version, v);
-      model.traffic = policy;
-    } else {
-      for (const v of wanted) served.versions.set(v.version, v);
-      served.config = primaryVersion.config;
-      served.defaultVersion = primaryVersion.version;
-      served.traffic = policy;
-      retired = [...served.versions.values()].filter((v) => !wanted.has(v));
-      for (const v of retired) served.versions.delete(v.version);
-    }
+    const retired = this.repository.replace(name, {
+      versions: [...wanted],
+      defaultVersion: primaryVersion.version,
+      traffic: policy,
+    });
 
     // Say what traffic split is applied whenever it changes, and why a configured target is not applied.
     const split = (c?: { version: number; weight: number }, sh?: { version: number; fraction: number }): string =>
@@ -520,12 +509,8 @@ export class RegistryFollower {
         `model ${name} now serves version ${primaryVersion.version} (${target})`,
       );
     }
-    await Promise.all(
-      retired.map(async (v) => {
-        await this.awaitIdle(v);
-        await v.unload();
-      }),
-    );
+    // Each retired version closes once its last request is answered (its leases released).
+    await Promise.all(retired.map((v) => v.retire()));
   }
 
   async close(): Promise<void> {

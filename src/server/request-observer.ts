@@ -8,15 +8,13 @@ export type { RequestProtocol, RequestRecord };
 export type RequestListener = (record: RequestRecord) => void;
 
 /**
- * Wraps each inference request: counts it in flight (per version, so a retired version is freed after its last
- * request) and tells the listeners (metrics, statistics, SLA monitor) how it ended. Admission (deadline,
+ * Wraps each inference request: counts it in flight, holds a lease on its version (ModelVersion.acquire/release, so a
+ * retired version is freed after its last request) and tells the listeners (metrics, statistics, SLA monitor) how it ended. Admission (deadline,
  * priority) is src/pipeline/admission.ts.
  */
 export class RequestObserver {
   private readonly listeners: RequestListener[] = [];
   inflight = 0;
-  /** Requests in flight per version, so a retired version is freed only once its last request is answered. */
-  private readonly versionInflight = new Map<ModelVersion, { count: number; idle: (() => void)[] }>();
   /** Set during graceful shutdown: readiness turns false and answers close their connections; requests already received are still served. */
   closing = false;
 
@@ -31,12 +29,8 @@ export class RequestObserver {
   ): Promise<T> {
     const started = performance.now();
     this.inflight++;
-    let lease = this.versionInflight.get(version);
-    if (!lease) {
-      lease = { count: 0, idle: [] };
-      this.versionInflight.set(version, lease);
-    }
-    lease.count++;
+    // The version's own lease: a retired version is closed only once its last request is answered.
+    version.acquire();
     try {
       const result = await run();
       this.emit({
@@ -63,18 +57,8 @@ export class RequestObserver {
       throw error;
     } finally {
       this.inflight--;
-      if (--lease.count === 0) {
-        this.versionInflight.delete(version);
-        for (const wake of lease.idle.splice(0)) wake();
-      }
+      version.release();
     }
-  }
-
-  /** Resolves once no request tracked on `version` is in flight. */
-  whenIdle(version: ModelVersion): Promise<void> {
-    const lease = this.versionInflight.get(version);
-    if (!lease) return Promise.resolve();
-    return new Promise((resolve) => lease.idle.push(resolve));
   }
 
   private emit(record: RequestRecord): void {

@@ -139,7 +139,6 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     paths: options.paths,
     ...(follower ? { follower } : {}),
   });
-  repository.awaitIdle = (version) => server.observer.whenIdle(version);
   if (follower) {
     const registryFollower = follower;
     // A model followed from the registry that serves nothing (failed load, missing stage or alias) counts as a failed model.
@@ -157,7 +156,6 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
         loading: statuses.filter((s) => s.state === 'loading').length,
       };
     });
-    registryFollower.awaitIdle = (version) => server.observer.whenIdle(version);
     const { registerRolloutMetrics } = await import('../lifecycle/rollout-metrics.ts');
     registerRolloutMetrics(server.observability.metrics.registry, repository, registryFollower);
   }
