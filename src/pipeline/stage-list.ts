@@ -22,8 +22,9 @@ import { checkInputTensors, checkOutputNames } from './tensor-check.ts';
  *   cache        the answer looked up by the canonical rows, looked-up features included, so a cached answer never
  *                outlives a feature update; a hit answers at once and skips preprocess and everything after it
  *   preprocess   rows → input tensors (model.yaml `preprocess`)
- *   queue        the job handed to the version's scheduler (the one place it is reached; rows by the model's row
- *                rules, tensors as sent): waits for its batch
+ *   queue        the job handed to the version's scheduler (the one place it is reached, through
+ *                scheduled-inference.ts; rows and built tensors by the model's row rules, v2/gRPC tensors as sent):
+ *                waits for its batch
  *   inference    the batch's run on a model instance; this job's rows taken back along the proven batch axis
  *   postprocess  output tensors → answers (model.yaml `postprocess`, the hook's postprocess); the cache filled
  *
@@ -34,7 +35,8 @@ import { checkInputTensors, checkOutputNames } from './tensor-check.ts';
  *   /predict, caliper batch (row path)   rows in at validate, answers out after postprocess
  *   v2 REST (JSON, binary), gRPC         tensors in at validate, tensors out after inference (the row stages
  *                                        features, cache, preprocess and postprocess do not apply to tensors)
- *   caliper batch (columnar path)        tensors built from columns in at queue, out after inference
+ *   caliper batch (columnar path)        tensors built from columns in at queue (one row per file row, so the
+ *                                        model's row rules apply as for rows), out after inference
  *
  * A stage that does not apply to a request (no `features` section, no cache, tensors in) is skipped and absent
  * from its timings.
