@@ -1,0 +1,35 @@
+/**
+ * Internal phase timers for profiling `caliper batch` (CALIPER_BATCH_PROFILE=1): each phase's wall and this process's
+ * CPU milliseconds (all threads, DuckDB's and ONNX Runtime's included) are printed to stderr as the phase ends.
+ * Off by default: then `phase` only runs its function.
+ */
+const enabled = process.env.CALIPER_BATCH_PROFILE === '1';
+
+export async function phase<T>(label: string, run: () => Promise<T>): Promise<T> {
+  if (!enabled) return run();
+  const wall = performance.now();
+  const cpu = process.cpuUsage();
+  try {
+    return await run();
+  } finally {
+    const used = process.cpuUsage(cpu);
+    process.stderr.write(
+      `[batch] ${label}: ${(performance.now() - wall).toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU\n`,
+    );
+  }
+}
+
+/** Synchronous variant of phase(). */
+export function phaseSync<T>(label: string, run: () => T): T {
+  if (!enabled) return run();
+  const wall = performance.now();
+  const cpu = process.cpuUsage();
+  try {
+    return run();
+  } finally {
+    const used = process.cpuUsage(cpu);
+    process.stderr.write(
+      `[batch] ${label}: ${(performance.now() - wall).toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU\n`,
+    );
+  }
+}
