@@ -10,9 +10,19 @@ import { FieldMapping } from './field-mapping.ts';
 import { OutputLayout, type PartMeta } from './io/output-layout.ts';
 import { openPartWriter } from './io/part-writer.ts';
 import type { RowSource } from './io/source-row.ts';
+import { phase } from './phase-timer.ts';
+import {
+  joinedOutputSql,
+  joinedSourceFor,
+  rescoreFromStagedCopies,
+  scoreToPredictionParts,
+  type JoinedSource,
+} from './columnar/prediction-parts.ts';
 
 /** Receives progress as parts are scored (the CLI draws a bar from it). */
 export interface BatchProgress {
+  /** The bar shows the total: a CSV or JSONL read without staging is counted for it (one extra parse). */
+  readonly needsTotal?: boolean;
   start(totalRows: number, doneRows: number): void;
   advance(rows: number, errors: number): void;
   stop(): void;
@@ -164,18 +174,52 @@ export async function runLocalBatch(
   const createdPartsDir = !existsSync(spec.partsDir);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: true });
   let rowsThisRun = 0;
+  let joined: JoinedSource[] | undefined;
+  let doneBefore = 0;
   try {
-    await stageInputs(spec, layout);
+    // An output assembled at the end (one file, --partition-by): every file read once by its own reader, and
+    // only predictions written per part, when every file is on the columnar path (prediction-parts.ts).
+    if (!options.rowPath && (spec.outputFile !== undefined || spec.partitionBy !== undefined)) {
+      const sources: (JoinedSource | undefined)[] = [];
+      for (let i = 0; i < spec.inputs.length; i++) sources.push(await joinedSourceFor(version, spec, layout, i));
+      if (sources.every((s) => s !== undefined)) {
+        joined = sources;
+        layout.predictionParts = true;
+      }
+    }
+    if (!joined) await phase('stage inputs', () => stageInputs(spec, layout));
     const committed = layout.committedParts();
     const resume = resumePoints(spec, committed);
-    const counts = await Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i))));
-    const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
+    const counts = await phase('count rows', () =>
+      Promise.all(
+        spec.inputs.map((file, i) => {
+          // Parquet (an input or a staged copy) is counted from its metadata; a text file by parsing it.
+          const unstagedText = joined !== undefined && !joined[i]!.from.startsWith('read_parquet');
+          if (!unstagedText) return countRows(layout.scanSource(i));
+          return progress.needsTotal ? countRows(file) : Promise.resolve(0);
+        }),
+      ),
+    );
+    doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
     progress.start(
       counts.reduce((a, b) => a + b, 0),
       doneBefore,
     );
     try {
-      for (let fileIndex = 0; fileIndex < spec.inputs.length; fileIndex++) {
+      for (let fileIndex = 0; fileIndex < spec.inputs.length && joined; fileIndex++) {
+        const start = resume[fileIndex]!;
+        if (start < 0) continue;
+        joined[fileIndex] = await scoreToPredictionParts(
+          version,
+          joined[fileIndex]!,
+          spec,
+          layout,
+          fileIndex,
+          start,
+          (n, errors) => progress.advance(n, errors),
+        );
+      }
+      for (let fileIndex = 0; fileIndex < spec.inputs.length && !joined; fileIndex++) {
         let start = resume[fileIndex]!;
         if (start < 0) continue;
         const plan = options.rowPath ? undefined : await columnarPlanFor(version, spec, layout, fileIndex);
@@ -245,8 +289,20 @@ export async function runLocalBatch(
   } catch (error) {
     throw explainFailure(error, spec, layout.discardIfNothingCommitted(createdPartsDir));
   }
-  const parts = layout.committedParts();
-  const { outputRows, errors } = await layout.finalize();
+  let parts = layout.committedParts();
+  const finalize = (): Promise<{ outputRows: number; errors: number }> =>
+    phase('finalize', () => layout.finalize(joined ? joinedOutputSql(joined, layout, parts) : undefined));
+  let finalized: { outputRows: number; errors: number };
+  try {
+    finalized = await finalize();
+  } catch (error) {
+    if (!joined || !(await rescoreFromStagedCopies(version, joined, spec, layout, () => undefined))) throw error;
+    parts = layout.committedParts();
+    finalized = await finalize();
+  }
+  const { outputRows, errors } = finalized;
+  // Rows committed by this run (a file scored again from a staged copy counts once).
+  if (joined) rowsThisRun = parts.reduce((sum, p) => sum + p.inputRows, 0) - doneBefore;
   const seconds = (performance.now() - started) / 1000;
   return {
     job: spec.id,

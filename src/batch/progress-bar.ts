@@ -3,6 +3,7 @@ import type { BatchProgress } from './batch-runner.ts';
 
 /** A cli-progress bar on stderr: rows done of total, rows/s over this run, ETA and the error count. */
 export class ProgressBar implements BatchProgress {
+  readonly needsTotal = true;
   private readonly bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,

@@ -104,6 +104,24 @@ export class ColumnarPartWriter {
     }
   }
 
+  /**
+   * Writes only the appended prediction columns (outcome first) as an uncompressed Parquet file and renames it into
+   * place: a prediction part, joined by position with its input rows when the job's output is assembled.
+   */
+  async commitPredictions(finalPath: string): Promise<void> {
+    this.appender.closeSync();
+    const tmp = temporaryPathFor(finalPath);
+    try {
+      await this.connection.run(`COPY ${this.table} TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION uncompressed)`);
+      await rename(tmp, finalPath);
+    } catch (error) {
+      await rm(tmp, { force: true });
+      throw error;
+    } finally {
+      await this.drop();
+    }
+  }
+
   async abort(): Promise<void> {
     try {
       this.appender.closeSync();

@@ -10,6 +10,7 @@ import { rowsForRowPath } from './column-validator.ts';
 import { ColumnarPartWriter, RowOutcome } from './columnar-part-writer.ts';
 import { columnarPlan, type ColumnarPlan, type ParquetSchema } from './columnar-plan.ts';
 import { duckdbConnection } from '../io/duckdb-engine.ts';
+import { phase, phaseSync } from '../phase-timer.ts';
 import { FieldMapping } from '../field-mapping.ts';
 import { scanSql, type ScanSource } from '../io/input-scan.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
@@ -42,7 +43,7 @@ export async function columnarPlanFor(
 }
 
 /** The marked rows as the row path reads them (same values, same conversions), in file order. */
-async function fetchRows(
+export async function fetchRows(
   plan: ColumnarPlan,
   start: number,
   indices: readonly number[],
@@ -78,17 +79,18 @@ interface RowPathResult {
   failed: Uint8Array;
 }
 
-/** Scores the marked rows through the online pipeline's row objects, exactly as the row path would. */
+/** Scores the marked rows (read as the row path reads them, with their file's columns) exactly as the row path would. */
 async function scoreMarkedRows(
   version: ModelVersion,
   plan: ColumnarPlan,
   spec: BatchJobSpec,
   batch: ColumnBatch,
   indices: readonly number[],
+  marked: { rows: SourceRow[]; schema: ParquetSchema },
 ): Promise<RowPathResult> {
   const failed = new Uint8Array(indices.length);
   if (indices.length === 0) return { predictions: [], errors: [], failed };
-  const { rows, schema } = await fetchRows(plan, batch.firstRow, indices);
+  const { rows, schema } = marked;
   const columns = sourceColumnsOf(schema.names, schema.types, plan.source.text);
   const scorer = new ChunkScorer(version, new FieldMapping(version.config.inputs, columns, spec.map), 'null');
   const predictions: (Prediction | null)[] = [];
@@ -105,30 +107,35 @@ async function scoreMarkedRows(
   return { predictions, errors, failed };
 }
 
+/** A column batch scored: each row's outcome, one Float64Array per prediction field, and the row errors. */
+export interface ScoredColumns {
+  outcome: Uint8Array;
+  predictions: Float64Array[];
+  errors: RowError[];
+}
+
 /**
- * Scores input rows [start, end) of one Parquet file column-at-a-time into one part: DuckDB reads typed columns,
- * validation, preprocess and postprocess run over arrays, ONNX Runtime runs batches of spec.batchSize, and the part
- * is written by DuckDB. Rows that fail the vectorized checks take the row path, so error policies and reasons are
- * the row path's. Returns the part's meta, not yet committed.
+ * Scores a column batch: validation, preprocess and postprocess over arrays, ONNX Runtime on batches of
+ * spec.batchSize; the rows that fail the vectorized checks take the row path (their row objects from `fetchMarked`,
+ * in the order of the indices given), so error policies and reasons are the row path's.
  */
-export async function produceColumnarPart(
+export async function scoreColumnBatch(
   version: ModelVersion,
   plan: ColumnarPlan,
   spec: BatchJobSpec,
-  layout: OutputLayout,
-  fileIndex: number,
-  start: number,
-  end: number,
-  expectedRows: number,
+  file: string,
+  batch: ColumnBatch,
+  marked: Uint8Array,
+  fetchMarked: (indices: readonly number[]) => Promise<{ rows: SourceRow[]; schema: ParquetSchema }>,
   onBatch: (rows: number, errors: number) => void,
-): Promise<{ meta: PartMeta; commit(): Promise<void> }> {
-  const batch = await readColumnBatch(plan, start, end, expectedRows);
-  const marked = rowsForRowPath(plan, batch);
+): Promise<ScoredColumns> {
   const indices: number[] = [];
   for (let r = 0; r < batch.rows; r++) if (marked[r]) indices.push(r);
-  const fromRowPath = await scoreMarkedRows(version, plan, spec, batch, indices);
-  if (fromRowPath.errors.length > 0 && spec.onError === 'fail')
-    throw firstBadRowError(spec.inputs[fileIndex]!.path, fromRowPath.errors[0]!);
+  const fromRowPath =
+    indices.length === 0
+      ? { predictions: [], errors: [], failed: new Uint8Array(0) }
+      : await scoreMarkedRows(version, plan, spec, batch, indices, await fetchMarked(indices));
+  if (fromRowPath.errors.length > 0 && spec.onError === 'fail') throw firstBadRowError(file, fromRowPath.errors[0]!);
 
   const outcome = new Uint8Array(batch.rows);
   const failedRow = new Uint8Array(batch.rows);
@@ -156,27 +163,52 @@ export async function produceColumnarPart(
       predictions[p]![r] = typeof value === 'boolean' ? Number(value) : typeof value === 'number' ? value : NaN;
     });
   });
+  return { outcome, predictions, errors: fromRowPath.errors };
+}
 
+/**
+ * Scores input rows [start, end) of one Parquet file column-at-a-time into one part: DuckDB reads typed columns,
+ * validation, preprocess and postprocess run over arrays, ONNX Runtime runs batches of spec.batchSize, and the part
+ * is written by DuckDB. Rows that fail the vectorized checks take the row path, so error policies and reasons are
+ * the row path's. Returns the part's meta, not yet committed.
+ */
+export async function produceColumnarPart(
+  version: ModelVersion,
+  plan: ColumnarPlan,
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  fileIndex: number,
+  start: number,
+  end: number,
+  expectedRows: number,
+  onBatch: (rows: number, errors: number) => void,
+): Promise<{ meta: PartMeta; commit(): Promise<void> }> {
+  const batch = await phase('read fields', () => readColumnBatch(plan, start, end, expectedRows));
+  const marked = rowsForRowPath(plan, batch);
+  const { outcome, predictions, errors } = await scoreColumnBatch(
+    version,
+    plan,
+    spec,
+    spec.inputs[fileIndex]!.path,
+    batch,
+    marked,
+    (indices) => fetchRows(plan, batch.firstRow, indices),
+    onBatch,
+  );
   const writer = await ColumnarPartWriter.open(plan, layout.partWriteOptions());
   try {
-    writer.append(outcome, predictions, batch.rows);
+    phaseSync('append predictions', () => writer.append(outcome, predictions, batch.rows));
   } catch (error) {
     await writer.abort();
     throw error;
   }
-  const skipped = spec.onError === 'skip' ? fromRowPath.errors.length : 0;
-  const meta: PartMeta = {
-    fileIndex,
-    start,
-    inputRows: batch.rows,
-    outputRows: batch.rows - skipped,
-    errors: fromRowPath.errors,
-  };
+  const skipped = spec.onError === 'skip' ? errors.length : 0;
+  const meta: PartMeta = { fileIndex, start, inputRows: batch.rows, outputRows: batch.rows - skipped, errors };
   return {
     meta,
     commit: async () => {
       layout.writeMeta(meta);
-      await writer.commit(layout.partPath(fileIndex, start), start, start + batch.rows);
+      await phase('part COPY', () => writer.commit(layout.partPath(fileIndex, start), start, start + batch.rows));
     },
   };
 }

@@ -43,13 +43,19 @@ const isTemporary = (name: string): boolean => name.startsWith('.') && name.incl
  */
 export class OutputLayout {
   readonly manifestDir: string;
+  /**
+   * Parts hold only predictions (Parquet), joined with the input files when the output is assembled
+   * (src/batch/columnar/prediction-parts.ts); set by the runner before any part is read or written.
+   */
+  predictionParts = false;
 
   constructor(readonly spec: BatchJobSpec) {
     this.manifestDir = join(spec.partsDir, MANIFEST_DIR);
   }
 
   partName(fileIndex: number, start: number): string {
-    return `part-${String(fileIndex).padStart(5, '0')}-${String(start).padStart(12, '0')}${fileExtension(partFormat(this.spec))}`;
+    const format = this.predictionParts ? 'parquet' : partFormat(this.spec);
+    return `part-${String(fileIndex).padStart(5, '0')}-${String(start).padStart(12, '0')}${fileExtension(format)}`;
   }
 
   /** Where a CSV or JSONL input is staged as Parquet for scoring (kept until the job finishes, so a resumed run reuses it). */
@@ -173,6 +179,15 @@ export class OutputLayout {
     );
   }
 
+  /** Removes input file `fileIndex`'s parts and their metas (a file scored again from the start). */
+  removeParts(fileIndex: number): void {
+    const prefix = `part-${String(fileIndex).padStart(5, '0')}-`;
+    for (const dir of [this.spec.partsDir, this.manifestDir]) {
+      if (!existsSync(dir)) continue;
+      for (const f of readdirSync(dir)) if (f.startsWith(prefix)) rmSync(join(dir, f), { force: true });
+    }
+  }
+
   /** Committed parts (their data file exists), in output order. */
   committedParts(): PartMeta[] {
     if (!existsSync(this.spec.partsDir)) return [];
@@ -190,7 +205,7 @@ export class OutputLayout {
    * Writes the errors file, and for a single-file output merges the parts into it (then removes them):
    * the output appears under its final name in one rename.
    */
-  async finalize(): Promise<{ outputRows: number; errors: number }> {
+  async finalize(joinedSelect?: string): Promise<{ outputRows: number; errors: number }> {
     // Every part is committed now: a temporary left here is a dead writer's (a worker killed with -9 mid-part).
     this.removeTemporaries();
     const parts = this.committedParts();
@@ -204,10 +219,12 @@ export class OutputLayout {
     else rmSync(this.spec.errorsFile, { force: true });
     const outputRows = parts.reduce((sum, p) => sum + p.outputRows, 0);
     const partPaths = parts.map((p) => this.partPath(p.fileIndex, p.start));
-    if (this.spec.partitionBy) {
-      await this.writePartitioned(partPaths);
+    if (this.predictionParts && joinedSelect !== undefined) {
+      await this.writeJoined(joinedSelect);
+    } else if (this.spec.partitionBy) {
+      await this.writePartitioned(this.predictionParts ? [] : partPaths);
     } else if (this.spec.outputFile) {
-      await this.merge(partPaths, this.spec.outputFile);
+      await this.merge(this.predictionParts ? [] : partPaths, this.spec.outputFile);
     } else {
       // A folder of parts is the output: the staged inputs are no longer needed (the manifest stays for the record).
       this.spec.inputs.forEach((_, i) => rmSync(this.stagedPath(i), { force: true }));
@@ -232,6 +249,39 @@ export class OutputLayout {
       }
     } finally {
       connection.closeSync();
+    }
+  }
+
+  /**
+   * Prediction parts: the output written by one COPY of `select` (the input files joined with their predictions),
+   * single-threaded so that DuckDB streams it in order without buffering row groups; it appears in one rename.
+   */
+  private async writeJoined(select: string): Promise<void> {
+    const target = this.spec.partitionBy ? this.spec.output : this.spec.outputFile!;
+    const tmp = temporaryPathFor(target);
+    const format = this.spec.partitionBy
+      ? `${this.outputCopyFormat()}, PARTITION_BY (${sqlIdentifier(this.spec.partitionBy)})`
+      : this.outputCopyFormat();
+    try {
+      await this.singleThreaded((connection) =>
+        connection.run(`COPY (${select}) TO ${sqlString(tmp)} (${format})`).then(() => undefined),
+      );
+    } catch (error) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw error;
+    }
+    rmSync(target, { recursive: true, force: true });
+    renameSync(tmp, target);
+  }
+
+  private outputCopyFormat(): string {
+    switch (this.spec.format) {
+      case 'parquet':
+        return `FORMAT parquet, COMPRESSION ${this.spec.compression ?? 'snappy'}`;
+      case 'csv':
+        return 'FORMAT csv, HEADER true';
+      case 'jsonl':
+        return this.spec.partitionBy ? `FORMAT json, FILE_EXTENSION 'jsonl'` : 'FORMAT json';
     }
   }
 

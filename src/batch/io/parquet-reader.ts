@@ -60,23 +60,26 @@ export function plainValue(value: DuckDBValue): unknown {
 /**
  * A DuckDB data chunk as row objects, each value as the row path expects it (see plainValue); where the plain
  * value is not the exact one (a DuckDB object or a bigint), the exact value is kept beside it (exactValues).
+ * `pick` selects rows of the chunk (all by default); the row's columns are the chunk's from `firstColumn` on.
  */
 export function sourceRowsOf(
   chunk: DuckDBDataChunk,
   names: readonly string[],
   types: readonly DuckDBType[],
+  pick?: readonly number[],
+  firstColumn = 0,
 ): SourceRow[] {
-  const n = chunk.rowCount;
+  const n = pick ? pick.length : chunk.rowCount;
   const rows: SourceRow[] = new Array(n);
   for (let r = 0; r < n; r++) rows[r] = {};
   for (let c = 0; c < names.length; c++) {
     const name = names[c]!;
     const kind = kindOf(types[c]!);
-    const vector = chunk.getColumnVector(c);
+    const vector = chunk.getColumnVector(firstColumn + c);
     const simple =
       (kind === 'double' && types[c]!.typeId !== DuckDBTypeId.DECIMAL) || kind === 'string' || kind === 'boolean';
     for (let r = 0; r < n; r++) {
-      const value = vector.getItem(r);
+      const value = vector.getItem(pick ? pick[r]! : r);
       if (simple || value === null || (typeof value !== 'object' && typeof value !== 'bigint')) {
         rows[r]![name] = value;
         continue;

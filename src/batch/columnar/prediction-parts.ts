@@ -1,0 +1,310 @@
+import { DuckDBDoubleVector, type DuckDBDataChunk, type DuckDBType } from '@duckdb/node-api';
+import { CaliperError } from '../../errors.ts';
+import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import type { BatchJobSpec } from '../batch-job.ts';
+import type { ColumnBatch } from './column-batch.ts';
+import { rowsForRowPath } from './column-validator.ts';
+import { fetchRows, scoreColumnBatch } from './columnar-part.ts';
+import { ColumnarPartWriter, RowOutcome } from './columnar-part-writer.ts';
+import { columnarPlan, type ColumnarPlan } from './columnar-plan.ts';
+import { duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import { needsStaging, PARSE_ERROR_COLUMN, readerSql, scanSql, stageInput } from '../io/input-scan.ts';
+import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
+import { sourceRowsOf } from '../io/parquet-reader.ts';
+import type { SourceRow } from '../io/source-row.ts';
+import { existsSync } from 'node:fs';
+import { phase } from '../phase-timer.ts';
+
+/**
+ * The joined columnar path, for a job whose output is assembled at the end (one file, or --partition-by folders):
+ * each input file is read ONCE in order by its own DuckDB reader (read_parquet, read_csv, read_json; CSV and JSONL are
+ * not staged), only the request fields cross into JavaScript, and each part commits just its predictions (outcome and
+ * prediction columns, a small Parquet file, with its meta) — enough to resume exactly. At the end one DuckDB COPY reads
+ * every input file again beside its prediction parts (POSITIONAL JOIN, streamed in lockstep) and writes the output:
+ * the kept columns go from reader to writer inside DuckDB, never as row objects, and nothing is written twice.
+ * A CSV or JSONL file that DuckDB's fast reader refuses (a value past the type sniffer's sample, a ragged row, a JSONL
+ * line that is no object) is staged once through the tolerant readers and scored from that copy instead.
+ */
+
+/** What one input file is read through on the joined path, and its compiled plan. */
+export interface JoinedSource {
+  /** A DuckDB table expression reading the file in order: its own reader, or its staged copy. */
+  from: string;
+  plan: ColumnarPlan;
+  /** Parquet (the input, or a staged copy): rows the row path takes are fetched by row number, not streamed along. */
+  rowNumbers: boolean;
+}
+
+async function schemaOf(from: string): Promise<{ names: string[]; types: DuckDBType[] }> {
+  const connection = await duckdbConnection();
+  try {
+    const result = await connection.run(`SELECT * FROM ${from} LIMIT 0`);
+    return { names: result.columnNames(), types: result.columnTypes() };
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/**
+ * The joined source of input file `fileIndex`: its own reader when DuckDB reads it as is, else (CSV, JSONL) its staged
+ * copy (made now, or kept from an earlier run of the job); undefined where the model or file needs the row path.
+ */
+export async function joinedSourceFor(
+  version: ModelVersion,
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  fileIndex: number,
+): Promise<JoinedSource | undefined> {
+  const file = spec.inputs[fileIndex]!;
+  const source = layout.scanSource(fileIndex);
+  const staged = needsStaging(file) && existsSync(layout.stagedPath(fileIndex));
+  if (!staged) {
+    const from = readerSql(file);
+    let schema: { names: string[]; types: DuckDBType[] } | undefined;
+    try {
+      schema = await schemaOf(from);
+    } catch (error) {
+      if (!needsStaging(file)) throw error;
+    }
+    if (schema) {
+      const plan = columnarPlan(version, spec, { ...source, text: needsStaging(file) }, schema);
+      return typeof plan === 'string' ? undefined : { from, plan, rowNumbers: !needsStaging(file) };
+    }
+    await stageInput(file, layout.stagedPath(fileIndex));
+  }
+  const from = scanSql(source);
+  const plan = columnarPlan(version, spec, source, await schemaOf(from));
+  return typeof plan === 'string' ? undefined : { from, plan, rowNumbers: true };
+}
+
+/** A read error from the file's own reader (not from scoring): the file is staged and scored again from the copy. */
+class ReaderRefused extends Error {}
+
+/**
+ * Scores input file `fileIndex` from row `start` to its end into prediction parts of spec.partRows rows, each committed
+ * (meta, then file) before the next is read. Returns the joined source used (a text file the fast reader refused
+ * midway is staged, its parts are discarded and it is scored again from the copy).
+ */
+export async function scoreToPredictionParts(
+  version: ModelVersion,
+  joined: JoinedSource,
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  fileIndex: number,
+  start: number,
+  onBatch: (rows: number, errors: number) => void,
+): Promise<JoinedSource> {
+  try {
+    await streamParts(version, joined, spec, layout, fileIndex, start, onBatch);
+    return joined;
+  } catch (error) {
+    const file = spec.inputs[fileIndex]!;
+    if (!(error instanceof ReaderRefused) || !needsStaging(file) || existsSync(layout.stagedPath(fileIndex)))
+      throw error instanceof ReaderRefused ? error.cause : error;
+    layout.removeParts(fileIndex);
+    await stageInput(file, layout.stagedPath(fileIndex));
+    const staged = await joinedSourceFor(version, spec, layout, fileIndex);
+    if (!staged)
+      throw new CaliperError(
+        'CALIPER_INVALID_INPUT',
+        `${file.path}: read as text after a value the type sniffer did not expect, the file no longer fits the columnar scorer; run again with --row-path`,
+      );
+    await streamParts(version, staged, spec, layout, fileIndex, 0, onBatch);
+    return staged;
+  }
+}
+
+/**
+ * After the output could not be assembled: every CSV or JSONL input read by its own reader is staged through the
+ * tolerant readers and scored again from the copy (DuckDB's streamed reads can end early, without an error, at a value
+ * the type sniffer did not expect; the assembling COPY then meets that value). Returns false when no file was read
+ * that way (the failure has another cause).
+ */
+export async function rescoreFromStagedCopies(
+  version: ModelVersion,
+  joined: JoinedSource[],
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  onBatch: (rows: number, errors: number) => void,
+): Promise<boolean> {
+  let any = false;
+  for (let fileIndex = 0; fileIndex < joined.length; fileIndex++) {
+    const file = spec.inputs[fileIndex]!;
+    if (!needsStaging(file) || existsSync(layout.stagedPath(fileIndex))) continue;
+    any = true;
+    layout.removeParts(fileIndex);
+    await stageInput(file, layout.stagedPath(fileIndex));
+    const staged = await joinedSourceFor(version, spec, layout, fileIndex);
+    if (!staged)
+      throw new CaliperError(
+        'CALIPER_INVALID_INPUT',
+        `${file.path}: read as text after a value the type sniffer did not expect, the file no longer fits the columnar scorer; run again with --row-path`,
+      );
+    await streamParts(version, staged, spec, layout, fileIndex, 0, onBatch);
+    joined[fileIndex] = staged;
+  }
+  return any;
+}
+
+async function streamParts(
+  version: ModelVersion,
+  joined: JoinedSource,
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  fileIndex: number,
+  start: number,
+  onBatch: (rows: number, errors: number) => void,
+): Promise<void> {
+  const { plan, from, rowNumbers } = joined;
+  const file = spec.inputs[fileIndex]!;
+  const fieldCount = plan.fields.length + (plan.parseErrors ? 1 : 0);
+  // NaN for null, so the field vectors need no validity checks; the row path reads nulls as nulls from the row objects.
+  const columns = plan.fields.map((f) => `coalesce(${f.sql}, 'NaN'::DOUBLE)`);
+  if (plan.parseErrors) columns.push(`CAST(${sqlIdentifier(PARSE_ERROR_COLUMN)} IS NOT NULL AS DOUBLE)`);
+  const connection = await duckdbConnection();
+  try {
+    const result = await connection
+      .stream(
+        `SELECT ${columns.join(', ')}${rowNumbers ? '' : ', *'} FROM ${from}${start > 0 ? ` OFFSET ${start}` : ''}`,
+      )
+      .catch((error: unknown) => {
+        throw new ReaderRefused('reader refused', { cause: error });
+      });
+    const names = result.columnNames().slice(fieldCount);
+    const types = result.columnTypes().slice(fieldCount);
+    const partRows = spec.partRows;
+    const capacity = Math.min(partRows, 1 << 20);
+    let values = Array.from({ length: fieldCount }, () => new Float64Array(capacity));
+    let marked = new Uint8Array(capacity);
+    let markedRows: SourceRow[] = [];
+    let partStart = start;
+    let fill = 0;
+
+    const flush = (): Promise<void> => phase('score part', flushPart);
+    const flushPart = async (): Promise<void> => {
+      const batch: ColumnBatch = { firstRow: partStart, rows: fill, values: values.map((v) => v.subarray(0, fill)) };
+      const rows = markedRows;
+      const scored = await scoreColumnBatch(
+        version,
+        plan,
+        spec,
+        file.path,
+        batch,
+        marked.subarray(0, fill),
+        rowNumbers
+          ? (indices) => fetchRows(plan, batch.firstRow, indices)
+          : async () => ({ rows, schema: { names, types } }),
+        onBatch,
+      );
+      const writer = await ColumnarPartWriter.open(plan, layout.partWriteOptions());
+      try {
+        writer.append(scored.outcome, scored.predictions, fill);
+      } catch (error) {
+        await writer.abort();
+        throw error;
+      }
+      const skipped = spec.onError === 'skip' ? scored.errors.length : 0;
+      const meta: PartMeta = {
+        fileIndex,
+        start: partStart,
+        inputRows: fill,
+        outputRows: fill - skipped,
+        errors: scored.errors,
+      };
+      layout.writeMeta(meta);
+      await phase('write predictions', () => writer.commitPredictions(layout.partPath(fileIndex, partStart)));
+      partStart += fill;
+      fill = 0;
+      markedRows = [];
+      marked.fill(0);
+    };
+
+    let wroteAny = false;
+    for (;;) {
+      let chunk: DuckDBDataChunk | null;
+      try {
+        chunk = await result.fetchChunk();
+      } catch (error) {
+        throw new ReaderRefused('reader refused', { cause: error });
+      }
+      if (!chunk || chunk.rowCount === 0) break;
+      const n = chunk.rowCount;
+      const vectors = Array.from({ length: fieldCount }, (_, c) => {
+        const vector = chunk.getColumnVector(c);
+        if (!(vector instanceof DuckDBDoubleVector)) throw new Error(`columnar batch: column ${c} is not DOUBLE`);
+        return vector;
+      });
+      let taken = 0;
+      while (taken < n) {
+        const take = Math.min(n - taken, partRows - fill);
+        if (fill + take > values[0]!.length) {
+          const grown = Math.max(values[0]!.length * 2, fill + take);
+          values = values.map((old) => {
+            const next = new Float64Array(grown);
+            next.set(old.subarray(0, fill));
+            return next;
+          });
+          const nextMarked = new Uint8Array(grown);
+          nextMarked.set(marked.subarray(0, fill));
+          marked = nextMarked;
+        }
+        for (let c = 0; c < fieldCount; c++) {
+          const out = values[c]!;
+          const vector = vectors[c]!;
+          for (let r = 0; r < take; r++) out[fill + r] = vector.getItem(taken + r) ?? NaN;
+        }
+        const view: ColumnBatch = {
+          firstRow: partStart + fill,
+          rows: take,
+          values: values.map((v) => v.subarray(fill, fill + take)),
+        };
+        const bad = rowsForRowPath(plan, view);
+        const pick: number[] = [];
+        for (let r = 0; r < take; r++) {
+          if (bad[r]) {
+            marked[fill + r] = 1;
+            pick.push(taken + r);
+          }
+        }
+        if (pick.length > 0 && !rowNumbers) markedRows.push(...sourceRowsOf(chunk, names, types, pick, fieldCount));
+        fill += take;
+        taken += take;
+        if (fill === partRows) {
+          await flush();
+          wroteAny = true;
+        }
+      }
+    }
+    // The last, short part; an empty file still gets its (empty) first part, so the job knows the file is done.
+    if (fill > 0 || (!wroteAny && start === 0)) await flush();
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/**
+ * The SELECT that assembles the job's output from every input file and its committed prediction parts, in input
+ * order; undefined when no file has a row (the caller writes the empty output).
+ */
+export function joinedOutputSql(
+  sources: readonly JoinedSource[],
+  layout: OutputLayout,
+  parts: readonly PartMeta[],
+): string | undefined {
+  const selects = sources.flatMap((joined, fileIndex) => {
+    const mine = parts.filter((p) => p.fileIndex === fileIndex && p.inputRows > 0);
+    if (mine.length === 0) return [];
+    const { plan } = joined;
+    const predictions = plan.predictions.map(
+      (p, i) => `CAST(p.__caliper_p${i} AS ${p.boolean ? 'BOOLEAN' : 'DOUBLE'}) AS ${sqlIdentifier(p.name)}`,
+    );
+    const files = mine.map((p) => sqlString(layout.partPath(p.fileIndex, p.start))).join(', ');
+    // A row without its prediction (or a prediction without its row) stops the COPY: input and parts out of step
+    // must fail loudly, never write rows with empty predictions or drop them.
+    const inStep = `CASE WHEN p.__caliper_outcome IS NULL OR i.__caliper_in_step IS NULL THEN error(${sqlString(`${joined.from}: the input's rows and its scored parts are out of step`)}) ELSE p.__caliper_outcome <> ${RowOutcome.Skipped} END`;
+    return [
+      `SELECT ${[...plan.keptSql, ...predictions].join(', ')} FROM (SELECT *, true AS __caliper_in_step FROM ${joined.from}) i POSITIONAL JOIN read_parquet([${files}]) p WHERE ${inStep}`,
+    ];
+  });
+  return selects.length === 0 ? undefined : selects.join(' UNION ALL ');
+}
