@@ -8,7 +8,10 @@
  *     I/O floor (DuckDB alone copying the file with two constant prediction columns), interleaved;
  *  3. peak RSS of `caliper batch` at 1M and 5M rows for every format;
  *  4. one `caliper worker` vs two on a shared queue (private redis-server), 1M Parquet rows to a folder of parts.
- * Usage: node --import tsx bench/batch.ts [--rounds 1] [--batch-size 8192] [--skip-5m] [--skip-workers]
+ * `caliper batch` runs as the installed package runs it: the bench builds dist/ first (npm run build) and times
+ * `node dist/cli/main.js batch …` (--cli source times bin/caliper.js instead, which compiles the TypeScript sources
+ * through tsx on every start).
+ * Usage: node --import tsx bench/batch.ts [--rounds 1] [--batch-size 8192] [--skip-5m] [--skip-workers] [--cli dist|source]
  * Data: scripts/generate-fraud-data.ts (bench/data/, generated when missing). Results: bench/results/batch.json
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -28,11 +31,18 @@ const { values: args } = parseArgs({
     'batch-size': { type: 'string', default: '8192' },
     'skip-5m': { type: 'boolean', default: false },
     'skip-workers': { type: 'boolean', default: false },
+    cli: { type: 'string', default: 'dist' },
   },
 });
 const ROUNDS = Number(args.rounds);
 const BATCH = Number(args['batch-size']);
-const CLI = 'bin/caliper.js';
+if (args.cli !== 'dist' && args.cli !== 'source') throw new Error(`--cli: expected dist or source, got ${args.cli}`);
+const CLI = args.cli === 'dist' ? 'dist/cli/main.js' : 'bin/caliper.js';
+if (args.cli === 'dist') {
+  console.log('building dist/ (npm run build): caliper batch is timed as the installed package runs it');
+  const build = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
+}
 const WORK = 'tmp/bench-batch';
 const PYTHON = '/usr/bin/python3';
 const load = (): string =>
@@ -301,7 +311,8 @@ const result = {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     note: 'shared with other engineers running tests and benchmarks; ratios are measured in the same run',
   },
-  command: `node --import tsx bench/batch.ts --rounds ${ROUNDS}${args['skip-5m'] ? ' --skip-5m' : ''}${args['skip-workers'] ? ' --skip-workers' : ''}`,
+  command: `node --import tsx bench/batch.ts --rounds ${ROUNDS}${args['skip-5m'] ? ' --skip-5m' : ''}${args['skip-workers'] ? ' --skip-workers' : ''} --cli ${args.cli}`,
+  cli: `node ${CLI}`,
   loadAverages: loads,
   batchSize: BATCH,
   rounds: ROUNDS,
