@@ -9,8 +9,8 @@
  * redis-server with the users' features behind a proxy that holds each lookup --delay-ms (the slow source); and runs
  * `caliper doctor` on it with --feature-redis pointing at a Redis next to the server.
  *
- * The model: the transaction's 12 features (as examples/fraud-detector version 2 builds them) embedded at 384
- * positions, two dense layers of 640 and pooled — a stand-in for a sequence model, about 160 M multiply-adds a
+ * The model: the transaction's 12 features (as examples/fraud-detector version 2 builds them) embedded at 768
+ * positions, two dense layers of 896 and pooled — a stand-in for a sequence model, about 625 M multiply-adds a
  * request — added at 1e-3 to a logistic head holding the fraud rule the synthetic data follows, then a sigmoid.
  */
 import { spawn } from 'node:child_process';
@@ -42,7 +42,7 @@ function seeded(seed: number): () => number {
 }
 
 /** The heavy fraud model: see the header. `positions` × `width` sets its cost. */
-export function heavyFraudModel(positions = 384, width = 640): ModelProto {
+export function heavyFraudModel(positions = 768, width = 896): ModelProto {
   const random = seeded(11);
   const matrix = (rows: number, cols: number, scale: number): Float32Array =>
     Float32Array.from({ length: rows * cols }, () => (random() * 2 - 1) * scale);

@@ -179,18 +179,33 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     };
 
     const advice: string[] = [];
-    if (!beforeDiagnosis.met) {
-      const queue: Remedy[] = [];
-      for (const stage of beforeDiagnosis.culprits) {
+    const tried = new Set<string>();
+    const allowed = (remedy: Remedy): boolean => !options.remedies || options.remedies.includes(remedy.id);
+    /**
+     * The next remedy: diagnosed again on the model as kept so far (fixing one stage can put another over the
+     * budget, as in the seed's story), the first untried remedy of the first culprit that has one.
+     */
+    const nextRemedy = (): Remedy | undefined => {
+      const now = diagnose(current, options.budgetMs);
+      if (now.met) return undefined;
+      for (const stage of now.culprits) {
         const remedies = remediesFor(stage, contextOf(current));
-        if (remedies.length === 0 && STAGE_ADVICE[stage]) advice.push(`${stage}: ${STAGE_ADVICE[stage]}`);
-        for (const remedy of remedies)
-          if (!queue.includes(remedy) && (!options.remedies || options.remedies.includes(remedy.id)))
-            queue.push(remedy);
+        const advised = `${stage}: ${STAGE_ADVICE[stage]}`;
+        if (remedies.length === 0 && STAGE_ADVICE[stage] && !advice.includes(advised)) advice.push(advised);
+        const next = remedies.find((r) => !tried.has(r.id) && allowed(r));
+        if (next) return next;
       }
-      progress.replan(queue.length + 1);
-      for (const remedy of queue) {
-        if (diagnose(current, options.budgetMs).met) break;
+      return undefined;
+    };
+    const pending = (): number =>
+      diagnose(current, options.budgetMs).culprits.reduce(
+        (n, stage) => n + remediesFor(stage, contextOf(current)).filter((r) => !tried.has(r.id) && allowed(r)).length,
+        0,
+      );
+    for (let remedy = nextRemedy(); remedy !== undefined; remedy = nextRemedy()) {
+      tried.add(remedy.id);
+      progress.replan(pending() + 2);
+      {
         const trialStarted = performance.now();
         const base: Omit<RemedyTrial, 'outcome' | 'detail' | 'seconds'> = {
           remedy: remedy.id,

@@ -1,4 +1,4 @@
-import { isMap, parseDocument } from 'yaml';
+import { isMap, isScalar, parseDocument } from 'yaml';
 import { CaliperError } from '../errors.ts';
 
 /** One model.yaml setting a remedy changes: its path of keys and the new value (undefined removes the key). */
@@ -47,7 +47,51 @@ export function applyYamlEdits(text: string, edits: readonly YamlEdit[]): string
     }
     document.setIn(edit.path, edit.value);
   }
-  return document.toString({ lineWidth: 0 });
+  return keepUntouchedSections(text, document.toString({ lineWidth: 0 }), new Set(edits.map((e) => e.path[0]!)));
+}
+
+/** Each top-level entry of a YAML text: its key and the source offsets from the key to the end of its value. */
+function topLevelEntries(text: string): Map<string, [number, number]> {
+  const entries = new Map<string, [number, number]>();
+  const contents = parseDocument(text).contents;
+  if (!isMap(contents)) return entries;
+  for (const pair of contents.items) {
+    if (!isScalar(pair.key) || !pair.key.range) continue;
+    const end = (pair.value as { range?: [number, number, number] } | null)?.range?.[1];
+    if (end !== undefined) entries.set(String(pair.key.value), [pair.key.range[0], end]);
+  }
+  return entries;
+}
+
+/**
+ * The serializer respells what it re-emits (`[a, b]` becomes `[ a, b ]`): the result keeps the original text of every
+ * top-level section the edits did not touch, and takes the re-serialized text only for those they did (appending
+ * sections the original lacked). A section that cannot be matched leaves the re-serialized text as it is.
+ */
+function keepUntouchedSections(original: string, updated: string, touched: ReadonlySet<string>): string {
+  const before = topLevelEntries(original);
+  const after = topLevelEntries(updated);
+  if (before.size === 0 || after.size === 0) return updated;
+  let result = original;
+  const replaced = [...touched].filter((key) => before.has(key)).sort((a, b) => before.get(b)![0] - before.get(a)![0]);
+  for (const key of replaced) {
+    const [start, end] = before.get(key)!;
+    const range = after.get(key);
+    const was = original.slice(start, end);
+    const section = range
+      ? updated.slice(range[0], range[1]).replace(/\n$/, '') + (was.endsWith('\n') ? '\n' : '')
+      : '';
+    // Flow sequences inside the section keep the file's `[a, b]` spelling when it used it.
+    const spelled =
+      /\[[^ \n]/.test(was) && !/\[ /.test(was) ? section.replace(/\[ /g, '[').replace(/ \]/g, ']') : section;
+    result = result.slice(0, start) + spelled + result.slice(end);
+  }
+  for (const key of touched) {
+    const range = after.get(key);
+    if (before.has(key) || !range) continue;
+    result = `${result.replace(/\n*$/, '\n')}${updated.slice(range[0], range[1]).replace(/\n$/, '')}\n`;
+  }
+  return result;
 }
 
 /**

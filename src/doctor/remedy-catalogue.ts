@@ -201,6 +201,27 @@ function batchingRemedy(stage: ProfileStage, gain: number): Remedy {
   };
 }
 
+/**
+ * An in-thread instance runs the model on the server's event loop (onnxruntime-node's run blocks it): requests that
+ * arrive meanwhile wait before the pipeline starts timing them, so their wait shows as time outside the server's
+ * stages (network). A worker-thread instance frees the event loop.
+ */
+const workerInstanceRemedy: Remedy = {
+  id: 'worker-instance',
+  stage: 'network',
+  title: 'the model on a worker thread, off the event loop',
+  expectedGain: (c) => (c.config.instances.kind === 'in_thread' ? 0.5 : 0),
+  async plan(context) {
+    if (context.config.instances.kind !== 'in_thread')
+      return { kind: 'skip', reason: 'the instances run on worker threads already' };
+    return {
+      kind: 'try',
+      change: { edits: [{ path: ['instances', 'kind'], value: 'worker' }] },
+      detail: `instances.kind in_thread → worker (inference took ${(context.profile.meanMs.inference ?? 0).toFixed(2)} ms of the event loop per request)`,
+    };
+  },
+};
+
 const featureRedisRemedy: Remedy = {
   id: 'features-redis',
   stage: 'features',
@@ -298,12 +319,13 @@ export const REMEDIES: readonly Remedy[] = [
   instancesRemedy('queue', 0.5),
   featureRedisRemedy,
   featureTimeoutRemedy,
+  workerInstanceRemedy,
 ];
 
 /** Advice for stages no remedy here shortens. */
 export const STAGE_ADVICE: Partial<Record<ProfileStage, string>> = {
   network:
-    'the time is outside the server: send binary tensors (v2 binary extension) or gRPC, keep connections alive, or move the client closer',
+    "the time is outside the server's stages (network, HTTP, or requests waiting for the event loop): send binary tensors (v2 binary extension) or gRPC, keep connections alive, move the client closer, or give the machine more cores",
   validate: 'request validation is slow: send fewer, smaller fields per request',
   preprocess: 'preprocess is slow: move custom hook work into the model or precompute it as features',
   postprocess: 'postprocess is slow: simplify the hook or the outputs returned',

@@ -135,6 +135,8 @@ describe('diagnosis and remedy order (figures given)', () => {
       'batching-inference',
       'fp16',
     ]);
+    const inThread = { ...context, config: { instances: { kind: 'in_thread' } } } as RemedyContext;
+    expect(remediesFor('network', inThread).map((r) => r.id)).toEqual(['worker-instance']);
     expect(remediesFor('features', { ...context, featureRedis: 'redis://x' }).map((r) => r.id)).toEqual([
       'features-redis',
       'features-timeout',
@@ -142,9 +144,12 @@ describe('diagnosis and remedy order (figures given)', () => {
   });
 
   it('edits model.yaml keeping its comments and style, and prints the change as a unified diff', () => {
-    const text = '# the model\nname: m\ninstances: { count: 1, intra_op_threads: 1 } # one\n';
+    const text = '# the model\nname: m\ntags: [a, b]\ninstances: { count: 1, intra_op_threads: 1 } # one\n';
     const edited = applyYamlEdits(text, [{ path: ['instances', 'intra_op_threads'], value: 2 }]);
-    expect(edited).toBe('# the model\nname: m\ninstances: { count: 1, intra_op_threads: 2 } # one\n');
+    expect(edited).toBe('# the model\nname: m\ntags: [a, b]\ninstances: { count: 1, intra_op_threads: 2 } # one\n');
+    expect(applyYamlEdits(text, [{ path: ['cache', 'enabled'], value: true }])).toBe(
+      `${text}cache:\n  enabled: true\n`,
+    );
     expect(unifiedDiff(text, edited, 'a', 'b')).toContain(
       '-instances: { count: 1, intra_op_threads: 1 } # one\n+instances: { count: 1, intra_op_threads: 2 } # one',
     );
