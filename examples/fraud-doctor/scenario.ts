@@ -125,7 +125,7 @@ export function writeScenario(
   writeFileSync(join(modelDir, 'model.yaml'), modelYaml(featureUrl));
   const user = (i: number): string => `u${String((i % 500) + 1).padStart(4, '0')}`;
   const requests = syntheticTransactions(5000, 21).transactions.map((t, i) => ({ ...t, user_id: user(i) }));
-  const evalSet = syntheticTransactions(1000, 22);
+  const evalSet = syntheticTransactions(400, 22);
   const requestsFile = join(out, 'requests.jsonl');
   const evalFile = join(out, 'eval.jsonl');
   writeFileSync(requestsFile, `${requests.map((r) => JSON.stringify(r)).join('\n')}\n`);

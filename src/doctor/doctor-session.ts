@@ -146,7 +146,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const target = await OptimizationTarget.open(options.model, options.registry);
     closeTarget = () => target.close();
     evalData = await target.data(options.eval, 'eval', options.label);
-    calibration = await target.data(options.eval, 'calibration', undefined, 256);
+    calibration = await target.data(options.eval, 'calibration', undefined, 128);
   }
 
   try {
@@ -205,77 +205,75 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     for (let remedy = nextRemedy(); remedy !== undefined; remedy = nextRemedy()) {
       tried.add(remedy.id);
       progress.replan(pending() + 2);
-      {
-        const trialStarted = performance.now();
-        const base: Omit<RemedyTrial, 'outcome' | 'detail' | 'seconds'> = {
-          remedy: remedy.id,
-          stage: remedy.stage,
-          title: remedy.title,
-          p99BeforeMs: current.latencyMs.p99,
-          p99AfterMs: null,
-        };
-        const finish = (trial: RemedyTrial): void => {
-          trial.seconds = round((performance.now() - trialStarted) / 1000, 1);
-          trials.push(trial);
-          progress.step(
-            `${remedy.id}: ${trial.outcome}${trial.p99AfterMs !== null ? ` (p99 ${trial.p99BeforeMs!.toFixed(2)} → ${trial.p99AfterMs.toFixed(2)} ms)` : ''} — ${trial.detail}`,
-          );
-        };
-        if (performance.now() > deadline) {
-          finish({
-            ...base,
-            outcome: 'skipped',
-            detail: `--budget-minutes ${options.budgetMinutes} spent`,
-            seconds: 0,
-          });
-          continue;
-        }
-        const context = contextOf(current);
-        const plan = await remedy.plan(context);
-        if (plan.kind !== 'try') {
-          finish({
-            ...base,
-            outcome: plan.kind === 'skip' ? 'skipped' : 'refused',
-            detail: plan.reason,
-            ...(plan.kind === 'refuse' && plan.guard ? { guard: plan.guard } : {}),
-            seconds: 0,
-          });
-          continue;
-        }
-        const candidate = stackChanges(change, plan.change);
-        let measured: Awaited<ReturnType<typeof measure>>;
-        try {
-          measured = await measure(candidate);
-        } catch (error) {
-          finish({ ...base, outcome: 'dropped', detail: `${plan.detail}: ${(error as Error).message}`, seconds: 0 });
-          continue;
-        }
-        const p99 = measured.profile.latencyMs.p99;
-        const trial: RemedyTrial = {
+      const trialStarted = performance.now();
+      const base: Omit<RemedyTrial, 'outcome' | 'detail' | 'seconds'> = {
+        remedy: remedy.id,
+        stage: remedy.stage,
+        title: remedy.title,
+        p99BeforeMs: current.latencyMs.p99,
+        p99AfterMs: null,
+      };
+      const finish = (trial: RemedyTrial): void => {
+        trial.seconds = round((performance.now() - trialStarted) / 1000, 1);
+        trials.push(trial);
+        progress.step(
+          `${remedy.id}: ${trial.outcome}${trial.p99AfterMs !== null ? ` (p99 ${trial.p99BeforeMs!.toFixed(2)} → ${trial.p99AfterMs.toFixed(2)} ms)` : ''} — ${trial.detail}`,
+        );
+      };
+      if (performance.now() > deadline) {
+        finish({
           ...base,
-          outcome: 'dropped',
-          detail: plan.detail,
-          p99AfterMs: p99,
-          profile: measured.profile,
-          ...(plan.guard ? { guard: plan.guard } : {}),
-          ...(measured.degradedShare !== undefined ? { degradedShare: round(measured.degradedShare, 4) } : {}),
+          outcome: 'skipped',
+          detail: `--budget-minutes ${options.budgetMinutes} spent`,
           seconds: 0,
-        };
-        const refusal = remedy.refuseAfter?.({ degradedShare: measured.degradedShare }, context);
-        if (measured.profile.errors > 0) {
-          trial.detail = `${plan.detail}; ${measured.profile.errors} requests failed`;
-        } else if (refusal) {
-          trial.outcome = 'refused';
-          trial.detail = `${plan.detail}; ${refusal}`;
-        } else if (p99 > current.latencyMs.p99 * (1 - MIN_P99_GAIN)) {
-          trial.detail = `${plan.detail}; p99 moved less than ${MIN_P99_GAIN * 100}%`;
-        } else {
-          trial.outcome = 'kept';
-          change = candidate;
-          current = measured.profile;
-        }
-        finish(trial);
+        });
+        continue;
       }
+      const context = contextOf(current);
+      const plan = await remedy.plan(context);
+      if (plan.kind !== 'try') {
+        finish({
+          ...base,
+          outcome: plan.kind === 'skip' ? 'skipped' : 'refused',
+          detail: plan.reason,
+          ...(plan.kind === 'refuse' && plan.guard ? { guard: plan.guard } : {}),
+          seconds: 0,
+        });
+        continue;
+      }
+      const candidate = stackChanges(change, plan.change);
+      let measured: Awaited<ReturnType<typeof measure>>;
+      try {
+        measured = await measure(candidate);
+      } catch (error) {
+        finish({ ...base, outcome: 'dropped', detail: `${plan.detail}: ${(error as Error).message}`, seconds: 0 });
+        continue;
+      }
+      const p99 = measured.profile.latencyMs.p99;
+      const trial: RemedyTrial = {
+        ...base,
+        outcome: 'dropped',
+        detail: plan.detail,
+        p99AfterMs: p99,
+        profile: measured.profile,
+        ...(plan.guard ? { guard: plan.guard } : {}),
+        ...(measured.degradedShare !== undefined ? { degradedShare: round(measured.degradedShare, 4) } : {}),
+        seconds: 0,
+      };
+      const refusal = remedy.refuseAfter?.({ degradedShare: measured.degradedShare }, context);
+      if (measured.profile.errors > 0) {
+        trial.detail = `${plan.detail}; ${measured.profile.errors} requests failed`;
+      } else if (refusal) {
+        trial.outcome = 'refused';
+        trial.detail = `${plan.detail}; ${refusal}`;
+      } else if (p99 > current.latencyMs.p99 * (1 - MIN_P99_GAIN)) {
+        trial.detail = `${plan.detail}; p99 did not drop by ${MIN_P99_GAIN * 100}% or more`;
+      } else {
+        trial.outcome = 'kept';
+        change = candidate;
+        current = measured.profile;
+      }
+      finish(trial);
     }
 
     let after: DoctorReport['after'];

@@ -89,7 +89,7 @@ function quantizeRemedy(mode: QuantizeMode, title: string, gain: number): Remedy
           output,
           eval: context.evalData,
           maxDrop: context.maxDrop,
-          ...(mode === 'static' ? { calibration: context.calibration!, calibrationSamples: 256 } : {}),
+          ...(mode === 'static' ? { calibration: context.calibration!, calibrationSamples: 128 } : {}),
           // Served latency is what the doctor measures; the in-process batch-1/64 timing is left out.
           latencyBatchSizes: [],
         });
