@@ -66,7 +66,7 @@ export function renderDoctorHtml(report: DoctorReport): string {
     report.load.mode === 'rate' ? `${report.load.rate} requests/s` : `${report.load.concurrency} connections`;
   const sections: string[] = [
     `<p class="meta">${escapeXml(report.target)} · model ${escapeXml(report.model)} · ${escapeXml(load)} · ${report.data.requests} requests in the sample (${report.data.distinct} distinct) · ${escapeXml(report.startedAt)} · ${report.elapsedS} s</p>`,
-    `<p class="winner-note">${report.met ? 'Budget met' : 'Budget not met'}: p99 ${ms(report.before.profile.latencyMs.p99)} ms before${after ? `, ${ms(after.profile.latencyMs.p99)} ms after (measured again on a fresh server)` : ''}, budget ${report.budgetMs} ms.</p>`,
+    `<p class="winner-note"${report.met ? '' : ' style="border-color:#dc2626;background:#fef2f2"'}>${report.met ? 'Budget met' : 'Budget not met'}: p99 ${ms(report.before.profile.latencyMs.p99)} ms before${after ? `, ${ms(after.profile.latencyMs.p99)} ms after (measured again on a fresh server)` : ''}, budget ${report.budgetMs} ms.</p>`,
     '<h2>Diagnosis</h2>',
     `<ul>${report.before.diagnosis.findings.map((f) => `<li>${escapeXml(f)}</li>`).join('')}${report.advice.map((a) => `<li>${escapeXml(a)}</li>`).join('')}</ul>`,
     '<h2>Per stage, p99 tail (ms)</h2>',
@@ -93,9 +93,9 @@ export function renderDoctorHtml(report: DoctorReport): string {
     sections.push('<h2>Remedies, in the order tried</h2>');
     sections.push(
       htmlTable(
-        ['remedy', 'stage', 'outcome', 'p99 before', 'p99 after', 'detail'],
-        report.trials.map((t) => [t.title, t.stage, t.outcome, ms(t.p99BeforeMs), ms(t.p99AfterMs), t.detail]),
-        3,
+        ['remedy', 'stage', 'outcome', 'detail', 'p99 before', 'p99 after'],
+        report.trials.map((t) => [t.title, t.stage, t.outcome, t.detail, ms(t.p99BeforeMs), ms(t.p99AfterMs)]),
+        4,
       ),
     );
   }

@@ -174,7 +174,10 @@ describe('caliper doctor on served models', () => {
     expect(trial.detail).toContain(`${USERS} entities copied`);
     expect(trial.p99AfterMs!).toBeLessThan(trial.p99BeforeMs! * 0.9);
     // Measured again on a fresh server: the features stage no longer waits for the proxy.
-    expect(report.after!.profile.meanMs.features!).toBeLessThan(report.before.profile.meanMs.features! / 2);
+    // (Half the proxy's delay at least: on a machine short of CPU, waits for the event loop land in this stage too.)
+    expect(report.after!.profile.meanMs.features!).toBeLessThan(
+      report.before.profile.meanMs.features! - STORE_DELAY_MS / 2,
+    );
     expect(report.after!.profile.latencyMs.p99).toBeLessThan(report.before.profile.latencyMs.p99);
     expect(report.changes.yamlDiff).toContain(`+  url: ${redis.url}/1`);
     // The values really are in the near Redis (database 1), copied from the slow one.

@@ -1,0 +1,310 @@
+/*
+ * caliper doctor's targets, one run: on the seed's fraud story (examples/fraud-doctor: a slow feature source and a
+ * heavy model) and on a 784-1024-1024-10 MLP served at a rate where its p99 misses the budget, doctor meets the budget,
+ * measured again after --apply on the new version folder (not predicted), with accuracy within --max-drop, in at most
+ * 10 minutes; and its "before" per-stage figures agree with a separate `caliper bench` run at the same load within 10%.
+ *
+ *   flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/doctor.ts      → bench/results/doctor.json
+ *
+ * The MLP has random weights (He init, seed 1): its eval labels are the float model's own answers on Fashion-MNIST
+ * test images, so the guard measures how many decisions INT8 changes. Needs redis-server and dataset-fashion-mnist.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import ort from 'onnxruntime-node';
+import type { BenchReport } from '../src/bench/bench-report.ts';
+import type { DoctorReport } from '../src/doctor/doctor-report.ts';
+import { readFashionMnist } from '../src/optimize/datasets/idx-reader.ts';
+import { writeModelFile } from '../src/optimize/onnx/model-io.ts';
+import { exportMlp } from '../examples/training/mlp-export.ts';
+import { Mlp, SeededRandom } from '../examples/training/mlp-trainer.ts';
+import { USERS_CSV, writeScenario } from '../examples/fraud-doctor/scenario.ts';
+import { startSlowFeatureSource } from '../examples/fraud-doctor/slow-feature-source.ts';
+import { startModelServer } from '../src/bench/model-server-process.ts';
+
+const exec = promisify(execFile);
+const CLI = join(import.meta.dirname, '../bin/caliper.js');
+const WINDOW_S = 2;
+const work = mkdtempSync(join(tmpdir(), 'caliper-bench-doctor-'));
+
+async function caliper(args: string[]): Promise<{ stdout: string; stderr: string; seconds: number }> {
+  const started = performance.now();
+  const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], {
+    maxBuffer: 1 << 26,
+    env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
+  });
+  return { stdout, stderr, seconds: Math.round((performance.now() - started) / 100) / 10 };
+}
+
+/** A separate `caliper bench` of a model folder at the doctor's rate and data (Poisson arrivals, as the doctor's). */
+async function benchFolder(modelDir: string, model: string, rate: number, data: string): Promise<BenchReport> {
+  const server = await startModelServer(modelDir);
+  try {
+    const { stdout } = await caliper([
+      'bench',
+      '--url',
+      server.url,
+      '--model',
+      model,
+      '--rate',
+      `${rate}:${rate}:1`,
+      '--distribution',
+      'poisson',
+      '--data',
+      data,
+      '--duration',
+      String(WINDOW_S),
+      '--max-trials',
+      '3',
+      '--json',
+    ]);
+    return JSON.parse(stdout) as BenchReport;
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Doctor's before means against bench's Server-Timing means, for the stages holding at least 5% of the total. */
+function agreement(
+  doctor: DoctorReport,
+  bench: BenchReport,
+): Record<string, { doctorMs: number; benchMs: number; ratio: number }> {
+  const step = bench.steps[0]!;
+  const total = step.serverTiming.total ?? 0;
+  const out: Record<string, { doctorMs: number; benchMs: number; ratio: number }> = {};
+  for (const [stage, benchMs] of Object.entries(step.serverTiming)) {
+    const doctorMs = stage === 'total' ? undefined : doctor.before.profile.meanMs[stage as 'inference'];
+    if (doctorMs === undefined || benchMs < 0.05 * total) continue;
+    out[stage] = { doctorMs, benchMs, ratio: Math.round((doctorMs / benchMs) * 1000) / 1000 };
+  }
+  out.p99 = {
+    doctorMs: doctor.before.profile.latencyMs.p99,
+    benchMs: step.latencyMs.p99,
+    ratio: Math.round((doctor.before.profile.latencyMs.p99 / step.latencyMs.p99) * 1000) / 1000,
+  };
+  return out;
+}
+
+interface TargetResult {
+  name: string;
+  budgetMs: number;
+  rate: number;
+  doctorSeconds: number;
+  before: { p99Ms: number; culprits: string[]; tailMs: Record<string, number> };
+  trials: { remedy: string; outcome: string; p99BeforeMs: number | null; p99AfterMs: number | null; detail: string }[];
+  doctorAfterP99Ms: number | null;
+  appliedVersion: number | null;
+  /** `caliper bench` of the model folder after --apply (it serves the new version). */
+  appliedBench: { p99Ms: number; p50Ms: number; throughput: number; errors: number } | null;
+  metAfterApply: boolean;
+  accuracy: { before?: number; after?: number } | null;
+  beforeVsBench: ReturnType<typeof agreement>;
+  within10Pct: boolean;
+}
+
+async function runTarget(
+  name: string,
+  modelDir: string,
+  model: string,
+  budgetMs: number,
+  rate: number,
+  data: string,
+  doctorArgs: string[],
+): Promise<TargetResult> {
+  console.log(`\n== ${name}: p99 budget ${budgetMs} ms at ${rate} requests/s (load ${loadavg()[0]!.toFixed(2)})`);
+  const separate = await benchFolder(modelDir, model, rate, data);
+  const doctor = await caliper([
+    'doctor',
+    '--model',
+    modelDir,
+    '--p99-ms',
+    String(budgetMs),
+    '--rate',
+    String(rate),
+    '--data',
+    data,
+    '--duration',
+    String(WINDOW_S),
+    '--budget-minutes',
+    '8',
+    '--apply',
+    '--json',
+    ...doctorArgs,
+  ]);
+  process.stdout.write(doctor.stderr);
+  const report = JSON.parse(doctor.stdout) as DoctorReport;
+  const applied = report.applied ? await benchFolder(modelDir, model, rate, data) : undefined;
+  const appliedStep = applied?.steps[0];
+  const kept = report.trials.find((t) => t.outcome === 'kept' && t.guard);
+  const beforeVsBench = agreement(report, separate);
+  const result: TargetResult = {
+    name,
+    budgetMs,
+    rate,
+    doctorSeconds: doctor.seconds,
+    before: {
+      p99Ms: report.before.profile.latencyMs.p99,
+      culprits: report.before.diagnosis.culprits,
+      tailMs: report.before.profile.tailMs as Record<string, number>,
+    },
+    trials: report.trials.map((t) => ({
+      remedy: t.remedy,
+      outcome: t.outcome,
+      p99BeforeMs: t.p99BeforeMs,
+      p99AfterMs: t.p99AfterMs,
+      detail: t.detail,
+    })),
+    doctorAfterP99Ms: report.after?.profile.latencyMs.p99 ?? null,
+    appliedVersion: report.applied?.version ?? null,
+    appliedBench: appliedStep
+      ? {
+          p99Ms: appliedStep.latencyMs.p99,
+          p50Ms: appliedStep.latencyMs.p50,
+          throughput: appliedStep.throughput,
+          errors: appliedStep.errors.total,
+        }
+      : null,
+    metAfterApply: appliedStep !== undefined && appliedStep.latencyMs.p99 <= budgetMs && appliedStep.errors.total === 0,
+    accuracy: kept?.guard ? { before: kept.guard.accuracyBefore, after: kept.guard.accuracyAfter } : null,
+    beforeVsBench,
+    within10Pct: Object.values(beforeVsBench).every((r) => Math.abs(r.ratio - 1) <= 0.1),
+  };
+  console.log(JSON.stringify(result, null, 2));
+  return result;
+}
+
+/** The MLP folder: model.yaml over 784 pixels, random 784-1024-1024-10 weights; requests and labelled eval rows. */
+async function writeMlp(out: string): Promise<{ modelDir: string; requests: string; evalData: string }> {
+  const modelDir = join(out, 'mlp');
+  mkdirSync(join(modelDir, '1'), { recursive: true });
+  const file = join(modelDir, '1', 'model.onnx');
+  writeModelFile(
+    file,
+    exportMlp(new Mlp([784, 1024, 1024, 10], 'softmax', new SeededRandom(1)), {
+      input: 'pixels',
+      output: 'logits',
+      graph: 'mlp',
+    }),
+  );
+  writeFileSync(
+    join(modelDir, 'model.yaml'),
+    `name: mlp
+inputs:
+  pixels: { type: array, items: number, length: 784, minimum: 0, maximum: 255 }
+preprocess:
+  tensor: pixels
+  columns:
+    - { min_max: pixels, min: 0, max: 255 }
+postprocess:
+  class: { output: logits, argmax: true }
+instances: { count: 1, kind: in_thread, intra_op_threads: 1 }
+`,
+  );
+  const { images, labels: _labels } = readFashionMnist('t10k');
+  const rows = Array.from({ length: 2000 }, (_, i) => Array.from(images.subarray(i * 784, (i + 1) * 784)));
+  // Labels: the float model's own decisions (random weights have no accuracy of their own to keep).
+  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+  const pixels = Float32Array.from(rows.slice(1000).flat(), (v) => v / 255);
+  const logits = (await session.run({ pixels: new ort.Tensor('float32', pixels, [1000, 784]) })).logits!
+    .data as Float32Array;
+  await session.release();
+  const decided = Array.from({ length: 1000 }, (_, r) => {
+    let best = 0;
+    for (let c = 1; c < 10; c++) if (logits[r * 10 + c]! > logits[r * 10 + best]!) best = c;
+    return best;
+  });
+  const requests = join(out, 'mlp-requests.jsonl');
+  const evalData = join(out, 'mlp-eval.jsonl');
+  writeFileSync(
+    requests,
+    `${rows
+      .slice(0, 1000)
+      .map((p) => JSON.stringify({ pixels: p }))
+      .join('\n')}\n`,
+  );
+  writeFileSync(
+    evalData,
+    `${rows
+      .slice(1000)
+      .map((p, i) => JSON.stringify({ pixels: p, label: decided[i] }))
+      .join('\n')}\n`,
+  );
+  return { modelDir, requests, evalData };
+}
+
+/** The highest closed-loop throughput of the model as served (concurrency 8), for choosing a rate that queues. */
+async function capacity(modelDir: string, model: string, data: string): Promise<number> {
+  const server = await startModelServer(modelDir);
+  try {
+    const { stdout } = await caliper([
+      'bench',
+      '--url',
+      server.url,
+      '--model',
+      model,
+      '--concurrency',
+      '8',
+      '--data',
+      data,
+      '--duration',
+      '1',
+      '--max-trials',
+      '3',
+      '--json',
+    ]);
+    return (JSON.parse(stdout) as BenchReport).steps[0]!.throughput;
+  } finally {
+    await server.stop();
+  }
+}
+
+const loadBefore = loadavg();
+const started = performance.now();
+const results: TargetResult[] = [];
+const source = await startSlowFeatureSource(USERS_CSV, 20);
+try {
+  const fraud = writeScenario(join(work, 'fraud'), source.slowUrl);
+  results.push(
+    await runTarget('fraud (slow features + heavy model)', fraud.modelDir, 'fraud_detector', 50, 20, fraud.requests, [
+      '--eval',
+      fraud.evalData,
+      '--label',
+      'is_fraud',
+      '--feature-redis',
+      source.nearUrl,
+    ]),
+  );
+} finally {
+  await source.stop();
+}
+const mlp = await writeMlp(join(work, 'mlp-target'));
+const mlpCapacity = await capacity(mlp.modelDir, 'mlp', mlp.requests);
+// 90% of what one un-batched instance answers: requests queue behind each other and p99 grows.
+const mlpRate = Math.max(10, Math.round(mlpCapacity * 0.9));
+results.push(
+  await runTarget('784-1024-1024-10 MLP', mlp.modelDir, 'mlp', 10, mlpRate, mlp.requests, [
+    '--eval',
+    mlp.evalData,
+    '--label',
+    'label',
+  ]),
+);
+const output = {
+  command: 'flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/doctor.ts',
+  date: new Date().toISOString(),
+  loadAverage: {
+    before: loadBefore.map((v) => Math.round(v * 100) / 100),
+    after: loadavg().map((v) => Math.round(v * 100) / 100),
+  },
+  seconds: Math.round((performance.now() - started) / 1000),
+  mlpCapacityRps: mlpCapacity,
+  results,
+};
+mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
+writeFileSync(join(import.meta.dirname, 'results', 'doctor.json'), `${JSON.stringify(output, null, 2)}\n`);
+cpSync(join(import.meta.dirname, 'results', 'doctor.json'), join(work, 'doctor.json'));
+rmSync(work, { recursive: true, force: true });
+console.log(`\nwrote bench/results/doctor.json (${output.seconds} s)`);
