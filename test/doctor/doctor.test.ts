@@ -12,9 +12,9 @@ import { startModelServer } from '../../src/bench/model-server-process.ts';
 import type { RequestData } from '../../src/bench/request-data.ts';
 import { diagnose } from '../../src/doctor/diagnosis.ts';
 import type { DoctorReport } from '../../src/doctor/doctor-report.ts';
-import { runDoctor } from '../../src/doctor/doctor-session.ts';
+import { repeatShareOf, runDoctor } from '../../src/doctor/doctor-session.ts';
 import { applyYamlEdits, unifiedDiff } from '../../src/doctor/model-change.ts';
-import { remediesFor, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
+import { REMEDIES, remediesFor, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
 import type { StageProfile } from '../../src/doctor/stage-profile.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { startPrivateRedis } from '../support/redis-server.ts';
@@ -141,6 +141,29 @@ describe('diagnosis and remedy order (figures given)', () => {
       'features-redis',
       'features-timeout',
     ]);
+  });
+
+  it('estimates the response cache hit rate from the request sample and tries the cache only when it repeats', async () => {
+    const sample = { source: 's', documents: [{ a: 1 }, { a: 2 }, { a: 1 }, { a: 1 }] };
+    expect(repeatShareOf(sample)).toEqual({ distinct: 2, share: 0.5 });
+    const cache = REMEDIES.find((r) => r.id === 'response-cache')!;
+    const context = (repeatShare: number, enabled: boolean) =>
+      ({ repeatShare, distinctRequests: 2, config: { cache: { enabled } } }) as RemedyContext;
+    expect(await cache.plan(context(0.5, false))).toMatchObject({
+      kind: 'try',
+      change: {
+        edits: [
+          { path: ['cache', 'enabled'], value: true },
+          { path: ['cache', 'max_entries'], value: 1000 },
+        ],
+      },
+      detail: expect.stringContaining('estimated hit rate 50%'),
+    });
+    expect(await cache.plan(context(0.01, false))).toMatchObject({ kind: 'skip' });
+    expect(await cache.plan(context(0.5, true))).toMatchObject({
+      kind: 'skip',
+      reason: 'the response cache is on already',
+    });
   });
 
   it('edits model.yaml keeping its comments and style, and prints the change as a unified diff', () => {
