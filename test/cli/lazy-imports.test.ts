@@ -62,6 +62,14 @@ describe('commands load heavy dependencies only when they use them', () => {
     for (const name of HEAVY) expect(loaded, name).not.toContain(name);
   });
 
+  it('caliper doctor --help loads no model runtime, storage, Redis or training library', async () => {
+    const { stdout, stderr } = await exec('node', ['--import', preload, bin, 'doctor', '--help'], { cwd: work });
+    expect(stdout).toContain('--p99-ms <ms>');
+    const loaded = loadedPackages(stderr);
+    expect(loaded).toEqual(expect.not.arrayContaining(['onnxruntime-node']));
+    for (const name of HEAVY) expect(loaded, name).not.toContain(name);
+  });
+
   it('caliper serve DIR without a registry, gRPC, Redis or feature file loads none of their clients', async () => {
     const loaded = await packagesLoadedServing(join(examples, 'iris-classifier'));
     expect(loaded).toEqual(expect.arrayContaining(['fastify', 'onnxruntime-node']));
