@@ -1,4 +1,5 @@
 import { GraphIndex, attributeOf, intAttribute, intsAttribute, opsetVersion } from '../optimize/onnx/graph.ts';
+import { ELEMENTWISE_OPS } from '../optimize/onnx/elementwise-ops.ts';
 import type { ModelProto, TensorProto } from '../optimize/onnx/onnx-types.ts';
 import { tensorValues } from '../optimize/onnx/tensor-values.ts';
 import { CaliperError } from '../errors.ts';
@@ -80,47 +81,16 @@ interface Fact {
   dims?: (number | undefined)[];
 }
 
+/**
+ * Ops whose output row i comes from input row i alone: the element-wise ops, the per-sample normalizations
+ * (BatchNormalization only in inference mode, checked below), type-changing element-wise ops, and convolutions and
+ * pools (which keep dim 0 and change the others).
+ */
 const ELEMENTWISE = new Set([
-  'Relu',
-  'LeakyRelu',
-  'Sigmoid',
-  'Tanh',
-  'Identity',
-  'Dropout',
-  'Abs',
-  'Neg',
-  'Exp',
-  'Log',
-  'Sqrt',
-  'Reciprocal',
-  'Erf',
-  'Gelu',
-  'HardSigmoid',
-  'HardSwish',
-  'Elu',
-  'Selu',
-  'Softplus',
-  'Softsign',
-  'Clip',
-  'Floor',
-  'Ceil',
-  'Round',
-  'Sign',
-  'Sin',
-  'Cos',
-  'Tan',
-  'Asin',
-  'Acos',
-  'Atan',
-  'Sinh',
-  'Cosh',
-  'Asinh',
-  'Acosh',
-  'Atanh',
-  'ThresholdedRelu',
-  'Celu',
-  'Mish',
-  'Shrink',
+  ...ELEMENTWISE_OPS,
+  'LRN',
+  'InstanceNormalization',
+  'BatchNormalization',
   'Not',
   'IsNaN',
   'IsInf',
@@ -129,10 +99,6 @@ const ELEMENTWISE = new Set([
   'QuantizeLinear',
   'DequantizeLinear',
   'DynamicQuantizeLinear',
-  'LRN',
-  'InstanceNormalization',
-  'BatchNormalization',
-  'BitwiseNot',
   'Conv',
   'ConvInteger',
   'QLinearConv',
@@ -143,7 +109,6 @@ const ELEMENTWISE = new Set([
   'GlobalAveragePool',
   'GlobalMaxPool',
   'GlobalLpPool',
-  'MeanVarianceNormalization',
 ]);
 const BROADCAST = new Set([
   'Add',
@@ -310,6 +275,12 @@ function rowAlignedValues(model: ModelProto): Map<string, Fact> {
             mark(2, { batch: true });
           }
         }
+        break;
+      }
+      case op === 'MeanVarianceNormalization': {
+        // Normalizes over `axes` (default 0, 2, 3: the batch included); rows stay apart only when 0 is not among them.
+        const axes = (intsAttribute(node, 'axes') ?? [0, 2, 3]).map((a) => normalize(a, rankOf(first)));
+        if (axes.every((a) => a !== undefined && a > 0)) mark(0, batchOf(first!.dims));
         break;
       }
       case op === 'ArgMax' || op === 'ArgMin': {

@@ -1,3 +1,4 @@
+import { ELEMENTWISE_OPS, NORMALIZATION_OPS } from './elementwise-ops.ts';
 import { GraphIndex, attributeOf, intAttribute, intsAttribute } from './graph.ts';
 import { TensorDataType } from './onnx-schema.ts';
 import type { ModelProto, NodeProto, ValueInfoProto } from './onnx-types.ts';
@@ -11,47 +12,8 @@ export interface ValueType {
 
 type Dim = number | string | undefined;
 
-const SAME_AS_FIRST = new Set([
-  'Relu',
-  'LeakyRelu',
-  'Sigmoid',
-  'Tanh',
-  'Softmax',
-  'LogSoftmax',
-  'Identity',
-  'Dropout',
-  'Abs',
-  'Neg',
-  'Exp',
-  'Log',
-  'Sqrt',
-  'Reciprocal',
-  'Erf',
-  'Gelu',
-  'HardSigmoid',
-  'HardSwish',
-  'Elu',
-  'Selu',
-  'Softplus',
-  'Softsign',
-  'Clip',
-  'BatchNormalization',
-  'LRN',
-  'InstanceNormalization',
-  'LayerNormalization',
-  'Floor',
-  'Ceil',
-  'Round',
-  'Sign',
-  'Sin',
-  'Cos',
-  'PRelu',
-  'ThresholdedRelu',
-  'Celu',
-  'Mish',
-  'Shrink',
-  'DequantizeLinear' /* type fixed below */,
-]);
+/** Ops whose output 0 is typed as input 0 (DequantizeLinear's element type is fixed below). */
+const SAME_AS_FIRST = new Set([...ELEMENTWISE_OPS, ...NORMALIZATION_OPS, 'PRelu', 'DequantizeLinear']);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Mod', 'BitShift']);
 const COMPARISON = new Set([
   'Equal',
