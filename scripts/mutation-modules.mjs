@@ -14,7 +14,7 @@ export const MUTATION_MODULES = {
     testFiles: ['test/server/auth-behaviour.test.ts'],
   },
   batcher: {
-    mutate: ['src/scheduler/dynamic-batcher.ts', 'src/scheduler/job-queue.ts'],
+    mutate: ['src/scheduler/dynamic-batcher.ts', 'src/scheduler/job-queue.ts', 'src/scheduler/queue-policy.ts'],
     testFiles: ['test/scheduler/dynamic-batcher.test.ts', 'test/scheduler/dynamic-batcher-behaviour.test.ts'],
   },
   'request-schema': {

@@ -148,6 +148,57 @@ describe('who batches with whom', () => {
     expect(runner.calls.map((c) => Object.keys(c.feeds))).toEqual([['x'], ['x', 'mask']]);
   });
 
+  it('never stacks requests that send different inputs, whichever arrives first', async () => {
+    const x = (v: number): TensorData => ({ type: 'float32', dims: [1, 1], data: new Float32Array([v]) });
+    for (const inputs of [
+      [{ x: x(1), mask: x(1) }, { x: x(2) }],
+      [
+        { x: x(1), a: x(1) },
+        { x: x(2), b: x(2) },
+      ],
+    ]) {
+      const runner = new RecordingRunner();
+      const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 5000 }), concurrency: 1 });
+      await Promise.all(inputs.map((i) => batcher.submit({ inputs: i, rows: 1 })));
+      expect(runner.calls.map((c) => Object.keys(c.feeds))).toEqual(inputs.map((i) => Object.keys(i)));
+    }
+  });
+
+  it('never stacks requests whose inputs differ in rank, even where the dimensions they share agree', async () => {
+    const flat = tensorJob({ type: 'float32', dims: [1, 2], data: new Float32Array([1, 2]) });
+    const deep = tensorJob({ type: 'float32', dims: [1, 2, 1], data: new Float32Array([3, 4]) });
+    for (const jobs of [
+      [flat, deep],
+      [deep, flat],
+    ]) {
+      const runner = new RecordingRunner();
+      const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 5000 }), concurrency: 1 });
+      await Promise.all(jobs.map((j) => batcher.submit(j)));
+      expect(runner.calls.map((c) => c.feeds.x!.dims)).toEqual(jobs.map((j) => j.inputs.x!.dims));
+    }
+  });
+
+  it('pads only a numeric [rows, length] input: a padded name on a rank-3 or string input still needs equal shapes', async () => {
+    const runner = new RecordingRunner();
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxQueueDelayUs: 5000 }),
+      concurrency: 1,
+      padding: new Map([['x', 0]]),
+    });
+    const cube = (length: number) =>
+      tensorJob({ type: 'float32', dims: [1, length, 1], data: new Float32Array(length).fill(1) });
+    const text = (words: string[]) => tensorJob({ type: 'string', dims: [1, words.length], data: words });
+    await Promise.all(
+      [cube(1), cube(2), text(['a']), text(['b', 'c']), text(['d', 'e'])].map((j) => batcher.submit(j)),
+    );
+    expect(runner.calls.map((c) => c.feeds.x!.dims)).toEqual([
+      [1, 1, 1],
+      [1, 2, 1],
+      [1, 1],
+      [2, 2],
+    ]);
+  });
+
   it('stacks rows of different lengths of a padded input, each padded to the longest with the pad value', async () => {
     const runner = new RecordingRunner();
     const batcher = new DynamicBatcher(runner, {
