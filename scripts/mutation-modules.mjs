@@ -5,6 +5,7 @@ const PRE_POSTPROCESS_TESTS = [
   'test/pipeline/transforms.test.ts',
   'test/pipeline/pre-postprocess-behaviour.test.ts',
   'test/pipeline/exact-integers-behaviour.test.ts',
+  'test/pipeline/tensor-edges-behaviour.test.ts',
 ];
 
 /** @type {Record<string, { mutate: string[], testFiles: string[] }>} */
