@@ -150,13 +150,14 @@ describe('who batches with whom', () => {
 
   it('never stacks requests that send different inputs, whichever arrives first', async () => {
     const x = (v: number): TensorData => ({ type: 'float32', dims: [1, 1], data: new Float32Array([v]) });
-    for (const inputs of [
+    const cases: TensorMap[][] = [
       [{ x: x(1), mask: x(1) }, { x: x(2) }],
       [
         { x: x(1), a: x(1) },
         { x: x(2), b: x(2) },
       ],
-    ]) {
+    ];
+    for (const inputs of cases) {
       const runner = new RecordingRunner();
       const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 5000 }), concurrency: 1 });
       await Promise.all(inputs.map((i) => batcher.submit({ inputs: i, rows: 1 })));
