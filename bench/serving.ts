@@ -196,7 +196,7 @@ function ortAtFormedSizes(
   input: string,
   width: number,
   batches: Record<string, number>,
-): { usPerRow: number; meanBatch: number; measured: Record<string, number> } {
+): OrtAtFormedSizes {
   const sizes = Object.entries(batches).map(([size, count]) => ({ size: Number(size), rows: Number(size) * count }));
   const rows = sizes.reduce((sum, s) => sum + s.rows, 0);
   const kept = sizes
@@ -212,14 +212,26 @@ function ortAtFormedSizes(
   );
   const keptRows = kept.reduce((sum, s) => sum + s.rows, 0);
   let us = 0;
+  let cpuUs = 0;
   const measured: Record<string, number> = {};
   for (const s of kept) {
     const usPerRow = 1e6 / perSecond[`batch${s.size}_rows_per_s`]!;
-    measured[String(s.size)] = r3(usPerRow);
+    const cpuUsPerRow = perSecond[`batch${s.size}_cpu_us_per_row`]!;
+    measured[String(s.size)] = r3(cpuUsPerRow);
     us += (usPerRow * s.rows) / keptRows;
+    cpuUs += (cpuUsPerRow * s.rows) / keptRows;
   }
   const runs = Object.values(batches).reduce((a, b) => a + b, 0);
-  return { usPerRow: r3(us), meanBatch: r3(rows / Math.max(1, runs)), measured };
+  return { usPerRow: r3(us), cpuUsPerRow: r3(cpuUs), meanBatch: r3(rows / Math.max(1, runs)), measured };
+}
+
+/** Raw ORT's cost per row at Caliper's batch sizes: wall µs (for the requests/s floor) and CPU µs (for the CPU floor). */
+interface OrtAtFormedSizes {
+  usPerRow: number;
+  cpuUsPerRow: number;
+  meanBatch: number;
+  /** CPU µs per row at each size measured. */
+  measured: Record<string, number>;
 }
 
 interface FloorRound {
@@ -228,7 +240,7 @@ interface FloorRound {
   caliper: LoadResult;
   /** Batches Caliper ran in its window, per size. */
   caliperBatches: Record<string, number>;
-  ort: { usPerRow: number; meanBatch: number; measured: Record<string, number> };
+  ort: OrtAtFormedSizes;
   /** The bare route plus raw ORT per row: requests/s and server CPU µs per request. */
   floorRps: number;
   floorCpuUsPerRequest: number;
@@ -254,7 +266,7 @@ async function floorRound(
   // The window's batches (the 1 s warm-up's included: the same load, the same sizes).
   const caliperBatches = batchesSince((await stats(servers.caliper.url, model.name)).batchSizes, before);
   const ort = ortAtFormedSizes(model.onnx, model.input, model.width, caliperBatches);
-  const floorCpu = bare.serverCpuUsPerRequest! + ort.usPerRow;
+  const floorCpu = bare.serverCpuUsPerRequest! + ort.cpuUsPerRow;
   const floorRps = 1 / (1 / bare.rps + ort.usPerRow / 1e6);
   return {
     bare,
@@ -288,13 +300,14 @@ function floorSummary(rounds: FloorRound[]): Record<string, number> {
     caliper_cpu_vs_floor: m((r) => r.caliperCpuVsFloor),
     caliper_cpu_vs_handwritten: m((r) => r.caliperCpuVsHandwritten),
     ort_us_per_row_at_formed_sizes: m((r) => r.ort.usPerRow),
+    ort_cpu_us_per_row_at_formed_sizes: m((r) => r.ort.cpuUsPerRow),
     caliper_mean_batch: m((r) => r.ort.meanBatch),
   };
 }
 
 function logFloorRound(label: string, round: number, r: FloorRound): void {
   console.log(
-    `${label} round ${round}: bare ${Math.round(r.bare.rps)} rps, floor ${r.floorRps} (ORT ${r.ort.usPerRow} µs/row at mean batch ${r.ort.meanBatch}), hand-written ${Math.round(r.handwritten.rps)}, caliper ${Math.round(r.caliper.rps)} (${r.caliperVsFloor}x floor, ${r.caliperVsHandwritten}x hand-written); CPU µs/request bare ${r.bare.serverCpuUsPerRequest}, floor ${r.floorCpuUsPerRequest}, hand-written ${r.handwritten.serverCpuUsPerRequest}, caliper ${r.caliper.serverCpuUsPerRequest}`,
+    `${label} round ${round}: bare ${Math.round(r.bare.rps)} rps, floor ${r.floorRps} (ORT ${r.ort.usPerRow} µs/row, ${r.ort.cpuUsPerRow} µs CPU/row at mean batch ${r.ort.meanBatch}), hand-written ${Math.round(r.handwritten.rps)}, caliper ${Math.round(r.caliper.rps)} (${r.caliperVsFloor}x floor, ${r.caliperVsHandwritten}x hand-written); CPU µs/request bare ${r.bare.serverCpuUsPerRequest}, floor ${r.floorCpuUsPerRequest}, hand-written ${r.handwritten.serverCpuUsPerRequest}, caliper ${r.caliper.serverCpuUsPerRequest}`,
   );
 }
 
