@@ -5,19 +5,21 @@
 // Usage: node scripts/startup-time.mjs [--runs N] [--entry FILE ...] [--installed] [--json FILE] [MODELS]
 //   --entry FILE   a `caliper` entry script to time (repeatable; default bin/caliper.js)
 //   --installed    also time the package as a user gets it: `npm pack` this checkout, `npm install` the tarball into
-//                  an empty temporary project (offline from npm's cache) and run its node_modules/.bin/caliper
+//                  an empty temporary project (offline from npm's cache, install scripts skipped: the same install
+//                  as the package test's, scripts/packed-install.mjs) and run its node_modules/.bin/caliper
 //   MODELS         what `serve` serves (default: the entry's package's examples/ folder, else ./examples)
 // Entries are measured in alternating rounds (A B A B …), so a change in the machine's load hits them alike. Prints
 // each run, the medians in milliseconds (wall time, and the CPU time, user + system of all threads, the server had
 // used when it became ready, read from /proc on Linux, which a busy machine inflates far less than wall time), and the
 // load average before and after.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { cleanEnv, packAndInstall } from './packed-install.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name, fallback) => {
@@ -42,20 +44,12 @@ const installed = switchOn('--installed');
 const entries = flags('--entry').map((entry) => resolve(entry));
 const modelsArg = args[0];
 
-/** The environment without the npm_* variables of an enclosing `npm run`, which would steer a nested npm. */
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key)));
-
 let work;
 if (installed) {
   work = mkdtempSync(join(tmpdir(), 'caliper-startup-'));
   const repo = resolve(dirname(new URL(import.meta.url).pathname), '..');
-  const run = (command, commandArgs, cwd) =>
-    execFileSync(command, commandArgs, { cwd, env: cleanEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const [{ filename }] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], repo));
-  const project = join(work, 'consumer');
-  mkdirSync(project);
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-  run('npm', ['install', join(work, filename), '--prefer-offline', '--no-audit', '--no-fund'], project);
+  const { project, warnings } = packAndInstall(repo, work);
+  for (const warning of warnings) console.error(warning);
   entries.push(realpathSync(join(project, 'node_modules', '.bin', 'caliper')));
 }
 if (entries.length === 0) entries.push(resolve('bin/caliper.js'));

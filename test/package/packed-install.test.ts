@@ -1,9 +1,10 @@
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanEnv, packAndInstall } from '../../scripts/packed-install.mjs';
 import { freePort } from '../support/redis-server.ts';
 
 /**
@@ -12,7 +13,8 @@ import { freePort } from '../support/redis-server.ts';
  * TypeScript sources): the `caliper` command serving models (a worker-thread instance and a TypeScript hook among
  * them), the REST and gRPC clients imported as ES modules and required from CommonJS, and the library's quantize.
  *
- * Install scripts are skipped (--ignore-scripts): the CPU build of ONNX Runtime and DuckDB's binding ship as
+ * Packed and installed by scripts/packed-install.mjs, as `npm run bench:startup -- --installed` does (same flags):
+ * install scripts are skipped (--ignore-scripts): the CPU build of ONNX Runtime and DuckDB's binding ship as
  * packages, and the one native build (better-sqlite3, for the registry) is not exercised here.
  */
 const repo = process.cwd();
@@ -20,9 +22,6 @@ const work = mkdtempSync(join(tmpdir(), 'caliper-package-'));
 const project = join(work, 'consumer');
 const models = join(work, 'models');
 const installed = join(project, 'node_modules', 'caliper-serving');
-
-/** The environment without the npm_* variables of an enclosing `npm test`, which would steer the nested npm. */
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key)));
 
 function run(command: string, args: string[], cwd: string): string {
   return execFileSync(command, args, {
@@ -40,14 +39,6 @@ function runScript(name: string, source: string, ...args: string[]): Record<stri
   return JSON.parse(run(process.execPath, [name, ...args], project)) as Record<string, unknown>;
 }
 
-/** Runs npm and returns what it printed on stderr (where it writes its warnings); throws when it fails. */
-function npmStderr(args: string[], cwd: string): string {
-  const result = spawnSync('npm', args, { cwd, env: cleanEnv, encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (result.status !== 0) throw new Error(`npm ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-  return result.stderr;
-}
-
-let tarball = '';
 let installWarnings: string[] = [];
 let server: ChildProcess | undefined;
 let serverLog = '';
@@ -82,19 +73,7 @@ async function predict(model: string, body: unknown): Promise<Record<string, unk
 }
 
 beforeAll(async () => {
-  const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], repo)) as { filename: string }[];
-  tarball = join(work, packed[0]!.filename);
-  mkdirSync(project);
-  writeFileSync(
-    join(project, 'package.json'),
-    `${JSON.stringify({ name: 'consumer', private: true, type: 'module' }, null, 2)}\n`,
-  );
-  installWarnings = npmStderr(
-    ['install', tarball, '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'],
-    project,
-  )
-    .split('\n')
-    .filter((line) => /npm warn/i.test(line));
+  installWarnings = packAndInstall(repo, work).warnings;
 
   // A repository of the packaged examples plus one model with a TypeScript hook, outside any package.
   cpSync(join(installed, 'examples', 'fraud-detector'), join(models, 'fraud-detector'), { recursive: true });
