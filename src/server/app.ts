@@ -1,10 +1,9 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
 import type { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import type { Logger } from '../observability/logger.ts';
 import { registerAuth, type AuthSettings, type ProtectedRoute } from './auth.ts';
+import { registerDocsPage } from './docs-page.ts';
 import { errorHandler, sendError } from './error-handler.ts';
 import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import { RequestObserver } from './request-observer.ts';
@@ -99,24 +98,11 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     });
   });
   const document = (): Record<string, unknown> => buildOpenApiDocument(repository, SERVER_VERSION, routeTable);
-  await app.register(swagger, { openapi: { info: { title: 'Caliper model server', version: SERVER_VERSION } } });
-  await app.register(swaggerUi, {
-    routePrefix: '/docs',
-    transformSpecification: document,
-    transformSpecificationClone: false,
-    logo: { type: 'image/svg+xml', content: Buffer.from(DOCS_LOGO), href: '/docs', target: '_self' },
-    theme: {
-      title: 'Caliper model server — API',
-      favicon: [
-        {
-          filename: 'favicon.svg',
-          rel: 'icon',
-          sizes: 'any',
-          type: 'image/svg+xml',
-          content: Buffer.from(DOCS_FAVICON),
-        },
-      ],
-    },
+  // Swagger UI at /docs, built on its first request (start-up time).
+  registerDocsPage(app, document, {
+    title: 'Caliper model server — API',
+    logo: Buffer.from(DOCS_LOGO),
+    favicon: Buffer.from(DOCS_FAVICON),
   });
   app.get('/openapi.json', { schema: { hide: true }, config: { protection: 'operations' } }, async () => document());
 

@@ -106,6 +106,20 @@ describe('/docs and /openapi.json', () => {
     });
   });
 
+  it('serves the Swagger UI built on the first /docs request: its document is /openapi.json, an unknown page a Caliper 404', async () => {
+    const [viaUi, viaRoute] = await Promise.all([
+      fetch(`${server.url}/docs/json`).then((r) => r.json()),
+      fetch(`${server.url}/openapi.json`).then((r) => r.json()),
+    ]);
+    expect(viaUi).toEqual(viaRoute);
+    const css = await fetch(`${server.url}/docs/static/swagger-ui.css`);
+    expect(css.status).toBe(200);
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/);
+    const missing = await fetch(`${server.url}/docs/nope.html`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: expect.stringContaining('no route GET /docs/nope.html') });
+  });
+
   it("renders in Chromium with Caliper's title and logo, every operation listed, and the model's example in the request body", async () => {
     const page = await context.newPage();
     const problems: string[] = [];
