@@ -133,6 +133,27 @@ ${fields}
     expect(post('  y: { output: y }').run(unsigned, 1)).toEqual([{ y: [UINT64_MAX, 2 ** 53 - 1] }]);
   });
 
+  it('are typed integer in the response schema, so the serializer writes every digit', () => {
+    const fields = config(`
+name: t
+inputs: { a: { type: number } }
+preprocess: { tensor: in, columns: [{ identity: a }] }
+postprocess:
+  id: { output: ids }
+  first: { output: ids, index: 0 }
+  count: { output: counts }
+`).postprocess;
+    const outputs = [
+      { name: 'ids', type: 'int64', shape: [-1, 3], dimNames: [] },
+      { name: 'counts', type: 'uint64', shape: [-1, 1], dimNames: [] },
+    ] as never;
+    expect(fields.map((f) => Postprocessor.fieldSchema(f, outputs))).toEqual([
+      { type: 'array', items: { type: 'integer' } },
+      { type: 'integer' },
+      { type: 'integer' },
+    ]);
+  });
+
   it('enter arithmetic as their nearest double: sigmoid, softmax, argmax, top_k and threshold all answer', () => {
     const outputs = { y: { type: 'int64' as const, dims: [1, 2], data: BigInt64Array.from([BIG, -BIG]) } };
     const [answer] = post(`  s: { output: y, index: 0, sigmoid: true }

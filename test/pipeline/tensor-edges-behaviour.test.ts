@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseModelConfigText } from '../../src/config/model-config-file.ts';
 import type { CaliperError } from '../../src/errors.ts';
+import { Postprocessor } from '../../src/pipeline/postprocess.ts';
 import { Preprocessor } from '../../src/pipeline/preprocess.ts';
 
 /**
@@ -111,5 +112,34 @@ postprocess: { out: { output: o } }
     const out = padded('int32').run([{ ids: [4] }, { ids: [5, 6] }, {}], at);
     expect(out.ids).toEqual({ type: 'int32', dims: [3, 2], data: Int32Array.from([4, -1, 5, 6, -1, -1]) });
     expect(out.mask).toEqual({ type: 'int32', dims: [3, 2], data: Int32Array.from([1, 0, 1, 1, 0, 0]) });
+  });
+});
+
+describe('postprocess edges', () => {
+  const post = (fields: string) =>
+    new Postprocessor(
+      config(`
+name: t
+inputs: { a: { type: number } }
+preprocess: { tensor: in, columns: [{ identity: a }] }
+postprocess:
+${fields}
+`),
+    );
+
+  it('softmax: a NaN makes every probability NaN even beside a +Infinity', () => {
+    const [answer] = post('  p: { output: y, softmax: true }').run(
+      { y: { type: 'float32', dims: [1, 3], data: Float32Array.from([Number.NaN, Number.POSITIVE_INFINITY, 1]) } },
+      1,
+    );
+    expect(answer).toEqual({ p: [Number.NaN, Number.NaN, Number.NaN] });
+  });
+
+  it('a string output is answered as the text the model gave, even when it reads as a number', () => {
+    const [answer] = post('  label: { output: words }').run(
+      { words: { type: 'string', dims: [1, 2], data: ['5', 'cat'] } },
+      1,
+    );
+    expect(answer).toEqual({ label: ['5', 'cat'] });
   });
 });
