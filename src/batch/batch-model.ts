@@ -4,7 +4,6 @@ import type { ModelConfig } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { ModelVersion } from '../lifecycle/model-version.ts';
 import { isModelUri } from '../registry/model-uri.ts';
-import { resolveModelUri } from '../registry/uri-resolver.ts';
 
 export interface BatchModelOptions {
   /** Model instances (each on its own worker thread); default: model.yaml's instances. */
@@ -54,6 +53,8 @@ function pickVersion(config: ModelConfig, available: number[]): number {
  */
 export async function loadBatchModel(model: string, options: BatchModelOptions = {}): Promise<ModelVersion> {
   if (isModelUri(model)) {
+    // The registry (SQLite, Postgres or S3 clients) loads only for a models:/ URI.
+    const { resolveModelUri } = await import('../registry/uri-resolver.ts');
     const resolved = await resolveModelUri(model, options.registry);
     return ModelVersion.load(withInstances(resolved.config, options), resolved.version, resolved.modelPath);
   }

@@ -182,19 +182,13 @@ export function registerBatchCommand(program: Command): void {
           `batch: required option ${missing.map((m) => `--${m}`).join(', ')} not specified (see caliper batch --help)`,
         );
       // The scoring modules (ONNX Runtime, DuckDB, BullMQ) load here, so that other commands and --help skip them.
-      const [
-        { loadBatchModel },
-        { planBatchJob },
-        { committedSoFar, runLocalBatch, silentProgress },
-        distributed,
-        bar,
-      ] = await Promise.all([
-        import('../batch/batch-model.ts'),
-        import('../batch/batch-plan.ts'),
-        import('../batch/batch-runner.ts'),
-        import('../batch/distributed/distributed-batch.ts'),
-        import('../batch/progress-bar.ts'),
-      ]);
+      // BullMQ and its Redis client only for --queue; the progress bar only where it is drawn.
+      const [{ loadBatchModel }, { planBatchJob }, { committedSoFar, runLocalBatch, silentProgress }] =
+        await Promise.all([
+          import('../batch/batch-model.ts'),
+          import('../batch/batch-plan.ts'),
+          import('../batch/batch-runner.ts'),
+        ]);
       const version = await loadBatchModel(options.model, {
         ...(options.instances !== undefined ? { instances: options.instances } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
@@ -221,7 +215,9 @@ export function registerBatchCommand(program: Command): void {
           ...(options.compression !== undefined ? { compression: options.compression } : {}),
         });
         const progress =
-          options.progress && process.stderr.isTTY && !options.json ? new bar.ProgressBar() : silentProgress;
+          options.progress && process.stderr.isTTY && !options.json
+            ? new (await import('../batch/progress-bar.ts')).ProgressBar()
+            : silentProgress;
         if (!options.queue) {
           // Ctrl-C: committed parts stay; say where the job stopped and how to pick it up.
           const interrupted = (): void => {
@@ -248,6 +244,7 @@ export function registerBatchCommand(program: Command): void {
           return;
         }
         await version.unload();
+        const distributed = await import('../batch/distributed/distributed-batch.ts');
         const result = await distributed.runDistributedBatch(spec, progress, {
           queue: options.queue,
           attempts: options.attempts,

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -87,6 +87,26 @@ describe('commands load heavy dependencies only when they use them', () => {
     expect(loaded).toEqual(expect.arrayContaining(['fastify', 'onnxruntime-node']));
     expect(loaded).not.toContain('protobufjs');
     for (const name of HEAVY) expect(loaded, name).not.toContain(name);
+  }, 90_000);
+
+  it('caliper batch on one machine loads no queue client (BullMQ, Redis), registry store, server or training library', async () => {
+    const model = join(work, 'fraud_detector');
+    mkdirSync(join(model, '1'), { recursive: true });
+    copyFileSync(join(examples, 'fraud-detector', 'model.yaml'), join(model, 'model.yaml'));
+    copyFileSync(join(examples, 'fraud-detector', '1', 'model.onnx'), join(model, '1', 'model.onnx'));
+    const input = join(work, 'transactions.csv');
+    writeFileSync(input, 'transaction_amount,merchant_category,time_since_last_txn\n12.5,grocery,300\n80,travel,20\n');
+    const output = join(work, 'scored.csv');
+    const { stdout, stderr } = await exec(
+      'node',
+      ['--import', preload, bin, 'batch', '--model', model, '--input', input, '--output', output, '--json'],
+      { cwd: work },
+    );
+    expect(JSON.parse(stdout)).toMatchObject({ rows: 2, outputRows: 2 });
+    const loaded = loadedPackages(stderr);
+    expect(loaded).toEqual(expect.arrayContaining(['onnxruntime-node', '@duckdb/node-api']));
+    expect(loaded).not.toContain('fastify');
+    for (const name of HEAVY.filter((n) => n !== '@duckdb/node-api')) expect(loaded, name).not.toContain(name);
   }, 90_000);
 });
 
