@@ -14,7 +14,7 @@ export async function phase<T>(label: string, run: () => Promise<T>): Promise<T>
   } finally {
     const used = process.cpuUsage(cpu);
     process.stderr.write(
-      `[batch] ${label}: ${(performance.now() - wall).toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU\n`,
+      `[batch] ${label}: ${(performance.now() - wall).toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU, resident ${Math.round(process.memoryUsage.rss() / 2 ** 20)} MiB\n`,
     );
   }
 }
@@ -29,7 +29,7 @@ export function phaseSync<T>(label: string, run: () => T): T {
   } finally {
     const used = process.cpuUsage(cpu);
     process.stderr.write(
-      `[batch] ${label}: ${(performance.now() - wall).toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU\n`,
+      `[batch] ${label}: ${(performance.now() - wall).toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU, resident ${Math.round(process.memoryUsage.rss() / 2 ** 20)} MiB\n`,
     );
   }
 }

@@ -57,8 +57,13 @@ export class ColumnarPartWriter {
     );
   }
 
-  static async open(plan: ColumnarPlan, options: PartWriteOptions): Promise<ColumnarPartWriter> {
-    const connection = await duckdbConnection();
+  /** `connect`: where the prediction table lives (default: the process's DuckDB). */
+  static async open(
+    plan: ColumnarPlan,
+    options: PartWriteOptions,
+    connect: () => Promise<DuckDBConnection> = duckdbConnection,
+  ): Promise<ColumnarPartWriter> {
+    const connection = await connect();
     const table = `caliper_predictions_${process.pid}_${tableCounter++}`;
     const columns = ['__caliper_outcome', ...plan.predictions.map((_, p) => `__caliper_p${p}`)];
     await connection.run(`CREATE TABLE ${table} (${columns.map((c) => `${c} DOUBLE`).join(', ')})`);

@@ -7,7 +7,13 @@ import { rowsForRowPath } from './column-validator.ts';
 import { fetchRows, scoreColumnBatch } from './columnar-part.ts';
 import { ColumnarPartWriter, RowOutcome } from './columnar-part-writer.ts';
 import { columnarPlan, type ColumnarPlan } from './columnar-plan.ts';
-import { duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import {
+  duckdbConnection,
+  releaseConsumedChunks,
+  sqlIdentifier,
+  sqlString,
+  writerConnection,
+} from '../io/duckdb-engine.ts';
 import { needsStaging, PARSE_ERROR_COLUMN, readerSql, scanSql, stageInput } from '../io/input-scan.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { sourceRowsOf } from '../io/parquet-reader.ts';
@@ -76,6 +82,9 @@ export async function joinedSourceFor(
   const plan = columnarPlan(version, spec, source, await schemaOf(from));
   return typeof plan === 'string' ? undefined : { from, plan, rowNumbers: true };
 }
+
+/** Consumed data chunks (2048 rows each) between collections of their native memory (see releaseConsumedChunks). */
+const CHUNKS_PER_COLLECTION = 128;
 
 /** A read error from the file's own reader (not from scoring): the file is staged and scored again from the copy. */
 class ReaderRefused extends Error {}
@@ -196,7 +205,8 @@ async function streamParts(
           : async () => ({ rows, schema: { names, types } }),
         onBatch,
       );
-      const writer = await ColumnarPartWriter.open(plan, layout.partWriteOptions());
+      // Beside the open read, in DuckDB's second instance (see writerConnection).
+      const writer = await ColumnarPartWriter.open(plan, layout.partWriteOptions(), writerConnection);
       try {
         writer.append(scored.outcome, scored.predictions, fill);
       } catch (error) {
@@ -220,6 +230,7 @@ async function streamParts(
     };
 
     let wroteAny = false;
+    let chunks = 0;
     for (;;) {
       let chunk: DuckDBDataChunk | null;
       try {
@@ -228,6 +239,7 @@ async function streamParts(
         throw new ReaderRefused('reader refused', { cause: error });
       }
       if (!chunk || chunk.rowCount === 0) break;
+      if (++chunks % CHUNKS_PER_COLLECTION === 0) releaseConsumedChunks();
       const n = chunk.rowCount;
       const vectors = Array.from({ length: fieldCount }, (_, c) => {
         const vector = chunk.getColumnVector(c);
@@ -299,11 +311,12 @@ export function joinedOutputSql(
       (p, i) => `CAST(p.__caliper_p${i} AS ${p.boolean ? 'BOOLEAN' : 'DOUBLE'}) AS ${sqlIdentifier(p.name)}`,
     );
     const files = mine.map((p) => sqlString(layout.partPath(p.fileIndex, p.start))).join(', ');
-    // A row without its prediction (or a prediction without its row) stops the COPY: input and parts out of step
-    // must fail loudly, never write rows with empty predictions or drop them.
-    const inStep = `CASE WHEN p.__caliper_outcome IS NULL OR i.__caliper_in_step IS NULL THEN error(${sqlString(`${joined.from}: the input's rows and its scored parts are out of step`)}) ELSE p.__caliper_outcome <> ${RowOutcome.Skipped} END`;
+    // An input row without its prediction stops the COPY (rows out of step must fail loudly, never be written with
+    // empty predictions or dropped). The input side stays a bare scan: DuckDB then streams both sides in lockstep
+    // (a positional scan); a subquery there would make it buffer one side whole, and memory grow with the input.
+    const inStep = `CASE WHEN p.__caliper_outcome IS NULL THEN error(${sqlString(`${joined.from}: the input's rows and its scored parts are out of step`)}) ELSE p.__caliper_outcome <> ${RowOutcome.Skipped} END`;
     return [
-      `SELECT ${[...plan.keptSql, ...predictions].join(', ')} FROM (SELECT *, true AS __caliper_in_step FROM ${joined.from}) i POSITIONAL JOIN read_parquet([${files}]) p WHERE ${inStep}`,
+      `SELECT ${[...plan.keptSql, ...predictions].join(', ')} FROM ${joined.from} i POSITIONAL JOIN read_parquet([${files}]) p WHERE ${inStep}`,
     ];
   });
   return selects.length === 0 ? undefined : selects.join(' UNION ALL ');
