@@ -39,6 +39,25 @@ export class RedisCache implements ResponseCache {
     });
   }
 
+  /**
+   * Resolves once the connection is ready (at once if it already is), so a caller can tell "not connected yet" from
+   * "missing". Rejects with a clear error after `timeoutMs` milliseconds (default 5000).
+   */
+  async whenReady(timeoutMs = 5_000): Promise<void> {
+    if (this.client.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.client.off('ready', onReady);
+        reject(new Error(`Redis cache at ${this.options.url}: not connected after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onReady = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.client.once('ready', onReady);
+    });
+  }
+
   private keyOf(key: string): string {
     return this.options.namespace + createHash('sha1').update(key).digest('base64url');
   }

@@ -49,10 +49,12 @@ describe('RedisCache', () => {
   });
 
   it('shares entries between two clients (replicas) and clears its namespace only', async () => {
-    const a = new RedisCache({ url: redis.url, namespace: 'caliper:cache:m:1:fp:', ttlMs: 60_000 });
-    const b = new RedisCache({ url: redis.url, namespace: 'caliper:cache:m:1:fp:', ttlMs: 60_000 });
-    const other = new RedisCache({ url: redis.url, namespace: 'caliper:cache:m:2:fp:', ttlMs: 60_000 });
-    await new Promise((r) => setTimeout(r, 100));
+    // A generous command timeout: this test is about sharing, and a loaded machine must not turn it into misses.
+    const options = { url: redis.url, ttlMs: 60_000, commandTimeoutMs: 5_000 };
+    const a = new RedisCache({ ...options, namespace: 'caliper:cache:m:1:fp:' });
+    const b = new RedisCache({ ...options, namespace: 'caliper:cache:m:1:fp:' });
+    const other = new RedisCache({ ...options, namespace: 'caliper:cache:m:2:fp:' });
+    await Promise.all([a.whenReady(), b.whenReady(), other.whenReady()]);
     await a.set('{"x":1}', '[{"y":2}]');
     expect(await b.get('{"x":1}')).toBe('[{"y":2}]');
     expect(await other.get('{"x":1}')).toBeUndefined();
@@ -65,11 +67,17 @@ describe('RedisCache', () => {
   });
 
   it('expires entries after the TTL', async () => {
-    const cache = new RedisCache({ url: redis.url, namespace: 'caliper:cache:ttl:', ttlMs: 50 });
-    await new Promise((r) => setTimeout(r, 50));
+    // Redis expires the key (PX): a TTL long enough that set-then-get never outlives it on a loaded machine.
+    const cache = new RedisCache({
+      url: redis.url,
+      namespace: 'caliper:cache:ttl:',
+      ttlMs: 1_500,
+      commandTimeoutMs: 5_000,
+    });
+    await cache.whenReady();
     await cache.set('k', 'v');
     expect(await cache.get('k')).toBe('v');
-    await new Promise((r) => setTimeout(r, 120));
+    await new Promise((r) => setTimeout(r, 1_800));
     expect(await cache.get('k')).toBeUndefined();
     await cache.close();
   });
@@ -81,7 +89,7 @@ describe('RedisCache', () => {
       ttlMs: 60_000,
       commandTimeoutMs: 30,
     });
-    await new Promise((r) => setTimeout(r, 50));
+    await cache.whenReady();
     await cache.set('k', 'v');
     redis.pause();
     try {

@@ -7,7 +7,7 @@ import { quietLogger } from '../support/quiet-logger.ts';
 import { TempModelRepository } from '../support/temp-models.ts';
 
 const WIDTH = 512;
-const LAYERS = 150;
+const LAYERS = 400;
 
 /** x [N, 2] → y [N, 1] through LAYERS products with one 512×512 matrix: tens of milliseconds per run on one core. */
 function slowModel(): ModelProto {
@@ -76,7 +76,7 @@ async function burst(model: string, count: number, headers: Record<string, strin
 describe('batching off: the same queue bound and deadlines as the batcher', () => {
   it('answers a full queue 503 with Retry-After and the batcher’s message, and serves the requests it queued', async () => {
     for (const model of ['direct', 'batched']) {
-      const answers = await burst(model, 12);
+      const answers = await burst(model, 24);
       const full = answers.filter((a) => a.status === 503);
       expect(full.length, model).toBeGreaterThan(0);
       for (const a of full) {
