@@ -272,10 +272,11 @@ export class ModelRepository {
     await Promise.all(retired.map((v) => v.retire()));
   }
 
+  /** Stops routing to the model at once, then closes each version after its last in-flight request is answered. */
   async unloadModel(name: string): Promise<void> {
     const model = this.get(name);
     this.models.delete(name);
-    await Promise.all([...model.versions.values()].map((v) => v.unload()));
+    await Promise.all([...model.versions.values()].map((v) => v.retire()));
   }
 
   list(): ServedModel[] {

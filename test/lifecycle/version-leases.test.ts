@@ -63,6 +63,28 @@ describe('ModelRepository.replace and version leases', () => {
     expect(() => first.release()).toThrow(/release\(\) without acquire\(\)/);
   });
 
+  it('an unload stops routing at once and closes the version only after its last in-flight request', async () => {
+    const dir = fraudModelDir(root.dir);
+    const third = await ModelVersion.load(readModelConfig(dir), 3, join(dir, '1', 'model.onnx'));
+    const repository = new ModelRepository();
+    repository.replace('fraud_detector', { versions: [third], defaultVersion: 3 });
+    third.acquire();
+    let unloaded = false;
+    const unloading = repository.unloadModel('fraud_detector').then(() => {
+      unloaded = true;
+    });
+    expect(repository.has('fraud_detector')).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(unloaded).toBe(false);
+    // The request already on it is still answered by the version being unloaded.
+    const answer = await runPredict(third, transaction);
+    expect(answer.predictions[0]!.fraud_probability).toBeGreaterThan(0);
+    third.release();
+    await unloading;
+    expect(unloaded).toBe(true);
+    expect(third.state).toBe('unloading');
+  });
+
   it('refuses a default version that is not among the new versions, changing nothing', () => {
     const repository = new ModelRepository();
     repository.replace('fraud_detector', { versions: [second], defaultVersion: 2 });
