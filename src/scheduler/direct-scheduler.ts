@@ -3,7 +3,7 @@ import type { RunResult } from '../runtime/model-instance.ts';
 import type { TensorMap } from '../runtime/tensor.ts';
 import { BatchStatistics } from './batch-statistics.ts';
 import { JobQueue } from './job-queue.ts';
-import { cancelledError, deadlineError, priorityLevelOf, queueFullError } from './queue-policy.ts';
+import { cancelledError, DeadlineTimer, deadlineError, priorityLevelOf, queueFullError } from './queue-policy.ts';
 import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
 
 /** What the direct scheduler runs jobs on (an InstancePool, or a stand-in in tests). */
@@ -45,8 +45,7 @@ export class DirectScheduler implements Scheduler {
   private readonly model: string;
   private queued = 0;
   private running = 0;
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private deadlineArmedAt = Infinity;
+  private readonly deadlines: DeadlineTimer<Waiting>;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -58,6 +57,12 @@ export class DirectScheduler implements Scheduler {
     this.model = options.model ?? 'model';
     const levels = Math.max(1, options.batching?.priorityLevels ?? 1);
     this.queues = Array.from({ length: levels }, () => new JobQueue<Waiting>());
+    this.deadlines = new DeadlineTimer(
+      this.model,
+      this.queues,
+      () => this.queued--,
+      () => this.notifyIfIdle(),
+    );
   }
 
   get queueDepth(): number {
@@ -80,7 +85,7 @@ export class DirectScheduler implements Scheduler {
         reject,
       });
       this.queued++;
-      if (deadline < this.deadlineArmedAt) this.armDeadlineTimer(deadline, now);
+      this.deadlines.watch(deadline, now);
     });
   }
 
@@ -130,30 +135,6 @@ export class DirectScheduler implements Scheduler {
       }
     }
     return undefined;
-  }
-
-  private armDeadlineTimer(deadline: number, now: number): void {
-    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
-    this.deadlineArmedAt = deadline;
-    this.deadlineTimer = setTimeout(() => this.expireDeadlines(), Math.max(0, Math.ceil(deadline - now)));
-    this.deadlineTimer.unref();
-  }
-
-  /** Answers 504 to every waiting job whose deadline has passed, and arms the timer for the next one. */
-  private expireDeadlines(): void {
-    this.deadlineTimer = undefined;
-    this.deadlineArmedAt = Infinity;
-    const now = performance.now();
-    let next = Infinity;
-    for (const queue of this.queues) {
-      for (const waiting of queue.removeWhere((w) => w.deadline <= now)) {
-        this.queued--;
-        waiting.reject(deadlineError(this.model, now - waiting.enqueuedAt));
-      }
-      for (const waiting of queue) if (waiting.deadline < next) next = waiting.deadline;
-    }
-    if (next !== Infinity) this.armDeadlineTimer(next, now);
-    this.notifyIfIdle();
   }
 
   private notifyIfIdle(): void {

@@ -7,7 +7,7 @@ import { float32ToFloat16Bits } from '../optimize/onnx/tensor-values.ts';
 import { AdaptiveDelayController } from './adaptive-delay.ts';
 import { BatchStatistics } from './batch-statistics.ts';
 import { JobQueue } from './job-queue.ts';
-import { cancelledError, deadlineError, priorityLevelOf, queueFullError } from './queue-policy.ts';
+import { cancelledError, DeadlineTimer, deadlineError, priorityLevelOf, queueFullError } from './queue-policy.ts';
 import { joinResults, jobOutputs, splitJob } from './row-split.ts';
 import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
 
@@ -107,8 +107,7 @@ export class DynamicBatcher implements Scheduler {
   private running = 0;
   private pumpScheduled = false;
   private wakeTimer: NodeJS.Timeout | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private deadlineArmedAt = Infinity;
+  private readonly deadlines: DeadlineTimer<QueuedJob>;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -120,6 +119,12 @@ export class DynamicBatcher implements Scheduler {
     this.padding = options.padding;
     this.model = options.model ?? 'model';
     this.queues = Array.from({ length: Math.max(1, this.spec.priorityLevels) }, () => new JobQueue<QueuedJob>());
+    this.deadlines = new DeadlineTimer(
+      this.model,
+      this.queues,
+      () => this.queued--,
+      () => this.notifyIfIdle(),
+    );
     if (this.spec.maxQueueDelayUs === 'auto') {
       this.delayController = new AdaptiveDelayController({ p99BudgetMs: options.sla?.p99Ms ?? 50 });
     }
@@ -159,7 +164,7 @@ export class DynamicBatcher implements Scheduler {
         reject,
       });
       this.queued++;
-      if (deadline < this.deadlineArmedAt) this.armDeadlineTimer(deadline, now);
+      this.deadlines.watch(deadline, now);
       this.schedulePump();
     });
   }
@@ -327,29 +332,6 @@ export class DynamicBatcher implements Scheduler {
         this.running--;
         this.pump();
       });
-  }
-
-  private armDeadlineTimer(deadline: number, now: number): void {
-    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
-    this.deadlineArmedAt = deadline;
-    this.deadlineTimer = setTimeout(() => this.expireDeadlines(), Math.max(0, Math.ceil(deadline - now)));
-    this.deadlineTimer.unref();
-  }
-
-  private expireDeadlines(): void {
-    this.deadlineTimer = undefined;
-    this.deadlineArmedAt = Infinity;
-    const now = performance.now();
-    let next = Infinity;
-    for (const queue of this.queues) {
-      for (const job of queue.removeWhere((j) => j.deadline <= now)) {
-        this.queued--;
-        job.reject(this.deadlineError(now - job.enqueuedAt));
-      }
-      for (const job of queue) if (job.deadline < next) next = job.deadline;
-    }
-    if (next !== Infinity) this.armDeadlineTimer(next, now);
-    this.notifyIfIdle();
   }
 
   private notifyIfIdle(): void {

@@ -1,4 +1,5 @@
 import { CaliperError } from '../errors.ts';
+import type { JobQueue } from './job-queue.ts';
 
 /**
  * The queue policy every scheduler applies (the dynamic batcher and the direct scheduler alike): a bounded queue
@@ -34,4 +35,57 @@ export function cancelledError(model: string, waitedMs: number): CaliperError {
 /** The queue a job of `priority` waits in: levels 0 (highest) to `levels - 1`, out-of-range values clamped. */
 export function priorityLevelOf(priority: number | undefined, levels: number): number {
   return Math.min(Math.max(0, Math.trunc(priority ?? 0)), levels - 1);
+}
+
+/** What the deadline timer reads of a waiting job: its deadline and arrival (performance.now() ms) and its answer. */
+export interface WaitingJob {
+  deadline: number;
+  enqueuedAt: number;
+  reject(error: Error): void;
+}
+
+/**
+ * One timer per scheduler for the earliest deadline among its priority queues (both schedulers share it). When it
+ * fires, every waiting job whose deadline has passed leaves its queue and is answered 504, and the timer is armed for
+ * the next deadline. `removed()` is called before each such job is answered (the scheduler keeps its queue count),
+ * `swept()` once after each pass (the scheduler wakes whoever waits for it to drain).
+ */
+export class DeadlineTimer<T extends WaitingJob> {
+  private timer: NodeJS.Timeout | undefined;
+  private armedAt = Infinity;
+
+  constructor(
+    private readonly model: string,
+    private readonly queues: readonly JobQueue<T>[],
+    private readonly removed: () => void,
+    private readonly swept: () => void,
+  ) {}
+
+  /** A job with `deadline` now waits: arms the timer for it unless the timer is already set for an earlier one. */
+  watch(deadline: number, now: number): void {
+    if (deadline < this.armedAt) this.arm(deadline, now);
+  }
+
+  private arm(deadline: number, now: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.armedAt = deadline;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, Math.ceil(deadline - now)));
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    this.armedAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const queue of this.queues) {
+      for (const job of queue.removeWhere((j) => j.deadline <= now)) {
+        this.removed();
+        job.reject(deadlineError(this.model, now - job.enqueuedAt));
+      }
+      for (const job of queue) if (job.deadline < next) next = job.deadline;
+    }
+    if (next !== Infinity) this.arm(next, now);
+    this.swept();
+  }
 }
