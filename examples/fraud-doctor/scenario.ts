@@ -22,6 +22,7 @@ import { GraphBuilder, tensorFromArray } from '../../src/optimize/onnx/graph-bui
 import { writeModelFile } from '../../src/optimize/onnx/model-io.ts';
 import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import type { ModelProto } from '../../src/optimize/onnx/onnx-types.ts';
+import { mulberry32 } from '../../src/system/seeded-random.ts';
 import { CATEGORIES, syntheticTransactions } from '../fraud-detector/train.ts';
 import { startSlowFeatureSource } from './slow-feature-source.ts';
 
@@ -30,20 +31,9 @@ export const USERS_CSV = join(here, '../fraud-detector/features/users.csv');
 const FEATURES = 12;
 const CATEGORY_RISK = [-0.5, 1.4, 0.4, 1.1, -0.6, -0.5, 1.9, 1.0];
 
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The heavy fraud model: see the header. `positions` × `width` sets its cost. */
 export function heavyFraudModel(positions = 768, width = 896): ModelProto {
-  const random = seeded(11);
+  const random = mulberry32(11);
   const matrix = (rows: number, cols: number, scale: number): Float32Array =>
     Float32Array.from({ length: rows * cols }, () => (random() * 2 - 1) * scale);
   const b = new GraphBuilder('heavy_fraud', 17);

@@ -1,4 +1,5 @@
 import type { InputFieldSpec } from '../config/model-config.ts';
+import { mulberry32 } from '../system/seeded-random.ts';
 import type { RequestData } from './request-data.ts';
 
 /**
@@ -29,18 +30,6 @@ export interface SynthesisOptions {
   count?: number;
   /** PRNG seed (default 1). */
   seed?: number;
-}
-
-/** mulberry32: a small, fast, seedable 32-bit PRNG; uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A value in [min, max]; without a maximum, an exponential spread above the minimum (scale 100), as amounts and durations are. */
@@ -85,7 +74,7 @@ export function synthesizeRequests(
   source: string,
   options: SynthesisOptions = {},
 ): RequestData {
-  const random = prng(options.seed ?? 1);
+  const random = mulberry32(options.seed ?? 1);
   const count = options.count ?? 1000;
   const required = new Set(schema.required ?? []);
   const fields = Object.entries(schema.properties ?? {});
@@ -161,7 +150,7 @@ export function synthesizeV2Requests(
   source: string,
   options: SynthesisOptions = {},
 ): RequestData {
-  const random = prng(options.seed ?? 1);
+  const random = mulberry32(options.seed ?? 1);
   const count = options.count ?? 1000;
   const element = (datatype: string): number | boolean | string => {
     if (datatype === 'BOOL') return random() < 0.5;

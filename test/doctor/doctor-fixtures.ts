@@ -1,20 +1,9 @@
 import { GraphBuilder, tensorFromArray } from '../../src/optimize/onnx/graph-builder.ts';
 import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import type { ModelProto } from '../../src/optimize/onnx/onnx-types.ts';
+import { mulberry32 } from '../../src/system/seeded-random.ts';
 
 const FLOAT = TensorDataType.FLOAT;
-
-/** mulberry32: seeded uniform [0, 1). */
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const randomMatrix = (random: () => number, rows: number, cols: number, scale: number): Float32Array =>
   Float32Array.from({ length: rows * cols }, () => (random() * 2 - 1) * scale);
@@ -31,7 +20,7 @@ export const HEAVY_INPUT = 64;
  */
 export function heavyMatMulModel(options: { rows: number; width: number; lossy: boolean }): ModelProto {
   const { rows, width } = options;
-  const random = seeded(7);
+  const random = mulberry32(7);
   const b = new GraphBuilder('heavy_matmul', 17);
   const x = b.input({ name: 'x', elemType: FLOAT, shape: ['N', HEAVY_INPUT] });
   const shape = b.initializer(tensorFromArray('spread_shape', [3], BigInt64Array.from([-1n, 1n, BigInt(HEAVY_INPUT)])));
@@ -67,7 +56,7 @@ export function heavyMatMulModel(options: { rows: number; width: number; lossy: 
 
 /** Request rows for the heavy model: x in [-1, 1] with |x[1]| >= 0.05, labelled by the sign of x[1]. */
 export function heavyRows(count: number, seed: number): { x: number[]; label: number }[] {
-  const random = seeded(seed);
+  const random = mulberry32(seed);
   return Array.from({ length: count }, () => {
     const x = Array.from({ length: HEAVY_INPUT }, () => Math.round((random() * 2 - 1) * 1000) / 1000);
     if (Math.abs(x[1]!) < 0.05) x[1] = x[1]! < 0 ? -0.5 : 0.5;
