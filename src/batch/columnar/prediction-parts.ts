@@ -110,17 +110,33 @@ export async function scoreToPredictionParts(
     const file = spec.inputs[fileIndex]!;
     if (!(error instanceof ReaderRefused) || !needsStaging(file) || existsSync(layout.stagedPath(fileIndex)))
       throw error instanceof ReaderRefused ? error.cause : error;
-    layout.removeParts(fileIndex);
-    await stageInput(file, layout.stagedPath(fileIndex));
-    const staged = await joinedSourceFor(version, spec, layout, fileIndex);
-    if (!staged)
-      throw new CaliperError(
-        'CALIPER_INVALID_INPUT',
-        `${file.path}: read as text after a value the type sniffer did not expect, the file no longer fits the columnar scorer; run again with --row-path`,
-      );
-    await streamParts(version, staged, spec, layout, fileIndex, 0, onBatch);
-    return staged;
+    return await rescoreFromStagedCopy(version, spec, layout, fileIndex, onBatch);
   }
+}
+
+/**
+ * Drops input file `fileIndex`'s prediction parts, stages the file through the tolerant readers and scores it again
+ * from that copy; returns the staged source the output is then assembled from. Throws CALIPER_INVALID_INPUT when the
+ * staged copy no longer fits the columnar scorer.
+ */
+async function rescoreFromStagedCopy(
+  version: ModelVersion,
+  spec: BatchJobSpec,
+  layout: OutputLayout,
+  fileIndex: number,
+  onBatch: (rows: number, errors: number) => void,
+): Promise<JoinedSource> {
+  const file = spec.inputs[fileIndex]!;
+  layout.removeParts(fileIndex);
+  await stageInput(file, layout.stagedPath(fileIndex));
+  const staged = await joinedSourceFor(version, spec, layout, fileIndex);
+  if (!staged)
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `${file.path}: read as text after a value the type sniffer did not expect, the file no longer fits the columnar scorer; run again with --row-path`,
+    );
+  await streamParts(version, staged, spec, layout, fileIndex, 0, onBatch);
+  return staged;
 }
 
 /**
@@ -141,16 +157,7 @@ export async function rescoreFromStagedCopies(
     const file = spec.inputs[fileIndex]!;
     if (!needsStaging(file) || existsSync(layout.stagedPath(fileIndex))) continue;
     any = true;
-    layout.removeParts(fileIndex);
-    await stageInput(file, layout.stagedPath(fileIndex));
-    const staged = await joinedSourceFor(version, spec, layout, fileIndex);
-    if (!staged)
-      throw new CaliperError(
-        'CALIPER_INVALID_INPUT',
-        `${file.path}: read as text after a value the type sniffer did not expect, the file no longer fits the columnar scorer; run again with --row-path`,
-      );
-    await streamParts(version, staged, spec, layout, fileIndex, 0, onBatch);
-    joined[fileIndex] = staged;
+    joined[fileIndex] = await rescoreFromStagedCopy(version, spec, layout, fileIndex, onBatch);
   }
   return any;
 }
