@@ -13,6 +13,7 @@ import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { mulberry32 } from '../src/system/seeded-random.ts';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -20,16 +21,8 @@ const arg = (name: string, fallback: number): number => {
 };
 const rounds = arg('rounds', 3);
 const bodiesPerRound = arg('bodies', 1600);
-let seed = arg('seed', 7) >>> 0;
-
-/** mulberry32, seeded: the same bodies on every run. */
-function random(): number {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+/** Seeded: the same bodies on every run. */
+const random = mulberry32(arg('seed', 7));
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
 const bigString = (): string => 'x'.repeat(Math.floor((1 + random() * 6) * 1024 * 1024));
 

@@ -4,18 +4,16 @@
  * it skips zero inputs, which makes image data (mostly background) cheap.
  */
 
+import { mulberry32 } from '../../src/system/seeded-random.ts';
+
 export class SeededRandom {
-  private state: number;
+  private readonly uniform: () => number;
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.uniform = mulberry32(seed);
   }
   /** Uniform in [0, 1) (mulberry32). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.uniform();
   }
   normal(): number {
     const u = Math.max(this.next(), 1e-12);
