@@ -17,8 +17,9 @@ export function describeValue(value: unknown): string {
 export class ConfigReader {
   constructor(readonly file: string) {}
 
-  fail(path: string, expected: string, got?: unknown): never {
-    const suffix = arguments.length >= 3 ? `, got ${describeValue(got)}` : '';
+  /** Throws CALIPER_CONFIG_INVALID naming the field; `got` (when passed, even `undefined`) is described after it. */
+  fail(path: string, expected: string, ...got: [value?: unknown]): never {
+    const suffix = got.length > 0 ? `, got ${describeValue(got[0])}` : '';
     throw new CaliperError(
       'CALIPER_CONFIG_INVALID',
       `${this.file}: ${path || '(top level)'}: expected ${expected}${suffix}`,

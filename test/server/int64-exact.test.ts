@@ -196,7 +196,15 @@ describe('INT64 and UINT64 exact end to end', () => {
         GRPCInferenceService: new (
           address: string,
           creds: ReturnType<typeof credentials.createInsecure>,
-        ) => Client & Record<string, Function>;
+        ) => Client & {
+          ModelInfer(
+            request: object,
+            callback: (
+              error: ServiceError | null,
+              answer: { raw_output_contents: Buffer[]; outputs: { name: string }[] },
+            ) => void,
+          ): void;
+        };
       };
     };
     const client = new pkg.inference.GRPCInferenceService(
@@ -206,8 +214,7 @@ describe('INT64 and UINT64 exact end to end', () => {
     try {
       const response = await new Promise<{ raw_output_contents: Buffer[]; outputs: { name: string }[] }>(
         (resolve, reject) => {
-          client.ModelInfer!.call(
-            client,
+          client.ModelInfer(
             {
               model_name: 'wide',
               inputs: [

@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 
 /** True when dpkg reports the package as installed. */
 export function isDebianPackageInstalled(name: string): boolean {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: ${Status} is dpkg-query's own format field, not a JS template
   const result = spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' });
   return result.status === 0 && result.stdout.includes('install ok installed');
 }
