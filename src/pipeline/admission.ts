@@ -53,9 +53,12 @@ export function admit(version: AdmittedVersion, hints: AdmissionHints): Inferenc
   }
   if (hints.tritonTimeoutUs !== undefined) {
     const us = hints.tritonTimeoutUs;
-    if (typeof us !== 'number' || !Number.isFinite(us) || us <= 0)
-      throw invalidInput(`parameters.timeout: expected a positive number of microseconds, got ${JSON.stringify(us)}`);
-    timeout = Math.min(timeout, us / 1000);
+    // 0 asks for no timeout of its own (the model's applies), as Triton reads it on both protocols.
+    if (typeof us !== 'number' || !Number.isFinite(us) || us < 0)
+      throw invalidInput(
+        `parameters.timeout: expected 0 (no timeout) or a positive number of microseconds, got ${JSON.stringify(us)}`,
+      );
+    if (us > 0) timeout = Math.min(timeout, us / 1000);
   }
   if (hints.transportTimeoutMs !== undefined) timeout = Math.min(timeout, Math.max(hints.transportTimeoutMs, 0.001));
   const options: InferenceOptions = { deadline: performance.now() + timeout };

@@ -314,6 +314,20 @@ describe('gRPC inference.GRPCInferenceService', () => {
     expect((badTimeout as ServiceError).details).toBe(
       'x-caliper-timeout-ms: expected a positive number of milliseconds, got "soon"',
     );
+    // Triton's `timeout` parameter reads as on REST: 0 is no timeout of its own, a negative one is refused.
+    const withTimeout = (microseconds: number) =>
+      call('ModelInfer', {
+        model_name: 'fraud_detector',
+        parameters: { timeout: { int64_param: microseconds } },
+        inputs: [{ name: 'features', datatype: 'FP32', shape: [1, width] }],
+        raw_input_contents: [fp32Bytes(row)],
+      });
+    expect((await withTimeout(0)).model_name).toBe('fraud_detector');
+    const negative = (await withTimeout(-5).catch((e: ServiceError) => e)) as ServiceError;
+    expect(negative.code).toBe(status.INVALID_ARGUMENT);
+    expect(negative.details).toBe(
+      'parameters.timeout: expected 0 (no timeout) or a positive number of microseconds, got -5',
+    );
   });
 
   it('answers DEADLINE_EXCEEDED when the call deadline has passed', async () => {

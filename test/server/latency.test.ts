@@ -144,6 +144,13 @@ describe('latency management over HTTP', () => {
     const bad = await v2({ timeout: 'soon' });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toContain('parameters.timeout');
+    // 0 is "no timeout of its own" (Triton's reading; gRPC reads it the same): the model's timeout applies.
+    expect((await v2({ timeout: 0 })).status).toBe(200);
+    const negative = await v2({ timeout: -5 });
+    expect(negative.status).toBe(400);
+    expect(((await negative.json()) as { error: string }).error).toBe(
+      'parameters.timeout: expected 0 (no timeout) or a positive number of microseconds, got -5',
+    );
 
     const longer = await post(server, '/models/slow_queue/predict', transaction, { 'x-caliper-timeout-ms': '999999' });
     expect(longer.status).toBe(200);

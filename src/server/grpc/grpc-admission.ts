@@ -18,15 +18,15 @@ function numericParameter(where: string, parameter: InferParameter | undefined):
 
 /**
  * What a gRPC request asked for, for `admit` (src/pipeline/admission.ts): the call's deadline, x-caliper-timeout-ms /
- * x-caliper-priority metadata, and Triton's `timeout` (microseconds, as Triton's gRPC clients send it; a value not
- * above 0 is no timeout) and `priority` request parameters. Throws CALIPER_INVALID_INPUT for a non-numeric one.
+ * x-caliper-priority metadata, and Triton's `timeout` (microseconds, as Triton's gRPC clients send it; 0 is no timeout
+ * of its own, as on REST) and `priority` request parameters. Throws CALIPER_INVALID_INPUT for a non-numeric one.
  */
 export function grpcAdmissionHints(request: ModelInferRequest, call: AnyCall): AdmissionHints {
   const hints: AdmissionHints = { clientGone: () => call.cancelled };
   const timeoutMs = metadataValue(call, 'x-caliper-timeout-ms');
   if (timeoutMs !== undefined) hints.timeoutMs = timeoutMs;
   const timeoutUs = numericParameter('parameters.timeout', request.parameters?.timeout);
-  if (timeoutUs !== undefined && timeoutUs > 0) hints.tritonTimeoutUs = timeoutUs;
+  if (timeoutUs !== undefined) hints.tritonTimeoutUs = timeoutUs;
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
   if (Number.isFinite(deadlineMs)) hints.transportTimeoutMs = deadlineMs - Date.now();
