@@ -14,6 +14,11 @@ export const MUTATION_MODULES = {
     mutate: ['src/server/auth.ts'],
     testFiles: ['test/server/auth-behaviour.test.ts'],
   },
+  // Deadline and priority of every request (/predict, v2 REST, gRPC): admit() and the hints it reads.
+  admission: {
+    mutate: ['src/pipeline/admission.ts', 'src/protocol/triton-priority.ts', 'src/server/http-admission.ts'],
+    testFiles: ['test/pipeline/admission-behaviour.test.ts'],
+  },
   batcher: {
     mutate: ['src/scheduler/dynamic-batcher.ts', 'src/scheduler/job-queue.ts', 'src/scheduler/queue-policy.ts'],
     testFiles: ['test/scheduler/dynamic-batcher.test.ts', 'test/scheduler/dynamic-batcher-behaviour.test.ts'],
@@ -33,6 +38,8 @@ export const MUTATION_MODULES = {
   },
   registry: {
     mutate: ['src/registry/model-registry.ts'],
+    // The SQLite registry, in temporary folders. model-registry-postgres.test.ts runs the same contract on PostgreSQL
+    // in `npm test`; here the private PostgreSQL server it starts would be started again for every mutant.
     testFiles: ['test/registry/model-registry.test.ts', 'test/registry/model-registry-behaviour.test.ts'],
   },
   'cache-key': {
