@@ -83,17 +83,22 @@ describe('deadline', () => {
     expectTimeout(model(100), { tritonTimeoutUs: 5_000_000 }, 100);
   });
 
-  it('refuses a Triton timeout that is not a positive finite number, naming parameters.timeout', () => {
+  it('reads a Triton timeout of 0 as no timeout of its own: the model timeout applies', () => {
+    expectTimeout(model(600), { tritonTimeoutUs: 0 }, 600);
+    expectTimeout(model(600), { tritonTimeoutUs: 0, timeoutMs: '30' }, 30);
+  });
+
+  it('refuses a Triton timeout that is negative or not a finite number, naming parameters.timeout', () => {
     for (const [bad, shown] of [
       ['1000', '"1000"'],
-      [0, '0'],
       [-1, '-1'],
+      [-0.5, '-0.5'],
       [Number.POSITIVE_INFINITY, 'null'],
       [Number.NaN, 'null'],
       [true, 'true'],
     ] as const) {
       expect(refusal(model(), { tritonTimeoutUs: bad })).toBe(
-        `CALIPER_INVALID_INPUT (400): parameters.timeout: expected a positive number of microseconds, got ${shown}`,
+        `CALIPER_INVALID_INPUT (400): parameters.timeout: expected 0 (no timeout) or a positive number of microseconds, got ${shown}`,
       );
     }
   });
