@@ -7,7 +7,9 @@
 // quantized with `caliper quantize --mode dynamic --per-channel` to compare their INT8 accuracy.
 // Usage: node --import tsx bench/distill.ts [--teacher T.onnx] [--student mlp:256,128] [--seeds 1,2,3,4,5]
 //   [--epochs 10] [--patience 3] [--temperature 2] [--alpha 0.5] [--train-samples N] [--validation-split 5000]
-//   [--rounds 30] [--qat] [--out FILE]
+//   [--rounds 30] [--augment-shift N] [--lr 0.001] [--qat] [--out FILE]
+// --augment-shift N moves every training image by up to N pixels per axis each epoch, for the distilled student
+// (labelled by the teacher on the moved images) and its hard-label baseline alike (same offsets per seed).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -30,6 +32,8 @@ const { values: args } = parseArgs({
     alpha: { type: 'string', default: '0.5' },
     'train-samples': { type: 'string' },
     'validation-split': { type: 'string', default: '5000' },
+    'augment-shift': { type: 'string', default: '0' },
+    lr: { type: 'string', default: '0.001' },
     qat: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/distill.json' },
     teacher: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
@@ -56,12 +60,15 @@ const common = {
   temperature: Number(args.temperature),
   alpha: Number(args.alpha),
   validationSplit: Number(args['validation-split']),
+  augmentShift: Number(args['augment-shift']),
+  learningRate: Number(args.lr),
+  teacherThreads: 1,
   ...(trainSamples !== undefined ? { trainSamples } : {}),
   latencyBatchSizes: [],
 };
 const loadBefore = loadavg();
 console.log(
-  `distilling ${TEACHER} into ${args.student} (T=${args.temperature}, α=${args.alpha}) + hard-label baseline, seeds ${seeds.join(',')}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+  `distilling ${TEACHER} into ${args.student} (T=${args.temperature}, α=${args.alpha}, shifts ≤ ${args['augment-shift']} px, ≤ ${args.epochs} epochs) + hard-label baseline, seeds ${seeds.join(',')}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
 );
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -91,7 +98,7 @@ for (const seed of seeds) {
     ...(first
       ? {}
       : {
-          output: `bench/models/fashion-student-${args.student!.replace(/[^a-z0-9]+/gi, '-')}-t${args.temperature}-a${args.alpha}.onnx`,
+          output: `bench/models/fashion-student-${args.student!.replace(/[^a-z0-9]+/gi, '-')}-t${args.temperature}-a${args.alpha}-s${args['augment-shift']}.onnx`,
         }),
   });
   first ??= result;
@@ -204,7 +211,7 @@ const results = {
   wallSecondsAllSeedsWithBaselines: wallSeconds,
   ...(qat ? { qat } : {}),
 };
-const command = `node --import tsx bench/distill.ts --teacher ${TEACHER} --student ${args.student} --seeds ${args.seeds} --epochs ${args.epochs} --patience ${args.patience} --temperature ${args.temperature} --alpha ${args.alpha}${trainSamples !== undefined ? ` --train-samples ${trainSamples}` : ''} --validation-split ${args['validation-split']} --rounds ${args.rounds}${args.qat ? ' --qat' : ''} --out ${args.out}`;
+const command = `node --import tsx bench/distill.ts --teacher ${TEACHER} --student ${args.student} --seeds ${args.seeds} --epochs ${args.epochs} --patience ${args.patience} --temperature ${args.temperature} --alpha ${args.alpha}${trainSamples !== undefined ? ` --train-samples ${trainSamples}` : ''} --validation-split ${args['validation-split']} --augment-shift ${args['augment-shift']} --lr ${args.lr} --rounds ${args.rounds}${args.qat ? ' --qat' : ''} --out ${args.out}`;
 const report = {
   command,
   machine: {

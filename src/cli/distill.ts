@@ -22,6 +22,7 @@ interface DistillCliOptions {
   patience: number;
   seed: number;
   seeds: number;
+  augmentShift: number;
   trainSamples?: number;
   evalSamples?: number;
   validationSplit?: number;
@@ -132,6 +133,12 @@ export function registerDistillCommand(program: Command): void {
       parseIntegerOption('--seeds', 1),
       1,
     )
+    .option(
+      '--augment-shift <pixels>',
+      'move each training image by a random offset of up to N pixels per axis every epoch; the teacher labels the moved images (the --baseline sees the same ones)',
+      parseIntegerOption('--augment-shift', 0),
+      0,
+    )
     .option('--train-samples <n>', 'use only the first N training samples', parseIntegerOption('--train-samples', 1))
     .option('--eval-samples <n>', 'use only the first N evaluation samples', parseIntegerOption('--eval-samples', 1))
     .option(
@@ -194,6 +201,7 @@ export function registerDistillCommand(program: Command): void {
           patience: opts.patience,
           seed: opts.seed,
           seeds: opts.seeds,
+          augmentShift: opts.augmentShift,
           ...(opts.trainSamples ? { trainSamples: opts.trainSamples } : {}),
           ...(opts.evalSamples ? { evalSamples: opts.evalSamples } : {}),
           ...(opts.validationSplit !== undefined ? { validationSplit: opts.validationSplit } : {}),

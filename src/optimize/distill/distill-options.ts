@@ -28,6 +28,12 @@ export interface DistillOptions {
   learningRate?: number;
   /** Epochs without eval improvement before stopping (default 3). */
   patience?: number;
+  /**
+   * Translation augmentation of image samples: every epoch each training image moves by a random offset of up to
+   * this many pixels per axis (zero-filled), and the teacher's logits are taken on the moved images (default 0:
+   * none). The hard-label baseline sees the same moved images.
+   */
+  augmentShift?: number;
   /** Fake-quantize during training so the student quantizes to INT8 without further loss; reports the INT8 row. */
   qat?: boolean;
   /** Also train the student on hard labels only and report it. */
@@ -80,6 +86,7 @@ export function distillSettings(options: DistillOptions): { settings: TrainingSe
     patience: options.patience ?? 3,
     qat: options.qat ?? false,
     seed: options.seed ?? 1,
+    augmentShift: options.augmentShift ?? 0,
   };
   checkNumber('temperature', settings.temperature, (v) => v > 0 && Number.isFinite(v), 'a number > 0');
   checkNumber('alpha', settings.alpha, (v) => v >= 0 && v <= 1, 'a number from 0 to 1');
@@ -87,6 +94,7 @@ export function distillSettings(options: DistillOptions): { settings: TrainingSe
   checkNumber('batch size', settings.batchSize, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
   checkNumber('learning rate', settings.learningRate, (v) => v > 0 && Number.isFinite(v), 'a number > 0');
   checkNumber('patience', settings.patience, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
+  checkNumber('augment shift', settings.augmentShift, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0');
   const seedCount = options.seeds ?? 1;
   checkNumber('seeds', seedCount, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
   if (options.validationSplit !== undefined)

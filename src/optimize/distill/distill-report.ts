@@ -106,6 +106,8 @@ export interface DistillReport {
     patience: number;
     qat: boolean;
     seed: number;
+    /** Translation augmentation in pixels (0 or absent: none). */
+    augmentShift?: number;
   };
   /** `earlyStopping` names the data that selected the epoch: a validation tail of the training data, the eval data, or none. */
   data: {
@@ -164,7 +166,7 @@ export function formatDistillReport(report: DistillReport): string {
   const width = Math.max(...rows.map(([name]) => name.length));
   const lines = [
     `evaluated on ${report.data.evaluatedOn} (${report.data.evalSamples} samples); trained on ${report.data.train} (${report.data.trainSamples} samples, ${report.data.classes} classes); early stopping on ${report.data.earlyStopping}`,
-    `settings: T=${report.settings.temperature}, alpha=${report.settings.alpha}, batch ${report.settings.batchSize}, lr ${report.settings.learningRate}, ${report.settings.qat ? 'QAT, ' : ''}seed ${report.settings.seed}`,
+    `settings: T=${report.settings.temperature}, alpha=${report.settings.alpha}, batch ${report.settings.batchSize}, lr ${report.settings.learningRate}, ${report.settings.qat ? 'QAT, ' : ''}${report.settings.augmentShift ? `shifts ≤ ${report.settings.augmentShift} px, ` : ''}seed ${report.settings.seed}`,
     '',
     `${'model'.padEnd(width)}  accuracy  agreement  parameters        size`,
     ...rows.map(

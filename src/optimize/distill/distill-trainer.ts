@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { argmaxRows } from '../evaluate/output-comparison.ts';
 import { distillationLoss, type LossSettings } from './distillation-loss.ts';
+import { type ImageGeometry, shiftImages, shiftRandom } from './image-shift.ts';
 import type { StudentModel } from './student-model.ts';
 
 /** Samples as the trainer reads them: flat features, the cached teacher logits, and labels when known. */
@@ -20,6 +21,18 @@ export interface TrainingSettings extends LossSettings {
   /** Train with fake INT8 quantization of weights and layer inputs. */
   qat: boolean;
   seed: number;
+  /**
+   * Translation augmentation: each training image is moved by a random offset of up to this many pixels per axis,
+   * every epoch anew (0: none). The teacher labels each moved batch (`Augmentation.teach`).
+   */
+  augmentShift: number;
+}
+
+/** How training batches are augmented: the images' layout, and the teacher's logits for a moved batch. */
+export interface Augmentation {
+  geometry: ImageGeometry;
+  /** Logits [rows, classes] for `rows` flat samples; called only when the teacher term is weighed (alpha > 0). */
+  teach(features: Float32Array, rows: number): Promise<Float32Array>;
 }
 
 export interface EpochResult {
@@ -79,7 +92,9 @@ function evaluate(
  * Trains the student with Adam on the distillation loss, the learning rate following a cosine from
  * `learningRate` down to 5% of it over the epochs. With eval data, each epoch is scored (accuracy, or
  * agreement with the teacher when the eval data has no labels) and training stops after `patience`
- * epochs without improvement, restoring the best epoch's weights.
+ * epochs without improvement, restoring the best epoch's weights. With `settings.augmentShift` > 0 each batch is
+ * moved (`augmentation` is then required) and the teacher's logits are those of the moved batch, so the student
+ * matches the teacher on inputs it never saw; the same seed moves the same images the same way for any alpha.
  */
 export async function trainStudent(
   student: StudentModel,
@@ -87,7 +102,10 @@ export async function trainStudent(
   evalData: LabelledSamples | undefined,
   settings: TrainingSettings,
   progress: TrainingProgress = {},
+  augmentation?: Augmentation,
 ): Promise<TrainingOutcome> {
+  if (settings.augmentShift > 0 && !augmentation)
+    throw new Error('trainStudent: augmentShift > 0 needs the augmentation (image geometry and teacher)');
   const started = performance.now();
   const size = train.features.length / train.count;
   const classes = student.classes;
@@ -103,6 +121,7 @@ export async function trainStudent(
     const progressShare = settings.epochs > 1 ? (epoch - 1) / (settings.epochs - 1) : 0;
     schedule.learningRate = settings.learningRate * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * progressShare)));
     const order = shuffled(train.count, settings.seed * 7919 + epoch);
+    const random = settings.augmentShift > 0 ? shiftRandom(settings.seed, epoch) : undefined;
     let lossSum = 0;
     for (let step = 0; step < steps; step++) {
       const rows = Math.min(settings.batchSize, train.count - step * settings.batchSize);
@@ -114,6 +133,10 @@ export async function trainStudent(
         x.set(train.features.subarray(index * size, (index + 1) * size), r * size);
         t?.set(train.teacherLogits!.subarray(index * classes, (index + 1) * classes), r * classes);
         if (y) y[r] = train.labels![index]!;
+      }
+      if (random && augmentation) {
+        shiftImages(x, rows, augmentation.geometry, settings.augmentShift, random);
+        if (t) t.set(await augmentation.teach(x, rows));
       }
       const lossTensor = tf.tidy((): tf.Scalar => {
         const xb = tf.tensor2d(x, [rows, size]);

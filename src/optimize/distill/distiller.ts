@@ -14,6 +14,7 @@ import type { TrainingSettings } from './distill-trainer.ts';
 import { runSeeds } from './seed-runs.ts';
 import { int8Figures, StudentScorer } from './student-evaluation.ts';
 import { StudentModel } from './student-model.ts';
+import { imageGeometry } from './image-shift.ts';
 import { formatStudentSpec, parseStudentSpec, type StudentSpec } from './student-spec.ts';
 import { distillSamples, trainAndExport, type DistillSamples, type TrainedStudent } from './student-training.ts';
 import { openTeacher, type Teacher } from './teacher-model.ts';
@@ -111,6 +112,7 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
 function checkAgainstTeacher(data: DistillData, teacher: Teacher, spec: StudentSpec, settings: TrainingSettings): void {
   checkLabels(data.train, teacher.classes, 'training');
   if (data.evalData) checkLabels(data.evalData, teacher.classes, 'eval');
+  if (settings.augmentShift > 0) imageGeometry(teacher.sampleShape, settings.augmentShift);
   // Builds (and drops) the student once now so that a bad architecture fails before the teacher runs.
   StudentModel.create(spec, teacher.sampleShape, teacher.classes, settings.seed).dispose();
 }

@@ -3,11 +3,18 @@ import { encodeModel } from '../onnx/model-io.ts';
 import type { ModelProto } from '../onnx/onnx-types.ts';
 import type { DistillProgress } from './distill-options.ts';
 import type { TrainedFigures } from './distill-report.ts';
-import { trainStudent, type LabelledSamples, type TrainingProgress, type TrainingSettings } from './distill-trainer.ts';
+import {
+  type Augmentation,
+  trainStudent,
+  type LabelledSamples,
+  type TrainingProgress,
+  type TrainingSettings,
+} from './distill-trainer.ts';
 import { exportStudent, verifyExport, withProbabilityHead } from './student-export.ts';
 import { StudentModel } from './student-model.ts';
 import type { StudentSpec } from './student-spec.ts';
-import { teacherLogits, type Teacher } from './teacher-model.ts';
+import { imageGeometry } from './image-shift.ts';
+import { teacherBatchLogits, teacherLogits, type Teacher } from './teacher-model.ts';
 
 /** A trained student, exported to ONNX and checked against its tfjs model; the caller disposes `student`. */
 export interface TrainedStudent {
@@ -69,7 +76,8 @@ export async function distillSamples(
 /**
  * Trains one student of `spec` with `settings` (alpha 0: the hard-label baseline), exports it to ONNX (with the
  * teacher's probability head for a binary teacher) and checks the export against the trained model on up to 256
- * samples. The student is disposed when this throws.
+ * samples. With `settings.augmentShift` the teacher labels each moved training batch. The student is disposed when
+ * this throws.
  */
 export async function trainAndExport(
   spec: StudentSpec,
@@ -81,7 +89,14 @@ export async function trainAndExport(
   const { train, stopOn } = samples;
   const student = StudentModel.create(spec, teacher.sampleShape, teacher.classes, settings.seed);
   try {
-    const outcome = await trainStudent(student, train, stopOn, settings, progress);
+    const augmentation: Augmentation | undefined =
+      settings.augmentShift > 0
+        ? {
+            geometry: imageGeometry(teacher.sampleShape, settings.augmentShift),
+            teach: (features, rows) => teacherBatchLogits(teacher, features, rows),
+          }
+        : undefined;
+    const outcome = await trainStudent(student, train, stopOn, settings, progress, augmentation);
     const logitsModel = exportStudent(student, teacher.input.name);
     const check = stopOn ?? train;
     const rows = Math.min(check.count, 256);

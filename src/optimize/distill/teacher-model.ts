@@ -177,22 +177,32 @@ export async function teacherLogits(
   const out = new Float32Array(data.count * teacher.classes);
   for (let start = 0; start < data.count; start += batchSize) {
     const rows = Math.min(batchSize, data.count - start);
-    const feeds = {
-      [teacher.input.name]: float32Tensor(data.features.subarray(start * size, (start + rows) * size), [
-        rows,
-        ...teacher.sampleShape,
-      ]),
-    };
-    const values = tensorAsFloat32((await teacher.session.run(feeds, [teacher.output]))[teacher.output]!);
-    if (teacher.binary) {
-      for (let i = 0; i < rows; i++) {
-        out[(start + i) * 2] = Math.log(Math.max(1 - values[i]!, 1e-30));
-        out[(start + i) * 2 + 1] = Math.log(Math.max(values[i]!, 1e-30));
-      }
-    } else if (teacher.probabilities)
-      for (let i = 0; i < values.length; i++) out[start * teacher.classes + i] = Math.log(Math.max(values[i]!, 1e-30));
-    else out.set(values, start * teacher.classes);
+    const features = data.features.subarray(start * size, (start + rows) * size);
+    out.set(await teacherBatchLogits(teacher, features, rows), start * teacher.classes);
     onProgress?.(start + rows);
   }
   return out;
+}
+
+/**
+ * The teacher's logits [rows, classes] for one batch of flat samples (`rows` × the teacher's sample shape):
+ * probabilities become log-probabilities, a binary [N, 1] probability becomes [log(1 − p), log(p)].
+ */
+export async function teacherBatchLogits(
+  teacher: Teacher,
+  features: Float32Array,
+  rows: number,
+): Promise<Float32Array> {
+  const feeds = { [teacher.input.name]: float32Tensor(features, [rows, ...teacher.sampleShape]) };
+  const values = tensorAsFloat32((await teacher.session.run(feeds, [teacher.output]))[teacher.output]!);
+  if (teacher.binary) {
+    const out = new Float32Array(rows * 2);
+    for (let i = 0; i < rows; i++) {
+      out[i * 2] = Math.log(Math.max(1 - values[i]!, 1e-30));
+      out[i * 2 + 1] = Math.log(Math.max(values[i]!, 1e-30));
+    }
+    return out;
+  }
+  if (teacher.probabilities) return values.map((v) => Math.log(Math.max(v, 1e-30)));
+  return values;
 }
