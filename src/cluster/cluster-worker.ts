@@ -49,7 +49,12 @@ const REGISTRY_ROUTES = new Set(['/v2/repository/models/:name/promote', '/v2/rep
 
 const GATHER_TIMEOUT_MS = 10_000;
 const CONTROL_TIMEOUT_MS = 600_000;
-const STATE_POLL_MS = 100;
+/**
+ * Readiness and the served models are reported to the primary when they may have changed (serving began, model control
+ * applied, the registry read again, shutdown began); this slow poll only catches what changes on its own (the registry
+ * follower's own polling). A poll every 100 ms woke each idle worker 10 times a second for nothing.
+ */
+const STATE_POLL_MS = 1000;
 
 export interface ClusterWorkerSettings {
   /** True when the server follows a whole registry (nothing loaded is then not fatal). */
@@ -125,6 +130,8 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
   let server: RunningServer | undefined;
   // Off while this worker computes its own readiness for the primary (the primary combines every worker's).
   let countOthers = true;
+  /** Tells the primary this worker's readiness and models if they changed (set once the server runs). */
+  let stateMayHaveChanged = (): void => undefined;
   /** Every worker's part of one gathered answer (metrics, statistics, SLA), asked of the primary. */
   const gather = async <T>(kind: CollectKind, args: CollectArgs): Promise<T[]> =>
     valuesOf(await channel.ask<CollectedPart<T>[]>({ type: 'gather', kind, args }, GATHER_TIMEOUT_MS));
@@ -210,9 +217,14 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
     channel.onQuestion(async (question) => {
       if (question.type === 'sync') {
         await follower?.sync();
+        stateMayHaveChanged();
         return true;
       }
-      if (question.type === 'apply') return apply(question.request);
+      if (question.type === 'apply') {
+        const answer = await apply(question.request);
+        stateMayHaveChanged();
+        return answer;
+      }
       try {
         return { slot, value: await collect(question.kind, question.args) };
       } catch (error) {
@@ -340,6 +352,7 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
     channel.send({ kind: 'notice', notice: { type: 'state', ready, models } });
   };
   reportState();
+  stateMayHaveChanged = reportState;
   const poll = setInterval(reportState, STATE_POLL_MS);
   poll.unref();
 
@@ -347,7 +360,10 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
   const shutdown = (why: string): void => {
     if (closing) return;
     running.app.log.info(`${why}: worker ${slot} finishing in-flight requests, then exiting`);
-    closing = running.close().then(
+    closing = running.close();
+    // Draining: not ready any more, told at once.
+    reportState();
+    closing = closing.then(
       () => {
         clearInterval(poll);
         process.exit(0);

@@ -90,6 +90,12 @@ function workerPids(primaryPid: number): Map<string, number> {
   return bySlot;
 }
 
+/** Times a process's main thread went to sleep and was woken (voluntary context switches, /proc). */
+function mainThreadWakeups(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)![1]);
+}
+
 describe('caliper serve --workers 2 (a primary and two worker processes on one port)', () => {
   const fixture = new RegistryFixture();
   let child: ChildProcessWithoutNullStreams;
@@ -160,6 +166,19 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
     expect(output).toMatch(/starting 2 workers on \d+ usable cores/);
     expect(output).toMatch(/worker 1 \(pid \d+\) serving: \d+ MiB resident/);
     expect(output).toMatch(/worker 2 \(pid \d+\) serving: \d+ MiB resident/);
+  });
+
+  it('leaves idle workers asleep: no per-worker timer wakes them more than a few times a second', async () => {
+    // Each wake-up of an idle worker costs CPU that N workers pay N times. Left: the event-loop lag monitor (10/s),
+    // the registry follower's poll (4/s), the slow state check (1/s). Before: a 10 ms lag monitor and a 100 ms state
+    // poll woke each worker ≈ 115 times a second.
+    const pids = [...workerPids(child.pid!).values()];
+    expect(pids).toHaveLength(2);
+    const before = pids.map(mainThreadWakeups);
+    const seconds = 3;
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const perSecond = pids.map((pid, i) => (mainThreadWakeups(pid) - before[i]!) / seconds);
+    for (const rate of perSecond) expect(rate).toBeLessThan(25);
   });
 
   it('divides the cores: workers × instances × intra-op threads never exceed the usable cores', async () => {
@@ -269,13 +288,22 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
   });
 
   it('applies /v2/repository unload and load in every worker and answers once all have', async () => {
+    // Readiness follows in every worker by the time the answer comes.
+    const readiness = async (): Promise<Set<string>> =>
+      new Set(
+        (await Promise.all(Array.from({ length: 4 }, () => send(`${url}/v2/health/ready`)))).map(
+          (a) => `${a.worker}:${a.status}`,
+        ),
+      );
     const unloaded = await admin('/v2/repository/models/fraud/unload', {});
     expect(unloaded.status).toBe(200);
+    expect(await readiness()).toEqual(new Set(['1:503', '2:503']));
     const gone = await Promise.all(Array.from({ length: 8 }, () => predict()));
     expect(new Set(gone.map((a) => a.worker))).toEqual(new Set(['1', '2']));
     expect(gone.map((a) => a.status)).toEqual(gone.map(() => 404));
     const loaded = await admin('/v2/repository/models/fraud/load', {});
     expect(loaded.status).toBe(200);
+    expect(await readiness()).toEqual(new Set(['1:200', '2:200']));
     const back = await Promise.all(Array.from({ length: 8 }, () => predict()));
     expect(new Set(back.map((a) => a.worker))).toEqual(new Set(['1', '2']));
     expect(back.map((a) => a.status)).toEqual(back.map(() => 200));
