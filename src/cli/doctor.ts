@@ -1,4 +1,5 @@
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CaliperError } from '../errors.ts';
@@ -124,76 +125,95 @@ export function registerDoctorCommand(program: Command): void {
       log(
         `caliper doctor: ${options.url ?? options.model}, p99 budget ${options.p99Ms} ms, ${load.mode === 'rate' ? `${load.rate} requests/s` : `${load.concurrency} connections`}${options.url ? ' (read-only)' : ''}`,
       );
-      const report = await runDoctor({
-        model: options.model,
-        ...(options.url ? { url: options.url } : {}),
-        budgetMs: options.p99Ms,
-        load,
-        ...(options.data ? { data: readRequestsFile(options.data) } : {}),
-        ...(options.eval ? { eval: options.eval } : {}),
-        ...(options.label ? { label: options.label } : {}),
-        maxDrop: options.maxDrop,
-        ...(options.budgetMinutes !== undefined ? { budgetMinutes: options.budgetMinutes } : {}),
-        ...(options.featureRedis ? { featureRedis: options.featureRedis } : {}),
-        ...(options.remedies ? { remedies: options.remedies } : {}),
-        ...(options.registry ? { registry: options.registry } : {}),
-        windowMs: options.duration * 1000,
-        onProgress: log,
-      });
-      if (!report.readOnly && (options.apply || options.register)) {
-        const [{ resolveModelSource }, writer] = await Promise.all([
-          import('../optimize/model-source.ts'),
-          import('../doctor/version-writer.ts'),
-        ]);
-        const source = await resolveModelSource(options.model, options.registry);
-        if (options.apply) report.applied = writer.writeNewVersion(source, report);
-        if (options.register)
-          report.registered = await writer.registerDoctorVersion(source, report, options.register, options.registry);
-      }
-      if (options.out && !report.readOnly) {
-        mkdirSync(options.out, { recursive: true });
-        writeFileSync(join(options.out, 'model.yaml'), report.changes.modelYaml);
-        writeFileSync(join(options.out, 'model.yaml.diff'), report.changes.yamlDiff);
-        if (report.changes.modelFile) {
-          const file = join(options.out, 'model.onnx');
-          copyFileSync(report.changes.modelFile, file);
-          report.changes.modelFile = resolve(file);
+      // The doctor's optimized model files are written here; the one kept is moved into --out or the new version
+      // below, and the folder goes when the command ends.
+      const workDir = mkdtempSync(join(tmpdir(), 'caliper-doctor-work-'));
+      try {
+        const report = await runDoctor({
+          model: options.model,
+          ...(options.url ? { url: options.url } : {}),
+          budgetMs: options.p99Ms,
+          load,
+          ...(options.data ? { data: readRequestsFile(options.data) } : {}),
+          ...(options.eval ? { eval: options.eval } : {}),
+          ...(options.label ? { label: options.label } : {}),
+          maxDrop: options.maxDrop,
+          ...(options.budgetMinutes !== undefined ? { budgetMinutes: options.budgetMinutes } : {}),
+          ...(options.featureRedis ? { featureRedis: options.featureRedis } : {}),
+          ...(options.remedies ? { remedies: options.remedies } : {}),
+          ...(options.registry ? { registry: options.registry } : {}),
+          windowMs: options.duration * 1000,
+          workDir,
+          onProgress: log,
+        });
+        if (!report.readOnly && (options.apply || options.register)) {
+          const [{ resolveModelSource }, writer] = await Promise.all([
+            import('../optimize/model-source.ts'),
+            import('../doctor/version-writer.ts'),
+          ]);
+          const source = await resolveModelSource(options.model, options.registry);
+          if (options.apply) report.applied = writer.writeNewVersion(source, report);
+          if (options.register)
+            report.registered = await writer.registerDoctorVersion(source, report, options.register, options.registry);
         }
-      }
-      if (options.report) {
-        const { renderDoctorHtml } = await import('../doctor/doctor-html.ts');
-        writeFileSync(options.report, renderDoctorHtml(report));
-      }
-      if (options.json) {
-        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      } else {
-        const out = (line: string): void => {
-          process.stdout.write(`${line}\n`);
-        };
-        out('\nbefore');
-        out(formatDiagnosis(report.before.diagnosis));
-        if (report.trials.length > 0) {
-          out('\nremedies');
-          out(formatTrials(report.trials));
+        if (options.out && !report.readOnly) {
+          mkdirSync(options.out, { recursive: true });
+          writeFileSync(join(options.out, 'model.yaml'), report.changes.modelYaml);
+          writeFileSync(join(options.out, 'model.yaml.diff'), report.changes.yamlDiff);
+          if (report.changes.modelFile) {
+            const file = join(options.out, 'model.onnx');
+            copyFileSync(report.changes.modelFile, file);
+            report.changes.modelFile = resolve(file);
+          }
         }
-        if (report.after) {
-          out('\nafter (measured again on a fresh server)');
-          out(formatDiagnosis(report.after.diagnosis));
+        if (report.changes.modelFile && !options.out) {
+          // Past this command the work folder is gone: the report names the copy the user keeps, if any.
+          if (report.applied) report.changes.modelFile = resolve(report.applied.dir, 'model.onnx');
+          else {
+            delete report.changes.modelFile;
+            if (!report.registered)
+              report.advice.push(
+                'the optimized model file was not kept: give --out DIR, --apply or --register NAME to keep it',
+              );
+          }
         }
-        for (const advice of report.advice) out(`advice: ${advice}`);
-        if (report.changes.yamlDiff) out(`\n${report.changes.yamlDiff}`);
-        if (report.changes.modelFile) out(`optimized model: ${report.changes.modelFile}`);
-        if (report.applied) out(`applied: version ${report.applied.version} in ${report.applied.dir}`);
-        if (report.registered)
+        if (options.report) {
+          const { renderDoctorHtml } = await import('../doctor/doctor-html.ts');
+          writeFileSync(options.report, renderDoctorHtml(report));
+        }
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        } else {
+          const out = (line: string): void => {
+            process.stdout.write(`${line}\n`);
+          };
+          out('\nbefore');
+          out(formatDiagnosis(report.before.diagnosis));
+          if (report.trials.length > 0) {
+            out('\nremedies');
+            out(formatTrials(report.trials));
+          }
+          if (report.after) {
+            out('\nafter (measured again on a fresh server)');
+            out(formatDiagnosis(report.after.diagnosis));
+          }
+          for (const advice of report.advice) out(`advice: ${advice}`);
+          if (report.changes.yamlDiff) out(`\n${report.changes.yamlDiff}`);
+          if (report.changes.modelFile) out(`optimized model: ${report.changes.modelFile}`);
+          if (report.applied) out(`applied: version ${report.applied.version} in ${report.applied.dir}`);
+          if (report.registered)
+            out(
+              `registered: models:/${report.registered.name}/${report.registered.version} (${report.registered.stage})`,
+            );
+          if (options.report) out(`report: ${resolve(options.report)}`);
           out(
-            `registered: models:/${report.registered.name}/${report.registered.version} (${report.registered.stage})`,
+            report.met
+              ? `budget met: p99 within ${report.budgetMs} ms`
+              : `budget not met: p99 over ${report.budgetMs} ms`,
           );
-        if (options.report) out(`report: ${resolve(options.report)}`);
-        out(
-          report.met
-            ? `budget met: p99 within ${report.budgetMs} ms`
-            : `budget not met: p99 over ${report.budgetMs} ms`,
-        );
+        }
+      } finally {
+        rmSync(workDir, { recursive: true, force: true });
       }
     });
 }

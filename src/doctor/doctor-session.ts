@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { round } from '../bench/measurement-window.ts';
@@ -13,7 +13,16 @@ import type { DoctorReport, RemedyTrial } from './doctor-report.ts';
 import { degradedShare, readFeatureCounters } from './feature-counters.ts';
 import { NO_CHANGE, stackChanges, unifiedDiff, type ModelChange } from './model-change.ts';
 import { REMEDIES, remediesFor, STAGE_ADVICE, type Remedy, type RemedyContext } from './remedy-catalogue.ts';
-import { measureStages, type DoctorLoad, type StageProfile } from './stage-profile.ts';
+import {
+  measureRound,
+  measureStages,
+  profileOf,
+  profileOfRounds,
+  type DoctorLoad,
+  type MeasureOptions,
+  type StageProfile,
+  type StageRound,
+} from './stage-profile.ts';
 
 export interface DoctorOptions {
   /** Model folder or models:/ URI (served by the doctor in child servers), or, with `url`, the served model's name. */
@@ -36,7 +45,11 @@ export interface DoctorOptions {
   registry?: string;
   /** Measurement window (ms) per profile; default 1500. */
   windowMs?: number;
-  /** Where optimized model files are written (default a fresh temporary folder). */
+  /**
+   * Where optimized model files are written; the caller keeps or removes what is there. Default: a temporary folder
+   * removed when the doctor ends, and the report then names no model file (the CLI passes one and moves the file the
+   * user needs into --out or the --apply/--register version first).
+   */
   workDir?: string;
   /** A progress line per step. */
   onProgress?: (line: string) => void;
@@ -45,8 +58,28 @@ export interface DoctorOptions {
 
 /** p99 must drop by at least this fraction for a remedy to count as moving it (this machine's noise is ±5–10%). */
 export const MIN_P99_GAIN = 0.1;
+/**
+ * The doctor keeps trying remedies until p99 is this fraction under the budget, not merely at it: a p99 measured at
+ * the budget's edge over a few seconds misses it on the next run about as often as it meets it.
+ */
+export const BUDGET_HEADROOM = 0.2;
+/** Rounds per server when a remedy is compared with the model as kept so far, alternated (candidate, kept, kept, candidate). */
+export const COMPARISON_ROUNDS = 2;
+/** The budget is judged on a window this many times the comparison window, on a fresh server. */
+export const CONFIRM_WINDOW_FACTOR = 3;
+/** Load before a round on a server measured already (ms): the connections open again, nothing is cold. */
+const REWARM_MS = 300;
 /** Synthesized requests: more than a short measurement sends, so a response cache never answers them. */
 const SYNTHESIZED_REQUESTS = 20_000;
+
+/** A model folder served for measuring: rounds of load on it, then stop (the server and its folder go). */
+interface ServedCandidate {
+  change: ModelChange;
+  url: string;
+  /** One measurement (windows as MeasureOptions; default the bench's 3 of 3); later rounds re-warm briefly. */
+  round(windowMs?: number, windows?: Pick<MeasureOptions, 'windows' | 'maxWindows'>): Promise<StageRound>;
+  stop(): Promise<void>;
+}
 
 const invalid = (message: string): CaliperError => new CaliperError('CALIPER_INVALID_INPUT', message);
 
@@ -113,28 +146,78 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     });
   const repeat = repeatShareOf(data);
   const startServer = options.startServer ?? ((dir: string) => startModelServer(dir));
+  const ownWorkDir = options.workDir === undefined;
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'caliper-doctor-work-'));
   const deadline = options.budgetMinutes !== undefined ? started + options.budgetMinutes * 60_000 : Infinity;
   const progress = new ProgressLine(2, options.onProgress);
 
-  const measure = async (
-    change: ModelChange,
-  ): Promise<{ profile: StageProfile; degradedShare: number | undefined }> => {
+  /** A fresh server of the source under a change, in a throw-away model folder of its own. */
+  const serve = async (change: ModelChange): Promise<ServedCandidate> => {
     const candidate = new CandidateModel(source, change);
-    let server: ModelServerProcess | undefined;
     try {
-      server = await startServer(candidate.dir);
-      const countersBefore = source.config.features ? await readFeatureCounters(server.url, name) : undefined;
-      const profile = await measureStages({ url: server.url, model: name, data, load: options.load, windowMs });
-      const countersAfter = countersBefore ? await readFeatureCounters(server.url, name) : undefined;
+      const server = await startServer(candidate.dir);
+      let warm = false;
       return {
-        profile,
-        degradedShare: countersBefore && countersAfter ? degradedShare(countersBefore, countersAfter) : undefined,
+        change,
+        url: server.url,
+        round: async (window = windowMs, rounds: Pick<MeasureOptions, 'windows' | 'maxWindows'> = {}) => {
+          const measured = await measureRound({
+            url: server.url,
+            model: name,
+            data,
+            load: options.load,
+            windowMs: window,
+            ...(warm ? { warmupMs: Math.min(REWARM_MS, window) } : {}),
+            ...rounds,
+          });
+          warm = true;
+          return measured;
+        },
+        stop: async () => {
+          try {
+            await server.stop();
+          } finally {
+            candidate.remove();
+          }
+        },
       };
-    } finally {
-      await server?.stop();
+    } catch (error) {
       candidate.remove();
+      throw error;
     }
+  };
+  const counters = (served: ServedCandidate) =>
+    source.config.features ? readFeatureCounters(served.url, name) : Promise.resolve(undefined);
+  /**
+   * A remedy against the model as kept so far, both served at once and measured in alternated rounds (candidate,
+   * kept, kept, candidate), each side's rounds pooled: the load of a shared machine drifts over a trial, and the
+   * alternation gives both sides the same drift.
+   */
+  const compare = async (
+    kept: ServedCandidate,
+    candidate: ServedCandidate,
+  ): Promise<{ kept: StageProfile; candidate: StageProfile; degradedShare: number | undefined }> => {
+    const keptRounds: StageRound[] = [];
+    const candidateRounds: StageRound[] = [];
+    const countersBefore = await counters(candidate);
+    for (let r = 0; r < COMPARISON_ROUNDS; r++) {
+      const order = r % 2 === 0 ? ([candidate, kept] as const) : ([kept, candidate] as const);
+      for (const served of order)
+        (served === candidate ? candidateRounds : keptRounds).push(
+          await served.round(windowMs, { windows: 1, maxWindows: 1 }),
+        );
+    }
+    const countersAfter = countersBefore ? await counters(candidate) : undefined;
+    return {
+      kept: profileOfRounds(keptRounds, options.load),
+      candidate: profileOfRounds(candidateRounds, options.load),
+      degradedShare: countersBefore && countersAfter ? degradedShare(countersBefore, countersAfter) : undefined,
+    };
+  };
+  /** The budget's judgement: a fresh server of the change, over CONFIRM_WINDOW_FACTOR times the comparison window. */
+  const confirm = async (served: ServedCandidate): Promise<StageProfile> => {
+    const measured = await served.round(windowMs * CONFIRM_WINDOW_FACTOR);
+    return profileOf(measured.step, measured.samples, options.load);
   };
 
   // Evaluation data for the accuracy guard goes through the model's own pipeline (request rows), as quantize --model.
@@ -149,12 +232,17 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     calibration = await target.data(options.eval, 'calibration', undefined, 128);
   }
 
+  let kept: ServedCandidate | undefined;
   try {
-    const first = await measure(NO_CHANGE);
+    kept = await serve(NO_CHANGE);
+    const firstRound = await kept.round();
+    const first = { profile: profileOf(firstRound.step, firstRound.samples, options.load) };
     const beforeDiagnosis = diagnose(first.profile, options.budgetMs);
     progress.step(
       `diagnosis: p99 ${first.profile.latencyMs.p99.toFixed(2)} ms (budget ${options.budgetMs} ms)${beforeDiagnosis.met ? ', met' : `; over budget: ${beforeDiagnosis.culprits.join(', ')}`}`,
     );
+    // Remedies are tried until p99 is BUDGET_HEADROOM under the budget; the budget itself is judged at the end.
+    const aimMs = options.budgetMs * (1 - BUDGET_HEADROOM);
     let change: ModelChange = NO_CHANGE;
     let current = first.profile;
     const trials: RemedyTrial[] = [];
@@ -186,7 +274,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
      * budget, as in the seed's story), the first untried remedy of the first culprit that has one.
      */
     const nextRemedy = (): Remedy | undefined => {
-      const now = diagnose(current, options.budgetMs);
+      const now = diagnose(current, aimMs);
       if (now.met) return undefined;
       for (const stage of now.culprits) {
         const remedies = remediesFor(stage, contextOf(current));
@@ -198,92 +286,118 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       return undefined;
     };
     const pending = (): number =>
-      diagnose(current, options.budgetMs).culprits.reduce(
+      diagnose(current, aimMs).culprits.reduce(
         (n, stage) => n + remediesFor(stage, contextOf(current)).filter((r) => !tried.has(r.id) && allowed(r)).length,
         0,
       );
-    for (let remedy = nextRemedy(); remedy !== undefined; remedy = nextRemedy()) {
-      tried.add(remedy.id);
-      progress.replan(pending() + 2);
-      const trialStarted = performance.now();
-      const base: Omit<RemedyTrial, 'outcome' | 'detail' | 'seconds'> = {
-        remedy: remedy.id,
-        stage: remedy.stage,
-        title: remedy.title,
-        p99BeforeMs: current.latencyMs.p99,
-        p99AfterMs: null,
-      };
-      const finish = (trial: RemedyTrial): void => {
-        trial.seconds = round((performance.now() - trialStarted) / 1000, 1);
-        trials.push(trial);
-        progress.step(
-          `${remedy.id}: ${trial.outcome}${trial.p99AfterMs !== null ? ` (p99 ${trial.p99BeforeMs!.toFixed(2)} → ${trial.p99AfterMs.toFixed(2)} ms)` : ''} — ${trial.detail}`,
-        );
-      };
-      if (performance.now() > deadline) {
-        finish({
+    /** Tries the next remedies until p99 is BUDGET_HEADROOM under the budget or none is left to try. */
+    const search = async (): Promise<void> => {
+      for (let remedy = nextRemedy(); remedy !== undefined; remedy = nextRemedy()) {
+        tried.add(remedy.id);
+        progress.replan(pending() + 2);
+        const trialStarted = performance.now();
+        const base: Omit<RemedyTrial, 'outcome' | 'detail' | 'seconds'> = {
+          remedy: remedy.id,
+          stage: remedy.stage,
+          title: remedy.title,
+          p99BeforeMs: current.latencyMs.p99,
+          p99AfterMs: null,
+        };
+        const finish = (trial: RemedyTrial): void => {
+          trial.seconds = round((performance.now() - trialStarted) / 1000, 1);
+          trials.push(trial);
+          progress.step(
+            `${remedy.id}: ${trial.outcome}${trial.p99AfterMs !== null ? ` (p99 ${trial.p99BeforeMs!.toFixed(2)} → ${trial.p99AfterMs.toFixed(2)} ms)` : ''} — ${trial.detail}`,
+          );
+        };
+        if (performance.now() > deadline) {
+          finish({
+            ...base,
+            outcome: 'skipped',
+            detail: `--budget-minutes ${options.budgetMinutes} spent`,
+            seconds: 0,
+          });
+          continue;
+        }
+        const context = contextOf(current);
+        const plan = await remedy.plan(context);
+        if (plan.kind !== 'try') {
+          finish({
+            ...base,
+            outcome: plan.kind === 'skip' ? 'skipped' : 'refused',
+            detail: plan.reason,
+            ...(plan.kind === 'refuse' && plan.guard ? { guard: plan.guard } : {}),
+            seconds: 0,
+          });
+          continue;
+        }
+        const candidate = stackChanges(change, plan.change);
+        let served: ServedCandidate | undefined;
+        let measured: Awaited<ReturnType<typeof compare>>;
+        try {
+          served = await serve(candidate);
+          measured = await compare(kept!, served);
+        } catch (error) {
+          await served?.stop();
+          finish({ ...base, outcome: 'dropped', detail: `${plan.detail}: ${(error as Error).message}`, seconds: 0 });
+          continue;
+        }
+        const p99 = measured.candidate.latencyMs.p99;
+        const keptP99 = measured.kept.latencyMs.p99;
+        const trial: RemedyTrial = {
           ...base,
-          outcome: 'skipped',
-          detail: `--budget-minutes ${options.budgetMinutes} spent`,
+          outcome: 'dropped',
+          detail: plan.detail,
+          // Both figures from the alternated rounds: the kept model measured beside the candidate.
+          p99BeforeMs: keptP99,
+          p99AfterMs: p99,
+          profile: measured.candidate,
+          ...(plan.guard ? { guard: plan.guard } : {}),
+          ...(measured.degradedShare !== undefined ? { degradedShare: round(measured.degradedShare, 4) } : {}),
           seconds: 0,
-        });
-        continue;
+        };
+        const refusal = remedy.refuseAfter?.({ degradedShare: measured.degradedShare }, context);
+        if (measured.candidate.errors > 0) {
+          trial.detail = `${plan.detail}; ${measured.candidate.errors} requests failed`;
+        } else if (refusal) {
+          trial.outcome = 'refused';
+          trial.detail = `${plan.detail}; ${refusal}`;
+        } else if (p99 > keptP99 * (1 - MIN_P99_GAIN)) {
+          trial.detail = `${plan.detail}; p99 did not drop by ${MIN_P99_GAIN * 100}% or more`;
+        } else {
+          trial.outcome = 'kept';
+          change = candidate;
+          current = measured.candidate;
+        }
+        if (trial.outcome === 'kept') {
+          const previous = kept!;
+          kept = served;
+          await previous.stop();
+        } else {
+          await served.stop();
+        }
+        finish(trial);
       }
-      const context = contextOf(current);
-      const plan = await remedy.plan(context);
-      if (plan.kind !== 'try') {
-        finish({
-          ...base,
-          outcome: plan.kind === 'skip' ? 'skipped' : 'refused',
-          detail: plan.reason,
-          ...(plan.kind === 'refuse' && plan.guard ? { guard: plan.guard } : {}),
-          seconds: 0,
-        });
-        continue;
-      }
-      const candidate = stackChanges(change, plan.change);
-      let measured: Awaited<ReturnType<typeof measure>>;
-      try {
-        measured = await measure(candidate);
-      } catch (error) {
-        finish({ ...base, outcome: 'dropped', detail: `${plan.detail}: ${(error as Error).message}`, seconds: 0 });
-        continue;
-      }
-      const p99 = measured.profile.latencyMs.p99;
-      const trial: RemedyTrial = {
-        ...base,
-        outcome: 'dropped',
-        detail: plan.detail,
-        p99AfterMs: p99,
-        profile: measured.profile,
-        ...(plan.guard ? { guard: plan.guard } : {}),
-        ...(measured.degradedShare !== undefined ? { degradedShare: round(measured.degradedShare, 4) } : {}),
-        seconds: 0,
-      };
-      const refusal = remedy.refuseAfter?.({ degradedShare: measured.degradedShare }, context);
-      if (measured.profile.errors > 0) {
-        trial.detail = `${plan.detail}; ${measured.profile.errors} requests failed`;
-      } else if (refusal) {
-        trial.outcome = 'refused';
-        trial.detail = `${plan.detail}; ${refusal}`;
-      } else if (p99 > current.latencyMs.p99 * (1 - MIN_P99_GAIN)) {
-        trial.detail = `${plan.detail}; p99 did not drop by ${MIN_P99_GAIN * 100}% or more`;
-      } else {
-        trial.outcome = 'kept';
-        change = candidate;
-        current = measured.profile;
-      }
-      finish(trial);
-    }
+    };
 
+    await search();
     let after: DoctorReport['after'];
-    if (change !== NO_CHANGE) {
-      // The kept remedies together, measured again on a fresh server: the figure the outcome stands on.
-      const again = await measure(change);
-      after = { profile: again.profile, diagnosis: diagnose(again.profile, options.budgetMs) };
+    // The budget is judged on a fresh server of the kept remedies over a longer window than the comparisons; while
+    // that p99 is not BUDGET_HEADROOM under the budget, the search goes on from it (the next culprit, the next remedy).
+    for (let judged = change; judged !== NO_CHANGE; ) {
+      await kept?.stop();
+      kept = undefined;
+      const fresh = await serve(judged);
+      kept = fresh;
+      const again = await confirm(fresh);
+      after = { profile: again, diagnosis: diagnose(again, options.budgetMs) };
       progress.step(
-        `re-measured with ${trials.filter((t) => t.outcome === 'kept').length} kept remedies: p99 ${again.profile.latencyMs.p99.toFixed(2)} ms (${after.diagnosis.met ? 'within' : 'over'} the ${options.budgetMs} ms budget)`,
+        `re-measured with ${trials.filter((t) => t.outcome === 'kept').length} kept remedies over ${((windowMs * CONFIRM_WINDOW_FACTOR) / 1000).toFixed(1)} s windows: p99 ${again.latencyMs.p99.toFixed(2)} ms (${after.diagnosis.met ? 'within' : 'over'} the ${options.budgetMs} ms budget${after.diagnosis.met && again.latencyMs.p99 > aimMs ? `, less than ${BUDGET_HEADROOM * 100}% under it` : ''})`,
       );
+      current = again;
+      if (nextRemedy() === undefined) break;
+      await search();
+      judged = change === judged ? NO_CHANGE : change;
     }
     const modelYaml = changedConfigText(source, change, source.config.dir);
     return {
@@ -309,12 +423,14 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       changes: {
         yamlDiff: unifiedDiff(source.configText, modelYaml, `${source.from}/model.yaml`, 'doctor/model.yaml'),
         modelYaml,
-        ...(change.modelFile ? { modelFile: change.modelFile } : {}),
+        ...(change.modelFile && !ownWorkDir ? { modelFile: change.modelFile } : {}),
       },
       elapsedS: round((performance.now() - started) / 1000, 1),
     };
   } finally {
+    await kept?.stop();
     await closeTarget?.();
+    if (ownWorkDir) rmSync(workDir, { recursive: true, force: true });
   }
 }
 

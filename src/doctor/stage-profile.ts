@@ -1,7 +1,8 @@
 import type { StepResult } from '../bench/bench-report.ts';
 import { runBench, type LoadPlan } from '../bench/bench-runner.ts';
 import { HttpLoadTarget, inferencePath, type LoadClient, type LoadTarget } from '../bench/load-target.ts';
-import { round } from '../bench/measurement-window.ts';
+import { LatencyHistogram } from '../bench/latency-histogram.ts';
+import { round, summarizeLatency } from '../bench/measurement-window.ts';
 import type { RequestData } from '../bench/request-data.ts';
 import { PIPELINE_STAGES } from '../pipeline/stage-timings.ts';
 
@@ -113,14 +114,26 @@ export interface MeasureOptions {
   model: string;
   data: RequestData;
   load: DoctorLoad;
-  /** Measurement window (ms); the profile combines up to `windows` stable windows (default 1500 ms, 3). */
+  /** Measurement window (ms; default 1500). */
   windowMs?: number;
+  /** Load before the first window, left out of the figures (ms; default min(windowMs, 1000), as `caliper bench`). */
   warmupMs?: number;
+  /**
+   * Windows combined into the figures, and the most run (default 3 and 3: what `caliper bench --max-trials 3`
+   * measures, so the two agree on a queue that keeps growing, which never meets a stability rule).
+   */
+  windows?: number;
   maxWindows?: number;
 }
 
-/** Drives the load against a running server with Caliper's generator and profiles the measured windows. */
-export async function measureStages(options: MeasureOptions): Promise<StageProfile> {
+/** One measurement of a served model: the generator's step over its windows and every answer kept for the tail. */
+export interface StageRound {
+  step: StepResult;
+  samples: RequestSample[];
+}
+
+/** Drives the load against a running server with Caliper's generator and keeps the measured windows' answers. */
+export async function measureRound(options: MeasureOptions): Promise<StageRound> {
   const windowMs = options.windowMs ?? 1500;
   const inner = new HttpLoadTarget(options.url, inferencePath('predict', options.model), options.data);
   const target = new TailRecordingTarget(inner);
@@ -129,6 +142,7 @@ export async function measureStages(options: MeasureOptions): Promise<StageProfi
       ? { mode: 'rate', rates: [options.load.rate], distribution: 'poisson' }
       : { mode: 'concurrency', levels: [options.load.concurrency] };
   const warmupMs = options.warmupMs ?? Math.min(windowMs, 1000);
+  const maxWindows = options.maxWindows ?? 3;
   const startedAt = performance.now();
   const report = await runBench({
     target,
@@ -139,11 +153,16 @@ export async function measureStages(options: MeasureOptions): Promise<StageProfi
     plan,
     windowMs,
     warmupMs,
-    stability: { windows: 2, maxTrials: options.maxWindows ?? 3 },
+    stability: { windows: Math.min(options.windows ?? 3, maxWindows), maxTrials: maxWindows },
   });
   // The warm-up's answers are left out, as the generator leaves them out of its windows.
-  const measured = target.samples.filter((s) => s.at >= startedAt + warmupMs);
-  return profileOf(report.steps[0]!, measured, options.load);
+  return { step: report.steps[0]!, samples: target.samples.filter((s) => s.at >= startedAt + warmupMs) };
+}
+
+/** Drives the load against a running server with Caliper's generator and profiles the measured windows. */
+export async function measureStages(options: MeasureOptions): Promise<StageProfile> {
+  const measured = await measureRound(options);
+  return profileOf(measured.step, measured.samples, options.load);
 }
 
 /** Builds the profile of one bench step from the samples kept over its windows. */
@@ -168,5 +187,43 @@ export function profileOf(step: StepResult, samples: readonly RequestSample[], l
     tailRequests: tail.length,
     cacheHitShare: answered > 0 ? round(stats!.cacheHits / answered, 3) : 0,
     meanBatchSize: stats && stats.executions > 0 ? stats.meanBatchSize : null,
+  };
+}
+
+/**
+ * One profile of several rounds of the same server, taken as one measurement: latency percentiles over every
+ * answer of every round (the generator's histogram), stage means and the tail over the pooled answers, requests and
+ * errors summed, throughput and server statistics over all rounds. Alternated rounds of two servers, pooled per
+ * server, compare them under the same drift of the machine's load.
+ */
+export function profileOfRounds(rounds: readonly StageRound[], load: DoctorLoad): StageProfile {
+  if (rounds.length === 1) return profileOf(rounds[0]!.step, rounds[0]!.samples, load);
+  const histogram = new LatencyHistogram();
+  const samples = rounds.flatMap((r) => r.samples);
+  for (const s of samples) histogram.recordMs(s.latencyMs);
+  let requests = 0;
+  let executions = 0;
+  let cacheHits = 0;
+  let withStats = 0;
+  for (const { step } of rounds) {
+    if (!step.serverStats) continue;
+    withStats++;
+    requests += step.serverStats.requests;
+    executions += step.serverStats.executions;
+    cacheHits += step.serverStats.cacheHits;
+  }
+  const tail = tailOf(samples);
+  const latency = summarizeLatency(histogram);
+  return {
+    load,
+    requests: rounds.reduce((n, r) => n + r.step.requests, 0),
+    errors: rounds.reduce((n, r) => n + r.step.errors.total, 0),
+    throughput: round(rounds.reduce((sum, r) => sum + r.step.throughput, 0) / rounds.length),
+    latencyMs: { p50: latency.p50, p90: latency.p90, p99: latency.p99, max: latency.max },
+    meanMs: meanStages(samples),
+    tailMs: meanStages(tail),
+    tailRequests: tail.length,
+    cacheHitShare: requests + cacheHits > 0 ? round(cacheHits / (requests + cacheHits), 3) : 0,
+    meanBatchSize: withStats > 0 && executions > 0 ? round(requests / executions, 3) : null,
   };
 }
