@@ -6,6 +6,11 @@
  *
  *   flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/doctor.ts      → bench/results/doctor.json
  *
+ * Per target: `caliper bench` of the model folder (3 windows of 2 s, as doctor's "before"), `caliper doctor --apply`,
+ * then, as a user checks the result, `caliper serve DIR` (it serves the new version) and `caliper bench` over 3
+ * windows of 6 s (CONFIRM_WINDOW_FACTOR times the comparison window, the window doctor judges the budget on): the
+ * budget is judged on that separate run. The feature source and the near Redis stay up until it ends.
+ *
  * The MLP has random weights (He init, seed 1): its eval labels are the float model's own answers on Fashion-MNIST
  * test images, so the guard measures how many decisions INT8 changes. Needs redis-server and dataset-fashion-mnist.
  */
@@ -17,6 +22,7 @@ import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
 import type { BenchReport } from '../src/bench/bench-report.ts';
 import type { DoctorReport } from '../src/doctor/doctor-report.ts';
+import { CONFIRM_WINDOW_FACTOR } from '../src/doctor/doctor-session.ts';
 import { readFashionMnist } from '../src/optimize/datasets/idx-reader.ts';
 import { writeModelFile } from '../src/optimize/onnx/model-io.ts';
 import { exportMlp } from '../examples/training/mlp-export.ts';
@@ -39,8 +45,17 @@ async function caliper(args: string[]): Promise<{ stdout: string; stderr: string
   return { stdout, stderr, seconds: Math.round((performance.now() - started) / 100) / 10 };
 }
 
-/** A separate `caliper bench` of a model folder at the doctor's rate and data (Poisson arrivals, as the doctor's). */
-async function benchFolder(modelDir: string, model: string, rate: number, data: string): Promise<BenchReport> {
+/**
+ * A separate `caliper bench` of a model folder at the doctor's rate and data (Poisson arrivals, as the doctor's), as a
+ * user runs it: `caliper serve DIR` (the folder's latest version), then `caliper bench` over 3 windows of `windowS`.
+ */
+async function benchFolder(
+  modelDir: string,
+  model: string,
+  rate: number,
+  data: string,
+  windowS = WINDOW_S,
+): Promise<BenchReport> {
   const server = await startModelServer(modelDir);
   try {
     const { stdout } = await caliper([
@@ -56,7 +71,7 @@ async function benchFolder(modelDir: string, model: string, rate: number, data: 
       '--data',
       data,
       '--duration',
-      String(WINDOW_S),
+      String(windowS),
       '--max-trials',
       '3',
       '--json',
@@ -98,7 +113,7 @@ interface TargetResult {
   doctorAfterP99Ms: number | null;
   appliedVersion: number | null;
   /** `caliper bench` of the model folder after --apply (it serves the new version). */
-  appliedBench: { p99Ms: number; p50Ms: number; throughput: number; errors: number } | null;
+  appliedBench: { p99Ms: number; p50Ms: number; throughput: number; errors: number; requests: number } | null;
   metAfterApply: boolean;
   accuracy: { before?: number; after?: number } | null;
   beforeVsBench: ReturnType<typeof agreement>;
@@ -136,7 +151,10 @@ async function runTarget(
   ]);
   process.stdout.write(doctor.stderr);
   const report = JSON.parse(doctor.stdout) as DoctorReport;
-  const applied = report.applied ? await benchFolder(modelDir, model, rate, data) : undefined;
+  // The budget is judged as doctor judges it: over windows CONFIRM_WINDOW_FACTOR times the comparison window.
+  const applied = report.applied
+    ? await benchFolder(modelDir, model, rate, data, WINDOW_S * CONFIRM_WINDOW_FACTOR)
+    : undefined;
   const appliedStep = applied?.steps[0];
   const kept = report.trials.find((t) => t.outcome === 'kept' && t.guard);
   const beforeVsBench = agreement(report, separate);
@@ -165,6 +183,7 @@ async function runTarget(
           p50Ms: appliedStep.latencyMs.p50,
           throughput: appliedStep.throughput,
           errors: appliedStep.errors.total,
+          requests: appliedStep.requests,
         }
       : null,
     metAfterApply: appliedStep !== undefined && appliedStep.latencyMs.p99 <= budgetMs && appliedStep.errors.total === 0,

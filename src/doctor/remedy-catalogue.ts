@@ -201,6 +201,65 @@ function batchingRemedy(stage: ProfileStage, gain: number): Remedy {
   };
 }
 
+/** Powers of two from 2 up to `limit` (inclusive). */
+const powersOfTwoUpTo = (limit: number): number[] => {
+  const sizes: number[] = [];
+  for (let size = 2; size <= limit; size *= 2) sizes.push(size);
+  return sizes;
+};
+
+/**
+ * Preferred batch sizes, as Triton's: a batch leaves as soon as it holds one of them instead of waiting out the queue
+ * delay. The sizes are the powers of two up to the mean batch the batcher formed under this load (measured), so
+ * the batches it already forms leave without the wait.
+ */
+const preferredSizesRemedy: Remedy = {
+  id: 'preferred-batch-sizes',
+  stage: 'queue',
+  title: 'preferred batch sizes (a batch leaves without waiting out the delay)',
+  expectedGain: (c) => (c.config.batching.enabled && c.config.batching.maxBatchSize > 1 ? 0.4 : 0),
+  async plan(context) {
+    const { batching } = context.config;
+    if (batching.preferredBatchSizes.length > 0)
+      return { kind: 'skip', reason: `preferred_batch_sizes [${batching.preferredBatchSizes.join(', ')}] set already` };
+    const mean = context.profile.meanBatchSize;
+    if (mean === null || mean < 2)
+      return {
+        kind: 'skip',
+        reason: `the batcher forms batches of ${mean === null ? 'unknown size' : mean.toFixed(2)} under this load: no size to prefer`,
+      };
+    const sizes = powersOfTwoUpTo(Math.min(batching.maxBatchSize, 2 ** Math.floor(Math.log2(mean))));
+    return {
+      kind: 'try',
+      change: { edits: [{ path: ['batching', 'preferred_batch_sizes'], value: sizes }] },
+      detail: `batching.preferred_batch_sizes [${sizes.join(', ')}] (mean batch ${mean.toFixed(2)} measured)`,
+    };
+  },
+};
+
+/**
+ * Batched feature lookups: the store fetches a request's rows in one round trip and groups concurrent requests'
+ * lookups. Caliper's Redis store does both already (one pipeline per request, auto-pipelining across requests), and
+ * the in-process store has no round trip, so this entry says so in the report rather than changing anything.
+ */
+const batchedLookupsRemedy: Remedy = {
+  id: 'features-batched-lookups',
+  stage: 'features',
+  title: 'batched feature lookups (one round trip for many keys)',
+  expectedGain: () => 0.3,
+  async plan(context) {
+    const store = context.config.features?.store;
+    if (!store) return { kind: 'skip', reason: 'the model looks up no features' };
+    return {
+      kind: 'skip',
+      reason:
+        store.kind === 'redis'
+          ? "the Redis store already sends a request's lookups as one pipeline and concurrent requests' lookups together (auto-pipelining): the time is the store's round trip"
+          : 'the in-process store has no round trip to batch',
+    };
+  },
+};
+
 /**
  * An in-thread instance runs the model on the server's event loop (onnxruntime-node's run blocks it): requests that
  * arrive meanwhile wait before the pipeline starts timing them, so their wait shows as time outside the server's
@@ -317,8 +376,10 @@ export const REMEDIES: readonly Remedy[] = [
   responseCacheRemedy,
   batchingRemedy('queue', 0.6),
   instancesRemedy('queue', 0.5),
+  preferredSizesRemedy,
   featureRedisRemedy,
   featureTimeoutRemedy,
+  batchedLookupsRemedy,
   workerInstanceRemedy,
 ];
 
