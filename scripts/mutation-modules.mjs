@@ -40,7 +40,11 @@ export const MUTATION_MODULES = {
     mutate: ['src/registry/model-registry.ts'],
     // The SQLite registry, in temporary folders. model-registry-postgres.test.ts runs the same contract on PostgreSQL
     // in `npm test`; here the private PostgreSQL server it starts would be started again for every mutant.
-    testFiles: ['test/registry/model-registry.test.ts', 'test/registry/model-registry-behaviour.test.ts'],
+    testFiles: [
+      'test/registry/model-registry.test.ts',
+      'test/registry/model-registry-behaviour.test.ts',
+      'test/registry/model-registry-serving.test.ts',
+    ],
   },
   'cache-key': {
     mutate: ['src/cache/answer-fingerprint.ts'],
