@@ -6,6 +6,7 @@ const PRE_POSTPROCESS_TESTS = [
   'test/pipeline/pre-postprocess-behaviour.test.ts',
   'test/pipeline/exact-integers-behaviour.test.ts',
   'test/pipeline/tensor-edges-behaviour.test.ts',
+  'test/pipeline/preprocess-tensors-behaviour.test.ts',
 ];
 
 /** @type {Record<string, { mutate: string[], testFiles: string[] }>} */

@@ -206,9 +206,9 @@ class TensorBuilder {
     }
     const widths = spec.columns.map((c) => columnWidth(c, inputs, file));
     this.width = widths.reduce((a, b) => a + b, 0);
-    // An array field's values are named by element (pixels[3]); a one-hot group by its field.
+    // An array field's values are named by element (pixels[3]), whatever its length; a one-hot group by its field.
     this.fieldAt = spec.columns.flatMap((c, i) =>
-      c.kind === 'numeric' && widths[i]! > 1 && inputs.find((input) => input.name === c.field)?.type === 'array'
+      c.kind === 'numeric' && inputs.find((input) => input.name === c.field)?.type === 'array'
         ? Array.from({ length: widths[i]! }, (_, e) => `${c.field}[${e}]`)
         : new Array<string>(widths[i]!).fill(c.field),
     );

@@ -67,10 +67,11 @@ preprocess:
     - { standardize: a, mean: 1, std: 2 }
 postprocess: { out: { output: o } }
 `);
-  const pre = new Preprocessor(c);
+  // Built in each test, so each test's coverage includes the constructor (see transforms.test.ts).
+  const pre = (): Preprocessor => new Preprocessor(c);
 
   it('writes booleans as 1 and 0, categories one-hot, lookups, and every element of an array', () => {
-    const { in: tensor } = pre.run(
+    const { in: tensor } = pre().run(
       [
         { a: 5, flag: true, c: 'q', v: [-1, 1, 3] },
         { a: 1, flag: false, c: 'zz', v: [0, 2, 1.5] },
@@ -101,7 +102,7 @@ postprocess: { out: { output: o } }
   });
 
   it('clears the one-hot block of a reused buffer position: only the category present is 1', () => {
-    const { in: tensor } = pre.run(
+    const { in: tensor } = pre().run(
       [
         { a: 0, flag: false, c: 'r', v: [0, 0, 0] },
         { a: 0, flag: false, c: 'p', v: [0, 0, 0] },

@@ -23,8 +23,10 @@ function message(fn: () => unknown): string {
 }
 
 describe('range errors name the value that does not fit', () => {
-  const pre = new Preprocessor(
-    config(`
+  // Built in each test, so each test's coverage includes the constructor (see transforms.test.ts).
+  const pre = (): Preprocessor =>
+    new Preprocessor(
+      config(`
 name: t
 inputs: { a: { type: number }, c: { type: string }, v: { type: array, length: 3 } }
 preprocess:
@@ -33,13 +35,13 @@ preprocess:
   columns: [{ identity: a }, { one_hot: c, categories: [p, q] }, { identity: v }]
 postprocess: { out: { output: o } }
 `),
-  );
+    );
 
   it('by element for an array field, after the one-hot block, in the row it is in', () => {
-    expect(values(pre.run([{ a: 1, c: 'q', v: [0, 255, 7] }], at).in)).toEqual([1, 0, 1, 0, 255, 7]);
+    expect(values(pre().run([{ a: 1, c: 'q', v: [0, 255, 7] }], at).in)).toEqual([1, 0, 1, 0, 255, 7]);
     expect(
       message(() =>
-        pre.run(
+        pre().run(
           [
             { a: 1, c: 'p', v: [0, 0, 0] },
             { a: 2, c: 'q', v: [1, 300, 2] },
@@ -50,7 +52,9 @@ postprocess: { out: { output: o } }
     ).toBe(
       'CALIPER_INVALID_INPUT: instances[1].v[1]: 300 does not fit preprocess tensor in (uint8: 0 to 255, after rounding)',
     );
-    expect(message(() => pre.run([{ a: -4, c: 'p', v: [0, 0, 0] }], at))).toContain('instances[0].a: -4 does not fit');
+    expect(message(() => pre().run([{ a: -4, c: 'p', v: [0, 0, 0] }], at))).toContain(
+      'instances[0].a: -4 does not fit',
+    );
   });
 });
 

@@ -37,10 +37,12 @@ preprocess:
 postprocess:
   out: { output: o }
 `);
-  const pre = new Preprocessor(c);
+  // Built in each test (not once for the file), so each test's coverage includes the constructor: mutation testing
+  // then runs these tests against the column widths and writers it builds.
+  const pre = (): Preprocessor => new Preprocessor(c);
 
   it('computes every column as documented', () => {
-    const { in: tensor } = pre.run([{ a: 6, b: 15, c: 'y', d: 'q', v: [1, 4], f: true }], noPrefix);
+    const { in: tensor } = pre().run([{ a: 6, b: 15, c: 'y', d: 'q', v: [1, 4], f: true }], noPrefix);
     // a, log1p(a), (a-2)/4, (b-10)/10, clip(b), log1p(b)/10, 3a, one_hot c (3), one_hot d (2), lookup c, lookup d, v (2), f
     const expected = [6, Math.log1p(6), 1, 0.5, 12, Math.log1p(15) / 10, 18, 0, 1, 0, 0, 1, 1, 9, 0.25, 1, 1];
     expect(tensor!.dims).toEqual([1, expected.length]);
@@ -48,7 +50,7 @@ postprocess:
   });
 
   it('maps unknown categories to zeros or the lookup default when configured, and errors otherwise', () => {
-    const { in: tensor } = pre.run([{ a: 0, b: 0, c: 'x', d: 'zzz', v: [0, 0], f: false }], noPrefix);
+    const { in: tensor } = pre().run([{ a: 0, b: 0, c: 'x', d: 'zzz', v: [0, 0], f: false }], noPrefix);
     const values = Array.from(tensor!.data as Float32Array);
     expect(values.slice(10, 12)).toEqual([0, 0]); // one_hot d: unknown → zeros
     expect(values[13]).toBe(-1); // lookup d: unknown → -1
