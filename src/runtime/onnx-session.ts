@@ -1,8 +1,13 @@
-import ort from 'onnxruntime-node';
+import { createRequire } from 'node:module';
+import type ort from 'onnxruntime-node';
 import type { GraphOptimizationLevel } from '../config/model-config.ts';
 import type { ModelSignature, TensorSignature } from './model-signature.ts';
 import { elementTypeOfCode, loadNativeSession, type NativeOrtSession, type OrtValueMetadata } from './ort-adapter.ts';
 import type { ElementType, TensorData, TensorMap } from './tensor.ts';
+
+// Loaded with `require` (CommonJS): an ES import makes Node scan the package's re-exported files for export names
+// (cjs-module-lexer) at every start, about a tenth of a second of CPU.
+const { Tensor: OrtTensor }: typeof ort = createRequire(import.meta.url)('onnxruntime-node');
 
 /** What an ONNX Runtime session needs to be created; plain data so it can cross to a worker thread. */
 export interface SessionSpec {
@@ -25,7 +30,7 @@ function signatureOf(metadata: readonly OrtValueMetadata[]): TensorSignature[] {
 }
 
 function toOrtTensor(tensor: TensorData): ort.Tensor {
-  return new ort.Tensor(tensor.type as ort.Tensor.Type, tensor.data as ort.Tensor.DataType, tensor.dims);
+  return new OrtTensor(tensor.type as ort.Tensor.Type, tensor.data as ort.Tensor.DataType, tensor.dims);
 }
 
 function fromOrtTensor(tensor: ort.Tensor): TensorData {

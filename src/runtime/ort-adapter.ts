@@ -9,9 +9,14 @@
  *    type as an ONNXTensorElementDataType code, shape with -1 for a free dimension, symbolicDimensions),
  *    a synchronous `run(feeds, fetches, runOptions)` answering ort.Tensor values, and `dispose()`.
  */
+import { createRequire } from 'node:module';
 import type ort from 'onnxruntime-node';
-import { binding, initOrt, type Binding } from 'onnxruntime-node/dist/binding.js';
+import type * as OrtBinding from 'onnxruntime-node/dist/binding.js';
+import type { Binding } from 'onnxruntime-node/dist/binding.js';
 import type { ElementType } from './tensor.ts';
+
+// Loaded with `require` (CommonJS): an ES import makes Node scan the package's files for export names at every start.
+const { binding, initOrt }: typeof OrtBinding = createRequire(import.meta.url)('onnxruntime-node/dist/binding.js');
 
 /** One input or output as the binding describes it. */
 export type OrtValueMetadata = Binding.ValueMetadata;

@@ -1,5 +1,5 @@
-import { DuckDBDoubleVector, type DuckDBDataChunk } from '@duckdb/node-api';
-import { duckdbConnection, sqlIdentifier } from '../io/duckdb-engine.ts';
+import type { DuckDBDataChunk } from '@duckdb/node-api';
+import { duckdb, duckdbConnection, sqlIdentifier } from '../io/duckdb-engine.ts';
 import { PARSE_ERROR_COLUMN, scanSql, type ScanSource } from '../io/input-scan.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 
@@ -21,7 +21,7 @@ export function rowRangeSql(source: ScanSource, start: number, end: number): str
 
 function copyColumn(chunk: DuckDBDataChunk, column: number, out: Float64Array, offset: number): void {
   const vector = chunk.getColumnVector(column);
-  if (!(vector instanceof DuckDBDoubleVector)) throw new Error(`columnar batch: column ${column} is not DOUBLE`);
+  if (!(vector instanceof duckdb.DuckDBDoubleVector)) throw new Error(`columnar batch: column ${column} is not DOUBLE`);
   const n = chunk.rowCount;
   for (let r = 0; r < n; r++) out[offset + r] = vector.getItem(r) ?? NaN;
 }

@@ -1,15 +1,9 @@
 import { rename, rm } from 'node:fs/promises';
-import {
-  DOUBLE,
-  DuckDBDataChunk,
-  DuckDBDoubleVector,
-  type DuckDBAppender,
-  type DuckDBConnection,
-} from '@duckdb/node-api';
+import type { DuckDBAppender, DuckDBConnection, DuckDBDataChunk } from '@duckdb/node-api';
 import type { BatchFormat, ParquetCompression } from '../io/batch-format.ts';
 import { rowRangeSql } from './column-batch.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
-import { duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import { duckdb, duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 
 const CHUNK_ROWS = 2048;
@@ -51,8 +45,8 @@ export class ColumnarPartWriter {
     private readonly plan: ColumnarPlan,
     private readonly options: PartWriteOptions,
   ) {
-    this.chunk = DuckDBDataChunk.create(
-      Array.from({ length: plan.predictions.length + 1 }, () => DOUBLE),
+    this.chunk = duckdb.DuckDBDataChunk.create(
+      Array.from({ length: plan.predictions.length + 1 }, () => duckdb.DOUBLE),
       CHUNK_ROWS,
     );
   }
@@ -79,7 +73,8 @@ export class ColumnarPartWriter {
       this.chunk.rowCount = n;
       columns.forEach((values, c) => {
         const vector = this.chunk.getColumnVector(c);
-        if (!(vector instanceof DuckDBDoubleVector)) throw new Error('prediction table: expected DOUBLE vectors');
+        if (!(vector instanceof duckdb.DuckDBDoubleVector))
+          throw new Error('prediction table: expected DOUBLE vectors');
         for (let r = 0; r < n; r++)
           vector.setItem(r, c > 0 && outcome[start + r] !== RowOutcome.Scored ? null : values[start + r]!);
         vector.flush();

@@ -1,9 +1,9 @@
-import { DuckDBTypeId, type DuckDBType } from '@duckdb/node-api';
+import type { DuckDBType, DuckDBTypeId } from '@duckdb/node-api';
 import type { InputFieldSpec, PostprocessFieldSpec, TensorSpec } from '../../config/model-config.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { scalarTransform } from '../../pipeline/preprocess.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
-import { sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import { duckdb, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
 import { PARSE_ERROR_COLUMN, type ScanSource } from '../io/input-scan.ts';
 
 /**
@@ -60,15 +60,15 @@ export interface ColumnarPlan {
 }
 
 const NUMERIC_SOURCES = new Set<DuckDBTypeId>([
-  DuckDBTypeId.TINYINT,
-  DuckDBTypeId.SMALLINT,
-  DuckDBTypeId.INTEGER,
-  DuckDBTypeId.BIGINT,
-  DuckDBTypeId.UTINYINT,
-  DuckDBTypeId.USMALLINT,
-  DuckDBTypeId.UINTEGER,
-  DuckDBTypeId.FLOAT,
-  DuckDBTypeId.DOUBLE,
+  duckdb.DuckDBTypeId.TINYINT,
+  duckdb.DuckDBTypeId.SMALLINT,
+  duckdb.DuckDBTypeId.INTEGER,
+  duckdb.DuckDBTypeId.BIGINT,
+  duckdb.DuckDBTypeId.UTINYINT,
+  duckdb.DuckDBTypeId.USMALLINT,
+  duckdb.DuckDBTypeId.UINTEGER,
+  duckdb.DuckDBTypeId.FLOAT,
+  duckdb.DuckDBTypeId.DOUBLE,
 ]);
 
 const OUTPUT_SQL_TYPES = { double: 'DOUBLE', integer: 'BIGINT', boolean: 'BOOLEAN', string: 'VARCHAR' } as const;
@@ -91,16 +91,16 @@ function fieldColumn(
   if (spec.type === 'number' || spec.type === 'integer') {
     // Text (a CSV column with a value the type sniffer could not read as a number): what does not parse reads as null,
     // so the row takes the row path, which names the text.
-    if (type.typeId === DuckDBTypeId.VARCHAR) return { spec, sql: `TRY_CAST(${id} AS DOUBLE)` };
+    if (type.typeId === duckdb.DuckDBTypeId.VARCHAR) return { spec, sql: `TRY_CAST(${id} AS DOUBLE)` };
     need(NUMERIC_SOURCES.has(type.typeId), `${column} is not a numeric column`);
     return { spec, sql: `CAST(${id} AS DOUBLE)` };
   }
   if (spec.type === 'boolean') {
-    need(type.typeId === DuckDBTypeId.BOOLEAN, `${column} is not a BOOLEAN column`);
+    need(type.typeId === duckdb.DuckDBTypeId.BOOLEAN, `${column} is not a BOOLEAN column`);
     return { spec, sql: `CAST(${id} AS DOUBLE)` };
   }
   need(
-    spec.type === 'string' && type.typeId === DuckDBTypeId.VARCHAR,
+    spec.type === 'string' && type.typeId === duckdb.DuckDBTypeId.VARCHAR,
     `${column} is not a VARCHAR column for a string field`,
   );
   const dictionary = [...new Set([...(spec.enum ?? []), ...categories])];
@@ -235,8 +235,8 @@ export function columnarPlan(
         need(
           c.kind !== 'json' &&
             (NUMERIC_SOURCES.has(type.typeId) ||
-              type.typeId === DuckDBTypeId.BOOLEAN ||
-              type.typeId === DuckDBTypeId.VARCHAR),
+              type.typeId === duckdb.DuckDBTypeId.BOOLEAN ||
+              type.typeId === duckdb.DuckDBTypeId.VARCHAR),
           `kept column ${c.name} is not a plain type`,
         );
         return `TRY_CAST(i.${sqlIdentifier(c.name)} AS ${OUTPUT_SQL_TYPES[c.kind]}) AS ${sqlIdentifier(c.name)}`;

@@ -1,4 +1,4 @@
-import { DuckDBDoubleVector, type DuckDBDataChunk, type DuckDBType } from '@duckdb/node-api';
+import type { DuckDBDataChunk, DuckDBType } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
@@ -8,6 +8,7 @@ import { fetchRows, scoreColumnBatch } from './columnar-part.ts';
 import { ColumnarPartWriter, RowOutcome } from './columnar-part-writer.ts';
 import { columnarPlan, type ColumnarPlan } from './columnar-plan.ts';
 import {
+  duckdb,
   duckdbConnection,
   releaseConsumedChunks,
   sqlIdentifier,
@@ -250,7 +251,8 @@ async function streamParts(
       const n = chunk.rowCount;
       const vectors = Array.from({ length: fieldCount }, (_, c) => {
         const vector = chunk.getColumnVector(c);
-        if (!(vector instanceof DuckDBDoubleVector)) throw new Error(`columnar batch: column ${c} is not DOUBLE`);
+        if (!(vector instanceof duckdb.DuckDBDoubleVector))
+          throw new Error(`columnar batch: column ${c} is not DOUBLE`);
         return vector;
       });
       let taken = 0;

@@ -1,13 +1,6 @@
-import {
-  DuckDBTypeId,
-  type DuckDBConnection,
-  type DuckDBDataChunk,
-  type DuckDBResult,
-  type DuckDBType,
-  type DuckDBValue,
-} from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBDataChunk, DuckDBResult, DuckDBType, DuckDBValue } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
-import { duckdbConnection } from './duckdb-engine.ts';
+import { duckdb, duckdbConnection } from './duckdb-engine.ts';
 import { PARSE_ERROR_COLUMN, scanSql, type ScanSource } from './input-scan.ts';
 import { RowBuffer, type ReadBlock } from './row-buffer.ts';
 import {
@@ -22,22 +15,22 @@ import {
 
 export function kindOf(type: DuckDBType): ColumnKind {
   switch (type.typeId) {
-    case DuckDBTypeId.DOUBLE:
-    case DuckDBTypeId.FLOAT:
-    case DuckDBTypeId.DECIMAL:
+    case duckdb.DuckDBTypeId.DOUBLE:
+    case duckdb.DuckDBTypeId.FLOAT:
+    case duckdb.DuckDBTypeId.DECIMAL:
       return 'double';
-    case DuckDBTypeId.TINYINT:
-    case DuckDBTypeId.SMALLINT:
-    case DuckDBTypeId.INTEGER:
-    case DuckDBTypeId.BIGINT:
-    case DuckDBTypeId.UTINYINT:
-    case DuckDBTypeId.USMALLINT:
-    case DuckDBTypeId.UINTEGER:
-    case DuckDBTypeId.UBIGINT:
+    case duckdb.DuckDBTypeId.TINYINT:
+    case duckdb.DuckDBTypeId.SMALLINT:
+    case duckdb.DuckDBTypeId.INTEGER:
+    case duckdb.DuckDBTypeId.BIGINT:
+    case duckdb.DuckDBTypeId.UTINYINT:
+    case duckdb.DuckDBTypeId.USMALLINT:
+    case duckdb.DuckDBTypeId.UINTEGER:
+    case duckdb.DuckDBTypeId.UBIGINT:
       return 'integer';
-    case DuckDBTypeId.BOOLEAN:
+    case duckdb.DuckDBTypeId.BOOLEAN:
       return 'boolean';
-    case DuckDBTypeId.VARCHAR:
+    case duckdb.DuckDBTypeId.VARCHAR:
       return 'string';
     default:
       return 'json';
@@ -77,7 +70,9 @@ export function sourceRowsOf(
     const kind = kindOf(types[c]!);
     const vector = chunk.getColumnVector(firstColumn + c);
     const simple =
-      (kind === 'double' && types[c]!.typeId !== DuckDBTypeId.DECIMAL) || kind === 'string' || kind === 'boolean';
+      (kind === 'double' && types[c]!.typeId !== duckdb.DuckDBTypeId.DECIMAL) ||
+      kind === 'string' ||
+      kind === 'boolean';
     for (let r = 0; r < n; r++) {
       const value = vector.getItem(pick ? pick[r]! : r);
       if (simple || value === null || (typeof value !== 'object' && typeof value !== 'bigint')) {

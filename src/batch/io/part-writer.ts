@@ -1,17 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import {
-  type DuckDBAppender,
-  DuckDBDataChunk,
-  type DuckDBConnection,
-  type DuckDBType,
-  type DuckDBValue,
-} from '@duckdb/node-api';
-import { BIGINT, BOOLEAN, DOUBLE, VARCHAR } from '@duckdb/node-api';
+import type { DuckDBAppender, DuckDBConnection, DuckDBDataChunk, DuckDBType, DuckDBValue } from '@duckdb/node-api';
 import type { Prediction } from '../../pipeline/postprocess.ts';
 import type { BatchFormat } from './batch-format.ts';
-import { duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
+import { duckdb, duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
 import type { OutputColumn } from '../output-columns.ts';
 import { exactValueOf, type SourceRow } from './source-row.ts';
 import { stringifyExactJson } from '../../runtime/exact-json.ts';
@@ -98,7 +91,13 @@ class TextPartWriter implements PartWriter {
   }
 }
 
-const DUCKDB_TYPES = { double: DOUBLE, integer: BIGINT, boolean: BOOLEAN, string: VARCHAR, json: VARCHAR } as const;
+const DUCKDB_TYPES = {
+  double: duckdb.DOUBLE,
+  integer: duckdb.BIGINT,
+  boolean: duckdb.BOOLEAN,
+  string: duckdb.VARCHAR,
+  json: duckdb.VARCHAR,
+} as const;
 const DUCKDB_SQL_TYPES = {
   double: 'DOUBLE',
   integer: 'BIGINT',
@@ -184,7 +183,7 @@ class ParquetPartWriter implements PartWriter {
         }
         return out;
       });
-      this.chunk ??= DuckDBDataChunk.create(types, CHUNK_ROWS);
+      this.chunk ??= duckdb.DuckDBDataChunk.create(types, CHUNK_ROWS);
       this.chunk.reset();
       this.chunk.rowCount = n;
       this.chunk.setColumns(values);
