@@ -77,6 +77,24 @@ describe('an output assembled at the end: inputs read in place, parts hold only 
     expect(rows).toEqual({ n: 1000 });
   });
 
+  it('--on-error null: a bad row in one 2048-row chunk of a part leaves the rows of the next chunks scored (prediction columns copied into DuckDB chunk by chunk, with their null masks)', async () => {
+    const path = join(root.dir, 'nulls.csv');
+    const lines = ['transaction_id,transaction_amount,merchant_category,time_since_last_txn'];
+    for (let i = 0; i < 5000; i++) lines.push(`${i},${i === 10 || i === 2100 ? -5 : (i % 500) + 1},grocery,${i % 90}`);
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    const output = join(root.dir, 'nulls-out.parquet');
+    const summary = await runLocalBatch(
+      version,
+      await planBatchJob(version, request(version.config.dir, path, output, { partRows: 4096, onError: 'null' })),
+      { start() {}, advance() {}, stop() {} },
+    );
+    expect(summary).toMatchObject({ rows: 5000, outputRows: 5000, errors: 2 });
+    const [check] = await query(
+      `SELECT count(*) FILTER (WHERE fraud_probability IS NULL)::INTEGER AS unscored, count(*) FILTER (WHERE is_fraud IS NULL)::INTEGER AS undecided, list(transaction_id ORDER BY transaction_id) FILTER (WHERE fraud_probability IS NULL)::VARCHAR AS ids FROM read_parquet('${output}')`,
+    );
+    expect(check).toEqual({ unscored: 2, undecided: 2, ids: '[10, 2100]' });
+  });
+
   it('a CSV whose number column holds a word past the type sniffer sample: staged when the reader refuses it, scored once, the word an error row', async () => {
     const path = join(root.dir, 'late-word.csv');
     const lines = ['transaction_id,transaction_amount,merchant_category,time_since_last_txn'];

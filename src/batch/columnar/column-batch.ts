@@ -1,5 +1,5 @@
 import type { DuckDBDataChunk } from '@duckdb/node-api';
-import { duckdb, duckdbConnection, sqlIdentifier } from '../io/duckdb-engine.ts';
+import { duckdbBindings, duckdbConnection, sqlIdentifier } from '../io/duckdb-engine.ts';
 import { PARSE_ERROR_COLUMN, scanSql, type ScanSource } from '../io/input-scan.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 
@@ -19,11 +19,32 @@ export function rowRangeSql(source: ScanSource, start: number, end: number): str
   return `${scanSql(source, true)} WHERE file_row_number >= ${start}${upper}`;
 }
 
-function copyColumn(chunk: DuckDBDataChunk, column: number, out: Float64Array, offset: number): void {
-  const vector = chunk.getColumnVector(column);
-  if (!(vector instanceof duckdb.DuckDBDoubleVector)) throw new Error(`columnar batch: column ${column} is not DOUBLE`);
-  const n = chunk.rowCount;
-  for (let r = 0; r < n; r++) out[offset + r] = vector.getItem(r) ?? NaN;
+/**
+ * A field's SELECT expression as the columnar reads take it: a DOUBLE that is never null (null reads as NaN), so a
+ * chunk's column is copied as one typed array, with no per-value validity checks (copyDoubles).
+ */
+export function doubleOrNaN(sql: string): string {
+  return `coalesce(${sql}, 'NaN'::DOUBLE)`;
+}
+
+/**
+ * Copies rows [from, from + count) of DOUBLE column `column` of `chunk` into `out` at `at`, as one typed-array copy.
+ * The query must not yield nulls in it (doubleOrNaN): a null's slot holds no defined value.
+ */
+export function copyDoubles(
+  chunk: DuckDBDataChunk,
+  column: number,
+  from: number,
+  count: number,
+  out: Float64Array,
+  at: number,
+): void {
+  const vector = duckdbBindings.data_chunk_get_vector(chunk.chunk, column);
+  const type = duckdbBindings.vector_get_column_type(vector);
+  if (duckdbBindings.get_type_id(type) !== duckdbBindings.Type.DOUBLE)
+    throw new Error(`columnar batch: column ${column} is not DOUBLE`);
+  const bytes = duckdbBindings.vector_get_data(vector, (from + count) * Float64Array.BYTES_PER_ELEMENT);
+  out.set(new Float64Array(bytes.buffer, bytes.byteOffset + from * Float64Array.BYTES_PER_ELEMENT, count), at);
 }
 
 /**
@@ -38,7 +59,7 @@ export async function readColumnBatch(
 ): Promise<ColumnBatch> {
   const connection = await duckdbConnection();
   try {
-    const columns = plan.fields.map((f) => f.sql);
+    const columns = plan.fields.map((f) => doubleOrNaN(f.sql));
     if (plan.parseErrors) columns.push(`CAST(${sqlIdentifier(PARSE_ERROR_COLUMN)} IS NOT NULL AS DOUBLE)`);
     const result = await connection.stream(`SELECT ${columns.join(', ')} FROM ${rowRangeSql(plan.source, start, end)}`);
     let capacity = Math.max(expected, 2048);
@@ -55,7 +76,7 @@ export async function readColumnBatch(
           return grown;
         });
       }
-      for (let c = 0; c < values.length; c++) copyColumn(chunk, c, values[c]!, rows);
+      for (let c = 0; c < values.length; c++) copyDoubles(chunk, c, 0, chunk.rowCount, values[c]!, rows);
       rows += chunk.rowCount;
     }
     return { firstRow: start, rows, values: values.map((v) => v.subarray(0, rows)) };

@@ -3,7 +3,7 @@ import type { DuckDBAppender, DuckDBConnection, DuckDBDataChunk } from '@duckdb/
 import type { BatchFormat, ParquetCompression } from '../io/batch-format.ts';
 import { rowRangeSql } from './column-batch.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
-import { duckdb, duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import { duckdb, duckdbBindings, duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 
 const CHUNK_ROWS = 2048;
@@ -64,20 +64,39 @@ export class ColumnarPartWriter {
     return new ColumnarPartWriter(connection, await connection.createAppender(table), table, plan, options);
   }
 
-  /** Appends rows [0, rows) of the prediction columns; NullPrediction and Skipped rows get nulls. */
+  /**
+   * Appends rows [0, rows) of the prediction columns; NullPrediction and Skipped rows get nulls. Each column of each
+   * chunk goes into DuckDB as one copy of its bytes (and one of its validity mask where a row is not scored).
+   */
   append(outcome: Uint8Array, predictions: readonly Float64Array[], rows: number): void {
     const columns = [Float64Array.from(outcome.subarray(0, rows)), ...predictions];
+    const mask = new BigUint64Array(CHUNK_ROWS / 64);
     for (let start = 0; start < rows; start += CHUNK_ROWS) {
       const n = Math.min(CHUNK_ROWS, rows - start);
       this.chunk.reset();
       this.chunk.rowCount = n;
+      let unscored = false;
+      mask.fill(~0n);
+      for (let r = 0; r < n; r++) {
+        if (outcome[start + r] !== RowOutcome.Scored) {
+          mask[r >> 6]! &= ~(1n << BigInt(r & 63));
+          unscored = true;
+        }
+      }
       columns.forEach((values, c) => {
-        const vector = this.chunk.getColumnVector(c);
-        if (!(vector instanceof duckdb.DuckDBDoubleVector))
-          throw new Error('prediction table: expected DOUBLE vectors');
-        for (let r = 0; r < n; r++)
-          vector.setItem(r, c > 0 && outcome[start + r] !== RowOutcome.Scored ? null : values[start + r]!);
-        vector.flush();
+        const vector = duckdbBindings.data_chunk_get_vector(this.chunk.chunk, c);
+        const bytes = Float64Array.BYTES_PER_ELEMENT;
+        duckdbBindings.copy_data_to_vector(
+          vector,
+          0,
+          values.buffer as ArrayBuffer,
+          values.byteOffset + start * bytes,
+          n * bytes,
+        );
+        if (c > 0 && unscored) {
+          duckdbBindings.vector_ensure_validity_writable(vector);
+          duckdbBindings.copy_data_to_vector_validity(vector, 0, mask.buffer, mask.byteOffset, mask.byteLength);
+        }
       });
       this.appender.appendDataChunk(this.chunk);
     }

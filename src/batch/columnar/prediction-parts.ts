@@ -2,13 +2,12 @@ import type { DuckDBDataChunk, DuckDBType } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
-import type { ColumnBatch } from './column-batch.ts';
+import { copyDoubles, doubleOrNaN, type ColumnBatch } from './column-batch.ts';
 import { rowsForRowPath } from './column-validator.ts';
 import { fetchRows, scoreColumnBatch } from './columnar-part.ts';
 import { ColumnarPartWriter, RowOutcome } from './columnar-part-writer.ts';
 import { columnarPlan, type ColumnarPlan } from './columnar-plan.ts';
 import {
-  duckdb,
   duckdbConnection,
   releaseConsumedChunks,
   sqlIdentifier,
@@ -176,9 +175,10 @@ async function streamParts(
   const file = spec.inputs[fileIndex]!;
   const fieldCount = plan.fields.length + (plan.parseErrors ? 1 : 0);
   // NaN for null, so the field vectors need no validity checks; the row path reads nulls as nulls from the row objects.
-  const columns = plan.fields.map((f) => `coalesce(${f.sql}, 'NaN'::DOUBLE)`);
+  const columns = plan.fields.map((f) => doubleOrNaN(f.sql));
   if (plan.parseErrors) columns.push(`CAST(${sqlIdentifier(PARSE_ERROR_COLUMN)} IS NOT NULL AS DOUBLE)`);
   const connection = await duckdbConnection();
+  let committing: Promise<void> | undefined;
   try {
     const result = await connection
       .stream(
@@ -230,7 +230,12 @@ async function streamParts(
         errors: scored.errors,
       };
       layout.writeMeta(meta);
-      await phase('write predictions', () => writer.commitPredictions(layout.partPath(fileIndex, partStart)));
+      // DuckDB's writer instance writes this part while the next one is read and scored: one commit in flight at most
+      // (memory stays flat), parts committed in order, so a kill leaves only whole parts from the file's first row.
+      await committing;
+      const path = layout.partPath(fileIndex, partStart);
+      committing = phase('write predictions', () => writer.commitPredictions(path));
+      committing.catch(() => undefined); // awaited before the next part's commit and at the end
       partStart += fill;
       fill = 0;
       markedRows = [];
@@ -249,12 +254,6 @@ async function streamParts(
       if (!chunk || chunk.rowCount === 0) break;
       if (++chunks % CHUNKS_PER_COLLECTION === 0) releaseConsumedChunks();
       const n = chunk.rowCount;
-      const vectors = Array.from({ length: fieldCount }, (_, c) => {
-        const vector = chunk.getColumnVector(c);
-        if (!(vector instanceof duckdb.DuckDBDoubleVector))
-          throw new Error(`columnar batch: column ${c} is not DOUBLE`);
-        return vector;
-      });
       let taken = 0;
       while (taken < n) {
         const take = Math.min(n - taken, partRows - fill);
@@ -269,11 +268,7 @@ async function streamParts(
           nextMarked.set(marked.subarray(0, fill));
           marked = nextMarked;
         }
-        for (let c = 0; c < fieldCount; c++) {
-          const out = values[c]!;
-          const vector = vectors[c]!;
-          for (let r = 0; r < take; r++) out[fill + r] = vector.getItem(taken + r) ?? NaN;
-        }
+        for (let c = 0; c < fieldCount; c++) copyDoubles(chunk, c, taken, take, values[c]!, fill);
         const view: ColumnBatch = {
           firstRow: partStart + fill,
           rows: take,
@@ -298,7 +293,9 @@ async function streamParts(
     }
     // The last, short part; an empty file still gets its (empty) first part, so the job knows the file is done.
     if (fill > 0 || (!wroteAny && start === 0)) await flush();
+    await committing;
   } finally {
+    await committing?.catch(() => undefined);
     connection.closeSync();
   }
 }

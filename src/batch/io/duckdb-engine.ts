@@ -3,6 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type * as DuckDBApi from '@duckdb/node-api';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import type DuckDBBindings from '@duckdb/node-bindings';
 
 /**
  * @duckdb/node-api (CommonJS), loaded with `require`: an ES `import` of it makes Node scan each of its ~70 re-exported
@@ -10,6 +11,13 @@ import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
  * Batch modules take its values (classes, type constants) from here and its types from `import type`.
  */
 export const duckdb: typeof DuckDBApi = createRequire(import.meta.url)('@duckdb/node-api');
+
+/**
+ * The C API beneath it (@duckdb/node-bindings, the version @duckdb/node-api pins), for bulk access to a vector's data:
+ * `vector_get_data` answers a column of a data chunk as bytes in one call, where the API's vectors answer a value
+ * per call (with a BigInt validity test each).
+ */
+export const duckdbBindings: typeof DuckDBBindings = createRequire(import.meta.url)('@duckdb/node-bindings');
 
 let instance: Promise<DuckDBInstance> | undefined;
 let threads: number | undefined;
