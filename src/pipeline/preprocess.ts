@@ -50,11 +50,9 @@ export function scalarTransform(steps: readonly ScalarStep[]): (x: number) => nu
     }
   });
   if (fns.length === 1) return fns[0]!;
-  return (x) => {
-    let v = x;
-    for (const fn of fns) v = fn(v);
-    return v;
-  };
+  // Composed once into nested calls (the same steps in the same order): a loop over the steps for every value cost
+  // more than the steps themselves on the batch columnar path's millions of values.
+  return fns.reduce((inner, outer) => (x) => outer(inner(x)));
 }
 
 function columnWidth(column: ColumnSpec, inputs: readonly InputFieldSpec[], file: string): number {
