@@ -77,14 +77,14 @@ afterAll(async () => {
   root.remove();
 });
 
-async function submit(output: string): Promise<{ job: string; result: Promise<BatchSummary> }> {
+async function submit(output: string, pollMs = 100): Promise<{ job: string; result: Promise<BatchSummary> }> {
   const version = await loadBatchModel(model);
   const spec = await planBatchJob(
     version,
     request(model, input, output, { partRows: SHARD_ROWS, batchSize: 2000, mode: 'distributed' }),
   );
   await version.unload();
-  const result = runDistributedBatch(spec, silentProgress, { queue: redis.url, pollMs: 100 }) as Promise<BatchSummary>;
+  const result = runDistributedBatch(spec, silentProgress, { queue: redis.url, pollMs }) as Promise<BatchSummary>;
   return { job: spec.id, result };
 }
 
@@ -121,6 +121,17 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     } finally {
       await queue.close();
     }
+  });
+
+  it('the submitter hears each finished shard from the queue: with a ten-minute poll the job still ends as its last shard does', async () => {
+    const output = join(root.dir, 'woken.parquet');
+    const started = Date.now();
+    const { result } = await submit(output, 600_000);
+    const summary = await result;
+    expect(summary).toMatchObject({ rows: ROWS, outputRows: ROWS, errors: 0 });
+    // A submitter that only polled would sleep ten minutes after its first look (the test's limit is one).
+    expect(Date.now() - started).toBeLessThan(50_000);
+    await expectExactlyOnce(output);
   });
 
   it('a worker killed mid-shard loses and duplicates nothing: its shard is retried by the other', async () => {

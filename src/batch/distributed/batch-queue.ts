@@ -1,4 +1,4 @@
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue, QueueEvents, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { CaliperError } from '../../errors.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
@@ -81,8 +81,12 @@ return 0`;
 export class BatchQueue {
   readonly queue: Queue<ShardJobData>;
   readonly redis: Redis;
+  private events: QueueEvents | undefined;
+  /** A shard completed or failed since the last nextShardEvent() returned. */
+  private eventPending = false;
+  private wake: (() => void) | undefined;
 
-  constructor(url: string) {
+  constructor(private readonly url: string) {
     const endpoint = redisEndpoint(url);
     this.redis = new Redis({ ...endpoint, maxRetriesPerRequest: null });
     this.queue = new Queue<ShardJobData>(BATCH_QUEUE, { connection: redisConnection(url) });
@@ -181,7 +185,44 @@ export class BatchQueue {
     };
   }
 
+  /**
+   * Starts listening for shards that complete or fail (BullMQ's queue events, read from Redis as they happen), so
+   * that nextShardEvent() can wake the submitter at once. Call before the first status().
+   */
+  async watchShards(): Promise<void> {
+    if (this.events) return;
+    this.events = new QueueEvents(BATCH_QUEUE, { connection: redisConnection(this.url) });
+    const onEvent = (): void => {
+      this.eventPending = true;
+      this.wake?.();
+    };
+    this.events.on('completed', onEvent);
+    this.events.on('failed', onEvent);
+    await this.events.waitUntilReady();
+  }
+
+  /**
+   * Resolves when a shard (of any job on this queue) has completed or failed since the last call, or after
+   * `timeoutMs` at the latest: a submitter waiting on its job re-reads status() then, instead of polling on a fixed
+   * period, which left a finished job unnoticed for up to a period (a quarter of a second of a one-second job).
+   */
+  nextShardEvent(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        this.eventPending = false;
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      if (this.eventPending) done();
+      else this.wake = done;
+    });
+  }
+
   async close(): Promise<void> {
+    this.wake?.();
+    await this.events?.close();
     await this.queue.close();
     this.redis.disconnect();
   }

@@ -13,6 +13,7 @@ export interface DistributedOptions {
   /** Return after queueing the shards; `caliper batch status JOB` follows the job. */
   detach?: boolean;
   overwrite?: boolean;
+  /** The longest wait between two reads of the job's status (each finished shard wakes the submitter at once). */
   pollMs?: number;
 }
 
@@ -37,6 +38,8 @@ export async function runDistributedBatch(
   const committed = layout.committedParts();
   const queue = new BatchQueue(options.queue);
   try {
+    // Listening before the shards are queued, so that none finishes unheard.
+    if (!options.detach) await queue.watchShards();
     await queue.submit(spec, shards, committed, totalRows, options.attempts ?? 3);
     if (options.detach) return await queue.status(spec.id);
     const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
@@ -56,7 +59,7 @@ export async function runDistributedBatch(
             `batch job ${spec.id}: ${status.failedShards.length} shard(s) failed after retries; shard ${first.shard}: ${first.reason}`,
           );
         }
-        await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
+        await queue.nextShardEvent(options.pollMs ?? 1000);
       }
     } finally {
       progress.stop();
