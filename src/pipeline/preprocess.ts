@@ -224,10 +224,11 @@ class TensorBuilder {
   /** Rows padded to the longest (or to `pad_to`) with the pad value, and the mask of 1 per real position. */
   buildPadded(rows: readonly RequestRow[], prefixOf: (i: number) => string): { tensor: TensorData; mask?: TensorData } {
     const padding = this.spec.padding!;
-    const column = this.spec.columns[0]!;
+    // model.yaml pads only a tensor of one numeric column (parseModelConfig refuses any other).
+    const column = this.spec.columns[0] as Extract<ColumnSpec, { kind: 'numeric' }>;
     const field = column.field;
-    const transform = column.kind === 'numeric' ? scalarTransform(column.steps) : (x: number) => x;
-    const passThrough = column.kind !== 'numeric' || column.steps.every((step) => step.op === 'identity');
+    const transform = scalarTransform(column.steps);
+    const passThrough = column.steps.every((step) => step.op === 'identity');
     const exactRange = EXACT_RANGES[this.spec.dtype];
     const exact = new Map<number, bigint>();
     const lengths = rows.map((row) => (row[field] as number[] | undefined)?.length ?? 0);

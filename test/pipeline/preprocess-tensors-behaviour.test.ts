@@ -94,6 +94,18 @@ postprocess: { out: { output: o } }
 });
 
 describe('padded fields', () => {
+  it('are one numeric column: model.yaml refuses padding on a one-hot or lookup column, or on two columns', () => {
+    for (const column of [
+      '{ one_hot: ids, categories: [a, b] }',
+      '{ lookup: ids, table: { a: 1 } }',
+      '{ identity: ids }, { identity: ids }',
+    ]) {
+      expect(message(() => padded('float32', 'pad: 0,', column))).toBe(
+        'CALIPER_CONFIG_INVALID: model.yaml: preprocess.pad: expected padding only on a tensor of one column, a variable-length array field (min_length/max_length), without shape, got number 0',
+      );
+    }
+  });
+
   it('yield their tensor and, only when attention_mask is set, the mask: no other tensor', () => {
     expect(Object.keys(padded('float32', 'pad: 0,').run([{ ids: [1] }], at))).toEqual(['ids']);
     expect(Object.keys(padded('float32', 'pad: 0, pad_to: 4,').run([{ ids: [1] }], at))).toEqual(['ids']);
