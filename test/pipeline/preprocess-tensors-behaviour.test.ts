@@ -71,6 +71,20 @@ describe('each dtype in its own typed array (what ONNX Runtime reads the bytes a
     }
   });
 
+  it('writes an int64 tensor from an array field of plain integers, a bigint among them exactly', () => {
+    const pre = new Preprocessor(
+      config(`
+name: t
+inputs: { v: { type: array, items: integer, length: 3 } }
+preprocess: { tensor: in, dtype: int64, columns: [{ identity: v }] }
+postprocess: { out: { output: o } }
+`),
+    );
+    expect(pre.run([{ v: [1, -2, 3] }, { v: [4, BIG, 6] } as unknown as RequestRow], at).in!.data).toEqual(
+      BigInt64Array.from([1n, -2n, 3n, 4n, BIG, 6n]),
+    );
+  });
+
   it('keeps uint8 and uint16 values above the signed range', () => {
     expect(Array.from(scalar('uint8').run([{ a: 200 }], at).in!.data as Uint8Array)).toEqual([200]);
     expect(Array.from(scalar('uint16').run([{ a: 60000 }], at).in!.data as Uint16Array)).toEqual([60000]);
