@@ -62,6 +62,10 @@ export function diagnose(profile: StageProfile, budgetMs: number): Diagnosis {
       `${s.stage} takes ${s.tailMs.toFixed(2)} ms of the p99 tail (${Math.round(s.tailShare * 100)}%; mean ${s.meanMs.toFixed(2)} ms over all requests)${s.tailMs > SPORADIC_RATIO * Math.max(s.meanMs, 0.01) ? `: sporadic, ${Math.round(s.tailMs / Math.max(s.meanMs, 0.01))}× its mean in the tail (stalls, e.g. a machine short of CPU)` : ''}`,
   );
   if (!met && profile.errors > 0) findings.unshift(`${profile.errors} requests failed during the measurement`);
+  if (profile.cold && profile.cold.p99Ms > budgetMs)
+    findings.push(
+      `cold start: the first ${profile.cold.requests} answers after the server started had a p99 of ${profile.cold.p99Ms.toFixed(2)} ms (slowest ${profile.cold.maxMs.toFixed(2)} ms), over the budget`,
+    );
   return {
     budgetMs,
     p99Ms: p99,

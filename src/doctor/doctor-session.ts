@@ -14,6 +14,7 @@ import { degradedShare, readFeatureCounters } from './feature-counters.ts';
 import { NO_CHANGE, stackChanges, unifiedDiff, type ModelChange } from './model-change.ts';
 import { REMEDIES, remediesFor, STAGE_ADVICE, type Remedy, type RemedyContext } from './remedy-catalogue.ts';
 import {
+  coldStartOf,
   measureRound,
   measureStages,
   profileOf,
@@ -214,11 +215,15 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       degradedShare: countersBefore && countersAfter ? degradedShare(countersBefore, countersAfter) : undefined,
     };
   };
-  /** The budget's judgement: a fresh server of the change, over CONFIRM_WINDOW_FACTOR times the comparison window. */
-  const confirm = async (served: ServedCandidate): Promise<StageProfile> => {
-    const measured = await served.round(windowMs * CONFIRM_WINDOW_FACTOR);
-    return profileOf(measured.step, measured.samples, options.load);
+  /** A fresh server's first round: its profile, with the cold figures of the warm-up period's answers. */
+  const firstProfile = (measured: StageRound): StageProfile => {
+    const profile = profileOf(measured.step, measured.samples, options.load);
+    const cold = coldStartOf(measured.warmupSamples);
+    return cold ? { ...profile, cold } : profile;
   };
+  /** The budget's judgement: a fresh server of the change, over CONFIRM_WINDOW_FACTOR times the comparison window. */
+  const confirm = async (served: ServedCandidate): Promise<StageProfile> =>
+    firstProfile(await served.round(windowMs * CONFIRM_WINDOW_FACTOR));
 
   // Evaluation data for the accuracy guard goes through the model's own pipeline (request rows), as quantize --model.
   let closeTarget: (() => Promise<void>) | undefined;
@@ -235,8 +240,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   let kept: ServedCandidate | undefined;
   try {
     kept = await serve(NO_CHANGE);
-    const firstRound = await kept.round();
-    const first = { profile: profileOf(firstRound.step, firstRound.samples, options.load) };
+    const first = { profile: firstProfile(await kept.round()) };
     const beforeDiagnosis = diagnose(first.profile, options.budgetMs);
     progress.step(
       `diagnosis: p99 ${first.profile.latencyMs.p99.toFixed(2)} ms (budget ${options.budgetMs} ms)${beforeDiagnosis.met ? ', met' : `; over budget: ${beforeDiagnosis.culprits.join(', ')}`}`,
@@ -399,6 +403,75 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       await search();
       judged = change === judged ? NO_CHANGE : change;
     }
+    // The cold path: when a fresh server's first answers miss the budget, the cold remedies (warm-up), each judged on
+    // a fresh server's first answers against those of the model as kept, over the budget's longer window.
+    for (const remedy of REMEDIES.filter((r) => r.cold && allowed(r))) {
+      const judged = after?.profile ?? first.profile;
+      const coldBefore = judged.cold;
+      if (!coldBefore || coldBefore.p99Ms <= options.budgetMs) break;
+      tried.add(remedy.id);
+      const trialStarted = performance.now();
+      const base = {
+        remedy: remedy.id,
+        stage: remedy.stage,
+        title: remedy.title,
+        p99BeforeMs: coldBefore.p99Ms,
+        p99AfterMs: null,
+        seconds: 0,
+      };
+      const finish = (trial: RemedyTrial): void => {
+        trial.seconds = round((performance.now() - trialStarted) / 1000, 1);
+        trials.push(trial);
+        progress.step(
+          `${remedy.id}: ${trial.outcome}${trial.p99AfterMs !== null ? ` (cold p99 ${trial.p99BeforeMs!.toFixed(2)} → ${trial.p99AfterMs.toFixed(2)} ms)` : ''} — ${trial.detail}`,
+        );
+      };
+      if (performance.now() > deadline) {
+        finish({ ...base, outcome: 'skipped', detail: `--budget-minutes ${options.budgetMinutes} spent` });
+        continue;
+      }
+      const plan = await remedy.plan(contextOf(judged));
+      if (plan.kind !== 'try') {
+        finish({ ...base, outcome: plan.kind === 'skip' ? 'skipped' : 'refused', detail: plan.reason });
+        continue;
+      }
+      await kept?.stop();
+      kept = undefined;
+      const candidate = stackChanges(change, plan.change);
+      let served: ServedCandidate | undefined;
+      let measured: StageProfile;
+      try {
+        served = await serve(candidate);
+        measured = await confirm(served);
+      } catch (error) {
+        await served?.stop();
+        finish({ ...base, outcome: 'dropped', detail: `${plan.detail}: ${(error as Error).message}` });
+        continue;
+      }
+      const coldAfter = measured.cold;
+      const diagnosis = diagnose(measured, options.budgetMs);
+      const trial: RemedyTrial = {
+        ...base,
+        outcome: 'dropped',
+        detail: `${plan.detail}; cold p99 over a fresh server's first ${coldAfter?.requests ?? 0} answers`,
+        p99AfterMs: coldAfter?.p99Ms ?? null,
+        profile: measured,
+      };
+      if (measured.errors > 0) trial.detail += `; ${measured.errors} requests failed`;
+      else if (!coldAfter || coldAfter.p99Ms > coldBefore.p99Ms * (1 - MIN_P99_GAIN))
+        trial.detail += `; the cold p99 did not drop by ${MIN_P99_GAIN * 100}% or more`;
+      else if (!diagnosis.met && diagnose(judged, options.budgetMs).met)
+        trial.detail += '; the warm p99 no longer meets the budget';
+      else {
+        trial.outcome = 'kept';
+        change = candidate;
+        after = { profile: measured, diagnosis };
+      }
+      if (trial.outcome === 'kept') kept = served;
+      else await served.stop();
+      finish(trial);
+    }
+
     const modelYaml = changedConfigText(source, change, source.config.dir);
     return {
       kind: 'caliper-doctor',

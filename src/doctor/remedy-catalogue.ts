@@ -59,6 +59,11 @@ export interface Remedy {
   plan(context: RemedyContext): Promise<RemedyPlan>;
   /** A reason to drop the remedy after measuring it, despite a faster p99. */
   refuseAfter?(evidence: TrialEvidence, context: RemedyContext): string | undefined;
+  /**
+   * A remedy for the cold path (a fresh server's first answers), not for a stage of the warm p99: tried once the
+   * warm search is over, when the cold figure misses the budget, and judged on fresh servers' cold figures.
+   */
+  cold?: true;
 }
 
 /** At most this share of answers may fall back to default features when a remedy shortens the store's timeout. */
@@ -261,6 +266,38 @@ const batchedLookupsRemedy: Remedy = {
 };
 
 /**
+ * Warm-up at the sizes served: each instance runs the model more times at start, at the largest batch the batcher
+ * forms, so the first requests do not pay for ONNX Runtime's first runs at a new shape (allocations, kernel choice).
+ */
+const warmupRemedy: Remedy = {
+  id: 'warmup',
+  stage: 'inference',
+  title: 'warm-up runs at the batch size served',
+  expectedGain: () => 0.5,
+  cold: true,
+  async plan(context) {
+    const { warmup, batching } = context.config;
+    const batchSize = batching.enabled ? batching.maxBatchSize : 1;
+    const runs = Math.max(5, warmup.runs * 2);
+    if (warmup.runs >= 5 && warmup.batchSize >= batchSize)
+      return {
+        kind: 'skip',
+        reason: `warm-up runs ${warmup.runs} times at batch ${warmup.batchSize} already`,
+      };
+    return {
+      kind: 'try',
+      change: {
+        edits: [
+          { path: ['warmup', 'runs'], value: runs },
+          { path: ['warmup', 'batch_size'], value: batchSize },
+        ],
+      },
+      detail: `warmup.runs ${warmup.runs} → ${runs}, warmup.batch_size ${warmup.batchSize} → ${batchSize}`,
+    };
+  },
+};
+
+/**
  * An in-thread instance runs the model on the server's event loop (onnxruntime-node's run blocks it): requests that
  * arrive meanwhile wait before the pipeline starts timing them, so their wait shows as time outside the server's
  * stages (network). A worker-thread instance frees the event loop.
@@ -381,6 +418,7 @@ export const REMEDIES: readonly Remedy[] = [
   featureTimeoutRemedy,
   batchedLookupsRemedy,
   workerInstanceRemedy,
+  warmupRemedy,
 ];
 
 /** Advice for stages no remedy here shortens. */
@@ -393,9 +431,12 @@ export const STAGE_ADVICE: Partial<Record<ProfileStage, string>> = {
   cache: 'the cache lookup is slow: a Redis cache far from the server costs a round trip; use the in-process cache',
 };
 
-/** The remedies for a stage in order of expected gain (largest first); those expected to gain nothing are left out. */
+/**
+ * The remedies for a stage of the warm p99 in order of expected gain (largest first); those expected to gain nothing
+ * and the cold-path ones are left out.
+ */
 export function remediesFor(stage: ProfileStage, context: RemedyContext): Remedy[] {
-  return REMEDIES.filter((r) => r.stage === stage && r.expectedGain(context) > 0).sort(
+  return REMEDIES.filter((r) => r.stage === stage && !r.cold && r.expectedGain(context) > 0).sort(
     (a, b) => b.expectedGain(context) - a.expectedGain(context),
   );
 }

@@ -41,6 +41,26 @@ export interface StageProfile {
   cacheHitShare: number;
   /** Mean requests per model execution (server statistics); 1 without batching. */
   meanBatchSize: number | null;
+  /**
+   * A fresh server's first answers (those of the warm-up period before the windows, left out of every figure
+   * above): the cold path a version's first requests take after it starts. Absent for a server measured already.
+   */
+  cold?: ColdStart;
+}
+
+/** The answers of a fresh server's first warm-up period: how many, their p99 and slowest latency (ms). */
+export interface ColdStart {
+  requests: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** The cold figures of a set of answers; undefined when there are none. */
+export function coldStartOf(samples: readonly RequestSample[]): ColdStart | undefined {
+  if (samples.length === 0) return undefined;
+  const histogram = new LatencyHistogram();
+  for (const s of samples) histogram.recordMs(s.latencyMs);
+  return { requests: samples.length, p99Ms: round(histogram.percentileMs(99)), maxMs: round(histogram.maxMs) };
 }
 
 const TAIL_MIN = 5;
@@ -130,6 +150,8 @@ export interface MeasureOptions {
 export interface StageRound {
   step: StepResult;
   samples: RequestSample[];
+  /** The answers of the warm-up period before the windows (left out of the figures). */
+  warmupSamples: RequestSample[];
 }
 
 /** Drives the load against a running server with Caliper's generator and keeps the measured windows' answers. */
@@ -156,7 +178,12 @@ export async function measureRound(options: MeasureOptions): Promise<StageRound>
     stability: { windows: Math.min(options.windows ?? 3, maxWindows), maxTrials: maxWindows },
   });
   // The warm-up's answers are left out, as the generator leaves them out of its windows.
-  return { step: report.steps[0]!, samples: target.samples.filter((s) => s.at >= startedAt + warmupMs) };
+  const measuredFrom = startedAt + warmupMs;
+  return {
+    step: report.steps[0]!,
+    samples: target.samples.filter((s) => s.at >= measuredFrom),
+    warmupSamples: target.samples.filter((s) => s.at < measuredFrom),
+  };
 }
 
 /** Drives the load against a running server with Caliper's generator and profiles the measured windows. */

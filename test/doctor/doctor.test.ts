@@ -341,6 +341,30 @@ describe('caliper doctor on served models', () => {
     expect(report.after).toBeUndefined();
   }, 120_000);
 
+  it("reads a fresh server's first answers as the cold path and tries warm-up on fresh servers when they miss the budget", async () => {
+    const dir = addModel('cold', heavyConfig('cold'), heavyMatMulModel({ rows: 256, width: 512, lossy: false }));
+    const report = await runDoctor({
+      model: dir,
+      budgetMs: 1,
+      load: { mode: 'concurrency', concurrency: 1 },
+      data: { source: 'rows', documents: heavyRows(100, 9).map(({ x }) => ({ x })) },
+      remedies: ['warmup'],
+      windowMs: 500,
+    });
+    // The warm-up period's answers, left out of the windows, are the cold figure of the fresh server.
+    const cold = report.before.profile.cold!;
+    expect(cold.requests).toBeGreaterThan(0);
+    expect(cold.p99Ms).toBeGreaterThan(1);
+    expect(report.before.diagnosis.findings.some((f) => f.startsWith('cold start: the first'))).toBe(true);
+    // Warm-up tried on a fresh server and judged on its first answers, kept or dropped by the 10% rule.
+    const trial = trialOf(report, 'warmup');
+    expect(trial.detail).toContain('warmup.runs 2 → 5, warmup.batch_size 1 → 1');
+    expect(trial.p99BeforeMs).toBe(cold.p99Ms);
+    expect(trial.p99AfterMs).toBe(trial.profile!.cold!.p99Ms);
+    expect(trial.outcome).toBe(trial.p99AfterMs! <= cold.p99Ms * 0.9 ? 'kept' : 'dropped');
+    if (trial.outcome === 'kept') expect(report.changes.yamlDiff).toContain('+  runs: 5');
+  }, 120_000);
+
   it('names inference for a heavy MatMul, keeps INT8 under the guard, and --apply/--register/--report write what they say', async () => {
     const dir = addModel('heavy', heavyConfig('heavy'), heavyMatMulModel({ rows: 256, width: 512, lossy: false }));
     const rows = heavyRows(200, 5);
