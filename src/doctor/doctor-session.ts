@@ -8,7 +8,7 @@ import { requestSchemaFromOpenApi, requestSchemaOfInputs, synthesizeRequests } f
 import { parseModelConfigText } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
 import { CandidateModel, changedConfigText } from './candidate-model.ts';
-import { diagnose } from './diagnosis.ts';
+import { diagnose, type Diagnosis } from './diagnosis.ts';
 import type { DoctorReport, RemedyTrial } from './doctor-report.ts';
 import { degradedShare, readFeatureCounters } from './feature-counters.ts';
 import { NO_CHANGE, stackChanges, unifiedDiff, type ModelChange } from './model-change.ts';
@@ -80,6 +80,14 @@ interface ServedCandidate {
   /** One measurement (windows as MeasureOptions; default the bench's 3 of 3); later rounds re-warm briefly. */
   round(windowMs?: number, windows?: Pick<MeasureOptions, 'windows' | 'maxWindows'>): Promise<StageRound>;
   stop(): Promise<void>;
+}
+
+/**
+ * The diagnosis the remedy search runs on: against the budget less BUDGET_HEADROOM, so a p99 just within the budget
+ * still has culprits to remedy. The budget itself is judged with `diagnose` on the longer confirmation window.
+ */
+export function searchDiagnosis(profile: StageProfile, budgetMs: number): Diagnosis {
+  return diagnose(profile, budgetMs * (1 - BUDGET_HEADROOM));
 }
 
 const invalid = (message: string): CaliperError => new CaliperError('CALIPER_INVALID_INPUT', message);
@@ -217,7 +225,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   };
   /** A fresh server's first round: its profile, with the cold figures of the warm-up period's answers. */
   const firstProfile = (measured: StageRound): StageProfile => {
-    const profile = profileOf(measured.step, measured.samples, options.load);
+    const profile = profileOf(measured, options.load);
     const cold = coldStartOf(measured.warmupSamples);
     return cold ? { ...profile, cold } : profile;
   };
@@ -278,7 +286,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
      * budget, as in the seed's story), the first untried remedy of the first culprit that has one.
      */
     const nextRemedy = (): Remedy | undefined => {
-      const now = diagnose(current, aimMs);
+      const now = searchDiagnosis(current, options.budgetMs);
       if (now.met) return undefined;
       for (const stage of now.culprits) {
         const remedies = remediesFor(stage, contextOf(current));
@@ -290,7 +298,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       return undefined;
     };
     const pending = (): number =>
-      diagnose(current, aimMs).culprits.reduce(
+      searchDiagnosis(current, options.budgetMs).culprits.reduce(
         (n, stage) => n + remediesFor(stage, contextOf(current)).filter((r) => !tried.has(r.id) && allowed(r)).length,
         0,
       );

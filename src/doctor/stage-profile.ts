@@ -30,6 +30,8 @@ export interface RequestSample {
  */
 export interface StageProfile {
   load: DoctorLoad;
+  /** Seconds of load the figures cover (the measured windows, summed over pooled rounds). */
+  measuredS: number;
   requests: number;
   errors: number;
   throughput: number;
@@ -152,6 +154,8 @@ export interface StageRound {
   samples: RequestSample[];
   /** The answers of the warm-up period before the windows (left out of the figures). */
   warmupSamples: RequestSample[];
+  /** Milliseconds of load the step's figures cover (its combined windows). */
+  measuredMs: number;
 }
 
 /** Drives the load against a running server with Caliper's generator and keeps the measured windows' answers. */
@@ -179,8 +183,10 @@ export async function measureRound(options: MeasureOptions): Promise<StageRound>
   });
   // The warm-up's answers are left out, as the generator leaves them out of its windows.
   const measuredFrom = startedAt + warmupMs;
+  const windows = Math.min(options.windows ?? 3, maxWindows);
   return {
     step: report.steps[0]!,
+    measuredMs: windowMs * windows,
     samples: target.samples.filter((s) => s.at >= measuredFrom),
     warmupSamples: target.samples.filter((s) => s.at < measuredFrom),
   };
@@ -189,17 +195,21 @@ export async function measureRound(options: MeasureOptions): Promise<StageRound>
 /** Drives the load against a running server with Caliper's generator and profiles the measured windows. */
 export async function measureStages(options: MeasureOptions): Promise<StageProfile> {
   const measured = await measureRound(options);
-  return profileOf(measured.step, measured.samples, options.load);
+  return profileOf(measured, options.load);
 }
 
 /** Builds the profile of one bench step from the samples kept over its windows. */
-export function profileOf(step: StepResult, samples: readonly RequestSample[], load: DoctorLoad): StageProfile {
+export function profileOf(
+  { step, samples, measuredMs }: Pick<StageRound, 'step' | 'samples' | 'measuredMs'>,
+  load: DoctorLoad,
+): StageProfile {
   const latencies = samples.map((s) => s.latencyMs).sort((a, b) => a - b);
   const tail = tailOf(samples);
   const stats = step.serverStats;
   const answered = stats ? stats.requests + stats.cacheHits : 0;
   return {
     load,
+    measuredS: round(measuredMs / 1000, 2),
     requests: step.requests,
     errors: step.errors.total,
     throughput: step.throughput,
@@ -224,7 +234,7 @@ export function profileOf(step: StepResult, samples: readonly RequestSample[], l
  * server, compare them under the same drift of the machine's load.
  */
 export function profileOfRounds(rounds: readonly StageRound[], load: DoctorLoad): StageProfile {
-  if (rounds.length === 1) return profileOf(rounds[0]!.step, rounds[0]!.samples, load);
+  if (rounds.length === 1) return profileOf(rounds[0]!, load);
   const histogram = new LatencyHistogram();
   const samples = rounds.flatMap((r) => r.samples);
   for (const s of samples) histogram.recordMs(s.latencyMs);
@@ -243,6 +253,7 @@ export function profileOfRounds(rounds: readonly StageRound[], load: DoctorLoad)
   const latency = summarizeLatency(histogram);
   return {
     load,
+    measuredS: round(rounds.reduce((ms, r) => ms + r.measuredMs, 0) / 1000, 2),
     requests: rounds.reduce((n, r) => n + r.step.requests, 0),
     errors: rounds.reduce((n, r) => n + r.step.errors.total, 0),
     throughput: round(rounds.reduce((sum, r) => sum + r.step.throughput, 0) / rounds.length),

@@ -12,10 +12,10 @@ import { startModelServer } from '../../src/bench/model-server-process.ts';
 import type { RequestData } from '../../src/bench/request-data.ts';
 import { diagnose } from '../../src/doctor/diagnosis.ts';
 import type { DoctorReport } from '../../src/doctor/doctor-report.ts';
-import { BUDGET_HEADROOM, repeatShareOf, runDoctor } from '../../src/doctor/doctor-session.ts';
+import { repeatShareOf, runDoctor, searchDiagnosis } from '../../src/doctor/doctor-session.ts';
 import { applyYamlEdits, unifiedDiff } from '../../src/doctor/model-change.ts';
 import { REMEDIES, remediesFor, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
-import { measureStages, type StageProfile } from '../../src/doctor/stage-profile.ts';
+import type { StageProfile } from '../../src/doctor/stage-profile.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { startPrivateRedis } from '../support/redis-server.ts';
 import { TempModelRepository } from '../support/temp-models.ts';
@@ -29,19 +29,16 @@ import { featureScoreModel, heavyMatMulModel, heavyRows, startDelayProxy } from 
 const exec = promisify(execFile);
 const bin = join(import.meta.dirname, '../../bin/caliper.js');
 const STORE_DELAY_MS = 60;
-/** A store so slow that its lookups are nearly all of p99: a budget just above that p99 is met without headroom. */
-const SLOW_STORE_DELAY_MS = 300;
 const USERS = 50;
 
 const repo = new TempModelRepository();
 const work = mkdtempSync(join(tmpdir(), 'caliper-doctor-test-'));
 let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
 let proxy: Awaited<ReturnType<typeof startDelayProxy>>;
-let slowProxy: Awaited<ReturnType<typeof startDelayProxy>>;
 let featureModelDir: string;
 
 /** The feature-score model reading its store at `url`. */
-const scoredConfig = (name: string, url: string, timeoutMs = 1000) => ({
+const scoredConfig = (name: string, url: string) => ({
   name,
   inputs: { amount: { type: 'number', minimum: 0 }, user_id: { type: 'string', required: false } },
   features: {
@@ -49,7 +46,7 @@ const scoredConfig = (name: string, url: string, timeoutMs = 1000) => ({
     url,
     key: 'user:{user_id}',
     fields: { user_score: { type: 'number', default: 0 } },
-    timeout_ms: timeoutMs,
+    timeout_ms: 1000,
   },
   preprocess: { tensor: 'features', columns: [{ identity: 'amount' }, { identity: 'user_score' }] },
   postprocess: { score: { output: 'score', index: 0 } },
@@ -74,13 +71,11 @@ beforeAll(async () => {
   for (let u = 0; u < USERS; u++) await client.hset(`user:u${u}`, 'user_score', String(u / USERS));
   client.disconnect();
   proxy = await startDelayProxy(redis.port, STORE_DELAY_MS);
-  slowProxy = await startDelayProxy(redis.port, SLOW_STORE_DELAY_MS);
   featureModelDir = addModel('scored', scoredConfig('scored', `redis://127.0.0.1:${proxy.port}`), featureScoreModel());
 }, 60_000);
 
 afterAll(async () => {
   await proxy?.close();
-  await slowProxy?.close();
   await redis?.dispose();
   repo.remove();
   rmSync(work, { recursive: true, force: true });
@@ -108,6 +103,7 @@ const trialOf = (report: DoctorReport, id: string) => {
 describe('diagnosis and remedy order (figures given)', () => {
   const profile = (tail: Record<string, number>, p99: number): StageProfile => ({
     load: { mode: 'concurrency', concurrency: 1 },
+    measuredS: 3,
     requests: 100,
     errors: 0,
     throughput: 10,
@@ -127,6 +123,14 @@ describe('diagnosis and remedy order (figures given)', () => {
     expect(seed.culprits).toEqual(['inference', 'features']);
     expect(seed.findings[0]).toMatch(/^inference takes 30\.00 ms of the p99 tail \(43%/);
     expect(diagnose(profile({ inference: 30 }, 35), 50)).toMatchObject({ met: true, culprits: [] });
+  });
+
+  it('searches on while p99 is within the budget by less than 20%: the budget is judged later, over longer windows', () => {
+    const close = profile({ features: 5, inference: 40 }, 45);
+    expect(diagnose(close, 50).met).toBe(true);
+    // 45 ms against 50 is met, but a p99 that close misses on the next run about as often: the search goes on.
+    expect(searchDiagnosis(close, 50)).toMatchObject({ met: false, culprits: ['inference'] });
+    expect(searchDiagnosis(profile({ inference: 35 }, 39), 50)).toMatchObject({ met: true, culprits: [] });
   });
 
   it('orders the inference remedies by expected gain: INT8 static, INT8 dynamic, threads, instances, batching, FP16', () => {
@@ -228,55 +232,14 @@ describe('caliper doctor on served models', () => {
       report.before.profile.meanMs.features! - STORE_DELAY_MS / 2,
     );
     expect(report.after!.profile.latencyMs.p99).toBeLessThan(report.before.profile.latencyMs.p99);
+    // The budget is judged over longer windows than the comparison's rounds: 3 windows of 3 × 0.6 s against 2 of 0.6.
+    expect(trial.profile!.measuredS).toBe(1.2);
+    expect(report.after!.profile.measuredS).toBe(5.4);
     expect(report.changes.yamlDiff).toContain(`+  url: ${redis.url}/1`);
     // The values really are in the near Redis (database 1), copied from the slow one.
     const near = new Redis(`${redis.url}/1`);
     expect(await near.hget('user:u7', 'user_score')).toBe(String(7 / USERS));
     near.disconnect();
-  }, 120_000);
-
-  it('keeps trying while p99 is within the budget by less than the headroom, and judges the budget over longer windows', async () => {
-    const dir = addModel(
-      'scored_slow',
-      // A timeout past the store's delay: every lookup waits for the store (none falls back to defaults).
-      scoredConfig('scored_slow', `redis://127.0.0.1:${slowProxy.port}`, 20 * SLOW_STORE_DELAY_MS),
-      featureScoreModel(),
-    );
-    const load = { mode: 'concurrency', concurrency: 8 } as const;
-    // The budget: 12% over the p99 measured first, so p99 is within it but not BUDGET_HEADROOM under it.
-    const server = await startModelServer(dir);
-    let budgetMs: number;
-    try {
-      const first = await measureStages({
-        url: server.url,
-        model: 'scored_slow',
-        data: featureRequests,
-        load,
-        windowMs: 1000,
-      });
-      budgetMs = Math.round(first.latencyMs.p99 * 1.12);
-    } finally {
-      await server.stop();
-    }
-    const report = await runDoctor({
-      model: dir,
-      budgetMs,
-      load,
-      data: featureRequests,
-      featureRedis: `${redis.url}/2`,
-      remedies: ['features-redis'],
-      windowMs: 1000,
-    });
-    expect(report.before.profile.tailMs.features).toBeGreaterThanOrEqual(SLOW_STORE_DELAY_MS);
-    expect(report.before.profile.latencyMs.p99).toBeGreaterThan(budgetMs * (1 - BUDGET_HEADROOM));
-    expect(report.before.diagnosis.met).toBe(true);
-    // The doctor went on: the features stage, the near Redis, kept.
-    const trial = trialOf(report, 'features-redis');
-    expect(trial.outcome).toBe('kept');
-    expect(report.after!.diagnosis.met).toBe(true);
-    expect(report.after!.profile.latencyMs.p99).toBeLessThan(budgetMs * (1 - BUDGET_HEADROOM));
-    // The budget was judged over longer windows than the comparison's rounds: several times their answers.
-    expect(report.after!.profile.requests).toBeGreaterThan(2 * trial.profile!.requests);
   }, 120_000);
 
   it('drops a shorter store timeout that only hides the slow store: the answers would fall back to defaults', async () => {
