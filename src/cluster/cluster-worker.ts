@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler, RouteOptions } from 'fastify';
 import { CaliperError, type CaliperErrorCode } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import type { StatisticsSource } from '../observability/model-statistics.ts';
@@ -146,73 +146,80 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
       ),
   };
 
-  const prepare = async (prepared: PreparedServer): Promise<void> => {
-    const { app, repository, observability, follower } = prepared;
-    app.addHook('onRequest', (_request, reply, done) => {
-      reply.header(WORKER_HEADER, String(slot));
-      done();
-    });
-    // Ready only when every worker is: the others not serving and ready count as models still loading.
-    repository.addFollowedSource(() => ({
-      failures: [],
-      loading: countOthers ? channel.notReady.filter((s) => s !== slot).length : 0,
-    }));
-
-    // Callback-style hooks that return at once on every other route: inference pays no promise for them.
-    app.addHook('preHandler', (request, reply, done) => {
-      const route = request.routeOptions.url;
-      if (route === undefined || !(GATHERED_ROUTES.has(route) || FANNED_OUT_ROUTES.has(route))) return done();
+  const answerForCluster = async (request: FastifyRequest, reply: FastifyReply, route: string): Promise<void> => {
+    const kind = GATHERED_ROUTES.get(route);
+    if (kind !== undefined) {
+      const params = request.params as CollectArgs;
+      const args: CollectArgs = {
+        ...(params.name !== undefined ? { name: params.name } : {}),
+        ...(params.version !== undefined ? { version: params.version } : {}),
+      };
+      if (kind === 'metrics') {
+        const merged = await mergeMetrics(await gather<MetricsPart>(kind, args));
+        reply.type(merged.contentType).send(merged.text);
+      } else if (kind === 'stats') reply.send(await statistics.stats(args.name, args.version));
+      else reply.send(mergeSlaStatus(await gather<SlaPart>(kind, args)));
+      return;
+    }
+    if (request.headers[APPLY_HEADER] !== secret) {
+      const control: ControlRequest = {
+        method: 'POST',
+        url: request.url,
+        headers: {
+          ...(request.headers.authorization !== undefined ? { authorization: request.headers.authorization } : {}),
+          'content-type': 'application/json',
+        },
+        ...(request.body !== undefined ? { payload: JSON.stringify(request.body) } : {}),
+      };
+      const answers = await channel.ask<ControlAnswer[]>({ type: 'fanout', request: control }, CONTROL_TIMEOUT_MS);
+      // Every worker's answer agrees when all succeeded: this worker's is sent; otherwise the first failure.
+      const chosen = answers.find((a) => a.statusCode >= 300) ?? answers.find((a) => a.slot === slot) ?? answers[0];
+      if (!chosen) throw new CaliperError('CALIPER_INTERNAL', 'no worker applied the request');
+      if (chosen.statusCode >= 300) reply.header('x-caliper-failed-worker', String(chosen.slot));
+      reply.code(chosen.statusCode).type(chosen.contentType).send(chosen.body);
+    }
+  };
+  /** Answers a gathered or fanned-out route for the whole server (a route-level preHandler of those routes only). */
+  const answerForClusterHook =
+    (route: string): preHandlerHookHandler =>
+    (request, reply, done) => {
       answerForCluster(request, reply, route).then(
         () => {
           if (!reply.sent) done();
         },
         (error: Error) => done(error),
       );
-    });
-    const answerForCluster = async (request: FastifyRequest, reply: FastifyReply, route: string): Promise<void> => {
-      const kind = GATHERED_ROUTES.get(route);
-      if (kind !== undefined) {
-        const params = request.params as CollectArgs;
-        const args: CollectArgs = {
-          ...(params.name !== undefined ? { name: params.name } : {}),
-          ...(params.version !== undefined ? { version: params.version } : {}),
-        };
-        if (kind === 'metrics') {
-          const merged = await mergeMetrics(await gather<MetricsPart>(kind, args));
-          reply.type(merged.contentType).send(merged.text);
-        } else if (kind === 'stats') reply.send(await statistics.stats(args.name, args.version));
-        else reply.send(mergeSlaStatus(await gather<SlaPart>(kind, args)));
-        return;
-      }
-      if (FANNED_OUT_ROUTES.has(route) && request.headers[APPLY_HEADER] !== secret) {
-        const control: ControlRequest = {
-          method: 'POST',
-          url: request.url,
-          headers: {
-            ...(request.headers.authorization !== undefined ? { authorization: request.headers.authorization } : {}),
-            'content-type': 'application/json',
-          },
-          ...(request.body !== undefined ? { payload: JSON.stringify(request.body) } : {}),
-        };
-        const answers = await channel.ask<ControlAnswer[]>({ type: 'fanout', request: control }, CONTROL_TIMEOUT_MS);
-        // Every worker's answer agrees when all succeeded: this worker's is sent; otherwise the first failure.
-        const chosen = answers.find((a) => a.statusCode >= 300) ?? answers.find((a) => a.slot === slot) ?? answers[0];
-        if (!chosen) throw new CaliperError('CALIPER_INTERNAL', 'no worker applied the request');
-        if (chosen.statusCode >= 300) reply.header('x-caliper-failed-worker', String(chosen.slot));
-        reply.code(chosen.statusCode).type(chosen.contentType).send(chosen.body);
-      }
     };
-    app.addHook('onSend', (request, reply, payload, done) => {
-      const route = request.routeOptions.url;
-      if (route === undefined || !REGISTRY_ROUTES.has(route) || reply.statusCode >= 300) return done(null, payload);
-      channel.ask({ type: 'sync-all' }, CONTROL_TIMEOUT_MS).then(
-        () => done(null, payload),
-        (error: Error) => {
-          logger.warn(`not every worker read the registry again: ${error.message}`);
-          done(null, payload);
-        },
-      );
-    });
+  /** After a registry change succeeded, every worker reads the registry again before the answer leaves. */
+  const syncAllHook: onSendHookHandler = (_request, reply, payload, done) => {
+    if (reply.statusCode >= 300) return done(null, payload);
+    channel.ask({ type: 'sync-all' }, CONTROL_TIMEOUT_MS).then(
+      () => done(null, payload),
+      (error: Error) => {
+        logger.warn(`not every worker read the registry again: ${error.message}`);
+        done(null, payload);
+      },
+    );
+  };
+  /**
+   * Hooks only the routes answered for the whole server (gathered, fanned out, registry changes): an inference
+   * request runs no hook of the cluster's (the x-caliper-worker header is set with x-request-id).
+   */
+  const onRoute = (route: RouteOptions): void => {
+    const withHook = <T>(existing: T | T[] | undefined, hook: T): T[] =>
+      existing === undefined ? [hook] : Array.isArray(existing) ? [...existing, hook] : [existing, hook];
+    if (GATHERED_ROUTES.has(route.url) || FANNED_OUT_ROUTES.has(route.url))
+      route.preHandler = withHook(route.preHandler, answerForClusterHook(route.url));
+    if (REGISTRY_ROUTES.has(route.url)) route.onSend = withHook(route.onSend, syncAllHook);
+  };
+
+  const prepare = async (prepared: PreparedServer): Promise<void> => {
+    const { app, repository, observability, follower } = prepared;
+    // Ready only when every worker is: the others not serving and ready count as models still loading.
+    repository.addFollowedSource(() => ({
+      failures: [],
+      loading: countOthers ? channel.notReady.filter((s) => s !== slot).length : 0,
+    }));
 
     channel.onQuestion(async (question) => {
       if (question.type === 'sync') {
@@ -317,6 +324,8 @@ export async function runClusterWorker(options: ServeOptions, settings: ClusterW
       ...(grpcPortEnv !== undefined ? { grpcPort: Number(grpcPortEnv) } : {}),
       statistics,
       prepare,
+      responseHeaders: { [WORKER_HEADER]: String(slot) },
+      onRoute,
     });
   } catch (error) {
     logger.error(`worker ${slot} takes no traffic: ${(error as Error).message}`);

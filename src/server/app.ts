@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import type { ModelRepository } from '../lifecycle/model-repository.ts';
 import type { RegistryFollower } from '../lifecycle/registry-follower.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -37,6 +37,13 @@ export interface ServerOptions {
   follower?: RegistryFollower;
   /** The model folders served, for /v2/repository/models/{name}/load. */
   paths?: readonly string[];
+  /** Set on every response, by the onRequest hook that sets x-request-id (a `serve --workers` worker: its slot). */
+  responseHeaders?: Readonly<Record<string, string>>;
+  /**
+   * Called for each route as it is registered: may add route-level hooks (a `serve --workers` worker hooks only the
+   * routes it answers for the whole server, so no other request runs a hook for it).
+   */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface CaliperServer {
@@ -77,8 +84,10 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
   );
 
   // Every response names its request id (logged with any error about it), given or generated.
+  const responseHeaders = options.responseHeaders;
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    if (responseHeaders !== undefined) reply.headers(responseHeaders);
     // While draining, each answer closes its keep-alive connection so shutdown does not wait for idle clients.
     if (observer.closing) reply.header('connection', 'close');
     done();
@@ -90,7 +99,9 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
 
   // Every route the server answers, for the OpenAPI document (so a route added later is never left undocumented).
   const routeTable: RegisteredRoute[] = [];
+  const onRoute = options.onRoute;
   app.addHook('onRoute', (route) => {
+    onRoute?.(route);
     routeTable.push({
       method: route.method,
       url: route.url,

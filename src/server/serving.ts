@@ -6,7 +6,7 @@ import { parseModelUri } from '../registry/model-uri.ts';
 import type { AuthSettings } from './auth.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import type { StatisticsSource } from '../observability/model-statistics.ts';
-import type { CaliperServer } from './app.ts';
+import type { CaliperServer, ServerOptions } from './app.ts';
 import type { GrpcInferenceServer } from './grpc/grpc-server.ts';
 import { ConnectionDrain } from './connection-drain.ts';
 
@@ -53,6 +53,10 @@ export interface ServeOptions {
   prepare?: (server: PreparedServer) => Promise<void> | void;
   /** What gRPC ModelStatistics answers (default: this process's statistics; a `serve --workers` worker: all merged). */
   statistics?: StatisticsSource;
+  /** Headers set on every HTTP response (see ServerOptions.responseHeaders). */
+  responseHeaders?: ServerOptions['responseHeaders'];
+  /** Called for each HTTP route as it is registered (see ServerOptions.onRoute). */
+  onRoute?: ServerOptions['onRoute'];
 }
 
 /** The server as `prepare` sees it: built, not yet listening. */
@@ -138,6 +142,8 @@ export async function startServing(options: ServeOptions): Promise<RunningServer
     auth: options.auth,
     paths: options.paths,
     ...(follower ? { follower } : {}),
+    ...(options.responseHeaders !== undefined ? { responseHeaders: options.responseHeaders } : {}),
+    ...(options.onRoute !== undefined ? { onRoute: options.onRoute } : {}),
   });
   if (follower) {
     const registryFollower = follower;
