@@ -1,37 +1,60 @@
 /*
  * `caliper serve --workers N` on this machine (issue 22 targets), as ratios measured in the same run.
  *
- *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 3] [--rounds 3] [--connections 16] [--rate 250] [--workers 1,2]
+ *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--rounds 3] [--connections 16]
+ *     [--rates 250,1000,4000] [--workers 1,2] [--layout split|shared] [--no-closed] [--max-queue-delay-us N]
+ *     [--cpu-prof DIR] [--out FILE]
  *
- * For each round, in turn for each worker count (1 = one process, no primary): start `caliper serve` on the fraud
- * model (response cache off, 512 distinct transactions, so every request runs the model), run a closed loop of
- * keep-alive connections from this process (node:http, one connection per Agent) for `--warmup` seconds (3) and
- * `--seconds` measured, and record: requests/s, p50/p99, the server's CPU time per request (primary and workers,
- * all threads, from /proc), each worker's CPU, each worker's share of the requests (x-caliper-worker) and the
- * load generator's own CPU; then, at one fixed request rate (--rate, autocannon) for every worker count, the server's
- * CPU per request and the mean batch size again. The load generator is not pinned: on a 2-core machine it shares the cores with the
- * workers, as the issue asks. Results: bench/results/workers.json.
+ * The load generator (this process, every thread) is pinned to the last core. `--layout split` (default) pins the
+ * server (primary and workers) to the other cores, so one worker and two workers get the same cores and the generator
+ * never takes their CPU; `shared` lets the server use every core, the generator's included.
+ *
+ * For each round, in turn for each worker count (1 = one process, no primary; the order alternates by round):
+ * start `caliper serve` on the fraud model (response cache off, 512 distinct transactions, so every request runs the
+ * model); measure it idle (`--idle` s: CPU per process and wake-ups); then at each offered rate (`--rates`, open loop:
+ * Poisson arrivals sent over `--connections` keep-alive connections opened one after another, so the primary hands
+ * half to each worker) and in a closed loop (the same connections, each sending its next request once answered): the
+ * server's CPU per request (from /proc, every thread; the primary and each worker apart; tsx's esbuild service, which
+ * exists only in a source checkout, left out), the generator's own CPU, mean rows per model run, each worker's share.
+ * Medians over rounds; ratios per round, then their median. Results: bench/results/workers.json.
  */
-import autocannon from 'autocannon';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../src/system/free-port.ts';
-import { usableCores } from '../src/system/usable-cores.ts';
 import { numberOption } from './bench-options.ts';
-import { cpuSeconds } from './process-cpu.ts';
 
 const root = join(import.meta.dirname, '..');
 const SECONDS = numberOption('--seconds', 8);
-const WARMUP_SECONDS = numberOption('--warmup', 3);
+const WARMUP_SECONDS = numberOption('--warmup', 2);
+const IDLE_SECONDS = numberOption('--idle', 4);
 const ROUNDS = numberOption('--rounds', 3);
 const CONNECTIONS = numberOption('--connections', 16);
-const RATE = numberOption('--rate', 250);
-const workersArg = process.argv.indexOf('--workers');
-const WORKER_COUNTS = (workersArg >= 0 ? process.argv[workersArg + 1]! : '1,2').split(',').map(Number);
+const listOption = (name: string, fallback: string): number[] => {
+  const i = process.argv.indexOf(name);
+  return (i >= 0 ? process.argv[i + 1]! : fallback).split(',').map(Number);
+};
+const RATES = listOption('--rates', '250,1000,4000');
+const WORKER_COUNTS = listOption('--workers', '1,2');
+const layoutArg = process.argv.indexOf('--layout');
+const LAYOUT = layoutArg >= 0 ? process.argv[layoutArg + 1]! : 'split';
+if (LAYOUT !== 'split' && LAYOUT !== 'shared') throw new Error(`--layout: split or shared, got ${LAYOUT}`);
 const dataDir = join(root, 'bench/data/workers');
+const delayArg = process.argv.indexOf('--max-queue-delay-us');
+/** Overrides the model's batching.max_queue_delay_us (0: a batch leaves with what has arrived, no wait). */
+const MAX_QUEUE_DELAY_US = delayArg >= 0 ? Number(process.argv[delayArg + 1]) : undefined;
+const CLOSED_LOOP = !process.argv.includes('--no-closed');
+const profArg = process.argv.indexOf('--cpu-prof');
+/** A folder for V8 CPU profiles of every server process (one file per process, written when it exits). */
+const CPU_PROF_DIR = profArg >= 0 ? process.argv[profArg + 1] : undefined;
+
+const CORES = availableParallelism();
+const GENERATOR_CORE = CORES - 1;
+const SERVER_CORES = LAYOUT === 'split' && CORES > 1 ? `0-${CORES - 2}` : `0-${CORES - 1}`;
+// Every thread of this process (libuv's pool, V8's) on the generator's core.
+execFileSync('taskset', ['-a', '-p', '-c', String(GENERATOR_CORE), String(process.pid)], { stdio: 'ignore' });
 
 const CATEGORIES = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'];
 const BODIES = Array.from({ length: 512 }, (_, i) =>
@@ -47,7 +70,9 @@ function modelRepository(): string {
   const dir = join(dataDir, 'fraud_detector');
   mkdirSync(dir, { recursive: true });
   cpSync(join(root, 'examples/fraud-detector/1'), join(dir, '1'), { recursive: true });
-  const yaml = readFileSync(join(root, 'examples/fraud-detector/model.yaml'), 'utf8').replace(/^cache:.*$/m, '');
+  let yaml = readFileSync(join(root, 'examples/fraud-detector/model.yaml'), 'utf8').replace(/^cache:.*$/m, '');
+  if (MAX_QUEUE_DELAY_US !== undefined)
+    yaml = yaml.replace(/max_queue_delay_us: \d+/, `max_queue_delay_us: ${MAX_QUEUE_DELAY_US}`);
   writeFileSync(join(dir, 'model.yaml'), yaml);
   return dataDir;
 }
@@ -65,28 +90,89 @@ async function waitReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`${url} not ready`);
 }
 
-/** Every process of the server: the one process, or the primary and its workers. */
-function serverPids(pid: number): number[] {
+const readProc = (path: string): string | undefined => {
   try {
-    const children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-    return [pid, ...children];
-  } catch {
-    return [pid];
-  }
-}
-
-function slotOf(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/environ`, 'utf8')
-      .split('\0')
-      .find((e) => e.startsWith('CALIPER_WORKER_SLOT='))
-      ?.split('=')[1];
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
+};
+
+/** A process of the server: the primary (or the one process), a worker (by slot), or tsx's esbuild service. */
+interface ServerProcess {
+  pid: number;
+  role: 'primary' | 'worker' | 'esbuild';
+  slot?: string;
+}
+
+/** Every process under `pid` (it included), with its role. */
+function serverProcesses(pid: number, workers: number): ServerProcess[] {
+  const out: ServerProcess[] = [];
+  const visit = (p: number, depth: number): void => {
+    const comm = readProc(`/proc/${p}/comm`)?.trim();
+    if (comm === undefined) return;
+    if (comm === 'esbuild') out.push({ pid: p, role: 'esbuild' });
+    else if (depth === 0)
+      out.push({ pid: p, role: workers > 1 ? 'primary' : 'worker', ...(workers > 1 ? {} : { slot: '-' }) });
+    else {
+      const slot = readProc(`/proc/${p}/environ`)
+        ?.split('\0')
+        .find((e) => e.startsWith('CALIPER_WORKER_SLOT='))
+        ?.split('=')[1];
+      out.push({ pid: p, role: slot !== undefined ? 'worker' : 'esbuild', ...(slot !== undefined ? { slot } : {}) });
+    }
+    let children: number[] = [];
+    try {
+      children = execFileSync('pgrep', ['-P', String(p)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    } catch {
+      // no children
+    }
+    for (const c of children) visit(c, depth + 1);
+  };
+  visit(pid, 0);
+  return out;
+}
+
+/** CPU seconds (all threads) and wake-ups (voluntary context switches, all threads) of a process so far. */
+interface ProcessSample {
+  cpu: number;
+  wakeups: number;
+}
+
+function sampleProcess(pid: number): ProcessSample {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (stat === undefined) return { cpu: 0, wakeups: 0 };
+  const fields = stat.replace(/^.*\) /, '').split(' ');
+  let wakeups = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const status = readProc(`/proc/${pid}/task/${tid}/status`);
+      const m = status && /^voluntary_ctxt_switches:\s+(\d+)/m.exec(status);
+      if (m) wakeups += Number(m[1]);
+    }
+  } catch {
+    // exited
+  }
+  return { cpu: (Number(fields[11]) + Number(fields[12])) / 100, wakeups };
+}
+
+/** CPU and wake-ups of every server process over a window: start() then stop(). */
+function meter(processes: ServerProcess[]): { stop(): Map<number, ProcessSample> } {
+  const before = new Map(processes.map((p) => [p.pid, sampleProcess(p.pid)]));
+  return {
+    stop() {
+      return new Map(
+        processes.map((p) => {
+          const a = before.get(p.pid)!;
+          const b = sampleProcess(p.pid);
+          return [p.pid, { cpu: b.cpu - a.cpu, wakeups: b.wakeups - a.wakeups }];
+        }),
+      );
+    },
+  };
 }
 
 interface Window {
@@ -95,100 +181,182 @@ interface Window {
   latencies: number[];
   byWorker: Map<string, number>;
 }
+const emptyWindow = (): Window => ({ requests: 0, errors: 0, latencies: [], byWorker: new Map() });
 
-/** A closed loop: `connections` keep-alive connections, each sending its next request when the last is answered. */
-function closedLoop(
-  url: string,
-  connections: number,
-): { take(): Window; stop(): Promise<void>; connectionsByWorker: Map<string, number> } {
-  let window: Window = { requests: 0, errors: 0, latencies: [], byWorker: new Map() };
-  let running = true;
+/**
+ * `connections` keep-alive connections, opened one after another (each once the previous one has had its first
+ * answer), as clients arriving over time do: the primary hands each to the next free worker. Then either a closed
+ * loop (each connection sends its next request once answered) or an open loop at a rate (Poisson arrivals, each
+ * sent on the next idle connection; when none is idle it waits, and its latency counts from its due time).
+ */
+async function openConnections(url: string, connections: number) {
+  let window = emptyWindow();
   const connectionsByWorker = new Map<string, number>();
-  const agents = Array.from({ length: connections }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
-  // Connections open one after another (each once the previous one has had its first answer), as clients arriving
-  // over time do: the primary hands each to the next free worker. Which worker holds each connection is recorded.
-  let opened = Promise.resolve();
-  const loops = agents.map(async (agent, c) => {
-    let i = c * 31;
-    let first: (() => void) | undefined;
-    const previous = opened;
-    opened = new Promise((resolve) => {
-      first = resolve;
+  let next = 0;
+  const send = (agent: Agent, due: number, done: () => void): void => {
+    const body = BODIES[next++ % BODIES.length]!;
+    const req = request(
+      `${url}/models/fraud_detector/predict`,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) {
+            window.requests++;
+            window.latencies.push(performance.now() - due);
+            const worker = (res.headers['x-caliper-worker'] as string | undefined) ?? '-';
+            window.byWorker.set(worker, (window.byWorker.get(worker) ?? 0) + 1);
+          } else window.errors++;
+          done();
+        });
+      },
+    );
+    req.on('error', () => {
+      window.errors++;
+      done();
     });
-    await previous;
-    while (running) {
-      const body = BODIES[i++ % BODIES.length]!;
-      const start = performance.now();
-      const worker = await new Promise<string | undefined | null>((resolve) => {
-        const req = request(
-          `${url}/models/fraud_detector/predict`,
-          {
-            method: 'POST',
-            agent,
-            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-          },
-          (res) => {
-            res.resume();
-            res.on('end', () =>
-              resolve(res.statusCode === 200 ? ((res.headers['x-caliper-worker'] as string | undefined) ?? '-') : null),
-            );
-          },
-        );
-        req.on('error', () => resolve(null));
-        req.end(body);
-      });
-      if (first) {
-        if (worker) connectionsByWorker.set(worker, (connectionsByWorker.get(worker) ?? 0) + 1);
-        first();
-        first = undefined;
-      }
-      if (worker === null) {
-        window.errors++;
-        continue;
-      }
-      window.requests++;
-      window.latencies.push(performance.now() - start);
-      window.byWorker.set(worker ?? '-', (window.byWorker.get(worker ?? '-') ?? 0) + 1);
-    }
-  });
+    req.end(body);
+  };
+  const agents: Agent[] = [];
+  for (let c = 0; c < connections; c++) {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    agents.push(agent);
+    const worker = await new Promise<string>((resolve) => {
+      const req = request(
+        `${url}/models/fraud_detector/predict`,
+        { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve((res.headers['x-caliper-worker'] as string | undefined) ?? '-'));
+        },
+      );
+      req.on('error', () => resolve('error'));
+      req.end(BODIES[c]!);
+    });
+    connectionsByWorker.set(worker, (connectionsByWorker.get(worker) ?? 0) + 1);
+  }
   return {
     connectionsByWorker,
-    take() {
+    take(): Window {
       const taken = window;
-      window = { requests: 0, errors: 0, latencies: [], byWorker: new Map() };
+      window = emptyWindow();
       return taken;
     },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
+    /** Runs a closed loop until the returned stop() resolves. */
+    closedLoop(): () => Promise<void> {
+      let running = true;
+      const loops = agents.map(
+        (agent) =>
+          new Promise<void>((resolve) => {
+            const loop = (): void => {
+              if (running) send(agent, performance.now(), loop);
+              else resolve();
+            };
+            loop();
+          }),
+      );
+      return async () => {
+        running = false;
+        await Promise.all(loops);
+      };
+    },
+    /** Runs an open loop at `rate` requests/s until the returned stop() resolves. */
+    openLoop(rate: number): () => Promise<void> {
+      let running = true;
+      const idle = [...agents];
+      const backlog: number[] = [];
+      let inflight = 0;
+      let settle: (() => void) | undefined;
+      let state = 0x2545f491;
+      const gapMs = (): number => {
+        state ^= state << 13;
+        state ^= state >>> 17;
+        state ^= state << 5;
+        return -Math.log(1 - (state >>> 0) / 4294967296) * (1000 / rate);
+      };
+      const dispatch = (agent: Agent, due: number): void => {
+        inflight++;
+        send(agent, due, () => {
+          inflight--;
+          if (running && backlog.length > 0) dispatch(agent, backlog.shift()!);
+          else {
+            idle.push(agent);
+            if (!running && inflight === 0) settle?.();
+          }
+        });
+      };
+      let dueAt = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      const tick = (): void => {
+        if (!running) return;
+        const now = performance.now();
+        while (dueAt <= now) {
+          const agent = idle.shift();
+          if (agent) dispatch(agent, dueAt);
+          else backlog.push(dueAt);
+          dueAt += gapMs();
+        }
+        // Millisecond timer ticks: requests due within the same millisecond leave together; no busy polling.
+        timer = setTimeout(tick, Math.max(0, Math.floor(dueAt - performance.now())));
+      };
+      tick();
+      return async () => {
+        running = false;
+        if (timer) clearTimeout(timer);
+        backlog.length = 0;
+        if (inflight > 0) await new Promise<void>((resolve) => (settle = resolve));
+      };
+    },
+    close(): void {
       for (const agent of agents) agent.destroy();
     },
   };
 }
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+const r1 = (x: number): number => Math.round(x * 10) / 10;
 const percentile = (values: number[], q: number): number => {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
 };
 const median = (values: number[]): number => percentile(values, 0.5);
 
-interface RunResult {
-  workers: number;
+/** One measured window: what the server and the generator spent on it. */
+interface LoadResult {
+  /** Offered requests/s (open loop), or "closed". */
+  offered: number | 'closed';
   rps: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** Server CPU per answered request (µs): all server processes, then the primary and the workers apart. */
   serverCpuUsPerRequest: number;
+  primaryCpuUsPerRequest: number;
+  workersCpuUsPerRequest: number;
+  /** The server's idle CPU over the same time, per request (µs): the part of the above that load does not cause. */
+  idleShareUsPerRequest: number;
   serverCpuCores: number;
-  /** Per worker slot: share of the requests answered, and CPU cores used over the window. */
-  perWorker: Record<string, { share: number; cpuCores: number; connections: number }>;
-  primaryCpuCores: number;
+  generatorCpuUsPerRequest: number;
   generatorCpuCores: number;
-  /** Mean rows per model run over the closed-loop window (from the merged /v2 statistics). */
+  serverWakeupsPerRequest: number;
+  /** Mean rows per model run (from the merged /v2 statistics). */
   meanBatchSize: number;
-  /** The same request rate (--rate) for every worker count: server CPU per request and mean batch size. */
-  fixedRate: { rate: number; requests: number; serverCpuUsPerRequest: number; meanBatchSize: number };
+  /** Per worker slot: share of the requests answered and CPU cores used. */
+  perWorker: Record<string, { share: number; cpuCores: number }>;
+}
+
+interface RunResult {
+  workers: number;
+  connectionsByWorker: Record<string, number>;
+  /** Idle server: CPU (ms per second) and wake-ups per second, all processes, and per role. */
+  idle: { cpuMsPerS: number; primaryCpuMsPerS: number; workersCpuMsPerS: number; wakeupsPerS: number };
+  /** tsx's esbuild service (source checkout only), idle: left out of every server figure. */
+  esbuildCpuMsPerS: number;
+  loads: LoadResult[];
 }
 
 /** inference_count and execution_count so far (summed over workers). */
@@ -200,14 +368,21 @@ async function modelRuns(url: string): Promise<{ rows: number; runs: number }> {
   return { rows: s.inference_count, runs: s.execution_count };
 }
 
-const meanBatch = (before: { rows: number; runs: number }, after: { rows: number; runs: number }): number =>
-  r3((after.rows - before.rows) / Math.max(1, after.runs - before.runs));
-
 async function run(repo: string, workers: number): Promise<RunResult> {
   const port = await freePort();
-  const args = ['bin/caliper.js', 'serve', repo, '--port', String(port)];
+  const args = [
+    '-c',
+    SERVER_CORES,
+    process.execPath,
+    ...(CPU_PROF_DIR !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
+    'bin/caliper.js',
+    'serve',
+    repo,
+    '--port',
+    String(port),
+  ];
   if (workers > 1) args.push('--workers', String(workers));
-  const child = spawn(process.execPath, args, {
+  const child = spawn('taskset', args, {
     cwd: root,
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
@@ -215,65 +390,108 @@ async function run(repo: string, workers: number): Promise<RunResult> {
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitReady(url, child);
-    const pids = serverPids(child.pid!);
-    const runsBefore = await modelRuns(url);
-    const load = closedLoop(url, CONNECTIONS);
-    // Each worker warms (JIT, batcher) on its own share of the requests: a longer warm-up than one process needs.
-    await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
-    load.take();
-    const cpuBefore = pids.map(cpuSeconds);
-    const generatorBefore = process.cpuUsage();
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, SECONDS * 1000));
-    const window = load.take();
-    const elapsed = (performance.now() - t0) / 1000;
-    const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpuBefore[i]!);
-    const generator = process.cpuUsage(generatorBefore);
-    await load.stop();
-    const runsAfter = await modelRuns(url);
-    // The same rate for every worker count, so that CPU per request compares like with like.
-    const rateOptions = {
-      url: `${url}/models/fraud_detector/predict`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: BODIES[7]!,
-      connections: CONNECTIONS,
-      overallRate: RATE,
+    await new Promise((r) => setTimeout(r, 1000));
+    const processes = serverProcesses(child.pid!, workers);
+    const server = processes.filter((p) => p.role !== 'esbuild');
+    const sum = (samples: Map<number, ProcessSample>, which: ServerProcess[], key: keyof ProcessSample): number =>
+      which.reduce((n, p) => n + samples.get(p.pid)![key], 0);
+
+    // Idle first: the background cost every process pays whatever the load.
+    const idleMeter = meter(processes);
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+    const idleSamples = idleMeter.stop();
+    const perS = (x: number): number => r1((x * 1000) / IDLE_SECONDS);
+    const idle = {
+      cpuMsPerS: perS(sum(idleSamples, server, 'cpu')),
+      primaryCpuMsPerS: perS(
+        sum(
+          idleSamples,
+          server.filter((p) => p.role === 'primary'),
+          'cpu',
+        ),
+      ),
+      workersCpuMsPerS: perS(
+        sum(
+          idleSamples,
+          server.filter((p) => p.role === 'worker'),
+          'cpu',
+        ),
+      ),
+      wakeupsPerS: r1(sum(idleSamples, server, 'wakeups') / IDLE_SECONDS),
     };
-    const rateRunsBefore = await modelRuns(url);
-    const rateCpuBefore = pids.map(cpuSeconds);
-    const rated = await autocannon({ ...rateOptions, duration: SECONDS });
-    const rateCpu = pids.reduce((n, pid, i) => n + cpuSeconds(pid) - rateCpuBefore[i]!, 0);
-    const rateRunsAfter = await modelRuns(url);
-    const perWorker: RunResult['perWorker'] = {};
-    pids.forEach((pid, i) => {
-      const slot = workers > 1 ? slotOf(pid) : i === 0 ? '-' : undefined;
-      if (slot === undefined) return;
-      perWorker[slot] = {
-        share: r3((window.byWorker.get(slot) ?? 0) / Math.max(1, window.requests)),
-        cpuCores: r3(cpu[i]! / elapsed),
-        connections: workers > 1 ? (load.connectionsByWorker.get(slot) ?? 0) : CONNECTIONS,
-      };
-    });
-    const total = cpu.reduce((a, b) => a + b, 0);
+    const idleCpuPerS = sum(idleSamples, server, 'cpu') / IDLE_SECONDS;
+    const esbuildCpuMsPerS = perS(
+      sum(
+        idleSamples,
+        processes.filter((p) => p.role === 'esbuild'),
+        'cpu',
+      ),
+    );
+
+    const conns = await openConnections(url, CONNECTIONS);
+    const loads: LoadResult[] = [];
+    for (const offered of CLOSED_LOOP ? [...RATES, 'closed' as const] : RATES) {
+      const stop = offered === 'closed' ? conns.closedLoop() : conns.openLoop(offered);
+      await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
+      conns.take();
+      const runsBefore = await modelRuns(url);
+      conns.take();
+      const m = meter(processes);
+      const generatorBefore = process.cpuUsage();
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, SECONDS * 1000));
+      const window = conns.take();
+      const samples = m.stop();
+      const elapsed = (performance.now() - t0) / 1000;
+      const generator = process.cpuUsage(generatorBefore);
+      await stop();
+      const runsAfter = await modelRuns(url);
+      const n = Math.max(1, window.requests);
+      const us = (seconds: number): number => r1((seconds * 1e6) / n);
+      const perWorker: LoadResult['perWorker'] = {};
+      for (const p of server.filter((x) => x.role === 'worker'))
+        perWorker[p.slot!] = {
+          share: r3((window.byWorker.get(p.slot!) ?? 0) / n),
+          cpuCores: r3(samples.get(p.pid)!.cpu / elapsed),
+        };
+      const generatorSeconds = (generator.user + generator.system) / 1e6;
+      loads.push({
+        offered,
+        rps: Math.round(window.requests / elapsed),
+        p50Ms: r3(percentile(window.latencies, 0.5)),
+        p99Ms: r3(percentile(window.latencies, 0.99)),
+        errors: window.errors,
+        serverCpuUsPerRequest: us(sum(samples, server, 'cpu')),
+        primaryCpuUsPerRequest: us(
+          sum(
+            samples,
+            server.filter((p) => p.role === 'primary'),
+            'cpu',
+          ),
+        ),
+        workersCpuUsPerRequest: us(
+          sum(
+            samples,
+            server.filter((p) => p.role === 'worker'),
+            'cpu',
+          ),
+        ),
+        idleShareUsPerRequest: us(idleCpuPerS * elapsed),
+        serverCpuCores: r3(sum(samples, server, 'cpu') / elapsed),
+        generatorCpuUsPerRequest: us(generatorSeconds),
+        generatorCpuCores: r3(generatorSeconds / elapsed),
+        serverWakeupsPerRequest: r3(sum(samples, server, 'wakeups') / n),
+        meanBatchSize: r3((runsAfter.rows - runsBefore.rows) / Math.max(1, runsAfter.runs - runsBefore.runs)),
+        perWorker,
+      });
+    }
+    conns.close();
     return {
       workers,
-      rps: Math.round(window.requests / elapsed),
-      p50Ms: r3(percentile(window.latencies, 0.5)),
-      p99Ms: r3(percentile(window.latencies, 0.99)),
-      errors: window.errors,
-      serverCpuUsPerRequest: r3((total * 1e6) / Math.max(1, window.requests)),
-      serverCpuCores: r3(total / elapsed),
-      perWorker,
-      primaryCpuCores: workers > 1 ? r3(cpu[0]! / elapsed) : 0,
-      generatorCpuCores: r3((generator.user + generator.system) / 1e6 / elapsed),
-      meanBatchSize: meanBatch(runsBefore, runsAfter),
-      fixedRate: {
-        rate: RATE,
-        requests: rated.requests.total,
-        serverCpuUsPerRequest: r3((rateCpu * 1e6) / Math.max(1, rated.requests.total)),
-        meanBatchSize: meanBatch(rateRunsBefore, rateRunsAfter),
-      },
+      connectionsByWorker: Object.fromEntries(conns.connectionsByWorker),
+      idle,
+      esbuildCpuMsPerS,
+      loads,
     };
   } finally {
     if (child.exitCode === null) {
@@ -286,6 +504,7 @@ async function run(repo: string, workers: number): Promise<RunResult> {
 
 const repo = modelRepository();
 const loadBefore = loadavg();
+const started = new Date();
 const rounds: RunResult[][] = [];
 for (let round = 0; round < ROUNDS; round++) {
   // Alternate the order so neither count always runs first.
@@ -300,74 +519,105 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 const loadAfter = loadavg();
 
+const loadKeys = [...RATES.map(String), ...(CLOSED_LOOP ? ['closed'] : [])];
+const loadOf = (r: RunResult, key: string): LoadResult => r.loads.find((l) => String(l.offered) === key)!;
 const summary = Object.fromEntries(
   WORKER_COUNTS.map((w) => {
     const runs = rounds.map((r) => r.find((x) => x.workers === w)!);
+    const med = (f: (r: RunResult) => number): number => r1(median(runs.map(f)));
     return [
       `workers_${w}`,
       {
-        rps: median(runs.map((r) => r.rps)),
-        serverCpuUsPerRequest: median(runs.map((r) => r.serverCpuUsPerRequest)),
-        serverCpuCores: median(runs.map((r) => r.serverCpuCores)),
-        generatorCpuCores: median(runs.map((r) => r.generatorCpuCores)),
-        p99Ms: median(runs.map((r) => r.p99Ms)),
-        errors: runs.reduce((n, r) => n + r.errors, 0),
-        meanBatchSize: median(runs.map((r) => r.meanBatchSize)),
-        fixedRateCpuUsPerRequest: median(runs.map((r) => r.fixedRate.serverCpuUsPerRequest)),
-        fixedRateMeanBatchSize: median(runs.map((r) => r.fixedRate.meanBatchSize)),
+        idleCpuMsPerS: med((r) => r.idle.cpuMsPerS),
+        idlePrimaryCpuMsPerS: med((r) => r.idle.primaryCpuMsPerS),
+        idleWorkersCpuMsPerS: med((r) => r.idle.workersCpuMsPerS),
+        idleWakeupsPerS: med((r) => r.idle.wakeupsPerS),
+        ...Object.fromEntries(
+          loadKeys.map((key) => {
+            const m = (f: (l: LoadResult) => number): number => r3(median(runs.map((r) => f(loadOf(r, key)))));
+            return [
+              key === 'closed' ? 'closedLoop' : `rate_${key}`,
+              {
+                rps: m((l) => l.rps),
+                serverCpuUsPerRequest: m((l) => l.serverCpuUsPerRequest),
+                primaryCpuUsPerRequest: m((l) => l.primaryCpuUsPerRequest),
+                workersCpuUsPerRequest: m((l) => l.workersCpuUsPerRequest),
+                idleShareUsPerRequest: m((l) => l.idleShareUsPerRequest),
+                generatorCpuUsPerRequest: m((l) => l.generatorCpuUsPerRequest),
+                generatorCpuCores: m((l) => l.generatorCpuCores),
+                serverCpuCores: m((l) => l.serverCpuCores),
+                serverWakeupsPerRequest: m((l) => l.serverWakeupsPerRequest),
+                meanBatchSize: m((l) => l.meanBatchSize),
+                p99Ms: m((l) => l.p99Ms),
+                errors: runs.reduce((n, r) => n + loadOf(r, key).errors, 0),
+              },
+            ];
+          }),
+        ),
       },
     ];
   }),
 );
 const base = WORKER_COUNTS[0]!;
+const ratioOf = (w: number, f: (r: RunResult) => number): number =>
+  r3(median(rounds.map((r) => f(r.find((x) => x.workers === w)!) / f(r.find((x) => x.workers === base)!))));
 const ratios = Object.fromEntries(
   WORKER_COUNTS.slice(1).map((w) => [
     `workers_${w}_vs_${base}`,
     {
       // Per round (same conditions), then the median of the rounds.
-      cpuPerRequest: r3(
-        median(
-          rounds.map(
-            (r) =>
-              r.find((x) => x.workers === w)!.serverCpuUsPerRequest /
-              r.find((x) => x.workers === base)!.serverCpuUsPerRequest,
-          ),
-        ),
+      ...Object.fromEntries(
+        loadKeys.map((key) => [
+          key === 'closed' ? 'closedLoop' : `rate_${key}`,
+          {
+            serverCpuPerRequest: ratioOf(w, (r) => loadOf(r, key).serverCpuUsPerRequest),
+            serverCpuPerRequestLessIdle: ratioOf(
+              w,
+              (r) => loadOf(r, key).serverCpuUsPerRequest - loadOf(r, key).idleShareUsPerRequest,
+            ),
+            ...(key === 'closed' ? { throughput: ratioOf(w, (r) => loadOf(r, key).rps) } : {}),
+          },
+        ]),
       ),
-      cpuPerRequestAtFixedRate: r3(
-        median(
-          rounds.map(
-            (r) =>
-              r.find((x) => x.workers === w)!.fixedRate.serverCpuUsPerRequest /
-              r.find((x) => x.workers === base)!.fixedRate.serverCpuUsPerRequest,
-          ),
-        ),
-      ),
-      throughput: r3(
-        median(rounds.map((r) => r.find((x) => x.workers === w)!.rps / r.find((x) => x.workers === base)!.rps)),
-      ),
+      idleCpu: ratioOf(w, (r) => r.idle.cpuMsPerS),
     },
   ]),
 );
 const shares = Object.fromEntries(
   WORKER_COUNTS.filter((w) => w > 1).map((w) => [
     `workers_${w}`,
-    rounds.map((r) =>
-      Object.fromEntries(Object.entries(r.find((x) => x.workers === w)!.perWorker).map(([s, v]) => [s, v.share])),
+    Object.fromEntries(
+      loadKeys.map((key) => [
+        key === 'closed' ? 'closedLoop' : `rate_${key}`,
+        rounds.map((r) =>
+          Object.fromEntries(
+            Object.entries(loadOf(r.find((x) => x.workers === w)!, key).perWorker).map(([s, v]) => [s, v.share]),
+          ),
+        ),
+      ]),
     ),
   ]),
 );
 
+const command = `node --import tsx ${process.argv
+  .slice(1)
+  .join(' ')
+  .replace(/^.*bench\//, 'bench/')}`;
 const output = {
-  benchmark: 'caliper serve --workers N: CPU per request and request shares (fraud_detector, cache off)',
-  command: `node --import tsx bench/workers.ts --seconds ${SECONDS} --warmup ${WARMUP_SECONDS} --rounds ${ROUNDS} --connections ${CONNECTIONS} --rate ${RATE} --workers ${WORKER_COUNTS.join(',')}`,
+  benchmark:
+    'caliper serve --workers N: server CPU per request at the same offered rates, idle cost, request shares (fraud_detector, cache off)',
+  command,
+  started: started.toISOString(),
+  finished: new Date().toISOString(),
   machine: {
-    cores: availableParallelism(),
-    usableCores: usableCores(),
+    cores: CORES,
     cpu: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
     loadAverageBefore: loadBefore.map(r3),
     loadAverageAfter: loadAfter.map(r3),
-    note: 'shared with other work; the load generator (this process) is not pinned and shares the cores with the server',
+    generatorCore: GENERATOR_CORE,
+    serverCores: SERVER_CORES,
+    layout: LAYOUT,
   },
   connections: CONNECTIONS,
   seconds: SECONDS,
@@ -377,10 +627,16 @@ const output = {
   rounds,
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
-writeFileSync(join(root, 'bench/results/workers.json'), `${JSON.stringify(output, null, 2)}\n`);
+const outArg = process.argv.indexOf('--out');
+writeFileSync(
+  outArg >= 0
+    ? process.argv[outArg + 1]!
+    : join(root, `bench/results/workers${LAYOUT === 'split' ? '' : `-${LAYOUT}`}.json`),
+  `${JSON.stringify(output, null, 2)}\n`,
+);
 console.log(
   JSON.stringify(
-    { summary, ratios, workerShares: shares, load: [loadBefore, loadAfter].map((l) => l.map(r3)) },
+    { command, summary, ratios, workerShares: shares, load: [loadBefore, loadAfter].map((l) => l.map(r3)) },
     null,
     2,
   ),
