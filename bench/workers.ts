@@ -1,7 +1,7 @@
 /*
  * `caliper serve --workers N` on this machine (issue 22 targets), as ratios measured in the same run.
  *
- *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--rounds 3] [--connections 16]
+ *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--jit-warmup 5] [--rounds 3] [--connections 16]
  *     [--rates 250,1000,4000] [--workers 1,2] [--layout split|shared] [--no-closed] [--max-queue-delay-us N]
  *     [--cpu-prof DIR] [--out FILE]
  *
@@ -11,7 +11,8 @@
  *
  * For each round, in turn for each worker count (1 = one process, no primary; the order alternates by round):
  * start `caliper serve` on the fraud model (response cache off, 512 distinct transactions, so every request runs the
- * model); measure it idle (`--idle` s: CPU per process and wake-ups); then at each offered rate (`--rates`, open loop:
+ * model); measure it idle (`--idle` s: CPU per process and wake-ups); warm it with a closed loop (`--jit-warmup` s,
+ * not measured); then at each offered rate (`--rates`, open loop:
  * Poisson arrivals sent over `--connections` keep-alive connections opened one after another, so the primary hands
  * half to each worker) and in a closed loop (the same connections, each sending its next request once answered): the
  * server's CPU per request (from /proc, every thread; the primary and each worker apart; tsx's esbuild service, which
@@ -30,6 +31,7 @@ const root = join(import.meta.dirname, '..');
 const SECONDS = numberOption('--seconds', 8);
 const WARMUP_SECONDS = numberOption('--warmup', 2);
 const IDLE_SECONDS = numberOption('--idle', 4);
+const JIT_WARMUP_SECONDS = numberOption('--jit-warmup', 5);
 const ROUNDS = numberOption('--rounds', 3);
 const CONNECTIONS = numberOption('--connections', 16);
 const listOption = (name: string, fallback: string): number[] => {
@@ -429,6 +431,12 @@ async function run(repo: string, workers: number): Promise<RunResult> {
     );
 
     const conns = await openConnections(url, CONNECTIONS);
+    // JIT warm-up before anything is measured: each worker sees only its share of the requests, so it needs as many
+    // requests in all as one process does before its code is optimized.
+    const warm = conns.closedLoop();
+    await new Promise((r) => setTimeout(r, JIT_WARMUP_SECONDS * 1000));
+    await warm();
+    conns.take();
     const loads: LoadResult[] = [];
     for (const offered of CLOSED_LOOP ? [...RATES, 'closed' as const] : RATES) {
       const stop = offered === 'closed' ? conns.closedLoop() : conns.openLoop(offered);
