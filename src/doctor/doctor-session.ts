@@ -19,6 +19,7 @@ import {
   measureStages,
   profileOf,
   profileOfRounds,
+  settleServer,
   type DoctorLoad,
   type MeasureOptions,
   type StageProfile,
@@ -180,6 +181,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
             ...rounds,
           });
           warm = true;
+          await settleServer(server.url, name);
           return measured;
         },
         stop: async () => {

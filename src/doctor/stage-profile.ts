@@ -3,6 +3,7 @@ import { runBench, type LoadPlan } from '../bench/bench-runner.ts';
 import { HttpLoadTarget, inferencePath, type LoadClient, type LoadTarget } from '../bench/load-target.ts';
 import { LatencyHistogram } from '../bench/latency-histogram.ts';
 import { round, summarizeLatency } from '../bench/measurement-window.ts';
+import { fetchServerStats } from '../bench/server-stats.ts';
 import type { RequestData } from '../bench/request-data.ts';
 import { PIPELINE_STAGES } from '../pipeline/stage-timings.ts';
 
@@ -190,6 +191,27 @@ export async function measureRound(options: MeasureOptions): Promise<StageRound>
     samples: target.samples.filter((s) => s.at >= measuredFrom),
     warmupSamples: target.samples.filter((s) => s.at < measuredFrom),
   };
+}
+
+/**
+ * Waits until a server has done the work a round left behind, its inference count no longer moving between two reads
+ * `intervalMs` apart (at most `maxMs`): an overloaded server still answers its queue after the generator stops, and
+ * that work must not land in the next round, measured on another server of the same machine. Resolves at once when
+ * the server has no statistics endpoint.
+ */
+export async function settleServer(
+  url: string,
+  model: string,
+  { intervalMs = 200, maxMs = 10_000 }: { intervalMs?: number; maxMs?: number } = {},
+): Promise<void> {
+  const deadline = performance.now() + maxMs;
+  let last = (await fetchServerStats(url, model))?.inferenceCount;
+  while (last !== undefined && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    const now = (await fetchServerStats(url, model))?.inferenceCount;
+    if (now === last) return;
+    last = now;
+  }
 }
 
 /** Drives the load against a running server with Caliper's generator and profiles the measured windows. */

@@ -9,13 +9,15 @@ import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startModelServer } from '../../src/bench/model-server-process.ts';
+import { inferencePath } from '../../src/bench/load-target.ts';
+import { fetchServerStats } from '../../src/bench/server-stats.ts';
 import type { RequestData } from '../../src/bench/request-data.ts';
 import { diagnose } from '../../src/doctor/diagnosis.ts';
 import type { DoctorReport } from '../../src/doctor/doctor-report.ts';
 import { repeatShareOf, runDoctor, searchDiagnosis } from '../../src/doctor/doctor-session.ts';
 import { applyYamlEdits, unifiedDiff } from '../../src/doctor/model-change.ts';
 import { REMEDIES, remediesFor, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
-import type { StageProfile } from '../../src/doctor/stage-profile.ts';
+import { settleServer, type StageProfile } from '../../src/doctor/stage-profile.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { startPrivateRedis } from '../support/redis-server.ts';
 import { TempModelRepository } from '../support/temp-models.ts';
@@ -303,6 +305,40 @@ describe('caliper doctor on served models', () => {
     expect(report.changes.modelFile).toBeUndefined();
     expect(report.after).toBeUndefined();
   }, 120_000);
+
+  it('waits after a round until the server has answered the queue the round left behind', async () => {
+    // On a worker thread, so the statistics answer while the queue is worked off.
+    const config = { ...heavyConfig('backlog'), instances: { count: 1, kind: 'worker', intra_op_threads: 1 } };
+    const dir = addModel('backlog', config, heavyMatMulModel({ rows: 256, width: 512, lossy: false }));
+    const server = await startModelServer(dir);
+    const count = async () => (await fetchServerStats(server.url, 'backlog'))!.inferenceCount;
+    try {
+      // 40 requests at once (~10 ms each here), their clients gone after the first answers: a queue the server still
+      // answers.
+      const abort = new AbortController();
+      const [row] = heavyRows(1, 4);
+      const sent = Array.from({ length: 40 }, () =>
+        fetch(`${server.url}${inferencePath('predict', 'backlog')}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ x: row!.x }),
+          signal: abort.signal,
+        }).catch(() => undefined),
+      );
+      // The clients go once the server has answered some: the rest are queued there.
+      for (let waited = 0; (await count()) === 0 && waited < 20_000; waited += 50)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      abort.abort();
+      await Promise.all(sent);
+      await settleServer(server.url, 'backlog');
+      const settled = await count();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await count()).toBe(settled);
+      expect(settled).toBeGreaterThan(0);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
 
   it("reads a fresh server's first answers as the cold path and tries warm-up on fresh servers when they miss the budget", async () => {
     const dir = addModel('cold', heavyConfig('cold'), heavyMatMulModel({ rows: 256, width: 512, lossy: false }));
