@@ -95,6 +95,33 @@ describe('an output assembled at the end: inputs read in place, parts hold only 
     expect(check).toEqual({ unscored: 2, undecided: 2, ids: '[10, 2100]' });
   });
 
+  it('CSV rows that take the row path in several parts and chunks: each read whole by one forward-only second read, its reason and row number kept, every other row scored once', async () => {
+    const path = join(root.dir, 'bad-rows.csv');
+    const bad = new Map([
+      [10, 'ten'],
+      [2100, 'many'],
+      [2101, 'more'],
+      [4999, 'last'],
+    ]);
+    const lines = ['transaction_id,transaction_amount,merchant_category,time_since_last_txn'];
+    for (let i = 0; i < 5000; i++) lines.push(`${i},${(i % 500) + 1},grocery,${bad.get(i) ?? i % 90}`);
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    const output = join(root.dir, 'bad-rows-out.csv');
+    const summary = await runLocalBatch(
+      version,
+      await planBatchJob(version, request(version.config.dir, path, output, { partRows: 1000 })),
+      { start() {}, advance() {}, stop() {} },
+    );
+    expect(summary).toMatchObject({ rows: 5000, outputRows: 4996, errors: 4 });
+    const [check] = await query(
+      `SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids, count(*) FILTER (WHERE transaction_id IN (10, 2100, 2101, 4999))::INTEGER AS bad FROM read_csv('${output}')`,
+    );
+    expect(check).toEqual({ n: 4996, ids: 4996, bad: 0 });
+    const errors = await query(`SELECT "row"::INTEGER AS "row", reason FROM read_json('${output}.errors.jsonl')`);
+    expect(errors.map((e) => e.row)).toEqual([11, 2101, 2102, 5000]);
+    [...bad.values()].forEach((word, k) => expect(String(errors[k]!.reason)).toContain(word));
+  });
+
   it('a CSV whose number column holds a word past the type sniffer sample: staged when the reader refuses it, scored once, the word an error row', async () => {
     const path = join(root.dir, 'late-word.csv');
     const lines = ['transaction_id,transaction_amount,merchant_category,time_since_last_txn'];

@@ -16,8 +16,7 @@ import {
 } from '../io/duckdb-engine.ts';
 import { needsStaging, PARSE_ERROR_COLUMN, readerSql, scanSql, stageInput } from '../io/input-scan.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
-import { sourceRowsOf } from '../io/parquet-reader.ts';
-import type { SourceRow } from '../io/source-row.ts';
+import { ForwardRowReader, ReadEndedEarly } from '../io/forward-row-reader.ts';
 import { existsSync } from 'node:fs';
 import { phase } from '../phase-timer.ts';
 
@@ -179,28 +178,25 @@ async function streamParts(
   if (plan.parseErrors) columns.push(`CAST(${sqlIdentifier(PARSE_ERROR_COLUMN)} IS NOT NULL AS DOUBLE)`);
   const connection = await duckdbConnection();
   let committing: Promise<void> | undefined;
+  // A text file has no row numbers: the whole rows the row path needs come from a second, forward-only read, opened
+  // at the first such row (a clean file's other columns never cross into JavaScript).
+  const wholeRows = rowNumbers ? undefined : new ForwardRowReader(from, start);
   try {
     const result = await connection
-      .stream(
-        `SELECT ${columns.join(', ')}${rowNumbers ? '' : ', *'} FROM ${from}${start > 0 ? ` OFFSET ${start}` : ''}`,
-      )
+      .stream(`SELECT ${columns.join(', ')} FROM ${from}${start > 0 ? ` OFFSET ${start}` : ''}`)
       .catch((error: unknown) => {
         throw new ReaderRefused('reader refused', { cause: error });
       });
-    const names = result.columnNames().slice(fieldCount);
-    const types = result.columnTypes().slice(fieldCount);
     const partRows = spec.partRows;
     const capacity = Math.min(partRows, 1 << 20);
     let values = Array.from({ length: fieldCount }, () => new Float64Array(capacity));
     let marked = new Uint8Array(capacity);
-    let markedRows: SourceRow[] = [];
     let partStart = start;
     let fill = 0;
 
     const flush = (): Promise<void> => phase('score part', flushPart);
     const flushPart = async (): Promise<void> => {
       const batch: ColumnBatch = { firstRow: partStart, rows: fill, values: values.map((v) => v.subarray(0, fill)) };
-      const rows = markedRows;
       const scored = await scoreColumnBatch(
         version,
         plan,
@@ -208,9 +204,12 @@ async function streamParts(
         file.path,
         batch,
         marked.subarray(0, fill),
-        rowNumbers
-          ? (indices) => fetchRows(plan, batch.firstRow, indices)
-          : async () => ({ rows, schema: { names, types } }),
+        wholeRows
+          ? (indices) =>
+              wholeRows.rowsAt(indices.map((i) => batch.firstRow + i)).catch((error: unknown) => {
+                throw error instanceof ReadEndedEarly ? new ReaderRefused('reader refused', { cause: error }) : error;
+              })
+          : (indices) => fetchRows(plan, batch.firstRow, indices),
         onBatch,
       );
       // Beside the open read, in DuckDB's second instance (see writerConnection).
@@ -238,7 +237,6 @@ async function streamParts(
       committing.catch(() => undefined); // awaited before the next part's commit and at the end
       partStart += fill;
       fill = 0;
-      markedRows = [];
       marked.fill(0);
     };
 
@@ -274,15 +272,7 @@ async function streamParts(
           rows: take,
           values: values.map((v) => v.subarray(fill, fill + take)),
         };
-        const bad = rowsForRowPath(plan, view);
-        const pick: number[] = [];
-        for (let r = 0; r < take; r++) {
-          if (bad[r]) {
-            marked[fill + r] = 1;
-            pick.push(taken + r);
-          }
-        }
-        if (pick.length > 0 && !rowNumbers) markedRows.push(...sourceRowsOf(chunk, names, types, pick, fieldCount));
+        marked.set(rowsForRowPath(plan, view), fill);
         fill += take;
         taken += take;
         if (fill === partRows) {
@@ -296,6 +286,7 @@ async function streamParts(
     await committing;
   } finally {
     await committing?.catch(() => undefined);
+    wholeRows?.close();
     connection.closeSync();
   }
 }
