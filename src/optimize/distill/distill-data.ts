@@ -2,7 +2,8 @@ import { loadDataset, sampleSize, sliceDataset, type Dataset } from '../datasets
 import { DatasetError } from '../datasets/dataset-error.ts';
 import { datasetFromFeedSet, isFeedSet } from '../datasets/feed-set.ts';
 import { DistillError } from './distill-error.ts';
-import { invalidOption, type DataSource, type DistillOptions } from './distill-options.ts';
+import { invalidOption } from './distill-error.ts';
+import type { DataSource, DistillOptions } from './distill-options.ts';
 import type { TrainingSettings } from './distill-trainer.ts';
 
 /** The data sets of one distillation, checked against each other (not yet against the teacher). */

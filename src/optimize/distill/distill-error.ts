@@ -12,3 +12,8 @@ export class DistillError extends CaliperError {
     this.name = 'DistillError';
   }
 }
+
+/** An option out of range (CALIPER_DISTILL_INVALID_OPTIONS); the message names the option and what it must be. */
+export function invalidOption(message: string): DistillError {
+  return new DistillError('CALIPER_DISTILL_INVALID_OPTIONS', message);
+}

@@ -1,6 +1,6 @@
 import type { Dataset, DatasetSpec } from '../datasets/dataset.ts';
 import type { FeedSet } from '../datasets/feed-set.ts';
-import { DistillError } from './distill-error.ts';
+import { invalidOption } from './distill-error.ts';
 import type { TrainingProgress, TrainingSettings } from './distill-trainer.ts';
 import type { StudentSpec } from './student-spec.ts';
 
@@ -60,11 +60,6 @@ export interface DistillProgress extends TrainingProgress {
   /** A phase starts: 'teacher-logits', 'distill', 'baseline', 'evaluate'. */
   onPhase?(phase: string, total?: number): void;
   onTeacherLogits?(done: number, total: number): void;
-}
-
-/** An option out of range (CALIPER_DISTILL_INVALID_OPTIONS); the message names the option and what it must be. */
-export function invalidOption(message: string): DistillError {
-  return new DistillError('CALIPER_DISTILL_INVALID_OPTIONS', message);
 }
 
 function checkNumber(name: string, value: number, ok: (v: number) => boolean, expected: string): void {

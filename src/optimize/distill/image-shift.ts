@@ -1,5 +1,5 @@
 import { mulberry32 } from '../../system/seeded-random.ts';
-import { invalidOption } from './distill-options.ts';
+import { invalidOption } from './distill-error.ts';
 
 /** How one sample's flat values are laid out as an image: `channels` planes of `height` × `width`, channel-major. */
 export interface ImageGeometry {
