@@ -255,17 +255,22 @@ export class DynamicBatcher implements Scheduler {
     return undefined;
   }
 
-  /** Sub-millisecond waits poll with setImmediate: setTimeout cannot wait less than 1 ms. */
+  /**
+   * Arms the one timer that ends a partly filled batch's wait, `ms` from now; arrivals and finished batches pump on
+   * their own (enqueue, dispatch), so nothing polls in between. Timers count whole milliseconds: a wait of less than
+   * one rounds up to one (a lone request under a sub-millisecond delay waits about a millisecond), because polling
+   * with setImmediate to hit the exact microsecond kept the event loop spinning, and its core busy, while any batch
+   * waited.
+   */
   private wakeAfter(ms: number): void {
     if (this.wakeTimer !== undefined) return;
-    if (ms < 1) {
-      this.schedulePump();
-      return;
-    }
-    this.wakeTimer = setTimeout(() => {
-      this.wakeTimer = undefined;
-      this.pump();
-    }, Math.floor(ms));
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeTimer = undefined;
+        this.pump();
+      },
+      Math.max(1, Math.ceil(ms)),
+    );
   }
 
   private dispatch(jobs: QueuedJob[], trigger: BatchTrigger, now: number): void {

@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
 import type { BatchingSpec } from '../../src/config/model-config.ts';
 import type { CaliperError } from '../../src/errors.ts';
@@ -467,6 +468,30 @@ describe('when a batch leaves', () => {
     const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 300 }), concurrency: 1 });
     for (let i = 0; i < 20; i++) expect((await batcher.submit(job([i]))).queueMs).toBeGreaterThanOrEqual(0.3);
     expect(runner.calls).toHaveLength(20);
+  });
+
+  it('waits for a sub-millisecond delay on a timer, without spinning the event loop', async () => {
+    // Each turn of a polling wait schedules an Immediate: count them while lone requests wait out their delay.
+    let immediates = 0;
+    const hook = createHook({
+      init(_id, type) {
+        if (type === 'Immediate') immediates++;
+      },
+    });
+    const runner = new RecordingRunner();
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxBatchSize: 8, preferredBatchSizes: [4], maxQueueDelayUs: 900 }),
+      concurrency: 1,
+    });
+    hook.enable();
+    try {
+      for (let i = 0; i < 10; i++) expect((await batcher.submit(job([i]))).queueMs).toBeGreaterThanOrEqual(0.9);
+    } finally {
+      hook.disable();
+    }
+    expect(runner.calls).toHaveLength(10);
+    // One Immediate per arrival (the pump after its I/O phase); polling made hundreds per wait.
+    expect(immediates).toBeLessThanOrEqual(20);
   });
 
   it('starts the next batch as soon as a running one finishes, within the concurrency', async () => {

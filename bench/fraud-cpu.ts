@@ -1,0 +1,147 @@
+/*
+ * A quick A/B of server CPU per request on the fraud model (issue 17), for trying a change against a baseline
+ * checkout: the bare fastify route, Caliper from this checkout, and optionally Caliper from another checkout (a copy
+ * of an earlier commit with node_modules linked), each on core 0, 32 connections from this process on core 1,
+ * rounds alternated, medians reported. CPU time per request (from /proc) is steadier than requests/s on a shared
+ * machine.
+ *
+ *   node --import tsx bench/fraud-cpu.ts [--seconds 3] [--rounds 3] [--baseline DIR] [--rate N] [fashion]
+ *
+ * `--rate N` sends an open loop at N requests/s instead (CPU per request at a low rate); `fashion` measures the
+ * fashion-mnist example with batching on and off instead of the fraud model.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startClosedLoop, startOpenLoop } from '../src/bench/load-generator.ts';
+import { HttpLoadTarget } from '../src/bench/load-target.ts';
+import type { RequestData } from '../src/bench/request-data.ts';
+import { freePort } from '../src/system/free-port.ts';
+import { numberOption } from './bench-options.ts';
+import { cpuSeconds } from './process-cpu.ts';
+
+const root = join(import.meta.dirname, '..');
+const SECONDS = numberOption('--seconds', 3);
+const ROUNDS = numberOption('--rounds', 3);
+const at = process.argv.indexOf('--baseline');
+const BASELINE = at > 0 ? process.argv[at + 1] : undefined;
+const FASHION = process.argv.includes('fashion');
+const RATE = numberOption('--rate', 0);
+const dataDir = join(root, 'bench/data/fraud-cpu');
+
+execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
+
+function modelFolder(variant: string, example: string, name: string, replace: Record<string, string>): string {
+  const repo = join(dataDir, variant);
+  const dir = join(repo, name);
+  rmSync(repo, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(root, 'examples', example, '1'), join(dir, '1'), { recursive: true });
+  let yaml = readFileSync(join(root, 'examples', example, 'model.yaml'), 'utf8');
+  for (const [key, value] of Object.entries(replace)) {
+    const line = new RegExp(`^${key}:.*$`, 'm');
+    yaml = line.test(yaml) ? yaml.replace(line, `${key}: ${value}`) : `${yaml}\n${key}: ${value}\n`;
+  }
+  writeFileSync(join(dir, 'model.yaml'), yaml);
+  return repo;
+}
+
+interface Server {
+  name: string;
+  url: string;
+  child: ChildProcess;
+}
+
+async function start(name: string, cwd: string, args: string[]): Promise<Server> {
+  const port = await freePort();
+  const child = spawn('taskset', ['-c', '0', process.execPath, ...args.map((a) => a.replace('{port}', String(port)))], {
+    cwd,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`${name} exited`);
+    try {
+      if ((await fetch(`${url}/v2/health/ready`)).ok) return { name, url, child };
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} not ready`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function lcg(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 0x1_0000_0000;
+  };
+}
+const CATEGORIES = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'];
+const random = lcg(7);
+const fraudData: RequestData = {
+  source: 'generated',
+  documents: Array.from({ length: 512 }, () => ({
+    transaction_amount: Math.round(random() * 500_000) / 100,
+    merchant_category: CATEGORIES[Math.floor(random() * CATEGORIES.length)]!,
+    time_since_last_txn: Math.round(random() * 86_400),
+  })),
+};
+const sample = JSON.parse(readFileSync(join(root, 'examples/fashion-mnist/sample-request.json'), 'utf8')) as {
+  pixels: number[];
+};
+const fashionRandom = lcg(11);
+const fashionData: RequestData = {
+  source: 'generated',
+  documents: Array.from({ length: 64 }, () => ({
+    pixels: sample.pixels.map((v) => (fashionRandom() < 0.05 ? Math.floor(fashionRandom() * 256) : v)),
+  })),
+};
+const data = FASHION ? fashionData : fraudData;
+const path = FASHION ? '/models/fashion_mnist/predict' : '/models/fraud_detector/predict';
+const repo = FASHION
+  ? modelFolder('fashion', 'fashion-mnist', 'fashion_mnist', { cache: 'false' })
+  : modelFolder('fraud', 'fraud-detector', 'fraud_detector', { cache: 'false' });
+const off = FASHION
+  ? modelFolder('fashion-off', 'fashion-mnist', 'fashion_mnist', { cache: 'false', batching: 'false' })
+  : undefined;
+
+async function window(server: Server): Promise<{ rps: number; cpuUs: number; p99: number }> {
+  const target = new HttpLoadTarget(server.url, path, data, false);
+  const load = RATE > 0 ? startOpenLoop(target, RATE, 'constant', 64) : startClosedLoop(target, 32);
+  await sleep(1000);
+  load.nextWindow();
+  const before = cpuSeconds(server.child.pid!);
+  await sleep(SECONDS * 1000);
+  const w = load.nextWindow().summarize();
+  const cpu = cpuSeconds(server.child.pid!) - before;
+  await load.stop();
+  if (w.errors > 0) throw new Error(`${server.name}: ${w.errors} errors`);
+  return { rps: Math.round(w.throughput), cpuUs: Math.round((cpu * 1e7) / w.requests) / 10, p99: w.latencyMs.p99 };
+}
+
+const caliperArgs = (r: string): string[] => ['bin/caliper.js', 'serve', r, '--port', '{port}'];
+const servers: Server[] = [await start('bare', root, ['--import', 'tsx', 'bench/echo-server.ts', '{port}'])];
+servers.push(await start('caliper', root, caliperArgs(repo)));
+if (BASELINE) servers.push(await start('baseline', BASELINE, caliperArgs(repo)));
+if (off) servers.push(await start('caliper-off', root, caliperArgs(off)));
+if (off && BASELINE) servers.push(await start('baseline-off', BASELINE, caliperArgs(off)));
+const results = new Map<string, { rps: number; cpuUs: number; p99: number }[]>();
+const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+console.log(`load average ${load()}`);
+for (let round = 0; round < ROUNDS; round++) {
+  for (const s of servers) {
+    const r = await window(s);
+    results.set(s.name, [...(results.get(s.name) ?? []), r]);
+    console.log(`round ${round + 1} ${s.name}: ${r.rps} rps, ${r.cpuUs} µs CPU/request, p99 ${r.p99} ms`);
+  }
+}
+const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+for (const [name, rs] of results)
+  console.log(`${name}: median ${median(rs.map((r) => r.rps))} rps, ${median(rs.map((r) => r.cpuUs))} µs CPU/request`);
+console.log(`load average ${load()}`);
+for (const s of servers) s.child.kill('SIGINT');
