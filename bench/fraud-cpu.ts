@@ -7,6 +7,9 @@
  *
  *   node --import tsx bench/fraud-cpu.ts [--seconds 3] [--rounds 3] [--baseline DIR] [--rate N] [fashion]
  *
+ * `--paired` loads this checkout's Caliper and the baseline's at the same time (32 connections each, both on core 0),
+ * so both meet the same contention in the same window: on a busy machine the ratio of their CPU per request is the
+ * figure to read.
  * `--rate N` sends an open loop at N requests/s instead (CPU per request at a low rate); `fashion` measures the
  * fashion-mnist example with batching on and off instead of the fraud model.
  */
@@ -27,6 +30,7 @@ const at = process.argv.indexOf('--baseline');
 const BASELINE = at > 0 ? process.argv[at + 1] : undefined;
 const FASHION = process.argv.includes('fashion');
 const RATE = numberOption('--rate', 0);
+const PAIRED = process.argv.includes('--paired');
 const dataDir = join(root, 'bench/data/fraud-cpu');
 
 execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
@@ -133,6 +137,22 @@ if (off && BASELINE) servers.push(await start('baseline-off', BASELINE, caliperA
 const results = new Map<string, { rps: number; cpuUs: number; p99: number }[]>();
 const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 console.log(`load average ${load()}`);
+if (PAIRED) {
+  const [mine, theirs] = [servers.find((s) => s.name === 'caliper')!, servers.find((s) => s.name === 'baseline')!];
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const [a, b] = await Promise.all([window(mine), window(theirs)]);
+    ratios.push(a.cpuUs / b.cpuUs);
+    console.log(
+      `round ${round + 1}: caliper ${a.rps} rps ${a.cpuUs} µs/request, baseline ${b.rps} rps ${b.cpuUs} µs/request, CPU ratio ${(a.cpuUs / b.cpuUs).toFixed(3)}`,
+    );
+  }
+  console.log(
+    `median CPU ratio caliper ÷ baseline ${[...ratios].sort((x, y) => x - y)[Math.floor(ratios.length / 2)]!.toFixed(3)}; load average ${load()}`,
+  );
+  for (const s of servers) s.child.kill('SIGINT');
+  process.exit(0);
+}
 for (let round = 0; round < ROUNDS; round++) {
   for (const s of servers) {
     const r = await window(s);

@@ -43,30 +43,31 @@ function requestRows(version: ModelVersion, body: unknown): { raw: unknown[]; si
  * The /predict path: a JSON body (one object, or {"instances": [...]}) enters the stage list at validate and leaves
  * after postprocess with one answer per instance (src/pipeline/stage-list.ts lists the stages and their order).
  */
-export async function runPredict(
+export function runPredict(
   version: ModelVersion,
   body: unknown,
   options: PredictOptions = {},
 ): Promise<PredictOutcome> {
-  const { raw, single } = requestRows(version, body);
-  const ctx = await runStages(
-    stageContext(
-      version,
-      {
-        rows: raw,
-        prefixOf: single ? singlePrefix : instancePrefix,
-        outputNames: version.postprocessor.outputNames,
-      },
-      options,
-    ),
-    'validate',
-    'postprocess',
+  // Not async: a body refused here rejects the returned promise, and the answer is one reaction on the runner's.
+  let raw: unknown[];
+  let single: boolean;
+  try {
+    ({ raw, single } = requestRows(version, body));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const ctx = stageContext(
+    version,
+    { rows: raw, prefixOf: single ? singlePrefix : instancePrefix, outputNames: version.postprocessor.outputNames },
+    options,
   );
-  return {
-    predictions: ctx.predictions!,
-    single,
-    batchSize: ctx.batchSize,
-    rows: ctx.raw.length,
-    timings: ctx.timings,
-  };
+  return runStages(ctx, 'validate', 'postprocess').then(
+    (done): PredictOutcome => ({
+      predictions: done.predictions!,
+      single,
+      batchSize: done.batchSize,
+      rows: done.raw.length,
+      timings: done.timings,
+    }),
+  );
 }

@@ -223,12 +223,14 @@ const inference: Stage = {
   name: 'inference',
   timedBy: 'scheduler',
   skips: () => false,
-  async run(ctx) {
-    const result = await ctx.pending!;
-    ctx.timings.queue = result.queueMs;
-    ctx.timings.inference = result.inferenceMs;
-    ctx.outputs = result.outputs;
-    ctx.batchSize = result.batchSize;
+  run(ctx) {
+    // The scheduler's own promise, one reaction on it: no async wrapper around the wait.
+    return ctx.pending!.then((result) => {
+      ctx.timings.queue = result.queueMs;
+      ctx.timings.inference = result.inferenceMs;
+      ctx.outputs = result.outputs;
+      ctx.batchSize = result.batchSize;
+    });
   },
 };
 
@@ -302,24 +304,54 @@ const noPrefix = (): string => '';
 /**
  * The runner: walks the list from stage `from` through stage `until` (both included), skipping the stages that do not
  * apply, timing each one it runs, and stopping early when a stage answered. Sets `timings.total` at the end.
+ * Rejects with the first error a stage throws or rejects with.
  */
-export async function runStages(
+export function runStages(
   ctx: StageContext,
   from: PipelineStage = 'validate',
   until: PipelineStage = 'postprocess',
 ): Promise<StageContext> {
-  let last = ctx.started;
-  for (let i = PIPELINE_STAGES.indexOf(from); i < STAGES.length; i++) {
+  try {
+    const walked = walk(ctx, PIPELINE_STAGES.indexOf(from), until, ctx.started);
+    return walked instanceof Promise ? walked : Promise.resolve(walked);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * Walks synchronously while the stages answer synchronously; at a stage that returns a promise the walk goes on in
+ * that promise's reaction (one per asynchronous stage, instead of an await per stage and per layer).
+ */
+function walk(
+  ctx: StageContext,
+  start: number,
+  until: PipelineStage,
+  since: number,
+): StageContext | Promise<StageContext> {
+  let last = since;
+  for (let i = start; i < STAGES.length; i++) {
     const stage = STAGES[i]!;
     if (!stage.skips(ctx)) {
       const running = stage.run(ctx);
-      if (running) await running;
+      if (running) {
+        const from = last;
+        return running.then(() => {
+          const now = performance.now();
+          if (stage.timedBy === 'runner') ctx.timings[stage.name] = now - from;
+          return ctx.answered || stage.name === until ? finish(ctx) : walk(ctx, i + 1, until, now);
+        });
+      }
       const now = performance.now();
       if (stage.timedBy === 'runner') ctx.timings[stage.name] = now - last;
       last = now;
     }
     if (ctx.answered || stage.name === until) break;
   }
+  return finish(ctx);
+}
+
+function finish(ctx: StageContext): StageContext {
   ctx.timings.total = performance.now() - ctx.started;
   return ctx;
 }

@@ -7,6 +7,7 @@ import { registerDocsPage } from './docs-page.ts';
 import { errorHandler, sendError } from './error-handler.ts';
 import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import { RequestObserver } from './request-observer.ts';
+import { DeferredRequestLogger } from './request-logger.ts';
 import { registerRequestBodyRules } from './request-body.ts';
 import { registerPredictRoutes } from './routes/predict-routes.ts';
 import { registerRepositoryRoutes } from './routes/repository-routes.ts';
@@ -67,6 +68,8 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
     loggerInstance: options.logger as FastifyBaseLogger,
     // Per-request log lines cost more than a small model's inference; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's child logger is made only if the request logs (src/server/request-logger.ts).
+    childLoggerFactory: (logger, bindings, options) => new DeferredRequestLogger(logger, bindings, options),
     bodyLimit,
     requestIdHeader: 'x-request-id',
     // Requests already received when shutdown starts are answered, not refused (the listener is closed to new connections).

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import { CaliperError } from '../errors.ts';
 import { sendError } from './error-handler.ts';
 
@@ -160,13 +160,44 @@ function checkApiKey(keys: string[] | undefined, credentials: Credentials): void
 }
 
 /**
+ * Whether a route of `protection` has anything to check under `settings`: inference only with API keys, operations only
+ * when protected, admin always; open never. (A route that declares none is refused at registration.)
+ */
+export function needsCheck(settings: AuthSettings, protection: Protection): boolean {
+  switch (protection) {
+    case 'open':
+      return false;
+    case 'inference':
+      return (settings.apiKeys?.length ?? 0) > 0;
+    case 'operations':
+      return settings.protectOperations === true;
+    default:
+      return true;
+  }
+}
+
+/**
  * Wires the policy into the app: every route added from now on must declare its protection (registration
- * fails otherwise) and is listed in the returned table; every request is checked against the protection
- * of the route the router matched. Call before any route or plugin is registered.
+ * fails otherwise) and is listed in the returned table; a route whose protection has something to check under these
+ * settings gets the check as its own onRequest hook, decided on the route the router matched. A route with nothing to
+ * check gets no hook, so an unprotected inference request pays nothing for auth. Call before any route or plugin is
+ * registered.
  */
 export function registerAuth(app: FastifyInstance, settings: AuthSettings): ProtectedRoute[] {
   checkAuthSettings(settings);
   const routes: ProtectedRoute[] = [];
+  // A callback hook, not an async one: a promise per request is measurable.
+  const check: onRequestHookHandler = function checkCredentials(request, reply, done) {
+    try {
+      authorize(settings, request.routeOptions.config.protection, credentialsOf(request.headers));
+    } catch (error) {
+      if (error instanceof CaliperError && error.code === 'CALIPER_UNAUTHENTICATED')
+        reply.header('www-authenticate', 'Bearer realm="caliper"');
+      sendError(reply, error);
+      return;
+    }
+    done();
+  };
   app.addHook('onRoute', (route) => {
     const url = route.url ?? route.path;
     let protection = route.config?.protection;
@@ -181,23 +212,11 @@ export function registerAuth(app: FastifyInstance, settings: AuthSettings): Prot
     if (protection === 'admin' && !settings.adminToken)
       throw new Error(`route ${String(route.method)} ${url}: an admin route registered while the admin API is off`);
     for (const method of [route.method].flat()) routes.push({ method: String(method), url, protection });
-  });
-  // A callback hook, not an async one: it runs on every request and a promise per request is measurable.
-  app.addHook('onRequest', (request, reply, done) => {
-    // The not-found handler has no route config: nothing is reached, the 404 says so.
-    if (request.is404) {
-      done();
-      return;
+    if (needsCheck(settings, protection)) {
+      // First among the route's own hooks (a HEAD route copied from its GET route already carries it).
+      const own = route.onRequest === undefined ? [] : [route.onRequest].flat();
+      if (!own.includes(check)) route.onRequest = [check, ...own];
     }
-    try {
-      authorize(settings, request.routeOptions.config.protection, credentialsOf(request.headers));
-    } catch (error) {
-      if (error instanceof CaliperError && error.code === 'CALIPER_UNAUTHENTICATED')
-        reply.header('www-authenticate', 'Bearer realm="caliper"');
-      sendError(reply, error);
-      return;
-    }
-    done();
   });
   return routes;
 }

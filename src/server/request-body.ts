@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createUnzip } from 'node:zlib';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { CaliperError } from '../errors.ts';
 import { BINARY_CONTENT_TYPE, BINARY_HEADER_LENGTH } from '../protocol/binary-tensors.ts';
 
@@ -127,12 +127,18 @@ export function registerRequestBodyRules(app: FastifyInstance, rules: RequestBod
   const drainBytes = rules.drainBytes ?? Math.max(4 * bodyLimit, 16 * 1024 * 1024);
   const drainMs = rules.drainMs ?? 10_000;
 
-  app.addHook('onRequest', (request, _reply, done) => {
-    if (request.headers['content-type'] === undefined && request.url.startsWith('/v2/') && hasBody(request)) {
+  // The /v2 routes' own onRequest hook (attached to each as it is registered, so other routes run no hook for it).
+  const v2ContentType: onRequestHookHandler = function v2ContentType(request, _reply, done) {
+    if (request.headers['content-type'] === undefined && hasBody(request)) {
       request.headers['content-type'] =
         request.headers[BINARY_HEADER_LENGTH] !== undefined ? BINARY_CONTENT_TYPE : 'application/json';
     }
     done();
+  };
+  app.addHook('onRoute', (route) => {
+    if (!(route.url ?? route.path).startsWith('/v2/')) return;
+    const own = route.onRequest === undefined ? [] : [route.onRequest].flat();
+    if (!own.includes(v2ContentType)) route.onRequest = [...own, v2ContentType];
   });
 
   app.addHook('preParsing', (request, _reply, payload, done) => {

@@ -22,7 +22,11 @@ export class RequestObserver {
     this.listeners.push(listener);
   }
 
-  async track<T extends { timings: StageTimings; batchSize: number; rows?: number }>(
+  /**
+   * Runs `run` as one request of `version` over `protocol`: in flight and holding a lease until it settles, its record
+   * emitted to the listeners before the lease is released. Resolves or rejects as `run` does (a throw included).
+   */
+  track<T extends { timings: StageTimings; batchSize: number; rows?: number }>(
     version: ModelVersion,
     protocol: RequestProtocol,
     run: () => Promise<T>,
@@ -31,34 +35,53 @@ export class RequestObserver {
     this.inflight++;
     // The version's own lease: a retired version is closed only once its last request is answered.
     version.acquire();
+    let running: Promise<T>;
     try {
-      const result = await run();
-      this.emit({
-        model: version.name,
-        version: version.version,
-        protocol,
-        outcome: 'success',
-        timings: result.timings,
-        batchSize: result.batchSize,
-        rows: result.rows,
-        durationMs: performance.now() - started,
-      });
-      return result;
+      running = run();
     } catch (error) {
-      const code = toCaliperError(error).code;
-      this.emit({
-        model: version.name,
-        version: version.version,
-        protocol,
-        outcome: code === 'CALIPER_CANCELLED' ? 'cancelled' : 'error',
-        errorCode: code,
-        durationMs: performance.now() - started,
-      });
-      throw error;
-    } finally {
-      this.inflight--;
-      version.release();
+      running = Promise.reject(error);
     }
+    // One reaction on the request's promise, not an async wrapper with its await.
+    return running.then(
+      (result) => {
+        try {
+          this.emit({
+            model: version.name,
+            version: version.version,
+            protocol,
+            outcome: 'success',
+            timings: result.timings,
+            batchSize: result.batchSize,
+            rows: result.rows,
+            durationMs: performance.now() - started,
+          });
+        } finally {
+          this.settled(version);
+        }
+        return result;
+      },
+      (error: unknown) => {
+        const code = toCaliperError(error).code;
+        try {
+          this.emit({
+            model: version.name,
+            version: version.version,
+            protocol,
+            outcome: code === 'CALIPER_CANCELLED' ? 'cancelled' : 'error',
+            errorCode: code,
+            durationMs: performance.now() - started,
+          });
+        } finally {
+          this.settled(version);
+        }
+        throw error;
+      },
+    );
+  }
+
+  private settled(version: ModelVersion): void {
+    this.inflight--;
+    version.release();
   }
 
   private emit(record: RequestRecord): void {

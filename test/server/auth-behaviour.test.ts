@@ -359,6 +359,46 @@ describe('on a server', () => {
     await app.close();
   });
 
+  it('gives a route the credential check only where its protection has something to check', async () => {
+    // Each route's own onRequest hooks as registered (an onRoute hook added after registerAuth sees what it set).
+    const hooksPerRoute = async (settings: AuthSettings) => {
+      const seen: Record<string, number> = {};
+      const app = Fastify();
+      registerAuth(app, settings);
+      app.addHook('onRoute', (route) => {
+        seen[`${String(route.method)} ${route.url}`] = [route.onRequest ?? []].flat().length;
+      });
+      app.post('/predict', { config: { protection: 'inference' } }, async () => 'x');
+      app.get('/v2/models/:name', { config: { protection: 'operations' } }, async () => 'x');
+      app.get('/v2/health/live', { config: { protection: 'open' } }, async () => 'x');
+      if (settings.adminToken) app.post('/v2/repository/index', { config: { protection: 'admin' } }, async () => 'x');
+      await app.ready();
+      await app.close();
+      return seen;
+    };
+    // Nothing to check: an inference request pays for no auth hook at all.
+    expect(await hooksPerRoute({})).toEqual({
+      'POST /predict': 0,
+      'GET /v2/models/:name': 0,
+      'HEAD /v2/models/:name': 0,
+      'GET /v2/health/live': 0,
+      'HEAD /v2/health/live': 0,
+    });
+    expect(await hooksPerRoute({ apiKeys: [KEY_A], adminToken: ADMIN })).toEqual({
+      'POST /predict': 1,
+      'GET /v2/models/:name': 0,
+      'HEAD /v2/models/:name': 0,
+      'GET /v2/health/live': 0,
+      'HEAD /v2/health/live': 0,
+      'POST /v2/repository/index': 1,
+    });
+    expect(await hooksPerRoute({ apiKeys: [KEY_A], protectOperations: true })).toMatchObject({
+      'GET /v2/models/:name': 1,
+      'HEAD /v2/models/:name': 1,
+      'GET /v2/health/live': 0,
+    });
+  });
+
   it('without API keys: inference is open to anyone', async () => {
     const { app } = await appWith({});
     expect((await app.inject({ method: 'POST', url: '/predict', payload: {} })).json()).toEqual({ reached: 'predict' });

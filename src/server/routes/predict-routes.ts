@@ -6,7 +6,7 @@ import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { mirrorToShadow, routingKeyOf } from '../../lifecycle/traffic-policy.ts';
 import { nonFiniteAsNull } from '../../pipeline/postprocess.ts';
 import { admit } from '../../pipeline/admission.ts';
-import { runPredict } from '../../pipeline/predict-pipeline.ts';
+import { runPredict, type PredictOutcome } from '../../pipeline/predict-pipeline.ts';
 import { serverTimingHeader } from '../../pipeline/stage-timings.ts';
 import { responseSchemaOf } from '../openapi.ts';
 import { httpAdmissionHints } from '../http-admission.ts';
@@ -57,23 +57,18 @@ const INFERENCE = { config: { protection: 'inference' } } as const;
 
 const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
+/** Hands a failed request's error to fastify's error handler (as a rejected handler promise would). */
+function failed(reply: FastifyReply, error: unknown): void {
+  reply.send(error instanceof Error ? error : new Error(String(error)));
+}
+
 export function registerPredictRoutes(
   app: FastifyInstance,
   repository: ModelRepository,
   observer: RequestObserver,
 ): void {
-  // Resolves to nothing once the reply is sent: resolving to the reply (a thenable) costs extra promise jobs per request.
-  const predict = async (version: ModelVersion, body: unknown, reply: FastifyReply): Promise<void> => {
-    // application/octet-stream is read as bytes for the v2 binary extension; /predict takes JSON only.
-    if (Buffer.isBuffer(body))
-      throw new CaliperError(
-        'CALIPER_UNSUPPORTED_MEDIA_TYPE',
-        `content-type: expected application/json, got "${String(reply.request.headers['content-type'])}"`,
-      );
-    // Admitted inside track, so a refused header counts as a failed request as any other 400 does.
-    const outcome = await observer.track(version, 'predict', () =>
-      runPredict(version, body, admit(version, httpAdmissionHints(reply.request))),
-    );
+  /** Writes the answer to a /predict request (the shadow, if any, gets a copy of the request first). */
+  const answer = (version: ModelVersion, body: unknown, reply: FastifyReply, outcome: PredictOutcome): void => {
     const shadow = repository.has(version.name) ? repository.get(version.name).traffic?.shadow : undefined;
     if (shadow && shadow.version !== version) {
       mirrorToShadow(shadow, { result: outcome.predictions, ms: outcome.timings.total }, (candidate) =>
@@ -85,11 +80,11 @@ export function registerPredictRoutes(
     reply.header('server-timing', serverTimingHeader(outcome.timings)).type('application/json');
     if (outcome.single) {
       // Object.assign then plain stores: an object spread with extra properties here cost ~2 µs per request.
-      const answer: Record<string, unknown> = Object.assign({}, outcome.predictions[0]);
-      answer.latency_ms = latency;
-      answer.model_name = s.modelName;
-      answer.model_version = s.modelVersion;
-      reply.send(s.single(answer));
+      const one: Record<string, unknown> = Object.assign({}, outcome.predictions[0]);
+      one.latency_ms = latency;
+      one.model_name = s.modelName;
+      one.model_version = s.modelVersion;
+      reply.send(s.single(one));
       return;
     }
     for (const p of outcome.predictions) (p as Record<string, unknown>).latency_ms = latency;
@@ -101,6 +96,32 @@ export function registerPredictRoutes(
         model_version: s.modelVersion,
       }),
     );
+  };
+
+  /**
+   * Answers a /predict request through `reply` and returns nothing: fastify waits for the reply without a promise of
+   * the handler's to follow, and an error goes to the error handler through reply.send.
+   */
+  const predict = (version: ModelVersion, body: unknown, reply: FastifyReply): void => {
+    // application/octet-stream is read as bytes for the v2 binary extension; /predict takes JSON only.
+    if (Buffer.isBuffer(body))
+      throw new CaliperError(
+        'CALIPER_UNSUPPORTED_MEDIA_TYPE',
+        `content-type: expected application/json, got "${String(reply.request.headers['content-type'])}"`,
+      );
+    // Admitted inside track, so a refused header counts as a failed request as any other 400 does.
+    observer
+      .track(version, 'predict', () => runPredict(version, body, admit(version, httpAdmissionHints(reply.request))))
+      .then(
+        (outcome) => {
+          try {
+            answer(version, body, reply, outcome);
+          } catch (error) {
+            failed(reply, error);
+          }
+        },
+        (error: unknown) => failed(reply, error),
+      );
   };
 
   app.post<{ Params: { name: string } }>('/models/:name/predict', INFERENCE, (request, reply) =>
