@@ -10,6 +10,15 @@ export interface DrainSettings {
   idleGraceMs?: number;
 }
 
+/**
+ * The response a connection is writing now, unfinished (Node's HTTP server keeps it on the socket as `_httpMessage`
+ * while a request is being answered, and clears it when the response finishes).
+ */
+function respondingOn(socket: Socket): ServerResponse | undefined {
+  const response = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  return response && !response.writableFinished ? response : undefined;
+}
+
 interface ConnectionState {
   inflight: number;
   /** performance.now() of the last request start or response end on this connection. */
@@ -34,21 +43,34 @@ export class ConnectionDrain {
     private readonly server: Server,
     private readonly settings: DrainSettings = {},
   ) {
+    // Per connection only: while serving, requests cost nothing here. Requests are counted once the drain begins.
     server.on('connection', (socket: Socket) => {
-      this.connections.set(socket, { inflight: 0, lastActive: performance.now() });
+      this.connections.set(socket, { inflight: 0, lastActive: 0 });
       socket.once('close', () => this.connections.delete(socket));
     });
-    server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-      const state = this.connections.get(request.socket);
-      if (!state) return;
-      state.inflight++;
+  }
+
+  private readonly tracked = new WeakSet<ServerResponse>();
+
+  /** Counts `response` in flight on its connection until it closes; then the connection's next response, if any. */
+  private track(socket: Socket, state: ConnectionState, response: ServerResponse): void {
+    if (this.tracked.has(response)) return;
+    this.tracked.add(response);
+    state.inflight++;
+    state.lastActive = performance.now();
+    response.once('close', () => {
+      state.inflight--;
       state.lastActive = performance.now();
-      response.once('close', () => {
-        state.inflight--;
-        state.lastActive = performance.now();
-      });
+      // A pipelined request's response is attached to the socket when the one before it finishes.
+      const next = respondingOn(socket);
+      if (next) this.track(socket, state, next);
     });
   }
+
+  private readonly onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    const state = this.connections.get(request.socket);
+    if (state) this.track(request.socket, state, response);
+  };
 
   /** Open connections, and how many of them have a request in flight. */
   get counts(): { open: number; busy: number } {
@@ -64,6 +86,12 @@ export class ConnectionDrain {
   begin(): void {
     if (this.sweep) return;
     this.drainStarted = performance.now();
+    // The responses in progress now (found on their sockets), then every request from here on.
+    for (const [socket, state] of this.connections) {
+      const response = respondingOn(socket);
+      if (response) this.track(socket, state, response);
+    }
+    this.server.on('request', this.onRequest);
     // server.close() calls closeIdleConnections(), which destroys sockets a request may be arriving on.
     (this.server as { closeIdleConnections: () => void }).closeIdleConnections = () => undefined;
     const grace = this.settings.idleGraceMs ?? 1000;
@@ -91,5 +119,6 @@ export class ConnectionDrain {
   end(): void {
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = undefined;
+    this.server.off('request', this.onRequest);
   }
 }
