@@ -610,7 +610,7 @@ const shares = Object.fromEntries(
 const command = `node --import tsx ${process.argv
   .slice(1)
   .join(' ')
-  .replace(/^.*bench\//, 'bench/')}`;
+  .replace(/^.*?bench\//, 'bench/')}`;
 const output = {
   benchmark:
     'caliper serve --workers N: server CPU per request at the same offered rates, idle cost, request shares (fraud_detector, cache off)',
