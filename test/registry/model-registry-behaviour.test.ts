@@ -389,3 +389,37 @@ describe('replicas', () => {
     expect(await registry.replicas('fraud')).toEqual([]);
   });
 });
+
+describe('what a user reads back', () => {
+  it('lists every version of a stage in the error for a stage with none, and a model without a description has none', async () => {
+    await registerVersions(3);
+    await registry.setStage('fraud', 1, 'Production', { actor: 'ci' });
+    await registry.setStage('fraud', 2, 'Production', { actor: 'ci' });
+    expect(await failure(registry.resolve('fraud', { kind: 'stage', stage: 'Staging' }))).toBe(
+      'CALIPER_VERSION_NOT_FOUND: models:/fraud/Staging: model "fraud" has no version in stage Staging (Production: 1, 2)',
+    );
+    const model = await registry.model('fraud');
+    expect('description' in model).toBe(false);
+    expect('description' in (await registry.listModels())[0]!).toBe(false);
+  });
+
+  it('records who archived a version', async () => {
+    await registerVersions(1);
+    await registry.archive('fraud', 1, 'ops');
+    expect((await registry.history('fraud')).at(-1)).toMatchObject({
+      event: 'stage',
+      from: 'None',
+      to: 'Archived',
+      actor: 'ops',
+    });
+  });
+
+  it('names every alias that holds a version back from deletion', async () => {
+    await registerVersions(1);
+    await registry.setAlias('fraud', 'champion', 1, 'ci');
+    await registry.setAlias('fraud', 'stable', 1, 'ci');
+    expect(await failure(registry.deleteVersion('fraud', 1))).toBe(
+      'CALIPER_CONFLICT: models:/fraud/1: not deleted because aliases point at it (champion, stable); archive it first or pass --force',
+    );
+  });
+});
