@@ -380,7 +380,9 @@ describe('replicas', () => {
       expect.objectContaining({ host: 'b', pid: 2, state: 'failed', failedVersion: 1, reason: 'boom' }),
     ]);
     expect('failedVersion' in rows[0]!).toBe(false);
+    expect('reason' in rows[0]!).toBe(false);
     expect('version' in rows[1]!).toBe(false);
+    expect('since' in rows[1]!).toBe(false);
     await registry.removeReplica('b', 2, 'other-model');
     expect(await registry.replicas('fraud')).toHaveLength(2);
     await registry.removeReplica('b', 2, 'fraud');
@@ -421,5 +423,16 @@ describe('what a user reads back', () => {
     expect(await failure(registry.deleteVersion('fraud', 1))).toBe(
       'CALIPER_CONFLICT: models:/fraud/1: not deleted because aliases point at it (champion, stable); archive it first or pass --force',
     );
+  });
+
+  it('deletes a model whose versions nothing holds without force, and names the held version, not the first', async () => {
+    await registerVersions(2);
+    await registry.setStage('fraud', 2, 'Staging', { actor: 'ci' });
+    expect(await failure(registry.deleteModel('fraud'))).toBe(
+      'CALIPER_CONFLICT: model "fraud": not deleted because version 2: it is in stage Staging; pass --force',
+    );
+    await registry.setStage('fraud', 2, 'Archived', { actor: 'ci' });
+    await registry.deleteModel('fraud', { actor: 'ci' });
+    expect(await registry.listModels()).toEqual([]);
   });
 });

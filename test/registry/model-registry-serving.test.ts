@@ -66,6 +66,13 @@ describe('lineage: what to serve when the version a selector names cannot load',
     expect(numbers(await registry.lineage('fraud', { kind: 'stage', stage: 'Production' }, 1))).toEqual([3, 2]);
   });
 
+  it('for a stage no version is in now: the versions that left it', async () => {
+    await registerVersions(2);
+    await registry.setStage('fraud', 1, 'Staging', { actor: 'ci' });
+    await registry.setStage('fraud', 1, 'Production', { actor: 'ci' });
+    expect(numbers(await registry.lineage('fraud', { kind: 'stage', stage: 'Staging' }, 2))).toEqual([1]);
+  });
+
   it('leaves out deleted versions', async () => {
     await registerVersions(3);
     await registry.setStage('fraud', 1, 'Production', { actor: 'ci' });
@@ -98,6 +105,9 @@ describe('lineage: what to serve when the version a selector names cannot load',
   it('has none for an explicit version or latest', async () => {
     await registerVersions(3);
     await registry.setStage('fraud', 1, 'Production', { actor: 'ci' });
+    // Not even from an alias whose name is the word "undefined".
+    await registry.setAlias('fraud', 'undefined', 1, 'ci');
+    await registry.setAlias('fraud', 'undefined', 2, 'ci');
     expect(await registry.lineage('fraud', { kind: 'version', version: 3 }, 3)).toEqual([]);
     expect(await registry.lineage('fraud', { kind: 'latest' }, 3)).toEqual([]);
   });
@@ -141,6 +151,10 @@ describe('what a server loads', () => {
     const version = await registry.version('renamed', 1);
     const config = registry.configOf(version);
     expect(config.name).toBe('renamed');
+    // Errors about the stored model.yaml name the version it belongs to.
+    expect(config.file).toBe('models:/renamed/1 (model.yaml)');
+    // Without bundled files, the served config is the stored one, its paths resolving beside the artifact.
+    expect((await registry.servedConfigOf(version)).dir).toBe(config.dir);
     expect(config.inputs.map((i) => i.name)).toContain('transaction_amount');
     expect((await registry.servedConfigOf(version)).name).toBe('renamed');
     const path = await registry.artifactPath(version);
@@ -154,13 +168,13 @@ describe('what a server loads', () => {
     expect(await failure(registry.artifactPath(version))).toMatch(/^CALIPER_ARTIFACT_CORRUPT: models:\/fraud\/1: /);
   });
 
-  /** A model folder of its own: the fraud model, its model.yaml naming `hooks.mjs`, and that hook module. */
+  /** A model folder of its own: the fraud model, its model.yaml naming `hooks/shape.mjs`, and that hook module. */
   function folderWithHook(hook: string | undefined): string {
     const dir = join(fixture.dir, 'source');
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(join(dir, 'hooks'), { recursive: true });
     copyFileSync(FRAUD_ONNX, join(dir, 'model.onnx'));
-    writeFileSync(join(dir, 'model.yaml'), `${readFileSync(FRAUD_YAML, 'utf8')}\nhooks: ./hooks.mjs\n`);
-    if (hook !== undefined) writeFileSync(join(dir, 'hooks.mjs'), hook);
+    writeFileSync(join(dir, 'model.yaml'), `${readFileSync(FRAUD_YAML, 'utf8')}\nhooks: ./hooks/shape.mjs\n`);
+    if (hook !== undefined) writeFileSync(join(dir, 'hooks', 'shape.mjs'), hook);
     return dir;
   }
 
@@ -175,17 +189,34 @@ describe('what a server loads', () => {
       actor: 'ci',
     });
     expect(record.tags.team).toBe('risk');
-    expect(Object.keys(JSON.parse(record.tags['caliper.files']!) as object)).toEqual(['hooks.mjs']);
+    expect(Object.keys(JSON.parse(record.tags['caliper.files']!) as object)).toEqual(['hooks/shape.mjs']);
     rmSync(dir, { recursive: true, force: true });
     const served = await registry.servedConfigOf(record);
     expect(served.name).toBe('hooked');
-    expect(served.hooks).toBe('./hooks.mjs');
-    const file = join(served.dir, 'hooks.mjs');
+    expect(served.hooks).toBe('./hooks/shape.mjs');
+    // Laid out as beside model.yaml, subfolder included.
+    const file = join(served.dir, 'hooks', 'shape.mjs');
     expect(readFileSync(file, 'utf8')).toBe(hook);
     // The bundle has its own folder beside the artifact, and a second load reads the files fetched before.
     expect(served.dir).not.toBe(registry.configOf(record).dir);
     expect((await registry.servedConfigOf(record)).dir).toBe(served.dir);
     expect(existsSync(file)).toBe(true);
+    expect(served.file).toBe('models:/hooked/1 (model.yaml)');
+  });
+
+  it('refuses a bundled file whose stored bytes changed, naming the version and the file', async () => {
+    const dir = folderWithHook('export function postprocess(p) { return p; }\n');
+    const record = await registry.register({
+      file: join(dir, 'model.onnx'),
+      configFile: join(dir, 'model.yaml'),
+      name: 'hooked',
+      actor: 'ci',
+    });
+    const sha = (JSON.parse(record.tags['caliper.files']!) as Record<string, string>)['hooks/shape.mjs']!;
+    writeFileSync(join(registry.artifacts.localDir(sha), sha), 'garbage');
+    expect(await failure(registry.servedConfigOf(record))).toMatch(
+      /^CALIPER_ARTIFACT_CORRUPT: models:\/hooked\/1 \(hooks\/shape\.mjs\): /,
+    );
   });
 
   it('refuses a model.yaml naming a hook module that is not there, naming the file, and creates no version', async () => {
@@ -194,7 +225,7 @@ describe('what a server loads', () => {
       registry.register({ file: join(dir, 'model.onnx'), configFile: join(dir, 'model.yaml'), name: 'hooked' }),
     );
     expect(message).toBe(
-      `CALIPER_NOT_FOUND: ${join(dir, 'hooks.mjs')}: model.yaml names this file but it cannot be read (ENOENT)`,
+      `CALIPER_NOT_FOUND: ${join(dir, 'hooks', 'shape.mjs')}: model.yaml names this file but it cannot be read (ENOENT)`,
     );
     expect(await registry.listModels()).toEqual([]);
   });
