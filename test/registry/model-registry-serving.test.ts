@@ -1,8 +1,9 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { hostname, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CaliperError } from '../../src/errors.ts';
-import { ModelRegistry } from '../../src/registry/model-registry.ts';
+import { ModelRegistry, thisServer } from '../../src/registry/model-registry.ts';
 import { FRAUD_ONNX, FRAUD_YAML, RegistryFixture } from './registry-fixture.ts';
 
 /**
@@ -228,5 +229,27 @@ describe('what a server loads', () => {
       `CALIPER_NOT_FOUND: ${join(dir, 'hooks', 'shape.mjs')}: model.yaml names this file but it cannot be read (ENOENT)`,
     );
     expect(await registry.listModels()).toEqual([]);
+  });
+});
+
+describe('the registry itself', () => {
+  it('names its folder, records the registering user and the bytes, and names this server by host and pid', async () => {
+    expect(registry.location).toBe(resolve(fixture.home));
+    expect(registry.home).toBe(resolve(fixture.home));
+    const version = await registry.register({ file: FRAUD_ONNX, configFile: FRAUD_YAML, name: 'fraud' });
+    expect(version.createdBy).toBe(`cli:${userInfo().username}`);
+    expect((await registry.history('fraud'))[0]).toMatchObject({
+      event: 'registered',
+      version: 1,
+      to: `sha256:${version.sha256}`,
+      actor: `cli:${userInfo().username}`,
+    });
+    expect(thisServer()).toEqual({ host: hostname(), pid: process.pid });
+  });
+
+  it('releases its database on close: a later call is refused', async () => {
+    const other = ModelRegistry.open(fixture.home);
+    await other.close();
+    await expect(other.listModels()).rejects.toThrow();
   });
 });
