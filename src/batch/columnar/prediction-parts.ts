@@ -16,7 +16,7 @@ import {
 } from '../io/duckdb-engine.ts';
 import { needsStaging, PARSE_ERROR_COLUMN, readerSql, scanSql, stageInput } from '../io/input-scan.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
-import { ForwardRowReader, ReadEndedEarly } from '../io/forward-row-reader.ts';
+import { ForwardRowReader, isReadEndedEarly } from '../io/forward-row-reader.ts';
 import { existsSync } from 'node:fs';
 import { phase } from '../phase-timer.ts';
 
@@ -207,7 +207,7 @@ async function streamParts(
         wholeRows
           ? (indices) =>
               wholeRows.rowsAt(indices.map((i) => batch.firstRow + i)).catch((error: unknown) => {
-                throw error instanceof ReadEndedEarly ? new ReaderRefused('reader refused', { cause: error }) : error;
+                throw isReadEndedEarly(error) ? new ReaderRefused('reader refused', { cause: error }) : error;
               })
           : (indices) => fetchRows(plan, batch.firstRow, indices),
         onBatch,

@@ -9,8 +9,13 @@ export interface RowsWithSchema {
   schema: { names: string[]; types: DuckDBType[] };
 }
 
-/** Thrown when the read ends (or fails) before a row asked for: the file's reader stopped early. */
-export class ReadEndedEarly extends Error {}
+/** Thrown when the read ends (or fails) before a row asked for: the file's reader stopped early. Internal to batch. */
+class ReadEndedEarly extends Error {}
+
+/** True for the error rowsAt throws when the file's reader stopped before a row asked for (a signal, not a user error). */
+export function isReadEndedEarly(error: unknown): boolean {
+  return error instanceof ReadEndedEarly;
+}
 
 /**
  * Whole rows of a file that has no row numbers (CSV, JSONL through their own readers), fetched by row number as a
