@@ -449,3 +449,45 @@ describe('docs routes behind protected operations', () => {
     await app.close();
   });
 });
+
+describe('routes with hooks of their own', () => {
+  it("checks credentials before the route's own onRequest hooks, and keeps those hooks", async () => {
+    const seen: string[] = [];
+    const { app } = await appWith({ protectOperations: true, apiKeys: [KEY_A] }, (a) => {
+      a.get(
+        '/hooked',
+        {
+          config: { protection: 'operations' },
+          onRequest: [
+            (_request, _reply, done) => {
+              seen.push('first');
+              done();
+            },
+            (_request, _reply, done) => {
+              seen.push('second');
+              done();
+            },
+          ],
+        },
+        async () => ({ reached: 'hooked' }),
+      );
+    });
+    try {
+      const refused = await app.inject({ method: 'GET', url: '/hooked' });
+      expect(refused.statusCode).toBe(401);
+      expect(seen).toEqual([]);
+      const allowed = await app.inject({
+        method: 'GET',
+        url: '/hooked',
+        headers: { 'x-api-key': KEY_A },
+      });
+      expect(allowed.json()).toEqual({ reached: 'hooked' });
+      expect(seen).toEqual(['first', 'second']);
+      // The HEAD route fastify copies from GET carries the same hooks and the same check.
+      expect((await app.inject({ method: 'HEAD', url: '/hooked' })).statusCode).toBe(401);
+      expect(seen).toEqual(['first', 'second']);
+    } finally {
+      await app.close();
+    }
+  });
+});
