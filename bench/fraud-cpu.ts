@@ -18,9 +18,9 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path';
 import { startClosedLoop, startOpenLoop } from '../src/bench/load-generator.ts';
 import { HttpLoadTarget } from '../src/bench/load-target.ts';
-import type { RequestData } from '../src/bench/request-data.ts';
 import { freePort } from '../src/system/free-port.ts';
 import { numberOption } from './bench-options.ts';
+import { fashionRequests, fraudRequests } from './serving-requests.ts';
 import { cpuSeconds } from './process-cpu.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -78,33 +78,8 @@ async function start(name: string, cwd: string, args: string[]): Promise<Server>
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function lcg(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 0x1_0000_0000;
-  };
-}
-const CATEGORIES = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'];
-const random = lcg(7);
-const fraudData: RequestData = {
-  source: 'generated',
-  documents: Array.from({ length: 512 }, () => ({
-    transaction_amount: Math.round(random() * 500_000) / 100,
-    merchant_category: CATEGORIES[Math.floor(random() * CATEGORIES.length)]!,
-    time_since_last_txn: Math.round(random() * 86_400),
-  })),
-};
-const sample = JSON.parse(readFileSync(join(root, 'examples/fashion-mnist/sample-request.json'), 'utf8')) as {
-  pixels: number[];
-};
-const fashionRandom = lcg(11);
-const fashionData: RequestData = {
-  source: 'generated',
-  documents: Array.from({ length: 64 }, () => ({
-    pixels: sample.pixels.map((v) => (fashionRandom() < 0.05 ? Math.floor(fashionRandom() * 256) : v)),
-  })),
-};
+const fraudData = fraudRequests();
+const fashionData = fashionRequests(root);
 const data = FASHION ? fashionData : fraudData;
 const path = FASHION ? '/models/fashion_mnist/predict' : '/models/fraud_detector/predict';
 const repo = FASHION

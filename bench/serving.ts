@@ -31,6 +31,7 @@ import { HttpLoadTarget } from '../src/bench/load-target.ts';
 import type { RequestData } from '../src/bench/request-data.ts';
 import { freePort } from '../src/system/free-port.ts';
 import { numberOption } from './bench-options.ts';
+import { fashionRequests, fraudRequests } from './serving-requests.ts';
 import { cpuSeconds } from './process-cpu.ts';
 import { servingMlp } from './serving-mlp.ts';
 
@@ -382,35 +383,8 @@ function profileSummary(
   };
 }
 
-/** Deterministic pseudo-random numbers (the request sets are the same in every run). */
-function lcg(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 0x1_0000_0000;
-  };
-}
-
-const CATEGORIES = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'];
-const fraudRandom = lcg(7);
-const fraudData: RequestData = {
-  source: 'generated',
-  documents: Array.from({ length: 512 }, () => ({
-    transaction_amount: Math.round(fraudRandom() * 500_000) / 100,
-    merchant_category: CATEGORIES[Math.floor(fraudRandom() * CATEGORIES.length)]!,
-    time_since_last_txn: Math.round(fraudRandom() * 86_400),
-  })),
-};
-const fashionSample = JSON.parse(readFileSync(join(root, 'examples/fashion-mnist/sample-request.json'), 'utf8')) as {
-  pixels: number[];
-};
-const fashionRandom = lcg(11);
-const fashionData: RequestData = {
-  source: 'generated',
-  documents: Array.from({ length: 64 }, () => ({
-    pixels: fashionSample.pixels.map((v) => (fashionRandom() < 0.05 ? Math.floor(fashionRandom() * 256) : v)),
-  })),
-};
+const fraudData = fraudRequests();
+const fashionData = fashionRequests(root);
 const fraudPath = '/models/fraud_detector/predict';
 const fashionPath = '/models/fashion_mnist/predict';
 

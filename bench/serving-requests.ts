@@ -1,0 +1,46 @@
+/*
+ * The request sets the serving benchmarks send (bench/serving.ts, bench/fraud-cpu.ts): 512 varied fraud transactions
+ * and 64 distinct Fashion-MNIST images (the example's sample with 5% of its pixels changed), the same in every run
+ * so two runs and two checkouts meet the same requests; varied so the response cache never answers.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RequestData } from '../src/bench/request-data.ts';
+
+/** Deterministic pseudo-random numbers in [0, 1) (a 32-bit linear congruential generator, Numerical Recipes' constants). */
+function lcg(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 0x1_0000_0000;
+  };
+}
+
+const CATEGORIES = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'];
+
+/** 512 fraud_detector /predict bodies: amount 0–5,000.00, one of eight categories, 0–86,400 s since the last one. */
+export function fraudRequests(): RequestData {
+  const random = lcg(7);
+  return {
+    source: 'generated',
+    documents: Array.from({ length: 512 }, () => ({
+      transaction_amount: Math.round(random() * 500_000) / 100,
+      merchant_category: CATEGORIES[Math.floor(random() * CATEGORIES.length)]!,
+      time_since_last_txn: Math.round(random() * 86_400),
+    })),
+  };
+}
+
+/** 64 fashion_mnist /predict bodies (784 pixels 0–255 each) from `root`/examples/fashion-mnist/sample-request.json. */
+export function fashionRequests(root: string): RequestData {
+  const sample = JSON.parse(readFileSync(join(root, 'examples/fashion-mnist/sample-request.json'), 'utf8')) as {
+    pixels: number[];
+  };
+  const random = lcg(11);
+  return {
+    source: 'generated',
+    documents: Array.from({ length: 64 }, () => ({
+      pixels: sample.pixels.map((v) => (random() < 0.05 ? Math.floor(random() * 256) : v)),
+    })),
+  };
+}
