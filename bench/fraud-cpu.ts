@@ -14,13 +14,13 @@
  * fashion-mnist example with batching on and off instead of the fraud model.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startClosedLoop, startOpenLoop } from '../src/bench/load-generator.ts';
 import { HttpLoadTarget } from '../src/bench/load-target.ts';
 import { freePort } from '../src/system/free-port.ts';
 import { numberOption } from './bench-options.ts';
-import { fashionRequests, fraudRequests } from './serving-requests.ts';
+import { exampleModelFolder, fashionRequests, fraudRequests } from './serving-requests.ts';
 import { cpuSeconds } from './process-cpu.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -35,20 +35,9 @@ const dataDir = join(root, 'bench/data/fraud-cpu');
 
 execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
 
-function modelFolder(variant: string, example: string, name: string, replace: Record<string, string>): string {
-  const repo = join(dataDir, variant);
-  const dir = join(repo, name);
-  rmSync(repo, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  cpSync(join(root, 'examples', example, '1'), join(dir, '1'), { recursive: true });
-  let yaml = readFileSync(join(root, 'examples', example, 'model.yaml'), 'utf8');
-  for (const [key, value] of Object.entries(replace)) {
-    const line = new RegExp(`^${key}:.*$`, 'm');
-    yaml = line.test(yaml) ? yaml.replace(line, `${key}: ${value}`) : `${yaml}\n${key}: ${value}\n`;
-  }
-  writeFileSync(join(dir, 'model.yaml'), yaml);
-  return repo;
-}
+/** A model folder holding version 1 of an example with model.yaml lines replaced (bench/serving-requests.ts). */
+const modelFolder = (variant: string, example: string, name: string, replace: Record<string, string>): string =>
+  exampleModelFolder(root, dataDir, variant, example, name, replace);
 
 interface Server {
   name: string;

@@ -1,9 +1,10 @@
 /*
- * The request sets the serving benchmarks send (bench/serving.ts, bench/fraud-cpu.ts): 512 varied fraud transactions
+ * What the serving benchmarks (bench/serving.ts, bench/fraud-cpu.ts) serve and send: model folders made from an
+ * example with model.yaml lines replaced, and the request sets they send (bench/serving.ts, bench/fraud-cpu.ts): 512 varied fraud transactions
  * and 64 distinct Fashion-MNIST images (the example's sample with 5% of its pixels changed), the same in every run
  * so two runs and two checkouts meet the same requests; varied so the response cache never answers.
  */
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RequestData } from '../src/bench/request-data.ts';
 
@@ -43,4 +44,30 @@ export function fashionRequests(root: string): RequestData {
       pixels: sample.pixels.map((v) => (random() < 0.05 ? Math.floor(random() * 256) : v)),
     })),
   };
+}
+
+/**
+ * A model repository `dataDir`/`variant` holding version 1 of `root`/examples/`example` as model `name`, its model.yaml
+ * with each top-level `key: …` line of `replace` replaced (or appended). Returns the repository folder.
+ */
+export function exampleModelFolder(
+  root: string,
+  dataDir: string,
+  variant: string,
+  example: string,
+  name: string,
+  replace: Record<string, string>,
+): string {
+  const repo = join(dataDir, variant);
+  const dir = join(repo, name);
+  rmSync(repo, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(root, 'examples', example, '1'), join(dir, '1'), { recursive: true });
+  let yaml = readFileSync(join(root, 'examples', example, 'model.yaml'), 'utf8');
+  for (const [key, value] of Object.entries(replace)) {
+    const line = new RegExp(`^${key}:.*$`, 'm');
+    yaml = line.test(yaml) ? yaml.replace(line, `${key}: ${value}`) : `${yaml}\n${key}: ${value}\n`;
+  }
+  writeFileSync(join(dir, 'model.yaml'), yaml);
+  return repo;
 }

@@ -31,7 +31,7 @@ import { HttpLoadTarget } from '../src/bench/load-target.ts';
 import type { RequestData } from '../src/bench/request-data.ts';
 import { freePort } from '../src/system/free-port.ts';
 import { numberOption } from './bench-options.ts';
-import { fashionRequests, fraudRequests } from './serving-requests.ts';
+import { exampleModelFolder, fashionRequests, fraudRequests } from './serving-requests.ts';
 import { cpuSeconds } from './process-cpu.ts';
 import { servingMlp } from './serving-mlp.ts';
 
@@ -45,21 +45,9 @@ const dataDir = join(root, 'bench/data/serving');
 
 execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
 
-/** A model folder holding version 1 of an example with model.yaml lines replaced. */
-function modelFolder(variant: string, example: string, name: string, replace: Record<string, string>): string {
-  const repo = join(dataDir, variant);
-  const dir = join(repo, name);
-  rmSync(repo, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  cpSync(join(root, 'examples', example, '1'), join(dir, '1'), { recursive: true });
-  let yaml = readFileSync(join(root, 'examples', example, 'model.yaml'), 'utf8');
-  for (const [key, value] of Object.entries(replace)) {
-    const line = new RegExp(`^${key}:.*$`, 'm');
-    yaml = line.test(yaml) ? yaml.replace(line, `${key}: ${value}`) : `${yaml}\n${key}: ${value}\n`;
-  }
-  writeFileSync(join(dir, 'model.yaml'), yaml);
-  return repo;
-}
+/** A model folder holding version 1 of an example with model.yaml lines replaced (bench/serving-requests.ts). */
+const modelFolder = (variant: string, example: string, name: string, replace: Record<string, string>): string =>
+  exampleModelFolder(root, dataDir, variant, example, name, replace);
 
 interface Server {
   name: string;
