@@ -253,6 +253,14 @@ function parseColumn(r: ConfigReader, raw: unknown, path: string, inputs: InputF
       field,
     );
 
+  if ((op === 'one_hot' || op === 'lookup') && input.type !== 'string') {
+    // Both match the request value as text: on a number, boolean or array field every request would be "unknown".
+    r.fail(
+      `${path}.${op}`,
+      `a string field (inputs.${field} is ${input.type === 'array' || input.type === 'integer' ? 'an' : 'a'} ${input.type}: ${op} matches text; use a numeric transform)`,
+      field,
+    );
+  }
   if (op === 'one_hot') {
     r.onlyKeys(o, path, ['one_hot', 'categories', 'unknown']);
     const categories =

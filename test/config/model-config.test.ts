@@ -53,6 +53,31 @@ describe('model.yaml validation', () => {
       'preprocess.columns[0].log1p: expected the name of a field declared under inputs (amount, kind), got "amt"',
     ],
     [
+      'one_hot of a number field (it matches text: every request would be an unknown category)',
+      () => replaced('{ one_hot: kind }', '{ one_hot: amount, categories: ["1", "2"] }'),
+      'preprocess.columns[1].one_hot: expected a string field (inputs.amount is a number: one_hot matches text; use a numeric transform), got "amount"',
+    ],
+    [
+      'lookup of an array field',
+      () =>
+        parse(
+          valid
+            .replace('kind: { type: string', 'ids: { type: array, items: integer, length: 2 }\n  kind: { type: string')
+            .replace('{ one_hot: kind }', '{ lookup: ids, table: { a: 1 } }'),
+        ),
+      'preprocess.columns[1].lookup: expected a string field (inputs.ids is an array: lookup matches text; use a numeric transform), got "ids"',
+    ],
+    [
+      'one_hot of a boolean field',
+      () =>
+        parse(
+          valid
+            .replace('kind: { type: string, enum: [a, b] }', 'flag: { type: boolean }')
+            .replace('{ one_hot: kind }', '{ one_hot: flag, categories: ["true", "false"] }'),
+        ),
+      'preprocess.columns[1].one_hot: expected a string field (inputs.flag is a boolean: one_hot matches text; use a numeric transform), got "flag"',
+    ],
+    [
       'numeric transform of a string field',
       () => replaced('{ log1p: amount }', '{ log1p: kind }'),
       'preprocess.columns[0].log1p: expected a numeric field (inputs.kind is a string: use one_hot or lookup)',

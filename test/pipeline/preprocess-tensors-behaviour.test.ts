@@ -108,14 +108,14 @@ postprocess: { out: { output: o } }
 });
 
 describe('padded fields', () => {
-  it('are one numeric column: model.yaml refuses padding on a one-hot or lookup column, or on two columns', () => {
-    for (const column of [
-      '{ one_hot: ids, categories: [a, b] }',
-      '{ lookup: ids, table: { a: 1 } }',
-      '{ identity: ids }, { identity: ids }',
-    ]) {
+  it('are one numeric column: model.yaml refuses padding on two columns, and one_hot or lookup on an array field', () => {
+    expect(message(() => padded('float32', 'pad: 0,', '{ identity: ids }, { identity: ids }'))).toBe(
+      'CALIPER_CONFIG_INVALID: model.yaml: preprocess.pad: expected padding only on a tensor of one column, a variable-length array field (min_length/max_length), without shape, got number 0',
+    );
+    for (const op of ['one_hot', 'lookup']) {
+      const column = op === 'one_hot' ? '{ one_hot: ids, categories: [a, b] }' : '{ lookup: ids, table: { a: 1 } }';
       expect(message(() => padded('float32', 'pad: 0,', column))).toBe(
-        'CALIPER_CONFIG_INVALID: model.yaml: preprocess.pad: expected padding only on a tensor of one column, a variable-length array field (min_length/max_length), without shape, got number 0',
+        `CALIPER_CONFIG_INVALID: model.yaml: preprocess.columns[0].${op}: expected a string field (inputs.ids is an array: ${op} matches text; use a numeric transform), got "ids"`,
       );
     }
   });
