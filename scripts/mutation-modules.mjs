@@ -22,7 +22,13 @@ export const MUTATION_MODULES = {
   },
   batcher: {
     mutate: ['src/scheduler/dynamic-batcher.ts', 'src/scheduler/job-queue.ts', 'src/scheduler/queue-policy.ts'],
-    testFiles: ['test/scheduler/dynamic-batcher.test.ts', 'test/scheduler/dynamic-batcher-behaviour.test.ts'],
+    testFiles: [
+      'test/scheduler/dynamic-batcher.test.ts',
+      'test/scheduler/dynamic-batcher-behaviour.test.ts',
+      'test/scheduler/dynamic-batcher-queue-behaviour.test.ts',
+      // Deadlines on both schedulers (batching on and off share queue-policy.ts's DeadlineTimer).
+      'test/scheduler/deadline-timer-behaviour.test.ts',
+    ],
   },
   'request-schema': {
     mutate: ['src/pipeline/request-schema.ts'],
