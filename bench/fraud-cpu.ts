@@ -11,10 +11,13 @@
  * so both meet the same contention in the same window: on a busy machine the ratio of their CPU per request is the
  * figure to read.
  * `--rate N` sends an open loop at N requests/s instead (CPU per request at a low rate); `fashion` measures the
- * fashion-mnist example with batching on and off instead of the fraud model.
+ * fashion-mnist example with batching on and off instead of the fraud model; `fashion --model FILE.onnx` serves that
+ * ONNX file under the example's model.yaml (e.g. the 784-1024-1024-10 MLP of bench/serving-mlp.ts).
+ * `--batching YAML` replaces the batching line of this checkout's model.yaml and `--baseline-batching YAML` the
+ * baseline's (the baseline is this checkout when no --baseline is given): an A/B of two batching settings.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startClosedLoop, startOpenLoop } from '../src/bench/load-generator.ts';
 import { HttpLoadTarget } from '../src/bench/load-target.ts';
@@ -27,10 +30,18 @@ const root = join(import.meta.dirname, '..');
 const SECONDS = numberOption('--seconds', 3);
 const ROUNDS = numberOption('--rounds', 3);
 const at = process.argv.indexOf('--baseline');
-const BASELINE = at > 0 ? process.argv[at + 1] : undefined;
+const stringOption = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const BATCHING = stringOption('--batching');
+const BASELINE_BATCHING = stringOption('--baseline-batching');
+const BASELINE = at > 0 ? process.argv[at + 1] : BASELINE_BATCHING ? join(import.meta.dirname, '..') : undefined;
 const FASHION = process.argv.includes('fashion');
 const RATE = numberOption('--rate', 0);
 const PAIRED = process.argv.includes('--paired');
+const modelAt = process.argv.indexOf('--model');
+const MODEL = modelAt > 0 ? process.argv[modelAt + 1] : undefined;
 const dataDir = join(root, 'bench/data/fraud-cpu');
 
 execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
@@ -71,12 +82,19 @@ const fraudData = fraudRequests();
 const fashionData = fashionRequests(root);
 const data = FASHION ? fashionData : fraudData;
 const path = FASHION ? '/models/fashion_mnist/predict' : '/models/fraud_detector/predict';
-const repo = FASHION
-  ? modelFolder('fashion', 'fashion-mnist', 'fashion_mnist', { cache: 'false' })
-  : modelFolder('fraud', 'fraud-detector', 'fraud_detector', { cache: 'false' });
+const variant = (suffix: string, batching: string | undefined): string => {
+  const replace: Record<string, string> = batching ? { cache: 'false', batching } : { cache: 'false' };
+  return FASHION
+    ? modelFolder(`fashion${suffix}`, 'fashion-mnist', 'fashion_mnist', replace)
+    : modelFolder(`fraud${suffix}`, 'fraud-detector', 'fraud_detector', replace);
+};
+const repo = variant('', BATCHING);
+const baselineRepo = BASELINE_BATCHING ? variant('-baseline', BASELINE_BATCHING) : repo;
 const off = FASHION
   ? modelFolder('fashion-off', 'fashion-mnist', 'fashion_mnist', { cache: 'false', batching: 'false' })
   : undefined;
+if (MODEL && FASHION)
+  for (const r of new Set([repo, baselineRepo, off!])) copyFileSync(MODEL, join(r, 'fashion_mnist/1/model.onnx'));
 
 async function window(server: Server): Promise<{ rps: number; cpuUs: number; p99: number }> {
   const target = new HttpLoadTarget(server.url, path, data, false);
@@ -95,7 +113,7 @@ async function window(server: Server): Promise<{ rps: number; cpuUs: number; p99
 const caliperArgs = (r: string): string[] => ['bin/caliper.js', 'serve', r, '--port', '{port}'];
 const servers: Server[] = [await start('bare', root, ['--import', 'tsx', 'bench/echo-server.ts', '{port}'])];
 servers.push(await start('caliper', root, caliperArgs(repo)));
-if (BASELINE) servers.push(await start('baseline', BASELINE, caliperArgs(repo)));
+if (BASELINE) servers.push(await start('baseline', BASELINE, caliperArgs(baselineRepo)));
 if (off) servers.push(await start('caliper-off', root, caliperArgs(off)));
 if (off && BASELINE) servers.push(await start('baseline-off', BASELINE, caliperArgs(off)));
 const results = new Map<string, { rps: number; cpuUs: number; p99: number }[]>();
