@@ -1,7 +1,7 @@
 /*
  * Online serving latency benchmark (issue 3 targets), all figures as ratios to baselines measured in the same run.
  *
- *   node --import tsx bench/serving.ts [--seconds 5] [--rounds 3] [--profile]
+ *   node --import tsx bench/serving.ts [--seconds 5] [--rounds 3] [--settle 20] [--profile]
  *
  * Issue 17 ("make batching pay") adds, for the fraud model and a 784-1024-1024-10 MLP (bench/serving-mlp.ts): a
  * hand-written fastify + onnxruntime-node server (bench/handwritten-server.ts) and the floor (the bare route's cost plus
@@ -42,6 +42,12 @@ const ROUNDS = numberOption('--rounds', 3);
 const PROFILE = process.argv.includes('--profile');
 const CONNECTIONS = 32;
 const OPEN_LOOP_ROUNDS = 5;
+/**
+ * Seconds from a server's start to its first measured round. A fresh server's first ≈ 20 s hold start-up's last
+ * garbage collections (tsx's loader thread runs memory-reducing mark-compacts of 6–9 ms on the server's core), which
+ * fell into round 1 of every comparison (the 16:02 idle run: round 1 lowest for the MLP and fashion).
+ */
+const SETTLE_SECONDS = numberOption('--settle', 20);
 const dataDir = join(root, 'bench/data/serving');
 
 execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
@@ -54,6 +60,8 @@ interface Server {
   name: string;
   url: string;
   child: ChildProcess;
+  /** performance.now() when it answered ready. */
+  readyAt: number;
 }
 
 async function waitReady(url: string, child: ChildProcess): Promise<void> {
@@ -82,7 +90,7 @@ async function startServer(name: string, command: string[], env: Record<string, 
   );
   const url = `http://127.0.0.1:${port}`;
   await waitReady(url, child);
-  return { name, url, child };
+  return { name, url, child, readyAt: performance.now() };
 }
 
 const caliper = (repo: string, extra: string[] = []): string[] => [
@@ -145,6 +153,16 @@ function closedLoop(
   connections = CONNECTIONS,
 ): Promise<LoadResult> {
   return measure(startClosedLoop(target(server.url, path, data), connections), seconds, server.child.pid);
+}
+
+/**
+ * Before a group's first round: each server of the group runs a 2 s closed loop (its code optimized), then the group
+ * waits until its youngest server is SETTLE_SECONDS old, so no round measures start-up's leftovers.
+ */
+async function settle(group: Server[], path: string, data: RequestData): Promise<void> {
+  for (const server of group) await closedLoop(server, path, data, 2);
+  const youngest = Math.max(...group.map((s) => s.readyAt));
+  await sleep(Math.max(0, youngest + SETTLE_SECONDS * 1000 - performance.now()));
 }
 
 function openLoop(url: string, path: string, data: RequestData, rate: number, seconds: number): Promise<LoadResult> {
@@ -231,6 +249,11 @@ interface FloorRound {
   /** Batches Caliper ran in its window, per size. */
   caliperBatches: Record<string, number>;
   ort: OrtAtFormedSizes;
+  /**
+   * Caliper's own model runs in that window, wall µs per row (its batch statistics: a batch's run, stacking and
+   * splitting rows included), to set against raw ORT's per row in a loop that does nothing else.
+   */
+  caliperRunUsPerRow: number;
   /** The bare route plus raw ORT per row: requests/s and server CPU µs per request. */
   floorRps: number;
   floorCpuUsPerRequest: number;
@@ -251,10 +274,14 @@ async function floorRound(
 ): Promise<FloorRound> {
   const bare = await closedLoop(servers.bare, model.path, model.data);
   const handwritten = await closedLoop(servers.handwritten, model.path, model.data);
-  const before = (await stats(servers.caliper.url, model.name)).batchSizes;
+  const before = await stats(servers.caliper.url, model.name);
   const caliper = await closedLoop(servers.caliper, model.path, model.data);
   // The window's batches (the 1 s warm-up's included: the same load, the same sizes).
-  const caliperBatches = batchesSince((await stats(servers.caliper.url, model.name)).batchSizes, before);
+  const after = await stats(servers.caliper.url, model.name);
+  const caliperBatches = batchesSince(after.batchSizes, before.batchSizes);
+  const caliperRunUsPerRow = r3(
+    (after.batchNs - before.batchNs) / 1000 / Math.max(1, after.batchRows - before.batchRows),
+  );
   const ort = ortAtFormedSizes(model.onnx, model.input, model.width, caliperBatches);
   const floorCpu = bare.serverCpuUsPerRequest! + ort.cpuUsPerRow;
   const floorRps = 1 / (1 / bare.rps + ort.usPerRow / 1e6);
@@ -264,6 +291,7 @@ async function floorRound(
     caliper,
     caliperBatches,
     ort,
+    caliperRunUsPerRow,
     floorRps: Math.round(floorRps),
     floorCpuUsPerRequest: r3(floorCpu),
     caliperVsFloor: r3(caliper.rps / floorRps),
@@ -292,12 +320,13 @@ function floorSummary(rounds: FloorRound[]): Record<string, number> {
     ort_us_per_row_at_formed_sizes: m((r) => r.ort.usPerRow),
     ort_cpu_us_per_row_at_formed_sizes: m((r) => r.ort.cpuUsPerRow),
     caliper_mean_batch: m((r) => r.ort.meanBatch),
+    caliper_run_us_per_row: m((r) => r.caliperRunUsPerRow),
   };
 }
 
 function logFloorRound(label: string, round: number, r: FloorRound): void {
   console.log(
-    `${label} round ${round}: bare ${Math.round(r.bare.rps)} rps, floor ${r.floorRps} (ORT ${r.ort.usPerRow} µs/row, ${r.ort.cpuUsPerRow} µs CPU/row at mean batch ${r.ort.meanBatch}), hand-written ${Math.round(r.handwritten.rps)}, caliper ${Math.round(r.caliper.rps)} (${r.caliperVsFloor}x floor, ${r.caliperVsHandwritten}x hand-written); CPU µs/request bare ${r.bare.serverCpuUsPerRequest}, floor ${r.floorCpuUsPerRequest}, hand-written ${r.handwritten.serverCpuUsPerRequest}, caliper ${r.caliper.serverCpuUsPerRequest}`,
+    `${label} round ${round}: bare ${Math.round(r.bare.rps)} rps, floor ${r.floorRps} (ORT ${r.ort.usPerRow} µs/row, ${r.ort.cpuUsPerRow} µs CPU/row at mean batch ${r.ort.meanBatch}; Caliper's runs ${r.caliperRunUsPerRow} µs/row), hand-written ${Math.round(r.handwritten.rps)}, caliper ${Math.round(r.caliper.rps)} (${r.caliperVsFloor}x floor, ${r.caliperVsHandwritten}x hand-written); CPU µs/request bare ${r.bare.serverCpuUsPerRequest}, floor ${r.floorCpuUsPerRequest}, hand-written ${r.handwritten.serverCpuUsPerRequest}, caliper ${r.caliper.serverCpuUsPerRequest}`,
   );
 }
 
@@ -309,18 +338,34 @@ async function stats(
   totalP50Us: number | null;
   stagesMeanUs: Record<string, number>;
   batchSizes: Record<string, number>;
+  /** Rows run and wall ns spent running batches, all sizes together. */
+  batchRows: number;
+  batchNs: number;
 }> {
   const body = (await (await fetch(`${url}/v2/models/${model}/stats`)).json()) as {
     model_stats: {
       stages: Record<string, { count: number; ns: number }>;
       latency_us: { total: { p50: number | null }; overhead: { p50: number | null } };
-      batch_stats: { batch_size: number; compute_infer: { count: number } }[];
+      batch_stats: { batch_size: number; compute_infer: { count: number; ns: number } }[];
     }[];
   };
   const s = body.model_stats[0]!;
   const stagesMeanUs = Object.fromEntries(Object.entries(s.stages).map(([k, v]) => [k, r3(v.ns / v.count / 1000)]));
   const batchSizes = Object.fromEntries(s.batch_stats.map((b) => [String(b.batch_size), b.compute_infer.count]));
-  return { overheadP50Us: s.latency_us.overhead.p50, totalP50Us: s.latency_us.total.p50, stagesMeanUs, batchSizes };
+  let batchRows = 0;
+  let batchNs = 0;
+  for (const b of s.batch_stats) {
+    batchRows += b.batch_size * b.compute_infer.count;
+    batchNs += b.compute_infer.ns;
+  }
+  return {
+    overheadP50Us: s.latency_us.overhead.p50,
+    totalP50Us: s.latency_us.total.p50,
+    stagesMeanUs,
+    batchSizes,
+    batchRows,
+    batchNs,
+  };
 }
 
 const fraudData = fraudRequests();
@@ -374,6 +419,7 @@ const fraudModel = {
   data: fraudData,
 };
 
+await settle([bare, fraudHandwritten, onServer, offServer], fraudPath, fraudData);
 const rounds: { bare: LoadResult; batching: LoadResult; noBatching: LoadResult }[] = [];
 const fraudFloorRounds: FloorRound[] = [];
 for (let round = 0; round < ROUNDS; round++) {
@@ -437,6 +483,7 @@ await Promise.all([stop(bare), stop(offServer)]);
 // Fashion-MNIST: batching on vs off.
 const fashionOn = await startServer('fashion-batching', caliper(fashionBatched));
 const fashionOff = await startServer('fashion-no-batching', caliper(fashionUnbatched));
+await settle([fashionOn, fashionOff], fashionPath, fashionData);
 const fashionRounds: { batching: LoadResult; noBatching: LoadResult }[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   const on = await closedLoop(fashionOn, fashionPath, fashionData);
@@ -473,6 +520,7 @@ const mlpModel = {
   width: 784,
   data: fashionData,
 };
+await settle([mlpBare, mlpHandwritten, mlpCaliper], fashionPath, fashionData);
 const mlpRounds: FloorRound[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   const f = await floorRound({ bare: mlpBare, handwritten: mlpHandwritten, caliper: mlpCaliper }, mlpModel);
@@ -565,7 +613,7 @@ const targets = {
 };
 const result = {
   machine: '2 vCPU shared, no GPU; servers taskset -c 0, load generator (src/bench, raw sockets) taskset -c 1',
-  command: `node --import tsx bench/serving.ts --seconds ${SECONDS} --rounds ${ROUNDS}${PROFILE ? ' --profile' : ''}`,
+  command: `node --import tsx bench/serving.ts --seconds ${SECONDS} --rounds ${ROUNDS} --settle ${SETTLE_SECONDS}${PROFILE ? ' --profile' : ''}`,
   date: new Date().toISOString(),
   load_average_before_during_after: loadAverages,
   requests: 'fraud: 512 distinct transactions; fashion: 64 distinct images; response cache off',
