@@ -2,9 +2,12 @@
 import nodeModule from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { CaliperError } from '../errors.ts';
+import { disableOrtTelemetryUnlessAsked } from '../runtime/ort-telemetry.ts';
 
 // Node >= 22.1 keeps compiled code of the modules loaded below between runs (start-up time); absent on Node 20.
 (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+// Every command that loads a model (serve, batch, quantize, distill, doctor...): no ORT telemetry unless asked for.
+disableOrtTelemetryUnlessAsked();
 
 type Registrar = (program: Command) => void;
 

@@ -13,7 +13,11 @@ import { createRequire } from 'node:module';
 import type ort from 'onnxruntime-node';
 import type * as OrtBinding from 'onnxruntime-node/dist/binding.js';
 import type { Binding } from 'onnxruntime-node/dist/binding.js';
+import { disableOrtTelemetryUnlessAsked } from './ort-telemetry.ts';
 import type { ElementType } from './tensor.ts';
+
+// Before the first session creates ORT's environment (library users who call startServing never pass the CLI).
+disableOrtTelemetryUnlessAsked();
 
 // Loaded with `require` (CommonJS): an ES import makes Node scan the package's files for export names at every start.
 const { binding, initOrt }: typeof OrtBinding = createRequire(import.meta.url)('onnxruntime-node/dist/binding.js');
