@@ -4,7 +4,7 @@ import type { ServeOptions } from '../server/serving.ts';
 import { freePort } from '../system/free-port.ts';
 import { usableCores } from '../system/usable-cores.ts';
 import { ClusterPrimary } from './cluster-primary.ts';
-import { runClusterWorker, type ClusterWorkerSettings } from './cluster-worker.ts';
+import type { ClusterWorkerSettings } from './cluster-worker.ts';
 
 /**
  * `caliper serve --workers N` (N > 1): in the primary, picks the shared ports (an ephemeral one for a port of 0,
@@ -17,6 +17,9 @@ export async function serveWithWorkers(
   settings: ClusterWorkerSettings,
 ): Promise<void> {
   if (cluster.isWorker) {
+    // The server's modules load in the workers only: the primary serves nothing, and every module it loads is heap
+    // that V8's memory reducer collects again (one full GC of all of it) some seconds after start.
+    const { runClusterWorker } = await import('./cluster-worker.ts');
     await runClusterWorker(options, settings);
     return;
   }

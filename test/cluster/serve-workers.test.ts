@@ -1,7 +1,8 @@
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent, request as httpRequest } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,8 +97,15 @@ function mainThreadWakeups(pid: number): number {
   return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)![1]);
 }
 
+/** The environment without the variables that would decide ORT's telemetry or where it keeps its files. */
+function withoutOrtTelemetryEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { ORT_DISABLE_TELEMETRY: _ort, XDG_CACHE_HOME: _cache, ...rest } = env;
+  return rest;
+}
+
 describe('caliper serve --workers 2 (a primary and two worker processes on one port)', () => {
   const fixture = new RegistryFixture();
+  const userHome = (): string => join(fixture.dir, 'user-home');
   let child: ChildProcessWithoutNullStreams;
   let url = '';
   let grpcAddress = '';
@@ -122,6 +130,7 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
     await writer.register({ file: fraudVariant(fixture, 'two'), configFile: FRAUD_YAML, name: 'fraud', actor: 'test' });
     await writer.setStage('fraud', 1, 'Production', { actor: 'test' });
     await writer.close();
+    mkdirSync(userHome());
     const [port, grpcPort] = [await freePort(), await freePort()];
     url = `http://127.0.0.1:${port}`;
     grpcAddress = `127.0.0.1:${grpcPort}`;
@@ -142,7 +151,15 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
         '--drain-timeout',
         '20',
       ],
-      { env: { ...process.env, CALIPER_LOG_LEVEL: 'info', CALIPER_ADMIN_TOKEN: ADMIN_TOKEN } },
+      {
+        env: {
+          ...withoutOrtTelemetryEnv(process.env),
+          CALIPER_LOG_LEVEL: 'info',
+          CALIPER_ADMIN_TOKEN: ADMIN_TOKEN,
+          // A home of its own, where ONNX Runtime would keep its telemetry (device id, event cache).
+          HOME: userHome(),
+        },
+      },
     );
     child.stdout.on('data', (c: Buffer) => {
       output += c.toString();
@@ -166,6 +183,15 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
     expect(output).toMatch(/starting 2 workers on \d+ usable cores/);
     expect(output).toMatch(/worker 1 \(pid \d+\) serving: \d+ MiB resident/);
     expect(output).toMatch(/worker 2 \(pid \d+\) serving: \d+ MiB resident/);
+  });
+
+  it('keeps the primary light: it serves nothing, so it loads neither the server nor ONNX Runtime', async () => {
+    // Every module the primary loads is heap that V8's memory reducer walks again some seconds after start (a full
+    // GC of about 150 ms of CPU, measured in bench/workers.ts's first window); the primary only hands out connections.
+    const maps = readFileSync(`/proc/${child.pid!}/maps`, 'utf8');
+    expect(maps).not.toMatch(/libonnxruntime/);
+    for (const pid of workerPids(child.pid!).values())
+      expect(readFileSync(`/proc/${pid}/maps`, 'utf8')).toMatch(/libonnxruntime/);
   });
 
   it('leaves idle workers asleep: no per-worker timer wakes them more than a few times a second', async () => {
@@ -285,6 +311,15 @@ describe('caliper serve --workers 2 (a primary and two worker processes on one p
     } finally {
       for (const c of clients) c.close();
     }
+  });
+
+  it('keeps ONNX Runtime’s telemetry off in every worker: no device id or event cache written', async () => {
+    // onnxruntime-node >= 1.29 on Linux keeps $HOME/.cache/Microsoft/DeveloperTools/.onnxruntime (a device id and
+    // an SQLite event cache) and wakes every few seconds to upload, in each process that loads a model.
+    const answers = await Promise.all(Array.from({ length: 20 }, () => predict()));
+    expect(new Set(answers.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(existsSync(join(userHome(), '.cache', 'Microsoft'))).toBe(false);
   });
 
   it('applies /v2/repository unload and load in every worker and answers once all have', async () => {
