@@ -39,7 +39,7 @@ export interface BenchOptions {
 }
 
 export const DEFAULT_WINDOW_MS = 2000;
-const DEFAULT_MAX_CONNECTIONS = 512;
+export const DEFAULT_MAX_CONNECTIONS = 512;
 
 /** Expands "START:END:STEP" into the list of rates it names. */
 export function expandRateRange(text: string): number[] {

@@ -17,6 +17,7 @@ import {
   coldStartOf,
   measureRound,
   measureStages,
+  primeServer,
   profileOf,
   profileOfRounds,
   settleServer,
@@ -80,6 +81,11 @@ interface ServedCandidate {
   url: string;
   /** One measurement (windows as MeasureOptions; default the bench's 3 of 3); later rounds re-warm briefly. */
   round(windowMs?: number, windows?: Pick<MeasureOptions, 'windows' | 'maxWindows'>): Promise<StageRound>;
+  /**
+   * A fresh server's first load, unmeasured: the bench's warm-up period, then the server drains what it left queued.
+   * Afterwards every round starts as the rounds of a server measured already do (a brief re-warm). No-op once warm.
+   */
+  prime(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -184,6 +190,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
           await settleServer(server.url, name);
           return measured;
         },
+        prime: async () => {
+          if (warm) return;
+          await primeServer({ url: server.url, model: name, data, load: options.load, ms: Math.min(windowMs, 1000) });
+          warm = true;
+          await settleServer(server.url, name);
+        },
         stop: async () => {
           try {
             await server.stop();
@@ -202,7 +214,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   /**
    * A remedy against the model as kept so far, both served at once and measured in alternated rounds (candidate,
    * kept, kept, candidate), each side's rounds pooled: the load of a shared machine drifts over a trial, and the
-   * alternation gives both sides the same drift.
+   * alternation gives both sides the same drift. Only one side is under load at a time, and each round waits until
+   * its server has drained. The candidate is primed first, so both sides are measured warm with the same re-warm: a
+   * fresh server's first answers (and, near capacity, the backlog they leave, which drains only at the spare
+   * capacity) would otherwise weigh on the candidate's rounds alone.
    */
   const compare = async (
     kept: ServedCandidate,
@@ -210,6 +225,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   ): Promise<{ kept: StageProfile; candidate: StageProfile; degradedShare: number | undefined }> => {
     const keptRounds: StageRound[] = [];
     const candidateRounds: StageRound[] = [];
+    await candidate.prime();
     const countersBefore = await counters(candidate);
     for (let r = 0; r < COMPARISON_ROUNDS; r++) {
       const order = r % 2 === 0 ? ([candidate, kept] as const) : ([kept, candidate] as const);

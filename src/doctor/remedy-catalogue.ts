@@ -174,12 +174,21 @@ function instancesRemedy(stage: ProfileStage, gain: number): Remedy {
   };
 }
 
-function batchingRemedy(stage: ProfileStage, gain: number): Remedy {
+/**
+ * Whether the server fell behind the offered load during a profile: open loop, it answered under FELL_BEHIND_SHARE of
+ * the requests/s offered, so a backlog grew or was still draining (a closed loop never outruns its server).
+ */
+export function fellBehind(profile: StageProfile): boolean {
+  return profile.load.mode === 'rate' && profile.throughput < profile.load.rate * FELL_BEHIND_SHARE;
+}
+export const FELL_BEHIND_SHARE = 0.97;
+
+function batchingRemedy(stage: ProfileStage, gain: number | ((context: RemedyContext) => number)): Remedy {
   return {
     id: `batching-${stage}`,
     stage,
     title: 'dynamic batching',
-    expectedGain: () => gain,
+    expectedGain: typeof gain === 'number' ? () => gain : gain,
     async plan(context) {
       const { batching } = context.config;
       if (!batching.enabled || batching.maxBatchSize <= 1)
@@ -414,6 +423,13 @@ export const REMEDIES: readonly Remedy[] = [
   batchingRemedy('queue', 0.6),
   instancesRemedy('queue', 0.5),
   preferredSizesRemedy,
+  // Time outside the server's stages is requests waiting for the event loop (or a connection) when the server cannot
+  // keep up: the remedies that raise its capacity. Batching first when it fell behind the offered rate (one model run
+  // answers many requests, on any instance kind); otherwise the worker instance first (it frees the event loop).
+  batchingRemedy('network', (c) =>
+    c.config.batching.enabled && c.config.batching.maxBatchSize > 1 ? 0 : fellBehind(c.profile) ? 0.6 : 0.3,
+  ),
+  instancesRemedy('network', 0.25),
   featureRedisRemedy,
   featureTimeoutRemedy,
   batchedLookupsRemedy,

@@ -1,5 +1,6 @@
 import type { StepResult } from '../bench/bench-report.ts';
-import { runBench, type LoadPlan } from '../bench/bench-runner.ts';
+import { DEFAULT_MAX_CONNECTIONS, runBench, type LoadPlan } from '../bench/bench-runner.ts';
+import { startClosedLoop, startOpenLoop } from '../bench/load-generator.ts';
 import { HttpLoadTarget, inferencePath, type LoadClient, type LoadTarget } from '../bench/load-target.ts';
 import { LatencyHistogram } from '../bench/latency-histogram.ts';
 import { round, summarizeLatency } from '../bench/measurement-window.ts';
@@ -191,6 +192,24 @@ export async function measureRound(options: MeasureOptions): Promise<StageRound>
     samples: target.samples.filter((s) => s.at >= measuredFrom),
     warmupSamples: target.samples.filter((s) => s.at < measuredFrom),
   };
+}
+
+/**
+ * Drives the load against a running server for `ms` milliseconds and measures nothing: a fresh server's first
+ * answers (ONNX Runtime's first runs, JIT, connections opening) and the backlog they leave behind happen here, so a
+ * round measured after it starts from a warm server, as the rounds of a server measured already do. Settle the server
+ * afterwards (settleServer) before measuring it or another server.
+ */
+export async function primeServer(
+  options: Pick<MeasureOptions, 'url' | 'model' | 'data' | 'load'> & { ms: number },
+): Promise<void> {
+  const target = new HttpLoadTarget(options.url, inferencePath('predict', options.model), options.data);
+  const running =
+    options.load.mode === 'rate'
+      ? startOpenLoop(target, options.load.rate, 'poisson', DEFAULT_MAX_CONNECTIONS)
+      : startClosedLoop(target, options.load.concurrency);
+  await new Promise((resolve) => setTimeout(resolve, options.ms));
+  await running.stop();
 }
 
 /**

@@ -17,7 +17,7 @@ import type { DoctorReport } from '../../src/doctor/doctor-report.ts';
 import { repeatShareOf, runDoctor, searchDiagnosis } from '../../src/doctor/doctor-session.ts';
 import { applyYamlEdits, unifiedDiff } from '../../src/doctor/model-change.ts';
 import { REMEDIES, remediesFor, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
-import { settleServer, type StageProfile } from '../../src/doctor/stage-profile.ts';
+import { primeServer, settleServer, type StageProfile } from '../../src/doctor/stage-profile.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { startPrivateRedis } from '../support/redis-server.ts';
 import { TempModelRepository } from '../support/temp-models.ts';
@@ -145,8 +145,24 @@ describe('diagnosis and remedy order (figures given)', () => {
       'batching-inference',
       'fp16',
     ]);
-    const inThread = { ...context, config: { instances: { kind: 'in_thread' } } } as RemedyContext;
-    expect(remediesFor('network', inThread).map((r) => r.id)).toEqual(['worker-instance']);
+    // Time outside the server's stages: the remedies that raise capacity, batching first when the server fell behind
+    // the offered rate (answered under 97% of it), the worker instance first when it kept up.
+    const inThread = (throughput: number) =>
+      ({
+        ...context,
+        config: { instances: { kind: 'in_thread' }, batching: { enabled: false, maxBatchSize: 1 } },
+        profile: { load: { mode: 'rate', rate: 100 }, throughput },
+      }) as RemedyContext;
+    expect(remediesFor('network', inThread(99)).map((r) => r.id)).toEqual([
+      'worker-instance',
+      'batching-network',
+      'instances-network',
+    ]);
+    expect(remediesFor('network', inThread(90)).map((r) => r.id)).toEqual([
+      'batching-network',
+      'worker-instance',
+      'instances-network',
+    ]);
     expect(remediesFor('features', { ...context, featureRedis: 'redis://x' }).map((r) => r.id)).toEqual([
       'features-redis',
       'features-timeout',
@@ -339,6 +355,48 @@ describe('caliper doctor on served models', () => {
       await server.stop();
     }
   }, 60_000);
+
+  it('primes a fresh server before its rounds: its first answers and the backlog they leave are done with', async () => {
+    const dir = addModel('primed', heavyConfig('primed'), heavyMatMulModel({ rows: 128, width: 256, lossy: false }));
+    const server = await startModelServer(dir);
+    const count = async () => (await fetchServerStats(server.url, 'primed'))!.inferenceCount;
+    try {
+      expect(await count()).toBe(0);
+      const data = { source: 'rows', documents: heavyRows(50, 6).map(({ x }) => ({ x })) };
+      // Open loop above what the in-thread instance answers: priming leaves a queue, which settling waits out.
+      await primeServer({ url: server.url, model: 'primed', data, load: { mode: 'rate', rate: 2000 }, ms: 300 });
+      await settleServer(server.url, 'primed');
+      const primed = await count();
+      expect(primed).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await count()).toBe(primed);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  it('tries dynamic batching for the time outside the stages when the server falls behind an open-loop rate', async () => {
+    // The in-thread instance blocks the event loop for each request, offered well past what it answers: the wait
+    // shows outside the server's stages (network), and the server answers less than the offered rate.
+    const dir = addModel('behind', heavyConfig('behind'), heavyMatMulModel({ rows: 64, width: 128, lossy: false }));
+    const rate = 3000;
+    const report = await runDoctor({
+      model: dir,
+      budgetMs: 1,
+      load: { mode: 'rate', rate },
+      data: { source: 'rows', documents: heavyRows(100, 8).map(({ x }) => ({ x })) },
+      remedies: ['batching-network'],
+      windowMs: 300,
+    });
+    expect(report.before.diagnosis.culprits[0]).toBe('network');
+    expect(report.before.profile.throughput).toBeLessThan(rate * 0.97);
+    expect(report.trials[0]!.remedy).toBe('batching-network');
+    const batching = trialOf(report, 'batching-network');
+    expect(batching.detail).toContain('batching on: max_batch_size 32');
+    // Measured, not guessed: alternated rounds against the in-thread model, whichever way they went.
+    expect(batching.p99AfterMs).toBeGreaterThan(0);
+    expect(batching.profile!.requests).toBeGreaterThan(0);
+  }, 120_000);
 
   it("reads a fresh server's first answers as the cold path and tries warm-up on fresh servers when they miss the budget", async () => {
     const dir = addModel('cold', heavyConfig('cold'), heavyMatMulModel({ rows: 256, width: 512, lossy: false }));
