@@ -33,3 +33,34 @@ export function phaseSync<T>(label: string, run: () => T): T {
     );
   }
 }
+
+/**
+ * A phase made of many short steps (a streamed read's chunk fetches): `time` adds each step's wall and CPU, and `end`
+ * prints the totals as one line. Off by default: then `time` only runs its function.
+ */
+export function steppedPhase(label: string): { time<T>(run: () => Promise<T>): Promise<T>; end(): void } {
+  let wall = 0;
+  let cpu = 0;
+  let steps = 0;
+  return {
+    async time<T>(run: () => Promise<T>): Promise<T> {
+      if (!enabled) return run();
+      const started = performance.now();
+      const used = process.cpuUsage();
+      try {
+        return await run();
+      } finally {
+        const spent = process.cpuUsage(used);
+        wall += performance.now() - started;
+        cpu += (spent.user + spent.system) / 1000;
+        steps++;
+      }
+    },
+    end(): void {
+      if (!enabled) return;
+      process.stderr.write(
+        `[batch] ${label}: ${wall.toFixed(0)} ms wall, ${cpu.toFixed(0)} ms CPU over ${steps} steps, resident ${Math.round(process.memoryUsage.rss() / 2 ** 20)} MiB\n`,
+      );
+    },
+  };
+}

@@ -185,15 +185,17 @@ export async function produceColumnarPart(
 ): Promise<{ meta: PartMeta; commit(): Promise<void> }> {
   const batch = await phase('read fields', () => readColumnBatch(plan, start, end, expectedRows));
   const marked = rowsForRowPath(plan, batch);
-  const { outcome, predictions, errors } = await scoreColumnBatch(
-    version,
-    plan,
-    spec,
-    spec.inputs[fileIndex]!.path,
-    batch,
-    marked,
-    (indices) => fetchRows(plan, batch.firstRow, indices),
-    onBatch,
+  const { outcome, predictions, errors } = await phase('score', () =>
+    scoreColumnBatch(
+      version,
+      plan,
+      spec,
+      spec.inputs[fileIndex]!.path,
+      batch,
+      marked,
+      (indices) => fetchRows(plan, batch.firstRow, indices),
+      onBatch,
+    ),
   );
   const writer = await ColumnarPartWriter.open(plan, layout.partWriteOptions());
   try {

@@ -18,7 +18,7 @@ import { needsStaging, PARSE_ERROR_COLUMN, readerSql, scanSql, stageInput } from
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { ForwardRowReader, isReadEndedEarly } from '../io/forward-row-reader.ts';
 import { existsSync } from 'node:fs';
-import { phase } from '../phase-timer.ts';
+import { phase, steppedPhase } from '../phase-timer.ts';
 
 /**
  * The joined columnar path, for a job whose output is assembled at the end (one file, or --partition-by folders):
@@ -242,10 +242,12 @@ async function streamParts(
 
     let wroteAny = false;
     let chunks = 0;
+    // The streamed read's share (waiting for each chunk of field columns), printed once when profiling.
+    const reading = steppedPhase('read fields (streamed)');
     for (;;) {
       let chunk: DuckDBDataChunk | null;
       try {
-        chunk = await result.fetchChunk();
+        chunk = await reading.time(() => result.fetchChunk());
       } catch (error) {
         throw new ReaderRefused('reader refused', { cause: error });
       }
@@ -281,6 +283,7 @@ async function streamParts(
         }
       }
     }
+    reading.end();
     // The last, short part; an empty file still gets its (empty) first part, so the job knows the file is done.
     if (fill > 0 || (!wroteAny && start === 0)) await flush();
     await committing;

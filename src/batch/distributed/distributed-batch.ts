@@ -5,6 +5,7 @@ import { BatchQueue, type BatchStatus } from './batch-queue.ts';
 import { stageInputs, type BatchProgress, type BatchSummary } from '../batch-runner.ts';
 import { OutputLayout } from '../io/output-layout.ts';
 import { planShards } from './shard-plan.ts';
+import { phase } from '../phase-timer.ts';
 
 export interface DistributedOptions {
   queue: string;
@@ -31,27 +32,29 @@ export async function runDistributedBatch(
   const layout = new OutputLayout(spec);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: false });
   // CSV and JSONL are parsed once here, into staged Parquet every worker reads its shards from.
-  await stageInputs(spec, layout);
-  const counts = await Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i))));
+  await phase('stage inputs', () => stageInputs(spec, layout));
+  const counts = await phase('count rows', () =>
+    Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i)))),
+  );
   const totalRows = counts.reduce((a, b) => a + b, 0);
   const shards = planShards(spec.inputs, counts, spec.partRows);
   const committed = layout.committedParts();
   const queue = new BatchQueue(options.queue);
   try {
     // Listening before the shards are queued, so that none finishes unheard.
-    if (!options.detach) await queue.watchShards();
-    await queue.submit(spec, shards, committed, totalRows, options.attempts ?? 3);
+    if (!options.detach) await phase('watch shards', () => queue.watchShards());
+    await phase('submit shards', () => queue.submit(spec, shards, committed, totalRows, options.attempts ?? 3));
     if (options.detach) return await queue.status(spec.id);
     const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
     progress.start(totalRows, doneBefore);
     let seen = doneBefore;
     let status: BatchStatus;
-    try {
+    const waiting = phase('wait for shards', async (): Promise<BatchStatus> => {
       for (;;) {
-        status = await queue.status(spec.id);
+        const status = await queue.status(spec.id);
         progress.advance(status.rows - seen, 0);
         seen = status.rows;
-        if (status.doneShards >= status.shards) break;
+        if (status.doneShards >= status.shards) return status;
         if (status.state === 'failed') {
           const first = status.failedShards[0]!;
           throw new CaliperError(
@@ -61,11 +64,14 @@ export async function runDistributedBatch(
         }
         await queue.nextShardEvent(options.pollMs ?? 1000);
       }
+    });
+    try {
+      status = await waiting;
     } finally {
       progress.stop();
     }
     const parts = layout.committedParts();
-    const { outputRows, errors } = await layout.finalize();
+    const { outputRows, errors } = await phase('finalize', () => layout.finalize());
     await queue.setState(spec.id, 'completed');
     const seconds = (performance.now() - started) / 1000;
     const rowsThisRun = status.rows - doneBefore;
