@@ -1,9 +1,9 @@
 /*
  * `caliper serve --workers N` on this machine (issue 22 targets), as ratios measured in the same run.
  *
- *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--jit-warmup 5] [--rounds 3] [--connections 16]
- *     [--rates 250,1000,4000] [--workers 1,2] [--layout split|shared] [--no-closed] [--max-queue-delay-us N]
- *     [--cpu-prof DIR] [--out FILE]
+ *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--jit-warmup 5] [--settle 20] [--rounds 3]
+ *     [--connections 16] [--rates 250,1000,4000] [--workers 1,2] [--servers caliper,bare] [--layout split|shared]
+ *     [--no-closed] [--max-queue-delay-us N] [--cpu-prof DIR] [--out FILE]
  *
  * The load generator (this process, every thread) is pinned to the last core. `--layout split` (default) pins the
  * server (primary and workers) to the other cores, so one worker and two workers get the same cores and the generator
@@ -12,11 +12,17 @@
  * For each round, in turn for each worker count (1 = one process, no primary; the order alternates by round):
  * start `caliper serve` on the fraud model (response cache off, 512 distinct transactions, so every request runs the
  * model); measure it idle (`--idle` s: CPU per process and wake-ups); warm it with a closed loop (`--jit-warmup` s,
- * not measured); then at each offered rate (`--rates`, open loop:
+ * not measured) and let it settle until it is `--settle` s old (V8's memory reducer runs a full GC of each process
+ * some seconds after start-up's allocations: in the primary, ≈ 150 ms of CPU that fell in the first window); then at
+ * each offered rate (`--rates`, open loop:
  * Poisson arrivals sent over `--connections` keep-alive connections opened one after another, so the primary hands
  * half to each worker) and in a closed loop (the same connections, each sending its next request once answered): the
  * server's CPU per request (from /proc, every thread; the primary and each worker apart; tsx's esbuild service, which
- * exists only in a source checkout, left out), the generator's own CPU, mean rows per model run, each worker's share.
+ * exists only in a source checkout, left out; the main threads apart from the others: V8's GC helpers, ORT's
+ * pool), minor page faults, the generator's own CPU, mean rows per model run, each worker's share.
+ * The floor (`--servers bare`): the same measures of bench/echo-server.ts, a bare fastify route answering the same
+ * JSON without a model, as one process and as node:cluster workers: what two processes sharing the server's core
+ * cost per request with none of Caliper's work, so Caliper's 2-÷-1 ratio reads next to the floor's.
  * Medians over rounds; ratios per round, then their median. Results: bench/results/workers.json.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -32,6 +38,7 @@ const SECONDS = numberOption('--seconds', 8);
 const WARMUP_SECONDS = numberOption('--warmup', 2);
 const IDLE_SECONDS = numberOption('--idle', 4);
 const JIT_WARMUP_SECONDS = numberOption('--jit-warmup', 5);
+const SETTLE_SECONDS = numberOption('--settle', 20);
 const ROUNDS = numberOption('--rounds', 3);
 const CONNECTIONS = numberOption('--connections', 16);
 const listOption = (name: string, fallback: string): number[] => {
@@ -40,6 +47,11 @@ const listOption = (name: string, fallback: string): number[] => {
 };
 const RATES = listOption('--rates', '250,1000,4000');
 const WORKER_COUNTS = listOption('--workers', '1,2');
+const serversArg = process.argv.indexOf('--servers');
+type ServerKind = 'caliper' | 'bare';
+const SERVERS = (serversArg >= 0 ? process.argv[serversArg + 1]! : 'caliper,bare').split(',') as ServerKind[];
+for (const kind of SERVERS)
+  if (kind !== 'caliper' && kind !== 'bare') throw new Error(`--servers: caliper,bare, got ${kind}`);
 const layoutArg = process.argv.indexOf('--layout');
 const LAYOUT = layoutArg >= 0 ? process.argv[layoutArg + 1]! : 'split';
 if (LAYOUT !== 'split' && LAYOUT !== 'shared') throw new Error(`--layout: split or shared, got ${LAYOUT}`);
@@ -138,16 +150,23 @@ function serverProcesses(pid: number, workers: number): ServerProcess[] {
   return out;
 }
 
-/** CPU seconds (all threads) and wake-ups (voluntary context switches, all threads) of a process so far. */
+/** CPU seconds (all threads; the main thread apart), wake-ups (voluntary context switches, all threads) and minor page faults of a process so far. */
 interface ProcessSample {
   cpu: number;
+  mainCpu: number;
   wakeups: number;
+  minorFaults: number;
 }
 
+const statFields = (path: string): string[] | undefined =>
+  readProc(path)
+    ?.replace(/^.*\) /, '')
+    .split(' ');
+
 function sampleProcess(pid: number): ProcessSample {
-  const stat = readProc(`/proc/${pid}/stat`);
-  if (stat === undefined) return { cpu: 0, wakeups: 0 };
-  const fields = stat.replace(/^.*\) /, '').split(' ');
+  const fields = statFields(`/proc/${pid}/stat`);
+  if (fields === undefined) return { cpu: 0, mainCpu: 0, wakeups: 0, minorFaults: 0 };
+  const main = statFields(`/proc/${pid}/task/${pid}/stat`);
   let wakeups = 0;
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -158,7 +177,12 @@ function sampleProcess(pid: number): ProcessSample {
   } catch {
     // exited
   }
-  return { cpu: (Number(fields[11]) + Number(fields[12])) / 100, wakeups };
+  return {
+    cpu: (Number(fields[11]) + Number(fields[12])) / 100,
+    mainCpu: main ? (Number(main[11]) + Number(main[12])) / 100 : 0,
+    wakeups,
+    minorFaults: Number(fields[7]),
+  };
 }
 
 /** CPU and wake-ups of every server process over a window: start() then stop(). */
@@ -170,7 +194,15 @@ function meter(processes: ServerProcess[]): { stop(): Map<number, ProcessSample>
         processes.map((p) => {
           const a = before.get(p.pid)!;
           const b = sampleProcess(p.pid);
-          return [p.pid, { cpu: b.cpu - a.cpu, wakeups: b.wakeups - a.wakeups }];
+          return [
+            p.pid,
+            {
+              cpu: b.cpu - a.cpu,
+              mainCpu: b.mainCpu - a.mainCpu,
+              wakeups: b.wakeups - a.wakeups,
+              minorFaults: b.minorFaults - a.minorFaults,
+            },
+          ];
         }),
       );
     },
@@ -339,6 +371,10 @@ interface LoadResult {
   serverCpuUsPerRequest: number;
   primaryCpuUsPerRequest: number;
   workersCpuUsPerRequest: number;
+  /** The part of the server's CPU per request spent on the processes' main (JavaScript) threads. */
+  mainThreadsCpuUsPerRequest: number;
+  /** Minor page faults per request, all server processes. */
+  minorFaultsPerRequest: number;
   /** The server's idle CPU over the same time, per request (µs): the part of the above that load does not cause. */
   idleShareUsPerRequest: number;
   serverCpuCores: number;
@@ -352,6 +388,7 @@ interface LoadResult {
 }
 
 interface RunResult {
+  server: ServerKind;
   workers: number;
   connectionsByWorker: Record<string, number>;
   /** Idle server: CPU (ms per second) and wake-ups per second, all processes, and per role. */
@@ -362,7 +399,8 @@ interface RunResult {
 }
 
 /** inference_count and execution_count so far (summed over workers). */
-async function modelRuns(url: string): Promise<{ rows: number; runs: number }> {
+async function modelRuns(url: string, server: ServerKind): Promise<{ rows: number; runs: number }> {
+  if (server === 'bare') return { rows: 0, runs: 0 };
   const body = (await (await fetch(`${url}/v2/models/fraud_detector/stats`)).json()) as {
     model_stats: { inference_count: number; execution_count: number }[];
   };
@@ -370,20 +408,19 @@ async function modelRuns(url: string): Promise<{ rows: number; runs: number }> {
   return { rows: s.inference_count, runs: s.execution_count };
 }
 
-async function run(repo: string, workers: number): Promise<RunResult> {
+async function run(repo: string, workers: number, server: ServerKind): Promise<RunResult> {
   const port = await freePort();
   const args = [
     '-c',
     SERVER_CORES,
     process.execPath,
     ...(CPU_PROF_DIR !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
-    'bin/caliper.js',
-    'serve',
-    repo,
-    '--port',
-    String(port),
+    ...(server === 'caliper'
+      ? ['bin/caliper.js', 'serve', repo, '--port', String(port)]
+      : ['--import', 'tsx', 'bench/echo-server.ts', String(port)]),
   ];
   if (workers > 1) args.push('--workers', String(workers));
+  const startedAt = performance.now();
   const child = spawn('taskset', args, {
     cwd: root,
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -394,7 +431,7 @@ async function run(repo: string, workers: number): Promise<RunResult> {
     await waitReady(url, child);
     await new Promise((r) => setTimeout(r, 1000));
     const processes = serverProcesses(child.pid!, workers);
-    const server = processes.filter((p) => p.role !== 'esbuild');
+    const serving = processes.filter((p) => p.role !== 'esbuild');
     const sum = (samples: Map<number, ProcessSample>, which: ServerProcess[], key: keyof ProcessSample): number =>
       which.reduce((n, p) => n + samples.get(p.pid)![key], 0);
 
@@ -404,24 +441,24 @@ async function run(repo: string, workers: number): Promise<RunResult> {
     const idleSamples = idleMeter.stop();
     const perS = (x: number): number => r1((x * 1000) / IDLE_SECONDS);
     const idle = {
-      cpuMsPerS: perS(sum(idleSamples, server, 'cpu')),
+      cpuMsPerS: perS(sum(idleSamples, serving, 'cpu')),
       primaryCpuMsPerS: perS(
         sum(
           idleSamples,
-          server.filter((p) => p.role === 'primary'),
+          serving.filter((p) => p.role === 'primary'),
           'cpu',
         ),
       ),
       workersCpuMsPerS: perS(
         sum(
           idleSamples,
-          server.filter((p) => p.role === 'worker'),
+          serving.filter((p) => p.role === 'worker'),
           'cpu',
         ),
       ),
-      wakeupsPerS: r1(sum(idleSamples, server, 'wakeups') / IDLE_SECONDS),
+      wakeupsPerS: r1(sum(idleSamples, serving, 'wakeups') / IDLE_SECONDS),
     };
-    const idleCpuPerS = sum(idleSamples, server, 'cpu') / IDLE_SECONDS;
+    const idleCpuPerS = sum(idleSamples, serving, 'cpu') / IDLE_SECONDS;
     const esbuildCpuMsPerS = perS(
       sum(
         idleSamples,
@@ -437,12 +474,15 @@ async function run(repo: string, workers: number): Promise<RunResult> {
     await new Promise((r) => setTimeout(r, JIT_WARMUP_SECONDS * 1000));
     await warm();
     conns.take();
+    // Start-up's last collections (V8's memory reducer, some seconds after the allocations stop) before any window.
+    const age = (performance.now() - startedAt) / 1000;
+    if (age < SETTLE_SECONDS) await new Promise((r) => setTimeout(r, (SETTLE_SECONDS - age) * 1000));
     const loads: LoadResult[] = [];
     for (const offered of CLOSED_LOOP ? [...RATES, 'closed' as const] : RATES) {
       const stop = offered === 'closed' ? conns.closedLoop() : conns.openLoop(offered);
       await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
       conns.take();
-      const runsBefore = await modelRuns(url);
+      const runsBefore = await modelRuns(url, server);
       conns.take();
       const m = meter(processes);
       const generatorBefore = process.cpuUsage();
@@ -453,11 +493,11 @@ async function run(repo: string, workers: number): Promise<RunResult> {
       const elapsed = (performance.now() - t0) / 1000;
       const generator = process.cpuUsage(generatorBefore);
       await stop();
-      const runsAfter = await modelRuns(url);
+      const runsAfter = await modelRuns(url, server);
       const n = Math.max(1, window.requests);
       const us = (seconds: number): number => r1((seconds * 1e6) / n);
       const perWorker: LoadResult['perWorker'] = {};
-      for (const p of server.filter((x) => x.role === 'worker'))
+      for (const p of serving.filter((x) => x.role === 'worker'))
         perWorker[p.slot!] = {
           share: r3((window.byWorker.get(p.slot!) ?? 0) / n),
           cpuCores: r3(samples.get(p.pid)!.cpu / elapsed),
@@ -469,32 +509,35 @@ async function run(repo: string, workers: number): Promise<RunResult> {
         p50Ms: r3(percentile(window.latencies, 0.5)),
         p99Ms: r3(percentile(window.latencies, 0.99)),
         errors: window.errors,
-        serverCpuUsPerRequest: us(sum(samples, server, 'cpu')),
+        serverCpuUsPerRequest: us(sum(samples, serving, 'cpu')),
         primaryCpuUsPerRequest: us(
           sum(
             samples,
-            server.filter((p) => p.role === 'primary'),
+            serving.filter((p) => p.role === 'primary'),
             'cpu',
           ),
         ),
         workersCpuUsPerRequest: us(
           sum(
             samples,
-            server.filter((p) => p.role === 'worker'),
+            serving.filter((p) => p.role === 'worker'),
             'cpu',
           ),
         ),
+        mainThreadsCpuUsPerRequest: us(sum(samples, serving, 'mainCpu')),
+        minorFaultsPerRequest: r3(sum(samples, serving, 'minorFaults') / n),
         idleShareUsPerRequest: us(idleCpuPerS * elapsed),
-        serverCpuCores: r3(sum(samples, server, 'cpu') / elapsed),
+        serverCpuCores: r3(sum(samples, serving, 'cpu') / elapsed),
         generatorCpuUsPerRequest: us(generatorSeconds),
         generatorCpuCores: r3(generatorSeconds / elapsed),
-        serverWakeupsPerRequest: r3(sum(samples, server, 'wakeups') / n),
+        serverWakeupsPerRequest: r3(sum(samples, serving, 'wakeups') / n),
         meanBatchSize: r3((runsAfter.rows - runsBefore.rows) / Math.max(1, runsAfter.runs - runsBefore.runs)),
         perWorker,
       });
     }
     conns.close();
     return {
+      server,
       workers,
       connectionsByWorker: Object.fromEntries(conns.connectionsByWorker),
       idle,
@@ -518,95 +561,133 @@ for (let round = 0; round < ROUNDS; round++) {
   // Alternate the order so neither count always runs first.
   const order = round % 2 === 0 ? WORKER_COUNTS : [...WORKER_COUNTS].reverse();
   const results: RunResult[] = [];
-  for (const workers of order) {
-    const result = await run(repo, workers);
-    console.error(`round ${round + 1} workers ${workers}: ${JSON.stringify(result)}`);
-    results.push(result);
-  }
+  for (const server of round % 2 === 0 ? SERVERS : [...SERVERS].reverse())
+    for (const workers of order) {
+      const result = await run(repo, workers, server);
+      console.error(`round ${round + 1} ${server} workers ${workers}: ${JSON.stringify(result)}`);
+      results.push(result);
+    }
   rounds.push(results.sort((a, b) => a.workers - b.workers));
 }
 const loadAfter = loadavg();
 
 const loadKeys = [...RATES.map(String), ...(CLOSED_LOOP ? ['closed'] : [])];
 const loadOf = (r: RunResult, key: string): LoadResult => r.loads.find((l) => String(l.offered) === key)!;
-const summary = Object.fromEntries(
-  WORKER_COUNTS.map((w) => {
-    const runs = rounds.map((r) => r.find((x) => x.workers === w)!);
-    const med = (f: (r: RunResult) => number): number => r1(median(runs.map(f)));
-    return [
-      `workers_${w}`,
-      {
-        idleCpuMsPerS: med((r) => r.idle.cpuMsPerS),
-        idlePrimaryCpuMsPerS: med((r) => r.idle.primaryCpuMsPerS),
-        idleWorkersCpuMsPerS: med((r) => r.idle.workersCpuMsPerS),
-        idleWakeupsPerS: med((r) => r.idle.wakeupsPerS),
-        ...Object.fromEntries(
-          loadKeys.map((key) => {
-            const m = (f: (l: LoadResult) => number): number => r3(median(runs.map((r) => f(loadOf(r, key)))));
-            return [
-              key === 'closed' ? 'closedLoop' : `rate_${key}`,
-              {
-                rps: m((l) => l.rps),
-                serverCpuUsPerRequest: m((l) => l.serverCpuUsPerRequest),
-                primaryCpuUsPerRequest: m((l) => l.primaryCpuUsPerRequest),
-                workersCpuUsPerRequest: m((l) => l.workersCpuUsPerRequest),
-                idleShareUsPerRequest: m((l) => l.idleShareUsPerRequest),
-                generatorCpuUsPerRequest: m((l) => l.generatorCpuUsPerRequest),
-                generatorCpuCores: m((l) => l.generatorCpuCores),
-                serverCpuCores: m((l) => l.serverCpuCores),
-                serverWakeupsPerRequest: m((l) => l.serverWakeupsPerRequest),
-                meanBatchSize: m((l) => l.meanBatchSize),
-                p99Ms: m((l) => l.p99Ms),
-                errors: runs.reduce((n, r) => n + loadOf(r, key).errors, 0),
-              },
-            ];
-          }),
+/** Medians, 2-÷-1 ratios and shares of one server kind's runs. */
+function summarize(kind: ServerKind) {
+  const summary = Object.fromEntries(
+    WORKER_COUNTS.map((w) => {
+      const runs = rounds.map((r) => r.find((x) => x.server === kind && x.workers === w)!);
+      const med = (f: (r: RunResult) => number): number => r1(median(runs.map(f)));
+      return [
+        `workers_${w}`,
+        {
+          idleCpuMsPerS: med((r) => r.idle.cpuMsPerS),
+          idlePrimaryCpuMsPerS: med((r) => r.idle.primaryCpuMsPerS),
+          idleWorkersCpuMsPerS: med((r) => r.idle.workersCpuMsPerS),
+          idleWakeupsPerS: med((r) => r.idle.wakeupsPerS),
+          ...Object.fromEntries(
+            loadKeys.map((key) => {
+              const m = (f: (l: LoadResult) => number): number => r3(median(runs.map((r) => f(loadOf(r, key)))));
+              return [
+                key === 'closed' ? 'closedLoop' : `rate_${key}`,
+                {
+                  rps: m((l) => l.rps),
+                  serverCpuUsPerRequest: m((l) => l.serverCpuUsPerRequest),
+                  primaryCpuUsPerRequest: m((l) => l.primaryCpuUsPerRequest),
+                  workersCpuUsPerRequest: m((l) => l.workersCpuUsPerRequest),
+                  idleShareUsPerRequest: m((l) => l.idleShareUsPerRequest),
+                  generatorCpuUsPerRequest: m((l) => l.generatorCpuUsPerRequest),
+                  generatorCpuCores: m((l) => l.generatorCpuCores),
+                  serverCpuCores: m((l) => l.serverCpuCores),
+                  serverWakeupsPerRequest: m((l) => l.serverWakeupsPerRequest),
+                  mainThreadsCpuUsPerRequest: m((l) => l.mainThreadsCpuUsPerRequest),
+                  minorFaultsPerRequest: m((l) => l.minorFaultsPerRequest),
+                  meanBatchSize: m((l) => l.meanBatchSize),
+                  p99Ms: m((l) => l.p99Ms),
+                  errors: runs.reduce((n, r) => n + loadOf(r, key).errors, 0),
+                },
+              ];
+            }),
+          ),
+        },
+      ];
+    }),
+  );
+  const base = WORKER_COUNTS[0]!;
+  const ratioOf = (w: number, f: (r: RunResult) => number): number =>
+    r3(
+      median(
+        rounds.map(
+          (r) =>
+            f(r.find((x) => x.server === kind && x.workers === w)!) /
+            f(r.find((x) => x.server === kind && x.workers === base)!),
         ),
+      ),
+    );
+  const ratios = Object.fromEntries(
+    WORKER_COUNTS.slice(1).map((w) => [
+      `workers_${w}_vs_${base}`,
+      {
+        // Per round (same conditions), then the median of the rounds.
+        ...Object.fromEntries(
+          loadKeys.map((key) => [
+            key === 'closed' ? 'closedLoop' : `rate_${key}`,
+            {
+              serverCpuPerRequest: ratioOf(w, (r) => loadOf(r, key).serverCpuUsPerRequest),
+              serverCpuPerRequestLessIdle: ratioOf(
+                w,
+                (r) => loadOf(r, key).serverCpuUsPerRequest - loadOf(r, key).idleShareUsPerRequest,
+              ),
+              ...(key === 'closed' ? { throughput: ratioOf(w, (r) => loadOf(r, key).rps) } : {}),
+            },
+          ]),
+        ),
+        idleCpu: ratioOf(w, (r) => r.idle.cpuMsPerS),
       },
-    ];
-  }),
-);
-const base = WORKER_COUNTS[0]!;
-const ratioOf = (w: number, f: (r: RunResult) => number): number =>
-  r3(median(rounds.map((r) => f(r.find((x) => x.workers === w)!) / f(r.find((x) => x.workers === base)!))));
-const ratios = Object.fromEntries(
-  WORKER_COUNTS.slice(1).map((w) => [
-    `workers_${w}_vs_${base}`,
-    {
-      // Per round (same conditions), then the median of the rounds.
-      ...Object.fromEntries(
+    ]),
+  );
+  const shares = Object.fromEntries(
+    WORKER_COUNTS.filter((w) => w > 1).map((w) => [
+      `workers_${w}`,
+      Object.fromEntries(
         loadKeys.map((key) => [
           key === 'closed' ? 'closedLoop' : `rate_${key}`,
-          {
-            serverCpuPerRequest: ratioOf(w, (r) => loadOf(r, key).serverCpuUsPerRequest),
-            serverCpuPerRequestLessIdle: ratioOf(
-              w,
-              (r) => loadOf(r, key).serverCpuUsPerRequest - loadOf(r, key).idleShareUsPerRequest,
+          rounds.map((r) =>
+            Object.fromEntries(
+              Object.entries(loadOf(r.find((x) => x.server === kind && x.workers === w)!, key).perWorker).map(
+                ([s, v]) => [s, v.share],
+              ),
             ),
-            ...(key === 'closed' ? { throughput: ratioOf(w, (r) => loadOf(r, key).rps) } : {}),
-          },
+          ),
         ]),
       ),
-      idleCpu: ratioOf(w, (r) => r.idle.cpuMsPerS),
-    },
-  ]),
-);
-const shares = Object.fromEntries(
-  WORKER_COUNTS.filter((w) => w > 1).map((w) => [
-    `workers_${w}`,
-    Object.fromEntries(
-      loadKeys.map((key) => [
-        key === 'closed' ? 'closedLoop' : `rate_${key}`,
-        rounds.map((r) =>
-          Object.fromEntries(
-            Object.entries(loadOf(r.find((x) => x.workers === w)!, key).perWorker).map(([s, v]) => [s, v.share]),
-          ),
-        ),
-      ]),
-    ),
-  ]),
-);
+    ]),
+  );
 
+  return { summary, ratios, shares };
+}
+const measured = Object.fromEntries(SERVERS.map((kind) => [kind, summarize(kind)]));
+const caliper = measured.caliper;
+const floor = measured.bare;
+/** Per round: Caliper's (N workers ÷ 1) server CPU per request over the floor's, then the median of the rounds. */
+const cpuRatio = (r: RunResult[], kind: ServerKind, w: number, key: string): number =>
+  loadOf(r.find((x) => x.server === kind && x.workers === w)!, key).serverCpuUsPerRequest /
+  loadOf(r.find((x) => x.server === kind && x.workers === WORKER_COUNTS[0]!)!, key).serverCpuUsPerRequest;
+const overFloor =
+  caliper && floor
+    ? Object.fromEntries(
+        WORKER_COUNTS.slice(1).map((w) => [
+          `workers_${w}_vs_${WORKER_COUNTS[0]}`,
+          Object.fromEntries(
+            loadKeys.map((key) => [
+              key === 'closed' ? 'closedLoop' : `rate_${key}`,
+              r3(median(rounds.map((r) => cpuRatio(r, 'caliper', w, key) / cpuRatio(r, 'bare', w, key)))),
+            ]),
+          ),
+        ]),
+      )
+    : undefined;
 const command = `node --import tsx ${process.argv
   .slice(1)
   .join(' ')
@@ -629,9 +710,13 @@ const output = {
   },
   connections: CONNECTIONS,
   seconds: SECONDS,
-  summary,
-  ratios,
-  workerShares: shares,
+  summary: caliper?.summary,
+  ratios: caliper?.ratios,
+  workerShares: caliper?.shares,
+  /** The floor: bench/echo-server.ts (no model, no pipeline) as one process and as node:cluster workers. */
+  floor: floor ? { summary: floor.summary, ratios: floor.ratios, workerShares: floor.shares } : undefined,
+  /** Caliper's ratio of server CPU per request (N workers ÷ 1) divided by the floor's, per round, median. */
+  caliperRatioOverFloorRatio: overFloor,
   rounds,
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
@@ -644,7 +729,16 @@ writeFileSync(
 );
 console.log(
   JSON.stringify(
-    { command, summary, ratios, workerShares: shares, load: [loadBefore, loadAfter].map((l) => l.map(r3)) },
+    {
+      command,
+      summary: caliper?.summary,
+      ratios: caliper?.ratios,
+      workerShares: caliper?.shares,
+      floorRatios: floor?.ratios,
+      caliperRatioOverFloorRatio: overFloor,
+      floorSummary: floor?.summary,
+      load: [loadBefore, loadAfter].map((l) => l.map(r3)),
+    },
     null,
     2,
   ),
