@@ -16,6 +16,11 @@ export interface RemedyTrial {
   p99AfterMs: number | null;
   /** The measured candidate's profile, when measured. */
   profile?: StageProfile;
+  /**
+   * The model as kept so far, measured in the same alternated rounds as the candidate (absent for the cold-path
+   * remedies, judged on fresh servers): the pair's figures, stage by stage, are the comparison the outcome rests on.
+   */
+  keptProfile?: StageProfile;
   /** The accuracy guard's figures, for optimized model files. */
   guard?: { accuracyBefore?: number; accuracyAfter?: number; maeBefore?: number; maeAfter?: number; note: string };
   degradedShare?: number;

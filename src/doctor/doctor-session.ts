@@ -382,6 +382,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
           p99BeforeMs: keptP99,
           p99AfterMs: p99,
           profile: measured.candidate,
+          keptProfile: measured.kept,
           ...(plan.guard ? { guard: plan.guard } : {}),
           ...(measured.degradedShare !== undefined ? { degradedShare: round(measured.degradedShare, 4) } : {}),
           seconds: 0,
