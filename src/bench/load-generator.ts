@@ -89,14 +89,15 @@ export function startOpenLoop(
     client.send((outcome) => {
       inflight--;
       if (running) windows.record(performance.now() - scheduledAt, outcome);
-      // An answer wakes the loop anyway: requests due by now go out here rather than at the next timer.
-      if (running) dispatchDue();
       if (running && backlog.length > 0) {
         sendOn(client, backlog.shift()!);
       } else {
         idle.push(client);
         if (!running && inflight === 0) settle?.();
       }
+      // An answer wakes the loop anyway: requests due by now go out here (on this connection, free again) rather
+      // than at the next timer.
+      if (running) dispatchDue();
     });
   };
 
