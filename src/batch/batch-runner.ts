@@ -9,6 +9,8 @@ import { columnarPlanFor, produceColumnarPart } from './columnar/columnar-part.t
 import { FieldMapping } from './field-mapping.ts';
 import { OutputLayout, type PartMeta } from './io/output-layout.ts';
 import { openPartWriter } from './io/part-writer.ts';
+
+export { stopPartWrites } from './columnar/columnar-part-writer.ts';
 import type { RowSource } from './io/source-row.ts';
 import { phase } from './phase-timer.ts';
 import {

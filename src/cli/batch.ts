@@ -183,7 +183,7 @@ export function registerBatchCommand(program: Command): void {
         );
       // The scoring modules (ONNX Runtime, DuckDB, BullMQ) load here, so that other commands and --help skip them.
       // BullMQ and its Redis client only for --queue; the progress bar only where it is drawn.
-      const [{ loadBatchModel }, { planBatchJob }, { committedSoFar, runLocalBatch, silentProgress }] =
+      const [{ loadBatchModel }, { planBatchJob }, { committedSoFar, runLocalBatch, silentProgress, stopPartWrites }] =
         await Promise.all([
           import('../batch/batch-model.ts'),
           import('../batch/batch-plan.ts'),
@@ -220,14 +220,17 @@ export function registerBatchCommand(program: Command): void {
             : silentProgress;
         if (!options.queue) {
           // Ctrl-C: committed parts stay; say where the job stopped and how to pick it up.
+          // A part being written is finished first (exiting while its COPY runs would hang: see stopPartWrites).
           const interrupted = (): void => {
             progress.stop();
-            const done = committedSoFar(spec);
-            process.stderr.write(
-              `\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n` +
-                `  Run the same command again to resume after them, or add --overwrite to start over.\n`,
-            );
-            process.exit(130);
+            void stopPartWrites().then(() => {
+              const done = committedSoFar(spec);
+              process.stderr.write(
+                `\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n` +
+                  `  Run the same command again to resume after them, or add --overwrite to start over.\n`,
+              );
+              process.exit(130);
+            });
           };
           process.once('SIGINT', interrupted);
           try {

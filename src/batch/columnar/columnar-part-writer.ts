@@ -1,6 +1,10 @@
 import { rename, rm } from 'node:fs/promises';
-import type { DuckDBConnection, DuckDBDataChunk } from '@duckdb/node-api';
-import type { DuckDBTableFunctionBindInfo } from '@duckdb/node-api';
+import type {
+  DuckDBConnection,
+  DuckDBDataChunk,
+  DuckDBTableFunction,
+  DuckDBTableFunctionBindInfo,
+} from '@duckdb/node-api';
 import type { BatchFormat, ParquetCompression } from '../io/batch-format.ts';
 import { rowRangeSql } from './column-batch.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
@@ -43,8 +47,14 @@ interface ScannedPart {
 const PREDICTION_SCAN = 'caliper_prediction_part';
 const scanned = new Map<number, ScannedPart>();
 let partCounter = 0;
-/** Per DuckDB instance (by its connect function): the scan is registered once, on a connection kept open. */
-const registered = new Map<() => Promise<DuckDBConnection>, Promise<void>>();
+/**
+ * Per DuckDB instance (by its connect function): the scan is registered once, on a connection kept open; both are held
+ * here for the process's life, so that neither wrapper's finalizer can release them while parts are written.
+ */
+const registered = new Map<
+  () => Promise<DuckDBConnection>,
+  Promise<{ connection: DuckDBConnection; scan: DuckDBTableFunction }>
+>();
 
 /**
  * Fills one DuckDB chunk (up to 2048 rows from `next`) with a part's columns: each column one copy of its bytes, and
@@ -81,38 +91,37 @@ function fillChunk(part: ScannedPart, next: number, chunk: DuckDBDataChunk): num
 }
 
 /** Registers the prediction scan on the DuckDB instance `connect` opens connections to (once per instance). */
-function registerPredictionScan(connect: () => Promise<DuckDBConnection>): Promise<void> {
+async function registerPredictionScan(connect: () => Promise<DuckDBConnection>): Promise<void> {
   let done = registered.get(connect);
   if (!done) {
     done = connect().then((connection) => {
-      connection.registerTableFunction(
-        duckdb.DuckDBTableFunction.create({
-          name: PREDICTION_SCAN,
-          parameterTypes: [duckdb.BIGINT],
-          bindFunction: (info: DuckDBTableFunctionBindInfo) => {
-            const id = Number(info.getParameter(0));
-            const part = scanned.get(id);
-            if (!part) {
-              info.setError(`${PREDICTION_SCAN}(${id}): no such part`);
-              return;
-            }
-            info.addResultColumn('__caliper_outcome', duckdb.DOUBLE);
-            for (let p = 1; p < part.columns.length; p++) info.addResultColumn(`__caliper_p${p - 1}`, duckdb.DOUBLE);
-            info.setBindData(part);
-          },
-          initFunction: (info) => info.setInitData({ next: 0 }),
-          mainFunction: (info, output) => {
-            const state = info.initData as { next: number };
-            state.next += fillChunk(info.bindData as ScannedPart, state.next, output);
-          },
-        }),
-      );
-      // The connection stays open: the scan belongs to its instance for the process's life.
+      const scan = duckdb.DuckDBTableFunction.create({
+        name: PREDICTION_SCAN,
+        parameterTypes: [duckdb.BIGINT],
+        bindFunction: (info: DuckDBTableFunctionBindInfo) => {
+          const id = Number(info.getParameter(0));
+          const part = scanned.get(id);
+          if (!part) {
+            info.setError(`${PREDICTION_SCAN}(${id}): no such part`);
+            return;
+          }
+          info.addResultColumn('__caliper_outcome', duckdb.DOUBLE);
+          for (let p = 1; p < part.columns.length; p++) info.addResultColumn(`__caliper_p${p - 1}`, duckdb.DOUBLE);
+          info.setBindData(part);
+        },
+        initFunction: (info) => info.setInitData({ next: 0 }),
+        mainFunction: (info, output) => {
+          const state = info.initData as { next: number };
+          state.next += fillChunk(info.bindData as ScannedPart, state.next, output);
+        },
+      });
+      connection.registerTableFunction(scan);
+      return { connection, scan };
     });
     done.catch(() => registered.delete(connect));
     registered.set(connect, done);
   }
-  return done;
+  await done;
 }
 
 /**
@@ -189,7 +198,10 @@ export class ColumnarPartWriter {
   }
 
   /** Runs `copy(scan) 'tmp' (options)` with the appended columns as `scan`, then renames the file into place. */
-  private async write(finalPath: string, copy: (scan: string) => string, options: string): Promise<void> {
+  private write(finalPath: string, copy: (scan: string) => string, options: string): Promise<void> {
+    // The process is exiting (stopPartWrites): no COPY starts, and the part stays uncommitted (its meta without a file
+    // is an uncommitted part, redone by a resumed run).
+    if (stopping) return new Promise<never>(() => undefined);
     // A part nothing was appended to (an empty file's first part) is written with its columns and no rows.
     const part = this.part ?? {
       rows: 0,
@@ -199,17 +211,39 @@ export class ColumnarPartWriter {
     this.part = undefined;
     const id = partCounter++;
     scanned.set(id, part);
-    const tmp = temporaryPathFor(finalPath);
-    const connection = await this.connect();
-    try {
-      await connection.run(`${copy(`${PREDICTION_SCAN}(${id})`)} ${sqlString(tmp)} (${options})`);
-      await rename(tmp, finalPath);
-    } catch (error) {
-      await rm(tmp, { force: true });
-      throw error;
-    } finally {
-      scanned.delete(id);
-      connection.closeSync();
-    }
+    const writing = (async () => {
+      const tmp = temporaryPathFor(finalPath);
+      const connection = await this.connect();
+      try {
+        await connection.run(`${copy(`${PREDICTION_SCAN}(${id})`)} ${sqlString(tmp)} (${options})`);
+        await rename(tmp, finalPath);
+      } catch (error) {
+        await rm(tmp, { force: true });
+        throw error;
+      } finally {
+        scanned.delete(id);
+        connection.closeSync();
+      }
+    })();
+    inFlight.add(writing);
+    const untrack = (): void => {
+      inFlight.delete(writing);
+    };
+    writing.then(untrack, untrack);
+    return writing;
   }
+}
+
+/** Part writes whose COPY is running (it needs this thread for the prediction scan's callbacks). */
+const inFlight = new Set<Promise<void>>();
+let stopping = false;
+
+/**
+ * For a process about to exit mid-job (Ctrl-C): lets the part writes in flight finish and starts no other; resolves
+ * when none is running. Exiting while one runs would hang: DuckDB waits for its running query as the process shuts
+ * down, and that query waits for a prediction-scan callback this thread no longer runs.
+ */
+export async function stopPartWrites(): Promise<void> {
+  stopping = true;
+  await Promise.allSettled([...inFlight]);
 }
