@@ -7,6 +7,9 @@ const module = MUTATION_MODULES[name];
 if (!module)
   throw new Error(`CALIPER_MUTATION_MODULE=${name}: expected one of ${Object.keys(MUTATION_MODULES).join(', ')}`);
 
+// The test processes StrykerJS starts inherit this; vitest.config.ts reads it (see testTimeoutMs in mutation-modules.mjs).
+if (module.testTimeoutMs !== undefined) process.env.CALIPER_TEST_TIMEOUT_MS = String(module.testTimeoutMs);
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',

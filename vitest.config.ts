@@ -16,7 +16,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',
-    testTimeout: 60_000,
+    // A mutation run sets a shorter limit for its module's tests (scripts/mutation-modules.mjs, testTimeoutMs).
+    testTimeout: Number(process.env.CALIPER_TEST_TIMEOUT_MS) || 60_000,
     hookTimeout: 120_000,
     globalSetup: ['test/support/global-setup.ts'],
   },

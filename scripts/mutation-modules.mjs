@@ -9,7 +9,12 @@ const PRE_POSTPROCESS_TESTS = [
   'test/pipeline/preprocess-tensors-behaviour.test.ts',
 ];
 
-/** @type {Record<string, { mutate: string[], testFiles: string[] }>} */
+/**
+ * `testTimeoutMs`: a per-test limit for the module's run, below StrykerJS's own timeout. A mutant that stops a wake-up
+ * leaves a test waiting forever; StrykerJS would then kill and restart its test process (≈ 20 s a mutant on two shared
+ * cores, half of the batcher's mutants), where a test that fails at the limit counts the mutant killed at once.
+ * @type {Record<string, { mutate: string[], testFiles: string[], testTimeoutMs?: number }>}
+ */
 export const MUTATION_MODULES = {
   auth: {
     mutate: ['src/server/auth.ts'],
@@ -29,6 +34,8 @@ export const MUTATION_MODULES = {
       // Deadlines on both schedulers (batching on and off share queue-policy.ts's DeadlineTimer).
       'test/scheduler/deadline-timer-behaviour.test.ts',
     ],
+    // Each of these tests takes well under a second; a hung one fails at 3 s instead of waiting for StrykerJS.
+    testTimeoutMs: 3_000,
   },
   'request-schema': {
     mutate: ['src/pipeline/request-schema.ts'],
