@@ -80,11 +80,23 @@ describe('caliper bench request data', () => {
   });
 
   it('benchmarks a model known only by name: the request schema comes from the running server', async () => {
-    const predict = await bench('--url', server.url, '--model', 'fraud_detector', '--concurrency', '1');
+    // Its own seed: the server's response cache still holds what the other tests sent with the default one.
+    const predict = await bench('--url', server.url, '--model', 'fraud_detector', '--concurrency', '1', '--seed', '3');
     expect(predict.report.target.data).toContain('/openapi.json');
     expect(predict.report.steps[0]!.errors.total).toBe(0);
     expect(predict.report.warnings).toEqual([]);
-    const v2 = await bench('--url', server.url, '--model', 'fraud_detector', '--protocol', 'v2', '--concurrency', '1');
+    const v2 = await bench(
+      '--url',
+      server.url,
+      '--model',
+      'fraud_detector',
+      '--protocol',
+      'v2',
+      '--concurrency',
+      '1',
+      '--seed',
+      '3',
+    );
     expect(v2.report.target.data).toContain('/v2/models/fraud_detector');
     expect(v2.report.steps[0]!.errors.total).toBe(0);
   });
