@@ -155,6 +155,7 @@ interface ProcessSample {
   cpu: number;
   mainCpu: number;
   wakeups: number;
+  mainWakeups: number;
   minorFaults: number;
 }
 
@@ -165,14 +166,16 @@ const statFields = (path: string): string[] | undefined =>
 
 function sampleProcess(pid: number): ProcessSample {
   const fields = statFields(`/proc/${pid}/stat`);
-  if (fields === undefined) return { cpu: 0, mainCpu: 0, wakeups: 0, minorFaults: 0 };
+  if (fields === undefined) return { cpu: 0, mainCpu: 0, wakeups: 0, mainWakeups: 0, minorFaults: 0 };
   const main = statFields(`/proc/${pid}/task/${pid}/stat`);
   let wakeups = 0;
+  let mainWakeups = 0;
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const status = readProc(`/proc/${pid}/task/${tid}/status`);
       const m = status && /^voluntary_ctxt_switches:\s+(\d+)/m.exec(status);
       if (m) wakeups += Number(m[1]);
+      if (m && tid === String(pid)) mainWakeups = Number(m[1]);
     }
   } catch {
     // exited
@@ -181,6 +184,7 @@ function sampleProcess(pid: number): ProcessSample {
     cpu: (Number(fields[11]) + Number(fields[12])) / 100,
     mainCpu: main ? (Number(main[11]) + Number(main[12])) / 100 : 0,
     wakeups,
+    mainWakeups,
     minorFaults: Number(fields[7]),
   };
 }
@@ -200,6 +204,7 @@ function meter(processes: ServerProcess[]): { stop(): Map<number, ProcessSample>
               cpu: b.cpu - a.cpu,
               mainCpu: b.mainCpu - a.mainCpu,
               wakeups: b.wakeups - a.wakeups,
+              mainWakeups: b.mainWakeups - a.mainWakeups,
               minorFaults: b.minorFaults - a.minorFaults,
             },
           ];
@@ -373,6 +378,8 @@ interface LoadResult {
   workersCpuUsPerRequest: number;
   /** The part of the server's CPU per request spent on the processes' main (JavaScript) threads. */
   mainThreadsCpuUsPerRequest: number;
+  /** Wake-ups of the processes' main threads per request (the rest: V8's helper threads, ORT's pool). */
+  mainThreadWakeupsPerRequest: number;
   /** Minor page faults per request, all server processes. */
   minorFaultsPerRequest: number;
   /** The server's idle CPU over the same time, per request (µs): the part of the above that load does not cause. */
@@ -525,6 +532,7 @@ async function run(repo: string, workers: number, server: ServerKind): Promise<R
           ),
         ),
         mainThreadsCpuUsPerRequest: us(sum(samples, serving, 'mainCpu')),
+        mainThreadWakeupsPerRequest: r3(sum(samples, serving, 'mainWakeups') / n),
         minorFaultsPerRequest: r3(sum(samples, serving, 'minorFaults') / n),
         idleShareUsPerRequest: us(idleCpuPerS * elapsed),
         serverCpuCores: r3(sum(samples, serving, 'cpu') / elapsed),
@@ -602,6 +610,7 @@ function summarize(kind: ServerKind) {
                   serverCpuCores: m((l) => l.serverCpuCores),
                   serverWakeupsPerRequest: m((l) => l.serverWakeupsPerRequest),
                   mainThreadsCpuUsPerRequest: m((l) => l.mainThreadsCpuUsPerRequest),
+                  mainThreadWakeupsPerRequest: m((l) => l.mainThreadWakeupsPerRequest),
                   minorFaultsPerRequest: m((l) => l.minorFaultsPerRequest),
                   meanBatchSize: m((l) => l.meanBatchSize),
                   p99Ms: m((l) => l.p99Ms),
