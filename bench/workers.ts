@@ -1,7 +1,7 @@
 /*
  * `caliper serve --workers N` on this machine (issue 22 targets), as ratios measured in the same run.
  *
- *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--jit-warmup 5] [--settle 20] [--rounds 3]
+ *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--jit-warmup 5] [--settle 30] [--rounds 3]
  *     [--connections 16] [--rates 250,1000,4000] [--workers 1,2] [--servers caliper,bare] [--layout split|shared]
  *     [--no-closed] [--max-queue-delay-us N] [--cpu-prof DIR] [--out FILE]
  *
@@ -12,8 +12,8 @@
  * For each round, in turn for each worker count (1 = one process, no primary; the order alternates by round):
  * start `caliper serve` on the fraud model (response cache off, 512 distinct transactions, so every request runs the
  * model); measure it idle (`--idle` s: CPU per process and wake-ups); warm it with a closed loop (`--jit-warmup` s,
- * not measured) and let it settle until it is `--settle` s old (V8's memory reducer runs a full GC of each process
- * some seconds after start-up's allocations: in the primary, ≈ 150 ms of CPU that fell in the first window); then at
+ * not measured) and let it settle until it is `--settle` s old (V8's memory reducer collects start-up's garbage in
+ * full GCs at about 16, 17 and 26 s after start: in the primary, ≈ 150 ms of CPU that fell in the first window); then at
  * each offered rate (`--rates`, open loop:
  * Poisson arrivals sent over `--connections` keep-alive connections opened one after another, so the primary hands
  * half to each worker) and in a closed loop (the same connections, each sending its next request once answered): the
@@ -38,7 +38,7 @@ const SECONDS = numberOption('--seconds', 8);
 const WARMUP_SECONDS = numberOption('--warmup', 2);
 const IDLE_SECONDS = numberOption('--idle', 4);
 const JIT_WARMUP_SECONDS = numberOption('--jit-warmup', 5);
-const SETTLE_SECONDS = numberOption('--settle', 20);
+const SETTLE_SECONDS = numberOption('--settle', 30);
 const ROUNDS = numberOption('--rounds', 3);
 const CONNECTIONS = numberOption('--connections', 16);
 const listOption = (name: string, fallback: string): number[] => {
