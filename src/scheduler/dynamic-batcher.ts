@@ -43,7 +43,6 @@ interface QueuedJob {
 }
 
 /** Why a batch left the queue; the adaptive delay only grows when batches leave on the timer half empty. */
-type BatchTrigger = 'full' | 'preferred' | 'delay';
 
 /**
  * Whether two jobs' inputs agree beyond dim 0 (names, types, trailing dims; a padded tensor's axis 1 may differ), so
@@ -70,7 +69,9 @@ function padToLongest(parts: TensorData[], pad: number): TensorData[] {
   for (const p of parts) longest = Math.max(longest, p.dims[1] ?? 0);
   return parts.map((p) => {
     const [rows = 0, length = 0] = p.dims;
-    if (length === longest || p.type === 'string' || p.dims.length !== 2) return p;
+    // Only a padded field's tensors come here: model.yaml pads one numeric column of a variable-length array, [rows,
+    // length]; the string test is for the type checker.
+    if (length === longest || p.type === 'string') return p;
     const out = typedArrayOf(p.type, rows * longest) as Float64Array;
     const fill: number | bigint =
       out instanceof BigInt64Array || out instanceof BigUint64Array
@@ -221,14 +222,13 @@ export class DynamicBatcher implements Scheduler {
         }
       }
       if (candidates.length === 0) break;
-      let trigger: BatchTrigger | undefined;
+      // Only a batch that left because its oldest request's delay ended tells the auto delay how full it got.
+      let byDelay = false;
       let take = candidates.length;
-      if (blocked || rows >= this.spec.maxBatchSize) {
-        trigger = 'full';
-      } else {
+      // A full batch, or one the next queued job cannot join, leaves whole and at once.
+      if (!blocked && rows < this.spec.maxBatchSize) {
         const preferred = this.largestPreferred(rows);
         if (preferred !== undefined) {
-          trigger = 'preferred';
           let sum = 0;
           take = 0;
           while (take < candidates.length && sum + candidates[take]!.rows <= preferred) sum += candidates[take++]!.rows;
@@ -237,14 +237,14 @@ export class DynamicBatcher implements Scheduler {
           const waitedUs = (now - oldest) * 1000;
           const delay = this.delayUs;
           if (waitedUs >= delay) {
-            trigger = 'delay';
+            byDelay = true;
           } else {
             this.wakeAfter((delay - waitedUs) / 1000);
             break;
           }
         }
       }
-      this.dispatch(candidates.slice(0, take), trigger, now);
+      this.dispatch(candidates.slice(0, take), byDelay, now);
     }
     this.notifyIfIdle();
   }
@@ -273,7 +273,7 @@ export class DynamicBatcher implements Scheduler {
     );
   }
 
-  private dispatch(jobs: QueuedJob[], trigger: BatchTrigger, now: number): void {
+  private dispatch(jobs: QueuedJob[], byDelay: boolean, now: number): void {
     // pump takes a prefix of the queues in order (a queue's jobs from its head, the next queue only once this one
     // is taken whole) and nothing runs between pump and here: each job is the head of its queue when its turn comes.
     // A plain loop, not a find() closure per job.
@@ -301,7 +301,7 @@ export class DynamicBatcher implements Scheduler {
     }
     const names = jobs[0]!.outputNames;
     const outputNames = jobs.every((j) => sameNames(j.outputNames, names)) ? names : undefined;
-    this.delayController?.observeBatch(trigger === 'delay' ? rows / this.spec.maxBatchSize : 1);
+    this.delayController?.observeBatch(byDelay ? rows / this.spec.maxBatchSize : 1);
     this.runner
       .run(feeds, outputNames)
       .then(
