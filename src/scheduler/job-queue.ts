@@ -1,50 +1,42 @@
-/** A FIFO of queued items with O(1) push/shift (a head index instead of Array.prototype.shift). */
+import Denque from 'denque';
+
+/**
+ * A FIFO of queued items with O(1) push, shift and peek at any offset: denque's ring buffer (the deque ioredis uses),
+ * instead of Array.prototype.shift's O(n) or a hand-kept head index and its compaction.
+ */
 export class JobQueue<T> {
-  private items: (T | undefined)[] = [];
-  private head = 0;
+  private readonly items = new Denque<T>();
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.items.length;
   }
 
   push(item: T): void {
     this.items.push(item);
   }
 
+  /** The item `offset` places behind the head (0: the head), or undefined past the end. */
   peek(offset = 0): T | undefined {
-    return this.items[this.head + offset];
+    return this.items.peekAt(offset);
   }
 
   shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
+    return this.items.shift();
   }
 
   /** Removes and returns the items `drop` selects, keeping the others in order. */
   removeWhere(drop: (item: T) => boolean): T[] {
     const removed: T[] = [];
     const kept: T[] = [];
-    for (let i = this.head; i < this.items.length; i++) {
-      const item = this.items[i] as T;
-      (drop(item) ? removed : kept).push(item);
-    }
+    for (const item of this.items.toArray()) (drop(item) ? removed : kept).push(item);
     if (removed.length > 0) {
-      this.items = kept;
-      this.head = 0;
+      this.items.clear();
+      for (const item of kept) this.items.push(item);
     }
     return removed;
   }
 
   *[Symbol.iterator](): IterableIterator<T> {
-    for (let i = this.head; i < this.items.length; i++) yield this.items[i] as T;
+    for (let i = 0; i < this.items.length; i++) yield this.items.peekAt(i) as T;
   }
 }
