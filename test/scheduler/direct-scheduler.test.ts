@@ -5,7 +5,8 @@ import type { RunResult } from '../../src/runtime/model-instance.ts';
 import type { TensorMap } from '../../src/runtime/tensor.ts';
 import { DirectScheduler } from '../../src/scheduler/direct-scheduler.ts';
 import { DynamicBatcher } from '../../src/scheduler/dynamic-batcher.ts';
-import type { InferenceJob, Scheduler } from '../../src/scheduler/scheduler.ts';
+import type { Scheduler } from '../../src/scheduler/scheduler.ts';
+import { batchingSpec, rowsJob as job, tick } from '../support/batcher-requests.ts';
 
 /** A model that doubles its input; each run waits until the test releases it. */
 class GatedRunner {
@@ -30,25 +31,10 @@ class GatedRunner {
   }
 }
 
-const spec = (over: Partial<BatchingSpec> = {}): BatchingSpec => ({
-  enabled: false,
-  maxBatchSize: 1,
-  preferredBatchSizes: [],
-  maxQueueDelayUs: 0,
-  maxQueueSize: 100,
-  timeoutMs: 1000,
-  priorityLevels: 1,
-  ...over,
-});
-
-const job = (values: number[], over: Partial<InferenceJob> = {}): InferenceJob => ({
-  inputs: { x: { type: 'float32', dims: [values.length, 1], data: new Float32Array(values) } },
-  rows: values.length,
-  ...over,
-});
+const spec = (over: Partial<BatchingSpec> = {}): BatchingSpec =>
+  batchingSpec({ enabled: false, maxBatchSize: 1, ...over });
 
 const ys = (outputs: TensorMap): number[] => Array.from(outputs.y!.data as Float32Array);
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Both schedulers over a gated runner, one job at a time: the queue policy must answer the same either way. */
 function bothSchedulers(batching: BatchingSpec): { name: string; runner: GatedRunner; scheduler: Scheduler }[] {

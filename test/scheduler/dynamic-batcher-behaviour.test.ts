@@ -1,12 +1,19 @@
 import { createHook } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
-import type { BatchingSpec } from '../../src/config/model-config.ts';
-import type { CaliperError } from '../../src/errors.ts';
 import type { RunResult } from '../../src/runtime/model-instance.ts';
 import type { TensorData, TensorMap } from '../../src/runtime/tensor.ts';
 import { DynamicBatcher, type BatchRunner } from '../../src/scheduler/dynamic-batcher.ts';
 import { JobQueue } from '../../src/scheduler/job-queue.ts';
 import type { InferenceJob } from '../../src/scheduler/scheduler.ts';
+import {
+  batchingSpec as spec,
+  rowsJob as job,
+  tensorJob,
+  numbers,
+  tick,
+  sleep,
+  failure,
+} from '../support/batcher-requests.ts';
 
 /**
  * What a client of the batcher relies on, beyond the basics of dynamic-batcher.test.ts: who batches with whom,
@@ -68,42 +75,6 @@ class RecordingRunner implements BatchRunner {
     return this.calls.map((c) => Array.from(c.feeds.x!.data as ArrayLike<number | bigint>, Number));
   }
 }
-
-const spec = (over: Partial<BatchingSpec> = {}): BatchingSpec => ({
-  enabled: true,
-  maxBatchSize: 8,
-  preferredBatchSizes: [],
-  maxQueueDelayUs: 0,
-  maxQueueSize: 100,
-  timeoutMs: 1000,
-  priorityLevels: 1,
-  ...over,
-});
-
-/** One request of `values.length` rows of a one-element float32 feature. */
-const job = (values: number[], over: Partial<InferenceJob> = {}): InferenceJob => ({
-  inputs: { x: { type: 'float32', dims: [values.length, 1], data: new Float32Array(values) } },
-  rows: values.length,
-  ...over,
-});
-
-/** One request with an explicit tensor for `x`. */
-const tensorJob = (x: TensorData, over: Partial<InferenceJob> = {}): InferenceJob => ({
-  inputs: { x },
-  rows: x.dims[0]!,
-  ...over,
-});
-
-const numbers = (t: TensorData | undefined): number[] => Array.from((t?.data ?? []) as ArrayLike<number>, Number);
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const failure = (p: Promise<unknown>): Promise<CaliperError> =>
-  p.then(
-    () => {
-      throw new Error('expected the request to fail');
-    },
-    (e: unknown) => e as CaliperError,
-  );
 
 describe('who batches with whom', () => {
   it('never stacks requests whose trailing shapes differ; each still gets its own answer', async () => {

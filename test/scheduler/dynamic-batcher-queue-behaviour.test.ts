@@ -1,11 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import type { BatchingSpec } from '../../src/config/model-config.ts';
-import type { CaliperError } from '../../src/errors.ts';
 import type { RunResult } from '../../src/runtime/model-instance.ts';
-import type { TensorData, TensorMap } from '../../src/runtime/tensor.ts';
+import type { TensorMap } from '../../src/runtime/tensor.ts';
 import { type BatchRunner, DynamicBatcher } from '../../src/scheduler/dynamic-batcher.ts';
-import type { InferenceJob, InferenceResult } from '../../src/scheduler/scheduler.ts';
+import type { InferenceResult } from '../../src/scheduler/scheduler.ts';
 import { WakeupCounter } from '../support/wakeups.ts';
+import {
+  batchingSpec as spec,
+  rowsJob as job,
+  tensorJob,
+  numbers,
+  tick,
+  sleep,
+  failure,
+} from '../support/batcher-requests.ts';
 
 /**
  * More of what a client and an operator of the batcher rely on (beyond dynamic-batcher-behaviour.test.ts): drain
@@ -69,41 +76,6 @@ class StandIn implements BatchRunner {
     return this.calls.map((c) => numbers(c.feeds.x));
   }
 }
-
-const spec = (over: Partial<BatchingSpec> = {}): BatchingSpec => ({
-  enabled: true,
-  maxBatchSize: 8,
-  preferredBatchSizes: [],
-  maxQueueDelayUs: 0,
-  maxQueueSize: 100,
-  timeoutMs: 1000,
-  priorityLevels: 1,
-  ...over,
-});
-
-/** One request of `values.length` rows of a one-element float32 feature. */
-const job = (values: number[], over: Partial<InferenceJob> = {}): InferenceJob => ({
-  inputs: { x: { type: 'float32', dims: [values.length, 1], data: new Float32Array(values) } },
-  rows: values.length,
-  ...over,
-});
-
-const tensorJob = (x: TensorData, over: Partial<InferenceJob> = {}): InferenceJob => ({
-  inputs: { x },
-  rows: x.dims[0]!,
-  ...over,
-});
-
-const numbers = (t: TensorData | undefined): number[] => Array.from((t?.data ?? []) as ArrayLike<number>, Number);
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const failure = (p: Promise<unknown>): Promise<CaliperError> =>
-  p.then(
-    () => {
-      throw new Error('expected the request to fail');
-    },
-    (e: unknown) => e as CaliperError,
-  );
 
 /** `p`'s value, or a failed test if it has not settled within `ms`. */
 async function within<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { BatchingSpec } from '../../src/config/model-config.ts';
 import { CaliperError } from '../../src/errors.ts';
 import type { RunResult } from '../../src/runtime/model-instance.ts';
 import type { TensorMap } from '../../src/runtime/tensor.ts';
 import { DynamicBatcher, type BatchRunner } from '../../src/scheduler/dynamic-batcher.ts';
-import type { InferenceJob } from '../../src/scheduler/scheduler.ts';
+import { batchingSpec as spec, rowsJob as job, tick } from '../support/batcher-requests.ts';
 
 /** A model that doubles its input; each run waits until the test releases it (or runs at once when `auto`). */
 class GatedRunner implements BatchRunner {
@@ -31,25 +30,7 @@ class GatedRunner implements BatchRunner {
   }
 }
 
-const spec = (over: Partial<BatchingSpec> = {}): BatchingSpec => ({
-  enabled: true,
-  maxBatchSize: 8,
-  preferredBatchSizes: [],
-  maxQueueDelayUs: 0,
-  maxQueueSize: 100,
-  timeoutMs: 1000,
-  priorityLevels: 1,
-  ...over,
-});
-
-const job = (values: number[], over: Partial<InferenceJob> = {}): InferenceJob => ({
-  inputs: { x: { type: 'float32', dims: [values.length, 1], data: new Float32Array(values) } },
-  rows: values.length,
-  ...over,
-});
-
 const ys = (outputs: TensorMap): number[] => Array.from(outputs.y!.data as Float32Array);
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('DynamicBatcher', () => {
   it('batches requests arriving together and gives each its own rows back', async () => {
