@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { BatchingSpec } from '../../src/config/model-config.ts';
 import type { CaliperError } from '../../src/errors.ts';
-import type { RunResult } from '../../src/runtime/model-instance.ts';
-import type { TensorMap } from '../../src/runtime/tensor.ts';
 import { DirectScheduler } from '../../src/scheduler/direct-scheduler.ts';
 import { DynamicBatcher } from '../../src/scheduler/dynamic-batcher.ts';
 import type { InferenceJob, Scheduler } from '../../src/scheduler/scheduler.ts';
 import { idleFor, WakeupCounter } from '../support/wakeups.ts';
+import { batchingSpec, GatedDoubler } from '../support/batcher-requests.ts';
 
 /**
  * Per-request deadlines while the model is busy (timeout_ms, x-caliper-timeout-ms, grpc-timeout): a queued request is
@@ -15,36 +14,9 @@ import { idleFor, WakeupCounter } from '../support/wakeups.ts';
  * batcher) or off (the direct scheduler) answers the same: both keep their deadlines in the one DeadlineTimer.
  */
 
-/** A model that doubles its input; each run waits until the test releases it. */
-class BusyModel {
-  runs: number[][] = [];
-  private gates: (() => void)[] = [];
+const batching: BatchingSpec = batchingSpec({ maxBatchSize: 1 });
 
-  run(feeds: TensorMap): Promise<RunResult> {
-    const x = feeds.x!;
-    const values = Array.from(x.data as Float32Array);
-    this.runs.push(values);
-    const y = new Float32Array(values.map((v) => v * 2));
-    const result: RunResult = { outputs: { y: { type: 'float32', dims: [x.dims[0]!, 1], data: y } }, computeMs: 0 };
-    return new Promise((resolve) => this.gates.push(() => resolve(result)));
-  }
-
-  release(): void {
-    this.gates.shift()?.();
-  }
-}
-
-const batching: BatchingSpec = {
-  enabled: true,
-  maxBatchSize: 1,
-  preferredBatchSizes: [],
-  maxQueueDelayUs: 0,
-  maxQueueSize: 100,
-  timeoutMs: 1000,
-  priorityLevels: 1,
-};
-
-const SCHEDULERS: { name: string; make: (model: BusyModel) => Scheduler }[] = [
+const SCHEDULERS: { name: string; make: (model: GatedDoubler) => Scheduler }[] = [
   { name: 'batching on', make: (model) => new DynamicBatcher(model, { batching, concurrency: 1, model: 'm' }) },
   { name: 'batching off', make: (model) => new DirectScheduler(model, { batching, concurrency: 1, model: 'm' }) },
 ];
@@ -88,7 +60,7 @@ const waitedMs = (error: CaliperError): number =>
 
 describe.each(SCHEDULERS)('deadlines while the model is busy ($name)', ({ make }) => {
   it('answers a queued request 504 at its own deadline, though a later deadline arrives after it', async () => {
-    const model = new BusyModel();
+    const model = new GatedDoubler();
     const scheduler = make(model);
     const running = scheduler.submit(job(0));
     await tick();
@@ -112,7 +84,7 @@ describe.each(SCHEDULERS)('deadlines while the model is busy ($name)', ({ make }
   });
 
   it('says how long the request waited: from its arrival to its deadline', async () => {
-    const model = new BusyModel();
+    const model = new GatedDoubler();
     const scheduler = make(model);
     const running = scheduler.submit(job(0));
     await tick();
@@ -126,7 +98,7 @@ describe.each(SCHEDULERS)('deadlines while the model is busy ($name)', ({ make }
   });
 
   it('waits for a deadline on one timer, and keeps no timer once no deadline is left', async () => {
-    const model = new BusyModel();
+    const model = new GatedDoubler();
     const scheduler = make(model);
     const running = scheduler.submit(job(0));
     await tick();

@@ -6,30 +6,7 @@ import type { TensorMap } from '../../src/runtime/tensor.ts';
 import { DirectScheduler } from '../../src/scheduler/direct-scheduler.ts';
 import { DynamicBatcher } from '../../src/scheduler/dynamic-batcher.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
-import { batchingSpec, rowsJob as job, tick } from '../support/batcher-requests.ts';
-
-/** A model that doubles its input; each run waits until the test releases it. */
-class GatedRunner {
-  runs: number[][] = [];
-  private gates: (() => void)[] = [];
-
-  run(feeds: TensorMap): Promise<RunResult> {
-    const x = feeds.x!;
-    const values = Array.from(x.data as Float32Array);
-    this.runs.push(values);
-    const out = new Float32Array(values.map((v) => v * 2));
-    const result: RunResult = { outputs: { y: { type: 'float32', dims: [x.dims[0]!, 1], data: out } }, computeMs: 0 };
-    return new Promise((resolve) => this.gates.push(() => resolve(result)));
-  }
-
-  get waiting(): number {
-    return this.gates.length;
-  }
-
-  release(): void {
-    this.gates.shift()?.();
-  }
-}
+import { batchingSpec, GatedDoubler, rowsJob as job, tick } from '../support/batcher-requests.ts';
 
 const spec = (over: Partial<BatchingSpec> = {}): BatchingSpec =>
   batchingSpec({ enabled: false, maxBatchSize: 1, ...over });
@@ -37,9 +14,9 @@ const spec = (over: Partial<BatchingSpec> = {}): BatchingSpec =>
 const ys = (outputs: TensorMap): number[] => Array.from(outputs.y!.data as Float32Array);
 
 /** Both schedulers over a gated runner, one job at a time: the queue policy must answer the same either way. */
-function bothSchedulers(batching: BatchingSpec): { name: string; runner: GatedRunner; scheduler: Scheduler }[] {
-  const direct = new GatedRunner();
-  const batched = new GatedRunner();
+function bothSchedulers(batching: BatchingSpec): { name: string; runner: GatedDoubler; scheduler: Scheduler }[] {
+  const direct = new GatedDoubler();
+  const batched = new GatedDoubler();
   return [
     {
       name: 'direct',
@@ -56,7 +33,7 @@ function bothSchedulers(batching: BatchingSpec): { name: string; runner: GatedRu
 
 describe('DirectScheduler (batching off) keeps the batcher’s queue policy', () => {
   it('runs each job alone, at once while an instance is free, and gives its rows back', async () => {
-    const runner = new GatedRunner();
+    const runner = new GatedDoubler();
     const scheduler = new DirectScheduler(runner, { batching: spec(), concurrency: 2 });
     const results = [scheduler.submit(job([1, 2])), scheduler.submit(job([3]))];
     expect(runner.waiting).toBe(2);
@@ -105,7 +82,7 @@ describe('DirectScheduler (batching off) keeps the batcher’s queue policy', ()
   });
 
   it('answers 504 when a deadline passes while the job waits, without running it; an expired deadline is refused at once', async () => {
-    const runner = new GatedRunner();
+    const runner = new GatedDoubler();
     const scheduler = new DirectScheduler(runner, { batching: spec(), concurrency: 1, model: 'm' });
     const running = scheduler.submit(job([1]));
     const started = performance.now();
@@ -149,7 +126,7 @@ describe('DirectScheduler (batching off) keeps the batcher’s queue policy', ()
   });
 
   it('drops a waiting job whose client left, answering it cancelled, and runs the rest', async () => {
-    const runner = new GatedRunner();
+    const runner = new GatedDoubler();
     const scheduler = new DirectScheduler(runner, { batching: spec(), concurrency: 1, model: 'm' });
     let gone = false;
     const running = scheduler.submit(job([1]));

@@ -1,6 +1,7 @@
 import type { BatchingSpec } from '../../src/config/model-config.ts';
 import type { CaliperError } from '../../src/errors.ts';
-import type { TensorData } from '../../src/runtime/tensor.ts';
+import type { RunResult } from '../../src/runtime/model-instance.ts';
+import type { TensorData, TensorMap } from '../../src/runtime/tensor.ts';
 import type { InferenceJob } from '../../src/scheduler/scheduler.ts';
 
 /** A batching spec for scheduler tests: batching on, up to 8 rows, no delay, a queue of 100, 1 s timeout. */
@@ -46,3 +47,27 @@ export const failure = (p: Promise<unknown>): Promise<CaliperError> =>
     },
     (e: unknown) => e as CaliperError,
   );
+
+/** A model that doubles its input `x` into `y`; each run waits until the test releases it, oldest first. */
+export class GatedDoubler {
+  runs: number[][] = [];
+  private gates: (() => void)[] = [];
+
+  run(feeds: TensorMap): Promise<RunResult> {
+    const x = feeds.x!;
+    const values = Array.from(x.data as Float32Array);
+    this.runs.push(values);
+    const out = new Float32Array(values.map((v) => v * 2));
+    const result: RunResult = { outputs: { y: { type: 'float32', dims: [x.dims[0]!, 1], data: out } }, computeMs: 0 };
+    return new Promise((resolve) => this.gates.push(() => resolve(result)));
+  }
+
+  /** Runs started and not yet released. */
+  get waiting(): number {
+    return this.gates.length;
+  }
+
+  release(): void {
+    this.gates.shift()?.();
+  }
+}
