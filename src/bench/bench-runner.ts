@@ -54,6 +54,17 @@ export function expandRateRange(text: string): number[] {
   return rates;
 }
 
+/**
+ * Starts one step of a plan's load on a target: `load` is the step's concurrency (closed loop, that many connections
+ * each sending as soon as its answer comes) or its rate (open loop, requests/s on the plan's arrival distribution over
+ * at most the plan's `maxConnections`, default DEFAULT_MAX_CONNECTIONS). The caller stops what it returns.
+ */
+export function startLoad(target: LoadTarget, plan: LoadPlan, load: number): RunningLoad {
+  return plan.mode === 'concurrency'
+    ? startClosedLoop(target, load)
+    : startOpenLoop(target, load, plan.distribution, plan.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+}
+
 /** Runs every step of the plan in turn and returns the report. */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const rule: StabilityRule = { ...DEFAULT_STABILITY, ...options.stability };
@@ -83,11 +94,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const loads = options.plan.mode === 'concurrency' ? options.plan.levels : options.plan.rates;
   for (const load of loads) {
     const plan = options.plan;
-    const start = (): RunningLoad =>
-      plan.mode === 'concurrency'
-        ? startClosedLoop(options.target, load)
-        : startOpenLoop(options.target, load, plan.distribution, plan.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
-    const step = await runStep(load, start, { ...options, rule, windowMs, warmupMs });
+    const step = await runStep(load, () => startLoad(options.target, plan, load), {
+      ...options,
+      rule,
+      windowMs,
+      warmupMs,
+    });
     report.steps.push(step);
     report.warnings.push(...measurementWarnings(step));
     options.onStep?.(step);

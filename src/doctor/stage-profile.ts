@@ -1,6 +1,5 @@
 import type { StepResult } from '../bench/bench-report.ts';
-import { DEFAULT_MAX_CONNECTIONS, runBench, type LoadPlan } from '../bench/bench-runner.ts';
-import { startClosedLoop, startOpenLoop } from '../bench/load-generator.ts';
+import { runBench, startLoad, type LoadPlan } from '../bench/bench-runner.ts';
 import { HttpLoadTarget, inferencePath, type LoadClient, type LoadTarget } from '../bench/load-target.ts';
 import { LatencyHistogram } from '../bench/latency-histogram.ts';
 import { round, summarizeLatency } from '../bench/measurement-window.ts';
@@ -160,15 +159,22 @@ export interface StageRound {
   measuredMs: number;
 }
 
+/** The bench plan of a doctor's load: one step, open loop on Poisson arrivals at the rate, or closed loop. */
+export function loadPlanOf(load: DoctorLoad): LoadPlan {
+  return load.mode === 'rate'
+    ? { mode: 'rate', rates: [load.rate], distribution: 'poisson' }
+    : { mode: 'concurrency', levels: [load.concurrency] };
+}
+
+/** The step's load figure: requests/s (open loop) or connections (closed loop). */
+const loadOf = (load: DoctorLoad): number => (load.mode === 'rate' ? load.rate : load.concurrency);
+
 /** Drives the load against a running server with Caliper's generator and keeps the measured windows' answers. */
 export async function measureRound(options: MeasureOptions): Promise<StageRound> {
   const windowMs = options.windowMs ?? 1500;
   const inner = new HttpLoadTarget(options.url, inferencePath('predict', options.model), options.data);
   const target = new TailRecordingTarget(inner);
-  const plan: LoadPlan =
-    options.load.mode === 'rate'
-      ? { mode: 'rate', rates: [options.load.rate], distribution: 'poisson' }
-      : { mode: 'concurrency', levels: [options.load.concurrency] };
+  const plan = loadPlanOf(options.load);
   const warmupMs = options.warmupMs ?? Math.min(windowMs, 1000);
   const maxWindows = options.maxWindows ?? 3;
   const startedAt = performance.now();
@@ -204,10 +210,7 @@ export async function primeServer(
   options: Pick<MeasureOptions, 'url' | 'model' | 'data' | 'load'> & { ms: number },
 ): Promise<void> {
   const target = new HttpLoadTarget(options.url, inferencePath('predict', options.model), options.data);
-  const running =
-    options.load.mode === 'rate'
-      ? startOpenLoop(target, options.load.rate, 'poisson', DEFAULT_MAX_CONNECTIONS)
-      : startClosedLoop(target, options.load.concurrency);
+  const running = startLoad(target, loadPlanOf(options.load), loadOf(options.load));
   await new Promise((resolve) => setTimeout(resolve, options.ms));
   await running.stop();
 }
