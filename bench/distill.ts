@@ -7,7 +7,9 @@
 // quantized with `caliper quantize --mode dynamic --per-channel` to compare their INT8 accuracy.
 // Usage: node --import tsx bench/distill.ts [--teacher T.onnx] [--student mlp:256,128] [--seeds 1,2,3,4,5]
 //   [--epochs 10] [--patience 3] [--temperature 2] [--alpha 0.5] [--train-samples N] [--validation-split 5000]
-//   [--rounds 30] [--augment-shift N] [--lr 0.001] [--qat] [--out FILE]
+//   [--rounds 30] [--augment-shift N] [--lr 0.001] [--qat] [--skip-baseline] [--out FILE]
+// --skip-baseline trains only the distilled students (for grids comparing distillation settings with each other);
+// the baseline rows and the distilled − baseline figures are then absent.
 // --augment-shift N moves every training image by up to N pixels per axis each epoch, for the distilled student
 // (labelled by the teacher on the moved images) and its hard-label baseline alike (same offsets per seed).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +37,7 @@ const { values: args } = parseArgs({
     'augment-shift': { type: 'string', default: '0' },
     lr: { type: 'string', default: '0.001' },
     qat: { type: 'boolean', default: false },
+    'skip-baseline': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/distill.json' },
     teacher: { type: 'string', default: 'bench/models/fashion-mlp.onnx' },
   },
@@ -49,6 +52,7 @@ if (!existsSync(TEACHER) && TEACHER === 'bench/models/fashion-mlp.onnx') {
 }
 const test = await loadDataset('fashion-mnist:t10k');
 const train = await loadDataset('fashion-mnist:train');
+const withBaseline = !args['skip-baseline'];
 const trainSamples = args['train-samples'] !== undefined ? Number(args['train-samples']) : undefined;
 const common = {
   teacher: TEACHER,
@@ -84,7 +88,7 @@ const started = performance.now();
 const runs: {
   seed: number;
   distilled: ReturnType<typeof row>;
-  baseline: ReturnType<typeof row>;
+  baseline?: ReturnType<typeof row>;
   teacherLogitsSeconds: number;
   wallSeconds: number;
 }[] = [];
@@ -94,7 +98,7 @@ for (const seed of seeds) {
   const result = await distill({
     ...common,
     seed,
-    baseline: true,
+    baseline: withBaseline,
     ...(first
       ? {}
       : {
@@ -106,12 +110,12 @@ for (const seed of seeds) {
   runs.push({
     seed,
     distilled: row(r.distilled),
-    baseline: row(r.baseline!),
+    ...(r.baseline ? { baseline: row(r.baseline) } : {}),
     teacherLogitsSeconds: r.teacherLogitsSeconds,
     wallSeconds: (performance.now() - runStart) / 1000,
   });
   console.log(
-    `  seed ${seed}: distilled ${pct(r.distilled.accuracy!)} (best epoch ${r.distilled.bestEpoch}/${r.distilled.epochs.length}, ${r.distilled.trainSeconds.toFixed(0)} s), baseline ${pct(r.baseline!.accuracy!)} (best epoch ${r.baseline!.bestEpoch}/${r.baseline!.epochs.length}, ${r.baseline!.trainSeconds.toFixed(0)} s)`,
+    `  seed ${seed}: distilled ${pct(r.distilled.accuracy!)} (best epoch ${r.distilled.bestEpoch}/${r.distilled.epochs.length}, ${r.distilled.trainSeconds.toFixed(0)} s)${r.baseline ? `, baseline ${pct(r.baseline.accuracy!)} (best epoch ${r.baseline.bestEpoch}/${r.baseline.epochs.length}, ${r.baseline.trainSeconds.toFixed(0)} s)` : ''}`,
   );
 }
 const wallSeconds = (performance.now() - started) / 1000;
@@ -124,11 +128,25 @@ function stats(values: number[]) {
   return { mean, std, min: Math.min(...values), max: Math.max(...values), n: values.length };
 }
 const distilledAcc = stats(runs.map((x) => x.distilled.accuracy));
-const baselineAcc = stats(runs.map((x) => x.baseline.accuracy));
-const differencePt = stats(runs.map((x) => (x.distilled.accuracy - x.baseline.accuracy) * 100));
-const wins = runs.filter((x) => x.distilled.accuracy > x.baseline.accuracy).length;
-// The paired t statistic: how many standard errors the mean per-seed difference is from zero.
-const pairedT = differencePt.std > 0 ? differencePt.mean / (differencePt.std / Math.sqrt(differencePt.n)) : Infinity;
+/** The baseline's figures and distilled − baseline, paired by seed (absent with --skip-baseline). */
+function baselineComparison() {
+  const paired = runs.flatMap((x) => (x.baseline ? [{ distilled: x.distilled, baseline: x.baseline }] : []));
+  if (paired.length === 0) return undefined;
+  const accuracy = stats(paired.map((x) => x.baseline.accuracy));
+  const differencePt = stats(paired.map((x) => (x.distilled.accuracy - x.baseline.accuracy) * 100));
+  const wins = paired.filter((x) => x.distilled.accuracy > x.baseline.accuracy).length;
+  // The paired t statistic: how many standard errors the mean per-seed difference is from zero.
+  const pairedT = differencePt.std > 0 ? differencePt.mean / (differencePt.std / Math.sqrt(differencePt.n)) : Infinity;
+  return {
+    accuracy,
+    agreement: stats(paired.map((x) => x.baseline.agreement)),
+    differencePt,
+    wins,
+    pairedT,
+    perSeedPt: paired.map((x) => ((x.distilled.accuracy - x.baseline.accuracy) * 100).toFixed(2)),
+  };
+}
+const compared = baselineComparison();
 
 // Latency: teacher vs the first seed's student, interleaved round by round, 1 intra-op thread.
 const teacherSession = await openSession(readFileSync(TEACHER), { intraOpNumThreads: 1 });
@@ -193,12 +211,16 @@ const results = {
     accuracyRatio: distilledAcc.mean / teacherAccuracy,
     agreement: stats(runs.map((x) => x.distilled.agreement)),
   },
-  baseline: {
-    accuracy: baselineAcc,
-    accuracyRatio: baselineAcc.mean / teacherAccuracy,
-    agreement: stats(runs.map((x) => x.baseline.agreement)),
-  },
-  distilledMinusBaselinePt: { ...differencePt, wins, pairedT },
+  ...(compared
+    ? {
+        baseline: {
+          accuracy: compared.accuracy,
+          accuracyRatio: compared.accuracy.mean / teacherAccuracy,
+          agreement: compared.agreement,
+        },
+        distilledMinusBaselinePt: { ...compared.differencePt, wins: compared.wins, pairedT: compared.pairedT },
+      }
+    : {}),
   perSeed: runs,
   latency: latency.map((l) => ({
     batchSize: l.batchSize,
@@ -211,7 +233,7 @@ const results = {
   wallSecondsAllSeedsWithBaselines: wallSeconds,
   ...(qat ? { qat } : {}),
 };
-const command = `node --import tsx bench/distill.ts --teacher ${TEACHER} --student ${args.student} --seeds ${args.seeds} --epochs ${args.epochs} --patience ${args.patience} --temperature ${args.temperature} --alpha ${args.alpha}${trainSamples !== undefined ? ` --train-samples ${trainSamples}` : ''} --validation-split ${args['validation-split']} --augment-shift ${args['augment-shift']} --lr ${args.lr} --rounds ${args.rounds}${args.qat ? ' --qat' : ''} --out ${args.out}`;
+const command = `node --import tsx bench/distill.ts --teacher ${TEACHER} --student ${args.student} --seeds ${args.seeds} --epochs ${args.epochs} --patience ${args.patience} --temperature ${args.temperature} --alpha ${args.alpha}${trainSamples !== undefined ? ` --train-samples ${trainSamples}` : ''} --validation-split ${args['validation-split']} --augment-shift ${args['augment-shift']} --lr ${args.lr} --rounds ${args.rounds}${args.qat ? ' --qat' : ''}${withBaseline ? '' : ' --skip-baseline'} --out ${args.out}`;
 const report = {
   command,
   machine: {
@@ -244,14 +266,17 @@ console.log(`| teacher ${TEACHER} | ${pct(teacherAccuracy)} | 100% | 100% | ${r.
 console.log(
   `| distilled ${r.student} | ${spread(distilledAcc)} | ${pct(results.distilled.accuracyRatio)} | ${pct(results.distilled.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | ${b[0]!.speedup.toFixed(2)}× | ${b[1]!.speedup.toFixed(2)}× |`,
 );
+if (compared) {
+  const d = compared.differencePt;
+  console.log(
+    `| hard-label baseline ${r.student} | ${spread(compared.accuracy)} | ${pct(compared.accuracy.mean / teacherAccuracy)} | ${pct(compared.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | same | same |`,
+  );
+  console.log(
+    `distilled − baseline: ${d.mean >= 0 ? '+' : ''}${d.mean.toFixed(2)} ± ${d.std.toFixed(2)} pt (per seed ${compared.perSeedPt.join(', ')}; distilled ahead in ${compared.wins}/${runs.length}; paired t ${compared.pairedT.toFixed(2)})`,
+  );
+}
 console.log(
-  `| hard-label baseline ${r.student} | ${spread(baselineAcc)} | ${pct(results.baseline.accuracyRatio)} | ${pct(results.baseline.agreement.mean)} | ${r.distilled.parameters} | ${results.student.sizeRatio.toFixed(3)} | same | same |`,
-);
-console.log(
-  `distilled − baseline: ${differencePt.mean >= 0 ? '+' : ''}${differencePt.mean.toFixed(2)} ± ${differencePt.std.toFixed(2)} pt (per seed ${runs.map((x) => ((x.distilled.accuracy - x.baseline.accuracy) * 100).toFixed(2)).join(', ')}; distilled ahead in ${wins}/${runs.length}; paired t ${pairedT.toFixed(2)})`,
-);
-console.log(
-  `one distillation: ${results.distillationSeconds.mean.toFixed(0)} s mean (max ${results.distillationSeconds.max.toFixed(0)} s); all ${seeds.length} seeds with baselines ${wallSeconds.toFixed(0)} s; load average after ${loadavg()
+  `one distillation: ${results.distillationSeconds.mean.toFixed(0)} s mean (max ${results.distillationSeconds.max.toFixed(0)} s); all ${seeds.length} seeds${withBaseline ? ' with baselines' : ''} ${wallSeconds.toFixed(0)} s; load average after ${loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')}`,
 );
