@@ -308,6 +308,19 @@ export function registerModelsCommand(program: Command): void {
 
   withCommon(
     models
+      .command('describe')
+      .description("set a model's description, or a version's with --version (an empty text clears it)")
+      .argument('<name>', 'model name')
+      .argument('<text>', 'the description')
+      .option('--version <version>', 'describe this version instead of the model', versionArgument),
+  ).action(async (name: string, text: string, o: CommonOptions & { version?: number }) => {
+    const record = await withRegistry(o, (registry) => registry.describe(name, text, o.version));
+    const what = o.version === undefined ? `models:/${name}` : `models:/${name}/${o.version}`;
+    print(o, record, () => (record.description ? `${what}: ${record.description}` : `${what}: description cleared`));
+  });
+
+  withCommon(
+    models
       .command('history')
       .description('every stage transition, alias move, registration and deletion, oldest first')
       .argument('<name>', 'model name'),

@@ -452,6 +452,31 @@ export class ModelRegistry {
     }
   }
 
+  /**
+   * Sets (or, with an empty text, clears) the description of a registered model or, with `version`, of one version
+   * (MLflow's update_registered_model / update_model_version). Answers the model or version as now recorded.
+   * Errors: CALIPER_MODEL_NOT_FOUND, CALIPER_VERSION_NOT_FOUND.
+   */
+  async describe(name: string, description: string): Promise<RegisteredModel>;
+  async describe(name: string, description: string, version: number): Promise<RegisteredVersion>;
+  async describe(name: string, description: string, version?: number): Promise<RegisteredModel | RegisteredVersion>;
+  async describe(name: string, description: string, version?: number): Promise<RegisteredModel | RegisteredVersion> {
+    const text = description.trim() === '' ? null : description;
+    await this.write(async (tx) => {
+      await tx.lockModel(name);
+      const at = now();
+      if (version === undefined) {
+        await this.modelRow(name, tx);
+        await tx.run('UPDATE models SET description = ?, updated_at = ? WHERE name = ?', [text, at, name]);
+      } else {
+        await this.version(name, version, tx);
+        await tx.run('UPDATE versions SET description = ? WHERE model = ? AND version = ?', [text, name, version]);
+        await tx.run('UPDATE models SET updated_at = ? WHERE name = ?', [at, name]);
+      }
+    });
+    return version === undefined ? this.model(name) : this.version(name, version);
+  }
+
   /** Moves a version to a stage; with archiveExisting the versions already in that stage go to Archived. */
   async setStage(
     name: string,

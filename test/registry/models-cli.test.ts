@@ -149,6 +149,20 @@ describe('caliper models', () => {
       canary: { target: '@challenger', weight: 0.1 },
       shadow: { target: '1', fraction: 0.5 },
     });
+    expect(await json('describe', 'fraud', 'Card-fraud scorer')).toMatchObject({
+      name: 'fraud',
+      description: 'Card-fraud scorer',
+    });
+    expect(await json('describe', 'fraud', 'the November retrain', '--version', '3')).toMatchObject({
+      version: 3,
+      description: 'the November retrain',
+    });
+    const shown = await caliper('show', 'fraud');
+    expect(shown.stdout).toMatch(/^fraud — Card-fraud scorer\n/);
+    expect(shown.stdout).toMatch(/\n3\s.*the November retrain\n/);
+    expect((await caliper('describe', 'fraud', 'x', '--version', '9')).stderr).toMatch(
+      /model "fraud" has no version 9/,
+    );
     const history = (await json('history', 'fraud')) as { event: string }[];
     expect(history.map((h) => h.event)).toEqual(
       expect.arrayContaining(['registered', 'stage', 'alias_set', 'traffic']),

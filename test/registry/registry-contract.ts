@@ -151,6 +151,40 @@ export function describeRegistryContract(
       expect(await registry.traffic('fraud')).toEqual({});
     });
 
+    it('describes a model and a version, clears a description with an empty text, and names what is unknown', async () => {
+      await registerThree('described', false);
+      const before = (await registry.model('described')).updatedAt;
+      const model = await registry.describe('described', 'Card-fraud scorer for the payments team');
+      expect(model).toMatchObject({ name: 'described', description: 'Card-fraud scorer for the payments team' });
+      expect(model.updatedAt >= before).toBe(true);
+      expect(
+        (
+          await connect().then(async (other) => {
+            const read = await other.model('described');
+            await other.close();
+            return read;
+          })
+        ).description,
+      ).toBe('Card-fraud scorer for the payments team');
+      expect(await registry.describe('described', 'retrained on November data', 2)).toMatchObject({
+        version: 2,
+        description: 'retrained on November data',
+      });
+      // Only the named version changed, and the model's own description stayed.
+      expect((await registry.versions('described')).map((v) => v.description)).toEqual([
+        undefined,
+        'retrained on November data',
+        undefined,
+      ]);
+      expect((await registry.model('described')).description).toBe('Card-fraud scorer for the payments team');
+      expect((await registry.describe('described', '  ')).description).toBeUndefined();
+      expect((await registry.describe('described', '', 2)).description).toBeUndefined();
+      expect(await rejection(registry.describe('nobody', 'x'))).toMatch(/^CALIPER_MODEL_NOT_FOUND: model "nobody"/);
+      expect(await rejection(registry.describe('described', 'x', 7))).toMatch(
+        /^CALIPER_VERSION_NOT_FOUND: model "described" has no version 7/,
+      );
+    });
+
     it('names what is unknown: model, version, stage, alias', async () => {
       await registerThree('named');
       expect(await rejection(registry.resolve('nope', { kind: 'latest' }))).toMatch(
