@@ -6,8 +6,8 @@
  *
  *   flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/doctor.ts      → bench/results/doctor.json
  *
- * Per target: `caliper bench` of the model folder twice (3 windows of 2 s, as doctor's "before"; the second gives the
- * spread of two separate benches), `caliper doctor --apply`,
+ * Per target: `caliper bench` of the model folder twice (3 windows of 2 s, as doctor's "before", longer when the rate
+ * gives under 500 answers: p99WindowMs; the second gives the spread of two separate benches), `caliper doctor --apply`,
  * then, as a user checks the result, `caliper serve DIR` (it serves the new version) and `caliper bench` over 3
  * windows of 6 s (CONFIRM_WINDOW_FACTOR times the comparison window, the window doctor judges the budget on): the
  * budget is judged on that separate run. The feature source and the near Redis stay up until it ends.
@@ -23,7 +23,7 @@ import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
 import type { BenchReport } from '../src/bench/bench-report.ts';
 import type { DoctorReport } from '../src/doctor/doctor-report.ts';
-import { CONFIRM_WINDOW_FACTOR } from '../src/doctor/doctor-session.ts';
+import { CONFIRM_WINDOW_FACTOR, p99WindowMs } from '../src/doctor/doctor-session.ts';
 import { readFashionMnist } from '../src/optimize/datasets/idx-reader.ts';
 import { writeModelFile } from '../src/optimize/onnx/model-io.ts';
 import { exportMlp } from '../examples/training/mlp-export.ts';
@@ -55,7 +55,7 @@ async function benchFolder(
   model: string,
   rate: number,
   data: string,
-  windowS = WINDOW_S,
+  windowS: number,
 ): Promise<BenchReport> {
   const server = await startModelServer(modelDir);
   try {
@@ -122,9 +122,14 @@ interface TargetResult {
   budgetMs: number;
   rate: number;
   doctorSeconds: number;
-  before: { p99Ms: number; culprits: string[]; tailMs: Record<string, number> };
+  /** Doctor's "before": p99 over `requests` answers (3 windows of `windowS`). */
+  before: { p99Ms: number; requests: number; windowS: number; culprits: string[]; tailMs: Record<string, number> };
+  /** The two separate benches' p99 and the answers each read it from. */
+  benches: { p99Ms: number; requests: number }[];
   trials: { remedy: string; outcome: string; p99BeforeMs: number | null; p99AfterMs: number | null; detail: string }[];
   doctorAfterP99Ms: number | null;
+  /** The kept set's p99 in the side-by-side rounds of the last remedy measured against it. */
+  doctorSideBySideP99Ms: number | null;
   appliedVersion: number | null;
   /** `caliper bench` of the model folder after --apply (it serves the new version). */
   appliedBench: { p99Ms: number; p50Ms: number; throughput: number; errors: number; requests: number } | null;
@@ -150,8 +155,10 @@ async function runTarget(
   doctorArgs: string[],
 ): Promise<TargetResult> {
   console.log(`\n== ${name}: p99 budget ${budgetMs} ms at ${rate} requests/s (load ${loadavg()[0]!.toFixed(2)})`);
-  const separate = await benchFolder(modelDir, model, rate, data);
-  const repeat = await benchFolder(modelDir, model, rate, data);
+  // The window doctor measures its "before" on: 3 windows of WINDOW_S, longer when that gives under 500 answers.
+  const beforeS = p99WindowMs({ mode: 'rate', rate }, WINDOW_S * 1000) / 1000;
+  const separate = await benchFolder(modelDir, model, rate, data, beforeS);
+  const repeat = await benchFolder(modelDir, model, rate, data, beforeS);
   const doctor = await caliper([
     'doctor',
     '--model',
@@ -174,7 +181,13 @@ async function runTarget(
   const report = JSON.parse(doctor.stdout) as DoctorReport;
   // The budget is judged as doctor judges it: over windows CONFIRM_WINDOW_FACTOR times the comparison window.
   const applied = report.applied
-    ? await benchFolder(modelDir, model, rate, data, WINDOW_S * CONFIRM_WINDOW_FACTOR)
+    ? await benchFolder(
+        modelDir,
+        model,
+        rate,
+        data,
+        p99WindowMs({ mode: 'rate', rate }, WINDOW_S * CONFIRM_WINDOW_FACTOR * 1000) / 1000,
+      )
     : undefined;
   const appliedStep = applied?.steps[0];
   const kept = report.trials.find((t) => t.outcome === 'kept' && t.guard);
@@ -189,6 +202,8 @@ async function runTarget(
     doctorSeconds: doctor.seconds,
     before: {
       p99Ms: report.before.profile.latencyMs.p99,
+      requests: report.before.profile.requests,
+      windowS: beforeS,
       culprits: report.before.diagnosis.culprits,
       tailMs: report.before.profile.tailMs as Record<string, number>,
     },
@@ -199,7 +214,9 @@ async function runTarget(
       p99AfterMs: t.p99AfterMs,
       detail: t.detail,
     })),
+    benches: [separate, repeat].map((b) => ({ p99Ms: b.steps[0]!.latencyMs.p99, requests: b.steps[0]!.requests })),
     doctorAfterP99Ms: report.after?.profile.latencyMs.p99 ?? null,
+    doctorSideBySideP99Ms: report.after?.sideBySideP99Ms ?? null,
     appliedVersion: report.applied?.version ?? null,
     appliedBench: appliedStep
       ? {

@@ -110,7 +110,7 @@ export function registerDoctorCommand(program: Command): void {
         process.stderr.write(`${line}\n`);
       };
       // The doctor's modules (load generator, ONNX tooling, registry) load here, not for --help or other commands.
-      const [{ runDoctor, checkRemedyIds }, { formatDiagnosis }, { formatTrials }, { readRequestsFile }] =
+      const [{ runDoctor, checkRemedyIds }, { formatDiagnosis }, { formatTrials, verdictLine }, { readRequestsFile }] =
         await Promise.all([
           import('../doctor/doctor-session.ts'),
           import('../doctor/diagnosis.ts'),
@@ -206,11 +206,7 @@ export function registerDoctorCommand(program: Command): void {
               `registered: models:/${report.registered.name}/${report.registered.version} (${report.registered.stage})`,
             );
           if (options.report) out(`report: ${resolve(options.report)}`);
-          out(
-            report.met
-              ? `budget met: p99 within ${report.budgetMs} ms`
-              : `budget not met: p99 over ${report.budgetMs} ms`,
-          );
+          out(verdictLine(report));
         }
       } finally {
         rmSync(workDir, { recursive: true, force: true });

@@ -41,8 +41,12 @@ export interface DoctorReport {
   startedAt: string;
   before: { profile: StageProfile; diagnosis: Diagnosis };
   trials: RemedyTrial[];
-  /** Measured again on a fresh server with every kept remedy; absent when nothing was kept. */
-  after?: { profile: StageProfile; diagnosis: Diagnosis };
+  /**
+   * Measured again on a fresh server with every kept remedy, as `caliper bench` measures the applied folder (the
+   * budget's judgement); absent when nothing was kept. `sideBySideP99Ms`: the kept set's p99 in the alternated rounds
+   * of the last remedy measured against it, which the search also had to bring BUDGET_HEADROOM under the budget.
+   */
+  after?: { profile: StageProfile; diagnosis: Diagnosis; sideBySideP99Ms?: number };
   /** True when the final measurement (after, or before when nothing was kept) meets the budget. */
   met: boolean;
   /** For stages no remedy shortens. */
@@ -71,4 +75,20 @@ export function formatTrials(trials: readonly RemedyTrial[]): string {
     lines.push(`${t.remedy.padEnd(22)} ${t.stage.padEnd(11)} ${t.outcome.padEnd(8)} ${p99.padStart(16)}  ${t.detail}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * The closing line: whether the budget is met, on which measurement (the fresh server of the kept remedies, or the
+ * "before" when none was kept), with the kept remedies and, when missed, what is left to the user.
+ */
+export function verdictLine(report: DoctorReport): string {
+  const judged = report.after ?? report.before;
+  const p99 = `p99 ${judged.profile.latencyMs.p99.toFixed(2)} ms`;
+  const kept = report.trials.filter((t) => t.outcome === 'kept').map((t) => t.remedy);
+  const on = report.after
+    ? `measured again on a fresh server with ${kept.join(', ')} over ${judged.profile.measuredS} s (${judged.profile.requests} answers)`
+    : 'as served, no remedy kept';
+  if (report.met) return `budget met: ${p99} within ${report.budgetMs} ms, ${on}`;
+  const culprits = judged.diagnosis.culprits.join(', ');
+  return `budget not met: ${p99} over ${report.budgetMs} ms, ${on}; no remedy left to try ${culprits ? `for ${culprits} ` : ''}brings it under (the remedies table says what each did${report.advice.length > 0 ? ', the advice what is left to do' : ''})`;
 }

@@ -64,6 +64,22 @@ export interface Remedy {
    * warm search is over, when the cold figure misses the budget, and judged on fresh servers' cold figures.
    */
   cold?: true;
+  /**
+   * A capacity remedy (instances, threads) whose worth depends on the work each request brings: tried once more when
+   * dynamic batching is on, since one model run then answers several requests (see trialKey).
+   */
+  retriedWithBatching?: true;
+}
+
+/** Whether the model as changed so far batches requests: batching on with room for more than one request. */
+export const batchingOn = (config: ModelConfig): boolean => config.batching.enabled && config.batching.maxBatchSize > 1;
+
+/**
+ * What the doctor remembers a remedy as tried under: its id, or for a remedy retriedWithBatching on a model that
+ * batches, `<id>+batching` (a worker instance that lost against one request per run may win against batches).
+ */
+export function trialKey(remedy: Remedy, config: ModelConfig): string {
+  return remedy.retriedWithBatching && batchingOn(config) ? `${remedy.id}+batching` : remedy.id;
 }
 
 /** At most this share of answers may fall back to default features when a remedy shortens the store's timeout. */
@@ -132,6 +148,7 @@ const threadsRemedy: Remedy = {
   id: 'intra-op-threads',
   stage: 'inference',
   title: 'more intra-op threads per instance',
+  retriedWithBatching: true,
   expectedGain: (c) => (c.cores > 1 ? 0.3 : 0),
   async plan(context) {
     const threads = Math.min(context.cores, 4);
@@ -153,6 +170,7 @@ function instancesRemedy(stage: ProfileStage, gain: number): Remedy {
     id: `instances-${stage}`,
     stage,
     title: 'more model instances (worker threads)',
+    retriedWithBatching: true,
     expectedGain: (c) => (c.cores > 1 ? gain : 0),
     async plan(context) {
       const { instances } = context.config;
@@ -227,26 +245,63 @@ const powersOfTwoUpTo = (limit: number): number[] => {
  * delay. The sizes are the powers of two up to the mean batch the batcher formed under this load (measured), so
  * the batches it already forms leave without the wait.
  */
-const preferredSizesRemedy: Remedy = {
-  id: 'preferred-batch-sizes',
-  stage: 'queue',
-  title: 'preferred batch sizes (a batch leaves without waiting out the delay)',
-  expectedGain: (c) => (c.config.batching.enabled && c.config.batching.maxBatchSize > 1 ? 0.4 : 0),
+function preferredSizesRemedy(id: string, stage: ProfileStage, gain: number): Remedy {
+  return {
+    id,
+    stage,
+    title: 'preferred batch sizes (a batch leaves without waiting out the delay)',
+    expectedGain: (c) => (batchingOn(c.config) ? gain : 0),
+    async plan(context) {
+      const { batching } = context.config;
+      if (batching.preferredBatchSizes.length > 0)
+        return {
+          kind: 'skip',
+          reason: `preferred_batch_sizes [${batching.preferredBatchSizes.join(', ')}] set already`,
+        };
+      const mean = context.profile.meanBatchSize;
+      if (mean === null || mean < 2)
+        return {
+          kind: 'skip',
+          reason: `the batcher forms batches of ${mean === null ? 'unknown size' : mean.toFixed(2)} under this load: no size to prefer`,
+        };
+      const sizes = powersOfTwoUpTo(Math.min(batching.maxBatchSize, 2 ** Math.floor(Math.log2(mean))));
+      return {
+        kind: 'try',
+        change: { edits: [{ path: ['batching', 'preferred_batch_sizes'], value: sizes }] },
+        detail: `batching.preferred_batch_sizes [${sizes.join(', ')}] (mean batch ${mean.toFixed(2)} measured)`,
+      };
+    },
+  };
+}
+
+/** The longest batching delay the doctor tries: this share of the p99 budget. */
+export const MAX_DELAY_BUDGET_SHARE = 0.1;
+
+/**
+ * A longer batching delay, for time outside the stages once batching is on: a batch waits longer for company, so one
+ * model run answers more requests and the event loop does less work per request, at the price of the wait, which
+ * stays under MAX_DELAY_BUDGET_SHARE of the budget. The delay grows fourfold, to at most that share.
+ */
+const longerDelayRemedy: Remedy = {
+  id: 'batching-delay-longer',
+  stage: 'network',
+  title: 'a longer batching delay (larger batches, fewer model runs)',
+  expectedGain: (c) => (batchingOn(c.config) ? 0.3 : 0),
   async plan(context) {
-    const { batching } = context.config;
-    if (batching.preferredBatchSizes.length > 0)
-      return { kind: 'skip', reason: `preferred_batch_sizes [${batching.preferredBatchSizes.join(', ')}] set already` };
-    const mean = context.profile.meanBatchSize;
-    if (mean === null || mean < 2)
+    const { maxQueueDelayUs } = context.config.batching;
+    if (maxQueueDelayUs === 'auto')
+      return { kind: 'skip', reason: 'batching.max_queue_delay_us is auto: the scheduler tunes it to the SLA' };
+    const ceiling = Math.floor(context.budgetMs * 1000 * MAX_DELAY_BUDGET_SHARE);
+    const longer = Math.min(ceiling, Math.max(maxQueueDelayUs * 4, 100));
+    if (longer <= maxQueueDelayUs)
       return {
         kind: 'skip',
-        reason: `the batcher forms batches of ${mean === null ? 'unknown size' : mean.toFixed(2)} under this load: no size to prefer`,
+        reason: `batching.max_queue_delay_us ${maxQueueDelayUs} is ${MAX_DELAY_BUDGET_SHARE * 100}% of the budget or more already`,
       };
-    const sizes = powersOfTwoUpTo(Math.min(batching.maxBatchSize, 2 ** Math.floor(Math.log2(mean))));
     return {
       kind: 'try',
-      change: { edits: [{ path: ['batching', 'preferred_batch_sizes'], value: sizes }] },
-      detail: `batching.preferred_batch_sizes [${sizes.join(', ')}] (mean batch ${mean.toFixed(2)} measured)`,
+      change: { edits: [{ path: ['batching', 'max_queue_delay_us'], value: longer }] },
+      detail: `batching.max_queue_delay_us ${maxQueueDelayUs} → ${longer} (mean batch ${context.profile.meanBatchSize?.toFixed(2) ?? 'unknown'} measured)`,
     };
   },
 };
@@ -315,6 +370,7 @@ const workerInstanceRemedy: Remedy = {
   id: 'worker-instance',
   stage: 'network',
   title: 'the model on a worker thread, off the event loop',
+  retriedWithBatching: true,
   expectedGain: (c) => (c.config.instances.kind === 'in_thread' ? 0.5 : 0),
   async plan(context) {
     if (context.config.instances.kind !== 'in_thread')
@@ -422,14 +478,15 @@ export const REMEDIES: readonly Remedy[] = [
   responseCacheRemedy,
   batchingRemedy('queue', 0.6),
   instancesRemedy('queue', 0.5),
-  preferredSizesRemedy,
+  preferredSizesRemedy('preferred-batch-sizes', 'queue', 0.4),
   // Time outside the server's stages is requests waiting for the event loop (or a connection) when the server cannot
   // keep up: the remedies that raise its capacity. Batching first when it fell behind the offered rate (one model run
   // answers many requests, on any instance kind); otherwise the worker instance first (it frees the event loop).
-  batchingRemedy('network', (c) =>
-    c.config.batching.enabled && c.config.batching.maxBatchSize > 1 ? 0 : fellBehind(c.profile) ? 0.6 : 0.3,
-  ),
+  batchingRemedy('network', (c) => (batchingOn(c.config) ? 0 : fellBehind(c.profile) ? 0.6 : 0.3)),
   instancesRemedy('network', 0.25),
+  // Once batching is on: larger batches, or batches that leave as soon as they hold a preferred size.
+  longerDelayRemedy,
+  preferredSizesRemedy('preferred-batch-sizes-network', 'network', 0.2),
   featureRedisRemedy,
   featureTimeoutRemedy,
   batchedLookupsRemedy,

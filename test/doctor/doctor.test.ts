@@ -13,10 +13,17 @@ import { inferencePath } from '../../src/bench/load-target.ts';
 import { fetchServerStats } from '../../src/bench/server-stats.ts';
 import type { RequestData } from '../../src/bench/request-data.ts';
 import { diagnose } from '../../src/doctor/diagnosis.ts';
-import type { DoctorReport } from '../../src/doctor/doctor-report.ts';
-import { repeatShareOf, runDoctor, searchDiagnosis } from '../../src/doctor/doctor-session.ts';
+import { verdictLine, type DoctorReport } from '../../src/doctor/doctor-report.ts';
+import {
+  P99_MIN_ANSWERS,
+  p99WindowMs,
+  repeatShareOf,
+  runDoctor,
+  searchBasis,
+  searchDiagnosis,
+} from '../../src/doctor/doctor-session.ts';
 import { applyYamlEdits, unifiedDiff } from '../../src/doctor/model-change.ts';
-import { REMEDIES, remediesFor, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
+import { REMEDIES, remediesFor, trialKey, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
 import { primeServer, settleServer, type StageProfile } from '../../src/doctor/stage-profile.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { startPrivateRedis } from '../support/redis-server.ts';
@@ -212,6 +219,106 @@ describe('diagnosis and remedy order (figures given)', () => {
     const lookups = REMEDIES.find((r) => r.id === 'features-batched-lookups')!;
     const redisStore = { config: { features: { store: { kind: 'redis', url: 'redis://x' } } } } as RemedyContext;
     expect(await lookups.plan(redisStore)).toMatchObject({ kind: 'skip', reason: expect.stringContaining('pipeline') });
+  });
+
+  it('tries the capacity remedies once more when batching is on, then a longer delay and preferred sizes', async () => {
+    const batched = (maxQueueDelayUs: number | 'auto', enabled = true, maxBatchSize = 32) =>
+      ({
+        cores: 2,
+        repeatShare: 0,
+        budgetMs: 10,
+        config: {
+          instances: { kind: 'in_thread', count: 1, intraOpThreads: 1 },
+          batching: { enabled, maxBatchSize, maxQueueDelayUs, preferredBatchSizes: [] },
+        },
+        profile: { load: { mode: 'rate', rate: 100 }, throughput: 99, meanBatchSize: 2.5 },
+      }) as unknown as RemedyContext;
+    // Batching on: batching itself is done; the worker instance and instances again (as new trials), then the delay.
+    expect(remediesFor('network', batched(200)).map((r) => r.id)).toEqual([
+      'worker-instance',
+      'batching-delay-longer',
+      'instances-network',
+      'preferred-batch-sizes-network',
+    ]);
+    const byId = (id: string) => REMEDIES.find((r) => r.id === id)!;
+    const config = (context: RemedyContext) => context.config;
+    for (const id of ['worker-instance', 'instances-network', 'instances-queue', 'intra-op-threads']) {
+      expect(trialKey(byId(id), config(batched(200)))).toBe(`${id}+batching`);
+      expect(trialKey(byId(id), config(batched(200, false)))).toBe(id);
+      expect(trialKey(byId(id), config(batched(200, true, 1)))).toBe(id);
+    }
+    for (const id of ['batching-network', 'batching-delay-longer', 'preferred-batch-sizes', 'int8-dynamic', 'warmup'])
+      expect(trialKey(byId(id), config(batched(200)))).toBe(id);
+    // Fourfold, at most 10% of the budget (10 ms → 1000 µs; 3 ms → 300 µs), from 100 µs when there was no delay.
+    const longer = byId('batching-delay-longer');
+    expect(await longer.plan(batched(200))).toEqual({
+      kind: 'try',
+      change: { edits: [{ path: ['batching', 'max_queue_delay_us'], value: 800 }] },
+      detail: 'batching.max_queue_delay_us 200 → 800 (mean batch 2.50 measured)',
+    });
+    expect(await longer.plan(batched(400))).toMatchObject({
+      change: { edits: [{ path: ['batching', 'max_queue_delay_us'], value: 1000 }] },
+    });
+    expect(await longer.plan({ ...batched(200), budgetMs: 3 })).toMatchObject({
+      change: { edits: [{ path: ['batching', 'max_queue_delay_us'], value: 300 }] },
+    });
+    expect(await longer.plan(batched(0))).toMatchObject({
+      change: { edits: [{ path: ['batching', 'max_queue_delay_us'], value: 100 }] },
+    });
+    expect(await longer.plan(batched(1000))).toEqual({
+      kind: 'skip',
+      reason: 'batching.max_queue_delay_us 1000 is 10% of the budget or more already',
+    });
+    expect(await longer.plan(batched('auto'))).toMatchObject({ kind: 'skip', reason: expect.stringContaining('auto') });
+    expect(longer.expectedGain(batched(200, false))).toBe(0);
+    expect(longer.expectedGain(batched(200, true, 1))).toBe(0);
+    expect(await byId('preferred-batch-sizes-network').plan(batched(200))).toMatchObject({
+      kind: 'try',
+      change: { edits: [{ path: ['batching', 'preferred_batch_sizes'], value: [2] }] },
+    });
+  });
+
+  it('judges p99 over at least 500 answers in open loop, and searches on from the worse of verdict and side by side', () => {
+    // 20 requests/s over 3 windows: 500 answers need 8.4 s windows (504 answers); 2000/s fill 2 s windows many times.
+    expect(P99_MIN_ANSWERS).toBe(500);
+    expect(p99WindowMs({ mode: 'rate', rate: 20 }, 2000)).toBe(8400);
+    expect(p99WindowMs({ mode: 'rate', rate: 20 }, 9000)).toBe(9000);
+    expect(p99WindowMs({ mode: 'rate', rate: 10 }, 2000)).toBe(16_700);
+    expect(p99WindowMs({ mode: 'rate', rate: 10 }, 2000, 5)).toBe(10_000);
+    expect(p99WindowMs({ mode: 'rate', rate: 2000 }, 2000)).toBe(2000);
+    expect(p99WindowMs({ mode: 'concurrency', concurrency: 1 }, 600)).toBe(600);
+    const verdict = profile({ network: 5 }, 6.7);
+    const sideBySide = profile({ network: 12 }, 14.2);
+    expect(searchBasis(verdict, sideBySide)).toBe(sideBySide);
+    expect(searchBasis(verdict, undefined)).toBe(verdict);
+    expect(searchBasis(sideBySide, verdict)).toBe(sideBySide);
+    expect(searchBasis(verdict, profile({ network: 5 }, 6.7))).toBe(verdict);
+  });
+
+  it('closes with the verdict: the measurement judged, the kept remedies, and what is left when the budget is missed', () => {
+    const judged = (p99: number) => ({
+      profile: profile({ network: p99 }, p99),
+      diagnosis: diagnose(profile({ network: p99 }, p99), 10),
+    });
+    const report = {
+      budgetMs: 10,
+      before: judged(20),
+      trials: [
+        { remedy: 'batching-network', outcome: 'kept' },
+        { remedy: 'worker-instance', outcome: 'dropped' },
+        { remedy: 'warmup', outcome: 'kept' },
+      ],
+      advice: [],
+    } as unknown as DoctorReport;
+    expect(verdictLine({ ...report, met: true, after: judged(7.25) })).toBe(
+      'budget met: p99 7.25 ms within 10 ms, measured again on a fresh server with batching-network, warmup over 3 s (100 answers)',
+    );
+    expect(verdictLine({ ...report, met: false, after: judged(14.9), advice: ['network: more cores'] })).toBe(
+      'budget not met: p99 14.90 ms over 10 ms, measured again on a fresh server with batching-network, warmup over 3 s (100 answers); no remedy left to try for network brings it under (the remedies table says what each did, the advice what is left to do)',
+    );
+    expect(verdictLine({ ...report, trials: [], met: false })).toBe(
+      'budget not met: p99 20.00 ms over 10 ms, as served, no remedy kept; no remedy left to try for network brings it under (the remedies table says what each did)',
+    );
   });
 
   it('edits model.yaml keeping its comments and style, and prints the change as a unified diff', () => {
