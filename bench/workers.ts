@@ -4,6 +4,7 @@
  *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--jit-warmup 5] [--settle 30] [--rounds 3]
  *     [--connections 16] [--rates 250,1000,4000] [--workers 1,2] [--servers caliper,bare] [--layout split|shared]
  *     [--no-closed] [--max-queue-delay-us N] [--cpu-prof DIR] [--out FILE]
+ *     [--windows K] [--interleave] [--connections-per-worker N] [--preferred-batch-sizes a,b|none] [--max-batch-size N]
  *
  * The load generator (this process, every thread) is pinned to the last core. `--layout split` (default) pins the
  * server (primary and workers) to the other cores, so one worker and two workers get the same cores and the generator
@@ -24,6 +25,11 @@
  * JSON without a model, as one process and as node:cluster workers: what two processes sharing the server's core
  * cost per request with none of Caliper's work, so Caliper's 2-÷-1 ratio reads next to the floor's.
  * Medians over rounds; ratios per round, then their median. Results: bench/results/workers.json.
+ *
+ * For quicker, steadier comparisons on a busy machine: `--rates none` (closed loop only), `--windows K` (K windows per
+ * load, the median of each figure kept), `--interleave` (every server of a round up at once, their windows taken in
+ * turn, so the machine's drifting load falls on each alike). Attribution: `--connections-per-worker N` (each worker's
+ * batcher sees as many requests as one process's), `--preferred-batch-sizes`, `--max-batch-size 1` (batching off).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,9 +47,15 @@ const JIT_WARMUP_SECONDS = numberOption('--jit-warmup', 5);
 const SETTLE_SECONDS = numberOption('--settle', 30);
 const ROUNDS = numberOption('--rounds', 3);
 const CONNECTIONS = numberOption('--connections', 16);
+/** Connections per worker instead of a fixed count (each worker's batcher then sees as many as one process's). */
+const CONNECTIONS_PER_WORKER = numberOption('--connections-per-worker', 0);
+/** Windows per load and server (their per-field median is kept); with --interleave, taken in turn across servers. */
+const WINDOWS = numberOption('--windows', 1);
+const INTERLEAVE = process.argv.includes('--interleave');
 const listOption = (name: string, fallback: string): number[] => {
   const i = process.argv.indexOf(name);
-  return (i >= 0 ? process.argv[i + 1]! : fallback).split(',').map(Number);
+  const text = i >= 0 ? process.argv[i + 1]! : fallback;
+  return text === 'none' ? [] : text.split(',').map(Number);
 };
 const RATES = listOption('--rates', '250,1000,4000');
 const WORKER_COUNTS = listOption('--workers', '1,2');
@@ -59,6 +71,12 @@ const dataDir = join(root, 'bench/data/workers');
 const delayArg = process.argv.indexOf('--max-queue-delay-us');
 /** Overrides the model's batching.max_queue_delay_us (0: a batch leaves with what has arrived, no wait). */
 const MAX_QUEUE_DELAY_US = delayArg >= 0 ? Number(process.argv[delayArg + 1]) : undefined;
+const preferredArg = process.argv.indexOf('--preferred-batch-sizes');
+/** Overrides batching.preferred_batch_sizes (`none`: no preferred size, a batch waits for the delay or the maximum). */
+const PREFERRED_BATCH_SIZES = preferredArg >= 0 ? listOption('--preferred-batch-sizes', '') : undefined;
+const maxBatchArg = process.argv.indexOf('--max-batch-size');
+/** Overrides batching.max_batch_size (1: every request runs alone). */
+const MAX_BATCH_SIZE = maxBatchArg >= 0 ? Number(process.argv[maxBatchArg + 1]) : undefined;
 const CLOSED_LOOP = !process.argv.includes('--no-closed');
 const profArg = process.argv.indexOf('--cpu-prof');
 /** A folder for V8 CPU profiles of every server process (one file per process, written when it exits). */
@@ -87,6 +105,24 @@ function modelRepository(): string {
   let yaml = readFileSync(join(root, 'examples/fraud-detector/model.yaml'), 'utf8').replace(/^cache:.*$/m, '');
   if (MAX_QUEUE_DELAY_US !== undefined)
     yaml = yaml.replace(/max_queue_delay_us: \d+/, `max_queue_delay_us: ${MAX_QUEUE_DELAY_US}`);
+  if (PREFERRED_BATCH_SIZES !== undefined)
+    yaml = yaml.replace(
+      /preferred_batch_sizes: \[[^\]]*\]/,
+      `preferred_batch_sizes: [${PREFERRED_BATCH_SIZES.join(', ')}]`,
+    );
+  if (MAX_BATCH_SIZE !== undefined)
+    yaml = yaml
+      .replace(/max_batch_size: \d+/, `max_batch_size: ${MAX_BATCH_SIZE}`)
+      // Preferred sizes above the new maximum are dropped (the config rejects them).
+      .replace(
+        /preferred_batch_sizes: \[([^\]]*)\]/,
+        (_, sizes: string) =>
+          `preferred_batch_sizes: [${sizes
+            .split(',')
+            .map(Number)
+            .filter((n) => n <= MAX_BATCH_SIZE)
+            .join(', ')}]`,
+      );
   writeFileSync(join(dir, 'model.yaml'), yaml);
   return dataDir;
 }
@@ -415,7 +451,28 @@ async function modelRuns(url: string, server: ServerKind): Promise<{ rows: numbe
   return { rows: s.inference_count, runs: s.execution_count };
 }
 
-async function run(repo: string, workers: number, server: ServerKind): Promise<RunResult> {
+/** A started server, idle cost measured, warmed and settled: measure() runs one window at an offered load. */
+interface StartedServer {
+  server: ServerKind;
+  workers: number;
+  measure(offered: number | 'closed'): Promise<LoadResult>;
+  /** Closes the connections, stops the server and returns its result (the windows measured so far, by load). */
+  stop(): Promise<RunResult>;
+}
+
+/** The median of each numeric field over windows measured at the same load (the first window's offered load). */
+function medianWindow(windows: LoadResult[]): LoadResult {
+  if (windows.length === 1) return windows[0]!;
+  const first = windows[0]!;
+  const out: Record<string, unknown> = { ...first };
+  for (const [key, value] of Object.entries(first))
+    if (typeof value === 'number') out[key] = median(windows.map((w) => w[key as keyof LoadResult] as number));
+  out.errors = windows.reduce((n, w) => n + w.errors, 0);
+  out.windows = windows.length;
+  return out as unknown as LoadResult;
+}
+
+async function startServer(repo: string, workers: number, server: ServerKind): Promise<StartedServer> {
   const port = await freePort();
   const args = [
     '-c',
@@ -434,6 +491,13 @@ async function run(repo: string, workers: number, server: ServerKind): Promise<R
     env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
   });
   const url = `http://127.0.0.1:${port}`;
+  const stopChild = async (): Promise<void> => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  };
   try {
     await waitReady(url, child);
     await new Promise((r) => setTimeout(r, 1000));
@@ -474,18 +538,23 @@ async function run(repo: string, workers: number, server: ServerKind): Promise<R
       ),
     );
 
-    const conns = await openConnections(url, CONNECTIONS);
+    const conns = await openConnections(
+      url,
+      CONNECTIONS_PER_WORKER > 0 ? CONNECTIONS_PER_WORKER * workers : CONNECTIONS,
+    );
     // JIT warm-up before anything is measured: each worker sees only its share of the requests, so it needs as many
     // requests in all as one process does before its code is optimized.
     const warm = conns.closedLoop();
     await new Promise((r) => setTimeout(r, JIT_WARMUP_SECONDS * 1000));
     await warm();
     conns.take();
-    // Start-up's last collections (V8's memory reducer, some seconds after the allocations stop) before any window.
-    const age = (performance.now() - startedAt) / 1000;
-    if (age < SETTLE_SECONDS) await new Promise((r) => setTimeout(r, (SETTLE_SECONDS - age) * 1000));
-    const loads: LoadResult[] = [];
-    for (const offered of CLOSED_LOOP ? [...RATES, 'closed' as const] : RATES) {
+    const windows = new Map<string, LoadResult[]>();
+    let settled = false;
+    const measure = async (offered: number | 'closed'): Promise<LoadResult> => {
+      // Start-up's last collections (V8's memory reducer, some seconds after the allocations stop) before any window.
+      const age = (performance.now() - startedAt) / 1000;
+      if (!settled && age < SETTLE_SECONDS) await new Promise((r) => setTimeout(r, (SETTLE_SECONDS - age) * 1000));
+      settled = true;
       const stop = offered === 'closed' ? conns.closedLoop() : conns.openLoop(offered);
       await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
       conns.take();
@@ -510,7 +579,7 @@ async function run(repo: string, workers: number, server: ServerKind): Promise<R
           cpuCores: r3(samples.get(p.pid)!.cpu / elapsed),
         };
       const generatorSeconds = (generator.user + generator.system) / 1e6;
-      loads.push({
+      const result: LoadResult = {
         offered,
         rps: Math.round(window.requests / elapsed),
         p50Ms: r3(percentile(window.latencies, 0.5)),
@@ -541,23 +610,30 @@ async function run(repo: string, workers: number, server: ServerKind): Promise<R
         serverWakeupsPerRequest: r3(sum(samples, serving, 'wakeups') / n),
         meanBatchSize: r3((runsAfter.rows - runsBefore.rows) / Math.max(1, runsAfter.runs - runsBefore.runs)),
         perWorker,
-      });
-    }
-    conns.close();
+      };
+      windows.set(String(offered), [...(windows.get(String(offered)) ?? []), result]);
+      return result;
+    };
     return {
       server,
       workers,
-      connectionsByWorker: Object.fromEntries(conns.connectionsByWorker),
-      idle,
-      esbuildCpuMsPerS,
-      loads,
+      measure,
+      async stop() {
+        conns.close();
+        await stopChild();
+        return {
+          server,
+          workers,
+          connectionsByWorker: Object.fromEntries(conns.connectionsByWorker),
+          idle,
+          esbuildCpuMsPerS,
+          loads: [...windows.values()].map(medianWindow),
+        };
+      },
     };
-  } finally {
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+  } catch (error) {
+    await stopChild();
+    throw error;
   }
 }
 
@@ -565,21 +641,44 @@ const repo = modelRepository();
 const loadBefore = loadavg();
 const started = new Date();
 const rounds: RunResult[][] = [];
+const loadKeys = [...RATES.map(String), ...(CLOSED_LOOP ? ['closed'] : [])];
+const offeredOf = (key: string): number | 'closed' => (key === 'closed' ? 'closed' : Number(key));
 for (let round = 0; round < ROUNDS; round++) {
   // Alternate the order so neither count always runs first.
   const order = round % 2 === 0 ? WORKER_COUNTS : [...WORKER_COUNTS].reverse();
+  const configs = (round % 2 === 0 ? SERVERS : [...SERVERS].reverse()).flatMap((server) =>
+    order.map((workers) => ({ server, workers })),
+  );
   const results: RunResult[] = [];
-  for (const server of round % 2 === 0 ? SERVERS : [...SERVERS].reverse())
-    for (const workers of order) {
-      const result = await run(repo, workers, server);
-      console.error(`round ${round + 1} ${server} workers ${workers}: ${JSON.stringify(result)}`);
-      results.push(result);
+  const report = (result: RunResult): void => {
+    console.error(`round ${round + 1} ${result.server} workers ${result.workers}: ${JSON.stringify(result)}`);
+    results.push(result);
+  };
+  if (INTERLEAVE) {
+    // Every server of the round up at once (the idle ones cost a few ms of CPU a second), then at each load their
+    // windows taken in turn, the order reversed each time: a slow drift of the machine's load falls on all of them.
+    const up: StartedServer[] = [];
+    try {
+      for (const { server, workers } of configs) up.push(await startServer(repo, workers, server));
+      for (const key of loadKeys)
+        for (let w = 0; w < WINDOWS; w++)
+          for (const s of w % 2 === 0 ? up : [...up].reverse()) await s.measure(offeredOf(key));
+    } finally {
+      for (const s of up) report(await s.stop());
+    }
+  } else
+    for (const { server, workers } of configs) {
+      const s = await startServer(repo, workers, server);
+      try {
+        for (const key of loadKeys) for (let w = 0; w < WINDOWS; w++) await s.measure(offeredOf(key));
+      } finally {
+        report(await s.stop());
+      }
     }
   rounds.push(results.sort((a, b) => a.workers - b.workers));
 }
 const loadAfter = loadavg();
 
-const loadKeys = [...RATES.map(String), ...(CLOSED_LOOP ? ['closed'] : [])];
 const loadOf = (r: RunResult, key: string): LoadResult => r.loads.find((l) => String(l.offered) === key)!;
 /** Medians, 2-÷-1 ratios and shares of one server kind's runs. */
 function summarize(kind: ServerKind) {
@@ -717,7 +816,9 @@ const output = {
     serverCores: SERVER_CORES,
     layout: LAYOUT,
   },
-  connections: CONNECTIONS,
+  connections: CONNECTIONS_PER_WORKER > 0 ? `${CONNECTIONS_PER_WORKER} per worker` : CONNECTIONS,
+  windows: WINDOWS,
+  interleave: INTERLEAVE,
   seconds: SECONDS,
   summary: caliper?.summary,
   ratios: caliper?.ratios,
