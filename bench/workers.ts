@@ -5,6 +5,7 @@
  *     [--connections 16] [--rates 250,1000,4000] [--workers 1,2] [--servers caliper,bare] [--layout split|shared]
  *     [--no-closed] [--max-queue-delay-us N] [--cpu-prof DIR] [--out FILE]
  *     [--windows K] [--interleave] [--connections-per-worker N] [--preferred-batch-sizes a,b|none] [--max-batch-size N]
+ *     [--syscalls]
  *
  * The load generator (this process, every thread) is pinned to the last core. `--layout split` (default) pins the
  * server (primary and workers) to the other cores, so one worker and two workers get the same cores and the generator
@@ -12,9 +13,10 @@
  *
  * For each round, in turn for each worker count (1 = one process, no primary; the order alternates by round):
  * start `caliper serve` on the fraud model (response cache off, 512 distinct transactions, so every request runs the
- * model); measure it idle (`--idle` s: CPU per process and wake-ups); warm it with a closed loop (`--jit-warmup` s,
- * not measured) and let it settle until it is `--settle` s old (V8's memory reducer collects start-up's garbage in
- * full GCs at about 16, 17 and 26 s after start: in the primary, ≈ 150 ms of CPU that fell in the first window); then at
+ * model); warm it with a closed loop (`--jit-warmup` s, not measured) and let it settle until it is `--settle` s old
+ * (V8's memory reducer collects start-up's garbage in full GCs at about 16, 17 and 26 s after start: in the primary,
+ * ≈ 150 ms of CPU that fell in the first window); measure it idle (`--idle` s: CPU per process and wake-ups; measured
+ * before the warm-up until session 8, where the primary's start-up collections read as 10-15 ms/s); then at
  * each offered rate (`--rates`, open loop:
  * Poisson arrivals sent over `--connections` keep-alive connections opened one after another, so the primary hands
  * half to each worker) and in a closed loop (the same connections, each sending its next request once answered): the
@@ -29,7 +31,8 @@
  * For quicker, steadier comparisons on a busy machine: `--rates none` (closed loop only), `--windows K` (K windows per
  * load, the median of each figure kept), `--interleave` (every server of a round up at once, their windows taken in
  * turn, so the machine's drifting load falls on each alike). Attribution: `--connections-per-worker N` (each worker's
- * batcher sees as many requests as one process's), `--preferred-batch-sizes`, `--max-batch-size 1` (batching off).
+ * batcher sees as many requests as one process's), `--preferred-batch-sizes`, `--max-batch-size 1` (batching off),
+ * `--syscalls` (system calls per request by call, from `perf stat`; needs root).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -81,6 +84,48 @@ const CLOSED_LOOP = !process.argv.includes('--no-closed');
 const profArg = process.argv.indexOf('--cpu-prof');
 /** A folder for V8 CPU profiles of every server process (one file per process, written when it exits). */
 const CPU_PROF_DIR = profArg >= 0 ? process.argv[profArg + 1] : undefined;
+
+const SYSCALLS = process.argv.includes('--syscalls');
+
+/**
+ * System calls made by `processes` (every thread) over the next `seconds`, by call: `perf stat` counting the kernel's
+ * syscalls:sys_enter_* tracepoints (needs root or perf_event_paranoid ≤ -1 and tracefs; counting, no tracing, so it
+ * barely slows the server).
+ */
+function countSyscalls(processes: ServerProcess[], seconds: number): Promise<Map<string, number>> {
+  return new Promise((resolve, reject) => {
+    const perf = spawn(
+      'perf',
+      [
+        'stat',
+        '-x,',
+        '-e',
+        'syscalls:sys_enter_*',
+        '-p',
+        processes.map((p) => p.pid).join(','),
+        '--',
+        'sleep',
+        String(seconds),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let text = '';
+    perf.stderr.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    perf.on('error', reject);
+    perf.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`perf stat exited with ${code}: ${text.slice(0, 300)}`));
+      const counts = new Map<string, number>();
+      for (const line of text.split('\n')) {
+        const [count, , event] = line.split(',');
+        const n = Number(count);
+        if (event?.startsWith('syscalls:sys_enter_') && n > 0) counts.set(event.slice('syscalls:sys_enter_'.length), n);
+      }
+      resolve(counts);
+    });
+  });
+}
 
 const CORES = availableParallelism();
 const GENERATOR_CORE = CORES - 1;
@@ -189,6 +234,10 @@ function serverProcesses(pid: number, workers: number): ServerProcess[] {
 /** CPU seconds (all threads; the main thread apart), wake-ups (voluntary context switches, all threads) and minor page faults of a process so far. */
 interface ProcessSample {
   cpu: number;
+  /** The kernel's part of cpu (system time: syscalls, the network stack). */
+  systemCpu: number;
+  /** Involuntary context switches, all threads: the process preempted while it had work (time slices on a shared core). */
+  preemptions: number;
   mainCpu: number;
   wakeups: number;
   mainWakeups: number;
@@ -202,22 +251,28 @@ const statFields = (path: string): string[] | undefined =>
 
 function sampleProcess(pid: number): ProcessSample {
   const fields = statFields(`/proc/${pid}/stat`);
-  if (fields === undefined) return { cpu: 0, mainCpu: 0, wakeups: 0, mainWakeups: 0, minorFaults: 0 };
+  if (fields === undefined)
+    return { cpu: 0, systemCpu: 0, preemptions: 0, mainCpu: 0, wakeups: 0, mainWakeups: 0, minorFaults: 0 };
   const main = statFields(`/proc/${pid}/task/${pid}/stat`);
   let wakeups = 0;
   let mainWakeups = 0;
+  let preemptions = 0;
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const status = readProc(`/proc/${pid}/task/${tid}/status`);
       const m = status && /^voluntary_ctxt_switches:\s+(\d+)/m.exec(status);
       if (m) wakeups += Number(m[1]);
       if (m && tid === String(pid)) mainWakeups = Number(m[1]);
+      const p = status && /^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status);
+      if (p) preemptions += Number(p[1]);
     }
   } catch {
     // exited
   }
   return {
     cpu: (Number(fields[11]) + Number(fields[12])) / 100,
+    systemCpu: Number(fields[12]) / 100,
+    preemptions,
     mainCpu: main ? (Number(main[11]) + Number(main[12])) / 100 : 0,
     wakeups,
     mainWakeups,
@@ -238,6 +293,8 @@ function meter(processes: ServerProcess[]): { stop(): Map<number, ProcessSample>
             p.pid,
             {
               cpu: b.cpu - a.cpu,
+              systemCpu: b.systemCpu - a.systemCpu,
+              preemptions: b.preemptions - a.preemptions,
               mainCpu: b.mainCpu - a.mainCpu,
               wakeups: b.wakeups - a.wakeups,
               mainWakeups: b.mainWakeups - a.mainWakeups,
@@ -418,6 +475,10 @@ interface LoadResult {
   mainThreadWakeupsPerRequest: number;
   /** Minor page faults per request, all server processes. */
   minorFaultsPerRequest: number;
+  /** The kernel's part of the server's CPU per request (µs). */
+  systemCpuUsPerRequest: number;
+  /** Involuntary context switches per request, all server threads (preempted with work left: a shared core's slices). */
+  preemptionsPerRequest: number;
   /** The server's idle CPU over the same time, per request (µs): the part of the above that load does not cause. */
   idleShareUsPerRequest: number;
   serverCpuCores: number;
@@ -428,6 +489,8 @@ interface LoadResult {
   meanBatchSize: number;
   /** Per worker slot: share of the requests answered and CPU cores used. */
   perWorker: Record<string, { share: number; cpuCores: number }>;
+  /** With --syscalls: system calls per request, all server processes, in all and by call (the commonest). */
+  syscallsPerRequest?: { total: number; byCall: Record<string, number> };
 }
 
 interface RunResult {
@@ -469,6 +532,7 @@ function medianWindow(windows: LoadResult[]): LoadResult {
     if (typeof value === 'number') out[key] = median(windows.map((w) => w[key as keyof LoadResult] as number));
   out.errors = windows.reduce((n, w) => n + w.errors, 0);
   out.windows = windows.length;
+  out.serverCpuUsPerRequestByWindow = windows.map((w) => w.serverCpuUsPerRequest);
   return out as unknown as LoadResult;
 }
 
@@ -506,38 +570,6 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
     const sum = (samples: Map<number, ProcessSample>, which: ServerProcess[], key: keyof ProcessSample): number =>
       which.reduce((n, p) => n + samples.get(p.pid)![key], 0);
 
-    // Idle first: the background cost every process pays whatever the load.
-    const idleMeter = meter(processes);
-    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-    const idleSamples = idleMeter.stop();
-    const perS = (x: number): number => r1((x * 1000) / IDLE_SECONDS);
-    const idle = {
-      cpuMsPerS: perS(sum(idleSamples, serving, 'cpu')),
-      primaryCpuMsPerS: perS(
-        sum(
-          idleSamples,
-          serving.filter((p) => p.role === 'primary'),
-          'cpu',
-        ),
-      ),
-      workersCpuMsPerS: perS(
-        sum(
-          idleSamples,
-          serving.filter((p) => p.role === 'worker'),
-          'cpu',
-        ),
-      ),
-      wakeupsPerS: r1(sum(idleSamples, serving, 'wakeups') / IDLE_SECONDS),
-    };
-    const idleCpuPerS = sum(idleSamples, serving, 'cpu') / IDLE_SECONDS;
-    const esbuildCpuMsPerS = perS(
-      sum(
-        idleSamples,
-        processes.filter((p) => p.role === 'esbuild'),
-        'cpu',
-      ),
-    );
-
     const conns = await openConnections(
       url,
       CONNECTIONS_PER_WORKER > 0 ? CONNECTIONS_PER_WORKER * workers : CONNECTIONS,
@@ -548,23 +580,62 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
     await new Promise((r) => setTimeout(r, JIT_WARMUP_SECONDS * 1000));
     await warm();
     conns.take();
+    // The background cost every process pays whatever the load, measured once the server has settled (warm, past
+    // start-up's collections: before, the primary's start-up GC read as 10-15 ms/s of idle CPU).
+    const measureIdle = async () => {
+      const idleMeter = meter(processes);
+      await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+      const idleSamples = idleMeter.stop();
+      const perS = (x: number): number => r1((x * 1000) / IDLE_SECONDS);
+      const idle = {
+        cpuMsPerS: perS(sum(idleSamples, serving, 'cpu')),
+        primaryCpuMsPerS: perS(
+          sum(
+            idleSamples,
+            serving.filter((p) => p.role === 'primary'),
+            'cpu',
+          ),
+        ),
+        workersCpuMsPerS: perS(
+          sum(
+            idleSamples,
+            serving.filter((p) => p.role === 'worker'),
+            'cpu',
+          ),
+        ),
+        wakeupsPerS: r1(sum(idleSamples, serving, 'wakeups') / IDLE_SECONDS),
+      };
+      const esbuildCpuMsPerS = perS(
+        sum(
+          idleSamples,
+          processes.filter((p) => p.role === 'esbuild'),
+          'cpu',
+        ),
+      );
+      return { idle, idleCpuPerS: sum(idleSamples, serving, 'cpu') / IDLE_SECONDS, esbuildCpuMsPerS };
+    };
+    let idleFigures: Awaited<ReturnType<typeof measureIdle>> | undefined;
+
     const windows = new Map<string, LoadResult[]>();
-    let settled = false;
     const measure = async (offered: number | 'closed'): Promise<LoadResult> => {
       // Start-up's last collections (V8's memory reducer, some seconds after the allocations stop) before any window.
       const age = (performance.now() - startedAt) / 1000;
-      if (!settled && age < SETTLE_SECONDS) await new Promise((r) => setTimeout(r, (SETTLE_SECONDS - age) * 1000));
-      settled = true;
+      if (idleFigures === undefined && age < SETTLE_SECONDS)
+        await new Promise((r) => setTimeout(r, (SETTLE_SECONDS - age) * 1000));
+      idleFigures ??= await measureIdle();
+      const { idleCpuPerS } = idleFigures;
       const stop = offered === 'closed' ? conns.closedLoop() : conns.openLoop(offered);
       await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
       conns.take();
       const runsBefore = await modelRuns(url, server);
       conns.take();
       const m = meter(processes);
+      const syscalls = SYSCALLS ? countSyscalls(serving, SECONDS) : undefined;
       const generatorBefore = process.cpuUsage();
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, SECONDS * 1000));
       const window = conns.take();
+      const syscallCounts = await syscalls;
       const samples = m.stop();
       const elapsed = (performance.now() - t0) / 1000;
       const generator = process.cpuUsage(generatorBefore);
@@ -603,6 +674,8 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
         mainThreadsCpuUsPerRequest: us(sum(samples, serving, 'mainCpu')),
         mainThreadWakeupsPerRequest: r3(sum(samples, serving, 'mainWakeups') / n),
         minorFaultsPerRequest: r3(sum(samples, serving, 'minorFaults') / n),
+        systemCpuUsPerRequest: us(sum(samples, serving, 'systemCpu')),
+        preemptionsPerRequest: r3(sum(samples, serving, 'preemptions') / n),
         idleShareUsPerRequest: us(idleCpuPerS * elapsed),
         serverCpuCores: r3(sum(samples, serving, 'cpu') / elapsed),
         generatorCpuUsPerRequest: us(generatorSeconds),
@@ -610,6 +683,19 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
         serverWakeupsPerRequest: r3(sum(samples, serving, 'wakeups') / n),
         meanBatchSize: r3((runsAfter.rows - runsBefore.rows) / Math.max(1, runsAfter.runs - runsBefore.runs)),
         perWorker,
+        ...(syscallCounts
+          ? {
+              syscallsPerRequest: {
+                total: r3([...syscallCounts.values()].reduce((a, b) => a + b, 0) / n),
+                byCall: Object.fromEntries(
+                  [...syscallCounts]
+                    .sort((a, b) => b[1] - a[1])
+                    .slice(0, 12)
+                    .map(([call, count]) => [call, r3(count / n)]),
+                ),
+              },
+            }
+          : {}),
       };
       windows.set(String(offered), [...(windows.get(String(offered)) ?? []), result]);
       return result;
@@ -625,8 +711,8 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
           server,
           workers,
           connectionsByWorker: Object.fromEntries(conns.connectionsByWorker),
-          idle,
-          esbuildCpuMsPerS,
+          idle: idleFigures?.idle ?? { cpuMsPerS: 0, primaryCpuMsPerS: 0, workersCpuMsPerS: 0, wakeupsPerS: 0 },
+          esbuildCpuMsPerS: idleFigures?.esbuildCpuMsPerS ?? 0,
           loads: [...windows.values()].map(medianWindow),
         };
       },
@@ -711,6 +797,8 @@ function summarize(kind: ServerKind) {
                   mainThreadsCpuUsPerRequest: m((l) => l.mainThreadsCpuUsPerRequest),
                   mainThreadWakeupsPerRequest: m((l) => l.mainThreadWakeupsPerRequest),
                   minorFaultsPerRequest: m((l) => l.minorFaultsPerRequest),
+                  systemCpuUsPerRequest: m((l) => l.systemCpuUsPerRequest),
+                  preemptionsPerRequest: m((l) => l.preemptionsPerRequest),
                   meanBatchSize: m((l) => l.meanBatchSize),
                   p99Ms: m((l) => l.p99Ms),
                   errors: runs.reduce((n, r) => n + loadOf(r, key).errors, 0),
