@@ -192,6 +192,19 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'caliper-doctor-work-'));
   const deadline = options.budgetMinutes !== undefined ? started + options.budgetMinutes * 60_000 : Infinity;
   const progress = new ProgressLine(2, options.onProgress);
+  /**
+   * Servers done with, still stopping: the next step (a plan, a server's start) goes on meanwhile, and every
+   * measurement first waits until they have exited, so no server but the measured ones runs while load is offered.
+   */
+  const stopping: Promise<unknown>[] = [];
+  const retire = (served: ServedCandidate): void => {
+    // Caught here, so a failed stop is not an unhandled rejection before quiet() rethrows it.
+    stopping.push(served.stop().then(undefined, (error: unknown) => ({ failed: error })));
+  };
+  const quiet = async (): Promise<void> => {
+    for (const outcome of await Promise.all(stopping.splice(0)))
+      if (outcome && typeof outcome === 'object' && 'failed' in outcome) throw outcome.failed;
+  };
 
   /** A fresh server of the source under a change, in a throw-away model folder of its own. */
   const serve = async (change: ModelChange): Promise<ServedCandidate> => {
@@ -203,6 +216,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         change,
         url: server.url,
         round: async (window = windowMs, rounds: Pick<MeasureOptions, 'windows' | 'maxWindows'> = {}) => {
+          await quiet();
           const measured = await measureRound({
             url: server.url,
             model: name,
@@ -218,6 +232,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         },
         prime: async () => {
           if (warm) return;
+          await quiet();
           await primeServer({ url: server.url, model: name, data, load: options.load, ms: Math.min(windowMs, 1000) });
           warm = true;
           await settleServer(server.url, name);
@@ -445,9 +460,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         if (trial.outcome === 'kept') {
           const previous = kept!;
           kept = served;
-          await previous.stop();
+          retire(previous);
         } else {
-          await served.stop();
+          retire(served);
         }
         finish(trial);
       }
@@ -460,7 +475,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     // search goes on from the worse of the two (the next culprit, the next remedy): one reading within the budget
     // that the side-by-side rounds contradict is luck a user's next bench does not share.
     for (let judged = change; judged !== NO_CHANGE; ) {
-      await kept?.stop();
+      if (kept) retire(kept);
       kept = undefined;
       const fresh = await serve(judged);
       kept = fresh;
@@ -511,7 +526,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         finish({ ...base, outcome: plan.kind === 'skip' ? 'skipped' : 'refused', detail: plan.reason });
         continue;
       }
-      await kept?.stop();
+      if (kept) retire(kept);
       kept = undefined;
       const candidate = stackChanges(change, plan.change);
       let served: ServedCandidate | undefined;
@@ -548,7 +563,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         };
       }
       if (trial.outcome === 'kept') kept = served;
-      else await served.stop();
+      else retire(served);
       finish(trial);
     }
 
@@ -581,7 +596,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       elapsedS: round((performance.now() - started) / 1000, 1),
     };
   } finally {
-    await kept?.stop();
+    if (kept) retire(kept);
+    await quiet();
     await closeTarget?.();
     if (ownWorkDir) rmSync(workDir, { recursive: true, force: true });
   }

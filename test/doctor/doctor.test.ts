@@ -336,6 +336,22 @@ describe('diagnosis and remedy order (figures given)', () => {
 
 describe('caliper doctor on served models', () => {
   it('names the features stage behind a slow store, serves them from a near Redis and verifies it by re-measuring', async () => {
+    // Each server's start and stop, in order: a server done with stops while the next one starts.
+    const events: string[] = [];
+    let started = 0;
+    const startServer = async (dir: string) => {
+      const id = ++started;
+      events.push(`start ${id}`);
+      const server = await startModelServer(dir);
+      return {
+        url: server.url,
+        stop: async () => {
+          events.push(`stop ${id}`);
+          await server.stop();
+          events.push(`stopped ${id}`);
+        },
+      };
+    };
     const report = await runDoctor({
       model: featureModelDir,
       budgetMs: 40,
@@ -344,7 +360,14 @@ describe('caliper doctor on served models', () => {
       featureRedis: `${redis.url}/1`,
       remedies: ['features-redis'],
       windowMs: 600,
+      startServer,
     });
+    // Served as is (1), with the near Redis (2), then afresh for the verdict (3), which starts while 2 stops; all
+    // three have exited when the doctor returns.
+    expect(events.filter((e) => e.startsWith('start '))).toEqual(['start 1', 'start 2', 'start 3']);
+    expect(events.indexOf('start 3')).toBeLessThan(events.indexOf('stopped 2'));
+    expect(events.indexOf('stop 2')).toBeLessThan(events.indexOf('start 3'));
+    expect(events.filter((e) => e.startsWith('stopped ')).sort()).toEqual(['stopped 1', 'stopped 2', 'stopped 3']);
     expect(report.before.diagnosis.culprits[0]).toBe('features');
     expect(report.before.profile.tailMs.features).toBeGreaterThanOrEqual(STORE_DELAY_MS * 0.9);
     const trial = trialOf(report, 'features-redis');
