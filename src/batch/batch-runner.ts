@@ -9,8 +9,6 @@ import { columnarPlanFor, produceColumnarPart } from './columnar/columnar-part.t
 import { FieldMapping } from './field-mapping.ts';
 import { OutputLayout, type PartMeta } from './io/output-layout.ts';
 import { openPartWriter } from './io/part-writer.ts';
-
-export { stopPartWrites } from './columnar/columnar-part-writer.ts';
 import type { RowSource } from './io/source-row.ts';
 import { phase } from './phase-timer.ts';
 import {
@@ -20,6 +18,16 @@ import {
   scoreToPredictionParts,
   type JoinedSource,
 } from './columnar/prediction-parts.ts';
+import { runScoringCopy, stopScoringCopies } from './columnar/scoring-copy.ts';
+import { stopPartWrites as stopColumnarPartWrites } from './columnar/columnar-part-writer.ts';
+
+/**
+ * For a process about to exit mid-job (Ctrl-C): lets the part writes in flight finish, interrupts a one-pass COPY,
+ * and starts no other; resolves when nothing is running (exiting while DuckDB waits on this thread would hang).
+ */
+export async function stopPartWrites(): Promise<void> {
+  await Promise.all([stopColumnarPartWrites(), stopScoringCopies()]);
+}
 
 /** Receives progress as parts are scored (the CLI draws a bar from it). */
 export interface BatchProgress {
@@ -46,6 +54,11 @@ export interface BatchSummary {
   errorsFile: string;
   /** Peak resident memory of this process (local runs; workers report their own). */
   peakRssBytes?: number;
+  /**
+   * How the output was written (local runs): `one-pass` (one DuckDB COPY scoring as it copies, scoring-copy.ts) or
+   * `parts` (committed parts, then assembled or left as the output folder).
+   */
+  path?: 'one-pass' | 'parts';
 }
 
 /** Scored batches waiting for inference; more than one lets the next batch validate while this one runs. */
@@ -169,7 +182,16 @@ export async function runLocalBatch(
   version: ModelVersion,
   spec: BatchJobSpec,
   progress: BatchProgress,
-  options: { overwrite?: boolean; rowPath?: boolean } = {},
+  options: {
+    overwrite?: boolean;
+    rowPath?: boolean;
+    /**
+     * Where every input file is on the columnar path and the output is assembled (one file, --partition-by), score
+     * and write it in one DuckDB COPY (scoring-copy.ts; a killed run starts over) instead of resumable parts; the
+     * job keeps the parts path where that COPY declines (a row needing the row path, a refused read).
+     */
+    onePass?: boolean;
+  } = {},
 ): Promise<BatchSummary> {
   const started = performance.now();
   const layout = new OutputLayout(spec);
@@ -208,6 +230,42 @@ export async function runLocalBatch(
       doneBefore,
     );
     try {
+      if (joined && options.onePass && doneBefore === 0) {
+        const sources = joined;
+        const outcome = await phase('scoring copy', () =>
+          runScoringCopy(
+            version,
+            sources,
+            layout.assembledOutput!,
+            layout.outputCopyOptions(),
+            (n) => progress.advance(n, 0),
+            (tmp, target) => layout.placeOutput(tmp, target),
+          ),
+        );
+        if ('rows' in outcome) {
+          layout.finishWithoutParts();
+          const seconds = (performance.now() - started) / 1000;
+          return {
+            job: spec.id,
+            rows: outcome.rows,
+            outputRows: outcome.rows,
+            errors: 0,
+            rowsThisRun: outcome.rows,
+            seconds,
+            rowsPerSecond: outcome.rows / seconds,
+            output: layout.result,
+            errorsFile: spec.errorsFile,
+            peakRssBytes: process.resourceUsage().maxRSS * 1024,
+            path: 'one-pass',
+          };
+        }
+        if (process.env.CALIPER_BATCH_PROFILE === '1')
+          process.stderr.write(`[batch] one pass declined (${outcome.declined}): scoring in parts\n`);
+        progress.start(
+          counts.reduce((a, b) => a + b, 0),
+          0,
+        );
+      }
       for (let fileIndex = 0; fileIndex < spec.inputs.length && joined; fileIndex++) {
         const start = resume[fileIndex]!;
         if (start < 0) continue;
@@ -317,5 +375,6 @@ export async function runLocalBatch(
     output: layout.result,
     errorsFile: spec.errorsFile,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    path: 'parts',
   };
 }

@@ -19,7 +19,7 @@ interface BatchOptions {
   format?: BatchFormat;
   inputFormat?: BatchFormat;
   batchSize: number;
-  chunkRows: number;
+  chunkRows?: number;
   keep?: string[];
   map?: Record<string, string>;
   onError: ErrorPolicy;
@@ -36,6 +36,9 @@ interface BatchOptions {
   progress: boolean;
   json?: boolean;
 }
+
+/** Input rows per committed part (and per --queue shard) when --chunk-rows is not given. */
+const DEFAULT_CHUNK_ROWS = 131_072;
 
 const formatOption =
   (option: string) =>
@@ -124,9 +127,10 @@ export function registerBatchCommand(program: Command): void {
     .option('-b, --batch-size <rows>', 'rows per inference batch', parseIntegerOption('--batch-size', 1), 8192)
     .option(
       '--chunk-rows <rows>',
-      'input rows per committed part (and per shard with --queue)',
+      'input rows per committed part (and per shard with --queue): a killed job resumes after its last committed part ' +
+        `(default ${DEFAULT_CHUNK_ROWS}; without this option, a clean input whose output is one file or --partition-by ` +
+        'folders is scored and written in one DuckDB pass, and a killed job starts over)',
       parseIntegerOption('--chunk-rows', 1),
-      131_072,
     )
     .option(
       '-k, --keep <columns>',
@@ -200,7 +204,7 @@ export function registerBatchCommand(program: Command): void {
           input: options.input,
           output: options.output,
           batchSize: options.batchSize,
-          partRows: options.chunkRows,
+          partRows: options.chunkRows ?? DEFAULT_CHUNK_ROWS,
           onError: options.onError,
           mode: options.queue ? 'distributed' : 'local',
           ...(options.format ? { format: options.format } : {}),
@@ -238,6 +242,7 @@ export function registerBatchCommand(program: Command): void {
               await runLocalBatch(version, spec, progress, {
                 overwrite: options.overwrite ?? false,
                 rowPath: options.rowPath ?? false,
+                onePass: options.chunkRows === undefined,
               }),
               options.json,
             );

@@ -42,6 +42,14 @@ export class InThreadInstance implements ModelInstance {
     return this.session.signature;
   }
 
+  /**
+   * Computes now and returns the outputs (the calling thread blocks while the model runs): for a caller that cannot
+   * wait for a promise, such as a DuckDB scalar function scoring a vector mid-query. Throws ORT's errors.
+   */
+  runSync(feeds: TensorMap, outputNames?: readonly string[]): TensorMap {
+    return this.session.run(feeds, outputNames);
+  }
+
   run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult> {
     const started = performance.now();
     try {

@@ -252,26 +252,49 @@ export class OutputLayout {
     }
   }
 
+  /** The assembled output (one file, or the --partition-by folder); undefined for a folder of parts. */
+  get assembledOutput(): string | undefined {
+    return this.spec.partitionBy ? this.spec.output : this.spec.outputFile;
+  }
+
+  /** DuckDB COPY options writing the assembled output: its format (and compression), and --partition-by's folders. */
+  outputCopyOptions(): string {
+    return this.spec.partitionBy
+      ? `${this.outputCopyFormat()}, PARTITION_BY (${sqlIdentifier(this.spec.partitionBy)})`
+      : this.outputCopyFormat();
+  }
+
+  /** Puts a finished output (file or folder) in place: `tmp` renamed over whatever `target` held. */
+  placeOutput(tmp: string, target: string): void {
+    rmSync(target, { recursive: true, force: true });
+    renameSync(tmp, target);
+  }
+
+  /**
+   * After an output written in one pass (no parts, no error rows): removes an errors file left by an earlier run of
+   * the same output and the job's parts folder (its manifest, staged inputs).
+   */
+  finishWithoutParts(): void {
+    rmSync(this.spec.errorsFile, { force: true });
+    rmSync(this.spec.partsDir, { recursive: true, force: true });
+  }
+
   /**
    * Prediction parts: the output written by one COPY of `select` (the input files joined with their predictions),
    * single-threaded so that DuckDB streams it in order without buffering row groups; it appears in one rename.
    */
   private async writeJoined(select: string): Promise<void> {
-    const target = this.spec.partitionBy ? this.spec.output : this.spec.outputFile!;
+    const target = this.assembledOutput!;
     const tmp = temporaryPathFor(target);
-    const format = this.spec.partitionBy
-      ? `${this.outputCopyFormat()}, PARTITION_BY (${sqlIdentifier(this.spec.partitionBy)})`
-      : this.outputCopyFormat();
     try {
       await this.singleThreaded((connection) =>
-        connection.run(`COPY (${select}) TO ${sqlString(tmp)} (${format})`).then(() => undefined),
+        connection.run(`COPY (${select}) TO ${sqlString(tmp)} (${this.outputCopyOptions()})`).then(() => undefined),
       );
     } catch (error) {
       rmSync(tmp, { recursive: true, force: true });
       throw error;
     }
-    rmSync(target, { recursive: true, force: true });
-    renameSync(tmp, target);
+    this.placeOutput(tmp, target);
   }
 
   private outputCopyFormat(): string {

@@ -1,0 +1,196 @@
+import { rm } from 'node:fs/promises';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { DataChunk, ScalarFunctionInfo, Vector } from '@duckdb/node-bindings';
+import type { ModelVersion } from '../../lifecycle/model-version.ts';
+import { InThreadInstance } from '../../runtime/model-instance.ts';
+import { doubleOrNaN, type ColumnBatch } from './column-batch.ts';
+import { writePredictions } from './column-postprocessor.ts';
+import { buildTensors } from './column-preprocessor.ts';
+import { rowsForRowPath } from './column-validator.ts';
+import type { ColumnarPlan } from './columnar-plan.ts';
+import { duckdb, duckdbBindings, duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import { temporaryPathFor } from '../io/part-writer.ts';
+
+/**
+ * The one-pass path of `caliper batch`: ONE DuckDB COPY reads every input file, scores it and writes the output, with
+ * the model called from inside the query. A DuckDB scalar function (`caliper_score_N`, registered per input file)
+ * receives the request fields of up to 2048 rows at a time as DOUBLE vectors (strings as dictionary codes computed in
+ * SQL), runs model.yaml's columnar validation and preprocess, ONNX Runtime synchronously in this thread (the model's
+ * in-thread instance), and the postprocess, and answers one STRUCT of the prediction fields per row. The kept input
+ * columns go from DuckDB's reader to its writer without crossing into JavaScript, and each file is parsed once.
+ *
+ * How @duckdb/node-api calls it: DuckDB's thread running the query hands each vector to the JavaScript thread (a
+ * thread-safe function) and waits for the answer; the COPY runs on ONE DuckDB thread, so rows are read, scored and
+ * written in input order and memory stays flat (an order-preserving COPY on more threads buffers the row groups that
+ * finish out of order, and its memory grew with the input).
+ *
+ * What it does not do, so the job keeps the parts path (prediction-parts.ts) instead, the COPY abandoned before
+ * anything is renamed into place:
+ *  - a row the columnar validation cannot vouch for (a null, a value out of range, a category no transform knows, a
+ *    line that does not parse): the parts path scores the file again and names each bad row and its reason in the
+ *    errors file, so the one-pass output never holds an error row;
+ *  - a read the fast reader refuses (a CSV value past the type sniffer's sample): the parts path stages the file;
+ *  - a model whose instances run on worker threads (inference there cannot answer synchronously).
+ * It commits nothing before the end: a killed one-pass job leaves only its temporary file, removed by the next run,
+ * which starts over (resumable parts are the parts path's, with `--chunk-rows`).
+ */
+
+/** The query stopped because a row needs the row path (its reason is written by the parts path). */
+const ROW_PATH_NEEDED = 'caliper: a row needs the row path';
+
+/** One input file as the COPY reads it: a DuckDB table expression in file order, and its compiled plan. */
+export interface ScoringSource {
+  from: string;
+  plan: ColumnarPlan;
+}
+
+/** How the one-pass COPY ended: the rows it scored and wrote, or why the job keeps the parts path instead. */
+export type ScoringCopyOutcome = { rows: number } | { declined: string };
+
+let functionCounter = 0;
+
+/** COPYs running now, each with the way to stop it (Ctrl-C: see stopScoringCopies). */
+const running = new Map<Promise<unknown>, () => void>();
+
+/**
+ * Registers `caliper_score_N` for `plan` on `connection`: fields in (DOUBLE each), STRUCT of the prediction fields out
+ * (BOOLEAN for a threshold, else DOUBLE). A vector holding a row the columnar validation marks stops the query.
+ */
+function registerScoreFunction(
+  connection: DuckDBConnection,
+  plan: ColumnarPlan,
+  instance: InThreadInstance,
+  onVector: (rows: number) => void,
+): string {
+  const name = `caliper_score_${functionCounter++}`;
+  const capacity = 2048;
+  const values = plan.fields.map(() => new Float64Array(capacity));
+  const predictions = plan.predictions.map(() => new Float64Array(capacity));
+  const booleans = new Uint8Array(capacity);
+  const fn = duckdb.DuckDBScalarFunction.create({
+    name,
+    returnType: duckdb.STRUCT(
+      Object.fromEntries(plan.predictions.map((p, i) => [`p${i}`, p.boolean ? duckdb.BOOLEAN : duckdb.DOUBLE])),
+    ),
+    parameterTypes: plan.fields.map(() => duckdb.DOUBLE),
+    // Never folded into a constant, never evaluated once for equal arguments.
+    volatile: true,
+    mainFunction: () => undefined,
+  });
+  // The binding's own callback: no wrapper objects per vector.
+  duckdbBindings.scalar_function_set_function(
+    fn.scalar_function,
+    (info: ScalarFunctionInfo, input: DataChunk, output: Vector) => {
+      try {
+        const n = duckdbBindings.data_chunk_get_size(input);
+        for (let c = 0; c < values.length; c++) {
+          // DuckDB flattens a scalar function's inputs; the fields are never null (doubleOrNaN).
+          const bytes = duckdbBindings.vector_get_data(duckdbBindings.data_chunk_get_vector(input, c), n * 8);
+          values[c]!.set(new Float64Array(bytes.buffer, bytes.byteOffset, n));
+        }
+        const batch: ColumnBatch = { firstRow: 0, rows: n, values: values.map((v) => v.subarray(0, n)) };
+        const marked = rowsForRowPath(plan, batch);
+        if (marked.includes(1)) {
+          duckdbBindings.scalar_function_set_error(info, ROW_PATH_NEEDED);
+          return;
+        }
+        const outputs = instance.runSync(buildTensors(plan, batch, marked, 0, n), plan.outputNames);
+        for (const [output, tensor] of Object.entries(outputs))
+          if (tensor.dims[0] !== n)
+            throw new Error(`output ${output}: ${tensor.dims[0]} rows for a batch of ${n} (not along the batch axis)`);
+        writePredictions(plan, outputs, predictions, 0, n);
+        plan.predictions.forEach((p, i) => {
+          const child = duckdbBindings.struct_vector_get_child(output, i);
+          const column = predictions[i]!;
+          if (p.boolean) {
+            for (let r = 0; r < n; r++) booleans[r] = column[r]!;
+            duckdbBindings.copy_data_to_vector(child, 0, booleans.buffer, 0, n);
+          } else duckdbBindings.copy_data_to_vector(child, 0, column.buffer, 0, n * 8);
+        });
+        onVector(n);
+      } catch (error) {
+        duckdbBindings.scalar_function_set_error(info, error instanceof Error ? error.message : String(error));
+      }
+    },
+  );
+  connection.registerScalarFunction(fn);
+  return name;
+}
+
+/** The SELECT of one input file with its predictions, in the columns and types the parts path writes. */
+function scoredSelect(source: ScoringSource, fn: string): string {
+  const { plan } = source;
+  const fields = plan.fields.map((f) => doubleOrNaN(f.sql)).join(', ');
+  const predictions = plan.predictions.map((p, i) => `i.__caliper_scored.p${i} AS ${sqlIdentifier(p.name)}`);
+  return `SELECT ${[...plan.keptSql, ...predictions].join(', ')} FROM (SELECT *, ${fn}(${fields}) AS __caliper_scored FROM ${source.from}) i`;
+}
+
+/**
+ * Scores every source in one COPY to `target` (`copyOptions`: DuckDB's COPY options, format and partitioning) and
+ * renames the result into place. `onVector` is told each vector's rows as they are scored (progress). Resolves with
+ * the rows written, or with why the job must take the parts path (nothing then is left behind: the temporary output
+ * is removed). Rejects only when stopped (Ctrl-C).
+ */
+export async function runScoringCopy(
+  version: ModelVersion,
+  sources: readonly ScoringSource[],
+  target: string,
+  copyOptions: string,
+  onVector: (rows: number) => void,
+  rename: (tmp: string, target: string) => void,
+): Promise<ScoringCopyOutcome> {
+  const instance = version.pool.instances[0];
+  if (version.pool.instances.length !== 1 || !(instance instanceof InThreadInstance))
+    return { declined: 'model instances on worker threads' };
+  if (sources.length === 0) return { declined: 'no input' };
+  const connection = await duckdbConnection();
+  const tmp = temporaryPathFor(target);
+  let rows = 0;
+  let stopped = false;
+  const count = (n: number): void => {
+    rows += n;
+    onVector(n);
+  };
+  const run = async (): Promise<ScoringCopyOutcome> => {
+    try {
+      const selects = sources.map((s) => scoredSelect(s, registerScoreFunction(connection, s.plan, instance, count)));
+      const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0];
+      await connection.run('SET threads = 1');
+      try {
+        await connection.run(`COPY (${selects.join(' UNION ALL ')}) TO ${sqlString(tmp)} (${copyOptions})`);
+      } catch (error) {
+        if (stopped) throw error;
+        const message = error instanceof Error ? error.message : String(error);
+        return { declined: message.includes(ROW_PATH_NEEDED) ? 'a row needs the row path' : message };
+      } finally {
+        await connection.run(`SET threads = ${threads}`);
+      }
+      rename(tmp, target);
+      return { rows };
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+      connection.closeSync();
+    }
+  };
+  const done = run();
+  // Stopping interrupts the query; the process may exit once `done` settles (the temporary removed by then).
+  running.set(done, () => {
+    stopped = true;
+    connection.interrupt();
+  });
+  try {
+    return await done;
+  } finally {
+    running.delete(done);
+  }
+}
+
+/**
+ * For a process about to exit mid-job (Ctrl-C): interrupts the one-pass COPYs running and resolves when they have
+ * ended (exiting while one runs would hang: DuckDB waits for the query, and the query for this thread's answer).
+ */
+export async function stopScoringCopies(): Promise<void> {
+  const copies = [...running];
+  for (const [, stop] of copies) stop();
+  await Promise.allSettled(copies.map(([copy]) => copy));
+}
