@@ -26,8 +26,14 @@ export const MUTATION_MODULES = {
     testFiles: ['test/pipeline/admission-behaviour.test.ts'],
   },
   batcher: {
-    mutate: ['src/scheduler/dynamic-batcher.ts', 'src/scheduler/job-queue.ts', 'src/scheduler/queue-policy.ts'],
+    mutate: [
+      'src/scheduler/dynamic-batcher.ts',
+      'src/scheduler/job-queue.ts',
+      'src/scheduler/queue-policy.ts',
+      'src/scheduler/arrival-rate.ts',
+    ],
     testFiles: [
+      'test/scheduler/arrival-rate.test.ts',
       'test/scheduler/dynamic-batcher.test.ts',
       'test/scheduler/dynamic-batcher-behaviour.test.ts',
       'test/scheduler/dynamic-batcher-queue-behaviour.test.ts',

@@ -5,6 +5,7 @@ import type { RunResult } from '../runtime/model-instance.ts';
 import { concatRows, typedArrayOf, type TensorData, type TensorMap } from '../runtime/tensor.ts';
 import { float32ToFloat16Bits } from '../optimize/onnx/tensor-values.ts';
 import { AdaptiveDelayController } from './adaptive-delay.ts';
+import { ArrivalRate } from './arrival-rate.ts';
 import { BatchStatistics } from './batch-statistics.ts';
 import { JobQueue } from './job-queue.ts';
 import { cancelledError, DeadlineTimer, deadlineError, priorityLevelOf, queueFullError } from './queue-policy.ts';
@@ -86,12 +87,16 @@ function padToLongest(parts: TensorData[], pad: number): TensorData[] {
   });
 }
 
+/** Gaps between arrivals count as at most this many queue delays in the arrival rate (ArrivalRate.arrive). */
+const LONGEST_GAP_IN_DELAYS = 16;
+
 const sameNames = (a: string[] | undefined, b: string[] | undefined): boolean =>
   a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((n, i) => n === b[i]));
 
 /**
  * Per-model dynamic batcher. A batch leaves as soon as it reaches max_batch_size or a preferred size,
- * otherwise when its oldest request has waited max_queue_delay_us. Priority levels are served in
+ * otherwise when its oldest request has waited max_queue_delay_us, or at once when an instance is free and the
+ * recent arrival rate promises fewer than one more request within that delay. Priority levels are served in
  * order (0 first), FIFO within a level. A full queue rejects at once (503 + Retry-After); a request
  * whose deadline passes while queued is answered 504; a request larger than the maximum is split and
  * reassembled.
@@ -110,6 +115,7 @@ export class DynamicBatcher implements Scheduler {
   private wakeTimer: NodeJS.Timeout | undefined;
   private readonly deadlines: DeadlineTimer<QueuedJob>;
   private idleWaiters: (() => void)[] = [];
+  private readonly arrivals = new ArrivalRate();
 
   constructor(
     private readonly runner: BatchRunner,
@@ -165,6 +171,7 @@ export class DynamicBatcher implements Scheduler {
         reject,
       });
       this.queued++;
+      this.arrivals.arrive(now, (LONGEST_GAP_IN_DELAYS * this.delayUs) / 1000);
       this.deadlines.watch(deadline, now);
       this.schedulePump();
     });
@@ -236,7 +243,10 @@ export class DynamicBatcher implements Scheduler {
         } else {
           const waitedUs = (now - oldest) * 1000;
           const delay = this.delayUs;
-          if (waitedUs >= delay) {
+          // An instance is free (the loop runs only then). Waiting pays only if company is expected within the delay:
+          // at a rate of fewer than one arrival per delay the batch leaves now, as if its delay had run out, instead
+          // of waking the process again on the timer to run the same batch later.
+          if (waitedUs >= delay || this.arrivals.expectedWithin(delay / 1000) < 1) {
             byDelay = true;
           } else {
             this.wakeAfter((delay - waitedUs) / 1000);
