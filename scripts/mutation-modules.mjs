@@ -34,6 +34,7 @@ export const MUTATION_MODULES = {
     ],
     testFiles: [
       'test/scheduler/arrival-rate.test.ts',
+      'test/scheduler/dynamic-batcher-arrival-rate.test.ts',
       'test/scheduler/dynamic-batcher.test.ts',
       'test/scheduler/dynamic-batcher-behaviour.test.ts',
       'test/scheduler/dynamic-batcher-queue-behaviour.test.ts',

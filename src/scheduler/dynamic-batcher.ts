@@ -243,13 +243,15 @@ export class DynamicBatcher implements Scheduler {
         } else {
           const waitedUs = (now - oldest) * 1000;
           const delay = this.delayUs;
-          // An instance is free (the loop runs only then). Waiting pays only if company is expected within the delay:
-          // at a rate of fewer than one arrival per delay the batch leaves now, as if its delay had run out, instead
+          // Timers count whole milliseconds: the wait left, rounded up (so at least one; see wakeAfter).
+          const waitMs = Math.ceil((delay - waitedUs) / 1000);
+          // An instance is free (the loop runs only then). Waiting pays only if company is expected within that wait:
+          // at a rate of fewer than one arrival per wait the batch leaves now, as if its delay had run out, instead
           // of waking the process again on the timer to run the same batch later.
-          if (waitedUs >= delay || this.arrivals.expectedWithin(delay / 1000) < 1) {
+          if (waitedUs >= delay || this.arrivals.expectedWithin(waitMs) < 1) {
             byDelay = true;
           } else {
-            this.wakeAfter((delay - waitedUs) / 1000);
+            this.wakeAfter(waitMs);
             break;
           }
         }
@@ -266,21 +268,18 @@ export class DynamicBatcher implements Scheduler {
   }
 
   /**
-   * Arms the one timer that ends a partly filled batch's wait, `ms` from now; arrivals and finished batches pump on
-   * their own (enqueue, dispatch), so nothing polls in between. Timers count whole milliseconds: a wait of less than
-   * one rounds up to one (a lone request under a sub-millisecond delay waits about a millisecond), because polling
-   * with setImmediate to hit the exact microsecond kept the event loop spinning, and its core busy, while any batch
-   * waited.
+   * Arms the one timer that ends a partly filled batch's wait, `ms` (a whole number, at least 1) from now; arrivals
+   * and finished batches pump on their own (enqueue, dispatch), so nothing polls in between. Timers count whole
+   * milliseconds: the caller rounds a wait up, a wait of less than one to one (a lone request under a sub-millisecond delay
+   * waits about a millisecond), because polling with setImmediate to hit the exact microsecond kept the event loop
+   * spinning, and its core busy, while any batch waited.
    */
   private wakeAfter(ms: number): void {
     if (this.wakeTimer !== undefined) return;
-    this.wakeTimer = setTimeout(
-      () => {
-        this.wakeTimer = undefined;
-        this.pump();
-      },
-      Math.max(1, Math.ceil(ms)),
-    );
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.pump();
+    }, ms);
   }
 
   private dispatch(jobs: QueuedJob[], byDelay: boolean, now: number): void {

@@ -438,7 +438,8 @@ describe('when a batch leaves', () => {
   it('holds each request at least a sub-millisecond delay', async () => {
     const runner = new RecordingRunner();
     // A fresh batcher for each lone request: its arrival rate is unknown, so it waits the delay (one batcher would
-    // learn that its lone requests come further apart than the delay and send them at once: see 'lone requests').
+    // learn that its lone requests come further apart than the delay and send them at once:
+    // dynamic-batcher-arrival-rate.test.ts).
     for (let i = 0; i < 20; i++) {
       const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 300 }), concurrency: 1 });
       expect((await batcher.submit(job([i]))).queueMs).toBeGreaterThanOrEqual(0.3);
@@ -474,111 +475,6 @@ describe('when a batch leaves', () => {
     expect(runner.calls).toHaveLength(10);
     // One Immediate per arrival (the pump after its I/O phase); polling made hundreds per wait.
     expect(immediates).toBeLessThanOrEqual(20);
-  });
-
-  describe('lone requests', () => {
-    /** Eight lone requests `gapMs` apart (each waits its delay: the rate is not known yet), then `gapMs` more. */
-    async function spaced(batcher: DynamicBatcher, gapMs: number): Promise<void> {
-      for (let i = 0; i < 8; i++) {
-        const started = performance.now();
-        await batcher.submit(job([-1]));
-        await sleep(gapMs - (performance.now() - started));
-      }
-    }
-
-    it('sends a lone request at once when requests come further apart than the delay', async () => {
-      const runner = new RecordingRunner();
-      const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 50_000 }), concurrency: 1 });
-      await spaced(batcher, 150);
-      // Gaps of ≈ 150 ms: 0.33 arrivals expected within 50 ms, so waiting could not fill the batch.
-      const started = performance.now();
-      const lone = await batcher.submit(job([2]));
-      expect(lone.queueMs).toBeLessThan(25);
-      expect(performance.now() - started).toBeLessThan(25);
-      expect(runner.calls).toHaveLength(9);
-      expect(numbers(runner.calls[8]!.feeds.x)).toEqual([2]);
-    });
-
-    it('waits its delay while the rate is not known: fewer than eight gaps seen', async () => {
-      const runner = new RecordingRunner();
-      const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 50_000 }), concurrency: 1 });
-      for (let i = 0; i < 7; i++) {
-        await batcher.submit(job([i]));
-        await sleep(100);
-      }
-      // Seven gaps of ≈ 150 ms, the eighth this request's: not yet a rate to act on.
-      expect((await batcher.submit(job([7]))).queueMs).toBeGreaterThanOrEqual(49);
-    });
-
-    it('keeps a lone request waiting its delay while requests come closer together than the delay', async () => {
-      const runner = new RecordingRunner();
-      const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 100_000 }), concurrency: 1 });
-      const answers: Promise<unknown>[] = [];
-      for (let i = 0; i < 10; i++) {
-        answers.push(batcher.submit(job([i])));
-        await sleep(20);
-      }
-      await Promise.all(answers);
-      // Gaps of ≈ 20 ms, then one of under 100 ms: a mean under 30 ms, more than 3 arrivals expected within 100 ms.
-      const lone = await batcher.submit(job([10]));
-      expect(lone.queueMs).toBeGreaterThanOrEqual(99);
-      expect(numbers(runner.calls.at(-1)!.feeds.x)).toEqual([10]);
-    });
-
-    it('sends a partly filled batch at once too, rather than only a single request', async () => {
-      const runner = new RecordingRunner();
-      const batcher = new DynamicBatcher(runner, {
-        batching: spec({ maxBatchSize: 8, preferredBatchSizes: [4], maxQueueDelayUs: 50_000 }),
-        concurrency: 1,
-      });
-      await spaced(batcher, 150);
-      const started = performance.now();
-      await batcher.submit(job([2, 3]));
-      expect(performance.now() - started).toBeLessThan(25);
-      expect(numbers(runner.calls.at(-1)!.feeds.x)).toEqual([2, 3]);
-    });
-
-    it('does not send at once while every instance is busy: the request joins the next batch', async () => {
-      const runner = new RecordingRunner(false);
-      const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 50_000 }), concurrency: 1 });
-      const release = setInterval(() => runner.release(), 1);
-      try {
-        await spaced(batcher, 150);
-      } finally {
-        clearInterval(release);
-      }
-      const running = batcher.submit(job([2]));
-      await tick();
-      await tick();
-      // Sent at once (the rate is low), and held running by the test.
-      expect(runner.waiting).toBe(1);
-      const queued = [batcher.submit(job([3])), batcher.submit(job([4]))];
-      await sleep(20);
-      // Still that one run: the two queued requests wait for the instance, then leave together.
-      expect(runner.calls).toHaveLength(9);
-      runner.release();
-      await running;
-      await tick();
-      await tick();
-      runner.release();
-      await Promise.all(queued);
-      expect(runner.calls.slice(8).map((c) => numbers(c.feeds.x))).toEqual([[2], [3, 4]]);
-    });
-
-    it('learns a rate again within a few arrivals after an idle spell: a long gap counts as 16 delays at most', async () => {
-      const runner = new RecordingRunner();
-      const batcher = new DynamicBatcher(runner, { batching: spec({ maxQueueDelayUs: 20_000 }), concurrency: 1 });
-      // Nine arrivals at once: eight gaps of 0.
-      await Promise.all([1, 2, 3, 4, 5, 6, 7, 8, 9].map((v) => batcher.submit(job([v]))));
-      await sleep(1000);
-      // The 1 s gap counts as 16 × 20 ms: a mean of 40 ms, 0.5 arrivals expected, so the next request leaves at once;
-      // requests then arriving back to back bring the mean under 20 ms within about six (uncapped, the mean would be
-      // ≈ 125 ms and take about fourteen).
-      const waited: number[] = [];
-      for (let i = 0; i < 10; i++) waited.push((await batcher.submit(job([i]))).queueMs);
-      expect(waited[0]).toBeLessThan(10);
-      expect(waited.some((ms) => ms >= 19)).toBe(true);
-    });
   });
 
   it('starts the next batch as soon as a running one finishes, within the concurrency', async () => {
