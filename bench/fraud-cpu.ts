@@ -24,7 +24,7 @@ import { HttpLoadTarget } from '../src/bench/load-target.ts';
 import { freePort } from '../src/system/free-port.ts';
 import { numberOption } from './bench-options.ts';
 import { exampleModelFolder, fashionRequests, fraudRequests } from './serving-requests.ts';
-import { cpuSeconds } from './process-cpu.ts';
+import { cpuSeconds, wakeups } from './process-cpu.ts';
 
 const root = join(import.meta.dirname, '..');
 const SECONDS = numberOption('--seconds', 3);
@@ -96,18 +96,37 @@ const off = FASHION
 if (MODEL && FASHION)
   for (const r of new Set([repo, baselineRepo, off!])) copyFileSync(MODEL, join(r, 'fashion_mnist/1/model.onnx'));
 
-async function window(server: Server): Promise<{ rps: number; cpuUs: number; p99: number }> {
+interface Window {
+  rps: number;
+  cpuUs: number;
+  p99: number;
+  /** Wake-ups (voluntary context switches) per request, all threads and the main thread. */
+  wakeups: number;
+  mainWakeups: number;
+}
+
+async function window(server: Server): Promise<Window> {
   const target = new HttpLoadTarget(server.url, path, data, false);
   const load = RATE > 0 ? startOpenLoop(target, RATE, 'constant', 64) : startClosedLoop(target, 32);
   await sleep(1000);
   load.nextWindow();
-  const before = cpuSeconds(server.child.pid!);
+  const pid = server.child.pid!;
+  const before = cpuSeconds(pid);
+  const wokeBefore = wakeups(pid);
   await sleep(SECONDS * 1000);
   const w = load.nextWindow().summarize();
-  const cpu = cpuSeconds(server.child.pid!) - before;
+  const cpu = cpuSeconds(pid) - before;
+  const woke = wakeups(pid);
   await load.stop();
   if (w.errors > 0) throw new Error(`${server.name}: ${w.errors} errors`);
-  return { rps: Math.round(w.throughput), cpuUs: Math.round((cpu * 1e7) / w.requests) / 10, p99: w.latencyMs.p99 };
+  const perRequest = (n: number): number => Math.round((n * 100) / w.requests) / 100;
+  return {
+    rps: Math.round(w.throughput),
+    cpuUs: Math.round((cpu * 1e7) / w.requests) / 10,
+    p99: w.latencyMs.p99,
+    wakeups: perRequest(woke.all - wokeBefore.all),
+    mainWakeups: perRequest(woke.main - wokeBefore.main),
+  };
 }
 
 const caliperArgs = (r: string): string[] => ['bin/caliper.js', 'serve', r, '--port', '{port}'];
@@ -116,21 +135,29 @@ servers.push(await start('caliper', root, caliperArgs(repo)));
 if (BASELINE) servers.push(await start('baseline', BASELINE, caliperArgs(baselineRepo)));
 if (off) servers.push(await start('caliper-off', root, caliperArgs(off)));
 if (off && BASELINE) servers.push(await start('baseline-off', BASELINE, caliperArgs(off)));
-const results = new Map<string, { rps: number; cpuUs: number; p99: number }[]>();
+const results = new Map<string, Window[]>();
 const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 console.log(`load average ${load()}`);
 if (PAIRED) {
   const [mine, theirs] = [servers.find((s) => s.name === 'caliper')!, servers.find((s) => s.name === 'baseline')!];
   const ratios: number[] = [];
+  const wakeRatios: number[] = [];
+  const rpsRatios: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const [a, b] = await Promise.all([window(mine), window(theirs)]);
     ratios.push(a.cpuUs / b.cpuUs);
+    wakeRatios.push(a.wakeups / b.wakeups);
+    rpsRatios.push(a.rps / b.rps);
     console.log(
-      `round ${round + 1}: caliper ${a.rps} rps ${a.cpuUs} µs/request, baseline ${b.rps} rps ${b.cpuUs} µs/request, CPU ratio ${(a.cpuUs / b.cpuUs).toFixed(3)}`,
+      `round ${round + 1}: caliper ${a.rps} rps ${a.cpuUs} µs/request ${a.wakeups} wake-ups/request (main ${a.mainWakeups}) p99 ${a.p99} ms, ` +
+        `baseline ${b.rps} rps ${b.cpuUs} µs/request ${b.wakeups} wake-ups/request (main ${b.mainWakeups}) p99 ${b.p99} ms, ` +
+        `CPU ratio ${(a.cpuUs / b.cpuUs).toFixed(3)}`,
     );
   }
+  const med = (v: number[]): string => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)]!.toFixed(3);
   console.log(
-    `median CPU ratio caliper ÷ baseline ${[...ratios].sort((x, y) => x - y)[Math.floor(ratios.length / 2)]!.toFixed(3)}; load average ${load()}`,
+    `median ratios caliper ÷ baseline: CPU per request ${med(ratios)}, wake-ups per request ${med(wakeRatios)}, ` +
+      `requests/s ${med(rpsRatios)}; load average ${load()}`,
   );
   for (const s of servers) s.child.kill('SIGINT');
   process.exit(0);
@@ -139,7 +166,9 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const s of servers) {
     const r = await window(s);
     results.set(s.name, [...(results.get(s.name) ?? []), r]);
-    console.log(`round ${round + 1} ${s.name}: ${r.rps} rps, ${r.cpuUs} µs CPU/request, p99 ${r.p99} ms`);
+    console.log(
+      `round ${round + 1} ${s.name}: ${r.rps} rps, ${r.cpuUs} µs CPU/request, ${r.wakeups} wake-ups/request, p99 ${r.p99} ms`,
+    );
   }
 }
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;

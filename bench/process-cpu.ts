@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat (10 ms ticks). */
 export function cpuSeconds(pid: number): number {
@@ -6,4 +6,25 @@ export function cpuSeconds(pid: number): number {
     .replace(/^.*\) /, '')
     .split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Wake-ups a process has had so far: voluntary context switches (the thread slept, then was woken), summed over its
+ * threads (/proc/PID/task/TID/status), and those of its main thread apart. Threads that exited are not counted.
+ */
+export function wakeups(pid: number): { all: number; main: number } {
+  let all = 0;
+  let main = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    } catch {
+      continue; // the thread exited
+    }
+    const count = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    all += count;
+    if (tid === String(pid)) main = count;
+  }
+  return { all, main };
 }
