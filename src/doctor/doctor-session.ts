@@ -358,24 +358,24 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const nextRemedy = (): Remedy | undefined => {
       const now = searchDiagnosis(current, options.budgetMs);
       if (now.met) return undefined;
+      const context = contextOf(current);
       for (const stage of now.culprits) {
-        const remedies = remediesFor(stage, contextOf(current));
+        const remedies = remediesFor(stage, context);
         const advised = `${stage}: ${STAGE_ADVICE[stage]}`;
         if (remedies.length === 0 && STAGE_ADVICE[stage] && !advice.includes(advised)) advice.push(advised);
-        const next = remedies.find((r) => !tried.has(trialKey(r, contextOf(current).config)) && allowed(r));
+        const next = remedies.find((r) => !tried.has(trialKey(r, context.config)) && allowed(r));
         if (next) return next;
       }
       return undefined;
     };
-    const pending = (): number =>
-      searchDiagnosis(current, options.budgetMs).culprits.reduce(
+    const pending = (): number => {
+      const context = contextOf(current);
+      return searchDiagnosis(current, options.budgetMs).culprits.reduce(
         (n, stage) =>
-          n +
-          remediesFor(stage, contextOf(current)).filter(
-            (r) => !tried.has(trialKey(r, contextOf(current).config)) && allowed(r),
-          ).length,
+          n + remediesFor(stage, context).filter((r) => !tried.has(trialKey(r, context.config)) && allowed(r)).length,
         0,
       );
+    };
     /** Tries the next remedies until p99 is BUDGET_HEADROOM under the budget or none is left to try. */
     const search = async (): Promise<void> => {
       for (let remedy = nextRemedy(); remedy !== undefined; remedy = nextRemedy()) {
