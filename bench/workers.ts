@@ -5,7 +5,7 @@
  *     [--connections 16] [--rates 250,1000,4000] [--workers 1,2] [--servers caliper,bare] [--layout split|shared]
  *     [--no-closed] [--max-queue-delay-us N] [--cpu-prof DIR] [--out FILE]
  *     [--windows K] [--interleave] [--connections-per-worker N] [--preferred-batch-sizes a,b|none] [--max-batch-size N]
- *     [--syscalls]
+ *     [--syscalls] [--servers caliper,before --before-root DIR]
  *
  * The load generator (this process, every thread) is pinned to the last core. `--layout split` (default) pins the
  * server (primary and workers) to the other cores, so one worker and two workers get the same cores and the generator
@@ -63,10 +63,20 @@ const listOption = (name: string, fallback: string): number[] => {
 const RATES = listOption('--rates', '250,1000,4000');
 const WORKER_COUNTS = listOption('--workers', '1,2');
 const serversArg = process.argv.indexOf('--servers');
-type ServerKind = 'caliper' | 'bare';
+type ServerKind = 'caliper' | 'bare' | 'before';
 const SERVERS = (serversArg >= 0 ? process.argv[serversArg + 1]! : 'caliper,bare').split(',') as ServerKind[];
 for (const kind of SERVERS)
-  if (kind !== 'caliper' && kind !== 'bare') throw new Error(`--servers: caliper,bare, got ${kind}`);
+  if (kind !== 'caliper' && kind !== 'bare' && kind !== 'before')
+    throw new Error(`--servers: caliper,bare,before, got ${kind}`);
+const beforeArg = process.argv.indexOf('--before-root');
+/**
+ * `--servers caliper,before --before-root DIR`: `before` is Caliper from another source checkout (e.g. `git archive
+ * COMMIT | tar -x -C DIR` with DIR/node_modules linked to this one's), measured in the same run: a change's effect on
+ * each worker count, as caliper ÷ before per round.
+ */
+const BEFORE_ROOT = beforeArg >= 0 ? process.argv[beforeArg + 1]! : undefined;
+if (SERVERS.includes('before') && BEFORE_ROOT === undefined)
+  throw new Error('--servers before needs --before-root DIR');
 const layoutArg = process.argv.indexOf('--layout');
 const LAYOUT = layoutArg >= 0 ? process.argv[layoutArg + 1]! : 'split';
 if (LAYOUT !== 'split' && LAYOUT !== 'shared') throw new Error(`--layout: split or shared, got ${LAYOUT}`);
@@ -543,8 +553,8 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
     SERVER_CORES,
     process.execPath,
     ...(CPU_PROF_DIR !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
-    ...(server === 'caliper'
-      ? ['bin/caliper.js', 'serve', repo, '--port', String(port)]
+    ...(server !== 'bare'
+      ? [join(server === 'before' ? BEFORE_ROOT! : root, 'bin/caliper.js'), 'serve', repo, '--port', String(port)]
       : ['--import', 'tsx', 'bench/echo-server.ts', String(port)]),
   ];
   if (workers > 1) args.push('--workers', String(workers));
@@ -884,6 +894,28 @@ const overFloor =
         ]),
       )
     : undefined;
+/** Per worker count: Caliper's server CPU per request over the `before` checkout's, per round, median. */
+const changeOverBefore = SERVERS.includes('before')
+  ? Object.fromEntries(
+      WORKER_COUNTS.map((w) => [
+        `workers_${w}`,
+        Object.fromEntries(
+          loadKeys.map((key) => [
+            key === 'closed' ? 'closedLoop' : `rate_${key}`,
+            r3(
+              median(
+                rounds.map(
+                  (r) =>
+                    loadOf(r.find((x) => x.server === 'caliper' && x.workers === w)!, key).serverCpuUsPerRequest /
+                    loadOf(r.find((x) => x.server === 'before' && x.workers === w)!, key).serverCpuUsPerRequest,
+                ),
+              ),
+            ),
+          ]),
+        ),
+      ]),
+    )
+  : undefined;
 const command = `node --import tsx ${process.argv
   .slice(1)
   .join(' ')
@@ -915,6 +947,11 @@ const output = {
   floor: floor ? { summary: floor.summary, ratios: floor.ratios, workerShares: floor.shares } : undefined,
   /** Caliper's ratio of server CPU per request (N workers ÷ 1) divided by the floor's, per round, median. */
   caliperRatioOverFloorRatio: overFloor,
+  /** With --servers …,before: the other checkout's summary and ratios, and Caliper ÷ before per worker count. */
+  before: measured.before
+    ? { root: BEFORE_ROOT, summary: measured.before.summary, ratios: measured.before.ratios }
+    : undefined,
+  caliperOverBefore: changeOverBefore,
   rounds,
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
@@ -934,6 +971,8 @@ console.log(
       workerShares: caliper?.shares,
       floorRatios: floor?.ratios,
       caliperRatioOverFloorRatio: overFloor,
+      beforeRatios: measured.before?.ratios,
+      caliperOverBefore: changeOverBefore,
       floorSummary: floor?.summary,
       load: [loadBefore, loadAfter].map((l) => l.map(r3)),
     },
