@@ -1,4 +1,15 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseModelConfigText } from '../config/model-config-file.ts';
@@ -10,6 +21,20 @@ export function changedConfigText(source: ModelSource, change: ModelChange, wher
   const text = applyYamlEdits(source.configText, change.edits);
   parseModelConfigText(text, join(where, 'model.yaml'), where);
   return text;
+}
+
+/**
+ * What a change serves, as a string two changes share exactly when they serve the same thing: the model
+ * configuration as loaded from the changed model.yaml (defaults filled in, so an edit that restates a default changes
+ * nothing) and the SHA-256 of the model file's bytes (the original, or the optimized file). Reads the model file.
+ */
+export function servedConfigKey(source: ModelSource, change: ModelChange): string {
+  const dir = source.config.dir;
+  const config = parseModelConfigText(changedConfigText(source, change, dir), join(dir, 'model.yaml'), dir);
+  const bytes = createHash('sha256')
+    .update(readFileSync(change.modelFile ?? source.modelPath))
+    .digest('hex');
+  return `${JSON.stringify(config)}\n${bytes}`;
 }
 
 /**

@@ -24,6 +24,13 @@ export interface RemedyTrial {
   /** The accuracy guard's figures, for optimized model files. */
   guard?: { accuracyBefore?: number; accuracyAfter?: number; maeBefore?: number; maeAfter?: number; note: string };
   degradedShare?: number;
+  /**
+   * The remedy whose trial served the same configuration (model.yaml and model file bytes) earlier in this run: its
+   * measurement is reused, not taken again, and its figures and outcome are repeated here.
+   */
+  sameAs?: string;
+  /** Skipped because --budget-minutes was spent before it started; the text outputs name these on one line. */
+  budgetSpent?: true;
   /** Seconds the trial took (optimizing, serving and measuring). */
   seconds: number;
 }
@@ -65,12 +72,27 @@ export interface DoctorReport {
 
 const ms = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : v.toFixed(2));
 
-/** The outcome table as aligned text: one row per remedy, p99 before/after and why it was kept or dropped. */
+/** The one line naming the remedies left untried when --budget-minutes was spent, in the order they came. */
+export function budgetSpentLine(remedies: readonly string[]): string {
+  return `not tried, time budget spent: ${remedies.join(', ')}`;
+}
+
+/**
+ * The outcome table as aligned text: one row per remedy, p99 before/after and why it was kept or dropped; the
+ * remedies skipped because --budget-minutes was spent share one line (budgetSpentLine), where the first of them was.
+ */
 export function formatTrials(trials: readonly RemedyTrial[]): string {
   const lines = [
     `${'remedy'.padEnd(22)} ${'stage'.padEnd(11)} ${'outcome'.padEnd(8)} ${'p99 ms'.padStart(16)}  detail`,
   ];
+  const spent = trials.filter((t) => t.budgetSpent).map((t) => t.remedy);
+  let spentNamed = false;
   for (const t of trials) {
+    if (t.budgetSpent) {
+      if (!spentNamed) lines.push(budgetSpentLine(spent));
+      spentNamed = true;
+      continue;
+    }
     const p99 = t.p99AfterMs !== null ? `${ms(t.p99BeforeMs)} → ${ms(t.p99AfterMs)}` : '-';
     lines.push(`${t.remedy.padEnd(22)} ${t.stage.padEnd(11)} ${t.outcome.padEnd(8)} ${p99.padStart(16)}  ${t.detail}`);
   }

@@ -7,9 +7,9 @@ import type { RequestData } from '../bench/request-data.ts';
 import { requestSchemaFromOpenApi, requestSchemaOfInputs, synthesizeRequests } from '../bench/request-synthesizer.ts';
 import { parseModelConfigText } from '../config/model-config-file.ts';
 import { CaliperError } from '../errors.ts';
-import { CandidateModel, changedConfigText } from './candidate-model.ts';
+import { CandidateModel, changedConfigText, servedConfigKey } from './candidate-model.ts';
 import { diagnose, type Diagnosis } from './diagnosis.ts';
-import type { DoctorReport, RemedyTrial } from './doctor-report.ts';
+import { budgetSpentLine, type DoctorReport, type RemedyTrial } from './doctor-report.ts';
 import { degradedShare, readFeatureCounters } from './feature-counters.ts';
 import { NO_CHANGE, stackChanges, unifiedDiff, type ModelChange } from './model-change.ts';
 import { REMEDIES, remediesFor, STAGE_ADVICE, trialKey, type Remedy, type RemedyContext } from './remedy-catalogue.ts';
@@ -352,6 +352,33 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     let sideBySide: StageProfile | undefined;
     const allowed = (remedy: Remedy): boolean => !options.remedies || options.remedies.includes(remedy.id);
     /**
+     * The candidates measured so far against the kept model, by what they serve (servedConfigKey): the trial that
+     * measured each. A later remedy planning the same served configuration (the instances remedies of network,
+     * queue and inference all plan 1 → 2 worker instances) reuses that trial's measurement and outcome.
+     */
+    const measuredConfigs = new Map<string, RemedyTrial>();
+    const spentDetail = `--budget-minutes ${options.budgetMinutes} spent`;
+    /**
+     * Once --budget-minutes is spent: the remedies left are recorded skipped, one trial each, and named on one
+     * progress line (budgetSpentLine).
+     */
+    const skipSpent = (remedies: readonly Remedy[], p99BeforeMs: number | null): void => {
+      for (const remedy of remedies)
+        trials.push({
+          remedy: remedy.id,
+          stage: remedy.stage,
+          title: remedy.title,
+          outcome: 'skipped',
+          detail: spentDetail,
+          p99BeforeMs,
+          p99AfterMs: null,
+          budgetSpent: true,
+          seconds: 0,
+        });
+      progress.replan(1);
+      progress.step(budgetSpentLine(remedies.map((r) => r.id)));
+    };
+    /**
      * The next remedy: diagnosed again on the model as kept so far (fixing one stage can put another over the
      * budget, as in the seed's story), the first untried remedy of the first culprit that has one.
      */
@@ -380,6 +407,17 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const search = async (): Promise<void> => {
       for (let remedy = nextRemedy(); remedy !== undefined; remedy = nextRemedy()) {
         tried.add(trialKey(remedy, contextOf(current).config));
+        if (performance.now() > deadline) {
+          // No trial runs from here on, so the kept model (and each remedy's trial key) stays as it is.
+          const left = [remedy];
+          const { config } = contextOf(current);
+          for (let more = nextRemedy(); more !== undefined; more = nextRemedy()) {
+            tried.add(trialKey(more, config));
+            left.push(more);
+          }
+          skipSpent(left, current.latencyMs.p99);
+          return;
+        }
         progress.replan(pending() + 2);
         const trialStarted = performance.now();
         const base: Omit<RemedyTrial, 'outcome' | 'detail' | 'seconds'> = {
@@ -396,15 +434,6 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
             `${remedy.id}: ${trial.outcome}${trial.p99AfterMs !== null ? ` (p99 ${trial.p99BeforeMs!.toFixed(2)} → ${trial.p99AfterMs.toFixed(2)} ms)` : ''} — ${trial.detail}`,
           );
         };
-        if (performance.now() > deadline) {
-          finish({
-            ...base,
-            outcome: 'skipped',
-            detail: `--budget-minutes ${options.budgetMinutes} spent`,
-            seconds: 0,
-          });
-          continue;
-        }
         const context = contextOf(current);
         const plan = await remedy.plan(context);
         if (plan.kind !== 'try') {
@@ -418,6 +447,22 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
           continue;
         }
         const candidate = stackChanges(change, plan.change);
+        const servedKey = servedConfigKey(source, candidate);
+        const earlier = measuredConfigs.get(servedKey);
+        if (earlier) {
+          // Measured already, against this kept model or an earlier one, which each kept remedy since has beaten by
+          // MIN_P99_GAIN: a configuration that did not beat (or became) an earlier kept model does not beat this one.
+          finish({
+            ...base,
+            outcome: earlier.outcome === 'refused' ? 'refused' : 'dropped',
+            detail: `same change as ${earlier.remedy}: ${earlier.outcome}, not measured again (${plan.detail})`,
+            p99BeforeMs: earlier.p99BeforeMs,
+            p99AfterMs: earlier.p99AfterMs,
+            sameAs: earlier.remedy,
+            seconds: 0,
+          });
+          continue;
+        }
         let served: ServedCandidate | undefined;
         let measured: Awaited<ReturnType<typeof compare>>;
         try {
@@ -457,6 +502,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
           current = measured.candidate;
         }
         sideBySide = trial.outcome === 'kept' ? measured.candidate : measured.kept;
+        measuredConfigs.set(servedKey, trial);
         if (trial.outcome === 'kept') {
           const previous = kept!;
           kept = served;
@@ -518,8 +564,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         );
       };
       if (performance.now() > deadline) {
-        finish({ ...base, outcome: 'skipped', detail: `--budget-minutes ${options.budgetMinutes} spent` });
-        continue;
+        const cold = REMEDIES.filter((r) => r.cold && allowed(r));
+        skipSpent(cold.slice(cold.indexOf(remedy)), coldBefore.p99Ms);
+        break;
       }
       const plan = await remedy.plan(contextOf(judged));
       if (plan.kind !== 'try') {

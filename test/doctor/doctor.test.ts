@@ -13,7 +13,8 @@ import { inferencePath } from '../../src/bench/load-target.ts';
 import { fetchServerStats } from '../../src/bench/server-stats.ts';
 import type { RequestData } from '../../src/bench/request-data.ts';
 import { diagnose } from '../../src/doctor/diagnosis.ts';
-import { verdictLine, type DoctorReport } from '../../src/doctor/doctor-report.ts';
+import { servedConfigKey } from '../../src/doctor/candidate-model.ts';
+import { formatTrials, verdictLine, type DoctorReport, type RemedyTrial } from '../../src/doctor/doctor-report.ts';
 import {
   P99_MIN_ANSWERS,
   p99WindowMs,
@@ -25,6 +26,7 @@ import {
 import { applyYamlEdits, unifiedDiff } from '../../src/doctor/model-change.ts';
 import { REMEDIES, remediesFor, trialKey, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
 import { primeServer, settleServer, type StageProfile } from '../../src/doctor/stage-profile.ts';
+import { resolveModelSource } from '../../src/optimize/model-source.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { startPrivateRedis } from '../support/redis-server.ts';
 import { TempModelRepository } from '../support/temp-models.ts';
@@ -321,6 +323,32 @@ describe('diagnosis and remedy order (figures given)', () => {
     );
   });
 
+  it('names the remedies skipped once --budget-minutes is spent on one line of the table, where the first was', () => {
+    const trial = (remedy: string, outcome: RemedyTrial['outcome'], spent: boolean): RemedyTrial => ({
+      remedy,
+      stage: 'inference',
+      title: remedy,
+      outcome,
+      detail: spent ? '--budget-minutes 1 spent' : 'instances.intra_op_threads 1 → 2',
+      p99BeforeMs: 12,
+      p99AfterMs: outcome === 'kept' ? 9 : null,
+      ...(spent ? { budgetSpent: true as const } : {}),
+      seconds: 0,
+    });
+    const lines = formatTrials([
+      trial('intra-op-threads', 'kept', false),
+      trial('instances-inference', 'skipped', true),
+      trial('fp16', 'skipped', false),
+      trial('batching-inference', 'skipped', true),
+    ]).split('\n');
+    expect(lines).toEqual([
+      `${'remedy'.padEnd(22)} ${'stage'.padEnd(11)} ${'outcome'.padEnd(8)} ${'p99 ms'.padStart(16)}  detail`,
+      `${'intra-op-threads'.padEnd(22)} ${'inference'.padEnd(11)} ${'kept'.padEnd(8)} ${'12.00 → 9.00'.padStart(16)}  instances.intra_op_threads 1 → 2`,
+      'not tried, time budget spent: instances-inference, batching-inference',
+      `${'fp16'.padEnd(22)} ${'inference'.padEnd(11)} ${'skipped'.padEnd(8)} ${'-'.padStart(16)}  instances.intra_op_threads 1 → 2`,
+    ]);
+  });
+
   it('edits model.yaml keeping its comments and style, and prints the change as a unified diff', () => {
     const text = '# the model\nname: m\ntags: [a, b]\ninstances: { count: 1, intra_op_threads: 1 } # one\n';
     const edited = applyYamlEdits(text, [{ path: ['instances', 'intra_op_threads'], value: 2 }]);
@@ -388,6 +416,132 @@ describe('caliper doctor on served models', () => {
     const near = new Redis(`${redis.url}/1`);
     expect(await near.hget('user:u7', 'user_score')).toBe(String(7 / USERS));
     near.disconnect();
+  }, 120_000);
+
+  it('keys a change by what it serves: the loaded configuration and the model file bytes, not the edits or the path', async () => {
+    const dir = addModel('keyed', heavyConfig('keyed'), heavyMatMulModel({ rows: 8, width: 16, lossy: false }));
+    const source = await resolveModelSource(dir);
+    const two = [
+      { path: ['instances', 'count'], value: 2 },
+      { path: ['instances', 'kind'], value: 'worker' },
+      { path: ['instances', 'intra_op_threads'], value: 1 },
+    ];
+    const key = servedConfigKey(source, { edits: two });
+    // The same settings in another order, with a setting restated at its value: the same served configuration.
+    expect(servedConfigKey(source, { edits: [two[2]!, two[1]!, two[0]!, { path: ['name'], value: 'keyed' }] })).toBe(
+      key,
+    );
+    expect(servedConfigKey(source, { edits: two.slice(0, 2) })).toBe(key);
+    expect(servedConfigKey(source, { edits: [two[0]!] })).not.toBe(key);
+    expect(servedConfigKey(source, { edits: [] })).not.toBe(key);
+    // The same bytes elsewhere serve the same model; other bytes do not.
+    const copy = join(work, 'keyed-copy.onnx');
+    writeFileSync(copy, readFileSync(source.modelPath));
+    expect(servedConfigKey(source, { edits: two, modelFile: copy })).toBe(key);
+    const other = join(work, 'keyed-other.onnx');
+    writeFileSync(other, Buffer.concat([readFileSync(source.modelPath), Buffer.from([0])]));
+    expect(servedConfigKey(source, { edits: two, modelFile: other })).not.toBe(key);
+  });
+
+  it('measures a served configuration once: the instances remedies of each stage plan the same 1 → 2 workers', async () => {
+    const dir = addModel('twice', heavyConfig('twice'), heavyMatMulModel({ rows: 64, width: 256, lossy: false }));
+    // Servers with 2 instances answer through a link that holds each request 30 ms: measured, they lose for sure.
+    const served: string[] = [];
+    const startServer = async (modelDir: string) => {
+      const yaml = readFileSync(join(modelDir, 'model.yaml'), 'utf8');
+      served.push(yaml);
+      const server = await startModelServer(modelDir);
+      if (!/count: 2\b/.test(yaml)) return server;
+      const link = await startDelayProxy(Number(new URL(server.url).port), 30);
+      return {
+        url: `http://127.0.0.1:${link.port}`,
+        stop: async () => {
+          await link.close();
+          await server.stop();
+        },
+      };
+    };
+    const report = await runDoctor({
+      model: dir,
+      // Every stage with a mean of 4 µs is a culprit: inference and network at least, each with its instances remedy.
+      budgetMs: 0.01,
+      load: { mode: 'concurrency', concurrency: 2 },
+      data: { source: 'rows', documents: heavyRows(100, 11).map(({ x }) => ({ x })) },
+      remedies: ['instances-inference', 'instances-queue', 'instances-network'],
+      windowMs: 300,
+      startServer,
+    });
+    // Served as is, then the one candidate: nothing kept, so no verdict server.
+    expect(served).toHaveLength(2);
+    expect(served.filter((yaml) => /count: 2\b/.test(yaml))).toHaveLength(1);
+    const [measured, ...again] = report.trials;
+    expect(measured!.remedy).toMatch(/^instances-/);
+    expect(measured!.outcome).toBe('dropped');
+    expect(measured!.sameAs).toBeUndefined();
+    expect(measured!.p99AfterMs!).toBeGreaterThan(30);
+    expect(again.length).toBeGreaterThanOrEqual(1);
+    const table = formatTrials(report.trials).split('\n');
+    for (const trial of again) {
+      expect(trial.remedy).toMatch(/^instances-/);
+      expect(trial.remedy).not.toBe(measured!.remedy);
+      expect(trial.outcome).toBe('dropped');
+      expect(trial.sameAs).toBe(measured!.remedy);
+      expect(trial.detail).toBe(
+        `same change as ${measured!.remedy}: dropped, not measured again (instances 1 in_thread → 2 worker × 1 thread)`,
+      );
+      expect(trial.p99BeforeMs).toBe(measured!.p99BeforeMs);
+      expect(trial.p99AfterMs).toBe(measured!.p99AfterMs);
+      expect(trial.profile).toBeUndefined();
+      const p99 = `${measured!.p99BeforeMs!.toFixed(2)} → ${measured!.p99AfterMs!.toFixed(2)}`;
+      expect(table).toContain(
+        `${trial.remedy.padEnd(22)} ${trial.stage.padEnd(11)} ${'dropped'.padEnd(8)} ${p99.padStart(16)}  ${trial.detail}`,
+      );
+    }
+    expect(report.after).toBeUndefined();
+  }, 120_000);
+
+  it('names the remedies left once --budget-minutes is spent on one progress line, one skipped entry each', async () => {
+    const dir = addModel('spent', heavyConfig('spent'), heavyMatMulModel({ rows: 64, width: 256, lossy: false }));
+    const lines: string[] = [];
+    let servers = 0;
+    const report = await runDoctor({
+      model: dir,
+      budgetMs: 0.01,
+      load: { mode: 'concurrency', concurrency: 1 },
+      data: { source: 'rows', documents: heavyRows(100, 12).map(({ x }) => ({ x })) },
+      remedies: ['intra-op-threads', 'instances-inference', 'batching-inference'],
+      // 60 ms: spent during the first measurement, before any remedy starts.
+      budgetMinutes: 0.001,
+      windowMs: 300,
+      onProgress: (line) => lines.push(line),
+      startServer: (modelDir) => {
+        servers++;
+        return startModelServer(modelDir);
+      },
+    });
+    expect(servers).toBe(1);
+    const ids = ['intra-op-threads', 'instances-inference', 'batching-inference'];
+    expect(report.trials).toEqual(
+      ids.map((remedy) => ({
+        remedy,
+        stage: 'inference',
+        title: REMEDIES.find((r) => r.id === remedy)!.title,
+        outcome: 'skipped',
+        detail: '--budget-minutes 0.001 spent',
+        p99BeforeMs: report.before.profile.latencyMs.p99,
+        p99AfterMs: null,
+        budgetSpent: true,
+        seconds: 0,
+      })),
+    );
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(
+      /^\[2\/2\] not tried, time budget spent: intra-op-threads, instances-inference, batching-inference {2}\(/,
+    );
+    expect(formatTrials(report.trials).split('\n').slice(1)).toEqual([
+      'not tried, time budget spent: intra-op-threads, instances-inference, batching-inference',
+    ]);
+    expect(report.after).toBeUndefined();
   }, 120_000);
 
   it('drops a shorter store timeout that only hides the slow store: the answers would fall back to defaults', async () => {
