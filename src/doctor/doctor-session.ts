@@ -451,10 +451,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         const earlier = measuredConfigs.get(servedKey);
         if (earlier) {
           // Measured already, against this kept model or an earlier one, which each kept remedy since has beaten by
-          // MIN_P99_GAIN: a configuration that did not beat (or became) an earlier kept model does not beat this one.
+          // MIN_P99_GAIN: a configuration that did not beat (or became) an earlier kept model does not beat this one
+          // nor passes a guard it failed: dropped, with the earlier trial's outcome in the detail.
           finish({
             ...base,
-            outcome: earlier.outcome === 'refused' ? 'refused' : 'dropped',
+            outcome: 'dropped',
             detail: `same change as ${earlier.remedy}: ${earlier.outcome}, not measured again (${plan.detail})`,
             p99BeforeMs: earlier.p99BeforeMs,
             p99AfterMs: earlier.p99AfterMs,
