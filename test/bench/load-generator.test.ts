@@ -44,7 +44,9 @@ describe('open-loop load generator', () => {
     const target = timerTarget(2);
     let counters: Awaited<ReturnType<ReturnType<typeof startOpenLoop>['stop']>>;
     const wakeUps = await wakeUpsOf(async () => {
-      const running = startOpenLoop(target, rate, 'poisson', 64);
+      // No connection limit: with 64, a loaded machine's late timers left due requests in the backlog, which stop()
+      // drops, and sent fell short of scheduled (2014 of 3568 at load 9) though none was skipped.
+      const running = startOpenLoop(target, rate, 'poisson', Number.MAX_SAFE_INTEGER);
       await new Promise((resolve) => setTimeout(resolve, 1000));
       counters = await running.stop();
     });
