@@ -1,6 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { DistillError } from '../optimize/distill/distill-error.ts';
+import { DEFAULT_EPOCHS, DEFAULT_IMAGE_SHIFT } from '../optimize/distill/distill-options.ts';
 import type { DistillProgress } from '../optimize/distill/distiller.ts';
 import { parseIntegerOption, parseNumberInRangeOption, parsePositiveNumberOption } from './options.ts';
 
@@ -19,10 +20,10 @@ interface DistillCliOptions {
   epochs: number;
   batchSize: number;
   lr: number;
-  patience: number;
+  patience?: number;
   seed: number;
   seeds: number;
-  augmentShift: number;
+  augmentShift?: number;
   trainSamples?: number;
   evalSamples?: number;
   validationSplit?: number;
@@ -117,14 +118,18 @@ export function registerDistillCommand(program: Command): void {
       parseNumberInRangeOption('--alpha', 0, 1),
       0.5,
     )
-    .option('--epochs <n>', 'maximum training epochs', parseIntegerOption('--epochs', 1), 10)
+    .option(
+      '--epochs <n>',
+      'training epochs (the learning rate follows a cosine over them)',
+      parseIntegerOption('--epochs', 1),
+      DEFAULT_EPOCHS,
+    )
     .option('--batch-size <n>', 'training batch size', parseIntegerOption('--batch-size', 1), 128)
     .option('--lr <x>', 'Adam learning rate (cosine-decayed over the epochs)', parsePositiveNumberOption('--lr'), 1e-3)
     .option(
       '--patience <n>',
-      'epochs without eval improvement before stopping early',
+      'stop after N epochs without improvement on the early-stopping data (default: --epochs, no early stop; the best epoch is kept either way)',
       parseIntegerOption('--patience', 1),
-      3,
     )
     .option('--seed <n>', 'seed for weight initialisation and shuffling', parseIntegerOption('--seed', 1), 1)
     .option(
@@ -135,9 +140,8 @@ export function registerDistillCommand(program: Command): void {
     )
     .option(
       '--augment-shift <pixels>',
-      'move each training image by a random offset of up to N pixels per axis every epoch; the teacher labels the moved images (the --baseline sees the same ones)',
+      `move each training image by a random offset of up to N pixels per axis every epoch; the teacher labels the moved images (the --baseline sees the same ones). Default ${DEFAULT_IMAGE_SHIFT} for images (IDX image files, or a teacher taking [C, H, W] samples), 0 for tables and vectors`,
       parseIntegerOption('--augment-shift', 0),
-      0,
     )
     .option('--train-samples <n>', 'use only the first N training samples', parseIntegerOption('--train-samples', 1))
     .option('--eval-samples <n>', 'use only the first N evaluation samples', parseIntegerOption('--eval-samples', 1))
@@ -198,10 +202,10 @@ export function registerDistillCommand(program: Command): void {
           epochs: opts.epochs,
           batchSize: opts.batchSize,
           learningRate: opts.lr,
-          patience: opts.patience,
+          ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
           seed: opts.seed,
           seeds: opts.seeds,
-          augmentShift: opts.augmentShift,
+          ...(opts.augmentShift !== undefined ? { augmentShift: opts.augmentShift } : {}),
           ...(opts.trainSamples ? { trainSamples: opts.trainSamples } : {}),
           ...(opts.evalSamples ? { evalSamples: opts.evalSamples } : {}),
           ...(opts.validationSplit !== undefined ? { validationSplit: opts.validationSplit } : {}),

@@ -9,6 +9,11 @@ export interface Dataset {
   /** Class names when labels were strings (index i ↔ labelNames[i]). */
   labelNames?: string[];
   count: number;
+  /**
+   * Set when the source says its samples are images (an IDX image file: [N, H, W] pixels); distillation moves such
+   * samples by default (`augmentShift`). Tables, tensors and request rows leave it unset.
+   */
+  images?: boolean;
 }
 
 export type DatasetFormat = 'idx' | 'parquet' | 'csv' | 'pb';

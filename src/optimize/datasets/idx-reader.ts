@@ -87,7 +87,13 @@ export function readIdxDataset(path: string): Dataset {
   const featureShape = images.dims.slice(1);
   const features = new Float32Array(images.data.length);
   for (let i = 0; i < features.length; i++) features[i] = images.data[i]! / 255;
-  const dataset: Dataset = { source: path, features, featureShape: [featureShape.reduce((a, b) => a * b, 1)], count };
+  const dataset: Dataset = {
+    source: path,
+    features,
+    featureShape: [featureShape.reduce((a, b) => a * b, 1)],
+    count,
+    ...(featureShape.length >= 2 ? { images: true } : {}),
+  };
   if (files.labels) {
     const labels = readIdxFile(files.labels);
     if (labels.dims[0] !== count) throw new Error(`${path}: ${count} images but ${labels.dims[0]} labels`);

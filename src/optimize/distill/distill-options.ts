@@ -23,15 +23,19 @@ export interface DistillOptions {
   temperature?: number;
   /** Weight of the teacher term (default 0.5; 1 needs no labels). */
   alpha?: number;
+  /** Training epochs (default 20; the learning rate follows a cosine over them). */
   epochs?: number;
   batchSize?: number;
   learningRate?: number;
-  /** Epochs without eval improvement before stopping (default 3). */
+  /**
+   * Epochs without improvement on the early-stopping data before stopping (default: `epochs`, i.e. train the whole
+   * schedule; the best epoch's weights are kept either way).
+   */
   patience?: number;
   /**
    * Translation augmentation of image samples: every epoch each training image moves by a random offset of up to
-   * this many pixels per axis (zero-filled), and the teacher's logits are taken on the moved images (default 0:
-   * none). The hard-label baseline sees the same moved images.
+   * this many pixels per axis (zero-filled), and the teacher's logits are taken on the moved images. The hard-label
+   * baseline sees the same moved images. Default: `defaultAugmentShift` (1 px for images, 0 for anything else).
    */
   augmentShift?: number;
   /** Fake-quantize during training so the student quantizes to INT8 without further loss; reports the INT8 row. */
@@ -62,6 +66,26 @@ export interface DistillProgress extends TrainingProgress {
   onTeacherLogits?(done: number, total: number): void;
 }
 
+/**
+ * Default epochs, with patience defaulting to the same number (no early stop; the best held-out epoch is kept) and
+ * 1-px shifts for images: chosen over three teachers and several seeds (BENCHMARKS.md, "Choosing the distillation
+ * defaults") against the former 10 epochs with patience 3 and no shifts.
+ */
+export const DEFAULT_EPOCHS = 20;
+
+/** Default shift of image samples, in pixels per axis (see `defaultAugmentShift`). */
+export const DEFAULT_IMAGE_SHIFT = 1;
+
+/**
+ * The translation augmentation used when `augmentShift` is not given: `DEFAULT_IMAGE_SHIFT` pixels when the training
+ * samples are known images — an IDX image file (`train.images`), or a teacher whose input takes [C, H, W] samples
+ * (NCHW, also what a model.yaml tensor with a three-dimensional `shape` builds) — and 0 for anything else: tables,
+ * flat vectors (even of a square length) and [T, F] sequences are never moved unless asked.
+ */
+export function defaultAugmentShift(train: Pick<Dataset, 'images'>, teacherSampleShape: readonly number[]): number {
+  return train.images === true || teacherSampleShape.length === 3 ? DEFAULT_IMAGE_SHIFT : 0;
+}
+
 function checkNumber(name: string, value: number, ok: (v: number) => boolean, expected: string): void {
   if (typeof value !== 'number' || Number.isNaN(value) || !ok(value))
     throw invalidOption(`${name} must be ${expected}, got ${String(value)}`);
@@ -75,12 +99,13 @@ export function distillSettings(options: DistillOptions): { settings: TrainingSe
   const settings: TrainingSettings = {
     temperature: options.temperature ?? 1,
     alpha: options.alpha ?? 0.5,
-    epochs: options.epochs ?? 10,
+    epochs: options.epochs ?? DEFAULT_EPOCHS,
     batchSize: options.batchSize ?? 128,
     learningRate: options.learningRate ?? 1e-3,
-    patience: options.patience ?? 3,
+    patience: options.patience ?? options.epochs ?? DEFAULT_EPOCHS,
     qat: options.qat ?? false,
     seed: options.seed ?? 1,
+    // Resolved against the data by `defaultAugmentShift` once it is loaded; 0 until then.
     augmentShift: options.augmentShift ?? 0,
   };
   checkNumber('temperature', settings.temperature, (v) => v > 0 && Number.isFinite(v), 'a number > 0');

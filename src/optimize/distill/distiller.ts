@@ -7,7 +7,7 @@ import type { ModelProto } from '../onnx/onnx-types.ts';
 import { openSession, type OrtSession } from '../onnx/ort-session.ts';
 import { checkLabels, loadDistillData, type DistillData } from './distill-data.ts';
 import { DistillError } from './distill-error.ts';
-import { distillSettings, type DistillOptions } from './distill-options.ts';
+import { defaultAugmentShift, distillSettings, type DistillOptions } from './distill-options.ts';
 import { compareTeacherStudentLatency } from './distill-latency.ts';
 import type { DistillReport, ModelFigures, SeedSummary, TrainedFigures } from './distill-report.ts';
 import type { TrainingSettings } from './distill-trainer.ts';
@@ -58,6 +58,8 @@ export async function distill(options: DistillOptions): Promise<DistillResult> {
   const students: StudentModel[] = [];
   try {
     warnings.push(...teacher.warnings);
+    if (options.augmentShift === undefined)
+      settings.augmentShift = defaultAugmentShift(data.train, teacher.sampleShape);
     checkAgainstTeacher(data, teacher, spec, settings);
     if (options.output) mkdirSync(dirname(options.output), { recursive: true });
 
