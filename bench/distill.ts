@@ -72,7 +72,7 @@ const common = {
 };
 const loadBefore = loadavg();
 console.log(
-  `distilling ${TEACHER} into ${args.student} (T=${args.temperature}, α=${args.alpha}, shifts ≤ ${args['augment-shift']} px, ≤ ${args.epochs} epochs) + hard-label baseline, seeds ${seeds.join(',')}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+  `distilling ${TEACHER} into ${args.student} (T=${args.temperature}, α=${args.alpha}, shifts ≤ ${args['augment-shift']} px, ≤ ${args.epochs} epochs)${withBaseline ? ' + hard-label baseline' : ''}, seeds ${seeds.join(',')}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
 );
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
