@@ -5,7 +5,7 @@
  *     [--connections 16] [--rates 250,1000,4000] [--workers 1,2] [--servers caliper,bare] [--layout split|shared]
  *     [--no-closed] [--max-queue-delay-us N] [--cpu-prof DIR] [--out FILE]
  *     [--windows K] [--interleave] [--connections-per-worker N] [--preferred-batch-sizes a,b|none] [--max-batch-size N]
- *     [--syscalls] [--servers caliper,before --before-root DIR]
+ *     [--syscalls] [--servers caliper,before --before-root DIR] [--servers caliper,unbatched]
  *
  * The load generator (this process, every thread) is pinned to the last core. `--layout split` (default) pins the
  * server (primary and workers) to the other cores, so one worker and two workers get the same cores and the generator
@@ -32,7 +32,8 @@
  * load, the median of each figure kept), `--interleave` (every server of a round up at once, their windows taken in
  * turn, so the machine's drifting load falls on each alike). Attribution: `--connections-per-worker N` (each worker's
  * batcher sees as many requests as one process's), `--preferred-batch-sizes`, `--max-batch-size 1` (batching off),
- * `--syscalls` (system calls per request by call, from `perf stat`; needs root).
+ * `--syscalls` (system calls per request by call, from `perf stat`; needs root), `--servers caliper,unbatched` (the
+ * same server with max_batch_size 1 in the same run: its summary and ratios under `unbatched`).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -63,11 +64,11 @@ const listOption = (name: string, fallback: string): number[] => {
 const RATES = listOption('--rates', '250,1000,4000');
 const WORKER_COUNTS = listOption('--workers', '1,2');
 const serversArg = process.argv.indexOf('--servers');
-type ServerKind = 'caliper' | 'bare' | 'before';
+type ServerKind = 'caliper' | 'bare' | 'before' | 'unbatched';
 const SERVERS = (serversArg >= 0 ? process.argv[serversArg + 1]! : 'caliper,bare').split(',') as ServerKind[];
 for (const kind of SERVERS)
-  if (kind !== 'caliper' && kind !== 'bare' && kind !== 'before')
-    throw new Error(`--servers: caliper,bare,before, got ${kind}`);
+  if (kind !== 'caliper' && kind !== 'bare' && kind !== 'before' && kind !== 'unbatched')
+    throw new Error(`--servers: caliper,bare,before,unbatched, got ${kind}`);
 const beforeArg = process.argv.indexOf('--before-root');
 /**
  * `--servers caliper,before --before-root DIR`: `before` is Caliper from another source checkout (e.g. `git archive
@@ -161,9 +162,9 @@ const BODIES = Array.from({ length: 512 }, (_, i) =>
   }),
 );
 
-function modelRepository(): string {
-  rmSync(dataDir, { recursive: true, force: true });
-  const dir = join(dataDir, 'fraud_detector');
+/** The model repository served (`maxBatchSize`: overrides batching.max_batch_size, as --max-batch-size does). */
+function modelRepository(repoDir: string, maxBatchSize = MAX_BATCH_SIZE): string {
+  const dir = join(repoDir, 'fraud_detector');
   mkdirSync(dir, { recursive: true });
   cpSync(join(root, 'examples/fraud-detector/1'), join(dir, '1'), { recursive: true });
   let yaml = readFileSync(join(root, 'examples/fraud-detector/model.yaml'), 'utf8').replace(/^cache:.*$/m, '');
@@ -174,9 +175,9 @@ function modelRepository(): string {
       /preferred_batch_sizes: \[[^\]]*\]/,
       `preferred_batch_sizes: [${PREFERRED_BATCH_SIZES.join(', ')}]`,
     );
-  if (MAX_BATCH_SIZE !== undefined)
+  if (maxBatchSize !== undefined)
     yaml = yaml
-      .replace(/max_batch_size: \d+/, `max_batch_size: ${MAX_BATCH_SIZE}`)
+      .replace(/max_batch_size: \d+/, `max_batch_size: ${maxBatchSize}`)
       // Preferred sizes above the new maximum are dropped (the config rejects them).
       .replace(
         /preferred_batch_sizes: \[([^\]]*)\]/,
@@ -184,11 +185,11 @@ function modelRepository(): string {
           `preferred_batch_sizes: [${sizes
             .split(',')
             .map(Number)
-            .filter((n) => n <= MAX_BATCH_SIZE)
+            .filter((n) => n <= maxBatchSize)
             .join(', ')}]`,
       );
   writeFileSync(join(dir, 'model.yaml'), yaml);
-  return dataDir;
+  return repoDir;
 }
 
 async function waitReady(url: string, child: ChildProcess): Promise<void> {
@@ -739,7 +740,10 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
   }
 }
 
-const repo = modelRepository();
+rmSync(dataDir, { recursive: true, force: true });
+const repo = modelRepository(join(dataDir, 'repository'));
+/** `unbatched` serves the same model with batching.max_batch_size 1: batching off, in the same run as `caliper`. */
+const unbatchedRepo = SERVERS.includes('unbatched') ? modelRepository(join(dataDir, 'unbatched'), 1) : repo;
 const loadBefore = loadavg();
 const started = new Date();
 const rounds: RunResult[][] = [];
@@ -761,7 +765,8 @@ for (let round = 0; round < ROUNDS; round++) {
     // windows taken in turn, the order reversed each time: a slow drift of the machine's load falls on all of them.
     const up: StartedServer[] = [];
     try {
-      for (const { server, workers } of configs) up.push(await startServer(repo, workers, server));
+      for (const { server, workers } of configs)
+        up.push(await startServer(server === 'unbatched' ? unbatchedRepo : repo, workers, server));
       for (const key of loadKeys)
         for (let w = 0; w < WINDOWS; w++)
           for (const s of w % 2 === 0 ? up : [...up].reverse()) await s.measure(offeredOf(key));
@@ -770,7 +775,7 @@ for (let round = 0; round < ROUNDS; round++) {
     }
   } else
     for (const { server, workers } of configs) {
-      const s = await startServer(repo, workers, server);
+      const s = await startServer(server === 'unbatched' ? unbatchedRepo : repo, workers, server);
       try {
         for (const key of loadKeys) for (let w = 0; w < WINDOWS; w++) await s.measure(offeredOf(key));
       } finally {
@@ -958,6 +963,10 @@ const output = {
     ? { root: BEFORE_ROOT, summary: measured.before.summary, ratios: measured.before.ratios }
     : undefined,
   caliperOverBefore: changeOverBefore,
+  /** With --servers …,unbatched: the same server with max_batch_size 1, measured in the same run. */
+  unbatched: measured.unbatched
+    ? { summary: measured.unbatched.summary, ratios: measured.unbatched.ratios }
+    : undefined,
   rounds,
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
