@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { CaliperError } from '../errors.ts';
-import type { ModelVersion } from '../lifecycle/model-version.ts';
+import type { BatchModelDescription } from './batch-model-description.ts';
 import { formatOfPath, type BatchFormat, type ParquetCompression } from './io/batch-format.ts';
 import { expandInput, type InputFile } from './io/batch-input.ts';
 import { probeColumns } from './io/input-scan.ts';
@@ -34,7 +34,7 @@ export interface BatchRequest {
 }
 
 /** Turns the command's options into a job spec: input files, output paths and the output schema. */
-export async function planBatchJob(version: ModelVersion, request: BatchRequest): Promise<BatchJobSpec> {
+export async function planBatchJob(version: BatchModelDescription, request: BatchRequest): Promise<BatchJobSpec> {
   const inputs = expandInput(request.input, request.inputFormat);
   const output = resolve(request.output);
   const outputExtensionFormat = formatOfPath(output);

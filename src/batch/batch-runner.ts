@@ -3,7 +3,6 @@ import { CaliperError } from '../errors.ts';
 import type { ModelVersion } from '../lifecycle/model-version.ts';
 import { countRows, openRowSource } from './io/batch-input.ts';
 import { partFormat, type BatchJobSpec } from './batch-job.ts';
-import { stageInput } from './io/input-scan.ts';
 import { ChunkScorer, firstBadRowError, type RowError, type ScoredBatch } from './chunk-scorer.ts';
 import { columnarPlanFor, produceColumnarPart } from './columnar/columnar-part.ts';
 import { FieldMapping } from './field-mapping.ts';
@@ -150,8 +149,8 @@ function resumePoints(spec: BatchJobSpec, parts: readonly PartMeta[]): number[] 
 }
 
 /** Parses every CSV and JSONL input once into its staged Parquet copy (a copy left by an interrupted run is reused). */
-export async function stageInputs(spec: BatchJobSpec, layout: OutputLayout): Promise<void> {
-  for (let i = 0; i < spec.inputs.length; i++) await stageInput(spec.inputs[i]!, layout.stagedPath(i));
+export async function stageInputs(_spec: BatchJobSpec, layout: OutputLayout): Promise<void> {
+  await layout.stageInputs();
 }
 
 /** Rows committed so far and where (for messages after a failure or an interrupt). */

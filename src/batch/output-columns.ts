@@ -50,7 +50,7 @@ function kindOfSchema(schema: Record<string, unknown>): ColumnKind {
  * the kept columns (all input columns unless --keep lists some) followed by the prediction fields.
  */
 export function outputColumns(
-  version: ModelVersion,
+  version: Pick<ModelVersion, 'config' | 'signature'>,
   source: readonly SourceColumn[],
   keep: readonly string[] | undefined,
   map: Readonly<Record<string, string>>,

@@ -7,7 +7,7 @@ import {
   type ParquetCompression,
 } from '../batch/io/batch-format.ts';
 import type { BatchStatus } from '../batch/distributed/batch-queue.ts';
-import type { BatchSummary } from '../batch/batch-runner.ts';
+import type { BatchProgress, BatchSummary } from '../batch/batch-runner.ts';
 import type { ErrorPolicy } from '../batch/chunk-scorer.ts';
 import { parseIntegerOption } from './options.ts';
 
@@ -186,18 +186,25 @@ export function registerBatchCommand(program: Command): void {
           `batch: required option ${missing.map((m) => `--${m}`).join(', ')} not specified (see caliper batch --help)`,
         );
       // The scoring modules (ONNX Runtime, DuckDB, BullMQ) load here, so that other commands and --help skip them.
-      // BullMQ and its Redis client only for --queue; the progress bar only where it is drawn.
-      const [{ loadBatchModel }, { planBatchJob }, { committedSoFar, runLocalBatch, silentProgress, stopPartWrites }] =
-        await Promise.all([
-          import('../batch/batch-model.ts'),
-          import('../batch/batch-plan.ts'),
-          import('../batch/batch-runner.ts'),
-        ]);
-      const version = await loadBatchModel(options.model, {
+      // ONNX Runtime and the scoring runner only for a local job; BullMQ and its Redis client only for --queue; the
+      // progress bar only where it is drawn.
+      const [{ planBatchJob }, runner] = await Promise.all([
+        import('../batch/batch-plan.ts'),
+        options.queue ? undefined : import('../batch/batch-runner.ts'),
+      ]);
+      const modelOptions = {
         ...(options.instances !== undefined ? { instances: options.instances } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
         ...(options.registry !== undefined ? { registry: options.registry } : {}),
-      });
+      };
+      // The --queue submitter scores nothing: it plans from model.yaml and the ONNX file's declared inputs and outputs,
+      // without loading ONNX Runtime (the workers load the model).
+      const loaded = runner
+        ? await (await import('../batch/batch-model.ts')).loadBatchModel(options.model, modelOptions)
+        : undefined;
+      const version =
+        loaded ??
+        (await (await import('../batch/batch-model-description.ts')).describeBatchModel(options.model, modelOptions));
       try {
         const spec = await planBatchJob(version, {
           model: options.model,
@@ -218,11 +225,12 @@ export function registerBatchCommand(program: Command): void {
           ...(options.partitionBy !== undefined ? { partitionBy: options.partitionBy } : {}),
           ...(options.compression !== undefined ? { compression: options.compression } : {}),
         });
-        const progress =
+        const progress: BatchProgress =
           options.progress && process.stderr.isTTY && !options.json
             ? new (await import('../batch/progress-bar.ts')).ProgressBar()
-            : silentProgress;
-        if (!options.queue) {
+            : { start() {}, advance() {}, stop() {} };
+        if (runner && loaded) {
+          const { committedSoFar, runLocalBatch, stopPartWrites } = runner;
           // Ctrl-C: committed parts stay; say where the job stopped and how to pick it up.
           // A part being written is finished first (exiting while its COPY runs would hang: see stopPartWrites).
           const interrupted = (): void => {
@@ -239,7 +247,7 @@ export function registerBatchCommand(program: Command): void {
           process.once('SIGINT', interrupted);
           try {
             printSummary(
-              await runLocalBatch(version, spec, progress, {
+              await runLocalBatch(loaded, spec, progress, {
                 overwrite: options.overwrite ?? false,
                 rowPath: options.rowPath ?? false,
                 onePass: options.chunkRows === undefined,
@@ -251,10 +259,9 @@ export function registerBatchCommand(program: Command): void {
           }
           return;
         }
-        await version.unload();
         const distributed = await import('../batch/distributed/distributed-batch.ts');
         const result = await distributed.runDistributedBatch(spec, progress, {
-          queue: options.queue,
+          queue: options.queue!,
           attempts: options.attempts,
           detach: options.detach ?? false,
           overwrite: options.overwrite ?? false,
@@ -262,7 +269,7 @@ export function registerBatchCommand(program: Command): void {
         if ('state' in result) printStatus(result, options.json);
         else printSummary(result, options.json);
       } finally {
-        if (version.state !== 'unloading') await version.unload();
+        if (loaded && loaded.state !== 'unloading') await loaded.unload();
       }
     });
 

@@ -2,7 +2,7 @@ import { CaliperError } from '../../errors.ts';
 import { countRows } from '../io/batch-input.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
 import { BatchQueue, type BatchStatus } from './batch-queue.ts';
-import { stageInputs, type BatchProgress, type BatchSummary } from '../batch-runner.ts';
+import type { BatchProgress, BatchSummary } from '../batch-runner.ts';
 import { OutputLayout } from '../io/output-layout.ts';
 import { planShards } from './shard-plan.ts';
 import { phase } from '../phase-timer.ts';
@@ -32,7 +32,7 @@ export async function runDistributedBatch(
   const layout = new OutputLayout(spec);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: false });
   // CSV and JSONL are parsed once here, into staged Parquet every worker reads its shards from.
-  await phase('stage inputs', () => stageInputs(spec, layout));
+  await phase('stage inputs', () => layout.stageInputs());
   const counts = await phase('count rows', () =>
     Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i)))),
   );

@@ -20,7 +20,7 @@ import { partFormat, type BatchJobSpec } from '../batch-job.ts';
 import type { PartWriteOptions } from '../columnar/columnar-part-writer.ts';
 import type { RowError } from '../chunk-scorer.ts';
 import { duckdbConnection, sqlIdentifier, sqlString } from './duckdb-engine.ts';
-import { scanSource, type ScanSource } from './input-scan.ts';
+import { scanSource, stageInput, type ScanSource } from './input-scan.ts';
 import { openPartWriter, temporaryPathFor } from './part-writer.ts';
 
 /** What a committed part holds, stored next to it (written before the part's own commit rename). */
@@ -61,6 +61,11 @@ export class OutputLayout {
   /** Where a CSV or JSONL input is staged as Parquet for scoring (kept until the job finishes, so a resumed run reuses it). */
   stagedPath(fileIndex: number): string {
     return join(this.manifestDir, `input-${String(fileIndex).padStart(5, '0')}.parquet`);
+  }
+
+  /** Parses every CSV and JSONL input once into its staged Parquet copy (a copy left by an interrupted run is reused). */
+  async stageInputs(): Promise<void> {
+    for (let i = 0; i < this.spec.inputs.length; i++) await stageInput(this.spec.inputs[i]!, this.stagedPath(i));
   }
 
   scanSource(fileIndex: number): ScanSource {
