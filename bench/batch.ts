@@ -122,6 +122,8 @@ interface Summary {
   seconds: number;
   rowsPerSecond: number;
   peakRssBytes?: number;
+  /** one-pass (one DuckDB COPY scoring as it copies) or parts. */
+  path?: string;
 }
 
 function caliperBatch(input: string, output: string, extra: string[] = []): Timed & { summary: Summary } {
@@ -203,7 +205,7 @@ for (let round = 0; round < ROUNDS; round++) {
     rounds[format].pandas.push(p);
     loads.push(load());
     console.log(
-      `round ${round + 1} ${format}: caliper ${c.wallS.toFixed(1)} s wall (${c.cpuS.toFixed(1)} s CPU, ${Math.round(c.peakRssMiB)} MiB), pandas + PyTorch ${p.wallS.toFixed(1)} s wall (${p.cpuS.toFixed(1)} s CPU, ${Math.round(p.peakRssMiB)} MiB) → ${(p.wallS / c.wallS).toFixed(2)}x; load ${load()}`,
+      `round ${round + 1} ${format}: caliper (${c.summary.path} path) ${c.wallS.toFixed(1)} s wall (${c.cpuS.toFixed(1)} s CPU, ${Math.round(c.peakRssMiB)} MiB), pandas + PyTorch ${p.wallS.toFixed(1)} s wall (${p.cpuS.toFixed(1)} s CPU, ${Math.round(p.peakRssMiB)} MiB) → ${(p.wallS / c.wallS).toFixed(2)}x; load ${load()}`,
     );
   }
   if (round === 0) maxDifference = await agreement(join(WORK, 'scored-1m.csv'), join(WORK, 'pandas-1m.csv'));
@@ -211,7 +213,7 @@ for (let round = 0; round < ROUNDS; round++) {
   const c = caliperBatch(data.parquet, join(WORK, 'scored-1m.parquet'));
   parquet.caliper.push(c);
   console.log(
-    `round ${round + 1} parquet: caliper ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(parquet.floor.at(-1)!)} rows/s → ${(c.summary.rowsPerSecond / parquet.floor.at(-1)!).toFixed(2)}x; load ${load()}`,
+    `round ${round + 1} parquet: caliper (${c.summary.path} path) ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(parquet.floor.at(-1)!)} rows/s → ${(c.summary.rowsPerSecond / parquet.floor.at(-1)!).toFixed(2)}x; load ${load()}`,
   );
 }
 
