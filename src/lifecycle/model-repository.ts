@@ -296,6 +296,17 @@ export class ModelRepository {
     return model;
   }
 
+  /**
+   * Whether a request body for model `name` has to be read with exact 64-bit integers: when any of its served versions
+   * takes one (ModelVersion.takesInt64), and for a name not served (such a request is refused later; nothing is lost).
+   */
+  takesInt64(name: string): boolean {
+    const model = this.models.get(name);
+    if (!model) return true;
+    for (const version of model.versions.values()) if (version.takesInt64) return true;
+    return false;
+  }
+
   /** The version that answers a request naming no version: the canary for its share of requests, else the default. */
   route(name: string, routingKey?: string): ModelVersion {
     const model = this.get(name);

@@ -74,6 +74,8 @@ export class ModelVersion {
   private leases = 0;
   /** Resolvers waiting for the last lease to be released. */
   private readonly idleWaiters: (() => void)[] = [];
+  /** takesInt64, decided on first use. */
+  private int64: boolean | undefined;
 
   private constructor(
     readonly config: ModelConfig,
@@ -131,6 +133,19 @@ export class ModelVersion {
 
   get signature(): ModelSignature {
     return this.pool.signature;
+  }
+
+  /**
+   * Whether a request body for this version may carry an integer beyond 2^53 that has to stay exact: a model input of
+   * type int64 or uint64 (v2 and gRPC tensors), an integer request field or array of integers (/predict), or a hooks
+   * module (it may read any field). Otherwise JSON.parse's rounding of such a literal cannot change an answer.
+   */
+  get takesInt64(): boolean {
+    this.int64 ??=
+      this.config.hooks !== undefined ||
+      this.config.inputs.some((f) => f.type === 'integer' || f.items === 'integer') ||
+      this.signature.inputs.some((t) => t.type === 'int64' || t.type === 'uint64');
+    return this.int64;
   }
 
   /** True when requests can be stacked along dim 0: every input's and every output's first dimension is the proven batch axis. */

@@ -122,11 +122,13 @@ export async function buildServer(options: ServerOptions): Promise<CaliperServer
 
   // Tensors and /predict fields may hold 64-bit integers: a body with an integer literal beyond 2^53 is read with every
   // digit (exact-json.ts), after fastify's own reader has refused prototype poisoning; the rest as fastify reads JSON.
+  // A body for a model none of whose versions takes a 64-bit integer is not scanned for one (ModelVersion.takesInt64).
   const defaultJsonParser = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
-    if (!mayHoldUnsafeInteger(text))
+    const model = (request.params as { name?: unknown } | undefined)?.name;
+    if ((typeof model === 'string' && !repository.takesInt64(model)) || !mayHoldUnsafeInteger(text))
       return defaultJsonParser(request, text, (error, value) => done(error ? poisoningOr(error, text) : null, value));
     if (POISONING_KEY.test(text)) {
       let refused: Error | null = null;

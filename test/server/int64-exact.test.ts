@@ -23,6 +23,15 @@ function identityModel(): ModelProto {
   return g.build();
 }
 
+/** amount FLOAT [N, 1] → out = amount: a model no part of which takes a 64-bit integer. */
+function floatModel(): ModelProto {
+  const g = new GraphBuilder('plain', 17);
+  g.input({ name: 'amount', elemType: TensorDataType.FLOAT, shape: ['N', 1] });
+  g.node('Identity', ['amount'], {}, ['out']);
+  g.output({ name: 'out', elemType: TensorDataType.FLOAT, shape: ['N', 1] });
+  return g.build();
+}
+
 const X = [2n ** 60n + 1n, -(2n ** 63n)];
 const U = [2n ** 64n - 1n, 2n ** 53n + 1n];
 
@@ -57,6 +66,17 @@ beforeAll(async () => {
   wide('wide');
   // The same model behind a response cache and the dynamic batcher: neither may round a 64-bit value.
   wide('wide_cached', { batching: { max_batch_size: 8, max_queue_delay_us: 2000 }, cache: { max_entries: 10 } });
+  repo.add(
+    'plain',
+    {
+      name: 'plain',
+      inputs: { amount: { type: 'number', maximum: 1000 } },
+      preprocess: { tensors: [{ tensor: 'amount', columns: [{ identity: 'amount' }] }] },
+      postprocess: { out: { output: 'out' } },
+      instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
+    },
+    floatModel(),
+  );
   server = await startServing({ paths: [repo.dir], port: 0, grpcPort: 0, logger: pino({ level: 'silent' }) });
 });
 
@@ -187,6 +207,23 @@ describe('INT64 and UINT64 exact end to end', () => {
     expect(JSON.parse(negative.text).error).toBe(
       'u[1]: 18446744073709551616 does not fit preprocess tensor u (uint64: 0 to 18446744073709551615)',
     );
+  });
+
+  it('reads the body of a model that takes no 64-bit integer as JSON.parse does, without scanning it for one', async () => {
+    expect(server.repository.takesInt64('wide')).toBe(true);
+    expect(server.repository.takesInt64('plain')).toBe(false);
+    // A name not served: read exactly, as before (the request is refused later).
+    expect(server.repository.takesInt64('no_such_model')).toBe(true);
+    // A number field reads a 20-digit literal as the nearest double either way; its error now names that double.
+    const plain = await postText('/models/plain/predict', '{"amount": 12345678901234567890}');
+    expect(plain.status).toBe(400);
+    expect(JSON.parse(plain.text).error).toBe('amount: expected a number <= 1000, got number 12345678901234567000');
+    const fits = await postText('/models/plain/predict', '{"amount": 12.5}');
+    expect(JSON.parse(fits.text)).toMatchObject({ out: 12.5 });
+    // A model that takes one still reads every digit.
+    const wide = await postText('/models/wide/predict', `{"x": [1, 2], "u": [1, ${2n ** 64n}]}`);
+    expect(wide.status).toBe(400);
+    expect(JSON.parse(wide.text).error).toContain(`u[1]: ${2n ** 64n} does not fit`);
   });
 
   it('gRPC int64_contents and uint64_contents beyond 2^53 are read exactly', async () => {
