@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { OrtFeeds } from '../onnx/ort-session.ts';
 import { DATA_MOVEMENT_OPS } from '../onnx/data-movement-ops.ts';
+import { disableOrtTelemetryUnlessAsked } from '../../runtime/ort-telemetry.ts';
+
+// Before this module's first session (see ort-telemetry.ts): library users skip the CLI, which sets it first.
+disableOrtTelemetryUnlessAsked();
 
 /** Kernels ONNX Runtime ran for one inference, by op type, split into integer work, float work and the conversions between. */
 export interface KernelSummary {

@@ -1,6 +1,11 @@
 import ort from 'onnxruntime-node';
 import type { TensorProto } from './onnx-types.ts';
 import { ORT_TYPE_BY_DATA_TYPE, float16BitsToFloat32, tensorValues } from './tensor-values.ts';
+import { disableOrtTelemetryUnlessAsked } from '../../runtime/ort-telemetry.ts';
+
+// Library users (bench scripts, programs importing Caliper's optimizers) skip the CLI, which sets this first: ORT reads
+// it when the process's first session is created.
+disableOrtTelemetryUnlessAsked();
 
 export type OrtSession = ort.InferenceSession;
 export type OrtTensor = ort.Tensor;
