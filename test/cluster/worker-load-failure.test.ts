@@ -33,6 +33,11 @@ describe('caliper serve --workers 2 with a worker that fails to load', () => {
   const waitFor = async (check: () => Promise<boolean> | boolean, what: string, timeoutMs: number): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (!(await check())) {
+      // A server that exited (a port taken between freePort and listen, a crash) fails at once, with its output.
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `the server exited (${child.exitCode ?? child.signalCode}) while waiting for ${what}\n${output.slice(-3000)}`,
+        );
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${output.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -89,7 +94,7 @@ exports.postprocess = (prediction) => prediction;
     const answers = await Promise.all(Array.from({ length: 12 }, () => status('/models/fraud_faulty/predict')));
     expect(answers).toEqual(answers.map(() => ({ status: 200, worker: '1' })));
     expect((await status('/v2/health/ready')).status).toBe(503);
-  });
+  }, 200_000);
 
   it('lets the worker serve once it loads, and is ready only then', async () => {
     rmSync(marker);
@@ -98,7 +103,7 @@ exports.postprocess = (prediction) => prediction;
     const answers = await Promise.all(Array.from({ length: 8 }, () => status('/models/fraud_faulty/predict')));
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
     expect(new Set(answers.map((a) => a.worker))).toEqual(new Set(['1', '2']));
-  });
+  }, 90_000);
 });
 
 describe('caliper serve --workers 2 with nothing any worker can load', () => {
