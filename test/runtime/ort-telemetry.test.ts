@@ -20,7 +20,9 @@ const homes: string[] = [];
 async function inFreshHome(script: string, env: Record<string, string> = {}): Promise<string> {
   const home = mkdtempSync(join(tmpdir(), 'caliper-ort-home-'));
   homes.push(home);
-  const { ORT_DISABLE_TELEMETRY: _ort, XDG_CACHE_HOME: _cache, ...rest } = process.env;
+  // ORT also keeps telemetry off when CI is set (CI=1 or CI=true, as CI runners set it), which would make every check
+  // here pass whatever Caliper does, and the control fail.
+  const { ORT_DISABLE_TELEMETRY: _ort, XDG_CACHE_HOME: _cache, CI: _ci, ...rest } = process.env;
   await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     cwd: root,
     env: { ...rest, HOME: home, ...env },
