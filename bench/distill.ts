@@ -6,8 +6,10 @@
 // student interleaved round by round in the same run. With --qat, a QAT student is trained too and both are
 // quantized with `caliper quantize --mode dynamic --per-channel` to compare their INT8 accuracy.
 // Usage: node --import tsx bench/distill.ts [--teacher T.onnx] [--student mlp:256,128] [--seeds 1,2,3,4,5]
-//   [--epochs 10] [--patience 3] [--temperature 2] [--alpha 0.5] [--train-samples N] [--validation-split 5000]
-//   [--rounds 30] [--augment-shift N] [--lr 0.001] [--qat] [--skip-baseline] [--out FILE]
+//   [--epochs 20] [--patience =epochs] [--temperature 1] [--alpha 0.5] [--train-samples N] [--validation-split 5000]
+//   [--rounds 30] [--augment-shift 1] [--lr 0.001] [--qat] [--skip-baseline] [--out FILE]
+// Settings not given are `caliper distill`'s defaults (distillSettings, DEFAULT_IMAGE_SHIFT), so a run without them
+// measures what a user of the CLI gets.
 // --skip-baseline trains only the distilled students (for grids comparing distillation settings with each other);
 // the baseline rows and the distilled − baseline figures are then absent.
 // --augment-shift N moves every training image by up to N pixels per axis each epoch, for the distilled student
@@ -16,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../src/optimize/datasets/dataset.ts';
+import { DEFAULT_IMAGE_SHIFT, distillSettings } from '../src/optimize/distill/distill-options.ts';
 import { distill, type DistillResult } from '../src/optimize/distill/distiller.ts';
 import type { TrainedFigures } from '../src/optimize/distill/distill-report.ts';
 import { compareLatency } from '../src/optimize/evaluate/latency.ts';
@@ -27,14 +30,14 @@ const { values: args } = parseArgs({
   options: {
     student: { type: 'string', default: 'mlp:256,128' },
     seeds: { type: 'string', default: '1,2,3,4,5' },
-    epochs: { type: 'string', default: '10' },
-    patience: { type: 'string', default: '3' },
+    epochs: { type: 'string' },
+    patience: { type: 'string' },
     rounds: { type: 'string', default: '30' },
-    temperature: { type: 'string', default: '2' },
-    alpha: { type: 'string', default: '0.5' },
+    temperature: { type: 'string' },
+    alpha: { type: 'string' },
     'train-samples': { type: 'string' },
     'validation-split': { type: 'string', default: '5000' },
-    'augment-shift': { type: 'string', default: '0' },
+    'augment-shift': { type: 'string' },
     lr: { type: 'string', default: '0.001' },
     qat: { type: 'boolean', default: false },
     'skip-baseline': { type: 'boolean', default: false },
@@ -54,17 +57,35 @@ const test = await loadDataset('fashion-mnist:t10k');
 const train = await loadDataset('fashion-mnist:train');
 const withBaseline = !args['skip-baseline'];
 const trainSamples = args['train-samples'] !== undefined ? Number(args['train-samples']) : undefined;
+const given = (name: 'epochs' | 'patience' | 'temperature' | 'alpha'): number | undefined =>
+  args[name] === undefined ? undefined : Number(args[name]);
+const { settings } = distillSettings({
+  teacher: TEACHER,
+  train,
+  student: args.student!,
+  epochs: given('epochs'),
+  patience: given('patience'),
+  temperature: given('temperature'),
+  alpha: given('alpha'),
+});
+// Fashion-MNIST samples are images, so the CLI's default shift for them applies.
+const augmentShift = args['augment-shift'] === undefined ? DEFAULT_IMAGE_SHIFT : Number(args['augment-shift']);
+args.epochs = String(settings.epochs);
+args.patience = String(settings.patience);
+args.temperature = String(settings.temperature);
+args.alpha = String(settings.alpha);
+args['augment-shift'] = String(augmentShift);
 const common = {
   teacher: TEACHER,
   train,
   eval: test,
   student: args.student!,
-  epochs: Number(args.epochs),
-  patience: Number(args.patience),
-  temperature: Number(args.temperature),
-  alpha: Number(args.alpha),
+  epochs: settings.epochs,
+  patience: settings.patience,
+  temperature: settings.temperature,
+  alpha: settings.alpha,
   validationSplit: Number(args['validation-split']),
-  augmentShift: Number(args['augment-shift']),
+  augmentShift,
   learningRate: Number(args.lr),
   teacherThreads: 1,
   ...(trainSamples !== undefined ? { trainSamples } : {}),
