@@ -1,4 +1,5 @@
 import type { ModelConfig } from '../config/model-config.ts';
+import type { BatchParts } from './batch-input-buffers.ts';
 import type { ModelSignature } from './model-signature.ts';
 import { InThreadInstance, WorkerInstance, type ModelInstance, type RunResult } from './model-instance.ts';
 import type { SessionSpec } from './onnx-session.ts';
@@ -43,6 +44,11 @@ export class InstancePool {
 
   run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult> {
     return this.leastLoaded().run(feeds, outputNames);
+  }
+
+  /** Runs several requests' inputs as one batch on the least loaded instance, which stacks them (ModelInstance.runRows). */
+  runRows(parts: BatchParts, outputNames?: string[]): Promise<RunResult> {
+    return this.leastLoaded().runRows(parts, outputNames);
   }
 
   async release(): Promise<void> {

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { type BatchParts, BatchInputBuffers, stackParts } from './batch-input-buffers.ts';
 import type { ModelSignature } from './model-signature.ts';
 import { OnnxSession, type SessionSpec } from './onnx-session.ts';
 import type { TensorMap } from './tensor.ts';
@@ -22,6 +23,8 @@ export interface ModelInstance {
   /** Runs started and not yet finished. */
   readonly inflight: number;
   run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult>;
+  /** Runs several requests' inputs as one batch, stacked along dim 0 where the instance keeps them (see BatchParts). */
+  runRows(parts: BatchParts, outputNames?: string[]): Promise<RunResult>;
   release(): Promise<void>;
 }
 
@@ -29,6 +32,8 @@ export interface ModelInstance {
 export class InThreadInstance implements ModelInstance {
   /** A run finishes before `run` returns, so none is ever left in flight. */
   readonly inflight = 0;
+  /** The batch's rows are stacked here: the run is synchronous, so a buffer is free again when `runRows` returns. */
+  private readonly inputBuffers = new BatchInputBuffers();
   private constructor(
     readonly id: number,
     private readonly session: OnnxSession,
@@ -59,6 +64,14 @@ export class InThreadInstance implements ModelInstance {
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+  }
+
+  /**
+   * Stacks the parts into this instance's reused input buffers and runs them at once (the outputs never share
+   * memory with an input: ONNX Runtime returns them in buffers of their own, test/runtime/batch-input-buffers.test.ts).
+   */
+  runRows(parts: BatchParts, outputNames?: string[]): Promise<RunResult> {
+    return this.run(this.inputBuffers.stack(parts), outputNames);
   }
 
   async release(): Promise<void> {
@@ -138,6 +151,11 @@ export class WorkerInstance implements ModelInstance {
     } finally {
       this.inflight--;
     }
+  }
+
+  /** Stacks the parts into new buffers, which are transferred to the worker (a reused buffer could not be). */
+  runRows(parts: BatchParts, outputNames?: string[]): Promise<RunResult> {
+    return this.run(stackParts(parts), outputNames);
   }
 
   async release(): Promise<void> {

@@ -97,6 +97,15 @@ export function typedArrayOf(type: Exclude<ElementType, 'string'>, length: numbe
   return new ARRAY_TYPES[type](length);
 }
 
+/** A typed array of the element type over the first `length` elements of `buffer` (no copy). */
+export function typedArrayOver(
+  type: Exclude<ElementType, 'string'>,
+  buffer: ArrayBuffer,
+  length: number,
+): Exclude<TensorValues, string[]> {
+  return new ARRAY_TYPES[type](buffer, 0, length);
+}
+
 /** Concatenates tensors along dim 0 (they must agree on type and the other dims). */
 export function concatRows(parts: readonly TensorData[]): TensorData {
   if (parts.length === 1) return parts[0]!;

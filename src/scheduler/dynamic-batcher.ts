@@ -1,8 +1,9 @@
 import type { BatchingSpec, SlaSpec } from '../config/model-config.ts';
 import { CaliperError } from '../errors.ts';
 import { misalignedOutputError } from '../runtime/batch-axis.ts';
+import { type BatchParts, stackParts } from '../runtime/batch-input-buffers.ts';
 import type { RunResult } from '../runtime/model-instance.ts';
-import { concatRows, typedArrayOf, type TensorData, type TensorMap } from '../runtime/tensor.ts';
+import { typedArrayOf, type TensorData, type TensorMap } from '../runtime/tensor.ts';
 import { float32ToFloat16Bits } from '../optimize/onnx/tensor-values.ts';
 import { AdaptiveDelayController } from './adaptive-delay.ts';
 import { ArrivalRate } from './arrival-rate.ts';
@@ -15,6 +16,11 @@ import type { InferenceJob, InferenceResult, Scheduler } from './scheduler.ts';
 /** What the batcher runs batches on (an InstancePool, or a stand-in in tests). */
 export interface BatchRunner {
   run(feeds: TensorMap, outputNames?: string[]): Promise<RunResult>;
+  /**
+   * Runs several jobs' inputs as one batch, stacked along dim 0 by the runner (an in-thread instance writes them into
+   * an input buffer it reuses). Without it the batcher stacks them into new buffers and calls `run`.
+   */
+  runRows?(parts: BatchParts, outputNames?: string[]): Promise<RunResult>;
 }
 
 export interface DynamicBatcherOptions {
@@ -298,21 +304,10 @@ export class DynamicBatcher implements Scheduler {
     this.running++;
     let rows = 0;
     for (const job of jobs) rows += job.rows;
-    const feeds: TensorMap = {};
-    if (jobs.length === 1) {
-      Object.assign(feeds, jobs[0]!.inputs);
-    } else {
-      for (const name in jobs[0]!.inputs) {
-        const parts = jobs.map((j) => j.inputs[name]!);
-        const pad = this.padding?.get(name);
-        feeds[name] = concatRows(pad === undefined ? parts : padToLongest(parts, pad));
-      }
-    }
     const names = jobs[0]!.outputNames;
     const outputNames = jobs.every((j) => sameNames(j.outputNames, names)) ? names : undefined;
     this.delayController?.observeBatch(byDelay ? rows / this.spec.maxBatchSize : 1);
-    this.runner
-      .run(feeds, outputNames)
+    this.runBatch(jobs, outputNames)
       .then(
         (result) => {
           const finished = result.finishedAt ?? performance.now();
@@ -346,6 +341,20 @@ export class DynamicBatcher implements Scheduler {
         this.running--;
         this.pump();
       });
+  }
+
+  /** One job's inputs as they are; several jobs' stacked (padded first where model.yaml pads), by the runner if it can. */
+  private runBatch(jobs: readonly QueuedJob[], outputNames: string[] | undefined): Promise<RunResult> {
+    if (jobs.length === 1) return this.runner.run(jobs[0]!.inputs, outputNames);
+    const parts: BatchParts = {};
+    for (const name in jobs[0]!.inputs) {
+      const tensors = jobs.map((j) => j.inputs[name]!);
+      const pad = this.padding?.get(name);
+      parts[name] = pad === undefined ? tensors : padToLongest(tensors, pad);
+    }
+    return this.runner.runRows
+      ? this.runner.runRows(parts, outputNames)
+      : this.runner.run(stackParts(parts), outputNames);
   }
 
   private notifyIfIdle(): void {
