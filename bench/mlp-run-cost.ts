@@ -10,7 +10,8 @@
  *  - `caliper+js`: the same, after the JavaScript a server does per batch between two runs: JSON.parse of each
  *    request's body (the bench's Fashion-MNIST bodies, ≈ 3 KB each) and its min-max preprocess into a new Float32Array;
  *    only the stack/run/split part is timed, so what rises is the run's cost after the JavaScript has used the caches;
- *  - `caliper-reuse`: `caliper` with one input buffer per batch size reused (preallocation, hypothesis c).
+ *  - `caliper-reuse`: `caliper` with the rows stacked into one reused input buffer (BatchInputBuffers: what an
+ *    in-thread instance does since session 9; hypothesis c).
  *
  * The neighbour: a bare fastify route (bench/echo-server.ts) and autocannon (32 connections, the Fashion body), both
  * on core 1, as the load generator (and the kernel's share of the network work) runs beside a server in
@@ -27,6 +28,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type ort from 'onnxruntime-node';
+import { BatchInputBuffers } from '../src/runtime/batch-input-buffers.ts';
 import { OnnxSession } from '../src/runtime/onnx-session.ts';
 import { loadNativeSession } from '../src/runtime/ort-adapter.ts';
 import { concatRows, sliceRows, type TensorData } from '../src/runtime/tensor.ts';
@@ -69,7 +71,7 @@ const preprocess = (pixels: number[]): TensorData => {
 };
 const rows = documents.map((d) => preprocess(d.pixels));
 const floorData = new Map(SIZES.map((b) => [b, new Float32Array(b * WIDTH).map((_, i) => (i % 7) / 7)]));
-const reused = new Map(SIZES.map((b) => [b, new Float32Array(b * WIDTH)]));
+const inputBuffers = new BatchInputBuffers();
 
 type Variant = 'floor' | 'caliper' | 'caliper+js' | 'caliper-reuse';
 const VARIANTS: Variant[] = ['floor', 'caliper', 'caliper+js', 'caliper-reuse'];
@@ -93,11 +95,8 @@ function batch(variant: Variant, size: number): number {
   }
   const started = performance.now();
   let feed: TensorData;
-  if (variant === 'caliper-reuse') {
-    const data = reused.get(size)!;
-    for (let i = 0; i < size; i++) data.set(parts[i]!.data as Float32Array, i * WIDTH);
-    feed = { type: 'float32', dims: [size, WIDTH], data };
-  } else feed = concatRows(parts);
+  if (variant === 'caliper-reuse') feed = inputBuffers.stack({ [inputName]: parts })[inputName]!;
+  else feed = concatRows(parts);
   const outputs = caliper.run({ [inputName]: feed });
   for (const name in outputs) for (let i = 0; i < size; i++) sliceRows(outputs[name]!, i, 1);
   return performance.now() - started;
