@@ -2,7 +2,7 @@
  * The baseline for serving throughput: a bare fastify route that parses the same JSON body as
  * POST /models/fraud_detector/predict (or /models/fashion_mnist/predict) and answers the same JSON, without a model or a
  * pipeline.
- * Usage: node --import tsx bench/echo-server.ts PORT [--workers N]
+ * Usage: node --import tsx bench/echo-server.ts PORT [--workers N] [--touch-kb N]
  *
  * `--workers N` (N > 1): node:cluster, as `caliper serve --workers N` uses it (a primary hands each connection to the
  * next of N worker processes, each a whole server): the floor of what two processes sharing a port cost
@@ -12,6 +12,16 @@ import cluster from 'node:cluster';
 import Fastify from 'fastify';
 
 const port = Number(process.argv[2] ?? 8100);
+const touchArg = process.argv.indexOf('--touch-kb');
+/**
+ * `--touch-kb N`: every request reads N KB of this process's own memory (one byte per 64-byte cache line), a working
+ * set of a known size: what bench/workers.ts uses to see what two processes taking turns on one core pay for one.
+ */
+const touched = new Uint8Array(touchArg >= 0 ? Number(process.argv[touchArg + 1]) * 1024 : 0).map((_, i) => i & 0xff);
+let touchSum = 0;
+const touch = (): void => {
+  for (let i = 0; i < touched.length; i += 64) touchSum += touched[i]!;
+};
 const workersArg = process.argv.indexOf('--workers');
 const workers = workersArg >= 0 ? Number(process.argv[workersArg + 1]) : 1;
 if (workers > 1 && cluster.isPrimary) {
@@ -47,6 +57,7 @@ async function serve(): Promise<void> {
       };
     }
     const body = request.body as { transaction_amount?: number };
+    if (touched.length > 0) touch();
     return {
       fraud_probability: typeof body.transaction_amount === 'number' ? 0.14956027269363403 : 0,
       is_fraud: false,
@@ -55,6 +66,6 @@ async function serve(): Promise<void> {
       model_version: '1',
     };
   });
-  app.get('/v2/health/ready', async () => ({ ready: true }));
+  app.get('/v2/health/ready', async () => ({ ready: true, touched: touchSum > 0 }));
   await app.listen({ port, host: '127.0.0.1' });
 }

@@ -1,11 +1,19 @@
 /*
  * `caliper serve --workers N` on this machine (issue 22 targets), as ratios measured in the same run.
  *
- *   node --import tsx bench/workers.ts [--seconds 8] [--warmup 2] [--idle 4] [--jit-warmup 5] [--settle 30] [--rounds 3]
+ *   node --import tsx bench/workers.ts [--seconds 4] [--warmup 1] [--idle 4] [--jit-warmup 5] [--jit-requests 20000]
+ *     [--settle 30] [--rounds 2] [--windows 4] [--instances 1] [--sequential]
  *     [--connections 16] [--rates 250,1000,4000] [--workers 1,2] [--servers caliper,bare] [--layout split|shared]
  *     [--no-closed] [--max-queue-delay-us N] [--cpu-prof DIR] [--out FILE]
- *     [--windows K] [--interleave] [--connections-per-worker N] [--preferred-batch-sizes a,b|none] [--max-batch-size N]
+ *     [--connections-per-worker N] [--preferred-batch-sizes a,b|none] [--max-batch-size N]
  *     [--syscalls] [--servers caliper,before --before-root DIR] [--servers caliper,unbatched]
+ *     [--servers caliper,flags --flags 'NODE OPTIONS'] [--touch-kb N]
+ *
+ * The reading (since session 9): every server of a round is up at once and their windows are taken in turn, the order
+ * reversed each cycle; the 2-÷-1 ratio is read per window pair (windows seconds apart) for Caliper and for the floor,
+ * with its median, quartiles and the median's 95 % interval over every round's pairs (`perWindow`), Caliper's excess
+ * over the floor per pair (ratio ÷ ratio, and µs per request), and per server its first half of windows ÷ its second
+ * half and instance ÷ instance (`stability`); one line per load on stderr at the end.
  *
  * The load generator (this process, every thread) is pinned to the last core. `--layout split` (default) pins the
  * server (primary and workers) to the other cores, so one worker and two workers get the same cores and the generator
@@ -36,7 +44,7 @@
  * same server with max_batch_size 1 in the same run: its summary and ratios under `unbatched`).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -44,18 +52,30 @@ import { freePort } from '../src/system/free-port.ts';
 import { numberOption } from './bench-options.ts';
 
 const root = join(import.meta.dirname, '..');
-const SECONDS = numberOption('--seconds', 8);
-const WARMUP_SECONDS = numberOption('--warmup', 2);
+const SECONDS = numberOption('--seconds', 4);
+const WARMUP_SECONDS = numberOption('--warmup', 1);
 const IDLE_SECONDS = numberOption('--idle', 4);
 const JIT_WARMUP_SECONDS = numberOption('--jit-warmup', 5);
 const SETTLE_SECONDS = numberOption('--settle', 30);
-const ROUNDS = numberOption('--rounds', 3);
+const ROUNDS = numberOption('--rounds', 2);
+/** Servers started per worker count and server kind in each round (each a separate instance, measured in turn). */
+const INSTANCES = numberOption('--instances', 1);
+/**
+ * JIT warm-up: a closed loop for at least --jit-warmup s and until every worker has answered this many requests (a
+ * worker sees 1/N of them: on a loaded machine 5 s left two workers' code still being optimized in the measured windows).
+ */
+const JIT_REQUESTS_PER_WORKER = numberOption('--jit-requests', 20_000);
 const CONNECTIONS = numberOption('--connections', 16);
 /** Connections per worker instead of a fixed count (each worker's batcher then sees as many as one process's). */
 const CONNECTIONS_PER_WORKER = numberOption('--connections-per-worker', 0);
 /** Windows per load and server (their per-field median is kept); with --interleave, taken in turn across servers. */
-const WINDOWS = numberOption('--windows', 1);
-const INTERLEAVE = process.argv.includes('--interleave');
+const WINDOWS = numberOption('--windows', 4);
+/**
+ * Every server of a round up at once and their windows taken in turn (the default since session 9): the ratio is read
+ * per window from windows seconds apart. `--sequential`: one server after another (sessions 6-8's default), where a
+ * drift of the machine over minutes falls on one worker count only.
+ */
+const INTERLEAVE = !process.argv.includes('--sequential');
 const listOption = (name: string, fallback: string): number[] => {
   const i = process.argv.indexOf(name);
   const text = i >= 0 ? process.argv[i + 1]! : fallback;
@@ -64,11 +84,26 @@ const listOption = (name: string, fallback: string): number[] => {
 const RATES = listOption('--rates', '250,1000,4000');
 const WORKER_COUNTS = listOption('--workers', '1,2');
 const serversArg = process.argv.indexOf('--servers');
-type ServerKind = 'caliper' | 'bare' | 'before' | 'unbatched';
+type ServerKind = 'caliper' | 'bare' | 'before' | 'unbatched' | 'flags';
 const SERVERS = (serversArg >= 0 ? process.argv[serversArg + 1]! : 'caliper,bare').split(',') as ServerKind[];
 for (const kind of SERVERS)
-  if (kind !== 'caliper' && kind !== 'bare' && kind !== 'before' && kind !== 'unbatched')
-    throw new Error(`--servers: caliper,bare,before,unbatched, got ${kind}`);
+  if (kind !== 'caliper' && kind !== 'bare' && kind !== 'before' && kind !== 'unbatched' && kind !== 'flags')
+    throw new Error(`--servers: caliper,bare,before,unbatched,flags, got ${kind}`);
+const flagsArg = process.argv.indexOf('--flags');
+/**
+ * `--servers caliper,flags --flags '--max-semi-space-size=2'`: `flags` is Caliper with these Node.js options (in
+ * NODE_OPTIONS, so cluster workers inherit them), measured in the same run: a V8 setting's effect on each worker count.
+ */
+const NODE_FLAGS = flagsArg >= 0 ? process.argv[flagsArg + 1]! : undefined;
+if (SERVERS.includes('flags') && NODE_FLAGS === undefined) throw new Error('--servers flags needs --flags "..."');
+/**
+ * `--touch-kb N`: the floor reads N KB of its own memory per request (bench/echo-server.ts --touch-kb): a working set
+ * of a known size, to see what two processes taking turns on one core pay for it.
+ */
+const TOUCH_KB = numberOption('--touch-kb', 0);
+const stdoutArg = process.argv.indexOf('--server-stdout');
+/** A folder for each server's standard output (e.g. with `--flags --trace-gc`): KIND-WORKERS-INSTANCE.log. */
+const SERVER_STDOUT_DIR = stdoutArg >= 0 ? process.argv[stdoutArg + 1]! : undefined;
 const beforeArg = process.argv.indexOf('--before-root');
 /**
  * `--servers caliper,before --before-root DIR`: `before` is Caliper from another source checkout (e.g. `git archive
@@ -147,6 +182,7 @@ function countSyscalls(processes: ServerProcess[], seconds: number): Promise<Map
   });
 }
 
+const RUN_STARTED = performance.now();
 const CORES = availableParallelism();
 const GENERATOR_CORE = CORES - 1;
 const SERVER_CORES = LAYOUT === 'split' && CORES > 1 ? `0-${CORES - 2}` : `0-${CORES - 1}`;
@@ -300,6 +336,22 @@ function sampleProcess(pid: number): ProcessSample {
   };
 }
 
+/** Busy seconds of each core so far (/proc/stat: everything but idle and iowait; USER_HZ ticks). */
+function coreBusySeconds(): number[] {
+  const out: number[] = [];
+  for (const line of (readProc('/proc/stat') ?? '').split('\n')) {
+    const m = /^cpu(\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const [user, nice, system, , , irq, softirq, steal] = m[2]!.trim().split(/\s+/).map(Number);
+    out[Number(m[1])] = (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / 100;
+  }
+  return out;
+}
+const SERVER_CORE_LIST = (): number[] => {
+  const [first, last] = SERVER_CORES.split('-').map(Number);
+  return Array.from({ length: last! - first! + 1 }, (_, i) => first! + i);
+};
+
 /** CPU and wake-ups of every server process over a window: start() then stop(). */
 function meter(processes: ServerProcess[]): { stop(): Map<number, ProcessSample> } {
   const before = new Map(processes.map((p) => [p.pid, sampleProcess(p.pid)]));
@@ -393,6 +445,10 @@ async function openConnections(url: string, connections: number) {
   }
   return {
     connectionsByWorker,
+    /** Requests answered in the window so far. */
+    answered(): number {
+      return window.requests;
+    },
     take(): Window {
       const taken = window;
       window = emptyWindow();
@@ -509,6 +565,16 @@ interface LoadResult {
   meanBatchSize: number;
   /** Per worker slot: share of the requests answered and CPU cores used. */
   perWorker: Record<string, { share: number; cpuCores: number }>;
+  /** Which window of this server at this load (0-based), and when it opened (s since the run started). */
+  window: number;
+  atS: number;
+  /**
+   * Cores' worth of CPU used over the window on the server's cores by anything but this server (the other servers of
+   * an interleaved round idling, other users' processes), and on the generator's core by anything but the generator:
+   * a window where either is large was not measured on the machine the layout promises.
+   */
+  otherCpuOnServerCores: number;
+  otherCpuOnGeneratorCore: number;
   /** With --syscalls: system calls per request, all server processes, in all and by call (SYSCALL_EVENTS). */
   syscallsPerRequest?: { total: number; byCall: Record<string, number> };
 }
@@ -516,12 +582,19 @@ interface LoadResult {
 interface RunResult {
   server: ServerKind;
   workers: number;
+  /** Which of the round's --instances servers of this kind and worker count. */
+  instance: number;
+  /** When the server was started (s since the run started). */
+  startedAtS: number;
   connectionsByWorker: Record<string, number>;
   /** Idle server: CPU (ms per second) and wake-ups per second, all processes, and per role. */
   idle: { cpuMsPerS: number; primaryCpuMsPerS: number; workersCpuMsPerS: number; wakeupsPerS: number };
   /** tsx's esbuild service (source checkout only), idle: left out of every server figure. */
   esbuildCpuMsPerS: number;
+  /** Per load, the median of each figure over its windows. */
   loads: LoadResult[];
+  /** Per load, every window in the order taken. */
+  windows: Record<string, LoadResult[]>;
 }
 
 /** inference_count and execution_count so far (summed over workers). */
@@ -556,7 +629,12 @@ function medianWindow(windows: LoadResult[]): LoadResult {
   return out as unknown as LoadResult;
 }
 
-async function startServer(repo: string, workers: number, server: ServerKind): Promise<StartedServer> {
+async function startServer(
+  repo: string,
+  workers: number,
+  server: ServerKind,
+  instance: number,
+): Promise<StartedServer> {
   const port = await freePort();
   const args = [
     '-c',
@@ -565,14 +643,29 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
     ...(CPU_PROF_DIR !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
     ...(server !== 'bare'
       ? [join(server === 'before' ? BEFORE_ROOT! : root, 'bin/caliper.js'), 'serve', repo, '--port', String(port)]
-      : ['--import', 'tsx', 'bench/echo-server.ts', String(port)]),
+      : [
+          '--import',
+          'tsx',
+          'bench/echo-server.ts',
+          String(port),
+          ...(TOUCH_KB > 0 ? ['--touch-kb', String(TOUCH_KB)] : []),
+        ]),
   ];
   if (workers > 1) args.push('--workers', String(workers));
   const startedAt = performance.now();
+  if (SERVER_STDOUT_DIR !== undefined) mkdirSync(SERVER_STDOUT_DIR, { recursive: true });
+  const stdout =
+    SERVER_STDOUT_DIR !== undefined
+      ? openSync(join(SERVER_STDOUT_DIR, `${server}-${workers}-${instance}.log`), 'w')
+      : 'ignore';
   const child = spawn('taskset', args, {
     cwd: root,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, CALIPER_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', stdout, 'inherit'],
+    env: {
+      ...process.env,
+      CALIPER_LOG_LEVEL: 'warn',
+      ...(server === 'flags' ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${NODE_FLAGS}`.trim() } : {}),
+    },
   });
   const url = `http://127.0.0.1:${port}`;
   const stopChild = async (): Promise<void> => {
@@ -596,8 +689,13 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
     );
     // JIT warm-up before anything is measured: each worker sees only its share of the requests, so it needs as many
     // requests in all as one process does before its code is optimized.
+    conns.take();
     const warm = conns.closedLoop();
+    const warmStarted = performance.now();
     await new Promise((r) => setTimeout(r, JIT_WARMUP_SECONDS * 1000));
+    // Until every worker has had its requests (by count: a loaded machine answers fewer per second), 3 minutes at most.
+    while (conns.answered() < JIT_REQUESTS_PER_WORKER * workers && performance.now() - warmStarted < 180_000)
+      await new Promise((r) => setTimeout(r, 250));
     await warm();
     conns.take();
     // The background cost every process pays whatever the load, measured once the server has settled (warm, past
@@ -652,11 +750,13 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
       const m = meter(processes);
       const syscalls = SYSCALLS ? countSyscalls(serving, SECONDS) : undefined;
       const generatorBefore = process.cpuUsage();
+      const coresBefore = coreBusySeconds();
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, SECONDS * 1000));
       const window = conns.take();
       const syscallCounts = await syscalls;
       const samples = m.stop();
+      const coresAfter = coreBusySeconds();
       const elapsed = (performance.now() - t0) / 1000;
       const generator = process.cpuUsage(generatorBefore);
       await stop();
@@ -670,8 +770,19 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
           cpuCores: r3(samples.get(p.pid)!.cpu / elapsed),
         };
       const generatorSeconds = (generator.user + generator.system) / 1e6;
+      const busy = (core: number): number => (coresAfter[core] ?? 0) - (coresBefore[core] ?? 0);
+      const serverCoresBusy = SERVER_CORE_LIST().reduce((n, c) => n + busy(c), 0);
+      const serverSeconds = sum(samples, processes, 'cpu');
       const result: LoadResult = {
         offered,
+        window: (windows.get(String(offered)) ?? []).length,
+        atS: r1((t0 - RUN_STARTED) / 1000),
+        otherCpuOnServerCores: r3(
+          Math.max(0, serverCoresBusy - serverSeconds - (LAYOUT === 'shared' ? generatorSeconds : 0)) / elapsed,
+        ),
+        otherCpuOnGeneratorCore: r3(
+          LAYOUT === 'split' ? Math.max(0, busy(GENERATOR_CORE) - generatorSeconds) / elapsed : 0,
+        ),
         rps: Math.round(window.requests / elapsed),
         p50Ms: r3(percentile(window.latencies, 0.5)),
         p99Ms: r3(percentile(window.latencies, 0.99)),
@@ -727,10 +838,13 @@ async function startServer(repo: string, workers: number, server: ServerKind): P
         return {
           server,
           workers,
+          instance,
+          startedAtS: r1((startedAt - RUN_STARTED) / 1000),
           connectionsByWorker: Object.fromEntries(conns.connectionsByWorker),
           idle: idleFigures?.idle ?? { cpuMsPerS: 0, primaryCpuMsPerS: 0, workersCpuMsPerS: 0, wakeupsPerS: 0 },
           esbuildCpuMsPerS: idleFigures?.esbuildCpuMsPerS ?? 0,
           loads: [...windows.values()].map(medianWindow),
+          windows: Object.fromEntries(windows),
         };
       },
     };
@@ -753,11 +867,14 @@ for (let round = 0; round < ROUNDS; round++) {
   // Alternate the order so neither count always runs first.
   const order = round % 2 === 0 ? WORKER_COUNTS : [...WORKER_COUNTS].reverse();
   const configs = (round % 2 === 0 ? SERVERS : [...SERVERS].reverse()).flatMap((server) =>
-    order.map((workers) => ({ server, workers })),
+    Array.from({ length: INSTANCES }, (_, instance) => order.map((workers) => ({ server, workers, instance }))).flat(),
   );
   const results: RunResult[] = [];
   const report = (result: RunResult): void => {
-    console.error(`round ${round + 1} ${result.server} workers ${result.workers}: ${JSON.stringify(result)}`);
+    const { windows: _, ...shown } = result;
+    console.error(
+      `round ${round + 1} ${result.server} workers ${result.workers} #${result.instance}: ${JSON.stringify(shown)}`,
+    );
     results.push(result);
   };
   if (INTERLEAVE) {
@@ -765,8 +882,8 @@ for (let round = 0; round < ROUNDS; round++) {
     // windows taken in turn, the order reversed each time: a slow drift of the machine's load falls on all of them.
     const up: StartedServer[] = [];
     try {
-      for (const { server, workers } of configs)
-        up.push(await startServer(server === 'unbatched' ? unbatchedRepo : repo, workers, server));
+      for (const { server, workers, instance } of configs)
+        up.push(await startServer(server === 'unbatched' ? unbatchedRepo : repo, workers, server, instance));
       for (const key of loadKeys)
         for (let w = 0; w < WINDOWS; w++)
           for (const s of w % 2 === 0 ? up : [...up].reverse()) await s.measure(offeredOf(key));
@@ -774,8 +891,8 @@ for (let round = 0; round < ROUNDS; round++) {
       for (const s of up) report(await s.stop());
     }
   } else
-    for (const { server, workers } of configs) {
-      const s = await startServer(server === 'unbatched' ? unbatchedRepo : repo, workers, server);
+    for (const { server, workers, instance } of configs) {
+      const s = await startServer(server === 'unbatched' ? unbatchedRepo : repo, workers, server, instance);
       try {
         for (const key of loadKeys) for (let w = 0; w < WINDOWS; w++) await s.measure(offeredOf(key));
       } finally {
@@ -787,11 +904,19 @@ for (let round = 0; round < ROUNDS; round++) {
 const loadAfter = loadavg();
 
 const loadOf = (r: RunResult, key: string): LoadResult => r.loads.find((l) => String(l.offered) === key)!;
+/** The round's servers of one kind and worker count (one per --instances). */
+const runsOf = (r: RunResult[], kind: ServerKind, w: number): RunResult[] =>
+  r.filter((x) => x.server === kind && x.workers === w);
+/** A figure of one kind and worker count in a round: the median over its instances. */
+const inRound = (r: RunResult[], kind: ServerKind, w: number, f: (x: RunResult) => number): number =>
+  median(runsOf(r, kind, w).map(f));
+const BASE = WORKER_COUNTS[0]!;
+
 /** Medians, 2-÷-1 ratios and shares of one server kind's runs. */
 function summarize(kind: ServerKind) {
   const summary = Object.fromEntries(
     WORKER_COUNTS.map((w) => {
-      const runs = rounds.map((r) => r.find((x) => x.server === kind && x.workers === w)!);
+      const runs = rounds.flatMap((r) => runsOf(r, kind, w));
       const med = (f: (r: RunResult) => number): number => r1(median(runs.map(f)));
       return [
         `workers_${w}`,
@@ -822,6 +947,8 @@ function summarize(kind: ServerKind) {
                   preemptionsPerRequest: m((l) => l.preemptionsPerRequest),
                   meanBatchSize: m((l) => l.meanBatchSize),
                   p99Ms: m((l) => l.p99Ms),
+                  otherCpuOnServerCores: m((l) => l.otherCpuOnServerCores),
+                  otherCpuOnGeneratorCore: m((l) => l.otherCpuOnGeneratorCore),
                   errors: runs.reduce((n, r) => n + loadOf(r, key).errors, 0),
                 },
               ];
@@ -831,20 +958,11 @@ function summarize(kind: ServerKind) {
       ];
     }),
   );
-  const base = WORKER_COUNTS[0]!;
   const ratioOf = (w: number, f: (r: RunResult) => number): number =>
-    r3(
-      median(
-        rounds.map(
-          (r) =>
-            f(r.find((x) => x.server === kind && x.workers === w)!) /
-            f(r.find((x) => x.server === kind && x.workers === base)!),
-        ),
-      ),
-    );
+    r3(median(rounds.map((r) => inRound(r, kind, w, f) / inRound(r, kind, BASE, f))));
   const ratios = Object.fromEntries(
     WORKER_COUNTS.slice(1).map((w) => [
-      `workers_${w}_vs_${base}`,
+      `workers_${w}_vs_${BASE}`,
       {
         // Per round (same conditions), then the median of the rounds.
         ...Object.fromEntries(
@@ -870,11 +988,9 @@ function summarize(kind: ServerKind) {
       Object.fromEntries(
         loadKeys.map((key) => [
           key === 'closed' ? 'closedLoop' : `rate_${key}`,
-          rounds.map((r) =>
-            Object.fromEntries(
-              Object.entries(loadOf(r.find((x) => x.server === kind && x.workers === w)!, key).perWorker).map(
-                ([s, v]) => [s, v.share],
-              ),
+          rounds.flatMap((r) =>
+            runsOf(r, kind, w).map((run) =>
+              Object.fromEntries(Object.entries(loadOf(run, key).perWorker).map(([s, v]) => [s, v.share])),
             ),
           ),
         ]),
@@ -884,21 +1000,140 @@ function summarize(kind: ServerKind) {
 
   return { summary, ratios, shares };
 }
+
+/** Median, quartiles, extremes and the median's 95 % confidence interval (order statistics) of a sample. */
+interface Spread {
+  median: number;
+  p25: number;
+  p75: number;
+  min: number;
+  max: number;
+  n: number;
+  /** Order-statistic bounds of the median's 95 % interval (the whole range when n < 6). */
+  ci95: [number, number];
+  /** (p75 - p25) / median: the per-window spread to set beside the target's 10 %. */
+  relativeIqr: number;
+}
+function spreadOf(values: number[]): Spread {
+  const s = values.filter(Number.isFinite).sort((a, b) => a - b);
+  const n = s.length;
+  const half = 0.98 * Math.sqrt(n);
+  const lo = Math.max(1, Math.floor(n / 2 - half));
+  const hi = Math.min(n, Math.ceil(n / 2 + 1 + half));
+  const med = median(s);
+  return {
+    median: r3(med),
+    p25: r3(percentile(s, 0.25)),
+    p75: r3(percentile(s, 0.75)),
+    min: r3(s[0] ?? NaN),
+    max: r3(s[n - 1] ?? NaN),
+    n,
+    ci95: [r3(s[lo - 1] ?? NaN), r3(s[hi - 1] ?? NaN)],
+    relativeIqr: r3((percentile(s, 0.75) - percentile(s, 0.25)) / med),
+  };
+}
+const windowCpu = (r: RunResult[], kind: ServerKind, w: number, key: string, i: number): number =>
+  median(
+    runsOf(r, kind, w)
+      .map((x) => x.windows[key]?.[i]?.serverCpuUsPerRequest)
+      .filter((v): v is number => v !== undefined),
+  );
+/**
+ * Per window pair: N workers ÷ BASE server CPU per request from the windows taken in the same cycle of the same round
+ * (interleaved: seconds apart), every round's pairs together.
+ */
+function windowRatios(kind: ServerKind, w: number, key: string): number[] {
+  const out: number[] = [];
+  for (const r of rounds)
+    for (let i = 0; i < WINDOWS; i++) out.push(windowCpu(r, kind, w, key, i) / windowCpu(r, kind, BASE, key, i));
+  return out.filter(Number.isFinite);
+}
+/** Per window: the N-worker server's extra µs per request over BASE, minus the floor's extra in the same window. */
+function windowExcessUs(w: number, key: string): number[] {
+  const out: number[] = [];
+  for (const r of rounds)
+    for (let i = 0; i < WINDOWS; i++)
+      out.push(
+        windowCpu(r, 'caliper', w, key, i) -
+          windowCpu(r, 'caliper', BASE, key, i) -
+          (windowCpu(r, 'bare', w, key, i) - windowCpu(r, 'bare', BASE, key, i)),
+      );
+  return out.filter(Number.isFinite);
+}
+const keyName = (key: string): string => (key === 'closed' ? 'closedLoop' : `rate_${key}`);
+/**
+ * The reading the targets are decided on: per load, the per-window 2-÷-1 ratios of Caliper and of the floor with their
+ * spread, and Caliper's excess over the floor (per window: Caliper's ratio ÷ the floor's, and the µs per request the
+ * second process adds beyond what it adds to the floor).
+ */
+const perWindow = Object.fromEntries(
+  WORKER_COUNTS.slice(1).map((w) => [
+    `workers_${w}_vs_${BASE}`,
+    Object.fromEntries(
+      loadKeys.map((key) => {
+        const caliperRatios = SERVERS.includes('caliper') ? windowRatios('caliper', w, key) : [];
+        const floorRatios = SERVERS.includes('bare') ? windowRatios('bare', w, key) : [];
+        const both = caliperRatios.length > 0 && floorRatios.length === caliperRatios.length;
+        return [
+          keyName(key),
+          {
+            caliper: caliperRatios.length > 0 ? spreadOf(caliperRatios) : undefined,
+            floor: floorRatios.length > 0 ? spreadOf(floorRatios) : undefined,
+            caliperOverFloor: both ? spreadOf(caliperRatios.map((c, i) => c / floorRatios[i]!)) : undefined,
+            excessUsPerRequest: both ? spreadOf(windowExcessUs(w, key)) : undefined,
+            ...Object.fromEntries(
+              SERVERS.filter((k) => k !== 'caliper' && k !== 'bare').map((k) => [k, spreadOf(windowRatios(k, w, key))]),
+            ),
+            caliperByWindow: caliperRatios.map(r3),
+            floorByWindow: floorRatios.map(r3),
+          },
+        ];
+      }),
+    ),
+  ]),
+);
+/**
+ * Within each server, its first half of windows ÷ its second half (median CPU per request), and with --instances ≥ 2
+ * the spread between instances of one configuration (max ÷ min of their medians): a trend says the server was still
+ * warming (or the machine drifting), an instance spread that a server's whole life reads high or low.
+ */
+const stability = Object.fromEntries(
+  SERVERS.flatMap((kind) =>
+    WORKER_COUNTS.map((w) => [
+      `${kind}_${w}`,
+      Object.fromEntries(
+        loadKeys.map((key) => {
+          const runs = rounds.flatMap((r) => runsOf(r, kind, w));
+          const trend = runs.map((x) => {
+            const cpu = (x.windows[key] ?? []).map((l) => l.serverCpuUsPerRequest);
+            const h = Math.floor(cpu.length / 2);
+            return h > 0 ? r3(median(cpu.slice(0, h)) / median(cpu.slice(cpu.length - h))) : NaN;
+          });
+          const instanceSpread = rounds
+            .map((r) => runsOf(r, kind, w).map((x) => loadOf(x, key).serverCpuUsPerRequest))
+            .filter((v) => v.length > 1)
+            .map((v) => r3(Math.max(...v) / Math.min(...v)));
+          return [keyName(key), { firstHalfOverSecondHalf: trend, instanceMaxOverMin: instanceSpread }];
+        }),
+      ),
+    ]),
+  ),
+);
 const measured = Object.fromEntries(SERVERS.map((kind) => [kind, summarize(kind)]));
 const caliper = measured.caliper;
 const floor = measured.bare;
 /** Per round: Caliper's (N workers ÷ 1) server CPU per request over the floor's, then the median of the rounds. */
 const cpuRatio = (r: RunResult[], kind: ServerKind, w: number, key: string): number =>
-  loadOf(r.find((x) => x.server === kind && x.workers === w)!, key).serverCpuUsPerRequest /
-  loadOf(r.find((x) => x.server === kind && x.workers === WORKER_COUNTS[0]!)!, key).serverCpuUsPerRequest;
+  inRound(r, kind, w, (x) => loadOf(x, key).serverCpuUsPerRequest) /
+  inRound(r, kind, BASE, (x) => loadOf(x, key).serverCpuUsPerRequest);
 const overFloor =
   caliper && floor
     ? Object.fromEntries(
         WORKER_COUNTS.slice(1).map((w) => [
-          `workers_${w}_vs_${WORKER_COUNTS[0]}`,
+          `workers_${w}_vs_${BASE}`,
           Object.fromEntries(
             loadKeys.map((key) => [
-              key === 'closed' ? 'closedLoop' : `rate_${key}`,
+              keyName(key),
               r3(median(rounds.map((r) => cpuRatio(r, 'caliper', w, key) / cpuRatio(r, 'bare', w, key)))),
             ]),
           ),
@@ -912,13 +1147,13 @@ const changeOverBefore = SERVERS.includes('before')
         `workers_${w}`,
         Object.fromEntries(
           loadKeys.map((key) => [
-            key === 'closed' ? 'closedLoop' : `rate_${key}`,
+            keyName(key),
             r3(
               median(
                 rounds.map(
                   (r) =>
-                    loadOf(r.find((x) => x.server === 'caliper' && x.workers === w)!, key).serverCpuUsPerRequest /
-                    loadOf(r.find((x) => x.server === 'before' && x.workers === w)!, key).serverCpuUsPerRequest,
+                    inRound(r, 'caliper', w, (x) => loadOf(x, key).serverCpuUsPerRequest) /
+                    inRound(r, 'before', w, (x) => loadOf(x, key).serverCpuUsPerRequest),
                 ),
               ),
             ),
@@ -949,8 +1184,13 @@ const output = {
   },
   connections: CONNECTIONS_PER_WORKER > 0 ? `${CONNECTIONS_PER_WORKER} per worker` : CONNECTIONS,
   windows: WINDOWS,
+  instances: INSTANCES,
   interleave: INTERLEAVE,
   seconds: SECONDS,
+  /** Per load: the per-window ratios (N workers ÷ 1) of Caliper and the floor, their spread, Caliper's excess. */
+  perWindow,
+  /** Per server: first half of its windows ÷ second half, and instance ÷ instance (--instances ≥ 2). */
+  stability,
   summary: caliper?.summary,
   ratios: caliper?.ratios,
   workerShares: caliper?.shares,
@@ -977,10 +1217,22 @@ writeFileSync(
     : join(root, `bench/results/workers${LAYOUT === 'split' ? '' : `-${LAYOUT}`}.json`),
   `${JSON.stringify(output, null, 2)}\n`,
 );
+/** One line per load: the ratio, its spread, the floor's, Caliper's excess over the floor. */
+const spreadText = (x: Spread | undefined, unit = '×'): string =>
+  x === undefined ? '-' : `${x.median}${unit} (IQR ${x.p25}-${x.p75}, 95% CI ${x.ci95[0]}-${x.ci95[1]}, n ${x.n})`;
+for (const [pair, byLoad] of Object.entries(perWindow))
+  for (const [load, v] of Object.entries(byLoad))
+    console.error(
+      `${pair} ${load}: caliper ${spreadText(v.caliper)}; floor ${spreadText(v.floor)}; caliper ÷ floor ${spreadText(
+        v.caliperOverFloor,
+      )}; excess ${spreadText(v.excessUsPerRequest, ' µs/request')}`,
+    );
 console.log(
   JSON.stringify(
     {
       command,
+      perWindow,
+      stability,
       summary: caliper?.summary,
       ratios: caliper?.ratios,
       workerShares: caliper?.shares,
