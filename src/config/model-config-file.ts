@@ -1,8 +1,12 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
 import { CaliperError } from '../errors.ts';
 import { parseModelConfig, type ModelConfig } from './model-config.ts';
+import { requireBundledDependency } from '../system/bundled-dependency.ts';
+
+/** yaml, from the built package's one-file bundle of it where there is one (every command reads a model.yaml). */
+const { parseDocument } = requireBundledDependency<typeof Yaml>('yaml');
 
 export const MODEL_CONFIG_FILE = 'model.yaml';
 export const MODEL_FILE = 'model.onnx';

@@ -197,6 +197,59 @@ console.log(JSON.stringify({ rest: typeof client.RestInferenceClient, grpc: type
     expect(result).toEqual({ rest: 'function', grpc: 'function', quantize: 'function' });
   });
 
+  it('caliper batch scores a CSV with @duckdb/node-api and yaml read from the one-file bundles of dist/vendor', () => {
+    // Version 1 of the fraud model alone (the example's version 2 looks up user features).
+    const model = join(work, 'batch-model');
+    mkdirSync(join(model, '1'), { recursive: true });
+    cpSync(join(installed, 'examples', 'fraud-detector', 'model.yaml'), join(model, 'model.yaml'));
+    cpSync(join(installed, 'examples', 'fraud-detector', '1', 'model.onnx'), join(model, '1', 'model.onnx'));
+    const input = join(work, 'transactions.csv');
+    writeFileSync(
+      input,
+      'transaction_amount,merchant_category,time_since_last_txn\n249.99,electronics,310\n12.5,grocery,86400\n',
+    );
+    // Every CommonJS file the command loads (Node's module cache at exit), recorded by a preloaded script.
+    const loadedList = join(work, 'loaded-modules.json');
+    writeFileSync(
+      join(project, 'record-loaded.cjs'),
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loadedList)}, JSON.stringify(Object.keys(require.cache))));\n`,
+    );
+    const output = join(work, 'scored.csv');
+    const summary = JSON.parse(
+      run(
+        process.execPath,
+        [
+          '--require',
+          './record-loaded.cjs',
+          join(installed, 'bin', 'caliper.js'),
+          'batch',
+          '--model',
+          model,
+          '--input',
+          input,
+          '--output',
+          output,
+          '--json',
+        ],
+        project,
+      ),
+    ) as { rows: number; path: string };
+    expect(summary).toMatchObject({ rows: 2, path: 'one-pass' });
+    const lines = readFileSync(output, 'utf8').trim().split('\n');
+    expect(lines[0]).toBe('transaction_amount,merchant_category,time_since_last_txn,fraud_probability,is_fraud');
+    expect(lines).toHaveLength(3);
+    const loaded = JSON.parse(readFileSync(loadedList, 'utf8')) as string[];
+    expect(loaded).toEqual(
+      expect.arrayContaining([
+        join(installed, 'dist', 'vendor', 'duckdb-node-api.cjs'),
+        join(installed, 'dist', 'vendor', 'yaml.cjs'),
+      ]),
+    );
+    // The packages' own files (~160 of them) are not read; DuckDB's native binding still is, from its package.
+    expect(loaded.filter((file) => /[/\\]node_modules[/\\](@duckdb[/\\]node-api|yaml)[/\\]/.test(file))).toEqual([]);
+    expect(loaded.some((file) => /[/\\]node_modules[/\\]@duckdb[/\\]node-bindings[/\\]/.test(file))).toBe(true);
+  });
+
   it("import { quantize } from 'caliper-serving' quantizes a model", () => {
     const model = join(models, 'fashion-mnist', '1', 'model.onnx');
     const result = runScript(

@@ -4,13 +4,15 @@ import { runInNewContext } from 'node:vm';
 import type * as DuckDBApi from '@duckdb/node-api';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type DuckDBBindings from '@duckdb/node-bindings';
+import { requireBundledDependency } from '../../system/bundled-dependency.ts';
 
 /**
  * @duckdb/node-api (CommonJS), loaded with `require`: an ES `import` of it makes Node scan each of its ~70 re-exported
- * files for their export names (cjs-module-lexer), about 0.3 s of CPU on every `caliper batch` start.
+ * files for their export names (cjs-module-lexer), about 0.3 s of CPU on every `caliper batch` start; in the built
+ * package it comes from the build's one-file bundle of it (bundled-dependency.ts).
  * Batch modules take its values (classes, type constants) from here and its types from `import type`.
  */
-export const duckdb: typeof DuckDBApi = createRequire(import.meta.url)('@duckdb/node-api');
+export const duckdb: typeof DuckDBApi = requireBundledDependency<typeof DuckDBApi>('@duckdb/node-api');
 
 /**
  * The C API beneath it (@duckdb/node-bindings, the version @duckdb/node-api pins), for bulk access to a vector's data:
