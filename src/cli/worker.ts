@@ -63,12 +63,12 @@ export function registerWorkerCommand(program: Command): void {
             const shard = `${event.shard.fileIndex}:${event.shard.start}`;
             if (options.json)
               process.stdout.write(
-                `${JSON.stringify({ job: event.job, shard, rows: event.meta?.inputRows, errors: event.meta?.errors.length, scorer: event.scorer, error: event.error })}\n`,
+                `${JSON.stringify({ job: event.job, shard, rows: event.meta?.inputRows, errors: event.meta?.errors.length, scorer: event.scorer, path: event.path, error: event.error })}\n`,
               );
             else if (event.error) process.stderr.write(`job ${event.job} shard ${shard} failed: ${event.error}\n`);
             else
               process.stderr.write(
-                `job ${event.job} shard ${shard}: ${event.meta!.inputRows} rows, ${event.meta!.errors.length} errors\n`,
+                `job ${event.job} shard ${shard}: ${event.meta!.inputRows} rows, ${event.meta!.errors.length} errors (${event.path})\n`,
               );
           },
         });

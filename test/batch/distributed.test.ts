@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
 import { loadBatchModel } from '../../src/batch/batch-model.ts';
 import { BatchQueue } from '../../src/batch/distributed/batch-queue.ts';
-import { silentProgress, type BatchSummary } from '../../src/batch/batch-runner.ts';
+import { runLocalBatch, silentProgress, type BatchSummary } from '../../src/batch/batch-runner.ts';
 import { runDistributedBatch } from '../../src/batch/distributed/distributed-batch.ts';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis-server.ts';
 import { fraudModelDir, planBatchJob, query, request, tempRoot } from './batch-fixtures.ts';
@@ -20,7 +20,7 @@ let input: string;
 
 interface WorkerProcess {
   child: ChildProcess;
-  shards: { job: string; shard: string; rows: number; scorer?: string }[];
+  shards: { job: string; shard: string; rows: number; errors?: number; scorer?: string; path?: string }[];
   exited: Promise<void>;
 }
 
@@ -77,11 +77,15 @@ afterAll(async () => {
   root.remove();
 });
 
-async function submit(output: string, pollMs = 100): Promise<{ job: string; result: Promise<BatchSummary> }> {
+async function submit(
+  output: string,
+  pollMs = 100,
+  from = input,
+): Promise<{ job: string; result: Promise<BatchSummary> }> {
   const version = await loadBatchModel(model);
   const spec = await planBatchJob(
     version,
-    request(model, input, output, { partRows: SHARD_ROWS, batchSize: 2000, mode: 'distributed' }),
+    request(model, from, output, { partRows: SHARD_ROWS, batchSize: 2000, mode: 'distributed' }),
   );
   await version.unload();
   const result = runDistributedBatch(spec, silentProgress, { queue: redis.url, pollMs }) as Promise<BatchSummary>;
@@ -121,6 +125,72 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     } finally {
       await queue.close();
     }
+  });
+
+  it('each clean shard is read, scored and written by one DuckDB COPY, in the columns, types and values of the parts path', async () => {
+    const output = join(root.dir, 'one-pass-shards');
+    const { job, result } = await submit(output);
+    expect(await result).toMatchObject({ rows: ROWS, outputRows: ROWS, errors: 0 });
+    const shards = workers.flatMap((w) => w.shards.filter((s) => s.job === job));
+    expect(shards.length).toBeGreaterThanOrEqual(ROWS / SHARD_ROWS);
+    expect(shards.map((s) => [s.scorer, s.path, s.rows])).toEqual(
+      shards.map(() => ['columnar', 'one-pass', SHARD_ROWS]),
+    );
+    // The same job scored locally on the parts path (resumable parts, the columnar part writer), one part per shard.
+    const local = join(root.dir, 'parts-path-shards');
+    const version = await loadBatchModel(model);
+    try {
+      const spec = await planBatchJob(version, request(model, input, local, { partRows: SHARD_ROWS, batchSize: 2000 }));
+      expect(await runLocalBatch(version, spec, silentProgress)).toMatchObject({ rows: ROWS, path: 'parts' });
+    } finally {
+      await version.unload();
+    }
+    const parts = (dir: string): string[] =>
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.parquet'))
+        .sort();
+    expect(parts(output)).toEqual(parts(local));
+    expect(parts(output)).toHaveLength(ROWS / SHARD_ROWS);
+    for (const part of parts(output)) {
+      const describe = (dir: string) =>
+        query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('${join(dir, part)}'))`);
+      expect(await describe(output)).toEqual(await describe(local));
+      const [difference] = await query(
+        `SELECT (SELECT count(*) FROM (SELECT * FROM read_parquet('${join(output, part)}') EXCEPT ALL SELECT * FROM read_parquet('${join(local, part)}')))::INTEGER AS extra, (SELECT count(*) FROM (SELECT * FROM read_parquet('${join(local, part)}') EXCEPT ALL SELECT * FROM read_parquet('${join(output, part)}')))::INTEGER AS missing`,
+      );
+      expect(difference).toEqual({ extra: 0, missing: 0 });
+    }
+    // In order within each part: the input's row order.
+    const [ordered] = await query(
+      `SELECT bool_and(transaction_id = expected)::BOOLEAN AS ok FROM (SELECT transaction_id, row_number() OVER () - 1 AS expected FROM read_parquet('${join(output, '*.parquet')}'))`,
+    );
+    expect(ordered).toEqual({ ok: true });
+  });
+
+  it('a shard holding a bad row falls back to the parts path: the row is named in the errors file, the other shards stay one-pass', async () => {
+    const bad = join(root.dir, 'one-bad-row.parquet');
+    await query(
+      `COPY (SELECT * REPLACE (CASE WHEN transaction_id = ${SHARD_ROWS + 7} THEN -1 ELSE transaction_amount END AS transaction_amount) FROM read_parquet('${input}')) TO '${bad}' (FORMAT parquet)`,
+    );
+    const output = join(root.dir, 'one-bad-row-out.parquet');
+    const { job, result } = await submit(output, 100, bad);
+    expect(await result).toMatchObject({ rows: ROWS, outputRows: ROWS - 1, errors: 1 });
+    const shards = new Map(workers.flatMap((w) => w.shards.filter((s) => s.job === job).map((s) => [s.shard, s])));
+    expect(shards.size).toBe(ROWS / SHARD_ROWS);
+    expect(shards.get(`0:${SHARD_ROWS}`)).toMatchObject({ scorer: 'columnar', path: 'parts', errors: 1 });
+    expect([...shards.values()].filter((s) => s.path === 'one-pass')).toHaveLength(ROWS / SHARD_ROWS - 1);
+    const errors = readFileSync(`${output}.errors.jsonl`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    // Row numbers count from 1 (the row of transaction_id SHARD_ROWS + 7 is row SHARD_ROWS + 8).
+    expect(errors).toEqual([
+      { file: bad, row: SHARD_ROWS + 8, reason: 'transaction_amount: expected a number >= 0, got number -1' },
+    ]);
+    const [counts] = await query(
+      `SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE transaction_id = ${SHARD_ROWS + 7})::INTEGER AS bad FROM read_parquet('${output}')`,
+    );
+    expect(counts).toEqual({ n: ROWS - 1, bad: 0 });
   });
 
   it('the submitter hears each finished shard from the queue: with a ten-minute poll the job still ends as its last shard does', async () => {

@@ -1,14 +1,17 @@
+import { renameSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { DataChunk, ScalarFunctionInfo, Vector } from '@duckdb/node-bindings';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { InThreadInstance } from '../../runtime/model-instance.ts';
-import { doubleOrNaN, type ColumnBatch } from './column-batch.ts';
+import { doubleOrNaN, rowRangeSql, type ColumnBatch } from './column-batch.ts';
+import { copyOptions } from './columnar-part-writer.ts';
 import { writePredictions } from './column-postprocessor.ts';
 import { buildTensors } from './column-preprocessor.ts';
 import { rowsForRowPath } from './column-validator.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 import { duckdb, duckdbBindings, duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 
 /**
@@ -193,4 +196,41 @@ export async function stopScoringCopies(): Promise<void> {
   const copies = [...running];
   for (const [, stop] of copies) stop();
   await Promise.allSettled(copies.map(([copy]) => copy));
+}
+
+/**
+ * A `--queue` shard on the one-pass path: rows [start, end) of input file `fileIndex` (`end` Infinity: to the file's end)
+ * read from `plan`'s scan source, scored and written by ONE COPY into the shard's part file, in the columns, types and
+ * format the parts path writes (ColumnarPartWriter.commit). Committed as the parts path commits a part: its meta first,
+ * then the file renamed into place, so a retried shard rewrites the same part. Resolves with the part's meta, or
+ * undefined where the one pass declines (a row the columnar validation marks, instances on worker threads): nothing is
+ * then left behind and the caller scores the range on the parts path, which names each bad row in the part's errors.
+ */
+export async function scoreRangeToPart(
+  version: ModelVersion,
+  plan: ColumnarPlan,
+  layout: OutputLayout,
+  fileIndex: number,
+  start: number,
+  end: number,
+  onVector: (rows: number) => void = () => undefined,
+): Promise<PartMeta | undefined> {
+  let meta: PartMeta | undefined;
+  let rows = 0;
+  const outcome = await runScoringCopy(
+    version,
+    [{ from: rowRangeSql(plan.source, start, end), plan }],
+    layout.partPath(fileIndex, start),
+    copyOptions(layout.partWriteOptions()),
+    (n) => {
+      rows += n;
+      onVector(n);
+    },
+    (tmp, target) => {
+      meta = { fileIndex, start, inputRows: rows, outputRows: rows, errors: [] };
+      layout.writeMeta(meta);
+      renameSync(tmp, target);
+    },
+  );
+  return 'rows' in outcome ? meta : undefined;
 }

@@ -7,24 +7,35 @@ import { loadBatchModel } from '../batch-model.ts';
 import { BATCH_QUEUE, BatchQueue, redisConnection, type ShardJobData } from './batch-queue.ts';
 import { producePart, scorerFor } from '../batch-runner.ts';
 import { columnarPlanFor, produceColumnarPart } from '../columnar/columnar-part.ts';
+import { scoreRangeToPart } from '../columnar/scoring-copy.ts';
 import { OutputLayout, type PartMeta } from '../io/output-layout.ts';
 import type { Shard } from './shard-plan.ts';
 
+/** Which scorer scored a shard (columnar unless the model or file needs the row path), and on which path. */
+export interface ShardScoring {
+  scorer: 'columnar' | 'row';
+  /** `one-pass`: read, scored and written by one DuckDB COPY (scoring-copy.ts); `parts`: the columnar or row part writer. */
+  path: 'one-pass' | 'parts';
+}
+
 /**
  * Scores one shard into one part file, committed with a single rename: a retry rewrites the same part, never a second one.
- * The same columnar scorer as a local run, over the same scan source (the coordinator staged CSV and JSONL inputs).
+ * The same columnar scorer as a local run, over the same scan source (the coordinator staged CSV and JSONL inputs):
+ * one DuckDB COPY where the local one-pass path would take it (a clean range, an in-thread model), else the parts path.
  */
 export async function runShard(
   version: ModelVersion,
   spec: BatchJobSpec,
   shard: Shard,
   onRows: (rows: number) => void = () => undefined,
-): Promise<PartMeta & { scorer: 'columnar' | 'row' }> {
+): Promise<PartMeta & ShardScoring> {
   const layout = new OutputLayout(spec);
   const file = spec.inputs[shard.fileIndex]!;
   const plan = await columnarPlanFor(version, spec, layout, shard.fileIndex);
   if (plan) {
     const end = shard.end ?? Infinity;
+    const onePass = await scoreRangeToPart(version, plan, layout, shard.fileIndex, shard.start, end, onRows);
+    if (onePass) return { ...onePass, scorer: 'columnar', path: 'one-pass' };
     const part = await produceColumnarPart(
       version,
       plan,
@@ -37,7 +48,7 @@ export async function runShard(
       (rows) => onRows(rows),
     );
     await part.commit();
-    return { ...part.meta, scorer: 'columnar' };
+    return { ...part.meta, scorer: 'columnar', path: 'parts' };
   }
   const source = await openRowSource(layout.scanSource(shard.fileIndex), {
     start: shard.start,
@@ -57,7 +68,7 @@ export async function runShard(
       true,
     );
     await part!.commit();
-    return { ...part!.meta, scorer: 'row' };
+    return { ...part!.meta, scorer: 'row', path: 'parts' };
   } finally {
     await source.close();
   }
@@ -71,12 +82,13 @@ export interface BatchWorkerOptions {
   registry?: string;
   /** How long a shard's lock lasts without renewal: a killed worker's shard is retried after about this long. */
   lockMs?: number;
-  /** `scorer`: which path scored the shard (columnar unless the model or file needs the row path). */
+  /** `scorer` and `path`: how the shard was scored (ShardScoring). */
   onShard?: (event: {
     job: string;
     shard: Shard;
     meta?: PartMeta;
-    scorer?: 'columnar' | 'row';
+    scorer?: ShardScoring['scorer'];
+    path?: ShardScoring['path'];
     error?: string;
   }) => void;
 }
@@ -139,9 +151,9 @@ export class BatchWorker {
     }
     try {
       const version = await this.model(spec);
-      const { scorer, ...meta } = await runShard(version, spec, shard);
+      const { scorer, path, ...meta } = await runShard(version, spec, shard);
       await this.state.recordShard(id, shard, meta.inputRows, meta.outputRows, meta.errors.length);
-      this.options.onShard?.({ job: id, shard, meta, scorer });
+      this.options.onShard?.({ job: id, shard, meta, scorer, path });
       return { rows: meta.inputRows, outputRows: meta.outputRows, errors: meta.errors.length };
     } catch (error) {
       // Bad data or a bad model will not get better on retry.
