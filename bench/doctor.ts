@@ -6,11 +6,12 @@
  *
  *   flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/doctor.ts      → bench/results/doctor.json
  *
- * Per target: `caliper bench` of the model folder twice (3 windows of 2 s, as doctor's "before", longer when the rate
- * gives under 500 answers: p99WindowMs; the second gives the spread of two separate benches), `caliper doctor --apply`,
- * then, as a user checks the result, `caliper serve DIR` (it serves the new version) and `caliper bench` over 3
- * windows of 6 s (CONFIRM_WINDOW_FACTOR times the comparison window, the window doctor judges the budget on): the
- * budget is judged on that separate run. The feature source and the near Redis stay up until it ends.
+ * Per target: `caliper bench` of the model folder (3 windows of 2 s, as doctor's "before", longer when the rate gives
+ * under 1000 answers: p99WindowMs with P99_BEFORE_ANSWERS), `caliper doctor --apply`, a second `caliper bench` of the
+ * folder as it was served (a copy taken before doctor: one bench either side of doctor, so a drift of the machine
+ * shows in the spread of the two), then, as a user checks the result, `caliper serve DIR` (it serves the new version)
+ * and `caliper bench` over 3 windows of 6 s (CONFIRM_WINDOW_FACTOR times the comparison window, the window doctor
+ * judges the budget on): the budget is judged on that separate run. The feature source and the near Redis stay up until it ends.
  *
  * The MLP has random weights (He init, seed 1): its eval labels are the float model's own answers on Fashion-MNIST
  * test images, so the guard measures how many decisions INT8 changes. Needs redis-server and dataset-fashion-mnist.
@@ -23,7 +24,7 @@ import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
 import type { BenchReport } from '../src/bench/bench-report.ts';
 import type { DoctorReport } from '../src/doctor/doctor-report.ts';
-import { CONFIRM_WINDOW_FACTOR, p99WindowMs } from '../src/doctor/doctor-session.ts';
+import { CONFIRM_WINDOW_FACTOR, P99_BEFORE_ANSWERS, p99WindowMs } from '../src/doctor/doctor-session.ts';
 import { readFashionMnist } from '../src/optimize/datasets/idx-reader.ts';
 import { writeModelFile } from '../src/optimize/onnx/model-io.ts';
 import { exportMlp } from '../examples/training/mlp-export.ts';
@@ -122,10 +123,25 @@ interface TargetResult {
   budgetMs: number;
   rate: number;
   doctorSeconds: number;
-  /** Doctor's "before": p99 over `requests` answers (3 windows of `windowS`). */
-  before: { p99Ms: number; requests: number; windowS: number; culprits: string[]; tailMs: Record<string, number> };
-  /** The two separate benches' p99 and the answers each read it from. */
-  benches: { p99Ms: number; requests: number }[];
+  /**
+   * Doctor's "before": p99 over `requests` answers (3 windows of `windowS`) with its 95% interval from that many
+   * answers (order statistics).
+   */
+  before: {
+    p99Ms: number;
+    requests: number;
+    p99IntervalMs: { low: number; high: number } | null;
+    windowS: number;
+    culprits: string[];
+    tailMs: Record<string, number>;
+  };
+  /**
+   * The two separate benches of the model as served (one before doctor, one after it on a copy of the folder as it
+   * was), their p99, the answers each read it from, and whether that p99 lies in the before's 95% interval.
+   */
+  benches: { p99Ms: number; requests: number; inBeforeInterval: boolean | null }[];
+  /** Each fresh-server judgement of doctor's kept sets: p99 at the rate and at the margin (1.1 times it). */
+  judgements: DoctorReport['judgements'];
   trials: { remedy: string; outcome: string; p99BeforeMs: number | null; p99AfterMs: number | null; detail: string }[];
   doctorAfterP99Ms: number | null;
   /** The kept set's p99 in the side-by-side rounds of the last remedy measured against it. */
@@ -155,10 +171,13 @@ async function runTarget(
   doctorArgs: string[],
 ): Promise<TargetResult> {
   console.log(`\n== ${name}: p99 budget ${budgetMs} ms at ${rate} requests/s (load ${loadavg()[0]!.toFixed(2)})`);
-  // The window doctor measures its "before" on: 3 windows of WINDOW_S, longer when that gives under 500 answers.
-  const beforeS = p99WindowMs({ mode: 'rate', rate }, WINDOW_S * 1000) / 1000;
+  // The window doctor measures its "before" on: 3 windows of WINDOW_S, longer when that gives under 1000 answers.
+  const beforeS = p99WindowMs({ mode: 'rate', rate }, WINDOW_S * 1000, 3, P99_BEFORE_ANSWERS) / 1000;
+  // The model folder as served, kept aside: --apply adds a version to modelDir, and the second bench, after doctor,
+  // measures the version doctor measured "before" (a bench either side of doctor: drift of the machine shows).
+  const asServed = join(work, `${model}-as-served`, model);
+  cpSync(modelDir, asServed, { recursive: true });
   const separate = await benchFolder(modelDir, model, rate, data, beforeS);
-  const repeat = await benchFolder(modelDir, model, rate, data, beforeS);
   const doctor = await caliper([
     'doctor',
     '--model',
@@ -179,6 +198,7 @@ async function runTarget(
   ]);
   process.stdout.write(doctor.stderr);
   const report = JSON.parse(doctor.stdout) as DoctorReport;
+  const repeat = await benchFolder(asServed, model, rate, data, beforeS);
   // The budget is judged as doctor judges it: over windows CONFIRM_WINDOW_FACTOR times the comparison window.
   const applied = report.applied
     ? await benchFolder(
@@ -203,6 +223,7 @@ async function runTarget(
     before: {
       p99Ms: report.before.profile.latencyMs.p99,
       requests: report.before.profile.requests,
+      p99IntervalMs: report.before.profile.p99IntervalMs ?? null,
       windowS: beforeS,
       culprits: report.before.diagnosis.culprits,
       tailMs: report.before.profile.tailMs as Record<string, number>,
@@ -214,7 +235,16 @@ async function runTarget(
       p99AfterMs: t.p99AfterMs,
       detail: t.detail,
     })),
-    benches: [separate, repeat].map((b) => ({ p99Ms: b.steps[0]!.latencyMs.p99, requests: b.steps[0]!.requests })),
+    benches: [separate, repeat].map((b) => {
+      const p99 = b.steps[0]!.latencyMs.p99;
+      const interval = report.before.profile.p99IntervalMs;
+      return {
+        p99Ms: p99,
+        requests: b.steps[0]!.requests,
+        inBeforeInterval: interval ? p99 >= interval.low && p99 <= interval.high : null,
+      };
+    }),
+    judgements: report.judgements,
     doctorAfterP99Ms: report.after?.profile.latencyMs.p99 ?? null,
     doctorSideBySideP99Ms: report.after?.sideBySideP99Ms ?? null,
     appliedVersion: report.applied?.version ?? null,
@@ -326,36 +356,43 @@ async function capacity(modelDir: string, model: string, data: string): Promise<
 const loadBefore = loadavg();
 const started = performance.now();
 const results: TargetResult[] = [];
-const source = await startSlowFeatureSource(USERS_CSV, 20);
-try {
-  const fraud = writeScenario(join(work, 'fraud'), source.slowUrl);
+// DOCTOR_TARGETS=mlp (or fraud) runs one target; the figures to report come from a run of both.
+const targets = (process.env.DOCTOR_TARGETS ?? 'fraud,mlp').split(',');
+let mlpCapacity: number | null = null;
+if (targets.includes('fraud')) {
+  const source = await startSlowFeatureSource(USERS_CSV, 20);
+  try {
+    const fraud = writeScenario(join(work, 'fraud'), source.slowUrl);
+    results.push(
+      await runTarget('fraud (slow features + heavy model)', fraud.modelDir, 'fraud_detector', 50, 20, fraud.requests, [
+        '--eval',
+        fraud.evalData,
+        '--label',
+        'is_fraud',
+        '--feature-redis',
+        source.nearUrl,
+      ]),
+    );
+  } finally {
+    await source.stop();
+  }
+}
+if (targets.includes('mlp')) {
+  const mlp = await writeMlp(join(work, 'mlp-target'));
+  mlpCapacity = await capacity(mlp.modelDir, 'mlp', mlp.requests);
+  // 90% of what one un-batched instance answers: requests queue behind each other and p99 grows.
+  const mlpRate = Math.max(10, Math.round(mlpCapacity * 0.9));
   results.push(
-    await runTarget('fraud (slow features + heavy model)', fraud.modelDir, 'fraud_detector', 50, 20, fraud.requests, [
+    await runTarget('784-1024-1024-10 MLP', mlp.modelDir, 'mlp', 10, mlpRate, mlp.requests, [
       '--eval',
-      fraud.evalData,
+      mlp.evalData,
       '--label',
-      'is_fraud',
-      '--feature-redis',
-      source.nearUrl,
+      'label',
     ]),
   );
-} finally {
-  await source.stop();
 }
-const mlp = await writeMlp(join(work, 'mlp-target'));
-const mlpCapacity = await capacity(mlp.modelDir, 'mlp', mlp.requests);
-// 90% of what one un-batched instance answers: requests queue behind each other and p99 grows.
-const mlpRate = Math.max(10, Math.round(mlpCapacity * 0.9));
-results.push(
-  await runTarget('784-1024-1024-10 MLP', mlp.modelDir, 'mlp', 10, mlpRate, mlp.requests, [
-    '--eval',
-    mlp.evalData,
-    '--label',
-    'label',
-  ]),
-);
 const output = {
-  command: 'flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/doctor.ts',
+  command: `${process.env.DOCTOR_TARGETS ? `DOCTOR_TARGETS=${process.env.DOCTOR_TARGETS} ` : ''}flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/doctor.ts`,
   date: new Date().toISOString(),
   loadAverage: {
     before: loadBefore.map((v) => Math.round(v * 100) / 100),
@@ -366,7 +403,8 @@ const output = {
   results,
 };
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-writeFileSync(join(import.meta.dirname, 'results', 'doctor.json'), `${JSON.stringify(output, null, 2)}\n`);
-cpSync(join(import.meta.dirname, 'results', 'doctor.json'), join(work, 'doctor.json'));
+// A run of one target writes a file of its own, so doctor.json always holds a run of both.
+const resultFile = process.env.DOCTOR_TARGETS ? `doctor.${targets.join('-')}.json` : 'doctor.json';
+writeFileSync(join(import.meta.dirname, 'results', resultFile), `${JSON.stringify(output, null, 2)}\n`);
 rmSync(work, { recursive: true, force: true });
-console.log(`\nwrote bench/results/doctor.json (${output.seconds} s)`);
+console.log(`\nwrote bench/results/${resultFile} (${output.seconds} s)`);

@@ -16,6 +16,7 @@ interface DoctorCommandOptions {
   label?: string;
   maxDrop: number;
   budgetMinutes?: number;
+  margin?: number;
   featureRedis?: string;
   remedies?: string[];
   apply?: boolean;
@@ -72,6 +73,11 @@ export function registerDoctorCommand(program: Command): void {
       parsePositiveNumberOption('--budget-minutes'),
     )
     .option(
+      '--margin <factor>',
+      'accept the remedies only when p99 also meets the budget at this many times the load (default 1.1; 1: a second measurement at the load)',
+      parsePositiveNumberOption('--margin'),
+    )
+    .option(
       '--feature-redis <url>',
       'a Redis next to the server: try serving the features from it (they are copied there)',
     )
@@ -110,18 +116,24 @@ export function registerDoctorCommand(program: Command): void {
         process.stderr.write(`${line}\n`);
       };
       // The doctor's modules (load generator, ONNX tooling, registry) load here, not for --help or other commands.
-      const [{ runDoctor, checkRemedyIds }, { formatDiagnosis }, { formatTrials, verdictLine }, { readRequestsFile }] =
-        await Promise.all([
-          import('../doctor/doctor-session.ts'),
-          import('../doctor/diagnosis.ts'),
-          import('../doctor/doctor-report.ts'),
-          import('../bench/request-data.ts'),
-        ]);
+      const [
+        { runDoctor, checkRemedyIds, marginLoad },
+        { formatDiagnosis },
+        { formatTrials, verdictLine },
+        { readRequestsFile },
+      ] = await Promise.all([
+        import('../doctor/doctor-session.ts'),
+        import('../doctor/diagnosis.ts'),
+        import('../doctor/doctor-report.ts'),
+        import('../bench/request-data.ts'),
+      ]);
       if (options.remedies) checkRemedyIds(options.remedies);
       const load =
         options.rate !== undefined
           ? { mode: 'rate' as const, rate: options.rate }
           : { mode: 'concurrency' as const, concurrency: options.concurrency! };
+      // A bad --margin fails here, in one line, before anything is printed or served.
+      if (options.margin !== undefined) marginLoad(load, options.margin);
       log(
         `caliper doctor: ${options.url ?? options.model}, p99 budget ${options.p99Ms} ms, ${load.mode === 'rate' ? `${load.rate} requests/s` : `${load.concurrency} connections`}${options.url ? ' (read-only)' : ''}`,
       );
@@ -140,6 +152,7 @@ export function registerDoctorCommand(program: Command): void {
           maxDrop: options.maxDrop,
           ...(options.budgetMinutes !== undefined ? { budgetMinutes: options.budgetMinutes } : {}),
           ...(options.featureRedis ? { featureRedis: options.featureRedis } : {}),
+          ...(options.margin !== undefined ? { margin: options.margin } : {}),
           ...(options.remedies ? { remedies: options.remedies } : {}),
           ...(options.registry ? { registry: options.registry } : {}),
           windowMs: options.duration * 1000,

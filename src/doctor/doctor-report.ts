@@ -1,5 +1,11 @@
 import type { Diagnosis } from './diagnosis.ts';
-import type { ProfileStage, StageProfile } from './stage-profile.ts';
+import type { DoctorLoad, ProfileStage, StageProfile } from './stage-profile.ts';
+
+/** A load in words: "2968 requests/s" or "3 connections". */
+export const loadText = (load: DoctorLoad): string =>
+  load.mode === 'rate'
+    ? `${load.rate} requests/s`
+    : `${load.concurrency} connection${load.concurrency === 1 ? '' : 's'}`;
 
 /** How one remedy ended: kept (it moved p99 and passed its guards), dropped after measuring, refused, or skipped. */
 export type TrialOutcome = 'kept' | 'dropped' | 'refused' | 'skipped';
@@ -35,6 +41,22 @@ export interface RemedyTrial {
   seconds: number;
 }
 
+/** One fresh-server judgement of a kept set: the verdict at the load, its margin, and whether it was accepted. */
+export interface Judgement {
+  /** The kept remedies judged. */
+  kept: string[];
+  /** p99 (ms) at the load over `requests` answers. */
+  p99Ms: number;
+  requests: number;
+  /** The kept set's p99 (ms) in the side-by-side rounds at the load, when measured there. */
+  sideBySideP99Ms?: number;
+  /** p99 (ms) at the margin's load over `marginRequests` answers; absent when the verdict missed the budget. */
+  marginP99Ms?: number;
+  marginRequests?: number;
+  /** Both within the budget. */
+  accepted: boolean;
+}
+
 export interface DoctorReport {
   kind: 'caliper-doctor';
   version: 1;
@@ -53,9 +75,23 @@ export interface DoctorReport {
    * budget's judgement); absent when nothing was kept. `sideBySideP99Ms`: the kept set's p99 in the alternated rounds
    * of the last remedy measured against it, which the search also had to bring BUDGET_HEADROOM under the budget.
    */
-  after?: { profile: StageProfile; diagnosis: Diagnosis; sideBySideP99Ms?: number };
-  /** True when the final measurement (after, or before when nothing was kept) meets the budget. */
+  after?: {
+    profile: StageProfile;
+    diagnosis: Diagnosis;
+    sideBySideP99Ms?: number;
+    /**
+     * The same fresh server measured again at the margin's load (MARGIN_FACTOR times the load) right after; absent
+     * when the verdict missed the budget.
+     */
+    margin?: { load: StageProfile['load']; profile: StageProfile; diagnosis: Diagnosis };
+  };
+  /**
+   * True when the final measurement meets the budget: with kept remedies, the fresh server's verdict at the load and
+   * its margin both; with none, the "before".
+   */
   met: boolean;
+  /** Each fresh-server judgement of a kept set, in order (absent in read-only mode). */
+  judgements?: Judgement[];
   /** For stages no remedy shortens. */
   advice: string[];
   changes: {
@@ -110,7 +146,15 @@ export function verdictLine(report: DoctorReport): string {
   const on = report.after
     ? `measured again on a fresh server with ${kept.join(', ')} over ${judged.profile.measuredS} s (${judged.profile.requests} answers)`
     : 'as served, no remedy kept';
-  if (report.met) return `budget met: ${p99} within ${report.budgetMs} ms, ${on}`;
+  const margin = report.after?.margin;
+  const marginText = margin
+    ? ` at ${loadText(report.load)}, and p99 ${margin.profile.latencyMs.p99.toFixed(2)} ms at ${loadText(margin.load)} (the margin, ${margin.profile.requests} answers)`
+    : '';
+  if (report.met) return `budget met: ${p99} within ${report.budgetMs} ms${marginText}, ${on}`;
+  if (margin && judged.diagnosis.met) {
+    const culprits = margin.diagnosis.culprits.join(', ');
+    return `budget not met with a margin: ${p99} within ${report.budgetMs} ms at ${loadText(report.load)} but ${margin.profile.latencyMs.p99.toFixed(2)} ms at ${loadText(margin.load)} (the margin, ${margin.profile.requests} answers), ${on}; so near capacity the next run at ${loadText(report.load)} may miss it, and no remedy left to try ${culprits ? `for ${culprits} ` : ''}brings the margin under (the remedies table says what each did${report.advice.length > 0 ? ', the advice what is left to do' : ''})`;
+  }
   const culprits = judged.diagnosis.culprits.join(', ');
   return `budget not met: ${p99} over ${report.budgetMs} ms, ${on}; no remedy left to try ${culprits ? `for ${culprits} ` : ''}brings it under (the remedies table says what each did${report.advice.length > 0 ? ', the advice what is left to do' : ''})`;
 }

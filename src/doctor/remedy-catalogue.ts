@@ -51,8 +51,10 @@ export interface TrialEvidence {
 
 export interface Remedy {
   id: string;
-  /** The stage it shortens. */
+  /** The stage it shortens (the one its trial is reported under). */
   stage: ProfileStage;
+  /** Every stage it shortens, when more than `stage`: it is a remedy for each (default [stage]). */
+  stages?: readonly ProfileStage[];
   title: string;
   /** Expected share of the stage's time it removes (0..1): remedies for a stage are tried in this order. */
   expectedGain(context: RemedyContext): number;
@@ -441,9 +443,14 @@ const featureTimeoutRemedy: Remedy = {
   },
 };
 
+/**
+ * The response cache: a repeated request is answered at the cache stage, so it skips every stage after it — the
+ * preprocess columns, the queue, inference and postprocess (with a postprocess hook).
+ */
 const responseCacheRemedy: Remedy = {
   id: 'response-cache',
   stage: 'inference',
+  stages: ['preprocess', 'queue', 'inference', 'postprocess'],
   title: 'the response cache for repeated requests',
   expectedGain: (c) => c.repeatShare,
   async plan(context) {
@@ -509,7 +516,7 @@ export const STAGE_ADVICE: Partial<Record<ProfileStage, string>> = {
  * and the cold-path ones are left out.
  */
 export function remediesFor(stage: ProfileStage, context: RemedyContext): Remedy[] {
-  return REMEDIES.filter((r) => r.stage === stage && !r.cold && r.expectedGain(context) > 0).sort(
+  return REMEDIES.filter((r) => (r.stages ?? [r.stage]).includes(stage) && !r.cold && r.expectedGain(context) > 0).sort(
     (a, b) => b.expectedGain(context) - a.expectedGain(context),
   );
 }

@@ -30,6 +30,10 @@ describe('CLI errors are one line with a non-zero exit', () => {
     [['bench', '--url', 'http://127.0.0.1:1', '--model', 'm', '--concurrency', 'x'], /--concurrency/],
     [['doctor', '--model', '.', '--p99-ms', '5'], /give the load as exactly one of --rate RPS or --concurrency N/],
     [['doctor', '--model', '.', '--p99-ms', '5', '--rate', '10', '--remedies', 'magic'], /--remedies: unknown magic/],
+    [
+      ['doctor', '--model', '.', '--p99-ms', '5', '--rate', '10', '--margin', '0.5'],
+      /--margin: expected a factor of the load >= 1, got 0\.5/,
+    ],
     [['serve'], /nothing to serve: give a model folder.*\(the default \.\/examples is not here\)/],
   ])('caliper %s', async (args, reason) => {
     const { code, stderr } = await caliper(...args);
