@@ -591,14 +591,15 @@ export function postprocess(prediction) {
 
   it('measures a served configuration once: the instances remedies of each stage plan the same 1 → 2 workers', async () => {
     const dir = addModel('twice', heavyConfig('twice'), heavyMatMulModel({ rows: 64, width: 256, lossy: false }));
-    // Servers with 2 instances answer through a link that holds each request 30 ms: measured, they lose for sure.
+    // Servers with 2 instances answer through a link that holds each request 150 ms: measured, they lose for sure (at
+    // 30 ms, a loaded machine's stalls made the in-thread side's p99 slower once in a CI run, and the candidate was kept).
     const served: string[] = [];
     const startServer = async (modelDir: string) => {
       const yaml = readFileSync(join(modelDir, 'model.yaml'), 'utf8');
       served.push(yaml);
       const server = await startModelServer(modelDir);
       if (!/count: 2\b/.test(yaml)) return server;
-      const link = await startDelayProxy(Number(new URL(server.url).port), 30);
+      const link = await startDelayProxy(Number(new URL(server.url).port), 150);
       return {
         url: `http://127.0.0.1:${link.port}`,
         stop: async () => {
@@ -624,7 +625,7 @@ export function postprocess(prediction) {
     expect(measured!.remedy).toMatch(/^instances-/);
     expect(measured!.outcome).toBe('dropped');
     expect(measured!.sameAs).toBeUndefined();
-    expect(measured!.p99AfterMs!).toBeGreaterThan(30);
+    expect(measured!.p99AfterMs!).toBeGreaterThan(150);
     expect(again.length).toBeGreaterThanOrEqual(1);
     const table = formatTrials(report.trials).split('\n');
     for (const trial of again) {
