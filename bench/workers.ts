@@ -44,7 +44,7 @@
  * same server with max_batch_size 1 in the same run: its summary and ratios under `unbatched`).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, openSync, readdirSync, writeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -84,26 +84,57 @@ const listOption = (name: string, fallback: string): number[] => {
 const RATES = listOption('--rates', '250,1000,4000');
 const WORKER_COUNTS = listOption('--workers', '1,2');
 const serversArg = process.argv.indexOf('--servers');
-type ServerKind = 'caliper' | 'bare' | 'before' | 'unbatched' | 'flags';
+type ServerKind = 'caliper' | 'bare' | 'before' | 'unbatched' | 'flags' | 'touched';
 const SERVERS = (serversArg >= 0 ? process.argv[serversArg + 1]! : 'caliper,bare').split(',') as ServerKind[];
 for (const kind of SERVERS)
-  if (kind !== 'caliper' && kind !== 'bare' && kind !== 'before' && kind !== 'unbatched' && kind !== 'flags')
-    throw new Error(`--servers: caliper,bare,before,unbatched,flags, got ${kind}`);
+  if (!['caliper', 'bare', 'before', 'unbatched', 'flags', 'touched'].includes(kind))
+    throw new Error(`--servers: caliper,bare,before,unbatched,flags,touched, got ${kind}`);
 const flagsArg = process.argv.indexOf('--flags');
 /**
- * `--servers caliper,flags --flags '--max-semi-space-size=2'`: `flags` is Caliper with these Node.js options (in
- * NODE_OPTIONS, so cluster workers inherit them), measured in the same run: a V8 setting's effect on each worker count.
+ * `--servers caliper,flags --flags '--max-semi-space-size=2'`: `flags` is Caliper with these Node.js and V8 options (on
+ * node's command line, so cluster workers inherit them), measured in the same run: a V8 setting's effect on each worker count.
  */
 const NODE_FLAGS = flagsArg >= 0 ? process.argv[flagsArg + 1]! : undefined;
 if (SERVERS.includes('flags') && NODE_FLAGS === undefined) throw new Error('--servers flags needs --flags "..."');
 /**
- * `--touch-kb N`: the floor reads N KB of its own memory per request (bench/echo-server.ts --touch-kb): a working set
- * of a known size, to see what two processes taking turns on one core pay for it.
+ * `--servers bare,touched --touch-kb N`: `touched` is the floor reading N KB of its own memory per request
+ * (bench/echo-server.ts --touch-kb): a working set of a known size, to see what two processes taking turns on one
+ * core pay for one, beside the bare floor in the same run.
  */
 const TOUCH_KB = numberOption('--touch-kb', 0);
 const stdoutArg = process.argv.indexOf('--server-stdout');
 /** A folder for each server's standard output (e.g. with `--flags --trace-gc`): KIND-WORKERS-INSTANCE.log. */
 const SERVER_STDOUT_DIR = stdoutArg >= 0 ? process.argv[stdoutArg + 1]! : undefined;
+/**
+ * Every server runs with V8's --trace-gc (one line per collection on its standard output, read here): per window,
+ * scavenges per 1,000 requests, full (mark-compact) collections, the collections' reported time per request and the
+ * young generation's size as a scavenge finds it (MB freed per scavenge). `--no-trace-gc` leaves it off.
+ */
+const TRACE_GC = !process.argv.includes('--no-trace-gc');
+
+/** Collections seen so far in a server's processes (every isolate: tsx's loader thread has one, quiet after start). */
+interface GcCounts {
+  scavenges: number;
+  fullGcs: number;
+  /** Sum of the pauses V8 reports (ms): wall time on the main thread, so on a loaded core it includes waiting. */
+  pauseMs: number;
+  /** MB freed by each scavenge (the young generation's occupancy when it ran: its size, in effect), in order. */
+  scavengeFreedMb: number[];
+}
+const GC_LINE =
+  /^\[\d+:0x[0-9a-f]+\]\s+[\d.]+ ms: (Scavenge|Minor Mark-Sweep|Mark-Compact|Mark-Sweep)[^,]*?([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB, ([\d.]+) \/ [\d.]+ ms/;
+/** Reads --trace-gc lines into `counts`. */
+function countGcLines(counts: GcCounts, text: string): void {
+  for (const line of text.split('\n')) {
+    const m = GC_LINE.exec(line);
+    if (!m) continue;
+    counts.pauseMs += Number(m[4]);
+    if (m[1] === 'Scavenge' || m[1] === 'Minor Mark-Sweep') {
+      counts.scavenges++;
+      counts.scavengeFreedMb.push(Number(m[2]) - Number(m[3]));
+    } else counts.fullGcs++;
+  }
+}
 const beforeArg = process.argv.indexOf('--before-root');
 /**
  * `--servers caliper,before --before-root DIR`: `before` is Caliper from another source checkout (e.g. `git archive
@@ -575,6 +606,15 @@ interface LoadResult {
    */
   otherCpuOnServerCores: number;
   otherCpuOnGeneratorCore: number;
+  /**
+   * With --trace-gc (the default): scavenges per 1,000 requests, full collections in the window, V8's reported GC
+   * pauses per request (µs, wall), and the median MB a scavenge freed (the young generation's size in effect: 1-2 MB
+   * after V8 shrank it on an idle spell, up to 16 per semi-space once grown).
+   */
+  scavengesPerKRequests?: number;
+  fullGcs?: number;
+  gcPauseUsPerRequest?: number;
+  youngGenerationMb?: number;
   /** With --syscalls: system calls per request, all server processes, in all and by call (SYSCALL_EVENTS). */
   syscallsPerRequest?: { total: number; byCall: Record<string, number> };
 }
@@ -599,7 +639,7 @@ interface RunResult {
 
 /** inference_count and execution_count so far (summed over workers). */
 async function modelRuns(url: string, server: ServerKind): Promise<{ rows: number; runs: number }> {
-  if (server === 'bare') return { rows: 0, runs: 0 };
+  if (server === 'bare' || server === 'touched') return { rows: 0, runs: 0 };
   const body = (await (await fetch(`${url}/v2/models/fraud_detector/stats`)).json()) as {
     model_stats: { inference_count: number; execution_count: number }[];
   };
@@ -641,31 +681,42 @@ async function startServer(
     SERVER_CORES,
     process.execPath,
     ...(CPU_PROF_DIR !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
-    ...(server !== 'bare'
+    // Node's own options (cluster workers inherit them from the primary's execArgv; NODE_OPTIONS refuses V8's).
+    ...(TRACE_GC ? ['--trace-gc'] : []),
+    ...(server === 'flags' ? NODE_FLAGS!.split(' ').filter(Boolean) : []),
+    ...(server !== 'bare' && server !== 'touched'
       ? [join(server === 'before' ? BEFORE_ROOT! : root, 'bin/caliper.js'), 'serve', repo, '--port', String(port)]
       : [
           '--import',
           'tsx',
           'bench/echo-server.ts',
           String(port),
-          ...(TOUCH_KB > 0 ? ['--touch-kb', String(TOUCH_KB)] : []),
+          ...(server === 'touched' ? ['--touch-kb', String(TOUCH_KB)] : []),
         ]),
   ];
   if (workers > 1) args.push('--workers', String(workers));
   const startedAt = performance.now();
   if (SERVER_STDOUT_DIR !== undefined) mkdirSync(SERVER_STDOUT_DIR, { recursive: true });
-  const stdout =
+  const stdoutFile =
     SERVER_STDOUT_DIR !== undefined
       ? openSync(join(SERVER_STDOUT_DIR, `${server}-${workers}-${instance}.log`), 'w')
-      : 'ignore';
+      : undefined;
+  const gc: GcCounts = { scavenges: 0, fullGcs: 0, pauseMs: 0, scavengeFreedMb: [] };
+  let partial = '';
   const child = spawn('taskset', args, {
     cwd: root,
-    stdio: ['ignore', stdout, 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       ...process.env,
       CALIPER_LOG_LEVEL: 'warn',
-      ...(server === 'flags' ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${NODE_FLAGS}`.trim() } : {}),
     },
+  });
+  child.stdout!.on('data', (chunk: Buffer) => {
+    if (stdoutFile !== undefined) writeSync(stdoutFile, chunk);
+    const text = partial + chunk.toString();
+    const end = text.lastIndexOf('\n');
+    partial = text.slice(end + 1);
+    countGcLines(gc, text.slice(0, end + 1));
   });
   const url = `http://127.0.0.1:${port}`;
   const stopChild = async (): Promise<void> => {
@@ -751,12 +802,19 @@ async function startServer(
       const syscalls = SYSCALLS ? countSyscalls(serving, SECONDS) : undefined;
       const generatorBefore = process.cpuUsage();
       const coresBefore = coreBusySeconds();
+      const gcBefore = { ...gc, scavengeFreedMb: gc.scavengeFreedMb.length };
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, SECONDS * 1000));
       const window = conns.take();
       const syscallCounts = await syscalls;
       const samples = m.stop();
       const coresAfter = coreBusySeconds();
+      const gcWindow = {
+        scavenges: gc.scavenges - gcBefore.scavenges,
+        fullGcs: gc.fullGcs - gcBefore.fullGcs,
+        pauseMs: gc.pauseMs - gcBefore.pauseMs,
+        freed: gc.scavengeFreedMb.slice(gcBefore.scavengeFreedMb),
+      };
       const elapsed = (performance.now() - t0) / 1000;
       const generator = process.cpuUsage(generatorBefore);
       await stop();
@@ -805,6 +863,14 @@ async function startServer(
         mainThreadsCpuUsPerRequest: us(sum(samples, serving, 'mainCpu')),
         mainThreadWakeupsPerRequest: r3(sum(samples, serving, 'mainWakeups') / n),
         minorFaultsPerRequest: r3(sum(samples, serving, 'minorFaults') / n),
+        ...(TRACE_GC
+          ? {
+              scavengesPerKRequests: r3((gcWindow.scavenges * 1000) / n),
+              fullGcs: gcWindow.fullGcs,
+              gcPauseUsPerRequest: r1((gcWindow.pauseMs * 1000) / n),
+              youngGenerationMb: gcWindow.freed.length > 0 ? r1(median(gcWindow.freed)) : 0,
+            }
+          : {}),
         systemCpuUsPerRequest: us(sum(samples, serving, 'systemCpu')),
         preemptionsPerRequest: r3(sum(samples, serving, 'preemptions') / n),
         idleShareUsPerRequest: us(idleCpuPerS * elapsed),
@@ -949,6 +1015,10 @@ function summarize(kind: ServerKind) {
                   p99Ms: m((l) => l.p99Ms),
                   otherCpuOnServerCores: m((l) => l.otherCpuOnServerCores),
                   otherCpuOnGeneratorCore: m((l) => l.otherCpuOnGeneratorCore),
+                  scavengesPerKRequests: m((l) => l.scavengesPerKRequests ?? NaN),
+                  youngGenerationMb: m((l) => l.youngGenerationMb ?? NaN),
+                  gcPauseUsPerRequest: m((l) => l.gcPauseUsPerRequest ?? NaN),
+                  fullGcsPerWindow: m((l) => l.fullGcs ?? NaN),
                   errors: runs.reduce((n, r) => n + loadOf(r, key).errors, 0),
                 },
               ];
@@ -1221,12 +1291,16 @@ writeFileSync(
 const spreadText = (x: Spread | undefined, unit = '×'): string =>
   x === undefined ? '-' : `${x.median}${unit} (IQR ${x.p25}-${x.p75}, 95% CI ${x.ci95[0]}-${x.ci95[1]}, n ${x.n})`;
 for (const [pair, byLoad] of Object.entries(perWindow))
-  for (const [load, v] of Object.entries(byLoad))
+  for (const [load, v] of Object.entries(byLoad)) {
+    const others = SERVERS.filter((k) => k !== 'caliper' && k !== 'bare').map(
+      (k) => `; ${k} ${spreadText((v as unknown as Record<string, Spread | undefined>)[k])}`,
+    );
     console.error(
       `${pair} ${load}: caliper ${spreadText(v.caliper)}; floor ${spreadText(v.floor)}; caliper ÷ floor ${spreadText(
         v.caliperOverFloor,
-      )}; excess ${spreadText(v.excessUsPerRequest, ' µs/request')}`,
+      )}; excess ${spreadText(v.excessUsPerRequest, ' µs/request')}${others.join('')}`,
     );
+  }
 console.log(
   JSON.stringify(
     {
