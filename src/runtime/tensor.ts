@@ -126,8 +126,11 @@ export function concatRows(parts: readonly TensorData[]): TensorData {
 
 /** Rows [start, start + count) of a tensor, as a view where possible. */
 export function sliceRows(tensor: TensorData, start: number, count: number): TensorData {
-  const rowSize = elementCount(tensor.dims.slice(1));
-  const dims = [count, ...tensor.dims.slice(1)];
+  // One new dims array per slice (a batch's outputs are sliced once per request).
+  const dims = tensor.dims.slice();
+  dims[0] = count;
+  let rowSize = 1;
+  for (let i = 1; i < dims.length; i++) rowSize *= dims[i]!;
   const data = Array.isArray(tensor.data)
     ? tensor.data.slice(start * rowSize, (start + count) * rowSize)
     : (tensor.data as Float32Array).subarray(start * rowSize, (start + count) * rowSize);
