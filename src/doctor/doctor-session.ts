@@ -410,6 +410,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       searchLoad === options.load ? searchDiagnosis(profile, options.budgetMs) : diagnose(profile, options.budgetMs);
     /** Each fresh-server judgement of a kept set, in order: the verdict, its margin and whether it was accepted. */
     const judgements: Judgement[] = [];
+    /** The latest set accepted (its change, judgement and how many trials there were then). */
+    let accepted:
+      | { change: ModelChange; after: NonNullable<DoctorReport['after']>; trials: number; kept: string[] }
+      | undefined;
     /**
      * The kept set's latest side-by-side figure: its profile in the alternated rounds of the last remedy measured
      * against it (the candidate's when kept, the kept side's when dropped). The budget's judgement on a fresh server
@@ -626,6 +630,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         ...(marginProfile ? { marginP99Ms: marginProfile.latencyMs.p99, marginRequests: marginProfile.requests } : {}),
         accepted: verdictMet && marginMet,
       });
+      if (verdictMet && marginMet) accepted = { change, after, trials: trials.length, kept: keptIds };
       if (marginProfile && !marginMet) {
         searchLoad = margin;
         current = searchBasis(marginProfile, sideBySideAt(margin));
@@ -637,8 +642,25 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         `re-measured with ${keptIds.length} kept remedies on a fresh server over ${again.measuredS} s (${again.requests} answers): p99 ${again.latencyMs.p99.toFixed(2)} ms (${after.diagnosis.met ? 'within' : 'over'} the ${options.budgetMs} ms budget${after.diagnosis.met && again.latencyMs.p99 > aimMs ? `, less than ${BUDGET_HEADROOM * 100}% under it` : ''})${side !== undefined ? `; side by side ${side.latencyMs.p99.toFixed(2)} ms` : ''}${current === side ? ': searching on from the side-by-side figure' : ''}${marginProfile ? `; at ${loadText(margin)} (the margin) p99 ${marginProfile.latencyMs.p99.toFixed(2)} ms over ${marginProfile.requests} answers: ${marginMet ? 'accepted' : 'not accepted, searching on at that load'}` : ''}`,
       );
       if (nextRemedy() === undefined) break;
+      // Accepted, but less than BUDGET_HEADROOM under the budget: the search goes on, and keeps what it finds only
+      // when the next judgement accepts it too (see below).
       await search();
       judged = change === judged ? NO_CHANGE : change;
+    }
+    // A set accepted earlier, and a later judgement (after more remedies kept for headroom) that was not: the earlier
+    // set is the outcome, and the remedies kept after it are dropped again, saying why.
+    const last = judgements.at(-1);
+    if (accepted && last && !last.accepted) {
+      change = accepted.change;
+      after = accepted.after;
+      for (const trial of trials.slice(accepted.trials))
+        if (trial.outcome === 'kept') {
+          trial.outcome = 'dropped';
+          trial.detail += `; kept, but judged with it on a fresh server p99 read ${last.p99Ms.toFixed(2)} ms${last.marginP99Ms !== undefined ? ` (margin ${last.marginP99Ms.toFixed(2)} ms)` : ''}: the set accepted before it stays`;
+        }
+      progress.step(
+        `back to the remedies accepted before (${accepted.kept.join(', ')}): judged with ${last.kept.filter((id) => !accepted!.kept.includes(id)).join(', ')} as well, p99 missed the budget or its margin`,
+      );
     }
     // The cold path: when a fresh server's first answers miss the budget, the cold remedies (warm-up), each judged on
     // a fresh server's first answers against those of the model as kept, over the budget's longer window.

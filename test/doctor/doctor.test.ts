@@ -564,6 +564,60 @@ export function postprocess(prediction) {
     }
   }, 120_000);
 
+  it('keeps the set accepted before when a later judgement, with more remedies kept for headroom, misses', async () => {
+    const dir = addModel('headroom', heavyConfig('headroom'), heavyMatMulModel({ rows: 64, width: 256, lossy: false }));
+    // The servers, in the order doctor starts them, answer through links that hold each request this long (ms): the
+    // "before" 300; worker instance 0 (kept); its judgement 170 (within 200 but not 20% under it, and at the margin:
+    // accepted); batching 0 (kept, for headroom); the judgement with both 300 (missed).
+    const links = [300, 0, 170, 0, 300];
+    let started = 0;
+    const startServer = async (modelDir: string) => {
+      const server = await startModelServer(modelDir);
+      const delay = links[started++] ?? 0;
+      if (delay === 0) return server;
+      const link = await startDelayProxy(Number(new URL(server.url).port), delay);
+      return {
+        url: `http://127.0.0.1:${link.port}`,
+        stop: async () => {
+          await link.close();
+          await server.stop();
+        },
+      };
+    };
+    const lines: string[] = [];
+    const report = await runDoctor({
+      model: dir,
+      budgetMs: 200,
+      load: { mode: 'concurrency', concurrency: 1 },
+      data: { source: 'rows', documents: heavyRows(50, 13).map(({ x }) => ({ x })) },
+      remedies: ['worker-instance', 'batching-network'],
+      windowMs: 300,
+      startServer,
+      onProgress: (line) => lines.push(line),
+    });
+    expect(started).toBe(5);
+    expect(report.judgements).toMatchObject([
+      { kept: ['worker-instance'], accepted: true },
+      { kept: ['worker-instance', 'batching-network'], accepted: false },
+    ]);
+    expect(report.judgements![1]!.p99Ms).toBeGreaterThan(200);
+    // The outcome is the set accepted first: its judgement, its model.yaml.
+    expect(report.met).toBe(true);
+    expect(report.after!.profile.latencyMs.p99).toBe(report.judgements![0]!.p99Ms);
+    expect(report.after!.margin!.diagnosis.met).toBe(true);
+    expect(report.changes.yamlDiff).toContain('kind: worker');
+    expect(report.changes.modelYaml).not.toContain('batching');
+    expect(trialOf(report, 'worker-instance').outcome).toBe('kept');
+    const batching = trialOf(report, 'batching-network');
+    expect(batching.outcome).toBe('dropped');
+    expect(batching.detail).toMatch(
+      /^batching on: max_batch_size 32, max_queue_delay_us 200; kept, but judged with it on a fresh server p99 read \d+\.\d\d ms: the set accepted before it stays$/,
+    );
+    expect(lines.at(-1)).toMatch(
+      /back to the remedies accepted before \(worker-instance\): judged with batching-network as well, p99 missed the budget or its margin/,
+    );
+  }, 120_000);
+
   it('keys a change by what it serves: the loaded configuration and the model file bytes, not the edits or the path', async () => {
     const dir = addModel('keyed', heavyConfig('keyed'), heavyMatMulModel({ rows: 8, width: 16, lossy: false }));
     const source = await resolveModelSource(dir);
