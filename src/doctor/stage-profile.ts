@@ -38,8 +38,10 @@ export interface StageProfile {
   throughput: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
   /**
-   * The 95% interval of p99 given how many answers it was read from (p99Interval over the answers kept): a second
-   * measurement of the same server reads a p99 in this range about 19 times in 20 from sampling alone.
+   * The 95% interval of p99 given how many answers it was read from (p99Interval over the answers that came while the
+   * generator ran, each timed from its send): a second measurement of the same server reads a p99 in this range about
+   * 19 times in 20 from sampling alone. When the server fell behind, the generator times answers from their scheduled
+   * send and p99 may lie outside it (the wait in the generator's backlog is not in the interval's latencies).
    */
   p99IntervalMs?: { low: number; high: number };
   meanMs: Partial<Record<ProfileStage, number>>;
@@ -177,6 +179,11 @@ export interface StageRound {
   warmupSamples: RequestSample[];
   /** Milliseconds of load the step's figures cover (its combined windows). */
   measuredMs: number;
+  /**
+   * performance.now() when the generator stopped: answers after it (a backlog draining) are in `samples` but not in
+   * the step's latency figures, and are left out of p99's interval.
+   */
+  endedAt?: number;
 }
 
 /** The bench plan of a doctor's load: one step, open loop on Poisson arrivals at the rate, or closed loop. */
@@ -209,12 +216,14 @@ export async function measureRound(options: MeasureOptions): Promise<StageRound>
     warmupMs,
     stability: { windows: Math.min(options.windows ?? 3, maxWindows), maxTrials: maxWindows },
   });
+  const endedAt = performance.now();
   // The warm-up's answers are left out, as the generator leaves them out of its windows.
   const measuredFrom = startedAt + warmupMs;
   const windows = Math.min(options.windows ?? 3, maxWindows);
   return {
     step: report.steps[0]!,
     measuredMs: windowMs * windows,
+    endedAt,
     samples: target.samples.filter((s) => s.at >= measuredFrom),
     warmupSamples: target.samples.filter((s) => s.at < measuredFrom),
   };
@@ -262,15 +271,22 @@ export async function measureStages(options: MeasureOptions): Promise<StageProfi
   return profileOf(measured, options.load);
 }
 
+/** The latencies (ms, ascending) of a round's answers that came while the generator ran (see StageRound.endedAt). */
+const recordedLatencies = ({ samples, endedAt }: Pick<StageRound, 'samples' | 'endedAt'>): number[] =>
+  samples
+    .filter((s) => endedAt === undefined || s.at <= endedAt)
+    .map((s) => s.latencyMs)
+    .sort((a, b) => a - b);
+
 /** Builds the profile of one bench step from the samples kept over its windows. */
 export function profileOf(
-  { step, samples, measuredMs }: Pick<StageRound, 'step' | 'samples' | 'measuredMs'>,
+  { step, samples, measuredMs, endedAt }: Pick<StageRound, 'step' | 'samples' | 'measuredMs' | 'endedAt'>,
   load: DoctorLoad,
 ): StageProfile {
   const latencies = samples.map((s) => s.latencyMs).sort((a, b) => a - b);
   const tail = tailOf(samples);
   const stats = step.serverStats;
-  const interval = p99Interval(latencies);
+  const interval = p99Interval(recordedLatencies({ samples, endedAt }));
   const answered = stats ? stats.requests + stats.cacheHits : 0;
   return {
     load,
@@ -317,7 +333,7 @@ export function profileOfRounds(rounds: readonly StageRound[], load: DoctorLoad)
   }
   const tail = tailOf(samples);
   const latency = summarizeLatency(histogram);
-  const interval = p99Interval(samples.map((s) => s.latencyMs).sort((a, b) => a - b));
+  const interval = p99Interval(rounds.flatMap((r) => recordedLatencies(r)).sort((a, b) => a - b));
   return {
     load,
     measuredS: round(rounds.reduce((ms, r) => ms + r.measuredMs, 0) / 1000, 2),

@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { startModelServer } from '../../src/bench/model-server-process.ts';
 import { inferencePath } from '../../src/bench/load-target.ts';
 import { fetchServerStats } from '../../src/bench/server-stats.ts';
+import type { StepResult } from '../../src/bench/bench-report.ts';
 import type { RequestData } from '../../src/bench/request-data.ts';
 import { diagnose } from '../../src/doctor/diagnosis.ts';
 import { servedConfigKey } from '../../src/doctor/candidate-model.ts';
@@ -28,7 +29,13 @@ import {
 } from '../../src/doctor/doctor-session.ts';
 import { applyYamlEdits, unifiedDiff } from '../../src/doctor/model-change.ts';
 import { REMEDIES, remediesFor, trialKey, type RemedyContext } from '../../src/doctor/remedy-catalogue.ts';
-import { p99Interval, primeServer, settleServer, type StageProfile } from '../../src/doctor/stage-profile.ts';
+import {
+  p99Interval,
+  primeServer,
+  profileOf,
+  settleServer,
+  type StageProfile,
+} from '../../src/doctor/stage-profile.ts';
 import { resolveModelSource } from '../../src/optimize/model-source.ts';
 import { ModelRegistry } from '../../src/registry/model-registry.ts';
 import { startPrivateRedis } from '../support/redis-server.ts';
@@ -319,6 +326,23 @@ describe('diagnosis and remedy order (figures given)', () => {
     expect(p99Interval(ascending(100))).toEqual({ low: 97, high: 100 });
     expect(p99Interval([4.5])).toEqual({ low: 4.5, high: 4.5 });
     expect(p99Interval([])).toBeUndefined();
+    // A profile's interval reads the answers that came while the generator ran, not a backlog draining after it.
+    const step = {
+      requests: 100,
+      errors: { total: 0 },
+      throughput: 50,
+      latencyMs: { p50: 50, p90: 90, p99: 99, max: 100 },
+    } as unknown as StepResult;
+    const samples = [
+      ...ascending(100).map((latencyMs) => ({ latencyMs, at: 1000, stages: {} })),
+      ...ascending(50).map((i) => ({ latencyMs: 7000 + i, at: 3000, stages: {} })),
+    ];
+    const load = { mode: 'rate', rate: 50 } as const;
+    expect(profileOf({ step, samples, measuredMs: 2000, endedAt: 2000 }, load).p99IntervalMs).toEqual({
+      low: 97,
+      high: 100,
+    });
+    expect(profileOf({ step, samples, measuredMs: 2000 }, load).p99IntervalMs!.low).toBeGreaterThan(7000);
     const verdict = profile({ network: 5 }, 6.7);
     const sideBySide = profile({ network: 12 }, 14.2);
     expect(searchBasis(verdict, sideBySide)).toBe(sideBySide);
