@@ -29,7 +29,10 @@ type ColumnWriter = (
   exact?: Map<number, bigint>,
 ) => number;
 
-/** A numeric column's steps composed into one function (shared with the batch columnar path). */
+/**
+ * A numeric column's steps composed into one function (the batch columnar path applies the same steps over whole
+ * columns, one loop per step: applyScalarSteps in src/batch/columnar/column-preprocessor.ts).
+ */
 export function scalarTransform(steps: readonly ScalarStep[]): (x: number) => number {
   const fns = steps.map((step): ((x: number) => number) => {
     switch (step.op) {

@@ -1,11 +1,83 @@
+import type { ScalarStep } from '../../config/model-config.ts';
 import type { TensorMap } from '../../runtime/tensor.ts';
 import type { ColumnBatch } from './column-batch.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 
 /**
- * model.yaml's preprocess over rows [from, to) of a column batch, written straight into the input tensors.
- * Marked rows stay zero (they are scored by the row path; their model outputs are ignored). Values are computed
- * in doubles and stored into the tensor's element type, as the row path does, so the tensors are identical.
+ * A numeric column's model.yaml steps applied in place to `values[0, n)`, one step at a time over the whole column: a
+ * plain loop per step, with no call per value. Each value gets the arithmetic the row path's composed transform
+ * (scalarTransform in src/pipeline/preprocess.ts) gives it, step by step in doubles, so the results are identical.
+ */
+export function applyScalarSteps(steps: readonly ScalarStep[], values: Float64Array, n: number): void {
+  for (const step of steps) {
+    switch (step.op) {
+      case 'identity':
+        break;
+      case 'log1p':
+        for (let r = 0; r < n; r++) values[r] = Math.log1p(values[r]!);
+        break;
+      case 'standardize': {
+        const { mean, std } = step;
+        for (let r = 0; r < n; r++) values[r] = (values[r]! - mean) / std;
+        break;
+      }
+      case 'min_max': {
+        const { min } = step;
+        const span = step.max - step.min;
+        for (let r = 0; r < n; r++) values[r] = (values[r]! - min) / span;
+        break;
+      }
+      case 'clip': {
+        const { min, max } = step;
+        for (let r = 0; r < n; r++) {
+          const v = values[r]!;
+          values[r] = v < min ? min : Math.min(v, max);
+        }
+        break;
+      }
+      case 'divide': {
+        const by = step.by;
+        for (let r = 0; r < n; r++) values[r] = values[r]! / by;
+        break;
+      }
+      case 'multiply': {
+        const by = step.by;
+        for (let r = 0; r < n; r++) values[r] = values[r]! * by;
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * Input tensor memory reused from one call of buildTensors to the next by a caller that runs the model synchronously
+ * and is done with the tensors before its next call (the one-pass scorer): one array per plan tensor of `rows` rows,
+ * and one column of doubles for the numeric steps.
+ */
+export interface TensorBuffers {
+  rows: number;
+  data: (Float32Array | Float64Array)[];
+  scratch: Float64Array;
+}
+
+/** TensorBuffers for `plan`'s tensors, up to `rows` rows a call. */
+export function tensorBuffers(plan: ColumnarPlan, rows: number): TensorBuffers {
+  return {
+    rows,
+    data: plan.tensors.map((t) =>
+      t.dtype === 'float32' ? new Float32Array(rows * t.width) : new Float64Array(rows * t.width),
+    ),
+    scratch: new Float64Array(rows),
+  };
+}
+
+/**
+ * model.yaml's preprocess over rows [from, to) of a column batch, written straight into the input tensors: each
+ * column is one loop over its rows (numeric steps over a column of doubles, then one strided store into the tensor).
+ * Marked rows stay zero (they are scored by the row path; their model outputs are ignored). Values are computed in
+ * doubles and stored into the tensor's element type, as the row path does, so the tensors are identical. With
+ * `buffers` (for at least to - from rows) the tensors are views of its arrays, overwritten by the next call;
+ * otherwise each call allocates its own.
  */
 export function buildTensors(
   plan: ColumnarPlan,
@@ -13,30 +85,42 @@ export function buildTensors(
   marked: Uint8Array,
   from: number,
   to: number,
+  buffers?: TensorBuffers,
 ): TensorMap {
   const n = to - from;
+  if (buffers && n > buffers.rows) throw new RangeError(`buildTensors: ${n} rows for buffers of ${buffers.rows}`);
+  const rowMarked = marked.subarray(from, to);
+  const anyMarked = rowMarked.includes(1);
+  const scratch = buffers?.scratch ?? new Float64Array(n);
   const tensors: TensorMap = {};
-  for (const tensor of plan.tensors) {
+  plan.tensors.forEach((tensor, t) => {
     const width = tensor.width;
-    const data = tensor.dtype === 'float32' ? new Float32Array(n * width) : new Float64Array(n * width);
+    let data: Float32Array | Float64Array;
+    if (buffers) {
+      data = buffers.data[t]!.subarray(0, n * width);
+      data.fill(0);
+    } else data = tensor.dtype === 'float32' ? new Float32Array(n * width) : new Float64Array(n * width);
     let offset = 0;
     for (const column of tensor.columns) {
-      const values = batch.values[column.field]!;
+      const values = batch.values[column.field]!.subarray(from, to);
       if (column.kind === 'numeric') {
-        const transform = column.transform;
-        for (let r = 0; r < n; r++) if (marked[from + r] === 0) data[r * width + offset] = transform(values[from + r]!);
+        scratch.set(values);
+        applyScalarSteps(column.steps, scratch, n);
+        if (anyMarked) {
+          for (let r = 0; r < n; r++) if (rowMarked[r] === 0) data[r * width + offset] = scratch[r]!;
+        } else for (let r = 0, at = offset; r < n; r++, at += width) data[at] = scratch[r]!;
         offset += 1;
       } else if (column.kind === 'one_hot') {
         const slot = column.slot;
         for (let r = 0; r < n; r++) {
-          const code = values[from + r]!;
-          if (marked[from + r] === 0 && code >= 0 && slot[code]! >= 0) data[r * width + offset + slot[code]!] = 1;
+          const code = values[r]!;
+          if (rowMarked[r] === 0 && code >= 0 && slot[code]! >= 0) data[r * width + offset + slot[code]!] = 1;
         }
         offset += column.width;
       } else {
         for (let r = 0; r < n; r++) {
-          if (marked[from + r] !== 0) continue;
-          const code = values[from + r]!;
+          if (rowMarked[r] !== 0) continue;
+          const code = values[r]!;
           const value = code >= 0 ? column.value[code]! : NaN;
           data[r * width + offset] = Number.isNaN(value) ? (column.unknown ?? 0) : value;
         }
@@ -44,6 +128,6 @@ export function buildTensors(
       }
     }
     tensors[tensor.name] = { type: tensor.dtype, dims: [n, ...tensor.dims], data };
-  }
+  });
   return tensors;
 }

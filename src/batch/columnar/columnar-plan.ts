@@ -1,7 +1,6 @@
 import type { DuckDBType, DuckDBTypeId } from '@duckdb/node-api';
-import type { InputFieldSpec, PostprocessFieldSpec, TensorSpec } from '../../config/model-config.ts';
+import type { InputFieldSpec, PostprocessFieldSpec, ScalarStep, TensorSpec } from '../../config/model-config.ts';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
-import { scalarTransform } from '../../pipeline/preprocess.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
 import { duckdb, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
 import { PARSE_ERROR_COLUMN, type ScanSource } from '../io/input-scan.ts';
@@ -24,7 +23,8 @@ export interface FieldColumn {
 }
 
 export type TensorColumn =
-  | { kind: 'numeric'; field: number; transform: (x: number) => number }
+  /** steps: model.yaml's steps, applied over the column by applyScalarSteps (the row path's arithmetic). */
+  | { kind: 'numeric'; field: number; steps: readonly ScalarStep[] }
   /** slot: the one-hot position of each dictionary code (-1: none); unknown codes defer to the row path unless zeros. */
   | { kind: 'one_hot'; field: number; width: number; slot: Int32Array; zerosOnUnknown: boolean }
   /** value: the table value of each dictionary code (NaN: not in the table). */
@@ -129,7 +129,7 @@ function tensorPlan(spec: TensorSpec, fields: readonly FieldColumn[]): TensorPla
     const dictionary = fields[field]!.dictionary ?? [];
     switch (column.kind) {
       case 'numeric':
-        return { kind: 'numeric', field, transform: scalarTransform(column.steps) };
+        return { kind: 'numeric', field, steps: column.steps };
       case 'one_hot':
         return {
           kind: 'one_hot',

@@ -7,7 +7,7 @@ import { InThreadInstance } from '../../runtime/model-instance.ts';
 import { doubleOrNaN, rowRangeSql, type ColumnBatch } from './column-batch.ts';
 import { copyOptions } from './columnar-part-writer.ts';
 import { writePredictions } from './column-postprocessor.ts';
-import { buildTensors } from './column-preprocessor.ts';
+import { buildTensors, tensorBuffers } from './column-preprocessor.ts';
 import { rowsForRowPath } from './column-validator.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 import { duckdb, duckdbBindings, duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
@@ -68,6 +68,10 @@ function registerScoreFunction(
   const name = `caliper_score_${functionCounter++}`;
   const capacity = 2048;
   const values = plan.fields.map(() => new Float64Array(capacity));
+  // One batch over the same arrays for every vector (its `rows` set per call), and reused input tensors: the model
+  // runs synchronously here and is done with them before the next vector.
+  const batch: ColumnBatch = { firstRow: 0, rows: 0, values };
+  const inputs = tensorBuffers(plan, capacity);
   const predictions = plan.predictions.map(() => new Float64Array(capacity));
   const booleans = new Uint8Array(capacity);
   const fn = duckdb.DuckDBScalarFunction.create({
@@ -91,13 +95,13 @@ function registerScoreFunction(
           const bytes = duckdbBindings.vector_get_data(duckdbBindings.data_chunk_get_vector(input, c), n * 8);
           values[c]!.set(new Float64Array(bytes.buffer, bytes.byteOffset, n));
         }
-        const batch: ColumnBatch = { firstRow: 0, rows: n, values: values.map((v) => v.subarray(0, n)) };
+        batch.rows = n;
         const marked = rowsForRowPath(plan, batch);
         if (marked.includes(1)) {
           duckdbBindings.scalar_function_set_error(info, ROW_PATH_NEEDED);
           return;
         }
-        const outputs = instance.runSync(buildTensors(plan, batch, marked, 0, n), plan.outputNames);
+        const outputs = instance.runSync(buildTensors(plan, batch, marked, 0, n, inputs), plan.outputNames);
         for (const [output, tensor] of Object.entries(outputs))
           if (tensor.dims[0] !== n)
             throw new Error(`output ${output}: ${tensor.dims[0]} rows for a batch of ${n} (not along the batch axis)`);
