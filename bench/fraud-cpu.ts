@@ -15,6 +15,9 @@
  * ONNX file under the example's model.yaml (e.g. the 784-1024-1024-10 MLP of bench/serving-mlp.ts).
  * `--batching YAML` replaces the batching line of this checkout's model.yaml and `--baseline-batching YAML` the
  * baseline's (the baseline is this checkout when no --baseline is given): an A/B of two batching settings.
+ * `--node-args "FLAGS"` and `--baseline-node-args "FLAGS"` start this checkout's or the baseline's Caliper with those
+ * node options (e.g. `--min-semi-space-size=16`): an A/B of V8 settings, the baseline this checkout when no
+ * --baseline is given.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
@@ -36,7 +39,14 @@ const stringOption = (name: string): string | undefined => {
 };
 const BATCHING = stringOption('--batching');
 const BASELINE_BATCHING = stringOption('--baseline-batching');
-const BASELINE = at > 0 ? process.argv[at + 1] : BASELINE_BATCHING ? join(import.meta.dirname, '..') : undefined;
+const NODE_ARGS = stringOption('--node-args')?.split(/\s+/).filter(Boolean) ?? [];
+const BASELINE_NODE_ARGS = stringOption('--baseline-node-args')?.split(/\s+/).filter(Boolean) ?? [];
+const BASELINE =
+  at > 0
+    ? process.argv[at + 1]
+    : BASELINE_BATCHING || BASELINE_NODE_ARGS.length > 0 || NODE_ARGS.length > 0
+      ? join(import.meta.dirname, '..')
+      : undefined;
 const FASHION = process.argv.includes('fashion');
 const RATE = numberOption('--rate', 0);
 const PAIRED = process.argv.includes('--paired');
@@ -129,10 +139,17 @@ async function window(server: Server): Promise<Window> {
   };
 }
 
-const caliperArgs = (r: string): string[] => ['bin/caliper.js', 'serve', r, '--port', '{port}'];
+const caliperArgs = (r: string, nodeArgs: string[] = []): string[] => [
+  ...nodeArgs,
+  'bin/caliper.js',
+  'serve',
+  r,
+  '--port',
+  '{port}',
+];
 const servers: Server[] = [await start('bare', root, ['--import', 'tsx', 'bench/echo-server.ts', '{port}'])];
-servers.push(await start('caliper', root, caliperArgs(repo)));
-if (BASELINE) servers.push(await start('baseline', BASELINE, caliperArgs(baselineRepo)));
+servers.push(await start('caliper', root, caliperArgs(repo, NODE_ARGS)));
+if (BASELINE) servers.push(await start('baseline', BASELINE, caliperArgs(baselineRepo, BASELINE_NODE_ARGS)));
 if (off) servers.push(await start('caliper-off', root, caliperArgs(off)));
 if (off && BASELINE) servers.push(await start('baseline-off', BASELINE, caliperArgs(off)));
 const results = new Map<string, Window[]>();
