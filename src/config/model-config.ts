@@ -90,6 +90,13 @@ export interface BatchingSpec {
   enabled: boolean;
   maxBatchSize: number;
   preferredBatchSizes: number[];
+  /**
+   * Whether a batch that reached a preferred size is cut down to the largest preferred size the waiting rows fill
+   * (Triton's behaviour, the default: absent means true), or takes every waiting row that fits max_batch_size (false:
+   * a preferred size only says when a batch may leave; one run instead of several when requests pile up behind a
+   * running batch). model.yaml `batching.cut_to_preferred`.
+   */
+  cutToPreferred?: boolean;
   /** 'auto' lets the scheduler tune the delay to the SLA. */
   maxQueueDelayUs: number | 'auto';
   maxQueueSize: number;
@@ -554,6 +561,7 @@ function parseBatching(r: ConfigReader, raw: unknown): BatchingSpec {
     'enabled',
     'max_batch_size',
     'preferred_batch_sizes',
+    'cut_to_preferred',
     'max_queue_delay_us',
     'max_queue_size',
     'timeout_ms',
@@ -575,6 +583,8 @@ function parseBatching(r: ConfigReader, raw: unknown): BatchingSpec {
     enabled: o.enabled === undefined ? true : r.boolean(o.enabled, 'batching.enabled'),
     maxBatchSize,
     preferredBatchSizes: [...preferred].sort((a, b) => a - b),
+    cutToPreferred:
+      o.cut_to_preferred === undefined ? true : r.boolean(o.cut_to_preferred, 'batching.cut_to_preferred'),
     maxQueueDelayUs:
       o.max_queue_delay_us === undefined
         ? 500

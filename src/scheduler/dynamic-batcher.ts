@@ -100,8 +100,9 @@ const sameNames = (a: string[] | undefined, b: string[] | undefined): boolean =>
   a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((n, i) => n === b[i]));
 
 /**
- * Per-model dynamic batcher. A batch leaves as soon as it reaches max_batch_size or a preferred size,
- * otherwise when its oldest request has waited max_queue_delay_us, or at once when an instance is free and the
+ * Per-model dynamic batcher. A batch leaves as soon as it reaches max_batch_size or a preferred size (cut down to the
+ * largest preferred size the waiting rows fill, or, with `cut_to_preferred: false`, taking every waiting row that fits
+ * max_batch_size), otherwise when its oldest request has waited max_queue_delay_us, or at once when an instance is free and the
  * recent arrival rate promises fewer than one more request within that delay. Priority levels are served in
  * order (0 first), FIFO within a level. A full queue rejects at once (503 + Retry-After); a request
  * whose deadline passes while queued is answered 504; a request larger than the maximum is split and
@@ -242,10 +243,15 @@ export class DynamicBatcher implements Scheduler {
       if (!blocked && rows < this.spec.maxBatchSize) {
         const preferred = this.largestPreferred(rows);
         if (preferred !== undefined) {
-          let sum = 0;
-          take = 0;
-          while (take < candidates.length && sum + candidates[take]!.rows <= preferred) sum += candidates[take++]!.rows;
-          if (take === 0) take = 1;
+          // Cut down to the preferred size, unless cut_to_preferred: false lets the batch take every waiting row that
+          // fits (the candidates: at most max_batch_size rows).
+          if (this.spec.cutToPreferred !== false) {
+            let sum = 0;
+            take = 0;
+            while (take < candidates.length && sum + candidates[take]!.rows <= preferred)
+              sum += candidates[take++]!.rows;
+            if (take === 0) take = 1;
+          }
         } else {
           const waitedUs = (now - oldest) * 1000;
           const delay = this.delayUs;

@@ -34,6 +34,14 @@ describe('model.yaml validation', () => {
     expect(config.versionPolicy).toEqual({ kind: 'latest' });
   });
 
+  it('batching cuts to the preferred size unless cut_to_preferred is false', () => {
+    const cut = parse(`${valid}batching: { max_batch_size: 8, preferred_batch_sizes: [4] }\n`).batching;
+    expect(cut.cutToPreferred).toBe(true);
+    const taken = parse(`${valid}batching: { preferred_batch_sizes: [4], cut_to_preferred: false }\n`).batching;
+    expect(taken.cutToPreferred).toBe(false);
+    expect(parse(`${valid}batching: { cut_to_preferred: true }\n`).batching.cutToPreferred).toBe(true);
+  });
+
   const errors: [string, () => unknown, string][] = [
     ['a YAML syntax error names the line', () => parse('name: m\ninputs: [a\n'), '/models/m/model.yaml:'],
     [
@@ -126,6 +134,11 @@ describe('model.yaml validation', () => {
       'preferred batch size above the max',
       () => parse(`${valid}batching: { max_batch_size: 8, preferred_batch_sizes: [16] }\n`),
       'batching.preferred_batch_sizes[0]: expected a size <= max_batch_size (8), got number 16',
+    ],
+    [
+      'cut_to_preferred not a boolean',
+      () => parse(`${valid}batching: { max_batch_size: 8, preferred_batch_sizes: [4], cut_to_preferred: "no" }\n`),
+      'batching.cut_to_preferred: expected true or false, got "no"',
     ],
     [
       'redis cache without URL',

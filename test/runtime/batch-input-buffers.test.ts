@@ -118,6 +118,13 @@ beforeAll(() => {
     instances: { count: 1, kind: 'in_thread', intra_op_threads: 1 },
   };
   modelPath = `${repo.add('echo', config, identityModel())}/1/model.onnx`;
+  // The rows waiting when a preferred size is reached leave as one batch (not cut to 4); fewer than 4 wait 2 s.
+  const waiting = {
+    ...config,
+    name: 'echo_waiting',
+    batching: { max_batch_size: 8, preferred_batch_sizes: [4], cut_to_preferred: false, max_queue_delay_us: 2_000_000 },
+  };
+  repo.add('echo_waiting', waiting, identityModel());
 });
 afterAll(() => repo?.remove());
 
@@ -179,5 +186,34 @@ describe('a batching in-thread server: concurrent clients, batch after batch', (
     const sum = /^caliper_batch_size_sum\{[^}]*model="echo"[^}]*\} (\d+)$/m.exec(metrics);
     // Three batches of 8: the rows went through the stacked (reused-buffer) path, not one by one.
     expect([Number(count?.[1]), Number(sum?.[1])]).toEqual([3, 24]);
+  });
+  it('cut_to_preferred false: the rows waiting when a preferred size is reached run as one batch, each answered its own', async () => {
+    const post = async (body: unknown) => {
+      const response = await fetch(`${server.url}/models/echo_waiting/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(response.status).toBe(200);
+      return response.json() as Promise<Record<string, unknown>>;
+    };
+    // Three lone rows, short of the preferred size 4: they wait (the delay is 2 s).
+    const lone = [0, 1, 2].map((r) => post({ x: row(5, r) }));
+    for (let depth = 0; depth < 3; ) {
+      await new Promise((r) => setTimeout(r, 5));
+      const stats = (await (await fetch(`${server.url}/v2/models/echo_waiting/stats`)).json()) as {
+        model_stats: { queue_depth: number }[];
+      };
+      depth = stats.model_stats[0]!.queue_depth;
+    }
+    // A request of three rows makes six: cut to the preferred size, three would run and three wait on.
+    const three = await post({ instances: [3, 4, 5].map((r) => ({ x: row(5, r) })) });
+    const answers = await Promise.all(lone);
+    answers.forEach((answer, r) => expect(answer.y).toEqual(row(5, r)));
+    expect((three.predictions as { y: number[] }[]).map((p) => p.y)).toEqual([3, 4, 5].map((r) => row(5, r)));
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const count = /^caliper_batch_size_count\{[^}]*model="echo_waiting"[^}]*\} (\d+)$/m.exec(metrics);
+    const sum = /^caliper_batch_size_sum\{[^}]*model="echo_waiting"[^}]*\} (\d+)$/m.exec(metrics);
+    expect([Number(count?.[1]), Number(sum?.[1])]).toEqual([1, 6]);
   });
 });

@@ -352,6 +352,49 @@ describe('when a batch leaves', () => {
     expect(runner.batches.flat().sort()).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it('with cut_to_preferred false, a batch that reached a preferred size takes every waiting row', async () => {
+    const runner = new RecordingRunner();
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxBatchSize: 16, preferredBatchSizes: [2, 4], cutToPreferred: false, maxQueueDelayUs: 30_000 }),
+      concurrency: 1,
+    });
+    const results = await Promise.all([1, 2, 3, 4, 5].map((v) => batcher.submit(job([v]))));
+    expect(runner.batches).toEqual([[1, 2, 3, 4, 5]]);
+    expect(results.map((r) => r.batchSize)).toEqual([5, 5, 5, 5, 5]);
+    expect(results.map((r) => numbers(r.outputs.y)[0])).toEqual([2, 4, 6, 8, 10]);
+  });
+
+  it('with cut_to_preferred false, a batch still takes no more than max_batch_size rows, whole requests only', async () => {
+    const runner = new RecordingRunner();
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxBatchSize: 5, preferredBatchSizes: [2], cutToPreferred: false, maxQueueDelayUs: 30_000 }),
+      concurrency: 1,
+    });
+    const results = await Promise.all([job([1, 2]), job([3]), job([4, 5]), job([6, 7])].map((j) => batcher.submit(j)));
+    expect(runner.batches).toEqual([
+      [1, 2, 3, 4, 5],
+      [6, 7],
+    ]);
+    expect(results.map((r) => r.batchSize)).toEqual([5, 5, 5, 2]);
+    expect(results.map((r) => numbers(r.outputs.y))).toEqual([[2, 4], [6], [8, 10], [12, 14]]);
+  });
+
+  it('with cut_to_preferred false, rows short of every preferred size still wait for the delay', async () => {
+    const runner = new RecordingRunner();
+    const batcher = new DynamicBatcher(runner, {
+      batching: spec({ maxBatchSize: 16, preferredBatchSizes: [4], cutToPreferred: false, maxQueueDelayUs: 5_000_000 }),
+      concurrency: 1,
+    });
+    const waiting = [1, 2, 3].map((v) => batcher.submit(job([v])));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(runner.batches).toEqual([]);
+    expect(batcher.queueDepth).toBe(3);
+    const results = await Promise.all([...waiting, batcher.submit(job([4, 5]))]);
+    expect(runner.batches).toEqual([[1, 2, 3, 4, 5]]);
+    expect(results.map((r) => r.batchSize)).toEqual([5, 5, 5, 5]);
+  });
+
   it('sends a request larger than the preferred size at once rather than waiting for the delay', async () => {
     const runner = new RecordingRunner();
     const batcher = new DynamicBatcher(runner, {
