@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ScalarStep } from '../../src/config/model-config.ts';
-import { applyScalarSteps, buildTensors, tensorBuffers } from '../../src/batch/columnar/column-preprocessor.ts';
+import { applyScalarSteps, buildTensors } from '../../src/batch/columnar/column-preprocessor.ts';
 import type { ColumnBatch } from '../../src/batch/columnar/column-batch.ts';
 import type { ColumnarPlan, TensorPlan } from '../../src/batch/columnar/columnar-plan.ts';
 import { scalarTransform } from '../../src/pipeline/preprocess.ts';
@@ -8,7 +8,7 @@ import { scalarTransform } from '../../src/pipeline/preprocess.ts';
 /**
  * The columnar preprocess (src/batch/columnar/column-preprocessor.ts) runs model.yaml's numeric steps one loop per
  * step over a whole column. Every value must come out bit for bit as the row path's composed transform
- * (scalarTransform) computes it, and reused tensor buffers must give the same tensors as fresh ones.
+ * (scalarTransform) computes it.
  */
 const VALUES = [0, -0, 1, -1, 0.5, 2.75, -3.25, 7, 42.42, 1e-9, 1e9, -1e9, Number.NaN, Infinity, -Infinity, 100];
 
@@ -142,39 +142,6 @@ describe('buildTensors', () => {
       }
       expect(row0NonZero(none[name]!.data), name).toBe(true);
     }
-  });
-
-  it('with reused buffers: the same tensors as fresh arrays, call after call, nothing left from the call before', () => {
-    const p = plan();
-    const buffers = tensorBuffers(p, 16);
-    const calls: [ColumnBatch, Uint8Array, number, number][] = [
-      [batch(16, 1), new Uint8Array(16), 0, 16],
-      [batch(16, 2), Uint8Array.from({ length: 16 }, (_, r) => (r % 3 === 0 ? 1 : 0)), 0, 16],
-      [batch(20, 5), new Uint8Array(20), 6, 15],
-      [batch(16, 9), Uint8Array.from({ length: 16 }, (_, r) => (r === 2 ? 1 : 0)), 1, 5],
-    ];
-    for (const [b, marked, from, to] of calls) {
-      const reused = buildTensors(p, b, marked, from, to, buffers);
-      expect(plain(reused)).toEqual(plain(buildTensors(p, b, marked, from, to)));
-      // Views of the buffers' arrays, sized to the rows of this call.
-      expect((reused.features!.data as Float32Array).buffer).toBe(buffers.data[0]!.buffer);
-      expect((reused.extra!.data as Float64Array).buffer).toBe(buffers.data[1]!.buffer);
-      expect(reused.features!.data.length).toBe((to - from) * 5);
-      expect(reused.extra!.data.length).toBe((to - from) * 2);
-    }
-  });
-
-  it('refuses more rows than its buffers hold', () => {
-    const p = plan();
-    const buffers = tensorBuffers(p, 4);
-    expect(buffers.data[0]).toBeInstanceOf(Float32Array);
-    expect(buffers.data[1]).toBeInstanceOf(Float64Array);
-    expect(buffers.data[0]!.length).toBe(20);
-    expect(buffers.data[1]!.length).toBe(8);
-    expect(() => buildTensors(p, batch(5, 0), new Uint8Array(5), 0, 5, buffers)).toThrow(
-      'buildTensors: 5 rows for buffers of 4',
-    );
-    expect(() => buildTensors(p, batch(5, 0), new Uint8Array(5), 1, 5, buffers)).not.toThrow();
   });
 });
 

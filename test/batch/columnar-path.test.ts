@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBatchModel } from '../../src/batch/batch-model.ts';
 import { runLocalBatch, silentProgress } from '../../src/batch/batch-runner.ts';
 import type { ErrorPolicy } from '../../src/batch/chunk-scorer.ts';
+import { readColumnBatch } from '../../src/batch/columnar/column-batch.ts';
 import { columnarPlanFor } from '../../src/batch/columnar/columnar-part.ts';
 import { OutputLayout } from '../../src/batch/io/output-layout.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
@@ -51,6 +52,30 @@ describe('columnar fast path', () => {
   it('applies to the fraud model on Parquet', async () => {
     const spec = await planBatchJob(version, request(model, input, join(root.dir, 'probe.parquet')));
     expect(await columnarPlanFor(version, spec, new OutputLayout(spec), 0)).toBeDefined();
+  });
+
+  it('reads a string field as its dictionary code: each category its position, any other text -1, null null', async () => {
+    const categories = ['grocery', 'electronics', 'travel', 'gaming', 'fuel', 'restaurant', 'jewelry', 'online'];
+    const others = ['Grocery', ' travel', 'travel ', 'toys', '', "gro'cery"];
+    const values = [...[...categories].reverse(), ...others, null];
+    const file = join(root.dir, 'categories.parquet');
+    const rows = values.map(
+      (v, i) => `(${i + 1}.5::DOUBLE, ${v === null ? 'NULL' : `'${v.replaceAll("'", "''")}'`}, ${i})`,
+    );
+    await query(
+      `COPY (SELECT * FROM (VALUES ${rows.join(', ')}) t(transaction_amount, merchant_category, time_since_last_txn)) TO '${file}' (FORMAT parquet)`,
+    );
+    const spec = await planBatchJob(version, request(model, file, join(root.dir, 'categories-out.parquet')));
+    const plan = (await columnarPlanFor(version, spec, new OutputLayout(spec), 0))!;
+    expect(plan.fields.map((f) => f.spec.name)).toEqual([
+      'transaction_amount',
+      'merchant_category',
+      'time_since_last_txn',
+    ]);
+    const batch = await readColumnBatch(plan, 0, Infinity, values.length);
+    expect(batch.rows).toBe(values.length);
+    expect([...batch.values[1]!]).toEqual([7, 6, 5, 4, 3, 2, 1, 0, -1, -1, -1, -1, -1, -1, Number.NaN]);
+    expect([...batch.values[0]!]).toEqual(values.map((_, i) => i + 1.5));
   });
 
   for (const policy of ['skip', 'null'] as const) {

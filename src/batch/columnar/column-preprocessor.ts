@@ -50,34 +50,10 @@ export function applyScalarSteps(steps: readonly ScalarStep[], values: Float64Ar
 }
 
 /**
- * Input tensor memory reused from one call of buildTensors to the next by a caller that runs the model synchronously
- * and is done with the tensors before its next call (the one-pass scorer): one array per plan tensor of `rows` rows,
- * and one column of doubles for the numeric steps.
- */
-export interface TensorBuffers {
-  rows: number;
-  data: (Float32Array | Float64Array)[];
-  scratch: Float64Array;
-}
-
-/** TensorBuffers for `plan`'s tensors, up to `rows` rows a call. */
-export function tensorBuffers(plan: ColumnarPlan, rows: number): TensorBuffers {
-  return {
-    rows,
-    data: plan.tensors.map((t) =>
-      t.dtype === 'float32' ? new Float32Array(rows * t.width) : new Float64Array(rows * t.width),
-    ),
-    scratch: new Float64Array(rows),
-  };
-}
-
-/**
  * model.yaml's preprocess over rows [from, to) of a column batch, written straight into the input tensors: each
  * column is one loop over its rows (numeric steps over a column of doubles, then one strided store into the tensor).
  * Marked rows stay zero (they are scored by the row path; their model outputs are ignored). Values are computed in
- * doubles and stored into the tensor's element type, as the row path does, so the tensors are identical. With
- * `buffers` (for at least to - from rows) the tensors are views of its arrays, overwritten by the next call;
- * otherwise each call allocates its own.
+ * doubles and stored into the tensor's element type, as the row path does, so the tensors are identical.
  */
 export function buildTensors(
   plan: ColumnarPlan,
@@ -85,21 +61,15 @@ export function buildTensors(
   marked: Uint8Array,
   from: number,
   to: number,
-  buffers?: TensorBuffers,
 ): TensorMap {
   const n = to - from;
-  if (buffers && n > buffers.rows) throw new RangeError(`buildTensors: ${n} rows for buffers of ${buffers.rows}`);
   const rowMarked = marked.subarray(from, to);
   const anyMarked = rowMarked.includes(1);
-  const scratch = buffers?.scratch ?? new Float64Array(n);
+  const scratch = new Float64Array(n);
   const tensors: TensorMap = {};
-  plan.tensors.forEach((tensor, t) => {
+  for (const tensor of plan.tensors) {
     const width = tensor.width;
-    let data: Float32Array | Float64Array;
-    if (buffers) {
-      data = buffers.data[t]!.subarray(0, n * width);
-      data.fill(0);
-    } else data = tensor.dtype === 'float32' ? new Float32Array(n * width) : new Float64Array(n * width);
+    const data = tensor.dtype === 'float32' ? new Float32Array(n * width) : new Float64Array(n * width);
     let offset = 0;
     for (const column of tensor.columns) {
       const values = batch.values[column.field]!.subarray(from, to);
@@ -128,6 +98,6 @@ export function buildTensors(
       }
     }
     tensors[tensor.name] = { type: tensor.dtype, dims: [n, ...tensor.dims], data };
-  });
+  }
   return tensors;
 }

@@ -4,13 +4,19 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { DataChunk, ScalarFunctionInfo, Vector } from '@duckdb/node-bindings';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { InThreadInstance } from '../../runtime/model-instance.ts';
-import { doubleOrNaN, rowRangeSql, type ColumnBatch } from './column-batch.ts';
+import { doubleOrNaN, rowRangeSql } from './column-batch.ts';
 import { copyOptions } from './columnar-part-writer.ts';
 import { writePredictions } from './column-postprocessor.ts';
-import { buildTensors, tensorBuffers } from './column-preprocessor.ts';
-import { rowsForRowPath } from './column-validator.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
-import { duckdb, duckdbBindings, duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
+import { compileScoringKernel } from './scoring-kernel.ts';
+import {
+  duckdb,
+  duckdbBindings,
+  duckdbConnection,
+  releaseVectorCopies,
+  sqlIdentifier,
+  sqlString,
+} from '../io/duckdb-engine.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 
@@ -52,6 +58,9 @@ export type ScoringCopyOutcome = { rows: number } | { declined: string };
 
 let functionCounter = 0;
 
+/** Vectors read between two collections of their data's copies (releaseVectorCopies: 3 fields × 16 KiB each). */
+const VECTORS_PER_COLLECTION = 16;
+
 /** COPYs running now, each with the way to stop it (Ctrl-C: see stopScoringCopies). */
 const running = new Map<Promise<unknown>, () => void>();
 
@@ -68,10 +77,10 @@ function registerScoreFunction(
   const name = `caliper_score_${functionCounter++}`;
   const capacity = 2048;
   const values = plan.fields.map(() => new Float64Array(capacity));
-  // One batch over the same arrays for every vector (its `rows` set per call), and reused input tensors: the model
-  // runs synchronously here and is done with them before the next vector.
-  const batch: ColumnBatch = { firstRow: 0, rows: 0, values };
-  const inputs = tensorBuffers(plan, capacity);
+  // Validation and preprocess compiled into one loop, into input tensors reused from vector to vector: the model runs
+  // synchronously here and is done with them before the next vector.
+  const kernel = compileScoringKernel(plan, capacity);
+  let vectors = 0;
   const predictions = plan.predictions.map(() => new Float64Array(capacity));
   const booleans = new Uint8Array(capacity);
   const fn = duckdb.DuckDBScalarFunction.create({
@@ -95,13 +104,13 @@ function registerScoreFunction(
           const bytes = duckdbBindings.vector_get_data(duckdbBindings.data_chunk_get_vector(input, c), n * 8);
           values[c]!.set(new Float64Array(bytes.buffer, bytes.byteOffset, n));
         }
-        batch.rows = n;
-        const marked = rowsForRowPath(plan, batch);
-        if (marked.includes(1)) {
+        if (++vectors % VECTORS_PER_COLLECTION === 0) releaseVectorCopies();
+        const inputs = kernel.run(values, n);
+        if (inputs === undefined) {
           duckdbBindings.scalar_function_set_error(info, ROW_PATH_NEEDED);
           return;
         }
-        const outputs = instance.runSync(buildTensors(plan, batch, marked, 0, n, inputs), plan.outputNames);
+        const outputs = instance.runSync(inputs, plan.outputNames);
         for (const [output, tensor] of Object.entries(outputs))
           if (tensor.dims[0] !== n)
             throw new Error(`output ${output}: ${tensor.dims[0]} rows for a batch of ${n} (not along the batch axis)`);
@@ -162,7 +171,8 @@ export async function runScoringCopy(
     try {
       const selects = sources.map((s) => scoredSelect(s, registerScoreFunction(connection, s.plan, instance, count)));
       const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0];
-      await connection.run('SET threads = 1');
+      // A `caliper worker` runs DuckDB on one thread already: its shards leave the setting alone.
+      if (threads !== 1) await connection.run('SET threads = 1');
       try {
         await connection.run(`COPY (${selects.join(' UNION ALL ')}) TO ${sqlString(tmp)} (${copyOptions})`);
       } catch (error) {
@@ -170,7 +180,7 @@ export async function runScoringCopy(
         const message = error instanceof Error ? error.message : String(error);
         return { declined: message.includes(ROW_PATH_NEEDED) ? 'a row needs the row path' : message };
       } finally {
-        await connection.run(`SET threads = ${threads}`);
+        if (threads !== 1) await connection.run(`SET threads = ${threads}`);
       }
       rename(tmp, target);
       return { rows };

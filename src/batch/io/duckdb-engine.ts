@@ -70,7 +70,20 @@ export function sqlIdentifier(value: string): string {
   return `"${value.replaceAll('"', '""')}"`;
 }
 
-let collect: (() => void) | null | undefined;
+let collect: ((options?: { type: 'minor' | 'major' }) => void) | null | undefined;
+
+/** V8's gc function (enabled here at run time), or null where it cannot be enabled. */
+function garbageCollector(): ((options?: { type: 'minor' | 'major' }) => void) | null {
+  if (collect === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      collect = runInNewContext('gc') as (options?: { type: 'minor' | 'major' }) => void;
+    } catch {
+      collect = null;
+    }
+  }
+  return collect;
+}
 
 /**
  * Frees the native memory of the data chunks a long streamed read has already handed over. @duckdb/node-api frees a
@@ -80,13 +93,16 @@ let collect: (() => void) | null | undefined;
  * releases them; where gc cannot be enabled this does nothing.
  */
 export function releaseConsumedChunks(): void {
-  if (collect === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      collect = runInNewContext('gc') as () => void;
-    } catch {
-      collect = null;
-    }
-  }
-  collect?.();
+  garbageCollector()?.();
+}
+
+/**
+ * Frees the copies of vector data read since the last call: `vector_get_data` answers each read with a fresh copy
+ * (16 KiB for a vector of 2048 doubles), freed only when V8 collects it. Left to V8's own heuristics, a one-pass job's
+ * ~1,500 vector reads per million rows each took fresh memory from the allocator (≈ 10,000 more page faults per job);
+ * a young-generation collection every few vectors hands the same memory back for the next reads. Where gc cannot be
+ * enabled this does nothing.
+ */
+export function releaseVectorCopies(): void {
+  garbageCollector()?.({ type: 'minor' });
 }
