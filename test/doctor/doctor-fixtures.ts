@@ -1,3 +1,4 @@
+import { Agent, createServer, request as httpRequest } from 'node:http';
 import { GraphBuilder, tensorFromArray } from '../../src/optimize/onnx/graph-builder.ts';
 import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import type { ModelProto } from '../../src/optimize/onnx/onnx-types.ts';
@@ -75,3 +76,55 @@ export function featureScoreModel(): ModelProto {
 }
 
 export { startDelayProxy } from '../../examples/fraud-doctor/slow-feature-source.ts';
+
+/**
+ * A link in front of a server that passes its inference requests (POST) through one lane: each holds the lane
+ * `holdMs`, then goes on to the server, and the next waits for the lane (other requests, as the statistics, pass at
+ * once). A one-at-a-time step whose wait grows with the load: at one connection an answer takes `holdMs` and a little,
+ * at C connections about C·`holdMs` (each request waits for the others' holds), whatever the machine's speed.
+ */
+export async function startLaneLink(
+  targetPort: number,
+  holdMs: number,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const agent = new Agent({ keepAlive: true });
+  let lane: Promise<void> = Promise.resolve();
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const forward = (): void => {
+        const headers = { ...request.headers };
+        delete headers.connection;
+        const upstream = httpRequest(
+          { host: '127.0.0.1', port: targetPort, method: request.method, path: request.url, headers, agent },
+          (answer) => {
+            const { connection: _connection, 'keep-alive': _keepAlive, ...answerHeaders } = answer.headers;
+            response.writeHead(answer.statusCode ?? 502, answerHeaders);
+            answer.pipe(response);
+          },
+        );
+        upstream.on('error', (error) => {
+          if (!response.headersSent) response.writeHead(502, { 'content-type': 'application/json' });
+          response.end(JSON.stringify({ error: error.message }));
+        });
+        upstream.end(Buffer.concat(chunks));
+      };
+      if (request.method !== 'POST') return forward();
+      const held = lane.then(() => new Promise<void>((resolve) => setTimeout(resolve, holdMs)));
+      lane = held;
+      held.then(forward);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      agent.destroy();
+    },
+  };
+}
