@@ -1,5 +1,5 @@
 import type { ArrivalDistribution } from './arrival-schedule.ts';
-import type { LatencySummary, StageAverages, WindowSummary } from './measurement-window.ts';
+import type { LatencySummary, MeanInterval, StageAverages, WindowSummary } from './measurement-window.ts';
 import type { BenchProtocol } from './request-data.ts';
 import type { ServerBreakdown } from './server-stats.ts';
 import type { StabilityRule } from './stability-rule.ts';
@@ -22,6 +22,11 @@ export interface StepResult {
   errors: { total: number; byStatus: Record<string, number> };
   /** Mean per-stage milliseconds from the responses' Server-Timing headers. */
   serverTiming: StageAverages;
+  /**
+   * Each stage mean's 95% interval from the spread of the answers' Server-Timing figures (mean ± 1.96·sd/√n): two
+   * measurements whose means differ by more than this differ by more than sampling.
+   */
+  serverTimingInterval?: Record<string, MeanInterval>;
   /** The server's statistics endpoint over the same windows; null when it has none. */
   serverStats: ServerBreakdown | null;
   /** Open loop only: requests scheduled and how many had to wait for a free connection. */

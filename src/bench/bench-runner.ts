@@ -162,6 +162,7 @@ async function runStep(
       byStatus: combined.errorsByStatus,
     },
     serverTiming: combined.stages,
+    serverTimingInterval: combined.stageIntervals,
     serverStats: before && after ? diffServerStats(before, after) : null,
   };
   if (counters) step.openLoop = counters;

@@ -13,6 +13,24 @@ export interface LatencySummary {
 /** What the responses' Server-Timing headers said, averaged per stage (ms). */
 export type StageAverages = Record<string, number>;
 
+/** The 95% interval of a mean (ms): where the mean of another measurement of the same kind falls from sampling alone. */
+export interface MeanInterval {
+  low: number;
+  high: number;
+}
+
+/**
+ * The 95% interval of a mean from `n` values given their sum and sum of squares: mean ± 1.96·s/√n, s the sample
+ * standard deviation. Undefined under 2 values (no spread to read). Rounded as the stage means are (4 digits).
+ */
+export function meanInterval(sum: number, sumOfSquares: number, n: number): MeanInterval | undefined {
+  if (n < 2) return undefined;
+  const mean = sum / n;
+  const variance = Math.max(0, (sumOfSquares - n * mean * mean) / (n - 1));
+  const half = 1.96 * Math.sqrt(variance / n);
+  return { low: round(mean - half, 4), high: round(mean + half, 4) };
+}
+
 /** One measurement window, summarized. */
 export interface WindowSummary {
   durationMs: number;
@@ -29,6 +47,7 @@ export class MeasurementWindow {
   successes = 0;
   readonly errorsByStatus = new Map<string, number>();
   readonly stageSums = new Map<string, number>();
+  readonly stageSquares = new Map<string, number>();
   stageSamples = 0;
   endedAt = 0;
 
@@ -51,7 +70,9 @@ export class MeasurementWindow {
       const dur = entry.indexOf('dur=');
       if (semicolon < 0 || dur < 0) continue;
       const name = entry.slice(0, semicolon).trim();
-      this.stageSums.set(name, (this.stageSums.get(name) ?? 0) + Number(entry.slice(dur + 4)));
+      const ms = Number(entry.slice(dur + 4));
+      this.stageSums.set(name, (this.stageSums.get(name) ?? 0) + ms);
+      this.stageSquares.set(name, (this.stageSquares.get(name) ?? 0) + ms * ms);
     }
   }
 
@@ -91,10 +112,13 @@ export function combineWindows(windows: readonly MeasurementWindow[]): {
   errorsByStatus: Record<string, number>;
   latency: LatencyHistogram;
   stages: StageAverages;
+  /** Each stage mean's 95% interval from the answers' spread (meanInterval). */
+  stageIntervals: Record<string, MeanInterval>;
 } {
   const latency = new LatencyHistogram();
   const errorsByStatus: Record<string, number> = {};
   const stageSums = new Map<string, number>();
+  const stageSquares = new Map<string, number>();
   let successes = 0;
   let stageSamples = 0;
   let durationMs = 0;
@@ -104,11 +128,18 @@ export function combineWindows(windows: readonly MeasurementWindow[]): {
     durationMs += window.endedAt - window.startedAt;
     for (const [status, n] of window.errorsByStatus) errorsByStatus[status] = (errorsByStatus[status] ?? 0) + n;
     for (const [stage, sum] of window.stageSums) stageSums.set(stage, (stageSums.get(stage) ?? 0) + sum);
+    for (const [stage, sum] of window.stageSquares) stageSquares.set(stage, (stageSquares.get(stage) ?? 0) + sum);
     stageSamples += window.stageSamples;
   }
   const stages: StageAverages = {};
-  if (stageSamples > 0) for (const [stage, sum] of stageSums) stages[stage] = round(sum / stageSamples, 4);
-  return { durationMs, successes, errorsByStatus, latency, stages };
+  const stageIntervals: Record<string, MeanInterval> = {};
+  if (stageSamples > 0)
+    for (const [stage, sum] of stageSums) {
+      stages[stage] = round(sum / stageSamples, 4);
+      const interval = meanInterval(sum, stageSquares.get(stage) ?? 0, stageSamples);
+      if (interval) stageIntervals[stage] = interval;
+    }
+  return { durationMs, successes, errorsByStatus, latency, stages, stageIntervals };
 }
 
 export function round(value: number, digits = 3): number {

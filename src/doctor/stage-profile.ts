@@ -2,7 +2,7 @@ import type { StepResult } from '../bench/bench-report.ts';
 import { runBench, startLoad, type LoadPlan } from '../bench/bench-runner.ts';
 import { HttpLoadTarget, inferencePath, type LoadClient, type LoadTarget } from '../bench/load-target.ts';
 import { LatencyHistogram } from '../bench/latency-histogram.ts';
-import { round, summarizeLatency } from '../bench/measurement-window.ts';
+import { meanInterval, round, summarizeLatency, type MeanInterval } from '../bench/measurement-window.ts';
 import { fetchServerStats } from '../bench/server-stats.ts';
 import type { RequestData } from '../bench/request-data.ts';
 import { PIPELINE_STAGES } from '../pipeline/stage-timings.ts';
@@ -45,6 +45,11 @@ export interface StageProfile {
    */
   p99IntervalMs?: { low: number; high: number };
   meanMs: Partial<Record<ProfileStage, number>>;
+  /**
+   * Each stage mean's 95% interval from the answers' spread (mean ± 1.96·sd/√n, meanInterval), as `caliper bench`
+   * gives it (serverTimingInterval): a separate measurement's mean outside it differs by more than sampling.
+   */
+  meanIntervalMs?: Partial<Record<ProfileStage, MeanInterval>>;
   tailMs: Partial<Record<ProfileStage, number>>;
   tailRequests: number;
   /** Requests answered from the response cache during the windows (server statistics), and the share of all. */
@@ -134,6 +139,42 @@ export class TailRecordingTarget implements LoadTarget {
       close: () => client.close(),
     };
   }
+}
+
+/** A stage's mean over a set of answers (ms), with its 95% interval (undefined under 2 answers) and the answer count. */
+export interface StageMean {
+  meanMs: number;
+  interval: MeanInterval | undefined;
+  answers: number;
+}
+
+/**
+ * The mean of `stage` over a set of answers, an answer that skipped the stage counting 0 (as meanMs and `caliper
+ * bench` count it: a cache hit skips inference); undefined when no answer timed it.
+ */
+export function stageMeanOf(samples: readonly RequestSample[], stage: ProfileStage): StageMean | undefined {
+  let sum = 0;
+  let squares = 0;
+  let timed = false;
+  for (const s of samples) {
+    const ms = s.stages[stage];
+    if (ms === undefined) continue;
+    timed = true;
+    sum += ms;
+    squares += ms * ms;
+  }
+  const n = samples.length;
+  return timed ? { meanMs: round(sum / n, 4), interval: meanInterval(sum, squares, n), answers: n } : undefined;
+}
+
+/** Each stage mean's 95% interval over a set of answers (stageMeanOf), for the stages with one. */
+function stageIntervals(samples: readonly RequestSample[]): Partial<Record<ProfileStage, MeanInterval>> {
+  const out: Partial<Record<ProfileStage, MeanInterval>> = {};
+  for (const stage of PROFILE_STAGES) {
+    const interval = stageMeanOf(samples, stage)?.interval;
+    if (interval) out[stage] = interval;
+  }
+  return out;
 }
 
 function meanStages(samples: readonly RequestSample[]): Partial<Record<ProfileStage, number>> {
@@ -302,6 +343,7 @@ export function profileOf(
     },
     ...(interval ? { p99IntervalMs: interval } : {}),
     meanMs: meanStages(samples),
+    meanIntervalMs: stageIntervals(samples),
     tailMs: meanStages(tail),
     tailRequests: tail.length,
     cacheHitShare: answered > 0 ? round(stats!.cacheHits / answered, 3) : 0,
@@ -343,6 +385,7 @@ export function profileOfRounds(rounds: readonly StageRound[], load: DoctorLoad)
     latencyMs: { p50: latency.p50, p90: latency.p90, p99: latency.p99, max: latency.max },
     ...(interval ? { p99IntervalMs: interval } : {}),
     meanMs: meanStages(samples),
+    meanIntervalMs: stageIntervals(samples),
     tailMs: meanStages(tail),
     tailRequests: tail.length,
     cacheHitShare: requests + cacheHits > 0 ? round(cacheHits / (requests + cacheHits), 3) : 0,

@@ -53,6 +53,13 @@ describe('caliper bench against a real server', () => {
       expect(l.p99).toBeLessThanOrEqual(l.max);
       expect(Object.keys(step.serverTiming)).toEqual(expect.arrayContaining(['validate', 'total']));
       expect(step.serverTiming.total).toBeLessThanOrEqual(l.mean + 0.001);
+      // Each stage mean with its 95% interval from the answers' spread, around the mean.
+      expect(Object.keys(step.serverTimingInterval!).sort()).toEqual(Object.keys(step.serverTiming).sort());
+      for (const [stage, mean] of Object.entries(step.serverTiming)) {
+        const { low, high } = step.serverTimingInterval![stage]!;
+        expect(low).toBeLessThanOrEqual(mean);
+        expect(high).toBeGreaterThanOrEqual(mean);
+      }
       // The rule is met at the third window with a loose tolerance.
       expect(step.stable).toBe(true);
       expect(step.windows).toHaveLength(3);

@@ -1,7 +1,10 @@
 import { Agent, createServer, request as httpRequest } from 'node:http';
+import type { ModelServerProcess } from '../../src/bench/model-server-process.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { GraphBuilder, tensorFromArray } from '../../src/optimize/onnx/graph-builder.ts';
 import { TensorDataType } from '../../src/optimize/onnx/onnx-schema.ts';
 import type { ModelProto } from '../../src/optimize/onnx/onnx-types.ts';
+import { startServing } from '../../src/server/serving.ts';
 import { mulberry32 } from '../../src/system/seeded-random.ts';
 
 const FLOAT = TensorDataType.FLOAT;
@@ -127,4 +130,20 @@ export async function startLaneLink(
       agent.destroy();
     },
   };
+}
+
+/**
+ * A model folder served inside the test's process on an ephemeral port (a real server, without a child process's start
+ * and its stop's 1 s idle grace): for doctor runs whose verdicts links of chosen delays force, where what matters is
+ * which server answers, not how fast a separate process would.
+ */
+export async function startServerInProcess(modelDir: string): Promise<ModelServerProcess> {
+  const server = await startServing({
+    paths: [modelDir],
+    port: 0,
+    host: '127.0.0.1',
+    logger: createLogger('silent'),
+    idleGraceMs: 0,
+  });
+  return { url: server.url, stop: () => server.close() };
 }
