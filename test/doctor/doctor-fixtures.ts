@@ -81,14 +81,16 @@ export function featureScoreModel(): ModelProto {
 export { startDelayProxy } from '../../examples/fraud-doctor/slow-feature-source.ts';
 
 /**
- * A link in front of a server that passes its inference requests (POST) through one lane: each holds the lane
- * `holdMs`, then goes on to the server, and the next waits for the lane (other requests, as the statistics, pass at
- * once). A one-at-a-time step whose wait grows with the load: at one connection an answer takes `holdMs` and a little,
- * at C connections about C·`holdMs` (each request waits for the others' holds), whatever the machine's speed.
+ * A link in front of a server that holds each of its inference requests (POST) `holdMs` before passing it on (other
+ * requests, as the statistics, pass at once). With `oneLane`, the requests go through one lane: each holds the lane
+ * `holdMs`, and the next waits for it — a one-at-a-time step whose wait grows with the load: at one connection an
+ * answer takes `holdMs` and a little, at C connections about C·`holdMs`, whatever the machine's speed. Without it,
+ * every request is held `holdMs` at any load.
  */
-export async function startLaneLink(
+export async function startHoldLink(
   targetPort: number,
   holdMs: number,
+  { oneLane = false }: { oneLane?: boolean } = {},
 ): Promise<{ url: string; close(): Promise<void> }> {
   const agent = new Agent({ keepAlive: true });
   let lane: Promise<void> = Promise.resolve();
@@ -114,8 +116,9 @@ export async function startLaneLink(
         upstream.end(Buffer.concat(chunks));
       };
       if (request.method !== 'POST') return forward();
-      const held = lane.then(() => new Promise<void>((resolve) => setTimeout(resolve, holdMs)));
-      lane = held;
+      const hold = () => new Promise<void>((resolve) => setTimeout(resolve, holdMs));
+      const held = oneLane ? lane.then(hold) : hold();
+      if (oneLane) lane = held;
       held.then(forward);
     });
   });
