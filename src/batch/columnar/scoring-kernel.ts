@@ -9,8 +9,8 @@ import type { ColumnarPlan } from './columnar-plan.ts';
  * Why: DuckDB hands the scoring function about 500 vectors of 2048 rows per million rows, one process per job, so the
  * generic column loops (column-validator.ts, column-preprocessor.ts: a loop per field, per step, per column) spend
  * most of a job unoptimized before V8 has compiled each of them; one loop per plan is compiled within the first
- * vectors. Measured on the fraud plan, cold, 488 vectors (load ≈ 6): 157–269 ms for the generic loops against
- * 43–73 ms for one loop.
+ * vectors. Measured on the fraud plan, 488 vectors in a fresh process (load 2.6–4): 210–286 ms for the generic loops
+ * against 42–54 ms for the compiled one.
  *
  * It computes exactly what the generic path computes: a vector holds a row the row path must see iff
  * rowsForRowPath marks one (same comparisons), and the tensors of a clean vector equal buildTensors' (the numeric steps
