@@ -4,7 +4,13 @@ import type { ColumnBatch } from '../../src/batch/columnar/column-batch.ts';
 import { buildTensors } from '../../src/batch/columnar/column-preprocessor.ts';
 import { rowsForRowPath } from '../../src/batch/columnar/column-validator.ts';
 import type { ColumnarPlan, FieldColumn, TensorPlan } from '../../src/batch/columnar/columnar-plan.ts';
-import { compileScoringKernel, scoringKernelSource } from '../../src/batch/columnar/scoring-kernel.ts';
+import { writePredictions } from '../../src/batch/columnar/column-postprocessor.ts';
+import {
+  compilePredictionWriter,
+  compileScoringKernel,
+  predictionWriterSource,
+  scoringKernelSource,
+} from '../../src/batch/columnar/scoring-kernel.ts';
 
 /**
  * The one-pass scorer's compiled kernel (src/batch/columnar/scoring-kernel.ts) must decide and compute exactly what the
@@ -197,5 +203,93 @@ describe('the one-pass scoring kernel', () => {
     const { source, constants } = scoringKernelSource(plan());
     expect(constants).toEqual(expect.arrayContaining([5000, 10, 40, 3.5, 2.25, 80, -3, -1]));
     for (const n of ['5000', '3.5', '2.25', '80']) expect(source).not.toContain(n);
+  });
+});
+
+/** Predictions of every kind the plan compiles: picks at a stride, a sigmoid, thresholds on an output and on a field. */
+function postprocessPlan(): ColumnarPlan {
+  return {
+    ...plan(),
+    predictions: [
+      {
+        name: 'score',
+        boolean: false,
+        source: { output: 'logits', stride: 3, index: 1 },
+        sigmoid: true,
+        threshold: undefined,
+      },
+      {
+        name: 'raw',
+        boolean: false,
+        source: { output: 'logits', stride: 3, index: 2 },
+        sigmoid: false,
+        threshold: undefined,
+      },
+      { name: 'flagged', boolean: true, source: { field: 0 }, sigmoid: false, threshold: 0.6 },
+      {
+        name: 'value',
+        boolean: false,
+        source: { output: 'value', stride: 1, index: 0 },
+        sigmoid: false,
+        threshold: undefined,
+      },
+      {
+        name: 'positive',
+        boolean: true,
+        source: { output: 'value', stride: 1, index: 0 },
+        sigmoid: true,
+        threshold: 0.5,
+      },
+    ],
+    outputNames: ['logits', 'value'],
+  };
+}
+
+describe('the one-pass prediction writer', () => {
+  it('writes what writePredictions writes: doubles for values, 0/1 bytes for thresholds, vector after vector', () => {
+    const p = postprocessPlan();
+    const writer = compilePredictionWriter(p, 2048);
+    for (const [seed, rows] of [
+      [1, 2048],
+      [2, 333],
+      [3, 1],
+    ] as const) {
+      const next = random(seed);
+      const logits = Float32Array.from({ length: rows * 3 }, () => (next() - 0.5) * 12);
+      const value = Float64Array.from({ length: rows }, (_, r) => (r % 17 === 0 ? Number.NaN : (next() - 0.5) * 8));
+      const outputs = {
+        logits: { type: 'float32' as const, dims: [rows, 3], data: logits },
+        value: { type: 'float64' as const, dims: [rows, 1], data: value },
+      };
+      const expected = p.predictions.map(() => new Float64Array(rows));
+      writePredictions(p, outputs, expected, 0, rows);
+      const got = writer.run(outputs, rows);
+      expect(got.map((c) => c.constructor)).toEqual([Float64Array, Float64Array, Uint8Array, Float64Array, Uint8Array]);
+      got.forEach((column, i) =>
+        expect([...column.subarray(0, rows)], p.predictions[i]!.name).toEqual([...expected[i]!]),
+      );
+      // Both outcomes of each threshold were seen.
+      expect(new Set(got[2]!.subarray(0, rows)).size).toBe(rows > 1 ? 2 : 1);
+    }
+  });
+
+  it('refuses an output that is not a float tensor, as writePredictions does', () => {
+    const p = postprocessPlan();
+    const outputs = {
+      logits: { type: 'int32' as const, dims: [1, 3], data: Int32Array.from([1, 2, 3]) },
+      value: { type: 'float64' as const, dims: [1, 1], data: Float64Array.from([0.5]) },
+    };
+    expect(() => compilePredictionWriter(p, 4).run(outputs, 1)).toThrow('output logits: expected a float tensor');
+    expect(() => writePredictions(p, outputs, [new Float64Array(1)], 0, 1)).toThrow(
+      'output logits: expected a float tensor',
+    );
+    expect(() => compilePredictionWriter(p, 4).run(outputs, 5)).toThrow('prediction writer: 5 rows for arrays of 4');
+  });
+
+  it('reads each output once per call and writes no model.yaml number into its source', () => {
+    const { source, constants, outputs } = predictionWriterSource(postprocessPlan());
+    expect(outputs).toEqual(['logits', 'value']);
+    expect(constants).toEqual(expect.arrayContaining([3, 1, 2, 0.6, 0.5]));
+    for (const n of ['0.6', '0.5']) expect(source).not.toContain(n);
   });
 });

@@ -6,9 +6,8 @@ import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { InThreadInstance } from '../../runtime/model-instance.ts';
 import { doubleOrNaN, rowRangeSql } from './column-batch.ts';
 import { copyOptions } from './columnar-part-writer.ts';
-import { writePredictions } from './column-postprocessor.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
-import { compileScoringKernel } from './scoring-kernel.ts';
+import { compilePredictionWriter, compileScoringKernel } from './scoring-kernel.ts';
 import {
   duckdb,
   duckdbBindings,
@@ -77,12 +76,11 @@ function registerScoreFunction(
   const name = `caliper_score_${functionCounter++}`;
   const capacity = 2048;
   const values = plan.fields.map(() => new Float64Array(capacity));
-  // Validation and preprocess compiled into one loop, into input tensors reused from vector to vector: the model runs
-  // synchronously here and is done with them before the next vector.
+  // Validation and preprocess compiled into one loop, into input tensors reused from vector to vector (the model runs
+  // synchronously here and is done with them before the next vector); the postprocess likewise.
   const kernel = compileScoringKernel(plan, capacity);
   let vectors = 0;
-  const predictions = plan.predictions.map(() => new Float64Array(capacity));
-  const booleans = new Uint8Array(capacity);
+  const writer = compilePredictionWriter(plan, capacity);
   const fn = duckdb.DuckDBScalarFunction.create({
     name,
     returnType: duckdb.STRUCT(
@@ -114,15 +112,17 @@ function registerScoreFunction(
         for (const [output, tensor] of Object.entries(outputs))
           if (tensor.dims[0] !== n)
             throw new Error(`output ${output}: ${tensor.dims[0]} rows for a batch of ${n} (not along the batch axis)`);
-        writePredictions(plan, outputs, predictions, 0, n);
-        plan.predictions.forEach((p, i) => {
-          const child = duckdbBindings.struct_vector_get_child(output, i);
-          const column = predictions[i]!;
-          if (p.boolean) {
-            for (let r = 0; r < n; r++) booleans[r] = column[r]!;
-            duckdbBindings.copy_data_to_vector(child, 0, booleans.buffer, 0, n);
-          } else duckdbBindings.copy_data_to_vector(child, 0, column.buffer, 0, n * 8);
-        });
+        const columns = writer.run(outputs, n);
+        for (let i = 0; i < columns.length; i++) {
+          const column = columns[i]!;
+          duckdbBindings.copy_data_to_vector(
+            duckdbBindings.struct_vector_get_child(output, i),
+            0,
+            column.buffer,
+            0,
+            n * column.BYTES_PER_ELEMENT,
+          );
+        }
         onVector(n);
       } catch (error) {
         duckdbBindings.scalar_function_set_error(info, error instanceof Error ? error.message : String(error));

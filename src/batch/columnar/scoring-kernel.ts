@@ -1,4 +1,5 @@
 import type { ScalarStep } from '../../config/model-config.ts';
+import { CaliperError } from '../../errors.ts';
 import type { TensorMap } from '../../runtime/tensor.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 
@@ -149,6 +150,69 @@ export function compileScoringKernel(plan: ColumnarPlan, capacity: number): Scor
         };
       });
       return tensors;
+    },
+  };
+}
+
+/**
+ * The one-pass scorer's postprocess for one plan, compiled into one loop as ScoringKernel is: each prediction field
+ * of rows [0, n), picked from the model's outputs (or an earlier field), squashed and thresholded with the arithmetic of
+ * writePredictions (column-postprocessor.ts), into arrays reused by the next call: a Float64Array per field, a
+ * Uint8Array of 0/1 for a thresholded one (the bytes DuckDB's DOUBLE and BOOLEAN vectors take).
+ */
+export interface PredictionWriter {
+  run(outputs: TensorMap, n: number): (Float64Array<ArrayBuffer> | Uint8Array<ArrayBuffer>)[];
+}
+
+/** The writer source of `plan`: the body of a function of (O: the outputs' data, in `outputs` order, n, C: columns). */
+export function predictionWriterSource(plan: ColumnarPlan): { source: string; constants: number[]; outputs: string[] } {
+  const constants: number[] = [];
+  const constant = (value: number): string => `k${constants.push(value) - 1}`;
+  const outputs: string[] = [];
+  const body: string[] = [];
+  plan.predictions.forEach((field, p) => {
+    let read: string;
+    if ('output' in field.source) {
+      let o = outputs.indexOf(field.source.output);
+      if (o < 0) o = outputs.push(field.source.output) - 1;
+      read = `o${o}[r * ${constant(field.source.stride)} + ${constant(field.source.index)}]`;
+    } else read = `c${field.source.field}[r]`;
+    const sigmoid = field.sigmoid ? ' v = 1 / (1 + Math.exp(-v));' : '';
+    const store = field.threshold === undefined ? 'v' : `v > ${constant(field.threshold)} ? 1 : 0`;
+    body.push(`{ let v = ${read};${sigmoid} c${p}[r] = ${store}; }`);
+  });
+  const source = [
+    ...constants.map((_, i) => `const k${i} = K[${i}];`),
+    ...outputs.map((_, i) => `const o${i} = O[${i}];`),
+    ...plan.predictions.map((_, p) => `const c${p} = C[${p}];`),
+    `for (let r = 0; r < n; r++) { ${body.join(' ')} }`,
+  ].join('\n');
+  return { source, constants, outputs };
+}
+
+/** Compiles `plan`'s postprocess for vectors of up to `capacity` rows (see PredictionWriter). */
+export function compilePredictionWriter(plan: ColumnarPlan, capacity: number): PredictionWriter {
+  const { source, constants, outputs } = predictionWriterSource(plan);
+  const K = Float64Array.from(constants);
+  const loop = new Function('K', `return function predictionWriter(O, n, C) {\n${source}\n};`)(K) as (
+    data: (Float32Array | Float64Array)[],
+    n: number,
+    columns: (Float64Array<ArrayBuffer> | Uint8Array<ArrayBuffer>)[],
+  ) => void;
+  const columns = plan.predictions.map((p): Float64Array<ArrayBuffer> | Uint8Array<ArrayBuffer> =>
+    p.boolean ? new Uint8Array(capacity) : new Float64Array(capacity),
+  );
+  return {
+    run(tensors, n) {
+      if (n > capacity) throw new RangeError(`prediction writer: ${n} rows for arrays of ${capacity}`);
+      const data = outputs.map((name) => {
+        const values = tensors[name]?.data;
+        if (!(values instanceof Float32Array || values instanceof Float64Array))
+          throw new CaliperError('CALIPER_INFERENCE_FAILED', `output ${name}: expected a float tensor`);
+        return values;
+      });
+      loop(data, n, columns);
+      return columns;
     },
   };
 }
