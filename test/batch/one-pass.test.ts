@@ -30,10 +30,12 @@ interface Summary {
   path: string;
 }
 
-function batch(args: string[]): Summary {
-  const run = spawnSync(process.execPath, [CLI, 'batch', '--model', model, '--json', '--overwrite', ...args], {
-    encoding: 'utf8',
-  });
+function batch(args: string[], nodeOptions: string[] = []): Summary {
+  const run = spawnSync(
+    process.execPath,
+    [...nodeOptions, CLI, 'batch', '--model', model, '--json', '--overwrite', ...args],
+    { encoding: 'utf8' },
+  );
   expect(run.status, run.stderr).toBe(0);
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as Summary;
 }
@@ -66,6 +68,19 @@ describe('caliper batch in one pass', () => {
     expect(order).toEqual({ n: 24_000, misplaced: 0 });
     // Nothing of the job is left beside the output: no parts folder, no errors file, no temporary.
     expect(readdirSync(root.dir).filter((f) => f.startsWith('one-pass'))).toEqual(['one-pass.csv']);
+  }, 120_000);
+
+  it('where Node forbids code generation, the scoring function runs the generic loops: one pass, the same bytes', async () => {
+    const input = await generateFraudData({ rows: 5_000, out: join(root.dir, 'no-codegen.csv'), seed: 31 });
+    const compiled = join(root.dir, 'compiled.csv');
+    const generic = join(root.dir, 'generic.csv');
+    expect(batch(['--input', input, '--output', compiled]).path).toBe('one-pass');
+    expect(batch(['--input', input, '--output', generic], ['--disallow-code-generation-from-strings'])).toMatchObject({
+      rows: 5_000,
+      outputRows: 5_000,
+      path: 'one-pass',
+    });
+    expect(readFileSync(generic, 'utf8')).toBe(readFileSync(compiled, 'utf8'));
   }, 120_000);
 
   it('Parquet → Parquet: every prediction field of the STRUCT comes out as its own column, typed as the parts path types it', async () => {

@@ -1,6 +1,9 @@
 import type { ScalarStep } from '../../config/model-config.ts';
 import { CaliperError } from '../../errors.ts';
 import type { TensorMap } from '../../runtime/tensor.ts';
+import { writePredictions } from './column-postprocessor.ts';
+import { buildTensors } from './column-preprocessor.ts';
+import { rowsForRowPath } from './column-validator.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 
 /**
@@ -17,7 +20,8 @@ import type { ColumnarPlan } from './columnar-plan.ts';
  * rowsForRowPath marks one (same comparisons), and the tensors of a clean vector equal buildTensors' (the numeric steps
  * in doubles in the same order, as the row path's scalarTransform; one-hot slots; lookups with their unknown value).
  * The generated source holds only array indices and operators: every model.yaml number is read from arrays at run
- * time, never written into the source.
+ * time, never written into the source. Where Node forbids code generation (`--disallow-code-generation-from-strings`)
+ * the kernel runs the generic loops instead: the same results, at their speed.
  */
 export interface ScoringKernel {
   /**
@@ -129,11 +133,17 @@ export function scoringKernelSource(plan: ColumnarPlan): {
 export function compileScoringKernel(plan: ColumnarPlan, capacity: number): ScoringKernel {
   const { source, constants, tables } = scoringKernelSource(plan);
   const K = Float64Array.from(constants);
-  const loop = new Function('K', 'A', `return function scoringKernel(V, n, T) {\n${source}\n};`)(K, tables) as (
-    values: readonly Float64Array[],
-    n: number,
-    tensors: (Float32Array | Float64Array)[],
-  ) => number;
+  const loop = compiled(() =>
+    new Function('K', 'A', `return function scoringKernel(V, n, T) {\n${source}\n};`)(K, tables),
+  ) as ((values: readonly Float64Array[], n: number, tensors: (Float32Array | Float64Array)[]) => number) | undefined;
+  if (!loop)
+    return {
+      run(values, n) {
+        const batch = { firstRow: 0, rows: n, values: values.map((v) => v.subarray(0, n)) };
+        const marked = rowsForRowPath(plan, batch);
+        return marked.includes(1) ? undefined : buildTensors(plan, batch, marked, 0, n);
+      },
+    };
   const data = plan.tensors.map((t) =>
     t.dtype === 'float32' ? new Float32Array(capacity * t.width) : new Float64Array(capacity * t.width),
   );
@@ -194,13 +204,12 @@ export function predictionWriterSource(plan: ColumnarPlan): { source: string; co
 export function compilePredictionWriter(plan: ColumnarPlan, capacity: number): PredictionWriter {
   const { source, constants, outputs } = predictionWriterSource(plan);
   const K = Float64Array.from(constants);
-  const loop = new Function('K', `return function predictionWriter(O, n, C) {\n${source}\n};`)(K) as (
-    data: (Float32Array | Float64Array)[],
-    n: number,
-    columns: (Float64Array<ArrayBuffer> | Uint8Array<ArrayBuffer>)[],
-  ) => void;
-  const columns = plan.predictions.map((p): Float64Array<ArrayBuffer> | Uint8Array<ArrayBuffer> =>
-    p.boolean ? new Uint8Array(capacity) : new Float64Array(capacity),
+  const loop = compiled(() => new Function('K', `return function predictionWriter(O, n, C) {\n${source}\n};`)(K)) as
+    | ((data: (Float32Array | Float64Array)[], n: number, columns: (Float64Array | Uint8Array)[]) => void)
+    | undefined;
+  const doubles = plan.predictions.map(() => new Float64Array(capacity));
+  const columns = plan.predictions.map((p, i): Float64Array<ArrayBuffer> | Uint8Array<ArrayBuffer> =>
+    p.boolean ? new Uint8Array(capacity) : doubles[i]!,
   );
   return {
     run(tensors, n) {
@@ -211,8 +220,25 @@ export function compilePredictionWriter(plan: ColumnarPlan, capacity: number): P
           throw new CaliperError('CALIPER_INFERENCE_FAILED', `output ${name}: expected a float tensor`);
         return values;
       });
-      loop(data, n, columns);
+      if (loop) loop(data, n, columns);
+      else {
+        // Code generation forbidden: writePredictions' loops, booleans then narrowed to bytes.
+        writePredictions(plan, tensors, doubles, 0, n);
+        plan.predictions.forEach((p, i) => {
+          if (p.boolean) (columns[i] as Uint8Array).set(doubles[i]!.subarray(0, n));
+        });
+      }
       return columns;
     },
   };
+}
+
+/** `make()`'s compiled function, or undefined where Node forbids code generation from strings (an EvalError). */
+function compiled(make: () => unknown): unknown {
+  try {
+    return make();
+  } catch (error) {
+    if (error instanceof EvalError) return undefined;
+    throw error;
+  }
 }
