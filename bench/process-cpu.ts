@@ -28,3 +28,27 @@ export function wakeups(pid: number): { all: number; main: number } {
   }
   return { all, main };
 }
+
+/**
+ * CPU seconds (user + system, 10 ms ticks) each thread of a process has used so far, by thread id, with its name
+ * (/proc/PID/task/TID/comm: `node` for the main thread, `V8 DefaultWorke` for V8's helpers, `libuv-worker`, …).
+ * Threads that exited are absent.
+ */
+export function threadCpuSeconds(pid: number): Map<string, { name: string; seconds: number }> {
+  const out = new Map<string, { name: string; seconds: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+        .replace(/^.*\) /, '')
+        .split(' ');
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out.set(tid, {
+        name: tid === String(pid) ? 'main' : name,
+        seconds: (Number(fields[11]) + Number(fields[12])) / 100,
+      });
+    } catch {
+      // the thread exited
+    }
+  }
+  return out;
+}

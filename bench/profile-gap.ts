@@ -5,8 +5,10 @@
  * the same 32-connection closed loop from this process on core 1: per round a window of each without the profiler
  * (CPU per request from /proc), then a profiled window of each (V8's sampling profiler, bench/window-profiler.mjs),
  * floor first. Every busy sample is put in a category (bench/profile-categories.ts); a category's µs of CPU per
- * request is its share of the profiled samples times the server's unprofiled CPU per request of the same run (the
- * profiler roughly doubles the CPU, so its own µs are kept only in the JSON). The floor's model cost is raw ONNX
+ * request is its share of the profiled samples times the server's unprofiled main-thread CPU per request of the same
+ * run (/proc/PID/task/PID/stat: V8 samples only the main thread; the profiler adds 20–50 % of CPU, so its own µs are
+ * kept only in the JSON), and the other threads' CPU (V8's GC and compiler helpers, libuv; /proc) is a row of its own,
+ * so the rows add up to the process's CPU per request. The floor's model cost is raw ONNX
  * Runtime's CPU per row at the batch sizes Caliper formed in its unprofiled windows (bench/raw-ort.ts on core 0),
  * counted in the "ORT native run" row: floor = bare route + raw ORT per row, as bench/serving.ts defines it.
  *
@@ -25,7 +27,7 @@ import type { RequestData } from '../src/bench/request-data.ts';
 import { freePort } from '../src/system/free-port.ts';
 import { numberOption } from './bench-options.ts';
 import { addProfile, CATEGORIES, type Category, type CategorySamples, emptySamples } from './profile-categories.ts';
-import { cpuSeconds } from './process-cpu.ts';
+import { cpuSeconds, threadCpuSeconds } from './process-cpu.ts';
 import { exampleModelFolder, fashionRequests, fraudRequests } from './serving-requests.ts';
 import { servingMlp } from './serving-mlp.ts';
 
@@ -139,10 +141,12 @@ function addCounts(into: Record<string, number>, after: Record<string, number>, 
 interface WindowTally {
   requests: number;
   cpuUs: number;
+  /** CPU µs by thread name (`main`, `V8 DefaultWorke`, `libuv-worker`, …), threads alive at the window's end. */
+  threadUs: Record<string, number>;
   seconds: number;
-  windows: { rps: number; cpuUsPerRequest: number }[];
+  windows: { rps: number; cpuUsPerRequest: number; mainThreadCpuUsPerRequest: number }[];
 }
-const emptyTally = (): WindowTally => ({ requests: 0, cpuUs: 0, seconds: 0, windows: [] });
+const emptyTally = (): WindowTally => ({ requests: 0, cpuUs: 0, threadUs: {}, seconds: 0, windows: [] });
 
 /** One load window on `server`: 1 s warm-up, then SECONDS measured; profiled into `file` when given. */
 async function window(
@@ -157,16 +161,27 @@ async function window(
   load.nextWindow();
   const pid = server.child.pid!;
   const cpuBefore = cpuSeconds(pid);
+  const threadsBefore = threadCpuSeconds(pid);
   await sleep(SECONDS * 1000);
   const w = load.nextWindow().summarize();
   const cpu = cpuSeconds(pid) - cpuBefore;
+  let mainUs = 0;
+  for (const [tid, { name, seconds }] of threadCpuSeconds(pid)) {
+    const us = (seconds - (threadsBefore.get(tid)?.seconds ?? 0)) * 1e6;
+    tally.threadUs[name] = (tally.threadUs[name] ?? 0) + us;
+    if (name === 'main') mainUs = us;
+  }
   if (profile) await profiler(server, { profile: 'stop', file: profile.file });
   await load.stop();
   if (w.errors > 0) throw new Error(`${server.name}: ${w.errors} errors in a window`);
   tally.requests += w.requests;
   tally.cpuUs += cpu * 1e6;
   tally.seconds += SECONDS;
-  tally.windows.push({ rps: Math.round(w.throughput), cpuUsPerRequest: r1((cpu * 1e6) / w.requests) });
+  tally.windows.push({
+    rps: Math.round(w.throughput),
+    cpuUsPerRequest: r1((cpu * 1e6) / w.requests),
+    mainThreadCpuUsPerRequest: r1(mainUs / w.requests),
+  });
   if (profile) addProfile(profile.file, profile.samples);
 }
 
@@ -213,8 +228,16 @@ interface ServerResult {
 }
 
 const perRequest = (t: WindowTally): number => t.cpuUs / Math.max(1, t.requests);
+const mainPerRequest = (t: WindowTally): number => (t.threadUs.main ?? 0) / Math.max(1, t.requests);
+/** CPU µs per request of each thread name, the main thread's included. */
+const threadsPerRequest = (t: WindowTally): Record<string, number> =>
+  Object.fromEntries(Object.entries(t.threadUs).map(([name, us]) => [name, r1(us / Math.max(1, t.requests))]));
+const OTHER_THREADS = 'other threads (V8 GC and compiler helpers, libuv; /proc)';
 
-/** µs of CPU per request per category: the profile's shares of the server's unprofiled CPU per request. */
+/**
+ * µs of CPU per request per category: the profile's shares of the CPU per request given (V8 samples the main thread
+ * only, so the main thread's CPU: the other threads are a row of their own).
+ */
 function categoryUs(result: ServerResult, cpuUsPerRequest: number): Record<Category, number> {
   const out = {} as Record<Category, number>;
   for (const c of CATEGORIES) out[c] = (result.samples.samples[c] / Math.max(1, result.samples.busy)) * cpuUsPerRequest;
@@ -320,17 +343,21 @@ for (const { model, floor, caliper } of pairs) {
   const ort = ortAtFormedSizes(model, plainBatches);
   const bareCpu = perRequest(results.floor.plain);
   const caliperCpu = perRequest(results.caliper.plain);
-  const floorUs = categoryUs(results.floor, bareCpu);
-  floorUs['ORT native run'] += ort.cpuUsPerRow;
-  const caliperUs = categoryUs(results.caliper, caliperCpu);
+  const bareMain = mainPerRequest(results.floor.plain);
+  const caliperMain = mainPerRequest(results.caliper.plain);
+  const floorUs: Record<string, number> = categoryUs(results.floor, bareMain);
+  floorUs['ORT native run']! += ort.cpuUsPerRow;
+  floorUs[OTHER_THREADS] = bareCpu - bareMain;
+  const caliperUs: Record<string, number> = categoryUs(results.caliper, caliperMain);
+  caliperUs[OTHER_THREADS] = caliperCpu - caliperMain;
   const floorCpu = bareCpu + ort.cpuUsPerRow;
   const gap = caliperCpu - floorCpu;
-  const rows = CATEGORIES.map((c) => ({
+  const rows = [...CATEGORIES, OTHER_THREADS].map((c) => ({
     category: c,
-    floorUs: r1(floorUs[c]),
-    caliperUs: r1(caliperUs[c]),
-    differenceUs: r1(caliperUs[c] - floorUs[c]),
-    shareOfGap: r3((caliperUs[c] - floorUs[c]) / gap),
+    floorUs: r1(floorUs[c]!),
+    caliperUs: r1(caliperUs[c]!),
+    differenceUs: r1(caliperUs[c]! - floorUs[c]!),
+    shareOfGap: r3((caliperUs[c]! - floorUs[c]!) / gap),
   }));
   const profiledUs = (who: 'floor' | 'caliper'): Record<string, number> =>
     Object.fromEntries(
@@ -339,6 +366,10 @@ for (const { model, floor, caliper } of pairs) {
   report[model.key] = {
     model: model.key === 'fraud' ? 'fraud MLP 10-64-64-1' : 'MLP 784-1024-1024-10 (fashion example model.yaml)',
     cpu_us_per_request_unprofiled: { bare: r1(bareCpu), floor: r1(floorCpu), caliper: r1(caliperCpu) },
+    cpu_us_per_request_by_thread_unprofiled: {
+      bare: threadsPerRequest(results.floor.plain),
+      caliper: threadsPerRequest(results.caliper.plain),
+    },
     cpu_us_per_request_profiled: {
       bare: r1(perRequest(results.floor.profiled)),
       caliper: r1(perRequest(results.caliper.profiled)),
@@ -360,12 +391,12 @@ for (const { model, floor, caliper } of pairs) {
     categories: rows,
     categories_profiled_us: { floor: profiledUs('floor'), caliper: profiledUs('caliper') },
     top_functions_us: {
-      floor: topFunctions(results.floor.samples, bareCpu),
-      caliper: topFunctions(results.caliper.samples, caliperCpu),
+      floor: topFunctions(results.floor.samples, bareMain),
+      caliper: topFunctions(results.caliper.samples, caliperMain),
     },
   };
   const lines = [
-    `${model.key}: CPU µs/request unprofiled bare ${r1(bareCpu)} + raw ORT ${ort.cpuUsPerRow}/row (sizes ${JSON.stringify(ort.measured)}, mean batch ${ort.meanBatch}) = floor ${r1(floorCpu)}, Caliper ${r1(caliperCpu)} (floor ÷ Caliper ${r3(floorCpu / caliperCpu)}, gap ${r1(gap)} µs); profiler inflation bare ${r3(perRequest(results.floor.profiled) / bareCpu)}x, Caliper ${r3(perRequest(results.caliper.profiled) / caliperCpu)}x`,
+    `${model.key}: CPU µs/request unprofiled bare ${r1(bareCpu)} + raw ORT ${ort.cpuUsPerRow}/row (sizes ${JSON.stringify(ort.measured)}, mean batch ${ort.meanBatch}) = floor ${r1(floorCpu)}, Caliper ${r1(caliperCpu)} (floor ÷ Caliper ${r3(floorCpu / caliperCpu)}, gap ${r1(gap)} µs); profiler inflation bare ${r3(perRequest(results.floor.profiled) / bareCpu)}x, Caliper ${r3(perRequest(results.caliper.profiled) / caliperCpu)}x; main thread bare ${r1(bareMain)}, Caliper ${r1(caliperMain)} µs; by thread ${JSON.stringify({ bare: threadsPerRequest(results.floor.plain), caliper: threadsPerRequest(results.caliper.plain) })}`,
     '',
     '| category | floor µs | Caliper µs | Caliper − floor | share of gap |',
     '|---|---|---|---|---|',
@@ -390,7 +421,7 @@ const result = {
   duration_s: seconds,
   load_average_before_after: loadAverages,
   method:
-    'per round: floor, Caliper unprofiled (CPU from /proc), then floor, Caliper profiled (V8 sampling, 200 µs); a category = its share of the busy samples × the unprofiled CPU per request; the floor adds raw ORT CPU per row at the sizes Caliper formed unprofiled',
+    'per round: floor, Caliper unprofiled (CPU from /proc), then floor, Caliper profiled (V8 sampling, 200 µs); a category = its share of the busy samples × the unprofiled main-thread CPU per request, the other threads a row of their own; the floor adds raw ORT CPU per row at the sizes Caliper formed unprofiled',
   ...report,
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
