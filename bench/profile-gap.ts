@@ -10,7 +10,9 @@
  * kept only in the JSON), and the other threads' CPU (V8's GC and compiler helpers, libuv; /proc) is a row of its own,
  * so the rows add up to the process's CPU per request. The floor's model cost is raw ONNX
  * Runtime's CPU per row at the batch sizes Caliper formed in its unprofiled windows (bench/raw-ort.ts on core 0),
- * counted in the "ORT native run" row: floor = bare route + raw ORT per row, as bench/serving.ts defines it.
+ * counted in the "ORT native run" row: floor = bare route + raw ORT per row, as bench/serving.ts defines it. Beside
+ * it, the run call's median µs per row in that tight loop and with server-like JavaScript between calls (raw-ort.ts
+ * --cold): how much of Caliper's dearer run any server pays for running the model between requests.
  *
  *   node --import tsx bench/profile-gap.ts [--seconds 4] [--rounds 2] [--settle 20] [fraud] [mlp]
  *
@@ -123,12 +125,20 @@ interface ModelUnderTest {
   data: RequestData;
 }
 
-/** Batches run per size, from Caliper's statistics. */
-async function batchCounts(url: string, model: string): Promise<Record<string, number>> {
+/** Batches run per size, and the rows and wall ns of all runs, from Caliper's statistics. */
+async function batchCounts(
+  url: string,
+  model: string,
+): Promise<{ counts: Record<string, number>; rows: number; ns: number }> {
   const body = (await (await fetch(`${url}/v2/models/${model}/stats`)).json()) as {
-    model_stats: { batch_stats: { batch_size: number; compute_infer: { count: number } }[] }[];
+    model_stats: { batch_stats: { batch_size: number; compute_infer: { count: number; ns: number } }[] }[];
   };
-  return Object.fromEntries(body.model_stats[0]!.batch_stats.map((b) => [String(b.batch_size), b.compute_infer.count]));
+  const stats = body.model_stats[0]!.batch_stats;
+  return {
+    counts: Object.fromEntries(stats.map((b) => [String(b.batch_size), b.compute_infer.count])),
+    rows: stats.reduce((sum, b) => sum + b.batch_size * b.compute_infer.count, 0),
+    ns: stats.reduce((sum, b) => sum + b.compute_infer.ns, 0),
+  };
 }
 
 function addCounts(into: Record<string, number>, after: Record<string, number>, before: Record<string, number>): void {
@@ -189,7 +199,14 @@ async function window(
 function ortAtFormedSizes(
   model: ModelUnderTest,
   batches: Record<string, number>,
-): { cpuUsPerRow: number; meanBatch: number; measured: Record<string, number> } {
+): {
+  cpuUsPerRow: number;
+  /** Median wall µs per row of the run call alone: in a tight loop, and with server-like JS between calls. */
+  runUsPerRow: number;
+  runUsPerRowCold: number;
+  meanBatch: number;
+  measured: Record<string, number>;
+} {
   const sizes = Object.entries(batches).map(([size, count]) => ({ size: Number(size), rows: Number(size) * count }));
   const rows = sizes.reduce((sum, s) => sum + s.rows, 0);
   const kept = sizes
@@ -203,6 +220,7 @@ function ortAtFormedSizes(
     String(model.width),
     '0.5',
     kept.map((s) => s.size).join(','),
+    '--cold',
   ];
   const out = execFileSync('taskset', ['-c', '0', process.execPath, '--import', 'tsx', ...args], {
     cwd: root,
@@ -211,14 +229,24 @@ function ortAtFormedSizes(
   const perSize = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
   const keptRows = kept.reduce((sum, s) => sum + s.rows, 0);
   let cpuUs = 0;
+  let runUs = 0;
+  let runUsCold = 0;
   const measured: Record<string, number> = {};
   for (const s of kept) {
     const perRow = perSize[`batch${s.size}_cpu_us_per_row`]!;
     measured[String(s.size)] = r3(perRow);
     cpuUs += (perRow * s.rows) / keptRows;
+    runUs += (perSize[`batch${s.size}_run_us_per_row`]! * s.rows) / keptRows;
+    runUsCold += (perSize[`batch${s.size}_run_us_per_row_cold`]! * s.rows) / keptRows;
   }
   const runs = Object.values(batches).reduce((a, b) => a + b, 0);
-  return { cpuUsPerRow: r3(cpuUs), meanBatch: r3(rows / Math.max(1, runs)), measured };
+  return {
+    cpuUsPerRow: r3(cpuUs),
+    runUsPerRow: r3(runUs),
+    runUsPerRowCold: r3(runUsCold),
+    meanBatch: r3(rows / Math.max(1, runs)),
+    measured,
+  };
 }
 
 interface ServerResult {
@@ -324,10 +352,17 @@ for (const { model, floor, caliper } of pairs) {
   };
   const plainBatches: Record<string, number> = {};
   const profiledBatches: Record<string, number> = {};
+  // Caliper's own model runs in its unprofiled windows (its batch statistics: stacking and splitting included).
+  const caliperRuns = { rows: 0, ns: 0 };
   const caliperWindow = async (into: Record<string, number>, profile?: { file: string; samples: CategorySamples }) => {
     const before = await batchCounts(caliper.url, model.name);
     await window(caliper, model, results.caliper[profile ? 'profiled' : 'plain'], profile);
-    addCounts(into, await batchCounts(caliper.url, model.name), before);
+    const after = await batchCounts(caliper.url, model.name);
+    addCounts(into, after.counts, before.counts);
+    if (!profile) {
+      caliperRuns.rows += after.rows - before.rows;
+      caliperRuns.ns += after.ns - before.ns;
+    }
   };
   for (let round = 0; round < ROUNDS; round++) {
     await window(floor, model, results.floor.plain);
@@ -341,6 +376,7 @@ for (const { model, floor, caliper } of pairs) {
     );
   }
   const ort = ortAtFormedSizes(model, plainBatches);
+  const caliperRunUsPerRow = r3(caliperRuns.ns / 1000 / Math.max(1, caliperRuns.rows));
   const bareCpu = perRequest(results.floor.plain);
   const caliperCpu = perRequest(results.caliper.plain);
   const bareMain = mainPerRequest(results.floor.plain);
@@ -381,6 +417,7 @@ for (const { model, floor, caliper } of pairs) {
     caliper_cpu_vs_floor: r3(floorCpu / caliperCpu),
     gap_us_per_request: r1(gap),
     raw_ort_at_formed_sizes: ort,
+    caliper_run_us_per_row_unprofiled: caliperRunUsPerRow,
     caliper_batches_unprofiled: plainBatches,
     caliper_batches_profiled: profiledBatches,
     windows: {
@@ -396,7 +433,7 @@ for (const { model, floor, caliper } of pairs) {
     },
   };
   const lines = [
-    `${model.key}: CPU µs/request unprofiled bare ${r1(bareCpu)} + raw ORT ${ort.cpuUsPerRow}/row (sizes ${JSON.stringify(ort.measured)}, mean batch ${ort.meanBatch}) = floor ${r1(floorCpu)}, Caliper ${r1(caliperCpu)} (floor ÷ Caliper ${r3(floorCpu / caliperCpu)}, gap ${r1(gap)} µs); profiler inflation bare ${r3(perRequest(results.floor.profiled) / bareCpu)}x, Caliper ${r3(perRequest(results.caliper.profiled) / caliperCpu)}x; main thread bare ${r1(bareMain)}, Caliper ${r1(caliperMain)} µs; by thread ${JSON.stringify({ bare: threadsPerRequest(results.floor.plain), caliper: threadsPerRequest(results.caliper.plain) })}`,
+    `${model.key}: CPU µs/request unprofiled bare ${r1(bareCpu)} + raw ORT ${ort.cpuUsPerRow}/row (sizes ${JSON.stringify(ort.measured)}, mean batch ${ort.meanBatch}; the run call alone ${ort.runUsPerRow} µs/row in a tight loop, ${ort.runUsPerRowCold} with server-like JS between calls; Caliper's own runs ${caliperRunUsPerRow} µs/row) = floor ${r1(floorCpu)}, Caliper ${r1(caliperCpu)} (floor ÷ Caliper ${r3(floorCpu / caliperCpu)}, gap ${r1(gap)} µs); profiler inflation bare ${r3(perRequest(results.floor.profiled) / bareCpu)}x, Caliper ${r3(perRequest(results.caliper.profiled) / caliperCpu)}x; main thread bare ${r1(bareMain)}, Caliper ${r1(caliperMain)} µs; by thread ${JSON.stringify({ bare: threadsPerRequest(results.floor.plain), caliper: threadsPerRequest(results.caliper.plain) })}`,
     '',
     '| category | floor µs | Caliper µs | Caliper − floor | share of gap |',
     '|---|---|---|---|---|',
