@@ -68,7 +68,15 @@ export interface DoctorReport {
   load: StageProfile['load'];
   data: { source: string; requests: number; distinct: number; repeatShare: number };
   startedAt: string;
-  before: { profile: StageProfile; diagnosis: Diagnosis };
+  /**
+   * The model as served. `margin`: when it met the budget, the same server measured again at the margin's load right
+   * after, as a kept set's judgement is (a served model within the budget only at the load itself is not "met").
+   */
+  before: {
+    profile: StageProfile;
+    diagnosis: Diagnosis;
+    margin?: { load: StageProfile['load']; profile: StageProfile; diagnosis: Diagnosis };
+  };
   trials: RemedyTrial[];
   /**
    * Measured again on a fresh server with every kept remedy, as `caliper bench` measures the applied folder (the
@@ -87,7 +95,7 @@ export interface DoctorReport {
   };
   /**
    * True when the final measurement meets the budget: with kept remedies, the fresh server's verdict at the load and
-   * its margin both; with none, the "before".
+   * its margin both; with none, the "before" and its margin both.
    */
   met: boolean;
   /** Each fresh-server judgement of a kept set, in order (absent in read-only mode). */
@@ -143,10 +151,12 @@ export function verdictLine(report: DoctorReport): string {
   const judged = report.after ?? report.before;
   const p99 = `p99 ${judged.profile.latencyMs.p99.toFixed(2)} ms`;
   const kept = report.trials.filter((t) => t.outcome === 'kept').map((t) => t.remedy);
+  const margin = judged.margin;
   const on = report.after
     ? `measured again on a fresh server with ${kept.join(', ')} over ${judged.profile.measuredS} s (${judged.profile.requests} answers)`
-    : 'as served, no remedy kept';
-  const margin = report.after?.margin;
+    : report.met && margin
+      ? 'as served: it meets the budget already, with the margin'
+      : 'as served, no remedy kept';
   const marginText = margin
     ? ` at ${loadText(report.load)}, and p99 ${margin.profile.latencyMs.p99.toFixed(2)} ms at ${loadText(margin.load)} (the margin, ${margin.profile.requests} answers)`
     : '';
