@@ -7,17 +7,19 @@
  *   flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/doctor.ts      → bench/results/doctor.json
  *
  * Per target: `caliper bench` of the model folder (3 windows of 2 s, as doctor's "before", longer when the rate gives
- * under 1000 answers: p99WindowMs with P99_BEFORE_ANSWERS), `caliper doctor --apply`, a second `caliper bench` of the
- * folder as it was served (a copy taken before doctor: one bench either side of doctor, so a drift of the machine
- * shows in the spread of the two), then, as a user checks the result, `caliper serve DIR` (it serves the new version)
- * and `caliper bench` over 3 windows of 6 s (CONFIRM_WINDOW_FACTOR times the comparison window, the window doctor
- * judges the budget on): the budget is judged on that separate run. The feature source and the near Redis stay up until it ends.
+ * under 1000 answers: p99WindowMs with P99_BEFORE_ANSWERS), `caliper doctor` cut to its diagnosis (--budget-minutes
+ * 0.001: the "before" alone), a second `caliper bench` right after it (so "before" lies between two benches a minute
+ * apart, and their ratio is the comparison's own reproducibility), `caliper doctor --apply`, then, as a user checks the
+ * result, `caliper serve DIR` (it serves the new version) and `caliper bench` over 3 windows of 6 s
+ * (CONFIRM_WINDOW_FACTOR times the comparison window, the window doctor judges the budget on): the budget is judged on
+ * that separate run. Each stage mean is printed with its 95% interval from the answer count. The feature source and
+ * the near Redis stay up until it ends.
  *
  * The MLP has random weights (He init, seed 1): its eval labels are the float model's own answers on Fashion-MNIST
  * test images, so the guard measures how many decisions INT8 changes. Needs redis-server and dataset-fashion-mnist.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -84,19 +86,27 @@ async function benchFolder(
   }
 }
 
-/** Per-stage means (Server-Timing, ms) and p99 of one measurement. */
+/** Per-stage means (Server-Timing, ms) with their 95% intervals from the answer count, and p99 of one measurement. */
 interface StageFigures {
   stageMs: Record<string, number | undefined>;
+  stageIntervalMs: Record<string, { low: number; high: number } | undefined>;
+  answers: number;
   p99Ms: number;
 }
 const benchFigures = (bench: BenchReport): StageFigures => ({
   stageMs: bench.steps[0]!.serverTiming,
+  stageIntervalMs: bench.steps[0]!.serverTimingInterval ?? {},
+  answers: bench.steps[0]!.requests,
   p99Ms: bench.steps[0]!.latencyMs.p99,
 });
 const doctorFigures = (doctor: DoctorReport): StageFigures => ({
   stageMs: doctor.before.profile.meanMs,
+  stageIntervalMs: doctor.before.profile.meanIntervalMs ?? {},
+  answers: doctor.before.profile.requests,
   p99Ms: doctor.before.profile.latencyMs.p99,
 });
+
+const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
 
 /**
  * A measurement's per-stage means and p99 against a separate `caliper bench`'s, for the stages holding at least 5% of
@@ -108,7 +118,6 @@ function agreement(
 ): Record<string, { figureMs: number; benchMs: number; ratio: number }> {
   const total = bench.stageMs.total ?? 0;
   const out: Record<string, { figureMs: number; benchMs: number; ratio: number }> = {};
-  const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
   for (const [stage, benchMs] of Object.entries(bench.stageMs)) {
     const figureMs = stage === 'total' ? undefined : measured.stageMs[stage];
     if (figureMs === undefined || benchMs === undefined || benchMs < 0.05 * total) continue;
@@ -116,6 +125,66 @@ function agreement(
   }
   out.p99 = { figureMs: measured.p99Ms, benchMs: bench.p99Ms, ratio: ratio(measured.p99Ms, bench.p99Ms) };
   return out;
+}
+
+/** One stage (or p99) of doctor's "before" against the two separate benches of the same run. */
+interface StageAgreement {
+  stage: string;
+  /** Doctor's "before", the bench just before it and the bench just after it: mean (ms), its 95% interval, answers. */
+  before: { ms: number; interval: { low: number; high: number } | null; answers: number };
+  bench: { ms: number; interval: { low: number; high: number } | null; answers: number };
+  repeat: { ms: number; interval: { low: number; high: number } | null; answers: number };
+  /** before ÷ bench: the target's figure. */
+  ratio: number;
+  /** before ÷ the bench just after it. */
+  ratioToRepeat: number;
+  /** The bench after ÷ the bench before: how far two separate benches of the same folder agree here. */
+  benchRepeatRatio: number;
+  within10Pct: boolean;
+  /**
+   * |before ÷ bench − 1| no larger than |bench ÷ bench − 1|: doctor's "before" differs from the bench no more than
+   * the bench differs from itself in this run, so a miss of 10% is the measurement's reproducibility, not doctor's.
+   */
+  withinBenchSpread: boolean;
+}
+
+/** Doctor's "before" against both benches, stage by stage (the stages agreement() compares) and p99. */
+function stageAgreement(before: StageFigures, bench: StageFigures, repeat: StageFigures): StageAgreement[] {
+  const stages = Object.keys(agreement(before, bench));
+  const figure = (f: StageFigures, stage: string) =>
+    stage === 'p99'
+      ? { ms: f.p99Ms, interval: null, answers: f.answers }
+      : { ms: f.stageMs[stage] ?? 0, interval: f.stageIntervalMs[stage] ?? null, answers: f.answers };
+  return stages.map((stage) => {
+    const [b, s, r] = [figure(before, stage), figure(bench, stage), figure(repeat, stage)];
+    const toBench = ratio(b.ms, s.ms);
+    const benchRepeatRatio = ratio(r.ms, s.ms);
+    return {
+      stage,
+      before: b,
+      bench: s,
+      repeat: r,
+      ratio: toBench,
+      ratioToRepeat: ratio(b.ms, r.ms),
+      benchRepeatRatio,
+      within10Pct: Math.abs(toBench - 1) <= 0.1,
+      withinBenchSpread: Math.abs(toBench - 1) <= Math.abs(benchRepeatRatio - 1),
+    };
+  });
+}
+
+/** The per-stage agreement as a table: each mean with its 95% interval and answers, the ratios, the verdicts. */
+function agreementTable(rows: readonly StageAgreement[]): string {
+  const cell = (f: StageAgreement['before']) =>
+    `${f.ms.toFixed(2)}${f.interval ? ` [${f.interval.low.toFixed(2)}-${f.interval.high.toFixed(2)}]` : ''} (${f.answers})`;
+  const lines = [
+    `${'stage'.padEnd(10)} ${'doctor before, ms [95%] (answers)'.padEnd(34)} ${'bench just before it'.padEnd(34)} ${'bench just after it'.padEnd(34)} before÷bench  bench÷bench  verdict`,
+  ];
+  for (const r of rows)
+    lines.push(
+      `${r.stage.padEnd(10)} ${cell(r.before).padEnd(34)} ${cell(r.bench).padEnd(34)} ${cell(r.repeat).padEnd(34)} ${r.ratio.toFixed(3).padStart(12)}  ${r.benchRepeatRatio.toFixed(3).padStart(11)}  ${r.within10Pct ? 'within 10%' : 'not within 10%'}${r.within10Pct ? '' : r.withinBenchSpread ? ", within the benches' own spread" : ", beyond the benches' own spread"}`,
+    );
+  return lines.join('\n');
 }
 
 interface TargetResult {
@@ -136,10 +205,12 @@ interface TargetResult {
     tailMs: Record<string, number>;
   };
   /**
-   * The two separate benches of the model as served (one before doctor, one after it on a copy of the folder as it
-   * was), their p99, the answers each read it from, and whether that p99 lies in the before's 95% interval.
+   * The two separate benches of the model as served, either side of doctor's diagnosis alone: their p99, the answers
+   * each read it from, and whether that p99 lies in the 95% interval of that diagnosis's "before".
    */
   benches: { p99Ms: number; requests: number; inBeforeInterval: boolean | null }[];
+  /** Doctor's diagnosis alone, between the two benches: its "before" p99, answers and 95% interval. */
+  bracketedBefore: { p99Ms: number; requests: number; p99IntervalMs: { low: number; high: number } | null };
   /** Each fresh-server judgement of doctor's kept sets: p99 at the rate and at the margin (1.1 times it). */
   judgements: DoctorReport['judgements'];
   trials: { remedy: string; outcome: string; p99BeforeMs: number | null; p99AfterMs: number | null; detail: string }[];
@@ -159,6 +230,16 @@ interface TargetResult {
    */
   benchVsBench: ReturnType<typeof agreement>;
   benchRepeatWithin10Pct: boolean;
+  /**
+   * Doctor's "before" against both benches per stage and p99: each mean with its 95% interval from the answer count,
+   * before ÷ bench beside bench ÷ bench of the same run (the measurement's own reproducibility).
+   */
+  stages: StageAgreement[];
+  /**
+   * The full doctor run's own "before" (it starts right after the second bench) against that bench: the same
+   * measurement as the bracketed one, a minute later.
+   */
+  fullRunBeforeVsBench: ReturnType<typeof agreement>;
 }
 
 async function runTarget(
@@ -173,11 +254,28 @@ async function runTarget(
   console.log(`\n== ${name}: p99 budget ${budgetMs} ms at ${rate} requests/s (load ${loadavg()[0]!.toFixed(2)})`);
   // The window doctor measures its "before" on: 3 windows of WINDOW_S, longer when that gives under 1000 answers.
   const beforeS = p99WindowMs({ mode: 'rate', rate }, WINDOW_S * 1000, 3, P99_BEFORE_ANSWERS) / 1000;
-  // The model folder as served, kept aside: --apply adds a version to modelDir, and the second bench, after doctor,
-  // measures the version doctor measured "before" (a bench either side of doctor: drift of the machine shows).
-  const asServed = join(work, `${model}-as-served`, model);
-  cpSync(modelDir, asServed, { recursive: true });
+  // Doctor's "before" between two separate benches, back to back: bench, doctor's diagnosis alone (the same command,
+  // remedies cut by --budget-minutes), bench. On this 2-core machine a CPU-bound stage's mean follows the machine's
+  // load by more than 10% within minutes (bench/doctor-stage-spread.ts: the fraud inference stage 7.5-10.5 ms at
+  // 20 requests/s as the load average went 1.7-3.0), so "before" is compared with benches taken next to it, and the two
+  // benches' own ratio is the spread the comparison lives with.
+  const doctorBase = [
+    'doctor',
+    '--model',
+    modelDir,
+    '--p99-ms',
+    String(budgetMs),
+    '--rate',
+    String(rate),
+    '--data',
+    data,
+    '--duration',
+    String(WINDOW_S),
+  ];
   const separate = await benchFolder(modelDir, model, rate, data, beforeS);
+  const diagnosis = await caliper([...doctorBase, '--budget-minutes', '0.001', '--json']);
+  const bracketed = JSON.parse(diagnosis.stdout) as DoctorReport;
+  const repeat = await benchFolder(modelDir, model, rate, data, beforeS);
   const doctor = await caliper([
     'doctor',
     '--model',
@@ -198,7 +296,6 @@ async function runTarget(
   ]);
   process.stdout.write(doctor.stderr);
   const report = JSON.parse(doctor.stdout) as DoctorReport;
-  const repeat = await benchFolder(asServed, model, rate, data, beforeS);
   // The budget is judged as doctor judges it: over windows CONFIRM_WINDOW_FACTOR times the comparison window.
   const applied = report.applied
     ? await benchFolder(
@@ -211,7 +308,7 @@ async function runTarget(
     : undefined;
   const appliedStep = applied?.steps[0];
   const kept = report.trials.find((t) => t.outcome === 'kept' && t.guard);
-  const beforeVsBench = agreement(doctorFigures(report), benchFigures(separate));
+  const beforeVsBench = agreement(doctorFigures(bracketed), benchFigures(separate));
   const benchVsBench = agreement(benchFigures(repeat), benchFigures(separate));
   const within = (figures: ReturnType<typeof agreement>) =>
     Object.values(figures).every((r) => Math.abs(r.ratio - 1) <= 0.1);
@@ -235,9 +332,14 @@ async function runTarget(
       p99AfterMs: t.p99AfterMs,
       detail: t.detail,
     })),
+    bracketedBefore: {
+      p99Ms: bracketed.before.profile.latencyMs.p99,
+      requests: bracketed.before.profile.requests,
+      p99IntervalMs: bracketed.before.profile.p99IntervalMs ?? null,
+    },
     benches: [separate, repeat].map((b) => {
       const p99 = b.steps[0]!.latencyMs.p99;
-      const interval = report.before.profile.p99IntervalMs;
+      const interval = bracketed.before.profile.p99IntervalMs;
       return {
         p99Ms: p99,
         requests: b.steps[0]!.requests,
@@ -263,8 +365,11 @@ async function runTarget(
     within10Pct: within(beforeVsBench),
     benchVsBench,
     benchRepeatWithin10Pct: within(benchVsBench),
+    stages: stageAgreement(doctorFigures(bracketed), benchFigures(separate), benchFigures(repeat)),
+    fullRunBeforeVsBench: agreement(doctorFigures(report), benchFigures(repeat)),
   };
   console.log(JSON.stringify(result, null, 2));
+  console.log(`\n${name}: doctor's "before" against the separate benches, per stage\n${agreementTable(result.stages)}`);
   return result;
 }
 
