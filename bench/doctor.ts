@@ -276,24 +276,7 @@ async function runTarget(
   const diagnosis = await caliper([...doctorBase, '--budget-minutes', '0.001', '--json']);
   const bracketed = JSON.parse(diagnosis.stdout) as DoctorReport;
   const repeat = await benchFolder(modelDir, model, rate, data, beforeS);
-  const doctor = await caliper([
-    'doctor',
-    '--model',
-    modelDir,
-    '--p99-ms',
-    String(budgetMs),
-    '--rate',
-    String(rate),
-    '--data',
-    data,
-    '--duration',
-    String(WINDOW_S),
-    '--budget-minutes',
-    '8',
-    '--apply',
-    '--json',
-    ...doctorArgs,
-  ]);
+  const doctor = await caliper([...doctorBase, '--budget-minutes', '8', '--apply', '--json', ...doctorArgs]);
   process.stdout.write(doctor.stderr);
   const report = JSON.parse(doctor.stdout) as DoctorReport;
   // The budget is judged as doctor judges it: over windows CONFIRM_WINDOW_FACTOR times the comparison window.

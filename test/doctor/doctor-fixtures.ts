@@ -136,6 +136,28 @@ export async function startHoldLink(
 }
 
 /**
+ * A model folder served inside the test's process (startServerInProcess) and reached through a link that holds each
+ * inference request `holdMs` (startHoldLink, `oneLane` as there); with `holdMs` 0, the server itself. Stopping it closes
+ * the link, then the server.
+ */
+export async function startServerBehindHold(
+  modelDir: string,
+  holdMs: number,
+  options: { oneLane?: boolean } = {},
+): Promise<ModelServerProcess> {
+  const server = await startServerInProcess(modelDir);
+  if (holdMs === 0) return server;
+  const link = await startHoldLink(Number(new URL(server.url).port), holdMs, options);
+  return {
+    url: link.url,
+    stop: async () => {
+      await link.close();
+      await server.stop();
+    },
+  };
+}
+
+/**
  * A model folder served inside the test's process on an ephemeral port (a real server, without a child process's start
  * and its stop's 1 s idle grace): for doctor runs whose verdicts links of chosen delays force, where what matters is
  * which server answers, not how fast a separate process would.

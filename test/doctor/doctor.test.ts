@@ -46,7 +46,7 @@ import {
   heavyMatMulModel,
   heavyRows,
   startDelayProxy,
-  startHoldLink,
+  startServerBehindHold,
   startServerInProcess,
 } from './doctor-fixtures.ts';
 
@@ -580,19 +580,7 @@ describe('caliper doctor on served models', () => {
         remedies,
         windowMs: 150,
         onProgress: (line) => lines.push(line),
-        startServer: async (modelDir) => {
-          const server = await startServerInProcess(modelDir);
-          const hold = holds[started++] ?? 0;
-          if (hold === 0) return server;
-          const link = await startHoldLink(Number(new URL(server.url).port), hold, { oneLane: true });
-          return {
-            url: link.url,
-            stop: async () => {
-              await link.close();
-              await server.stop();
-            },
-          };
-        },
+        startServer: (modelDir) => startServerBehindHold(modelDir, holds[started++] ?? 0, { oneLane: true }),
       });
       return { report, lines, started };
     };
@@ -668,18 +656,9 @@ describe('caliper doctor on served models', () => {
         remedies: [],
         windowMs: 150,
         onProgress: (line) => lines.push(line),
-        startServer: async (modelDir) => {
+        startServer: (modelDir) => {
           started++;
-          const server = await startServerInProcess(modelDir);
-          if (hold === 0) return server;
-          const link = await startHoldLink(Number(new URL(server.url).port), hold, { oneLane: true });
-          return {
-            url: link.url,
-            stop: async () => {
-              await link.close();
-              await server.stop();
-            },
-          };
+          return startServerBehindHold(modelDir, hold, { oneLane: true });
         },
       });
       return { report, lines, started };
@@ -722,19 +701,7 @@ describe('caliper doctor on served models', () => {
     const budgetMs = 500;
     const links = [520, 0, 405, 0, 550];
     let started = 0;
-    const startServer = async (modelDir: string) => {
-      const server = await startServerInProcess(modelDir);
-      const delay = links[started++] ?? 0;
-      if (delay === 0) return server;
-      const link = await startHoldLink(Number(new URL(server.url).port), delay);
-      return {
-        url: link.url,
-        stop: async () => {
-          await link.close();
-          await server.stop();
-        },
-      };
-    };
+    const startServer = (modelDir: string) => startServerBehindHold(modelDir, links[started++] ?? 0);
     const lines: string[] = [];
     const report = await runDoctor({
       model: dir,
@@ -802,16 +769,7 @@ describe('caliper doctor on served models', () => {
     const startServer = async (modelDir: string) => {
       const yaml = readFileSync(join(modelDir, 'model.yaml'), 'utf8');
       served.push(yaml);
-      const server = await startServerInProcess(modelDir);
-      if (!/count: 2\b/.test(yaml)) return server;
-      const link = await startHoldLink(Number(new URL(server.url).port), 150);
-      return {
-        url: link.url,
-        stop: async () => {
-          await link.close();
-          await server.stop();
-        },
-      };
+      return startServerBehindHold(modelDir, /count: 2\b/.test(yaml) ? 150 : 0);
     };
     const report = await runDoctor({
       model: dir,
