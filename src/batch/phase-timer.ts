@@ -64,3 +64,18 @@ export function steppedPhase(label: string): { time<T>(run: () => Promise<T>): P
     },
   };
 }
+
+const tracing = process.env.CALIPER_BATCH_TRACE === '1';
+
+/**
+ * A timeline mark for `--queue` jobs (CALIPER_BATCH_TRACE=1): `[trace] <epoch ms> <pid> <process CPU ms> <event>` on
+ * stderr, so that the submitter's and every worker's marks on one machine sort into one timeline
+ * (bench/batch-queue-timeline.ts). Off by default: then it does nothing.
+ */
+export function traceMark(event: string): void {
+  if (!tracing) return;
+  const { user, system } = process.cpuUsage();
+  process.stderr.write(
+    `[trace] ${(performance.timeOrigin + performance.now()).toFixed(1)} ${process.pid} ${((user + system) / 1000).toFixed(1)} ${event}\n`,
+  );
+}

@@ -9,7 +9,8 @@ import { producePart, scorerFor } from '../batch-runner.ts';
 import { columnarPlanFor, produceColumnarPart } from '../columnar/columnar-part.ts';
 import { scoreRangeToPart } from '../columnar/scoring-copy.ts';
 import { OutputLayout, type PartMeta } from '../io/output-layout.ts';
-import type { Shard } from './shard-plan.ts';
+import { shardKey, type Shard } from './shard-plan.ts';
+import { traceMark } from '../phase-timer.ts';
 
 /** Which scorer scored a shard (columnar unless the model or file needs the row path), and on which path. */
 export interface ShardScoring {
@@ -32,6 +33,7 @@ export async function runShard(
   const layout = new OutputLayout(spec);
   const file = spec.inputs[shard.fileIndex]!;
   const plan = await columnarPlanFor(version, spec, layout, shard.fileIndex);
+  traceMark(`worker: plan ready ${shardKey(shard)}`);
   if (plan) {
     const end = shard.end ?? Infinity;
     const onePass = await scoreRangeToPart(version, plan, layout, shard.fileIndex, shard.start, end, onRows);
@@ -110,6 +112,7 @@ export class BatchWorker {
       stalledInterval: Math.max(1000, Math.floor(lockDuration / 2)),
       maxStalledCount: 3,
     });
+    this.worker.on('completed', (job) => traceMark(`worker: completed ${shardKey(job.data.shard)}`));
     this.worker.on('failed', (job, error) => {
       if (job) options.onShard?.({ job: job.data.job, shard: job.data.shard, error: error.message });
     });
@@ -144,6 +147,7 @@ export class BatchWorker {
 
   private async process(job: Job<ShardJobData>): Promise<{ rows: number; outputRows: number; errors: number }> {
     const { job: id, shard } = job.data;
+    traceMark(`worker: picked ${shardKey(shard)}`);
     let spec = this.specs.get(id);
     if (!spec) {
       spec = await this.state.spec(id);
@@ -151,8 +155,11 @@ export class BatchWorker {
     }
     try {
       const version = await this.model(spec);
+      traceMark(`worker: model ready ${shardKey(shard)}`);
       const { scorer, path, ...meta } = await runShard(version, spec, shard);
+      traceMark(`worker: part committed ${shardKey(shard)}`);
       await this.state.recordShard(id, shard, meta.inputRows, meta.outputRows, meta.errors.length);
+      traceMark(`worker: recorded ${shardKey(shard)}`);
       this.options.onShard?.({ job: id, shard, meta, scorer, path });
       return { rows: meta.inputRows, outputRows: meta.outputRows, errors: meta.errors.length };
     } catch (error) {

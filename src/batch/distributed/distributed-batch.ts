@@ -5,7 +5,7 @@ import { BatchQueue, type BatchStatus } from './batch-queue.ts';
 import type { BatchProgress, BatchSummary } from '../batch-runner.ts';
 import { OutputLayout } from '../io/output-layout.ts';
 import { planShards } from './shard-plan.ts';
-import { phase } from '../phase-timer.ts';
+import { phase, traceMark } from '../phase-timer.ts';
 
 export interface DistributedOptions {
   queue: string;
@@ -29,6 +29,7 @@ export async function runDistributedBatch(
   options: DistributedOptions,
 ): Promise<BatchSummary | BatchStatus> {
   const started = performance.now();
+  traceMark('submitter: start');
   const layout = new OutputLayout(spec);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: false });
   // CSV and JSONL are parsed once here, into staged Parquet every worker reads its shards from.
@@ -38,12 +39,14 @@ export async function runDistributedBatch(
   );
   const totalRows = counts.reduce((a, b) => a + b, 0);
   const shards = planShards(spec.inputs, counts, spec.partRows);
+  traceMark(`submitter: planned ${shards.length} shards`);
   const committed = layout.committedParts();
   const queue = new BatchQueue(options.queue);
   try {
     // Listening before the shards are queued, so that none finishes unheard.
     if (!options.detach) await phase('watch shards', () => queue.watchShards());
     await phase('submit shards', () => queue.submit(spec, shards, committed, totalRows, options.attempts ?? 3));
+    traceMark('submitter: shards queued');
     if (options.detach) return await queue.status(spec.id);
     const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
     progress.start(totalRows, doneBefore);
@@ -52,6 +55,7 @@ export async function runDistributedBatch(
     const waiting = phase('wait for shards', async (): Promise<BatchStatus> => {
       for (;;) {
         const status = await queue.status(spec.id);
+        traceMark(`submitter: status ${status.doneShards}/${status.shards}`);
         progress.advance(status.rows - seen, 0);
         seen = status.rows;
         if (status.doneShards >= status.shards) return status;
@@ -74,6 +78,7 @@ export async function runDistributedBatch(
     const { outputRows, errors } = await phase('finalize', () => layout.finalize());
     await queue.setState(spec.id, 'completed');
     const seconds = (performance.now() - started) / 1000;
+    traceMark('submitter: summary');
     const rowsThisRun = status.rows - doneBefore;
     return {
       job: spec.id,
