@@ -11,7 +11,10 @@
  * `caliper batch` runs as the installed package runs it: the bench builds dist/ first (npm run build) and times
  * `node dist/cli/main.js batch …` (--cli source times bin/caliper.js instead, which compiles the TypeScript sources
  * through tsx on every start).
- * Usage: node --import tsx bench/batch.ts [--rounds 1] [--batch-size 8192] [--skip-5m] [--skip-workers] [--cli dist|source]
+ * Usage: node --import tsx bench/batch.ts [--rounds 1] [--batch-size 8192] [--skip-5m] [--skip-workers] [--only-workers]
+ *   [--cli dist|source]
+ * `--only-workers` runs section 4 alone (results to bench/results/batch-workers.json); one worker and two alternate
+ * which goes first, round by round.
  * Data: scripts/generate-fraud-data.ts (bench/data/, generated when missing). Results: bench/results/batch.json
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -31,10 +34,13 @@ const { values: args } = parseArgs({
     'batch-size': { type: 'string', default: '8192' },
     'skip-5m': { type: 'boolean', default: false },
     'skip-workers': { type: 'boolean', default: false },
+    'only-workers': { type: 'boolean', default: false },
     cli: { type: 'string', default: 'dist' },
   },
 });
 const ROUNDS = Number(args.rounds);
+const ONLY_WORKERS = args['only-workers'];
+if (ONLY_WORKERS && args['skip-workers']) throw new Error('--only-workers and --skip-workers: choose one');
 const BATCH = Number(args['batch-size']);
 if (args.cli !== 'dist' && args.cli !== 'source') throw new Error(`--cli: expected dist or source, got ${args.cli}`);
 const CLI = args.cli === 'dist' ? 'dist/cli/main.js' : 'bin/caliper.js';
@@ -76,7 +82,7 @@ const WEIGHTS = join(WORK, 'fraud-weights.json');
   writeFileSync(WEIGHTS, JSON.stringify({ layers }));
 }
 
-if (spawnSync(PYTHON, ['-c', 'import torch, pandas'], { stdio: 'ignore' }).status !== 0) {
+if (!ONLY_WORKERS && spawnSync(PYTHON, ['-c', 'import torch, pandas'], { stdio: 'ignore' }).status !== 0) {
   console.log(
     "installing Debian's python3-torch and python3-pandas with apt-get (the pandas + PyTorch baseline needs them)",
   );
@@ -185,8 +191,8 @@ async function agreement(caliperCsv: string, pandasCsv: string): Promise<number>
 }
 
 const data = {
-  csv: await dataFile(1_000_000, 'csv'),
-  jsonl: await dataFile(1_000_000, 'jsonl'),
+  csv: ONLY_WORKERS ? '' : await dataFile(1_000_000, 'csv'),
+  jsonl: ONLY_WORKERS ? '' : await dataFile(1_000_000, 'jsonl'),
   parquet: await dataFile(1_000_000, 'parquet'),
 };
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -197,7 +203,7 @@ const rounds = {
 const parquet = { caliper: [] as (Timed & { summary: Summary })[], floor: [] as number[] };
 let maxDifference = NaN;
 
-for (let round = 0; round < ROUNDS; round++) {
+for (let round = 0; round < (ONLY_WORKERS ? 0 : ROUNDS); round++) {
   for (const format of ['csv', 'jsonl'] as const) {
     const c = caliperBatch(data[format], join(WORK, `scored-1m.${format}`));
     const p = pandasJob(data[format], join(WORK, `pandas-1m.${format}`));
@@ -218,7 +224,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 
 const memory: Record<string, { peakRssMiB1m: number; peakRssMiB5m: number | null; ratio: number | null }> = {};
-for (const format of ['csv', 'jsonl', 'parquet'] as const) {
+for (const format of ONLY_WORKERS ? [] : (['csv', 'jsonl', 'parquet'] as const)) {
   const oneM = format === 'parquet' ? parquet.caliper[0]! : rounds[format].caliper[0]!;
   memory[format] = { peakRssMiB1m: Math.round(oneM.peakRssMiB), peakRssMiB5m: null, ratio: null };
   if (args['skip-5m']) continue;
@@ -270,10 +276,12 @@ if (!args['skip-workers']) {
     );
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [label, n] of [
+      const counts = [
         ['one', 1],
         ['two', 2],
-      ] as const) {
+      ] as const;
+      // Alternating which goes first, so that a drift of the machine's load over a round falls on both alike.
+      for (const [label, n] of round % 2 === 0 ? counts : [...counts].reverse()) {
         const children = await startWorkers(n);
         caliperBatch(data.parquet, join(WORK, 'warm'), [
           '--queue',
@@ -313,37 +321,43 @@ const result = {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     note: 'shared with other engineers running tests and benchmarks; ratios are measured in the same run',
   },
-  command: `node --import tsx bench/batch.ts --rounds ${ROUNDS}${args['skip-5m'] ? ' --skip-5m' : ''}${args['skip-workers'] ? ' --skip-workers' : ''} --cli ${args.cli}`,
+  command: `node --import tsx bench/batch.ts --rounds ${ROUNDS}${args['skip-5m'] ? ' --skip-5m' : ''}${args['skip-workers'] ? ' --skip-workers' : ''}${ONLY_WORKERS ? ' --only-workers' : ''} --cli ${args.cli}`,
   cli: `node ${CLI}`,
   loadAverages: loads,
   batchSize: BATCH,
   rounds: ROUNDS,
-  predictionsMaxDifferenceVsPyTorch: maxDifference,
-  csv: {
-    caliperWallS: rounds.csv.caliper.map((t) => t.wallS),
-    pandasWallS: rounds.csv.pandas.map((t) => t.wallS),
-    caliperCpuS: rounds.csv.caliper.map((t) => t.cpuS),
-    pandasCpuS: rounds.csv.pandas.map((t) => t.cpuS),
-    caliperRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.caliper)),
-    pandasRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.pandas)),
-    vsPandasWall: wall(rounds.csv.pandas) / wall(rounds.csv.caliper),
-    vsPandasCpu: cpu(rounds.csv.pandas) / cpu(rounds.csv.caliper),
-  },
-  jsonl: {
-    caliperWallS: rounds.jsonl.caliper.map((t) => t.wallS),
-    pandasWallS: rounds.jsonl.pandas.map((t) => t.wallS),
-    caliperCpuS: rounds.jsonl.caliper.map((t) => t.cpuS),
-    pandasCpuS: rounds.jsonl.pandas.map((t) => t.cpuS),
-    vsPandasWall: wall(rounds.jsonl.pandas) / wall(rounds.jsonl.caliper),
-    vsPandasCpu: cpu(rounds.jsonl.pandas) / cpu(rounds.jsonl.caliper),
-  },
-  parquet: {
-    caliperRowsPerSecond: parquet.caliper.map((c) => Math.round(c.summary.rowsPerSecond)),
-    caliperWholeCommandS: parquet.caliper.map((c) => c.wallS),
-    ioFloorRowsPerSecond: parquet.floor.map(Math.round),
-    vsIoFloor: median(parquet.caliper.map((c) => c.summary.rowsPerSecond)) / median(parquet.floor),
-  },
-  peakRss: memory,
+  predictionsMaxDifferenceVsPyTorch: ONLY_WORKERS ? null : maxDifference,
+  csv: ONLY_WORKERS
+    ? null
+    : {
+        caliperWallS: rounds.csv.caliper.map((t) => t.wallS),
+        pandasWallS: rounds.csv.pandas.map((t) => t.wallS),
+        caliperCpuS: rounds.csv.caliper.map((t) => t.cpuS),
+        pandasCpuS: rounds.csv.pandas.map((t) => t.cpuS),
+        caliperRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.caliper)),
+        pandasRowsPerSecondWholeCommand: Math.round(1_000_000 / wall(rounds.csv.pandas)),
+        vsPandasWall: wall(rounds.csv.pandas) / wall(rounds.csv.caliper),
+        vsPandasCpu: cpu(rounds.csv.pandas) / cpu(rounds.csv.caliper),
+      },
+  jsonl: ONLY_WORKERS
+    ? null
+    : {
+        caliperWallS: rounds.jsonl.caliper.map((t) => t.wallS),
+        pandasWallS: rounds.jsonl.pandas.map((t) => t.wallS),
+        caliperCpuS: rounds.jsonl.caliper.map((t) => t.cpuS),
+        pandasCpuS: rounds.jsonl.pandas.map((t) => t.cpuS),
+        vsPandasWall: wall(rounds.jsonl.pandas) / wall(rounds.jsonl.caliper),
+        vsPandasCpu: cpu(rounds.jsonl.pandas) / cpu(rounds.jsonl.caliper),
+      },
+  parquet: ONLY_WORKERS
+    ? null
+    : {
+        caliperRowsPerSecond: parquet.caliper.map((c) => Math.round(c.summary.rowsPerSecond)),
+        caliperWholeCommandS: parquet.caliper.map((c) => c.wallS),
+        ioFloorRowsPerSecond: parquet.floor.map(Math.round),
+        vsIoFloor: median(parquet.caliper.map((c) => c.summary.rowsPerSecond)) / median(parquet.floor),
+      },
+  peakRss: ONLY_WORKERS ? null : memory,
   workers:
     scaling.one.length > 0
       ? {
@@ -354,5 +368,8 @@ const result = {
       : null,
 };
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/batch.json', `${JSON.stringify(result, null, 2)}\n`);
+writeFileSync(
+  ONLY_WORKERS ? 'bench/results/batch-workers.json' : 'bench/results/batch.json',
+  `${JSON.stringify(result, null, 2)}\n`,
+);
 console.log(JSON.stringify(result, null, 2));
