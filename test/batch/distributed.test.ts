@@ -81,11 +81,12 @@ async function submit(
   output: string,
   pollMs = 100,
   from = input,
+  onError: 'skip' | 'fail' = 'skip',
 ): Promise<{ job: string; result: Promise<BatchSummary> }> {
   const version = await loadBatchModel(model);
   const spec = await planBatchJob(
     version,
-    request(model, from, output, { partRows: SHARD_ROWS, batchSize: 2000, mode: 'distributed' }),
+    request(model, from, output, { partRows: SHARD_ROWS, batchSize: 2000, mode: 'distributed', onError }),
   );
   await version.unload();
   const result = runDistributedBatch(spec, silentProgress, { queue: redis.url, pollMs }) as Promise<BatchSummary>;
@@ -191,6 +192,22 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
       `SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE transaction_id = ${SHARD_ROWS + 7})::INTEGER AS bad FROM read_parquet('${output}')`,
     );
     expect(counts).toEqual({ n: ROWS - 1, bad: 0 });
+  });
+
+  it('a shard that fails for good fails the job at once: the submitter names the shard and the reason', async () => {
+    const bad = join(root.dir, 'fail-on-bad-row.parquet');
+    await query(
+      `COPY (SELECT * REPLACE (CASE WHEN transaction_id = ${3 * SHARD_ROWS + 2} THEN -1 ELSE transaction_amount END AS transaction_amount) FROM read_parquet('${input}')) TO '${bad}' (FORMAT parquet)`,
+    );
+    const started = Date.now();
+    // A ten-minute poll: only the shard's failure, heard from the queue, can end the wait within the test's limit.
+    const { job, result } = await submit(join(root.dir, 'fail-on-bad-row-out.parquet'), 600_000, bad, 'fail');
+    await expect(result).rejects.toThrow(
+      new RegExp(
+        `batch job ${job}: 1 shard\\(s\\) failed after retries; shard 0-${3 * SHARD_ROWS}: .*transaction_amount`,
+      ),
+    );
+    expect(Date.now() - started).toBeLessThan(50_000);
   });
 
   it('the submitter hears each finished shard from the queue: with a ten-minute poll the job still ends as its last shard does', async () => {

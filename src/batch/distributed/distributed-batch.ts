@@ -32,45 +32,51 @@ export async function runDistributedBatch(
   traceMark('submitter: start');
   const layout = new OutputLayout(spec);
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: false });
-  // CSV and JSONL are parsed once here, into staged Parquet every worker reads its shards from.
-  await phase('stage inputs', () => layout.stageInputs());
-  const counts = await phase('count rows', () =>
-    Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i)))),
-  );
-  const totalRows = counts.reduce((a, b) => a + b, 0);
-  const shards = planShards(spec.inputs, counts, spec.partRows);
-  traceMark(`submitter: planned ${shards.length} shards`);
-  const committed = layout.committedParts();
   const queue = new BatchQueue(options.queue);
   try {
-    // Listening before the shards are queued, so that none finishes unheard.
-    if (!options.detach) await phase('watch shards', () => queue.watchShards());
+    // The queue's event connection opens while DuckDB stages and counts; it is ready before the first status read,
+    // and every shard that completes after that read wakes the wait below.
+    const watching = options.detach ? Promise.resolve() : phase('watch shards', () => queue.watchShards());
+    watching.catch(() => undefined);
+    // CSV and JSONL are parsed once here, into staged Parquet every worker reads its shards from.
+    await phase('stage inputs', () => layout.stageInputs());
+    const counts = await phase('count rows', () =>
+      Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i)))),
+    );
+    const totalRows = counts.reduce((a, b) => a + b, 0);
+    const shards = planShards(spec.inputs, counts, spec.partRows);
+    traceMark(`submitter: planned ${shards.length} shards`);
+    const committed = layout.committedParts();
     await phase('submit shards', () => queue.submit(spec, shards, committed, totalRows, options.attempts ?? 3));
     traceMark('submitter: shards queued');
     if (options.detach) return await queue.status(spec.id);
+    await watching;
     const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
     progress.start(totalRows, doneBefore);
     let seen = doneBefore;
-    let status: BatchStatus;
-    const waiting = phase('wait for shards', async (): Promise<BatchStatus> => {
+    const waiting = phase('wait for shards', async (): Promise<number> => {
       for (;;) {
-        const status = await queue.status(spec.id);
-        traceMark(`submitter: status ${status.doneShards}/${status.shards}`);
-        progress.advance(status.rows - seen, 0);
-        seen = status.rows;
-        if (status.doneShards >= status.shards) return status;
-        if (status.state === 'failed') {
-          const first = status.failedShards[0]!;
-          throw new CaliperError(
-            'CALIPER_INFERENCE_FAILED',
-            `batch job ${spec.id}: ${status.failedShards.length} shard(s) failed after retries; shard ${first.shard}: ${first.reason}`,
-          );
+        const counters = await queue.progress(spec.id);
+        traceMark(`submitter: status ${counters.doneShards}/${counters.shards}`);
+        progress.advance(counters.rows - seen, 0);
+        seen = counters.rows;
+        if (counters.doneShards >= counters.shards) return counters.rows;
+        if (counters.failedJobs > 0) {
+          const status = await queue.status(spec.id);
+          if (status.state === 'failed') {
+            const first = status.failedShards[0]!;
+            throw new CaliperError(
+              'CALIPER_INFERENCE_FAILED',
+              `batch job ${spec.id}: ${status.failedShards.length} shard(s) failed after retries; shard ${first.shard}: ${first.reason}`,
+            );
+          }
         }
         await queue.nextShardEvent(options.pollMs ?? 1000);
       }
     });
+    let rowsDone: number;
     try {
-      status = await waiting;
+      rowsDone = await waiting;
     } finally {
       progress.stop();
     }
@@ -79,7 +85,7 @@ export async function runDistributedBatch(
     await queue.setState(spec.id, 'completed');
     const seconds = (performance.now() - started) / 1000;
     traceMark('submitter: summary');
-    const rowsThisRun = status.rows - doneBefore;
+    const rowsThisRun = rowsDone - doneBefore;
     return {
       job: spec.id,
       rows: parts.reduce((sum, p) => sum + p.inputRows, 0),
