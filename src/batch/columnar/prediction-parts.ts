@@ -14,7 +14,7 @@ import {
   sqlString,
   writerConnection,
 } from '../io/duckdb-engine.ts';
-import { needsStaging, PARSE_ERROR_COLUMN, readerSql, scanSql, stageInput } from '../io/input-scan.ts';
+import { needsStaging, PARSE_ERROR_COLUMN, scanSql, sniffedReaderSql, stageInput } from '../io/input-scan.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { ForwardRowReader, isReadEndedEarly } from '../io/forward-row-reader.ts';
 import { existsSync } from 'node:fs';
@@ -64,7 +64,7 @@ export async function joinedSourceFor(
   const source = layout.scanSource(fileIndex);
   const staged = needsStaging(file) && existsSync(layout.stagedPath(fileIndex));
   if (!staged) {
-    const from = readerSql(file);
+    const from = await sniffedReaderSql(file);
     let schema: { names: string[]; types: DuckDBType[] } | undefined;
     try {
       schema = await schemaOf(from);
