@@ -14,7 +14,15 @@ import {
   sqlString,
   writerConnection,
 } from '../io/duckdb-engine.ts';
-import { needsStaging, PARSE_ERROR_COLUMN, scanSql, sniffedReaderSql, stageInput } from '../io/input-scan.ts';
+import {
+  type CsvDialect,
+  csvDialect,
+  needsStaging,
+  PARSE_ERROR_COLUMN,
+  scanSql,
+  sniffedReaderSql,
+  stageInput,
+} from '../io/input-scan.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { ForwardRowReader, isReadEndedEarly } from '../io/forward-row-reader.ts';
 import { existsSync } from 'node:fs';
@@ -38,6 +46,8 @@ export interface JoinedSource {
   plan: ColumnarPlan;
   /** Parquet (the input, or a staged copy): rows the row path takes are fetched by row number, not streamed along. */
   rowNumbers: boolean;
+  /** An uncompressed CSV input read as it lies, through its sniffed dialect (the one-pass COPY may score it in halves). */
+  csv?: { path: string; dialect: CsvDialect };
 }
 
 async function schemaOf(from: string): Promise<{ names: string[]; types: DuckDBType[] }> {
@@ -73,7 +83,10 @@ export async function joinedSourceFor(
     }
     if (schema) {
       const plan = columnarPlan(version, spec, { ...source, text: needsStaging(file) }, schema);
-      return typeof plan === 'string' ? undefined : { from, plan, rowNumbers: !needsStaging(file) };
+      if (typeof plan === 'string') return undefined;
+      const dialect = await csvDialect(file);
+      const plain = dialect !== undefined && !file.hive && file.path.toLowerCase().endsWith('.csv');
+      return { from, plan, rowNumbers: !needsStaging(file), ...(plain ? { csv: { path: file.path, dialect } } : {}) };
     }
     await stageInput(file, layout.stagedPath(fileIndex));
   }

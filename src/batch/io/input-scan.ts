@@ -39,10 +39,14 @@ export function readerSql(file: InputFile): string {
  * sniffs once and every later read names what the sniff found, so all of them read the same columns and types.
  */
 export interface CsvDialect {
-  /** The read_csv options, auto_detect = false and every sniffed option but `header` (the caller says). */
+  /** The read_csv options, auto_detect = false and every sniffed option but `header` and `skip` (the caller says). */
   options: string;
+  /** Lines before the header the sniffer found to skip. */
+  skip: number;
   /** The quote character, '' for none (a byte split of the file is safe only outside quotes). */
   quote: string;
+  /** The line end as read_csv's `new_line` option spells it: '\\n', '\\r\\n' or '\\r'. */
+  newLine: string;
 }
 
 const dialects = new Map<string, Promise<CsvDialect | undefined>>();
@@ -68,12 +72,16 @@ async function sniffDialect(path: string): Promise<CsvDialect | undefined> {
       `escape = ${sqlString(sniffed(row.Escape))}`,
       `new_line = ${sqlString(sniffed(row.NewLineDelimiter))}`,
       `comment = ${sqlString(sniffed(row.Comment))}`,
-      `skip = ${Number(row.SkipRows)}`,
       `columns = {${columns.map((c) => `${sqlString(c.name)}: ${sqlString(c.type)}`).join(', ')}}`,
       ...(row.DateFormat ? [`dateformat = ${sqlString(String(row.DateFormat))}`] : []),
       ...(row.TimestampFormat ? [`timestampformat = ${sqlString(String(row.TimestampFormat))}`] : []),
     ];
-    return { options: options.join(', '), quote: sniffed(row.Quote) };
+    return {
+      options: options.join(', '),
+      skip: Number(row.SkipRows),
+      quote: sniffed(row.Quote),
+      newLine: sniffed(row.NewLineDelimiter),
+    };
   } catch {
     // A file the sniffer refuses: the reader with auto-detection decides (and reports) as before.
     return undefined;
@@ -100,9 +108,19 @@ export function csvDialect(file: InputFile): Promise<CsvDialect | undefined> {
   return dialect;
 }
 
-/** read_csv of `path` with a sniffed dialect (no sniff of its own). */
-export function csvReaderSql(path: string, dialect: CsvDialect, header: boolean, hivePartitioning: boolean): string {
-  return `read_csv(${sqlString(path)}, ${dialect.options}, header = ${header}, hive_partitioning = ${hivePartitioning})`;
+/**
+ * read_csv of `path` with a sniffed dialect (no sniff of its own); `whole` false for a part of the file after its
+ * first line: no header, no lines to skip. `bufferBytes`: the reader's buffer size (DuckDB's default is 32 MiB).
+ */
+export function csvReaderSql(
+  path: string,
+  dialect: CsvDialect,
+  whole: boolean,
+  hivePartitioning: boolean,
+  bufferBytes?: number,
+): string {
+  const buffer = bufferBytes !== undefined ? `, buffer_size = ${bufferBytes}` : '';
+  return `read_csv(${sqlString(path)}, ${dialect.options}, skip = ${whole ? dialect.skip : 0}, header = ${whole}, hive_partitioning = ${hivePartitioning}${buffer})`;
 }
 
 /** readerSql, with a CSV file's dialect sniffed once per process (csvDialect) instead of on every read. */

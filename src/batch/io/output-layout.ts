@@ -269,6 +269,22 @@ export class OutputLayout {
       : this.outputCopyFormat();
   }
 
+  /**
+   * Where the output is one CSV or JSONL file, the COPY options of a second half of it whose bytes are appended to the
+   * first half's (a CSV without its header); undefined for outputs that cannot be joined end to end (Parquet, folders).
+   */
+  secondHalfCopyOptions(): string | undefined {
+    if (this.spec.partitionBy !== undefined || this.spec.outputFile === undefined) return undefined;
+    switch (this.spec.format) {
+      case 'csv':
+        return 'FORMAT csv, HEADER false';
+      case 'jsonl':
+        return this.outputCopyFormat();
+      case 'parquet':
+        return undefined;
+    }
+  }
+
   /** Puts a finished output (file or folder) in place: `tmp` renamed over whatever `target` held. */
   placeOutput(tmp: string, target: string): void {
     rmSync(target, { recursive: true, force: true });

@@ -1,0 +1,165 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
+import { splitCsvInHalves } from '../../src/batch/io/csv-halves.ts';
+import type { CsvDialect } from '../../src/batch/io/input-scan.ts';
+import { fraudModelDir, query, tempRoot } from './batch-fixtures.ts';
+
+/**
+ * A large plain CSV input is scored by two single-threaded COPYs side by side, one per half of the file, their outputs
+ * joined end to end (src/batch/columnar/scoring-copy.ts, src/batch/io/csv-halves.ts). CALIPER_BATCH_HALVES_BYTES=1
+ * makes every test file "large"; 'off' is the one COPY each test compares with.
+ */
+const CLI = join(import.meta.dirname, '../../bin/caliper.js');
+const root = tempRoot('batch-csv-halves');
+let model: string;
+let input: string;
+
+beforeAll(async () => {
+  model = fraudModelDir(root.dir);
+  // 20,000 rows: about 5 vectors of 2048 rows in each half.
+  input = await generateFraudData({ rows: 20_000, out: join(root.dir, 'fraud.csv'), seed: 41 });
+});
+
+afterAll(() => root.remove());
+
+interface Run {
+  summary: { rows: number; outputRows: number; errors: number; path: string };
+  halves: boolean;
+}
+
+function batch(args: string[], halves: 'on' | 'off'): Run {
+  const run = spawnSync(process.execPath, [CLI, 'batch', '--model', model, '--json', '--overwrite', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, CALIPER_BATCH_PROFILE: '1', CALIPER_BATCH_HALVES_BYTES: halves === 'on' ? '1' : 'off' },
+  });
+  expect(run.status, run.stderr).toBe(0);
+  return {
+    summary: JSON.parse(run.stdout.trim().split('\n').pop()!) as Run['summary'],
+    halves: run.stderr.includes('scoring copy in two halves'),
+  };
+}
+
+const temporaries = (dir: string): string[] => readdirSync(dir).filter((f) => f.includes('.tmp-'));
+
+describe('a CSV input scored in two halves side by side', () => {
+  it('CSV → CSV: the same bytes as one COPY and as the parts path, every row once and in input order', async () => {
+    const halves = join(root.dir, 'halves.csv');
+    const one = join(root.dir, 'one.csv');
+    const parts = join(root.dir, 'parts.csv');
+    const run = batch(['--input', input, '--output', halves], 'on');
+    expect(run.halves).toBe(true);
+    expect(run.summary).toMatchObject({ rows: 20_000, outputRows: 20_000, errors: 0, path: 'one-pass' });
+    expect(batch(['--input', input, '--output', one], 'off').halves).toBe(false);
+    expect(batch(['--input', input, '--output', parts, '--chunk-rows', '6000'], 'off').summary.path).toBe('parts');
+    const text = readFileSync(halves, 'utf8');
+    expect(text).toBe(readFileSync(one, 'utf8'));
+    expect(text).toBe(readFileSync(parts, 'utf8'));
+    // One header, then the input's rows in the input's order (transaction_id is the row's position).
+    expect(text.split('\n').filter((l) => l.startsWith('transaction_id,'))).toHaveLength(1);
+    const [order] = await query(
+      `SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE transaction_id <> position)::INTEGER AS misplaced FROM (SELECT transaction_id, row_number() OVER () - 1 AS position FROM read_csv('${halves}'))`,
+    );
+    expect(order).toEqual({ n: 20_000, misplaced: 0 });
+    expect(temporaries(root.dir)).toEqual([]);
+  }, 120_000);
+
+  it('CSV → JSONL: the same lines as one COPY', () => {
+    const halves = join(root.dir, 'halves.jsonl');
+    const one = join(root.dir, 'one.jsonl');
+    expect(batch(['--input', input, '--output', halves], 'on').halves).toBe(true);
+    batch(['--input', input, '--output', one], 'off');
+    expect(readFileSync(halves, 'utf8')).toBe(readFileSync(one, 'utf8'));
+  }, 120_000);
+
+  it('CSV → Parquet is one COPY (two Parquet files cannot be joined end to end)', () => {
+    const run = batch(['--input', input, '--output', join(root.dir, 'out.parquet')], 'on');
+    expect(run).toMatchObject({ halves: false, summary: { rows: 20_000, path: 'one-pass' } });
+  }, 120_000);
+
+  it('a quote before the middle (a quoted field may hold a line end): one COPY, the same bytes as the parts path', () => {
+    const quoted = join(root.dir, 'quoted.csv');
+    const lines = ['note,transaction_id,transaction_amount,merchant_category,time_since_last_txn'];
+    for (let i = 0; i < 6_000; i++)
+      lines.push(`${i === 10 ? '"two\nlines"' : 'n'},${i},${(i % 97) + 1},fuel,${i % 50}`);
+    writeFileSync(quoted, `${lines.join('\n')}\n`);
+    const halves = join(root.dir, 'quoted-halves.csv');
+    const parts = join(root.dir, 'quoted-parts.csv');
+    expect(batch(['--input', quoted, '--output', halves], 'on')).toMatchObject({
+      halves: false,
+      summary: { rows: 6_000, path: 'one-pass' },
+    });
+    batch(['--input', quoted, '--output', parts, '--chunk-rows', '2500'], 'off');
+    expect(readFileSync(halves, 'utf8')).toBe(readFileSync(parts, 'utf8'));
+    expect(temporaries(root.dir)).toEqual([]);
+  }, 120_000);
+
+  it('a bad row in the second half: the job keeps the parts path, the row numbered in the whole file', () => {
+    const dirty = join(root.dir, 'dirty.csv');
+    const lines = ['transaction_id,transaction_amount,merchant_category,time_since_last_txn'];
+    for (let i = 0; i < 8_000; i++) lines.push(`${i},${(i % 97) + 1},grocery,${i % 50}`);
+    lines[7_001] = '7000,12,casino,10'; // not in the enum
+    writeFileSync(dirty, `${lines.join('\n')}\n`);
+    const output = join(root.dir, 'dirty-scored.csv');
+    expect(batch(['--input', dirty, '--output', output], 'on')).toMatchObject({
+      halves: true,
+      summary: { rows: 8_000, outputRows: 7_999, errors: 1, path: 'parts' },
+    });
+    const errors = readFileSync(`${output}.errors.jsonl`, 'utf8').trimEnd().split('\n');
+    expect(errors.map((l) => (JSON.parse(l) as { row: number }).row)).toEqual([7_001]);
+    expect(temporaries(root.dir)).toEqual([]);
+  }, 120_000);
+});
+
+describe('splitCsvInHalves', () => {
+  const dialect = (newLine: string, quote = '"'): CsvDialect => ({ options: '', skip: 0, quote, newLine });
+  const halves = (name: string, text: string, d: CsvDialect, minBytes = 1) => {
+    const path = join(root.dir, name);
+    writeFileSync(path, text);
+    const first = `${path}.1`;
+    const second = `${path}.2`;
+    const cut = splitCsvInHalves(path, d, first, second, minBytes);
+    return {
+      cut,
+      first: existsSync(first) ? readFileSync(first, 'utf8') : undefined,
+      second: existsSync(second) ? readFileSync(second, 'utf8') : undefined,
+    };
+  };
+
+  it('cuts after the first line end at or past the middle byte, every byte in one half', () => {
+    const text = 'h\naaaa\nbbbb\ncccc\ndddd\n';
+    const { cut, first, second } = halves('lf.csv', text, dialect('\\n'));
+    expect(first! + second!).toBe(text);
+    expect(first).toBe('h\naaaa\nbbbb\n');
+    expect(cut).toEqual({ first: expect.any(String), second: expect.any(String), cut: first!.length });
+  });
+
+  it('CRLF: the cut falls after the \\r\\n', () => {
+    const { first, second } = halves('crlf.csv', 'h\r\naaaa\r\nbbbb\r\ncccc\r\n', dialect('\\r\\n'));
+    expect(first).toBe('h\r\naaaa\r\nbbbb\r\n');
+    expect(second).toBe('cccc\r\n');
+  });
+
+  it('declines, leaving nothing: a quote before the cut, a lone \\r line end, no line end past the middle, a small file', () => {
+    expect(halves('quote.csv', 'h\n"a\nb"\ncccc\ndddd\n', dialect('\\n'))).toEqual({
+      cut: undefined,
+      first: undefined,
+      second: undefined,
+    });
+    expect(halves('cr.csv', 'h\raaaa\rbbbb\r', dialect('\\r')).cut).toBeUndefined();
+    expect(halves('one-line.csv', 'h\naaaaaaaaaaaaaaaaaaaa', dialect('\\n'))).toEqual({
+      cut: undefined,
+      first: undefined,
+      second: undefined,
+    });
+    expect(halves('small.csv', 'h\naaaa\nbbbb\n', dialect('\\n'), 1 << 20).cut).toBeUndefined();
+  });
+
+  it('a quote after the cut does not matter (the cut is outside any quoted field)', () => {
+    const { first, second } = halves('late-quote.csv', 'h\naaaa\nbbbb\n"c,c"\n', dialect('\\n'));
+    expect(first).toBe('h\naaaa\nbbbb\n');
+    expect(second).toBe('"c,c"\n');
+  });
+});
