@@ -157,6 +157,16 @@ describe('splitCsvInHalves', () => {
     expect(halves('small.csv', 'h\naaaa\nbbbb\n', dialect('\\n'), 1 << 20).cut).toBeUndefined();
   });
 
+  it('declines where the halves folder has less than twice the file free', () => {
+    const path = join(root.dir, 'room.csv');
+    const text = 'h\naaaa\nbbbb\ncccc\n';
+    writeFileSync(path, text);
+    const cut = (free: number) => splitCsvInHalves(path, dialect('\\n'), `${path}.1`, `${path}.2`, 1, () => free);
+    expect(cut(2 * text.length - 1)).toBeUndefined();
+    expect(existsSync(`${path}.1`)).toBe(false);
+    expect(cut(2 * text.length)?.cut).toBe('h\naaaa\nbbbb\n'.length);
+  });
+
   it('a quote after the cut does not matter (the cut is outside any quoted field)', () => {
     const { first, second } = halves('late-quote.csv', 'h\naaaa\nbbbb\n"c,c"\n', dialect('\\n'));
     expect(first).toBe('h\naaaa\nbbbb\n');

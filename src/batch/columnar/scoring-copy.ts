@@ -19,7 +19,7 @@ import {
 } from '../io/duckdb-engine.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
-import { appendFile, splitCsvInHalves } from '../io/csv-halves.ts';
+import { appendFile, type CsvHalves, splitCsvInHalves } from '../io/csv-halves.ts';
 import { type CsvDialect, csvReaderSql } from '../io/input-scan.ts';
 
 /**
@@ -209,16 +209,20 @@ export async function runScoringCopy(
       if (threads !== 1) await connection.run('SET threads = 1');
       try {
         const csv = sources.length === 1 ? sources[0]!.csv : undefined;
-        const halves =
-          csv && outputHalves && !stopped
-            ? splitCsvInHalves(
-                csv.path,
-                csv.dialect,
-                temporaryPathFor(target),
-                temporaryPathFor(target),
-                halvesMinBytes(),
-              )
-            : undefined;
+        let halves: CsvHalves | undefined;
+        try {
+          if (csv && outputHalves && !stopped)
+            halves = splitCsvInHalves(
+              csv.path,
+              csv.dialect,
+              temporaryPathFor(target),
+              temporaryPathFor(target),
+              halvesMinBytes(),
+            );
+        } catch {
+          // The halves could not be written (a full disk): one COPY reads the file where it lies.
+          halves = undefined;
+        }
         if (halves && csv && outputHalves) {
           // Two COPYs on one thread each, side by side: DuckDB parses and writes each half on its own thread while
           // this thread scores the vectors of both as they come (the function's calls are queued to it one at a time).

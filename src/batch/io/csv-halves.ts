@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { CsvDialect } from './input-scan.ts';
 
 /**
@@ -19,11 +20,18 @@ export interface CsvHalves {
   cut: number;
 }
 
+/** Free bytes for an unprivileged writer on the file system holding `dir`. */
+function freeBytes(dir: string): number {
+  const stat = statfsSync(dir);
+  return stat.bavail * stat.bsize;
+}
+
 /**
  * Cuts `path` (uncompressed CSV in `dialect`) after the first line end at or past its middle byte into `first` and
  * `second`. Undefined (and nothing left behind) where a cut is not certain to fall between two rows: a line end other
  * than `\n` or `\r\n`, a quote character anywhere before the cut (a quoted field may hold a line end), no line end in
- * the second half, a file under `minBytes`.
+ * the second half; and for a file under `minBytes`, or where the halves' folder has less than twice the file's size free
+ * (the halves take its size, the output about as much again). Throws only when reading or writing fails.
  */
 export function splitCsvInHalves(
   path: string,
@@ -31,12 +39,13 @@ export function splitCsvInHalves(
   first: string,
   second: string,
   minBytes: number,
+  free: (dir: string) => number = freeBytes,
 ): CsvHalves | undefined {
   if (dialect.newLine !== '\\n' && dialect.newLine !== '\\r\\n') return undefined;
   const input = openSync(path, 'r');
   try {
     const size = fstatSync(input).size;
-    if (size < minBytes || size < 2) return undefined;
+    if (size < minBytes || size < 2 || free(dirname(first)) < 2 * size) return undefined;
     const buffer = Buffer.allocUnsafe(CHUNK);
     const quote = dialect.quote === '' ? -1 : dialect.quote.charCodeAt(0);
     // The cut: one past the first '\n' at or after the middle byte.
