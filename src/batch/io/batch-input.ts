@@ -3,7 +3,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { CaliperError } from '../../errors.ts';
 import { formatOfPath, type BatchFormat } from './batch-format.ts';
 import { countParquetRows, ParquetReader } from './parquet-reader.ts';
-import { readerSql, type ScanSource } from './input-scan.ts';
+import { readerSql, type ScanSource, sniffedReaderSql } from './input-scan.ts';
 import type { InputFile } from './input-file.ts';
 import type { RowRange, RowSource } from './source-row.ts';
 
@@ -93,6 +93,7 @@ export function openRowSource(source: ScanSource | InputFile, range: RowRange): 
 }
 
 /** Data rows in the file the scorer scans (from Parquet metadata), or in an input file as DuckDB reads it. */
-export function countRows(source: ScanSource | InputFile): Promise<number> {
-  return countParquetRows('format' in source ? { from: readerSql(source), path: source.path } : source);
+export async function countRows(source: ScanSource | InputFile): Promise<number> {
+  // A CSV through its dialect sniffed once per process (the job's other reads of it use the same).
+  return countParquetRows('format' in source ? { from: await sniffedReaderSql(source), path: source.path } : source);
 }
