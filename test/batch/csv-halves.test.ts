@@ -1,5 +1,6 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
@@ -30,10 +31,13 @@ interface Run {
   halves: boolean;
 }
 
-function batch(args: string[], halves: 'on' | 'off'): Run {
+function batch(args: string[], halves: 'on' | 'off' | 'default'): Run {
+  const env: NodeJS.ProcessEnv = { ...process.env, CALIPER_BATCH_PROFILE: '1' };
+  if (halves === 'default') delete env.CALIPER_BATCH_HALVES_BYTES;
+  else env.CALIPER_BATCH_HALVES_BYTES = halves === 'on' ? '1' : 'off';
   const run = spawnSync(process.execPath, [CLI, 'batch', '--model', model, '--json', '--overwrite', ...args], {
     encoding: 'utf8',
-    env: { ...process.env, CALIPER_BATCH_PROFILE: '1', CALIPER_BATCH_HALVES_BYTES: halves === 'on' ? '1' : 'off' },
+    env,
   });
   expect(run.status, run.stderr).toBe(0);
   return {
@@ -110,6 +114,31 @@ describe('a CSV input scored in two halves side by side', () => {
     const errors = readFileSync(`${output}.errors.jsonl`, 'utf8').trimEnd().split('\n');
     expect(errors.map((l) => (JSON.parse(l) as { row: number }).row)).toEqual([7_001]);
     expect(temporaries(root.dir)).toEqual([]);
+  }, 120_000);
+});
+
+describe('halves only with a core to spare', () => {
+  it('a CSV over the size threshold, every core busy with other processes: one COPY', async () => {
+    // 300,000 rows: about 8.5 MB, over the default 8 MiB threshold.
+    const large = await generateFraudData({ rows: 300_000, out: join(root.dir, 'large.csv'), seed: 43 });
+    expect(statSync(large).size).toBeGreaterThan(8 << 20);
+    const spinners = cpus().map(() =>
+      spawn(process.execPath, ['-e', 'const end = Date.now() + 60000; while (Date.now() < end);'], { stdio: 'ignore' }),
+    );
+    try {
+      // Once the spinners run (they start within a few hundred ms).
+      await new Promise((r) => setTimeout(r, 500));
+      const run = batch(['--input', large, '--output', join(root.dir, 'large-busy.csv')], 'default');
+      expect(run).toMatchObject({ halves: false, summary: { rows: 300_000, path: 'one-pass' } });
+    } finally {
+      for (const spinner of spinners) spinner.kill('SIGKILL');
+    }
+    // The same file with the threshold given: halves whatever the load.
+    const forced = batch(['--input', large, '--output', join(root.dir, 'large-forced.csv')], 'on');
+    expect(forced.halves).toBe(true);
+    expect(readFileSync(join(root.dir, 'large-forced.csv'), 'utf8')).toBe(
+      readFileSync(join(root.dir, 'large-busy.csv'), 'utf8'),
+    );
   }, 120_000);
 });
 

@@ -1,5 +1,5 @@
 import { renameSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { rm } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { DataChunk, ScalarFunctionInfo, Vector } from '@duckdb/node-bindings';
@@ -66,8 +66,8 @@ export interface OutputHalves {
 }
 
 /**
- * A CSV input at least this large (bytes) is scored in two halves side by side on a machine of two cores or more
- * (CALIPER_BATCH_HALVES_BYTES overrides; 'off': never). Cutting and copying the halves and joining the outputs cost
+ * A CSV input at least this large (bytes) is scored in two halves side by side on a machine of two cores or more with
+ * a core to spare (CALIPER_BATCH_HALVES_BYTES overrides, whatever the load; 'off': never). Cutting and copying the halves and joining the outputs cost
  * ≈ 30 ms per 28 MB; the two COPYs took 0.55–0.65 s against 0.9 s for one (1M rows, 2 cores).
  */
 /**
@@ -81,7 +81,30 @@ const HALF_BUFFER_BYTES = 4 << 20;
 function halvesMinBytes(): number {
   const setting = process.env.CALIPER_BATCH_HALVES_BYTES;
   if (setting === 'off' || availableParallelism() < 2) return Number.POSITIVE_INFINITY;
-  return setting ? Number(setting) : 8 << 20;
+  if (setting) return Number(setting);
+  return spareCore() ? 8 << 20 : Number.POSITIVE_INFINITY;
+}
+
+/** Idle time of every core (ms, from os.cpus()) when this module was loaded, early in the process's start. */
+const idleSinceStart = { at: performance.now(), idleMs: idleMs() };
+
+function idleMs(): number {
+  return cpus().reduce((sum, cpu) => sum + cpu.times.idle, 0);
+}
+
+/**
+ * Whether the machine has had a core to spare since this process started: the cores' idle time added up to at least
+ * 0.3 of the time passed (on two cores this process's start-up keeps one busy: 100-130 ms idle in 170-215 ms with the
+ * other core free, 0-20 ms in 170-240 ms beside another busy process). Where another process holds the other core, the
+ * halves cannot overlap and cost more than one COPY (1M rows beside another engineer's busy job, 5 alternating pairs,
+ * load 2.9-3.1: whole command 1.16-1.34 s with one COPY, 1.18-1.75 s in halves).
+ */
+function spareCore(): boolean {
+  const elapsed = performance.now() - idleSinceStart.at;
+  const idle = idleMs() - idleSinceStart.idleMs;
+  if (process.env.CALIPER_BATCH_PROFILE === '1')
+    process.stderr.write(`[batch] idle core time since start: ${idle} ms in ${Math.round(elapsed)} ms\n`);
+  return elapsed < 50 || idle >= 0.3 * elapsed;
 }
 
 /** How the one-pass COPY ended: the rows it scored and wrote, or why the job keeps the parts path instead. */
