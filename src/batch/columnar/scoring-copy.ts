@@ -20,6 +20,7 @@ import {
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 import { appendFile, type CsvHalves, splitCsvInHalves } from '../io/csv-halves.ts';
+import { halvesBytesSetting } from '../batch-settings.ts';
 import { type CsvDialect, csvReaderSql } from '../io/input-scan.ts';
 
 /**
@@ -66,11 +67,6 @@ export interface OutputHalves {
 }
 
 /**
- * A CSV input at least this large (bytes) is scored in two halves side by side on a machine of two cores or more with
- * a core to spare (CALIPER_BATCH_HALVES_BYTES overrides, whatever the load; 'off': never). Cutting and copying the halves and joining the outputs cost
- * ≈ 30 ms per 28 MB; the two COPYs took 0.55–0.65 s against 0.9 s for one (1M rows, 2 cores).
- */
-/**
  * The CSV reader's buffer for each half. Two readers of DuckDB's default 32 MiB buffers running side by side held more
  * of them as the file grew (DuckDB's own memory reading two 2.5M-row halves: 122 MiB against 62 for 0.5M-row ones;
  * peak RSS of the two COPYs alone 126 → 229 MiB from 1M to 5M rows); with 4 MiB, 113 → 122 MiB at the same speed
@@ -78,10 +74,16 @@ export interface OutputHalves {
  */
 const HALF_BUFFER_BYTES = 4 << 20;
 
+/**
+ * A CSV input at least this large (bytes) is scored in two halves side by side on a machine of two cores or more with
+ * a core to spare (CALIPER_BATCH_HALVES_BYTES overrides, whatever the load; 'off': never). Cutting and copying the halves and joining the outputs cost
+ * ≈ 30 ms per 28 MB; the two COPYs took 0.55–0.65 s against 0.9 s for one (1M rows, 2 cores).
+ * Throws CALIPER_CONFIG_INVALID for a malformed setting (batch-settings.ts).
+ */
 function halvesMinBytes(): number {
-  const setting = process.env.CALIPER_BATCH_HALVES_BYTES;
-  if (setting === 'off' || availableParallelism() < 2) return Number.POSITIVE_INFINITY;
-  if (setting) return Number(setting);
+  const setting = halvesBytesSetting();
+  if (availableParallelism() < 2) return Number.POSITIVE_INFINITY;
+  if (setting !== undefined) return setting;
   return spareCore() ? 8 << 20 : Number.POSITIVE_INFINITY;
 }
 
@@ -215,6 +217,8 @@ export async function runScoringCopy(
   if (version.pool.instances.length !== 1 || !(instance instanceof InThreadInstance))
     return { declined: 'model instances on worker threads' };
   if (sources.length === 0) return { declined: 'no input' };
+  // Read before the COPYs: a malformed setting stops the job with its message instead of declining the one pass.
+  const halvesFrom = outputHalves ? halvesMinBytes() : Number.POSITIVE_INFINITY;
   const connection = await duckdbConnection();
   const connections = [connection];
   const tmp = temporaryPathFor(target);
@@ -240,7 +244,7 @@ export async function runScoringCopy(
               csv.dialect,
               temporaryPathFor(target),
               temporaryPathFor(target),
-              halvesMinBytes(),
+              halvesFrom,
             );
         } catch {
           // The halves could not be written (a full disk): one COPY reads the file where it lies.

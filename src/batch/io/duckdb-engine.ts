@@ -4,7 +4,9 @@ import { runInNewContext } from 'node:vm';
 import type * as DuckDBApi from '@duckdb/node-api';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type DuckDBBindings from '@duckdb/node-bindings';
+import { CaliperError } from '../../errors.ts';
 import { requireBundledDependency } from '../../system/bundled-dependency.ts';
+import { duckdbThreadsSetting } from '../batch-settings.ts';
 
 /**
  * @duckdb/node-api (CommonJS), loaded with `require`: an ES `import` of it makes Node scan each of its ~70 re-exported
@@ -34,9 +36,8 @@ export function setDuckdbThreads(count: number): void {
 
 /** One in-memory DuckDB per process, shared by the Parquet reader and writer; each user opens its own connection. */
 export async function duckdbConnection(): Promise<DuckDBConnection> {
-  const limit = process.env.CALIPER_DUCKDB_MEMORY;
-  const threadCount =
-    threads ?? (process.env.CALIPER_DUCKDB_THREADS ? Number(process.env.CALIPER_DUCKDB_THREADS) : undefined);
+  const limit = process.env.CALIPER_DUCKDB_MEMORY?.trim();
+  const threadCount = threads ?? duckdbThreadsSetting();
   instance ??= duckdb.DuckDBInstance.create(':memory:', {
     preserve_insertion_order: 'true',
     // Files are read in order, each at most twice (scored, then joined into the output): DuckDB's cache of file
@@ -44,6 +45,14 @@ export async function duckdbConnection(): Promise<DuckDBConnection> {
     enable_external_file_cache: process.env.CALIPER_DUCKDB_FILE_CACHE === '1' ? 'true' : 'false',
     ...(limit ? { memory_limit: limit } : {}),
     ...(threadCount !== undefined ? { threads: String(threadCount) } : {}),
+  }).catch((error: unknown) => {
+    // The other settings are fixed or checked above: DuckDB's refusal ("Failed to set config") is the memory limit's.
+    if (!limit) throw error;
+    throw new CaliperError(
+      'CALIPER_CONFIG_INVALID',
+      `CALIPER_DUCKDB_MEMORY=${JSON.stringify(limit)}: DuckDB refused it as a memory limit (expected a size such as 4GB or 512MiB)`,
+      { cause: error },
+    );
   });
   return (await instance).connect();
 }
