@@ -29,6 +29,7 @@ afterAll(() => root.remove());
 interface Run {
   summary: { rows: number; outputRows: number; errors: number; path: string };
   halves: boolean;
+  stderr: string;
 }
 
 function batch(args: string[], halves: 'on' | 'off' | 'default'): Run {
@@ -43,6 +44,7 @@ function batch(args: string[], halves: 'on' | 'off' | 'default'): Run {
   return {
     summary: JSON.parse(run.stdout.trim().split('\n').pop()!) as Run['summary'],
     halves: run.stderr.includes('scoring copy in two halves'),
+    stderr: run.stderr,
   };
 }
 
@@ -139,6 +141,31 @@ describe('halves only with a core to spare', () => {
     expect(readFileSync(join(root.dir, 'large-forced.csv'), 'utf8')).toBe(
       readFileSync(join(root.dir, 'large-busy.csv'), 'utf8'),
     );
+  }, 120_000);
+});
+
+describe('a half that fails stops the other', () => {
+  it("a value the sniffed type refuses just past the cut: the decline names it, not the other half's interruption", () => {
+    const late = join(root.dir, 'late-text.csv');
+    const lines = ['transaction_id,transaction_amount,merchant_category,time_since_last_txn'];
+    for (let i = 0; i < 60_000; i++) lines.push(`${100_000 + i},${(i % 97) + 1},grocery,${i % 50}`);
+    let text = `${lines.join('\n')}\n`;
+    // The first row of the second half (splitCsvInHalves' cut): its id, sniffed BIGINT from the file's start, made
+    // text of the same length, so the cut stays put; the first half is still being scored when the second fails.
+    const cut = text.indexOf('\n', Math.floor(text.length / 2)) + 1;
+    text = `${text.slice(0, cut)}T${text.slice(cut + 1)}`;
+    writeFileSync(late, text);
+    const halves = batch(['--input', late, '--output', join(root.dir, 'late-halves.csv')], 'on');
+    expect(halves).toMatchObject({ halves: true, summary: { rows: 60_000, outputRows: 60_000, path: 'parts' } });
+    // The reason may span lines (DuckDB's error): from the decline to the path it keeps.
+    const declined = /\[batch\] one pass declined \(([\s\S]*?)\): scoring in parts/.exec(halves.stderr)?.[1];
+    expect(declined).toContain('Could not convert string "T');
+    expect(declined).not.toContain('Interrupted');
+    batch(['--input', late, '--output', join(root.dir, 'late-one.csv')], 'off');
+    expect(readFileSync(join(root.dir, 'late-halves.csv'), 'utf8')).toBe(
+      readFileSync(join(root.dir, 'late-one.csv'), 'utf8'),
+    );
+    expect(temporaries(root.dir)).toEqual([]);
   }, 120_000);
 });
 

@@ -275,13 +275,17 @@ export async function runScoringCopy(
             connection.run(`COPY (${firstSelect}) TO ${sqlString(tmp)} (${copyOptions})`),
             second.run(`COPY (${secondSelect}) TO ${sqlString(secondOutput)} (${outputHalves.secondCopyOptions})`),
           ];
-          // One half failing stops the other at once (the job then keeps the parts path).
-          copies.forEach((copy, i) => copy.catch(() => connections[1 - i]!.interrupt()));
-          const settled = await Promise.allSettled(copies);
-          const failed = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
-          // The half that failed first names why (the other's error then only says it was interrupted).
-          if (failed.length > 0)
-            throw (failed.find((f) => String(f.reason).includes(ROW_PATH_NEEDED)) ?? failed[0]!).reason;
+          // One half failing stops the other at once (the job then keeps the parts path). The half that failed first
+          // names why: the other's error then only says it was interrupted, and which half that is varies.
+          const failures: unknown[] = [];
+          copies.forEach((copy, i) =>
+            copy.catch((error: unknown) => {
+              failures.push(error);
+              connections[1 - i]!.interrupt();
+            }),
+          );
+          await Promise.allSettled(copies);
+          if (failures.length > 0) throw failures.find((f) => String(f).includes(ROW_PATH_NEEDED)) ?? failures[0];
           appendFile(tmp, secondOutput);
         } else {
           const selects = sources.map((s) =>
