@@ -231,7 +231,7 @@ export async function runLocalBatch(
     try {
       if (joined && options.onePass && doneBefore === 0) {
         const sources = joined;
-        const secondHalf = layout.secondHalfCopyOptions();
+        const halves = layout.outputHalves();
         const outcome = await phase('scoring copy', () =>
           runScoringCopy(
             version,
@@ -240,7 +240,7 @@ export async function runLocalBatch(
             layout.outputCopyOptions(),
             (n) => progress.advance(n, 0),
             (tmp, target) => layout.placeOutput(tmp, target),
-            secondHalf !== undefined ? { secondCopyOptions: secondHalf } : undefined,
+            halves,
           ),
         );
         if ('rows' in outcome) {

@@ -48,6 +48,8 @@ export interface JoinedSource {
   rowNumbers: boolean;
   /** An uncompressed CSV input read as it lies, through its sniffed dialect (the one-pass COPY may score it in halves). */
   csv?: { path: string; dialect: CsvDialect };
+  /** A plain Parquet input read as it lies (the one-pass COPY may score it in two halves of whole row groups). */
+  parquet?: { path: string };
 }
 
 async function schemaOf(from: string): Promise<{ names: string[]; types: DuckDBType[] }> {
@@ -86,7 +88,14 @@ export async function joinedSourceFor(
       if (typeof plan === 'string') return undefined;
       const dialect = await csvDialect(file);
       const plain = dialect !== undefined && !file.hive && file.path.toLowerCase().endsWith('.csv');
-      return { from, plan, rowNumbers: !needsStaging(file), ...(plain ? { csv: { path: file.path, dialect } } : {}) };
+      const parquet = file.format === 'parquet' && !file.hive ? { parquet: { path: file.path } } : {};
+      return {
+        from,
+        plan,
+        rowNumbers: !needsStaging(file),
+        ...(plain ? { csv: { path: file.path, dialect } } : {}),
+        ...parquet,
+      };
     }
     await stageInput(file, layout.stagedPath(fileIndex));
   }

@@ -22,6 +22,8 @@ import { temporaryPathFor } from '../io/part-writer.ts';
 import { appendFile, type CsvHalves, splitCsvInHalves } from '../io/csv-halves.ts';
 import { halvesBytesSetting } from '../batch-settings.ts';
 import { type CsvDialect, csvReaderSql } from '../io/input-scan.ts';
+import { appendParquetFile } from '../io/parquet-footer.ts';
+import { parquetHalvesCut } from '../io/parquet-halves.ts';
 
 /**
  * The one-pass path of `caliper batch`: ONE DuckDB COPY reads every input file, scores it and writes the output, with
@@ -56,14 +58,18 @@ export interface ScoringSource {
   plan: ColumnarPlan;
   /** An uncompressed CSV file read as it lies through its sniffed dialect: it may be scored in two halves. */
   csv?: { path: string; dialect: CsvDialect };
+  /** A plain (not Hive) Parquet file read as it lies: it may be scored in two halves of whole row groups. */
+  parquet?: { path: string };
 }
 
 /**
- * How an output written in two halves is joined: the second half's COPY options (a CSV without its header), its
- * bytes then appended to the first half's output.
+ * How an output written in two halves is joined: the second half's COPY options (a CSV without its header), and
+ * whether its bytes are appended to the first half's output (CSV, JSONL) or its row groups joined to the first's
+ * under one footer (one Parquet file: parquet-footer.ts).
  */
 export interface OutputHalves {
   secondCopyOptions: string;
+  join: 'append' | 'parquet';
 }
 
 /**
@@ -77,7 +83,8 @@ const HALF_BUFFER_BYTES = 4 << 20;
 /**
  * A CSV input at least this large (bytes) is scored in two halves side by side on a machine of two cores or more with
  * a core to spare (CALIPER_BATCH_HALVES_BYTES overrides, whatever the load; 'off': never). Cutting and copying the halves and joining the outputs cost
- * ≈ 30 ms per 28 MB; the two COPYs took 0.55–0.65 s against 0.9 s for one (1M rows, 2 cores).
+ * ≈ 30 ms per 28 MB; the two COPYs took 0.55–0.65 s against 0.9 s for one (1M rows, 2 cores). The same size holds for
+ * a Parquet input cut between row groups (parquet-halves.ts).
  * Throws CALIPER_CONFIG_INVALID for a malformed setting (batch-settings.ts).
  */
 function halvesMinBytes(): number {
@@ -238,7 +245,7 @@ export async function runScoringCopy(
         const csv = sources.length === 1 ? sources[0]!.csv : undefined;
         let halves: CsvHalves | undefined;
         try {
-          if (csv && outputHalves && !stopped)
+          if (csv && outputHalves?.join === 'append' && !stopped)
             halves = splitCsvInHalves(
               csv.path,
               csv.dialect,
@@ -250,25 +257,44 @@ export async function runScoringCopy(
           // The halves could not be written (a full disk): one COPY reads the file where it lies.
           halves = undefined;
         }
-        if (halves && csv && outputHalves) {
-          // Two COPYs on one thread each, side by side: DuckDB parses and writes each half on its own thread while
-          // this thread scores the vectors of both as they come (the function's calls are queued to it one at a time).
+        const parquet = sources.length === 1 && !halves ? sources[0]!.parquet : undefined;
+        let parquetCut: number | undefined;
+        if (parquet && outputHalves?.join === 'parquet' && !stopped)
+          parquetCut = await parquetHalvesCut(connection, parquet.path, halvesFrom);
+        let split: { first: string; second: string; note: string } | undefined;
+        if (halves && csv) {
           temporaries.push(halves.first, halves.second);
+          split = {
+            first: csvReaderSql(halves.first, csv.dialect, true, false, HALF_BUFFER_BYTES),
+            second: csvReaderSql(halves.second, csv.dialect, false, false, HALF_BUFFER_BYTES),
+            note: `cut at byte ${halves.cut}`,
+          };
+        } else if (parquet && parquetCut !== undefined) {
+          const source = { path: parquet.path, hive: false, text: false };
+          split = {
+            first: rowRangeSql(source, 0, parquetCut),
+            second: rowRangeSql(source, parquetCut, Number.POSITIVE_INFINITY),
+            note: `cut before row ${parquetCut}`,
+          };
+        }
+        if (split && outputHalves) {
+          // Two COPYs on one thread each, side by side: DuckDB reads and writes each half on its own thread while
+          // this thread scores the vectors of both as they come (the function's calls are queued to it one at a time).
           const secondOutput = temporaryPathFor(target);
           temporaries.push(secondOutput);
           const second = await duckdbConnection();
           connections.push(second);
           const plan = sources[0]!.plan;
           const firstSelect = scoredSelect(
-            { from: csvReaderSql(halves.first, csv.dialect, true, false, HALF_BUFFER_BYTES), plan },
+            { from: split.first, plan },
             registerScoreFunction(connection, plan, instance, count),
           );
           const secondSelect = scoredSelect(
-            { from: csvReaderSql(halves.second, csv.dialect, false, false, HALF_BUFFER_BYTES), plan },
+            { from: split.second, plan },
             registerScoreFunction(second, plan, instance, count),
           );
           if (process.env.CALIPER_BATCH_PROFILE === '1')
-            process.stderr.write(`[batch] scoring copy in two halves (cut at byte ${halves.cut})\n`);
+            process.stderr.write(`[batch] scoring copy in two halves (${split.note})\n`);
           // Stopped while the halves were cut (an interrupt reaches only a query already running).
           if (stopped) throw new Error('interrupted before the scoring COPYs started');
           const copies = [
@@ -286,7 +312,8 @@ export async function runScoringCopy(
           );
           await Promise.allSettled(copies);
           if (failures.length > 0) throw failures.find((f) => String(f).includes(ROW_PATH_NEEDED)) ?? failures[0];
-          appendFile(tmp, secondOutput);
+          if (outputHalves.join === 'parquet') appendParquetFile(tmp, secondOutput);
+          else appendFile(tmp, secondOutput);
         } else {
           const selects = sources.map((s) =>
             scoredSelect(s, registerScoreFunction(connection, s.plan, instance, count)),

@@ -270,18 +270,19 @@ export class OutputLayout {
   }
 
   /**
-   * Where the output is one CSV or JSONL file, the COPY options of a second half of it whose bytes are appended to the
-   * first half's (a CSV without its header); undefined for outputs that cannot be joined end to end (Parquet, folders).
+   * Where the output is one file, how a second half of it is written and joined to the first: CSV and JSONL bytes
+   * appended (a CSV's second half without its header), Parquet row groups joined under one footer; undefined for
+   * folder outputs (--partition-by).
    */
-  secondHalfCopyOptions(): string | undefined {
+  outputHalves(): { secondCopyOptions: string; join: 'append' | 'parquet' } | undefined {
     if (this.spec.partitionBy !== undefined || this.spec.outputFile === undefined) return undefined;
     switch (this.spec.format) {
       case 'csv':
-        return 'FORMAT csv, HEADER false';
+        return { secondCopyOptions: 'FORMAT csv, HEADER false', join: 'append' };
       case 'jsonl':
-        return this.outputCopyFormat();
+        return { secondCopyOptions: this.outputCopyFormat(), join: 'append' };
       case 'parquet':
-        return undefined;
+        return { secondCopyOptions: this.outputCopyFormat(), join: 'parquet' };
     }
   }
 
