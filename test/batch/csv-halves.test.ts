@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -167,6 +167,75 @@ describe('a half that fails stops the other', () => {
     );
     expect(temporaries(root.dir)).toEqual([]);
   }, 120_000);
+});
+
+/**
+ * Runs `caliper batch` with its output in a tmpfs of `bytes` mounted for it alone (a private mount namespace: as root,
+ * else in a user namespace; see privateMount). Returns the exit status, stderr, the summary, the output's bytes and the
+ * names left in the tmpfs.
+ */
+function batchOnSmallDisk(bytes: number, args: string[], halves: 'on' | 'off') {
+  const disk = join(root.dir, `disk-${halves}`);
+  const result = join(root.dir, `disk-${halves}-result`);
+  mkdirSync(disk, { recursive: true });
+  mkdirSync(result, { recursive: true });
+  const script = [
+    `mount -t tmpfs -o size=${bytes} tmpfs "$1" || exit 97`,
+    'shift 2',
+    '"$@"; rc=$?',
+    `cp "${disk}/out.csv" "${result}/out.csv" 2>/dev/null`,
+    `ls -A "${disk}" > "${result}/left.txt"`,
+    'exit $rc',
+  ].join('\n');
+  const command = [process.execPath, CLI, 'batch', '--model', model, '--json', '--output', join(disk, 'out.csv')];
+  const env = { ...process.env, CALIPER_BATCH_PROFILE: '1', CALIPER_BATCH_HALVES_BYTES: halves === 'on' ? '1' : 'off' };
+  const run = spawnSync('unshare', [...privateMount!, 'sh', '-c', script, 'sh', disk, result, ...command, ...args], {
+    encoding: 'utf8',
+    env,
+  });
+  expect(run.status, run.stderr).not.toBe(97);
+  return {
+    status: run.status,
+    stderr: run.stderr,
+    summary: run.status === 0 ? (JSON.parse(run.stdout.trim().split('\n').pop()!) as Run['summary']) : undefined,
+    output: existsSync(join(result, 'out.csv')) ? readFileSync(join(result, 'out.csv')) : undefined,
+    left: readFileSync(join(result, 'left.txt'), 'utf8').split('\n').filter(Boolean),
+  };
+}
+
+/** unshare's namespaces that let this process mount a tmpfs of its own (none where neither is allowed). */
+const privateMount = [['--mount'], ['--user', '--map-root-user', '--mount']].find(
+  (namespaces) =>
+    spawnSync('unshare', [...namespaces, 'sh', '-c', 'mount -t tmpfs -o size=4096 tmpfs /mnt'], { stdio: 'ignore' })
+      .status === 0,
+);
+
+describe('halves on a disk with room for one COPY only', () => {
+  it.skipIf(privateMount === undefined)(
+    'the halves do not fit where the output does: one COPY writes it, every row once, nothing left behind',
+    async () => {
+      const csv = await generateFraudData({ rows: 100_000, out: join(root.dir, 'disk.csv'), seed: 47 });
+      const one = join(root.dir, 'disk-one.csv');
+      batch(['--input', csv, '--output', one], 'off');
+      const inputBytes = statSync(csv).size;
+      const outputBytes = statSync(one).size;
+      // Room for the output and for the halves' free-space rule (twice the input), not for the halves' files: their
+      // copies of the input and both halves' outputs at once.
+      const room = Math.max(outputBytes, 2 * inputBytes) + 256 * 1024;
+      expect(room).toBeLessThan(inputBytes + outputBytes);
+      const off = batchOnSmallDisk(room, ['--input', csv], 'off');
+      expect(off.status, off.stderr).toBe(0);
+      const run = batchOnSmallDisk(room, ['--input', csv], 'on');
+      expect(run.stderr).toContain('scoring copy in two halves');
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toContain('the halves could not be written');
+      // The rows the halves scored before the failure are not counted again.
+      expect(run.summary).toMatchObject({ rows: 100_000, outputRows: 100_000, errors: 0, path: 'one-pass' });
+      expect(run.output?.equals(readFileSync(one))).toBe(true);
+      expect(run.left).toEqual(['out.csv']);
+    },
+    120_000,
+  );
 });
 
 describe('splitCsvInHalves', () => {

@@ -116,6 +116,19 @@ function spareCore(): boolean {
   return elapsed < 50 || idle >= 0.3 * elapsed;
 }
 
+/**
+ * Whether `error` is a failed write (a full disk, a quota, a file too large): DuckDB's IO errors, Node's system errors
+ * (appending the second half's output). A value the reader refuses or a row for the row path is not.
+ */
+function isWriteFailure(error: unknown): boolean {
+  if (error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string') return true;
+  return String(error).includes('IO Error');
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
 /** How the one-pass COPY ended: the rows it scored and wrote, or why the job keeps the parts path instead. */
 export type ScoringCopyOutcome = { rows: number } | { declined: string };
 
@@ -257,6 +270,7 @@ export async function runScoringCopy(
           // The halves could not be written (a full disk): one COPY reads the file where it lies.
           halves = undefined;
         }
+        let scored = false;
         const parquet = sources.length === 1 && !halves ? sources[0]!.parquet : undefined;
         let parquetCut: number | undefined;
         if (parquet && outputHalves?.join === 'parquet' && !stopped)
@@ -282,39 +296,56 @@ export async function runScoringCopy(
           // this thread scores the vectors of both as they come (the function's calls are queued to it one at a time).
           const secondOutput = temporaryPathFor(target);
           temporaries.push(secondOutput);
-          const second = await duckdbConnection();
-          connections.push(second);
-          const plan = sources[0]!.plan;
-          const firstSelect = scoredSelect(
-            { from: split.first, plan },
-            registerScoreFunction(connection, plan, instance, count),
-          );
-          const secondSelect = scoredSelect(
-            { from: split.second, plan },
-            registerScoreFunction(second, plan, instance, count),
-          );
-          if (process.env.CALIPER_BATCH_PROFILE === '1')
-            process.stderr.write(`[batch] scoring copy in two halves (${split.note})\n`);
-          // Stopped while the halves were cut (an interrupt reaches only a query already running).
-          if (stopped) throw new Error('interrupted before the scoring COPYs started');
-          const copies = [
-            connection.run(`COPY (${firstSelect}) TO ${sqlString(tmp)} (${copyOptions})`),
-            second.run(`COPY (${secondSelect}) TO ${sqlString(secondOutput)} (${outputHalves.secondCopyOptions})`),
-          ];
-          // One half failing stops the other at once (the job then keeps the parts path). The half that failed first
-          // names why: the other's error then only says it was interrupted, and which half that is varies.
-          const failures: unknown[] = [];
-          copies.forEach((copy, i) =>
-            copy.catch((error: unknown) => {
-              failures.push(error);
-              connections[1 - i]!.interrupt();
-            }),
-          );
-          await Promise.allSettled(copies);
-          if (failures.length > 0) throw failures.find((f) => String(f).includes(ROW_PATH_NEEDED)) ?? failures[0];
-          if (outputHalves.join === 'parquet') appendParquetFile(tmp, secondOutput);
-          else appendFile(tmp, secondOutput);
-        } else {
+          try {
+            const second = await duckdbConnection();
+            connections.push(second);
+            const plan = sources[0]!.plan;
+            const firstSelect = scoredSelect(
+              { from: split.first, plan },
+              registerScoreFunction(connection, plan, instance, count),
+            );
+            const secondSelect = scoredSelect(
+              { from: split.second, plan },
+              registerScoreFunction(second, plan, instance, count),
+            );
+            if (process.env.CALIPER_BATCH_PROFILE === '1')
+              process.stderr.write(`[batch] scoring copy in two halves (${split.note})\n`);
+            // Stopped while the halves were cut (an interrupt reaches only a query already running).
+            if (stopped) throw new Error('interrupted before the scoring COPYs started');
+            const copies = [
+              connection.run(`COPY (${firstSelect}) TO ${sqlString(tmp)} (${copyOptions})`),
+              second.run(`COPY (${secondSelect}) TO ${sqlString(secondOutput)} (${outputHalves.secondCopyOptions})`),
+            ];
+            // One half failing stops the other at once (the job then keeps the parts path). The half that failed
+            // first names why: the other's error then only says it was interrupted, and which half that is varies.
+            const failures: unknown[] = [];
+            copies.forEach((copy, i) =>
+              copy.catch((error: unknown) => {
+                failures.push(error);
+                connections[1 - i]!.interrupt();
+              }),
+            );
+            await Promise.allSettled(copies);
+            if (failures.length > 0) throw failures.find((f) => String(f).includes(ROW_PATH_NEEDED)) ?? failures[0];
+            // A CSV's halves are read: their room goes to the second half's output appended to the first.
+            if (halves) await Promise.all([halves.first, halves.second].map((path) => rm(path, { force: true })));
+            if (outputHalves.join === 'parquet') appendParquetFile(tmp, secondOutput);
+            else appendFile(tmp, secondOutput);
+            scored = true;
+          } catch (error) {
+            if (stopped || String(error).includes(ROW_PATH_NEEDED) || !isWriteFailure(error)) throw error;
+            // The halves need more room than one COPY (a CSV's size again, the second half's output twice while it
+            // is appended): where a write failed, one COPY from the file where it lies writes the output alone.
+            const files = [tmp, secondOutput, ...(halves ? [halves.first, halves.second] : [])];
+            await Promise.all(files.map((path) => rm(path, { force: true })));
+            if (process.env.CALIPER_BATCH_PROFILE === '1')
+              process.stderr.write(`[batch] the halves could not be written (${firstLine(error)}): one COPY\n`);
+            const counted = rows;
+            rows = 0;
+            onVector(-counted);
+          }
+        }
+        if (!scored) {
           const selects = sources.map((s) =>
             scoredSelect(s, registerScoreFunction(connection, s.plan, instance, count)),
           );
