@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
@@ -48,12 +49,10 @@ interface Run {
   halves: boolean;
 }
 
-function batch(args: string[], halves: 'on' | 'off'): Run {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    CALIPER_BATCH_PROFILE: '1',
-    CALIPER_BATCH_HALVES_BYTES: halves === 'on' ? '1' : 'off',
-  };
+function batch(args: string[], halves: 'on' | 'off' | 'default'): Run {
+  const env: NodeJS.ProcessEnv = { ...process.env, CALIPER_BATCH_PROFILE: '1' };
+  if (halves === 'default') delete env.CALIPER_BATCH_HALVES_BYTES;
+  else env.CALIPER_BATCH_HALVES_BYTES = halves === 'on' ? '1' : 'off';
   const run = spawnSync(process.execPath, [CLI, 'batch', '--model', model, '--json', '--overwrite', ...args], {
     encoding: 'utf8',
     env,
@@ -176,6 +175,28 @@ describe('a Parquet input scored in two halves side by side', () => {
     expect(stderr).toContain('scoring copy in two halves');
     expect(existsSync(output)).toBe(false);
     expect(temporaries()).toEqual([]);
+  }, 120_000);
+});
+
+describe('the size threshold, whatever the load', () => {
+  it('a Parquet input over 8 MiB with every core busy with other processes: halves; under it: one COPY', async () => {
+    const large = join(root.dir, 'large-busy.parquet');
+    await generateFraudData({ rows: 700_000, out: large, seed: 49 });
+    expect(statSync(large).size).toBeGreaterThan(8 << 20);
+    const small = await parquetInput('small-busy.parquet', 30_000, 10_000);
+    const spinners = cpus().map(() =>
+      spawn(process.execPath, ['-e', 'const end = Date.now() + 60000; while (Date.now() < end);'], { stdio: 'ignore' }),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const run = batch(['--input', large, '--output', join(root.dir, 'large-busy-out.parquet')], 'default');
+      expect(run).toMatchObject({ halves: true, summary: { rows: 700_000, path: 'one-pass' } });
+      expect(batch(['--input', small, '--output', join(root.dir, 'small-busy-out.parquet')], 'default').halves).toBe(
+        false,
+      );
+    } finally {
+      for (const spinner of spinners) spinner.kill('SIGKILL');
+    }
   }, 120_000);
 });
 

@@ -83,15 +83,17 @@ const HALF_BUFFER_BYTES = 4 << 20;
 /**
  * A CSV input at least this large (bytes) is scored in two halves side by side on a machine of two cores or more with
  * a core to spare (CALIPER_BATCH_HALVES_BYTES overrides, whatever the load; 'off': never). Cutting and copying the halves and joining the outputs cost
- * ≈ 30 ms per 28 MB; the two COPYs took 0.55–0.65 s against 0.9 s for one (1M rows, 2 cores). The same size holds for
- * a Parquet input cut between row groups (parquet-halves.ts).
+ * ≈ 30 ms per 28 MB; the two COPYs took 0.55–0.65 s against 0.9 s for one (1M rows, 2 cores). A Parquet input of that
+ * size is cut between row groups (parquet-halves.ts) whatever the load (`spareCoreNeeded` false): nothing is copied
+ * before its COPYs, and its halves finished first even with both cores spun by two other processes (1M rows, 6
+ * alternating pairs, load 3.1-3.5: job 0.57-1.19 s in halves, 0.64-1.31 s one COPY, 0.04-0.06 s more CPU).
  * Throws CALIPER_CONFIG_INVALID for a malformed setting (batch-settings.ts).
  */
-function halvesMinBytes(): number {
+function halvesMinBytes(spareCoreNeeded: boolean): number {
   const setting = halvesBytesSetting();
   if (availableParallelism() < 2) return Number.POSITIVE_INFINITY;
   if (setting !== undefined) return setting;
-  return spareCore() ? 8 << 20 : Number.POSITIVE_INFINITY;
+  return !spareCoreNeeded || spareCore() ? 8 << 20 : Number.POSITIVE_INFINITY;
 }
 
 /** Idle time of every core (ms, from os.cpus()) when this module was loaded, early in the process's start. */
@@ -238,7 +240,8 @@ export async function runScoringCopy(
     return { declined: 'model instances on worker threads' };
   if (sources.length === 0) return { declined: 'no input' };
   // Read before the COPYs: a malformed setting stops the job with its message instead of declining the one pass.
-  const halvesFrom = outputHalves ? halvesMinBytes() : Number.POSITIVE_INFINITY;
+  const halvesFrom = outputHalves?.join === 'append' ? halvesMinBytes(true) : Number.POSITIVE_INFINITY;
+  const parquetHalvesFrom = outputHalves?.join === 'parquet' ? halvesMinBytes(false) : Number.POSITIVE_INFINITY;
   const connection = await duckdbConnection();
   const connections = [connection];
   const tmp = temporaryPathFor(target);
@@ -274,7 +277,7 @@ export async function runScoringCopy(
         const parquet = sources.length === 1 && !halves ? sources[0]!.parquet : undefined;
         let parquetCut: number | undefined;
         if (parquet && outputHalves?.join === 'parquet' && !stopped)
-          parquetCut = await parquetHalvesCut(connection, parquet.path, halvesFrom);
+          parquetCut = await parquetHalvesCut(connection, parquet.path, parquetHalvesFrom);
         let split: { first: string; second: string; note: string } | undefined;
         if (halves && csv) {
           temporaries.push(halves.first, halves.second);
