@@ -107,6 +107,8 @@ interface Timed {
   cpuS: number;
   peakRssMiB: number;
   stdout: string;
+  /** The one-pass COPY ran as two halves side by side (CALIPER_BATCH_PROFILE's line; a spare core decides it). */
+  halves: boolean;
 }
 
 /** A whole command as a user runs it: wall time, CPU time and peak RSS from /usr/bin/time. */
@@ -114,12 +116,20 @@ function timed(command: string, commandArgs: string[]): Timed {
   const run = spawnSync('/usr/bin/time', ['-f', '__time %e %U %S %M', command, ...commandArgs], {
     encoding: 'utf8',
     maxBuffer: 1 << 26,
+    // Phase lines on stderr (a few /proc reads per phase): they say whether the COPY ran in halves.
+    env: { ...process.env, CALIPER_BATCH_PROFILE: '1' },
   });
   const line = run.stderr.split('\n').find((l) => l.startsWith('__time '));
   if (run.status !== 0 || !line)
     throw new Error(`${command} ${commandArgs.join(' ')} failed (${run.status}): ${run.stderr.slice(-2000)}`);
   const [wall, user, sys, rssKiB] = line.split(' ').slice(1).map(Number) as [number, number, number, number];
-  return { wallS: wall, cpuS: user + sys, peakRssMiB: rssKiB / 1024, stdout: run.stdout };
+  return {
+    wallS: wall,
+    cpuS: user + sys,
+    peakRssMiB: rssKiB / 1024,
+    stdout: run.stdout,
+    halves: run.stderr.includes('scoring copy in two halves'),
+  };
 }
 
 interface Summary {
@@ -211,7 +221,7 @@ for (let round = 0; round < (ONLY_WORKERS ? 0 : ROUNDS); round++) {
     rounds[format].pandas.push(p);
     loads.push(load());
     console.log(
-      `round ${round + 1} ${format}: caliper (${c.summary.path} path) ${c.wallS.toFixed(1)} s wall (${c.cpuS.toFixed(1)} s CPU, ${Math.round(c.peakRssMiB)} MiB), pandas + PyTorch ${p.wallS.toFixed(1)} s wall (${p.cpuS.toFixed(1)} s CPU, ${Math.round(p.peakRssMiB)} MiB) → ${(p.wallS / c.wallS).toFixed(2)}x; load ${load()}`,
+      `round ${round + 1} ${format}: caliper (${c.summary.path} path${c.halves ? ', halves' : ''}) ${c.wallS.toFixed(1)} s wall (${c.cpuS.toFixed(1)} s CPU, ${Math.round(c.peakRssMiB)} MiB), pandas + PyTorch ${p.wallS.toFixed(1)} s wall (${p.cpuS.toFixed(1)} s CPU, ${Math.round(p.peakRssMiB)} MiB) → ${(p.wallS / c.wallS).toFixed(2)}x; load ${load()}`,
     );
   }
   if (round === 0) maxDifference = await agreement(join(WORK, 'scored-1m.csv'), join(WORK, 'pandas-1m.csv'));
@@ -219,7 +229,7 @@ for (let round = 0; round < (ONLY_WORKERS ? 0 : ROUNDS); round++) {
   const c = caliperBatch(data.parquet, join(WORK, 'scored-1m.parquet'));
   parquet.caliper.push(c);
   console.log(
-    `round ${round + 1} parquet: caliper (${c.summary.path} path) ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(parquet.floor.at(-1)!)} rows/s → ${(c.summary.rowsPerSecond / parquet.floor.at(-1)!).toFixed(2)}x; load ${load()}`,
+    `round ${round + 1} parquet: caliper (${c.summary.path} path${c.halves ? ', halves' : ''}) ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(parquet.floor.at(-1)!)} rows/s → ${(c.summary.rowsPerSecond / parquet.floor.at(-1)!).toFixed(2)}x; load ${load()}`,
   );
 }
 
@@ -354,6 +364,7 @@ const result = {
     : {
         caliperRowsPerSecond: parquet.caliper.map((c) => Math.round(c.summary.rowsPerSecond)),
         caliperWholeCommandS: parquet.caliper.map((c) => c.wallS),
+        caliperHalves: parquet.caliper.map((c) => c.halves),
         ioFloorRowsPerSecond: parquet.floor.map(Math.round),
         vsIoFloor: median(parquet.caliper.map((c) => c.summary.rowsPerSecond)) / median(parquet.floor),
       },
