@@ -174,20 +174,20 @@ describe('a half that fails stops the other', () => {
  * else in a user namespace; see privateMount). Returns the exit status, stderr, the summary, the output's bytes and the
  * names left in the tmpfs.
  */
-function batchOnSmallDisk(bytes: number, args: string[], halves: 'on' | 'off') {
-  const disk = join(root.dir, `disk-${halves}`);
-  const result = join(root.dir, `disk-${halves}-result`);
+function batchOnSmallDisk(bytes: number, args: string[], halves: 'on' | 'off', output = 'out.csv') {
+  const disk = join(root.dir, `disk-${halves}-${output}`);
+  const result = join(root.dir, `disk-${halves}-${output}-result`);
   mkdirSync(disk, { recursive: true });
   mkdirSync(result, { recursive: true });
   const script = [
     `mount -t tmpfs -o size=${bytes} tmpfs "$1" || exit 97`,
     'shift 2',
     '"$@"; rc=$?',
-    `cp "${disk}/out.csv" "${result}/out.csv" 2>/dev/null`,
+    `cp "${disk}/${output}" "${result}/${output}" 2>/dev/null`,
     `ls -A "${disk}" > "${result}/left.txt"`,
     'exit $rc',
   ].join('\n');
-  const command = [process.execPath, CLI, 'batch', '--model', model, '--json', '--output', join(disk, 'out.csv')];
+  const command = [process.execPath, CLI, 'batch', '--model', model, '--json', '--output', join(disk, output)];
   const env = { ...process.env, CALIPER_BATCH_PROFILE: '1', CALIPER_BATCH_HALVES_BYTES: halves === 'on' ? '1' : 'off' };
   const run = spawnSync('unshare', [...privateMount!, 'sh', '-c', script, 'sh', disk, result, ...command, ...args], {
     encoding: 'utf8',
@@ -198,7 +198,7 @@ function batchOnSmallDisk(bytes: number, args: string[], halves: 'on' | 'off') {
     status: run.status,
     stderr: run.stderr,
     summary: run.status === 0 ? (JSON.parse(run.stdout.trim().split('\n').pop()!) as Run['summary']) : undefined,
-    output: existsSync(join(result, 'out.csv')) ? readFileSync(join(result, 'out.csv')) : undefined,
+    output: existsSync(join(result, output)) ? readFileSync(join(result, output)) : undefined,
     left: readFileSync(join(result, 'left.txt'), 'utf8').split('\n').filter(Boolean),
   };
 }
@@ -233,6 +233,27 @@ describe('halves on a disk with room for one COPY only', () => {
       expect(run.summary).toMatchObject({ rows: 100_000, outputRows: 100_000, errors: 0, path: 'one-pass' });
       expect(run.output?.equals(readFileSync(one))).toBe(true);
       expect(run.left).toEqual(['out.csv']);
+    },
+    120_000,
+  );
+
+  it.skipIf(privateMount === undefined)(
+    'Parquet halves: where joining the outputs finds no room, one COPY writes the file',
+    async () => {
+      const generated = await generateFraudData({ rows: 100_000, out: join(root.dir, 'disk-in.parquet'), seed: 53 });
+      const parquet = join(root.dir, 'disk.parquet');
+      await query(`COPY (FROM '${generated}') TO '${parquet}' (FORMAT parquet, ROW_GROUP_SIZE 20000)`);
+      const one = join(root.dir, 'disk-one.parquet');
+      batch(['--input', parquet, '--output', one], 'off');
+      // Room for the output, not for both halves' outputs and the second appended to the first.
+      const room = statSync(one).size + 256 * 1024;
+      const run = batchOnSmallDisk(room, ['--input', parquet], 'on', 'out.parquet');
+      expect(run.stderr).toContain('scoring copy in two halves');
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toContain('the halves could not be written');
+      expect(run.summary).toMatchObject({ rows: 100_000, outputRows: 100_000, errors: 0, path: 'one-pass' });
+      expect(run.output?.equals(readFileSync(one))).toBe(true);
+      expect(run.left).toEqual(['out.parquet']);
     },
     120_000,
   );
