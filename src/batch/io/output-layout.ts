@@ -1,4 +1,6 @@
 import {
+  accessSync,
+  constants,
   closeSync,
   createReadStream,
   existsSync,
@@ -34,6 +36,26 @@ export interface PartMeta {
 
 const MANIFEST_DIR = '_caliper';
 const PART_NAME = /^part-(\d{5})-(\d{12})\.(parquet|csv|jsonl)$/;
+/**
+ * Why the job's folders cannot be made under `dir`: the nearest folder that exists is not writable (a read-only file
+ * system, no permission). Node's recursive mkdir reports both as ENOENT, "no such file or directory", for a folder
+ * that is there. Other failures are returned as they came.
+ */
+function unwritableOutput(dir: string, error: unknown): unknown {
+  let existing = dir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    accessSync(existing, constants.W_OK);
+    return error;
+  } catch (denied) {
+    const code = (denied as NodeJS.ErrnoException).code;
+    const why = code === 'EROFS' ? 'a read-only file system' : code === 'EACCES' ? 'no permission to write' : code;
+    return new CaliperError('CALIPER_INVALID_INPUT', `--output: cannot write in ${existing} (${why})`, {
+      cause: error,
+    });
+  }
+}
+
 /** A temporary written by temporaryPathFor: `.FINAL-NAME.tmp-PID-HEX`. */
 const isTemporary = (name: string): boolean => name.startsWith('.') && name.includes('.tmp-');
 
@@ -122,7 +144,11 @@ export class OutputLayout {
         );
       rmSync(this.spec.partsDir, { recursive: true, force: true });
     }
-    mkdirSync(this.manifestDir, { recursive: true });
+    try {
+      mkdirSync(this.manifestDir, { recursive: true });
+    } catch (error) {
+      throw unwritableOutput(this.manifestDir, error);
+    }
     if (!existsSync(jobFile)) this.writeAtomically(jobFile, `${JSON.stringify(this.spec, null, 2)}\n`);
     if (options.cleanTemporaries) this.removeTemporaries();
   }
