@@ -9,6 +9,8 @@ import {
   decodeThriftStruct,
   encodeThriftStruct,
   ParquetJoinError,
+  type ThriftField,
+  type ThriftValue,
 } from '../../src/batch/io/parquet-footer.ts';
 import { rowGroupCut } from '../../src/batch/io/parquet-halves.ts';
 import { fraudModelDir, query, tempRoot } from './batch-fixtures.ts';
@@ -229,6 +231,26 @@ describe('appendParquetFile', () => {
     await query(`COPY (SELECT transaction_id FROM read_parquet('${generated}') LIMIT 10) TO '${b}' (FORMAT parquet)`);
     const before = readFileSync(a);
     expect(() => appendParquetFile(a, b)).toThrow(ParquetJoinError);
+    expect(readFileSync(a).equals(before)).toBe(true);
+    // A second file whose column chunks point at an offset index (pages' absolute offsets the join cannot shift).
+    const c = await parquetInput('offset-index.parquet', 1_000, 500);
+    const bytes = readFileSync(c);
+    const structFields = (v: ThriftValue | undefined): ThriftField[] => (v?.type === 12 ? v.fields : []);
+    const listItems = (v: ThriftValue | undefined): ThriftValue[] => (v?.type === 9 ? v.items : []);
+    const footer = decodeThriftStruct(footerOf(c));
+    for (const group of listItems(footer.find((f) => f.id === 4)?.value))
+      for (const chunk of listItems(structFields(group).find((f) => f.id === 1)?.value)) {
+        const fields = structFields(chunk);
+        fields.push({ id: 4, value: { type: 6, value: 4n } });
+        fields.sort((x, y) => x.id - y.id);
+      }
+    const encoded = encodeThriftStruct(footer);
+    const tail = Buffer.alloc(8);
+    tail.writeUInt32LE(encoded.length, 0);
+    tail.write('PAR1', 4, 'latin1');
+    const start = bytes.length - 8 - bytes.readUInt32LE(bytes.length - 8);
+    writeFileSync(c, Buffer.concat([bytes.subarray(0, start), encoded, tail]));
+    expect(() => appendParquetFile(a, c)).toThrow(/offset index/);
     expect(readFileSync(a).equals(before)).toBe(true);
     writeFileSync(join(root.dir, 'not.parquet'), 'not parquet at all');
     expect(() => appendParquetFile(a, join(root.dir, 'not.parquet'))).toThrow(/not a Parquet file/);

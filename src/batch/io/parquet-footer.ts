@@ -316,8 +316,11 @@ function shiftedRowGroups(rowGroups: ThriftValue[], delta: bigint, ordinalDelta:
         const chunkFields = structOf(chunk, `row group ${g} column ${c}`).map((f) => ({ ...f }));
         if (field(chunkFields, CHUNK.filePath) !== undefined)
           throw new ParquetJoinError(`row group ${g} column ${c}: its data lies in another file (file_path)`);
+        // An OffsetIndex lists its pages' absolute offsets inside the file body, which would need rewriting too.
+        // DuckDB (1.5) writes none; a writer that does gets the refusal, and the job its slower path.
+        if (field(chunkFields, CHUNK.offsetIndex) !== undefined)
+          throw new ParquetJoinError(`row group ${g} column ${c}: an offset index holds absolute page offsets`);
         shift(chunkFields, CHUNK.fileOffset, delta);
-        shift(chunkFields, CHUNK.offsetIndex, delta);
         shift(chunkFields, CHUNK.columnIndex, delta);
         const meta = chunkFields.find((f) => f.id === CHUNK.metaData);
         if (meta) {
