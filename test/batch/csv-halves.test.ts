@@ -169,6 +169,50 @@ describe('a half that fails stops the other', () => {
   }, 120_000);
 });
 
+describe('the halves read what one COPY reads', () => {
+  it("a line over DuckDB's 2,000,000-byte limit past the sniffed rows, in the second half: one COPY's outcome", () => {
+    const long = join(root.dir, 'long-line.csv');
+    const lines = ['transaction_id,transaction_amount,merchant_category,time_since_last_txn,note'];
+    // Row 45,000 of 60,000: past the sniffer's 20,480 rows (a long line there fails the sniff, then every path alike).
+    for (let i = 0; i < 60_000; i++)
+      lines.push(`${i},${(i % 97) + 1},grocery,${i % 50},${i === 45_000 ? 'x'.repeat(3_000_000) : 'n'}`);
+    writeFileSync(long, `${lines.join('\n')}\n`);
+    const run = (halves: 'on' | 'off') =>
+      spawnSync(
+        process.execPath,
+        [
+          CLI,
+          'batch',
+          '--model',
+          model,
+          '--overwrite',
+          '--input',
+          long,
+          '--output',
+          join(root.dir, `long-${halves}.csv`),
+        ],
+        {
+          encoding: 'utf8',
+          env: {
+            ...process.env,
+            CALIPER_BATCH_PROFILE: '1',
+            CALIPER_BATCH_HALVES_BYTES: halves === 'on' ? '1' : 'off',
+          },
+        },
+      );
+    const one = run('off');
+    const halves = run('on');
+    expect(halves.stderr).toContain('scoring copy in two halves');
+    // One COPY refuses the line (the parts path too): the job fails, naming the file, in halves as well.
+    expect(one.status).toBe(1);
+    expect(halves.status).toBe(one.status);
+    const reason = (r: typeof one) => r.stderr.split('\n').find((l) => l.startsWith('caliper: '));
+    expect(reason(one)).toContain(`${long}: cannot read as CSV`);
+    expect(reason(halves)).toBe(reason(one));
+    expect(temporaries(root.dir)).toEqual([]);
+  }, 120_000);
+});
+
 /**
  * Runs `caliper batch` with its output in a tmpfs of `bytes` mounted for it alone (a private mount namespace: as root,
  * else in a user namespace; see privateMount). Returns the exit status, stderr, the summary, the output's bytes and the

@@ -108,9 +108,13 @@ export function csvDialect(file: InputFile): Promise<CsvDialect | undefined> {
   return dialect;
 }
 
+/** DuckDB's read_csv max_line_size when none is given (its error: "Maximum line size of 2000000 bytes exceeded"). */
+const DUCKDB_MAX_LINE_BYTES = 2_000_000;
+
 /**
  * read_csv of `path` with a sniffed dialect (no sniff of its own); `whole` false for a part of the file after its
- * first line: no header, no lines to skip. `bufferBytes`: the reader's buffer size (DuckDB's default is 32 MiB).
+ * first line: no header, no lines to skip. `bufferBytes`: the reader's buffer size (DuckDB's default is 32 MiB; lines
+ * longer than DuckDB's default limit are refused either way).
  */
 export function csvReaderSql(
   path: string,
@@ -119,7 +123,10 @@ export function csvReaderSql(
   hivePartitioning: boolean,
   bufferBytes?: number,
 ): string {
-  const buffer = bufferBytes !== undefined ? `, buffer_size = ${bufferBytes}` : '';
+  // A buffer_size given lifts DuckDB's longest-line check to the buffer: the reader then took lines the default readers
+  // refuse (a 3,000,000-byte line: a CSV read in halves was scored, the same file in one COPY failed), so it is named.
+  const buffer =
+    bufferBytes !== undefined ? `, buffer_size = ${bufferBytes}, max_line_size = ${DUCKDB_MAX_LINE_BYTES}` : '';
   return `read_csv(${sqlString(path)}, ${dialect.options}, skip = ${whole ? dialect.skip : 0}, header = ${whole}, hive_partitioning = ${hivePartitioning}${buffer})`;
 }
 
