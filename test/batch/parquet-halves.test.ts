@@ -151,6 +151,50 @@ describe('a Parquet input scored in two halves side by side', () => {
     expect(temporaries()).toEqual([]);
   }, 120_000);
 
+  // DuckDB writes some footers from the rows: a GEOMETRY column's GeoParquet 'geo' key/value metadata holds the file's
+  // bounding box, a VARIANT column is shredded into a schema of the types it holds. Two halves' footers then differ,
+  // the join is refused, and the job scored every row a second time on the parts path (1M rows with a point column,
+  // built CLI: 1.83 s against 0.84 s for one COPY).
+  for (const [name, kind, column, refusal] of [
+    [
+      'geometry',
+      'a GEOMETRY column',
+      `('POINT(' || transaction_amount || ' ' || transaction_id || ')')::GEOMETRY`,
+      'key/value metadata',
+    ],
+    [
+      'variant',
+      'a VARIANT column of other types in each half',
+      `CASE WHEN transaction_id < 8000 THEN transaction_id::VARIANT ELSE merchant_category::VARIANT END`,
+      'schema',
+    ],
+  ] as const)
+    it(`${kind}: footers the join refuses; one COPY writes the output, not the parts path`, async () => {
+      const input = join(root.dir, `footer-${name}.parquet`);
+      await query(
+        `COPY (SELECT *, ${column} AS extra FROM read_parquet('${generated}') LIMIT 16000) TO '${input}' (FORMAT parquet, ROW_GROUP_SIZE 4000)`,
+      );
+      const halves = join(root.dir, `footer-${name}-halves.parquet`);
+      const one = join(root.dir, `footer-${name}-one.parquet`);
+      const env = { ...process.env, CALIPER_BATCH_PROFILE: '1', CALIPER_BATCH_HALVES_BYTES: '1' };
+      const run = spawnSync(
+        process.execPath,
+        [CLI, 'batch', '--model', model, '--json', '--overwrite', '--input', input, '--output', halves],
+        { encoding: 'utf8', env },
+      );
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toContain('scoring copy in two halves');
+      expect(run.stderr).toContain(`the halves could not be joined (the two files' ${refusal} differ): one COPY`);
+      expect(JSON.parse(run.stdout.trim().split('\n').pop()!)).toMatchObject({
+        rows: 16_000,
+        outputRows: 16_000,
+        path: 'one-pass',
+      });
+      batch(['--input', input, '--output', one], 'off');
+      expect(readFileSync(halves).equals(readFileSync(one))).toBe(true);
+      expect(temporaries()).toEqual([]);
+    }, 120_000);
+
   it('Ctrl-C while the halves are written: exit 130, no output, no temporaries', async () => {
     const input = join(root.dir, 'large.parquet');
     await generateFraudData({ rows: 600_000, out: input, seed: 48 });
