@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import type { BatchFormat, ParquetCompression } from './io/batch-format.ts';
+import { compressionOfPath, type BatchFormat, type ParquetCompression } from './io/batch-format.ts';
 import type { InputFile } from './io/batch-input.ts';
 import type { ErrorPolicy } from './chunk-scorer.ts';
 import type { OutputColumn } from './output-columns.ts';
@@ -62,7 +62,11 @@ export function jobFingerprint(spec: Omit<BatchJobSpec, 'id'>): string {
   return createHash('sha256').update(JSON.stringify(pinned)).digest('hex');
 }
 
-/** The format of the part files: the output's, except that a partitioned output is assembled from Parquet parts. */
+/**
+ * The format of the part files: the output's, except that a partitioned output and a compressed CSV or JSONL file
+ * (out.csv.gz) are assembled from Parquet parts by one DuckDB COPY (compressed parts appended would not make one stream).
+ */
 export function partFormat(spec: BatchJobSpec): BatchFormat {
-  return spec.partitionBy ? 'parquet' : spec.format;
+  const compressed = spec.outputFile !== undefined && compressionOfPath(spec.outputFile) !== undefined;
+  return spec.partitionBy || compressed ? 'parquet' : spec.format;
 }

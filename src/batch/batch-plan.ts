@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { CaliperError } from '../errors.ts';
 import type { BatchModelDescription } from './batch-model-description.ts';
-import { formatOfPath, type BatchFormat, type ParquetCompression } from './io/batch-format.ts';
+import { compressionOfPath, formatOfPath, type BatchFormat, type ParquetCompression } from './io/batch-format.ts';
 import { expandInput, type InputFile } from './io/batch-input.ts';
 import { probeColumns } from './io/input-scan.ts';
 import type { SourceColumn } from './io/source-row.ts';
@@ -44,6 +44,21 @@ export async function planBatchJob(version: BatchModelDescription, request: Batc
       `--format: ${request.format} does not match the extension of --output ${request.output}`,
     );
   }
+  const outputCompression = compressionOfPath(output);
+  if (outputCompression !== undefined && outputExtensionFormat === undefined) {
+    const named = formatOfPath(output.slice(0, output.lastIndexOf('.')));
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      named === 'parquet'
+        ? `--output ${request.output}: a Parquet file is compressed inside, not as a whole; name it .parquet and pass --compression ${outputCompression}`
+        : `--output ${request.output}: a compressed output names its format before .gz or .zst (out.csv.gz, out.jsonl.zst)`,
+    );
+  }
+  if (outputCompression !== undefined && request.partitionBy !== undefined)
+    throw new CaliperError(
+      'CALIPER_INVALID_INPUT',
+      `--partition-by: writes a folder of COL=VALUE/ files, and --output ${request.output} names one compressed file`,
+    );
   const format = request.format ?? outputExtensionFormat ?? inputs[0]!.format;
   if (request.compression && format !== 'parquet')
     throw new CaliperError(

@@ -117,7 +117,10 @@ export function registerBatchCommand(program: Command): void {
       '-i, --input <path>',
       '(required) input FILE, DIR (its .parquet/.csv/.jsonl files) or GLOB (e.g. data/*.parquet)',
     )
-    .option('-o, --output <path>', '(required) output FILE (.parquet/.csv/.jsonl) or DIR (one part file per chunk)')
+    .option(
+      '-o, --output <path>',
+      '(required) output FILE (.parquet/.csv/.jsonl; .csv.gz, .jsonl.zst… compressed) or DIR (one part file per chunk)',
+    )
     .option(
       '-f, --format <format>',
       'output format: parquet, csv or jsonl (default: from --output, else the input format)',

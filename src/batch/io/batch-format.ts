@@ -13,8 +13,14 @@ const EXTENSIONS: Record<string, BatchFormat> = {
   jsonl: 'jsonl',
   ndjson: 'jsonl',
 };
-/** Compressed text inputs DuckDB decompresses while reading (CSV and JSONL only). */
-const COMPRESSIONS = new Set(['gz', 'zst']);
+/** A CSV or JSONL file compressed as a whole, as DuckDB's COPY and readers name it. */
+export type TextCompression = 'gzip' | 'zstd';
+
+/** Compressed text files, by extension: DuckDB decompresses them while reading and compresses them writing (CSV and JSONL only). */
+const COMPRESSIONS = new Map<string, TextCompression>([
+  ['gz', 'gzip'],
+  ['zst', 'zstd'],
+]);
 
 /** The format a file name's extension names (data.csv, data.jsonl.gz, data.csv.zst), or undefined. */
 export function formatOfPath(path: string): BatchFormat | undefined {
@@ -28,6 +34,12 @@ export function formatOfPath(path: string): BatchFormat | undefined {
     return format === 'parquet' ? undefined : format;
   }
   return EXTENSIONS[extension];
+}
+
+/** The whole-file compression a file name's last extension names (.gz gzip, .zst zstd), or undefined. */
+export function compressionOfPath(path: string): TextCompression | undefined {
+  const parts = basename(path).toLowerCase().split('.');
+  return parts.length < 2 ? undefined : COMPRESSIONS.get(parts.pop()!);
 }
 
 export function fileExtension(format: BatchFormat): string {

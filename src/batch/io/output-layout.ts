@@ -17,7 +17,7 @@ import { basename, dirname, join } from 'node:path';
 import { open } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
-import { fileExtension } from './batch-format.ts';
+import { compressionOfPath, fileExtension, type TextCompression } from './batch-format.ts';
 import { partFormat, type BatchJobSpec } from '../batch-job.ts';
 import type { PartWriteOptions } from '../columnar/columnar-part-writer.ts';
 import type { RowError } from '../chunk-scorer.ts';
@@ -302,6 +302,8 @@ export class OutputLayout {
    */
   outputHalves(): { secondCopyOptions: string; join: 'append' | 'parquet' } | undefined {
     if (this.spec.partitionBy !== undefined || this.spec.outputFile === undefined) return undefined;
+    // A compressed file is one stream that DuckDB ends when its COPY ends: a second COPY's bytes cannot be appended.
+    if (this.textCompression !== undefined) return undefined;
     switch (this.spec.format) {
       case 'csv':
         return { secondCopyOptions: 'FORMAT csv, HEADER false', join: 'append' };
@@ -345,20 +347,49 @@ export class OutputLayout {
     this.placeOutput(tmp, target);
   }
 
+  /**
+   * gzip or zstd where the output is one CSV or JSONL file named .gz or .zst, else undefined. Named explicitly in the
+   * COPY: DuckDB picks it from the extension of the file it writes, and it writes a temporary name (.out.csv.gz.tmp-…).
+   */
+  private get textCompression(): TextCompression | undefined {
+    const file = this.spec.outputFile;
+    return file !== undefined && this.spec.format !== 'parquet' ? compressionOfPath(file) : undefined;
+  }
+
   private outputCopyFormat(): string {
+    const compression = this.textCompression ? `, COMPRESSION ${this.textCompression}` : '';
     switch (this.spec.format) {
       case 'parquet':
         return `FORMAT parquet, COMPRESSION ${this.spec.compression ?? 'snappy'}`;
       case 'csv':
-        return 'FORMAT csv, HEADER true';
+        return `FORMAT csv, HEADER true${compression}`;
       case 'jsonl':
-        return this.spec.partitionBy ? `FORMAT json, FILE_EXTENSION 'jsonl'` : 'FORMAT json';
+        return this.spec.partitionBy ? `FORMAT json, FILE_EXTENSION 'jsonl'` : `FORMAT json${compression}`;
     }
   }
 
   private async merge(partPaths: readonly string[], outputFile: string): Promise<void> {
     const tmp = temporaryPathFor(outputFile);
-    if (this.spec.format === 'parquet') {
+    if (this.textCompression !== undefined) {
+      // Parquet parts (partFormat) rewritten by one COPY into one compressed stream; no part: a header-only file.
+      const empty = partPaths.length === 0 ? `${temporaryPathFor(outputFile)}.parquet` : undefined;
+      try {
+        if (empty) await (await openPartWriter(empty, 'parquet', this.spec.columns)).commit();
+        const sources = empty ? [empty] : partPaths;
+        await this.singleThreaded((connection) =>
+          connection
+            .run(
+              `COPY (SELECT * FROM read_parquet([${sources.map(sqlString).join(', ')}])) TO ${sqlString(tmp)} (${this.outputCopyFormat()})`,
+            )
+            .then(() => undefined),
+        );
+      } catch (error) {
+        rmSync(tmp, { force: true });
+        throw error;
+      } finally {
+        if (empty) rmSync(empty, { force: true });
+      }
+    } else if (this.spec.format === 'parquet') {
       if (partPaths.length === 0) {
         const empty = await openPartWriter(tmp, 'parquet', this.spec.columns);
         await empty.commit();
