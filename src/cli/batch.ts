@@ -241,8 +241,12 @@ export function registerBatchCommand(program: Command): void {
             void stopPartWrites().then(() => {
               const done = committedSoFar(spec);
               process.stderr.write(
-                `\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n` +
-                  `  Run the same command again to resume after them, or add --overwrite to start over.\n`,
+                options.chunkRows === undefined && done.parts === 0
+                  ? // The one pass (scoring-copy.ts) commits nothing until its COPY ends: there is nothing to resume after.
+                    `\ncaliper batch: interrupted before anything was committed (job ${spec.id}); running the same command again starts it over.\n` +
+                      `  Without --chunk-rows a job is scored in one pass where it can, committing only at its end; add --chunk-rows N to make it resumable in parts of N rows.\n`
+                  : `\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n` +
+                      `  Run the same command again to resume after them, or add --overwrite to start over.\n`,
               );
               process.exit(130);
             });

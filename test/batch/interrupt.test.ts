@@ -61,6 +61,9 @@ describe('Ctrl-C while a part is being written', () => {
       const { code, stderr } = await interruptMidWrite(run);
       expect(code, stderr).toBe(130);
       expect(stderr).toMatch(/interrupted; [\d,]+ rows \(\d+ parts\) are committed in /);
+      // --chunk-rows: parts are committed as they go, and a rerun continues after them (not the one-pass message).
+      expect(stderr).toMatch(/Run the same command again to resume after them, or add --overwrite to start over\./);
+      expect(stderr).not.toMatch(/starts it over|before anything was committed/);
     }
   }, 240_000);
 });

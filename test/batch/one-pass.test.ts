@@ -287,14 +287,21 @@ describe('a one-pass job stopped midway', () => {
     expect(temporaries(root.dir)).toEqual([]);
   }, 240_000);
 
-  it('Ctrl-C while writing: exits 130 at once, says nothing is committed and how to run again, leaves no temporary', async () => {
+  it('Ctrl-C while writing: exits 130 at once, says nothing is committed, that a rerun starts over and --chunk-rows resumes, leaves no temporary', async () => {
     const output = join(root.dir, 'interrupted.csv');
     const run = await startWriting(output);
     run.child.kill('SIGINT');
     const code = await Promise.race([run.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 30_000))]);
     if (code === 'hung') run.child.kill('SIGKILL');
     expect(code, run.stderr()).toBe(130);
-    expect(run.stderr()).toMatch(/interrupted; 0 rows \(0 parts\) are committed in .*interrupted\.csv\.parts/);
+    expect(run.stderr()).toMatch(
+      /interrupted before anything was committed \(job [0-9a-f]+\); running the same command again starts it over\./,
+    );
+    expect(run.stderr()).toMatch(
+      /Without --chunk-rows a job is scored in one pass where it can, committing only at its end; add --chunk-rows N to make it resumable in parts of N rows\./,
+    );
+    // A one-pass job has nothing to resume after: the message must not promise it.
+    expect(run.stderr()).not.toMatch(/resume after|are committed in/);
     expect(existsSync(output)).toBe(false);
     expect(temporaries(root.dir)).toEqual([]);
     const rerun = spawnSync(
