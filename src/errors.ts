@@ -116,6 +116,11 @@ const catalogue = {
   CALIPER_PROTO_MALFORMED: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
   /** Bytes that are not an ONNX ModelProto with a graph (OnnxFormatError). */
   CALIPER_ONNX_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: FAILED },
+  /**
+   * Two Parquet files that cannot be joined at the footer, or a footer that does not decode (ParquetJoinError). A
+   * batch job scored in halves then writes its output with one COPY instead; it reaches a user only from a tool.
+   */
+  CALIPER_PARQUET_JOIN_REFUSED: { http: 500, grpc: GrpcStatus.INTERNAL, exit: FAILED },
 
   // Optimization: data sets, quantization, distillation (QuantizeError, DistillError, DatasetError).
   /** A data set that cannot be read or does not fit the model. */

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CaliperError, ERROR_CATALOGUE, ExitCode, GrpcStatus, toCaliperError } from '../../src/errors.ts';
+import { ParquetJoinError } from '../../src/batch/io/parquet-footer.ts';
 import { FeatureStoreError } from '../../src/features/feature-store.ts';
 import { DatasetError } from '../../src/optimize/datasets/dataset-error.ts';
 import { DistillError } from '../../src/optimize/distill/distill-error.ts';
@@ -53,6 +54,7 @@ describe('the error catalogue (src/errors.ts)', () => {
       [new FeatureStoreError('timeout', 'slow'), 'FeatureStoreError', 'CALIPER_FEATURE_STORE_TIMEOUT'],
       [new FeatureStoreError('error', 'down'), 'FeatureStoreError', 'CALIPER_FEATURE_STORE_UNAVAILABLE'],
       [new ProtoDecodeError('truncated (at byte 3)'), 'ProtoDecodeError', 'CALIPER_PROTO_MALFORMED'],
+      [new ParquetJoinError('schemas differ'), 'ParquetJoinError', 'CALIPER_PARQUET_JOIN_REFUSED'],
     ];
     for (const [error, name, code] of folded) {
       expect(error).toBeInstanceOf(CaliperError);

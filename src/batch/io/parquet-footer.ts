@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { CaliperError } from '../../errors.ts';
 
 /**
  * Two Parquet files joined into one at the footer, without decoding or re-encoding a page: the first file's bytes up
@@ -43,8 +44,11 @@ export interface ThriftField {
 }
 
 /** The footer could not be read, or the two files cannot be joined (the message says which field and why). */
-export class ParquetJoinError extends Error {
-  override name = 'ParquetJoinError';
+export class ParquetJoinError extends CaliperError {
+  constructor(message: string) {
+    super('CALIPER_PARQUET_JOIN_REFUSED', message);
+    this.name = 'ParquetJoinError';
+  }
 }
 
 class Reader {
