@@ -1,10 +1,15 @@
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { expect } from 'vitest';
 import { loadBatchModel } from '../../src/batch/batch-model.ts';
 import { planBatchJob, type BatchRequest } from '../../src/batch/batch-plan.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
+
+/** The CLI as the tests run it (bin/caliper.js: the TypeScript sources through tsx). */
+export const CALIPER_CLI = join(import.meta.dirname, '../../bin/caliper.js');
 
 export const FRAUD_EXAMPLE = join(import.meta.dirname, '../../examples/fraud-detector');
 
@@ -44,3 +49,31 @@ export function request(model: string, input: string, output: string, extra: Par
 }
 
 export { planBatchJob };
+
+/** A `caliper batch --json` run with the halves forced on, off, or left to the defaults, as the halves tests read it. */
+export interface HalvesRun {
+  summary: { rows: number; outputRows: number; errors: number; path: string };
+  /** The one pass ran in two halves side by side (CALIPER_BATCH_PROFILE=1's line). */
+  halves: boolean;
+  stderr: string;
+}
+
+/**
+ * Runs `caliper batch --model MODEL --json --overwrite ARGS` (bin/caliper.js) with CALIPER_BATCH_HALVES_BYTES=1 ('on':
+ * every input counts as large), 'off', or unset ('default'); expects exit 0.
+ */
+export function batchWithHalves(model: string, args: string[], halves: 'on' | 'off' | 'default'): HalvesRun {
+  const env: NodeJS.ProcessEnv = { ...process.env, CALIPER_BATCH_PROFILE: '1' };
+  if (halves === 'default') delete env.CALIPER_BATCH_HALVES_BYTES;
+  else env.CALIPER_BATCH_HALVES_BYTES = halves === 'on' ? '1' : 'off';
+  const run = spawnSync(process.execPath, [CALIPER_CLI, 'batch', '--model', model, '--json', '--overwrite', ...args], {
+    encoding: 'utf8',
+    env,
+  });
+  expect(run.status, run.stderr).toBe(0);
+  return {
+    summary: JSON.parse(run.stdout.trim().split('\n').pop()!) as HalvesRun['summary'],
+    halves: run.stderr.includes('scoring copy in two halves'),
+    stderr: run.stderr,
+  };
+}

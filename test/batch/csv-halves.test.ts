@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
 import { splitCsvInHalves } from '../../src/batch/io/csv-halves.ts';
 import type { CsvDialect } from '../../src/batch/io/input-scan.ts';
-import { fraudModelDir, query, tempRoot } from './batch-fixtures.ts';
+import { batchWithHalves, fraudModelDir, type HalvesRun, query, tempRoot } from './batch-fixtures.ts';
 
 /**
  * A large plain CSV input is scored by two single-threaded COPYs side by side, one per half of the file, their outputs
@@ -26,27 +26,7 @@ beforeAll(async () => {
 
 afterAll(() => root.remove());
 
-interface Run {
-  summary: { rows: number; outputRows: number; errors: number; path: string };
-  halves: boolean;
-  stderr: string;
-}
-
-function batch(args: string[], halves: 'on' | 'off' | 'default'): Run {
-  const env: NodeJS.ProcessEnv = { ...process.env, CALIPER_BATCH_PROFILE: '1' };
-  if (halves === 'default') delete env.CALIPER_BATCH_HALVES_BYTES;
-  else env.CALIPER_BATCH_HALVES_BYTES = halves === 'on' ? '1' : 'off';
-  const run = spawnSync(process.execPath, [CLI, 'batch', '--model', model, '--json', '--overwrite', ...args], {
-    encoding: 'utf8',
-    env,
-  });
-  expect(run.status, run.stderr).toBe(0);
-  return {
-    summary: JSON.parse(run.stdout.trim().split('\n').pop()!) as Run['summary'],
-    halves: run.stderr.includes('scoring copy in two halves'),
-    stderr: run.stderr,
-  };
-}
+const batch = (args: string[], halves: 'on' | 'off' | 'default'): HalvesRun => batchWithHalves(model, args, halves);
 
 const temporaries = (dir: string): string[] => readdirSync(dir).filter((f) => f.includes('.tmp-'));
 
@@ -241,7 +221,7 @@ function batchOnSmallDisk(bytes: number, args: string[], halves: 'on' | 'off', o
   return {
     status: run.status,
     stderr: run.stderr,
-    summary: run.status === 0 ? (JSON.parse(run.stdout.trim().split('\n').pop()!) as Run['summary']) : undefined,
+    summary: run.status === 0 ? (JSON.parse(run.stdout.trim().split('\n').pop()!) as HalvesRun['summary']) : undefined,
     output: existsSync(join(result, output)) ? readFileSync(join(result, output)) : undefined,
     left: readFileSync(join(result, 'left.txt'), 'utf8').split('\n').filter(Boolean),
   };

@@ -13,7 +13,7 @@ import {
   type ThriftValue,
 } from '../../src/batch/io/parquet-footer.ts';
 import { rowGroupCut } from '../../src/batch/io/parquet-halves.ts';
-import { fraudModelDir, query, tempRoot } from './batch-fixtures.ts';
+import { batchWithHalves, fraudModelDir, type HalvesRun, query, tempRoot } from './batch-fixtures.ts';
 
 /**
  * A plain Parquet input scored in two halves of whole row groups by two COPYs side by side, the two Parquet outputs
@@ -46,25 +46,7 @@ async function rowGroups(path: string): Promise<number> {
   return r!.n as number;
 }
 
-interface Run {
-  summary: { rows: number; outputRows: number; errors: number; path: string };
-  halves: boolean;
-}
-
-function batch(args: string[], halves: 'on' | 'off' | 'default'): Run {
-  const env: NodeJS.ProcessEnv = { ...process.env, CALIPER_BATCH_PROFILE: '1' };
-  if (halves === 'default') delete env.CALIPER_BATCH_HALVES_BYTES;
-  else env.CALIPER_BATCH_HALVES_BYTES = halves === 'on' ? '1' : 'off';
-  const run = spawnSync(process.execPath, [CLI, 'batch', '--model', model, '--json', '--overwrite', ...args], {
-    encoding: 'utf8',
-    env,
-  });
-  expect(run.status, run.stderr).toBe(0);
-  return {
-    summary: JSON.parse(run.stdout.trim().split('\n').pop()!) as Run['summary'],
-    halves: run.stderr.includes('scoring copy in two halves'),
-  };
-}
+const batch = (args: string[], halves: 'on' | 'off' | 'default'): HalvesRun => batchWithHalves(model, args, halves);
 
 /** Rows of `a` not in `b` (EXCEPT ALL, both ways) and rows whose position differs, and each row group's statistics. */
 async function sameRowsInOrder(a: string, b: string): Promise<void> {
