@@ -7,7 +7,9 @@
  *  2. 1M rows Parquet → Parquet: `caliper batch`'s own rows/s (its summary: read, score, write, merge) vs the Parquet
  *     I/O floor (DuckDB alone copying the file with two constant prediction columns), interleaved;
  *  3. peak RSS of `caliper batch` at 1M and 5M rows for every format;
- *  4. one `caliper worker` vs two on a shared queue (private redis-server), 1M Parquet rows to a folder of parts.
+ *  4. one `caliper worker` vs two on a shared queue (private redis-server), 1M Parquet rows in 100k-row shards to a
+ *     folder of parts, and (unless --skip-5m) 5M rows in 250k-row shards: a 1M job lasts 0.3-0.6 s, so one stall of
+ *     the machine moves its ratio by tenths (session 11: rounds 1.25-2.02 idle); the 5M job lasts 1-2 s.
  * `caliper batch` runs as the installed package runs it: the bench builds dist/ first (npm run build) and times
  * `node dist/cli/main.js batch …` (--cli source times bin/caliper.js instead, which compiles the TypeScript sources
  * through tsx on every start).
@@ -252,7 +254,11 @@ for (const format of ONLY_WORKERS ? [] : (['csv', 'jsonl', 'parquet'] as const))
 }
 
 // One worker vs two on a shared queue; workers are started (and their model loaded by a warm-up job) before timing.
-const scaling: Record<'one' | 'two', number[]> = { one: [], two: [] };
+const scalingRuns = [
+  { size: '1m', input: data.parquet, shardRows: '100000' },
+  ...(args['skip-5m'] ? [] : [{ size: '5m', input: await dataFile(5_000_000, 'parquet'), shardRows: '250000' }]),
+];
+const scaling = new Map(scalingRuns.map((r) => [r.size, { one: [] as number[], two: [] as number[] }]));
 if (!args['skip-workers']) {
   const redis = await startPrivateRedis();
   const startWorkers = (n: number): Promise<ChildProcess[]> =>
@@ -286,34 +292,36 @@ if (!args['skip-workers']) {
     );
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      const counts = [
-        ['one', 1],
-        ['two', 2],
-      ] as const;
-      // Alternating which goes first, so that a drift of the machine's load over a round falls on both alike.
-      for (const [label, n] of round % 2 === 0 ? counts : [...counts].reverse()) {
-        const children = await startWorkers(n);
-        caliperBatch(data.parquet, join(WORK, 'warm'), [
-          '--queue',
-          redis.url,
-          '--chunk-rows',
-          '250000',
-          '--keep',
-          'transaction_id',
-        ]);
-        const run = caliperBatch(data.parquet, join(WORK, `workers-${label}`), [
-          '--queue',
-          redis.url,
-          '--chunk-rows',
-          '100000',
-          '--format',
-          'parquet',
-        ]);
-        scaling[label].push(run.summary.rowsPerSecond);
-        console.log(
-          `round ${round + 1}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s; load ${load()}`,
-        );
-        await stopWorkers(children);
+      for (const { size, input, shardRows } of scalingRuns) {
+        const counts = [
+          ['one', 1],
+          ['two', 2],
+        ] as const;
+        // Alternating which goes first, so that a drift of the machine's load over a round falls on both alike.
+        for (const [label, n] of round % 2 === 0 ? counts : [...counts].reverse()) {
+          const children = await startWorkers(n);
+          caliperBatch(data.parquet, join(WORK, 'warm'), [
+            '--queue',
+            redis.url,
+            '--chunk-rows',
+            '250000',
+            '--keep',
+            'transaction_id',
+          ]);
+          const run = caliperBatch(input, join(WORK, `workers-${label}`), [
+            '--queue',
+            redis.url,
+            '--chunk-rows',
+            shardRows,
+            '--format',
+            'parquet',
+          ]);
+          scaling.get(size)![label].push(run.summary.rowsPerSecond);
+          console.log(
+            `round ${round + 1} ${size}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s; load ${load()}`,
+          );
+          await stopWorkers(children);
+        }
       }
     }
   } finally {
@@ -370,12 +378,22 @@ const result = {
       },
   peakRss: ONLY_WORKERS ? null : memory,
   workers:
-    scaling.one.length > 0
-      ? {
-          oneRowsPerSecond: scaling.one.map(Math.round),
-          twoRowsPerSecond: scaling.two.map(Math.round),
-          twoVsOne: median(scaling.two) / median(scaling.one),
-        }
+    scaling.get('1m')!.one.length > 0
+      ? Object.fromEntries(
+          scalingRuns.map(({ size, shardRows }) => {
+            const { one, two } = scaling.get(size)!;
+            return [
+              size,
+              {
+                shardRows: Number(shardRows),
+                oneRowsPerSecond: one.map(Math.round),
+                twoRowsPerSecond: two.map(Math.round),
+                roundRatios: two.map((t, i) => Number((t / one[i]!).toFixed(3))),
+                twoVsOne: median(two) / median(one),
+              },
+            ];
+          }),
+        )
       : null,
 };
 mkdirSync('bench/results', { recursive: true });
