@@ -131,6 +131,60 @@ function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
 
+/** The one pass's input in two halves: each half's table expression, and the files cut for them (CSV) to remove. */
+interface HalvesSplit {
+  first: string;
+  second: string;
+  /** Where the cut fell, for CALIPER_BATCH_PROFILE's line. */
+  note: string;
+  files: string[];
+}
+
+/**
+ * How `source` is scored in two halves side by side, or undefined for one COPY: a CSV file of at least `csvFrom` bytes
+ * cut at a line end into two temporary files beside `target` (for an output appended end to end), a Parquet file of
+ * at least `parquetFrom` bytes cut between row groups and read where it lies (for an output joined at the footer).
+ */
+async function halvesOf(
+  connection: DuckDBConnection,
+  source: ScoringSource,
+  join: OutputHalves['join'],
+  target: string,
+  csvFrom: number,
+  parquetFrom: number,
+): Promise<HalvesSplit | undefined> {
+  const { csv, parquet } = source;
+  if (csv && join === 'append') {
+    let halves: CsvHalves | undefined;
+    try {
+      halves = splitCsvInHalves(csv.path, csv.dialect, temporaryPathFor(target), temporaryPathFor(target), csvFrom);
+    } catch {
+      // The halves could not be written (a full disk): one COPY reads the file where it lies.
+      return undefined;
+    }
+    return (
+      halves && {
+        first: csvReaderSql(halves.first, csv.dialect, true, false, HALF_BUFFER_BYTES),
+        second: csvReaderSql(halves.second, csv.dialect, false, false, HALF_BUFFER_BYTES),
+        note: `cut at byte ${halves.cut}`,
+        files: [halves.first, halves.second],
+      }
+    );
+  }
+  if (parquet && join === 'parquet') {
+    const cut = await parquetHalvesCut(connection, parquet.path, parquetFrom);
+    if (cut === undefined) return undefined;
+    const file = { path: parquet.path, hive: false, text: false };
+    return {
+      first: rowRangeSql(file, 0, cut),
+      second: rowRangeSql(file, cut, Number.POSITIVE_INFINITY),
+      note: `cut before row ${cut}`,
+      files: [],
+    };
+  }
+  return undefined;
+}
+
 /** How the one-pass COPY ended: the rows it scored and wrote, or why the job keeps the parts path instead. */
 export type ScoringCopyOutcome = { rows: number } | { declined: string };
 
@@ -258,42 +312,12 @@ export async function runScoringCopy(
       // A `caliper worker` runs DuckDB on one thread already: its shards leave the setting alone.
       if (threads !== 1) await connection.run('SET threads = 1');
       try {
-        const csv = sources.length === 1 ? sources[0]!.csv : undefined;
-        let halves: CsvHalves | undefined;
-        try {
-          if (csv && outputHalves?.join === 'append' && !stopped)
-            halves = splitCsvInHalves(
-              csv.path,
-              csv.dialect,
-              temporaryPathFor(target),
-              temporaryPathFor(target),
-              halvesFrom,
-            );
-        } catch {
-          // The halves could not be written (a full disk): one COPY reads the file where it lies.
-          halves = undefined;
-        }
         let scored = false;
-        const parquet = sources.length === 1 && !halves ? sources[0]!.parquet : undefined;
-        let parquetCut: number | undefined;
-        if (parquet && outputHalves?.join === 'parquet' && !stopped)
-          parquetCut = await parquetHalvesCut(connection, parquet.path, parquetHalvesFrom);
-        let split: { first: string; second: string; note: string } | undefined;
-        if (halves && csv) {
-          temporaries.push(halves.first, halves.second);
-          split = {
-            first: csvReaderSql(halves.first, csv.dialect, true, false, HALF_BUFFER_BYTES),
-            second: csvReaderSql(halves.second, csv.dialect, false, false, HALF_BUFFER_BYTES),
-            note: `cut at byte ${halves.cut}`,
-          };
-        } else if (parquet && parquetCut !== undefined) {
-          const source = { path: parquet.path, hive: false, text: false };
-          split = {
-            first: rowRangeSql(source, 0, parquetCut),
-            second: rowRangeSql(source, parquetCut, Number.POSITIVE_INFINITY),
-            note: `cut before row ${parquetCut}`,
-          };
-        }
+        const split =
+          outputHalves && sources.length === 1 && !stopped
+            ? await halvesOf(connection, sources[0]!, outputHalves.join, target, halvesFrom, parquetHalvesFrom)
+            : undefined;
+        if (split) temporaries.push(...split.files);
         if (split && outputHalves) {
           // Two COPYs on one thread each, side by side: DuckDB reads and writes each half on its own thread while
           // this thread scores the vectors of both as they come (the function's calls are queued to it one at a time).
@@ -331,7 +355,7 @@ export async function runScoringCopy(
             await Promise.allSettled(copies);
             if (failures.length > 0) throw failures.find((f) => String(f).includes(ROW_PATH_NEEDED)) ?? failures[0];
             // A CSV's halves are read: their room goes to the second half's output appended to the first.
-            if (halves) await Promise.all([halves.first, halves.second].map((path) => rm(path, { force: true })));
+            await Promise.all(split.files.map((path) => rm(path, { force: true })));
             if (outputHalves.join === 'parquet') appendParquetFile(tmp, secondOutput);
             else appendFile(tmp, secondOutput);
             scored = true;
@@ -344,7 +368,7 @@ export async function runScoringCopy(
             // GEOMETRY column's 'geo' bounding box, a VARIANT column's shredded schema), which says nothing of the
             // rows themselves; the parts path would score them all again, row by row (1M rows with a point column:
             // 1.83 s against 0.84 s for one COPY).
-            const files = [tmp, secondOutput, ...(halves ? [halves.first, halves.second] : [])];
+            const files = [tmp, secondOutput, ...split.files];
             await Promise.all(files.map((path) => rm(path, { force: true })));
             if (process.env.CALIPER_BATCH_PROFILE === '1')
               process.stderr.write(
