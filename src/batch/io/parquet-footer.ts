@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { CaliperError } from '../../errors.ts';
+import { copyBytes } from './file-bytes.ts';
 
 /**
  * Two Parquet files joined into one at the footer, without decoding or re-encoding a page: the first file's bytes up
@@ -339,9 +340,6 @@ function shiftedRowGroups(rowGroups: ThriftValue[], delta: bigint, ordinalDelta:
   });
 }
 
-/** Bytes read and written at a time while appending the second file's row groups. */
-const COPY_CHUNK = 8 << 20;
-
 /**
  * Appends the rows of Parquet file `second` to Parquet file `first`, in place: `first` then holds its own row groups,
  * then `second`'s, under one footer (num_rows summed). Both must have been written alike (same schema and key/value
@@ -383,14 +381,15 @@ export function appendParquetFile(first: string, second: string): { rowGroups: n
     });
     const footer = encodeThriftStruct(joined);
     ftruncateSync(a, fa.start);
-    const buffer = Buffer.allocUnsafe(COPY_CHUNK);
-    let out = fa.start;
-    for (let at = 4; at < fb.start; ) {
-      const n = readSync(b, buffer, 0, Math.min(COPY_CHUNK, fb.start - at), at);
-      if (n <= 0) throw new ParquetJoinError(`${second}: ended at byte ${at} while being read`);
-      out += writeSync(a, buffer, 0, n, out);
-      at += n;
-    }
+    copyBytes(
+      b,
+      4,
+      fb.start,
+      a,
+      fa.start,
+      (at) => new ParquetJoinError(`${second}: ended at byte ${at} while being read`),
+    );
+    let out = fa.start + fb.start - 4;
     const tail = Buffer.alloc(8);
     tail.writeUInt32LE(footer.length, 0);
     tail.write('PAR1', 4, 'latin1');

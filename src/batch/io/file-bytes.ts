@@ -1,0 +1,33 @@
+import { readSync, writeSync } from 'node:fs';
+
+/** Bytes read and written at a time. */
+const CHUNK = 8 << 20;
+
+/**
+ * Copies bytes [from, to) of the open file `source` into the open file `target` at byte `at` (null: at the file's
+ * position, for a file opened to append), CHUNK bytes at a time. `accept` sees each chunk before it is written and
+ * stops the copy by answering false. Returns true when every byte was copied, false when `accept` stopped it; throws
+ * `ended(position)` where `source` ends before `to`.
+ */
+export function copyBytes(
+  source: number,
+  from: number,
+  to: number,
+  target: number,
+  at: number | null,
+  ended: (position: number) => Error,
+  accept: (chunk: Buffer) => boolean = () => true,
+): boolean {
+  const buffer = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(to - from, 1)));
+  let out = at;
+  for (let position = from; position < to; ) {
+    const n = readSync(source, buffer, 0, Math.min(buffer.length, to - position), position);
+    if (n <= 0) throw ended(position);
+    const chunk = buffer.subarray(0, n);
+    if (!accept(chunk)) return false;
+    const written = writeSync(target, chunk, 0, n, out);
+    if (out !== null) out += written;
+    position += n;
+  }
+  return true;
+}
