@@ -4,16 +4,19 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
+import { appendParquetFile, ParquetJoinError, parquetRowGroupRows } from '../../src/batch/io/parquet-footer.ts';
+import { parquetHalvesCut, rowGroupCut } from '../../src/batch/io/parquet-halves.ts';
+import { batchWithHalves, fraudModelDir, type HalvesRun, query, tempRoot } from './batch-fixtures.ts';
 import {
-  appendParquetFile,
   decodeThriftStruct,
   encodeThriftStruct,
-  ParquetJoinError,
+  field,
+  integer,
+  listItems,
+  structFields,
+  THRIFT,
   type ThriftField,
-  type ThriftValue,
-} from '../../src/batch/io/parquet-footer.ts';
-import { rowGroupCut } from '../../src/batch/io/parquet-halves.ts';
-import { batchWithHalves, fraudModelDir, type HalvesRun, query, tempRoot } from './batch-fixtures.ts';
+} from './thrift-compact.ts';
 
 /**
  * A plain Parquet input scored in two halves of whole row groups by two COPYs side by side, the two Parquet outputs
@@ -48,7 +51,7 @@ async function rowGroups(path: string): Promise<number> {
 
 const batch = (args: string[], halves: 'on' | 'off' | 'default'): HalvesRun => batchWithHalves(model, args, halves);
 
-/** Rows of `a` not in `b` (EXCEPT ALL, both ways) and rows whose position differs, and each row group's statistics. */
+/** Rows of `a` not in `b` (EXCEPT ALL, both ways) and rows whose position differs. */
 async function sameRowsInOrder(a: string, b: string): Promise<void> {
   const [diff] = await query(
     `SELECT (SELECT count(*) FROM (SELECT * FROM read_parquet('${a}') EXCEPT ALL SELECT * FROM read_parquet('${b}')))::INTEGER AS only_a,
@@ -56,9 +59,10 @@ async function sameRowsInOrder(a: string, b: string): Promise<void> {
             (SELECT count(*) FROM read_parquet('${a}'))::INTEGER AS n`,
   );
   expect(diff).toMatchObject({ only_a: 0, only_b: 0 });
+  // Each row (all its columns, as one struct) against the row at the same position.
   const [order] = await query(
-    `SELECT count(*) FILTER (WHERE x.transaction_id IS DISTINCT FROM y.transaction_id OR x.fraud_probability IS DISTINCT FROM y.fraud_probability)::INTEGER AS misplaced
-     FROM (SELECT * FROM read_parquet('${a}')) x POSITIONAL JOIN (SELECT * FROM read_parquet('${b}')) y`,
+    `SELECT count(*) FILTER (WHERE x.h IS DISTINCT FROM y.h)::INTEGER AS misplaced
+     FROM (SELECT hash(t) AS h FROM read_parquet('${a}') t) x POSITIONAL JOIN (SELECT hash(t) AS h FROM read_parquet('${b}') t) y`,
   );
   expect(order).toEqual({ misplaced: 0 });
 }
@@ -238,47 +242,246 @@ describe('rowGroupCut', () => {
   });
 });
 
-describe('appendParquetFile', () => {
-  const footerOf = (path: string): Buffer => {
-    const bytes = readFileSync(path);
-    const length = bytes.readUInt32LE(bytes.length - 8);
-    return bytes.subarray(bytes.length - 8 - length, bytes.length - 8);
-  };
+/** A Parquet file's footer bytes (its FileMetaData) and where they start. */
+function footerOf(path: string): { bytes: Buffer; start: number } {
+  const bytes = readFileSync(path);
+  const length = bytes.readUInt32LE(bytes.length - 8);
+  const start = bytes.length - 8 - length;
+  return { bytes: bytes.subarray(start, bytes.length - 8), start };
+}
 
-  it("DuckDB's footer decodes and encodes back byte for byte", async () => {
+/** Rewrites Parquet file `path`'s footer: `edit` changes its FileMetaData's decoded fields in place. */
+function rewriteFooter(path: string, edit: (fields: ThriftField[]) => void): void {
+  const { bytes, start } = footerOf(path);
+  const fields = decodeThriftStruct(bytes);
+  edit(fields);
+  const encoded = encodeThriftStruct(fields);
+  const tail = Buffer.alloc(8);
+  tail.writeUInt32LE(encoded.length, 0);
+  tail.write('PAR1', 4, 'latin1');
+  writeFileSync(path, Buffer.concat([readFileSync(path).subarray(0, start), encoded, tail]));
+}
+
+/** Each column chunk's fields of every row group of `fields` (a FileMetaData). */
+function columnChunks(fields: ThriftField[]): ThriftField[][] {
+  return listItems(field(fields, 4)).flatMap((group) =>
+    listItems(field(structFields(group), 1)).map((chunk) => structFields(chunk)),
+  );
+}
+
+/**
+ * Rows [from, to) of `input` written to `out` by one single-threaded COPY, as a half's COPY writes them (an 'only-2nd'
+ * category in row `marked`, so that one value of the dictionary-encoded column lies in one row group's bloom filter).
+ */
+async function half(
+  input: string,
+  from: number,
+  to: number,
+  out: string,
+  groupRows: number,
+  marked = -1,
+): Promise<void> {
+  await query(
+    `SET threads = 1; COPY (SELECT * EXCLUDE (file_row_number, merchant_category), CASE WHEN file_row_number = ${marked} THEN 'only-2nd' ELSE merchant_category END AS merchant_category FROM read_parquet('${input}', file_row_number = true) WHERE file_row_number >= ${from} AND file_row_number < ${to}) TO '${out}' (FORMAT parquet, ROW_GROUP_SIZE ${groupRows})`,
+  );
+}
+
+/** parquet_metadata() of `path`, one object per column chunk in file order, without the file's name. */
+async function metadataOf(path: string): Promise<Record<string, unknown>[]> {
+  return (
+    await query(`SELECT * EXCLUDE (file_name) FROM parquet_metadata('${path}') ORDER BY row_group_id, column_id`)
+  ).map((r) => ({ ...r }));
+}
+
+describe('appendParquetFile', () => {
+  it("DuckDB's footer decodes and encodes back byte for byte (the tests' codec)", async () => {
     const path = await parquetInput('footer.parquet', 10_000, 3_000);
-    const footer = footerOf(path);
-    expect(Buffer.from(encodeThriftStruct(decodeThriftStruct(footer))).equals(footer)).toBe(true);
+    const { bytes } = footerOf(path);
+    expect(Buffer.from(encodeThriftStruct(decodeThriftStruct(bytes))).equals(bytes)).toBe(true);
   });
 
-  it('refuses files of other schemas, leaving the first unchanged', async () => {
-    const a = await parquetInput('schema-a.parquet', 1_000, 500);
-    const b = join(root.dir, 'schema-b.parquet');
-    await query(`COPY (SELECT transaction_id FROM read_parquet('${generated}') LIMIT 10) TO '${b}' (FORMAT parquet)`);
+  // 16,500 rows in 2,048-row groups: 9 groups (8 full, one of 116 rows), a string column dictionary-encoded with a
+  // bloom filter, statistics on every column. Cut at each boundary, each half written as its COPY writes it.
+  it('a cut at each row-group boundary: the rows of one file in order, every chunk offset and statistic right', async () => {
+    const rows = 16_500;
+    const input = await parquetInput('boundaries.parquet', rows, 2_048);
+    const one = join(root.dir, 'boundaries-one.parquet');
+    await half(input, 0, rows, one, 2_048, rows - 1);
+    const groups = await rowGroups(input);
+    expect(groups).toBe(9);
+    for (let g = 1; g < groups; g++) {
+      const cut = g * 2_048;
+      const first = join(root.dir, `boundary-${g}-a.parquet`);
+      const second = join(root.dir, `boundary-${g}-b.parquet`);
+      // The marked row lies in the second half's last row group: only its bloom filter holds 'only-2nd'.
+      await half(input, 0, cut, first, 2_048, rows - 1);
+      await half(input, cut, rows, second, 2_048, rows - 1);
+      // DuckDB writes no row-group ordinals: each half's footer is given them (0, 1, … in each file).
+      for (const path of [first, second])
+        rewriteFooter(path, (fields) =>
+          listItems(field(fields, 4)).forEach((group, i) => {
+            structFields(group).push({ id: 7, value: { type: THRIFT.I16, value: BigInt(i) } });
+          }),
+        );
+      const [metaA, metaB] = [await metadataOf(first), await metadataOf(second)];
+      const delta = BigInt(footerOf(first).start - 4);
+      const groupOffsets = (path: string): bigint[] =>
+        listItems(field(decodeThriftStruct(footerOf(path).bytes), 4)).map((group) =>
+          integer(field(structFields(group), 5)),
+        );
+      const offsets = [...groupOffsets(first), ...groupOffsets(second).map((o) => o + delta)];
+      expect(appendParquetFile(first, second)).toEqual({ rowGroups: groups, rows });
+      // Row for row as one COPY writes them, and in input order.
+      await sameRowsInOrder(first, one);
+      const [hit] = await query(
+        `SELECT count(*)::INTEGER AS n, min(transaction_id)::INTEGER AS id FROM read_parquet('${first}') WHERE merchant_category = 'only-2nd'`,
+      );
+      expect(hit).toEqual({ n: 1, id: rows - 1 });
+      // Every column chunk's metadata: the first file's as it was, the second's with its offsets moved by `delta`.
+      const moved = (m: Record<string, unknown>): Record<string, unknown> => {
+        const out: Record<string, unknown> = { ...m, row_group_id: (m.row_group_id as bigint) + BigInt(g) };
+        for (const k of ['data_page_offset', 'dictionary_page_offset', 'index_page_offset', 'bloom_filter_offset'])
+          if (typeof m[k] === 'bigint' && (m[k] as bigint) > 0n) out[k] = (m[k] as bigint) + delta;
+        return out;
+      };
+      expect(await metadataOf(first)).toEqual([...metaA, ...metaB.map(moved)]);
+      expect(metaB.some((m) => typeof m.bloom_filter_offset === 'bigint')).toBe(true);
+      expect(metaB.some((m) => typeof m.dictionary_page_offset === 'bigint')).toBe(true);
+      // What parquet_metadata does not show: the footer's num_rows, each row group's file_offset and ordinal.
+      const footer = decodeThriftStruct(footerOf(first).bytes);
+      expect(integer(field(footer, 3))).toBe(BigInt(rows));
+      expect(groupOffsets(first)).toEqual(offsets);
+      expect(listItems(field(footer, 4)).map((group) => integer(field(structFields(group), 7)))).toEqual(
+        [...Array(groups).keys()].map(BigInt),
+      );
+      expect(parquetRowGroupRows(first)).toEqual(
+        [...Array(groups).keys()].map((i) => Math.min(2_048, rows - i * 2_048)),
+      );
+    }
+  }, 120_000);
+
+  // A list of fewer than 15 elements has its size in its header byte; from 15 on, in a varint after it.
+  for (const [name, from, cut, to] of [
+    ['7 + 8 groups: the joined list crosses 15', 0, 7 * 2_048, 30_000],
+    ['15 + 15 groups: both lists long', 0, 30_000, 60_000],
+  ] as const)
+    it(`many row groups, ${name}`, async () => {
+      const first = join(root.dir, `many-${cut}-a.parquet`);
+      const second = join(root.dir, `many-${cut}-b.parquet`);
+      const one = join(root.dir, `many-${cut}-one.parquet`);
+      // 60,000 rows: the generated 30,000 twice, the second time with transaction_id from 30,000.
+      const doubled = join(root.dir, 'doubled.parquet');
+      if (!existsSync(doubled))
+        await query(
+          `COPY (SELECT * FROM read_parquet('${generated}') UNION ALL SELECT * REPLACE (transaction_id + 30000 AS transaction_id) FROM read_parquet('${generated}') ORDER BY transaction_id) TO '${doubled}' (FORMAT parquet)`,
+        );
+      await half(doubled, from, cut, first, 2_048);
+      await half(doubled, cut, to, second, 2_048);
+      await half(doubled, from, to, one, 2_048);
+      const [groupsA, groupsB] = [parquetRowGroupRows(first), parquetRowGroupRows(second)];
+      expect(groupsA.length + groupsB.length).toBeGreaterThanOrEqual(15);
+      expect(appendParquetFile(first, second)).toEqual({
+        rowGroups: groupsA.length + groupsB.length,
+        rows: to - from,
+      });
+      expect(parquetRowGroupRows(first)).toEqual([...groupsA, ...groupsB]);
+      expect(await rowGroups(first)).toBe(groupsA.length + groupsB.length);
+      await sameRowsInOrder(first, one);
+    }, 120_000);
+
+  it('refuses what it cannot join, leaving the first file unchanged', async () => {
+    const a = await parquetInput('refuse-a.parquet', 1_000, 500);
     const before = readFileSync(a);
-    expect(() => appendParquetFile(a, b)).toThrow(ParquetJoinError);
-    expect(readFileSync(a).equals(before)).toBe(true);
-    // A second file whose column chunks point at an offset index (pages' absolute offsets the join cannot shift).
-    const c = await parquetInput('offset-index.parquet', 1_000, 500);
-    const bytes = readFileSync(c);
-    const structFields = (v: ThriftValue | undefined): ThriftField[] => (v?.type === 12 ? v.fields : []);
-    const listItems = (v: ThriftValue | undefined): ThriftValue[] => (v?.type === 9 ? v.items : []);
-    const footer = decodeThriftStruct(footerOf(c));
-    for (const group of listItems(footer.find((f) => f.id === 4)?.value))
-      for (const chunk of listItems(structFields(group).find((f) => f.id === 1)?.value)) {
-        const fields = structFields(chunk);
-        fields.push({ id: 4, value: { type: 6, value: 4n } });
-        fields.sort((x, y) => x.id - y.id);
+    const refused = (second: string, why: RegExp): void => {
+      expect(() => appendParquetFile(a, second)).toThrow(ParquetJoinError);
+      expect(() => appendParquetFile(a, second)).toThrow(why);
+      expect(readFileSync(a).equals(before)).toBe(true);
+    };
+    const b = join(root.dir, 'refuse-schema.parquet');
+    await query(`COPY (SELECT transaction_id FROM read_parquet('${generated}') LIMIT 10) TO '${b}' (FORMAT parquet)`);
+    refused(b, /schema differ/);
+    const kv = join(root.dir, 'refuse-kv.parquet');
+    await query(
+      `COPY (SELECT * FROM read_parquet('${a}')) TO '${kv}' (FORMAT parquet, KV_METADATA {origin: 'elsewhere'})`,
+    );
+    refused(kv, /key\/value metadata differ/);
+    // Column chunks of the second file given an offset index (pages' absolute offsets the join cannot shift), a
+    // file_path (data in another file); the file given encryption (FileMetaData 8).
+    const crafted = (name: string, edit: (fields: ThriftField[]) => void): string => {
+      const path = join(root.dir, `refuse-${name}.parquet`);
+      writeFileSync(path, before);
+      rewriteFooter(path, edit);
+      return path;
+    };
+    const inEachChunk = (id: number, value: ThriftField['value']) => (fields: ThriftField[]) => {
+      for (const chunk of columnChunks(fields)) {
+        chunk.push({ id, value });
+        chunk.sort((x, y) => x.id - y.id);
       }
-    const encoded = encodeThriftStruct(footer);
+    };
+    refused(crafted('offset-index', inEachChunk(4, { type: THRIFT.I64, value: 4n })), /offset index/);
+    refused(
+      crafted('file-path', inEachChunk(1, { type: THRIFT.BINARY, bytes: Buffer.from('x.parquet') })),
+      /file_path/,
+    );
+    refused(
+      crafted('encrypted', (fields) => fields.push({ id: 8, value: { type: THRIFT.STRUCT, fields: [] } })),
+      /encrypted/,
+    );
+    // The joined footer's own checks: a footer cut short, one with bytes after its FileMetaData, not a Parquet file.
+    const short = crafted('short', () => {});
+    const bytes = readFileSync(short);
+    const length = bytes.readUInt32LE(bytes.length - 8);
+    const cutShort = Buffer.concat([
+      bytes.subarray(0, bytes.length - 8 - length),
+      bytes.subarray(bytes.length - 8 - length, bytes.length - 20),
+    ]);
     const tail = Buffer.alloc(8);
-    tail.writeUInt32LE(encoded.length, 0);
+    tail.writeUInt32LE(length - 12, 0);
     tail.write('PAR1', 4, 'latin1');
-    const start = bytes.length - 8 - bytes.readUInt32LE(bytes.length - 8);
-    writeFileSync(c, Buffer.concat([bytes.subarray(0, start), encoded, tail]));
-    expect(() => appendParquetFile(a, c)).toThrow(/offset index/);
-    expect(readFileSync(a).equals(before)).toBe(true);
+    writeFileSync(short, Buffer.concat([cutShort, tail]));
+    refused(short, /footer ended/);
     writeFileSync(join(root.dir, 'not.parquet'), 'not parquet at all');
-    expect(() => appendParquetFile(a, join(root.dir, 'not.parquet'))).toThrow(/not a Parquet file/);
+    refused(join(root.dir, 'not.parquet'), /not a Parquet file/);
+    // The first file refused the same way: nothing written to it either.
+    const encryptedFirst = crafted('encrypted-first', (fields) =>
+      fields.push({ id: 8, value: { type: THRIFT.STRUCT, fields: [] } }),
+    );
+    const firstBefore = readFileSync(encryptedFirst);
+    expect(() => appendParquetFile(encryptedFirst, a)).toThrow(/encrypted/);
+    expect(readFileSync(encryptedFirst).equals(firstBefore)).toBe(true);
+  });
+});
+
+describe('parquetHalvesCut', () => {
+  it("the boundary nearest the middle row, from the file's footer: as DuckDB's parquet_metadata() counts the rows", async () => {
+    for (const [rows, groupRows] of [
+      [10_000, 5_000],
+      [27_000, 4_096],
+      [30_000, 2_048],
+      [7_000, 2_048],
+    ] as const) {
+      const path = await parquetInput(`cut-${rows}-${groupRows}.parquet`, rows, groupRows);
+      const counts = (
+        await query(
+          `SELECT DISTINCT row_group_id, row_group_num_rows::INTEGER AS n FROM parquet_metadata('${path}') ORDER BY row_group_id`,
+        )
+      ).map((r) => r.n as number);
+      expect(parquetRowGroupRows(path)).toEqual(counts);
+      expect(parquetHalvesCut(path, 1)).toBe(rowGroupCut(counts));
+      expect(parquetHalvesCut(path, 1)).toBeGreaterThan(0);
+      // Under the size threshold: one COPY.
+      expect(parquetHalvesCut(path, statSync(path).size + 1)).toBeUndefined();
+    }
+  });
+
+  it('one row group, no rows, or a footer it cannot read: undefined (one COPY)', async () => {
+    expect(parquetHalvesCut(await parquetInput('cut-one-group.parquet', 1_000, 5_000), 1)).toBeUndefined();
+    const empty = join(root.dir, 'cut-empty.parquet');
+    await query(`COPY (SELECT * FROM read_parquet('${generated}') LIMIT 0) TO '${empty}' (FORMAT parquet)`);
+    expect(parquetRowGroupRows(empty)).toEqual([]);
+    expect(parquetHalvesCut(empty, 1)).toBeUndefined();
+    writeFileSync(join(root.dir, 'cut-not.parquet'), 'not parquet at all');
+    expect(parquetHalvesCut(join(root.dir, 'cut-not.parquet'), 1)).toBeUndefined();
   });
 });

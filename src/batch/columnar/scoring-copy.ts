@@ -146,7 +146,6 @@ interface HalvesSplit {
  * at least `parquetFrom` bytes cut between row groups and read where it lies (for an output joined at the footer).
  */
 async function halvesOf(
-  connection: DuckDBConnection,
   source: ScoringSource,
   join: OutputHalves['join'],
   target: string,
@@ -172,7 +171,7 @@ async function halvesOf(
     );
   }
   if (parquet && join === 'parquet') {
-    const cut = await parquetHalvesCut(connection, parquet.path, parquetFrom);
+    const cut = parquetHalvesCut(parquet.path, parquetFrom);
     if (cut === undefined) return undefined;
     const file = { path: parquet.path, hive: false, text: false };
     return {
@@ -315,7 +314,7 @@ export async function runScoringCopy(
         let scored = false;
         const split =
           outputHalves && sources.length === 1 && !stopped
-            ? await halvesOf(connection, sources[0]!, outputHalves.join, target, halvesFrom, parquetHalvesFrom)
+            ? await halvesOf(sources[0]!, outputHalves.join, target, halvesFrom, parquetHalvesFrom)
             : undefined;
         if (split) temporaries.push(...split.files);
         if (split && outputHalves) {
