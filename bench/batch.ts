@@ -28,6 +28,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { readModelFile } from '../src/optimize/onnx/model-io.ts';
 import { tensorToFloat32 } from '../src/optimize/onnx/tensor-values.ts';
 import { generateFraudData } from '../scripts/generate-fraud-data.ts';
+import { ensureDebianPackages } from '../test/support/debian-packages.ts';
 import { startPrivateRedis } from '../test/support/redis-server.ts';
 
 const { values: args } = parseArgs({
@@ -260,6 +261,8 @@ const scalingRuns = [
 ];
 const scaling = new Map(scalingRuns.map((r) => [r.size, { one: [] as number[], two: [] as number[] }]));
 if (!args['skip-workers']) {
+  // As the test suite's setup does: Debian's redis-server, installed with apt-get when missing.
+  ensureDebianPackages(['redis-server']);
   const redis = await startPrivateRedis();
   const startWorkers = (n: number): Promise<ChildProcess[]> =>
     Promise.all(
