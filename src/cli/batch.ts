@@ -202,9 +202,17 @@ export function registerBatchCommand(program: Command): void {
       };
       // The --queue submitter scores nothing: it plans from model.yaml and the ONNX file's declared inputs and outputs,
       // without loading ONNX Runtime (the workers load the model).
-      const loaded = runner
-        ? await (await import('../batch/batch-model.ts')).loadBatchModel(options.model, modelOptions)
+      const loading = runner
+        ? import('../batch/batch-model.ts').then((m) => m.loadBatchModel(options.model!, modelOptions))
         : undefined;
+      // A one-pass job of one large Parquet file is scored in halves, the second on a worker thread that starts now,
+      // beside the model's load (scoring-copy.ts primeSecondHalf).
+      if (runner && loading && !options.rowPath && options.chunkRows === undefined)
+        runner.primeSecondHalf(
+          options.input!,
+          loading.then((v) => v.pool.sessionSpec),
+        );
+      const loaded = await loading;
       const version =
         loaded ??
         (await (await import('../batch/batch-model-description.ts')).describeBatchModel(options.model, modelOptions));
@@ -263,6 +271,7 @@ export function registerBatchCommand(program: Command): void {
             );
           } finally {
             process.removeListener('SIGINT', interrupted);
+            await runner.closePrimedHalfScorer();
           }
           return;
         }

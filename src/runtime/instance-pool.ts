@@ -7,7 +7,11 @@ import type { TensorMap } from './tensor.ts';
 
 /** The instances of one model version; each run goes to the least loaded instance. */
 export class InstancePool {
-  private constructor(readonly instances: ModelInstance[]) {}
+  private constructor(
+    readonly instances: ModelInstance[],
+    /** How each instance's ONNX Runtime session was created: another thread loads the same model from it. */
+    readonly sessionSpec: SessionSpec,
+  ) {}
 
   static async load(modelPath: string, config: Pick<ModelConfig, 'instances' | 'optimization'>): Promise<InstancePool> {
     const spec: SessionSpec = {
@@ -25,7 +29,7 @@ export class InstancePool {
       await Promise.all(loaded.map((i) => i.release()));
       throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     }
-    return new InstancePool(loaded);
+    return new InstancePool(loaded, spec);
   }
 
   get signature(): ModelSignature {

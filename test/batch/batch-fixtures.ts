@@ -55,6 +55,8 @@ export interface HalvesRun {
   summary: { rows: number; outputRows: number; errors: number; path: string };
   /** The one pass ran in two halves side by side (CALIPER_BATCH_PROFILE=1's line). */
   halves: boolean;
+  /** The second half was scored on the worker thread started for it (src/batch/columnar/half-scorer.ts). */
+  secondOnThread: boolean;
   stderr: string;
 }
 
@@ -74,6 +76,7 @@ export function batchWithHalves(model: string, args: string[], halves: 'on' | 'o
   return {
     summary: JSON.parse(run.stdout.trim().split('\n').pop()!) as HalvesRun['summary'],
     halves: run.stderr.includes('scoring copy in two halves'),
+    secondOnThread: run.stderr.includes('the second on a worker thread'),
     stderr: run.stderr,
   };
 }

@@ -82,6 +82,8 @@ describe('a Parquet input scored in two halves side by side', () => {
       const one = join(root.dir, `one-${groups}.parquet`);
       const run = batch(['--input', input, '--output', halves], 'on');
       expect(run.halves).toBe(true);
+      // The second half is scored on the worker thread `caliper batch` starts for it, with its own DuckDB and session.
+      expect(run.secondOnThread).toBe(true);
       expect(run.summary).toMatchObject({ rows, outputRows: rows, errors: 0, path: 'one-pass' });
       expect(batch(['--input', input, '--output', one], 'off').halves).toBe(false);
       await sameRowsInOrder(halves, one);
@@ -127,8 +129,10 @@ describe('a Parquet input scored in two halves side by side', () => {
       `COPY (SELECT transaction_id, transaction_amount, CASE WHEN transaction_id = 17001 THEN 'casino' ELSE merchant_category END AS merchant_category, time_since_last_txn FROM read_parquet('${generated}') LIMIT 20000) TO '${dirty}' (FORMAT parquet, ROW_GROUP_SIZE 4000)`,
     );
     const output = join(root.dir, 'dirty-scored.parquet');
+    // The row is found by the worker thread's scoring function: its refusal stops both COPYs as the main thread's would.
     expect(batch(['--input', dirty, '--output', output], 'on')).toMatchObject({
       halves: true,
+      secondOnThread: true,
       summary: { rows: 20_000, outputRows: 19_999, errors: 1, path: 'parts' },
     });
     const errors = readFileSync(`${output}.errors.jsonl`, 'utf8').trimEnd().split('\n');
@@ -205,6 +209,8 @@ describe('a Parquet input scored in two halves side by side', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     expect(stderr).toContain('scoring copy in two halves');
+    // The interrupt reaches the worker thread's COPY too: the process exits, its half's output removed.
+    expect(stderr).toContain('the second on a worker thread');
     expect(existsSync(output)).toBe(false);
     expect(temporaries()).toEqual([]);
   }, 120_000);

@@ -1,0 +1,147 @@
+import { Worker } from 'node:worker_threads';
+import type { SessionSpec } from '../../runtime/onnx-session.ts';
+import type { ColumnarPlan } from './columnar-plan.ts';
+import type { HalfReply, HalfRequest } from './half-protocol.ts';
+import { traceMark } from '../phase-timer.ts';
+
+const workerUrl = new URL('./half-worker-entry.mjs', import.meta.url);
+
+/** The scorer's thread cannot score (it failed to start or load, exited, or was closed). Never leaves the batch modules. */
+class HalfScorerUnavailable extends Error {}
+
+/** Whether a score was refused because the thread cannot score (the caller then scores the half itself). */
+export function isHalfScorerUnavailable(error: unknown): error is Error {
+  return error instanceof HalfScorerUnavailable;
+}
+
+/**
+ * The worker thread that scores the second half of a one-pass job scored in halves (scoring-copy.ts), with a DuckDB and
+ * an ONNX Runtime session of its own (half-worker.ts). Started before the model is loaded, so that its start (modules,
+ * DuckDB, the session: ≈ 100-150 ms of CPU) runs on the other core while this thread loads and plans.
+ */
+export class HalfScorer {
+  private scoring: { resolve(): void; reject(error: Error): void; onRows(rows: number): void } | undefined;
+  /** Why the thread can no longer score (it failed or exited): every later score is refused with it. */
+  private failure: Error | undefined;
+  private readonly exited: Promise<void>;
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly worker: Worker) {
+    // Held by the process only while a half is being scored: an unused scorer never keeps `caliper batch` running.
+    worker.unref();
+    worker.on('message', (reply: HalfReply) => {
+      const scoring = this.scoring;
+      if (!scoring) return;
+      if (reply.kind === 'rows') scoring.onRows(reply.rows);
+      else {
+        this.settle();
+        if (reply.kind === 'scored') scoring.resolve();
+        else if (reply.kind === 'failed') scoring.reject(new Error(reply.message));
+        else scoring.reject(new HalfScorerUnavailable(`the second-half scorer could not load: ${reply.message}`));
+      }
+    });
+    const fail = (error: Error): void => {
+      this.failure ??= error;
+      const scoring = this.scoring;
+      this.settle();
+      scoring?.reject(this.failure);
+    };
+    worker.on('error', (error) =>
+      fail(new HalfScorerUnavailable(`the second-half scorer's thread failed: ${error.message}`)),
+    );
+    this.exited = new Promise((resolve) =>
+      worker.once('exit', (code) => {
+        fail(new HalfScorerUnavailable(`the second-half scorer's thread exited (code ${code})`));
+        resolve();
+      }),
+    );
+  }
+
+  /** Starts the thread; it opens its DuckDB at once and waits for `load`. */
+  static start(): HalfScorer {
+    traceMark('main: half worker spawn');
+    return new HalfScorer(new Worker(workerUrl));
+  }
+
+  private post(request: HalfRequest): void {
+    this.worker.postMessage(request);
+  }
+
+  private settle(): void {
+    this.scoring = undefined;
+    this.worker.unref();
+  }
+
+  /** Loads the model the main thread scores with (its in-thread instance's session spec) into the thread. */
+  load(spec: SessionSpec): void {
+    this.post({ kind: 'load', spec });
+  }
+
+  /**
+   * Runs `COPY (scored SELECT of from) TO target (copyOptions)` on the thread's DuckDB with `plan` (one score at a
+   * time). `onRows` is told the rows scored as they are. Resolves once the COPY has ended; rejects with DuckDB's or ONNX
+   * Runtime's message (ROW_PATH_NEEDED among them), or when the thread failed or exited.
+   */
+  score(
+    plan: ColumnarPlan,
+    from: string,
+    target: string,
+    copyOptions: string,
+    onRows: (rows: number) => void,
+  ): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.scoring) return Promise.reject(new Error('the second-half scorer is already scoring'));
+    return new Promise<void>((resolve, reject) => {
+      this.scoring = { resolve, reject, onRows };
+      this.worker.ref();
+      this.post({ kind: 'score', plan, from, target, copyOptions });
+    });
+  }
+
+  /** Stops the COPY running on the thread: its score then rejects (interrupted). */
+  interrupt(): void {
+    if (this.scoring) this.post({ kind: 'interrupt' });
+  }
+
+  /**
+   * Ends the thread, its DuckDB and session with it, once they have finished loading; the process waits for it to end
+   * (a thread terminated while DuckDB opens aborts the process). Resolves when it has ended.
+   */
+  close(): Promise<void> {
+    this.failure ??= new HalfScorerUnavailable('the second-half scorer is closed');
+    if (!this.closing) {
+      this.worker.ref();
+      this.post({ kind: 'close' });
+      this.closing = this.exited;
+    }
+    return this.closing;
+  }
+}
+
+let primed: HalfScorer | undefined;
+
+/**
+ * Starts the second-half scorer ahead of a job that may be scored in halves, and loads into it the session that
+ * `session` resolves to (the main thread's model, once loaded). takePrimedHalfScorer hands it over.
+ */
+export function primeHalfScorer(session: Promise<SessionSpec>): void {
+  if (primed) return;
+  const scorer = HalfScorer.start();
+  primed = scorer;
+  session.then(
+    (spec) => scorer.load(spec),
+    () => undefined,
+  );
+}
+
+/** The primed scorer, now the caller's to close; undefined if none was primed. */
+export function takePrimedHalfScorer(): HalfScorer | undefined {
+  const scorer = primed;
+  primed = undefined;
+  return scorer;
+}
+
+/** Closes a primed scorer no job took (the job was not scored in halves). */
+export async function closePrimedHalfScorer(): Promise<void> {
+  await takePrimedHalfScorer()?.close();
+}

@@ -1,0 +1,105 @@
+/*
+ * Worker-thread side of a one-pass job scored in two halves (half-scorer.ts): a DuckDB of its own on one thread and an
+ * ONNX Runtime session of its own, so that this half's scoring function runs on this thread while the main thread
+ * scores the first half: the JavaScript of the two halves (validation, preprocess, the model, postprocess) no longer
+ * queues on one thread.
+ */
+import { parentPort } from 'node:worker_threads';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { InThreadInstance } from '../../runtime/model-instance.ts';
+import { duckdbConnection, setDuckdbThreads, sqlString } from '../io/duckdb-engine.ts';
+import type { HalfReply, HalfRequest } from './half-protocol.ts';
+import { traceMark } from '../phase-timer.ts';
+import { registerScoreFunction, scoredSelect } from './score-function.ts';
+
+/** Rows scored between two progress reports to the main thread. */
+const REPORT_ROWS = 16_384;
+
+const port = parentPort!;
+setDuckdbThreads(1);
+// Opened as the thread starts, while the main thread loads the model and plans the job.
+const connecting = duckdbConnection();
+traceMark('half worker: modules loaded');
+connecting.then(
+  () => traceMark('half worker: duckdb open'),
+  () => undefined,
+);
+connecting.catch(() => undefined);
+let model: Promise<InThreadInstance> | undefined;
+let connection: DuckDBConnection | undefined;
+let interrupted = false;
+
+function reply(message: HalfReply): void {
+  port.postMessage(message);
+}
+
+/** Thrown when the thread's DuckDB or the model's session could not be loaded. */
+class Unavailable extends Error {}
+
+async function score(request: Extract<HalfRequest, { kind: 'score' }>): Promise<void> {
+  let c: DuckDBConnection;
+  let instance: InThreadInstance;
+  try {
+    if (!model) throw new Error('no model was loaded');
+    [c, instance] = await Promise.all([connecting, model]);
+  } catch (error) {
+    throw new Unavailable(error instanceof Error ? error.message : String(error));
+  }
+  connection = c;
+  let unreported = 0;
+  const fn = registerScoreFunction(c, request.plan, instance, (rows) => {
+    unreported += rows;
+    if (unreported >= REPORT_ROWS) {
+      reply({ kind: 'rows', rows: unreported });
+      unreported = 0;
+    }
+  });
+  if (interrupted) throw new Error('interrupted before the scoring COPY started');
+  traceMark('half worker: copy start');
+  await c.run(
+    `COPY (${scoredSelect(request.from, request.plan, fn)}) TO ${sqlString(request.target)} (${request.copyOptions})`,
+  );
+  traceMark('half worker: copy end');
+  if (unreported > 0) reply({ kind: 'rows', rows: unreported });
+}
+
+port.on('message', (request: HalfRequest) => {
+  switch (request.kind) {
+    case 'load':
+      traceMark('half worker: load');
+      model = InThreadInstance.load(0, request.spec);
+      model.then(
+        () => traceMark('half worker: model loaded'),
+        () => undefined,
+      );
+      model.catch(() => undefined);
+      break;
+    case 'score':
+      score(request).then(
+        () => reply({ kind: 'scored' }),
+        (error: unknown) =>
+          reply({
+            kind: error instanceof Unavailable ? 'unavailable' : 'failed',
+            message: error instanceof Error ? error.message : String(error),
+          }),
+      );
+      break;
+    case 'interrupt':
+      interrupted = true;
+      connection?.interrupt();
+      break;
+    case 'close':
+      // Ended here rather than terminated from outside: a thread terminated while DuckDB is still opening (a native
+      // task that answers the thread when done) aborts the whole process.
+      void (async () => {
+        const [opened] = await Promise.allSettled([connecting]);
+        if (opened.status === 'fulfilled') opened.value.closeSync();
+        await model?.then(
+          (instance) => instance.release(),
+          () => undefined,
+        );
+        port.close();
+      })();
+      break;
+  }
+});
