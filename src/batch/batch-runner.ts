@@ -18,10 +18,6 @@ import {
   type JoinedSource,
 } from './columnar/prediction-parts.ts';
 import { runScoringCopy, stopScoringCopies } from './columnar/scoring-copy.ts';
-
-// For `caliper batch`: the second-half scorer is started before the model loads, and closed if the job left it unused.
-export { primeSecondHalf } from './columnar/scoring-copy.ts';
-export { closePrimedHalfScorer } from './columnar/half-scorer.ts';
 import { stopPartWrites as stopColumnarPartWrites } from './columnar/columnar-part-writer.ts';
 
 /**

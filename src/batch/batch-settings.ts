@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { CaliperError } from '../errors.ts';
 
 /**
@@ -36,6 +37,32 @@ export function halvesBytesSetting(): number | undefined {
   } catch {
     throw invalidSetting(name, process.env[name] ?? '', "a size in bytes (a whole number, e.g. 8388608) or 'off'");
   }
+}
+
+/** Where halves apply (a machine of two cores or more), the input size from which they do unless the setting says. */
+export const HALVES_DEFAULT_BYTES = 8 << 20;
+
+/**
+ * The size (bytes) from which a plain Parquet input is scored in two halves (CALIPER_BATCH_HALVES_BYTES, else 8 MiB);
+ * Infinity on a machine of one core or where the setting is 'off'. Throws CALIPER_CONFIG_INVALID when malformed.
+ */
+export function parquetHalvesMinBytes(): number {
+  if (availableParallelism() < 2) return Number.POSITIVE_INFINITY;
+  return halvesBytesSetting() ?? HALVES_DEFAULT_BYTES;
+}
+
+/**
+ * CALIPER_BATCH_SECOND_HALF_THREAD: where a Parquet job's second half is scored. 'auto' (default): on the worker
+ * thread started for it if it is ready when the halves start, else on the main thread; 'always': on that thread,
+ * waiting for it to load; 'never': on the main thread (no second DuckDB or session is loaded).
+ * Throws CALIPER_CONFIG_INVALID for any other value.
+ */
+export function secondHalfThreadSetting(): 'auto' | 'always' | 'never' {
+  const name = 'CALIPER_BATCH_SECOND_HALF_THREAD';
+  const value = process.env[name]?.trim() ?? '';
+  if (value === '') return 'auto';
+  if (value === 'auto' || value === 'always' || value === 'never') return value;
+  throw invalidSetting(name, value, "'auto', 'always' or 'never'");
 }
 
 /** CALIPER_DUCKDB_THREADS: DuckDB's threads (≥ 1); undefined when unset. Throws CALIPER_CONFIG_INVALID when malformed. */

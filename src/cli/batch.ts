@@ -188,6 +188,14 @@ export function registerBatchCommand(program: Command): void {
           'CALIPER_INVALID_INPUT',
           `batch: required option ${missing.map((m) => `--${m}`).join(', ')} not specified (see caliper batch --help)`,
         );
+      // A one-pass job of one large Parquet file is scored in halves, the second on a worker thread started first of
+      // all, so that its start runs beside this one's (half-scorer.ts primeSecondHalf); the model is loaded into it
+      // below, once resolved.
+      const halfScorer =
+        !options.queue && !options.rowPath && options.chunkRows === undefined
+          ? await import('../batch/columnar/half-scorer.ts')
+          : undefined;
+      halfScorer?.primeSecondHalf(options.input!);
       // The scoring modules (ONNX Runtime, DuckDB, BullMQ) load here, so that other commands and --help skip them.
       // ONNX Runtime and the scoring runner only for a local job; BullMQ and its Redis client only for --queue; the
       // progress bar only where it is drawn.
@@ -205,13 +213,10 @@ export function registerBatchCommand(program: Command): void {
       const loading = runner
         ? import('../batch/batch-model.ts').then((m) => m.loadBatchModel(options.model!, modelOptions))
         : undefined;
-      // A one-pass job of one large Parquet file is scored in halves, the second on a worker thread that starts now,
-      // beside the model's load (scoring-copy.ts primeSecondHalf).
-      if (runner && loading && !options.rowPath && options.chunkRows === undefined)
-        runner.primeSecondHalf(
-          options.input!,
-          loading.then((v) => v.pool.sessionSpec),
-        );
+      loading?.then(
+        (v) => halfScorer?.loadPrimedHalfScorer(v.pool.sessionSpec),
+        () => undefined,
+      );
       const loaded = await loading;
       const version =
         loaded ??
@@ -271,7 +276,7 @@ export function registerBatchCommand(program: Command): void {
             );
           } finally {
             process.removeListener('SIGINT', interrupted);
-            await runner.closePrimedHalfScorer();
+            await halfScorer?.closePrimedHalfScorer();
           }
           return;
         }

@@ -5,8 +5,13 @@ import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
 import { runLocalBatch, silentProgress } from '../../src/batch/batch-runner.ts';
 import { columnarPlanFor } from '../../src/batch/columnar/columnar-part.ts';
 import { rowRangeSql } from '../../src/batch/columnar/column-batch.ts';
-import { HalfScorer, isHalfScorerUnavailable, takePrimedHalfScorer } from '../../src/batch/columnar/half-scorer.ts';
-import { primeSecondHalf } from '../../src/batch/columnar/scoring-copy.ts';
+import {
+  HalfScorer,
+  isHalfScorerUnavailable,
+  loadPrimedHalfScorer,
+  primeSecondHalf,
+  takePrimedHalfScorer,
+} from '../../src/batch/columnar/half-scorer.ts';
 import { OutputLayout } from '../../src/batch/io/output-layout.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
 import { fraudModelDir, planBatchJob, query, request, tempRoot } from './batch-fixtures.ts';
@@ -37,6 +42,7 @@ afterEach(async () => {
   await takePrimedHalfScorer()?.close();
   delete process.env.CALIPER_BATCH_HALVES_BYTES;
   delete process.env.CALIPER_BATCH_PROFILE;
+  delete process.env.CALIPER_BATCH_SECOND_HALF_THREAD;
 });
 
 afterAll(async () => {
@@ -134,23 +140,16 @@ describe('the second-half scorer thread', () => {
   it('primed with a model it cannot load: the main thread scores the second half, the job stays on the one pass', async () => {
     process.env.CALIPER_BATCH_HALVES_BYTES = '1';
     process.env.CALIPER_BATCH_PROFILE = '1';
-    primeSecondHalf(input, Promise.resolve({ ...version.pool.sessionSpec, modelPath: join(root.dir, 'missing.onnx') }));
+    // 'always': the half goes to the thread however long it takes to load, and its load fails.
+    process.env.CALIPER_BATCH_SECOND_HALF_THREAD = 'always';
+    primeSecondHalf(input);
+    loadPrimedHalfScorer({ ...version.pool.sessionSpec, modelPath: join(root.dir, 'missing.onnx') });
     const output = join(root.dir, 'fallback.parquet');
-    const written: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => {
-      written.push(String(chunk));
-      return true;
-    }) as typeof process.stderr.write;
-    let run: Awaited<ReturnType<typeof runLocalBatch>>;
-    try {
-      run = await runLocalBatch(version, await planBatchJob(version, request(model, input, output)), silentProgress, {
+    const { result: run, log } = await withStderr(async () =>
+      runLocalBatch(version, await planBatchJob(version, request(model, input, output)), silentProgress, {
         onePass: true,
-      });
-    } finally {
-      process.stderr.write = write;
-    }
-    const log = written.join('');
+      }),
+    );
     expect(log).toContain('the second on a worker thread');
     expect(log).toMatch(/could not load: .*missing\.onnx.*: the second half is scored on this thread/);
     expect(run).toMatchObject({ rows: 20_000, outputRows: 20_000, path: 'one-pass' });
@@ -161,17 +160,64 @@ describe('the second-half scorer thread', () => {
     expect(readFileSync(output).subarray(0, 4).toString()).toBe('PAR1');
   }, 60_000);
 
-  it('primes nothing for an input that is not one Parquet file over the threshold', () => {
+  it('not ready when the halves start (auto): the main thread scores both, the thread is closed', async () => {
+    process.env.CALIPER_BATCH_HALVES_BYTES = '1';
+    process.env.CALIPER_BATCH_PROFILE = '1';
+    // Never loaded: never ready.
+    primeSecondHalf(input);
+    const output = join(root.dir, 'not-ready.parquet');
+    const { result: run, log } = await withStderr(async () =>
+      runLocalBatch(version, await planBatchJob(version, request(model, input, output)), silentProgress, {
+        onePass: true,
+      }),
+    );
+    expect(log).toContain('scoring copy in two halves');
+    expect(log).not.toContain('worker thread');
+    expect(run).toMatchObject({ rows: 20_000, outputRows: 20_000, path: 'one-pass' });
+    expect(takePrimedHalfScorer()).toBeUndefined();
+  }, 60_000);
+
+  it('primes nothing for an input that is not one Parquet file over the threshold, nor when told never', () => {
     process.env.CALIPER_BATCH_HALVES_BYTES = String(10 << 20);
-    primeSecondHalf(input, Promise.resolve(version.pool.sessionSpec));
+    primeSecondHalf(input);
     expect(takePrimedHalfScorer()).toBeUndefined();
     process.env.CALIPER_BATCH_HALVES_BYTES = '1';
-    primeSecondHalf(join(root.dir, 'in.csv'), Promise.resolve(version.pool.sessionSpec));
-    primeSecondHalf(root.dir, Promise.resolve(version.pool.sessionSpec));
+    primeSecondHalf(join(root.dir, 'in.csv'));
+    primeSecondHalf(root.dir);
     expect(takePrimedHalfScorer()).toBeUndefined();
-    primeSecondHalf(input, Promise.resolve(version.pool.sessionSpec));
+    process.env.CALIPER_BATCH_SECOND_HALF_THREAD = 'never';
+    primeSecondHalf(input);
+    expect(takePrimedHalfScorer()).toBeUndefined();
+    process.env.CALIPER_BATCH_SECOND_HALF_THREAD = 'auto';
+    primeSecondHalf(input);
     const primed = takePrimedHalfScorer();
     expect(primed).toBeInstanceOf(HalfScorer);
     scorers.push(primed!);
   });
+
+  it('a malformed CALIPER_BATCH_SECOND_HALF_THREAD stops the job, naming the setting and its values', async () => {
+    process.env.CALIPER_BATCH_HALVES_BYTES = '1';
+    process.env.CALIPER_BATCH_SECOND_HALF_THREAD = 'yes';
+    const output = join(root.dir, 'malformed.parquet');
+    await expect(
+      runLocalBatch(version, await planBatchJob(version, request(model, input, output)), silentProgress, {
+        onePass: true,
+      }),
+    ).rejects.toThrow(/CALIPER_BATCH_SECOND_HALF_THREAD="yes": expected 'auto', 'always' or 'never'/);
+  }, 60_000);
 });
+
+/** Runs `work` with this process's stderr captured (CALIPER_BATCH_PROFILE's lines). */
+async function withStderr<T>(work: () => Promise<T>): Promise<{ result: T; log: string }> {
+  const written: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => {
+    written.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { result: await work(), log: written.join('') };
+  } finally {
+    process.stderr.write = write;
+  }
+}

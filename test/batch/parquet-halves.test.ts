@@ -191,7 +191,12 @@ describe('a Parquet input scored in two halves side by side', () => {
     const output = join(root.dir, 'interrupted.parquet');
     const child = spawn(process.execPath, [CLI, 'batch', '--model', model, '--input', input, '--output', output], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CALIPER_BATCH_PROFILE: '1', CALIPER_BATCH_HALVES_BYTES: '1' },
+      env: {
+        ...process.env,
+        CALIPER_BATCH_PROFILE: '1',
+        CALIPER_BATCH_HALVES_BYTES: '1',
+        CALIPER_BATCH_SECOND_HALF_THREAD: 'always',
+      },
     });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {

@@ -16,6 +16,8 @@ export type HalfRequest =
   | { kind: 'close' };
 
 export type HalfReply =
+  /** DuckDB is open and the model's session loaded. */
+  | { kind: 'ready' }
   /** Rows scored since the last report. */
   | { kind: 'rows'; rows: number }
   /** The COPY finished: every row was scored and written. */

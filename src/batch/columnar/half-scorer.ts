@@ -1,4 +1,6 @@
+import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { parquetHalvesMinBytes, secondHalfThreadSetting } from '../batch-settings.ts';
 import type { SessionSpec } from '../../runtime/onnx-session.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 import type { HalfReply, HalfRequest } from './half-protocol.ts';
@@ -25,11 +27,17 @@ export class HalfScorer {
   private failure: Error | undefined;
   private readonly exited: Promise<void>;
   private closing: Promise<void> | undefined;
+  /** Its DuckDB is open and the model's session loaded: a score now starts at once. */
+  ready = false;
 
   private constructor(private readonly worker: Worker) {
     // Held by the process only while a half is being scored: an unused scorer never keeps `caliper batch` running.
     worker.unref();
     worker.on('message', (reply: HalfReply) => {
+      if (reply.kind === 'ready') {
+        this.ready = true;
+        return;
+      }
       const scoring = this.scoring;
       if (!scoring) return;
       if (reply.kind === 'rows') scoring.onRows(reply.rows);
@@ -59,7 +67,7 @@ export class HalfScorer {
 
   /** Starts the thread; it opens its DuckDB at once and waits for `load`. */
   static start(): HalfScorer {
-    traceMark('main: half worker spawn');
+    traceMark('main: second-half thread started');
     return new HalfScorer(new Worker(workerUrl));
   }
 
@@ -121,17 +129,30 @@ export class HalfScorer {
 let primed: HalfScorer | undefined;
 
 /**
- * Starts the second-half scorer ahead of a job that may be scored in halves, and loads into it the session that
- * `session` resolves to (the main thread's model, once loaded). takePrimedHalfScorer hands it over.
+ * Starts the worker thread that will score the second half of a one-pass job reading `input`, where the job is likely
+ * to be scored in halves: one plain Parquet file at least as large as halves need (parquetHalvesMinBytes), on a
+ * machine of two cores or more, unless CALIPER_BATCH_SECOND_HALF_THREAD=never. Called as `caliper batch` starts, before
+ * its model loads: the thread's start (≈ 100 ms of CPU: modules, DuckDB) runs on the core the main thread's start
+ * leaves idle. loadPrimedHalfScorer then loads the model into it. A CSV input keeps both halves on the main thread:
+ * whether it is cut depends on a core having been idle since the start (scoring-copy.ts spareCore), which the thread's
+ * start would take. Where nothing is started, or the job is not scored in halves after all, the job runs as without it
+ * (closePrimedHalfScorer ends an unused thread). A malformed setting starts nothing: the job itself reports it.
  */
-export function primeHalfScorer(session: Promise<SessionSpec>): void {
-  if (primed) return;
-  const scorer = HalfScorer.start();
-  primed = scorer;
-  session.then(
-    (spec) => scorer.load(spec),
-    () => undefined,
-  );
+export function primeSecondHalf(input: string): void {
+  if (primed || !/\.parquet$/i.test(input)) return;
+  try {
+    if (secondHalfThreadSetting() === 'never') return;
+    const stat = statSync(input);
+    if (!stat.isFile() || stat.size < parquetHalvesMinBytes()) return;
+  } catch {
+    return;
+  }
+  primed = HalfScorer.start();
+}
+
+/** Loads the model's session (the main thread's in-thread instance's spec) into the primed scorer, if one is. */
+export function loadPrimedHalfScorer(spec: SessionSpec): void {
+  primed?.load(spec);
 }
 
 /** The primed scorer, now the caller's to close; undefined if none was primed. */

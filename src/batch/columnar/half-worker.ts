@@ -19,11 +19,6 @@ const port = parentPort!;
 setDuckdbThreads(1);
 // Opened as the thread starts, while the main thread loads the model and plans the job.
 const connecting = duckdbConnection();
-traceMark('half worker: modules loaded');
-connecting.then(
-  () => traceMark('half worker: duckdb open'),
-  () => undefined,
-);
 connecting.catch(() => undefined);
 let model: Promise<InThreadInstance> | undefined;
 let connection: DuckDBConnection | undefined;
@@ -66,10 +61,12 @@ async function score(request: Extract<HalfRequest, { kind: 'score' }>): Promise<
 port.on('message', (request: HalfRequest) => {
   switch (request.kind) {
     case 'load':
-      traceMark('half worker: load');
       model = InThreadInstance.load(0, request.spec);
-      model.then(
-        () => traceMark('half worker: model loaded'),
+      Promise.all([connecting, model]).then(
+        () => {
+          traceMark('half worker: ready');
+          reply({ kind: 'ready' });
+        },
         () => undefined,
       );
       model.catch(() => undefined);

@@ -1,20 +1,24 @@
-import { renameSync, statSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { rm } from 'node:fs/promises';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { InThreadInstance } from '../../runtime/model-instance.ts';
-import type { SessionSpec } from '../../runtime/onnx-session.ts';
 import { rowRangeSql } from './column-batch.ts';
 import { copyOptions } from './columnar-part-writer.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
-import { isHalfScorerUnavailable, primeHalfScorer, takePrimedHalfScorer } from './half-scorer.ts';
+import { isHalfScorerUnavailable, takePrimedHalfScorer } from './half-scorer.ts';
 import { ROW_PATH_NEEDED, registerScoreFunction, scoredSelect } from './score-function.ts';
 import { duckdbConnection, sqlString } from '../io/duckdb-engine.ts';
 import { traceMark } from '../phase-timer.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 import { appendFile, type CsvHalves, splitCsvInHalves } from '../io/csv-halves.ts';
-import { halvesBytesSetting } from '../batch-settings.ts';
+import {
+  HALVES_DEFAULT_BYTES,
+  halvesBytesSetting,
+  parquetHalvesMinBytes,
+  secondHalfThreadSetting,
+} from '../batch-settings.ts';
 import { type CsvDialect, csvReaderSql } from '../io/input-scan.ts';
 import { appendParquetFile, ParquetJoinError } from '../io/parquet-footer.ts';
 import { parquetHalvesCut } from '../io/parquet-halves.ts';
@@ -87,33 +91,11 @@ const HALF_BUFFER_BYTES = 4 << 20;
  * Throws CALIPER_CONFIG_INVALID for a malformed setting (batch-settings.ts).
  */
 function halvesMinBytes(spareCoreNeeded: boolean): number {
+  if (!spareCoreNeeded) return parquetHalvesMinBytes();
   const setting = halvesBytesSetting();
   if (availableParallelism() < 2) return Number.POSITIVE_INFINITY;
   if (setting !== undefined) return setting;
-  return !spareCoreNeeded || spareCore() ? 8 << 20 : Number.POSITIVE_INFINITY;
-}
-
-/**
- * Starts the worker thread that will score the second half of a one-pass job reading `input` (half-scorer.ts), where
- * the job is likely to be scored in halves: one plain Parquet file at least as large as halves need, on a machine of
- * two cores or more. `session` is the model's session spec once loaded (InstancePool.sessionSpec). A CSV input keeps
- * both halves on this thread: whether it is cut depends on a core being idle since the start (spareCore), which the
- * thread's own start would take. Where nothing is started, or the job is not scored in halves after all, the job
- * runs as it would without it (closePrimedHalfScorer ends an unused thread).
- */
-export function primeSecondHalf(input: string, session: Promise<SessionSpec>): void {
-  if (!/\.parquet$/i.test(input)) return;
-  let size: number;
-  try {
-    const stat = statSync(input);
-    if (!stat.isFile()) return;
-    size = stat.size;
-    // A malformed setting is reported by the job itself (runScoringCopy).
-    if (size < halvesMinBytes(false)) return;
-  } catch {
-    return;
-  }
-  primeHalfScorer(session);
+  return spareCore() ? HALVES_DEFAULT_BYTES : Number.POSITIVE_INFINITY;
 }
 
 /** Idle time of every core (ms, from os.cpus()) when this module was loaded, early in the process's start. */
@@ -232,7 +214,8 @@ export async function runScoringCopy(
   // Read before the COPYs: a malformed setting stops the job with its message instead of declining the one pass.
   const halvesFrom = outputHalves?.join === 'append' ? halvesMinBytes(true) : Number.POSITIVE_INFINITY;
   const parquetHalvesFrom = outputHalves?.join === 'parquet' ? halvesMinBytes(false) : Number.POSITIVE_INFINITY;
-  // The worker thread primed for this job's second half (primeSecondHalf), if one was: this call closes it.
+  const threadMode = outputHalves?.join === 'parquet' ? secondHalfThreadSetting() : 'never';
+  // The worker thread primed for this job's second half (half-scorer.ts primeSecondHalf), if one was: this call closes it.
   const helper = outputHalves ? takePrimedHalfScorer() : undefined;
   const connection = await duckdbConnection();
   const connections = [connection];
@@ -266,6 +249,9 @@ export async function runScoringCopy(
           // (half-scorer.ts) where one was started, else on this thread too (the two functions' calls then queue here).
           const secondOutput = temporaryPathFor(target);
           temporaries.push(secondOutput);
+          // The thread scores the second half if it is ready now: one still loading (its start slowed by other work
+          // on the machine) would start its half late, after the main thread could have scored it.
+          const onThread = helper?.ready || threadMode === 'always' ? helper : undefined;
           try {
             const plan = sources[0]!.plan;
             const firstSelect = scoredSelect(
@@ -275,7 +261,7 @@ export async function runScoringCopy(
             );
             if (process.env.CALIPER_BATCH_PROFILE === '1')
               process.stderr.write(
-                `[batch] scoring copy in two halves (${split.note}${helper ? ', the second on a worker thread' : ''})\n`,
+                `[batch] scoring copy in two halves (${split.note}${onThread ? ', the second on a worker thread' : ''})\n`,
               );
             // Stopped while the halves were cut (an interrupt reaches only a query already running).
             if (stopped) throw new Error('interrupted before the scoring COPYs started');
@@ -288,10 +274,10 @@ export async function runScoringCopy(
               await second.run(`COPY (${scoredSelect(split.second, plan, fn)}) ${secondCopy}`);
             };
             const scoreSecond = async (): Promise<void> => {
-              if (!helper) return scoreSecondHere();
+              if (!onThread) return scoreSecondHere();
               let helperRows = 0;
               try {
-                return await helper.score(plan, split.second, secondOutput, outputHalves.secondCopyOptions, (n) => {
+                return await onThread.score(plan, split.second, secondOutput, outputHalves.secondCopyOptions, (n) => {
                   helperRows += n;
                   count(n);
                 });
