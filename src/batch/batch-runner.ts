@@ -18,6 +18,7 @@ import {
   type JoinedSource,
 } from './columnar/prediction-parts.ts';
 import { runScoringCopy, stopScoringCopies } from './columnar/scoring-copy.ts';
+import { leaveOneThread } from './io/duckdb-engine.ts';
 import { stopPartWrites as stopColumnarPartWrites } from './columnar/columnar-part-writer.ts';
 
 /**
@@ -210,9 +211,11 @@ export async function runLocalBatch(
         layout.predictionParts = true;
       }
     }
-    if (!joined) await phase('stage inputs', () => stageInputs(spec, layout));
     const committed = layout.committedParts();
     const resume = resumePoints(spec, committed);
+    // DuckDB opened on one thread for a one pass (cli/batch.ts) takes its threads back where there will be none.
+    if (!(joined && options.onePass && committed.every((p) => p.inputRows === 0))) await leaveOneThread();
+    if (!joined) await phase('stage inputs', () => stageInputs(spec, layout));
     const counts = await phase('count rows', () =>
       Promise.all(
         spec.inputs.map((file, i) => {
@@ -262,6 +265,7 @@ export async function runLocalBatch(
         }
         if (process.env.CALIPER_BATCH_PROFILE === '1')
           process.stderr.write(`[batch] one pass declined (${outcome.declined}): scoring in parts\n`);
+        await leaveOneThread();
         progress.start(
           counts.reduce((a, b) => a + b, 0),
           0,

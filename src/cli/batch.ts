@@ -199,10 +199,14 @@ export function registerBatchCommand(program: Command): void {
       // The scoring modules (ONNX Runtime, DuckDB, BullMQ) load here, so that other commands and --help skip them.
       // ONNX Runtime and the scoring runner only for a local job; BullMQ and its Redis client only for --queue; the
       // progress bar only where it is drawn.
-      const [{ planBatchJob }, runner] = await Promise.all([
+      const [{ planBatchJob }, runner, engine] = await Promise.all([
         import('../batch/batch-plan.ts'),
         options.queue ? undefined : import('../batch/batch-runner.ts'),
+        options.queue ? undefined : import('../batch/io/duckdb-engine.ts'),
       ]);
+      // A job without --chunk-rows is scored in one pass where it can, on one DuckDB thread per COPY: DuckDB opens on
+      // one thread, and takes its configured count only if the job leaves the one pass (scoring-copy.ts).
+      if (engine && !options.rowPath && options.chunkRows === undefined) engine.openDuckdbOnOneThread();
       const modelOptions = {
         ...(options.instances !== undefined ? { instances: options.instances } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),

@@ -8,7 +8,7 @@ import { copyOptions } from './columnar-part-writer.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 import { isHalfScorerUnavailable, takePrimedHalfScorer } from './half-scorer.ts';
 import { ROW_PATH_NEEDED, registerScoreFunction, scoredSelect } from './score-function.ts';
-import { duckdbConnection, sqlString } from '../io/duckdb-engine.ts';
+import { duckdbConnection, leaveOneThread, sqlString } from '../io/duckdb-engine.ts';
 import { traceMark } from '../phase-timer.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
@@ -234,8 +234,10 @@ export async function runScoringCopy(
   const run = async (): Promise<ScoringCopyOutcome> => {
     try {
       const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0];
-      // A `caliper worker` runs DuckDB on one thread already: its shards leave the setting alone.
+      // A `caliper worker` runs DuckDB on one thread already: its shards leave the setting alone; so does a job whose
+      // DuckDB was opened on one thread for the one pass (openDuckdbOnOneThread), unless it leaves the one pass.
       if (threads !== 1) await connection.run('SET threads = 1');
+      let onePassDone = false;
       try {
         let scored = false;
         const split =
@@ -345,12 +347,14 @@ export async function runScoringCopy(
         }
         // A stop that came as the COPY ended: nothing is put in place.
         if (stopped) throw new Error('interrupted');
+        onePassDone = true;
       } catch (error) {
         if (stopped) throw error;
         const message = error instanceof Error ? error.message : String(error);
         return { declined: message.includes(ROW_PATH_NEEDED) ? 'a row needs the row path' : message };
       } finally {
         if (threads !== 1) await connection.run(`SET threads = ${threads}`);
+        else if (!onePassDone) await leaveOneThread();
       }
       rename(tmp, target);
       return { rows };

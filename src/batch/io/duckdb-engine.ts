@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type * as DuckDBApi from '@duckdb/node-api';
@@ -25,6 +26,9 @@ export const duckdbBindings: typeof DuckDBBindings = createRequire(import.meta.u
 
 let instance: Promise<DuckDBInstance> | undefined;
 let threads: number | undefined;
+/** The instance was opened on one thread for a job scored in one pass (openDuckdbOnOneThread). */
+let openedOnOneThread = false;
+let leftOneThread = false;
 
 /**
  * DuckDB's worker threads for this process (default: one per core, or CALIPER_DUCKDB_THREADS). `caliper worker`
@@ -34,10 +38,38 @@ export function setDuckdbThreads(count: number): void {
   threads = count;
 }
 
+/**
+ * Opens this process's DuckDB on one thread, if it is not open yet: for a `caliper batch` job that will likely be scored
+ * in one pass, whose COPYs run on one thread each (scoring-copy.ts). Setting one thread on an instance opened with
+ * more, and the count back after the COPY, cost ≈ 9 ms of a 0.3 s job (DuckDB stops and starts its threads); the job
+ * takes its configured threads only if it leaves the one pass for the parts path (leaveOneThread).
+ */
+export function openDuckdbOnOneThread(): void {
+  if (!instance) openedOnOneThread = true;
+}
+
+/**
+ * For a job that leaves the one pass (it does not apply, or declined): gives a DuckDB opened on one thread by
+ * openDuckdbOnOneThread its configured threads (setDuckdbThreads, else CALIPER_DUCKDB_THREADS, else one per core), once.
+ * Does nothing for an instance opened otherwise.
+ */
+export async function leaveOneThread(): Promise<void> {
+  if (!openedOnOneThread || leftOneThread) return;
+  leftOneThread = true;
+  const connection = await duckdbConnection();
+  try {
+    await connection.run(`SET threads = ${threads ?? duckdbThreadsSetting() ?? availableParallelism()}`);
+  } finally {
+    connection.closeSync();
+  }
+}
+
 /** One in-memory DuckDB per process, shared by the Parquet reader and writer; each user opens its own connection. */
 export async function duckdbConnection(): Promise<DuckDBConnection> {
   const limit = process.env.CALIPER_DUCKDB_MEMORY?.trim();
-  const threadCount = threads ?? duckdbThreadsSetting();
+  // Read (and a malformed value refused) even where the instance opens on one thread: the count is the job's later.
+  const configured = threads ?? duckdbThreadsSetting();
+  const threadCount = openedOnOneThread ? 1 : configured;
   instance ??= duckdb.DuckDBInstance.create(':memory:', {
     preserve_insertion_order: 'true',
     // Files are read in order, each at most twice (scored, then joined into the output): DuckDB's cache of file
