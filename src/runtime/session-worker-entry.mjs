@@ -1,13 +1,4 @@
-// Worker-thread entry. In the compiled package the worker is JavaScript beside this file; in a source checkout it is
-// TypeScript, and tsx's loader is registered for this thread only (loader hooks are per thread on Node 20).
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// Worker-thread entry of a model instance on its own thread (session-worker.ts).
+import { importWorker } from '../system/worker-entry.mjs';
 
-const compiled = new URL('./session-worker.js', import.meta.url);
-if (existsSync(fileURLToPath(compiled))) {
-  await import(compiled.href);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import('./session-worker.ts');
-}
+await importWorker(import.meta.url, 'session-worker');
