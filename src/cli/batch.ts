@@ -196,105 +196,110 @@ export function registerBatchCommand(program: Command): void {
           ? await import('../batch/columnar/half-scorer.ts')
           : undefined;
       halfScorer?.primeSecondHalf(options.input!);
-      // The scoring modules (ONNX Runtime, DuckDB, BullMQ) load here, so that other commands and --help skip them.
-      // ONNX Runtime and the scoring runner only for a local job; BullMQ and its Redis client only for --queue; the
-      // progress bar only where it is drawn.
-      const [{ planBatchJob }, runner, engine] = await Promise.all([
-        import('../batch/batch-plan.ts'),
-        options.queue ? undefined : import('../batch/batch-runner.ts'),
-        options.queue ? undefined : import('../batch/io/duckdb-engine.ts'),
-      ]);
-      // A job without --chunk-rows is scored in one pass where it can, on one DuckDB thread per COPY: DuckDB opens on
-      // one thread, and takes its configured count only if the job leaves the one pass (scoring-copy.ts).
-      if (engine && !options.rowPath && options.chunkRows === undefined) engine.openDuckdbOnOneThread();
-      const modelOptions = {
-        ...(options.instances !== undefined ? { instances: options.instances } : {}),
-        ...(options.threads !== undefined ? { threads: options.threads } : {}),
-        ...(options.registry !== undefined ? { registry: options.registry } : {}),
-      };
-      // The --queue submitter scores nothing: it plans from model.yaml and the ONNX file's declared inputs and outputs,
-      // without loading ONNX Runtime (the workers load the model).
-      const loading = runner
-        ? import('../batch/batch-model.ts').then((m) => m.loadBatchModel(options.model!, modelOptions))
-        : undefined;
-      loading?.then(
-        (v) => halfScorer?.loadPrimedHalfScorer(v.pool.sessionSpec),
-        () => undefined,
-      );
-      const loaded = await loading;
-      const version =
-        loaded ??
-        (await (await import('../batch/batch-model-description.ts')).describeBatchModel(options.model, modelOptions));
       try {
-        const spec = await planBatchJob(version, {
-          model: options.model,
-          input: options.input,
-          output: options.output,
-          batchSize: options.batchSize,
-          partRows: options.chunkRows ?? DEFAULT_CHUNK_ROWS,
-          onError: options.onError,
-          mode: options.queue ? 'distributed' : 'local',
-          ...(options.format ? { format: options.format } : {}),
-          ...(options.inputFormat ? { inputFormat: options.inputFormat } : {}),
-          ...(options.keep ? { keep: options.keep } : {}),
-          ...(options.map ? { map: options.map } : {}),
-          ...(options.errors ? { errorsFile: options.errors } : {}),
+        // The scoring modules (ONNX Runtime, DuckDB, BullMQ) load here, so that other commands and --help skip them.
+        // ONNX Runtime and the scoring runner only for a local job; BullMQ and its Redis client only for --queue; the
+        // progress bar only where it is drawn.
+        const [{ planBatchJob }, runner, engine] = await Promise.all([
+          import('../batch/batch-plan.ts'),
+          options.queue ? undefined : import('../batch/batch-runner.ts'),
+          options.queue ? undefined : import('../batch/io/duckdb-engine.ts'),
+        ]);
+        // A job without --chunk-rows is scored in one pass where it can, on one DuckDB thread per COPY: DuckDB opens on
+        // one thread, and takes its configured count only if the job leaves the one pass (scoring-copy.ts).
+        if (engine && !options.rowPath && options.chunkRows === undefined) engine.openDuckdbOnOneThread();
+        const modelOptions = {
           ...(options.instances !== undefined ? { instances: options.instances } : {}),
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
           ...(options.registry !== undefined ? { registry: options.registry } : {}),
-          ...(options.partitionBy !== undefined ? { partitionBy: options.partitionBy } : {}),
-          ...(options.compression !== undefined ? { compression: options.compression } : {}),
-        });
-        const progress: BatchProgress =
-          options.progress && process.stderr.isTTY && !options.json
-            ? new (await import('../batch/progress-bar.ts')).ProgressBar()
-            : { start() {}, advance() {}, stop() {} };
-        if (runner && loaded) {
-          const { committedSoFar, runLocalBatch, stopPartWrites } = runner;
-          // Ctrl-C: committed parts stay; say where the job stopped and how to pick it up.
-          // A part being written is finished first (exiting while its COPY runs would hang: see stopPartWrites).
-          const interrupted = (): void => {
-            progress.stop();
-            void stopPartWrites().then(() => {
-              const done = committedSoFar(spec);
-              process.stderr.write(
-                options.chunkRows === undefined && done.parts === 0
-                  ? // The one pass (scoring-copy.ts) commits nothing until its COPY ends: there is nothing to resume after.
-                    `\ncaliper batch: interrupted before anything was committed (job ${spec.id}); running the same command again starts it over.\n` +
-                      `  Without --chunk-rows a job is scored in one pass where it can, committing only at its end; add --chunk-rows N to make it resumable in parts of N rows.\n`
-                  : `\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n` +
-                      `  Run the same command again to resume after them, or add --overwrite to start over.\n`,
+        };
+        // The --queue submitter scores nothing: it plans from model.yaml and the ONNX file's declared inputs and outputs,
+        // without loading ONNX Runtime (the workers load the model).
+        const loading = runner
+          ? import('../batch/batch-model.ts').then((m) => m.loadBatchModel(options.model!, modelOptions))
+          : undefined;
+        loading?.then(
+          (v) => halfScorer?.loadPrimedHalfScorer(v.pool.sessionSpec),
+          () => undefined,
+        );
+        const loaded = await loading;
+        const version =
+          loaded ??
+          (await (await import('../batch/batch-model-description.ts')).describeBatchModel(options.model, modelOptions));
+        try {
+          const spec = await planBatchJob(version, {
+            model: options.model,
+            input: options.input,
+            output: options.output,
+            batchSize: options.batchSize,
+            partRows: options.chunkRows ?? DEFAULT_CHUNK_ROWS,
+            onError: options.onError,
+            mode: options.queue ? 'distributed' : 'local',
+            ...(options.format ? { format: options.format } : {}),
+            ...(options.inputFormat ? { inputFormat: options.inputFormat } : {}),
+            ...(options.keep ? { keep: options.keep } : {}),
+            ...(options.map ? { map: options.map } : {}),
+            ...(options.errors ? { errorsFile: options.errors } : {}),
+            ...(options.instances !== undefined ? { instances: options.instances } : {}),
+            ...(options.threads !== undefined ? { threads: options.threads } : {}),
+            ...(options.registry !== undefined ? { registry: options.registry } : {}),
+            ...(options.partitionBy !== undefined ? { partitionBy: options.partitionBy } : {}),
+            ...(options.compression !== undefined ? { compression: options.compression } : {}),
+          });
+          const progress: BatchProgress =
+            options.progress && process.stderr.isTTY && !options.json
+              ? new (await import('../batch/progress-bar.ts')).ProgressBar()
+              : { start() {}, advance() {}, stop() {} };
+          if (runner && loaded) {
+            const { committedSoFar, runLocalBatch, stopPartWrites } = runner;
+            // Ctrl-C: committed parts stay; say where the job stopped and how to pick it up.
+            // A part being written is finished first (exiting while its COPY runs would hang: see stopPartWrites).
+            const interrupted = (): void => {
+              progress.stop();
+              void stopPartWrites().then(async () => {
+                const done = committedSoFar(spec);
+                process.stderr.write(
+                  options.chunkRows === undefined && done.parts === 0
+                    ? // The one pass (scoring-copy.ts) commits nothing until its COPY ends: there is nothing to resume after.
+                      `\ncaliper batch: interrupted before anything was committed (job ${spec.id}); running the same command again starts it over.\n` +
+                        `  Without --chunk-rows a job is scored in one pass where it can, committing only at its end; add --chunk-rows N to make it resumable in parts of N rows.\n`
+                    : `\ncaliper batch: interrupted; ${done.rows.toLocaleString('en-US')} rows (${done.parts} parts) are committed in ${done.where} (job ${spec.id}).\n` +
+                        `  Run the same command again to resume after them, or add --overwrite to start over.\n`,
+                );
+                await halfScorer?.closeHalfScorers();
+                process.exit(130);
+              });
+            };
+            process.once('SIGINT', interrupted);
+            try {
+              printSummary(
+                await runLocalBatch(loaded, spec, progress, {
+                  overwrite: options.overwrite ?? false,
+                  rowPath: options.rowPath ?? false,
+                  onePass: options.chunkRows === undefined,
+                }),
+                options.json,
               );
-              process.exit(130);
-            });
-          };
-          process.once('SIGINT', interrupted);
-          try {
-            printSummary(
-              await runLocalBatch(loaded, spec, progress, {
-                overwrite: options.overwrite ?? false,
-                rowPath: options.rowPath ?? false,
-                onePass: options.chunkRows === undefined,
-              }),
-              options.json,
-            );
-          } finally {
-            process.removeListener('SIGINT', interrupted);
-            await halfScorer?.closePrimedHalfScorer();
+            } finally {
+              process.removeListener('SIGINT', interrupted);
+            }
+            return;
           }
-          return;
+          const distributed = await import('../batch/distributed/distributed-batch.ts');
+          const result = await distributed.runDistributedBatch(spec, progress, {
+            queue: options.queue!,
+            attempts: options.attempts,
+            detach: options.detach ?? false,
+            overwrite: options.overwrite ?? false,
+          });
+          if ('state' in result) printStatus(result, options.json);
+          else printSummary(result, options.json);
+        } finally {
+          if (loaded && loaded.state !== 'unloading') await loaded.unload();
         }
-        const distributed = await import('../batch/distributed/distributed-batch.ts');
-        const result = await distributed.runDistributedBatch(spec, progress, {
-          queue: options.queue!,
-          attempts: options.attempts,
-          detach: options.detach ?? false,
-          overwrite: options.overwrite ?? false,
-        });
-        if ('state' in result) printStatus(result, options.json);
-        else printSummary(result, options.json);
       } finally {
-        if (loaded && loaded.state !== 'unloading') await loaded.unload();
+        // Before the process exits: a thread ended while its DuckDB opens aborts the process.
+        await halfScorer?.closeHalfScorers();
       }
     });
 

@@ -8,6 +8,9 @@ import { traceMark } from '../phase-timer.ts';
 
 const workerUrl = new URL('./half-worker-entry.mjs', import.meta.url);
 
+/** Every scorer thread of this process that has not ended (closeHalfScorers). */
+const live = new Set<HalfScorer>();
+
 /** The scorer's thread cannot score (it failed to start or load, exited, or was closed). Never leaves the batch modules. */
 class HalfScorerUnavailable extends Error {}
 
@@ -57,8 +60,10 @@ export class HalfScorer {
     worker.on('error', (error) =>
       fail(new HalfScorerUnavailable(`the second-half scorer's thread failed: ${error.message}`)),
     );
+    live.add(this);
     this.exited = new Promise((resolve) =>
       worker.once('exit', (code) => {
+        live.delete(this);
         fail(new HalfScorerUnavailable(`the second-half scorer's thread exited (code ${code})`));
         resolve();
       }),
@@ -136,7 +141,7 @@ let primed: HalfScorer | undefined;
  * leaves idle. loadPrimedHalfScorer then loads the model into it. A CSV input keeps both halves on the main thread:
  * whether it is cut depends on a core having been idle since the start (scoring-copy.ts spareCore), which the thread's
  * start would take. Where nothing is started, or the job is not scored in halves after all, the job runs as without it
- * (closePrimedHalfScorer ends an unused thread). A malformed setting starts nothing: the job itself reports it.
+ * (closeHalfScorers ends an unused thread). A malformed setting starts nothing: the job itself reports it.
  */
 export function primeSecondHalf(input: string): void {
   if (primed || !/\.parquet$/i.test(input)) return;
@@ -162,7 +167,12 @@ export function takePrimedHalfScorer(): HalfScorer | undefined {
   return scorer;
 }
 
-/** Closes a primed scorer no job took (the job was not scored in halves). */
-export async function closePrimedHalfScorer(): Promise<void> {
-  await takePrimedHalfScorer()?.close();
+/**
+ * Closes every scorer thread of this process (primed, or taken by a job) and resolves once they have ended. Call before
+ * the process exits: Node ends the threads that are left at exit, and one ended while its DuckDB opens aborts the
+ * process (a job that failed before scoring exited 134 instead of with its message, 1 run in 5).
+ */
+export async function closeHalfScorers(): Promise<void> {
+  primed = undefined;
+  await Promise.all([...live].map((scorer) => scorer.close()));
 }

@@ -23,6 +23,7 @@ connecting.catch(() => undefined);
 let model: Promise<InThreadInstance> | undefined;
 let connection: DuckDBConnection | undefined;
 let interrupted = false;
+let scoring: Promise<void> | undefined;
 
 function reply(message: HalfReply): void {
   port.postMessage(message);
@@ -72,7 +73,8 @@ port.on('message', (request: HalfRequest) => {
       model.catch(() => undefined);
       break;
     case 'score':
-      score(request).then(
+      scoring = score(request);
+      scoring.then(
         () => reply({ kind: 'scored' }),
         (error: unknown) =>
           reply({
@@ -89,7 +91,10 @@ port.on('message', (request: HalfRequest) => {
       // Ended here rather than terminated from outside: a thread terminated while DuckDB is still opening (a native
       // task that answers the thread when done) aborts the whole process.
       void (async () => {
-        const [opened] = await Promise.allSettled([connecting]);
+        // A COPY still running is stopped first (its score then fails as interrupted).
+        interrupted = true;
+        connection?.interrupt();
+        const [opened] = await Promise.allSettled([connecting, scoring]);
         if (opened.status === 'fulfilled') opened.value.closeSync();
         await model?.then(
           (instance) => instance.release(),
