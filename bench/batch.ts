@@ -10,7 +10,8 @@
  *  3. peak RSS of `caliper batch` at 1M and 5M rows for every format;
  *  4. one `caliper worker` vs two on a shared queue (private redis-server), 1M Parquet rows in 100k-row shards to a
  *     folder of parts, and (unless --skip-5m) 5M rows in 250k-row shards: a 1M job lasts 0.3-0.6 s, so one stall of
- *     the machine moves its ratio by tenths (session 11: rounds 1.25-2.02 idle); the 5M job lasts 1-2 s.
+ *     the machine moves its ratio by tenths (session 11: rounds 1.25-2.02 idle); the 5M job lasts 1-2 s. Each size's
+ *     two ÷ one is the median of its rounds' own ratios (both runs of a round under the same load).
  * `caliper batch` runs as the installed package runs it: the bench builds dist/ first (npm run build) and times
  * `node dist/cli/main.js batch …` (--cli source times bin/caliper.js instead, which compiles the TypeScript sources
  * through tsx on every start).
@@ -321,8 +322,11 @@ if (!args['skip-workers']) {
             'parquet',
           ]);
           scaling.get(size)![label].push(run.summary.rowsPerSecond);
+          const { one, two } = scaling.get(size)!;
+          const paired =
+            one.length === two.length ? ` (two ÷ one this round ${(two.at(-1)! / one.at(-1)!).toFixed(2)})` : '';
           console.log(
-            `round ${round + 1} ${size}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s; load ${load()}`,
+            `round ${round + 1} ${size}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s${paired}; load ${load()}`,
           );
           await stopWorkers(children);
         }
@@ -332,6 +336,13 @@ if (!args['skip-workers']) {
     await redis.dispose();
   }
   loads.push(load());
+  for (const { size } of scalingRuns) {
+    const { one, two } = scaling.get(size)!;
+    const ratios = two.map((t, i) => t / one[i]!);
+    console.log(
+      `${size}: two ÷ one per round ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${median(ratios).toFixed(2)} (median(two) ÷ median(one) ${(median(two) / median(one)).toFixed(2)})`,
+    );
+  }
 }
 
 const wall = (xs: Timed[]): number => median(xs.map((x) => x.wallS));
@@ -396,7 +407,10 @@ const result = {
                 oneRowsPerSecond: one.map(Math.round),
                 twoRowsPerSecond: two.map(Math.round),
                 roundRatios: two.map((t, i) => Number((t / one[i]!).toFixed(3))),
-                twoVsOne: median(two) / median(one),
+                // The median of the same-round ratios: a round's two runs share its load (they alternate which goes
+                // first), where median(two) ÷ median(one) may pair a quiet round's run with a busy one's.
+                twoVsOne: median(two.map((t, i) => t / one[i]!)),
+                medianTwoVsMedianOne: median(two) / median(one),
               },
             ];
           }),
