@@ -93,6 +93,17 @@ async function submit(
   return { job: spec.id, result };
 }
 
+/**
+ * The workers' log lines of job `job`, once they name `count` distinct shards (or after 10 s): a worker logs a shard
+ * after recording it, and the submitter may end on that record before the line reaches this process.
+ */
+async function shardsLogged(job: string, count = ROWS / SHARD_ROWS): Promise<WorkerProcess['shards']> {
+  const logged = (): WorkerProcess['shards'] => workers.flatMap((w) => w.shards.filter((s) => s.job === job));
+  for (const until = Date.now() + 10_000; new Set(logged().map((s) => s.shard)).size < count && Date.now() < until; )
+    await new Promise((r) => setTimeout(r, 20));
+  return logged();
+}
+
 async function expectExactlyOnce(output: string): Promise<void> {
   const [counts] = await query(
     `SELECT count(*)::INTEGER AS n, count(DISTINCT transaction_id)::INTEGER AS ids, min(transaction_id)::INTEGER AS lo, max(transaction_id)::INTEGER AS hi FROM read_parquet('${output}')`,
@@ -107,6 +118,7 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     const summary = await result;
     expect(summary).toMatchObject({ rows: ROWS, outputRows: ROWS, errors: 0 });
     await expectExactlyOnce(output);
+    await shardsLogged(job);
     const byWorker = workers.map((w) => w.shards.filter((s) => s.job === job).length);
     // Every shard scored; a shard whose lock lapsed on a loaded machine may be scored twice (the same part, rewritten).
     expect(new Set(workers.flatMap((w) => w.shards.filter((s) => s.job === job).map((s) => s.shard))).size).toBe(
@@ -132,7 +144,7 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     const output = join(root.dir, 'one-pass-shards');
     const { job, result } = await submit(output);
     expect(await result).toMatchObject({ rows: ROWS, outputRows: ROWS, errors: 0 });
-    const shards = workers.flatMap((w) => w.shards.filter((s) => s.job === job));
+    const shards = await shardsLogged(job);
     expect(shards.length).toBeGreaterThanOrEqual(ROWS / SHARD_ROWS);
     expect(shards.map((s) => [s.scorer, s.path, s.rows])).toEqual(
       shards.map(() => ['columnar', 'one-pass', SHARD_ROWS]),
@@ -176,7 +188,7 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     const output = join(root.dir, 'one-bad-row-out.parquet');
     const { job, result } = await submit(output, 100, bad);
     expect(await result).toMatchObject({ rows: ROWS, outputRows: ROWS - 1, errors: 1 });
-    const shards = new Map(workers.flatMap((w) => w.shards.filter((s) => s.job === job).map((s) => [s.shard, s])));
+    const shards = new Map((await shardsLogged(job)).map((s) => [s.shard, s]));
     expect(shards.size).toBe(ROWS / SHARD_ROWS);
     expect(shards.get(`0:${SHARD_ROWS}`)).toMatchObject({ scorer: 'columnar', path: 'parts', errors: 1 });
     expect([...shards.values()].filter((s) => s.path === 'one-pass')).toHaveLength(ROWS / SHARD_ROWS - 1);
@@ -235,6 +247,7 @@ describe('caliper batch --queue with caliper worker processes over a real Redis'
     const summary = await result;
     expect(summary).toMatchObject({ rows: ROWS, outputRows: ROWS });
     await expectExactlyOnce(output);
+    await shardsLogged(job);
     const survivorShards = workers[1]!.shards.filter((s) => s.job === job).length;
     const victimShards = victim.shards.filter((s) => s.job === job).length;
     expect(victimShards + survivorShards).toBeGreaterThanOrEqual(ROWS / SHARD_ROWS);

@@ -1,4 +1,4 @@
-import { Queue, QueueEvents, type ConnectionOptions } from 'bullmq';
+import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { CaliperError } from '../../errors.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
@@ -64,29 +64,47 @@ export function redisConnection(url: string): ConnectionOptions {
 const statusKey = (job: string): string => `caliper:batch:${job}`;
 const doneKey = (job: string): string => `caliper:batch:${job}:done`;
 const specKey = (job: string): string => `caliper:batch:${job}:spec`;
+/** The job's latest counters, left by each recorded shard or failed attempt for the waiting submitter (a list of one). */
+const eventKey = (job: string): string => `caliper:batch:${job}:event`;
 export const shardJobId = (job: string, shard: Shard): string => `${job}_${shardKey(shard)}`;
 
-// Counts a committed shard once, however many times a retried or zombie worker commits it.
+// The job's counters with the queue's failed-job count, as ShardEvent's fields, replacing the job's unread event: the
+// submitter blocks on the list (BLPOP) and reads the end of its job from the event, without another round trip.
+const NOTIFY = `
+local counters = redis.call('HMGET', KEYS[1], 'doneShards', 'shards', 'rows')
+if not counters[2] then return 0 end
+redis.call('DEL', KEYS[3])
+redis.call('RPUSH', KEYS[3], counters[1] .. ' ' .. counters[2] .. ' ' .. counters[3] .. ' ' .. redis.call('ZCARD', KEYS[4]))
+redis.call('PEXPIRE', KEYS[3], 86400000)
+return 1`;
+
+// Counts a committed shard once, however many times a retried or zombie worker commits it, then notifies.
 const RECORD_SHARD = `
 if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'doneShards', 1)
   redis.call('HINCRBY', KEYS[1], 'rows', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'outputRows', ARGV[3])
   redis.call('HINCRBY', KEYS[1], 'errors', ARGV[4])
-  return 1
 end
-return 0`;
+${NOTIFY}`;
+
+/** A job's progress as a waiting submitter reads it: its shard and row counters and the queue's failed shard jobs. */
+export interface ShardEvent {
+  shards: number;
+  doneShards: number;
+  rows: number;
+  /** Failed shard jobs in the queue, of any job: a reason to read status(). */
+  failedJobs: number;
+}
 
 /** The batch jobs' shared state in Redis: the spec, per-job counters and the BullMQ queue of shards. */
 export class BatchQueue {
   readonly queue: Queue<ShardJobData>;
   readonly redis: Redis;
-  private events: QueueEvents | undefined;
-  /** A shard completed or failed since the last nextShardEvent() returned. */
-  private eventPending = false;
-  private wake: (() => void) | undefined;
+  /** The connection a waiting submitter blocks on (BLPOP), opened by watchShards(). */
+  private events: Redis | undefined;
 
-  constructor(private readonly url: string) {
+  constructor(url: string) {
     const endpoint = redisEndpoint(url);
     this.redis = new Redis({ ...endpoint, maxRetriesPerRequest: null });
     // BullMQ's Queue on the same connection: one connect and one load of its scripts fewer before the shards are queued.
@@ -107,7 +125,7 @@ export class BatchQueue {
     await this.redis
       .multi()
       .set(specKey(spec.id), JSON.stringify(spec))
-      .del(statusKey(spec.id), doneKey(spec.id))
+      .del(statusKey(spec.id), doneKey(spec.id), eventKey(spec.id))
       .hset(statusKey(spec.id), {
         shards: shards.length,
         totalRows,
@@ -156,8 +174,25 @@ export class BatchQueue {
     return JSON.parse(text) as BatchJobSpec;
   }
 
+  /** Counts a committed shard in the job's counters (once per shard) and leaves the submitter an event. */
   async recordShard(job: string, shard: Shard, rows: number, outputRows: number, errors: number): Promise<void> {
-    await this.redis.eval(RECORD_SHARD, 2, statusKey(job), doneKey(job), shardKey(shard), rows, outputRows, errors);
+    await this.redis.eval(
+      RECORD_SHARD,
+      4,
+      statusKey(job),
+      doneKey(job),
+      eventKey(job),
+      this.queue.toKey('failed'),
+      shardKey(shard),
+      rows,
+      outputRows,
+      errors,
+    );
+  }
+
+  /** Leaves the job's waiting submitter an event (a shard attempt failed): it reads status() if a job has failed. */
+  async notify(job: string): Promise<void> {
+    await this.redis.eval(NOTIFY, 4, statusKey(job), doneKey(job), eventKey(job), this.queue.toKey('failed'));
   }
 
   async setState(job: string, state: BatchStatus['state']): Promise<void> {
@@ -197,7 +232,7 @@ export class BatchQueue {
    * The job's shard and row counters with the queue's count of failed shard jobs (of any job), in one round trip: what
    * a waiting submitter reads on each shard event; status() (which reads every failed job) only once one has failed.
    */
-  async progress(job: string): Promise<{ shards: number; doneShards: number; rows: number; failedJobs: number }> {
+  async progress(job: string): Promise<ShardEvent> {
     const [[, hash], [, failedJobs]] = (await this.redis
       .multi()
       .hmget(statusKey(job), 'shards', 'doneShards', 'rows')
@@ -212,43 +247,36 @@ export class BatchQueue {
   }
 
   /**
-   * Starts listening for shards that complete or fail (BullMQ's queue events, read from Redis as they happen), so
-   * that nextShardEvent() can wake the submitter at once. Call before the first status().
+   * Starts opening the connection nextShardEvent() blocks on (its own: a blocked connection answers nothing else),
+   * while the submitter plans; its commands wait for it. Events left before the first wait are kept for it.
    */
-  async watchShards(): Promise<void> {
-    if (this.events) return;
-    this.events = new QueueEvents(BATCH_QUEUE, { connection: redisConnection(this.url) });
-    const onEvent = (): void => {
-      this.eventPending = true;
-      this.wake?.();
-    };
-    this.events.on('completed', onEvent);
-    this.events.on('failed', onEvent);
-    await this.events.waitUntilReady();
+  watchShards(): void {
+    this.events ??= this.redis.duplicate();
   }
 
   /**
-   * Resolves when a shard (of any job on this queue) has completed or failed since the last call, or after
-   * `timeoutMs` at the latest: a submitter waiting on its job re-reads status() then, instead of polling on a fixed
-   * period, which left a finished job unnoticed for up to a period (a quarter of a second of a one-second job).
+   * The job's counters as left by the last shard recorded or attempt failed since the previous call (each event
+   * replaces the unread one), or undefined after `timeoutMs` without one: then the submitter reads progress() itself,
+   * so that a shard that failed unseen (a killed worker's, failed by BullMQ's stall check) is still noticed.
+   * Resolves undefined at once once close() is called. Errors: Redis's, as rejections.
    */
-  nextShardEvent(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        this.eventPending = false;
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      if (this.eventPending) done();
-      else this.wake = done;
+  async nextShardEvent(job: string, timeoutMs: number): Promise<ShardEvent | undefined> {
+    this.watchShards();
+    // BLPOP's timeout is in seconds (fractions since Redis 6); 0 would block for ever.
+    const popped = await this.events!.blpop(eventKey(job), Math.max(timeoutMs, 1) / 1000).catch((error: unknown) => {
+      if (this.closing) return null;
+      throw error;
     });
+    if (!popped) return undefined;
+    const [doneShards, shards, rows, failedJobs] = popped[1].split(' ').map(Number) as [number, number, number, number];
+    return { shards, doneShards, rows, failedJobs };
   }
 
+  private closing = false;
+
   async close(): Promise<void> {
-    this.wake?.();
-    await this.events?.close();
+    this.closing = true;
+    this.events?.disconnect();
     await this.queue.close();
     this.redis.disconnect();
   }

@@ -145,7 +145,10 @@ export class BatchWorker {
     });
     this.worker.on('completed', (job) => traceMark(`worker: completed ${shardKey(job.data.shard)}`));
     this.worker.on('failed', (job, error) => {
-      if (job) options.onShard?.({ job: job.data.job, shard: job.data.shard, error: error.message });
+      if (!job) return;
+      // Wakes the job's submitter, which then reads whether the job failed (a retried attempt leaves it running).
+      this.state.notify(job.data.job).catch(() => undefined);
+      options.onShard?.({ job: job.data.job, shard: job.data.shard, error: error.message });
     });
   }
 

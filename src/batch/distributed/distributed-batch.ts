@@ -1,5 +1,7 @@
 import { CaliperError } from '../../errors.ts';
 import { countRows } from '../io/batch-input.ts';
+import type { ScanSource } from '../io/input-scan.ts';
+import { parquetRowGroupRows } from '../io/parquet-footer.ts';
 import type { BatchJobSpec } from '../batch-job.ts';
 import { BatchQueue, type BatchStatus } from './batch-queue.ts';
 import type { BatchProgress, BatchSummary } from '../batch-runner.ts';
@@ -19,6 +21,18 @@ export interface DistributedOptions {
 }
 
 /**
+ * Rows of the file a shard's worker scans: the sum of its Parquet footer's row-group counts (a file read, no DuckDB
+ * query: 1-2 ms against 13-20 ms of a 1M-row job's serial start), else DuckDB's count, which names what is wrong.
+ */
+async function rowsToShard(source: ScanSource): Promise<number> {
+  try {
+    return parquetRowGroupRows(source.path).reduce((sum, rows) => sum + rows, 0);
+  } catch {
+    return countRows(source);
+  }
+}
+
+/**
  * Splits the job into row-range shards, queues them on BullMQ and (unless detached) waits while workers
  * score them, then writes the errors file and merges a single-file output. Output paths must be on storage
  * every worker sees (a shared volume or network filesystem).
@@ -34,14 +48,12 @@ export async function runDistributedBatch(
   layout.prepare({ overwrite: options.overwrite ?? false, cleanTemporaries: false });
   const queue = new BatchQueue(options.queue);
   try {
-    // The queue's event connection opens while DuckDB stages and counts; it is ready before the first status read,
-    // and every shard that completes after that read wakes the wait below.
-    const watching = options.detach ? Promise.resolve() : phase('watch shards', () => queue.watchShards());
-    watching.catch(() => undefined);
+    // The connection the wait below blocks on opens while the inputs are staged and counted.
+    if (!options.detach) queue.watchShards();
     // CSV and JSONL are parsed once here, into staged Parquet every worker reads its shards from.
     await phase('stage inputs', () => layout.stageInputs());
     const counts = await phase('count rows', () =>
-      Promise.all(spec.inputs.map((_, i) => countRows(layout.scanSource(i)))),
+      Promise.all(spec.inputs.map((_, i) => rowsToShard(layout.scanSource(i)))),
     );
     const totalRows = counts.reduce((a, b) => a + b, 0);
     const shards = planShards(spec.inputs, counts, spec.partRows);
@@ -50,16 +62,20 @@ export async function runDistributedBatch(
     await phase('submit shards', () => queue.submit(spec, shards, committed, totalRows, options.attempts ?? 3));
     traceMark('submitter: shards queued');
     if (options.detach) return await queue.status(spec.id);
-    await watching;
     const doneBefore = committed.reduce((sum, p) => sum + p.inputRows, 0);
     progress.start(totalRows, doneBefore);
     let seen = doneBefore;
     const waiting = phase('wait for shards', async (): Promise<number> => {
+      // Each recorded shard (or failed attempt) leaves the job's counters as an event: the end is read from the last
+      // one, without another round trip. Without an event for pollMs the counters are read from Redis.
+      let counters = await queue.progress(spec.id);
       for (;;) {
-        const counters = await queue.progress(spec.id);
         traceMark(`submitter: status ${counters.doneShards}/${counters.shards}`);
-        progress.advance(counters.rows - seen, 0);
-        seen = counters.rows;
+        // An event left before the first read may be older than it.
+        if (counters.rows > seen) {
+          progress.advance(counters.rows - seen, 0);
+          seen = counters.rows;
+        }
         if (counters.doneShards >= counters.shards) return counters.rows;
         if (counters.failedJobs > 0) {
           const status = await queue.status(spec.id);
@@ -71,7 +87,7 @@ export async function runDistributedBatch(
             );
           }
         }
-        await queue.nextShardEvent(options.pollMs ?? 1000);
+        counters = (await queue.nextShardEvent(spec.id, options.pollMs ?? 1000)) ?? (await queue.progress(spec.id));
       }
     });
     let rowsDone: number;
