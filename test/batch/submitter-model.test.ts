@@ -101,4 +101,20 @@ describe('the --queue submitter', () => {
     expect(run.status).not.toBe(0);
     expect(run.stderr).toMatch(/preprocess tensor feats: the model has no input named "feats"/);
   }, 60_000);
+
+  it('opens the queue while it plans: a --queue that is no redis:// URL still stops the job with its message', async () => {
+    const input = await generateFraudData({ rows: 100, out: join(root.dir, 'bad-url.parquet'), seed: 34 });
+    const run = spawnSync(
+      process.execPath,
+      [CLI, 'batch', '--model', model, '--input', input, '--output', join(root.dir, 'bad-url-out.parquet')].concat([
+        '--queue',
+        'http://127.0.0.1:1',
+        '--json',
+      ]),
+      { encoding: 'utf8', timeout: 50_000 },
+    );
+    expect(run.status, run.stderr).toBe(1);
+    expect(run.stderr).toContain('--queue: expected a redis:// URL, got "http://127.0.0.1:1"');
+    expect(run.stderr).not.toMatch(/unhandled/i);
+  }, 60_000);
 });
