@@ -105,6 +105,39 @@ describe('shard events for a waiting --queue submitter', () => {
     }
   });
 
+  it('a job submitted again queues the shards an earlier run left failed or completed, and leaves a waiting one be', async () => {
+    const queue = new BatchQueue(redis.url);
+    const spec = { id: 'resubmit', partsDir: '/nowhere/resubmit' } as unknown as BatchJobSpec;
+    const wait = queue.queue.toKey('wait');
+    try {
+      await queue.submit(spec, shards, [], 30, 1);
+      // As a worker leaves them: shard 0-10 failed for good, shard 0-20 completed (and kept).
+      await queue.redis
+        .multi()
+        .lrem(wait, 0, 'resubmit_0-10')
+        .zadd(queue.queue.toKey('failed'), 1, 'resubmit_0-10')
+        .exec();
+      await queue.redis
+        .multi()
+        .lrem(wait, 0, 'resubmit_0-20')
+        .zadd(queue.queue.toKey('completed'), 1, 'resubmit_0-20')
+        .exec();
+      expect(await queue.queue.getJobState('resubmit_0-10')).toBe('failed');
+      expect(await queue.queue.getJobState('resubmit_0-20')).toBe('completed');
+      await queue.submit(spec, shards, [], 30, 1);
+      for (const id of ['resubmit_0-0', 'resubmit_0-10', 'resubmit_0-20'])
+        expect(await queue.queue.getJobState(id)).toBe('waiting');
+      expect((await queue.redis.lrange(wait, 0, -1)).filter((id) => id.startsWith('resubmit_')).sort()).toEqual([
+        'resubmit_0-0',
+        'resubmit_0-10',
+        'resubmit_0-20',
+      ]);
+    } finally {
+      await queue.queue.drain();
+      await queue.close();
+    }
+  });
+
   it('close() ends a wait at once', async () => {
     const queue = await submitted('events-close');
     const started = Date.now();

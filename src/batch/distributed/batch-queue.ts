@@ -120,9 +120,11 @@ export class BatchQueue {
     attempts: number,
   ): Promise<void> {
     const done = new Set(committed.map((p) => shardKey({ fileIndex: p.fileIndex, start: p.start, end: null })));
-    // One round trip for the spec and fresh counters, then the committed parts and stale shard jobs side by side,
-    // not one after another: every worker waits for this.
-    await this.redis
+    const todo = shards.filter((s) => !done.has(shardKey(s)));
+    // One round trip for the spec, fresh counters and which shard jobs an earlier run of the job left finished (a
+    // failed job is kept; a completed one once was): those are removed before their shards are queued again, while a
+    // job still waiting or running is left to run. Then the committed parts and the removals side by side.
+    const transaction = this.redis
       .multi()
       .set(specKey(spec.id), JSON.stringify(spec))
       .del(statusKey(spec.id), doneKey(spec.id), eventKey(spec.id))
@@ -135,9 +137,13 @@ export class BatchQueue {
         errors: 0,
         output: spec.outputFile ?? spec.partsDir,
         state: 'running',
-      })
-      .exec();
-    const todo = shards.filter((s) => !done.has(shardKey(s)));
+      });
+    for (const shard of todo)
+      transaction
+        .zscore(this.queue.toKey('failed'), shardJobId(spec.id, shard))
+        .zscore(this.queue.toKey('completed'), shardJobId(spec.id, shard));
+    const replies = (await transaction.exec()) ?? [];
+    const finished = todo.filter((_, i) => replies[3 + 2 * i]?.[1] != null || replies[4 + 2 * i]?.[1] != null);
     await Promise.all([
       ...committed.map((part) =>
         this.recordShard(
@@ -148,10 +154,7 @@ export class BatchQueue {
           part.errors.length,
         ),
       ),
-      ...todo.map(async (shard) => {
-        const existing = await this.queue.getJob(shardJobId(spec.id, shard));
-        if (existing && ((await existing.isFailed()) || (await existing.isCompleted()))) await existing.remove();
-      }),
+      ...finished.map((shard) => this.queue.remove(shardJobId(spec.id, shard))),
     ]);
     await this.queue.addBulk(
       todo.map((shard) => ({
