@@ -22,7 +22,7 @@
  * Data: scripts/generate-fraud-data.ts (bench/data/, generated when missing). Results: bench/results/batch.json
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -256,12 +256,35 @@ for (const format of ONLY_WORKERS ? [] : (['csv', 'jsonl', 'parquet'] as const))
   );
 }
 
+/** Busy and total CPU ms of the whole machine so far, all cores (/proc/stat). */
+function machineCpuMs(): { busy: number; total: number } {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  // USER_HZ is 100 on Linux: a tick is 10 ms. Idle and iowait are not busy.
+  return { busy: (total - ticks[3]! - ticks[4]!) * 10, total: total * 10 };
+}
+
+/** CPU ms (user + system, all threads) of a live process so far (/proc). */
+function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 // One worker vs two on a shared queue; workers are started (and their model loaded by a warm-up job) before timing.
+// Each timed run notes the share of the machine's cores that processes other than the submitter and the workers took
+// while it ran (other engineers' tests and builds, the private redis-server): a round whose two runs saw different
+// shares is a round the machine decided, not the workers.
 const scalingRuns = [
   { size: '1m', input: data.parquet, shardRows: '100000' },
   ...(args['skip-5m'] ? [] : [{ size: '5m', input: await dataFile(5_000_000, 'parquet'), shardRows: '250000' }]),
 ];
-const scaling = new Map(scalingRuns.map((r) => [r.size, { one: [] as number[], two: [] as number[] }]));
+const scaling = new Map(
+  scalingRuns.map((r) => [
+    r.size,
+    { one: [] as number[], two: [] as number[], oneOtherCpu: [] as number[], twoOtherCpu: [] as number[] },
+  ]),
+);
 if (!args['skip-workers']) {
   // As the test suite's setup does: Debian's redis-server, installed with apt-get when missing.
   ensureDebianPackages(['redis-server']);
@@ -313,6 +336,8 @@ if (!args['skip-workers']) {
             '--keep',
             'transaction_id',
           ]);
+          const workersBefore = children.map((c) => processCpuMs(c.pid!));
+          const machineBefore = machineCpuMs();
           const run = caliperBatch(input, join(WORK, `workers-${label}`), [
             '--queue',
             redis.url,
@@ -321,12 +346,18 @@ if (!args['skip-workers']) {
             '--format',
             'parquet',
           ]);
+          const machineAfter = machineCpuMs();
+          const workersCpu = children.reduce((sum, c, i) => sum + processCpuMs(c.pid!) - workersBefore[i]!, 0);
+          const otherCpu =
+            Math.max(0, machineAfter.busy - machineBefore.busy - workersCpu - run.cpuS * 1000) /
+            (machineAfter.total - machineBefore.total);
           scaling.get(size)![label].push(run.summary.rowsPerSecond);
+          scaling.get(size)![`${label}OtherCpu`].push(otherCpu);
           const { one, two } = scaling.get(size)!;
           const paired =
             one.length === two.length ? ` (two ÷ one this round ${(two.at(-1)! / one.at(-1)!).toFixed(2)})` : '';
           console.log(
-            `round ${round + 1} ${size}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s${paired}; load ${load()}`,
+            `round ${round + 1} ${size}: ${label} worker(s) ${Math.round(run.summary.rowsPerSecond)} rows/s${paired}; other processes ${(otherCpu * 100).toFixed(0)}% of the cores (whole command); load ${load()}`,
           );
           await stopWorkers(children);
         }
@@ -399,13 +430,17 @@ const result = {
     scaling.get('1m')!.one.length > 0
       ? Object.fromEntries(
           scalingRuns.map(({ size, shardRows }) => {
-            const { one, two } = scaling.get(size)!;
+            const { one, two, oneOtherCpu, twoOtherCpu } = scaling.get(size)!;
             return [
               size,
               {
                 shardRows: Number(shardRows),
                 oneRowsPerSecond: one.map(Math.round),
                 twoRowsPerSecond: two.map(Math.round),
+                // Share of the cores other processes took during each timed command (/proc/stat less the submitter's
+                // and the workers' CPU).
+                oneOtherCpuShare: oneOtherCpu.map((x) => Number(x.toFixed(3))),
+                twoOtherCpuShare: twoOtherCpu.map((x) => Number(x.toFixed(3))),
                 roundRatios: two.map((t, i) => Number((t / one[i]!).toFixed(3))),
                 // The median of the same-round ratios: a round's two runs share its load (they alternate which goes
                 // first), where median(two) ÷ median(one) may pair a quiet round's run with a busy one's.
