@@ -34,6 +34,11 @@ export function registerWorkerCommand(program: Command): void {
       parseIntegerOption('--lock-ms', 1000),
       30_000,
     )
+    .option(
+      '--cpu <list>',
+      "pin the worker to these CPUs (Linux, taskset's list: 0, 0,2, 1-3): with one worker per core, each on its own, " +
+        "a worker's DuckDB and JavaScript threads, which take turns on each shard, stay off the other workers' cores",
+    )
     .option('--json', 'log one JSON line per shard')
     .action(
       async (options: {
@@ -44,8 +49,11 @@ export function registerWorkerCommand(program: Command): void {
         duckdbThreads: number;
         lockMs: number;
         registry?: string;
+        cpu?: string;
         json?: boolean;
       }) => {
+        // Before the worker's threads start (DuckDB's, ONNX Runtime's): they inherit the mask from this thread.
+        if (options.cpu !== undefined) (await import('../system/cpu-affinity.ts')).pinToCpus(options.cpu);
         // BullMQ, DuckDB and ONNX Runtime load when the worker starts, not for --help or other commands.
         const [{ BatchWorker }, { setDuckdbThreads }] = await Promise.all([
           import('../batch/distributed/batch-worker.ts'),
