@@ -9,13 +9,13 @@
  * One and two workers alternate round by round (`--workers 1,2`, the order reversed every other round).
  *
  *   node --import tsx bench/batch-queue-timeline.ts [--rounds 3] [--workers 1,2] [--chunk-rows 100000] [--no-build]
- *     [--quiet] [--out FILE]
+ *     [--quiet] [--unpinned] [--out FILE]
  *
  * Run it under the bench lock: flock /tmp/caliper-bench.lock nice -n 10 node --import tsx bench/batch-queue-timeline.ts
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPrivateRedis } from '../test/support/redis-server.ts';
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     'chunk-rows': { type: 'string', default: '100000' },
     'no-build': { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
+    unpinned: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/batch-queue-timeline.json' },
     cli: { type: 'string', default: 'dist/cli/main.js' },
   },
@@ -100,9 +101,11 @@ function startWorkers(url: string, n: number): Promise<WorkerProcess[]> {
   return Promise.all(
     Array.from(
       { length: n },
-      () =>
+      (_, i) =>
         new Promise<WorkerProcess>((resolve, reject) => {
-          const child = spawn(process.execPath, [CLI, 'worker', '--queue', url], {
+          // One worker per core, each pinned to its own, as bench/batch.ts runs them (unless --unpinned).
+          const pin = args.unpinned ? [] : ['--cpu', String(i % availableParallelism())];
+          const child = spawn(process.execPath, [CLI, 'worker', '--queue', url, ...pin], {
             stdio: ['ignore', 'ignore', 'pipe'],
             env: { ...process.env, CALIPER_BATCH_TRACE: '1' },
           });

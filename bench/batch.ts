@@ -11,12 +11,14 @@
  *  4. one `caliper worker` vs two on a shared queue (private redis-server), 1M Parquet rows in 100k-row shards to a
  *     folder of parts, and (unless --skip-5m) 5M rows in 250k-row shards: a 1M job lasts 0.3-0.6 s, so one stall of
  *     the machine moves its ratio by tenths (session 11: rounds 1.25-2.02 idle); the 5M job lasts 1-2 s. Each size's
- *     two ÷ one is the median of its rounds' own ratios (both runs of a round under the same load).
+ *     two ÷ one is the median of its rounds' own ratios (both runs of a round under the same load). Workers run one per
+ *     core, each pinned to its own (`caliper worker --cpu N`; --unpinned leaves them to the scheduler, where a worker's
+ *     DuckDB and JavaScript threads, which take turns, wait behind the other worker's on its core).
  * `caliper batch` runs as the installed package runs it: the bench builds dist/ first (npm run build) and times
  * `node dist/cli/main.js batch …` (--cli source times bin/caliper.js instead, which compiles the TypeScript sources
  * through tsx on every start).
  * Usage: node --import tsx bench/batch.ts [--rounds 1] [--batch-size 8192] [--skip-5m] [--skip-workers] [--only-workers]
- *   [--cli dist|source]
+ *   [--unpinned] [--cli dist|source]
  * `--only-workers` runs section 4 alone (results to bench/results/batch-workers.json); one worker and two alternate
  * which goes first, round by round.
  * Data: scripts/generate-fraud-data.ts (bench/data/, generated when missing). Results: bench/results/batch.json
@@ -40,6 +42,7 @@ const { values: args } = parseArgs({
     'skip-5m': { type: 'boolean', default: false },
     'skip-workers': { type: 'boolean', default: false },
     'only-workers': { type: 'boolean', default: false },
+    unpinned: { type: 'boolean', default: false },
     cli: { type: 'string', default: 'dist' },
   },
 });
@@ -293,9 +296,11 @@ if (!args['skip-workers']) {
     Promise.all(
       Array.from(
         { length: n },
-        () =>
+        (_, i) =>
           new Promise<ChildProcess>((resolve, reject) => {
-            const child = spawn(process.execPath, [CLI, 'worker', '--queue', redis.url], {
+            // One worker per core, each pinned to its own (caliper worker --cpu), the single worker too.
+            const pin = args.unpinned ? [] : ['--cpu', String(i % cpus().length)];
+            const child = spawn(process.execPath, [CLI, 'worker', '--queue', redis.url, ...pin], {
               stdio: ['ignore', 'ignore', 'pipe'],
             });
             let stderr = '';
@@ -385,7 +390,8 @@ const result = {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     note: 'shared with other engineers running tests and benchmarks; ratios are measured in the same run',
   },
-  command: `node --import tsx bench/batch.ts --rounds ${ROUNDS}${args['skip-5m'] ? ' --skip-5m' : ''}${args['skip-workers'] ? ' --skip-workers' : ''}${ONLY_WORKERS ? ' --only-workers' : ''} --cli ${args.cli}`,
+  command: `node --import tsx bench/batch.ts --rounds ${ROUNDS}${args['skip-5m'] ? ' --skip-5m' : ''}${args['skip-workers'] ? ' --skip-workers' : ''}${ONLY_WORKERS ? ' --only-workers' : ''}${args.unpinned ? ' --unpinned' : ''} --cli ${args.cli}`,
+  workersPinned: !args.unpinned,
   cli: `node ${CLI}`,
   loadAverages: loads,
   batchSize: BATCH,
