@@ -6,6 +6,7 @@ import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
 import { runLocalBatch, silentProgress } from '../../src/batch/batch-runner.ts';
 import { columnarPlanFor } from '../../src/batch/columnar/columnar-part.ts';
 import { rowRangeSql } from '../../src/batch/columnar/column-batch.ts';
+import type { ColumnarPlan } from '../../src/batch/columnar/columnar-plan.ts';
 import {
   closeHalfScorers,
   HalfScorer,
@@ -58,6 +59,11 @@ function started(): HalfScorer {
   return scorer;
 }
 
+/** Scores the input's first 100 rows on `scorer` into `target`. */
+function firstRows(scorer: HalfScorer, plan: ColumnarPlan, target: string): Promise<void> {
+  return scorer.score(plan, rowRangeSql(plan.source, 0, 100), target, 'FORMAT parquet', () => undefined);
+}
+
 async function planOf(output: string) {
   const spec = await planBatchJob(version, request(model, input, output));
   const plan = await columnarPlanFor(version, spec, new OutputLayout(spec), 0);
@@ -98,13 +104,7 @@ describe('the second-half scorer thread', () => {
     const plan = await planOf(join(root.dir, 'unused.parquet'));
     const scorer = started();
     scorer.load({ ...version.pool.sessionSpec, modelPath: join(root.dir, 'missing.onnx') });
-    const scoring = scorer.score(
-      plan,
-      rowRangeSql(plan.source, 0, 100),
-      join(root.dir, 'never.parquet'),
-      'FORMAT parquet',
-      () => undefined,
-    );
+    const scoring = firstRows(scorer, plan, join(root.dir, 'never.parquet'));
     expect(isHalfScorerUnavailable(await scoring.catch((e: unknown) => e))).toBe(true);
     await expect(scoring).rejects.toThrow(/missing\.onnx/);
   }, 60_000);
@@ -113,29 +113,18 @@ describe('the second-half scorer thread', () => {
     const plan = await planOf(join(root.dir, 'unused.parquet'));
     const scorer = started();
     scorer.load(version.pool.sessionSpec);
-    const failing = scorer.score(
-      plan,
-      rowRangeSql(plan.source, 0, 100),
-      join(root.dir, 'no-such-dir', 'x.parquet'),
-      'FORMAT parquet',
-      () => undefined,
-    );
+    const failing = firstRows(scorer, plan, join(root.dir, 'no-such-dir', 'x.parquet'));
     await expect(failing).rejects.toThrow(/no-such-dir/);
     expect(isHalfScorerUnavailable(await failing.catch((e: unknown) => e))).toBe(false);
     await scorer.close();
-    const refused = scorer.score(
-      plan,
-      rowRangeSql(plan.source, 0, 100),
-      join(root.dir, 'y.parquet'),
-      'FORMAT parquet',
-      () => undefined,
-    );
+    const refused = firstRows(scorer, plan, join(root.dir, 'y.parquet'));
     expect(isHalfScorerUnavailable(await refused.catch((e: unknown) => e))).toBe(true);
   }, 60_000);
 
   it('closed at any moment of its start (modules, DuckDB opening, open): the thread ends and the process goes on', async () => {
-    // Delays 0-600 ms cover the thread's start under tsx here (modules ≈ 300 ms, then DuckDB opens). Ended from outside (Worker.terminate) while DuckDB was opening, a thread aborted the whole process ("terminate
-    // called after throwing an instance of 'Napi::Error'"): the test runner then loses this file's fork.
+    // Delays 0-600 ms cover the thread's start under tsx here (modules ≈ 300 ms, then DuckDB opens). Ended from outside
+    // (Worker.terminate) while DuckDB was opening, a thread aborted the whole process ("terminate called after throwing
+    // an instance of 'Napi::Error'"): the test runner then loses this file's fork.
     for (let delay = 0; delay <= 600; delay += 20) {
       const scorer = HalfScorer.start();
       await new Promise((resolve) => setTimeout(resolve, delay));
