@@ -16,6 +16,8 @@ export type HalfRequest =
   | { kind: 'close' };
 
 export type HalfReply =
+  /** The thread's modules are loaded and its DuckDB is opening (a native task on libuv's pool). */
+  | { kind: 'opening' }
   /** DuckDB is open and the model's session loaded. */
   | { kind: 'ready' }
   /** Rows scored since the last report. */

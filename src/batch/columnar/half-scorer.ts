@@ -32,11 +32,21 @@ export class HalfScorer {
   private closing: Promise<void> | undefined;
   /** Its DuckDB is open and the model's session loaded: a score now starts at once. */
   ready = false;
+  /** Resolves once the thread's modules are loaded and its DuckDB is opening. */
+  readonly opening: Promise<void>;
+  private opened: () => void = () => undefined;
 
   private constructor(private readonly worker: Worker) {
     // Held by the process only while a half is being scored: an unused scorer never keeps `caliper batch` running.
     worker.unref();
+    this.opening = new Promise((resolve) => {
+      this.opened = resolve;
+    });
     worker.on('message', (reply: HalfReply) => {
+      if (reply.kind === 'opening') {
+        this.opened();
+        return;
+      }
       if (reply.kind === 'ready') {
         this.ready = true;
         return;

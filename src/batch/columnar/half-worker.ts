@@ -19,6 +19,7 @@ const port = parentPort!;
 setDuckdbThreads(1);
 // Opened as the thread starts, while the main thread loads the model and plans the job.
 const connecting = duckdbConnection();
+port.postMessage({ kind: 'opening' } satisfies HalfReply);
 connecting.catch(() => undefined);
 let model: Promise<InThreadInstance> | undefined;
 let connection: DuckDBConnection | undefined;
