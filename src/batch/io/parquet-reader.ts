@@ -1,6 +1,7 @@
 import type { DuckDBConnection, DuckDBDataChunk, DuckDBResult, DuckDBType, DuckDBValue } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
 import { duckdb, duckdbConnection } from './duckdb-engine.ts';
+import { parquetRowGroupRows } from './parquet-footer.ts';
 import { PARSE_ERROR_COLUMN, scanSql, type ScanSource } from './input-scan.ts';
 import { RowBuffer, type ReadBlock } from './row-buffer.ts';
 import {
@@ -87,8 +88,19 @@ export function sourceRowsOf(
   return rows;
 }
 
-/** Rows DuckDB reads from `from` (a table function over one file; `path` names it in errors). */
+/**
+ * Rows DuckDB reads from `from` (a table function over one file; `path` names it in errors). A scan source's Parquet
+ * file is counted from its footer's row groups (a file read: 1-2 ms against 13-20 ms for DuckDB's count of a 1M-row
+ * file); where the footer cannot be read, DuckDB counts, and names what is wrong.
+ */
 export async function countParquetRows(source: ScanSource | { from: string; path: string }): Promise<number> {
+  if (!('from' in source)) {
+    try {
+      return parquetRowGroupRows(source.path).reduce((sum, rows) => sum + rows, 0);
+    } catch {
+      // DuckDB's count below, with its message.
+    }
+  }
   const connection = await duckdbConnection();
   try {
     const reader = await connection.runAndReadAll(
