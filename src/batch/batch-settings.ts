@@ -39,16 +39,15 @@ export function halvesBytesSetting(): number | undefined {
   }
 }
 
-/** Where halves apply (a machine of two cores or more), the input size from which they do unless the setting says. */
-export const HALVES_DEFAULT_BYTES = 8 << 20;
-
 /**
- * The size (bytes) from which a plain Parquet input is scored in two halves (CALIPER_BATCH_HALVES_BYTES, else 8 MiB);
- * Infinity on a machine of one core or where the setting is 'off'. Throws CALIPER_CONFIG_INVALID when malformed.
+ * The size (bytes) from which an input is scored in two halves (CALIPER_BATCH_HALVES_BYTES, else 8 MiB; a CSV also
+ * needs a core to spare, scoring-copy.ts): Infinity on a machine of one core or where the setting is 'off'. Throws
+ * CALIPER_CONFIG_INVALID when malformed, on any machine.
  */
-export function parquetHalvesMinBytes(): number {
+export function halvesMinBytesSetting(): number {
+  const setting = halvesBytesSetting();
   if (availableParallelism() < 2) return Number.POSITIVE_INFINITY;
-  return halvesBytesSetting() ?? HALVES_DEFAULT_BYTES;
+  return setting ?? 8 << 20;
 }
 
 /**

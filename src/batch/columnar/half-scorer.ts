@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { parquetHalvesMinBytes, secondHalfThreadSetting } from '../batch-settings.ts';
+import { halvesMinBytesSetting, secondHalfThreadSetting } from '../batch-settings.ts';
 import type { SessionSpec } from '../../runtime/onnx-session.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 import type { HalfReply, HalfRequest } from './half-protocol.ts';
@@ -145,7 +145,7 @@ let primed: HalfScorer | undefined;
 
 /**
  * Starts the worker thread that will score the second half of a one-pass job reading `input`, where the job is likely
- * to be scored in halves: one plain Parquet file at least as large as halves need (parquetHalvesMinBytes), on a
+ * to be scored in halves: one plain Parquet file at least as large as halves need (halvesMinBytesSetting), on a
  * machine of two cores or more, unless CALIPER_BATCH_SECOND_HALF_THREAD=never. Called as `caliper batch` starts, before
  * its model loads: the thread's start (≈ 100 ms of CPU: modules, DuckDB) runs on the core the main thread's start
  * leaves idle. loadPrimedHalfScorer then loads the model into it. A CSV input keeps both halves on the main thread:
@@ -158,7 +158,7 @@ export function primeSecondHalf(input: string): void {
   try {
     if (secondHalfThreadSetting() === 'never') return;
     const stat = statSync(input);
-    if (!stat.isFile() || stat.size < parquetHalvesMinBytes()) return;
+    if (!stat.isFile() || stat.size < halvesMinBytesSetting()) return;
   } catch {
     return;
   }

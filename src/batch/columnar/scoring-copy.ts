@@ -1,5 +1,5 @@
 import { renameSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { cpus } from 'node:os';
 import { rm } from 'node:fs/promises';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { InThreadInstance } from '../../runtime/model-instance.ts';
@@ -8,17 +8,12 @@ import { copyOptions } from './columnar-part-writer.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 import { isHalfScorerUnavailable, takePrimedHalfScorer } from './half-scorer.ts';
 import { ROW_PATH_NEEDED, registerScoreFunction, scoredSelect } from './score-function.ts';
-import { duckdbConnection, leaveOneThread, sqlString } from '../io/duckdb-engine.ts';
+import { duckdbConnection, sqlString } from '../io/duckdb-engine.ts';
 import { traceMark } from '../phase-timer.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 import { appendFile, type CsvHalves, splitCsvInHalves } from '../io/csv-halves.ts';
-import {
-  HALVES_DEFAULT_BYTES,
-  halvesBytesSetting,
-  parquetHalvesMinBytes,
-  secondHalfThreadSetting,
-} from '../batch-settings.ts';
+import { halvesBytesSetting, halvesMinBytesSetting, secondHalfThreadSetting } from '../batch-settings.ts';
 import { type CsvDialect, csvReaderSql } from '../io/input-scan.ts';
 import { appendParquetFile, ParquetJoinError } from '../io/parquet-footer.ts';
 import { parquetHalvesCut } from '../io/parquet-halves.ts';
@@ -91,11 +86,9 @@ const HALF_BUFFER_BYTES = 4 << 20;
  * Throws CALIPER_CONFIG_INVALID for a malformed setting (batch-settings.ts).
  */
 function halvesMinBytes(spareCoreNeeded: boolean): number {
-  if (!spareCoreNeeded) return parquetHalvesMinBytes();
-  const setting = halvesBytesSetting();
-  if (availableParallelism() < 2) return Number.POSITIVE_INFINITY;
-  if (setting !== undefined) return setting;
-  return spareCore() ? HALVES_DEFAULT_BYTES : Number.POSITIVE_INFINITY;
+  const from = halvesMinBytesSetting();
+  if (!spareCoreNeeded || halvesBytesSetting() !== undefined) return from;
+  return spareCore() ? from : Number.POSITIVE_INFINITY;
 }
 
 /** Idle time of every core (ms, from os.cpus()) when this module was loaded, early in the process's start. */
@@ -235,9 +228,9 @@ export async function runScoringCopy(
     try {
       const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0];
       // A `caliper worker` runs DuckDB on one thread already: its shards leave the setting alone; so does a job whose
-      // DuckDB was opened on one thread for the one pass (openDuckdbOnOneThread), unless it leaves the one pass.
+      // DuckDB was opened on one thread for the one pass (openDuckdbOnOneThread; the runner gives it its threads back
+      // where the job leaves the one pass).
       if (threads !== 1) await connection.run('SET threads = 1');
-      let onePassDone = false;
       try {
         let scored = false;
         const split =
@@ -347,14 +340,12 @@ export async function runScoringCopy(
         }
         // A stop that came as the COPY ended: nothing is put in place.
         if (stopped) throw new Error('interrupted');
-        onePassDone = true;
       } catch (error) {
         if (stopped) throw error;
         const message = error instanceof Error ? error.message : String(error);
         return { declined: message.includes(ROW_PATH_NEEDED) ? 'a row needs the row path' : message };
       } finally {
         if (threads !== 1) await connection.run(`SET threads = ${threads}`);
-        else if (!onePassDone) await leaveOneThread();
       }
       rename(tmp, target);
       return { rows };
