@@ -191,10 +191,9 @@ export function registerBatchCommand(program: Command): void {
       // A one-pass job of one large Parquet file is scored in halves, the second on a worker thread started first of
       // all, so that its start runs beside this one's (half-scorer.ts primeSecondHalf); the model is loaded into it
       // below, once resolved.
-      const halfScorer =
-        !options.queue && !options.rowPath && options.chunkRows === undefined
-          ? await import('../batch/columnar/half-scorer.ts')
-          : undefined;
+      // A local job without --chunk-rows or --row-path is scored in one pass where it can.
+      const onePassLikely = !options.queue && !options.rowPath && options.chunkRows === undefined;
+      const halfScorer = onePassLikely ? await import('../batch/columnar/half-scorer.ts') : undefined;
       halfScorer?.primeSecondHalf(options.input!);
       // The --queue submitter connects to the queue while it plans the job: the Redis client's and BullMQ's first
       // commands (20-25 ms of cold code) overlap the model's description and the input's probe.
@@ -215,7 +214,7 @@ export function registerBatchCommand(program: Command): void {
         ]);
         // A job without --chunk-rows is scored in one pass where it can, on one DuckDB thread per COPY: DuckDB opens on
         // one thread, and takes its configured count only if the job leaves the one pass (scoring-copy.ts).
-        if (engine && !options.rowPath && options.chunkRows === undefined) engine.openDuckdbOnOneThread();
+        if (engine && onePassLikely) engine.openDuckdbOnOneThread();
         const modelOptions = {
           ...(options.instances !== undefined ? { instances: options.instances } : {}),
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
