@@ -64,6 +64,19 @@ export function secondHalfThreadSetting(): 'auto' | 'always' | 'never' {
   throw invalidSetting(name, value, "'auto', 'always' or 'never'");
 }
 
+/**
+ * CALIPER_BATCH_STITCH: 'auto' (unset) adds a Parquet job's predictions to the input's own column chunks where the
+ * output allows it (parquet-stitch.ts); 'off' rewrites every column, as DuckDB's COPY does. Throws
+ * CALIPER_CONFIG_INVALID for anything else.
+ */
+export function stitchSetting(): 'auto' | 'off' {
+  const name = 'CALIPER_BATCH_STITCH';
+  const value = process.env[name]?.trim() ?? '';
+  if (value === '' || value === 'auto' || value === 'on') return 'auto';
+  if (value === 'off') return 'off';
+  throw invalidSetting(name, value, "'auto' or 'off'");
+}
+
 /** CALIPER_DUCKDB_THREADS: DuckDB's threads (≥ 1); undefined when unset. Throws CALIPER_CONFIG_INVALID when malformed. */
 export function duckdbThreadsSetting(): number | undefined {
   return wholeNumberSetting('CALIPER_DUCKDB_THREADS', 1);

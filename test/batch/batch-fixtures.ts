@@ -55,6 +55,8 @@ export interface HalvesRun {
   summary: { rows: number; outputRows: number; errors: number; path: string };
   /** The one pass ran in two halves side by side (CALIPER_BATCH_PROFILE=1's line). */
   halves: boolean;
+  /** The output is the input's own column chunks with the predictions added (parquet-stitch.ts). */
+  stitched: boolean;
   /** The second half was scored on the worker thread started for it (src/batch/columnar/half-scorer.ts). */
   secondOnThread: boolean;
   stderr: string;
@@ -64,12 +66,18 @@ export interface HalvesRun {
  * Runs `caliper batch --model MODEL --json --overwrite ARGS` (bin/caliper.js) with CALIPER_BATCH_HALVES_BYTES=1 ('on':
  * every input counts as large), 'off', or unset ('default'); expects exit 0.
  */
-export function batchWithHalves(model: string, args: string[], halves: 'on' | 'off' | 'default'): HalvesRun {
+export function batchWithHalves(
+  model: string,
+  args: string[],
+  halves: 'on' | 'off' | 'default',
+  extraEnv: NodeJS.ProcessEnv = {},
+): HalvesRun {
   // 'always': a Parquet job's second half goes to its worker thread however long the thread takes to start.
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CALIPER_BATCH_PROFILE: '1',
     CALIPER_BATCH_SECOND_HALF_THREAD: 'always',
+    ...extraEnv,
   };
   if (halves === 'default') delete env.CALIPER_BATCH_HALVES_BYTES;
   else env.CALIPER_BATCH_HALVES_BYTES = halves === 'on' ? '1' : 'off';
@@ -82,6 +90,7 @@ export function batchWithHalves(model: string, args: string[], halves: 'on' | 'o
     summary: JSON.parse(run.stdout.trim().split('\n').pop()!) as HalvesRun['summary'],
     halves: run.stderr.includes('scoring copy in two halves'),
     secondOnThread: run.stderr.includes('the second on a worker thread'),
+    stitched: run.stderr.includes("predictions stitched to the input's columns"),
     stderr: run.stderr,
   };
 }

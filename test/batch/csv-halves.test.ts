@@ -26,7 +26,8 @@ beforeAll(async () => {
 
 afterAll(() => root.remove());
 
-const batch = (args: string[], halves: 'on' | 'off' | 'default'): HalvesRun => batchWithHalves(model, args, halves);
+const batch = (args: string[], halves: 'on' | 'off' | 'default', env: NodeJS.ProcessEnv = {}): HalvesRun =>
+  batchWithHalves(model, args, halves, env);
 
 const temporaries = (dir: string): string[] => readdirSync(dir).filter((f) => f.includes('.tmp-'));
 
@@ -268,12 +269,14 @@ describe('halves on a disk with room for one COPY only', () => {
       const parquet = join(root.dir, 'disk.parquet');
       await query(`COPY (FROM '${generated}') TO '${parquet}' (FORMAT parquet, ROW_GROUP_SIZE 20000)`);
       const one = join(root.dir, 'disk-one.parquet');
-      batch(['--input', parquet, '--output', one], 'off');
-      // Room for the output, not for both halves' outputs and the second appended to the first.
+      batch(['--input', parquet, '--output', one], 'off', { CALIPER_BATCH_STITCH: 'off' });
+      // Room for the output, not for both halves' outputs and the second appended to the first, nor for the input's
+      // copy and the prediction files of a stitched output (parquet-stitch.ts).
       const room = statSync(one).size + 256 * 1024;
       const run = batchOnSmallDisk(room, ['--input', parquet], 'on', 'out.parquet');
       expect(run.stderr).toContain('scoring copy in two halves');
       expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toContain('the predictions could not be stitched');
       expect(run.stderr).toContain('the halves could not be written');
       expect(run.summary).toMatchObject({ rows: 100_000, outputRows: 100_000, errors: 0, path: 'one-pass' });
       expect(run.output?.equals(readFileSync(one))).toBe(true);

@@ -60,7 +60,11 @@ function started(): HalfScorer {
 
 /** Scores the input's first 100 rows on `scorer` into `target`. */
 function firstRows(scorer: HalfScorer, plan: ColumnarPlan, target: string): Promise<void> {
-  return scorer.score(plan, rowRangeSql(plan.source, 0, 100), target, 'FORMAT parquet', () => undefined);
+  return scorer.score(
+    plan,
+    { from: rowRangeSql(plan.source, 0, 100), target, copyOptions: 'FORMAT parquet', predictionsOnly: false },
+    () => undefined,
+  );
 }
 
 async function planOf(output: string) {
@@ -77,7 +81,11 @@ describe('the second-half scorer thread', () => {
     scorer.load(version.pool.sessionSpec);
     const target = join(root.dir, 'range.parquet');
     const told: number[] = [];
-    await scorer.score(plan, rowRangeSql(plan.source, 5_000, 15_000), target, 'FORMAT parquet', (n) => told.push(n));
+    await scorer.score(
+      plan,
+      { from: rowRangeSql(plan.source, 5_000, 15_000), target, copyOptions: 'FORMAT parquet', predictionsOnly: false },
+      (n) => told.push(n),
+    );
     expect(told.reduce((a, b) => a + b, 0)).toBe(10_000);
     // Reports come in batches of rows, not per vector.
     expect(told.length).toBeLessThan(10_000 / 2048);
@@ -129,7 +137,7 @@ describe('the second-half scorer thread', () => {
       if (i > 0) await scorer.opening;
       await closeHalfScorers();
       expect(
-        isHalfScorerUnavailable(await scorer.score({} as never, '', '', '', () => undefined).catch((e) => e)),
+        isHalfScorerUnavailable(await scorer.score({} as never, {} as never, () => undefined).catch((e) => e)),
       ).toBe(true);
     }
   }, 60_000);

@@ -49,7 +49,8 @@ async function rowGroups(path: string): Promise<number> {
   return r!.n as number;
 }
 
-const batch = (args: string[], halves: 'on' | 'off' | 'default'): HalvesRun => batchWithHalves(model, args, halves);
+const batch = (args: string[], halves: 'on' | 'off' | 'default', env: NodeJS.ProcessEnv = {}): HalvesRun =>
+  batchWithHalves(model, args, halves, env);
 
 /** Rows of `a` not in `b` (EXCEPT ALL, both ways) and rows whose position differs. */
 async function sameRowsInOrder(a: string, b: string): Promise<void> {
@@ -70,22 +71,32 @@ async function sameRowsInOrder(a: string, b: string): Promise<void> {
 const temporaries = (): string[] => readdirSync(root.dir).filter((f) => f.includes('.tmp-'));
 
 describe('a Parquet input scored in two halves side by side', () => {
-  for (const [groups, groupRows, rows] of [
-    [2, 5_000, 10_000],
-    [5, 4_000, 20_000],
-    [7, 4_096, 27_000],
+  // Stitched: the predictions added to the input's own column chunks (parquet-stitch.ts); joined: every column
+  // rewritten by each half's COPY, the two outputs joined at the footer (CALIPER_BATCH_STITCH=off).
+  for (const [groups, groupRows, rows, stitch] of [
+    [2, 5_000, 10_000, 'on'],
+    [5, 4_000, 20_000, 'on'],
+    [7, 4_096, 27_000, 'on'],
+    [2, 5_000, 10_000, 'off'],
+    [5, 4_000, 20_000, 'off'],
+    [7, 4_096, 27_000, 'off'],
   ] as const)
-    it(`${groups} row groups: one Parquet file with the rows of one COPY in input order, statistics per row group`, async () => {
-      const input = await parquetInput(`in-${groups}.parquet`, rows, groupRows);
+    it(`${groups} row groups, ${stitch === 'on' ? 'stitched' : 'joined'}: one Parquet file with the rows of one COPY in input order, statistics per row group`, async () => {
+      const input = await parquetInput(`in-${groups}-${stitch}.parquet`, rows, groupRows);
       expect(await rowGroups(input)).toBe(groups);
-      const halves = join(root.dir, `halves-${groups}.parquet`);
-      const one = join(root.dir, `one-${groups}.parquet`);
-      const run = batch(['--input', input, '--output', halves], 'on');
+      const halves = join(root.dir, `halves-${groups}-${stitch}.parquet`);
+      const one = join(root.dir, `one-${groups}-${stitch}.parquet`);
+      const env = { CALIPER_BATCH_STITCH: stitch };
+      const run = batch(['--input', input, '--output', halves], 'on', env);
       expect(run.halves).toBe(true);
+      expect(run.stitched).toBe(stitch === 'on');
       // The second half is scored on the worker thread `caliper batch` starts for it, with its own DuckDB and session.
       expect(run.secondOnThread).toBe(true);
       expect(run.summary).toMatchObject({ rows, outputRows: rows, errors: 0, path: 'one-pass' });
-      expect(batch(['--input', input, '--output', one], 'off').halves).toBe(false);
+      expect(batch(['--input', input, '--output', one], 'off', env)).toMatchObject({
+        halves: false,
+        stitched: stitch === 'on',
+      });
       await sameRowsInOrder(halves, one);
       // transaction_id is the row's position in the input.
       const [order] = await query(
@@ -166,7 +177,13 @@ describe('a Parquet input scored in two halves side by side', () => {
       );
       const halves = join(root.dir, `footer-${name}-halves.parquet`);
       const one = join(root.dir, `footer-${name}-one.parquet`);
-      const env = { ...process.env, CALIPER_BATCH_PROFILE: '1', CALIPER_BATCH_HALVES_BYTES: '1' };
+      // Stitching the predictions to the input's own columns (parquet-stitch.ts) joins no footers: off here.
+      const env = {
+        ...process.env,
+        CALIPER_BATCH_PROFILE: '1',
+        CALIPER_BATCH_HALVES_BYTES: '1',
+        CALIPER_BATCH_STITCH: 'off',
+      };
       const run = spawnSync(
         process.execPath,
         [CLI, 'batch', '--model', model, '--json', '--overwrite', '--input', input, '--output', halves],
@@ -180,7 +197,7 @@ describe('a Parquet input scored in two halves side by side', () => {
         outputRows: 16_000,
         path: 'one-pass',
       });
-      batch(['--input', input, '--output', one], 'off');
+      batch(['--input', input, '--output', one], 'off', { CALIPER_BATCH_STITCH: 'off' });
       expect(readFileSync(halves).equals(readFileSync(one))).toBe(true);
       expect(temporaries()).toEqual([]);
     }, 120_000);

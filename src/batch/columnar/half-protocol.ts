@@ -8,8 +8,10 @@ import type { ColumnarPlan } from './columnar-plan.ts';
 export type HalfRequest =
   /** Load the model's ONNX Runtime session (as the main thread's in-thread instance was loaded). */
   | { kind: 'load'; spec: SessionSpec }
-  /** COPY (the scored SELECT of `from`) TO `target` (`copyOptions`), scoring with `plan`. */
-  | { kind: 'score'; plan: ColumnarPlan; from: string; target: string; copyOptions: string }
+  /**
+   * COPY (the scored SELECT of `from`, or only its prediction columns) TO `target` (`copyOptions`), scoring with `plan`.
+   */
+  | { kind: 'score'; plan: ColumnarPlan; from: string; target: string; copyOptions: string; predictionsOnly: boolean }
   /** Stop the COPY running (it then fails as interrupted). */
   | { kind: 'interrupt' }
   /** Close the DuckDB connection and the session once they are loaded, and let the thread end. */

@@ -107,9 +107,7 @@ export class HalfScorer {
    */
   score(
     plan: ColumnarPlan,
-    from: string,
-    target: string,
-    copyOptions: string,
+    copy: { from: string; target: string; copyOptions: string; predictionsOnly: boolean },
     onRows: (rows: number) => void,
   ): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
@@ -117,7 +115,7 @@ export class HalfScorer {
     return new Promise<void>((resolve, reject) => {
       this.scoring = { resolve, reject, onRows };
       this.worker.ref();
-      this.post({ kind: 'score', plan, from, target, copyOptions });
+      this.post({ kind: 'score', plan, ...copy });
     });
   }
 

@@ -10,7 +10,7 @@ import { InThreadInstance } from '../../runtime/model-instance.ts';
 import { duckdbConnection, setDuckdbThreads, sqlString } from '../io/duckdb-engine.ts';
 import type { HalfReply, HalfRequest } from './half-protocol.ts';
 import { traceMark } from '../phase-timer.ts';
-import { registerScoreFunction, scoredSelect } from './score-function.ts';
+import { predictionsSelect, registerScoreFunction, scoredSelect } from './score-function.ts';
 
 /** Rows scored between two progress reports to the main thread. */
 const REPORT_ROWS = 16_384;
@@ -53,9 +53,8 @@ async function score(request: Extract<HalfRequest, { kind: 'score' }>): Promise<
   });
   if (interrupted) throw new Error('interrupted before the scoring COPY started');
   traceMark('half worker: copy start');
-  await c.run(
-    `COPY (${scoredSelect(request.from, request.plan, fn)}) TO ${sqlString(request.target)} (${request.copyOptions})`,
-  );
+  const select = (request.predictionsOnly ? predictionsSelect : scoredSelect)(request.from, request.plan, fn);
+  await c.run(`COPY (${select}) TO ${sqlString(request.target)} (${request.copyOptions})`);
   traceMark('half worker: copy end');
   if (unreported > 0) reply({ kind: 'rows', rows: unreported });
 }

@@ -104,3 +104,13 @@ export function scoredSelect(from: string, plan: ColumnarPlan, fn: string): stri
   const predictions = plan.predictions.map((p, i) => `i.__caliper_scored.p${i} AS ${sqlIdentifier(p.name)}`);
   return `SELECT ${[...plan.keptSql, ...predictions].join(', ')} FROM (SELECT *, ${fn}(${fields}) AS __caliper_scored FROM ${from}) i`;
 }
+
+/**
+ * The SELECT of the prediction columns only (scoredSelect's last columns, same names and types) of `from`: the output
+ * of a job whose input columns are kept byte for byte (parquet-stitch.ts). DuckDB reads only the fields' columns.
+ */
+export function predictionsSelect(from: string, plan: ColumnarPlan, fn: string): string {
+  const fields = plan.fields.map((f) => doubleOrNaN(f.sql)).join(', ');
+  const predictions = plan.predictions.map((p, i) => `i.__caliper_scored.p${i} AS ${sqlIdentifier(p.name)}`);
+  return `SELECT ${predictions.join(', ')} FROM (SELECT ${fn}(${fields}) AS __caliper_scored FROM ${from}) i`;
+}

@@ -1,22 +1,29 @@
 import { renameSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { rm } from 'node:fs/promises';
+import { copyFile, rm } from 'node:fs/promises';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
 import { InThreadInstance } from '../../runtime/model-instance.ts';
 import { rowRangeSql } from './column-batch.ts';
 import { copyOptions } from './columnar-part-writer.ts';
 import type { ColumnarPlan } from './columnar-plan.ts';
 import { isHalfScorerUnavailable, takePrimedHalfScorer } from './half-scorer.ts';
-import { ROW_PATH_NEEDED, registerScoreFunction, scoredSelect } from './score-function.ts';
-import { duckdbConnection, sqlString } from '../io/duckdb-engine.ts';
+import { predictionsSelect, ROW_PATH_NEEDED, registerScoreFunction, scoredSelect } from './score-function.ts';
+import { duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
 import { traceMark } from '../phase-timer.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 import { appendFile, type CsvHalves, splitCsvInHalves } from '../io/csv-halves.ts';
-import { halvesBytesSetting, halvesMinBytesSetting, secondHalfThreadSetting } from '../batch-settings.ts';
+import {
+  halvesBytesSetting,
+  halvesMinBytesSetting,
+  secondHalfThreadSetting,
+  stitchSetting,
+} from '../batch-settings.ts';
 import { type CsvDialect, csvReaderSql } from '../io/input-scan.ts';
 import { appendParquetFile, ParquetJoinError } from '../io/parquet-footer.ts';
 import { parquetHalvesCut } from '../io/parquet-halves.ts';
+import { type ParquetStitchLayout, parquetStitchLayout, stitchParquet } from '../io/parquet-stitch.ts';
+import type { ParquetCompression } from '../io/batch-format.ts';
 
 /**
  * The one-pass path of `caliper batch`: ONE DuckDB COPY reads every input file, scores it and writes the output, with
@@ -66,6 +73,43 @@ export interface ScoringSource {
 export interface OutputHalves {
   secondCopyOptions: string;
   join: 'append' | 'parquet';
+  /** A Parquet output's compression: where the input's column chunks have it too, they are kept (parquet-stitch.ts). */
+  compression?: ParquetCompression;
+}
+
+/** What the COPYs of a job in two halves select and write where. */
+interface CopyShape {
+  select: (from: string, plan: ColumnarPlan, fn: string) => string;
+  /** The SELECT is of the prediction columns only (predictionsSelect), not the whole output row. */
+  predictionsOnly: boolean;
+  first: string;
+  second: string;
+  firstOptions: string;
+  secondOptions: string;
+}
+
+/**
+ * Whether the one pass writes its output by stitching the predictions to the input's own column chunks
+ * (parquet-stitch.ts): one plain Parquet input and one Parquet output, which parquetStitchLayout accepts. Undefined
+ * where the question does not arise; `{ refused }` says why not (CALIPER_BATCH_PROFILE's line).
+ */
+function stitchLayout(
+  sources: readonly ScoringSource[],
+  outputHalves: OutputHalves | undefined,
+  mode: 'auto' | 'off',
+): ParquetStitchLayout | { refused: string } | undefined {
+  const source = sources[0];
+  if (sources.length !== 1 || !source?.parquet || outputHalves?.join !== 'parquet' || !outputHalves.compression)
+    return undefined;
+  if (mode === 'off') return { refused: 'CALIPER_BATCH_STITCH=off' };
+  const { plan } = source;
+  return parquetStitchLayout(
+    source.parquet.path,
+    plan.keptSql,
+    plan.predictions.map((p) => p.name),
+    outputHalves.compression,
+    sqlIdentifier,
+  );
 }
 
 /**
@@ -208,6 +252,7 @@ export async function runScoringCopy(
   const halvesFrom = outputHalves?.join === 'append' ? halvesMinBytes(true) : Number.POSITIVE_INFINITY;
   const parquetHalvesFrom = outputHalves?.join === 'parquet' ? halvesMinBytes(false) : Number.POSITIVE_INFINITY;
   const threadMode = outputHalves?.join === 'parquet' ? secondHalfThreadSetting() : 'never';
+  const stitchMode = outputHalves?.join === 'parquet' ? stitchSetting() : 'off';
   // The worker thread primed for this job's second half (half-scorer.ts primeSecondHalf), if one was: this call closes it.
   const helper = outputHalves ? takePrimedHalfScorer() : undefined;
   const connection = await duckdbConnection();
@@ -224,6 +269,133 @@ export async function runScoringCopy(
     rows += n;
     onVector(n);
   };
+  /**
+   * Runs the two halves' COPYs side by side: the first on this thread's DuckDB to `shape.first`, the second on the
+   * primed worker thread where it is ready, else on a second connection here, to `shape.second`. One failing stops the
+   * other; the error thrown is the one that names why (a row for the row path first).
+   */
+  const copyHalves = async (split: HalvesSplit, shape: CopyShape): Promise<void> => {
+    const plan = sources[0]!.plan;
+    // The thread scores the second half if it is ready now: one still loading (its start slowed by other work on the
+    // machine) would start its half late, after the main thread could have scored it.
+    const onThread = helper?.ready || threadMode === 'always' ? helper : undefined;
+    const firstSelect = shape.select(split.first, plan, registerScoreFunction(connection, plan, instance, count));
+    if (process.env.CALIPER_BATCH_PROFILE === '1')
+      process.stderr.write(
+        `[batch] scoring copy in two halves (${split.note}${onThread ? ', the second on a worker thread' : ''}${shape.predictionsOnly ? ', predictions only' : ''})\n`,
+      );
+    // Stopped while the halves were cut (an interrupt reaches only a query already running).
+    if (stopped) throw new Error('interrupted before the scoring COPYs started');
+    const scoreSecondHere = async (): Promise<void> => {
+      const second = await duckdbConnection();
+      connections.push(second);
+      if (stopped) throw new Error('interrupted before the scoring COPY started');
+      const fn = registerScoreFunction(second, plan, instance, count);
+      await second.run(
+        `COPY (${shape.select(split.second, plan, fn)}) TO ${sqlString(shape.second)} (${shape.secondOptions})`,
+      );
+    };
+    const scoreSecond = async (): Promise<void> => {
+      if (!onThread) return scoreSecondHere();
+      let helperRows = 0;
+      try {
+        const request = { from: split.second, target: shape.second, copyOptions: shape.secondOptions };
+        return await onThread.score(plan, { ...request, predictionsOnly: shape.predictionsOnly }, (n) => {
+          helperRows += n;
+          count(n);
+        });
+      } catch (error) {
+        if (!isHalfScorerUnavailable(error) || stopped) throw error;
+        // The thread is gone (it could not start, or exited): this thread scores the second half after all.
+        if (process.env.CALIPER_BATCH_PROFILE === '1')
+          process.stderr.write(`[batch] ${error.message}: the second half is scored on this thread\n`);
+        rows -= helperRows;
+        onVector(-helperRows);
+        return scoreSecondHere();
+      }
+    };
+    traceMark('main: copies start');
+    const copies = [
+      connection.run(`COPY (${firstSelect}) TO ${sqlString(shape.first)} (${shape.firstOptions})`).then((r) => {
+        traceMark('main: first copy end');
+        return r;
+      }),
+      scoreSecond().then(() => traceMark('main: second copy end')),
+    ];
+    const stops = [() => stopSecond(), () => connection.interrupt()];
+    // One half failing stops the other at once (the job then keeps the parts path). The half that failed first names
+    // why: the other's error then only says it was interrupted, and which half that is varies.
+    const failures: unknown[] = [];
+    copies.forEach((copy, i) =>
+      copy.catch((error: unknown) => {
+        failures.push(error);
+        stops[i]!();
+      }),
+    );
+    await Promise.allSettled(copies);
+    if (failures.length > 0) throw failures.find((f) => String(f).includes(ROW_PATH_NEEDED)) ?? failures[0];
+  };
+  /** Forgets the rows counted by an attempt that is abandoned (its output is then written again another way). */
+  const uncount = (): void => {
+    const counted = rows;
+    rows = 0;
+    onVector(-counted);
+  };
+  /**
+   * The stitched output (parquet-stitch.ts): only the prediction columns scored and written, by one COPY or in two
+   * halves, then added to a copy of the input's bytes (taken by libuv's thread pool while they are scored). Resolves
+   * false where the files cannot be stitched (their row groups do not align) or a write failed: nothing is then left
+   * behind, and the caller writes the output by rewriting every column.
+   */
+  const scoreStitched = async (layout: ParquetStitchLayout, input: string): Promise<boolean> => {
+    const copying = copyFile(input, tmp);
+    copying.catch(() => undefined);
+    const first = temporaryPathFor(target);
+    const second = temporaryPathFor(target);
+    temporaries.push(first, second);
+    const rowGroups = `, ROW_GROUP_SIZE ${layout.rowGroupRows}`;
+    try {
+      const split = await halvesOf(sources[0]!, 'parquet', target, Number.POSITIVE_INFINITY, parquetHalvesFrom);
+      if (split)
+        await copyHalves(split, {
+          select: predictionsSelect,
+          predictionsOnly: true,
+          first,
+          second,
+          firstOptions: copyOptions + rowGroups,
+          secondOptions: outputHalves!.secondCopyOptions + rowGroups,
+        });
+      else {
+        const { from, plan } = sources[0]!;
+        const fn = registerScoreFunction(connection, plan, instance, count);
+        if (stopped) throw new Error('interrupted before the scoring COPY started');
+        await connection.run(
+          `COPY (${predictionsSelect(from, plan, fn)}) TO ${sqlString(first)} (${copyOptions + rowGroups})`,
+        );
+      }
+      await copying;
+      traceMark('main: stitch start');
+      const stitched = stitchParquet(input, split ? [first, second] : [first], tmp, true);
+      traceMark('main: stitched');
+      if (process.env.CALIPER_BATCH_PROFILE === '1')
+        process.stderr.write(
+          `[batch] predictions stitched to the input's columns (${stitched.rowGroups} row groups)\n`,
+        );
+      return true;
+    } catch (error) {
+      // The input's copy ends before anything is removed (a copy still running would write the file again).
+      await copying.catch(() => undefined);
+      if (stopped || String(error).includes(ROW_PATH_NEEDED)) throw error;
+      if (!(error instanceof ParquetJoinError || isWriteFailure(error))) throw error;
+      await Promise.all([tmp, first, second].map((path) => rm(path, { force: true })));
+      if (process.env.CALIPER_BATCH_PROFILE === '1')
+        process.stderr.write(
+          `[batch] the predictions could not be stitched (${firstLine(error)}): every column rewritten\n`,
+        );
+      uncount();
+      return false;
+    }
+  };
   const run = async (): Promise<ScoringCopyOutcome> => {
     try {
       const threads = (await connection.runAndReadAll(`SELECT current_setting('threads')::INTEGER`)).getRows()[0]![0];
@@ -233,79 +405,28 @@ export async function runScoringCopy(
       if (threads !== 1) await connection.run('SET threads = 1');
       try {
         let scored = false;
+        const stitch = stitchLayout(sources, outputHalves, stitchMode);
+        if (process.env.CALIPER_BATCH_PROFILE === '1' && stitch && 'refused' in stitch)
+          process.stderr.write(`[batch] every column rewritten: ${stitch.refused}\n`);
+        if (stitch && 'rowGroupRows' in stitch && !stopped)
+          scored = await scoreStitched(stitch, sources[0]!.parquet!.path);
         const split =
-          outputHalves && sources.length === 1 && !stopped
+          !scored && outputHalves && sources.length === 1 && !stopped
             ? await halvesOf(sources[0]!, outputHalves.join, target, halvesFrom, parquetHalvesFrom)
             : undefined;
         if (split) temporaries.push(...split.files);
         if (split && outputHalves) {
-          // Two COPYs on one thread each, side by side: DuckDB reads and writes each half on its own thread while
-          // JavaScript scores its vectors: the first half's on this thread, the second's on the primed worker thread
-          // (half-scorer.ts) where one was started, else on this thread too (the two functions' calls then queue here).
           const secondOutput = temporaryPathFor(target);
           temporaries.push(secondOutput);
-          // The thread scores the second half if it is ready now: one still loading (its start slowed by other work
-          // on the machine) would start its half late, after the main thread could have scored it.
-          const onThread = helper?.ready || threadMode === 'always' ? helper : undefined;
           try {
-            const plan = sources[0]!.plan;
-            const firstSelect = scoredSelect(
-              split.first,
-              plan,
-              registerScoreFunction(connection, plan, instance, count),
-            );
-            if (process.env.CALIPER_BATCH_PROFILE === '1')
-              process.stderr.write(
-                `[batch] scoring copy in two halves (${split.note}${onThread ? ', the second on a worker thread' : ''})\n`,
-              );
-            // Stopped while the halves were cut (an interrupt reaches only a query already running).
-            if (stopped) throw new Error('interrupted before the scoring COPYs started');
-            const secondCopy = `TO ${sqlString(secondOutput)} (${outputHalves.secondCopyOptions})`;
-            const scoreSecondHere = async (): Promise<void> => {
-              const second = await duckdbConnection();
-              connections.push(second);
-              if (stopped) throw new Error('interrupted before the scoring COPY started');
-              const fn = registerScoreFunction(second, plan, instance, count);
-              await second.run(`COPY (${scoredSelect(split.second, plan, fn)}) ${secondCopy}`);
-            };
-            const scoreSecond = async (): Promise<void> => {
-              if (!onThread) return scoreSecondHere();
-              let helperRows = 0;
-              try {
-                return await onThread.score(plan, split.second, secondOutput, outputHalves.secondCopyOptions, (n) => {
-                  helperRows += n;
-                  count(n);
-                });
-              } catch (error) {
-                if (!isHalfScorerUnavailable(error) || stopped) throw error;
-                // The thread is gone (it could not start, or exited): this thread scores the second half after all.
-                if (process.env.CALIPER_BATCH_PROFILE === '1')
-                  process.stderr.write(`[batch] ${error.message}: the second half is scored on this thread\n`);
-                rows -= helperRows;
-                onVector(-helperRows);
-                return scoreSecondHere();
-              }
-            };
-            traceMark('main: copies start');
-            const copies = [
-              connection.run(`COPY (${firstSelect}) TO ${sqlString(tmp)} (${copyOptions})`).then((r) => {
-                traceMark('main: first copy end');
-                return r;
-              }),
-              scoreSecond().then(() => traceMark('main: second copy end')),
-            ];
-            const stops = [() => stopSecond(), () => connection.interrupt()];
-            // One half failing stops the other at once (the job then keeps the parts path). The half that failed
-            // first names why: the other's error then only says it was interrupted, and which half that is varies.
-            const failures: unknown[] = [];
-            copies.forEach((copy, i) =>
-              copy.catch((error: unknown) => {
-                failures.push(error);
-                stops[i]!();
-              }),
-            );
-            await Promise.allSettled(copies);
-            if (failures.length > 0) throw failures.find((f) => String(f).includes(ROW_PATH_NEEDED)) ?? failures[0];
+            await copyHalves(split, {
+              select: scoredSelect,
+              predictionsOnly: false,
+              first: tmp,
+              second: secondOutput,
+              firstOptions: copyOptions,
+              secondOptions: outputHalves.secondCopyOptions,
+            });
             // A CSV's halves are read: their room goes to the second half's output appended to the first.
             await Promise.all(split.files.map((path) => rm(path, { force: true })));
             if (outputHalves.join === 'parquet') appendParquetFile(tmp, secondOutput);
@@ -326,9 +447,7 @@ export async function runScoringCopy(
               process.stderr.write(
                 `[batch] the halves could not be ${refused ? 'joined' : 'written'} (${firstLine(error)}): one COPY\n`,
               );
-            const counted = rows;
-            rows = 0;
-            onVector(-counted);
+            uncount();
           }
         }
         if (!scored) {

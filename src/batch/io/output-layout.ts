@@ -17,7 +17,7 @@ import { basename, dirname, join } from 'node:path';
 import { open } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { CaliperError } from '../../errors.ts';
-import { compressionOfPath, fileExtension, type TextCompression } from './batch-format.ts';
+import { compressionOfPath, fileExtension, type ParquetCompression, type TextCompression } from './batch-format.ts';
 import { partFormat, type BatchJobSpec } from '../batch-job.ts';
 import type { PartWriteOptions } from '../columnar/columnar-part-writer.ts';
 import type { RowError } from '../chunk-scorer.ts';
@@ -300,7 +300,9 @@ export class OutputLayout {
    * appended (a CSV's second half without its header), Parquet row groups joined under one footer; undefined for
    * folder outputs (--partition-by).
    */
-  outputHalves(): { secondCopyOptions: string; join: 'append' | 'parquet' } | undefined {
+  outputHalves():
+    | { secondCopyOptions: string; join: 'append' | 'parquet'; compression?: ParquetCompression }
+    | undefined {
     if (this.spec.partitionBy !== undefined || this.spec.outputFile === undefined) return undefined;
     // A compressed file is one stream that DuckDB ends when its COPY ends: a second COPY's bytes cannot be appended.
     if (this.textCompression !== undefined) return undefined;
@@ -310,7 +312,11 @@ export class OutputLayout {
       case 'jsonl':
         return { secondCopyOptions: this.outputCopyFormat(), join: 'append' };
       case 'parquet':
-        return { secondCopyOptions: this.outputCopyFormat(), join: 'parquet' };
+        return {
+          secondCopyOptions: this.outputCopyFormat(),
+          join: 'parquet',
+          compression: this.spec.compression ?? 'snappy',
+        };
     }
   }
 

@@ -16,19 +16,20 @@ import { copyBytes } from './file-bytes.ts';
  * a cold 37 ms join; walking them takes under 1 ms.
  */
 
-const STOP = 0;
+/** Thrift compact protocol wire types. */
+export const STOP = 0;
 const TRUE = 1;
 const FALSE = 2;
 const BYTE = 3;
-const I16 = 4;
-const I32 = 5;
-const I64 = 6;
+export const I16 = 4;
+export const I32 = 5;
+export const I64 = 6;
 const DOUBLE = 7;
-const BINARY = 8;
-const LIST = 9;
+export const BINARY = 8;
+export const LIST = 9;
 const SET = 10;
 const MAP = 11;
-const STRUCT = 12;
+export const STRUCT = 12;
 const UUID = 13;
 
 /** The footer could not be read, or the two files cannot be joined (the message says which field and why). */
@@ -40,7 +41,7 @@ export class ParquetJoinError extends CaliperError {
 }
 
 /** Reads Thrift compact values from `bytes` at `at`, skipping what its caller does not ask for. */
-class Walker {
+export class Walker {
   constructor(
     readonly bytes: Uint8Array,
     public at = 0,
@@ -150,7 +151,7 @@ class Walker {
 }
 
 /** `n` (an unsigned integer up to 2^53) as a varint. */
-function varint(n: number): Uint8Array {
+export function varint(n: number): Uint8Array {
   const out: number[] = [];
   let v = n;
   while (v >= 128) {
@@ -162,19 +163,19 @@ function varint(n: number): Uint8Array {
 }
 
 /** `n` as a Thrift compact integer (zigzag varint). */
-function zigzag(n: number): Uint8Array {
+export function zigzag(n: number): Uint8Array {
   return varint(n >= 0 ? 2 * n : -2 * n - 1);
 }
 
 /** Bytes [start, end) of a footer replaced by `bytes` (start = end: inserted). */
-interface Edit {
+export interface Edit {
   start: number;
   end: number;
   bytes: Uint8Array;
 }
 
 /** Bytes [from, to) of `bytes` with `edits` (inside that range, in order, not overlapping) applied. */
-function spliced(bytes: Uint8Array, from: number, to: number, edits: readonly Edit[]): Uint8Array[] {
+export function spliced(bytes: Uint8Array, from: number, to: number, edits: readonly Edit[]): Uint8Array[] {
   const parts: Uint8Array[] = [];
   let at = from;
   for (const edit of edits) {
@@ -186,25 +187,43 @@ function spliced(bytes: Uint8Array, from: number, to: number, edits: readonly Ed
 }
 
 /** One top-level FileMetaData field: its wire type and where its value lies in the footer. */
-interface FieldRange {
+export interface FieldRange {
   type: number;
   start: number;
   end: number;
 }
 
 /** A Parquet file's footer: where its FileMetaData starts (byte offset), its bytes, its top-level fields. */
-interface Footer {
+export interface Footer {
   start: number;
   bytes: Buffer;
   fields: Map<number, FieldRange>;
 }
 
 /** FileMetaData fields (parquet.thrift). */
-const META = { schema: 2, numRows: 3, rowGroups: 4, keyValue: 5, encryption: 8, signingKey: 9 } as const;
+export const META = { schema: 2, numRows: 3, rowGroups: 4, keyValue: 5, encryption: 8, signingKey: 9 } as const;
 /** RowGroup fields. */
-const ROW_GROUP = { columns: 1, numRows: 3, fileOffset: 5, ordinal: 7 } as const;
+export const ROW_GROUP = {
+  columns: 1,
+  totalByteSize: 2,
+  numRows: 3,
+  sortingColumns: 4,
+  fileOffset: 5,
+  totalCompressedSize: 6,
+  ordinal: 7,
+} as const;
 /** ColumnChunk fields. */
-const CHUNK = { filePath: 1, fileOffset: 2, metaData: 3, offsetIndex: 4, columnIndex: 6 } as const;
+const CHUNK = {
+  filePath: 1,
+  fileOffset: 2,
+  metaData: 3,
+  offsetIndex: 4,
+  columnIndex: 6,
+  cryptoMetadata: 8,
+  encryptedMetaData: 9,
+} as const;
+/** ColumnMetaData's codec field. */
+const COLUMN_CODEC = 4;
 /** ColumnMetaData fields holding an absolute file offset. */
 const COLUMN_OFFSETS: readonly number[] = [9, 10, 11, 14];
 
@@ -212,7 +231,7 @@ const COLUMN_OFFSETS: readonly number[] = [9, 10, 11, 14];
  * Reads the footer of the open Parquet file `fd` and walks its FileMetaData once, whole (a footer this code cannot
  * read is refused before any byte is written): `rowGroups`, where given, reads the row_groups list's value.
  */
-function readFooter(fd: number, path: string, rowGroups?: (walker: Walker, type: number) => void): Footer {
+export function readFooter(fd: number, path: string, rowGroups?: (walker: Walker, type: number) => void): Footer {
   const size = fstatSync(fd).size;
   const tail = Buffer.alloc(8);
   if (size < 12 || readSync(fd, tail, 0, 8, size - 8) !== 8 || tail.toString('latin1', 4) !== 'PAR1')
@@ -237,20 +256,20 @@ function readFooter(fd: number, path: string, rowGroups?: (walker: Walker, type:
   return { start, bytes, fields };
 }
 
-function required(footer: Footer, id: number, what: string): FieldRange {
+export function required(footer: Footer, id: number, what: string): FieldRange {
   const range = footer.fields.get(id);
   if (!range) throw new ParquetJoinError(`${what}: missing`);
   return range;
 }
 
 /** The header of a row_groups list at the walker: its size (its items follow). */
-function rowGroupsHeader(walker: Walker, type: number, what: string): number {
+export function rowGroupsHeader(walker: Walker, type: number, what: string): number {
   const { elementType, size } = walker.list(type, what);
   if (size > 0 && elementType !== STRUCT) throw new ParquetJoinError(`${what}: expected a list of structs`);
   return size;
 }
 
-function numRows(footer: Footer, what: string): number {
+export function numRows(footer: Footer, what: string): number {
   const range = required(footer, META.numRows, what);
   return new Walker(footer.bytes, range.start).integer(range.type, what);
 }
@@ -278,66 +297,105 @@ export function parquetRowGroupRows(path: string): number[] {
   return rows;
 }
 
+/** One row group as shiftRowGroups walked it: where its columns list's items lie in the footer, and its sizes. */
+export interface WalkedRowGroup {
+  numRows: number;
+  totalByteSize: number;
+  totalCompressedSize?: number;
+  fileOffset?: number;
+  /** Footer range of the column chunk structs (the columns list's items), and how many there are. */
+  columnsStart: number;
+  columnsEnd: number;
+  columnCount: number;
+  /** Footer range of the sorting_columns field's value, where the writer wrote one. */
+  sortingColumns?: FieldRange;
+  ordinal: boolean;
+}
+
 /** A row_groups list walked for joining: its size, where its items start and end, and the edits to them. */
-interface ShiftedRowGroups {
+export interface ShiftedRowGroups {
   size: number;
   itemsStart: number;
   end: number;
   edits: Edit[];
+  groups: WalkedRowGroup[];
+  /** Every column chunk's compression codec (ColumnMetaData.codec, parquet.thrift's CompressionCodec). */
+  codecs: Set<number>;
 }
 
 /**
  * Walks the row_groups list at the walker (the second file's), noting an edit for each absolute offset, moved by
- * `delta` bytes, and each ordinal, moved by `ordinalDelta`.
+ * `delta` bytes, and each ordinal, moved by `ordinalDelta`. A chunk with an offset index is refused where its bytes
+ * move (`delta` not 0): the index lists its pages' absolute offsets inside the file body.
  */
-function shiftRowGroups(walker: Walker, type: number, delta: number, ordinalDelta: number): ShiftedRowGroups {
+export function shiftRowGroups(walker: Walker, type: number, delta: number, ordinalDelta: number): ShiftedRowGroups {
   const size = rowGroupsHeader(walker, type, 'row_groups');
   const itemsStart = walker.at;
   const edits: Edit[] = [];
-  const moved = (type: number, what: string, by: number, positiveOnly: boolean): void => {
+  const groups: WalkedRowGroup[] = [];
+  const codecs = new Set<number>();
+  const moved = (type: number, what: string, by: number, positiveOnly: boolean): number => {
     const start = walker.at;
     const value = walker.integer(type, what);
     if (!positiveOnly || value > 0) edits.push({ start, end: walker.at, bytes: zigzag(value + by) });
+    return value;
   };
   for (let g = 0; g < size; g++) {
-    let columns = false;
+    const group: Partial<WalkedRowGroup> & { ordinal: boolean } = { ordinal: false };
     walker.fields((id, type) => {
-      if (id === ROW_GROUP.fileOffset) moved(type, `row group ${g} file_offset`, delta, true);
-      else if (id === ROW_GROUP.ordinal) moved(type, `row group ${g} ordinal`, ordinalDelta, false);
-      else if (id === ROW_GROUP.columns) {
-        columns = true;
-        const list = walker.list(type, `row group ${g} columns`);
+      const what = `row group ${g}`;
+      if (id === ROW_GROUP.fileOffset) group.fileOffset = moved(type, `${what} file_offset`, delta, true) + delta;
+      else if (id === ROW_GROUP.ordinal) {
+        moved(type, `${what} ordinal`, ordinalDelta, false);
+        group.ordinal = true;
+      } else if (id === ROW_GROUP.numRows) group.numRows = walker.integer(type, `${what} num_rows`);
+      else if (id === ROW_GROUP.totalByteSize) group.totalByteSize = walker.integer(type, `${what} total_byte_size`);
+      else if (id === ROW_GROUP.totalCompressedSize)
+        group.totalCompressedSize = walker.integer(type, `${what} total_compressed_size`);
+      else if (id === ROW_GROUP.sortingColumns) {
+        const start = walker.at;
+        walker.skip(type);
+        group.sortingColumns = { type, start, end: walker.at };
+      } else if (id === ROW_GROUP.columns) {
+        const list = walker.list(type, `${what} columns`);
+        group.columnsStart = walker.at;
+        group.columnCount = list.size;
         for (let c = 0; c < list.size; c++) {
-          if (list.elementType !== STRUCT) throw new ParquetJoinError(`row group ${g} column ${c}: expected a struct`);
+          if (list.elementType !== STRUCT) throw new ParquetJoinError(`${what} column ${c}: expected a struct`);
           walker.fields((chunkId, chunkType) => {
             if (chunkId === CHUNK.filePath)
-              throw new ParquetJoinError(`row group ${g} column ${c}: its data lies in another file (file_path)`);
-            // An OffsetIndex lists its pages' absolute offsets inside the file body, which would need rewriting too.
-            // DuckDB (1.5) writes none; a writer that does gets the refusal, and the job its slower path.
-            if (chunkId === CHUNK.offsetIndex)
-              throw new ParquetJoinError(`row group ${g} column ${c}: an offset index holds absolute page offsets`);
-            if (chunkId === CHUNK.fileOffset || chunkId === CHUNK.columnIndex)
-              moved(chunkType, `row group ${g} column ${c} field ${chunkId}`, delta, true);
+              throw new ParquetJoinError(`${what} column ${c}: its data lies in another file (file_path)`);
+            if (chunkId === CHUNK.cryptoMetadata || chunkId === CHUNK.encryptedMetaData)
+              throw new ParquetJoinError(`${what} column ${c}: encrypted`);
+            // DuckDB (1.5) writes no offset index; a writer that does gets the refusal, and the job its slower path.
+            if (chunkId === CHUNK.offsetIndex && delta !== 0)
+              throw new ParquetJoinError(`${what} column ${c}: an offset index holds absolute page offsets`);
+            if (chunkId === CHUNK.fileOffset || chunkId === CHUNK.columnIndex || chunkId === CHUNK.offsetIndex)
+              moved(chunkType, `${what} column ${c} field ${chunkId}`, delta, true);
             else if (chunkId === CHUNK.metaData) {
-              if (chunkType !== STRUCT)
-                throw new ParquetJoinError(`row group ${g} column ${c} meta_data: expected a struct`);
+              if (chunkType !== STRUCT) throw new ParquetJoinError(`${what} column ${c} meta_data: expected a struct`);
               walker.fields((metaId, metaType) => {
                 if (COLUMN_OFFSETS.includes(metaId))
-                  moved(metaType, `row group ${g} column ${c} meta_data field ${metaId}`, delta, true);
+                  moved(metaType, `${what} column ${c} meta_data field ${metaId}`, delta, true);
+                else if (metaId === COLUMN_CODEC) codecs.add(walker.integer(metaType, `${what} column ${c} codec`));
                 else walker.skip(metaType);
               });
             } else walker.skip(chunkType);
           });
         }
+        group.columnsEnd = walker.at;
       } else walker.skip(type);
     });
-    if (!columns) throw new ParquetJoinError(`row group ${g}: no columns`);
+    if (group.columnsStart === undefined) throw new ParquetJoinError(`row group ${g}: no columns`);
+    if (group.numRows === undefined || group.totalByteSize === undefined)
+      throw new ParquetJoinError(`row group ${g}: no num_rows or total_byte_size`);
+    groups.push(group as WalkedRowGroup);
   }
-  return { size, itemsStart, end: walker.at, edits };
+  return { size, itemsStart, end: walker.at, edits, groups, codecs };
 }
 
 /** A list header for `size` structs. */
-function structListHeader(size: number): Uint8Array {
+export function structListHeader(size: number): Uint8Array {
   return size < 15 ? Uint8Array.of((size << 4) | STRUCT) : Uint8Array.of(0xf0 | STRUCT, ...varint(size));
 }
 
