@@ -6,7 +6,10 @@
  *     whole commands (process start to exit) with /usr/bin/time (wall, CPU, peak RSS), interleaved round by round;
  *  2. 1M rows Parquet → Parquet: `caliper batch`'s own rows/s (its summary: read, score, write, merge) vs the Parquet
  *     I/O floor (DuckDB alone copying the file with two constant prediction columns), interleaved; the figure is the
- *     median of the rounds' own ratios (medianVsMedian in the JSON: the median job over the median floor);
+ *     median of the rounds' own ratios (medianVsMedian in the JSON: the median job over the median floor). The job
+ *     adds its predictions to the input's own column chunks (parquet-stitch.ts; `caliperStitched` says it did); each
+ *     round also times it with CALIPER_BATCH_STITCH=off, every column decoded and written again as the floor does
+ *     (`rewrittenVsIoFloor`);
  *  3. peak RSS of `caliper batch` at 1M and 5M rows for every format;
  *  4. one `caliper worker` vs two on a shared queue (private redis-server), 1M Parquet rows in 100k-row shards to a
  *     folder of parts, and (unless --skip-5m) 5M rows in 250k-row shards: a 1M job lasts 0.3-0.6 s, so one stall of
@@ -117,15 +120,17 @@ interface Timed {
   stdout: string;
   /** The one-pass COPY ran as two halves side by side (CALIPER_BATCH_PROFILE's line; a spare core decides it). */
   halves: boolean;
+  /** A Parquet output was the input's own column chunks with the predictions added (parquet-stitch.ts). */
+  stitched: boolean;
 }
 
 /** A whole command as a user runs it: wall time, CPU time and peak RSS from /usr/bin/time. */
-function timed(command: string, commandArgs: string[]): Timed {
+function timed(command: string, commandArgs: string[], env: NodeJS.ProcessEnv = {}): Timed {
   const run = spawnSync('/usr/bin/time', ['-f', '__time %e %U %S %M', command, ...commandArgs], {
     encoding: 'utf8',
     maxBuffer: 1 << 26,
     // Phase lines on stderr (a few /proc reads per phase): they say whether the COPY ran in halves.
-    env: { ...process.env, CALIPER_BATCH_PROFILE: '1' },
+    env: { ...process.env, CALIPER_BATCH_PROFILE: '1', ...env },
   });
   const line = run.stderr.split('\n').find((l) => l.startsWith('__time '));
   if (run.status !== 0 || !line)
@@ -137,6 +142,7 @@ function timed(command: string, commandArgs: string[]): Timed {
     peakRssMiB: rssKiB / 1024,
     stdout: run.stdout,
     halves: run.stderr.includes('scoring copy in two halves'),
+    stitched: run.stderr.includes("predictions stitched to the input's columns"),
   };
 }
 
@@ -150,24 +156,33 @@ interface Summary {
   path?: string;
 }
 
-function caliperBatch(input: string, output: string, extra: string[] = []): Timed & { summary: Summary } {
+function caliperBatch(
+  input: string,
+  output: string,
+  extra: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Timed & { summary: Summary } {
   rmSync(output, { recursive: true, force: true });
-  const run = timed(process.execPath, [
-    CLI,
-    'batch',
-    '--model',
-    MODEL,
-    '--input',
-    input,
-    '--output',
-    output,
-    '--batch-size',
-    String(BATCH),
-    '--json',
-    '--no-progress',
-    '--overwrite',
-    ...extra,
-  ]);
+  const run = timed(
+    process.execPath,
+    [
+      CLI,
+      'batch',
+      '--model',
+      MODEL,
+      '--input',
+      input,
+      '--output',
+      output,
+      '--batch-size',
+      String(BATCH),
+      '--json',
+      '--no-progress',
+      '--overwrite',
+      ...extra,
+    ],
+    env,
+  );
   const summary = JSON.parse(run.stdout.trim().split('\n').pop()!) as Summary;
   if (summary.outputRows !== summary.rows)
     throw new Error(`caliper batch wrote ${summary.outputRows} of ${summary.rows} rows`);
@@ -218,7 +233,12 @@ const rounds = {
   csv: { caliper: [] as Timed[], pandas: [] as Timed[] },
   jsonl: { caliper: [] as Timed[], pandas: [] as Timed[] },
 };
-const parquet = { caliper: [] as (Timed & { summary: Summary })[], floor: [] as number[] };
+const parquet = {
+  caliper: [] as (Timed & { summary: Summary })[],
+  floor: [] as number[],
+  /** The same job with CALIPER_BATCH_STITCH=off: every input column decoded and written again, as the floor does. */
+  rewritten: [] as (Timed & { summary: Summary })[],
+};
 let maxDifference = NaN;
 
 for (let round = 0; round < (ONLY_WORKERS ? 0 : ROUNDS); round++) {
@@ -236,8 +256,11 @@ for (let round = 0; round < (ONLY_WORKERS ? 0 : ROUNDS); round++) {
   parquet.floor.push(await ioFloor(data.parquet, 1_000_000));
   const c = caliperBatch(data.parquet, join(WORK, 'scored-1m.parquet'));
   parquet.caliper.push(c);
+  const r = caliperBatch(data.parquet, join(WORK, 'scored-1m.parquet'), [], { CALIPER_BATCH_STITCH: 'off' });
+  parquet.rewritten.push(r);
+  const floor = parquet.floor.at(-1)!;
   console.log(
-    `round ${round + 1} parquet: caliper (${c.summary.path} path${c.halves ? ', halves' : ''}) ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(parquet.floor.at(-1)!)} rows/s → ${(c.summary.rowsPerSecond / parquet.floor.at(-1)!).toFixed(2)}x; load ${load()}`,
+    `round ${round + 1} parquet: caliper (${c.summary.path} path${c.halves ? ', halves' : ''}${c.stitched ? ', stitched' : ''}) ${Math.round(c.summary.rowsPerSecond)} rows/s (${c.wallS.toFixed(1)} s whole command), I/O floor ${Math.round(floor)} rows/s → ${(c.summary.rowsPerSecond / floor).toFixed(2)}x; every column rewritten ${Math.round(r.summary.rowsPerSecond)} rows/s → ${(r.summary.rowsPerSecond / floor).toFixed(2)}x; load ${load()}`,
   );
 }
 
@@ -425,11 +448,18 @@ const result = {
         caliperRowsPerSecond: parquet.caliper.map((c) => Math.round(c.summary.rowsPerSecond)),
         caliperWholeCommandS: parquet.caliper.map((c) => c.wallS),
         caliperHalves: parquet.caliper.map((c) => c.halves),
+        caliperStitched: parquet.caliper.map((c) => c.stitched),
         ioFloorRowsPerSecond: parquet.floor.map(Math.round),
         // Each round's floor and job run back to back under the same load: the headline is the median of those ratios.
         roundRatios: parquet.caliper.map((c, i) => Number((c.summary.rowsPerSecond / parquet.floor[i]!).toFixed(3))),
         vsIoFloor: median(parquet.caliper.map((c, i) => c.summary.rowsPerSecond / parquet.floor[i]!)),
         medianVsMedian: median(parquet.caliper.map((c) => c.summary.rowsPerSecond)) / median(parquet.floor),
+        // CALIPER_BATCH_STITCH=off, run right after each round's job: the output written the way the floor writes it.
+        rewrittenRowsPerSecond: parquet.rewritten.map((c) => Math.round(c.summary.rowsPerSecond)),
+        rewrittenRoundRatios: parquet.rewritten.map((c, i) =>
+          Number((c.summary.rowsPerSecond / parquet.floor[i]!).toFixed(3)),
+        ),
+        rewrittenVsIoFloor: median(parquet.rewritten.map((c, i) => c.summary.rowsPerSecond / parquet.floor[i]!)),
       },
   peakRss: ONLY_WORKERS ? null : memory,
   workers:

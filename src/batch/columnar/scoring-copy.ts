@@ -48,6 +48,13 @@ import type { ParquetCompression } from '../io/batch-format.ts';
  * It commits nothing before the end: a killed one-pass job leaves only its temporary file, removed by the next run,
  * which starts over (resumable parts are the parts path's, with `--chunk-rows`).
  *
+ * A plain Parquet input to one Parquet file that keeps every input column as it is has its output stitched instead
+ * (parquet-stitch.ts): the COPYs select and write only the prediction columns, and those are added to a copy of the
+ * input's own column chunks, row group for row group, under one footer. The input's columns are then neither decoded
+ * nor encoded again: 1M fraud rows, 8 runs at load 1.3-1.4, job 0.19-0.33 s (median 0.22) against DuckDB's own copy of
+ * the file 0.15-0.20 s, where rewriting every column took 0.24-0.37 s. Where the stitch is refused or fails (a row
+ * group the prediction files do not match, a full disk), every column is rewritten as below.
+ *
  * A large input may be scored in two halves side by side (halvesOf), each by its own COPY, the outputs then joined. A
  * plain Parquet file's second half is scored on a worker thread started with the job (half-scorer.ts), with a DuckDB
  * and an ONNX Runtime session of its own: the scoring JavaScript of the two halves then runs on two threads instead
