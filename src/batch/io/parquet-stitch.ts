@@ -230,6 +230,8 @@ export function parquetStitchLayout(
     return { refused: `an input column is not compressed with ${compression}` };
   // DuckDB's writer ends a row group once it holds ROW_GROUP_SIZE rows, and its reader's chunks end where a row group
   // ends: the prediction files' groups match the input's where every group but the last is of that size.
+  // A group of no rows (some writers end a file so) has no counterpart: the prediction COPY writes none.
+  if (rowGroups.groups.some((g) => g.numRows === 0)) return { refused: 'an empty row group' };
   const rowGroupRows = Math.max(...rowGroups.groups.map((g) => g.numRows));
   if (rowGroups.groups.slice(0, -1).some((g) => g.numRows !== rowGroupRows))
     return { refused: 'the input row groups are of unequal sizes' };
@@ -354,7 +356,11 @@ function stitchedFooter(
     .field(META.rowGroups, LIST, ...rowGroups)
     .field(META.keyValue, LIST, ...keyValues(base, added));
   // No key/value metadata: a list of none (a writer that has none writes no field; readers take both alike).
-  meta.copied(CREATED_BY, added.footer.bytes, added.footer.fields.get(CREATED_BY));
+  // The input's writer: readers judge the statistics of a file's chunks by it (Arrow and parquet-mr ignore those of
+  // writer versions known to get them wrong), and most chunks are the input's. DuckDB's where the input names none.
+  const createdBy = base.footer.fields.get(CREATED_BY);
+  if (createdBy) meta.copied(CREATED_BY, bytes, createdBy);
+  else meta.copied(CREATED_BY, added.footer.bytes, added.footer.fields.get(CREATED_BY));
   if (base.columnOrders && added.columnOrders) {
     const orders = base.columnOrders;
     // ColumnOrder is a union, written as a struct: one per leaf column, the input's then the predictions'.
