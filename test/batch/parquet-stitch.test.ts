@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
@@ -6,7 +7,7 @@ import { generateFraudData } from '../../scripts/generate-fraud-data.ts';
 import { sqlIdentifier } from '../../src/batch/io/duckdb-engine.ts';
 import { appendParquetFile, ParquetJoinError, parquetRowGroupRows } from '../../src/batch/io/parquet-footer.ts';
 import { parquetStitchLayout, stitchParquet } from '../../src/batch/io/parquet-stitch.ts';
-import { batchWithHalves, fraudModelDir, type HalvesRun, query, tempRoot } from './batch-fixtures.ts';
+import { batchWithHalves, CALIPER_CLI, fraudModelDir, type HalvesRun, query, tempRoot } from './batch-fixtures.ts';
 import {
   decodeThriftStruct,
   encodeThriftStruct,
@@ -818,4 +819,38 @@ describe('what readers see in a stitched output', () => {
     ]);
     expect(normalized).toEqual(duckdb);
   });
+});
+
+describe('a stitched job killed with -9', () => {
+  it('leaves no output; the rerun removes its temporaries and writes every row once, in order', async () => {
+    const input = await generateFraudData({ rows: 300_000, out: path('kill-in.parquet'), seed: 62 });
+    const output = path('kill-out.parquet');
+    const env = { ...process.env, CALIPER_BATCH_PROFILE: '1', CALIPER_BATCH_HALVES_BYTES: '1' };
+    const child = spawn(
+      process.execPath,
+      [CALIPER_CLI, 'batch', '--model', model, '--input', input, '--output', output],
+      {
+        stdio: 'ignore',
+        env,
+      },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // The input's copy (the output's temporary) and the prediction files appear as the COPYs start.
+    const deadline = Date.now() + 120_000;
+    while (!temporaries().some((f) => f.startsWith('.kill-out.parquet.tmp-'))) {
+      if (child.exitCode !== null) throw new Error(`batch exited before writing (${child.exitCode})`);
+      if (Date.now() > deadline) throw new Error('the stitched job never started writing within 120 s');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    child.kill('SIGKILL');
+    expect(await exited).toBe(null);
+    expect(existsSync(output)).toBe(false);
+    const rerun = score(input, output, 'on');
+    expect(rerun).toMatchObject({ stitched: true, summary: { rows: 300_000, outputRows: 300_000, errors: 0 } });
+    expect(temporaries()).toEqual([]);
+    const off = path('kill-off.parquet');
+    score(input, off, 'on', { CALIPER_BATCH_STITCH: 'off' });
+    await sameRowsAndTypes(output, off);
+    await keptRowsAreTheInput(input, output);
+  }, 240_000);
 });
