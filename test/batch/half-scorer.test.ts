@@ -107,6 +107,30 @@ describe('the second-half scorer thread', () => {
     expect(diff).toEqual({ n: 10_000, differ: 0, misplaced: 0 });
   }, 60_000);
 
+  it('a score interrupted: it rejects, and the next half it is given is scored (a job whose stitched halves failed rewrites them on the same thread)', async () => {
+    const plan = await planOf(join(root.dir, 'unused.parquet'));
+    const scorer = started();
+    scorer.load(version.pool.sessionSpec);
+    const copy = (target: string) => ({
+      from: rowRangeSql(plan.source, 0, 20_000),
+      target: join(root.dir, target),
+      copyOptions: 'FORMAT parquet',
+      predictionsOnly: false,
+    });
+    const first = scorer.score(plan, copy('interrupted.parquet'), () => undefined);
+    scorer.interrupt();
+    await expect(first).rejects.toThrow(/interrupt/i);
+    let rows = 0;
+    await scorer.score(plan, copy('after.parquet'), (n) => {
+      rows += n;
+    });
+    expect(rows).toBe(20_000);
+    const [after] = await query(
+      `SELECT count(*)::INTEGER AS n FROM read_parquet('${join(root.dir, 'after.parquet')}')`,
+    );
+    expect(after).toEqual({ n: 20_000 });
+  }, 60_000);
+
   it('a model it cannot load: the score is refused as unavailable, naming the file', async () => {
     const plan = await planOf(join(root.dir, 'unused.parquet'));
     const scorer = started();

@@ -11,8 +11,10 @@ import {
   decodeThriftStruct,
   encodeThriftStruct,
   field,
+  footerOf,
   integer,
   listItems,
+  rewriteFooter,
   structFields,
   THRIFT,
   type ThriftField,
@@ -269,26 +271,6 @@ describe('rowGroupCut', () => {
     expect(rowGroupCut([122_880, 122_880, 122_880, 122_880, 122_880, 122_880, 122_880, 122_880, 16_960])).toBe(491_520);
   });
 });
-
-/** A Parquet file's footer bytes (its FileMetaData) and where they start. */
-function footerOf(path: string): { bytes: Buffer; start: number } {
-  const bytes = readFileSync(path);
-  const length = bytes.readUInt32LE(bytes.length - 8);
-  const start = bytes.length - 8 - length;
-  return { bytes: bytes.subarray(start, bytes.length - 8), start };
-}
-
-/** Rewrites Parquet file `path`'s footer: `edit` changes its FileMetaData's decoded fields in place. */
-function rewriteFooter(path: string, edit: (fields: ThriftField[]) => void): void {
-  const { bytes, start } = footerOf(path);
-  const fields = decodeThriftStruct(bytes);
-  edit(fields);
-  const encoded = encodeThriftStruct(fields);
-  const tail = Buffer.alloc(8);
-  tail.writeUInt32LE(encoded.length, 0);
-  tail.write('PAR1', 4, 'latin1');
-  writeFileSync(path, Buffer.concat([readFileSync(path).subarray(0, start), encoded, tail]));
-}
 
 /** Each column chunk's fields of every row group of `fields` (a FileMetaData). */
 function columnChunks(fields: ThriftField[]): ThriftField[][] {

@@ -10,10 +10,11 @@ import { parquetStitchLayout, stitchParquet } from '../../src/batch/io/parquet-s
 import { batchWithHalves, CALIPER_CLI, fraudModelDir, type HalvesRun, query, tempRoot } from './batch-fixtures.ts';
 import {
   decodeThriftStruct,
-  encodeThriftStruct,
   field,
+  footerOf,
   integer,
   listItems,
+  rewriteFooter,
   structFields,
   THRIFT,
   type ThriftField,
@@ -114,26 +115,6 @@ async function keptRowsAreTheInput(input: string, output: string): Promise<void>
   );
   expect(counts).toMatchObject({ no_prediction: 0 });
   expect(r).toEqual({ misplaced: 0, n: counts!.n });
-}
-
-/** A Parquet file's footer: its FileMetaData bytes and where they start. */
-function footerOf(file: string): { bytes: Buffer; start: number } {
-  const bytes = readFileSync(file);
-  const length = bytes.readUInt32LE(bytes.length - 8);
-  const start = bytes.length - 8 - length;
-  return { bytes: bytes.subarray(start, bytes.length - 8), start };
-}
-
-/** Rewrites Parquet file `file`'s footer: `edit` changes its FileMetaData's decoded fields in place. */
-function rewriteFooter(file: string, edit: (fields: ThriftField[]) => void): void {
-  const { bytes, start } = footerOf(file);
-  const fields = decodeThriftStruct(bytes);
-  edit(fields);
-  const encoded = encodeThriftStruct(fields);
-  const tail = Buffer.alloc(8);
-  tail.writeUInt32LE(encoded.length, 0);
-  tail.write('PAR1', 4, 'latin1');
-  writeFileSync(file, Buffer.concat([readFileSync(file).subarray(0, start), encoded, tail]));
 }
 
 /** What parquet_metadata() says of each column chunk, where it lies and how it is written. */
@@ -385,6 +366,19 @@ describe('refused: every column rewritten, as with CALIPER_BATCH_STITCH=off', ()
     expect(parquetStitchLayout(input, kept, ['score', 'is_fraud'], 'snappy', sqlIdentifier)).toEqual({
       rowGroupRows: ROWS,
     });
+  });
+
+  it('an input column named like a prediction but for case: rewritten, as DuckDB names the prediction apart', async () => {
+    const input = await write('case.parquet', 'SELECT *, 0.5 AS "FRAUD_PROBABILITY" FROM {g}');
+    const output = await refused('case', input, 'a prediction is named like an input column');
+    const names = await query(`SELECT name FROM parquet_schema('${output}')`);
+    expect(names.map((row) => row.name)).toEqual([
+      'duckdb_schema',
+      ...INPUT_COLUMNS,
+      'FRAUD_PROBABILITY',
+      'fraud_probability_1',
+      'is_fraud',
+    ]);
   });
 });
 

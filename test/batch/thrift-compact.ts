@@ -4,6 +4,8 @@
  * src/batch/io/parquet-footer.ts, walks the bytes instead: decoding into bigints was 9 ms of a 37 ms join.)
  */
 
+import { readFileSync, writeFileSync } from 'node:fs';
+
 const STOP = 0;
 const TRUE = 1;
 const FALSE = 2;
@@ -249,3 +251,23 @@ export function integer(value: ThriftValue | undefined): bigint {
 }
 
 export const THRIFT = { TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT, UUID } as const;
+
+/** A Parquet file's footer: its FileMetaData bytes and where they start. */
+export function footerOf(file: string): { bytes: Buffer; start: number } {
+  const bytes = readFileSync(file);
+  const length = bytes.readUInt32LE(bytes.length - 8);
+  const start = bytes.length - 8 - length;
+  return { bytes: bytes.subarray(start, bytes.length - 8), start };
+}
+
+/** Rewrites Parquet file `file`'s footer: `edit` changes its FileMetaData's decoded fields in place. */
+export function rewriteFooter(file: string, edit: (fields: ThriftField[]) => void): void {
+  const { bytes, start } = footerOf(file);
+  const fields = decodeThriftStruct(bytes);
+  edit(fields);
+  const encoded = encodeThriftStruct(fields);
+  const tail = Buffer.alloc(8);
+  tail.writeUInt32LE(encoded.length, 0);
+  tail.write('PAR1', 4, 'latin1');
+  writeFileSync(file, Buffer.concat([readFileSync(file).subarray(0, start), encoded, tail]));
+}

@@ -73,6 +73,9 @@ port.on('message', (request: HalfRequest) => {
       model.catch(() => undefined);
       break;
     case 'score':
+      // An interrupt stopped the score before it (the main thread sends one only while a score runs): a job whose
+      // stitched halves failed gives this thread the rewrite's half next.
+      interrupted = false;
       scoring = score(request);
       scoring.then(
         () => reply({ kind: 'scored' }),

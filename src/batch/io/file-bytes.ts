@@ -30,8 +30,13 @@ export function copyBytes(
     if (n <= 0) throw ended(position);
     const chunk = buffer.subarray(0, n);
     if (!accept(chunk)) return false;
-    const written = writeSync(target, chunk, 0, n, out);
-    if (out !== null) out += written;
+    // A write may take fewer bytes than asked (POSIX allows it without an error): the rest is written before reading on.
+    for (let done = 0; done < n; ) {
+      const written = writeSync(target, chunk, done, n - done, out);
+      if (written <= 0) throw new Error(`wrote ${written} bytes of ${n - done}`);
+      done += written;
+      if (out !== null) out += written;
+    }
     position += n;
   }
   return true;

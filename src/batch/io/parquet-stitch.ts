@@ -39,7 +39,8 @@ import type { ParquetCompression } from './batch-format.ts';
  * file's columns) is not carried over.
  *
  * Used only where that output is the one asked for (parquetStitchLayout): every input column kept as it is, in order,
- * no prediction named like one of them, every input column chunk compressed with the output's codec, no encryption.
+ * no prediction named like one of them (case aside), every input column chunk compressed with the output's codec, no
+ * encryption.
  */
 
 /** parquet.thrift's CompressionCodec for each `--compression` (DuckDB writes LZ4_RAW for lz4). */
@@ -224,7 +225,11 @@ export function parquetStitchLayout(
   if (rowGroups.size === 0) return { refused: 'no row groups' };
   if (keptSql.length !== topLevel.length || keptSql.some((sql, i) => sql !== `i.${quote(topLevel[i]!)}`))
     return { refused: 'the output does not keep every input column as it is' };
-  if (predictions.some((name) => topLevel.includes(name)))
+  // DuckDB's names are case-insensitive: its rewrite renames a prediction named like an input column but for case
+  // (FRAUD_PROBABILITY kept, fraud_probability written as fraud_probability_1), and a file holding both names is
+  // refused by case-insensitive readers (Spark's default): such a job is rewritten, as it was before stitching.
+  const inputNames = new Set(topLevel.map((name) => name.toLowerCase()));
+  if (predictions.some((name) => inputNames.has(name.toLowerCase())))
     return { refused: 'a prediction is named like an input column' };
   if ([...rowGroups.codecs].some((codec) => codec !== CODECS[compression]))
     return { refused: `an input column is not compressed with ${compression}` };
