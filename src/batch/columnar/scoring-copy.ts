@@ -1,4 +1,5 @@
-import { renameSync } from 'node:fs';
+import { renameSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { cpus } from 'node:os';
 import { copyFile, rm } from 'node:fs/promises';
 import type { ModelVersion } from '../../lifecycle/model-version.ts';
@@ -12,6 +13,7 @@ import { duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.
 import { traceMark } from '../phase-timer.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
+import { freeBytes } from '../io/file-bytes.ts';
 import { appendFile, type CsvHalves, splitCsvInHalves } from '../io/csv-halves.ts';
 import {
   halvesBytesSetting,
@@ -104,11 +106,16 @@ function stitchLayout(
   sources: readonly ScoringSource[],
   outputHalves: OutputHalves | undefined,
   mode: 'auto' | 'off',
+  target: string,
 ): ParquetStitchLayout | { refused: string } | undefined {
   const source = sources[0];
   if (sources.length !== 1 || !source?.parquet || outputHalves?.join !== 'parquet' || !outputHalves.compression)
     return undefined;
   if (mode === 'off') return { refused: 'CALIPER_BATCH_STITCH=off' };
+  // The input's copy and the prediction files lie beside the output at once (the fraud file: 1.5 times the input);
+  // where that room is missing the stitch would fail after scoring every row, and the rewrite score them again.
+  if (freeBytes(dirname(target)) < 2 * statSync(source.parquet.path).size)
+    return { refused: 'less room beside the output than twice the input' };
   const { plan } = source;
   return parquetStitchLayout(
     source.parquet.path,
@@ -412,7 +419,7 @@ export async function runScoringCopy(
       if (threads !== 1) await connection.run('SET threads = 1');
       try {
         let scored = false;
-        const stitch = stitchLayout(sources, outputHalves, stitchMode);
+        const stitch = stitchLayout(sources, outputHalves, stitchMode, target);
         if (process.env.CALIPER_BATCH_PROFILE === '1' && stitch && 'refused' in stitch)
           process.stderr.write(`[batch] every column rewritten: ${stitch.refused}\n`);
         if (stitch && 'rowGroupRows' in stitch && !stopped)

@@ -1,6 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync, rmSync, statfsSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { copyBytes } from './file-bytes.ts';
+import { copyBytes, freeBytes } from './file-bytes.ts';
 import type { CsvDialect } from './input-scan.ts';
 
 /**
@@ -19,12 +19,6 @@ export interface CsvHalves {
   second: string;
   /** Byte offset of the cut in the input (the first byte of the second half). */
   cut: number;
-}
-
-/** Free bytes for an unprivileged writer on the file system holding `dir`. */
-function freeBytes(dir: string): number {
-  const stat = statfsSync(dir);
-  return stat.bavail * stat.bsize;
 }
 
 /**

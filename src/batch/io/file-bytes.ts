@@ -1,4 +1,4 @@
-import { readSync, writeSync } from 'node:fs';
+import { readSync, statfsSync, writeSync } from 'node:fs';
 
 /**
  * Bytes read and written at a time. A buffer's pages are faulted in on their first read, and on this VM that costs
@@ -40,4 +40,10 @@ export function copyBytes(
     position += n;
   }
   return true;
+}
+
+/** Free bytes for an unprivileged writer on the file system holding `dir`. */
+export function freeBytes(dir: string): number {
+  const stat = statfsSync(dir);
+  return stat.bavail * stat.bsize;
 }
