@@ -9,7 +9,7 @@ import { FieldMapping } from './field-mapping.ts';
 import { OutputLayout, type PartMeta } from './io/output-layout.ts';
 import { openPartWriter } from './io/part-writer.ts';
 import type { RowSource } from './io/source-row.ts';
-import { phase } from './phase-timer.ts';
+import { phase, profileNote } from './phase-timer.ts';
 import {
   joinedOutputSql,
   joinedSourceFor,
@@ -263,8 +263,7 @@ export async function runLocalBatch(
             path: 'one-pass',
           };
         }
-        if (process.env.CALIPER_BATCH_PROFILE === '1')
-          process.stderr.write(`[batch] one pass declined (${outcome.declined}): scoring in parts\n`);
+        profileNote(`one pass declined (${outcome.declined}): scoring in parts`);
         await leaveOneThread();
         progress.start(
           counts.reduce((a, b) => a + b, 0),

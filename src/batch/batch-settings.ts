@@ -57,11 +57,20 @@ export function halvesMinBytesSetting(): number {
  * Throws CALIPER_CONFIG_INVALID for any other value.
  */
 export function secondHalfThreadSetting(): 'auto' | 'always' | 'never' {
-  const name = 'CALIPER_BATCH_SECOND_HALF_THREAD';
+  return choiceSetting('CALIPER_BATCH_SECOND_HALF_THREAD', ['auto', 'always', 'never']);
+}
+
+/**
+ * The word in environment variable `name`, one of `choices`; the first when it is unset or empty, and `aliases`'
+ * words as the word they stand for. Throws CALIPER_CONFIG_INVALID for any other value.
+ */
+function choiceSetting<T extends string>(name: string, choices: readonly T[], aliases: Record<string, T> = {}): T {
   const value = process.env[name]?.trim() ?? '';
-  if (value === '') return 'auto';
-  if (value === 'auto' || value === 'always' || value === 'never') return value;
-  throw invalidSetting(name, value, "'auto', 'always' or 'never'");
+  if (value === '') return choices[0]!;
+  const choice = (choices as readonly string[]).includes(value) ? (value as T) : aliases[value];
+  if (choice !== undefined) return choice;
+  const quoted = choices.map((c) => `'${c}'`);
+  throw invalidSetting(name, value, `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`);
 }
 
 /**
@@ -70,11 +79,7 @@ export function secondHalfThreadSetting(): 'auto' | 'always' | 'never' {
  * CALIPER_CONFIG_INVALID for anything else.
  */
 export function stitchSetting(): 'auto' | 'off' {
-  const name = 'CALIPER_BATCH_STITCH';
-  const value = process.env[name]?.trim() ?? '';
-  if (value === '' || value === 'auto' || value === 'on') return 'auto';
-  if (value === 'off') return 'off';
-  throw invalidSetting(name, value, "'auto' or 'off'");
+  return choiceSetting('CALIPER_BATCH_STITCH', ['auto', 'off'], { on: 'auto' });
 }
 
 /** CALIPER_DUCKDB_THREADS: DuckDB's threads (≥ 1); undefined when unset. Throws CALIPER_CONFIG_INVALID when malformed. */

@@ -68,6 +68,14 @@ export function steppedPhase(label: string): { time<T>(run: () => Promise<T>): P
 const tracing = process.env.CALIPER_BATCH_TRACE === '1';
 
 /**
+ * Writes `[batch] LINE` to stderr under CALIPER_BATCH_PROFILE=1 (read at each call: tests set it in-process): why a
+ * job took the path it took.
+ */
+export function profileNote(line: string): void {
+  if (process.env.CALIPER_BATCH_PROFILE === '1') process.stderr.write(`[batch] ${line}\n`);
+}
+
+/**
  * A timeline mark for `--queue` jobs (CALIPER_BATCH_TRACE=1): `[trace] <epoch ms> <pid> <process CPU ms> <event>` on
  * stderr, so that the submitter's and every worker's marks on one machine sort into one timeline
  * (bench/batch-queue-timeline.ts). Off by default: then it does nothing.

@@ -94,3 +94,18 @@ export function batchWithHalves(
     stderr: run.stderr,
   };
 }
+
+/** Runs `work` with this process's stderr captured: its result and what it wrote there (CALIPER_BATCH_PROFILE's lines). */
+export async function withStderr<T>(work: () => Promise<T>): Promise<{ result: T; log: string }> {
+  const written: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => {
+    written.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { result: await work(), log: written.join('') };
+  } finally {
+    process.stderr.write = write;
+  }
+}

@@ -16,7 +16,7 @@ import {
 } from '../../src/batch/columnar/half-scorer.ts';
 import { OutputLayout } from '../../src/batch/io/output-layout.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
-import { fraudModelDir, planBatchJob, query, request, tempRoot } from './batch-fixtures.ts';
+import { fraudModelDir, planBatchJob, query, request, tempRoot, withStderr } from './batch-fixtures.ts';
 import { loadBatchModel } from '../../src/batch/batch-model.ts';
 
 /**
@@ -235,18 +235,3 @@ describe('the second-half scorer thread', () => {
     ).rejects.toThrow(/CALIPER_BATCH_SECOND_HALF_THREAD="yes": expected 'auto', 'always' or 'never'/);
   }, 60_000);
 });
-
-/** Runs `work` with this process's stderr captured (CALIPER_BATCH_PROFILE's lines). */
-async function withStderr<T>(work: () => Promise<T>): Promise<{ result: T; log: string }> {
-  const written: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string) => {
-    written.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { result: await work(), log: written.join('') };
-  } finally {
-    process.stderr.write = write;
-  }
-}

@@ -6,7 +6,7 @@ import { loadBatchModel } from '../../src/batch/batch-model.ts';
 import { runLocalBatch, silentProgress } from '../../src/batch/batch-runner.ts';
 import { ParquetJoinError } from '../../src/batch/io/parquet-footer.ts';
 import type { ModelVersion } from '../../src/lifecycle/model-version.ts';
-import { fraudModelDir, planBatchJob, query, request, tempRoot } from './batch-fixtures.ts';
+import { fraudModelDir, planBatchJob, query, request, tempRoot, withStderr } from './batch-fixtures.ts';
 
 /**
  * A stitched Parquet job whose stitch fails after its predictions were scored (src/batch/columnar/scoring-copy.ts
@@ -48,20 +48,6 @@ afterAll(async () => {
   await version.unload();
   root.remove();
 });
-
-async function withStderr<T>(work: () => Promise<T>): Promise<{ result: T; log: string }> {
-  const written: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string) => {
-    written.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { result: await work(), log: written.join('') };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 describe('a stitch that fails after scoring', () => {
   for (const halves of ['on', 'off'] as const)

@@ -101,8 +101,8 @@ export class HalfScorer {
   }
 
   /**
-   * Runs `COPY (scored SELECT of from) TO target (copyOptions)` on the thread's DuckDB with `plan` (one score at a
-   * time). `onRows` is told the rows scored as they are. Resolves once the COPY has ended; rejects with DuckDB's or ONNX
+   * Runs `COPY (scored SELECT of from, or its prediction columns only) TO target (copyOptions)` on the thread's DuckDB
+   * with `plan` (one score at a time). `onRows` is told the rows scored as they are. Resolves once the COPY has ended; rejects with DuckDB's or ONNX
    * Runtime's message (ROW_PATH_NEEDED among them), or when the thread failed or exited.
    */
   score(

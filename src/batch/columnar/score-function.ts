@@ -100,9 +100,7 @@ export function registerScoreFunction(
  * column per prediction field.
  */
 export function scoredSelect(from: string, plan: ColumnarPlan, fn: string): string {
-  const fields = plan.fields.map((f) => doubleOrNaN(f.sql)).join(', ');
-  const predictions = plan.predictions.map((p, i) => `i.__caliper_scored.p${i} AS ${sqlIdentifier(p.name)}`);
-  return `SELECT ${[...plan.keptSql, ...predictions].join(', ')} FROM (SELECT *, ${fn}(${fields}) AS __caliper_scored FROM ${from}) i`;
+  return `SELECT ${[...plan.keptSql, ...predictionColumns(plan)].join(', ')} FROM (SELECT *, ${scoringCall(plan, fn)} FROM ${from}) i`;
 }
 
 /**
@@ -110,7 +108,15 @@ export function scoredSelect(from: string, plan: ColumnarPlan, fn: string): stri
  * of a job whose input columns are kept byte for byte (parquet-stitch.ts). DuckDB reads only the fields' columns.
  */
 export function predictionsSelect(from: string, plan: ColumnarPlan, fn: string): string {
-  const fields = plan.fields.map((f) => doubleOrNaN(f.sql)).join(', ');
-  const predictions = plan.predictions.map((p, i) => `i.__caliper_scored.p${i} AS ${sqlIdentifier(p.name)}`);
-  return `SELECT ${predictions.join(', ')} FROM (SELECT ${fn}(${fields}) AS __caliper_scored FROM ${from}) i`;
+  return `SELECT ${predictionColumns(plan).join(', ')} FROM (SELECT ${scoringCall(plan, fn)} FROM ${from}) i`;
+}
+
+/** Scalar function `fn` called on `plan`'s fields, as the column __caliper_scored. */
+function scoringCall(plan: ColumnarPlan, fn: string): string {
+  return `${fn}(${plan.fields.map((f) => doubleOrNaN(f.sql)).join(', ')}) AS __caliper_scored`;
+}
+
+/** Each prediction field taken from __caliper_scored under its own name. */
+function predictionColumns(plan: ColumnarPlan): string[] {
+  return plan.predictions.map((p, i) => `i.__caliper_scored.p${i} AS ${sqlIdentifier(p.name)}`);
 }

@@ -10,7 +10,7 @@ import type { ColumnarPlan } from './columnar-plan.ts';
 import { isHalfScorerUnavailable, takePrimedHalfScorer } from './half-scorer.ts';
 import { predictionsSelect, ROW_PATH_NEEDED, registerScoreFunction, scoredSelect } from './score-function.ts';
 import { duckdbConnection, sqlIdentifier, sqlString } from '../io/duckdb-engine.ts';
-import { traceMark } from '../phase-timer.ts';
+import { profileNote, traceMark } from '../phase-timer.ts';
 import type { OutputLayout, PartMeta } from '../io/output-layout.ts';
 import { temporaryPathFor } from '../io/part-writer.ts';
 import { freeBytes } from '../io/file-bytes.ts';
@@ -166,8 +166,7 @@ function idleMs(): number {
 function spareCore(): boolean {
   const elapsed = performance.now() - idleSinceStart.at;
   const idle = idleMs() - idleSinceStart.idleMs;
-  if (process.env.CALIPER_BATCH_PROFILE === '1')
-    process.stderr.write(`[batch] idle core time since start: ${idle} ms in ${Math.round(elapsed)} ms\n`);
+  profileNote(`idle core time since start: ${idle} ms in ${Math.round(elapsed)} ms`);
   return elapsed < 50 || idle >= 0.3 * elapsed;
 }
 
@@ -294,10 +293,9 @@ export async function runScoringCopy(
     // machine) would start its half late, after the main thread could have scored it.
     const onThread = helper?.ready || threadMode === 'always' ? helper : undefined;
     const firstSelect = shape.select(split.first, plan, registerScoreFunction(connection, plan, instance, count));
-    if (process.env.CALIPER_BATCH_PROFILE === '1')
-      process.stderr.write(
-        `[batch] scoring copy in two halves (${split.note}${onThread ? ', the second on a worker thread' : ''}${shape.predictionsOnly ? ', predictions only' : ''})\n`,
-      );
+    profileNote(
+      `scoring copy in two halves (${split.note}${onThread ? ', the second on a worker thread' : ''}${shape.predictionsOnly ? ', predictions only' : ''})`,
+    );
     // Stopped while the halves were cut (an interrupt reaches only a query already running).
     if (stopped) throw new Error('interrupted before the scoring COPYs started');
     const scoreSecondHere = async (): Promise<void> => {
@@ -321,8 +319,7 @@ export async function runScoringCopy(
       } catch (error) {
         if (!isHalfScorerUnavailable(error) || stopped) throw error;
         // The thread is gone (it could not start, or exited): this thread scores the second half after all.
-        if (process.env.CALIPER_BATCH_PROFILE === '1')
-          process.stderr.write(`[batch] ${error.message}: the second half is scored on this thread\n`);
+        profileNote(`${error.message}: the second half is scored on this thread`);
         rows -= helperRows;
         onVector(-helperRows);
         return scoreSecondHere();
@@ -349,6 +346,14 @@ export async function runScoringCopy(
     await Promise.allSettled(copies);
     if (failures.length > 0) throw failures.find((f) => String(f).includes(ROW_PATH_NEEDED)) ?? failures[0];
   };
+  /**
+   * Whether an attempt that failed with `error` is written again another way (every column rewritten, one COPY): a
+   * join or stitch the files refuse, a failed write. Not when stopped, nor for a row the row path must see.
+   */
+  const recoverable = (error: unknown): boolean =>
+    !stopped &&
+    !String(error).includes(ROW_PATH_NEEDED) &&
+    (error instanceof ParquetJoinError || isWriteFailure(error));
   /** Forgets the rows counted by an attempt that is abandoned (its output is then written again another way). */
   const uncount = (): void => {
     const counted = rows;
@@ -391,21 +396,14 @@ export async function runScoringCopy(
       traceMark('main: stitch start');
       const stitched = stitchParquet(input, split ? [first, second] : [first], tmp, true);
       traceMark('main: stitched');
-      if (process.env.CALIPER_BATCH_PROFILE === '1')
-        process.stderr.write(
-          `[batch] predictions stitched to the input's columns (${stitched.rowGroups} row groups)\n`,
-        );
+      profileNote(`predictions stitched to the input's columns (${stitched.rowGroups} row groups)`);
       return true;
     } catch (error) {
       // The input's copy ends before anything is removed (a copy still running would write the file again).
       await copying.catch(() => undefined);
-      if (stopped || String(error).includes(ROW_PATH_NEEDED)) throw error;
-      if (!(error instanceof ParquetJoinError || isWriteFailure(error))) throw error;
+      if (!recoverable(error)) throw error;
       await Promise.all([tmp, first, second].map((path) => rm(path, { force: true })));
-      if (process.env.CALIPER_BATCH_PROFILE === '1')
-        process.stderr.write(
-          `[batch] the predictions could not be stitched (${firstLine(error)}): every column rewritten\n`,
-        );
+      profileNote(`the predictions could not be stitched (${firstLine(error)}): every column rewritten`);
       uncount();
       return false;
     }
@@ -420,8 +418,7 @@ export async function runScoringCopy(
       try {
         let scored = false;
         const stitch = stitchLayout(sources, outputHalves, stitchMode, target);
-        if (process.env.CALIPER_BATCH_PROFILE === '1' && stitch && 'refused' in stitch)
-          process.stderr.write(`[batch] every column rewritten: ${stitch.refused}\n`);
+        if (stitch && 'refused' in stitch) profileNote(`every column rewritten: ${stitch.refused}`);
         if (stitch && 'rowGroupRows' in stitch && !stopped)
           scored = await scoreStitched(stitch, sources[0]!.parquet!.path);
         const split =
@@ -447,8 +444,8 @@ export async function runScoringCopy(
             else appendFile(tmp, secondOutput);
             scored = true;
           } catch (error) {
+            if (!recoverable(error)) throw error;
             const refused = error instanceof ParquetJoinError;
-            if (stopped || String(error).includes(ROW_PATH_NEEDED) || !(refused || isWriteFailure(error))) throw error;
             // The halves need more room than one COPY (a CSV's size again, the second half's output twice while it
             // is appended): where a write failed, one COPY from the file where it lies writes the output alone. So
             // too where the two Parquet outputs' footers cannot be joined: DuckDB writes some from the rows (a
@@ -457,10 +454,7 @@ export async function runScoringCopy(
             // 1.83 s against 0.84 s for one COPY).
             const files = [tmp, secondOutput, ...split.files];
             await Promise.all(files.map((path) => rm(path, { force: true })));
-            if (process.env.CALIPER_BATCH_PROFILE === '1')
-              process.stderr.write(
-                `[batch] the halves could not be ${refused ? 'joined' : 'written'} (${firstLine(error)}): one COPY\n`,
-              );
+            profileNote(`the halves could not be ${refused ? 'joined' : 'written'} (${firstLine(error)}): one COPY`);
             uncount();
           }
         }

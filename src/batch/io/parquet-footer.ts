@@ -137,6 +137,15 @@ export class Walker {
     this.at += n;
   }
 
+  /** A BINARY value as UTF-8 text. */
+  string(): string {
+    const length = this.varint();
+    if (this.at + length > this.bytes.length) throw new ParquetJoinError(`footer ended inside a ${length}-byte value`);
+    const text = Buffer.from(this.bytes.buffer, this.bytes.byteOffset + this.at, length).toString('utf8');
+    this.at += length;
+    return text;
+  }
+
   /** A struct's fields up to its STOP: `visit` is called at each field's value and must read or skip it. */
   fields(visit: (id: number, type: number) => void): void {
     let id = 0;
@@ -227,11 +236,8 @@ const COLUMN_CODEC = 4;
 /** ColumnMetaData fields holding an absolute file offset. */
 const COLUMN_OFFSETS: readonly number[] = [9, 10, 11, 14];
 
-/**
- * Reads the footer of the open Parquet file `fd` and walks its FileMetaData once, whole (a footer this code cannot
- * read is refused before any byte is written): `rowGroups`, where given, reads the row_groups list's value.
- */
-export function readFooter(fd: number, path: string, rowGroups?: (walker: Walker, type: number) => void): Footer {
+/** Where the footer (FileMetaData) of the open Parquet file `fd` starts, and its length in bytes, from the file's tail. */
+export function footerBounds(fd: number, path: string): { start: number; length: number } {
   const size = fstatSync(fd).size;
   const tail = Buffer.alloc(8);
   if (size < 12 || readSync(fd, tail, 0, 8, size - 8) !== 8 || tail.toString('latin1', 4) !== 'PAR1')
@@ -239,6 +245,15 @@ export function readFooter(fd: number, path: string, rowGroups?: (walker: Walker
   const length = tail.readUInt32LE(0);
   const start = size - 8 - length;
   if (start < 4) throw new ParquetJoinError(`${path}: footer length ${length} larger than the file`);
+  return { start, length };
+}
+
+/**
+ * Reads the footer of the open Parquet file `fd` and walks its FileMetaData once, whole (a footer this code cannot
+ * read is refused before any byte is written): `rowGroups`, where given, reads the row_groups list's value.
+ */
+export function readFooter(fd: number, path: string, rowGroups?: (walker: Walker, type: number) => void): Footer {
+  const { start, length } = footerBounds(fd, path);
   const bytes = Buffer.alloc(length);
   if (readSync(fd, bytes, 0, length, start) !== length)
     throw new ParquetJoinError(`${path}: ended while its footer was read`);

@@ -9,6 +9,7 @@ import {
   I64,
   LIST,
   META,
+  footerBounds,
   ParquetJoinError,
   readFooter,
   type ShiftedRowGroups,
@@ -102,11 +103,8 @@ function walkSchema(footer: Footer, path: string): { schema: SchemaElement[]; to
   for (let i = 0; i < size; i++) {
     const element: SchemaElement = { start: walker.at, end: 0, name: '', children: 0 };
     walker.fields((id, type) => {
-      if (id === SCHEMA_NAME && type === BINARY) {
-        const length = walker.varint();
-        element.name = footer.bytes.toString('utf8', walker.at, walker.at + length);
-        walker.at += length;
-      } else if (id === SCHEMA_CHILDREN) {
+      if (id === SCHEMA_NAME && type === BINARY) element.name = walker.string();
+      else if (id === SCHEMA_CHILDREN) {
         const start = walker.at;
         element.children = walker.integer(type, `${path} schema element ${i} num_children`);
         element.childrenRange = { start, end: walker.at };
@@ -156,11 +154,8 @@ function walk(fd: number, path: string, delta: number): Walked {
     for (let i = 0; i < size; i++) {
       const entry = { key: '', start: walker.at, end: 0 };
       walker.fields((id, type) => {
-        if (id === 1 && type === BINARY) {
-          const length = walker.varint();
-          entry.key = footer.bytes.toString('utf8', walker.at, walker.at + length);
-          walker.at += length;
-        } else walker.skip(type);
+        if (id === 1 && type === BINARY) entry.key = walker.string();
+        else walker.skip(type);
       });
       entry.end = walker.at;
       keyValues.push(entry);
@@ -260,13 +255,13 @@ export function stitchParquet(
   const fds = predictions.map((path) => openSync(path, 'r'));
   try {
     const base = walk(fdIn, input, 0);
-    // Walked first with no shift to check them; then again with the shift where their bytes will lie.
+    // Each prediction file's data (its bytes between the leading 'PAR1' and its footer) lands after the ones before it:
+    // its footer is walked once, its offsets moved to where the data will lie.
     let at = base.footer.start;
     const placed = predictions.map((path, p) => {
-      const first = walk(fds[p]!, path, 0);
       const delta = at - 4;
-      at += first.footer.start - 4;
-      return { path, fd: fds[p]!, delta, walked: delta === 0 ? first : walk(fds[p]!, path, delta) };
+      at += footerBounds(fds[p]!, path).start - 4;
+      return { path, fd: fds[p]!, walked: walk(fds[p]!, path, delta) };
     });
     const groups = placed.flatMap((p) => p.walked.rowGroups.groups.map((group) => ({ group, from: p.walked })));
     const inputGroups = base.rowGroups.groups;
@@ -276,11 +271,7 @@ export function stitchParquet(
       );
     const schemas = placed.map((p) => p.walked.topLevel.join(','));
     if (schemas.some((s) => s !== schemas[0])) throw new ParquetJoinError('the prediction files differ in schema');
-    const footer = stitchedFooter(
-      base,
-      placed.map((p) => p.walked),
-      groups,
-    );
+    const footer = stitchedFooter(base, placed[0]!.walked, groups);
 
     if (!inputCopied) copyFileSync(input, target);
     const out = openSync(target, 'r+');
@@ -311,14 +302,13 @@ export function stitchParquet(
   }
 }
 
-/** The stitched file's footer (FileMetaData, its length, 'PAR1'). */
+/** The stitched file's footer (FileMetaData, its length, 'PAR1'); `added`: the first prediction file's (all alike). */
 function stitchedFooter(
   base: Walked,
-  parts: readonly Walked[],
+  added: Walked,
   groups: readonly { group: WalkedRowGroup; from: Walked }[],
 ): Buffer {
   const bytes = base.footer.bytes;
-  const added = parts[0]!;
   const root = base.schema[0]!;
   if (!root.childrenRange) throw new ParquetJoinError('the input schema root has no num_children');
   const rootEdit: Edit = {
@@ -359,8 +349,8 @@ function stitchedFooter(
     .field(META.schema, LIST, ...schema)
     .copied(META.numRows, bytes, base.footer.fields.get(META.numRows))
     .field(META.rowGroups, LIST, ...rowGroups)
+    // No key/value metadata: a list of none (a writer that has none writes no field; readers take both alike).
     .field(META.keyValue, LIST, ...keyValues(base, added));
-  // No key/value metadata: a list of none (a writer that has none writes no field; readers take both alike).
   // The input's writer: readers judge the statistics of a file's chunks by it (Arrow and parquet-mr ignore those of
   // writer versions known to get them wrong), and most chunks are the input's. DuckDB's where the input names none.
   const createdBy = base.footer.fields.get(CREATED_BY);
